@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs every test of the solution. Installs what the tests need (Debian packages) when missing,
+# restores, builds, runs `dotnet test` on every test project and prints one closing line
+# "N passed, M failed" summed over all projects. Exits non-zero if anything failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+# shellcheck source=scripts/deps.sh
+source scripts/deps.sh
+ensure_debian_packages
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+dotnet restore Firezone.Actors.sln || { echo "0 passed, 1 failed"; exit 1; }
+dotnet build Firezone.Actors.sln -c Release --no-restore -nologo || { echo "0 passed, 1 failed"; exit 1; }
+
+mkdir -p artifacts/test-results
+passed=0
+failed=0
+status=0
+for project in tests/*/*.csproj; do
+  name=$(basename "$project" .csproj)
+  log="artifacts/test-results/$name.log"
+  echo "=== $name"
+  # Each project gets its own time bound so one hung test cannot eat CI's 90 minutes.
+  timeout --kill-after=30 1500 dotnet test "$project" -c Release --no-build --nologo \
+      --logger "console;verbosity=normal" --blame-hang-timeout 5m 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  summary=$(grep -E '(Passed|Failed)!? +- +Failed: +[0-9]+, Passed: +[0-9]+' "$log" | tail -1)
+  if [[ -n "$summary" ]]; then
+    f=$(sed -E 's/.*Failed: +([0-9]+).*/\1/' <<<"$summary")
+    p=$(sed -E 's/.*Passed: +([0-9]+).*/\1/' <<<"$summary")
+    passed=$((passed + p))
+    failed=$((failed + f))
+    if [[ $rc -ne 0 && $f -eq 0 ]]; then failed=$((failed + 1)); fi
+  elif grep -q "No test is available" "$log"; then
+    :
+  elif [[ $rc -ne 0 ]]; then
+    echo "!!! $name: test run failed with exit code $rc and no summary"
+    failed=$((failed + 1))
+  fi
+  [[ $rc -ne 0 ]] && status=1
+done
+
+echo "${passed} passed, ${failed} failed"
+[[ $failed -eq 0 && $status -eq 0 ]]
