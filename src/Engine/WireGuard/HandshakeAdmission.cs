@@ -1,0 +1,14 @@
+namespace Firezone.Actors.Engine.WireGuard;
+
+/// <summary>The device-level verdict on an incoming handshake message's MACs (whitepaper section 5.3).</summary>
+public enum HandshakeAdmission : byte
+{
+    /// <summary>mac1 valid (and mac2 when under load): process it.</summary>
+    Accept = 0,
+
+    /// <summary>mac1 invalid or the message malformed: drop silently.</summary>
+    Reject,
+
+    /// <summary>Under load and mac2 missing or stale: a cookie reply was produced instead; drop the message.</summary>
+    SendCookie,
+}

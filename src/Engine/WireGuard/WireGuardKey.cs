@@ -1,0 +1,88 @@
+using System.Runtime.CompilerServices;
+using System.Security.Cryptography;
+
+namespace Firezone.Actors.Engine.WireGuard;
+
+/// <summary>
+/// A 32-byte Curve25519 key (private, public or preshared) as a value type: usable as a dictionary
+/// key, formatted as base64 (wg-quick files, wg(8)) or lowercase hex (the cross-platform UAPI).
+/// <see cref="ToString"/> never prints the key, so a key that slips into a log line leaks nothing.
+/// </summary>
+public readonly struct WireGuardKey : IEquatable<WireGuardKey>
+{
+    public const int Size = 32;
+
+    [InlineArray(Size)]
+    private struct Bytes32
+    {
+        private byte _element0;
+    }
+
+    private readonly Bytes32 _bytes;
+
+    public WireGuardKey(ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.Length != Size)
+        {
+            throw new ArgumentException($"a WireGuard key is {Size} bytes, got {bytes.Length}", nameof(bytes));
+        }
+        bytes.CopyTo(_bytes);
+    }
+
+    /// <summary>A copy of the 32 key bytes (allocates; for the handshake path and configuration, not per packet).</summary>
+    public byte[] ToArray() => ((ReadOnlySpan<byte>)_bytes).ToArray();
+
+    public void CopyTo(Span<byte> destination) => ((ReadOnlySpan<byte>)_bytes).CopyTo(destination);
+
+    /// <summary>All zero: how the UAPI says "no key" (for example, remove the preshared key).</summary>
+    public bool IsZero => ((ReadOnlySpan<byte>)_bytes).IndexOfAnyExcept((byte)0) < 0;
+
+    public string ToBase64() => Convert.ToBase64String(_bytes);
+
+    public string ToHex() => Convert.ToHexStringLower(_bytes);
+
+    public static bool TryParseBase64(string? text, out WireGuardKey key)
+    {
+        key = default;
+        Span<byte> buffer = stackalloc byte[Size + 3];
+        if (text is null || text.Length != 44 || !Convert.TryFromBase64String(text, buffer, out int written) || written != Size)
+        {
+            return false;
+        }
+        key = new WireGuardKey(buffer[..Size]);
+        return true;
+    }
+
+    public static bool TryParseHex(string? text, out WireGuardKey key)
+    {
+        key = default;
+        if (text is null || text.Length != Size * 2)
+        {
+            return false;
+        }
+        Span<byte> buffer = stackalloc byte[Size];
+        if (Convert.FromHexString(text, buffer, out _, out int written) != System.Buffers.OperationStatus.Done || written != Size)
+        {
+            return false;
+        }
+        key = new WireGuardKey(buffer);
+        return true;
+    }
+
+    /// <summary>Constant-time comparison, since keys are secrets.</summary>
+    public bool Equals(WireGuardKey other) => CryptographicOperations.FixedTimeEquals(_bytes, other._bytes);
+
+    public override bool Equals(object? obj) => obj is WireGuardKey other && Equals(other);
+
+    public override int GetHashCode()
+    {
+        ReadOnlySpan<byte> bytes = _bytes;
+        return BitConverter.ToInt32(bytes);
+    }
+
+    public static bool operator ==(WireGuardKey a, WireGuardKey b) => a.Equals(b);
+    public static bool operator !=(WireGuardKey a, WireGuardKey b) => !a.Equals(b);
+
+    /// <summary>Redacted on purpose; use <see cref="ToBase64"/> where a key must be shown (a public key in `show`).</summary>
+    public override string ToString() => "(key)";
+}

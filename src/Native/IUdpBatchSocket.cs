@@ -1,0 +1,34 @@
+using Firezone.Actors.Engine.Buffers;
+
+namespace Firezone.Actors.Native;
+
+/// <summary>
+/// A UDP socket seen as batches of datagrams, each with its own endpoint and ECN codepoint (the
+/// shape of wireguard-go's conn.Bind). Implemented by <c>LinuxUdpSocket</c> (recvmmsg/sendmmsg)
+/// and by in-memory fakes in tests.
+/// </summary>
+public interface IUdpBatchSocket : IDisposable
+{
+    /// <summary>The bound port (useful when bound to port 0).</summary>
+    int LocalPort { get; }
+
+    /// <summary>
+    /// Blocks until at least one datagram arrives or <see cref="WakeReceiver"/> is called. Fills up
+    /// to <c>buffers.Length</c> buffers (data at <see cref="PacketBuffer.Headroom"/>, with
+    /// <see cref="PacketBuffer.Length"/>, <see cref="PacketBuffer.Endpoint"/> = source and
+    /// <see cref="PacketBuffer.Ecn"/> = received codepoint) and returns how many; 0 once woken for
+    /// stop. Throws <see cref="UdpSocketException"/> when the socket is unusable. One thread only.
+    /// </summary>
+    int ReceiveBatch(Span<PacketBuffer> buffers);
+
+    /// <summary>
+    /// Sends each datagram's <see cref="PacketBuffer.Data"/> to its <see cref="PacketBuffer.Endpoint"/>
+    /// with its own <see cref="PacketBuffer.Ecn"/> (DSCP 0). Returns how many were handed to the
+    /// kernel; datagrams refused for transient reasons are skipped and counted. Buffers stay owned
+    /// by the caller.
+    /// </summary>
+    int SendBatch(ReadOnlySpan<PacketBuffer> datagrams);
+
+    /// <summary>Wakes a thread blocked in <see cref="ReceiveBatch"/> so it can exit promptly.</summary>
+    void WakeReceiver();
+}
