@@ -1,0 +1,10 @@
+using Firezone.Actors.Host.Cli;
+using Firezone.Actors.Host.Daemon;
+
+namespace Firezone.Actors.Host;
+
+public static class Program
+{
+    public static Task<int> Main(string[] args) =>
+        CommandLine.InvokeAsync(CommandLine.Build(new ActorTunnelComposition()), args);
+}
