@@ -16,6 +16,8 @@ public static class TunnelDaemon
     public static async Task<int> RunAsync(DaemonOptions options, ITunnelComposition composition, IReadinessSignal? readiness, CancellationToken cancellationToken)
     {
         await using var logger = SerilogSetup.Create(options.Log);
+        // Akka.Logger.Serilog writes to the global logger.
+        Log.Logger = logger;
         if (options.Config is { } config)
         {
             foreach (var note in config.Notes)
@@ -51,15 +53,27 @@ public static class TunnelDaemon
             {
                 await host.StartAsync(cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is StartupException or Control.TunnelControlException)
+            catch (Exception e)
             {
+                // Stop what did start (TUN device, nftables table, actor system) so nothing is left behind.
                 await StopQuietlyAsync(host).ConfigureAwait(false);
+                if (e is not (StartupException or Control.TunnelControlException or IOException or UnauthorizedAccessException))
+                {
+                    logger.Error(e, "Unexpected failure while starting");
+                }
                 return Fail(logger, readiness, e.Message);
             }
             logger.Information("firezone-tunnel {Version} running interface {Interface}", Cli.CommandLine.Version, options.InterfaceName);
             readiness?.Ready();
             await host.WaitForShutdownAsync(cancellationToken).ConfigureAwait(false);
             logger.Information("Interface {Interface} stopped", options.InterfaceName);
+            if (host.Services.GetService<DaemonExit>()?.Failure is { } failure)
+            {
+                // The tunnel lost its TUN device or socket: a real failure, not a requested stop.
+                logger.Error("Stopped because {Problem}", failure);
+                Console.Error.WriteLine("firezone-tunnel: " + failure);
+                return 1;
+            }
         }
         return 0;
     }
@@ -85,8 +99,9 @@ public static class TunnelDaemon
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
             await host.StopAsync(timeout.Token).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is OperationCanceledException or AggregateException or StartupException)
+        catch (Exception)
         {
+            // Best effort: the start already failed and that is what gets reported.
         }
     }
 }
