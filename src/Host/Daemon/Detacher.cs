@@ -16,7 +16,13 @@ public static class Detacher
         var start = new ProcessStartInfo(processPath)
         {
             UseShellExecute = false,
+            // All three redirected, so the daemon holds none of our caller's descriptors: a caller
+            // that reads our output to its end (wg-quick, a test, a shell's $(...)) must see it end
+            // when we exit, not when the daemon does. (.NET's Console keeps dup()s of fds 0-2, so
+            // the child pointing them at /dev/null later would not be enough.)
+            RedirectStandardInput = true,
             RedirectStandardOutput = true,
+            RedirectStandardError = true,
         };
         // Under `dotnet firezone-tunnel.dll` the process is the dotnet host; pass the assembly again.
         if (Path.GetFileNameWithoutExtension(processPath) == "dotnet")
@@ -31,6 +37,16 @@ public static class Detacher
         start.Environment[DetachedChild.EnvironmentVariable] = "1";
 
         using var child = Process.Start(start) ?? throw new StartupException("cannot start the daemon process");
+        child.StandardInput.Close();
+        // Anything the daemon writes to stderr before it is ready (a runtime failure) is passed on.
+        child.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+            {
+                Console.Error.WriteLine(e.Data);
+            }
+        };
+        child.BeginErrorReadLine();
         string? line;
         while ((line = child.StandardOutput.ReadLine()) is not null)
         {
