@@ -160,6 +160,27 @@ public class SessionTests
     }
 
     [Fact]
+    public void An_initiator_under_load_answers_a_response_with_a_cookie_and_the_next_exchange_succeeds()
+    {
+        var wire = new WireHarness(seed: 66);
+        wire.A.UnderLoad = true;
+        wire.Handshake();
+        Assert.False(wire.A.Peer.HasSession(wire.Now));
+        Assert.Equal(HandshakeAdmission.SendCookie, wire.A.Deliveries.Single(d => d.Type == MessageType.Response).Admission);
+        // The cookie reply is addressed to the response's sender index, which already belongs to B's unconfirmed keypair.
+        Assert.Equal(1, wire.B.Peer.Counters.CookiesReceived);
+
+        wire.AdvanceTo(S(6)); // A retransmits; B's new response carries mac2
+        Assert.True(wire.A.Peer.HasSession(wire.Now));
+        Assert.True(wire.B.Peer.HasSession(wire.Now));
+        var responses = wire.Sent(wire.B, MessageType.Response);
+        Assert.Equal(2, responses.Count);
+        Assert.All(responses[0].Bytes[76..], b => Assert.Equal(0, b));
+        Assert.Contains(responses[1].Bytes[76..], b => b != 0);
+        AssertNoLeaks(wire);
+    }
+
+    [Fact]
     public void The_cookie_secret_rotates_after_two_minutes()
     {
         var wire = new WireHarness(seed: 56);
