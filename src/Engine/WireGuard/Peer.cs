@@ -269,6 +269,20 @@ public sealed class Peer : IDisposable
         }
     }
 
+    /// <summary>
+    /// Call once after construction, when the peer goes live: with persistent keepalive on it sends
+    /// a keepalive at once (starting a handshake), as wireguard-go does when a peer is configured
+    /// with persistent-keepalive on an interface that is up. Otherwise nothing happens until there
+    /// is traffic (or <see cref="Connect"/>).
+    /// </summary>
+    public void Start(TimeSpan now)
+    {
+        if (!_disposed && _config.PersistentKeepaliveSeconds > 0)
+        {
+            SendKeepalive(now);
+        }
+    }
+
     /// <summary>Starts a handshake now unless one is in flight (used at start-up and when a user forces one).</summary>
     public void Connect(TimeSpan now)
     {

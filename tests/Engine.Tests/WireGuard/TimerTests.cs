@@ -239,12 +239,23 @@ public class TimerTests
     public void Persistent_keepalive_brings_a_session_up_by_itself()
     {
         var wire = new WireHarness(seed: 21, persistentKeepaliveB: 25, bKnowsEndpointOfA: true);
-        // Turning persistent keepalive on (as the configuration does at start) sends one at once.
-        wire.B.Peer.Update(wire.B.Peer.Config with { PersistentKeepaliveSeconds = 0 }, wire.Now);
-        wire.B.Peer.Update(wire.B.Peer.Config with { PersistentKeepaliveSeconds = 25 }, wire.Now);
+        // Going live with persistent keepalive sends one at once, which needs a session first.
+        wire.A.Peer.Start(wire.Now); // A has no persistent keepalive: nothing happens
+        wire.Pump();
+        Assert.Empty(wire.Wire);
+        wire.B.Peer.Start(wire.Now);
         wire.Pump();
         Assert.True(wire.B.Peer.HasSession(wire.Now));
         Assert.Single(wire.Sent(wire.B, MessageType.Initiation));
+        Assert.Single(wire.Sent(wire.B, MessageType.TransportData)); // the staged keepalive
+        Assert.Equal(1, wire.A.Peer.Counters.KeepalivesReceived);
+
+        // Turning it off and on again through Update also sends one right away (wireguard-go's UAPI).
+        wire.AdvanceTo(S(3));
+        wire.B.Peer.Update(wire.B.Peer.Config with { PersistentKeepaliveSeconds = 0 }, wire.Now);
+        wire.B.Peer.Update(wire.B.Peer.Config with { PersistentKeepaliveSeconds = 25 }, wire.Now);
+        wire.Pump();
+        Assert.Equal(S(3), wire.Sent(wire.B, MessageType.TransportData)[^1].At);
         AssertNoLeaks(wire);
     }
 }
