@@ -167,6 +167,10 @@ public sealed class WireHarness : IDisposable
 
     public Node Other(Node node) => ReferenceEquals(node, A) ? B : A;
 
+    public enum Direction { AToB, BToA }
+
+    public Direction DirectionFrom(Node from) => ReferenceEquals(from, A) ? Direction.AToB : Direction.BToA;
+
     /// <summary>Moves everything both sides want to send until both are quiet.</summary>
     public void Pump()
     {
