@@ -14,6 +14,7 @@ public class LossyWireTests
     [InlineData(2)]
     [InlineData(3)]
     [InlineData(4)]
+    [InlineData(42)]
     public void Loss_duplication_and_reordering_never_deliver_twice_and_the_session_recovers(int seed)
     {
         var wire = new WireHarness(seed: 90 + seed);
@@ -45,7 +46,7 @@ public class LossyWireTests
         {
             wire.AdvanceTo(wire.Now + TimeSpan.FromMilliseconds(random.Next(0, 3000)));
             var from = random.Next(2) == 0 ? wire.A : wire.B;
-            var packet = wire.PacketFrom(from, random.Next(20, 1400), tag: tag++);
+            var packet = wire.PacketFrom(from, random.Next(24, 1400), tag: tag++);
             sent.Add(Convert.ToHexString(packet));
             wire.SendPacket(from, packet);
             for (int i = held.Count - 1; i >= 0; i--)
@@ -62,6 +63,19 @@ public class LossyWireTests
         }
 
         var received = wire.A.Received.Concat(wire.B.Received).Select(r => Convert.ToHexString(r.Packet)).ToList();
+        foreach (var node in new[] { wire.A, wire.B })
+        {
+            var seen = new Dictionary<string, int>();
+            for (int i = 0; i < node.Received.Count; i++)
+            {
+                var key = Convert.ToHexString(node.Received[i].Packet);
+                if (seen.TryGetValue(key, out int first))
+                {
+                    Assert.Fail($"{node.Name} got it twice: first {node.ReceivedFrom[first]}, then {node.ReceivedFrom[i]}; tag {System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(node.Received[i].Packet.AsSpan(20))} len {node.Received[i].Packet.Length}");
+                }
+                seen[key] = i;
+            }
+        }
         Assert.Equal(received.Count, received.Distinct().Count()); // the replay window caught every duplicate
         Assert.All(received, r => Assert.Contains(r, sent));
         Assert.True(received.Count > sent.Count / 3, $"only {received.Count} of {sent.Count} arrived");

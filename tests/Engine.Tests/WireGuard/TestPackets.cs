@@ -25,6 +25,10 @@ public static class TestPackets
         {
             packet[i] = (byte)(i * 7 + tag);
         }
+        if (totalLength >= 24)
+        {
+            BinaryPrimitives.WriteInt32BigEndian(packet.AsSpan(20), tag); // distinct tags, distinct packets
+        }
         return packet;
     }
 

@@ -36,6 +36,9 @@ public sealed class Node
     /// <summary>Inner packets opened for the TUN, with the outer ECN the datagram carried.</summary>
     public List<(byte[] Packet, Ecn OuterEcn)> Received { get; } = [];
 
+    /// <summary>For each entry of <see cref="Received"/>: the receiver index and counter it came with, and when.</summary>
+    public List<(uint Receiver, ulong Counter, TimeSpan At)> ReceivedFrom { get; } = [];
+
     public List<Delivery> Deliveries { get; } = [];
 
     /// <summary>Cookie replies the device produced, waiting to go out.</summary>
@@ -57,10 +60,12 @@ public sealed class Node
                         delivery = new Delivery(type, null, null, OpenResult.NoKeypair);
                         break;
                     }
+                    ulong counter = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(datagram.Data[8..]);
                     var result = Peer.HandleTransportData(datagram, now);
                     if (result == OpenResult.Packet)
                     {
                         Received.Add((datagram.Data.ToArray(), datagram.Ecn));
+                        ReceivedFrom.Add((receiver, counter, now));
                     }
                     delivery = new Delivery(type, null, null, result);
                     break;
