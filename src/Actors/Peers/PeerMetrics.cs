@@ -18,7 +18,7 @@ internal sealed class PeerMetrics : IDisposable
 
     private delegate long CounterReader(PeerCounters counters);
 
-    public PeerMetrics(DeviceCounters device)
+    public PeerMetrics(TunnelCounters device)
     {
         Peer("firezone.peer.packets.sent", "{packet}", "Inner packets sent into the tunnel", static c => PeerCounters.Read(ref c.TxPackets));
         Peer("firezone.peer.packets.received", "{packet}", "Inner packets received out of the tunnel", static c => PeerCounters.Read(ref c.RxPackets));

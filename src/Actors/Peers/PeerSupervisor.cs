@@ -26,12 +26,15 @@ public sealed class PeerSupervisor : UntypedActor
     private readonly IActorRef _socketIO;
     private readonly IActorRef _tunWriter;
     private readonly IMonotonicClock _clock;
-    private readonly DeviceCounters _counters;
+    private readonly TunnelCounters _counters;
     private readonly PeerSupervisorOptions _options;
     private readonly int _listenPort;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<WireGuardKey, Entry> _peers = new();
     private readonly Dictionary<IActorRef, Entry> _byConnection = new();
+    // Removed connections still stopping: when one terminates, a successor with the same key gets
+    // its routes back (the engine peer removes its key's allowed IPs when disposed).
+    private readonly Dictionary<IActorRef, WireGuardKey> _stopping = new();
     private readonly Dictionary<IActorRef, InboundDatagrams> _groups = new(ReferenceEqualityComparer.Instance);
     private PeerMetrics? _metrics;
     private long _generation;
@@ -46,7 +49,7 @@ public sealed class PeerSupervisor : UntypedActor
     }
 
     public PeerSupervisor(IWireGuardDevice device, PeerRegistry registry, IActorRef socketIO, IActorRef tunWriter,
-        IMonotonicClock clock, DeviceCounters counters, PeerSupervisorOptions options, int listenPort)
+        IMonotonicClock clock, TunnelCounters counters, PeerSupervisorOptions options, int listenPort)
     {
         _device = device;
         _registry = registry;
@@ -59,7 +62,7 @@ public sealed class PeerSupervisor : UntypedActor
     }
 
     public static Props Props(IWireGuardDevice device, PeerRegistry registry, IActorRef socketIO, IActorRef tunWriter,
-        IMonotonicClock clock, DeviceCounters counters, PeerSupervisorOptions options, int listenPort) =>
+        IMonotonicClock clock, TunnelCounters counters, PeerSupervisorOptions options, int listenPort) =>
         Akka.Actor.Props.Create(() => new PeerSupervisor(device, registry, socketIO, tunWriter, clock, counters, options, listenPort));
 
     protected override SupervisorStrategy SupervisorStrategy() => new PeerSupervisionStrategy(Decide);
@@ -169,7 +172,7 @@ public sealed class PeerSupervisor : UntypedActor
         // Routes first: the TUN reader stops choosing this peer before its connection goes away.
         _device.RemoveAllowedIps(key);
         _registry.Remove(key, entry.Connection);
-        Context.Unwatch(entry.Connection);
+        _stopping[entry.Connection] = key;
         Context.Stop(entry.Connection);
         PublishMetricsPeers();
         _log.Info("peer {0} removed", entry.Slot.KeyBase64);
@@ -178,7 +181,15 @@ public sealed class PeerSupervisor : UntypedActor
 
     private void OnConnectionTerminated(IActorRef connection)
     {
-        // Only connections stopped by the strategy get here (Remove unwatches first).
+        if (_stopping.Remove(connection, out var removedKey))
+        {
+            if (_peers.TryGetValue(removedKey, out var successor))
+            {
+                _device.SetAllowedIps(removedKey, successor.Slot.Config.AllowedIps);
+            }
+            return;
+        }
+        // A connection the strategy stopped (too many failures, or rejected configuration).
         if (!_byConnection.Remove(connection, out var entry))
         {
             return;

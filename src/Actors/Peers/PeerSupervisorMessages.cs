@@ -40,7 +40,7 @@ public sealed record DeviceStatus(
     IReadOnlyList<PeerStatus> Peers,
     DeviceDropCounts Drops);
 
-/// <summary>A snapshot of <see cref="DeviceCounters"/>.</summary>
+/// <summary>A snapshot of <see cref="TunnelCounters"/>.</summary>
 public sealed record DeviceDropCounts(
     long TunPacketsNoRoute,
     long TunPacketsInvalid,
@@ -51,7 +51,7 @@ public sealed record DeviceDropCounts(
     long CookieRepliesSent,
     long PoolExhausted)
 {
-    public static DeviceDropCounts From(DeviceCounters c) => new(
+    public static DeviceDropCounts From(TunnelCounters c) => new(
         c.TunPacketsNoRouteCount, c.TunPacketsInvalidCount, c.DatagramsInvalidCount, c.DatagramsUnknownReceiverCount,
         c.HandshakesRejectedCount, c.HandshakesUnknownPeerCount, c.CookieRepliesSentCount, c.PoolExhaustedCount);
 }

@@ -27,7 +27,7 @@ public sealed class SocketIO : UntypedActor
     private readonly IWireGuardDevice _device;
     private readonly PeerRegistry _registry;
     private readonly IActorRef _handshakeOwner;
-    private readonly DeviceCounters _counters;
+    private readonly TunnelCounters _counters;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly PacketBuffer[] _buffers = new PacketBuffer[ReceiveBatchSize];
     private readonly Dictionary<IActorRef, InboundDatagrams> _groups = new(ReferenceEqualityComparer.Instance);
@@ -39,7 +39,7 @@ public sealed class SocketIO : UntypedActor
     private long _datagramsSent;
     private long _datagramsNotSent;
 
-    public SocketIO(IUdpBatchSocket socket, IWireGuardDevice device, PeerRegistry registry, IActorRef handshakeOwner, DeviceCounters counters)
+    public SocketIO(IUdpBatchSocket socket, IWireGuardDevice device, PeerRegistry registry, IActorRef handshakeOwner, TunnelCounters counters)
     {
         _socket = socket;
         _device = device;
@@ -48,7 +48,7 @@ public sealed class SocketIO : UntypedActor
         _counters = counters;
     }
 
-    public static Props Props(IUdpBatchSocket socket, IWireGuardDevice device, PeerRegistry registry, IActorRef handshakeOwner, DeviceCounters counters) =>
+    public static Props Props(IUdpBatchSocket socket, IWireGuardDevice device, PeerRegistry registry, IActorRef handshakeOwner, TunnelCounters counters) =>
         Akka.Actor.Props.Create(() => new SocketIO(socket, device, registry, handshakeOwner, counters));
 
     protected override void PreStart()

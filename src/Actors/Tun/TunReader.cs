@@ -26,7 +26,7 @@ public sealed class TunReader : UntypedActor
     private readonly ITunDevice _tun;
     private readonly IWireGuardDevice _device;
     private readonly PeerRegistry _registry;
-    private readonly DeviceCounters _counters;
+    private readonly TunnelCounters _counters;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly PacketBuffer[] _buffers = new PacketBuffer[ReadBatchSize];
     // Per read: destination PeerConnection -> its batch. Reference equality on IActorRef; reused.
@@ -35,7 +35,7 @@ public sealed class TunReader : UntypedActor
     private volatile bool _stopping;
     private IActorRef _self = ActorRefs.Nobody;
 
-    public TunReader(ITunDevice tun, IWireGuardDevice device, PeerRegistry registry, DeviceCounters counters)
+    public TunReader(ITunDevice tun, IWireGuardDevice device, PeerRegistry registry, TunnelCounters counters)
     {
         _tun = tun;
         _device = device;
@@ -43,7 +43,7 @@ public sealed class TunReader : UntypedActor
         _counters = counters;
     }
 
-    public static Props Props(ITunDevice tun, IWireGuardDevice device, PeerRegistry registry, DeviceCounters counters) =>
+    public static Props Props(ITunDevice tun, IWireGuardDevice device, PeerRegistry registry, TunnelCounters counters) =>
         Akka.Actor.Props.Create(() => new TunReader(tun, device, registry, counters));
 
     protected override void PreStart()

@@ -19,7 +19,7 @@ public sealed class TunnelActor : UntypedActor
 {
     private readonly TunnelSettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly DeviceCounters _counters = new();
+    private readonly TunnelCounters _counters = new();
     private readonly PeerRegistry _registry = new();
     private IActorRef _self = ActorRefs.Nobody;
     private IActorRef _tunWriter = ActorRefs.Nobody;
@@ -103,4 +103,4 @@ public sealed class GetTunnelTopology
     private GetTunnelTopology() { }
 }
 
-public sealed record TunnelTopology(IActorRef TunReader, IActorRef TunWriter, IActorRef SocketIO, IActorRef Peers, PeerRegistry Registry, DeviceCounters Counters);
+public sealed record TunnelTopology(IActorRef TunReader, IActorRef TunWriter, IActorRef SocketIO, IActorRef Peers, PeerRegistry Registry, TunnelCounters Counters);

@@ -4,7 +4,7 @@ namespace Firezone.Actors.Actors.Tunnel;
 /// Drops that belong to no peer, counted by the receive threads and the supervisor (so several
 /// writers: Interlocked). Read at any time for status and metrics.
 /// </summary>
-public sealed class DeviceCounters
+public sealed class TunnelCounters
 {
     internal long TunPacketsNoRoute;
     internal long TunPacketsInvalid;
