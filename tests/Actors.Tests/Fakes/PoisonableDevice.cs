@@ -16,6 +16,10 @@ public sealed class PoisonableDevice(IWireGuardDevice inner) : IWireGuardDevice
     public static readonly byte[] Marker = "POISON!!"u8.ToArray();
 
     private readonly ConcurrentDictionary<WireGuardKey, int> _peersCreated = new();
+    private readonly ConcurrentDictionary<WireGuardKey, bool> _rejected = new();
+
+    /// <summary>From now on, creating a peer for <paramref name="key"/> throws, as the engine does for a configuration it refuses.</summary>
+    public void RejectConfigurationOf(WireGuardKey key) => _rejected[key] = true;
 
     /// <summary>How many engine peers were created for <paramref name="key"/> (1 + restarts).</summary>
     public int PeersCreated(WireGuardKey key) => _peersCreated.TryGetValue(key, out int n) ? n : 0;
@@ -36,6 +40,10 @@ public sealed class PoisonableDevice(IWireGuardDevice inner) : IWireGuardDevice
 
     public IWireGuardPeer CreatePeer(PeerConfig config)
     {
+        if (_rejected.ContainsKey(config.PublicKey))
+        {
+            throw new ArgumentException("test: configuration refused by the engine", nameof(config));
+        }
         _peersCreated.AddOrUpdate(config.PublicKey, 1, static (_, n) => n + 1);
         return new PoisonablePeer(inner.CreatePeer(config));
     }
