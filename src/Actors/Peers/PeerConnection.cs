@@ -21,7 +21,7 @@ namespace Firezone.Actors.Actors.Peers;
 /// peer's allowed IPs), copy-out (RFC 6040 section 4.2, may drop), and hand the inner packets to
 /// the TunWriter as ONE <see cref="WritePackets"/>.
 /// The engine's timers (whitepaper section 6) are driven by a single keyed timer set to
-/// PollTimeout after every message. Every buffer is either passed on or returned; a fault
+/// PollTimeout after every message (never later than the engine's earliest deadline). Every buffer is either passed on or returned; a fault
 /// (restart) or stop returns whatever the instance still holds.
 /// </summary>
 public sealed class PeerConnection : UntypedActor, IWithTimers
@@ -348,20 +348,16 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
             _tunWriter.Tell(_write, Self);
             _write = null;
         }
+        // Re-arm only when the engine wants to be woken earlier than the armed timer. A later or
+        // absent deadline leaves the armed timer to fire early: HandleTimeout then finds nothing
+        // due and the timer is re-armed for the real deadline. Deadlines move with almost every
+        // packet (keepalive, new-handshake timers), so this keeps the scheduler off the hot path.
         var deadline = peer.PollTimeout();
-        if (deadline is null)
+        if (deadline is { } due && (_armed is null || due < _armed.Value))
         {
-            if (_armed is not null)
-            {
-                Timers.Cancel(TimerKey);
-                _armed = null;
-            }
-        }
-        else if (deadline != _armed)
-        {
-            var delay = deadline.Value - now;
+            var delay = due - now;
             Timers.StartSingleTimer(TimerKey, PeerTimer.Instance, delay < TimeSpan.Zero ? TimeSpan.Zero : delay);
-            _armed = deadline;
+            _armed = due;
         }
         PublishEngineView();
     }
