@@ -161,4 +161,46 @@ public sealed class TunnelTrafficTests(ITestOutputHelper output) : ActorTestBase
         Assert.Equal(0, PeerStatusOf(b, a).EcnDrops);
         StopAndAssertNoLeaks(a, b);
     }
+
+    [Fact]
+    public void A_tampered_datagram_counts_as_an_authentication_failure_and_never_reaches_the_TUN()
+    {
+        var (a, b) = StartPair();
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+        AwaitWritten(b, 1);
+        int flipped = 0;
+        Network.Tamper = data =>
+        {
+            if (MessageHeader.Classify(data, out _) == MessageType.TransportData && data.Length > 32 && Interlocked.Exchange(ref flipped, 1) == 0)
+            {
+                data[^1] ^= 0x01; // one bit of the Poly1305 tag
+            }
+        };
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 2), Packets.Ipv4(a.Address, b.Address, id: 3));
+        AwaitWritten(b, 2);
+        AwaitCondition(() => PeerStatusOf(b, a).AuthenticationFailures == 1, Wait);
+        Assert.Equal([(ushort)1, (ushort)3], b.Tun.Written.Select(Packets.IdOf));
+        StopAndAssertNoLeaks(a, b);
+    }
+
+    [Fact]
+    public void IPv6_inner_packets_carry_ECN_across_both_ways()
+    {
+        var a = StartNode("a", 1);
+        var b = StartNode("b", 2);
+        var aToB = a.PeerConfigFor(b) with { AllowedIps = [Engine.Routing.IpPrefix.Parse("fd00::2/128")] };
+        var bToA = b.PeerConfigFor(a, withEndpoint: false) with { AllowedIps = [Engine.Routing.IpPrefix.Parse("fd00::1/128")] };
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(bToA));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(aToB));
+        Network.RewriteEcn = (data, ecn) => MessageHeader.Classify(data, out _) == MessageType.TransportData && ecn == Ecn.Ect1 ? Ecn.Ce : ecn;
+        a.Tun.Inject(Packets.Ipv6("fd00::1", "fd00::2", Ecn.Ect1), Packets.Ipv6("fd00::1", "fd00::2", Ecn.Ect0));
+        AwaitWritten(b, 2);
+        Assert.Equal([Ecn.Ce, Ecn.Ect0], b.Tun.Written.Select(Packets.EcnOf));
+        b.Tun.Inject(Packets.Ipv6("fd00::2", "fd00::1", Ecn.Ect1));
+        AwaitWritten(a, 1);
+        Assert.Equal(Ecn.Ce, Packets.EcnOf(Assert.Single(a.Tun.Written)));
+        Assert.Equal(1, PeerStatusOf(b, a).CeMarksPropagated);
+        Assert.Equal(1, PeerStatusOf(a, b).CeMarksPropagated);
+        StopAndAssertNoLeaks(a, b);
+    }
 }

@@ -26,6 +26,9 @@ public sealed class FakeNetwork
 
     public Func<byte[], bool>? Drop { get; set; }
 
+    /// <summary>May modify a datagram's bytes in flight (an attacker or a broken path).</summary>
+    public Action<byte[]>? Tamper { get; set; }
+
     public FakeUdpSocket CreateSocket(UdpEndpoint endpoint)
     {
         var socket = new FakeUdpSocket(this, endpoint);
@@ -74,6 +77,7 @@ public sealed class FakeNetwork
         {
             delivered = RewriteEcn?.Invoke(data, sent) ?? sent;
             drop = Drop?.Invoke(data) ?? false;
+            Tamper?.Invoke(data);
             _sockets.TryGetValue(datagram.Endpoint, out destination);
             _log.Add(new WireDatagram(from, datagram.Endpoint, data, sent, delivered, !drop && destination is not null));
         }
