@@ -11,6 +11,22 @@ namespace Firezone.Actors.Engine.WireGuard;
 /// reader routes by index, the TUN reader looks up allowed IPs, and each peer (one actor each)
 /// allocates indices, all at once.
 /// </summary>
+/// <remarks>
+/// Routing an incoming datagram to its peer (what the socket reader does, without decrypting data):
+/// <see cref="MessageHeader.Classify"/> it, then
+/// <list type="bullet">
+/// <item>TransportData: <see cref="Indices"/>.TryLookup(receiver) gives the peer's public key; hand the
+/// datagram to that peer's <see cref="Peer.HandleTransportData"/>.</item>
+/// <item>Initiation: <see cref="AdmitHandshake"/> (send the cookie reply on SendCookie, drop on Reject),
+/// then <see cref="TryIdentifyInitiator"/> gives the public key; <see cref="Peer.HandleHandshakeMessage"/>.</item>
+/// <item>Response and CookieReply: <see cref="AdmitHandshake"/>, then route by receiver index like transport data;
+/// <see cref="Peer.HandleHandshakeMessage"/>.</item>
+/// <item>Invalid: drop.</item>
+/// </list>
+/// "Under load" is the caller's judgement (wireguard-go: the handshake queue is at least 1/8 full, and
+/// for one second after). The <see cref="IRandomSource"/> is shared by every peer's thread, so it must be
+/// thread-safe (<see cref="CryptoRandomSource"/> is).
+/// </remarks>
 public sealed class Device
 {
     private readonly byte[] _privateKey = new byte[32];
@@ -32,7 +48,7 @@ public sealed class Device
         PublicKey = new WireGuardKey(_publicKey);
         Pool = pool;
         Random = random;
-        WallClockAtZero = wallClockAtZero;
+        WallClockAtZero = wallClockAtZero.Kind == DateTimeKind.Local ? wallClockAtZero.ToUniversalTime() : wallClockAtZero;
         Indices = new IndexTable();
         AllowedIps = new AllowedIps<WireGuardKey>();
         _cookieChecker = new CookieChecker(_publicKey, random);

@@ -105,6 +105,9 @@ public sealed class Peer : IDisposable
     /// <summary>Outbound packets held until a handshake completes.</summary>
     public int StagedCount => _stagedCount;
 
+    /// <summary>For tests: the keypair used for sending (to drive message-count limits without 2^60 packets).</summary>
+    internal Keypair? CurrentKeypair => _current;
+
     /// <summary>Applies a configuration change (endpoint, keepalive, preshared key, allowed IPs) without losing the session.</summary>
     public void Update(PeerConfig config, TimeSpan now)
     {
@@ -263,6 +266,20 @@ public sealed class Peer : IDisposable
             default:
                 Counters.MalformedRejections++;
                 return HandshakeResult.Rejected;
+        }
+    }
+
+    /// <summary>
+    /// Call once after construction, when the peer goes live: with persistent keepalive on it sends
+    /// a keepalive at once (starting a handshake), as wireguard-go does when a peer is configured
+    /// with persistent-keepalive on an interface that is up. Otherwise nothing happens until there
+    /// is traffic (or <see cref="Connect"/>).
+    /// </summary>
+    public void Start(TimeSpan now)
+    {
+        if (!_disposed && _config.PersistentKeepaliveSeconds > 0)
+        {
+            SendKeepalive(now);
         }
     }
 
@@ -719,7 +736,7 @@ public sealed class Peer : IDisposable
         {
             return;
         }
-        _device.Indices.Free(keypair.LocalIndex);
+        _device.Indices.Free(keypair.LocalIndex, PublicKey);
         keypair.Dispose();
     }
 
@@ -727,7 +744,7 @@ public sealed class Peer : IDisposable
     {
         if (_handshake.HasLocalIndex)
         {
-            _device.Indices.Free(_handshake.LocalIndex);
+            _device.Indices.Free(_handshake.LocalIndex, PublicKey);
             _handshake.HasLocalIndex = false;
         }
     }

@@ -155,13 +155,21 @@ public sealed class WireHarness : IDisposable
     public Node B { get; }
     public TimeSpan Now { get; set; }
 
-    /// <summary>Every datagram put on the wire: sender, bytes, outer ECN.</summary>
-    public List<(Node From, byte[] Bytes, Ecn Ecn)> Wire { get; } = [];
+    /// <summary>Every datagram put on the wire: sender, bytes, outer ECN, destination, time.</summary>
+    public List<(Node From, byte[] Bytes, Ecn Ecn, UdpEndpoint To, TimeSpan At)> Wire { get; } = [];
+
+    /// <summary>The datagrams <paramref name="from"/> sent of one message type.</summary>
+    public List<(Node From, byte[] Bytes, Ecn Ecn, UdpEndpoint To, TimeSpan At)> Sent(Node from, MessageType type) =>
+        Wire.Where(w => ReferenceEquals(w.From, from) && MessageHeader.Classify(w.Bytes, out _) == type).ToList();
 
     /// <summary>Called for each datagram in flight; return false to lose it. May mutate the bytes.</summary>
     public Func<Node, PacketBuffer, bool>? OnWire { get; set; }
 
     public Node Other(Node node) => ReferenceEquals(node, A) ? B : A;
+
+    public enum Direction { AToB, BToA }
+
+    public Direction DirectionFrom(Node from) => ReferenceEquals(from, A) ? Direction.AToB : Direction.BToA;
 
     /// <summary>Moves everything both sides want to send until both are quiet.</summary>
     public void Pump()
@@ -194,7 +202,7 @@ public sealed class WireHarness : IDisposable
     public Delivery? Send(Node from, PacketBuffer datagram)
     {
         var to = Other(from);
-        Wire.Add((from, datagram.Data.ToArray(), datagram.Ecn));
+        Wire.Add((from, datagram.Data.ToArray(), datagram.Ecn, datagram.Endpoint, Now));
         if (OnWire is { } filter && !filter(from, datagram))
         {
             datagram.Return();
