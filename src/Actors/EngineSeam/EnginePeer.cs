@@ -15,6 +15,7 @@ public sealed class EnginePeer(Peer peer) : IWireGuardPeer
     public SealResult HandleTunPacket(PacketBuffer packet, TimeSpan now) => peer.HandleTunPacket(packet, now);
     public OpenResult HandleTransportData(PacketBuffer datagram, TimeSpan now) => peer.HandleTransportData(datagram, now);
     public HandshakeResult HandleHandshakeMessage(PacketBuffer datagram, TimeSpan now) => peer.HandleHandshakeMessage(datagram, now);
+    public void Start(TimeSpan now) => peer.Start(now);
     public void Connect(TimeSpan now) => peer.Connect(now);
     public void HandleTimeout(TimeSpan now) => peer.HandleTimeout(now);
     public TimeSpan? PollTimeout() => peer.PollTimeout();

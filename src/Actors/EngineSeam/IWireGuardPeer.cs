@@ -29,6 +29,9 @@ public interface IWireGuardPeer : IDisposable
 
     HandshakeResult HandleHandshakeMessage(PacketBuffer datagram, TimeSpan now);
 
+    /// <summary>Once, when the peer goes live: with persistent keepalive on, sends one at once (as wireguard-go does on configuration).</summary>
+    void Start(TimeSpan now);
+
     void Connect(TimeSpan now);
 
     void HandleTimeout(TimeSpan now);

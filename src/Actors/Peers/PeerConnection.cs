@@ -66,6 +66,9 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
         _config = _slot.Config;
         _peer = _device.CreatePeer(_config);
         var now = _clock.Now;
+        _peer.Start(now);
+        // Handshake at once when the endpoint is known, so the first packet does not wait for it
+        // (wireguard-go waits for traffic; a restarted peer thus re-establishes its session at once).
         if (!_config.Endpoint.IsNone)
         {
             _peer.Connect(now);
