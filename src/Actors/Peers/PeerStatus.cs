@@ -12,6 +12,8 @@ namespace Firezone.Actors.Actors.Peers;
 public sealed record PeerStatus
 {
     public required WireGuardKey PublicKey { get; init; }
+    /// <summary>The configuration in force (UAPI get prints it back: preshared key, keepalive, allowed IPs...).</summary>
+    public required PeerConfig Config { get; init; }
     public required UdpEndpoint Endpoint { get; init; }
     public required DateTime? LastHandshakeUtc { get; init; }
     /// <summary>Datagram bytes received and sent (wg show "transfer").</summary>
@@ -33,6 +35,8 @@ public sealed record PeerStatus
     public required long DatagramsSentEct0 { get; init; }
     public required long DatagramsSentEct1 { get; init; }
     public required long DatagramsSentCe { get; init; }
+    /// <summary>Datagrams sent with any ECN-capable outer codepoint (ECT(0), ECT(1) or CE).</summary>
+    public long EctDatagramsSent => DatagramsSentEct0 + DatagramsSentEct1 + DatagramsSentCe;
 
     /// <summary>Authenticated datagrams that arrived with outer CE.</summary>
     public required long CeDatagramsReceived { get; init; }
@@ -64,6 +68,7 @@ public sealed record PeerStatus
         return new PeerStatus
         {
             PublicKey = slot.Key,
+            Config = config,
             Endpoint = engine.Endpoint.IsNone ? config.Endpoint : engine.Endpoint,
             LastHandshakeUtc = engine.LastHandshakeUtc,
             RxBytes = engine.RxBytes,
