@@ -52,20 +52,7 @@ public sealed class UapiServer : IAsyncDisposable
         {
             throw new StartupException($"{directory}: cannot create the socket directory: {e.Message}", e);
         }
-        if (File.Exists(socketPath))
-        {
-            // Same test as wireguard-go's UAPIOpen: a live daemon answers, a stale file does not.
-            using var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            try
-            {
-                probe.Connect(new UnixDomainSocketEndPoint(socketPath));
-                throw new StartupException($"{socketPath}: socket in use (is another daemon serving this interface?)");
-            }
-            catch (SocketException)
-            {
-                File.Delete(socketPath);
-            }
-        }
+        EnsureAvailable(socketPath);
         var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
         {
@@ -80,6 +67,30 @@ public sealed class UapiServer : IAsyncDisposable
         }
         logger.LogInformation("UAPI listening on {SocketPath}", socketPath);
         return new UapiServer(socketPath, listener, control, logger);
+    }
+
+    /// <summary>
+    /// Throws <see cref="StartupException"/> when a live daemon serves <paramref name="socketPath"/>;
+    /// removes a stale file (the same test as wireguard-go's UAPIOpen: a live daemon answers). The
+    /// daemon calls it before creating anything, so a taken name leaves nothing behind.
+    /// </summary>
+    public static void EnsureAvailable(string socketPath)
+    {
+        if (!File.Exists(socketPath))
+        {
+            return;
+        }
+        using var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            probe.Connect(new UnixDomainSocketEndPoint(socketPath));
+        }
+        catch (SocketException)
+        {
+            File.Delete(socketPath);
+            return;
+        }
+        throw new StartupException($"{socketPath}: socket in use (is another daemon serving this interface?)");
     }
 
     private async Task AcceptLoopAsync()
