@@ -11,22 +11,17 @@ namespace Firezone.Actors.Native;
 /// </summary>
 public static unsafe class NetworkInterfaceControl
 {
-    private const int SIOCGIFFLAGS = 0x8913;
-    private const int SIOCSIFFLAGS = 0x8914;
-    private const int SIOCGIFMTU = 0x8921;
-    private const int SIOCSIFMTU = 0x8922;
-
     public static void SetMtu(string name, int mtu)
     {
         If.ifreq request = Request(name);
         request.ifr_mtu = mtu;
-        Control(name, SIOCSIFMTU, &request, $"setting MTU {mtu} on {name}");
+        Control(name, LibC.SIOCSIFMTU, &request, $"setting MTU {mtu} on {name}");
     }
 
     public static int GetMtu(string name)
     {
         If.ifreq request = Request(name);
-        Control(name, SIOCGIFMTU, &request, $"reading the MTU of {name}");
+        Control(name, LibC.SIOCGIFMTU, &request, $"reading the MTU of {name}");
         return request.ifr_mtu;
     }
 
@@ -34,9 +29,9 @@ public static unsafe class NetworkInterfaceControl
     public static void SetUp(string name)
     {
         If.ifreq request = Request(name);
-        Control(name, SIOCGIFFLAGS, &request, $"reading the flags of {name}");
+        Control(name, LibC.SIOCGIFFLAGS, &request, $"reading the flags of {name}");
         request.ifr_flags |= If.IFF_UP;
-        Control(name, SIOCSIFFLAGS, &request, $"bringing {name} up");
+        Control(name, LibC.SIOCSIFFLAGS, &request, $"bringing {name} up");
     }
 
     private static If.ifreq Request(string name)
@@ -66,7 +61,7 @@ public static unsafe class NetworkInterfaceControl
                 int errno = LibC.errno;
                 string reason = errno == LibC.EPERM ? "needs CAP_NET_ADMIN (run as root)"
                     : errno == LibC.ENODEV ? $"there is no interface {name}"
-                    : errno == LibC.EINVAL && command == SIOCSIFMTU ? "the MTU is out of range for this interface"
+                    : errno == LibC.EINVAL && command == LibC.SIOCSIFMTU ? "the MTU is out of range for this interface"
                     : Errno.Describe(errno);
                 throw new TunDeviceException($"{what} failed: {reason}", errno);
             }
