@@ -162,8 +162,9 @@ public sealed unsafe class LinuxTunDevice : ITunDevice
             {
                 continue;
             }
-            // EBADFD: the interface was deleted under us (ip link del); anything else is as fatal.
-            throw new TunDeviceException($"reading from TUN device {Name} failed: {Errno.Describe(errno)}", errno);
+            throw new TunDeviceException(errno == LibC.EBADFD
+                ? $"TUN device {Name} is gone (deleted, or its network namespace removed)"
+                : $"reading from TUN device {Name} failed: {Errno.Describe(errno)}", errno);
         }
         return count;
     }
@@ -192,7 +193,11 @@ public sealed unsafe class LinuxTunDevice : ITunDevice
                     {
                         continue;
                     }
-                    if (errno == LibC.EBADFD || errno == LibC.EBADF)
+                    if (errno == LibC.EBADFD)
+                    {
+                        throw new TunDeviceException($"TUN device {Name} is gone (deleted, or its network namespace removed)", errno);
+                    }
+                    if (errno == LibC.EBADF)
                     {
                         throw new TunDeviceException($"writing to TUN device {Name} failed: {Errno.Describe(errno)}", errno);
                     }

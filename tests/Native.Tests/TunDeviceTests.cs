@@ -156,4 +156,47 @@ public sealed class TunDeviceTests(ITestOutputHelper output)
         buffers[0].Return();
         Assert.NotEqual(0, Command.Run("ip", "-n", ns.Name, "link", "show", "dev", name).ExitCode);
     }
+
+    [Fact]
+    public void A_device_deleted_under_a_reader_is_reported_as_lost()
+    {
+        using var ns = new NetworkNamespace();
+        var pool = new PacketBufferPool();
+        string name = "fzt" + NetworkNamespace.UniqueSuffix();
+        using LinuxTunDevice tun = ns.RunInside(() => new LinuxTunDevice(new TunDeviceOptions { Name = name, BringUp = false }));
+        var buffers = new[] { pool.Rent() };
+        Exception? failure = null;
+        var reader = new Thread(() =>
+        {
+            try
+            {
+                tun.ReadBatch(buffers);
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+        });
+        reader.Start();
+        Command.Check("ip", "-n", ns.Name, "link", "del", "dev", name);
+        if (!reader.Join(TimeSpan.FromSeconds(5)))
+        {
+            tun.WakeReader();
+            reader.Join(TimeSpan.FromSeconds(1));
+            Assert.Fail("the reader did not notice the device was deleted");
+        }
+        var error = Assert.IsType<TunDeviceException>(failure);
+        Assert.Equal($"TUN device {name} is gone (deleted, or its network namespace removed)", error.Message);
+        Assert.Equal(77, error.Errno); // EBADFD
+        buffers[0].Return();
+
+        // The writer sees the same.
+        PacketBuffer packet = pool.Rent();
+        packet.SetData(PacketBuffer.Headroom, 20);
+        packet.Data[0] = 0x45;
+        var writeError = Assert.Throws<TunDeviceException>(() => tun.WriteBatch([packet]));
+        Assert.Equal(error.Message, writeError.Message);
+        packet.Return();
+        Assert.Equal(0, pool.Outstanding);
+    }
 }
