@@ -13,7 +13,8 @@ namespace Firezone.Actors.Benchmarks;
 ///
 ///     dotnet run -c Release --project benchmarks/Benchmarks -- --filter '*UdpBatch*'
 /// </summary>
-[SimpleJob(launchCount: 1, warmupCount: 3, iterationCount: 10)]
+[MemoryDiagnoser]
+[SimpleJob(launchCount: 1, warmupCount: 3, iterationCount: 20)]
 public class UdpBatchBenchmarks
 {
     private const int Batch = 64;
