@@ -199,4 +199,25 @@ public sealed class TunDeviceTests(ITestOutputHelper output)
         packet.Return();
         Assert.Equal(0, pool.Outstanding);
     }
+
+    [Fact]
+    public void An_existing_persistent_device_is_attached_to_by_name_and_outlives_the_handle()
+    {
+        using var ns = new NetworkNamespace();
+        string name = "fzt" + NetworkNamespace.UniqueSuffix();
+        Command.Check("ip", "-n", ns.Name, "tuntap", "add", "dev", name, "mode", "tun");
+        LinuxTunDevice tun = ns.RunInside(() => new LinuxTunDevice(new TunDeviceOptions { Name = name, Mtu = 1400 }));
+        try
+        {
+            Assert.Equal(name, tun.Name);
+            Assert.Contains("mtu 1400", Command.Check("ip", "-n", ns.Name, "link", "show", "dev", name));
+        }
+        finally
+        {
+            tun.Dispose();
+        }
+        // Persistent (made by ip tuntap): still there after our descriptor closed.
+        Assert.Equal(0, Command.Run("ip", "-n", ns.Name, "link", "show", "dev", name).ExitCode);
+        Command.Check("ip", "-n", ns.Name, "tuntap", "del", "dev", name, "mode", "tun");
+    }
 }
