@@ -25,10 +25,12 @@ for project in tests/*/*.csproj; do
   timeout --kill-after=30 1500 dotnet test "$project" -c Release --no-build --nologo \
       --logger "console;verbosity=normal" --blame-hang-timeout 5m 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
-  summary=$(grep -E '(Passed|Failed)!? +- +Failed: +[0-9]+, Passed: +[0-9]+' "$log" | tail -1)
-  if [[ -n "$summary" ]]; then
-    f=$(sed -E 's/.*Failed: +([0-9]+).*/\1/' <<<"$summary")
-    p=$(sed -E 's/.*Passed: +([0-9]+).*/\1/' <<<"$summary")
+  # The console logger's closing block: "Total tests: N", "     Passed: N", "     Failed: N".
+  if grep -qE '^Total tests: [0-9]+' "$log"; then
+    p=$(grep -E '^ +Passed: +[0-9]+' "$log" | tail -1 | grep -oE '[0-9]+' || true)
+    f=$(grep -E '^ +Failed: +[0-9]+' "$log" | tail -1 | grep -oE '[0-9]+' || true)
+    p=${p:-0}
+    f=${f:-0}
     passed=$((passed + p))
     failed=$((failed + f))
     if [[ $rc -ne 0 && $f -eq 0 ]]; then failed=$((failed + 1)); fi
