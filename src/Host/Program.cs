@@ -1,5 +1,6 @@
 using Firezone.Actors.Host.Cli;
 using Firezone.Actors.Host.Daemon;
+using Firezone.Actors.Host.Tunnel;
 
 namespace Firezone.Actors.Host;
 

@@ -114,17 +114,20 @@ public sealed class CliTests
     public async Task Without_foreground_the_parent_reports_the_daemons_failure_and_exits_non_zero()
     {
         // Another daemon holds the interface's socket, so the detached child cannot start; the
-        // parent must relay its one-line reason rather than exit 0.
+        // parent must relay its one-line reason rather than exit 0. Inside a namespace, in case a
+        // TUN device were created.
+        await using var ns = await NetworkNamespace.CreateAsync();
         await using var other = UapiServerFixture.Start();
         string log = Path.Combine(Path.GetTempPath(), $"fzt-{other.Name}.log");
         try
         {
-            var result = await RunAsync(other.Name, "--log-file", log);
+            var result = await ns.ExecAsync(Executable, [other.Name, "--log-file", log],
+                environment: new Dictionary<string, string> { ["WG_PROCESS_FOREGROUND"] = "" }, timeout: TimeSpan.FromSeconds(30));
             Assert.Equal(1, result.ExitCode);
-            Assert.StartsWith("firezone-tunnel: ", result.Stderr);
-            Assert.Single(result.Stderr.TrimEnd('\n').Split('\n'));
+            Assert.Equal($"firezone-tunnel: {other.SocketPath}: socket in use (is another daemon serving this interface?)\n", result.Stderr);
             Assert.Equal("", result.Stdout);
             Assert.True(File.Exists(other.SocketPath));
+            Assert.False(await ns.HasLinkAsync(other.Name));
         }
         finally
         {
