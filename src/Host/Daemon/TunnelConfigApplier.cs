@@ -9,8 +9,9 @@ public static class TunnelConfigApplier
     public static async Task ApplyAsync(TunnelConfig config, ITunnelControl control, CancellationToken cancellationToken)
     {
         var device = config.Interface;
-        await control.SetPrivateKeyAsync(device.PrivateKey, cancellationToken).ConfigureAwait(false);
+        // Port before key: the tunnel starts once the key is known, so it then starts once, on the right port.
         await control.SetListenPortAsync(device.ListenPort ?? 0, cancellationToken).ConfigureAwait(false);
+        await control.SetPrivateKeyAsync(device.PrivateKey, cancellationToken).ConfigureAwait(false);
         if (device.FwMark is { } mark)
         {
             await control.SetFwmarkAsync(mark, cancellationToken).ConfigureAwait(false);

@@ -64,13 +64,15 @@ public static class UapiSetApplier
             Apply(change, peer!, draft);
         }
 
-        if (request.PrivateKey is { } privateKey)
-        {
-            await control.SetPrivateKeyAsync(privateKey.IsZero ? null : privateKey, cancellationToken).ConfigureAwait(false);
-        }
+        // Port before key (both are device settings, order-free in the protocol): a tunnel that starts
+        // when it gets its key then starts once, on the requested port (wg setconf sends both).
         if (request.ListenPort is { } port)
         {
             await control.SetListenPortAsync(port, cancellationToken).ConfigureAwait(false);
+        }
+        if (request.PrivateKey is { } privateKey)
+        {
+            await control.SetPrivateKeyAsync(privateKey.IsZero ? null : privateKey, cancellationToken).ConfigureAwait(false);
         }
         if (request.Fwmark is { } fwmark)
         {
