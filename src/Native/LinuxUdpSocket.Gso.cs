@@ -42,6 +42,9 @@ public sealed unsafe partial class LinuxUdpSocket
     /// <summary>Datagrams that left inside GSO sends.</summary>
     public long GsoDatagrams { get; private set; }
 
+    /// <summary>GSO sends the kernel refused (EMSGSIZE or EINVAL: segment above the route's MTU; EIO: no offload), whose datagrams then went one by one.</summary>
+    public long GsoRefused { get; private set; }
+
     /// <summary>errno that turned GSO off (EIO: the route cannot offload checksums), 0 while on.</summary>
     public int GsoDisabledErrno { get; private set; }
 
@@ -97,8 +100,9 @@ public sealed unsafe partial class LinuxUdpSocket
     /// <summary>
     /// Errors with which the kernel refuses a GSO send that would go through as separate datagrams:
     /// EIO (udp_send_skb: the route has no checksum offload or uses xfrm; wireguard-go's
-    /// errShouldDisableUDPGSO), EINVAL (gso_size plus headers above the route's MTU, or too many
-    /// segments), EMSGSIZE (the total does not fit).
+    /// errShouldDisableUDPGSO; GSO is then turned off for good), EMSGSIZE (Linux 6.18 for gso_size plus
+    /// headers above the route's MTU, tested in UdpGsoGroLimitsTests) or EINVAL (the same in
+    /// udp_send_skb of older kernels, or too many segments): the datagrams then go one by one.
     /// </summary>
     private static bool IsGsoRefusal(int errno) => errno == LibC.EIO || errno == LibC.EINVAL || errno == LibC.EMSGSIZE;
 

@@ -501,6 +501,8 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
             {
                 // The route cannot take this GSO send; its datagrams go one by one (the kernel
                 // fragments them if they exceed the MTU, as it did before GSO).
+                GsoRefused++;
+                LastSendErrno = errno;
                 if (errno == LibC.EIO)
                 {
                     DisableGso(errno);
