@@ -51,6 +51,38 @@ public sealed class UdpGsoGroLimitsTests
         Assert.Equal(0, pool.Outstanding);
     }
 
+    /// <summary>
+    /// Two namespaces joined by a veth pair (the issue 8 lab): GSO sends from one reach the GRO socket
+    /// in the other intact, each datagram with its codepoint, in order.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Across_a_veth_pair_runs_of_codepoints_arrive_intact(bool gro)
+    {
+        using var left = new NetworkNamespace();
+        using var right = new NetworkNamespace();
+        string suffix = NetworkNamespace.UniqueSuffix();
+        string a = "fzga" + suffix, b = "fzgb" + suffix;
+        Command.Check("ip", "link", "add", a, "netns", left.Name, "type", "veth", "peer", "name", b, "netns", right.Name);
+        Command.Check("ip", "-n", left.Name, "addr", "add", "10.77.0.1/24", "dev", a);
+        Command.Check("ip", "-n", right.Name, "addr", "add", "10.77.0.2/24", "dev", b);
+        Command.Check("ip", "-n", left.Name, "link", "set", a, "up");
+        Command.Check("ip", "-n", right.Name, "link", "set", b, "up");
+        using var sender = left.RunInside(() => new LinuxUdpSocket(new UdpBatchSocketOptions()));
+        using var receiver = right.RunInside(() => new LinuxUdpSocket(new UdpBatchSocketOptions { UseGro = gro }));
+        var pool = new PacketBufferPool(preallocate: 64);
+        PacketBuffer[] batch = UdpGsoGroupingTests.Batch(pool, [(Ecn.Ect0, 10), (Ecn.Ce, 3), (Ecn.Ect0, 5), (Ecn.NotEct, 4)], 1400, UdpTestKit.Endpoint("10.77.0.2", receiver.LocalPort));
+        Ecn[] expected = UdpGsoGroLoopbackTests.Codepoints(batch);
+        Assert.Equal(22, sender.SendBatch(batch));
+        UdpGsoGroLoopbackTests.ReturnAll(batch);
+        Assert.Equal(4, sender.GsoSends);
+        UdpGsoGroLoopbackTests.AssertInOrder("veth", UdpTestKit.ReceiveExactly(receiver, pool, 22), expected, 1400, UdpTestKit.Endpoint("10.77.0.1", sender.LocalPort));
+        // veth hands the GSO packet over uncut, so a GRO socket gets one read per run.
+        Assert.Equal(gro ? 4 : 0, receiver.GroReads);
+        Assert.Equal(0, pool.Outstanding);
+    }
+
     [Fact]
     public void Sending_and_receiving_GSO_and_GRO_batches_allocates_nothing()
     {
