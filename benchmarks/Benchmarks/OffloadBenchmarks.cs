@@ -17,6 +17,8 @@ public class OffloadBenchmarks
     private readonly GsoSegmenter _segmenter = new();
     private readonly PacketBufferPool _pool = new(preallocate: 64);
     private readonly byte[] _scratch = new byte[128 * 1024];
+    private readonly bool[] _taken = new bool[64];
+    private readonly int[] _members = new int[64];
     private VirtioNetHeader _header;
     private PacketBuffer[] _segments = [];
 
@@ -49,7 +51,7 @@ public class OffloadBenchmarks
             int length = _segmenter.NextSegment(_super, _segments[i].Memory[PacketBuffer.Headroom..]);
             _segments[i].SetData(PacketBuffer.Headroom, length);
         }
-        if (TcpCoalescer.CountRun(_segments, 0, 65535) != _segments.Length)
+        if (TcpCoalescer.FindRun(_segments, 0, _taken, _members, 65535) != _segments.Length)
         {
             throw new InvalidOperationException("setup: the segments do not merge back");
         }
@@ -71,7 +73,8 @@ public class OffloadBenchmarks
     [Benchmark]
     public int Coalesce64K()
     {
-        int run = TcpCoalescer.CountRun(_segments, 0, 65535);
-        return TcpCoalescer.Build(_segments, 0, run, _scratch);
+        _taken.AsSpan().Clear();
+        int run = TcpCoalescer.FindRun(_segments, 0, _taken, _members, 65535);
+        return TcpCoalescer.Build(_segments, _members.AsSpan(0, run), _scratch);
     }
 }

@@ -48,6 +48,8 @@ public sealed unsafe partial class LinuxTunDevice
         public readonly byte[] ZeroHeader = GC.AllocateArray<byte>(16, pinned: true);
         public readonly byte[] WriteScratch = GC.AllocateArray<byte>(ScratchCapacity, pinned: true);
         public readonly iovec[] WriteIov = GC.AllocateArray<iovec>(2, pinned: true);
+        public bool[] Taken = new bool[256];
+        public int[] Members = new int[256];
     }
 
     /// <summary>Sets the header size and asks for the most offloads the kernel accepts (USO needs Linux 6.2).</summary>
@@ -175,17 +177,28 @@ public sealed unsafe partial class LinuxTunDevice
     {
         OffloadState o = _offload!;
         byte* scratch = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(o.WriteScratch));
-        int i = 0;
-        while (i < packets.Length)
+        if (o.Taken.Length < packets.Length)
         {
-            int run = TcpCoalescer.CountRun(packets, i, ScratchCapacity - VirtioNetHeader.Size);
+            // Only when a batch is larger than any before: not per packet.
+            o.Taken = new bool[packets.Length];
+            o.Members = new int[packets.Length];
+        }
+        Span<bool> taken = o.Taken.AsSpan(0, packets.Length);
+        taken.Clear();
+        for (int i = 0; i < packets.Length; i++)
+        {
+            if (taken[i])
+            {
+                continue; // already written as part of an earlier super-packet
+            }
+            int run = TcpCoalescer.FindRun(packets, i, taken, o.Members, ScratchCapacity - VirtioNetHeader.Size);
             if (run == 1)
             {
                 WriteSingle(fd, o, packets[i]);
-                i++;
                 continue;
             }
-            int length = TcpCoalescer.Build(packets, i, run, o.WriteScratch);
+            ReadOnlySpan<int> members = o.Members.AsSpan(0, run);
+            int length = TcpCoalescer.Build(packets, members, o.WriteScratch);
             int errno = WriteFully(fd, scratch, length);
             if (errno == 0)
             {
@@ -195,7 +208,7 @@ public sealed unsafe partial class LinuxTunDevice
             else if (errno == LibC.EINVAL)
             {
                 // The kernel refused the super-packet: its segments may still be fine one by one.
-                for (int k = i; k < i + run; k++)
+                foreach (int k in members)
                 {
                     WriteSingle(fd, o, packets[k]);
                 }
@@ -207,7 +220,6 @@ public sealed unsafe partial class LinuxTunDevice
                     CountWriteError(errno);
                 }
             }
-            i += run;
         }
     }
 

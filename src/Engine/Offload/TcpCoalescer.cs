@@ -14,7 +14,8 @@ namespace Firezone.Actors.Engine.Offload;
 /// RFC 6040 section 4). Every merged segment must carry a valid TCP checksum, because the kernel
 /// trusts the super-packet's (CHECKSUM_PARTIAL), as wireguard-go's tcpGRO checks too.
 ///
-/// Only runs of adjacent packets in the batch are merged, so packets are never reordered.
+/// Within one batch, as wireguard-go does: packets of one flow are never reordered; packets of
+/// different flows may be (a super-packet goes out where its first segment was).
 /// </summary>
 public static class TcpCoalescer
 {
@@ -25,18 +26,21 @@ public static class TcpCoalescer
     public const int TcpChecksumOffset = 16;
 
     /// <summary>
-    /// How many packets from <paramref name="start"/> form one super-packet of at most
-    /// <paramref name="maxLength"/> bytes (IP packet, without the virtio_net_hdr); 1 if the packet at
-    /// <paramref name="start"/> merges with nothing.
+    /// Collects the packets that form one super-packet with the head at <paramref name="start"/>:
+    /// later untaken packets of the same TCP connection, in batch order, while each one extends the
+    /// previous. Packets of other flows are skipped (left for later), so flows may be reordered
+    /// against each other but never within themselves: the scan stops at the first packet of this
+    /// connection that cannot be appended. Marks the members in <paramref name="taken"/> and writes
+    /// their indices to <paramref name="members"/>; returns how many (1 if the head merges with
+    /// nothing). The super-packet stays within <paramref name="maxLength"/> bytes (without the virtio_net_hdr).
     /// </summary>
-    public static int CountRun(ReadOnlySpan<PacketBuffer> packets, int start, int maxLength)
+    public static int FindRun(ReadOnlySpan<PacketBuffer> packets, int start, Span<bool> taken, Span<int> members, int maxLength)
     {
-        if (start + 1 >= packets.Length)
-        {
-            return 1;
-        }
+        taken[start] = true;
+        members[0] = start;
         ReadOnlySpan<byte> head = packets[start].Data;
-        if (!TryParse(head, out Segment first) || (first.Flags & (TcpPsh | TcpCwr)) != 0)
+        if (start + 1 >= packets.Length || members.Length < 2
+            || !TryParse(head, out Segment first) || (first.Flags & (TcpPsh | TcpCwr)) != 0)
         {
             return 1;
         }
@@ -45,9 +49,17 @@ public static class TcpCoalescer
         int total = head.Length;
         uint nextSequence = unchecked(first.Sequence + (uint)first.PayloadLength);
         int count = 1;
-        for (int i = start + 1; i < packets.Length; i++)
+        for (int i = start + 1; i < packets.Length && count < members.Length; i++)
         {
+            if (taken[i])
+            {
+                continue;
+            }
             ReadOnlySpan<byte> packet = packets[i].Data;
+            if (!MaybeSameConnection(head, first, packet))
+            {
+                continue;
+            }
             if (!TryParse(packet, out Segment next)
                 || next.Sequence != nextSequence
                 || next.PayloadLength > first.PayloadLength
@@ -57,9 +69,10 @@ public static class TcpCoalescer
             {
                 break;
             }
+            taken[i] = true;
+            members[count++] = i;
             total += next.PayloadLength;
             nextSequence = unchecked(nextSequence + (uint)next.PayloadLength);
-            count++;
             if (next.PayloadLength < first.PayloadLength || (next.Flags & TcpPsh) != 0)
             {
                 break; // a short or pushed segment ends the super-packet
@@ -69,23 +82,23 @@ public static class TcpCoalescer
     }
 
     /// <summary>
-    /// Writes the virtio_net_hdr and the super-packet of <paramref name="count"/> (at least 2) packets
-    /// from <paramref name="start"/>, as found by <see cref="CountRun"/>, and returns the bytes written.
+    /// Writes the virtio_net_hdr and the super-packet of the <paramref name="members"/> (at least 2)
+    /// found by <see cref="FindRun"/>, and returns the bytes written.
     /// </summary>
-    public static int Build(ReadOnlySpan<PacketBuffer> packets, int start, int count, Span<byte> destination)
+    public static int Build(ReadOnlySpan<PacketBuffer> packets, ReadOnlySpan<int> members, Span<byte> destination)
     {
-        ReadOnlySpan<byte> head = packets[start].Data;
-        if (count < 2 || !TryParse(head, out Segment first))
+        ReadOnlySpan<byte> head = packets[members[0]].Data;
+        if (members.Length < 2 || !TryParse(head, out Segment first))
         {
-            throw new ArgumentException("a super-packet needs at least two TCP segments found by CountRun", nameof(count));
+            throw new ArgumentException("a super-packet needs at least two TCP segments found by FindRun", nameof(members));
         }
         Span<byte> packet = destination[VirtioNetHeader.Size..];
         head.CopyTo(packet);
         int length = head.Length;
         byte lastFlags = first.Flags;
-        for (int i = start + 1; i < start + count; i++)
+        for (int m = 1; m < members.Length; m++)
         {
-            ReadOnlySpan<byte> data = packets[i].Data;
+            ReadOnlySpan<byte> data = packets[members[m]].Data;
             int headerLength = data.Length - PayloadLengthOf(data);
             data[headerLength..].CopyTo(packet[length..]);
             length += data.Length - headerLength;
@@ -130,6 +143,54 @@ public static class TcpCoalescer
     {
         int l4 = FirstL4(packet);
         return packet.Length - l4 - (packet[l4 + 12] >> 4) * 4;
+    }
+
+    /// <summary>
+    /// False only for a packet certainly of another flow: other addresses, or the same addresses
+    /// with other ports or another transport. Anything this cannot read (IPv4 options or fragments,
+    /// IPv6 extension headers) counts as the same connection, so it is never overtaken.
+    /// </summary>
+    private static bool MaybeSameConnection(ReadOnlySpan<byte> head, in Segment first, ReadOnlySpan<byte> packet)
+    {
+        if (packet.Length < 20 || packet[0] >> 4 != (first.IsIpv6 ? 6 : 4))
+        {
+            return false;
+        }
+        int l4;
+        if (first.IsIpv6)
+        {
+            if (packet.Length < 40 || !head.Slice(8, 32).SequenceEqual(packet.Slice(8, 32)))
+            {
+                return false;
+            }
+            byte next = packet[6];
+            if (next is 17 or 58)
+            {
+                return false; // UDP, ICMPv6
+            }
+            if (next != ProtocolTcp)
+            {
+                return true;
+            }
+            l4 = 40;
+        }
+        else
+        {
+            if (!head.Slice(12, 8).SequenceEqual(packet.Slice(12, 8)))
+            {
+                return false;
+            }
+            if (packet[9] != ProtocolTcp)
+            {
+                return false;
+            }
+            if (packet[0] != 0x45 || (BinaryPrimitives.ReadUInt16BigEndian(packet[6..]) & 0x3FFF) != 0)
+            {
+                return true;
+            }
+            l4 = 20;
+        }
+        return packet.Length < l4 + 4 || head.Slice(first.L4Offset, 4).SequenceEqual(packet.Slice(l4, 4));
     }
 
     private static bool SameFlow(ReadOnlySpan<byte> head, in Segment first, ReadOnlySpan<byte> packet, in Segment next, int index)

@@ -25,12 +25,59 @@ public class TcpCoalescerTests
         return packets;
     }
 
+    private static int[] Run(PacketBuffer[] buffers, int start, int maxLength = 65535)
+    {
+        var taken = new bool[buffers.Length];
+        var members = new int[buffers.Length];
+        int count = TcpCoalescer.FindRun(buffers, start, taken, members, maxLength);
+        for (int i = 0; i < buffers.Length; i++)
+        {
+            Assert.Equal(Array.IndexOf(members, i, 0, count) >= 0, taken[i]);
+        }
+        return members[..count];
+    }
+
+    private int[] Members(byte[][] packets, int start = 0)
+    {
+        var buffers = ToBuffers(_pool, packets);
+        try
+        {
+            return Run(buffers, start);
+        }
+        finally
+        {
+            ReturnAll(buffers);
+        }
+    }
+
+    [Fact]
+    public void Interleaved_flows_are_each_merged_but_a_flow_is_never_reordered()
+    {
+        static byte[] Other(uint sequence, int payload = Mss, byte flags = Ack)
+        {
+            byte[] p = Tcp(false, sequence, payload, flags: flags);
+            p[21] ^= 1; // another source port
+            FillChecksum(p, false, 6);
+            return p;
+        }
+        byte[][] interleaved = [Tcp(false, 1000, Mss), Other(1000), Tcp(false, 2000, Mss), Other(2000), Udp(false, 100), Tcp(false, 3000, Mss)];
+        Assert.Equal([0, 2, 5], Members(interleaved, 0));
+        Assert.Equal([1, 3], Members(interleaved, 1));
+        // A pure ACK of the same connection between two segments: the segment after it must not overtake it.
+        byte[][] ackBetween = [Tcp(false, 1000, Mss), Tcp(false, 2000, 0), Tcp(false, 2000, Mss)];
+        Assert.Equal([0], Members(ackBetween, 0));
+        // Another connection's segment that does not continue its own flow is simply skipped.
+        byte[][] otherOutOfOrder = [Tcp(false, 1000, Mss), Other(9000, 10, Ack | Fin), Tcp(false, 2000, Mss)];
+        Assert.Equal([0, 2], Members(otherOutOfOrder, 0));
+        Assert.Equal(0, _pool.Outstanding);
+    }
+
     private int Count(byte[][] packets, int start = 0, int maxLength = 65535)
     {
         var buffers = ToBuffers(_pool, packets);
         try
         {
-            return TcpCoalescer.CountRun(buffers, start, maxLength);
+            return Run(buffers, start, maxLength).Length;
         }
         finally
         {
@@ -48,9 +95,10 @@ public class TcpCoalescerTests
         var buffers = ToBuffers(_pool, packets);
         try
         {
-            Assert.Equal(4, TcpCoalescer.CountRun(buffers, 0, 65535));
+            int[] members = Run(buffers, 0);
+            Assert.Equal([0, 1, 2, 3], members);
             var destination = new byte[70000];
-            int written = TcpCoalescer.Build(buffers, 0, 4, destination);
+            int written = TcpCoalescer.Build(buffers, members, destination);
             int l4 = ipv6 ? 40 : 20;
             var header = VirtioNetHeader.Read(destination);
             Assert.Equal(VirtioNetHeader.FlagNeedsCsum, header.Flags);
@@ -164,12 +212,13 @@ public class TcpCoalescerTests
         var destination = new byte[70000];
         if (segments.Length == 1)
         {
-            ok = TcpCoalescer.CountRun(segments, 0, 65535) == 1 && segments[0].Data.SequenceEqual(original);
+            ok = Run(segments, 0).Length == 1 && segments[0].Data.SequenceEqual(original);
         }
         else
         {
-            int run = TcpCoalescer.CountRun(segments, 0, 65535);
-            int written = TcpCoalescer.Build(segments, 0, run, destination);
+            int[] members = Run(segments, 0);
+            int run = members.Length;
+            int written = TcpCoalescer.Build(segments, members, destination);
             byte[] rebuilt = destination.AsSpan(VirtioNetHeader.Size, written - VirtioNetHeader.Size).ToArray();
             var rebuiltHeader = VirtioNetHeader.Read(destination);
             ok = run == segments.Length
