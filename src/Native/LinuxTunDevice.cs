@@ -122,7 +122,11 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
             if (_offload is not null && _offload.Segmenter.HasPending)
             {
                 // Segments of the last super-packet come first, and without blocking in poll.
-                return ReadAvailableWithHeader(fd, buffers);
+                int pending = ReadAvailableWithHeader(fd, buffers);
+                if (pending > 0)
+                {
+                    return pending; // (0 only if they were dropped: then wait as usual, 0 means stop)
+                }
             }
             while (true)
             {
