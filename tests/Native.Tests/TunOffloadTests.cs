@@ -16,6 +16,8 @@ public sealed class TunOffloadTests(ITestOutputHelper output)
     private const int Mtu = 1420;
     private static readonly byte[] Local = [10, 211, 0, 1];
     private static readonly byte[] Remote = [10, 212, 0, 7];
+    private static readonly byte[] Local6 = IPAddress.Parse("fd00:211::1").GetAddressBytes();
+    private static readonly byte[] Remote6 = IPAddress.Parse("fd00:212::7").GetAddressBytes();
 
     private static LinuxTunDevice CreateDevice(NetworkNamespace ns)
     {
@@ -90,23 +92,31 @@ public sealed class TunOffloadTests(ITestOutputHelper output)
         }
     }
 
-    [Fact]
-    public void A_tcp_send_through_the_device_arrives_as_valid_mtu_sized_segments_split_from_tso_super_packets()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_tcp_send_through_the_device_arrives_as_valid_mtu_sized_segments_split_from_tso_super_packets(bool ipv6)
     {
         using var ns = new NetworkNamespace();
         var pool = new PacketBufferPool();
         LinuxTunDevice tun = CreateDevice(ns);
+        byte[] local = ipv6 ? Local6 : Local, remote = ipv6 ? Remote6 : Remote;
+        if (ipv6)
+        {
+            Command.Check("ip", "-n", ns.Name, "addr", "add", "fd00:211::1/64", "dev", tun.Name, "nodad");
+            Command.Check("ip", "-n", ns.Name, "route", "add", "fd00:212::/64", "dev", tun.Name);
+        }
         Socket? client = null;
         try
         {
             output.WriteLine($"offloads: {tun.Offloads}");
             Assert.True((tun.Offloads & TunOffloads.Tso) != 0, $"the kernel refused TSO: {tun.Offloads}");
             using var deadline = new Timer(_ => tun.WakeReader(), null, TimeSpan.FromSeconds(25), Timeout.InfiniteTimeSpan);
-            client = ns.RunInside(() => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+            client = ns.RunInside(() => new Socket(ipv6 ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
             client.Blocking = false;
             try
             {
-                client.Connect(new IPEndPoint(new IPAddress(Remote), 5000));
+                client.Connect(new IPEndPoint(new IPAddress(remote), 5000));
             }
             catch (SocketException e) when (e.SocketErrorCode is SocketError.WouldBlock or SocketError.InProgress)
             {
@@ -117,8 +127,10 @@ public sealed class TunOffloadTests(ITestOutputHelper output)
             var batch = new PacketBuffer[5];
             Tcp syn = ReadUntil(tun, pool, batch, t => (t.Flags & Syn) != 0 && t.DestinationPort == 5000);
             const uint serverIsn = 1_000_000;
-            byte[] synAckOptions = [2, 4, 0x05, 0x64, 1, 3, 3, 7]; // MSS 1380 (= MTU - 40), NOP, window scale 7
-            Write(tun, pool, Build(Remote, Local, 5000, syn.SourcePort, serverIsn, syn.Sequence + 1, Syn | Ack, [], options: synAckOptions));
+            // MSS = MTU - 40 (IPv4) or - 60 (IPv6), NOP, window scale 7.
+            int mss = Mtu - (ipv6 ? 60 : 40);
+            byte[] synAckOptions = [2, 4, (byte)(mss >> 8), (byte)mss, 1, 3, 3, 7];
+            Write(tun, pool, Build(remote, local, 5000, syn.SourcePort, serverIsn, syn.Sequence + 1, Syn | Ack, [], options: synAckOptions));
             Assert.True(client.Poll(TimeSpan.FromSeconds(10), SelectMode.SelectWrite), "connect did not complete");
             client.Blocking = true;
 
@@ -170,7 +182,7 @@ public sealed class TunOffloadTests(ITestOutputHelper output)
                     fullSized += p.Length == Mtu ? 1 : 0;
                 }
                 // Cumulative ACK with a large window (scaled by 2^7) keeps the sender going.
-                Write(tun, pool, Build(Remote, Local, 5000, syn.SourcePort, serverIsn + 1, expected, Ack, [], window: 65535));
+                Write(tun, pool, Build(remote, local, 5000, syn.SourcePort, serverIsn + 1, expected, Ack, [], window: 65535));
             }
             Assert.True(sender.Join(TimeSpan.FromSeconds(10)), "send did not complete");
             Assert.Null(sendFailure);
@@ -190,12 +202,20 @@ public sealed class TunOffloadTests(ITestOutputHelper output)
         Assert.Equal(0, pool.Outstanding);
     }
 
-    [Fact]
-    public void Coalesced_segments_written_to_the_device_reach_a_listening_socket_and_ce_is_never_merged()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Coalesced_segments_written_to_the_device_reach_a_listening_socket_and_ce_is_never_merged(bool ipv6)
     {
         using var ns = new NetworkNamespace();
         var pool = new PacketBufferPool();
         LinuxTunDevice tun = CreateDevice(ns);
+        byte[] local = ipv6 ? Local6 : Local, remote = ipv6 ? Remote6 : Remote;
+        if (ipv6)
+        {
+            Command.Check("ip", "-n", ns.Name, "addr", "add", "fd00:211::1/64", "dev", tun.Name, "nodad");
+            Command.Check("ip", "-n", ns.Name, "route", "add", "fd00:212::/64", "dev", tun.Name);
+        }
         Socket? listener = null;
         Socket? server = null;
         try
@@ -203,8 +223,8 @@ public sealed class TunOffloadTests(ITestOutputHelper output)
             using var deadline = new Timer(_ => tun.WakeReader(), null, TimeSpan.FromSeconds(25), Timeout.InfiniteTimeSpan);
             listener = ns.RunInside(() =>
             {
-                var l = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-                l.Bind(new IPEndPoint(IPAddress.Any, 6000));
+                var l = new Socket(ipv6 ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                l.Bind(new IPEndPoint(ipv6 ? IPAddress.IPv6Any : IPAddress.Any, 6000));
                 l.Listen(1);
                 return l;
             });
@@ -212,17 +232,17 @@ public sealed class TunOffloadTests(ITestOutputHelper output)
             const ushort remotePort = 40000;
             const uint isn = 5000;
             byte[] mss = [2, 4, 0x03, 0xE8]; // MSS 1000
-            Write(tun, pool, Build(Remote, Local, remotePort, 6000, isn, 0, Syn, [], options: mss));
+            Write(tun, pool, Build(remote, local, remotePort, 6000, isn, 0, Syn, [], options: mss));
             Tcp synAck = ReadUntil(tun, pool, batch, t => (t.Flags & (Syn | Ack)) == (Syn | Ack) && t.SourcePort == 6000);
             Assert.Equal(isn + 1, synAck.AckNumber);
             uint ack = synAck.Sequence + 1;
-            Write(tun, pool, Build(Remote, Local, remotePort, 6000, isn + 1, ack, Ack, []));
+            Write(tun, pool, Build(remote, local, remotePort, 6000, isn + 1, ack, Ack, []));
             Assert.True(listener.Poll(TimeSpan.FromSeconds(10), SelectMode.SelectRead), "accept did not complete");
             server = listener.Accept();
 
             var data = new byte[55 * 1000];
             new Random(9).NextBytes(data);
-            byte[] Segment(int index, byte tos) => Build(Remote, Local, remotePort, 6000, isn + 1 + (uint)(index * 1000), ack,
+            byte[] Segment(int index, byte tos) => Build(remote, local, remotePort, 6000, isn + 1 + (uint)(index * 1000), ack,
                 index is 39 or 54 ? (byte)(Ack | Psh) : Ack, data.AsSpan(index * 1000, 1000), id: (ushort)index, tos: tos);
 
             // 40 segments of one flow: one super-packet.
@@ -235,7 +255,7 @@ public sealed class TunOffloadTests(ITestOutputHelper output)
             Assert.Equal(1, tun.SuperPacketsWritten);
             Assert.Equal(40, tun.SegmentsCoalesced);
 
-            // 15 more, the eighth CE-marked (ECN field 11, RFC 3168): it is written alone, the seven on
+            // 15 more, the eighth CE-marked (ECN field 11 in the TOS or traffic class, RFC 3168): it is written alone, the seven on
             // each side become two super-packets.
             var second = new byte[15][];
             for (int i = 0; i < 15; i++)
