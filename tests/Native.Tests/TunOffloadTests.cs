@@ -240,10 +240,10 @@ public sealed class TunOffloadTests(ITestOutputHelper output)
             Assert.True(listener.Poll(TimeSpan.FromSeconds(10), SelectMode.SelectRead), "accept did not complete");
             server = listener.Accept();
 
-            var data = new byte[55 * 1000];
+            var data = new byte[54 * 1000 + 456]; // the last segment is shorter than the others
             new Random(9).NextBytes(data);
             byte[] Segment(int index, byte tos) => Build(remote, local, remotePort, 6000, isn + 1 + (uint)(index * 1000), ack,
-                index is 39 or 54 ? (byte)(Ack | Psh) : Ack, data.AsSpan(index * 1000, 1000), id: (ushort)index, tos: tos);
+                index is 39 or 54 ? (byte)(Ack | Psh) : Ack, data.AsSpan(index * 1000, Math.Min(1000, data.Length - index * 1000)), id: (ushort)index, tos: tos);
 
             // 40 segments of one flow: one super-packet.
             var first = new byte[40][];
