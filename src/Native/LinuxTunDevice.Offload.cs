@@ -36,6 +36,13 @@ public sealed unsafe partial class LinuxTunDevice
 
     public long SegmentsCoalesced => Volatile.Read(ref _segmentsCoalesced);
 
+    /// <summary>
+    /// Segments of the last super-packet not yet handed out (for the reader thread). The next
+    /// <see cref="ReadBatch"/> returns them without polling or reading, even after <see cref="WakeReader"/>:
+    /// a stop then takes effect one call later for each span-full still held.
+    /// </summary>
+    public int PendingSegments => _offload?.Segmenter.PendingSegments ?? 0;
+
     /// <summary>Per-device memory of the offload paths, one part per direction (reader thread, writer thread).</summary>
     private sealed class OffloadState
     {

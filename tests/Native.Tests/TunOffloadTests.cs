@@ -92,6 +92,103 @@ public sealed class TunOffloadTests(ITestOutputHelper output)
         }
     }
 
+    private const uint ServerIsn = 1_000_000;
+
+    /// <summary>
+    /// A socket in the namespace connected to the remote address, port 5000, through the device: the
+    /// test reads the SYN and writes the SYN-ACK (MSS = MTU - 40 or - 60, window scale 7).
+    /// </summary>
+    private static Socket Connect(NetworkNamespace ns, LinuxTunDevice tun, PacketBufferPool pool, bool ipv6, PacketBuffer[] batch, out Tcp syn)
+    {
+        byte[] local = ipv6 ? Local6 : Local, remote = ipv6 ? Remote6 : Remote;
+        Socket client = ns.RunInside(() => new Socket(ipv6 ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+        try
+        {
+            client.Blocking = false;
+            try
+            {
+                client.Connect(new IPEndPoint(new IPAddress(remote), 5000));
+            }
+            catch (SocketException e) when (e.SocketErrorCode is SocketError.WouldBlock or SocketError.InProgress)
+            {
+                // completes when the SYN-ACK below arrives
+            }
+            Tcp request = ReadUntil(tun, pool, batch, t => (t.Flags & Syn) != 0 && t.DestinationPort == 5000);
+            int mss = Mtu - (ipv6 ? 60 : 40);
+            byte[] synAckOptions = [2, 4, (byte)(mss >> 8), (byte)mss, 1, 3, 3, 7];
+            Write(tun, pool, Build(remote, local, 5000, request.SourcePort, ServerIsn, request.Sequence + 1, Syn | Ack, [], options: synAckOptions));
+            Assert.True(client.Poll(TimeSpan.FromSeconds(10), SelectMode.SelectWrite), "connect did not complete");
+            client.Blocking = true;
+            syn = request;
+            return client;
+        }
+        catch
+        {
+            client.Dispose();
+            throw;
+        }
+    }
+
+    private static void AddIpv6(NetworkNamespace ns, LinuxTunDevice tun)
+    {
+        Command.Check("ip", "-n", ns.Name, "addr", "add", "fd00:211::1/64", "dev", tun.Name, "nodad");
+        Command.Check("ip", "-n", ns.Name, "route", "add", "fd00:212::/64", "dev", tun.Name);
+    }
+
+    [Fact]
+    public void Pending_segments_are_handed_out_without_reading_again_even_after_a_wake()
+    {
+        using var ns = new NetworkNamespace();
+        var pool = new PacketBufferPool();
+        LinuxTunDevice tun = CreateDevice(ns);
+        Socket? client = null;
+        try
+        {
+            using var deadline = new Timer(_ => tun.WakeReader(), null, TimeSpan.FromSeconds(20), Timeout.InfiniteTimeSpan);
+            var one = new PacketBuffer[1];
+            client = Connect(ns, tun, pool, false, one, out Tcp syn);
+            client.Send(new byte[64 * 1024]); // fits the send buffer: returns at once
+            uint expected = syn.Sequence + 1;
+            int reads = 0;
+            while (tun.PendingSegments == 0)
+            {
+                // One buffer per call until a super-packet has been split with segments left over.
+                foreach (byte[] p in ReadOnce(tun, pool, one))
+                {
+                    if (Parse(p) is Tcp t && t.SourcePort == syn.SourcePort && t.Sequence == expected)
+                    {
+                        expected += (uint)t.PayloadLength;
+                    }
+                }
+                Write(tun, pool, Build(Remote, Local, 5000, syn.SourcePort, ServerIsn + 1, expected, Ack, []));
+                Assert.True(++reads < 200, "no super-packet arrived");
+            }
+            int pending = tun.PendingSegments;
+            // Sticky stop: poll would now report the wake at once. Pending segments still come out,
+            // one per call, which shows ReadBatch does not poll or read while it holds them.
+            tun.WakeReader();
+            for (int i = 0; i < pending; i++)
+            {
+                List<byte[]> packets = ReadOnce(tun, pool, one);
+                Tcp segment = Assert.IsType<Tcp>(Parse(packets[0]));
+                Assert.Equal(expected, segment.Sequence);
+                Assert.True(ChecksumsValid(packets[0]));
+                expected += (uint)segment.PayloadLength;
+                Assert.Equal(pending - i - 1, tun.PendingSegments);
+            }
+            one[0] = pool.Rent();
+            Assert.Equal(0, tun.ReadBatch(one)); // now the stop
+            one[0].Return();
+            output.WriteLine($"{pending} segments were pending after {reads} reads");
+        }
+        finally
+        {
+            client?.Dispose();
+            tun.Dispose();
+        }
+        Assert.Equal(0, pool.Outstanding);
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
@@ -103,8 +200,7 @@ public sealed class TunOffloadTests(ITestOutputHelper output)
         byte[] local = ipv6 ? Local6 : Local, remote = ipv6 ? Remote6 : Remote;
         if (ipv6)
         {
-            Command.Check("ip", "-n", ns.Name, "addr", "add", "fd00:211::1/64", "dev", tun.Name, "nodad");
-            Command.Check("ip", "-n", ns.Name, "route", "add", "fd00:212::/64", "dev", tun.Name);
+            AddIpv6(ns, tun);
         }
         Socket? client = null;
         try
@@ -112,27 +208,10 @@ public sealed class TunOffloadTests(ITestOutputHelper output)
             output.WriteLine($"offloads: {tun.Offloads}");
             Assert.True((tun.Offloads & TunOffloads.Tso) != 0, $"the kernel refused TSO: {tun.Offloads}");
             using var deadline = new Timer(_ => tun.WakeReader(), null, TimeSpan.FromSeconds(25), Timeout.InfiniteTimeSpan);
-            client = ns.RunInside(() => new Socket(ipv6 ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
-            client.Blocking = false;
-            try
-            {
-                client.Connect(new IPEndPoint(new IPAddress(remote), 5000));
-            }
-            catch (SocketException e) when (e.SocketErrorCode is SocketError.WouldBlock or SocketError.InProgress)
-            {
-                // completes when the SYN-ACK below arrives
-            }
-
             // Five buffers per read: a super-packet of more segments leaves some pending for the next call.
             var batch = new PacketBuffer[5];
-            Tcp syn = ReadUntil(tun, pool, batch, t => (t.Flags & Syn) != 0 && t.DestinationPort == 5000);
-            const uint serverIsn = 1_000_000;
-            // MSS = MTU - 40 (IPv4) or - 60 (IPv6), NOP, window scale 7.
-            int mss = Mtu - (ipv6 ? 60 : 40);
-            byte[] synAckOptions = [2, 4, (byte)(mss >> 8), (byte)mss, 1, 3, 3, 7];
-            Write(tun, pool, Build(remote, local, 5000, syn.SourcePort, serverIsn, syn.Sequence + 1, Syn | Ack, [], options: synAckOptions));
-            Assert.True(client.Poll(TimeSpan.FromSeconds(10), SelectMode.SelectWrite), "connect did not complete");
-            client.Blocking = true;
+            client = Connect(ns, tun, pool, ipv6, batch, out Tcp syn);
+            const uint serverIsn = ServerIsn;
 
             var data = new byte[256 * 1024];
             new Random(8).NextBytes(data);
@@ -213,8 +292,7 @@ public sealed class TunOffloadTests(ITestOutputHelper output)
         byte[] local = ipv6 ? Local6 : Local, remote = ipv6 ? Remote6 : Remote;
         if (ipv6)
         {
-            Command.Check("ip", "-n", ns.Name, "addr", "add", "fd00:211::1/64", "dev", tun.Name, "nodad");
-            Command.Check("ip", "-n", ns.Name, "route", "add", "fd00:212::/64", "dev", tun.Name);
+            AddIpv6(ns, tun);
         }
         Socket? listener = null;
         Socket? server = null;
@@ -325,8 +403,7 @@ public sealed class TunOffloadTests(ITestOutputHelper output)
             using var deadline = new Timer(_ => tun.WakeReader(), null, TimeSpan.FromSeconds(20), Timeout.InfiniteTimeSpan);
             if (ipv6)
             {
-                Command.Check("ip", "-n", ns.Name, "addr", "add", "fd00:211::1/64", "dev", tun.Name, "nodad");
-                Command.Check("ip", "-n", ns.Name, "route", "add", "fd00:212::/64", "dev", tun.Name);
+                AddIpv6(ns, tun);
             }
             client = ns.RunInside(() => new Socket(ipv6 ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp));
             const int segmentSize = 1000;
