@@ -138,7 +138,7 @@ public static unsafe class TunOffloadThroughput
                         client.Send(chunk);
                     }
                 }
-                catch (SocketException)
+                catch (Exception e) when (e is SocketException or ObjectDisposedException)
                 {
                     // closed at the end of the round
                 }
