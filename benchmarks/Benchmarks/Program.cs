@@ -6,11 +6,17 @@ public static class Program
 {
     // dotnet run -c Release --project benchmarks/Benchmarks -- --filter '*'
     // dotnet run -c Release --project benchmarks/Benchmarks -- udp-pps   (interleaved loopback UDP packets per second)
+    // dotnet run -c Release --project benchmarks/Benchmarks -- tun-read  (TCP out of a TUN device, offloads vs plain)
     public static void Main(string[] args)
     {
         if (args.Length > 0 && args[0] == "udp-pps")
         {
             UdpBatchPps.Run(args);
+            return;
+        }
+        if (args.Length > 0 && args[0] == "tun-read")
+        {
+            TunOffloadThroughput.Run(args);
             return;
         }
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

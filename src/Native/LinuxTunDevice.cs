@@ -8,7 +8,8 @@ using Tmds.Linux;
 namespace Firezone.Actors.Native;
 
 /// <summary>
-/// A Linux TUN device (IFF_TUN | IFF_NO_PI: every read and write is one bare IP packet).
+/// A Linux TUN device (IFF_TUN | IFF_NO_PI: every read and write is one bare IP packet; with
+/// <see cref="TunDeviceOptions.Offloads"/> also IFF_VNET_HDR, see LinuxTunDevice.Offload.cs).
 ///
 /// Threading: one thread calls <see cref="ReadBatch"/>, one (other) thread calls
 /// <see cref="WriteBatch"/>; <see cref="WakeReader"/> and <see cref="Dispose"/> may be called from any
@@ -16,10 +17,11 @@ namespace Firezone.Actors.Native;
 /// stays there; later calls may come from any thread. A non-persistent device disappears when the
 /// descriptor is closed, i.e. when this object is disposed (after any blocked call has returned).
 /// </summary>
-public sealed unsafe class LinuxTunDevice : ITunDevice
+public sealed unsafe partial class LinuxTunDevice : ITunDevice
 {
     private readonly SafeFileDescriptorHandle _fd;
     private readonly WakeEvent _wake;
+    private readonly OffloadState? _offload;
     private long _writeErrors;
 
     /// <summary>Creates the device (or attaches to a persistent one of that name), sets the MTU and brings it up.</summary>
@@ -50,11 +52,23 @@ public sealed unsafe class LinuxTunDevice : ITunDevice
         {
             If.ifreq request = default;
             Encoding.UTF8.GetBytes(requested, new Span<byte>(request.ifr_name, If.IFNAMSIZ));
-            request.ifr_flags = IfTun.IFF_TUN | IfTun.IFF_NO_PI;
-            if (LibC.ioctl(fd, IfTun.TUNSETIFF, &request) < 0)
+            request.ifr_flags = (short)(IfTun.IFF_TUN | IfTun.IFF_NO_PI | (options.Offloads ? IfTun.IFF_VNET_HDR : 0));
+            int result = LibC.ioctl(fd, IfTun.TUNSETIFF, &request);
+            if (result < 0 && options.Offloads && LibC.errno == LibC.EINVAL)
+            {
+                // A kernel (or persistent device) that refuses IFF_VNET_HDR: run without offloads.
+                request.ifr_flags = IfTun.IFF_TUN | IfTun.IFF_NO_PI;
+                result = LibC.ioctl(fd, IfTun.TUNSETIFF, &request);
+            }
+            if (result < 0)
             {
                 int errno = LibC.errno;
                 throw new TunDeviceException(TunErrors.SetIffFailed(requested, errno), errno);
+            }
+            if ((request.ifr_flags & IfTun.IFF_VNET_HDR) != 0)
+            {
+                Offloads = EnableOffloads(fd);
+                _offload = new OffloadState();
             }
             // The kernel writes the final name back (tun%d -> tun0).
             Name = Marshal.PtrToStringUTF8((nint)request.ifr_name) ?? requested;
@@ -79,6 +93,9 @@ public sealed unsafe class LinuxTunDevice : ITunDevice
 
     public string Name { get; }
 
+    /// <summary>The offloads in use (None without <see cref="TunDeviceOptions.Offloads"/> or when the kernel refused IFF_VNET_HDR).</summary>
+    public TunOffloads Offloads { get; }
+
     public int Mtu { get; }
 
     /// <summary>The TUN descriptor, for callers that need it (e.g. TUNSETPERSIST); still owned by this object.</summary>
@@ -102,6 +119,15 @@ public sealed unsafe class LinuxTunDevice : ITunDevice
             _fd.DangerousAddRef(ref fdAdded);
             _wake.Handle.DangerousAddRef(ref wakeAdded);
             int fd = _fd.Fd;
+            if (_offload is not null && _offload.Segmenter.HasPending)
+            {
+                // Segments of the last super-packet come first, and without blocking in poll.
+                int pending = ReadAvailableWithHeader(fd, buffers);
+                if (pending > 0)
+                {
+                    return pending; // (0 only if they were dropped: then wait as usual, 0 means stop)
+                }
+            }
             while (true)
             {
                 var outcome = DescriptorWait.Wait(fd, LibC.POLLIN, _wake.Handle.Fd, -1, out short revents);
@@ -113,7 +139,7 @@ public sealed unsafe class LinuxTunDevice : ITunDevice
                 {
                     throw new TunDeviceException($"TUN device {Name}: descriptor is no longer valid");
                 }
-                int count = ReadAvailable(fd, buffers);
+                int count = _offload is null ? ReadAvailable(fd, buffers) : ReadAvailableWithHeader(fd, buffers);
                 if (count > 0)
                 {
                     return count;
@@ -176,6 +202,11 @@ public sealed unsafe class LinuxTunDevice : ITunDevice
         {
             _fd.DangerousAddRef(ref added);
             int fd = _fd.Fd;
+            if (_offload is not null)
+            {
+                WriteWithHeader(fd, packets);
+                return;
+            }
             // One write per packet: without IFF_VNET_HDR the TUN driver takes exactly one packet per call.
             for (int i = 0; i < packets.Length; i++)
             {
@@ -193,17 +224,7 @@ public sealed unsafe class LinuxTunDevice : ITunDevice
                     {
                         continue;
                     }
-                    if (errno == LibC.EBADFD)
-                    {
-                        throw new TunDeviceException($"TUN device {Name} is gone (deleted, or its network namespace removed)", errno);
-                    }
-                    if (errno == LibC.EBADF)
-                    {
-                        throw new TunDeviceException($"writing to TUN device {Name} failed: {Errno.Describe(errno)}", errno);
-                    }
-                    // EINVAL (malformed packet), EIO (link down), ENOMEM, EAGAIN: skip this packet.
-                    Interlocked.Increment(ref _writeErrors);
-                    LastWriteErrno = errno;
+                    CountWriteError(errno);
                     break;
                 }
             }
@@ -215,6 +236,22 @@ public sealed unsafe class LinuxTunDevice : ITunDevice
                 _fd.DangerousRelease();
             }
         }
+    }
+
+    /// <summary>Throws for a device that is gone; counts any other refusal (the packet is skipped).</summary>
+    private void CountWriteError(int errno)
+    {
+        if (errno == LibC.EBADFD)
+        {
+            throw new TunDeviceException($"TUN device {Name} is gone (deleted, or its network namespace removed)", errno);
+        }
+        if (errno == LibC.EBADF)
+        {
+            throw new TunDeviceException($"writing to TUN device {Name} failed: {Errno.Describe(errno)}", errno);
+        }
+        // EINVAL (malformed packet), EIO (link down), ENOMEM, EAGAIN: skip this packet.
+        Interlocked.Increment(ref _writeErrors);
+        LastWriteErrno = errno;
     }
 
     public void WakeReader() => _wake.Signal();

@@ -2,13 +2,6 @@ namespace Firezone.Actors.Native;
 
 /// <summary>
 /// How to create (or attach to) a TUN device.
-///
-/// Room for offloads (performance issue, not implemented): <c>IFF_VNET_HDR</c> with
-/// <c>TUNSETOFFLOAD</c>/<c>TUNSETVNETHDRSZ</c> would be one more flag here. Each read then starts with
-/// a 10/12-byte virtio_net_hdr, which fits in <see cref="Firezone.Actors.Engine.Buffers.PacketBuffer.Headroom"/>
-/// (the read would land at Headroom - header size), and a GSO read delivers one large TCP/UDP
-/// super-packet that the engine splits; writes gain a header the same way. The batch-shaped
-/// <see cref="ITunDevice"/> calls stay as they are.
 /// </summary>
 public sealed record TunDeviceOptions
 {
@@ -24,4 +17,12 @@ public sealed record TunDeviceOptions
 
     /// <summary>Bring the link up (IFF_UP) after creating it.</summary>
     public bool BringUp { get; init; } = true;
+
+    /// <summary>
+    /// Open with IFF_VNET_HDR and ask for checksum, TSO and (Linux 6.2+) USO offloads: the kernel then
+    /// hands over TCP/UDP super-packets of up to 64 KiB, which the device splits into MTU-sized packets,
+    /// and runs of one TCP flow written in a batch are merged into one super-packet (one write). What the
+    /// kernel accepted is <see cref="LinuxTunDevice.Offloads"/>; a kernel that refuses runs without.
+    /// </summary>
+    public bool Offloads { get; init; } = true;
 }

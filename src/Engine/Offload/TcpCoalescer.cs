@@ -1,0 +1,312 @@
+using System.Buffers.Binary;
+using Firezone.Actors.Engine.Buffers;
+
+namespace Firezone.Actors.Engine.Offload;
+
+/// <summary>
+/// Software GRO for packets written to a TUN device with IFF_VNET_HDR: merges a run of consecutive
+/// TCP segments of one flow into one super-packet with a virtio_net_hdr (gso_type TCPV4/TCPV6,
+/// NEEDS_CSUM), so the kernel takes up to 64 KiB in one write. The rules follow the kernel's
+/// tcp_gro_receive/inet_gro_receive: same addresses, ports, ACK number, TCP options and flags; no
+/// SYN, FIN, RST or URG; contiguous sequence numbers; every segment but the last of the same size;
+/// PSH only on the last; and the same IP header apart from length, identification and checksum, so the
+/// same ECN codepoint: a CE-marked segment is never merged with unmarked ones (RFC 3168 section 5,
+/// RFC 6040 section 4). Every merged segment must carry a valid TCP checksum, because the kernel
+/// trusts the super-packet's (CHECKSUM_PARTIAL), as wireguard-go's tcpGRO checks too.
+///
+/// Within one batch, as wireguard-go does: packets of one flow are never reordered; packets of
+/// different flows may be (a super-packet goes out where its first segment was).
+/// </summary>
+public static class TcpCoalescer
+{
+    private const byte TcpFin = 0x01, TcpSyn = 0x02, TcpRst = 0x04, TcpPsh = 0x08, TcpAck = 0x10, TcpUrg = 0x20, TcpCwr = 0x80;
+    private const byte ProtocolTcp = 6;
+
+    /// <summary>csum_offset of the TCP checksum field (RFC 793 section 3.1).</summary>
+    public const int TcpChecksumOffset = 16;
+
+    /// <summary>
+    /// Collects the packets that form one super-packet with the head at <paramref name="start"/>:
+    /// later untaken packets of the same TCP connection, in batch order, while each one extends the
+    /// previous. Packets of other flows are skipped (left for later), so flows may be reordered
+    /// against each other but never within themselves: the scan stops at the first packet of this
+    /// connection that cannot be appended. Marks the members in <paramref name="taken"/> and writes
+    /// their indices to <paramref name="members"/>; returns how many (1 if the head merges with
+    /// nothing). The super-packet stays within <paramref name="maxLength"/> bytes (without the virtio_net_hdr).
+    /// </summary>
+    public static int FindRun(ReadOnlySpan<PacketBuffer> packets, int start, Span<bool> taken, Span<int> members, int maxLength)
+    {
+        taken[start] = true;
+        members[0] = start;
+        ReadOnlySpan<byte> head = packets[start].Data;
+        if (start + 1 >= packets.Length || members.Length < 2
+            || !TryParse(head, out Segment first) || (first.Flags & (TcpPsh | TcpCwr)) != 0)
+        {
+            return 1;
+        }
+        // The super-packet's IP length field is 16 bits (IPv4 total length, IPv6 payload length).
+        int limit = Math.Min(maxLength, first.IsIpv6 ? 65535 + 40 : 65535);
+        int total = head.Length;
+        uint nextSequence = unchecked(first.Sequence + (uint)first.PayloadLength);
+        int count = 1;
+        for (int i = start + 1; i < packets.Length && count < members.Length; i++)
+        {
+            if (taken[i])
+            {
+                continue;
+            }
+            ReadOnlySpan<byte> packet = packets[i].Data;
+            if (!MaybeSameConnection(head, first, packet))
+            {
+                continue;
+            }
+            if (!TryParse(packet, out Segment next)
+                || next.Sequence != nextSequence
+                || next.PayloadLength > first.PayloadLength
+                || total + next.PayloadLength > limit
+                || (next.Flags & ~TcpPsh) != first.Flags
+                || !SameFlow(head, first, packet, next, count))
+            {
+                break;
+            }
+            taken[i] = true;
+            members[count++] = i;
+            total += next.PayloadLength;
+            nextSequence = unchecked(nextSequence + (uint)next.PayloadLength);
+            if (next.PayloadLength < first.PayloadLength || (next.Flags & TcpPsh) != 0)
+            {
+                break; // a short or pushed segment ends the super-packet
+            }
+        }
+        return count;
+    }
+
+    /// <summary>
+    /// Writes the virtio_net_hdr and the super-packet of the <paramref name="members"/> (at least 2)
+    /// found by <see cref="FindRun"/>, and returns the bytes written.
+    /// </summary>
+    public static int Build(ReadOnlySpan<PacketBuffer> packets, ReadOnlySpan<int> members, Span<byte> destination)
+    {
+        ReadOnlySpan<byte> head = packets[members[0]].Data;
+        if (members.Length < 2 || !TryParse(head, out Segment first))
+        {
+            throw new ArgumentException("a super-packet needs at least two TCP segments found by FindRun", nameof(members));
+        }
+        Span<byte> packet = destination[VirtioNetHeader.Size..];
+        head.CopyTo(packet);
+        int length = head.Length;
+        byte lastFlags = first.Flags;
+        for (int m = 1; m < members.Length; m++)
+        {
+            ReadOnlySpan<byte> data = packets[members[m]].Data;
+            int headerLength = data.Length - PayloadLengthOf(data);
+            data[headerLength..].CopyTo(packet[length..]);
+            length += data.Length - headerLength;
+            lastFlags = data[FirstL4(data) + 13];
+        }
+        int l4 = first.L4Offset;
+        packet[l4 + 13] = (byte)(first.Flags | (lastFlags & TcpPsh));
+        ReadOnlySpan<byte> source, target;
+        if (first.IsIpv6)
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(packet[4..], (ushort)(length - 40));
+            source = packet.Slice(8, 16);
+            target = packet.Slice(24, 16);
+        }
+        else
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(packet[2..], (ushort)length);
+            packet[10] = 0;
+            packet[11] = 0;
+            BinaryPrimitives.WriteUInt16BigEndian(packet[10..], InternetChecksum.Finish(InternetChecksum.Sum(packet[..l4])));
+            source = packet.Slice(12, 4);
+            target = packet.Slice(16, 4);
+        }
+        // CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum, the kernel adds the rest.
+        BinaryPrimitives.WriteUInt16BigEndian(packet[(l4 + TcpChecksumOffset)..],
+            InternetChecksum.PseudoHeaderSum(source, target, ProtocolTcp, length - l4));
+        new VirtioNetHeader
+        {
+            Flags = VirtioNetHeader.FlagNeedsCsum,
+            GsoType = first.IsIpv6 ? VirtioNetHeader.GsoTcpV6 : VirtioNetHeader.GsoTcpV4,
+            HdrLen = (ushort)first.HeaderLength,
+            GsoSize = (ushort)first.PayloadLength,
+            CsumStart = (ushort)l4,
+            CsumOffset = TcpChecksumOffset,
+        }.Write(destination);
+        return VirtioNetHeader.Size + length;
+    }
+
+    private static int FirstL4(ReadOnlySpan<byte> packet) => packet[0] >> 4 == 4 ? 20 : 40;
+
+    private static int PayloadLengthOf(ReadOnlySpan<byte> packet)
+    {
+        int l4 = FirstL4(packet);
+        return packet.Length - l4 - (packet[l4 + 12] >> 4) * 4;
+    }
+
+    /// <summary>
+    /// False only for a packet certainly of another flow: other addresses, or the same addresses
+    /// with other ports or another transport. Anything this cannot read (IPv4 options or fragments,
+    /// IPv6 extension headers) counts as the same connection, so it is never overtaken.
+    /// </summary>
+    private static bool MaybeSameConnection(ReadOnlySpan<byte> head, in Segment first, ReadOnlySpan<byte> packet)
+    {
+        if (packet.Length < 20 || packet[0] >> 4 != (first.IsIpv6 ? 6 : 4))
+        {
+            return false;
+        }
+        int l4;
+        if (first.IsIpv6)
+        {
+            if (packet.Length < 40 || !head.Slice(8, 32).SequenceEqual(packet.Slice(8, 32)))
+            {
+                return false;
+            }
+            byte next = packet[6];
+            if (next is 17 or 58)
+            {
+                return false; // UDP, ICMPv6
+            }
+            if (next != ProtocolTcp)
+            {
+                return true;
+            }
+            l4 = 40;
+        }
+        else
+        {
+            if (!head.Slice(12, 8).SequenceEqual(packet.Slice(12, 8)))
+            {
+                return false;
+            }
+            if (packet[9] != ProtocolTcp)
+            {
+                return false;
+            }
+            if (packet[0] != 0x45 || (BinaryPrimitives.ReadUInt16BigEndian(packet[6..]) & 0x3FFF) != 0)
+            {
+                return true;
+            }
+            l4 = 20;
+        }
+        return packet.Length < l4 + 4 || head.Slice(first.L4Offset, 4).SequenceEqual(packet.Slice(l4, 4));
+    }
+
+    private static bool SameFlow(ReadOnlySpan<byte> head, in Segment first, ReadOnlySpan<byte> packet, in Segment next, int index)
+    {
+        if (first.IsIpv6 != next.IsIpv6 || first.HeaderLength != next.HeaderLength)
+        {
+            return false;
+        }
+        int l4 = first.L4Offset;
+        if (first.IsIpv6)
+        {
+            // Version, traffic class (DSCP and ECN), flow label; next header and hop limit; addresses.
+            if (!head[..4].SequenceEqual(packet[..4]) || !head.Slice(6, 34).SequenceEqual(packet.Slice(6, 34)))
+            {
+                return false;
+            }
+        }
+        else
+        {
+            // TOS (DSCP and ECN), DF, TTL, protocol, addresses. Without DF the identification must
+            // count up, as the kernel re-creates it on segmentation (inet_gro_receive's flush_id).
+            if (head[1] != packet[1] || (head[6] & 0x40) != (packet[6] & 0x40) || head[8] != packet[8]
+                || !head.Slice(12, 8).SequenceEqual(packet.Slice(12, 8)))
+            {
+                return false;
+            }
+            if ((head[6] & 0x40) == 0
+                && BinaryPrimitives.ReadUInt16BigEndian(packet[4..]) != (ushort)(BinaryPrimitives.ReadUInt16BigEndian(head[4..]) + index))
+            {
+                return false;
+            }
+        }
+        // Ports, ACK number, and the options (timestamps) must match; the window is taken from the
+        // first segment, as GRO does.
+        return head.Slice(l4, 4).SequenceEqual(packet.Slice(l4, 4))
+            && head.Slice(l4 + 8, 4).SequenceEqual(packet.Slice(l4 + 8, 4))
+            && head.Slice(l4 + 20, first.HeaderLength - l4 - 20).SequenceEqual(packet.Slice(l4 + 20, first.HeaderLength - l4 - 20));
+    }
+
+    private readonly struct Segment
+    {
+        public readonly bool IsIpv6;
+        public readonly int L4Offset;
+        public readonly int HeaderLength;
+        public readonly int PayloadLength;
+        public readonly uint Sequence;
+        public readonly byte Flags;
+
+        public Segment(bool isIpv6, int l4Offset, int headerLength, int payloadLength, uint sequence, byte flags)
+        {
+            IsIpv6 = isIpv6;
+            L4Offset = l4Offset;
+            HeaderLength = headerLength;
+            PayloadLength = payloadLength;
+            Sequence = sequence;
+            Flags = flags;
+        }
+    }
+
+    /// <summary>A data-carrying TCP segment without IPv4 options, fragments or IPv6 extension headers, checksum valid.</summary>
+    private static bool TryParse(ReadOnlySpan<byte> packet, out Segment segment)
+    {
+        segment = default;
+        if (packet.Length < 40)
+        {
+            return false;
+        }
+        bool ipv6;
+        int l4;
+        ReadOnlySpan<byte> source, target;
+        if (packet[0] == 0x45)
+        {
+            if (BinaryPrimitives.ReadUInt16BigEndian(packet[2..]) != packet.Length
+                || (BinaryPrimitives.ReadUInt16BigEndian(packet[6..]) & 0x3FFF) != 0 // MF or a fragment offset
+                || packet[9] != ProtocolTcp)
+            {
+                return false;
+            }
+            ipv6 = false;
+            l4 = 20;
+            source = packet.Slice(12, 4);
+            target = packet.Slice(16, 4);
+        }
+        else if (packet[0] >> 4 == 6)
+        {
+            if (packet.Length < 60 || BinaryPrimitives.ReadUInt16BigEndian(packet[4..]) + 40 != packet.Length || packet[6] != ProtocolTcp)
+            {
+                return false;
+            }
+            ipv6 = true;
+            l4 = 40;
+            source = packet.Slice(8, 16);
+            target = packet.Slice(24, 16);
+        }
+        else
+        {
+            return false;
+        }
+        int dataOffset = (packet[l4 + 12] >> 4) * 4;
+        int headerLength = l4 + dataOffset;
+        if (dataOffset < 20 || headerLength >= packet.Length)
+        {
+            return false; // bad offset, or no payload (pure ACKs are not merged)
+        }
+        byte flags = packet[l4 + 13];
+        if ((flags & (TcpSyn | TcpFin | TcpRst | TcpUrg)) != 0 || (flags & TcpAck) == 0)
+        {
+            return false;
+        }
+        ushort sum = InternetChecksum.PseudoHeaderSum(source, target, ProtocolTcp, packet.Length - l4);
+        if (InternetChecksum.Sum(packet[l4..], sum) != 0xFFFF)
+        {
+            return false; // corrupt: let the kernel see it alone and drop it
+        }
+        segment = new Segment(ipv6, l4, headerLength, packet.Length - headerLength,
+            BinaryPrimitives.ReadUInt32BigEndian(packet[(l4 + 4)..]), flags);
+        return true;
+    }
+}
