@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Checksummed TCP transfer for the lab (the tunnel must deliver every byte intact).
+
+  xfer.py listen HOST PORT recv|send [BYTES] [--timeout S]
+  xfer.py connect HOST PORT recv|send [BYTES] [--timeout S]
+
+The sending side streams BYTES pseudo-random bytes (fresh per run), the receiving side reads until
+the sender closes. Both print one line: "<bytes> <sha256 hex>". The listener accepts a single
+connection and prints "listening" on stderr once bound, so a caller can wait for it.
+"""
+import hashlib
+import os
+import socket
+import sys
+
+CHUNK = 64 * 1024
+
+
+def send_all(sock, total):
+    h = hashlib.sha256()
+    # One random block reused with a changing counter: cheap to generate, not compressible.
+    block = bytearray(os.urandom(CHUNK))
+    sent = 0
+    counter = 0
+    while sent < total:
+        counter += 1
+        block[0:8] = counter.to_bytes(8, "little")
+        n = min(CHUNK, total - sent)
+        view = memoryview(block)[:n]
+        sock.sendall(view)
+        h.update(view)
+        sent += n
+    sock.shutdown(socket.SHUT_WR)
+    # Wait for the peer to close, so the sender only reports once the receiver has read everything.
+    while sock.recv(CHUNK):
+        pass
+    return sent, h.hexdigest()
+
+
+def recv_all(sock):
+    h = hashlib.sha256()
+    got = 0
+    while True:
+        data = sock.recv(CHUNK)
+        if not data:
+            break
+        h.update(data)
+        got += len(data)
+    sock.shutdown(socket.SHUT_WR)
+    return got, h.hexdigest()
+
+
+def main(argv):
+    args = [a for a in argv if not a.startswith("--")]
+    timeout = 60.0
+    if "--timeout" in argv:
+        timeout = float(argv[argv.index("--timeout") + 1])
+        args.remove(argv[argv.index("--timeout") + 1])
+    if len(args) < 4 or args[0] not in ("listen", "connect") or args[3] not in ("recv", "send"):
+        sys.stderr.write(__doc__)
+        return 2
+    role, host, port, mode = args[0], args[1], int(args[2]), args[3]
+    total = int(args[4]) if len(args) > 4 else 0
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if role == "listen":
+        srv = socket.socket(family, socket.SOCK_STREAM)
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind((host, port))
+        srv.listen(1)
+        srv.settimeout(timeout)
+        sys.stderr.write("listening\n")
+        sys.stderr.flush()
+        sock, _ = srv.accept()
+        srv.close()
+    else:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    sock.settimeout(timeout)
+    n, digest = send_all(sock, total) if mode == "send" else recv_all(sock)
+    sock.close()
+    print(f"{n} {digest}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
