@@ -236,10 +236,12 @@ cmd_mark() {
   local p=$1 pct=${2:-}
   [[ "$pct" =~ ^[0-9]+$ && $pct -le 100 ]] || die "mark: PERCENT must be 0..100"
   local ports="{ $GATEWAY_PORT, $CLIENT_PORT }" body=""
+  local sample="numgen random mod 100 < $pct "
+  ((pct == 100)) && sample=""
   if ((pct > 0)); then
     # RFC 3168 section 5: a congested router sets CE only on ECN-capable packets (ECT(0) or ECT(1)).
-    body+="udp dport $ports ip ecn { ect0, ect1 } numgen random mod 100 < $pct ip ecn set ce counter"$'\n'
-    body+="udp dport $ports ip6 ecn { ect0, ect1 } numgen random mod 100 < $pct ip6 ecn set ce counter"$'\n'
+    body+="udp dport $ports ip ecn { ect0, ect1 } ${sample}ip ecn set ce counter"$'\n'
+    body+="udp dport $ports ip6 ecn { ect0, ect1 } ${sample}ip6 ecn set ce counter"$'\n'
   fi
   set_congestion "$p" "$body"
 }
@@ -276,7 +278,15 @@ resolve_impl() {
   esac
 }
 
-pid_alive() { [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null; }
+# A process counts as alive until it exits; a zombie (state Z, exited but not yet reaped by whichever
+# ancestor inherited it) is already gone for our purposes.
+pid_alive() {
+  [[ -n "$1" ]] && kill -0 "$1" 2>/dev/null || return 1
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ ${stat:0:1} != Z ]]
+}
 
 # stop_pid PIDFILE [--kill]: SIGTERM then SIGKILL after 5 s (or SIGKILL at once), waits for exit.
 stop_pid() {
