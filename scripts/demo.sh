@@ -79,7 +79,12 @@ ce_after=$(delivered_ce)
 
 if [[ $IMPL == firezone-tunnel ]]; then
   step "firezone-tunnel show (gateway)"
-  bash $LAB exec "$P" gateway "$(cat "/run/fzlab/$P/impl-gateway")" show "$GIF" || true
+  show_gateway=$(bash $LAB exec "$P" gateway "$(cat "/run/fzlab/$P/impl-gateway")" show "$GIF" || true)
+  show_client=$(bash $LAB exec "$P" client "$(cat "/run/fzlab/$P/impl-client")" show "$CIF" || true)
+  echo "$show_gateway"
+  # "ecn: N ECT sent, N CE received, N CE propagated, N ECN drops, N (!!!) events"
+  fz_client_ecn=$(grep -o 'ecn: .*' <<<"$show_client" | sed 's/^ecn: //' || echo "(no ecn line)")
+  fz_gateway_ecn=$(grep -o 'ecn: .*' <<<"$show_gateway" | sed 's/^ecn: //' || echo "(no ecn line)")
 fi
 
 d() { echo $(($(counter "$1" "$after") - $(counter "$1" "$before"))); }
@@ -98,6 +103,10 @@ printf '  %-62s %s\n' \
   "inner TCP packets on the gateway's TUN: CE / ECT" "$ce_inner / $ect_inner" \
   "client TCP sender TcpExtTCPDeliveredCE" "$ce_before -> $ce_after" \
   "demo time (without build)" "$(echo "$end - $start" | bc -l | xargs printf '%.1f') s"
+if [[ $IMPL == firezone-tunnel ]]; then
+  printf '  %-62s %s\n' "firezone-tunnel show, client ecn (whole run)" "$fz_client_ecn" \
+    "firezone-tunnel show, gateway ecn (whole run)" "$fz_gateway_ecn"
+fi
 if ((ect_sent == 0)); then
   echo "  note: $IMPL sent every outer datagram Not-ECT, so the router had nothing to mark and no"
   echo "        congestion signal crossed the tunnel (wireguard-go never copies ECN, see shared ECN notes)."
