@@ -53,13 +53,24 @@ public sealed record IpPrefix
     public static IpPrefix Parse(string text) =>
         TryParse(text, out var prefix, out var error) ? prefix : throw new FormatException(error);
 
-    /// <summary>Builds a prefix, clearing host bits. IPv4-mapped IPv6 addresses become IPv4.</summary>
+    /// <summary>
+    /// Builds a prefix, clearing host bits. An IPv4-mapped IPv6 prefix (::ffff:a.b.c.d/n, n at least 96)
+    /// becomes the IPv4 prefix a.b.c.d/(n-96), so both spellings route the same; a shorter one covers more
+    /// than the mapped range and stays IPv6.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="length"/> is negative or longer than the address.</exception>
     public static IpPrefix Create(IPAddress address, int length)
     {
-        if (address.IsIPv4MappedToIPv6)
+        ArgumentNullException.ThrowIfNull(address);
+        int max = address.AddressFamily == AddressFamily.InterNetwork ? 32 : 128;
+        if (length < 0 || length > max)
+        {
+            throw new ArgumentOutOfRangeException(nameof(length), length, $"a prefix length for {address} is between 0 and {max}");
+        }
+        if (address.IsIPv4MappedToIPv6 && length >= 96)
         {
             address = address.MapToIPv4();
-            length = Math.Max(0, length - 96);
+            length -= 96;
         }
         var bytes = address.GetAddressBytes();
         for (int bit = length; bit < bytes.Length * 8; bit++)
@@ -69,9 +80,17 @@ public sealed record IpPrefix
         return new IpPrefix(new IPAddress(bytes), length);
     }
 
-    /// <summary>True when <paramref name="address"/> lies inside this prefix (allocation-free).</summary>
+    /// <summary>
+    /// True when <paramref name="address"/> (4 or 16 bytes, network order) lies inside this prefix
+    /// (allocation-free). An IPv4-mapped IPv6 address is inside the IPv4 prefixes that hold the IPv4
+    /// address it carries, matching <see cref="Create"/> and <see cref="AllowedIps{T}"/>.
+    /// </summary>
     public bool Contains(ReadOnlySpan<byte> address)
     {
+        if (IsIPv4 && address.Length == 16 && IsIPv4Mapped(address))
+        {
+            address = address[12..];
+        }
         if (address.Length != (IsIPv4 ? 4 : 16))
         {
             return false;
@@ -91,6 +110,10 @@ public sealed record IpPrefix
         byte mask = (byte)(0xFF << (8 - rest));
         return (address[full] & mask) == (network[full] & mask);
     }
+
+    /// <summary>::ffff:0:0/96 (RFC 4291 section 2.5.5.2): ten zero bytes, then two 0xFF.</summary>
+    internal static bool IsIPv4Mapped(ReadOnlySpan<byte> address) =>
+        address.Length == 16 && address[..10].IndexOfAnyExcept((byte)0) < 0 && address[10] == 0xFF && address[11] == 0xFF;
 
     /// <summary>"10.0.0.0/24", as wg(8) prints allowed IPs.</summary>
     public override string ToString() => $"{Address}/{Length}";
