@@ -316,7 +316,11 @@ cmd_start() {
   # A socket left by a killed process would make the UAPI client talk to nobody.
   rm -f "/var/run/wireguard/$ifn.sock"
   # `ip netns exec` execs the command, so $! is the implementation's own PID.
-  ip netns exec "$n" "$bin" -f "$ifn" </dev/null >>"$st/wg-$role.log" 2>&1 &
+  local extra=()
+  # firezone-tunnel's JSON log goes to the lab's state directory rather than /var/log, so `down`
+  # leaves nothing behind.
+  [[ $(basename "$bin") == firezone-tunnel ]] && extra=(--log-file "$st/fz-$role.jsonl")
+  ip netns exec "$n" "$bin" -f "$ifn" "${extra[@]}" </dev/null >>"$st/wg-$role.log" 2>&1 &
   pid=$!
   echo "$pid" >"$pidf"
   for ((i = 0; i < 200; i++)); do

@@ -185,6 +185,20 @@ public sealed class Lab : IDisposable
 
     public void Dispose()
     {
+        // The implementations' logs die with the state directory: keep their tails in the test output.
+        foreach (var log in new[] { "wg-client.log", "wg-gateway.log", "fz-client.jsonl", "fz-gateway.jsonl" })
+        {
+            var text = ReadState(log);
+            if (text.Length > 0)
+            {
+                var lines = text.TrimEnd().Split('\n');
+                _output.WriteLine($"--- {log} (last {Math.Min(15, lines.Length)} of {lines.Length} lines)");
+                foreach (var line in lines.AsSpan(Math.Max(0, lines.Length - 15)))
+                {
+                    _output.WriteLine(line.Length > 400 ? line[..400] + "..." : line);
+                }
+            }
+        }
         // Always, also after a failed `up` (it may have made some namespaces) or a spent budget.
         var result = ProcessRunner.Run("bash", [Paths.LabScript, "down", Prefix], TimeSpan.FromSeconds(60), _environment);
         _output.WriteLine($"lab.sh down {Prefix} -> {result.ExitCode} (after {_clock.Elapsed.TotalSeconds:0.0} s{(_up ? "" : ", up had failed")})");
