@@ -8,13 +8,15 @@ namespace Firezone.Actors.Native;
 
 /// <summary>
 /// A UDP socket that moves batches of datagrams with recvmmsg/sendmmsg, each datagram with its own
-/// endpoint and ECN codepoint (carried in IP_TOS / IPV6_TCLASS control messages, see ECN.md).
+/// endpoint and ECN codepoint (carried in IP_TOS / IPV6_TCLASS control messages, see ECN.md), with
+/// UDP GSO on send (LinuxUdpSocket.Gso.cs) and UDP GRO on receive (LinuxUdpSocket.Gro.cs) where the
+/// kernel has them.
 ///
 /// Threading: one thread calls <see cref="ReceiveBatch"/> and one (other) thread calls
 /// <see cref="SendBatch"/>; each direction has its own preallocated native structures.
 /// <see cref="WakeReceiver"/> and <see cref="Dispose"/> may be called from any thread.
 /// </summary>
-public sealed unsafe class LinuxUdpSocket : IUdpBatchSocket
+public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
 {
     private const int SOL_IP = 0;
     private const int IP_TOS = 1;
@@ -36,6 +38,14 @@ public sealed unsafe class LinuxUdpSocket : IUdpBatchSocket
     private readonly bool _useMmsg;
     private readonly int _ecnControlLength = Socket.CmsgLen(sizeof(int));
     private readonly int _ecnControlSpace = Socket.CmsgSpace(sizeof(int));
+    private readonly int _segmentControlLength = Socket.CmsgLen(sizeof(ushort));
+    private readonly int _segmentControlSpace = Socket.CmsgSpace(sizeof(ushort));
+
+    /// <summary>Datagrams per prepared send message (more than one for a GSO send).</summary>
+    private readonly int[] _sendSegments;
+
+    /// <summary>Set when UDP_GRO is on: the receive slots and the datagrams still to hand out.</summary>
+    private readonly GroReceiveSlots? _groSlots;
 
     /// <exception cref="UdpSocketException">With a message meant for the user.</exception>
     public LinuxUdpSocket(UdpBatchSocketOptions options)
@@ -96,6 +106,12 @@ public sealed unsafe class LinuxUdpSocket : IUdpBatchSocket
             _wake = new WakeEvent();
             _receive = new MessageBatch(options.BatchSize);
             _send = new MessageBatch(options.BatchSize);
+            _sendSegments = new int[options.BatchSize];
+            GsoEnabled = options.UseGso && KernelHasGso(fd);
+            if (options.UseGro && TryEnableGro(fd))
+            {
+                _groSlots = new GroReceiveSlots(_receive);
+            }
         }
         catch
         {
@@ -145,6 +161,15 @@ public sealed unsafe class LinuxUdpSocket : IUdpBatchSocket
             _wake.Handle.DangerousAddRef(ref wakeAdded);
             int fd = _fd.Fd;
             int count = Math.Min(buffers.Length, _receive.Capacity);
+            if (_groSlots is not null)
+            {
+                // Segments left over from an earlier read come first, without waiting in poll.
+                int pending = _groSlots.Drain(buffers, this);
+                if (pending > 0)
+                {
+                    return pending;
+                }
+            }
             while (true)
             {
                 var outcome = DescriptorWait.Wait(fd, LibC.POLLIN, _wake.Handle.Fd, -1, out short revents);
@@ -156,7 +181,7 @@ public sealed unsafe class LinuxUdpSocket : IUdpBatchSocket
                 {
                     throw new UdpSocketException("UDP socket descriptor is no longer valid");
                 }
-                int received = Receive(fd, buffers[..count]);
+                int received = _groSlots is null ? Receive(fd, buffers[..count]) : ReceiveCoalesced(fd, buffers);
                 if (received > 0)
                 {
                     return received;
@@ -194,35 +219,7 @@ public sealed unsafe class LinuxUdpSocket : IUdpBatchSocket
             header->msg_flags = 0;
         }
 
-        int received;
-        if (_useMmsg)
-        {
-            received = Socket.recvmmsg(fd, batch.Messages, (uint)buffers.Length, LibC.MSG_DONTWAIT, null);
-            if (received < 0)
-            {
-                CheckReceiveError(Marshal.GetLastPInvokeError());
-                return 0;
-            }
-        }
-        else
-        {
-            received = 0;
-            while (received < buffers.Length)
-            {
-                nint length = Socket.recvmsg(fd, batch.Header(received), LibC.MSG_DONTWAIT);
-                if (length < 0)
-                {
-                    int errno = Marshal.GetLastPInvokeError();
-                    if (received == 0)
-                    {
-                        CheckReceiveError(errno);
-                    }
-                    break;
-                }
-                batch.Messages[received].msg_len = (uint)length;
-                received++;
-            }
-        }
+        int received = ReceiveMessages(fd, buffers.Length);
 
         int delivered = 0;
         for (int i = 0; i < received; i++)
@@ -236,7 +233,7 @@ public sealed unsafe class LinuxUdpSocket : IUdpBatchSocket
             PacketBuffer buffer = buffers[i];
             buffer.SetData(PacketBuffer.Headroom, (int)batch.Messages[i].msg_len);
             buffer.Endpoint = ReadEndpoint(batch.Name(i));
-            buffer.Ecn = ReadEcn(header);
+            buffer.Ecn = ReadControl(header, out _);
             if (delivered != i)
             {
                 (buffers[delivered], buffers[i]) = (buffers[i], buffers[delivered]);
@@ -244,6 +241,41 @@ public sealed unsafe class LinuxUdpSocket : IUdpBatchSocket
             delivered++;
         }
         return delivered;
+    }
+
+    /// <summary>recvmmsg (or recvmsg in a loop) into the first <paramref name="count"/> prepared
+    /// messages of the receive batch, without waiting; returns how many arrived (0 on a transient error).</summary>
+    private int ReceiveMessages(int fd, int count)
+    {
+        MessageBatch batch = _receive;
+        int received;
+        if (_useMmsg)
+        {
+            received = Socket.recvmmsg(fd, batch.Messages, (uint)count, LibC.MSG_DONTWAIT, null);
+            if (received < 0)
+            {
+                CheckReceiveError(Marshal.GetLastPInvokeError());
+                return 0;
+            }
+            return received;
+        }
+        received = 0;
+        while (received < count)
+        {
+            nint length = Socket.recvmsg(fd, batch.Header(received), LibC.MSG_DONTWAIT);
+            if (length < 0)
+            {
+                int errno = Marshal.GetLastPInvokeError();
+                if (received == 0)
+                {
+                    CheckReceiveError(errno);
+                }
+                break;
+            }
+            batch.Messages[received].msg_len = (uint)length;
+            received++;
+        }
+        return received;
     }
 
     private static void CheckReceiveError(int errno)
@@ -269,9 +301,14 @@ public sealed unsafe class LinuxUdpSocket : IUdpBatchSocket
         return UdpEndpoint.FromIPv4(new ReadOnlySpan<byte>(name + 4, 4), port); // sin_addr
     }
 
-    /// <summary>The ECN bits of the IP_TOS (1 byte) or IPV6_TCLASS (int) control message; Not-ECT if none.</summary>
-    private static Ecn ReadEcn(msghdr* header)
+    /// <summary>
+    /// The ECN bits of the IP_TOS (1 byte) or IPV6_TCLASS (int) control message (Not-ECT if none), and
+    /// the UDP_GRO segment size (int; 0 if none, i.e. the read holds one datagram).
+    /// </summary>
+    private static Ecn ReadControl(msghdr* header, out int groSegmentSize)
     {
+        groSegmentSize = 0;
+        Ecn ecn = Ecn.NotEct;
         byte* cursor = (byte*)header->msg_control;
         byte* end = cursor + (uint)header->msg_controllen;
         while (cursor + sizeof(cmsghdr) <= end)
@@ -285,15 +322,19 @@ public sealed unsafe class LinuxUdpSocket : IUdpBatchSocket
             byte* data = Socket.CmsgData(message);
             if (message->cmsg_level == SOL_IP && message->cmsg_type == IP_TOS)
             {
-                return (Ecn)(data[0] & 0b11);
+                ecn = (Ecn)(data[0] & 0b11);
             }
-            if (message->cmsg_level == SOL_IPV6 && message->cmsg_type == IPV6_TCLASS)
+            else if (message->cmsg_level == SOL_IPV6 && message->cmsg_type == IPV6_TCLASS)
             {
-                return (Ecn)(*(int*)data & 0b11);
+                ecn = (Ecn)(*(int*)data & 0b11);
+            }
+            else if (message->cmsg_level == Socket.SOL_UDP && message->cmsg_type == Socket.UDP_GRO)
+            {
+                groSegmentSize = *(int*)data;
             }
             cursor += Socket.CmsgAlign((int)length);
         }
-        return Ecn.NotEct;
+        return ecn;
     }
 
     public int SendBatch(ReadOnlySpan<PacketBuffer> datagrams)
@@ -305,19 +346,28 @@ public sealed unsafe class LinuxUdpSocket : IUdpBatchSocket
             int fd = _fd.Fd;
             int sent = 0;
             int next = 0;
+            MessageBatch batch = _send;
             while (next < datagrams.Length)
             {
+                // Messages and iovecs share the batch's capacity: a GSO message uses one iovec per
+                // datagram, so the iovecs run out first and bound the datagrams per call.
                 int slots = 0;
-                while (next < datagrams.Length && slots < _send.Capacity)
+                int iovecs = 0;
+                while (next < datagrams.Length && iovecs < batch.Capacity)
                 {
-                    if (PrepareSend(slots, datagrams[next++]))
+                    PacketBuffer first = datagrams[next];
+                    if (!IsIPv6 && !first.Endpoint.IsIPv4)
                     {
-                        slots++;
-                    }
-                    else
-                    {
+                        next++;
                         SendDropped++; // an IPv6 destination on an IPv4-only socket
+                        continue;
                     }
+                    int group = GsoEnabled ? GsoGroupLength(datagrams, next, Math.Min(MaxGsoSegments, batch.Capacity - iovecs)) : 1;
+                    PrepareSend(slots, iovecs, datagrams.Slice(next, group));
+                    _sendSegments[slots] = group;
+                    slots++;
+                    iovecs += group;
+                    next += group;
                 }
                 sent += SendPrepared(fd, slots);
             }
@@ -332,11 +382,17 @@ public sealed unsafe class LinuxUdpSocket : IUdpBatchSocket
         }
     }
 
-    private bool PrepareSend(int slot, PacketBuffer datagram)
+    /// <summary>
+    /// Fills message <paramref name="slot"/>: the group's common endpoint and ECN cmsg, one iovec per
+    /// datagram starting at <paramref name="firstIovec"/>, and a UDP_SEGMENT cmsg when it holds more
+    /// than one (the group was formed by <see cref="GsoGroupLength"/>: same endpoint, same codepoint).
+    /// </summary>
+    private void PrepareSend(int slot, int firstIovec, ReadOnlySpan<PacketBuffer> group)
     {
         MessageBatch batch = _send;
+        PacketBuffer first = group[0];
         byte* name = batch.Name(slot);
-        UdpEndpoint endpoint = datagram.Endpoint;
+        UdpEndpoint endpoint = first.Endpoint;
         ushort port = endpoint.Port;
         msghdr* header = batch.Header(slot);
         int level, type;
@@ -353,10 +409,6 @@ public sealed unsafe class LinuxUdpSocket : IUdpBatchSocket
         }
         else
         {
-            if (!endpoint.IsIPv4)
-            {
-                return false;
-            }
             *(ushort*)name = (ushort)LibC.AF_INET;
             name[2] = (byte)(port >> 8);
             name[3] = (byte)port;
@@ -380,16 +432,33 @@ public sealed unsafe class LinuxUdpSocket : IUdpBatchSocket
         control->cmsg_len = (uint)_ecnControlLength;
         control->cmsg_level = level;
         control->cmsg_type = type;
-        *(int*)Socket.CmsgData(control) = (int)datagram.Ecn & 0b11;
-        header->msg_controllen = (uint)_ecnControlSpace;
+        *(int*)Socket.CmsgData(control) = (int)first.Ecn & 0b11;
+        int controlLength = _ecnControlSpace;
+        if (group.Length > 1)
+        {
+            // udp_cmsg_send wants cmsg_len == CMSG_LEN(sizeof(__u16)) exactly.
+            cmsghdr* segment = (cmsghdr*)((byte*)control + _ecnControlSpace);
+            segment->cmsg_len = (uint)_segmentControlLength;
+            segment->cmsg_level = Socket.SOL_UDP;
+            segment->cmsg_type = Socket.UDP_SEGMENT;
+            *(ushort*)Socket.CmsgData(segment) = (ushort)first.Length;
+            controlLength += _segmentControlSpace;
+        }
+        header->msg_controllen = (uint)controlLength;
         header->msg_flags = 0;
 
-        batch.Iov[slot].iov_base = LinuxTunDevice.BufferAddress(datagram) + datagram.Offset;
-        batch.Iov[slot].iov_len = datagram.Length;
-        return true;
+        iovec* iov = batch.Iov + firstIovec;
+        header->msg_iov = iov;
+        header->msg_iovlen = group.Length;
+        for (int i = 0; i < group.Length; i++)
+        {
+            PacketBuffer datagram = group[i];
+            iov[i].iov_base = LinuxTunDevice.BufferAddress(datagram) + datagram.Offset;
+            iov[i].iov_len = datagram.Length;
+        }
     }
 
-    /// <summary>Sends slots [0, count), resuming after partial sends; returns how many the kernel took.</summary>
+    /// <summary>Sends messages [0, count), resuming after partial sends; returns how many datagrams the kernel took.</summary>
     private int SendPrepared(int fd, int count)
     {
         int done = 0;
@@ -408,8 +477,17 @@ public sealed unsafe class LinuxUdpSocket : IUdpBatchSocket
             }
             if (result > 0)
             {
+                for (int i = done; i < done + result; i++)
+                {
+                    int segments = _sendSegments[i];
+                    sent += segments;
+                    if (segments > 1)
+                    {
+                        GsoSends++;
+                        GsoDatagrams += segments;
+                    }
+                }
                 done += result;
-                sent += result;
                 stalls = 0;
                 continue;
             }
@@ -418,15 +496,31 @@ public sealed unsafe class LinuxUdpSocket : IUdpBatchSocket
             {
                 continue;
             }
+            int datagrams = _sendSegments[done];
+            if (datagrams > 1 && IsGsoRefusal(errno))
+            {
+                // The route cannot take this GSO send; its datagrams go one by one (the kernel
+                // fragments them if they exceed the MTU, as it did before GSO).
+                GsoRefused++;
+                LastSendErrno = errno;
+                if (errno == LibC.EIO)
+                {
+                    DisableGso(errno);
+                }
+                sent += SendOneByOne(fd, done);
+                done++;
+                stalls = 0;
+                continue;
+            }
             if (errno == LibC.EAGAIN || errno == LibC.ENOBUFS)
             {
-                // Socket buffer full: wait briefly for room; a buffer that stays full drops the head datagram.
+                // Socket buffer full: wait briefly for room; a buffer that stays full drops the head message.
                 if (++stalls <= SendAttempts
                     && DescriptorWait.Wait(fd, LibC.POLLOUT, -1, SendWaitMs, out _) == DescriptorWait.Outcome.Ready)
                 {
                     continue;
                 }
-                SendDropped++;
+                SendDropped += datagrams;
                 LastSendErrno = errno;
                 done++;
                 stalls = 0;
@@ -434,8 +528,8 @@ public sealed unsafe class LinuxUdpSocket : IUdpBatchSocket
             }
             if (IsPerDatagramError(errno))
             {
-                // sendmmsg reports the failing datagram when it is first in the call: skip it, keep the rest.
-                SendErrors++;
+                // sendmmsg reports the failing message when it is first in the call: skip it, keep the rest.
+                SendErrors += datagrams;
                 LastSendErrno = errno;
                 done++;
                 continue;

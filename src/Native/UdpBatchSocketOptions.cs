@@ -2,14 +2,6 @@ namespace Firezone.Actors.Native;
 
 /// <summary>
 /// How to open a <see cref="LinuxUdpSocket"/>.
-///
-/// Room for offloads (performance issue, not implemented): UDP GSO (<c>UDP_SEGMENT</c>) and GRO
-/// (<c>UDP_GRO</c>) would be two more flags here. Receive: each message already has a control slot
-/// with room for a <c>UDP_GRO</c> cmsg (the segment size) next to the TOS/TCLASS one, and a GRO
-/// receive would read into a larger buffer that the socket then splits into pooled buffers. Send:
-/// each message carries its own cmsg block, where a <c>UDP_SEGMENT</c> cmsg can follow the ECN one;
-/// one GSO message may only cover consecutive datagrams to the same endpoint with the same ECN
-/// codepoint and size (see ECN.md: one GSO send has one cmsg for all its segments).
 /// </summary>
 public sealed record UdpBatchSocketOptions
 {
@@ -32,4 +24,21 @@ public sealed record UdpBatchSocketOptions
     /// (same control messages), for sandboxes without the mmsg calls and as the benchmark baseline.
     /// </summary>
     public bool UseMmsg { get; init; } = true;
+
+    /// <summary>
+    /// UDP GSO (<c>UDP_SEGMENT</c>, Linux 4.18): consecutive datagrams of a batch to the same endpoint
+    /// with the same ECN codepoint and the same length (the last may be shorter) leave as one send that
+    /// the kernel cuts into datagrams. Never mixes codepoints (ECN.md: one GSO send has one TOS cmsg
+    /// for all its segments). Used only when the kernel supports it; turned off for the socket's life
+    /// when a send fails with EIO (no checksum offload on the route), as wireguard-go does.
+    /// </summary>
+    public bool UseGso { get; init; } = true;
+
+    /// <summary>
+    /// UDP GRO (<c>UDP_GRO</c>, Linux 5.0): the kernel may hand over several datagrams of one flow as
+    /// one read (it only coalesces datagrams with the same source, length and TOS/traffic class), which
+    /// the socket splits back into pooled buffers. Costs one 64 KiB receive slot per
+    /// <see cref="BatchSize"/> message (4 MiB at 64) and one copy per datagram.
+    /// </summary>
+    public bool UseGro { get; init; } = true;
 }

@@ -12,6 +12,17 @@ namespace Firezone.Actors.Native.Interop;
 /// </summary>
 internal static unsafe partial class Socket
 {
+    /// <summary><c>SOL_UDP</c> (= IPPROTO_UDP), the level of the UDP offload options and cmsgs.</summary>
+    internal const int SOL_UDP = 17;
+
+    /// <summary><c>UDP_SEGMENT</c> (linux/udp.h, Linux 4.18): as a sockopt or a cmsg with a <c>__u16</c>
+    /// gso_size, one send is cut by the kernel (or the NIC) into datagrams of gso_size bytes, the last shorter.</summary>
+    internal const int UDP_SEGMENT = 103;
+
+    /// <summary><c>UDP_GRO</c> (linux/udp.h, Linux 5.0): as a sockopt (int 1) lets the kernel deliver
+    /// coalesced datagrams as one; each such read carries a cmsg with the <c>int</c> gso_size.</summary>
+    internal const int UDP_GRO = 104;
+
     /// <summary><c>struct mmsghdr</c> (recvmmsg(2)): one message header plus the byte count the kernel fills in.</summary>
     [StructLayout(LayoutKind.Sequential)]
     internal struct mmsghdr
