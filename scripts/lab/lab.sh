@@ -111,6 +111,12 @@ cmd_up() {
   veth "$c" veth-r "$r" veth-c
   veth "$r" veth-g "$g" veth-r
   veth "$g" veth-s "$s" veth-g
+  # UDP GSO: the tunnel may send one GSO super-packet per batch, and a veth forwards it unsegmented,
+  # so the router's nftables would count (and CE-mark) a whole batch as one datagram. gso_max_segs 1
+  # makes the kernel segment in software when the packet leaves the client or gateway, so the router
+  # sees one datagram per packet, as behind a real NIC that segments in hardware.
+  ip -n "$c" link set veth-r gso_max_segs 1
+  ip -n "$g" link set veth-r gso_max_segs 1
   addr "$c" veth-r 10.77.1.2/24 fd77:1::2/64
   addr "$r" veth-c 10.77.1.1/24 fd77:1::1/64
   addr "$r" veth-g 10.77.2.1/24 fd77:2::1/64
