@@ -127,7 +127,7 @@ def fmt(v, unit=""):
 
 def print_table(summary, name_a, name_b):
     w = max(14, len(name_a), len(name_b))
-    head = f"{"figure":40} {'unit':9} {name_a:>{w}} {name_b:>{w}} {'B/A':>7}  target"
+    head = f"{'figure':40} {'unit':9} {name_a:>{w}} {name_b:>{w}} {'B/A':>7}  target"
     print(head)
     print("-" * len(head))
     for key, *_ in METRICS:
@@ -136,10 +136,10 @@ def print_table(summary, name_a, name_b):
             continue
         met = "" if s["target_met"] is None else ("  met" if s["target_met"] else "  NOT met")
         ratio = f"{s['ratio_B_over_A']:.2f}" if s["ratio_B_over_A"] is not None else "n/a"
-        print(f"{s["title"]:40} {s['unit']:9} {fmt(s['A'], s['unit']):>{w}} {fmt(s['B'], s['unit']):>{w}} "
+        print(f"{s['title']:40} {s['unit']:9} {fmt(s['A'], s['unit']):>{w}} {fmt(s['B'], s['unit']):>{w}} "
               f"{ratio:>7}  {s['target'] or ''}{met}")
     ref = summary["bare_veth_ping_ms"]
-    print(f"{ref["title"]:40} {'ms':9} {fmt(ref['mean']):>{w}}")
+    print(f"{ref['title']:40} {'ms':9} {fmt(ref['mean']):>{w}}")
 
 
 def write_chart(summary, name_a, name_b, meta, path):
