@@ -44,6 +44,8 @@ METRICS = [
     ("one_peer_gbps", "1 peer sending, TCP", "Gbit/s", "higher", None),
     ("many_peers_gbps", "M peers sending at once, total", "Gbit/s", "higher", None),
     ("many_over_one", "M peers total / 1 peer", "x", "higher", ("B >= 1", lambda a, b: b >= 1)),
+    ("many_peers_min_flow_gbps", "M peers: slowest flow", "Gbit/s", "higher", None),
+    ("many_peers_max_flow_gbps", "M peers: fastest flow", "Gbit/s", "higher", None),
 ]
 
 
@@ -176,7 +178,7 @@ def write_chart(summary, name_a, name_b, meta, path):
         ]
     if summary["one_peer_gbps"]["A"] is not None or summary["one_peer_gbps"]["B"] is not None:
         n = meta["load_peers"]
-        panels.append(panel("Peers sending at once, total TCP", "Gbit/s (higher is better)",
+        panels.append(panel("Peers sending at once, total", "Gbit/s, TCP into the Gateway (higher is better)",
                             [("1 peer", bars("one_peer_gbps")), (f"{n} peers", bars("many_peers_gbps"))],
                             ratio_note("many_peers_gbps")))
     subtitle = (f"{meta['time']}  {meta['seconds']} s per iperf3 run, {meta['rounds']} rounds A B alternated; "
@@ -230,7 +232,7 @@ def main():
                     if load:
                         print(f"bench: round {r}, {which}: {a.load_peers} peers sending", flush=True)
                         try:
-                            metrics.update(load.measure(binary, label, max(a.seconds, 5)))
+                            metrics.update(load.measure(binary, label, max(a.seconds, peers.MIN_SECONDS)))
                         except Exception as e:
                             errors["load_peers"] = str(e)
                 for k, v in errors.items():

@@ -25,6 +25,16 @@ GATEWAY_PORT = 51840
 GATEWAY_ADDR = "10.78.0.1"
 SCALE_PORT = 51850
 IPERF_BASE_PORT = 5300
+# The common window of the many-peers test: from WINDOW_START seconds after the first flow was
+# started to WINDOW_END_BEFORE seconds before the flows end.
+WINDOW_START = 1.5
+WINDOW_END_BEFORE = 1.0
+MIN_SECONDS = 6
+
+
+def tun_rx_bytes(lab, ns, ifname):
+    link = json.loads(lab.ip(ns, "-j", "-s", "link", "show", "dev", ifname))
+    return link[0]["stats64"]["rx"]["bytes"]
 
 
 def idle_peer_cost(lab, binary, label, npeers):
@@ -104,9 +114,14 @@ class LoadClients:
         for i in range(self.n):
             M.wait_for_tunnel(self.lab, self.lab.ns_a, GATEWAY_ADDR, source=client_addr(i))
 
-    def _send(self, count, seconds):
-        """`count` Clients send one TCP stream each at once; returns (sum of received rates, failures)."""
+    def _send(self, count, seconds, gw_ifname):
+        """`count` Clients send one TCP stream each, all started at once. The total is read from
+        the Gateway's TUN device counters (rx: what the daemon wrote into the kernel, the same
+        count for any implementation) over a window in which every flow runs: under load a flow's
+        SYN can be lost and retried a second later, so summing iperf3's per-flow rates (each over
+        its own window) would overstate the total."""
         outs, procs = [], []
+        t0 = time.monotonic()
         for i in range(count):
             path = os.path.join(self.lab.tmp, f"load-{i}.json")
             outs.append(path)
@@ -115,20 +130,27 @@ class LoadClients:
                     ["ip", "netns", "exec", self.lab.ns_a, "iperf3", "-c", GATEWAY_ADDR, "-B", client_addr(i),
                      "-p", str(IPERF_BASE_PORT + i), "-t", str(seconds), "-J"],
                     stdout=f, stderr=subprocess.DEVNULL))
-        total, failures = 0.0, 0
-        for p, path in zip(procs, outs):
+        time.sleep(max(0.0, t0 + WINDOW_START - time.monotonic()))
+        b0, w0 = tun_rx_bytes(self.lab, self.lab.ns_b, gw_ifname), time.monotonic()
+        time.sleep(max(0.0, t0 + seconds - WINDOW_END_BEFORE - time.monotonic()))
+        b1, w1 = tun_rx_bytes(self.lab, self.lab.ns_b, gw_ifname), time.monotonic()
+        for p in procs:
             try:
                 p.wait(timeout=seconds + 60)
             except subprocess.TimeoutExpired:
                 os.kill(p.pid, 9)
                 p.wait()
+        rates, failures = [], 0
+        for path in outs:
             try:
                 with open(path) as f:
-                    total += M.received(json.load(f))[0]
+                    rates.append(M.received(json.load(f))[0] / 1e9)
             except Exception:
                 failures += 1
             os.unlink(path)
-        return total / 1e9, failures
+        return {"gbps": (b1 - b0) * 8 / (w1 - w0) / 1e9, "window_s": w1 - w0,
+                "sum_of_flow_rates_gbps": sum(rates), "min_flow_gbps": min(rates, default=None),
+                "max_flow_gbps": max(rates, default=None), "failed_flows": failures}
 
     def measure(self, binary, label, seconds):
         lab = self.lab
@@ -139,12 +161,14 @@ class LoadClients:
                           [(pub, None, f"{client_addr(i)}/32") for i, (_, pub) in enumerate(self.clients)])
             self._reset_sessions()
             self._handshake_all()
-            one, fail1 = self._send(1, seconds)
+            one = self._send(1, seconds, ifname)
             time.sleep(0.5)
-            many, failn = self._send(self.n, seconds)
-            if fail1 or failn == self.n:
-                raise RuntimeError(f"iperf3 failed: {fail1} of 1, {failn} of {self.n} clients")
-            return {"one_peer_gbps": one, "many_peers_gbps": many, "many_peers_failed_flows": failn,
-                    "many_over_one": many / one if one else None}
+            many = self._send(self.n, seconds, ifname)
+            if one["failed_flows"] or many["failed_flows"] == self.n:
+                raise RuntimeError(f"iperf3 failed: {one['failed_flows']} of 1, {many['failed_flows']} of {self.n} flows")
+            out = {f"one_peer_{k}": v for k, v in one.items()}
+            out.update({f"many_peers_{k}": v for k, v in many.items()})
+            out["many_over_one"] = many["gbps"] / one["gbps"] if one["gbps"] else None
+            return out
         finally:
             lab.stop(p)
