@@ -109,8 +109,10 @@ class LoadClients:
                                    "-W", "2", "-I", client_addr(i), GATEWAY_ADDR],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                  for i in range(self.n)]
+        self.lab.procs.extend(pings)  # stopped by PID on close() if the run is interrupted
         for p in pings:
             p.wait(timeout=30)
+            self.lab.procs.remove(p)
         for i in range(self.n):
             M.wait_for_tunnel(self.lab, self.lab.ns_a, GATEWAY_ADDR, source=client_addr(i))
 
@@ -130,6 +132,7 @@ class LoadClients:
                     ["ip", "netns", "exec", self.lab.ns_a, "iperf3", "-c", GATEWAY_ADDR, "-B", client_addr(i),
                      "-p", str(IPERF_BASE_PORT + i), "-t", str(seconds), "-J"],
                     stdout=f, stderr=subprocess.DEVNULL))
+        self.lab.procs.extend(procs)  # stopped by PID on close() if the run is interrupted
         time.sleep(max(0.0, t0 + WINDOW_START - time.monotonic()))
         b0, w0 = tun_rx_bytes(self.lab, self.lab.ns_b, gw_ifname), time.monotonic()
         time.sleep(max(0.0, t0 + seconds - WINDOW_END_BEFORE - time.monotonic()))
@@ -140,6 +143,7 @@ class LoadClients:
             except subprocess.TimeoutExpired:
                 os.kill(p.pid, 9)
                 p.wait()
+            self.lab.procs.remove(p)
         rates, failures = [], 0
         for path in outs:
             try:
