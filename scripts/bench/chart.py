@@ -10,13 +10,15 @@ LEFT, RIGHT, TOP, BOTTOM = 58, 14, 46, 46
 
 
 def _nice_max(v):
+    """The top of the axis: four steps of a round number (1, 1.5, 2, 2.5, 3, 4 or 5 times a power of ten)."""
     if v <= 0:
         return 1.0
-    exp = 10 ** math.floor(math.log10(v))
-    for m in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
-        if m * exp >= v:
-            return m * exp
-    return 10 * exp
+    raw = v / 4
+    exp = 10 ** math.floor(math.log10(raw))
+    for m in (1, 1.5, 2, 2.5, 3, 4, 5, 10):
+        if m * exp >= raw:
+            return 4 * m * exp
+    return 40 * exp
 
 
 def _fmt(v):
@@ -84,7 +86,9 @@ def _panel(panel, ox, oy):
                 continue
             h = plot_h * v / vmax
             s.append(f'<rect x="{bx + 2}" y="{y0 - h}" width="{bw - 4}" height="{h}" fill="{color}"/>')
-            s.append(f'<text x="{bx + bw / 2}" y="{y0 - h - 4}" text-anchor="middle" font-size="10">{_fmt(v)}</text>')
+            # The mean's label sits above the bar and above every round's dot.
+            top = plot_h * max([v] + [r for r in rounds if r is not None]) / vmax
+            s.append(f'<text x="{bx + bw / 2}" y="{y0 - top - 5}" text-anchor="middle" font-size="10">{_fmt(v)}</text>')
             for r in rounds:
                 if r is not None:
                     s.append(f'<circle cx="{bx + bw / 2}" cy="{y0 - plot_h * r / vmax}" r="2.2" fill="#222"/>')
