@@ -1,4 +1,6 @@
+using System.Security.Cryptography;
 using Firezone.Actors.Engine.Buffers;
+using Firezone.Actors.Engine.Crypto;
 using Firezone.Actors.Engine.Routing;
 
 namespace Firezone.Actors.Engine.WireGuard;
@@ -9,35 +11,118 @@ namespace Firezone.Actors.Engine.WireGuard;
 /// reader routes by index, the TUN reader looks up allowed IPs, and each peer (one actor each)
 /// allocates indices, all at once.
 /// </summary>
+/// <remarks>
+/// Routing an incoming datagram to its peer (what the socket reader does, without decrypting data):
+/// <see cref="MessageHeader.Classify"/> it, then
+/// <list type="bullet">
+/// <item>TransportData: <see cref="Indices"/>.TryLookup(receiver) gives the peer's public key; hand the
+/// datagram to that peer's <see cref="Peer.HandleTransportData"/>.</item>
+/// <item>Initiation: <see cref="AdmitHandshake"/> (send the cookie reply on SendCookie, drop on Reject),
+/// then <see cref="TryIdentifyInitiator"/> gives the public key; <see cref="Peer.HandleHandshakeMessage"/>.</item>
+/// <item>Response and CookieReply: <see cref="AdmitHandshake"/>, then route by receiver index like transport data;
+/// <see cref="Peer.HandleHandshakeMessage"/>.</item>
+/// <item>Invalid: drop.</item>
+/// </list>
+/// "Under load" is the caller's judgement (wireguard-go: the handshake queue is at least 1/8 full, and
+/// for one second after). The <see cref="IRandomSource"/> is shared by every peer's thread, so it must be
+/// thread-safe (<see cref="CryptoRandomSource"/> is).
+/// </remarks>
 public sealed class Device
 {
+    private readonly byte[] _privateKey = new byte[32];
+    private readonly byte[] _publicKey = new byte[32];
+    private readonly CookieChecker _cookieChecker;
+
     /// <param name="privateKey">The interface's static private key.</param>
     /// <param name="pool">Where handshake messages, keepalives and cookie replies are rented from.</param>
     /// <param name="random">Ephemeral keys, indices, cookie secrets, jitter.</param>
     /// <param name="wallClockAtZero">Wall-clock time (UTC) at monotonic time zero; TAI64N timestamps are this plus <c>now</c>.</param>
     public Device(WireGuardKey privateKey, PacketBufferPool pool, IRandomSource random, DateTime wallClockAtZero)
     {
-        throw new NotImplementedException("issue 3");
+        ArgumentNullException.ThrowIfNull(pool);
+        ArgumentNullException.ThrowIfNull(random);
+        privateKey.CopyTo(_privateKey);
+        // Clamping is part of X25519 itself (RFC 7748 section 5); keeping the clamped form is harmless.
+        Org.BouncyCastle.Math.EC.Rfc7748.X25519.ClampPrivateKey(_privateKey);
+        Curve25519.PublicKey(_privateKey, _publicKey);
+        PublicKey = new WireGuardKey(_publicKey);
+        Pool = pool;
+        Random = random;
+        WallClockAtZero = wallClockAtZero.Kind == DateTimeKind.Local ? wallClockAtZero.ToUniversalTime() : wallClockAtZero;
+        Indices = new IndexTable();
+        AllowedIps = new AllowedIps<WireGuardKey>();
+        _cookieChecker = new CookieChecker(_publicKey, random);
     }
 
-    public WireGuardKey PublicKey => throw new NotImplementedException("issue 3");
+    public WireGuardKey PublicKey { get; }
 
-    public PacketBufferPool Pool => throw new NotImplementedException("issue 3");
+    public PacketBufferPool Pool { get; }
 
     /// <summary>Local receiver index -> the public key of the peer that owns it (handshake or keypair).</summary>
-    public IndexTable Indices => throw new NotImplementedException("issue 3");
+    public IndexTable Indices { get; }
 
     /// <summary>Cryptokey routing: address -> peer public key, for outbound routing and the inbound source check.</summary>
-    public AllowedIps<WireGuardKey> AllowedIps => throw new NotImplementedException("issue 3");
+    public AllowedIps<WireGuardKey> AllowedIps { get; }
+
+    public IRandomSource Random { get; }
+
+    public DateTime WallClockAtZero { get; }
+
+    /// <summary>
+    /// The tunnel interface MTU, or 0 when unknown. Like the kernel and wireguard-go, transport
+    /// padding (section 5.4.6) rounds up to 16 bytes but never beyond the MTU, so an MTU-sized inner
+    /// packet still fits the path. With 0 every payload is padded to a multiple of 16.
+    /// </summary>
+    public int Mtu { get; set; }
+
+    public DeviceCounters Counters { get; } = new();
+
+    internal ReadOnlySpan<byte> StaticPrivate => _privateKey;
+
+    internal ReadOnlySpan<byte> StaticPublic => _publicKey;
 
     /// <summary>
     /// Checks mac1 (and mac2 when <paramref name="underLoad"/>) of an initiation or response
     /// (whitepaper section 5.3). On <see cref="HandshakeAdmission.SendCookie"/>,
     /// <paramref name="cookieReply"/> is a rented datagram addressed to the sender, owned by the caller.
+    /// A cookie reply carries no MACs (its AEAD authenticates it at the peer) and is accepted when
+    /// well-formed; anything else is rejected. The caller keeps <paramref name="datagram"/>.
     /// </summary>
     public HandshakeAdmission AdmitHandshake(PacketBuffer datagram, bool underLoad, TimeSpan now, out PacketBuffer? cookieReply)
     {
-        throw new NotImplementedException("issue 3");
+        cookieReply = null;
+        ReadOnlySpan<byte> message = datagram.Data;
+        switch (MessageHeader.Classify(message, out _))
+        {
+            case MessageType.CookieReply:
+                return HandshakeAdmission.Accept;
+            case MessageType.Initiation:
+            case MessageType.Response:
+                break;
+            default:
+                Interlocked.Increment(ref Counters.MalformedValue);
+                return HandshakeAdmission.Reject;
+        }
+        if (!_cookieChecker.CheckMac1(message))
+        {
+            Interlocked.Increment(ref Counters.Mac1FailuresValue);
+            return HandshakeAdmission.Reject;
+        }
+        if (!underLoad || _cookieChecker.CheckMac2(message, datagram.Endpoint, now))
+        {
+            return HandshakeAdmission.Accept;
+        }
+        if (!Pool.TryRent(out var reply))
+        {
+            return HandshakeAdmission.Reject;
+        }
+        reply.SetData(PacketBuffer.Headroom, MessageHeader.CookieReplySize);
+        _cookieChecker.CreateReply(message, datagram.Endpoint, now, reply.Data);
+        reply.Endpoint = datagram.Endpoint;
+        reply.Ecn = Ecn.NotEct;
+        cookieReply = reply;
+        Interlocked.Increment(ref Counters.CookieRepliesSentValue);
+        return HandshakeAdmission.SendCookie;
     }
 
     /// <summary>
@@ -46,6 +131,30 @@ public sealed class Device
     /// </summary>
     public bool TryIdentifyInitiator(ReadOnlySpan<byte> initiation, out WireGuardKey initiatorPublicKey)
     {
-        throw new NotImplementedException("issue 3");
+        initiatorPublicKey = default;
+        if (MessageHeader.Classify(initiation, out _) != MessageType.Initiation)
+        {
+            return false;
+        }
+        Span<byte> chainKey = stackalloc byte[32];
+        Span<byte> hash = stackalloc byte[32];
+        Span<byte> remoteStatic = stackalloc byte[32];
+        try
+        {
+            if (!Noise.TryConsumeInitiationStatic(initiation, _privateKey, _publicKey, chainKey, hash, remoteStatic))
+            {
+                return false;
+            }
+            initiatorPublicKey = new WireGuardKey(remoteStatic);
+            return true;
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(chainKey);
+            CryptographicOperations.ZeroMemory(hash);
+        }
     }
+
+    /// <summary>The wall-clock time at monotonic <paramref name="now"/>.</summary>
+    internal DateTime WallClock(TimeSpan now) => WallClockAtZero + now;
 }

@@ -39,7 +39,9 @@ public static class MessageHeader
             case MessageType.CookieReply when datagram.Length == CookieReplySize:
                 receiverIndex = BinaryPrimitives.ReadUInt32LittleEndian(datagram.Slice(4, 4));
                 return MessageType.CookieReply;
-            case MessageType.TransportData when datagram.Length >= TransportMinSize && (datagram.Length - TransportMinSize) % 16 == 0:
+            // No "multiple of 16" check: the kernel and wireguard-go pad only up to the MTU, so an
+            // MTU-sized packet (1420 bytes by default) arrives with a payload that is not.
+            case MessageType.TransportData when datagram.Length >= TransportMinSize:
                 receiverIndex = BinaryPrimitives.ReadUInt32LittleEndian(datagram.Slice(4, 4));
                 return MessageType.TransportData;
             default:

@@ -18,7 +18,7 @@ public enum OpenResult : byte
     /// <summary>The AEAD tag did not verify (tampered, wrong key).</summary>
     AuthenticationFailed,
 
-    /// <summary>The decrypted payload is not a valid IP packet.</summary>
+    /// <summary>The decrypted payload is not a valid IP packet, or the datagram is not a transport message at all (wrong type, reserved bytes or size).</summary>
     Malformed,
 
     /// <summary>The inner source address is not in this peer's allowed IPs (whitepaper section 2, cryptokey routing).</summary>

@@ -1,4 +1,8 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
 using Firezone.Actors.Engine.Buffers;
+using Firezone.Actors.Engine.Crypto;
+using Firezone.Actors.Engine.Packets;
 
 namespace Firezone.Actors.Engine.WireGuard;
 
@@ -10,59 +14,872 @@ namespace Firezone.Actors.Engine.WireGuard;
 /// Outputs: <see cref="PollTransmit"/>, <see cref="PollTimeout"/>. Time is the monotonic
 /// <c>now</c> passed in; nothing here reads a clock.
 /// </summary>
+/// <remarks>
+/// Driving it: after every Handle* call (and after <see cref="Connect"/> or <see cref="Update"/>),
+/// drain <see cref="PollTransmit"/> and re-arm one timer at <see cref="PollTimeout"/>; when it fires,
+/// call <see cref="HandleTimeout"/> with the current monotonic time, then drain and re-arm again.
+/// The timers follow wireguard-go's timers.go (itself the kernel's timers.c), which implements
+/// whitepaper section 6: retransmitHandshake, sendKeepalive, newHandshake, zeroKeyMaterial,
+/// persistentKeepalive, kept here as deadlines instead of OS timers.
+/// The peer inserts its configured allowed IPs into <see cref="Device.AllowedIps"/> and removes them on dispose.
+/// </remarks>
 public sealed class Peer : IDisposable
 {
+    private readonly Device _device;
+    private PeerConfig _config;
+    private UdpEndpoint _endpoint;
+    private readonly byte[] _remoteStatic = new byte[32];
+    private readonly byte[] _precomputedStaticStatic = new byte[32];
+    private readonly byte[] _presharedKey = new byte[32];
+    private readonly Handshake _handshake = new();
+    private readonly CookieGenerator _cookieGenerator;
+
+    // Whitepaper section 6.1 and wireguard-go's Keypairs: `next` is a responder's keypair awaiting
+    // confirmation by the initiator's first transport message; until then it must not send with it.
+    private Keypair? _current;
+    private Keypair? _previous;
+    private Keypair? _next;
+
+    // Packets held until a session exists (ring buffer, oldest dropped when full).
+    private readonly PacketBuffer?[] _staged = new PacketBuffer?[ProtocolConstants.MaxStagedPackets];
+    private int _stagedHead;
+    private int _stagedCount;
+
+    // Datagrams waiting for PollTransmit (handshake messages, keepalives, staged packets now sealed).
+    private readonly Queue<PacketBuffer> _transmit = new(ProtocolConstants.MaxStagedPackets + 8);
+
+    // Timer deadlines (null = not armed), as in wireguard-go's timers.go.
+    private TimeSpan? _retransmitHandshakeAt;
+    private TimeSpan? _sendKeepaliveAt;
+    private TimeSpan? _newHandshakeAt;
+    private TimeSpan? _zeroKeyMaterialAt;
+    private TimeSpan? _persistentKeepaliveAt;
+    private int _handshakeAttempts;
+    private bool _needAnotherKeepalive;
+    private bool _sentLastMinuteHandshake;
+
+    private DateTime? _lastHandshakeUtc;
+    private long _rxBytes;
+    private long _txBytes;
+    private bool _disposed;
+
     public Peer(Device device, PeerConfig config)
     {
-        throw new NotImplementedException("issue 3");
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(config);
+        _device = device;
+        _config = config;
+        _endpoint = config.Endpoint;
+        config.PublicKey.CopyTo(_remoteStatic);
+        // Section 5.4.2: DH(Spriv_i, Spub_r) never changes, so compute it once. A zero result (a
+        // low-order public key) leaves it zero and every handshake with this peer fails.
+        Curve25519.TrySharedSecret(device.StaticPrivate, _remoteStatic, _precomputedStaticStatic);
+        config.PresharedKey?.CopyTo(_presharedKey);
+        _cookieGenerator = new CookieGenerator(_remoteStatic);
+        foreach (var prefix in config.AllowedIps)
+        {
+            device.AllowedIps.Insert(prefix, config.PublicKey);
+        }
     }
 
-    public WireGuardKey PublicKey => throw new NotImplementedException("issue 3");
+    public WireGuardKey PublicKey => _config.PublicKey;
 
-    public PeerConfig Config => throw new NotImplementedException("issue 3");
+    public PeerConfig Config => _config;
+
+    public PeerCounters Counters { get; } = new();
 
     /// <summary>Current endpoint: configured, then the source of the latest authenticated datagram (roaming, section 6.5).</summary>
-    public UdpEndpoint Endpoint => throw new NotImplementedException("issue 3");
+    public UdpEndpoint Endpoint => _endpoint;
 
     /// <summary>Wall-clock time of the latest completed handshake, or null.</summary>
-    public DateTime? LastHandshakeUtc => throw new NotImplementedException("issue 3");
+    public DateTime? LastHandshakeUtc => _lastHandshakeUtc;
 
     /// <summary>Bytes received and sent in datagrams (what `wg show` calls transfer).</summary>
-    public long RxBytes => throw new NotImplementedException("issue 3");
+    public long RxBytes => _rxBytes;
 
-    public long TxBytes => throw new NotImplementedException("issue 3");
+    public long TxBytes => _txBytes;
+
+    /// <summary>True while a keypair usable for sending exists (a confirmed session).</summary>
+    public bool HasSession(TimeSpan now) => _current is { } keypair && keypair.CanSend(now);
+
+    /// <summary>Outbound packets held until a handshake completes.</summary>
+    public int StagedCount => _stagedCount;
+
+    /// <summary>For tests: the keypair used for sending (to drive message-count limits without 2^60 packets).</summary>
+    internal Keypair? CurrentKeypair => _current;
 
     /// <summary>Applies a configuration change (endpoint, keepalive, preshared key, allowed IPs) without losing the session.</summary>
-    public void Update(PeerConfig config, TimeSpan now) => throw new NotImplementedException("issue 3");
+    public void Update(PeerConfig config, TimeSpan now)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        if (config.PublicKey != _config.PublicKey)
+        {
+            throw new ArgumentException("a peer's public key cannot change; remove the peer and add a new one", nameof(config));
+        }
+        if (_disposed)
+        {
+            return;
+        }
+        var old = _config;
+        _config = config;
+        CryptographicOperations.ZeroMemory(_presharedKey);
+        config.PresharedKey?.CopyTo(_presharedKey);
+        if (config.Endpoint != old.Endpoint && !config.Endpoint.IsNone)
+        {
+            _endpoint = config.Endpoint;
+        }
+        _device.AllowedIps.RemoveAll(PublicKey);
+        foreach (var prefix in config.AllowedIps)
+        {
+            _device.AllowedIps.Insert(prefix, PublicKey);
+        }
+        if (config.PersistentKeepaliveSeconds == 0)
+        {
+            _persistentKeepaliveAt = null;
+        }
+        else if (old.PersistentKeepaliveSeconds == 0)
+        {
+            // As wireguard-go's UAPI does: turning persistent keepalive on sends one right away.
+            SendKeepalive(now);
+        }
+    }
 
     /// <summary>
     /// Outbound: seals the IP packet in <paramref name="packet"/> in place (header into the headroom,
     /// padding, tag). <see cref="PacketBuffer.Ecn"/> is left as the caller set it (the outer codepoint
     /// from copy-in) and <see cref="PacketBuffer.Endpoint"/> is set to the peer's endpoint.
     /// </summary>
-    public SealResult HandleTunPacket(PacketBuffer packet, TimeSpan now) => throw new NotImplementedException("issue 3");
+    public SealResult HandleTunPacket(PacketBuffer packet, TimeSpan now)
+    {
+        if (_disposed || packet.Length == 0 || !HasRoomToSeal(packet) || _endpoint.IsNone)
+        {
+            Counters.OutboundDropped++;
+            return SealResult.Dropped;
+        }
+        if (_stagedCount == 0 && _current is { } keypair && keypair.CanSend(now))
+        {
+            SealWith(keypair, packet, now);
+            return SealResult.Sealed;
+        }
+        Stage(packet);
+        SendStagedPackets(now);
+        return SealResult.Queued;
+    }
 
     /// <summary>Inbound transport data addressed to one of this peer's receiver indices. The caller keeps ownership of the buffer in every case.</summary>
-    public OpenResult HandleTransportData(PacketBuffer datagram, TimeSpan now) => throw new NotImplementedException("issue 3");
+    public OpenResult HandleTransportData(PacketBuffer datagram, TimeSpan now)
+    {
+        if (_disposed)
+        {
+            Counters.NoKeypairRejections++;
+            return OpenResult.NoKeypair;
+        }
+        Span<byte> data = datagram.Data;
+        if (MessageHeader.Classify(data, out uint receiver) != MessageType.TransportData)
+        {
+            Counters.MalformedRejections++;
+            return OpenResult.Malformed;
+        }
+        var keypair = FindKeypair(receiver);
+        if (keypair is null || !keypair.CanReceive(now))
+        {
+            Counters.NoKeypairRejections++;
+            return OpenResult.NoKeypair;
+        }
+        ulong counter = BinaryPrimitives.ReadUInt64LittleEndian(data[MessageLayout.TransportCounter..]);
+        if (!keypair.Replay.WouldAccept(counter, ProtocolConstants.RejectAfterMessages))
+        {
+            Counters.ReplayRejections++;
+            return OpenResult.Replayed;
+        }
+        if (!keypair.TryOpen(data[MessageLayout.TransportContent..], counter))
+        {
+            Counters.AuthenticationFailures++;
+            return OpenResult.AuthenticationFailed;
+        }
+        if (!keypair.Replay.TryAccept(counter, ProtocolConstants.RejectAfterMessages))
+        {
+            Counters.ReplayRejections++;
+            return OpenResult.Replayed;
+        }
+
+        // Authenticated from here on.
+        int datagramLength = data.Length;
+        if (ReferenceEquals(keypair, _next))
+        {
+            // The initiator confirmed the keypair we derived as responder (section 6.1).
+            DeleteKeypair(_previous);
+            _previous = _current;
+            _current = _next;
+            _next = null;
+            SetEndpoint(datagram.Endpoint);
+            TimersHandshakeComplete(now);
+            Counters.HandshakesCompleted++;
+            SendStagedPackets(now);
+        }
+        SetEndpoint(datagram.Endpoint);
+        _rxBytes += datagramLength;
+        KeepKeyFreshReceiving(now);
+        TimersAnyAuthenticatedPacketTraversal(now);
+        TimersAnyAuthenticatedPacketReceived();
+
+        int plainLength = datagramLength - MessageHeader.TransportMinSize;
+        if (plainLength == 0)
+        {
+            Counters.KeepalivesReceived++;
+            return OpenResult.Keepalive;
+        }
+        TimersDataReceived(now);
+
+        int innerOffset = datagram.Offset + MessageHeader.TransportHeaderSize;
+        Span<byte> inner = datagram.Memory.Slice(innerOffset, plainLength);
+        if (IpPacket.Validate(inner, out int totalLength) != IpParseStatus.Ok)
+        {
+            Counters.MalformedRejections++;
+            return OpenResult.Malformed;
+        }
+        datagram.SetData(innerOffset, totalLength);
+        ReadOnlySpan<byte> source = inner[0] >> 4 == 4 ? inner.Slice(12, 4) : inner.Slice(8, 16);
+        if (!_device.AllowedIps.TryLookup(source, out var owner) || owner != PublicKey)
+        {
+            Counters.SourceNotAllowedRejections++;
+            return OpenResult.SourceNotAllowed;
+        }
+        return OpenResult.Packet;
+    }
 
     /// <summary>An initiation (already admitted by <see cref="Device.AdmitHandshake"/>), response or cookie reply for this peer. The caller keeps ownership of the buffer.</summary>
-    public HandshakeResult HandleHandshakeMessage(PacketBuffer datagram, TimeSpan now) => throw new NotImplementedException("issue 3");
+    public HandshakeResult HandleHandshakeMessage(PacketBuffer datagram, TimeSpan now)
+    {
+        if (_disposed)
+        {
+            return HandshakeResult.Rejected;
+        }
+        switch (MessageHeader.Classify(datagram.Data, out uint receiver))
+        {
+            case MessageType.Initiation:
+                return ConsumeInitiation(datagram, now);
+            case MessageType.Response:
+                return ConsumeResponse(datagram, receiver, now);
+            case MessageType.CookieReply:
+                return ConsumeCookieReply(datagram, receiver, now);
+            default:
+                Counters.MalformedRejections++;
+                return HandshakeResult.Rejected;
+        }
+    }
+
+    /// <summary>
+    /// Call once after construction, when the peer goes live: with persistent keepalive on it sends
+    /// a keepalive at once (starting a handshake), as wireguard-go does when a peer is configured
+    /// with persistent-keepalive on an interface that is up. Otherwise nothing happens until there
+    /// is traffic (or <see cref="Connect"/>).
+    /// </summary>
+    public void Start(TimeSpan now)
+    {
+        if (!_disposed && _config.PersistentKeepaliveSeconds > 0)
+        {
+            SendKeepalive(now);
+        }
+    }
 
     /// <summary>Starts a handshake now unless one is in flight (used at start-up and when a user forces one).</summary>
-    public void Connect(TimeSpan now) => throw new NotImplementedException("issue 3");
+    public void Connect(TimeSpan now)
+    {
+        if (_disposed || (_handshake.State == HandshakeState.InitiationCreated && _retransmitHandshakeAt is not null))
+        {
+            return;
+        }
+        SendHandshakeInitiation(now, isRetry: false);
+    }
 
     /// <summary>Runs every timer due at <paramref name="now"/> (whitepaper section 6).</summary>
-    public void HandleTimeout(TimeSpan now) => throw new NotImplementedException("issue 3");
+    public void HandleTimeout(TimeSpan now)
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        if (IsDue(ref _retransmitHandshakeAt, now))
+        {
+            ExpiredRetransmitHandshake(now);
+        }
+        if (IsDue(ref _sendKeepaliveAt, now))
+        {
+            ExpiredSendKeepalive(now);
+        }
+        if (IsDue(ref _newHandshakeAt, now))
+        {
+            // Section 6.2: data sent, nothing heard back for Keepalive-Timeout + Rekey-Timeout.
+            SendHandshakeInitiation(now, isRetry: false);
+        }
+        if (IsDue(ref _zeroKeyMaterialAt, now))
+        {
+            ZeroAndFlushAll();
+        }
+        if (IsDue(ref _persistentKeepaliveAt, now) && _config.PersistentKeepaliveSeconds > 0)
+        {
+            SendKeepalive(now);
+        }
+    }
 
     /// <summary>The next time <see cref="HandleTimeout"/> must be called, or null when no timer is armed.</summary>
-    public TimeSpan? PollTimeout() => throw new NotImplementedException("issue 3");
+    public TimeSpan? PollTimeout()
+    {
+        TimeSpan? earliest = null;
+        Earliest(ref earliest, _retransmitHandshakeAt);
+        Earliest(ref earliest, _sendKeepaliveAt);
+        Earliest(ref earliest, _newHandshakeAt);
+        Earliest(ref earliest, _zeroKeyMaterialAt);
+        Earliest(ref earliest, _persistentKeepaliveAt);
+        return earliest;
+    }
 
     /// <summary>
     /// Next datagram to send (handshake message, keepalive, or a queued packet now sealed), with
     /// <see cref="PacketBuffer.Endpoint"/> and <see cref="PacketBuffer.Ecn"/> set; ownership moves to the caller.
     /// </summary>
-    public bool PollTransmit(out PacketBuffer datagram) => throw new NotImplementedException("issue 3");
+    public bool PollTransmit(out PacketBuffer datagram) => _transmit.TryDequeue(out datagram!);
 
     /// <summary>Frees this peer's receiver indices, returns queued buffers and zeroes key material.</summary>
-    public void Dispose() => throw new NotImplementedException("issue 3");
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        ZeroAndFlushAll();
+        while (_transmit.TryDequeue(out var buffer))
+        {
+            buffer.Return();
+        }
+        _device.AllowedIps.RemoveAll(PublicKey);
+        CryptographicOperations.ZeroMemory(_presharedKey);
+        CryptographicOperations.ZeroMemory(_precomputedStaticStatic);
+        _cookieGenerator.Clear();
+        _retransmitHandshakeAt = _sendKeepaliveAt = _newHandshakeAt = _zeroKeyMaterialAt = _persistentKeepaliveAt = null;
+        _disposed = true;
+    }
+
+    // ---- handshake -------------------------------------------------------------------------
+
+    private void SendHandshakeInitiation(TimeSpan now, bool isRetry)
+    {
+        if (!isRetry)
+        {
+            _handshakeAttempts = 0;
+        }
+        // Section 6.4: at most one initiation per Rekey-Timeout.
+        if (_handshake.LastSentHandshake is { } last && now - last < ProtocolConstants.RekeyTimeout)
+        {
+            return;
+        }
+        if (_endpoint.IsNone)
+        {
+            return;
+        }
+        _handshake.LastSentHandshake = now;
+        if (!_device.Pool.TryRent(out var buffer))
+        {
+            Counters.PoolExhausted++;
+            return;
+        }
+        FreeHandshakeIndex();
+        uint senderIndex = _device.Indices.Allocate(PublicKey, _device.Random);
+        _handshake.LocalIndex = senderIndex;
+        _handshake.HasLocalIndex = true;
+
+        buffer.SetData(PacketBuffer.Headroom, MessageHeader.InitiationSize);
+        Span<byte> timestamp = stackalloc byte[Tai64N.Size];
+        Tai64N.Write(_device.WallClock(now), timestamp);
+        if (!Noise.CreateInitiation(_handshake, _device.StaticPublic, _remoteStatic, _precomputedStaticStatic, timestamp, senderIndex, _device.Random, buffer.Data))
+        {
+            buffer.Return();
+            FreeHandshakeIndex();
+            _handshake.Clear();
+            Counters.HandshakeRejections++;
+            return;
+        }
+        _cookieGenerator.AddMacs(buffer.Data, now);
+        TimersAnyAuthenticatedPacketTraversal(now);
+        TimersAnyAuthenticatedPacketSent();
+        Transmit(buffer);
+        Counters.HandshakeInitiationsSent++;
+        TimersHandshakeInitiated(now);
+    }
+
+    private HandshakeResult ConsumeInitiation(PacketBuffer datagram, TimeSpan now)
+    {
+        ReadOnlySpan<byte> message = datagram.Data;
+        Span<byte> chainKey = stackalloc byte[32];
+        Span<byte> hash = stackalloc byte[32];
+        Span<byte> remoteStatic = stackalloc byte[32];
+        Span<byte> timestamp = stackalloc byte[Tai64N.Size];
+        try
+        {
+            if (!Noise.TryConsumeInitiationStatic(message, _device.StaticPrivate, _device.StaticPublic, chainKey, hash, remoteStatic)
+                || !CryptographicOperations.FixedTimeEquals(remoteStatic, _remoteStatic)
+                || !Noise.TryConsumeInitiationTimestamp(message, _precomputedStaticStatic, chainKey, hash, timestamp))
+            {
+                Counters.HandshakeRejections++;
+                return HandshakeResult.Rejected;
+            }
+            if (!Tai64N.IsAfter(timestamp, _handshake.LastTimestamp))
+            {
+                Counters.ReplayedTimestamps++;
+                return HandshakeResult.ReplayedTimestamp;
+            }
+            if (_handshake.LastInitiationConsumption is { } previous && now - previous <= ProtocolConstants.HandshakeInitiationRate)
+            {
+                Counters.HandshakeFloods++;
+                return HandshakeResult.Rejected;
+            }
+
+            chainKey.CopyTo(_handshake.ChainKey);
+            hash.CopyTo(_handshake.Hash);
+            message.Slice(MessageLayout.InitiationEphemeral, 32).CopyTo(_handshake.RemoteEphemeral);
+            _handshake.RemoteIndex = BinaryPrimitives.ReadUInt32LittleEndian(message[MessageLayout.InitiationSender..]);
+            timestamp.CopyTo(_handshake.LastTimestamp);
+            _handshake.LastInitiationConsumption = now;
+            _handshake.State = HandshakeState.InitiationConsumed;
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(chainKey);
+            CryptographicOperations.ZeroMemory(hash);
+        }
+
+        TimersAnyAuthenticatedPacketTraversal(now);
+        TimersAnyAuthenticatedPacketReceived();
+        SetEndpoint(datagram.Endpoint);
+        _rxBytes += message.Length;
+        SendHandshakeResponse(now);
+        return HandshakeResult.Accepted;
+    }
+
+    private void SendHandshakeResponse(TimeSpan now)
+    {
+        _handshake.LastSentHandshake = now;
+        if (!_device.Pool.TryRent(out var buffer))
+        {
+            Counters.PoolExhausted++;
+            _handshake.Clear();
+            return;
+        }
+        FreeHandshakeIndex();
+        uint senderIndex = _device.Indices.Allocate(PublicKey, _device.Random);
+        _handshake.LocalIndex = senderIndex;
+        _handshake.HasLocalIndex = true;
+        buffer.SetData(PacketBuffer.Headroom, MessageHeader.ResponseSize);
+        if (!Noise.CreateResponse(_handshake, _remoteStatic, _presharedKey, senderIndex, _device.Random, buffer.Data))
+        {
+            buffer.Return();
+            FreeHandshakeIndex();
+            _handshake.Clear();
+            Counters.HandshakeRejections++;
+            return;
+        }
+        _cookieGenerator.AddMacs(buffer.Data, now);
+        BeginSymmetricSession(now);
+        TimersSessionDerived(now);
+        TimersAnyAuthenticatedPacketTraversal(now);
+        TimersAnyAuthenticatedPacketSent();
+        Transmit(buffer);
+        Counters.HandshakeResponsesSent++;
+    }
+
+    private HandshakeResult ConsumeResponse(PacketBuffer datagram, uint receiver, TimeSpan now)
+    {
+        if (_handshake.State != HandshakeState.InitiationCreated || !_handshake.HasLocalIndex || _handshake.LocalIndex != receiver)
+        {
+            Counters.UnexpectedMessages++;
+            return HandshakeResult.Unexpected;
+        }
+        if (!Noise.TryConsumeResponse(_handshake, datagram.Data, _device.StaticPrivate, _presharedKey))
+        {
+            Counters.HandshakeRejections++;
+            return HandshakeResult.Rejected;
+        }
+        SetEndpoint(datagram.Endpoint);
+        _rxBytes += datagram.Length;
+        TimersAnyAuthenticatedPacketTraversal(now);
+        TimersAnyAuthenticatedPacketReceived();
+        BeginSymmetricSession(now);
+        TimersSessionDerived(now);
+        TimersHandshakeComplete(now);
+        Counters.HandshakesCompleted++;
+        // Section 6.5: confirm the session at once (with staged data, or an empty keepalive).
+        SendKeepalive(now);
+        return HandshakeResult.Accepted;
+    }
+
+    private HandshakeResult ConsumeCookieReply(PacketBuffer datagram, uint receiver, TimeSpan now)
+    {
+        bool known = (_handshake.HasLocalIndex && _handshake.LocalIndex == receiver) || FindKeypair(receiver) is not null;
+        if (!known)
+        {
+            Counters.UnexpectedMessages++;
+            return HandshakeResult.Unexpected;
+        }
+        if (!_cookieGenerator.TryConsumeReply(datagram.Data, now))
+        {
+            Counters.HandshakeRejections++;
+            return HandshakeResult.Rejected;
+        }
+        Counters.CookiesReceived++;
+        return HandshakeResult.Accepted;
+    }
+
+    /// <summary>Derives the transport keypair from the finished handshake and rotates keypairs (wireguard-go's BeginSymmetricSession).</summary>
+    private void BeginSymmetricSession(TimeSpan now)
+    {
+        bool isInitiator;
+        if (_handshake.State == HandshakeState.ResponseConsumed)
+        {
+            isInitiator = true;
+        }
+        else if (_handshake.State == HandshakeState.ResponseCreated)
+        {
+            isInitiator = false;
+        }
+        else
+        {
+            return;
+        }
+        Span<byte> sendKey = stackalloc byte[32];
+        Span<byte> receiveKey = stackalloc byte[32];
+        Keypair keypair;
+        try
+        {
+            Noise.DeriveTransportKeys(_handshake.ChainKey, isInitiator, sendKey, receiveKey);
+            keypair = new Keypair(sendKey, receiveKey, isInitiator, _handshake.LocalIndex, _handshake.RemoteIndex, now);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(sendKey);
+            CryptographicOperations.ZeroMemory(receiveKey);
+        }
+        // The handshake's index now belongs to the keypair (same owner in the device's table).
+        _handshake.HasLocalIndex = false;
+        _handshake.Clear();
+
+        if (isInitiator)
+        {
+            var oldPrevious = _previous;
+            if (_next is not null)
+            {
+                _previous = _next;
+                _next = null;
+                DeleteKeypair(_current);
+            }
+            else
+            {
+                _previous = _current;
+            }
+            DeleteKeypair(oldPrevious);
+            _current = keypair;
+        }
+        else
+        {
+            DeleteKeypair(_next);
+            _next = keypair;
+            DeleteKeypair(_previous);
+            _previous = null;
+        }
+    }
+
+    // ---- transport -------------------------------------------------------------------------
+
+    private bool HasRoomToSeal(PacketBuffer packet) =>
+        packet.Offset >= MessageHeader.TransportHeaderSize
+        && packet.Offset + PaddedLength(packet.Length) + MessageHeader.AeadTagSize <= packet.Capacity;
+
+    /// <summary>
+    /// Section 5.4.6: pad to a multiple of 16, but (as the kernel and wireguard-go do) never beyond
+    /// the interface MTU when it is known.
+    /// </summary>
+    private int PaddedLength(int length)
+    {
+        int mtu = _device.Mtu;
+        const int mask = ProtocolConstants.PaddingMultiple - 1;
+        if (mtu <= 0)
+        {
+            return (length + mask) & ~mask;
+        }
+        int lastUnit = length > mtu ? length % mtu : length;
+        int paddedUnit = Math.Min((lastUnit + mask) & ~mask, mtu);
+        return length + Math.Max(0, paddedUnit - lastUnit);
+    }
+
+    private void SealWith(Keypair keypair, PacketBuffer packet, TimeSpan now)
+    {
+        ulong counter = keypair.SendCounter++;
+        int length = packet.Length;
+        int padded = PaddedLength(length);
+        keypair.Seal(packet.Memory, packet.Offset, length, padded, counter);
+        packet.SetData(packet.Offset - MessageHeader.TransportHeaderSize, MessageHeader.TransportHeaderSize + padded + MessageHeader.AeadTagSize);
+        packet.Endpoint = _endpoint;
+        _txBytes += packet.Length;
+        TimersAnyAuthenticatedPacketTraversal(now);
+        TimersAnyAuthenticatedPacketSent();
+        if (length > 0)
+        {
+            TimersDataSent(now);
+        }
+        else
+        {
+            Counters.KeepalivesSent++;
+        }
+        KeepKeyFreshSending(now);
+    }
+
+    private void Stage(PacketBuffer packet)
+    {
+        if (_stagedCount == _staged.Length)
+        {
+            var oldest = _staged[_stagedHead]!;
+            _staged[_stagedHead] = null;
+            _stagedHead = (_stagedHead + 1) % _staged.Length;
+            _stagedCount--;
+            oldest.Return();
+            Counters.StagedDropped++;
+        }
+        _staged[(_stagedHead + _stagedCount) % _staged.Length] = packet;
+        _stagedCount++;
+    }
+
+    /// <summary>Seals every staged packet with the current keypair, or starts a handshake when there is none (wireguard-go's SendStagedPackets).</summary>
+    private void SendStagedPackets(TimeSpan now)
+    {
+        while (_stagedCount > 0)
+        {
+            var keypair = _current;
+            if (keypair is null || !keypair.CanSend(now))
+            {
+                SendHandshakeInitiation(now, isRetry: false);
+                return;
+            }
+            var packet = _staged[_stagedHead]!;
+            _staged[_stagedHead] = null;
+            _stagedHead = (_stagedHead + 1) % _staged.Length;
+            _stagedCount--;
+            SealWith(keypair, packet, now);
+            _transmit.Enqueue(packet);
+        }
+    }
+
+    private void FlushStagedPackets()
+    {
+        while (_stagedCount > 0)
+        {
+            var packet = _staged[_stagedHead]!;
+            _staged[_stagedHead] = null;
+            _stagedHead = (_stagedHead + 1) % _staged.Length;
+            _stagedCount--;
+            packet.Return();
+            Counters.StagedDropped++;
+        }
+        _stagedHead = 0;
+    }
+
+    /// <summary>Queues an empty transport message unless data is already staged (which serves the same purpose), then flushes.</summary>
+    private void SendKeepalive(TimeSpan now)
+    {
+        if (_stagedCount == 0 && !_endpoint.IsNone)
+        {
+            if (!_device.Pool.TryRent(out var keepalive))
+            {
+                Counters.PoolExhausted++;
+                return;
+            }
+            Stage(keepalive); // Length 0 at the headroom; Ecn Not-ECT.
+        }
+        SendStagedPackets(now);
+    }
+
+    private void Transmit(PacketBuffer buffer)
+    {
+        buffer.Endpoint = _endpoint;
+        buffer.Ecn = Ecn.NotEct;
+        _txBytes += buffer.Length;
+        _transmit.Enqueue(buffer);
+    }
+
+    private Keypair? FindKeypair(uint localIndex)
+    {
+        if (_current is { } current && current.LocalIndex == localIndex)
+        {
+            return current;
+        }
+        if (_next is { } next && next.LocalIndex == localIndex)
+        {
+            return next;
+        }
+        if (_previous is { } previous && previous.LocalIndex == localIndex)
+        {
+            return previous;
+        }
+        return null;
+    }
+
+    private void SetEndpoint(UdpEndpoint source)
+    {
+        if (!source.IsNone)
+        {
+            _endpoint = source;
+        }
+    }
+
+    private void DeleteKeypair(Keypair? keypair)
+    {
+        if (keypair is null)
+        {
+            return;
+        }
+        _device.Indices.Free(keypair.LocalIndex, PublicKey);
+        keypair.Dispose();
+    }
+
+    private void FreeHandshakeIndex()
+    {
+        if (_handshake.HasLocalIndex)
+        {
+            _device.Indices.Free(_handshake.LocalIndex, PublicKey);
+            _handshake.HasLocalIndex = false;
+        }
+    }
+
+    /// <summary>Section 6.3 (and wireguard-go's ZeroAndFlushAll): forget every key and staged packet.</summary>
+    private void ZeroAndFlushAll()
+    {
+        DeleteKeypair(_previous);
+        DeleteKeypair(_current);
+        DeleteKeypair(_next);
+        _previous = _current = _next = null;
+        FreeHandshakeIndex();
+        _handshake.Clear();
+        FlushStagedPackets();
+    }
+
+    private void KeepKeyFreshSending(TimeSpan now)
+    {
+        var keypair = _current;
+        if (keypair is not null
+            && (keypair.SendCounter > ProtocolConstants.RekeyAfterMessages
+                || (keypair.IsInitiator && now - keypair.Created > ProtocolConstants.RekeyAfterTime)))
+        {
+            SendHandshakeInitiation(now, isRetry: false);
+        }
+    }
+
+    /// <summary>Section 6.2: an initiator whose session nears Reject-After-Time rekeys on receive, once.</summary>
+    private void KeepKeyFreshReceiving(TimeSpan now)
+    {
+        if (_sentLastMinuteHandshake)
+        {
+            return;
+        }
+        var keypair = _current;
+        if (keypair is not null && keypair.IsInitiator
+            && now - keypair.Created > ProtocolConstants.RejectAfterTime - ProtocolConstants.KeepaliveTimeout - ProtocolConstants.RekeyTimeout)
+        {
+            _sentLastMinuteHandshake = true;
+            SendHandshakeInitiation(now, isRetry: false);
+        }
+    }
+
+    // ---- timers (wireguard-go timers.go) -----------------------------------------------------
+
+    private void ExpiredRetransmitHandshake(TimeSpan now)
+    {
+        if (_handshakeAttempts > ProtocolConstants.MaxTimerHandshakes)
+        {
+            // Section 6.4: give up after Rekey-Attempt-Time; drop what waited for the session.
+            Counters.HandshakeGiveUps++;
+            _sendKeepaliveAt = null;
+            FlushStagedPackets();
+            _zeroKeyMaterialAt ??= now + 3 * ProtocolConstants.RejectAfterTime;
+        }
+        else
+        {
+            _handshakeAttempts++;
+            SendHandshakeInitiation(now, isRetry: true);
+        }
+    }
+
+    private void ExpiredSendKeepalive(TimeSpan now)
+    {
+        SendKeepalive(now);
+        if (_needAnotherKeepalive)
+        {
+            _needAnotherKeepalive = false;
+            _sendKeepaliveAt = now + ProtocolConstants.KeepaliveTimeout;
+        }
+    }
+
+    private TimeSpan Jitter()
+    {
+        Span<byte> bytes = stackalloc byte[4];
+        _device.Random.Fill(bytes);
+        return TimeSpan.FromMilliseconds(BinaryPrimitives.ReadUInt32LittleEndian(bytes) % ProtocolConstants.RekeyTimeoutJitterMaxMilliseconds);
+    }
+
+    private void TimersDataSent(TimeSpan now) =>
+        _newHandshakeAt ??= now + ProtocolConstants.KeepaliveTimeout + ProtocolConstants.RekeyTimeout + Jitter();
+
+    private void TimersDataReceived(TimeSpan now)
+    {
+        if (_sendKeepaliveAt is null)
+        {
+            _sendKeepaliveAt = now + ProtocolConstants.KeepaliveTimeout;
+        }
+        else
+        {
+            _needAnotherKeepalive = true;
+        }
+    }
+
+    private void TimersAnyAuthenticatedPacketSent() => _sendKeepaliveAt = null;
+
+    private void TimersAnyAuthenticatedPacketReceived() => _newHandshakeAt = null;
+
+    private void TimersHandshakeInitiated(TimeSpan now) =>
+        _retransmitHandshakeAt = now + ProtocolConstants.RekeyTimeout + Jitter();
+
+    private void TimersHandshakeComplete(TimeSpan now)
+    {
+        _retransmitHandshakeAt = null;
+        _handshakeAttempts = 0;
+        _sentLastMinuteHandshake = false;
+        _lastHandshakeUtc = _device.WallClock(now);
+    }
+
+    private void TimersSessionDerived(TimeSpan now) => _zeroKeyMaterialAt = now + 3 * ProtocolConstants.RejectAfterTime;
+
+    private void TimersAnyAuthenticatedPacketTraversal(TimeSpan now)
+    {
+        ushort interval = _config.PersistentKeepaliveSeconds;
+        if (interval > 0)
+        {
+            _persistentKeepaliveAt = now + TimeSpan.FromSeconds(interval);
+        }
+    }
+
+    private static bool IsDue(ref TimeSpan? deadline, TimeSpan now)
+    {
+        if (deadline is { } at && at <= now)
+        {
+            deadline = null;
+            return true;
+        }
+        return false;
+    }
+
+    private static void Earliest(ref TimeSpan? earliest, TimeSpan? candidate)
+    {
+        if (candidate is { } value && (earliest is not { } current || value < current))
+        {
+            earliest = value;
+        }
+    }
 }
