@@ -10,12 +10,14 @@ SystemExit so the `finally` runs).
 import base64
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import tempfile
 import time
 
 UAPI_DIR = "/var/run/wireguard"
+FIREZONE_LOG_DIR = "/var/log/firezone-tunnel"
 
 # Addresses live only inside the lab's namespaces (never on the host), so fixed private ranges
 # cannot clash with another lab: each lab has its own namespaces.
@@ -168,6 +170,11 @@ class Lab:
             sock = os.path.join(UAPI_DIR, f"{name}.sock")
             if os.path.exists(sock):
                 os.unlink(sock)
+            # firezone-tunnel's default JSON-lines log is named after the interface: keep it with
+            # the run's other logs instead of leaving one file per benchmark interface behind.
+            fz_log = os.path.join(FIREZONE_LOG_DIR, f"{name}.log")
+            if os.path.exists(fz_log):
+                shutil.move(fz_log, os.path.join(self.log_dir, f"firezone-{name}.jsonl"))
         for f in os.listdir(self.tmp):
             os.unlink(os.path.join(self.tmp, f))
         os.rmdir(self.tmp)
