@@ -187,6 +187,20 @@ def write_chart(summary, name_a, name_b, meta, path):
                  [f"A: {name_a}", f"B: {name_b}", "reference"], panels, path)
 
 
+def preflight(lab, impls):
+    """Starts each implementation once, so one that cannot run at all stops the benchmark in
+    seconds with its own words, not after minutes of measuring the other one."""
+    for which, binary in impls.items():
+        ifname = lab.new_ifname("p")
+        log_name = f"preflight-{which}-{ifname}.log"
+        try:
+            lab.stop(lab.start_daemon(binary, lab.ns_b, ifname, log_name))
+        except Exception as e:
+            with open(os.path.join(lab.log_dir, log_name), errors="replace") as f:
+                tail = f.read().strip().splitlines()[-3:]
+            raise SystemExit(f"bench: implementation {which} cannot run: {e}" + "".join(f"\n  | {t}" for t in tail))
+
+
 def main():
     a = parse_args()
     for sig in (signal.SIGTERM, signal.SIGHUP):
@@ -213,6 +227,7 @@ def main():
     try:
         lab.create()
         print(f"bench: lab namespaces {lab.ns_a} and {lab.ns_b}")
+        preflight(lab, impls)
         load = None
         if not a.no_peers and a.load_peers > 0:
             print(f"bench: starting {a.load_peers} load Clients ({os.path.basename(a.load_client)})")
