@@ -81,23 +81,32 @@ class Lab:
 
     # ---- processes ----------------------------------------------------------------------------
 
-    def spawn(self, ns, args, log_name, env=None):
+    def spawn(self, ns, args, log_name, env=None, group=False):
+        """Starts a process in `ns`, in a new session whose id is its PID. `group`: the process
+        starts children of its own (a shell), so stop() signals its whole process group."""
         log = open(os.path.join(self.log_dir, log_name), "ab")
         # `ip netns exec` execs the command, so the PID is the daemon's own PID (needed for /proc).
         p = subprocess.Popen(["ip", "netns", "exec", ns, *args], stdout=log, stderr=subprocess.STDOUT,
                              stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         log.close()
+        p.group = group
         self.procs.append(p)
         return p
+
+    def _signal(self, p, sig):
+        if getattr(p, "group", False):
+            os.killpg(p.pid, sig)  # the group this lab created, by its id (= the leader's PID)
+        else:
+            os.kill(p.pid, sig)
 
     def stop(self, p, grace=5.0):
         """Stops one process by its PID: SIGTERM, then SIGKILL after `grace` seconds."""
         if p.poll() is None:
             try:
-                os.kill(p.pid, signal.SIGTERM)
+                self._signal(p, signal.SIGTERM)
                 p.wait(timeout=grace)
             except subprocess.TimeoutExpired:
-                os.kill(p.pid, signal.SIGKILL)
+                self._signal(p, signal.SIGKILL)
                 p.wait(timeout=5)
             except ProcessLookupError:
                 pass
