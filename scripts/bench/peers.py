@@ -9,8 +9,8 @@ implementation under test, so only the Gateway changes). Each Client has its own
 and a policy-routing table that sends that address's traffic into its own tunnel, so N iperf3
 clients bound to N addresses are N WireGuard peers from the Gateway's point of view. N iperf3
 servers in namespace B (one per port: an iperf3 server serves one test at a time) receive. The
-figure is the sum of the receivers' rates with all N sending for the same duration, against one
-Client sending alone through the same Gateway.
+figure is the rate the Gateway delivers into its TUN device while all N send, against one Client
+sending alone through the same Gateway.
 """
 
 import json
