@@ -1,10 +1,11 @@
+using Firezone.Actors.Host.Cli;
+using Firezone.Actors.Host.Daemon;
+using Firezone.Actors.Host.Tunnel;
+
 namespace Firezone.Actors.Host;
 
 public static class Program
 {
-    public static int Main(string[] args)
-    {
-        Console.Error.WriteLine("firezone-tunnel: the service host is being built (issue 6).");
-        return 1;
-    }
+    public static Task<int> Main(string[] args) =>
+        CommandLine.InvokeAsync(CommandLine.Build(new ActorTunnelComposition()), args);
 }

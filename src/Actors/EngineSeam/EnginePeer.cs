@@ -1,0 +1,24 @@
+using Firezone.Actors.Engine.Buffers;
+using Firezone.Actors.Engine.WireGuard;
+
+namespace Firezone.Actors.Actors.EngineSeam;
+
+/// <summary>The production <see cref="IWireGuardPeer"/>: forwards every call to the engine <see cref="Peer"/>.</summary>
+public sealed class EnginePeer(Peer peer) : IWireGuardPeer
+{
+    public WireGuardKey PublicKey => peer.PublicKey;
+    public UdpEndpoint Endpoint => peer.Endpoint;
+    public DateTime? LastHandshakeUtc => peer.LastHandshakeUtc;
+    public long RxBytes => peer.RxBytes;
+    public long TxBytes => peer.TxBytes;
+    public void Update(PeerConfig config, TimeSpan now) => peer.Update(config, now);
+    public SealResult HandleTunPacket(PacketBuffer packet, TimeSpan now) => peer.HandleTunPacket(packet, now);
+    public OpenResult HandleTransportData(PacketBuffer datagram, TimeSpan now) => peer.HandleTransportData(datagram, now);
+    public HandshakeResult HandleHandshakeMessage(PacketBuffer datagram, TimeSpan now) => peer.HandleHandshakeMessage(datagram, now);
+    public void Start(TimeSpan now) => peer.Start(now);
+    public void Connect(TimeSpan now) => peer.Connect(now);
+    public void HandleTimeout(TimeSpan now) => peer.HandleTimeout(now);
+    public TimeSpan? PollTimeout() => peer.PollTimeout();
+    public bool PollTransmit(out PacketBuffer datagram) => peer.PollTransmit(out datagram);
+    public void Dispose() => peer.Dispose();
+}

@@ -1,0 +1,42 @@
+using Firezone.Actors.Engine.Buffers;
+using Firezone.Actors.Engine.WireGuard;
+
+namespace Firezone.Actors.Actors.EngineSeam;
+
+/// <summary>
+/// What a PeerConnection needs from one engine <see cref="Peer"/>: the same members, same buffer
+/// ownership rules (see Peer's doc comments). A seam rather than the sealed class itself so the
+/// actor tests can run a peer that fails on purpose (supervision) without any test hook in the
+/// production path; production uses <see cref="EnginePeer"/>, a one-line forwarder per member.
+/// </summary>
+public interface IWireGuardPeer : IDisposable
+{
+    WireGuardKey PublicKey { get; }
+
+    UdpEndpoint Endpoint { get; }
+
+    DateTime? LastHandshakeUtc { get; }
+
+    long RxBytes { get; }
+
+    long TxBytes { get; }
+
+    void Update(PeerConfig config, TimeSpan now);
+
+    SealResult HandleTunPacket(PacketBuffer packet, TimeSpan now);
+
+    OpenResult HandleTransportData(PacketBuffer datagram, TimeSpan now);
+
+    HandshakeResult HandleHandshakeMessage(PacketBuffer datagram, TimeSpan now);
+
+    /// <summary>Once, when the peer goes live: with persistent keepalive on, sends one at once (as wireguard-go does on configuration).</summary>
+    void Start(TimeSpan now);
+
+    void Connect(TimeSpan now);
+
+    void HandleTimeout(TimeSpan now);
+
+    TimeSpan? PollTimeout();
+
+    bool PollTransmit(out PacketBuffer datagram);
+}

@@ -1,0 +1,21 @@
+using Firezone.Actors.Engine.WireGuard;
+
+namespace Firezone.Actors.Actors.Peers;
+
+/// <summary>New configuration for a running peer (endpoint, keepalive, preshared key, allowed IPs) without losing the session.</summary>
+public sealed record UpdatePeerConfig(PeerConfig Config);
+
+/// <summary>Ask a PeerConnection (or the supervisor/tunnel, with a key) for its <see cref="PeerStatus"/>; unknown keys get <see cref="PeerNotFound"/>.</summary>
+public sealed record GetPeerStatus(WireGuardKey PublicKey);
+
+public sealed record PeerNotFound(WireGuardKey PublicKey);
+
+/// <summary>Start a handshake now unless one is in flight.</summary>
+public sealed record ConnectPeer(WireGuardKey PublicKey);
+
+/// <summary>The PeerConnection's single keyed timer (the engine's PollTimeout).</summary>
+internal sealed class PeerTimer
+{
+    public static readonly PeerTimer Instance = new();
+    private PeerTimer() { }
+}

@@ -1,0 +1,82 @@
+using Firezone.Actors.Engine;
+using Firezone.Actors.Engine.Buffers;
+
+namespace Firezone.Actors.Actors.Peers;
+
+/// <summary>
+/// One peer's counters. Written by exactly one PeerConnection instance at a time (plain increments,
+/// no per-packet atomics), read by status queries and the metrics listener with volatile reads.
+/// The object outlives restarts (it lives in the peer's <see cref="PeerSlot"/>), so counters are
+/// cumulative for the peer, like `wg show`'s transfer.
+/// </summary>
+public sealed class PeerCounters
+{
+    // Inner packets (what the TUN sees).
+    internal long TxPackets;
+    internal long TxPacketBytes;
+    internal long RxPackets;
+    internal long RxPacketBytes;
+
+    // Outer codepoint of each datagram handed to SocketIO (copy-in, RFC 6040 section 4.1).
+    internal long DatagramsSentNotEct;
+    internal long DatagramsSentEct0;
+    internal long DatagramsSentEct1;
+    internal long DatagramsSentCe;
+
+    // Copy-out (RFC 6040 section 4.2).
+    internal long CeDatagramsReceived;
+    internal long CeMarksPropagated;
+    internal long EcnDrops;
+    internal long EcnUnexpected;
+
+    // Rejections.
+    internal long AuthenticationFailures;
+    internal long ReplayedRejected;
+    internal long NoKeypairRejected;
+    internal long SourceNotAllowedRejected;
+    internal long MalformedRejected;
+    internal long HandshakesRejected;
+    internal long OutboundDropped;
+    internal long OutboundInvalid;
+
+    internal long Restarts; // written by the supervisor (Interlocked)
+
+    private readonly object _snapshotGate = new();
+    private UdpEndpoint _endpoint;
+    private DateTime? _lastHandshakeUtc;
+    private long _rxBytes;
+    private long _txBytes;
+
+    internal void CountDatagramSent(Ecn outer)
+    {
+        switch (outer)
+        {
+            case Ecn.Ect0: DatagramsSentEct0++; break;
+            case Ecn.Ect1: DatagramsSentEct1++; break;
+            case Ecn.Ce: DatagramsSentCe++; break;
+            default: DatagramsSentNotEct++; break;
+        }
+    }
+
+    /// <summary>Copies the engine's own view (endpoint, last handshake, transfer) once per message, not per packet.</summary>
+    internal void Publish(UdpEndpoint endpoint, DateTime? lastHandshakeUtc, long rxBytes, long txBytes)
+    {
+        lock (_snapshotGate)
+        {
+            _endpoint = endpoint;
+            _lastHandshakeUtc = lastHandshakeUtc;
+            _rxBytes = rxBytes;
+            _txBytes = txBytes;
+        }
+    }
+
+    internal (UdpEndpoint Endpoint, DateTime? LastHandshakeUtc, long RxBytes, long TxBytes) ReadEngineView()
+    {
+        lock (_snapshotGate)
+        {
+            return (_endpoint, _lastHandshakeUtc, _rxBytes, _txBytes);
+        }
+    }
+
+    internal static long Read(ref long field) => Volatile.Read(ref field);
+}

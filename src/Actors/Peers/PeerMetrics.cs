@@ -1,0 +1,63 @@
+using System.Diagnostics.Metrics;
+using Firezone.Actors.Actors.Tunnel;
+
+namespace Firezone.Actors.Actors.Peers;
+
+/// <summary>
+/// Publishes the peer and device counters as System.Diagnostics.Metrics observable counters on the
+/// meter "Firezone.Actors" (watch with `dotnet-counters monitor --counters Firezone.Actors -p PID`).
+/// Observable instruments read the counters only when a listener collects, so the packet path pays
+/// nothing. Each peer's measurements are tagged with its public key in base64.
+/// </summary>
+internal sealed class PeerMetrics : IDisposable
+{
+    public const string MeterName = "Firezone.Actors";
+
+    private readonly Meter _meter = new(MeterName);
+    private volatile PeerSlot[] _slots = [];
+
+    private delegate long CounterReader(PeerCounters counters);
+
+    public PeerMetrics(TunnelCounters device)
+    {
+        Peer("firezone.peer.packets.sent", "{packet}", "Inner packets sent into the tunnel", static c => PeerCounters.Read(ref c.TxPackets));
+        Peer("firezone.peer.packets.received", "{packet}", "Inner packets received out of the tunnel", static c => PeerCounters.Read(ref c.RxPackets));
+        Peer("firezone.peer.bytes.sent", "By", "Inner bytes sent into the tunnel", static c => PeerCounters.Read(ref c.TxPacketBytes));
+        Peer("firezone.peer.bytes.received", "By", "Inner bytes received out of the tunnel", static c => PeerCounters.Read(ref c.RxPacketBytes));
+        Peer("firezone.peer.datagrams.sent.ect0", "{datagram}", "Datagrams sent with outer ECT(0)", static c => PeerCounters.Read(ref c.DatagramsSentEct0));
+        Peer("firezone.peer.datagrams.sent.ect1", "{datagram}", "Datagrams sent with outer ECT(1)", static c => PeerCounters.Read(ref c.DatagramsSentEct1));
+        Peer("firezone.peer.datagrams.sent.ce", "{datagram}", "Datagrams sent with outer CE", static c => PeerCounters.Read(ref c.DatagramsSentCe));
+        Peer("firezone.peer.datagrams.received.ce", "{datagram}", "Authenticated datagrams received with outer CE", static c => PeerCounters.Read(ref c.CeDatagramsReceived));
+        Peer("firezone.peer.ecn.ce_propagated", "{packet}", "CE marks copied into inner packets (RFC 6040 4.2)", static c => PeerCounters.Read(ref c.CeMarksPropagated));
+        Peer("firezone.peer.ecn.drops", "{packet}", "Not-ECT inner packets dropped for outer CE (RFC 6040 4.2)", static c => PeerCounters.Read(ref c.EcnDrops));
+        Peer("firezone.peer.ecn.unexpected", "{packet}", "(!!!) combinations of RFC 6040 4.2", static c => PeerCounters.Read(ref c.EcnUnexpected));
+        Peer("firezone.peer.authentication_failures", "{datagram}", "Transport datagrams whose tag did not verify", static c => PeerCounters.Read(ref c.AuthenticationFailures));
+        Peer("firezone.peer.rejected", "{datagram}", "Replayed, no-keypair, source-not-allowed and malformed datagrams", static c =>
+            PeerCounters.Read(ref c.ReplayedRejected) + PeerCounters.Read(ref c.NoKeypairRejected) + PeerCounters.Read(ref c.SourceNotAllowedRejected) + PeerCounters.Read(ref c.MalformedRejected));
+        Peer("firezone.peer.restarts", "{restart}", "PeerConnection restarts after a fault", static c => PeerCounters.Read(ref c.Restarts));
+        _meter.CreateObservableCounter("firezone.device.tun.no_route", () => device.TunPacketsNoRouteCount, "{packet}", "TUN packets for no peer");
+        _meter.CreateObservableCounter("firezone.device.datagrams.invalid", () => device.DatagramsInvalidCount, "{datagram}", "Datagrams that are no WireGuard message");
+        _meter.CreateObservableCounter("firezone.device.datagrams.unknown_receiver", () => device.DatagramsUnknownReceiverCount, "{datagram}", "Datagrams for an unknown receiver index");
+    }
+
+    /// <summary>Replaces the set of observed peers (copy-on-write; called by the supervisor on add/remove).</summary>
+    public void SetPeers(PeerSlot[] slots) => _slots = slots;
+
+    private void Peer(string name, string unit, string description, CounterReader read)
+    {
+        _meter.CreateObservableCounter(name, () => Observe(read), unit, description);
+    }
+
+    private IEnumerable<Measurement<long>> Observe(CounterReader read)
+    {
+        var slots = _slots;
+        var measurements = new Measurement<long>[slots.Length];
+        for (int i = 0; i < slots.Length; i++)
+        {
+            measurements[i] = new Measurement<long>(read(slots[i].Counters), new KeyValuePair<string, object?>("peer", slots[i].KeyBase64));
+        }
+        return measurements;
+    }
+
+    public void Dispose() => _meter.Dispose();
+}

@@ -1,0 +1,318 @@
+using Akka.Actor;
+using Akka.Event;
+using Firezone.Actors.Actors.EngineSeam;
+using Firezone.Actors.Actors.Socket;
+using Firezone.Actors.Actors.Time;
+using Firezone.Actors.Actors.Tunnel;
+using Firezone.Actors.Engine.Buffers;
+using Firezone.Actors.Engine.WireGuard;
+
+namespace Firezone.Actors.Actors.Peers;
+
+/// <summary>
+/// Parent of every PeerConnection, one-for-one (STYLE.md rule 9): a peer that throws is restarted
+/// with a fresh engine state (fresh handshake) while the others carry on; more than
+/// <see cref="PeerSupervisorOptions.MaxFailures"/> failures within the window, or a configuration
+/// the engine rejects, stops only that peer, with a log line naming its public key and the reason.
+///
+/// Owns the peer set: the registry (key -> PeerConnection, read by the receive threads) and the
+/// device's allowed-IPs table. Also owns handshake initiations: mac1/mac2 admission (whitepaper
+/// section 5.3, cookie replies under load) and routing by the initiator's decrypted static key.
+/// </summary>
+public sealed class PeerSupervisor : UntypedActor
+{
+    private readonly IWireGuardDevice _device;
+    private readonly PeerRegistry _registry;
+    private readonly IActorRef _socketIO;
+    private readonly IActorRef _tunWriter;
+    private readonly IMonotonicClock _clock;
+    private readonly TunnelCounters _counters;
+    private readonly PeerSupervisorOptions _options;
+    private readonly int _listenPort;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Dictionary<WireGuardKey, Entry> _peers = new();
+    private readonly Dictionary<IActorRef, Entry> _byConnection = new();
+    // Removed connections still stopping: when one terminates, a successor with the same key gets
+    // its routes back (the engine peer removes its key's allowed IPs when disposed).
+    private readonly Dictionary<IActorRef, WireGuardKey> _stopping = new();
+    private readonly Dictionary<IActorRef, InboundDatagrams> _groups = new(ReferenceEqualityComparer.Instance);
+    private PeerMetrics? _metrics;
+    private long _generation;
+    private TimeSpan _loadWindowStart;
+    private int _handshakesInWindow;
+
+    private sealed class Entry(PeerSlot slot, IActorRef connection)
+    {
+        public PeerSlot Slot { get; } = slot;
+        public IActorRef Connection { get; } = connection;
+        public Queue<TimeSpan> Failures { get; } = new();
+    }
+
+    public PeerSupervisor(IWireGuardDevice device, PeerRegistry registry, IActorRef socketIO, IActorRef tunWriter,
+        IMonotonicClock clock, TunnelCounters counters, PeerSupervisorOptions options, int listenPort)
+    {
+        _device = device;
+        _registry = registry;
+        _socketIO = socketIO;
+        _tunWriter = tunWriter;
+        _clock = clock;
+        _counters = counters;
+        _options = options;
+        _listenPort = listenPort;
+    }
+
+    public static Props Props(IWireGuardDevice device, PeerRegistry registry, IActorRef socketIO, IActorRef tunWriter,
+        IMonotonicClock clock, TunnelCounters counters, PeerSupervisorOptions options, int listenPort) =>
+        Akka.Actor.Props.Create(() => new PeerSupervisor(device, registry, socketIO, tunWriter, clock, counters, options, listenPort));
+
+    protected override SupervisorStrategy SupervisorStrategy() => new PeerSupervisionStrategy(Decide);
+
+    protected override void PreStart() => _metrics = new PeerMetrics(_counters);
+
+    protected override void PostStop()
+    {
+        _metrics?.Dispose();
+        foreach (var pair in _groups)
+        {
+            pair.Value.Recycle();
+        }
+        _groups.Clear();
+        foreach (var entry in _peers.Values)
+        {
+            _registry.Remove(entry.Slot.Key, entry.Connection);
+            _device.RemoveAllowedIps(entry.Slot.Key);
+        }
+    }
+
+    protected override void OnReceive(object message)
+    {
+        switch (message)
+        {
+            case InboundHandshakes batch:
+                HandleInitiations(batch);
+                break;
+            case AddOrUpdatePeer add:
+                Sender.Tell(AddOrUpdate(add.Config));
+                break;
+            case RemovePeer remove:
+                Sender.Tell(new PeerRemoved(remove.PublicKey, Remove(remove.PublicKey)));
+                break;
+            case RemoveAllPeers:
+            {
+                var keys = new List<WireGuardKey>(_peers.Keys);
+                foreach (var key in keys)
+                {
+                    Remove(key);
+                }
+                Sender.Tell(new AllPeersRemoved(keys.Count));
+                break;
+            }
+            case GetDeviceStatus:
+                Sender.Tell(BuildDeviceStatus());
+                break;
+            case GetPeerStatus get:
+                if (_peers.TryGetValue(get.PublicKey, out var peer))
+                {
+                    peer.Connection.Forward(get);
+                }
+                else
+                {
+                    Sender.Tell(new PeerNotFound(get.PublicKey));
+                }
+                break;
+            case ConnectPeer connect:
+                if (_peers.TryGetValue(connect.PublicKey, out var target))
+                {
+                    target.Connection.Forward(connect);
+                }
+                break;
+            case Terminated terminated:
+                OnConnectionTerminated(terminated.ActorRef);
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
+    }
+
+    private PeerConfigured AddOrUpdate(PeerConfig config)
+    {
+        var key = config.PublicKey;
+        if (_peers.TryGetValue(key, out var existing))
+        {
+            existing.Slot.Config = config;
+            _device.SetAllowedIps(key, config.AllowedIps);
+            existing.Connection.Tell(new UpdatePeerConfig(config));
+            return new PeerConfigured(key, Created: false);
+        }
+        var slot = new PeerSlot(config);
+        // A generation suffix: a peer removed and re-added at once must not collide with the
+        // name of its predecessor, which may still be stopping.
+        string name = "peer-" + key.ToHex()[..16] + "-" + (++_generation);
+        var connection = Context.ActorOf(PeerConnection.Props(_device, slot, _socketIO, _tunWriter, _clock), name);
+        Context.Watch(connection);
+        var entry = new Entry(slot, connection);
+        _peers.Add(key, entry);
+        _byConnection.Add(connection, entry);
+        // Registry first, then routes: a packet routed to the key must find its connection.
+        _registry.Set(key, connection);
+        _device.SetAllowedIps(key, config.AllowedIps);
+        PublishMetricsPeers();
+        _log.Info("peer {0} added ({1} allowed IPs, endpoint {2}, ECN {3})", slot.KeyBase64, config.AllowedIps.Count, config.Endpoint, config.EcnMode);
+        return new PeerConfigured(key, Created: true);
+    }
+
+    private bool Remove(WireGuardKey key)
+    {
+        if (!_peers.Remove(key, out var entry))
+        {
+            return false;
+        }
+        _byConnection.Remove(entry.Connection);
+        // Routes first: the TUN reader stops choosing this peer before its connection goes away.
+        _device.RemoveAllowedIps(key);
+        _registry.Remove(key, entry.Connection);
+        _stopping[entry.Connection] = key;
+        Context.Stop(entry.Connection);
+        PublishMetricsPeers();
+        _log.Info("peer {0} removed", entry.Slot.KeyBase64);
+        return true;
+    }
+
+    private void OnConnectionTerminated(IActorRef connection)
+    {
+        if (_stopping.Remove(connection, out var removedKey))
+        {
+            if (_peers.TryGetValue(removedKey, out var successor))
+            {
+                _device.SetAllowedIps(removedKey, successor.Slot.Config.AllowedIps);
+            }
+            return;
+        }
+        // A connection the strategy stopped (too many failures, or rejected configuration).
+        if (!_byConnection.Remove(connection, out var entry))
+        {
+            return;
+        }
+        _peers.Remove(entry.Slot.Key);
+        _device.RemoveAllowedIps(entry.Slot.Key);
+        _registry.Remove(entry.Slot.Key, connection);
+        PublishMetricsPeers();
+    }
+
+    /// <summary>The supervision decision, in this actor's context (see <see cref="PeerSupervisionStrategy"/>).</summary>
+    private bool Decide(IActorRef child, Exception cause, bool restartable)
+    {
+        string peer = _byConnection.TryGetValue(child, out var entry) ? entry.Slot.KeyBase64 : child.Path.Name;
+        if (!restartable)
+        {
+            var reason = cause is ActorInitializationException { InnerException: { } inner } ? inner : cause;
+            _log.Error("peer {0} stopped: its configuration was rejected: {1}: {2}", peer, reason.GetType().Name, reason.Message);
+            return false;
+        }
+        if (entry is null)
+        {
+            return true;
+        }
+        var now = _clock.Now;
+        var failures = entry.Failures;
+        failures.Enqueue(now);
+        while (failures.Count > 0 && now - failures.Peek() > _options.FailureWindow)
+        {
+            failures.Dequeue();
+        }
+        if (failures.Count > _options.MaxFailures)
+        {
+            _log.Error("peer {0} stopped: {1} failures within {2}; last: {3}: {4}",
+                peer, failures.Count, _options.FailureWindow, cause.GetType().Name, cause.Message);
+            return false;
+        }
+        Interlocked.Increment(ref entry.Slot.Counters.Restarts);
+        _log.Warning("peer {0} failed ({1}: {2}); restarting it with a fresh handshake (failure {3} of at most {4} within {5})",
+            peer, cause.GetType().Name, cause.Message, failures.Count, _options.MaxFailures, _options.FailureWindow);
+        return true;
+    }
+
+    /// <summary>
+    /// Initiations: check mac1/mac2 (whitepaper section 5.3), answer with a cookie reply when under
+    /// load, then route by the initiator's static key, which only decryption reveals (section 5.4.2).
+    /// </summary>
+    private void HandleInitiations(InboundHandshakes batch)
+    {
+        var now = _clock.Now;
+        if (now - _loadWindowStart >= TimeSpan.FromSeconds(1))
+        {
+            _loadWindowStart = now;
+            _handshakesInWindow = 0;
+        }
+        SendDatagrams? cookies = null;
+        for (int i = 0; i < batch.Count; i++)
+        {
+            var datagram = batch[i];
+            if (datagram is null)
+            {
+                continue;
+            }
+            _handshakesInWindow++;
+            bool underLoad = _handshakesInWindow > _options.HandshakesPerSecondUnderLoad;
+            var admission = _device.AdmitHandshake(datagram, underLoad, now, out var cookieReply);
+            if (cookieReply is not null)
+            {
+                (cookies ??= SendDatagrams.Rent()).Add(cookieReply);
+                Interlocked.Increment(ref _counters.CookieRepliesSent);
+            }
+            if (admission != HandshakeAdmission.Accept)
+            {
+                if (admission == HandshakeAdmission.Reject)
+                {
+                    Interlocked.Increment(ref _counters.HandshakesRejected);
+                }
+                batch.Take(i)!.Return();
+                continue;
+            }
+            if (!_device.TryIdentifyInitiator(datagram.Data, out var initiator) || !_peers.TryGetValue(initiator, out var entry))
+            {
+                Interlocked.Increment(ref _counters.HandshakesUnknownPeer);
+                batch.Take(i)!.Return();
+                continue;
+            }
+            if (!_groups.TryGetValue(entry.Connection, out var group))
+            {
+                group = InboundDatagrams.Rent();
+                _groups.Add(entry.Connection, group);
+            }
+            group.Add(batch.Take(i)!);
+        }
+        batch.Recycle();
+        foreach (var pair in _groups)
+        {
+            pair.Key.Tell(pair.Value, Self);
+        }
+        _groups.Clear();
+        if (cookies is not null)
+        {
+            _socketIO.Tell(cookies, Self);
+        }
+    }
+
+    private DeviceStatus BuildDeviceStatus()
+    {
+        var peers = new List<PeerStatus>(_peers.Count);
+        foreach (var entry in _peers.Values)
+        {
+            peers.Add(PeerStatus.From(entry.Slot, _device.AllowedIpsOf(entry.Slot.Key)));
+        }
+        return new DeviceStatus(_device.PublicKey, _listenPort, peers, DeviceDropCounts.From(_counters));
+    }
+
+    private void PublishMetricsPeers()
+    {
+        var slots = new PeerSlot[_peers.Count];
+        int i = 0;
+        foreach (var entry in _peers.Values)
+        {
+            slots[i++] = entry.Slot;
+        }
+        _metrics?.SetPeers(slots);
+    }
+}

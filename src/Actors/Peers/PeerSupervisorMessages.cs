@@ -1,0 +1,57 @@
+using Firezone.Actors.Actors.Tunnel;
+using Firezone.Actors.Engine.WireGuard;
+
+namespace Firezone.Actors.Actors.Peers;
+
+// Control messages (the wg UAPI maps onto these). Send them to the TunnelActor (or the
+// PeerSupervisor directly); each is answered to the sender.
+
+/// <summary>Adds a peer, or updates it in place (session kept). Answered with <see cref="PeerConfigured"/>.</summary>
+public sealed record AddOrUpdatePeer(PeerConfig Config);
+
+/// <summary>Answer to <see cref="AddOrUpdatePeer"/>: <paramref name="Created"/> is false for an update.</summary>
+public sealed record PeerConfigured(WireGuardKey PublicKey, bool Created);
+
+/// <summary>Removes a peer (its allowed IPs, its session). Answered with <see cref="PeerRemoved"/>.</summary>
+public sealed record RemovePeer(WireGuardKey PublicKey);
+
+public sealed record PeerRemoved(WireGuardKey PublicKey, bool Existed);
+
+/// <summary>Removes every peer (UAPI replace_peers=true). Answered with <see cref="AllPeersRemoved"/>.</summary>
+public sealed class RemoveAllPeers
+{
+    public static readonly RemoveAllPeers Instance = new();
+    private RemoveAllPeers() { }
+}
+
+public sealed record AllPeersRemoved(int Count);
+
+/// <summary>Ask for <see cref="DeviceStatus"/>.</summary>
+public sealed class GetDeviceStatus
+{
+    public static readonly GetDeviceStatus Instance = new();
+    private GetDeviceStatus() { }
+}
+
+/// <summary>`wg show` for the whole interface: the device plus one <see cref="PeerStatus"/> per peer, and device-level drops.</summary>
+public sealed record DeviceStatus(
+    WireGuardKey PublicKey,
+    int ListenPort,
+    IReadOnlyList<PeerStatus> Peers,
+    DeviceDropCounts Drops);
+
+/// <summary>A snapshot of <see cref="TunnelCounters"/>.</summary>
+public sealed record DeviceDropCounts(
+    long TunPacketsNoRoute,
+    long TunPacketsInvalid,
+    long DatagramsInvalid,
+    long DatagramsUnknownReceiver,
+    long HandshakesRejected,
+    long HandshakesUnknownPeer,
+    long CookieRepliesSent,
+    long PoolExhausted)
+{
+    public static DeviceDropCounts From(TunnelCounters c) => new(
+        c.TunPacketsNoRouteCount, c.TunPacketsInvalidCount, c.DatagramsInvalidCount, c.DatagramsUnknownReceiverCount,
+        c.HandshakesRejectedCount, c.HandshakesUnknownPeerCount, c.CookieRepliesSentCount, c.PoolExhaustedCount);
+}

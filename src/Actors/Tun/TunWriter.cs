@@ -1,0 +1,56 @@
+using Akka.Actor;
+using Firezone.Actors.Native;
+
+namespace Firezone.Actors.Actors.Tun;
+
+/// <summary>
+/// Writes batches of decrypted packets to the TUN device and returns their buffers (the last
+/// owner, STYLE.md rule 6). A TUN write does not block for long (the kernel queues or drops), so
+/// it runs in the handler. A <see cref="TunDeviceException"/> fails the actor; TunnelActor escalates.
+/// </summary>
+public sealed class TunWriter : UntypedActor
+{
+    private readonly ITunDevice _tun;
+    private WritePackets? _current;
+    private long _packetsWritten;
+
+    public TunWriter(ITunDevice tun) => _tun = tun;
+
+    public static Props Props(ITunDevice tun) => Akka.Actor.Props.Create(() => new TunWriter(tun));
+
+    protected override void OnReceive(object message)
+    {
+        switch (message)
+        {
+            case WritePackets batch:
+                _current = batch;
+                _tun.WriteBatch(batch.AsSpan());
+                _packetsWritten += batch.Count;
+                _current = null;
+                batch.Recycle();
+                break;
+            case GetTunWriterStatus:
+                Sender.Tell(new TunWriterStatus(_packetsWritten));
+                break;
+            default:
+                Unhandled(message);
+                break;
+        }
+    }
+
+    protected override void PostStop()
+    {
+        // A batch whose write threw is still ours.
+        _current?.Recycle();
+        _current = null;
+    }
+}
+
+/// <summary>Ask the TunWriter for <see cref="TunWriterStatus"/>.</summary>
+public sealed class GetTunWriterStatus
+{
+    public static readonly GetTunWriterStatus Instance = new();
+    private GetTunWriterStatus() { }
+}
+
+public sealed record TunWriterStatus(long PacketsWritten);

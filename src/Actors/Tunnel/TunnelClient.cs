@@ -1,0 +1,33 @@
+using Akka.Actor;
+using Firezone.Actors.Actors.Peers;
+using Firezone.Actors.Engine.WireGuard;
+
+namespace Firezone.Actors.Actors.Tunnel;
+
+/// <summary>
+/// Async request/response over a running TunnelActor, for code outside the actor system (the
+/// host's UAPI server and configuration loader). Each call is one Ask with a time bound.
+/// </summary>
+public sealed class TunnelClient(IActorRef tunnel, TimeSpan timeout)
+{
+    public IActorRef Tunnel { get; } = tunnel;
+
+    public Task<PeerConfigured> AddOrUpdatePeerAsync(PeerConfig config, CancellationToken cancellationToken = default) =>
+        Tunnel.Ask<PeerConfigured>(new AddOrUpdatePeer(config), timeout, cancellationToken);
+
+    public Task<PeerRemoved> RemovePeerAsync(WireGuardKey publicKey, CancellationToken cancellationToken = default) =>
+        Tunnel.Ask<PeerRemoved>(new RemovePeer(publicKey), timeout, cancellationToken);
+
+    public Task<AllPeersRemoved> RemoveAllPeersAsync(CancellationToken cancellationToken = default) =>
+        Tunnel.Ask<AllPeersRemoved>(RemoveAllPeers.Instance, timeout, cancellationToken);
+
+    public Task<DeviceStatus> GetDeviceStatusAsync(CancellationToken cancellationToken = default) =>
+        Tunnel.Ask<DeviceStatus>(GetDeviceStatus.Instance, timeout, cancellationToken);
+
+    /// <summary>The peer's status, or null when no such peer is configured.</summary>
+    public async Task<PeerStatus?> GetPeerStatusAsync(WireGuardKey publicKey, CancellationToken cancellationToken = default) =>
+        await Tunnel.Ask<object>(new GetPeerStatus(publicKey), timeout, cancellationToken).ConfigureAwait(false) as PeerStatus;
+
+    /// <summary>Starts a handshake with the peer now unless one is in flight (fire and forget).</summary>
+    public void Connect(WireGuardKey publicKey) => Tunnel.Tell(new ConnectPeer(publicKey));
+}

@@ -1,0 +1,40 @@
+using Akka.Actor;
+using Firezone.Actors.Actors.EngineSeam;
+using Firezone.Actors.Actors.Peers;
+using Firezone.Actors.Actors.Time;
+using Firezone.Actors.Engine.WireGuard;
+using Firezone.Actors.Native;
+
+namespace Firezone.Actors.Actors.Tunnel;
+
+/// <summary>
+/// Everything the TunnelActor wires together. The caller (host or test) creates and disposes the
+/// TUN device and the socket; the tunnel only uses them (and wakes their readers on stop).
+/// </summary>
+public sealed record TunnelSettings
+{
+    public required ITunDevice Tun { get; init; }
+
+    public required IUdpBatchSocket Socket { get; init; }
+
+    /// <summary>The engine device (with its buffer pool); see <see cref="ForEngine"/>.</summary>
+    public required IWireGuardDevice Device { get; init; }
+
+    public required IMonotonicClock Clock { get; init; }
+
+    /// <summary>Gets <see cref="TunnelFailed"/> when the tunnel stops because of an I/O fault; may be null.</summary>
+    public IActorRef? FailureListener { get; init; }
+
+    public PeerSupervisorOptions PeerOptions { get; init; } = PeerSupervisorOptions.Default;
+
+    /// <summary>Settings over the real engine <see cref="Engine.WireGuard.Device"/>.</summary>
+    public static TunnelSettings ForEngine(Device device, ITunDevice tun, IUdpBatchSocket socket, IMonotonicClock clock, IActorRef? failureListener = null) =>
+        new()
+        {
+            Tun = tun,
+            Socket = socket,
+            Device = new EngineDevice(device),
+            Clock = clock,
+            FailureListener = failureListener,
+        };
+}

@@ -1,0 +1,196 @@
+using System.CommandLine;
+using System.Reflection;
+using Firezone.Actors.Host.Config;
+using Firezone.Actors.Host.Daemon;
+using Firezone.Actors.Host.Logging;
+using Firezone.Actors.Host.Uapi;
+using Serilog.Events;
+
+namespace Firezone.Actors.Host.Cli;
+
+/// <summary>
+/// The <c>firezone-tunnel</c> command line: <c>firezone-tunnel [-f] INTERFACE</c> (wireguard-go's
+/// interface, so wg-quick can start it), <c>up --config FILE</c> (service mode) and
+/// <c>show INTERFACE</c>.
+/// </summary>
+public static class CommandLine
+{
+    public static string Version =>
+        typeof(CommandLine).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
+
+    public static RootCommand Build(ITunnelComposition composition)
+    {
+        var foreground = new Option<bool>("--foreground", "-f")
+        {
+            Description = "Stay in the foreground instead of detaching once the interface is ready (also WG_PROCESS_FOREGROUND=1)",
+        };
+        var logFile = new Option<string?>("--log-file")
+        {
+            Description = $"JSON-lines log file (default {LogOptions.DefaultDirectory}/INTERFACE.log)",
+            Recursive = true,
+        };
+        var logLevel = new Option<string>("--log-level")
+        {
+            Description = "trace, debug, info, warning, error or silent (also LOG_LEVEL, as wireguard-go)",
+            DefaultValueFactory = _ => Environment.GetEnvironmentVariable("LOG_LEVEL") ?? "info",
+            Recursive = true,
+        };
+        var interfaceName = new Argument<string?>("INTERFACE")
+        {
+            Description = "The TUN interface to create; its UAPI socket is /var/run/wireguard/INTERFACE.sock",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
+        var root = new RootCommand("firezone-tunnel: a userspace WireGuard tunnel that carries ECN (RFC 6040), a drop-in for wireguard-go")
+        {
+            foreground, logFile, logLevel, interfaceName,
+        };
+        root.SetAction((result, token) =>
+        {
+            string? name = result.GetValue(interfaceName);
+            if (name is null)
+            {
+                Console.Error.WriteLine("firezone-tunnel: an INTERFACE name is required (see --help)");
+                return Task.FromResult(2);
+            }
+            if (!TryLogOptions(result.GetValue(logFile), result.GetValue(logLevel)!, name, out var log))
+            {
+                return Task.FromResult(2);
+            }
+            bool stayInForeground = result.GetValue(foreground) || Environment.GetEnvironmentVariable("WG_PROCESS_FOREGROUND") == "1";
+            if (!stayInForeground && !DetachedChild.IsDetachedChild)
+            {
+                return Task.FromResult(Detacher.Run(ArgumentsWithoutForeground(result)));
+            }
+            return RunDaemonAsync(new DaemonOptions { InterfaceName = name, Log = log }, composition, token);
+        });
+
+        var configFile = new Option<string>("--config", "-c")
+        {
+            Description = "A wg-quick style configuration file",
+            Required = true,
+        };
+        var upInterface = new Option<string?>("--interface", "-i")
+        {
+            Description = "Interface name (default: the configuration file's name without .conf, as wg-quick)",
+        };
+        var up = new Command("up", "Service mode: read a wg-quick file, bring the interface up with its addresses and routes, run in the foreground (systemd Type=notify)")
+        {
+            configFile, upInterface,
+        };
+        up.SetAction((result, token) =>
+        {
+            string path = result.GetValue(configFile)!;
+            string name = result.GetValue(upInterface) ?? Path.GetFileNameWithoutExtension(path);
+            if (!UapiSocketPath.IsValidInterfaceName(name))
+            {
+                Console.Error.WriteLine($"firezone-tunnel: '{name}' is not a valid interface name (1 to 15 characters, no '/' or spaces)");
+                return Task.FromResult(2);
+            }
+            TunnelConfig config;
+            try
+            {
+                config = new WgQuickConfigParser().ParseFile(path);
+            }
+            catch (ConfigException e)
+            {
+                Console.Error.WriteLine(e.Message);
+                return Task.FromResult(1);
+            }
+            if (!TryLogOptions(result.GetValue(logFile), result.GetValue(logLevel)!, name, out var log))
+            {
+                return Task.FromResult(2);
+            }
+            return RunDaemonAsync(new DaemonOptions { InterfaceName = name, Config = config, Log = log }, composition, token);
+        });
+
+        var showInterface = new Argument<string>("INTERFACE") { Description = "A running firezone-tunnel interface" };
+        var show = new Command("show", "Show an interface's peers, as wg show does, with each peer's ECN mode and counters") { showInterface };
+        show.SetAction(async (result, token) =>
+        {
+            string name = result.GetValue(showInterface)!;
+            if (!UapiSocketPath.IsValidInterfaceName(name))
+            {
+                Console.Error.WriteLine($"firezone-tunnel: '{name}' is not a valid interface name");
+                return 2;
+            }
+            string socket = UapiSocketPath.For(name);
+            try
+            {
+                var status = await UapiClient.GetAsync(socket, token).ConfigureAwait(false);
+                Console.Out.Write(ShowFormatter.Format(name, status, DateTimeOffset.UtcNow));
+                return 0;
+            }
+            catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException or UapiException)
+            {
+                Console.Error.WriteLine($"firezone-tunnel: {socket}: {e.Message}");
+                return 1;
+            }
+        });
+
+        root.Subcommands.Add(up);
+        root.Subcommands.Add(show);
+        return root;
+    }
+
+    /// <summary>Runs a parsed command line; signals are left to the generic host, which stops cleanly on them.</summary>
+    public static Task<int> InvokeAsync(RootCommand root, string[] args) =>
+        root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
+
+    private static async Task<int> RunDaemonAsync(DaemonOptions options, ITunnelComposition composition, CancellationToken token)
+    {
+        IReadinessSignal? readiness = DetachedChild.IsDetachedChild ? new DetachedChild() : null;
+        if (readiness is not null)
+        {
+            // A detached daemon's stdout is /dev/null once it is ready: log to the file only.
+            options = options with { Log = options.Log with { Console = false } };
+        }
+        try
+        {
+            return await TunnelDaemon.RunAsync(options, composition, readiness, token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // The log file could not be opened, for example.
+            string problem = e.Message;
+            if (readiness is not null)
+            {
+                readiness.Failed(problem);
+            }
+            else
+            {
+                Console.Error.WriteLine("firezone-tunnel: " + problem);
+            }
+            return 1;
+        }
+    }
+
+    private static bool TryLogOptions(string? file, string level, string interfaceName, out LogOptions options)
+    {
+        options = null!;
+        if (!LogOptions.TryParseLevel(level, out LogEventLevel parsed))
+        {
+            Console.Error.WriteLine($"firezone-tunnel: unknown log level '{level}'");
+            return false;
+        }
+        options = new LogOptions
+        {
+            FilePath = file ?? LogOptions.DefaultFileFor(interfaceName),
+            MinimumLevel = parsed,
+            HumanConsole = !Console.IsOutputRedirected,
+        };
+        return true;
+    }
+
+    private static List<string> ArgumentsWithoutForeground(ParseResult result)
+    {
+        var arguments = new List<string>();
+        foreach (var token in result.Tokens)
+        {
+            if (token.Value is not ("-f" or "--foreground"))
+            {
+                arguments.Add(token.Value);
+            }
+        }
+        return arguments;
+    }
+}

@@ -1,0 +1,100 @@
+using System.Globalization;
+using System.Text;
+using Firezone.Actors.Host.Config;
+using Firezone.Actors.Host.Control;
+using Firezone.Actors.Host.Uapi;
+
+namespace Firezone.Actors.Host.Cli;
+
+/// <summary>
+/// The text of <c>firezone-tunnel show INTERFACE</c>: wg(8)'s <c>show</c> layout plus each peer's
+/// ECN mode and counters (RFC 6040 copy-in and copy-out).
+/// </summary>
+public static class ShowFormatter
+{
+    public static string Format(string interfaceName, DeviceStatus status, DateTimeOffset now)
+    {
+        var text = new StringBuilder();
+        text.Append("interface: ").Append(interfaceName).Append('\n');
+        if (status.PublicKey is { } publicKey)
+        {
+            text.Append("  public key: ").Append(publicKey.ToBase64()).Append('\n');
+        }
+        if (status.PrivateKey is not null)
+        {
+            text.Append("  private key: (hidden)\n");
+        }
+        if (status.ListenPort != 0)
+        {
+            text.Append("  listening port: ").Append(status.ListenPort.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        }
+        if (status.Fwmark != 0)
+        {
+            text.Append("  fwmark: 0x").Append(status.Fwmark.ToString("x", CultureInfo.InvariantCulture)).Append('\n');
+        }
+        foreach (var peer in status.Peers)
+        {
+            var config = peer.Config;
+            text.Append("\npeer: ").Append(config.PublicKey.ToBase64()).Append('\n');
+            if (config.PresharedKey is not null)
+            {
+                text.Append("  preshared key: (hidden)\n");
+            }
+            if (!peer.Endpoint.IsNone)
+            {
+                text.Append("  endpoint: ").Append(EndpointText.Format(peer.Endpoint)).Append('\n');
+            }
+            text.Append("  allowed ips: ").Append(config.AllowedIps.Count == 0 ? "(none)" : string.Join(", ", config.AllowedIps)).Append('\n');
+            if (peer.LastHandshake is { } handshake)
+            {
+                text.Append("  latest handshake: ").Append(Ago(now - handshake)).Append('\n');
+            }
+            if (peer.RxBytes != 0 || peer.TxBytes != 0)
+            {
+                text.Append("  transfer: ").Append(Bytes(peer.RxBytes)).Append(" received, ").Append(Bytes(peer.TxBytes)).Append(" sent\n");
+            }
+            if (config.PersistentKeepaliveSeconds != 0)
+            {
+                text.Append("  persistent keepalive: every ").Append(config.PersistentKeepaliveSeconds.ToString(CultureInfo.InvariantCulture)).Append(" seconds\n");
+            }
+            var ecn = peer.Ecn;
+            text.Append("  ecn mode: ").Append(UapiGetFormatter.EcnModeName(config.EcnMode)).Append('\n');
+            text.Append(CultureInfo.InvariantCulture,
+                $"  ecn: {ecn.EctSent} ECT sent, {ecn.CeReceived} CE received, {ecn.CePropagated} CE propagated, {ecn.EcnDrops} ECN drops, {ecn.AlarmEvents} (!!!) events\n");
+        }
+        return text.ToString();
+    }
+
+    /// <summary>"1 minute, 5 seconds ago", as wg(8) prints the latest handshake.</summary>
+    public static string Ago(TimeSpan elapsed)
+    {
+        long total = Math.Max(0, (long)elapsed.TotalSeconds);
+        if (total == 0)
+        {
+            return "Now";
+        }
+        var parts = new List<string>(4);
+        void Part(long value, string unit)
+        {
+            if (value != 0)
+            {
+                parts.Add(value.ToString(CultureInfo.InvariantCulture) + " " + unit + (value == 1 ? "" : "s"));
+            }
+        }
+        Part(total / 86400, "day");
+        Part(total / 3600 % 24, "hour");
+        Part(total / 60 % 60, "minute");
+        Part(total % 60, "second");
+        return string.Join(", ", parts) + " ago";
+    }
+
+    /// <summary>"1.50 KiB", as wg(8) prints transfer.</summary>
+    public static string Bytes(ulong bytes) => bytes switch
+    {
+        < 1024 => bytes.ToString(CultureInfo.InvariantCulture) + " B",
+        < 1024UL * 1024 => (bytes / 1024.0).ToString("0.00", CultureInfo.InvariantCulture) + " KiB",
+        < 1024UL * 1024 * 1024 => (bytes / (1024.0 * 1024)).ToString("0.00", CultureInfo.InvariantCulture) + " MiB",
+        < 1024UL * 1024 * 1024 * 1024 => (bytes / (1024.0 * 1024 * 1024)).ToString("0.00", CultureInfo.InvariantCulture) + " GiB",
+        _ => (bytes / (1024.0 * 1024 * 1024 * 1024)).ToString("0.00", CultureInfo.InvariantCulture) + " TiB",
+    };
+}

@@ -1,0 +1,85 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using Firezone.Actors.Engine.Buffers;
+
+namespace Firezone.Actors.Host.Config;
+
+/// <summary>
+/// The "host:port" and "[v6]:port" forms of an endpoint, as wg(8) and the UAPI write them. Split
+/// the way wireguard-tools' config.c does: a leading '[' means a bracketed IPv6 literal, otherwise
+/// the port follows the last ':'.
+/// </summary>
+public static class EndpointText
+{
+    public static bool TrySplit(string text, out string host, out ushort port, out string error)
+    {
+        host = "";
+        port = 0;
+        error = "";
+        string portText;
+        if (text.StartsWith('['))
+        {
+            int close = text.IndexOf(']');
+            if (close < 0 || close + 1 >= text.Length || text[close + 1] != ':')
+            {
+                error = $"'{text}' is not an endpoint ([address]:port)";
+                return false;
+            }
+            host = text[1..close];
+            portText = text[(close + 2)..];
+        }
+        else
+        {
+            int colon = text.LastIndexOf(':');
+            if (colon <= 0)
+            {
+                error = $"'{text}' is not an endpoint (host:port)";
+                return false;
+            }
+            host = text[..colon];
+            portText = text[(colon + 1)..];
+            if (host.Contains(':'))
+            {
+                error = $"'{text}' is not an endpoint (write IPv6 addresses as [address]:port)";
+                return false;
+            }
+        }
+        if (!ushort.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out port) || port == 0)
+        {
+            error = $"'{portText}' is not a port between 1 and 65535";
+            return false;
+        }
+        if (host.Length == 0)
+        {
+            error = $"'{text}' has no host";
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>A numeric endpoint only (the UAPI form; wireguard-go uses netip.ParseAddrPort).</summary>
+    public static bool TryParseNumeric(string text, out UdpEndpoint endpoint, out string error)
+    {
+        endpoint = UdpEndpoint.None;
+        if (!TrySplit(text, out var host, out var port, out error))
+        {
+            return false;
+        }
+        if (host.Contains('%') || !IPAddress.TryParse(host, out var address)
+            || (address.AddressFamily == AddressFamily.InterNetworkV6) != text.StartsWith('['))
+        {
+            error = $"'{host}' is not an IP address";
+            return false;
+        }
+        endpoint = UdpEndpoint.FromIPEndPoint(new IPEndPoint(address, port));
+        return true;
+    }
+
+    /// <summary>"a.b.c.d:port" or "[v6]:port".</summary>
+    public static string Format(UdpEndpoint endpoint)
+    {
+        var ip = endpoint.ToIPEndPoint();
+        return ip.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{ip.Address}]:{ip.Port}" : $"{ip.Address}:{ip.Port}";
+    }
+}

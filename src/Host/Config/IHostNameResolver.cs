@@ -1,0 +1,10 @@
+using System.Net;
+
+namespace Firezone.Actors.Host.Config;
+
+/// <summary>Resolves an Endpoint's host name when the configuration is read (as wg(8) does once, at set time).</summary>
+public interface IHostNameResolver
+{
+    /// <summary>The addresses of <paramref name="host"/>; empty when it does not resolve.</summary>
+    IReadOnlyList<IPAddress> Resolve(string host);
+}

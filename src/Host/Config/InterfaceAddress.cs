@@ -1,0 +1,39 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace Firezone.Actors.Host.Config;
+
+/// <summary>
+/// An address assigned to the tunnel interface, such as 10.0.0.2/24: unlike an
+/// <see cref="Engine.Routing.IpPrefix"/> it keeps its host bits (it is what <c>ip address add</c> takes).
+/// </summary>
+public sealed record InterfaceAddress(IPAddress Address, int PrefixLength)
+{
+    public bool IsIPv4 => Address.AddressFamily == AddressFamily.InterNetwork;
+
+    /// <summary>Parses "10.0.0.2/24", "fd00::2/64" or a bare address (a host address, /32 or /128).</summary>
+    public static bool TryParse(string text, out InterfaceAddress address, out string error)
+    {
+        address = null!;
+        error = "";
+        text = text.Trim();
+        int slash = text.IndexOf('/');
+        string addressText = slash < 0 ? text : text[..slash];
+        if (addressText.Length == 0 || addressText.Contains('%') || !IPAddress.TryParse(addressText, out var ip))
+        {
+            error = $"'{text}' is not an address in CIDR notation";
+            return false;
+        }
+        int max = ip.AddressFamily == AddressFamily.InterNetwork ? 32 : 128;
+        int length = max;
+        if (slash >= 0 && (!int.TryParse(text.AsSpan(slash + 1), System.Globalization.NumberStyles.None, null, out length) || length > max))
+        {
+            error = $"'{text}' has a bad prefix length (0 to {max})";
+            return false;
+        }
+        address = new InterfaceAddress(ip, length);
+        return true;
+    }
+
+    public override string ToString() => $"{Address}/{PrefixLength}";
+}

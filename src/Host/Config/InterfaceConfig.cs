@@ -1,0 +1,25 @@
+using Firezone.Actors.Engine;
+using Firezone.Actors.Engine.WireGuard;
+
+namespace Firezone.Actors.Host.Config;
+
+/// <summary>The [Interface] section of a wg-quick file, plus the engine's own <c>#!</c> directives.</summary>
+public sealed record InterfaceConfig
+{
+    public required WireGuardKey PrivateKey { get; init; }
+
+    /// <summary>Null: let the socket pick a port (wg(8) says "chosen randomly").</summary>
+    public ushort? ListenPort { get; init; }
+
+    /// <summary>The SO_MARK for outgoing datagrams; null or 0 for none.</summary>
+    public uint? FwMark { get; init; }
+
+    public IReadOnlyList<InterfaceAddress> Addresses { get; init; } = [];
+
+    public int? Mtu { get; init; }
+
+    public HostRole Role { get; init; } = HostRole.Client;
+
+    /// <summary>The ECN mode of peers that do not name their own (<c>#! EcnMode</c> in [Interface]).</summary>
+    public EcnMode DefaultEcnMode { get; init; } = EcnMode.Normal;
+}

@@ -1,0 +1,451 @@
+using System.Globalization;
+using System.Net;
+using Firezone.Actors.Engine;
+using Firezone.Actors.Engine.Buffers;
+using Firezone.Actors.Engine.Routing;
+using Firezone.Actors.Engine.WireGuard;
+
+namespace Firezone.Actors.Host.Config;
+
+/// <summary>
+/// Reads a wg-quick(8) configuration file. Keys and section names are case-insensitive and
+/// anything after '#' is a comment, as in wg-quick and wireguard-tools' config.c. The engine's own
+/// options are comment directives (<c>#! EcnMode = compatibility</c>, <c>#! Role = gateway</c>):
+/// wg-quick and wg see an ordinary comment, so one file serves both. Every mistake is reported as
+/// <see cref="ConfigException"/> naming the file and line.
+/// </summary>
+public sealed class WgQuickConfigParser
+{
+    private readonly IHostNameResolver _resolver;
+
+    public WgQuickConfigParser(IHostNameResolver? resolver = null)
+    {
+        _resolver = resolver ?? DnsHostNameResolver.Instance;
+    }
+
+    public TunnelConfig ParseFile(string path)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigException(path, 0, $"cannot read the file: {e.Message}");
+        }
+        return Parse(path, text);
+    }
+
+    public TunnelConfig Parse(string path, string text) => new Reader(path, _resolver).Read(text);
+
+    private enum Section { None, Interface, Peer }
+
+    /// <summary>The state of one read: the section being filled and what was seen so far.</summary>
+    private sealed class Reader(string path, IHostNameResolver resolver)
+    {
+        private readonly List<ConfigNote> _notes = [];
+        private readonly List<PeerBuilder> _peers = [];
+        private readonly Dictionary<string, int> _seenInterfaceKeys = new(StringComparer.OrdinalIgnoreCase);
+        private Section _section;
+        private int _interfaceLine;
+        private WireGuardKey? _privateKey;
+        private ushort? _listenPort;
+        private uint? _fwMark;
+        private int? _mtu;
+        private HostRole _role;
+        private EcnMode _defaultEcn;
+        private readonly List<InterfaceAddress> _addresses = [];
+
+        public TunnelConfig Read(string text)
+        {
+            string[] lines = text.Split('\n');
+            for (int i = 0; i < lines.Length; i++)
+            {
+                ReadLine(i + 1, lines[i].TrimEnd('\r'));
+            }
+            return Finish();
+        }
+
+        private ConfigException Error(int line, string problem) => new(path, line, problem);
+
+        private void ReadLine(int line, string raw)
+        {
+            string trimmed = raw.Trim();
+            if (trimmed.StartsWith("#!", StringComparison.Ordinal) && trimmed.Length > 2 && char.IsWhiteSpace(trimmed[2]))
+            {
+                ReadDirective(line, trimmed[2..].Trim());
+                return;
+            }
+            int hash = trimmed.IndexOf('#');
+            string content = (hash < 0 ? trimmed : trimmed[..hash]).Trim();
+            if (content.Length == 0)
+            {
+                return;
+            }
+            if (content.StartsWith('['))
+            {
+                ReadSectionHeader(line, content);
+                return;
+            }
+            int equals = content.IndexOf('=');
+            if (equals < 0)
+            {
+                throw Error(line, $"expected 'Key = Value', got '{content}'");
+            }
+            string key = content[..equals].Trim();
+            string value = content[(equals + 1)..].Trim();
+            switch (_section)
+            {
+                case Section.Interface:
+                    ReadInterfaceKey(line, key, value);
+                    break;
+                case Section.Peer:
+                    ReadPeerKey(line, key, value);
+                    break;
+                default:
+                    throw Error(line, $"'{key}' outside a section ([Interface] or [Peer] first)");
+            }
+        }
+
+        private void ReadSectionHeader(int line, string content)
+        {
+            if (content.Equals("[Interface]", StringComparison.OrdinalIgnoreCase))
+            {
+                if (_interfaceLine != 0)
+                {
+                    throw Error(line, $"second [Interface] section (the first is on line {_interfaceLine})");
+                }
+                _section = Section.Interface;
+                _interfaceLine = line;
+            }
+            else if (content.Equals("[Peer]", StringComparison.OrdinalIgnoreCase))
+            {
+                _section = Section.Peer;
+                _peers.Add(new PeerBuilder(line));
+            }
+            else
+            {
+                throw Error(line, $"unknown section {content} (expected [Interface] or [Peer])");
+            }
+        }
+
+        private void Once(int line, string key)
+        {
+            if (_seenInterfaceKeys.TryGetValue(key, out int first))
+            {
+                throw Error(line, $"{key} given twice in [Interface] (first on line {first})");
+            }
+            _seenInterfaceKeys[key] = line;
+        }
+
+        private void ReadInterfaceKey(int line, string key, string value)
+        {
+            switch (key.ToLowerInvariant())
+            {
+                case "privatekey":
+                    Once(line, "PrivateKey");
+                    _privateKey = ParseKey(line, "PrivateKey", value);
+                    break;
+                case "listenport":
+                    Once(line, "ListenPort");
+                    if (!ushort.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var port))
+                    {
+                        throw Error(line, $"ListenPort '{value}' is not a port between 0 and 65535");
+                    }
+                    _listenPort = port;
+                    break;
+                case "fwmark":
+                    Once(line, "FwMark");
+                    _fwMark = ParseFwMark(line, value);
+                    break;
+                case "address":
+                    foreach (var item in SplitList(value))
+                    {
+                        if (!InterfaceAddress.TryParse(item, out var address, out var error))
+                        {
+                            throw Error(line, $"Address: {error}");
+                        }
+                        _addresses.Add(address);
+                    }
+                    break;
+                case "mtu":
+                    Once(line, "MTU");
+                    // 1280 is the IPv6 minimum link MTU (RFC 8200 section 5); the tunnel carries IPv6.
+                    if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int mtu) || mtu < 1280 || mtu > 65535)
+                    {
+                        throw Error(line, $"MTU '{value}' is not a number between 1280 and 65535");
+                    }
+                    _mtu = mtu;
+                    break;
+                case "dns":
+                case "table":
+                case "preup":
+                case "postup":
+                case "predown":
+                case "postdown":
+                    _notes.Add(new ConfigNote(line, $"{key} is a wg-quick setting; firezone-tunnel up does not apply it"));
+                    break;
+                case "saveconfig":
+                    if (!value.Equals("true", StringComparison.OrdinalIgnoreCase) && !value.Equals("false", StringComparison.OrdinalIgnoreCase))
+                    {
+                        throw Error(line, $"SaveConfig '{value}' is not true or false");
+                    }
+                    _notes.Add(new ConfigNote(line, "SaveConfig is a wg-quick setting; firezone-tunnel up never rewrites the file"));
+                    break;
+                default:
+                    throw Error(line, $"unknown key '{key}' in [Interface]");
+            }
+        }
+
+        private void ReadPeerKey(int line, string key, string value)
+        {
+            var peer = _peers[^1];
+            switch (key.ToLowerInvariant())
+            {
+                case "publickey":
+                    peer.Once(this, line, "PublicKey");
+                    peer.PublicKey = ParseKey(line, "PublicKey", value);
+                    break;
+                case "presharedkey":
+                    peer.Once(this, line, "PresharedKey");
+                    peer.PresharedKey = ParseKey(line, "PresharedKey", value);
+                    break;
+                case "allowedips":
+                    foreach (var item in SplitList(value))
+                    {
+                        if (!IpPrefix.TryParse(item, out var prefix, out var error))
+                        {
+                            throw Error(line, $"AllowedIPs: '{item}' is not a CIDR prefix ({error})");
+                        }
+                        peer.AllowedIps.Add((prefix, line));
+                    }
+                    break;
+                case "endpoint":
+                    peer.Once(this, line, "Endpoint");
+                    peer.Endpoint = ResolveEndpoint(line, value);
+                    break;
+                case "persistentkeepalive":
+                    peer.Once(this, line, "PersistentKeepalive");
+                    if (value.Equals("off", StringComparison.OrdinalIgnoreCase))
+                    {
+                        peer.Keepalive = 0;
+                    }
+                    else if (ushort.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var seconds))
+                    {
+                        peer.Keepalive = seconds;
+                    }
+                    else
+                    {
+                        throw Error(line, $"PersistentKeepalive '{value}' is not 'off' or a number of seconds up to 65535");
+                    }
+                    break;
+                default:
+                    throw Error(line, $"unknown key '{key}' in [Peer]");
+            }
+        }
+
+        private void ReadDirective(int line, string directive)
+        {
+            int equals = directive.IndexOf('=');
+            if (equals < 0)
+            {
+                throw Error(line, $"expected '#! Key = Value', got '#! {directive}'");
+            }
+            string key = directive[..equals].Trim();
+            string value = directive[(equals + 1)..].Trim();
+            switch (key.ToLowerInvariant())
+            {
+                case "ecnmode":
+                    var mode = ParseEcnMode(line, value);
+                    if (_section == Section.Peer)
+                    {
+                        _peers[^1].EcnMode = mode;
+                    }
+                    else if (_section == Section.Interface)
+                    {
+                        _defaultEcn = mode;
+                    }
+                    else
+                    {
+                        throw Error(line, "#! EcnMode outside a section");
+                    }
+                    break;
+                case "role":
+                    if (_section != Section.Interface)
+                    {
+                        throw Error(line, "#! Role belongs in [Interface]");
+                    }
+                    _role = value.ToLowerInvariant() switch
+                    {
+                        "client" => HostRole.Client,
+                        "gateway" => HostRole.Gateway,
+                        _ => throw Error(line, $"#! Role '{value}' is not client or gateway"),
+                    };
+                    break;
+                default:
+                    throw Error(line, $"unknown directive '#! {key}' (known: EcnMode, Role)");
+            }
+        }
+
+        private EcnMode ParseEcnMode(int line, string value) => value.ToLowerInvariant() switch
+        {
+            "normal" => EcnMode.Normal,
+            "compatibility" => EcnMode.Compatibility,
+            "off" => EcnMode.Off,
+            _ => throw Error(line, $"#! EcnMode '{value}' is not normal, compatibility or off"),
+        };
+
+        private WireGuardKey ParseKey(int line, string name, string value)
+        {
+            if (!WireGuardKey.TryParseBase64(value, out var key))
+            {
+                // The value is a secret for PrivateKey/PresharedKey: name the problem, never echo it.
+                throw Error(line, $"{name} is not a base64 WireGuard key (44 characters encoding 32 bytes)");
+            }
+            return key;
+        }
+
+        private uint ParseFwMark(int line, string value)
+        {
+            if (value.Equals("off", StringComparison.OrdinalIgnoreCase))
+            {
+                return 0;
+            }
+            bool ok = value.StartsWith("0x", StringComparison.OrdinalIgnoreCase)
+                ? uint.TryParse(value.AsSpan(2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var mark)
+                : uint.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out mark);
+            if (!ok)
+            {
+                throw Error(line, $"FwMark '{value}' is not 'off' or a 32-bit number");
+            }
+            return mark;
+        }
+
+        private UdpEndpoint ResolveEndpoint(int line, string value)
+        {
+            if (!EndpointText.TrySplit(value, out var host, out var port, out var error))
+            {
+                throw Error(line, $"Endpoint: {error}");
+            }
+            var addresses = resolver.Resolve(host);
+            if (addresses.Count == 0)
+            {
+                throw Error(line, $"Endpoint: cannot resolve '{host}'");
+            }
+            // Prefer IPv4 as wg(8) effectively does on most systems (getaddrinfo's RFC 6724 order
+            // puts IPv4 first when there is no global IPv6 route).
+            IPAddress chosen = addresses[0];
+            foreach (var address in addresses)
+            {
+                if (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
+                {
+                    chosen = address;
+                    break;
+                }
+            }
+            return UdpEndpoint.FromIPEndPoint(new IPEndPoint(chosen, port));
+        }
+
+        private static IEnumerable<string> SplitList(string value)
+        {
+            foreach (var item in value.Split(','))
+            {
+                string trimmed = item.Trim();
+                if (trimmed.Length > 0)
+                {
+                    yield return trimmed;
+                }
+            }
+        }
+
+        private TunnelConfig Finish()
+        {
+            if (_interfaceLine == 0)
+            {
+                throw Error(1, "no [Interface] section");
+            }
+            if (_privateKey is not { } privateKey)
+            {
+                throw Error(_interfaceLine, "[Interface] has no PrivateKey");
+            }
+            var peers = new List<PeerConfig>(_peers.Count);
+            var keys = new Dictionary<WireGuardKey, int>();
+            var prefixes = new Dictionary<IpPrefix, (int PeerLine, int Line)>();
+            foreach (var builder in _peers)
+            {
+                if (builder.PublicKey is not { } publicKey)
+                {
+                    throw Error(builder.Line, "[Peer] has no PublicKey");
+                }
+                if (!keys.TryAdd(publicKey, builder.Line))
+                {
+                    throw Error(builder.Line, $"this [Peer] has the same PublicKey as the [Peer] on line {keys[publicKey]}");
+                }
+                var allowed = new List<IpPrefix>(builder.AllowedIps.Count);
+                foreach (var (prefix, line) in builder.AllowedIps)
+                {
+                    // Cryptokey routing (whitepaper section 2) maps each prefix to one peer; nested
+                    // prefixes are fine (longest match), the same prefix on two peers would make the
+                    // second silently take it from the first.
+                    if (prefixes.TryGetValue(prefix, out var owner) && owner.PeerLine != builder.Line)
+                    {
+                        throw Error(line, $"AllowedIPs {prefix} overlaps the [Peer] on line {owner.PeerLine} (line {owner.Line})");
+                    }
+                    if (prefixes.TryAdd(prefix, (builder.Line, line)))
+                    {
+                        allowed.Add(prefix);
+                    }
+                }
+                peers.Add(new PeerConfig
+                {
+                    PublicKey = publicKey,
+                    PresharedKey = builder.PresharedKey,
+                    Endpoint = builder.Endpoint,
+                    PersistentKeepaliveSeconds = builder.Keepalive,
+                    AllowedIps = allowed,
+                    EcnMode = builder.EcnMode ?? _defaultEcn,
+                });
+            }
+            return new TunnelConfig
+            {
+                SourcePath = path,
+                Interface = new InterfaceConfig
+                {
+                    PrivateKey = privateKey,
+                    ListenPort = _listenPort,
+                    FwMark = _fwMark,
+                    Addresses = _addresses,
+                    Mtu = _mtu,
+                    Role = _role,
+                    DefaultEcnMode = _defaultEcn,
+                },
+                Peers = peers,
+                Notes = _notes,
+            };
+        }
+
+        /// <summary>One [Peer] section while it is being read.</summary>
+        private sealed class PeerBuilder(int line)
+        {
+            private readonly Dictionary<string, int> _seen = new(StringComparer.OrdinalIgnoreCase);
+
+            public int Line { get; } = line;
+            public WireGuardKey? PublicKey { get; set; }
+            public WireGuardKey? PresharedKey { get; set; }
+            public UdpEndpoint Endpoint { get; set; }
+            public ushort Keepalive { get; set; }
+            public EcnMode? EcnMode { get; set; }
+            public List<(IpPrefix Prefix, int Line)> AllowedIps { get; } = [];
+
+            public void Once(Reader reader, int line, string key)
+            {
+                if (_seen.TryGetValue(key, out int first))
+                {
+                    throw reader.Error(line, $"{key} given twice in this [Peer] (first on line {first})");
+                }
+                _seen[key] = line;
+            }
+        }
+    }
+}

@@ -1,0 +1,20 @@
+using Firezone.Actors.Engine.WireGuard;
+
+namespace Firezone.Actors.Host.Control;
+
+/// <summary>A snapshot of the device, what the UAPI <c>get=1</c> reports.</summary>
+public sealed record DeviceStatus
+{
+    /// <summary>Null when no private key is set.</summary>
+    public WireGuardKey? PrivateKey { get; init; }
+
+    /// <summary>Derived from <see cref="PrivateKey"/>; null when it is unset.</summary>
+    public WireGuardKey? PublicKey { get; init; }
+
+    /// <summary>The port the socket is bound to (the chosen one when 0 was asked for); 0 when not bound.</summary>
+    public ushort ListenPort { get; init; }
+
+    public uint Fwmark { get; init; }
+
+    public IReadOnlyList<PeerStatus> Peers { get; init; } = [];
+}

@@ -1,0 +1,34 @@
+using Firezone.Actors.Engine.WireGuard;
+
+namespace Firezone.Actors.Host.Control;
+
+/// <summary>
+/// What the UAPI server and service mode need from the running tunnel. The production
+/// implementation forwards to the PeerSupervisor actor; it is the host's only door into the
+/// actor topology, so the UAPI and config code can be tested against an in-memory model.
+/// Failures the UAPI must report (port in use, bad value) are <see cref="TunnelControlException"/>.
+/// </summary>
+public interface ITunnelControl
+{
+    Task<DeviceStatus> GetStatusAsync(CancellationToken cancellationToken);
+
+    /// <summary>Sets the static private key; null removes it (the UAPI's all-zero key).</summary>
+    Task SetPrivateKeyAsync(WireGuardKey? privateKey, CancellationToken cancellationToken);
+
+    /// <summary>Rebinds the UDP socket; 0 lets the system choose. EADDRINUSE when taken.</summary>
+    Task SetListenPortAsync(ushort port, CancellationToken cancellationToken);
+
+    /// <summary>SO_MARK for outgoing datagrams; 0 clears it.</summary>
+    Task SetFwmarkAsync(uint fwmark, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Creates the peer or replaces its configuration (keeping its session when it exists). The
+    /// allowed IPs are the peer's full set; a prefix another peer holds moves to this one, as
+    /// wireguard-go's allowed-IPs trie does on insert.
+    /// </summary>
+    Task AddOrUpdatePeerAsync(PeerConfig peer, CancellationToken cancellationToken);
+
+    Task RemovePeerAsync(WireGuardKey publicKey, CancellationToken cancellationToken);
+
+    Task RemoveAllPeersAsync(CancellationToken cancellationToken);
+}

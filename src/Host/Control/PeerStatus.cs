@@ -1,0 +1,22 @@
+using Firezone.Actors.Engine.Buffers;
+using Firezone.Actors.Engine.WireGuard;
+
+namespace Firezone.Actors.Host.Control;
+
+/// <summary>One peer's configuration and live state.</summary>
+public sealed record PeerStatus
+{
+    public required PeerConfig Config { get; init; }
+
+    /// <summary>The endpoint in use, which roaming (whitepaper section 6.5) may have changed from the configured one.</summary>
+    public UdpEndpoint Endpoint { get; init; }
+
+    /// <summary>When the last handshake completed; null if never.</summary>
+    public DateTimeOffset? LastHandshake { get; init; }
+
+    public ulong RxBytes { get; init; }
+
+    public ulong TxBytes { get; init; }
+
+    public EcnCounters Ecn { get; init; }
+}

@@ -1,0 +1,24 @@
+using Firezone.Actors.Host.Config;
+using Firezone.Actors.Host.Logging;
+
+namespace Firezone.Actors.Host.Daemon;
+
+/// <summary>How one daemon run is set up, from the command line.</summary>
+public sealed record DaemonOptions
+{
+    public required string InterfaceName { get; init; }
+
+    /// <summary>Service mode's configuration file; null in wireguard-go mode (configured over the UAPI).</summary>
+    public TunnelConfig? Config { get; init; }
+
+    public required LogOptions Log { get; init; }
+
+    /// <summary>Where the UAPI socket lives; /var/run/wireguard unless a test says otherwise.</summary>
+    public string SocketDirectory { get; init; } = Uapi.UapiSocketPath.DefaultDirectory;
+
+    /// <summary>
+    /// How long shutdown may take before the host gives up waiting (the bound is 2 s;
+    /// the hosted services stop well inside it).
+    /// </summary>
+    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(2);
+}

@@ -1,0 +1,9 @@
+namespace Firezone.Actors.Host.Daemon;
+
+/// <summary>How a daemon tells whoever started it that it is ready (or why it is not).</summary>
+public interface IReadinessSignal
+{
+    void Ready();
+
+    void Failed(string problem);
+}

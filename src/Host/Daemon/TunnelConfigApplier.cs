@@ -1,0 +1,25 @@
+using Firezone.Actors.Host.Config;
+using Firezone.Actors.Host.Control;
+
+namespace Firezone.Actors.Host.Daemon;
+
+/// <summary>Service mode: puts a parsed wg-quick file into the tunnel, as <c>wg setconf</c> would.</summary>
+public static class TunnelConfigApplier
+{
+    public static async Task ApplyAsync(TunnelConfig config, ITunnelControl control, CancellationToken cancellationToken)
+    {
+        var device = config.Interface;
+        // Port before key: the tunnel starts once the key is known, so it then starts once, on the right port.
+        await control.SetListenPortAsync(device.ListenPort ?? 0, cancellationToken).ConfigureAwait(false);
+        await control.SetPrivateKeyAsync(device.PrivateKey, cancellationToken).ConfigureAwait(false);
+        if (device.FwMark is { } mark)
+        {
+            await control.SetFwmarkAsync(mark, cancellationToken).ConfigureAwait(false);
+        }
+        await control.RemoveAllPeersAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var peer in config.Peers)
+        {
+            await control.AddOrUpdatePeerAsync(peer, cancellationToken).ConfigureAwait(false);
+        }
+    }
+}

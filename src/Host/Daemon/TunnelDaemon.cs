@@ -1,0 +1,107 @@
+using Firezone.Actors.Host.Logging;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Serilog;
+
+namespace Firezone.Actors.Host.Daemon;
+
+/// <summary>
+/// Runs one daemon: builds the generic host (Serilog, systemd integration, the tunnel from
+/// <see cref="ITunnelComposition"/>, the UAPI service), signals readiness once everything has
+/// started, and waits for SIGTERM, SIGINT or removal of the socket. Exit code 0 after a clean stop,
+/// 1 with one error line when it cannot start.
+/// </summary>
+public static class TunnelDaemon
+{
+    public static async Task<int> RunAsync(DaemonOptions options, ITunnelComposition composition, IReadinessSignal? readiness, CancellationToken cancellationToken)
+    {
+        await using var logger = SerilogSetup.Create(options.Log);
+        // Akka.Logger.Serilog writes to the global logger.
+        Log.Logger = logger;
+        if (options.Config is { } config)
+        {
+            foreach (var note in config.Notes)
+            {
+                logger.Information("{ConfigFile}:{ConfigLine}: {Note}", config.SourcePath, note.Line, note.Message);
+            }
+        }
+        var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
+        {
+            DisableDefaults = true,
+            Args = [],
+        });
+        builder.Services.AddSerilog(logger, dispose: false);
+        builder.Services.AddSingleton(options);
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = options.ShutdownTimeout);
+        builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
+        // Type=notify: READY=1 once started, STOPPING=1 on stop; a no-op outside systemd.
+        builder.Services.AddSystemd();
+        IHost host;
+        try
+        {
+            composition.Compose(builder.Services, options);
+            builder.Services.AddHostedService<UapiHostedService>();
+            host = builder.Build();
+        }
+        catch (StartupException e)
+        {
+            return Fail(logger, readiness, e.Message);
+        }
+        using (host)
+        {
+            try
+            {
+                await host.StartAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                // Stop what did start (TUN device, nftables table, actor system) so nothing is left behind.
+                await StopQuietlyAsync(host).ConfigureAwait(false);
+                if (e is not (StartupException or Control.TunnelControlException or IOException or UnauthorizedAccessException))
+                {
+                    logger.Error(e, "Unexpected failure while starting");
+                }
+                return Fail(logger, readiness, e.Message);
+            }
+            logger.Information("firezone-tunnel {Version} running interface {Interface}", Cli.CommandLine.Version, options.InterfaceName);
+            readiness?.Ready();
+            await host.WaitForShutdownAsync(cancellationToken).ConfigureAwait(false);
+            logger.Information("Interface {Interface} stopped", options.InterfaceName);
+            if (host.Services.GetService<DaemonExit>()?.Failure is { } failure)
+            {
+                // The tunnel lost its TUN device or socket: a real failure, not a requested stop.
+                logger.Error("Stopped because {Problem}", failure);
+                Console.Error.WriteLine("firezone-tunnel: " + failure);
+                return 1;
+            }
+        }
+        return 0;
+    }
+
+    private static int Fail(ILogger logger, IReadinessSignal? readiness, string problem)
+    {
+        logger.Error("Cannot start: {Problem}", problem);
+        if (readiness is not null)
+        {
+            readiness.Failed(problem);
+        }
+        else
+        {
+            Console.Error.WriteLine("firezone-tunnel: " + problem);
+        }
+        return 1;
+    }
+
+    private static async Task StopQuietlyAsync(IHost host)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            await host.StopAsync(timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // Best effort: the start already failed and that is what gets reported.
+        }
+    }
+}

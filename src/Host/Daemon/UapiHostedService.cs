@@ -1,0 +1,41 @@
+using Firezone.Actors.Host.Control;
+using Firezone.Actors.Host.Uapi;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Firezone.Actors.Host.Daemon;
+
+/// <summary>
+/// Serves the UAPI socket for the life of the host (and, in service mode, first applies the
+/// configuration file). Removing the socket file stops the host, as with wireguard-go.
+/// </summary>
+public sealed class UapiHostedService(
+    DaemonOptions options,
+    ITunnelControl control,
+    IHostApplicationLifetime lifetime,
+    ILogger<UapiHostedService> logger) : IHostedService, IAsyncDisposable
+{
+    private UapiServer? _server;
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (options.Config is { } config)
+        {
+            await TunnelConfigApplier.ApplyAsync(config, control, cancellationToken).ConfigureAwait(false);
+            logger.LogInformation("Configuration {ConfigFile} applied: {PeerCount} peer(s)", config.SourcePath, config.Peers.Count);
+        }
+        _server = UapiServer.Start(UapiSocketPath.For(options.InterfaceName, options.SocketDirectory), control, logger);
+        _ = _server.SocketRemoved.ContinueWith(_ => lifetime.StopApplication(), CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken) => await DisposeAsync().ConfigureAwait(false);
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _server, null) is { } server)
+        {
+            await server.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+}

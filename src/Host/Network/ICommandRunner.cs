@@ -1,0 +1,8 @@
+namespace Firezone.Actors.Host.Network;
+
+/// <summary>Runs ip(8), nft(8) and sysctl(8); a seam so tests can run them inside a namespace.</summary>
+public interface ICommandRunner
+{
+    /// <summary>Runs the command; <see cref="StartupException"/> naming it and its stderr when it fails.</summary>
+    Task<string> RunAsync(string file, IReadOnlyList<string> arguments, string? stdin, CancellationToken cancellationToken);
+}

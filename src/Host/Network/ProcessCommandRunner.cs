@@ -1,0 +1,63 @@
+using System.Diagnostics;
+
+namespace Firezone.Actors.Host.Network;
+
+/// <summary>Runs commands as child processes, each with a time bound.</summary>
+public sealed class ProcessCommandRunner : ICommandRunner
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
+
+    public static readonly ProcessCommandRunner Instance = new();
+
+    public async Task<string> RunAsync(string file, IReadOnlyList<string> arguments, string? stdin, CancellationToken cancellationToken)
+    {
+        var start = new ProcessStartInfo(file)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = stdin is not null,
+            UseShellExecute = false,
+        };
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+        string commandLine = file + " " + string.Join(' ', arguments);
+        Process process;
+        try
+        {
+            process = Process.Start(start)!;
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new StartupException($"cannot run {file}: {e.Message}", e);
+        }
+        using (process)
+        {
+            var stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
+            var stderr = process.StandardError.ReadToEndAsync(cancellationToken);
+            if (stdin is not null)
+            {
+                await process.StandardInput.WriteAsync(stdin).ConfigureAwait(false);
+                process.StandardInput.Close();
+            }
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(Timeout);
+            try
+            {
+                await process.WaitForExitAsync(timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                process.Kill();
+                throw new StartupException($"{commandLine}: did not finish within {Timeout.TotalSeconds:0} s");
+            }
+            string error = (await stderr.ConfigureAwait(false)).Trim();
+            if (process.ExitCode != 0)
+            {
+                throw new StartupException($"{commandLine}: {(error.Length == 0 ? $"exit code {process.ExitCode}" : error.Split('\n')[0])}");
+            }
+            return await stdout.ConfigureAwait(false);
+        }
+    }
+}

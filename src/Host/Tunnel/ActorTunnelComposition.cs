@@ -1,0 +1,47 @@
+using Akka.Hosting;
+using Akka.Logger.Serilog;
+using Firezone.Actors.Host.Control;
+using Firezone.Actors.Host.Daemon;
+using Firezone.Actors.Host.Network;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+
+namespace Firezone.Actors.Host.Tunnel;
+
+/// <summary>
+/// The production composition root: Akka.Hosting builds the actor system (Serilog through
+/// Akka.Logger.Serilog, CoordinatedShutdown tied to the host's lifetime), then the hosted services
+/// start in order: the actor system, the tunnel (TUN device; the TunnelActor once a private key is
+/// set), in service mode the interface's addresses and routes, and last the UAPI socket. They stop
+/// in the reverse order.
+/// </summary>
+public sealed class ActorTunnelComposition : ITunnelComposition
+{
+    public void Compose(IServiceCollection services, DaemonOptions options)
+    {
+        services.AddSingleton<DaemonExit>();
+        services.AddAkka("firezone-tunnel", (builder, provider) =>
+        {
+            builder.ConfigureLoggers(loggers =>
+            {
+                loggers.ClearLoggers();
+                loggers.AddSerilogLogging();
+            });
+            builder.WithActors((system, registry) =>
+            {
+                var listener = system.ActorOf(
+                    TunnelFailureListener.Props(provider.GetRequiredService<DaemonExit>(), provider.GetRequiredService<IHostApplicationLifetime>()),
+                    "tunnel-failures");
+                registry.Register<TunnelFailureListener>(listener);
+            });
+        });
+        services.AddSingleton<ActorTunnelControl>();
+        services.AddSingleton<ITunnelControl>(provider => provider.GetRequiredService<ActorTunnelControl>());
+        services.AddHostedService(provider => provider.GetRequiredService<ActorTunnelControl>());
+        if (options.Config is not null)
+        {
+            services.AddHostedService(provider => new NetworkSetupHostedService(
+                options, ProcessCommandRunner.Instance, provider.GetRequiredService<Microsoft.Extensions.Logging.ILogger<NetworkSetupHostedService>>()));
+        }
+    }
+}

@@ -1,0 +1,52 @@
+using System.Text;
+
+namespace Firezone.Actors.Host.Uapi;
+
+/// <summary>
+/// Reads '\n'-terminated lines from a UAPI connection. Lines are capped so a client cannot make
+/// the daemon buffer without bound; the protocol's longest line is a key (64 hex) plus its name.
+/// </summary>
+public sealed class UapiLineReader(Stream stream)
+{
+    public const int MaxLineLength = 4096;
+
+    private readonly byte[] _buffer = new byte[4096];
+    private int _start;
+    private int _end;
+
+    /// <summary>The next line without its '\n'; null at end of stream (a partial last line is dropped).</summary>
+    public async Task<string?> ReadLineAsync(CancellationToken cancellationToken)
+    {
+        var line = new StringBuilder();
+        while (true)
+        {
+            int newline = Array.IndexOf(_buffer, (byte)'\n', _start, _end - _start);
+            if (newline >= 0)
+            {
+                Append(line, _start, newline - _start);
+                _start = newline + 1;
+                return line.ToString();
+            }
+            Append(line, _start, _end - _start);
+            _start = _end = 0;
+            if (line.Length > MaxLineLength)
+            {
+                throw new UapiException(UapiErrno.EPROTO, $"line longer than {MaxLineLength} bytes");
+            }
+            int read = await stream.ReadAsync(_buffer, cancellationToken).ConfigureAwait(false);
+            if (read == 0)
+            {
+                return null;
+            }
+            _end = read;
+        }
+    }
+
+    private void Append(StringBuilder line, int offset, int count)
+    {
+        if (count > 0)
+        {
+            line.Append(Encoding.ASCII.GetString(_buffer, offset, count));
+        }
+    }
+}

@@ -1,0 +1,284 @@
+using System.Net.Sockets;
+using System.Text;
+using Firezone.Actors.Host.Control;
+using Microsoft.Extensions.Logging;
+
+namespace Firezone.Actors.Host.Uapi;
+
+/// <summary>
+/// Serves the cross-platform userspace API on a unix stream socket, one connection at a time per
+/// client and one operation at a time for the device (wireguard-go's ipcMutex). Operations:
+/// <c>get=1</c>, <c>set=1</c> (https://www.wireguard.com/xplatform/) and our <c>fz_get=1</c>.
+/// A bad request gets an <c>errno=</c> reply; the daemon keeps serving. The socket file is root-only
+/// (0600 in a 0755 directory, as wireguard-go's UAPIOpen) and removed on dispose.
+/// </summary>
+public sealed class UapiServer : IAsyncDisposable
+{
+    private readonly Socket _listener;
+    private readonly ITunnelControl _control;
+    private readonly ILogger _logger;
+    private readonly SemaphoreSlim _operationLock = new(1, 1);
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Task _acceptLoop;
+    private readonly Task _removalWatch;
+    private readonly TaskCompletionSource _socketRemoved = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _disposed;
+
+    private UapiServer(string socketPath, Socket listener, ITunnelControl control, ILogger logger)
+    {
+        SocketPath = socketPath;
+        _listener = listener;
+        _control = control;
+        _logger = logger;
+        _acceptLoop = Task.Run(AcceptLoopAsync);
+        _removalWatch = Task.Run(WatchRemovalAsync);
+    }
+
+    public string SocketPath { get; }
+
+    /// <summary>Completes when someone deletes the socket file: wireguard-go's signal to shut down.</summary>
+    public Task SocketRemoved => _socketRemoved.Task;
+
+    /// <summary>Creates the directory and socket and starts accepting; <see cref="StartupException"/> when it cannot.</summary>
+    public static UapiServer Start(string socketPath, ITunnelControl control, ILogger logger)
+    {
+        string directory = Path.GetDirectoryName(socketPath)!;
+        try
+        {
+            Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+                | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new StartupException($"{directory}: cannot create the socket directory: {e.Message}", e);
+        }
+        EnsureAvailable(socketPath);
+        var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            listener.Bind(new UnixDomainSocketEndPoint(socketPath));
+            File.SetUnixFileMode(socketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            listener.Listen(16);
+        }
+        catch (Exception e) when (e is SocketException or IOException or UnauthorizedAccessException)
+        {
+            listener.Dispose();
+            throw new StartupException($"{socketPath}: cannot listen: {e.Message}", e);
+        }
+        logger.LogInformation("UAPI listening on {SocketPath}", socketPath);
+        return new UapiServer(socketPath, listener, control, logger);
+    }
+
+    /// <summary>
+    /// Throws <see cref="StartupException"/> when a live daemon serves <paramref name="socketPath"/>;
+    /// removes a stale file (the same test as wireguard-go's UAPIOpen: a live daemon answers). The
+    /// daemon calls it before creating anything, so a taken name leaves nothing behind.
+    /// </summary>
+    public static void EnsureAvailable(string socketPath)
+    {
+        if (!File.Exists(socketPath))
+        {
+            return;
+        }
+        using var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            probe.Connect(new UnixDomainSocketEndPoint(socketPath));
+        }
+        catch (SocketException)
+        {
+            File.Delete(socketPath);
+            return;
+        }
+        throw new StartupException($"{socketPath}: socket in use (is another daemon serving this interface?)");
+    }
+
+    private async Task AcceptLoopAsync()
+    {
+        var connections = new List<Task>();
+        try
+        {
+            while (!_stopping.IsCancellationRequested)
+            {
+                var client = await _listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
+                connections.RemoveAll(static t => t.IsCompleted);
+                connections.Add(Task.Run(() => ServeAsync(client)));
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+        {
+            // Stopping.
+        }
+        await Task.WhenAll(connections).ConfigureAwait(false);
+    }
+
+    private async Task WatchRemovalAsync()
+    {
+        // Polling, not inotify: one stat every 250 ms costs nothing and stays well inside the 2 s
+        // shutdown bound; wireguard-go uses inotify for the same purpose (ipc/uapi_linux.go).
+        try
+        {
+            while (!_stopping.IsCancellationRequested)
+            {
+                await Task.Delay(250, _stopping.Token).ConfigureAwait(false);
+                if (!File.Exists(SocketPath))
+                {
+                    _logger.LogInformation("UAPI socket {SocketPath} was removed; shutting down", SocketPath);
+                    _socketRemoved.TrySetResult();
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private async Task ServeAsync(Socket client)
+    {
+        using var stream = new NetworkStream(client, ownsSocket: true);
+        var reader = new UapiLineReader(stream);
+        var token = _stopping.Token;
+        try
+        {
+            while (!token.IsCancellationRequested)
+            {
+                string? operation = await reader.ReadLineAsync(token).ConfigureAwait(false);
+                if (operation is null)
+                {
+                    return;
+                }
+                string reply;
+                bool close = false;
+                switch (operation)
+                {
+                    case "set=1":
+                        reply = await SetAsync(reader, token).ConfigureAwait(false);
+                        break;
+                    case "get=1":
+                    case "fz_get=1":
+                        string? blank = await reader.ReadLineAsync(token).ConfigureAwait(false);
+                        reply = blank == ""
+                            ? await GetAsync(extensions: operation == "fz_get=1", token).ConfigureAwait(false)
+                            : Errno(UapiErrno.EINVAL, "trailing characters in UAPI get");
+                        close = blank is null;
+                        break;
+                    default:
+                        // wireguard-go closes silently; we answer first, so a person poking the socket sees why.
+                        reply = Errno(UapiErrno.EINVAL, "invalid UAPI operation");
+                        close = true;
+                        break;
+                }
+                await stream.WriteAsync(Encoding.ASCII.GetBytes(reply), token).ConfigureAwait(false);
+                if (close)
+                {
+                    return;
+                }
+            }
+        }
+        catch (UapiException e)
+        {
+            await TryWriteAsync(stream, Errno(e.Errno, e.Message)).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            // Client went away or we are stopping.
+        }
+    }
+
+    private async Task<string> SetAsync(UapiLineReader reader, CancellationToken token)
+    {
+        var lines = new List<string>();
+        while (true)
+        {
+            string? line = await reader.ReadLineAsync(token).ConfigureAwait(false);
+            if (line is null || line.Length == 0)
+            {
+                break;
+            }
+            lines.Add(line);
+        }
+        await _operationLock.WaitAsync(token).ConfigureAwait(false);
+        try
+        {
+            var request = UapiSetParser.Parse(lines);
+            await UapiSetApplier.ApplyAsync(request, _control, token).ConfigureAwait(false);
+            _logger.LogInformation("UAPI set: {PeerChanges} peer change(s) applied", request.Peers.Count);
+            return "errno=0\n\n";
+        }
+        catch (UapiException e)
+        {
+            return Errno(e.Errno, e.Message);
+        }
+        catch (TunnelControlException e)
+        {
+            return Errno(e.Errno, e.Message);
+        }
+        finally
+        {
+            _operationLock.Release();
+        }
+    }
+
+    private async Task<string> GetAsync(bool extensions, CancellationToken token)
+    {
+        await _operationLock.WaitAsync(token).ConfigureAwait(false);
+        try
+        {
+            var status = await _control.GetStatusAsync(token).ConfigureAwait(false);
+            return UapiGetFormatter.Format(status, extensions) + "errno=0\n\n";
+        }
+        catch (TunnelControlException e)
+        {
+            return Errno(e.Errno, e.Message);
+        }
+        finally
+        {
+            _operationLock.Release();
+        }
+    }
+
+    private string Errno(int errno, string message)
+    {
+        _logger.LogWarning("UAPI request refused (errno {Errno}): {Problem}", errno, message);
+        return $"errno=-{errno}\n\n";
+    }
+
+    private static async Task TryWriteAsync(Stream stream, string reply)
+    {
+        try
+        {
+            await stream.WriteAsync(Encoding.ASCII.GetBytes(reply)).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+        {
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+        _stopping.Cancel();
+        _listener.Dispose();
+        try
+        {
+            await Task.WhenAll(_acceptLoop, _removalWatch).WaitAsync(TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            _logger.LogWarning("UAPI connections still open at shutdown");
+        }
+        try
+        {
+            File.Delete(SocketPath);
+        }
+        catch (IOException)
+        {
+        }
+        _stopping.Dispose();
+        _operationLock.Dispose();
+    }
+}

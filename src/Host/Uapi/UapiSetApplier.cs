@@ -1,0 +1,159 @@
+using Firezone.Actors.Engine.Routing;
+using Firezone.Actors.Engine.WireGuard;
+using Firezone.Actors.Host.Control;
+
+namespace Firezone.Actors.Host.Uapi;
+
+/// <summary>
+/// Carries out a parsed <c>set=1</c> request against <see cref="ITunnelControl"/>. The request is
+/// first applied to a copy of the current peer configurations (the incremental UAPI operations:
+/// replace_peers, remove, update_only, replace_allowed_ips, allowed_ip=-...), then the result is sent
+/// as whole-peer updates, so a request that fails to parse changes nothing and the actors only ever
+/// see complete peer configurations.
+/// </summary>
+public static class UapiSetApplier
+{
+    public static async Task ApplyAsync(UapiSetRequest request, ITunnelControl control, CancellationToken cancellationToken)
+    {
+        var status = await control.GetStatusAsync(cancellationToken).ConfigureAwait(false);
+        var draft = new Dictionary<WireGuardKey, DraftPeer>();
+        foreach (var peer in status.Peers)
+        {
+            draft[peer.Config.PublicKey] = new DraftPeer(peer.Config, existed: true);
+        }
+        var removed = new HashSet<WireGuardKey>();
+        if (request.ReplacePeers)
+        {
+            foreach (var key in draft.Keys)
+            {
+                removed.Add(key);
+            }
+            draft.Clear();
+        }
+
+        foreach (var change in request.Peers)
+        {
+            // wireguard-go ignores a peer whose key is the device's own public key (a "dummy" peer).
+            if (status.PublicKey is { } own && own == change.PublicKey)
+            {
+                continue;
+            }
+            bool exists = draft.TryGetValue(change.PublicKey, out var peer);
+            if (change.Remove)
+            {
+                if (exists)
+                {
+                    draft.Remove(change.PublicKey);
+                    removed.Add(change.PublicKey);
+                }
+                continue;
+            }
+            if (!exists)
+            {
+                if (change.UpdateOnly)
+                {
+                    continue;
+                }
+                // A peer removed earlier in this request comes back fresh (no session), as in wireguard-go.
+                peer = new DraftPeer(new PeerConfig { PublicKey = change.PublicKey }, existed: false)
+                {
+                    Recreated = removed.Contains(change.PublicKey),
+                };
+                draft[change.PublicKey] = peer;
+            }
+            Apply(change, peer!, draft);
+        }
+
+        // Port before key (both are device settings, order-free in the protocol): a tunnel that starts
+        // when it gets its key then starts once, on the requested port (wg setconf sends both).
+        if (request.ListenPort is { } port)
+        {
+            await control.SetListenPortAsync(port, cancellationToken).ConfigureAwait(false);
+        }
+        if (request.PrivateKey is { } privateKey)
+        {
+            await control.SetPrivateKeyAsync(privateKey.IsZero ? null : privateKey, cancellationToken).ConfigureAwait(false);
+        }
+        if (request.Fwmark is { } fwmark)
+        {
+            await control.SetFwmarkAsync(fwmark, cancellationToken).ConfigureAwait(false);
+        }
+        if (request.ReplacePeers)
+        {
+            await control.RemoveAllPeersAsync(cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            foreach (var key in removed)
+            {
+                if (!draft.TryGetValue(key, out var back) || back.Recreated)
+                {
+                    await control.RemovePeerAsync(key, cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+        foreach (var peer in draft.Values)
+        {
+            if (peer.Touched || (request.ReplacePeers && !peer.Existed))
+            {
+                await control.AddOrUpdatePeerAsync(peer.ToConfig(), cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private static void Apply(UapiPeerChange change, DraftPeer peer, Dictionary<WireGuardKey, DraftPeer> draft)
+    {
+        peer.Touched = true;
+        if (change.PresharedKey is { } psk)
+        {
+            peer.Config = peer.Config with { PresharedKey = psk.IsZero ? null : psk };
+        }
+        if (change.Endpoint is { } endpoint)
+        {
+            peer.Config = peer.Config with { Endpoint = endpoint };
+        }
+        if (change.PersistentKeepaliveSeconds is { } keepalive)
+        {
+            peer.Config = peer.Config with { PersistentKeepaliveSeconds = keepalive };
+        }
+        foreach (var allowed in change.AllowedIps)
+        {
+            switch (allowed.Kind)
+            {
+                case AllowedIpChangeKind.ReplaceAll:
+                    peer.AllowedIps.Clear();
+                    break;
+                case AllowedIpChangeKind.Remove:
+                    peer.AllowedIps.Remove(allowed.Prefix!);
+                    break;
+                case AllowedIpChangeKind.Add:
+                    // A prefix belongs to one peer (cryptokey routing, whitepaper section 2): adding
+                    // it here takes it from whoever had it.
+                    foreach (var other in draft.Values)
+                    {
+                        if (!ReferenceEquals(other, peer) && other.AllowedIps.Remove(allowed.Prefix!))
+                        {
+                            other.Touched = true;
+                        }
+                    }
+                    if (!peer.AllowedIps.Contains(allowed.Prefix!))
+                    {
+                        peer.AllowedIps.Add(allowed.Prefix!);
+                    }
+                    break;
+            }
+        }
+    }
+
+    /// <summary>A peer's configuration while a request is applied to it.</summary>
+    private sealed class DraftPeer(PeerConfig config, bool existed)
+    {
+        public PeerConfig Config { get; set; } = config;
+        public List<IpPrefix> AllowedIps { get; } = [.. config.AllowedIps];
+        public bool Existed { get; } = existed;
+        public bool Touched { get; set; }
+        public bool Recreated { get; init; }
+
+        public PeerConfig ToConfig() => Config with { AllowedIps = AllowedIps.ToArray() };
+    }
+}

@@ -1,0 +1,147 @@
+using System.Globalization;
+using System.Numerics;
+using Firezone.Actors.Engine.Routing;
+using Firezone.Actors.Engine.WireGuard;
+using Firezone.Actors.Host.Config;
+
+namespace Firezone.Actors.Host.Uapi;
+
+/// <summary>
+/// Parses the body of a <c>set=1</c> request (the lines up to the blank line) with the rules of
+/// wireguard-go's device/uapi.go: device keys until the first <c>public_key</c>, then peer keys;
+/// hex keys; <c>true</c> as the only value of the flags; unknown keys are EINVAL.
+/// </summary>
+public static class UapiSetParser
+{
+    public static UapiSetRequest Parse(IReadOnlyList<string> lines)
+    {
+        var request = new UapiSetRequest();
+        UapiPeerChange? peer = null;
+        foreach (var line in lines)
+        {
+            int equals = line.IndexOf('=');
+            if (equals < 0)
+            {
+                throw new UapiException(UapiErrno.EPROTO, $"failed to parse line '{Printable(line)}'");
+            }
+            string key = line[..equals];
+            string value = line[(equals + 1)..];
+            if (key == "public_key")
+            {
+                peer = new UapiPeerChange(ParseKey(key, value));
+                request.Peers.Add(peer);
+            }
+            else if (peer is null)
+            {
+                ParseDeviceLine(request, key, value);
+            }
+            else
+            {
+                ParsePeerLine(peer, key, value);
+            }
+        }
+        return request;
+    }
+
+    private static void ParseDeviceLine(UapiSetRequest request, string key, string value)
+    {
+        switch (key)
+        {
+            case "private_key":
+                request.PrivateKey = ParseKey(key, value);
+                break;
+            case "listen_port":
+                request.ListenPort = ParseNumber<ushort>(key, value);
+                break;
+            case "fwmark":
+                request.Fwmark = ParseNumber<uint>(key, value);
+                break;
+            case "replace_peers":
+                ExpectTrue(key, value);
+                request.ReplacePeers = true;
+                break;
+            default:
+                throw new UapiException(UapiErrno.EINVAL, $"invalid UAPI device key: {Printable(key)}");
+        }
+    }
+
+    private static void ParsePeerLine(UapiPeerChange peer, string key, string value)
+    {
+        switch (key)
+        {
+            case "update_only":
+                ExpectTrue(key, value);
+                peer.UpdateOnly = true;
+                break;
+            case "remove":
+                ExpectTrue(key, value);
+                peer.Remove = true;
+                break;
+            case "preshared_key":
+                peer.PresharedKey = ParseKey(key, value);
+                break;
+            case "endpoint":
+                if (!EndpointText.TryParseNumeric(value, out var endpoint, out var error))
+                {
+                    throw new UapiException(UapiErrno.EINVAL, $"failed to set endpoint: {error}");
+                }
+                peer.Endpoint = endpoint;
+                break;
+            case "persistent_keepalive_interval":
+                peer.PersistentKeepaliveSeconds = ParseNumber<ushort>(key, value);
+                break;
+            case "replace_allowed_ips":
+                ExpectTrue(key, value);
+                peer.AllowedIps.Add(new AllowedIpChange(AllowedIpChangeKind.ReplaceAll, null));
+                break;
+            case "allowed_ip":
+                bool remove = value.StartsWith('-');
+                string text = remove ? value[1..] : value;
+                // netip.ParsePrefix requires the "/bits" part and rejects zones.
+                if (!text.Contains('/') || !IpPrefix.TryParse(text, out var prefix, out _))
+                {
+                    throw new UapiException(UapiErrno.EINVAL, $"failed to set allowed ip '{Printable(text)}'");
+                }
+                peer.AllowedIps.Add(new AllowedIpChange(remove ? AllowedIpChangeKind.Remove : AllowedIpChangeKind.Add, prefix));
+                break;
+            case "protocol_version":
+                if (value != "1")
+                {
+                    throw new UapiException(UapiErrno.EINVAL, $"invalid protocol version: {Printable(value)}");
+                }
+                break;
+            default:
+                throw new UapiException(UapiErrno.EINVAL, $"invalid UAPI peer key: {Printable(key)}");
+        }
+    }
+
+    private static WireGuardKey ParseKey(string key, string value)
+    {
+        if (!WireGuardKey.TryParseHex(value, out var parsed))
+        {
+            // Never echo the value: it may be a private or preshared key.
+            throw new UapiException(UapiErrno.EINVAL, $"failed to set {key}: not 64 hex characters");
+        }
+        return parsed;
+    }
+
+    private static T ParseNumber<T>(string key, string value) where T : struct, INumber<T>
+    {
+        if (!T.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var number))
+        {
+            throw new UapiException(UapiErrno.EINVAL, $"failed to parse {key}: '{Printable(value)}'");
+        }
+        return number;
+    }
+
+    private static void ExpectTrue(string key, string value)
+    {
+        if (value != "true")
+        {
+            throw new UapiException(UapiErrno.EINVAL, $"failed to set {key}, invalid value: {Printable(value)}");
+        }
+    }
+
+    /// <summary>Caps what an error message quotes from the client.</summary>
+    private static string Printable(string text) => text.Length <= 64 ? text : text[..64] + "...";
+}

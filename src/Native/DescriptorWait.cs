@@ -1,0 +1,59 @@
+using System.Runtime.InteropServices;
+using Firezone.Actors.Native.Interop;
+using Tmds.Linux;
+
+namespace Firezone.Actors.Native;
+
+/// <summary>poll(2) on one descriptor plus a <see cref="WakeEvent"/>, the way every reader here blocks.</summary>
+internal static unsafe class DescriptorWait
+{
+    internal enum Outcome
+    {
+        /// <summary>The descriptor has the requested events, or an error/hangup condition.</summary>
+        Ready,
+
+        /// <summary>The wake event is signalled: stop.</summary>
+        Woken,
+
+        TimedOut,
+    }
+
+    /// <param name="wakeFd">The eventfd, or -1 for none (poll ignores negative descriptors).</param>
+    /// <param name="timeoutMs">-1 waits forever.</param>
+    internal static Outcome Wait(int fd, short events, int wakeFd, int timeoutMs, out short revents)
+    {
+        pollfd* fds = stackalloc pollfd[2];
+        while (true)
+        {
+            fds[0].fd = fd;
+            fds[0].events = events;
+            fds[0].revents = 0;
+            fds[1].fd = wakeFd;
+            fds[1].events = LibC.POLLIN;
+            fds[1].revents = 0;
+            int ready = Poll.poll(fds, 2, timeoutMs);
+            if (ready < 0)
+            {
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno == LibC.EINTR)
+                {
+                    continue; // the runtime signals threads (GC suspension); just wait again
+                }
+                throw new IOException($"poll failed: {Errno.Describe(errno)}");
+            }
+            if (ready == 0)
+            {
+                revents = 0;
+                return Outcome.TimedOut;
+            }
+            // Stop wins over pending data: a woken reader returns 0 even if packets are waiting.
+            if (fds[1].revents != 0)
+            {
+                revents = 0;
+                return Outcome.Woken;
+            }
+            revents = fds[0].revents;
+            return Outcome.Ready;
+        }
+    }
+}

@@ -1,0 +1,234 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Text;
+using Firezone.Actors.Engine.Buffers;
+using Firezone.Actors.Native.Interop;
+using Tmds.Linux;
+
+namespace Firezone.Actors.Native;
+
+/// <summary>
+/// A Linux TUN device (IFF_TUN | IFF_NO_PI: every read and write is one bare IP packet).
+///
+/// Threading: one thread calls <see cref="ReadBatch"/>, one (other) thread calls
+/// <see cref="WriteBatch"/>; <see cref="WakeReader"/> and <see cref="Dispose"/> may be called from any
+/// thread. The device is created in the network namespace of the thread that constructs it, and
+/// stays there; later calls may come from any thread. A non-persistent device disappears when the
+/// descriptor is closed, i.e. when this object is disposed (after any blocked call has returned).
+/// </summary>
+public sealed unsafe class LinuxTunDevice : ITunDevice
+{
+    private readonly SafeFileDescriptorHandle _fd;
+    private readonly WakeEvent _wake;
+    private long _writeErrors;
+
+    /// <summary>Creates the device (or attaches to a persistent one of that name), sets the MTU and brings it up.</summary>
+    /// <exception cref="TunDeviceException">With a message meant for the user.</exception>
+    public LinuxTunDevice(TunDeviceOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        string requested = options.Name ?? string.Empty;
+        string? invalid = TunErrors.ValidateName(requested);
+        if (invalid is not null)
+        {
+            throw new TunDeviceException(invalid);
+        }
+
+        // O_NONBLOCK: ReadBatch drains the queue until EAGAIN after poll says it is readable.
+        int fd;
+        fixed (byte* path = "/dev/net/tun\0"u8)
+        {
+            fd = LibC.open(path, LibC.O_RDWR | LibC.O_CLOEXEC | LibC.O_NONBLOCK);
+        }
+        if (fd < 0)
+        {
+            int errno = LibC.errno;
+            throw new TunDeviceException(TunErrors.OpenFailed(errno), errno);
+        }
+        _fd = new SafeFileDescriptorHandle(fd);
+        try
+        {
+            If.ifreq request = default;
+            Encoding.UTF8.GetBytes(requested, new Span<byte>(request.ifr_name, If.IFNAMSIZ));
+            request.ifr_flags = IfTun.IFF_TUN | IfTun.IFF_NO_PI;
+            if (LibC.ioctl(fd, IfTun.TUNSETIFF, &request) < 0)
+            {
+                int errno = LibC.errno;
+                throw new TunDeviceException(TunErrors.SetIffFailed(requested, errno), errno);
+            }
+            // The kernel writes the final name back (tun%d -> tun0).
+            Name = Marshal.PtrToStringUTF8((nint)request.ifr_name) ?? requested;
+
+            if (options.Mtu is int mtu)
+            {
+                NetworkInterfaceControl.SetMtu(Name, mtu);
+            }
+            Mtu = NetworkInterfaceControl.GetMtu(Name);
+            if (options.BringUp)
+            {
+                NetworkInterfaceControl.SetUp(Name);
+            }
+            _wake = new WakeEvent();
+        }
+        catch
+        {
+            _fd.Dispose();
+            throw;
+        }
+    }
+
+    public string Name { get; }
+
+    public int Mtu { get; }
+
+    /// <summary>The TUN descriptor, for callers that need it (e.g. TUNSETPERSIST); still owned by this object.</summary>
+    public SafeFileDescriptorHandle Handle => _fd;
+
+    /// <summary>Packets the kernel refused in <see cref="WriteBatch"/> (malformed, device down).</summary>
+    public long WriteErrors => Interlocked.Read(ref _writeErrors);
+
+    /// <summary>The errno of the last refused write, for the log.</summary>
+    public int LastWriteErrno { get; private set; }
+
+    public int ReadBatch(Span<PacketBuffer> buffers)
+    {
+        if (buffers.Length == 0)
+        {
+            return 0;
+        }
+        bool fdAdded = false, wakeAdded = false;
+        try
+        {
+            _fd.DangerousAddRef(ref fdAdded);
+            _wake.Handle.DangerousAddRef(ref wakeAdded);
+            int fd = _fd.Fd;
+            while (true)
+            {
+                var outcome = DescriptorWait.Wait(fd, LibC.POLLIN, _wake.Handle.Fd, -1, out short revents);
+                if (outcome == DescriptorWait.Outcome.Woken)
+                {
+                    return 0;
+                }
+                if ((revents & LibC.POLLNVAL) != 0)
+                {
+                    throw new TunDeviceException($"TUN device {Name}: descriptor is no longer valid");
+                }
+                int count = ReadAvailable(fd, buffers);
+                if (count > 0)
+                {
+                    return count;
+                }
+                // Spurious readiness (another reader, or the packet was gone): wait again.
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+            return 0; // disposed while stopping: same as a wake
+        }
+        finally
+        {
+            if (wakeAdded)
+            {
+                _wake.Handle.DangerousRelease();
+            }
+            if (fdAdded)
+            {
+                _fd.DangerousRelease();
+            }
+        }
+    }
+
+    private int ReadAvailable(int fd, Span<PacketBuffer> buffers)
+    {
+        int count = 0;
+        while (count < buffers.Length)
+        {
+            PacketBuffer buffer = buffers[count];
+            byte* start = BufferAddress(buffer) + PacketBuffer.Headroom;
+            long read = LibC.read(fd, start, buffer.MaxPacketLength);
+            if (read >= 0)
+            {
+                buffer.SetData(PacketBuffer.Headroom, (int)read);
+                buffer.Endpoint = default;
+                count++;
+                continue;
+            }
+            int errno = LibC.errno;
+            if (errno == LibC.EAGAIN)
+            {
+                break;
+            }
+            if (errno == LibC.EINTR)
+            {
+                continue;
+            }
+            throw new TunDeviceException(errno == LibC.EBADFD
+                ? $"TUN device {Name} is gone (deleted, or its network namespace removed)"
+                : $"reading from TUN device {Name} failed: {Errno.Describe(errno)}", errno);
+        }
+        return count;
+    }
+
+    public void WriteBatch(ReadOnlySpan<PacketBuffer> packets)
+    {
+        bool added = false;
+        try
+        {
+            _fd.DangerousAddRef(ref added);
+            int fd = _fd.Fd;
+            // One write per packet: without IFF_VNET_HDR the TUN driver takes exactly one packet per call.
+            for (int i = 0; i < packets.Length; i++)
+            {
+                PacketBuffer packet = packets[i];
+                byte* start = BufferAddress(packet) + packet.Offset;
+                while (true)
+                {
+                    long written = LibC.write(fd, start, packet.Length);
+                    if (written >= 0)
+                    {
+                        break;
+                    }
+                    int errno = LibC.errno;
+                    if (errno == LibC.EINTR)
+                    {
+                        continue;
+                    }
+                    if (errno == LibC.EBADFD)
+                    {
+                        throw new TunDeviceException($"TUN device {Name} is gone (deleted, or its network namespace removed)", errno);
+                    }
+                    if (errno == LibC.EBADF)
+                    {
+                        throw new TunDeviceException($"writing to TUN device {Name} failed: {Errno.Describe(errno)}", errno);
+                    }
+                    // EINVAL (malformed packet), EIO (link down), ENOMEM, EAGAIN: skip this packet.
+                    Interlocked.Increment(ref _writeErrors);
+                    LastWriteErrno = errno;
+                    break;
+                }
+            }
+        }
+        finally
+        {
+            if (added)
+            {
+                _fd.DangerousRelease();
+            }
+        }
+    }
+
+    public void WakeReader() => _wake.Signal();
+
+    public void Dispose()
+    {
+        // Wake first so a blocked reader lets go of its reference; the descriptor closes when it has.
+        _wake.Signal();
+        _fd.Dispose();
+        _wake.Dispose();
+    }
+
+    /// <summary>Packet buffers live on the pinned object heap (PacketBufferPool), so their address is stable.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static byte* BufferAddress(PacketBuffer buffer) =>
+        (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(buffer.Memory));
+}

@@ -1,0 +1,608 @@
+using System.Runtime.InteropServices;
+using Firezone.Actors.Engine;
+using Firezone.Actors.Engine.Buffers;
+using Firezone.Actors.Native.Interop;
+using Tmds.Linux;
+
+namespace Firezone.Actors.Native;
+
+/// <summary>
+/// A UDP socket that moves batches of datagrams with recvmmsg/sendmmsg, each datagram with its own
+/// endpoint and ECN codepoint (carried in IP_TOS / IPV6_TCLASS control messages, see ECN.md), with
+/// UDP GSO on send (LinuxUdpSocket.Gso.cs) and UDP GRO on receive (LinuxUdpSocket.Gro.cs) where the
+/// kernel has them.
+///
+/// Threading: one thread calls <see cref="ReceiveBatch"/> and one (other) thread calls
+/// <see cref="SendBatch"/>; each direction has its own preallocated native structures.
+/// <see cref="WakeReceiver"/> and <see cref="Dispose"/> may be called from any thread.
+/// </summary>
+public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
+{
+    private const int SOL_IP = 0;
+    private const int IP_TOS = 1;
+    private const int SOL_IPV6 = 41;
+    private const int IPV6_TCLASS = 67;
+    private const int SizeOfSockaddrIn = 16;
+    private const int SizeOfSockaddrIn6 = 28;
+
+    /// <summary>How long a send waits for room in the socket buffer (EAGAIN) before giving up on a datagram.</summary>
+    private const int SendWaitMs = 100;
+
+    /// <summary>Waits without progress before the datagram at the head of the batch is dropped.</summary>
+    private const int SendAttempts = 3;
+
+    private readonly SafeFileDescriptorHandle _fd;
+    private readonly WakeEvent _wake;
+    private readonly MessageBatch _receive;
+    private readonly MessageBatch _send;
+    private readonly bool _useMmsg;
+    private readonly int _ecnControlLength = Socket.CmsgLen(sizeof(int));
+    private readonly int _ecnControlSpace = Socket.CmsgSpace(sizeof(int));
+    private readonly int _segmentControlLength = Socket.CmsgLen(sizeof(ushort));
+    private readonly int _segmentControlSpace = Socket.CmsgSpace(sizeof(ushort));
+
+    /// <summary>Datagrams per prepared send message (more than one for a GSO send).</summary>
+    private readonly int[] _sendSegments;
+
+    /// <summary>Set when UDP_GRO is on: the receive slots and the datagrams still to hand out.</summary>
+    private readonly GroReceiveSlots? _groSlots;
+
+    /// <exception cref="UdpSocketException">With a message meant for the user.</exception>
+    public LinuxUdpSocket(UdpBatchSocketOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        int port = options.ListenPort;
+        if (port < 0 || port > 65535)
+        {
+            throw new UdpSocketException($"UDP port {port} is out of range (0 to 65535)");
+        }
+        if (options.BatchSize < 1 || options.BatchSize > 1024)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), $"batch size {options.BatchSize} must be 1 to 1024 (UIO_MAXIOV)");
+        }
+        _useMmsg = options.UseMmsg;
+
+        int fd = -1;
+        if (options.Family == UdpSocketFamily.DualStack)
+        {
+            fd = LibC.socket(LibC.AF_INET6, LibC.SOCK_DGRAM | LibC.SOCK_CLOEXEC, 0);
+            if (fd < 0)
+            {
+                int errno = LibC.errno;
+                // EAFNOSUPPORT: IPv6 disabled at boot (ipv6.disable=1); serve IPv4 only.
+                if (errno != LibC.EAFNOSUPPORT)
+                {
+                    throw new UdpSocketException($"cannot create a UDP socket: {Errno.Describe(errno)}", errno);
+                }
+            }
+        }
+        IsIPv6 = fd >= 0;
+        if (fd < 0)
+        {
+            fd = LibC.socket(LibC.AF_INET, LibC.SOCK_DGRAM | LibC.SOCK_CLOEXEC, 0);
+            if (fd < 0)
+            {
+                int errno = LibC.errno;
+                throw new UdpSocketException($"cannot create a UDP socket: {Errno.Describe(errno)}", errno);
+            }
+        }
+        _fd = new SafeFileDescriptorHandle(fd);
+        try
+        {
+            if (IsIPv6)
+            {
+                SetOption(fd, SOL_IPV6, LibC.IPV6_V6ONLY, 0, "IPV6_V6ONLY");
+            }
+            ReceiveBufferSize = SetBufferSize(fd, LibC.SO_RCVBUFFORCE, LibC.SO_RCVBUF, options.ReceiveBufferBytes);
+            SendBufferSize = SetBufferSize(fd, LibC.SO_SNDBUFFORCE, LibC.SO_SNDBUF, options.SendBufferBytes);
+            // Both on a dual-stack socket: IPv4-mapped traffic reports IP_TOS, IPv6 reports IPV6_TCLASS.
+            SetOption(fd, SOL_IP, LibC.IP_RECVTOS, 1, "IP_RECVTOS");
+            if (IsIPv6)
+            {
+                SetOption(fd, SOL_IPV6, LibC.IPV6_RECVTCLASS, 1, "IPV6_RECVTCLASS");
+            }
+            Bind(fd, port);
+            LocalPort = ReadLocalPort(fd);
+            _wake = new WakeEvent();
+            _receive = new MessageBatch(options.BatchSize);
+            _send = new MessageBatch(options.BatchSize);
+            _sendSegments = new int[options.BatchSize];
+            GsoEnabled = options.UseGso && KernelHasGso(fd);
+            if (options.UseGro && TryEnableGro(fd))
+            {
+                _groSlots = new GroReceiveSlots(_receive);
+            }
+        }
+        catch
+        {
+            _fd.Dispose();
+            throw;
+        }
+    }
+
+    public int LocalPort { get; }
+
+    /// <summary>True for the dual-stack AF_INET6 socket, false when IPv4 only.</summary>
+    public bool IsIPv6 { get; }
+
+    /// <summary>SO_RCVBUF as the kernel reports it (twice the request, for bookkeeping overhead).</summary>
+    public int ReceiveBufferSize { get; }
+
+    public int SendBufferSize { get; }
+
+    /// <summary>The descriptor, still owned by this object.</summary>
+    public SafeFileDescriptorHandle Handle => _fd;
+
+    /// <summary>Datagrams larger than the buffer (MSG_TRUNC), dropped on receive.</summary>
+    public long ReceiveTruncated { get; private set; }
+
+    /// <summary>Datagrams the kernel refused (ENETUNREACH, EMSGSIZE...), skipped on send.</summary>
+    public long SendErrors { get; private set; }
+
+    /// <summary>Datagrams dropped because the socket buffer stayed full, or the endpoint cannot be reached on this family.</summary>
+    public long SendDropped { get; private set; }
+
+    /// <summary>errno of the last refused datagram, for the log.</summary>
+    public int LastSendErrno { get; private set; }
+
+    /// <inheritdoc />
+    /// <remarks>When a truncated datagram is dropped, later buffers move forward in
+    /// <paramref name="buffers"/> (elements are swapped, none lost), so the first N hold the datagrams.</remarks>
+    public int ReceiveBatch(Span<PacketBuffer> buffers)
+    {
+        if (buffers.Length == 0)
+        {
+            return 0;
+        }
+        bool fdAdded = false, wakeAdded = false;
+        try
+        {
+            _fd.DangerousAddRef(ref fdAdded);
+            _wake.Handle.DangerousAddRef(ref wakeAdded);
+            int fd = _fd.Fd;
+            int count = Math.Min(buffers.Length, _receive.Capacity);
+            if (_groSlots is not null)
+            {
+                // Segments left over from an earlier read come first, without waiting in poll.
+                int pending = _groSlots.Drain(buffers, this);
+                if (pending > 0)
+                {
+                    return pending;
+                }
+            }
+            while (true)
+            {
+                var outcome = DescriptorWait.Wait(fd, LibC.POLLIN, _wake.Handle.Fd, -1, out short revents);
+                if (outcome == DescriptorWait.Outcome.Woken)
+                {
+                    return 0;
+                }
+                if ((revents & LibC.POLLNVAL) != 0)
+                {
+                    throw new UdpSocketException("UDP socket descriptor is no longer valid");
+                }
+                int received = _groSlots is null ? Receive(fd, buffers[..count]) : ReceiveCoalesced(fd, buffers);
+                if (received > 0)
+                {
+                    return received;
+                }
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+            return 0;
+        }
+        finally
+        {
+            if (wakeAdded)
+            {
+                _wake.Handle.DangerousRelease();
+            }
+            if (fdAdded)
+            {
+                _fd.DangerousRelease();
+            }
+        }
+    }
+
+    private int Receive(int fd, Span<PacketBuffer> buffers)
+    {
+        MessageBatch batch = _receive;
+        for (int i = 0; i < buffers.Length; i++)
+        {
+            PacketBuffer buffer = buffers[i];
+            batch.Iov[i].iov_base = LinuxTunDevice.BufferAddress(buffer) + PacketBuffer.Headroom;
+            batch.Iov[i].iov_len = buffer.MaxPacketLength;
+            msghdr* header = batch.Header(i);
+            header->msg_namelen = SizeOfSockaddrIn6; // the kernel shrinks these two to what it wrote
+            header->msg_controllen = MessageBatch.ControlSlot;
+            header->msg_flags = 0;
+        }
+
+        int received = ReceiveMessages(fd, buffers.Length);
+
+        int delivered = 0;
+        for (int i = 0; i < received; i++)
+        {
+            msghdr* header = batch.Header(i);
+            if ((header->msg_flags & LibC.MSG_TRUNC) != 0)
+            {
+                ReceiveTruncated++; // larger than any packet we accept; the tunnel would reject it anyway
+                continue;
+            }
+            PacketBuffer buffer = buffers[i];
+            buffer.SetData(PacketBuffer.Headroom, (int)batch.Messages[i].msg_len);
+            buffer.Endpoint = ReadEndpoint(batch.Name(i));
+            buffer.Ecn = ReadControl(header, out _);
+            if (delivered != i)
+            {
+                (buffers[delivered], buffers[i]) = (buffers[i], buffers[delivered]);
+            }
+            delivered++;
+        }
+        return delivered;
+    }
+
+    /// <summary>recvmmsg (or recvmsg in a loop) into the first <paramref name="count"/> prepared
+    /// messages of the receive batch, without waiting; returns how many arrived (0 on a transient error).</summary>
+    private int ReceiveMessages(int fd, int count)
+    {
+        MessageBatch batch = _receive;
+        int received;
+        if (_useMmsg)
+        {
+            received = Socket.recvmmsg(fd, batch.Messages, (uint)count, LibC.MSG_DONTWAIT, null);
+            if (received < 0)
+            {
+                CheckReceiveError(Marshal.GetLastPInvokeError());
+                return 0;
+            }
+            return received;
+        }
+        received = 0;
+        while (received < count)
+        {
+            nint length = Socket.recvmsg(fd, batch.Header(received), LibC.MSG_DONTWAIT);
+            if (length < 0)
+            {
+                int errno = Marshal.GetLastPInvokeError();
+                if (received == 0)
+                {
+                    CheckReceiveError(errno);
+                }
+                break;
+            }
+            batch.Messages[received].msg_len = (uint)length;
+            received++;
+        }
+        return received;
+    }
+
+    private static void CheckReceiveError(int errno)
+    {
+        // EAGAIN: nothing after all; EINTR: signal; the rest are ICMP errors queued on the socket
+        // (reported once, then gone): all mean "wait again".
+        if (errno == LibC.EAGAIN || errno == LibC.EINTR || errno == LibC.ECONNREFUSED
+            || errno == LibC.EHOSTUNREACH || errno == LibC.ENETUNREACH || errno == LibC.EMSGSIZE)
+        {
+            return;
+        }
+        throw new UdpSocketException($"receiving UDP datagrams failed: {Errno.Describe(errno)}", errno);
+    }
+
+    private static UdpEndpoint ReadEndpoint(byte* name)
+    {
+        ushort family = *(ushort*)name;
+        ushort port = (ushort)((name[2] << 8) | name[3]);
+        if (family == (ushort)LibC.AF_INET6)
+        {
+            return UdpEndpoint.FromIPv6(new ReadOnlySpan<byte>(name + 8, 16), port); // sin6_addr
+        }
+        return UdpEndpoint.FromIPv4(new ReadOnlySpan<byte>(name + 4, 4), port); // sin_addr
+    }
+
+    /// <summary>
+    /// The ECN bits of the IP_TOS (1 byte) or IPV6_TCLASS (int) control message (Not-ECT if none), and
+    /// the UDP_GRO segment size (int; 0 if none, i.e. the read holds one datagram).
+    /// </summary>
+    private static Ecn ReadControl(msghdr* header, out int groSegmentSize)
+    {
+        groSegmentSize = 0;
+        Ecn ecn = Ecn.NotEct;
+        byte* cursor = (byte*)header->msg_control;
+        byte* end = cursor + (uint)header->msg_controllen;
+        while (cursor + sizeof(cmsghdr) <= end)
+        {
+            cmsghdr* message = (cmsghdr*)cursor;
+            uint length = message->cmsg_len;
+            if (length < (uint)sizeof(cmsghdr) || cursor + length > end)
+            {
+                break;
+            }
+            byte* data = Socket.CmsgData(message);
+            if (message->cmsg_level == SOL_IP && message->cmsg_type == IP_TOS)
+            {
+                ecn = (Ecn)(data[0] & 0b11);
+            }
+            else if (message->cmsg_level == SOL_IPV6 && message->cmsg_type == IPV6_TCLASS)
+            {
+                ecn = (Ecn)(*(int*)data & 0b11);
+            }
+            else if (message->cmsg_level == Socket.SOL_UDP && message->cmsg_type == Socket.UDP_GRO)
+            {
+                groSegmentSize = *(int*)data;
+            }
+            cursor += Socket.CmsgAlign((int)length);
+        }
+        return ecn;
+    }
+
+    public int SendBatch(ReadOnlySpan<PacketBuffer> datagrams)
+    {
+        bool added = false;
+        try
+        {
+            _fd.DangerousAddRef(ref added);
+            int fd = _fd.Fd;
+            int sent = 0;
+            int next = 0;
+            MessageBatch batch = _send;
+            while (next < datagrams.Length)
+            {
+                // Messages and iovecs share the batch's capacity: a GSO message uses one iovec per
+                // datagram, so the iovecs run out first and bound the datagrams per call.
+                int slots = 0;
+                int iovecs = 0;
+                while (next < datagrams.Length && iovecs < batch.Capacity)
+                {
+                    PacketBuffer first = datagrams[next];
+                    if (!IsIPv6 && !first.Endpoint.IsIPv4)
+                    {
+                        next++;
+                        SendDropped++; // an IPv6 destination on an IPv4-only socket
+                        continue;
+                    }
+                    int group = GsoEnabled ? GsoGroupLength(datagrams, next, Math.Min(MaxGsoSegments, batch.Capacity - iovecs)) : 1;
+                    PrepareSend(slots, iovecs, datagrams.Slice(next, group));
+                    _sendSegments[slots] = group;
+                    slots++;
+                    iovecs += group;
+                    next += group;
+                }
+                sent += SendPrepared(fd, slots);
+            }
+            return sent;
+        }
+        finally
+        {
+            if (added)
+            {
+                _fd.DangerousRelease();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Fills message <paramref name="slot"/>: the group's common endpoint and ECN cmsg, one iovec per
+    /// datagram starting at <paramref name="firstIovec"/>, and a UDP_SEGMENT cmsg when it holds more
+    /// than one (the group was formed by <see cref="GsoGroupLength"/>: same endpoint, same codepoint).
+    /// </summary>
+    private void PrepareSend(int slot, int firstIovec, ReadOnlySpan<PacketBuffer> group)
+    {
+        MessageBatch batch = _send;
+        PacketBuffer first = group[0];
+        byte* name = batch.Name(slot);
+        UdpEndpoint endpoint = first.Endpoint;
+        ushort port = endpoint.Port;
+        msghdr* header = batch.Header(slot);
+        int level, type;
+        if (IsIPv6)
+        {
+            // sockaddr_in6: family, port (network order), flowinfo 0, address, scope_id 0.
+            *(ushort*)name = (ushort)LibC.AF_INET6;
+            name[2] = (byte)(port >> 8);
+            name[3] = (byte)port;
+            *(uint*)(name + 4) = 0;
+            endpoint.WriteIPv6(new Span<byte>(name + 8, 16));
+            *(uint*)(name + 24) = 0;
+            header->msg_namelen = SizeOfSockaddrIn6;
+        }
+        else
+        {
+            *(ushort*)name = (ushort)LibC.AF_INET;
+            name[2] = (byte)(port >> 8);
+            name[3] = (byte)port;
+            endpoint.WriteIPv4(new Span<byte>(name + 4, 4));
+            *(ulong*)(name + 8) = 0; // sin_zero
+            header->msg_namelen = SizeOfSockaddrIn;
+        }
+        // IPv4 and IPv4-mapped destinations take IP_TOS: the kernel ignores IPV6_TCLASS for mapped
+        // ones on a dual-stack socket (ECN.md). Only the ECN bits: the outer DSCP stays 0 (RFC 6040 section 4.1).
+        if (endpoint.IsIPv4)
+        {
+            level = SOL_IP;
+            type = IP_TOS;
+        }
+        else
+        {
+            level = SOL_IPV6;
+            type = IPV6_TCLASS;
+        }
+        cmsghdr* control = (cmsghdr*)header->msg_control;
+        control->cmsg_len = (uint)_ecnControlLength;
+        control->cmsg_level = level;
+        control->cmsg_type = type;
+        *(int*)Socket.CmsgData(control) = (int)first.Ecn & 0b11;
+        int controlLength = _ecnControlSpace;
+        if (group.Length > 1)
+        {
+            // udp_cmsg_send wants cmsg_len == CMSG_LEN(sizeof(__u16)) exactly.
+            cmsghdr* segment = (cmsghdr*)((byte*)control + _ecnControlSpace);
+            segment->cmsg_len = (uint)_segmentControlLength;
+            segment->cmsg_level = Socket.SOL_UDP;
+            segment->cmsg_type = Socket.UDP_SEGMENT;
+            *(ushort*)Socket.CmsgData(segment) = (ushort)first.Length;
+            controlLength += _segmentControlSpace;
+        }
+        header->msg_controllen = (uint)controlLength;
+        header->msg_flags = 0;
+
+        iovec* iov = batch.Iov + firstIovec;
+        header->msg_iov = iov;
+        header->msg_iovlen = group.Length;
+        for (int i = 0; i < group.Length; i++)
+        {
+            PacketBuffer datagram = group[i];
+            iov[i].iov_base = LinuxTunDevice.BufferAddress(datagram) + datagram.Offset;
+            iov[i].iov_len = datagram.Length;
+        }
+    }
+
+    /// <summary>Sends messages [0, count), resuming after partial sends; returns how many datagrams the kernel took.</summary>
+    private int SendPrepared(int fd, int count)
+    {
+        int done = 0;
+        int sent = 0;
+        int stalls = 0;
+        while (done < count)
+        {
+            int result;
+            if (_useMmsg)
+            {
+                result = Socket.sendmmsg(fd, &_send.Messages[done], (uint)(count - done), LibC.MSG_DONTWAIT);
+            }
+            else
+            {
+                result = Socket.sendmsg(fd, _send.Header(done), LibC.MSG_DONTWAIT) >= 0 ? 1 : -1;
+            }
+            if (result > 0)
+            {
+                for (int i = done; i < done + result; i++)
+                {
+                    int segments = _sendSegments[i];
+                    sent += segments;
+                    if (segments > 1)
+                    {
+                        GsoSends++;
+                        GsoDatagrams += segments;
+                    }
+                }
+                done += result;
+                stalls = 0;
+                continue;
+            }
+            int errno = result < 0 ? Marshal.GetLastPInvokeError() : LibC.EAGAIN;
+            if (errno == LibC.EINTR)
+            {
+                continue;
+            }
+            int datagrams = _sendSegments[done];
+            if (datagrams > 1 && IsGsoRefusal(errno))
+            {
+                // The route cannot take this GSO send; its datagrams go one by one (the kernel
+                // fragments them if they exceed the MTU, as it did before GSO).
+                GsoRefused++;
+                LastSendErrno = errno;
+                if (errno == LibC.EIO)
+                {
+                    DisableGso(errno);
+                }
+                sent += SendOneByOne(fd, done);
+                done++;
+                stalls = 0;
+                continue;
+            }
+            if (errno == LibC.EAGAIN || errno == LibC.ENOBUFS)
+            {
+                // Socket buffer full: wait briefly for room; a buffer that stays full drops the head message.
+                if (++stalls <= SendAttempts
+                    && DescriptorWait.Wait(fd, LibC.POLLOUT, -1, SendWaitMs, out _) == DescriptorWait.Outcome.Ready)
+                {
+                    continue;
+                }
+                SendDropped += datagrams;
+                LastSendErrno = errno;
+                done++;
+                stalls = 0;
+                continue;
+            }
+            if (IsPerDatagramError(errno))
+            {
+                // sendmmsg reports the failing message when it is first in the call: skip it, keep the rest.
+                SendErrors += datagrams;
+                LastSendErrno = errno;
+                done++;
+                continue;
+            }
+            throw new UdpSocketException($"sending UDP datagrams failed: {Errno.Describe(errno)}", errno);
+        }
+        return sent;
+    }
+
+    private static bool IsPerDatagramError(int errno) =>
+        errno == LibC.ENETUNREACH || errno == LibC.EHOSTUNREACH || errno == LibC.EMSGSIZE
+        || errno == LibC.EINVAL || errno == LibC.EACCES || errno == LibC.EPERM
+        || errno == LibC.EADDRNOTAVAIL || errno == LibC.EAFNOSUPPORT || errno == LibC.ECONNREFUSED
+        || errno == LibC.ENETDOWN;
+
+    public void WakeReceiver() => _wake.Signal();
+
+    public void Dispose()
+    {
+        _wake.Signal();
+        _fd.Dispose();
+        _wake.Dispose();
+    }
+
+    private static void SetOption(int fd, int level, int name, int value, string what)
+    {
+        if (LibC.setsockopt(fd, level, name, &value, sizeof(int)) < 0)
+        {
+            int errno = LibC.errno;
+            throw new UdpSocketException($"setting {what} on the UDP socket failed: {Errno.Describe(errno)}", errno);
+        }
+    }
+
+    /// <summary>The FORCE variant (CAP_NET_ADMIN) may exceed net.core.[rw]mem_max; otherwise the kernel caps the wish.</summary>
+    private static int SetBufferSize(int fd, int forced, int normal, int bytes)
+    {
+        if (LibC.setsockopt(fd, LibC.SOL_SOCKET, forced, &bytes, sizeof(int)) < 0)
+        {
+            _ = LibC.setsockopt(fd, LibC.SOL_SOCKET, normal, &bytes, sizeof(int));
+        }
+        int actual = 0;
+        socklen_t length = sizeof(int);
+        _ = LibC.getsockopt(fd, LibC.SOL_SOCKET, normal, &actual, &length);
+        return actual;
+    }
+
+    private void Bind(int fd, int port)
+    {
+        byte* address = stackalloc byte[SizeOfSockaddrIn6];
+        new Span<byte>(address, SizeOfSockaddrIn6).Clear(); // the any-address, :: or 0.0.0.0
+        *(ushort*)address = IsIPv6 ? (ushort)LibC.AF_INET6 : (ushort)LibC.AF_INET;
+        address[2] = (byte)(port >> 8);
+        address[3] = (byte)port;
+        int length = IsIPv6 ? SizeOfSockaddrIn6 : SizeOfSockaddrIn;
+        if (LibC.bind(fd, (sockaddr*)address, (uint)length) < 0)
+        {
+            int errno = LibC.errno;
+            string message = errno == LibC.EADDRINUSE ? $"UDP port {port} is already in use"
+                : errno == LibC.EACCES ? $"binding UDP port {port} needs CAP_NET_BIND_SERVICE (ports below 1024; run as root)"
+                : $"binding UDP port {port} failed: {Errno.Describe(errno)}";
+            throw new UdpSocketException(message, errno);
+        }
+    }
+
+    private static int ReadLocalPort(int fd)
+    {
+        byte* address = stackalloc byte[SizeOfSockaddrIn6];
+        socklen_t length = SizeOfSockaddrIn6;
+        if (LibC.getsockname(fd, (sockaddr*)address, &length) < 0)
+        {
+            int errno = LibC.errno;
+            throw new UdpSocketException($"getsockname on the UDP socket failed: {Errno.Describe(errno)}", errno);
+        }
+        return (address[2] << 8) | address[3];
+    }
+}

@@ -1,0 +1,79 @@
+using Firezone.Actors.Actors.Peers;
+using Firezone.Actors.Actors.Tests.Fakes;
+using Firezone.Actors.Engine.Routing;
+using Xunit.Abstractions;
+
+namespace Firezone.Actors.Actors.Tests;
+
+/// <summary>The control messages the host maps the wg UAPI onto.</summary>
+public sealed class ControlTests(ITestOutputHelper output) : ActorTestBase(output)
+{
+    private (TunnelNode A, TunnelNode B) StartPair()
+    {
+        var a = StartNode("a", 1);
+        var b = StartNode("b", 2);
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+        AwaitWritten(b, 1);
+        return (a, b);
+    }
+
+    [Fact]
+    public void Updating_a_peer_keeps_its_session_and_moves_its_routes()
+    {
+        var (a, b) = StartPair();
+        var updated = a.PeerConfigFor(b) with { AllowedIps = [IpPrefix.Parse("10.0.0.2/32"), IpPrefix.Parse("10.7.0.0/16")], PersistentKeepaliveSeconds = 0 };
+        Assert.False(Control<PeerConfigured>(a, new AddOrUpdatePeer(updated)).Created);
+        a.Tun.Inject(Packets.Ipv4(a.Address, "10.7.3.4", id: 2));
+        AwaitWritten(b, 2);
+        var status = PeerStatusOf(a, b);
+        Assert.Equal(["10.0.0.2/32", "10.7.0.0/16"], status.AllowedIps.Select(p => p.ToString()).Order());
+        Assert.Equal(0, status.Restarts);
+        // Same session: still one handshake.
+        Assert.Equal(1, Network.Count(d => d.From == a.Endpoint && d.Type == Engine.WireGuard.MessageType.Initiation));
+        StopAndAssertNoLeaks(a, b);
+    }
+
+    [Fact]
+    public void Removing_a_peer_removes_its_routes_and_status()
+    {
+        var (a, b) = StartPair();
+        Assert.True(Control<PeerRemoved>(a, new RemovePeer(b.PublicKey)).Existed);
+        Assert.False(Control<PeerRemoved>(a, new RemovePeer(b.PublicKey)).Existed);
+        Assert.Empty(Control<DeviceStatus>(a, GetDeviceStatus.Instance).Peers);
+        Assert.IsType<PeerNotFound>(Control<object>(a, new GetPeerStatus(b.PublicKey)));
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 2));
+        AwaitCondition(() => Control<DeviceStatus>(a, GetDeviceStatus.Instance).Drops.TunPacketsNoRoute == 1, Wait);
+        Assert.Equal(1, b.Tun.WrittenCount);
+        StopAndAssertNoLeaks(a, b);
+    }
+
+    [Fact]
+    public void A_peer_removed_and_added_again_at_once_keeps_its_routes_and_handshakes_afresh()
+    {
+        var (a, b) = StartPair();
+        AdvanceTime(TimeSpan.FromSeconds(1));
+        Control<PeerRemoved>(a, new RemovePeer(b.PublicKey));
+        Assert.True(Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b))).Created);
+        AwaitCondition(() => Network.Count(d => d.From == a.Endpoint && d.Type == Engine.WireGuard.MessageType.Initiation) == 2, Wait);
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 2));
+        AwaitWritten(b, 2);
+        StopAndAssertNoLeaks(a, b);
+    }
+
+    [Fact]
+    public void Remove_all_peers_empties_the_device()
+    {
+        var a = StartNode("a", 1);
+        var b = StartNode("b", 2);
+        var c = StartNode("c", 3);
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(c, withEndpoint: false)));
+        Assert.Equal(2, Control<DeviceStatus>(a, GetDeviceStatus.Instance).Peers.Count);
+        Assert.Equal(2, Control<AllPeersRemoved>(a, RemoveAllPeers.Instance).Count);
+        Assert.Empty(Control<DeviceStatus>(a, GetDeviceStatus.Instance).Peers);
+        Assert.False(a.Device.AllowedIps.TryLookup([10, 0, 0, 2], out _));
+        StopAndAssertNoLeaks(a, b, c);
+    }
+}

@@ -1,0 +1,187 @@
+using Firezone.Actors.Engine;
+using Firezone.Actors.Engine.Buffers;
+using Firezone.Actors.Engine.WireGuard;
+
+namespace Firezone.Actors.Actors.Tests.Fakes;
+
+/// <summary>One datagram seen on the fake wire, with the ECN codepoint it was sent with and the one delivered.</summary>
+public sealed record WireDatagram(UdpEndpoint From, UdpEndpoint To, byte[] Data, Ecn SentEcn, Ecn DeliveredEcn, bool Delivered)
+{
+    public MessageType Type => MessageHeader.Classify(Data, out _);
+}
+
+/// <summary>
+/// Connects fake sockets by endpoint (the role of wireguard-go's bindtest). Every datagram is
+/// recorded; <see cref="RewriteEcn"/> plays a congested router (for example, marking CE) and
+/// <see cref="Drop"/> a lossy path.
+/// </summary>
+public sealed class FakeNetwork
+{
+    private readonly object _gate = new();
+    private readonly Dictionary<UdpEndpoint, FakeUdpSocket> _sockets = new();
+    private readonly List<WireDatagram> _log = [];
+
+    /// <summary>(datagram bytes, ECN as sent) -> ECN as delivered.</summary>
+    public Func<byte[], Ecn, Ecn>? RewriteEcn { get; set; }
+
+    public Func<byte[], bool>? Drop { get; set; }
+
+    /// <summary>May modify a datagram's bytes in flight (an attacker or a broken path).</summary>
+    public Action<byte[]>? Tamper { get; set; }
+
+    public FakeUdpSocket CreateSocket(UdpEndpoint endpoint)
+    {
+        var socket = new FakeUdpSocket(this, endpoint);
+        lock (_gate)
+        {
+            _sockets.Add(endpoint, socket);
+        }
+        return socket;
+    }
+
+    public IReadOnlyList<WireDatagram> Log
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _log.ToArray();
+            }
+        }
+    }
+
+    public int Count(Func<WireDatagram, bool> predicate)
+    {
+        lock (_gate)
+        {
+            int n = 0;
+            foreach (var d in _log)
+            {
+                if (predicate(d))
+                {
+                    n++;
+                }
+            }
+            return n;
+        }
+    }
+
+    internal void Send(UdpEndpoint from, PacketBuffer datagram)
+    {
+        var data = datagram.Data.ToArray();
+        var sent = datagram.Ecn;
+        FakeUdpSocket? destination;
+        Ecn delivered;
+        bool drop;
+        lock (_gate)
+        {
+            delivered = RewriteEcn?.Invoke(data, sent) ?? sent;
+            drop = Drop?.Invoke(data) ?? false;
+            Tamper?.Invoke(data);
+            _sockets.TryGetValue(datagram.Endpoint, out destination);
+            _log.Add(new WireDatagram(from, datagram.Endpoint, data, sent, delivered, !drop && destination is not null));
+        }
+        if (!drop)
+        {
+            destination?.Deliver(data, from, delivered);
+        }
+    }
+}
+
+/// <summary>A fake UDP socket on a <see cref="FakeNetwork"/>; ReceiveBatch blocks until datagrams, a wake or a failure.</summary>
+public sealed class FakeUdpSocket : Firezone.Actors.Native.IUdpBatchSocket
+{
+    private readonly FakeNetwork _network;
+    private readonly object _gate = new();
+    private readonly Queue<(byte[] Data, UdpEndpoint From, Ecn Ecn)> _inbound = new();
+    private bool _woken;
+    private Exception? _failure;
+
+    internal FakeUdpSocket(FakeNetwork network, UdpEndpoint endpoint)
+    {
+        _network = network;
+        Endpoint = endpoint;
+    }
+
+    public UdpEndpoint Endpoint { get; }
+
+    public int LocalPort => Endpoint.Port;
+
+    public bool Disposed { get; private set; }
+
+    public void Fail(Exception error)
+    {
+        lock (_gate)
+        {
+            _failure = error;
+            Monitor.PulseAll(_gate);
+        }
+    }
+
+    /// <summary>Delivers a datagram as if it arrived from <paramref name="from"/>.</summary>
+    public void Deliver(byte[] data, UdpEndpoint from, Ecn ecn)
+    {
+        lock (_gate)
+        {
+            _inbound.Enqueue((data, from, ecn));
+            Monitor.PulseAll(_gate);
+        }
+    }
+
+    public int ReceiveBatch(Span<PacketBuffer> buffers)
+    {
+        lock (_gate)
+        {
+            while (_inbound.Count == 0 && !_woken && _failure is null)
+            {
+                Monitor.Wait(_gate);
+            }
+            if (_failure is not null)
+            {
+                throw _failure;
+            }
+            if (_woken)
+            {
+                _woken = false;
+                return 0;
+            }
+            int n = 0;
+            while (n < buffers.Length && _inbound.TryDequeue(out var datagram))
+            {
+                var buffer = buffers[n++];
+                datagram.Data.CopyTo(buffer.Writable);
+                buffer.Length = datagram.Data.Length;
+                buffer.Endpoint = datagram.From;
+                buffer.Ecn = datagram.Ecn;
+            }
+            return n;
+        }
+    }
+
+    public int SendBatch(ReadOnlySpan<PacketBuffer> datagrams)
+    {
+        lock (_gate)
+        {
+            if (_failure is not null)
+            {
+                throw _failure;
+            }
+        }
+        foreach (var datagram in datagrams)
+        {
+            _network.Send(Endpoint, datagram);
+        }
+        return datagrams.Length;
+    }
+
+    public void WakeReceiver()
+    {
+        lock (_gate)
+        {
+            _woken = true;
+            Monitor.PulseAll(_gate);
+        }
+    }
+
+    public void Dispose() => Disposed = true;
+}

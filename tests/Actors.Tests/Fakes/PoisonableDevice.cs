@@ -1,0 +1,79 @@
+using System.Collections.Concurrent;
+using Firezone.Actors.Actors.EngineSeam;
+using Firezone.Actors.Engine.Buffers;
+using Firezone.Actors.Engine.Routing;
+using Firezone.Actors.Engine.WireGuard;
+
+namespace Firezone.Actors.Actors.Tests.Fakes;
+
+/// <summary>
+/// The real engine device, except that its peers throw on a packet whose payload starts with
+/// <see cref="Marker"/>: a protocol fault on demand, for the supervision tests. Lives in the
+/// tests only; production code has no hook for it.
+/// </summary>
+public sealed class PoisonableDevice(IWireGuardDevice inner) : IWireGuardDevice
+{
+    public static readonly byte[] Marker = "POISON!!"u8.ToArray();
+
+    private readonly ConcurrentDictionary<WireGuardKey, int> _peersCreated = new();
+    private readonly ConcurrentDictionary<WireGuardKey, bool> _rejected = new();
+
+    /// <summary>From now on, creating a peer for <paramref name="key"/> throws, as the engine does for a configuration it refuses.</summary>
+    public void RejectConfigurationOf(WireGuardKey key) => _rejected[key] = true;
+
+    /// <summary>How many engine peers were created for <paramref name="key"/> (1 + restarts).</summary>
+    public int PeersCreated(WireGuardKey key) => _peersCreated.TryGetValue(key, out int n) ? n : 0;
+
+    public WireGuardKey PublicKey => inner.PublicKey;
+    public PacketBufferPool Pool => inner.Pool;
+    public bool TryRoute(ReadOnlySpan<byte> destination, out WireGuardKey peer) => inner.TryRoute(destination, out peer);
+    public void SetAllowedIps(WireGuardKey peer, IReadOnlyList<IpPrefix> prefixes) => inner.SetAllowedIps(peer, prefixes);
+    public void RemoveAllowedIps(WireGuardKey peer) => inner.RemoveAllowedIps(peer);
+    public IReadOnlyList<IpPrefix> AllowedIpsOf(WireGuardKey peer) => inner.AllowedIpsOf(peer);
+    public bool TryLookupIndex(uint receiverIndex, out WireGuardKey owner) => inner.TryLookupIndex(receiverIndex, out owner);
+
+    public HandshakeAdmission AdmitHandshake(PacketBuffer datagram, bool underLoad, TimeSpan now, out PacketBuffer? cookieReply) =>
+        inner.AdmitHandshake(datagram, underLoad, now, out cookieReply);
+
+    public bool TryIdentifyInitiator(ReadOnlySpan<byte> initiation, out WireGuardKey initiatorPublicKey) =>
+        inner.TryIdentifyInitiator(initiation, out initiatorPublicKey);
+
+    public IWireGuardPeer CreatePeer(PeerConfig config)
+    {
+        if (_rejected.ContainsKey(config.PublicKey))
+        {
+            throw new ArgumentException("test: configuration refused by the engine", nameof(config));
+        }
+        _peersCreated.AddOrUpdate(config.PublicKey, 1, static (_, n) => n + 1);
+        return new PoisonablePeer(inner.CreatePeer(config));
+    }
+
+    private sealed class PoisonablePeer(IWireGuardPeer peer) : IWireGuardPeer
+    {
+        public WireGuardKey PublicKey => peer.PublicKey;
+        public UdpEndpoint Endpoint => peer.Endpoint;
+        public DateTime? LastHandshakeUtc => peer.LastHandshakeUtc;
+        public long RxBytes => peer.RxBytes;
+        public long TxBytes => peer.TxBytes;
+        public void Update(PeerConfig config, TimeSpan now) => peer.Update(config, now);
+
+        public SealResult HandleTunPacket(PacketBuffer packet, TimeSpan now)
+        {
+            var data = packet.Data;
+            if (data.Length >= 20 + Marker.Length && data.Slice(20, Marker.Length).SequenceEqual(Marker))
+            {
+                throw new InvalidOperationException("poisoned packet (test fault)");
+            }
+            return peer.HandleTunPacket(packet, now);
+        }
+
+        public OpenResult HandleTransportData(PacketBuffer datagram, TimeSpan now) => peer.HandleTransportData(datagram, now);
+        public HandshakeResult HandleHandshakeMessage(PacketBuffer datagram, TimeSpan now) => peer.HandleHandshakeMessage(datagram, now);
+        public void Start(TimeSpan now) => peer.Start(now);
+        public void Connect(TimeSpan now) => peer.Connect(now);
+        public void HandleTimeout(TimeSpan now) => peer.HandleTimeout(now);
+        public TimeSpan? PollTimeout() => peer.PollTimeout();
+        public bool PollTransmit(out PacketBuffer datagram) => peer.PollTransmit(out datagram);
+        public void Dispose() => peer.Dispose();
+    }
+}

@@ -1,0 +1,58 @@
+using System.Diagnostics.Metrics;
+using Firezone.Actors.Actors.Peers;
+using Firezone.Actors.Actors.Tests.Fakes;
+using Firezone.Actors.Engine;
+using Firezone.Actors.Engine.WireGuard;
+using Xunit.Abstractions;
+
+namespace Firezone.Actors.Actors.Tests;
+
+/// <summary>The counters are visible to dotnet-counters through the "Firezone.Actors" meter.</summary>
+public sealed class MetricsTests(ITestOutputHelper output) : ActorTestBase(output)
+{
+    [Fact]
+    public void Peer_counters_are_published_as_observable_instruments_tagged_by_public_key()
+    {
+        var a = StartNode("a", 1);
+        var b = StartNode("b", 2);
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        Network.RewriteEcn = (data, ecn) => MessageHeader.Classify(data, out _) == MessageType.TransportData && ecn == Ecn.Ect0 ? Ecn.Ce : ecn;
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 1), Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 2));
+        AwaitWritten(b, 2);
+
+        var seen = new Dictionary<(string Instrument, string Peer), long>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == PeerMetrics.MeterName)
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
+        {
+            foreach (var tag in tags)
+            {
+                if (tag.Key == "peer" && tag.Value is string peer)
+                {
+                    lock (seen)
+                    {
+                        seen[(instrument.Name, peer)] = value;
+                    }
+                }
+            }
+        });
+        listener.Start();
+        listener.RecordObservableInstruments();
+
+        string aKey = a.PublicKey.ToBase64(), bKey = b.PublicKey.ToBase64();
+        Assert.Equal(2, seen[("firezone.peer.packets.sent", bKey)]);
+        Assert.Equal(2, seen[("firezone.peer.datagrams.sent.ect0", bKey)]);
+        Assert.Equal(2, seen[("firezone.peer.packets.received", aKey)]);
+        Assert.Equal(2, seen[("firezone.peer.datagrams.received.ce", aKey)]);
+        Assert.Equal(2, seen[("firezone.peer.ecn.ce_propagated", aKey)]);
+        Assert.Equal(0, seen[("firezone.peer.restarts", aKey)]);
+        StopAndAssertNoLeaks(a, b);
+    }
+}

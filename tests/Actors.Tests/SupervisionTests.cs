@@ -1,0 +1,132 @@
+using Akka.Actor;
+using Firezone.Actors.Actors.Peers;
+using Firezone.Actors.Actors.Tests.Fakes;
+using Firezone.Actors.Actors.Tunnel;
+using Firezone.Actors.Engine;
+using Firezone.Actors.Engine.WireGuard;
+using Xunit.Abstractions;
+
+namespace Firezone.Actors.Actors.Tests;
+
+/// <summary>A peer's crash costs the other peers nothing; repeated crashes stop only that peer.</summary>
+public sealed class SupervisionTests(ITestOutputHelper output) : ActorTestBase(output)
+{
+    private (TunnelNode A, TunnelNode B, TunnelNode C) StartStar(PeerSupervisorOptions? options = null)
+    {
+        var a = StartNode("a", 1, options);
+        var b = StartNode("b", 2);
+        var c = StartNode("c", 3);
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
+        Control<PeerConfigured>(c, new AddOrUpdatePeer(c.PeerConfigFor(a, withEndpoint: false)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(c)));
+        return (a, b, c);
+    }
+
+    private static byte[] Poison(TunnelNode from, TunnelNode to, ushort id) =>
+        Packets.Ipv4(from.Address, to.Address, Ecn.Ect0, id: id, marker: PoisonableDevice.Marker);
+
+    private int InitiationsBetween(TunnelNode from, TunnelNode to) =>
+        Network.Count(d => d.From == from.Endpoint && d.To == to.Endpoint && d.Type == MessageType.Initiation);
+
+    [Fact]
+    public void A_crashing_peer_restarts_with_a_fresh_handshake_while_another_peer_loses_nothing()
+    {
+        var (a, b, c) = StartStar();
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1), Packets.Ipv4(a.Address, c.Address, id: 1));
+        AwaitWritten(b, 1);
+        AwaitWritten(c, 1);
+        Assert.Equal(1, InitiationsBetween(a, b));
+        // TAI64N timestamps of the fresh handshake must be newer than the last one (whitepaper section 5.1).
+        AdvanceTime(TimeSpan.FromSeconds(1));
+
+        ushort cId = 2;
+        var first = new List<byte[]>();
+        for (int i = 0; i < 10; i++)
+        {
+            first.Add(Packets.Ipv4(a.Address, c.Address, Ecn.Ect0, id: cId++));
+        }
+        // One TUN read: C's packets and B's poison interleaved; B's connection throws mid-batch.
+        first.Insert(5, Poison(a, b, 1000));
+        EventFilter.Warning(contains: $"peer {b.PublicKey.ToBase64()} failed").ExpectOne(Wait, () => a.Tun.Inject(first.ToArray()));
+
+        // C's traffic keeps flowing while and after B restarts.
+        for (int round = 0; round < 5; round++)
+        {
+            var batch = new byte[8][];
+            for (int i = 0; i < batch.Length; i++)
+            {
+                batch[i] = Packets.Ipv4(a.Address, c.Address, Ecn.Ect0, id: cId++);
+            }
+            a.Tun.Inject(batch);
+        }
+        int expectedAtC = cId - 1;
+        AwaitWritten(c, expectedAtC);
+        var atC = c.Tun.Written;
+        Assert.Equal(expectedAtC, atC.Count);
+        Assert.Equal(Enumerable.Range(1, expectedAtC).Select(i => (ushort)i), atC.Select(Packets.IdOf)); // no loss, in order
+
+        // B came back as a fresh engine peer and handshakes again; its traffic flows again.
+        AwaitCondition(() => a.Seam.PeersCreated(b.PublicKey) == 2, Wait);
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 2));
+        AwaitWritten(b, 2);
+        Assert.Equal(2, InitiationsBetween(a, b));
+        Assert.Equal(1, InitiationsBetween(a, c));
+        Assert.Equal(1, a.Seam.PeersCreated(c.PublicKey));
+        Assert.Equal(1, PeerStatusOf(a, b).Restarts);
+        Assert.Equal(0, PeerStatusOf(a, c).Restarts);
+        Assert.DoesNotContain(b.Tun.Written, p => Packets.IdOf(p) == 1000);
+
+        StopAndAssertNoLeaks(a, b, c);
+    }
+
+    [Fact]
+    public void Repeated_failures_stop_only_that_peer_with_a_log_line_naming_it()
+    {
+        var (a, b, c) = StartStar(new PeerSupervisorOptions { MaxFailures = 2, FailureWindow = TimeSpan.FromMinutes(1) });
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1), Packets.Ipv4(a.Address, c.Address, id: 1));
+        AwaitWritten(b, 1);
+        AwaitWritten(c, 1);
+
+        for (int failure = 1; failure <= 2; failure++)
+        {
+            AdvanceTime(TimeSpan.FromSeconds(1));
+            var f = failure;
+            EventFilter.Warning(contains: $"peer {b.PublicKey.ToBase64()} failed").ExpectOne(Wait, () => a.Tun.Inject(Poison(a, b, (ushort)(1000 + f))));
+            AwaitCondition(() => a.Seam.PeersCreated(b.PublicKey) == f + 1, Wait);
+        }
+        AdvanceTime(TimeSpan.FromSeconds(1));
+        EventFilter.Error(contains: $"peer {b.PublicKey.ToBase64()} stopped: 3 failures").ExpectOne(Wait, () => a.Tun.Inject(Poison(a, b, 1003)));
+
+        // B is gone from the device: no status, no routes (its packets now count as no-route).
+        AwaitCondition(() => Control<DeviceStatus>(a, GetDeviceStatus.Instance).Peers.Count == 1, Wait);
+        Assert.Equal(c.PublicKey, Assert.Single(Control<DeviceStatus>(a, GetDeviceStatus.Instance).Peers).PublicKey);
+        Assert.IsType<PeerNotFound>(Control<object>(a, new GetPeerStatus(b.PublicKey)));
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 5), Packets.Ipv4(a.Address, c.Address, id: 2));
+        AwaitWritten(c, 2);
+        AwaitCondition(() => Control<DeviceStatus>(a, GetDeviceStatus.Instance).Drops.TunPacketsNoRoute == 1, Wait);
+        Assert.Equal(3, a.Seam.PeersCreated(b.PublicKey));
+        Assert.Equal(1, a.Seam.PeersCreated(c.PublicKey));
+
+        StopAndAssertNoLeaks(a, b, c);
+    }
+
+    [Fact]
+    public void A_peer_whose_configuration_the_engine_rejects_is_stopped_and_others_are_unaffected()
+    {
+        var (a, b, c) = StartStar();
+        a.Tun.Inject(Packets.Ipv4(a.Address, c.Address, id: 1));
+        AwaitWritten(c, 1);
+        var d = StartNode("d", 4);
+        a.Seam.RejectConfigurationOf(d.PublicKey);
+        EventFilter.Error(contains: $"peer {d.PublicKey.ToBase64()} stopped: its configuration was rejected").ExpectOne(Wait, () =>
+            Assert.True(Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(d))).Created));
+        AwaitCondition(() => Control<DeviceStatus>(a, GetDeviceStatus.Instance).Peers.Count == 2, Wait);
+        Assert.Equal(0, a.Seam.PeersCreated(d.PublicKey));
+        a.Tun.Inject(Packets.Ipv4(a.Address, c.Address, id: 2), Packets.Ipv4(a.Address, b.Address, id: 1), Packets.Ipv4(a.Address, d.Address, id: 1));
+        AwaitWritten(c, 2);
+        AwaitWritten(b, 1);
+        Assert.Equal(0, d.Tun.WrittenCount);
+        StopAndAssertNoLeaks(a, b, c, d);
+    }
+}

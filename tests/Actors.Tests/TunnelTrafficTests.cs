@@ -1,0 +1,206 @@
+using Firezone.Actors.Actors.Peers;
+using Firezone.Actors.Actors.Tests.Fakes;
+using Firezone.Actors.Engine;
+using Firezone.Actors.Engine.WireGuard;
+using Xunit.Abstractions;
+
+namespace Firezone.Actors.Actors.Tests;
+
+/// <summary>Two complete topologies (real engine, fake TUN, fake wire) back to back.</summary>
+public sealed class TunnelTrafficTests(ITestOutputHelper output) : ActorTestBase(output)
+{
+    /// <summary>B knows A without an endpoint (it learns it from the handshake); A knows B's endpoint and initiates.</summary>
+    private (TunnelNode A, TunnelNode B) StartPair(EcnMode aMode = EcnMode.Normal, EcnMode bMode = EcnMode.Normal)
+    {
+        var a = StartNode("a", 1);
+        var b = StartNode("b", 2);
+        Assert.True(Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false, ecnMode: bMode))).Created);
+        Assert.True(Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b, ecnMode: aMode))).Created);
+        return (a, b);
+    }
+
+    [Fact]
+    public void Two_tunnels_handshake_and_exchange_traffic_both_ways()
+    {
+        var (a, b) = StartPair();
+        var toB = new byte[20][];
+        for (int i = 0; i < toB.Length; i++)
+        {
+            toB[i] = Packets.Ipv4(a.Address, b.Address, Ecn.NotEct, payloadLength: 40 + i * 13, id: (ushort)(i + 1));
+        }
+        a.Tun.Inject(toB);
+        AwaitWritten(b, toB.Length);
+        // Queued behind the handshake, then sent in order, byte for byte.
+        Assert.Equal(toB, b.Tun.Written);
+
+        var toA = new byte[15][];
+        for (int i = 0; i < toA.Length; i++)
+        {
+            toA[i] = Packets.Ipv4(b.Address, a.Address, Ecn.NotEct, payloadLength: 100, id: (ushort)(100 + i));
+        }
+        b.Tun.Inject(toA);
+        AwaitWritten(a, toA.Length);
+        Assert.Equal(toA, a.Tun.Written);
+
+        var aView = PeerStatusOf(a, b);
+        Assert.Equal(toB.Length, aView.TxPackets);
+        Assert.Equal(toA.Length, aView.RxPackets);
+        Assert.NotNull(aView.LastHandshakeUtc);
+        Assert.True(aView.TxBytes > 0 && aView.RxBytes > 0);
+        Assert.Equal(b.Endpoint, aView.Endpoint);
+        var bView = PeerStatusOf(b, a);
+        Assert.Equal(a.Endpoint, bView.Endpoint); // learned by roaming (whitepaper section 6.5)
+        Assert.Equal(toA.Length, bView.TxPackets);
+        Assert.Equal(toB.Length, bView.RxPackets);
+        Assert.Equal(0, bView.AuthenticationFailures);
+
+        var device = Control<DeviceStatus>(a, GetDeviceStatus.Instance);
+        Assert.Equal(a.PublicKey, device.PublicKey);
+        Assert.Equal(a.Socket.LocalPort, device.ListenPort);
+        var only = Assert.Single(device.Peers);
+        Assert.Equal(b.PublicKey, only.PublicKey);
+        Assert.Equal(b.Address + "/32", Assert.Single(only.AllowedIps).ToString());
+
+        StopAndAssertNoLeaks(a, b);
+    }
+
+    [Fact]
+    public void Packets_for_no_peer_and_non_IP_packets_are_dropped_and_counted()
+    {
+        var (a, b) = StartPair();
+        a.Tun.Inject(
+            Packets.Ipv4(a.Address, "10.9.9.9", id: 1), // no peer has 10.9.9.9
+            [0x00, 0x01, 0x02], // not IP
+            Packets.Ipv4(a.Address, b.Address, id: 2));
+        AwaitWritten(b, 1);
+        var drops = Control<DeviceStatus>(a, GetDeviceStatus.Instance).Drops;
+        Assert.Equal(1, drops.TunPacketsNoRoute);
+        Assert.Equal(1, drops.TunPacketsInvalid);
+        Assert.Equal(2, Packets.IdOf(Assert.Single(b.Tun.Written)));
+        StopAndAssertNoLeaks(a, b);
+    }
+
+    [Fact]
+    public void Copy_in_sets_each_datagram_outer_ECN_from_its_inner_packet()
+    {
+        var (a, b) = StartPair();
+        a.Tun.Inject(
+            Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 1),
+            Packets.Ipv4(a.Address, b.Address, Ecn.Ect1, id: 2),
+            Packets.Ipv4(a.Address, b.Address, Ecn.Ce, id: 3),
+            Packets.Ipv4(a.Address, b.Address, Ecn.NotEct, id: 4),
+            Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 5));
+        AwaitWritten(b, 5);
+        var data = Network.Log.Where(d => d.From == a.Endpoint && d.Type == MessageType.TransportData && d.Data.Length > 32).ToList();
+        // RFC 6040 section 4.1 normal mode: outer = inner, CE included, per datagram.
+        Assert.Equal([Ecn.Ect0, Ecn.Ect1, Ecn.Ce, Ecn.NotEct, Ecn.Ect0], data.Select(d => d.SentEcn));
+        // Handshake messages carry no inner packet: Not-ECT.
+        Assert.All(Network.Log.Where(d => d.Type is MessageType.Initiation or MessageType.Response), d => Assert.Equal(Ecn.NotEct, d.SentEcn));
+        // Unchanged path: the far side sees the inner codepoints as sent.
+        Assert.Equal([Ecn.Ect0, Ecn.Ect1, Ecn.Ce, Ecn.NotEct, Ecn.Ect0], b.Tun.Written.Select(Packets.EcnOf));
+        var status = PeerStatusOf(a, b);
+        Assert.Equal(2, status.DatagramsSentEct0);
+        Assert.Equal(1, status.DatagramsSentEct1);
+        Assert.Equal(1, status.DatagramsSentCe);
+        StopAndAssertNoLeaks(a, b);
+    }
+
+    [Fact]
+    public void Compatibility_mode_sends_every_datagram_Not_ECT()
+    {
+        var (a, b) = StartPair(aMode: EcnMode.Compatibility);
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 1), Packets.Ipv4(a.Address, b.Address, Ecn.Ce, id: 2));
+        AwaitWritten(b, 2);
+        Assert.All(Network.Log.Where(d => d.From == a.Endpoint), d => Assert.Equal(Ecn.NotEct, d.SentEcn));
+        // The inner packets keep their own codepoints.
+        Assert.Equal([Ecn.Ect0, Ecn.Ce], b.Tun.Written.Select(Packets.EcnOf));
+        StopAndAssertNoLeaks(a, b);
+    }
+
+    [Fact]
+    public void CE_marked_on_the_wire_reaches_the_far_TUN_and_Not_ECT_marked_CE_is_dropped_and_counted()
+    {
+        var (a, b) = StartPair();
+        // A congested router between A and B marks every ECN-capable transport datagram CE, and
+        // (misbehaving) also the Not-ECT ones: RFC 6040 section 4.2 must drop those.
+        Network.RewriteEcn = (data, ecn) =>
+            MessageHeader.Classify(data, out _) == MessageType.TransportData && data.Length > 32 ? Ecn.Ce : ecn;
+        a.Tun.Inject(
+            Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 1),
+            Packets.Ipv4(a.Address, b.Address, Ecn.NotEct, id: 2),
+            Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 3),
+            Packets.Ipv4(a.Address, b.Address, Ecn.Ect1, id: 4),
+            Packets.Ipv4(a.Address, b.Address, Ecn.NotEct, id: 5),
+            Packets.Ipv4(a.Address, b.Address, Ecn.Ce, id: 6));
+        AwaitWritten(b, 4);
+        AwaitCondition(() => PeerStatusOf(b, a).EcnDrops == 2, Wait);
+
+        var written = b.Tun.Written;
+        Assert.Equal([(ushort)1, (ushort)3, (ushort)4, (ushort)6], written.Select(Packets.IdOf));
+        Assert.All(written, p => Assert.Equal(Ecn.Ce, Packets.EcnOf(p)));
+        Assert.All(written, p => Assert.True(Packets.ChecksumValid(p), "IPv4 checksum patched (RFC 1624)"));
+        Assert.All(written, p => Assert.Equal(0xB8, p[1] & 0xFC)); // inner DSCP untouched
+
+        var status = PeerStatusOf(b, a);
+        Assert.Equal(6, status.CeDatagramsReceived);
+        Assert.Equal(3, status.CeMarksPropagated); // ids 1, 3, 4; id 6 was CE already
+        Assert.Equal(2, status.EcnDrops);
+        Assert.Equal(2, status.EcnUnexpected); // the two drops are (!!!) combinations
+        Assert.Equal(4, status.RxPackets);
+        StopAndAssertNoLeaks(a, b);
+    }
+
+    [Fact]
+    public void ECN_off_writes_the_inner_packet_unchanged_even_when_marked_CE()
+    {
+        var (a, b) = StartPair(bMode: EcnMode.Off);
+        Network.RewriteEcn = (data, ecn) => MessageHeader.Classify(data, out _) == MessageType.TransportData ? Ecn.Ce : ecn;
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 1), Packets.Ipv4(a.Address, b.Address, Ecn.NotEct, id: 2));
+        AwaitWritten(b, 2);
+        Assert.Equal([Ecn.Ect0, Ecn.NotEct], b.Tun.Written.Select(Packets.EcnOf));
+        Assert.Equal(0, PeerStatusOf(b, a).EcnDrops);
+        StopAndAssertNoLeaks(a, b);
+    }
+
+    [Fact]
+    public void A_tampered_datagram_counts_as_an_authentication_failure_and_never_reaches_the_TUN()
+    {
+        var (a, b) = StartPair();
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+        AwaitWritten(b, 1);
+        int flipped = 0;
+        Network.Tamper = data =>
+        {
+            if (MessageHeader.Classify(data, out _) == MessageType.TransportData && data.Length > 32 && Interlocked.Exchange(ref flipped, 1) == 0)
+            {
+                data[^1] ^= 0x01; // one bit of the Poly1305 tag
+            }
+        };
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 2), Packets.Ipv4(a.Address, b.Address, id: 3));
+        AwaitWritten(b, 2);
+        AwaitCondition(() => PeerStatusOf(b, a).AuthenticationFailures == 1, Wait);
+        Assert.Equal([(ushort)1, (ushort)3], b.Tun.Written.Select(Packets.IdOf));
+        StopAndAssertNoLeaks(a, b);
+    }
+
+    [Fact]
+    public void IPv6_inner_packets_carry_ECN_across_both_ways()
+    {
+        var a = StartNode("a", 1);
+        var b = StartNode("b", 2);
+        var aToB = a.PeerConfigFor(b) with { AllowedIps = [Engine.Routing.IpPrefix.Parse("fd00::2/128")] };
+        var bToA = b.PeerConfigFor(a, withEndpoint: false) with { AllowedIps = [Engine.Routing.IpPrefix.Parse("fd00::1/128")] };
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(bToA));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(aToB));
+        Network.RewriteEcn = (data, ecn) => MessageHeader.Classify(data, out _) == MessageType.TransportData && ecn == Ecn.Ect1 ? Ecn.Ce : ecn;
+        a.Tun.Inject(Packets.Ipv6("fd00::1", "fd00::2", Ecn.Ect1), Packets.Ipv6("fd00::1", "fd00::2", Ecn.Ect0));
+        AwaitWritten(b, 2);
+        Assert.Equal([Ecn.Ce, Ecn.Ect0], b.Tun.Written.Select(Packets.EcnOf));
+        b.Tun.Inject(Packets.Ipv6("fd00::2", "fd00::1", Ecn.Ect1));
+        AwaitWritten(a, 1);
+        Assert.Equal(Ecn.Ce, Packets.EcnOf(Assert.Single(a.Tun.Written)));
+        Assert.Equal(1, PeerStatusOf(b, a).CeMarksPropagated);
+        Assert.Equal(1, PeerStatusOf(a, b).CeMarksPropagated);
+        StopAndAssertNoLeaks(a, b);
+    }
+}

@@ -1,0 +1,204 @@
+using System.Net;
+using Firezone.Actors.Engine;
+using Firezone.Actors.Engine.Routing;
+using Firezone.Actors.Host.Config;
+
+namespace Firezone.Actors.Host.Tests;
+
+public sealed class ConfigParserTests
+{
+    private const string PrivateKey = "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=";
+    private const string PeerKeyA = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
+    private const string PeerKeyB = "TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=";
+    private const string Psk = "FpCyhws9cxwWoV4xELtfJvjJN+zQVRPISllRWgeopVE=";
+
+    private sealed class FakeResolver : IHostNameResolver
+    {
+        public IReadOnlyList<IPAddress> Resolve(string host) => host switch
+        {
+            "vpn.example" => [IPAddress.Parse("2001:db8::9"), IPAddress.Parse("192.0.2.7")],
+            "v6only.example" => [IPAddress.Parse("2001:db8::10")],
+            _ => IPAddress.TryParse(host, out var a) ? [a] : [],
+        };
+    }
+
+    private static TunnelConfig Parse(string text) => new WgQuickConfigParser(new FakeResolver()).Parse("/etc/wg/wg0.conf", text);
+
+    [Fact]
+    public void A_full_wg_quick_file_parses_with_every_key()
+    {
+        var config = Parse($"""
+            # a comment line
+            [Interface]
+            PrivateKey = {PrivateKey}
+            ListenPort = 51820
+            Address = 10.0.0.1/24, fd00::1/64
+            Address = 10.0.1.1/24
+            MTU = 1420
+            FwMark = 0x1234
+            DNS = 1.1.1.1
+            Table = off
+            PreUp = echo pre
+            PostUp = iptables -A FORWARD -i %i -j ACCEPT
+            PreDown = echo down
+            PostDown = iptables -D FORWARD -i %i -j ACCEPT
+            SaveConfig = false
+            #! Role = gateway
+            #! EcnMode = compatibility
+
+            [Peer]
+            PublicKey = {PeerKeyA}
+            PresharedKey = {Psk}
+            AllowedIPs = 10.0.0.2/32, fd00::2/128
+            AllowedIPs = 192.168.0.0/16
+            Endpoint = 192.0.2.1:51820
+            PersistentKeepalive = 25
+            #! EcnMode = off
+
+            [Peer]
+            PublicKey = {PeerKeyB}
+            AllowedIPs = 10.0.0.3/32 # trailing comment
+            Endpoint = [2001:db8::1]:4500
+            PersistentKeepalive = off
+            """);
+
+        var device = config.Interface;
+        Assert.Equal(PrivateKey, device.PrivateKey.ToBase64());
+        Assert.Equal((ushort)51820, device.ListenPort);
+        Assert.Equal(["10.0.0.1/24", "fd00::1/64", "10.0.1.1/24"], device.Addresses.Select(a => a.ToString()));
+        Assert.Equal(1420, device.Mtu);
+        Assert.Equal(0x1234u, device.FwMark);
+        Assert.Equal(HostRole.Gateway, device.Role);
+        Assert.Equal(EcnMode.Compatibility, device.DefaultEcnMode);
+        Assert.Equal(7, config.Notes.Count);
+        Assert.Contains(config.Notes, n => n.Line == 9 && n.Message.StartsWith("DNS is a wg-quick setting", StringComparison.Ordinal));
+
+        Assert.Equal(2, config.Peers.Count);
+        var a = config.Peers[0];
+        Assert.Equal(PeerKeyA, a.PublicKey.ToBase64());
+        Assert.Equal(Psk, a.PresharedKey!.Value.ToBase64());
+        Assert.Equal(["10.0.0.2/32", "fd00::2/128", "192.168.0.0/16"], a.AllowedIps.Select(p => p.ToString()));
+        Assert.Equal("192.0.2.1:51820", a.Endpoint.ToString());
+        Assert.Equal((ushort)25, a.PersistentKeepaliveSeconds);
+        Assert.Equal(EcnMode.Off, a.EcnMode);
+
+        var b = config.Peers[1];
+        Assert.Null(b.PresharedKey);
+        Assert.Equal("[2001:db8::1]:4500", EndpointText.Format(b.Endpoint));
+        Assert.Equal((ushort)0, b.PersistentKeepaliveSeconds);
+        Assert.Equal(EcnMode.Compatibility, b.EcnMode); // the [Interface] default
+    }
+
+    [Fact]
+    public void Keys_and_sections_are_case_insensitive_and_CRLF_is_accepted()
+    {
+        var config = Parse($"[interface]\r\nprivatekey={PrivateKey}\r\nLISTENPORT = 1\r\n[PEER]\r\npublickey = {PeerKeyA}\r\nallowedips = 10.0.0.0/8\r\n#! ecnmode = Normal\r\n");
+        Assert.Equal((ushort)1, config.Interface.ListenPort);
+        Assert.Equal(EcnMode.Normal, config.Peers[0].EcnMode);
+        Assert.Equal(HostRole.Client, config.Interface.Role);
+    }
+
+    [Fact]
+    public void A_minimal_file_leaves_the_optional_settings_unset()
+    {
+        var config = Parse($"[Interface]\nPrivateKey = {PrivateKey}\n");
+        Assert.Null(config.Interface.ListenPort);
+        Assert.Null(config.Interface.Mtu);
+        Assert.Null(config.Interface.FwMark);
+        Assert.Empty(config.Interface.Addresses);
+        Assert.Empty(config.Peers);
+        Assert.Empty(config.Notes);
+    }
+
+    [Fact]
+    public void Host_bits_of_AllowedIPs_are_cleared_and_bare_addresses_are_host_prefixes()
+    {
+        var config = Parse($"[Interface]\nPrivateKey = {PrivateKey}\n[Peer]\nPublicKey = {PeerKeyA}\nAllowedIPs = 10.1.2.3/16, 10.9.9.9, ::1\n");
+        Assert.Equal(["10.1.0.0/16", "10.9.9.9/32", "::1/128"], config.Peers[0].AllowedIps.Select(p => p.ToString()));
+    }
+
+    [Fact]
+    public void Nested_AllowedIPs_on_two_peers_are_allowed_because_routing_is_longest_match()
+    {
+        var config = Parse($"[Interface]\nPrivateKey = {PrivateKey}\n[Peer]\nPublicKey = {PeerKeyA}\nAllowedIPs = 0.0.0.0/0\n[Peer]\nPublicKey = {PeerKeyB}\nAllowedIPs = 10.0.0.0/24\n");
+        Assert.Equal(IpPrefix.Parse("0.0.0.0/0"), config.Peers[0].AllowedIps[0]);
+        Assert.Equal(IpPrefix.Parse("10.0.0.0/24"), config.Peers[1].AllowedIps[0]);
+    }
+
+    [Theory]
+    [InlineData("vpn.example:51820", "192.0.2.7:51820")]
+    [InlineData("v6only.example:1", "[2001:db8::10]:1")]
+    [InlineData("[::1]:65535", "[::1]:65535")]
+    [InlineData("127.0.0.1:9", "127.0.0.1:9")]
+    public void Endpoints_are_resolved_preferring_IPv4(string endpoint, string expected)
+    {
+        var config = Parse($"[Interface]\nPrivateKey = {PrivateKey}\n[Peer]\nPublicKey = {PeerKeyA}\nEndpoint = {endpoint}\n");
+        Assert.Equal(expected, EndpointText.Format(config.Peers[0].Endpoint));
+    }
+
+    [Fact]
+    public void Localhost_resolves_through_the_system_resolver()
+    {
+        var config = new WgQuickConfigParser().Parse("x.conf", $"[Interface]\nPrivateKey = {PrivateKey}\n[Peer]\nPublicKey = {PeerKeyA}\nEndpoint = localhost:51820\n");
+        Assert.True(IPAddress.IsLoopback(config.Peers[0].Endpoint.ToIPEndPoint().Address));
+    }
+
+    [Theory]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Firezone]\n", 3, "unknown section [Firezone] (expected [Interface] or [Peer])")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nColour = blue\n", 3, "unknown key 'Colour' in [Interface]")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nMTU = 1400\n", 5, "unknown key 'MTU' in [Peer]")]
+    [InlineData("[Interface]\nPrivateKey = notbase64!\n", 2, "PrivateKey is not a base64 WireGuard key (44 characters encoding 32 bytes)")]
+    [InlineData("[Interface]\nPrivateKey = AAAA\n", 2, "PrivateKey is not a base64 WireGuard key (44 characters encoding 32 bytes)")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}x\n", 4, "PublicKey is not a base64 WireGuard key (44 characters encoding 32 bytes)")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nPresharedKey = nope\n", 5, "PresharedKey is not a base64 WireGuard key (44 characters encoding 32 bytes)")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nAllowedIPs = 10.0.0.0/33\n", 5, "AllowedIPs: '10.0.0.0/33' is not a CIDR prefix ('33' is not a prefix length between 0 and 32)")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nAllowedIPs = 10.0.0.0/8, banana\n", 5, "AllowedIPs: 'banana' is not a CIDR prefix ('banana' is not an IP address)")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nAddress = 10.0.0.1/40\n", 3, "Address: '10.0.0.1/40' has a bad prefix length (0 to 32)")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nAddress = fe80::1%eth0/64\n", 3, "Address: 'fe80::1%eth0/64' is not an address in CIDR notation")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nAllowedIPs = 10.0.0.0/24\n[Peer]\nPublicKey = {B}\nAllowedIPs = 10.0.0.1/24\n", 8, "AllowedIPs 10.0.0.0/24 overlaps the [Peer] on line 3 (line 5)")]
+    [InlineData("[Interface]\nListenPort = 1\n", 1, "[Interface] has no PrivateKey")]
+    [InlineData("\n\n[Peer]\nPublicKey = {A}\n", 1, "no [Interface] section")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nListenPort = 70000\n", 3, "ListenPort '70000' is not a port between 0 and 65535")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nListenPort = -1\n", 3, "ListenPort '-1' is not a port between 0 and 65535")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nMTU = 100\n", 3, "MTU '100' is not a number between 1280 and 65535")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nFwMark = 0xZZ\n", 3, "FwMark '0xZZ' is not 'off' or a 32-bit number")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nSaveConfig = maybe\n", 3, "SaveConfig 'maybe' is not true or false")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nEndpoint = 192.0.2.1\n", 5, "Endpoint: '192.0.2.1' is not an endpoint (host:port)")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nEndpoint = 192.0.2.1:0\n", 5, "Endpoint: '0' is not a port between 1 and 65535")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nEndpoint = 2001:db8::1:51820\n", 5, "Endpoint: '2001:db8::1:51820' is not an endpoint (write IPv6 addresses as [address]:port)")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nEndpoint = nowhere.invalid:1\n", 5, "Endpoint: cannot resolve 'nowhere.invalid'")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nPersistentKeepalive = often\n", 5, "PersistentKeepalive 'often' is not 'off' or a number of seconds up to 65535")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\n[Peer]\nPublicKey = {A}\n", 5, "this [Peer] has the same PublicKey as the [Peer] on line 3")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nAllowedIPs = 10.0.0.0/8\n", 3, "[Peer] has no PublicKey")]
+    [InlineData("PrivateKey = {PK}\n", 1, "'PrivateKey' outside a section ([Interface] or [Peer] first)")]
+    [InlineData("[Interface]\nPrivateKey\n", 2, "expected 'Key = Value', got 'PrivateKey'")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n#! Colour = blue\n", 3, "unknown directive '#! Colour' (known: EcnMode, Role)")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\n#! EcnMode = loud\n", 5, "#! EcnMode 'loud' is not normal, compatibility or off")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\n#! Role = gateway\n", 5, "#! Role belongs in [Interface]")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n#! Role = router\n", 3, "#! Role 'router' is not client or gateway")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nPrivateKey = {PK}\n", 3, "PrivateKey given twice in [Interface] (first on line 2)")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Interface]\n", 3, "second [Interface] section (the first is on line 1)")]
+    public void Bad_files_fail_with_file_line_and_problem(string template, int line, string problem)
+    {
+        string text = template.Replace("{PK}", PrivateKey).Replace("{A}", PeerKeyA).Replace("{B}", PeerKeyB);
+        var error = Assert.Throws<ConfigException>(() => Parse(text));
+        Assert.Equal($"/etc/wg/wg0.conf:{line}: {problem}", error.Message);
+        Assert.Equal(line, error.Line);
+        Assert.DoesNotContain(PrivateKey, error.Message);
+    }
+
+    [Fact]
+    public void An_unreadable_file_is_reported_by_name()
+    {
+        string path = Path.Combine(Path.GetTempPath(), "fz-missing-" + Guid.NewGuid().ToString("N") + ".conf");
+        var error = Assert.Throws<ConfigException>(() => new WgQuickConfigParser().ParseFile(path));
+        Assert.StartsWith($"{path}:0: cannot read the file", error.Message);
+    }
+
+    [Fact]
+    public void Ordinary_comments_that_start_with_a_bang_but_no_space_are_comments()
+    {
+        var config = Parse($"[Interface]\n#!important: keep this key safe\nPrivateKey = {PrivateKey}\n");
+        Assert.Equal(PrivateKey, config.Interface.PrivateKey.ToBase64());
+    }
+}

@@ -1,0 +1,83 @@
+using System.Diagnostics;
+using Firezone.Actors.Host.Uapi;
+
+namespace Firezone.Actors.Host.Tests;
+
+/// <summary>
+/// `firezone-tunnel -f NAME` (or `up --config`) running inside a namespace. `ip netns exec` execs
+/// the program, so the PID we hold is the daemon's; dispose kills it by that PID if it still runs
+/// and removes its socket and log files.
+/// </summary>
+internal sealed class DaemonProcess : IAsyncDisposable
+{
+    public static readonly string Executable = Path.Combine(AppContext.BaseDirectory, "firezone-tunnel");
+
+    private readonly Process _process;
+    private readonly Task<string> _stderr;
+
+    private DaemonProcess(Process process, string name, string logFile)
+    {
+        _process = process;
+        Name = name;
+        LogFile = logFile;
+        _stderr = process.StandardError.ReadToEndAsync();
+        _ = process.StandardOutput.ReadToEndAsync();
+    }
+
+    public string Name { get; }
+
+    public string LogFile { get; }
+
+    public string SocketPath => UapiSocketPath.For(Name);
+
+    public int Pid => _process.Id;
+
+    public Task<string> Stderr => _stderr;
+
+    public static DaemonProcess Start(NetworkNamespace ns, string name, params string[] arguments)
+    {
+        string logFile = Path.Combine(Path.GetTempPath(), $"fzt-{name}.log");
+        var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in (string[])["netns", "exec", ns.Name, Executable, .. arguments, "--log-file", logFile])
+        {
+            start.ArgumentList.Add(a);
+        }
+        return new DaemonProcess(Process.Start(start)!, name, logFile);
+    }
+
+    /// <summary>Waits (bounded) until the UAPI socket exists, i.e. the daemon is ready.</summary>
+    public async Task WaitReadyAsync()
+    {
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (!File.Exists(SocketPath))
+        {
+            if (_process.HasExited)
+            {
+                throw new InvalidOperationException($"daemon exited {_process.ExitCode}: {await _stderr}");
+            }
+            await Task.Delay(50, bound.Token);
+        }
+    }
+
+    public void Signal(int signal) => Assert.Equal(0, Tmds.Linux.LibC.kill(_process.Id, signal));
+
+    /// <summary>The exit code, waiting at most <paramref name="bound"/> (a hang guard, not a speed test).</summary>
+    public async Task<int> WaitForExitAsync(TimeSpan bound)
+    {
+        using var cts = new CancellationTokenSource(bound);
+        await _process.WaitForExitAsync(cts.Token);
+        return _process.ExitCode;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill();
+            await _process.WaitForExitAsync();
+        }
+        _process.Dispose();
+        File.Delete(SocketPath);
+        File.Delete(LogFile);
+    }
+}

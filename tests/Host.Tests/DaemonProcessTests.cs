@@ -1,0 +1,232 @@
+using System.Diagnostics;
+using Firezone.Actors.Engine.WireGuard;
+using Firezone.Actors.Host.Uapi;
+using Xunit.Abstractions;
+
+namespace Firezone.Actors.Host.Tests;
+
+/// <summary>
+/// The real daemon (TUN device, actors, UDP socket) as a process in a namespace: foreground and
+/// detached, shutdown on SIGTERM, SIGINT and socket removal, service mode, and wg-quick with the
+/// userspace variable. Every test removes its namespace, processes, sockets and logs.
+/// </summary>
+public sealed class DaemonProcessTests(ITestOutputHelper output)
+{
+    private const int SIGINT = 2;
+    private const int SIGTERM = 15;
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
+
+    private static string UniqueName() => "fzp" + Guid.NewGuid().ToString("N")[..8];
+
+    [Theory]
+    [InlineData(SIGTERM)]
+    [InlineData(SIGINT)]
+    public async Task A_foreground_daemon_serves_wg_and_stops_cleanly_on_a_signal(int signal)
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UniqueName();
+        await using var daemon = DaemonProcess.Start(ns, name, "-f", name);
+        await daemon.WaitReadyAsync();
+        Assert.True(await ns.HasLinkAsync(name));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(daemon.SocketPath));
+
+        string keyFile = Path.Combine(Path.GetTempPath(), $"fzt-{name}.key");
+        var privateKey = TestKeys.New();
+        var peer = TestKeys.New();
+        try
+        {
+            await File.WriteAllTextAsync(keyFile, privateKey.ToBase64());
+            var set = await ProcessRunner.WgAsync("set", name, "private-key", keyFile, "listen-port", "0",
+                "peer", peer.ToBase64(), "allowed-ips", "10.44.0.0/24", "endpoint", "127.0.0.1:9");
+            Assert.True(set.ExitCode == 0, set.Stderr);
+            string dump = (await ProcessRunner.WgAsync("show", name, "dump")).Stdout;
+            string[] device = dump.Split('\n')[0].Split('\t');
+            Assert.Equal(privateKey.ToBase64(), device[0]);
+            Assert.NotEqual("0", device[2]); // a port was chosen
+            // Handshake time and transfer depend on whether the engine has tried a handshake yet.
+            string peerLine = dump.Split('\n')[1];
+            Assert.True(peerLine.StartsWith($"{peer.ToBase64()}\t(none)\t127.0.0.1:9\t10.44.0.0/24\t", StringComparison.Ordinal) && peerLine.EndsWith("\toff", StringComparison.Ordinal), dump);
+
+            var watch = Stopwatch.StartNew();
+            daemon.Signal(signal);
+            Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+            output.WriteLine($"stopped {watch.ElapsedMilliseconds} ms after signal {signal}");
+            Assert.False(File.Exists(daemon.SocketPath));
+            Assert.False(await ns.HasLinkAsync(name));
+
+            string log = await File.ReadAllTextAsync(daemon.LogFile);
+            Assert.DoesNotContain(privateKey.ToBase64(), log);
+            Assert.DoesNotContain(privateKey.ToHex(), log);
+        }
+        finally
+        {
+            File.Delete(keyFile);
+        }
+    }
+
+    [Fact]
+    public async Task Removing_the_socket_stops_the_daemon_and_closes_the_TUN_device()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UniqueName();
+        await using var daemon = DaemonProcess.Start(ns, name, "-f", name);
+        await daemon.WaitReadyAsync();
+        File.Delete(daemon.SocketPath);
+        Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+        Assert.False(await ns.HasLinkAsync(name));
+    }
+
+    [Fact]
+    public async Task An_interface_name_already_taken_fails_with_one_line()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UniqueName();
+        await using var first = DaemonProcess.Start(ns, name, "-f", name);
+        await first.WaitReadyAsync();
+        // Same name, other socket directory is impossible from the CLI, so the second daemon meets
+        // the first's socket; either way it must fail with one line and leave the first running.
+        var second = await ns.ExecAsync(DaemonProcess.Executable, ["-f", name, "--log-file", "/dev/null"], timeout: TimeSpan.FromSeconds(30));
+        Assert.Equal(1, second.ExitCode);
+        Assert.StartsWith("firezone-tunnel: ", second.Stderr);
+        Assert.Single(second.Stderr.TrimEnd('\n').Split('\n'));
+        Assert.True(File.Exists(first.SocketPath));
+        Assert.Equal(0, (await ProcessRunner.WgAsync("show", name)).ExitCode);
+    }
+
+    [Fact]
+    public async Task Without_foreground_the_parent_exits_0_once_ready_and_the_daemon_keeps_running()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UniqueName();
+        string log = Path.Combine(Path.GetTempPath(), $"fzt-{name}.log");
+        try
+        {
+            var parent = await ns.ExecAsync(DaemonProcess.Executable, [name, "--log-file", log],
+                environment: new Dictionary<string, string> { ["WG_PROCESS_FOREGROUND"] = "" }, timeout: TimeSpan.FromSeconds(30));
+            Assert.True(parent.ExitCode == 0, parent.Stderr);
+            // Ready means ready: the interface and the socket exist when the parent returns.
+            Assert.True(File.Exists(UapiSocketPath.For(name)));
+            Assert.True(await ns.HasLinkAsync(name));
+            Assert.Equal(0, (await ProcessRunner.WgAsync("show", name)).ExitCode);
+        }
+        finally
+        {
+            // wireguard-go's way to stop a detached daemon: remove its socket; then wait (bounded) for the TUN to go.
+            File.Delete(UapiSocketPath.For(name));
+            using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+            while (await ns.HasLinkAsync(name) && !bound.IsCancellationRequested)
+            {
+                await Task.Delay(100);
+            }
+            Assert.False(await ns.HasLinkAsync(name));
+            File.Delete(log);
+        }
+    }
+
+    [Fact]
+    public async Task Service_mode_assigns_addresses_and_routes_and_a_gateway_masquerades_until_stopped()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UniqueName();
+        string config = Path.Combine(Path.GetTempPath(), name + ".conf");
+        var privateKey = TestKeys.New();
+        var psk = TestKeys.New();
+        await File.WriteAllTextAsync(config, $"""
+            [Interface]
+            PrivateKey = {privateKey.ToBase64()}
+            ListenPort = 0
+            Address = 10.55.0.1/24, fd55::1/64
+            MTU = 1380
+            PostUp = echo accepted and noted
+            #! Role = gateway
+
+            [Peer]
+            PublicKey = {TestKeys.New().ToBase64()}
+            PresharedKey = {psk.ToBase64()}
+            AllowedIPs = 10.55.0.2/32, 10.66.0.0/16
+            #! EcnMode = compatibility
+            """);
+        try
+        {
+            await using var daemon = DaemonProcess.Start(ns, name, "up", "--config", config);
+            await daemon.WaitReadyAsync();
+            string addresses = (await ns.ExecAsync("ip", ["address", "show", "dev", name])).Stdout;
+            Assert.Contains("inet 10.55.0.1/24", addresses);
+            Assert.Contains("inet6 fd55::1/64", addresses);
+            Assert.Contains("mtu 1380", addresses);
+            Assert.Contains("10.66.0.0/16", (await ns.ExecAsync("ip", ["route", "show", "dev", name])).Stdout);
+            Assert.Equal(0, (await ns.ExecAsync("nft", ["list", "table", "inet", "firezone-tunnel-" + name])).ExitCode);
+
+            var show = await ProcessRunner.RunAsync(DaemonProcess.Executable, ["show", name]);
+            Assert.Contains("ecn mode: compatibility", show.Stdout);
+            Assert.Contains("ecn: 0 ECT sent", show.Stdout);
+
+            daemon.Signal(SIGTERM);
+            Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+            Assert.False(await ns.HasLinkAsync(name));
+            Assert.NotEqual(0, (await ns.ExecAsync("nft", ["list", "table", "inet", "firezone-tunnel-" + name])).ExitCode);
+            Assert.Equal("0", (await ns.ExecAsync("sysctl", ["-n", "net.ipv4.ip_forward"])).Stdout.Trim());
+
+            string log = await File.ReadAllTextAsync(daemon.LogFile);
+            Assert.Contains("PostUp is a wg-quick setting", log);
+            foreach (var key in new[] { privateKey, psk })
+            {
+                Assert.DoesNotContain(key.ToBase64(), log);
+                Assert.DoesNotContain(key.ToHex(), log);
+            }
+        }
+        finally
+        {
+            File.Delete(config);
+        }
+    }
+
+    [Fact]
+    public async Task Wg_quick_up_and_down_with_the_userspace_implementation_variable()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UniqueName();
+        string directory = Path.Combine(Path.GetTempPath(), "fzt-" + name);
+        Directory.CreateDirectory(directory);
+        string config = Path.Combine(directory, name + ".conf");
+        var peer = TestKeys.New();
+        await File.WriteAllTextAsync(config, $"""
+            [Interface]
+            PrivateKey = {TestKeys.New().ToBase64()}
+            Address = 10.77.0.1/24
+            ListenPort = 0
+
+            [Peer]
+            PublicKey = {peer.ToBase64()}
+            AllowedIPs = 10.77.0.2/32, 10.78.0.0/16
+            """);
+        File.SetUnixFileMode(config, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var environment = new Dictionary<string, string> { ["WG_QUICK_USERSPACE_IMPLEMENTATION"] = DaemonProcess.Executable, ["WG_PROCESS_FOREGROUND"] = "" };
+        try
+        {
+            var up = await ns.ExecAsync("wg-quick", ["up", config], environment, TimeSpan.FromSeconds(60));
+            output.WriteLine(up.Stderr);
+            Assert.True(up.ExitCode == 0, up.Stderr);
+            Assert.Contains("inet 10.77.0.1/24", (await ns.ExecAsync("ip", ["address", "show", "dev", name])).Stdout);
+            Assert.Contains("10.78.0.0/16", (await ns.ExecAsync("ip", ["route", "show", "dev", name])).Stdout);
+            Assert.Contains($"peer: {peer.ToBase64()}", (await ProcessRunner.WgAsync("show", name)).Stdout);
+
+            // wg-quick down deletes the link; the daemon sees its TUN device go and stops, removing its socket.
+            var down = await ns.ExecAsync("wg-quick", ["down", config], environment, TimeSpan.FromSeconds(60));
+            Assert.True(down.ExitCode == 0, down.Stderr);
+            using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+            while ((await ns.HasLinkAsync(name) || File.Exists(UapiSocketPath.For(name))) && !bound.IsCancellationRequested)
+            {
+                await Task.Delay(100);
+            }
+            Assert.False(await ns.HasLinkAsync(name));
+            Assert.False(File.Exists(UapiSocketPath.For(name)));
+        }
+        finally
+        {
+            File.Delete(UapiSocketPath.For(name));
+            File.Delete(Path.Combine("/var/log/firezone-tunnel", name + ".log"));
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+}

@@ -1,0 +1,197 @@
+using System.Text.Json;
+using Firezone.Actors.Engine.WireGuard;
+using Firezone.Actors.Host.Config;
+using Firezone.Actors.Host.Control;
+using Firezone.Actors.Host.Daemon;
+using Firezone.Actors.Host.Logging;
+using Firezone.Actors.Host.Uapi;
+using Microsoft.Extensions.DependencyInjection;
+using Serilog.Events;
+
+namespace Firezone.Actors.Host.Tests;
+
+/// <summary>
+/// The daemon's host (generic host, Serilog, UAPI service, shutdown) run in-process with the
+/// in-memory tunnel in place of the actor topology.
+/// </summary>
+public sealed class DaemonTests
+{
+    private sealed class InMemoryComposition(InMemoryTunnelControl control) : ITunnelComposition
+    {
+        public void Compose(IServiceCollection services, DaemonOptions options) => services.AddSingleton<ITunnelControl>(control);
+    }
+
+    private sealed class Readiness : IReadinessSignal
+    {
+        public TaskCompletionSource<string?> Outcome { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public void Ready() => Outcome.TrySetResult(null);
+        public void Failed(string problem) => Outcome.TrySetResult(problem);
+    }
+
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(20);
+
+    [Fact]
+    public async Task Service_mode_applies_the_file_serves_wg_stops_when_the_socket_is_removed_and_logs_no_keys()
+    {
+        var privateKey = TestKeys.New();
+        var psk = TestKeys.New();
+        var psk2 = TestKeys.New();
+        var peer = TestKeys.New();
+        string name = UapiServerFixture.UniqueName();
+        string logFile = Path.Combine(Path.GetTempPath(), $"fzt-{name}.log");
+        string keyFile = Path.Combine(Path.GetTempPath(), $"fzt-{name}.psk");
+        string socket = UapiSocketPath.For(name);
+        var config = new WgQuickConfigParser().Parse($"/etc/wireguard/{name}.conf", $"""
+            [Interface]
+            PrivateKey = {privateKey.ToBase64()}
+            ListenPort = 42001
+            DNS = 10.0.0.53
+
+            [Peer]
+            PublicKey = {peer.ToBase64()}
+            PresharedKey = {psk.ToBase64()}
+            AllowedIPs = 10.0.0.2/32
+            """);
+        var control = new InMemoryTunnelControl();
+        var readiness = new Readiness();
+        var options = new DaemonOptions
+        {
+            InterfaceName = name,
+            Config = config,
+            Log = new LogOptions { FilePath = logFile, Console = false, MinimumLevel = LogEventLevel.Verbose },
+        };
+        try
+        {
+            var run = TunnelDaemon.RunAsync(options, new InMemoryComposition(control), readiness, CancellationToken.None);
+            Assert.Null(await readiness.Outcome.Task.WaitAsync(Bound));
+            Assert.True(File.Exists(socket));
+
+            var status = await control.GetStatusAsync(CancellationToken.None);
+            Assert.Equal(privateKey, status.PrivateKey);
+            Assert.Equal((ushort)42001, status.ListenPort);
+            Assert.Equal(psk, Assert.Single(status.Peers).Config.PresharedKey);
+
+            string shown = (await ProcessRunner.WgAsync("showconf", name)).Stdout;
+            Assert.Contains($"PresharedKey = {psk.ToBase64()}", shown);
+            await File.WriteAllTextAsync(keyFile, psk2.ToBase64());
+            Assert.Equal(0, (await ProcessRunner.WgAsync("set", name, "peer", peer.ToBase64(), "preshared-key", keyFile)).ExitCode);
+            control.PortInUse = 42002;
+            Assert.NotEqual(0, (await ProcessRunner.WgAsync("set", name, "listen-port", "42002")).ExitCode);
+
+            // wireguard-go's convention: deleting the socket stops the daemon, cleanly (exit code 0).
+            File.Delete(socket);
+            Assert.Equal(0, await run.WaitAsync(Bound));
+            Assert.False(File.Exists(socket));
+
+            string[] lines = await File.ReadAllLinesAsync(logFile);
+            Assert.Contains(lines, l => l.Contains("DNS is a wg-quick setting", StringComparison.Ordinal));
+            Assert.Contains(lines, l => l.Contains("UAPI set", StringComparison.Ordinal));
+            Assert.Contains(lines, l => l.Contains("UAPI request refused (errno 98)", StringComparison.Ordinal));
+            Assert.Contains(lines, l => l.Contains("was removed; shutting down", StringComparison.Ordinal));
+            foreach (var line in lines)
+            {
+                using var json = JsonDocument.Parse(line);
+                Assert.True(DateTimeOffset.TryParse(json.RootElement.GetProperty("time").GetString(), out _));
+                Assert.False(string.IsNullOrEmpty(json.RootElement.GetProperty("severity").GetString()));
+                Assert.NotNull(json.RootElement.GetProperty("message").GetString());
+            }
+            string all = string.Join('\n', lines);
+            foreach (var secret in new[] { privateKey, psk, psk2 })
+            {
+                Assert.DoesNotContain(secret.ToBase64(), all);
+                Assert.DoesNotContain(secret.ToHex(), all, StringComparison.OrdinalIgnoreCase);
+            }
+        }
+        finally
+        {
+            File.Delete(socket);
+            File.Delete(logFile);
+            File.Delete(keyFile);
+        }
+    }
+
+    [Fact]
+    public async Task A_daemon_that_cannot_take_its_socket_fails_with_one_line_and_leaves_the_other_alone()
+    {
+        await using var other = UapiServerFixture.Start();
+        var readiness = new Readiness();
+        var options = new DaemonOptions
+        {
+            InterfaceName = other.Name,
+            Log = new LogOptions { FilePath = null, Console = false },
+        };
+        int exit = await TunnelDaemon.RunAsync(options, new InMemoryComposition(new InMemoryTunnelControl()), readiness, CancellationToken.None).WaitAsync(Bound);
+        Assert.Equal(1, exit);
+        Assert.Equal($"{other.SocketPath}: socket in use (is another daemon serving this interface?)", await readiness.Outcome.Task);
+        Assert.True(File.Exists(other.SocketPath));
+        Assert.Equal(0, (await ProcessRunner.WgAsync("show", other.Name)).ExitCode);
+    }
+
+    [Fact]
+    public async Task Cancelling_the_run_stops_the_daemon_and_removes_its_socket()
+    {
+        string name = UapiServerFixture.UniqueName();
+        var readiness = new Readiness();
+        using var stop = new CancellationTokenSource();
+        var options = new DaemonOptions { InterfaceName = name, Log = new LogOptions { Console = false } };
+        try
+        {
+            var run = TunnelDaemon.RunAsync(options, new InMemoryComposition(new InMemoryTunnelControl()), readiness, stop.Token);
+            Assert.Null(await readiness.Outcome.Task.WaitAsync(Bound));
+            Assert.True(File.Exists(UapiSocketPath.For(name)));
+            await stop.CancelAsync();
+            Assert.Equal(0, await run.WaitAsync(Bound));
+            Assert.False(File.Exists(UapiSocketPath.For(name)));
+        }
+        finally
+        {
+            File.Delete(UapiSocketPath.For(name));
+        }
+    }
+
+    [Fact]
+    public void Log_lines_are_json_with_time_severity_and_message_and_keys_render_redacted()
+    {
+        string logFile = Path.Combine(Path.GetTempPath(), $"fzt-{Guid.NewGuid():N}.log");
+        WireGuardKey key = TestKeys.New();
+        try
+        {
+            using (var logger = SerilogSetup.Create(new LogOptions { FilePath = logFile, Console = false, MinimumLevel = LogEventLevel.Debug }))
+            {
+                logger.Information("Peer {Peer} has {Count} allowed IPs", key, 3);
+                logger.Warning(new InvalidOperationException("boom"), "Something failed");
+                logger.Verbose("below the level");
+            }
+            string[] lines = File.ReadAllLines(logFile);
+            Assert.Equal(2, lines.Length);
+            using var first = JsonDocument.Parse(lines[0]);
+            var root = first.RootElement;
+            Assert.Equal("Information", root.GetProperty("severity").GetString());
+            Assert.Equal("Peer (key) has 3 allowed IPs", root.GetProperty("message").GetString());
+            Assert.Equal(3, root.GetProperty("Count").GetInt32());
+            var time = DateTimeOffset.Parse(root.GetProperty("time").GetString()!, System.Globalization.CultureInfo.InvariantCulture);
+            Assert.Equal(TimeSpan.Zero, time.Offset);
+            Assert.EndsWith("Z", root.GetProperty("time").GetString());
+            using var second = JsonDocument.Parse(lines[1]);
+            Assert.Equal("Warning", second.RootElement.GetProperty("severity").GetString());
+            Assert.Contains("boom", second.RootElement.GetProperty("exception").GetString());
+            Assert.DoesNotContain(key.ToBase64(), string.Join('\n', lines));
+            Assert.DoesNotContain(key.ToHex(), string.Join('\n', lines));
+        }
+        finally
+        {
+            File.Delete(logFile);
+        }
+    }
+
+    [Theory]
+    [InlineData("verbose", LogEventLevel.Debug)]
+    [InlineData("error", LogEventLevel.Error)]
+    [InlineData("silent", LogEventLevel.Fatal)]
+    [InlineData("Information", LogEventLevel.Information)]
+    public void Log_levels_accept_wireguard_go_words(string text, LogEventLevel expected)
+    {
+        Assert.True(LogOptions.TryParseLevel(text, out var level));
+        Assert.Equal(expected, level);
+    }
+}

@@ -1,0 +1,174 @@
+using Firezone.Actors.Engine;
+using Firezone.Actors.Engine.Buffers;
+using Firezone.Actors.Engine.Routing;
+using Firezone.Actors.Engine.WireGuard;
+using Firezone.Actors.Host.Config;
+using Firezone.Actors.Host.Control;
+using Firezone.Actors.Host.Uapi;
+
+namespace Firezone.Actors.Host.Tests;
+
+public sealed class UapiProtocolTests
+{
+    private static readonly WireGuardKey Private = TestKeys.New();
+    private static readonly WireGuardKey PeerA = TestKeys.New();
+    private static readonly WireGuardKey PeerB = TestKeys.New();
+    private static readonly WireGuardKey Psk = TestKeys.New();
+
+    [Fact]
+    public void A_set_request_as_wg_writes_it_parses_into_device_and_peer_changes()
+    {
+        var request = UapiSetParser.Parse(
+        [
+            $"private_key={Private.ToHex()}",
+            "listen_port=51820",
+            "fwmark=7",
+            "replace_peers=true",
+            $"public_key={PeerA.ToHex()}",
+            $"preshared_key={Psk.ToHex()}",
+            "endpoint=[2001:db8::1]:4500",
+            "persistent_keepalive_interval=25",
+            "replace_allowed_ips=true",
+            "allowed_ip=10.0.0.0/24",
+            "allowed_ip=-fd00::/64",
+            "protocol_version=1",
+            $"public_key={PeerB.ToHex()}",
+            "update_only=true",
+            "endpoint=192.0.2.1:1",
+            $"public_key={PeerA.ToHex()}",
+            "remove=true",
+        ]);
+
+        Assert.Equal(Private, request.PrivateKey);
+        Assert.Equal((ushort)51820, request.ListenPort);
+        Assert.Equal(7u, request.Fwmark);
+        Assert.True(request.ReplacePeers);
+        Assert.Equal(3, request.Peers.Count);
+        var a = request.Peers[0];
+        Assert.Equal(PeerA, a.PublicKey);
+        Assert.Equal(Psk, a.PresharedKey);
+        Assert.Equal("[2001:db8::1]:4500", EndpointText.Format(a.Endpoint!.Value));
+        Assert.Equal((ushort)25, a.PersistentKeepaliveSeconds);
+        Assert.Equal(
+            [new AllowedIpChange(AllowedIpChangeKind.ReplaceAll, null), new AllowedIpChange(AllowedIpChangeKind.Add, IpPrefix.Parse("10.0.0.0/24")), new AllowedIpChange(AllowedIpChangeKind.Remove, IpPrefix.Parse("fd00::/64"))],
+            a.AllowedIps);
+        Assert.True(request.Peers[1].UpdateOnly);
+        Assert.Equal("192.0.2.1:1", request.Peers[1].Endpoint!.Value.ToString());
+        Assert.True(request.Peers[2].Remove);
+    }
+
+    [Theory]
+    [InlineData("no equals sign", UapiErrno.EPROTO)]
+    [InlineData("private_key=zz", UapiErrno.EINVAL)]
+    [InlineData("private_key=0123", UapiErrno.EINVAL)]
+    [InlineData("listen_port=65536", UapiErrno.EINVAL)]
+    [InlineData("listen_port=-1", UapiErrno.EINVAL)]
+    [InlineData("fwmark=x", UapiErrno.EINVAL)]
+    [InlineData("replace_peers=false", UapiErrno.EINVAL)]
+    [InlineData("endpoint=1.2.3.4:5", UapiErrno.EINVAL)] // a peer key before any public_key
+    [InlineData("colour=blue", UapiErrno.EINVAL)]
+    public void Bad_device_lines_are_refused_with_their_errno(string line, int errno)
+    {
+        var error = Assert.Throws<UapiException>(() => UapiSetParser.Parse([line]));
+        Assert.Equal(errno, error.Errno);
+    }
+
+    [Theory]
+    [InlineData("public_key=nothex")]
+    [InlineData("preshared_key=00")]
+    [InlineData("endpoint=host.example:51820")]
+    [InlineData("endpoint=1.2.3.4")]
+    [InlineData("endpoint=[::1]")]
+    [InlineData("endpoint=::1:51820")]
+    [InlineData("persistent_keepalive_interval=70000")]
+    [InlineData("replace_allowed_ips=yes")]
+    [InlineData("allowed_ip=10.0.0.0")]
+    [InlineData("allowed_ip=10.0.0.0/33")]
+    [InlineData("allowed_ip=-bad/8")]
+    [InlineData("remove=1")]
+    [InlineData("update_only=false")]
+    [InlineData("protocol_version=2")]
+    [InlineData("private_key=0000000000000000000000000000000000000000000000000000000000000000")]
+    public void Bad_peer_lines_are_EINVAL(string line)
+    {
+        var error = Assert.Throws<UapiException>(() => UapiSetParser.Parse([$"public_key={PeerA.ToHex()}", line]));
+        Assert.Equal(UapiErrno.EINVAL, error.Errno);
+    }
+
+    [Fact]
+    public void Errors_never_quote_a_key()
+    {
+        string almostKey = Psk.ToHex()[..62] + "zz";
+        var error = Assert.Throws<UapiException>(() => UapiSetParser.Parse([$"public_key={PeerA.ToHex()}", $"preshared_key={almostKey}"]));
+        Assert.DoesNotContain(almostKey, error.Message);
+    }
+
+    [Fact]
+    public void Get_is_formatted_in_wireguard_go_order_with_hex_keys()
+    {
+        var status = new DeviceStatus
+        {
+            PrivateKey = Private,
+            PublicKey = InMemoryTunnelControl.PublicKeyOf(Private),
+            ListenPort = 51820,
+            Fwmark = 3,
+            Peers =
+            [
+                new PeerStatus
+                {
+                    Config = new PeerConfig
+                    {
+                        PublicKey = PeerA,
+                        PresharedKey = Psk,
+                        PersistentKeepaliveSeconds = 25,
+                        AllowedIps = [IpPrefix.Parse("10.0.0.0/24"), IpPrefix.Parse("fd00::/64")],
+                        EcnMode = EcnMode.Compatibility,
+                    },
+                    Endpoint = UdpEndpoint.FromIPEndPoint(System.Net.IPEndPoint.Parse("[2001:db8::1]:4500")),
+                    LastHandshake = DateTimeOffset.FromUnixTimeSeconds(1_700_000_000).AddTicks(1234567),
+                    RxBytes = 10,
+                    TxBytes = 20,
+                    Ecn = new EcnCounters(1, 2, 3, 4, 5),
+                },
+                new PeerStatus { Config = new PeerConfig { PublicKey = PeerB } },
+            ],
+        };
+
+        string expected =
+            $"private_key={Private.ToHex()}\nlisten_port=51820\nfwmark=3\n" +
+            $"public_key={PeerA.ToHex()}\npreshared_key={Psk.ToHex()}\nprotocol_version=1\nendpoint=[2001:db8::1]:4500\n" +
+            "last_handshake_time_sec=1700000000\nlast_handshake_time_nsec=123456700\ntx_bytes=20\nrx_bytes=10\npersistent_keepalive_interval=25\n" +
+            "allowed_ip=10.0.0.0/24\nallowed_ip=fd00::/64\n" +
+            $"public_key={PeerB.ToHex()}\npreshared_key={new string('0', 64)}\nprotocol_version=1\n" +
+            "last_handshake_time_sec=0\nlast_handshake_time_nsec=0\ntx_bytes=0\nrx_bytes=0\npersistent_keepalive_interval=0\n";
+        Assert.Equal(expected, UapiGetFormatter.Format(status, extensions: false));
+
+        string extended = UapiGetFormatter.Format(status, extensions: true);
+        Assert.Contains("fz_ecn_mode=compatibility\nfz_ect_sent=1\nfz_ce_received=2\nfz_ce_propagated=3\nfz_ecn_drops=4\nfz_ecn_alarms=5\n", extended);
+        Assert.Contains($"fz_public_key={status.PublicKey!.Value.ToHex()}\n", extended);
+
+        // What firezone-tunnel show reads back is what was formatted.
+        var parsed = UapiGetParser.Parse(extended.TrimEnd('\n').Split('\n'));
+        Assert.Equal(status.PrivateKey, parsed.PrivateKey);
+        Assert.Equal(status.PublicKey, parsed.PublicKey);
+        Assert.Equal(status.ListenPort, parsed.ListenPort);
+        Assert.Equal(status.Fwmark, parsed.Fwmark);
+        Assert.Equal(2, parsed.Peers.Count);
+        var a = parsed.Peers[0];
+        Assert.Equal(status.Peers[0].Endpoint, a.Endpoint);
+        Assert.Equal(status.Peers[0].LastHandshake, a.LastHandshake);
+        Assert.Equal(status.Peers[0].Ecn, a.Ecn);
+        Assert.Equal(EcnMode.Compatibility, a.Config.EcnMode);
+        Assert.Equal(Psk, a.Config.PresharedKey);
+        Assert.Equal(status.Peers[0].Config.AllowedIps, a.Config.AllowedIps);
+        Assert.Equal((10UL, 20UL), (a.RxBytes, a.TxBytes));
+        Assert.Null(parsed.Peers[1].Config.PresharedKey);
+        Assert.Null(parsed.Peers[1].LastHandshake);
+    }
+
+    [Fact]
+    public void An_empty_device_formats_as_nothing()
+    {
+        Assert.Equal("", UapiGetFormatter.Format(new DeviceStatus(), extensions: false));
+    }
+}

@@ -1,0 +1,113 @@
+using Firezone.Actors.Engine.Routing;
+using Firezone.Actors.Engine.WireGuard;
+using Firezone.Actors.Host.Uapi;
+
+namespace Firezone.Actors.Host.Tests;
+
+public sealed class UapiSetApplierTests
+{
+    private readonly InMemoryTunnelControl _control = new();
+    private readonly WireGuardKey _a = TestKeys.New();
+    private readonly WireGuardKey _b = TestKeys.New();
+
+    private Task SetAsync(params string[] lines) =>
+        UapiSetApplier.ApplyAsync(UapiSetParser.Parse(lines), _control, CancellationToken.None);
+
+    private async Task<List<string>> AllowedAsync(WireGuardKey key)
+    {
+        var status = await _control.GetStatusAsync(CancellationToken.None);
+        return status.Peers.Single(p => p.Config.PublicKey == key).Config.AllowedIps.Select(p => p.ToString()).ToList();
+    }
+
+    [Fact]
+    public async Task Allowed_ips_accumulate_and_are_removed_and_replaced_in_order()
+    {
+        await SetAsync($"public_key={_a.ToHex()}", "allowed_ip=10.0.0.0/24", "allowed_ip=10.0.1.0/24");
+        await SetAsync($"public_key={_a.ToHex()}", "allowed_ip=10.0.2.0/24", "allowed_ip=-10.0.0.0/24");
+        Assert.Equal(["10.0.1.0/24", "10.0.2.0/24"], await AllowedAsync(_a));
+        await SetAsync($"public_key={_a.ToHex()}", "allowed_ip=10.9.0.0/16", "replace_allowed_ips=true", "allowed_ip=10.8.0.0/16");
+        Assert.Equal(["10.8.0.0/16"], await AllowedAsync(_a));
+    }
+
+    [Fact]
+    public async Task An_allowed_ip_moves_to_the_peer_that_claims_it()
+    {
+        await SetAsync($"public_key={_a.ToHex()}", "allowed_ip=10.0.0.0/24", "allowed_ip=10.0.1.0/24");
+        await SetAsync($"public_key={_b.ToHex()}", "allowed_ip=10.0.0.0/24");
+        Assert.Equal(["10.0.1.0/24"], await AllowedAsync(_a));
+        Assert.Equal(["10.0.0.0/24"], await AllowedAsync(_b));
+    }
+
+    [Fact]
+    public async Task Update_only_does_not_create_and_remove_deletes()
+    {
+        await SetAsync($"public_key={_a.ToHex()}", "update_only=true", "allowed_ip=10.0.0.0/24");
+        Assert.Empty((await _control.GetStatusAsync(CancellationToken.None)).Peers);
+
+        await SetAsync($"public_key={_a.ToHex()}", $"public_key={_b.ToHex()}");
+        await SetAsync($"public_key={_a.ToHex()}", "update_only=true", "persistent_keepalive_interval=5", $"public_key={_b.ToHex()}", "remove=true");
+        var status = await _control.GetStatusAsync(CancellationToken.None);
+        var only = Assert.Single(status.Peers);
+        Assert.Equal(_a, only.Config.PublicKey);
+        Assert.Equal((ushort)5, only.Config.PersistentKeepaliveSeconds);
+    }
+
+    [Fact]
+    public async Task Replace_peers_leaves_only_the_peers_of_the_request()
+    {
+        await SetAsync($"public_key={_a.ToHex()}", "allowed_ip=10.0.0.0/24", "persistent_keepalive_interval=9");
+        await SetAsync("replace_peers=true", $"public_key={_b.ToHex()}", "allowed_ip=10.0.1.0/24");
+        var status = await _control.GetStatusAsync(CancellationToken.None);
+        Assert.Equal(_b, Assert.Single(status.Peers).Config.PublicKey);
+        Assert.Contains("RemoveAllPeers", _control.Calls);
+
+        // A peer named again after replace_peers starts from nothing (wireguard-go re-creates it).
+        await SetAsync("replace_peers=true", $"public_key={_b.ToHex()}");
+        status = await _control.GetStatusAsync(CancellationToken.None);
+        Assert.Empty(Assert.Single(status.Peers).Config.AllowedIps);
+    }
+
+    [Fact]
+    public async Task Zero_keys_clear_the_private_and_preshared_keys()
+    {
+        var psk = TestKeys.New();
+        await SetAsync($"private_key={TestKeys.New().ToHex()}", $"public_key={_a.ToHex()}", $"preshared_key={psk.ToHex()}");
+        var status = await _control.GetStatusAsync(CancellationToken.None);
+        Assert.NotNull(status.PrivateKey);
+        Assert.Equal(psk, status.Peers[0].Config.PresharedKey);
+
+        string zero = new('0', 64);
+        await SetAsync($"private_key={zero}", $"public_key={_a.ToHex()}", $"preshared_key={zero}");
+        status = await _control.GetStatusAsync(CancellationToken.None);
+        Assert.Null(status.PrivateKey);
+        Assert.Null(status.Peers[0].Config.PresharedKey);
+    }
+
+    [Fact]
+    public async Task A_peer_with_the_devices_own_public_key_is_ignored()
+    {
+        var privateKey = TestKeys.New();
+        await SetAsync($"private_key={privateKey.ToHex()}");
+        await SetAsync($"public_key={InMemoryTunnelControl.PublicKeyOf(privateKey).ToHex()}", "allowed_ip=10.0.0.0/8");
+        Assert.Empty((await _control.GetStatusAsync(CancellationToken.None)).Peers);
+    }
+
+    [Fact]
+    public async Task Removing_and_re_adding_a_peer_in_one_request_recreates_it()
+    {
+        await SetAsync($"public_key={_a.ToHex()}", "allowed_ip=10.0.0.0/24");
+        _control.Calls.Clear();
+        await SetAsync($"public_key={_a.ToHex()}", "remove=true", $"public_key={_a.ToHex()}", "allowed_ip=10.0.5.0/24");
+        Assert.Equal([$"RemovePeer {_a.ToBase64()}", $"AddOrUpdatePeer {_a.ToBase64()}"], _control.Calls);
+        Assert.Equal(["10.0.5.0/24"], await AllowedAsync(_a));
+    }
+
+    [Fact]
+    public async Task Device_settings_are_passed_on()
+    {
+        await SetAsync("listen_port=4242", "fwmark=51");
+        var status = await _control.GetStatusAsync(CancellationToken.None);
+        Assert.Equal((ushort)4242, status.ListenPort);
+        Assert.Equal(51u, status.Fwmark);
+    }
+}

@@ -1,0 +1,248 @@
+using Firezone.Actors.Native.Interop;
+using Tmds.Linux;
+using Xunit.Abstractions;
+
+namespace Firezone.Actors.Native.Tests;
+
+/// <summary>
+/// The C# declarations (ours and the Tmds.LibC ones we rely on) against the C headers: a small C
+/// program compiled by gcc prints sizeof/offsetof values and constants, and each must match.
+/// </summary>
+public sealed unsafe class StructLayoutTests(ITestOutputHelper output)
+{
+    private const string Program = """
+        #define _GNU_SOURCE
+        #include <stdio.h>
+        #include <stddef.h>
+        #include <sys/socket.h>
+        #include <sys/uio.h>
+        #include <sys/ioctl.h>
+        #include <netinet/in.h>
+        #include <net/if.h>
+        #include <poll.h>
+        #include <linux/if_tun.h>
+        #define P(name, value) printf("%s %ld\n", name, (long)(value))
+        int main(void) {
+            P("sizeof(ifreq)", sizeof(struct ifreq));
+            P("ifreq.ifr_name", offsetof(struct ifreq, ifr_name));
+            P("ifreq.ifr_flags", offsetof(struct ifreq, ifr_flags));
+            P("ifreq.ifr_mtu", offsetof(struct ifreq, ifr_mtu));
+            P("ifreq.ifr_ifindex", offsetof(struct ifreq, ifr_ifindex));
+            P("sizeof(msghdr)", sizeof(struct msghdr));
+            P("msghdr.msg_name", offsetof(struct msghdr, msg_name));
+            P("msghdr.msg_namelen", offsetof(struct msghdr, msg_namelen));
+            P("msghdr.msg_iov", offsetof(struct msghdr, msg_iov));
+            P("msghdr.msg_iovlen", offsetof(struct msghdr, msg_iovlen));
+            P("msghdr.msg_control", offsetof(struct msghdr, msg_control));
+            P("msghdr.msg_controllen", offsetof(struct msghdr, msg_controllen));
+            P("msghdr.msg_flags", offsetof(struct msghdr, msg_flags));
+            P("sizeof(mmsghdr)", sizeof(struct mmsghdr));
+            P("mmsghdr.msg_hdr", offsetof(struct mmsghdr, msg_hdr));
+            P("mmsghdr.msg_len", offsetof(struct mmsghdr, msg_len));
+            P("sizeof(cmsghdr)", sizeof(struct cmsghdr));
+            P("cmsghdr.cmsg_len", offsetof(struct cmsghdr, cmsg_len));
+            P("cmsghdr.cmsg_level", offsetof(struct cmsghdr, cmsg_level));
+            P("cmsghdr.cmsg_type", offsetof(struct cmsghdr, cmsg_type));
+            P("CMSG_LEN(4)", CMSG_LEN(4));
+            P("CMSG_LEN(1)", CMSG_LEN(1));
+            P("CMSG_SPACE(4)", CMSG_SPACE(4));
+            P("CMSG_SPACE(1)", CMSG_SPACE(1));
+            struct cmsghdr c; P("CMSG_DATA offset", (char *)CMSG_DATA(&c) - (char *)&c);
+            P("sizeof(sockaddr_in6)", sizeof(struct sockaddr_in6));
+            P("sockaddr_in6.sin6_family", offsetof(struct sockaddr_in6, sin6_family));
+            P("sockaddr_in6.sin6_port", offsetof(struct sockaddr_in6, sin6_port));
+            P("sockaddr_in6.sin6_flowinfo", offsetof(struct sockaddr_in6, sin6_flowinfo));
+            P("sockaddr_in6.sin6_addr", offsetof(struct sockaddr_in6, sin6_addr));
+            P("sockaddr_in6.sin6_scope_id", offsetof(struct sockaddr_in6, sin6_scope_id));
+            P("sizeof(sockaddr_in)", sizeof(struct sockaddr_in));
+            P("sockaddr_in.sin_port", offsetof(struct sockaddr_in, sin_port));
+            P("sockaddr_in.sin_addr", offsetof(struct sockaddr_in, sin_addr));
+            P("sizeof(iovec)", sizeof(struct iovec));
+            P("iovec.iov_base", offsetof(struct iovec, iov_base));
+            P("iovec.iov_len", offsetof(struct iovec, iov_len));
+            P("sizeof(pollfd)", sizeof(struct pollfd));
+            P("pollfd.events", offsetof(struct pollfd, events));
+            P("pollfd.revents", offsetof(struct pollfd, revents));
+            P("TUNSETIFF", TUNSETIFF);
+            P("TUNSETPERSIST", TUNSETPERSIST);
+            P("TUNGETIFF", (int)TUNGETIFF);
+            P("TUNSETOFFLOAD", TUNSETOFFLOAD);
+            P("TUNSETVNETHDRSZ", TUNSETVNETHDRSZ);
+            P("IFF_TUN", IFF_TUN);
+            P("IFF_NO_PI", IFF_NO_PI);
+            P("IFF_MULTI_QUEUE", IFF_MULTI_QUEUE);
+            P("IFF_VNET_HDR", IFF_VNET_HDR);
+            P("IFF_UP", IFF_UP);
+            P("IFNAMSIZ", IFNAMSIZ);
+            P("SIOCGIFFLAGS", SIOCGIFFLAGS);
+            P("SIOCSIFFLAGS", SIOCSIFFLAGS);
+            P("SIOCGIFMTU", SIOCGIFMTU);
+            P("SIOCSIFMTU", SIOCSIFMTU);
+            P("IP_TOS", IP_TOS);
+            P("IP_RECVTOS", IP_RECVTOS);
+            P("IPV6_TCLASS", IPV6_TCLASS);
+            P("IPV6_RECVTCLASS", IPV6_RECVTCLASS);
+            P("IPV6_V6ONLY", IPV6_V6ONLY);
+            P("SOL_IP", SOL_IP);
+            P("SOL_IPV6", SOL_IPV6);
+            P("MSG_DONTWAIT", MSG_DONTWAIT);
+            P("MSG_TRUNC", MSG_TRUNC);
+            P("SO_RCVBUFFORCE", SO_RCVBUFFORCE);
+            P("SO_SNDBUFFORCE", SO_SNDBUFFORCE);
+            return 0;
+        }
+        """;
+
+    [Fact]
+    public void Declarations_match_the_C_headers()
+    {
+        Dictionary<string, long> c = CompileAndRun();
+        var csharp = new Dictionary<string, long>
+        {
+            ["sizeof(ifreq)"] = sizeof(If.ifreq),
+            ["ifreq.ifr_name"] = Offset<If.ifreq>(p => p->ifr_name),
+            ["ifreq.ifr_flags"] = Offset<If.ifreq>(p => &p->ifr_flags),
+            ["ifreq.ifr_mtu"] = Offset<If.ifreq>(p => &p->ifr_mtu),
+            ["ifreq.ifr_ifindex"] = Offset<If.ifreq>(p => &p->ifr_ifindex),
+
+            // Tmds.LibC's msghdr exposes properties, so its offsets are found by writing each one.
+            ["sizeof(msghdr)"] = sizeof(msghdr),
+            ["msghdr.msg_name"] = Written<msghdr>(p => p->msg_name = (void*)0x7f),
+            ["msghdr.msg_namelen"] = Written<msghdr>(p => p->msg_namelen = 0x7f),
+            ["msghdr.msg_iov"] = Written<msghdr>(p => p->msg_iov = (iovec*)0x7f),
+            ["msghdr.msg_iovlen"] = Written<msghdr>(p => p->msg_iovlen = 0x7f),
+            ["msghdr.msg_control"] = Written<msghdr>(p => p->msg_control = (void*)0x7f),
+            ["msghdr.msg_controllen"] = Written<msghdr>(p => p->msg_controllen = 0x7f),
+            ["msghdr.msg_flags"] = Written<msghdr>(p => p->msg_flags = 0x7f),
+            ["sizeof(mmsghdr)"] = sizeof(Socket.mmsghdr),
+            ["mmsghdr.msg_hdr"] = Offset<Socket.mmsghdr>(p => &p->msg_hdr),
+            ["mmsghdr.msg_len"] = Offset<Socket.mmsghdr>(p => &p->msg_len),
+            ["sizeof(cmsghdr)"] = sizeof(cmsghdr),
+            ["cmsghdr.cmsg_len"] = Written<cmsghdr>(p => p->cmsg_len = 0x7f),
+            ["cmsghdr.cmsg_level"] = Written<cmsghdr>(p => p->cmsg_level = 0x7f),
+            ["cmsghdr.cmsg_type"] = Written<cmsghdr>(p => p->cmsg_type = 0x7f),
+            ["CMSG_LEN(4)"] = Socket.CmsgLen(4),
+            ["CMSG_LEN(1)"] = Socket.CmsgLen(1),
+            ["CMSG_SPACE(4)"] = Socket.CmsgSpace(4),
+            ["CMSG_SPACE(1)"] = Socket.CmsgSpace(1),
+            ["CMSG_DATA offset"] = Socket.CmsgData((cmsghdr*)0x1000) - (byte*)0x1000,
+            ["sizeof(sockaddr_in6)"] = sizeof(sockaddr_in6),
+            ["sockaddr_in6.sin6_family"] = Written<sockaddr_in6>(p => p->sin6_family = 0x7f),
+            ["sockaddr_in6.sin6_port"] = Written<sockaddr_in6>(p => p->sin6_port = 0x7f),
+            ["sockaddr_in6.sin6_flowinfo"] = Written<sockaddr_in6>(p => p->sin6_flowinfo = 0x7f),
+            ["sockaddr_in6.sin6_addr"] = Offset<sockaddr_in6>(p => &p->sin6_addr),
+            ["sockaddr_in6.sin6_scope_id"] = Written<sockaddr_in6>(p => p->sin6_scope_id = 0x7f),
+            ["sizeof(sockaddr_in)"] = sizeof(sockaddr_in),
+            ["sockaddr_in.sin_port"] = Written<sockaddr_in>(p => p->sin_port = 0x7f),
+            ["sockaddr_in.sin_addr"] = Offset<sockaddr_in>(p => &p->sin_addr),
+            ["sizeof(iovec)"] = sizeof(iovec),
+            ["iovec.iov_base"] = Written<iovec>(p => p->iov_base = (void*)0x7f),
+            ["iovec.iov_len"] = Written<iovec>(p => p->iov_len = 0x7f),
+            ["sizeof(pollfd)"] = sizeof(pollfd),
+            ["pollfd.events"] = Written<pollfd>(p => p->events = 0x7f),
+            ["pollfd.revents"] = Written<pollfd>(p => p->revents = 0x7f),
+            ["TUNSETIFF"] = IfTun.TUNSETIFF,
+            ["TUNSETPERSIST"] = IfTun.TUNSETPERSIST,
+            ["TUNGETIFF"] = IfTun.TUNGETIFF,
+            ["TUNSETOFFLOAD"] = IfTun.TUNSETOFFLOAD,
+            ["TUNSETVNETHDRSZ"] = IfTun.TUNSETVNETHDRSZ,
+            ["IFF_TUN"] = IfTun.IFF_TUN,
+            ["IFF_NO_PI"] = IfTun.IFF_NO_PI,
+            ["IFF_MULTI_QUEUE"] = IfTun.IFF_MULTI_QUEUE,
+            ["IFF_VNET_HDR"] = IfTun.IFF_VNET_HDR,
+            ["IFF_UP"] = If.IFF_UP,
+            ["IFNAMSIZ"] = If.IFNAMSIZ,
+            ["SIOCGIFFLAGS"] = LibC.SIOCGIFFLAGS,
+            ["SIOCSIFFLAGS"] = LibC.SIOCSIFFLAGS,
+            ["SIOCGIFMTU"] = LibC.SIOCGIFMTU,
+            ["SIOCSIFMTU"] = LibC.SIOCSIFMTU,
+            ["IP_TOS"] = LibC.IP_TOS,
+            ["IP_RECVTOS"] = LibC.IP_RECVTOS,
+            ["IPV6_TCLASS"] = LibC.IPV6_TCLASS,
+            ["IPV6_RECVTCLASS"] = LibC.IPV6_RECVTCLASS,
+            ["IPV6_V6ONLY"] = LibC.IPV6_V6ONLY,
+            ["SOL_IP"] = LibC.SOL_IP,
+            ["SOL_IPV6"] = LibC.SOL_IPV6,
+            ["MSG_DONTWAIT"] = LibC.MSG_DONTWAIT,
+            ["MSG_TRUNC"] = LibC.MSG_TRUNC,
+            ["SO_RCVBUFFORCE"] = LibC.SO_RCVBUFFORCE,
+            ["SO_SNDBUFFORCE"] = LibC.SO_SNDBUFFORCE,
+        };
+
+        var mismatches = new List<string>();
+        foreach (var (name, expected) in c)
+        {
+            if (!csharp.TryGetValue(name, out long actual))
+            {
+                mismatches.Add($"{name}: printed by the C program but not checked in C#");
+            }
+            else if (actual != expected)
+            {
+                mismatches.Add($"{name}: C {expected}, C# {actual}");
+            }
+        }
+        Assert.Equal(csharp.Count, c.Count);
+        Assert.True(mismatches.Count == 0, string.Join(Environment.NewLine, mismatches));
+    }
+
+    /// <summary>The fact that made us write our own CMSG_LEN: Tmds.LibC 0.5.0 rounds it up.</summary>
+    [Fact]
+    public void Tmds_LibC_CMSG_LEN_differs_from_glibc_which_is_why_Socket_CmsgLen_exists()
+    {
+        Assert.Equal(24, LibC.CMSG_LEN(4));
+        Assert.Equal(20, Socket.CmsgLen(4));
+    }
+
+    private delegate void* FieldAddress<T>(T* p) where T : unmanaged;
+
+    private delegate void Write<T>(T* p) where T : unmanaged;
+
+    private static long Offset<T>(FieldAddress<T> field) where T : unmanaged
+    {
+        T value = default;
+        return (byte*)field(&value) - (byte*)&value;
+    }
+
+    /// <summary>Offset of a property-backed field: zero the struct, write the property, find the first non-zero byte.</summary>
+    private static long Written<T>(Write<T> write) where T : unmanaged
+    {
+        T value = default;
+        write(&value);
+        byte* bytes = (byte*)&value;
+        for (int i = 0; i < sizeof(T); i++)
+        {
+            if (bytes[i] != 0)
+            {
+                return i;
+            }
+        }
+        throw new InvalidOperationException($"writing the property left {typeof(T).Name} all zero");
+    }
+
+    private Dictionary<string, long> CompileAndRun()
+    {
+        string directory = Directory.CreateTempSubdirectory("fz-layout-").FullName;
+        try
+        {
+            string source = Path.Combine(directory, "layout.c");
+            string binary = Path.Combine(directory, "layout");
+            File.WriteAllText(source, Program);
+            var (compileExit, compileOutput) = Command.Run(TimeSpan.FromSeconds(60), "gcc", "-Wall", "-o", binary, source);
+            Assert.True(compileExit == 0, $"gcc failed: {compileOutput}");
+            var (exit, text) = Command.Run(TimeSpan.FromSeconds(10), binary);
+            Assert.Equal(0, exit);
+            output.WriteLine(text);
+            var values = new Dictionary<string, long>();
+            foreach (string line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            {
+                int space = line.LastIndexOf(' ');
+                values[line[..space]] = long.Parse(line[(space + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+            }
+            return values;
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+}

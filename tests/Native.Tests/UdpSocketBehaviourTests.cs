@@ -1,0 +1,119 @@
+using System.Diagnostics;
+using Firezone.Actors.Engine;
+using Firezone.Actors.Engine.Buffers;
+using Xunit.Abstractions;
+
+namespace Firezone.Actors.Native.Tests;
+
+public sealed class UdpSocketBehaviourTests(ITestOutputHelper output)
+{
+    [Fact]
+    public void Binding_a_port_in_use_says_so()
+    {
+        using var first = new LinuxUdpSocket(new UdpBatchSocketOptions());
+        var error = Assert.Throws<UdpSocketException>(() => new LinuxUdpSocket(new UdpBatchSocketOptions { ListenPort = first.LocalPort }));
+        Assert.Equal($"UDP port {first.LocalPort} is already in use", error.Message);
+        Assert.Equal(98, error.Errno); // EADDRINUSE
+    }
+
+    [Fact]
+    public void A_given_listen_port_is_the_local_port()
+    {
+        int port;
+        using (var probe = new LinuxUdpSocket(new UdpBatchSocketOptions()))
+        {
+            port = probe.LocalPort; // free a moment ago
+        }
+        using var socket = new LinuxUdpSocket(new UdpBatchSocketOptions { ListenPort = port });
+        Assert.Equal(port, socket.LocalPort);
+    }
+
+    [Fact]
+    public void Socket_buffers_are_enlarged_beyond_the_default()
+    {
+        using var socket = new LinuxUdpSocket(new UdpBatchSocketOptions { ReceiveBufferBytes = 4 << 20, SendBufferBytes = 4 << 20 });
+        // The kernel reports twice the request (bookkeeping); as root SO_*BUFFORCE ignores rmem_max.
+        Assert.Equal(8 << 20, socket.ReceiveBufferSize);
+        Assert.Equal(8 << 20, socket.SendBufferSize);
+    }
+
+    [Fact]
+    public void An_IPv6_destination_on_an_IPv4_only_socket_is_dropped_and_counted_and_the_rest_sent()
+    {
+        var pool = new PacketBufferPool();
+        using var receiver = new LinuxUdpSocket(new UdpBatchSocketOptions { Family = UdpSocketFamily.IPv4Only });
+        using var sender = new LinuxUdpSocket(new UdpBatchSocketOptions { Family = UdpSocketFamily.IPv4Only });
+        PacketBuffer[] datagrams =
+        [
+            UdpTestKit.Datagram(pool, 1, 32, Ecn.Ect0, UdpTestKit.Endpoint("127.0.0.1", receiver.LocalPort)),
+            UdpTestKit.Datagram(pool, 2, 32, Ecn.Ect0, UdpTestKit.Endpoint("::1", receiver.LocalPort)),
+            UdpTestKit.Datagram(pool, 3, 32, Ecn.Ce, UdpTestKit.Endpoint("127.0.0.1", receiver.LocalPort)),
+        ];
+        Assert.Equal(2, sender.SendBatch(datagrams));
+        Assert.Equal(1, sender.SendDropped);
+        foreach (var datagram in datagrams)
+        {
+            datagram.Return();
+        }
+        var received = UdpTestKit.ReceiveExactly(receiver, pool, 2);
+        Assert.Equal([1, 3], received.Select(UdpTestKit.NumberOf).Order());
+        received.ForEach(b => b.Return());
+        Assert.Equal(0, pool.Outstanding);
+    }
+
+    [Fact]
+    public void A_refused_datagram_in_the_middle_of_a_batch_is_skipped_and_counted_and_the_rest_sent()
+    {
+        var pool = new PacketBufferPool();
+        using var receiver = new LinuxUdpSocket(new UdpBatchSocketOptions());
+        using var sender = new LinuxUdpSocket(new UdpBatchSocketOptions());
+        // Port 0 is not a valid destination: sendmmsg stops there with EINVAL, the socket skips it.
+        PacketBuffer[] datagrams =
+        [
+            UdpTestKit.Datagram(pool, 1, 32, Ecn.Ect1, UdpTestKit.Endpoint("::1", receiver.LocalPort)),
+            UdpTestKit.Datagram(pool, 2, 32, Ecn.Ect1, UdpTestKit.Endpoint("::1", 0)),
+            UdpTestKit.Datagram(pool, 3, 32, Ecn.Ect1, UdpTestKit.Endpoint("::1", receiver.LocalPort)),
+        ];
+        Assert.Equal(2, sender.SendBatch(datagrams));
+        Assert.Equal(1, sender.SendErrors);
+        output.WriteLine($"refused with errno {sender.LastSendErrno}");
+        foreach (var datagram in datagrams)
+        {
+            datagram.Return();
+        }
+        var received = UdpTestKit.ReceiveExactly(receiver, pool, 2);
+        Assert.Equal([1, 3], received.Select(UdpTestKit.NumberOf).Order());
+        received.ForEach(b => b.Return());
+        Assert.Equal(0, pool.Outstanding);
+    }
+
+    [Fact]
+    public void Waking_a_blocked_receiver_returns_zero_promptly()
+    {
+        var pool = new PacketBufferPool();
+        using var socket = new LinuxUdpSocket(new UdpBatchSocketOptions());
+        var buffers = new PacketBuffer[4];
+        for (int i = 0; i < buffers.Length; i++)
+        {
+            buffers[i] = pool.Rent();
+        }
+        int result = -1;
+        var reader = new Thread(() => result = socket.ReceiveBatch(buffers));
+        reader.Start();
+        Thread.Sleep(200); // let it block in poll (this sleep sets up the state; it is not what is measured)
+        Assert.True(reader.IsAlive, "the receiver should be blocked with nothing to read");
+        var stopwatch = Stopwatch.StartNew();
+        socket.WakeReceiver();
+        bool joined = reader.Join(TimeSpan.FromSeconds(1)); // generous bound; the measured figure is logged
+        stopwatch.Stop();
+        output.WriteLine($"receiver returned {stopwatch.Elapsed.TotalMilliseconds:F2} ms after WakeReceiver");
+        Assert.True(joined, "the receiver did not return within 1 s of WakeReceiver");
+        Assert.Equal(0, result);
+        // The wake is sticky: a stopped receiver keeps returning 0.
+        Assert.Equal(0, socket.ReceiveBatch(buffers));
+        foreach (var buffer in buffers)
+        {
+            buffer.Return();
+        }
+    }
+}
