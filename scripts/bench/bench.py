@@ -35,6 +35,8 @@ METRICS = [
     ("udp_gbps", "UDP 1392 B, received", "Gbit/s", "higher", None),
     ("udp_loss_pct", "UDP 1392 B, loss", "%", "lower", ("B < A", lambda a, b: b < a)),
     ("ping_ms", "Ping through the tunnel, avg", "ms", "lower", ("B/A <= 0.5", lambda a, b: b / a <= 0.5)),
+    ("ping_min_ms", "Ping through the tunnel, min", "ms", "lower", None),
+    ("ping_max_ms", "Ping through the tunnel, max", "ms", "lower", None),
     ("tcp1_cpu_s_per_gb", "CPU per GB, TCP 1 stream", "CPU-s/GB", "lower", ("B/A <= 1/3", lambda a, b: b / a <= 1 / 3)),
     ("tcp4_cpu_s_per_gb", "CPU per GB, TCP 4 streams", "CPU-s/GB", "lower", None),
     ("udp_cpu_s_per_gb", "CPU per GB, UDP", "CPU-s/GB", "lower", None),

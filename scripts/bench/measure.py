@@ -54,15 +54,18 @@ def received(result):
     return r["bits_per_second"], r["bytes"], r.get("lost_percent")
 
 
-def ping_avg_ms(lab, ns, target, count=50, interval=0.05, source=None):
-    args = ["ping", "-q", "-c", str(count), "-i", str(interval), "-W", "2"]
-    if source:
-        args += ["-I", source]
-    out = lab.ns(ns, *args, target, timeout=count * interval + 30, check=False)
-    m = re.search(r"= [\d.]+/([\d.]+)/[\d.]+/[\d.]+ ms", out)
+def ping_ms(lab, ns, target, count=50, interval=0.05):
+    """(min, avg, max) RTT in ms from ping's summary line."""
+    args = ["ping", "-q", "-c", str(count), "-i", str(interval), "-W", "2", target]
+    out = lab.ns(ns, *args, timeout=count * interval + 30, check=False)
+    m = re.search(r"= ([\d.]+)/([\d.]+)/([\d.]+)/[\d.]+ ms", out)
     if not m:
         raise RuntimeError(f"ping {target} from {ns}: no RTT line in: {out.strip()[-200:]}")
-    return float(m.group(1))
+    return float(m.group(1)), float(m.group(2)), float(m.group(3))
+
+
+def ping_avg_ms(lab, ns, target, count=50, interval=0.05):
+    return ping_ms(lab, ns, target, count, interval)[1]
 
 
 def wait_for_tunnel(lab, ns, target, timeout=20.0, source=None):
