@@ -1,0 +1,81 @@
+"""The side-by-side figures for one implementation: a pair of daemons (one per namespace) and
+iperf3 TCP 1 and 4 streams, UDP at 1392-byte datagrams, ping RTT and CPU-seconds per GB."""
+
+import time
+
+import lab as L
+import measure as M
+
+IPERF_PORT = 5201
+
+
+def _cpu(pids):
+    return sum(M.cpu_seconds(p) for p in pids)
+
+
+def _throughput(lab, pids, seconds, streams=1, udp=False):
+    """One iperf3 run from A to B with the CPU time both daemons spent during it."""
+    before = _cpu(pids)
+    result = M.iperf3(lab, lab.ns_a, L.TUNNEL_B, seconds, streams=streams, udp=udp, port=IPERF_PORT)
+    cpu = _cpu(pids) - before
+    bps, nbytes, loss = M.received(result)
+    out = {"gbps": bps / 1e9, "bytes": nbytes, "cpu_s": cpu,
+           # CPU-seconds of both daemons per GB (1e9 bytes) that arrived at the receiver.
+           "cpu_s_per_gb": cpu / (nbytes / 1e9) if nbytes else None}
+    if udp:
+        out["loss_pct"] = loss
+    return out
+
+
+def run_pair(lab, binary, label, seconds, ping_count):
+    """Starts a fresh pair of `binary`, measures, stops it. Returns (metrics, errors); a failed
+    measurement leaves its figure out and says why in errors, the others still run."""
+    metrics, errors = {}, {}
+    if_a, if_b = lab.new_ifname("a"), lab.new_ifname("b")
+    procs = []
+    try:
+        procs.append(lab.start_daemon(binary, lab.ns_a, if_a, f"{label}-{if_a}.log"))
+        procs.append(lab.start_daemon(binary, lab.ns_b, if_b, f"{label}-{if_b}.log"))
+        pids = [p.pid for p in procs]
+        priv_a, pub_a = lab.genkey()
+        priv_b, pub_b = lab.genkey()
+        lab.configure(lab.ns_a, if_a, priv_a, L.PORT_A, L.TUNNEL_A, 24,
+                      [(pub_b, f"{L.UNDERLAY_B}:{L.PORT_B}", f"{L.TUNNEL_B}/32")])
+        lab.configure(lab.ns_b, if_b, priv_b, L.PORT_B, L.TUNNEL_B, 24,
+                      [(pub_a, f"{L.UNDERLAY_A}:{L.PORT_A}", f"{L.TUNNEL_A}/32")])
+        M.wait_for_tunnel(lab, lab.ns_a, L.TUNNEL_B)
+        procs.append(lab.spawn(lab.ns_b, ["iperf3", "-s", "-B", L.TUNNEL_B, "-p", str(IPERF_PORT)],
+                               f"{label}-iperf3-server.log"))
+        M.wait_for_listen(lab, lab.ns_b, IPERF_PORT)
+
+        steps = [
+            ("ping", lambda: _ping(lab, ping_count)),
+            ("tcp1", lambda: _prefixed("tcp1", _throughput(lab, pids, seconds))),
+            ("tcp4", lambda: _prefixed("tcp4", _throughput(lab, pids, seconds, streams=4))),
+            ("udp", lambda: _prefixed("udp", _throughput(lab, pids, seconds, udp=True))),
+        ]
+        for name, step in steps:
+            try:
+                metrics.update(step())
+            except Exception as e:
+                errors[name] = str(e)
+            time.sleep(0.5)  # let queues drain before the next figure
+        metrics["rss_pair_kb"] = sum(M.rss_kb(p) for p in pids)
+    except Exception as e:
+        errors["setup"] = str(e)
+    finally:
+        for p in reversed(procs):
+            lab.stop(p)
+    return metrics, errors
+
+
+def _ping(lab, count):
+    # One second of pings first, not counted: the figure is the steady state, not the first
+    # packets of a fresh process (a .NET daemon compiles its packet path on first use).
+    M.ping_ms(lab, lab.ns_a, L.TUNNEL_B, count=20)
+    low, avg, high = M.ping_ms(lab, lab.ns_a, L.TUNNEL_B, count=count)
+    return {"ping_ms": avg, "ping_min_ms": low, "ping_max_ms": high}
+
+
+def _prefixed(prefix, d):
+    return {f"{prefix}_{k}": v for k, v in d.items()}

@@ -1,0 +1,172 @@
+"""Peer scaling (issue 8, item 4): the cost of 10,000 idle peers, and 100 peers sending at once.
+
+Idle peers: one daemon in namespace B, `wg addconf` of N peers whose public keys are 32 random
+bytes (a peer needs no private key to be configured), wall time of the command and VmRSS growth.
+
+Many peers sending: the device under test is the Gateway in namespace B with N peers. The Clients
+are N wireguard-go daemons in namespace A (about 5 MB each; the same load generator for every
+implementation under test, so only the Gateway changes). Each Client has its own tunnel address
+and a policy-routing table that sends that address's traffic into its own tunnel, so N iperf3
+clients bound to N addresses are N WireGuard peers from the Gateway's point of view. N iperf3
+servers in namespace B (one per port: an iperf3 server serves one test at a time) receive. The
+figure is the rate the Gateway delivers into its TUN device while all N send, against one Client
+sending alone through the same Gateway.
+"""
+
+import json
+import os
+import subprocess
+import time
+
+import lab as L
+import measure as M
+
+GATEWAY_PORT = 51840
+GATEWAY_ADDR = "10.78.0.1"
+SCALE_PORT = 51850
+IPERF_BASE_PORT = 5300
+# The common window of the many-peers test: from WINDOW_START seconds after the first flow was
+# started to WINDOW_END_BEFORE seconds before the flows end.
+WINDOW_START = 2.0
+WINDOW_END_BEFORE = 1.0
+MIN_SECONDS = 8
+
+
+def tun_rx_bytes(lab, ns, ifname):
+    link = json.loads(lab.ip(ns, "-j", "-s", "link", "show", "dev", ifname))
+    return link[0]["stats64"]["rx"]["bytes"]
+
+
+def idle_peer_cost(lab, binary, label, npeers):
+    ifname = lab.new_ifname("s")
+    p = lab.start_daemon(binary, lab.ns_b, ifname, f"{label}-{ifname}.log")
+    try:
+        priv, _ = lab.genkey()
+        lab.configure(lab.ns_b, ifname, priv, SCALE_PORT, "10.79.0.1", 16, [])
+        time.sleep(1.0)
+        before = M.rss_kb(p.pid)
+        conf = os.path.join(lab.tmp, f"{ifname}-peers.conf")
+        with open(conf, "w") as f:
+            for i in range(npeers):
+                # One /32 per peer, as a Gateway gives each Client its own address.
+                f.write(f"[Peer]\nPublicKey = {L.random_public_key()}\n"
+                        f"AllowedIPs = 10.{128 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}/32\n\n")
+        cpu0 = M.cpu_seconds(p.pid)
+        t0 = time.monotonic()
+        lab.ns(lab.ns_b, "wg", "addconf", ifname, conf, timeout=300)
+        addconf_s = time.monotonic() - t0
+        cpu = M.cpu_seconds(p.pid) - cpu0
+        configured = len(lab.ns(lab.ns_b, "wg", "show", ifname, "peers", timeout=120).split())
+        time.sleep(1.0)
+        after = M.rss_kb(p.pid)
+        os.unlink(conf)
+        if configured != npeers:
+            raise RuntimeError(f"wg addconf of {npeers} peers left {configured} peers configured")
+        return {"addconf_s": addconf_s, "addconf_daemon_cpu_s": cpu, "rss_before_kb": before,
+                "rss_after_kb": after, "rss_per_peer_kb": (after - before) / npeers}
+    finally:
+        lab.stop(p)
+
+
+def client_addr(i):
+    return f"10.78.{1 + i // 250}.{1 + i % 250}"
+
+
+class LoadClients:
+    """N wireguard-go Clients in namespace A and N iperf3 servers in namespace B, started once and
+    shared by every Gateway implementation and round."""
+
+    def __init__(self, lab, client_binary, n):
+        self.lab, self.n = lab, n
+        self.gw_priv, self.gw_pub = lab.genkey()
+        self.clients = []  # (ifname, pub)
+        for i in range(n):
+            ifname = lab.new_ifname("c")
+            lab.start_daemon(client_binary, lab.ns_a, ifname, "load-clients.log")
+            priv, pub = lab.genkey()
+            addr = client_addr(i)
+            lab.configure(lab.ns_a, ifname, priv, 52000 + i, addr, 32, [])
+            table = str(1000 + i)
+            lab.ip(lab.ns_a, "rule", "add", "from", addr, "lookup", table)
+            lab.ip(lab.ns_a, "route", "add", f"{GATEWAY_ADDR}/32", "dev", ifname, "table", table)
+            self.clients.append((ifname, pub))
+        for i in range(n):
+            lab.spawn(lab.ns_b, ["iperf3", "-s", "-p", str(IPERF_BASE_PORT + i)], "load-iperf3-servers.log")
+        for i in range(n):
+            M.wait_for_listen(lab, lab.ns_b, IPERF_BASE_PORT + i)
+
+    def _reset_sessions(self):
+        """A fresh Gateway knows no session, and a Client would wait 15 s (Keepalive-Timeout +
+        Rekey-Timeout, whitepaper section 6.1) before it noticed; re-adding the peer makes the
+        next packet start a handshake at once."""
+        for ifname, _ in self.clients:
+            self.lab.ns(self.lab.ns_a, "wg", "set", ifname, "peer", self.gw_pub, "remove")
+            self.lab.ns(self.lab.ns_a, "wg", "set", ifname, "peer", self.gw_pub, "endpoint",
+                        f"{L.UNDERLAY_B}:{GATEWAY_PORT}", "allowed-ips", f"{GATEWAY_ADDR}/32")
+
+    def _handshake_all(self):
+        pings = [subprocess.Popen(["ip", "netns", "exec", self.lab.ns_a, "ping", "-q", "-c", "3", "-i", "0.3",
+                                   "-W", "2", "-I", client_addr(i), GATEWAY_ADDR],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for i in range(self.n)]
+        self.lab.procs.extend(pings)  # stopped by PID on close() if the run is interrupted
+        for p in pings:
+            p.wait(timeout=30)
+            self.lab.procs.remove(p)
+        for i in range(self.n):
+            M.wait_for_tunnel(self.lab, self.lab.ns_a, GATEWAY_ADDR, source=client_addr(i))
+
+    def _send(self, count, seconds, gw_ifname):
+        """`count` Clients send one TCP stream each, all started at once. The total is read from
+        the Gateway's TUN device counters (rx: what the daemon wrote into the kernel, the same
+        count for any implementation) over a window in which every flow runs: under load a flow's
+        SYN can be lost and retried a second later, so summing iperf3's per-flow rates (each over
+        its own window) would overstate the total."""
+        # One shell inside the namespace starts every flow: a separate `ip netns exec` per flow
+        # takes tens of milliseconds each, long enough to stagger 100 flows by seconds.
+        outs = [os.path.join(self.lab.tmp, f"load-{i}.json") for i in range(count)]
+        script = "".join(f"iperf3 -c {GATEWAY_ADDR} -B {client_addr(i)} -p {IPERF_BASE_PORT + i} -t {seconds} -J "
+                         f">{outs[i]} 2>/dev/null &\n" for i in range(count)) + "wait\n"
+        t0 = time.monotonic()
+        shell = self.lab.spawn(self.lab.ns_a, ["sh", "-c", script], "load-flows.log", group=True)
+        time.sleep(max(0.0, t0 + WINDOW_START - time.monotonic()))
+        b0, w0 = tun_rx_bytes(self.lab, self.lab.ns_b, gw_ifname), time.monotonic()
+        time.sleep(max(0.0, t0 + seconds - WINDOW_END_BEFORE - time.monotonic()))
+        b1, w1 = tun_rx_bytes(self.lab, self.lab.ns_b, gw_ifname), time.monotonic()
+        try:
+            shell.wait(timeout=seconds + 60)
+        except subprocess.TimeoutExpired:
+            pass
+        self.lab.stop(shell)  # also any flow still hanging
+        rates, failures = [], 0
+        for path in outs:
+            try:
+                with open(path) as f:
+                    rates.append(M.received(json.load(f))[0] / 1e9)
+            except Exception:
+                failures += 1
+            os.unlink(path)
+        return {"gbps": (b1 - b0) * 8 / (w1 - w0) / 1e9, "window_s": w1 - w0,
+                "sum_of_flow_rates_gbps": sum(rates), "min_flow_gbps": min(rates, default=None),
+                "max_flow_gbps": max(rates, default=None), "failed_flows": failures}
+
+    def measure(self, binary, label, seconds):
+        lab = self.lab
+        ifname = lab.new_ifname("g")
+        p = lab.start_daemon(binary, lab.ns_b, ifname, f"{label}-{ifname}.log")
+        try:
+            lab.configure(lab.ns_b, ifname, self.gw_priv, GATEWAY_PORT, GATEWAY_ADDR, 16,
+                          [(pub, None, f"{client_addr(i)}/32") for i, (_, pub) in enumerate(self.clients)])
+            self._reset_sessions()
+            self._handshake_all()
+            one = self._send(1, seconds, ifname)
+            time.sleep(0.5)
+            many = self._send(self.n, seconds, ifname)
+            if one["failed_flows"] or many["failed_flows"] == self.n:
+                raise RuntimeError(f"iperf3 failed: {one['failed_flows']} of 1, {many['failed_flows']} of {self.n} flows")
+            out = {f"one_peer_{k}": v for k, v in one.items()}
+            out.update({f"many_peers_{k}": v for k, v in many.items()})
+            out["many_over_one"] = many["gbps"] / one["gbps"] if one["gbps"] else None
+            return out
+        finally:
+            lab.stop(p)
