@@ -1,6 +1,6 @@
 # Sourced by the README's commands: installs the Debian packages the demo and the tests use, only
 # when one is missing (a fresh Debian 12 machine has none of them).
-DEBIAN_PACKAGES=(iproute2 nftables wireguard-go wireguard-tools iperf3 tshark jq gcc libc6-dev iputils-ping procps psmisc)
+DEBIAN_PACKAGES=(iproute2 nftables wireguard-go wireguard-tools iperf3 tshark jq gcc libc6-dev iputils-ping procps psmisc python3)
 
 ensure_debian_packages() {
   local missing=()

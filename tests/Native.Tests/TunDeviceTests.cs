@@ -154,7 +154,18 @@ public sealed class TunDeviceTests(ITestOutputHelper output)
         Assert.True(reader.Join(TimeSpan.FromSeconds(1)), "Dispose did not release the blocked reader");
         Assert.Equal(0, result);
         buffers[0].Return();
-        Assert.NotEqual(0, Command.Run("ip", "-n", ns.Name, "link", "show", "dev", name).ExitCode);
+        // The kernel unregisters the net device when the last reference to the file goes away; under
+        // load (RTNL held by other tests) that can trail the close by a moment, so poll briefly.
+        bool gone = false;
+        for (int attempt = 0; attempt < 50 && !gone; attempt++)
+        {
+            gone = Command.Run("ip", "-n", ns.Name, "link", "show", "dev", name).ExitCode != 0;
+            if (!gone)
+            {
+                Thread.Sleep(100);
+            }
+        }
+        Assert.True(gone, $"device {name} still exists 5 s after Dispose");
     }
 
     [Fact]
