@@ -39,11 +39,15 @@ public sealed class EcnTests(ITestOutputHelper output)
         var innerEct = sent.Since(pinged, Inner(Roles.Gateway, "tcp", "ect0"));
         var outerEct = sent.Since(pinged, Outer("sent", "c2g", "ect0"));
         lab.Log($"inner ECT(0) TCP on the gateway's TUN {innerEct}, outer ECT(0) on the router {outerEct}");
-        Assert.True(innerEct > 1000, sent.ToString());
-        // Every ECT(0) inner packet that reached the far TUN went out in an ECT(0) datagram (RFC 6040
-        // 4.1 copy-in); the outer count can only be higher, by datagrams lost after the router.
-        Assert.True(outerEct >= innerEct, sent.ToString());
-        Assert.True(lab.Client.FirezoneEcn().EctSent >= innerEct);
+        // The far TUN's writer coalesces consecutive segments of one flow and codepoint into one
+        // super-packet (TUN offload), so the inner counter counts super-packets: it only has to show
+        // that ECT(0) arrived. 5 MB needs about 3,500 full-size datagrams, and each went out ECT(0)
+        // (RFC 6040 4.1 copy-in); the few Not-ECT ones are handshakes, keepalives and the SYN.
+        Assert.True(innerEct > 0, sent.ToString());
+        Assert.True(outerEct > 3000, sent.ToString());
+        var outerNotEct = sent.Since(pinged, Outer("sent", "c2g", "notect"));
+        Assert.True(outerNotEct < outerEct / 20, sent.ToString());
+        Assert.True(lab.Client.FirezoneEcn().EctSent >= outerEct, sent.ToString());
     }
 
     [Fact]
