@@ -88,6 +88,7 @@ public sealed class MtuTests
         string publicA = (await ProcessRunner.RunAsync("wg", ["pubkey"], stdin: keyA.ToBase64())).Stdout.Trim();
         string publicB = (await ProcessRunner.RunAsync("wg", ["pubkey"], stdin: keyB.ToBase64())).Stdout.Trim();
         await using var daemon = DaemonProcess.Start(a, fz, "-f", fz);
+        DetachedDaemon? goDaemon = null;
         try
         {
             await OkAsync(a, "ip", "link", "add", vethA, "type", "veth", "peer", "name", vethB, "netns", b.Name);
@@ -109,6 +110,10 @@ public sealed class MtuTests
             Assert.Equal(0, (await ProcessRunner.WgAsync("show", fz)).ExitCode);
 
             var go = await b.ExecAsync("wireguard-go", [wgo], timeout: TimeSpan.FromSeconds(30));
+            if (File.Exists(UapiSocketPath.For(wgo)))
+            {
+                goDaemon = DetachedDaemon.FromSocket(UapiSocketPath.For(wgo));
+            }
             Assert.True(go.ExitCode == 0, go.Stderr);
             await OkAsync(b, "wg", "set", wgo, "private-key", keyFileB, "listen-port", "51012", "peer", publicA,
                 "endpoint", "192.168.78.1:51011", "allowed-ips", "10.98.0.1/32");
@@ -135,7 +140,12 @@ public sealed class MtuTests
         }
         finally
         {
-            File.Delete(UapiSocketPath.For(wgo)); // stops wireguard-go
+            // Removing its socket stops wireguard-go; past a bound it is killed by PID.
+            if (goDaemon is not null)
+            {
+                await goDaemon.DisposeAsync();
+            }
+            File.Delete(UapiSocketPath.For(wgo));
             File.Delete(keyFileA);
             File.Delete(keyFileB);
         }
