@@ -192,6 +192,54 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Service_mode_routes_a_full_tunnel_by_fwmark_and_policy_rules_until_stopped()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UniqueName();
+        string config = Path.Combine(Path.GetTempPath(), name + ".conf");
+        await File.WriteAllTextAsync(config, $"""
+            [Interface]
+            PrivateKey = {TestKeys.New().ToBase64()}
+            ListenPort = 0
+            Address = 10.56.0.1/24
+            FwMark = off
+
+            [Peer]
+            PublicKey = {TestKeys.New().ToBase64()}
+            AllowedIPs = 0.0.0.0/0, ::/0
+            """);
+        try
+        {
+            await using var daemon = DaemonProcess.Start(ns, name, "up", "--config", config);
+            await daemon.WaitReadyAsync();
+            Assert.Contains($"default dev {name}", (await ns.ExecAsync("ip", ["-4", "route", "show", "table", "51820"])).Stdout);
+            Assert.Contains($"default dev {name}", (await ns.ExecAsync("ip", ["-6", "route", "show", "table", "51820"])).Stdout);
+            foreach (var family in new[] { "-4", "-6" })
+            {
+                string rules = (await ns.ExecAsync("ip", [family, "rule", "show"])).Stdout;
+                Assert.Contains("not from all fwmark 0xca6c lookup 51820", rules);
+                Assert.Contains("from all lookup main suppress_prefixlength 0", rules);
+            }
+            // The tunnel's socket carries the mark ("FwMark = off" in the file does not clear it).
+            Assert.Contains("fwmark: 0xca6c", (await ProcessRunner.WgAsync("show", name)).Stdout);
+
+            daemon.Signal(SIGTERM);
+            Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+            Assert.Equal("", (await ns.ExecAsync("ip", ["-4", "route", "show", "table", "51820"])).Stdout.Trim());
+            foreach (var family in new[] { "-4", "-6" })
+            {
+                string rules = (await ns.ExecAsync("ip", [family, "rule", "show"])).Stdout;
+                Assert.DoesNotContain("fwmark", rules);
+                Assert.DoesNotContain("suppress_prefixlength", rules);
+            }
+        }
+        finally
+        {
+            File.Delete(config);
+        }
+    }
+
+    [Fact]
     public async Task Wg_quick_up_and_down_with_the_userspace_implementation_variable()
     {
         await using var ns = await NetworkNamespace.CreateAsync();
