@@ -44,7 +44,7 @@ public sealed class CliTests
         {
             var result = await RunAsync("up", "--config", file);
             Assert.Equal(1, result.ExitCode);
-            Assert.Equal($"{file}:6: AllowedIPs: '10.0.0.0/99' is not a CIDR prefix ('99' is not a prefix length between 0 and 32)\n", result.Stderr);
+            Assert.Equal($"{file}:6: AllowedIPs: an entry is not a CIDR prefix (address/length)\n", result.Stderr);
             Assert.DoesNotContain(key, result.Stdout + result.Stderr);
             Assert.False(File.Exists(UapiSocketPath.For(name)));
             Assert.False(File.Exists(Path.Combine("/var/log/firezone-tunnel", name + ".log")));

@@ -99,26 +99,36 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
         await using var ns = await NetworkNamespace.CreateAsync();
         string name = UniqueName();
         string log = Path.Combine(Path.GetTempPath(), $"fzt-{name}.log");
+        DetachedDaemon? daemon = null;
         try
         {
             var parent = await ns.ExecAsync(DaemonProcess.Executable, [name, "--log-file", log],
                 environment: new Dictionary<string, string> { ["WG_PROCESS_FOREGROUND"] = "" }, timeout: TimeSpan.FromSeconds(30));
+            // Ready means ready: the socket exists when the parent returns. Its listener's PID is
+            // taken before any assertion, so the finally block can stop the daemon whatever fails.
+            if (File.Exists(UapiSocketPath.For(name)))
+            {
+                daemon = DetachedDaemon.FromSocket(UapiSocketPath.For(name));
+            }
             Assert.True(parent.ExitCode == 0, parent.Stderr);
-            // Ready means ready: the interface and the socket exist when the parent returns.
-            Assert.True(File.Exists(UapiSocketPath.For(name)));
+            Assert.NotNull(daemon);
+            Assert.NotEqual(Environment.ProcessId, daemon.Pid);
             Assert.True(await ns.HasLinkAsync(name));
             Assert.Equal(0, (await ProcessRunner.WgAsync("show", name)).ExitCode);
+
+            // wireguard-go's way to stop a detached daemon: remove its socket. It exits and its TUN goes.
+            File.Delete(UapiSocketPath.For(name));
+            Assert.True(await daemon.WaitForExitAsync(TimeSpan.FromSeconds(15)), "the daemon did not exit after its socket was removed");
+            Assert.False(await ns.HasLinkAsync(name));
         }
         finally
         {
-            // wireguard-go's way to stop a detached daemon: remove its socket; then wait (bounded) for the TUN to go.
-            File.Delete(UapiSocketPath.For(name));
-            using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(15));
-            while (await ns.HasLinkAsync(name) && !bound.IsCancellationRequested)
+            // Bounded stop, then SIGKILL by PID: no daemon outlives the test, whatever failed above.
+            if (daemon is not null)
             {
-                await Task.Delay(100);
+                await daemon.DisposeAsync();
             }
-            Assert.False(await ns.HasLinkAsync(name));
+            File.Delete(UapiSocketPath.For(name));
             File.Delete(log);
         }
     }
@@ -182,6 +192,54 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Service_mode_routes_a_full_tunnel_by_fwmark_and_policy_rules_until_stopped()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UniqueName();
+        string config = Path.Combine(Path.GetTempPath(), name + ".conf");
+        await File.WriteAllTextAsync(config, $"""
+            [Interface]
+            PrivateKey = {TestKeys.New().ToBase64()}
+            ListenPort = 0
+            Address = 10.56.0.1/24
+            FwMark = off
+
+            [Peer]
+            PublicKey = {TestKeys.New().ToBase64()}
+            AllowedIPs = 0.0.0.0/0, ::/0
+            """);
+        try
+        {
+            await using var daemon = DaemonProcess.Start(ns, name, "up", "--config", config);
+            await daemon.WaitReadyAsync();
+            Assert.Contains($"default dev {name}", (await ns.ExecAsync("ip", ["-4", "route", "show", "table", "51820"])).Stdout);
+            Assert.Contains($"default dev {name}", (await ns.ExecAsync("ip", ["-6", "route", "show", "table", "51820"])).Stdout);
+            foreach (var family in new[] { "-4", "-6" })
+            {
+                string rules = (await ns.ExecAsync("ip", [family, "rule", "show"])).Stdout;
+                Assert.Contains("not from all fwmark 0xca6c lookup 51820", rules);
+                Assert.Contains("from all lookup main suppress_prefixlength 0", rules);
+            }
+            // The tunnel's socket carries the mark ("FwMark = off" in the file does not clear it).
+            Assert.Contains("fwmark: 0xca6c", (await ProcessRunner.WgAsync("show", name)).Stdout);
+
+            daemon.Signal(SIGTERM);
+            Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+            Assert.Equal("", (await ns.ExecAsync("ip", ["-4", "route", "show", "table", "51820"])).Stdout.Trim());
+            foreach (var family in new[] { "-4", "-6" })
+            {
+                string rules = (await ns.ExecAsync("ip", [family, "rule", "show"])).Stdout;
+                Assert.DoesNotContain("fwmark", rules);
+                Assert.DoesNotContain("suppress_prefixlength", rules);
+            }
+        }
+        finally
+        {
+            File.Delete(config);
+        }
+    }
+
+    [Fact]
     public async Task Wg_quick_up_and_down_with_the_userspace_implementation_variable()
     {
         await using var ns = await NetworkNamespace.CreateAsync();
@@ -202,11 +260,18 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
             """);
         File.SetUnixFileMode(config, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         var environment = new Dictionary<string, string> { ["WG_QUICK_USERSPACE_IMPLEMENTATION"] = DaemonProcess.Executable, ["WG_PROCESS_FOREGROUND"] = "" };
+        DetachedDaemon? daemon = null;
         try
         {
             var up = await ns.ExecAsync("wg-quick", ["up", config], environment, TimeSpan.FromSeconds(60));
             output.WriteLine(up.Stderr);
+            // The daemon wg-quick started, by PID, before any assertion (see the finally block).
+            if (File.Exists(UapiSocketPath.For(name)))
+            {
+                daemon = DetachedDaemon.FromSocket(UapiSocketPath.For(name));
+            }
             Assert.True(up.ExitCode == 0, up.Stderr);
+            Assert.NotNull(daemon);
             Assert.Contains("inet 10.77.0.1/24", (await ns.ExecAsync("ip", ["address", "show", "dev", name])).Stdout);
             Assert.Contains("10.78.0.0/16", (await ns.ExecAsync("ip", ["route", "show", "dev", name])).Stdout);
             Assert.Contains($"peer: {peer.ToBase64()}", (await ProcessRunner.WgAsync("show", name)).Stdout);
@@ -221,9 +286,15 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
             }
             Assert.False(await ns.HasLinkAsync(name));
             Assert.False(File.Exists(UapiSocketPath.For(name)));
+            Assert.True(await daemon.WaitForExitAsync(TimeSpan.FromSeconds(15)), "the daemon did not exit after wg-quick down");
         }
         finally
         {
+            // Bounded stop, then SIGKILL by PID: no daemon outlives the test, whatever failed above.
+            if (daemon is not null)
+            {
+                await daemon.DisposeAsync();
+            }
             File.Delete(UapiSocketPath.For(name));
             File.Delete(Path.Combine("/var/log/firezone-tunnel", name + ".log"));
             Directory.Delete(directory, recursive: true);

@@ -30,6 +30,7 @@ public sealed class TunnelTrafficTests
         string publicA = (await ProcessRunner.RunAsync("wg", ["pubkey"], stdin: keyA.ToBase64())).Stdout.Trim();
         string publicB = (await ProcessRunner.RunAsync("wg", ["pubkey"], stdin: keyB.ToBase64())).Stdout.Trim();
         await using var daemon = DaemonProcess.Start(a, fz, "-f", fz);
+        DetachedDaemon? goDaemon = null;
         try
         {
             await OkAsync(a, "ip", "link", "add", vethA, "type", "veth", "peer", "name", vethB, "netns", b.Name);
@@ -44,6 +45,10 @@ public sealed class TunnelTrafficTests
             await OkAsync(a, "ip", "address", "add", "10.99.0.1/24", "dev", fz);
 
             var go = await b.ExecAsync("wireguard-go", [wgo], timeout: TimeSpan.FromSeconds(30));
+            if (File.Exists(UapiSocketPath.For(wgo)))
+            {
+                goDaemon = DetachedDaemon.FromSocket(UapiSocketPath.For(wgo));
+            }
             Assert.True(go.ExitCode == 0, go.Stderr);
             await OkAsync(b, "wg", "set", wgo, "private-key", keyFileB, "listen-port", "51002", "peer", publicA,
                 "endpoint", "192.168.77.1:51001", "allowed-ips", "10.99.0.1/32");
@@ -62,7 +67,12 @@ public sealed class TunnelTrafficTests
         }
         finally
         {
-            File.Delete(UapiSocketPath.For(wgo)); // stops wireguard-go
+            // Removing its socket stops wireguard-go; past a bound it is killed by PID.
+            if (goDaemon is not null)
+            {
+                await goDaemon.DisposeAsync();
+            }
+            File.Delete(UapiSocketPath.For(wgo));
             File.Delete(keyFileA);
             File.Delete(keyFileB);
         }

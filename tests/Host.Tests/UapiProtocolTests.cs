@@ -103,6 +103,56 @@ public sealed class UapiProtocolTests
         Assert.DoesNotContain(almostKey, error.Message);
     }
 
+    [Theory]
+    [InlineData("{K}")]
+    [InlineData("private_key {K}")]
+    [InlineData("private_key:{K}")]
+    [InlineData("private_key: {K}=")]
+    [InlineData("{K}=private_key")]
+    [InlineData(" private_key={K}")]
+    [InlineData("private_key ={K}")]
+    [InlineData("listen_port={K}")]
+    [InlineData("fwmark={K}")]
+    [InlineData("replace_peers={K}")]
+    public void Mistyped_device_lines_never_quote_the_key(string template)
+    {
+        string secret = Psk.ToHex();
+        var error = Assert.Throws<UapiException>(() => UapiSetParser.Parse([template.Replace("{K}", secret)]));
+        AssertLeaksNothingOf(secret, error.Message);
+    }
+
+    [Theory]
+    [InlineData("{K}")]
+    [InlineData("preshared_key:{K}")]
+    [InlineData("preshared_key {K}=")]
+    [InlineData("{K}=1")]
+    [InlineData("allowed_ip={K}")]
+    [InlineData("endpoint={K}")]
+    [InlineData("protocol_version={K}")]
+    [InlineData("update_only={K}")]
+    [InlineData("persistent_keepalive_interval={K}")]
+    public void Mistyped_peer_lines_never_quote_the_key(string template)
+    {
+        string secret = Psk.ToHex();
+        var error = Assert.Throws<UapiException>(() => UapiSetParser.Parse([$"public_key={PeerA.ToHex()}", template.Replace("{K}", secret)]));
+        AssertLeaksNothingOf(secret, error.Message);
+    }
+
+    [Fact]
+    public void A_plain_unknown_key_is_still_named()
+    {
+        var error = Assert.Throws<UapiException>(() => UapiSetParser.Parse(["colour=blue"]));
+        Assert.Equal("invalid UAPI device key: colour", error.Message);
+    }
+
+    private static void AssertLeaksNothingOf(string secret, string message)
+    {
+        for (int i = 0; i + 8 <= secret.Length; i++)
+        {
+            Assert.DoesNotContain(secret.Substring(i, 8), message, StringComparison.OrdinalIgnoreCase);
+        }
+    }
+
     [Fact]
     public void Get_is_formatted_in_wireguard_go_order_with_hex_keys()
     {

@@ -23,7 +23,7 @@ public static class EndpointText
             int close = text.IndexOf(']');
             if (close < 0 || close + 1 >= text.Length || text[close + 1] != ':')
             {
-                error = $"'{text}' is not an endpoint ([address]:port)";
+                error = "not an endpoint ([address]:port)";
                 return false;
             }
             host = text[1..close];
@@ -34,25 +34,25 @@ public static class EndpointText
             int colon = text.LastIndexOf(':');
             if (colon <= 0)
             {
-                error = $"'{text}' is not an endpoint (host:port)";
+                error = "not an endpoint (host:port)";
                 return false;
             }
             host = text[..colon];
             portText = text[(colon + 1)..];
             if (host.Contains(':'))
             {
-                error = $"'{text}' is not an endpoint (write IPv6 addresses as [address]:port)";
+                error = "not an endpoint (write IPv6 addresses as [address]:port)";
                 return false;
             }
         }
         if (!ushort.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out port) || port == 0)
         {
-            error = $"'{portText}' is not a port between 1 and 65535";
+            error = "the port is not a number between 1 and 65535";
             return false;
         }
         if (host.Length == 0)
         {
-            error = $"'{text}' has no host";
+            error = "the endpoint has no host";
             return false;
         }
         return true;
@@ -69,7 +69,7 @@ public static class EndpointText
         if (host.Contains('%') || !IPAddress.TryParse(host, out var address)
             || (address.AddressFamily == AddressFamily.InterNetworkV6) != text.StartsWith('['))
         {
-            error = $"'{host}' is not an IP address";
+            error = "the host is not an IP address";
             return false;
         }
         endpoint = UdpEndpoint.FromIPEndPoint(new IPEndPoint(address, port));

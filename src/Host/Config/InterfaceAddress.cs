@@ -21,14 +21,14 @@ public sealed record InterfaceAddress(IPAddress Address, int PrefixLength)
         string addressText = slash < 0 ? text : text[..slash];
         if (addressText.Length == 0 || addressText.Contains('%') || !IPAddress.TryParse(addressText, out var ip))
         {
-            error = $"'{text}' is not an address in CIDR notation";
+            error = "an entry is not an address in CIDR notation";
             return false;
         }
         int max = ip.AddressFamily == AddressFamily.InterNetwork ? 32 : 128;
         int length = max;
         if (slash >= 0 && (!int.TryParse(text.AsSpan(slash + 1), System.Globalization.NumberStyles.None, null, out length) || length > max))
         {
-            error = $"'{text}' has a bad prefix length (0 to {max})";
+            error = $"an entry has a bad prefix length (0 to {max})";
             return false;
         }
         address = new InterfaceAddress(ip, length);

@@ -91,7 +91,7 @@ public sealed class WgQuickConfigParser
             int equals = content.IndexOf('=');
             if (equals < 0)
             {
-                throw Error(line, $"expected 'Key = Value', got '{content}'");
+                throw Error(line, "line is not 'Key = Value'");
             }
             string key = content[..equals].Trim();
             string value = content[(equals + 1)..].Trim();
@@ -104,7 +104,9 @@ public sealed class WgQuickConfigParser
                     ReadPeerKey(line, key, value);
                     break;
                 default:
-                    throw Error(line, $"'{key}' outside a section ([Interface] or [Peer] first)");
+                    throw Error(line, SafeText.IsQuotableName(key)
+                        ? $"'{key}' outside a section ([Interface] or [Peer] first)"
+                        : "line outside a section ([Interface] or [Peer] first)");
             }
         }
 
@@ -126,7 +128,7 @@ public sealed class WgQuickConfigParser
             }
             else
             {
-                throw Error(line, $"unknown section {content} (expected [Interface] or [Peer])");
+                throw Error(line, "unknown section (expected [Interface] or [Peer])");
             }
         }
 
@@ -151,7 +153,7 @@ public sealed class WgQuickConfigParser
                     Once(line, "ListenPort");
                     if (!ushort.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var port))
                     {
-                        throw Error(line, $"ListenPort '{value}' is not a port between 0 and 65535");
+                        throw Error(line, "ListenPort is not a port between 0 and 65535");
                     }
                     _listenPort = port;
                     break;
@@ -174,7 +176,7 @@ public sealed class WgQuickConfigParser
                     // 1280 is the IPv6 minimum link MTU (RFC 8200 section 5); the tunnel carries IPv6.
                     if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int mtu) || mtu < 1280 || mtu > 65535)
                     {
-                        throw Error(line, $"MTU '{value}' is not a number between 1280 and 65535");
+                        throw Error(line, "MTU is not a number between 1280 and 65535");
                     }
                     _mtu = mtu;
                     break;
@@ -189,12 +191,12 @@ public sealed class WgQuickConfigParser
                 case "saveconfig":
                     if (!value.Equals("true", StringComparison.OrdinalIgnoreCase) && !value.Equals("false", StringComparison.OrdinalIgnoreCase))
                     {
-                        throw Error(line, $"SaveConfig '{value}' is not true or false");
+                        throw Error(line, "SaveConfig is not true or false");
                     }
                     _notes.Add(new ConfigNote(line, "SaveConfig is a wg-quick setting; firezone-tunnel up never rewrites the file"));
                     break;
                 default:
-                    throw Error(line, $"unknown key '{key}' in [Interface]");
+                    throw UnknownKey(line, key, "[Interface]");
             }
         }
 
@@ -216,7 +218,8 @@ public sealed class WgQuickConfigParser
                     {
                         if (!IpPrefix.TryParse(item, out var prefix, out var error))
                         {
-                            throw Error(line, $"AllowedIPs: '{item}' is not a CIDR prefix ({error})");
+                            // IpPrefix's error quotes the entry; a misplaced key must not reach the log.
+                            throw Error(line, "AllowedIPs: an entry is not a CIDR prefix (address/length)");
                         }
                         peer.AllowedIps.Add((prefix, line));
                     }
@@ -237,11 +240,11 @@ public sealed class WgQuickConfigParser
                     }
                     else
                     {
-                        throw Error(line, $"PersistentKeepalive '{value}' is not 'off' or a number of seconds up to 65535");
+                        throw Error(line, "PersistentKeepalive is not 'off' or a number of seconds up to 65535");
                     }
                     break;
                 default:
-                    throw Error(line, $"unknown key '{key}' in [Peer]");
+                    throw UnknownKey(line, key, "[Peer]");
             }
         }
 
@@ -250,7 +253,7 @@ public sealed class WgQuickConfigParser
             int equals = directive.IndexOf('=');
             if (equals < 0)
             {
-                throw Error(line, $"expected '#! Key = Value', got '#! {directive}'");
+                throw Error(line, "directive is not '#! Key = Value'");
             }
             string key = directive[..equals].Trim();
             string value = directive[(equals + 1)..].Trim();
@@ -280,20 +283,30 @@ public sealed class WgQuickConfigParser
                     {
                         "client" => HostRole.Client,
                         "gateway" => HostRole.Gateway,
-                        _ => throw Error(line, $"#! Role '{value}' is not client or gateway"),
+                        _ => throw Error(line, "#! Role is not client or gateway"),
                     };
                     break;
                 default:
-                    throw Error(line, $"unknown directive '#! {key}' (known: EcnMode, Role)");
+                    throw Error(line, SafeText.IsQuotableName(key)
+                        ? $"unknown directive '#! {key}' (known: EcnMode, Role)"
+                        : "unknown directive (known: EcnMode, Role)");
             }
         }
+
+        /// <summary>
+        /// A key the parser does not know. Only a plain identifier is quoted: "PrivateKey: yAnz...="
+        /// splits at the base64 padding, and its "key" is the secret (see <see cref="SafeText"/>).
+        /// </summary>
+        private ConfigException UnknownKey(int line, string key, string section) => SafeText.IsQuotableName(key)
+            ? Error(line, $"unknown key '{key}' in {section}")
+            : Error(line, $"line in {section} is not 'Key = Value' with a known key");
 
         private EcnMode ParseEcnMode(int line, string value) => value.ToLowerInvariant() switch
         {
             "normal" => EcnMode.Normal,
             "compatibility" => EcnMode.Compatibility,
             "off" => EcnMode.Off,
-            _ => throw Error(line, $"#! EcnMode '{value}' is not normal, compatibility or off"),
+            _ => throw Error(line, "#! EcnMode is not normal, compatibility or off"),
         };
 
         private WireGuardKey ParseKey(int line, string name, string value)
@@ -317,7 +330,7 @@ public sealed class WgQuickConfigParser
                 : uint.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out mark);
             if (!ok)
             {
-                throw Error(line, $"FwMark '{value}' is not 'off' or a 32-bit number");
+                throw Error(line, "FwMark is not 'off' or a 32-bit number");
             }
             return mark;
         }
@@ -331,7 +344,7 @@ public sealed class WgQuickConfigParser
             var addresses = resolver.Resolve(host);
             if (addresses.Count == 0)
             {
-                throw Error(line, $"Endpoint: cannot resolve '{host}'");
+                throw Error(line, "Endpoint: cannot resolve the host name");
             }
             // Prefer IPv4 as wg(8) effectively does on most systems (getaddrinfo's RFC 6724 order
             // puts IPv4 first when there is no global IPv6 route).

@@ -12,7 +12,10 @@ public static class TunnelConfigApplier
         // Port before key: the tunnel starts once the key is known, so it then starts once, on the right port.
         await control.SetListenPortAsync(device.ListenPort ?? 0, cancellationToken).ConfigureAwait(false);
         await control.SetPrivateKeyAsync(device.PrivateKey, cancellationToken).ConfigureAwait(false);
-        if (device.FwMark is { } mark)
+        // A fresh daemon has no fwmark, so "FwMark = off" has nothing to clear; and setting 0 here
+        // would undo the mark the network setup gave the socket for a default route (wg-quick's
+        // add_default picks one when FwMark is off or absent).
+        if (device.FwMark is { } mark and not 0)
         {
             await control.SetFwmarkAsync(mark, cancellationToken).ConfigureAwait(false);
         }

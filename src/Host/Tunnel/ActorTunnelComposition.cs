@@ -41,7 +41,8 @@ public sealed class ActorTunnelComposition : ITunnelComposition
         if (options.Config is not null)
         {
             services.AddHostedService(provider => new NetworkSetupHostedService(
-                options, ProcessCommandRunner.Instance, provider.GetRequiredService<Microsoft.Extensions.Logging.ILogger<NetworkSetupHostedService>>()));
+                options, ProcessCommandRunner.Instance, provider.GetRequiredService<Microsoft.Extensions.Logging.ILogger<NetworkSetupHostedService>>(),
+                provider.GetRequiredService<ITunnelControl>()));
         }
     }
 }

@@ -26,6 +26,14 @@ namespace Firezone.Actors.Host.Tunnel;
 /// stops the TunnelActor and starts a new one with the same peers. The TUN interface is kept across
 /// a rebuild (TUNSETPERSIST while its descriptor is reopened), so addresses and routes stay.
 /// Peer changes go straight to the running tunnel as AddOrUpdatePeer / RemovePeer / RemoveAllPeers.
+/// <para>
+/// The TUN's MTU can change while the daemon runs: wg-quick runs <c>ip link set mtu</c> after
+/// <c>wg setconf</c>. The engine's <see cref="Device.Mtu"/> caps transport padding (section 5.4.6),
+/// so it is read from the kernel whenever a device is built, on every UAPI get and once a second
+/// (netlink notifications would be immediate; a SIOCGIFMTU poll is simpler and cheap). The packet
+/// buffers must hold an MTU-sized packet and a pool cannot grow its buffers, so an MTU beyond them
+/// rebuilds the tunnel on a pool sized for it (<see cref="PacketBufferSizing"/>).
+/// </para>
 /// </summary>
 public sealed class ActorTunnelControl(
     DaemonOptions options,
@@ -35,7 +43,11 @@ public sealed class ActorTunnelControl(
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(5);
 
     private readonly SemaphoreSlim _gate = new(1, 1);
-    private readonly PacketBufferPool _pool = new();
+    private static readonly TimeSpan MtuPollInterval = TimeSpan.FromSeconds(1);
+
+    private PacketBufferPool _pool = PacketBufferSizing.PoolFor(0);
+    private Device? _device;
+    private Timer? _mtuPoll;
     private readonly StopwatchClock _clock = new();
     private readonly List<PeerConfig> _peers = [];
     private ActorSystem? _system;
@@ -56,12 +68,22 @@ public sealed class ActorTunnelControl(
         // A name another daemon serves is refused before a TUN device exists, so nothing is left behind.
         UapiServer.EnsureAvailable(UapiSocketPath.For(options.InterfaceName, options.SocketDirectory));
         _tun = OpenTun();
-        logger.LogInformation("TUN device {Interface} created (MTU {Mtu})", _tun.Name, _tun.Mtu);
+        if (PacketBufferSizing.BufferSizeFor(_tun.Mtu) > _pool.BufferSize)
+        {
+            _pool = PacketBufferSizing.PoolFor(_tun.Mtu);
+        }
+        logger.LogInformation("TUN device {Interface} created (MTU {Mtu}, {BufferSize}-byte packet buffers)", _tun.Name, _tun.Mtu, _pool.BufferSize);
+        _mtuPoll = new Timer(_ => _ = PollMtuAsync(), null, MtuPollInterval, MtuPollInterval);
         return Task.CompletedTask;
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
+        if (_mtuPoll is { } poll)
+        {
+            await poll.DisposeAsync().ConfigureAwait(false);
+            _mtuPoll = null;
+        }
         await _gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
         try
         {
@@ -93,11 +115,71 @@ public sealed class ActorTunnelControl(
         }
     }
 
+    /// <summary>The engine device of the running tunnel (tests read its MTU).</summary>
+    internal Device? CurrentDevice => _device;
+
+    /// <summary>The pool the next tunnel is built on.</summary>
+    internal PacketBufferPool Pool => _pool;
+
+    private async Task PollMtuAsync()
+    {
+        if (!await _gate.WaitAsync(0).ConfigureAwait(false))
+        {
+            return; // a reconfiguration is running; the next tick looks again
+        }
+        try
+        {
+            await RefreshMtuAsync().ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            // The TUN reader reports a lost device; a failed poll only waits for the next tick.
+            logger.LogDebug("Could not read the MTU of {Interface}: {Problem}", options.InterfaceName, e.Message);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>Re-reads the kernel's MTU into the engine; rebuilds on bigger buffers when packets would not fit. Under the gate.</summary>
+    private async Task RefreshMtuAsync()
+    {
+        if (_tun is null)
+        {
+            return;
+        }
+        int mtu;
+        try
+        {
+            mtu = NetworkInterfaceControl.GetMtu(_tun.Name);
+        }
+        catch (TunDeviceException)
+        {
+            return; // the device is going away; the TUN reader reports that
+        }
+        if (PacketBufferSizing.BufferSizeFor(mtu) > _pool.BufferSize)
+        {
+            logger.LogWarning(
+                "MTU {Mtu} of {Interface} exceeds the {BufferSize}-byte packet buffers (MTU up to {MaxMtu}); rebuilding the tunnel on {NewSize}-byte buffers",
+                mtu, _tun.Name, _pool.BufferSize, PacketBufferSizing.MaxMtuFor(_pool.BufferSize), PacketBufferSizing.BufferSizeFor(mtu));
+            await RebuildAsync(newSocket: null, newPoolMtu: mtu).ConfigureAwait(false);
+            return;
+        }
+        if (_device is { } device && device.Mtu != mtu)
+        {
+            logger.LogInformation("MTU of {Interface} is now {Mtu}", _tun.Name, mtu);
+            device.Mtu = mtu;
+        }
+    }
+
     public async Task<Control.DeviceStatus> GetStatusAsync(CancellationToken cancellationToken)
     {
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            // wg(8) and wg-quick read status after changing the link: a get sees the current MTU.
+            await RefreshMtuAsync().ConfigureAwait(false);
             if (_tunnel is null)
             {
                 var idle = new List<Control.PeerStatus>(_peers.Count);
@@ -332,10 +414,19 @@ public sealed class ActorTunnelControl(
     }
 
     /// <summary>Stops the running tunnel (if any) and starts one with the current key, socket and peers.</summary>
-    private async Task RebuildAsync(LinuxUdpSocket? newSocket)
+    private async Task RebuildAsync(LinuxUdpSocket? newSocket, int? newPoolMtu = null)
     {
         bool wasRunning = _tunnel is not null;
         await StopTunnelAsync().ConfigureAwait(false);
+        if (newPoolMtu is int poolMtu)
+        {
+            // The stopped actors returned their buffers (PostStop); the old pool is dropped whole.
+            if (_pool.Outstanding != 0)
+            {
+                logger.LogWarning("{Outstanding} packet buffers were not returned before the pool was replaced", _pool.Outstanding);
+            }
+            _pool = PacketBufferSizing.PoolFor(poolMtu);
+        }
         if (wasRunning)
         {
             // The stopped readers left the TUN's and socket's wake events signalled for good:
@@ -362,7 +453,14 @@ public sealed class ActorTunnelControl(
             return;
         }
         _socket ??= Bind(_listenPort);
-        var device = new Device(privateKey, _pool, CryptoRandomSource.Instance, _clock.WallClockAtZero);
+        // The live MTU, not the one at open: wg-quick may have changed it since.
+        int mtu = NetworkInterfaceControl.GetMtu(_tun!.Name);
+        if (PacketBufferSizing.BufferSizeFor(mtu) > _pool.BufferSize)
+        {
+            _pool = PacketBufferSizing.PoolFor(mtu); // no tunnel runs now, so no buffer is out
+        }
+        var device = new Device(privateKey, _pool, CryptoRandomSource.Instance, _clock.WallClockAtZero) { Mtu = mtu };
+        _device = device;
         _publicKey = device.PublicKey;
         var settings = TunnelSettings.ForEngine(device, _tun!, _socket, _clock, _failureListener);
         _tunnel = new TunnelClient(
@@ -377,6 +475,7 @@ public sealed class ActorTunnelControl(
 
     private async Task StopTunnelAsync()
     {
+        _device = null;
         if (_tunnel is { } tunnel)
         {
             _tunnel = null;

@@ -22,7 +22,7 @@ public static class UapiSetParser
             int equals = line.IndexOf('=');
             if (equals < 0)
             {
-                throw new UapiException(UapiErrno.EPROTO, $"failed to parse line '{Printable(line)}'");
+                throw new UapiException(UapiErrno.EPROTO, "failed to parse line: not key=value");
             }
             string key = line[..equals];
             string value = line[(equals + 1)..];
@@ -61,7 +61,7 @@ public static class UapiSetParser
                 request.ReplacePeers = true;
                 break;
             default:
-                throw new UapiException(UapiErrno.EINVAL, $"invalid UAPI device key: {Printable(key)}");
+                throw new UapiException(UapiErrno.EINVAL, $"invalid UAPI device key{Quoted(key)}");
         }
     }
 
@@ -100,18 +100,18 @@ public static class UapiSetParser
                 // netip.ParsePrefix requires the "/bits" part and rejects zones.
                 if (!text.Contains('/') || !IpPrefix.TryParse(text, out var prefix, out _))
                 {
-                    throw new UapiException(UapiErrno.EINVAL, $"failed to set allowed ip '{Printable(text)}'");
+                    throw new UapiException(UapiErrno.EINVAL, "failed to set allowed ip: not a CIDR prefix");
                 }
                 peer.AllowedIps.Add(new AllowedIpChange(remove ? AllowedIpChangeKind.Remove : AllowedIpChangeKind.Add, prefix));
                 break;
             case "protocol_version":
                 if (value != "1")
                 {
-                    throw new UapiException(UapiErrno.EINVAL, $"invalid protocol version: {Printable(value)}");
+                    throw new UapiException(UapiErrno.EINVAL, "invalid protocol version (only 1 is known)");
                 }
                 break;
             default:
-                throw new UapiException(UapiErrno.EINVAL, $"invalid UAPI peer key: {Printable(key)}");
+                throw new UapiException(UapiErrno.EINVAL, $"invalid UAPI peer key{Quoted(key)}");
         }
     }
 
@@ -129,7 +129,7 @@ public static class UapiSetParser
     {
         if (!T.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var number))
         {
-            throw new UapiException(UapiErrno.EINVAL, $"failed to parse {key}: '{Printable(value)}'");
+            throw new UapiException(UapiErrno.EINVAL, $"failed to parse {key}: not a number in range");
         }
         return number;
     }
@@ -138,10 +138,13 @@ public static class UapiSetParser
     {
         if (value != "true")
         {
-            throw new UapiException(UapiErrno.EINVAL, $"failed to set {key}, invalid value: {Printable(value)}");
+            throw new UapiException(UapiErrno.EINVAL, $"failed to set {key}: the only valid value is true");
         }
     }
 
-    /// <summary>Caps what an error message quotes from the client.</summary>
-    private static string Printable(string text) => text.Length <= 64 ? text : text[..64] + "...";
+    /// <summary>
+    /// Quotes a key name only when it is a plain identifier: a mistyped line may put a hex private
+    /// key where the key name goes, and these messages are logged (see <see cref="SafeText"/>).
+    /// </summary>
+    private static string Quoted(string key) => SafeText.IsQuotableName(key) ? ": " + key : "";
 }

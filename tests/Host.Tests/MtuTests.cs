@@ -1,0 +1,153 @@
+using Firezone.Actors.Engine.Buffers;
+using Firezone.Actors.Host.Tunnel;
+using Firezone.Actors.Host.Uapi;
+
+namespace Firezone.Actors.Host.Tests;
+
+/// <summary>
+/// The TUN's MTU reaches the engine, also when wg-quick sets it after the key (ip link set mtu after
+/// wg setconf): an MTU-sized inner packet is padded no further than the MTU (whitepaper section
+/// 5.4.6), so its datagram (MTU + 32 bytes of WireGuard framing) fits a path of MTU + 60 without
+/// fragmentation; and a jumbo MTU gets buffers that hold its packets.
+/// </summary>
+public sealed class MtuTests
+{
+    [Theory]
+    [InlineData(1280, 2048)]
+    [InlineData(1420, 2048)]
+    [InlineData(1500, 2048)]
+    [InlineData(1936, 2048)] // 32 + 32 + 1936 + 16 + 32 = 2048 exactly
+    [InlineData(1937, 2112)]
+    [InlineData(9000, 9152)]
+    [InlineData(65535, 65664)]
+    public void Buffers_hold_an_mtu_sized_packet_with_framing_and_padding(int mtu, int expected)
+    {
+        int size = PacketBufferSizing.BufferSizeFor(mtu);
+        Assert.Equal(expected, size);
+        Assert.Equal(0, size % 64);
+        Assert.True(PacketBufferSizing.MaxMtuFor(size) >= mtu);
+        // A received datagram (header, MTU, padding, tag) at Headroom, with the tailroom free.
+        Assert.True(size - PacketBuffer.Headroom - PacketBuffer.Tailroom >= 16 + mtu + 15 + 16);
+    }
+
+    [Theory]
+    [InlineData(1420)]
+    [InlineData(9000)]
+    [InlineData(65535)]
+    public void Pool_memory_stays_bounded_for_any_accepted_mtu(int mtu)
+    {
+        var pool = PacketBufferSizing.PoolFor(mtu);
+        Assert.True(pool.BufferSize >= PacketBufferSizing.BufferSizeFor(mtu));
+        Assert.True((long)pool.MaxBuffers * pool.BufferSize <= Math.Max(PacketBufferSizing.MaxPoolBytes, (long)PacketBufferSizing.MinBuffers * pool.BufferSize));
+        Assert.True(pool.MaxBuffers >= PacketBufferSizing.MinBuffers);
+        var buffer = pool.Rent();
+        Assert.True(buffer.MaxPacketLength >= mtu + PacketBufferSizing.TransportOverhead + PacketBufferSizing.MaxPadding);
+        buffer.Return();
+        Assert.Equal(0, pool.Outstanding);
+    }
+
+    private static async Task OkAsync(NetworkNamespace ns, string file, params string[] arguments)
+    {
+        var result = await ns.ExecAsync(file, arguments, timeout: TimeSpan.FromSeconds(30));
+        Assert.True(result.ExitCode == 0, $"{file} {string.Join(' ', arguments)}: {result.Stderr}");
+    }
+
+    /// <summary>Ip: FragCreates + FragFails of the namespace (RFC 4293 ipSystemStatsOutFragCreates/OutFragFails).</summary>
+    private static async Task<long> FragmentationCountAsync(NetworkNamespace ns)
+    {
+        var snmp = await ns.ExecAsync("cat", ["/proc/net/snmp"], timeout: TimeSpan.FromSeconds(15));
+        var lines = snmp.Stdout.Split('\n');
+        for (int i = 0; i + 1 < lines.Length; i++)
+        {
+            if (lines[i].StartsWith("Ip: Forwarding", StringComparison.Ordinal))
+            {
+                var names = lines[i].Split(' ');
+                var values = lines[i + 1].Split(' ');
+                return long.Parse(values[Array.IndexOf(names, "FragCreates")]) + long.Parse(values[Array.IndexOf(names, "FragFails")]);
+            }
+        }
+        throw new InvalidOperationException("no Ip: line in /proc/net/snmp: " + snmp.Stdout);
+    }
+
+    [Theory]
+    [InlineData(1420)]
+    [InlineData(9000)]
+    public async Task A_full_mtu_packet_set_after_start_crosses_without_fragmentation(int mtu)
+    {
+        await using var a = await NetworkNamespace.CreateAsync();
+        await using var b = await NetworkNamespace.CreateAsync();
+        string suffix = Guid.NewGuid().ToString("N")[..6];
+        string fz = "fzm" + suffix, wgo = "fzn" + suffix, vethA = "fzma" + suffix, vethB = "fzmb" + suffix;
+        string outerMtu = (mtu + 60).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        string tunMtu = mtu.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var keyA = TestKeys.New();
+        var keyB = TestKeys.New();
+        string keyFileA = Path.Combine(Path.GetTempPath(), $"fzt-{fz}.key"), keyFileB = Path.Combine(Path.GetTempPath(), $"fzt-{wgo}.key");
+        await File.WriteAllTextAsync(keyFileA, keyA.ToBase64());
+        await File.WriteAllTextAsync(keyFileB, keyB.ToBase64());
+        string publicA = (await ProcessRunner.RunAsync("wg", ["pubkey"], stdin: keyA.ToBase64())).Stdout.Trim();
+        string publicB = (await ProcessRunner.RunAsync("wg", ["pubkey"], stdin: keyB.ToBase64())).Stdout.Trim();
+        await using var daemon = DaemonProcess.Start(a, fz, "-f", fz);
+        DetachedDaemon? goDaemon = null;
+        try
+        {
+            await OkAsync(a, "ip", "link", "add", vethA, "type", "veth", "peer", "name", vethB, "netns", b.Name);
+            // The outer path fits exactly: IPv4 (20) + UDP (8) + WireGuard header (16) + MTU + tag (16).
+            await OkAsync(a, "ip", "link", "set", vethA, "mtu", outerMtu);
+            await OkAsync(b, "ip", "link", "set", vethB, "mtu", outerMtu);
+            await OkAsync(a, "ip", "address", "add", "192.168.78.1/24", "dev", vethA);
+            await OkAsync(a, "ip", "link", "set", vethA, "up");
+            await OkAsync(b, "ip", "address", "add", "192.168.78.2/24", "dev", vethB);
+            await OkAsync(b, "ip", "link", "set", vethB, "up");
+
+            await daemon.WaitReadyAsync();
+            // wg-quick's order: the configuration first, then the MTU and the link.
+            await OkAsync(a, "wg", "set", fz, "private-key", keyFileA, "listen-port", "51011", "peer", publicB,
+                "endpoint", "192.168.78.2:51012", "allowed-ips", "10.98.0.2/32");
+            await OkAsync(a, "ip", "address", "add", "10.98.0.1/24", "dev", fz);
+            await OkAsync(a, "ip", "link", "set", fz, "mtu", tunMtu, "up");
+            // A UAPI get re-reads the MTU, so after this the engine has it (no waiting on the poll).
+            Assert.Equal(0, (await ProcessRunner.WgAsync("show", fz)).ExitCode);
+
+            var go = await b.ExecAsync("wireguard-go", [wgo], timeout: TimeSpan.FromSeconds(30));
+            if (File.Exists(UapiSocketPath.For(wgo)))
+            {
+                goDaemon = DetachedDaemon.FromSocket(UapiSocketPath.For(wgo));
+            }
+            Assert.True(go.ExitCode == 0, go.Stderr);
+            await OkAsync(b, "wg", "set", wgo, "private-key", keyFileB, "listen-port", "51012", "peer", publicA,
+                "endpoint", "192.168.78.1:51011", "allowed-ips", "10.98.0.1/32");
+            await OkAsync(b, "ip", "address", "add", "10.98.0.2/24", "dev", wgo);
+            await OkAsync(b, "ip", "link", "set", wgo, "mtu", tunMtu, "up");
+
+            // Small pings complete the handshake first.
+            var warm = await a.ExecAsync("ping", ["-c", "3", "-W", "5", "10.98.0.2"], timeout: TimeSpan.FromSeconds(30));
+            Assert.True(warm.ExitCode == 0, warm.Stdout + warm.Stderr + await File.ReadAllTextAsync(daemon.LogFile));
+            long before = await FragmentationCountAsync(a);
+            // ICMP payload so that the inner IPv4 packet is exactly the MTU: 20 + 8 + payload.
+            string payload = (mtu - 28).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var ping = await a.ExecAsync("ping", ["-c", "3", "-W", "5", "-M", "do", "-s", payload, "10.98.0.2"], timeout: TimeSpan.FromSeconds(40));
+            if (ping.ExitCode != 0)
+            {
+                // Which side dropped it: the links' counters and both ends' transfer counts.
+                string diag = (await a.ExecAsync("ip", ["-s", "-s", "link"])).Stdout + (await b.ExecAsync("ip", ["-s", "-s", "link"])).Stdout
+                    + (await ProcessRunner.WgAsync("show", wgo)).Stdout
+                    + (await ProcessRunner.RunAsync(DaemonProcess.Executable, ["show", fz])).Stdout;
+                Assert.Fail(ping.Stdout + ping.Stderr + diag);
+            }
+            // Padding beyond the MTU would make the datagram 4 bytes too long for the path.
+            Assert.Equal(before, await FragmentationCountAsync(a));
+        }
+        finally
+        {
+            // Removing its socket stops wireguard-go; past a bound it is killed by PID.
+            if (goDaemon is not null)
+            {
+                await goDaemon.DisposeAsync();
+            }
+            File.Delete(UapiSocketPath.For(wgo));
+            File.Delete(keyFileA);
+            File.Delete(keyFileB);
+        }
+    }
+}
