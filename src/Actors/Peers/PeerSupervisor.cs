@@ -97,6 +97,9 @@ public sealed class PeerSupervisor : UntypedActor
             case RemovePeer remove:
                 Sender.Tell(new PeerRemoved(remove.PublicKey, Remove(remove.PublicKey)));
                 break;
+            case ApplyPeerChanges changes:
+                Sender.Tell(Apply(changes));
+                break;
             case RemoveAllPeers:
             {
                 var keys = new List<WireGuardKey>(_peers.Keys);
@@ -135,7 +138,45 @@ public sealed class PeerSupervisor : UntypedActor
         }
     }
 
-    private PeerConfigured AddOrUpdate(PeerConfig config)
+    /// <summary>
+    /// A whole transaction: the metrics see the peer set once, and the log gets one summary line
+    /// (one line per peer at Information would be 10,000 lines for one wg addconf).
+    /// </summary>
+    private PeerChangesApplied Apply(ApplyPeerChanges changes)
+    {
+        int removed = 0, created = 0, updated = 0;
+        if (changes.RemoveAll)
+        {
+            var keys = new List<WireGuardKey>(_peers.Keys);
+            foreach (var key in keys)
+            {
+                removed += Remove(key, publish: false) ? 1 : 0;
+            }
+        }
+        else
+        {
+            foreach (var key in changes.Remove)
+            {
+                removed += Remove(key, publish: false) ? 1 : 0;
+            }
+        }
+        foreach (var config in changes.Upsert)
+        {
+            if (AddOrUpdate(config, publish: false).Created)
+            {
+                created++;
+            }
+            else
+            {
+                updated++;
+            }
+        }
+        PublishMetricsPeers();
+        _log.Info("peers changed: {0} added, {1} updated, {2} removed; {3} configured", created, updated, removed, _peers.Count);
+        return new PeerChangesApplied(created, updated, removed);
+    }
+
+    private PeerConfigured AddOrUpdate(PeerConfig config, bool publish = true)
     {
         var key = config.PublicKey;
         if (_peers.TryGetValue(key, out var existing))
@@ -157,12 +198,19 @@ public sealed class PeerSupervisor : UntypedActor
         // Registry first, then routes: a packet routed to the key must find its connection.
         _registry.Set(key, connection);
         _device.SetAllowedIps(key, config.AllowedIps);
-        PublishMetricsPeers();
-        _log.Info("peer {0} added ({1} allowed IPs, endpoint {2}, ECN {3})", slot.KeyBase64, config.AllowedIps.Count, config.Endpoint, config.EcnMode);
+        if (publish)
+        {
+            PublishMetricsPeers();
+            _log.Info("peer {0} added ({1} allowed IPs, endpoint {2}, ECN {3})", slot.KeyBase64, config.AllowedIps.Count, config.Endpoint, config.EcnMode);
+        }
+        else if (_log.IsDebugEnabled)
+        {
+            _log.Debug("peer {0} added ({1} allowed IPs, endpoint {2}, ECN {3})", slot.KeyBase64, config.AllowedIps.Count, config.Endpoint, config.EcnMode);
+        }
         return new PeerConfigured(key, Created: true);
     }
 
-    private bool Remove(WireGuardKey key)
+    private bool Remove(WireGuardKey key, bool publish = true)
     {
         if (!_peers.Remove(key, out var entry))
         {
@@ -174,8 +222,15 @@ public sealed class PeerSupervisor : UntypedActor
         _registry.Remove(key, entry.Connection);
         _stopping[entry.Connection] = key;
         Context.Stop(entry.Connection);
-        PublishMetricsPeers();
-        _log.Info("peer {0} removed", entry.Slot.KeyBase64);
+        if (publish)
+        {
+            PublishMetricsPeers();
+            _log.Info("peer {0} removed", entry.Slot.KeyBase64);
+        }
+        else if (_log.IsDebugEnabled)
+        {
+            _log.Debug("peer {0} removed", entry.Slot.KeyBase64);
+        }
         return true;
     }
 
