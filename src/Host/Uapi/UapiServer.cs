@@ -157,7 +157,7 @@ public sealed class UapiServer : IAsyncDisposable
                         (reply, lines) = await SetAsync(reader, token).ConfigureAwait(false);
                         if (lines >= LargeSetLines)
                         {
-                            ReturnTransientMemory();
+                            ScheduleCompaction();
                         }
                         break;
                     case "get=1":
@@ -204,6 +204,29 @@ public sealed class UapiServer : IAsyncDisposable
     /// </summary>
     private static void ReturnTransientMemory() =>
         GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+
+    /// <summary>
+    /// The peers' actors start after the set is answered (each builds its engine peer in PreStart),
+    /// so the collection waits for them: compacting earlier leaves their objects interleaved with
+    /// fresh garbage in partly used regions. Later large sets within the delay share one collection.
+    /// </summary>
+    private void ScheduleCompaction()
+    {
+        if (Interlocked.Exchange(ref _compactionScheduled, 1) == 1)
+        {
+            return;
+        }
+        _ = Task.Delay(CompactionDelay, _stopping.Token).ContinueWith(
+            static (_, state) =>
+            {
+                Volatile.Write(ref ((UapiServer)state!)._compactionScheduled, 0);
+                ReturnTransientMemory();
+            },
+            this, CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+    }
+
+    private static readonly TimeSpan CompactionDelay = TimeSpan.FromMilliseconds(500);
+    private int _compactionScheduled;
 
     private async Task<(string Reply, int Lines)> SetAsync(UapiLineReader reader, CancellationToken token)
     {
