@@ -378,12 +378,17 @@ public sealed class Peer : IDisposable
         {
             return;
         }
-        _handshake.LastSentHandshake = now;
         if (!_device.Pool.TryRent(out var buffer))
         {
+            // Nothing was sent, so the Rekey-Timeout rate limit (keyed on LastSentHandshake) must not
+            // start: a later packet or Connect may try again at once. Arm the retransmit timer anyway,
+            // so the attempt is retried (and counted toward giving up, section 6.4) even if no further
+            // trigger comes.
             Counters.PoolExhausted++;
+            TimersHandshakeInitiated(now);
             return;
         }
+        _handshake.LastSentHandshake = now;
         FreeHandshakeIndex();
         uint senderIndex = _device.Indices.Allocate(PublicKey, _device.Random);
         _handshake.LocalIndex = senderIndex;
