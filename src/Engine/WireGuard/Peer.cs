@@ -58,6 +58,7 @@ public sealed class Peer : IDisposable
     private bool _needAnotherKeepalive;
     private bool _sentLastMinuteHandshake;
 
+    private HandshakeReplayState? _replayState;
     private DateTime? _lastHandshakeUtc;
     private long _rxBytes;
     private long _txBytes;
@@ -107,6 +108,19 @@ public sealed class Peer : IDisposable
 
     /// <summary>For tests: the keypair used for sending (to drive message-count limits without 2^60 packets).</summary>
     internal Keypair? CurrentKeypair => _current;
+
+    /// <summary>
+    /// Shares initiation replay protection with earlier and later instances for the same remote key
+    /// (see <see cref="HandshakeReplayState"/>): raises this peer's greatest accepted TAI64N timestamp
+    /// and last initiation consumption time to what <paramref name="state"/> holds, and records every
+    /// initiation accepted from now on into it. Call right after construction.
+    /// </summary>
+    public void AttachReplayState(HandshakeReplayState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        _replayState = state;
+        state.RestoreInto(_handshake.LastTimestamp, ref _handshake.LastInitiationConsumption);
+    }
 
     /// <summary>Applies a configuration change (endpoint, keepalive, preshared key, allowed IPs) without losing the session.</summary>
     public void Update(PeerConfig config, TimeSpan now)
@@ -446,6 +460,7 @@ public sealed class Peer : IDisposable
             _handshake.RemoteIndex = BinaryPrimitives.ReadUInt32LittleEndian(message[MessageLayout.InitiationSender..]);
             timestamp.CopyTo(_handshake.LastTimestamp);
             _handshake.LastInitiationConsumption = now;
+            _replayState?.Record(timestamp, now);
             _handshake.State = HandshakeState.InitiationConsumed;
         }
         finally

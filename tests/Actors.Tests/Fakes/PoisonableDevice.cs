@@ -70,6 +70,7 @@ public sealed class PoisonableDevice(IWireGuardDevice inner) : IWireGuardDevice
         public OpenResult HandleTransportData(PacketBuffer datagram, TimeSpan now) => peer.HandleTransportData(datagram, now);
         public HandshakeResult HandleHandshakeMessage(PacketBuffer datagram, TimeSpan now) => peer.HandleHandshakeMessage(datagram, now);
         public void Start(TimeSpan now) => peer.Start(now);
+        public void AttachReplayState(HandshakeReplayState state) => peer.AttachReplayState(state);
         public void Connect(TimeSpan now) => peer.Connect(now);
         public void HandleTimeout(TimeSpan now) => peer.HandleTimeout(now);
         public TimeSpan? PollTimeout() => peer.PollTimeout();
