@@ -98,6 +98,53 @@ public sealed class AllowedIps<T> where T : notnull
         }
     }
 
+    /// <summary>
+    /// Makes <paramref name="prefixes"/> exactly the set owned by <paramref name="value"/>, as one edit
+    /// under the writer lock: each listed prefix is taken over (from whichever peer owned it, as wg does:
+    /// a prefix belongs to one peer), then the owner's prefixes no longer listed are removed. A prefix in
+    /// both the old and the new set is never absent, so a lock-free lookup racing the change sees the old
+    /// or the new owner, never "no route". Allocates (configuration path).
+    /// </summary>
+    public void ReplaceAll(T value, IReadOnlyList<IpPrefix> prefixes)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        ArgumentNullException.ThrowIfNull(prefixes);
+        var keep = new HashSet<IpPrefix>(prefixes.Count);
+        for (int i = 0; i < prefixes.Count; i++)
+        {
+            ArgumentNullException.ThrowIfNull(prefixes[i]);
+            keep.Add(prefixes[i]);
+        }
+        lock (_writeLock)
+        {
+            if (!_owners.TryGetValue(value, out var owner))
+            {
+                owner = new AllowedIpsOwner<T>(value);
+                _owners.Add(value, owner);
+            }
+            var stale = new List<AllowedIpsNode<T>>();
+            for (var node = owner.First; node is not null; node = node.NextOfOwner)
+            {
+                if (!keep.Contains(node.Prefix!))
+                {
+                    stale.Add(node);
+                }
+            }
+            foreach (var prefix in keep)
+            {
+                ReadPrefix(prefix, out ulong hi, out ulong lo, out int bits);
+                Add(bits, hi, lo, prefix, owner);
+            }
+            foreach (var node in stale)
+            {
+                if (node.Owner == owner)
+                {
+                    RemoveNode(node);
+                }
+            }
+        }
+    }
+
     /// <summary>Removes every prefix.</summary>
     public void Clear()
     {

@@ -21,7 +21,8 @@ namespace Firezone.Actors.Engine.WireGuard;
 /// The timers follow wireguard-go's timers.go (itself the kernel's timers.c), which implements
 /// whitepaper section 6: retransmitHandshake, sendKeepalive, newHandshake, zeroKeyMaterial,
 /// persistentKeepalive, kept here as deadlines instead of OS timers.
-/// The peer inserts its configured allowed IPs into <see cref="Device.AllowedIps"/> and removes them on dispose.
+/// The peer writes its configured allowed IPs into <see cref="Device.AllowedIps"/> only when
+/// <see cref="Device.PeersWriteAllowedIps"/> is set; otherwise the table's single writer (the supervisor) does.
 /// </remarks>
 public sealed class Peer : IDisposable
 {
@@ -77,9 +78,9 @@ public sealed class Peer : IDisposable
         Curve25519.TrySharedSecret(device.StaticPrivate, _remoteStatic, _precomputedStaticStatic);
         config.PresharedKey?.CopyTo(_presharedKey);
         _cookieGenerator = new CookieGenerator(_remoteStatic);
-        foreach (var prefix in config.AllowedIps)
+        if (device.PeersWriteAllowedIps)
         {
-            device.AllowedIps.Insert(prefix, config.PublicKey);
+            device.AllowedIps.ReplaceAll(config.PublicKey, config.AllowedIps);
         }
     }
 
@@ -142,10 +143,9 @@ public sealed class Peer : IDisposable
         {
             _endpoint = config.Endpoint;
         }
-        _device.AllowedIps.RemoveAll(PublicKey);
-        foreach (var prefix in config.AllowedIps)
+        if (_device.PeersWriteAllowedIps)
         {
-            _device.AllowedIps.Insert(prefix, PublicKey);
+            _device.AllowedIps.ReplaceAll(PublicKey, config.AllowedIps);
         }
         if (config.PersistentKeepaliveSeconds == 0)
         {
@@ -367,7 +367,10 @@ public sealed class Peer : IDisposable
         {
             buffer.Return();
         }
-        _device.AllowedIps.RemoveAll(PublicKey);
+        if (_device.PeersWriteAllowedIps)
+        {
+            _device.AllowedIps.RemoveAll(PublicKey);
+        }
         CryptographicOperations.ZeroMemory(_presharedKey);
         CryptographicOperations.ZeroMemory(_precomputedStaticStatic);
         _cookieGenerator.Clear();
