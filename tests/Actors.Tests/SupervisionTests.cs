@@ -112,6 +112,30 @@ public sealed class SupervisionTests(ITestOutputHelper output) : ActorTestBase(o
         StopAndAssertNoLeaks(a, b, c);
     }
 
+    [Fact]
+    public void A_restarted_peer_rejects_an_initiation_replayed_from_before_its_restart()
+    {
+        var (a, b, c) = StartStar();
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+        AwaitWritten(b, 1);
+        var initiation = Network.Log.First(d => d.From == a.Endpoint && d.To == b.Endpoint && d.Type == MessageType.Initiation).Data;
+        Assert.Equal(0, PeerStatusOf(b, a).HandshakesRejected);
+
+        // B's connection for A crashes and restarts with a fresh engine peer (no endpoint: no new handshake).
+        AdvanceTime(TimeSpan.FromSeconds(1));
+        EventFilter.Warning(contains: $"peer {a.PublicKey.ToBase64()} failed").ExpectOne(Wait,
+            () => b.Tun.Inject(Packets.Ipv4(b.Address, a.Address, Ecn.Ect0, id: 1000, marker: PoisonableDevice.Marker)));
+        AwaitCondition(() => b.Seam.PeersCreated(a.PublicKey) == 2, Wait);
+
+        // An attacker replays A's captured initiation: the fresh peer still knows its timestamp (section 5.1).
+        int responsesBefore = Network.Count(d => d.From == b.Endpoint && d.Type == MessageType.Response);
+        b.Socket.Deliver(initiation, a.Endpoint, Ecn.NotEct);
+        AwaitCondition(() => PeerStatusOf(b, a).HandshakesRejected == 1, Wait);
+        Assert.Equal(responsesBefore, Network.Count(d => d.From == b.Endpoint && d.Type == MessageType.Response));
+
+        StopAndAssertNoLeaks(a, b, c);
+    }
+
     private static WireGuardKey? Owner(TunnelNode node, string address) =>
         node.Device.AllowedIps.TryLookup(System.Net.IPAddress.Parse(address), out var owner) ? owner : null;
 
