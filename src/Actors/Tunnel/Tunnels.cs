@@ -57,7 +57,12 @@ public static class Tunnels
         {
             try
             {
-                return system.ActorOf(BufferReclaimer.Props(), ReclaimerName);
+                var reclaimer = system.ActorOf(BufferReclaimer.Props(), ReclaimerName);
+                // Subscribe now, not only in its PreStart (which runs later, on a dispatcher thread):
+                // a batch dead-lettered before then would never be recycled. A second Subscribe of
+                // the same actor is a no-op.
+                system.EventStream.Subscribe(reclaimer, typeof(Akka.Event.AllDeadLetters));
+                return reclaimer;
             }
             catch (InvalidActorNameException)
             {
