@@ -5,6 +5,7 @@ using Firezone.Actors.Actors.Socket;
 using Firezone.Actors.Actors.Time;
 using Firezone.Actors.Actors.Tunnel;
 using Firezone.Actors.Engine.Buffers;
+using Firezone.Actors.Engine.Routing;
 using Firezone.Actors.Engine.WireGuard;
 
 namespace Firezone.Actors.Actors.Peers;
@@ -32,6 +33,8 @@ public sealed class PeerSupervisor : UntypedActor
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<WireGuardKey, Entry> _peers = new();
     private readonly Dictionary<IActorRef, Entry> _byConnection = new();
+    // Which peer's slot configuration holds each prefix (kept in step with the slots).
+    private readonly Dictionary<IpPrefix, WireGuardKey> _prefixOwners = new();
     // Removed connections still stopping: when one terminates, a successor with the same key gets
     // its routes back (the engine peer removes its key's allowed IPs when disposed).
     private readonly Dictionary<IActorRef, WireGuardKey> _stopping = new();
@@ -179,8 +182,13 @@ public sealed class PeerSupervisor : UntypedActor
     private PeerConfigured AddOrUpdate(PeerConfig config, bool publish = true)
     {
         var key = config.PublicKey;
+        // This actor is the table's only writer. A prefix belongs to exactly one peer (whitepaper
+        // section 2; wg moves it on `set`): strip it from every other slot's configuration too, or that
+        // peer would claim it back whenever its slot config is re-applied.
+        ReleaseFromOtherSlots(key, config.AllowedIps);
         if (_peers.TryGetValue(key, out var existing))
         {
+            Own(key, existing.Slot.Config.AllowedIps, config.AllowedIps);
             existing.Slot.Config = config;
             _device.SetAllowedIps(key, config.AllowedIps);
             existing.Connection.Tell(new UpdatePeerConfig(config));
@@ -195,6 +203,7 @@ public sealed class PeerSupervisor : UntypedActor
         var entry = new Entry(slot, connection);
         _peers.Add(key, entry);
         _byConnection.Add(connection, entry);
+        Own(key, null, config.AllowedIps);
         // Registry first, then routes: a packet routed to the key must find its connection.
         _registry.Set(key, connection);
         _device.SetAllowedIps(key, config.AllowedIps);
@@ -210,12 +219,81 @@ public sealed class PeerSupervisor : UntypedActor
         return new PeerConfigured(key, Created: true);
     }
 
+    /// <summary>
+    /// Strips <paramref name="claimed"/> from the slots of the peers that hold them. The owner map
+    /// finds those peers directly: scanning every slot made each add O(peers), and wg addconf of
+    /// 10,000 peers quadratic.
+    /// </summary>
+    private void ReleaseFromOtherSlots(WireGuardKey key, IReadOnlyList<IpPrefix> claimed)
+    {
+        if (claimed.Count == 0)
+        {
+            return;
+        }
+        HashSet<WireGuardKey>? holders = null;
+        foreach (var prefix in claimed)
+        {
+            if (_prefixOwners.TryGetValue(prefix, out var owner) && owner != key)
+            {
+                (holders ??= []).Add(owner);
+            }
+        }
+        if (holders is null)
+        {
+            return;
+        }
+        var wanted = new HashSet<IpPrefix>(claimed);
+        foreach (var holder in holders)
+        {
+            if (!_peers.TryGetValue(holder, out var entry))
+            {
+                continue;
+            }
+            var allowed = entry.Slot.Config.AllowedIps;
+            var kept = new List<IpPrefix>(allowed.Count);
+            foreach (var prefix in allowed)
+            {
+                if (!wanted.Contains(prefix))
+                {
+                    kept.Add(prefix);
+                }
+            }
+            entry.Slot.Config = entry.Slot.Config with { AllowedIps = kept };
+            _log.Info("peer {0}: {1} allowed IP(s) moved to another peer", entry.Slot.KeyBase64, allowed.Count - kept.Count);
+        }
+    }
+
+    /// <summary>Records <paramref name="key"/> as the owner of its new prefixes and drops the ones it no longer has.</summary>
+    private void Own(WireGuardKey key, IReadOnlyList<IpPrefix>? previous, IReadOnlyList<IpPrefix> current)
+    {
+        if (previous is not null)
+        {
+            Disown(key, previous);
+        }
+        foreach (var prefix in current)
+        {
+            _prefixOwners[prefix] = key;
+        }
+    }
+
+    private void Disown(WireGuardKey key, IReadOnlyList<IpPrefix> prefixes)
+    {
+        foreach (var prefix in prefixes)
+        {
+            if (_prefixOwners.TryGetValue(prefix, out var owner) && owner == key)
+            {
+                _prefixOwners.Remove(prefix);
+            }
+        }
+    }
+
     private bool Remove(WireGuardKey key, bool publish = true)
     {
         if (!_peers.Remove(key, out var entry))
         {
             return false;
         }
+        Disown(key, entry.Slot.Config.AllowedIps);
         _byConnection.Remove(entry.Connection);
         // Routes first: the TUN reader stops choosing this peer before its connection goes away.
         _device.RemoveAllowedIps(key);
@@ -250,6 +328,7 @@ public sealed class PeerSupervisor : UntypedActor
             return;
         }
         _peers.Remove(entry.Slot.Key);
+        Disown(entry.Slot.Key, entry.Slot.Config.AllowedIps);
         _device.RemoveAllowedIps(entry.Slot.Key);
         _registry.Remove(entry.Slot.Key, connection);
         PublishMetricsPeers();
