@@ -70,7 +70,11 @@ public sealed class PeerSupervisor : UntypedActor
 
     protected override SupervisorStrategy SupervisorStrategy() => new PeerSupervisionStrategy(Decide);
 
-    protected override void PreStart() => _metrics = new PeerMetrics(_counters);
+    protected override void PreStart()
+    {
+        PeerMailbox.Register(Context.System);
+        _metrics = new PeerMetrics(_counters);
+    }
 
     protected override void PostStop()
     {
@@ -198,7 +202,7 @@ public sealed class PeerSupervisor : UntypedActor
         // A generation suffix: a peer removed and re-added at once must not collide with the
         // name of its predecessor, which may still be stopping.
         string name = "peer-" + key.ToHex()[..16] + "-" + (++_generation);
-        var connection = Context.ActorOf(PeerConnection.Props(_device, slot, _socketIO, _tunWriter, _clock), name);
+        var connection = Context.ActorOf(PeerConnection.Props(_device, slot, _socketIO, _tunWriter, _clock).WithMailbox(PeerMailbox.Id), name);
         Context.Watch(connection);
         var entry = new Entry(slot, connection);
         _peers.Add(key, entry);
