@@ -30,12 +30,18 @@ public class AllocationTests
         {
             RoundTrip();
         }
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 2000; i++)
+        // Steady state: a per-packet allocation shows in every round of 2,000 packets; a one-off
+        // (a first-time path, a GC from another test's thread inside the window) does not repeat.
+        long allocated = long.MaxValue;
+        for (int attempt = 0; attempt < 5 && allocated != 0; attempt++)
         {
-            RoundTrip();
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 2000; i++)
+            {
+                RoundTrip();
+            }
+            allocated = GC.GetAllocatedBytesForCurrentThread() - before;
         }
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
         Assert.Equal(0, allocated);
 
         buffer.Return();
