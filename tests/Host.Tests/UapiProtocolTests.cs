@@ -182,6 +182,7 @@ public sealed class UapiProtocolTests
                 },
                 new PeerStatus { Config = new PeerConfig { PublicKey = PeerB } },
             ],
+            BuffersOutstanding = 130,
         };
 
         string expected =
@@ -196,6 +197,7 @@ public sealed class UapiProtocolTests
         string extended = UapiGetFormatter.Format(status, extensions: true);
         Assert.Contains("fz_ecn_mode=compatibility\nfz_ect_sent=1\nfz_ce_received=2\nfz_ce_propagated=3\nfz_ecn_drops=4\nfz_ecn_alarms=5\n", extended);
         Assert.Contains($"fz_public_key={status.PublicKey!.Value.ToHex()}\n", extended);
+        Assert.Contains("fz_buffers_outstanding=130\n", extended);
 
         // What firezone-tunnel show reads back is what was formatted.
         var parsed = UapiGetParser.Parse(extended.TrimEnd('\n').Split('\n'));
@@ -203,6 +205,8 @@ public sealed class UapiProtocolTests
         Assert.Equal(status.PublicKey, parsed.PublicKey);
         Assert.Equal(status.ListenPort, parsed.ListenPort);
         Assert.Equal(status.Fwmark, parsed.Fwmark);
+        Assert.Equal(130, parsed.BuffersOutstanding);
+        Assert.Contains("  packet buffers: 130 buffers outstanding\n", Firezone.Actors.Host.Cli.ShowFormatter.Format("wg0", parsed, DateTimeOffset.UtcNow));
         Assert.Equal(2, parsed.Peers.Count);
         var a = parsed.Peers[0];
         Assert.Equal(status.Peers[0].Endpoint, a.Endpoint);

@@ -32,6 +32,10 @@ public static class ShowFormatter
         {
             text.Append("  fwmark: 0x").Append(status.Fwmark.ToString("x", CultureInfo.InvariantCulture)).Append('\n');
         }
+        if (status.BuffersOutstanding is int outstanding)
+        {
+            text.Append("  packet buffers: ").Append(outstanding.ToString(CultureInfo.InvariantCulture)).Append(" buffers outstanding\n");
+        }
         foreach (var peer in status.Peers)
         {
             var config = peer.Config;

@@ -17,4 +17,11 @@ public sealed record DeviceStatus
     public uint Fwmark { get; init; }
 
     public IReadOnlyList<PeerStatus> Peers { get; init; } = [];
+
+    /// <summary>
+    /// Packet buffers leased from the pool right now (held by the reader threads, in flight between
+    /// actors, or queued in peers); null when unknown. Steady after traffic stops, so a leak shows
+    /// as growth across idle moments.
+    /// </summary>
+    public int? BuffersOutstanding { get; init; }
 }

@@ -197,6 +197,7 @@ public sealed class ActorTunnelControl(
                     ListenPort = (ushort)(_socket?.LocalPort ?? 0),
                     Fwmark = _fwmark,
                     Peers = idle,
+                    BuffersOutstanding = _pool.Outstanding,
                 };
             }
             var status = await _tunnel.GetDeviceStatusAsync(cancellationToken).ConfigureAwait(false);
@@ -244,6 +245,7 @@ public sealed class ActorTunnelControl(
             ListenPort = (ushort)status.ListenPort,
             Fwmark = _fwmark,
             Peers = peers,
+            BuffersOutstanding = _pool.Outstanding,
         };
     }
 

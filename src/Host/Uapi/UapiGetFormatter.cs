@@ -33,6 +33,10 @@ public static class UapiGetFormatter
         {
             Line(text, "fwmark", Number(status.Fwmark));
         }
+        if (extensions && status.BuffersOutstanding is int outstanding)
+        {
+            Line(text, "fz_buffers_outstanding", Number(outstanding));
+        }
         foreach (var peer in status.Peers)
         {
             var config = peer.Config;

@@ -60,6 +60,7 @@ public static class UapiGetParser
                     "fz_public_key" => status with { PublicKey = Key(value) },
                     "listen_port" => status with { ListenPort = ushort.Parse(value, CultureInfo.InvariantCulture) },
                     "fwmark" => status with { Fwmark = uint.Parse(value, CultureInfo.InvariantCulture) },
+                    "fz_buffers_outstanding" => status with { BuffersOutstanding = int.Parse(value, CultureInfo.InvariantCulture) },
                     _ => status,
                 };
                 continue;
