@@ -62,6 +62,12 @@ public readonly ref struct Ipv4Packet
     public Span<byte> Bytes => _bytes;
     /// <summary>IHL * 4: 20 without options, up to 60 with them.</summary>
     public int HeaderLengthBytes => (_bytes[0] & 0x0F) * 4;
+
+    /// <summary>
+    /// True when the header carries options (IHL above 5). Such packets are valid and carried (IGMP
+    /// uses Router Alert, RFC 2113); this reports them for callers that want to count or log them.
+    /// </summary>
+    public bool HasOptions => HeaderLengthBytes > HeaderLength;
     public Span<byte> Payload => _bytes[HeaderLengthBytes..];
     public byte Protocol => _bytes[9];
     public byte Ttl => _bytes[8];
