@@ -125,6 +125,12 @@ public sealed unsafe partial class LinuxUdpSocket
                     continue;
                 }
                 buffer.SetData(PacketBuffer.Headroom, size);
+                // Deliberate copy of each segment out of the coalesced GRO area (up to 64 KiB) into its
+                // own pooled buffer: every datagram is decrypted in place and handed to a different
+                // owner (its peer actor, then the TUN writer) with its own lifetime and headroom, so
+                // segments cannot share one buffer without reference counting a 64 KiB block until its
+                // last segment is written out; and the GRO area is reused by the next recvmmsg. The copy
+                // is one memcpy per datagram, small beside the ChaCha20-Poly1305 pass over the same bytes.
                 new ReadOnlySpan<byte>(_data + _offset, size).CopyTo(buffer.Data);
                 buffer.Endpoint = _endpoint;
                 buffer.Ecn = _ecn;

@@ -126,6 +126,11 @@ public sealed unsafe partial class LinuxUdpSocket
         int sent = 0;
         for (int i = 0; i < count; i++)
         {
+            if (_sendStalled)
+            {
+                SendDropped += count - i; // see SendPrepared: no second wait in one batch
+                break;
+            }
             header->msg_iov = iov + i;
             int stalls = 0;
             while (true)
@@ -149,6 +154,8 @@ public sealed unsafe partial class LinuxUdpSocket
                     }
                     SendDropped++;
                     LastSendErrno = errno;
+                    _sendStalled = true;
+                    SendStalls++;
                     break;
                 }
                 if (IsPerDatagramError(errno))

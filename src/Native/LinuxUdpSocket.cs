@@ -31,6 +31,9 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
     /// <summary>Waits without progress before the datagram at the head of the batch is dropped.</summary>
     private const int SendAttempts = 3;
 
+    // Set when a send in the current SendBatch gave up on a full buffer; the rest of that batch is dropped.
+    private bool _sendStalled;
+
     private readonly SafeFileDescriptorHandle _fd;
     private readonly WakeEvent _wake;
     private readonly MessageBatch _receive;
@@ -141,6 +144,12 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
 
     /// <summary>Datagrams dropped because the socket buffer stayed full, or the endpoint cannot be reached on this family.</summary>
     public long SendDropped { get; private set; }
+
+    /// <summary>
+    /// SendBatch calls cut short because the socket buffer stayed full through a wait: the rest of
+    /// that batch was dropped (counted in <see cref="SendDropped"/>) instead of waiting per message.
+    /// </summary>
+    public long SendStalls { get; private set; }
 
     /// <summary>errno of the last refused datagram, for the log.</summary>
     public int LastSendErrno { get; private set; }
@@ -347,8 +356,14 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
             int sent = 0;
             int next = 0;
             MessageBatch batch = _send;
+            _sendStalled = false;
             while (next < datagrams.Length)
             {
+                if (_sendStalled)
+                {
+                    SendDropped += datagrams.Length - next; // see SendPrepared: no second wait per batch
+                    break;
+                }
                 // Messages and iovecs share the batch's capacity: a GSO message uses one iovec per
                 // datagram, so the iovecs run out first and bound the datagrams per call.
                 int slots = 0;
@@ -466,6 +481,17 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
         int stalls = 0;
         while (done < count)
         {
+            if (_sendStalled)
+            {
+                // The buffer stayed full for a whole wait: drop the rest of this batch at once instead
+                // of waiting again per message. SendBatch runs on the actor that owns this socket; a
+                // stall per message would block it (and every packet queued behind) for seconds.
+                for (int i = done; i < count; i++)
+                {
+                    SendDropped += _sendSegments[i];
+                }
+                break;
+            }
             int result;
             if (_useMmsg)
             {
@@ -514,7 +540,8 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
             }
             if (errno == LibC.EAGAIN || errno == LibC.ENOBUFS)
             {
-                // Socket buffer full: wait briefly for room; a buffer that stays full drops the head message.
+                // Socket buffer full: wait briefly for room; a buffer that stays full drops the head
+                // message and (via _sendStalled) the rest of the batch.
                 if (++stalls <= SendAttempts
                     && DescriptorWait.Wait(fd, LibC.POLLOUT, -1, SendWaitMs, out _) == DescriptorWait.Outcome.Ready)
                 {
@@ -524,6 +551,8 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
                 LastSendErrno = errno;
                 done++;
                 stalls = 0;
+                _sendStalled = true;
+                SendStalls++;
                 continue;
             }
             if (IsPerDatagramError(errno))

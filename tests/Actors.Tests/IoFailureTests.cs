@@ -61,4 +61,26 @@ public sealed class IoFailureTests(ITestOutputHelper output) : ActorTestBase(out
         a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 2));
         ExpectTunnelGone(a, "UDP socket failed: udp 51001");
     }
+
+    [Fact]
+    public void A_fault_while_routing_a_read_batch_fails_the_tunnel_without_returning_a_buffer_twice()
+    {
+        // The first packet is already grouped for B when the second one throws: the reader thread
+        // must hand the group's buffers back exactly once and report, not crash the process.
+        var (a, b) = StartPairWithTraffic();
+        a.Seam.ThrowOnRouteTo(System.Net.IPAddress.Parse("10.66.0.1"));
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 2), Packets.Ipv4(a.Address, b.Address, id: 3), Packets.Ipv4(a.Address, "10.66.0.1", id: 4));
+        ExpectTunnelGone(a, "internal failure: InvalidOperationException: test: routing fault");
+        StopAndAssertNoLeaks(b);
+    }
+
+    [Fact]
+    public void A_fault_while_routing_a_received_batch_fails_the_tunnel_without_returning_a_buffer_twice()
+    {
+        var (a, b) = StartPairWithTraffic();
+        b.Seam.ThrowOnIndexLookupsAfter(1);
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 2), Packets.Ipv4(a.Address, b.Address, id: 3), Packets.Ipv4(a.Address, b.Address, id: 4));
+        ExpectTunnelGone(b, "internal failure: InvalidOperationException: test: index lookup fault");
+        StopAndAssertNoLeaks(a);
+    }
 }

@@ -3,6 +3,7 @@ using Firezone.Actors.Actors.Peers;
 using Firezone.Actors.Actors.Tests.Fakes;
 using Firezone.Actors.Actors.Tunnel;
 using Firezone.Actors.Engine;
+using Firezone.Actors.Engine.Routing;
 using Firezone.Actors.Engine.WireGuard;
 using Xunit.Abstractions;
 
@@ -79,6 +80,64 @@ public sealed class SupervisionTests(ITestOutputHelper output) : ActorTestBase(o
 
         StopAndAssertNoLeaks(a, b, c);
     }
+
+    [Fact]
+    public void A_prefix_moved_to_another_peer_stays_there_when_its_old_owner_restarts()
+    {
+        var (a, b, c) = StartStar();
+        var bHost = IpPrefix.Parse(b.Address + "/32");
+        var extra = IpPrefix.Parse("10.99.0.0/24");
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b) with { AllowedIps = [bHost, extra] }));
+        // Move B's /32 to C, as `wg set <c> allowed-ips` would: a prefix belongs to one peer.
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(c) with { AllowedIps = [IpPrefix.Parse(c.Address + "/32"), bHost] }));
+        Assert.Equal(c.PublicKey, Owner(a, b.Address));
+        var bStatus = Assert.IsType<PeerStatus>(Control<object>(a, new GetPeerStatus(b.PublicKey)));
+        Assert.Equal([extra], bStatus.AllowedIps);
+
+        // Restart B's connection (poison routed through the prefix it still owns).
+        AdvanceTime(TimeSpan.FromSeconds(1));
+        EventFilter.Warning(contains: $"peer {b.PublicKey.ToBase64()} failed").ExpectOne(Wait,
+            () => a.Tun.Inject(Packets.Ipv4(a.Address, "10.99.0.5", Ecn.Ect0, id: 1000, marker: PoisonableDevice.Marker)));
+        AwaitCondition(() => a.Seam.PeersCreated(b.PublicKey) == 2, Wait);
+
+        // The restart re-applied nothing stale: C still owns B's old /32 and B keeps only what it had.
+        Assert.Equal(c.PublicKey, Owner(a, b.Address));
+        Assert.Equal(b.PublicKey, Owner(a, "10.99.0.5"));
+        bStatus = Assert.IsType<PeerStatus>(Control<object>(a, new GetPeerStatus(b.PublicKey)));
+        Assert.Equal([extra], bStatus.AllowedIps);
+        // Re-sending B's stripped configuration (what the supervisor kept for it) does not steal it either.
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b) with { AllowedIps = [extra] }));
+        Assert.Equal(c.PublicKey, Owner(a, b.Address));
+
+        StopAndAssertNoLeaks(a, b, c);
+    }
+
+    [Fact]
+    public void A_restarted_peer_rejects_an_initiation_replayed_from_before_its_restart()
+    {
+        var (a, b, c) = StartStar();
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+        AwaitWritten(b, 1);
+        var initiation = Network.Log.First(d => d.From == a.Endpoint && d.To == b.Endpoint && d.Type == MessageType.Initiation).Data;
+        Assert.Equal(0, PeerStatusOf(b, a).HandshakesRejected);
+
+        // B's connection for A crashes and restarts with a fresh engine peer (no endpoint: no new handshake).
+        AdvanceTime(TimeSpan.FromSeconds(1));
+        EventFilter.Warning(contains: $"peer {a.PublicKey.ToBase64()} failed").ExpectOne(Wait,
+            () => b.Tun.Inject(Packets.Ipv4(b.Address, a.Address, Ecn.Ect0, id: 1000, marker: PoisonableDevice.Marker)));
+        AwaitCondition(() => b.Seam.PeersCreated(a.PublicKey) == 2, Wait);
+
+        // An attacker replays A's captured initiation: the fresh peer still knows its timestamp (section 5.1).
+        int responsesBefore = Network.Count(d => d.From == b.Endpoint && d.Type == MessageType.Response);
+        b.Socket.Deliver(initiation, a.Endpoint, Ecn.NotEct);
+        AwaitCondition(() => PeerStatusOf(b, a).HandshakesRejected == 1, Wait);
+        Assert.Equal(responsesBefore, Network.Count(d => d.From == b.Endpoint && d.Type == MessageType.Response));
+
+        StopAndAssertNoLeaks(a, b, c);
+    }
+
+    private static WireGuardKey? Owner(TunnelNode node, string address) =>
+        node.Device.AllowedIps.TryLookup(System.Net.IPAddress.Parse(address), out var owner) ? owner : null;
 
     [Fact]
     public void Repeated_failures_stop_only_that_peer_with_a_log_line_naming_it()

@@ -15,14 +15,8 @@ public sealed class EngineDevice(Device device) : IWireGuardDevice
 
     public bool TryRoute(ReadOnlySpan<byte> destination, out WireGuardKey peer) => Device.AllowedIps.TryLookup(destination, out peer);
 
-    public void SetAllowedIps(WireGuardKey peer, IReadOnlyList<IpPrefix> prefixes)
-    {
-        Device.AllowedIps.RemoveAll(peer);
-        for (int i = 0; i < prefixes.Count; i++)
-        {
-            Device.AllowedIps.Insert(prefixes[i], peer);
-        }
-    }
+    /// <summary>One atomic edit (<see cref="AllowedIps{T}.ReplaceAll"/>): no lookup sees a kept prefix missing.</summary>
+    public void SetAllowedIps(WireGuardKey peer, IReadOnlyList<IpPrefix> prefixes) => Device.AllowedIps.ReplaceAll(peer, prefixes);
 
     public void RemoveAllowedIps(WireGuardKey peer) => Device.AllowedIps.RemoveAll(peer);
 

@@ -11,6 +11,7 @@ public sealed class EnginePeer(Peer peer) : IWireGuardPeer
     public DateTime? LastHandshakeUtc => peer.LastHandshakeUtc;
     public long RxBytes => peer.RxBytes;
     public long TxBytes => peer.TxBytes;
+    public void AttachReplayState(HandshakeReplayState state) => peer.AttachReplayState(state);
     public void Update(PeerConfig config, TimeSpan now) => peer.Update(config, now);
     public SealResult HandleTunPacket(PacketBuffer packet, TimeSpan now) => peer.HandleTunPacket(packet, now);
     public OpenResult HandleTransportData(PacketBuffer datagram, TimeSpan now) => peer.HandleTransportData(datagram, now);

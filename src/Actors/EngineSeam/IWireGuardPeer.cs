@@ -21,6 +21,9 @@ public interface IWireGuardPeer : IDisposable
 
     long TxBytes { get; }
 
+    /// <summary>See <see cref="Peer.AttachReplayState"/>: initiation replay protection that outlives this instance.</summary>
+    void AttachReplayState(HandshakeReplayState state);
+
     void Update(PeerConfig config, TimeSpan now);
 
     SealResult HandleTunPacket(PacketBuffer packet, TimeSpan now);

@@ -65,6 +65,7 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
         // A fresh engine peer on every (re)start: no session, so traffic starts with a fresh handshake.
         _config = _slot.Config;
         _peer = _device.CreatePeer(_config);
+        _peer.AttachReplayState(_slot.ReplayState);
         var now = _clock.Now;
         _peer.Start(now);
         // Handshake at once when the endpoint is known, so the first packet does not wait for it

@@ -5,7 +5,9 @@ namespace Firezone.Actors.Actors.Peers;
 /// <summary>
 /// What survives a PeerConnection restart: the latest configuration (written by the supervisor on
 /// AddOrUpdatePeer, read by each fresh instance in PreStart) and the cumulative counters.
-/// The engine state itself does not survive: a restarted peer starts with a fresh handshake.
+/// The engine state itself does not survive: a restarted peer starts with a fresh handshake; only the
+/// initiation replay protection (<see cref="ReplayState"/>) carries over, or a replayed old initiation
+/// would be accepted by the fresh instance (whitepaper section 5.1).
 /// </summary>
 public sealed class PeerSlot
 {
@@ -30,4 +32,7 @@ public sealed class PeerSlot
     }
 
     public PeerCounters Counters { get; } = new();
+
+    /// <summary>Greatest accepted TAI64N timestamp and last initiation consumption, across restarts.</summary>
+    public HandshakeReplayState ReplayState { get; } = new();
 }

@@ -5,6 +5,7 @@ using Firezone.Actors.Actors.Socket;
 using Firezone.Actors.Actors.Time;
 using Firezone.Actors.Actors.Tunnel;
 using Firezone.Actors.Engine.Buffers;
+using Firezone.Actors.Engine.Routing;
 using Firezone.Actors.Engine.WireGuard;
 
 namespace Firezone.Actors.Actors.Peers;
@@ -138,6 +139,10 @@ public sealed class PeerSupervisor : UntypedActor
     private PeerConfigured AddOrUpdate(PeerConfig config)
     {
         var key = config.PublicKey;
+        // This actor is the table's only writer. A prefix belongs to exactly one peer (whitepaper
+        // section 2; wg moves it on `set`): strip it from every other slot's configuration too, or that
+        // peer would claim it back whenever its slot config is re-applied.
+        ReleaseFromOtherSlots(key, config.AllowedIps);
         if (_peers.TryGetValue(key, out var existing))
         {
             existing.Slot.Config = config;
@@ -160,6 +165,51 @@ public sealed class PeerSupervisor : UntypedActor
         PublishMetricsPeers();
         _log.Info("peer {0} added ({1} allowed IPs, endpoint {2}, ECN {3})", slot.KeyBase64, config.AllowedIps.Count, config.Endpoint, config.EcnMode);
         return new PeerConfigured(key, Created: true);
+    }
+
+    private void ReleaseFromOtherSlots(WireGuardKey key, IReadOnlyList<IpPrefix> claimed)
+    {
+        if (claimed.Count == 0)
+        {
+            return;
+        }
+        var wanted = new HashSet<IpPrefix>(claimed);
+        foreach (var entry in _peers.Values)
+        {
+            if (entry.Slot.Key == key)
+            {
+                continue;
+            }
+            var allowed = entry.Slot.Config.AllowedIps;
+            List<IpPrefix>? kept = null;
+            for (int i = 0; i < allowed.Count; i++)
+            {
+                if (wanted.Contains(allowed[i]))
+                {
+                    kept ??= new List<IpPrefix>(allowed.Count);
+                    for (int j = 0; j < i; j++)
+                    {
+                        if (!wanted.Contains(allowed[j]))
+                        {
+                            kept.Add(allowed[j]);
+                        }
+                    }
+                    for (int j = i + 1; j < allowed.Count; j++)
+                    {
+                        if (!wanted.Contains(allowed[j]))
+                        {
+                            kept.Add(allowed[j]);
+                        }
+                    }
+                    break;
+                }
+            }
+            if (kept is not null)
+            {
+                entry.Slot.Config = entry.Slot.Config with { AllowedIps = kept };
+                _log.Info("peer {0}: {1} allowed IP(s) moved to another peer", entry.Slot.KeyBase64, allowed.Count - kept.Count);
+            }
+        }
     }
 
     private bool Remove(WireGuardKey key)

@@ -118,7 +118,20 @@ public sealed class SocketIO : UntypedActor
                 }
                 for (int i = 0; i < received; i++)
                 {
-                    Route(_buffers[i]);
+                    // Ownership moves to Route (a group, or back to the pool): the cleanup below must
+                    // not return this buffer a second time. Route can only throw before it hands the
+                    // buffer on (lookups, renting a group), so on a throw it is still ours to return.
+                    var buffer = _buffers[i];
+                    _buffers[i] = null!;
+                    try
+                    {
+                        Route(buffer);
+                    }
+                    catch
+                    {
+                        buffer.Return();
+                        throw;
+                    }
                 }
                 int left = held - received;
                 Array.Copy(_buffers, received, _buffers, 0, left);
@@ -129,25 +142,38 @@ public sealed class SocketIO : UntypedActor
         }
         catch (Exception e)
         {
-            if (!_stopping)
-            {
-                _self.Tell(new IoThreadFailed(ExceptionDispatchInfo.Capture(e)));
-            }
+            ReportFailure(e);
         }
         finally
         {
-            for (int i = 0; i < held; i++)
+            // A plain thread: an exception escaping here would end the process. Report it instead.
+            try
             {
-                _buffers[i].Return();
-                _buffers[i] = null!;
+                for (int i = 0; i < held; i++)
+                {
+                    _buffers[i]?.Return();
+                    _buffers[i] = null!;
+                }
+                foreach (var pair in _groups)
+                {
+                    pair.Value.Recycle();
+                }
+                _groups.Clear();
+                _handshakes?.Recycle();
+                _handshakes = null;
             }
-            foreach (var pair in _groups)
+            catch (Exception e)
             {
-                pair.Value.Recycle();
+                ReportFailure(e);
             }
-            _groups.Clear();
-            _handshakes?.Recycle();
-            _handshakes = null;
+        }
+    }
+
+    private void ReportFailure(Exception e)
+    {
+        if (!_stopping)
+        {
+            _self.Tell(new IoThreadFailed(ExceptionDispatchInfo.Capture(e)));
         }
     }
 
@@ -185,13 +211,15 @@ public sealed class SocketIO : UntypedActor
     {
         foreach (var pair in _groups)
         {
+            // Removed before it is sent (allowed during enumeration since .NET Core 3.0): a batch
+            // already handed to its actor must never be recycled here too if a later Tell throws.
+            _groups.Remove(pair.Key);
             pair.Key.Tell(pair.Value, ActorRefs.NoSender);
         }
-        _groups.Clear();
-        if (_handshakes is not null)
+        if (_handshakes is { } handshakes)
         {
-            _handshakeOwner.Tell(_handshakes, ActorRefs.NoSender);
             _handshakes = null;
+            _handshakeOwner.Tell(handshakes, ActorRefs.NoSender);
         }
     }
 }

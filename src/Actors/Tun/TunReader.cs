@@ -101,7 +101,20 @@ public sealed class TunReader : UntypedActor
                 }
                 for (int i = 0; i < read; i++)
                 {
-                    Route(_buffers[i]);
+                    // Ownership moves to Route (a group, or back to the pool): the cleanup below must
+                    // not return this buffer a second time. Route can only throw before it hands the
+                    // buffer on (lookups, renting a group), so on a throw it is still ours to return.
+                    var buffer = _buffers[i];
+                    _buffers[i] = null!;
+                    try
+                    {
+                        Route(buffer);
+                    }
+                    catch
+                    {
+                        buffer.Return();
+                        throw;
+                    }
                 }
                 // Keep the unread buffers for the next read.
                 int left = held - read;
@@ -113,23 +126,36 @@ public sealed class TunReader : UntypedActor
         }
         catch (Exception e)
         {
-            if (!_stopping)
-            {
-                _self.Tell(new IoThreadFailed(ExceptionDispatchInfo.Capture(e)));
-            }
+            ReportFailure(e);
         }
         finally
         {
-            for (int i = 0; i < held; i++)
+            // A plain thread: an exception escaping here would end the process. Report it instead.
+            try
             {
-                _buffers[i].Return();
-                _buffers[i] = null!;
+                for (int i = 0; i < held; i++)
+                {
+                    _buffers[i]?.Return();
+                    _buffers[i] = null!;
+                }
+                foreach (var pair in _groups)
+                {
+                    pair.Value.Recycle();
+                }
+                _groups.Clear();
             }
-            foreach (var pair in _groups)
+            catch (Exception e)
             {
-                pair.Value.Recycle();
+                ReportFailure(e);
             }
-            _groups.Clear();
+        }
+    }
+
+    private void ReportFailure(Exception e)
+    {
+        if (!_stopping)
+        {
+            _self.Tell(new IoThreadFailed(ExceptionDispatchInfo.Capture(e)));
         }
     }
 
@@ -170,8 +196,10 @@ public sealed class TunReader : UntypedActor
     {
         foreach (var pair in _groups)
         {
+            // Removed before it is sent (allowed during enumeration since .NET Core 3.0): a batch
+            // already handed to its actor must never be recycled here too if a later Tell throws.
+            _groups.Remove(pair.Key);
             pair.Key.Tell(pair.Value, ActorRefs.NoSender);
         }
-        _groups.Clear();
     }
 }

@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.Configuration;
 using Firezone.Actors.Actors.Batches;
 
 namespace Firezone.Actors.Actors.Tunnel;
@@ -9,6 +10,19 @@ public static class Tunnels
     public const string ReclaimerName = "buffer-reclaimer";
 
     /// <summary>
+    /// The dispatcher of the actors that make blocking system calls on a message (SocketIO's sendmmsg,
+    /// which may wait for socket-buffer room; TunWriter's writes). A PinnedDispatcher gives each its own
+    /// thread, so a stalled send never holds a thread of the shared default dispatcher that the peer
+    /// actors and the supervisor run on. A host may define it in its own HOCON; otherwise
+    /// <see cref="EnsureIoDispatcher"/> supplies this default as a fallback.
+    /// </summary>
+    public const string IoDispatcherId = "firezone-tunnel-io-dispatcher";
+
+    private const string IoDispatcherHocon = IoDispatcherId + @" {
+    type = PinnedDispatcher
+}";
+
+    /// <summary>
     /// Installs the <see cref="BufferReclaimer"/> (once per system) and starts a <see cref="TunnelActor"/>
     /// named <paramref name="name"/> under /user. Send it the control messages; watch it, or set
     /// <see cref="TunnelSettings.FailureListener"/>, to learn when it stops on an I/O fault.
@@ -16,7 +30,24 @@ public static class Tunnels
     public static IActorRef Start(ActorSystem system, TunnelSettings settings, string name = "tunnel")
     {
         InstallReclaimer(system);
+        EnsureIoDispatcher(system);
         return system.ActorOf(TunnelActor.Props(settings), name);
+    }
+
+    /// <summary>
+    /// Makes <see cref="IoDispatcherId"/> resolvable in <paramref name="system"/>: a definition already in
+    /// the system's configuration wins (InjectTopLevelFallback only fills what is missing).
+    /// </summary>
+    public static void EnsureIoDispatcher(ActorSystem system)
+    {
+        ArgumentNullException.ThrowIfNull(system);
+        lock (system)
+        {
+            if (!system.Settings.Config.HasPath(IoDispatcherId))
+            {
+                system.Settings.InjectTopLevelFallback(ConfigurationFactory.ParseString(IoDispatcherHocon));
+            }
+        }
     }
 
     /// <summary>Starts the dead-letter buffer reclaimer unless this system already has one.</summary>
@@ -26,7 +57,12 @@ public static class Tunnels
         {
             try
             {
-                return system.ActorOf(BufferReclaimer.Props(), ReclaimerName);
+                var reclaimer = system.ActorOf(BufferReclaimer.Props(), ReclaimerName);
+                // Subscribe now, not only in its PreStart (which runs later, on a dispatcher thread):
+                // a batch dead-lettered before then would never be recycled. A second Subscribe of
+                // the same actor is a no-op.
+                system.EventStream.Subscribe(reclaimer, typeof(Akka.Event.AllDeadLetters));
+                return reclaimer;
             }
             catch (InvalidActorNameException)
             {

@@ -10,7 +10,10 @@ public enum IpParseStatus : byte
     WrongVersion,
     /// <summary>IHL below 5 (an IPv4 header cannot be shorter than 20 bytes).</summary>
     BadHeaderLength,
-    /// <summary>The IPv4 header carries options (IHL above 5); the engine does not forward those.</summary>
+    /// <summary>
+    /// No longer produced: IPv4 options (IHL above 5) are accepted and forwarded as WireGuard does.
+    /// Kept so the enum's numeric values stay stable for counters and logs.
+    /// </summary>
     HasOptions,
     /// <summary>Total length (IPv4) or payload length (IPv6) disagrees with the buffer.</summary>
     LengthMismatch,

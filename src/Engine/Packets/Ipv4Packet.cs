@@ -9,14 +9,23 @@ namespace Firezone.Actors.Engine.Packets;
 /// </summary>
 public readonly ref struct Ipv4Packet
 {
+    /// <summary>The minimum (option-less) header length, IHL = 5.</summary>
     public const int HeaderLength = 20;
+
+    /// <summary>The largest header, IHL = 15 (RFC 791 section 3.1: IHL is a 4-bit count of 32-bit words).</summary>
+    public const int MaxHeaderLength = 60;
+
     private readonly Span<byte> _bytes;
 
     private Ipv4Packet(Span<byte> bytes) => _bytes = bytes;
 
     /// <summary>
-    /// Validates version 4, IHL = 5 (options are rejected), and that the total length fits the buffer.
-    /// The view covers exactly total-length bytes; trailing bytes beyond it (link padding) are ignored.
+    /// Validates version 4, IHL 5..15, that the whole IHL*4-byte header is present and that the total
+    /// length covers the header and fits the buffer. Options are accepted and carried untouched:
+    /// WireGuard forwards any IP packet (e.g. IGMP with the Router Alert option, RFC 2113), and the
+    /// fields this view reads (TOS, total length, protocol, addresses, checksum) sit at fixed offsets in
+    /// the first 20 bytes whatever the IHL. The view covers exactly total-length bytes; trailing bytes
+    /// beyond it (link padding) are ignored.
     /// </summary>
     public static IpParseStatus TryParse(Span<byte> bytes, out Ipv4Packet packet)
     {
@@ -34,12 +43,13 @@ public readonly ref struct Ipv4Packet
         {
             return IpParseStatus.BadHeaderLength;
         }
-        if (ihl > 5)
+        int headerLength = ihl * 4;
+        if (bytes.Length < headerLength)
         {
-            return IpParseStatus.HasOptions;
+            return IpParseStatus.Truncated;
         }
         int total = BinaryPrimitives.ReadUInt16BigEndian(bytes.Slice(2, 2));
-        if (total < HeaderLength || total > bytes.Length)
+        if (total < headerLength || total > bytes.Length)
         {
             return IpParseStatus.LengthMismatch;
         }
@@ -50,7 +60,9 @@ public readonly ref struct Ipv4Packet
     public int Version => 4;
     public int TotalLength => _bytes.Length;
     public Span<byte> Bytes => _bytes;
-    public Span<byte> Payload => _bytes[HeaderLength..];
+    /// <summary>IHL * 4: 20 without options, up to 60 with them.</summary>
+    public int HeaderLengthBytes => (_bytes[0] & 0x0F) * 4;
+    public Span<byte> Payload => _bytes[HeaderLengthBytes..];
     public byte Protocol => _bytes[9];
     public byte Ttl => _bytes[8];
     public ushort HeaderChecksum => BinaryPrimitives.ReadUInt16BigEndian(_bytes.Slice(10, 2));
@@ -90,6 +102,9 @@ public readonly ref struct Ipv4Packet
         BinaryPrimitives.WriteUInt16BigEndian(_bytes.Slice(10, 2), checksum);
     }
 
-    /// <summary>True when the stored header checksum matches a full recomputation (RFC 1071).</summary>
-    public bool IsHeaderChecksumValid => Ipv4Checksum.Compute(_bytes[..HeaderLength]) == 0;
+    /// <summary>
+    /// True when the stored header checksum matches a full recomputation (RFC 1071) over the whole
+    /// IHL*4-byte header, options included (RFC 791 section 3.1: the checksum covers the header).
+    /// </summary>
+    public bool IsHeaderChecksumValid => Ipv4Checksum.Compute(_bytes[..HeaderLengthBytes]) == 0;
 }

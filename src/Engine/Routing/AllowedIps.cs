@@ -13,13 +13,10 @@ namespace Firezone.Actors.Engine.Routing;
 /// private lock) only ever publish fully built nodes, so a reader sees the table either before or
 /// after each edit (see <see cref="AllowedIpsNode{T}"/>). A lookup racing a change may return the old
 /// owner, as in the kernel.</para>
-/// <para>IPv4-mapped IPv6 addresses (::ffff:a.b.c.d, RFC 4291 section 2.5.5.2) are treated as the IPv4
-/// address they carry: <see cref="IpPrefix"/> turns a mapped prefix of length 96 or more into the IPv4
-/// prefix, and a 16-byte mapped lookup searches the IPv4 trie. Only when no IPv4 prefix matches does it
-/// fall back to the IPv6 trie, where the only prefixes that can cover a mapped address are shorter than
-/// /96 (such as ::/0), which are shorter than any IPv4 prefix: so the result is still the longest match.
-/// The kernel and wireguard-go look an IPv6 packet up in the IPv6 trie only; the difference matters
-/// only for packets whose inner IPv6 address is IPv4-mapped, which do not appear on a real wire.</para>
+/// <para>The families are separate, as in the kernel's allowedips.c and wireguard-go: a 4-byte address
+/// is looked up in the IPv4 trie and a 16-byte one in the IPv6 trie only. An IPv4-mapped IPv6 address
+/// (::ffff:a.b.c.d, RFC 4291 section 2.5.5.2) is an IPv6 address here; treating it as IPv4 would let an
+/// IPv6 packet pass the source check of (or be routed to) a peer that was only allowed IPv4.</para>
 /// </remarks>
 public sealed class AllowedIps<T> where T : notnull
 {
@@ -101,6 +98,53 @@ public sealed class AllowedIps<T> where T : notnull
         }
     }
 
+    /// <summary>
+    /// Makes <paramref name="prefixes"/> exactly the set owned by <paramref name="value"/>, as one edit
+    /// under the writer lock: each listed prefix is taken over (from whichever peer owned it, as wg does:
+    /// a prefix belongs to one peer), then the owner's prefixes no longer listed are removed. A prefix in
+    /// both the old and the new set is never absent, so a lock-free lookup racing the change sees the old
+    /// or the new owner, never "no route". Allocates (configuration path).
+    /// </summary>
+    public void ReplaceAll(T value, IReadOnlyList<IpPrefix> prefixes)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        ArgumentNullException.ThrowIfNull(prefixes);
+        var keep = new HashSet<IpPrefix>(prefixes.Count);
+        for (int i = 0; i < prefixes.Count; i++)
+        {
+            ArgumentNullException.ThrowIfNull(prefixes[i]);
+            keep.Add(prefixes[i]);
+        }
+        lock (_writeLock)
+        {
+            if (!_owners.TryGetValue(value, out var owner))
+            {
+                owner = new AllowedIpsOwner<T>(value);
+                _owners.Add(value, owner);
+            }
+            var stale = new List<AllowedIpsNode<T>>();
+            for (var node = owner.First; node is not null; node = node.NextOfOwner)
+            {
+                if (!keep.Contains(node.Prefix!))
+                {
+                    stale.Add(node);
+                }
+            }
+            foreach (var prefix in keep)
+            {
+                ReadPrefix(prefix, out ulong hi, out ulong lo, out int bits);
+                Add(bits, hi, lo, prefix, owner);
+            }
+            foreach (var node in stale)
+            {
+                if (node.Owner == owner)
+                {
+                    RemoveNode(node);
+                }
+            }
+        }
+    }
+
     /// <summary>Removes every prefix.</summary>
     public void Clear()
     {
@@ -115,8 +159,9 @@ public sealed class AllowedIps<T> where T : notnull
     }
 
     /// <summary>
-    /// Longest-prefix match of a 4-byte (IPv4) or 16-byte (IPv6) address in network order. An IPv4-mapped
-    /// IPv6 address matches IPv4 prefixes (see the remarks on the class). Any other length matches nothing.
+    /// Longest-prefix match of a 4-byte (IPv4) or 16-byte (IPv6) address in network order. A 16-byte
+    /// address, IPv4-mapped or not, is matched against IPv6 prefixes only (see the remarks on the class).
+    /// Any other length matches nothing.
     /// Takes no lock and allocates nothing.
     /// </summary>
     public bool TryLookup(ReadOnlySpan<byte> address, out T value)
@@ -130,13 +175,7 @@ public sealed class AllowedIps<T> where T : notnull
         {
             ulong hi = BinaryPrimitives.ReadUInt64BigEndian(address);
             ulong lo = BinaryPrimitives.ReadUInt64BigEndian(address[8..]);
-            found = null;
-            // ::ffff:0:0/96: the top 80 bits zero, then 16 ones (RFC 4291 section 2.5.5.2).
-            if (hi == 0 && (lo >> 32) == 0xFFFF)
-            {
-                found = Find(Volatile.Read(ref _root4), lo << 32, 0, 32);
-            }
-            found ??= Find(Volatile.Read(ref _root6), hi, lo, 128);
+            found = Find(Volatile.Read(ref _root6), hi, lo, 128);
         }
         else
         {

@@ -54,9 +54,8 @@ public sealed record IpPrefix
         TryParse(text, out var prefix, out var error) ? prefix : throw new FormatException(error);
 
     /// <summary>
-    /// Builds a prefix, clearing host bits. An IPv4-mapped IPv6 prefix (::ffff:a.b.c.d/n, n at least 96)
-    /// becomes the IPv4 prefix a.b.c.d/(n-96), so both spellings route the same; a shorter one covers more
-    /// than the mapped range and stays IPv6.
+    /// Builds a prefix, clearing host bits. The family is the address's own: an IPv4-mapped IPv6 prefix
+    /// (::ffff:a.b.c.d/n) stays an IPv6 prefix, as wg(8) parses it and as the kernel routes it.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="length"/> is negative or longer than the address.</exception>
     public static IpPrefix Create(IPAddress address, int length)
@@ -66,11 +65,6 @@ public sealed record IpPrefix
         if (length < 0 || length > max)
         {
             throw new ArgumentOutOfRangeException(nameof(length), length, $"a prefix length for {address} is between 0 and {max}");
-        }
-        if (address.IsIPv4MappedToIPv6 && length >= 96)
-        {
-            address = address.MapToIPv4();
-            length -= 96;
         }
         var bytes = address.GetAddressBytes();
         for (int bit = length; bit < bytes.Length * 8; bit++)
@@ -82,15 +76,11 @@ public sealed record IpPrefix
 
     /// <summary>
     /// True when <paramref name="address"/> (4 or 16 bytes, network order) lies inside this prefix
-    /// (allocation-free). An IPv4-mapped IPv6 address is inside the IPv4 prefixes that hold the IPv4
-    /// address it carries, matching <see cref="Create"/> and <see cref="AllowedIps{T}"/>.
+    /// (allocation-free). Only an address of the prefix's own family can be inside it: an IPv4-mapped IPv6
+    /// address is not inside an IPv4 prefix, matching <see cref="AllowedIps{T}"/>.
     /// </summary>
     public bool Contains(ReadOnlySpan<byte> address)
     {
-        if (IsIPv4 && address.Length == 16 && IsIPv4Mapped(address))
-        {
-            address = address[12..];
-        }
         if (address.Length != (IsIPv4 ? 4 : 16))
         {
             return false;

@@ -56,6 +56,16 @@ public sealed class Device
 
     public WireGuardKey PublicKey { get; }
 
+    /// <summary>
+    /// When true, each <see cref="Peer"/> writes its configured allowed IPs into <see cref="AllowedIps"/>
+    /// (on construction and <see cref="Peer.Update"/>) and removes them on dispose: for a standalone
+    /// engine with no other writer (tests, simple embeddings). False by default: the table must have one
+    /// writer (the actor layer's PeerSupervisor), or a restarted peer whose stale config still lists a
+    /// prefix that moved to another peer would steal it back (a prefix belongs to one peer, whitepaper
+    /// section 2).
+    /// </summary>
+    public bool PeersWriteAllowedIps { get; set; }
+
     public PacketBufferPool Pool { get; }
 
     /// <summary>Local receiver index -> the public key of the peer that owns it (handshake or keypair).</summary>

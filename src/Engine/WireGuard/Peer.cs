@@ -21,7 +21,8 @@ namespace Firezone.Actors.Engine.WireGuard;
 /// The timers follow wireguard-go's timers.go (itself the kernel's timers.c), which implements
 /// whitepaper section 6: retransmitHandshake, sendKeepalive, newHandshake, zeroKeyMaterial,
 /// persistentKeepalive, kept here as deadlines instead of OS timers.
-/// The peer inserts its configured allowed IPs into <see cref="Device.AllowedIps"/> and removes them on dispose.
+/// The peer writes its configured allowed IPs into <see cref="Device.AllowedIps"/> only when
+/// <see cref="Device.PeersWriteAllowedIps"/> is set; otherwise the table's single writer (the supervisor) does.
 /// </remarks>
 public sealed class Peer : IDisposable
 {
@@ -58,6 +59,7 @@ public sealed class Peer : IDisposable
     private bool _needAnotherKeepalive;
     private bool _sentLastMinuteHandshake;
 
+    private HandshakeReplayState? _replayState;
     private DateTime? _lastHandshakeUtc;
     private long _rxBytes;
     private long _txBytes;
@@ -76,9 +78,9 @@ public sealed class Peer : IDisposable
         Curve25519.TrySharedSecret(device.StaticPrivate, _remoteStatic, _precomputedStaticStatic);
         config.PresharedKey?.CopyTo(_presharedKey);
         _cookieGenerator = new CookieGenerator(_remoteStatic);
-        foreach (var prefix in config.AllowedIps)
+        if (device.PeersWriteAllowedIps)
         {
-            device.AllowedIps.Insert(prefix, config.PublicKey);
+            device.AllowedIps.ReplaceAll(config.PublicKey, config.AllowedIps);
         }
     }
 
@@ -108,6 +110,19 @@ public sealed class Peer : IDisposable
     /// <summary>For tests: the keypair used for sending (to drive message-count limits without 2^60 packets).</summary>
     internal Keypair? CurrentKeypair => _current;
 
+    /// <summary>
+    /// Shares initiation replay protection with earlier and later instances for the same remote key
+    /// (see <see cref="HandshakeReplayState"/>): raises this peer's greatest accepted TAI64N timestamp
+    /// and last initiation consumption time to what <paramref name="state"/> holds, and records every
+    /// initiation accepted from now on into it. Call right after construction.
+    /// </summary>
+    public void AttachReplayState(HandshakeReplayState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        _replayState = state;
+        state.RestoreInto(_handshake.LastTimestamp, ref _handshake.LastInitiationConsumption);
+    }
+
     /// <summary>Applies a configuration change (endpoint, keepalive, preshared key, allowed IPs) without losing the session.</summary>
     public void Update(PeerConfig config, TimeSpan now)
     {
@@ -128,10 +143,9 @@ public sealed class Peer : IDisposable
         {
             _endpoint = config.Endpoint;
         }
-        _device.AllowedIps.RemoveAll(PublicKey);
-        foreach (var prefix in config.AllowedIps)
+        if (_device.PeersWriteAllowedIps)
         {
-            _device.AllowedIps.Insert(prefix, PublicKey);
+            _device.AllowedIps.ReplaceAll(PublicKey, config.AllowedIps);
         }
         if (config.PersistentKeepaliveSeconds == 0)
         {
@@ -353,7 +367,10 @@ public sealed class Peer : IDisposable
         {
             buffer.Return();
         }
-        _device.AllowedIps.RemoveAll(PublicKey);
+        if (_device.PeersWriteAllowedIps)
+        {
+            _device.AllowedIps.RemoveAll(PublicKey);
+        }
         CryptographicOperations.ZeroMemory(_presharedKey);
         CryptographicOperations.ZeroMemory(_precomputedStaticStatic);
         _cookieGenerator.Clear();
@@ -378,12 +395,17 @@ public sealed class Peer : IDisposable
         {
             return;
         }
-        _handshake.LastSentHandshake = now;
         if (!_device.Pool.TryRent(out var buffer))
         {
+            // Nothing was sent, so the Rekey-Timeout rate limit (keyed on LastSentHandshake) must not
+            // start: a later packet or Connect may try again at once. Arm the retransmit timer anyway,
+            // so the attempt is retried (and counted toward giving up, section 6.4) even if no further
+            // trigger comes.
             Counters.PoolExhausted++;
+            TimersHandshakeInitiated(now);
             return;
         }
+        _handshake.LastSentHandshake = now;
         FreeHandshakeIndex();
         uint senderIndex = _device.Indices.Allocate(PublicKey, _device.Random);
         _handshake.LocalIndex = senderIndex;
@@ -441,6 +463,7 @@ public sealed class Peer : IDisposable
             _handshake.RemoteIndex = BinaryPrimitives.ReadUInt32LittleEndian(message[MessageLayout.InitiationSender..]);
             timestamp.CopyTo(_handshake.LastTimestamp);
             _handshake.LastInitiationConsumption = now;
+            _replayState?.Record(timestamp, now);
             _handshake.State = HandshakeState.InitiationConsumed;
         }
         finally

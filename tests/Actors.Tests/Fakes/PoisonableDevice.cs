@@ -26,11 +26,35 @@ public sealed class PoisonableDevice(IWireGuardDevice inner) : IWireGuardDevice
 
     public WireGuardKey PublicKey => inner.PublicKey;
     public PacketBufferPool Pool => inner.Pool;
-    public bool TryRoute(ReadOnlySpan<byte> destination, out WireGuardKey peer) => inner.TryRoute(destination, out peer);
+    private volatile byte[]? _throwOnRouteTo;
+
+    /// <summary>From now on, routing a packet to <paramref name="destination"/> throws (a fault inside the reader thread's loop).</summary>
+    public void ThrowOnRouteTo(System.Net.IPAddress destination) => _throwOnRouteTo = destination.GetAddressBytes();
+
+    public bool TryRoute(ReadOnlySpan<byte> destination, out WireGuardKey peer)
+    {
+        if (_throwOnRouteTo is { } bad && destination.SequenceEqual(bad))
+        {
+            throw new InvalidOperationException("test: routing fault");
+        }
+        return inner.TryRoute(destination, out peer);
+    }
     public void SetAllowedIps(WireGuardKey peer, IReadOnlyList<IpPrefix> prefixes) => inner.SetAllowedIps(peer, prefixes);
     public void RemoveAllowedIps(WireGuardKey peer) => inner.RemoveAllowedIps(peer);
     public IReadOnlyList<IpPrefix> AllowedIpsOf(WireGuardKey peer) => inner.AllowedIpsOf(peer);
-    public bool TryLookupIndex(uint receiverIndex, out WireGuardKey owner) => inner.TryLookupIndex(receiverIndex, out owner);
+    private int _indexLookupsBeforeFault = -1;
+
+    /// <summary>After <paramref name="lookups"/> more receiver-index lookups succeed, each further one throws (a fault in the socket reader's loop).</summary>
+    public void ThrowOnIndexLookupsAfter(int lookups) => Volatile.Write(ref _indexLookupsBeforeFault, lookups);
+
+    public bool TryLookupIndex(uint receiverIndex, out WireGuardKey owner)
+    {
+        if (Volatile.Read(ref _indexLookupsBeforeFault) >= 0 && Interlocked.Decrement(ref _indexLookupsBeforeFault) < 0)
+        {
+            throw new InvalidOperationException("test: index lookup fault");
+        }
+        return inner.TryLookupIndex(receiverIndex, out owner);
+    }
 
     public HandshakeAdmission AdmitHandshake(PacketBuffer datagram, bool underLoad, TimeSpan now, out PacketBuffer? cookieReply) =>
         inner.AdmitHandshake(datagram, underLoad, now, out cookieReply);
@@ -70,6 +94,7 @@ public sealed class PoisonableDevice(IWireGuardDevice inner) : IWireGuardDevice
         public OpenResult HandleTransportData(PacketBuffer datagram, TimeSpan now) => peer.HandleTransportData(datagram, now);
         public HandshakeResult HandleHandshakeMessage(PacketBuffer datagram, TimeSpan now) => peer.HandleHandshakeMessage(datagram, now);
         public void Start(TimeSpan now) => peer.Start(now);
+        public void AttachReplayState(HandshakeReplayState state) => peer.AttachReplayState(state);
         public void Connect(TimeSpan now) => peer.Connect(now);
         public void HandleTimeout(TimeSpan now) => peer.HandleTimeout(now);
         public TimeSpan? PollTimeout() => peer.PollTimeout();

@@ -74,6 +74,37 @@ public class EcnDecapsulationMatrixTests
 
     [Theory]
     [MemberData(nameof(Figure4))]
+    public void Ipv4_packet_with_options_rewritten_per_table_with_valid_checksum(Engine.Ecn inner, Engine.Ecn outer, Engine.Ecn? expected, EcnVerdict verdict)
+    {
+        // TOS sits in the first header word whatever the IHL, so the RFC 1624 update is unchanged; the
+        // full check must run over all IHL*4 bytes (RFC 791 section 3.1).
+        var bytes = PacketFactory.Ipv4(tos: (byte)(0xB8 | (byte)inner), protocol: 2, optionWords: 3);
+        var before = (byte[])bytes.Clone();
+
+        var result = IpPacket.ApplyDecapsulation(bytes, outer, out var status);
+
+        Assert.Equal(IpParseStatus.Ok, status);
+        Assert.Equal(verdict, result.Verdict);
+        Assert.Equal(IpParseStatus.Ok, Ipv4Packet.TryParse(bytes, out var packet));
+        Assert.Equal(32, packet.HeaderLengthBytes);
+        if (expected is { } e)
+        {
+            Assert.Equal(e, packet.Ecn);
+            Assert.Equal(0xB8, bytes[1] & 0xFC);
+        }
+        else
+        {
+            Assert.Equal(before, bytes);
+        }
+        Assert.True(packet.IsHeaderChecksumValid);
+        var recomputed = (byte[])bytes.Clone();
+        recomputed[10] = recomputed[11] = 0;
+        Assert.Equal(Ipv4Checksum.Compute(recomputed.AsSpan(0, 32)), packet.HeaderChecksum);
+        Assert.Equal(before.AsSpan(12).ToArray(), bytes.AsSpan(12).ToArray());
+    }
+
+    [Theory]
+    [MemberData(nameof(Figure4))]
     public void Ipv6_packet_rewritten_per_table_keeping_dscp_and_flow_label(Engine.Ecn inner, Engine.Ecn outer, Engine.Ecn? expected, EcnVerdict verdict)
     {
         var bytes = PacketFactory.Ipv6(trafficClass: (byte)(0xB8 | (byte)inner), flowLabel: 0xABCDE);

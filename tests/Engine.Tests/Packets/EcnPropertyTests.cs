@@ -35,6 +35,33 @@ public class EcnPropertyTests
     }
 
     [Property(MaxTest = 2000)]
+    public bool Ipv4_with_options_set_ecn_keeps_full_header_checksum_valid(byte tos, ushort id, byte optionWords, byte payload, byte newEcn)
+    {
+        int words = 1 + optionWords % 10;
+        var bytes = PacketFactory.Ipv4(tos: tos, payloadLength: payload, id: id, optionWords: words);
+        var before = (byte[])bytes.Clone();
+        if (Ipv4Packet.TryParse(bytes, out var packet) != IpParseStatus.Ok)
+        {
+            return false;
+        }
+        var ecn = (Engine.Ecn)(newEcn & 3);
+        packet.SetEcn(ecn);
+        bool othersSame = true;
+        for (int i = 0; i < bytes.Length; i++)
+        {
+            if (i is 1 or 10 or 11)
+            {
+                continue;
+            }
+            othersSame &= bytes[i] == before[i];
+        }
+        return packet.Ecn == ecn
+            && packet.IsHeaderChecksumValid
+            && Ipv4Checksum.Compute(bytes.AsSpan(0, 20 + words * 4)) == 0
+            && othersSame;
+    }
+
+    [Property(MaxTest = 2000)]
     public bool Ipv6_set_ecn_changes_only_ecn_bits(byte trafficClass, uint flowLabel, byte payload, byte newEcn)
     {
         var bytes = PacketFactory.Ipv6(trafficClass: trafficClass, payloadLength: payload, flowLabel: flowLabel);

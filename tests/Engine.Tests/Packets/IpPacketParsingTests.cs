@@ -55,9 +55,14 @@ public class IpPacketParsingTests
         shortIhl[0] = 0x44;
         Assert.Equal(IpParseStatus.BadHeaderLength, Ipv4Packet.TryParse(shortIhl, out _));
 
-        var options = PacketFactory.Ipv4();
-        options[0] = 0x46;
-        Assert.Equal(IpParseStatus.HasOptions, Ipv4Packet.TryParse(options, out _));
+        // IHL 15 claims a 60-byte header: with the buffer long enough (link padding) but total length 28,
+        // the total length cannot cover the header; with a 20-byte buffer the header itself is cut short.
+        var ihl15 = PacketFactory.Ipv4(trailing: 40);
+        ihl15[0] = 0x4F;
+        Assert.Equal(IpParseStatus.LengthMismatch, Ipv4Packet.TryParse(ihl15, out _));
+        var headerBeyondBuffer = PacketFactory.Ipv4(payloadLength: 0);
+        headerBeyondBuffer[0] = 0x46;
+        Assert.Equal(IpParseStatus.Truncated, Ipv4Packet.TryParse(headerBeyondBuffer, out _));
 
         var tooLong = PacketFactory.Ipv4(payloadLength: 8);
         tooLong[3] = 200;
@@ -73,16 +78,50 @@ public class IpPacketParsingTests
         Assert.Equal(IpParseStatus.LengthMismatch, Ipv6Packet.TryParse(v6TooLong, out _));
 
         // ECN helpers leave malformed packets alone.
-        var copy = (byte[])options.Clone();
-        IpPacket.ApplyDecapsulation(options, Engine.Ecn.Ce, out var status);
-        Assert.Equal(IpParseStatus.HasOptions, status);
-        Assert.Equal(copy, options);
+        var copy = (byte[])shortIhl.Clone();
+        IpPacket.ApplyDecapsulation(shortIhl, Engine.Ecn.Ce, out var status);
+        Assert.Equal(IpParseStatus.BadHeaderLength, status);
+        Assert.Equal(copy, shortIhl);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    [InlineData(10)]
+    public void Ipv4_options_are_accepted_with_header_length_from_ihl(int optionWords)
+    {
+        // WireGuard forwards any IP packet; IGMP carries Router Alert (RFC 2113), so IHL > 5 must pass.
+        var bytes = PacketFactory.Ipv4(tos: 0x01, payloadLength: 12, protocol: 2, optionWords: optionWords);
+        Assert.Equal(IpParseStatus.Ok, Ipv4Packet.TryParse(bytes, out var packet));
+        Assert.Equal(20 + optionWords * 4, packet.HeaderLengthBytes);
+        Assert.Equal(20 + optionWords * 4 + 12, packet.TotalLength);
+        Assert.Equal(12, packet.Payload.Length);
+        Assert.Equal(0, packet.Payload[0]);
+        Assert.Equal(11, packet.Payload[11]);
+        Assert.Equal(Engine.Ecn.Ect1, packet.Ecn);
+        Assert.True(packet.IsHeaderChecksumValid);
+        Assert.Equal(IpParseStatus.Ok, IpPacket.Validate(bytes, out var total));
+        Assert.Equal(packet.TotalLength, total);
+
+        // The checksum check covers the options: corrupting an option byte must be caught.
+        bytes[21] ^= 0x40;
+        Assert.Equal(IpParseStatus.Ok, Ipv4Packet.TryParse(bytes, out var corrupted));
+        Assert.False(corrupted.IsHeaderChecksumValid);
+    }
+
+    [Fact]
+    public void Ipv4_total_length_below_option_header_is_a_length_mismatch()
+    {
+        var bytes = PacketFactory.Ipv4(payloadLength: 8, optionWords: 2);
+        bytes[2] = 0;
+        bytes[3] = 24; // header is 28 bytes
+        Assert.Equal(IpParseStatus.LengthMismatch, Ipv4Packet.TryParse(bytes, out _));
     }
 
     [Fact]
     public void Every_truncation_of_a_valid_packet_is_rejected_without_exception()
     {
-        foreach (var valid in new[] { PacketFactory.Ipv4(payloadLength: 30), PacketFactory.Ipv6(payloadLength: 30) })
+        foreach (var valid in new[] { PacketFactory.Ipv4(payloadLength: 30), PacketFactory.Ipv4(payloadLength: 30, optionWords: 4), PacketFactory.Ipv6(payloadLength: 30) })
         {
             for (int length = 0; length < valid.Length; length++)
             {

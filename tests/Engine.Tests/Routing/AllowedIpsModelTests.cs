@@ -24,8 +24,8 @@ public class AllowedIpsModelTests
                 {
                     continue;
                 }
-                // An IPv4 prefix matching a 16-byte (mapped) address is /96 longer in IPv6 terms.
-                int length = prefix.Length + (prefix.IsIPv4 && address.Length == 16 ? 96 : 0);
+                // Contains only matches an address of the prefix's own family, so lengths compare directly.
+                int length = prefix.Length;
                 if (length > best)
                 {
                     best = length;

@@ -74,4 +74,26 @@ public class HandshakeAndDataTests
         Assert.Equal(0, wire.A.Pool.Outstanding);
         Assert.Equal(0, wire.B.Pool.Outstanding);
     }
+
+    [Fact]
+    public void An_IPv4_packet_with_options_crosses_the_tunnel_unchanged()
+    {
+        // IGMP with Router Alert (RFC 2113, IHL 6): WireGuard carries any IP packet, options included.
+        var wire = new WireHarness(seed: 91);
+        wire.Handshake();
+        var packet = Firezone.Actors.Engine.Tests.Packets.PacketFactory.Ipv4(
+            tos: 0x02, payloadLength: 8, protocol: 2,
+            source: System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(WireHarness.AddressA),
+            destination: System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(WireHarness.AddressB),
+            optionWords: 1);
+        Assert.Equal(0x46, packet[0]);
+
+        Assert.Equal(SealResult.Sealed, wire.SendPacket(wire.A, packet));
+
+        Assert.Equal(packet, Assert.Single(wire.B.Received).Packet);
+        Assert.Equal(0, wire.B.Peer.Counters.MalformedRejections);
+        wire.Dispose();
+        Assert.Equal(0, wire.A.Pool.Outstanding);
+        Assert.Equal(0, wire.B.Pool.Outstanding);
+    }
 }

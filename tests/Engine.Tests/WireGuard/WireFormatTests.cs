@@ -69,7 +69,7 @@ public class WireFormatTests
 
         var pool = new PacketBufferPool(preallocate: 4);
         var random = new RecordingRandomSource(new SeededRandomSource(9));
-        var device = new Device(new WireGuardKey(privateB), pool, random, WallClock);
+        var device = new Device(new WireGuardKey(privateB), pool, random, WallClock) { PeersWriteAllowedIps = true };
         var peer = new Peer(device, new PeerConfig
         {
             PublicKey = new WireGuardKey(publicA),
@@ -143,7 +143,7 @@ public class WireFormatTests
         var publicA = ReferenceWireGuard.PublicKey(ReferenceWireGuard.Clamp(privateA));
         var publicB = ReferenceWireGuard.PublicKey(privateB);
         var pool = new PacketBufferPool(preallocate: 4);
-        var device = new Device(new WireGuardKey(privateA), pool, new SeededRandomSource(3), WallClock);
+        var device = new Device(new WireGuardKey(privateA), pool, new SeededRandomSource(3), WallClock) { PeersWriteAllowedIps = true };
         var peer = new Peer(device, new PeerConfig
         {
             PublicKey = new WireGuardKey(publicB),

@@ -20,7 +20,7 @@ public sealed class Node
     {
         Name = name;
         Pool = new PacketBufferPool(preallocate: 8);
-        Device = new Device(privateKey, Pool, random, wallClockAtZero);
+        Device = new Device(privateKey, Pool, random, wallClockAtZero) { PeersWriteAllowedIps = true };
         Endpoint = endpoint;
         TunAddress = tunAddress;
     }
