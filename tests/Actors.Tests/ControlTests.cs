@@ -76,4 +76,34 @@ public sealed class ControlTests(ITestOutputHelper output) : ActorTestBase(outpu
         Assert.False(a.Device.AllowedIps.TryLookup([10, 0, 0, 2], out _));
         StopAndAssertNoLeaks(a, b, c);
     }
+
+    [Fact]
+    public void One_transaction_removes_adds_updates_and_moves_prefixes_with_one_answer()
+    {
+        var a = StartNode("a", 1);
+        var b = StartNode("b", 2);
+        var c = StartNode("c", 3);
+        var d = StartNode("d", 4);
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(c, withEndpoint: false)));
+        // c goes, d comes, and b takes c's old address and d's new one (a prefix has one owner).
+        var bWithMore = a.PeerConfigFor(b) with { AllowedIps = [IpPrefix.Parse("10.0.0.2/32"), IpPrefix.Parse("10.0.0.3/32"), IpPrefix.Parse("10.0.0.4/32")] };
+        var applied = Control<PeerChangesApplied>(a, new ApplyPeerChanges(false, [c.PublicKey], [a.PeerConfigFor(d, withEndpoint: false), bWithMore]));
+        Assert.Equal(new PeerChangesApplied(Created: 1, Updated: 1, Removed: 1), applied);
+        var status = Control<DeviceStatus>(a, GetDeviceStatus.Instance);
+        Assert.Equal(
+            new[] { b.PublicKey.ToBase64(), d.PublicKey.ToBase64() }.Order(),
+            status.Peers.Select(p => p.PublicKey.ToBase64()).Order());
+        Assert.Equal(["10.0.0.2/32", "10.0.0.3/32", "10.0.0.4/32"], status.Peers.Single(p => p.PublicKey == b.PublicKey).AllowedIps.Select(p => p.ToString()).Order());
+        Assert.Empty(status.Peers.Single(p => p.PublicKey == d.PublicKey).AllowedIps);
+        Assert.True(a.Device.AllowedIps.TryLookup([10, 0, 0, 4], out var owner));
+        Assert.Equal(b.PublicKey, owner);
+        // RemoveAll first, then the upserts: only d is left.
+        applied = Control<PeerChangesApplied>(a, new ApplyPeerChanges(true, [], [a.PeerConfigFor(d, withEndpoint: false)]));
+        Assert.Equal(new PeerChangesApplied(Created: 1, Updated: 0, Removed: 2), applied);
+        Assert.Equal(d.PublicKey, Assert.Single(Control<DeviceStatus>(a, GetDeviceStatus.Instance).Peers).PublicKey);
+        AwaitCondition(() => a.Device.AllowedIps.TryLookup([10, 0, 0, 4], out var o) && o == d.PublicKey, Wait);
+        Assert.False(a.Device.AllowedIps.TryLookup([10, 0, 0, 2], out _));
+        StopAndAssertNoLeaks(a, b, c, d);
+    }
 }

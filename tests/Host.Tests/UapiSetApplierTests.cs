@@ -110,4 +110,51 @@ public sealed class UapiSetApplierTests
         Assert.Equal((ushort)4242, status.ListenPort);
         Assert.Equal(51u, status.Fwmark);
     }
+
+    [Fact]
+    public async Task Within_one_request_a_prefix_moves_between_peers_and_a_released_one_is_not_taken_back()
+    {
+        var c = TestKeys.New();
+        // a takes 10.0.0.1, b takes it from a, a takes it back; then a drops it with replace_allowed_ips,
+        // and c claims 10.0.0.2, which a released earlier in the same request.
+        await SetAsync(
+            $"public_key={_a.ToHex()}", "allowed_ip=10.0.0.1/32", "allowed_ip=10.0.0.2/32",
+            $"public_key={_b.ToHex()}", "allowed_ip=10.0.0.1/32",
+            $"public_key={_a.ToHex()}", "allowed_ip=10.0.0.1/32", "allowed_ip=-10.0.0.2/32",
+            $"public_key={c.ToHex()}", "allowed_ip=10.0.0.2/32");
+        Assert.Equal(["10.0.0.1/32"], await AllowedAsync(_a));
+        Assert.Empty(await AllowedAsync(_b));
+        Assert.Equal(["10.0.0.2/32"], await AllowedAsync(c));
+
+        await SetAsync(
+            $"public_key={_a.ToHex()}", "replace_allowed_ips=true", "allowed_ip=10.0.0.3/32",
+            $"public_key={_b.ToHex()}", "allowed_ip=10.0.0.1/32",
+            $"public_key={c.ToHex()}", "remove=true",
+            $"public_key={_b.ToHex()}", "allowed_ip=10.0.0.2/32");
+        Assert.Equal(["10.0.0.3/32"], await AllowedAsync(_a));
+        Assert.Equal(["10.0.0.1/32", "10.0.0.2/32"], await AllowedAsync(_b));
+        Assert.Equal(2, (await _control.GetStatusAsync(CancellationToken.None)).Peers.Count);
+    }
+
+    [Fact]
+    public async Task Thousands_of_peers_in_one_request_each_keep_their_own_prefix()
+    {
+        var lines = new List<string>();
+        var keys = new List<WireGuardKey>();
+        for (int i = 0; i < 3000; i++)
+        {
+            var key = TestKeys.New();
+            keys.Add(key);
+            lines.Add($"public_key={key.ToHex()}");
+            lines.Add($"allowed_ip=10.{128 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}/32");
+        }
+        // The last peer also claims the first peer's address.
+        lines.Add("allowed_ip=10.128.0.0/32");
+        await SetAsync([.. lines]);
+        var status = await _control.GetStatusAsync(CancellationToken.None);
+        Assert.Equal(3000, status.Peers.Count);
+        Assert.Empty(status.Peers.Single(p => p.Config.PublicKey == keys[0]).Config.AllowedIps);
+        Assert.Equal(["10.128.11.183/32", "10.128.0.0/32"], await AllowedAsync(keys[2999]));
+        Assert.Equal(["10.128.0.1/32"], await AllowedAsync(keys[1]));
+    }
 }

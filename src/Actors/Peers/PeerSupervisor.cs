@@ -33,6 +33,8 @@ public sealed class PeerSupervisor : UntypedActor
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<WireGuardKey, Entry> _peers = new();
     private readonly Dictionary<IActorRef, Entry> _byConnection = new();
+    // Which peer's slot configuration holds each prefix (kept in step with the slots).
+    private readonly Dictionary<IpPrefix, WireGuardKey> _prefixOwners = new();
     // Removed connections still stopping: when one terminates, a successor with the same key gets
     // its routes back (the engine peer removes its key's allowed IPs when disposed).
     private readonly Dictionary<IActorRef, WireGuardKey> _stopping = new();
@@ -68,7 +70,11 @@ public sealed class PeerSupervisor : UntypedActor
 
     protected override SupervisorStrategy SupervisorStrategy() => new PeerSupervisionStrategy(Decide);
 
-    protected override void PreStart() => _metrics = new PeerMetrics(_counters);
+    protected override void PreStart()
+    {
+        PeerMailbox.Register(Context.System);
+        _metrics = new PeerMetrics(_counters);
+    }
 
     protected override void PostStop()
     {
@@ -97,6 +103,9 @@ public sealed class PeerSupervisor : UntypedActor
                 break;
             case RemovePeer remove:
                 Sender.Tell(new PeerRemoved(remove.PublicKey, Remove(remove.PublicKey)));
+                break;
+            case ApplyPeerChanges changes:
+                Sender.Tell(Apply(changes));
                 break;
             case RemoveAllPeers:
             {
@@ -136,7 +145,45 @@ public sealed class PeerSupervisor : UntypedActor
         }
     }
 
-    private PeerConfigured AddOrUpdate(PeerConfig config)
+    /// <summary>
+    /// A whole transaction: the metrics see the peer set once, and the log gets one summary line
+    /// (one line per peer at Information would be 10,000 lines for one wg addconf).
+    /// </summary>
+    private PeerChangesApplied Apply(ApplyPeerChanges changes)
+    {
+        int removed = 0, created = 0, updated = 0;
+        if (changes.RemoveAll)
+        {
+            var keys = new List<WireGuardKey>(_peers.Keys);
+            foreach (var key in keys)
+            {
+                removed += Remove(key, publish: false) ? 1 : 0;
+            }
+        }
+        else
+        {
+            foreach (var key in changes.Remove)
+            {
+                removed += Remove(key, publish: false) ? 1 : 0;
+            }
+        }
+        foreach (var config in changes.Upsert)
+        {
+            if (AddOrUpdate(config, publish: false).Created)
+            {
+                created++;
+            }
+            else
+            {
+                updated++;
+            }
+        }
+        PublishMetricsPeers();
+        _log.Info("peers changed: {0} added, {1} updated, {2} removed; {3} configured", created, updated, removed, _peers.Count);
+        return new PeerChangesApplied(created, updated, removed);
+    }
+
+    private PeerConfigured AddOrUpdate(PeerConfig config, bool publish = true)
     {
         var key = config.PublicKey;
         // This actor is the table's only writer. A prefix belongs to exactly one peer (whitepaper
@@ -145,6 +192,7 @@ public sealed class PeerSupervisor : UntypedActor
         ReleaseFromOtherSlots(key, config.AllowedIps);
         if (_peers.TryGetValue(key, out var existing))
         {
+            Own(key, existing.Slot.Config.AllowedIps, config.AllowedIps);
             existing.Slot.Config = config;
             _device.SetAllowedIps(key, config.AllowedIps);
             existing.Connection.Tell(new UpdatePeerConfig(config));
@@ -154,78 +202,117 @@ public sealed class PeerSupervisor : UntypedActor
         // A generation suffix: a peer removed and re-added at once must not collide with the
         // name of its predecessor, which may still be stopping.
         string name = "peer-" + key.ToHex()[..16] + "-" + (++_generation);
-        var connection = Context.ActorOf(PeerConnection.Props(_device, slot, _socketIO, _tunWriter, _clock), name);
+        var connection = Context.ActorOf(PeerConnection.Props(_device, slot, _socketIO, _tunWriter, _clock).WithMailbox(PeerMailbox.Id), name);
         Context.Watch(connection);
         var entry = new Entry(slot, connection);
         _peers.Add(key, entry);
         _byConnection.Add(connection, entry);
+        Own(key, null, config.AllowedIps);
         // Registry first, then routes: a packet routed to the key must find its connection.
         _registry.Set(key, connection);
         _device.SetAllowedIps(key, config.AllowedIps);
-        PublishMetricsPeers();
-        _log.Info("peer {0} added ({1} allowed IPs, endpoint {2}, ECN {3})", slot.KeyBase64, config.AllowedIps.Count, config.Endpoint, config.EcnMode);
+        if (publish)
+        {
+            PublishMetricsPeers();
+            _log.Info("peer {0} added ({1} allowed IPs, endpoint {2}, ECN {3})", slot.KeyBase64, config.AllowedIps.Count, config.Endpoint, config.EcnMode);
+        }
+        else if (_log.IsDebugEnabled)
+        {
+            _log.Debug("peer {0} added ({1} allowed IPs, endpoint {2}, ECN {3})", slot.KeyBase64, config.AllowedIps.Count, config.Endpoint, config.EcnMode);
+        }
         return new PeerConfigured(key, Created: true);
     }
 
+    /// <summary>
+    /// Strips <paramref name="claimed"/> from the slots of the peers that hold them. The owner map
+    /// finds those peers directly: scanning every slot made each add O(peers), and wg addconf of
+    /// 10,000 peers quadratic.
+    /// </summary>
     private void ReleaseFromOtherSlots(WireGuardKey key, IReadOnlyList<IpPrefix> claimed)
     {
         if (claimed.Count == 0)
         {
             return;
         }
-        var wanted = new HashSet<IpPrefix>(claimed);
-        foreach (var entry in _peers.Values)
+        HashSet<WireGuardKey>? holders = null;
+        foreach (var prefix in claimed)
         {
-            if (entry.Slot.Key == key)
+            if (_prefixOwners.TryGetValue(prefix, out var owner) && owner != key)
+            {
+                (holders ??= []).Add(owner);
+            }
+        }
+        if (holders is null)
+        {
+            return;
+        }
+        var wanted = new HashSet<IpPrefix>(claimed);
+        foreach (var holder in holders)
+        {
+            if (!_peers.TryGetValue(holder, out var entry))
             {
                 continue;
             }
             var allowed = entry.Slot.Config.AllowedIps;
-            List<IpPrefix>? kept = null;
-            for (int i = 0; i < allowed.Count; i++)
+            var kept = new List<IpPrefix>(allowed.Count);
+            foreach (var prefix in allowed)
             {
-                if (wanted.Contains(allowed[i]))
+                if (!wanted.Contains(prefix))
                 {
-                    kept ??= new List<IpPrefix>(allowed.Count);
-                    for (int j = 0; j < i; j++)
-                    {
-                        if (!wanted.Contains(allowed[j]))
-                        {
-                            kept.Add(allowed[j]);
-                        }
-                    }
-                    for (int j = i + 1; j < allowed.Count; j++)
-                    {
-                        if (!wanted.Contains(allowed[j]))
-                        {
-                            kept.Add(allowed[j]);
-                        }
-                    }
-                    break;
+                    kept.Add(prefix);
                 }
             }
-            if (kept is not null)
+            entry.Slot.Config = entry.Slot.Config with { AllowedIps = kept };
+            _log.Info("peer {0}: {1} allowed IP(s) moved to another peer", entry.Slot.KeyBase64, allowed.Count - kept.Count);
+        }
+    }
+
+    /// <summary>Records <paramref name="key"/> as the owner of its new prefixes and drops the ones it no longer has.</summary>
+    private void Own(WireGuardKey key, IReadOnlyList<IpPrefix>? previous, IReadOnlyList<IpPrefix> current)
+    {
+        if (previous is not null)
+        {
+            Disown(key, previous);
+        }
+        foreach (var prefix in current)
+        {
+            _prefixOwners[prefix] = key;
+        }
+    }
+
+    private void Disown(WireGuardKey key, IReadOnlyList<IpPrefix> prefixes)
+    {
+        foreach (var prefix in prefixes)
+        {
+            if (_prefixOwners.TryGetValue(prefix, out var owner) && owner == key)
             {
-                entry.Slot.Config = entry.Slot.Config with { AllowedIps = kept };
-                _log.Info("peer {0}: {1} allowed IP(s) moved to another peer", entry.Slot.KeyBase64, allowed.Count - kept.Count);
+                _prefixOwners.Remove(prefix);
             }
         }
     }
 
-    private bool Remove(WireGuardKey key)
+    private bool Remove(WireGuardKey key, bool publish = true)
     {
         if (!_peers.Remove(key, out var entry))
         {
             return false;
         }
+        Disown(key, entry.Slot.Config.AllowedIps);
         _byConnection.Remove(entry.Connection);
         // Routes first: the TUN reader stops choosing this peer before its connection goes away.
         _device.RemoveAllowedIps(key);
         _registry.Remove(key, entry.Connection);
         _stopping[entry.Connection] = key;
         Context.Stop(entry.Connection);
-        PublishMetricsPeers();
-        _log.Info("peer {0} removed", entry.Slot.KeyBase64);
+        if (publish)
+        {
+            PublishMetricsPeers();
+            _log.Info("peer {0} removed", entry.Slot.KeyBase64);
+        }
+        else if (_log.IsDebugEnabled)
+        {
+            _log.Debug("peer {0} removed", entry.Slot.KeyBase64);
+        }
         return true;
     }
 
@@ -245,6 +332,7 @@ public sealed class PeerSupervisor : UntypedActor
             return;
         }
         _peers.Remove(entry.Slot.Key);
+        Disown(entry.Slot.Key, entry.Slot.Config.AllowedIps);
         _device.RemoveAllowedIps(entry.Slot.Key);
         _registry.Remove(entry.Slot.Key, connection);
         PublishMetricsPeers();

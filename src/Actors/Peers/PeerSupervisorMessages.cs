@@ -26,6 +26,16 @@ public sealed class RemoveAllPeers
 
 public sealed record AllPeersRemoved(int Count);
 
+/// <summary>
+/// One UAPI <c>set=1</c> transaction's peer changes as one message (wg addconf of 10,000 peers is
+/// one round trip, not 10,000): first every peer when <paramref name="RemoveAll"/>, else each key in
+/// <paramref name="Remove"/>, then each of <paramref name="Upsert"/> as <see cref="AddOrUpdatePeer"/>.
+/// Answered once with <see cref="PeerChangesApplied"/>.
+/// </summary>
+public sealed record ApplyPeerChanges(bool RemoveAll, IReadOnlyList<WireGuardKey> Remove, IReadOnlyList<PeerConfig> Upsert);
+
+public sealed record PeerChangesApplied(int Created, int Updated, int Removed);
+
 /// <summary>Ask for <see cref="DeviceStatus"/>.</summary>
 public sealed class GetDeviceStatus
 {

@@ -55,6 +55,7 @@ public sealed class TunnelActor : UntypedActor
             case AddOrUpdatePeer:
             case RemovePeer:
             case RemoveAllPeers:
+            case ApplyPeerChanges:
             case GetDeviceStatus:
             case GetPeerStatus:
             case ConnectPeer:

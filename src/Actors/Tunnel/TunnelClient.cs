@@ -21,6 +21,17 @@ public sealed class TunnelClient(IActorRef tunnel, TimeSpan timeout)
     public Task<AllPeersRemoved> RemoveAllPeersAsync(CancellationToken cancellationToken = default) =>
         Tunnel.Ask<AllPeersRemoved>(RemoveAllPeers.Instance, timeout, cancellationToken);
 
+    /// <summary>
+    /// A whole transaction in one Ask. Its time bound grows with the number of peers (creating a
+    /// peer costs a Curve25519 operation and an actor, tens of microseconds).
+    /// </summary>
+    public Task<PeerChangesApplied> ApplyPeerChangesAsync(ApplyPeerChanges changes, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(changes);
+        var bound = timeout + TimeSpan.FromMilliseconds(changes.Upsert.Count + changes.Remove.Count);
+        return Tunnel.Ask<PeerChangesApplied>(changes, bound, cancellationToken);
+    }
+
     public Task<DeviceStatus> GetDeviceStatusAsync(CancellationToken cancellationToken = default) =>
         Tunnel.Ask<DeviceStatus>(GetDeviceStatus.Instance, timeout, cancellationToken);
 

@@ -41,13 +41,16 @@ public sealed class Peer : IDisposable
     private Keypair? _previous;
     private Keypair? _next;
 
-    // Packets held until a session exists (ring buffer, oldest dropped when full).
-    private readonly PacketBuffer?[] _staged = new PacketBuffer?[ProtocolConstants.MaxStagedPackets];
+    // Packets held until a session exists (ring buffer, oldest dropped when full). Allocated at the
+    // first staged packet: most of a Gateway's 10,000 configured peers are idle and never stage one.
+    private PacketBuffer?[]? _staged;
     private int _stagedHead;
     private int _stagedCount;
 
     // Datagrams waiting for PollTransmit (handshake messages, keepalives, staged packets now sealed).
-    private readonly Queue<PacketBuffer> _transmit = new(ProtocolConstants.MaxStagedPackets + 8);
+    // Starts empty and grows to the largest burst once (no allocation per packet after that); a
+    // preallocated MaxStagedPackets-sized queue cost every idle peer a kilobyte.
+    private readonly Queue<PacketBuffer> _transmit = new();
 
     // Timer deadlines (null = not armed), as in wireguard-go's timers.go.
     private TimeSpan? _retransmitHandshakeAt;
@@ -658,16 +661,17 @@ public sealed class Peer : IDisposable
 
     private void Stage(PacketBuffer packet)
     {
-        if (_stagedCount == _staged.Length)
+        var staged = _staged ??= new PacketBuffer?[ProtocolConstants.MaxStagedPackets];
+        if (_stagedCount == staged.Length)
         {
-            var oldest = _staged[_stagedHead]!;
-            _staged[_stagedHead] = null;
-            _stagedHead = (_stagedHead + 1) % _staged.Length;
+            var oldest = staged[_stagedHead]!;
+            staged[_stagedHead] = null;
+            _stagedHead = (_stagedHead + 1) % staged.Length;
             _stagedCount--;
             oldest.Return();
             Counters.StagedDropped++;
         }
-        _staged[(_stagedHead + _stagedCount) % _staged.Length] = packet;
+        staged[(_stagedHead + _stagedCount) % staged.Length] = packet;
         _stagedCount++;
     }
 
@@ -682,9 +686,10 @@ public sealed class Peer : IDisposable
                 SendHandshakeInitiation(now, isRetry: false);
                 return;
             }
-            var packet = _staged[_stagedHead]!;
-            _staged[_stagedHead] = null;
-            _stagedHead = (_stagedHead + 1) % _staged.Length;
+            var staged = _staged!; // non-null while _stagedCount > 0
+            var packet = staged[_stagedHead]!;
+            staged[_stagedHead] = null;
+            _stagedHead = (_stagedHead + 1) % staged.Length;
             _stagedCount--;
             SealWith(keypair, packet, now);
             _transmit.Enqueue(packet);
@@ -695,9 +700,10 @@ public sealed class Peer : IDisposable
     {
         while (_stagedCount > 0)
         {
-            var packet = _staged[_stagedHead]!;
-            _staged[_stagedHead] = null;
-            _stagedHead = (_stagedHead + 1) % _staged.Length;
+            var staged = _staged!; // non-null while _stagedCount > 0
+            var packet = staged[_stagedHead]!;
+            staged[_stagedHead] = null;
+            _stagedHead = (_stagedHead + 1) % staged.Length;
             _stagedCount--;
             packet.Return();
             Counters.StagedDropped++;

@@ -31,4 +31,29 @@ public interface ITunnelControl
     Task RemovePeerAsync(WireGuardKey publicKey, CancellationToken cancellationToken);
 
     Task RemoveAllPeersAsync(CancellationToken cancellationToken);
+
+    /// <summary>
+    /// One <c>set=1</c> transaction's peer changes: every peer removed when <paramref name="removeAll"/>,
+    /// else the keys in <paramref name="remove"/>; then each of <paramref name="upsert"/> as
+    /// <see cref="AddOrUpdatePeerAsync"/>. The actor implementation sends it as one message, so
+    /// wg addconf of 10,000 peers is one round trip; this default is the call-by-call equivalent.
+    /// </summary>
+    async Task ApplyPeerChangesAsync(bool removeAll, IReadOnlyList<WireGuardKey> remove, IReadOnlyList<PeerConfig> upsert, CancellationToken cancellationToken)
+    {
+        if (removeAll)
+        {
+            await RemoveAllPeersAsync(cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            foreach (var key in remove)
+            {
+                await RemovePeerAsync(key, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        foreach (var peer in upsert)
+        {
+            await AddOrUpdatePeerAsync(peer, cancellationToken).ConfigureAwait(false);
+        }
+    }
 }

@@ -49,7 +49,10 @@ public sealed class ActorTunnelControl(
     private Device? _device;
     private Timer? _mtuPoll;
     private readonly StopwatchClock _clock = new();
-    private readonly List<PeerConfig> _peers = [];
+    // The desired peers in the order they were added (wg show lists them so), and who holds each
+    // prefix so that moving one to another peer is a lookup, not a scan of every peer.
+    private readonly OrderedDictionary<WireGuardKey, PeerConfig> _peers = new();
+    private readonly Dictionary<IpPrefix, WireGuardKey> _prefixOwners = new();
     private ActorSystem? _system;
     private IActorRef? _failureListener;
     private LinuxTunDevice? _tun;
@@ -183,7 +186,7 @@ public sealed class ActorTunnelControl(
             if (_tunnel is null)
             {
                 var idle = new List<Control.PeerStatus>(_peers.Count);
-                foreach (var peer in _peers)
+                foreach (var peer in _peers.Values)
                 {
                     idle.Add(new Control.PeerStatus { Config = peer, Endpoint = peer.Endpoint });
                 }
@@ -208,18 +211,14 @@ public sealed class ActorTunnelControl(
     private Control.DeviceStatus Map(ActorDeviceStatus status)
     {
         var peers = new List<Control.PeerStatus>(status.Peers.Count);
-        foreach (var configured in _peers)
+        var byKey = new Dictionary<WireGuardKey, ActorPeerStatus>(status.Peers.Count);
+        foreach (var candidate in status.Peers)
         {
-            ActorPeerStatus? live = null;
-            foreach (var candidate in status.Peers)
-            {
-                if (candidate.PublicKey == configured.PublicKey)
-                {
-                    live = candidate;
-                    break;
-                }
-            }
-            if (live is null)
+            byKey[candidate.PublicKey] = candidate;
+        }
+        foreach (var configured in _peers.Values)
+        {
+            if (!byKey.TryGetValue(configured.PublicKey, out var live))
             {
                 continue;
             }
@@ -332,7 +331,7 @@ public sealed class ActorTunnelControl(
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            _peers.RemoveAll(p => p.PublicKey == publicKey);
+            Forget(publicKey);
             if (_tunnel is not null)
             {
                 await _tunnel.RemovePeerAsync(publicKey, cancellationToken).ConfigureAwait(false);
@@ -350,6 +349,7 @@ public sealed class ActorTunnelControl(
         try
         {
             _peers.Clear();
+            _prefixOwners.Clear();
             if (_tunnel is not null)
             {
                 await _tunnel.RemoveAllPeersAsync(cancellationToken).ConfigureAwait(false);
@@ -361,37 +361,84 @@ public sealed class ActorTunnelControl(
         }
     }
 
+    public async Task ApplyPeerChangesAsync(bool removeAll, IReadOnlyList<WireGuardKey> remove, IReadOnlyList<PeerConfig> upsert, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (removeAll)
+            {
+                _peers.Clear();
+                _prefixOwners.Clear();
+            }
+            else
+            {
+                foreach (var key in remove)
+                {
+                    Forget(key);
+                }
+            }
+            foreach (var peer in upsert)
+            {
+                Remember(peer);
+            }
+            if (_tunnel is not null)
+            {
+                await _tunnel.ApplyPeerChangesAsync(new ApplyPeerChanges(removeAll, remove, upsert), cancellationToken).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
     /// <summary>Keeps the desired peer list in step with what the engine does: a prefix has one owner.</summary>
     private void Remember(PeerConfig peer)
     {
-        for (int i = 0; i < _peers.Count; i++)
+        var key = peer.PublicKey;
+        if (_peers.TryGetValue(key, out var previous))
         {
-            var other = _peers[i];
-            if (other.PublicKey == peer.PublicKey)
+            foreach (var prefix in previous.AllowedIps)
             {
-                continue;
-            }
-            var kept = new List<IpPrefix>(other.AllowedIps.Count);
-            foreach (var prefix in other.AllowedIps)
-            {
-                if (!peer.AllowedIps.Contains(prefix))
+                if (_prefixOwners.TryGetValue(prefix, out var owner) && owner == key)
                 {
-                    kept.Add(prefix);
+                    _prefixOwners.Remove(prefix);
                 }
             }
-            if (kept.Count != other.AllowedIps.Count)
+        }
+        foreach (var prefix in peer.AllowedIps)
+        {
+            if (_prefixOwners.TryGetValue(prefix, out var owner) && owner != key && _peers.TryGetValue(owner, out var other))
             {
-                _peers[i] = other with { AllowedIps = kept };
+                var kept = new List<IpPrefix>(other.AllowedIps.Count);
+                foreach (var held in other.AllowedIps)
+                {
+                    if (held != prefix)
+                    {
+                        kept.Add(held);
+                    }
+                }
+                _peers[owner] = other with { AllowedIps = kept };
             }
+            _prefixOwners[prefix] = key;
         }
-        int index = _peers.FindIndex(p => p.PublicKey == peer.PublicKey);
-        if (index < 0)
+        // The indexer keeps an existing peer's place in the order and appends a new one.
+        _peers[key] = peer;
+    }
+
+    private void Forget(WireGuardKey key)
+    {
+        if (!_peers.Remove(key, out var previous))
         {
-            _peers.Add(peer);
+            return;
         }
-        else
+        foreach (var prefix in previous.AllowedIps)
         {
-            _peers[index] = peer;
+            if (_prefixOwners.TryGetValue(prefix, out var owner) && owner == key)
+            {
+                _prefixOwners.Remove(prefix);
+            }
         }
     }
 
@@ -466,9 +513,10 @@ public sealed class ActorTunnelControl(
         _tunnel = new TunnelClient(
             Tunnels.Start(_system!, settings, "tunnel-" + (++_generation).ToString(System.Globalization.CultureInfo.InvariantCulture)),
             AskTimeout);
-        foreach (var peer in _peers)
+        if (_peers.Count > 0)
         {
-            await _tunnel.AddOrUpdatePeerAsync(peer).ConfigureAwait(false);
+            var peers = new List<PeerConfig>(_peers.Values);
+            await _tunnel.ApplyPeerChangesAsync(new ApplyPeerChanges(false, [], peers)).ConfigureAwait(false);
         }
         logger.LogInformation("Tunnel {Generation} running on UDP port {Port} with {PeerCount} peer(s)", _generation, _socket.LocalPort, _peers.Count);
     }

@@ -153,7 +153,12 @@ public sealed class UapiServer : IAsyncDisposable
                 switch (operation)
                 {
                     case "set=1":
-                        reply = await SetAsync(reader, token).ConfigureAwait(false);
+                        int lines;
+                        (reply, lines) = await SetAsync(reader, token).ConfigureAwait(false);
+                        if (lines >= LargeSetLines)
+                        {
+                            ScheduleCompaction();
+                        }
                         break;
                     case "get=1":
                     case "fz_get=1":
@@ -186,7 +191,44 @@ public sealed class UapiServer : IAsyncDisposable
         }
     }
 
-    private async Task<string> SetAsync(UapiLineReader reader, CancellationToken token)
+    /// <summary>
+    /// A set this large (wg addconf of thousands of peers) leaves tens of megabytes of request text,
+    /// drafts and messages behind; <see cref="ReturnTransientMemory"/> hands them back to the system.
+    /// </summary>
+    private const int LargeSetLines = 4096;
+
+    /// <summary>
+    /// One compacting, decommitting collection after a large configuration change, so the daemon's
+    /// resident memory is what its peers need, not the peak of parsing them (the GC would otherwise
+    /// keep the freed regions committed). Rare and off the packet path: only big set requests.
+    /// </summary>
+    private static void ReturnTransientMemory() =>
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+
+    /// <summary>
+    /// The peers' actors start after the set is answered (each builds its engine peer in PreStart),
+    /// so the collection waits for them: compacting earlier leaves their objects interleaved with
+    /// fresh garbage in partly used regions. Later large sets within the delay share one collection.
+    /// </summary>
+    private void ScheduleCompaction()
+    {
+        if (Interlocked.Exchange(ref _compactionScheduled, 1) == 1)
+        {
+            return;
+        }
+        _ = Task.Delay(CompactionDelay, _stopping.Token).ContinueWith(
+            static (_, state) =>
+            {
+                Volatile.Write(ref ((UapiServer)state!)._compactionScheduled, 0);
+                ReturnTransientMemory();
+            },
+            this, CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+    }
+
+    private static readonly TimeSpan CompactionDelay = TimeSpan.FromMilliseconds(500);
+    private int _compactionScheduled;
+
+    private async Task<(string Reply, int Lines)> SetAsync(UapiLineReader reader, CancellationToken token)
     {
         var lines = new List<string>();
         while (true)
@@ -204,15 +246,15 @@ public sealed class UapiServer : IAsyncDisposable
             var request = UapiSetParser.Parse(lines);
             await UapiSetApplier.ApplyAsync(request, _control, token).ConfigureAwait(false);
             _logger.LogInformation("UAPI set: {PeerChanges} peer change(s) applied", request.Peers.Count);
-            return "errno=0\n\n";
+            return ("errno=0\n\n", lines.Count);
         }
         catch (UapiException e)
         {
-            return Errno(e.Errno, e.Message);
+            return (Errno(e.Errno, e.Message), lines.Count);
         }
         catch (TunnelControlException e)
         {
-            return Errno(e.Errno, e.Message);
+            return (Errno(e.Errno, e.Message), lines.Count);
         }
         finally
         {

@@ -17,9 +17,17 @@ public static class UapiSetApplier
     {
         var status = await control.GetStatusAsync(cancellationToken).ConfigureAwait(false);
         var draft = new Dictionary<WireGuardKey, DraftPeer>();
+        // Who holds each prefix, so that moving one (below) is a lookup, not a scan of every peer:
+        // a scan made wg addconf of 10,000 peers quadratic.
+        var owners = new Dictionary<IpPrefix, DraftPeer>();
         foreach (var peer in status.Peers)
         {
-            draft[peer.Config.PublicKey] = new DraftPeer(peer.Config, existed: true);
+            var existing = new DraftPeer(peer.Config, existed: true);
+            draft[peer.Config.PublicKey] = existing;
+            foreach (var prefix in existing.AllowedIps)
+            {
+                owners[prefix] = existing;
+            }
         }
         var removed = new HashSet<WireGuardKey>();
         if (request.ReplacePeers)
@@ -29,6 +37,7 @@ public static class UapiSetApplier
                 removed.Add(key);
             }
             draft.Clear();
+            owners.Clear();
         }
 
         foreach (var change in request.Peers)
@@ -45,6 +54,7 @@ public static class UapiSetApplier
                 {
                     draft.Remove(change.PublicKey);
                     removed.Add(change.PublicKey);
+                    Disown(peer!, owners);
                 }
                 continue;
             }
@@ -61,7 +71,7 @@ public static class UapiSetApplier
                 };
                 draft[change.PublicKey] = peer;
             }
-            Apply(change, peer!, draft);
+            Apply(change, peer!, owners);
         }
 
         // Port before key (both are device settings, order-free in the protocol): a tunnel that starts
@@ -78,30 +88,44 @@ public static class UapiSetApplier
         {
             await control.SetFwmarkAsync(fwmark, cancellationToken).ConfigureAwait(false);
         }
-        if (request.ReplacePeers)
-        {
-            await control.RemoveAllPeersAsync(cancellationToken).ConfigureAwait(false);
-        }
-        else
+        var remove = new List<WireGuardKey>();
+        if (!request.ReplacePeers)
         {
             foreach (var key in removed)
             {
                 if (!draft.TryGetValue(key, out var back) || back.Recreated)
                 {
-                    await control.RemovePeerAsync(key, cancellationToken).ConfigureAwait(false);
+                    remove.Add(key);
                 }
             }
         }
+        var upsert = new List<PeerConfig>();
         foreach (var peer in draft.Values)
         {
             if (peer.Touched || (request.ReplacePeers && !peer.Existed))
             {
-                await control.AddOrUpdatePeerAsync(peer.ToConfig(), cancellationToken).ConfigureAwait(false);
+                upsert.Add(peer.ToConfig());
+            }
+        }
+        if (request.ReplacePeers || remove.Count > 0 || upsert.Count > 0)
+        {
+            // One call for the whole transaction: the actors apply it as one message.
+            await control.ApplyPeerChangesAsync(request.ReplacePeers, remove, upsert, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static void Disown(DraftPeer peer, Dictionary<IpPrefix, DraftPeer> owners)
+    {
+        foreach (var prefix in peer.AllowedIps)
+        {
+            if (owners.TryGetValue(prefix, out var owner) && ReferenceEquals(owner, peer))
+            {
+                owners.Remove(prefix);
             }
         }
     }
 
-    private static void Apply(UapiPeerChange change, DraftPeer peer, Dictionary<WireGuardKey, DraftPeer> draft)
+    private static void Apply(UapiPeerChange change, DraftPeer peer, Dictionary<IpPrefix, DraftPeer> owners)
     {
         peer.Touched = true;
         if (change.PresharedKey is { } psk)
@@ -121,21 +145,24 @@ public static class UapiSetApplier
             switch (allowed.Kind)
             {
                 case AllowedIpChangeKind.ReplaceAll:
+                    Disown(peer, owners);
                     peer.AllowedIps.Clear();
                     break;
                 case AllowedIpChangeKind.Remove:
-                    peer.AllowedIps.Remove(allowed.Prefix!);
+                    if (peer.AllowedIps.Remove(allowed.Prefix!) && owners.TryGetValue(allowed.Prefix!, out var holder) && ReferenceEquals(holder, peer))
+                    {
+                        owners.Remove(allowed.Prefix!);
+                    }
                     break;
                 case AllowedIpChangeKind.Add:
                     // A prefix belongs to one peer (cryptokey routing, whitepaper section 2): adding
                     // it here takes it from whoever had it.
-                    foreach (var other in draft.Values)
+                    if (owners.TryGetValue(allowed.Prefix!, out var other) && !ReferenceEquals(other, peer)
+                        && other.AllowedIps.Remove(allowed.Prefix!))
                     {
-                        if (!ReferenceEquals(other, peer) && other.AllowedIps.Remove(allowed.Prefix!))
-                        {
-                            other.Touched = true;
-                        }
+                        other.Touched = true;
                     }
+                    owners[allowed.Prefix!] = peer;
                     if (!peer.AllowedIps.Contains(allowed.Prefix!))
                     {
                         peer.AllowedIps.Add(allowed.Prefix!);
