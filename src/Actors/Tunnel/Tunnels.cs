@@ -13,13 +13,14 @@ public static class Tunnels
     /// The dispatcher of the actors that make blocking system calls on a message (SocketIO's sendmmsg,
     /// which may wait for socket-buffer room; TunWriter's writes). A PinnedDispatcher gives each its own
     /// thread, so a stalled send never holds a thread of the shared default dispatcher that the peer
-    /// actors and the supervisor run on. A host may define it in its own HOCON; otherwise
+    /// actors and the supervisor run on. Its threads sleep without spinning (<see cref="IoDispatcherConfigurator"/>).
+    /// A host may define it in its own HOCON; otherwise
     /// <see cref="EnsureIoDispatcher"/> supplies this default as a fallback.
     /// </summary>
     public const string IoDispatcherId = "firezone-tunnel-io-dispatcher";
 
     private const string IoDispatcherHocon = IoDispatcherId + @" {
-    type = PinnedDispatcher
+    type = ""Firezone.Actors.Actors.Tunnel.IoDispatcherConfigurator, Firezone.Actors.Actors""
 }";
 
     /// <summary>
