@@ -1,7 +1,7 @@
-using System.Runtime.ExceptionServices;
 using Akka.Actor;
 using Akka.Event;
 using Firezone.Actors.Actors.EngineSeam;
+using Firezone.Actors.Actors.Io;
 using Firezone.Actors.Actors.Peers;
 using Firezone.Actors.Actors.Tunnel;
 using Firezone.Actors.Engine.Buffers;
@@ -24,28 +24,18 @@ public sealed class SocketIO : UntypedActor
     public const int ReceiveBatchSize = 64;
 
     private readonly IUdpBatchSocket _socket;
-    private readonly IWireGuardDevice _device;
-    private readonly PeerRegistry _registry;
-    private readonly IActorRef _handshakeOwner;
-    private readonly TunnelCounters _counters;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly PacketBuffer[] _buffers = new PacketBuffer[ReceiveBatchSize];
-    private readonly Dictionary<IActorRef, InboundDatagrams> _groups = new(ReferenceEqualityComparer.Instance);
-    private InboundHandshakes? _handshakes;
+    private readonly BatchReaderThread<ReceiveSteps> _receiver;
     private SendDatagrams? _current;
-    private Thread? _thread;
-    private volatile bool _stopping;
-    private IActorRef _self = ActorRefs.Nobody;
     private long _datagramsSent;
     private long _datagramsNotSent;
 
     public SocketIO(IUdpBatchSocket socket, IWireGuardDevice device, PeerRegistry registry, IActorRef handshakeOwner, TunnelCounters counters)
     {
         _socket = socket;
-        _device = device;
-        _registry = registry;
-        _handshakeOwner = handshakeOwner;
-        _counters = counters;
+        _receiver = new BatchReaderThread<ReceiveSteps>(
+            "udp-receiver " + socket.LocalPort, ReceiveBatchSize,
+            new ReceiveSteps(socket, device, registry, handshakeOwner, counters), device, counters, Self);
     }
 
     public static Props Props(IUdpBatchSocket socket, IWireGuardDevice device, PeerRegistry registry, IActorRef handshakeOwner, TunnelCounters counters) =>
@@ -53,18 +43,14 @@ public sealed class SocketIO : UntypedActor
 
     protected override void PreStart()
     {
-        _self = Self;
-        _thread = new Thread(ReceiveLoop) { IsBackground = true, Name = "udp-receiver " + _socket.LocalPort };
-        _thread.Start();
+        _receiver.Start();
     }
 
     protected override void PostStop()
     {
         _current?.Recycle();
         _current = null;
-        _stopping = true;
-        _socket.WakeReceiver();
-        if (_thread is not null && !_thread.Join(TimeSpan.FromSeconds(5)))
+        if (!_receiver.Stop(TimeSpan.FromSeconds(5)))
         {
             _log.Error("UDP receive thread for port {0} did not stop within 5 s after WakeReceiver", _socket.LocalPort);
         }
@@ -94,132 +80,71 @@ public sealed class SocketIO : UntypedActor
         }
     }
 
-    private void ReceiveLoop()
+    /// <summary>The receive thread's steps: read datagrams, classify and group them by owner.</summary>
+    private struct ReceiveSteps(IUdpBatchSocket socket, IWireGuardDevice device, PeerRegistry registry, IActorRef handshakeOwner, TunnelCounters counters) : IBatchReaderSteps
     {
-        int held = 0;
-        try
-        {
-            while (!_stopping)
-            {
-                while (held < ReceiveBatchSize && _device.Pool.TryRent(out var buffer))
-                {
-                    _buffers[held++] = buffer;
-                }
-                if (held == 0)
-                {
-                    Interlocked.Increment(ref _counters.PoolExhausted);
-                    Thread.Sleep(1);
-                    continue;
-                }
-                int received = _socket.ReceiveBatch(_buffers.AsSpan(0, held));
-                if (received <= 0)
-                {
-                    continue;
-                }
-                for (int i = 0; i < received; i++)
-                {
-                    // Ownership moves to Route (a group, or back to the pool): the cleanup below must
-                    // not return this buffer a second time. Route can only throw before it hands the
-                    // buffer on (lookups, renting a group), so on a throw it is still ours to return.
-                    var buffer = _buffers[i];
-                    _buffers[i] = null!;
-                    try
-                    {
-                        Route(buffer);
-                    }
-                    catch
-                    {
-                        buffer.Return();
-                        throw;
-                    }
-                }
-                int left = held - received;
-                Array.Copy(_buffers, received, _buffers, 0, left);
-                Array.Clear(_buffers, left, received);
-                held = left;
-                Flush();
-            }
-        }
-        catch (Exception e)
-        {
-            ReportFailure(e);
-        }
-        finally
-        {
-            // A plain thread: an exception escaping here would end the process. Report it instead.
-            try
-            {
-                for (int i = 0; i < held; i++)
-                {
-                    _buffers[i]?.Return();
-                    _buffers[i] = null!;
-                }
-                foreach (var pair in _groups)
-                {
-                    pair.Value.Recycle();
-                }
-                _groups.Clear();
-                _handshakes?.Recycle();
-                _handshakes = null;
-            }
-            catch (Exception e)
-            {
-                ReportFailure(e);
-            }
-        }
-    }
+        private readonly Dictionary<IActorRef, InboundDatagrams> _groups = new(ReferenceEqualityComparer.Instance);
+        private InboundHandshakes? _handshakes;
 
-    private void ReportFailure(Exception e)
-    {
-        if (!_stopping)
-        {
-            _self.Tell(new IoThreadFailed(ExceptionDispatchInfo.Capture(e)));
-        }
-    }
+        public readonly int ReadBatch(Span<PacketBuffer> buffers) => socket.ReceiveBatch(buffers);
 
-    private void Route(PacketBuffer datagram)
-    {
-        switch (MessageHeader.Classify(datagram.Data, out uint receiverIndex))
+        public readonly void Wake() => socket.WakeReceiver();
+
+        public void Route(PacketBuffer datagram)
         {
-            case MessageType.Initiation:
-                (_handshakes ??= InboundHandshakes.Rent()).Add(datagram);
-                return;
-            case MessageType.Response:
-            case MessageType.CookieReply:
-            case MessageType.TransportData:
-                if (_device.TryLookupIndex(receiverIndex, out WireGuardKey owner) && _registry.TryGet(owner, out var connection))
-                {
-                    if (!_groups.TryGetValue(connection, out var batch))
-                    {
-                        batch = InboundDatagrams.Rent();
-                        _groups.Add(connection, batch);
-                    }
-                    batch.Add(datagram);
+            switch (MessageHeader.Classify(datagram.Data, out uint receiverIndex))
+            {
+                case MessageType.Initiation:
+                    (_handshakes ??= InboundHandshakes.Rent()).Add(datagram);
                     return;
-                }
-                Interlocked.Increment(ref _counters.DatagramsUnknownReceiver);
-                datagram.Return();
-                return;
-            default:
-                Interlocked.Increment(ref _counters.DatagramsInvalid);
-                datagram.Return();
-                return;
+                case MessageType.Response:
+                case MessageType.CookieReply:
+                case MessageType.TransportData:
+                    if (device.TryLookupIndex(receiverIndex, out WireGuardKey owner) && registry.TryGet(owner, out var connection))
+                    {
+                        if (!_groups.TryGetValue(connection, out var batch))
+                        {
+                            batch = InboundDatagrams.Rent();
+                            _groups.Add(connection, batch);
+                        }
+                        batch.Add(datagram);
+                        return;
+                    }
+                    Interlocked.Increment(ref counters.DatagramsUnknownReceiver);
+                    datagram.Return();
+                    return;
+                default:
+                    Interlocked.Increment(ref counters.DatagramsInvalid);
+                    datagram.Return();
+                    return;
+            }
         }
-    }
 
-    private void Flush()
-    {
-        foreach (var pair in _groups)
+        public void Flush()
         {
-            // Removed before it is sent (allowed during enumeration since .NET Core 3.0): a batch
-            // already handed to its actor must never be recycled here too if a later Tell throws.
-            _groups.Remove(pair.Key);
-            pair.Key.Tell(pair.Value, ActorRefs.NoSender);
+            foreach (var pair in _groups)
+            {
+                // Removed before it is sent (allowed during enumeration since .NET Core 3.0): a batch
+                // already handed to its actor must never be recycled here too if a later Tell throws.
+                _groups.Remove(pair.Key);
+                pair.Key.Tell(pair.Value, ActorRefs.NoSender);
+            }
+            if (_handshakes is { } handshakes)
+            {
+                _handshakes = null;
+                handshakeOwner.Tell(handshakes, ActorRefs.NoSender);
+            }
         }
-        if (_handshakes is { } handshakes)
+
+        public void Release()
         {
+            foreach (var pair in _groups)
+            {
+                pair.Value.Recycle();
+            }
+            _groups.Clear();
+            _handshakes?.Recycle();
             _handshakes = null;
-            _handshakeOwner.Tell(handshakes, ActorRefs.NoSender);
         }
     }
 }

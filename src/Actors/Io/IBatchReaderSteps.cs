@@ -1,0 +1,30 @@
+using Firezone.Actors.Engine.Buffers;
+
+namespace Firezone.Actors.Actors.Io;
+
+/// <summary>
+/// The device-specific steps of a <see cref="BatchReaderThread{TSteps}"/>: how to block in a batch
+/// read, how to route one buffer, and how to hand the per-read groups on. Implemented by a struct so
+/// the reader's generic code is specialised per device and these calls are direct, not virtual
+/// (STYLE.md: no per-packet delegate, closure or allocation).
+/// </summary>
+internal interface IBatchReaderSteps
+{
+    /// <summary>Blocks until at least one buffer is filled or <see cref="Wake"/> is called; returns how many.</summary>
+    int ReadBatch(Span<PacketBuffer> buffers);
+
+    /// <summary>
+    /// Takes ownership of <paramref name="buffer"/>: adds it to a group or returns it to the pool.
+    /// May throw only before it hands the buffer on, so on a throw the buffer is still the caller's.
+    /// </summary>
+    void Route(PacketBuffer buffer);
+
+    /// <summary>Sends the groups built since the last flush to their actors (once per read).</summary>
+    void Flush();
+
+    /// <summary>Recycles any group not yet sent (the thread is ending).</summary>
+    void Release();
+
+    /// <summary>Unblocks a <see cref="ReadBatch"/> in progress so the thread sees it is stopping.</summary>
+    void Wake();
+}
