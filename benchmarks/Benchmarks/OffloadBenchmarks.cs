@@ -7,7 +7,8 @@ namespace Firezone.Actors.Benchmarks;
 
 /// <summary>
 /// TUN offload work per 64 KiB: splitting one TSO super-packet (IPv4, MSS 1380) into 48 segments with
-/// full checksums, and merging those 48 segments back into one super-packet (checksums verified).
+/// full checksums, and merging those 48 segments back into one super-packet (checksums verified);
+/// and the bare RFC 1071 sum over one MSS-sized payload (1460 bytes) and one 64 KiB super-packet.
 /// </summary>
 [MemoryDiagnoser]
 public class OffloadBenchmarks
@@ -16,6 +17,7 @@ public class OffloadBenchmarks
     private readonly byte[] _super = new byte[20 + 20 + 65495];
     private readonly GsoSegmenter _segmenter = new();
     private readonly PacketBufferPool _pool = new(preallocate: 64);
+    private readonly byte[] _payload = new byte[64 * 1024 + 1];
     private readonly byte[] _scratch = new byte[128 * 1024];
     private readonly bool[] _taken = new bool[64];
     private readonly int[] _members = new int[64];
@@ -39,6 +41,7 @@ public class OffloadBenchmarks
         _super[32] = 5 << 4;
         _super[33] = 0x10; // ACK
         new Random(1).NextBytes(_super.AsSpan(40));
+        new Random(2).NextBytes(_payload);
         _header = new VirtioNetHeader
         {
             Flags = VirtioNetHeader.FlagNeedsCsum, GsoType = VirtioNetHeader.GsoTcpV4, HdrLen = 40, GsoSize = Mss, CsumStart = 20, CsumOffset = 16,
@@ -57,6 +60,12 @@ public class OffloadBenchmarks
         }
         _ = Ipv4Checksum.Compute(_super.AsSpan(0, 20));
     }
+
+    [Benchmark]
+    public ushort Checksum1460() => InternetChecksum.Sum(_payload.AsSpan(0, 1460));
+
+    [Benchmark]
+    public ushort Checksum64K() => InternetChecksum.Sum(_payload.AsSpan(0, 64 * 1024));
 
     [Benchmark]
     public int SegmentTso64K()

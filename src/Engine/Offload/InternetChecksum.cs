@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace Firezone.Actors.Engine.Offload;
 
@@ -12,42 +13,107 @@ public static class InternetChecksum
 {
     /// <summary>
     /// The one's-complement sum of <paramref name="data"/> as big-endian 16-bit words, added to
-    /// <paramref name="initial"/>, folded to 16 bits, not complemented. Sums 64-bit native words with
-    /// end-around carry and swaps at the end: the sum is byte-order independent and may be computed
-    /// in parallel (RFC 1071 section 2, (B) and (C)).
+    /// <paramref name="initial"/>, folded to 16 bits, not complemented.
     /// </summary>
+    /// <remarks>
+    /// Why it is fast and still exact: the one's-complement sum is byte-order independent (RFC 1071
+    /// section 2(B)), so the data is summed as native-endian words and the folded result is swapped
+    /// once at the end; and it is associative (section 2(A)) and may be deferred (section 2(C)), so
+    /// 32-bit words are added zero-extended into 64-bit accumulators, which cannot carry out for any
+    /// span length (at most 2^29 words of at most 2^32 - 1 each), and the carries are folded back only
+    /// at the end. Four independent accumulators of the widest accelerated vector (512, 256 or 128
+    /// bits, else scalar) break the add dependency chain.
+    /// </remarks>
     public static ushort Sum(ReadOnlySpan<byte> data, ushort initial = 0)
     {
-        ulong acc = 0;
         ref byte start = ref MemoryMarshal.GetReference(data);
         int length = data.Length;
         int i = 0;
-        for (; i + 32 <= length; i += 32)
+        ulong acc = 0;
+        if (Vector512.IsHardwareAccelerated && length >= 128)
         {
-            acc = Add(acc, Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref start, i)));
-            acc = Add(acc, Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref start, i + 8)));
-            acc = Add(acc, Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref start, i + 16)));
-            acc = Add(acc, Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref start, i + 24)));
+            Vector512<ulong> low = Vector512.Create(0xFFFF_FFFFUL);
+            Vector512<ulong> a0 = Vector512<ulong>.Zero, a1 = a0, a2 = a0, a3 = a0;
+            for (; i + 128 <= length; i += 128)
+            {
+                Vector512<ulong> v0 = Vector512.LoadUnsafe(ref Unsafe.Add(ref start, i)).AsUInt64();
+                Vector512<ulong> v1 = Vector512.LoadUnsafe(ref Unsafe.Add(ref start, i + 64)).AsUInt64();
+                a0 += v0 & low;
+                a1 += v0 >>> 32;
+                a2 += v1 & low;
+                a3 += v1 >>> 32;
+            }
+            if (i + 64 <= length)
+            {
+                Vector512<ulong> v0 = Vector512.LoadUnsafe(ref Unsafe.Add(ref start, i)).AsUInt64();
+                a0 += v0 & low;
+                a1 += v0 >>> 32;
+                i += 64;
+            }
+            acc = Vector512.Sum((a0 + a1) + (a2 + a3));
         }
+        else if (Vector256.IsHardwareAccelerated && length >= 64)
+        {
+            Vector256<ulong> low = Vector256.Create(0xFFFF_FFFFUL);
+            Vector256<ulong> a0 = Vector256<ulong>.Zero, a1 = a0, a2 = a0, a3 = a0;
+            for (; i + 64 <= length; i += 64)
+            {
+                Vector256<ulong> v0 = Vector256.LoadUnsafe(ref Unsafe.Add(ref start, i)).AsUInt64();
+                Vector256<ulong> v1 = Vector256.LoadUnsafe(ref Unsafe.Add(ref start, i + 32)).AsUInt64();
+                a0 += v0 & low;
+                a1 += v0 >>> 32;
+                a2 += v1 & low;
+                a3 += v1 >>> 32;
+            }
+            if (i + 32 <= length)
+            {
+                Vector256<ulong> v0 = Vector256.LoadUnsafe(ref Unsafe.Add(ref start, i)).AsUInt64();
+                a0 += v0 & low;
+                a1 += v0 >>> 32;
+                i += 32;
+            }
+            acc = Vector256.Sum((a0 + a1) + (a2 + a3));
+        }
+        else if (Vector128.IsHardwareAccelerated && length >= 32)
+        {
+            Vector128<ulong> low = Vector128.Create(0xFFFF_FFFFUL);
+            Vector128<ulong> a0 = Vector128<ulong>.Zero, a1 = a0, a2 = a0, a3 = a0;
+            for (; i + 32 <= length; i += 32)
+            {
+                Vector128<ulong> v0 = Vector128.LoadUnsafe(ref Unsafe.Add(ref start, i)).AsUInt64();
+                Vector128<ulong> v1 = Vector128.LoadUnsafe(ref Unsafe.Add(ref start, i + 16)).AsUInt64();
+                a0 += v0 & low;
+                a1 += v0 >>> 32;
+                a2 += v1 & low;
+                a3 += v1 >>> 32;
+            }
+            acc = Vector128.Sum((a0 + a1) + (a2 + a3));
+        }
+        // The rest (and everything without SIMD): two independent carry-free accumulators.
+        ulong b0 = 0, b1 = 0;
         for (; i + 8 <= length; i += 8)
         {
-            acc = Add(acc, Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref start, i)));
+            ulong word = Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref start, i));
+            b0 += word & 0xFFFF_FFFF;
+            b1 += word >> 32;
         }
         if (i + 4 <= length)
         {
-            acc = Add(acc, Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref start, i)));
+            b0 += Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref start, i));
             i += 4;
         }
         if (i + 2 <= length)
         {
-            acc = Add(acc, Unsafe.ReadUnaligned<ushort>(ref Unsafe.Add(ref start, i)));
+            b1 += Unsafe.ReadUnaligned<ushort>(ref Unsafe.Add(ref start, i));
             i += 2;
         }
         if (i < length)
         {
             // The odd byte is the high byte of a big-endian word padded with zero (RFC 1071 section 4.1).
-            acc = Add(acc, BitConverter.IsLittleEndian ? Unsafe.Add(ref start, i) : (ulong)Unsafe.Add(ref start, i) << 8);
+            b0 += BitConverter.IsLittleEndian ? Unsafe.Add(ref start, i) : (ulong)Unsafe.Add(ref start, i) << 8;
         }
+        // All three stay below 2^62 (see remarks), so these two additions cannot carry out.
+        acc += b0 + b1;
         uint folded = (uint)(acc >> 32) + (uint)acc;
         if (folded < (uint)acc)
         {
