@@ -21,7 +21,7 @@ public static class InternetChecksum
     /// once at the end; and it is associative (section 2(A)) and may be deferred (section 2(C)), so
     /// 32-bit words are added zero-extended into 64-bit accumulators, which cannot carry out for any
     /// span length (at most 2^29 words of at most 2^32 - 1 each), and the carries are folded back only
-    /// at the end. Four independent accumulators of the widest accelerated vector (512, 256 or 128
+    /// at the end. Four independent accumulators of the widest accelerated vector (256 or 128
     /// bits, else scalar) break the add dependency chain.
     /// </remarks>
     public static ushort Sum(ReadOnlySpan<byte> data, ushort initial = 0)
@@ -30,29 +30,7 @@ public static class InternetChecksum
         int length = data.Length;
         int i = 0;
         ulong acc = 0;
-        if (Vector512.IsHardwareAccelerated && length >= 128)
-        {
-            Vector512<ulong> low = Vector512.Create(0xFFFF_FFFFUL);
-            Vector512<ulong> a0 = Vector512<ulong>.Zero, a1 = a0, a2 = a0, a3 = a0;
-            for (; i + 128 <= length; i += 128)
-            {
-                Vector512<ulong> v0 = Vector512.LoadUnsafe(ref Unsafe.Add(ref start, i)).AsUInt64();
-                Vector512<ulong> v1 = Vector512.LoadUnsafe(ref Unsafe.Add(ref start, i + 64)).AsUInt64();
-                a0 += v0 & low;
-                a1 += v0 >>> 32;
-                a2 += v1 & low;
-                a3 += v1 >>> 32;
-            }
-            if (i + 64 <= length)
-            {
-                Vector512<ulong> v0 = Vector512.LoadUnsafe(ref Unsafe.Add(ref start, i)).AsUInt64();
-                a0 += v0 & low;
-                a1 += v0 >>> 32;
-                i += 64;
-            }
-            acc = Vector512.Sum((a0 + a1) + (a2 + a3));
-        }
-        else if (Vector256.IsHardwareAccelerated && length >= 64)
+        if (Vector256.IsHardwareAccelerated && length >= 64)
         {
             Vector256<ulong> low = Vector256.Create(0xFFFF_FFFFUL);
             Vector256<ulong> a0 = Vector256<ulong>.Zero, a1 = a0, a2 = a0, a3 = a0;
@@ -154,11 +132,4 @@ public static class InternetChecksum
     /// <summary>The value to store in a checksum field: the complement of the final sum.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static ushort Finish(ushort sum) => (ushort)~sum;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static ulong Add(ulong acc, ulong value)
-    {
-        acc += value;
-        return acc < value ? acc + 1 : acc;
-    }
 }

@@ -1,29 +1,13 @@
-using System.Buffers.Binary;
+using Firezone.Actors.Engine.Offload;
 
 namespace Firezone.Actors.Engine.Packets;
 
 /// <summary>The Internet checksum (RFC 1071) and its incremental update (RFC 1624).</summary>
 public static class Ipv4Checksum
 {
-    /// <summary>One's-complement sum of 16-bit big-endian words, folded and complemented (RFC 1071).</summary>
-    public static ushort Compute(ReadOnlySpan<byte> data)
-    {
-        uint sum = 0;
-        int i = 0;
-        for (; i + 1 < data.Length; i += 2)
-        {
-            sum += BinaryPrimitives.ReadUInt16BigEndian(data.Slice(i, 2));
-        }
-        if (i < data.Length)
-        {
-            sum += (uint)data[i] << 8;
-        }
-        while (sum >> 16 != 0)
-        {
-            sum = (sum & 0xFFFF) + (sum >> 16);
-        }
-        return (ushort)~sum;
-    }
+    /// <summary>One's-complement sum of 16-bit big-endian words, folded and complemented (RFC 1071),
+    /// by the same routine the offload path uses.</summary>
+    public static ushort Compute(ReadOnlySpan<byte> data) => InternetChecksum.Finish(InternetChecksum.Sum(data));
 
     /// <summary>
     /// RFC 1624 equation 3: HC' = ~(~HC + ~m + m'), for one 16-bit word changing from m to m'.
