@@ -25,6 +25,8 @@ public interface ITunDevice : IDisposable
     /// <summary>
     /// Writes each packet's <see cref="PacketBuffer.Data"/>. Buffers stay owned by the caller, who
     /// returns them afterwards. A packet the kernel refuses is counted and skipped, not thrown.
+    /// Safe to call from several threads (one batch at a time is written), and while another
+    /// thread is in ReadBatch.
     /// </summary>
     void WriteBatch(ReadOnlySpan<PacketBuffer> packets);
 

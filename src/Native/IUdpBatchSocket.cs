@@ -25,7 +25,8 @@ public interface IUdpBatchSocket : IDisposable
     /// Sends each datagram's <see cref="PacketBuffer.Data"/> to its <see cref="PacketBuffer.Endpoint"/>
     /// with its own <see cref="PacketBuffer.Ecn"/> (DSCP 0). Returns how many were handed to the
     /// kernel; datagrams refused for transient reasons are skipped and counted. Buffers stay owned
-    /// by the caller.
+    /// by the caller. Safe to call from several threads (one batch at a time goes out), and while
+    /// another thread is in ReceiveBatch.
     /// </summary>
     int SendBatch(ReadOnlySpan<PacketBuffer> datagrams);
 

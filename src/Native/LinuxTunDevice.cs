@@ -22,6 +22,9 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
     private readonly SafeFileDescriptorHandle _fd;
     private readonly WakeEvent _wake;
     private readonly OffloadState? _offload;
+    // WriteBatch is called by the socket reader thread (what it decrypts) and by the TunWriter; the
+    // write scratch (virtio header, coalescing state) is shared, so one writer at a time.
+    private readonly Lock _writeGate = new();
     private long _writeErrors;
 
     /// <summary>Creates the device (or attaches to a persistent one of that name), sets the MTU and brings it up.</summary>
@@ -196,6 +199,14 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
     }
 
     public void WriteBatch(ReadOnlySpan<PacketBuffer> packets)
+    {
+        lock (_writeGate)
+        {
+            WriteBatchLocked(packets);
+        }
+    }
+
+    private void WriteBatchLocked(ReadOnlySpan<PacketBuffer> packets)
     {
         bool added = false;
         try

@@ -38,6 +38,10 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
     private readonly WakeEvent _wake;
     private readonly MessageBatch _receive;
     private readonly MessageBatch _send;
+    // SendBatch is called by both reader threads (which send what they seal) and by SocketIO; the
+    // send batch's headers and the stall flag are shared, so one sender at a time. Uncontended
+    // almost always: a lock per batch, not per datagram.
+    private readonly Lock _sendGate = new();
     private readonly bool _useMmsg;
     private readonly int _ecnControlLength = Socket.CmsgLen(sizeof(int));
     private readonly int _ecnControlSpace = Socket.CmsgSpace(sizeof(int));
@@ -347,6 +351,14 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
     }
 
     public int SendBatch(ReadOnlySpan<PacketBuffer> datagrams)
+    {
+        lock (_sendGate)
+        {
+            return SendBatchLocked(datagrams);
+        }
+    }
+
+    private int SendBatchLocked(ReadOnlySpan<PacketBuffer> datagrams)
     {
         bool added = false;
         try

@@ -1,3 +1,4 @@
+using System.Runtime.ExceptionServices;
 using Firezone.Actors.Engine.WireGuard;
 
 namespace Firezone.Actors.Actors.Peers;
@@ -19,3 +20,13 @@ internal sealed class PeerTimer
     public static readonly PeerTimer Instance = new();
     private PeerTimer() { }
 }
+
+/// <summary>A reader thread stepped the path and moved the engine's deadline earlier: re-arm the timer.</summary>
+internal sealed class RearmPeerTimer
+{
+    public static readonly RearmPeerTimer Instance = new();
+    private RearmPeerTimer() { }
+}
+
+/// <summary>The engine threw while a reader thread stepped the path (now closed): rethrown, so supervision restarts the peer.</summary>
+internal sealed record PeerPathFaulted(ExceptionDispatchInfo Error);

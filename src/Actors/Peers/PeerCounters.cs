@@ -4,8 +4,8 @@ using Firezone.Actors.Engine.Buffers;
 namespace Firezone.Actors.Actors.Peers;
 
 /// <summary>
-/// One peer's counters. Written by exactly one PeerConnection instance at a time (plain increments,
-/// no per-packet atomics), read by status queries and the metrics listener with volatile reads.
+/// One peer's counters. Written only under the peer's <see cref="PeerDataPath"/> lock (plain
+/// increments, no per-packet atomics), read by status queries and the metrics listener with volatile reads.
 /// The object outlives restarts (it lives in the peer's <see cref="PeerSlot"/>), so counters are
 /// cumulative for the peer, like `wg show`'s transfer.
 /// </summary>
@@ -17,7 +17,7 @@ public sealed class PeerCounters
     internal long RxPackets;
     internal long RxPacketBytes;
 
-    // Outer codepoint of each datagram handed to SocketIO (copy-in, RFC 6040 section 4.1).
+    // Outer codepoint of each datagram handed to the socket (copy-in, RFC 6040 section 4.1).
     internal long DatagramsSentNotEct;
     internal long DatagramsSentEct0;
     internal long DatagramsSentEct1;

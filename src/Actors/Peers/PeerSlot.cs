@@ -1,10 +1,13 @@
+using Akka.Actor;
 using Firezone.Actors.Engine.WireGuard;
 
 namespace Firezone.Actors.Actors.Peers;
 
 /// <summary>
-/// What survives a PeerConnection restart: the latest configuration (written by the supervisor on
-/// AddOrUpdatePeer, read by each fresh instance in PreStart) and the cumulative counters.
+/// One configured peer as the supervisor and the reader threads see it, and what survives a
+/// PeerConnection restart: the latest configuration (written by the supervisor on AddOrUpdatePeer,
+/// read by each fresh instance in PreStart), the cumulative counters, the connection actor and the
+/// current instance's <see cref="DataPath"/> (which the reader threads step directly).
 /// The engine state itself does not survive: a restarted peer starts with a fresh handshake; only the
 /// initiation replay protection (<see cref="ReplayState"/>) carries over, or a replayed old initiation
 /// would be accepted by the fresh instance (whitepaper section 5.1).
@@ -12,6 +15,7 @@ namespace Firezone.Actors.Actors.Peers;
 public sealed class PeerSlot
 {
     private volatile PeerConfig _config;
+    private volatile PeerDataPath? _dataPath;
 
     public PeerSlot(PeerConfig config)
     {
@@ -32,6 +36,18 @@ public sealed class PeerSlot
     }
 
     public PeerCounters Counters { get; } = new();
+
+    /// <summary>The PeerConnection actor of this peer (set once by whoever creates it, before the slot is registered).</summary>
+    public IActorRef Connection { get; internal set; } = ActorRefs.Nobody;
+
+    /// <summary>The running instance's path; null while none runs (starting, restarting, stopped).</summary>
+    public PeerDataPath? DataPath => _dataPath;
+
+    /// <summary>Set by a PeerConnection instance in PreStart.</summary>
+    internal void Attach(PeerDataPath path) => _dataPath = path;
+
+    /// <summary>Cleared by the instance in PostStop, unless a newer instance already replaced it.</summary>
+    internal void Detach(PeerDataPath path) => Interlocked.CompareExchange(ref _dataPath, null, path);
 
     /// <summary>Greatest accepted TAI64N timestamp and last initiation consumption, across restarts.</summary>
     public HandshakeReplayState ReplayState { get; } = new();

@@ -86,7 +86,7 @@ public sealed class PeerSupervisor : UntypedActor
         _groups.Clear();
         foreach (var entry in _peers.Values)
         {
-            _registry.Remove(entry.Slot.Key, entry.Connection);
+            _registry.Remove(entry.Slot.Key, entry.Slot);
             _device.RemoveAllowedIps(entry.Slot.Key);
         }
     }
@@ -203,13 +203,14 @@ public sealed class PeerSupervisor : UntypedActor
         // name of its predecessor, which may still be stopping.
         string name = "peer-" + key.ToHex()[..16] + "-" + (++_generation);
         var connection = Context.ActorOf(PeerConnection.Props(_device, slot, _socketIO, _tunWriter, _clock).WithMailbox(PeerMailbox.Id), name);
+        slot.Connection = connection;
         Context.Watch(connection);
         var entry = new Entry(slot, connection);
         _peers.Add(key, entry);
         _byConnection.Add(connection, entry);
         Own(key, null, config.AllowedIps);
         // Registry first, then routes: a packet routed to the key must find its connection.
-        _registry.Set(key, connection);
+        _registry.Set(key, slot);
         _device.SetAllowedIps(key, config.AllowedIps);
         if (publish)
         {
@@ -301,7 +302,7 @@ public sealed class PeerSupervisor : UntypedActor
         _byConnection.Remove(entry.Connection);
         // Routes first: the TUN reader stops choosing this peer before its connection goes away.
         _device.RemoveAllowedIps(key);
-        _registry.Remove(key, entry.Connection);
+        _registry.Remove(key, entry.Slot);
         _stopping[entry.Connection] = key;
         Context.Stop(entry.Connection);
         if (publish)
@@ -334,7 +335,7 @@ public sealed class PeerSupervisor : UntypedActor
         _peers.Remove(entry.Slot.Key);
         Disown(entry.Slot.Key, entry.Slot.Config.AllowedIps);
         _device.RemoveAllowedIps(entry.Slot.Key);
-        _registry.Remove(entry.Slot.Key, connection);
+        _registry.Remove(entry.Slot.Key, entry.Slot);
         PublishMetricsPeers();
     }
 

@@ -3,6 +3,7 @@ using Akka.Event;
 using Firezone.Actors.Actors.EngineSeam;
 using Firezone.Actors.Actors.Io;
 using Firezone.Actors.Actors.Peers;
+using Firezone.Actors.Actors.Time;
 using Firezone.Actors.Actors.Tunnel;
 using Firezone.Actors.Engine.Buffers;
 using Firezone.Actors.Engine.WireGuard;
@@ -14,10 +15,13 @@ namespace Firezone.Actors.Actors.Socket;
 /// Owns the UDP socket. A dedicated receive thread (STYLE.md rule 8) reads batches of datagrams,
 /// classifies each by type and size (whitepaper section 5.4) and routes it:
 /// initiations to the handshake owner (<see cref="InboundHandshakes"/>); responses, cookie replies and
-/// transport data by receiver index to the owning PeerConnection (<see cref="InboundDatagrams"/>,
-/// one batch per peer per receive); anything else is dropped and counted.
-/// The actor itself sends the <see cref="SendDatagrams"/> batches peers give it, each datagram with
-/// its own ECN codepoint, and returns their buffers (the last owner).
+/// transport data by receiver index to the owning peer (<see cref="InboundDatagrams"/>, one batch per
+/// peer per receive), whose <see cref="PeerDataPath"/> the thread steps itself, writing the decrypted
+/// packets to the TUN device (one thread wake-up per packet, see PeerDataPath for why); while the path
+/// is closed (the peer restarting) the batch goes to the PeerConnection instead. Anything else is
+/// dropped and counted.
+/// The actor itself sends the <see cref="SendDatagrams"/> batches the actors give it (handshakes,
+/// timers, cookie replies), each datagram with its own ECN codepoint, and returns their buffers.
 /// </summary>
 public sealed class SocketIO : UntypedActor
 {
@@ -26,20 +30,19 @@ public sealed class SocketIO : UntypedActor
     private readonly IUdpBatchSocket _socket;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly BatchReaderThread<ReceiveSteps> _receiver;
+    private readonly TunnelCounters _counters;
     private SendDatagrams? _current;
-    private long _datagramsSent;
-    private long _datagramsNotSent;
 
-    public SocketIO(IUdpBatchSocket socket, IWireGuardDevice device, PeerRegistry registry, IActorRef handshakeOwner, TunnelCounters counters)
+    public SocketIO(IUdpBatchSocket socket, ITunDevice tun, IWireGuardDevice device, PeerRegistry registry, IActorRef handshakeOwner, TunnelCounters counters, IMonotonicClock clock)
     {
         _socket = socket;
-        _receiver = new BatchReaderThread<ReceiveSteps>(
-            "udp-receiver " + socket.LocalPort, ReceiveBatchSize,
-            new ReceiveSteps(socket, device, registry, handshakeOwner, counters), device, counters, Self);
+        _counters = counters;
+        var steps = new ReceiveSteps(socket, device, registry, handshakeOwner, counters, clock, new DirectPeerOutput(socket, tun, counters));
+        _receiver = new BatchReaderThread<ReceiveSteps>("udp-receiver " + socket.LocalPort, ReceiveBatchSize, steps, device, counters, Self);
     }
 
-    public static Props Props(IUdpBatchSocket socket, IWireGuardDevice device, PeerRegistry registry, IActorRef handshakeOwner, TunnelCounters counters) =>
-        Akka.Actor.Props.Create(() => new SocketIO(socket, device, registry, handshakeOwner, counters));
+    public static Props Props(IUdpBatchSocket socket, ITunDevice tun, IWireGuardDevice device, PeerRegistry registry, IActorRef handshakeOwner, TunnelCounters counters, IMonotonicClock clock) =>
+        Akka.Actor.Props.Create(() => new SocketIO(socket, tun, device, registry, handshakeOwner, counters, clock));
 
     protected override void PreStart()
     {
@@ -63,8 +66,7 @@ public sealed class SocketIO : UntypedActor
             case SendDatagrams batch:
                 _current = batch;
                 int sent = _socket.SendBatch(batch.AsSpan());
-                _datagramsSent += sent;
-                _datagramsNotSent += batch.Count - sent;
+                _counters.CountSent(sent, batch.Count - sent);
                 _current = null;
                 batch.Recycle();
                 break;
@@ -72,7 +74,7 @@ public sealed class SocketIO : UntypedActor
                 failed.Error.Throw();
                 break;
             case GetSocketStatus:
-                Sender.Tell(new SocketStatus(_socket.LocalPort, _datagramsSent, _datagramsNotSent));
+                Sender.Tell(new SocketStatus(_socket.LocalPort, _counters.DatagramsSentCount, _counters.DatagramsNotSentCount));
                 break;
             default:
                 Unhandled(message);
@@ -81,9 +83,9 @@ public sealed class SocketIO : UntypedActor
     }
 
     /// <summary>The receive thread's steps: read datagrams, classify and group them by owner.</summary>
-    private struct ReceiveSteps(IUdpBatchSocket socket, IWireGuardDevice device, PeerRegistry registry, IActorRef handshakeOwner, TunnelCounters counters) : IBatchReaderSteps
+    private struct ReceiveSteps(IUdpBatchSocket socket, IWireGuardDevice device, PeerRegistry registry, IActorRef handshakeOwner, TunnelCounters counters, IMonotonicClock clock, DirectPeerOutput output) : IBatchReaderSteps
     {
-        private readonly Dictionary<IActorRef, InboundDatagrams> _groups = new(ReferenceEqualityComparer.Instance);
+        private readonly Dictionary<PeerSlot, InboundDatagrams> _groups = new(ReferenceEqualityComparer.Instance);
         private InboundHandshakes? _handshakes;
 
         public readonly int ReadBatch(Span<PacketBuffer> buffers) => socket.ReceiveBatch(buffers);
@@ -100,12 +102,12 @@ public sealed class SocketIO : UntypedActor
                 case MessageType.Response:
                 case MessageType.CookieReply:
                 case MessageType.TransportData:
-                    if (device.TryLookupIndex(receiverIndex, out WireGuardKey owner) && registry.TryGet(owner, out var connection))
+                    if (device.TryLookupIndex(receiverIndex, out WireGuardKey owner) && registry.TryGet(owner, out var slot))
                     {
-                        if (!_groups.TryGetValue(connection, out var batch))
+                        if (!_groups.TryGetValue(slot, out var batch))
                         {
                             batch = InboundDatagrams.Rent();
-                            _groups.Add(connection, batch);
+                            _groups.Add(slot, batch);
                         }
                         batch.Add(datagram);
                         return;
@@ -122,13 +124,18 @@ public sealed class SocketIO : UntypedActor
 
         public void Flush()
         {
+            var now = clock.Now;
             foreach (var pair in _groups)
             {
-                // Removed before it is sent (allowed during enumeration since .NET Core 3.0): a batch
-                // already handed to its actor must never be recycled here too if a later Tell throws.
+                // Removed before it is handed on (allowed during enumeration since .NET Core 3.0): a
+                // batch already stepped or told must never be recycled here too if a later one throws.
                 _groups.Remove(pair.Key);
-                pair.Key.Tell(pair.Value, ActorRefs.NoSender);
+                if (pair.Key.DataPath is not { } path || !path.TryHandleInbound(pair.Value, now, output))
+                {
+                    pair.Key.Connection.Tell(pair.Value, ActorRefs.NoSender);
+                }
             }
+            output.Flush();
             if (_handshakes is { } handshakes)
             {
                 _handshakes = null;
@@ -145,6 +152,7 @@ public sealed class SocketIO : UntypedActor
             _groups.Clear();
             _handshakes?.Recycle();
             _handshakes = null;
+            output.Release();
         }
     }
 }

@@ -2,6 +2,8 @@ using Akka.Actor;
 using Akka.Event;
 using Firezone.Actors.Actors.EngineSeam;
 using Firezone.Actors.Actors.Io;
+using Firezone.Actors.Actors.Peers;
+using Firezone.Actors.Actors.Time;
 using Firezone.Actors.Actors.Tunnel;
 using Firezone.Actors.Engine.Buffers;
 using Firezone.Actors.Engine.WireGuard;
@@ -13,8 +15,11 @@ namespace Firezone.Actors.Actors.Tun;
 /// Owns the TUN read loop on a dedicated thread (STYLE.md rule 8: no blocking call on the shared
 /// dispatcher). Each read fills up to <see cref="ReadBatchSize"/> pooled buffers; every packet is
 /// routed by its destination address through the allowed-IPs table (whitepaper section 2) to its
-/// peer's PeerConnection, and each peer gets ONE <see cref="OutboundPackets"/> per read. Packets
-/// for no peer, and packets that are not IP, are dropped (buffer returned) and counted.
+/// peer, and each peer gets ONE <see cref="OutboundPackets"/> per read. The thread steps the peer's
+/// <see cref="PeerDataPath"/> itself and sends the sealed datagrams on the socket (one thread
+/// wake-up per packet, see PeerDataPath for why); while the path is closed (the peer restarting)
+/// the batch goes to the PeerConnection instead. Packets for no peer, and packets that are not IP,
+/// are dropped (buffer returned) and counted.
 ///
 /// Stop: <see cref="ITunDevice.WakeReader"/> and join the thread in PostStop. If ReadBatch throws
 /// (the device is gone) the thread tells the actor, which rethrows so TunnelActor escalates.
@@ -27,15 +32,15 @@ public sealed class TunReader : UntypedActor
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly BatchReaderThread<ReadSteps> _reader;
 
-    public TunReader(ITunDevice tun, IWireGuardDevice device, PeerRegistry registry, TunnelCounters counters)
+    public TunReader(ITunDevice tun, IUdpBatchSocket socket, IWireGuardDevice device, PeerRegistry registry, TunnelCounters counters, IMonotonicClock clock)
     {
         _tun = tun;
-        _reader = new BatchReaderThread<ReadSteps>(
-            "tun-reader " + tun.Name, ReadBatchSize, new ReadSteps(tun, device, registry, counters), device, counters, Self);
+        var steps = new ReadSteps(tun, device, registry, counters, clock, new DirectPeerOutput(socket, tun, counters));
+        _reader = new BatchReaderThread<ReadSteps>("tun-reader " + tun.Name, ReadBatchSize, steps, device, counters, Self);
     }
 
-    public static Props Props(ITunDevice tun, IWireGuardDevice device, PeerRegistry registry, TunnelCounters counters) =>
-        Akka.Actor.Props.Create(() => new TunReader(tun, device, registry, counters));
+    public static Props Props(ITunDevice tun, IUdpBatchSocket socket, IWireGuardDevice device, PeerRegistry registry, TunnelCounters counters, IMonotonicClock clock) =>
+        Akka.Actor.Props.Create(() => new TunReader(tun, socket, device, registry, counters, clock));
 
     protected override void PreStart()
     {
@@ -63,11 +68,11 @@ public sealed class TunReader : UntypedActor
         }
     }
 
-    /// <summary>The reader thread's steps: read packets and group them by destination peer.</summary>
-    private readonly struct ReadSteps(ITunDevice tun, IWireGuardDevice device, PeerRegistry registry, TunnelCounters counters) : IBatchReaderSteps
+    /// <summary>The reader thread's steps: read packets, group them by destination peer, step each peer.</summary>
+    private readonly struct ReadSteps(ITunDevice tun, IWireGuardDevice device, PeerRegistry registry, TunnelCounters counters, IMonotonicClock clock, DirectPeerOutput output) : IBatchReaderSteps
     {
-        // Per read: destination PeerConnection -> its batch. Reference equality on IActorRef; reused.
-        private readonly Dictionary<IActorRef, OutboundPackets> _groups = new(ReferenceEqualityComparer.Instance);
+        // Per read: destination peer -> its batch. Reference equality on the slot; reused.
+        private readonly Dictionary<PeerSlot, OutboundPackets> _groups = new(ReferenceEqualityComparer.Instance);
 
         public int ReadBatch(Span<PacketBuffer> buffers) => tun.ReadBatch(buffers);
 
@@ -92,29 +97,34 @@ public sealed class TunReader : UntypedActor
                     buffer.Return();
                     return;
             }
-            if (!device.TryRoute(destination, out WireGuardKey key) || !registry.TryGet(key, out var connection))
+            if (!device.TryRoute(destination, out WireGuardKey key) || !registry.TryGet(key, out var slot))
             {
                 Interlocked.Increment(ref counters.TunPacketsNoRoute);
                 buffer.Return();
                 return;
             }
-            if (!_groups.TryGetValue(connection, out var batch))
+            if (!_groups.TryGetValue(slot, out var batch))
             {
                 batch = OutboundPackets.Rent();
-                _groups.Add(connection, batch);
+                _groups.Add(slot, batch);
             }
             batch.Add(buffer);
         }
 
         public void Flush()
         {
+            var now = clock.Now;
             foreach (var pair in _groups)
             {
-                // Removed before it is sent (allowed during enumeration since .NET Core 3.0): a batch
-                // already handed to its actor must never be recycled here too if a later Tell throws.
+                // Removed before it is handed on (allowed during enumeration since .NET Core 3.0): a
+                // batch already stepped or told must never be recycled here too if a later one throws.
                 _groups.Remove(pair.Key);
-                pair.Key.Tell(pair.Value, ActorRefs.NoSender);
+                if (pair.Key.DataPath is not { } path || !path.TryHandleOutbound(pair.Value, now, output))
+                {
+                    pair.Key.Connection.Tell(pair.Value, ActorRefs.NoSender);
+                }
             }
+            output.Flush();
         }
 
         public void Release()
@@ -124,6 +134,7 @@ public sealed class TunReader : UntypedActor
                 pair.Value.Recycle();
             }
             _groups.Clear();
+            output.Release();
         }
     }
 }

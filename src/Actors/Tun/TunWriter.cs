@@ -1,22 +1,28 @@
 using Akka.Actor;
+using Firezone.Actors.Actors.Tunnel;
 using Firezone.Actors.Native;
 
 namespace Firezone.Actors.Actors.Tun;
 
 /// <summary>
-/// Writes batches of decrypted packets to the TUN device and returns their buffers (the last
+/// Writes the batches of decrypted packets that PeerConnection actors produce (the socket reader
+/// thread writes the ones it decrypts itself) to the TUN device and returns their buffers (the last
 /// owner, STYLE.md rule 6). A TUN write does not block for long (the kernel queues or drops), so
 /// it runs in the handler. A <see cref="TunDeviceException"/> fails the actor; TunnelActor escalates.
 /// </summary>
 public sealed class TunWriter : UntypedActor
 {
     private readonly ITunDevice _tun;
+    private readonly TunnelCounters _counters;
     private WritePackets? _current;
-    private long _packetsWritten;
 
-    public TunWriter(ITunDevice tun) => _tun = tun;
+    public TunWriter(ITunDevice tun, TunnelCounters counters)
+    {
+        _tun = tun;
+        _counters = counters;
+    }
 
-    public static Props Props(ITunDevice tun) => Akka.Actor.Props.Create(() => new TunWriter(tun));
+    public static Props Props(ITunDevice tun, TunnelCounters counters) => Akka.Actor.Props.Create(() => new TunWriter(tun, counters));
 
     protected override void OnReceive(object message)
     {
@@ -25,12 +31,12 @@ public sealed class TunWriter : UntypedActor
             case WritePackets batch:
                 _current = batch;
                 _tun.WriteBatch(batch.AsSpan());
-                _packetsWritten += batch.Count;
+                _counters.CountWritten(batch.Count);
                 _current = null;
                 batch.Recycle();
                 break;
             case GetTunWriterStatus:
-                Sender.Tell(new TunWriterStatus(_packetsWritten));
+                Sender.Tell(new TunWriterStatus(_counters.TunPacketsWrittenCount));
                 break;
             default:
                 Unhandled(message);

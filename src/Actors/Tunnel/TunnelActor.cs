@@ -40,11 +40,11 @@ public sealed class TunnelActor : UntypedActor
         var s = _settings;
         // Blocking I/O on a message: on their own threads (see Tunnels.IoDispatcherId).
         Tunnels.EnsureIoDispatcher(Context.System);
-        _tunWriter = Context.ActorOf(TunWriter.Props(s.Tun).WithDispatcher(Tunnels.IoDispatcherId), "tun-writer");
+        _tunWriter = Context.ActorOf(TunWriter.Props(s.Tun, _counters).WithDispatcher(Tunnels.IoDispatcherId), "tun-writer");
         // Initiations come back to this actor and go on to the supervisor (created next).
-        _socketIO = Context.ActorOf(SocketIO.Props(s.Socket, s.Device, _registry, Self, _counters).WithDispatcher(Tunnels.IoDispatcherId), "socket-io");
+        _socketIO = Context.ActorOf(SocketIO.Props(s.Socket, s.Tun, s.Device, _registry, Self, _counters, s.Clock).WithDispatcher(Tunnels.IoDispatcherId), "socket-io");
         _peers = Context.ActorOf(PeerSupervisor.Props(s.Device, _registry, _socketIO, _tunWriter, s.Clock, _counters, s.PeerOptions, s.Socket.LocalPort), "peers");
-        _tunReader = Context.ActorOf(TunReader.Props(s.Tun, s.Device, _registry, _counters), "tun-reader");
+        _tunReader = Context.ActorOf(TunReader.Props(s.Tun, s.Socket, s.Device, _registry, _counters, s.Clock), "tun-reader");
     }
 
     protected override void OnReceive(object message)

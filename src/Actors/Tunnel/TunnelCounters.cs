@@ -1,8 +1,9 @@
 namespace Firezone.Actors.Actors.Tunnel;
 
 /// <summary>
-/// Drops that belong to no peer, counted by the receive threads and the supervisor (so several
-/// writers: Interlocked). Read at any time for status and metrics.
+/// Drops that belong to no peer, and the tunnel's sends and writes, counted by the reader threads,
+/// the I/O actors and the supervisor (so several writers: Interlocked, once per batch at most for
+/// the traffic counts). Read at any time for status and metrics.
 /// </summary>
 public sealed class TunnelCounters
 {
@@ -14,6 +15,22 @@ public sealed class TunnelCounters
     internal long HandshakesUnknownPeer;
     internal long CookieRepliesSent;
     internal long PoolExhausted;
+    internal long DatagramsSent;
+    internal long DatagramsNotSent;
+    internal long TunPacketsWritten;
+
+    /// <summary>After one SendBatch: how many datagrams went out and how many the socket refused.</summary>
+    internal void CountSent(int sent, int notSent)
+    {
+        Interlocked.Add(ref DatagramsSent, sent);
+        if (notSent > 0)
+        {
+            Interlocked.Add(ref DatagramsNotSent, notSent);
+        }
+    }
+
+    /// <summary>After one WriteBatch to the TUN device.</summary>
+    internal void CountWritten(int packets) => Interlocked.Add(ref TunPacketsWritten, packets);
 
     /// <summary>TUN packets whose destination is in no peer's allowed IPs (whitepaper section 2).</summary>
     public long TunPacketsNoRouteCount => Volatile.Read(ref TunPacketsNoRoute);
@@ -37,4 +54,13 @@ public sealed class TunnelCounters
 
     /// <summary>Times a receive thread found the buffer pool empty and had to wait.</summary>
     public long PoolExhaustedCount => Volatile.Read(ref PoolExhausted);
+
+    /// <summary>Datagrams handed to the kernel (by the reader threads and SocketIO together).</summary>
+    public long DatagramsSentCount => Volatile.Read(ref DatagramsSent);
+
+    /// <summary>Datagrams the socket refused or could not send (full buffer after one wait, wrong family).</summary>
+    public long DatagramsNotSentCount => Volatile.Read(ref DatagramsNotSent);
+
+    /// <summary>Decrypted packets given to the TUN device (by the socket reader thread and the TunWriter together).</summary>
+    public long TunPacketsWrittenCount => Volatile.Read(ref TunPacketsWritten);
 }

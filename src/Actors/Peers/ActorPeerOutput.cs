@@ -1,0 +1,16 @@
+using Akka.Actor;
+using Firezone.Actors.Actors.Socket;
+using Firezone.Actors.Actors.Tun;
+
+namespace Firezone.Actors.Actors.Peers;
+
+/// <summary>
+/// The PeerConnection actor's output: batches go to SocketIO and the TunWriter, whose dedicated
+/// threads do the system calls (STYLE.md rule 8: no blocking I/O on the shared dispatcher).
+/// </summary>
+internal sealed class ActorPeerOutput(IActorRef socketIO, IActorRef tunWriter, IActorRef self) : PeerOutput
+{
+    protected override void Send(SendDatagrams batch) => socketIO.Tell(batch, self);
+
+    protected override void Write(WritePackets batch) => tunWriter.Tell(batch, self);
+}
