@@ -30,6 +30,10 @@ public sealed class IoActorTests(ITestOutputHelper output) : ActorTestBase(outpu
         return new Device(new WireGuardKey(key), _pool, CryptoRandomSource.Instance, DateTime.UtcNow);
     }
 
+    /// <summary>A registered peer whose connection is a probe and that has no data path, so the readers tell it their batches.</summary>
+    private static PeerSlot Slot(WireGuardKey key, IActorRef connection) =>
+        new(new PeerConfig { PublicKey = key }) { Connection = connection };
+
     private static WireGuardKey RandomKey()
     {
         Span<byte> key = stackalloc byte[32];
@@ -54,10 +58,10 @@ public sealed class IoActorTests(ITestOutputHelper output) : ActorTestBase(outpu
         var (p1, p2) = (CreateTestProbe(), CreateTestProbe());
         device.AllowedIps.Insert(IpPrefix.Parse("10.1.0.0/16"), k1);
         device.AllowedIps.Insert(IpPrefix.Parse("fd00:2::/64"), k2);
-        _registry.Set(k1, p1.Ref);
-        _registry.Set(k2, p2.Ref);
+        _registry.Set(k1, Slot(k1, p1.Ref));
+        _registry.Set(k2, Slot(k2, p2.Ref));
         var tun = new FakeTun();
-        var reader = Sys.ActorOf(TunReader.Props(tun, new EngineDevice(device), _registry, _counters));
+        var reader = Sys.ActorOf(TunReader.Props(tun, new FakeNetwork().CreateSocket(UdpEndpoint.FromIPv4([127, 0, 0, 1], 51820)), new EngineDevice(device), _registry, _counters, new ManualClock(TimeSpan.Zero)));
 
         tun.Inject(
             Packets.Ipv4("10.0.0.1", "10.1.0.5", id: 1),
@@ -99,7 +103,7 @@ public sealed class IoActorTests(ITestOutputHelper output) : ActorTestBase(outpu
     public void TunWriter_writes_a_batch_and_returns_its_buffers()
     {
         var tun = new FakeTun();
-        var writer = Sys.ActorOf(TunWriter.Props(tun));
+        var writer = Sys.ActorOf(TunWriter.Props(tun, _counters));
         var batch = WritePackets.Rent();
         for (ushort i = 1; i <= 3; i++)
         {
@@ -132,10 +136,10 @@ public sealed class IoActorTests(ITestOutputHelper output) : ActorTestBase(outpu
         var (p1, p2, owner) = (CreateTestProbe(), CreateTestProbe(), CreateTestProbe());
         uint i1 = device.Indices.Allocate(k1, CryptoRandomSource.Instance);
         uint i2 = device.Indices.Allocate(k2, CryptoRandomSource.Instance);
-        _registry.Set(k1, p1.Ref);
-        _registry.Set(k2, p2.Ref);
+        _registry.Set(k1, Slot(k1, p1.Ref));
+        _registry.Set(k2, Slot(k2, p2.Ref));
         var socket = Network.CreateSocket(UdpEndpoint.FromIPv4([127, 0, 0, 1], 51820));
-        var io = Sys.ActorOf(SocketIO.Props(socket, new EngineDevice(device), _registry, owner.Ref, _counters));
+        var io = Sys.ActorOf(SocketIO.Props(socket, new FakeTun(), new EngineDevice(device), _registry, owner.Ref, _counters, new ManualClock(TimeSpan.Zero)));
         var from = UdpEndpoint.FromIPv4([192, 0, 2, 7], 40000);
 
         var initiation = new byte[MessageHeader.InitiationSize];
@@ -180,7 +184,7 @@ public sealed class IoActorTests(ITestOutputHelper output) : ActorTestBase(outpu
         var device = NewDevice();
         var socket = Network.CreateSocket(UdpEndpoint.FromIPv4([127, 0, 0, 1], 51820));
         var far = Network.CreateSocket(UdpEndpoint.FromIPv4([127, 0, 0, 2], 51820));
-        var io = Sys.ActorOf(SocketIO.Props(socket, new EngineDevice(device), _registry, TestActor, _counters));
+        var io = Sys.ActorOf(SocketIO.Props(socket, new FakeTun(), new EngineDevice(device), _registry, TestActor, _counters, new ManualClock(TimeSpan.Zero)));
         var batch = SendDatagrams.Rent();
         Ecn[] codepoints = [Ecn.Ect0, Ecn.Ce, Ecn.NotEct, Ecn.Ect1];
         foreach (var ecn in codepoints)
