@@ -52,6 +52,11 @@ public sealed class TimerTests(ITestOutputHelper output) : ActorTestBase(output)
         Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b, keepalive: 25)));
         a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
         AwaitWritten(b, 1);
+        // The reader threads stepped both peers and asked their actors to re-arm the engine timers;
+        // a status round trip through each PeerConnection's mailbox (queued after those requests)
+        // makes sure the timers are armed before time moves.
+        PeerStatusOf(a, b);
+        PeerStatusOf(b, a);
         int KeepalivesFromA() => Network.Count(d => d.From == a.Endpoint && d.Type == MessageType.TransportData && d.Data.Length == MessageHeader.TransportMinSize);
         int before = KeepalivesFromA();
 

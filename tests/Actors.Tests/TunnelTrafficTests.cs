@@ -65,6 +65,34 @@ public sealed class TunnelTrafficTests(ITestOutputHelper output) : ActorTestBase
     }
 
     [Fact]
+    public void Data_crosses_each_tunnel_on_the_reader_threads_and_handshakes_go_through_the_actors()
+    {
+        // One thread wake-up per crossing (PeerDataPath): the TUN reader seals and sends, the
+        // socket reader opens and writes; only the handshake and timers go through the actors.
+        var (a, b) = StartPair();
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 1));
+        AwaitWritten(b, 1);
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 2));
+        AwaitWritten(b, 2);
+        b.Tun.Inject(Packets.Ipv4(b.Address, a.Address, Ecn.Ect0, id: 3));
+        AwaitWritten(a, 1);
+
+        var data = Network.Log.Where(d => d.Type == MessageType.TransportData && d.Data.Length > MessageHeader.TransportMinSize).ToArray();
+        Assert.Equal(3, data.Length);
+        // The first packet waited for the handshake inside the engine and left with the response's
+        // processing (the socket reader); the others left from the TUN reader that read them.
+        Assert.StartsWith("tun-reader", data[1].SenderThread);
+        Assert.StartsWith("tun-reader", data[2].SenderThread);
+        Assert.All(b.Tun.WriterThreads, t => Assert.StartsWith("udp-receiver", t));
+        Assert.All(a.Tun.WriterThreads, t => Assert.StartsWith("udp-receiver", t));
+        // The initiation is answered by B's PeerConnection actor, through SocketIO's pinned thread.
+        var response = Network.Log.Single(d => d.Type == MessageType.Response);
+        Assert.DoesNotContain("udp-receiver", response.SenderThread ?? "");
+        Assert.DoesNotContain("tun-reader", response.SenderThread ?? "");
+        StopAndAssertNoLeaks(a, b);
+    }
+
+    [Fact]
     public void Packets_for_no_peer_and_non_IP_packets_are_dropped_and_counted()
     {
         var (a, b) = StartPair();

@@ -5,7 +5,7 @@ using Firezone.Actors.Engine.WireGuard;
 namespace Firezone.Actors.Actors.Tests.Fakes;
 
 /// <summary>One datagram seen on the fake wire, with the ECN codepoint it was sent with and the one delivered.</summary>
-public sealed record WireDatagram(UdpEndpoint From, UdpEndpoint To, byte[] Data, Ecn SentEcn, Ecn DeliveredEcn, bool Delivered)
+public sealed record WireDatagram(UdpEndpoint From, UdpEndpoint To, byte[] Data, Ecn SentEcn, Ecn DeliveredEcn, bool Delivered, string? SenderThread)
 {
     public MessageType Type => MessageHeader.Classify(Data, out _);
 }
@@ -79,7 +79,7 @@ public sealed class FakeNetwork
             drop = Drop?.Invoke(data) ?? false;
             Tamper?.Invoke(data);
             _sockets.TryGetValue(datagram.Endpoint, out destination);
-            _log.Add(new WireDatagram(from, datagram.Endpoint, data, sent, delivered, !drop && destination is not null));
+            _log.Add(new WireDatagram(from, datagram.Endpoint, data, sent, delivered, !drop && destination is not null, Thread.CurrentThread.Name));
         }
         if (!drop)
         {

@@ -13,6 +13,7 @@ public sealed class FakeTun(string name = "faketun0") : ITunDevice
     private readonly object _gate = new();
     private readonly Queue<byte[]> _inbound = new();
     private readonly List<byte[]> _written = [];
+    private readonly List<string?> _writerThreads = [];
     private bool _woken;
     private Exception? _readFailure;
     private Exception? _writeFailure;
@@ -62,6 +63,18 @@ public sealed class FakeTun(string name = "faketun0") : ITunDevice
             lock (_gate)
             {
                 return _written.ToArray();
+            }
+        }
+    }
+
+    /// <summary>The name of the thread that wrote each packet of <see cref="Written"/>.</summary>
+    public string?[] WriterThreads
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _writerThreads.ToArray();
             }
         }
     }
@@ -116,6 +129,7 @@ public sealed class FakeTun(string name = "faketun0") : ITunDevice
             foreach (var packet in packets)
             {
                 _written.Add(packet.Data.ToArray());
+                _writerThreads.Add(Thread.CurrentThread.Name);
             }
             Monitor.PulseAll(_gate);
         }
