@@ -11,7 +11,7 @@ namespace Firezone.Actors.Engine.WireGuard;
 public sealed class HandshakeReplayState
 {
     private readonly Lock _lock = new();
-    private readonly byte[] _greatestTimestamp = new byte[Tai64N.Size];
+    private Tai64NStamp _greatestTimestamp; // inline: one per configured peer (see Bytes32)
     private TimeSpan? _lastInitiationConsumption;
 
     /// <summary>Records an accepted initiation, keeping the greatest timestamp and the latest consumption time.</summary>
@@ -37,7 +37,7 @@ public sealed class HandshakeReplayState
         {
             if (Tai64N.IsAfter(_greatestTimestamp, timestamp))
             {
-                _greatestTimestamp.CopyTo(timestamp);
+                ((ReadOnlySpan<byte>)_greatestTimestamp).CopyTo(timestamp);
             }
             if (_lastInitiationConsumption is { } at && (consumedAt is not { } current || at > current))
             {

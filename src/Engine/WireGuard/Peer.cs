@@ -29,11 +29,14 @@ public sealed class Peer : IDisposable
     private readonly Device _device;
     private PeerConfig _config;
     private UdpEndpoint _endpoint;
-    private readonly byte[] _remoteStatic = new byte[32];
-    private readonly byte[] _precomputedStaticStatic = new byte[32];
-    private readonly byte[] _presharedKey = new byte[32];
+    // Keys inline (see Bytes32). The cookie generator (two derived keys) and the counters are
+    // allocated at first use: most of a Gateway's configured peers stay idle (issue 8, item 4).
+    private readonly Bytes32 _remoteStatic;
+    private Bytes32 _precomputedStaticStatic;
+    private Bytes32 _presharedKey;
     private readonly Handshake _handshake = new();
-    private readonly CookieGenerator _cookieGenerator;
+    private CookieGenerator? _cookieGenerator;
+    private PeerCounters? _counters;
 
     // Whitepaper section 6.1 and wireguard-go's Keypairs: `next` is a responder's keypair awaiting
     // confirmation by the initiator's first transport message; until then it must not send with it.
@@ -80,7 +83,6 @@ public sealed class Peer : IDisposable
         // low-order public key) leaves it zero and every handshake with this peer fails.
         Curve25519.TrySharedSecret(device.StaticPrivate, _remoteStatic, _precomputedStaticStatic);
         config.PresharedKey?.CopyTo(_presharedKey);
-        _cookieGenerator = new CookieGenerator(_remoteStatic);
         if (device.PeersWriteAllowedIps)
         {
             device.AllowedIps.ReplaceAll(config.PublicKey, config.AllowedIps);
@@ -91,7 +93,17 @@ public sealed class Peer : IDisposable
 
     public PeerConfig Config => _config;
 
-    public PeerCounters Counters { get; } = new();
+    /// <summary>What this peer did and refused; allocated at the first event (or the first read).</summary>
+    public PeerCounters Counters => Volatile.Read(ref _counters) ?? CreateCounters();
+
+    // A status reader on another thread may get here at the same time as the owner: one instance wins.
+    private PeerCounters CreateCounters()
+    {
+        Interlocked.CompareExchange(ref _counters, new PeerCounters(), null);
+        return _counters!;
+    }
+
+    private CookieGenerator Cookies => _cookieGenerator ??= new CookieGenerator(_remoteStatic);
 
     /// <summary>Current endpoint: configured, then the source of the latest authenticated datagram (roaming, section 6.5).</summary>
     public UdpEndpoint Endpoint => _endpoint;
@@ -376,7 +388,7 @@ public sealed class Peer : IDisposable
         }
         CryptographicOperations.ZeroMemory(_presharedKey);
         CryptographicOperations.ZeroMemory(_precomputedStaticStatic);
-        _cookieGenerator.Clear();
+        _cookieGenerator?.Clear();
         _retransmitHandshakeAt = _sendKeepaliveAt = _newHandshakeAt = _zeroKeyMaterialAt = _persistentKeepaliveAt = null;
         _disposed = true;
     }
@@ -425,7 +437,7 @@ public sealed class Peer : IDisposable
             Counters.HandshakeRejections++;
             return;
         }
-        _cookieGenerator.AddMacs(buffer.Data, now);
+        Cookies.AddMacs(buffer.Data, now);
         TimersAnyAuthenticatedPacketTraversal(now);
         TimersAnyAuthenticatedPacketSent();
         Transmit(buffer);
@@ -505,7 +517,7 @@ public sealed class Peer : IDisposable
             Counters.HandshakeRejections++;
             return;
         }
-        _cookieGenerator.AddMacs(buffer.Data, now);
+        Cookies.AddMacs(buffer.Data, now);
         BeginSymmetricSession(now);
         TimersSessionDerived(now);
         TimersAnyAuthenticatedPacketTraversal(now);
@@ -547,7 +559,7 @@ public sealed class Peer : IDisposable
             Counters.UnexpectedMessages++;
             return HandshakeResult.Unexpected;
         }
-        if (!_cookieGenerator.TryConsumeReply(datagram.Data, now))
+        if (!Cookies.TryConsumeReply(datagram.Data, now))
         {
             Counters.HandshakeRejections++;
             return HandshakeResult.Rejected;
