@@ -51,9 +51,10 @@ public sealed class Peer : IDisposable
     private int _stagedCount;
 
     // Datagrams waiting for PollTransmit (handshake messages, keepalives, staged packets now sealed).
-    // Starts empty and grows to the largest burst once (no allocation per packet after that); a
-    // preallocated MaxStagedPackets-sized queue cost every idle peer a kilobyte.
-    private readonly Queue<PacketBuffer> _transmit = new();
+    // Created at the first datagram (an idle peer sends none) and grows to the largest burst once
+    // (no allocation per packet after that); a preallocated MaxStagedPackets-sized queue cost every
+    // idle peer a kilobyte.
+    private Queue<PacketBuffer>? _transmit;
 
     // Timer deadlines (null = not armed), as in wireguard-go's timers.go.
     private TimeSpan? _retransmitHandshakeAt;
@@ -368,7 +369,15 @@ public sealed class Peer : IDisposable
     /// Next datagram to send (handshake message, keepalive, or a queued packet now sealed), with
     /// <see cref="PacketBuffer.Endpoint"/> and <see cref="PacketBuffer.Ecn"/> set; ownership moves to the caller.
     /// </summary>
-    public bool PollTransmit(out PacketBuffer datagram) => _transmit.TryDequeue(out datagram!);
+    public bool PollTransmit(out PacketBuffer datagram)
+    {
+        if (_transmit is { } transmit)
+        {
+            return transmit.TryDequeue(out datagram!);
+        }
+        datagram = null!;
+        return false;
+    }
 
     /// <summary>Frees this peer's receiver indices, returns queued buffers and zeroes key material.</summary>
     public void Dispose()
@@ -378,7 +387,7 @@ public sealed class Peer : IDisposable
             return;
         }
         ZeroAndFlushAll();
-        while (_transmit.TryDequeue(out var buffer))
+        while (_transmit is { } transmit && transmit.TryDequeue(out var buffer))
         {
             buffer.Return();
         }
@@ -704,7 +713,7 @@ public sealed class Peer : IDisposable
             _stagedHead = (_stagedHead + 1) % staged.Length;
             _stagedCount--;
             SealWith(keypair, packet, now);
-            _transmit.Enqueue(packet);
+            (_transmit ??= new()).Enqueue(packet);
         }
     }
 
@@ -743,7 +752,7 @@ public sealed class Peer : IDisposable
         buffer.Endpoint = _endpoint;
         buffer.Ecn = Ecn.NotEct;
         _txBytes += buffer.Length;
-        _transmit.Enqueue(buffer);
+        (_transmit ??= new()).Enqueue(buffer);
     }
 
     private Keypair? FindKeypair(uint localIndex)
