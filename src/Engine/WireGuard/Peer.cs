@@ -29,11 +29,11 @@ public sealed class Peer : IDisposable
     private readonly Device _device;
     private PeerConfig _config;
     private UdpEndpoint _endpoint;
-    // Keys inline (see Bytes32). The cookie generator (two derived keys) and the counters are
-    // allocated at first use: most of a Gateway's configured peers stay idle (issue 8, item 4).
-    private readonly Bytes32 _remoteStatic;
-    private Bytes32 _precomputedStaticStatic;
-    private Bytes32 _presharedKey;
+    // The remote static key and the preshared key are read from _config where a handshake needs
+    // them; DH(Spriv_i, Spub_r), the cookie generator (two derived keys) and the counters are made
+    // at first use: most of a Gateway's configured peers stay idle (issue 8, item 4), and the
+    // Curve25519 operation was most of the cost of adding a peer.
+    private byte[]? _precomputedStaticStatic;
     private readonly Handshake _handshake = new();
     private CookieGenerator? _cookieGenerator;
     private PeerCounters? _counters;
@@ -79,11 +79,6 @@ public sealed class Peer : IDisposable
         _device = device;
         _config = config;
         _endpoint = config.Endpoint;
-        config.PublicKey.CopyTo(_remoteStatic);
-        // Section 5.4.2: DH(Spriv_i, Spub_r) never changes, so compute it once. A zero result (a
-        // low-order public key) leaves it zero and every handshake with this peer fails.
-        Curve25519.TrySharedSecret(device.StaticPrivate, _remoteStatic, _precomputedStaticStatic);
-        config.PresharedKey?.CopyTo(_presharedKey);
         if (device.PeersWriteAllowedIps)
         {
             device.AllowedIps.ReplaceAll(config.PublicKey, config.AllowedIps);
@@ -104,7 +99,47 @@ public sealed class Peer : IDisposable
         return _counters!;
     }
 
-    private CookieGenerator Cookies => _cookieGenerator ??= new CookieGenerator(_remoteStatic);
+    private CookieGenerator Cookies => _cookieGenerator ??= CreateCookieGenerator();
+
+    private CookieGenerator CreateCookieGenerator()
+    {
+        Span<byte> remoteStatic = stackalloc byte[WireGuardKey.Size];
+        PublicKey.CopyTo(remoteStatic);
+        return new CookieGenerator(remoteStatic);
+    }
+
+    /// <summary>
+    /// Section 5.4.2: DH(Spriv_i, Spub_r) never changes, so it is computed once, at the first
+    /// handshake. A zero result (a low-order public key) stays zero and every handshake with this peer fails.
+    /// </summary>
+    private ReadOnlySpan<byte> PrecomputedStaticStatic
+    {
+        get
+        {
+            if (_precomputedStaticStatic is null)
+            {
+                Span<byte> remoteStatic = stackalloc byte[WireGuardKey.Size];
+                PublicKey.CopyTo(remoteStatic);
+                var shared = new byte[32];
+                Curve25519.TrySharedSecret(_device.StaticPrivate, remoteStatic, shared);
+                _precomputedStaticStatic = shared;
+            }
+            return _precomputedStaticStatic;
+        }
+    }
+
+    /// <summary>The configured preshared key into <paramref name="destination"/>; zeros for none (section 5.2).</summary>
+    private void CopyPresharedKey(Span<byte> destination)
+    {
+        if (_config.PresharedKey is { } psk)
+        {
+            psk.CopyTo(destination);
+        }
+        else
+        {
+            destination.Clear();
+        }
+    }
 
     /// <summary>Current endpoint: configured, then the source of the latest authenticated datagram (roaming, section 6.5).</summary>
     public UdpEndpoint Endpoint => _endpoint;
@@ -153,8 +188,6 @@ public sealed class Peer : IDisposable
         }
         var old = _config;
         _config = config;
-        CryptographicOperations.ZeroMemory(_presharedKey);
-        config.PresharedKey?.CopyTo(_presharedKey);
         if (config.Endpoint != old.Endpoint && !config.Endpoint.IsNone)
         {
             _endpoint = config.Endpoint;
@@ -395,8 +428,10 @@ public sealed class Peer : IDisposable
         {
             _device.AllowedIps.RemoveAll(PublicKey);
         }
-        CryptographicOperations.ZeroMemory(_presharedKey);
-        CryptographicOperations.ZeroMemory(_precomputedStaticStatic);
+        if (_precomputedStaticStatic is { } precomputed)
+        {
+            CryptographicOperations.ZeroMemory(precomputed);
+        }
         _cookieGenerator?.Clear();
         _retransmitHandshakeAt = _sendKeepaliveAt = _newHandshakeAt = _zeroKeyMaterialAt = _persistentKeepaliveAt = null;
         _disposed = true;
@@ -438,7 +473,9 @@ public sealed class Peer : IDisposable
         buffer.SetData(PacketBuffer.Headroom, MessageHeader.InitiationSize);
         Span<byte> timestamp = stackalloc byte[Tai64N.Size];
         Tai64N.Write(_device.WallClock(now), timestamp);
-        if (!Noise.CreateInitiation(_handshake, _device.StaticPublic, _remoteStatic, _precomputedStaticStatic, timestamp, senderIndex, _device.Random, buffer.Data))
+        Span<byte> remoteStatic = stackalloc byte[WireGuardKey.Size];
+        PublicKey.CopyTo(remoteStatic);
+        if (!Noise.CreateInitiation(_handshake, _device.StaticPublic, remoteStatic, PrecomputedStaticStatic, timestamp, senderIndex, _device.Random, buffer.Data))
         {
             buffer.Return();
             FreeHandshakeIndex();
@@ -460,12 +497,14 @@ public sealed class Peer : IDisposable
         Span<byte> chainKey = stackalloc byte[32];
         Span<byte> hash = stackalloc byte[32];
         Span<byte> remoteStatic = stackalloc byte[32];
+        Span<byte> configuredStatic = stackalloc byte[WireGuardKey.Size];
+        PublicKey.CopyTo(configuredStatic);
         Span<byte> timestamp = stackalloc byte[Tai64N.Size];
         try
         {
             if (!Noise.TryConsumeInitiationStatic(message, _device.StaticPrivate, _device.StaticPublic, chainKey, hash, remoteStatic)
-                || !CryptographicOperations.FixedTimeEquals(remoteStatic, _remoteStatic)
-                || !Noise.TryConsumeInitiationTimestamp(message, _precomputedStaticStatic, chainKey, hash, timestamp))
+                || !CryptographicOperations.FixedTimeEquals(remoteStatic, configuredStatic)
+                || !Noise.TryConsumeInitiationTimestamp(message, PrecomputedStaticStatic, chainKey, hash, timestamp))
             {
                 Counters.HandshakeRejections++;
                 return HandshakeResult.Rejected;
@@ -518,7 +557,13 @@ public sealed class Peer : IDisposable
         _handshake.LocalIndex = senderIndex;
         _handshake.HasLocalIndex = true;
         buffer.SetData(PacketBuffer.Headroom, MessageHeader.ResponseSize);
-        if (!Noise.CreateResponse(_handshake, _remoteStatic, _presharedKey, senderIndex, _device.Random, buffer.Data))
+        Span<byte> remoteStatic = stackalloc byte[WireGuardKey.Size];
+        PublicKey.CopyTo(remoteStatic);
+        Span<byte> presharedKey = stackalloc byte[WireGuardKey.Size];
+        CopyPresharedKey(presharedKey);
+        bool created = Noise.CreateResponse(_handshake, remoteStatic, presharedKey, senderIndex, _device.Random, buffer.Data);
+        CryptographicOperations.ZeroMemory(presharedKey);
+        if (!created)
         {
             buffer.Return();
             FreeHandshakeIndex();
@@ -542,7 +587,11 @@ public sealed class Peer : IDisposable
             Counters.UnexpectedMessages++;
             return HandshakeResult.Unexpected;
         }
-        if (!Noise.TryConsumeResponse(_handshake, datagram.Data, _device.StaticPrivate, _presharedKey))
+        Span<byte> presharedKey = stackalloc byte[WireGuardKey.Size];
+        CopyPresharedKey(presharedKey);
+        bool consumed = Noise.TryConsumeResponse(_handshake, datagram.Data, _device.StaticPrivate, presharedKey);
+        CryptographicOperations.ZeroMemory(presharedKey);
+        if (!consumed)
         {
             Counters.HandshakeRejections++;
             return HandshakeResult.Rejected;
