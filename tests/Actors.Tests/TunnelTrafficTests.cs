@@ -1,5 +1,6 @@
 using Firezone.Actors.Actors.Peers;
 using Firezone.Actors.Actors.Tests.Fakes;
+using Firezone.Actors.Actors.Tunnel;
 using Firezone.Actors.Engine;
 using Firezone.Actors.Engine.WireGuard;
 using Xunit.Abstractions;
@@ -90,6 +91,49 @@ public sealed class TunnelTrafficTests(ITestOutputHelper output) : ActorTestBase
         Assert.DoesNotContain("udp-receiver", response.SenderThread ?? "");
         Assert.DoesNotContain("tun-reader", response.SenderThread ?? "");
         StopAndAssertNoLeaks(a, b);
+    }
+
+    [Fact]
+    public void One_read_for_two_peers_steps_the_larger_group_on_the_reader_and_the_other_on_its_actor_in_order()
+    {
+        var a = StartNode("a", 1);
+        var b = StartNode("b", 2);
+        var c = StartNode("c", 3);
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
+        Control<PeerConfigured>(c, new AddOrUpdatePeer(c.PeerConfigFor(a, withEndpoint: false)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(c)));
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+        a.Tun.Inject(Packets.Ipv4(a.Address, c.Address, id: 1));
+        AwaitWritten(b, 1);
+        AwaitWritten(c, 1);
+        var registry = Control<TunnelTopology>(a, GetTunnelTopology.Instance).Registry;
+        Assert.True(registry.TryGet(b.PublicKey, out var slotB));
+        Assert.True(registry.TryGet(c.PublicKey, out var slotC));
+        AwaitCondition(() => !slotB.HasBacklog && !slotC.HasBacklog, Wait);
+
+        // One read: three packets for B, one for C. B's group is stepped by the TUN reader itself,
+        // C's goes to C's PeerConnection (thread pool) and out through SocketIO.
+        int seen = Network.Log.Count;
+        a.Tun.Inject(
+            Packets.Ipv4(a.Address, b.Address, id: 10),
+            Packets.Ipv4(a.Address, c.Address, id: 11),
+            Packets.Ipv4(a.Address, b.Address, id: 12),
+            Packets.Ipv4(a.Address, b.Address, id: 13));
+        AwaitWritten(b, 4);
+        AwaitWritten(c, 2);
+        var sent = Network.Log.Skip(seen).Where(d => d.Type == MessageType.TransportData).ToArray();
+        Assert.All(sent.Where(d => d.To == b.Endpoint), d => Assert.StartsWith("tun-reader", d.SenderThread));
+        var toC = Assert.Single(sent, d => d.To == c.Endpoint);
+        Assert.DoesNotContain("tun-reader", toC.SenderThread ?? "");
+        Assert.Equal([10, 12, 13], b.Tun.Written.Skip(1).Select(p => (int)Packets.IdOf(p)));
+        // Everything C queued on the actor path has gone out: its backlog is empty again, so its
+        // next packet alone in a read is stepped on the reader thread.
+        AwaitCondition(() => !slotC.HasBacklog, Wait);
+        a.Tun.Inject(Packets.Ipv4(a.Address, c.Address, id: 14));
+        AwaitWritten(c, 3);
+        Assert.StartsWith("tun-reader", Network.Log.Last(d => d.To == c.Endpoint && d.Type == MessageType.TransportData).SenderThread);
+        StopAndAssertNoLeaks(a, b, c);
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using Akka.Event;
+using Firezone.Actors.Actors.Peers;
 using Firezone.Actors.Engine.Buffers;
 
 namespace Firezone.Actors.Actors.Batches;
@@ -24,6 +25,12 @@ public abstract class PacketBatch : IDeadLetterSuppression
 
     private readonly PacketBuffer[] _buffers = new PacketBuffer[Capacity]; // taken slots hold null
     private int _count;
+
+    /// <summary>
+    /// The peer whose actor-path backlog this batch counts in (see <see cref="PeerSlot.HasBacklog"/>),
+    /// or null. Whoever finishes the batch calls <see cref="PeerSlot.ExitBacklog"/>; cleared on recycle.
+    /// </summary>
+    internal PeerSlot? Backlog { get; set; }
 
     /// <summary>Slots used (some may be null once taken).</summary>
     public int Count => _count;
@@ -81,6 +88,7 @@ public abstract class PacketBatch : IDeadLetterSuppression
     public void Recycle()
     {
         ReturnAll();
+        Backlog = null;
         ReturnToPool();
     }
 

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Event;
+using Firezone.Actors.Actors.Batches;
 using Firezone.Actors.Actors.EngineSeam;
 using Firezone.Actors.Actors.Time;
 using Firezone.Actors.Actors.Tun;
@@ -54,7 +55,7 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
         // A fresh engine peer on every (re)start: no session, so traffic starts with a fresh handshake.
         var config = _slot.Config;
         var peer = _device.CreatePeer(config);
-        _output = new ActorPeerOutput(_socketIO, _tunWriter, Self);
+        _output = new ActorPeerOutput(_slot, _socketIO, _tunWriter, Self);
         try
         {
             peer.AttachReplayState(_slot.ReplayState);
@@ -93,12 +94,23 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
         var output = _output!;
         switch (message)
         {
-            case OutboundPackets batch:
-                path.HandleOutbound(batch, now, output);
-                break;
-            case InboundDatagrams batch:
-                path.HandleInbound(batch, now, output);
-                break;
+            case OutboundPackets or InboundDatagrams:
+            {
+                var batch = (PacketBatch)message;
+                // Counted in the backlog by the reader that told it; it leaves the backlog only after
+                // this step's own batches have entered it (AfterMessage), also when the step throws.
+                var backlog = batch.Backlog;
+                try
+                {
+                    path.Handle(batch, now, output);
+                    AfterMessage(now);
+                }
+                finally
+                {
+                    backlog?.ExitBacklog();
+                }
+                return;
+            }
             case PeerTimer:
                 path.HandleTimeout(now, output);
                 break;

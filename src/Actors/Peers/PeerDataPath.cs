@@ -1,6 +1,7 @@
 using System.Runtime.ExceptionServices;
 using Akka.Actor;
 using Akka.Event;
+using Firezone.Actors.Actors.Batches;
 using Firezone.Actors.Actors.EngineSeam;
 using Firezone.Actors.Actors.Tun;
 using Firezone.Actors.Engine;
@@ -24,9 +25,11 @@ namespace Firezone.Actors.Actors.Peers;
 /// thread took three wake-ups per crossing and made ping through the tunnel 2.6 times slower than
 /// wireguard-go. The PeerConnection actor still owns the path: it creates it in PreStart, closes it
 /// in PostStop, drives its timers (whitepaper section 6), applies configuration, answers status and
-/// steps it for the batches that reach its mailbox (initiations from the supervisor, and batches
-/// that found the path closed while the actor restarts). An engine fault on a reader thread closes
-/// the path and is sent to the actor, which rethrows it, so supervision still restarts the peer.
+/// steps it for the batches that reach its mailbox: initiations from the supervisor, batches that
+/// found the path closed while the actor restarts, and, when one read holds packets of several
+/// peers, those of every peer but one, so several peers are stepped in parallel on the thread pool
+/// (see PeerGroups). An engine fault on a reader thread closes the path and is sent to the actor,
+/// which rethrows it, so supervision still restarts the peer.
 /// </summary>
 public sealed class PeerDataPath
 {
@@ -58,10 +61,11 @@ public sealed class PeerDataPath
     }
 
     /// <summary>
-    /// Reader threads: steps an outbound batch unless the path is closed (then false: the caller still
-    /// owns the batch and tells it to the PeerConnection). When true the batch has been recycled.
+    /// Reader threads: steps an <see cref="OutboundPackets"/> or <see cref="InboundDatagrams"/> batch
+    /// unless the path is closed (then false: the caller still owns the batch and tells it to the
+    /// PeerConnection). When true the batch has been recycled.
     /// </summary>
-    public bool TryHandleOutbound(OutboundPackets batch, TimeSpan now, PeerOutput output)
+    public bool TryHandle(PacketBatch batch, TimeSpan now, PeerOutput output)
     {
         lock (_gate)
         {
@@ -71,33 +75,7 @@ public sealed class PeerDataPath
             }
             try
             {
-                StepOutbound(batch, now, output);
-                AfterStep(output, fromReader: true);
-            }
-            catch (Exception e) when (IsEngineFault(e))
-            {
-                FaultFromReader(e);
-            }
-            finally
-            {
-                batch.Recycle();
-            }
-            return true;
-        }
-    }
-
-    /// <summary>Reader threads: as <see cref="TryHandleOutbound"/>, for received datagrams.</summary>
-    public bool TryHandleInbound(InboundDatagrams batch, TimeSpan now, PeerOutput output)
-    {
-        lock (_gate)
-        {
-            if (_closed)
-            {
-                return false;
-            }
-            try
-            {
-                StepInbound(batch, now, output);
+                Step(batch, now, output);
                 AfterStep(output, fromReader: true);
             }
             catch (Exception e) when (IsEngineFault(e))
@@ -113,7 +91,7 @@ public sealed class PeerDataPath
     }
 
     /// <summary>The actor: steps a batch from its mailbox; a fault propagates (supervision restarts the peer).</summary>
-    internal void HandleOutbound(OutboundPackets batch, TimeSpan now, PeerOutput output)
+    internal void Handle(PacketBatch batch, TimeSpan now, PeerOutput output)
     {
         lock (_gate)
         {
@@ -121,33 +99,13 @@ public sealed class PeerDataPath
             {
                 if (!_closed)
                 {
-                    StepOutbound(batch, now, output);
+                    Step(batch, now, output);
                     AfterStep(output, fromReader: false);
                 }
             }
             finally
             {
                 // Closed: the actor is about to restart after a fault on a reader thread; these go.
-                batch.Recycle();
-            }
-        }
-    }
-
-    /// <inheritdoc cref="HandleOutbound"/>
-    internal void HandleInbound(InboundDatagrams batch, TimeSpan now, PeerOutput output)
-    {
-        lock (_gate)
-        {
-            try
-            {
-                if (!_closed)
-                {
-                    StepInbound(batch, now, output);
-                    AfterStep(output, fromReader: false);
-                }
-            }
-            finally
-            {
                 batch.Recycle();
             }
         }
@@ -261,6 +219,21 @@ public sealed class PeerDataPath
         // The engine state may be half-updated: nobody steps it again; the restart disposes it.
         _closed = true;
         _connection.Tell(new PeerPathFaulted(ExceptionDispatchInfo.Capture(e)), ActorRefs.NoSender);
+    }
+
+    private void Step(PacketBatch batch, TimeSpan now, PeerOutput output)
+    {
+        switch (batch)
+        {
+            case OutboundPackets outbound:
+                StepOutbound(outbound, now, output);
+                break;
+            case InboundDatagrams inbound:
+                StepInbound(inbound, now, output);
+                break;
+            default:
+                throw new ArgumentException($"a peer steps OutboundPackets or InboundDatagrams, not {batch.GetType().Name}", nameof(batch));
+        }
     }
 
     private void StepOutbound(OutboundPackets batch, TimeSpan now, PeerOutput output)

@@ -16,6 +16,7 @@ public sealed class PeerSlot
 {
     private volatile PeerConfig _config;
     private volatile PeerDataPath? _dataPath;
+    private int _backlog;
 
     public PeerSlot(PeerConfig config)
     {
@@ -48,6 +49,23 @@ public sealed class PeerSlot
 
     /// <summary>Cleared by the instance in PostStop, unless a newer instance already replaced it.</summary>
     internal void Detach(PeerDataPath path) => Interlocked.CompareExchange(ref _dataPath, null, path);
+
+    /// <summary>
+    /// True while batches of this peer are on the actor path: told to the PeerConnection and not yet
+    /// stepped, or stepped and told to SocketIO or the TunWriter and not yet sent or written. A reader
+    /// thread steps a peer itself only when this is false, so its direct sends and writes never
+    /// overtake packets still queued on the actor path (no reordering within a flow).
+    /// </summary>
+    public bool HasBacklog => Volatile.Read(ref _backlog) != 0;
+
+    /// <summary>Marks <paramref name="batch"/> as part of the backlog, just before it is told to an actor.</summary>
+    internal void EnterBacklog(Batches.PacketBatch batch)
+    {
+        batch.Backlog = this;
+        Interlocked.Increment(ref _backlog);
+    }
+
+    internal void ExitBacklog() => Interlocked.Decrement(ref _backlog);
 
     /// <summary>Greatest accepted TAI64N timestamp and last initiation consumption, across restarts.</summary>
     public HandshakeReplayState ReplayState { get; } = new();

@@ -16,9 +16,9 @@ namespace Firezone.Actors.Actors.Socket;
 /// classifies each by type and size (whitepaper section 5.4) and routes it:
 /// initiations to the handshake owner (<see cref="InboundHandshakes"/>); responses, cookie replies and
 /// transport data by receiver index to the owning peer (<see cref="InboundDatagrams"/>, one batch per
-/// peer per receive), whose <see cref="PeerDataPath"/> the thread steps itself, writing the decrypted
-/// packets to the TUN device (one thread wake-up per packet, see PeerDataPath for why); while the path
-/// is closed (the peer restarting) the batch goes to the PeerConnection instead. Anything else is
+/// peer per receive). The thread steps one peer's <see cref="PeerDataPath"/> itself, writing the
+/// decrypted packets to the TUN device (one thread wake-up per packet, see PeerDataPath for why); the
+/// other peers' batches go to their PeerConnection actors (see PeerGroups). Anything else is
 /// dropped and counted.
 /// The actor itself sends the <see cref="SendDatagrams"/> batches the actors give it (handshakes,
 /// timers, cookie replies), each datagram with its own ECN codepoint, and returns their buffers.
@@ -37,7 +37,8 @@ public sealed class SocketIO : UntypedActor
     {
         _socket = socket;
         _counters = counters;
-        var steps = new ReceiveSteps(socket, device, registry, handshakeOwner, counters, clock, new DirectPeerOutput(socket, tun, counters));
+        var groups = new PeerGroups<InboundDatagrams>(InboundDatagrams.Rent, new DirectPeerOutput(socket, tun, counters));
+        var steps = new ReceiveSteps(socket, device, registry, handshakeOwner, counters, clock, groups);
         _receiver = new BatchReaderThread<ReceiveSteps>("udp-receiver " + socket.LocalPort, ReceiveBatchSize, steps, device, counters, Self);
     }
 
@@ -67,6 +68,7 @@ public sealed class SocketIO : UntypedActor
                 _current = batch;
                 int sent = _socket.SendBatch(batch.AsSpan());
                 _counters.CountSent(sent, batch.Count - sent);
+                batch.Backlog?.ExitBacklog();
                 _current = null;
                 batch.Recycle();
                 break;
@@ -83,9 +85,8 @@ public sealed class SocketIO : UntypedActor
     }
 
     /// <summary>The receive thread's steps: read datagrams, classify and group them by owner.</summary>
-    private struct ReceiveSteps(IUdpBatchSocket socket, IWireGuardDevice device, PeerRegistry registry, IActorRef handshakeOwner, TunnelCounters counters, IMonotonicClock clock, DirectPeerOutput output) : IBatchReaderSteps
+    private struct ReceiveSteps(IUdpBatchSocket socket, IWireGuardDevice device, PeerRegistry registry, IActorRef handshakeOwner, TunnelCounters counters, IMonotonicClock clock, PeerGroups<InboundDatagrams> groups) : IBatchReaderSteps
     {
-        private readonly Dictionary<PeerSlot, InboundDatagrams> _groups = new(ReferenceEqualityComparer.Instance);
         private InboundHandshakes? _handshakes;
 
         public readonly int ReadBatch(Span<PacketBuffer> buffers) => socket.ReceiveBatch(buffers);
@@ -104,12 +105,7 @@ public sealed class SocketIO : UntypedActor
                 case MessageType.TransportData:
                     if (device.TryLookupIndex(receiverIndex, out WireGuardKey owner) && registry.TryGet(owner, out var slot))
                     {
-                        if (!_groups.TryGetValue(slot, out var batch))
-                        {
-                            batch = InboundDatagrams.Rent();
-                            _groups.Add(slot, batch);
-                        }
-                        batch.Add(datagram);
+                        groups.Add(slot, datagram);
                         return;
                     }
                     Interlocked.Increment(ref counters.DatagramsUnknownReceiver);
@@ -124,18 +120,7 @@ public sealed class SocketIO : UntypedActor
 
         public void Flush()
         {
-            var now = clock.Now;
-            foreach (var pair in _groups)
-            {
-                // Removed before it is handed on (allowed during enumeration since .NET Core 3.0): a
-                // batch already stepped or told must never be recycled here too if a later one throws.
-                _groups.Remove(pair.Key);
-                if (pair.Key.DataPath is not { } path || !path.TryHandleInbound(pair.Value, now, output))
-                {
-                    pair.Key.Connection.Tell(pair.Value, ActorRefs.NoSender);
-                }
-            }
-            output.Flush();
+            groups.Flush(clock.Now);
             if (_handshakes is { } handshakes)
             {
                 _handshakes = null;
@@ -145,14 +130,9 @@ public sealed class SocketIO : UntypedActor
 
         public void Release()
         {
-            foreach (var pair in _groups)
-            {
-                pair.Value.Recycle();
-            }
-            _groups.Clear();
+            groups.Release();
             _handshakes?.Recycle();
             _handshakes = null;
-            output.Release();
         }
     }
 }

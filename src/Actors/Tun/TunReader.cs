@@ -15,10 +15,10 @@ namespace Firezone.Actors.Actors.Tun;
 /// Owns the TUN read loop on a dedicated thread (STYLE.md rule 8: no blocking call on the shared
 /// dispatcher). Each read fills up to <see cref="ReadBatchSize"/> pooled buffers; every packet is
 /// routed by its destination address through the allowed-IPs table (whitepaper section 2) to its
-/// peer, and each peer gets ONE <see cref="OutboundPackets"/> per read. The thread steps the peer's
+/// peer, and each peer gets ONE <see cref="OutboundPackets"/> per read. The thread steps one peer's
 /// <see cref="PeerDataPath"/> itself and sends the sealed datagrams on the socket (one thread
-/// wake-up per packet, see PeerDataPath for why); while the path is closed (the peer restarting)
-/// the batch goes to the PeerConnection instead. Packets for no peer, and packets that are not IP,
+/// wake-up per packet, see PeerDataPath for why); the other peers' batches go to their
+/// PeerConnection actors (see PeerGroups for which and why). Packets for no peer, and packets that are not IP,
 /// are dropped (buffer returned) and counted.
 ///
 /// Stop: <see cref="ITunDevice.WakeReader"/> and join the thread in PostStop. If ReadBatch throws
@@ -35,7 +35,8 @@ public sealed class TunReader : UntypedActor
     public TunReader(ITunDevice tun, IUdpBatchSocket socket, IWireGuardDevice device, PeerRegistry registry, TunnelCounters counters, IMonotonicClock clock)
     {
         _tun = tun;
-        var steps = new ReadSteps(tun, device, registry, counters, clock, new DirectPeerOutput(socket, tun, counters));
+        var groups = new PeerGroups<OutboundPackets>(OutboundPackets.Rent, new DirectPeerOutput(socket, tun, counters));
+        var steps = new ReadSteps(tun, device, registry, counters, clock, groups);
         _reader = new BatchReaderThread<ReadSteps>("tun-reader " + tun.Name, ReadBatchSize, steps, device, counters, Self);
     }
 
@@ -69,11 +70,8 @@ public sealed class TunReader : UntypedActor
     }
 
     /// <summary>The reader thread's steps: read packets, group them by destination peer, step each peer.</summary>
-    private readonly struct ReadSteps(ITunDevice tun, IWireGuardDevice device, PeerRegistry registry, TunnelCounters counters, IMonotonicClock clock, DirectPeerOutput output) : IBatchReaderSteps
+    private readonly struct ReadSteps(ITunDevice tun, IWireGuardDevice device, PeerRegistry registry, TunnelCounters counters, IMonotonicClock clock, PeerGroups<OutboundPackets> groups) : IBatchReaderSteps
     {
-        // Per read: destination peer -> its batch. Reference equality on the slot; reused.
-        private readonly Dictionary<PeerSlot, OutboundPackets> _groups = new(ReferenceEqualityComparer.Instance);
-
         public int ReadBatch(Span<PacketBuffer> buffers) => tun.ReadBatch(buffers);
 
         public void Wake() => tun.WakeReader();
@@ -103,38 +101,11 @@ public sealed class TunReader : UntypedActor
                 buffer.Return();
                 return;
             }
-            if (!_groups.TryGetValue(slot, out var batch))
-            {
-                batch = OutboundPackets.Rent();
-                _groups.Add(slot, batch);
-            }
-            batch.Add(buffer);
+            groups.Add(slot, buffer);
         }
 
-        public void Flush()
-        {
-            var now = clock.Now;
-            foreach (var pair in _groups)
-            {
-                // Removed before it is handed on (allowed during enumeration since .NET Core 3.0): a
-                // batch already stepped or told must never be recycled here too if a later one throws.
-                _groups.Remove(pair.Key);
-                if (pair.Key.DataPath is not { } path || !path.TryHandleOutbound(pair.Value, now, output))
-                {
-                    pair.Key.Connection.Tell(pair.Value, ActorRefs.NoSender);
-                }
-            }
-            output.Flush();
-        }
+        public void Flush() => groups.Flush(clock.Now);
 
-        public void Release()
-        {
-            foreach (var pair in _groups)
-            {
-                pair.Value.Recycle();
-            }
-            _groups.Clear();
-            output.Release();
-        }
+        public void Release() => groups.Release();
     }
 }
