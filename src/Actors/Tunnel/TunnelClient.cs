@@ -32,8 +32,9 @@ public sealed class TunnelClient(IActorRef tunnel, TimeSpan timeout)
         return Tunnel.Ask<PeerChangesApplied>(changes, bound, cancellationToken);
     }
 
+    /// <summary>The status of every peer; its reply address forgets it once delivered (see <see cref="ReleasingReply{T}"/>).</summary>
     public Task<DeviceStatus> GetDeviceStatusAsync(CancellationToken cancellationToken = default) =>
-        Tunnel.Ask<DeviceStatus>(GetDeviceStatus.Instance, timeout, cancellationToken);
+        ReleasingReply<DeviceStatus>.Ask(Tunnel, GetDeviceStatus.Instance, timeout, cancellationToken);
 
     /// <summary>The peer's status, or null when no such peer is configured.</summary>
     public async Task<PeerStatus?> GetPeerStatusAsync(WireGuardKey publicKey, CancellationToken cancellationToken = default) =>

@@ -11,10 +11,11 @@ namespace Firezone.Actors.Engine.WireGuard;
 /// </summary>
 internal sealed class CookieGenerator
 {
-    private readonly byte[] _mac1Key = new byte[32];
-    private readonly byte[] _cookieKey = new byte[32];
-    private readonly byte[] _cookie = new byte[MessageLayout.MacSize];
-    private readonly byte[] _lastMac1 = new byte[MessageLayout.MacSize];
+    // Inline, not byte[] (see Bytes32): the key fields live in this object.
+    private readonly Bytes32 _mac1Key;
+    private readonly Bytes32 _cookieKey;
+    private Mac16 _cookie;
+    private Mac16 _lastMac1;
     private bool _hasLastMac1;
     private TimeSpan? _cookieSetAt;
 
@@ -32,13 +33,13 @@ internal sealed class CookieGenerator
         int mac1Offset = message.Length - 2 * MessageLayout.MacSize;
         int mac2Offset = message.Length - MessageLayout.MacSize;
         Span<byte> mac1 = message.Slice(mac1Offset, MessageLayout.MacSize);
-        Blake2s.Mac(_mac1Key, message[..mac1Offset], mac1);
+        Blake2s.Mac((ReadOnlySpan<byte>)_mac1Key, message[..mac1Offset], mac1);
         mac1.CopyTo(_lastMac1);
         _hasLastMac1 = true;
         Span<byte> mac2 = message[mac2Offset..];
         if (HasFreshCookie(now))
         {
-            Blake2s.Mac(_cookie, message[..mac2Offset], mac2);
+            Blake2s.Mac((ReadOnlySpan<byte>)_cookie, message[..mac2Offset], mac2);
         }
         else
         {
@@ -55,10 +56,10 @@ internal sealed class CookieGenerator
         }
         Span<byte> cookie = stackalloc byte[MessageLayout.MacSize];
         if (!XChaCha20Poly1305Aead.TryOpen(
-                _cookieKey,
+                (ReadOnlySpan<byte>)_cookieKey,
                 reply.Slice(MessageLayout.CookieNonce, XChaCha20Poly1305Aead.NonceSize),
                 reply.Slice(MessageLayout.CookieEncrypted, MessageLayout.MacSize + XChaCha20Poly1305Aead.TagSize),
-                _lastMac1,
+                (ReadOnlySpan<byte>)_lastMac1,
                 cookie))
         {
             return false;
@@ -74,5 +75,11 @@ internal sealed class CookieGenerator
         CryptographicOperations.ZeroMemory(_cookie);
         _cookieSetAt = null;
         _hasLastMac1 = false;
+    }
+
+    [System.Runtime.CompilerServices.InlineArray(MessageLayout.MacSize)]
+    private struct Mac16
+    {
+        private byte _element0;
     }
 }

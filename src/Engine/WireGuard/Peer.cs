@@ -29,11 +29,14 @@ public sealed class Peer : IDisposable
     private readonly Device _device;
     private PeerConfig _config;
     private UdpEndpoint _endpoint;
-    private readonly byte[] _remoteStatic = new byte[32];
-    private readonly byte[] _precomputedStaticStatic = new byte[32];
-    private readonly byte[] _presharedKey = new byte[32];
+    // The remote static key and the preshared key are read from _config where a handshake needs
+    // them; DH(Spriv_i, Spub_r), the cookie generator (two derived keys) and the counters are made
+    // at first use: most of a Gateway's configured peers stay idle (issue 8, item 4), and the
+    // Curve25519 operation was most of the cost of adding a peer.
+    private byte[]? _precomputedStaticStatic;
     private readonly Handshake _handshake = new();
-    private readonly CookieGenerator _cookieGenerator;
+    private CookieGenerator? _cookieGenerator;
+    private PeerCounters? _counters;
 
     // Whitepaper section 6.1 and wireguard-go's Keypairs: `next` is a responder's keypair awaiting
     // confirmation by the initiator's first transport message; until then it must not send with it.
@@ -48,9 +51,10 @@ public sealed class Peer : IDisposable
     private int _stagedCount;
 
     // Datagrams waiting for PollTransmit (handshake messages, keepalives, staged packets now sealed).
-    // Starts empty and grows to the largest burst once (no allocation per packet after that); a
-    // preallocated MaxStagedPackets-sized queue cost every idle peer a kilobyte.
-    private readonly Queue<PacketBuffer> _transmit = new();
+    // Created at the first datagram (an idle peer sends none) and grows to the largest burst once
+    // (no allocation per packet after that); a preallocated MaxStagedPackets-sized queue cost every
+    // idle peer a kilobyte.
+    private Queue<PacketBuffer>? _transmit;
 
     // Timer deadlines (null = not armed), as in wireguard-go's timers.go.
     private TimeSpan? _retransmitHandshakeAt;
@@ -75,12 +79,6 @@ public sealed class Peer : IDisposable
         _device = device;
         _config = config;
         _endpoint = config.Endpoint;
-        config.PublicKey.CopyTo(_remoteStatic);
-        // Section 5.4.2: DH(Spriv_i, Spub_r) never changes, so compute it once. A zero result (a
-        // low-order public key) leaves it zero and every handshake with this peer fails.
-        Curve25519.TrySharedSecret(device.StaticPrivate, _remoteStatic, _precomputedStaticStatic);
-        config.PresharedKey?.CopyTo(_presharedKey);
-        _cookieGenerator = new CookieGenerator(_remoteStatic);
         if (device.PeersWriteAllowedIps)
         {
             device.AllowedIps.ReplaceAll(config.PublicKey, config.AllowedIps);
@@ -91,7 +89,57 @@ public sealed class Peer : IDisposable
 
     public PeerConfig Config => _config;
 
-    public PeerCounters Counters { get; } = new();
+    /// <summary>What this peer did and refused; allocated at the first event (or the first read).</summary>
+    public PeerCounters Counters => Volatile.Read(ref _counters) ?? CreateCounters();
+
+    // A status reader on another thread may get here at the same time as the owner: one instance wins.
+    private PeerCounters CreateCounters()
+    {
+        Interlocked.CompareExchange(ref _counters, new PeerCounters(), null);
+        return _counters!;
+    }
+
+    private CookieGenerator Cookies => _cookieGenerator ??= CreateCookieGenerator();
+
+    private CookieGenerator CreateCookieGenerator()
+    {
+        Span<byte> remoteStatic = stackalloc byte[WireGuardKey.Size];
+        PublicKey.CopyTo(remoteStatic);
+        return new CookieGenerator(remoteStatic);
+    }
+
+    /// <summary>
+    /// Section 5.4.2: DH(Spriv_i, Spub_r) never changes, so it is computed once, at the first
+    /// handshake. A zero result (a low-order public key) stays zero and every handshake with this peer fails.
+    /// </summary>
+    private ReadOnlySpan<byte> PrecomputedStaticStatic
+    {
+        get
+        {
+            if (_precomputedStaticStatic is null)
+            {
+                Span<byte> remoteStatic = stackalloc byte[WireGuardKey.Size];
+                PublicKey.CopyTo(remoteStatic);
+                var shared = new byte[32];
+                Curve25519.TrySharedSecret(_device.StaticPrivate, remoteStatic, shared);
+                _precomputedStaticStatic = shared;
+            }
+            return _precomputedStaticStatic;
+        }
+    }
+
+    /// <summary>The configured preshared key into <paramref name="destination"/>; zeros for none (section 5.2).</summary>
+    private void CopyPresharedKey(Span<byte> destination)
+    {
+        if (_config.PresharedKey is { } psk)
+        {
+            psk.CopyTo(destination);
+        }
+        else
+        {
+            destination.Clear();
+        }
+    }
 
     /// <summary>Current endpoint: configured, then the source of the latest authenticated datagram (roaming, section 6.5).</summary>
     public UdpEndpoint Endpoint => _endpoint;
@@ -140,8 +188,6 @@ public sealed class Peer : IDisposable
         }
         var old = _config;
         _config = config;
-        CryptographicOperations.ZeroMemory(_presharedKey);
-        config.PresharedKey?.CopyTo(_presharedKey);
         if (config.Endpoint != old.Endpoint && !config.Endpoint.IsNone)
         {
             _endpoint = config.Endpoint;
@@ -356,7 +402,15 @@ public sealed class Peer : IDisposable
     /// Next datagram to send (handshake message, keepalive, or a queued packet now sealed), with
     /// <see cref="PacketBuffer.Endpoint"/> and <see cref="PacketBuffer.Ecn"/> set; ownership moves to the caller.
     /// </summary>
-    public bool PollTransmit(out PacketBuffer datagram) => _transmit.TryDequeue(out datagram!);
+    public bool PollTransmit(out PacketBuffer datagram)
+    {
+        if (_transmit is { } transmit)
+        {
+            return transmit.TryDequeue(out datagram!);
+        }
+        datagram = null!;
+        return false;
+    }
 
     /// <summary>Frees this peer's receiver indices, returns queued buffers and zeroes key material.</summary>
     public void Dispose()
@@ -366,7 +420,7 @@ public sealed class Peer : IDisposable
             return;
         }
         ZeroAndFlushAll();
-        while (_transmit.TryDequeue(out var buffer))
+        while (_transmit is { } transmit && transmit.TryDequeue(out var buffer))
         {
             buffer.Return();
         }
@@ -374,9 +428,11 @@ public sealed class Peer : IDisposable
         {
             _device.AllowedIps.RemoveAll(PublicKey);
         }
-        CryptographicOperations.ZeroMemory(_presharedKey);
-        CryptographicOperations.ZeroMemory(_precomputedStaticStatic);
-        _cookieGenerator.Clear();
+        if (_precomputedStaticStatic is { } precomputed)
+        {
+            CryptographicOperations.ZeroMemory(precomputed);
+        }
+        _cookieGenerator?.Clear();
         _retransmitHandshakeAt = _sendKeepaliveAt = _newHandshakeAt = _zeroKeyMaterialAt = _persistentKeepaliveAt = null;
         _disposed = true;
     }
@@ -417,7 +473,9 @@ public sealed class Peer : IDisposable
         buffer.SetData(PacketBuffer.Headroom, MessageHeader.InitiationSize);
         Span<byte> timestamp = stackalloc byte[Tai64N.Size];
         Tai64N.Write(_device.WallClock(now), timestamp);
-        if (!Noise.CreateInitiation(_handshake, _device.StaticPublic, _remoteStatic, _precomputedStaticStatic, timestamp, senderIndex, _device.Random, buffer.Data))
+        Span<byte> remoteStatic = stackalloc byte[WireGuardKey.Size];
+        PublicKey.CopyTo(remoteStatic);
+        if (!Noise.CreateInitiation(_handshake, _device.StaticPublic, remoteStatic, PrecomputedStaticStatic, timestamp, senderIndex, _device.Random, buffer.Data))
         {
             buffer.Return();
             FreeHandshakeIndex();
@@ -425,7 +483,7 @@ public sealed class Peer : IDisposable
             Counters.HandshakeRejections++;
             return;
         }
-        _cookieGenerator.AddMacs(buffer.Data, now);
+        Cookies.AddMacs(buffer.Data, now);
         TimersAnyAuthenticatedPacketTraversal(now);
         TimersAnyAuthenticatedPacketSent();
         Transmit(buffer);
@@ -439,12 +497,14 @@ public sealed class Peer : IDisposable
         Span<byte> chainKey = stackalloc byte[32];
         Span<byte> hash = stackalloc byte[32];
         Span<byte> remoteStatic = stackalloc byte[32];
+        Span<byte> configuredStatic = stackalloc byte[WireGuardKey.Size];
+        PublicKey.CopyTo(configuredStatic);
         Span<byte> timestamp = stackalloc byte[Tai64N.Size];
         try
         {
             if (!Noise.TryConsumeInitiationStatic(message, _device.StaticPrivate, _device.StaticPublic, chainKey, hash, remoteStatic)
-                || !CryptographicOperations.FixedTimeEquals(remoteStatic, _remoteStatic)
-                || !Noise.TryConsumeInitiationTimestamp(message, _precomputedStaticStatic, chainKey, hash, timestamp))
+                || !CryptographicOperations.FixedTimeEquals(remoteStatic, configuredStatic)
+                || !Noise.TryConsumeInitiationTimestamp(message, PrecomputedStaticStatic, chainKey, hash, timestamp))
             {
                 Counters.HandshakeRejections++;
                 return HandshakeResult.Rejected;
@@ -497,7 +557,13 @@ public sealed class Peer : IDisposable
         _handshake.LocalIndex = senderIndex;
         _handshake.HasLocalIndex = true;
         buffer.SetData(PacketBuffer.Headroom, MessageHeader.ResponseSize);
-        if (!Noise.CreateResponse(_handshake, _remoteStatic, _presharedKey, senderIndex, _device.Random, buffer.Data))
+        Span<byte> remoteStatic = stackalloc byte[WireGuardKey.Size];
+        PublicKey.CopyTo(remoteStatic);
+        Span<byte> presharedKey = stackalloc byte[WireGuardKey.Size];
+        CopyPresharedKey(presharedKey);
+        bool created = Noise.CreateResponse(_handshake, remoteStatic, presharedKey, senderIndex, _device.Random, buffer.Data);
+        CryptographicOperations.ZeroMemory(presharedKey);
+        if (!created)
         {
             buffer.Return();
             FreeHandshakeIndex();
@@ -505,7 +571,7 @@ public sealed class Peer : IDisposable
             Counters.HandshakeRejections++;
             return;
         }
-        _cookieGenerator.AddMacs(buffer.Data, now);
+        Cookies.AddMacs(buffer.Data, now);
         BeginSymmetricSession(now);
         TimersSessionDerived(now);
         TimersAnyAuthenticatedPacketTraversal(now);
@@ -521,7 +587,11 @@ public sealed class Peer : IDisposable
             Counters.UnexpectedMessages++;
             return HandshakeResult.Unexpected;
         }
-        if (!Noise.TryConsumeResponse(_handshake, datagram.Data, _device.StaticPrivate, _presharedKey))
+        Span<byte> presharedKey = stackalloc byte[WireGuardKey.Size];
+        CopyPresharedKey(presharedKey);
+        bool consumed = Noise.TryConsumeResponse(_handshake, datagram.Data, _device.StaticPrivate, presharedKey);
+        CryptographicOperations.ZeroMemory(presharedKey);
+        if (!consumed)
         {
             Counters.HandshakeRejections++;
             return HandshakeResult.Rejected;
@@ -547,7 +617,7 @@ public sealed class Peer : IDisposable
             Counters.UnexpectedMessages++;
             return HandshakeResult.Unexpected;
         }
-        if (!_cookieGenerator.TryConsumeReply(datagram.Data, now))
+        if (!Cookies.TryConsumeReply(datagram.Data, now))
         {
             Counters.HandshakeRejections++;
             return HandshakeResult.Rejected;
@@ -692,7 +762,7 @@ public sealed class Peer : IDisposable
             _stagedHead = (_stagedHead + 1) % staged.Length;
             _stagedCount--;
             SealWith(keypair, packet, now);
-            _transmit.Enqueue(packet);
+            (_transmit ??= new()).Enqueue(packet);
         }
     }
 
@@ -731,7 +801,7 @@ public sealed class Peer : IDisposable
         buffer.Endpoint = _endpoint;
         buffer.Ecn = Ecn.NotEct;
         _txBytes += buffer.Length;
-        _transmit.Enqueue(buffer);
+        (_transmit ??= new()).Enqueue(buffer);
     }
 
     private Keypair? FindKeypair(uint localIndex)

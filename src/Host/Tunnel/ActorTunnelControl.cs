@@ -50,9 +50,11 @@ public sealed class ActorTunnelControl(
     private Timer? _mtuPoll;
     private readonly StopwatchClock _clock = new();
     // The desired peers in the order they were added (wg show lists them so), and who holds each
-    // prefix so that moving one to another peer is a lookup, not a scan of every peer.
+    // prefix so that moving one to another peer is a lookup, not a scan of every peer. The holder
+    // is its current config (an 8-byte reference, not a 32-byte key: one entry per peer's prefix
+    // on a Gateway with thousands of peers, issue 8).
     private readonly OrderedDictionary<WireGuardKey, PeerConfig> _peers = new();
-    private readonly Dictionary<IpPrefix, WireGuardKey> _prefixOwners = new();
+    private readonly Dictionary<IpPrefix, PeerConfig> _prefixOwners = new();
     private ActorSystem? _system;
     private IActorRef? _failureListener;
     private LinuxTunDevice? _tun;
@@ -403,7 +405,7 @@ public sealed class ActorTunnelControl(
         {
             foreach (var prefix in previous.AllowedIps)
             {
-                if (_prefixOwners.TryGetValue(prefix, out var owner) && owner == key)
+                if (_prefixOwners.TryGetValue(prefix, out var owner) && owner.PublicKey == key)
                 {
                     _prefixOwners.Remove(prefix);
                 }
@@ -411,7 +413,7 @@ public sealed class ActorTunnelControl(
         }
         foreach (var prefix in peer.AllowedIps)
         {
-            if (_prefixOwners.TryGetValue(prefix, out var owner) && owner != key && _peers.TryGetValue(owner, out var other))
+            if (_prefixOwners.TryGetValue(prefix, out var holder) && holder.PublicKey != key && _peers.TryGetValue(holder.PublicKey, out var other))
             {
                 var kept = new List<IpPrefix>(other.AllowedIps.Count);
                 foreach (var held in other.AllowedIps)
@@ -421,9 +423,14 @@ public sealed class ActorTunnelControl(
                         kept.Add(held);
                     }
                 }
-                _peers[owner] = other with { AllowedIps = kept };
+                var remaining = other with { AllowedIps = kept };
+                _peers[other.PublicKey] = remaining;
+                foreach (var held in kept)
+                {
+                    _prefixOwners[held] = remaining; // no entry keeps the replaced config alive
+                }
             }
-            _prefixOwners[prefix] = key;
+            _prefixOwners[prefix] = peer;
         }
         // The indexer keeps an existing peer's place in the order and appends a new one.
         _peers[key] = peer;
@@ -437,7 +444,7 @@ public sealed class ActorTunnelControl(
         }
         foreach (var prefix in previous.AllowedIps)
         {
-            if (_prefixOwners.TryGetValue(prefix, out var owner) && owner == key)
+            if (_prefixOwners.TryGetValue(prefix, out var owner) && owner.PublicKey == key)
             {
                 _prefixOwners.Remove(prefix);
             }

@@ -167,6 +167,12 @@ public sealed class UapiServer : IAsyncDisposable
                             ? await GetAsync(extensions: operation == "fz_get=1", token).ConfigureAwait(false)
                             : Errno(UapiErrno.EINVAL, "trailing characters in UAPI get");
                         close = blank is null;
+                        if (reply.Length >= LargeGetChars)
+                        {
+                            // Formatting thousands of peers leaves the status snapshot, the text and
+                            // its bytes behind (about 3 KB per peer): hand them back as after a large set.
+                            ScheduleCompaction();
+                        }
                         break;
                     default:
                         // wireguard-go closes silently; we answer first, so a person poking the socket sees why.
@@ -196,6 +202,9 @@ public sealed class UapiServer : IAsyncDisposable
     /// drafts and messages behind; <see cref="ReturnTransientMemory"/> hands them back to the system.
     /// </summary>
     private const int LargeSetLines = 4096;
+
+    /// <summary>A get reply this long lists about a thousand peers (some 300 characters each).</summary>
+    private const int LargeGetChars = 256 * 1024;
 
     /// <summary>
     /// One compacting, decommitting collection after a large configuration change, so the daemon's
