@@ -32,12 +32,15 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
     private readonly IActorRef _socketIO;
     private readonly IActorRef _tunWriter;
     private readonly IMonotonicClock _clock;
-    private readonly ILoggingAdapter _log = Context.GetLogger();
+    // The supervisor's: a logging adapter of its own costs each peer about 200 bytes (issue 8 item 4),
+    // and the lines name the peer's key anyway.
+    private readonly ILoggingAdapter _log;
     private PeerDataPath? _path;
     private ActorPeerOutput? _output;
 
-    public PeerConnection(IWireGuardDevice device, PeerSlot slot, IActorRef socketIO, IActorRef tunWriter, IMonotonicClock clock)
+    public PeerConnection(IWireGuardDevice device, PeerSlot slot, IActorRef socketIO, IActorRef tunWriter, IMonotonicClock clock, ILoggingAdapter log)
     {
+        _log = log;
         _device = device;
         _slot = slot;
         _socketIO = socketIO;
@@ -47,8 +50,8 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(IWireGuardDevice device, PeerSlot slot, IActorRef socketIO, IActorRef tunWriter, IMonotonicClock clock) =>
-        Akka.Actor.Props.Create(() => new PeerConnection(device, slot, socketIO, tunWriter, clock));
+    public static Props Props(IWireGuardDevice device, PeerSlot slot, IActorRef socketIO, IActorRef tunWriter, IMonotonicClock clock, ILoggingAdapter log) =>
+        Akka.Actor.Props.Create(() => new PeerConnection(device, slot, socketIO, tunWriter, clock, log));
 
     protected override void PreStart()
     {

@@ -15,6 +15,8 @@ namespace Firezone.Actors.Actors.Peers;
 public sealed class PeerSlot
 {
     private volatile PeerConfig _config;
+    // Computed at first use (logs, metric tags): 110 bytes that 10,000 idle peers need not hold.
+    private string? _keyBase64;
     private volatile PeerDataPath? _dataPath;
     private int _backlog;
 
@@ -22,13 +24,12 @@ public sealed class PeerSlot
     {
         _config = config;
         Key = config.PublicKey;
-        KeyBase64 = config.PublicKey.ToBase64();
     }
 
     public WireGuardKey Key { get; }
 
     /// <summary>Cached for logs and metric tags (a public key, fine to show).</summary>
-    public string KeyBase64 { get; }
+    public string KeyBase64 => _keyBase64 ??= Key.ToBase64();
 
     public PeerConfig Config
     {

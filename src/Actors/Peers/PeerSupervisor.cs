@@ -202,7 +202,7 @@ public sealed class PeerSupervisor : UntypedActor
         // A generation suffix: a peer removed and re-added at once must not collide with the
         // name of its predecessor, which may still be stopping.
         string name = "peer-" + key.ToHex()[..16] + "-" + (++_generation);
-        var connection = Context.ActorOf(PeerConnection.Props(_device, slot, _socketIO, _tunWriter, _clock).WithMailbox(PeerMailbox.Id), name);
+        var connection = Context.ActorOf(PeerConnection.Props(_device, slot, _socketIO, _tunWriter, _clock, _log).WithMailbox(PeerMailbox.Id), name);
         slot.Connection = connection;
         Context.Watch(connection);
         var entry = new Entry(slot, connection);

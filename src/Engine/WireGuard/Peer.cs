@@ -60,6 +60,7 @@ public sealed class Peer : IDisposable
     private TimeSpan? _retransmitHandshakeAt;
     private TimeSpan? _sendKeepaliveAt;
     private TimeSpan? _newHandshakeAt;
+    private uint _jitterState; // xorshift32 state for Jitter(); 0 until first use
     private TimeSpan? _zeroKeyMaterialAt;
     private TimeSpan? _persistentKeepaliveAt;
     private int _handshakeAttempts;
@@ -916,11 +917,27 @@ public sealed class Peer : IDisposable
         }
     }
 
+    /// <summary>
+    /// Up to RekeyTimeoutJitterMaxMilliseconds of timer jitter (whitepaper section 6.1). It only
+    /// spreads handshakes out and needs no secrecy, so it comes from a xorshift32 sequence seeded
+    /// once from the device's random source (wireguard-go also uses a fast non-cryptographic
+    /// generator here): the CSPRNG cost a call into OpenSSL and a getpid system call on the first
+    /// packet sent after every reply.
+    /// </summary>
     private TimeSpan Jitter()
     {
+        uint x = _jitterState;
         Span<byte> bytes = stackalloc byte[4];
-        _device.Random.Fill(bytes);
-        return TimeSpan.FromMilliseconds(BinaryPrimitives.ReadUInt32LittleEndian(bytes) % ProtocolConstants.RekeyTimeoutJitterMaxMilliseconds);
+        while (x == 0)
+        {
+            _device.Random.Fill(bytes);
+            x = BinaryPrimitives.ReadUInt32LittleEndian(bytes);
+        }
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        _jitterState = x;
+        return TimeSpan.FromMilliseconds(x % ProtocolConstants.RekeyTimeoutJitterMaxMilliseconds);
     }
 
     private void TimersDataSent(TimeSpan now) =>
