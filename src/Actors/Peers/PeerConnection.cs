@@ -15,9 +15,11 @@ namespace Firezone.Actors.Actors.Peers;
 /// reader threads find and step it; PostStop detaches and closes it, so a restart is a fresh
 /// handshake and a fault stays with this peer.
 ///
-/// The actor steps the path itself for what reaches its mailbox: <see cref="InboundDatagrams"/>
-/// (initiations from the PeerSupervisor) and <see cref="OutboundPackets"/> or datagrams that found
-/// the path closed during a restart; its output goes to SocketIO and the TunWriter as one batch each.
+/// The actor steps the path itself for what reaches its mailbox: initiations from the
+/// PeerSupervisor, and the <see cref="OutboundPackets"/> and <see cref="InboundDatagrams"/> a reader
+/// thread did not step itself (another peer's group of the same read, this peer's backlog, or a
+/// closed path during a restart; see PeerGroups). Its output goes to SocketIO and the TunWriter as
+/// one batch each, counted in the peer's backlog until sent or written.
 /// The engine's timers (whitepaper section 6) are driven by a single keyed timer, set to the
 /// engine's PollTimeout whenever a step moves that earlier (<see cref="RearmPeerTimer"/> when a reader
 /// thread did the step). A fault on a reader thread arrives as <see cref="PeerPathFaulted"/> and is
