@@ -1,5 +1,6 @@
 using Firezone.Actors.Actors.Peers;
 using Firezone.Actors.Actors.Tests.Fakes;
+using Firezone.Actors.Actors.Tun;
 using Firezone.Actors.Actors.Tunnel;
 using Firezone.Actors.Engine;
 using Firezone.Actors.Engine.WireGuard;
@@ -99,7 +100,7 @@ public sealed class TunnelTrafficTests(ITestOutputHelper output) : ActorTestBase
     }
 
     [Fact]
-    public void One_read_for_two_peers_steps_the_larger_group_on_the_reader_and_the_other_on_its_actor_in_order()
+    public void A_read_for_two_peers_is_stepped_on_the_reader_and_a_peer_with_a_backlog_stays_on_its_actor_in_order()
     {
         var a = StartNode("a", 1);
         var b = StartNode("b", 2);
@@ -117,29 +118,48 @@ public sealed class TunnelTrafficTests(ITestOutputHelper output) : ActorTestBase
         Assert.True(registry.TryGet(c.PublicKey, out var slotC));
         AwaitCondition(() => !slotB.HasBacklog && !slotC.HasBacklog, Wait);
 
-        // One read: three packets for B, one for C. B's group is stepped by the TUN reader itself,
-        // C's goes to C's PeerConnection (thread pool) and out through SocketIO.
+        // One read with packets for both peers: the TUN reader steps both itself.
         int seen = Network.Log.Count;
         a.Tun.Inject(
             Packets.Ipv4(a.Address, b.Address, id: 10),
             Packets.Ipv4(a.Address, c.Address, id: 11),
-            Packets.Ipv4(a.Address, b.Address, id: 12),
-            Packets.Ipv4(a.Address, b.Address, id: 13));
-        AwaitWritten(b, 4);
+            Packets.Ipv4(a.Address, b.Address, id: 12));
+        AwaitWritten(b, 3);
         AwaitWritten(c, 2);
-        var sent = Network.Log.Skip(seen).Where(d => d.Type == MessageType.TransportData).ToArray();
-        Assert.All(sent.Where(d => d.To == b.Endpoint), d => Assert.StartsWith("tun-reader", d.SenderThread));
-        var toC = Assert.Single(sent, d => d.To == c.Endpoint);
-        Assert.DoesNotContain("tun-reader", toC.SenderThread ?? "");
-        Assert.Equal([10, 12, 13], b.Tun.Written.Skip(1).Select(p => (int)Packets.IdOf(p)));
-        // Everything C queued on the actor path has gone out: its backlog is empty again, so its
-        // next packet alone in a read is stepped on the reader thread.
+        Assert.All(DataFrom(a, seen), d => Assert.StartsWith("tun-reader", d.SenderThread));
+
+        // A batch of C's on the actor path (as when C's lock was busy), and right behind it more of
+        // C's packets through the TUN: whichever path each takes, C's flow arrives in order.
+        var queued = OutboundPackets.Rent();
+        for (ushort id = 20; id < 30; id++)
+        {
+            var packet = Packets.Ipv4(a.Address, c.Address, id: id);
+            var buffer = a.Pool.Rent();
+            packet.CopyTo(buffer.Writable);
+            buffer.Length = packet.Length;
+            queued.Add(buffer);
+        }
+        slotC.EnterBacklog(queued);
+        slotC.Connection.Tell(queued, Akka.Actor.ActorRefs.NoSender);
+        var behind = new byte[10][];
+        for (int i = 0; i < behind.Length; i++)
+        {
+            behind[i] = Packets.Ipv4(a.Address, c.Address, id: (ushort)(30 + i));
+        }
+        a.Tun.Inject(behind);
+        AwaitWritten(c, 22);
+        Assert.Equal(Enumerable.Range(20, 20), c.Tun.Written.Skip(2).Select(p => (int)Packets.IdOf(p)));
+        // The backlog drains, and C's next packet is stepped on the reader again.
         AwaitCondition(() => !slotC.HasBacklog, Wait);
-        a.Tun.Inject(Packets.Ipv4(a.Address, c.Address, id: 14));
-        AwaitWritten(c, 3);
-        Assert.StartsWith("tun-reader", Network.Log.Last(d => d.To == c.Endpoint && d.Type == MessageType.TransportData).SenderThread);
+        seen = Network.Log.Count;
+        a.Tun.Inject(Packets.Ipv4(a.Address, c.Address, id: 40));
+        AwaitWritten(c, 23);
+        Assert.StartsWith("tun-reader", Assert.Single(DataFrom(a, seen)).SenderThread);
         StopAndAssertNoLeaks(a, b, c);
     }
+
+    private WireDatagram[] DataFrom(TunnelNode node, int seen) =>
+        Network.Log.Skip(seen).Where(d => d.From == node.Endpoint && d.Type == MessageType.TransportData && d.Data.Length > MessageHeader.TransportMinSize).ToArray();
 
     [Fact]
     public void Packets_for_no_peer_and_non_IP_packets_are_dropped_and_counted()

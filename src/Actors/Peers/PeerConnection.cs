@@ -17,8 +17,8 @@ namespace Firezone.Actors.Actors.Peers;
 ///
 /// The actor steps the path itself for what reaches its mailbox: initiations from the
 /// PeerSupervisor, and the <see cref="OutboundPackets"/> and <see cref="InboundDatagrams"/> a reader
-/// thread did not step itself (another peer's group of the same read, this peer's backlog, or a
-/// closed path during a restart; see PeerGroups). Its output goes to SocketIO and the TunWriter as
+/// thread did not step itself (this peer's backlog, its lock held by another thread, or a closed
+/// path during a restart; see PeerGroups). Its output goes to SocketIO and the TunWriter as
 /// one batch each, counted in the peer's backlog until sent or written.
 /// The engine's timers (whitepaper section 6) are driven by a single keyed timer, set to the
 /// engine's PollTimeout whenever a step moves that earlier (<see cref="RearmPeerTimer"/> when a reader

@@ -16,10 +16,10 @@ namespace Firezone.Actors.Actors.Socket;
 /// classifies each by type and size (whitepaper section 5.4) and routes it:
 /// initiations to the handshake owner (<see cref="InboundHandshakes"/>); responses, cookie replies and
 /// transport data by receiver index to the owning peer (<see cref="InboundDatagrams"/>, one batch per
-/// peer per receive). The thread steps one peer's <see cref="PeerDataPath"/> itself, writing the
-/// decrypted packets to the TUN device (one thread wake-up per packet, see PeerDataPath for why); the
-/// other peers' batches go to their PeerConnection actors (see PeerGroups). Anything else is
-/// dropped and counted.
+/// peer per receive). The thread steps each peer's <see cref="PeerDataPath"/> itself, writing the
+/// decrypted packets to the TUN device (one thread wake-up per packet, see PeerDataPath for why);
+/// a peer it cannot step right now goes to its PeerConnection actor (see PeerGroups). Anything else
+/// is dropped and counted.
 /// The actor itself sends the <see cref="SendDatagrams"/> batches the actors give it (handshakes,
 /// timers, cookie replies), each datagram with its own ECN codepoint, and returns their buffers.
 /// </summary>

@@ -15,10 +15,10 @@ namespace Firezone.Actors.Actors.Tun;
 /// Owns the TUN read loop on a dedicated thread (STYLE.md rule 8: no blocking call on the shared
 /// dispatcher). Each read fills up to <see cref="ReadBatchSize"/> pooled buffers; every packet is
 /// routed by its destination address through the allowed-IPs table (whitepaper section 2) to its
-/// peer, and each peer gets ONE <see cref="OutboundPackets"/> per read. The thread steps one peer's
+/// peer, and each peer gets ONE <see cref="OutboundPackets"/> per read. The thread steps each peer's
 /// <see cref="PeerDataPath"/> itself and sends the sealed datagrams on the socket (one thread
-/// wake-up per packet, see PeerDataPath for why); the other peers' batches go to their
-/// PeerConnection actors (see PeerGroups for which and why). Packets for no peer, and packets that are not IP,
+/// wake-up per packet, see PeerDataPath for why); a peer it cannot step right now goes to its
+/// PeerConnection actor (see PeerGroups for when and why). Packets for no peer, and packets that are not IP,
 /// are dropped (buffer returned) and counted.
 ///
 /// Stop: <see cref="ITunDevice.WakeReader"/> and join the thread in PostStop. If ReadBatch throws
