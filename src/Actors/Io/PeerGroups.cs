@@ -10,7 +10,7 @@ namespace Firezone.Actors.Actors.Io;
 /// reader thread hands the groups on: it steps each peer's group itself (<see cref="PeerDataPath"/>:
 /// one thread wake-up per crossing, and the least CPU), unless that peer has batches queued on the
 /// actor path (<see cref="PeerSlot.HasBacklog"/>), its path is closed (a restart) or another thread
-/// holds its lock; then the group goes to the peer's PeerConnection actor. A peer moves back to the
+/// holds its lock for more than a moment; then the group goes to the peer's PeerConnection actor. A peer moves back to the
 /// reader only once everything it queued on the actors has gone out, so packets of one flow are
 /// never reordered.
 ///
