@@ -43,6 +43,19 @@ public abstract class ActorTestBase : Akka.TestKit.Xunit2.TestKit
     protected TunnelNode StartNode(string name, int index, PeerSupervisorOptions? options = null) =>
         TunnelNode.Start(Sys, Network, Clock, name, index, TestActor, options);
 
+    /// <summary>A in the middle, B and C its peers (A knows their endpoints and initiates).</summary>
+    protected (TunnelNode A, TunnelNode B, TunnelNode C) StartStar(PeerSupervisorOptions? options = null)
+    {
+        var a = StartNode("a", 1, options);
+        var b = StartNode("b", 2);
+        var c = StartNode("c", 3);
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
+        Control<PeerConfigured>(c, new AddOrUpdatePeer(c.PeerConfigFor(a, withEndpoint: false)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(c)));
+        return (a, b, c);
+    }
+
     protected T Control<T>(TunnelNode node, object message)
     {
         var probe = CreateTestProbe();

@@ -12,18 +12,6 @@ namespace Firezone.Actors.Actors.Tests;
 /// <summary>A peer's crash costs the other peers nothing; repeated crashes stop only that peer.</summary>
 public sealed class SupervisionTests(ITestOutputHelper output) : ActorTestBase(output)
 {
-    private (TunnelNode A, TunnelNode B, TunnelNode C) StartStar(PeerSupervisorOptions? options = null)
-    {
-        var a = StartNode("a", 1, options);
-        var b = StartNode("b", 2);
-        var c = StartNode("c", 3);
-        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
-        Control<PeerConfigured>(c, new AddOrUpdatePeer(c.PeerConfigFor(a, withEndpoint: false)));
-        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
-        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(c)));
-        return (a, b, c);
-    }
-
     private static byte[] Poison(TunnelNode from, TunnelNode to, ushort id) =>
         Packets.Ipv4(from.Address, to.Address, Ecn.Ect0, id: id, marker: PoisonableDevice.Marker);
 

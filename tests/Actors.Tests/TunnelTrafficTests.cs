@@ -102,13 +102,7 @@ public sealed class TunnelTrafficTests(ITestOutputHelper output) : ActorTestBase
     [Fact]
     public void A_read_for_two_peers_is_stepped_on_the_reader_and_a_peer_with_a_backlog_stays_on_its_actor_in_order()
     {
-        var a = StartNode("a", 1);
-        var b = StartNode("b", 2);
-        var c = StartNode("c", 3);
-        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
-        Control<PeerConfigured>(c, new AddOrUpdatePeer(c.PeerConfigFor(a, withEndpoint: false)));
-        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
-        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(c)));
+        var (a, b, c) = StartStar();
         a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
         a.Tun.Inject(Packets.Ipv4(a.Address, c.Address, id: 1));
         AwaitWritten(b, 1);
