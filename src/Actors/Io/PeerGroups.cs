@@ -10,15 +10,16 @@ namespace Firezone.Actors.Actors.Io;
 /// reader thread hands the groups on: it steps each peer's group itself (<see cref="PeerDataPath"/>:
 /// one thread wake-up per crossing, and the least CPU), unless that peer has batches queued on the
 /// actor path (<see cref="PeerSlot.HasBacklog"/>), its path is closed (a restart) or another thread
-/// holds its lock for more than a moment; then the group goes to the peer's PeerConnection actor. A peer moves back to the
-/// reader only once everything it queued on the actors has gone out, so packets of one flow are
-/// never reordered.
+/// holds its lock for more than a moment; then the group goes to the peer's PeerConnection actor.
+/// A peer moves back to the reader only once everything it queued on the actors has gone out, so
+/// packets of one flow are never reordered.
 ///
-/// Handing the other peers of a read to their actors, so that the thread pool steps them in parallel,
-/// was measured worse on two cores: with 100 peers sending through a Gateway, the total was 0.39-0.63
-/// of one peer's in five of six runs (also when done only for reads that filled every buffer: 0.23-0.78),
-/// against 1.06-1.3 in four of six runs with every group stepped here; the extra wake-ups cost CPU the
-/// load needed. The price is one core per direction for all peers together.
+/// Handing the other peers of a read to their actors, so that the thread pool steps them in
+/// parallel, was measured and dropped. With 100 peers sending through a Gateway on two cores it gave
+/// 0.39-0.63 of one peer's total in five of six runs, and 0.23-0.78 when done only for reads that
+/// filled every buffer. Stepping every group here gave 1.06-1.3 in four of six runs (the others
+/// 0.19-0.36: the figure is bimodal), and costs the fewest wake-ups. The price is one core per
+/// direction for all peers together.
 /// Owned by one reader thread; not thread-safe.
 /// </summary>
 internal sealed class PeerGroups<TBatch>(Func<TBatch> rent, PeerOutput output) where TBatch : PacketBatch
