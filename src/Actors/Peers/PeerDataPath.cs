@@ -27,8 +27,8 @@ namespace Firezone.Actors.Actors.Peers;
 /// in PostStop, drives its timers (whitepaper section 6), applies configuration, answers status and
 /// steps it for the batches that reach its mailbox: initiations from the supervisor, and batches a
 /// reader could not step (the path closed while the actor restarts, its lock held, or a backlog of
-/// batches already queued on the actor; see PeerGroups). An engine fault on a reader thread closes the path and is sent to the actor,
-/// which rethrows it, so supervision still restarts the peer.
+/// batches already queued on the actor; see PeerGroups). An engine fault on a reader thread closes
+/// the path and is sent to the actor, which rethrows it, so supervision still restarts the peer.
 /// </summary>
 public sealed class PeerDataPath
 {
