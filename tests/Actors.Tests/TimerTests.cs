@@ -65,6 +65,11 @@ public sealed class TimerTests(ITestOutputHelper output) : ActorTestBase(output)
         for (int second = 0; second < 40; second++)
         {
             AdvanceTime(TimeSpan.FromSeconds(1));
+            // A timer that fired early re-arms itself for the real deadline when its actor handles it;
+            // a round trip through both peers lets that happen before time moves on (without it, a
+            // re-arm handled after the last advance would be due only at the next one).
+            PeerStatusOf(a, b);
+            PeerStatusOf(b, a);
         }
         AwaitCondition(() => KeepalivesFromA() > before, Wait);
         // Keepalives authenticate at B and are not written to its TUN.
