@@ -113,18 +113,11 @@ public sealed unsafe partial class LinuxTunDevice
             nint read = Uio.readv(fd, iov, 3);
             if (read < 0)
             {
-                int errno = Marshal.GetLastPInvokeError();
-                if (errno == LibC.EAGAIN)
-                {
-                    break;
-                }
-                if (errno == LibC.EINTR)
+                if (RetryRead(Marshal.GetLastPInvokeError()))
                 {
                     continue;
                 }
-                throw new TunDeviceException(errno == LibC.EBADFD
-                    ? $"TUN device {Name} is gone (deleted, or its network namespace removed)"
-                    : $"reading from TUN device {Name} failed: {Errno.Describe(errno)}", errno);
+                break;
             }
             int length = (int)read - VirtioNetHeader.Size;
             if (length <= 0 || read >= VirtioNetHeader.Size + ScratchCapacity)

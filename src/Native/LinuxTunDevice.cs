@@ -182,20 +182,29 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
                 count++;
                 continue;
             }
-            int errno = LibC.errno;
-            if (errno == LibC.EAGAIN)
-            {
-                break;
-            }
-            if (errno == LibC.EINTR)
+            if (RetryRead(LibC.errno))
             {
                 continue;
             }
-            throw new TunDeviceException(errno == LibC.EBADFD
-                ? $"TUN device {Name} is gone (deleted, or its network namespace removed)"
-                : $"reading from TUN device {Name} failed: {Errno.Describe(errno)}", errno);
+            break;
         }
         return count;
+    }
+
+    /// <summary>After a failed read: true to retry (EINTR), false when the queue is empty (EAGAIN); throws otherwise.</summary>
+    private bool RetryRead(int errno)
+    {
+        if (errno == LibC.EAGAIN)
+        {
+            return false;
+        }
+        if (errno == LibC.EINTR)
+        {
+            return true;
+        }
+        throw new TunDeviceException(errno == LibC.EBADFD
+            ? $"TUN device {Name} is gone (deleted, or its network namespace removed)"
+            : $"reading from TUN device {Name} failed: {Errno.Describe(errno)}", errno);
     }
 
     public void WriteBatch(ReadOnlySpan<PacketBuffer> packets)

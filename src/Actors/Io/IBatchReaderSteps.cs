@@ -19,7 +19,7 @@ internal interface IBatchReaderSteps
     /// </summary>
     void Route(PacketBuffer buffer);
 
-    /// <summary>Sends the groups built since the last flush to their actors (once per read).</summary>
+    /// <summary>Hands on the groups built since the last flush (once per read): steps them on this thread or tells their actors.</summary>
     void Flush();
 
     /// <summary>Recycles any group not yet sent (the thread is ending).</summary>

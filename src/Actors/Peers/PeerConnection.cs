@@ -99,9 +99,8 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
         var output = _output!;
         switch (message)
         {
-            case OutboundPackets or InboundDatagrams:
+            case PacketBatch batch when batch is OutboundPackets or InboundDatagrams:
             {
-                var batch = (PacketBatch)message;
                 // Counted in the backlog by the reader that told it; it leaves the backlog only after
                 // this step's own batches have entered it (AfterMessage), also when the step throws.
                 var backlog = batch.Backlog;
