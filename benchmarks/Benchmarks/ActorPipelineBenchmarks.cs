@@ -150,20 +150,34 @@ public class ActorPipelineBenchmarks
 
         public bool WaitWritten(TimeSpan timeout) => _reached.Wait(timeout);
 
-        public int ReadBatch(Span<PacketBuffer> buffers)
+        public bool WaitReadable(int timeoutMs)
+        {
+            lock (_gate)
+            {
+                long deadline = Environment.TickCount64 + Math.Max(timeoutMs, 0);
+                while (_credits == 0 && !_woken)
+                {
+                    if (timeoutMs < 0)
+                    {
+                        Monitor.Wait(_gate);
+                        continue;
+                    }
+                    long left = deadline - Environment.TickCount64;
+                    if (left <= 0)
+                    {
+                        return false;
+                    }
+                    Monitor.Wait(_gate, (int)left);
+                }
+                return !_woken;
+            }
+        }
+
+        public int TryReadBatch(Span<PacketBuffer> buffers)
         {
             int n;
             lock (_gate)
             {
-                while (_credits == 0 && !_woken)
-                {
-                    Monitor.Wait(_gate);
-                }
-                if (_woken)
-                {
-                    _woken = false;
-                    return 0;
-                }
                 n = (int)Math.Min(_credits, buffers.Length);
                 _credits -= n;
             }
@@ -246,19 +260,33 @@ public class ActorPipelineBenchmarks
             }
         }
 
-        public int ReceiveBatch(Span<PacketBuffer> buffers)
+        public bool WaitReadable(int timeoutMs)
         {
             lock (_gate)
             {
+                long deadline = Environment.TickCount64 + Math.Max(timeoutMs, 0);
                 while (_count == 0 && !_woken)
                 {
-                    Monitor.Wait(_gate);
+                    if (timeoutMs < 0)
+                    {
+                        Monitor.Wait(_gate);
+                        continue;
+                    }
+                    long left = deadline - Environment.TickCount64;
+                    if (left <= 0)
+                    {
+                        return false;
+                    }
+                    Monitor.Wait(_gate, (int)left);
                 }
-                if (_woken)
-                {
-                    _woken = false;
-                    return 0;
-                }
+                return !_woken;
+            }
+        }
+
+        public int TryReceiveBatch(Span<PacketBuffer> buffers)
+        {
+            lock (_gate)
+            {
                 int n = 0;
                 while (n < buffers.Length && _count > 0)
                 {

@@ -14,22 +14,30 @@ public interface ITunDevice : IDisposable
     int Mtu { get; }
 
     /// <summary>
-    /// Blocks until at least one packet is readable or <see cref="WakeReader"/> is called. Reads up
-    /// to <c>buffers.Length</c> packets, each into the buffer's data window at
-    /// <see cref="PacketBuffer.Headroom"/> (setting <see cref="PacketBuffer.Length"/>), and returns
-    /// how many. Returns 0 once woken for stop. Throws <see cref="TunDeviceException"/> when the
-    /// device is gone. Call from one dedicated thread only.
+    /// Blocks until a packet is queued, for at most <paramref name="timeoutMs"/> (-1: no limit, 0:
+    /// just look), or until <see cref="WakeReader"/> is called. True when a read would find
+    /// something (or a reader took it first); false on timeout and once woken for stop. Throws
+    /// <see cref="TunDeviceException"/> when the device is gone. Any thread.
     /// </summary>
-    int ReadBatch(Span<PacketBuffer> buffers);
+    bool WaitReadable(int timeoutMs);
+
+    /// <summary>
+    /// Reads the packets queued now without waiting, up to <c>buffers.Length</c>, each into the
+    /// buffer's data window at <see cref="PacketBuffer.Headroom"/> (setting
+    /// <see cref="PacketBuffer.Length"/>), and returns how many (0: none). Throws
+    /// <see cref="TunDeviceException"/> when the device is gone. One read at a time: threads that
+    /// share the device serialise their reads (so the packets of a flow keep their order).
+    /// </summary>
+    int TryReadBatch(Span<PacketBuffer> buffers);
 
     /// <summary>
     /// Writes each packet's <see cref="PacketBuffer.Data"/>. Buffers stay owned by the caller, who
     /// returns them afterwards. A packet the kernel refuses is counted and skipped, not thrown.
     /// Safe to call from several threads (one batch at a time is written), and while another
-    /// thread is in ReadBatch.
+    /// thread reads.
     /// </summary>
     void WriteBatch(ReadOnlySpan<PacketBuffer> packets);
 
-    /// <summary>Wakes a thread blocked in <see cref="ReadBatch"/> so it can exit promptly (within 100 ms).</summary>
+    /// <summary>Wakes a thread blocked in <see cref="WaitReadable"/>, for good: every later wait returns false at once.</summary>
     void WakeReader();
 }

@@ -13,23 +13,31 @@ public interface IUdpBatchSocket : IDisposable
     int LocalPort { get; }
 
     /// <summary>
-    /// Blocks until at least one datagram arrives or <see cref="WakeReceiver"/> is called. Fills up
-    /// to <c>buffers.Length</c> buffers (data at <see cref="PacketBuffer.Headroom"/>, with
-    /// <see cref="PacketBuffer.Length"/>, <see cref="PacketBuffer.Endpoint"/> = source and
-    /// <see cref="PacketBuffer.Ecn"/> = received codepoint) and returns how many; 0 once woken for
-    /// stop. Throws <see cref="UdpSocketException"/> when the socket is unusable. One thread only.
+    /// Blocks until a datagram is queued, for at most <paramref name="timeoutMs"/> (-1: no limit, 0:
+    /// just look), or until <see cref="WakeReceiver"/> is called. True when a receive would find
+    /// something (or a reader took it first); false on timeout and once woken for stop. Throws
+    /// <see cref="UdpSocketException"/> when the socket is unusable. Any thread.
     /// </summary>
-    int ReceiveBatch(Span<PacketBuffer> buffers);
+    bool WaitReadable(int timeoutMs);
+
+    /// <summary>
+    /// Receives the datagrams queued now without waiting: fills up to <c>buffers.Length</c> buffers
+    /// (data at <see cref="PacketBuffer.Headroom"/>, with <see cref="PacketBuffer.Length"/>,
+    /// <see cref="PacketBuffer.Endpoint"/> = source and <see cref="PacketBuffer.Ecn"/> = received
+    /// codepoint) and returns how many (0: none). Throws <see cref="UdpSocketException"/> when the
+    /// socket is unusable. One receive at a time: threads that share the socket serialise them.
+    /// </summary>
+    int TryReceiveBatch(Span<PacketBuffer> buffers);
 
     /// <summary>
     /// Sends each datagram's <see cref="PacketBuffer.Data"/> to its <see cref="PacketBuffer.Endpoint"/>
     /// with its own <see cref="PacketBuffer.Ecn"/> (DSCP 0). Returns how many were handed to the
     /// kernel; datagrams refused for transient reasons are skipped and counted. Buffers stay owned
     /// by the caller. Safe to call from several threads (one batch at a time goes out), and while
-    /// another thread is in ReceiveBatch.
+    /// another thread receives.
     /// </summary>
     int SendBatch(ReadOnlySpan<PacketBuffer> datagrams);
 
-    /// <summary>Wakes a thread blocked in <see cref="ReceiveBatch"/> so it can exit promptly.</summary>
+    /// <summary>Wakes a thread blocked in <see cref="WaitReadable"/>, for good: every later wait returns false at once.</summary>
     void WakeReceiver();
 }

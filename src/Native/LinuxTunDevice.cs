@@ -11,8 +11,9 @@ namespace Firezone.Actors.Native;
 /// A Linux TUN device (IFF_TUN | IFF_NO_PI: every read and write is one bare IP packet; with
 /// <see cref="TunDeviceOptions.Offloads"/> also IFF_VNET_HDR, see LinuxTunDevice.Offload.cs).
 ///
-/// Threading: one thread calls <see cref="ReadBatch"/>, one (other) thread calls
-/// <see cref="WriteBatch"/>; <see cref="WakeReader"/> and <see cref="Dispose"/> may be called from any
+/// Threading: reads (<see cref="TryReadBatch"/>, <see cref="ReadBatch"/>) are made one at a time,
+/// by one thread or by several that serialise them; <see cref="WaitReadable"/>, <see cref="WriteBatch"/>
+/// (one batch at a time), <see cref="WakeReader"/> and <see cref="Dispose"/> may be called from any
 /// thread. The device is created in the network namespace of the thread that constructs it, and
 /// stays there; later calls may come from any thread. A non-persistent device disappears when the
 /// descriptor is closed, i.e. when this object is disposed (after any blocked call has returned).
@@ -110,49 +111,53 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
     /// <summary>The errno of the last refused write, for the log.</summary>
     public int LastWriteErrno { get; private set; }
 
+    /// <summary>
+    /// <see cref="WaitReadable"/> then <see cref="TryReadBatch"/> until something is read: blocks until at
+    /// least one packet is read, and returns 0 once woken for stop. For callers with one reader.
+    /// </summary>
     public int ReadBatch(Span<PacketBuffer> buffers)
     {
         if (buffers.Length == 0)
         {
             return 0;
         }
+        while (WaitReadable(-1))
+        {
+            int count = TryReadBatch(buffers);
+            if (count > 0)
+            {
+                return count;
+            }
+            // Spurious readiness (another reader took it, or it was dropped): wait again.
+        }
+        return 0;
+    }
+
+    public bool WaitReadable(int timeoutMs)
+    {
         bool fdAdded = false, wakeAdded = false;
         try
         {
             _fd.DangerousAddRef(ref fdAdded);
             _wake.Handle.DangerousAddRef(ref wakeAdded);
-            int fd = _fd.Fd;
             if (_offload is not null && _offload.Segmenter.HasPending)
             {
-                // Segments of the last super-packet come first, and without blocking in poll.
-                int pending = ReadAvailableWithHeader(fd, buffers);
-                if (pending > 0)
-                {
-                    return pending; // (0 only if they were dropped: then wait as usual, 0 means stop)
-                }
+                return true; // segments of the last super-packet come first, without poll
             }
-            while (true)
+            var outcome = DescriptorWait.Wait(_fd.Fd, LibC.POLLIN, _wake.Handle.Fd, timeoutMs, out short revents);
+            if (outcome != DescriptorWait.Outcome.Ready)
             {
-                var outcome = DescriptorWait.Wait(fd, LibC.POLLIN, _wake.Handle.Fd, -1, out short revents);
-                if (outcome == DescriptorWait.Outcome.Woken)
-                {
-                    return 0;
-                }
-                if ((revents & LibC.POLLNVAL) != 0)
-                {
-                    throw new TunDeviceException($"TUN device {Name}: descriptor is no longer valid");
-                }
-                int count = _offload is null ? ReadAvailable(fd, buffers) : ReadAvailableWithHeader(fd, buffers);
-                if (count > 0)
-                {
-                    return count;
-                }
-                // Spurious readiness (another reader, or the packet was gone): wait again.
+                return false;
             }
+            if ((revents & LibC.POLLNVAL) != 0)
+            {
+                throw new TunDeviceException($"TUN device {Name}: descriptor is no longer valid");
+            }
+            return true;
         }
         catch (ObjectDisposedException)
         {
-            return 0; // disposed while stopping: same as a wake
+            return false; // disposed while stopping: same as a wake
         }
         finally
         {
@@ -160,6 +165,31 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
             {
                 _wake.Handle.DangerousRelease();
             }
+            if (fdAdded)
+            {
+                _fd.DangerousRelease();
+            }
+        }
+    }
+
+    public int TryReadBatch(Span<PacketBuffer> buffers)
+    {
+        if (buffers.Length == 0)
+        {
+            return 0;
+        }
+        bool fdAdded = false;
+        try
+        {
+            _fd.DangerousAddRef(ref fdAdded);
+            return _offload is null ? ReadAvailable(_fd.Fd, buffers) : ReadAvailableWithHeader(_fd.Fd, buffers);
+        }
+        catch (ObjectDisposedException)
+        {
+            return 0;
+        }
+        finally
+        {
             if (fdAdded)
             {
                 _fd.DangerousRelease();

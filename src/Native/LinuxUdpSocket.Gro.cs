@@ -98,6 +98,9 @@ public sealed unsafe partial class LinuxUdpSocket
             }
         }
 
+        /// <summary>Datagrams received and not handed out yet.</summary>
+        public bool HasPending => _segmentsLeft > 0 || _next < _received;
+
         public void Received(int reads)
         {
             _received = reads;

@@ -12,8 +12,9 @@ namespace Firezone.Actors.Native;
 /// UDP GSO on send (LinuxUdpSocket.Gso.cs) and UDP GRO on receive (LinuxUdpSocket.Gro.cs) where the
 /// kernel has them.
 ///
-/// Threading: one thread calls <see cref="ReceiveBatch"/> and one (other) thread calls
-/// <see cref="SendBatch"/>; each direction has its own preallocated native structures.
+/// Threading: receives (<see cref="TryReceiveBatch"/>, <see cref="ReceiveBatch"/>) are made one at a
+/// time, by one thread or by several that serialise them; <see cref="SendBatch"/> (one batch at a
+/// time) has its own preallocated native structures. <see cref="WaitReadable"/>,
 /// <see cref="WakeReceiver"/> and <see cref="Dispose"/> may be called from any thread.
 /// </summary>
 public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
@@ -158,52 +159,52 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
     /// <summary>errno of the last refused datagram, for the log.</summary>
     public int LastSendErrno { get; private set; }
 
-    /// <inheritdoc />
-    /// <remarks>When a truncated datagram is dropped, later buffers move forward in
-    /// <paramref name="buffers"/> (elements are swapped, none lost), so the first N hold the datagrams.</remarks>
+    /// <summary>
+    /// <see cref="WaitReadable"/> then <see cref="TryReceiveBatch"/> until something arrives: blocks
+    /// until at least one datagram is read, and returns 0 once woken for stop. For callers with one reader.
+    /// </summary>
     public int ReceiveBatch(Span<PacketBuffer> buffers)
     {
         if (buffers.Length == 0)
         {
             return 0;
         }
+        while (WaitReadable(-1))
+        {
+            int received = TryReceiveBatch(buffers);
+            if (received > 0)
+            {
+                return received;
+            }
+        }
+        return 0;
+    }
+
+    public bool WaitReadable(int timeoutMs)
+    {
         bool fdAdded = false, wakeAdded = false;
         try
         {
             _fd.DangerousAddRef(ref fdAdded);
             _wake.Handle.DangerousAddRef(ref wakeAdded);
-            int fd = _fd.Fd;
-            int count = Math.Min(buffers.Length, _receive.Capacity);
-            if (_groSlots is not null)
+            if (_groSlots is not null && _groSlots.HasPending)
             {
-                // Segments left over from an earlier read come first, without waiting in poll.
-                int pending = _groSlots.Drain(buffers, this);
-                if (pending > 0)
-                {
-                    return pending;
-                }
+                return true; // segments left over from an earlier read come first, without poll
             }
-            while (true)
+            var outcome = DescriptorWait.Wait(_fd.Fd, LibC.POLLIN, _wake.Handle.Fd, timeoutMs, out short revents);
+            if (outcome != DescriptorWait.Outcome.Ready)
             {
-                var outcome = DescriptorWait.Wait(fd, LibC.POLLIN, _wake.Handle.Fd, -1, out short revents);
-                if (outcome == DescriptorWait.Outcome.Woken)
-                {
-                    return 0;
-                }
-                if ((revents & LibC.POLLNVAL) != 0)
-                {
-                    throw new UdpSocketException("UDP socket descriptor is no longer valid");
-                }
-                int received = _groSlots is null ? Receive(fd, buffers[..count]) : ReceiveCoalesced(fd, buffers);
-                if (received > 0)
-                {
-                    return received;
-                }
+                return false;
             }
+            if ((revents & LibC.POLLNVAL) != 0)
+            {
+                throw new UdpSocketException("UDP socket descriptor is no longer valid");
+            }
+            return true;
         }
         catch (ObjectDisposedException)
         {
-            return 0;
+            return false;
         }
         finally
         {
@@ -211,6 +212,39 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
             {
                 _wake.Handle.DangerousRelease();
             }
+            if (fdAdded)
+            {
+                _fd.DangerousRelease();
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>When a truncated datagram is dropped, later buffers move forward in
+    /// <paramref name="buffers"/> (elements are swapped, none lost), so the first N hold the datagrams.</remarks>
+    public int TryReceiveBatch(Span<PacketBuffer> buffers)
+    {
+        if (buffers.Length == 0)
+        {
+            return 0;
+        }
+        bool fdAdded = false;
+        try
+        {
+            _fd.DangerousAddRef(ref fdAdded);
+            if (_groSlots is not null)
+            {
+                int pending = _groSlots.Drain(buffers, this);
+                return pending > 0 ? pending : ReceiveCoalesced(_fd.Fd, buffers);
+            }
+            return Receive(_fd.Fd, buffers[..Math.Min(buffers.Length, _receive.Capacity)]);
+        }
+        catch (ObjectDisposedException)
+        {
+            return 0;
+        }
+        finally
+        {
             if (fdAdded)
             {
                 _fd.DangerousRelease();

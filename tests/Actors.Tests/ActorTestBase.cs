@@ -40,8 +40,8 @@ public abstract class ActorTestBase : Akka.TestKit.Xunit2.TestKit
         Scheduler.Advance(by);
     }
 
-    protected TunnelNode StartNode(string name, int index, PeerSupervisorOptions? options = null) =>
-        TunnelNode.Start(Sys, Network, Clock, name, index, TestActor, options);
+    protected TunnelNode StartNode(string name, int index, PeerSupervisorOptions? options = null, TimeSpan replyPollMax = default) =>
+        TunnelNode.Start(Sys, Network, Clock, name, index, TestActor, options, replyPollMax);
 
     /// <summary>A in the middle, B and C its peers (A knows their endpoints and initiates).</summary>
     protected (TunnelNode A, TunnelNode B, TunnelNode C) StartStar(PeerSupervisorOptions? options = null)

@@ -152,6 +152,42 @@ public sealed class TunnelTrafficTests(ITestOutputHelper output) : ActorTestBase
         StopAndAssertNoLeaks(a, b, c);
     }
 
+    [Fact]
+    public void After_idle_the_reader_that_sent_a_request_polls_for_the_reply_and_the_far_reader_reads_its_answer_itself()
+    {
+        // Reply polling (BatchReaderThread): neither reply below wakes a blocked reader. B's TUN
+        // answers like a kernel answering a ping, and A's socket does not wake its reader. So a
+        // reply arrives only if the thread that handed the request on polls for it.
+        // A long limit, so a slow test machine still catches the reply.
+        var a = StartNode("a", 1, replyPollMax: TimeSpan.FromSeconds(1));
+        var b = StartNode("b", 2, replyPollMax: TimeSpan.FromSeconds(1));
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+        AwaitWritten(b, 1);
+        Assert.True(Control<TunnelTopology>(a, GetTunnelTopology.Instance).Registry.TryGet(b.PublicKey, out var bAtA));
+        Assert.True(Control<TunnelTopology>(b, GetTunnelTopology.Instance).Registry.TryGet(a.PublicKey, out var aAtB));
+        AwaitCondition(() => !bAtA.HasBacklog && !aAtB.HasBacklog, Wait);
+
+        b.Tun.AnswerQuietly = request => Packets.Ipv4(b.Address, a.Address, Ecn.Ect0, id: (ushort)(Packets.IdOf(request) + 1000));
+        a.Socket.WakeOnArrival = false;
+        // Longer than the limit: the polls that followed the handshake are over, every reader is
+        // blocked, and the next read wakes its reader from idle.
+        Thread.Sleep(TimeSpan.FromSeconds(1.5));
+        int seen = Network.Log.Count;
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 2));
+        AwaitWritten(a, 1);
+
+        Assert.Equal(1002, Packets.IdOf(Assert.Single(a.Tun.Written)));
+        // A's TUN reader sealed the request, then polled A's socket and wrote the reply itself.
+        Assert.StartsWith("tun-reader", Assert.Single(DataFrom(a, seen)).SenderThread);
+        Assert.StartsWith("tun-reader", Assert.Single(a.Tun.WriterThreads));
+        // B's socket reader wrote the request to the TUN, then read the answer and sent it.
+        Assert.StartsWith("udp-receiver", b.Tun.WriterThreads[^1]);
+        Assert.StartsWith("udp-receiver", Assert.Single(DataFrom(b, seen)).SenderThread);
+        StopAndAssertNoLeaks(a, b);
+    }
+
     private WireDatagram[] DataFrom(TunnelNode node, int seen) =>
         Network.Log.Skip(seen).Where(d => d.From == node.Endpoint && d.Type == MessageType.TransportData && d.Data.Length > MessageHeader.TransportMinSize).ToArray();
 

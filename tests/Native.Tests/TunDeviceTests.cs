@@ -90,6 +90,52 @@ public sealed class TunDeviceTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void An_echo_request_written_to_the_device_is_answered_by_the_kernel_and_read_back_without_blocking()
+    {
+        // The premise of reply polling (BatchReaderThread): the kernel answers a ping to its own
+        // address while the write runs, so a non-blocking read right after the write finds it.
+        using var ns = new NetworkNamespace();
+        string name = "fzt" + NetworkNamespace.UniqueSuffix();
+        var pool = new PacketBufferPool();
+        LinuxTunDevice tun = ns.RunInside(() => new LinuxTunDevice(new TunDeviceOptions { Name = name, Mtu = 1420 }));
+        var buffers = new PacketBuffer[8];
+        try
+        {
+            Command.Check("ip", "-n", ns.Name, "addr", "add", "10.203.0.1/24", "dev", name);
+            byte[] self = [10, 203, 0, 1], far = [10, 203, 0, 2];
+            var request = pool.Rent();
+            request.Length = IcmpEcho.WriteRequest(request.Writable, far, self, sequence: 77);
+            tun.WriteBatch([request]);
+            request.Return();
+            Assert.Equal(0, tun.WriteErrors);
+
+            int reads = 0;
+            bool answered = false;
+            while (!answered)
+            {
+                for (int i = 0; i < buffers.Length; i++)
+                {
+                    buffers[i] = pool.Rent();
+                }
+                reads++;
+                int count = tun.TryReadBatch(buffers);
+                for (int i = 0; i < buffers.Length; i++)
+                {
+                    answered |= i < count && IcmpEcho.IsEchoReplyTo(buffers[i].Data, far, 77);
+                    buffers[i].Return();
+                }
+                Assert.True(answered || count > 0 || tun.WaitReadable(5000), "the kernel's echo reply did not arrive within 5 s");
+            }
+            output.WriteLine($"echo reply found by non-blocking read number {reads} after the write");
+        }
+        finally
+        {
+            tun.Dispose();
+        }
+        Assert.Equal(0, pool.Outstanding);
+    }
+
+    [Fact]
     public void A_kernel_chosen_name_is_reported_and_the_device_disappears_on_dispose()
     {
         using var ns = new NetworkNamespace();

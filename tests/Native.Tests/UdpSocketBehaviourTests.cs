@@ -88,6 +88,41 @@ public sealed class UdpSocketBehaviourTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void WaitReadable_and_TryReceiveBatch_do_not_block_on_an_empty_socket_and_find_a_datagram_once_it_is_there()
+    {
+        // The reply-polling reader looks at the other device with these two calls (BatchReaderThread).
+        var pool = new PacketBufferPool();
+        using var receiver = new LinuxUdpSocket(new UdpBatchSocketOptions());
+        using var sender = new LinuxUdpSocket(new UdpBatchSocketOptions());
+        var buffers = new PacketBuffer[4];
+        for (int i = 0; i < buffers.Length; i++)
+        {
+            buffers[i] = pool.Rent();
+        }
+        Assert.False(receiver.WaitReadable(0));
+        Assert.False(receiver.WaitReadable(20));
+        Assert.Equal(0, receiver.TryReceiveBatch(buffers));
+
+        var datagram = UdpTestKit.Datagram(pool, 7, 32, Ecn.Ce, UdpTestKit.Endpoint("::1", receiver.LocalPort));
+        Assert.Equal(1, sender.SendBatch([datagram]));
+        datagram.Return();
+        Assert.True(receiver.WaitReadable(5000), "the datagram did not arrive within 5 s");
+        Assert.Equal(1, receiver.TryReceiveBatch(buffers));
+        Assert.Equal(7, UdpTestKit.NumberOf(buffers[0]));
+        Assert.Equal(Ecn.Ce, buffers[0].Ecn);
+        Assert.Equal(0, receiver.TryReceiveBatch(buffers.AsSpan(1)));
+        Assert.False(receiver.WaitReadable(0));
+
+        receiver.WakeReceiver();
+        Assert.False(receiver.WaitReadable(-1)); // woken for good: returns at once
+        foreach (var buffer in buffers)
+        {
+            buffer.Return();
+        }
+        Assert.Equal(0, pool.Outstanding);
+    }
+
+    [Fact]
     public void Waking_a_blocked_receiver_returns_zero_promptly()
     {
         var pool = new PacketBufferPool();

@@ -38,7 +38,7 @@ internal static class UdpTestKit
     /// the receiver, which then returns 0). Every received buffer is in the returned list; the caller
     /// returns them to the pool.
     /// </summary>
-    public static List<PacketBuffer> ReceiveExactly(IUdpBatchSocket socket, PacketBufferPool pool, int expected)
+    public static List<PacketBuffer> ReceiveExactly(LinuxUdpSocket socket, PacketBufferPool pool, int expected)
     {
         var received = new List<PacketBuffer>();
         var batch = new PacketBuffer[64];

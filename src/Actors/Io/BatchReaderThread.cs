@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.ExceptionServices;
 using Akka.Actor;
 using Firezone.Actors.Actors.EngineSeam;
@@ -9,35 +10,63 @@ namespace Firezone.Actors.Actors.Io;
 /// <summary>
 /// The dedicated reader thread of an I/O actor (STYLE.md rule 8: no blocking call on the shared
 /// dispatcher), shared by TunReader and SocketIO. Each pass rents up to a batch of pooled buffers,
-/// blocks in <see cref="IBatchReaderSteps.ReadBatch"/>, routes every filled buffer, keeps the unfilled
-/// ones for the next read and flushes the per-peer groups. A failure is told to the owning actor as
-/// <see cref="IoThreadFailed"/> (unless it is stopping), which rethrows it so its supervisor escalates.
+/// reads what the device has queued (<see cref="IBatchReaderSteps.TryReadBatch"/>), routes every
+/// filled buffer, keeps the unfilled ones for the next read and flushes the per-peer groups. The
+/// thread blocks in <see cref="IBatchReaderSteps.WaitReadable"/> between passes.
+///
+/// Reply polling: when a read woke this thread from idle (it waited at least
+/// <see cref="ReplyPoll.IdleBefore"/>), what it just sent or wrote is likely a request whose reply
+/// comes back on the other device within a fraction of a millisecond: a ping's echo is queued on
+/// the TUN device before the write that carried the request returns. Instead of letting the other
+/// reader thread wake up for it (on these VMs a wake-up from idle costs more than the rest of the
+/// crossing), this thread polls the other device for up to <see cref="ReplyPoll"/>'s limit and
+/// hands the reply on itself (<see cref="IPartnerReader.TryReadForPartner"/>). It stops at the
+/// first reply, when its own device has something to read, or at the limit. Passes are made under
+/// one lock per device, so the reads of a device stay one at a time and in order whichever thread
+/// makes them. Steady traffic never waits 1 ms for a read and is not affected.
+///
+/// A failure is told to the owning actor as <see cref="IoThreadFailed"/> (unless it is stopping),
+/// which rethrows it so its supervisor escalates.
 /// </summary>
-internal sealed class BatchReaderThread<TSteps> where TSteps : struct, IBatchReaderSteps
+internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : struct, IBatchReaderSteps
 {
+    private static readonly long IdleTicks = (long)(ReplyPoll.IdleBefore.TotalSeconds * Stopwatch.Frequency);
+
     private readonly PacketBuffer[] _buffers;
     private readonly IWireGuardDevice _device;
     private readonly TunnelCounters _counters;
     private readonly IActorRef _owner;
     private readonly Thread _thread;
-    // Not readonly: the steps hold per-read state (groups) and must be called in place, never copied.
+    private readonly ReaderPair? _pair;
+    private readonly ReaderPair.Side _side;
+    // One pass at a time on this device, by this thread or by the partner's (TryReadForPartner).
+    private readonly Lock _gate = new();
+    // Not readonly: the steps hold per-read state (groups) and must be called in place, never
+    // copied. Used under _gate only (except WaitReadable, which touches no state).
     private TSteps _steps;
+    private ReplyPoll _replyPoll;
+    private int _held; // _buffers[0.._held) are rented and ours; under _gate
     private volatile bool _stopping;
     private bool _started;
 
-    public BatchReaderThread(string name, int batchSize, TSteps steps, IWireGuardDevice device, TunnelCounters counters, IActorRef owner)
+    public BatchReaderThread(string name, int batchSize, TSteps steps, IWireGuardDevice device, TunnelCounters counters, IActorRef owner,
+        ReaderPair? pair = null, ReaderPair.Side side = default, TimeSpan replyPollMax = default)
     {
         _buffers = new PacketBuffer[batchSize];
         _steps = steps;
         _device = device;
         _counters = counters;
         _owner = owner;
+        _pair = pair;
+        _side = side;
+        _replyPoll = new ReplyPoll(pair is null ? TimeSpan.Zero : replyPollMax);
         _thread = new Thread(Run) { IsBackground = true, Name = name };
     }
 
     public void Start()
     {
         _started = true;
+        _pair?.Join(_side, this);
         _thread.Start();
     }
 
@@ -45,56 +74,62 @@ internal sealed class BatchReaderThread<TSteps> where TSteps : struct, IBatchRea
     public bool Stop(TimeSpan timeout)
     {
         _stopping = true;
+        _pair?.Leave(_side, this);
         _steps.Wake();
         return !_started || _thread.Join(timeout);
     }
 
+    public int TryReadForPartner()
+    {
+        if (_stopping || !_gate.TryEnter())
+        {
+            return -1;
+        }
+        try
+        {
+            return _stopping ? -1 : Math.Max(Pass(), 0);
+        }
+        catch (Exception e)
+        {
+            // This device failed on the partner's thread: report it to this device's actor, and
+            // let the partner go on with its own device.
+            ReportFailure(e);
+            _stopping = true;
+            return -1;
+        }
+        finally
+        {
+            _gate.Exit();
+        }
+    }
+
     private void Run()
     {
-        int held = 0; // _buffers[0..held) are rented and ours
         try
         {
             while (!_stopping)
             {
-                while (held < _buffers.Length && _device.Pool.TryRent(out var buffer))
+                long waitStart = Stopwatch.GetTimestamp();
+                if (!_steps.WaitReadable(-1))
                 {
-                    _buffers[held++] = buffer;
+                    continue; // woken: stopping
                 }
-                if (held == 0)
+                bool fromIdle = Stopwatch.GetTimestamp() - waitStart >= IdleTicks;
+                int read;
+                lock (_gate)
+                {
+                    read = Pass();
+                }
+                if (read < 0)
                 {
                     // Every buffer is in flight: back-pressure instead of unbounded memory.
                     Interlocked.Increment(ref _counters.PoolExhausted);
                     Thread.Sleep(1);
-                    continue;
                 }
-                int read = _steps.ReadBatch(_buffers.AsSpan(0, held));
-                if (read <= 0)
+                else if (read > 0 && fromIdle && _replyPoll.Enabled && _pair?.PartnerOf(_side) is { } partner)
                 {
-                    continue;
+                    PollForReply(partner);
                 }
-                for (int i = 0; i < read; i++)
-                {
-                    // Ownership moves to Route (a group, or back to the pool): the cleanup below must
-                    // not return this buffer a second time. Route can only throw before it hands the
-                    // buffer on (lookups, renting a group), so on a throw it is still ours to return.
-                    var buffer = _buffers[i];
-                    _buffers[i] = null!;
-                    try
-                    {
-                        _steps.Route(buffer);
-                    }
-                    catch
-                    {
-                        buffer.Return();
-                        throw;
-                    }
-                }
-                // Keep the unread buffers for the next read.
-                int left = held - read;
-                Array.Copy(_buffers, read, _buffers, 0, left);
-                Array.Clear(_buffers, left, read);
-                held = left;
-                _steps.Flush();
             }
         }
         catch (Exception e)
@@ -106,17 +141,98 @@ internal sealed class BatchReaderThread<TSteps> where TSteps : struct, IBatchRea
             // A plain thread: an exception escaping here would end the process. Report it instead.
             try
             {
-                for (int i = 0; i < held; i++)
+                lock (_gate)
                 {
-                    _buffers[i]?.Return();
-                    _buffers[i] = null!;
+                    _stopping = true;
+                    for (int i = 0; i < _held; i++)
+                    {
+                        _buffers[i]?.Return();
+                        _buffers[i] = null!;
+                    }
+                    _held = 0;
+                    _steps.Release();
                 }
-                _steps.Release();
             }
             catch (Exception e)
             {
                 ReportFailure(e);
             }
+        }
+    }
+
+    /// <summary>
+    /// One read and its hand-on, under <see cref="_gate"/>. Returns how many packets were read, or
+    /// -1 when no buffer could be rented.
+    /// </summary>
+    private int Pass()
+    {
+        while (_held < _buffers.Length && _device.Pool.TryRent(out var buffer))
+        {
+            _buffers[_held++] = buffer;
+        }
+        if (_held == 0)
+        {
+            return -1;
+        }
+        int read = _steps.TryReadBatch(_buffers.AsSpan(0, _held));
+        if (read <= 0)
+        {
+            return 0;
+        }
+        for (int i = 0; i < read; i++)
+        {
+            // Ownership moves to Route (a group, or back to the pool): the cleanup must not return
+            // this buffer a second time. Route can only throw before it hands the buffer on
+            // (lookups, renting a group), so on a throw it is still ours to return.
+            var buffer = _buffers[i];
+            _buffers[i] = null!;
+            try
+            {
+                _steps.Route(buffer);
+            }
+            catch
+            {
+                buffer.Return();
+                throw;
+            }
+        }
+        // Keep the unread buffers for the next read.
+        int left = _held - read;
+        Array.Copy(_buffers, read, _buffers, 0, left);
+        Array.Clear(_buffers, left, read);
+        _held = left;
+        _steps.Flush();
+        return read;
+    }
+
+    /// <summary>Busy-polls the partner's device for the reply to what this thread just handed on (see the class comment).</summary>
+    private void PollForReply(IPartnerReader partner)
+    {
+        long start = Stopwatch.GetTimestamp();
+        long limit = _replyPoll.Begin();
+        while (!_stopping)
+        {
+            int read = partner.TryReadForPartner();
+            if (read != 0)
+            {
+                if (read > 0)
+                {
+                    _replyPoll.Caught();
+                }
+                return; // handed on here, or the partner's own thread has it
+            }
+            if (Stopwatch.GetTimestamp() - start >= limit)
+            {
+                _replyPoll.Missed();
+                return;
+            }
+            if (_steps.WaitReadable(0))
+            {
+                return; // our own device has work
+            }
+            // Let a thread that is runnable on this CPU go first: on two cores the thread that
+            // produces the reply (another daemon, or the kernel's) may be waiting for this one.
+            Thread.Yield();
         }
     }
 

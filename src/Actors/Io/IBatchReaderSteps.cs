@@ -3,15 +3,18 @@ using Firezone.Actors.Engine.Buffers;
 namespace Firezone.Actors.Actors.Io;
 
 /// <summary>
-/// The device-specific steps of a <see cref="BatchReaderThread{TSteps}"/>: how to block in a batch
-/// read, how to route one buffer, and how to hand the per-read groups on. Implemented by a struct so
+/// The device-specific steps of a <see cref="BatchReaderThread{TSteps}"/>: how to wait for the
+/// device, how to read a batch, how to route one buffer, and how to hand the per-read groups on. Implemented by a struct so
 /// the reader's generic code is specialised per device and these calls are direct, not virtual
 /// (STYLE.md: no per-packet delegate, closure or allocation).
 /// </summary>
 internal interface IBatchReaderSteps
 {
-    /// <summary>Blocks until at least one buffer is filled or <see cref="Wake"/> is called; returns how many.</summary>
-    int ReadBatch(Span<PacketBuffer> buffers);
+    /// <summary>Blocks until the device has something to read (true), for at most <paramref name="timeoutMs"/> (-1: no limit), or until <see cref="Wake"/> is called (false).</summary>
+    bool WaitReadable(int timeoutMs);
+
+    /// <summary>Reads what the device has queued now, without waiting; returns how many buffers were filled.</summary>
+    int TryReadBatch(Span<PacketBuffer> buffers);
 
     /// <summary>
     /// Takes ownership of <paramref name="buffer"/>: adds it to a group or returns it to the pool.
@@ -25,6 +28,6 @@ internal interface IBatchReaderSteps
     /// <summary>Recycles any group not yet sent (the thread is ending).</summary>
     void Release();
 
-    /// <summary>Unblocks a <see cref="ReadBatch"/> in progress so the thread sees it is stopping.</summary>
+    /// <summary>Unblocks a <see cref="WaitReadable"/> in progress, for good, so the thread sees it is stopping.</summary>
     void Wake();
 }

@@ -33,17 +33,22 @@ public sealed class SocketIO : UntypedActor
     private readonly TunnelCounters _counters;
     private SendDatagrams? _current;
 
-    public SocketIO(IUdpBatchSocket socket, ITunDevice tun, IWireGuardDevice device, PeerRegistry registry, IActorRef handshakeOwner, TunnelCounters counters, IMonotonicClock clock)
+    public SocketIO(IUdpBatchSocket socket, ITunDevice tun, IWireGuardDevice device, PeerRegistry registry, IActorRef handshakeOwner, TunnelCounters counters, IMonotonicClock clock,
+        ReaderPair? readers = null, TimeSpan replyPollMax = default)
     {
         _socket = socket;
         _counters = counters;
         var groups = new PeerGroups<InboundDatagrams>(InboundDatagrams.Rent, new DirectPeerOutput(socket, tun, counters));
         var steps = new ReceiveSteps(socket, device, registry, handshakeOwner, counters, clock, groups);
-        _receiver = new BatchReaderThread<ReceiveSteps>("udp-receiver " + socket.LocalPort, ReceiveBatchSize, steps, device, counters, Self);
+        _receiver = new BatchReaderThread<ReceiveSteps>("udp-receiver " + socket.LocalPort, ReceiveBatchSize, steps, device, counters, Self,
+            readers, ReaderPair.Side.Udp, replyPollMax);
     }
 
-    public static Props Props(IUdpBatchSocket socket, ITunDevice tun, IWireGuardDevice device, PeerRegistry registry, IActorRef handshakeOwner, TunnelCounters counters, IMonotonicClock clock) =>
-        Akka.Actor.Props.Create(() => new SocketIO(socket, tun, device, registry, handshakeOwner, counters, clock));
+    /// <param name="readers">Shared with the tunnel's TunReader for reply polling (see BatchReaderThread); null: none.</param>
+    /// <param name="replyPollMax">The longest reply poll (see ReplyPoll); zero: none.</param>
+    public static Props Props(IUdpBatchSocket socket, ITunDevice tun, IWireGuardDevice device, PeerRegistry registry, IActorRef handshakeOwner, TunnelCounters counters, IMonotonicClock clock,
+        ReaderPair? readers = null, TimeSpan replyPollMax = default) =>
+        Akka.Actor.Props.Create(() => new SocketIO(socket, tun, device, registry, handshakeOwner, counters, clock, readers, replyPollMax));
 
     protected override void PreStart()
     {
@@ -89,7 +94,9 @@ public sealed class SocketIO : UntypedActor
     {
         private InboundHandshakes? _handshakes;
 
-        public readonly int ReadBatch(Span<PacketBuffer> buffers) => socket.ReceiveBatch(buffers);
+        public readonly bool WaitReadable(int timeoutMs) => socket.WaitReadable(timeoutMs);
+
+        public readonly int TryReadBatch(Span<PacketBuffer> buffers) => socket.TryReceiveBatch(buffers);
 
         public readonly void Wake() => socket.WakeReceiver();
 

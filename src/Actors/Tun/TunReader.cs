@@ -32,16 +32,21 @@ public sealed class TunReader : UntypedActor
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly BatchReaderThread<ReadSteps> _reader;
 
-    public TunReader(ITunDevice tun, IUdpBatchSocket socket, IWireGuardDevice device, PeerRegistry registry, TunnelCounters counters, IMonotonicClock clock)
+    public TunReader(ITunDevice tun, IUdpBatchSocket socket, IWireGuardDevice device, PeerRegistry registry, TunnelCounters counters, IMonotonicClock clock,
+        ReaderPair? readers = null, TimeSpan replyPollMax = default)
     {
         _tun = tun;
         var groups = new PeerGroups<OutboundPackets>(OutboundPackets.Rent, new DirectPeerOutput(socket, tun, counters));
         var steps = new ReadSteps(tun, device, registry, counters, clock, groups);
-        _reader = new BatchReaderThread<ReadSteps>("tun-reader " + tun.Name, ReadBatchSize, steps, device, counters, Self);
+        _reader = new BatchReaderThread<ReadSteps>("tun-reader " + tun.Name, ReadBatchSize, steps, device, counters, Self,
+            readers, ReaderPair.Side.Tun, replyPollMax);
     }
 
-    public static Props Props(ITunDevice tun, IUdpBatchSocket socket, IWireGuardDevice device, PeerRegistry registry, TunnelCounters counters, IMonotonicClock clock) =>
-        Akka.Actor.Props.Create(() => new TunReader(tun, socket, device, registry, counters, clock));
+    /// <param name="readers">Shared with the tunnel's SocketIO for reply polling (see BatchReaderThread); null: none.</param>
+    /// <param name="replyPollMax">The longest reply poll (see ReplyPoll); zero: none.</param>
+    public static Props Props(ITunDevice tun, IUdpBatchSocket socket, IWireGuardDevice device, PeerRegistry registry, TunnelCounters counters, IMonotonicClock clock,
+        ReaderPair? readers = null, TimeSpan replyPollMax = default) =>
+        Akka.Actor.Props.Create(() => new TunReader(tun, socket, device, registry, counters, clock, readers, replyPollMax));
 
     protected override void PreStart()
     {
@@ -72,7 +77,9 @@ public sealed class TunReader : UntypedActor
     /// <summary>The reader thread's steps: read packets, group them by destination peer, step each peer.</summary>
     private readonly struct ReadSteps(ITunDevice tun, IWireGuardDevice device, PeerRegistry registry, TunnelCounters counters, IMonotonicClock clock, PeerGroups<OutboundPackets> groups) : IBatchReaderSteps
     {
-        public int ReadBatch(Span<PacketBuffer> buffers) => tun.ReadBatch(buffers);
+        public bool WaitReadable(int timeoutMs) => tun.WaitReadable(timeoutMs);
+
+        public int TryReadBatch(Span<PacketBuffer> buffers) => tun.TryReadBatch(buffers);
 
         public void Wake() => tun.WakeReader();
 

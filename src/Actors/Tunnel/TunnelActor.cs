@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Event;
+using Firezone.Actors.Actors.Io;
 using Firezone.Actors.Actors.Peers;
 using Firezone.Actors.Actors.Socket;
 using Firezone.Actors.Actors.Tun;
@@ -21,6 +22,7 @@ public sealed class TunnelActor : UntypedActor
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly TunnelCounters _counters = new();
     private readonly PeerRegistry _registry = new();
+    private readonly ReaderPair _readers = new();
     private IActorRef _self = ActorRefs.Nobody;
     private IActorRef _tunWriter = ActorRefs.Nobody;
     private IActorRef _socketIO = ActorRefs.Nobody;
@@ -42,9 +44,9 @@ public sealed class TunnelActor : UntypedActor
         Tunnels.EnsureIoDispatcher(Context.System);
         _tunWriter = Context.ActorOf(TunWriter.Props(s.Tun, _counters).WithDispatcher(Tunnels.IoDispatcherId), "tun-writer");
         // Initiations come back to this actor and go on to the supervisor (created next).
-        _socketIO = Context.ActorOf(SocketIO.Props(s.Socket, s.Tun, s.Device, _registry, Self, _counters, s.Clock).WithDispatcher(Tunnels.IoDispatcherId), "socket-io");
+        _socketIO = Context.ActorOf(SocketIO.Props(s.Socket, s.Tun, s.Device, _registry, Self, _counters, s.Clock, _readers, s.ReplyPollMax).WithDispatcher(Tunnels.IoDispatcherId), "socket-io");
         _peers = Context.ActorOf(PeerSupervisor.Props(s.Device, _registry, _socketIO, _tunWriter, s.Clock, _counters, s.PeerOptions, s.Socket.LocalPort), "peers");
-        _tunReader = Context.ActorOf(TunReader.Props(s.Tun, s.Socket, s.Device, _registry, _counters, s.Clock), "tun-reader");
+        _tunReader = Context.ActorOf(TunReader.Props(s.Tun, s.Socket, s.Device, _registry, _counters, s.Clock, _readers, s.ReplyPollMax), "tun-reader");
     }
 
     protected override void OnReceive(object message)

@@ -27,6 +27,14 @@ public sealed record TunnelSettings
 
     public PeerSupervisorOptions PeerOptions { get; init; } = PeerSupervisorOptions.Default;
 
+    /// <summary>
+    /// The longest a reader thread busy-polls the other device for a reply after a packet woke it
+    /// from idle (see BatchReaderThread and ReplyPoll); zero turns reply polling off.
+    /// </summary>
+    public TimeSpan ReplyPollMax { get; init; } = DefaultReplyPollMax;
+
+    public static readonly TimeSpan DefaultReplyPollMax = TimeSpan.FromMilliseconds(1);
+
     /// <summary>Settings over the real engine <see cref="Engine.WireGuard.Device"/>.</summary>
     public static TunnelSettings ForEngine(Device device, ITunDevice tun, IUdpBatchSocket socket, IMonotonicClock clock, IActorRef? failureListener = null) =>
         new()

@@ -88,12 +88,13 @@ public sealed class FakeNetwork
     }
 }
 
-/// <summary>A fake UDP socket on a <see cref="FakeNetwork"/>; ReceiveBatch blocks until datagrams, a wake or a failure.</summary>
+/// <summary>A fake UDP socket on a <see cref="FakeNetwork"/>; WaitReadable blocks until datagrams, a wake (for good) or a failure.</summary>
 public sealed class FakeUdpSocket : Firezone.Actors.Native.IUdpBatchSocket
 {
     private readonly FakeNetwork _network;
     private readonly object _gate = new();
     private readonly Queue<(byte[] Data, UdpEndpoint From, Ecn Ecn)> _inbound = new();
+    private readonly Queue<(byte[] Data, UdpEndpoint From, Ecn Ecn)> _quiet = new(); // arrived with WakeOnArrival off
     private bool _woken;
     private Exception? _failure;
 
@@ -109,6 +110,9 @@ public sealed class FakeUdpSocket : Firezone.Actors.Native.IUdpBatchSocket
 
     public bool Disposed { get; private set; }
 
+    /// <summary>False: a datagram that arrives is not seen by <see cref="WaitReadable"/> and wakes no one; only <see cref="TryReceiveBatch"/> (a thread that polls) finds it.</summary>
+    public bool WakeOnArrival { get; set; } = true;
+
     public void Fail(Exception error)
     {
         lock (_gate)
@@ -123,30 +127,55 @@ public sealed class FakeUdpSocket : Firezone.Actors.Native.IUdpBatchSocket
     {
         lock (_gate)
         {
-            _inbound.Enqueue((data, from, ecn));
-            Monitor.PulseAll(_gate);
+            if (WakeOnArrival)
+            {
+                _inbound.Enqueue((data, from, ecn));
+                Monitor.PulseAll(_gate);
+            }
+            else
+            {
+                _quiet.Enqueue((data, from, ecn));
+            }
         }
     }
 
-    public int ReceiveBatch(Span<PacketBuffer> buffers)
+    public bool WaitReadable(int timeoutMs)
     {
         lock (_gate)
         {
+            long deadline = Environment.TickCount64 + Math.Max(timeoutMs, 0);
             while (_inbound.Count == 0 && !_woken && _failure is null)
             {
-                Monitor.Wait(_gate);
+                if (timeoutMs < 0)
+                {
+                    Monitor.Wait(_gate);
+                    continue;
+                }
+                long left = deadline - Environment.TickCount64;
+                if (left <= 0)
+                {
+                    return false;
+                }
+                Monitor.Wait(_gate, (int)left);
             }
             if (_failure is not null)
             {
                 throw _failure;
             }
-            if (_woken)
+            return !_woken;
+        }
+    }
+
+    public int TryReceiveBatch(Span<PacketBuffer> buffers)
+    {
+        lock (_gate)
+        {
+            if (_failure is not null)
             {
-                _woken = false;
-                return 0;
+                throw _failure;
             }
             int n = 0;
-            while (n < buffers.Length && _inbound.TryDequeue(out var datagram))
+            while (n < buffers.Length && (_quiet.TryDequeue(out var datagram) || _inbound.TryDequeue(out datagram)))
             {
                 var buffer = buffers[n++];
                 datagram.Data.CopyTo(buffer.Writable);

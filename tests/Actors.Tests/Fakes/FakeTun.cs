@@ -6,12 +6,13 @@ namespace Firezone.Actors.Actors.Tests.Fakes;
 /// <summary>
 /// An in-memory TUN device (the role of wireguard-go's tuntest): <see cref="Inject"/> plays the
 /// kernel sending packets into the tunnel; <see cref="Written"/> collects what the tunnel wrote.
-/// ReadBatch blocks on a monitor until packets, a wake or an injected failure arrive.
+/// WaitReadable blocks on a monitor until packets, a wake (for good) or an injected failure arrive.
 /// </summary>
 public sealed class FakeTun(string name = "faketun0") : ITunDevice
 {
     private readonly object _gate = new();
     private readonly Queue<byte[]> _inbound = new();
+    private readonly Queue<byte[]> _quiet = new(); // AnswerQuietly's answers: read, but never waited for
     private readonly List<byte[]> _written = [];
     private readonly List<string?> _writerThreads = [];
     private bool _woken;
@@ -24,7 +25,15 @@ public sealed class FakeTun(string name = "faketun0") : ITunDevice
 
     public bool Disposed { get; private set; }
 
-    /// <summary>Queues packets to be read, all visible to the same ReadBatch call.</summary>
+    /// <summary>
+    /// When set, answers each written packet the way a kernel answers a ping: the answer is queued
+    /// for reading at once, but a thread blocked in <see cref="WaitReadable"/> is not woken, so only
+    /// a thread that polls the device (reply polling) finds it: <see cref="WaitReadable"/> does not
+    /// see it at all, only <see cref="TryReadBatch"/> does.
+    /// </summary>
+    public Func<byte[], byte[]?>? AnswerQuietly { get; set; }
+
+    /// <summary>Queues packets to be read, all visible to the same read.</summary>
     public void Inject(params byte[][] packets)
     {
         lock (_gate)
@@ -37,7 +46,7 @@ public sealed class FakeTun(string name = "faketun0") : ITunDevice
         }
     }
 
-    /// <summary>The next ReadBatch throws <paramref name="error"/> (the device went away).</summary>
+    /// <summary>The next read (or wait) throws <paramref name="error"/> (the device went away).</summary>
     public void FailReads(Exception error)
     {
         lock (_gate)
@@ -90,25 +99,43 @@ public sealed class FakeTun(string name = "faketun0") : ITunDevice
         }
     }
 
-    public int ReadBatch(Span<PacketBuffer> buffers)
+    public bool WaitReadable(int timeoutMs)
     {
         lock (_gate)
         {
+            long deadline = Environment.TickCount64 + Math.Max(timeoutMs, 0);
             while (_inbound.Count == 0 && !_woken && _readFailure is null)
             {
-                Monitor.Wait(_gate);
+                if (timeoutMs < 0)
+                {
+                    Monitor.Wait(_gate);
+                    continue;
+                }
+                long left = deadline - Environment.TickCount64;
+                if (left <= 0)
+                {
+                    return false;
+                }
+                Monitor.Wait(_gate, (int)left);
             }
             if (_readFailure is not null)
             {
                 throw _readFailure;
             }
-            if (_woken)
+            return !_woken;
+        }
+    }
+
+    public int TryReadBatch(Span<PacketBuffer> buffers)
+    {
+        lock (_gate)
+        {
+            if (_readFailure is not null)
             {
-                _woken = false;
-                return 0;
+                throw _readFailure;
             }
             int n = 0;
-            while (n < buffers.Length && _inbound.TryDequeue(out var packet))
+            while (n < buffers.Length && (_quiet.TryDequeue(out var packet) || _inbound.TryDequeue(out packet)))
             {
                 var buffer = buffers[n++];
                 packet.CopyTo(buffer.Writable);
@@ -130,6 +157,10 @@ public sealed class FakeTun(string name = "faketun0") : ITunDevice
             {
                 _written.Add(packet.Data.ToArray());
                 _writerThreads.Add(Thread.CurrentThread.Name);
+                if (AnswerQuietly?.Invoke(packet.Data.ToArray()) is { } answer)
+                {
+                    _quiet.Enqueue(answer);
+                }
             }
             Monitor.PulseAll(_gate);
         }

@@ -12,7 +12,8 @@ namespace Firezone.Actors.Actors.Tests.Fakes;
 
 /// <summary>
 /// One complete tunnel: a real engine Device and its pool, a fake TUN, a fake socket on the shared
-/// fake network, and the TunnelActor topology over them.
+/// fake network, and the TunnelActor topology over them. Reply polling is off unless asked for, so
+/// which reader thread hands a packet on does not depend on timing.
 /// </summary>
 public sealed class TunnelNode
 {
@@ -30,7 +31,7 @@ public sealed class TunnelNode
     public UdpEndpoint Endpoint => Socket.Endpoint;
 
     public static TunnelNode Start(ActorSystem system, FakeNetwork network, ManualClock clock, string name, int index,
-        IActorRef failureListener, PeerSupervisorOptions? options = null)
+        IActorRef failureListener, PeerSupervisorOptions? options = null, TimeSpan replyPollMax = default)
     {
         Span<byte> privateKey = stackalloc byte[32];
         RandomNumberGenerator.Fill(privateKey);
@@ -47,6 +48,7 @@ public sealed class TunnelNode
             Clock = clock,
             FailureListener = failureListener,
             PeerOptions = options ?? PeerSupervisorOptions.Default,
+            ReplyPollMax = replyPollMax,
         };
         var tunnel = Tunnels.Start(system, settings, "tunnel-" + name);
         return new TunnelNode
