@@ -35,6 +35,12 @@ public static class CommandLine
             DefaultValueFactory = _ => Environment.GetEnvironmentVariable("LOG_LEVEL") ?? "info",
             Recursive = true,
         };
+        var replyPoll = new Option<string?>("--reply-poll-us")
+        {
+            Description = $"After a packet wakes an idle reader, poll the other device up to this many microseconds for the reply instead of sleeping (lower ping, some CPU); 0 turns it off (default {DefaultReplyPollMicroseconds}, also {ReplyPollVariable})",
+            DefaultValueFactory = _ => Environment.GetEnvironmentVariable(ReplyPollVariable),
+            Recursive = true,
+        };
         var interfaceName = new Argument<string?>("INTERFACE")
         {
             Description = "The TUN interface to create; its UAPI socket is /var/run/wireguard/INTERFACE.sock",
@@ -42,7 +48,7 @@ public static class CommandLine
         };
         var root = new RootCommand("firezone-tunnel: a userspace WireGuard tunnel that carries ECN (RFC 6040), a drop-in for wireguard-go")
         {
-            foreground, logFile, logLevel, interfaceName,
+            foreground, logFile, logLevel, replyPoll, interfaceName,
         };
         root.SetAction((result, token) =>
         {
@@ -52,7 +58,8 @@ public static class CommandLine
                 Console.Error.WriteLine("firezone-tunnel: an INTERFACE name is required (see --help)");
                 return Task.FromResult(2);
             }
-            if (!TryLogOptions(result.GetValue(logFile), result.GetValue(logLevel)!, name, out var log))
+            if (!TryLogOptions(result.GetValue(logFile), result.GetValue(logLevel)!, name, out var log)
+                || !TryReplyPoll(result.GetValue(replyPoll), out var replyPollMax))
             {
                 return Task.FromResult(2);
             }
@@ -61,7 +68,7 @@ public static class CommandLine
             {
                 return Task.FromResult(Detacher.Run(ArgumentsWithoutForeground(result)));
             }
-            return RunDaemonAsync(new DaemonOptions { InterfaceName = name, Log = log }, composition, token);
+            return RunDaemonAsync(new DaemonOptions { InterfaceName = name, Log = log, ReplyPollMax = replyPollMax }, composition, token);
         });
 
         var configFile = new Option<string>("--config", "-c")
@@ -96,11 +103,12 @@ public static class CommandLine
                 Console.Error.WriteLine(e.Message);
                 return Task.FromResult(1);
             }
-            if (!TryLogOptions(result.GetValue(logFile), result.GetValue(logLevel)!, name, out var log))
+            if (!TryLogOptions(result.GetValue(logFile), result.GetValue(logLevel)!, name, out var log)
+                || !TryReplyPoll(result.GetValue(replyPoll), out var replyPollMax))
             {
                 return Task.FromResult(2);
             }
-            return RunDaemonAsync(new DaemonOptions { InterfaceName = name, Config = config, Log = log }, composition, token);
+            return RunDaemonAsync(new DaemonOptions { InterfaceName = name, Config = config, Log = log, ReplyPollMax = replyPollMax }, composition, token);
         });
 
         var showInterface = new Argument<string>("INTERFACE") { Description = "A running firezone-tunnel interface" };
@@ -162,6 +170,27 @@ public static class CommandLine
             }
             return 1;
         }
+    }
+
+    public const string ReplyPollVariable = "FIREZONE_REPLY_POLL_US";
+
+    public const int DefaultReplyPollMicroseconds = 1000;
+
+    /// <summary>--reply-poll-us (or its environment variable, for wg-quick, which passes no options): 0 to 100000.</summary>
+    private static bool TryReplyPoll(string? text, out TimeSpan max)
+    {
+        max = TimeSpan.FromMicroseconds(DefaultReplyPollMicroseconds);
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return true;
+        }
+        if (!int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int us) || us > 100_000)
+        {
+            Console.Error.WriteLine($"firezone-tunnel: --reply-poll-us / {ReplyPollVariable} '{text}' is not a number of microseconds from 0 to 100000");
+            return false;
+        }
+        max = TimeSpan.FromMicroseconds(us);
+        return true;
     }
 
     private static bool TryLogOptions(string? file, string level, string interfaceName, out LogOptions options)

@@ -13,6 +13,9 @@ public sealed record DaemonOptions
 
     public required LogOptions Log { get; init; }
 
+    /// <summary>The longest reply poll of the tunnel's reader threads (TunnelSettings.ReplyPollMax); zero: off.</summary>
+    public TimeSpan ReplyPollMax { get; init; } = Actors.Tunnel.TunnelSettings.DefaultReplyPollMax;
+
     /// <summary>Where the UAPI socket lives; /var/run/wireguard unless a test says otherwise.</summary>
     public string SocketDirectory { get; init; } = Uapi.UapiSocketPath.DefaultDirectory;
 

@@ -518,7 +518,7 @@ public sealed class ActorTunnelControl(
         var device = new Device(privateKey, _pool, CryptoRandomSource.Instance, _clock.WallClockAtZero) { Mtu = mtu };
         _device = device;
         _publicKey = device.PublicKey;
-        var settings = TunnelSettings.ForEngine(device, _tun!, _socket, _clock, _failureListener);
+        var settings = TunnelSettings.ForEngine(device, _tun!, _socket, _clock, _failureListener) with { ReplyPollMax = options.ReplyPollMax };
         _tunnel = new TunnelClient(
             Tunnels.Start(_system!, settings, "tunnel-" + (++_generation).ToString(System.Globalization.CultureInfo.InvariantCulture)),
             AskTimeout);
@@ -527,7 +527,8 @@ public sealed class ActorTunnelControl(
             var peers = new List<PeerConfig>(_peers.Values);
             await _tunnel.ApplyPeerChangesAsync(new ApplyPeerChanges(false, [], peers)).ConfigureAwait(false);
         }
-        logger.LogInformation("Tunnel {Generation} running on UDP port {Port} with {PeerCount} peer(s)", _generation, _socket.LocalPort, _peers.Count);
+        logger.LogInformation("Tunnel {Generation} running on UDP port {Port} with {PeerCount} peer(s), reply polling up to {ReplyPollMicroseconds} us",
+            _generation, _socket.LocalPort, _peers.Count, (int)options.ReplyPollMax.TotalMicroseconds);
     }
 
     private async Task StopTunnelAsync()
