@@ -150,6 +150,8 @@ public class ActorPipelineBenchmarks
 
         public bool WaitWritten(TimeSpan timeout) => _reached.Wait(timeout);
 
+        public bool HasPendingPackets => false;
+
         public bool WaitReadable(int timeoutMs)
         {
             lock (_gate)
@@ -259,6 +261,8 @@ public class ActorPipelineBenchmarks
                 Monitor.PulseAll(_gate);
             }
         }
+
+        public bool HasPendingDatagrams => false;
 
         public bool WaitReadable(int timeoutMs)
         {

@@ -31,6 +31,13 @@ public interface ITunDevice : IDisposable
     int TryReadBatch(Span<PacketBuffer> buffers);
 
     /// <summary>
+    /// True when an earlier read left packets in this object (segments of a super-packet that did
+    /// not fit its span), which the next read hands out. A thread blocked in poll does not see them,
+    /// so a reader that leaves some must read again (or have the device's own reader do it).
+    /// </summary>
+    bool HasPendingPackets { get; }
+
+    /// <summary>
     /// Writes each packet's <see cref="PacketBuffer.Data"/>. Buffers stay owned by the caller, who
     /// returns them afterwards. A packet the kernel refuses is counted and skipped, not thrown.
     /// Safe to call from several threads (one batch at a time is written), and while another

@@ -30,6 +30,13 @@ public interface IUdpBatchSocket : IDisposable
     int TryReceiveBatch(Span<PacketBuffer> buffers);
 
     /// <summary>
+    /// True when an earlier receive left datagrams in this object (GRO reads split into more
+    /// datagrams than its span held), which the next receive hands out. A thread blocked in poll
+    /// does not see them, so a reader that leaves some must receive again.
+    /// </summary>
+    bool HasPendingDatagrams { get; }
+
+    /// <summary>
     /// Sends each datagram's <see cref="PacketBuffer.Data"/> to its <see cref="PacketBuffer.Endpoint"/>
     /// with its own <see cref="PacketBuffer.Ecn"/> (DSCP 0). Returns how many were handed to the
     /// kernel; datagrams refused for transient reasons are skipped and counted. Buffers stay owned

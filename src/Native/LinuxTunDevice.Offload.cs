@@ -38,8 +38,8 @@ public sealed unsafe partial class LinuxTunDevice
 
     /// <summary>
     /// Segments of the last super-packet not yet handed out (for the reader thread). The next
-    /// <see cref="ReadBatch"/> returns them without polling or reading, even after <see cref="WakeReader"/>:
-    /// a stop then takes effect one call later for each span-full still held.
+    /// read returns them without reading (<see cref="WaitReadable"/> says true at once, even after
+    /// <see cref="WakeReader"/>): a stop then takes effect one call later for each span-full still held.
     /// </summary>
     public int PendingSegments => _offload?.Segmenter.PendingSegments ?? 0;
 

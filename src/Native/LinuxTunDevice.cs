@@ -40,7 +40,7 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
             throw new TunDeviceException(invalid);
         }
 
-        // O_NONBLOCK: ReadBatch drains the queue until EAGAIN after poll says it is readable.
+        // O_NONBLOCK: TryReadBatch drains the queue until EAGAIN, never blocking; WaitReadable polls.
         int fd;
         fixed (byte* path = "/dev/net/tun\0"u8)
         {
@@ -133,6 +133,8 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
         return 0;
     }
 
+    public bool HasPendingPackets => _offload is not null && _offload.Segmenter.HasPending;
+
     public bool WaitReadable(int timeoutMs)
     {
         bool fdAdded = false, wakeAdded = false;
@@ -140,7 +142,7 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
         {
             _fd.DangerousAddRef(ref fdAdded);
             _wake.Handle.DangerousAddRef(ref wakeAdded);
-            if (_offload is not null && _offload.Segmenter.HasPending)
+            if (HasPendingPackets)
             {
                 return true; // segments of the last super-packet come first, without poll
             }

@@ -22,8 +22,8 @@ namespace Firezone.Actors.Native;
 ///
 /// A read may be up to 64 KiB, larger than a pooled buffer, so with GRO on the batch reads into
 /// the socket's own 64 KiB slots and the datagrams are copied out into the caller's buffers. What
-/// does not fit in the caller's span stays for the next <see cref="ReceiveBatch"/>, which hands it
-/// out before waiting for more.
+/// does not fit in the caller's span stays for the next read, which hands it out before reading more
+/// (<see cref="WaitReadable"/> says true at once while some is left).
 /// </summary>
 public sealed unsafe partial class LinuxUdpSocket
 {

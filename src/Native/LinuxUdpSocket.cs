@@ -180,6 +180,8 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
         return 0;
     }
 
+    public bool HasPendingDatagrams => _groSlots is not null && _groSlots.HasPending;
+
     public bool WaitReadable(int timeoutMs)
     {
         bool fdAdded = false, wakeAdded = false;
@@ -187,7 +189,7 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
         {
             _fd.DangerousAddRef(ref fdAdded);
             _wake.Handle.DangerousAddRef(ref wakeAdded);
-            if (_groSlots is not null && _groSlots.HasPending)
+            if (HasPendingDatagrams)
             {
                 return true; // segments left over from an earlier read come first, without poll
             }

@@ -169,7 +169,7 @@ public sealed class TunnelTrafficTests(ITestOutputHelper output) : ActorTestBase
         Assert.True(Control<TunnelTopology>(b, GetTunnelTopology.Instance).Registry.TryGet(a.PublicKey, out var aAtB));
         AwaitCondition(() => !bAtA.HasBacklog && !aAtB.HasBacklog, Wait);
 
-        b.Tun.AnswerQuietly = request => Packets.Ipv4(b.Address, a.Address, Ecn.Ect0, id: (ushort)(Packets.IdOf(request) + 1000));
+        b.Tun.AnswerQuietly = request => [Packets.Ipv4(b.Address, a.Address, Ecn.Ect0, id: (ushort)(Packets.IdOf(request) + 1000))];
         a.Socket.WakeOnArrival = false;
         // Longer than the limit: the polls that followed the handshake are over, every reader is
         // blocked, and the next read wakes its reader from idle.
@@ -185,6 +185,34 @@ public sealed class TunnelTrafficTests(ITestOutputHelper output) : ActorTestBase
         // B's socket reader wrote the request to the TUN, then read the answer and sent it.
         Assert.StartsWith("udp-receiver", b.Tun.WriterThreads[^1]);
         Assert.StartsWith("udp-receiver", Assert.Single(DataFrom(b, seen)).SenderThread);
+        StopAndAssertNoLeaks(a, b);
+    }
+
+    [Fact]
+    public void Packets_a_polling_read_leaves_in_the_device_object_are_handed_on_too()
+    {
+        // As a super-packet's segments that do not fit one read: B's TUN hands out one answer per
+        // read and keeps the rest, which a reader blocked in poll would not see. The thread that
+        // polled B's TUN for the reply must hand them all on.
+        var a = StartNode("a", 1, replyPollMax: TimeSpan.FromSeconds(1));
+        var b = StartNode("b", 2, replyPollMax: TimeSpan.FromSeconds(1));
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+        AwaitWritten(b, 1);
+        Assert.True(Control<TunnelTopology>(b, GetTunnelTopology.Instance).Registry.TryGet(a.PublicKey, out var aAtB));
+        AwaitCondition(() => !aAtB.HasBacklog, Wait);
+
+        b.Tun.QuietAnswersPerRead = 1;
+        b.Tun.AnswerQuietly = request =>
+            [.. Enumerable.Range(1, 3).Select(k => Packets.Ipv4(b.Address, a.Address, id: (ushort)(Packets.IdOf(request) + 1000 * k)))];
+        Thread.Sleep(TimeSpan.FromSeconds(1.5)); // past the polls after the handshake: the next read comes from idle
+        int seen = Network.Log.Count;
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 2));
+        AwaitWritten(a, 3);
+
+        Assert.Equal([1002, 2002, 3002], a.Tun.Written.Select(p => (int)Packets.IdOf(p)));
+        Assert.All(DataFrom(b, seen), d => Assert.StartsWith("udp-receiver", d.SenderThread));
         StopAndAssertNoLeaks(a, b);
     }
 

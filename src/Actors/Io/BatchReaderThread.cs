@@ -87,7 +87,24 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
         }
         try
         {
-            return _stopping ? -1 : Math.Max(Pass(), 0);
+            if (_stopping)
+            {
+                return -1;
+            }
+            int read = Math.Max(Pass(), 0);
+            // Packets this read left in the device object (a super-packet's segments, GRO leftovers)
+            // would wait for the next packet: this device's own thread is blocked in poll and does
+            // not see them. Hand them on too.
+            while (read > 0 && _steps.HasPending)
+            {
+                int more = Pass();
+                if (more <= 0)
+                {
+                    break;
+                }
+                read += more;
+            }
+            return read;
         }
         catch (Exception e)
         {

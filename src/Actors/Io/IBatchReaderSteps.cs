@@ -16,6 +16,9 @@ internal interface IBatchReaderSteps
     /// <summary>Reads what the device has queued now, without waiting; returns how many buffers were filled.</summary>
     int TryReadBatch(Span<PacketBuffer> buffers);
 
+    /// <summary>True when a read left packets in the device object that the next read hands out (a blocked poll does not see them).</summary>
+    bool HasPending { get; }
+
     /// <summary>
     /// Takes ownership of <paramref name="buffer"/>: adds it to a group or returns it to the pool.
     /// May throw only before it hands the buffer on, so on a throw the buffer is still the caller's.

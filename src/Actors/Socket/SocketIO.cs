@@ -98,6 +98,8 @@ public sealed class SocketIO : UntypedActor
 
         public readonly int TryReadBatch(Span<PacketBuffer> buffers) => socket.TryReceiveBatch(buffers);
 
+        public readonly bool HasPending => socket.HasPendingDatagrams;
+
         public readonly void Wake() => socket.WakeReceiver();
 
         public void Route(PacketBuffer datagram)

@@ -21,7 +21,7 @@ namespace Firezone.Actors.Actors.Tun;
 /// PeerConnection actor (see PeerGroups for when and why). Packets for no peer, and packets that are not IP,
 /// are dropped (buffer returned) and counted.
 ///
-/// Stop: <see cref="ITunDevice.WakeReader"/> and join the thread in PostStop. If ReadBatch throws
+/// Stop: <see cref="ITunDevice.WakeReader"/> and join the thread in PostStop. If a read throws
 /// (the device is gone) the thread tells the actor, which rethrows so TunnelActor escalates.
 /// </summary>
 public sealed class TunReader : UntypedActor
@@ -80,6 +80,8 @@ public sealed class TunReader : UntypedActor
         public bool WaitReadable(int timeoutMs) => tun.WaitReadable(timeoutMs);
 
         public int TryReadBatch(Span<PacketBuffer> buffers) => tun.TryReadBatch(buffers);
+
+        public bool HasPending => tun.HasPendingPackets;
 
         public void Wake() => tun.WakeReader();
 

@@ -139,6 +139,8 @@ public sealed class FakeUdpSocket : Firezone.Actors.Native.IUdpBatchSocket
         }
     }
 
+    public bool HasPendingDatagrams => false;
+
     public bool WaitReadable(int timeoutMs)
     {
         lock (_gate)

@@ -13,6 +13,7 @@ public sealed class FakeTun(string name = "faketun0") : ITunDevice
     private readonly object _gate = new();
     private readonly Queue<byte[]> _inbound = new();
     private readonly Queue<byte[]> _quiet = new(); // AnswerQuietly's answers: read, but never waited for
+    private bool _quietLeft; // a read left some of them: pending in the device object
     private readonly List<byte[]> _written = [];
     private readonly List<string?> _writerThreads = [];
     private bool _woken;
@@ -31,7 +32,14 @@ public sealed class FakeTun(string name = "faketun0") : ITunDevice
     /// a thread that polls the device (reply polling) finds it: <see cref="WaitReadable"/> does not
     /// see it at all, only <see cref="TryReadBatch"/> does.
     /// </summary>
-    public Func<byte[], byte[]?>? AnswerQuietly { get; set; }
+    public Func<byte[], byte[][]?>? AnswerQuietly { get; set; }
+
+    /// <summary>
+    /// At most this many quiet answers per read; the rest are then pending in the device object
+    /// (<see cref="HasPendingPackets"/>, and <see cref="WaitReadable"/> says true), as the segments
+    /// of a super-packet that did not fit a read are.
+    /// </summary>
+    public int QuietAnswersPerRead { get; set; } = int.MaxValue;
 
     /// <summary>Queues packets to be read, all visible to the same read.</summary>
     public void Inject(params byte[][] packets)
@@ -99,12 +107,23 @@ public sealed class FakeTun(string name = "faketun0") : ITunDevice
         }
     }
 
+    public bool HasPendingPackets
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _quietLeft;
+            }
+        }
+    }
+
     public bool WaitReadable(int timeoutMs)
     {
         lock (_gate)
         {
             long deadline = Environment.TickCount64 + Math.Max(timeoutMs, 0);
-            while (_inbound.Count == 0 && !_woken && _readFailure is null)
+            while (_inbound.Count == 0 && !_quietLeft && !_woken && _readFailure is null)
             {
                 if (timeoutMs < 0)
                 {
@@ -135,14 +154,23 @@ public sealed class FakeTun(string name = "faketun0") : ITunDevice
                 throw _readFailure;
             }
             int n = 0;
-            while (n < buffers.Length && (_quiet.TryDequeue(out var packet) || _inbound.TryDequeue(out packet)))
+            while (n < buffers.Length && n < QuietAnswersPerRead && _quiet.TryDequeue(out var packet))
             {
-                var buffer = buffers[n++];
-                packet.CopyTo(buffer.Writable);
-                buffer.Length = packet.Length;
+                Fill(buffers[n++], packet);
+            }
+            _quietLeft = _quiet.Count > 0;
+            while (n < buffers.Length && _inbound.TryDequeue(out var packet))
+            {
+                Fill(buffers[n++], packet);
             }
             return n;
         }
+    }
+
+    private static void Fill(PacketBuffer buffer, byte[] packet)
+    {
+        packet.CopyTo(buffer.Writable);
+        buffer.Length = packet.Length;
     }
 
     public void WriteBatch(ReadOnlySpan<PacketBuffer> packets)
@@ -157,7 +185,7 @@ public sealed class FakeTun(string name = "faketun0") : ITunDevice
             {
                 _written.Add(packet.Data.ToArray());
                 _writerThreads.Add(Thread.CurrentThread.Name);
-                if (AnswerQuietly?.Invoke(packet.Data.ToArray()) is { } answer)
+                foreach (var answer in AnswerQuietly?.Invoke(packet.Data.ToArray()) ?? [])
                 {
                     _quiet.Enqueue(answer);
                 }
