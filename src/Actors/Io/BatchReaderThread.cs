@@ -183,10 +183,7 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
     /// </summary>
     private int Pass()
     {
-        while (_held < _buffers.Length && _device.Pool.TryRent(out var buffer))
-        {
-            _buffers[_held++] = buffer;
-        }
+        Refill();
         if (_held == 0)
         {
             return -1;
@@ -219,7 +216,18 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
         Array.Clear(_buffers, left, read);
         _held = left;
         _steps.Flush();
+        // Full again before the next wait: an idle reader holds a whole batch, the same number of
+        // buffers whatever it read last (what a leak check compares against).
+        Refill();
         return read;
+    }
+
+    private void Refill()
+    {
+        while (_held < _buffers.Length && _device.Pool.TryRent(out var buffer))
+        {
+            _buffers[_held++] = buffer;
+        }
     }
 
     /// <summary>Busy-polls the partner's device for the reply to what this thread just handed on (see the class comment).</summary>
