@@ -199,6 +199,10 @@ public class ActorPipelineBenchmarks
             }
         }
 
+        public void KickReader()
+        {
+        }
+
         public void WakeReader()
         {
             lock (_gate)
@@ -308,6 +312,10 @@ public class ActorPipelineBenchmarks
         }
 
         public UdpEndpoint Endpoint => endpoint;
+
+        public void KickReceiver()
+        {
+        }
 
         public void WakeReceiver()
         {

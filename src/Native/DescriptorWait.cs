@@ -4,7 +4,7 @@ using Tmds.Linux;
 
 namespace Firezone.Actors.Native;
 
-/// <summary>poll(2) on one descriptor plus a <see cref="WakeEvent"/>, the way every reader here blocks.</summary>
+/// <summary>poll(2) on one descriptor plus a stop <see cref="WakeEvent"/> (and a kick), the way every reader here blocks.</summary>
 internal static unsafe class DescriptorWait
 {
     internal enum Outcome
@@ -15,14 +15,21 @@ internal static unsafe class DescriptorWait
         /// <summary>The wake event is signalled: stop.</summary>
         Woken,
 
+        /// <summary>The kick event is signalled: packets wait in the device object (the caller clears the kick).</summary>
+        Kicked,
+
         TimedOut,
     }
 
-    /// <param name="wakeFd">The eventfd, or -1 for none (poll ignores negative descriptors).</param>
+    /// <param name="wakeFd">The stop eventfd, or -1 for none (poll ignores negative descriptors).</param>
     /// <param name="timeoutMs">-1 waits forever.</param>
-    internal static Outcome Wait(int fd, short events, int wakeFd, int timeoutMs, out short revents)
+    internal static Outcome Wait(int fd, short events, int wakeFd, int timeoutMs, out short revents) =>
+        Wait(fd, events, wakeFd, -1, timeoutMs, out revents);
+
+    /// <param name="kickFd">The kick eventfd, or -1 for none.</param>
+    internal static Outcome Wait(int fd, short events, int wakeFd, int kickFd, int timeoutMs, out short revents)
     {
-        pollfd* fds = stackalloc pollfd[2];
+        pollfd* fds = stackalloc pollfd[3];
         while (true)
         {
             fds[0].fd = fd;
@@ -31,7 +38,10 @@ internal static unsafe class DescriptorWait
             fds[1].fd = wakeFd;
             fds[1].events = LibC.POLLIN;
             fds[1].revents = 0;
-            int ready = Poll.poll(fds, 2, timeoutMs);
+            fds[2].fd = kickFd;
+            fds[2].events = LibC.POLLIN;
+            fds[2].revents = 0;
+            int ready = Poll.poll(fds, 3, timeoutMs);
             if (ready < 0)
             {
                 int errno = Marshal.GetLastPInvokeError();
@@ -53,7 +63,7 @@ internal static unsafe class DescriptorWait
                 return Outcome.Woken;
             }
             revents = fds[0].revents;
-            return Outcome.Ready;
+            return revents == 0 && fds[2].revents != 0 ? Outcome.Kicked : Outcome.Ready;
         }
     }
 }

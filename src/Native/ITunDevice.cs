@@ -16,7 +16,8 @@ public interface ITunDevice : IDisposable
     /// <summary>
     /// Blocks until a packet is queued, for at most <paramref name="timeoutMs"/> (-1: no limit, 0:
     /// just look), or until <see cref="WakeReader"/> is called. True when a read would find
-    /// something (or a reader took it first); false on timeout and once woken for stop. Throws
+    /// something (or a reader took it first), at once while packets are pending; false on timeout and
+    /// once woken for stop. Throws
     /// <see cref="TunDeviceException"/> when the device is gone. Any thread.
     /// </summary>
     bool WaitReadable(int timeoutMs);
@@ -33,9 +34,15 @@ public interface ITunDevice : IDisposable
     /// <summary>
     /// True when an earlier read left packets in this object (segments of a super-packet that did
     /// not fit its span), which the next read hands out. A thread blocked in poll does not see them,
-    /// so a reader that leaves some must read again (or have the device's own reader do it).
+    /// so a reader that leaves some must read again or <see cref="KickReader"/> the one that waits.
     /// </summary>
     bool HasPendingPackets { get; }
+
+    /// <summary>
+    /// Makes a thread blocked in <see cref="WaitReadable"/> return true once, for a read on another
+    /// thread that left <see cref="HasPendingPackets"/>. Unlike <see cref="WakeReader"/> it does not stop it.
+    /// </summary>
+    void KickReader();
 
     /// <summary>
     /// Writes each packet's <see cref="PacketBuffer.Data"/>. Buffers stay owned by the caller, who
@@ -45,6 +52,9 @@ public interface ITunDevice : IDisposable
     /// </summary>
     void WriteBatch(ReadOnlySpan<PacketBuffer> packets);
 
-    /// <summary>Wakes a thread blocked in <see cref="WaitReadable"/>, for good: every later wait returns false at once.</summary>
+    /// <summary>
+    /// Wakes a thread blocked in <see cref="WaitReadable"/>, for good: every later wait returns false
+    /// at once, except while packets are pending (<see cref="HasPendingPackets"/>).
+    /// </summary>
     void WakeReader();
 }

@@ -15,7 +15,8 @@ public interface IUdpBatchSocket : IDisposable
     /// <summary>
     /// Blocks until a datagram is queued, for at most <paramref name="timeoutMs"/> (-1: no limit, 0:
     /// just look), or until <see cref="WakeReceiver"/> is called. True when a receive would find
-    /// something (or a reader took it first); false on timeout and once woken for stop. Throws
+    /// something (or a reader took it first), at once while datagrams are pending; false on timeout
+    /// and once woken for stop. Throws
     /// <see cref="UdpSocketException"/> when the socket is unusable. Any thread.
     /// </summary>
     bool WaitReadable(int timeoutMs);
@@ -32,9 +33,16 @@ public interface IUdpBatchSocket : IDisposable
     /// <summary>
     /// True when an earlier receive left datagrams in this object (GRO reads split into more
     /// datagrams than its span held), which the next receive hands out. A thread blocked in poll
-    /// does not see them, so a reader that leaves some must receive again.
+    /// does not see them, so a reader that leaves some must receive again or
+    /// <see cref="KickReceiver"/> the one that waits.
     /// </summary>
     bool HasPendingDatagrams { get; }
+
+    /// <summary>
+    /// Makes a thread blocked in <see cref="WaitReadable"/> return true once, for a receive on another
+    /// thread that left <see cref="HasPendingDatagrams"/>. Unlike <see cref="WakeReceiver"/> it does not stop it.
+    /// </summary>
+    void KickReceiver();
 
     /// <summary>
     /// Sends each datagram's <see cref="PacketBuffer.Data"/> to its <see cref="PacketBuffer.Endpoint"/>
@@ -45,6 +53,9 @@ public interface IUdpBatchSocket : IDisposable
     /// </summary>
     int SendBatch(ReadOnlySpan<PacketBuffer> datagrams);
 
-    /// <summary>Wakes a thread blocked in <see cref="WaitReadable"/>, for good: every later wait returns false at once.</summary>
+    /// <summary>
+    /// Wakes a thread blocked in <see cref="WaitReadable"/>, for good: every later wait returns false
+    /// at once, except while datagrams are pending (<see cref="HasPendingDatagrams"/>).
+    /// </summary>
     void WakeReceiver();
 }

@@ -22,6 +22,7 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
 {
     private readonly SafeFileDescriptorHandle _fd;
     private readonly WakeEvent _wake;
+    private readonly WakeEvent _kick; // see KickReader
     private readonly OffloadState? _offload;
     // WriteBatch is called by the socket reader thread (what it decrypts) and by the TunWriter; the
     // write scratch (virtio header, coalescing state) is shared, so one writer at a time.
@@ -87,6 +88,7 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
                 NetworkInterfaceControl.SetUp(Name);
             }
             _wake = new WakeEvent();
+            _kick = new WakeEvent();
         }
         catch
         {
@@ -137,16 +139,22 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
 
     public bool WaitReadable(int timeoutMs)
     {
-        bool fdAdded = false, wakeAdded = false;
+        bool fdAdded = false, wakeAdded = false, kickAdded = false;
         try
         {
             _fd.DangerousAddRef(ref fdAdded);
             _wake.Handle.DangerousAddRef(ref wakeAdded);
+            _kick.Handle.DangerousAddRef(ref kickAdded);
             if (HasPendingPackets)
             {
                 return true; // segments of the last super-packet come first, without poll
             }
-            var outcome = DescriptorWait.Wait(_fd.Fd, LibC.POLLIN, _wake.Handle.Fd, timeoutMs, out short revents);
+            var outcome = DescriptorWait.Wait(_fd.Fd, LibC.POLLIN, _wake.Handle.Fd, _kick.Handle.Fd, timeoutMs, out short revents);
+            if (outcome == DescriptorWait.Outcome.Kicked)
+            {
+                _kick.Clear();
+                return true;
+            }
             if (outcome != DescriptorWait.Outcome.Ready)
             {
                 return false;
@@ -163,6 +171,10 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
         }
         finally
         {
+            if (kickAdded)
+            {
+                _kick.Handle.DangerousRelease();
+            }
             if (wakeAdded)
             {
                 _wake.Handle.DangerousRelease();
@@ -308,12 +320,15 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
 
     public void WakeReader() => _wake.Signal();
 
+    public void KickReader() => _kick.Signal();
+
     public void Dispose()
     {
         // Wake first so a blocked reader lets go of its reference; the descriptor closes when it has.
         _wake.Signal();
         _fd.Dispose();
         _wake.Dispose();
+        _kick.Dispose();
     }
 
     /// <summary>Packet buffers live on the pinned object heap (PacketBufferPool), so their address is stable.</summary>

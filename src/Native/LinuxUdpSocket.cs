@@ -37,6 +37,7 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
 
     private readonly SafeFileDescriptorHandle _fd;
     private readonly WakeEvent _wake;
+    private readonly WakeEvent _kick; // see KickReceiver
     private readonly MessageBatch _receive;
     private readonly MessageBatch _send;
     // SendBatch is called by both reader threads (which send what they seal) and by SocketIO; the
@@ -112,6 +113,7 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
             Bind(fd, port);
             LocalPort = ReadLocalPort(fd);
             _wake = new WakeEvent();
+            _kick = new WakeEvent();
             _receive = new MessageBatch(options.BatchSize);
             _send = new MessageBatch(options.BatchSize);
             _sendSegments = new int[options.BatchSize];
@@ -184,16 +186,22 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
 
     public bool WaitReadable(int timeoutMs)
     {
-        bool fdAdded = false, wakeAdded = false;
+        bool fdAdded = false, wakeAdded = false, kickAdded = false;
         try
         {
             _fd.DangerousAddRef(ref fdAdded);
             _wake.Handle.DangerousAddRef(ref wakeAdded);
+            _kick.Handle.DangerousAddRef(ref kickAdded);
             if (HasPendingDatagrams)
             {
                 return true; // segments left over from an earlier read come first, without poll
             }
-            var outcome = DescriptorWait.Wait(_fd.Fd, LibC.POLLIN, _wake.Handle.Fd, timeoutMs, out short revents);
+            var outcome = DescriptorWait.Wait(_fd.Fd, LibC.POLLIN, _wake.Handle.Fd, _kick.Handle.Fd, timeoutMs, out short revents);
+            if (outcome == DescriptorWait.Outcome.Kicked)
+            {
+                _kick.Clear();
+                return true;
+            }
             if (outcome != DescriptorWait.Outcome.Ready)
             {
                 return false;
@@ -210,6 +218,10 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
         }
         finally
         {
+            if (kickAdded)
+            {
+                _kick.Handle.DangerousRelease();
+            }
             if (wakeAdded)
             {
                 _wake.Handle.DangerousRelease();
@@ -624,11 +636,14 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
 
     public void WakeReceiver() => _wake.Signal();
 
+    public void KickReceiver() => _kick.Signal();
+
     public void Dispose()
     {
         _wake.Signal();
         _fd.Dispose();
         _wake.Dispose();
+        _kick.Dispose();
     }
 
     private static void SetOption(int fd, int level, int name, int value, string what)

@@ -4,8 +4,9 @@ namespace Firezone.Actors.Native;
 
 /// <summary>
 /// An eventfd that a reader polls next to its descriptor, because close() does not wake a thread
-/// blocked in read(). Once signalled it stays signalled (the counter is never drained): a wake means
-/// "stop", and every later wait returns at once.
+/// blocked in read(). Used two ways. As the stop wake it is signalled once and never cleared: a
+/// wake means "stop", and every later wait returns at once. As the kick (another thread left packets
+/// in the device object that poll cannot see) the reader that wakes up clears it.
 /// </summary>
 internal sealed class WakeEvent : IDisposable
 {
@@ -35,6 +36,29 @@ internal sealed class WakeEvent : IDisposable
         catch (ObjectDisposedException)
         {
             // Already disposed: nothing left to wake.
+        }
+        finally
+        {
+            if (added)
+            {
+                Handle.DangerousRelease();
+            }
+        }
+    }
+
+    /// <summary>Resets the counter (for the kick): a wait polls as before until the next Signal.</summary>
+    public unsafe void Clear()
+    {
+        bool added = false;
+        try
+        {
+            Handle.DangerousAddRef(ref added);
+            ulong value;
+            // EAGAIN when it was not signalled: nothing to clear.
+            _ = LibC.read(Handle.Fd, &value, sizeof(ulong));
+        }
+        catch (ObjectDisposedException)
+        {
         }
         finally
         {

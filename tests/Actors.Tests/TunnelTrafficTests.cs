@@ -173,7 +173,7 @@ public sealed class TunnelTrafficTests(ITestOutputHelper output) : ActorTestBase
         a.Socket.WakeOnArrival = false;
         // Longer than the limit: the polls that followed the handshake are over, every reader is
         // blocked, and the next read wakes its reader from idle.
-        Thread.Sleep(TimeSpan.FromSeconds(1.5));
+        Thread.Sleep(TimeSpan.FromSeconds(2));
         int seen = Network.Log.Count;
         a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 2));
         AwaitWritten(a, 1);
@@ -189,11 +189,11 @@ public sealed class TunnelTrafficTests(ITestOutputHelper output) : ActorTestBase
     }
 
     [Fact]
-    public void Packets_a_polling_read_leaves_in_the_device_object_are_handed_on_too()
+    public void Packets_a_polling_read_leaves_in_the_device_object_are_handed_on_by_the_kicked_device_reader()
     {
         // As a super-packet's segments that do not fit one read: B's TUN hands out one answer per
         // read and keeps the rest, which a reader blocked in poll would not see. The thread that
-        // polled B's TUN for the reply must hand them all on.
+        // polled B's TUN for the reply makes one pass and kicks B's TUN reader for the rest.
         var a = StartNode("a", 1, replyPollMax: TimeSpan.FromSeconds(1));
         var b = StartNode("b", 2, replyPollMax: TimeSpan.FromSeconds(1));
         Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
@@ -206,13 +206,16 @@ public sealed class TunnelTrafficTests(ITestOutputHelper output) : ActorTestBase
         b.Tun.QuietAnswersPerRead = 1;
         b.Tun.AnswerQuietly = request =>
             [.. Enumerable.Range(1, 3).Select(k => Packets.Ipv4(b.Address, a.Address, id: (ushort)(Packets.IdOf(request) + 1000 * k)))];
-        Thread.Sleep(TimeSpan.FromSeconds(1.5)); // past the polls after the handshake: the next read comes from idle
+        Thread.Sleep(TimeSpan.FromSeconds(2)); // past the polls after the handshake: the next read comes from idle
         int seen = Network.Log.Count;
         a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 2));
         AwaitWritten(a, 3);
 
         Assert.Equal([1002, 2002, 3002], a.Tun.Written.Select(p => (int)Packets.IdOf(p)));
-        Assert.All(DataFrom(b, seen), d => Assert.StartsWith("udp-receiver", d.SenderThread));
+        var answers = DataFrom(b, seen);
+        Assert.Equal(3, answers.Length);
+        Assert.StartsWith("udp-receiver", answers[0].SenderThread);
+        Assert.All(answers.Skip(1), d => Assert.StartsWith("tun-reader", d.SenderThread));
         StopAndAssertNoLeaks(a, b);
     }
 

@@ -114,12 +114,32 @@ public sealed class UdpSocketBehaviourTests(ITestOutputHelper output)
         Assert.False(receiver.WaitReadable(0));
 
         receiver.WakeReceiver();
-        Assert.False(receiver.WaitReadable(-1)); // woken for good: returns at once
+        var stopwatch = Stopwatch.StartNew();
+        Assert.False(receiver.WaitReadable(10_000));
+        Assert.False(receiver.WaitReadable(10_000));
+        Assert.True(stopwatch.Elapsed < TimeSpan.FromSeconds(5), "a woken socket should return from every later wait at once");
         foreach (var buffer in buffers)
         {
             buffer.Return();
         }
         Assert.Equal(0, pool.Outstanding);
+    }
+
+    [Fact]
+    public void A_kick_makes_one_blocked_wait_return_true_without_stopping_the_receiver()
+    {
+        using var socket = new LinuxUdpSocket(new UdpBatchSocketOptions());
+        bool? result = null;
+        var waiter = new Thread(() => result = socket.WaitReadable(-1));
+        waiter.Start();
+        Thread.Sleep(200); // let it block in poll (sets up the state; not what is measured)
+        Assert.True(waiter.IsAlive, "the wait should block with nothing to read");
+        socket.KickReceiver();
+        Assert.True(waiter.Join(TimeSpan.FromSeconds(5)), "the kicked wait did not return within 5 s");
+        Assert.True(result);
+        // The kick is used up: waits block again until there is something to read.
+        Assert.False(socket.WaitReadable(0));
+        Assert.False(socket.WaitReadable(20));
     }
 
     [Fact]

@@ -23,7 +23,9 @@ namespace Firezone.Actors.Actors.Io;
 /// hands the reply on itself (<see cref="IPartnerReader.TryReadForPartner"/>). It stops at the
 /// first reply, when its own device has something to read, or at the limit. Passes are made under
 /// one lock per device, so the reads of a device stay one at a time and in order whichever thread
-/// makes them. Steady traffic never waits 1 ms for a read and is not affected.
+/// makes them; a partner makes one pass at a time and kicks the device's own thread when it left
+/// packets in the device object. Traffic that never pauses for 1 ms does not poll; traffic with
+/// longer pauses (a voice call's packet every 20 ms) polls after each packet, bounded by the limit.
 ///
 /// A failure is told to the owning actor as <see cref="IoThreadFailed"/> (unless it is stopping),
 /// which rethrows it so its supervisor escalates.
@@ -42,7 +44,8 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
     // One pass at a time on this device, by this thread or by the partner's (TryReadForPartner).
     private readonly Lock _gate = new();
     // Not readonly: the steps hold per-read state (groups) and must be called in place, never
-    // copied. Used under _gate only (except WaitReadable, which touches no state).
+    // copied. Used under _gate only, except WaitReadable and Kick, which touch none of that state
+    // (WaitReadable reads the device's pending flag without the gate: at worst one extra pass).
     private TSteps _steps;
     private ReplyPoll _replyPoll;
     private int _held; // _buffers[0.._held) are rented and ours; under _gate
@@ -92,17 +95,13 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
                 return -1;
             }
             int read = Math.Max(Pass(), 0);
-            // Packets this read left in the device object (a super-packet's segments, GRO leftovers)
-            // would wait for the next packet: this device's own thread is blocked in poll and does
-            // not see them. Hand them on too.
-            while (read > 0 && _steps.HasPending)
+            if (_steps.HasPending)
             {
-                int more = Pass();
-                if (more <= 0)
-                {
-                    break;
-                }
-                read += more;
+                // This read left packets in the device object (a super-packet's segments, GRO
+                // leftovers). This device's own thread is blocked in poll and would not see them
+                // until the next packet arrives: kick it. One pass only here, so a partner never
+                // takes over a busy device.
+                _steps.Kick();
             }
             return read;
         }
@@ -135,6 +134,10 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
                 int read;
                 lock (_gate)
                 {
+                    if (_stopping)
+                    {
+                        break; // stopped, or failed in a pass on the partner's thread
+                    }
                     read = Pass();
                 }
                 if (read < 0)

@@ -19,6 +19,9 @@ internal interface IBatchReaderSteps
     /// <summary>True when a read left packets in the device object that the next read hands out (a blocked poll does not see them).</summary>
     bool HasPending { get; }
 
+    /// <summary>Makes the device's own reader, blocked in <see cref="WaitReadable"/>, return true once (it then reads what is pending).</summary>
+    void Kick();
+
     /// <summary>
     /// Takes ownership of <paramref name="buffer"/>: adds it to a group or returns it to the pool.
     /// May throw only before it hands the buffer on, so on a throw the buffer is still the caller's.

@@ -20,7 +20,8 @@ namespace Firezone.Actors.Actors.Io;
 /// filled every buffer. Stepping every group here gave 1.06-1.3 in four of six runs (the others
 /// 0.19-0.36: the figure is bimodal), and costs the fewest wake-ups. The price is one core per
 /// direction for all peers together.
-/// Owned by one reader thread; not thread-safe.
+/// Owned by one device's reads: used by one thread at a time, under the device's gate in
+/// BatchReaderThread (its own reader, or the other device's reader polling for a reply). Not thread-safe.
 /// </summary>
 internal sealed class PeerGroups<TBatch>(Func<TBatch> rent, PeerOutput output) where TBatch : PacketBatch
 {

@@ -7,9 +7,10 @@ namespace Firezone.Actors.Actors.Peers;
 /// <summary>
 /// Where a <see cref="PeerDataPath"/> step puts its results: sealed datagrams for the socket and
 /// decrypted packets for the TUN device, collected into one batch each and handed on by
-/// <see cref="Flush"/> (or as soon as a batch is full). One instance per stepping thread: a reader
-/// thread writes directly (<see cref="DirectPeerOutput"/>), the PeerConnection actor tells its batches
-/// to SocketIO and the TunWriter (<see cref="ActorPeerOutput"/>). Not thread-safe.
+/// <see cref="Flush"/> (or as soon as a batch is full). One instance per stepper, used by one thread at
+/// a time: a device's reads write directly (<see cref="DirectPeerOutput"/>, under the device's gate,
+/// see BatchReaderThread), the PeerConnection actor tells its batches to SocketIO and the TunWriter
+/// (<see cref="ActorPeerOutput"/>). Not thread-safe.
 /// </summary>
 public abstract class PeerOutput
 {

@@ -100,6 +100,8 @@ public sealed class SocketIO : UntypedActor
 
         public readonly bool HasPending => socket.HasPendingDatagrams;
 
+        public readonly void Kick() => socket.KickReceiver();
+
         public readonly void Wake() => socket.WakeReceiver();
 
         public void Route(PacketBuffer datagram)

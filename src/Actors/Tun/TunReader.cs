@@ -83,6 +83,8 @@ public sealed class TunReader : UntypedActor
 
         public bool HasPending => tun.HasPendingPackets;
 
+        public void Kick() => tun.KickReader();
+
         public void Wake() => tun.WakeReader();
 
         public void Route(PacketBuffer buffer)

@@ -205,6 +205,14 @@ public sealed class FakeUdpSocket : Firezone.Actors.Native.IUdpBatchSocket
         return datagrams.Length;
     }
 
+    public void KickReceiver()
+    {
+        lock (_gate)
+        {
+            Monitor.PulseAll(_gate);
+        }
+    }
+
     public void WakeReceiver()
     {
         lock (_gate)

@@ -190,7 +190,15 @@ public sealed class FakeTun(string name = "faketun0") : ITunDevice
                     _quiet.Enqueue(answer);
                 }
             }
-            Monitor.PulseAll(_gate);
+            // No PulseAll: only readers wait on _gate, and a write gives them nothing to read.
+        }
+    }
+
+    public void KickReader()
+    {
+        lock (_gate)
+        {
+            Monitor.PulseAll(_gate); // WaitReadable then sees the pending quiet answers
         }
     }
 
