@@ -116,8 +116,30 @@ public class ActorPipelineBenchmarks
     }
 
     /// <summary>Produces a given number of copies of one packet; counts writes.</summary>
+    /// <summary>Monitor.Wait on <paramref name="gate"/> (held) while <paramref name="blocked"/>, with poll(2)'s timeout rule; false on timeout.</summary>
+    private static bool WaitWhile(object gate, Func<bool> blocked, int timeoutMs)
+    {
+        long deadline = Environment.TickCount64 + Math.Max(timeoutMs, 0);
+        while (blocked())
+        {
+            if (timeoutMs < 0)
+            {
+                Monitor.Wait(gate);
+                continue;
+            }
+            long left = deadline - Environment.TickCount64;
+            if (left <= 0)
+            {
+                return false;
+            }
+            Monitor.Wait(gate, (int)left);
+        }
+        return true;
+    }
+
     private sealed class BenchTun(byte[] packet) : ITunDevice
     {
+        private Func<bool>? _nothingToRead;
         private readonly object _gate = new();
         private readonly ManualResetEventSlim _reached = new();
         private long _credits;
@@ -156,20 +178,10 @@ public class ActorPipelineBenchmarks
         {
             lock (_gate)
             {
-                long deadline = Environment.TickCount64 + Math.Max(timeoutMs, 0);
-                while (_credits == 0 && !_woken)
+                // One delegate per fake, made on first use: no allocation per wait.
+                if (!WaitWhile(_gate, _nothingToRead ??= () => _credits == 0 && !_woken, timeoutMs))
                 {
-                    if (timeoutMs < 0)
-                    {
-                        Monitor.Wait(_gate);
-                        continue;
-                    }
-                    long left = deadline - Environment.TickCount64;
-                    if (left <= 0)
-                    {
-                        return false;
-                    }
-                    Monitor.Wait(_gate, (int)left);
+                    return false;
                 }
                 return !_woken;
             }
@@ -218,6 +230,7 @@ public class ActorPipelineBenchmarks
     /// <summary>A socket whose sends land in the far socket's ring of preallocated slots.</summary>
     private sealed class BenchSocket(UdpEndpoint endpoint) : IUdpBatchSocket
     {
+        private Func<bool>? _nothingToRead;
         private const int Slots = 16384;
         private readonly object _gate = new();
         private readonly byte[][] _data = CreateSlots();
@@ -272,20 +285,10 @@ public class ActorPipelineBenchmarks
         {
             lock (_gate)
             {
-                long deadline = Environment.TickCount64 + Math.Max(timeoutMs, 0);
-                while (_count == 0 && !_woken)
+                // One delegate per fake, made on first use: no allocation per wait.
+                if (!WaitWhile(_gate, _nothingToRead ??= () => _count == 0 && !_woken, timeoutMs))
                 {
-                    if (timeoutMs < 0)
-                    {
-                        Monitor.Wait(_gate);
-                        continue;
-                    }
-                    long left = deadline - Environment.TickCount64;
-                    if (left <= 0)
-                    {
-                        return false;
-                    }
-                    Monitor.Wait(_gate, (int)left);
+                    return false;
                 }
                 return !_woken;
             }

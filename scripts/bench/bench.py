@@ -65,11 +65,15 @@ def parse_args():
     p.add_argument("--load-peers", type=int, default=100, help="peers sending at once (0: skip)")
     p.add_argument("--load-client", default=WIREGUARD_GO, help="the Clients' daemon in the many-peers test")
     p.add_argument("--no-peers", action="store_true", help="skip the peer-scaling figures")
+    p.add_argument("--ping-only", action="store_true",
+                   help="only ping through the tunnel (implies --no-peers); with --ping-count and --rounds for a larger sample")
     p.add_argument("--out", default=os.path.join(REPO, "artifacts/bench"))
     a = p.parse_args()
     if a.self_test:
         a.quick = True
         a.impl_b = a.impl_b or WIREGUARD_GO
+    if a.ping_only:
+        a.no_peers = True
     if a.seconds is None:
         a.seconds = 3 if a.quick else 10
     if a.impl_b is None:
@@ -239,7 +243,7 @@ def main():
             for which in ("A", "B"):
                 binary, label = impls[which], f"r{r}-{which}"
                 print(f"bench: round {r}, {which} ({os.path.basename(binary)}): pair", flush=True)
-                metrics, errors = pair.run_pair(lab, binary, label, a.seconds, a.ping_count)
+                metrics, errors = pair.run_pair(lab, binary, label, a.seconds, a.ping_count, ping_only=a.ping_only)
                 if not a.no_peers:
                     print(f"bench: round {r}, {which}: {a.peers} idle peers", flush=True)
                     try:

@@ -27,7 +27,7 @@ def _throughput(lab, pids, seconds, streams=1, udp=False):
     return out
 
 
-def run_pair(lab, binary, label, seconds, ping_count):
+def run_pair(lab, binary, label, seconds, ping_count, ping_only=False):
     """Starts a fresh pair of `binary`, measures, stops it. Returns (metrics, errors); a failed
     measurement leaves its figure out and says why in errors, the others still run."""
     metrics, errors = {}, {}
@@ -54,6 +54,8 @@ def run_pair(lab, binary, label, seconds, ping_count):
             ("tcp4", lambda: _prefixed("tcp4", _throughput(lab, pids, seconds, streams=4))),
             ("udp", lambda: _prefixed("udp", _throughput(lab, pids, seconds, udp=True))),
         ]
+        if ping_only:
+            steps = steps[:1]
         for name, step in steps:
             try:
                 metrics.update(step())

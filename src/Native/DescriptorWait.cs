@@ -19,6 +19,50 @@ internal static unsafe class DescriptorWait
         Kicked,
 
         TimedOut,
+
+        /// <summary>The descriptor is not open (POLLNVAL).</summary>
+        Invalid,
+    }
+
+    /// <summary>
+    /// A reader's wait: for <paramref name="fd"/> to be readable, the stop <paramref name="wake"/>
+    /// or a <paramref name="kick"/> (cleared here), holding a reference on each handle meanwhile.
+    /// Disposed handles count as a stop.
+    /// </summary>
+    internal static Outcome WaitReadable(SafeFileDescriptorHandle fd, WakeEvent wake, WakeEvent kick, int timeoutMs)
+    {
+        bool fdAdded = false, wakeAdded = false, kickAdded = false;
+        try
+        {
+            fd.DangerousAddRef(ref fdAdded);
+            wake.Handle.DangerousAddRef(ref wakeAdded);
+            kick.Handle.DangerousAddRef(ref kickAdded);
+            var outcome = Wait(fd.Fd, LibC.POLLIN, wake.Handle.Fd, kick.Handle.Fd, timeoutMs, out short revents);
+            if (outcome == Outcome.Kicked)
+            {
+                kick.Clear();
+            }
+            return outcome == Outcome.Ready && (revents & LibC.POLLNVAL) != 0 ? Outcome.Invalid : outcome;
+        }
+        catch (ObjectDisposedException)
+        {
+            return Outcome.Woken; // disposed while stopping: same as a wake
+        }
+        finally
+        {
+            if (kickAdded)
+            {
+                kick.Handle.DangerousRelease();
+            }
+            if (wakeAdded)
+            {
+                wake.Handle.DangerousRelease();
+            }
+            if (fdAdded)
+            {
+                fd.DangerousRelease();
+            }
+        }
     }
 
     /// <param name="wakeFd">The stop eventfd, or -1 for none (poll ignores negative descriptors).</param>

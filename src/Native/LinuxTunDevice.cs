@@ -139,51 +139,16 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
 
     public bool WaitReadable(int timeoutMs)
     {
-        bool fdAdded = false, wakeAdded = false, kickAdded = false;
-        try
+        if (HasPendingPackets)
         {
-            _fd.DangerousAddRef(ref fdAdded);
-            _wake.Handle.DangerousAddRef(ref wakeAdded);
-            _kick.Handle.DangerousAddRef(ref kickAdded);
-            if (HasPendingPackets)
-            {
-                return true; // segments of the last super-packet come first, without poll
-            }
-            var outcome = DescriptorWait.Wait(_fd.Fd, LibC.POLLIN, _wake.Handle.Fd, _kick.Handle.Fd, timeoutMs, out short revents);
-            if (outcome == DescriptorWait.Outcome.Kicked)
-            {
-                _kick.Clear();
-                return true;
-            }
-            if (outcome != DescriptorWait.Outcome.Ready)
-            {
-                return false;
-            }
-            if ((revents & LibC.POLLNVAL) != 0)
-            {
-                throw new TunDeviceException($"TUN device {Name}: descriptor is no longer valid");
-            }
-            return true;
+            return true; // segments of the last super-packet come first, without poll
         }
-        catch (ObjectDisposedException)
+        return DescriptorWait.WaitReadable(_fd, _wake, _kick, timeoutMs) switch
         {
-            return false; // disposed while stopping: same as a wake
-        }
-        finally
-        {
-            if (kickAdded)
-            {
-                _kick.Handle.DangerousRelease();
-            }
-            if (wakeAdded)
-            {
-                _wake.Handle.DangerousRelease();
-            }
-            if (fdAdded)
-            {
-                _fd.DangerousRelease();
-            }
-        }
+            DescriptorWait.Outcome.Ready or DescriptorWait.Outcome.Kicked => true,
+            DescriptorWait.Outcome.Invalid => throw new TunDeviceException($"TUN device {Name}: descriptor is no longer valid"),
+            _ => false,
+        };
     }
 
     public int TryReadBatch(Span<PacketBuffer> buffers)

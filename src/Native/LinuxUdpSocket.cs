@@ -186,51 +186,16 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
 
     public bool WaitReadable(int timeoutMs)
     {
-        bool fdAdded = false, wakeAdded = false, kickAdded = false;
-        try
+        if (HasPendingDatagrams)
         {
-            _fd.DangerousAddRef(ref fdAdded);
-            _wake.Handle.DangerousAddRef(ref wakeAdded);
-            _kick.Handle.DangerousAddRef(ref kickAdded);
-            if (HasPendingDatagrams)
-            {
-                return true; // segments left over from an earlier read come first, without poll
-            }
-            var outcome = DescriptorWait.Wait(_fd.Fd, LibC.POLLIN, _wake.Handle.Fd, _kick.Handle.Fd, timeoutMs, out short revents);
-            if (outcome == DescriptorWait.Outcome.Kicked)
-            {
-                _kick.Clear();
-                return true;
-            }
-            if (outcome != DescriptorWait.Outcome.Ready)
-            {
-                return false;
-            }
-            if ((revents & LibC.POLLNVAL) != 0)
-            {
-                throw new UdpSocketException("UDP socket descriptor is no longer valid");
-            }
-            return true;
+            return true; // segments left over from an earlier read come first, without poll
         }
-        catch (ObjectDisposedException)
+        return DescriptorWait.WaitReadable(_fd, _wake, _kick, timeoutMs) switch
         {
-            return false;
-        }
-        finally
-        {
-            if (kickAdded)
-            {
-                _kick.Handle.DangerousRelease();
-            }
-            if (wakeAdded)
-            {
-                _wake.Handle.DangerousRelease();
-            }
-            if (fdAdded)
-            {
-                _fd.DangerousRelease();
-            }
-        }
+            DescriptorWait.Outcome.Ready or DescriptorWait.Outcome.Kicked => true,
+            DescriptorWait.Outcome.Invalid => throw new UdpSocketException("UDP socket descriptor is no longer valid"),
+            _ => false,
+        };
     }
 
     /// <inheritdoc />

@@ -158,22 +158,10 @@ public sealed class TunnelTrafficTests(ITestOutputHelper output) : ActorTestBase
         // Reply polling (BatchReaderThread): neither reply below wakes a blocked reader. B's TUN
         // answers like a kernel answering a ping, and A's socket does not wake its reader. So a
         // reply arrives only if the thread that handed the request on polls for it.
-        // A long limit, so a slow test machine still catches the reply.
-        var a = StartNode("a", 1, replyPollMax: TimeSpan.FromSeconds(1));
-        var b = StartNode("b", 2, replyPollMax: TimeSpan.FromSeconds(1));
-        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
-        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
-        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
-        AwaitWritten(b, 1);
-        Assert.True(Control<TunnelTopology>(a, GetTunnelTopology.Instance).Registry.TryGet(b.PublicKey, out var bAtA));
-        Assert.True(Control<TunnelTopology>(b, GetTunnelTopology.Instance).Registry.TryGet(a.PublicKey, out var aAtB));
-        AwaitCondition(() => !bAtA.HasBacklog && !aAtB.HasBacklog, Wait);
-
+        var (a, b) = StartPollingPair();
         b.Tun.AnswerQuietly = request => [Packets.Ipv4(b.Address, a.Address, Ecn.Ect0, id: (ushort)(Packets.IdOf(request) + 1000))];
         a.Socket.WakeOnArrival = false;
-        // Longer than the limit: the polls that followed the handshake are over, every reader is
-        // blocked, and the next read wakes its reader from idle.
-        Thread.Sleep(TimeSpan.FromSeconds(2));
+        AwaitReadersIdle();
         int seen = Network.Log.Count;
         a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 2));
         AwaitWritten(a, 1);
@@ -194,19 +182,11 @@ public sealed class TunnelTrafficTests(ITestOutputHelper output) : ActorTestBase
         // As a super-packet's segments that do not fit one read: B's TUN hands out one answer per
         // read and keeps the rest, which a reader blocked in poll would not see. The thread that
         // polled B's TUN for the reply makes one pass and kicks B's TUN reader for the rest.
-        var a = StartNode("a", 1, replyPollMax: TimeSpan.FromSeconds(1));
-        var b = StartNode("b", 2, replyPollMax: TimeSpan.FromSeconds(1));
-        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
-        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
-        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
-        AwaitWritten(b, 1);
-        Assert.True(Control<TunnelTopology>(b, GetTunnelTopology.Instance).Registry.TryGet(a.PublicKey, out var aAtB));
-        AwaitCondition(() => !aAtB.HasBacklog, Wait);
-
+        var (a, b) = StartPollingPair();
         b.Tun.QuietAnswersPerRead = 1;
         b.Tun.AnswerQuietly = request =>
             [.. Enumerable.Range(1, 3).Select(k => Packets.Ipv4(b.Address, a.Address, id: (ushort)(Packets.IdOf(request) + 1000 * k)))];
-        Thread.Sleep(TimeSpan.FromSeconds(2)); // past the polls after the handshake: the next read comes from idle
+        AwaitReadersIdle();
         int seen = Network.Log.Count;
         a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 2));
         AwaitWritten(a, 3);
@@ -218,6 +198,32 @@ public sealed class TunnelTrafficTests(ITestOutputHelper output) : ActorTestBase
         Assert.All(answers.Skip(1), d => Assert.StartsWith("tun-reader", d.SenderThread));
         StopAndAssertNoLeaks(a, b);
     }
+
+    /// <summary>
+    /// A and B with reply polling on (a long limit, so a slow test machine still catches a reply),
+    /// after a handshake and a first packet, with no batch left on the actor path.
+    /// </summary>
+    private (TunnelNode A, TunnelNode B) StartPollingPair()
+    {
+        var a = StartNode("a", 1, replyPollMax: ReplyPollLimit);
+        var b = StartNode("b", 2, replyPollMax: ReplyPollLimit);
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+        AwaitWritten(b, 1);
+        Assert.True(Control<TunnelTopology>(a, GetTunnelTopology.Instance).Registry.TryGet(b.PublicKey, out var bAtA));
+        Assert.True(Control<TunnelTopology>(b, GetTunnelTopology.Instance).Registry.TryGet(a.PublicKey, out var aAtB));
+        AwaitCondition(() => !bAtA.HasBacklog && !aAtB.HasBacklog, Wait);
+        return (a, b);
+    }
+
+    private static readonly TimeSpan ReplyPollLimit = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Longer than the limit: the polls that followed the handshake are over, every reader is
+    /// blocked, and the next read wakes its reader from idle.
+    /// </summary>
+    private static void AwaitReadersIdle() => Thread.Sleep(2 * ReplyPollLimit);
 
     private WireDatagram[] DataFrom(TunnelNode node, int seen) =>
         Network.Log.Skip(seen).Where(d => d.From == node.Endpoint && d.Type == MessageType.TransportData && d.Data.Length > MessageHeader.TransportMinSize).ToArray();

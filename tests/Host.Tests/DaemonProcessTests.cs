@@ -25,7 +25,7 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
     {
         await using var ns = await NetworkNamespace.CreateAsync();
         string name = UniqueName();
-        await using var daemon = DaemonProcess.Start(ns, name, "-f", name);
+        await using var daemon = DaemonProcess.Start(ns, name, "-f", "--reply-poll-us", "250", name);
         await daemon.WaitReadyAsync();
         Assert.True(await ns.HasLinkAsync(name));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(daemon.SocketPath));
@@ -57,6 +57,7 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
             string log = await File.ReadAllTextAsync(daemon.LogFile);
             Assert.DoesNotContain(privateKey.ToBase64(), log);
             Assert.DoesNotContain(privateKey.ToHex(), log);
+            Assert.Contains("reply polling up to 250 us", log); // the option reached the tunnel
         }
         finally
         {

@@ -145,20 +145,9 @@ public sealed class FakeUdpSocket : Firezone.Actors.Native.IUdpBatchSocket
     {
         lock (_gate)
         {
-            long deadline = Environment.TickCount64 + Math.Max(timeoutMs, 0);
-            while (_inbound.Count == 0 && !_woken && _failure is null)
+            if (!MonitorWait.While(_gate, () => _inbound.Count == 0 && !_woken && _failure is null, timeoutMs))
             {
-                if (timeoutMs < 0)
-                {
-                    Monitor.Wait(_gate);
-                    continue;
-                }
-                long left = deadline - Environment.TickCount64;
-                if (left <= 0)
-                {
-                    return false;
-                }
-                Monitor.Wait(_gate, (int)left);
+                return false;
             }
             if (_failure is not null)
             {

@@ -122,20 +122,9 @@ public sealed class FakeTun(string name = "faketun0") : ITunDevice
     {
         lock (_gate)
         {
-            long deadline = Environment.TickCount64 + Math.Max(timeoutMs, 0);
-            while (_inbound.Count == 0 && !_quietLeft && !_woken && _readFailure is null)
+            if (!MonitorWait.While(_gate, () => _inbound.Count == 0 && !_quietLeft && !_woken && _readFailure is null, timeoutMs))
             {
-                if (timeoutMs < 0)
-                {
-                    Monitor.Wait(_gate);
-                    continue;
-                }
-                long left = deadline - Environment.TickCount64;
-                if (left <= 0)
-                {
-                    return false;
-                }
-                Monitor.Wait(_gate, (int)left);
+                return false;
             }
             if (_readFailure is not null)
             {
