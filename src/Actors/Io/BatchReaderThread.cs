@@ -18,8 +18,8 @@ namespace Firezone.Actors.Actors.Io;
 /// <see cref="ReplyPoll.IdleBefore"/>), what it just sent or wrote is likely a request whose reply
 /// comes back on the other device within a fraction of a millisecond: a ping's echo is queued on
 /// the TUN device before the write that carried the request returns. Instead of letting the other
-/// reader thread wake up for it (on these VMs a wake-up from idle costs more than the rest of the
-/// crossing), this thread polls the other device for up to <see cref="ReplyPoll"/>'s limit and
+/// reader thread wake up for it (a wake-up from idle costs tens of microseconds on these VMs),
+/// this thread polls the other device for up to <see cref="ReplyPoll"/>'s limit and
 /// hands the reply on itself (<see cref="IPartnerReader.TryReadForPartner"/>). It stops at the
 /// first reply, when its own device has something to read, or at the limit. Passes are made under
 /// one lock per device, so the reads of a device stay one at a time and in order whichever thread
