@@ -16,33 +16,15 @@ public sealed class ReaderPair
         Udp,
     }
 
-    internal void Join(Side side, IPartnerReader reader)
-    {
-        if (side == Side.Tun)
-        {
-            Volatile.Write(ref _tun, reader);
-        }
-        else
-        {
-            Volatile.Write(ref _udp, reader);
-        }
-    }
+    internal void Join(Side side, IPartnerReader reader) => Volatile.Write(ref Reader(side), reader);
 
     /// <summary>Leaves, unless a newer reader (an actor restart) has joined on that side since.</summary>
-    internal void Leave(Side side, IPartnerReader reader)
-    {
-        if (side == Side.Tun)
-        {
-            Interlocked.CompareExchange(ref _tun, null, reader);
-        }
-        else
-        {
-            Interlocked.CompareExchange(ref _udp, null, reader);
-        }
-    }
+    internal void Leave(Side side, IPartnerReader reader) => Interlocked.CompareExchange(ref Reader(side), null, reader);
 
     /// <summary>The reader of the other device, or null.</summary>
-    internal IPartnerReader? PartnerOf(Side side) => side == Side.Tun ? Volatile.Read(ref _udp) : Volatile.Read(ref _tun);
+    internal IPartnerReader? PartnerOf(Side side) => Volatile.Read(ref Reader(side == Side.Tun ? Side.Udp : Side.Tun));
+
+    private ref IPartnerReader? Reader(Side side) => ref side == Side.Tun ? ref _tun : ref _udp;
 }
 
 /// <summary>A reader whose device another thread may read, one read at a time with the reader's own.</summary>

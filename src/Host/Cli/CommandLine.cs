@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Reflection;
+using Firezone.Actors.Actors.Tunnel;
 using Firezone.Actors.Host.Config;
 using Firezone.Actors.Host.Daemon;
 using Firezone.Actors.Host.Logging;
@@ -37,7 +38,7 @@ public static class CommandLine
         };
         var replyPoll = new Option<string?>("--reply-poll-us")
         {
-            Description = $"After a packet wakes an idle reader, poll the other device up to this many microseconds for the reply instead of sleeping (lower ping, some CPU); 0 turns it off (default {DefaultReplyPollMicroseconds}, also {ReplyPollVariable})",
+            Description = $"After a packet wakes an idle reader, poll the other device up to this many microseconds for the reply instead of sleeping (lower ping, some CPU); 0 turns it off (default {(int)TunnelSettings.DefaultReplyPollMax.TotalMicroseconds}, also {ReplyPollVariable})",
             DefaultValueFactory = _ => Environment.GetEnvironmentVariable(ReplyPollVariable),
             Recursive = true,
         };
@@ -174,12 +175,10 @@ public static class CommandLine
 
     public const string ReplyPollVariable = "FIREZONE_REPLY_POLL_US";
 
-    public const int DefaultReplyPollMicroseconds = 1000;
-
     /// <summary>--reply-poll-us (or its environment variable, for wg-quick, which passes no options): 0 to 100000.</summary>
     private static bool TryReplyPoll(string? text, out TimeSpan max)
     {
-        max = TimeSpan.FromMicroseconds(DefaultReplyPollMicroseconds);
+        max = TunnelSettings.DefaultReplyPollMax;
         if (string.IsNullOrWhiteSpace(text))
         {
             return true;
