@@ -12,13 +12,17 @@ public sealed partial class FaultTests(ITestOutputHelper output)
     private const string Fz = Implementations.FirezoneTunnel;
     private const string Wgo = Implementations.WireGuardGo;
 
-    public static TheoryData<string, string, string> Crashes => new()
+    public static TheoryData<string, string, string, int> Crashes => new()
     {
-        { Fz, Fz, Roles.Client },
-        { Fz, Fz, Roles.Gateway },
+        { Fz, Fz, Roles.Client, 4 },
+        { Fz, Fz, Roles.Gateway, 4 },
         // firezone-tunnel survives, its peer crashes: its own timers must bring the session back.
-        { Fz, Wgo, Roles.Gateway },
-        { Wgo, Fz, Roles.Client },
+        { Fz, Wgo, Roles.Gateway, 4 },
+        { Wgo, Fz, Roles.Client, 4 },
+        // The same over an IPv6 underlay, with firezone-tunnel as the side that restarts and as the
+        // side that survives.
+        { Fz, Fz, Roles.Gateway, 6 },
+        { Wgo, Fz, Roles.Client, 6 },
     };
 
     /// <summary>
@@ -29,9 +33,9 @@ public sealed partial class FaultTests(ITestOutputHelper output)
     /// </summary>
     [Theory]
     [MemberData(nameof(Crashes))]
-    public void KillNineAndRestart_HandshakeAgainAndTrafficResumes(string client, string gateway, string killed)
+    public void KillNineAndRestart_HandshakeAgainAndTrafficResumes(string client, string gateway, string killed, int underlay)
     {
-        using var lab = Lab.Up(output, TimeSpan.FromSeconds(90));
+        using var lab = Lab.Up(output, TimeSpan.FromSeconds(90), underlay);
         lab.Gateway.Start(gateway);
         lab.Client.Start(client);
         Assert.True(lab.Ping(Roles.Client, Addresses.ResourceV4, 1));

@@ -105,15 +105,17 @@ public sealed class InteropTests(ITestOutputHelper output)
     /// when its handshake-retransmit timer clears the pinned source, about 25 s later: measured here.)
     /// </summary>
     [Theory]
-    [InlineData(Wgo)]
-    [InlineData(Fz)]
-    public void ClientUnderlayAddressChanges_TrafficContinues(string gateway)
+    [InlineData(Wgo, 4)]
+    [InlineData(Fz, 4)]
+    [InlineData(Wgo, 6)]
+    [InlineData(Fz, 6)]
+    public void ClientUnderlayAddressChanges_TrafficContinues(string gateway, int underlay)
     {
-        using var lab = Lab.Up(output, TimeSpan.FromSeconds(90));
+        using var lab = Lab.Up(output, TimeSpan.FromSeconds(90), underlay);
         lab.Gateway.Start(gateway);
         lab.Client.Start(Fz);
         Assert.True(lab.Ping(Roles.Client, Addresses.ResourceV4, 1));
-        Assert.Equal("10.77.1.2:51821", lab.Gateway.PeerEndpoint);
+        Assert.Equal(ClientEndpoint(underlay, 2), lab.Gateway.PeerEndpoint);
 
         var transfer = lab.StartTransfer(Roles.Resource, Addresses.ResourceV4, "recv", Roles.Client, 12_000_000, 3_000_000);
         Thread.Sleep(1500);
@@ -121,7 +123,40 @@ public sealed class InteropTests(ITestOutputHelper output)
         lab.Roam();
         transfer.Wait(TimeSpan.FromSeconds(60)).AssertIntact(12_000_000);
 
-        Assert.Equal("10.77.1.3:51821", lab.Gateway.PeerEndpoint);
+        Assert.Equal(ClientEndpoint(underlay, 3), lab.Gateway.PeerEndpoint);
         Assert.True(lab.Ping(Roles.Gateway, Addresses.ClientTunnelV4, 3), "gateway -> client at its new address");
     }
+
+    public static TheoryData<string, string> Pairs => new() { { Fz, Wgo }, { Wgo, Fz } };
+
+    /// <summary>
+    /// The two implementations over an IPv6 underlay (tunnel endpoints fd77:1::2 and fd77:2::2):
+    /// the handshake, both inner families both ways, bulk data both ways, and the endpoint the
+    /// Gateway learnt, as `wg show` prints it for an IPv6 address.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Pairs))]
+    public void OverIPv6Underlay_DataBothWaysIntact(string client, string gateway)
+    {
+        using var lab = Lab.Up(output, TimeSpan.FromSeconds(90), underlay: 6);
+        var before = lab.Counters();
+        lab.Gateway.Start(gateway);
+        lab.Client.Start(client);
+
+        Assert.True(lab.Ping(Roles.Client, Addresses.ResourceV4, 3), "client -> resource, IPv4 inner");
+        Assert.True(lab.Ping(Roles.Client, Addresses.ResourceV6, 3), "client -> resource, IPv6 inner");
+        Assert.True(lab.Ping(Roles.Gateway, Addresses.ClientTunnelV6, 3), "gateway -> client, IPv6 inner");
+        var after = lab.Counters();
+        Assert.True(after.Since(before, HandshakeInitiations("c2g")) + after.Since(before, HandshakeInitiations("g2c")) >= 1,
+            $"no handshake initiation counted on the IPv6 underlay: {after}");
+        Assert.Equal(ClientEndpoint(6, 2), lab.Gateway.PeerEndpoint);
+
+        lab.SendAndVerify(Roles.Client, Roles.Resource, Addresses.ResourceV6, 10_000_000, TimeSpan.FromSeconds(60));
+        lab.StartTransfer(Roles.Resource, Addresses.ResourceV4, "send", Roles.Client, 10_000_000)
+            .Wait(TimeSpan.FromSeconds(60)).AssertIntact(10_000_000);
+    }
+
+    /// <summary>The client's underlay endpoint as `wg show IF endpoints` prints it (host .2 or .3 of the lab).</summary>
+    private static string ClientEndpoint(int underlay, int host) =>
+        underlay == 6 ? $"[fd77:1::{host}]:51821" : $"10.77.1.{host}:51821";
 }
