@@ -64,16 +64,24 @@ def parse_args():
     p.add_argument("--peers", type=int, default=10000, help="idle peers added with wg addconf")
     p.add_argument("--load-peers", type=int, default=100, help="peers sending at once (0: skip)")
     p.add_argument("--load-client", default=WIREGUARD_GO, help="the Clients' daemon in the many-peers test")
+    p.add_argument("--load-gomaxprocs", type=int, default=peers.CLIENT_GOMAXPROCS,
+                   help=f"GOMAXPROCS of every load Client (default {peers.CLIENT_GOMAXPROCS}; 0: the Go runtime's default, one per core)")
     p.add_argument("--no-peers", action="store_true", help="skip the peer-scaling figures")
     p.add_argument("--ping-only", action="store_true",
                    help="only ping through the tunnel (implies --no-peers); with --ping-count and --rounds for a larger sample")
+    p.add_argument("--load-only", action="store_true",
+                   help="only the many-peers test (1 peer, then --load-peers peers sending); with --rounds for a larger sample")
     p.add_argument("--out", default=os.path.join(REPO, "artifacts/bench"))
     a = p.parse_args()
     if a.self_test:
         a.quick = True
         a.impl_b = a.impl_b or WIREGUARD_GO
+    if a.ping_only and a.load_only:
+        p.error("--ping-only and --load-only exclude each other")
     if a.ping_only:
         a.no_peers = True
+    if a.load_only and (a.no_peers or a.load_peers <= 0):
+        p.error("--load-only needs the many-peers test: drop --no-peers, and --load-peers must be > 0")
     if a.seconds is None:
         a.seconds = 3 if a.quick else 10
     if a.impl_b is None:
@@ -220,7 +228,7 @@ def main():
     meta = {"time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "command": " ".join(sys.argv), "seconds": a.seconds, "rounds": a.rounds,
             "ping_count": a.ping_count, "idle_peers": 0 if a.no_peers else a.peers,
-            "load_peers": 0 if a.no_peers else a.load_peers, "load_client": a.load_client,
+            "load_peers": 0 if a.no_peers else a.load_peers, "load_client": a.load_client, "load_gomaxprocs": a.load_gomaxprocs,
             "A": {"name": name_a, "path": a.impl_a, "version": version(a.impl_a)},
             "B": {"name": name_b, "path": a.impl_b, "version": version(a.impl_b)},
             "kernel": platform.release(), "cpus": os.cpu_count(), "clk_tck": M.CLK_TCK,
@@ -237,25 +245,28 @@ def main():
         load = None
         if not a.no_peers and a.load_peers > 0:
             print(f"bench: starting {a.load_peers} load Clients ({os.path.basename(a.load_client)})")
-            load = peers.LoadClients(lab, a.load_client, a.load_peers)
+            load = peers.LoadClients(lab, a.load_client, a.load_peers, a.load_gomaxprocs)
         for r in range(1, a.rounds + 1):
             refs.append(M.ping_avg_ms(lab, lab.ns_a, L.UNDERLAY_B, count=a.ping_count))
             for which in ("A", "B"):
                 binary, label = impls[which], f"r{r}-{which}"
-                print(f"bench: round {r}, {which} ({os.path.basename(binary)}): pair", flush=True)
-                metrics, errors = pair.run_pair(lab, binary, label, a.seconds, a.ping_count, ping_only=a.ping_only)
-                if not a.no_peers:
+                if a.load_only:
+                    metrics, errors = {}, {}
+                else:
+                    print(f"bench: round {r}, {which} ({os.path.basename(binary)}): pair", flush=True)
+                    metrics, errors = pair.run_pair(lab, binary, label, a.seconds, a.ping_count, ping_only=a.ping_only)
+                if not a.no_peers and not a.load_only:
                     print(f"bench: round {r}, {which}: {a.peers} idle peers", flush=True)
                     try:
                         metrics.update(peers.idle_peer_cost(lab, binary, label, a.peers))
                     except Exception as e:
                         errors["idle_peers"] = str(e)
-                    if load:
-                        print(f"bench: round {r}, {which}: {a.load_peers} peers sending", flush=True)
-                        try:
-                            metrics.update(load.measure(binary, label, max(a.seconds, peers.MIN_SECONDS)))
-                        except Exception as e:
-                            errors["load_peers"] = str(e)
+                if load:
+                    print(f"bench: round {r}, {which}: {a.load_peers} peers sending", flush=True)
+                    try:
+                        metrics.update(load.measure(binary, label, max(a.seconds, peers.MIN_SECONDS)))
+                    except Exception as e:
+                        errors["load_peers"] = str(e)
                 for k, v in errors.items():
                     print(f"bench: round {r}, {which}: {k} failed: {v}")
                 runs.append({"round": r, "impl": which, "metrics": metrics, "errors": errors})

@@ -124,11 +124,12 @@ class Lab:
 
     # ---- tunnel daemons -----------------------------------------------------------------------
 
-    def start_daemon(self, binary, ns, ifname, log_name, timeout=30.0):
+    def start_daemon(self, binary, ns, ifname, log_name, timeout=30.0, extra_env=None):
         """Starts `binary -f IFNAME` (the wireguard-go command line) in `ns` and waits for its UAPI
-        socket and TUN device."""
+        socket and TUN device. `extra_env` is added to this process's environment."""
         env = dict(os.environ)
         env.setdefault("LOG_LEVEL", "error")
+        env.update(extra_env or {})
         p = self.spawn(ns, [binary, "-f", ifname], log_name, env=env)
         sock = os.path.join(UAPI_DIR, f"{ifname}.sock")
         deadline = time.monotonic() + timeout

@@ -11,6 +11,13 @@ clients bound to N addresses are N WireGuard peers from the Gateway's point of v
 servers in namespace B (one per port: an iperf3 server serves one test at a time) receive. The
 figure is the rate the Gateway delivers into its TUN device while all N send, against one Client
 sending alone through the same Gateway.
+
+The Clients run with GOMAXPROCS=1 (CLIENT_GOMAXPROCS; bench.py --load-gomaxprocs). Each Client
+stands for a machine of its own, but here all of them share the two cores with the Gateway. With
+the Go runtime's default (one P per core) the load generator is the bottleneck: 100 Go schedulers
+that each look for work on both cores. Measured with `bench.py --load-only --rounds 3`, 2026-11-25:
+with the default, wireguard-go as the Gateway reached 0.68 to 0.93 of its one-peer rate; with
+GOMAXPROCS=1 it reached 1.06 to 1.16. The setting is the same for every Gateway under test.
 """
 
 import json
@@ -25,6 +32,7 @@ GATEWAY_PORT = 51840
 GATEWAY_ADDR = "10.78.0.1"
 SCALE_PORT = 51850
 IPERF_BASE_PORT = 5300
+CLIENT_GOMAXPROCS = 1
 # The common window of the many-peers test: from WINDOW_START seconds after the first flow was
 # started to WINDOW_END_BEFORE seconds before the flows end.
 WINDOW_START = 2.0
@@ -76,13 +84,15 @@ class LoadClients:
     """N wireguard-go Clients in namespace A and N iperf3 servers in namespace B, started once and
     shared by every Gateway implementation and round."""
 
-    def __init__(self, lab, client_binary, n):
+    def __init__(self, lab, client_binary, n, gomaxprocs=None):
+        """`gomaxprocs`: GOMAXPROCS for every Client (None or 0: the Go runtime's default, one per core)."""
         self.lab, self.n = lab, n
+        extra_env = {"GOMAXPROCS": str(gomaxprocs)} if gomaxprocs else None
         self.gw_priv, self.gw_pub = lab.genkey()
         self.clients = []  # (ifname, pub)
         for i in range(n):
             ifname = lab.new_ifname("c")
-            lab.start_daemon(client_binary, lab.ns_a, ifname, "load-clients.log")
+            lab.start_daemon(client_binary, lab.ns_a, ifname, "load-clients.log", extra_env=extra_env)
             priv, pub = lab.genkey()
             addr = client_addr(i)
             lab.configure(lab.ns_a, ifname, priv, 52000 + i, addr, 32, [])
