@@ -41,6 +41,8 @@ METRICS = [
     ("tcp4_cpu_s_per_gb", "CPU per GB, TCP 4 streams", "CPU-s/GB", "lower", None),
     ("udp_cpu_s_per_gb", "CPU per GB, UDP", "CPU-s/GB", "lower", None),
     ("rss_pair_kb", "RSS of the pair after traffic", "KB", "lower", None),
+    ("idle_cpu_pct", "Idle tunnel: CPU per daemon", "%", "lower", None),
+    ("idle_wakeups_per_s", "Idle tunnel: wake-ups per daemon", "per s", "lower", None),
     ("addconf_s", "wg addconf of N peers", "s", "lower", ("B < 2 s", lambda a, b: b < 2)),
     ("rss_per_peer_kb", "RSS per idle peer", "KB", "lower", ("B <= 5 KB", lambda a, b: b <= 5)),
     ("one_peer_gbps", "1 peer sending, TCP", "Gbit/s", "higher", None),
@@ -183,6 +185,9 @@ def write_chart(summary, name_a, name_b, meta, path):
               [("TCP 1", bars("tcp1_cpu_s_per_gb")), ("TCP 4", bars("tcp4_cpu_s_per_gb")), ("UDP", bars("udp_cpu_s_per_gb"))],
               ratio_note("tcp1_cpu_s_per_gb")),
     ]
+    if summary["idle_wakeups_per_s"]["A"] is not None or summary["idle_wakeups_per_s"]["B"] is not None:
+        panels.append(panel("Idle tunnel, per daemon", "thread wake-ups per second (lower is better)",
+                            [("wake-ups", bars("idle_wakeups_per_s"))], ratio_note("idle_wakeups_per_s")))
     if summary["addconf_s"]["A"] is not None or summary["addconf_s"]["B"] is not None:
         panels += [
             panel(summary["addconf_s"]["title"], "seconds (lower is better)", [("wg addconf", bars("addconf_s"))],

@@ -1,5 +1,6 @@
-"""The side-by-side figures for one implementation: a pair of daemons (one per namespace) and
-iperf3 TCP 1 and 4 streams, UDP at 1392-byte datagrams, ping RTT and CPU-seconds per GB."""
+"""The side-by-side figures for one implementation: a pair of daemons (one per namespace), the
+cost of an idle tunnel, iperf3 TCP 1 and 4 streams, UDP at 1392-byte datagrams, ping RTT and
+CPU-seconds per GB."""
 
 import time
 
@@ -7,6 +8,7 @@ import lab as L
 import measure as M
 
 IPERF_PORT = 5201
+IDLE_SECONDS = 10
 
 
 def _cpu(pids):
@@ -49,13 +51,14 @@ def run_pair(lab, binary, label, seconds, ping_count, ping_only=False):
         M.wait_for_listen(lab, lab.ns_b, IPERF_PORT)
 
         steps = [
+            ("idle", lambda: _idle(pids)),
             ("ping", lambda: _ping(lab, ping_count)),
             ("tcp1", lambda: _prefixed("tcp1", _throughput(lab, pids, seconds))),
             ("tcp4", lambda: _prefixed("tcp4", _throughput(lab, pids, seconds, streams=4))),
             ("udp", lambda: _prefixed("udp", _throughput(lab, pids, seconds, udp=True))),
         ]
         if ping_only:
-            steps = steps[:1]
+            steps = [step for step in steps if step[0] == "ping"]
         for name, step in steps:
             try:
                 metrics.update(step())
@@ -69,6 +72,17 @@ def run_pair(lab, binary, label, seconds, ping_count, ping_only=False):
         for p in reversed(procs):
             lab.stop(p)
     return metrics, errors
+
+
+def _idle(pids):
+    """An idle tunnel (session up, no traffic): CPU and thread wake-ups per second of one daemon
+    (the mean of the pair), over IDLE_SECONDS after one second to settle."""
+    time.sleep(1.0)
+    cpu0, ctx0, t0 = _cpu(pids), sum(M.context_switches(p) for p in pids), time.monotonic()
+    time.sleep(IDLE_SECONDS)
+    cpu1, ctx1, t1 = _cpu(pids), sum(M.context_switches(p) for p in pids), time.monotonic()
+    n, elapsed = len(pids), t1 - t0
+    return {"idle_cpu_pct": 100 * (cpu1 - cpu0) / elapsed / n, "idle_wakeups_per_s": (ctx1 - ctx0) / elapsed / n}
 
 
 def _ping(lab, count):
