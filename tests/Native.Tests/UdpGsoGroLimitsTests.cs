@@ -100,14 +100,23 @@ public sealed class UdpGsoGroLimitsTests
         }
         using var deadline = new Timer(_ => receiver.WakeReceiver(), null, TimeSpan.FromSeconds(10), Timeout.InfiniteTimeSpan);
         RoundTrip(sender, receiver, outgoing, incoming); // warm-up
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        int received = RoundTrip(sender, receiver, outgoing, incoming);
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        // Steady state is the least of three round trips: an allocation per packet or per batch
+        // shows in every one, while a one-off (a first run of a path whose use depends on timing,
+        // 6,336 B once in CI) does not.
+        const int Rounds = 3;
+        long least = long.MaxValue;
+        for (int round = 0; round < Rounds; round++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            int received = RoundTrip(sender, receiver, outgoing, incoming);
+            least = Math.Min(least, GC.GetAllocatedBytesForCurrentThread() - before);
+            Assert.Equal(Count, received);
+        }
 
-        Assert.Equal(Count, received);
-        Assert.Equal(0, allocated);
-        Assert.Equal(4, sender.GsoSends); // 40 ECT(0) as 40 (the 64 KiB limit is 45), 24 CE; twice
-        Assert.Equal(4, receiver.GroReads);
+        Assert.Equal(0, least);
+        // 40 ECT(0) as one send of 40 (the 64 KiB limit is 45), 24 CE as another, in every round trip.
+        Assert.Equal(2 * (Rounds + 1), sender.GsoSends);
+        Assert.Equal(2 * (Rounds + 1), receiver.GroReads);
         UdpGsoGroLoopbackTests.ReturnAll(outgoing);
         UdpGsoGroLoopbackTests.ReturnAll(incoming);
         Assert.Equal(0, pool.Outstanding);
