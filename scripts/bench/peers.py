@@ -17,7 +17,8 @@ stands for a machine of its own, but here all of them share the two cores with t
 the Go runtime's default (one P per core) the load generator is the bottleneck: 100 Go schedulers
 that each look for work on both cores. Measured with `bench.py --load-only --rounds 3`, 2026-11-25:
 with the default, wireguard-go as the Gateway reached 0.68 to 0.93 of its one-peer rate; with
-GOMAXPROCS=1 it reached 1.06 to 1.16. The setting is the same for every Gateway under test.
+GOMAXPROCS=1 it reached 1.06 to 1.16 (0.78 to 1.16 over 9 phases that day). The setting is the
+same for every Gateway under test; it also lowers the one-peer rate (one Client, one core).
 """
 
 import json
