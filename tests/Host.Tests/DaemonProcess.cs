@@ -45,6 +45,35 @@ internal sealed class DaemonProcess : IAsyncDisposable
         return new DaemonProcess(Process.Start(start)!, name, logFile);
     }
 
+    /// <summary>
+    /// The daemon as a service manager runs it: PID 1 of a new PID namespace (`unshare --pid
+    /// --fork`) with <c>NOTIFY_SOCKET</c> set, which is how .NET's systemd integration recognises a
+    /// service without systemd as the parent (containerised services). The PID we hold is
+    /// unshare's; <see cref="ChildPid"/> is the daemon's. `--kill-child` ends the daemon if unshare
+    /// is killed, so disposing cleans up either way.
+    /// </summary>
+    public static DaemonProcess StartAsService(NetworkNamespace ns, string name, string notifySocket, params string[] arguments)
+    {
+        string logFile = Path.Combine(Path.GetTempPath(), $"fzt-{name}.log");
+        var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in (string[])["netns", "exec", ns.Name, "unshare", "--pid", "--fork", "--kill-child", Executable, .. arguments, "--log-file", logFile])
+        {
+            start.ArgumentList.Add(a);
+        }
+        start.Environment["NOTIFY_SOCKET"] = notifySocket;
+        return new DaemonProcess(Process.Start(start)!, name, logFile);
+    }
+
+    /// <summary>The PID of this process's only child (the daemon under `unshare --fork`), 0 while it has none.</summary>
+    public int ChildPid
+    {
+        get
+        {
+            string children = File.ReadAllText($"/proc/{_process.Id}/task/{_process.Id}/children").Trim();
+            return children.Length == 0 ? 0 : int.Parse(children.Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+        }
+    }
+
     /// <summary>Waits (bounded) until the UAPI socket exists, i.e. the daemon is ready.</summary>
     public async Task WaitReadyAsync()
     {

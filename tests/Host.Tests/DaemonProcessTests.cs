@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net.Sockets;
 using Firezone.Actors.Engine.WireGuard;
 using Firezone.Actors.Host.Uapi;
 using Xunit.Abstractions;
@@ -237,6 +238,63 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
         finally
         {
             File.Delete(config);
+        }
+    }
+
+    /// <summary>
+    /// Type=notify (packaging/firezone-tunnel@.service): the daemon tells the service manager
+    /// READY=1 only once the interface is up with its address, and STOPPING=1 when it stops. The
+    /// test plays the service manager with a datagram socket at NOTIFY_SOCKET, as systemd does.
+    /// </summary>
+    [Fact]
+    public async Task Service_mode_notifies_ready_once_the_interface_is_up_and_stopping_on_stop()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UniqueName();
+        string directory = Directory.CreateTempSubdirectory("fzt-notify").FullName;
+        string config = Path.Combine(directory, name + ".conf");
+        string notifyPath = Path.Combine(directory, "notify");
+        await File.WriteAllTextAsync(config, $"""
+            [Interface]
+            PrivateKey = {TestKeys.New().ToBase64()}
+            ListenPort = 0
+            Address = 10.57.0.1/24
+            """);
+        using var notify = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        notify.Bind(new UnixDomainSocketEndPoint(notifyPath));
+        try
+        {
+            await using var daemon = DaemonProcess.StartAsService(ns, name, notifyPath, "up", "--config", config);
+
+            Assert.Equal("READY=1", await ReceiveNotificationAsync(notify, daemon));
+            Assert.Contains("inet 10.57.0.1/24", (await ns.ExecAsync("ip", ["address", "show", "dev", name])).Stdout);
+            Assert.True(File.Exists(daemon.SocketPath), "READY=1 before the UAPI socket exists");
+
+            int pid = daemon.ChildPid;
+            Assert.NotEqual(0, pid);
+            Assert.Equal(0, Tmds.Linux.LibC.kill(pid, SIGTERM));
+            Assert.Equal("STOPPING=1", await ReceiveNotificationAsync(notify, daemon));
+            Assert.Equal(0, await daemon.WaitForExitAsync(Bound)); // unshare returns the daemon's exit code
+            Assert.False(await ns.HasLinkAsync(name));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    private static async Task<string> ReceiveNotificationAsync(Socket notify, DaemonProcess daemon)
+    {
+        var buffer = new byte[4096];
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        try
+        {
+            int length = await notify.ReceiveAsync(buffer, SocketFlags.None, bound.Token);
+            return System.Text.Encoding.UTF8.GetString(buffer, 0, length).Trim();
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"no notification within 30 s; daemon stderr so far: {(daemon.Stderr.IsCompleted ? await daemon.Stderr : "(running)")}");
         }
     }
 
