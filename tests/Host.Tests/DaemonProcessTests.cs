@@ -78,6 +78,35 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
         Assert.False(await ns.HasLinkAsync(name));
     }
 
+    /// <summary>
+    /// A machine without the TUN device node (no tun module, or a container without /dev/net/tun):
+    /// the daemon runs in its own mount namespace with an empty tmpfs over /dev/net, and must say
+    /// what is missing and what to do, in one line, exit 1 and leave nothing behind.
+    /// </summary>
+    [Fact]
+    public async Task Without_dev_net_tun_the_daemon_fails_with_one_line_naming_it()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UniqueName();
+        string logFile = Path.Combine(Path.GetTempPath(), $"fzt-{name}.log");
+        try
+        {
+            // unshare --mount makes the mount private to this process tree: the host keeps its /dev/net/tun.
+            var run = await ProcessRunner.RunAsync("unshare", ["--mount", "sh", "-c",
+                "mount -t tmpfs tmpfs /dev/net && exec ip netns exec \"$0\" \"$1\" -f \"$2\" --log-file \"$3\"",
+                ns.Name, DaemonProcess.Executable, name, logFile], timeout: TimeSpan.FromSeconds(30));
+            Assert.Equal(1, run.ExitCode);
+            Assert.Equal("firezone-tunnel: /dev/net/tun does not exist: load the tun module (modprobe tun)", run.Stderr.TrimEnd('\n'));
+            Assert.False(await ns.HasLinkAsync(name));
+            Assert.False(File.Exists(UapiSocketPath.For(name)));
+            Assert.True(File.Exists("/dev/net/tun"), "the host's TUN device node must be untouched");
+        }
+        finally
+        {
+            File.Delete(logFile);
+        }
+    }
+
     [Fact]
     public async Task An_interface_name_already_taken_fails_with_one_line()
     {
