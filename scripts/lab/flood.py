@@ -29,7 +29,8 @@ def sniff(iface, host, port, seconds, limit=64):
     raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     raw.bind((iface, 0))
     raw.settimeout(0.2)
-    want = socket.inet_aton(host)
+    v6 = ":" in host
+    want = socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, host)
     captured = []
     deadline = time.monotonic() + seconds
     while len(captured) < limit and time.monotonic() < deadline:
@@ -37,13 +38,19 @@ def sniff(iface, host, port, seconds, limit=64):
             frame = raw.recv(65535)
         except socket.timeout:
             continue
-        if len(frame) < 14 + 20 + 8 or frame[12:14] != b"\x08\x00":
-            continue
         ip = frame[14:]
-        ihl = (ip[0] & 0x0F) * 4
-        if ip[9] != 17 or ip[16:20] != want:
-            continue
-        udp = ip[ihl:]
+        if v6:
+            # IPv6 without extension headers (the lab sends none): next header at 6, destination at 24.
+            if len(ip) < 40 + 8 or frame[12:14] != b"\x86\xdd" or ip[6] != 17 or ip[24:40] != want:
+                continue
+            udp = ip[40:]
+        else:
+            if len(ip) < 20 + 8 or frame[12:14] != b"\x08\x00":
+                continue
+            ihl = (ip[0] & 0x0F) * 4
+            if ip[9] != 17 or ip[16:20] != want:
+                continue
+            udp = ip[ihl:]
         dport = struct.unpack("!H", udp[2:4])[0]
         payload = udp[8:]
         if dport == port and len(payload) >= 32 and payload[0] == 4:

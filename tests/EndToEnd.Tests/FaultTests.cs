@@ -61,11 +61,12 @@ public sealed partial class FaultTests(ITestOutputHelper output)
     /// wireguard-go runs the same flood as a control for the lab.
     /// </summary>
     [Theory]
-    [InlineData(Fz)]
-    [InlineData(Wgo)]
-    public void GarbageFloodDuringTransfer_NoCrashTransferCompletes(string implementation)
+    [InlineData(Fz, 4)]
+    [InlineData(Wgo, 4)]
+    [InlineData(Fz, 6)]
+    public void GarbageFloodDuringTransfer_NoCrashTransferCompletes(string implementation, int underlay)
     {
-        using var lab = Lab.Up(output, TimeSpan.FromSeconds(90));
+        using var lab = Lab.Up(output, TimeSpan.FromSeconds(90), underlay);
         lab.Gateway.Start(implementation);
         lab.Client.Start(implementation);
         Assert.True(lab.Ping(Roles.Client, Addresses.ResourceV4, 1));
@@ -73,8 +74,8 @@ public sealed partial class FaultTests(ITestOutputHelper output)
         var poolBaseline = implementation == Fz ? PoolOutstanding(lab.Gateway.FirezoneShow()) : null;
 
         var transfer = lab.StartTransfer(Roles.Resource, Addresses.ResourceV4, "recv", Roles.Client, 20_000_000, 3_000_000);
-        lab.Background(Roles.Router, "flood", Paths.Python, Paths.FloodScript, Addresses.GatewayUnderlayV4, "51820", "5",
-            "--sniff", "veth-c");
+        lab.Background(Roles.Router, "flood", Paths.Python, Paths.FloodScript,
+            underlay == 6 ? Addresses.GatewayUnderlayV6 : Addresses.GatewayUnderlayV4, "51820", "5", "--sniff", "veth-c");
         transfer.Wait(TimeSpan.FromSeconds(60)).AssertIntact(20_000_000);
         Assert.True(lab.WaitUntil(() => lab.BackgroundOutput("flood").EndsWith('\n'), TimeSpan.FromSeconds(15)),
             "flood did not finish: " + lab.BackgroundError("flood"));
@@ -87,7 +88,7 @@ public sealed partial class FaultTests(ITestOutputHelper output)
         }
         Assert.True(lab.Gateway.IsRunning);
         Assert.Equal(pid, lab.Gateway.Pid);
-        Assert.Equal("10.77.1.2:51821", lab.Gateway.PeerEndpoint);
+        Assert.Equal(underlay == 6 ? "[fd77:1::2]:51821" : "10.77.1.2:51821", lab.Gateway.PeerEndpoint);
         Assert.True(lab.Ping(Roles.Client, Addresses.ResourceV4, 3), "tunnel works after the flood");
 
         if (poolBaseline is { } baseline)
