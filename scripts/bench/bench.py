@@ -82,6 +82,8 @@ def parse_args():
         p.error("--ping-only and --load-only exclude each other")
     if a.ping_only:
         a.no_peers = True
+    if a.load_gomaxprocs < 0:
+        p.error("--load-gomaxprocs must be 0 (the Go runtime's default) or more")
     if a.load_only and (a.no_peers or a.load_peers <= 0):
         p.error("--load-only needs the many-peers test: drop --no-peers, and --load-peers must be > 0")
     if a.seconds is None:
@@ -185,9 +187,12 @@ def write_chart(summary, name_a, name_b, meta, path):
               [("TCP 1", bars("tcp1_cpu_s_per_gb")), ("TCP 4", bars("tcp4_cpu_s_per_gb")), ("UDP", bars("udp_cpu_s_per_gb"))],
               ratio_note("tcp1_cpu_s_per_gb")),
     ]
-    if summary["idle_wakeups_per_s"]["A"] is not None or summary["idle_wakeups_per_s"]["B"] is not None:
-        panels.append(panel("Idle tunnel, per daemon", "thread wake-ups per second (lower is better)",
-                            [("wake-ups", bars("idle_wakeups_per_s"))], ratio_note("idle_wakeups_per_s")))
+    panels.append(panel("Idle tunnel, per daemon", "thread wake-ups per second (lower is better)",
+                        [("wake-ups", bars("idle_wakeups_per_s"))], ratio_note("idle_wakeups_per_s")))
+    # A partial run (--ping-only, --load-only) draws only the panels it measured; a reference
+    # bar alone does not count as data.
+    panels = [p for p in panels
+              if any(mean is not None for label, group in p["groups"] if not label.startswith("ref:") for mean, _ in group)]
     if summary["addconf_s"]["A"] is not None or summary["addconf_s"]["B"] is not None:
         panels += [
             panel(summary["addconf_s"]["title"], "seconds (lower is better)", [("wg addconf", bars("addconf_s"))],
@@ -232,7 +237,7 @@ def main():
     impls = {"A": a.impl_a, "B": a.impl_b}
     meta = {"time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "command": " ".join(sys.argv), "seconds": a.seconds, "rounds": a.rounds,
-            "ping_count": a.ping_count, "idle_peers": 0 if a.no_peers else a.peers,
+            "ping_count": a.ping_count, "idle_peers": 0 if a.no_peers or a.load_only else a.peers,
             "load_peers": 0 if a.no_peers else a.load_peers, "load_client": a.load_client, "load_gomaxprocs": a.load_gomaxprocs,
             "A": {"name": name_a, "path": a.impl_a, "version": version(a.impl_a)},
             "B": {"name": name_b, "path": a.impl_b, "version": version(a.impl_b)},

@@ -19,19 +19,26 @@ def cpu_seconds(pid):
 
 
 def context_switches(pid):
-    """Voluntary + involuntary context switches of the process's live threads (proc(5),
-    /proc/PID/task/TID/status): how often its threads were woken or preempted. Threads that exit
-    between two samples take their count with them, so compare samples of a steady process."""
-    total = 0
+    """{TID: voluntary + involuntary context switches} of the process's live threads (proc(5),
+    /proc/PID/task/TID/status): how often each thread was woken or preempted. A thread that exits
+    takes its count with it; compare two samples with context_switches_between."""
+    counts = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
             with open(f"/proc/{pid}/task/{tid}/status") as f:
-                for line in f:
-                    if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
-                        total += int(line.split()[1])
+                counts[tid] = sum(int(line.split()[1]) for line in f
+                                  if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")))
         except FileNotFoundError:
             pass  # the thread exited
-    return total
+    return counts
+
+
+def context_switches_between(before, after):
+    """(switches from `before` to `after`, threads that exited in between). A thread started in
+    between counts from 0; one that exited is missing from the sum (its last count is unknown), so
+    a non-zero second value says the first is low."""
+    total = sum(count - before.get(tid, 0) for tid, count in after.items())
+    return total, len(set(before) - set(after))
 
 
 def rss_kb(pid):

@@ -78,17 +78,21 @@ def _idle(pids):
     """An idle tunnel (session up, no traffic): CPU and thread wake-ups per second of one daemon
     (the mean of the pair), over IDLE_SECONDS after one second to settle."""
     time.sleep(1.0)
-    cpu0, ctx0, t0 = _cpu(pids), sum(M.context_switches(p) for p in pids), time.monotonic()
+    cpu0, ctx0, t0 = _cpu(pids), [M.context_switches(p) for p in pids], time.monotonic()
     time.sleep(IDLE_SECONDS)
-    cpu1, ctx1, t1 = _cpu(pids), sum(M.context_switches(p) for p in pids), time.monotonic()
+    cpu1, ctx1, t1 = _cpu(pids), [M.context_switches(p) for p in pids], time.monotonic()
     n, elapsed = len(pids), t1 - t0
-    return {"idle_cpu_pct": 100 * (cpu1 - cpu0) / elapsed / n, "idle_wakeups_per_s": (ctx1 - ctx0) / elapsed / n}
+    switches = [M.context_switches_between(a, b) for a, b in zip(ctx0, ctx1)]
+    return {"idle_cpu_pct": 100 * (cpu1 - cpu0) / elapsed / n,
+            "idle_wakeups_per_s": sum(s for s, _ in switches) / elapsed / n,
+            # Threads that exited during the window: their wake-ups are missing from the figure.
+            "idle_threads_exited": sum(e for _, e in switches)}
 
 
 def _ping(lab, count):
     # Two seconds of pings first (200 at 10 ms), not counted: the figure is the steady state, not
     # the first packets of a fresh process. A .NET daemon compiles its packet path on first use and
-    # recompiles it optimized after 30 calls (tiered compilation); 20 warm-up pings, as before,
+    # recompiles it optimized after 30 calls and a short delay (tiered compilation); 20 warm-up pings, as before,
     # left the measured ones partly on the first, unoptimized code: with tiering off
     # (DOTNET_TieredCompilation=0) the same fresh daemon pinged 0.83 times as long, 2026-11-25.
     M.ping_ms(lab, lab.ns_a, L.TUNNEL_B, count=200, interval=0.01)

@@ -64,6 +64,7 @@ public sealed partial class FaultTests(ITestOutputHelper output)
     [InlineData(Fz, 4)]
     [InlineData(Wgo, 4)]
     [InlineData(Fz, 6)]
+    [InlineData(Wgo, 6)]
     public void GarbageFloodDuringTransfer_NoCrashTransferCompletes(string implementation, int underlay)
     {
         using var lab = Lab.Up(output, TimeSpan.FromSeconds(90), underlay);

@@ -145,6 +145,7 @@ public sealed class InteropTests(ITestOutputHelper output)
 
         Assert.True(lab.Ping(Roles.Client, Addresses.ResourceV4, 3), "client -> resource, IPv4 inner");
         Assert.True(lab.Ping(Roles.Client, Addresses.ResourceV6, 3), "client -> resource, IPv6 inner");
+        Assert.True(lab.Ping(Roles.Gateway, Addresses.ClientTunnelV4, 3), "gateway -> client, IPv4 inner");
         Assert.True(lab.Ping(Roles.Gateway, Addresses.ClientTunnelV6, 3), "gateway -> client, IPv6 inner");
         var after = lab.Counters();
         Assert.True(after.Since(before, HandshakeInitiations("c2g")) + after.Since(before, HandshakeInitiations("g2c")) >= 1,

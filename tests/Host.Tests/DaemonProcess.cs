@@ -5,8 +5,9 @@ namespace Firezone.Actors.Host.Tests;
 
 /// <summary>
 /// `firezone-tunnel -f NAME` (or `up --config`) running inside a namespace. `ip netns exec` execs
-/// the program, so the PID we hold is the daemon's; dispose kills it by that PID if it still runs
-/// and removes its socket and log files.
+/// the program, so the PID we hold is the daemon's (except under <see cref="StartAsService"/>, where
+/// it is unshare's and <see cref="ChildPid"/> is the daemon's); dispose kills it by that PID if it
+/// still runs, waits for the daemon to be gone, and removes its socket and log files.
 /// </summary>
 internal sealed class DaemonProcess : IAsyncDisposable
 {
@@ -15,9 +16,12 @@ internal sealed class DaemonProcess : IAsyncDisposable
     private readonly Process _process;
     private readonly Task<string> _stderr;
 
-    private DaemonProcess(Process process, string name, string logFile)
+    private readonly bool _asService;
+
+    private DaemonProcess(Process process, string name, string logFile, bool asService = false)
     {
         _process = process;
+        _asService = asService;
         Name = name;
         LogFile = logFile;
         _stderr = process.StandardError.ReadToEndAsync();
@@ -61,7 +65,7 @@ internal sealed class DaemonProcess : IAsyncDisposable
             start.ArgumentList.Add(a);
         }
         start.Environment["NOTIFY_SOCKET"] = notifySocket;
-        return new DaemonProcess(Process.Start(start)!, name, logFile);
+        return new DaemonProcess(Process.Start(start)!, name, logFile, asService: true);
     }
 
     /// <summary>The PID of this process's only child (the daemon under `unshare --fork`), 0 while it has none.</summary>
@@ -88,7 +92,8 @@ internal sealed class DaemonProcess : IAsyncDisposable
         }
     }
 
-    public void Signal(int signal) => Assert.Equal(0, Tmds.Linux.LibC.kill(_process.Id, signal));
+    /// <summary>Signals the daemon (under <see cref="StartAsService"/>, the child, not unshare).</summary>
+    public void Signal(int signal) => Assert.Equal(0, Tmds.Linux.LibC.kill(_asService ? ChildPid : _process.Id, signal));
 
     /// <summary>The exit code, waiting at most <paramref name="bound"/> (a hang guard, not a speed test).</summary>
     public async Task<int> WaitForExitAsync(TimeSpan bound)
@@ -102,8 +107,14 @@ internal sealed class DaemonProcess : IAsyncDisposable
     {
         if (!_process.HasExited)
         {
-            _process.Kill();
+            int child = _asService ? ChildPid : 0;
+            _process.Kill(); // under unshare --kill-child the daemon gets SIGKILL when unshare dies
             await _process.WaitForExitAsync();
+            using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            while (child != 0 && Directory.Exists($"/proc/{child}") && !bound.IsCancellationRequested)
+            {
+                await Task.Delay(20, CancellationToken.None);
+            }
         }
         _process.Dispose();
         File.Delete(SocketPath);

@@ -59,6 +59,7 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
             Assert.DoesNotContain(privateKey.ToBase64(), log);
             Assert.DoesNotContain(privateKey.ToHex(), log);
             Assert.Contains("reply polling up to 250 us", log); // the option reached the tunnel
+            Assert.Contains("timer tick 100 ms", log); // ActorTunnelComposition's tick took effect
         }
         finally
         {
@@ -104,6 +105,7 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
         finally
         {
             File.Delete(logFile);
+            File.Delete(UapiSocketPath.For(name)); // if the daemon did start before the runner's timeout killed it
         }
     }
 
@@ -296,12 +298,11 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
             await using var daemon = DaemonProcess.StartAsService(ns, name, notifyPath, "up", "--config", config);
 
             Assert.Equal("READY=1", await ReceiveNotificationAsync(notify, daemon));
-            Assert.Contains("inet 10.57.0.1/24", (await ns.ExecAsync("ip", ["address", "show", "dev", name])).Stdout);
             Assert.True(File.Exists(daemon.SocketPath), "READY=1 before the UAPI socket exists");
+            Assert.Contains("inet 10.57.0.1/24", (await ns.ExecAsync("ip", ["address", "show", "dev", name])).Stdout);
 
-            int pid = daemon.ChildPid;
-            Assert.NotEqual(0, pid);
-            Assert.Equal(0, Tmds.Linux.LibC.kill(pid, SIGTERM));
+            Assert.NotEqual(0, daemon.ChildPid);
+            daemon.Signal(SIGTERM);
             Assert.Equal("STOPPING=1", await ReceiveNotificationAsync(notify, daemon));
             Assert.Equal(0, await daemon.WaitForExitAsync(Bound)); // unshare returns the daemon's exit code
             Assert.False(await ns.HasLinkAsync(name));
