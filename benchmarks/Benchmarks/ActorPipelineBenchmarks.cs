@@ -12,6 +12,7 @@ using Firezone.Actors.Engine.Packets;
 using Firezone.Actors.Engine.Routing;
 using Firezone.Actors.Engine.WireGuard;
 using Firezone.Actors.Native;
+using Firezone.Actors.Actors.Tests.Fakes;
 
 namespace Firezone.Actors.Benchmarks;
 
@@ -116,27 +117,6 @@ public class ActorPipelineBenchmarks
     }
 
     /// <summary>Produces a given number of copies of one packet; counts writes.</summary>
-    /// <summary>Monitor.Wait on <paramref name="gate"/> (held) while <paramref name="blocked"/>, with poll(2)'s timeout rule; false on timeout.</summary>
-    private static bool WaitWhile(object gate, Func<bool> blocked, int timeoutMs)
-    {
-        long deadline = Environment.TickCount64 + Math.Max(timeoutMs, 0);
-        while (blocked())
-        {
-            if (timeoutMs < 0)
-            {
-                Monitor.Wait(gate);
-                continue;
-            }
-            long left = deadline - Environment.TickCount64;
-            if (left <= 0)
-            {
-                return false;
-            }
-            Monitor.Wait(gate, (int)left);
-        }
-        return true;
-    }
-
     private sealed class BenchTun(byte[] packet) : ITunDevice
     {
         private Func<bool>? _nothingToRead;
@@ -179,7 +159,7 @@ public class ActorPipelineBenchmarks
             lock (_gate)
             {
                 // One delegate per fake, made on first use: no allocation per wait.
-                if (!WaitWhile(_gate, _nothingToRead ??= () => _credits == 0 && !_woken, timeoutMs))
+                if (!MonitorWait.While(_gate, _nothingToRead ??= () => _credits == 0 && !_woken, timeoutMs))
                 {
                     return false;
                 }
@@ -286,7 +266,7 @@ public class ActorPipelineBenchmarks
             lock (_gate)
             {
                 // One delegate per fake, made on first use: no allocation per wait.
-                if (!WaitWhile(_gate, _nothingToRead ??= () => _count == 0 && !_woken, timeoutMs))
+                if (!MonitorWait.While(_gate, _nothingToRead ??= () => _count == 0 && !_woken, timeoutMs))
                 {
                     return false;
                 }
