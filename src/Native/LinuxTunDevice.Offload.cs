@@ -11,7 +11,8 @@ namespace Firezone.Actors.Native;
 /// IFF_VNET_HDR offloads (the design of wireguard-go's tun/offload_linux.go): every read starts with a
 /// virtio_net_hdr. A TSO/USO read is one super-packet of up to 64 KiB, split here into MTU-sized
 /// packets (one pooled buffer each); a NEEDS_CSUM read gets its checksum completed. Writes of a run of
-/// one TCP flow become one super-packet with a GSO header (one write for up to 64 KiB); any other
+/// one TCP flow, or (with USO) of one UDP flow, become one super-packet with a GSO header (one write
+/// for up to 64 KiB); any other
 /// packet is written with a zeroed header (GSO_NONE, checksum already complete), with writev so the
 /// caller's buffer is not copied. The splitting and merging rules are in Engine/Offload.
 /// </summary>
@@ -191,14 +192,18 @@ public sealed unsafe partial class LinuxTunDevice
             {
                 continue; // already written as part of an earlier super-packet
             }
-            int run = TcpCoalescer.FindRun(packets, i, taken, o.Members, ScratchCapacity - VirtioNetHeader.Size);
+            // A UDP super-packet needs the kernel to have taken USO (Linux 6.2+), TCP works everywhere.
+            bool udp = (Offloads & TunOffloads.Uso) != 0 && UdpCoalescer.IsUdp(packets[i].Data);
+            int run = udp
+                ? UdpCoalescer.FindRun(packets, i, taken, o.Members, ScratchCapacity - VirtioNetHeader.Size)
+                : TcpCoalescer.FindRun(packets, i, taken, o.Members, ScratchCapacity - VirtioNetHeader.Size);
             if (run == 1)
             {
                 WriteSingle(fd, o, packets[i]);
                 continue;
             }
             ReadOnlySpan<int> members = o.Members.AsSpan(0, run);
-            int length = TcpCoalescer.Build(packets, members, o.WriteScratch);
+            int length = udp ? UdpCoalescer.Build(packets, members, o.WriteScratch) : TcpCoalescer.Build(packets, members, o.WriteScratch);
             int errno = WriteFully(fd, scratch, length);
             if (errno == 0)
             {

@@ -382,6 +382,100 @@ public sealed class TunOffloadTests(ITestOutputHelper output)
         Assert.Equal(0, pool.Outstanding);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Coalesced_udp_datagrams_written_to_the_device_reach_a_socket_one_by_one_with_their_ecn(bool ipv6)
+    {
+        using var ns = new NetworkNamespace();
+        var pool = new PacketBufferPool();
+        LinuxTunDevice tun = CreateDevice(ns);
+        byte[] local = ipv6 ? Local6 : Local, remote = ipv6 ? Remote6 : Remote;
+        if (ipv6)
+        {
+            AddIpv6(ns, tun);
+        }
+        LinuxUdpSocket? socket = null;
+        var buffers = new PacketBuffer[60];
+        try
+        {
+            socket = ns.RunInside(() => new LinuxUdpSocket(new UdpBatchSocketOptions()));
+            ushort port = (ushort)socket.LocalPort;
+            // 50 datagrams of one flow (payload byte 0 numbers them), the 21st CE-marked and the
+            // last shorter, and 10 of a second flow (another source port) in between.
+            const int Flow = 50, Size = 1200;
+            byte Tos(int number) => number == 20 ? (byte)0x03 : (byte)0x02; // CE, else ECT(0)
+            int Length(int number) => number == Flow - 1 ? 345 : Size;
+            var expected = new Dictionary<(ushort, int), byte[]>();
+            int at = 0;
+            for (int i = 0; i < Flow; i++)
+            {
+                var payload = new byte[Length(i)];
+                new Random(i).NextBytes(payload);
+                payload[0] = (byte)i;
+                expected[(40000, i)] = payload;
+                buffers[at++] = ToBuffer(pool, BuildUdp(remote, local, 40000, port, payload, id: (ushort)i, tos: Tos(i)));
+                if (i % 5 == 2)
+                {
+                    var other = new byte[300];
+                    new Random(1000 + i).NextBytes(other);
+                    other[0] = (byte)(100 + i);
+                    expected[(40001, 100 + i)] = other;
+                    buffers[at++] = ToBuffer(pool, BuildUdp(remote, local, 40001, port, other, id: (ushort)(500 + i), tos: 0x01));
+                }
+            }
+            Assert.Equal(buffers.Length, at);
+
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            tun.WriteBatch(buffers);
+            long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+            Assert.Equal(0, tun.WriteErrors);
+            Assert.Equal(0, allocated);
+            if ((tun.Offloads & TunOffloads.Uso) != 0)
+            {
+                // The first flow: 0-19, the CE one alone, 21-49; the second flow: all 10 in one.
+                Assert.Equal(3, tun.SuperPacketsWritten);
+                Assert.Equal(59, tun.SegmentsCoalesced);
+            }
+
+            var seen = new HashSet<(ushort, int)>();
+            int lastOfFlow = -1;
+            foreach (PacketBuffer buffer in UdpTestKit.ReceiveExactly(socket, pool, buffers.Length))
+            {
+                try
+                {
+                    ushort sourcePort = (ushort)buffer.Endpoint.Port;
+                    int number = buffer.Data[0];
+                    Assert.True(expected.TryGetValue((sourcePort, number), out byte[]? payload), $"unexpected datagram {sourcePort}/{number}");
+                    Assert.Equal(payload, buffer.Data.ToArray());
+                    Assert.Equal(sourcePort == 40000 ? (Engine.Ecn)(Tos(number) & 3) : Engine.Ecn.Ect1, buffer.Ecn);
+                    Assert.True(seen.Add((sourcePort, number)), $"datagram {sourcePort}/{number} twice");
+                    if (sourcePort == 40000)
+                    {
+                        Assert.True(number > lastOfFlow, $"datagram {number} after {lastOfFlow}: a flow was reordered");
+                        lastOfFlow = number;
+                    }
+                }
+                finally
+                {
+                    buffer.Return();
+                }
+            }
+            Assert.Equal(expected.Count, seen.Count);
+            output.WriteLine($"offloads {tun.Offloads}: {seen.Count} datagrams from {tun.SuperPacketsWritten} super-packets");
+        }
+        finally
+        {
+            foreach (PacketBuffer? b in buffers)
+            {
+                b?.Return();
+            }
+            socket?.Dispose();
+            tun.Dispose();
+        }
+        Assert.Equal(0, pool.Outstanding);
+    }
+
     [Fact]
     public void Without_offloads_the_device_runs_plain_and_says_so()
     {

@@ -47,19 +47,22 @@ internal static class OffloadPackets
         return p;
     }
 
-    public static byte[] Udp(bool ipv6, int payloadLength, Ecn ecn = Ecn.Ect0, ushort id = 100)
+    /// <param name="payloadStart">Payload byte i is <see cref="PayloadByte"/>(payloadStart + i): datagrams
+    /// that continue each other concatenate to one larger datagram's payload.</param>
+    public static byte[] Udp(bool ipv6, int payloadLength, Ecn ecn = Ecn.Ect0, ushort id = 100,
+        bool dontFragment = true, byte dscp = 0, ushort sourcePort = 40001, uint payloadStart = 0)
     {
         int l4 = ipv6 ? 40 : 20;
         int length = l4 + 8 + payloadLength;
         var p = new byte[length];
-        WriteIp(p, ipv6, 17, ecn, id, true, 0);
+        WriteIp(p, ipv6, 17, ecn, id, dontFragment, dscp);
         Span<byte> u = p.AsSpan(l4);
-        BinaryPrimitives.WriteUInt16BigEndian(u, 40001);
+        BinaryPrimitives.WriteUInt16BigEndian(u, sourcePort);
         BinaryPrimitives.WriteUInt16BigEndian(u[2..], 53);
         BinaryPrimitives.WriteUInt16BigEndian(u[4..], (ushort)(8 + payloadLength));
         for (int i = 0; i < payloadLength; i++)
         {
-            u[8 + i] = PayloadByte((uint)i);
+            u[8 + i] = PayloadByte(payloadStart + (uint)i);
         }
         FillChecksum(p, ipv6, 17);
         return p;

@@ -1,0 +1,275 @@
+using System.Buffers.Binary;
+using Firezone.Actors.Engine.Buffers;
+
+namespace Firezone.Actors.Engine.Offload;
+
+/// <summary>
+/// Software GRO for UDP datagrams written to a TUN device with IFF_VNET_HDR (Linux 6.2+, when the
+/// device took TUN_F_USO4/6): merges a run of datagrams of one flow into one super-packet with a
+/// virtio_net_hdr (gso_type UDP_L4, NEEDS_CSUM), so the kernel takes up to 64 datagrams in one write
+/// and splits them again (udp_rcv_segment) before a socket without UDP_GRO sees them. Without it a
+/// UDP flow costs one write, and often one wake-up of the receiving process, per datagram.
+///
+/// The rules follow the kernel's udp_gro_receive_segment and wireguard-go's udpGRO: same addresses
+/// and ports; the same IP header apart from length, identification and checksum, so the same ECN
+/// codepoint (a CE-marked datagram is never merged with unmarked ones, RFC 3168 section 5, RFC 6040
+/// section 4); every datagram but the last of the same payload size, the last no larger; no IPv4
+/// options or fragments, no IPv6 extension headers; a valid checksum on every datagram (an IPv4
+/// datagram without one is written alone), because the kernel trusts the super-packet's
+/// (CHECKSUM_PARTIAL) and fills in each datagram's own.
+///
+/// Within one batch, as <see cref="TcpCoalescer"/>: datagrams of one flow are never reordered;
+/// datagrams of different flows may be (a super-packet goes out where its first datagram was).
+/// </summary>
+public static class UdpCoalescer
+{
+    private const byte ProtocolUdp = 17;
+    private const int UdpHeaderLength = 8;
+
+    /// <summary>csum_offset of the UDP checksum field (RFC 768).</summary>
+    public const int UdpChecksumOffset = 6;
+
+    /// <summary>
+    /// The most datagrams in one super-packet: UDP_MAX_SEGMENTS of the kernels that first took USO
+    /// from a TUN device (later kernels allow more).
+    /// </summary>
+    public const int MaxSegments = 64;
+
+    /// <summary>True if <paramref name="packet"/> is IPv4 or IPv6 carrying UDP directly (a possible head of a run).</summary>
+    public static bool IsUdp(ReadOnlySpan<byte> packet) =>
+        packet.Length >= 28 && (packet[0] >> 4 == 4 ? packet[9] == ProtocolUdp : packet.Length >= 48 && packet[0] >> 4 == 6 && packet[6] == ProtocolUdp);
+
+    /// <summary>
+    /// Collects the datagrams that form one super-packet with the head at <paramref name="start"/>:
+    /// later untaken datagrams of the same flow, in batch order, while each one can follow the
+    /// previous. Packets of other flows are skipped (left for later); the scan stops at the first
+    /// packet of this flow that cannot be appended. Marks the members in <paramref name="taken"/> and
+    /// writes their indices to <paramref name="members"/>; returns how many (1 if the head merges
+    /// with nothing). The super-packet stays within <paramref name="maxLength"/> bytes (without the
+    /// virtio_net_hdr) and <see cref="MaxSegments"/> datagrams.
+    /// </summary>
+    public static int FindRun(ReadOnlySpan<PacketBuffer> packets, int start, Span<bool> taken, Span<int> members, int maxLength)
+    {
+        taken[start] = true;
+        members[0] = start;
+        ReadOnlySpan<byte> head = packets[start].Data;
+        if (start + 1 >= packets.Length || members.Length < 2 || !TryParse(head, out Datagram first))
+        {
+            return 1;
+        }
+        // The super-packet's IP length field is 16 bits (IPv4 total length, IPv6 payload length), and
+        // so is the UDP length field that covers the whole super-packet.
+        int limit = Math.Min(maxLength, first.L4Offset + 65535);
+        if (!first.IsIpv6)
+        {
+            limit = Math.Min(limit, 65535);
+        }
+        int total = head.Length;
+        int count = 1;
+        int maxCount = Math.Min(members.Length, MaxSegments);
+        for (int i = start + 1; i < packets.Length && count < maxCount; i++)
+        {
+            if (taken[i])
+            {
+                continue;
+            }
+            ReadOnlySpan<byte> packet = packets[i].Data;
+            if (!MaybeSameFlow(head, first, packet))
+            {
+                continue;
+            }
+            if (!TryParse(packet, out Datagram next)
+                || next.PayloadLength > first.PayloadLength
+                || total + next.PayloadLength > limit
+                || !SameHeaders(head, first, packet, count))
+            {
+                break;
+            }
+            taken[i] = true;
+            members[count++] = i;
+            total += next.PayloadLength;
+            if (next.PayloadLength < first.PayloadLength)
+            {
+                break; // a short datagram ends the super-packet
+            }
+        }
+        return count;
+    }
+
+    /// <summary>
+    /// Writes the virtio_net_hdr and the super-packet of the <paramref name="members"/> (at least 2)
+    /// found by <see cref="FindRun"/>, and returns the bytes written.
+    /// </summary>
+    public static int Build(ReadOnlySpan<PacketBuffer> packets, ReadOnlySpan<int> members, Span<byte> destination)
+    {
+        ReadOnlySpan<byte> head = packets[members[0]].Data;
+        if (members.Length < 2 || !TryParse(head, out Datagram first))
+        {
+            throw new ArgumentException("a super-packet needs at least two UDP datagrams found by FindRun", nameof(members));
+        }
+        Span<byte> packet = destination[VirtioNetHeader.Size..];
+        head.CopyTo(packet);
+        int length = head.Length;
+        int headerLength = first.L4Offset + UdpHeaderLength;
+        for (int m = 1; m < members.Length; m++)
+        {
+            ReadOnlySpan<byte> data = packets[members[m]].Data;
+            data[headerLength..].CopyTo(packet[length..]);
+            length += data.Length - headerLength;
+        }
+        int l4 = first.L4Offset;
+        ReadOnlySpan<byte> source, target;
+        if (first.IsIpv6)
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(packet[4..], (ushort)(length - 40));
+            source = packet.Slice(8, 16);
+            target = packet.Slice(24, 16);
+        }
+        else
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(packet[2..], (ushort)length);
+            packet[10] = 0;
+            packet[11] = 0;
+            BinaryPrimitives.WriteUInt16BigEndian(packet[10..], InternetChecksum.Finish(InternetChecksum.Sum(packet[..l4])));
+            source = packet.Slice(12, 4);
+            target = packet.Slice(16, 4);
+        }
+        // The UDP length covers the whole super-packet, as after the kernel's own GRO
+        // (udp_gro_complete); segmentation gives each datagram its own length and checksum.
+        BinaryPrimitives.WriteUInt16BigEndian(packet[(l4 + 4)..], (ushort)(length - l4));
+        // CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum, the kernel adds the rest.
+        BinaryPrimitives.WriteUInt16BigEndian(packet[(l4 + UdpChecksumOffset)..],
+            InternetChecksum.PseudoHeaderSum(source, target, ProtocolUdp, length - l4));
+        new VirtioNetHeader
+        {
+            Flags = VirtioNetHeader.FlagNeedsCsum,
+            GsoType = VirtioNetHeader.GsoUdpL4,
+            HdrLen = (ushort)headerLength,
+            GsoSize = (ushort)first.PayloadLength,
+            CsumStart = (ushort)l4,
+            CsumOffset = UdpChecksumOffset,
+        }.Write(destination);
+        return VirtioNetHeader.Size + length;
+    }
+
+    /// <summary>
+    /// False only for a packet certainly of another flow: other addresses, another transport, or
+    /// other ports. Anything this cannot read (IPv4 fragments, IPv6 extension headers) counts as the
+    /// same flow, so it is never overtaken.
+    /// </summary>
+    private static bool MaybeSameFlow(ReadOnlySpan<byte> head, in Datagram first, ReadOnlySpan<byte> packet)
+    {
+        if (packet.Length < 20 || packet[0] >> 4 != (first.IsIpv6 ? 6 : 4))
+        {
+            return false;
+        }
+        int l4;
+        if (first.IsIpv6)
+        {
+            if (packet.Length < 40 || !head.Slice(8, 32).SequenceEqual(packet.Slice(8, 32)))
+            {
+                return false;
+            }
+            byte next = packet[6];
+            if (next is 6 or 58)
+            {
+                return false; // TCP, ICMPv6
+            }
+            if (next != ProtocolUdp)
+            {
+                return true;
+            }
+            l4 = 40;
+        }
+        else
+        {
+            if (!head.Slice(12, 8).SequenceEqual(packet.Slice(12, 8)) || packet[9] != ProtocolUdp)
+            {
+                return false;
+            }
+            if (packet[0] != 0x45 || (BinaryPrimitives.ReadUInt16BigEndian(packet[6..]) & 0x3FFF) != 0)
+            {
+                return true;
+            }
+            l4 = 20;
+        }
+        return packet.Length < l4 + 4 || head.Slice(first.L4Offset, 4).SequenceEqual(packet.Slice(l4, 4));
+    }
+
+    /// <summary>The IP header fields segmentation copies from the head: all but length, identification and checksum.</summary>
+    private static bool SameHeaders(ReadOnlySpan<byte> head, in Datagram first, ReadOnlySpan<byte> packet, int index)
+    {
+        if (first.IsIpv6)
+        {
+            // Version, traffic class (DSCP and ECN), flow label; next header and hop limit; addresses.
+            return head[..4].SequenceEqual(packet[..4]) && head.Slice(6, 34).SequenceEqual(packet.Slice(6, 34));
+        }
+        // TOS (DSCP and ECN), DF, TTL, addresses. Without DF the identification must count up, as
+        // the kernel re-creates it on segmentation.
+        if (head[1] != packet[1] || (head[6] & 0x40) != (packet[6] & 0x40) || head[8] != packet[8]
+            || !head.Slice(12, 8).SequenceEqual(packet.Slice(12, 8)))
+        {
+            return false;
+        }
+        return (head[6] & 0x40) != 0
+            || BinaryPrimitives.ReadUInt16BigEndian(packet[4..]) == (ushort)(BinaryPrimitives.ReadUInt16BigEndian(head[4..]) + index);
+    }
+
+    private readonly struct Datagram(bool isIpv6, int l4Offset, int payloadLength)
+    {
+        public readonly bool IsIpv6 = isIpv6;
+        public readonly int L4Offset = l4Offset;
+        public readonly int PayloadLength = payloadLength;
+    }
+
+    /// <summary>A UDP datagram with a payload, without IPv4 options, fragments or IPv6 extension headers, lengths consistent, checksum present and valid.</summary>
+    private static bool TryParse(ReadOnlySpan<byte> packet, out Datagram datagram)
+    {
+        datagram = default;
+        bool ipv6;
+        int l4;
+        ReadOnlySpan<byte> source, target;
+        if (packet.Length >= 20 && packet[0] == 0x45)
+        {
+            if (BinaryPrimitives.ReadUInt16BigEndian(packet[2..]) != packet.Length
+                || (BinaryPrimitives.ReadUInt16BigEndian(packet[6..]) & 0x3FFF) != 0 // MF or a fragment offset
+                || packet[9] != ProtocolUdp)
+            {
+                return false;
+            }
+            ipv6 = false;
+            l4 = 20;
+            source = packet.Slice(12, 4);
+            target = packet.Slice(16, 4);
+        }
+        else if (packet.Length >= 40 && packet[0] >> 4 == 6)
+        {
+            if (BinaryPrimitives.ReadUInt16BigEndian(packet[4..]) + 40 != packet.Length || packet[6] != ProtocolUdp)
+            {
+                return false;
+            }
+            ipv6 = true;
+            l4 = 40;
+            source = packet.Slice(8, 16);
+            target = packet.Slice(24, 16);
+        }
+        else
+        {
+            return false;
+        }
+        int udpLength = packet.Length - l4;
+        if (udpLength <= UdpHeaderLength
+            || BinaryPrimitives.ReadUInt16BigEndian(packet[(l4 + 4)..]) != udpLength
+            || BinaryPrimitives.ReadUInt16BigEndian(packet[(l4 + UdpChecksumOffset)..]) == 0)
+        {
+            return false; // no payload, a length that disagrees with the IP header's, or no checksum
+        }
+        ushort sum = InternetChecksum.PseudoHeaderSum(source, target, ProtocolUdp, udpLength);
+        if (InternetChecksum.Sum(packet[l4..], sum) != 0xFFFF)
+        {
+            return false; // corrupt: let the kernel see it alone and drop it
+        }
+        datagram = new Datagram(ipv6, l4, udpLength - UdpHeaderLength);
+        return true;
+    }
+}
