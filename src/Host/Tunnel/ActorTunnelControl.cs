@@ -43,11 +43,17 @@ public sealed class ActorTunnelControl(
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(5);
 
     private readonly SemaphoreSlim _gate = new(1, 1);
+    // Only when link notifications are unavailable (see FollowMtu).
     private static readonly TimeSpan MtuPollInterval = TimeSpan.FromSeconds(1);
 
     private PacketBufferPool _pool = PacketBufferSizing.PoolFor(0);
     private Device? _device;
+    private LinkChangeListener? _linkChanges;
     private Timer? _mtuPoll;
+    // Released once per burst of link changes (at most one pending: bursts coalesce).
+    private readonly SemaphoreSlim _linkChanged = new(0, 1);
+    private readonly CancellationTokenSource _stopping = new();
+    private Task _mtuWatch = Task.CompletedTask;
     private readonly StopwatchClock _clock = new();
     // The desired peers in the order they were added (wg show lists them so), and who holds each
     // prefix so that moving one to another peer is a lookup, not a scan of every peer. The holder
@@ -78,17 +84,20 @@ public sealed class ActorTunnelControl(
             _pool = PacketBufferSizing.PoolFor(_tun.Mtu);
         }
         logger.LogInformation("TUN device {Interface} created (MTU {Mtu}, {BufferSize}-byte packet buffers)", _tun.Name, _tun.Mtu, _pool.BufferSize);
-        _mtuPoll = new Timer(_ => _ = PollMtuAsync(), null, MtuPollInterval, MtuPollInterval);
+        FollowMtu();
         return Task.CompletedTask;
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        if (_mtuPoll is { } poll)
+        _stopping.Cancel();
+        _linkChanges?.Dispose();
+        _linkChanges = null;
+        if (Interlocked.Exchange(ref _mtuPoll, null) is { } poll)
         {
             await poll.DisposeAsync().ConfigureAwait(false);
-            _mtuPoll = null;
         }
+        await _mtuWatch.ConfigureAwait(false);
         await _gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
         try
         {
@@ -126,24 +135,74 @@ public sealed class ActorTunnelControl(
     /// <summary>The pool the next tunnel is built on.</summary>
     internal PacketBufferPool Pool => _pool;
 
-    private async Task PollMtuAsync()
+    /// <summary>
+    /// Follows the TUN device's MTU (wg-quick sets it after the daemon started; an administrator may
+    /// change it): every link change the kernel announces (<see cref="LinkChangeListener"/>, as
+    /// wireguard-go does) re-reads it. Nothing runs while nothing changes; polling once a second
+    /// only when the netlink socket is unavailable.
+    /// </summary>
+    private void FollowMtu()
     {
-        if (!await _gate.WaitAsync(0).ConfigureAwait(false))
-        {
-            return; // a reconfiguration is running; the next tick looks again
-        }
         try
         {
-            await RefreshMtuAsync().ConfigureAwait(false);
+            _linkChanges = new LinkChangeListener(OnLinkChanged, e => FallBackToPolling(e.Message));
         }
-        catch (Exception e)
+        catch (IOException e)
         {
-            // The TUN reader reports a lost device; a failed poll only waits for the next tick.
-            logger.LogDebug("Could not read the MTU of {Interface}: {Problem}", options.InterfaceName, e.Message);
+            FallBackToPolling(e.Message);
         }
-        finally
+        _mtuWatch = Task.Run(WatchMtuAsync);
+    }
+
+    private void FallBackToPolling(string problem)
+    {
+        logger.LogWarning("Following the MTU of {Interface} by polling every second: {Problem}", options.InterfaceName, problem);
+        var timer = new Timer(_ => OnLinkChanged(), null, MtuPollInterval, MtuPollInterval);
+        if (Interlocked.CompareExchange(ref _mtuPoll, timer, null) is not null || _stopping.IsCancellationRequested)
         {
-            _gate.Release();
+            timer.Dispose();
+        }
+    }
+
+    private void OnLinkChanged()
+    {
+        try
+        {
+            _linkChanged.Release();
+        }
+        catch (SemaphoreFullException)
+        {
+            // A refresh is pending already; it reads the MTU as it is then.
+        }
+    }
+
+    private async Task WatchMtuAsync()
+    {
+        try
+        {
+            while (true)
+            {
+                await _linkChanged.WaitAsync(_stopping.Token).ConfigureAwait(false);
+                // Waits for a reconfiguration to finish rather than skipping: a change is announced once.
+                await _gate.WaitAsync(_stopping.Token).ConfigureAwait(false);
+                try
+                {
+                    await RefreshMtuAsync().ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // The TUN reader reports a lost device; a failed read waits for the next change.
+                    logger.LogDebug("Could not read the MTU of {Interface}: {Problem}", options.InterfaceName, e.Message);
+                }
+                finally
+                {
+                    _gate.Release();
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
         }
     }
 
@@ -527,10 +586,9 @@ public sealed class ActorTunnelControl(
             var peers = new List<PeerConfig>(_peers.Values);
             await _tunnel.ApplyPeerChangesAsync(new ApplyPeerChanges(false, [], peers)).ConfigureAwait(false);
         }
-        // The tick as the running actor system has it, so the log shows what took effect.
-        var timerTick = _system!.Settings.Config.GetTimeSpan("akka.scheduler.tick-duration", null, allowInfinite: false);
-        logger.LogInformation("Tunnel {Generation} running on UDP port {Port} with {PeerCount} peer(s), reply polling up to {ReplyPollMicroseconds} us, timer tick {TimerTickMilliseconds} ms",
-            _generation, _socket.LocalPort, _peers.Count, (int)options.ReplyPollMax.TotalMicroseconds, (int)timerTick.TotalMilliseconds);
+        // The scheduler the running actor system has, so the log shows what took effect.
+        logger.LogInformation("Tunnel {Generation} running on UDP port {Port} with {PeerCount} peer(s), reply polling up to {ReplyPollMicroseconds} us, scheduler {Scheduler}",
+            _generation, _socket.LocalPort, _peers.Count, (int)options.ReplyPollMax.TotalMicroseconds, _system!.Scheduler.GetType().Name);
     }
 
     private async Task StopTunnelAsync()

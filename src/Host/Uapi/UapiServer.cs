@@ -114,23 +114,56 @@ public sealed class UapiServer : IAsyncDisposable
 
     private async Task WatchRemovalAsync()
     {
-        // Polling, not inotify: one stat every 250 ms costs nothing and stays well inside the 2 s
-        // shutdown bound; wireguard-go uses inotify for the same purpose (ipc/uapi_linux.go).
+        // inotify on the socket's directory (FileSystemWatcher), as wireguard-go watches its socket
+        // (ipc/uapi_linux.go): nothing runs until the directory changes, so an idle daemon does not
+        // wake for it. Polling (a stat every 250 ms) only when inotify is unavailable, such as when
+        // the user's inotify instances are used up.
+        FileSystemWatcher? watcher = null;
+        using var changed = new SemaphoreSlim(0);
+        try
+        {
+            watcher = new FileSystemWatcher(Path.GetDirectoryName(SocketPath)!, Path.GetFileName(SocketPath))
+            {
+                NotifyFilter = NotifyFilters.FileName,
+            };
+            watcher.Deleted += (_, _) => changed.Release();
+            watcher.Renamed += (_, _) => changed.Release();
+            watcher.Error += (_, _) => changed.Release(); // overflow or the directory gone: look again
+            watcher.EnableRaisingEvents = true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            _logger.LogWarning("Cannot watch the UAPI socket {SocketPath} with inotify ({Problem}); checking every 250 ms instead", SocketPath, e.Message);
+            watcher?.Dispose();
+            watcher = null;
+        }
         try
         {
             while (!_stopping.IsCancellationRequested)
             {
-                await Task.Delay(250, _stopping.Token).ConfigureAwait(false);
+                // Checked before each wait: a removal before the watch started is seen too.
                 if (!File.Exists(SocketPath))
                 {
                     _logger.LogInformation("UAPI socket {SocketPath} was removed; shutting down", SocketPath);
                     _socketRemoved.TrySetResult();
                     return;
                 }
+                if (watcher is null)
+                {
+                    await Task.Delay(250, _stopping.Token).ConfigureAwait(false);
+                }
+                else
+                {
+                    await changed.WaitAsync(_stopping.Token).ConfigureAwait(false);
+                }
             }
         }
         catch (OperationCanceledException)
         {
+        }
+        finally
+        {
+            watcher?.Dispose();
         }
     }
 

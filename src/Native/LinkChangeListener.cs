@@ -1,0 +1,111 @@
+using Firezone.Actors.Native.Interop;
+using Tmds.Linux;
+
+namespace Firezone.Actors.Native;
+
+/// <summary>
+/// Tells when a network interface of this network namespace changed (its MTU, state or name):
+/// a NETLINK_ROUTE socket joined to the RTMGRP_LINK group, read by a dedicated thread that blocks
+/// until the kernel sends a link message, then calls <c>onChange</c> once for the burst it read.
+/// The messages are not parsed; the caller looks at what it cares about. This is how
+/// wireguard-go follows its TUN device's MTU (routineNetlinkListener), and unlike polling it costs
+/// nothing while nothing changes.
+/// </summary>
+public sealed unsafe class LinkChangeListener : IDisposable
+{
+    private readonly SafeFileDescriptorHandle _socket;
+    private readonly WakeEvent _wake = new();
+    private readonly Action _onChange;
+    private readonly Action<Exception> _onFailure;
+    private readonly Thread _thread;
+    private int _disposed;
+
+    /// <summary>Opens and binds the socket, and starts the thread.</summary>
+    /// <param name="onChange">Called on the listener's thread after each burst of link messages (also after a lost burst: ENOBUFS).</param>
+    /// <param name="onFailure">Called on the listener's thread if reading fails for good; the listener then stops.</param>
+    /// <exception cref="IOException">The netlink socket could not be opened or bound; the message says why.</exception>
+    public LinkChangeListener(Action onChange, Action<Exception> onFailure)
+    {
+        _onChange = onChange;
+        _onFailure = onFailure;
+        int fd = LibC.socket(LibC.AF_NETLINK, LibC.SOCK_RAW | LibC.SOCK_CLOEXEC | LibC.SOCK_NONBLOCK, Netlink.NETLINK_ROUTE);
+        if (fd < 0)
+        {
+            int errno = LibC.errno;
+            _wake.Dispose();
+            throw new IOException($"link change listener: opening a NETLINK_ROUTE socket failed: {Errno.Describe(errno)}");
+        }
+        _socket = new SafeFileDescriptorHandle(fd);
+        var address = new Netlink.sockaddr_nl { nl_family = (ushort)LibC.AF_NETLINK, nl_groups = Netlink.RTMGRP_LINK };
+        if (LibC.bind(fd, (sockaddr*)&address, (uint)sizeof(Netlink.sockaddr_nl)) < 0)
+        {
+            int errno = LibC.errno;
+            _socket.Dispose();
+            _wake.Dispose();
+            throw new IOException($"link change listener: joining the RTMGRP_LINK group failed: {Errno.Describe(errno)}");
+        }
+        _thread = new Thread(Run) { IsBackground = true, Name = "link-changes" };
+        _thread.Start();
+    }
+
+    private void Run()
+    {
+        // Messages are read only to empty the socket: a link message is well under a page, and a
+        // burst is read in as many calls as it takes.
+        byte* buffer = stackalloc byte[8192];
+        try
+        {
+            while (true)
+            {
+                var outcome = DescriptorWait.Wait(_socket.Fd, LibC.POLLIN, _wake.Handle.Fd, -1, out _);
+                if (outcome == DescriptorWait.Outcome.Woken)
+                {
+                    return;
+                }
+                while (true)
+                {
+                    long read = (long)LibC.recv(_socket.Fd, buffer, 8192, LibC.MSG_DONTWAIT);
+                    if (read >= 0)
+                    {
+                        continue;
+                    }
+                    int errno = LibC.errno;
+                    if (errno == LibC.EAGAIN || errno == LibC.EINTR)
+                    {
+                        break;
+                    }
+                    if (errno != LibC.ENOBUFS)
+                    {
+                        throw new IOException($"link change listener: reading the NETLINK_ROUTE socket failed: {Errno.Describe(errno)}");
+                    }
+                    // ENOBUFS: the kernel dropped messages because the socket was full; something
+                    // changed all the same. Keep reading what is left.
+                }
+                _onChange();
+            }
+        }
+        catch (Exception e)
+        {
+            if (Volatile.Read(ref _disposed) == 0)
+            {
+                _onFailure(e);
+            }
+        }
+    }
+
+    /// <summary>Stops the thread (waits for it) and closes the socket.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+        _wake.Signal();
+        if (Thread.CurrentThread != _thread)
+        {
+            _thread.Join();
+        }
+        _socket.Dispose();
+        _wake.Dispose();
+    }
+}

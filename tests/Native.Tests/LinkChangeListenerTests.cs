@@ -1,0 +1,52 @@
+namespace Firezone.Actors.Native.Tests;
+
+/// <summary>
+/// The netlink link listener inside a namespace the test creates: a change of a device's MTU is
+/// announced, a change in another namespace is not, and Dispose stops the thread.
+/// </summary>
+public sealed class LinkChangeListenerTests
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
+
+    [Fact]
+    public void An_mtu_change_in_the_namespace_is_announced_and_one_elsewhere_is_not()
+    {
+        using var ns = new NetworkNamespace();
+        using var other = new NetworkNamespace();
+        string name = "fzl" + NetworkNamespace.UniqueSuffix();
+        using var tun = ns.RunInside(() => new LinuxTunDevice(new TunDeviceOptions { Name = name, Mtu = 1420 }));
+        using var otherTun = other.RunInside(() => new LinuxTunDevice(new TunDeviceOptions { Name = name, Mtu = 1420 }));
+        using var changed = new SemaphoreSlim(0);
+        Exception? failure = null;
+        var listener = ns.RunInside(() => new LinkChangeListener(() => changed.Release(), e => failure = e));
+        try
+        {
+            // Another namespace's device: not this listener's business.
+            Command.Check("ip", "-n", other.Name, "link", "set", name, "mtu", "1300");
+            Assert.False(changed.Wait(TimeSpan.FromMilliseconds(500)), "a change in another namespace was announced");
+
+            Command.Check("ip", "-n", ns.Name, "link", "set", name, "mtu", "1280");
+            Assert.True(changed.Wait(Bound), "the MTU change was not announced");
+            Assert.Equal(1280, ns.RunInside(() => NetworkInterfaceControl.GetMtu(name)));
+            while (changed.Wait(TimeSpan.FromMilliseconds(200)))
+            {
+                // the rest of the burst, if the kernel sent more than one message
+            }
+            Command.Check("ip", "-n", ns.Name, "link", "set", name, "mtu", "1400");
+            Assert.True(changed.Wait(Bound), "the second MTU change was not announced");
+            while (changed.Wait(TimeSpan.FromMilliseconds(300)))
+            {
+            }
+            Assert.Null(failure);
+        }
+        finally
+        {
+            listener.Dispose();
+        }
+        // Stopped: Dispose joined the thread, and a change now reaches nobody.
+        Command.Check("ip", "-n", ns.Name, "link", "set", name, "mtu", "1500");
+        Assert.False(changed.Wait(TimeSpan.FromMilliseconds(500)), "a change was announced after Dispose");
+        Assert.Null(failure);
+        listener.Dispose(); // twice is fine
+    }
+}
