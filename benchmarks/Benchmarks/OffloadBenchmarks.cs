@@ -8,6 +8,7 @@ namespace Firezone.Actors.Benchmarks;
 /// <summary>
 /// TUN offload work per 64 KiB: splitting one TSO super-packet (IPv4, MSS 1380) into 48 segments with
 /// full checksums, and merging those 48 segments back into one super-packet (checksums verified);
+/// the same merge for 46 UDP datagrams of 1392 bytes (USO, as iperf3's UDP test sends them);
 /// and the bare RFC 1071 sum over one MSS-sized payload (1460 bytes) and one 64 KiB super-packet.
 /// </summary>
 [MemoryDiagnoser]
@@ -23,6 +24,7 @@ public class OffloadBenchmarks
     private readonly int[] _members = new int[64];
     private VirtioNetHeader _header;
     private PacketBuffer[] _segments = [];
+    private PacketBuffer[] _datagrams = [];
 
     [GlobalSetup]
     public void Setup()
@@ -59,6 +61,55 @@ public class OffloadBenchmarks
             throw new InvalidOperationException("setup: the segments do not merge back");
         }
         _ = Ipv4Checksum.Compute(_super.AsSpan(0, 20));
+        _datagrams = SplitUso(datagrams: 46, size: 1392);
+        _taken.AsSpan().Clear();
+        if (UdpCoalescer.FindRun(_datagrams, 0, _taken, _members, 65535) != _datagrams.Length)
+        {
+            throw new InvalidOperationException("setup: the datagrams do not merge back");
+        }
+    }
+
+    /// <summary>One USO super-packet (IPv4, ECT(0)) split into datagrams with full checksums, as the read path does.</summary>
+    private PacketBuffer[] SplitUso(int datagrams, int size)
+    {
+        var super = new byte[20 + 8 + datagrams * size];
+        super[0] = 0x45;
+        super[1] = 0x02;
+        super[2] = (byte)(super.Length >> 8);
+        super[3] = (byte)super.Length;
+        super[6] = 0x40;
+        super[8] = 64;
+        super[9] = 17;
+        super[12] = 10;
+        super[15] = 1;
+        super[16] = 10;
+        super[19] = 2;
+        super[20] = 0x9C; // source port 40000
+        super[21] = 0x40;
+        super[23] = 53;
+        super[24] = (byte)((super.Length - 20) >> 8);
+        super[25] = (byte)(super.Length - 20);
+        new Random(3).NextBytes(super.AsSpan(28));
+        ushort partial = InternetChecksum.PseudoHeaderSum(super.AsSpan(12, 4), super.AsSpan(16, 4), 17, super.Length - 20);
+        super[26] = (byte)(partial >> 8);
+        super[27] = (byte)partial;
+        var header = new VirtioNetHeader
+        {
+            Flags = VirtioNetHeader.FlagNeedsCsum, GsoType = VirtioNetHeader.GsoUdpL4, HdrLen = 28, GsoSize = (ushort)size, CsumStart = 20, CsumOffset = 6,
+        };
+        var segmenter = new GsoSegmenter();
+        if (segmenter.Begin(super, header) != OffloadStatus.Ok)
+        {
+            throw new InvalidOperationException("setup: the USO super-packet does not split");
+        }
+        var buffers = new PacketBuffer[segmenter.PendingSegments];
+        for (int i = 0; i < buffers.Length; i++)
+        {
+            buffers[i] = _pool.Rent();
+            int length = segmenter.NextSegment(super, buffers[i].Memory[PacketBuffer.Headroom..]);
+            buffers[i].SetData(PacketBuffer.Headroom, length);
+        }
+        return buffers;
     }
 
     [Benchmark]
@@ -85,5 +136,13 @@ public class OffloadBenchmarks
         _taken.AsSpan().Clear();
         int run = TcpCoalescer.FindRun(_segments, 0, _taken, _members, 65535);
         return TcpCoalescer.Build(_segments, _members.AsSpan(0, run), _scratch);
+    }
+
+    [Benchmark]
+    public int CoalesceUdp64K()
+    {
+        _taken.AsSpan().Clear();
+        int run = UdpCoalescer.FindRun(_datagrams, 0, _taken, _members, 65535);
+        return UdpCoalescer.Build(_datagrams, _members.AsSpan(0, run), _scratch);
     }
 }
