@@ -88,24 +88,36 @@ public sealed unsafe class LinkChangeListener : IDisposable
         {
             if (Volatile.Read(ref _disposed) == 0)
             {
-                _onFailure(e);
+                try
+                {
+                    _onFailure(e);
+                }
+                catch
+                {
+                    // A plain thread: an exception escaping here would end the process.
+                }
             }
+        }
+        finally
+        {
+            // The thread closes what it reads, so a Dispose from a callback (this thread) never
+            // leaves it polling closed descriptor numbers.
+            _socket.Dispose();
+            _wake.Dispose();
         }
     }
 
-    /// <summary>Stops the thread (waits for it) and closes the socket.</summary>
+    /// <summary>Stops the thread, which closes the socket; waits for it unless called from a callback (on that thread).</summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0)
         {
             return;
         }
-        _wake.Signal();
+        _wake.Signal(); // a no-op if the thread ended already and closed it
         if (Thread.CurrentThread != _thread)
         {
             _thread.Join();
         }
-        _socket.Dispose();
-        _wake.Dispose();
     }
 }

@@ -12,9 +12,10 @@ namespace Firezone.Actors.Native;
 /// virtio_net_hdr. A TSO/USO read is one super-packet of up to 64 KiB, split here into MTU-sized
 /// packets (one pooled buffer each); a NEEDS_CSUM read gets its checksum completed. Writes of a run of
 /// one TCP flow, or (with USO) of one UDP flow, become one super-packet with a GSO header (one write
-/// for up to 64 KiB); any other
-/// packet is written with a zeroed header (GSO_NONE, checksum already complete), with writev so the
-/// caller's buffer is not copied. The splitting and merging rules are in Engine/Offload.
+/// for up to 64 KiB); any other packet is written with a zeroed header (GSO_NONE, checksum already
+/// complete), with writev so the caller's buffer is not copied. A kernel that refuses a super-packet
+/// (EINVAL; some LTS kernels did for a while) gets its packets one by one, and no more super-packets
+/// of that kind: merging is turned off for the device rather than paid for and refused on every write. The splitting and merging rules are in Engine/Offload.
 /// </summary>
 public sealed unsafe partial class LinuxTunDevice
 {
@@ -44,9 +45,19 @@ public sealed unsafe partial class LinuxTunDevice
     /// </summary>
     public int PendingSegments => _offload?.Segmenter.PendingSegments ?? 0;
 
+    /// <summary>Whether runs of one TCP flow are still merged (false after the kernel refused one).</summary>
+    public bool TcpCoalescing => _offload?.CoalesceTcp ?? false;
+
+    /// <summary>Whether runs of one UDP flow are merged: asked for, USO taken, and never refused since.</summary>
+    public bool UdpCoalescing => _offload?.CoalesceUdp ?? false;
+
     /// <summary>Per-device memory of the offload paths, one part per direction (reader thread, writer thread).</summary>
     private sealed class OffloadState
     {
+        // Written by the writer thread only (turned off once), read by anyone.
+        public volatile bool CoalesceTcp;
+        public volatile bool CoalesceUdp;
+
         public readonly GsoSegmenter Segmenter = new();
         public readonly byte[] ReadHeader = GC.AllocateArray<byte>(16, pinned: true);
         public readonly byte[] ReadScratch = GC.AllocateArray<byte>(ScratchCapacity, pinned: true);
@@ -193,10 +204,10 @@ public sealed unsafe partial class LinuxTunDevice
                 continue; // already written as part of an earlier super-packet
             }
             // A UDP super-packet needs the kernel to have taken USO (Linux 6.2+), TCP works everywhere.
-            bool udp = (Offloads & TunOffloads.Uso) != 0 && UdpCoalescer.IsUdp(packets[i].Data);
+            bool udp = UdpCoalescer.IsUdp(packets[i].Data);
             int run = udp
-                ? UdpCoalescer.FindRun(packets, i, taken, o.Members, ScratchCapacity - VirtioNetHeader.Size)
-                : TcpCoalescer.FindRun(packets, i, taken, o.Members, ScratchCapacity - VirtioNetHeader.Size);
+                ? (o.CoalesceUdp ? UdpCoalescer.FindRun(packets, i, taken, o.Members, ScratchCapacity - VirtioNetHeader.Size) : Single(i, taken, o))
+                : (o.CoalesceTcp ? TcpCoalescer.FindRun(packets, i, taken, o.Members, ScratchCapacity - VirtioNetHeader.Size) : Single(i, taken, o));
             if (run == 1)
             {
                 WriteSingle(fd, o, packets[i]);
@@ -212,7 +223,16 @@ public sealed unsafe partial class LinuxTunDevice
             }
             else if (errno == LibC.EINVAL)
             {
-                // The kernel refused the super-packet: its segments may still be fine one by one.
+                // The kernel refused the super-packet: its segments may still be fine one by one,
+                // and the next super-packets of this kind would be refused too.
+                if (udp)
+                {
+                    o.CoalesceUdp = false;
+                }
+                else
+                {
+                    o.CoalesceTcp = false;
+                }
                 foreach (int k in members)
                 {
                     WriteSingle(fd, o, packets[k]);
@@ -226,6 +246,14 @@ public sealed unsafe partial class LinuxTunDevice
                 }
             }
         }
+    }
+
+    /// <summary>The run of a packet that is not merged: itself.</summary>
+    private static int Single(int index, Span<bool> taken, OffloadState o)
+    {
+        taken[index] = true;
+        o.Members[0] = index;
+        return 1;
     }
 
     /// <summary>One packet behind a zeroed virtio_net_hdr (GSO_NONE, no NEEDS_CSUM), without copying it.</summary>

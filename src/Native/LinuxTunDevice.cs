@@ -73,7 +73,11 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
             if ((request.ifr_flags & IfTun.IFF_VNET_HDR) != 0)
             {
                 Offloads = EnableOffloads(fd);
-                _offload = new OffloadState();
+                _offload = new OffloadState
+                {
+                    CoalesceTcp = true,
+                    CoalesceUdp = options.UdpCoalescing && (Offloads & TunOffloads.Uso) != 0,
+                };
             }
             // The kernel writes the final name back (tun%d -> tun0).
             Name = Marshal.PtrToStringUTF8((nint)request.ifr_name) ?? requested;

@@ -21,8 +21,17 @@ public sealed record TunDeviceOptions
     /// <summary>
     /// Open with IFF_VNET_HDR and ask for checksum, TSO and (Linux 6.2+) USO offloads: the kernel then
     /// hands over TCP/UDP super-packets of up to 64 KiB, which the device splits into MTU-sized packets,
-    /// and runs of one TCP flow written in a batch are merged into one super-packet (one write). What the
+    /// and runs of one TCP (or UDP, see <see cref="UdpCoalescing"/>) flow written in a batch are merged
+    /// into one super-packet (one write). What the
     /// kernel accepted is <see cref="LinuxTunDevice.Offloads"/>; a kernel that refuses runs without.
     /// </summary>
     public bool Offloads { get; init; } = true;
+
+    /// <summary>
+    /// With <see cref="Offloads"/> and a kernel that took USO: merge runs of one UDP flow written in
+    /// a batch into one super-packet too. Off for a host whose packets go on into a tunnel endpoint
+    /// that mishandles UDP GSO (wireguard-go has the same switch); the daemon's
+    /// <c>--no-udp-coalescing</c>.
+    /// </summary>
+    public bool UdpCoalescing { get; init; } = true;
 }

@@ -16,7 +16,7 @@ public sealed class CliTests
     {
         var result = await RunAsync("--help");
         Assert.Equal(0, result.ExitCode);
-        foreach (var expected in new[] { "Usage:", "INTERFACE", "-f, --foreground", "--log-file", "--reply-poll-us", "up", "show", "--version" })
+        foreach (var expected in new[] { "Usage:", "INTERFACE", "-f, --foreground", "--log-file", "--reply-poll-us", "--no-udp-coalescing", "up", "show", "--version" })
         {
             Assert.Contains(expected, result.Stdout);
         }

@@ -26,7 +26,7 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
     {
         await using var ns = await NetworkNamespace.CreateAsync();
         string name = UniqueName();
-        await using var daemon = DaemonProcess.Start(ns, name, "-f", "--reply-poll-us", "250", name);
+        await using var daemon = DaemonProcess.Start(ns, name, "-f", "--reply-poll-us", "250", "--no-udp-coalescing", name);
         await daemon.WaitReadyAsync();
         Assert.True(await ns.HasLinkAsync(name));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(daemon.SocketPath));
@@ -60,6 +60,7 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
             Assert.DoesNotContain(privateKey.ToHex(), log);
             Assert.Contains("reply polling up to 250 us", log); // the option reached the tunnel
             Assert.Contains("scheduler DeadlineScheduler", log); // ActorTunnelComposition's scheduler took effect
+            Assert.Contains("UDP coalescing off", log); // --no-udp-coalescing reached the TUN device
         }
         finally
         {

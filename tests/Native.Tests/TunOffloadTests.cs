@@ -19,10 +19,10 @@ public sealed class TunOffloadTests(ITestOutputHelper output)
     private static readonly byte[] Local6 = IPAddress.Parse("fd00:211::1").GetAddressBytes();
     private static readonly byte[] Remote6 = IPAddress.Parse("fd00:212::7").GetAddressBytes();
 
-    private static LinuxTunDevice CreateDevice(NetworkNamespace ns)
+    private static LinuxTunDevice CreateDevice(NetworkNamespace ns, bool udpCoalescing = true)
     {
         string name = "fzo" + NetworkNamespace.UniqueSuffix();
-        LinuxTunDevice tun = ns.RunInside(() => new LinuxTunDevice(new TunDeviceOptions { Name = name, Mtu = Mtu, Offloads = true }));
+        LinuxTunDevice tun = ns.RunInside(() => new LinuxTunDevice(new TunDeviceOptions { Name = name, Mtu = Mtu, Offloads = true, UdpCoalescing = udpCoalescing }));
         try
         {
             Command.Check("ip", "-n", ns.Name, "addr", "add", "10.211.0.1/24", "dev", name);
@@ -383,13 +383,14 @@ public sealed class TunOffloadTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void Coalesced_udp_datagrams_written_to_the_device_reach_a_socket_one_by_one_with_their_ecn(bool ipv6)
+    [InlineData(false, true)]
+    [InlineData(true, true)]
+    [InlineData(false, false)]
+    public void Coalesced_udp_datagrams_written_to_the_device_reach_a_socket_one_by_one_with_their_ecn(bool ipv6, bool coalescing)
     {
         using var ns = new NetworkNamespace();
         var pool = new PacketBufferPool();
-        LinuxTunDevice tun = CreateDevice(ns);
+        LinuxTunDevice tun = CreateDevice(ns, udpCoalescing: coalescing);
         byte[] local = ipv6 ? Local6 : Local, remote = ipv6 ? Remote6 : Remote;
         if (ipv6)
         {
@@ -431,11 +432,16 @@ public sealed class TunOffloadTests(ITestOutputHelper output)
             long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
             Assert.Equal(0, tun.WriteErrors);
             Assert.Equal(0, allocated);
-            if ((tun.Offloads & TunOffloads.Uso) != 0)
+            Assert.Equal(coalescing && (tun.Offloads & TunOffloads.Uso) != 0, tun.UdpCoalescing);
+            if (tun.UdpCoalescing)
             {
                 // The first flow: 0-19, the CE one alone, 21-49; the second flow: all 10 in one.
                 Assert.Equal(3, tun.SuperPacketsWritten);
                 Assert.Equal(59, tun.SegmentsCoalesced);
+            }
+            else
+            {
+                Assert.Equal(0, tun.SuperPacketsWritten);
             }
 
             var seen = new HashSet<(ushort, int)>();

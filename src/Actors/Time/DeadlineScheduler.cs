@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using Akka.Actor;
 using Akka.Configuration;
 using Akka.Dispatch;
@@ -15,11 +16,20 @@ namespace Firezone.Actors.Actors.Time;
 /// deadline, so an idle tunnel whose next WireGuard timer is 10 s away wakes once in 10 s.
 ///
 /// Written by hand because Akka ships no deadline-based scheduler; the timing itself is .NET's.
-/// Semantics as HashedWheelTimerScheduler: a cancelled item never runs; a repeated item runs again
-/// <c>interval</c> after each run ends; an action that throws is logged and does not stop the
-/// scheduler; on Dispose (the actor system terminating) every outstanding item runs once, so asks
-/// time out and scheduled tells reach dead letters instead of vanishing. Per schedule it allocates
-/// one entry and one timer: peers re-arm their timer when a deadline moves, not per packet.
+/// How it differs from HashedWheelTimerScheduler, and where it does not:
+/// - an item never runs early: .NET's timer queue counts coarse milliseconds, so an item it fires
+///   before its monotonic due time is re-armed for the rest (a WireGuard timer that fired early
+///   would only be re-armed by the peer, one actor message more);
+/// - a cancel that comes before an item starts running stops it; one that comes while it runs stops
+///   its repetitions;
+/// - items due at the same moment may run at once on different pool threads, not one after the
+///   other on the scheduler's thread (every caller here Tells, which is thread-safe);
+/// - a repeated action that throws is logged and repeats;
+/// - on Dispose (the actor system terminating) every item that is neither cancelled nor running
+///   runs once, as HashedWheelTimerScheduler does: CoordinatedShutdown's phase timeouts end and
+///   scheduled tells reach dead letters instead of vanishing.
+/// Per schedule it allocates one entry and one timer: peers re-arm their timer when a deadline
+/// moves, not per packet.
 /// </summary>
 public sealed class DeadlineScheduler : SchedulerBase, IDateTimeOffsetNowTimeProvider, IDisposable
 {
@@ -27,7 +37,10 @@ public sealed class DeadlineScheduler : SchedulerBase, IDateTimeOffsetNowTimePro
     public const string Hocon = "akka.scheduler.implementation = \"Firezone.Actors.Actors.Time.DeadlineScheduler, Firezone.Actors.Actors\"";
 
     // Timer's longest due time (0xFFFFFFFE ms, about 49.7 days); later items are re-armed when it passes.
-    private static readonly TimeSpan LongestDue = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
+    private const long LongestDueMilliseconds = uint.MaxValue - 1;
+
+    // Longer delays (TimeSpan.MaxValue is a possible input) wait this long: never, in practice.
+    private static readonly TimeSpan LongestDelay = TimeSpan.FromDays(100 * 365);
 
     private readonly ConcurrentDictionary<Entry, byte> _pending = new();
     private volatile bool _disposed;
@@ -41,12 +54,12 @@ public sealed class DeadlineScheduler : SchedulerBase, IDateTimeOffsetNowTimePro
 
     public DateTimeOffset Now => TimeNow;
 
-    protected override DateTimeOffset TimeNow => DateTimeOffset.Now;
+    protected override DateTimeOffset TimeNow => DateTimeOffset.UtcNow;
 
     // Akka's own MonotonicClock is internal; the same thing from the Stopwatch (CLOCK_MONOTONIC here).
-    public override TimeSpan MonotonicClock => System.Diagnostics.Stopwatch.GetElapsedTime(0);
+    public override TimeSpan MonotonicClock => Stopwatch.GetElapsedTime(0);
 
-    public override TimeSpan HighResMonotonicClock => System.Diagnostics.Stopwatch.GetElapsedTime(0);
+    public override TimeSpan HighResMonotonicClock => Stopwatch.GetElapsedTime(0);
 
     protected override void InternalScheduleTellOnce(TimeSpan delay, ICanTell receiver, object message, IActorRef sender, ICancelable cancelable) =>
         Schedule(delay, TimeSpan.Zero, new ScheduledTell(receiver, message, sender), cancelable);
@@ -76,6 +89,10 @@ public sealed class DeadlineScheduler : SchedulerBase, IDateTimeOffsetNowTimePro
         var entry = new Entry(this, action, cancelable, interval);
         _pending.TryAdd(entry, 0);
         entry.Start(delay);
+        if (_disposed && entry.StopForShutdown())
+        {
+            Run(action); // Dispose ran meanwhile and may have missed this one: as if it had not
+        }
     }
 
     /// <summary>Stops every timer, then runs each outstanding item once (see the class comment).</summary>
@@ -84,7 +101,7 @@ public sealed class DeadlineScheduler : SchedulerBase, IDateTimeOffsetNowTimePro
         _disposed = true;
         foreach (var entry in _pending.Keys)
         {
-            if (entry.Stop() && !entry.Cancelled)
+            if (entry.StopForShutdown())
             {
                 Run(entry.Action);
             }
@@ -107,24 +124,30 @@ public sealed class DeadlineScheduler : SchedulerBase, IDateTimeOffsetNowTimePro
         }
     }
 
-    /// <summary>One scheduled item and its timer. Start, Fire and Stop serialise on the entry.</summary>
+    /// <summary>One scheduled item and its timer. Start, Fire and the stops serialise on the entry's lock.</summary>
     private sealed class Entry(DeadlineScheduler owner, IRunnable action, ICancelable? cancelable, TimeSpan interval)
     {
         private readonly Lock _gate = new();
         private Timer? _timer;
         private CancellationTokenRegistration _registration;
-        private DateTime _dueUtc; // only for items beyond the timer's longest due time
+        private long _due; // Stopwatch timestamp
         private bool _stopped;
+        private bool _running;
 
         public IRunnable Action => action;
 
-        public bool Cancelled => cancelable?.IsCancellationRequested ?? false;
+        private bool Cancelled => cancelable?.IsCancellationRequested ?? false;
 
         public void Start(TimeSpan delay)
         {
             lock (_gate)
             {
-                _timer = new Timer(static state => ((Entry)state!).Fire(), this, Timeout.Infinite, Timeout.Infinite);
+                // No ExecutionContext captured: a caller's AsyncLocals (logging scopes) would flow
+                // into every callback and stay alive with the timer.
+                using (ExecutionContext.SuppressFlow())
+                {
+                    _timer = new Timer(static state => ((Entry)state!).Fire(), this, Timeout.Infinite, Timeout.Infinite);
+                }
                 Arm(delay);
             }
             // After the timer exists: a token already cancelled calls Stop right here.
@@ -133,51 +156,63 @@ public sealed class DeadlineScheduler : SchedulerBase, IDateTimeOffsetNowTimePro
                 var registration = cancelable.Token.UnsafeRegister(static state => ((Entry)state!).Stop(), this);
                 lock (_gate)
                 {
-                    if (_stopped)
-                    {
-                        registration.Dispose();
-                    }
-                    else
+                    if (!_stopped)
                     {
                         _registration = registration;
+                        return;
                     }
                 }
+                // Stopped meanwhile. Unregister, not Dispose: Dispose would wait for a running
+                // callback, which may be a Stop waiting for the lock this thread just left.
+                registration.Unregister();
             }
         }
 
+        /// <summary>Under the lock: due in <paramref name="delay"/> from now.</summary>
         private void Arm(TimeSpan delay)
         {
             if (delay < TimeSpan.Zero)
             {
                 delay = TimeSpan.Zero;
             }
-            if (delay > LongestDue)
+            else if (delay > LongestDelay)
             {
-                _dueUtc = DateTime.UtcNow + delay;
-                delay = LongestDue;
+                delay = LongestDelay;
             }
-            else
+            _due = Stopwatch.GetTimestamp() + (long)(delay.TotalSeconds * Stopwatch.Frequency);
+            ArmRest();
+        }
+
+        /// <summary>Under the lock: the timer set to the rest of the wait, rounded up to whole milliseconds.</summary>
+        private void ArmRest()
+        {
+            if (_stopped)
             {
-                _dueUtc = default;
+                return;
             }
-            _timer!.Change(delay, Timeout.InfiniteTimeSpan);
+            long rest = _due - Stopwatch.GetTimestamp();
+            long perMillisecond = Math.Max(Stopwatch.Frequency / 1000, 1);
+            long milliseconds = rest <= 0 ? 0 : Math.Min((rest + perMillisecond - 1) / perMillisecond, LongestDueMilliseconds);
+            _timer!.Change(milliseconds, Timeout.Infinite);
         }
 
         private void Fire()
         {
+            bool run;
             lock (_gate)
             {
-                if (_stopped)
+                if (_stopped || _running)
                 {
                     return;
                 }
-                if (_dueUtc != default && _dueUtc > DateTime.UtcNow)
+                if (Stopwatch.GetTimestamp() < _due)
                 {
-                    Arm(_dueUtc - DateTime.UtcNow); // a due time beyond the timer's range: not yet
+                    ArmRest(); // early (coarse timer clock), or a delay beyond the timer's range
                     return;
                 }
+                run = _running = !Cancelled && !owner._disposed;
             }
-            if (Cancelled || owner._disposed)
+            if (!run)
             {
                 Stop();
                 return;
@@ -185,6 +220,7 @@ public sealed class DeadlineScheduler : SchedulerBase, IDateTimeOffsetNowTimePro
             owner.Run(action);
             lock (_gate)
             {
+                _running = false;
                 if (interval > TimeSpan.Zero && !_stopped && !Cancelled && !owner._disposed)
                 {
                     Arm(interval);
@@ -195,11 +231,17 @@ public sealed class DeadlineScheduler : SchedulerBase, IDateTimeOffsetNowTimePro
         }
 
         /// <summary>Stops the timer and forgets the item; true for the one call that did it.</summary>
-        public bool Stop()
+        public bool Stop() => Stop(out _);
+
+        /// <summary>Stops the item for Dispose: true if it should run once now (not cancelled, not running, not stopped before).</summary>
+        public bool StopForShutdown() => Stop(out bool wasRunning) && !wasRunning && !Cancelled;
+
+        private bool Stop(out bool wasRunning)
         {
             CancellationTokenRegistration registration;
             lock (_gate)
             {
+                wasRunning = _running;
                 if (_stopped)
                 {
                     return false;

@@ -53,10 +53,13 @@ public static class UdpCoalescer
         taken[start] = true;
         members[0] = start;
         ReadOnlySpan<byte> head = packets[start].Data;
-        if (start + 1 >= packets.Length || members.Length < 2 || !TryParse(head, out Datagram first))
+        if (start + 1 >= packets.Length || members.Length < 2 || !TryParseHeaders(head, out Datagram first))
         {
             return 1;
         }
+        // The head's checksum is verified once a partner turns up: a datagram that merges with
+        // nothing (DNS, many small flows) is not summed for nothing.
+        bool headVerified = false;
         // The super-packet's IP length field is 16 bits (IPv4 total length, IPv6 payload length), and
         // so is the UDP length field that covers the whole super-packet.
         int limit = Math.Min(maxLength, first.L4Offset + 65535);
@@ -78,10 +81,19 @@ public static class UdpCoalescer
             {
                 continue;
             }
-            if (!TryParse(packet, out Datagram next)
+            if (!headVerified)
+            {
+                if (!ChecksumValid(head, first))
+                {
+                    break; // corrupt: the kernel sees it alone and drops it
+                }
+                headVerified = true;
+            }
+            if (!TryParseHeaders(packet, out Datagram next)
                 || next.PayloadLength > first.PayloadLength
                 || total + next.PayloadLength > limit
-                || !SameHeaders(head, first, packet, count))
+                || !SameHeaders(head, first, packet, count)
+                || !ChecksumValid(packet, next))
             {
                 break;
             }
@@ -103,7 +115,7 @@ public static class UdpCoalescer
     public static int Build(ReadOnlySpan<PacketBuffer> packets, ReadOnlySpan<int> members, Span<byte> destination)
     {
         ReadOnlySpan<byte> head = packets[members[0]].Data;
-        if (members.Length < 2 || !TryParse(head, out Datagram first))
+        if (members.Length < 2 || !TryParseHeaders(head, out Datagram first))
         {
             throw new ArgumentException("a super-packet needs at least two UDP datagrams found by FindRun", nameof(members));
         }
@@ -222,13 +234,15 @@ public static class UdpCoalescer
         public readonly int PayloadLength = payloadLength;
     }
 
-    /// <summary>A UDP datagram with a payload, without IPv4 options, fragments or IPv6 extension headers, lengths consistent, checksum present and valid.</summary>
-    private static bool TryParse(ReadOnlySpan<byte> packet, out Datagram datagram)
+    /// <summary>
+    /// A UDP datagram with a payload, without IPv4 options, fragments or IPv6 extension headers, its
+    /// lengths consistent and a checksum present (not verified here: <see cref="ChecksumValid"/>).
+    /// </summary>
+    private static bool TryParseHeaders(ReadOnlySpan<byte> packet, out Datagram datagram)
     {
         datagram = default;
         bool ipv6;
         int l4;
-        ReadOnlySpan<byte> source, target;
         if (packet.Length >= 20 && packet[0] == 0x45)
         {
             if (BinaryPrimitives.ReadUInt16BigEndian(packet[2..]) != packet.Length
@@ -239,8 +253,6 @@ public static class UdpCoalescer
             }
             ipv6 = false;
             l4 = 20;
-            source = packet.Slice(12, 4);
-            target = packet.Slice(16, 4);
         }
         else if (packet.Length >= 40 && packet[0] >> 4 == 6)
         {
@@ -250,8 +262,6 @@ public static class UdpCoalescer
             }
             ipv6 = true;
             l4 = 40;
-            source = packet.Slice(8, 16);
-            target = packet.Slice(24, 16);
         }
         else
         {
@@ -264,12 +274,16 @@ public static class UdpCoalescer
         {
             return false; // no payload, a length that disagrees with the IP header's, or no checksum
         }
-        ushort sum = InternetChecksum.PseudoHeaderSum(source, target, ProtocolUdp, udpLength);
-        if (InternetChecksum.Sum(packet[l4..], sum) != 0xFFFF)
-        {
-            return false; // corrupt: let the kernel see it alone and drop it
-        }
         datagram = new Datagram(ipv6, l4, udpLength - UdpHeaderLength);
         return true;
+    }
+
+    /// <summary>The UDP checksum of a datagram <see cref="TryParseHeaders"/> accepted verifies (RFC 768, RFC 8200 section 8.1).</summary>
+    private static bool ChecksumValid(ReadOnlySpan<byte> packet, in Datagram datagram)
+    {
+        ReadOnlySpan<byte> source = datagram.IsIpv6 ? packet.Slice(8, 16) : packet.Slice(12, 4);
+        ReadOnlySpan<byte> target = datagram.IsIpv6 ? packet.Slice(24, 16) : packet.Slice(16, 4);
+        ushort sum = InternetChecksum.PseudoHeaderSum(source, target, ProtocolUdp, packet.Length - datagram.L4Offset);
+        return InternetChecksum.Sum(packet[datagram.L4Offset..], sum) == 0xFFFF;
     }
 }

@@ -42,6 +42,12 @@ public static class CommandLine
             DefaultValueFactory = _ => Environment.GetEnvironmentVariable(ReplyPollVariable),
             Recursive = true,
         };
+        var noUdpCoalescing = new Option<bool>("--no-udp-coalescing")
+        {
+            Description = $"Write UDP packets to the TUN device one by one instead of merging a flow's into one offload super-packet (for a host that forwards them into a tunnel endpoint that mishandles UDP GSO; also {NoUdpCoalescingVariable}=1)",
+            DefaultValueFactory = _ => Environment.GetEnvironmentVariable(NoUdpCoalescingVariable) == "1",
+            Recursive = true,
+        };
         var interfaceName = new Argument<string?>("INTERFACE")
         {
             Description = "The TUN interface to create; its UAPI socket is /var/run/wireguard/INTERFACE.sock",
@@ -49,7 +55,7 @@ public static class CommandLine
         };
         var root = new RootCommand("firezone-tunnel: a userspace WireGuard tunnel that carries ECN (RFC 6040), a drop-in for wireguard-go")
         {
-            foreground, logFile, logLevel, replyPoll, interfaceName,
+            foreground, logFile, logLevel, replyPoll, noUdpCoalescing, interfaceName,
         };
         root.SetAction((result, token) =>
         {
@@ -69,7 +75,10 @@ public static class CommandLine
             {
                 return Task.FromResult(Detacher.Run(ArgumentsWithoutForeground(result)));
             }
-            return RunDaemonAsync(new DaemonOptions { InterfaceName = name, Log = log, ReplyPollMax = replyPollMax }, composition, token);
+            return RunDaemonAsync(new DaemonOptions
+            {
+                InterfaceName = name, Log = log, ReplyPollMax = replyPollMax, UdpCoalescing = !result.GetValue(noUdpCoalescing),
+            }, composition, token);
         });
 
         var configFile = new Option<string>("--config", "-c")
@@ -109,7 +118,10 @@ public static class CommandLine
             {
                 return Task.FromResult(2);
             }
-            return RunDaemonAsync(new DaemonOptions { InterfaceName = name, Config = config, Log = log, ReplyPollMax = replyPollMax }, composition, token);
+            return RunDaemonAsync(new DaemonOptions
+            {
+                InterfaceName = name, Config = config, Log = log, ReplyPollMax = replyPollMax, UdpCoalescing = !result.GetValue(noUdpCoalescing),
+            }, composition, token);
         });
 
         var showInterface = new Argument<string>("INTERFACE") { Description = "A running firezone-tunnel interface" };
@@ -174,6 +186,8 @@ public static class CommandLine
     }
 
     public const string ReplyPollVariable = "FIREZONE_REPLY_POLL_US";
+
+    public const string NoUdpCoalescingVariable = "FIREZONE_NO_UDP_COALESCING";
 
     /// <summary>--reply-poll-us (or its environment variable, for wg-quick, which passes no options): 0 to 100000.</summary>
     private static bool TryReplyPoll(string? text, out TimeSpan max)

@@ -16,6 +16,9 @@ public sealed record DaemonOptions
     /// <summary>The longest reply poll of the tunnel's reader threads (TunnelSettings.ReplyPollMax); zero: off.</summary>
     public TimeSpan ReplyPollMax { get; init; } = Actors.Tunnel.TunnelSettings.DefaultReplyPollMax;
 
+    /// <summary>Merge runs of one UDP flow written to the TUN device (TunDeviceOptions.UdpCoalescing); off with --no-udp-coalescing.</summary>
+    public bool UdpCoalescing { get; init; } = true;
+
     /// <summary>Where the UAPI socket lives; /var/run/wireguard unless a test says otherwise.</summary>
     public string SocketDirectory { get; init; } = Uapi.UapiSocketPath.DefaultDirectory;
 

@@ -29,8 +29,9 @@ namespace Firezone.Actors.Host.Tunnel;
 /// <para>
 /// The TUN's MTU can change while the daemon runs: wg-quick runs <c>ip link set mtu</c> after
 /// <c>wg setconf</c>. The engine's <see cref="Device.Mtu"/> caps transport padding (section 5.4.6),
-/// so it is read from the kernel whenever a device is built, on every UAPI get and once a second
-/// (netlink notifications would be immediate; a SIOCGIFMTU poll is simpler and cheap). The packet
+/// so it is read from the kernel whenever a device is built, on every UAPI get and on every link
+/// change the kernel announces over netlink (<see cref="LinkChangeListener"/>; a once-a-second poll
+/// when that is unavailable). The packet
 /// buffers must hold an MTU-sized packet and a pool cannot grow its buffers, so an MTU beyond them
 /// rebuilds the tunnel on a pool sized for it (<see cref="PacketBufferSizing"/>).
 /// </para>
@@ -83,7 +84,8 @@ public sealed class ActorTunnelControl(
         {
             _pool = PacketBufferSizing.PoolFor(_tun.Mtu);
         }
-        logger.LogInformation("TUN device {Interface} created (MTU {Mtu}, {BufferSize}-byte packet buffers)", _tun.Name, _tun.Mtu, _pool.BufferSize);
+        logger.LogInformation("TUN device {Interface} created (MTU {Mtu}, {BufferSize}-byte packet buffers, offloads {Offloads}, UDP coalescing {UdpCoalescing})",
+            _tun.Name, _tun.Mtu, _pool.BufferSize, _tun.Offloads, _tun.UdpCoalescing ? "on" : "off");
         FollowMtu();
         return Task.CompletedTask;
     }
@@ -121,7 +123,10 @@ public sealed class ActorTunnelControl(
     {
         try
         {
-            return new LinuxTunDevice(new TunDeviceOptions { Name = options.InterfaceName, Mtu = options.Config?.Interface.Mtu });
+            return new LinuxTunDevice(new TunDeviceOptions
+            {
+                Name = options.InterfaceName, Mtu = options.Config?.Interface.Mtu, UdpCoalescing = options.UdpCoalescing,
+            });
         }
         catch (TunDeviceException e)
         {
@@ -166,13 +171,16 @@ public sealed class ActorTunnelControl(
 
     private void OnLinkChanged()
     {
-        try
+        // A refresh pending already reads the MTU as it is then (a race here costs one more refresh).
+        if (_linkChanged.CurrentCount == 0)
         {
-            _linkChanged.Release();
-        }
-        catch (SemaphoreFullException)
-        {
-            // A refresh is pending already; it reads the MTU as it is then.
+            try
+            {
+                _linkChanged.Release();
+            }
+            catch (SemaphoreFullException)
+            {
+            }
         }
     }
 
@@ -189,7 +197,7 @@ public sealed class ActorTunnelControl(
                 {
                     await RefreshMtuAsync().ConfigureAwait(false);
                 }
-                catch (Exception e) when (e is not OperationCanceledException)
+                catch (Exception e) when (!_stopping.IsCancellationRequested)
                 {
                     // The TUN reader reports a lost device; a failed read waits for the next change.
                     logger.LogDebug("Could not read the MTU of {Interface}: {Problem}", options.InterfaceName, e.Message);
@@ -200,7 +208,7 @@ public sealed class ActorTunnelControl(
                 }
             }
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
         {
             // Stopping.
         }

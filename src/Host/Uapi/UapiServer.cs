@@ -119,7 +119,9 @@ public sealed class UapiServer : IAsyncDisposable
         // wake for it. Polling (a stat every 250 ms) only when inotify is unavailable, such as when
         // the user's inotify instances are used up.
         FileSystemWatcher? watcher = null;
-        using var changed = new SemaphoreSlim(0);
+        // Not disposed: a handler may still run on the watcher's thread after the loop ended.
+        var changed = new SemaphoreSlim(0);
+        string? watchFailed = null;
         try
         {
             watcher = new FileSystemWatcher(Path.GetDirectoryName(SocketPath)!, Path.GetFileName(SocketPath))
@@ -128,7 +130,12 @@ public sealed class UapiServer : IAsyncDisposable
             };
             watcher.Deleted += (_, _) => changed.Release();
             watcher.Renamed += (_, _) => changed.Release();
-            watcher.Error += (_, _) => changed.Release(); // overflow or the directory gone: look again
+            // An overflow or a lost watch ends the watcher's event loop for good: fall back to polling.
+            watcher.Error += (_, e) =>
+            {
+                Volatile.Write(ref watchFailed, e.GetException().Message);
+                changed.Release();
+            };
             watcher.EnableRaisingEvents = true;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
@@ -147,6 +154,12 @@ public sealed class UapiServer : IAsyncDisposable
                     _logger.LogInformation("UAPI socket {SocketPath} was removed; shutting down", SocketPath);
                     _socketRemoved.TrySetResult();
                     return;
+                }
+                if (watcher is not null && Volatile.Read(ref watchFailed) is { } problem)
+                {
+                    _logger.LogWarning("The inotify watch of the UAPI socket {SocketPath} failed ({Problem}); checking every 250 ms instead", SocketPath, problem);
+                    watcher.Dispose();
+                    watcher = null;
                 }
                 if (watcher is null)
                 {

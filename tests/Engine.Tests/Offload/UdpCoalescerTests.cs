@@ -173,22 +173,24 @@ public class UdpCoalescerTests
         Assert.True(20 + 8 + (run + 1) * 1400 > 65535);
     }
 
-    public static Arbitrary<(bool Ipv6, int Payload, int Size, Ecn Ecn)> SuperPackets() =>
+    public static Arbitrary<(bool Ipv6, int Payload, int Size, Ecn Ecn, bool DontFragment)> SuperPackets() =>
         (from ipv6 in ArbMap.Default.GeneratorFor<bool>()
          from size in Gen.Choose(1, 1400)
          from payload in Gen.Choose(1, Math.Min(60000, UdpCoalescer.MaxSegments * size))
          from ecn in Gen.Elements(Ecn.NotEct, Ecn.Ect0, Ecn.Ect1, Ecn.Ce)
-         select (ipv6, payload, size, ecn)).ToArbitrary();
+         from dontFragment in ArbMap.Default.GeneratorFor<bool>()
+         select (ipv6, payload, size, ecn, dontFragment)).ToArbitrary();
 
     /// <summary>
     /// The inverse of the read path: a USO super-packet split by <see cref="GsoSegmenter"/> and
-    /// coalesced again is the same super-packet, for every size, family and ECN codepoint.
+    /// coalesced again is the same super-packet, for every size, family and ECN codepoint, with and
+    /// without DF (without it the IPv4 IDs count up from 0xFFF0, through the wrap to 0).
     /// </summary>
     [Property(MaxTest = 200, Arbitrary = [typeof(UdpCoalescerTests)])]
-    public bool Segment_then_coalesce_gives_back_the_super_packet((bool Ipv6, int Payload, int Size, Ecn Ecn) c)
+    public bool Segment_then_coalesce_gives_back_the_super_packet((bool Ipv6, int Payload, int Size, Ecn Ecn, bool DontFragment) c)
     {
         int l4 = c.Ipv6 ? 40 : 20;
-        byte[] original = Udp(c.Ipv6, c.Payload, ecn: c.Ecn, id: 0xFFF0);
+        byte[] original = Udp(c.Ipv6, c.Payload, ecn: c.Ecn, id: 0xFFF0, dontFragment: c.DontFragment);
         var header = new VirtioNetHeader
         {
             Flags = VirtioNetHeader.FlagNeedsCsum, GsoType = VirtioNetHeader.GsoUdpL4,
