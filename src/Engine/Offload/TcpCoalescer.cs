@@ -9,7 +9,8 @@ namespace Firezone.Actors.Engine.Offload;
 /// NEEDS_CSUM), so the kernel takes up to 64 KiB in one write. The rules follow the kernel's
 /// tcp_gro_receive/inet_gro_receive: same addresses, ports, ACK number, TCP options and flags; no
 /// SYN, FIN, RST or URG; contiguous sequence numbers; every segment but the last of the same size;
-/// PSH only on the last; and the same IP header apart from length, identification and checksum, so the
+/// PSH only on the last; and the same IP header apart from length, identification and checksum
+/// (<see cref="MergeableIpHeader"/>), so the
 /// same ECN codepoint: a CE-marked segment is never merged with unmarked ones (RFC 3168 section 5,
 /// RFC 6040 section 4). Every merged segment must carry a valid TCP checksum, because the kernel
 /// trusts the super-packet's (CHECKSUM_PARTIAL), as wireguard-go's tcpGRO checks too.
@@ -56,7 +57,7 @@ public static class TcpCoalescer
                 continue;
             }
             ReadOnlySpan<byte> packet = packets[i].Data;
-            if (!MaybeSameConnection(head, first, packet))
+            if (!MergeableIpHeader.MaybeSameFlow(head, first.IsIpv6, first.L4Offset, packet, ProtocolTcp))
             {
                 continue;
             }
@@ -106,25 +107,9 @@ public static class TcpCoalescer
         }
         int l4 = first.L4Offset;
         packet[l4 + 13] = (byte)(first.Flags | (lastFlags & TcpPsh));
-        ReadOnlySpan<byte> source, target;
-        if (first.IsIpv6)
-        {
-            BinaryPrimitives.WriteUInt16BigEndian(packet[4..], (ushort)(length - 40));
-            source = packet.Slice(8, 16);
-            target = packet.Slice(24, 16);
-        }
-        else
-        {
-            BinaryPrimitives.WriteUInt16BigEndian(packet[2..], (ushort)length);
-            packet[10] = 0;
-            packet[11] = 0;
-            BinaryPrimitives.WriteUInt16BigEndian(packet[10..], InternetChecksum.Finish(InternetChecksum.Sum(packet[..l4])));
-            source = packet.Slice(12, 4);
-            target = packet.Slice(16, 4);
-        }
         // CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum, the kernel adds the rest.
         BinaryPrimitives.WriteUInt16BigEndian(packet[(l4 + TcpChecksumOffset)..],
-            InternetChecksum.PseudoHeaderSum(source, target, ProtocolTcp, length - l4));
+            MergeableIpHeader.FinishMerged(packet, first.IsIpv6, l4, length, ProtocolTcp));
         new VirtioNetHeader
         {
             Flags = VirtioNetHeader.FlagNeedsCsum,
@@ -145,54 +130,6 @@ public static class TcpCoalescer
         return packet.Length - l4 - (packet[l4 + 12] >> 4) * 4;
     }
 
-    /// <summary>
-    /// False only for a packet certainly of another flow: other addresses, or the same addresses
-    /// with other ports or another transport. Anything this cannot read (IPv4 options or fragments,
-    /// IPv6 extension headers) counts as the same connection, so it is never overtaken.
-    /// </summary>
-    private static bool MaybeSameConnection(ReadOnlySpan<byte> head, in Segment first, ReadOnlySpan<byte> packet)
-    {
-        if (packet.Length < 20 || packet[0] >> 4 != (first.IsIpv6 ? 6 : 4))
-        {
-            return false;
-        }
-        int l4;
-        if (first.IsIpv6)
-        {
-            if (packet.Length < 40 || !head.Slice(8, 32).SequenceEqual(packet.Slice(8, 32)))
-            {
-                return false;
-            }
-            byte next = packet[6];
-            if (next is 17 or 58)
-            {
-                return false; // UDP, ICMPv6
-            }
-            if (next != ProtocolTcp)
-            {
-                return true;
-            }
-            l4 = 40;
-        }
-        else
-        {
-            if (!head.Slice(12, 8).SequenceEqual(packet.Slice(12, 8)))
-            {
-                return false;
-            }
-            if (packet[9] != ProtocolTcp)
-            {
-                return false;
-            }
-            if (packet[0] != 0x45 || (BinaryPrimitives.ReadUInt16BigEndian(packet[6..]) & 0x3FFF) != 0)
-            {
-                return true;
-            }
-            l4 = 20;
-        }
-        return packet.Length < l4 + 4 || head.Slice(first.L4Offset, 4).SequenceEqual(packet.Slice(l4, 4));
-    }
-
     private static bool SameFlow(ReadOnlySpan<byte> head, in Segment first, ReadOnlySpan<byte> packet, in Segment next, int index)
     {
         if (first.IsIpv6 != next.IsIpv6 || first.HeaderLength != next.HeaderLength)
@@ -200,28 +137,9 @@ public static class TcpCoalescer
             return false;
         }
         int l4 = first.L4Offset;
-        if (first.IsIpv6)
+        if (!MergeableIpHeader.SameIpHeader(head, first.IsIpv6, packet, index))
         {
-            // Version, traffic class (DSCP and ECN), flow label; next header and hop limit; addresses.
-            if (!head[..4].SequenceEqual(packet[..4]) || !head.Slice(6, 34).SequenceEqual(packet.Slice(6, 34)))
-            {
-                return false;
-            }
-        }
-        else
-        {
-            // TOS (DSCP and ECN), DF, TTL, protocol, addresses. Without DF the identification must
-            // count up, as the kernel re-creates it on segmentation (inet_gro_receive's flush_id).
-            if (head[1] != packet[1] || (head[6] & 0x40) != (packet[6] & 0x40) || head[8] != packet[8]
-                || !head.Slice(12, 8).SequenceEqual(packet.Slice(12, 8)))
-            {
-                return false;
-            }
-            if ((head[6] & 0x40) == 0
-                && BinaryPrimitives.ReadUInt16BigEndian(packet[4..]) != (ushort)(BinaryPrimitives.ReadUInt16BigEndian(head[4..]) + index))
-            {
-                return false;
-            }
+            return false;
         }
         // Ports, ACK number, and the options (timestamps) must match; the window is taken from the
         // first segment, as GRO does.
@@ -254,38 +172,7 @@ public static class TcpCoalescer
     private static bool TryParse(ReadOnlySpan<byte> packet, out Segment segment)
     {
         segment = default;
-        if (packet.Length < 40)
-        {
-            return false;
-        }
-        bool ipv6;
-        int l4;
-        ReadOnlySpan<byte> source, target;
-        if (packet[0] == 0x45)
-        {
-            if (BinaryPrimitives.ReadUInt16BigEndian(packet[2..]) != packet.Length
-                || (BinaryPrimitives.ReadUInt16BigEndian(packet[6..]) & 0x3FFF) != 0 // MF or a fragment offset
-                || packet[9] != ProtocolTcp)
-            {
-                return false;
-            }
-            ipv6 = false;
-            l4 = 20;
-            source = packet.Slice(12, 4);
-            target = packet.Slice(16, 4);
-        }
-        else if (packet[0] >> 4 == 6)
-        {
-            if (packet.Length < 60 || BinaryPrimitives.ReadUInt16BigEndian(packet[4..]) + 40 != packet.Length || packet[6] != ProtocolTcp)
-            {
-                return false;
-            }
-            ipv6 = true;
-            l4 = 40;
-            source = packet.Slice(8, 16);
-            target = packet.Slice(24, 16);
-        }
-        else
+        if (!MergeableIpHeader.TryParse(packet, ProtocolTcp, out bool ipv6, out int l4) || packet.Length < l4 + 20)
         {
             return false;
         }
@@ -300,8 +187,7 @@ public static class TcpCoalescer
         {
             return false;
         }
-        ushort sum = InternetChecksum.PseudoHeaderSum(source, target, ProtocolTcp, packet.Length - l4);
-        if (InternetChecksum.Sum(packet[l4..], sum) != 0xFFFF)
+        if (!MergeableIpHeader.TransportChecksumValid(packet, ipv6, l4, ProtocolTcp))
         {
             return false; // corrupt: let the kernel see it alone and drop it
         }

@@ -11,7 +11,8 @@ namespace Firezone.Actors.Engine.Offload;
 /// UDP flow costs one write, and often one wake-up of the receiving process, per datagram.
 ///
 /// The rules follow the kernel's udp_gro_receive_segment and wireguard-go's udpGRO: same addresses
-/// and ports; the same IP header apart from length, identification and checksum, so the same ECN
+/// and ports; the same IP header apart from length, identification and checksum
+/// (<see cref="MergeableIpHeader"/>), so the same ECN
 /// codepoint (a CE-marked datagram is never merged with unmarked ones, RFC 3168 section 5, RFC 6040
 /// section 4); every datagram but the last of the same payload size, the last no larger; no IPv4
 /// options or fragments, no IPv6 extension headers; a valid checksum on every datagram (an IPv4
@@ -77,7 +78,7 @@ public static class UdpCoalescer
                 continue;
             }
             ReadOnlySpan<byte> packet = packets[i].Data;
-            if (!MaybeSameFlow(head, first, packet))
+            if (!MergeableIpHeader.MaybeSameFlow(head, first.IsIpv6, first.L4Offset, packet, ProtocolUdp))
             {
                 continue;
             }
@@ -92,7 +93,7 @@ public static class UdpCoalescer
             if (!TryParseHeaders(packet, out Datagram next)
                 || next.PayloadLength > first.PayloadLength
                 || total + next.PayloadLength > limit
-                || !SameHeaders(head, first, packet, count)
+                || !MergeableIpHeader.SameIpHeader(head, first.IsIpv6, packet, count)
                 || !ChecksumValid(packet, next))
             {
                 break;
@@ -130,28 +131,12 @@ public static class UdpCoalescer
             length += data.Length - headerLength;
         }
         int l4 = first.L4Offset;
-        ReadOnlySpan<byte> source, target;
-        if (first.IsIpv6)
-        {
-            BinaryPrimitives.WriteUInt16BigEndian(packet[4..], (ushort)(length - 40));
-            source = packet.Slice(8, 16);
-            target = packet.Slice(24, 16);
-        }
-        else
-        {
-            BinaryPrimitives.WriteUInt16BigEndian(packet[2..], (ushort)length);
-            packet[10] = 0;
-            packet[11] = 0;
-            BinaryPrimitives.WriteUInt16BigEndian(packet[10..], InternetChecksum.Finish(InternetChecksum.Sum(packet[..l4])));
-            source = packet.Slice(12, 4);
-            target = packet.Slice(16, 4);
-        }
         // The UDP length covers the whole super-packet, as after the kernel's own GRO
         // (udp_gro_complete); segmentation gives each datagram its own length and checksum.
         BinaryPrimitives.WriteUInt16BigEndian(packet[(l4 + 4)..], (ushort)(length - l4));
         // CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum, the kernel adds the rest.
         BinaryPrimitives.WriteUInt16BigEndian(packet[(l4 + UdpChecksumOffset)..],
-            InternetChecksum.PseudoHeaderSum(source, target, ProtocolUdp, length - l4));
+            MergeableIpHeader.FinishMerged(packet, first.IsIpv6, l4, length, ProtocolUdp));
         new VirtioNetHeader
         {
             Flags = VirtioNetHeader.FlagNeedsCsum,
@@ -162,69 +147,6 @@ public static class UdpCoalescer
             CsumOffset = UdpChecksumOffset,
         }.Write(destination);
         return VirtioNetHeader.Size + length;
-    }
-
-    /// <summary>
-    /// False only for a packet certainly of another flow: other addresses, another transport, or
-    /// other ports. Anything this cannot read (IPv4 fragments, IPv6 extension headers) counts as the
-    /// same flow, so it is never overtaken.
-    /// </summary>
-    private static bool MaybeSameFlow(ReadOnlySpan<byte> head, in Datagram first, ReadOnlySpan<byte> packet)
-    {
-        if (packet.Length < 20 || packet[0] >> 4 != (first.IsIpv6 ? 6 : 4))
-        {
-            return false;
-        }
-        int l4;
-        if (first.IsIpv6)
-        {
-            if (packet.Length < 40 || !head.Slice(8, 32).SequenceEqual(packet.Slice(8, 32)))
-            {
-                return false;
-            }
-            byte next = packet[6];
-            if (next is 6 or 58)
-            {
-                return false; // TCP, ICMPv6
-            }
-            if (next != ProtocolUdp)
-            {
-                return true;
-            }
-            l4 = 40;
-        }
-        else
-        {
-            if (!head.Slice(12, 8).SequenceEqual(packet.Slice(12, 8)) || packet[9] != ProtocolUdp)
-            {
-                return false;
-            }
-            if (packet[0] != 0x45 || (BinaryPrimitives.ReadUInt16BigEndian(packet[6..]) & 0x3FFF) != 0)
-            {
-                return true;
-            }
-            l4 = 20;
-        }
-        return packet.Length < l4 + 4 || head.Slice(first.L4Offset, 4).SequenceEqual(packet.Slice(l4, 4));
-    }
-
-    /// <summary>The IP header fields segmentation copies from the head: all but length, identification and checksum.</summary>
-    private static bool SameHeaders(ReadOnlySpan<byte> head, in Datagram first, ReadOnlySpan<byte> packet, int index)
-    {
-        if (first.IsIpv6)
-        {
-            // Version, traffic class (DSCP and ECN), flow label; next header and hop limit; addresses.
-            return head[..4].SequenceEqual(packet[..4]) && head.Slice(6, 34).SequenceEqual(packet.Slice(6, 34));
-        }
-        // TOS (DSCP and ECN), DF, TTL, addresses. Without DF the identification must count up, as
-        // the kernel re-creates it on segmentation.
-        if (head[1] != packet[1] || (head[6] & 0x40) != (packet[6] & 0x40) || head[8] != packet[8]
-            || !head.Slice(12, 8).SequenceEqual(packet.Slice(12, 8)))
-        {
-            return false;
-        }
-        return (head[6] & 0x40) != 0
-            || BinaryPrimitives.ReadUInt16BigEndian(packet[4..]) == (ushort)(BinaryPrimitives.ReadUInt16BigEndian(head[4..]) + index);
     }
 
     private readonly struct Datagram(bool isIpv6, int l4Offset, int payloadLength)
@@ -241,29 +163,7 @@ public static class UdpCoalescer
     private static bool TryParseHeaders(ReadOnlySpan<byte> packet, out Datagram datagram)
     {
         datagram = default;
-        bool ipv6;
-        int l4;
-        if (packet.Length >= 20 && packet[0] == 0x45)
-        {
-            if (BinaryPrimitives.ReadUInt16BigEndian(packet[2..]) != packet.Length
-                || (BinaryPrimitives.ReadUInt16BigEndian(packet[6..]) & 0x3FFF) != 0 // MF or a fragment offset
-                || packet[9] != ProtocolUdp)
-            {
-                return false;
-            }
-            ipv6 = false;
-            l4 = 20;
-        }
-        else if (packet.Length >= 40 && packet[0] >> 4 == 6)
-        {
-            if (BinaryPrimitives.ReadUInt16BigEndian(packet[4..]) + 40 != packet.Length || packet[6] != ProtocolUdp)
-            {
-                return false;
-            }
-            ipv6 = true;
-            l4 = 40;
-        }
-        else
+        if (!MergeableIpHeader.TryParse(packet, ProtocolUdp, out bool ipv6, out int l4))
         {
             return false;
         }
@@ -279,11 +179,6 @@ public static class UdpCoalescer
     }
 
     /// <summary>The UDP checksum of a datagram <see cref="TryParseHeaders"/> accepted verifies (RFC 768, RFC 8200 section 8.1).</summary>
-    private static bool ChecksumValid(ReadOnlySpan<byte> packet, in Datagram datagram)
-    {
-        ReadOnlySpan<byte> source = datagram.IsIpv6 ? packet.Slice(8, 16) : packet.Slice(12, 4);
-        ReadOnlySpan<byte> target = datagram.IsIpv6 ? packet.Slice(24, 16) : packet.Slice(16, 4);
-        ushort sum = InternetChecksum.PseudoHeaderSum(source, target, ProtocolUdp, packet.Length - datagram.L4Offset);
-        return InternetChecksum.Sum(packet[datagram.L4Offset..], sum) == 0xFFFF;
-    }
+    private static bool ChecksumValid(ReadOnlySpan<byte> packet, in Datagram datagram) =>
+        MergeableIpHeader.TransportChecksumValid(packet, datagram.IsIpv6, datagram.L4Offset, ProtocolUdp);
 }
