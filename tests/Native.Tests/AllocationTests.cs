@@ -31,11 +31,16 @@ public sealed class AllocationTests
         // Time bound: a lost datagram wakes the receiver (ReceiveBatch returns 0) instead of hanging.
         using var deadline = new Timer(_ => receiver.WakeReceiver(), null, TimeSpan.FromSeconds(10), Timeout.InfiniteTimeSpan);
         RoundTrip(sender, receiver, outgoing, incoming); // warm-up: JIT, first-call stubs
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        int received = RoundTrip(sender, receiver, outgoing, incoming);
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-
-        Assert.Equal(Count, received);
+        // The least of three round trips: an allocation per datagram or per batch shows in every
+        // one, a one-off of the runtime's (a tiered recompilation's stub, 552 B once in CI) does not.
+        long allocated = long.MaxValue;
+        for (int round = 0; round < 3; round++)
+        {
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            int received = RoundTrip(sender, receiver, outgoing, incoming);
+            allocated = Math.Min(allocated, GC.GetAllocatedBytesForCurrentThread() - before);
+            Assert.Equal(Count, received);
+        }
         Assert.Equal(0, allocated);
         foreach (var buffer in outgoing)
         {

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using Firezone.Actors.Engine.Buffers;
 
 namespace Firezone.Actors.Engine.Offload;
 
@@ -104,6 +105,25 @@ internal static class MergeableIpHeader
         }
         return (head[6] & 0x40) != 0
             || BinaryPrimitives.ReadUInt16BigEndian(packet[4..]) == (ushort)(BinaryPrimitives.ReadUInt16BigEndian(head[4..]) + index);
+    }
+
+    /// <summary>
+    /// Copies the head (the first member) whole into <paramref name="destination"/>, then the payload
+    /// of every other member after its <paramref name="headerLength"/> bytes of headers (the same for
+    /// all members of a run); returns the merged length.
+    /// </summary>
+    public static int Concatenate(ReadOnlySpan<PacketBuffer> packets, ReadOnlySpan<int> members, int headerLength, Span<byte> destination)
+    {
+        ReadOnlySpan<byte> head = packets[members[0]].Data;
+        head.CopyTo(destination);
+        int length = head.Length;
+        for (int m = 1; m < members.Length; m++)
+        {
+            ReadOnlySpan<byte> payload = packets[members[m]].Data[headerLength..];
+            payload.CopyTo(destination[length..]);
+            length += payload.Length;
+        }
+        return length;
     }
 
     /// <summary>The transport checksum of a parsed packet verifies (RFC 793 and RFC 768 with the pseudo-header; RFC 8200 section 8.1).</summary>

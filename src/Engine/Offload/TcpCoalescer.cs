@@ -94,17 +94,8 @@ public static class TcpCoalescer
             throw new ArgumentException("a super-packet needs at least two TCP segments found by FindRun", nameof(members));
         }
         Span<byte> packet = destination[VirtioNetHeader.Size..];
-        head.CopyTo(packet);
-        int length = head.Length;
-        byte lastFlags = first.Flags;
-        for (int m = 1; m < members.Length; m++)
-        {
-            ReadOnlySpan<byte> data = packets[members[m]].Data;
-            int headerLength = data.Length - PayloadLengthOf(data);
-            data[headerLength..].CopyTo(packet[length..]);
-            length += data.Length - headerLength;
-            lastFlags = data[FirstL4(data) + 13];
-        }
+        int length = MergeableIpHeader.Concatenate(packets, members, first.HeaderLength, packet);
+        byte lastFlags = packets[members[^1]].Data[first.L4Offset + 13];
         int l4 = first.L4Offset;
         packet[l4 + 13] = (byte)(first.Flags | (lastFlags & TcpPsh));
         // CHECKSUM_PARTIAL: the field holds the folded pseudo-header sum, the kernel adds the rest.
@@ -120,14 +111,6 @@ public static class TcpCoalescer
             CsumOffset = TcpChecksumOffset,
         }.Write(destination);
         return VirtioNetHeader.Size + length;
-    }
-
-    private static int FirstL4(ReadOnlySpan<byte> packet) => packet[0] >> 4 == 4 ? 20 : 40;
-
-    private static int PayloadLengthOf(ReadOnlySpan<byte> packet)
-    {
-        int l4 = FirstL4(packet);
-        return packet.Length - l4 - (packet[l4 + 12] >> 4) * 4;
     }
 
     private static bool SameFlow(ReadOnlySpan<byte> head, in Segment first, ReadOnlySpan<byte> packet, in Segment next, int index)

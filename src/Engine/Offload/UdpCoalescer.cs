@@ -121,15 +121,8 @@ public static class UdpCoalescer
             throw new ArgumentException("a super-packet needs at least two UDP datagrams found by FindRun", nameof(members));
         }
         Span<byte> packet = destination[VirtioNetHeader.Size..];
-        head.CopyTo(packet);
-        int length = head.Length;
         int headerLength = first.L4Offset + UdpHeaderLength;
-        for (int m = 1; m < members.Length; m++)
-        {
-            ReadOnlySpan<byte> data = packets[members[m]].Data;
-            data[headerLength..].CopyTo(packet[length..]);
-            length += data.Length - headerLength;
-        }
+        int length = MergeableIpHeader.Concatenate(packets, members, headerLength, packet);
         int l4 = first.L4Offset;
         // The UDP length covers the whole super-packet, as after the kernel's own GRO
         // (udp_gro_complete); segmentation gives each datagram its own length and checksum.

@@ -163,6 +163,36 @@ internal static class OffloadPackets
         return buffers;
     }
 
+    /// <summary>TcpCoalescer.FindRun or UdpCoalescer.FindRun.</summary>
+    public delegate int FindRunFunction(ReadOnlySpan<PacketBuffer> packets, int start, Span<bool> taken, Span<int> members, int maxLength);
+
+    /// <summary>The members of the run starting at <paramref name="start"/>, after checking that exactly they were marked taken.</summary>
+    public static int[] RunOf(FindRunFunction findRun, PacketBuffer[] buffers, int start, int maxLength = 65535)
+    {
+        var taken = new bool[buffers.Length];
+        var members = new int[buffers.Length];
+        int count = findRun(buffers, start, taken, members, maxLength);
+        for (int i = 0; i < buffers.Length; i++)
+        {
+            Assert.Equal(Array.IndexOf(members, i, 0, count) >= 0, taken[i]);
+        }
+        return members[..count];
+    }
+
+    /// <summary><see cref="RunOf"/> on pooled copies of <paramref name="packets"/>, returned to the pool afterwards.</summary>
+    public static int[] MembersOf(FindRunFunction findRun, PacketBufferPool pool, byte[][] packets, int start = 0, int maxLength = 65535)
+    {
+        var buffers = ToBuffers(pool, packets);
+        try
+        {
+            return RunOf(findRun, buffers, start, maxLength);
+        }
+        finally
+        {
+            ReturnAll(buffers);
+        }
+    }
+
     public static void ReturnAll(PacketBuffer[] buffers)
     {
         foreach (var b in buffers)

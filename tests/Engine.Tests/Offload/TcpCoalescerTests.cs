@@ -25,30 +25,9 @@ public class TcpCoalescerTests
         return packets;
     }
 
-    private static int[] Run(PacketBuffer[] buffers, int start, int maxLength = 65535)
-    {
-        var taken = new bool[buffers.Length];
-        var members = new int[buffers.Length];
-        int count = TcpCoalescer.FindRun(buffers, start, taken, members, maxLength);
-        for (int i = 0; i < buffers.Length; i++)
-        {
-            Assert.Equal(Array.IndexOf(members, i, 0, count) >= 0, taken[i]);
-        }
-        return members[..count];
-    }
+    private static int[] Run(PacketBuffer[] buffers, int start, int maxLength = 65535) => RunOf(TcpCoalescer.FindRun, buffers, start, maxLength);
 
-    private int[] Members(byte[][] packets, int start = 0)
-    {
-        var buffers = ToBuffers(_pool, packets);
-        try
-        {
-            return Run(buffers, start);
-        }
-        finally
-        {
-            ReturnAll(buffers);
-        }
-    }
+    private int[] Members(byte[][] packets, int start = 0) => MembersOf(TcpCoalescer.FindRun, _pool, packets, start);
 
     [Fact]
     public void Interleaved_flows_are_each_merged_but_a_flow_is_never_reordered()
@@ -72,18 +51,7 @@ public class TcpCoalescerTests
         Assert.Equal(0, _pool.Outstanding);
     }
 
-    private int Count(byte[][] packets, int start = 0, int maxLength = 65535)
-    {
-        var buffers = ToBuffers(_pool, packets);
-        try
-        {
-            return Run(buffers, start, maxLength).Length;
-        }
-        finally
-        {
-            ReturnAll(buffers);
-        }
-    }
+    private int Count(byte[][] packets, int start = 0, int maxLength = 65535) => MembersOf(TcpCoalescer.FindRun, _pool, packets, start, maxLength).Length;
 
     [Theory]
     [InlineData(false)]

@@ -25,30 +25,9 @@ public class UdpCoalescerTests
         return packets;
     }
 
-    private static int[] Run(PacketBuffer[] buffers, int start, int maxLength = 65535)
-    {
-        var taken = new bool[buffers.Length];
-        var members = new int[buffers.Length];
-        int count = UdpCoalescer.FindRun(buffers, start, taken, members, maxLength);
-        for (int i = 0; i < buffers.Length; i++)
-        {
-            Assert.Equal(Array.IndexOf(members, i, 0, count) >= 0, taken[i]);
-        }
-        return members[..count];
-    }
+    private static int[] Run(PacketBuffer[] buffers, int start, int maxLength = 65535) => RunOf(UdpCoalescer.FindRun, buffers, start, maxLength);
 
-    private int[] Members(byte[][] packets, int start = 0, int maxLength = 65535)
-    {
-        var buffers = ToBuffers(_pool, packets);
-        try
-        {
-            return Run(buffers, start, maxLength);
-        }
-        finally
-        {
-            ReturnAll(buffers);
-        }
-    }
+    private int[] Members(byte[][] packets, int start = 0, int maxLength = 65535) => MembersOf(UdpCoalescer.FindRun, _pool, packets, start, maxLength);
 
     private int Count(byte[][] packets, int start = 0, int maxLength = 65535) => Members(packets, start, maxLength).Length;
 
