@@ -1,7 +1,7 @@
 """Side-by-side benchmark of two WireGuard userspace daemons (issue 8, items 1 and 4).
 
 Both are run the way wireguard-go is run (`BINARY -f IFNAME`, configured with `wg` over the UAPI
-socket and with `ip`), in a two-namespace veth lab, alternated A B A B, and compared by the ratio
+socket and with `ip`), in a two-namespace veth lab, alternated A B B A, and compared by the ratio
 B/A of each figure measured in the same run. Called by scripts/bench/run.sh.
 """
 
@@ -60,7 +60,7 @@ def parse_args():
                    help="wireguard-go against wireguard-go, quick: validates the harness (ratios near 1)")
     p.add_argument("--impl-a", default=WIREGUARD_GO, help="implementation A (default: wireguard-go)")
     p.add_argument("--impl-b", default=None, help=f"implementation B (default: {FIREZONE})")
-    p.add_argument("--rounds", type=int, default=2, help="A B rounds (default 2: A B A B)")
+    p.add_argument("--rounds", type=int, default=2, help="rounds, A B then B A (default 2: A B B A)")
     p.add_argument("--seconds", type=int, default=None, help="seconds per iperf3 run (default 10, --quick 3)")
     p.add_argument("--ping-count", type=int, default=50)
     p.add_argument("--peers", type=int, default=10000, help="idle peers added with wg addconf")
@@ -205,7 +205,7 @@ def write_chart(summary, name_a, name_b, meta, path):
         panels.append(panel("Peers sending at once, total", "Gbit/s, TCP into the Gateway (higher is better)",
                             [("1 peer", bars("one_peer_gbps")), (f"{n} peers", bars("many_peers_gbps"))],
                             ratio_note("many_peers_gbps")))
-    subtitle = (f"{meta['time']}  {meta['seconds']} s per iperf3 run, {meta['rounds']} rounds A B alternated; "
+    subtitle = (f"{meta['time']}  {meta['seconds']} s per iperf3 run, {meta['rounds']} rounds A B / B A alternated; "
                 f"bars: mean, dots: rounds; kernel {meta['kernel']}, {meta['cpus']} CPUs")
     chart.render("WireGuard userspace: side by side in a two-namespace veth lab", subtitle,
                  [f"A: {name_a}", f"B: {name_b}", "reference"], panels, path)
@@ -258,7 +258,9 @@ def main():
             load = peers.LoadClients(lab, a.load_client, a.load_peers, a.load_gomaxprocs)
         for r in range(1, a.rounds + 1):
             refs.append(M.ping_avg_ms(lab, lab.ns_a, L.UNDERLAY_B, count=a.ping_count))
-            for which in ("A", "B"):
+            # Counterbalanced, A B then B A: neither implementation always runs right after the
+            # other (the many-peers test shares its load Clients and iperf3 servers between them).
+            for which in (("A", "B") if r % 2 == 1 else ("B", "A")):
                 binary, label = impls[which], f"r{r}-{which}"
                 if a.load_only:
                     metrics, errors = {}, {}

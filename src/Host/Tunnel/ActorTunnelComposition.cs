@@ -1,6 +1,5 @@
 using Akka.Hosting;
 using Akka.Logger.Serilog;
-using Firezone.Actors.Actors.Time;
 using Firezone.Actors.Host.Control;
 using Firezone.Actors.Host.Daemon;
 using Firezone.Actors.Host.Network;
@@ -19,13 +18,16 @@ namespace Firezone.Actors.Host.Tunnel;
 public sealed class ActorTunnelComposition : ITunnelComposition
 {
     /// <summary>
-    /// Akka's default scheduler wakes once per tick whether or not anything is due: at its 10 ms
-    /// tick an idle tunnel woke 828 times a second and used 1.3% of a core here, at 100 ms still
-    /// 150 times (wireguard-go: 8 and 0.05%). <see cref="DeadlineScheduler"/> wakes only when a timer
-    /// is due; a peer's are seconds apart (whitepaper section 6: REKEY_TIMEOUT 5 s,
-    /// KEEPALIVE_TIMEOUT 10 s).
+    /// Akka's scheduler wakes its thread once per tick, and every peer with a session has a timer
+    /// armed (keepalive, rekey). Its default tick of 10 ms cost an idle tunnel 828 thread wake-ups
+    /// a second and 1.3% of a core here (wireguard-go: 8 and 0.05%). The peer
+    /// timers are whole seconds (whitepaper section 6: REKEY_TIMEOUT 5 s, KEEPALIVE_TIMEOUT 10 s,
+    /// the retransmit jitter up to 333 ms), so firing up to 100 ms late changes nothing on the wire.
+    /// A scheduler that sleeps until the next deadline (one .NET timer per item) was tried on
+    /// 2026-11-26: idle wake-ups 97 -> 13 a second, but the many-peers benchmark fell from 1.10 to
+    /// 0.55 of one peer (four rounds, counterbalanced; cause not found), so the wheel stays.
     /// </summary>
-    public const string SchedulerHocon = DeadlineScheduler.Hocon;
+    public const string SchedulerHocon = "akka.scheduler.tick-duration = 100ms";
 
     public void Compose(IServiceCollection services, DaemonOptions options)
     {

@@ -594,9 +594,10 @@ public sealed class ActorTunnelControl(
             var peers = new List<PeerConfig>(_peers.Values);
             await _tunnel.ApplyPeerChangesAsync(new ApplyPeerChanges(false, [], peers)).ConfigureAwait(false);
         }
-        // The scheduler the running actor system has, so the log shows what took effect.
-        logger.LogInformation("Tunnel {Generation} running on UDP port {Port} with {PeerCount} peer(s), reply polling up to {ReplyPollMicroseconds} us, scheduler {Scheduler}",
-            _generation, _socket.LocalPort, _peers.Count, (int)options.ReplyPollMax.TotalMicroseconds, _system!.Scheduler.GetType().Name);
+        // The tick as the running actor system has it, so the log shows what took effect.
+        var timerTick = _system!.Settings.Config.GetTimeSpan("akka.scheduler.tick-duration", null, allowInfinite: false);
+        logger.LogInformation("Tunnel {Generation} running on UDP port {Port} with {PeerCount} peer(s), reply polling up to {ReplyPollMicroseconds} us, timer tick {TimerTickMilliseconds} ms",
+            _generation, _socket.LocalPort, _peers.Count, (int)options.ReplyPollMax.TotalMicroseconds, (int)timerTick.TotalMilliseconds);
     }
 
     private async Task StopTunnelAsync()
