@@ -14,6 +14,7 @@ public sealed unsafe class StructLayoutTests(ITestOutputHelper output)
         #define _GNU_SOURCE
         #include <stdio.h>
         #include <stddef.h>
+        #include <errno.h>
         #include <sys/socket.h>
         #include <sys/uio.h>
         #include <sys/ioctl.h>
@@ -21,6 +22,8 @@ public sealed unsafe class StructLayoutTests(ITestOutputHelper output)
         #include <net/if.h>
         #include <poll.h>
         #include <linux/if_tun.h>
+        #include <linux/netlink.h>
+        #include <linux/rtnetlink.h>
         #define P(name, value) printf("%s %ld\n", name, (long)(value))
         int main(void) {
             P("sizeof(ifreq)", sizeof(struct ifreq));
@@ -89,6 +92,14 @@ public sealed unsafe class StructLayoutTests(ITestOutputHelper output)
             P("MSG_TRUNC", MSG_TRUNC);
             P("SO_RCVBUFFORCE", SO_RCVBUFFORCE);
             P("SO_SNDBUFFORCE", SO_SNDBUFFORCE);
+            P("sizeof(sockaddr_nl)", sizeof(struct sockaddr_nl));
+            P("sockaddr_nl.nl_family", offsetof(struct sockaddr_nl, nl_family));
+            P("sockaddr_nl.nl_pid", offsetof(struct sockaddr_nl, nl_pid));
+            P("sockaddr_nl.nl_groups", offsetof(struct sockaddr_nl, nl_groups));
+            P("AF_NETLINK", AF_NETLINK);
+            P("NETLINK_ROUTE", NETLINK_ROUTE);
+            P("RTMGRP_LINK", RTMGRP_LINK);
+            P("ENOBUFS", ENOBUFS);
             return 0;
         }
         """;
@@ -167,6 +178,14 @@ public sealed unsafe class StructLayoutTests(ITestOutputHelper output)
             ["MSG_TRUNC"] = LibC.MSG_TRUNC,
             ["SO_RCVBUFFORCE"] = LibC.SO_RCVBUFFORCE,
             ["SO_SNDBUFFORCE"] = LibC.SO_SNDBUFFORCE,
+            ["sizeof(sockaddr_nl)"] = sizeof(Netlink.sockaddr_nl),
+            ["sockaddr_nl.nl_family"] = Offset<Netlink.sockaddr_nl>(p => &p->nl_family),
+            ["sockaddr_nl.nl_pid"] = Offset<Netlink.sockaddr_nl>(p => &p->nl_pid),
+            ["sockaddr_nl.nl_groups"] = Offset<Netlink.sockaddr_nl>(p => &p->nl_groups),
+            ["AF_NETLINK"] = LibC.AF_NETLINK,
+            ["NETLINK_ROUTE"] = Netlink.NETLINK_ROUTE,
+            ["RTMGRP_LINK"] = Netlink.RTMGRP_LINK,
+            ["ENOBUFS"] = LibC.ENOBUFS,
         };
 
         var mismatches = new List<string>();
