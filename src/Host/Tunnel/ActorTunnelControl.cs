@@ -99,7 +99,15 @@ public sealed class ActorTunnelControl(
         {
             await poll.DisposeAsync().ConfigureAwait(false);
         }
-        await _mtuWatch.ConfigureAwait(false);
+        try
+        {
+            await _mtuWatch.ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            // A refresh that failed while stopping: nothing left to follow.
+            logger.LogDebug("The MTU watch of {Interface} ended with: {Problem}", options.InterfaceName, e.Message);
+        }
         await _gate.WaitAsync(CancellationToken.None).ConfigureAwait(false);
         try
         {
