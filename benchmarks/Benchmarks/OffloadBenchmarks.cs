@@ -29,17 +29,7 @@ public class OffloadBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        _super[0] = 0x45;
-        _super[1] = 0x02; // ECT(0)
-        _super[2] = (byte)(_super.Length >> 8);
-        _super[3] = (byte)_super.Length;
-        _super[6] = 0x40;
-        _super[8] = 64;
-        _super[9] = 6;
-        _super[12] = 10;
-        _super[15] = 1;
-        _super[16] = 10;
-        _super[19] = 2;
+        WriteIpv4Header(_super, protocol: 6);
         _super[32] = 5 << 4;
         _super[33] = 0x10; // ACK
         new Random(1).NextBytes(_super.AsSpan(40));
@@ -69,21 +59,27 @@ public class OffloadBenchmarks
         }
     }
 
+    /// <summary>IPv4 from 10.0.0.1 to 10.0.0.2, ECT(0), DF, TTL 64, total length = the array's (header checksum left 0: segmentation writes it).</summary>
+    private static void WriteIpv4Header(byte[] packet, byte protocol)
+    {
+        packet[0] = 0x45;
+        packet[1] = 0x02; // ECT(0)
+        packet[2] = (byte)(packet.Length >> 8);
+        packet[3] = (byte)packet.Length;
+        packet[6] = 0x40;
+        packet[8] = 64;
+        packet[9] = protocol;
+        packet[12] = 10;
+        packet[15] = 1;
+        packet[16] = 10;
+        packet[19] = 2;
+    }
+
     /// <summary>One USO super-packet (IPv4, ECT(0)) split into datagrams with full checksums, as the read path does.</summary>
     private PacketBuffer[] SplitUso(int datagrams, int size)
     {
         var super = new byte[20 + 8 + datagrams * size];
-        super[0] = 0x45;
-        super[1] = 0x02;
-        super[2] = (byte)(super.Length >> 8);
-        super[3] = (byte)super.Length;
-        super[6] = 0x40;
-        super[8] = 64;
-        super[9] = 17;
-        super[12] = 10;
-        super[15] = 1;
-        super[16] = 10;
-        super[19] = 2;
+        WriteIpv4Header(super, protocol: 17);
         super[20] = 0x9C; // source port 40000
         super[21] = 0x40;
         super[23] = 53;

@@ -45,9 +45,6 @@ public sealed unsafe partial class LinuxTunDevice
     /// </summary>
     public int PendingSegments => _offload?.Segmenter.PendingSegments ?? 0;
 
-    /// <summary>Whether runs of one TCP flow are still merged (false after the kernel refused one).</summary>
-    public bool TcpCoalescing => _offload?.CoalesceTcp ?? false;
-
     /// <summary>Whether runs of one UDP flow are merged: asked for, USO taken, and never refused since.</summary>
     public bool UdpCoalescing => _offload?.CoalesceUdp ?? false;
 
@@ -205,9 +202,9 @@ public sealed unsafe partial class LinuxTunDevice
             }
             // A UDP super-packet needs the kernel to have taken USO (Linux 6.2+), TCP works everywhere.
             bool udp = UdpCoalescer.IsUdp(packets[i].Data);
-            int run = udp
-                ? (o.CoalesceUdp ? UdpCoalescer.FindRun(packets, i, taken, o.Members, ScratchCapacity - VirtioNetHeader.Size) : Single(i, taken, o))
-                : (o.CoalesceTcp ? TcpCoalescer.FindRun(packets, i, taken, o.Members, ScratchCapacity - VirtioNetHeader.Size) : Single(i, taken, o));
+            int run = !(udp ? o.CoalesceUdp : o.CoalesceTcp) ? 1
+                : udp ? UdpCoalescer.FindRun(packets, i, taken, o.Members, ScratchCapacity - VirtioNetHeader.Size)
+                : TcpCoalescer.FindRun(packets, i, taken, o.Members, ScratchCapacity - VirtioNetHeader.Size);
             if (run == 1)
             {
                 WriteSingle(fd, o, packets[i]);
@@ -246,14 +243,6 @@ public sealed unsafe partial class LinuxTunDevice
                 }
             }
         }
-    }
-
-    /// <summary>The run of a packet that is not merged: itself.</summary>
-    private static int Single(int index, Span<bool> taken, OffloadState o)
-    {
-        taken[index] = true;
-        o.Members[0] = index;
-        return 1;
     }
 
     /// <summary>One packet behind a zeroed virtio_net_hdr (GSO_NONE, no NEEDS_CSUM), without copying it.</summary>
