@@ -68,6 +68,9 @@ def parse_args():
     p.add_argument("--load-client", default=WIREGUARD_GO, help="the Clients' daemon in the many-peers test")
     p.add_argument("--load-gomaxprocs", type=int, default=peers.CLIENT_GOMAXPROCS,
                    help=f"GOMAXPROCS of every load Client (default {peers.CLIENT_GOMAXPROCS}; 0: the Go runtime's default, one per core)")
+    p.add_argument("--load-own-sessions", action="store_true",
+                   help="start every load Client and iperf3 process in a session of its own (before 2026-11-26: "
+                        "then autogroup scheduling gives the load generator one CPU share per process against the Gateway's one)")
     p.add_argument("--no-peers", action="store_true", help="skip the peer-scaling figures")
     p.add_argument("--ping-only", action="store_true",
                    help="only ping through the tunnel (implies --no-peers); with --ping-count and --rounds for a larger sample")
@@ -239,6 +242,7 @@ def main():
             "command": " ".join(sys.argv), "seconds": a.seconds, "rounds": a.rounds,
             "ping_count": a.ping_count, "idle_peers": 0 if a.no_peers or a.load_only else a.peers,
             "load_peers": 0 if a.no_peers else a.load_peers, "load_client": a.load_client, "load_gomaxprocs": a.load_gomaxprocs,
+            "load_own_sessions": a.load_own_sessions,
             "A": {"name": name_a, "path": a.impl_a, "version": version(a.impl_a)},
             "B": {"name": name_b, "path": a.impl_b, "version": version(a.impl_b)},
             "kernel": platform.release(), "cpus": os.cpu_count(), "clk_tck": M.CLK_TCK,
@@ -255,7 +259,7 @@ def main():
         load = None
         if not a.no_peers and a.load_peers > 0:
             print(f"bench: starting {a.load_peers} load Clients ({os.path.basename(a.load_client)})")
-            load = peers.LoadClients(lab, a.load_client, a.load_peers, a.load_gomaxprocs)
+            load = peers.LoadClients(lab, a.load_client, a.load_peers, a.load_gomaxprocs, a.load_own_sessions)
         for r in range(1, a.rounds + 1):
             refs.append(M.ping_avg_ms(lab, lab.ns_a, L.UNDERLAY_B, count=a.ping_count))
             # Counterbalanced, A B then B A: neither implementation always runs right after the

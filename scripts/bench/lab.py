@@ -81,13 +81,17 @@ class Lab:
 
     # ---- processes ----------------------------------------------------------------------------
 
-    def spawn(self, ns, args, log_name, env=None, group=False):
-        """Starts a process in `ns`, in a new session whose id is its PID. `group`: the process
-        starts children of its own (a shell), so stop() signals its whole process group."""
+    def spawn(self, ns, args, log_name, env=None, group=False, own_session=True):
+        """Starts a process in `ns`, in a new process group whose id is its PID. `group`: the
+        process starts children of its own (a shell), so stop() signals its whole process group.
+        `own_session`: the group is also a new session, so the kernel's autogroup scheduling gives
+        the process a CPU share of its own, as a separate service would have; without it, the
+        process shares the benchmark's session and so its CPU share (the load generator)."""
         log = open(os.path.join(self.log_dir, log_name), "ab")
         # `ip netns exec` execs the command, so the PID is the daemon's own PID (needed for /proc).
+        session = {"start_new_session": True} if own_session else {"process_group": 0}
         p = subprocess.Popen(["ip", "netns", "exec", ns, *args], stdout=log, stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+                             stdin=subprocess.DEVNULL, env=env, **session)
         log.close()
         p.group = group
         self.procs.append(p)
@@ -124,13 +128,14 @@ class Lab:
 
     # ---- tunnel daemons -----------------------------------------------------------------------
 
-    def start_daemon(self, binary, ns, ifname, log_name, timeout=30.0, extra_env=None):
+    def start_daemon(self, binary, ns, ifname, log_name, timeout=30.0, extra_env=None, own_session=True):
         """Starts `binary -f IFNAME` (the wireguard-go command line) in `ns` and waits for its UAPI
-        socket and TUN device. `extra_env` is added to this process's environment."""
+        socket and TUN device. `extra_env` is added to this process's environment; `own_session`
+        as in spawn()."""
         env = dict(os.environ)
         env.setdefault("LOG_LEVEL", "error")
         env.update(extra_env or {})
-        p = self.spawn(ns, [binary, "-f", ifname], log_name, env=env)
+        p = self.spawn(ns, [binary, "-f", ifname], log_name, env=env, own_session=own_session)
         sock = os.path.join(UAPI_DIR, f"{ifname}.sock")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

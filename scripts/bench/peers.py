@@ -85,15 +85,22 @@ class LoadClients:
     """N wireguard-go Clients in namespace A and N iperf3 servers in namespace B, started once and
     shared by every Gateway implementation and round."""
 
-    def __init__(self, lab, client_binary, n, gomaxprocs=None):
-        """`gomaxprocs`: GOMAXPROCS for every Client (None or 0: the Go runtime's default, one per core)."""
-        self.lab, self.n = lab, n
+    def __init__(self, lab, client_binary, n, gomaxprocs=None, own_sessions=False):
+        """`gomaxprocs`: GOMAXPROCS for every Client (None or 0: the Go runtime's default, one per core).
+        `own_sessions`: every Client and iperf3 process in a session of its own, as the lab starts
+        the daemons under test. By default they all share the benchmark's session: the kernel's
+        autogroup scheduling (on in Debian's kernels) shares the CPU between sessions, so 100
+        Clients and 100 iperf3 servers in sessions of their own would have 200 shares against the
+        Gateway's one, and the one-peer phase 3. Sharing one session, the load generator has one
+        share in both phases and the Gateway the other, as if the Clients ran on other machines."""
+        self.lab, self.n, self.own_sessions = lab, n, own_sessions
         extra_env = {"GOMAXPROCS": str(gomaxprocs)} if gomaxprocs else None
         self.gw_priv, self.gw_pub = lab.genkey()
         self.clients = []  # (ifname, pub)
         for i in range(n):
             ifname = lab.new_ifname("c")
-            lab.start_daemon(client_binary, lab.ns_a, ifname, "load-clients.log", extra_env=extra_env)
+            lab.start_daemon(client_binary, lab.ns_a, ifname, "load-clients.log", extra_env=extra_env,
+                             own_session=own_sessions)
             priv, pub = lab.genkey()
             addr = client_addr(i)
             lab.configure(lab.ns_a, ifname, priv, 52000 + i, addr, 32, [])
@@ -102,7 +109,8 @@ class LoadClients:
             lab.ip(lab.ns_a, "route", "add", f"{GATEWAY_ADDR}/32", "dev", ifname, "table", table)
             self.clients.append((ifname, pub))
         for i in range(n):
-            lab.spawn(lab.ns_b, ["iperf3", "-s", "-p", str(IPERF_BASE_PORT + i)], "load-iperf3-servers.log")
+            lab.spawn(lab.ns_b, ["iperf3", "-s", "-p", str(IPERF_BASE_PORT + i)], "load-iperf3-servers.log",
+                      own_session=own_sessions)
         for i in range(n):
             M.wait_for_listen(lab, lab.ns_b, IPERF_BASE_PORT + i)
 
@@ -139,7 +147,8 @@ class LoadClients:
         script = "".join(f"iperf3 -c {GATEWAY_ADDR} -B {client_addr(i)} -p {IPERF_BASE_PORT + i} -t {seconds} -J "
                          f">{outs[i]} 2>/dev/null &\n" for i in range(count)) + "wait\n"
         t0 = time.monotonic()
-        shell = self.lab.spawn(self.lab.ns_a, ["sh", "-c", script], "load-flows.log", group=True)
+        shell = self.lab.spawn(self.lab.ns_a, ["sh", "-c", script], "load-flows.log", group=True,
+                               own_session=self.own_sessions)
         time.sleep(max(0.0, t0 + WINDOW_START - time.monotonic()))
         b0, w0 = tun_rx_bytes(self.lab, self.lab.ns_b, gw_ifname), time.monotonic()
         time.sleep(max(0.0, t0 + seconds - WINDOW_END_BEFORE - time.monotonic()))

@@ -43,7 +43,8 @@ public sealed unsafe partial class LinuxUdpSocket
     }
 
     /// <summary>One recvmmsg into the GRO slots, then as many datagrams as fit into <paramref name="buffers"/>.</summary>
-    private int ReceiveCoalesced(int fd, Span<PacketBuffer> buffers)
+    /// <param name="full">True when the recvmmsg filled every message it asked for (more may be queued).</param>
+    private int ReceiveCoalesced(int fd, Span<PacketBuffer> buffers, out bool full)
     {
         MessageBatch batch = _receive;
         // Each read holds one datagram or more: no more reads than the caller has buffers for.
@@ -56,7 +57,9 @@ public sealed unsafe partial class LinuxUdpSocket
             header->msg_flags = 0;
         }
         GroReceiveSlots slots = _groSlots!;
-        slots.Received(ReceiveMessages(fd, count));
+        int reads = ReceiveMessages(fd, count);
+        full = reads == count;
+        slots.Received(reads);
         return slots.Drain(buffers, this);
     }
 

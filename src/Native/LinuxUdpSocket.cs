@@ -211,12 +211,29 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
         try
         {
             _fd.DangerousAddRef(ref fdAdded);
+            // The caller's span may be larger than one recvmmsg: read again while the last read came
+            // back full (more is likely queued; with 100 peers sending, a larger batch holds more
+            // packets of each flow, so fewer and larger TUN writes). A read that came back short
+            // emptied the queue, so no read is made just to learn EAGAIN.
+            int filled = 0;
+            bool more = true;
             if (_groSlots is not null)
             {
-                int pending = _groSlots.Drain(buffers, this);
-                return pending > 0 ? pending : ReceiveCoalesced(_fd.Fd, buffers);
+                filled = _groSlots.Drain(buffers, this);
+                while (more && filled < buffers.Length)
+                {
+                    int got = ReceiveCoalesced(_fd.Fd, buffers[filled..], out more);
+                    filled += got;
+                    more &= got > 0;
+                }
+                return filled;
             }
-            return Receive(_fd.Fd, buffers[..Math.Min(buffers.Length, _receive.Capacity)]);
+            while (more && filled < buffers.Length)
+            {
+                int got = Receive(_fd.Fd, buffers.Slice(filled, Math.Min(buffers.Length - filled, _receive.Capacity)), out more);
+                filled += got;
+            }
+            return filled;
         }
         catch (ObjectDisposedException)
         {
@@ -231,7 +248,8 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
         }
     }
 
-    private int Receive(int fd, Span<PacketBuffer> buffers)
+    /// <param name="full">True when every message of the read was filled (more may be queued).</param>
+    private int Receive(int fd, Span<PacketBuffer> buffers, out bool full)
     {
         MessageBatch batch = _receive;
         for (int i = 0; i < buffers.Length; i++)
@@ -246,6 +264,7 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
         }
 
         int received = ReceiveMessages(fd, buffers.Length);
+        full = received == buffers.Length;
 
         int delivered = 0;
         for (int i = 0; i < received; i++)

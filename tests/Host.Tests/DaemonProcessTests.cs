@@ -59,7 +59,7 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
             Assert.DoesNotContain(privateKey.ToBase64(), log);
             Assert.DoesNotContain(privateKey.ToHex(), log);
             Assert.Contains("reply polling up to 250 us", log); // the option reached the tunnel
-            Assert.Contains("timer tick 100 ms", log); // ActorTunnelComposition's tick took effect
+            Assert.Contains("timer tick 100 ms (SleepingTickScheduler)", log); // ActorTunnelComposition's scheduler took effect
             Assert.Contains("UDP coalescing off", log); // --no-udp-coalescing reached the TUN device
         }
         finally

@@ -171,4 +171,51 @@ public sealed class UdpSocketBehaviourTests(ITestOutputHelper output)
             buffer.Return();
         }
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_span_larger_than_one_recvmmsg_is_filled_by_several_reads_in_arrival_order(bool gro)
+    {
+        // SocketIO reads 256 datagrams at a time from a socket whose recvmmsg takes 64: the read
+        // goes on while the queue has more, and what does not fit waits for the next read.
+        var pool = new PacketBufferPool();
+        using var receiver = new LinuxUdpSocket(new UdpBatchSocketOptions { BatchSize = 8, UseGro = gro });
+        using var sender = new LinuxUdpSocket(new UdpBatchSocketOptions { BatchSize = 8, UseGso = false });
+        const int Count = 30;
+        var destination = UdpTestKit.Endpoint("::1", receiver.LocalPort);
+        for (int first = 0; first < Count; first += 6)
+        {
+            var batch = new PacketBuffer[6];
+            for (int i = 0; i < batch.Length; i++)
+            {
+                batch[i] = UdpTestKit.Datagram(pool, first + i, 100, Ecn.Ect0, destination);
+            }
+            Assert.Equal(batch.Length, sender.SendBatch(batch));
+            foreach (var buffer in batch)
+            {
+                buffer.Return();
+            }
+        }
+        Assert.True(receiver.WaitReadable(5000), "nothing arrived within 5 s");
+
+        var buffers = new PacketBuffer[Count - 4];
+        for (int i = 0; i < buffers.Length; i++)
+        {
+            buffers[i] = pool.Rent();
+        }
+        var numbers = new List<int>();
+        int read = receiver.TryReceiveBatch(buffers); // 26 of 30, from four recvmmsg calls of up to 8
+        Assert.Equal(buffers.Length, read);
+        numbers.AddRange(buffers.Take(read).Select(UdpTestKit.NumberOf));
+        read = receiver.TryReceiveBatch(buffers);
+        Assert.Equal(4, read); // the rest, then the queue is empty
+        numbers.AddRange(buffers.Take(read).Select(UdpTestKit.NumberOf));
+        Assert.Equal(Enumerable.Range(0, Count), numbers);
+        Assert.Equal(0, receiver.TryReceiveBatch(buffers));
+        foreach (var buffer in buffers)
+        {
+            buffer.Return();
+        }
+    }
 }

@@ -28,13 +28,21 @@ internal sealed class PeerGroups<TBatch>(Func<TBatch> rent, PeerOutput output) w
     // Reference equality on the slot; the dictionary is reused from read to read.
     private readonly Dictionary<PeerSlot, TBatch> _groups = new(ReferenceEqualityComparer.Instance);
 
+    // Groups that filled a batch (a read larger than PacketBatch.Capacity, mostly from one peer), in
+    // the order they filled: handed on before the peer's later group, so a flow keeps its order.
+    private readonly List<KeyValuePair<PeerSlot, TBatch>> _full = [];
+
     /// <summary>Takes ownership of <paramref name="buffer"/> into <paramref name="slot"/>'s group.</summary>
     public void Add(PeerSlot slot, PacketBuffer buffer)
     {
-        if (!_groups.TryGetValue(slot, out var batch))
+        if (!_groups.TryGetValue(slot, out var batch) || batch.IsFull)
         {
+            if (batch is not null)
+            {
+                _full.Add(new(slot, batch));
+            }
             batch = rent();
-            _groups.Add(slot, batch);
+            _groups[slot] = batch;
         }
         batch.Add(buffer);
     }
@@ -42,22 +50,42 @@ internal sealed class PeerGroups<TBatch>(Func<TBatch> rent, PeerOutput output) w
     /// <summary>Hands every group on (see the class comment), then sends and writes what this thread stepped.</summary>
     public void Flush(TimeSpan now)
     {
+        if (_full.Count > 0)
+        {
+            for (int i = 0; i < _full.Count; i++)
+            {
+                var pair = _full[i];
+                _full[i] = default; // handed on: never recycled here too if a later one throws
+                HandOn(pair.Key, pair.Value, now);
+            }
+            _full.Clear();
+        }
         foreach (var pair in _groups)
         {
             // Removed before it is handed on (allowed during enumeration since .NET Core 3.0): a batch
             // already stepped or told must never be recycled here too if a later one throws.
             _groups.Remove(pair.Key);
-            if (pair.Key.HasBacklog || pair.Key.DataPath is not { } path || !path.TryHandle(pair.Value, now, output))
-            {
-                Tell(pair.Key, pair.Value);
-            }
+            HandOn(pair.Key, pair.Value, now);
         }
         output.Flush();
+    }
+
+    private void HandOn(PeerSlot slot, TBatch batch, TimeSpan now)
+    {
+        if (slot.HasBacklog || slot.DataPath is not { } path || !path.TryHandle(batch, now, output))
+        {
+            Tell(slot, batch);
+        }
     }
 
     /// <summary>Recycles any group not yet handed on, and the output (the thread is ending).</summary>
     public void Release()
     {
+        foreach (var pair in _full)
+        {
+            pair.Value?.Recycle();
+        }
+        _full.Clear();
         foreach (var pair in _groups)
         {
             pair.Value.Recycle();

@@ -1,5 +1,6 @@
 using Akka.Hosting;
 using Akka.Logger.Serilog;
+using Firezone.Actors.Actors.Time;
 using Firezone.Actors.Host.Control;
 using Firezone.Actors.Host.Daemon;
 using Firezone.Actors.Host.Network;
@@ -18,16 +19,19 @@ namespace Firezone.Actors.Host.Tunnel;
 public sealed class ActorTunnelComposition : ITunnelComposition
 {
     /// <summary>
-    /// Akka's scheduler wakes its thread once per tick, and every peer with a session has a timer
-    /// armed (keepalive, rekey). Its default tick of 10 ms cost an idle tunnel 828 thread wake-ups
-    /// a second and 1.3% of a core here (wireguard-go: 8 and 0.05%). The peer
-    /// timers are whole seconds (whitepaper section 6: REKEY_TIMEOUT 5 s, KEEPALIVE_TIMEOUT 10 s,
-    /// the retransmit jitter up to 333 ms), so firing up to 100 ms late changes nothing on the wire.
-    /// A scheduler that sleeps until the next deadline (one .NET timer per item) was tried on
-    /// 2026-11-26: idle wake-ups 97 -> 13 a second, but the many-peers benchmark fell from 1.10 to
-    /// 0.55 of one peer (four rounds, counterbalanced; cause not found), so the wheel stays.
+    /// Akka's own scheduler (HashedWheelTimerScheduler) ticks whether or not anything is due: at its
+    /// default 10 ms an idle tunnel woke 828 times a second (1.3% of a core), at 100 ms still about
+    /// 100 times (each tick wakes .NET's timer thread and two pool workers); wireguard-go wakes 8
+    /// times. <see cref="SleepingTickScheduler"/> keeps the wheel's 100 ms grid but sleeps until the
+    /// next item is due: 8 wake-ups a second. The peer timers are whole seconds (whitepaper section
+    /// 6: REKEY_TIMEOUT 5 s, KEEPALIVE_TIMEOUT 10 s, the retransmit jitter up to 333 ms), so firing up
+    /// to 100 ms late changes nothing on the wire.
+    /// (An earlier trial of a sleeping scheduler seemed to halve the many-peers benchmark; that
+    /// benchmark then started its 200 load processes in sessions of their own, so autogroup
+    /// scheduling gave the Gateway 1 CPU share in 200 and the result swung with small changes.
+    /// With the load generator in one session both schedulers measure the same; see the README.)
     /// </summary>
-    public const string SchedulerHocon = "akka.scheduler.tick-duration = 100ms";
+    public const string SchedulerHocon = "akka.scheduler.tick-duration = 100ms\n" + SleepingTickScheduler.Hocon;
 
     public void Compose(IServiceCollection services, DaemonOptions options)
     {

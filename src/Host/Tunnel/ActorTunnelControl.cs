@@ -604,8 +604,9 @@ public sealed class ActorTunnelControl(
         }
         // The tick as the running actor system has it, so the log shows what took effect.
         var timerTick = _system!.Settings.Config.GetTimeSpan("akka.scheduler.tick-duration", null, allowInfinite: false);
-        logger.LogInformation("Tunnel {Generation} running on UDP port {Port} with {PeerCount} peer(s), reply polling up to {ReplyPollMicroseconds} us, timer tick {TimerTickMilliseconds} ms",
-            _generation, _socket.LocalPort, _peers.Count, (int)options.ReplyPollMax.TotalMicroseconds, (int)timerTick.TotalMilliseconds);
+        logger.LogInformation("Tunnel {Generation} running on UDP port {Port} with {PeerCount} peer(s), reply polling up to {ReplyPollMicroseconds} us, timer tick {TimerTickMilliseconds} ms ({Scheduler:l})",
+            _generation, _socket.LocalPort, _peers.Count, (int)options.ReplyPollMax.TotalMicroseconds, (int)timerTick.TotalMilliseconds,
+            _system.Scheduler.GetType().Name);
     }
 
     private async Task StopTunnelAsync()

@@ -1,0 +1,199 @@
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.Event;
+using Firezone.Actors.Actors.Time;
+using Xunit.Abstractions;
+
+namespace Firezone.Actors.Actors.Tests;
+
+/// <summary>
+/// The daemon's Akka scheduler, on real time (delays of tens of milliseconds, bounds of seconds:
+/// nothing here depends on how fast the machine is): items run once on the tick grid and never
+/// early, repeat until cancelled, survive a throwing action, run once more when the scheduler is
+/// disposed, accept any delay; the thread sleeps while nothing is due and wakes for an earlier
+/// item; cancelled items are purged; an actor system on it runs IWithTimers.
+/// </summary>
+public sealed class SleepingTickSchedulerTests(ITestOutputHelper output)
+    : Akka.TestKit.Xunit2.TestKit(ConfigurationFactory.ParseString(SleepingTickScheduler.Hocon + "\nakka.scheduler.tick-duration = 10ms"), output: output)
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(5);
+
+    private IScheduler Scheduler => Sys.Scheduler;
+
+    private static SleepingTickScheduler Standalone(int tickMilliseconds = 10) =>
+        new(ConfigurationFactory.ParseString($"akka.scheduler.tick-duration = {tickMilliseconds}ms"), NoLogger.Instance);
+
+    [Fact]
+    public void The_actor_system_runs_on_it_with_the_configured_tick()
+    {
+        var scheduler = Assert.IsType<SleepingTickScheduler>(Sys.Scheduler);
+        Assert.Equal(TimeSpan.FromMilliseconds(10), scheduler.TickDuration);
+    }
+
+    [Fact]
+    public void A_tell_scheduled_once_arrives_once()
+    {
+        Scheduler.ScheduleTellOnce(TimeSpan.FromMilliseconds(30), TestActor, "once", ActorRefs.NoSender);
+        ExpectMsg("once", Bound);
+        ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+    }
+
+    [Fact]
+    public void A_cancelled_item_never_runs()
+    {
+        using var scheduler = Standalone();
+        int runs = 0;
+        var cancelable = new Cancelable((IScheduler)scheduler);
+        ((IScheduler)scheduler).Advanced.ScheduleOnce(TimeSpan.FromMilliseconds(50), () => Interlocked.Increment(ref runs), cancelable);
+        cancelable.Cancel();
+        var early = new Cancelable((IScheduler)scheduler);
+        early.Cancel();
+        ((IScheduler)scheduler).Advanced.ScheduleOnce(TimeSpan.Zero, () => Interlocked.Increment(ref runs), early);
+        Thread.Sleep(300);
+        Assert.Equal(0, Volatile.Read(ref runs));
+    }
+
+    [Fact]
+    public void A_repeated_tell_repeats_until_cancelled()
+    {
+        var cancelable = Scheduler.ScheduleTellRepeatedlyCancelable(TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(20),
+            TestActor, "tick", ActorRefs.NoSender);
+        for (int i = 0; i < 3; i++)
+        {
+            ExpectMsg("tick", Bound);
+        }
+        cancelable.Cancel();
+        // At most one tick was already on its way when the cancel came (a repeater that went on
+        // would send 15 more in 300 ms); then nothing.
+        for (int i = 0; i < 3 && ReceiveOne(TimeSpan.FromMilliseconds(300)) is not null; i++)
+        {
+        }
+        ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+    }
+
+    [Fact]
+    public void An_action_that_throws_is_logged_and_the_scheduler_goes_on()
+    {
+        EventFilter.Exception<InvalidOperationException>().ExpectOne(() =>
+            Scheduler.Advanced.ScheduleOnce(TimeSpan.Zero, () => throw new InvalidOperationException("boom")));
+        Scheduler.ScheduleTellOnce(TimeSpan.FromMilliseconds(10), TestActor, "still here", ActorRefs.NoSender);
+        ExpectMsg("still here", Bound);
+    }
+
+    [Fact]
+    public void Dispose_runs_each_outstanding_item_once_and_refuses_new_ones()
+    {
+        var scheduler = Standalone();
+        int runs = 0, cancelledRuns = 0;
+        ((IScheduler)scheduler).Advanced.ScheduleOnce(TimeSpan.FromHours(1), () => Interlocked.Increment(ref runs));
+        ((IScheduler)scheduler).Advanced.ScheduleRepeatedly(TimeSpan.FromHours(1), TimeSpan.FromHours(1), () => Interlocked.Increment(ref runs));
+        var cancelable = new Cancelable((IScheduler)scheduler);
+        ((IScheduler)scheduler).Advanced.ScheduleOnce(TimeSpan.FromHours(1), () => Interlocked.Increment(ref cancelledRuns), cancelable);
+        cancelable.Cancel();
+        scheduler.Dispose();
+        Assert.Equal(2, runs);
+        Assert.Equal(0, cancelledRuns);
+        Assert.Throws<SchedulerException>(() => ((IScheduler)scheduler).Advanced.ScheduleOnce(TimeSpan.Zero, () => { }));
+    }
+
+    [Fact]
+    public void An_item_runs_on_the_first_tick_at_or_after_its_delay_never_before()
+    {
+        using var scheduler = Standalone(tickMilliseconds: 20);
+        var delays = new[] { 0, 1, 5, 16, 30, 45 };
+        var ran = new TimeSpan[delays.Length];
+        using var done = new CountdownEvent(delays.Length);
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        for (int i = 0; i < delays.Length; i++)
+        {
+            int k = i;
+            ((IScheduler)scheduler).Advanced.ScheduleOnce(TimeSpan.FromMilliseconds(delays[k]), () =>
+            {
+                ran[k] = System.Diagnostics.Stopwatch.GetElapsedTime(start);
+                done.Signal();
+            });
+        }
+        Assert.True(done.Wait(Bound));
+        for (int i = 0; i < delays.Length; i++)
+        {
+            Assert.True(ran[i] >= TimeSpan.FromMilliseconds(delays[i]), $"due after {delays[i]} ms, ran after {ran[i].TotalMilliseconds} ms");
+        }
+        // On the grid: items due within one tick run together, so the six delays ran in at most four ticks.
+        Assert.True(scheduler.WakeUps <= 4 + 6 + 2, $"{scheduler.WakeUps} wake-ups"); // plus one per schedule signal, plus the start
+    }
+
+    [Fact]
+    public void A_delay_beyond_any_range_is_accepted_and_waits()
+    {
+        using var scheduler = Standalone();
+        int runs = 0;
+        ((IScheduler)scheduler).Advanced.ScheduleOnce(TimeSpan.FromDays(400), () => Interlocked.Increment(ref runs));
+        ((IScheduler)scheduler).Advanced.ScheduleOnce(TimeSpan.MaxValue, () => Interlocked.Increment(ref runs));
+        ((IScheduler)scheduler).Advanced.ScheduleRepeatedly(TimeSpan.Zero, TimeSpan.MaxValue, () => Interlocked.Increment(ref runs));
+        Thread.Sleep(200);
+        Assert.Equal(1, Volatile.Read(ref runs)); // only the repeater's first run
+    }
+
+    [Fact]
+    public void The_thread_sleeps_while_nothing_is_due_and_wakes_for_an_earlier_item()
+    {
+        using var scheduler = Standalone();
+        ((IScheduler)scheduler).Advanced.ScheduleOnce(TimeSpan.FromHours(1), () => { });
+        Thread.Sleep(100);
+        long before = scheduler.WakeUps;
+        Thread.Sleep(1000);
+        // A 10 ms wheel would have ticked 100 times.
+        Assert.True(scheduler.WakeUps - before <= 1, $"{scheduler.WakeUps - before} wake-ups in 1 s with nothing due");
+
+        using var ran = new ManualResetEventSlim();
+        ((IScheduler)scheduler).Advanced.ScheduleOnce(TimeSpan.FromMilliseconds(20), ran.Set);
+        Assert.True(ran.Wait(Bound), "an item due before the sleeping thread's wake-up never ran");
+    }
+
+    [Fact]
+    public void Cancelled_items_do_not_pile_up()
+    {
+        using var scheduler = Standalone();
+        for (int i = 0; i < 5000; i++)
+        {
+            var cancelable = new Cancelable((IScheduler)scheduler);
+            ((IScheduler)scheduler).Advanced.ScheduleOnce(TimeSpan.FromHours(1), () => { }, cancelable);
+            cancelable.Cancel();
+        }
+        using var ran = new ManualResetEventSlim();
+        ((IScheduler)scheduler).Advanced.ScheduleOnce(TimeSpan.Zero, ran.Set);
+        Assert.True(ran.Wait(Bound));
+        Assert.True(scheduler.Queued < 1024, $"{scheduler.Queued} items queued after 5000 cancelled ones");
+    }
+
+    private sealed class TimerActor : UntypedActor, IWithTimers
+    {
+        public ITimerScheduler Timers { get; set; } = null!;
+
+        protected override void OnReceive(object message)
+        {
+            switch (message)
+            {
+                case ("arm", IActorRef probe):
+                    Timers.StartSingleTimer("key", ("fired", probe), TimeSpan.FromSeconds(30));
+                    // Re-arming the same key cancels the first timer: it fires once, soon.
+                    Timers.StartSingleTimer("key", ("fired", probe), TimeSpan.FromMilliseconds(30));
+                    Sender.Tell("armed");
+                    break;
+                case ("fired", IActorRef probe):
+                    probe.Tell("timer fired");
+                    break;
+            }
+        }
+    }
+
+    [Fact]
+    public void An_actor_system_on_it_runs_actor_timers()
+    {
+        var actor = Sys.ActorOf(Props.Create(() => new TimerActor()));
+        actor.Tell(("arm", TestActor));
+        ExpectMsg("armed", Bound);
+        ExpectMsg("timer fired", Bound);
+        ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+    }
+}
