@@ -55,7 +55,7 @@ public sealed class SleepingTickScheduler : SchedulerBase, IDateTimeOffsetNowTim
     private long _wakeAt = long.MinValue; // Stopwatch timestamp the thread sleeps until; MinValue: awake
     private int _purgeAt = PurgeThreshold;
     private volatile bool _disposing;
-    private volatile bool _finished;
+    private int _finished; // 1 once the thread ended; written with a full fence (see Schedule)
 
     public SleepingTickScheduler(Config scheduler, ILoggingAdapter log) : base(scheduler, log)
     {
@@ -126,7 +126,7 @@ public sealed class SleepingTickScheduler : SchedulerBase, IDateTimeOffsetNowTim
                 Monitor.Pulse(_sleep);
             }
         }
-        if (_finished)
+        if (Volatile.Read(ref _finished) == 1)
         {
             RunLeftovers(); // the thread ended meanwhile and may have missed it
         }
@@ -174,7 +174,9 @@ public sealed class SleepingTickScheduler : SchedulerBase, IDateTimeOffsetNowTim
             }
             Sleep();
         }
-        _finished = true;
+        // A full fence before the thread looks at the queue a last time: either it sees an item
+        // scheduled meanwhile, or that Schedule call sees this and runs the item itself.
+        Interlocked.Exchange(ref _finished, 1);
         RunLeftovers();
         _stopped.TrySetResult();
     }
