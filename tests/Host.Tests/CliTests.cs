@@ -16,7 +16,7 @@ public sealed class CliTests
     {
         var result = await RunAsync("--help");
         Assert.Equal(0, result.ExitCode);
-        foreach (var expected in new[] { "Usage:", "INTERFACE", "-f, --foreground", "--log-file", "--reply-poll-us", "--no-udp-coalescing", "up", "show", "--version" })
+        foreach (var expected in new[] { "Usage:", "INTERFACE", "-f, --foreground", "--log-file", "--reply-poll-us", "--read-moderation-us", "--no-udp-coalescing", "up", "show", "--version" })
         {
             Assert.Contains(expected, result.Stdout);
         }
@@ -90,6 +90,21 @@ public sealed class CliTests
             environment: new Dictionary<string, string> { ["WG_PROCESS_FOREGROUND"] = "", ["FIREZONE_REPLY_POLL_US"] = variable ?? "" });
         Assert.Equal(2, result.ExitCode);
         Assert.Equal($"firezone-tunnel: --reply-poll-us / FIREZONE_REPLY_POLL_US '{option ?? variable}' is not a number of microseconds from 0 to 100000\n", result.Stderr);
+        Assert.False(File.Exists(UapiSocketPath.For(name)));
+    }
+
+    [Theory]
+    [InlineData("100us", null)]
+    [InlineData("20000", null)]
+    [InlineData(null, "-1")]
+    public async Task A_bad_read_moderation_is_refused_before_anything_happens(string? option, string? variable)
+    {
+        string name = UapiServerFixture.UniqueName();
+        string[] arguments = option is null ? ["-f", name] : ["--read-moderation-us", option, "-f", name];
+        var result = await ProcessRunner.RunAsync(Executable, arguments, timeout: TimeSpan.FromSeconds(30),
+            environment: new Dictionary<string, string> { ["WG_PROCESS_FOREGROUND"] = "", ["FIREZONE_READ_MODERATION_US"] = variable ?? "" });
+        Assert.Equal(2, result.ExitCode);
+        Assert.Equal($"firezone-tunnel: --read-moderation-us / FIREZONE_READ_MODERATION_US '{option ?? variable}' is not a number of microseconds from 0 to 10000\n", result.Stderr);
         Assert.False(File.Exists(UapiSocketPath.For(name)));
     }
 

@@ -35,6 +35,8 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
     private static readonly long IdleTicks = (long)(ReplyPoll.IdleBefore.TotalSeconds * Stopwatch.Frequency);
 
     private readonly PacketBuffer[] _buffers;
+    private readonly ReadModeration _moderation;
+    private long _lastReadBytes; // of the last Pass, under _gate
     private readonly IWireGuardDevice _device;
     private readonly TunnelCounters _counters;
     private readonly IActorRef _owner;
@@ -53,7 +55,7 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
     private bool _started;
 
     public BatchReaderThread(string name, int batchSize, TSteps steps, IWireGuardDevice device, TunnelCounters counters, IActorRef owner,
-        ReaderPair? pair = null, ReaderPair.Side side = default, TimeSpan replyPollMax = default)
+        ReaderPair? pair = null, ReaderPair.Side side = default, TimeSpan replyPollMax = default, TimeSpan readModeration = default)
     {
         _buffers = new PacketBuffer[batchSize];
         _steps = steps;
@@ -63,6 +65,7 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
         _pair = pair;
         _side = side;
         _replyPoll = new ReplyPoll(pair is null ? TimeSpan.Zero : replyPollMax);
+        _moderation = new ReadModeration(readModeration);
         _thread = new Thread(Run) { IsBackground = true, Name = name };
     }
 
@@ -132,6 +135,7 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
                 }
                 bool fromIdle = Stopwatch.GetTimestamp() - waitStart >= IdleTicks;
                 int read;
+                long bytes;
                 lock (_gate)
                 {
                     if (_stopping)
@@ -139,6 +143,7 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
                         break; // stopped, or failed in a pass on the partner's thread
                     }
                     read = Pass();
+                    bytes = _lastReadBytes;
                 }
                 if (read < 0)
                 {
@@ -149,6 +154,11 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
                 else if (read > 0 && fromIdle && _replyPoll.Enabled && _pair?.PartnerOf(_side) is { } partner)
                 {
                     PollForReply(partner);
+                }
+                else if (_moderation.ShouldPause(read, bytes, fromIdle))
+                {
+                    // A few bulk packets while a stream runs: let the next read find more (ReadModeration).
+                    Native.MicroSleep.For(_moderation.Microseconds);
                 }
             }
         }
@@ -196,6 +206,12 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
         {
             return 0;
         }
+        long bytes = 0;
+        for (int i = 0; i < read; i++)
+        {
+            bytes += _buffers[i].Length;
+        }
+        _lastReadBytes = bytes;
         for (int i = 0; i < read; i++)
         {
             // Ownership moves to Route (a group, or back to the pool): the cleanup must not return

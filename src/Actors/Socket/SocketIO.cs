@@ -39,21 +39,22 @@ public sealed class SocketIO : UntypedActor
     private SendDatagrams? _current;
 
     public SocketIO(IUdpBatchSocket socket, ITunDevice tun, IWireGuardDevice device, PeerRegistry registry, IActorRef handshakeOwner, TunnelCounters counters, IMonotonicClock clock,
-        ReaderPair? readers = null, TimeSpan replyPollMax = default)
+        ReaderPair? readers = null, TimeSpan replyPollMax = default, TimeSpan readModeration = default)
     {
         _socket = socket;
         _counters = counters;
         var groups = new PeerGroups<InboundDatagrams>(InboundDatagrams.Rent, new DirectPeerOutput(socket, tun, counters));
         var steps = new ReceiveSteps(socket, device, registry, handshakeOwner, counters, clock, groups);
         _receiver = new BatchReaderThread<ReceiveSteps>("udp-receiver " + socket.LocalPort, ReceiveBatchSize, steps, device, counters, Self,
-            readers, ReaderPair.Side.Udp, replyPollMax);
+            readers, ReaderPair.Side.Udp, replyPollMax, readModeration);
     }
 
     /// <param name="readers">Shared with the tunnel's TunReader for reply polling (see BatchReaderThread); null: none.</param>
     /// <param name="replyPollMax">The longest reply poll (see ReplyPoll); zero: none.</param>
+    /// <param name="readModeration">The pause after a read of a few bulk packets (see ReadModeration); zero: none.</param>
     public static Props Props(IUdpBatchSocket socket, ITunDevice tun, IWireGuardDevice device, PeerRegistry registry, IActorRef handshakeOwner, TunnelCounters counters, IMonotonicClock clock,
-        ReaderPair? readers = null, TimeSpan replyPollMax = default) =>
-        Akka.Actor.Props.Create(() => new SocketIO(socket, tun, device, registry, handshakeOwner, counters, clock, readers, replyPollMax));
+        ReaderPair? readers = null, TimeSpan replyPollMax = default, TimeSpan readModeration = default) =>
+        Akka.Actor.Props.Create(() => new SocketIO(socket, tun, device, registry, handshakeOwner, counters, clock, readers, replyPollMax, readModeration));
 
     protected override void PreStart()
     {

@@ -33,20 +33,21 @@ public sealed class TunReader : UntypedActor
     private readonly BatchReaderThread<ReadSteps> _reader;
 
     public TunReader(ITunDevice tun, IUdpBatchSocket socket, IWireGuardDevice device, PeerRegistry registry, TunnelCounters counters, IMonotonicClock clock,
-        ReaderPair? readers = null, TimeSpan replyPollMax = default)
+        ReaderPair? readers = null, TimeSpan replyPollMax = default, TimeSpan readModeration = default)
     {
         _tun = tun;
         var groups = new PeerGroups<OutboundPackets>(OutboundPackets.Rent, new DirectPeerOutput(socket, tun, counters));
         var steps = new ReadSteps(tun, device, registry, counters, clock, groups);
         _reader = new BatchReaderThread<ReadSteps>("tun-reader " + tun.Name, ReadBatchSize, steps, device, counters, Self,
-            readers, ReaderPair.Side.Tun, replyPollMax);
+            readers, ReaderPair.Side.Tun, replyPollMax, readModeration);
     }
 
     /// <param name="readers">Shared with the tunnel's SocketIO for reply polling (see BatchReaderThread); null: none.</param>
     /// <param name="replyPollMax">The longest reply poll (see ReplyPoll); zero: none.</param>
+    /// <param name="readModeration">The pause after a read of a few bulk packets (see ReadModeration); zero: none.</param>
     public static Props Props(ITunDevice tun, IUdpBatchSocket socket, IWireGuardDevice device, PeerRegistry registry, TunnelCounters counters, IMonotonicClock clock,
-        ReaderPair? readers = null, TimeSpan replyPollMax = default) =>
-        Akka.Actor.Props.Create(() => new TunReader(tun, socket, device, registry, counters, clock, readers, replyPollMax));
+        ReaderPair? readers = null, TimeSpan replyPollMax = default, TimeSpan readModeration = default) =>
+        Akka.Actor.Props.Create(() => new TunReader(tun, socket, device, registry, counters, clock, readers, replyPollMax, readModeration));
 
     protected override void PreStart()
     {

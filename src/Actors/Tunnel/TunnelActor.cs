@@ -44,9 +44,9 @@ public sealed class TunnelActor : UntypedActor
         Tunnels.EnsureIoDispatcher(Context.System);
         _tunWriter = Context.ActorOf(TunWriter.Props(s.Tun, _counters).WithDispatcher(Tunnels.IoDispatcherId), "tun-writer");
         // Initiations come back to this actor and go on to the supervisor (created next).
-        _socketIO = Context.ActorOf(SocketIO.Props(s.Socket, s.Tun, s.Device, _registry, Self, _counters, s.Clock, _readers, s.ReplyPollMax).WithDispatcher(Tunnels.IoDispatcherId), "socket-io");
+        _socketIO = Context.ActorOf(SocketIO.Props(s.Socket, s.Tun, s.Device, _registry, Self, _counters, s.Clock, _readers, s.ReplyPollMax, s.ReadModeration).WithDispatcher(Tunnels.IoDispatcherId), "socket-io");
         _peers = Context.ActorOf(PeerSupervisor.Props(s.Device, _registry, _socketIO, _tunWriter, s.Clock, _counters, s.PeerOptions, s.Socket.LocalPort), "peers");
-        _tunReader = Context.ActorOf(TunReader.Props(s.Tun, s.Socket, s.Device, _registry, _counters, s.Clock, _readers, s.ReplyPollMax), "tun-reader");
+        _tunReader = Context.ActorOf(TunReader.Props(s.Tun, s.Socket, s.Device, _registry, _counters, s.Clock, _readers, s.ReplyPollMax, s.ReadModeration), "tun-reader");
     }
 
     protected override void OnReceive(object message)

@@ -35,6 +35,11 @@ public sealed record TunnelSettings
 
     public static readonly TimeSpan DefaultReplyPollMax = TimeSpan.FromMilliseconds(1);
 
+    /// <summary>The reader threads' pause after a read of a few bulk packets while a stream runs (see ReadModeration); zero: none.</summary>
+    public TimeSpan ReadModeration { get; init; } = DefaultReadModeration;
+
+    public static readonly TimeSpan DefaultReadModeration = TimeSpan.FromMicroseconds(100);
+
     /// <summary>Settings over the real engine <see cref="Engine.WireGuard.Device"/>.</summary>
     public static TunnelSettings ForEngine(Device device, ITunDevice tun, IUdpBatchSocket socket, IMonotonicClock clock, IActorRef? failureListener = null) =>
         new()

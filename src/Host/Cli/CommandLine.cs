@@ -42,6 +42,12 @@ public static class CommandLine
             DefaultValueFactory = _ => Environment.GetEnvironmentVariable(ReplyPollVariable),
             Recursive = true,
         };
+        var readModeration = new Option<string?>("--read-moderation-us")
+        {
+            Description = $"While a stream runs, pause a reader this many microseconds after a read of a few full-size packets so the next read finds more (fewer system calls and wake-ups per byte, up to this much added delay for bulk packets; never after idle or for small packets); 0 turns it off (default {(int)TunnelSettings.DefaultReadModeration.TotalMicroseconds}, also {ReadModerationVariable})",
+            DefaultValueFactory = _ => Environment.GetEnvironmentVariable(ReadModerationVariable),
+            Recursive = true,
+        };
         var noUdpCoalescing = new Option<bool>("--no-udp-coalescing")
         {
             Description = $"Write UDP packets to the TUN device one by one instead of merging a flow's into one offload super-packet (for a host that forwards them into a tunnel endpoint that mishandles UDP GSO; also {NoUdpCoalescingVariable}=1)",
@@ -55,7 +61,7 @@ public static class CommandLine
         };
         var root = new RootCommand("firezone-tunnel: a userspace WireGuard tunnel that carries ECN (RFC 6040), a drop-in for wireguard-go")
         {
-            foreground, logFile, logLevel, replyPoll, noUdpCoalescing, interfaceName,
+            foreground, logFile, logLevel, replyPoll, readModeration, noUdpCoalescing, interfaceName,
         };
         root.SetAction((result, token) =>
         {
@@ -66,7 +72,8 @@ public static class CommandLine
                 return Task.FromResult(2);
             }
             if (!TryLogOptions(result.GetValue(logFile), result.GetValue(logLevel)!, name, out var log)
-                || !TryReplyPoll(result.GetValue(replyPoll), out var replyPollMax))
+                || !TryReplyPoll(result.GetValue(replyPoll), out var replyPollMax)
+                || !TryReadModeration(result.GetValue(readModeration), out var moderation))
             {
                 return Task.FromResult(2);
             }
@@ -77,7 +84,7 @@ public static class CommandLine
             }
             return RunDaemonAsync(new DaemonOptions
             {
-                InterfaceName = name, Log = log, ReplyPollMax = replyPollMax, UdpCoalescing = !result.GetValue(noUdpCoalescing),
+                InterfaceName = name, Log = log, ReplyPollMax = replyPollMax, ReadModeration = moderation, UdpCoalescing = !result.GetValue(noUdpCoalescing),
             }, composition, token);
         });
 
@@ -114,13 +121,14 @@ public static class CommandLine
                 return Task.FromResult(1);
             }
             if (!TryLogOptions(result.GetValue(logFile), result.GetValue(logLevel)!, name, out var log)
-                || !TryReplyPoll(result.GetValue(replyPoll), out var replyPollMax))
+                || !TryReplyPoll(result.GetValue(replyPoll), out var replyPollMax)
+                || !TryReadModeration(result.GetValue(readModeration), out var moderation))
             {
                 return Task.FromResult(2);
             }
             return RunDaemonAsync(new DaemonOptions
             {
-                InterfaceName = name, Config = config, Log = log, ReplyPollMax = replyPollMax, UdpCoalescing = !result.GetValue(noUdpCoalescing),
+                InterfaceName = name, Config = config, Log = log, ReplyPollMax = replyPollMax, ReadModeration = moderation, UdpCoalescing = !result.GetValue(noUdpCoalescing),
             }, composition, token);
         });
 
@@ -189,6 +197,8 @@ public static class CommandLine
 
     public const string NoUdpCoalescingVariable = "FIREZONE_NO_UDP_COALESCING";
 
+    public const string ReadModerationVariable = "FIREZONE_READ_MODERATION_US";
+
     /// <summary>--reply-poll-us (or its environment variable, for wg-quick, which passes no options): 0 to 100000.</summary>
     private static bool TryReplyPoll(string? text, out TimeSpan max)
     {
@@ -203,6 +213,23 @@ public static class CommandLine
             return false;
         }
         max = TimeSpan.FromMicroseconds(us);
+        return true;
+    }
+
+    /// <summary>--read-moderation-us (or its environment variable): 0 to 10000.</summary>
+    private static bool TryReadModeration(string? text, out TimeSpan pause)
+    {
+        pause = TunnelSettings.DefaultReadModeration;
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return true;
+        }
+        if (!int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int us) || us > 10_000)
+        {
+            Console.Error.WriteLine($"firezone-tunnel: --read-moderation-us / {ReadModerationVariable} '{text}' is not a number of microseconds from 0 to 10000");
+            return false;
+        }
+        pause = TimeSpan.FromMicroseconds(us);
         return true;
     }
 

@@ -16,6 +16,9 @@ public sealed record DaemonOptions
     /// <summary>The longest reply poll of the tunnel's reader threads (TunnelSettings.ReplyPollMax); zero: off.</summary>
     public TimeSpan ReplyPollMax { get; init; } = Actors.Tunnel.TunnelSettings.DefaultReplyPollMax;
 
+    /// <summary>The reader threads' pause after a read of a few bulk packets (TunnelSettings.ReadModeration); zero: off.</summary>
+    public TimeSpan ReadModeration { get; init; } = Actors.Tunnel.TunnelSettings.DefaultReadModeration;
+
     /// <summary>Merge runs of one UDP flow written to the TUN device (TunDeviceOptions.UdpCoalescing); off with --no-udp-coalescing.</summary>
     public bool UdpCoalescing { get; init; } = true;
 

@@ -593,7 +593,7 @@ public sealed class ActorTunnelControl(
         var device = new Device(privateKey, _pool, CryptoRandomSource.Instance, _clock.WallClockAtZero) { Mtu = mtu };
         _device = device;
         _publicKey = device.PublicKey;
-        var settings = TunnelSettings.ForEngine(device, _tun!, _socket, _clock, _failureListener) with { ReplyPollMax = options.ReplyPollMax };
+        var settings = TunnelSettings.ForEngine(device, _tun!, _socket, _clock, _failureListener) with { ReplyPollMax = options.ReplyPollMax, ReadModeration = options.ReadModeration };
         _tunnel = new TunnelClient(
             Tunnels.Start(_system!, settings, "tunnel-" + (++_generation).ToString(System.Globalization.CultureInfo.InvariantCulture)),
             AskTimeout);
@@ -604,8 +604,9 @@ public sealed class ActorTunnelControl(
         }
         // The tick as the running actor system has it, so the log shows what took effect.
         var timerTick = _system!.Settings.Config.GetTimeSpan("akka.scheduler.tick-duration", null, allowInfinite: false);
-        logger.LogInformation("Tunnel {Generation} running on UDP port {Port} with {PeerCount} peer(s), reply polling up to {ReplyPollMicroseconds} us, timer tick {TimerTickMilliseconds} ms ({Scheduler:l})",
-            _generation, _socket.LocalPort, _peers.Count, (int)options.ReplyPollMax.TotalMicroseconds, (int)timerTick.TotalMilliseconds,
+        logger.LogInformation("Tunnel {Generation} running on UDP port {Port} with {PeerCount} peer(s), reply polling up to {ReplyPollMicroseconds} us, read moderation {ReadModerationMicroseconds} us, timer tick {TimerTickMilliseconds} ms ({Scheduler:l})",
+            _generation, _socket.LocalPort, _peers.Count, (int)options.ReplyPollMax.TotalMicroseconds,
+            (int)options.ReadModeration.TotalMicroseconds, (int)timerTick.TotalMilliseconds,
             _system.Scheduler.GetType().Name);
     }
 
