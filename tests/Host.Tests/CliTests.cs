@@ -79,32 +79,20 @@ public sealed class CliTests
     }
 
     [Theory]
-    [InlineData("1ms", null)]
-    [InlineData("200000", null)]
-    [InlineData(null, "-5")]
-    public async Task A_bad_reply_poll_limit_is_refused_before_anything_happens(string? option, string? variable)
+    [InlineData("--reply-poll-us", "FIREZONE_REPLY_POLL_US", 100_000, "1ms", null)]
+    [InlineData("--reply-poll-us", "FIREZONE_REPLY_POLL_US", 100_000, "200000", null)]
+    [InlineData("--reply-poll-us", "FIREZONE_REPLY_POLL_US", 100_000, null, "-5")]
+    [InlineData("--read-moderation-us", "FIREZONE_READ_MODERATION_US", 10_000, "100us", null)]
+    [InlineData("--read-moderation-us", "FIREZONE_READ_MODERATION_US", 10_000, "20000", null)]
+    [InlineData("--read-moderation-us", "FIREZONE_READ_MODERATION_US", 10_000, null, "-1")]
+    public async Task A_bad_number_of_microseconds_is_refused_before_anything_happens(string flag, string variableName, int most, string? option, string? variable)
     {
         string name = UapiServerFixture.UniqueName();
-        string[] arguments = option is null ? ["-f", name] : ["--reply-poll-us", option, "-f", name];
+        string[] arguments = option is null ? ["-f", name] : [flag, option, "-f", name];
         var result = await ProcessRunner.RunAsync(Executable, arguments, timeout: TimeSpan.FromSeconds(30),
-            environment: new Dictionary<string, string> { ["WG_PROCESS_FOREGROUND"] = "", ["FIREZONE_REPLY_POLL_US"] = variable ?? "" });
+            environment: new Dictionary<string, string> { ["WG_PROCESS_FOREGROUND"] = "", [variableName] = variable ?? "" });
         Assert.Equal(2, result.ExitCode);
-        Assert.Equal($"firezone-tunnel: --reply-poll-us / FIREZONE_REPLY_POLL_US '{option ?? variable}' is not a number of microseconds from 0 to 100000\n", result.Stderr);
-        Assert.False(File.Exists(UapiSocketPath.For(name)));
-    }
-
-    [Theory]
-    [InlineData("100us", null)]
-    [InlineData("20000", null)]
-    [InlineData(null, "-1")]
-    public async Task A_bad_read_moderation_is_refused_before_anything_happens(string? option, string? variable)
-    {
-        string name = UapiServerFixture.UniqueName();
-        string[] arguments = option is null ? ["-f", name] : ["--read-moderation-us", option, "-f", name];
-        var result = await ProcessRunner.RunAsync(Executable, arguments, timeout: TimeSpan.FromSeconds(30),
-            environment: new Dictionary<string, string> { ["WG_PROCESS_FOREGROUND"] = "", ["FIREZONE_READ_MODERATION_US"] = variable ?? "" });
-        Assert.Equal(2, result.ExitCode);
-        Assert.Equal($"firezone-tunnel: --read-moderation-us / FIREZONE_READ_MODERATION_US '{option ?? variable}' is not a number of microseconds from 0 to 10000\n", result.Stderr);
+        Assert.Equal($"firezone-tunnel: {flag} / {variableName} '{option ?? variable}' is not a number of microseconds from 0 to {most}\n", result.Stderr);
         Assert.False(File.Exists(UapiSocketPath.For(name)));
     }
 

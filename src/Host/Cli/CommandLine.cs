@@ -200,36 +200,27 @@ public static class CommandLine
     public const string ReadModerationVariable = "FIREZONE_READ_MODERATION_US";
 
     /// <summary>--reply-poll-us (or its environment variable, for wg-quick, which passes no options): 0 to 100000.</summary>
-    private static bool TryReplyPoll(string? text, out TimeSpan max)
-    {
-        max = TunnelSettings.DefaultReplyPollMax;
-        if (string.IsNullOrWhiteSpace(text))
-        {
-            return true;
-        }
-        if (!int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int us) || us > 100_000)
-        {
-            Console.Error.WriteLine($"firezone-tunnel: --reply-poll-us / {ReplyPollVariable} '{text}' is not a number of microseconds from 0 to 100000");
-            return false;
-        }
-        max = TimeSpan.FromMicroseconds(us);
-        return true;
-    }
+    private static bool TryReplyPoll(string? text, out TimeSpan max) =>
+        TryMicroseconds(text, "--reply-poll-us", ReplyPollVariable, 100_000, TunnelSettings.DefaultReplyPollMax, out max);
 
     /// <summary>--read-moderation-us (or its environment variable): 0 to 10000.</summary>
-    private static bool TryReadModeration(string? text, out TimeSpan pause)
+    private static bool TryReadModeration(string? text, out TimeSpan pause) =>
+        TryMicroseconds(text, "--read-moderation-us", ReadModerationVariable, 10_000, TunnelSettings.DefaultReadModeration, out pause);
+
+    /// <summary>A whole number of microseconds from 0 to <paramref name="most"/>; empty: <paramref name="fallback"/>.</summary>
+    private static bool TryMicroseconds(string? text, string option, string variable, int most, TimeSpan fallback, out TimeSpan value)
     {
-        pause = TunnelSettings.DefaultReadModeration;
+        value = fallback;
         if (string.IsNullOrWhiteSpace(text))
         {
             return true;
         }
-        if (!int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int us) || us > 10_000)
+        if (!int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int us) || us > most)
         {
-            Console.Error.WriteLine($"firezone-tunnel: --read-moderation-us / {ReadModerationVariable} '{text}' is not a number of microseconds from 0 to 10000");
+            Console.Error.WriteLine($"firezone-tunnel: {option} / {variable} '{text}' is not a number of microseconds from 0 to {most}");
             return false;
         }
-        pause = TimeSpan.FromMicroseconds(us);
+        value = TimeSpan.FromMicroseconds(us);
         return true;
     }
 
