@@ -179,6 +179,40 @@ public sealed class IoActorTests(ITestOutputHelper output) : ActorTestBase(outpu
     }
 
     [Fact]
+    public void SocketIO_hands_on_more_initiations_than_a_batch_holds_from_one_read()
+    {
+        // A read takes up to 256 datagrams, a batch holds 128: a flood of initiations (from a
+        // handshake storm or an attacker) must go on in several batches, not fail the reader.
+        var device = NewDevice();
+        var owner = CreateTestProbe();
+        var socket = Network.CreateSocket(UdpEndpoint.FromIPv4([127, 0, 0, 1], 51820));
+        var io = Sys.ActorOf(SocketIO.Props(socket, new FakeTun(), new EngineDevice(device), _registry, owner.Ref, _counters, new ManualClock(TimeSpan.Zero)));
+        var from = UdpEndpoint.FromIPv4([192, 0, 2, 7], 40000);
+        var initiation = new byte[MessageHeader.InitiationSize];
+        initiation[0] = (byte)MessageType.Initiation;
+        const int Count = 201;
+        socket.WakeOnArrival = false; // queued unseen, so that one read finds them all
+        for (int i = 0; i < Count - 1; i++)
+        {
+            socket.Deliver(initiation, from, Ecn.NotEct);
+        }
+        socket.WakeOnArrival = true;
+        socket.Deliver(initiation, from, Ecn.NotEct);
+
+        int received = 0;
+        while (received < Count)
+        {
+            var batch = owner.ExpectMsg<InboundHandshakes>(Wait);
+            Assert.InRange(batch.Count, 1, InboundHandshakes.Capacity);
+            received += batch.Count;
+            batch.Recycle();
+        }
+        Assert.Equal(Count, received);
+        owner.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+        StopAndAssertNoLeaks(io);
+    }
+
+    [Fact]
     public void SocketIO_sends_each_datagram_with_its_own_ECN_and_returns_the_buffers()
     {
         var device = NewDevice();

@@ -154,16 +154,75 @@ public sealed class SleepingTickSchedulerTests(ITestOutputHelper output)
     public void Cancelled_items_do_not_pile_up()
     {
         using var scheduler = Standalone();
-        for (int i = 0; i < 5000; i++)
+        var cancelables = new List<Cancelable>();
+        for (int i = 0; i < 2000; i++)
         {
             var cancelable = new Cancelable((IScheduler)scheduler);
             ((IScheduler)scheduler).Advanced.ScheduleOnce(TimeSpan.FromHours(1), () => { }, cancelable);
-            cancelable.Cancel();
+            cancelables.Add(cancelable);
         }
+        // In the thread's heap first (an item due now wakes the thread, which takes in every new
+        // item), then cancelled there: only a purge removes them.
+        using var woke = new ManualResetEventSlim();
+        ((IScheduler)scheduler).Advanced.ScheduleOnce(TimeSpan.Zero, woke.Set);
+        Assert.True(woke.Wait(Bound));
+        Assert.Equal(2000, scheduler.Queued);
+        cancelables.ForEach(c => c.Cancel());
         using var ran = new ManualResetEventSlim();
+        for (int i = 0; i < 100; i++)
+        {
+            ((IScheduler)scheduler).Advanced.ScheduleOnce(TimeSpan.FromHours(1), () => { });
+        }
         ((IScheduler)scheduler).Advanced.ScheduleOnce(TimeSpan.Zero, ran.Set);
         Assert.True(ran.Wait(Bound));
-        Assert.True(scheduler.Queued < 1024, $"{scheduler.Queued} items queued after 5000 cancelled ones");
+        Assert.True(scheduler.Queued <= 101, $"{scheduler.Queued} items queued: the 2000 cancelled ones were not purged");
+    }
+
+    [Fact]
+    public void A_repeated_item_keeps_its_interval_on_the_grid()
+    {
+        using var scheduler = Standalone(tickMilliseconds: 10);
+        var runs = new List<TimeSpan>();
+        using var done = new ManualResetEventSlim();
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        var cancelable = new Cancelable((IScheduler)scheduler);
+        ((IScheduler)scheduler).Advanced.ScheduleRepeatedly(TimeSpan.Zero, TimeSpan.FromMilliseconds(50), () =>
+        {
+            runs.Add(System.Diagnostics.Stopwatch.GetElapsedTime(start));
+            if (runs.Count == 21)
+            {
+                done.Set();
+            }
+        }, cancelable);
+        Assert.True(done.Wait(Bound));
+        cancelable.Cancel();
+        // 20 intervals of 50 ms: 1000 ms. Counted from each run's wake-up instead of its tick, each
+        // interval would grow by a tick (1200 ms).
+        var span = runs[20] - runs[0];
+        Assert.True(span < TimeSpan.FromMilliseconds(1100), $"20 intervals of 50 ms took {span.TotalMilliseconds} ms");
+    }
+
+    [Fact]
+    public void Dispose_from_a_scheduled_item_stops_the_thread_and_runs_the_rest_once()
+    {
+        var scheduler = Standalone();
+        int rest = 0;
+        using var disposed = new ManualResetEventSlim();
+        ((IScheduler)scheduler).Advanced.ScheduleOnce(TimeSpan.FromHours(1), () => Interlocked.Increment(ref rest));
+        ((IScheduler)scheduler).Advanced.ScheduleOnce(TimeSpan.FromMilliseconds(20), () =>
+        {
+            scheduler.Dispose(); // on the scheduler's own thread: must not wait for itself
+            disposed.Set();
+        });
+        Assert.True(disposed.Wait(Bound), "Dispose on the scheduler thread did not return");
+        var deadline = DateTime.UtcNow + Bound;
+        while (Volatile.Read(ref rest) == 0 && DateTime.UtcNow < deadline)
+        {
+            Thread.Sleep(10);
+        }
+        Thread.Sleep(100);
+        Assert.Equal(1, Volatile.Read(ref rest));
+        Assert.Throws<SchedulerException>(() => ((IScheduler)scheduler).Advanced.ScheduleOnce(TimeSpan.Zero, () => { }));
     }
 
     private sealed class TimerActor : UntypedActor, IWithTimers

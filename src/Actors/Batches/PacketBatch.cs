@@ -20,7 +20,10 @@ namespace Firezone.Actors.Actors.Batches;
 /// </summary>
 public abstract class PacketBatch : IDeadLetterSuppression
 {
-    /// <summary>Larger than any read batch (64), so one read always fits one batch per destination.</summary>
+    /// <summary>
+    /// A TUN read (64 packets) fits one batch per destination; a socket read (up to 256 datagrams)
+    /// may fill several for one peer, which go on in order (PeerGroups, SocketIO's handshakes).
+    /// </summary>
     public const int Capacity = 128;
 
     private readonly PacketBuffer[] _buffers = new PacketBuffer[Capacity]; // taken slots hold null

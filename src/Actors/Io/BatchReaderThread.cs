@@ -32,6 +32,9 @@ namespace Firezone.Actors.Actors.Io;
 /// </summary>
 internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : struct, IBatchReaderSteps
 {
+    /// <summary>The most packets a partner reads of this device in one reply poll (one recvmmsg; the device's own reads take more).</summary>
+    internal const int PartnerReadMost = 64;
+
     private static readonly long IdleTicks = (long)(ReplyPoll.IdleBefore.TotalSeconds * Stopwatch.Frequency);
 
     private readonly PacketBuffer[] _buffers;
@@ -97,13 +100,13 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
             {
                 return -1;
             }
-            int read = Math.Max(Pass(), 0);
+            int read = Math.Max(Pass(PartnerReadMost), 0);
             if (_steps.HasPending)
             {
                 // This read left packets in the device object (a super-packet's segments, GRO
                 // leftovers). This device's own thread is blocked in poll and would not see them
-                // until the next packet arrives: kick it. One pass only here, so a partner never
-                // takes over a busy device.
+                // until the next packet arrives: kick it. One pass of at most PartnerReadMost
+                // packets here, so a partner never takes over a busy device.
                 _steps.Kick();
             }
             return read;
@@ -191,17 +194,17 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
     }
 
     /// <summary>
-    /// One read and its hand-on, under <see cref="_gate"/>. Returns how many packets were read, or
-    /// -1 when no buffer could be rented.
+    /// One read of at most <paramref name="most"/> packets and its hand-on, under <see cref="_gate"/>.
+    /// Returns how many packets were read, or -1 when no buffer could be rented.
     /// </summary>
-    private int Pass()
+    private int Pass(int most = int.MaxValue)
     {
         Refill();
         if (_held == 0)
         {
             return -1;
         }
-        int read = _steps.TryReadBatch(_buffers.AsSpan(0, _held));
+        int read = _steps.TryReadBatch(_buffers.AsSpan(0, Math.Min(_held, most)));
         if (read <= 0)
         {
             return 0;

@@ -6,7 +6,8 @@ using Firezone.Actors.Engine.Buffers;
 namespace Firezone.Actors.Actors.Io;
 
 /// <summary>
-/// One read's packets grouped by peer (one batch per peer per read, STYLE.md rule 5), and how a
+/// One read's packets grouped by peer (one batch per peer per read, or several in order when a
+/// peer has more than a batch holds; STYLE.md rule 5), and how a
 /// reader thread hands the groups on: it steps each peer's group itself (<see cref="PeerDataPath"/>:
 /// one thread wake-up per crossing, and the least CPU), unless that peer has batches queued on the
 /// actor path (<see cref="PeerSlot.HasBacklog"/>), its path is closed (a restart) or another thread
@@ -37,11 +38,12 @@ internal sealed class PeerGroups<TBatch>(Func<TBatch> rent, PeerOutput output) w
     {
         if (!_groups.TryGetValue(slot, out var batch) || batch.IsFull)
         {
+            var fresh = rent(); // first: if renting throws, the full batch is still only in _groups
             if (batch is not null)
             {
                 _full.Add(new(slot, batch));
             }
-            batch = rent();
+            batch = fresh;
             _groups[slot] = batch;
         }
         batch.Add(buffer);

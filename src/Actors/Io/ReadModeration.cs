@@ -26,8 +26,8 @@ internal readonly struct ReadModeration(TimeSpan pause)
     /// <summary>Packets at least this long on average count as bulk (1392-byte datagrams, full TCP segments; not ACKs).</summary>
     public const int BulkBytes = 1000;
 
-    /// <summary>The pause in microseconds; 0: never.</summary>
-    public uint Microseconds { get; } = (uint)Math.Clamp(pause.TotalMicroseconds, 0, uint.MaxValue);
+    /// <summary>The pause in microseconds, at most TunnelSettings.MostReadModerationMicroseconds; 0: never.</summary>
+    public uint Microseconds { get; } = (uint)Math.Clamp(pause.TotalMicroseconds, 0, Tunnel.TunnelSettings.MostReadModerationMicroseconds);
 
     /// <summary>True when the reader should pause before its next read.</summary>
     /// <param name="read">Packets the read found.</param>

@@ -16,7 +16,7 @@ namespace Firezone.Actors.Actors.Socket;
 /// classifies each by type and size (whitepaper section 5.4) and routes it:
 /// initiations to the handshake owner (<see cref="InboundHandshakes"/>); responses, cookie replies and
 /// transport data by receiver index to the owning peer (<see cref="InboundDatagrams"/>, one batch per
-/// peer per receive). The thread steps each peer's <see cref="PeerDataPath"/> itself, writing the
+/// peer per receive, or several in order for a peer with more than a batch holds). The thread steps each peer's <see cref="PeerDataPath"/> itself, writing the
 /// decrypted packets to the TUN device (one thread wake-up per packet, see PeerDataPath for why);
 /// a peer it cannot step right now goes to its PeerConnection actor (see PeerGroups). Anything else
 /// is dropped and counted.
@@ -115,6 +115,13 @@ public sealed class SocketIO : UntypedActor
             switch (MessageHeader.Classify(datagram.Data, out uint receiverIndex))
             {
                 case MessageType.Initiation:
+                    if (_handshakes is { IsFull: true } full)
+                    {
+                        // A read holds up to 256 datagrams, a batch 128 (and the PeerSupervisor
+                        // answers a batch with one batch of cookie replies): hand this one on now.
+                        _handshakes = null;
+                        handshakeOwner.Tell(full, ActorRefs.NoSender);
+                    }
                     (_handshakes ??= InboundHandshakes.Rent()).Add(datagram);
                     return;
                 case MessageType.Response:

@@ -27,8 +27,8 @@ namespace Firezone.Actors.Actors.Time;
 /// - an action that throws is logged and not repeated;
 /// - on Dispose (the actor system terminating) every item neither cancelled nor done runs once, so
 ///   CoordinatedShutdown's phase timeouts end and scheduled tells reach dead letters.
-/// What differs: a tick with nothing due is skipped, and repeated items are due again one interval
-/// after the tick they ran on.
+/// What differs: a tick with nothing due is skipped; a repeated item that fell behind by more than
+/// an interval skips the missed runs instead of catching up.
 /// (A scheduler with one .NET timer per item, tried on 2026-11-26, gave up the tick grid and ran
 /// items on pool threads; see ActorTunnelComposition.)
 /// </summary>
@@ -152,33 +152,58 @@ public sealed class SleepingTickScheduler : SchedulerBase, IDateTimeOffsetNowTim
     {
         while (!_disposing)
         {
-            Interlocked.Exchange(ref _wakeAt, long.MinValue);
-            Interlocked.Increment(ref _wakeUps);
-            while (_incoming.TryDequeue(out var item))
+            try
             {
-                Add(item);
+                Turn();
             }
-            long now = Stopwatch.GetTimestamp();
-            while (!_disposing && _due.TryPeek(out var item, out long due) && due <= now)
+            catch (Exception e)
             {
-                _due.Dequeue();
-                if (item.Cancelled)
-                {
-                    continue;
-                }
-                if (Run(item.Action) && item.Interval > TimeSpan.Zero && !item.Cancelled)
-                {
-                    item.Due = TickAfter(now, item.Interval);
-                    Add(item);
-                }
+                // A plain thread: an exception escaping would end the process. Nothing here should
+                // throw (Run catches the items' own); if something does, log it and go on a tick later.
+                Log.Error(e, "The scheduler thread failed; it goes on");
+                Thread.Sleep(TickDuration);
             }
-            Sleep();
         }
         // A full fence before the thread looks at the queue a last time: either it sees an item
         // scheduled meanwhile, or that Schedule call sees this and runs the item itself.
         Interlocked.Exchange(ref _finished, 1);
-        RunLeftovers();
-        _stopped.TrySetResult();
+        try
+        {
+            RunLeftovers();
+        }
+        finally
+        {
+            _stopped.TrySetResult();
+        }
+    }
+
+    /// <summary>One wake-up: take the new items, run the due ones, sleep until the next is due.</summary>
+    private void Turn()
+    {
+        Interlocked.Exchange(ref _wakeAt, long.MinValue);
+        Interlocked.Increment(ref _wakeUps);
+        while (_incoming.TryDequeue(out var item))
+        {
+            Add(item);
+        }
+        long now = Stopwatch.GetTimestamp();
+        while (!_disposing && _due.TryPeek(out var item, out long due) && due <= now)
+        {
+            _due.Dequeue();
+            if (item.Cancelled)
+            {
+                continue;
+            }
+            if (Run(item.Action) && item.Interval > TimeSpan.Zero && !item.Cancelled)
+            {
+                // One interval after the tick it was due at (the thread wakes a little after a
+                // tick, so counting from now would add a tick each time); from now if it fell behind.
+                long next = TickAfter(item.Due, item.Interval);
+                item.Due = next > now ? next : TickAfter(now, item.Interval);
+                Add(item);
+            }
+        }
+        Sleep();
     }
 
     private void Add(Item item)

@@ -40,6 +40,9 @@ public sealed record TunnelSettings
 
     public static readonly TimeSpan DefaultReadModeration = TimeSpan.FromMicroseconds(100);
 
+    /// <summary>The longest read moderation pause: a reader must stay quick to stop.</summary>
+    public const int MostReadModerationMicroseconds = 10_000;
+
     /// <summary>Settings over the real engine <see cref="Engine.WireGuard.Device"/>.</summary>
     public static TunnelSettings ForEngine(Device device, ITunDevice tun, IUdpBatchSocket socket, IMonotonicClock clock, IActorRef? failureListener = null) =>
         new()

@@ -205,7 +205,7 @@ public static class CommandLine
 
     /// <summary>--read-moderation-us (or its environment variable): 0 to 10000.</summary>
     private static bool TryReadModeration(string? text, out TimeSpan pause) =>
-        TryMicroseconds(text, "--read-moderation-us", ReadModerationVariable, 10_000, TunnelSettings.DefaultReadModeration, out pause);
+        TryMicroseconds(text, "--read-moderation-us", ReadModerationVariable, TunnelSettings.MostReadModerationMicroseconds, TunnelSettings.DefaultReadModeration, out pause);
 
     /// <summary>A whole number of microseconds from 0 to <paramref name="most"/>; empty: <paramref name="fallback"/>.</summary>
     private static bool TryMicroseconds(string? text, string option, string variable, int most, TimeSpan fallback, out TimeSpan value)
