@@ -215,23 +215,13 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
             // back full (more is likely queued; with 100 peers sending, a larger batch holds more
             // packets of each flow, so fewer and larger TUN writes). A read that came back short
             // emptied the queue, so no read is made just to learn EAGAIN.
-            int filled = 0;
+            int filled = _groSlots?.Drain(buffers, this) ?? 0; // a GRO read's leftovers first
             bool more = true;
-            if (_groSlots is not null)
-            {
-                filled = _groSlots.Drain(buffers, this);
-                while (more && filled < buffers.Length)
-                {
-                    int got = ReceiveCoalesced(_fd.Fd, buffers[filled..], out more);
-                    filled += got;
-                    more &= got > 0;
-                }
-                return filled;
-            }
             while (more && filled < buffers.Length)
             {
-                int got = Receive(_fd.Fd, buffers.Slice(filled, Math.Min(buffers.Length - filled, _receive.Capacity)), out more);
-                filled += got;
+                filled += _groSlots is not null
+                    ? ReceiveCoalesced(_fd.Fd, buffers[filled..], out more)
+                    : Receive(_fd.Fd, buffers.Slice(filled, Math.Min(buffers.Length - filled, _receive.Capacity)), out more);
             }
             return filled;
         }

@@ -39,7 +39,6 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
 
     private readonly PacketBuffer[] _buffers;
     private readonly ReadModeration _moderation;
-    private long _lastReadBytes; // of the last Pass, under _gate
     private readonly IWireGuardDevice _device;
     private readonly TunnelCounters _counters;
     private readonly IActorRef _owner;
@@ -100,7 +99,7 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
             {
                 return -1;
             }
-            int read = Math.Max(Pass(PartnerReadMost), 0);
+            int read = Math.Max(Pass(out _, PartnerReadMost), 0);
             if (_steps.HasPending)
             {
                 // This read left packets in the device object (a super-packet's segments, GRO
@@ -145,8 +144,7 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
                     {
                         break; // stopped, or failed in a pass on the partner's thread
                     }
-                    read = Pass();
-                    bytes = _lastReadBytes;
+                    read = Pass(out bytes);
                 }
                 if (read < 0)
                 {
@@ -195,10 +193,11 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
 
     /// <summary>
     /// One read of at most <paramref name="most"/> packets and its hand-on, under <see cref="_gate"/>.
-    /// Returns how many packets were read, or -1 when no buffer could be rented.
+    /// Returns how many packets were read, or -1 when no buffer could be rented; <paramref name="bytes"/>: their length.
     /// </summary>
-    private int Pass(int most = int.MaxValue)
+    private int Pass(out long bytes, int most = int.MaxValue)
     {
+        bytes = 0;
         Refill();
         if (_held == 0)
         {
@@ -209,12 +208,6 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
         {
             return 0;
         }
-        long bytes = 0;
-        for (int i = 0; i < read; i++)
-        {
-            bytes += _buffers[i].Length;
-        }
-        _lastReadBytes = bytes;
         for (int i = 0; i < read; i++)
         {
             // Ownership moves to Route (a group, or back to the pool): the cleanup must not return
@@ -222,6 +215,7 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
             // (lookups, renting a group), so on a throw it is still ours to return.
             var buffer = _buffers[i];
             _buffers[i] = null!;
+            bytes += buffer.Length; // before Route: after it the buffer is someone else's
             try
             {
                 _steps.Route(buffer);

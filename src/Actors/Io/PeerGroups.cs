@@ -52,16 +52,13 @@ internal sealed class PeerGroups<TBatch>(Func<TBatch> rent, PeerOutput output) w
     /// <summary>Hands every group on (see the class comment), then sends and writes what this thread stepped.</summary>
     public void Flush(TimeSpan now)
     {
-        if (_full.Count > 0)
+        for (int i = 0; i < _full.Count; i++)
         {
-            for (int i = 0; i < _full.Count; i++)
-            {
-                var pair = _full[i];
-                _full[i] = default; // handed on: never recycled here too if a later one throws
-                HandOn(pair.Key, pair.Value, now);
-            }
-            _full.Clear();
+            var pair = _full[i];
+            _full[i] = default; // handed on: never recycled here too if a later one throws
+            HandOn(pair.Key, pair.Value, now);
         }
+        _full.Clear();
         foreach (var pair in _groups)
         {
             // Removed before it is handed on (allowed during enumeration since .NET Core 3.0): a batch
