@@ -49,10 +49,7 @@ public sealed class ActorTunnelControl(
 
     private PacketBufferPool _pool = PacketBufferSizing.PoolFor(0);
     private Device? _device;
-    private LinkChangeListener? _linkChanges;
-    private Timer? _mtuPoll;
-    // Released once per burst of link changes (at most one pending: bursts coalesce).
-    private readonly SemaphoreSlim _linkChanged = new(0, 1);
+    private LinkChangeSignal? _linkChanges;
     private readonly CancellationTokenSource _stopping = new();
     private Task _mtuWatch = Task.CompletedTask;
     private readonly StopwatchClock _clock = new();
@@ -94,11 +91,6 @@ public sealed class ActorTunnelControl(
     {
         _stopping.Cancel();
         _linkChanges?.Dispose();
-        _linkChanges = null;
-        if (Interlocked.Exchange(ref _mtuPoll, null) is { } poll)
-        {
-            await poll.DisposeAsync().ConfigureAwait(false);
-        }
         try
         {
             await _mtuWatch.ConfigureAwait(false);
@@ -150,55 +142,26 @@ public sealed class ActorTunnelControl(
 
     /// <summary>
     /// Follows the TUN device's MTU (wg-quick sets it after the daemon started; an administrator may
-    /// change it): every link change the kernel announces (<see cref="LinkChangeListener"/>, as
-    /// wireguard-go does) re-reads it. Nothing runs while nothing changes; polling once a second
-    /// only when the netlink socket is unavailable.
+    /// change it): every link change the kernel announces re-reads it (<see cref="LinkChangeSignal"/>,
+    /// as wireguard-go does). Nothing runs while nothing changes; polling once a second only when the
+    /// announcements are unavailable.
     /// </summary>
     private void FollowMtu()
     {
-        try
-        {
-            _linkChanges = new LinkChangeListener(OnLinkChanged, e => FallBackToPolling(e.Message));
-        }
-        catch (IOException e)
-        {
-            FallBackToPolling(e.Message);
-        }
-        _mtuWatch = Task.Run(WatchMtuAsync);
+        _linkChanges = new LinkChangeSignal(options.InterfaceName, logger, MtuPollInterval, LinkChanges);
+        _mtuWatch = Task.Run(() => WatchMtuAsync(_linkChanges));
     }
 
-    private void FallBackToPolling(string problem)
-    {
-        logger.LogWarning("Following the MTU of {Interface} by polling every second: {Problem}", options.InterfaceName, problem);
-        var timer = new Timer(_ => OnLinkChanged(), null, MtuPollInterval, MtuPollInterval);
-        if (Interlocked.CompareExchange(ref _mtuPoll, timer, null) is not null || _stopping.IsCancellationRequested)
-        {
-            timer.Dispose();
-        }
-    }
+    /// <summary>Where link changes come from: the kernel's announcements, unless a test sets another source before start.</summary>
+    internal LinkChangeSignal.Listen LinkChanges { get; set; } = LinkChangeSignal.Netlink;
 
-    private void OnLinkChanged()
-    {
-        // A refresh pending already reads the MTU as it is then (a race here costs one more refresh).
-        if (_linkChanged.CurrentCount == 0)
-        {
-            try
-            {
-                _linkChanged.Release();
-            }
-            catch (SemaphoreFullException)
-            {
-            }
-        }
-    }
-
-    private async Task WatchMtuAsync()
+    private async Task WatchMtuAsync(LinkChangeSignal linkChanges)
     {
         try
         {
             while (true)
             {
-                await _linkChanged.WaitAsync(_stopping.Token).ConfigureAwait(false);
+                await linkChanges.WaitAsync(_stopping.Token).ConfigureAwait(false);
                 // Waits for a reconfiguration to finish rather than skipping: a change is announced once.
                 await _gate.WaitAsync(_stopping.Token).ConfigureAwait(false);
                 try

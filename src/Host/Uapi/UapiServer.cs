@@ -21,15 +21,17 @@ public sealed class UapiServer : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _acceptLoop;
     private readonly Task _removalWatch;
+    private readonly Func<string, FileSystemWatcher> _watch;
     private readonly TaskCompletionSource _socketRemoved = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _disposed;
 
-    private UapiServer(string socketPath, Socket listener, ITunnelControl control, ILogger logger)
+    private UapiServer(string socketPath, Socket listener, ITunnelControl control, ILogger logger, Func<string, FileSystemWatcher> watch)
     {
         SocketPath = socketPath;
         _listener = listener;
         _control = control;
         _logger = logger;
+        _watch = watch;
         _acceptLoop = Task.Run(AcceptLoopAsync);
         _removalWatch = Task.Run(WatchRemovalAsync);
     }
@@ -40,7 +42,13 @@ public sealed class UapiServer : IAsyncDisposable
     public Task SocketRemoved => _socketRemoved.Task;
 
     /// <summary>Creates the directory and socket and starts accepting; <see cref="StartupException"/> when it cannot.</summary>
-    public static UapiServer Start(string socketPath, ITunnelControl control, ILogger logger)
+    public static UapiServer Start(string socketPath, ITunnelControl control, ILogger logger) => Start(socketPath, control, logger, WatchDirectory);
+
+    /// <summary>
+    /// As above, with the inotify watch of the socket file made by <paramref name="watch"/> (tests
+    /// supply one that fails, to see the fallback to polling).
+    /// </summary>
+    internal static UapiServer Start(string socketPath, ITunnelControl control, ILogger logger, Func<string, FileSystemWatcher> watch)
     {
         string directory = Path.GetDirectoryName(socketPath)!;
         try
@@ -66,7 +74,7 @@ public sealed class UapiServer : IAsyncDisposable
             throw new StartupException($"{socketPath}: cannot listen: {e.Message}", e);
         }
         logger.LogInformation("UAPI listening on {SocketPath}", socketPath);
-        return new UapiServer(socketPath, listener, control, logger);
+        return new UapiServer(socketPath, listener, control, logger, watch);
     }
 
     /// <summary>
@@ -112,6 +120,10 @@ public sealed class UapiServer : IAsyncDisposable
         await Task.WhenAll(connections).ConfigureAwait(false);
     }
 
+    /// <summary>A watch of the name changes of <paramref name="socketPath"/> in its directory (inotify), not yet raising events.</summary>
+    private static FileSystemWatcher WatchDirectory(string socketPath)
+        => new(Path.GetDirectoryName(socketPath)!, Path.GetFileName(socketPath)) { NotifyFilter = NotifyFilters.FileName };
+
     private async Task WatchRemovalAsync()
     {
         // inotify on the socket's directory (FileSystemWatcher), as wireguard-go watches its socket
@@ -124,10 +136,7 @@ public sealed class UapiServer : IAsyncDisposable
         string? watchFailed = null;
         try
         {
-            watcher = new FileSystemWatcher(Path.GetDirectoryName(SocketPath)!, Path.GetFileName(SocketPath))
-            {
-                NotifyFilter = NotifyFilters.FileName,
-            };
+            watcher = _watch(SocketPath);
             watcher.Deleted += (_, _) => changed.Release();
             watcher.Renamed += (_, _) => changed.Release();
             // An overflow or a lost watch ends the watcher's event loop for good: fall back to polling.
