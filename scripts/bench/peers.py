@@ -94,6 +94,7 @@ class LoadClients:
         Gateway's one, and the one-peer phase 3. Sharing one session, the load generator has one
         share in both phases and the Gateway the other, as if the Clients ran on other machines."""
         self.lab, self.n, self.own_sessions = lab, n, own_sessions
+        self.gateway_pid = None
         extra_env = {"GOMAXPROCS": str(gomaxprocs)} if gomaxprocs else None
         self.gw_priv, self.gw_pub = lab.genkey()
         self.clients = []  # (ifname, pub)
@@ -174,6 +175,7 @@ class LoadClients:
         lab = self.lab
         ifname = lab.new_ifname("g")
         p = lab.start_daemon(binary, lab.ns_b, ifname, f"{label}-{ifname}.log")
+        self.gateway_pid = p.pid  # for probes that look at the Gateway during a phase (phases.py)
         try:
             lab.configure(lab.ns_b, ifname, self.gw_priv, GATEWAY_PORT, GATEWAY_ADDR, 16,
                           [(pub, None, f"{client_addr(i)}/32") for i, (_, pub) in enumerate(self.clients)])
