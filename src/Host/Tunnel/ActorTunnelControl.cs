@@ -148,12 +148,10 @@ public sealed class ActorTunnelControl(
     /// </summary>
     private void FollowMtu()
     {
-        _linkChanges = new LinkChangeSignal(options.InterfaceName, logger, MtuPollInterval, LinkChanges);
-        _mtuWatch = Task.Run(() => WatchMtuAsync(_linkChanges));
+        var linkChanges = new LinkChangeSignal(options.InterfaceName, logger, MtuPollInterval);
+        _linkChanges = linkChanges;
+        _mtuWatch = Task.Run(() => WatchMtuAsync(linkChanges));
     }
-
-    /// <summary>Where link changes come from: the kernel's announcements, unless a test sets another source before start.</summary>
-    internal LinkChangeSignal.Listen LinkChanges { get; set; } = LinkChangeSignal.Netlink;
 
     private async Task WatchMtuAsync(LinkChangeSignal linkChanges)
     {
