@@ -4,12 +4,13 @@ using Microsoft.Extensions.Logging;
 namespace Firezone.Actors.Host.Tunnel;
 
 /// <summary>
-/// Says when the network interfaces of this namespace may have changed, for whoever re-reads what
-/// it follows (ActorTunnelControl re-reads the TUN's MTU). It listens to the kernel's link
+/// Says when the network interfaces of this namespace may have changed, so that ActorTunnelControl
+/// re-reads its TUN device's MTU (hence the wording of the warning). It listens to the kernel's link
 /// announcements (<see cref="LinkChangeListener"/>: nothing runs while nothing changes). When that
-/// listener cannot be opened, or fails later, it falls back to a signal every <c>pollInterval</c>
-/// and logs a warning that names the interface and the problem. A burst of changes leaves one
-/// signal pending: the reader re-reads the state as it is then.
+/// listener cannot be opened, or fails later, it falls back to a signal at once and then every
+/// <c>pollInterval</c> (announcements may have been lost), and logs a warning that names the
+/// interface and the problem. A burst of changes leaves one signal pending: the reader re-reads
+/// the state as it is then.
 /// </summary>
 public sealed class LinkChangeSignal : IDisposable
 {
@@ -77,7 +78,7 @@ public sealed class LinkChangeSignal : IDisposable
     {
         _logger.LogWarning("Following the MTU of {Interface} by polling every {Seconds} s: {Problem}",
             _interfaceName, _pollInterval.TotalSeconds, problem);
-        var timer = new Timer(_ => Signal(), null, _pollInterval, _pollInterval);
+        var timer = new Timer(_ => Signal(), null, TimeSpan.Zero, _pollInterval);
         if (Interlocked.CompareExchange(ref _poll, timer, null) is not null || Volatile.Read(ref _disposed) != 0)
         {
             timer.Dispose();
