@@ -48,6 +48,17 @@ public sealed unsafe partial class LinuxTunDevice
     /// <summary>Whether runs of one UDP flow are merged: asked for, USO taken, and never refused since.</summary>
     public bool UdpCoalescing => _offload?.CoalesceUdp ?? false;
 
+    /// <summary>Whether runs of one TCP flow are merged: with offloads, and never refused since.</summary>
+    public bool TcpCoalescing => _offload?.CoalesceTcp ?? false;
+
+    /// <summary>
+    /// Tests only: when set, each super-packet is refused as by a kernel that does not take it
+    /// (EINVAL) instead of being written. Linux 6.x takes every super-packet this device builds,
+    /// so the fallback (segments one by one, merging of that kind turned off) cannot be reached
+    /// otherwise.
+    /// </summary>
+    internal bool RefuseSuperPacketsForTests { get; set; }
+
     /// <summary>Per-device memory of the offload paths, one part per direction (reader thread, writer thread).</summary>
     private sealed class OffloadState
     {
@@ -212,7 +223,7 @@ public sealed unsafe partial class LinuxTunDevice
             }
             ReadOnlySpan<int> members = o.Members.AsSpan(0, run);
             int length = udp ? UdpCoalescer.Build(packets, members, o.WriteScratch) : TcpCoalescer.Build(packets, members, o.WriteScratch);
-            int errno = WriteFully(fd, scratch, length);
+            int errno = RefuseSuperPacketsForTests ? LibC.EINVAL : WriteFully(fd, scratch, length);
             if (errno == 0)
             {
                 _superPacketsWritten++;

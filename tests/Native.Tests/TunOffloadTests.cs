@@ -500,6 +500,92 @@ public sealed class TunOffloadTests(ITestOutputHelper output)
         Assert.Equal(0, pool.Outstanding);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_refused_super_packet_is_written_segment_by_segment_and_merging_of_its_kind_stops(bool ipv6)
+    {
+        using var ns = new NetworkNamespace();
+        var pool = new PacketBufferPool();
+        LinuxTunDevice tun = CreateDevice(ns);
+        byte[] local = ipv6 ? Local6 : Local, remote = ipv6 ? Remote6 : Remote;
+        if (ipv6)
+        {
+            AddIpv6(ns, tun);
+        }
+        LinuxUdpSocket? socket = null;
+        var first = new PacketBuffer[20];
+        var second = new PacketBuffer[10];
+        try
+        {
+            if ((tun.Offloads & TunOffloads.Uso) == 0)
+            {
+                output.WriteLine($"offloads {tun.Offloads}: no USO, nothing is merged to refuse");
+                return;
+            }
+            socket = ns.RunInside(() => new LinuxUdpSocket(new UdpBatchSocketOptions()));
+            ushort port = (ushort)socket.LocalPort;
+            var expected = new Dictionary<int, byte[]>();
+            PacketBuffer Datagram(int number)
+            {
+                var payload = new byte[1000];
+                new Random(number).NextBytes(payload);
+                payload[0] = (byte)number;
+                expected[number] = payload;
+                return ToBuffer(pool, BuildUdp(remote, local, 40000, port, payload, id: (ushort)number, tos: number == 5 ? (byte)0x03 : (byte)0x02));
+            }
+            for (int i = 0; i < first.Length; i++)
+            {
+                first[i] = Datagram(i);
+            }
+            for (int i = 0; i < second.Length; i++)
+            {
+                second[i] = Datagram(first.Length + i);
+            }
+            Assert.True(tun.UdpCoalescing);
+            Assert.True(tun.TcpCoalescing);
+
+            // The kernel refuses the first run of the flow: its datagrams go one by one, and UDP
+            // merging is off from then on (the second batch is not merged at all), TCP's untouched.
+            tun.RefuseSuperPacketsForTests = true;
+            tun.WriteBatch(first);
+            Assert.False(tun.UdpCoalescing);
+            Assert.True(tun.TcpCoalescing);
+            tun.RefuseSuperPacketsForTests = false;
+            tun.WriteBatch(second);
+            Assert.Equal(0, tun.SuperPacketsWritten);
+            Assert.Equal(0, tun.WriteErrors);
+
+            int last = -1;
+            foreach (PacketBuffer buffer in UdpTestKit.ReceiveExactly(socket, pool, expected.Count))
+            {
+                try
+                {
+                    int number = buffer.Data[0];
+                    Assert.True(number > last, $"datagram {number} after {last}: reordered");
+                    last = number;
+                    Assert.Equal(expected[number], buffer.Data.ToArray());
+                    Assert.Equal(number == 5 ? Engine.Ecn.Ce : Engine.Ecn.Ect0, buffer.Ecn);
+                }
+                finally
+                {
+                    buffer.Return();
+                }
+            }
+            Assert.Equal(first.Length + second.Length - 1, last);
+        }
+        finally
+        {
+            foreach (PacketBuffer? b in first.Concat(second))
+            {
+                b?.Return();
+            }
+            socket?.Dispose();
+            tun.Dispose();
+        }
+        Assert.Equal(0, pool.Outstanding);
+    }
+
     [Fact]
     public void Without_offloads_the_device_runs_plain_and_says_so()
     {
