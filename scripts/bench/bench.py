@@ -11,7 +11,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -97,7 +96,7 @@ def parse_args():
                      f"pass --impl-b PATH or --self-test")
         a.impl_b = FIREZONE
     for which, path in (("--impl-a", a.impl_a), ("--impl-b", a.impl_b), ("--load-client", a.load_client)):
-        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        if not L.is_executable(path):
             sys.exit(f"bench: {which} {path}: not an executable file")
     if os.geteuid() != 0:
         sys.exit("bench: must run as root (it creates network namespaces and TUN devices)")
@@ -230,8 +229,7 @@ def preflight(lab, impls):
 
 def main():
     a = parse_args()
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda s, f: sys.exit(128 + s))
+    L.exit_on_stop_signals()
     os.makedirs(a.out, exist_ok=True)
     log_dir = os.path.join(a.out, "logs")
     shutil.rmtree(log_dir, ignore_errors=True)

@@ -13,6 +13,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -36,6 +37,17 @@ def run(args, timeout=60, check=True, input=None):
     if check and p.returncode != 0:
         raise RuntimeError(f"command failed ({p.returncode}): {' '.join(args)}: {p.stderr.strip()}")
     return p.stdout
+
+
+def exit_on_stop_signals():
+    """SIGTERM and SIGHUP end the script through sys.exit, so its `finally: lab.close()` stops every
+    process it started and removes its namespaces (Ctrl-C does so already)."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda s, f: sys.exit(128 + s))
+
+
+def is_executable(path):
+    return os.path.isfile(path) and os.access(path, os.X_OK)
 
 
 def random_public_key():

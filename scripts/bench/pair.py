@@ -29,23 +29,38 @@ def _throughput(lab, pids, seconds, streams=1, udp=False):
     return out
 
 
+def start_pair(lab, binary, label, procs):
+    """Starts `binary` in namespaces A and B (appended to `procs`, which the caller stops), joins them
+    as peers over the veth and waits for the handshake."""
+    if_a, if_b = lab.new_ifname("a"), lab.new_ifname("b")
+    procs.append(lab.start_daemon(binary, lab.ns_a, if_a, f"{label}-{if_a}.log"))
+    procs.append(lab.start_daemon(binary, lab.ns_b, if_b, f"{label}-{if_b}.log"))
+    priv_a, pub_a = lab.genkey()
+    priv_b, pub_b = lab.genkey()
+    lab.configure(lab.ns_a, if_a, priv_a, L.PORT_A, L.TUNNEL_A, 24,
+                  [(pub_b, f"{L.UNDERLAY_B}:{L.PORT_B}", f"{L.TUNNEL_B}/32")])
+    lab.configure(lab.ns_b, if_b, priv_b, L.PORT_B, L.TUNNEL_B, 24,
+                  [(pub_a, f"{L.UNDERLAY_A}:{L.PORT_A}", f"{L.TUNNEL_A}/32")])
+    M.wait_for_tunnel(lab, lab.ns_a, L.TUNNEL_B)
+
+
+def warm_up(lab):
+    """Two seconds of pings (200 at 10 ms), not counted: the figure is the steady state, not
+    the first packets of a fresh process. A .NET daemon compiles its packet path on first use and
+    recompiles it optimized after 30 calls and a short delay (tiered compilation); 20 warm-up pings, as before,
+    left the measured ones partly on the first, unoptimized code: with tiering off
+    (DOTNET_TieredCompilation=0) the same fresh daemon pinged 0.83 times as long, 2026-11-25."""
+    M.ping_ms(lab, lab.ns_a, L.TUNNEL_B, count=200, interval=0.01)
+
+
 def run_pair(lab, binary, label, seconds, ping_count, ping_only=False):
     """Starts a fresh pair of `binary`, measures, stops it. Returns (metrics, errors); a failed
     measurement leaves its figure out and says why in errors, the others still run."""
     metrics, errors = {}, {}
-    if_a, if_b = lab.new_ifname("a"), lab.new_ifname("b")
     procs = []
     try:
-        procs.append(lab.start_daemon(binary, lab.ns_a, if_a, f"{label}-{if_a}.log"))
-        procs.append(lab.start_daemon(binary, lab.ns_b, if_b, f"{label}-{if_b}.log"))
+        start_pair(lab, binary, label, procs)
         pids = [p.pid for p in procs]
-        priv_a, pub_a = lab.genkey()
-        priv_b, pub_b = lab.genkey()
-        lab.configure(lab.ns_a, if_a, priv_a, L.PORT_A, L.TUNNEL_A, 24,
-                      [(pub_b, f"{L.UNDERLAY_B}:{L.PORT_B}", f"{L.TUNNEL_B}/32")])
-        lab.configure(lab.ns_b, if_b, priv_b, L.PORT_B, L.TUNNEL_B, 24,
-                      [(pub_a, f"{L.UNDERLAY_A}:{L.PORT_A}", f"{L.TUNNEL_A}/32")])
-        M.wait_for_tunnel(lab, lab.ns_a, L.TUNNEL_B)
         procs.append(lab.spawn(lab.ns_b, ["iperf3", "-s", "-B", L.TUNNEL_B, "-p", str(IPERF_PORT)],
                                f"{label}-iperf3-server.log"))
         M.wait_for_listen(lab, lab.ns_b, IPERF_PORT)
@@ -90,12 +105,7 @@ def _idle(pids):
 
 
 def _ping(lab, count):
-    # Two seconds of pings first (200 at 10 ms), not counted: the figure is the steady state, not
-    # the first packets of a fresh process. A .NET daemon compiles its packet path on first use and
-    # recompiles it optimized after 30 calls and a short delay (tiered compilation); 20 warm-up pings, as before,
-    # left the measured ones partly on the first, unoptimized code: with tiering off
-    # (DOTNET_TieredCompilation=0) the same fresh daemon pinged 0.83 times as long, 2026-11-25.
-    M.ping_ms(lab, lab.ns_a, L.TUNNEL_B, count=200, interval=0.01)
+    warm_up(lab)
     low, avg, high = M.ping_ms(lab, lab.ns_a, L.TUNNEL_B, count=count)
     return {"ping_ms": avg, "ping_min_ms": low, "ping_max_ms": high}
 

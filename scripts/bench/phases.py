@@ -22,8 +22,6 @@ GOMAXPROCS=1 and share the probe's session, as in the benchmark. Logs go to arti
 import argparse
 import glob
 import os
-import signal
-import sys
 import threading
 import time
 
@@ -139,9 +137,7 @@ def report(count, result, samples):
 
 
 def main():
-    # A stop request runs the clean-up below (lab.close stops every process and removes the namespaces).
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda s, f: sys.exit(128 + s))
+    L.exit_on_stop_signals()
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("binaries", nargs="+", help="Gateways to probe, run like wireguard-go (BINARY -f IFNAME)")
     p.add_argument("--rounds", type=int, default=2, help="rounds, each binary once per round, order alternating (default 2)")
@@ -154,7 +150,7 @@ def main():
     if a.rounds < 1 or a.peers < 2:
         p.error("--rounds must be at least 1 and --peers at least 2")
     for path in a.binaries + [a.load_client]:
-        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        if not L.is_executable(path):
             p.error(f"{path}: not an executable file")
     if os.geteuid() != 0:
         p.error("run as root: the probe creates network namespaces")

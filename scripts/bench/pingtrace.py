@@ -26,11 +26,10 @@ import shutil
 import signal
 import statistics
 import subprocess
-import sys
 import time
 
 import lab as L
-import measure as M
+import pair
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 OUT = os.path.join(REPO, "artifacts", "bench")
@@ -80,17 +79,10 @@ def steps(events, ping_pid, client, gateway):
 
 
 def trace(lab, binary, label, count, interval, data):
-    if_a, if_b = lab.new_ifname("a"), lab.new_ifname("b")
     procs = []
     try:
-        procs.append(lab.start_daemon(binary, lab.ns_a, if_a, f"{label}-{if_a}.log"))
-        procs.append(lab.start_daemon(binary, lab.ns_b, if_b, f"{label}-{if_b}.log"))
-        priv_a, pub_a = lab.genkey()
-        priv_b, pub_b = lab.genkey()
-        lab.configure(lab.ns_a, if_a, priv_a, L.PORT_A, L.TUNNEL_A, 24, [(pub_b, f"{L.UNDERLAY_B}:{L.PORT_B}", f"{L.TUNNEL_B}/32")])
-        lab.configure(lab.ns_b, if_b, priv_b, L.PORT_B, L.TUNNEL_B, 24, [(pub_a, f"{L.UNDERLAY_A}:{L.PORT_A}", f"{L.TUNNEL_A}/32")])
-        M.wait_for_tunnel(lab, lab.ns_a, L.TUNNEL_B)
-        M.ping_ms(lab, lab.ns_a, L.TUNNEL_B, count=200, interval=0.01)  # warm-up, as the benchmark's
+        pair.start_pair(lab, binary, label, procs)
+        pair.warm_up(lab)
         time.sleep(1.0)
         recorder = subprocess.Popen(["perf", "sched", "record", "-a", "-o", data],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -105,7 +97,7 @@ def trace(lab, binary, label, count, interval, data):
             lab.procs.remove(recorder)
         timehist = subprocess.run(["perf", "sched", "timehist", "-i", data, "-w"], capture_output=True, text=True, check=True).stdout
         with open(os.path.join(lab.log_dir, f"{label}-ping.log")) as f:
-            summary = [line for line in f.read().splitlines() if line.startswith("rtt ")]
+            summary = [line for line in f.read().splitlines() if line.startswith("rtt ")]  # the log is appended to: the last is this run's
         return wake_ups(timehist), ping.pid, procs[0].pid, procs[1].pid, summary
     finally:
         for p in reversed(procs):
@@ -113,8 +105,7 @@ def trace(lab, binary, label, count, interval, data):
 
 
 def main():
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda s, f: sys.exit(128 + s))
+    L.exit_on_stop_signals()
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("binaries", nargs="+", help="daemons to trace, run like wireguard-go (BINARY -f IFNAME)")
     p.add_argument("--count", type=int, default=30, help="pings to trace (default 30)")
@@ -123,7 +114,7 @@ def main():
     if a.count < 1 or a.interval < 0.01:
         p.error("--count must be at least 1 and --interval at least 0.01")
     for path in a.binaries:
-        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        if not L.is_executable(path):
             p.error(f"{path}: not an executable file")
     if not shutil.which("perf"):
         p.error("perf not found: install the Debian package linux-perf")
@@ -138,7 +129,7 @@ def main():
             data = os.path.join(OUT, f"pingtrace-{i}.data")
             events, ping_pid, client, gateway, summary = trace(lab, binary, f"trace{i}", a.count, a.interval, data)
             by_step = steps(events, ping_pid, client, gateway)
-            print(f"{binary}: {summary[0] if summary else 'no ping summary'} ({data})", flush=True)
+            print(f"{binary}: {summary[-1] if summary else 'no ping summary'} ({data})", flush=True)
             for step in STEPS:
                 values = sorted(by_step[step])
                 if values:
