@@ -53,8 +53,8 @@ public class ActorPipelineBenchmarks
         socketB.Far = socketA;
         _poolA = new PacketBufferPool(preallocate: 4096);
         _poolB = new PacketBufferPool(preallocate: 4096);
-        var deviceA = new Device(RandomKey(), _poolA, CryptoRandomSource.Instance, clock.WallClockAtZero);
-        var deviceB = new Device(RandomKey(), _poolB, CryptoRandomSource.Instance, clock.WallClockAtZero);
+        var deviceA = new Device(RandomKey(), _poolA, CryptoRandomSource.Instance, clock.WallClockAtZero, static () => DateTime.UtcNow);
+        var deviceB = new Device(RandomKey(), _poolB, CryptoRandomSource.Instance, clock.WallClockAtZero, static () => DateTime.UtcNow);
         _tunA = new BenchTun(Packet(PacketSize, "10.0.0.1", "10.0.0.2"));
         _tunB = new BenchTun(Packet(PacketSize, "10.0.0.2", "10.0.0.1"));
         var a = Tunnels.Start(_system, TunnelSettings.ForEngine(deviceA, _tunA, socketA, clock), "a");

@@ -56,10 +56,67 @@ public sealed class ControlTests(ITestOutputHelper output) : ActorTestBase(outpu
         AdvanceTime(TimeSpan.FromSeconds(1));
         Control<PeerRemoved>(a, new RemovePeer(b.PublicKey));
         Assert.True(Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b))).Created);
-        AwaitCondition(() => Network.Count(d => d.From == a.Endpoint && d.Type == Engine.WireGuard.MessageType.Initiation) == 2, Wait);
+        // The new peer has no session; its first packet starts the handshake.
         a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 2));
         AwaitWritten(b, 2);
+        Assert.Equal(2, InitiationsFrom(a));
         StopAndAssertNoLeaks(a, b);
+    }
+
+    private int InitiationsFrom(TunnelNode node, TunnelNode? to = null) =>
+        Network.Count(d => d.From == node.Endpoint && (to is null || d.To == to.Endpoint) && d.Type == Engine.WireGuard.MessageType.Initiation);
+
+    [Fact]
+    public void A_newly_configured_peer_waits_for_traffic_before_its_first_handshake_as_in_wireguard_go()
+    {
+        var a = StartNode("a", 1);
+        var b = StartNode("b", 2);
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        PeerStatusOf(a, b); // a round trip through the new PeerConnection: it has started
+        AdvanceTime(TimeSpan.FromSeconds(6)); // past Rekey-Timeout: a retransmission would show too
+        PeerStatusOf(a, b);
+        Assert.Equal(0, InitiationsFrom(a));
+
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+        AwaitWritten(b, 1);
+        Assert.Equal(1, InitiationsFrom(a));
+        StopAndAssertNoLeaks(a, b);
+    }
+
+    [Fact]
+    public void A_newly_configured_peer_with_persistent_keepalive_handshakes_at_once()
+    {
+        var a = StartNode("a", 1);
+        var b = StartNode("b", 2);
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b, keepalive: 25)));
+        AwaitCondition(() => InitiationsFrom(a) == 1, Wait);
+        AwaitCondition(() => PeerStatusOf(a, b).LastHandshakeUtc is not null, Wait);
+        StopAndAssertNoLeaks(a, b);
+    }
+
+    [Fact]
+    public void Only_the_peers_named_to_handshake_at_start_handshake_before_traffic()
+    {
+        var a = StartNode("a", 1);
+        var b = StartNode("b", 2);
+        var c = StartNode("c", 3);
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
+        Control<PeerConfigured>(c, new AddOrUpdatePeer(c.PeerConfigFor(a, withEndpoint: false)));
+        // As a rebuilt tunnel starts its peers: b had a session in the tunnel this one replaces, c had none.
+        var applied = Control<PeerChangesApplied>(a, new ApplyPeerChanges(false, [], [a.PeerConfigFor(b), a.PeerConfigFor(c)],
+            new HashSet<Engine.WireGuard.WireGuardKey> { b.PublicKey }));
+        Assert.Equal(2, applied.Created);
+        AwaitCondition(() => PeerStatusOf(a, b).LastHandshakeUtc is not null, Wait);
+        PeerStatusOf(a, c);
+        Assert.Equal(1, InitiationsFrom(a, b));
+        Assert.Equal(0, InitiationsFrom(a, c));
+        // An update of a running peer is not a start: no handshake.
+        Control<PeerChangesApplied>(a, new ApplyPeerChanges(false, [], [a.PeerConfigFor(c)], new HashSet<Engine.WireGuard.WireGuardKey> { c.PublicKey }));
+        PeerStatusOf(a, c);
+        Assert.Equal(0, InitiationsFrom(a, c));
+        StopAndAssertNoLeaks(a, b, c);
     }
 
     [Fact]

@@ -55,8 +55,10 @@ public sealed class SupervisionTests(ITestOutputHelper output) : ActorTestBase(o
         Assert.Equal(expectedAtC, atC.Count);
         Assert.Equal(Enumerable.Range(1, expectedAtC).Select(i => (ushort)i), atC.Select(Packets.IdOf)); // no loss, in order
 
-        // B came back as a fresh engine peer and handshakes again; its traffic flows again.
+        // B came back as a fresh engine peer and handshakes again at once, before any traffic (it had
+        // a session, which the other side still uses); its traffic flows again.
         AwaitCondition(() => a.Seam.PeersCreated(b.PublicKey) == 2, Wait);
+        AwaitCondition(() => InitiationsBetween(a, b) == 2, Wait);
         a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 2));
         AwaitWritten(b, 2);
         Assert.Equal(2, InitiationsBetween(a, b));

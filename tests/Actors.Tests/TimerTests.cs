@@ -27,6 +27,7 @@ public sealed class TimerTests(ITestOutputHelper output) : ActorTestBase(output)
             Endpoint = nowhere,
             AllowedIps = [IpPrefix.Parse("10.0.0.9/32")],
         }));
+        a.Tun.Inject(Packets.Ipv4(a.Address, "10.0.0.9", id: 1)); // traffic starts the handshake
         AwaitCondition(() => InitiationsFrom(a) == 1, Wait);
 
         // Rekey-Timeout is 5 s plus up to 333 ms of jitter (section 6.4): at 4.9 s nothing is due.

@@ -30,6 +30,40 @@ public sealed class MtuTests
         Assert.True(size - PacketBuffer.Headroom - PacketBuffer.Tailroom >= 16 + mtu + 15 + 16);
     }
 
+    private static async Task<int> LinkMtuAsync(NetworkNamespace ns, string name)
+    {
+        var link = await ns.ExecAsync("ip", ["-j", "link", "show", name], timeout: TimeSpan.FromSeconds(15));
+        Assert.True(link.ExitCode == 0, link.Stderr);
+        using var json = System.Text.Json.JsonDocument.Parse(link.Stdout);
+        return json.RootElement[0].GetProperty("mtu").GetInt32();
+    }
+
+    [Fact]
+    public async Task A_new_interface_gets_wireguard_gos_default_mtu_and_a_rebuild_keeps_the_users()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = "fzd" + Guid.NewGuid().ToString("N")[..8];
+        string keyFile = Path.Combine(Path.GetTempPath(), $"fzt-{name}.key");
+        await File.WriteAllTextAsync(keyFile, TestKeys.New().ToBase64());
+        await using var daemon = DaemonProcess.Start(ns, name, "-f", name);
+        try
+        {
+            await daemon.WaitReadyAsync();
+            // wireguard-go's DefaultMTU, not the kernel's 1500 for a TUN device.
+            Assert.Equal(ActorTunnelControl.DefaultMtu, await LinkMtuAsync(ns, name));
+            await OkAsync(ns, "ip", "link", "set", name, "mtu", "1380");
+            // A private key starts (and a second one rebuilds) the tunnel, which reopens the TUN device.
+            Assert.Equal(0, (await ProcessRunner.WgAsync("set", name, "private-key", keyFile)).ExitCode);
+            await File.WriteAllTextAsync(keyFile, TestKeys.New().ToBase64());
+            Assert.Equal(0, (await ProcessRunner.WgAsync("set", name, "private-key", keyFile)).ExitCode);
+            Assert.Equal(1380, await LinkMtuAsync(ns, name));
+        }
+        finally
+        {
+            File.Delete(keyFile);
+        }
+    }
+
     [Theory]
     [InlineData(1420)]
     [InlineData(9000)]

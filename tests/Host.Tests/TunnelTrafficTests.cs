@@ -5,77 +5,54 @@ namespace Firezone.Actors.Host.Tests;
 /// <summary>
 /// The composed daemon carries traffic: firezone-tunnel in one namespace, Debian's wireguard-go in
 /// another, joined by a veth pair; ping across the tunnel, then `wg show` and `firezone-tunnel show`
-/// report the handshake and transfer. Also: losing the TUN device stops the daemon with an error.
+/// report the handshake and transfer. A new listen port keeps the peer's figures and session
+/// reachable. Also: losing the TUN device stops the daemon with an error.
 /// </summary>
 public sealed class TunnelTrafficTests
 {
-    private static async Task OkAsync(NetworkNamespace ns, string file, params string[] arguments)
-    {
-        var result = await ns.ExecAsync(file, arguments, timeout: TimeSpan.FromSeconds(30));
-        Assert.True(result.ExitCode == 0, $"{file} {string.Join(' ', arguments)}: {result.Stderr}");
-    }
+    private static Task OkAsync(NetworkNamespace ns, string file, params string[] arguments) => WireGuardGoPair.OkAsync(ns, file, arguments);
 
     [Fact]
     public async Task Ping_crosses_a_tunnel_to_wireguard_go_and_show_reports_it()
     {
-        await using var a = await NetworkNamespace.CreateAsync();
-        await using var b = await NetworkNamespace.CreateAsync();
-        string suffix = Guid.NewGuid().ToString("N")[..6];
-        string fz = "fza" + suffix, wgo = "fzb" + suffix, vethA = "fzva" + suffix, vethB = "fzvb" + suffix;
-        var keyA = TestKeys.New();
-        var keyB = TestKeys.New();
-        string keyFileA = Path.Combine(Path.GetTempPath(), $"fzt-{fz}.key"), keyFileB = Path.Combine(Path.GetTempPath(), $"fzt-{wgo}.key");
-        await File.WriteAllTextAsync(keyFileA, keyA.ToBase64());
-        await File.WriteAllTextAsync(keyFileB, keyB.ToBase64());
-        string publicA = (await ProcessRunner.RunAsync("wg", ["pubkey"], stdin: keyA.ToBase64())).Stdout.Trim();
-        string publicB = (await ProcessRunner.RunAsync("wg", ["pubkey"], stdin: keyB.ToBase64())).Stdout.Trim();
-        await using var daemon = DaemonProcess.Start(a, fz, "-f", fz);
-        DetachedDaemon? goDaemon = null;
-        try
-        {
-            await OkAsync(a, "ip", "link", "add", vethA, "type", "veth", "peer", "name", vethB, "netns", b.Name);
-            await OkAsync(a, "ip", "address", "add", "192.168.77.1/24", "dev", vethA);
-            await OkAsync(a, "ip", "link", "set", vethA, "up");
-            await OkAsync(b, "ip", "address", "add", "192.168.77.2/24", "dev", vethB);
-            await OkAsync(b, "ip", "link", "set", vethB, "up");
+        await using var pair = await WireGuardGoPair.StartAsync(77);
+        var ping = await pair.A.ExecAsync("ping", ["-c", "3", "-W", "5", pair.TunnelB], timeout: TimeSpan.FromSeconds(40));
+        Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr);
 
-            await daemon.WaitReadyAsync();
-            await OkAsync(a, "wg", "set", fz, "private-key", keyFileA, "listen-port", "51001", "peer", publicB,
-                "endpoint", "192.168.77.2:51002", "allowed-ips", "10.99.0.2/32");
-            await OkAsync(a, "ip", "address", "add", "10.99.0.1/24", "dev", fz);
+        string shown = (await ProcessRunner.WgAsync("show", pair.Ours)).Stdout;
+        Assert.Contains("latest handshake:", shown);
+        Assert.Contains("transfer:", shown);
+        var show = await ProcessRunner.RunAsync(DaemonProcess.Executable, ["show", pair.Ours]);
+        Assert.Contains("ecn mode: normal", show.Stdout);
+        Assert.Contains("latest handshake:", show.Stdout);
+    }
 
-            var go = await b.ExecAsync("wireguard-go", [wgo], timeout: TimeSpan.FromSeconds(30));
-            if (File.Exists(UapiSocketPath.For(wgo)))
-            {
-                goDaemon = DetachedDaemon.FromSocket(UapiSocketPath.For(wgo));
-            }
-            Assert.True(go.ExitCode == 0, go.Stderr);
-            await OkAsync(b, "wg", "set", wgo, "private-key", keyFileB, "listen-port", "51002", "peer", publicA,
-                "endpoint", "192.168.77.1:51001", "allowed-ips", "10.99.0.1/32");
-            await OkAsync(b, "ip", "address", "add", "10.99.0.2/24", "dev", wgo);
-            await OkAsync(b, "ip", "link", "set", wgo, "up");
+    [Fact]
+    public async Task A_new_listen_port_keeps_the_counters_and_learned_endpoint_and_the_peer_follows_at_once()
+    {
+        // We never had B's endpoint configured: we learned it from B's handshake.
+        await using var pair = await WireGuardGoPair.StartAsync(76, endpointAtA: false);
+        var ping = await pair.B.ExecAsync("ping", ["-c", "3", "-W", "5", pair.TunnelA], timeout: TimeSpan.FromSeconds(40));
+        Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr);
+        var before = await pair.OurPeerDumpAsync();
+        Assert.Equal($"{pair.UnderlayB}:{pair.PortB}", before[2]);
 
-            var ping = await a.ExecAsync("ping", ["-c", "3", "-W", "5", "10.99.0.2"], timeout: TimeSpan.FromSeconds(40));
-            Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr);
+        // As wireguard-go keeps its peers through a new port, so must we: a rebuilt tunnel.
+        Assert.Equal(0, (await ProcessRunner.WgAsync("set", pair.Ours, "listen-port", "51999")).ExitCode);
+        var after = await pair.OurPeerDumpAsync();
+        Assert.Equal(before[2], after[2]); // the learned endpoint
+        Assert.True(long.Parse(after[4]) >= long.Parse(before[4]), $"latest handshake {before[4]} -> {after[4]}");
+        Assert.True(long.Parse(after[5]) >= long.Parse(before[5]), $"rx {before[5]} -> {after[5]}");
+        Assert.True(long.Parse(after[6]) >= long.Parse(before[6]), $"tx {before[6]} -> {after[6]}");
 
-            string shown = (await ProcessRunner.WgAsync("show", fz)).Stdout;
-            Assert.Contains("latest handshake:", shown);
-            Assert.Contains("transfer:", shown);
-            var show = await ProcessRunner.RunAsync(DaemonProcess.Executable, ["show", fz]);
-            Assert.Contains("ecn mode: normal", show.Stdout);
-            Assert.Contains("latest handshake:", show.Stdout);
-        }
-        finally
-        {
-            // Removing its socket stops wireguard-go; past a bound it is killed by PID.
-            if (goDaemon is not null)
-            {
-                await goDaemon.DisposeAsync();
-            }
-            File.Delete(UapiSocketPath.For(wgo));
-            File.Delete(keyFileA);
-            File.Delete(keyFileB);
-        }
+        // We handshake from the new port at once, so B, which still had the old session and port,
+        // reaches us again within a second or two (without it, B would go on sending to the old port).
+        var resumed = await pair.B.ExecAsync("ping", ["-c", "1", "-w", "5", pair.TunnelA], timeout: TimeSpan.FromSeconds(20));
+        Assert.True(resumed.ExitCode == 0, resumed.Stdout + resumed.Stderr + await File.ReadAllTextAsync(pair.Daemon.LogFile));
+        var theirs = await ProcessRunner.WgAsync("show", pair.Theirs, "endpoints");
+        Assert.Contains($"{pair.UnderlayA}:51999", theirs.Stdout);
+        var last = await pair.OurPeerDumpAsync();
+        Assert.True(long.Parse(last[5]) > long.Parse(after[5]), $"rx {after[5]} -> {last[5]}");
     }
 
     [Fact]

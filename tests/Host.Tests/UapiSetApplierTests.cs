@@ -93,6 +93,28 @@ public sealed class UapiSetApplierTests
     }
 
     [Fact]
+    public async Task A_new_private_key_removes_the_peer_that_has_its_public_key()
+    {
+        var privateKey = TestKeys.New();
+        await SetAsync($"public_key={InMemoryTunnelControl.PublicKeyOf(privateKey).ToHex()}", "allowed_ip=10.0.0.0/8");
+        await SetAsync($"public_key={_a.ToHex()}", "allowed_ip=10.1.0.0/16");
+        Assert.Equal(2, (await _control.GetStatusAsync(CancellationToken.None)).Peers.Count);
+        await SetAsync($"private_key={privateKey.ToHex()}");
+        var peer = Assert.Single((await _control.GetStatusAsync(CancellationToken.None)).Peers);
+        Assert.Equal(_a, peer.Config.PublicKey);
+    }
+
+    [Fact]
+    public async Task A_peer_with_the_public_key_of_the_private_key_set_in_the_same_request_is_ignored()
+    {
+        var privateKey = TestKeys.New();
+        await SetAsync($"private_key={privateKey.ToHex()}", $"public_key={InMemoryTunnelControl.PublicKeyOf(privateKey).ToHex()}", "allowed_ip=10.0.0.0/8",
+            $"public_key={_a.ToHex()}", "allowed_ip=10.1.0.0/16");
+        var peer = Assert.Single((await _control.GetStatusAsync(CancellationToken.None)).Peers);
+        Assert.Equal(_a, peer.Config.PublicKey);
+    }
+
+    [Fact]
     public async Task Removing_and_re_adding_a_peer_in_one_request_recreates_it()
     {
         await SetAsync($"public_key={_a.ToHex()}", "allowed_ip=10.0.0.0/24");

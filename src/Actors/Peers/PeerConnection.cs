@@ -39,6 +39,7 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
     private readonly ILoggingAdapter _log;
     private PeerDataPath? _path;
     private ActorPeerOutput? _output;
+    private bool _restarted;
 
     public PeerConnection(IWireGuardDevice device, PeerSlot slot, IActorRef socketIO, IActorRef tunWriter, IMonotonicClock clock, ILoggingAdapter log)
     {
@@ -72,10 +73,18 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
             throw;
         }
         var now = _clock.Now;
-        _path.Start(now, _output);
+        // A restarted instance replaces one that may have had a session; a fresh one handshakes at
+        // once only when the supervisor says the peer had one (a rebuilt tunnel).
+        _path.Start(now, _output, handshake: _restarted | _slot.TakeHandshakeAtStart());
         AfterMessage(now);
         // Only now may the reader threads step it.
         _slot.Attach(_path);
+    }
+
+    protected override void PostRestart(Exception reason)
+    {
+        _restarted = true;
+        base.PostRestart(reason); // PreStart
     }
 
     protected override void PostStop()

@@ -127,15 +127,21 @@ public sealed class PeerDataPath
         }
     }
 
-    /// <summary>The actor, once in PreStart: see <see cref="IWireGuardPeer.Start"/>; handshake at once when the endpoint is known.</summary>
-    internal void Start(TimeSpan now, PeerOutput output)
+    /// <summary>
+    /// The actor, once in PreStart: see <see cref="IWireGuardPeer.Start"/> (a keepalive, and so a
+    /// handshake, only with persistent keepalive on). A newly configured peer otherwise waits for
+    /// traffic, as in wireguard-go: a handshake sent before the other side is configured would hold
+    /// the first packet until the 5 s retransmission. <paramref name="handshake"/>: the peer had a
+    /// session a moment ago (a restart after a fault, a rebuilt tunnel), so it starts the handshake
+    /// at once when its endpoint is known, and the other side, which still sends on the old
+    /// session, hears from it without waiting for its own rekey.
+    /// </summary>
+    internal void Start(TimeSpan now, PeerOutput output, bool handshake)
     {
         lock (_gate)
         {
             _peer.Start(now);
-            // wireguard-go waits for traffic; starting the handshake here means the first packet does
-            // not wait for it, and a restarted peer re-establishes its session at once.
-            if (!_config.Endpoint.IsNone)
+            if (handshake && !_config.Endpoint.IsNone)
             {
                 _peer.Connect(now);
             }

@@ -19,6 +19,7 @@ public sealed class PeerSlot
     private string? _keyBase64;
     private volatile PeerDataPath? _dataPath;
     private int _backlog;
+    private bool _handshakeAtStart;
 
     public PeerSlot(PeerConfig config)
     {
@@ -67,6 +68,20 @@ public sealed class PeerSlot
     }
 
     internal void ExitBacklog() => Interlocked.Decrement(ref _backlog);
+
+    /// <summary>
+    /// Set by the supervisor before the connection starts: the peer had a session in the tunnel this
+    /// one replaces, so its first instance handshakes at once (see PeerDataPath.Start).
+    /// </summary>
+    internal void HandshakeAtStart() => _handshakeAtStart = true;
+
+    /// <summary>Whether the instance starting now should handshake at once; true only for the first one asking.</summary>
+    internal bool TakeHandshakeAtStart()
+    {
+        bool take = _handshakeAtStart;
+        _handshakeAtStart = false;
+        return take;
+    }
 
     /// <summary>Greatest accepted TAI64N timestamp and last initiation consumption, across restarts.</summary>
     public HandshakeReplayState ReplayState { get; } = new();

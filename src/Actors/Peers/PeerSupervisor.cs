@@ -169,7 +169,7 @@ public sealed class PeerSupervisor : UntypedActor
         }
         foreach (var config in changes.Upsert)
         {
-            if (AddOrUpdate(config, publish: false).Created)
+            if (AddOrUpdate(config, publish: false, changes.HandshakeAtStart?.Contains(config.PublicKey) == true).Created)
             {
                 created++;
             }
@@ -183,7 +183,7 @@ public sealed class PeerSupervisor : UntypedActor
         return new PeerChangesApplied(created, updated, removed);
     }
 
-    private PeerConfigured AddOrUpdate(PeerConfig config, bool publish = true)
+    private PeerConfigured AddOrUpdate(PeerConfig config, bool publish = true, bool handshakeAtStart = false)
     {
         var key = config.PublicKey;
         // This actor is the table's only writer. A prefix belongs to exactly one peer (whitepaper
@@ -199,6 +199,10 @@ public sealed class PeerSupervisor : UntypedActor
             return new PeerConfigured(key, Created: false);
         }
         var slot = new PeerSlot(config);
+        if (handshakeAtStart)
+        {
+            slot.HandshakeAtStart();
+        }
         // A generation suffix: a peer removed and re-added at once must not collide with the
         // name of its predecessor, which may still be stopping.
         string name = "peer-" + key.ToHex()[..16] + "-" + (++_generation);

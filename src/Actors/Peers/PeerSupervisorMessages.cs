@@ -30,9 +30,12 @@ public sealed record AllPeersRemoved(int Count);
 /// One UAPI <c>set=1</c> transaction's peer changes as one message (wg addconf of 10,000 peers is
 /// one round trip, not 10,000): first every peer when <paramref name="RemoveAll"/>, else each key in
 /// <paramref name="Remove"/>, then each of <paramref name="Upsert"/> as <see cref="AddOrUpdatePeer"/>.
-/// Answered once with <see cref="PeerChangesApplied"/>.
+/// Answered once with <see cref="PeerChangesApplied"/>. A peer of <paramref name="Upsert"/> whose key is
+/// in <paramref name="HandshakeAtStart"/> and that is added (not updated) handshakes at once: it had a
+/// session in the tunnel this one replaces. Any other new peer waits for traffic.
 /// </summary>
-public sealed record ApplyPeerChanges(bool RemoveAll, IReadOnlyList<WireGuardKey> Remove, IReadOnlyList<PeerConfig> Upsert);
+public sealed record ApplyPeerChanges(bool RemoveAll, IReadOnlyList<WireGuardKey> Remove, IReadOnlyList<PeerConfig> Upsert,
+    IReadOnlySet<WireGuardKey>? HandshakeAtStart = null);
 
 public sealed record PeerChangesApplied(int Created, int Updated, int Removed);
 

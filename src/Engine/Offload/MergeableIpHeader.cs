@@ -7,8 +7,8 @@ namespace Firezone.Actors.Engine.Offload;
 /// The IP-level rules of software GRO that <see cref="TcpCoalescer"/> and <see cref="UdpCoalescer"/>
 /// share: which packets can be read (IPv4 without options or fragments, IPv6 without extension
 /// headers), which belong to one flow, which IP header fields must be equal for the kernel's
-/// segmentation to give every packet back as it was (so also the ECN codepoint), and the merged
-/// header's lengths and checksums.
+/// segmentation to give every packet back as it was (so also the ECN codepoint), which checksums
+/// must verify before a packet may merge, and the merged header's lengths and checksums.
 /// </summary>
 internal static class MergeableIpHeader
 {
@@ -126,9 +126,17 @@ internal static class MergeableIpHeader
         return length;
     }
 
-    /// <summary>The transport checksum of a parsed packet verifies (RFC 793 and RFC 768 with the pseudo-header; RFC 8200 section 8.1).</summary>
-    public static bool TransportChecksumValid(ReadOnlySpan<byte> packet, bool isIpv6, int l4, byte protocol) =>
-        InternetChecksum.Sum(packet[l4..], PseudoHeaderSum(packet, isIpv6, protocol, packet.Length - l4)) == 0xFFFF;
+    /// <summary>
+    /// The checksums of a parsed packet verify: the IPv4 header checksum (RFC 791; IPv6 has none)
+    /// and the transport checksum (RFC 793 and RFC 768 with the pseudo-header; RFC 8200 section 8.1).
+    /// A packet that fails must not be merged: the kernel trusts the super-packet's checksums
+    /// (<see cref="FinishMerged"/> writes a fresh IPv4 header checksum, and the transport checksum is
+    /// CHECKSUM_PARTIAL), so a corrupt packet merged would come out repaired. Alone, the kernel drops
+    /// it, as its own GRO would have (inet_gro_receive refuses a header whose ip_fast_csum fails).
+    /// </summary>
+    public static bool ChecksumsValid(ReadOnlySpan<byte> packet, bool isIpv6, int l4, byte protocol) =>
+        (isIpv6 || InternetChecksum.Sum(packet[..l4]) == 0xFFFF)
+        && InternetChecksum.Sum(packet[l4..], PseudoHeaderSum(packet, isIpv6, protocol, packet.Length - l4)) == 0xFFFF;
 
     /// <summary>
     /// Writes a merged packet's IP length (IPv4: and header checksum) and returns the folded

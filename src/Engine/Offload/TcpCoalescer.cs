@@ -13,7 +13,8 @@ namespace Firezone.Actors.Engine.Offload;
 /// (<see cref="MergeableIpHeader"/>), so the
 /// same ECN codepoint: a CE-marked segment is never merged with unmarked ones (RFC 3168 section 5,
 /// RFC 6040 section 4). Every merged segment must carry a valid TCP checksum, because the kernel
-/// trusts the super-packet's (CHECKSUM_PARTIAL), as wireguard-go's tcpGRO checks too.
+/// trusts the super-packet's (CHECKSUM_PARTIAL), as wireguard-go's tcpGRO checks too, and a valid
+/// IPv4 header checksum, because the super-packet gets a fresh one (inet_gro_receive checks it too).
 ///
 /// Within one batch, as wireguard-go does: packets of one flow are never reordered; packets of
 /// different flows may be (a super-packet goes out where its first segment was).
@@ -151,7 +152,7 @@ public static class TcpCoalescer
         }
     }
 
-    /// <summary>A data-carrying TCP segment without IPv4 options, fragments or IPv6 extension headers, checksum valid.</summary>
+    /// <summary>A data-carrying TCP segment without IPv4 options, fragments or IPv6 extension headers, checksums valid.</summary>
     private static bool TryParse(ReadOnlySpan<byte> packet, out Segment segment)
     {
         segment = default;
@@ -170,7 +171,7 @@ public static class TcpCoalescer
         {
             return false;
         }
-        if (!MergeableIpHeader.TransportChecksumValid(packet, ipv6, l4, ProtocolTcp))
+        if (!MergeableIpHeader.ChecksumsValid(packet, ipv6, l4, ProtocolTcp))
         {
             return false; // corrupt: let the kernel see it alone and drop it
         }

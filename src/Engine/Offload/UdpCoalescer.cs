@@ -17,7 +17,8 @@ namespace Firezone.Actors.Engine.Offload;
 /// section 4); every datagram but the last of the same payload size, the last no larger; no IPv4
 /// options or fragments, no IPv6 extension headers; a valid checksum on every datagram (an IPv4
 /// datagram without one is written alone), because the kernel trusts the super-packet's
-/// (CHECKSUM_PARTIAL) and fills in each datagram's own.
+/// (CHECKSUM_PARTIAL) and fills in each datagram's own; and a valid IPv4 header checksum, because
+/// the super-packet gets a fresh one (inet_gro_receive checks it too).
 ///
 /// Within one batch, as <see cref="TcpCoalescer"/>: datagrams of one flow are never reordered;
 /// datagrams of different flows may be (a super-packet goes out where its first datagram was).
@@ -58,7 +59,7 @@ public static class UdpCoalescer
         {
             return 1;
         }
-        // The head's checksum is verified once a partner turns up: a datagram that merges with
+        // The head's checksums are verified once a partner turns up: a datagram that merges with
         // nothing (DNS, many small flows) is not summed for nothing.
         bool headVerified = false;
         // The super-packet's IP length field is 16 bits (IPv4 total length, IPv6 payload length), and
@@ -84,7 +85,7 @@ public static class UdpCoalescer
             }
             if (!headVerified)
             {
-                if (!ChecksumValid(head, first))
+                if (!ChecksumsValid(head, first))
                 {
                     break; // corrupt: the kernel sees it alone and drops it
                 }
@@ -94,7 +95,7 @@ public static class UdpCoalescer
                 || next.PayloadLength > first.PayloadLength
                 || total + next.PayloadLength > limit
                 || !MergeableIpHeader.SameIpHeader(head, first.IsIpv6, packet, count)
-                || !ChecksumValid(packet, next))
+                || !ChecksumsValid(packet, next))
             {
                 break;
             }
@@ -151,7 +152,7 @@ public static class UdpCoalescer
 
     /// <summary>
     /// A UDP datagram with a payload, without IPv4 options, fragments or IPv6 extension headers, its
-    /// lengths consistent and a checksum present (not verified here: <see cref="ChecksumValid"/>).
+    /// lengths consistent and a checksum present (not verified here: <see cref="ChecksumsValid"/>).
     /// </summary>
     private static bool TryParseHeaders(ReadOnlySpan<byte> packet, out Datagram datagram)
     {
@@ -171,7 +172,10 @@ public static class UdpCoalescer
         return true;
     }
 
-    /// <summary>The UDP checksum of a datagram <see cref="TryParseHeaders"/> accepted verifies (RFC 768, RFC 8200 section 8.1).</summary>
-    private static bool ChecksumValid(ReadOnlySpan<byte> packet, in Datagram datagram) =>
-        MergeableIpHeader.TransportChecksumValid(packet, datagram.IsIpv6, datagram.L4Offset, ProtocolUdp);
+    /// <summary>
+    /// The checksums of a datagram <see cref="TryParseHeaders"/> accepted verify: IPv4 header and
+    /// UDP (<see cref="MergeableIpHeader.ChecksumsValid"/>).
+    /// </summary>
+    private static bool ChecksumsValid(ReadOnlySpan<byte> packet, in Datagram datagram) =>
+        MergeableIpHeader.ChecksumsValid(packet, datagram.IsIpv6, datagram.L4Offset, ProtocolUdp);
 }

@@ -103,7 +103,10 @@ public sealed class AllowedIps<T> where T : notnull
     /// under the writer lock: each listed prefix is taken over (from whichever peer owned it, as wg does:
     /// a prefix belongs to one peer), then the owner's prefixes no longer listed are removed. A prefix in
     /// both the old and the new set is never absent, so a lock-free lookup racing the change sees the old
-    /// or the new owner, never "no route". Allocates (configuration path).
+    /// or the new owner, never "no route". Afterwards <see cref="PrefixesOf"/> lists them in the order
+    /// given, as wireguard-go and the kernel do (they remove the peer's prefixes and insert the new ones
+    /// in order, re-inserting moves a prefix last): a prefix listed twice takes its last place.
+    /// Allocates (configuration path).
     /// </summary>
     public void ReplaceAll(T value, IReadOnlyList<IpPrefix> prefixes)
     {
@@ -130,10 +133,12 @@ public sealed class AllowedIps<T> where T : notnull
                     stale.Add(node);
                 }
             }
-            foreach (var prefix in keep)
+            // In the order given, each prefix goes to the end of the owner's list: only that list's
+            // order changes (it is read under the lock), not the trie, so no lookup misses a kept prefix.
+            for (int i = 0; i < prefixes.Count; i++)
             {
-                ReadPrefix(prefix, out ulong hi, out ulong lo, out int bits);
-                Add(bits, hi, lo, prefix, owner);
+                ReadPrefix(prefixes[i], out ulong hi, out ulong lo, out int bits);
+                MoveToEndOfOwner(Add(bits, hi, lo, prefixes[i], owner));
             }
             foreach (var node in stale)
             {
@@ -199,7 +204,10 @@ public sealed class AllowedIps<T> where T : notnull
         return TryLookup(bytes[..written], out value);
     }
 
-    /// <summary>The prefixes owned by <paramref name="value"/> in insertion order (for `wg show`; allocates).</summary>
+    /// <summary>
+    /// The prefixes owned by <paramref name="value"/> in insertion order (for `wg show`; allocates):
+    /// <see cref="ReplaceAll"/> gives its request's order.
+    /// </summary>
     public IReadOnlyList<IpPrefix> PrefixesOf(T value)
     {
         ArgumentNullException.ThrowIfNull(value);
@@ -419,7 +427,8 @@ public sealed class AllowedIps<T> where T : notnull
     }
 
     // The kernel's add(): insert or re-own, splitting an edge with a branching node where the new prefix diverges.
-    private void Add(int bits, ulong hi, ulong lo, IpPrefix prefix, AllowedIpsOwner<T> owner)
+    // Returns the prefix's node.
+    private AllowedIpsNode<T> Add(int bits, ulong hi, ulong lo, IpPrefix prefix, AllowedIpsOwner<T> owner)
     {
         int cidr = prefix.Length;
         var root = Root(bits);
@@ -429,7 +438,7 @@ public sealed class AllowedIps<T> where T : notnull
             if (node!.Owner == owner)
             {
                 node.Prefix = prefix;
-                return;
+                return node;
             }
             if (node.Owner is null)
             {
@@ -442,7 +451,7 @@ public sealed class AllowedIps<T> where T : notnull
             node.Prefix = prefix;
             LinkToOwner(node, owner);
             Volatile.Write(ref node.Owner, owner);
-            return;
+            return node;
         }
 
         var added = new AllowedIpsNode<T>(hi, lo, cidr, bits) { Prefix = prefix, Owner = owner };
@@ -460,13 +469,13 @@ public sealed class AllowedIps<T> where T : notnull
             if (down is null)
             {
                 Connect(node, bits, added);
-                return;
+                return added;
             }
         }
         if (down is null)
         {
             Connect(null, bits, added);
-            return;
+            return added;
         }
 
         var parent = node;
@@ -476,7 +485,7 @@ public sealed class AllowedIps<T> where T : notnull
             // The new prefix contains down: it slots in between parent and down.
             Connect(added, bits, down);
             Connect(parent, bits, added);
-            return;
+            return added;
         }
 
         // The two diverge after `common` bits: a branching node with no owner takes both.
@@ -484,6 +493,7 @@ public sealed class AllowedIps<T> where T : notnull
         Connect(branch, bits, down);
         Connect(branch, bits, added);
         Connect(parent, bits, branch);
+        return added;
     }
 
     // The kernel's remove_node(): clears the owner and removes the node (and a parent left as a useless branch) when that keeps the trie compressed.
@@ -544,6 +554,30 @@ public sealed class AllowedIps<T> where T : notnull
         }
         owner.Last = node;
         owner.Count++;
+    }
+
+    // Moves an owned node to the end of its owner's list, leaving the owner registered (unlike unlink and link).
+    private static void MoveToEndOfOwner(AllowedIpsNode<T> node)
+    {
+        var owner = node.Owner!;
+        if (owner.Last == node)
+        {
+            return;
+        }
+        // Not last, so it has a successor.
+        if (node.PreviousOfOwner is null)
+        {
+            owner.First = node.NextOfOwner;
+        }
+        else
+        {
+            node.PreviousOfOwner.NextOfOwner = node.NextOfOwner;
+        }
+        node.NextOfOwner!.PreviousOfOwner = node.PreviousOfOwner;
+        node.PreviousOfOwner = owner.Last;
+        node.NextOfOwner = null;
+        owner.Last!.NextOfOwner = node;
+        owner.Last = node;
     }
 
     private void UnlinkFromOwner(AllowedIpsNode<T> node)

@@ -32,12 +32,25 @@ public sealed class Device
     private readonly byte[] _privateKey = new byte[32];
     private readonly byte[] _publicKey = new byte[32];
     private readonly CookieChecker _cookieChecker;
+    private readonly Func<DateTime>? _wallClock;
 
     /// <param name="privateKey">The interface's static private key.</param>
     /// <param name="pool">Where handshake messages, keepalives and cookie replies are rented from.</param>
     /// <param name="random">Ephemeral keys, indices, cookie secrets, jitter.</param>
-    /// <param name="wallClockAtZero">Wall-clock time (UTC) at monotonic time zero; TAI64N timestamps are this plus <c>now</c>.</param>
-    public Device(WireGuardKey privateKey, PacketBufferPool pool, IRandomSource random, DateTime wallClockAtZero)
+    /// <param name="wallClockAtZero">Wall-clock time (UTC) at monotonic time zero. Without
+    /// <paramref name="wallClock"/>, TAI64N timestamps are this plus <c>now</c>.</param>
+    /// <param name="wallClock">
+    /// The current wall-clock time, read for each initiation's TAI64N timestamp (whitepaper section
+    /// 5.4.2) and for <see cref="Peer.LastHandshakeUtc"/>; the host passes it (e.g.
+    /// <c>() =&gt; DateTime.UtcNow</c>), the engine reads no clock itself. It must return UTC (a
+    /// <see cref="DateTimeKind.Local"/> time is converted, an unspecified one is taken as UTC) and
+    /// be thread-safe (every peer's thread calls it). Why it matters: a responder accepts only an
+    /// initiation newer than the last it saw (section 5.1), and <paramref name="wallClockAtZero"/>
+    /// plus monotonic time never follows a clock that NTP corrects after start, so a clock that was
+    /// behind would make every initiation look replayed; wireguard-go stamps each initiation with the
+    /// current time. Null (deterministic tests): <paramref name="wallClockAtZero"/> plus <c>now</c>.
+    /// </param>
+    public Device(WireGuardKey privateKey, PacketBufferPool pool, IRandomSource random, DateTime wallClockAtZero, Func<DateTime>? wallClock = null)
     {
         ArgumentNullException.ThrowIfNull(pool);
         ArgumentNullException.ThrowIfNull(random);
@@ -48,7 +61,8 @@ public sealed class Device
         PublicKey = new WireGuardKey(_publicKey);
         Pool = pool;
         Random = random;
-        WallClockAtZero = wallClockAtZero.Kind == DateTimeKind.Local ? wallClockAtZero.ToUniversalTime() : wallClockAtZero;
+        WallClockAtZero = AsUtc(wallClockAtZero);
+        _wallClock = wallClock;
         Indices = new IndexTable();
         AllowedIps = new AllowedIps<WireGuardKey>();
         _cookieChecker = new CookieChecker(_publicKey, random);
@@ -76,6 +90,7 @@ public sealed class Device
 
     public IRandomSource Random { get; }
 
+    /// <summary>Wall-clock time (UTC) at monotonic time zero: without a wall-clock source, the wall clock is this plus monotonic time.</summary>
     public DateTime WallClockAtZero { get; }
 
     /// <summary>
@@ -165,6 +180,11 @@ public sealed class Device
         }
     }
 
-    /// <summary>The wall-clock time at monotonic <paramref name="now"/>.</summary>
-    internal DateTime WallClock(TimeSpan now) => WallClockAtZero + now;
+    /// <summary>
+    /// The wall-clock time (UTC) at monotonic <paramref name="now"/>: the wall-clock source's current
+    /// time when the device has one, else <see cref="WallClockAtZero"/> plus <paramref name="now"/>.
+    /// </summary>
+    internal DateTime WallClock(TimeSpan now) => _wallClock is { } source ? AsUtc(source()) : WallClockAtZero + now;
+
+    private static DateTime AsUtc(DateTime time) => time.Kind == DateTimeKind.Local ? time.ToUniversalTime() : time;
 }

@@ -1,3 +1,4 @@
+using Firezone.Actors.Engine.Crypto;
 using Firezone.Actors.Host.Config;
 using Firezone.Actors.Host.Control;
 
@@ -20,9 +21,14 @@ public static class TunnelConfigApplier
             await control.SetFwmarkAsync(mark, cancellationToken).ConfigureAwait(false);
         }
         await control.RemoveAllPeersAsync(cancellationToken).ConfigureAwait(false);
+        // A [Peer] with the interface's own public key is ignored, as wireguard-go does with `wg setconf`.
+        var own = Curve25519.PublicKeyOf(device.PrivateKey);
         foreach (var peer in config.Peers)
         {
-            await control.AddOrUpdatePeerAsync(peer, cancellationToken).ConfigureAwait(false);
+            if (peer.PublicKey != own)
+            {
+                await control.AddOrUpdatePeerAsync(peer, cancellationToken).ConfigureAwait(false);
+            }
         }
     }
 }

@@ -43,6 +43,14 @@ public sealed class ActorTunnelControl(
 {
     private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// The MTU a new interface gets when no <c>MTU =</c> says otherwise: wireguard-go's DefaultMTU, and
+    /// what wg-quick picks on an ordinary 1500-byte path (1500 less 80 bytes of IPv6, UDP and
+    /// WireGuard overhead). The kernel's TUN default of 1500 would make every full-size packet's
+    /// datagram too big for the path. wg-quick sets its own MTU afterwards, as with wireguard-go.
+    /// </summary>
+    public const int DefaultMtu = 1420;
+
     private readonly SemaphoreSlim _gate = new(1, 1);
     // Only when link notifications are unavailable (see FollowMtu).
     private static readonly TimeSpan MtuPollInterval = TimeSpan.FromSeconds(1);
@@ -59,6 +67,9 @@ public sealed class ActorTunnelControl(
     // on a Gateway with thousands of peers, issue 8).
     private readonly OrderedDictionary<WireGuardKey, PeerConfig> _peers = new();
     private readonly Dictionary<IpPrefix, PeerConfig> _prefixOwners = new();
+    // Each peer's figures when the tunnel was last rebuilt, added to the live ones (CarriedPeerState);
+    // only peers that had counted something.
+    private readonly Dictionary<WireGuardKey, CarriedPeerState> _carried = new();
     private ActorSystem? _system;
     private IActorRef? _failureListener;
     private LinuxTunDevice? _tun;
@@ -76,7 +87,7 @@ public sealed class ActorTunnelControl(
         _failureListener = services.GetRequiredService<ActorRegistry>().Get<TunnelFailureListener>();
         // A name another daemon serves is refused before a TUN device exists, so nothing is left behind.
         UapiServer.EnsureAvailable(UapiSocketPath.For(options.InterfaceName, options.SocketDirectory));
-        _tun = OpenTun();
+        _tun = OpenTun(options.Config?.Interface.Mtu ?? DefaultMtu);
         if (PacketBufferSizing.BufferSizeFor(_tun.Mtu) > _pool.BufferSize)
         {
             _pool = PacketBufferSizing.PoolFor(_tun.Mtu);
@@ -119,13 +130,14 @@ public sealed class ActorTunnelControl(
         }
     }
 
-    private LinuxTunDevice OpenTun()
+    /// <param name="mtu">Set on the interface; null: leave it (a reopened, persistent interface).</param>
+    private LinuxTunDevice OpenTun(int? mtu)
     {
         try
         {
             return new LinuxTunDevice(new TunDeviceOptions
             {
-                Name = options.InterfaceName, Mtu = options.Config?.Interface.Mtu, UdpCoalescing = options.UdpCoalescing,
+                Name = options.InterfaceName, Mtu = mtu, UdpCoalescing = options.UdpCoalescing,
             });
         }
         catch (TunDeviceException e)
@@ -261,7 +273,7 @@ public sealed class ActorTunnelControl(
             {
                 continue;
             }
-            peers.Add(new Control.PeerStatus
+            var peer = new Control.PeerStatus
             {
                 Config = configured with { AllowedIps = live.AllowedIps },
                 Endpoint = live.Endpoint,
@@ -274,7 +286,8 @@ public sealed class ActorTunnelControl(
                     CePropagated: (ulong)live.CeMarksPropagated,
                     EcnDrops: (ulong)live.EcnDrops,
                     AlarmEvents: (ulong)live.EcnUnexpected),
-            });
+            };
+            peers.Add(_carried.TryGetValue(configured.PublicKey, out var carried) ? carried.AddTo(peer) : peer);
         }
         return new Control.DeviceStatus
         {
@@ -390,6 +403,7 @@ public sealed class ActorTunnelControl(
         {
             _peers.Clear();
             _prefixOwners.Clear();
+            _carried.Clear();
             if (_tunnel is not null)
             {
                 await _tunnel.RemoveAllPeersAsync(cancellationToken).ConfigureAwait(false);
@@ -410,6 +424,7 @@ public sealed class ActorTunnelControl(
             {
                 _peers.Clear();
                 _prefixOwners.Clear();
+                _carried.Clear();
             }
             else
             {
@@ -474,6 +489,7 @@ public sealed class ActorTunnelControl(
 
     private void Forget(WireGuardKey key)
     {
+        _carried.Remove(key);
         if (!_peers.Remove(key, out var previous))
         {
             return;
@@ -509,6 +525,7 @@ public sealed class ActorTunnelControl(
     private async Task RebuildAsync(LinuxUdpSocket? newSocket, int? newPoolMtu = null)
     {
         bool wasRunning = _tunnel is not null;
+        var handshakeAtStart = await CarryPeerStateAsync().ConfigureAwait(false);
         await StopTunnelAsync().ConfigureAwait(false);
         if (newPoolMtu is int poolMtu)
         {
@@ -525,7 +542,7 @@ public sealed class ActorTunnelControl(
             // reopen both. TUNSETPERSIST keeps the interface (and its addresses and routes) meanwhile.
             LinuxDescriptors.SetPersistent(_tun!.Handle, true);
             _tun.Dispose();
-            _tun = OpenTun();
+            _tun = OpenTun(mtu: null); // keeps the MTU the interface has now
             LinuxDescriptors.SetPersistent(_tun.Handle, false);
             if (newSocket is null && _socket is not null)
             {
@@ -551,7 +568,8 @@ public sealed class ActorTunnelControl(
         {
             _pool = PacketBufferSizing.PoolFor(mtu); // no tunnel runs now, so no buffer is out
         }
-        var device = new Device(privateKey, _pool, CryptoRandomSource.Instance, _clock.WallClockAtZero) { Mtu = mtu };
+        // The live wall clock for handshake timestamps: a clock NTP corrects after start is picked up (whitepaper 5.4.2).
+        var device = new Device(privateKey, _pool, CryptoRandomSource.Instance, _clock.WallClockAtZero, static () => DateTime.UtcNow) { Mtu = mtu };
         _device = device;
         _publicKey = device.PublicKey;
         var settings = TunnelSettings.ForEngine(device, _tun!, _socket, _clock, _failureListener) with { ReplyPollMax = options.ReplyPollMax, ReadModeration = options.ReadModeration };
@@ -561,7 +579,7 @@ public sealed class ActorTunnelControl(
         if (_peers.Count > 0)
         {
             var peers = new List<PeerConfig>(_peers.Values);
-            await _tunnel.ApplyPeerChangesAsync(new ApplyPeerChanges(false, [], peers)).ConfigureAwait(false);
+            await _tunnel.ApplyPeerChangesAsync(new ApplyPeerChanges(false, [], peers, handshakeAtStart)).ConfigureAwait(false);
         }
         // The tick as the running actor system has it, so the log shows what took effect.
         var timerTick = _system!.Settings.Config.GetTimeSpan("akka.scheduler.tick-duration", null, allowInfinite: false);
@@ -569,6 +587,52 @@ public sealed class ActorTunnelControl(
             _generation, _socket.LocalPort, _peers.Count, (int)options.ReplyPollMax.TotalMicroseconds,
             (int)options.ReadModeration.TotalMicroseconds, (int)timerTick.TotalMilliseconds,
             _system.Scheduler.GetType().Name);
+    }
+
+    /// <summary>
+    /// Before a rebuild: keeps each peer's figures (<see cref="CarriedPeerState"/>) and the endpoint it
+    /// last used (roaming may have changed it from the configured one, and the rebuilt tunnel must
+    /// reach the peer there). Returns the peers that had a session within REJECT_AFTER_TIME and have
+    /// an endpoint: they handshake as soon as the rebuilt tunnel starts, so the other side, which still
+    /// sends on the old session (to the old port, after a port change), moves to the new one within a
+    /// round trip instead of at its next rekey (wireguard-go keeps the session itself; a rebuilt
+    /// engine device cannot). Null when no tunnel runs.
+    /// </summary>
+    private async Task<IReadOnlySet<WireGuardKey>?> CarryPeerStateAsync()
+    {
+        if (_tunnel is null)
+        {
+            return null;
+        }
+        Control.DeviceStatus status;
+        try
+        {
+            status = Map(await _tunnel.GetDeviceStatusAsync(CancellationToken.None).ConfigureAwait(false));
+        }
+        catch (Exception e) when (e is TaskCanceledException or AskTimeoutException or TimeoutException)
+        {
+            logger.LogWarning("The tunnel did not report its peers before the rebuild: their counters and learned endpoints start over ({Problem})", e.Message);
+            return null;
+        }
+        var handshake = new HashSet<WireGuardKey>();
+        var recent = DateTimeOffset.UtcNow - ProtocolConstants.RejectAfterTime;
+        foreach (var peer in status.Peers)
+        {
+            var key = peer.Config.PublicKey;
+            if (peer.RxBytes != 0 || peer.TxBytes != 0 || peer.LastHandshake is not null || peer.Ecn != default)
+            {
+                _carried[key] = CarriedPeerState.Of(peer);
+            }
+            if (!peer.Endpoint.IsNone && _peers.TryGetValue(key, out var config) && config.Endpoint != peer.Endpoint)
+            {
+                Remember(config with { Endpoint = peer.Endpoint });
+            }
+            if (peer.LastHandshake > recent && !peer.Endpoint.IsNone)
+            {
+                handshake.Add(key);
+            }
+        }
+        return handshake;
     }
 
     private async Task StopTunnelAsync()

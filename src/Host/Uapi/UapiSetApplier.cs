@@ -1,3 +1,4 @@
+using Firezone.Actors.Engine.Crypto;
 using Firezone.Actors.Engine.Routing;
 using Firezone.Actors.Engine.WireGuard;
 using Firezone.Actors.Host.Control;
@@ -40,10 +41,21 @@ public static class UapiSetApplier
             owners.Clear();
         }
 
+        // The device's own public key after this request: wireguard-go removes a peer that has it
+        // when the private key changes (SetPrivateKey) and ignores one configured with it (a "dummy").
+        var own = status.PublicKey;
+        if (request.PrivateKey is { } newKey)
+        {
+            own = newKey.IsZero ? null : Curve25519.PublicKeyOf(newKey);
+            if (own is { } ownKey && draft.Remove(ownKey, out var self))
+            {
+                removed.Add(ownKey);
+                Disown(self, owners);
+            }
+        }
         foreach (var change in request.Peers)
         {
-            // wireguard-go ignores a peer whose key is the device's own public key (a "dummy" peer).
-            if (status.PublicKey is { } own && own == change.PublicKey)
+            if (own is { } ownKey && ownKey == change.PublicKey)
             {
                 continue;
             }

@@ -140,6 +140,46 @@ public class UdpCoalescerTests
     }
 
     [Fact]
+    public void A_datagram_with_a_bad_ipv4_header_checksum_is_never_merged_and_stays_as_it_was()
+    {
+        // The kernel's inet_gro_receive does not merge a header whose ip_fast_csum fails, so ip_rcv drops
+        // that packet alone; merged, it would get the super-packet's fresh, valid header checksum.
+        byte[][] packets = Flow(false, 5);
+        packets[2][10] ^= 0x55;
+        Assert.False(Ipv4HeaderChecksumValid(packets[2]));
+        Assert.True(TransportChecksumValid(packets[2]));
+        byte[] corrupt = (byte[])packets[2].Clone();
+        var buffers = ToBuffers(_pool, packets);
+        try
+        {
+            Assert.Equal([0, 1], Run(buffers, 0)); // the run ends before it; the datagrams after it do not overtake it
+            Assert.Equal([2], Run(buffers, 2)); // written alone
+            Assert.Equal([3, 4], Run(buffers, 3));
+            // Its neighbours merge into the super-packets they always were, and it stays byte for byte as it came.
+            var destination = new byte[70000];
+            foreach (var (members, expected) in new[]
+            {
+                (new[] { 0, 1 }, Udp(false, 2 * Size, id: 7)),
+                (new[] { 3, 4 }, Udp(false, 2 * Size, id: 10, payloadStart: 3 * Size)),
+            })
+            {
+                int written = UdpCoalescer.Build(buffers, members, destination);
+                byte[] super = destination.AsSpan(VirtioNetHeader.Size, written - VirtioNetHeader.Size).ToArray();
+                Assert.Equal(OffloadStatus.Ok, ChecksumOffload.Complete(super, VirtioNetHeader.Read(destination)));
+                Assert.Equal(expected, super);
+            }
+            Assert.Equal(corrupt, buffers[2].Data.ToArray());
+        }
+        finally
+        {
+            ReturnAll(buffers);
+        }
+        Assert.Equal(1, Count([corrupt, Udp(false, Size, payloadStart: 3 * Size)])); // as the head (checked once a partner turns up)
+        Assert.Equal(1, Count([Udp(false, Size, payloadStart: Size), corrupt])); // right after the head
+        Assert.Equal(0, _pool.Outstanding);
+    }
+
+    [Fact]
     public void A_super_packet_stays_within_the_length_and_segment_limits()
     {
         byte[][] small = Enumerable.Range(0, 100).Select(i => Udp(false, 100, id: (ushort)(7 + i))).ToArray();

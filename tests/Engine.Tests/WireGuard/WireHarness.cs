@@ -16,11 +16,12 @@ public readonly record struct Delivery(MessageType Type, HandshakeAdmission? Adm
 /// </summary>
 public sealed class Node
 {
-    public Node(string name, WireGuardKey privateKey, UdpEndpoint endpoint, byte[] tunAddress, IRandomSource random, DateTime wallClockAtZero)
+    public Node(string name, WireGuardKey privateKey, UdpEndpoint endpoint, byte[] tunAddress, IRandomSource random, DateTime wallClockAtZero,
+        Func<DateTime>? wallClock = null)
     {
         Name = name;
         Pool = new PacketBufferPool(preallocate: 8);
-        Device = new Device(privateKey, Pool, random, wallClockAtZero) { PeersWriteAllowedIps = true };
+        Device = new Device(privateKey, Pool, random, wallClockAtZero, wallClock) { PeersWriteAllowedIps = true };
         Endpoint = endpoint;
         TunAddress = tunAddress;
     }
@@ -119,15 +120,18 @@ public sealed class WireHarness : IDisposable
     public static readonly byte[] AddressA = [10, 10, 0, 1];
     public static readonly byte[] AddressB = [10, 10, 0, 2];
 
+    /// <param name="wallClockA">A's wall-clock source (see <see cref="Device"/>); null: <see cref="WallClockAtZero"/> plus <see cref="Now"/>.</param>
+    /// <param name="wallClockB">B's, likewise.</param>
     public WireHarness(int seed = 1, WireGuardKey? presharedKey = null, ushort persistentKeepaliveA = 0, ushort persistentKeepaliveB = 0,
-        bool bKnowsEndpointOfA = false, IRandomSource? randomA = null, IRandomSource? randomB = null)
+        bool bKnowsEndpointOfA = false, IRandomSource? randomA = null, IRandomSource? randomB = null,
+        Func<DateTime>? wallClockA = null, Func<DateTime>? wallClockB = null)
     {
         var seeds = new SeededRandomSource(seed);
         WallClockAtZero = new DateTime(2026, 11, 25, 12, 0, 0, DateTimeKind.Utc);
         PrivateA = RandomKey(seeds);
         PrivateB = RandomKey(seeds);
-        A = new Node("A", PrivateA, UdpEndpoint.FromIPv4([192, 0, 2, 1], 51820), AddressA, randomA ?? new SeededRandomSource(seed * 31 + 1), WallClockAtZero);
-        B = new Node("B", PrivateB, UdpEndpoint.FromIPv4([192, 0, 2, 2], 51821), AddressB, randomB ?? new SeededRandomSource(seed * 31 + 2), WallClockAtZero);
+        A = new Node("A", PrivateA, UdpEndpoint.FromIPv4([192, 0, 2, 1], 51820), AddressA, randomA ?? new SeededRandomSource(seed * 31 + 1), WallClockAtZero, wallClockA);
+        B = new Node("B", PrivateB, UdpEndpoint.FromIPv4([192, 0, 2, 2], 51821), AddressB, randomB ?? new SeededRandomSource(seed * 31 + 2), WallClockAtZero, wallClockB);
         A.Peer = new Peer(A.Device, new PeerConfig
         {
             PublicKey = B.Device.PublicKey,
