@@ -121,6 +121,14 @@ public static class ReferenceWireGuard
         return output;
     }
 
+    /// <summary>32 reproducible random bytes (a key before clamping) from <paramref name="seed"/>.</summary>
+    public static byte[] KeyBytes(int seed)
+    {
+        var bytes = new byte[32];
+        new Random(seed).NextBytes(bytes);
+        return bytes;
+    }
+
     public static byte[] Clamp(byte[] privateKey)
     {
         var clamped = (byte[])privateKey.Clone();

@@ -14,18 +14,11 @@ public class WallClockTests
     private static readonly DateTime Correct = new(2027, 3, 1, 8, 0, 0, DateTimeKind.Utc);
     private static readonly UdpEndpoint EndpointB = UdpEndpoint.FromIPv4([198, 51, 100, 2], 51820);
 
-    private static byte[] KeyBytes(int seed)
-    {
-        var bytes = new byte[32];
-        new Random(seed).NextBytes(bytes);
-        return bytes;
-    }
-
     [Fact]
     public void Each_initiation_is_stamped_with_the_sources_time_when_it_is_sent()
     {
-        var privateA = KeyBytes(701);
-        var privateB = ReferenceWireGuard.Clamp(KeyBytes(702));
+        var privateA = ReferenceWireGuard.KeyBytes(701);
+        var privateB = ReferenceWireGuard.Clamp(ReferenceWireGuard.KeyBytes(702));
         var publicA = ReferenceWireGuard.PublicKey(ReferenceWireGuard.Clamp(privateA));
         var publicB = ReferenceWireGuard.PublicKey(privateB);
         var pool = new PacketBufferPool(preallocate: 4);

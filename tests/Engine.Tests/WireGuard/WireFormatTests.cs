@@ -15,18 +15,11 @@ public class WireFormatTests
     private static readonly UdpEndpoint EndpointA = UdpEndpoint.FromIPv4([198, 51, 100, 1], 40000);
     private static readonly UdpEndpoint EndpointB = UdpEndpoint.FromIPv4([198, 51, 100, 2], 51820);
 
-    private static byte[] KeyBytes(int seed)
-    {
-        var bytes = new byte[32];
-        new Random(seed).NextBytes(bytes);
-        return bytes;
-    }
-
     [Fact]
     public void Initiation_is_byte_identical_to_the_reference_construction()
     {
-        var privateA = KeyBytes(101);
-        var privateB = KeyBytes(102);
+        var privateA = ReferenceWireGuard.KeyBytes(101);
+        var privateB = ReferenceWireGuard.KeyBytes(102);
         var publicB = ReferenceWireGuard.PublicKey(ReferenceWireGuard.Clamp(privateB));
         var pool = new PacketBufferPool(preallocate: 4);
         var random = new RecordingRandomSource(new SeededRandomSource(5));
@@ -61,11 +54,11 @@ public class WireFormatTests
     [InlineData(true)]
     public void Engine_responder_interoperates_with_the_reference_initiator_byte_for_byte(bool withPresharedKey)
     {
-        var privateA = ReferenceWireGuard.Clamp(KeyBytes(201));
-        var privateB = KeyBytes(202);
+        var privateA = ReferenceWireGuard.Clamp(ReferenceWireGuard.KeyBytes(201));
+        var privateB = ReferenceWireGuard.KeyBytes(202);
         var publicA = ReferenceWireGuard.PublicKey(privateA);
         var publicB = ReferenceWireGuard.PublicKey(ReferenceWireGuard.Clamp(privateB));
-        var psk = withPresharedKey ? KeyBytes(203) : new byte[32];
+        var psk = withPresharedKey ? ReferenceWireGuard.KeyBytes(203) : new byte[32];
 
         var pool = new PacketBufferPool(preallocate: 4);
         var random = new RecordingRandomSource(new SeededRandomSource(9));
@@ -79,7 +72,7 @@ public class WireFormatTests
         var now = TimeSpan.FromSeconds(3);
 
         // The reference initiates.
-        var referenceEphemeral = ReferenceWireGuard.Clamp(KeyBytes(204));
+        var referenceEphemeral = ReferenceWireGuard.Clamp(ReferenceWireGuard.KeyBytes(204));
         var initiation = ReferenceWireGuard.CreateInitiation(privateA, publicB, referenceEphemeral, 0x11223344,
             ReferenceWireGuard.Tai64N(WallClock), out var initiator);
         var buffer = Datagram(pool, initiation, EndpointA);
@@ -138,8 +131,8 @@ public class WireFormatTests
     [Fact]
     public void Engine_initiator_completes_a_handshake_with_the_reference_responder()
     {
-        var privateA = KeyBytes(301);
-        var privateB = ReferenceWireGuard.Clamp(KeyBytes(302));
+        var privateA = ReferenceWireGuard.KeyBytes(301);
+        var privateB = ReferenceWireGuard.Clamp(ReferenceWireGuard.KeyBytes(302));
         var publicA = ReferenceWireGuard.PublicKey(ReferenceWireGuard.Clamp(privateA));
         var publicB = ReferenceWireGuard.PublicKey(privateB);
         var pool = new PacketBufferPool(preallocate: 4);
@@ -163,7 +156,7 @@ public class WireFormatTests
         var state = ReferenceWireGuard.ConsumeInitiation(initiation, privateB, publicA, out var timestamp);
         Assert.NotNull(state);
         Assert.Equal(ReferenceWireGuard.Tai64N(WallClock + now), timestamp);
-        var response = ReferenceWireGuard.CreateResponse(state, publicA, ReferenceWireGuard.Clamp(KeyBytes(303)), 0xA0B0C0D0, new byte[32]);
+        var response = ReferenceWireGuard.CreateResponse(state, publicA, ReferenceWireGuard.Clamp(ReferenceWireGuard.KeyBytes(303)), 0xA0B0C0D0, new byte[32]);
         var (sendKey, receiveKey) = ReferenceWireGuard.ResponderKeys(state);
 
         var buffer = Datagram(pool, response, EndpointB);
