@@ -22,7 +22,10 @@ public sealed class ConfigParserTests
         };
     }
 
-    private static TunnelConfig Parse(string text) => new WgQuickConfigParser(new FakeResolver()).Parse("/etc/wg/wg0.conf", text);
+    /// <summary>A host whose rt_tables names "vpn" (as in "200 vpn"); names are case-sensitive, as in iproute2.</summary>
+    private static readonly RouteTableNames TableNames = new(["vpn"]);
+
+    private static TunnelConfig Parse(string text) => new WgQuickConfigParser(new FakeResolver(), TableNames).Parse("/etc/wg/wg0.conf", text);
 
     [Fact]
     public void A_full_wg_quick_file_parses_with_every_key()
@@ -70,7 +73,10 @@ public sealed class ConfigParserTests
         Assert.Equal(0x1234u, device.FwMark);
         Assert.Equal(HostRole.Gateway, device.Role);
         Assert.Equal(EcnMode.Compatibility, device.DefaultEcnMode);
-        Assert.Equal(7, config.Notes.Count);
+        Assert.Equal(RouteTable.Off, device.Table);
+        // DNS, PreUp, PostUp, PreDown, PostDown, SaveConfig; Table is applied, so it has no note.
+        Assert.Equal(6, config.Notes.Count);
+        Assert.DoesNotContain(config.Notes, n => n.Message.StartsWith("Table", StringComparison.Ordinal));
         Assert.Contains(config.Notes, n => n.Line == 9 && n.Message.StartsWith("DNS is a wg-quick setting", StringComparison.Ordinal));
 
         Assert.Equal(2, config.Peers.Count);
@@ -108,6 +114,7 @@ public sealed class ConfigParserTests
         Assert.Empty(config.Interface.Addresses);
         Assert.Empty(config.Peers);
         Assert.Empty(config.Notes);
+        Assert.Equal(RouteTable.Auto, config.Interface.Table);
     }
 
     [Fact]
@@ -160,7 +167,24 @@ public sealed class ConfigParserTests
     [InlineData("\n\n[Peer]\nPublicKey = {A}\n", 1, "no [Interface] section")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nListenPort = 70000\n", 3, "ListenPort is not a port between 0 and 65535")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nListenPort = -1\n", 3, "ListenPort is not a port between 0 and 65535")]
-    [InlineData("[Interface]\nPrivateKey = {PK}\nMTU = 100\n", 3, "MTU is not a number between 1280 and 65535")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nMTU = 100\n", 3, "MTU is not a number between 576 and 65535")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nMTU = 575\n", 3, "MTU is not a number between 576 and 65535")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nMTU = 65536\n", 3, "MTU is not a number between 576 and 65535")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nMTU = 1279\nAddress = 10.0.0.1/24\nAddress = fd00::1/64\n", 3, "MTU 1279 is below 1280, the IPv6 minimum (RFC 8200 section 5), and the Address on line 5 is IPv6: the kernel disables IPv6 on such a link")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nAddress = 10.0.0.1/24, fd00::1/64\nMTU = 576\n", 4, "MTU 576 is below 1280, the IPv6 minimum (RFC 8200 section 5), and the Address on line 3 is IPv6: the kernel disables IPv6 on such a link")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nTable = 0\n", 3, "Table is not off, auto, main, a table number (1 to 4294967295) or a name from /etc/iproute2/rt_tables")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nTable = 4294967296\n", 3, "Table is not off, auto, main, a table number (1 to 4294967295) or a name from /etc/iproute2/rt_tables")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nTable = -1\n", 3, "Table is not off, auto, main, a table number (1 to 4294967295) or a name from /etc/iproute2/rt_tables")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nTable = 12abc\n", 3, "Table is not off, auto, main, a table number (1 to 4294967295) or a name from /etc/iproute2/rt_tables")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nTable = nosuchtable\n", 3, "Table is not off, auto, main, a table number (1 to 4294967295) or a name from /etc/iproute2/rt_tables")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nTable = Vpn\n", 3, "Table is not off, auto, main, a table number (1 to 4294967295) or a name from /etc/iproute2/rt_tables")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nTable = \n", 3, "Table is not off, auto, main, a table number (1 to 4294967295) or a name from /etc/iproute2/rt_tables")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nTable = off\nTable = 7\n", 4, "Table given twice in [Interface] (first on line 3)")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n#!Colour=blue\n", 3, "unknown directive '#! Colour' (known: EcnMode, Role)")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n#! Colour = blue   # client or gateway\n", 3, "unknown directive '#! Colour' (known: EcnMode, Role)")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n#!Role=router\n", 3, "#! Role is not client or gateway")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n#! Role = router # gateway\n", 3, "#! Role is not client or gateway")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n#! Role   # = gateway\n", 3, "directive is not '#! Key = Value'")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nFwMark = 0xZZ\n", 3, "FwMark is not 'off' or a 32-bit number")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nSaveConfig = maybe\n", 3, "SaveConfig is not true or false")]
     [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nEndpoint = 192.0.2.1\n", 5, "Endpoint: not an endpoint (host:port)")]
@@ -227,6 +251,8 @@ public sealed class ConfigParserTests
     [InlineData("[Interface]\nPrivateKey = {P}\nAddress = {K}\n", 3)]
     [InlineData("[Interface]\nPrivateKey = {P}\n#! {K}\n", 3)]
     [InlineData("[Interface]\nPrivateKey = {P}\n#! Role = {K}\n", 3)]
+    [InlineData("[Interface]\nPrivateKey = {P}\n#!Role={K}\n", 3)]
+    [InlineData("[Interface]\nPrivateKey = {P}\n#!Role = {K} # comment\n", 3)]
     public void Mistyped_secret_lines_never_quote_the_secret(string template, int line)
     {
         // A secret ending in base64 padding: the '=' is where a naive parser splits "Key = Value".
@@ -243,5 +269,100 @@ public sealed class ConfigParserTests
     {
         var error = Assert.Throws<ConfigException>(() => Parse($"[Interface]\nPrivateKye = {PrivateKey}\n"));
         Assert.Equal("/etc/wg/wg0.conf:2: unknown key 'PrivateKye' in [Interface]", error.Message);
+    }
+
+    [Fact]
+    public void The_README_directive_example_parses_with_its_trailing_comments()
+    {
+        // README, "Engine options", verbatim.
+        var config = Parse($"""
+            [Interface]
+            PrivateKey = {PrivateKey}
+            #! Role = gateway            # client (default) or gateway
+            #! EcnMode = normal          # default for every peer: normal, compatibility or off
+
+            [Peer]
+            PublicKey = {PeerKeyA}
+            #! EcnMode = compatibility   # this peer only (RFC 6040 section 4.1 modes)
+            """);
+        Assert.Equal(HostRole.Gateway, config.Interface.Role);
+        Assert.Equal(EcnMode.Normal, config.Interface.DefaultEcnMode);
+        Assert.Equal(EcnMode.Compatibility, config.Peers[0].EcnMode);
+    }
+
+    [Theory]
+    [InlineData("#!Role=gateway")]
+    [InlineData("#!Role = gateway")]
+    [InlineData("#!  role=GATEWAY#note")]
+    [InlineData("\t#!\tRole\t=\tgateway\t# tabs")]
+    public void A_directive_needs_no_space_after_the_bang(string directive)
+    {
+        var config = Parse($"[Interface]\nPrivateKey = {PrivateKey}\n{directive}\n[Peer]\nPublicKey = {PeerKeyA}\n#!EcnMode=off\n");
+        Assert.Equal(HostRole.Gateway, config.Interface.Role);
+        Assert.Equal(EcnMode.Off, config.Peers[0].EcnMode);
+    }
+
+    [Theory]
+    [InlineData(null, RouteTableMode.Auto, "auto")]
+    [InlineData("auto", RouteTableMode.Auto, "auto")]
+    [InlineData("off", RouteTableMode.Off, "off")]
+    [InlineData("Off", RouteTableMode.Off, "off")]
+    [InlineData("main", RouteTableMode.Named, "main")]
+    [InlineData("local", RouteTableMode.Named, "local")]
+    [InlineData("1", RouteTableMode.Named, "1")]
+    [InlineData("1234", RouteTableMode.Named, "1234")]
+    [InlineData("4294967295", RouteTableMode.Named, "4294967295")]
+    [InlineData("vpn", RouteTableMode.Named, "vpn")]
+    [InlineData("vpn   # the VPN table", RouteTableMode.Named, "vpn")]
+    public void Table_is_off_auto_or_a_routing_table(string? value, RouteTableMode mode, string name)
+    {
+        string table = value is null ? "" : $"Table = {value}\n";
+        var config = Parse($"[Interface]\nPrivateKey = {PrivateKey}\n{table}");
+        Assert.Equal(mode, config.Interface.Table.Mode);
+        Assert.Equal(name, config.Interface.Table.Name);
+        Assert.Empty(config.Notes);
+    }
+
+    [Fact]
+    public void Table_names_are_read_from_rt_tables_files()
+    {
+        string directory = Path.Combine(Path.GetTempPath(), "fz-rt-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(Path.Combine(directory, "rt_tables.d"));
+        try
+        {
+            File.WriteAllText(Path.Combine(directory, "rt_tables"), "#\n# reserved values\n#\n255\tlocal\n254\tmain\n200 vpn # ours\n\n");
+            File.WriteAllText(Path.Combine(directory, "rt_tables.d", "extra.conf"), "300\tbackup\n");
+            File.WriteAllText(Path.Combine(directory, "rt_tables.d", "ignored.txt"), "400\tignored\n");
+            var names = RouteTableNames.Load([directory, Path.Combine(directory, "missing")]);
+            Assert.True(names.Contains("vpn"));
+            Assert.True(names.Contains("backup"));
+            Assert.True(names.Contains("default")); // built into ip(8)
+            Assert.False(names.Contains("ignored"));
+            Assert.False(names.Contains("reserved"));
+            Assert.False(names.Contains("Vpn"));
+            var config = new WgQuickConfigParser(new FakeResolver(), names).Parse("x.conf", $"[Interface]\nPrivateKey = {PrivateKey}\nTable = backup\n");
+            Assert.Equal(RouteTable.Named("backup"), config.Interface.Table);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData(576)]
+    [InlineData(1000)]
+    [InlineData(1279)]
+    public void An_MTU_below_1280_is_accepted_on_an_IPv4_only_interface(int mtu)
+    {
+        var config = Parse($"[Interface]\nPrivateKey = {PrivateKey}\nAddress = 10.0.0.1/24\nMTU = {mtu}\n[Peer]\nPublicKey = {PeerKeyA}\nAllowedIPs = 10.0.0.0/24\n");
+        Assert.Equal(mtu, config.Interface.Mtu);
+    }
+
+    [Fact]
+    public void An_IPv6_address_is_fine_from_MTU_1280()
+    {
+        var config = Parse($"[Interface]\nPrivateKey = {PrivateKey}\nAddress = fd00::1/64\nMTU = 1280\n");
+        Assert.Equal(1280, config.Interface.Mtu);
     }
 }

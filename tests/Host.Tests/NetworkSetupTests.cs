@@ -1,4 +1,6 @@
 using Firezone.Actors.Host.Config;
+using Firezone.Actors.Host.Daemon;
+using Firezone.Actors.Host.Logging;
 using Firezone.Actors.Host.Network;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -15,6 +17,44 @@ public sealed class NetworkSetupTests
     {
         public Task<string> RunAsync(string file, IReadOnlyList<string> arguments, string? stdin, CancellationToken cancellationToken) =>
             ProcessCommandRunner.Instance.RunAsync("ip", ["netns", "exec", netns, file, .. arguments], stdin, cancellationToken);
+    }
+
+    /// <summary>A state directory of the test's own, so no test writes to /run; deleted on dispose.</summary>
+    private sealed class TemporaryDirectory : IDisposable
+    {
+        public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "fzt-state-" + Guid.NewGuid().ToString("N")[..8]);
+
+        public void Dispose()
+        {
+            if (Directory.Exists(Path))
+            {
+                Directory.Delete(Path, recursive: true);
+            }
+        }
+    }
+
+    /// <summary>Records every command and answers "ip rule show" and "sysctl -n" from a tiny model.</summary>
+    private sealed class RecordingRunner : ICommandRunner
+    {
+        public List<string> Commands { get; } = [];
+
+        public Dictionary<string, string> Sysctl { get; } = [];
+
+        public Task<string> RunAsync(string file, IReadOnlyList<string> arguments, string? stdin, CancellationToken cancellationToken)
+        {
+            string command = file + " " + string.Join(' ', arguments);
+            Commands.Add(command);
+            if (file == "sysctl" && arguments[0] == "-n")
+            {
+                return Task.FromResult(Sysctl.GetValueOrDefault(arguments[1], "0") + "\n");
+            }
+            if (file == "sysctl" && arguments[0] == "-q")
+            {
+                string[] assignment = arguments[2].Split('=');
+                Sysctl[assignment[0]] = assignment[1];
+            }
+            return Task.FromResult("");
+        }
     }
 
     private static async Task<string> RunOkAsync(string file, params string[] arguments)
@@ -44,7 +84,8 @@ public sealed class NetworkSetupTests
         try
         {
             await RunOkAsync("ip", "-n", netns, "tuntap", "add", "dev", name, "mode", "tun");
-            var setup = new InterfaceNetworkSetup(name, new NamespaceRunner(netns), NullLogger.Instance, new InMemoryTunnelControl());
+            using var state = new TemporaryDirectory();
+            var setup = new InterfaceNetworkSetup(name, new NamespaceRunner(netns), NullLogger.Instance, new InMemoryTunnelControl(), state.Path);
             await setup.ApplyAsync(config, CancellationToken.None);
 
             string addresses = await RunOkAsync("ip", "-n", netns, "address", "show", "dev", name);
@@ -99,7 +140,8 @@ public sealed class NetworkSetupTests
             await RunOkAsync("ip", "-n", netns, "link", "set", "lo", "up");
             await RunOkAsync("ip", "-n", netns, "route", "add", "192.0.2.0/24", "dev", "lo", "table", "51820");
             var control = new InMemoryTunnelControl();
-            var setup = new InterfaceNetworkSetup(name, new NamespaceRunner(netns), NullLogger.Instance, control);
+            using var state = new TemporaryDirectory();
+            var setup = new InterfaceNetworkSetup(name, new NamespaceRunner(netns), NullLogger.Instance, control, state.Path);
             await setup.ApplyAsync(config, CancellationToken.None);
 
             uint expected = fwMark ?? 51821;
@@ -148,5 +190,311 @@ public sealed class NetworkSetupTests
         var config = new WgQuickConfigParser().Parse("c.conf", $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\nAddress = 10.99.0.1/24\n");
         var error = await Assert.ThrowsAsync<StartupException>(() => setup.ApplyAsync(config, CancellationToken.None));
         Assert.StartsWith("ip -4 address add 10.99.0.1/24 dev fzt-missing0: ", error.Message);
+    }
+
+    private static string Namespaced(NetworkNamespace ns) => ns.Name;
+
+    private static async Task<string> InsideAsync(NetworkNamespace ns, params string[] arguments)
+    {
+        var result = await ns.ExecAsync(arguments[0], arguments[1..], timeout: TimeSpan.FromSeconds(15));
+        Assert.True(result.ExitCode == 0, $"{string.Join(' ', arguments)}: {result.Stderr}");
+        return result.Stdout;
+    }
+
+    private static int CountLines(string text, string part) =>
+        text.Split('\n').Count(line => line.Contains(part, StringComparison.Ordinal));
+
+    [Fact]
+    public async Task Table_off_adds_no_routes_and_no_policy_rules()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = "fzo" + Guid.NewGuid().ToString("N")[..8];
+        var config = new WgQuickConfigParser().Parse("off.conf", $"""
+            [Interface]
+            PrivateKey = {TestKeys.New().ToBase64()}
+            Address = 10.81.0.1/24, fd81::1/64
+            Table = off
+
+            [Peer]
+            PublicKey = {TestKeys.New().ToBase64()}
+            AllowedIPs = 10.88.0.0/16, fd88::/64, 0.0.0.0/0, ::/0
+            """);
+        await InsideAsync(ns, "ip", "tuntap", "add", "dev", name, "mode", "tun");
+        using var state = new TemporaryDirectory();
+        var control = new InMemoryTunnelControl();
+        var setup = new InterfaceNetworkSetup(name, new NamespaceRunner(Namespaced(ns)), NullLogger.Instance, control, state.Path);
+        await setup.ApplyAsync(config, CancellationToken.None);
+
+        Assert.Contains("inet 10.81.0.1/24", await InsideAsync(ns, "ip", "address", "show", "dev", name)); // addresses still go on
+        string routes4 = await InsideAsync(ns, "ip", "-4", "route", "show", "table", "all");
+        string routes6 = await InsideAsync(ns, "ip", "-6", "route", "show", "table", "all");
+        Assert.DoesNotContain("10.88.0.0/16", routes4);
+        Assert.DoesNotContain("default", routes4);
+        Assert.DoesNotContain("fd88::/64", routes6);
+        Assert.DoesNotContain("default", routes6);
+        foreach (var family in new[] { "-4", "-6" })
+        {
+            string rules = await InsideAsync(ns, "ip", family, "rule", "show");
+            Assert.DoesNotContain("fwmark", rules);
+            Assert.DoesNotContain("suppress_prefixlength", rules);
+        }
+        Assert.Null(setup.DefaultRouteTable);
+        Assert.DoesNotContain(control.Calls, c => c.StartsWith("SetFwmark", StringComparison.Ordinal));
+        Assert.Equal("0", (await InsideAsync(ns, "sysctl", "-n", "net.ipv4.conf.all.src_valid_mark")).Trim());
+        Assert.False(File.Exists(setup.StateFile.Path)); // nothing outlives the process, nothing to record
+
+        await setup.TearDownAsync(CancellationToken.None);
+    }
+
+    [Fact]
+    public async Task Table_off_runs_no_route_or_rule_command()
+    {
+        using var state = new TemporaryDirectory();
+        var runner = new RecordingRunner();
+        var config = new WgQuickConfigParser().Parse("off.conf", $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\nAddress = 10.81.0.1/24\nTable = off\n[Peer]\nPublicKey = {TestKeys.New().ToBase64()}\nAllowedIPs = 10.88.0.0/16, 0.0.0.0/0\n");
+        var setup = new InterfaceNetworkSetup("fzt0", runner, NullLogger.Instance, new InMemoryTunnelControl(), state.Path);
+        await setup.ApplyAsync(config, CancellationToken.None);
+        await setup.TearDownAsync(CancellationToken.None);
+        Assert.Equal(["ip -4 address add 10.81.0.1/24 dev fzt0", "ip link set dev fzt0 up"], runner.Commands);
+    }
+
+    [Theory]
+    [InlineData("1234")]
+    [InlineData("main")]
+    public async Task A_named_table_gets_every_route_without_policy_rules_and_loses_them_on_teardown(string table)
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = "fzn" + Guid.NewGuid().ToString("N")[..8];
+        var config = new WgQuickConfigParser().Parse("table.conf", $"""
+            [Interface]
+            PrivateKey = {TestKeys.New().ToBase64()}
+            Address = 10.82.0.1/24, fd82::1/64
+            Table = {table}
+
+            [Peer]
+            PublicKey = {TestKeys.New().ToBase64()}
+            AllowedIPs = 10.88.0.0/16, fd88::/64, 0.0.0.0/0, ::/0
+            """);
+        await InsideAsync(ns, "ip", "tuntap", "add", "dev", name, "mode", "tun");
+        using var state = new TemporaryDirectory();
+        var control = new InMemoryTunnelControl();
+        var setup = new InterfaceNetworkSetup(name, new NamespaceRunner(Namespaced(ns)), NullLogger.Instance, control, state.Path);
+        await setup.ApplyAsync(config, CancellationToken.None);
+
+        string routes4 = await InsideAsync(ns, "ip", "-4", "route", "show", "table", table, "dev", name);
+        string routes6 = await InsideAsync(ns, "ip", "-6", "route", "show", "table", table, "dev", name);
+        Assert.Contains("10.88.0.0/16", routes4);
+        Assert.Contains("default", routes4); // a /0 is an ordinary route in that table
+        Assert.Contains("fd88::/64", routes6);
+        Assert.Contains("default", routes6);
+        if (table != "main")
+        {
+            Assert.DoesNotContain("10.88.0.0/16", await InsideAsync(ns, "ip", "-4", "route", "show", "table", "main"));
+        }
+        foreach (var family in new[] { "-4", "-6" })
+        {
+            string rules = await InsideAsync(ns, "ip", family, "rule", "show");
+            Assert.DoesNotContain("fwmark", rules);
+            Assert.DoesNotContain("suppress_prefixlength", rules);
+        }
+        Assert.Null(setup.DefaultRouteTable);
+        Assert.DoesNotContain(control.Calls, c => c.StartsWith("SetFwmark", StringComparison.Ordinal));
+        Assert.Equal("0", (await InsideAsync(ns, "sysctl", "-n", "net.ipv4.conf.all.src_valid_mark")).Trim());
+        // An unmarked packet follows the table's default when the table is consulted (main always is).
+        if (table == "main")
+        {
+            Assert.Contains($"dev {name}", await InsideAsync(ns, "ip", "-4", "route", "get", "198.51.100.1"));
+        }
+
+        await setup.TearDownAsync(CancellationToken.None);
+        // The device is still there (a persistent TUN), so these are gone because teardown removed them.
+        Assert.True(await ns.HasLinkAsync(name));
+        Assert.DoesNotContain("10.88.0.0/16", await InsideAsync(ns, "ip", "-4", "route", "show", "table", table, "dev", name));
+        Assert.DoesNotContain("default", await InsideAsync(ns, "ip", "-4", "route", "show", "table", table, "dev", name));
+        Assert.DoesNotContain("fd88::/64", await InsideAsync(ns, "ip", "-6", "route", "show", "table", table, "dev", name));
+        Assert.DoesNotContain("default", await InsideAsync(ns, "ip", "-6", "route", "show", "table", table, "dev", name));
+        Assert.False(File.Exists(setup.StateFile.Path));
+    }
+
+    [Fact]
+    public async Task A_named_table_route_is_added_not_replaced()
+    {
+        using var state = new TemporaryDirectory();
+        var runner = new RecordingRunner();
+        var config = new WgQuickConfigParser().Parse("t.conf", $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\nTable = 7\n[Peer]\nPublicKey = {TestKeys.New().ToBase64()}\nAllowedIPs = 10.88.0.0/16, ::/0\n");
+        var setup = new InterfaceNetworkSetup("fzt0", runner, NullLogger.Instance, null, state.Path);
+        await setup.ApplyAsync(config, CancellationToken.None); // no tunnel control needed: no fwmark outside Table = auto
+        await setup.TearDownAsync(CancellationToken.None);
+        Assert.Equal(
+            [
+                "ip link set dev fzt0 up",
+                "ip -4 route add 10.88.0.0/16 dev fzt0 table 7",
+                "ip -6 route add ::/0 dev fzt0 table 7",
+                "ip -6 route delete ::/0 dev fzt0 table 7",
+                "ip -4 route delete 10.88.0.0/16 dev fzt0 table 7",
+            ],
+            runner.Commands);
+    }
+
+    /// <summary>
+    /// The instance before was SIGKILLed: its TUN device went with it (and so its routes), but its
+    /// policy rules, nftables table and forwarding switches stayed, and so did its state file.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_start_over_a_killed_instance_leaves_one_copy_of_each_rule_and_a_clean_stop_restores_forwarding(bool stateFileSurvived)
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = "fzk" + Guid.NewGuid().ToString("N")[..8];
+        var config = new WgQuickConfigParser().Parse("gw.conf", $"""
+            [Interface]
+            PrivateKey = {TestKeys.New().ToBase64()}
+            Address = 10.83.0.1/24, fd83::1/64
+            #! Role = gateway
+
+            [Peer]
+            PublicKey = {TestKeys.New().ToBase64()}
+            AllowedIPs = 10.88.0.0/16, 0.0.0.0/0, ::/0
+            """);
+        foreach (var key in new[] { "net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding", "net.ipv4.conf.all.src_valid_mark" })
+        {
+            Assert.Equal("0", (await InsideAsync(ns, "sysctl", "-n", key)).Trim());
+        }
+        using var state = new TemporaryDirectory();
+        var runner = new NamespaceRunner(Namespaced(ns));
+
+        await InsideAsync(ns, "ip", "tuntap", "add", "dev", name, "mode", "tun");
+        var killed = new InterfaceNetworkSetup(name, runner, NullLogger.Instance, new InMemoryTunnelControl(), state.Path);
+        await killed.ApplyAsync(config, CancellationToken.None);
+        Assert.True(File.Exists(killed.StateFile.Path));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(killed.StateFile.Path));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(state.Path));
+        // SIGKILL: no teardown; the kernel removes the TUN device with its addresses and routes.
+        await InsideAsync(ns, "ip", "link", "delete", name);
+        if (!stateFileSurvived)
+        {
+            File.Delete(killed.StateFile.Path);
+        }
+
+        await InsideAsync(ns, "ip", "tuntap", "add", "dev", name, "mode", "tun");
+        var restarted = new InterfaceNetworkSetup(name, runner, NullLogger.Instance, new InMemoryTunnelControl(), state.Path);
+        await restarted.ApplyAsync(config, CancellationToken.None);
+
+        Assert.Equal(51820u, restarted.DefaultRouteTable);
+        foreach (var family in new[] { "-4", "-6" })
+        {
+            string rules = await InsideAsync(ns, "ip", family, "rule", "show");
+            Assert.Equal(1, CountLines(rules, "not from all fwmark 0xca6c lookup 51820"));
+            Assert.Equal(1, CountLines(rules, "from all lookup main suppress_prefixlength 0"));
+        }
+        string table = await InsideAsync(ns, "nft", "list", "table", "inet", restarted.TableName);
+        Assert.Equal(1, CountLines(table, "masquerade"));
+        Assert.Equal(1, CountLines(table, "chain postrouting"));
+        Assert.Contains($"dev {name}", await InsideAsync(ns, "ip", "-4", "route", "get", "198.51.100.1"));
+        Assert.Equal("1", (await InsideAsync(ns, "sysctl", "-n", "net.ipv4.ip_forward")).Trim());
+
+        await restarted.TearDownAsync(CancellationToken.None);
+        foreach (var family in new[] { "-4", "-6" })
+        {
+            string rules = await InsideAsync(ns, "ip", family, "rule", "show");
+            Assert.DoesNotContain("fwmark", rules);
+            Assert.DoesNotContain("suppress_prefixlength", rules);
+        }
+        Assert.DoesNotContain(restarted.TableName, await InsideAsync(ns, "nft", "list", "tables"));
+        Assert.False(File.Exists(restarted.StateFile.Path));
+        if (stateFileSurvived)
+        {
+            // The originals are the values before the killed instance, not the "1" it left.
+            Assert.Equal("0", (await InsideAsync(ns, "sysctl", "-n", "net.ipv4.ip_forward")).Trim());
+            Assert.Equal("0", (await InsideAsync(ns, "sysctl", "-n", "net.ipv6.conf.all.forwarding")).Trim());
+            Assert.Equal("0", (await InsideAsync(ns, "sysctl", "-n", "net.ipv4.conf.all.src_valid_mark")).Trim());
+        }
+    }
+
+    [Fact]
+    public async Task A_state_file_is_written_before_the_first_change_and_its_originals_win()
+    {
+        using var state = new TemporaryDirectory();
+        var runner = new RecordingRunner();
+        var config = new WgQuickConfigParser().Parse("gw.conf", $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\n#! Role = gateway\n");
+        var first = new InterfaceNetworkSetup("fzt0", runner, NullLogger.Instance, null, state.Path);
+        runner.Sysctl["net.ipv6.conf.all.forwarding"] = "1"; // already on before us: not ours to restore
+        await first.ApplyAsync(config, CancellationToken.None);
+        var saved = first.StateFile.Load()!;
+        Assert.Equal(new Dictionary<string, string> { ["net.ipv4.ip_forward"] = "0" }, saved.Sysctl);
+        Assert.True(saved.NftablesTable);
+
+        // Killed; the next instance reads "1" from sysctl but restores the recorded "0".
+        runner.Commands.Clear();
+        var second = new InterfaceNetworkSetup("fzt0", runner, NullLogger.Instance, null, state.Path);
+        await second.ApplyAsync(config, CancellationToken.None);
+        Assert.Equal("nft delete table inet firezone-tunnel-fzt0", runner.Commands[0]); // the leftover, before anything else
+        Assert.DoesNotContain(runner.Commands, c => c.StartsWith("sysctl -q -w", StringComparison.Ordinal)); // both already 1
+        await second.TearDownAsync(CancellationToken.None);
+        Assert.Equal("0", runner.Sysctl["net.ipv4.ip_forward"]);
+        Assert.Equal("1", runner.Sysctl["net.ipv6.conf.all.forwarding"]);
+        Assert.False(File.Exists(second.StateFile.Path));
+    }
+
+    [Fact]
+    public async Task A_failed_restore_keeps_the_state_file_for_the_next_start()
+    {
+        using var state = new TemporaryDirectory();
+        var runner = new FailingSysctlWriteRunner();
+        var config = new WgQuickConfigParser().Parse("gw.conf", $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\n#! Role = gateway\n");
+        var setup = new InterfaceNetworkSetup("fzt0", runner, NullLogger.Instance, null, state.Path);
+        await setup.ApplyAsync(config, CancellationToken.None);
+        runner.FailWrites = true;
+        await setup.TearDownAsync(CancellationToken.None);
+        var saved = setup.StateFile.Load()!;
+        Assert.Equal(["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"], saved.Sysctl.Keys.Order());
+        Assert.False(saved.NftablesTable); // the table was removed
+    }
+
+    private sealed class FailingSysctlWriteRunner : ICommandRunner
+    {
+        public bool FailWrites { get; set; }
+
+        public Task<string> RunAsync(string file, IReadOnlyList<string> arguments, string? stdin, CancellationToken cancellationToken) =>
+            file == "sysctl" && arguments[0] == "-q" && FailWrites
+                ? throw new StartupException("sysctl: permission denied")
+                : Task.FromResult(file == "sysctl" ? "0\n" : "");
+    }
+
+    [Fact]
+    public async Task A_service_that_never_started_leaves_another_instance_s_state_file_alone()
+    {
+        using var state = new TemporaryDirectory();
+        var runner = new RecordingRunner();
+        var config = new WgQuickConfigParser().Parse("gw.conf", $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\n#! Role = gateway\n");
+        var running = new InterfaceNetworkSetup("fzt0", runner, NullLogger.Instance, null, state.Path);
+        await running.ApplyAsync(config, CancellationToken.None);
+        var options = new DaemonOptions
+        {
+            InterfaceName = "fzt0",
+            Config = config,
+            Log = new LogOptions { Console = false },
+        };
+        // A second daemon for the same interface, whose TUN device was busy: the host stops every service.
+        runner.Commands.Clear();
+        var second = new NetworkSetupHostedService(options, runner, NullLogger<NetworkSetupHostedService>.Instance, null, state.Path);
+        await second.StopAsync(CancellationToken.None);
+        Assert.Empty(runner.Commands);
+        Assert.True(File.Exists(running.StateFile.Path));
+        await running.TearDownAsync(CancellationToken.None);
+    }
+
+    [Theory]
+    [InlineData("0:\tfrom all lookup local\n32765:\tnot from all fwmark 0xca6c lookup 51820\n", "not from all fwmark 0xca6c lookup ", true)]
+    [InlineData("32765:\tfrom all fwmark 0xca6c lookup 51820\n", "not from all fwmark 0xca6c lookup ", false)]
+    [InlineData("32765:\tnot from all fwmark 0xca6cd lookup 51820\n", "not from all fwmark 0xca6c lookup ", false)]
+    [InlineData("32764:\tfrom all lookup main suppress_prefixlength 0\n32766:\tfrom all lookup main\n", "from all lookup main suppress_prefixlength 0", true)]
+    [InlineData("32764:\tfrom all lookup main suppress_prefixlength 0 proto static\n", "from all lookup main suppress_prefixlength 0", true)]
+    [InlineData("32764:\tfrom all lookup main suppress_prefixlength 64\n32766:\tfrom all lookup main\n", "from all lookup main suppress_prefixlength 0", false)]
+    [InlineData("", "from all lookup main suppress_prefixlength 0", false)]
+    public void Existing_policy_rules_are_recognised_in_ip_rule_show(string shown, string rule, bool listed)
+    {
+        Assert.Equal(listed, InterfaceNetworkSetup.ListsRule(shown, rule));
     }
 }

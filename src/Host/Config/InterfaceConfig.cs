@@ -18,6 +18,9 @@ public sealed record InterfaceConfig
 
     public int? Mtu { get; init; }
 
+    /// <summary>wg-quick's Table: where the allowed IPs' routes go, or none (<see cref="RouteTable.Off"/>).</summary>
+    public RouteTable Table { get; init; } = RouteTable.Auto;
+
     public HostRole Role { get; init; } = HostRole.Client;
 
     /// <summary>The ECN mode of peers that do not name their own (<c>#! EcnMode</c> in [Interface]).</summary>

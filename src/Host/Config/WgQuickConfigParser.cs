@@ -17,10 +17,14 @@ namespace Firezone.Actors.Host.Config;
 public sealed class WgQuickConfigParser
 {
     private readonly IHostNameResolver _resolver;
+    private readonly RouteTableNames? _tableNames;
 
-    public WgQuickConfigParser(IHostNameResolver? resolver = null)
+    /// <param name="resolver">Endpoint host names; the system's resolver by default.</param>
+    /// <param name="tableNames">Routing table names a <c>Table</c> value may use; this host's rt_tables by default (read only when a file names a table).</param>
+    public WgQuickConfigParser(IHostNameResolver? resolver = null, RouteTableNames? tableNames = null)
     {
         _resolver = resolver ?? DnsHostNameResolver.Instance;
+        _tableNames = tableNames;
     }
 
     public TunnelConfig ParseFile(string path)
@@ -37,12 +41,25 @@ public sealed class WgQuickConfigParser
         return Parse(path, text);
     }
 
-    public TunnelConfig Parse(string path, string text) => new Reader(path, _resolver).Read(text);
+    public TunnelConfig Parse(string path, string text) => new Reader(path, _resolver, _tableNames).Read(text);
 
     private enum Section { None, Interface, Peer }
 
+    /// <summary>The IPv6 minimum link MTU (RFC 8200 section 5): below it the kernel disables IPv6 on the link.</summary>
+    public const int MinIPv6Mtu = 1280;
+
+    /// <summary>
+    /// The smallest MTU accepted: 576, the datagram size every IPv4 host must be able to receive
+    /// (RFC 791; RFC 1122 section 3.3.2). wg-quick passes any value to <c>ip link set mtu</c>; a
+    /// smaller link would fragment even datagrams every host is entitled to send whole. Nothing in
+    /// the engine needs more: buffers are at least 2 KiB and padding stops at the MTU.
+    /// </summary>
+    public const int MinMtu = 576;
+
+    public const int MaxMtu = 65535;
+
     /// <summary>The state of one read: the section being filled and what was seen so far.</summary>
-    private sealed class Reader(string path, IHostNameResolver resolver)
+    private sealed class Reader(string path, IHostNameResolver resolver, RouteTableNames? tableNames)
     {
         private readonly List<ConfigNote> _notes = [];
         private readonly List<PeerBuilder> _peers = [];
@@ -53,6 +70,9 @@ public sealed class WgQuickConfigParser
         private ushort? _listenPort;
         private uint? _fwMark;
         private int? _mtu;
+        private int _mtuLine;
+        private int _ipv6AddressLine;
+        private RouteTable _table = RouteTable.Auto;
         private HostRole _role;
         private EcnMode _defaultEcn;
         private readonly List<InterfaceAddress> _addresses = [];
@@ -72,10 +92,16 @@ public sealed class WgQuickConfigParser
         private void ReadLine(int line, string raw)
         {
             string trimmed = raw.Trim();
-            if (trimmed.StartsWith("#!", StringComparison.Ordinal) && trimmed.Length > 2 && char.IsWhiteSpace(trimmed[2]))
+            if (trimmed.StartsWith("#!", StringComparison.Ordinal))
             {
-                ReadDirective(line, trimmed[2..].Trim());
-                return;
+                string directive = WithoutComment(trimmed[2..]);
+                // "#! Key = Value" and "#!Key=Value" are directives; "#!important: ..." without a
+                // "Key =" stays an ordinary comment.
+                if ((trimmed.Length > 2 && char.IsWhiteSpace(trimmed[2])) || StartsWithDirectiveKey(directive))
+                {
+                    ReadDirective(line, directive.Trim());
+                    return;
+                }
             }
             int hash = trimmed.IndexOf('#');
             string content = (hash < 0 ? trimmed : trimmed[..hash]).Trim();
@@ -169,19 +195,27 @@ public sealed class WgQuickConfigParser
                             throw Error(line, $"Address: {error}");
                         }
                         _addresses.Add(address);
+                        if (!address.IsIPv4 && _ipv6AddressLine == 0)
+                        {
+                            _ipv6AddressLine = line;
+                        }
                     }
                     break;
                 case "mtu":
                     Once(line, "MTU");
-                    // 1280 is the IPv6 minimum link MTU (RFC 8200 section 5); the tunnel carries IPv6.
-                    if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int mtu) || mtu < 1280 || mtu > 65535)
+                    // Below 1280 only IPv4 works (checked against the addresses in Finish).
+                    if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int mtu) || mtu < MinMtu || mtu > MaxMtu)
                     {
-                        throw Error(line, "MTU is not a number between 1280 and 65535");
+                        throw Error(line, $"MTU is not a number between {MinMtu} and {MaxMtu}");
                     }
                     _mtu = mtu;
+                    _mtuLine = line;
+                    break;
+                case "table":
+                    Once(line, "Table");
+                    _table = ParseTable(line, value);
                     break;
                 case "dns":
-                case "table":
                 case "preup":
                 case "postup":
                 case "predown":
@@ -301,6 +335,36 @@ public sealed class WgQuickConfigParser
             ? Error(line, $"unknown key '{key}' in {section}")
             : Error(line, $"line in {section} is not 'Key = Value' with a known key");
 
+        /// <summary>wg-quick's Table: off, auto, or what <c>ip route add ... table T</c> takes.</summary>
+        private RouteTable ParseTable(int line, string value)
+        {
+            if (value.Equals("off", StringComparison.OrdinalIgnoreCase))
+            {
+                return RouteTable.Off;
+            }
+            if (value.Equals("auto", StringComparison.OrdinalIgnoreCase))
+            {
+                return RouteTable.Auto;
+            }
+            if (value.Equals("main", StringComparison.OrdinalIgnoreCase))
+            {
+                return RouteTable.Named("main");
+            }
+            if (value.Length > 0 && char.IsAsciiDigit(value[0]))
+            {
+                // Table 0 is RT_TABLE_UNSPEC: the kernel would put the routes in main (fib_new_table).
+                if (uint.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out uint number) && number != 0)
+                {
+                    return RouteTable.Named(number.ToString(CultureInfo.InvariantCulture));
+                }
+            }
+            else if ((tableNames ?? RouteTableNames.System).Contains(value))
+            {
+                return RouteTable.Named(value);
+            }
+            throw Error(line, "Table is not off, auto, main, a table number (1 to 4294967295) or a name from /etc/iproute2/rt_tables");
+        }
+
         private EcnMode ParseEcnMode(int line, string value) => value.ToLowerInvariant() switch
         {
             "normal" => EcnMode.Normal,
@@ -360,6 +424,19 @@ public sealed class WgQuickConfigParser
             return UdpEndpoint.FromIPEndPoint(new IPEndPoint(chosen, port));
         }
 
+        private static string WithoutComment(string text)
+        {
+            int hash = text.IndexOf('#');
+            return hash < 0 ? text : text[..hash];
+        }
+
+        /// <summary>True for "Key = ..." where Key is a plain word (so a directive written without the space after "#!").</summary>
+        private static bool StartsWithDirectiveKey(string text)
+        {
+            int equals = text.IndexOf('=');
+            return equals > 0 && SafeText.IsQuotableName(text[..equals].Trim());
+        }
+
         private static IEnumerable<string> SplitList(string value)
         {
             foreach (var item in value.Split(','))
@@ -381,6 +458,10 @@ public sealed class WgQuickConfigParser
             if (_privateKey is not { } privateKey)
             {
                 throw Error(_interfaceLine, "[Interface] has no PrivateKey");
+            }
+            if (_mtu < MinIPv6Mtu && _ipv6AddressLine != 0)
+            {
+                throw Error(_mtuLine, $"MTU {_mtu} is below {MinIPv6Mtu}, the IPv6 minimum (RFC 8200 section 5), and the Address on line {_ipv6AddressLine} is IPv6: the kernel disables IPv6 on such a link");
             }
             var peers = new List<PeerConfig>(_peers.Count);
             var keys = new Dictionary<WireGuardKey, int>();
@@ -430,6 +511,7 @@ public sealed class WgQuickConfigParser
                     FwMark = _fwMark,
                     Addresses = _addresses,
                     Mtu = _mtu,
+                    Table = _table,
                     Role = _role,
                     DefaultEcnMode = _defaultEcn,
                 },

@@ -9,19 +9,30 @@ namespace Firezone.Actors.Host.Network;
 /// <summary>
 /// Service mode's share of wg-quick(8): the interface's addresses, routes for the peers' allowed
 /// IPs, and for a gateway, IP forwarding and an nftables masquerade table of its own. Addresses and
-/// routes disappear with the TUN device; <see cref="TearDownAsync"/> removes the nftables table and
-/// the policy rules and restores the sysctl switches it changed, so a stopped service leaves
-/// nothing behind.
+/// routes in the main table disappear with the TUN device; <see cref="TearDownAsync"/> removes the
+/// routes put into another table, the policy rules and the nftables table and restores the sysctl
+/// switches it changed, so a stopped service leaves nothing behind.
 /// <para>
-/// A default route (an allowed IP of length 0) is wg-quick's add_default: the tunnel's own UDP
-/// datagrams must not be routed into the tunnel, so the socket gets an fwmark (FwMark, or the first
-/// free table from 51820 as wg-quick picks) and the default route goes into a routing table of that
-/// number, used by every packet without the mark (<c>ip rule add not fwmark T table T</c>); the
-/// main table is still consulted first for everything but its default route
-/// (<c>ip rule add table main suppress_prefixlength 0</c>), so local and more specific routes win.
+/// Routes follow wg-quick's add_route and its <c>Table</c> key: <c>off</c> adds none; a table
+/// (<c>main</c>, a number or a name) gets every allowed IP, a /0 too, with
+/// <c>ip route add PREFIX dev IF table T</c> and no policy rules; <c>auto</c> (the default) puts
+/// them in the main table, except a default route (an allowed IP of length 0), which is wg-quick's
+/// add_default: the tunnel's own UDP datagrams must not be routed into the tunnel, so the socket gets
+/// an fwmark (FwMark, or the first free table from 51820 as wg-quick picks) and the default route
+/// goes into a routing table of that number, used by every packet without the mark
+/// (<c>ip rule add not fwmark T table T</c>); the main table is still consulted first for everything
+/// but its default route (<c>ip rule add table main suppress_prefixlength 0</c>), so local and more
+/// specific routes win.
+/// </para>
+/// <para>
+/// What outlives the process (policy rules, the nftables table, sysctl switches) is written to a
+/// <see cref="NetworkSetupStateFile"/> before it is changed. A start that finds the file of an
+/// instance that did not stop cleanly first removes that instance's rules and table and keeps its
+/// recorded sysctl values as the originals to restore; a rule that is already there is not added
+/// twice, and the nftables table is replaced in one atomic nft transaction.
 /// </para>
 /// </summary>
-public sealed class InterfaceNetworkSetup(string interfaceName, ICommandRunner runner, ILogger logger, ITunnelControl? control = null)
+public sealed class InterfaceNetworkSetup(string interfaceName, ICommandRunner runner, ILogger logger, ITunnelControl? control = null, string? stateDirectory = null)
 {
     private static readonly string[] ForwardingKeys = ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"];
 
@@ -31,9 +42,11 @@ public sealed class InterfaceNetworkSetup(string interfaceName, ICommandRunner r
     /// <summary>wg-quick sets it so that replies to marked packets pass the reverse-path filter.</summary>
     private const string SourceValidMarkKey = "net.ipv4.conf.all.src_valid_mark";
 
-    private readonly Dictionary<string, string> _previousSysctl = [];
-    private readonly List<string[]> _undo = [];
-    private bool _tableAdded;
+    private readonly NetworkSetupState _state = new();
+    private bool _stateWriteFailed;
+
+    /// <summary>True once this instance read or wrote the state file: only then does teardown delete it.</summary>
+    private bool _ownsStateFile;
 
     /// <summary>The policy routing table (and fwmark) of the default routes; null without one.</summary>
     public uint? DefaultRouteTable { get; private set; }
@@ -41,34 +54,60 @@ public sealed class InterfaceNetworkSetup(string interfaceName, ICommandRunner r
     /// <summary>The nftables table a gateway adds (inet family: one table for IPv4 and IPv6).</summary>
     public string TableName => "firezone-tunnel-" + interfaceName;
 
+    /// <summary>Where the changes that outlive the process are recorded (see the class remarks).</summary>
+    public NetworkSetupStateFile StateFile { get; } = NetworkSetupStateFile.For(interfaceName, stateDirectory);
+
     public async Task ApplyAsync(TunnelConfig config, CancellationToken cancellationToken)
     {
+        await RemoveLeftoversAsync(cancellationToken).ConfigureAwait(false);
         foreach (var address in config.Interface.Addresses)
         {
             await IpAsync(cancellationToken, address.IsIPv4 ? "-4" : "-6", "address", "add", address.ToString(), "dev", interfaceName).ConfigureAwait(false);
         }
         await IpAsync(cancellationToken, "link", "set", "dev", interfaceName, "up").ConfigureAwait(false);
+        await AddRoutesAsync(config, cancellationToken).ConfigureAwait(false);
+        if (config.Interface.Role == HostRole.Gateway)
+        {
+            await EnableGatewayAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>wg-quick's add_route for every allowed IP, by the Table key (see the class remarks).</summary>
+    private async Task AddRoutesAsync(TunnelConfig config, CancellationToken cancellationToken)
+    {
+        var table = config.Interface.Table;
+        if (table.Mode == RouteTableMode.Off)
+        {
+            logger.LogInformation("Table = off: no routes for the allowed IPs of {Interface}", interfaceName);
+            return;
+        }
         bool defaultV4 = false, defaultV6 = false;
         foreach (var peer in config.Peers)
         {
             foreach (var prefix in peer.AllowedIps)
             {
-                if (prefix.Length == 0)
+                if (table.Mode == RouteTableMode.Named)
+                {
+                    await AddTableRouteAsync(prefix, table.Name, cancellationToken).ConfigureAwait(false);
+                }
+                else if (prefix.Length == 0)
                 {
                     defaultV4 |= prefix.IsIPv4;
                     defaultV6 |= !prefix.IsIPv4;
-                    continue;
                 }
-                await AddRouteAsync(prefix, cancellationToken).ConfigureAwait(false);
+                else
+                {
+                    await AddRouteAsync(prefix, cancellationToken).ConfigureAwait(false);
+                }
             }
+        }
+        if (table.Mode == RouteTableMode.Named)
+        {
+            logger.LogInformation("Routes of {Interface} go into routing table {Table} (no policy rules)", interfaceName, table.Name);
         }
         if (defaultV4 || defaultV6)
         {
             await AddDefaultRoutesAsync(config, defaultV4, defaultV6, cancellationToken).ConfigureAwait(false);
-        }
-        if (config.Interface.Role == HostRole.Gateway)
-        {
-            await EnableGatewayAsync(cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -77,6 +116,18 @@ public sealed class InterfaceNetworkSetup(string interfaceName, ICommandRunner r
         // "replace", not "add": a route the address assignment already created (the connected
         // subnet) is not an error.
         await IpAsync(cancellationToken, prefix.IsIPv4 ? "-4" : "-6", "route", "replace", prefix.ToString(), "dev", interfaceName).ConfigureAwait(false);
+    }
+
+    /// <summary>wg-quick: <c>ip $proto route add "$1" dev "$INTERFACE" table "$TABLE"</c>.</summary>
+    private async Task AddTableRouteAsync(IpPrefix prefix, string table, CancellationToken cancellationToken)
+    {
+        string family = prefix.IsIPv4 ? "-4" : "-6";
+        string text = prefix.ToString();
+        // Removed on teardown: the TUN device's removal would take it too, but only if the device goes first.
+        await AddUndoableAsync(
+            [family, "route", "add", text, "dev", interfaceName, "table", table],
+            [family, "route", "delete", text, "dev", interfaceName, "table", table],
+            cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>wg-quick's add_default, for each family that has a /0 (see the class remarks).</summary>
@@ -100,24 +151,61 @@ public sealed class InterfaceNetworkSetup(string interfaceName, ICommandRunner r
         string t = table.ToString(CultureInfo.InvariantCulture);
         if (v4)
         {
-            await AddDefaultRouteAsync("-4", "0.0.0.0/0", t, cancellationToken).ConfigureAwait(false);
+            await AddDefaultRouteAsync("-4", "0.0.0.0/0", table, cancellationToken).ConfigureAwait(false);
             await SetSysctlAsync(SourceValidMarkKey, cancellationToken).ConfigureAwait(false);
         }
         if (v6)
         {
-            await AddDefaultRouteAsync("-6", "::/0", t, cancellationToken).ConfigureAwait(false);
+            await AddDefaultRouteAsync("-6", "::/0", table, cancellationToken).ConfigureAwait(false);
         }
         logger.LogInformation("Default route through {Interface}: table {Table}, fwmark {Table} on the tunnel's socket", interfaceName, t, t);
     }
 
-    private async Task AddDefaultRouteAsync(string family, string prefix, string table, CancellationToken cancellationToken)
+    private async Task AddDefaultRouteAsync(string family, string prefix, uint tableNumber, CancellationToken cancellationToken)
     {
-        await IpAsync(cancellationToken, family, "route", "add", prefix, "dev", interfaceName, "table", table).ConfigureAwait(false);
-        _undo.Add([family, "route", "delete", prefix, "dev", interfaceName, "table", table]);
-        await IpAsync(cancellationToken, family, "rule", "add", "not", "fwmark", table, "table", table).ConfigureAwait(false);
-        _undo.Add([family, "rule", "delete", "not", "fwmark", table, "table", table]);
-        await IpAsync(cancellationToken, family, "rule", "add", "table", "main", "suppress_prefixlength", "0").ConfigureAwait(false);
-        _undo.Add([family, "rule", "delete", "table", "main", "suppress_prefixlength", "0"]);
+        string table = tableNumber.ToString(CultureInfo.InvariantCulture);
+        await AddUndoableAsync(
+            [family, "route", "add", prefix, "dev", interfaceName, "table", table],
+            [family, "route", "delete", prefix, "dev", interfaceName, "table", table],
+            cancellationToken).ConfigureAwait(false);
+        // ip(8) shows the mark in hex and the table by its rt_tables name if it has one.
+        string hexMark = "0x" + tableNumber.ToString("x", CultureInfo.InvariantCulture);
+        await AddRuleOnceAsync(family, table, ["not", "fwmark", table, "table", table], $"not from all fwmark {hexMark} lookup ", cancellationToken).ConfigureAwait(false);
+        await AddRuleOnceAsync(family, "main", ["table", "main", "suppress_prefixlength", "0"], "from all lookup main suppress_prefixlength 0", cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Adds a policy rule unless <c>ip rule show table T</c> already lists it (left by an instance
+    /// that was killed, or by another tunnel's add_default), so a restart never stacks copies. Either
+    /// way teardown deletes it, as wg-quick's del_if deletes every copy.
+    /// </summary>
+    private async Task AddRuleOnceAsync(string family, string table, string[] rule, string shownAs, CancellationToken cancellationToken)
+    {
+        string[] undo = [family, "rule", "delete", .. rule];
+        string shown = await IpAsync(cancellationToken, family, "rule", "show", "table", table).ConfigureAwait(false);
+        if (ListsRule(shown, shownAs))
+        {
+            logger.LogInformation("Policy rule '{Rule}' ({Family}) is already there; not adding it again", string.Join(' ', rule), family);
+            RecordUndo(undo);
+            return;
+        }
+        await AddUndoableAsync([family, "rule", "add", .. rule], undo, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>True when a line of <c>ip rule show</c> ("32765:\tnot from all fwmark 0xca6c lookup 51820") starts with <paramref name="shownAs"/>.</summary>
+    internal static bool ListsRule(string ipRuleShow, string shownAs)
+    {
+        foreach (var line in ipRuleShow.Split('\n'))
+        {
+            int colon = line.IndexOf(':');
+            string rule = (colon < 0 ? line : line[(colon + 1)..]).Trim();
+            if (rule.StartsWith(shownAs, StringComparison.Ordinal)
+                && (shownAs.EndsWith(' ') || rule.Length == shownAs.Length || rule[shownAs.Length] == ' '))
+            {
+                return true;
+            }
+        }
+        return false;
     }
 
     /// <summary>The first table from 51820 with no routes in either family (wg-quick's search).</summary>
@@ -147,15 +235,22 @@ public sealed class InterfaceNetworkSetup(string interfaceName, ICommandRunner r
         }
     }
 
-    /// <summary>Sets a sysctl switch to 1, remembering its value for <see cref="TearDownAsync"/>.</summary>
+    /// <summary>
+    /// Sets a sysctl switch to 1. Its value before is recorded (in the state file first) for
+    /// <see cref="TearDownAsync"/>, unless an instance that died already recorded the original.
+    /// </summary>
     private async Task SetSysctlAsync(string key, CancellationToken cancellationToken)
     {
         string current = (await runner.RunAsync("sysctl", ["-n", key], null, cancellationToken).ConfigureAwait(false)).Trim();
-        if (current != "1")
+        if (current == "1")
         {
-            await runner.RunAsync("sysctl", ["-q", "-w", key + "=1"], null, cancellationToken).ConfigureAwait(false);
-            _previousSysctl.TryAdd(key, current);
+            return;
         }
+        if (_state.Sysctl.TryAdd(key, current))
+        {
+            SaveState();
+        }
+        await runner.RunAsync("sysctl", ["-q", "-w", key + "=1"], null, cancellationToken).ConfigureAwait(false);
     }
 
     private async Task EnableGatewayAsync(CancellationToken cancellationToken)
@@ -165,8 +260,11 @@ public sealed class InterfaceNetworkSetup(string interfaceName, ICommandRunner r
             await SetSysctlAsync(key, cancellationToken).ConfigureAwait(false);
         }
         // Traffic from the tunnel leaving by any other interface takes that interface's address,
-        // as a Firezone Gateway does toward its resources.
+        // as a Firezone Gateway does toward its resources. "add" then "delete" first: a table a
+        // killed instance left is replaced, not merged into, in the same atomic transaction.
         string script = $$"""
+            add table inet {{TableName}}
+            delete table inet {{TableName}}
             table inet {{TableName}} {
               chain postrouting {
                 type nat hook postrouting priority srcnat; policy accept;
@@ -175,29 +273,123 @@ public sealed class InterfaceNetworkSetup(string interfaceName, ICommandRunner r
             }
 
             """;
+        if (!_state.NftablesTable)
+        {
+            _state.NftablesTable = true;
+            SaveState();
+        }
         await runner.RunAsync("nft", ["-f", "-"], script, cancellationToken).ConfigureAwait(false);
-        _tableAdded = true;
         logger.LogInformation("Gateway: forwarding on, nftables table {Table} masquerades traffic from {Interface}", TableName, interfaceName);
     }
 
-    /// <summary>Undoes what the TUN device's removal does not: policy rules, the nftables table and the sysctl switches.</summary>
+    /// <summary>
+    /// The state file of an instance that did not stop cleanly: its policy rules, table routes and
+    /// nftables table are removed now, and its recorded sysctl values stay the originals to restore.
+    /// </summary>
+    private async Task RemoveLeftoversAsync(CancellationToken cancellationToken)
+    {
+        NetworkSetupState? previous;
+        try
+        {
+            previous = StateFile.Load();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            logger.LogWarning("Ignoring the state of an earlier instance: {Problem}", e.Message);
+            return;
+        }
+        if (previous is null)
+        {
+            return;
+        }
+        _ownsStateFile = true;
+        logger.LogWarning("{File} is left by an instance of {Interface} that did not stop cleanly: removing what it added", StateFile.Path, interfaceName);
+        for (int i = previous.Undo.Count - 1; i >= 0; i--)
+        {
+            await RunQuietlyAsync("ip", previous.Undo[i], cancellationToken).ConfigureAwait(false);
+        }
+        if (previous.NftablesTable)
+        {
+            await RunQuietlyAsync("nft", ["delete", "table", "inet", TableName], cancellationToken).ConfigureAwait(false);
+        }
+        foreach (var (key, value) in previous.Sysctl)
+        {
+            _state.Sysctl[key] = value;
+        }
+        SaveState();
+    }
+
+    /// <summary>A leftover that is gone already (its device went with the process) is not an error.</summary>
+    private async Task RunQuietlyAsync(string file, string[] arguments, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await runner.RunAsync(file, arguments, null, cancellationToken).ConfigureAwait(false);
+        }
+        catch (StartupException e)
+        {
+            logger.LogDebug("Leftover already gone: {Problem}", e.Message);
+        }
+    }
+
+    /// <summary>Records the undo, then adds; a failed add is not undone on teardown.</summary>
+    private async Task AddUndoableAsync(string[] add, string[] undo, CancellationToken cancellationToken)
+    {
+        RecordUndo(undo);
+        try
+        {
+            await runner.RunAsync("ip", add, null, cancellationToken).ConfigureAwait(false);
+        }
+        catch (StartupException)
+        {
+            _state.Undo.RemoveAt(_state.Undo.Count - 1);
+            SaveState();
+            throw;
+        }
+    }
+
+    private void RecordUndo(string[] undo)
+    {
+        _state.Undo.Add(undo);
+        SaveState();
+    }
+
+    private void SaveState()
+    {
+        try
+        {
+            StateFile.Save(_state);
+            _ownsStateFile = true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Not fatal: only a later start after an unclean exit needs it.
+            if (!_stateWriteFailed)
+            {
+                logger.LogWarning("Cannot record the network setup in {File} ({Problem}): after an unclean exit a restart cannot restore the forwarding switches", StateFile.Path, e.Message);
+                _stateWriteFailed = true;
+            }
+        }
+    }
+
+    /// <summary>Undoes what the TUN device's removal does not: table routes, policy rules, the nftables table and the sysctl switches.</summary>
     public async Task TearDownAsync(CancellationToken cancellationToken)
     {
         // Newest first, like a stack of what was added.
-        for (int i = _undo.Count - 1; i >= 0; i--)
+        for (int i = _state.Undo.Count - 1; i >= 0; i--)
         {
             try
             {
-                await runner.RunAsync("ip", _undo[i], null, cancellationToken).ConfigureAwait(false);
+                await runner.RunAsync("ip", _state.Undo[i], null, cancellationToken).ConfigureAwait(false);
             }
             catch (StartupException e)
             {
-                logger.LogWarning("Could not undo a default-route setting: {Problem}", e.Message);
+                logger.LogWarning("Could not undo a routing setting: {Problem}", e.Message);
             }
         }
-        _undo.Clear();
+        _state.Undo.Clear();
         DefaultRouteTable = null;
-        if (_tableAdded)
+        if (_state.NftablesTable)
         {
             try
             {
@@ -207,20 +399,41 @@ public sealed class InterfaceNetworkSetup(string interfaceName, ICommandRunner r
             {
                 logger.LogWarning("Could not remove nftables table {Table}: {Problem}", TableName, e.Message);
             }
-            _tableAdded = false;
+            _state.NftablesTable = false;
         }
-        foreach (var (key, value) in _previousSysctl)
+        foreach (var (key, value) in _state.Sysctl.ToArray())
         {
             try
             {
                 await runner.RunAsync("sysctl", ["-q", "-w", key + "=" + value], null, cancellationToken).ConfigureAwait(false);
+                _state.Sysctl.Remove(key);
             }
             catch (StartupException e)
             {
                 logger.LogWarning("Could not restore {Key}: {Problem}", key, e.Message);
             }
         }
-        _previousSysctl.Clear();
+        if (!_ownsStateFile)
+        {
+            return;
+        }
+        if (_state.Sysctl.Count == 0)
+        {
+            _ownsStateFile = false;
+            try
+            {
+                StateFile.Delete();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                logger.LogWarning("Could not remove {File}: {Problem}", StateFile.Path, e.Message);
+            }
+        }
+        else
+        {
+            // The originals not restored stay recorded for the next start.
+            SaveState();
+        }
     }
 
     private Task<string> IpAsync(CancellationToken cancellationToken, params string[] arguments) =>

@@ -6,11 +6,22 @@ using Microsoft.Extensions.Logging;
 namespace Firezone.Actors.Host.Network;
 
 /// <summary>Service mode: addresses, routes and gateway rules for the life of the host.</summary>
-public sealed class NetworkSetupHostedService(DaemonOptions options, ICommandRunner runner, ILogger<NetworkSetupHostedService> logger, ITunnelControl? control = null) : IHostedService
+/// <param name="stateDirectory">Where <see cref="NetworkSetupStateFile"/> goes; <see cref="NetworkSetupStateFile.DefaultDirectory"/> by default.</param>
+public sealed class NetworkSetupHostedService(DaemonOptions options, ICommandRunner runner, ILogger<NetworkSetupHostedService> logger, ITunnelControl? control = null, string? stateDirectory = null) : IHostedService
 {
-    private readonly InterfaceNetworkSetup _setup = new(options.InterfaceName, runner, logger, control);
+    private readonly InterfaceNetworkSetup _setup = new(options.InterfaceName, runner, logger, control, stateDirectory);
+    private bool _started;
 
-    public Task StartAsync(CancellationToken cancellationToken) => _setup.ApplyAsync(options.Config!, cancellationToken);
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _started = true;
+        return _setup.ApplyAsync(options.Config!, cancellationToken);
+    }
 
-    public Task StopAsync(CancellationToken cancellationToken) => _setup.TearDownAsync(CancellationToken.None);
+    /// <summary>
+    /// Also after a failed start (to remove what it did add), but not when the host stopped before
+    /// reaching it: a second instance whose TUN device was busy must not touch the first one's state.
+    /// </summary>
+    public Task StopAsync(CancellationToken cancellationToken) =>
+        _started ? _setup.TearDownAsync(CancellationToken.None) : Task.CompletedTask;
 }

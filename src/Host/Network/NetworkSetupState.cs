@@ -1,0 +1,18 @@
+namespace Firezone.Actors.Host.Network;
+
+/// <summary>
+/// What <see cref="InterfaceNetworkSetup"/> changed outside the TUN device, persisted so that an
+/// instance started after an unclean exit (SIGKILL, the OOM killer) can remove what the dead one
+/// left and restore the sysctl switches to the values they had before either of them ran.
+/// </summary>
+public sealed class NetworkSetupState
+{
+    /// <summary>The original value of each sysctl switch that was changed, to restore on teardown.</summary>
+    public Dictionary<string, string> Sysctl { get; set; } = [];
+
+    /// <summary>ip(8) arguments that undo what was added (routes in a table, policy rules), oldest first.</summary>
+    public List<string[]> Undo { get; set; } = [];
+
+    /// <summary>True once the gateway's nftables table may exist.</summary>
+    public bool NftablesTable { get; set; }
+}
