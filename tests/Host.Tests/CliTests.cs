@@ -124,8 +124,110 @@ public sealed class CliTests
         string name = UapiServerFixture.UniqueName();
         var result = await RunAsync("show", name);
         Assert.Equal(1, result.ExitCode);
-        Assert.StartsWith($"firezone-tunnel: {UapiSocketPath.For(name)}: ", result.Stderr);
-        Assert.Single(result.Stderr.TrimEnd('\n').Split('\n'));
+        Assert.Equal($"firezone-tunnel: {name}: no such interface (is its daemon running?)\n", result.Stderr);
+        Assert.Equal("", result.Stdout);
+    }
+
+    [Fact]
+    public async Task Show_of_a_socket_left_by_a_dead_daemon_names_the_socket()
+    {
+        // A daemon killed with SIGKILL leaves its socket file and connecting to it is refused, as
+        // to a socket that is bound but not listening (.NET removes the file when it is disposed).
+        string name = UapiServerFixture.UniqueName();
+        string socket = UapiSocketPath.For(name);
+        try
+        {
+            using var stale = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+            stale.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(socket));
+            Assert.True(File.Exists(socket));
+            var result = await RunAsync("show", name);
+            Assert.Equal(1, result.ExitCode);
+            Assert.Equal($"firezone-tunnel: {socket}: Connection refused\n", result.Stderr);
+        }
+        finally
+        {
+            File.Delete(socket);
+        }
+    }
+
+    /// <summary>
+    /// System.CommandLine hands an unknown option to the root command's free INTERFACE argument
+    /// (the parse itself succeeds), so the name check is what stops `-f --no-such-opt` from
+    /// creating a TUN device called "--no-such-opt". Checked on the parse result: nothing runs.
+    /// </summary>
+    [Theory]
+    [InlineData(new[] { "-f", "--no-such-opt" }, "unknown option '--no-such-opt' (see --help)")]
+    [InlineData(new[] { "--bogus" }, "unknown option '--bogus' (see --help)")]
+    [InlineData(new[] { "-f", "-x" }, "unknown option '-x' (see --help)")]
+    [InlineData(new[] { "-f", "sixteen-chars-xx" }, "'sixteen-chars-xx' is not a valid interface name (1 to 15 characters, no '/' or spaces)")]
+    [InlineData(new[] { "a/b" }, "'a/b' is not a valid interface name (1 to 15 characters, no '/' or spaces)")]
+    [InlineData(new[] { "-f", "wg:0" }, "'wg:0' is not a valid interface name (1 to 15 characters, no '/' or spaces)")]
+    [InlineData(new[] { "-f" }, "an INTERFACE name is required (see --help)")]
+    public void The_root_INTERFACE_refuses_options_and_names_linux_would_refuse(string[] arguments, string expected)
+    {
+        var parse = Cli.CommandLine.Build(new UnusedComposition()).Parse(arguments);
+        Assert.Empty(parse.Errors);
+        string? name = parse.GetValue<string?>("INTERFACE");
+        Assert.False(Cli.CommandLine.IsUsableInterfaceName(name, out string? problem));
+        Assert.Equal(expected, problem);
+    }
+
+    [Theory]
+    [InlineData("wg0")]
+    [InlineData("fifteen-chars-x")]
+    [InlineData("tun.1_a-b")]
+    public void The_root_INTERFACE_accepts_linux_interface_names(string name)
+    {
+        var parse = Cli.CommandLine.Build(new UnusedComposition()).Parse(["-f", name]);
+        Assert.Empty(parse.Errors);
+        Assert.True(Cli.CommandLine.IsUsableInterfaceName(parse.GetValue<string?>("INTERFACE"), out string? problem));
+        Assert.Null(problem);
+    }
+
+    /// <summary>
+    /// The executable with a bad INTERFACE (with and without -f, so neither a foreground daemon nor
+    /// a detached one) or a stray argument: exit code 2, one line, and nothing created. In a
+    /// namespace, so a regression would create its TUN device there and not on the host.
+    /// </summary>
+    [Theory]
+    [InlineData(new[] { "-f", "--no-such-opt" }, "firezone-tunnel: unknown option '--no-such-opt' (see --help)")]
+    [InlineData(new[] { "--bogus" }, "firezone-tunnel: unknown option '--bogus' (see --help)")]
+    [InlineData(new[] { "-f", "sixteen-chars-xx" }, "firezone-tunnel: 'sixteen-chars-xx' is not a valid interface name (1 to 15 characters, no '/' or spaces)")]
+    [InlineData(new[] { "NAME", "--bogus" }, "firezone-tunnel: Unrecognized command or argument '--bogus' (see --help)")]
+    [InlineData(new[] { "-f", "NAME", "extra" }, "firezone-tunnel: Unrecognized command or argument 'extra' (see --help)")]
+    public async Task A_bad_interface_argument_is_a_usage_error_and_creates_nothing(string[] arguments, string expected)
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UapiServerFixture.UniqueName();
+        string[] withName = [.. arguments.Select(a => a == "NAME" ? name : a)];
+        string log = Path.Combine(Path.GetTempPath(), $"fzt-{name}.log");
+        // The socket of every token that could have become the interface's name, and the log.
+        string[] created = [.. withName.Where(a => a != "-f").Select(a => UapiSocketPath.For(a)), log];
+        try
+        {
+            var result = await ns.ExecAsync(Executable, [.. withName, "--log-file", log],
+                environment: new Dictionary<string, string> { ["WG_PROCESS_FOREGROUND"] = "" }, timeout: TimeSpan.FromSeconds(30));
+            Assert.Equal(2, result.ExitCode);
+            Assert.Equal(expected + "\n", result.Stderr);
+            Assert.Equal("", result.Stdout);
+            string links = (await ns.ExecAsync("ip", ["-o", "link", "show"])).Stdout;
+            Assert.Equal(["lo"], links.TrimEnd('\n').Split('\n').Select(l => l.Split(": ")[1]));
+            Assert.All(created, f => Assert.False(File.Exists(f), f));
+        }
+        finally
+        {
+            foreach (var file in created)
+            {
+                File.Delete(file);
+            }
+        }
+    }
+
+    /// <summary>Build() needs a composition; these tests never run a daemon with it.</summary>
+    private sealed class UnusedComposition : Daemon.ITunnelComposition
+    {
+        public void Compose(Microsoft.Extensions.DependencyInjection.IServiceCollection services, Daemon.DaemonOptions options) =>
+            throw new InvalidOperationException("the test must not start a daemon");
     }
 
     [Fact]

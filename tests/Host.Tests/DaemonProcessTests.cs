@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net.Sockets;
+using System.Text.Json;
 using Firezone.Actors.Engine.WireGuard;
 using Firezone.Actors.Host.Uapi;
 using Xunit.Abstractions;
@@ -98,7 +99,19 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
                 "mount -t tmpfs tmpfs /dev/net && exec ip netns exec \"$0\" \"$1\" -f \"$2\" --log-file \"$3\"",
                 ns.Name, DaemonProcess.Executable, name, logFile], timeout: TimeSpan.FromSeconds(30));
             Assert.Equal(1, run.ExitCode);
-            Assert.Equal("firezone-tunnel: /dev/net/tun does not exist: load the tun module (modprobe tun)", run.Stderr.TrimEnd('\n'));
+            Assert.Equal("firezone-tunnel: /dev/net/tun does not exist: load the tun module (modprobe tun)\n", run.Stderr);
+            // The JSON log on stdout and in the file: one error line with the reason, and neither
+            // the generic host's "Hosting failed to start" with its stack trace nor Akka's
+            // "Exiting with [ExitCode:0]" from a process that exits 1.
+            foreach (string log in new[] { run.Stdout, await File.ReadAllTextAsync(logFile) })
+            {
+                Assert.DoesNotContain("   at ", log);
+                Assert.DoesNotContain("ExitCode", log);
+                var errors = log.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement)
+                    .Where(e => e.GetProperty("severity").GetString() is "Error" or "Fatal").ToList();
+                Assert.Equal("Cannot start: /dev/net/tun does not exist: load the tun module (modprobe tun)", Assert.Single(errors).GetProperty("message").GetString());
+                Assert.False(errors[0].TryGetProperty("exception", out _));
+            }
             Assert.False(await ns.HasLinkAsync(name));
             Assert.False(File.Exists(UapiSocketPath.For(name)));
             Assert.True(File.Exists("/dev/net/tun"), "the host's TUN device node must be untouched");
@@ -125,6 +138,51 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
         Assert.Single(second.Stderr.TrimEnd('\n').Split('\n'));
         Assert.True(File.Exists(first.SocketPath));
         Assert.Equal(0, (await ProcessRunner.WgAsync("show", name)).ExitCode);
+    }
+
+    /// <summary>
+    /// A second daemon for a running interface, given the same log file (as both would default to
+    /// /var/log/firezone-tunnel/NAME.log), fails with its one line before it opens the log: the
+    /// first daemon's log stays whole JSON lines, the first keeps logging to it, and the second
+    /// writes nothing else (no log lines, no stack trace).
+    /// </summary>
+    [Fact]
+    public async Task A_second_daemon_for_a_name_in_use_leaves_the_first_ones_log_whole()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UniqueName();
+        await using var first = DaemonProcess.Start(ns, name, "-f", name);
+        await first.WaitReadyAsync();
+        // The socket exists a moment before the daemon logs that it runs.
+        using (var bound = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
+        {
+            while (!(await File.ReadAllTextAsync(first.LogFile, bound.Token)).Contains($"running interface {name}", StringComparison.Ordinal))
+            {
+                await Task.Delay(50, bound.Token);
+            }
+        }
+        byte[] before = await File.ReadAllBytesAsync(first.LogFile);
+
+        var second = await ns.ExecAsync(DaemonProcess.Executable, ["-f", name, "--log-file", first.LogFile], timeout: TimeSpan.FromSeconds(30));
+        Assert.Equal(1, second.ExitCode);
+        Assert.Equal($"firezone-tunnel: {first.SocketPath}: socket in use (is another daemon serving this interface?)\n", second.Stderr);
+        Assert.Equal("", second.Stdout);
+        byte[] between = await File.ReadAllBytesAsync(first.LogFile);
+        Assert.Equal(before, between[..before.Length]);
+
+        // The first daemon still serves and logs, after its own lines.
+        var set = await ProcessRunner.WgAsync("set", name, "listen-port", "0");
+        Assert.True(set.ExitCode == 0, set.Stderr);
+        first.Signal(SIGTERM);
+        Assert.Equal(0, await first.WaitForExitAsync(Bound));
+        byte[] after = await File.ReadAllBytesAsync(first.LogFile);
+        Assert.Equal(before, after[..before.Length]);
+        Assert.Equal(-1, Array.IndexOf(after, (byte)0));
+        var messages = System.Text.Encoding.UTF8.GetString(after).Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => JsonDocument.Parse(l).RootElement.GetProperty("message").GetString()).ToList();
+        Assert.Contains("UAPI set: 0 peer change(s) applied", messages);
+        Assert.Contains($"Interface {name} stopped", messages);
+        Assert.DoesNotContain(messages, m => m!.StartsWith("Cannot start", StringComparison.Ordinal)); // the second daemon's
     }
 
     [Fact]

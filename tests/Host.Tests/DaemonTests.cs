@@ -115,16 +115,112 @@ public sealed class DaemonTests
     {
         await using var other = UapiServerFixture.Start();
         var readiness = new Readiness();
+        string logFile = Path.Combine(Path.GetTempPath(), $"fzt-{other.Name}.log");
         var options = new DaemonOptions
         {
             InterfaceName = other.Name,
-            Log = new LogOptions { FilePath = null, Console = false },
+            Log = new LogOptions { FilePath = logFile, Console = false },
         };
-        int exit = await TunnelDaemon.RunAsync(options, new InMemoryComposition(new InMemoryTunnelControl()), readiness, CancellationToken.None).WaitAsync(Bound);
-        Assert.Equal(1, exit);
-        Assert.Equal($"{other.SocketPath}: socket in use (is another daemon serving this interface?)", await readiness.Outcome.Task);
-        Assert.True(File.Exists(other.SocketPath));
-        Assert.Equal(0, (await ProcessRunner.WgAsync("show", other.Name)).ExitCode);
+        try
+        {
+            int exit = await TunnelDaemon.RunAsync(options, new InMemoryComposition(new InMemoryTunnelControl()), readiness, CancellationToken.None).WaitAsync(Bound);
+            Assert.Equal(1, exit);
+            Assert.Equal($"{other.SocketPath}: socket in use (is another daemon serving this interface?)", await readiness.Outcome.Task);
+            Assert.True(File.Exists(other.SocketPath));
+            Assert.Equal(0, (await ProcessRunner.WgAsync("show", other.Name)).ExitCode);
+            // Checked before the log is opened: the running daemon's log (the same default path) is not touched.
+            Assert.False(File.Exists(logFile));
+        }
+        finally
+        {
+            File.Delete(logFile);
+        }
+    }
+
+    /// <summary>A part of the tunnel that fails to start the way the real ones do (no TUN device, no nft).</summary>
+    private sealed class FailingStart(string problem) : Microsoft.Extensions.Hosting.IHostedService
+    {
+        public Task StartAsync(CancellationToken cancellationToken) => throw new StartupException(problem);
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+
+    private sealed class FailingComposition(string problem) : ITunnelComposition
+    {
+        public void Compose(IServiceCollection services, DaemonOptions options)
+        {
+            services.AddSingleton<ITunnelControl>(new InMemoryTunnelControl());
+            services.AddHostedService(_ => new FailingStart(problem));
+        }
+    }
+
+    /// <summary>
+    /// An expected start-up failure is one log line, "Cannot start: ...", without the generic
+    /// host's own "Hosting failed to start" and its stack trace.
+    /// </summary>
+    [Fact]
+    public async Task A_start_that_fails_logs_one_error_line_without_a_stack_trace()
+    {
+        const string Problem = "cannot run nft: No such file or directory";
+        string name = UapiServerFixture.UniqueName();
+        string logFile = Path.Combine(Path.GetTempPath(), $"fzt-{name}.log");
+        var readiness = new Readiness();
+        var options = new DaemonOptions
+        {
+            InterfaceName = name,
+            Log = new LogOptions { FilePath = logFile, Console = false, MinimumLevel = LogEventLevel.Debug },
+        };
+        try
+        {
+            int exit = await TunnelDaemon.RunAsync(options, new FailingComposition(Problem), readiness, CancellationToken.None).WaitAsync(Bound);
+            Assert.Equal(1, exit);
+            Assert.Equal(Problem, await readiness.Outcome.Task);
+            var errors = new List<JsonElement>();
+            foreach (var line in await File.ReadAllLinesAsync(logFile))
+            {
+                using var json = JsonDocument.Parse(line);
+                Assert.False(json.RootElement.TryGetProperty("exception", out _), line);
+                Assert.DoesNotContain("   at ", line);
+                if (json.RootElement.GetProperty("severity").GetString() is "Error" or "Fatal")
+                {
+                    errors.Add(json.RootElement.Clone());
+                }
+            }
+            Assert.Equal("Cannot start: " + Problem, Assert.Single(errors).GetProperty("message").GetString());
+            Assert.False(File.Exists(UapiSocketPath.For(name)));
+        }
+        finally
+        {
+            File.Delete(logFile);
+            File.Delete(UapiSocketPath.For(name));
+        }
+    }
+
+    [Fact]
+    public void The_hosts_start_failure_line_is_filtered_but_its_other_errors_and_akka_warnings_are_kept()
+    {
+        string logFile = Path.Combine(Path.GetTempPath(), $"fzt-{Guid.NewGuid():N}.log");
+        try
+        {
+            using (var logger = SerilogSetup.Create(new LogOptions { FilePath = logFile, Console = false }))
+            {
+                var host = logger.ForContext("SourceContext", SerilogSetup.HostSource);
+                host.ForContext("EventId", new { Id = 11, Name = "HostedServiceStartupFaulted" }, destructureObjects: true)
+                    .Error(new InvalidOperationException("boom"), "Hosting failed to start");
+                host.ForContext("EventId", new { Id = 9, Name = "BackgroundServiceFaulted" }, destructureObjects: true)
+                    .Error(new InvalidOperationException("boom"), "BackgroundService failed");
+                var shutdown = logger.ForContext("SourceContext", SerilogSetup.CoordinatedShutdownSource);
+                shutdown.Information("CoordinatedShutdown invoked due to [Reason:{Reason}]. Exiting with [ExitCode:{ExitCode}].", "ClrExitReason", 0);
+                shutdown.Warning("Coordinated shutdown phase [{Phase}] timed out", "actor-system-terminate");
+                logger.ForContext("SourceContext", "Akka.Actor.ActorSystem").Information("other Akka information stays");
+            }
+            var messages = File.ReadAllLines(logFile).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("message").GetString()!).ToArray();
+            Assert.Equal(["BackgroundService failed", "Coordinated shutdown phase [actor-system-terminate] timed out", "other Akka information stays"], messages);
+        }
+        finally
+        {
+            File.Delete(logFile);
+        }
     }
 
     [Fact]

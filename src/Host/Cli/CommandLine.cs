@@ -1,4 +1,6 @@
 using System.CommandLine;
+using System.CommandLine.Invocation;
+using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 using Firezone.Actors.Actors.Tunnel;
 using Firezone.Actors.Host.Config;
@@ -66,9 +68,9 @@ public static class CommandLine
         root.SetAction((result, token) =>
         {
             string? name = result.GetValue(interfaceName);
-            if (name is null)
+            if (!IsUsableInterfaceName(name, out string? problem))
             {
-                Console.Error.WriteLine("firezone-tunnel: an INTERFACE name is required (see --help)");
+                Console.Error.WriteLine("firezone-tunnel: " + problem);
                 return Task.FromResult(2);
             }
             if (!TryLogOptions(result.GetValue(logFile), result.GetValue(logLevel)!, name, out var log)
@@ -143,6 +145,12 @@ public static class CommandLine
                 return 2;
             }
             string socket = UapiSocketPath.For(name);
+            if (!File.Exists(socket))
+            {
+                // connect(2) to a missing path says "Cannot assign requested address", which names neither.
+                Console.Error.WriteLine($"firezone-tunnel: {name}: no such interface (is its daemon running?)");
+                return 1;
+            }
             try
             {
                 var status = await UapiClient.GetAsync(socket, token).ConfigureAwait(false);
@@ -161,9 +169,37 @@ public static class CommandLine
         return root;
     }
 
+    /// <summary>
+    /// Whether the root command's INTERFACE can be used, and if not why. System.CommandLine gives an
+    /// unknown option (<c>--bogus</c>) to the free INTERFACE argument, so it is refused here, before
+    /// a daemon detaches or a TUN device is named after it; so is a name Linux would refuse only
+    /// after the host had started.
+    /// </summary>
+    internal static bool IsUsableInterfaceName([NotNullWhen(true)] string? name, [NotNullWhen(false)] out string? problem)
+    {
+        problem = name switch
+        {
+            null => "an INTERFACE name is required (see --help)",
+            ['-', ..] => $"unknown option '{name}' (see --help)",
+            _ when !UapiSocketPath.IsValidInterfaceName(name) => $"'{name}' is not a valid interface name (1 to 15 characters, no '/' or spaces)",
+            _ => null,
+        };
+        return problem is null;
+    }
+
     /// <summary>Runs a parsed command line; signals are left to the generic host, which stops cleanly on them.</summary>
-    public static Task<int> InvokeAsync(RootCommand root, string[] args) =>
-        root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
+    public static Task<int> InvokeAsync(RootCommand root, string[] args)
+    {
+        var result = root.Parse(args);
+        if (result.Action is ParseErrorAction && result.Errors.Count > 0)
+        {
+            // A usage error is one line and exit code 2, like the ones the actions report, rather
+            // than System.CommandLine's error followed by the whole help text and exit code 1.
+            Console.Error.WriteLine($"firezone-tunnel: {result.Errors[0].Message.TrimEnd('.')} (see --help)");
+            return Task.FromResult(2);
+        }
+        return result.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
+    }
 
     private static async Task<int> RunDaemonAsync(DaemonOptions options, ITunnelComposition composition, CancellationToken token)
     {

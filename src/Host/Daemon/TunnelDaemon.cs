@@ -15,6 +15,17 @@ public static class TunnelDaemon
 {
     public static async Task<int> RunAsync(DaemonOptions options, ITunnelComposition composition, IReadinessSignal? readiness, CancellationToken cancellationToken)
     {
+        // Before the log file is opened: a second daemon for a name in use must leave the running
+        // one's log (and everything else) alone. ActorTunnelControl checks again when it starts.
+        try
+        {
+            Uapi.UapiServer.EnsureAvailable(Uapi.UapiSocketPath.For(options.InterfaceName, options.SocketDirectory));
+        }
+        catch (StartupException e)
+        {
+            Report(readiness, e.Message);
+            return 1;
+        }
         await using var logger = SerilogSetup.Create(options.Log);
         // Akka.Logger.Serilog writes to the global logger.
         Log.Logger = logger;
@@ -81,6 +92,13 @@ public static class TunnelDaemon
     private static int Fail(ILogger logger, IReadinessSignal? readiness, string problem)
     {
         logger.Error("Cannot start: {Problem}", problem);
+        Report(readiness, problem);
+        return 1;
+    }
+
+    /// <summary>The one line a failed start ends with: on the detaching parent's stderr, or on ours.</summary>
+    private static void Report(IReadinessSignal? readiness, string problem)
+    {
         if (readiness is not null)
         {
             readiness.Failed(problem);
@@ -89,7 +107,6 @@ public static class TunnelDaemon
         {
             Console.Error.WriteLine("firezone-tunnel: " + problem);
         }
-        return 1;
     }
 
     private static async Task StopQuietlyAsync(IHost host)

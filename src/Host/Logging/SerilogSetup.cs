@@ -1,5 +1,6 @@
 using Serilog;
 using Serilog.Core;
+using Serilog.Events;
 
 namespace Firezone.Actors.Host.Logging;
 
@@ -12,6 +13,13 @@ public static class SerilogSetup
     {
         var configuration = new LoggerConfiguration()
             .MinimumLevel.Is(options.MinimumLevel)
+            // Akka's "CoordinatedShutdown invoked ... Exiting with [ExitCode:0]" (Information) also
+            // comes when the daemon exits 1 after a failed start; its warnings and errors still come.
+            .MinimumLevel.Override(CoordinatedShutdownSource, Max(options.MinimumLevel, LogEventLevel.Warning))
+            // The generic host logs a failed start as "Hosting failed to start" with the stack trace;
+            // TunnelDaemon reports an expected failure (socket in use, no /dev/net/tun, no nft) as
+            // one line and logs the stack trace itself only for an unexpected one.
+            .Filter.ByExcluding(IsHostStartupFault)
             .Enrich.FromLogContext();
         if (options.Console)
         {
@@ -26,9 +34,23 @@ public static class SerilogSetup
             {
                 Directory.CreateDirectory(directory);
             }
-            // Flushed every second and on dispose, so a crash loses at most a second of lines.
-            configuration = configuration.WriteTo.File(JsonLogFormat.Create(), path, flushToDiskInterval: TimeSpan.FromSeconds(1));
+            // O_APPEND, one write per line: see AppendOnlyFileSink.
+            configuration = configuration.WriteTo.Sink(AppendOnlyFileSink.Open(path, JsonLogFormat.Create()));
         }
         return configuration.CreateLogger();
     }
+
+    public const string HostSource = "Microsoft.Extensions.Hosting.Internal.Host";
+
+    public const string CoordinatedShutdownSource = "Akka.Actor.CoordinatedShutdown";
+
+    /// <summary>Microsoft.Extensions.Hosting's LoggerEventIds.HostedServiceStartupFaulted.</summary>
+    private const string HostStartupFaulted = "HostedServiceStartupFaulted";
+
+    private static bool IsHostStartupFault(LogEvent logEvent) =>
+        logEvent.Properties.TryGetValue("SourceContext", out var source) && source is ScalarValue { Value: HostSource }
+        && logEvent.Properties.TryGetValue("EventId", out var eventId) && eventId is StructureValue structure
+        && structure.Properties.Any(p => p.Name == "Name" && p.Value is ScalarValue { Value: HostStartupFaulted });
+
+    private static LogEventLevel Max(LogEventLevel a, LogEventLevel b) => a > b ? a : b;
 }

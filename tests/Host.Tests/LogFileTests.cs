@@ -1,0 +1,164 @@
+using System.Text;
+using System.Text.Json;
+using Firezone.Actors.Host.Logging;
+using Serilog.Core;
+
+namespace Firezone.Actors.Host.Tests;
+
+/// <summary>
+/// The JSON-lines log file under what happens to log files: logrotate's copytruncate (`truncate
+/// -s 0` while the daemon writes) and a second writer on the same file. Every byte must belong to
+/// a whole JSON line: no NUL bytes (a writer still at its old offset after a truncation leaves a
+/// hole that reads as NULs) and no line overwritten by another writer.
+/// </summary>
+public sealed class LogFileTests
+{
+    private static Logger FileLogger(string path) =>
+        SerilogSetup.Create(new LogOptions { FilePath = path, Console = false });
+
+    private static string TempLog() => Path.Combine(Path.GetTempPath(), $"fzt-{Guid.NewGuid():N}.log");
+
+    /// <summary>Asserts the file is whole JSON lines (no NUL) and returns their messages.</summary>
+    private static List<string> Messages(string path)
+    {
+        byte[] bytes = File.ReadAllBytes(path);
+        Assert.Equal(-1, Array.IndexOf(bytes, (byte)0));
+        var messages = new List<string>();
+        string text = Encoding.UTF8.GetString(bytes);
+        Assert.True(text.Length == 0 || text.EndsWith('\n'), "the file ends inside a line");
+        foreach (string line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            using var json = JsonDocument.Parse(line);
+            messages.Add(json.RootElement.GetProperty("message").GetString()!);
+        }
+        return messages;
+    }
+
+    /// <summary>What this process's descriptors refer to.</summary>
+    private static List<string> OpenFiles()
+    {
+        var targets = new List<string>();
+        foreach (string fd in Directory.GetFiles("/proc/self/fd"))
+        {
+            try
+            {
+                targets.Add(new FileInfo(fd).LinkTarget ?? "");
+            }
+            catch (IOException)
+            {
+                // Closed while we looked.
+            }
+        }
+        return targets;
+    }
+
+    private static async Task TruncateAsync(string path)
+    {
+        var truncate = await ProcessRunner.RunAsync("truncate", ["-s", "0", path], timeout: TimeSpan.FromSeconds(10));
+        Assert.True(truncate.ExitCode == 0, truncate.Stderr);
+    }
+
+    [Fact]
+    public async Task After_a_truncation_the_next_line_starts_the_file()
+    {
+        string path = TempLog();
+        try
+        {
+            using var logger = FileLogger(path);
+            for (int i = 0; i < 100; i++)
+            {
+                logger.Information("before {Index}", i);
+            }
+            Assert.Equal(100, Messages(path).Count);
+            await TruncateAsync(path);
+            for (int i = 0; i < 3; i++)
+            {
+                logger.Information("after {Index}", i);
+            }
+            Assert.Equal(["after 0", "after 1", "after 2"], Messages(path));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public async Task Truncating_while_the_logger_writes_leaves_only_whole_json_lines()
+    {
+        string path = TempLog();
+        try
+        {
+            using var logger = FileLogger(path);
+            using var stop = new CancellationTokenSource();
+            int written = 0;
+            var writer = Task.Run(() =>
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    logger.Information("line {Index} {Padding}", written++, new string('x', 200));
+                }
+            });
+            for (int i = 0; i < 20; i++)
+            {
+                await Task.Delay(20);
+                await TruncateAsync(path);
+            }
+            await Task.Delay(20);
+            await stop.CancelAsync();
+            await writer;
+            var messages = Messages(path);
+            Assert.NotEmpty(messages);
+            Assert.True(messages.Count < written, $"{messages.Count} of {written} lines: the file was never truncated");
+            // The lines left are the last ones written, in order.
+            Assert.Equal($"line {written - 1} {new string('x', 200)}", messages[^1]);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public async Task Two_writers_on_one_file_keep_every_line()
+    {
+        string path = TempLog();
+        try
+        {
+            const int Lines = 2000;
+            using (var first = FileLogger(path))
+            using (var second = FileLogger(path))
+            {
+                await Task.WhenAll(
+                    Task.Run(() => { for (int i = 0; i < Lines; i++) { first.Information("first {Index}", i); } }),
+                    Task.Run(() => { for (int i = 0; i < Lines; i++) { second.Information("second {Index}", i); } }));
+            }
+            // Disposing the loggers closed both descriptors.
+            Assert.DoesNotContain(path, OpenFiles());
+            var messages = Messages(path);
+            Assert.Equal(2 * Lines, messages.Count);
+            Assert.Equal(Enumerable.Range(0, Lines).Select(i => $"first {i}"), messages.Where(m => m.StartsWith("first", StringComparison.Ordinal)));
+            Assert.Equal(Enumerable.Range(0, Lines).Select(i => $"second {i}"), messages.Where(m => m.StartsWith("second", StringComparison.Ordinal)));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void A_log_file_that_cannot_be_opened_is_one_line_naming_it()
+    {
+        // A directory where the file should be: open(2) fails with EISDIR, even for root.
+        var directory = Directory.CreateTempSubdirectory("fzt-log");
+        try
+        {
+            var e = Assert.Throws<IOException>(() => FileLogger(directory.FullName).Dispose());
+            Assert.Equal($"{directory.FullName}: cannot open the log file: Is a directory", e.Message);
+        }
+        finally
+        {
+            directory.Delete();
+        }
+    }
+}
