@@ -231,12 +231,13 @@ public sealed class WgInteropTests
     {
         string name = UapiServerFixture.UniqueName();
         string path = UapiSocketPath.For(name);
-        using (var stale = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
-        {
-            stale.Bind(new UnixDomainSocketEndPoint(path)); // bound, never listening: connect is refused
-        }
+        // Bound, never listening: connect is refused, as to the socket of a daemon killed with SIGKILL.
+        // Kept open until the server has started: .NET removes the file when the socket is disposed.
+        var stale = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
         {
+            stale.Bind(new UnixDomainSocketEndPoint(path));
+            Assert.True(File.Exists(path));
             var server = UapiServer.Start(path, new InMemoryTunnelControl(), NullLogger.Instance);
             Assert.Equal("", await WgOkAsync("show", name, "peers"));
             await server.DisposeAsync();
@@ -244,6 +245,7 @@ public sealed class WgInteropTests
         }
         finally
         {
+            stale.Dispose();
             File.Delete(path);
         }
     }
