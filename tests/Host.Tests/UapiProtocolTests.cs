@@ -80,6 +80,7 @@ public sealed class UapiProtocolTests
     [InlineData("endpoint=1.2.3.4")]
     [InlineData("endpoint=[::1]")]
     [InlineData("endpoint=::1:51820")]
+    [InlineData("endpoint=1.2.3.4:65536")]
     [InlineData("persistent_keepalive_interval=70000")]
     [InlineData("replace_allowed_ips=yes")]
     [InlineData("allowed_ip=10.0.0.0")]
@@ -93,6 +94,19 @@ public sealed class UapiProtocolTests
     {
         var error = Assert.Throws<UapiException>(() => UapiSetParser.Parse([$"public_key={PeerA.ToHex()}", line]));
         Assert.Equal(UapiErrno.EINVAL, error.Errno);
+    }
+
+    [Theory]
+    [InlineData("endpoint=192.0.2.1:0", "192.0.2.1:0")]
+    [InlineData("endpoint=[2001:db8::1]:0", "[2001:db8::1]:0")]
+    public void An_endpoint_on_port_zero_is_taken_as_wireguard_go_takes_it(string line, string shown)
+    {
+        // wireguard-go's netip.ParseAddrPort accepts port 0; a send there fails per datagram, which the
+        // socket skips (EINVAL is one of the refusals it counts). A configuration file still refuses it.
+        var request = UapiSetParser.Parse([$"public_key={PeerA.ToHex()}", line]);
+        var endpoint = Assert.Single(request.Peers).Endpoint!.Value;
+        Assert.Equal(0, endpoint.Port);
+        Assert.Equal(shown, Config.EndpointText.Format(endpoint));
     }
 
     [Fact]

@@ -12,7 +12,11 @@ namespace Firezone.Actors.Host.Config;
 /// </summary>
 public static class EndpointText
 {
-    public static bool TrySplit(string text, out string host, out ushort port, out string error)
+    /// <param name="allowPortZero">
+    /// Port 0 is accepted (the UAPI: wireguard-go takes <c>endpoint=IP:0</c>, and a send to it fails
+    /// per datagram); a configuration file refuses it, where it is a typo.
+    /// </param>
+    public static bool TrySplit(string text, out string host, out ushort port, out string error, bool allowPortZero = false)
     {
         host = "";
         port = 0;
@@ -45,9 +49,9 @@ public static class EndpointText
                 return false;
             }
         }
-        if (!ushort.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out port) || port == 0)
+        if (!ushort.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out port) || (port == 0 && !allowPortZero))
         {
-            error = "the port is not a number between 1 and 65535";
+            error = allowPortZero ? "the port is not a number between 0 and 65535" : "the port is not a number between 1 and 65535";
             return false;
         }
         if (host.Length == 0)
@@ -62,7 +66,7 @@ public static class EndpointText
     public static bool TryParseNumeric(string text, out UdpEndpoint endpoint, out string error)
     {
         endpoint = UdpEndpoint.None;
-        if (!TrySplit(text, out var host, out var port, out error))
+        if (!TrySplit(text, out var host, out var port, out error, allowPortZero: true))
         {
             return false;
         }
