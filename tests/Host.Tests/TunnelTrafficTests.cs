@@ -56,6 +56,22 @@ public sealed class TunnelTrafficTests
     }
 
     [Fact]
+    public async Task A_fresh_interface_listens_on_a_port_before_it_has_a_key()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = "fzp" + Guid.NewGuid().ToString("N")[..8];
+        await using var daemon = DaemonProcess.Start(ns, name, "-f", name);
+        await daemon.WaitReadyAsync();
+        // As wireguard-go: bound at once on a random port, which wg show reports.
+        var shown = await ProcessRunner.WgAsync("show", name, "listen-port");
+        Assert.True(shown.ExitCode == 0, shown.Stderr);
+        int port = int.Parse(shown.Stdout.Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(port, 1, 65535);
+        var sockets = await ns.ExecAsync("ss", ["-H", "-u", "-l", "-n"], timeout: TimeSpan.FromSeconds(15));
+        Assert.Contains($":{port} ", sockets.Stdout);
+    }
+
+    [Fact]
     public async Task Losing_the_TUN_device_stops_the_daemon_with_an_error()
     {
         await using var ns = await NetworkNamespace.CreateAsync();

@@ -94,6 +94,18 @@ public sealed class ActorTunnelControl(
         }
         logger.LogInformation("TUN device {Interface} created (MTU {Mtu}, {BufferSize}-byte packet buffers, offloads {Offloads}, UDP coalescing {UdpCoalescing})",
             _tun.Name, _tun.Mtu, _pool.BufferSize, _tun.Offloads, _tun.UdpCoalescing ? "on" : "off");
+        // Bound at once (a random port until one is set), as wireguard-go binds: `wg show` of a fresh
+        // interface shows its port. Datagrams that arrive before the tunnel starts wait in the socket.
+        try
+        {
+            _socket = Bind(_listenPort);
+        }
+        catch (TunnelControlException e)
+        {
+            _tun.Dispose();
+            _tun = null;
+            throw new StartupException(e.Message, e);
+        }
         FollowMtu();
         return Task.CompletedTask;
     }
