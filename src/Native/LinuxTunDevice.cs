@@ -70,6 +70,8 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
                 int errno = LibC.errno;
                 throw new TunDeviceException(TunErrors.SetIffFailed(requested, errno), errno);
             }
+            // The kernel writes the final name back (tun%d -> tun0); set first, so errors name it.
+            Name = Marshal.PtrToStringUTF8((nint)request.ifr_name) ?? requested;
             if ((request.ifr_flags & IfTun.IFF_VNET_HDR) != 0)
             {
                 Offloads = EnableOffloads(fd);
@@ -79,8 +81,6 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
                     CoalesceUdp = options.UdpCoalescing && (Offloads & TunOffloads.Uso) != 0,
                 };
             }
-            // The kernel writes the final name back (tun%d -> tun0).
-            Name = Marshal.PtrToStringUTF8((nint)request.ifr_name) ?? requested;
 
             if (options.Mtu is int mtu)
             {
@@ -187,7 +187,15 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
         {
             PacketBuffer buffer = buffers[count];
             byte* start = BufferAddress(buffer) + PacketBuffer.Headroom;
-            long read = LibC.read(fd, start, buffer.MaxPacketLength);
+            // One byte more than a packet may have (the tailroom has room): the TUN driver copies what
+            // fits and a longer packet would otherwise pass on cut to the buffer. Dropped and counted,
+            // as the offload path drops a packet longer than the buffers.
+            long read = LibC.read(fd, start, buffer.MaxPacketLength + 1);
+            if (read > buffer.MaxPacketLength)
+            {
+                _readDropped++;
+                continue;
+            }
             if (read >= 0)
             {
                 buffer.SetData(PacketBuffer.Headroom, (int)read);

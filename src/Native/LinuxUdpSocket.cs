@@ -331,7 +331,7 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
         ushort port = (ushort)((name[2] << 8) | name[3]);
         if (family == (ushort)LibC.AF_INET6)
         {
-            return UdpEndpoint.FromIPv6(new ReadOnlySpan<byte>(name + 8, 16), port); // sin6_addr
+            return UdpEndpoint.FromIPv6(new ReadOnlySpan<byte>(name + 8, 16), port, *(uint*)(name + 24)); // sin6_addr, sin6_scope_id
         }
         return UdpEndpoint.FromIPv4(new ReadOnlySpan<byte>(name + 4, 4), port); // sin_addr
     }
@@ -447,13 +447,14 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
         int level, type;
         if (IsIPv6)
         {
-            // sockaddr_in6: family, port (network order), flowinfo 0, address, scope_id 0.
+            // sockaddr_in6: family, port (network order), flowinfo 0, address, scope_id (a link-local
+            // destination's interface; 0 for any other).
             *(ushort*)name = (ushort)LibC.AF_INET6;
             name[2] = (byte)(port >> 8);
             name[3] = (byte)port;
             *(uint*)(name + 4) = 0;
             endpoint.WriteIPv6(new Span<byte>(name + 8, 16));
-            *(uint*)(name + 24) = 0;
+            *(uint*)(name + 24) = endpoint.ScopeId;
             header->msg_namelen = SizeOfSockaddrIn6;
         }
         else

@@ -109,6 +109,27 @@ public sealed class UapiProtocolTests
         Assert.Equal(shown, Config.EndpointText.Format(endpoint));
     }
 
+    [Theory]
+    [InlineData("endpoint=[fe80::1%1]:51820", 1u, "[fe80::1%1]:51820")]
+    [InlineData("endpoint=[fe80::1%lo]:51820", 1u, "[fe80::1%1]:51820")] // a name is the interface's index
+    public void A_link_local_endpoint_takes_a_zone_and_shows_it_as_an_index(string line, uint scope, string shown)
+    {
+        var request = UapiSetParser.Parse([$"public_key={PeerA.ToHex()}", line]);
+        var endpoint = Assert.Single(request.Peers).Endpoint!.Value;
+        Assert.Equal(scope, endpoint.ScopeId);
+        Assert.Equal(shown, Config.EndpointText.Format(endpoint));
+        // What get prints, set takes back (wg showconf | wg setconf).
+        Assert.Equal(endpoint, Assert.Single(UapiSetParser.Parse([$"public_key={PeerA.ToHex()}", "endpoint=" + shown]).Peers).Endpoint);
+    }
+
+    [Fact]
+    public void A_zone_no_interface_has_is_refused_with_its_name()
+    {
+        var error = Assert.Throws<UapiException>(() => UapiSetParser.Parse([$"public_key={PeerA.ToHex()}", "endpoint=[fe80::1%nosuchif9]:51820"]));
+        Assert.Equal(UapiErrno.EINVAL, error.Errno);
+        Assert.Contains("nosuchif9", error.Message);
+    }
+
     [Fact]
     public void Errors_never_quote_a_key()
     {

@@ -8,6 +8,9 @@ namespace Firezone.Actors.Engine.Buffers;
 /// A UDP endpoint as a value type, so datagrams carry their source or destination without allocating
 /// an <see cref="IPEndPoint"/> per packet. IPv4 addresses are held in their IPv4-mapped IPv6 form
 /// (::ffff:a.b.c.d, RFC 4291 section 2.5.5.2), which is also how a dual-stack socket sees them.
+/// An IPv6 link-local address (fe80::/10) means nothing without its interface, so the endpoint
+/// carries the scope id (sin6_scope_id, an interface index; 0 for every other address) in both
+/// directions, as wireguard-go's zone: a reply to a link-local source leaves by the link it came on.
 /// </summary>
 public readonly struct UdpEndpoint : IEquatable<UdpEndpoint>
 {
@@ -16,11 +19,15 @@ public readonly struct UdpEndpoint : IEquatable<UdpEndpoint>
 
     public ushort Port { get; }
 
-    private UdpEndpoint(ulong high, ulong low, ushort port)
+    /// <summary>The IPv6 scope id (interface index) of a link-local address; 0 otherwise.</summary>
+    public uint ScopeId { get; }
+
+    private UdpEndpoint(ulong high, ulong low, ushort port, uint scopeId = 0)
     {
         _high = high;
         _low = low;
         Port = port;
+        ScopeId = scopeId;
     }
 
     /// <summary>No endpoint (port 0, address ::).</summary>
@@ -31,9 +38,9 @@ public readonly struct UdpEndpoint : IEquatable<UdpEndpoint>
     /// <summary>True for an IPv4 endpoint (IPv4-mapped form).</summary>
     public bool IsIPv4 => _high == 0 && (_low >> 32) == 0x0000_FFFF;
 
-    /// <summary>From the 16 bytes of an IPv6 (or IPv4-mapped) address in network order.</summary>
-    public static UdpEndpoint FromIPv6(ReadOnlySpan<byte> address16, ushort port) =>
-        new(BinaryPrimitives.ReadUInt64BigEndian(address16), BinaryPrimitives.ReadUInt64BigEndian(address16[8..]), port);
+    /// <summary>From the 16 bytes of an IPv6 (or IPv4-mapped) address in network order, and its scope id.</summary>
+    public static UdpEndpoint FromIPv6(ReadOnlySpan<byte> address16, ushort port, uint scopeId = 0) =>
+        new(BinaryPrimitives.ReadUInt64BigEndian(address16), BinaryPrimitives.ReadUInt64BigEndian(address16[8..]), port, scopeId);
 
     /// <summary>From the 4 bytes of an IPv4 address in network order.</summary>
     public static UdpEndpoint FromIPv4(ReadOnlySpan<byte> address4, ushort port) =>
@@ -48,7 +55,7 @@ public readonly struct UdpEndpoint : IEquatable<UdpEndpoint>
             return FromIPv4(bytes[..4], (ushort)endPoint.Port);
         }
         endPoint.Address.TryWriteBytes(bytes, out _);
-        return FromIPv6(bytes, (ushort)endPoint.Port);
+        return FromIPv6(bytes, (ushort)endPoint.Port, (uint)endPoint.Address.ScopeId);
     }
 
     /// <summary>Writes the 16-byte (IPv4-mapped for IPv4) address in network order.</summary>
@@ -72,15 +79,15 @@ public readonly struct UdpEndpoint : IEquatable<UdpEndpoint>
         }
         Span<byte> v6 = stackalloc byte[16];
         WriteIPv6(v6);
-        return new IPEndPoint(new IPAddress(v6), Port);
+        return new IPEndPoint(new IPAddress(v6, ScopeId), Port);
     }
 
-    public bool Equals(UdpEndpoint other) => _high == other._high && _low == other._low && Port == other.Port;
+    public bool Equals(UdpEndpoint other) => _high == other._high && _low == other._low && Port == other.Port && ScopeId == other.ScopeId;
     public override bool Equals(object? obj) => obj is UdpEndpoint other && Equals(other);
-    public override int GetHashCode() => HashCode.Combine(_high, _low, Port);
+    public override int GetHashCode() => HashCode.Combine(_high, _low, Port, ScopeId);
     public static bool operator ==(UdpEndpoint a, UdpEndpoint b) => a.Equals(b);
     public static bool operator !=(UdpEndpoint a, UdpEndpoint b) => !a.Equals(b);
 
-    /// <summary>"a.b.c.d:port" or "[v6]:port", as wg(8) prints endpoints.</summary>
+    /// <summary>"a.b.c.d:port", "[v6]:port" or "[fe80::1%2]:port", as wg(8) prints endpoints.</summary>
     public override string ToString() => IsNone ? "(none)" : ToIPEndPoint().ToString();
 }

@@ -70,17 +70,24 @@ public static class EndpointText
         {
             return false;
         }
-        if (host.Contains('%') || !IPAddress.TryParse(host, out var address)
+        if (!IPAddress.TryParse(host, out var address)
             || (address.AddressFamily == AddressFamily.InterNetworkV6) != text.StartsWith('['))
         {
             error = "the host is not an IP address";
+            return false;
+        }
+        // An IPv6 zone (fe80::1%eth0 or %2, as wireguard-go's netip.ParseAddrPort takes it): .NET
+        // resolves a name with if_nametoindex and gives scope 0 for a name no interface has.
+        if (host.IndexOf('%') is int zone and >= 0 && address.ScopeId == 0)
+        {
+            error = $"no interface '{host[(zone + 1)..]}' for the address's zone";
             return false;
         }
         endpoint = UdpEndpoint.FromIPEndPoint(new IPEndPoint(address, port));
         return true;
     }
 
-    /// <summary>"a.b.c.d:port" or "[v6]:port".</summary>
+    /// <summary>"a.b.c.d:port", "[v6]:port" or, for a link-local address, "[fe80::1%2]:port" (the interface index).</summary>
     public static string Format(UdpEndpoint endpoint)
     {
         var ip = endpoint.ToIPEndPoint();

@@ -114,4 +114,21 @@ public class PacketBufferPoolTests
         Assert.NotEqual(v4, v6);
         Assert.True(UdpEndpoint.None.IsNone);
     }
+
+    [Fact]
+    public void A_link_local_endpoint_keeps_its_scope_and_differs_by_it()
+    {
+        var onTwo = UdpEndpoint.FromIPEndPoint(System.Net.IPEndPoint.Parse("[fe80::1%2]:51820"));
+        Assert.Equal(2u, onTwo.ScopeId);
+        Assert.Equal("[fe80::1%2]:51820", onTwo.ToString());
+        Assert.Equal(2, onTwo.ToIPEndPoint().Address.ScopeId);
+        Span<byte> address = stackalloc byte[16];
+        onTwo.WriteIPv6(address);
+        Assert.Equal(onTwo, UdpEndpoint.FromIPv6(address, 51820, 2));
+        // The same address on another link is another endpoint (roaming, GSO grouping).
+        var onThree = UdpEndpoint.FromIPv6(address, 51820, 3);
+        Assert.NotEqual(onTwo, onThree);
+        Assert.NotEqual(onTwo.GetHashCode(), onThree.GetHashCode());
+        Assert.Equal(0u, UdpEndpoint.FromIPEndPoint(System.Net.IPEndPoint.Parse("[2001:db8::1]:443")).ScopeId);
+    }
 }

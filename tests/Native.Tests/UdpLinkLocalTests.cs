@@ -1,0 +1,58 @@
+using System.Net;
+using System.Net.Sockets;
+using Firezone.Actors.Engine.Buffers;
+
+namespace Firezone.Actors.Native.Tests;
+
+/// <summary>
+/// An IPv6 link-local source (fe80::/10) is only an address together with its interface: the socket
+/// keeps the sin6_scope_id of what it receives and sends the reply with it, so the reply leaves by
+/// the link the datagram came on, even when another link also has an fe80::/64 route (and would be
+/// the kernel's pick for scope 0).
+/// </summary>
+public sealed class UdpLinkLocalTests
+{
+    [Fact]
+    public void A_reply_to_a_link_local_source_leaves_by_the_link_it_came_on()
+    {
+        using var a = new NetworkNamespace();
+        using var b = new NetworkNamespace();
+        string va = "fzla" + NetworkNamespace.UniqueSuffix(), vb = "fzlb" + NetworkNamespace.UniqueSuffix();
+        // In B, first a pair of other links with fe80::/64 routes: scope 0 would go out by one of them.
+        Command.Check("ip", "-n", b.Name, "link", "add", "fzld0", "type", "veth", "peer", "name", "fzld1");
+        foreach (string device in new[] { "fzld0", "fzld1" })
+        {
+            Command.Check("ip", "-n", b.Name, "addr", "add", device == "fzld0" ? "fe80::c/64" : "fe80::d/64", "dev", device, "nodad");
+            Command.Check("ip", "-n", b.Name, "link", "set", device, "up");
+        }
+        Command.Check("ip", "-n", a.Name, "link", "add", va, "type", "veth", "peer", "name", vb, "netns", b.Name);
+        Command.Check("ip", "-n", a.Name, "addr", "add", "fe80::a/64", "dev", va, "nodad");
+        Command.Check("ip", "-n", b.Name, "addr", "add", "fe80::b/64", "dev", vb, "nodad");
+        Command.Check("ip", "-n", a.Name, "link", "set", va, "up");
+        Command.Check("ip", "-n", b.Name, "link", "set", vb, "up");
+        uint indexInA = uint.Parse(Command.Check("ip", "netns", "exec", a.Name, "cat", $"/sys/class/net/{va}/ifindex").Trim());
+        uint indexInB = uint.Parse(Command.Check("ip", "netns", "exec", b.Name, "cat", $"/sys/class/net/{vb}/ifindex").Trim());
+
+        using LinuxUdpSocket server = b.RunInside(() => new LinuxUdpSocket(new UdpBatchSocketOptions { ListenPort = 0 }));
+        using Socket client = a.RunInside(() =>
+        {
+            var socket = new Socket(AddressFamily.InterNetworkV6, SocketType.Dgram, ProtocolType.Udp) { ReceiveTimeout = 2000 };
+            socket.Bind(new IPEndPoint(IPAddress.IPv6Any, 0));
+            return socket;
+        });
+        client.SendTo("hello"u8.ToArray(), new IPEndPoint(new IPAddress(IPAddress.Parse("fe80::b").GetAddressBytes(), indexInA), server.LocalPort));
+
+        var pool = new PacketBufferPool(2048, 64, 128);
+        var received = UdpTestKit.ReceiveExactly(server, pool, 1);
+        PacketBuffer reply = received[0];
+        Assert.Equal(indexInB, reply.Endpoint.ScopeId);
+        Assert.Equal($"[fe80::a%{indexInB}]:{((IPEndPoint)client.LocalEndPoint!).Port}", reply.Endpoint.ToString());
+        Assert.Equal(1, server.SendBatch([reply]));
+        reply.Return();
+
+        var bytes = new byte[16];
+        Assert.Equal(5, client.Receive(bytes));
+        Assert.Equal("hello"u8.ToArray(), bytes[..5]);
+        Assert.Equal(0, pool.Outstanding);
+    }
+}
