@@ -35,6 +35,9 @@ public abstract class PacketBatch : IDeadLetterSuppression
     /// </summary>
     internal PeerSlot? Backlog { get; set; }
 
+    /// <summary>The packets this batch counts in its peer's backlog (<see cref="PeerSlot.BacklogPackets"/>), set with <see cref="Backlog"/>.</summary>
+    internal int BacklogPackets { get; set; }
+
     /// <summary>Slots used (some may be null once taken).</summary>
     public int Count => _count;
 
@@ -92,6 +95,7 @@ public abstract class PacketBatch : IDeadLetterSuppression
     {
         ReturnAll();
         Backlog = null;
+        BacklogPackets = 0;
         ReturnToPool();
     }
 

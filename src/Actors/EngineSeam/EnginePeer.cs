@@ -21,5 +21,6 @@ public sealed class EnginePeer(Peer peer) : IWireGuardPeer
     public void HandleTimeout(TimeSpan now) => peer.HandleTimeout(now);
     public TimeSpan? PollTimeout() => peer.PollTimeout();
     public bool PollTransmit(out PacketBuffer datagram) => peer.PollTransmit(out datagram);
+    public int StagedCount => peer.StagedCount;
     public void Dispose() => peer.Dispose();
 }

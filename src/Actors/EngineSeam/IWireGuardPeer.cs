@@ -42,4 +42,7 @@ public interface IWireGuardPeer : IDisposable
     TimeSpan? PollTimeout();
 
     bool PollTransmit(out PacketBuffer datagram);
+
+    /// <summary>See <see cref="Peer.StagedCount"/>: packets held until a session exists.</summary>
+    int StagedCount { get; }
 }

@@ -13,7 +13,9 @@ namespace Firezone.Actors.Actors.Io;
 /// actor path (<see cref="PeerSlot.HasBacklog"/>), its path is closed (a restart) or another thread
 /// holds its lock for more than a moment; then the group goes to the peer's PeerConnection actor.
 /// A peer moves back to the reader only once everything it queued on the actors has gone out, so
-/// packets of one flow are never reordered.
+/// packets of one flow are never reordered. A peer's actor path holds at most
+/// <see cref="PeerSlot.MaxBacklogPackets"/> packets; a group beyond that is dropped and counted
+/// (<see cref="PeerStatus.QueueFullDrops"/>).
 ///
 /// Handing the other peers of a read to their actors, so that the thread pool steps them in
 /// parallel, was measured and dropped. With 100 peers sending through a Gateway on two cores it gave
@@ -73,6 +75,15 @@ internal sealed class PeerGroups<TBatch>(Func<TBatch> rent, PeerOutput output) w
     {
         if (slot.HasBacklog || slot.DataPath is not { } path || !path.TryHandle(batch, now, output))
         {
+            if (slot.BacklogPackets + batch.Count > PeerSlot.MaxBacklogPackets)
+            {
+                // The peer's actor path is full (a slow or stuck peer): drop rather than let it take
+                // the shared pool's buffers from every other peer (wireguard-go drops the same way
+                // when a peer's queue is full).
+                slot.Counters.CountQueueFullDrops(batch.ReturnAll());
+                batch.Recycle();
+                return;
+            }
             Tell(slot, batch);
         }
     }

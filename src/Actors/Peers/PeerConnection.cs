@@ -113,6 +113,7 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
                 // Counted in the backlog by the reader that told it; it leaves the backlog only after
                 // this step's own batches have entered it (AfterMessage), also when the step throws.
                 var backlog = batch.Backlog;
+                int packets = batch.BacklogPackets; // the step recycles the batch
                 try
                 {
                     path.Handle(batch, now, output);
@@ -120,7 +121,7 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
                 }
                 finally
                 {
-                    backlog?.ExitBacklog();
+                    backlog?.ExitBacklog(packets);
                 }
                 return;
             }

@@ -40,6 +40,7 @@ public sealed class PeerCounters
     internal long OutboundInvalid;
 
     internal long Restarts; // written by the supervisor (Interlocked)
+    internal long QueueFullDrops; // written by the reader threads outside the lock (Interlocked)
 
     private readonly object _snapshotGate = new();
     private UdpEndpoint _endpoint;
@@ -77,6 +78,9 @@ public sealed class PeerCounters
             return (_endpoint, _lastHandshakeUtc, _rxBytes, _txBytes);
         }
     }
+
+    /// <summary>Packets a reader dropped because the peer's actor path was full (PeerGroups); off the lock, so atomic.</summary>
+    internal void CountQueueFullDrops(int packets) => Interlocked.Add(ref QueueFullDrops, packets);
 
     internal static long Read(ref long field) => Volatile.Read(ref field);
 }

@@ -56,6 +56,12 @@ public sealed class PeerDataPath
     private bool _closed;
     private bool _disposed;
 
+    // Inner length of each packet the engine staged (SealResult.Queued), by buffer: counted as sent
+    // when that buffer comes out of PollTransmit sealed, never when the engine drops it. At most the
+    // engine's staged queue (MaxStagedPackets) plus stale entries of dropped ones, cleared whenever
+    // nothing is staged. Made at the first staged packet: 10,000 idle peers need not hold one each.
+    private Dictionary<PacketBuffer, int>? _staged;
+
     internal PeerDataPath(IWireGuardDevice device, IWireGuardPeer peer, PeerSlot slot, PeerConfig config, IActorRef connection, ILoggingAdapter log)
     {
         _device = device;
@@ -88,7 +94,15 @@ public sealed class PeerDataPath
             try
             {
                 Step(batch, now, output);
-                AfterStep(output, fromReader: true);
+                if (AfterStep(output, fromReader: true))
+                {
+                    // The engine released datagrams of its own (mostly packets staged behind a handshake
+                    // that this step completed). They go out before the lock is released: once it is,
+                    // the other reader may seal this peer's next packet and send it at once, ahead
+                    // of them. Rare (handshakes, keepalives), so the extra early send is cheap. The
+                    // flush also sends other peers' results of this read early, in the same order.
+                    output.Flush();
+                }
             }
             catch (Exception e) when (IsEngineFault(e))
             {
@@ -221,6 +235,7 @@ public sealed class PeerDataPath
         lock (_gate)
         {
             _closed = true;
+            _staged?.Clear();
             if (!_disposed)
             {
                 _disposed = true;
@@ -289,9 +304,10 @@ public sealed class PeerDataPath
                     AddDatagram(buffer, output);
                     break;
                 case SealResult.Queued:
-                    // The engine owns it now and sends it sealed via PollTransmit after the handshake.
-                    _counters.TxPackets++;
-                    _counters.TxPacketBytes += length;
+                    // The engine owns it now and sends it sealed via PollTransmit after the handshake,
+                    // or drops it (staged queue full, session given up): counted as sent only when it
+                    // comes out of PollTransmit (AfterStep), by its inner length noted here.
+                    (_staged ??= new(ReferenceEqualityComparer.Instance))[buffer] = length;
                     break;
                 default:
                     _counters.OutboundDropped++;
@@ -451,15 +467,32 @@ public sealed class PeerDataPath
     }
 
     /// <summary>
-    /// After every step: drain what the engine wants to transmit, note whether the actor's timer must
-    /// fire earlier, and publish the engine's view for status.
+    /// After every step: drain what the engine wants to transmit (counting staged packets as sent
+    /// now), note whether the actor's timer must fire earlier, and publish the engine's view for
+    /// status. True when the engine transmitted anything.
     /// </summary>
-    private void AfterStep(PeerOutput output, bool fromReader)
+    private bool AfterStep(PeerOutput output, bool fromReader)
     {
         var peer = _peer;
+        bool transmitted = false;
         while (peer.PollTransmit(out var datagram))
         {
+            transmitted = true;
+            if (_staged is { Count: not 0 } staged && staged.Remove(datagram, out int length)
+                && datagram.Length > MessageHeader.TransportMinSize
+                && MessageHeader.Classify(datagram.Data, out _) == MessageType.TransportData)
+            {
+                // A packet staged behind the handshake, now sealed (the same buffer object): sent.
+                // A stale entry's buffer reused for a handshake message or a keepalive is no packet.
+                _counters.TxPackets++;
+                _counters.TxPacketBytes += length;
+            }
             AddDatagram(datagram, output);
+        }
+        if (_staged is { Count: not 0 } && peer.StagedCount == 0)
+        {
+            // Nothing staged and the transmit queue drained: what is left here was dropped by the engine.
+            _staged.Clear();
         }
         // Re-arm only when the engine wants to be woken earlier than the armed timer. A later or
         // absent deadline leaves the armed timer to fire early: HandleTimeout then finds nothing
@@ -480,5 +513,6 @@ public sealed class PeerDataPath
             }
         }
         _counters.Publish(peer.Endpoint, peer.LastHandshakeUtc, peer.RxBytes, peer.TxBytes);
+        return transmitted;
     }
 }

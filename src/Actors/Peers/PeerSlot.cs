@@ -19,6 +19,7 @@ public sealed class PeerSlot
     private string? _keyBase64;
     private volatile PeerDataPath? _dataPath;
     private int _backlog;
+    private int _backlogPackets;
     private bool _handshakeAtStart;
 
     public PeerSlot(PeerConfig config)
@@ -60,14 +61,33 @@ public sealed class PeerSlot
     /// </summary>
     public bool HasBacklog => Volatile.Read(ref _backlog) != 0;
 
+    /// <summary>
+    /// Most packets (buffers) of one peer on the actor path at a time, as wireguard-go bounds each
+    /// peer's queues (device/queueconstants_default.go: QueueOutboundSize and QueueInboundSize,
+    /// 1024): a reader drops what would exceed it (PeerGroups). Without it one slow peer could hold
+    /// every buffer of the tunnel's shared pool, and the readers, waiting for buffers, would stall
+    /// every other peer.
+    /// </summary>
+    public const int MaxBacklogPackets = 1024;
+
+    /// <summary>Packets in the batches counted in <see cref="HasBacklog"/>.</summary>
+    public int BacklogPackets => Volatile.Read(ref _backlogPackets);
+
     /// <summary>Marks <paramref name="batch"/> as part of the backlog, just before it is told to an actor.</summary>
     internal void EnterBacklog(Batches.PacketBatch batch)
     {
         batch.Backlog = this;
+        batch.BacklogPackets = batch.Count;
+        Interlocked.Add(ref _backlogPackets, batch.Count);
         Interlocked.Increment(ref _backlog);
     }
 
-    internal void ExitBacklog() => Interlocked.Decrement(ref _backlog);
+    /// <summary>A batch counted by <see cref="EnterBacklog"/> of <paramref name="packets"/> packets (its count then) is done.</summary>
+    internal void ExitBacklog(int packets)
+    {
+        Interlocked.Add(ref _backlogPackets, -packets);
+        Interlocked.Decrement(ref _backlog);
+    }
 
     /// <summary>
     /// Set by the supervisor before the connection starts: the peer had a session in the tunnel this

@@ -24,7 +24,10 @@ public sealed record PeerStatus
     public required EcnMode EcnMode { get; init; }
     public required bool HasPresharedKey { get; init; }
 
-    /// <summary>Inner packets and bytes sent into the tunnel and received out of it.</summary>
+    /// <summary>
+    /// Inner packets and bytes sent into the tunnel (counted when sealed into a datagram, so not a
+    /// packet the engine dropped while it waited for a handshake) and received out of it.
+    /// </summary>
     public required long TxPackets { get; init; }
     public required long TxPacketBytes { get; init; }
     public required long RxPackets { get; init; }
@@ -57,6 +60,8 @@ public sealed record PeerStatus
     public required long OutboundDropped { get; init; }
     /// <summary>Outbound packets that were not valid IP.</summary>
     public required long OutboundInvalid { get; init; }
+    /// <summary>Packets dropped because the peer's actor path already held <see cref="PeerSlot.MaxBacklogPackets"/> (a slow or stuck peer).</summary>
+    public long QueueFullDrops { get; init; }
     /// <summary>Times this peer's connection was restarted after a fault.</summary>
     public required long Restarts { get; init; }
 
@@ -97,6 +102,7 @@ public sealed record PeerStatus
             HandshakesRejected = PeerCounters.Read(ref c.HandshakesRejected),
             OutboundDropped = PeerCounters.Read(ref c.OutboundDropped),
             OutboundInvalid = PeerCounters.Read(ref c.OutboundInvalid),
+            QueueFullDrops = PeerCounters.Read(ref c.QueueFullDrops),
             Restarts = PeerCounters.Read(ref c.Restarts),
         };
     }

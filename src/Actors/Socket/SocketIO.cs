@@ -79,7 +79,7 @@ public sealed class SocketIO : UntypedActor
                 _current = batch;
                 int sent = _socket.SendBatch(batch.AsSpan());
                 _counters.CountSent(sent, batch.Count - sent);
-                batch.Backlog?.ExitBacklog();
+                batch.Backlog?.ExitBacklog(batch.BacklogPackets);
                 _current = null;
                 batch.Recycle();
                 break;

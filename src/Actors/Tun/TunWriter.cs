@@ -32,7 +32,7 @@ public sealed class TunWriter : UntypedActor
                 _current = batch;
                 _tun.WriteBatch(batch.AsSpan());
                 _counters.CountWritten(batch.Count);
-                batch.Backlog?.ExitBacklog();
+                batch.Backlog?.ExitBacklog(batch.BacklogPackets);
                 _current = null;
                 batch.Recycle();
                 break;

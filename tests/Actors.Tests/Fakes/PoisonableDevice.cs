@@ -62,6 +62,15 @@ public sealed class PoisonableDevice(IWireGuardDevice inner) : IWireGuardDevice
     public bool TryIdentifyInitiator(ReadOnlySpan<byte> initiation, out WireGuardKey initiatorPublicKey) =>
         inner.TryIdentifyInitiator(initiation, out initiatorPublicKey);
 
+    /// <summary>
+    /// When set, the thread that opens a transport datagram of the peer with this public key stops
+    /// inside the open (signalling <see cref="HoldEntered"/>) until <see cref="HoldRelease"/> is set
+    /// (at most 10 s): a stand-in for a reader descheduled in the middle of a read's groups.
+    /// </summary>
+    public volatile byte[]? HoldOpenOfKey;
+    public readonly ManualResetEventSlim HoldRelease = new(false);
+    public readonly ManualResetEventSlim HoldEntered = new(false);
+
     public IWireGuardPeer CreatePeer(PeerConfig config)
     {
         if (_rejected.ContainsKey(config.PublicKey))
@@ -69,10 +78,10 @@ public sealed class PoisonableDevice(IWireGuardDevice inner) : IWireGuardDevice
             throw new ArgumentException("test: configuration refused by the engine", nameof(config));
         }
         _peersCreated.AddOrUpdate(config.PublicKey, 1, static (_, n) => n + 1);
-        return new PoisonablePeer(inner.CreatePeer(config));
+        return new PoisonablePeer(inner.CreatePeer(config), this);
     }
 
-    private sealed class PoisonablePeer(IWireGuardPeer peer) : IWireGuardPeer
+    private sealed class PoisonablePeer(IWireGuardPeer peer, PoisonableDevice owner) : IWireGuardPeer
     {
         public WireGuardKey PublicKey => peer.PublicKey;
         public UdpEndpoint Endpoint => peer.Endpoint;
@@ -91,7 +100,15 @@ public sealed class PoisonableDevice(IWireGuardDevice inner) : IWireGuardDevice
             return peer.HandleTunPacket(packet, now);
         }
 
-        public OpenResult HandleTransportData(PacketBuffer datagram, TimeSpan now) => peer.HandleTransportData(datagram, now);
+        public OpenResult HandleTransportData(PacketBuffer datagram, TimeSpan now)
+        {
+            if (owner.HoldOpenOfKey is { } k && peer.PublicKey.Equals(new WireGuardKey(k)))
+            {
+                owner.HoldEntered.Set();
+                owner.HoldRelease.Wait(TimeSpan.FromSeconds(10));
+            }
+            return peer.HandleTransportData(datagram, now);
+        }
         public HandshakeResult HandleHandshakeMessage(PacketBuffer datagram, TimeSpan now) => peer.HandleHandshakeMessage(datagram, now);
         public void Start(TimeSpan now) => peer.Start(now);
         public void AttachReplayState(HandshakeReplayState state) => peer.AttachReplayState(state);
@@ -99,6 +116,7 @@ public sealed class PoisonableDevice(IWireGuardDevice inner) : IWireGuardDevice
         public void HandleTimeout(TimeSpan now) => peer.HandleTimeout(now);
         public TimeSpan? PollTimeout() => peer.PollTimeout();
         public bool PollTransmit(out PacketBuffer datagram) => peer.PollTransmit(out datagram);
+        public int StagedCount => peer.StagedCount;
         public void Dispose() => peer.Dispose();
     }
 }
