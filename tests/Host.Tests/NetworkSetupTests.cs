@@ -57,6 +57,14 @@ public sealed class NetworkSetupTests
         }
     }
 
+    /// <summary>A gateway's file with a key and nothing else: forwarding and the nftables table, no routes.</summary>
+    private static TunnelConfig GatewayWithoutPeers() =>
+        new WgQuickConfigParser().Parse("gw.conf", $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\n#! Role = gateway\n");
+
+    /// <summary>The set-up of interface fzt0 through <paramref name="runner"/>, its state file in <paramref name="state"/>.</summary>
+    private static InterfaceNetworkSetup SetupOf(ICommandRunner runner, TemporaryDirectory state) =>
+        new("fzt0", runner, NullLogger.Instance, null, state.Path);
+
     private static async Task<string> RunOkAsync(string file, params string[] arguments)
     {
         var result = await ProcessRunner.RunAsync(file, arguments, timeout: TimeSpan.FromSeconds(15));
@@ -322,7 +330,7 @@ public sealed class NetworkSetupTests
         using var state = new TemporaryDirectory();
         var runner = new RecordingRunner();
         var config = new WgQuickConfigParser().Parse("t.conf", $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\nTable = 7\n[Peer]\nPublicKey = {TestKeys.New().ToBase64()}\nAllowedIPs = 10.88.0.0/16, ::/0\n");
-        var setup = new InterfaceNetworkSetup("fzt0", runner, NullLogger.Instance, null, state.Path);
+        var setup = SetupOf(runner, state);
         await setup.ApplyAsync(config, CancellationToken.None); // no tunnel control needed: no fwmark outside Table = auto
         await setup.TearDownAsync(CancellationToken.None);
         Assert.Equal(
@@ -417,8 +425,8 @@ public sealed class NetworkSetupTests
     {
         using var state = new TemporaryDirectory();
         var runner = new RecordingRunner();
-        var config = new WgQuickConfigParser().Parse("gw.conf", $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\n#! Role = gateway\n");
-        var first = new InterfaceNetworkSetup("fzt0", runner, NullLogger.Instance, null, state.Path);
+        var config = GatewayWithoutPeers();
+        var first = SetupOf(runner, state);
         runner.Sysctl["net.ipv6.conf.all.forwarding"] = "1"; // already on before us: not ours to restore
         await first.ApplyAsync(config, CancellationToken.None);
         var saved = first.StateFile.Load()!;
@@ -427,7 +435,7 @@ public sealed class NetworkSetupTests
 
         // Killed; the next instance reads "1" from sysctl but restores the recorded "0".
         runner.Commands.Clear();
-        var second = new InterfaceNetworkSetup("fzt0", runner, NullLogger.Instance, null, state.Path);
+        var second = SetupOf(runner, state);
         await second.ApplyAsync(config, CancellationToken.None);
         Assert.Equal("nft delete table inet firezone-tunnel-fzt0", runner.Commands[0]); // the leftover, before anything else
         Assert.DoesNotContain(runner.Commands, c => c.StartsWith("sysctl -q -w", StringComparison.Ordinal)); // both already 1
@@ -442,8 +450,8 @@ public sealed class NetworkSetupTests
     {
         using var state = new TemporaryDirectory();
         var runner = new FailingSysctlWriteRunner();
-        var config = new WgQuickConfigParser().Parse("gw.conf", $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\n#! Role = gateway\n");
-        var setup = new InterfaceNetworkSetup("fzt0", runner, NullLogger.Instance, null, state.Path);
+        var config = GatewayWithoutPeers();
+        var setup = SetupOf(runner, state);
         await setup.ApplyAsync(config, CancellationToken.None);
         runner.FailWrites = true;
         await setup.TearDownAsync(CancellationToken.None);
@@ -467,8 +475,8 @@ public sealed class NetworkSetupTests
     {
         using var state = new TemporaryDirectory();
         var runner = new RecordingRunner();
-        var config = new WgQuickConfigParser().Parse("gw.conf", $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\n#! Role = gateway\n");
-        var running = new InterfaceNetworkSetup("fzt0", runner, NullLogger.Instance, null, state.Path);
+        var config = GatewayWithoutPeers();
+        var running = SetupOf(runner, state);
         await running.ApplyAsync(config, CancellationToken.None);
         var options = new DaemonOptions
         {
