@@ -137,6 +137,11 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
                 path.Connect(now, output);
                 break;
             case PeerPathFaulted faulted:
+                if (!ReferenceEquals(faulted.Path, path))
+                {
+                    _log.Debug("peer {0}: a fault of a path already replaced by a restart is not counted again", _slot.KeyBase64);
+                    return;
+                }
                 faulted.Error.Throw();
                 return;
             case GetPeerStatus:

@@ -28,5 +28,10 @@ internal sealed class RearmPeerTimer
     private RearmPeerTimer() { }
 }
 
-/// <summary>The engine threw while a reader thread stepped the path (now closed): rethrown, so supervision restarts the peer.</summary>
-internal sealed record PeerPathFaulted(ExceptionDispatchInfo Error);
+/// <summary>
+/// The engine threw while a reader thread stepped <paramref name="Path"/> (now closed): rethrown, so
+/// supervision restarts the peer. Ignored by an instance whose path is another one: that fault's
+/// path was replaced by a restart already, and counting it again would bring the peer nearer to
+/// its failure limit for one fault.
+/// </summary>
+internal sealed record PeerPathFaulted(PeerDataPath Path, ExceptionDispatchInfo Error);

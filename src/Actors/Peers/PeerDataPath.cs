@@ -28,7 +28,8 @@ namespace Firezone.Actors.Actors.Peers;
 /// steps it for the batches that reach its mailbox: initiations from the supervisor, and batches a
 /// reader could not step (the path closed while the actor restarts, its lock held, or a backlog of
 /// batches already queued on the actor; see PeerGroups). An engine fault on a reader thread closes
-/// the path and is sent to the actor, which rethrows it, so supervision still restarts the peer.
+/// the path and is sent to the actor, which rethrows it, so supervision still restarts the peer; a
+/// fault of the actor's own step closes the path too, before it propagates.
 /// </summary>
 public sealed class PeerDataPath
 {
@@ -133,6 +134,11 @@ public sealed class PeerDataPath
                     AfterStep(output, fromReader: false);
                 }
             }
+            catch (Exception e) when (IsEngineFault(e))
+            {
+                CloseAfterActorFault();
+                throw;
+            }
             finally
             {
                 // Closed: the actor is about to restart after a fault on a reader thread; these go.
@@ -154,12 +160,20 @@ public sealed class PeerDataPath
     {
         lock (_gate)
         {
-            _peer.Start(now);
-            if (handshake && !_config.Endpoint.IsNone)
+            try
             {
-                _peer.Connect(now);
+                _peer.Start(now);
+                if (handshake && !_config.Endpoint.IsNone)
+                {
+                    _peer.Connect(now);
+                }
+                AfterStep(output, fromReader: false);
             }
-            AfterStep(output, fromReader: false);
+            catch (Exception e) when (IsEngineFault(e))
+            {
+                CloseAfterActorFault();
+                throw;
+            }
         }
     }
 
@@ -172,9 +186,17 @@ public sealed class PeerDataPath
             {
                 return;
             }
-            _armed = null;
-            _peer.HandleTimeout(now);
-            AfterStep(output, fromReader: false);
+            try
+            {
+                _armed = null;
+                _peer.HandleTimeout(now);
+                AfterStep(output, fromReader: false);
+            }
+            catch (Exception e) when (IsEngineFault(e))
+            {
+                CloseAfterActorFault();
+                throw;
+            }
         }
     }
 
@@ -186,9 +208,17 @@ public sealed class PeerDataPath
             {
                 return;
             }
-            _config = config;
-            _peer.Update(config, now);
-            AfterStep(output, fromReader: false);
+            try
+            {
+                _config = config;
+                _peer.Update(config, now);
+                AfterStep(output, fromReader: false);
+            }
+            catch (Exception e) when (IsEngineFault(e))
+            {
+                CloseAfterActorFault();
+                throw;
+            }
         }
     }
 
@@ -200,8 +230,16 @@ public sealed class PeerDataPath
             {
                 return;
             }
-            _peer.Connect(now);
-            AfterStep(output, fromReader: false);
+            try
+            {
+                _peer.Connect(now);
+                AfterStep(output, fromReader: false);
+            }
+            catch (Exception e) when (IsEngineFault(e))
+            {
+                CloseAfterActorFault();
+                throw;
+            }
         }
     }
 
@@ -255,7 +293,19 @@ public sealed class PeerDataPath
     {
         // The engine state may be half-updated: nobody steps it again; the restart disposes it.
         _closed = true;
-        _connection.Tell(new PeerPathFaulted(ExceptionDispatchInfo.Capture(e)), ActorRefs.NoSender);
+        _connection.Tell(new PeerPathFaulted(this, ExceptionDispatchInfo.Capture(e)), ActorRefs.NoSender);
+    }
+
+    /// <summary>
+    /// A step on the actor threw (the exception goes on to supervision). Closed at once, under the
+    /// lock, as a reader thread's fault closes it: until the restart's PostStop detaches the path,
+    /// a reader would otherwise step the half-updated state, and a second fault there would count
+    /// as another failure of the peer.
+    /// </summary>
+    private void CloseAfterActorFault()
+    {
+        _closed = true;
+        _staged?.Clear();
     }
 
     private void Step(PacketBatch batch, TimeSpan now, PeerOutput output)
