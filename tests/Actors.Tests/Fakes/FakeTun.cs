@@ -162,22 +162,8 @@ public sealed class FakeTun(string name = "faketun0") : ITunDevice
         buffer.Length = packet.Length;
     }
 
-    /// <summary>
-    /// When above 0, a <see cref="WriteBatch"/> of at least this many packets stops (signalling
-    /// <see cref="WriteHoldEntered"/>) until <see cref="WriteHoldRelease"/> is set (at most 10 s),
-    /// before it takes them: a stand-in for a write that takes long (a descheduled writer, a full queue).
-    /// </summary>
-    public volatile int HoldWritesOfAtLeast;
-    public readonly ManualResetEventSlim WriteHoldEntered = new(false);
-    public readonly ManualResetEventSlim WriteHoldRelease = new(false);
-
     public void WriteBatch(ReadOnlySpan<PacketBuffer> packets)
     {
-        if (HoldWritesOfAtLeast is > 0 and var least && packets.Length >= least)
-        {
-            WriteHoldEntered.Set();
-            WriteHoldRelease.Wait(TimeSpan.FromSeconds(10));
-        }
         lock (_gate)
         {
             if (_writeFailure is not null)
