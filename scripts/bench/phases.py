@@ -8,7 +8,10 @@ for every phase prints, besides the rate:
 - the Gateway's CPU-seconds per Gbit/s-second (its cost per byte; every thread, also those that
   started or ended in the window);
 - how the machine's CPU time was spent (/proc/stat) and the busiest commands still running at the
-  end of the window.
+  end of the window;
+- what the rest of the machine (the load generator and the kernel outside the Gateway's threads)
+  spent per Gbit/s-second, and so the most the phase could carry with a Gateway that cost nothing
+  (the machine's cores over that figure).
 All of them cover the same window: from 2 s after the flows start to 1 s before they end. A reader
 thread that waits seconds in the run queue is starved by the load generator, not slow.
 
@@ -134,6 +137,14 @@ def report(count, result, samples):
     c0, c1 = first["commands"], last["commands"]
     busiest = sorted(((round((c1[k] - c0.get(k, 0)) / tck, 1), k) for k in c1), reverse=True)[:5]
     print(f"    machine CPU-s: {spent}; busiest: {busiest}", flush=True)
+    # What the rest of the machine (Clients, iperf3, the kernel's share outside the Gateway's threads)
+    # spent per Gbit/s-second, and so the most this phase could carry if the Gateway cost nothing.
+    busy = sum(spent.get(n, 0.0) for n in CPU_FIELDS if n not in ("idle", "iowait"))
+    rest = busy - gateway_cpu
+    if result["gbps"] and rest > 0:
+        rest_per = rest / (result["gbps"] * window)
+        print(f"    the rest: {rest_per:.2f} CPU-s per Gbit/s-second; with a Gateway that cost nothing, "
+              f"at most {os.cpu_count() / rest_per:.2f} Gbit/s", flush=True)
 
 
 def main():
