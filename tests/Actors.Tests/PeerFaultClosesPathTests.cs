@@ -2,7 +2,6 @@ using System.Runtime.ExceptionServices;
 using System.Security.Cryptography;
 using Firezone.Actors.Actors.EngineSeam;
 using Firezone.Actors.Actors.Peers;
-using Firezone.Actors.Actors.Socket;
 using Firezone.Actors.Actors.Tests.Fakes;
 using Firezone.Actors.Actors.Tun;
 using Firezone.Actors.Actors.Tunnel;
@@ -21,13 +20,6 @@ namespace Firezone.Actors.Actors.Tests;
 /// </summary>
 public sealed class PeerFaultClosesPathTests(ITestOutputHelper output) : ActorTestBase(output)
 {
-    private sealed class RecyclingOutput : PeerOutput
-    {
-        protected override void Send(SendDatagrams batch) => batch.Recycle();
-
-        protected override void Write(WritePackets batch) => batch.Recycle();
-    }
-
     private static WireGuardKey NewKey()
     {
         Span<byte> key = stackalloc byte[32];
@@ -59,7 +51,7 @@ public sealed class PeerFaultClosesPathTests(ITestOutputHelper output) : ActorTe
         };
         var slot = new PeerSlot(config);
         var connection = CreateTestProbe();
-        var output = new RecyclingOutput();
+        var output = new DiscardingPeerOutput();
         var path = new PeerDataPath(device, device.CreatePeer(config), slot, config, connection.Ref, Sys.Log);
         path.Start(TimeSpan.Zero, output, handshake: false);
         byte[] Poison(ushort id) => Packets.Ipv4("10.0.0.1", "10.0.0.2", id: id, marker: PoisonableDevice.Marker);

@@ -4,6 +4,7 @@ using Firezone.Actors.Actors.Io;
 using Firezone.Actors.Actors.Peers;
 using Firezone.Actors.Actors.Socket;
 using Firezone.Actors.Actors.Tun;
+using Firezone.Actors.Actors.Tests.Fakes;
 using Firezone.Actors.Engine.Buffers;
 using Firezone.Actors.Engine.WireGuard;
 using Xunit.Abstractions;
@@ -19,13 +20,6 @@ public sealed class PeerGroupsTests(ITestOutputHelper output) : ActorTestBase(ou
 {
     private readonly PacketBufferPool _pool = new(preallocate: 32, maxBuffers: 1024);
 
-    private sealed class NoOutput : PeerOutput
-    {
-        protected override void Send(SendDatagrams batch) => batch.Recycle();
-
-        protected override void Write(WritePackets batch) => batch.Recycle();
-    }
-
     private static PeerSlot Slot(IActorRef connection)
     {
         Span<byte> key = stackalloc byte[32];
@@ -34,33 +28,16 @@ public sealed class PeerGroupsTests(ITestOutputHelper output) : ActorTestBase(ou
         return new PeerSlot(new PeerConfig { PublicKey = new WireGuardKey(key) }) { Connection = connection };
     }
 
-    private PacketBuffer Numbered(int number)
-    {
-        var buffer = _pool.Rent();
-        buffer.SetData(PacketBuffer.Headroom, 4);
-        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(buffer.Data, number);
-        return buffer;
-    }
+    private PacketBuffer Numbered(int number) => NumberedBuffers.Rent(_pool, number);
 
-    private static List<int> NumbersOf(InboundDatagrams batch)
-    {
-        var numbers = new List<int>();
-        for (int i = 0; i < batch.Count; i++)
-        {
-            var buffer = batch.Take(i)!;
-            numbers.Add(System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(buffer.Data));
-            buffer.Return();
-        }
-        batch.Recycle();
-        return numbers;
-    }
+    private static List<int> NumbersOf(InboundDatagrams batch) => NumberedBuffers.Drain(batch);
 
     [Fact]
     public void A_peer_with_more_packets_than_a_batch_holds_gets_them_in_several_batches_in_order()
     {
         var (busy, quiet) = (CreateTestProbe(), CreateTestProbe());
         var (busySlot, quietSlot) = (Slot(busy.Ref), Slot(quiet.Ref));
-        var groups = new PeerGroups<InboundDatagrams>(InboundDatagrams.Rent, new NoOutput());
+        var groups = new PeerGroups<InboundDatagrams>(InboundDatagrams.Rent, new DiscardingPeerOutput());
         int total = 2 * InboundDatagrams.Capacity + 44;
         for (int i = 0; i < total; i++)
         {
@@ -92,7 +69,7 @@ public sealed class PeerGroupsTests(ITestOutputHelper output) : ActorTestBase(ou
     public void Release_returns_full_and_open_groups_to_the_pool()
     {
         var busySlot = Slot(CreateTestProbe().Ref);
-        var groups = new PeerGroups<InboundDatagrams>(InboundDatagrams.Rent, new NoOutput());
+        var groups = new PeerGroups<InboundDatagrams>(InboundDatagrams.Rent, new DiscardingPeerOutput());
         for (int i = 0; i < InboundDatagrams.Capacity + 3; i++)
         {
             groups.Add(busySlot, Numbered(i));

@@ -1,6 +1,7 @@
 using Firezone.Actors.Actors.Batches;
 using Firezone.Actors.Actors.Peers;
 using Firezone.Actors.Actors.Socket;
+using Firezone.Actors.Actors.Tests.Fakes;
 using Firezone.Actors.Actors.Tun;
 using Firezone.Actors.Engine.Buffers;
 using Xunit.Abstractions;
@@ -21,29 +22,12 @@ public sealed class PeerOutputTests(ITestOutputHelper output) : ActorTestBase(ou
         public List<List<int>> Sent { get; } = [];
         public List<List<int>> Written { get; } = [];
 
-        protected override void Send(SendDatagrams batch) => Sent.Add(Drain(batch));
+        protected override void Send(SendDatagrams batch) => Sent.Add(NumberedBuffers.Drain(batch));
 
-        protected override void Write(WritePackets batch) => Written.Add(Drain(batch));
-
-        private static List<int> Drain(PacketBatch batch)
-        {
-            var numbers = new List<int>();
-            for (int i = 0; i < batch.Count; i++)
-            {
-                numbers.Add(System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(batch[i]!.Data));
-            }
-            batch.Recycle();
-            return numbers;
-        }
+        protected override void Write(WritePackets batch) => Written.Add(NumberedBuffers.Drain(batch));
     }
 
-    private PacketBuffer Numbered(int number)
-    {
-        var buffer = _pool.Rent();
-        buffer.SetData(PacketBuffer.Headroom, 4);
-        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(buffer.Data, number);
-        return buffer;
-    }
+    private PacketBuffer Numbered(int number) => NumberedBuffers.Rent(_pool, number);
 
     [Fact]
     public void Full_batches_of_datagrams_wait_for_the_flush_and_leave_in_order()
