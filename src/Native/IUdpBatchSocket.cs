@@ -25,8 +25,11 @@ public interface IUdpBatchSocket : IDisposable
     /// Receives the datagrams queued now without waiting: fills up to <c>buffers.Length</c> buffers
     /// (data at <see cref="PacketBuffer.Headroom"/>, with <see cref="PacketBuffer.Length"/>,
     /// <see cref="PacketBuffer.Endpoint"/> = source and <see cref="PacketBuffer.Ecn"/> = received
-    /// codepoint) and returns how many (0: none). Throws <see cref="UdpSocketException"/> when the
-    /// socket is unusable. One receive at a time: threads that share the socket serialise them.
+    /// codepoint) and returns how many (0: none). The received buffers come first in the span, in
+    /// arrival order. A datagram larger than its buffer may come in a larger buffer of the socket's
+    /// own, put in that place of the span; the buffer it replaced is returned to its pool. Throws
+    /// <see cref="UdpSocketException"/> when the socket is unusable. One receive at a time: threads
+    /// that share the socket serialise them.
     /// </summary>
     int TryReceiveBatch(Span<PacketBuffer> buffers);
 

@@ -21,7 +21,8 @@ namespace Firezone.Actors.Native;
 /// datagram split from it gets that codepoint.
 ///
 /// A read may be up to 64 KiB, larger than a pooled buffer, so with GRO on the batch reads into
-/// the socket's own 64 KiB slots and the datagrams are copied out into the caller's buffers. What
+/// the socket's own 64 KiB slots and the datagrams are copied out into the caller's buffers (a
+/// single datagram larger than those into a large buffer, see LinuxUdpSocket.Oversize.cs). What
 /// does not fit in the caller's span stays for the next read, which hands it out before reading more
 /// (<see cref="WaitReadable"/> says true at once while some is left).
 /// </summary>
@@ -123,13 +124,13 @@ public sealed unsafe partial class LinuxUdpSocket
                 }
                 int size = Math.Min(_segment, _length - _offset);
                 _segmentsLeft--;
-                PacketBuffer buffer = buffers[filled];
-                if (size > buffer.MaxPacketLength)
+                if (size > buffers[filled].MaxPacketLength && !socket.TryTakeOversize(size, ref buffers[filled]))
                 {
-                    socket.ReceiveTruncated++; // larger than any packet we accept, as without GRO
+                    socket.ReceiveTruncated++; // no large buffer free (see LinuxUdpSocket.Oversize.cs)
                     _offset += size;
                     continue;
                 }
+                PacketBuffer buffer = buffers[filled];
                 buffer.SetData(PacketBuffer.Headroom, size);
                 // Deliberate copy of each segment out of the coalesced GRO area (up to 64 KiB) into its
                 // own pooled buffer: every datagram is decrypted in place and handed to a different

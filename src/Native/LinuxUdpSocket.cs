@@ -143,7 +143,7 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
     /// <summary>The descriptor, still owned by this object.</summary>
     public SafeFileDescriptorHandle Handle => _fd;
 
-    /// <summary>Datagrams larger than the buffer (MSG_TRUNC), dropped on receive.</summary>
+    /// <summary>Datagrams larger than the caller's buffer and dropped on receive (see LinuxUdpSocket.Oversize.cs).</summary>
     public long ReceiveTruncated { get; private set; }
 
     /// <summary>Datagrams the kernel refused (ENETUNREACH, EMSGSIZE...), skipped on send.</summary>
@@ -262,7 +262,7 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
             msghdr* header = batch.Header(i);
             if ((header->msg_flags & LibC.MSG_TRUNC) != 0)
             {
-                ReceiveTruncated++; // larger than any packet we accept; the tunnel would reject it anyway
+                ReceiveTruncated++; // cut short by the kernel: lost (with GRO, see LinuxUdpSocket.Oversize.cs)
                 continue;
             }
             PacketBuffer buffer = buffers[i];

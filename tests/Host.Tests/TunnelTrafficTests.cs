@@ -56,6 +56,25 @@ public sealed class TunnelTrafficTests
     }
 
     [Fact]
+    public async Task Packets_from_a_peer_with_a_larger_mtu_than_ours_get_through()
+    {
+        // wireguard-go at MTU 8920 on a 9000-byte path, we at the default 1420: its 3,000- and
+        // 8,000-byte packets are larger than our buffers, and still ours to deliver (the kernel's
+        // WireGuard and wireguard-go take any packet up to 64 KiB whatever their own MTU).
+        await using var pair = await WireGuardGoPair.StartAsync(75);
+        await OkAsync(pair.A, "ip", "link", "set", pair.VethA, "mtu", "9000");
+        await OkAsync(pair.B, "ip", "link", "set", pair.VethB, "mtu", "9000");
+        await OkAsync(pair.B, "ip", "link", "set", pair.Theirs, "mtu", "8920");
+        var first = await pair.A.ExecAsync("ping", ["-c", "1", "-W", "5", pair.TunnelB], timeout: TimeSpan.FromSeconds(20));
+        Assert.True(first.ExitCode == 0, first.Stdout + first.Stderr);
+        foreach (string size in new[] { "3000", "8000" })
+        {
+            var ping = await pair.B.ExecAsync("ping", ["-c", "3", "-W", "5", "-M", "do", "-s", size, pair.TunnelA], timeout: TimeSpan.FromSeconds(40));
+            Assert.True(ping.ExitCode == 0, $"{size}-byte pings from the larger-MTU peer: {ping.Stdout}{ping.Stderr}");
+        }
+    }
+
+    [Fact]
     public async Task A_fresh_interface_listens_on_a_port_before_it_has_a_key()
     {
         await using var ns = await NetworkNamespace.CreateAsync();

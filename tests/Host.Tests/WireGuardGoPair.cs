@@ -40,6 +40,11 @@ internal sealed class WireGuardGoPair : IAsyncDisposable
 
     public DaemonProcess Daemon => _daemon!;
 
+    /// <summary>The veth in A (ours) and its peer in B (wireguard-go's).</summary>
+    public string VethA => "fzv" + Ours[3..];
+
+    public string VethB => "fzw" + Ours[3..];
+
     public ushort PortA => (ushort)(51000 + Subnet);
 
     public ushort PortB => (ushort)(52000 + Subnet);
@@ -79,7 +84,7 @@ internal sealed class WireGuardGoPair : IAsyncDisposable
     {
         _a = await NetworkNamespace.CreateAsync();
         _b = await NetworkNamespace.CreateAsync();
-        string vethA = "fzv" + Ours[3..], vethB = "fzw" + Ours[3..];
+        string vethA = VethA, vethB = VethB;
         var keyA = TestKeys.New();
         var keyB = TestKeys.New();
         string keyFileA = Path.Combine(Path.GetTempPath(), $"fzt-{Ours}.key"), keyFileB = Path.Combine(Path.GetTempPath(), $"fzt-{Theirs}.key");
