@@ -27,6 +27,12 @@ public abstract class ActorTestBase : Akka.TestKit.Xunit2.TestKit
     {
     }
 
+    /// <summary>With <paramref name="overrides"/> (HOCON, e.g. <c>akka.loglevel = DEBUG</c>) over the test configuration.</summary>
+    protected ActorTestBase(ITestOutputHelper output, string overrides)
+        : base(ConfigurationFactory.ParseString(overrides).WithFallback(TestConfig), output: output)
+    {
+    }
+
     protected ManualClock Clock { get; } = new(TimeSpan.FromMinutes(10));
 
     protected FakeNetwork Network { get; } = new();

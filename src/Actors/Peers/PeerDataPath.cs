@@ -35,6 +35,12 @@ public sealed class PeerDataPath
 {
     private static readonly TimeSpan UnexpectedEcnLogInterval = TimeSpan.FromSeconds(10);
 
+    /// <summary>At most one rejected-handshake line per peer this often: a flood of bogus handshakes must not flood the log.</summary>
+    private static readonly TimeSpan RejectedHandshakeLogInterval = TimeSpan.FromSeconds(10);
+
+    /// <summary>At most one sent-initiation line per peer this often (REKEY_TIMEOUT, whitepaper section 6.4: one per retry).</summary>
+    private static readonly TimeSpan InitiationLogInterval = TimeSpan.FromSeconds(5);
+
     /// <summary>
     /// How long a reader waits for a peer the other reader (or the actor) is stepping. The other
     /// step takes microseconds, so waiting beats three wake-ups on the actor path (single-stream TCP
@@ -54,6 +60,12 @@ public sealed class PeerDataPath
     private TimeSpan? _armed;
     private bool _armRequested;
     private TimeSpan _nextUnexpectedEcnLog;
+    private TimeSpan _nextRejectedHandshakeLog;
+    private TimeSpan _nextInitiationLog;
+    // Initiations sent since the last completed handshake (the "try N" of wireguard-go's log).
+    private int _initiationAttempts;
+    // The engine's last handshake time as last seen: a change is a new session (logged once).
+    private DateTime? _lastHandshakeSeen;
     private bool _closed;
     private bool _disposed;
 
@@ -72,6 +84,7 @@ public sealed class PeerDataPath
         _config = config;
         _connection = connection;
         _log = log;
+        _lastHandshakeSeen = peer.LastHandshakeUtc;
     }
 
     /// <summary>
@@ -95,7 +108,7 @@ public sealed class PeerDataPath
             try
             {
                 Step(batch, now, output);
-                if (AfterStep(output, fromReader: true))
+                if (AfterStep(output, now, fromReader: true))
                 {
                     // The engine released datagrams of its own (mostly packets staged behind a handshake
                     // that this step completed). They go out before the lock is released: once it is,
@@ -131,7 +144,7 @@ public sealed class PeerDataPath
                 if (!_closed)
                 {
                     Step(batch, now, output);
-                    AfterStep(output, fromReader: false);
+                    AfterStep(output, now, fromReader: false);
                 }
             }
             catch (Exception e) when (IsEngineFault(e))
@@ -167,7 +180,7 @@ public sealed class PeerDataPath
                 {
                     _peer.Connect(now);
                 }
-                AfterStep(output, fromReader: false);
+                AfterStep(output, now, fromReader: false);
             }
             catch (Exception e) when (IsEngineFault(e))
             {
@@ -190,7 +203,7 @@ public sealed class PeerDataPath
             {
                 _armed = null;
                 _peer.HandleTimeout(now);
-                AfterStep(output, fromReader: false);
+                AfterStep(output, now, fromReader: false);
             }
             catch (Exception e) when (IsEngineFault(e))
             {
@@ -212,7 +225,7 @@ public sealed class PeerDataPath
             {
                 _config = config;
                 _peer.Update(config, now);
-                AfterStep(output, fromReader: false);
+                AfterStep(output, now, fromReader: false);
             }
             catch (Exception e) when (IsEngineFault(e))
             {
@@ -233,7 +246,7 @@ public sealed class PeerDataPath
             try
             {
                 _peer.Connect(now);
-                AfterStep(output, fromReader: false);
+                AfterStep(output, now, fromReader: false);
             }
             catch (Exception e) when (IsEngineFault(e))
             {
@@ -397,19 +410,23 @@ public sealed class PeerDataPath
                     }
                     if (admission == HandshakeAdmission.Accept)
                     {
-                        CountHandshake(peer.HandleHandshakeMessage(datagram, now));
+                        CountHandshake(peer.HandleHandshakeMessage(datagram, now), MessageType.Response, datagram.Endpoint, now);
                     }
                     else
                     {
                         _counters.HandshakesRejected++;
+                        LogRejectedHandshake(MessageType.Response, datagram.Endpoint, null, now);
                     }
                     batch.Take(i)!.Return();
                     break;
                 }
                 case MessageType.Initiation:
-                case MessageType.CookieReply:
                     // Initiations arrive here already admitted by the PeerSupervisor.
-                    CountHandshake(peer.HandleHandshakeMessage(datagram, now));
+                    CountHandshake(peer.HandleHandshakeMessage(datagram, now), MessageType.Initiation, datagram.Endpoint, now);
+                    batch.Take(i)!.Return();
+                    break;
+                case MessageType.CookieReply:
+                    CountHandshake(peer.HandleHandshakeMessage(datagram, now), MessageType.CookieReply, datagram.Endpoint, now);
                     batch.Take(i)!.Return();
                     break;
                 default:
@@ -420,11 +437,81 @@ public sealed class PeerDataPath
         }
     }
 
-    private void CountHandshake(HandshakeResult result)
+    private void CountHandshake(HandshakeResult result, MessageType type, UdpEndpoint from, TimeSpan now)
     {
         if (result != HandshakeResult.Accepted)
         {
             _counters.HandshakesRejected++;
+            LogRejectedHandshake(type, from, result, now);
+        }
+    }
+
+    /// <summary>
+    /// A handshake message of this peer was rejected: the one clue a user with a wrong key, a
+    /// preshared-key mismatch or a wrong endpoint gets (wireguard-go logs "Received invalid
+    /// response message from ..." at verbose). <paramref name="result"/> null: the mac1 (or
+    /// cookie) check refused it before the engine peer saw it (whitepaper section 5.3).
+    /// Rate-limited per peer, with the running count in the line.
+    /// </summary>
+    private void LogRejectedHandshake(MessageType type, UdpEndpoint from, HandshakeResult? result, TimeSpan now)
+    {
+        if (now < _nextRejectedHandshakeLog || !_log.IsDebugEnabled)
+        {
+            return;
+        }
+        _nextRejectedHandshakeLog = now + RejectedHandshakeLogInterval;
+        _log.Debug("peer {0}: rejected {1} from {2}: {3}{4}; {5} handshake messages of this peer rejected so far",
+            _slot.KeyBase64, HandshakeMessageName(type), from, result?.ToString() ?? "mac1/cookie check failed",
+            RejectionHint(type, result), PeerCounters.Read(ref _counters.HandshakesRejected));
+    }
+
+    private static string HandshakeMessageName(MessageType type) => type switch
+    {
+        MessageType.Initiation => "handshake initiation",
+        MessageType.Response => "handshake response",
+        MessageType.CookieReply => "cookie reply",
+        _ => type.ToString(),
+    };
+
+    /// <summary>What a rejection means, where that is unambiguous.</summary>
+    private static string RejectionHint(MessageType type, HandshakeResult? result) => (type, result) switch
+    {
+        // The response is the first message that depends on the preshared key and on both
+        // sides' static keys matching (whitepaper section 5.4.3): mac1 passed, so it is this peer's.
+        (MessageType.Response, HandshakeResult.Rejected) => " (the response does not decrypt: wrong preshared key or keys on one side?)",
+        (_, HandshakeResult.Unexpected) => " (no handshake of ours in flight with that index: late or duplicate)",
+        (_, HandshakeResult.ReplayedTimestamp) => " (TAI64N timestamp not newer than the last one: a replay, or the peer's clock went back)",
+        _ => "",
+    };
+
+    /// <summary>A handshake initiation leaves the engine: counted as an attempt, logged at most every <see cref="InitiationLogInterval"/>.</summary>
+    private void NoteInitiationSent(UdpEndpoint to, TimeSpan now)
+    {
+        _initiationAttempts++;
+        if (now < _nextInitiationLog || !_log.IsDebugEnabled)
+        {
+            return;
+        }
+        _nextInitiationLog = now + InitiationLogInterval;
+        _log.Debug("peer {0}: sending handshake initiation to {1} (attempt {2})", _slot.KeyBase64, to, _initiationAttempts);
+    }
+
+    /// <summary>
+    /// The engine's last-handshake time moved: a new session, on the initiator when the response
+    /// was consumed, on the responder when the initiator's first data confirmed it (whitepaper
+    /// section 6.1). Once per handshake, not per packet.
+    /// </summary>
+    private void NoteHandshakeTime(DateTime? lastHandshake)
+    {
+        if (lastHandshake == _lastHandshakeSeen)
+        {
+            return;
+        }
+        _lastHandshakeSeen = lastHandshake;
+        _initiationAttempts = 0;
+        if (lastHandshake is not null && _log.IsDebugEnabled)
+        {
+            _log.Debug("peer {0}: handshake completed with {1}, new session", _slot.KeyBase64, _peer.Endpoint);
         }
     }
 
@@ -521,7 +608,7 @@ public sealed class PeerDataPath
     /// now), note whether the actor's timer must fire earlier, and publish the engine's view for
     /// status. True when the engine transmitted anything.
     /// </summary>
-    private bool AfterStep(PeerOutput output, bool fromReader)
+    private bool AfterStep(PeerOutput output, TimeSpan now, bool fromReader)
     {
         var peer = _peer;
         bool transmitted = false;
@@ -536,6 +623,10 @@ public sealed class PeerDataPath
                 // A stale entry's buffer reused for a handshake message or a keepalive is no packet.
                 _counters.TxPackets++;
                 _counters.TxPacketBytes += length;
+            }
+            else if (MessageHeader.Classify(datagram.Data, out _) == MessageType.Initiation)
+            {
+                NoteInitiationSent(datagram.Endpoint, now);
             }
             AddDatagram(datagram, output);
         }
@@ -562,7 +653,9 @@ public sealed class PeerDataPath
                 }
             }
         }
-        _counters.Publish(peer.Endpoint, peer.LastHandshakeUtc, peer.RxBytes, peer.TxBytes);
+        var lastHandshake = peer.LastHandshakeUtc;
+        NoteHandshakeTime(lastHandshake);
+        _counters.Publish(peer.Endpoint, lastHandshake, peer.RxBytes, peer.TxBytes);
         return transmitted;
     }
 }

@@ -43,6 +43,10 @@ public sealed class PeerSupervisor : UntypedActor
     private long _generation;
     private TimeSpan _loadWindowStart;
     private int _handshakesInWindow;
+    private TimeSpan _nextDroppedInitiationLog;
+
+    /// <summary>At most one line this often, for the whole tunnel, about initiations dropped before any peer (anyone can send them).</summary>
+    private static readonly TimeSpan DroppedInitiationLogInterval = TimeSpan.FromSeconds(10);
 
     private sealed class Entry(PeerSlot slot, IActorRef connection)
     {
@@ -409,13 +413,25 @@ public sealed class PeerSupervisor : UntypedActor
                 if (admission == HandshakeAdmission.Reject)
                 {
                     Interlocked.Increment(ref _counters.HandshakesRejected);
+                    LogDroppedInitiation(datagram.Endpoint, "mac1 check failed (the sender does not use this interface's public key, or it is no WireGuard initiation)", now);
                 }
                 batch.Take(i)!.Return();
                 continue;
             }
-            if (!_device.TryIdentifyInitiator(datagram.Data, out var initiator) || !_peers.TryGetValue(initiator, out var entry))
+            if (!_device.TryIdentifyInitiator(datagram.Data, out var initiator))
             {
                 Interlocked.Increment(ref _counters.HandshakesUnknownPeer);
+                LogDroppedInitiation(datagram.Endpoint, "the initiator's static key does not decrypt", now);
+                batch.Take(i)!.Return();
+                continue;
+            }
+            if (!_peers.TryGetValue(initiator, out var entry))
+            {
+                Interlocked.Increment(ref _counters.HandshakesUnknownPeer);
+                if (_log.IsDebugEnabled && now >= _nextDroppedInitiationLog)
+                {
+                    LogDroppedInitiation(datagram.Endpoint, "initiator " + initiator.ToBase64() + " is not a configured peer", now);
+                }
                 batch.Take(i)!.Return();
                 continue;
             }
@@ -436,6 +452,22 @@ public sealed class PeerSupervisor : UntypedActor
         {
             _socketIO.Tell(cookies, Self);
         }
+    }
+
+    /// <summary>
+    /// An initiation dropped before it reached a peer: mac1 failed, or its static key is unknown
+    /// or does not decrypt. The clue for a peer that has the wrong public key for this interface
+    /// or that is not configured here. Rate-limited for the whole tunnel, with the running count.
+    /// </summary>
+    private void LogDroppedInitiation(UdpEndpoint from, string reason, TimeSpan now)
+    {
+        if (now < _nextDroppedInitiationLog || !_log.IsDebugEnabled)
+        {
+            return;
+        }
+        _nextDroppedInitiationLog = now + DroppedInitiationLogInterval;
+        _log.Debug("dropped handshake initiation from {0}: {1}; {2} initiations dropped before reaching a peer so far",
+            from, reason, Interlocked.Read(ref _counters.HandshakesRejected) + Interlocked.Read(ref _counters.HandshakesUnknownPeer));
     }
 
     private DeviceStatus BuildDeviceStatus()

@@ -41,6 +41,9 @@ public sealed class ActorTunnelComposition : ITunnelComposition
             builder.AddHocon(SchedulerHocon, HoconAddMode.Prepend);
             builder.ConfigureLoggers(loggers =>
             {
+                // Akka filters before Serilog does: left at its default (Info), --log-level debug
+                // would never see the actors' Debug lines (peer changes, handshakes).
+                loggers.LogLevel = AkkaLogLevel(options.Log.MinimumLevel);
                 loggers.ClearLoggers();
                 loggers.AddSerilogLogging();
             });
@@ -62,4 +65,13 @@ public sealed class ActorTunnelComposition : ITunnelComposition
                 provider.GetRequiredService<ITunnelControl>()));
         }
     }
+
+    /// <summary>The Akka level for a Serilog minimum level (Akka has no Verbose or Fatal).</summary>
+    public static Akka.Event.LogLevel AkkaLogLevel(Serilog.Events.LogEventLevel level) => level switch
+    {
+        <= Serilog.Events.LogEventLevel.Debug => Akka.Event.LogLevel.DebugLevel,
+        Serilog.Events.LogEventLevel.Information => Akka.Event.LogLevel.InfoLevel,
+        Serilog.Events.LogEventLevel.Warning => Akka.Event.LogLevel.WarningLevel,
+        _ => Akka.Event.LogLevel.ErrorLevel,
+    };
 }

@@ -1,0 +1,97 @@
+using System.Security.Cryptography;
+using System.Text.RegularExpressions;
+using Firezone.Actors.Actors.Peers;
+using Firezone.Actors.Actors.Tests.Fakes;
+using Firezone.Actors.Engine.WireGuard;
+using Xunit.Abstractions;
+
+namespace Firezone.Actors.Actors.Tests;
+
+/// <summary>
+/// At Debug the daemon says what its handshakes do, as wireguard-go does at verbose: the one clue
+/// for a wrong key, a preshared-key mismatch or a wrong endpoint. Once per handshake, and
+/// rate-limited where a stranger could make it repeat.
+/// </summary>
+public sealed class HandshakeLogTests(ITestOutputHelper output) : ActorTestBase(output, "akka.loglevel = DEBUG")
+{
+    private static WireGuardKey RandomKey()
+    {
+        Span<byte> bytes = stackalloc byte[WireGuardKey.Size];
+        RandomNumberGenerator.Fill(bytes);
+        return new WireGuardKey(bytes);
+    }
+
+    [Fact]
+    public void A_handshake_logs_the_initiation_sent_and_the_completed_handshake_once_each()
+    {
+        var a = StartNode("a", 1);
+        var b = StartNode("b", 2);
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        string bKey = b.PublicKey.ToBase64();
+        string aKey = a.PublicKey.ToBase64();
+
+        EventFilter.Debug(contains: $"peer {bKey}: sending handshake initiation to {b.Endpoint}").ExpectOne(Wait, () =>
+            EventFilter.Debug(contains: $"peer {bKey}: handshake completed with {b.Endpoint}").ExpectOne(Wait, () =>
+                EventFilter.Debug(contains: $"peer {aKey}: handshake completed with {a.Endpoint}").ExpectOne(Wait, () =>
+                {
+                    a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+                    AwaitWritten(b, 1);
+                    // More traffic both ways on the same session: no further lines.
+                    a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 2), Packets.Ipv4(a.Address, b.Address, id: 3));
+                    b.Tun.Inject(Packets.Ipv4(b.Address, a.Address, id: 1));
+                    AwaitWritten(b, 3);
+                    AwaitWritten(a, 1);
+                })));
+        Assert.Equal(1, Network.Count(d => d.From == a.Endpoint && d.Type == MessageType.Initiation));
+        StopAndAssertNoLeaks(a, b);
+    }
+
+    [Fact]
+    public void A_response_that_fails_to_decrypt_logs_one_rejected_line_per_ten_seconds_naming_the_peer()
+    {
+        var a = StartNode("a", 1);
+        var b = StartNode("b", 2);
+        // A preshared key on A's side only: B's response does not decrypt at A (whitepaper section 5.4.3).
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b) with { PresharedKey = RandomKey() }));
+        string rejected = $"peer {b.PublicKey.ToBase64()}: rejected handshake response from {b.Endpoint}: Rejected";
+
+        EventFilter.Debug(contains: rejected).ExpectOne(Wait, () =>
+        {
+            a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+            AwaitCondition(() => PeerStatusOf(a, b).HandshakesRejected == 1, Wait);
+            // The retransmission (REKEY_TIMEOUT plus jitter, section 6.4) fails the same way within 10 s.
+            AdvanceTime(TimeSpan.FromSeconds(5.4));
+            AwaitCondition(() => PeerStatusOf(a, b).HandshakesRejected == 2, Wait);
+        });
+        // Past the 10 s: one more line, with the running count.
+        var third = new Regex(Regex.Escape(rejected) + ".*; 3 handshake messages of this peer rejected so far$");
+        EventFilter.Debug(third).ExpectOne(Wait, () =>
+        {
+            AdvanceTime(TimeSpan.FromSeconds(5.4));
+            AwaitCondition(() => PeerStatusOf(a, b).HandshakesRejected == 3, Wait);
+        });
+        Assert.Equal(0, b.Tun.WrittenCount);
+        StopAndAssertNoLeaks(a, b);
+    }
+
+    [Fact]
+    public void An_initiation_from_a_key_not_configured_here_logs_one_line_per_ten_seconds_for_the_tunnel()
+    {
+        var a = StartNode("a", 1);
+        var b = StartNode("b", 2);
+        // A knows B; B does not know A.
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        string dropped = $"dropped handshake initiation from {a.Endpoint}: initiator {a.PublicKey.ToBase64()} is not a configured peer";
+
+        EventFilter.Debug(contains: dropped).ExpectOne(Wait, () =>
+        {
+            a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+            AwaitCondition(() => Control<DeviceStatus>(b, GetDeviceStatus.Instance).Drops.HandshakesUnknownPeer == 1, Wait);
+            AdvanceTime(TimeSpan.FromSeconds(5.4));
+            AwaitCondition(() => Control<DeviceStatus>(b, GetDeviceStatus.Instance).Drops.HandshakesUnknownPeer == 2, Wait);
+        });
+        StopAndAssertNoLeaks(a, b);
+    }
+}
