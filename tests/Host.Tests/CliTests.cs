@@ -26,6 +26,55 @@ public sealed class CliTests
     }
 
     [Fact]
+    public async Task Show_lists_only_its_own_options_and_up_the_daemons()
+    {
+        var show = await RunAsync("show", "--help");
+        Assert.Equal(0, show.ExitCode);
+        foreach (var daemonOnly in new[] { "--log-file", "--log-level", "--reply-poll-us", "--read-moderation-us", "--no-udp-coalescing" })
+        {
+            Assert.DoesNotContain(daemonOnly, show.Stdout);
+        }
+        var up = await RunAsync("up", "--help");
+        foreach (var daemon in new[] { "--log-file", "--log-level", "--reply-poll-us", "--read-moderation-us", "--no-udp-coalescing" })
+        {
+            Assert.Contains(daemon, up.Stdout);
+        }
+    }
+
+    [Theory]
+    [InlineData(new[] { "x1", "up", "--config", "x.conf", "-i", "x2" }, "firezone-tunnel: two interface names, 'x1' and --interface 'x2': give one")]
+    [InlineData(new[] { "a/b", "up", "--config", "x.conf" }, "firezone-tunnel: 'a/b' is not a valid interface name (1 to 15 characters, no '/' or spaces)")]
+    [InlineData(new[] { "up", "--config", "/tmp/much-too-long-file-name.conf" }, "firezone-tunnel: 'much-too-long-file-name', the configuration file's name without .conf, is not a valid interface name (1 to 15 characters, no '/' or spaces): name the file INTERFACE.conf, as wg-quick wants it, or give --interface NAME")]
+    [InlineData(new[] { "wg0", "show", "wg0" }, "firezone-tunnel: show takes the interface after it: firezone-tunnel show wg0")]
+    [InlineData(new[] { "--log-level", "loud", "wg0" }, "firezone-tunnel: unknown log level 'loud': use trace, debug, info, warning, error or silent (see --help)")]
+    public async Task Usage_mistakes_around_the_interface_name_are_one_line_and_exit_2(string[] arguments, string expected)
+    {
+        var result = await RunAsync(arguments);
+        Assert.Equal(2, result.ExitCode);
+        Assert.Equal(expected + "\n", result.Stderr);
+    }
+
+    [Fact]
+    public async Task Up_takes_the_interface_named_before_it_over_the_files_name()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UapiServerFixture.UniqueName();
+        string file = Path.Combine(Path.GetTempPath(), UapiServerFixture.UniqueName() + ".conf");
+        await File.WriteAllTextAsync(file, $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\n");
+        try
+        {
+            await using var daemon = DaemonProcess.Start(ns, name, name, "up", "--config", file);
+            await daemon.WaitReadyAsync();
+            var link = await ns.ExecAsync("ip", ["link", "show", name], timeout: TimeSpan.FromSeconds(10));
+            Assert.True(link.ExitCode == 0, link.Stderr);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    [Fact]
     public async Task Version_prints_the_assembly_version()
     {
         var result = await RunAsync("--version");
@@ -63,7 +112,7 @@ public sealed class CliTests
         string file = Path.Combine(Path.GetTempPath(), UapiServerFixture.UniqueName() + ".conf");
         var result = await RunAsync("up", "--config", file);
         Assert.Equal(1, result.ExitCode);
-        Assert.StartsWith($"{file}:0: cannot read the file", result.Stderr);
+        Assert.StartsWith($"{file}: cannot read the file", result.Stderr);
         Assert.Single(result.Stderr.TrimEnd('\n').Split('\n'));
     }
 

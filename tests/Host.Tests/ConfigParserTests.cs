@@ -216,7 +216,7 @@ public sealed class ConfigParserTests
     {
         string path = Path.Combine(Path.GetTempPath(), "fz-missing-" + Guid.NewGuid().ToString("N") + ".conf");
         var error = Assert.Throws<ConfigException>(() => new WgQuickConfigParser().ParseFile(path));
-        Assert.StartsWith($"{path}:0: cannot read the file", error.Message);
+        Assert.StartsWith($"{path}: cannot read the file", error.Message);
     }
 
     [Fact]
@@ -300,6 +300,19 @@ public sealed class ConfigParserTests
         var config = Parse($"[Interface]\nPrivateKey = {PrivateKey}\n{directive}\n[Peer]\nPublicKey = {PeerKeyA}\n#!EcnMode=off\n");
         Assert.Equal(HostRole.Gateway, config.Interface.Role);
         Assert.Equal(EcnMode.Off, config.Peers[0].EcnMode);
+    }
+
+    [Fact]
+    public void A_peer_with_the_interfaces_own_public_key_is_left_out_with_its_allowed_ips_and_a_note()
+    {
+        Assert.True(Firezone.Actors.Engine.WireGuard.WireGuardKey.TryParseBase64(PrivateKey, out var privateKey));
+        string own = Firezone.Actors.Engine.Crypto.Curve25519.PublicKeyOf(privateKey).ToBase64();
+        var config = Parse($"[Interface]\nPrivateKey = {PrivateKey}\n\n[Peer]\nPublicKey = {own}\nAllowedIPs = 10.100.0.2/32\n\n[Peer]\nPublicKey = {PeerKeyA}\nAllowedIPs = 10.100.0.3/32\n");
+        // No peer, so no route for 10.100.0.2 (wg-quick routes what wg setconf took).
+        Assert.Equal(PeerKeyA, Assert.Single(config.Peers).PublicKey.ToBase64());
+        var note = Assert.Single(config.Notes);
+        Assert.Equal(4, note.Line);
+        Assert.Contains("own PublicKey", note.Message);
     }
 
     [Theory]

@@ -30,31 +30,26 @@ public static class CommandLine
         var logFile = new Option<string?>("--log-file")
         {
             Description = $"JSON-lines log file (default {LogOptions.DefaultDirectory}/INTERFACE.log)",
-            Recursive = true,
         };
         var logLevel = new Option<string>("--log-level")
         {
             Description = "trace, debug, info, warning, error or silent (also LOG_LEVEL, as wireguard-go)",
             DefaultValueFactory = _ => Environment.GetEnvironmentVariable("LOG_LEVEL") ?? "info",
-            Recursive = true,
         };
         var replyPoll = new Option<string?>("--reply-poll-us")
         {
             Description = $"After a packet wakes an idle reader, poll the other device up to this many microseconds for the reply instead of sleeping (lower ping, some CPU); 0 turns it off (default {(int)TunnelSettings.DefaultReplyPollMax.TotalMicroseconds}, also {ReplyPollVariable})",
             DefaultValueFactory = _ => Environment.GetEnvironmentVariable(ReplyPollVariable),
-            Recursive = true,
         };
         var readModeration = new Option<string?>("--read-moderation-us")
         {
             Description = $"While a stream runs, pause a reader this many microseconds after a read of a few full-size packets so the next read finds more (fewer system calls and wake-ups per byte, up to this much added delay for bulk packets; never after idle or for small packets); 0 turns it off (default {(int)TunnelSettings.DefaultReadModeration.TotalMicroseconds}, also {ReadModerationVariable})",
             DefaultValueFactory = _ => Environment.GetEnvironmentVariable(ReadModerationVariable),
-            Recursive = true,
         };
         var noUdpCoalescing = new Option<bool>("--no-udp-coalescing")
         {
             Description = $"Write UDP packets to the TUN device one by one instead of merging a flow's into one offload super-packet (for a host that forwards them into a tunnel endpoint that mishandles UDP GSO; also {NoUdpCoalescingVariable}=1)",
             DefaultValueFactory = _ => Environment.GetEnvironmentVariable(NoUdpCoalescingVariable) == "1",
-            Recursive = true,
         };
         var interfaceName = new Argument<string?>("INTERFACE")
         {
@@ -99,17 +94,34 @@ public static class CommandLine
         {
             Description = "Interface name (default: the configuration file's name without .conf, as wg-quick)",
         };
+        // The daemon's options belong to the root (drop-in mode) and to up, not to show: added to
+        // both rather than Recursive, so `show --help` lists only what show takes.
         var up = new Command("up", "Service mode: read a wg-quick file, bring the interface up with its addresses and routes, run in the foreground (systemd Type=notify)")
         {
-            configFile, upInterface,
+            configFile, upInterface, logFile, logLevel, replyPoll, readModeration, noUdpCoalescing,
         };
         up.SetAction((result, token) =>
         {
             string path = result.GetValue(configFile)!;
-            string name = result.GetValue(upInterface) ?? Path.GetFileNameWithoutExtension(path);
+            // The name: --interface, or the one before "up" (`firezone-tunnel wg0 up --config ...`, as
+            // the usage line offers), or else the file's name without .conf, as wg-quick takes it.
+            string? given = result.GetValue(upInterface);
+            string? positional = result.GetValue(interfaceName);
+            if (given is not null && positional is not null && given != positional)
+            {
+                Console.Error.WriteLine($"firezone-tunnel: two interface names, '{positional}' and --interface '{given}': give one");
+                return Task.FromResult(2);
+            }
+            string? explicitName = given ?? positional;
+            string name = explicitName ?? Path.GetFileNameWithoutExtension(path);
+            if (explicitName is not null && !IsUsableInterfaceName(explicitName, out string? problem))
+            {
+                Console.Error.WriteLine("firezone-tunnel: " + problem);
+                return Task.FromResult(2);
+            }
             if (!UapiSocketPath.IsValidInterfaceName(name))
             {
-                Console.Error.WriteLine($"firezone-tunnel: '{name}' is not a valid interface name (1 to 15 characters, no '/' or spaces)");
+                Console.Error.WriteLine($"firezone-tunnel: '{name}', the configuration file's name without .conf, is not a valid interface name (1 to 15 characters, no '/' or spaces): name the file INTERFACE.conf, as wg-quick wants it, or give --interface NAME");
                 return Task.FromResult(2);
             }
             TunnelConfig config;
@@ -139,6 +151,11 @@ public static class CommandLine
         show.SetAction(async (result, token) =>
         {
             string name = result.GetValue(showInterface)!;
+            if (result.GetValue(interfaceName) is { } before)
+            {
+                Console.Error.WriteLine($"firezone-tunnel: show takes the interface after it: firezone-tunnel show {before}");
+                return 2;
+            }
             if (!UapiSocketPath.IsValidInterfaceName(name))
             {
                 Console.Error.WriteLine($"firezone-tunnel: '{name}' is not a valid interface name");
@@ -265,7 +282,7 @@ public static class CommandLine
         options = null!;
         if (!LogOptions.TryParseLevel(level, out LogEventLevel parsed))
         {
-            Console.Error.WriteLine($"firezone-tunnel: unknown log level '{level}'");
+            Console.Error.WriteLine($"firezone-tunnel: unknown log level '{level}': use trace, debug, info, warning, error or silent (see --help)");
             return false;
         }
         options = new LogOptions

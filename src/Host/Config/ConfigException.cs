@@ -6,8 +6,9 @@ namespace Firezone.Actors.Host.Config;
 /// </summary>
 public sealed class ConfigException : Exception
 {
+    /// <param name="line">1-based; 0 for a problem with the whole file (it cannot be read), reported as <c>FILE: problem</c>.</param>
     public ConfigException(string file, int line, string problem)
-        : base($"{file}:{line}: {problem}")
+        : base(line > 0 ? $"{file}:{line}: {problem}" : $"{file}: {problem}")
     {
         File = file;
         Line = line;

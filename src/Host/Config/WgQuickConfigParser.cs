@@ -465,6 +465,7 @@ public sealed class WgQuickConfigParser
             }
             var peers = new List<PeerConfig>(_peers.Count);
             var keys = new Dictionary<WireGuardKey, int>();
+            var ownPublicKey = Firezone.Actors.Engine.Crypto.Curve25519.PublicKeyOf(privateKey);
             var prefixes = new Dictionary<IpPrefix, (int PeerLine, int Line)>();
             foreach (var builder in _peers)
             {
@@ -475,6 +476,13 @@ public sealed class WgQuickConfigParser
                 if (!keys.TryAdd(publicKey, builder.Line))
                 {
                     throw Error(builder.Line, $"this [Peer] has the same PublicKey as the [Peer] on line {keys[publicKey]}");
+                }
+                if (publicKey == ownPublicKey)
+                {
+                    // wg setconf (wireguard-go) ignores such a peer, and wg-quick then adds no route for
+                    // its AllowedIPs; the same here, said out loud.
+                    _notes.Add(new ConfigNote(builder.Line, "this [Peer] has the interface's own PublicKey (that of its PrivateKey): ignored, with its AllowedIPs, as wg setconf does"));
+                    continue;
                 }
                 var allowed = new List<IpPrefix>(builder.AllowedIps.Count);
                 foreach (var (prefix, line) in builder.AllowedIps)

@@ -33,7 +33,9 @@ public static class TunnelDaemon
         {
             foreach (var note in config.Notes)
             {
-                logger.Information("{ConfigFile}:{ConfigLine}: {Note}", config.SourcePath, note.Line, note.Message);
+                // Warning: a PostUp or DNS line the daemon does not run may be a firewall rule or a
+                // resolver the operator relies on; at Information it would vanish under --log-level warning.
+                logger.Warning("{ConfigFile}:{ConfigLine}: {Note}", config.SourcePath, note.Line, note.Message);
             }
         }
         var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
