@@ -86,7 +86,7 @@ public sealed class NetworkSetupTests
 
             [Peer]
             PublicKey = {TestKeys.New().ToBase64()}
-            AllowedIPs = 10.77.0.2/32, 10.88.0.0/16, fd88::/64, 0.0.0.0/0
+            AllowedIPs = 10.77.0.2/32, 10.77.0.0/24, 10.88.0.0/16, fd88::/64, 0.0.0.0/0
             """);
         await RunOkAsync("ip", "netns", "add", netns);
         try
@@ -101,7 +101,11 @@ public sealed class NetworkSetupTests
             Assert.Contains("inet6 fd77::1/64", addresses);
             Assert.Contains(",UP>", await RunOkAsync("ip", "-n", netns, "link", "show", "dev", name)); // administratively up
             string routes4 = await RunOkAsync("ip", "-n", netns, "-4", "route", "show", "dev", name);
-            Assert.Contains("10.77.0.2 ", routes4);
+            // As wg-quick: the Address's connected route covers 10.77.0.2/32 and 10.77.0.0/24, so
+            // neither is added and the kernel's route (with its source address) stays.
+            Assert.Contains("10.77.0.0/24 proto kernel scope link src 10.77.0.1", routes4);
+            Assert.DoesNotContain("10.77.0.2 ", routes4);
+            Assert.Equal(1, CountLines(routes4, "10.77.0.0/24"));
             Assert.Contains("10.88.0.0/16 ", routes4);
             Assert.DoesNotContain("default", routes4); // a /0 goes to its own table (see the default-route test)
             Assert.Contains("fd88::/64 ", await RunOkAsync("ip", "-n", netns, "-6", "route", "show", "dev", name));

@@ -113,9 +113,17 @@ public sealed class InterfaceNetworkSetup(string interfaceName, ICommandRunner r
 
     private async Task AddRouteAsync(IpPrefix prefix, CancellationToken cancellationToken)
     {
-        // "replace", not "add": a route the address assignment already created (the connected
-        // subnet) is not an error.
-        await IpAsync(cancellationToken, prefix.IsIPv4 ? "-4" : "-6", "route", "replace", prefix.ToString(), "dev", interfaceName).ConfigureAwait(false);
+        string family = prefix.IsIPv4 ? "-4" : "-6";
+        // wg-quick's add_route: a route on the device that covers the prefix already (the connected
+        // subnet of an Address, an earlier and shorter AllowedIPs) is left as it is, so the kernel's
+        // own route, with its source address, stays.
+        string covering = await IpAsync(cancellationToken, family, "route", "show", "dev", interfaceName, "match", prefix.ToString()).ConfigureAwait(false);
+        if (!string.IsNullOrWhiteSpace(covering))
+        {
+            return;
+        }
+        // "replace", not "add": a route for the prefix elsewhere (another device) moves to the tunnel.
+        await IpAsync(cancellationToken, family, "route", "replace", prefix.ToString(), "dev", interfaceName).ConfigureAwait(false);
     }
 
     /// <summary>wg-quick: <c>ip $proto route add "$1" dev "$INTERFACE" table "$TABLE"</c>.</summary>
