@@ -5,4 +5,7 @@ public sealed class TunDeviceException(string message, int errno = 0, Exception?
 {
     /// <summary>The errno behind the failure, or 0.</summary>
     public int Errno { get; } = errno;
+
+    /// <summary>The device was deleted (or its network namespace removed): EBADFD on the descriptor.</summary>
+    public bool DeviceGone => Errno == Tmds.Linux.LibC.EBADFD;
 }

@@ -34,7 +34,8 @@ public sealed class TunnelActor : UntypedActor
 
     public static Props Props(TunnelSettings settings) => Akka.Actor.Props.Create(() => new TunnelActor(settings));
 
-    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(OnChildFailure);
+    // No logging by the strategy: OnChildFailure's IoLost logs the reason once, in words for the user.
+    protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(-1, -1, OnChildFailure, loggingEnabled: false);
 
     protected override void PreStart()
     {
@@ -72,7 +73,14 @@ public sealed class TunnelActor : UntypedActor
                     break;
                 }
                 _failed = true;
-                _log.Error("tunnel stopping: {0}", lost.Failure.Reason);
+                if (lost.Failure.DeviceRemoved)
+                {
+                    _log.Info("tunnel stopping: {0}", lost.Failure.Reason);
+                }
+                else
+                {
+                    _log.Error("tunnel stopping: {0}", lost.Failure.Reason);
+                }
                 _settings.FailureListener?.Tell(lost.Failure);
                 Context.Stop(Self);
                 break;
@@ -94,7 +102,8 @@ public sealed class TunnelActor : UntypedActor
             ActorInitializationException { InnerException: UdpSocketException udp } => "UDP socket failed: " + udp.Message,
             _ => "internal failure: " + cause.GetType().Name + ": " + cause.Message,
         };
-        _self.Tell(new IoLost(new TunnelFailed(reason, cause)));
+        bool removed = cause is TunDeviceException { DeviceGone: true } or ActorInitializationException { InnerException: TunDeviceException { DeviceGone: true } };
+        _self.Tell(new IoLost(new TunnelFailed(reason, cause, removed)));
         return Directive.Stop;
     }
 

@@ -79,8 +79,15 @@ public static class TunnelDaemon
             logger.Information("firezone-tunnel {Version} running interface {Interface}", Cli.CommandLine.Version, options.InterfaceName);
             readiness?.Ready();
             await host.WaitForShutdownAsync(cancellationToken).ConfigureAwait(false);
+            var exit = host.Services.GetService<DaemonExit>();
+            if (exit?.Removal is { } removal && exit.Failure is null)
+            {
+                // wg-quick down deletes the interface of a userspace daemon: a stop, as for wireguard-go.
+                logger.Information("Interface {Interface} stopped: {Reason}", options.InterfaceName, removal);
+                return 0;
+            }
             logger.Information("Interface {Interface} stopped", options.InterfaceName);
-            if (host.Services.GetService<DaemonExit>()?.Failure is { } failure)
+            if (exit?.Failure is { } failure)
             {
                 // The tunnel lost its TUN device or socket: a real failure, not a requested stop.
                 logger.Error("Stopped because {Problem}", failure);

@@ -15,7 +15,14 @@ public sealed class TunnelFailureListener : ReceiveActor
     {
         Receive<TunnelFailed>(failed =>
         {
-            exit.Fail(failed.Reason);
+            if (failed.DeviceRemoved)
+            {
+                exit.Removed(failed.Reason);
+            }
+            else
+            {
+                exit.Fail(failed.Reason);
+            }
             lifetime.StopApplication();
         });
     }
