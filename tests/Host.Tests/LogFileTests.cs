@@ -9,7 +9,8 @@ namespace Firezone.Actors.Host.Tests;
 /// The JSON-lines log file under what happens to log files: logrotate's copytruncate (`truncate
 /// -s 0` while the daemon writes) and a second writer on the same file. Every byte must belong to
 /// a whole JSON line: no NUL bytes (a writer still at its old offset after a truncation leaves a
-/// hole that reads as NULs) and no line overwritten by another writer.
+/// hole that reads as NULs) and no line overwritten by another writer. And what the actors write
+/// there: named properties an operator can select on.
 /// </summary>
 public sealed class LogFileTests
 {
@@ -159,6 +160,57 @@ public sealed class LogFileTests
         finally
         {
             directory.Delete();
+        }
+    }
+
+    /// <summary>
+    /// The actors log through Akka's ILoggingAdapter and Akka.Logger.Serilog: their named holes
+    /// must reach the JSON line as properties of those names (positional holes came out as "0",
+    /// "1", ...), and the message reads as before. The real daemon in a namespace of the test's own.
+    /// </summary>
+    [Fact]
+    public async Task An_actor_log_line_carries_its_named_properties_in_the_json_log()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = "fzl" + Guid.NewGuid().ToString("N")[..8];
+        await using var daemon = DaemonProcess.Start(ns, name, "-f", "--log-level", "debug", name);
+        await daemon.WaitReadyAsync();
+        string keyFile = Path.Combine(Path.GetTempPath(), $"fzt-{name}.key");
+        string peer = TestKeys.New().ToBase64();
+        try
+        {
+            await File.WriteAllTextAsync(keyFile, TestKeys.New().ToBase64());
+            var set = await ProcessRunner.WgAsync("set", name, "private-key", keyFile, "listen-port", "0",
+                "peer", peer, "allowed-ips", "10.44.0.0/24", "endpoint", "127.0.0.1:9");
+            Assert.True(set.ExitCode == 0, set.Stderr);
+            const int SIGTERM = 15;
+            daemon.Signal(SIGTERM);
+            Assert.Equal(0, await daemon.WaitForExitAsync(TimeSpan.FromSeconds(10)));
+
+            var lines = new List<JsonElement>();
+            foreach (string text in await File.ReadAllLinesAsync(daemon.LogFile))
+            {
+                using var json = JsonDocument.Parse(text);
+                lines.Add(json.RootElement.Clone());
+                Assert.False(json.RootElement.TryGetProperty("0", out _), text);
+            }
+            static string Message(JsonElement line) => line.GetProperty("message").GetString()!;
+            var added = Assert.Single(lines, l => Message(l).StartsWith($"peer {peer} added", StringComparison.Ordinal));
+            Assert.Equal(peer, added.GetProperty("PublicKey").GetString());
+            Assert.Equal(1, added.GetProperty("AllowedIpCount").GetInt32());
+            Assert.Equal("127.0.0.1:9", added.GetProperty("Endpoint").GetString());
+            string ecn = added.GetProperty("EcnMode").GetString()!;
+            Assert.Equal($"peer {peer} added (1 allowed IPs, endpoint 127.0.0.1:9, ECN {ecn})", Message(added));
+            // Every line about the peer (at debug also its handshake initiations) names it the same way.
+            Assert.All(lines.Where(l => Message(l).StartsWith($"peer {peer}", StringComparison.Ordinal)),
+                l => Assert.Equal(peer, l.GetProperty("PublicKey").GetString()));
+            var changed = Assert.Single(lines, l => Message(l).StartsWith("peers changed:", StringComparison.Ordinal));
+            Assert.Equal(1, changed.GetProperty("Added").GetInt32());
+            Assert.Equal(1, changed.GetProperty("PeerCount").GetInt32());
+        }
+        finally
+        {
+            File.Delete(keyFile);
         }
     }
 }

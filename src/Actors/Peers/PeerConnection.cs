@@ -139,7 +139,7 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
             case PeerPathFaulted faulted:
                 if (!ReferenceEquals(faulted.Path, path))
                 {
-                    _log.Debug("peer {0}: a fault of a path already replaced by a restart is not counted again", _slot.KeyBase64);
+                    _log.Debug("peer {PublicKey}: a fault of a path already replaced by a restart is not counted again", _slot.KeyBase64);
                     return;
                 }
                 faulted.Error.Throw();

@@ -460,7 +460,7 @@ public sealed class PeerDataPath
             return;
         }
         _nextRejectedHandshakeLog = now + RejectedHandshakeLogInterval;
-        _log.Debug("peer {0}: rejected {1} from {2}: {3}{4}; {5} handshake messages of this peer rejected so far",
+        _log.Debug("peer {PublicKey}: rejected {MessageType} from {Endpoint}: {Reason}{Hint}; {RejectedCount} handshake messages of this peer rejected so far",
             _slot.KeyBase64, HandshakeMessageName(type), from, result?.ToString() ?? "mac1/cookie check failed",
             RejectionHint(type, result), PeerCounters.Read(ref _counters.HandshakesRejected));
     }
@@ -493,7 +493,7 @@ public sealed class PeerDataPath
             return;
         }
         _nextInitiationLog = now + InitiationLogInterval;
-        _log.Debug("peer {0}: sending handshake initiation to {1} (attempt {2})", _slot.KeyBase64, to, _initiationAttempts);
+        _log.Debug("peer {PublicKey}: sending handshake initiation to {Endpoint} (attempt {Attempt})", _slot.KeyBase64, to, _initiationAttempts);
     }
 
     /// <summary>
@@ -511,7 +511,7 @@ public sealed class PeerDataPath
         _initiationAttempts = 0;
         if (lastHandshake is not null && _log.IsDebugEnabled)
         {
-            _log.Debug("peer {0}: handshake completed with {1}, new session", _slot.KeyBase64, _peer.Endpoint);
+            _log.Debug("peer {PublicKey}: handshake completed with {Endpoint}, new session", _slot.KeyBase64, _peer.Endpoint);
         }
     }
 
@@ -593,8 +593,18 @@ public sealed class PeerDataPath
             return;
         }
         _nextUnexpectedEcnLog = now + UnexpectedEcnLogInterval;
-        _log.Warning("peer {0}: unexpected ECN combination inner {1} / outer {2} (RFC 6040 section 4.2 (!!!)){3}; {4} such packets so far",
-            _slot.KeyBase64, inner, outer, dropped ? ", packet dropped" : "", PeerCounters.Read(ref _counters.EcnUnexpected));
+        // Two templates rather than a text fragment (", packet dropped" or nothing) as a property.
+        long count = PeerCounters.Read(ref _counters.EcnUnexpected);
+        if (dropped)
+        {
+            _log.Warning("peer {PublicKey}: unexpected ECN combination inner {InnerEcn} / outer {OuterEcn} (RFC 6040 section 4.2 (!!!)), packet dropped; {UnexpectedEcnCount} such packets so far",
+                _slot.KeyBase64, inner, outer, count);
+        }
+        else
+        {
+            _log.Warning("peer {PublicKey}: unexpected ECN combination inner {InnerEcn} / outer {OuterEcn} (RFC 6040 section 4.2 (!!!)); {UnexpectedEcnCount} such packets so far",
+                _slot.KeyBase64, inner, outer, count);
+        }
     }
 
     private void AddDatagram(PacketBuffer datagram, PeerOutput output)

@@ -183,7 +183,7 @@ public sealed class PeerSupervisor : UntypedActor
             }
         }
         PublishMetricsPeers();
-        _log.Info("peers changed: {0} added, {1} updated, {2} removed; {3} configured", created, updated, removed, _peers.Count);
+        _log.Info("peers changed: {Added} added, {Updated} updated, {Removed} removed; {PeerCount} configured", created, updated, removed, _peers.Count);
         return new PeerChangesApplied(created, updated, removed);
     }
 
@@ -223,11 +223,11 @@ public sealed class PeerSupervisor : UntypedActor
         if (publish)
         {
             PublishMetricsPeers();
-            _log.Info("peer {0} added ({1} allowed IPs, endpoint {2}, ECN {3})", slot.KeyBase64, config.AllowedIps.Count, config.Endpoint, config.EcnMode);
+            _log.Info("peer {PublicKey} added ({AllowedIpCount} allowed IPs, endpoint {Endpoint}, ECN {EcnMode})", slot.KeyBase64, config.AllowedIps.Count, config.Endpoint, config.EcnMode);
         }
         else if (_log.IsDebugEnabled)
         {
-            _log.Debug("peer {0} added ({1} allowed IPs, endpoint {2}, ECN {3})", slot.KeyBase64, config.AllowedIps.Count, config.Endpoint, config.EcnMode);
+            _log.Debug("peer {PublicKey} added ({AllowedIpCount} allowed IPs, endpoint {Endpoint}, ECN {EcnMode})", slot.KeyBase64, config.AllowedIps.Count, config.Endpoint, config.EcnMode);
         }
         return new PeerConfigured(key, Created: true);
     }
@@ -272,7 +272,7 @@ public sealed class PeerSupervisor : UntypedActor
                 }
             }
             entry.Slot.Config = entry.Slot.Config with { AllowedIps = kept };
-            _log.Info("peer {0}: {1} allowed IP(s) moved to another peer", entry.Slot.KeyBase64, allowed.Count - kept.Count);
+            _log.Info("peer {PublicKey}: {MovedAllowedIpCount} allowed IP(s) moved to another peer", entry.Slot.KeyBase64, allowed.Count - kept.Count);
         }
     }
 
@@ -316,11 +316,11 @@ public sealed class PeerSupervisor : UntypedActor
         if (publish)
         {
             PublishMetricsPeers();
-            _log.Info("peer {0} removed", entry.Slot.KeyBase64);
+            _log.Info("peer {PublicKey} removed", entry.Slot.KeyBase64);
         }
         else if (_log.IsDebugEnabled)
         {
-            _log.Debug("peer {0} removed", entry.Slot.KeyBase64);
+            _log.Debug("peer {PublicKey} removed", entry.Slot.KeyBase64);
         }
         return true;
     }
@@ -350,11 +350,20 @@ public sealed class PeerSupervisor : UntypedActor
     /// <summary>The supervision decision, in this actor's context (see <see cref="PeerSupervisionStrategy"/>).</summary>
     private bool Decide(IActorRef child, Exception cause, bool restartable)
     {
-        string peer = _byConnection.TryGetValue(child, out var entry) ? entry.Slot.KeyBase64 : child.Path.Name;
+        _byConnection.TryGetValue(child, out var entry);
         if (!restartable)
         {
             var reason = cause is ActorInitializationException { InnerException: { } inner } ? inner : cause;
-            _log.Error("peer {0} stopped: its configuration was rejected: {1}: {2}", peer, reason.GetType().Name, reason.Message);
+            if (entry is null)
+            {
+                // A connection already removed (still stopping): only its actor name is left, and
+                // it is not a key, so it does not go in PublicKey.
+                _log.Error("peer {PeerActor} stopped: its configuration was rejected: {FaultType}: {Reason}", child.Path.Name, reason.GetType().Name, reason.Message);
+            }
+            else
+            {
+                _log.Error("peer {PublicKey} stopped: its configuration was rejected: {FaultType}: {Reason}", entry.Slot.KeyBase64, reason.GetType().Name, reason.Message);
+            }
             return false;
         }
         if (entry is null)
@@ -370,13 +379,13 @@ public sealed class PeerSupervisor : UntypedActor
         }
         if (failures.Count > _options.MaxFailures)
         {
-            _log.Error("peer {0} stopped: {1} failures within {2}; last: {3}: {4}",
-                peer, failures.Count, _options.FailureWindow, cause.GetType().Name, cause.Message);
+            _log.Error("peer {PublicKey} stopped: {FailureCount} failures within {FailureWindow}; last: {FaultType}: {Reason}",
+                entry.Slot.KeyBase64, failures.Count, _options.FailureWindow, cause.GetType().Name, cause.Message);
             return false;
         }
         Interlocked.Increment(ref entry.Slot.Counters.Restarts);
-        _log.Warning("peer {0} failed ({1}: {2}); restarting it with a fresh handshake (failure {3} of at most {4} within {5})",
-            peer, cause.GetType().Name, cause.Message, failures.Count, _options.MaxFailures, _options.FailureWindow);
+        _log.Warning("peer {PublicKey} failed ({FaultType}: {Reason}); restarting it with a fresh handshake (failure {FailureCount} of at most {MaxFailures} within {FailureWindow})",
+            entry.Slot.KeyBase64, cause.GetType().Name, cause.Message, failures.Count, _options.MaxFailures, _options.FailureWindow);
         return true;
     }
 
@@ -466,7 +475,7 @@ public sealed class PeerSupervisor : UntypedActor
             return;
         }
         _nextDroppedInitiationLog = now + DroppedInitiationLogInterval;
-        _log.Debug("dropped handshake initiation from {0}: {1}; {2} initiations dropped before reaching a peer so far",
+        _log.Debug("dropped handshake initiation from {Endpoint}: {Reason}; {DroppedCount} initiations dropped before reaching a peer so far",
             from, reason, Interlocked.Read(ref _counters.HandshakesRejected) + Interlocked.Read(ref _counters.HandshakesUnknownPeer));
     }
 

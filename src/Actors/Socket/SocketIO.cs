@@ -67,7 +67,7 @@ public sealed class SocketIO : UntypedActor
         _current = null;
         if (!_receiver.Stop(TimeSpan.FromSeconds(5)))
         {
-            _log.Error("UDP receive thread for port {0} did not stop within 5 s after WakeReceiver", _socket.LocalPort);
+            _log.Error("UDP receive thread for port {ListenPort} did not stop within 5 s after WakeReceiver", _socket.LocalPort);
         }
     }
 

@@ -275,7 +275,7 @@ public sealed class SleepingTickScheduler : SchedulerBase, IDateTimeOffsetNowTim
         }
         catch (Exception e)
         {
-            Log.Error(e, "Scheduled item {0} failed", action);
+            Log.Error(e, "Scheduled item {Item} failed", action);
             return false;
         }
     }

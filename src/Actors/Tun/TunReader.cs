@@ -58,7 +58,7 @@ public sealed class TunReader : UntypedActor
     {
         if (!_reader.Stop(TimeSpan.FromSeconds(5)))
         {
-            _log.Error("TUN reader thread for {0} did not stop within 5 s after WakeReader", _tun.Name);
+            _log.Error("TUN reader thread for {Interface} did not stop within 5 s after WakeReader", _tun.Name);
         }
     }
 

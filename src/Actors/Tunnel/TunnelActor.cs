@@ -75,11 +75,11 @@ public sealed class TunnelActor : UntypedActor
                 _failed = true;
                 if (lost.Failure.DeviceRemoved)
                 {
-                    _log.Info("tunnel stopping: {0}", lost.Failure.Reason);
+                    _log.Info("tunnel stopping: {Reason}", lost.Failure.Reason);
                 }
                 else
                 {
-                    _log.Error("tunnel stopping: {0}", lost.Failure.Reason);
+                    _log.Error("tunnel stopping: {Reason}", lost.Failure.Reason);
                 }
                 _settings.FailureListener?.Tell(lost.Failure);
                 Context.Stop(Self);

@@ -45,7 +45,10 @@ public sealed class ActorTunnelComposition : ITunnelComposition
                 // would never see the actors' Debug lines (peer changes, handshakes).
                 loggers.LogLevel = AkkaLogLevel(options.Log.MinimumLevel);
                 loggers.ClearLoggers();
-                loggers.AddSerilogLogging();
+                // With Akka.Logger.Serilog's formatter the actors' templates are Serilog message
+                // templates: a named hole ("peer {PublicKey} added") becomes a property of that
+                // name in the JSON line, so `jq 'select(.PublicKey == ...)'` finds a peer's lines.
+                loggers.AddSerilogLogging(enableSerilogFormatter: true);
             });
             builder.WithActors((system, registry) =>
             {
