@@ -57,4 +57,7 @@ public interface ITunDevice : IDisposable
     /// at once, except while packets are pending (<see cref="HasPendingPackets"/>).
     /// </summary>
     void WakeReader();
+
+    /// <summary>Packets the device read and dropped (malformed offload headers, longer than the buffers); 0 when not counted.</summary>
+    long ReadDropped => 0;
 }

@@ -61,4 +61,7 @@ public interface IUdpBatchSocket : IDisposable
     /// at once, except while datagrams are pending (<see cref="HasPendingDatagrams"/>).
     /// </summary>
     void WakeReceiver();
+
+    /// <summary>Datagrams received and dropped for want of a buffer large enough (see LinuxUdpSocket.Oversize.cs); 0 when not counted.</summary>
+    long ReceiveTruncated => 0;
 }

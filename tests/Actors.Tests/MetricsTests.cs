@@ -55,4 +55,41 @@ public sealed class MetricsTests(ITestOutputHelper output) : ActorTestBase(outpu
         Assert.Equal(0, seen[("firezone.peer.restarts", aKey)]);
         StopAndAssertNoLeaks(a, b);
     }
+
+    [Fact]
+    public void The_devices_own_drops_are_published_too()
+    {
+        var a = StartNode("a", 1);
+        a.Socket.ReceiveTruncated = 3;
+        a.Tun.ReadDropped = 5;
+        var seen = new Dictionary<string, long>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == PeerMetrics.MeterName && instrument.Name.StartsWith("firezone.device.", StringComparison.Ordinal))
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, _, _) =>
+        {
+            lock (seen)
+            {
+                // Every tunnel of the test run has these instruments (meters of one name, tests of
+                // other classes run in parallel, their fakes count 0): keep the largest.
+                seen[instrument.Name] = Math.Max(seen.GetValueOrDefault(instrument.Name), value);
+            }
+        });
+        listener.Start();
+        AwaitAssert(() =>
+        {
+            listener.RecordObservableInstruments();
+            lock (seen)
+            {
+                Assert.Equal(3, seen.GetValueOrDefault("firezone.device.datagrams.too_large"));
+                Assert.Equal(5, seen.GetValueOrDefault("firezone.device.tun.read_dropped"));
+            }
+        }, Wait);
+        StopAndAssertNoLeaks(a);
+    }
 }

@@ -41,6 +41,8 @@ public sealed class TunnelActor : UntypedActor
     {
         _self = Self;
         var s = _settings;
+        _counters.Tun = s.Tun;
+        _counters.Socket = s.Socket;
         // Blocking I/O on a message: on their own threads (see Tunnels.IoDispatcherId).
         Tunnels.EnsureIoDispatcher(Context.System);
         _tunWriter = Context.ActorOf(TunWriter.Props(s.Tun, _counters).WithDispatcher(Tunnels.IoDispatcherId), "tun-writer");

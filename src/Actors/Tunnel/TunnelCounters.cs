@@ -63,4 +63,15 @@ public sealed class TunnelCounters
 
     /// <summary>Decrypted packets given to the TUN device (by the socket reader thread and the TunWriter together).</summary>
     public long TunPacketsWrittenCount => Volatile.Read(ref TunPacketsWritten);
+
+    // The devices count their own drops below the packet path; read from them when asked.
+    internal Firezone.Actors.Native.ITunDevice? Tun { get; set; }
+
+    internal Firezone.Actors.Native.IUdpBatchSocket? Socket { get; set; }
+
+    /// <summary>TUN reads dropped by the device (malformed offload headers, packets longer than the buffers).</summary>
+    public long TunReadDroppedCount => Tun?.ReadDropped ?? 0;
+
+    /// <summary>Datagrams dropped on receive for want of a large enough buffer (more than 64 jumbo datagrams at once, or no UDP GRO).</summary>
+    public long DatagramsTooLargeCount => Socket?.ReceiveTruncated ?? 0;
 }

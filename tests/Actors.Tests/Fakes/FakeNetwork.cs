@@ -141,6 +141,9 @@ public sealed class FakeUdpSocket : Firezone.Actors.Native.IUdpBatchSocket
 
     public bool HasPendingDatagrams => false;
 
+    /// <summary>As a real socket would count datagrams too large for any buffer (set by a test).</summary>
+    public long ReceiveTruncated { get; set; }
+
     public bool WaitReadable(int timeoutMs)
     {
         lock (_gate)

@@ -24,6 +24,9 @@ public sealed class FakeTun(string name = "faketun0") : ITunDevice
 
     public int Mtu => 1420;
 
+    /// <summary>As a real device would count reads it dropped (set by a test).</summary>
+    public long ReadDropped { get; set; }
+
     public bool Disposed { get; private set; }
 
     /// <summary>
