@@ -23,8 +23,12 @@ namespace Firezone.Actors.Host.Logging;
 /// </summary>
 internal sealed unsafe class AppendOnlyFileSink : ILogEventSink, IDisposable
 {
-    /// <summary>0666 less the umask, as open(2) and .NET create files.</summary>
-    private const int CreateMode = 0x1b6;
+    /// <summary>
+    /// 0640 (less the umask): the log names peers' public keys and endpoints, which `wg show` shows
+    /// only to root, so not every local user reads them (syslog files are 0640 too). A file that
+    /// exists keeps its mode.
+    /// </summary>
+    private const int CreateMode = 0x1a0;
 
     private readonly SafeFileDescriptorHandle _file;
     private readonly ITextFormatter _formatter;
