@@ -123,13 +123,21 @@ public sealed unsafe partial class LinuxUdpSocket
                     break;
                 }
                 int size = Math.Min(_segment, _length - _offset);
-                _segmentsLeft--;
                 if (size > buffers[filled].MaxPacketLength && !socket.TryTakeOversize(size, ref buffers[filled]))
                 {
-                    socket.ReceiveTruncated++; // no large buffer free (see LinuxUdpSocket.Oversize.cs)
+                    if (filled > 0)
+                    {
+                        // No large buffer free now: this pass's packets hold them until it hands them
+                        // on. The datagram stays in its slot for the next pass (HasPending).
+                        break;
+                    }
+                    // None free with nothing in this pass: a consumer holds them all; dropped.
+                    _segmentsLeft--;
+                    socket.ReceiveTruncated++;
                     _offset += size;
                     continue;
                 }
+                _segmentsLeft--;
                 PacketBuffer buffer = buffers[filled];
                 buffer.SetData(PacketBuffer.Headroom, size);
                 // Deliberate copy of each segment out of the coalesced GRO area (up to 64 KiB) into its

@@ -10,7 +10,9 @@ namespace Firezone.Actors.Actors.Peers;
 /// were added, by <see cref="Flush"/>. A full batch of packets is written at once; a full batch of
 /// datagrams waits for the flush. Steps run under the peer's lock, and a send there can wait up to
 /// 300 ms for room in the socket buffer, holding up the other reader and the peer's actor, which
-/// step the same peer. A TUN write never waits like that, and writing a full batch while its
+/// step the same peer (the one exception: PeerDataPath.TryHandle flushes under the lock after a
+/// step that released packets held for a handshake, so no newer packet overtakes them; rare).
+/// A TUN write never waits like that, and writing a full batch while its
 /// packets are still in the cache measured about 13% more UDP throughput than writing it at the
 /// flush (2 side-by-side runs, 2026-11-26). One instance per stepper, used by one thread at a time:
 /// a device's reads write directly (<see cref="DirectPeerOutput"/>, under the device's gate, see

@@ -104,6 +104,12 @@ public sealed class TunnelActor : UntypedActor
             ActorInitializationException { InnerException: UdpSocketException udp } => "UDP socket failed: " + udp.Message,
             _ => "internal failure: " + cause.GetType().Name + ": " + cause.Message,
         };
+        if (cause is not (TunDeviceException or UdpSocketException or ActorInitializationException { InnerException: TunDeviceException or UdpSocketException }))
+        {
+            // A bug, not a lost device: the stack trace is what a report needs (the strategy's own
+            // logging is off, so that a lost device is one line in words).
+            _log.Error(cause, "a tunnel actor failed: {Reason}", reason);
+        }
         bool removed = cause is TunDeviceException { DeviceGone: true } or ActorInitializationException { InnerException: TunDeviceException { DeviceGone: true } };
         _self.Tell(new IoLost(new TunnelFailed(reason, cause, removed)));
         return Directive.Stop;
