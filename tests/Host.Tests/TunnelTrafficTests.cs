@@ -91,6 +91,19 @@ public sealed class TunnelTrafficTests
     }
 
     [Fact]
+    public async Task Deleting_the_TUN_device_of_a_daemon_without_a_key_stops_it_too()
+    {
+        // No private key yet, so no tunnel and no TUN reader: the link watch sees the device go.
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = "fzk" + Guid.NewGuid().ToString("N")[..8];
+        await using var daemon = DaemonProcess.Start(ns, name, "-f", name);
+        await daemon.WaitReadyAsync();
+        await OkAsync(ns, "ip", "link", "delete", name);
+        Assert.Equal(0, await daemon.WaitForExitAsync(TimeSpan.FromSeconds(15)));
+        Assert.False(File.Exists(daemon.SocketPath));
+    }
+
+    [Fact]
     public async Task Deleting_the_TUN_device_stops_the_daemon_as_wg_quick_down_expects()
     {
         await using var ns = await NetworkNamespace.CreateAsync();

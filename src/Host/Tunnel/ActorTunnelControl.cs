@@ -219,6 +219,16 @@ public sealed class ActorTunnelControl(
         {
             mtu = NetworkInterfaceControl.GetMtu(_tun.Name);
         }
+        catch (TunDeviceException e) when (e.Errno == Tmds.Linux.LibC.ENODEV && _tunnel is null)
+        {
+            // No tunnel runs yet (no private key), so no TUN reader reports the loss: deleting the
+            // interface (wg-quick down) stops the daemon here, as a removal (exit 0, as wireguard-go).
+            string reason = $"TUN device {_tun.Name} is gone (deleted, or its network namespace removed)";
+            logger.LogInformation("{Reason}; stopping", reason);
+            services.GetService<Daemon.DaemonExit>()?.Removed(reason);
+            services.GetService<IHostApplicationLifetime>()?.StopApplication();
+            return;
+        }
         catch (TunDeviceException)
         {
             return; // the device is going away; the TUN reader reports that
