@@ -213,6 +213,46 @@ public sealed class IoActorTests(ITestOutputHelper output) : ActorTestBase(outpu
     }
 
     [Fact]
+    public void SocketIO_drops_initiations_beyond_the_handshake_queue_and_counts_them()
+    {
+        // The handshake owner (here a probe) takes none up, as a PeerSupervisor behind a flood of
+        // initiations with a valid mac1: they must not queue without bound, each holding a pooled
+        // buffer the data path needs (wireguard-go drops when its handshake queue is full).
+        var device = NewDevice();
+        var owner = CreateTestProbe();
+        var socket = Network.CreateSocket(UdpEndpoint.FromIPv4([127, 0, 0, 1], 51820));
+        var io = Sys.ActorOf(SocketIO.Props(socket, new FakeTun(), new EngineDevice(device), _registry, owner.Ref, _counters, new ManualClock(TimeSpan.Zero)));
+        var from = UdpEndpoint.FromIPv4([192, 0, 2, 7], 40000);
+        var initiation = new byte[MessageHeader.InitiationSize];
+        initiation[0] = (byte)MessageType.Initiation;
+        int total = SocketIO.MaxQueuedHandshakes + 100;
+        for (int i = 0; i < total; i++)
+        {
+            socket.Deliver(initiation, from, Ecn.NotEct);
+        }
+
+        // Their buffers go back here, but the owner never takes them up: the queue stays full.
+        int received = 0;
+        while (received < SocketIO.MaxQueuedHandshakes)
+        {
+            var batch = owner.ExpectMsg<InboundHandshakes>(Wait);
+            received += batch.Count;
+            batch.Recycle();
+        }
+        AwaitCondition(() => _counters.HandshakesQueueFullCount == 100, Wait);
+        owner.ExpectNoMsg(TimeSpan.FromMilliseconds(200));
+        Assert.Equal(SocketIO.MaxQueuedHandshakes, received);
+
+        // Once the owner has taken them up, initiations go on again.
+        Interlocked.Add(ref _counters.HandshakesQueued, -received);
+        socket.Deliver(initiation, from, Ecn.NotEct);
+        var after = owner.ExpectMsg<InboundHandshakes>(Wait);
+        Assert.Equal(1, after.Count);
+        after.Recycle();
+        StopAndAssertNoLeaks(io);
+    }
+
+    [Fact]
     public void SocketIO_sends_each_datagram_with_its_own_ECN_and_returns_the_buffers()
     {
         var device = NewDevice();

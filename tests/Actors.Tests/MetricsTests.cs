@@ -62,6 +62,7 @@ public sealed class MetricsTests(ITestOutputHelper output) : ActorTestBase(outpu
         var a = StartNode("a", 1);
         a.Socket.ReceiveTruncated = 3;
         a.Tun.ReadDropped = 5;
+        Interlocked.Add(ref Control<Firezone.Actors.Actors.Tunnel.TunnelTopology>(a, Firezone.Actors.Actors.Tunnel.GetTunnelTopology.Instance).Counters.HandshakesQueueFull, 7);
         var seen = new Dictionary<string, long>();
         using var listener = new MeterListener();
         listener.InstrumentPublished = (instrument, l) =>
@@ -88,6 +89,7 @@ public sealed class MetricsTests(ITestOutputHelper output) : ActorTestBase(outpu
             {
                 Assert.Equal(3, seen.GetValueOrDefault("firezone.device.datagrams.too_large"));
                 Assert.Equal(5, seen.GetValueOrDefault("firezone.device.tun.read_dropped"));
+                Assert.Equal(7, seen.GetValueOrDefault("firezone.device.handshakes.dropped.queue_full"));
             }
         }, Wait);
         StopAndAssertNoLeaks(a);

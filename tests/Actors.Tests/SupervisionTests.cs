@@ -67,6 +67,12 @@ public sealed class SupervisionTests(ITestOutputHelper output) : ActorTestBase(o
         Assert.Equal(1, PeerStatusOf(a, b).Restarts);
         Assert.Equal(0, PeerStatusOf(a, c).Restarts);
         Assert.DoesNotContain(b.Tun.Written, p => Packets.IdOf(p) == 1000);
+        // Every initiation the supervisors took up left the bounded handshake queue again.
+        foreach (var node in new[] { a, b, c })
+        {
+            var counters = Control<TunnelTopology>(node, GetTunnelTopology.Instance).Counters;
+            AwaitCondition(() => Interlocked.Read(ref counters.HandshakesQueued) == 0, Wait);
+        }
 
         StopAndAssertNoLeaks(a, b, c);
     }

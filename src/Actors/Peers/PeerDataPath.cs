@@ -415,7 +415,8 @@ public sealed class PeerDataPath
                     else
                     {
                         _counters.HandshakesRejected++;
-                        LogRejectedHandshake(MessageType.Response, datagram.Endpoint, null, now);
+                        LogRejectedHandshake(MessageType.Response, datagram.Endpoint, null, now,
+                            admission == HandshakeAdmission.Overloaded ? "under load and no packet buffer free for a cookie reply" : null);
                     }
                     batch.Take(i)!.Return();
                     break;
@@ -450,10 +451,11 @@ public sealed class PeerDataPath
     /// A handshake message of this peer was rejected: the one clue a user with a wrong key, a
     /// preshared-key mismatch or a wrong endpoint gets (wireguard-go logs "Received invalid
     /// response message from ..." at verbose). <paramref name="result"/> null: the mac1 (or
-    /// cookie) check refused it before the engine peer saw it (whitepaper section 5.3).
+    /// cookie) check refused it before the engine peer saw it (whitepaper section 5.3), or
+    /// <paramref name="refusal"/> says why when it was not a bad mac1 (overload).
     /// Rate-limited per peer, with the running count in the line.
     /// </summary>
-    private void LogRejectedHandshake(MessageType type, UdpEndpoint from, HandshakeResult? result, TimeSpan now)
+    private void LogRejectedHandshake(MessageType type, UdpEndpoint from, HandshakeResult? result, TimeSpan now, string? refusal = null)
     {
         if (now < _nextRejectedHandshakeLog || !_log.IsDebugEnabled)
         {
@@ -461,7 +463,7 @@ public sealed class PeerDataPath
         }
         _nextRejectedHandshakeLog = now + RejectedHandshakeLogInterval;
         _log.Debug("peer {PublicKey}: rejected {MessageType} from {Endpoint}: {Reason}{Hint}; {RejectedCount} handshake messages of this peer rejected so far",
-            _slot.KeyBase64, HandshakeMessageName(type), from, result?.ToString() ?? "mac1/cookie check failed",
+            _slot.KeyBase64, HandshakeMessageName(type), from, result?.ToString() ?? refusal ?? "mac1/cookie check failed",
             RejectionHint(type, result), PeerCounters.Read(ref _counters.HandshakesRejected));
     }
 

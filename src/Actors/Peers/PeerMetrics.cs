@@ -39,6 +39,7 @@ internal sealed class PeerMetrics : IDisposable
         _meter.CreateObservableCounter("firezone.device.tun.no_route", () => device.TunPacketsNoRouteCount, "{packet}", "TUN packets for no peer");
         _meter.CreateObservableCounter("firezone.device.datagrams.invalid", () => device.DatagramsInvalidCount, "{datagram}", "Datagrams that are no WireGuard message");
         _meter.CreateObservableCounter("firezone.device.datagrams.unknown_receiver", () => device.DatagramsUnknownReceiverCount, "{datagram}", "Datagrams for an unknown receiver index");
+        _meter.CreateObservableCounter("firezone.device.handshakes.dropped.queue_full", () => device.HandshakesQueueFullCount, "{datagram}", "Initiations dropped because the handshake queue was full (a flood)");
         _meter.CreateObservableCounter("firezone.device.datagrams.too_large", () => device.DatagramsTooLargeCount, "{datagram}", "Datagrams dropped on receive for want of a large enough buffer");
         _meter.CreateObservableCounter("firezone.device.tun.read_dropped", () => device.TunReadDroppedCount, "{packet}", "TUN reads dropped by the device (malformed offload headers, longer than the buffers)");
     }

@@ -44,6 +44,8 @@ public sealed class PeerSupervisor : UntypedActor
     private TimeSpan _loadWindowStart;
     private int _handshakesInWindow;
     private TimeSpan _nextDroppedInitiationLog;
+    private TimeSpan _nextQueueFullLog;
+    private long _queueFullLogged;
 
     /// <summary>At most one line this often, for the whole tunnel, about initiations dropped before any peer (anyone can send them).</summary>
     private static readonly TimeSpan DroppedInitiationLogInterval = TimeSpan.FromSeconds(10);
@@ -395,7 +397,10 @@ public sealed class PeerSupervisor : UntypedActor
     /// </summary>
     private void HandleInitiations(InboundHandshakes batch)
     {
+        // Taken up: no longer waiting in the queue SocketIO bounds (SocketIO.MaxQueuedHandshakes).
+        Interlocked.Add(ref _counters.HandshakesQueued, -batch.Count);
         var now = _clock.Now;
+        LogHandshakeQueueFull(now);
         if (now - _loadWindowStart >= TimeSpan.FromSeconds(1))
         {
             _loadWindowStart = now;
@@ -423,6 +428,11 @@ public sealed class PeerSupervisor : UntypedActor
                 {
                     Interlocked.Increment(ref _counters.HandshakesRejected);
                     LogDroppedInitiation(datagram.Endpoint, "mac1 check failed (the sender does not use this interface's public key, or it is no WireGuard initiation)", now);
+                }
+                else if (admission == HandshakeAdmission.Overloaded)
+                {
+                    Interlocked.Increment(ref _counters.HandshakesRejected);
+                    LogDroppedInitiation(datagram.Endpoint, "under load and no packet buffer free for a cookie reply", now);
                 }
                 batch.Take(i)!.Return();
                 continue;
@@ -461,6 +471,23 @@ public sealed class PeerSupervisor : UntypedActor
         {
             _socketIO.Tell(cookies, Self);
         }
+    }
+
+    /// <summary>
+    /// Initiations SocketIO dropped because the queue to this actor was full: an operator under a
+    /// flood should see it without debug logging. At most one Warning per 10 s, with the count.
+    /// </summary>
+    private void LogHandshakeQueueFull(TimeSpan now)
+    {
+        long dropped = Interlocked.Read(ref _counters.HandshakesQueueFull);
+        if (dropped == _queueFullLogged || now < _nextQueueFullLog)
+        {
+            return;
+        }
+        _queueFullLogged = dropped;
+        _nextQueueFullLog = now + DroppedInitiationLogInterval;
+        _log.Warning("{DroppedCount} handshake initiations dropped so far: more arrived than the handshake queue holds ({QueueSize}; a flood, or too slow a machine)",
+            dropped, Socket.SocketIO.MaxQueuedHandshakes);
     }
 
     /// <summary>

@@ -32,6 +32,9 @@ public sealed class SocketIO : UntypedActor
     /// </summary>
     public const int ReceiveBatchSize = 256;
 
+    /// <summary>Initiations waiting for the PeerSupervisor at most (wireguard-go's QueueHandshakeSize); more are dropped.</summary>
+    public const int MaxQueuedHandshakes = 1024;
+
     private readonly IUdpBatchSocket _socket;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly BatchReaderThread<ReceiveSteps> _receiver;
@@ -115,12 +118,21 @@ public sealed class SocketIO : UntypedActor
             switch (MessageHeader.Classify(datagram.Data, out uint receiverIndex))
             {
                 case MessageType.Initiation:
+                    if (Volatile.Read(ref counters.HandshakesQueued) + (_handshakes?.Count ?? 0) >= MaxQueuedHandshakes)
+                    {
+                        // The PeerSupervisor is behind (a flood of initiations with a valid mac1): drop,
+                        // as wireguard-go drops when its handshake queue is full, rather than let
+                        // waiting initiations take the pool's buffers from the data path.
+                        Interlocked.Increment(ref counters.HandshakesQueueFull);
+                        datagram.Return();
+                        return;
+                    }
                     if (_handshakes is { IsFull: true } full)
                     {
                         // A read holds up to 256 datagrams, a batch 128 (and the PeerSupervisor
                         // answers a batch with one batch of cookie replies): hand this one on now.
                         _handshakes = null;
-                        handshakeOwner.Tell(full, ActorRefs.NoSender);
+                        TellHandshakes(full);
                     }
                     (_handshakes ??= InboundHandshakes.Rent()).Add(datagram);
                     return;
@@ -148,8 +160,15 @@ public sealed class SocketIO : UntypedActor
             if (_handshakes is { } handshakes)
             {
                 _handshakes = null;
-                handshakeOwner.Tell(handshakes, ActorRefs.NoSender);
+                TellHandshakes(handshakes);
             }
+        }
+
+        /// <summary>Counted as queued before it is told, so the PeerSupervisor's subtraction never comes first.</summary>
+        private readonly void TellHandshakes(InboundHandshakes batch)
+        {
+            Interlocked.Add(ref counters.HandshakesQueued, batch.Count);
+            handshakeOwner.Tell(batch, ActorRefs.NoSender);
         }
 
         public void Release()

@@ -18,6 +18,9 @@ public sealed class TunnelCounters
     internal long DatagramsSent;
     internal long DatagramsNotSent;
     internal long TunPacketsWritten;
+    // Initiations told to the PeerSupervisor and not yet taken up by it (SocketIO adds, it subtracts).
+    internal long HandshakesQueued;
+    internal long HandshakesQueueFull;
 
     /// <summary>After one SendBatch: how many datagrams went out and how many the socket refused.</summary>
     internal void CountSent(int sent, int notSent)
@@ -68,6 +71,9 @@ public sealed class TunnelCounters
     internal Firezone.Actors.Native.ITunDevice? Tun { get; set; }
 
     internal Firezone.Actors.Native.IUdpBatchSocket? Socket { get; set; }
+
+    /// <summary>Initiations dropped because more were waiting for the PeerSupervisor than its queue holds (a flood).</summary>
+    public long HandshakesQueueFullCount => Volatile.Read(ref HandshakesQueueFull);
 
     /// <summary>TUN reads dropped by the device (malformed offload headers, packets longer than the buffers).</summary>
     public long TunReadDroppedCount => Tun?.ReadDropped ?? 0;

@@ -139,7 +139,7 @@ public sealed class Device
         }
         if (!Pool.TryRent(out var reply))
         {
-            return HandshakeAdmission.Reject;
+            return HandshakeAdmission.Overloaded; // mac1 was fine: not a Reject, which means a bad mac1
         }
         reply.SetData(PacketBuffer.Headroom, MessageHeader.CookieReplySize);
         _cookieChecker.CreateReply(message, datagram.Endpoint, now, reply.Data);

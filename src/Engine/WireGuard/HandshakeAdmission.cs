@@ -11,4 +11,7 @@ public enum HandshakeAdmission : byte
 
     /// <summary>Under load and mac2 missing or stale: a cookie reply was produced instead; drop the message.</summary>
     SendCookie,
+
+    /// <summary>Under load and mac2 missing or stale, but no buffer was free for the cookie reply: drop the message.</summary>
+    Overloaded,
 }

@@ -272,6 +272,40 @@ public class RejectionTests
     }
 
     [Fact]
+    public void Under_load_with_no_buffer_for_a_cookie_reply_an_initiation_is_overloaded_not_rejected()
+    {
+        var wire = new WireHarness(seed: 71);
+        var senderPool = new PacketBufferPool(preallocate: 2);
+        var sender = new Device(WireHarness.RandomKey(new SeededRandomSource(7171)), senderPool, new SeededRandomSource(72), wire.WallClockAtZero);
+        var senderPeer = new Peer(sender, new PeerConfig { PublicKey = wire.B.Device.PublicKey, Endpoint = wire.B.Endpoint });
+        senderPeer.Connect(wire.Now);
+        Assert.True(senderPeer.PollTransmit(out var initiation));
+        var copy = wire.B.Pool.Rent();
+        initiation.Data.CopyTo(copy.Writable);
+        copy.Length = initiation.Length;
+        initiation.Return();
+
+        // B's pool is empty: the cookie reply (whitepaper section 5.3) has no buffer. The mac1 was
+        // fine, so this is overload, not the bad mac1 a Reject means.
+        var held = new List<PacketBuffer>();
+        while (wire.B.Pool.TryRent(out var buffer))
+        {
+            held.Add(buffer);
+        }
+        long mac1Failures = wire.B.Device.Counters.Mac1Failures;
+        Assert.Equal(HandshakeAdmission.Overloaded, wire.B.Device.AdmitHandshake(copy, underLoad: true, wire.Now, out var cookie));
+        Assert.Null(cookie);
+        Assert.Equal(mac1Failures, wire.B.Device.Counters.Mac1Failures);
+        held.ForEach(b => b.Return());
+        Assert.Equal(HandshakeAdmission.SendCookie, wire.B.Device.AdmitHandshake(copy, underLoad: true, wire.Now, out cookie));
+        cookie!.Return();
+        copy.Return();
+        senderPeer.Dispose();
+        Assert.Equal(0, senderPool.Outstanding);
+        AssertNoLeaks(wire);
+    }
+
+    [Fact]
     public void An_unknown_initiator_is_identified_but_refused_by_the_peer()
     {
         var wire = new WireHarness(seed: 40);
