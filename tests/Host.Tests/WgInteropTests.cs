@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using System.Net.Sockets;
 using System.Text;
 using Firezone.Actors.Engine.WireGuard;
@@ -211,6 +212,36 @@ public sealed class WgInteropTests
         }
         // A new client is served as before, and wg sees nothing wrong.
         Assert.Equal("", await WgOkAsync("show", fixture.Name, "peers"));
+    }
+
+    [Fact]
+    public async Task Refused_requests_log_one_warning_per_interval_and_the_rest_at_debug()
+    {
+        // A script that sends bad requests in a loop must not flood the log.
+        string path = UapiSocketPath.For(UapiServerFixture.UniqueName());
+        var logger = new ListLogger();
+        var server = UapiServer.Start(path, new InMemoryTunnelControl(), logger);
+        try
+        {
+            using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            await socket.ConnectAsync(new UnixDomainSocketEndPoint(path));
+            await using var stream = new NetworkStream(socket);
+            var reader = new UapiLineReader(stream);
+            for (int i = 0; i < 20; i++)
+            {
+                await stream.WriteAsync(Encoding.ASCII.GetBytes("set=1\nbogus=1\n\n"));
+                Assert.Equal("errno=-22", await reader.ReadLineAsync(CancellationToken.None));
+                Assert.Equal("", await reader.ReadLineAsync(CancellationToken.None));
+            }
+            var warning = Assert.Single(logger.At(LogLevel.Warning));
+            Assert.StartsWith("UAPI request refused (errno 22)", warning);
+            Assert.Equal(19, logger.At(LogLevel.Debug).Count(m => m.StartsWith("UAPI request refused (errno 22)", StringComparison.Ordinal)));
+        }
+        finally
+        {
+            await server.DisposeAsync();
+            File.Delete(path);
+        }
     }
 
     [Fact]

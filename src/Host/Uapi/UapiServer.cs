@@ -346,9 +346,42 @@ public sealed class UapiServer : IAsyncDisposable
 
     private string Errno(int errno, string message)
     {
-        _logger.LogWarning("UAPI request refused (errno {Errno}): {Problem}", errno, message);
+        // One Warning per RefusalLogInterval at most, the others at Debug: a client that sends bad
+        // requests in a loop must not flood the log (the socket is root's, but scripts loop).
+        long now = Environment.TickCount64;
+        bool warn;
+        long suppressed;
+        lock (_refusalGate)
+        {
+            warn = now >= _nextRefusalWarning;
+            suppressed = _refusalsSuppressed;
+            if (warn)
+            {
+                _nextRefusalWarning = now + (long)RefusalLogInterval.TotalMilliseconds;
+                _refusalsSuppressed = 0;
+            }
+            else
+            {
+                _refusalsSuppressed++;
+            }
+        }
+        if (warn)
+        {
+            _logger.LogWarning("UAPI request refused (errno {Errno}): {Problem} ({Suppressed} more refused since the last such warning)", errno, message, suppressed);
+        }
+        else
+        {
+            _logger.LogDebug("UAPI request refused (errno {Errno}): {Problem}", errno, message);
+        }
         return $"errno=-{errno}\n\n";
     }
+
+    /// <summary>At most one Warning about refused requests this often.</summary>
+    internal static readonly TimeSpan RefusalLogInterval = TimeSpan.FromSeconds(10);
+
+    private readonly Lock _refusalGate = new();
+    private long _nextRefusalWarning;
+    private long _refusalsSuppressed;
 
     private static async Task TryWriteAsync(Stream stream, string reply)
     {
