@@ -11,29 +11,12 @@
 # files on exit, also on failure. The binary: the argument, else FIREZONE_TUNNEL, else the
 # repository's Release build, else its Debug build.
 set -uo pipefail
-REPO_DIR=$(cd "$(dirname "$0")/../.." && pwd)
-OURS=""
-for c in "${1:-}" "${FIREZONE_TUNNEL:-}" "$REPO_DIR/src/Host/bin/Release/net10.0/firezone-tunnel" "$REPO_DIR/src/Host/bin/Debug/net10.0/firezone-tunnel"; do
-  if [[ -n "$c" && -x "$c" ]]; then OURS=$c; break; fi
-done
-[[ -n "$OURS" ]] || { echo "handshake-flood: firezone-tunnel binary not found (build src/Host with -c Release, or pass its path)" >&2; exit 1; }
+source "$(dirname "$0")/pair-lib.sh"
+pair_find_binary handshake-flood "${1:-}"
 A=fzfl-a; B=fzfl-b
-W=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  ip netns del "$A" 2>/dev/null || true
-  ip netns del "$B" 2>/dev/null || true
-  rm -f /var/run/wireguard/fla0.sock /var/run/wireguard/flb0.sock
-  rm -rf "$W"
-}
-trap cleanup EXIT
+pair_begin "$A" "$B" fla0 flb0
 set -e
-ip netns add "$A"; ip netns add "$B"
-ip link add fv-a netns "$A" type veth peer name fv-b netns "$B"
-ip -n "$A" addr add 192.168.94.1/24 dev fv-a; ip -n "$B" addr add 192.168.94.2/24 dev fv-b
-ip -n "$A" link set fv-a up; ip -n "$B" link set fv-b up; ip -n "$A" link set lo up; ip -n "$B" link set lo up
+pair_link fv-a fv-b 192.168.94.1 192.168.94.2 1500
 (umask 077; wg genkey > "$W/a"; wg genkey > "$W/b")
 ip netns exec "$A" "$OURS" -f fla0 --log-file "$W/ours.log" >/dev/null 2>&1 & PIDS+=($!)
 ip netns exec "$B" env WG_PROCESS_FOREGROUND=1 wireguard-go flb0 >/dev/null 2>&1 & PIDS+=($!)
@@ -48,7 +31,7 @@ ip -n "$B" addr add 10.94.0.2/24 dev flb0; ip -n "$B" link set flb0 up
 ip netns exec "$B" ping -c 2 -W 3 10.94.0.1 > /dev/null
 PUB=$(wg pubkey < "$W/a")
 for _ in 1 2; do
-  ip netns exec "$B" python3 "$REPO_DIR/scripts/lab/handshake_flood.py" "$PUB" 192.168.94.1 51001 15 > /dev/null & PIDS+=($!)
+  ip netns exec "$B" python3 "$PAIR_REPO_DIR/scripts/lab/handshake_flood.py" "$PUB" 192.168.94.1 51001 15 > /dev/null & PIDS+=($!)
 done
 sleep 1
 ip netns exec "$B" ping -c 120 -i 0.1 -W 1 10.94.0.1 > "$W/ping" 2>&1 & PING=$!; PIDS+=($PING)

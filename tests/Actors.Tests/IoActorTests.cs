@@ -178,18 +178,24 @@ public sealed class IoActorTests(ITestOutputHelper output) : ActorTestBase(outpu
         StopAndAssertNoLeaks(io);
     }
 
+    /// <summary>A SocketIO whose handshake owner is a probe, and a WireGuard initiation (only its type set) to deliver.</summary>
+    private (FakeUdpSocket Socket, IActorRef Io, TestProbe Owner, UdpEndpoint From, byte[] Initiation) StartSocketIOWithHandshakeProbe()
+    {
+        var device = NewDevice();
+        var owner = CreateTestProbe();
+        var socket = Network.CreateSocket(UdpEndpoint.FromIPv4([127, 0, 0, 1], 51820));
+        var io = Sys.ActorOf(SocketIO.Props(socket, new FakeTun(), new EngineDevice(device), _registry, owner.Ref, _counters, new ManualClock(TimeSpan.Zero)));
+        var initiation = new byte[MessageHeader.InitiationSize];
+        initiation[0] = (byte)MessageType.Initiation;
+        return (socket, io, owner, UdpEndpoint.FromIPv4([192, 0, 2, 7], 40000), initiation);
+    }
+
     [Fact]
     public void SocketIO_hands_on_more_initiations_than_a_batch_holds_from_one_read()
     {
         // A read takes up to 256 datagrams, a batch holds 128: a flood of initiations (from a
         // handshake storm or an attacker) must go on in several batches, not fail the reader.
-        var device = NewDevice();
-        var owner = CreateTestProbe();
-        var socket = Network.CreateSocket(UdpEndpoint.FromIPv4([127, 0, 0, 1], 51820));
-        var io = Sys.ActorOf(SocketIO.Props(socket, new FakeTun(), new EngineDevice(device), _registry, owner.Ref, _counters, new ManualClock(TimeSpan.Zero)));
-        var from = UdpEndpoint.FromIPv4([192, 0, 2, 7], 40000);
-        var initiation = new byte[MessageHeader.InitiationSize];
-        initiation[0] = (byte)MessageType.Initiation;
+        var (socket, io, owner, from, initiation) = StartSocketIOWithHandshakeProbe();
         const int Count = 201;
         socket.WakeOnArrival = false; // queued unseen, so that one read finds them all
         for (int i = 0; i < Count - 1; i++)
@@ -218,13 +224,7 @@ public sealed class IoActorTests(ITestOutputHelper output) : ActorTestBase(outpu
         // The handshake owner (here a probe) takes none up, as a PeerSupervisor behind a flood of
         // initiations with a valid mac1: they must not queue without bound, each holding a pooled
         // buffer the data path needs (wireguard-go drops when its handshake queue is full).
-        var device = NewDevice();
-        var owner = CreateTestProbe();
-        var socket = Network.CreateSocket(UdpEndpoint.FromIPv4([127, 0, 0, 1], 51820));
-        var io = Sys.ActorOf(SocketIO.Props(socket, new FakeTun(), new EngineDevice(device), _registry, owner.Ref, _counters, new ManualClock(TimeSpan.Zero)));
-        var from = UdpEndpoint.FromIPv4([192, 0, 2, 7], 40000);
-        var initiation = new byte[MessageHeader.InitiationSize];
-        initiation[0] = (byte)MessageType.Initiation;
+        var (socket, io, owner, from, initiation) = StartSocketIOWithHandshakeProbe();
         int total = SocketIO.MaxQueuedHandshakes + 100;
         for (int i = 0; i < total; i++)
         {
