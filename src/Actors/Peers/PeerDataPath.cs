@@ -59,9 +59,9 @@ public sealed class PeerDataPath
     private PeerConfig _config;
     private TimeSpan? _armed;
     private bool _armRequested;
-    private TimeSpan _nextUnexpectedEcnLog;
-    private TimeSpan _nextRejectedHandshakeLog;
-    private TimeSpan _nextInitiationLog;
+    private LogRateLimit _unexpectedEcnLog;
+    private LogRateLimit _rejectedHandshakeLog;
+    private LogRateLimit _initiationLog;
     // Initiations sent since the last completed handshake (the "try N" of wireguard-go's log).
     private int _initiationAttempts;
     // The engine's last handshake time as last seen: a change is a new session (logged once).
@@ -457,11 +457,10 @@ public sealed class PeerDataPath
     /// </summary>
     private void LogRejectedHandshake(MessageType type, UdpEndpoint from, HandshakeResult? result, TimeSpan now, string? refusal = null)
     {
-        if (now < _nextRejectedHandshakeLog || !_log.IsDebugEnabled)
+        if (!_log.IsDebugEnabled || !_rejectedHandshakeLog.TryTake(now, RejectedHandshakeLogInterval))
         {
             return;
         }
-        _nextRejectedHandshakeLog = now + RejectedHandshakeLogInterval;
         _log.Debug("peer {PublicKey}: rejected {MessageType} from {Endpoint}: {Reason}{Hint}; {RejectedCount} handshake messages of this peer rejected so far",
             _slot.KeyBase64, HandshakeMessageName(type), from, result?.ToString() ?? refusal ?? "mac1/cookie check failed",
             RejectionHint(type, result), PeerCounters.Read(ref _counters.HandshakesRejected));
@@ -490,11 +489,10 @@ public sealed class PeerDataPath
     private void NoteInitiationSent(UdpEndpoint to, TimeSpan now)
     {
         _initiationAttempts++;
-        if (now < _nextInitiationLog || !_log.IsDebugEnabled)
+        if (!_log.IsDebugEnabled || !_initiationLog.TryTake(now, InitiationLogInterval))
         {
             return;
         }
-        _nextInitiationLog = now + InitiationLogInterval;
         _log.Debug("peer {PublicKey}: sending handshake initiation to {Endpoint} (attempt {Attempt})", _slot.KeyBase64, to, _initiationAttempts);
     }
 
@@ -590,11 +588,10 @@ public sealed class PeerDataPath
     {
         // RFC 6040 section 4.2: (!!!) combinations should be logged; rate-limited so a
         // misbehaving path cannot flood the log (and no formatting per packet otherwise).
-        if (now < _nextUnexpectedEcnLog || !_log.IsWarningEnabled)
+        if (!_log.IsWarningEnabled || !_unexpectedEcnLog.TryTake(now, UnexpectedEcnLogInterval))
         {
             return;
         }
-        _nextUnexpectedEcnLog = now + UnexpectedEcnLogInterval;
         // Two templates rather than a text fragment (", packet dropped" or nothing) as a property.
         long count = PeerCounters.Read(ref _counters.EcnUnexpected);
         if (dropped)

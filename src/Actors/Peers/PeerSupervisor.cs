@@ -43,8 +43,8 @@ public sealed class PeerSupervisor : UntypedActor
     private long _generation;
     private TimeSpan _loadWindowStart;
     private int _handshakesInWindow;
-    private TimeSpan _nextDroppedInitiationLog;
-    private TimeSpan _nextQueueFullLog;
+    private LogRateLimit _droppedInitiationLog;
+    private LogRateLimit _queueFullLog;
     private long _queueFullLogged;
 
     /// <summary>At most one line this often, for the whole tunnel, about initiations dropped before any peer (anyone can send them).</summary>
@@ -447,7 +447,7 @@ public sealed class PeerSupervisor : UntypedActor
             if (!_peers.TryGetValue(initiator, out var entry))
             {
                 Interlocked.Increment(ref _counters.HandshakesUnknownPeer);
-                if (_log.IsDebugEnabled && now >= _nextDroppedInitiationLog)
+                if (_log.IsDebugEnabled && _droppedInitiationLog.IsDue(now))
                 {
                     LogDroppedInitiation(datagram.Endpoint, "initiator " + initiator.ToBase64() + " is not a configured peer", now);
                 }
@@ -480,12 +480,11 @@ public sealed class PeerSupervisor : UntypedActor
     private void LogHandshakeQueueFull(TimeSpan now)
     {
         long dropped = Interlocked.Read(ref _counters.HandshakesQueueFull);
-        if (dropped == _queueFullLogged || now < _nextQueueFullLog)
+        if (dropped == _queueFullLogged || !_queueFullLog.TryTake(now, DroppedInitiationLogInterval))
         {
             return;
         }
         _queueFullLogged = dropped;
-        _nextQueueFullLog = now + DroppedInitiationLogInterval;
         _log.Warning("{DroppedCount} handshake initiations dropped so far: more arrived than the handshake queue holds ({QueueSize}; a flood, or too slow a machine)",
             dropped, Socket.SocketIO.MaxQueuedHandshakes);
     }
@@ -497,11 +496,10 @@ public sealed class PeerSupervisor : UntypedActor
     /// </summary>
     private void LogDroppedInitiation(UdpEndpoint from, string reason, TimeSpan now)
     {
-        if (now < _nextDroppedInitiationLog || !_log.IsDebugEnabled)
+        if (!_log.IsDebugEnabled || !_droppedInitiationLog.TryTake(now, DroppedInitiationLogInterval))
         {
             return;
         }
-        _nextDroppedInitiationLog = now + DroppedInitiationLogInterval;
         _log.Debug("dropped handshake initiation from {Endpoint}: {Reason}; {DroppedCount} initiations dropped before reaching a peer so far",
             from, reason, Interlocked.Read(ref _counters.HandshakesRejected) + Interlocked.Read(ref _counters.HandshakesUnknownPeer));
     }
