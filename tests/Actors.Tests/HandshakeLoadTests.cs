@@ -30,4 +30,36 @@ public sealed class HandshakeLoadTests(ITestOutputHelper output) : ActorTestBase
         Assert.Equal(1, Network.Count(d => d.From == b.Endpoint && d.Type == MessageType.Response));
         StopAndAssertNoLeaks(a, b);
     }
+
+    [Fact]
+    public void Sending_cookie_replies_logs_one_warning_per_ten_seconds_with_the_count()
+    {
+        var a = StartNode("a", 1);
+        var b = StartNode("b", 2, new PeerSupervisorOptions { HandshakesPerSecondUnderLoad = 0 });
+        var c = StartNode("c", 3);
+        var d = StartNode("d", 4);
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(c, withEndpoint: false)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        Control<PeerConfigured>(c, new AddOrUpdatePeer(c.PeerConfigFor(b)));
+
+        EventFilter.Warning(contains: "under load (more than 0 handshake initiations a second)").ExpectOne(Wait, () =>
+        {
+            a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+            AwaitCondition(() => Control<DeviceStatus>(b, GetDeviceStatus.Instance).Drops.CookieRepliesSent == 1, Wait);
+            // A second cookie reply within the 10 s: counted, not logged.
+            c.Tun.Inject(Packets.Ipv4(c.Address, b.Address, id: 1));
+            AwaitCondition(() => Control<DeviceStatus>(b, GetDeviceStatus.Instance).Drops.CookieRepliesSent == 2, Wait);
+        });
+        // Past the 10 s: the next cookie reply logs again, with the running count (A's and C's
+        // retransmissions carry mac2 and are admitted; a fresh initiation without one is not).
+        EventFilter.Warning(contains: "3 cookie replies sent so far").ExpectOne(Wait, () =>
+        {
+            AdvanceTime(TimeSpan.FromSeconds(10.5));
+            Control<PeerConfigured>(d, new AddOrUpdatePeer(d.PeerConfigFor(b)));
+            d.Tun.Inject(Packets.Ipv4(d.Address, b.Address, id: 1));
+            AwaitCondition(() => Control<DeviceStatus>(b, GetDeviceStatus.Instance).Drops.CookieRepliesSent >= 3, Wait);
+        });
+        StopAndAssertNoLeaks(a, b, c, d);
+    }
 }

@@ -62,7 +62,11 @@ public sealed class MetricsTests(ITestOutputHelper output) : ActorTestBase(outpu
         var a = StartNode("a", 1);
         a.Socket.ReceiveTruncated = 3;
         a.Tun.ReadDropped = 5;
-        Interlocked.Add(ref Control<Firezone.Actors.Actors.Tunnel.TunnelTopology>(a, Firezone.Actors.Actors.Tunnel.GetTunnelTopology.Instance).Counters.HandshakesQueueFull, 7);
+        var counters = Control<Firezone.Actors.Actors.Tunnel.TunnelTopology>(a, Firezone.Actors.Actors.Tunnel.GetTunnelTopology.Instance).Counters;
+        Interlocked.Add(ref counters.HandshakesQueueFull, 7);
+        Interlocked.Add(ref counters.HandshakesRejected, 11);
+        Interlocked.Add(ref counters.HandshakesUnknownPeer, 13);
+        Interlocked.Add(ref counters.CookieRepliesSent, 17);
         var seen = new Dictionary<string, long>();
         using var listener = new MeterListener();
         listener.InstrumentPublished = (instrument, l) =>
@@ -90,6 +94,9 @@ public sealed class MetricsTests(ITestOutputHelper output) : ActorTestBase(outpu
                 Assert.Equal(3, seen.GetValueOrDefault("firezone.device.datagrams.too_large"));
                 Assert.Equal(5, seen.GetValueOrDefault("firezone.device.tun.read_dropped"));
                 Assert.Equal(7, seen.GetValueOrDefault("firezone.device.handshakes.dropped.queue_full"));
+                Assert.Equal(11, seen.GetValueOrDefault("firezone.device.handshakes.rejected"));
+                Assert.Equal(13, seen.GetValueOrDefault("firezone.device.handshakes.unknown_peer"));
+                Assert.Equal(17, seen.GetValueOrDefault("firezone.device.handshakes.cookie_replies"));
             }
         }, Wait);
         StopAndAssertNoLeaks(a);

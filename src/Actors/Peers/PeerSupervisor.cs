@@ -46,6 +46,8 @@ public sealed class PeerSupervisor : UntypedActor
     private LogRateLimit _droppedInitiationLog;
     private LogRateLimit _queueFullLog;
     private long _queueFullLogged;
+    private LogRateLimit _cookieReplyLog;
+    private long _cookieRepliesLogged;
 
     /// <summary>At most one line this often, for the whole tunnel, about initiations dropped before any peer (anyone can send them).</summary>
     private static readonly TimeSpan DroppedInitiationLogInterval = TimeSpan.FromSeconds(10);
@@ -470,7 +472,26 @@ public sealed class PeerSupervisor : UntypedActor
         if (cookies is not null)
         {
             _socketIO.Tell(cookies, Self);
+            LogCookieReplies(now);
         }
+    }
+
+    /// <summary>
+    /// Cookie replies went out: the tunnel is under handshake load and makes initiators prove their
+    /// address before it spends a Diffie-Hellman on them (whitepaper section 5.3). Honest peers
+    /// then need one more round trip to connect, so an operator should know without debug logging.
+    /// At most one Warning per 10 s, with the count.
+    /// </summary>
+    private void LogCookieReplies(TimeSpan now)
+    {
+        long sent = Interlocked.Read(ref _counters.CookieRepliesSent);
+        if (sent == _cookieRepliesLogged || !_cookieReplyLog.TryTake(now, DroppedInitiationLogInterval))
+        {
+            return;
+        }
+        _cookieRepliesLogged = sent;
+        _log.Warning("under load (more than {HandshakesPerSecond} handshake initiations a second): answering initiations that carry no valid cookie with a cookie reply; {CookieReplyCount} cookie replies sent so far",
+            _options.HandshakesPerSecondUnderLoad, sent);
     }
 
     /// <summary>
