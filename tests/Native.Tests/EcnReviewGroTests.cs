@@ -9,8 +9,9 @@ namespace Firezone.Actors.Native.Tests;
 /// on` gives it a NAPI context) merges back-to-back datagrams of one flow for a UDP_GRO socket; the
 /// merged read carries one IP_TOS / IPV6_TCLASS cmsg, so the kernel must never merge datagrams of
 /// different codepoints (inet_gro_receive / ipv6_gro_receive flush on a different TOS or traffic
-/// class; udp_gro_receive_segment honours that flush since Linux 6.9 and its stable backports,
-/// commit "net: gro: add flush check in udp_gro_receive_segment"). The test asserts that GRO did
+/// class; udp_gro_receive_segment has honoured that flush only since the 2024 fix "net: gro: add
+/// flush check in udp_gro_receive_segment" and its stable backports, so this test is also a check
+/// of the kernel it runs on). The test asserts that GRO did
 /// merge (else it would prove nothing) and that every datagram kept its own codepoint, also when
 /// the datagrams are larger than the receiver's buffers (the oversize path, 64 KiB buffers).
 /// </summary>
@@ -63,9 +64,10 @@ public sealed class EcnReviewGroTests
         var receivePool = new PacketBufferPool(preallocate: 64); // 2 KiB buffers
         PacketBuffer[] batch = Batch(sendPool, length, UdpTestKit.Endpoint(remote, receiver.LocalPort));
         Ecn[] expected = UdpGsoGroLoopbackTests.Codepoints(batch);
-        // Several rounds: GRO merges what one NAPI poll finds, which depends on timing; the
-        // codepoints must be right in every round, and merging must have happened in some.
-        for (int round = 0; round < 5; round++)
+        // Several rounds: GRO merges what one NAPI poll finds, which depends on scheduling; the
+        // codepoints must be right in every round, and merging must have happened in some (rounds
+        // go on, up to a bound, until it has).
+        for (int round = 0; round < 3 || (receiver.GroReads == 0 && round < 100); round++)
         {
             Assert.Equal(batch.Length, sender.SendBatch(batch));
             Assert.Equal(0, sender.GsoSends);
