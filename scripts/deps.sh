@@ -1,7 +1,8 @@
 # Sourced by the README's commands: installs the Debian packages the demo and the tests use, only
 # when one is missing (a fresh Debian 12 machine has none of them).
+# ethtool: turns GRO on for a veth in tests/Native.Tests/EcnReviewGroTests.cs.
 # systemd: only its systemd-analyze, which checks the packaged unit (tests/Host.Tests/PackagingTests.cs).
-DEBIAN_PACKAGES=(iproute2 nftables wireguard-go wireguard-tools iperf3 tshark jq gcc libc6-dev iputils-ping procps psmisc python3 systemd)
+DEBIAN_PACKAGES=(iproute2 nftables ethtool wireguard-go wireguard-tools iperf3 tshark jq gcc libc6-dev iputils-ping procps psmisc python3 systemd)
 
 ensure_debian_packages() {
   local missing=()

@@ -217,7 +217,10 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
             // emptied the queue, so no read is made just to learn EAGAIN.
             int filled = _groSlots?.Drain(buffers, this) ?? 0; // a GRO read's leftovers first
             bool more = true;
-            while (more && filled < buffers.Length)
+            // Not while datagrams still wait in the GRO slots (a drain that ran out of large
+            // buffers, see LinuxUdpSocket.Oversize.cs): the next recvmmsg reuses the slots and
+            // would drop them uncounted. They go first on the next call.
+            while (more && filled < buffers.Length && !HasPendingDatagrams)
             {
                 filled += _groSlots is not null
                     ? ReceiveCoalesced(_fd.Fd, buffers[filled..], out more)

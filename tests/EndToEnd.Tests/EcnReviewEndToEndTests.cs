@@ -1,0 +1,84 @@
+using System.Globalization;
+using Firezone.Actors.EndToEnd.Tests.Harness;
+using Xunit.Abstractions;
+using static Firezone.Actors.EndToEnd.Tests.Harness.CounterSnapshot;
+
+namespace Firezone.Actors.EndToEnd.Tests;
+
+/// <summary>
+/// ECN review: the RFC 6040 section 4.2 rows a congested router produces, over every combination
+/// of outer family (IPv4, which the daemon's dual-stack socket sends to an IPv4-mapped address
+/// with IP_TOS, and IPv6 with IPV6_TCLASS) and inner family. EcnTests covers IPv4 in IPv4 only.
+/// </summary>
+public sealed class EcnReviewEndToEndTests(ITestOutputHelper output)
+{
+    public static TheoryData<int, int> Families => new() { { 4, 4 }, { 4, 6 }, { 6, 4 }, { 6, 6 } };
+
+    [Theory]
+    [MemberData(nameof(Families))]
+    public void RouterForcesCe_NotEctDropped_EctArrivesCe_CountersAgree(int underlay, int inner)
+    {
+        using var lab = Lab.Up(output, TimeSpan.FromSeconds(60), underlay);
+        lab.Gateway.Start(Implementations.FirezoneTunnel);
+        lab.Client.Start(Implementations.FirezoneTunnel);
+        string resource = Addresses.Resource(inner);
+        Assert.True(lab.Ping(Roles.Client, resource, 1), "no ping through the tunnel before the test");
+
+        var gatewayBefore = lab.Gateway.FirezoneEcn();
+        var before = lab.Counters();
+        lab.Force("ce");
+        SendUdp(lab, resource, count: 10, tos: 0x00);
+        SendUdp(lab, resource, count: 10, tos: 0x02);
+        SendUdp(lab, resource, count: 10, tos: 0x01);
+        SendUdp(lab, resource, count: 10, tos: 0xB8 | 0x02); // DSCP EF with ECT(0): the DSCP must survive, ECN turn CE
+        Thread.Sleep(500);
+        var after = lab.Counters();
+        lab.Force("off");
+        var gatewayAfter = lab.Gateway.FirezoneEcn();
+        lab.Log($"IPv{inner} in IPv{underlay}: {after}; gateway {gatewayBefore} -> {gatewayAfter}");
+
+        // Every tunnel datagram reached the gateway CE (the router forced it) ...
+        Assert.True(after.Since(before, Outer("fwd", "c2g", "ce")) >= 40, after.ToString());
+        // ... and RFC 6040 4.2: Not-ECT + CE -> drop; ECT(0) + CE -> CE; ECT(1) + CE -> CE.
+        Assert.Equal(0, after.Since(before, Inner(Roles.Gateway, "udp", "notect")));
+        Assert.Equal(30, after.Since(before, Inner(Roles.Gateway, "udp", "ce")));
+        Assert.Equal(0, after.Since(before, Inner(Roles.Gateway, "udp", "ect0")) + after.Since(before, Inner(Roles.Gateway, "udp", "ect1")));
+        Assert.Equal(10, gatewayAfter.EcnDrops - gatewayBefore.EcnDrops);
+        Assert.True(gatewayAfter.CePropagated - gatewayBefore.CePropagated == 30, $"{gatewayBefore} -> {gatewayAfter}");
+        Assert.True(gatewayAfter.CeReceived - gatewayBefore.CeReceived >= 40, $"{gatewayBefore} -> {gatewayAfter}");
+        Assert.True(lab.Ping(Roles.Client, resource, 3), "the tunnel works again once the router stops");
+    }
+
+    [Theory]
+    [MemberData(nameof(Families))]
+    public void OuterCodepointIsACopyOfTheInner_ForEveryCodepoint(int underlay, int inner)
+    {
+        using var lab = Lab.Up(output, TimeSpan.FromSeconds(60), underlay);
+        lab.Gateway.Start(Implementations.FirezoneTunnel);
+        lab.Client.Start(Implementations.FirezoneTunnel);
+        string resource = Addresses.Resource(inner);
+        Assert.True(lab.Ping(Roles.Client, resource, 1), "no ping through the tunnel before the test");
+
+        var before = lab.Counters();
+        SendUdp(lab, resource, count: 10, tos: 0x01);
+        SendUdp(lab, resource, count: 11, tos: 0x02);
+        SendUdp(lab, resource, count: 12, tos: 0x03);
+        SendUdp(lab, resource, count: 13, tos: 0xB8); // DSCP EF, Not-ECT: the outer DSCP stays 0
+        Thread.Sleep(500);
+        var after = lab.Counters();
+        lab.Log($"IPv{inner} in IPv{underlay}: {after}");
+        // Outer as sent by the client (copy-in, RFC 6040 4.1 normal mode, CE copied as CE).
+        Assert.Equal(10, after.Since(before, Outer("sent", "c2g", "ect1")));
+        Assert.Equal(11, after.Since(before, Outer("sent", "c2g", "ect0")));
+        Assert.Equal(12, after.Since(before, Outer("sent", "c2g", "ce")));
+        // Inner as written to the gateway's TUN: unchanged (outer = inner is the identity row).
+        Assert.Equal(10, after.Since(before, Inner(Roles.Gateway, "udp", "ect1")));
+        Assert.Equal(11, after.Since(before, Inner(Roles.Gateway, "udp", "ect0")));
+        Assert.Equal(12, after.Since(before, Inner(Roles.Gateway, "udp", "ce")));
+        Assert.Equal(13, after.Since(before, Inner(Roles.Gateway, "udp", "notect")));
+    }
+
+    private static void SendUdp(Lab lab, string address, int count, int tos) =>
+        lab.Exec(Roles.Client, Paths.Python, Paths.TransferScript, "udp", address, "9",
+            count.ToString(CultureInfo.InvariantCulture), tos.ToString(CultureInfo.InvariantCulture));
+}
