@@ -7,7 +7,7 @@ namespace Firezone.Actors.Engine.Offload;
 /// Software GRO for packets written to a TUN device with IFF_VNET_HDR: merges a run of consecutive
 /// TCP segments of one flow into one super-packet with a virtio_net_hdr (gso_type TCPV4/TCPV6,
 /// NEEDS_CSUM), so the kernel takes up to 64 KiB in one write. The rules follow the kernel's
-/// tcp_gro_receive/inet_gro_receive: same addresses, ports, ACK number, TCP options and flags; no
+/// tcp_gro_receive/inet_gro_receive: same addresses, ports, ACK number, TCP options, flags and window; no
 /// SYN, FIN, RST or URG; contiguous sequence numbers; every segment but the last of the same size;
 /// PSH only on the last; and the same IP header apart from length, identification and checksum
 /// (<see cref="MergeableIpHeader"/>), so the
@@ -125,10 +125,14 @@ public static class TcpCoalescer
         {
             return false;
         }
-        // Ports, ACK number, and the options (timestamps) must match; the window is taken from the
-        // first segment, as GRO does.
+        // Ports, ACK number, the options (timestamps), and the rest of the flag word: segmentation
+        // gives every segment the head's, so a segment that differs there would lose its own, as
+        // tcp_gro_receive knows (it compares the whole word, window included, but FIN and PSH).
+        // That word holds the window (an update in a later segment would vanish) and, next to the
+        // data offset, the reserved bits and AE, a bit of AccECN's ACE counter of CE marks (RFC 9768).
         return head.Slice(l4, 4).SequenceEqual(packet.Slice(l4, 4))
-            && head.Slice(l4 + 8, 4).SequenceEqual(packet.Slice(l4 + 8, 4))
+            && head.Slice(l4 + 8, 5).SequenceEqual(packet.Slice(l4 + 8, 5))
+            && head.Slice(l4 + 14, 2).SequenceEqual(packet.Slice(l4 + 14, 2))
             && head.Slice(l4 + 20, first.HeaderLength - l4 - 20).SequenceEqual(packet.Slice(l4 + 20, first.HeaderLength - l4 - 20));
     }
 
