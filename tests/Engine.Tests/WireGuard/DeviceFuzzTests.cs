@@ -241,6 +241,96 @@ public class DeviceFuzzTests
         return padding && NoLeaks(wire);
     }
 
+    // ---- a whole schedule: traffic, loss, replays, forgeries and time ------------------------
+
+    /// <summary>
+    /// A random schedule of steps on a live pair: each side sends, time jumps (through rekeys,
+    /// Reject-After-Time and key zeroing), datagrams are lost, old datagrams of any type are replayed
+    /// or replayed with a byte changed, garbage arrives, either side forces a handshake. Whatever
+    /// happens, each side receives only packets the other side sent, none twice, and every buffer
+    /// comes back to its pool.
+    /// </summary>
+    [Property(MaxTest = 150, EndSize = 300)]
+    public bool A_schedule_of_traffic_loss_replays_and_time_never_duplicates_forges_or_leaks(byte[] script, byte seed)
+    {
+        script ??= [];
+        var wire = Session(seed);
+        var sentBy = new Dictionary<string, Node>();
+        int tag = 1;
+        int lose = 0;
+        wire.OnWire = (_, _) =>
+        {
+            if (lose > 0)
+            {
+                lose--;
+                return false;
+            }
+            return true;
+        };
+        for (int i = 0; i + 1 < script.Length && i < 300; i += 2)
+        {
+            byte op = script[i];
+            byte arg = script[i + 1];
+            Node node = (op & 0x80) != 0 ? wire.A : wire.B;
+            switch (op % 8)
+            {
+                case 0:
+                case 1:
+                {
+                    byte[] packet = wire.PacketFrom(node, 40 + arg, tag: tag++);
+                    sentBy[Convert.ToHexString(packet)] = node;
+                    wire.SendPacket(node, packet);
+                    break;
+                }
+                case 2: // time passes: up to 4 minutes, past Rekey-After-Time and Reject-After-Time
+                    wire.Advance(TimeSpan.FromMilliseconds(arg * 937));
+                    break;
+                case 3: // an old datagram of any type, again
+                case 4: // an old datagram with one byte changed
+                {
+                    if (wire.Wire.Count == 0)
+                    {
+                        break;
+                    }
+                    var (from, bytes, ecn, _, _) = wire.Wire[arg * 7 % wire.Wire.Count];
+                    byte[] copy = (byte[])bytes.Clone();
+                    if (op % 8 == 4 && copy.Length > 0)
+                    {
+                        copy[arg % copy.Length] ^= (byte)(op | 1);
+                    }
+                    wire.Inject(wire.Other(from), copy, from.Endpoint, ecn);
+                    wire.Pump();
+                    break;
+                }
+                case 5: // the next datagrams are lost
+                    lose = arg % 4;
+                    break;
+                case 6: // garbage
+                    wire.Inject(node, Fill(script, arg % 200), Stranger);
+                    wire.Pump();
+                    break;
+                default:
+                    node.Peer.Connect(wire.Now);
+                    wire.Pump();
+                    break;
+            }
+        }
+        // Every packet received is one the other side sent, and none came twice.
+        foreach (var node in new[] { wire.A, wire.B })
+        {
+            var seen = new HashSet<string>();
+            foreach (var (packet, _) in node.Received)
+            {
+                string key = Convert.ToHexString(packet);
+                if (!seen.Add(key) || !sentBy.TryGetValue(key, out var sender) || !ReferenceEquals(sender, wire.Other(node)))
+                {
+                    return false;
+                }
+            }
+        }
+        return NoLeaks(wire);
+    }
+
     /// <summary>
     /// kind 0: random bytes (empty is a keepalive); 1: IPv4 with any IHL and total length; 2: IPv6 with
     /// any payload length; 3: a well-formed IPv4 packet with trailing bytes. The source is the peer's
