@@ -241,6 +241,49 @@ public class DeviceFuzzTests
         return padding && NoLeaks(wire);
     }
 
+    // ---- the other way: a packet from the TUN at any offset and length ------------------------
+
+    [Property(MaxTest = 300)]
+    public bool Outbound_packets_at_any_offset_and_length_are_sealed_in_bounds_or_refused(ushort offsetRaw, ushort lengthRaw, ushort mtuRaw, byte tag)
+    {
+        var wire = Session(tag);
+        int mtu = mtuRaw % 3 == 0 ? 0 : 1 + mtuRaw % 2000;
+        wire.A.Device.Mtu = mtu;
+        var buffer = wire.A.Pool.Rent();
+        int capacity = buffer.Capacity;
+        int offset = offsetRaw % (capacity + 1);
+        int length = lengthRaw % (capacity - offset + 1);
+        byte[] packet = length >= 20 ? wire.PacketFrom(wire.A, length, tag: tag) : Fill([tag], length);
+        packet.CopyTo(buffer.Memory[offset..]);
+        buffer.SetData(offset, length);
+        var result = wire.A.Peer.HandleTunPacket(buffer, wire.Now);
+        int received = wire.B.Received.Count;
+        if (result == SealResult.Sealed)
+        {
+            if (buffer.Offset < 0 || buffer.Offset + buffer.Length > capacity || buffer.Length < length + MessageHeader.TransportMinSize)
+            {
+                return false;
+            }
+            wire.Send(wire.A, buffer);
+            wire.Pump();
+            bool delivered = wire.B.Received.Count == received + 1 && wire.B.Received[^1].Packet.AsSpan().SequenceEqual(packet);
+            if (delivered != length >= 20)
+            {
+                return false; // a valid packet lost, or a fragment of one delivered
+            }
+        }
+        else
+        {
+            buffer.Return();
+            // Refused only for want of data, of headroom for the header, or of tailroom for padding and tag.
+            if (result != SealResult.Dropped || (length > 0 && offset >= MessageHeader.TransportHeaderSize && offset + length + 15 + MessageHeader.AeadTagSize <= capacity))
+            {
+                return false;
+            }
+        }
+        return StillWorks(wire, wire.B) && NoLeaks(wire);
+    }
+
     // ---- a whole schedule: traffic, loss, replays, forgeries and time ------------------------
 
     /// <summary>
