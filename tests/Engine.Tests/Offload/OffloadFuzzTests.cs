@@ -24,7 +24,7 @@ public class OffloadFuzzTests
 
     // ---- GsoSegmenter and ChecksumOffload on arbitrary headers -----------------------------
 
-    [Property(MaxTest = 1500)]
+    [Property(MaxTest = 3000)]
     public bool Gso_segmenter_on_any_header_and_packet_never_throws_and_writes_valid_segments(
         byte[] body, byte shape, byte flags, byte gsoTypeChoice, ushort gsoSizeRaw, ushort csumStartRaw, ushort csumOffsetRaw, byte mutateAt, byte mutateTo)
     {
@@ -95,7 +95,7 @@ public class OffloadFuzzTests
             }
         }
         // The field held the pseudo-header sum (a partial checksum) in a well-formed packet: now it is complete.
-        bool partialWellFormed = wellFormedL4 > 0 && (shape & 0x30) == 0 && header.CsumStart == wellFormedL4
+        bool partialWellFormed = wellFormedL4 > 0 && (shape & 0x30) != 0x30 && header.CsumStart == wellFormedL4
             && header.CsumOffset == (IsUdpShape(shape) ? 6 : 16);
         return !partialWellFormed || TransportChecksumValid(packet, packet[0] >> 4 == 6, wellFormedL4, IsUdpShape(shape) ? ProtocolUdp : ProtocolTcp);
     }
@@ -371,7 +371,7 @@ public class OffloadFuzzTests
 
     /// <summary>
     /// Shape bits: 0 (clear) random bytes, else a valid super-packet: bit 1 UDP, bit 2 IPv6, bit 3
-    /// IPv6 with a hop-by-hop extension header, bits 4-5 one header byte overwritten. The transport
+    /// IPv6 with a hop-by-hop extension header, bits 4-5 both set: one header byte overwritten. The transport
     /// header's offset of a well-formed packet goes to <paramref name="wellFormedL4"/> (0 for random bytes).
     /// </summary>
     private static byte[] SuperPacket(byte[] body, byte shape, byte mutateAt, byte mutateTo, out int wellFormedL4)
@@ -384,7 +384,7 @@ public class OffloadFuzzTests
         bool udp = IsUdpShape(shape);
         bool ipv6 = (shape & 4) != 0;
         bool extension = ipv6 && (shape & 8) != 0;
-        int payload = body.Length * 29 % 3000;
+        int payload = (1 + body.Length * 29) % 3000;
         byte[] packet = udp
             ? Udp(ipv6, payload, (Ecn)(shape >> 6))
             : Tcp(ipv6, 0x10000 * (uint)body.Length, payload, flags: (byte)(Ack | (body.Length % 3 == 0 ? Psh | Fin : 0)), ecn: (Ecn)(shape >> 6),
@@ -411,7 +411,7 @@ public class OffloadFuzzTests
         }
         // Partial checksum, as the kernel hands it over: the pseudo-header sum in the field.
         WritePartialChecksum(packet, ipv6, wellFormedL4, udp ? ProtocolUdp : ProtocolTcp);
-        if ((shape & 0x30) != 0 && packet.Length > 0)
+        if ((shape & 0x30) == 0x30 && packet.Length > 0)
         {
             packet[mutateAt % Math.Min(packet.Length, wellFormedL4 + 40)] = mutateTo;
         }
@@ -428,7 +428,7 @@ public class OffloadFuzzTests
             VirtioNetHeader.GsoTcpV4 | VirtioNetHeader.GsoEcn, VirtioNetHeader.GsoTcpV6 | VirtioNetHeader.GsoEcn,
         ];
         byte gsoType = gsoTypeChoice % 8 < gsoTypes.Length ? gsoTypes[gsoTypeChoice % 8] : gsoTypeChoice;
-        if (gsoTypeChoice % 8 < 5 && (gsoTypeChoice & 0x80) != 0 && packet.Length > 0)
+        if ((gsoTypeChoice & 0x80) != 0 && packet.Length > 0)
         {
             // Often the type that matches the packet, so the segmenter gets past its first checks.
             bool isV6 = packet[0] >> 4 == 6;
