@@ -190,7 +190,7 @@ public class OffloadFuzzTests
                 {
                     int length = again.NextSegment(superPacket, segment);
                     ReadOnlySpan<byte> member = buffers[run[k]].Data;
-                    if (EcnOf(member) != headEcn || !SameAfterResegmenting(member, segment.AsSpan(0, length), ipv6))
+                    if (EcnOf(member) != headEcn || !SameAfterResegmenting(member, segment.AsSpan(0, length), ipv6, udp))
                     {
                         return false;
                     }
@@ -204,12 +204,32 @@ public class OffloadFuzzTests
         return pool.Outstanding == 0;
     }
 
-    /// <summary>Equal, except the IPv4 identification (and so the header checksum) of a DF packet.</summary>
-    private static bool SameAfterResegmenting(ReadOnlySpan<byte> member, ReadOnlySpan<byte> segment, bool ipv6)
+    private static int HeaderLength(byte[] p, bool ipv6, bool udp)
+    {
+        int l4 = ipv6 ? 40 : 20;
+        return udp ? l4 + 8 : l4 + (p[l4 + 12] >> 4) * 4;
+    }
+
+    /// <summary>
+    /// Equal, except the IPv4 identification (and so the header checksum) of a DF packet, and a TCP
+    /// urgent pointer without URG (RFC 9293 section 3.1: only read with URG set; tcp_gro_receive does
+    /// not compare it either, and URG segments are never merged).
+    /// </summary>
+    private static bool SameAfterResegmenting(ReadOnlySpan<byte> member, ReadOnlySpan<byte> segment, bool ipv6, bool udp)
     {
         if (member.Length != segment.Length)
         {
             return false;
+        }
+        int l4 = ipv6 ? 40 : 20;
+        if (!udp && (member[l4 + 13] & Urg) == 0 && !member.Slice(l4 + 18, 2).SequenceEqual(segment.Slice(l4 + 18, 2)))
+        {
+            byte[] withUrgentPointer = segment.ToArray();
+            member.Slice(l4 + 18, 2).CopyTo(withUrgentPointer.AsSpan(l4 + 18));
+            withUrgentPointer[l4 + 16] = member[l4 + 16];
+            withUrgentPointer[l4 + 17] = member[l4 + 17];
+            return SameAfterResegmenting(member, withUrgentPointer, ipv6, udp)
+                && TransportChecksumValid(segment, ipv6, l4, ProtocolTcp);
         }
         if (ipv6 || (member[6] & 0x40) == 0)
         {
@@ -290,7 +310,10 @@ public class OffloadFuzzTests
                 p[l4 + 20 + value % ((p[l4 + 12] >> 4) * 4 - 20)] ^= (byte)(value | 1);
                 break;
             case 12: // a payload byte
-                p[p.Length - 1 - value % 4] ^= (byte)(value | 1);
+                p[p.Length - 1 - value % Math.Min(4, p.Length - HeaderLength(p, ipv6, udp))] ^= (byte)(value | 1);
+                break;
+            case 13 when !udp: // the urgent pointer, meaningless without URG
+                p[l4 + 18 + (value & 1)] ^= (byte)(value | 1);
                 break;
             case >= 20: // corrupt: no checksum fix-up
                 p[^1] ^= (byte)(value | 1);
