@@ -13,7 +13,15 @@ namespace Firezone.Actors.Engine.Offload;
 internal static class MergeableIpHeader
 {
     /// <summary>
-    /// IPv4 (header length 20, not a fragment) or IPv6 (no extension header) carrying
+    /// DF in the IPv4 flags and fragment offset word. Any other bit there (MF, an offset, or the
+    /// reserved bit, RFC 791 section 3.1) keeps a packet out of a run, as in inet_gro_receive:
+    /// segmentation copies the head's word to every packet, so a follower's reserved bit would be
+    /// lost or gained (SameIpHeader compares only DF).
+    /// </summary>
+    private const int DontFragment = 0x4000;
+
+    /// <summary>
+    /// IPv4 (header length 20, not a fragment, reserved flag clear) or IPv6 (no extension header) carrying
     /// <paramref name="protocol"/> directly, with an IP length that matches the packet's.
     /// </summary>
     public static bool TryParse(ReadOnlySpan<byte> packet, byte protocol, out bool isIpv6, out int l4)
@@ -23,7 +31,7 @@ internal static class MergeableIpHeader
         if (packet.Length >= 20 && packet[0] == 0x45)
         {
             if (BinaryPrimitives.ReadUInt16BigEndian(packet[2..]) != packet.Length
-                || (BinaryPrimitives.ReadUInt16BigEndian(packet[6..]) & 0x3FFF) != 0 // MF or a fragment offset
+                || (BinaryPrimitives.ReadUInt16BigEndian(packet[6..]) & ~DontFragment) != 0
                 || packet[9] != protocol)
             {
                 return false;
@@ -76,7 +84,7 @@ internal static class MergeableIpHeader
             {
                 return false;
             }
-            if (packet[0] != 0x45 || (BinaryPrimitives.ReadUInt16BigEndian(packet[6..]) & 0x3FFF) != 0)
+            if (packet[0] != 0x45 || (BinaryPrimitives.ReadUInt16BigEndian(packet[6..]) & ~DontFragment) != 0)
             {
                 return true;
             }

@@ -7,8 +7,7 @@ namespace Firezone.Actors.Engine.Offload;
 /// Software GRO for packets written to a TUN device with IFF_VNET_HDR: merges a run of consecutive
 /// TCP segments of one flow into one super-packet with a virtio_net_hdr (gso_type TCPV4/TCPV6,
 /// NEEDS_CSUM), so the kernel takes up to 64 KiB in one write. The rules follow the kernel's
-/// tcp_gro_receive/inet_gro_receive: same addresses, ports, ACK number, window, TCP options, flags
-/// and reserved bits (AE, the Accurate ECN counter's third bit); no
+/// tcp_gro_receive/inet_gro_receive: same addresses, ports, ACK number, TCP options, flags and window; no
 /// SYN, FIN, RST or URG; contiguous sequence numbers; every segment but the last of the same size;
 /// PSH only on the last; and the same IP header apart from length, identification and checksum
 /// (<see cref="MergeableIpHeader"/>), so the
@@ -126,12 +125,11 @@ public static class TcpCoalescer
         {
             return false;
         }
-        // Ports, ACK number, window and the options (timestamps) must match: segmentation copies the
-        // head's header to every segment, so a later segment's window update would be lost (the
-        // kernel's tcp_gro_receive compares the window as part of tcp_flag_word). Byte 12 must match whole, not only its data offset: its low bits are AE
-        // (the top bit of Accurate ECN's ACE counter, RFC 9768 section 3.2.2, with CWR and ECE) and
-        // reserved bits, which segmentation copies from the head to every segment, so a merge would
-        // rewrite a later segment's count of CE marks (tcp_gro_receive compares them as well).
+        // Ports, ACK number, the options (timestamps), and the rest of the flag word: segmentation
+        // gives every segment the head's, so a segment that differs there would lose its own, as
+        // tcp_gro_receive knows (it compares the whole word, window included, but FIN and PSH).
+        // That word holds the window (an update in a later segment would vanish) and, next to the
+        // data offset, the reserved bits and AE, a bit of AccECN's ACE counter of CE marks (RFC 9768).
         return head.Slice(l4, 4).SequenceEqual(packet.Slice(l4, 4))
             && head.Slice(l4 + 8, 5).SequenceEqual(packet.Slice(l4 + 8, 5))
             && head.Slice(l4 + 14, 2).SequenceEqual(packet.Slice(l4 + 14, 2))

@@ -117,8 +117,6 @@ public class TcpCoalescerTests
         Assert.Equal(1, Count([Tcp(false, 1000, Mss), Tcp(false, 2000, Mss + 1)])); // larger than the first
         Assert.Equal(2, Count([Tcp(false, 1000, Mss), Tcp(false, 2000, 10), Tcp(false, 2010, 10)])); // short one ends it
         Assert.Equal(1, Count([Tcp(false, 1000, Mss), Tcp(false, 2000, Mss, ack: 1)])); // another ACK number
-        Assert.Equal(1, Count([Tcp(false, 1000, Mss), Tcp(false, 2000, Mss, window: 4096)])); // a window update: kept, as tcp_gro_receive keeps it
-        Assert.Equal(1, Count([Tcp(true, 1000, Mss), Tcp(true, 2000, Mss, window: 4096)]));
         Assert.Equal(1, Count([Tcp(false, 1000, Mss), Tcp(false, 2000, Mss, dscp: 10)])); // another DSCP
         Assert.Equal(1, Count([Tcp(false, 1000, Mss), Tcp(false, 2000, Mss, dontFragment: false, id: 101)])); // DF differs
         Assert.Equal(1, Count([Tcp(false, 1000, Mss, dontFragment: false, id: 1), Tcp(false, 2000, Mss, dontFragment: false, id: 5)]));
