@@ -27,7 +27,7 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
     {
         await using var ns = await NetworkNamespace.CreateAsync();
         string name = UniqueName();
-        await using var daemon = DaemonProcess.Start(ns, name, "-f", "--reply-poll-us", "250", "--read-moderation-us", "40", "--no-udp-coalescing", name);
+        await using var daemon = DaemonProcess.Start(ns, name, "-f", "--reply-poll-us", "250", "--read-moderation-us", "40", "--no-udp-coalescing", "--no-udp-gro", name);
         await daemon.WaitReadyAsync();
         Assert.True(await ns.HasLinkAsync(name));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(daemon.SocketPath));
@@ -62,6 +62,7 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
             Assert.Contains("reply polling up to 250 us, read moderation 40 us", log); // the options reached the tunnel
             Assert.Contains("timer tick 100 ms (SleepingTickScheduler)", log); // ActorTunnelComposition's scheduler took effect
             Assert.Contains("UDP coalescing off", log); // --no-udp-coalescing reached the TUN device
+            Assert.Contains("(receive merging off, send merging ", log); // --no-udp-gro reached the socket
         }
         finally
         {

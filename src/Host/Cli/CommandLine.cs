@@ -51,6 +51,11 @@ public static class CommandLine
             Description = $"Write UDP packets to the TUN device one by one instead of merging a flow's into one offload super-packet (for a host that forwards them into a tunnel endpoint that mishandles UDP GSO; also {NoUdpCoalescingVariable}=1)",
             DefaultValueFactory = _ => Environment.GetEnvironmentVariable(NoUdpCoalescingVariable) == "1",
         };
+        var noUdpGro = new Option<bool>("--no-udp-gro")
+        {
+            Description = $"Receive datagrams one by one instead of letting the kernel merge a flow's into one read (UDP_GRO), for kernels older than 6.9 without the stable fix that keeps datagrams with different ECN codepoints apart (see the README); also {NoUdpGroVariable}=1",
+            DefaultValueFactory = _ => Environment.GetEnvironmentVariable(NoUdpGroVariable) == "1",
+        };
         var interfaceName = new Argument<string?>("INTERFACE")
         {
             Description = "The TUN interface to create; its UAPI socket is /var/run/wireguard/INTERFACE.sock",
@@ -58,7 +63,7 @@ public static class CommandLine
         };
         var root = new RootCommand("firezone-tunnel: a userspace WireGuard tunnel that carries ECN (RFC 6040), a drop-in for wireguard-go")
         {
-            foreground, logFile, logLevel, replyPoll, readModeration, noUdpCoalescing, interfaceName,
+            foreground, logFile, logLevel, replyPoll, readModeration, noUdpCoalescing, noUdpGro, interfaceName,
         };
         root.SetAction((result, token) =>
         {
@@ -81,7 +86,7 @@ public static class CommandLine
             }
             return RunDaemonAsync(new DaemonOptions
             {
-                InterfaceName = name, Log = log, ReplyPollMax = replyPollMax, ReadModeration = moderation, UdpCoalescing = !result.GetValue(noUdpCoalescing),
+                InterfaceName = name, Log = log, ReplyPollMax = replyPollMax, ReadModeration = moderation, UdpCoalescing = !result.GetValue(noUdpCoalescing), UdpGro = !result.GetValue(noUdpGro),
             }, composition, token);
         });
 
@@ -98,7 +103,7 @@ public static class CommandLine
         // both rather than Recursive, so `show --help` lists only what show takes.
         var up = new Command("up", "Service mode: read a wg-quick file, bring the interface up with its addresses and routes, run in the foreground (systemd Type=notify)")
         {
-            configFile, upInterface, logFile, logLevel, replyPoll, readModeration, noUdpCoalescing,
+            configFile, upInterface, logFile, logLevel, replyPoll, readModeration, noUdpCoalescing, noUdpGro,
         };
         up.SetAction((result, token) =>
         {
@@ -142,7 +147,7 @@ public static class CommandLine
             }
             return RunDaemonAsync(new DaemonOptions
             {
-                InterfaceName = name, Config = config, Log = log, ReplyPollMax = replyPollMax, ReadModeration = moderation, UdpCoalescing = !result.GetValue(noUdpCoalescing),
+                InterfaceName = name, Config = config, Log = log, ReplyPollMax = replyPollMax, ReadModeration = moderation, UdpCoalescing = !result.GetValue(noUdpCoalescing), UdpGro = !result.GetValue(noUdpGro),
             }, composition, token);
         });
 
@@ -249,6 +254,8 @@ public static class CommandLine
     public const string ReplyPollVariable = "FIREZONE_REPLY_POLL_US";
 
     public const string NoUdpCoalescingVariable = "FIREZONE_NO_UDP_COALESCING";
+
+    public const string NoUdpGroVariable = "FIREZONE_NO_UDP_GRO";
 
     public const string ReadModerationVariable = "FIREZONE_READ_MODERATION_US";
 

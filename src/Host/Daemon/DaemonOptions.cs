@@ -22,6 +22,9 @@ public sealed record DaemonOptions
     /// <summary>Merge runs of one UDP flow written to the TUN device (TunDeviceOptions.UdpCoalescing); off with --no-udp-coalescing.</summary>
     public bool UdpCoalescing { get; init; } = true;
 
+    /// <summary>Let the kernel merge received datagrams of one flow (UdpBatchSocketOptions.UseGro); off with --no-udp-gro.</summary>
+    public bool UdpGro { get; init; } = true;
+
     /// <summary>Where the UAPI socket lives; /var/run/wireguard unless a test says otherwise.</summary>
     public string SocketDirectory { get; init; } = Uapi.UapiSocketPath.DefaultDirectory;
 

@@ -529,7 +529,7 @@ public sealed class ActorTunnelControl(
     {
         try
         {
-            var socket = new LinuxUdpSocket(new UdpBatchSocketOptions { ListenPort = port });
+            var socket = new LinuxUdpSocket(new UdpBatchSocketOptions { ListenPort = port, UseGro = options.UdpGro });
             if (_fwmark != 0 && LinuxDescriptors.SetMark(socket.Handle, _fwmark) is int errno and not 0)
             {
                 socket.Dispose();
@@ -605,8 +605,8 @@ public sealed class ActorTunnelControl(
         }
         // The tick as the running actor system has it, so the log shows what took effect.
         var timerTick = _system!.Settings.Config.GetTimeSpan("akka.scheduler.tick-duration", null, allowInfinite: false);
-        logger.LogInformation("Tunnel {Generation} running on UDP port {Port} with {PeerCount} peer(s), reply polling up to {ReplyPollMicroseconds} us, read moderation {ReadModerationMicroseconds} us, timer tick {TimerTickMilliseconds} ms ({Scheduler:l})",
-            _generation, _socket.LocalPort, _peers.Count, (int)options.ReplyPollMax.TotalMicroseconds,
+        logger.LogInformation("Tunnel {Generation} running on UDP port {Port} (receive merging {UdpGro}, send merging {UdpGso}) with {PeerCount} peer(s), reply polling up to {ReplyPollMicroseconds} us, read moderation {ReadModerationMicroseconds} us, timer tick {TimerTickMilliseconds} ms ({Scheduler:l})",
+            _generation, _socket.LocalPort, _socket.GroEnabled ? "on" : "off", _socket.GsoEnabled ? "on" : "off", _peers.Count, (int)options.ReplyPollMax.TotalMicroseconds,
             (int)options.ReadModeration.TotalMicroseconds, (int)timerTick.TotalMilliseconds,
             _system.Scheduler.GetType().Name);
     }
