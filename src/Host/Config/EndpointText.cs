@@ -49,7 +49,7 @@ public static class EndpointText
                 return false;
             }
         }
-        if (!ushort.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out port) || (port == 0 && !allowPortZero))
+        if (!DecimalText.IsDigits(portText) || !ushort.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out port) || (port == 0 && !allowPortZero))
         {
             error = allowPortZero ? "the port is not a number between 0 and 65535" : "the port is not a number between 1 and 65535";
             return false;
@@ -70,7 +70,7 @@ public static class EndpointText
         {
             return false;
         }
-        if (!IPAddress.TryParse(host, out var address)
+        if (!IpAddressText.TryParse(host, out var address)
             || (address.AddressFamily == AddressFamily.InterNetworkV6) != text.StartsWith('['))
         {
             error = "the host is not an IP address";

@@ -19,7 +19,7 @@ public sealed record InterfaceAddress(IPAddress Address, int PrefixLength)
         text = text.Trim();
         int slash = text.IndexOf('/');
         string addressText = slash < 0 ? text : text[..slash];
-        if (addressText.Length == 0 || addressText.Contains('%') || !IPAddress.TryParse(addressText, out var ip))
+        if (addressText.Length == 0 || addressText.Contains('%') || !IpAddressText.TryParse(addressText, out var ip))
         {
             error = "an entry is not an address in CIDR notation";
             return false;

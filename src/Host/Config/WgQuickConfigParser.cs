@@ -250,7 +250,9 @@ public sealed class WgQuickConfigParser
                 case "allowedips":
                     foreach (var item in SplitList(value))
                     {
-                        if (!IpPrefix.TryParse(item, out var prefix, out var error))
+                        // wg(8) reads the address with inet_pton(3), which IPAddress.TryParse alone is laxer than.
+                        int slash = item.IndexOf('/');
+                        if (!IpAddressText.TryParse(slash < 0 ? item : item[..slash], out _) || !IpPrefix.TryParse(item, out var prefix, out _))
                         {
                             // IpPrefix's error quotes the entry; a misplaced key must not reach the log.
                             throw Error(line, "AllowedIPs: an entry is not a CIDR prefix (address/length)");

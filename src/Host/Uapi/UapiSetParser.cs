@@ -97,8 +97,11 @@ public static class UapiSetParser
             case "allowed_ip":
                 bool remove = value.StartsWith('-');
                 string text = remove ? value[1..] : value;
-                // netip.ParsePrefix requires the "/bits" part and rejects zones.
-                if (!text.Contains('/') || !IpPrefix.TryParse(text, out var prefix, out _))
+                // netip.ParsePrefix requires the "/bits" part, an address as netip.ParseAddr takes it
+                // and no zone.
+                int slash = text.LastIndexOf('/');
+                if (slash < 0 || text.Contains('%') || !IpAddressText.TryParse(text[..slash], out _)
+                    || !DecimalText.IsDigits(text[(slash + 1)..]) || !IpPrefix.TryParse(text, out var prefix, out _))
                 {
                     throw new UapiException(UapiErrno.EINVAL, "failed to set allowed ip: not a CIDR prefix");
                 }
@@ -127,7 +130,7 @@ public static class UapiSetParser
 
     private static T ParseNumber<T>(string key, string value) where T : struct, INumber<T>
     {
-        if (!T.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var number))
+        if (!DecimalText.IsDigits(value) || !T.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var number))
         {
             throw new UapiException(UapiErrno.EINVAL, $"failed to parse {key}: not a number in range");
         }
