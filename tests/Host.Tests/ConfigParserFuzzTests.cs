@@ -300,4 +300,47 @@ public sealed class ConfigParserFuzzTests
         }
         return text.ToString();
     }
+
+    /// <summary>
+    /// Found by <see cref="A_bad_line_is_reported_at_its_line"/>: IPAddress.TryParse reads inet_aton's
+    /// forms, so "AllowedIPs = 010.0.0.0/8" routed 8.0.0.0/8 and "10/8" routed 0.0.0.0/8, where wg(8)
+    /// (inet_pton) refuses the file; "Address = 10.1/16" assigned 10.0.0.1, where ip(8) reads 10.1.0.0.
+    /// </summary>
+    [Theory]
+    [InlineData("[Peer]\nPublicKey = xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\nAllowedIPs = 010.0.0.0/8", 5)]
+    [InlineData("[Peer]\nPublicKey = xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\nAllowedIPs = 10.0.0.0/8, 10/8", 5)]
+    [InlineData("[Peer]\nPublicKey = xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\nAllowedIPs = [::1]/128", 5)]
+    [InlineData("Address = 10.1/16", 3)]
+    [InlineData("Address = 10.0.0.01/24", 3)]
+    public void Addresses_inet_pton_refuses_are_refused_at_their_line(string lines, int line)
+    {
+        var error = Assert.Throws<ConfigException>(() => Parse($"[Interface]\nPrivateKey = {ConfigGenerators.PrivateKey}\n{lines}\n"));
+        Assert.Equal(line, error.Line);
+    }
+
+    /// <summary>
+    /// Found by <see cref="ConfigWgComparisonTests"/>: wg(8) takes every space out of a line before
+    /// reading it (config.c), and wg-quick splits Address at spaces as well as commas; such files
+    /// were refused.
+    /// </summary>
+    [Fact]
+    public void Spaces_inside_values_are_read_as_wg_and_wg_quick_read_them()
+    {
+        var config = Parse($"""
+            [Interface]
+            PrivateKey = {ConfigGenerators.PrivateKey}
+            ListenPort = 51 820
+            Address = 10.9.0.1/24 fd09::1/64
+            PostUp = echo  two  spaces
+            [Peer]
+            Public Key = {ConfigGenerators.PeerKeys[0]}
+            AllowedIPs = 10.200.0.0 / 16
+            Endpoint = [2001:db8::1] : 5
+            """);
+        Assert.Equal((ushort)51820, config.Interface.ListenPort);
+        Assert.Equal(["10.9.0.1/24", "fd09::1/64"], config.Interface.Addresses.Select(static a => a.ToString()));
+        Assert.Equal(ConfigGenerators.PeerKeys[0], config.Peers[0].PublicKey.ToBase64());
+        Assert.Equal("10.200.0.0/16", config.Peers[0].AllowedIps[0].ToString());
+        Assert.Equal("[2001:db8::1]:5", EndpointText.Format(config.Peers[0].Endpoint));
+    }
 }

@@ -238,7 +238,8 @@ public sealed class ConfigParserTests
     [InlineData("[Interface]\nPrivateKey: {K}\n", 2)]
     [InlineData("[Interface]\nPrivateKey {K}\n", 2)]
     [InlineData("[Interface]\nPrivateKey  :  {K}\n", 2)]
-    [InlineData("[Interface]\nPrivate Key = {K}\n", 2)]
+    [InlineData("[Interface]\nPrivate-Key = {K}\n", 2)] // "Private Key" is no mistake: wg(8) takes spaces out of a line
+    [InlineData("[Interface]\nPrivateKey = {K} x\n", 2)]
     [InlineData("[Interface]\n{K}\n", 2)]
     [InlineData("[Interface]\nPrivateKey = {K} {K}\n", 2)]
     [InlineData("{K}\n", 1)]

@@ -265,4 +265,73 @@ public sealed class UapiFuzzTests : IDisposable
         Assert.Equal("listen_port=7\nerrno=0\n\n", UapiRawClient.Exchange(_server.SocketPath, "get=1\n\n"));
         Reset();
     }
+
+    /// <summary>
+    /// Found by <see cref="UapiWireGuardGoComparisonTests"/>: IPAddress.TryParse reads inet_aton's
+    /// forms, so "allowed_ip=10/08" was taken as 0.0.0.0/8, "010.0.0.0" as octal 8.0.0.0 and
+    /// "[::1]:80" as ::1; spaces around a prefix were trimmed and a trailing NUL ignored.
+    /// wireguard-go (netip.ParsePrefix) refuses all of them.
+    /// </summary>
+    [Theory]
+    [InlineData("allowed_ip=10/8")]
+    [InlineData("allowed_ip=10.1/16")]
+    [InlineData("allowed_ip=010.0.0.0/8")]
+    [InlineData("allowed_ip=10.0.0.010/32")]
+    [InlineData("allowed_ip=[::1]/128")]
+    [InlineData("allowed_ip=[::1]:80/128")]
+    [InlineData("allowed_ip= 10.0.0.0/8")]
+    [InlineData("allowed_ip=10.0.0.0/8 ")]
+    [InlineData("allowed_ip=1.2.3.4/32\0")]
+    [InlineData("endpoint=1:5")]
+    [InlineData("endpoint=1.2.3:5")]
+    [InlineData("endpoint=0x7f.0.0.1:5")]
+    [InlineData("endpoint=010.0.0.1:5")]
+    [InlineData("endpoint=192.0.2.1:5\0")]
+    [InlineData("persistent_keepalive_interval=25\0")]
+    public void Peer_values_wireguard_go_refuses_are_refused(string line)
+    {
+        var error = Assert.Throws<UapiException>(() => UapiSetParser.Parse(["public_key=" + new string('1', 64), line.Replace("\\0", "\0", StringComparison.Ordinal)]));
+        Assert.Equal(UapiErrno.EINVAL, error.Errno);
+    }
+
+    [Theory]
+    [InlineData("listen_port=5\0")]
+    [InlineData("fwmark=1\0")]
+    public void Device_numbers_with_a_trailing_NUL_are_refused(string line)
+    {
+        var error = Assert.Throws<UapiException>(() => UapiSetParser.Parse([line.Replace("\\0", "\0", StringComparison.Ordinal)]));
+        Assert.Equal(UapiErrno.EINVAL, error.Errno);
+    }
+
+    /// <summary>What wireguard-go 0.0.20220316 takes, the strict reading still takes.</summary>
+    [Fact]
+    public void Forms_wireguard_go_takes_are_still_taken()
+    {
+        var request = UapiSetParser.Parse(
+        [
+            "listen_port=05",
+            "public_key=" + new string('1', 64),
+            "endpoint=[::ffff:192.0.2.1]:05",
+            "allowed_ip=10.0.0.1/08",
+            "allowed_ip=::ffff:10.0.0.0/104",
+            "allowed_ip=FD00::1/64",
+        ]);
+        Assert.Equal((ushort)5, request.ListenPort);
+        Assert.Equal(["10.0.0.0/8", "::ffff:10.0.0.0/104", "fd00::/64"], request.Peers[0].AllowedIps.Select(static a => a.Prefix!.ToString()));
+        Assert.Equal("192.0.2.1:5", request.Peers[0].Endpoint!.Value.ToString());
+    }
+
+    /// <summary>
+    /// Found sending the same raw requests to wireguard-go: a request whose last line had no '\n' (a script that
+    /// printf's without one and closes its side) was answered errno=0 with that line dropped.
+    /// wireguard-go's bufio.Scanner returns such a line, and applies it.
+    /// </summary>
+    [Fact]
+    public void A_last_line_without_its_newline_is_applied_when_the_client_stops_writing()
+    {
+        string reply = UapiRawClient.Exchange(_server.SocketPath, "set=1\nlisten_port=7", shutdownWrite: true);
+        Assert.Equal("errno=0\n\n", reply);
+        Assert.Equal("listen_port=7\nerrno=0\n\n", UapiRawClient.Exchange(_server.SocketPath, "get=1\n\n"));
+        Reset();
+    }
 }

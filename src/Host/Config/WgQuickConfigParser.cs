@@ -121,6 +121,13 @@ public sealed class WgQuickConfigParser
             }
             string key = content[..equals].Trim();
             string value = content[(equals + 1)..].Trim();
+            if (!IsWgQuickKey(key))
+            {
+                // wg-quick hands every other line to wg(8), which takes all white space out of a line
+                // before reading it (config.c), so "Endpoint = 192.0.2.1 : 51820" works there.
+                key = WithoutWhiteSpace(key);
+                value = WithoutWhiteSpace(value);
+            }
             switch (_section)
             {
                 case Section.Interface:
@@ -188,7 +195,8 @@ public sealed class WgQuickConfigParser
                     _fwMark = ParseFwMark(line, value);
                     break;
                 case "address":
-                    foreach (var item in SplitList(value))
+                    // wg-quick splits Address at commas and then at white space (bash word splitting).
+                    foreach (var item in SplitList(value, ' ', '\t'))
                     {
                         if (!InterfaceAddress.TryParse(item, out var address, out var error))
                         {
@@ -439,9 +447,30 @@ public sealed class WgQuickConfigParser
             return equals > 0 && SafeText.IsQuotableName(text[..equals].Trim());
         }
 
-        private static IEnumerable<string> SplitList(string value)
+        /// <summary>The keys wg-quick reads itself (parse_options); their values keep their spaces.</summary>
+        private static bool IsWgQuickKey(string key) => key.ToLowerInvariant()
+            is "address" or "mtu" or "dns" or "table" or "preup" or "predown" or "postup" or "postdown" or "saveconfig";
+
+        private static string WithoutWhiteSpace(string text)
         {
-            foreach (var item in value.Split(','))
+            if (!text.Any(char.IsWhiteSpace))
+            {
+                return text;
+            }
+            var kept = new System.Text.StringBuilder(text.Length);
+            foreach (char c in text)
+            {
+                if (!char.IsWhiteSpace(c))
+                {
+                    kept.Append(c);
+                }
+            }
+            return kept.ToString();
+        }
+
+        private static IEnumerable<string> SplitList(string value, params char[] separators)
+        {
+            foreach (var item in value.Split([',', .. separators]))
             {
                 string trimmed = item.Trim();
                 if (trimmed.Length > 0)

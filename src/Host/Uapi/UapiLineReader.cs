@@ -14,8 +14,12 @@ public sealed class UapiLineReader(Stream stream)
     private int _start;
     private int _end;
 
-    /// <summary>The next line without its '\n'; null at end of stream (a partial last line is dropped).</summary>
-    public async Task<string?> ReadLineAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// The next line without its '\n'; null at end of stream. A last line without its '\n' is dropped,
+    /// or returned when <paramref name="keepPartialLastLine"/> (a set request's body, which
+    /// wireguard-go reads with bufio.Scanner: its ScanLines returns that line too).
+    /// </summary>
+    public async Task<string?> ReadLineAsync(CancellationToken cancellationToken, bool keepPartialLastLine = false)
     {
         var line = new StringBuilder();
         while (true)
@@ -36,7 +40,7 @@ public sealed class UapiLineReader(Stream stream)
             int read = await stream.ReadAsync(_buffer, cancellationToken).ConfigureAwait(false);
             if (read == 0)
             {
-                return null;
+                return keepPartialLastLine && line.Length > 0 ? line.ToString() : null;
             }
             _end = read;
         }

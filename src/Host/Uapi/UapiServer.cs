@@ -297,7 +297,7 @@ public sealed class UapiServer : IAsyncDisposable
         var lines = new List<string>();
         while (true)
         {
-            string? line = await reader.ReadLineAsync(token).ConfigureAwait(false);
+            string? line = await reader.ReadLineAsync(token, keepPartialLastLine: true).ConfigureAwait(false);
             if (line is null || line.Length == 0)
             {
                 break;
