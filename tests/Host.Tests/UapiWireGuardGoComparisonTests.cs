@@ -48,6 +48,44 @@ public sealed class UapiWireGuardGoComparisonTests : IDisposable
     }
 
     /// <summary>
+    /// Valid requests only, from small pools so that peers collide: prefixes that nest, repeat or
+    /// differ only in host bits, peers removed, updated only, re-added, and the device's own key
+    /// (a private key whose public key is one of the peers'). Several requests in a row, without a
+    /// reset between them; the configurations must agree after each.
+    /// </summary>
+    /// <remarks>
+    /// <c>remove</c> and <c>update_only</c> come right after <c>public_key</c>, where wg(8) writes
+    /// them. Put after a peer's <c>allowed_ip</c> lines they differ: wireguard-go has by then moved
+    /// those prefixes to the peer it then drops, so their earlier owners lose them; we apply a
+    /// removed or not-created peer's block to nobody, and the earlier owners keep them.
+    /// </remarks>
+    [Property(MaxTest = 150, Arbitrary = [typeof(ValidUapiGenerators)])]
+    public Property A_series_of_valid_requests_leaves_the_configuration_wireguard_go_leaves(ValidUapiSeries series)
+    {
+        try
+        {
+            for (int i = 0; i < series.Requests.Length; i++)
+            {
+                string request = "set=1\n" + string.Concat(series.Requests[i].Select(static l => l + "\n")) + "\n";
+                string ours = UapiRawClient.Exchange(_ours.SocketPath, request);
+                string theirs = UapiRawClient.Exchange(_theirs.SocketPath, request);
+                string ourState = Normalize(UapiRawClient.Exchange(_ours.SocketPath, "get=1\n\n"));
+                string theirState = Normalize(UapiRawClient.Exchange(_theirs.SocketPath, "get=1\n\n"));
+                if (ours != theirs || ourState != theirState)
+                {
+                    return false.Label($"request {i + 1}: ours {ours.Trim()} / wireguard-go {theirs.Trim()}\nours:\n{ourState}\nwireguard-go:\n{theirState}");
+                }
+            }
+            return true.ToProperty();
+        }
+        finally
+        {
+            UapiRawClient.Exchange(_ours.SocketPath, ResetRequest);
+            UapiRawClient.Exchange(_theirs.SocketPath, ResetRequest);
+        }
+    }
+
+    /// <summary>
     /// The configuration lines of a get reply, peers sorted by key (wireguard-go lists them in map
     /// order) and their allowed IPs sorted; listen_port left out (wireguard-go binds a random port
     /// where we report 0 until a port is set) and the counters too.
@@ -101,4 +139,44 @@ public sealed class UapiWireGuardGoComparisonTests : IDisposable
         peers.Sort(static (a, b) => string.CompareOrdinal(a[0], b[0]));
         return string.Join('\n', device.Concat(peers.SelectMany(static p => p)));
     }
+}
+
+/// <summary>A few set requests' lines, sent one after the other.</summary>
+public sealed record ValidUapiSeries(string[][] Requests)
+{
+    public override string ToString() => string.Join("\n--\n", Requests.Select(static r => string.Join('\n', r)));
+}
+
+public static class ValidUapiGenerators
+{
+    /// <summary>A private key and its public key, so a request can make a peer the device itself.</summary>
+    public static readonly string OwnPrivate = new string('4', 63) + "8";
+
+    public static readonly string OwnPublic = InMemoryTunnelControl.PublicKeyOf(new Firezone.Actors.Engine.WireGuard.WireGuardKey(Convert.FromHexString(OwnPrivate))).ToHex();
+
+    private static readonly string[] Prefixes = ["10.0.0.0/8", "10.0.0.0/24", "10.0.0.1/32", "10.9.9.9/8", "0.0.0.0/0", "fd00::/64", "fd00::1/64", "::/0"];
+
+    private static Gen<string> PeerLine => Gen.Frequency(
+        (6, Gen.Elements(Prefixes).Select(static p => "allowed_ip=" + p)),
+        (2, Gen.Constant("replace_allowed_ips=true")),
+        (1, Gen.Elements("192.0.2.1:51820", "[2001:db8::1]:4500").Select(static e => "endpoint=" + e)),
+        (1, Gen.Elements("0", "25").Select(static k => "persistent_keepalive_interval=" + k)),
+        (1, Gen.Elements(new string('5', 64), new string('0', 64)).Select(static k => "preshared_key=" + k)),
+        (1, Gen.Constant("protocol_version=1")));
+
+    private static Gen<string[]> Request =>
+        from device in Gen.Frequency(
+            (6, Gen.Constant<string[]>([])),
+            (1, Gen.Constant<string[]>(["replace_peers=true"])),
+            (1, Gen.Constant<string[]>(["private_key=" + OwnPrivate])),
+            (1, Gen.Elements("0", "7").Select(static m => new[] { "fwmark=" + m })))
+        from peers in (from key in Gen.Frequency((6, Gen.Elements(UapiGenerators.PeerKeys)), (1, Gen.Constant(OwnPublic)))
+                       from flag in Gen.Frequency((5, Gen.Constant<string[]>([])), (1, Gen.Constant<string[]>(["remove=true"])), (1, Gen.Constant<string[]>(["update_only=true"])))
+                       from count in Gen.Choose(0, 5)
+                       from lines in PeerLine.ArrayOf(count)
+                       select (string[])["public_key=" + key, .. flag, .. lines]).ArrayOf()
+        select (string[])[.. device, .. peers.SelectMany(static p => p)];
+
+    public static Arbitrary<ValidUapiSeries> Series() =>
+        Gen.Choose(1, 3).SelectMany(n => Request.ArrayOf(n)).Select(static r => new ValidUapiSeries(r)).ToArbitrary();
 }
