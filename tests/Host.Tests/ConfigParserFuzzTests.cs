@@ -343,4 +343,33 @@ public sealed class ConfigParserFuzzTests
         Assert.Equal("10.200.0.0/16", config.Peers[0].AllowedIps[0].ToString());
         Assert.Equal("[2001:db8::1]:5", EndpointText.Format(config.Peers[0].Endpoint));
     }
+
+    /// <summary>
+    /// Found by <see cref="ConfigWgComparisonTests"/> ("Table = 0x10" was refused) and then by hand:
+    /// wg-quick hands Table to ip(8), which reads it as a C number, so "Table = 010" is table 8;
+    /// we put the routes in table 10.
+    /// </summary>
+    [Theory]
+    [InlineData("010", "8")]
+    [InlineData("0x10", "16")]
+    [InlineData("0X1f", "31")]
+    [InlineData("10", "10")]
+    [InlineData("0xffffffff", "4294967295")]
+    public void Table_numbers_are_read_as_ip_reads_them(string value, string table)
+    {
+        var config = Parse($"[Interface]\nPrivateKey = {ConfigGenerators.PrivateKey}\nTable = {value}\n");
+        Assert.Equal(RouteTable.Named(table), config.Interface.Table);
+    }
+
+    [Theory]
+    [InlineData("08")]
+    [InlineData("0x")]
+    [InlineData("0x100000000")]
+    [InlineData("00")]
+    [InlineData("1x")]
+    public void Table_numbers_ip_refuses_are_refused(string value)
+    {
+        var error = Assert.Throws<ConfigException>(() => Parse($"[Interface]\nPrivateKey = {ConfigGenerators.PrivateKey}\nTable = {value}\n"));
+        Assert.Equal(3, error.Line);
+    }
 }

@@ -18,14 +18,14 @@ public static class EdgyGenerators
     /// <summary>
     /// Lines at the edge of what wg-quick and wg(8) accept, with their section. Left out, as known
     /// differences: "ListenPort = +5" and "Endpoint = 192.0.2.1:+5" (wg reads ports with
-    /// getaddrinfo, which takes a sign), "Table = 0x10" (ip(8) reads table numbers as C literals,
-    /// hex and octal) and "Endpoint = 192.0.2.1:0" (a typo we refuse, see EndpointText).
+    /// getaddrinfo, which takes a sign) and "Endpoint = 192.0.2.1:0" (a typo we refuse, see
+    /// EndpointText).
     /// </summary>
     public static readonly (string Line, string Section)[] Edges =
     [
         ("ListenPort = 0x10", "Interface"), ("ListenPort = 51 820", "Interface"), ("ListenPort =", "Interface"),
         ("FwMark = 0X10", "Interface"), ("FwMark = 010", "Interface"), ("FwMark = 0x", "Interface"), ("FwMark = OFF", "Interface"), ("FwMark = 0x1 0", "Interface"),
-        ("MTU = 1420", "Interface"), ("Table = vpn", "Interface"), ("DNS =", "Interface"), ("PostUp =", "Interface"),
+        ("MTU = 1420", "Interface"), ("Table = vpn", "Interface"), ("Table = 0x10", "Interface"), ("Table = 010", "Interface"), ("DNS =", "Interface"), ("PostUp =", "Interface"),
         ("Address = 10.9.0.1/24,", "Interface"), ("Address = ,10.9.0.1/24", "Interface"), ("Address = 10.9.0.1/24 fd09::1/64", "Interface"),
         ("PersistentKeepalive = 025", "Peer"), ("PersistentKeepalive = OFF", "Peer"), ("PersistentKeepalive = 2 5", "Peer"), ("PersistentKeepalive =", "Peer"),
         ("AllowedIPs = 10.200.0.0 / 16", "Peer"), ("AllowedIPs = 10.201.0.0/16,", "Peer"), ("AllowedIPs = ,10.202.0.0/16", "Peer"), ("AllowedIPs = 10.203.0.0/016", "Peer"),

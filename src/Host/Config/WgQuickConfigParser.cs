@@ -363,7 +363,7 @@ public sealed class WgQuickConfigParser
             if (value.Length > 0 && char.IsAsciiDigit(value[0]))
             {
                 // Table 0 is RT_TABLE_UNSPEC: the kernel would put the routes in main (fib_new_table).
-                if (uint.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out uint number) && number != 0)
+                if (TryParseTableNumber(value, out uint number) && number != 0)
                 {
                     return RouteTable.Named(number.ToString(CultureInfo.InvariantCulture));
                 }
@@ -373,6 +373,37 @@ public sealed class WgQuickConfigParser
                 return RouteTable.Named(value);
             }
             throw Error(line, "Table is not off, auto, main, a table number (1 to 4294967295) or a name from /etc/iproute2/rt_tables");
+        }
+
+        /// <summary>
+        /// A table number as ip(8) reads it (rtnl_rttable_a2n: strtoul with base 0), which wg-quick
+        /// hands it to: "0x10" is table 16 and "010" is octal, table 8, not 10.
+        /// </summary>
+        private static bool TryParseTableNumber(string text, out uint number)
+        {
+            number = 0;
+            int radix = text.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? 16 : text.Length > 1 && text[0] == '0' ? 8 : 10;
+            string digits = radix == 16 ? text[2..] : text;
+            if (digits.Length == 0)
+            {
+                return false;
+            }
+            ulong value = 0;
+            foreach (char c in digits)
+            {
+                int digit = char.IsAsciiDigit(c) ? c - '0' : char.IsAsciiHexDigit(c) ? (char.ToLowerInvariant(c) - 'a' + 10) : radix;
+                if (digit >= radix)
+                {
+                    return false;
+                }
+                value = value * (ulong)radix + (ulong)digit;
+                if (value > uint.MaxValue)
+                {
+                    return false;
+                }
+            }
+            number = (uint)value;
+            return true;
         }
 
         private EcnMode ParseEcnMode(int line, string value) => value.ToLowerInvariant() switch
