@@ -372,4 +372,18 @@ public sealed class ConfigParserFuzzTests
         var error = Assert.Throws<ConfigException>(() => Parse($"[Interface]\nPrivateKey = {ConfigGenerators.PrivateKey}\nTable = {value}\n"));
         Assert.Equal(3, error.Line);
     }
+
+    /// <summary>
+    /// Found by hand after the Table case: wg-quick hands MTU and each Address to ip(8) as written,
+    /// and ip reads "01420" as octal 784 and "/024" as /20; we set 1420 and /24.
+    /// </summary>
+    [Fact]
+    public void MTU_and_Address_prefix_lengths_are_read_as_ip_reads_them()
+    {
+        var config = Parse($"[Interface]\nPrivateKey = {ConfigGenerators.PrivateKey}\nMTU = 01420\nAddress = 10.0.0.1/024, 10.1.0.1/0x10\n");
+        Assert.Equal(784, config.Interface.Mtu);
+        Assert.Equal(["10.0.0.1/20", "10.1.0.1/16"], config.Interface.Addresses.Select(static a => a.ToString()));
+        Assert.Equal(3, Assert.Throws<ConfigException>(() => Parse($"[Interface]\nPrivateKey = {ConfigGenerators.PrivateKey}\nMTU = 01500x\n")).Line);
+        Assert.Equal(3, Assert.Throws<ConfigException>(() => Parse($"[Interface]\nPrivateKey = {ConfigGenerators.PrivateKey}\nAddress = 10.0.0.1/08\n")).Line);
+    }
 }

@@ -26,10 +26,15 @@ public sealed record InterfaceAddress(IPAddress Address, int PrefixLength)
         }
         int max = ip.AddressFamily == AddressFamily.InterNetwork ? 32 : 128;
         int length = max;
-        if (slash >= 0 && (!int.TryParse(text.AsSpan(slash + 1), System.Globalization.NumberStyles.None, null, out length) || length > max))
+        if (slash >= 0)
         {
-            error = $"an entry has a bad prefix length (0 to {max})";
-            return false;
+            // ip(8) reads the length as a C number: "10.0.0.1/024" is a /20 there.
+            if (!IpNumberText.TryParse(text[(slash + 1)..], out uint bits) || bits > max)
+            {
+                error = $"an entry has a bad prefix length (0 to {max})";
+                return false;
+            }
+            length = (int)bits;
         }
         address = new InterfaceAddress(ip, length);
         return true;

@@ -211,12 +211,13 @@ public sealed class WgQuickConfigParser
                     break;
                 case "mtu":
                     Once(line, "MTU");
-                    // Below 1280 only IPv4 works (checked against the addresses in Finish).
-                    if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int mtu) || mtu < MinMtu || mtu > MaxMtu)
+                    // Below 1280 only IPv4 works (checked against the addresses in Finish). wg-quick
+                    // hands the value to ip(8), so "01420" is octal there: 784.
+                    if (!IpNumberText.TryParse(value, out uint mtu) || mtu < MinMtu || mtu > MaxMtu)
                     {
                         throw Error(line, $"MTU is not a number between {MinMtu} and {MaxMtu}");
                     }
-                    _mtu = mtu;
+                    _mtu = (int)mtu;
                     _mtuLine = line;
                     break;
                 case "table":
@@ -363,7 +364,7 @@ public sealed class WgQuickConfigParser
             if (value.Length > 0 && char.IsAsciiDigit(value[0]))
             {
                 // Table 0 is RT_TABLE_UNSPEC: the kernel would put the routes in main (fib_new_table).
-                if (TryParseTableNumber(value, out uint number) && number != 0)
+                if (IpNumberText.TryParse(value, out uint number) && number != 0)
                 {
                     return RouteTable.Named(number.ToString(CultureInfo.InvariantCulture));
                 }
@@ -373,37 +374,6 @@ public sealed class WgQuickConfigParser
                 return RouteTable.Named(value);
             }
             throw Error(line, "Table is not off, auto, main, a table number (1 to 4294967295) or a name from /etc/iproute2/rt_tables");
-        }
-
-        /// <summary>
-        /// A table number as ip(8) reads it (rtnl_rttable_a2n: strtoul with base 0), which wg-quick
-        /// hands it to: "0x10" is table 16 and "010" is octal, table 8, not 10.
-        /// </summary>
-        private static bool TryParseTableNumber(string text, out uint number)
-        {
-            number = 0;
-            int radix = text.StartsWith("0x", StringComparison.OrdinalIgnoreCase) ? 16 : text.Length > 1 && text[0] == '0' ? 8 : 10;
-            string digits = radix == 16 ? text[2..] : text;
-            if (digits.Length == 0)
-            {
-                return false;
-            }
-            ulong value = 0;
-            foreach (char c in digits)
-            {
-                int digit = char.IsAsciiDigit(c) ? c - '0' : char.IsAsciiHexDigit(c) ? (char.ToLowerInvariant(c) - 'a' + 10) : radix;
-                if (digit >= radix)
-                {
-                    return false;
-                }
-                value = value * (ulong)radix + (ulong)digit;
-                if (value > uint.MaxValue)
-                {
-                    return false;
-                }
-            }
-            number = (uint)value;
-            return true;
         }
 
         private EcnMode ParseEcnMode(int line, string value) => value.ToLowerInvariant() switch
