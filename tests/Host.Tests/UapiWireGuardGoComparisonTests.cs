@@ -1,6 +1,7 @@
 using FsCheck;
 using FsCheck.Fluent;
 using FsCheck.Xunit;
+using Firezone.Actors.Host.Uapi;
 
 namespace Firezone.Actors.Host.Tests;
 
@@ -10,20 +11,10 @@ namespace Firezone.Actors.Host.Tests;
 /// report the same configuration. Where the two differ on purpose the generator or the comparison
 /// leaves the case out, and says why.
 /// </summary>
-/// <remarks>
-/// Set-up and clean-up are the constructor and <see cref="IDisposable"/>: FsCheck's property runner
-/// does not call IAsyncLifetime.DisposeAsync.
-/// </remarks>
-public sealed class UapiWireGuardGoComparisonTests : IDisposable
+public sealed class UapiWireGuardGoComparisonTests(UapiServerPair servers) : IClassFixture<UapiServerPair>
 {
-    private readonly UapiServerFixture _ours = UapiServerFixture.Start();
-    private readonly WireGuardGoUapi _theirs = WireGuardGoUapi.StartAsync().GetAwaiter().GetResult();
-
-    public void Dispose()
-    {
-        _ours.DisposeAsync().AsTask().GetAwaiter().GetResult();
-        _theirs.DisposeAsync().AsTask().GetAwaiter().GetResult();
-    }
+    private readonly UapiServerFixture _ours = servers.Ours;
+    private readonly WireGuardGoUapi _theirs = servers.Theirs;
 
     private static readonly string ResetRequest = "set=1\nprivate_key=" + new string('0', 64) + "\nfwmark=0\nreplace_peers=true\n\n";
 
@@ -45,6 +36,27 @@ public sealed class UapiWireGuardGoComparisonTests : IDisposable
         bool sameState = UapiRawClient.Errno(ours) != 0 || ourState == theirState
             || request.Lines.Contains("public_key=" + new string('0', 64));
         return (sameErrno && sameState).Label($"ours {ours.Trim()} / wireguard-go {theirs.Trim()}\nours:\n{ourState}\nwireguard-go:\n{theirState}");
+    }
+
+    /// <summary>
+    /// Long lines: wireguard-go reads lines of up to 64 KiB like any other and fails a longer one
+    /// with EIO. (Ours stopped at 4 KiB with EPROTO.)
+    /// </summary>
+    [Theory]
+    [InlineData(5000)]
+    [InlineData(65000)]
+    [InlineData(65535)]
+    [InlineData(65536)]
+    [InlineData(65537)]
+    [InlineData(70000)]
+    [InlineData(300000)]
+    public void A_long_line_gets_the_errno_wireguard_go_gives_it(int length)
+    {
+        string request = "set=1\nlisten_port=" + new string('1', length - "listen_port=".Length) + "\n\n";
+        int? ours = UapiRawClient.Errno(UapiRawClient.Exchange(_ours.SocketPath, request));
+        int? theirs = UapiRawClient.Errno(UapiRawClient.Exchange(_theirs.SocketPath, request));
+        Assert.Equal(theirs, ours);
+        Assert.Equal(length >= UapiLineReader.MaxLineLength ? -UapiErrno.EIO : -UapiErrno.EINVAL, ours);
     }
 
     /// <summary>
@@ -179,4 +191,22 @@ public static class ValidUapiGenerators
 
     public static Arbitrary<ValidUapiSeries> Series() =>
         Gen.Choose(1, 3).SelectMany(n => Request.ArrayOf(n)).Select(static r => new ValidUapiSeries(r)).ToArbitrary();
+}
+
+/// <summary>
+/// Our server and wireguard-go's, started once for the class (each start of wireguard-go in its
+/// namespace takes about a second). Clean-up is <see cref="IDisposable"/>: FsCheck's property
+/// runner does not call IAsyncLifetime.DisposeAsync.
+/// </summary>
+public sealed class UapiServerPair : IDisposable
+{
+    internal UapiServerFixture Ours { get; } = UapiServerFixture.Start();
+
+    internal WireGuardGoUapi Theirs { get; } = WireGuardGoUapi.StartAsync().GetAwaiter().GetResult();
+
+    public void Dispose()
+    {
+        Ours.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        Theirs.DisposeAsync().AsTask().GetAwaiter().GetResult();
+    }
 }

@@ -4,11 +4,13 @@ namespace Firezone.Actors.Host.Uapi;
 
 /// <summary>
 /// Reads '\n'-terminated lines from a UAPI connection. Lines are capped so a client cannot make
-/// the daemon buffer without bound; the protocol's longest line is a key (64 hex) plus its name.
+/// the daemon buffer without bound (the protocol's longest line is a key, 64 hex, plus its name),
+/// at the length wireguard-go's bufio.Scanner takes (MaxScanTokenSize, 64 KiB): a longer line fails
+/// the request with EIO there ("failed to read input"), and here, so both answer the same errno.
 /// </summary>
 public sealed class UapiLineReader(Stream stream)
 {
-    public const int MaxLineLength = 4096;
+    public const int MaxLineLength = 64 * 1024;
 
     private readonly byte[] _buffer = new byte[4096];
     private int _start;
@@ -29,13 +31,18 @@ public sealed class UapiLineReader(Stream stream)
             {
                 Append(line, _start, newline - _start);
                 _start = newline + 1;
+                if (line.Length >= MaxLineLength)
+                {
+                    // bufio.Scanner's buffer must hold the line and its '\n'.
+                    throw new UapiException(UapiErrno.EIO, $"line of {MaxLineLength} bytes or more");
+                }
                 return line.ToString();
             }
             Append(line, _start, _end - _start);
             _start = _end = 0;
-            if (line.Length > MaxLineLength)
+            if (line.Length >= MaxLineLength)
             {
-                throw new UapiException(UapiErrno.EPROTO, $"line longer than {MaxLineLength} bytes");
+                throw new UapiException(UapiErrno.EIO, $"line of {MaxLineLength} bytes or more");
             }
             int read = await stream.ReadAsync(_buffer, cancellationToken).ConfigureAwait(false);
             if (read == 0)
