@@ -60,6 +60,28 @@ public sealed class UapiWireGuardGoComparisonTests(UapiServerPair servers) : ICl
     }
 
     /// <summary>
+    /// CRLF line ends in a set's body: wireguard-go's bufio.Scanner drops the '\r' (a "\r" line ends
+    /// the request); its operation line must end in a bare '\n'. (Ours refused "listen_port=5\r".)
+    /// </summary>
+    [Theory]
+    [InlineData("set=1\nlisten_port=5\r\nfwmark=3\r\n\r\n")]
+    [InlineData("set=1\nfwmark=5\r\n\n")]
+    [InlineData("set=1\nfwmark=5\r\r\n\n")]
+    [InlineData("set=1\r\nfwmark=5\n\n")]
+    public void CRLF_is_read_as_wireguard_go_reads_it(string request)
+    {
+        string ours = UapiRawClient.Exchange(_ours.SocketPath, request, shutdownWrite: true);
+        string theirs = UapiRawClient.Exchange(_theirs.SocketPath, request, shutdownWrite: true);
+        string ourState = Normalize(UapiRawClient.Exchange(_ours.SocketPath, "get=1\n\n"));
+        string theirState = Normalize(UapiRawClient.Exchange(_theirs.SocketPath, "get=1\n\n"));
+        UapiRawClient.Exchange(_ours.SocketPath, ResetRequest);
+        UapiRawClient.Exchange(_theirs.SocketPath, ResetRequest);
+        // wireguard-go closes on an unknown operation without a word; we answer EINVAL first.
+        Assert.Equal(UapiRawClient.Errno(theirs) ?? -UapiErrno.EINVAL, UapiRawClient.Errno(ours));
+        Assert.Equal(theirState, ourState);
+    }
+
+    /// <summary>
     /// Valid requests only, from small pools so that peers collide: prefixes that nest, repeat or
     /// differ only in host bits, peers removed, updated only, re-added, and the device's own key
     /// (a private key whose public key is one of the peers'). Several requests in a row, without a

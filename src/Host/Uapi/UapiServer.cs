@@ -298,6 +298,11 @@ public sealed class UapiServer : IAsyncDisposable
         while (true)
         {
             string? line = await reader.ReadLineAsync(token, keepPartialLastLine: true).ConfigureAwait(false);
+            if (line is not null && line.EndsWith('\r'))
+            {
+                // wireguard-go reads a set's body with bufio.Scanner, whose ScanLines drops the '\r' of a CRLF.
+                line = line[..^1];
+            }
             if (line is null || line.Length == 0)
             {
                 break;
