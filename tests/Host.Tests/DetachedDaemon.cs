@@ -38,6 +38,40 @@ internal sealed class DetachedDaemon : IAsyncDisposable
         return new DetachedDaemon(pid, socketPath);
     }
 
+    /// <summary>
+    /// A wireguard-go daemon serving <paramref name="socketPath"/> in <paramref name="inside"/>.
+    /// wireguard-go's parent opens the socket and hands it to the daemon it starts, then exits, so
+    /// SO_PEERCRED names a dead PID: then the daemon is the process of that namespace whose last
+    /// argument is the interface (it runs as <c>wireguard-go IFNAME</c>).
+    /// </summary>
+    public static async Task<DetachedDaemon> FromWireGuardGoSocketAsync(string socketPath, NetworkNamespace inside)
+    {
+        var launcher = FromSocket(socketPath);
+        if (launcher.IsRunning)
+        {
+            return launcher;
+        }
+        string name = Path.GetFileNameWithoutExtension(socketPath);
+        var pids = await ProcessRunner.RunAsync("ip", ["netns", "pids", inside.Name], timeout: TimeSpan.FromSeconds(15));
+        foreach (var line in pids.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            int pid = int.Parse(line, System.Globalization.CultureInfo.InvariantCulture);
+            try
+            {
+                string[] arguments = File.ReadAllText($"/proc/{pid}/cmdline").Split('\0', StringSplitOptions.RemoveEmptyEntries);
+                if (arguments.Length > 0 && arguments[^1] == name)
+                {
+                    return new DetachedDaemon(pid, socketPath);
+                }
+            }
+            catch (IOException)
+            {
+                // ended meanwhile
+            }
+        }
+        return launcher;
+    }
+
     /// <summary>True while the process runs (signal 0 checks existence; a zombie is not our child and is reaped by init).</summary>
     public bool IsRunning => LibC.kill(Pid, 0) == 0 && !IsZombie();
 

@@ -146,7 +146,7 @@ public sealed class MtuTests
             var go = await b.ExecAsync("wireguard-go", [wgo], timeout: TimeSpan.FromSeconds(30));
             if (File.Exists(UapiSocketPath.For(wgo)))
             {
-                goDaemon = DetachedDaemon.FromSocket(UapiSocketPath.For(wgo));
+                goDaemon = await DetachedDaemon.FromWireGuardGoSocketAsync(UapiSocketPath.For(wgo), b);
             }
             Assert.True(go.ExitCode == 0, go.Stderr);
             await OkAsync(b, "wg", "set", wgo, "private-key", keyFileB, "listen-port", "51012", "peer", publicA,

@@ -111,7 +111,7 @@ internal sealed class WireGuardGoPair : IAsyncDisposable
         var go = await B.ExecAsync("wireguard-go", [Theirs], timeout: TimeSpan.FromSeconds(30));
         if (File.Exists(UapiSocketPath.For(Theirs)))
         {
-            _go = DetachedDaemon.FromSocket(UapiSocketPath.For(Theirs));
+            _go = await DetachedDaemon.FromWireGuardGoSocketAsync(UapiSocketPath.For(Theirs), B);
         }
         Assert.True(go.ExitCode == 0, go.Stderr);
         await OkAsync(B, "wg", "set", Theirs, "private-key", keyFileB, "listen-port", Port(PortB), "peer", publicA,
