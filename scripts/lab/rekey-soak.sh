@@ -130,6 +130,9 @@ dump() {
   # UDP drops in each namespace (RcvbufErrors: a receiver that did not keep up)
   ip netns exec "$A" grep '^Udp:' /proc/net/snmp > "$OUT/udp-a-$1.txt"
   ip netns exec "$B" grep '^Udp:' /proc/net/snmp > "$OUT/udp-b-$1.txt"
+  # our peer counters (drops, ECN) and the packet buffers outstanding
+  if [[ $IMPL_A == ours ]]; then "$OURS" show "$IFA" > "$OUT/show-a-$1.txt" 2>&1 || true; fi
+  if [[ $IMPL_B == ours ]]; then "$OURS" show "$IFB" > "$OUT/show-b-$1.txt" 2>&1 || true; fi
 }
 
 # 1. soak

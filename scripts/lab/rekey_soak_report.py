@@ -239,6 +239,12 @@ def main(out):
               f"UDP RcvbufErrors a {ua.get('RcvbufErrors')} b {ub.get('RcvbufErrors')}, "
               f"SndbufErrors a {ua.get('SndbufErrors')} b {ub.get('SndbufErrors')}")
 
+    for s in "ab":
+        for when in ("soak", "idle", "keepalive"):
+            path = os.path.join(out, f"show-{s}-{when}.txt")
+            if os.path.exists(path):
+                m = re.search(r"packet buffers: (\d+)", read(path))
+                print(f"-- {label[s]} after {when}: {m.group(1) if m else '?'} packet buffers outstanding")
     if "idle_ping" in phases:
         for name in ("idle-ping.txt", "idle-ping-b.txt"):
             path = os.path.join(out, name)
