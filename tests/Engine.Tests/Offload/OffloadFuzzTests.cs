@@ -489,17 +489,6 @@ public class OffloadFuzzTests
         };
     }
 
-    private static void WritePartialChecksum(byte[] p, bool ipv6, int l4, byte protocol)
-    {
-        int at = l4 + (protocol == ProtocolTcp ? 16 : 6);
-        int addressLength = ipv6 ? 16 : 4;
-        var pseudo = new byte[2 * addressLength + 8];
-        p.AsSpan(ipv6 ? 8 : 12, 2 * addressLength).CopyTo(pseudo);
-        BinaryPrimitives.WriteUInt32BigEndian(pseudo.AsSpan(2 * addressLength), (uint)(p.Length - l4));
-        pseudo[2 * addressLength + 7] = protocol;
-        BinaryPrimitives.WriteUInt16BigEndian(p.AsSpan(at), (ushort)~Ipv4Checksum.Compute(pseudo));
-    }
-
     // ---- an independent check of one segment -------------------------------------------------
 
     /// <summary>

@@ -140,7 +140,13 @@ internal static class OffloadPackets
     public static byte[] AsPartial(byte[] fullChecksummed, bool ipv6, byte protocol)
     {
         var p = (byte[])fullChecksummed.Clone();
-        int l4 = ipv6 ? 40 : 20;
+        WritePartialChecksum(p, ipv6, ipv6 ? 40 : 20, protocol);
+        return p;
+    }
+
+    /// <summary>The transport checksum field as CHECKSUM_PARTIAL leaves it: the folded pseudo-header sum, for a transport header at <paramref name="l4"/>.</summary>
+    public static void WritePartialChecksum(byte[] p, bool ipv6, int l4, byte protocol)
+    {
         int at = l4 + (protocol == 6 ? 16 : 6);
         int addressLength = ipv6 ? 16 : 4;
         var pseudo = new byte[2 * addressLength + 8];
@@ -148,7 +154,6 @@ internal static class OffloadPackets
         BinaryPrimitives.WriteUInt32BigEndian(pseudo.AsSpan(2 * addressLength), (uint)(p.Length - l4));
         pseudo[2 * addressLength + 7] = protocol;
         BinaryPrimitives.WriteUInt16BigEndian(p.AsSpan(at), (ushort)~Ipv4Checksum.Compute(pseudo));
-        return p;
     }
 
     public static PacketBuffer[] ToBuffers(PacketBufferPool pool, params byte[][] packets)
