@@ -162,8 +162,8 @@ if [[ $IDLE -gt 0 ]]; then
     ip netns exec "$B" ping -D -c 1 -W 10 "$TUN_A" > "$OUT/idle-ping.txt" 2>&1 || true
   else
     # Both sides at once: both initiate, and the two handshakes cross (whitepaper section 6.1).
-    ip netns exec "$A" ping -D -c 20 -i 0.05 -W 10 "$TUN_B" > "$OUT/idle-ping.txt" 2>&1 & P1=$!
-    ip netns exec "$B" ping -D -c 20 -i 0.05 -W 10 "$TUN_A" > "$OUT/idle-ping-b.txt" 2>&1 & P2=$!
+    ip netns exec "$A" ping -D -c 20 -i 0.05 -W 10 "$TUN_B" > "$OUT/idle-ping.txt" 2>&1 & P1=$!; PIDS+=($P1)
+    ip netns exec "$B" ping -D -c 20 -i 0.05 -W 10 "$TUN_A" > "$OUT/idle-ping-b.txt" 2>&1 & P2=$!; PIDS+=($P2)
     wait "$P1" "$P2" || true
   fi
   sleep 3

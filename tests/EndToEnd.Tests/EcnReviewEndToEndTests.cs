@@ -31,8 +31,9 @@ public sealed class EcnReviewEndToEndTests(ITestOutputHelper output)
         SendUdp(lab, resource, count: 10, tos: 0x02);
         SendUdp(lab, resource, count: 10, tos: 0x01);
         SendUdp(lab, resource, count: 10, tos: 0xB8 | 0x02); // DSCP EF with ECT(0): the DSCP must survive, ECN turn CE
-        Thread.Sleep(500);
+        // Until the 30 packets that survive are counted at the gateway (a loaded machine may take a while).
         var after = lab.Counters();
+        lab.WaitUntil(() => (after = lab.Counters()).Since(before, Inner(Roles.Gateway, "udp", "ce")) >= 30, TimeSpan.FromSeconds(10));
         lab.Force("off");
         var gatewayAfter = lab.Gateway.FirezoneEcn();
         lab.Log($"IPv{inner} in IPv{underlay}: {after}; gateway {gatewayBefore} -> {gatewayAfter}");
@@ -64,8 +65,14 @@ public sealed class EcnReviewEndToEndTests(ITestOutputHelper output)
         SendUdp(lab, resource, count: 11, tos: 0x02);
         SendUdp(lab, resource, count: 12, tos: 0x03);
         SendUdp(lab, resource, count: 13, tos: 0xB8); // DSCP EF, Not-ECT: the outer DSCP stays 0
-        Thread.Sleep(500);
+        // Until all 46 are counted at the gateway's TUN (a loaded machine may take a while).
         var after = lab.Counters();
+        lab.WaitUntil(() =>
+        {
+            after = lab.Counters();
+            return after.Since(before, Inner(Roles.Gateway, "udp", "ect1")) + after.Since(before, Inner(Roles.Gateway, "udp", "ect0"))
+                + after.Since(before, Inner(Roles.Gateway, "udp", "ce")) + after.Since(before, Inner(Roles.Gateway, "udp", "notect")) >= 46;
+        }, TimeSpan.FromSeconds(10));
         lab.Log($"IPv{inner} in IPv{underlay}: {after}");
         // Outer as sent by the client (copy-in, RFC 6040 4.1 normal mode, CE copied as CE).
         Assert.Equal(10, after.Since(before, Outer("sent", "c2g", "ect1")));

@@ -71,7 +71,10 @@ internal sealed class WireGuardGoUapi : IAsyncDisposable
             {
                 await Task.Delay(20, CancellationToken.None);
             }
-            LibC.kill(pid, LibC.SIGKILL);
+            if (LibC.kill(pid, 0) == 0 && File.Exists($"/proc/{pid}/exe"))
+            {
+                LibC.kill(pid, LibC.SIGKILL); // still running after the bound (an ended PID may be another process's by now)
+            }
         }
         File.Delete(SocketPath);
         await _namespace.DisposeAsync();

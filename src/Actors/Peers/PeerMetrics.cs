@@ -40,7 +40,7 @@ internal sealed class PeerMetrics : IDisposable
         _meter.CreateObservableCounter("firezone.device.datagrams.invalid", () => device.DatagramsInvalidCount, "{datagram}", "Datagrams that are no WireGuard message");
         _meter.CreateObservableCounter("firezone.device.datagrams.unknown_receiver", () => device.DatagramsUnknownReceiverCount, "{datagram}", "Datagrams for an unknown receiver index");
         _meter.CreateObservableCounter("firezone.device.handshakes.dropped.queue_full", () => device.HandshakesQueueFullCount, "{datagram}", "Initiations dropped because the handshake queue was full (a flood)");
-        _meter.CreateObservableCounter("firezone.device.handshakes.rejected", () => device.HandshakesRejectedCount, "{datagram}", "Initiations refused by the mac1/mac2 check or for load (whitepaper 5.3)");
+        _meter.CreateObservableCounter("firezone.device.handshakes.rejected", () => device.HandshakesRejectedCount, "{datagram}", "Initiations refused by the mac1 check, or under load for want of a buffer for the cookie reply (whitepaper 5.3)");
         _meter.CreateObservableCounter("firezone.device.handshakes.unknown_peer", () => device.HandshakesUnknownPeerCount, "{datagram}", "Initiations that do not decrypt or come from no configured peer");
         _meter.CreateObservableCounter("firezone.device.handshakes.cookie_replies", () => device.CookieRepliesSentCount, "{datagram}", "Cookie replies sent under load (whitepaper 5.3)");
         _meter.CreateObservableCounter("firezone.device.datagrams.too_large", () => device.DatagramsTooLargeCount, "{datagram}", "Datagrams dropped on receive for want of a large enough buffer");

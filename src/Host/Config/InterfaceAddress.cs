@@ -19,7 +19,10 @@ public sealed record InterfaceAddress(IPAddress Address, int PrefixLength)
         text = text.Trim();
         int slash = text.IndexOf('/');
         string addressText = slash < 0 ? text : text[..slash];
-        if (addressText.Length == 0 || addressText.Contains('%') || !IpAddressText.TryParse(addressText, out var ip))
+        // wg-quick hands Address to ip(8) as written: IPv4 as ip reads it, IPv6 as inet_pton (which ip uses for it).
+        IPAddress ip = IPAddress.None;
+        if (addressText.Length == 0 || addressText.Contains('%')
+            || !(addressText.Contains(':') ? IpAddressText.TryParse(addressText, out ip) : IpAddressText.TryParseIpv4AsIpCommand(addressText, out ip)))
         {
             error = "an entry is not an address in CIDR notation";
             return false;

@@ -27,6 +27,33 @@ public static class IpAddressText
         return true;
     }
 
+    /// <summary>
+    /// An IPv4 address as ip(8) reads it for <c>ip address add</c> (iproute2's get_addr_ipv4), which
+    /// is what a wg-quick <c>Address</c> becomes: one to four dot-separated C numbers (a leading
+    /// <c>0x</c> is hex, a leading 0 octal), each at most 255, the missing parts zero. So "10.1" is
+    /// 10.1.0.0 and "010.0.0.1" is 8.0.0.1, as ip assigns them.
+    /// </summary>
+    public static bool TryParseIpv4AsIpCommand(string text, out IPAddress address)
+    {
+        address = IPAddress.None;
+        string[] parts = text.Split('.');
+        if (parts.Length > 4)
+        {
+            return false;
+        }
+        Span<byte> bytes = stackalloc byte[4];
+        for (int i = 0; i < parts.Length; i++)
+        {
+            if (!IpNumberText.TryParse(parts[i], out uint part) || part > 255)
+            {
+                return false;
+            }
+            bytes[i] = (byte)part;
+        }
+        address = new IPAddress(bytes);
+        return true;
+    }
+
     private static bool IsIPv6(string text)
     {
         foreach (char c in text)

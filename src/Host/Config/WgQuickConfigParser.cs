@@ -127,6 +127,12 @@ public sealed class WgQuickConfigParser
                 // before reading it (config.c), so "Endpoint = 192.0.2.1 : 51820" works there.
                 key = WithoutWhiteSpace(key);
                 value = WithoutWhiteSpace(value);
+                if (IsWgQuickKey(key))
+                {
+                    // "Ad dress" is none of wg-quick's keys (it trims only the ends of a key), so
+                    // wg-quick hands the line to wg, which refuses it: "Line unrecognized".
+                    throw Error(line, "a key with white space inside is none of wg-quick's keys, and wg does not know it either");
+                }
             }
             switch (_section)
             {
@@ -452,16 +458,17 @@ public sealed class WgQuickConfigParser
         private static bool IsWgQuickKey(string key) => key.ToLowerInvariant()
             is "address" or "mtu" or "dns" or "table" or "preup" or "predown" or "postup" or "postdown" or "saveconfig";
 
+        /// <summary>What wg's config.c takes out of a line: the C locale's isspace(3), not Unicode's spaces.</summary>
         private static string WithoutWhiteSpace(string text)
         {
-            if (!text.Any(char.IsWhiteSpace))
+            if (text.AsSpan().IndexOfAny(" \t\n\v\f\r") < 0)
             {
                 return text;
             }
             var kept = new System.Text.StringBuilder(text.Length);
             foreach (char c in text)
             {
-                if (!char.IsWhiteSpace(c))
+                if (c is not (' ' or '\t' or '\n' or '\v' or '\f' or '\r'))
                 {
                     kept.Append(c);
                 }
