@@ -20,10 +20,7 @@ pair_link fv-a fv-b 192.168.94.1 192.168.94.2 1500
 (umask 077; wg genkey > "$W/a"; wg genkey > "$W/b")
 ip netns exec "$A" "$OURS" -f fla0 --log-file "$W/ours.log" >/dev/null 2>&1 & PIDS+=($!)
 ip netns exec "$B" env WG_PROCESS_FOREGROUND=1 wireguard-go flb0 >/dev/null 2>&1 & PIDS+=($!)
-for _ in $(seq 100); do
-  [[ -S /var/run/wireguard/fla0.sock && -S /var/run/wireguard/flb0.sock ]] && break
-  sleep 0.1
-done
+pair_wait_uapi
 ip netns exec "$A" wg set fla0 private-key "$W/a" listen-port 51001 peer "$(wg pubkey < "$W/b")" endpoint 192.168.94.2:51002 allowed-ips 10.94.0.2/32
 ip netns exec "$B" wg set flb0 private-key "$W/b" listen-port 51002 peer "$(wg pubkey < "$W/a")" endpoint 192.168.94.1:51001 allowed-ips 10.94.0.1/32
 ip -n "$A" addr add 10.94.0.1/24 dev fla0; ip -n "$A" link set fla0 up

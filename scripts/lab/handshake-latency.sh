@@ -26,10 +26,7 @@ else
   ip netns exec "$A" "$RESPONDER" -f hla0 --log-file "$W/responder.log" >/dev/null 2>&1 & PIDS+=($!)
 fi
 ip netns exec "$B" env WG_PROCESS_FOREGROUND=1 wireguard-go hlb0 >/dev/null 2>&1 & PIDS+=($!)
-for _ in $(seq 100); do
-  [[ -S /var/run/wireguard/hla0.sock && -S /var/run/wireguard/hlb0.sock ]] && break
-  sleep 0.1
-done
+pair_wait_uapi
 PA=$(wg pubkey < "$W/a"); PB=$(wg pubkey < "$W/b")
 ip netns exec "$A" wg set hla0 private-key "$W/a" listen-port 51001 peer "$PB" allowed-ips 10.95.0.2/32
 ip netns exec "$B" wg set hlb0 private-key "$W/b" listen-port 51002 peer "$PA" endpoint 192.168.95.1:51001 allowed-ips 10.95.0.1/32

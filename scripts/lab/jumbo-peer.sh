@@ -21,10 +21,7 @@ pair_link jv-a jv-b 192.168.93.1 192.168.93.2 9000
 (umask 077; wg genkey > "$W/a.key"; wg genkey > "$W/b.key")
 ip netns exec "$A" "$OURS" -f jmba0 --log-file "$W/ours.log" >/dev/null 2>&1 & PIDS+=($!)
 ip netns exec "$B" env WG_PROCESS_FOREGROUND=1 wireguard-go jmbb0 >/dev/null 2>&1 & PIDS+=($!)
-for _ in $(seq 100); do
-  [[ -S /var/run/wireguard/jmba0.sock && -S /var/run/wireguard/jmbb0.sock ]] && break
-  sleep 0.1
-done
+pair_wait_uapi
 ip netns exec "$A" wg set jmba0 private-key "$W/a.key" listen-port 51001 peer "$(wg pubkey < "$W/b.key")" \
   endpoint 192.168.93.2:51002 allowed-ips 10.93.0.2/32
 ip netns exec "$B" wg set jmbb0 private-key "$W/b.key" listen-port 51002 peer "$(wg pubkey < "$W/a.key")" \

@@ -7,6 +7,7 @@
 #                                    UAPI sockets of IF_A and IF_B and W, also on failure
 #   pair_link VETH_A VETH_B ADDR_A ADDR_B MTU
 #                                    a veth pair between them with those /24 addresses and MTU
+#   pair_wait_uapi                   waits (up to 10 s) until both daemons serve their UAPI sockets
 
 PAIR_REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
@@ -48,4 +49,12 @@ pair_link() {
   ip -n "$PAIR_B" addr add "$4/24" dev "$2"
   ip -n "$PAIR_A" link set "$1" mtu "$5" up
   ip -n "$PAIR_B" link set "$2" mtu "$5" up
+}
+
+pair_wait_uapi() {
+  local _
+  for _ in $(seq 100); do
+    [[ -S "/var/run/wireguard/$PAIR_IF_A.sock" && -S "/var/run/wireguard/$PAIR_IF_B.sock" ]] && return 0
+    sleep 0.1
+  done
 }

@@ -86,10 +86,7 @@ start_daemon() {
 }
 start_daemon "$A" "$IFA" "$IMPL_A" a
 start_daemon "$B" "$IFB" "$IMPL_B" b
-for _ in $(seq 100); do
-  [[ -S /var/run/wireguard/$IFA.sock && -S /var/run/wireguard/$IFB.sock ]] && break
-  sleep 0.1
-done
+pair_wait_uapi
 (umask 077; wg genkey > "$W/a"; wg genkey > "$W/b")
 PUB_A=$(wg pubkey < "$W/a"); PUB_B=$(wg pubkey < "$W/b")
 ip netns exec "$A" wg set "$IFA" private-key "$W/a" listen-port 51001 peer "$PUB_B" endpoint "$ADDR_B:51002" allowed-ips "$TUN_B/32"

@@ -18,11 +18,7 @@ public sealed class EcnReviewEndToEndTests(ITestOutputHelper output)
     [MemberData(nameof(Families))]
     public void RouterForcesCe_NotEctDropped_EctArrivesCe_CountersAgree(int underlay, int inner)
     {
-        using var lab = Lab.Up(output, TimeSpan.FromSeconds(60), underlay);
-        lab.Gateway.Start(Implementations.FirezoneTunnel);
-        lab.Client.Start(Implementations.FirezoneTunnel);
-        string resource = Addresses.Resource(inner);
-        Assert.True(lab.Ping(Roles.Client, resource, 1), "no ping through the tunnel before the test");
+        using var lab = TunnelUp(underlay, inner, out string resource);
 
         var gatewayBefore = lab.Gateway.FirezoneEcn();
         var before = lab.Counters();
@@ -54,11 +50,7 @@ public sealed class EcnReviewEndToEndTests(ITestOutputHelper output)
     [MemberData(nameof(Families))]
     public void OuterCodepointIsACopyOfTheInner_ForEveryCodepoint(int underlay, int inner)
     {
-        using var lab = Lab.Up(output, TimeSpan.FromSeconds(60), underlay);
-        lab.Gateway.Start(Implementations.FirezoneTunnel);
-        lab.Client.Start(Implementations.FirezoneTunnel);
-        string resource = Addresses.Resource(inner);
-        Assert.True(lab.Ping(Roles.Client, resource, 1), "no ping through the tunnel before the test");
+        using var lab = TunnelUp(underlay, inner, out string resource);
 
         var before = lab.Counters();
         SendUdp(lab, resource, count: 10, tos: 0x01);
@@ -83,6 +75,25 @@ public sealed class EcnReviewEndToEndTests(ITestOutputHelper output)
         Assert.Equal(11, after.Since(before, Inner(Roles.Gateway, "udp", "ect0")));
         Assert.Equal(12, after.Since(before, Inner(Roles.Gateway, "udp", "ce")));
         Assert.Equal(13, after.Since(before, Inner(Roles.Gateway, "udp", "notect")));
+    }
+
+    /// <summary>A lab on the <paramref name="underlay"/> family with firezone-tunnel at both ends, pinged once through to the resource.</summary>
+    private Lab TunnelUp(int underlay, int inner, out string resource)
+    {
+        var lab = Lab.Up(output, TimeSpan.FromSeconds(60), underlay);
+        try
+        {
+            lab.Gateway.Start(Implementations.FirezoneTunnel);
+            lab.Client.Start(Implementations.FirezoneTunnel);
+            resource = Addresses.Resource(inner);
+            Assert.True(lab.Ping(Roles.Client, resource, 1), "no ping through the tunnel before the test");
+            return lab;
+        }
+        catch
+        {
+            lab.Dispose();
+            throw;
+        }
     }
 
     private static void SendUdp(Lab lab, string address, int count, int tos) =>

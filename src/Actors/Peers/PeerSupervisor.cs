@@ -44,10 +44,8 @@ public sealed class PeerSupervisor : UntypedActor
     private TimeSpan _loadWindowStart;
     private int _handshakesInWindow;
     private LogRateLimit _droppedInitiationLog;
-    private LogRateLimit _queueFullLog;
-    private long _queueFullLogged;
-    private LogRateLimit _cookieReplyLog;
-    private long _cookieRepliesLogged;
+    private CountedLogRateLimit _queueFullLog;
+    private CountedLogRateLimit _cookieReplyLog;
 
     /// <summary>At most one line this often, for the whole tunnel, about initiations dropped before any peer (anyone can send them).</summary>
     private static readonly TimeSpan DroppedInitiationLogInterval = TimeSpan.FromSeconds(10);
@@ -485,11 +483,10 @@ public sealed class PeerSupervisor : UntypedActor
     private void LogCookieReplies(TimeSpan now)
     {
         long sent = Interlocked.Read(ref _counters.CookieRepliesSent);
-        if (sent == _cookieRepliesLogged || !_cookieReplyLog.TryTake(now, DroppedInitiationLogInterval))
+        if (!_cookieReplyLog.TryTake(sent, now, DroppedInitiationLogInterval))
         {
             return;
         }
-        _cookieRepliesLogged = sent;
         _log.Warning("under load (more than {HandshakesPerSecond} handshake initiations a second): answering initiations that carry no valid cookie with a cookie reply; {CookieReplyCount} cookie replies sent so far",
             _options.HandshakesPerSecondUnderLoad, sent);
     }
@@ -501,11 +498,10 @@ public sealed class PeerSupervisor : UntypedActor
     private void LogHandshakeQueueFull(TimeSpan now)
     {
         long dropped = Interlocked.Read(ref _counters.HandshakesQueueFull);
-        if (dropped == _queueFullLogged || !_queueFullLog.TryTake(now, DroppedInitiationLogInterval))
+        if (!_queueFullLog.TryTake(dropped, now, DroppedInitiationLogInterval))
         {
             return;
         }
-        _queueFullLogged = dropped;
         _log.Warning("{DroppedCount} handshake initiations dropped so far: more arrived than the handshake queue holds ({QueueSize}; a flood, or too slow a machine)",
             dropped, Socket.SocketIO.MaxQueuedHandshakes);
     }

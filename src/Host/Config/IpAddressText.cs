@@ -76,16 +76,9 @@ public static class IpAddressText
         }
         foreach (var part in parts)
         {
-            if (part.Length is 0 or > 3 || (part.Length > 1 && part[0] == '0'))
+            if (part.Length > 3 || (part.Length > 1 && part[0] == '0') || !DecimalText.IsDigits(part))
             {
                 return false;
-            }
-            foreach (char c in part)
-            {
-                if (!char.IsAsciiDigit(c))
-                {
-                    return false;
-                }
             }
             if (int.Parse(part, System.Globalization.CultureInfo.InvariantCulture) > 255)
             {
