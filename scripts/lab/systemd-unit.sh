@@ -333,11 +333,22 @@ check "both instances active, both sockets present" sh_c "systemctl is-active --
 check "wg1: MTU 1380, address 10.78.0.1/24" sh_c "ip -o link show wg1 | grep -q 'mtu 1380' && ip -o addr show dev wg1 | grep -q 'inet 10.78.0.1/24'"
 check "wg1 gateway: nftables table inet firezone-tunnel-wg1, ip_forward 1" sh_c "nft list table inet firezone-tunnel-wg1 >/dev/null && [ \$(sysctl -n net.ipv4.ip_forward) = 1 ]"
 check "ping 10.78.0.2 through wg1" ping_c 10.78.0.2
+check "wg1 recorded what outlives it (nftables table, forwarding) in /run/firezone-tunnel/wg1.json, mode 0600" \
+  sh_c "test -s /run/firezone-tunnel/wg1.json && [ \$(stat -c %a /run/firezone-tunnel/wg1.json) = 600 ]"
+pidg=$(mainpid wg1)
+in_c kill -9 "$pidg"
+if wait_for 15 sh_c "p=\$(systemctl show -P MainPID $(unit wg1)); [ \$p != 0 ] && [ \$p != $pidg ] && systemctl is-active --quiet $(unit wg1)"; then
+  pass "wg1 (gateway) restarted by systemd after SIGKILL (PID $pidg -> $(mainpid wg1))"
+else
+  fail "wg1 not restarted after SIGKILL" "$(in_c systemctl status --no-pager -n 20 "$(unit wg1)")"
+fi
+check "after the restart: the killed gateway's leftovers removed (logged), one nftables table, ip_forward 1, ping" \
+  sh_c "journalctl -b -o cat -u $(unit wg1) | grep -q 'wg1.json is left by an instance of wg1 that did not stop cleanly' && [ \$(nft list tables | grep -c 'inet firezone-tunnel-wg1\$') = 1 ] && [ \$(sysctl -n net.ipv4.ip_forward) = 1 ] && ping -c 2 -i 0.2 -W 2 10.78.0.2 >/dev/null"
 t0=$(date +%s%N); out=$(in_c systemctl stop "$(unit wg1)" 2>&1); rc=$?; t1=$(date +%s%N)
 check "systemctl stop firezone-tunnel@wg1 ($(( (t1 - t0) / 1000000 )) ms) exits 0, Result=success, main process exit status 0" \
   test "$rc $(prop wg1 Result) $(prop wg1 ExecMainStatus) $(prop wg1 ActiveState)" = "0 success 0 inactive"
-check "after stopping wg1: its socket and link are gone, nftables table gone, ip_forward back to $fwd_before" \
-  sh_c "! test -e /run/wireguard/wg1.sock && ! ip link show wg1 >/dev/null 2>&1 && ! nft list table inet firezone-tunnel-wg1 >/dev/null 2>&1 && [ \$(sysctl -n net.ipv4.ip_forward) = $fwd_before ]"
+check "after stopping wg1: its socket, link, nftables table and wg1.json gone, ip_forward back to $fwd_before (the value before the killed instance)" \
+  sh_c "! test -e /run/wireguard/wg1.sock && ! test -e /run/firezone-tunnel/wg1.json && ! ip link show wg1 >/dev/null 2>&1 && ! nft list table inet firezone-tunnel-wg1 >/dev/null 2>&1 && [ \$(sysctl -n net.ipv4.ip_forward) = $fwd_before ]"
 check "after stopping wg1: /run/wireguard kept, wg0's socket kept, wg0 still answers and pings" \
   sh_c "test -d /run/wireguard && test -S /run/wireguard/wg0.sock && wg show wg0 >/dev/null && ping -c 2 -i 0.2 -W 2 10.77.0.2 >/dev/null"
 check "wg1's stop logged at Information only (no Error in its journal)" sh_c "! journalctl -b -u $(unit wg1) -p err -o cat | grep -q ."
@@ -436,7 +447,8 @@ echo "== an Endpoint host name that does not resolve (yet): retried"
 sh_c "sed 's/^Endpoint = .*/Endpoint = nowhere.invalid:51820/' /etc/wireguard/wg0.conf > /etc/wireguard/wgdns.conf"
 in_c systemctl start "$(unit wgdns)" >/dev/null 2>&1
 if wait_for 15 sh_c "[ \$(systemctl show -P NRestarts $(unit wgdns)) -ge 2 ]"; then
-  pass "wgdns restarted by systemd (exit status $(prop wgdns ExecMainStatus), NRestarts $(prop wgdns NRestarts)): the name may resolve later"
+  check "wgdns restarted by systemd (NRestarts $(prop wgdns NRestarts)) after exit status 1 and the FILE:LINE line: the name may resolve later" \
+    sh_c "journalctl -b -o cat -u $(unit wgdns) | grep -q 'status=1/FAILURE' && journalctl -b -o cat -p err -u $(unit wgdns) | grep -q '^/etc/wireguard/wgdns.conf:[0-9]*: Endpoint: cannot resolve the host name'"
 else
   fail "wgdns not retried" "$(in_c systemctl status --no-pager "$(unit wgdns)")"
 fi
