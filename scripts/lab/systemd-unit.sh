@@ -4,7 +4,7 @@
 # the unit as the README says, and checks every claim of the unit and of README "As a service",
 # printing PASS/FAIL lines and a summary. Exit code 0 when every check passed.
 #
-#   bash scripts/lab/systemd-unit.sh [--rebuild] [--keep]      (root; about 2 minutes with a cached rootfs)
+#   bash scripts/lab/systemd-unit.sh [--rebuild] [--keep]      (root; about 40 s with the cached rootfs, 1.5 min with --rebuild)
 #
 # --rebuild  debootstrap the Debian rootfs again (cached in $FZ_SYSTEMD_ROOTFS,
 #            default /var/tmp/firezone-systemd-rootfs; needs http://deb.debian.org/debian)
