@@ -137,7 +137,7 @@ public static class CommandLine
             catch (ConfigException e)
             {
                 Console.Error.WriteLine(e.Message);
-                return Task.FromResult(1);
+                return Task.FromResult(e.Transient ? 1 : ConfigMistakeExitCode);
             }
             if (!TryLogOptions(result.GetValue(logFile), result.GetValue(logLevel)!, name, out var log)
                 || !TryReplyPoll(result.GetValue(replyPoll), out var replyPollMax)
@@ -251,6 +251,12 @@ public static class CommandLine
         }
     }
 
+    /// <summary>
+    /// Exit code of <c>up</c> for a mistake in the file: EX_CONFIG (sysexits.h), which the systemd unit
+    /// does not restart on (RestartPreventExitStatus), since every start would fail the same way.
+    /// </summary>
+    public const int ConfigMistakeExitCode = 78;
+
     public const string ReplyPollVariable = "FIREZONE_REPLY_POLL_US";
 
     public const string NoUdpCoalescingVariable = "FIREZONE_NO_UDP_COALESCING";
@@ -297,6 +303,7 @@ public static class CommandLine
             FilePath = file ?? LogOptions.DefaultFileFor(interfaceName),
             MinimumLevel = parsed,
             HumanConsole = !Console.IsOutputRedirected,
+            JournalConsole = JournalStream.IsConnected(1),
         };
         return true;
     }

@@ -425,7 +425,7 @@ public sealed class WgQuickConfigParser
             var addresses = resolver.Resolve(host);
             if (addresses.Count == 0)
             {
-                throw Error(line, "Endpoint: cannot resolve the host name");
+                throw new ConfigException(path, line, "Endpoint: cannot resolve the host name") { Transient = true };
             }
             // Prefer IPv4 as wg(8) effectively does on most systems (getaddrinfo's RFC 6724 order
             // puts IPv4 first when there is no global IPv6 route).
