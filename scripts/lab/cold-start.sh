@@ -45,7 +45,7 @@ for t in $(seq "$TRIES"); do
   # The peer forgets the last daemon's session, so its next packet starts a handshake with this one.
   ip netns exec "$B" wg set csb0 peer "$PA" remove
   ip netns exec "$B" wg set csb0 peer "$PA" endpoint 192.168.96.1:51001 allowed-ips 10.96.0.1/32
-  first=$(rtt); second=$(rtt)
+  first=$(rtt || true); second=$(rtt || true)
   echo "try $t: UAPI socket after ${socket_ms} ms, configured after ${configured_ms} ms, first ping ${first:-lost}, second ${second:-lost}"
   kill "$p"; wait "$p" 2>/dev/null || true
   for _ in $(seq 100); do ip -n "$A" link show csa0 >/dev/null 2>&1 || break; sleep 0.05; done

@@ -108,7 +108,9 @@ fi
 DOTNET_DIR=$(dirname "$(readlink -f "$(command -v dotnet)")")
 [[ -x $DOTNET_DIR/dotnet && -d $DOTNET_DIR/shared/Microsoft.NETCore.App ]] || { echo "no .NET runtime found ($DOTNET_DIR)" >&2; exit 1; }
 log "dotnet publish src/Host -c Release ($(git -C "$REPO" rev-parse --short HEAD 2>/dev/null))"
-if ! dotnet publish "$REPO/src/Host" -c Release -o "$RUN/publish" > "$RUN/publish.log" 2>&1; then
+# Its own bin and obj (--artifacts-path): a publish's restore (ReadyToRun, a RID) would otherwise
+# rewrite src/Host/obj/project.assets.json under a build or test running in the same tree.
+if ! dotnet publish "$REPO/src/Host" -c Release -o "$RUN/publish" --artifacts-path "$RUN/artifacts" > "$RUN/publish.log" 2>&1; then
   tail -20 "$RUN/publish.log"; exit 1
 fi
 

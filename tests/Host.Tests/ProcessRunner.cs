@@ -40,11 +40,18 @@ internal static class ProcessRunner
         try
         {
             await process.WaitForExitAsync(cts.Token);
+            // A grandchild that inherited the pipes (an MSBuild node left for reuse, a daemon) keeps
+            // them open after the process exits: the reads are bounded too.
+            await Task.WhenAll(stdout, stderr).WaitAsync(cts.Token);
         }
         catch (OperationCanceledException)
         {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{file} {string.Join(' ', start.ArgumentList)} did not finish in time");
+            string what = process.HasExited ? "left its output open (a child still holds it)" : "did not finish in time";
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+            throw new TimeoutException($"{file} {string.Join(' ', start.ArgumentList)} {what}");
         }
         return new Result(process.ExitCode, await stdout, await stderr);
     }

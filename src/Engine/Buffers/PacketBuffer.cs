@@ -22,8 +22,12 @@ public sealed class PacketBuffer
     internal readonly byte[] Array;
     internal int LeaseState; // 0 = in pool, 1 = rented; guarded with Interlocked for double-return detection
 
-    // The Device that left a handshake's intermediate state at the end of the array (see
-    // WireGuard/InitiationStash.cs), or null. Cleared, and the state zeroed, when the buffer changes owner.
+    /// <summary>Bytes at the end of the array that may hold a secret a later stage takes (see WireGuard/InitiationStash.cs).</summary>
+    internal const int SecretTailSize = 176;
+
+    // Who left a secret in the last SecretTailSize bytes of the array (the Device that decrypted an
+    // initiation, for the peer the buffer moves to), or null. Forgotten, and the bytes zeroed, when
+    // it is taken, when the buffer is reset and when it goes back to its pool.
     internal object? StashOwner;
 
     internal PacketBuffer(PacketBufferPool pool, byte[] array)
@@ -82,8 +86,15 @@ public sealed class PacketBuffer
         Endpoint = default;
         if (StashOwner is not null)
         {
-            WireGuard.InitiationStash.Clear(this);
+            ForgetSecretTail();
         }
+    }
+
+    /// <summary>Zeroes the secret tail and forgets its owner.</summary>
+    internal void ForgetSecretTail()
+    {
+        StashOwner = null;
+        System.Security.Cryptography.CryptographicOperations.ZeroMemory(Array.AsSpan(Math.Max(0, Array.Length - SecretTailSize)));
     }
 
     /// <summary>Gives the buffer back to its pool. The caller must not touch it afterwards.</summary>

@@ -105,7 +105,7 @@ public sealed class PacketBufferPool
         if (buffer.StashOwner is not null)
         {
             // No secret waits in the pool for the next renter (a dropped initiation's chain key).
-            WireGuard.InitiationStash.Clear(buffer);
+            buffer.ForgetSecretTail();
         }
         Interlocked.Decrement(ref _outstanding);
         lock (_gate)

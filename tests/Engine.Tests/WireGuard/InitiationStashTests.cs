@@ -9,7 +9,7 @@ namespace Firezone.Actors.Engine.Tests.WireGuard;
 /// </summary>
 public sealed class InitiationStashTests
 {
-    private const int StashSize = 96;
+    private const int StashSize = PacketBuffer.SecretTailSize;
 
     /// <summary>A's first initiation to B, in a buffer of B's pool, admitted by B's device.</summary>
     private static PacketBuffer InitiationAtB(WireHarness wire)
@@ -70,7 +70,7 @@ public sealed class InitiationStashTests
         Assert.True(wire.B.Device.TryIdentifyInitiator(initiation, out _));
         // Spoil the chain key the device left: a peer that used it cannot open msg.timestamp, so the
         // rejection shows the peer took it rather than computing DH(S_priv_r, E_pub_i) again.
-        initiation.Memory[^StashSize] ^= 1;
+        initiation.Memory[^StashSize] ^= 1; // the first byte of the stashed Ci
         Assert.Equal(HandshakeResult.Rejected, wire.B.Peer.HandleHandshakeMessage(initiation, wire.Now));
         Assert.True(StashIsZero(initiation));
         initiation.Return();
@@ -97,7 +97,7 @@ public sealed class InitiationStashTests
     }
 
     [Fact]
-    public void State_from_a_device_with_another_key_does_not_let_a_peer_accept_an_initiation_it_cannot_decrypt()
+    public void An_initiation_made_for_another_key_is_refused_whatever_state_its_buffer_carries()
     {
         using var wire = new WireHarness(seed: 80);
         // C initiates to its own responder device D; D identifies it and leaves the state. The buffer
@@ -123,6 +123,30 @@ public sealed class InitiationStashTests
         Assert.False(peerBtoC.PollTransmit(out _));
         peerCtoD.Dispose();
         peerBtoC.Dispose();
+    }
+
+    [Fact]
+    public void State_left_for_another_message_is_not_taken()
+    {
+        using var wire = new WireHarness(seed: 83);
+        var first = InitiationAtB(wire);
+        Assert.True(wire.B.Device.TryIdentifyInitiator(first, out _));
+        // A second initiation of A (a new ephemeral key) written over the first without a Reset: the
+        // state left for the first must not be used for it. The peer decrypts the second itself.
+        wire.Now += TimeSpan.FromSeconds(6);
+        wire.A.Peer.HandleTimeout(wire.Now); // REKEY_TIMEOUT: A retries with a new initiation
+        Assert.True(wire.A.Peer.PollTransmit(out var second));
+        Assert.Equal(MessageHeader.InitiationSize, second.Length);
+        Assert.False(second.Data.SequenceEqual(first.Data));
+        second.Data.CopyTo(first.Data);
+        second.Return();
+        Assert.NotNull(first.StashOwner);
+        Assert.Equal(HandshakeResult.Accepted, wire.B.Peer.HandleHandshakeMessage(first, wire.Now));
+        Assert.Null(first.StashOwner);
+        Assert.True(StashIsZero(first));
+        first.Return();
+        Assert.True(wire.B.Peer.PollTransmit(out var response));
+        response.Return();
     }
 
     [Fact]
