@@ -36,7 +36,16 @@ public sealed class WgQuickConfigParser
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new ConfigException(path, 0, $"cannot read the file: {e.Message}");
+            // .NET's texts repeat the path and say "Access to the path is denied" for a directory,
+            // even to root: name the reason the way cat(1) would.
+            string reason = e switch
+            {
+                _ when Directory.Exists(path) => "is a directory, not a configuration file",
+                FileNotFoundException or DirectoryNotFoundException => "no such file",
+                UnauthorizedAccessException => "permission denied",
+                _ => e.Message,
+            };
+            throw new ConfigException(path, 0, $"cannot read the file: {reason}");
         }
         return Parse(path, text);
     }

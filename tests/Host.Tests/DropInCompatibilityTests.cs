@@ -1,0 +1,185 @@
+using Firezone.Actors.Host.Logging;
+using Firezone.Actors.Host.Uapi;
+using Serilog.Events;
+
+namespace Firezone.Actors.Host.Tests;
+
+/// <summary>
+/// What a wireguard-go administrator runs into when the same set-up starts firezone-tunnel
+/// instead: an environment wg-quick passes on unchanged, a hang-up, nohup, a file system the log
+/// cannot be written to, a config path that is a directory. Every daemon runs in a namespace of
+/// the test's own and is stopped by its PID.
+/// </summary>
+public sealed class DropInCompatibilityTests
+{
+    private const int SIGHUP = 1;
+    private const int SIGTERM = 15;
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(15);
+    private static readonly string Executable = DaemonProcess.Executable;
+
+    private static string UniqueName() => "fzu" + Guid.NewGuid().ToString("N")[..8];
+
+    /// <summary>
+    /// LOG_LEVEL is a name many programs read; wireguard-go runs at its default with a word it
+    /// does not know, so `LOG_LEVEL=warn wg-quick up wg0` worked with it and must work here: one
+    /// line on stderr (said by the parent only, not again by the detached child), exit 0, running.
+    /// </summary>
+    [Fact]
+    public async Task A_LOG_LEVEL_word_that_is_no_level_does_not_stop_a_detached_daemon()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UniqueName();
+        string log = Path.Combine(Path.GetTempPath(), $"fzt-{name}.log");
+        DetachedDaemon? daemon = null;
+        try
+        {
+            var parent = await ns.ExecAsync(Executable, [name, "--log-file", log],
+                environment: new Dictionary<string, string> { ["WG_PROCESS_FOREGROUND"] = "", ["LOG_LEVEL"] = "loud" }, timeout: TimeSpan.FromSeconds(30));
+            if (File.Exists(UapiSocketPath.For(name)))
+            {
+                daemon = DetachedDaemon.FromSocket(UapiSocketPath.For(name));
+            }
+            Assert.True(parent.ExitCode == 0, parent.Stderr);
+            Assert.Equal("firezone-tunnel: LOG_LEVEL 'loud' is not trace, debug, info, warning, error or silent: logging at info\n", parent.Stderr);
+            Assert.NotNull(daemon);
+            Assert.True(await ns.HasLinkAsync(name));
+            Assert.Contains("running interface " + name, await File.ReadAllTextAsync(log)); // at info
+        }
+        finally
+        {
+            if (daemon is not null)
+            {
+                await daemon.DisposeAsync();
+            }
+            File.Delete(UapiSocketPath.For(name));
+            File.Delete(log);
+        }
+    }
+
+    /// <summary>--log-level given on the command line is still checked strictly (a typo there is the user's own).</summary>
+    [Fact]
+    public async Task A_log_level_option_that_is_no_level_is_still_a_usage_error()
+    {
+        var result = await ProcessRunner.RunAsync(Executable, ["--log-level", "loud", "wg0"],
+            environment: new Dictionary<string, string> { ["LOG_LEVEL"] = "debug" }, timeout: TimeSpan.FromSeconds(30));
+        Assert.Equal(2, result.ExitCode);
+        Assert.Equal("firezone-tunnel: unknown log level 'loud': use trace, debug, info, warning, error or silent (see --help)\n", result.Stderr);
+    }
+
+    [Theory]
+    [InlineData("warn", LogEventLevel.Warning)]
+    [InlineData("WARNING", LogEventLevel.Warning)]
+    [InlineData("verbose", LogEventLevel.Debug)]
+    public void Common_spellings_of_a_level_are_taken(string word, LogEventLevel expected)
+    {
+        Assert.True(LogOptions.TryParseLevel(word, out var level));
+        Assert.Equal(expected, level);
+    }
+
+    /// <summary>
+    /// wg-quick passes no options, so a default log file that cannot be written (a read-only
+    /// /var/log, here a read-only tmpfs over it in a mount namespace of the test's own) must not
+    /// stop `wg-quick up`, which works with wireguard-go (no log file at all): the parent says so
+    /// in one line naming the file and the reason, exits 0, and the daemon serves.
+    /// </summary>
+    [Fact]
+    public async Task A_default_log_file_that_cannot_be_written_does_not_stop_a_detached_daemon()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UniqueName();
+        DetachedDaemon? daemon = null;
+        try
+        {
+            var parent = await ns.ExecAsync("unshare", ["-m", "sh", "-c", $"mount -t tmpfs -o ro none /var/log && exec {Executable} {name}"],
+                environment: new Dictionary<string, string> { ["WG_PROCESS_FOREGROUND"] = "" }, timeout: TimeSpan.FromSeconds(30));
+            if (File.Exists(UapiSocketPath.For(name)))
+            {
+                daemon = DetachedDaemon.FromSocket(UapiSocketPath.For(name));
+            }
+            Assert.True(parent.ExitCode == 0, parent.Stderr);
+            Assert.Equal($"firezone-tunnel: /var/log/firezone-tunnel/{name}.log: cannot create the log file's directory /var/log/firezone-tunnel: Read-only file system; running without a log file\n", parent.Stderr);
+            Assert.NotNull(daemon);
+            Assert.Equal(0, (await ProcessRunner.WgAsync("show", name)).ExitCode);
+            Assert.False(File.Exists($"/var/log/firezone-tunnel/{name}.log"));
+        }
+        finally
+        {
+            if (daemon is not null)
+            {
+                await daemon.DisposeAsync();
+            }
+            File.Delete(UapiSocketPath.For(name));
+        }
+    }
+
+    /// <summary>A --log-file the user named and that cannot be opened stays an error: one line naming it, exit 1, nothing created.</summary>
+    [Fact]
+    public async Task A_log_file_option_whose_directory_cannot_be_made_is_one_line_naming_it()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UniqueName();
+        // A regular file where the directory should be: mkdir(2) fails (ENOTDIR/EEXIST), even for root.
+        string blocker = Path.Combine(Path.GetTempPath(), $"fzt-{name}-file");
+        await File.WriteAllTextAsync(blocker, "");
+        try
+        {
+            var result = await ns.ExecAsync(Executable, ["-f", name, "--log-file", Path.Combine(blocker, "sub", "x.log")], timeout: TimeSpan.FromSeconds(30));
+            Assert.Equal(1, result.ExitCode);
+            Assert.StartsWith($"firezone-tunnel: {blocker}/sub/x.log: cannot create the log file's directory {blocker}/sub: ", result.Stderr);
+            Assert.Single(result.Stderr.TrimEnd('\n').Split('\n'));
+            Assert.False(File.Exists(UapiSocketPath.For(name)));
+            Assert.False(await ns.HasLinkAsync(name));
+        }
+        finally
+        {
+            File.Delete(blocker);
+            File.Delete(UapiSocketPath.For(name));
+        }
+    }
+
+    /// <summary>
+    /// Under nohup (SIGHUP ignored when the daemon starts) a hang-up must not stop it, as nohup
+    /// promises: it keeps serving, and SIGTERM still stops it cleanly.
+    /// </summary>
+    [Fact]
+    public async Task Under_nohup_a_hang_up_does_not_stop_the_daemon()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UniqueName();
+        await using var daemon = DaemonProcess.StartUnder(ns, name, ["env", "--ignore-signal=HUP"], "-f", name);
+        await daemon.WaitReadyAsync();
+        daemon.Signal(SIGHUP);
+        // Two UAPI round trips after the signal: a daemon stopping on it would be removing its socket.
+        Assert.Equal(0, (await ProcessRunner.WgAsync("show", name)).ExitCode);
+        Assert.Equal(0, (await ProcessRunner.WgAsync("set", name, "listen-port", "0")).ExitCode);
+        Assert.True(File.Exists(daemon.SocketPath));
+        Assert.DoesNotContain($"Interface {name} stopped", await File.ReadAllTextAsync(daemon.LogFile));
+        daemon.Signal(SIGTERM);
+        Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+    }
+
+    [Fact]
+    public async Task A_config_path_that_is_a_directory_is_named_as_one()
+    {
+        var directory = Directory.CreateTempSubdirectory("fzt-conf");
+        try
+        {
+            var result = await ProcessRunner.RunAsync(Executable, ["up", "--config", directory.FullName, "--interface", UniqueName()], timeout: TimeSpan.FromSeconds(30));
+            Assert.Equal(1, result.ExitCode);
+            Assert.Equal($"{directory.FullName}: cannot read the file: is a directory, not a configuration file\n", result.Stderr);
+        }
+        finally
+        {
+            directory.Delete();
+        }
+    }
+
+    [Fact]
+    public async Task A_missing_config_file_says_no_such_file()
+    {
+        string file = Path.Combine(Path.GetTempPath(), UniqueName() + ".conf");
+        var result = await ProcessRunner.RunAsync(Executable, ["up", "--config", file], timeout: TimeSpan.FromSeconds(30));
+        Assert.Equal(1, result.ExitCode);
+        Assert.Equal($"{file}: cannot read the file: no such file\n", result.Stderr);
+    }
+}
