@@ -182,4 +182,18 @@ public sealed class DropInCompatibilityTests
         Assert.Equal(1, result.ExitCode);
         Assert.Equal($"{file}: cannot read the file: no such file\n", result.Stderr);
     }
+
+    /// <summary>
+    /// `firezone-tunnel show` on an interface wireguard-go serves (both live in
+    /// /var/run/wireguard): wireguard-go closes the connection on fz_get, which used to read as
+    /// "the daemon closed the connection without an errno line".
+    /// </summary>
+    [Fact]
+    public async Task Show_of_a_wireguard_go_interface_points_to_wg_show()
+    {
+        await using var go = await WireGuardGoUapi.StartAsync();
+        var result = await ProcessRunner.RunAsync(Executable, ["show", go.Name], timeout: TimeSpan.FromSeconds(30));
+        Assert.Equal(1, result.ExitCode);
+        Assert.Equal($"firezone-tunnel: {go.Name}: its daemon does not answer fz_get (not firezone-tunnel; wireguard-go?): use wg show {go.Name}\n", result.Stderr);
+    }
 }

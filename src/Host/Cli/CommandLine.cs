@@ -178,6 +178,13 @@ public static class CommandLine
                 Console.Out.Write(ShowFormatter.Format(name, status, DateTimeOffset.UtcNow));
                 return 0;
             }
+            catch (UapiException e) when (e.NoReply)
+            {
+                // wireguard-go (or another UAPI daemon) closes the connection on an operation it
+                // does not know, fz_get included: say which tool shows its interface.
+                Console.Error.WriteLine($"firezone-tunnel: {name}: its daemon does not answer fz_get (not firezone-tunnel; wireguard-go?): use wg show {name}");
+                return 1;
+            }
             catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException or UapiException)
             {
                 Console.Error.WriteLine($"firezone-tunnel: {socket}: {e.Message}");
