@@ -196,4 +196,43 @@ public sealed class DropInCompatibilityTests
         Assert.Equal(1, result.ExitCode);
         Assert.Equal($"firezone-tunnel: {go.Name}: its daemon does not answer fz_get (not firezone-tunnel; wireguard-go?): use wg show {go.Name}\n", result.Stderr);
     }
+
+    /// <summary>
+    /// Service mode with a ListenPort another socket holds: the one line names the file and the
+    /// line the port came from (it said only "UDP port N is already in use"), exit 1, nothing left.
+    /// </summary>
+    [Fact]
+    public async Task Service_mode_names_the_ListenPort_line_when_the_port_is_taken()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UniqueName();
+        string config = Path.Combine(Path.GetTempPath(), name + ".conf");
+        string log = Path.Combine(Path.GetTempPath(), $"fzt-{name}.log");
+        var start = new System.Diagnostics.ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardInput = true, UseShellExecute = false };
+        foreach (var a in (string[])["netns", "exec", ns.Name, "python3", "-c",
+            "import socket,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(('0.0.0.0',0)); print(s.getsockname()[1], flush=True); sys.stdin.read()"])
+        {
+            start.ArgumentList.Add(a);
+        }
+        using var holder = System.Diagnostics.Process.Start(start)!;
+        try
+        {
+            using var bound = new CancellationTokenSource(Bound);
+            string port = (await holder.StandardOutput.ReadLineAsync(bound.Token))!.Trim();
+            await File.WriteAllTextAsync(config, $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\nListenPort = {port}\n");
+            var result = await ns.ExecAsync(Executable, ["up", "--config", config, "--log-file", log], timeout: TimeSpan.FromSeconds(30));
+            Assert.Equal(1, result.ExitCode);
+            Assert.Equal($"firezone-tunnel: {config}:3: ListenPort: UDP port {port} is already in use\n", result.Stderr);
+            Assert.False(File.Exists(UapiSocketPath.For(name)));
+            Assert.False(await ns.HasLinkAsync(name));
+        }
+        finally
+        {
+            holder.Kill();
+            await holder.WaitForExitAsync();
+            File.Delete(config);
+            File.Delete(log);
+            File.Delete(UapiSocketPath.For(name));
+        }
+    }
 }

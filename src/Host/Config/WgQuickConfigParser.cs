@@ -77,6 +77,7 @@ public sealed class WgQuickConfigParser
         private int _interfaceLine;
         private WireGuardKey? _privateKey;
         private ushort? _listenPort;
+        private int _listenPortLine;
         private uint? _fwMark;
         private int? _mtu;
         private int _mtuLine;
@@ -204,6 +205,7 @@ public sealed class WgQuickConfigParser
                         throw Error(line, "ListenPort is not a port between 0 and 65535");
                     }
                     _listenPort = port;
+                    _listenPortLine = line;
                     break;
                 case "fwmark":
                     Once(line, "FwMark");
@@ -564,6 +566,7 @@ public sealed class WgQuickConfigParser
                 {
                     PrivateKey = privateKey,
                     ListenPort = _listenPort,
+                    ListenPortLine = _listenPortLine,
                     FwMark = _fwMark,
                     Addresses = _addresses,
                     Mtu = _mtu,
