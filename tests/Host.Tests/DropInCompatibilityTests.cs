@@ -235,4 +235,65 @@ public sealed class DropInCompatibilityTests
             File.Delete(UapiSocketPath.For(name));
         }
     }
+
+    /// <summary>
+    /// `wg-quick down wg0` on an interface `firezone-tunnel up` serves: wg-quick deletes the
+    /// policy rules and the link (the kernel takes the routes with it), then the daemon stops. Its
+    /// undo finds them gone: exit 0 and no Warning (it logged five "Could not undo" warnings).
+    /// </summary>
+    [Fact]
+    public async Task A_service_stopped_the_way_wg_quick_down_does_it_exits_0_without_warnings()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UniqueName();
+        string config = Path.Combine(Path.GetTempPath(), name + ".conf");
+        await File.WriteAllTextAsync(config, $"""
+            [Interface]
+            PrivateKey = {TestKeys.New().ToBase64()}
+            ListenPort = 0
+            Address = 10.57.0.1/24, fd57::1/64
+
+            [Peer]
+            PublicKey = {TestKeys.New().ToBase64()}
+            AllowedIPs = 0.0.0.0/0, ::/0
+            """);
+        try
+        {
+            await using var daemon = DaemonProcess.Start(ns, name, "up", "--config", config);
+            await daemon.WaitReadyAsync();
+            // wg-quick's del_if for a default-route interface, in its order.
+            foreach (var family in new[] { "-4", "-6" })
+            {
+                Assert.Equal(0, (await ns.ExecAsync("ip", [family, "rule", "delete", "table", "51820"])).ExitCode);
+                Assert.Equal(0, (await ns.ExecAsync("ip", [family, "rule", "delete", "table", "main", "suppress_prefixlength", "0"])).ExitCode);
+            }
+            Assert.Equal(0, (await ns.ExecAsync("ip", ["link", "delete", "dev", name])).ExitCode);
+            Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+
+            var severities = new List<string>();
+            foreach (var line in await File.ReadAllLinesAsync(daemon.LogFile))
+            {
+                using var json = System.Text.Json.JsonDocument.Parse(line);
+                string severity = json.RootElement.GetProperty("severity").GetString()!;
+                Assert.True(severity is not ("Warning" or "Error"), line);
+                severities.Add(severity);
+            }
+            Assert.Contains("Information", severities);
+            Assert.Contains("Routing setting already removed", await File.ReadAllTextAsync(daemon.LogFile));
+            Assert.False(File.Exists(Path.Combine("/run/firezone-tunnel", name + ".json")));
+        }
+        finally
+        {
+            File.Delete(config);
+        }
+    }
+
+    [Theory]
+    [InlineData("ip -4 route delete 0.0.0.0/0 dev wg0 table 51820: Cannot find device \"wg0\"", true)]
+    [InlineData("ip -4 rule delete not fwmark 51820 table 51820: RTNETLINK answers: No such file or directory", true)]
+    [InlineData("ip -4 route delete 10.0.0.0/8 dev wg0 table 7: RTNETLINK answers: No such process", true)]
+    [InlineData("ip -4 rule delete table main suppress_prefixlength 0: RTNETLINK answers: Operation not permitted", false)]
+    [InlineData("ip -4 route delete 10.0.0.0/8 dev wg0: did not finish within 10 s", false)]
+    public void Only_an_undo_that_finds_its_setting_gone_counts_as_already_undone(string problem, bool expected) =>
+        Assert.Equal(expected, Firezone.Actors.Host.Network.InterfaceNetworkSetup.IsAlreadyUndone(problem));
 }
