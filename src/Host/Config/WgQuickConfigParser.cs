@@ -433,7 +433,15 @@ public sealed class WgQuickConfigParser
             {
                 throw Error(line, $"Endpoint: {error}");
             }
-            var addresses = resolver.Resolve(host);
+            IReadOnlyList<IPAddress> addresses;
+            try
+            {
+                addresses = resolver.Resolve(host);
+            }
+            catch (HostNameResolutionException e)
+            {
+                throw Error(line, $"Endpoint: {e.Message}");
+            }
             if (addresses.Count == 0)
             {
                 throw Error(line, "Endpoint: cannot resolve the host name");
