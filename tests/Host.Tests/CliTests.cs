@@ -92,7 +92,7 @@ public sealed class CliTests
         try
         {
             var result = await RunAsync("up", "--config", file);
-            Assert.Equal(1, result.ExitCode);
+            Assert.Equal(Cli.CommandLine.ConfigMistakeExitCode, result.ExitCode);
             Assert.Equal($"{file}:6: AllowedIPs: an entry is not a CIDR prefix (address/length)\n", result.Stderr);
             Assert.DoesNotContain(key, result.Stdout + result.Stderr);
             Assert.False(File.Exists(UapiSocketPath.For(name)));
@@ -111,7 +111,7 @@ public sealed class CliTests
     {
         string file = Path.Combine(Path.GetTempPath(), UapiServerFixture.UniqueName() + ".conf");
         var result = await RunAsync("up", "--config", file);
-        Assert.Equal(1, result.ExitCode);
+        Assert.Equal(Cli.CommandLine.ConfigMistakeExitCode, result.ExitCode);
         Assert.StartsWith($"{file}: cannot read the file", result.Stderr);
         Assert.Single(result.Stderr.TrimEnd('\n').Split('\n'));
     }

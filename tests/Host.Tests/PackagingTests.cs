@@ -89,6 +89,92 @@ public sealed class PackagingTests
         Assert.All(paths.Where(p => !p.StartsWith('-')), p => Assert.True(Directory.Exists(p), p));
     }
 
+    /// <summary>The [Unit] section's settings, as <see cref="ServiceSettings"/>.</summary>
+    private static Dictionary<string, string> UnitSettings()
+    {
+        var settings = new Dictionary<string, string>();
+        bool inUnit = false;
+        foreach (string raw in File.ReadAllLines(UnitPath))
+        {
+            string line = raw.Trim();
+            if (line.StartsWith('['))
+            {
+                inUnit = line == "[Unit]";
+            }
+            else if (inUnit && line.Length > 0 && line[0] != '#' && line.IndexOf('=') is > 0 and var equals)
+            {
+                settings[line[..equals]] = line[(equals + 1)..];
+            }
+        }
+        return settings;
+    }
+
+    /// <summary>
+    /// What scripts/lab/systemd-unit.sh found under systemd 252 and the unit now says (each checked
+    /// there by a real start; here only that nobody drops it unnoticed).
+    /// </summary>
+    [Fact]
+    public void The_unit_keeps_what_the_systemd_lab_verified()
+    {
+        var service = ServiceSettings();
+        var unit = UnitSettings();
+        // A mistake in the file fails every start the same way: with Restart=on-failure every 2 s,
+        // systemd's start limit (5 in 10 s) never trips, the unit restarted forever and systemctl
+        // status (the latest start's lines) never showed the FILE:LINE line. Not restarted on it
+        // (EX_CONFIG) nor on a usage error (2); restarted on 1 (an unresolved host name, a runtime failure).
+        Assert.Equal(["on-failure"], service["Restart"]);
+        Assert.Equal(["2"], service["RestartSec"]);
+        Assert.Equal([$"2 {Cli.CommandLine.ConfigMistakeExitCode}"], service["RestartPreventExitStatus"]);
+        Assert.DoesNotContain("StartLimitBurst", unit.Keys);
+        // systemctl reload as with wg-quick@.service.
+        Assert.Equal(["/bin/bash -c 'exec /usr/bin/wg syncconf %i <(exec /usr/bin/wg-quick strip %i)'"], service["ExecReload"]);
+        // No raw sockets; the TUN device only.
+        Assert.Equal(["CAP_NET_ADMIN CAP_NET_BIND_SERVICE"], service["CapabilityBoundingSet"]);
+        Assert.Equal(["CAP_NET_ADMIN CAP_NET_BIND_SERVICE"], service["AmbientCapabilities"]);
+        Assert.Equal(["closed"], service["DevicePolicy"]);
+        Assert.Equal(["/dev/net/tun rw"], service["DeviceAllow"]);
+        // /proc/sys read-only but /proc/sys/net (ReadWritePaths): forwarding and src_valid_mark.
+        Assert.Equal(["yes"], service["ProtectKernelTunables"]);
+        Assert.Equal(["AF_UNIX AF_INET AF_INET6 AF_NETLINK"], service["RestrictAddressFamilies"]);
+        // The .NET JIT writes code; /proc/sys/net is not a process's subset; the device must be visible.
+        Assert.False(service.ContainsKey("MemoryDenyWriteExecute"));
+        Assert.False(service.ContainsKey("ProcSubset"));
+        Assert.False(service.ContainsKey("PrivateDevices"));
+    }
+
+    /// <summary>
+    /// The exit codes RestartPreventExitStatus relies on, from the executable: a mistake in the file
+    /// is EX_CONFIG (78), a host name that does not resolve is 1, which systemd retries.
+    /// </summary>
+    [Fact]
+    public async Task A_mistake_in_the_file_exits_78_and_an_unresolved_host_name_1()
+    {
+        Assert.Equal(78, Cli.CommandLine.ConfigMistakeExitCode);
+        string name = UapiServerFixture.UniqueName();
+        string config = Path.Combine(Path.GetTempPath(), name + ".conf");
+        string header = $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\n\n[Peer]\nPublicKey = {TestKeys.New().ToBase64()}\n";
+        var environment = new Dictionary<string, string> { ["WG_PROCESS_FOREGROUND"] = "" };
+        try
+        {
+            await File.WriteAllTextAsync(config, header + "AllowedIPs = 10.0.0.0/8\nEndpoint = 192.0.2.1:70000\n");
+            var mistake = await ProcessRunner.RunAsync(Executable, ["up", "--config", config], environment: environment, timeout: TimeSpan.FromSeconds(30));
+            Assert.Equal(78, mistake.ExitCode);
+            Assert.StartsWith($"{config}:7: ", mistake.Stderr);
+
+            // .invalid never resolves (RFC 6761 section 6.4); to the daemon it looks like DNS not up yet.
+            await File.WriteAllTextAsync(config, header + "AllowedIPs = 10.0.0.0/8\nEndpoint = nowhere.invalid:51820\n");
+            var unresolved = await ProcessRunner.RunAsync(Executable, ["up", "--config", config], environment: environment, timeout: TimeSpan.FromSeconds(60));
+            Assert.Equal(1, unresolved.ExitCode);
+            // The line goes on with the name and the resolver's reason, which depends on the machine's DNS.
+            Assert.StartsWith($"{config}:7: Endpoint: cannot resolve the host name nowhere.invalid: ", unresolved.Stderr);
+            Assert.Single(unresolved.Stderr.TrimEnd('\n').Split('\n'));
+        }
+        finally
+        {
+            File.Delete(config);
+        }
+    }
+
     [Fact]
     public async Task Systemd_analyze_verify_accepts_the_unit()
     {

@@ -27,8 +27,8 @@ public sealed class EngineDevice(Device device) : IWireGuardDevice
     public HandshakeAdmission AdmitHandshake(PacketBuffer datagram, bool underLoad, TimeSpan now, out PacketBuffer? cookieReply) =>
         Device.AdmitHandshake(datagram, underLoad, now, out cookieReply);
 
-    public bool TryIdentifyInitiator(ReadOnlySpan<byte> initiation, out WireGuardKey initiatorPublicKey) =>
-        Device.TryIdentifyInitiator(initiation, out initiatorPublicKey);
+    public bool TryIdentifyInitiator(PacketBuffer datagram, out WireGuardKey initiatorPublicKey) =>
+        Device.TryIdentifyInitiator(datagram, out initiatorPublicKey);
 
     public IWireGuardPeer CreatePeer(PeerConfig config) => new EnginePeer(new Peer(Device, config));
 }

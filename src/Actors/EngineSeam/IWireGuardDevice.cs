@@ -32,8 +32,8 @@ public interface IWireGuardDevice
     /// <inheritdoc cref="Device.AdmitHandshake"/>
     HandshakeAdmission AdmitHandshake(PacketBuffer datagram, bool underLoad, TimeSpan now, out PacketBuffer? cookieReply);
 
-    /// <inheritdoc cref="Device.TryIdentifyInitiator"/>
-    bool TryIdentifyInitiator(ReadOnlySpan<byte> initiation, out WireGuardKey initiatorPublicKey);
+    /// <inheritdoc cref="Device.TryIdentifyInitiator(PacketBuffer, out WireGuardKey)"/>
+    bool TryIdentifyInitiator(PacketBuffer datagram, out WireGuardKey initiatorPublicKey);
 
     /// <summary>A fresh peer state machine (no session: the next Connect or packet starts a handshake).</summary>
     IWireGuardPeer CreatePeer(PeerConfig config);

@@ -437,7 +437,7 @@ public sealed class PeerSupervisor : UntypedActor
                 batch.Take(i)!.Return();
                 continue;
             }
-            if (!_device.TryIdentifyInitiator(datagram.Data, out var initiator))
+            if (!_device.TryIdentifyInitiator(datagram, out var initiator))
             {
                 Interlocked.Increment(ref _counters.HandshakesUnknownPeer);
                 LogDroppedInitiation(datagram.Endpoint, "the initiator's static key does not decrypt", now);

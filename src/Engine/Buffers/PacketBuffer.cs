@@ -22,6 +22,10 @@ public sealed class PacketBuffer
     internal readonly byte[] Array;
     internal int LeaseState; // 0 = in pool, 1 = rented; guarded with Interlocked for double-return detection
 
+    // The Device that left a handshake's intermediate state at the end of the array (see
+    // WireGuard/InitiationStash.cs), or null. Cleared, and the state zeroed, when the buffer changes owner.
+    internal object? StashOwner;
+
     internal PacketBuffer(PacketBufferPool pool, byte[] array)
     {
         Pool = pool;
@@ -76,6 +80,10 @@ public sealed class PacketBuffer
         Length = 0;
         Ecn = Ecn.NotEct;
         Endpoint = default;
+        if (StashOwner is not null)
+        {
+            WireGuard.InitiationStash.Clear(this);
+        }
     }
 
     /// <summary>Gives the buffer back to its pool. The caller must not touch it afterwards.</summary>

@@ -102,6 +102,11 @@ public sealed class PacketBufferPool
         {
             throw new InvalidOperationException("packet buffer returned twice (two owners of one buffer)");
         }
+        if (buffer.StashOwner is not null)
+        {
+            // No secret waits in the pool for the next renter (a dropped initiation's chain key).
+            WireGuard.InitiationStash.Clear(buffer);
+        }
         Interlocked.Decrement(ref _outstanding);
         lock (_gate)
         {

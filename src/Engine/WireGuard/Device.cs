@@ -154,7 +154,18 @@ public sealed class Device
     /// Decrypts just enough of an initiation to learn the initiator's static public key, so the
     /// message can be routed to that peer's owner. False when it does not decrypt.
     /// </summary>
-    public bool TryIdentifyInitiator(ReadOnlySpan<byte> initiation, out WireGuardKey initiatorPublicKey)
+    public bool TryIdentifyInitiator(ReadOnlySpan<byte> initiation, out WireGuardKey initiatorPublicKey) =>
+        TryIdentifyInitiator(initiation, null, out initiatorPublicKey);
+
+    /// <summary>
+    /// As <see cref="TryIdentifyInitiator(ReadOnlySpan{byte}, out WireGuardKey)"/> for the initiation in
+    /// <paramref name="datagram"/>, and leaves what it decrypted in the buffer, so that the peer's
+    /// <see cref="Peer.HandleHandshakeMessage"/> does not compute the same X25519 again (<see cref="InitiationStash"/>).
+    /// </summary>
+    public bool TryIdentifyInitiator(PacketBuffer datagram, out WireGuardKey initiatorPublicKey) =>
+        TryIdentifyInitiator(datagram.Data, datagram, out initiatorPublicKey);
+
+    private bool TryIdentifyInitiator(ReadOnlySpan<byte> initiation, PacketBuffer? stashIn, out WireGuardKey initiatorPublicKey)
     {
         initiatorPublicKey = default;
         if (MessageHeader.Classify(initiation, out _) != MessageType.Initiation)
@@ -171,6 +182,10 @@ public sealed class Device
                 return false;
             }
             initiatorPublicKey = new WireGuardKey(remoteStatic);
+            if (stashIn is not null)
+            {
+                InitiationStash.Put(stashIn, this, chainKey, hash, remoteStatic);
+            }
             return true;
         }
         finally

@@ -503,7 +503,9 @@ public sealed class Peer : IDisposable
         Span<byte> timestamp = stackalloc byte[Tai64N.Size];
         try
         {
-            if (!Noise.TryConsumeInitiationStatic(message, _device.StaticPrivate, _device.StaticPublic, chainKey, hash, remoteStatic)
+            // The device usually decrypted msg.static already, to find this peer (InitiationStash).
+            if (!(InitiationStash.TryTake(datagram, _device, chainKey, hash, remoteStatic)
+                    || Noise.TryConsumeInitiationStatic(message, _device.StaticPrivate, _device.StaticPublic, chainKey, hash, remoteStatic))
                 || !CryptographicOperations.FixedTimeEquals(remoteStatic, configuredStatic)
                 || !Noise.TryConsumeInitiationTimestamp(message, PrecomputedStaticStatic, chainKey, hash, timestamp))
             {

@@ -136,7 +136,7 @@ public static class CommandLine
             catch (ConfigException e)
             {
                 Console.Error.WriteLine(e.Message);
-                return Task.FromResult(1);
+                return Task.FromResult(e.Transient ? 1 : ConfigMistakeExitCode);
             }
             if (!TryLogOptions(result.GetValue(logFile), result.GetValue(logLevel), name, out var log)
                 || !TryReplyPoll(result.GetValue(replyPoll), out var replyPollMax)
@@ -260,6 +260,12 @@ public static class CommandLine
     /// <summary>wireguard-go's log level variable, read when --log-level is not given.</summary>
     public const string LogLevelVariable = "LOG_LEVEL";
 
+    /// <summary>
+    /// Exit code of <c>up</c> for a mistake in the file: EX_CONFIG (sysexits.h), which the systemd unit
+    /// does not restart on (RestartPreventExitStatus), since every start would fail the same way.
+    /// </summary>
+    public const int ConfigMistakeExitCode = 78;
+
     public const string ReplyPollVariable = "FIREZONE_REPLY_POLL_US";
 
     public const string NoUdpCoalescingVariable = "FIREZONE_NO_UDP_COALESCING";
@@ -323,6 +329,7 @@ public static class CommandLine
             FileIsDefault = file is null,
             MinimumLevel = parsed,
             HumanConsole = !Console.IsOutputRedirected,
+            JournalConsole = JournalStream.IsConnected(1),
         };
         return true;
     }

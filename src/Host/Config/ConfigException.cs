@@ -20,4 +20,10 @@ public sealed class ConfigException : Exception
     public int Line { get; }
 
     public string Problem { get; }
+
+    /// <summary>
+    /// The problem may go away without a change to the file: an Endpoint host name that does not
+    /// resolve (yet, at boot). The others are mistakes in the file, which a restart repeats.
+    /// </summary>
+    public bool Transient { get; init; }
 }

@@ -5,18 +5,18 @@ using System.Net.Sockets;
 namespace Firezone.Actors.Host.Config;
 
 /// <summary>
-/// The system resolver (getaddrinfo through <see cref="Dns"/>), retrying a temporary failure as
-/// wg(8) does for an Endpoint: up to <c>WG_ENDPOINT_RESOLUTION_RETRIES</c> times (default 15,
-/// <c>infinity</c> for no limit; wg-quick@.service sets infinity), waiting 1 s and then 1.2 times
-/// longer each time, at most 20 s. A service started at boot before the network (or DNS) is up
-/// then waits for it, as wg-quick does, instead of failing at once. "No such name" (EAI_NONAME,
-/// EAI_NODATA, EAI_FAIL) is permanent and fails at once, as in wg.
+/// The system resolver (getaddrinfo through <see cref="Dns"/>). With <c>WG_ENDPOINT_RESOLUTION_RETRIES</c>
+/// set (wg-quick@.service sets <c>infinity</c>) a temporary failure is retried as wg(8) does: that many
+/// times (<c>infinity</c>: no limit), waiting 1 s and then 1.2 times longer each time, at most 20 s, so
+/// a start before the network (or DNS) is up waits for it. Unset, it fails at once (exit 1, which
+/// the systemd unit restarts on) where wg would retry 15 times. "No such name" (EAI_NONAME,
+/// EAI_NODATA, EAI_FAIL) is never retried, as in wg.
 /// </summary>
 public sealed class DnsHostNameResolver : IHostNameResolver
 {
     public const string RetriesVariable = "WG_ENDPOINT_RESOLUTION_RETRIES";
 
-    /// <summary>wg's default when the variable is not set.</summary>
+    /// <summary>wg's count for a value it cannot read.</summary>
     public const int DefaultRetries = 15;
 
     public static readonly DnsHostNameResolver Instance = new(Dns.GetHostAddresses, Thread.Sleep, Console.Error, RetriesFrom(Environment.GetEnvironmentVariable(RetriesVariable)));
@@ -59,17 +59,17 @@ public sealed class DnsHostNameResolver : IHostNameResolver
                     throw new HostNameResolutionException(host, e.Message);
                 }
                 // One line per try, as wg prints it: a service waiting at boot says why.
-                _progress.WriteLine($"firezone-tunnel: cannot resolve {host}: {e.Message}; trying again in {wait.TotalSeconds.ToString("0.00", CultureInfo.InvariantCulture)} s");
+                _progress.WriteLine($"firezone-tunnel: cannot resolve the host name {host}: {e.Message}; trying again in {wait.TotalSeconds.ToString("0.00", CultureInfo.InvariantCulture)} s");
                 _wait(wait);
                 wait = TimeSpan.FromTicks(Math.Min(LongestWait.Ticks, wait.Ticks * 6 / 5));
             }
         }
     }
 
-    /// <summary>WG_ENDPOINT_RESOLUTION_RETRIES: a count, or "infinity" (-1); unset or unreadable: 15.</summary>
+    /// <summary>WG_ENDPOINT_RESOLUTION_RETRIES: a count, or "infinity" (-1); unreadable: 15 (wg's default); unset: none.</summary>
     public static int RetriesFrom(string? text) => text switch
     {
-        null => DefaultRetries,
+        null or "" => 0,
         "infinity" => -1,
         _ when int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int count) => count,
         _ => DefaultRetries,

@@ -1,7 +1,7 @@
 namespace Firezone.Actors.Host.Config;
 
 /// <summary>A host name that did not resolve, with the resolver's reason ("Name or service not known", ...).</summary>
-public sealed class HostNameResolutionException(string host, string reason) : Exception($"cannot resolve {host}: {reason}")
+public sealed class HostNameResolutionException(string host, string reason) : Exception($"cannot resolve the host name {host}: {reason}")
 {
     public string Host { get; } = host;
 

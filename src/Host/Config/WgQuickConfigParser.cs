@@ -440,11 +440,12 @@ public sealed class WgQuickConfigParser
             }
             catch (HostNameResolutionException e)
             {
-                throw Error(line, $"Endpoint: {e.Message}");
+                // Transient, as an empty answer: the name may resolve once the network is up.
+                throw new ConfigException(path, line, $"Endpoint: {e.Message}") { Transient = true };
             }
             if (addresses.Count == 0)
             {
-                throw Error(line, "Endpoint: cannot resolve the host name");
+                throw new ConfigException(path, line, "Endpoint: cannot resolve the host name") { Transient = true };
             }
             // Prefer IPv4 as wg(8) effectively does on most systems (getaddrinfo's RFC 6724 order
             // puts IPv4 first when there is no global IPv6 route).

@@ -25,6 +25,9 @@ public sealed record LogOptions
     /// <summary>Human-readable console lines instead of JSON (when stdout is a terminal).</summary>
     public bool HumanConsole { get; init; }
 
+    /// <summary>Console lines for the journal, with syslog priority prefixes (when stdout is the journal, under systemd).</summary>
+    public bool JournalConsole { get; init; }
+
     /// <summary>The default file for an interface: /var/log/firezone-tunnel/INTERFACE.log.</summary>
     public static string DefaultFileFor(string interfaceName) => Path.Combine(DefaultDirectory, interfaceName + ".log");
 

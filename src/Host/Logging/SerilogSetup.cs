@@ -23,9 +23,11 @@ public static class SerilogSetup
             .Enrich.FromLogContext();
         if (options.Console)
         {
-            configuration = options.HumanConsole
-                ? configuration.WriteTo.Console(outputTemplate: HumanTemplate, formatProvider: System.Globalization.CultureInfo.InvariantCulture)
-                : configuration.WriteTo.Console(JsonLogFormat.Create());
+            configuration = options.JournalConsole
+                ? configuration.WriteTo.Console(new JournalLogFormat())
+                : options.HumanConsole
+                    ? configuration.WriteTo.Console(outputTemplate: HumanTemplate, formatProvider: System.Globalization.CultureInfo.InvariantCulture)
+                    : configuration.WriteTo.Console(JsonLogFormat.Create());
         }
         if (options.FilePath is { } path)
         {

@@ -59,8 +59,8 @@ public sealed class PoisonableDevice(IWireGuardDevice inner) : IWireGuardDevice
     public HandshakeAdmission AdmitHandshake(PacketBuffer datagram, bool underLoad, TimeSpan now, out PacketBuffer? cookieReply) =>
         inner.AdmitHandshake(datagram, underLoad, now, out cookieReply);
 
-    public bool TryIdentifyInitiator(ReadOnlySpan<byte> initiation, out WireGuardKey initiatorPublicKey) =>
-        inner.TryIdentifyInitiator(initiation, out initiatorPublicKey);
+    public bool TryIdentifyInitiator(PacketBuffer datagram, out WireGuardKey initiatorPublicKey) =>
+        inner.TryIdentifyInitiator(datagram, out initiatorPublicKey);
 
     /// <summary>
     /// When set, the thread that opens a transport datagram of the peer with this public key stops

@@ -578,7 +578,7 @@ public class DeviceFuzzTests
                 Assert.True(type != MessageType.Invalid || admission == HandshakeAdmission.Reject);
                 HandshakeResult? handshake = null;
                 bool routed = admission == HandshakeAdmission.Accept && (type == MessageType.Initiation
-                    ? node.Device.TryIdentifyInitiator(buffer.Data, out var initiator) && initiator == peer.PublicKey
+                    ? node.Device.TryIdentifyInitiator(buffer, out var initiator) && initiator == peer.PublicKey
                     : node.Device.Indices.TryLookup(receiver, out var owner) && owner == peer.PublicKey);
                 if (routed)
                 {

@@ -86,7 +86,7 @@ public sealed class Node
                         break;
                     }
                     bool forOurPeer = type == MessageType.Initiation
-                        ? Device.TryIdentifyInitiator(datagram.Data, out var initiator) && initiator == Peer.PublicKey
+                        ? Device.TryIdentifyInitiator(datagram, out var initiator) && initiator == Peer.PublicKey
                         : Device.Indices.TryLookup(receiver, out var owner) && owner == Peer.PublicKey;
                     if (!forOurPeer)
                     {
