@@ -165,7 +165,7 @@ public sealed class DropInCompatibilityTests
         try
         {
             var result = await ProcessRunner.RunAsync(Executable, ["up", "--config", directory.FullName, "--interface", UniqueName()], timeout: TimeSpan.FromSeconds(30));
-            Assert.Equal(1, result.ExitCode);
+            Assert.Equal(Cli.CommandLine.ConfigMistakeExitCode, result.ExitCode);
             Assert.Equal($"{directory.FullName}: cannot read the file: is a directory, not a configuration file\n", result.Stderr);
         }
         finally
@@ -179,7 +179,7 @@ public sealed class DropInCompatibilityTests
     {
         string file = Path.Combine(Path.GetTempPath(), UniqueName() + ".conf");
         var result = await ProcessRunner.RunAsync(Executable, ["up", "--config", file], timeout: TimeSpan.FromSeconds(30));
-        Assert.Equal(1, result.ExitCode);
+        Assert.Equal(Cli.CommandLine.ConfigMistakeExitCode, result.ExitCode);
         Assert.Equal($"{file}: cannot read the file: no such file\n", result.Stderr);
     }
 
@@ -296,4 +296,55 @@ public sealed class DropInCompatibilityTests
     [InlineData("ip -4 route delete 10.0.0.0/8 dev wg0: did not finish within 10 s", false)]
     public void Only_an_undo_that_finds_its_setting_gone_counts_as_already_undone(string problem, bool expected) =>
         Assert.Equal(expected, Firezone.Actors.Host.Network.InterfaceNetworkSetup.IsAlreadyUndone(problem));
+
+    /// <summary>
+    /// `systemctl reload` of a full-tunnel service runs `wg syncconf NAME <(wg-quick strip FILE)`;
+    /// for a file without FwMark, wg sends fwmark=0 (setconf sends every key a file leaves out),
+    /// which cleared the mark the service chose for its policy rules, so the tunnel's own datagrams
+    /// were routed into the tunnel and it went dead. The mark stays; peers are still synced.
+    /// </summary>
+    [Fact]
+    public async Task A_reload_of_a_full_tunnel_service_keeps_the_fwmark_its_rules_need()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UniqueName();
+        string config = Path.Combine(Path.GetTempPath(), name + ".conf");
+        string stripped = Path.Combine(Path.GetTempPath(), name + ".stripped");
+        var peer = TestKeys.New().ToBase64();
+        var added = TestKeys.New().ToBase64();
+        await File.WriteAllTextAsync(config, $"""
+            [Interface]
+            PrivateKey = {TestKeys.New().ToBase64()}
+            ListenPort = 0
+            Address = 10.58.0.1/24
+
+            [Peer]
+            PublicKey = {peer}
+            AllowedIPs = 0.0.0.0/0, ::/0
+            """);
+        try
+        {
+            await using var daemon = DaemonProcess.Start(ns, name, "up", "--config", config);
+            await daemon.WaitReadyAsync();
+            Assert.Equal("0xca6c\n", (await ProcessRunner.WgAsync("show", name, "fwmark")).Stdout);
+
+            // The edit the reload is for: one more peer.
+            await File.AppendAllTextAsync(config, $"\n[Peer]\nPublicKey = {added}\nAllowedIPs = 10.58.0.2/32\n");
+            var strip = await ProcessRunner.RunAsync("wg-quick", ["strip", config], timeout: TimeSpan.FromSeconds(15));
+            Assert.True(strip.ExitCode == 0, strip.Stderr);
+            Assert.DoesNotContain("FwMark", strip.Stdout);
+            await File.WriteAllTextAsync(stripped, strip.Stdout);
+            var sync = await ProcessRunner.WgAsync("syncconf", name, stripped);
+            Assert.True(sync.ExitCode == 0, sync.Stderr);
+
+            Assert.Equal("0xca6c\n", (await ProcessRunner.WgAsync("show", name, "fwmark")).Stdout);
+            Assert.Contains(added, (await ProcessRunner.WgAsync("show", name, "peers")).Stdout);
+            Assert.Contains("not from all fwmark 0xca6c lookup 51820", (await ns.ExecAsync("ip", ["-4", "rule", "show"])).Stdout);
+        }
+        finally
+        {
+            File.Delete(config);
+            File.Delete(stripped);
+        }
+    }
 }

@@ -155,6 +155,8 @@ public sealed class InterfaceNetworkSetup(string interfaceName, ICommandRunner r
             table = await FreeTableAsync(cancellationToken).ConfigureAwait(false);
             await control.SetFwmarkAsync(table, cancellationToken).ConfigureAwait(false);
         }
+        // Kept through a `systemctl reload` that sends fwmark=0 (see ITunnelControl.RequireFwmark).
+        control?.RequireFwmark(table);
         DefaultRouteTable = table;
         string t = table.ToString(CultureInfo.InvariantCulture);
         if (v4)
@@ -403,6 +405,10 @@ public sealed class InterfaceNetworkSetup(string interfaceName, ICommandRunner r
             }
         }
         _state.Undo.Clear();
+        if (DefaultRouteTable is not null)
+        {
+            control?.RequireFwmark(null);
+        }
         DefaultRouteTable = null;
         if (_state.NftablesTable)
         {
