@@ -38,11 +38,18 @@ internal sealed class DaemonProcess : IAsyncDisposable
 
     public Task<string> Stderr => _stderr;
 
-    public static DaemonProcess Start(NetworkNamespace ns, string name, params string[] arguments)
+    public static DaemonProcess Start(NetworkNamespace ns, string name, params string[] arguments) =>
+        StartUnder(ns, name, [], arguments);
+
+    /// <summary>
+    /// As <see cref="Start"/>, through <paramref name="wrapper"/> (a program that execs the rest,
+    /// such as <c>env --default-signal=HUP</c>), so the PID is still the daemon's.
+    /// </summary>
+    public static DaemonProcess StartUnder(NetworkNamespace ns, string name, string[] wrapper, params string[] arguments)
     {
         string logFile = Path.Combine(Path.GetTempPath(), $"fzt-{name}.log");
         var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in (string[])["netns", "exec", ns.Name, Executable, .. arguments, "--log-file", logFile])
+        foreach (var a in (string[])["netns", "exec", ns.Name, .. wrapper, Executable, .. arguments, "--log-file", logFile])
         {
             start.ArgumentList.Add(a);
         }

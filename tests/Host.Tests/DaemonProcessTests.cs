@@ -14,9 +14,12 @@ namespace Firezone.Actors.Host.Tests;
 /// </summary>
 public sealed class DaemonProcessTests(ITestOutputHelper output)
 {
+    private const int SIGHUP = 1;
     private const int SIGINT = 2;
     private const int SIGTERM = 15;
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
+
+    private static string StateFile(string name) => Path.Combine("/run/firezone-tunnel", name + ".json");
 
     private static string UniqueName() => "fzp" + Guid.NewGuid().ToString("N")[..8];
 
@@ -284,8 +287,16 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
         }
     }
 
-    [Fact]
-    public async Task Service_mode_routes_a_full_tunnel_by_fwmark_and_policy_rules_until_stopped()
+    /// <summary>
+    /// Stopped by SIGTERM or by a hang-up (the terminal or ssh session of a foreground `up` closed):
+    /// SIGHUP used to end the process at once, leaving the policy rules, the state file and the
+    /// socket behind. The daemon is started with SIGHUP at its default action whatever the test
+    /// runner ignores (env --default-signal), as from a terminal.
+    /// </summary>
+    [Theory]
+    [InlineData(SIGTERM)]
+    [InlineData(SIGHUP)]
+    public async Task Service_mode_routes_a_full_tunnel_by_fwmark_and_policy_rules_until_stopped(int signal)
     {
         await using var ns = await NetworkNamespace.CreateAsync();
         string name = UniqueName();
@@ -303,8 +314,9 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
             """);
         try
         {
-            await using var daemon = DaemonProcess.Start(ns, name, "up", "--config", config);
+            await using var daemon = DaemonProcess.StartUnder(ns, name, ["env", "--default-signal=HUP"], "up", "--config", config);
             await daemon.WaitReadyAsync();
+            Assert.True(File.Exists(StateFile(name)));
             Assert.Contains($"default dev {name}", (await ns.ExecAsync("ip", ["-4", "route", "show", "table", "51820"])).Stdout);
             Assert.Contains($"default dev {name}", (await ns.ExecAsync("ip", ["-6", "route", "show", "table", "51820"])).Stdout);
             foreach (var family in new[] { "-4", "-6" })
@@ -316,8 +328,10 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
             // The tunnel's socket carries the mark ("FwMark = off" in the file does not clear it).
             Assert.Contains("fwmark: 0xca6c", (await ProcessRunner.WgAsync("show", name)).Stdout);
 
-            daemon.Signal(SIGTERM);
+            daemon.Signal(signal);
             Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+            Assert.False(File.Exists(daemon.SocketPath));
+            Assert.False(File.Exists(StateFile(name)));
             Assert.Equal("", (await ns.ExecAsync("ip", ["-4", "route", "show", "table", "51820"])).Stdout.Trim());
             foreach (var family in new[] { "-4", "-6" })
             {

@@ -26,6 +26,8 @@ public sealed class DaemonTests
         public TaskCompletionSource<string?> Outcome { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public void Ready() => Outcome.TrySetResult(null);
         public void Failed(string problem) => Outcome.TrySetResult(problem);
+        public void Warning(string problem) => Warnings.Add(problem);
+        public List<string> Warnings { get; } = [];
     }
 
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(20);

@@ -31,10 +31,9 @@ public static class CommandLine
         {
             Description = $"JSON-lines log file (default {LogOptions.DefaultDirectory}/INTERFACE.log)",
         };
-        var logLevel = new Option<string>("--log-level")
+        var logLevel = new Option<string?>("--log-level")
         {
-            Description = "trace, debug, info, warning, error or silent (also LOG_LEVEL, as wireguard-go)",
-            DefaultValueFactory = _ => Environment.GetEnvironmentVariable("LOG_LEVEL") ?? "info",
+            Description = "trace, debug, info, warning, error or silent (default info; also LOG_LEVEL, as wireguard-go, where a word none of these means the default)",
         };
         var replyPoll = new Option<string?>("--reply-poll-us")
         {
@@ -73,7 +72,7 @@ public static class CommandLine
                 Console.Error.WriteLine("firezone-tunnel: " + problem);
                 return Task.FromResult(2);
             }
-            if (!TryLogOptions(result.GetValue(logFile), result.GetValue(logLevel)!, name, out var log)
+            if (!TryLogOptions(result.GetValue(logFile), result.GetValue(logLevel), name, out var log)
                 || !TryReplyPoll(result.GetValue(replyPoll), out var replyPollMax)
                 || !TryReadModeration(result.GetValue(readModeration), out var moderation))
             {
@@ -139,7 +138,7 @@ public static class CommandLine
                 Console.Error.WriteLine(e.Message);
                 return Task.FromResult(e.Transient ? 1 : ConfigMistakeExitCode);
             }
-            if (!TryLogOptions(result.GetValue(logFile), result.GetValue(logLevel)!, name, out var log)
+            if (!TryLogOptions(result.GetValue(logFile), result.GetValue(logLevel), name, out var log)
                 || !TryReplyPoll(result.GetValue(replyPoll), out var replyPollMax)
                 || !TryReadModeration(result.GetValue(readModeration), out var moderation))
             {
@@ -178,6 +177,13 @@ public static class CommandLine
                 var status = await UapiClient.GetAsync(socket, token).ConfigureAwait(false);
                 Console.Out.Write(ShowFormatter.Format(name, status, DateTimeOffset.UtcNow));
                 return 0;
+            }
+            catch (UapiException e) when (e.NoReply)
+            {
+                // wireguard-go (or another UAPI daemon) closes the connection on an operation it
+                // does not know, fz_get included: say which tool shows its interface.
+                Console.Error.WriteLine($"firezone-tunnel: {name}: its daemon does not answer fz_get (not firezone-tunnel; wireguard-go?): use wg show {name}");
+                return 1;
             }
             catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException or UapiException)
             {
@@ -251,6 +257,9 @@ public static class CommandLine
         }
     }
 
+    /// <summary>wireguard-go's log level variable, read when --log-level is not given.</summary>
+    public const string LogLevelVariable = "LOG_LEVEL";
+
     /// <summary>
     /// Exit code of <c>up</c> for a mistake in the file: EX_CONFIG (sysexits.h), which the systemd unit
     /// does not restart on (RestartPreventExitStatus), since every start would fail the same way.
@@ -290,17 +299,34 @@ public static class CommandLine
         return true;
     }
 
-    private static bool TryLogOptions(string? file, string level, string interfaceName, out LogOptions options)
+    private static bool TryLogOptions(string? file, string? level, string interfaceName, out LogOptions options)
     {
         options = null!;
-        if (!LogOptions.TryParseLevel(level, out LogEventLevel parsed))
+        LogEventLevel parsed = LogEventLevel.Information;
+        if (level is not null)
         {
-            Console.Error.WriteLine($"firezone-tunnel: unknown log level '{level}': use trace, debug, info, warning, error or silent (see --help)");
-            return false;
+            if (!LogOptions.TryParseLevel(level, out parsed))
+            {
+                Console.Error.WriteLine($"firezone-tunnel: unknown log level '{level}': use trace, debug, info, warning, error or silent (see --help)");
+                return false;
+            }
+        }
+        else if (Environment.GetEnvironmentVariable(LogLevelVariable) is { Length: > 0 } variable
+            && !LogOptions.TryParseLevel(variable, out parsed))
+        {
+            // LOG_LEVEL is a name many programs read, and wireguard-go runs at its default with a
+            // word it does not know: a value meant for something else must not stop `wg-quick up`.
+            // Said once, by the process the caller sees (a detached child's stderr is relayed by its parent).
+            parsed = LogEventLevel.Information;
+            if (!DetachedChild.IsDetachedChild)
+            {
+                Console.Error.WriteLine($"firezone-tunnel: {LogLevelVariable} '{variable}' is not trace, debug, info, warning, error or silent: logging at info");
+            }
         }
         options = new LogOptions
         {
             FilePath = file ?? LogOptions.DefaultFileFor(interfaceName),
+            FileIsDefault = file is null,
             MinimumLevel = parsed,
             HumanConsole = !Console.IsOutputRedirected,
             JournalConsole = JournalStream.IsConnected(1),

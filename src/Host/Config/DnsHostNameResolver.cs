@@ -1,26 +1,81 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 
 namespace Firezone.Actors.Host.Config;
 
-/// <summary>The system resolver (getaddrinfo through <see cref="Dns"/>).</summary>
+/// <summary>
+/// The system resolver (getaddrinfo through <see cref="Dns"/>). With <c>WG_ENDPOINT_RESOLUTION_RETRIES</c>
+/// set (wg-quick@.service sets <c>infinity</c>) a temporary failure is retried as wg(8) does: that many
+/// times (<c>infinity</c>: no limit), waiting 1 s and then 1.2 times longer each time, at most 20 s, so
+/// a start before the network (or DNS) is up waits for it. Unset, it fails at once (exit 1, which
+/// the systemd unit restarts on) where wg would retry 15 times. "No such name" (EAI_NONAME,
+/// EAI_NODATA, EAI_FAIL) is never retried, as in wg.
+/// </summary>
 public sealed class DnsHostNameResolver : IHostNameResolver
 {
-    public static readonly DnsHostNameResolver Instance = new();
+    public const string RetriesVariable = "WG_ENDPOINT_RESOLUTION_RETRIES";
 
+    /// <summary>wg's count for a value it cannot read.</summary>
+    public const int DefaultRetries = 15;
+
+    public static readonly DnsHostNameResolver Instance = new(Dns.GetHostAddresses, Thread.Sleep, Console.Error, RetriesFrom(Environment.GetEnvironmentVariable(RetriesVariable)));
+
+    private static readonly TimeSpan FirstWait = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan LongestWait = TimeSpan.FromSeconds(20);
+
+    private readonly Func<string, IPAddress[]> _lookup;
+    private readonly Action<TimeSpan> _wait;
+    private readonly TextWriter _progress;
+    private readonly int _retries;
+
+    /// <param name="retries">How many times a temporary failure is retried; negative: without limit.</param>
+    public DnsHostNameResolver(Func<string, IPAddress[]> lookup, Action<TimeSpan> wait, TextWriter progress, int retries)
+    {
+        _lookup = lookup;
+        _wait = wait;
+        _progress = progress;
+        _retries = retries;
+    }
+
+    /// <exception cref="HostNameResolutionException">The name does not resolve (permanently, or still after the retries).</exception>
     public IReadOnlyList<IPAddress> Resolve(string host)
     {
         if (IPAddress.TryParse(host, out var literal))
         {
             return [literal];
         }
-        try
+        var wait = FirstWait;
+        for (int left = _retries; ; left--)
         {
-            return Dns.GetHostAddresses(host);
-        }
-        catch (SocketException)
-        {
-            return [];
+            try
+            {
+                return _lookup(host);
+            }
+            catch (SocketException e)
+            {
+                if (IsPermanent(e.SocketErrorCode) || left == 0)
+                {
+                    throw new HostNameResolutionException(host, e.Message);
+                }
+                // One line per try, as wg prints it: a service waiting at boot says why.
+                _progress.WriteLine($"firezone-tunnel: cannot resolve the host name {host}: {e.Message}; trying again in {wait.TotalSeconds.ToString("0.00", CultureInfo.InvariantCulture)} s");
+                _wait(wait);
+                wait = TimeSpan.FromTicks(Math.Min(LongestWait.Ticks, wait.Ticks * 6 / 5));
+            }
         }
     }
+
+    /// <summary>WG_ENDPOINT_RESOLUTION_RETRIES: a count, or "infinity" (-1); unreadable: 15 (wg's default); unset: none.</summary>
+    public static int RetriesFrom(string? text) => text switch
+    {
+        null or "" => 0,
+        "infinity" => -1,
+        _ when int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int count) => count,
+        _ => DefaultRetries,
+    };
+
+    /// <summary>glibc's permanent answers (EAI_NONAME, EAI_NODATA, EAI_FAIL), which wg does not retry either.</summary>
+    private static bool IsPermanent(SocketError error) =>
+        error is SocketError.HostNotFound or SocketError.NoData or SocketError.NoRecovery;
 }

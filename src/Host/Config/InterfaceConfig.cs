@@ -11,6 +11,9 @@ public sealed record InterfaceConfig
     /// <summary>Null: let the socket pick a port (wg(8) says "chosen randomly").</summary>
     public ushort? ListenPort { get; init; }
 
+    /// <summary>The line of <see cref="ListenPort"/> in the file (0: none), to name it when the port cannot be bound.</summary>
+    public int ListenPortLine { get; init; }
+
     /// <summary>The SO_MARK for outgoing datagrams; null or 0 for none.</summary>
     public uint? FwMark { get; init; }
 

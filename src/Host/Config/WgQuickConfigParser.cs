@@ -36,7 +36,16 @@ public sealed class WgQuickConfigParser
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new ConfigException(path, 0, $"cannot read the file: {e.Message}");
+            // .NET's texts repeat the path and say "Access to the path is denied" for a directory,
+            // even to root: name the reason the way cat(1) would.
+            string reason = e switch
+            {
+                _ when Directory.Exists(path) => "is a directory, not a configuration file",
+                FileNotFoundException or DirectoryNotFoundException => "no such file",
+                UnauthorizedAccessException => "permission denied",
+                _ => e.Message,
+            };
+            throw new ConfigException(path, 0, $"cannot read the file: {reason}");
         }
         return Parse(path, text);
     }
@@ -68,6 +77,7 @@ public sealed class WgQuickConfigParser
         private int _interfaceLine;
         private WireGuardKey? _privateKey;
         private ushort? _listenPort;
+        private int _listenPortLine;
         private uint? _fwMark;
         private int? _mtu;
         private int _mtuLine;
@@ -195,6 +205,7 @@ public sealed class WgQuickConfigParser
                         throw Error(line, "ListenPort is not a port between 0 and 65535");
                     }
                     _listenPort = port;
+                    _listenPortLine = line;
                     break;
                 case "fwmark":
                     Once(line, "FwMark");
@@ -422,7 +433,16 @@ public sealed class WgQuickConfigParser
             {
                 throw Error(line, $"Endpoint: {error}");
             }
-            var addresses = resolver.Resolve(host);
+            IReadOnlyList<IPAddress> addresses;
+            try
+            {
+                addresses = resolver.Resolve(host);
+            }
+            catch (HostNameResolutionException e)
+            {
+                // Transient, as an empty answer: the name may resolve once the network is up.
+                throw new ConfigException(path, line, $"Endpoint: {e.Message}") { Transient = true };
+            }
             if (addresses.Count == 0)
             {
                 throw new ConfigException(path, line, "Endpoint: cannot resolve the host name") { Transient = true };
@@ -555,6 +575,7 @@ public sealed class WgQuickConfigParser
                 {
                     PrivateKey = privateKey,
                     ListenPort = _listenPort,
+                    ListenPortLine = _listenPortLine,
                     FwMark = _fwMark,
                     Addresses = _addresses,
                     Mtu = _mtu,

@@ -18,8 +18,17 @@ public interface ITunnelControl
     /// <summary>Rebinds the UDP socket; 0 lets the system choose. EADDRINUSE when taken.</summary>
     Task SetListenPortAsync(ushort port, CancellationToken cancellationToken);
 
-    /// <summary>SO_MARK for outgoing datagrams; 0 clears it.</summary>
+    /// <summary>SO_MARK for outgoing datagrams; 0 clears it (unless a mark is required, see <see cref="RequireFwmarkAsync"/>).</summary>
     Task SetFwmarkAsync(uint fwmark, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Service mode's full tunnel: the policy rules route every unmarked packet into the tunnel,
+    /// so the socket must keep <paramref name="fwmark"/> (already set; null: no longer required):
+    /// a later request to clear the mark keeps it instead. A control without a socket ignores it.
+    /// </summary>
+    void RequireFwmark(uint? fwmark)
+    {
+    }
 
     /// <summary>
     /// Creates the peer or replaces its configuration (keeping its session when it exists). The

@@ -16,6 +16,7 @@ public sealed class DetachedChild : IReadinessSignal
 
     public const string ReadyLine = "firezone-tunnel: ready";
     public const string ErrorPrefix = "firezone-tunnel: error: ";
+    public const string WarningPrefix = "firezone-tunnel: warning: ";
 
     private int _signalled;
 
@@ -30,6 +31,20 @@ public sealed class DetachedChild : IReadinessSignal
     public void Ready() => Signal(ReadyLine);
 
     public void Failed(string problem) => Signal(ErrorPrefix + problem);
+
+    /// <summary>
+    /// On the pipe, not stderr: the parent reads stdout line by line up to the ready line, so a
+    /// warning before it reaches the caller before the parent exits (stderr is relayed on another
+    /// thread and could be cut off).
+    /// </summary>
+    public void Warning(string problem)
+    {
+        if (Volatile.Read(ref _signalled) == 0)
+        {
+            Console.Out.Write(WarningPrefix + problem + "\n");
+            Console.Out.Flush();
+        }
+    }
 
     private void Signal(string line)
     {

@@ -54,6 +54,11 @@ public static class Detacher
             {
                 return 0;
             }
+            if (line.StartsWith(DetachedChild.WarningPrefix, StringComparison.Ordinal))
+            {
+                Console.Error.WriteLine("firezone-tunnel: " + line[DetachedChild.WarningPrefix.Length..]);
+                continue;
+            }
             if (line.StartsWith(DetachedChild.ErrorPrefix, StringComparison.Ordinal))
             {
                 Console.Error.WriteLine("firezone-tunnel: " + line[DetachedChild.ErrorPrefix.Length..]);

@@ -6,4 +6,7 @@ public interface IReadinessSignal
     void Ready();
 
     void Failed(string problem);
+
+    /// <summary>A problem the daemon starts despite (one line), for whoever started it to see.</summary>
+    void Warning(string problem);
 }

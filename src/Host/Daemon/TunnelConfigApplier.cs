@@ -11,7 +11,16 @@ public static class TunnelConfigApplier
     {
         var device = config.Interface;
         // Port before key: the tunnel starts once the key is known, so it then starts once, on the right port.
-        await control.SetListenPortAsync(device.ListenPort ?? 0, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await control.SetListenPortAsync(device.ListenPort ?? 0, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TunnelControlException e) when (device.ListenPortLine > 0)
+        {
+            // "UDP port 51820 is already in use" alone does not say where the port came from: the
+            // one line names the file and the line, as every other mistake in it.
+            throw new TunnelControlException(e.Errno, $"{config.SourcePath}:{device.ListenPortLine}: ListenPort: {e.Message}");
+        }
         await control.SetPrivateKeyAsync(device.PrivateKey, cancellationToken).ConfigureAwait(false);
         // A fresh daemon has no fwmark, so "FwMark = off" has nothing to clear; and setting 0 here
         // would undo the mark the network setup gave the socket for a default route (wg-quick's

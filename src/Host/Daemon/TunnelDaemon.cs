@@ -8,7 +8,7 @@ namespace Firezone.Actors.Host.Daemon;
 /// <summary>
 /// Runs one daemon: builds the generic host (Serilog, systemd integration, the tunnel from
 /// <see cref="ITunnelComposition"/>, the UAPI service), signals readiness once everything has
-/// started, and waits for SIGTERM, SIGINT or removal of the socket. Exit code 0 after a clean stop,
+/// started, and waits for SIGTERM, SIGINT, SIGHUP or removal of the socket. Exit code 0 after a clean stop,
 /// 1 with one error line when it cannot start.
 /// </summary>
 public static class TunnelDaemon
@@ -26,9 +26,37 @@ public static class TunnelDaemon
             Report(readiness, e.Message);
             return 1;
         }
-        await using var logger = SerilogSetup.Create(options.Log);
+        string? logFileProblem = null;
+        Serilog.Core.Logger created;
+        try
+        {
+            created = SerilogSetup.Create(options.Log);
+        }
+        catch (IOException e) when (options.Log.FileIsDefault)
+        {
+            // The default file (a read-only or full /var/log): run without it, as wireguard-go runs
+            // with no log file at all, rather than fail a `wg-quick up` that cannot pass --log-file.
+            // A --log-file that cannot be opened is still an error (CommandLine reports it).
+            logFileProblem = e.Message;
+            created = SerilogSetup.Create(options.Log with { FilePath = null });
+        }
+        await using var logger = created;
         // Akka.Logger.Serilog writes to the global logger.
         Log.Logger = logger;
+        if (logFileProblem is not null)
+        {
+            logger.Warning("Running without a log file: {Problem}", logFileProblem);
+            string warning = $"{logFileProblem}; running without a log file";
+            if (readiness is not null)
+            {
+                // A detaching parent passes it on to wg-quick's stderr before it exits.
+                readiness.Warning(warning);
+            }
+            else
+            {
+                Console.Error.WriteLine("firezone-tunnel: " + warning);
+            }
+        }
         if (options.Config is { } config)
         {
             foreach (var note in config.Notes)
@@ -61,6 +89,7 @@ public static class TunnelDaemon
             return Fail(logger, readiness, e.Message);
         }
         using (host)
+        using (HangupStop.Register(host.Services.GetRequiredService<IHostApplicationLifetime>()))
         {
             try
             {

@@ -10,6 +10,13 @@ public sealed record LogOptions
     /// <summary>The JSON-lines log file; null for none.</summary>
     public string? FilePath { get; init; }
 
+    /// <summary>
+    /// Whether <see cref="FilePath"/> is the default rather than one given with --log-file: a
+    /// default file that cannot be opened (a read-only /var/log) does not stop the daemon, since
+    /// under wg-quick, which passes no options, nobody could name another.
+    /// </summary>
+    public bool FileIsDefault { get; init; }
+
     public LogEventLevel MinimumLevel { get; init; } = LogEventLevel.Information;
 
     /// <summary>Also log to stdout (off for a detached daemon, whose stdout is /dev/null).</summary>
@@ -41,6 +48,7 @@ public sealed record LogOptions
                 level = LogEventLevel.Information;
                 return true;
             case "warning":
+            case "warn":
                 level = LogEventLevel.Warning;
                 return true;
             case "error":

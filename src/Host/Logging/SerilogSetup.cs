@@ -34,12 +34,29 @@ public static class SerilogSetup
             string? directory = Path.GetDirectoryName(Path.GetFullPath(path));
             if (directory is not null)
             {
-                Directory.CreateDirectory(directory);
+                try
+                {
+                    Directory.CreateDirectory(directory);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    // .NET's text ("Read-only file system : '/var/log/x'") names neither the log
+                    // file nor what was being done; the one line should say both.
+                    throw new IOException($"{path}: cannot create the log file's directory {directory}: {Reason(e)}", e);
+                }
             }
             // O_APPEND, one write per line: see AppendOnlyFileSink.
             configuration = configuration.WriteTo.Sink(AppendOnlyFileSink.Open(path, JsonLogFormat.Create()));
         }
         return configuration.CreateLogger();
+    }
+
+    /// <summary>The reason alone, without the " : 'PATH'" .NET appends to a file system error.</summary>
+    private static string Reason(Exception e)
+    {
+        string message = e.Message;
+        int at = message.LastIndexOf(" : '", StringComparison.Ordinal);
+        return at > 0 ? message[..at] : message;
     }
 
     public const string HostSource = "Microsoft.Extensions.Hosting.Internal.Host";

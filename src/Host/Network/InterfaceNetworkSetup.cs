@@ -155,6 +155,8 @@ public sealed class InterfaceNetworkSetup(string interfaceName, ICommandRunner r
             table = await FreeTableAsync(cancellationToken).ConfigureAwait(false);
             await control.SetFwmarkAsync(table, cancellationToken).ConfigureAwait(false);
         }
+        // Kept through a `systemctl reload` that sends fwmark=0 (see ITunnelControl.RequireFwmark).
+        control?.RequireFwmark(table);
         DefaultRouteTable = table;
         string t = table.ToString(CultureInfo.InvariantCulture);
         if (v4)
@@ -390,12 +392,23 @@ public sealed class InterfaceNetworkSetup(string interfaceName, ICommandRunner r
             {
                 await runner.RunAsync("ip", _state.Undo[i], null, cancellationToken).ConfigureAwait(false);
             }
+            catch (StartupException e) when (IsAlreadyUndone(e.Message))
+            {
+                // `wg-quick down` (or `ip link delete`) on a service's interface: the kernel took the
+                // routes with the link and wg-quick deleted the rules. Nothing failed, so no Warning
+                // (log alerts would fire on every such stop).
+                logger.LogInformation("Routing setting already removed: {Setting}", e.Message);
+            }
             catch (StartupException e)
             {
                 logger.LogWarning("Could not undo a routing setting: {Problem}", e.Message);
             }
         }
         _state.Undo.Clear();
+        if (DefaultRouteTable is not null)
+        {
+            control?.RequireFwmark(null);
+        }
         DefaultRouteTable = null;
         if (_state.NftablesTable)
         {
@@ -443,6 +456,15 @@ public sealed class InterfaceNetworkSetup(string interfaceName, ICommandRunner r
             SaveState();
         }
     }
+
+    /// <summary>
+    /// ip(8)'s answers (LC_ALL=C, see ProcessCommandRunner) when what an undo deletes is gone:
+    /// the device of a route no longer exists, a route (ESRCH) or a rule (ENOENT) is not there.
+    /// </summary>
+    internal static bool IsAlreadyUndone(string problem) =>
+        problem.Contains("Cannot find device", StringComparison.Ordinal)
+        || problem.EndsWith("RTNETLINK answers: No such process", StringComparison.Ordinal)
+        || problem.EndsWith("RTNETLINK answers: No such file or directory", StringComparison.Ordinal);
 
     private Task<string> IpAsync(CancellationToken cancellationToken, params string[] arguments) =>
         runner.RunAsync("ip", arguments, null, cancellationToken);

@@ -22,6 +22,9 @@ public sealed class ProcessCommandRunner : ICommandRunner
         {
             start.ArgumentList.Add(argument);
         }
+        // The tools' messages in English whatever the service's locale: they are logged, and
+        // InterfaceNetworkSetup tells "already gone" from a failure by them.
+        start.Environment["LC_ALL"] = "C";
         string commandLine = file + " " + string.Join(' ', arguments);
         Process process;
         try

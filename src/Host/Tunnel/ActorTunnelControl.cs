@@ -80,6 +80,8 @@ public sealed class ActorTunnelControl(
     private WireGuardKey? _publicKey;
     private ushort _listenPort;
     private uint _fwmark;
+    private uint? _requiredFwmark;
+    private readonly Lock _requiredFwmarkGate = new();
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -363,11 +365,33 @@ public sealed class ActorTunnelControl(
         }
     }
 
+    public void RequireFwmark(uint? fwmark)
+    {
+        lock (_requiredFwmarkGate)
+        {
+            _requiredFwmark = fwmark;
+        }
+    }
+
     public async Task SetFwmarkAsync(uint fwmark, CancellationToken cancellationToken)
     {
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            uint? requiredFwmark;
+            lock (_requiredFwmarkGate)
+            {
+                requiredFwmark = _requiredFwmark;
+            }
+            if (fwmark == 0 && requiredFwmark is { } required)
+            {
+                // `systemctl reload` (`wg syncconf` of `wg-quick strip`) of a file without FwMark
+                // sends fwmark=0, as wg setconf does for every key a file leaves out. Cleared, the
+                // tunnel's own datagrams would match "not fwmark T" and loop into the tunnel
+                // (with wg-quick and wireguard-go, a reload breaks such a full tunnel so).
+                logger.LogInformation("fwmark 0 requested: kept at {Fwmark:l}, which the default route's policy rules need", "0x" + required.ToString("x", System.Globalization.CultureInfo.InvariantCulture));
+                fwmark = required;
+            }
             if (_socket is not null)
             {
                 int errno = LinuxDescriptors.SetMark(_socket.Handle, fwmark);

@@ -37,6 +37,6 @@ public static class UapiClient
             }
             lines.Add(line);
         }
-        throw new UapiException(UapiErrno.EPROTO, "the daemon closed the connection without an errno line");
+        throw new UapiException(UapiErrno.EPROTO, "the daemon closed the connection without an errno line") { NoReply = lines.Count == 0 };
     }
 }

@@ -4,4 +4,7 @@ namespace Firezone.Actors.Host.Uapi;
 public sealed class UapiException(int errno, string message) : Exception(message)
 {
     public int Errno { get; } = errno;
+
+    /// <summary>The daemon closed the connection without any reply (wireguard-go does so on an operation it does not know).</summary>
+    public bool NoReply { get; init; }
 }

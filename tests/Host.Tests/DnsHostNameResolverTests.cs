@@ -1,0 +1,117 @@
+using System.Net;
+using System.Net.Sockets;
+using Firezone.Actors.Host.Config;
+
+namespace Firezone.Actors.Host.Tests;
+
+/// <summary>
+/// Service mode resolves Endpoint host names as wg(8) does under wg-quick@ (which sets
+/// WG_ENDPOINT_RESOLUTION_RETRIES=infinity): a temporary failure (no network or DNS yet at boot)
+/// is retried that many times with wg's waits, "no such name" fails at once; the variable
+/// was ignored. The error names the host and the reason. The lookup and the wait are the test's:
+/// no DNS and no sleeping.
+/// </summary>
+public sealed class DnsHostNameResolverTests
+{
+    private static readonly IPAddress Address = IPAddress.Parse("192.0.2.7");
+
+    private sealed class Script(params SocketError[] failures)
+    {
+        private int _calls;
+
+        public List<TimeSpan> Waits { get; } = [];
+
+        public int Calls => _calls;
+
+        public IPAddress[] Lookup(string host)
+        {
+            int call = _calls++;
+            if (call < failures.Length)
+            {
+                throw new SocketException((int)failures[call]);
+            }
+            return [Address];
+        }
+    }
+
+    private static DnsHostNameResolver ResolverFor(Script script, int retries, TextWriter? progress = null) =>
+        new(script.Lookup, script.Waits.Add, progress ?? TextWriter.Null, retries);
+
+    [Fact]
+    public void Temporary_failures_are_retried_with_wgs_waits_and_said_on_stderr()
+    {
+        var script = new Script(SocketError.TryAgain, SocketError.TryAgain);
+        var progress = new StringWriter();
+        var addresses = ResolverFor(script, 15, progress).Resolve("vpn.example");
+        Assert.Equal([Address], addresses);
+        Assert.Equal([TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1.2)], script.Waits);
+        string[] lines = progress.ToString().TrimEnd('\n').Split('\n');
+        Assert.Equal(2, lines.Length);
+        Assert.StartsWith("firezone-tunnel: cannot resolve the host name vpn.example: ", lines[0]);
+        Assert.EndsWith("; trying again in 1.00 s", lines[0]);
+        Assert.EndsWith("; trying again in 1.20 s", lines[1]);
+    }
+
+    [Theory]
+    [InlineData(SocketError.HostNotFound)]
+    [InlineData(SocketError.NoData)]
+    [InlineData(SocketError.NoRecovery)]
+    public void A_permanent_failure_is_not_retried(SocketError error)
+    {
+        var script = new Script(error);
+        var e = Assert.Throws<HostNameResolutionException>(() => ResolverFor(script, -1).Resolve("nowhere.example"));
+        Assert.Equal(1, script.Calls);
+        Assert.Empty(script.Waits);
+        Assert.Equal("nowhere.example", e.Host);
+        Assert.StartsWith("cannot resolve the host name nowhere.example: ", e.Message);
+    }
+
+    [Fact]
+    public void After_the_last_retry_the_failure_is_reported()
+    {
+        var script = new Script(SocketError.TryAgain, SocketError.TryAgain, SocketError.TryAgain, SocketError.TryAgain);
+        Assert.Throws<HostNameResolutionException>(() => ResolverFor(script, 2).Resolve("vpn.example"));
+        Assert.Equal(3, script.Calls); // the first try and two retries
+        Assert.Equal(2, script.Waits.Count);
+    }
+
+    [Fact]
+    public void Without_a_limit_the_wait_grows_to_20_seconds_and_stays_there()
+    {
+        var failures = Enumerable.Repeat(SocketError.TryAgain, 30).ToArray();
+        var script = new Script(failures);
+        Assert.Equal([Address], ResolverFor(script, -1).Resolve("vpn.example"));
+        Assert.Equal(30, script.Waits.Count);
+        Assert.Equal(TimeSpan.FromSeconds(20), script.Waits[^1]);
+        Assert.Equal(TimeSpan.FromSeconds(20), script.Waits.Max());
+    }
+
+    [Fact]
+    public void An_address_is_not_looked_up()
+    {
+        var script = new Script(SocketError.TryAgain);
+        Assert.Equal([IPAddress.Parse("2001:db8::1")], ResolverFor(script, 0).Resolve("2001:db8::1"));
+        Assert.Equal(0, script.Calls);
+    }
+
+    [Theory]
+    [InlineData(null, 0)]
+    [InlineData("", 0)]
+    [InlineData("infinity", -1)]
+    [InlineData("0", 0)]
+    [InlineData("3", 3)]
+    [InlineData("many", 15)]
+    public void WG_ENDPOINT_RESOLUTION_RETRIES_is_read_as_wg_reads_it(string? text, int expected) =>
+        Assert.Equal(expected, DnsHostNameResolver.RetriesFrom(text));
+
+    [Fact]
+    public void The_config_error_names_the_line_the_host_and_the_reason()
+    {
+        var script = new Script(SocketError.HostNotFound);
+        var parser = new WgQuickConfigParser(ResolverFor(script, 0));
+        var e = Assert.Throws<ConfigException>(() => parser.Parse("/etc/wireguard/wg0.conf",
+            $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\n[Peer]\nPublicKey = {TestKeys.New().ToBase64()}\nEndpoint = vpn.example:51820\n"));
+        Assert.StartsWith("/etc/wireguard/wg0.conf:5: Endpoint: cannot resolve the host name vpn.example: ", e.Message);
+        Assert.True(e.Transient); // exit 1: the systemd unit restarts, the name may resolve later
+    }
+}
