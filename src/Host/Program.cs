@@ -9,11 +9,11 @@ public static class Program
 {
     public static Task<int> Main(string[] args)
     {
-        // Under systemd every line on stderr is a failure: journald records it as an error only
-        // with the "<3>" prefix (JournalErrorWriter).
+        // Under systemd a line on stderr is a failure unless it is marked as a notice: journald
+        // records it as an error only with the "<3>" prefix (JournalErrorWriter).
         if (JournalStream.IsConnected(2))
         {
-            Console.SetError(new JournalErrorWriter(Console.Error));
+            JournalErrorWriter.Install();
         }
         return CommandLine.InvokeAsync(CommandLine.Build(new ActorTunnelComposition()), args);
     }

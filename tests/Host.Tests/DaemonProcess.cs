@@ -6,8 +6,9 @@ namespace Firezone.Actors.Host.Tests;
 /// <summary>
 /// `firezone-tunnel -f NAME` (or `up --config`) running inside a namespace. `ip netns exec` execs
 /// the program, so the PID we hold is the daemon's (except under <see cref="StartAsService"/>, where
-/// it is unshare's and <see cref="ChildPid"/> is the daemon's); dispose kills it by that PID if it
-/// still runs, waits for the daemon to be gone, and removes its socket and log files.
+/// it is unshare's and <see cref="ChildPid"/> is the daemon's); dispose stops it by that PID if it
+/// still runs (SIGTERM, then SIGKILL after 10 s), waits for the daemon to be gone, and removes its
+/// socket, log and state files.
 /// </summary>
 internal sealed class DaemonProcess : IAsyncDisposable
 {
@@ -115,7 +116,20 @@ internal sealed class DaemonProcess : IAsyncDisposable
         if (!_process.HasExited)
         {
             int child = _asService ? ChildPid : 0;
-            _process.Kill(); // under unshare --kill-child the daemon gets SIGKILL when unshare dies
+            // A clean stop first (SIGTERM), so the daemon removes what outlives it on the host (its
+            // state file in /run/firezone-tunnel); SIGKILL only if it does not stop within 10 s.
+            Tmds.Linux.LibC.kill(child != 0 ? child : _process.Id, 15);
+            using (var stop = new CancellationTokenSource(TimeSpan.FromSeconds(10)))
+            {
+                try
+                {
+                    await _process.WaitForExitAsync(stop.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    _process.Kill(); // under unshare --kill-child the daemon gets SIGKILL when unshare dies
+                }
+            }
             await _process.WaitForExitAsync();
             using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(10));
             while (child != 0 && Directory.Exists($"/proc/{child}") && !bound.IsCancellationRequested)
@@ -126,5 +140,6 @@ internal sealed class DaemonProcess : IAsyncDisposable
         _process.Dispose();
         File.Delete(SocketPath);
         File.Delete(LogFile);
+        File.Delete(Path.Combine(Network.NetworkSetupStateFile.DefaultDirectory, Name + ".json"));
     }
 }

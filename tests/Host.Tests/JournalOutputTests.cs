@@ -1,5 +1,6 @@
 using System.Globalization;
 using Firezone.Actors.Host.Logging;
+using Firezone.Actors.Host.Uapi;
 using Serilog.Events;
 using Serilog.Parsing;
 
@@ -101,6 +102,47 @@ public sealed class JournalOutputTests
         writer.WriteLine("arts");
         writer.Write("x\ny\n");
         Assert.Equal("<3>a.conf:2: problem\n<3>firezone-tunnel: two parts\n<3>x\n<3>y\n", inner.ToString());
+    }
+
+    [Fact]
+    public void A_line_that_names_its_priority_keeps_it()
+    {
+        var inner = new StringWriter(CultureInfo.InvariantCulture) { NewLine = "\n" };
+        var writer = new JournalErrorWriter(inner) { NewLine = "\n" };
+        writer.WriteLine("<4>firezone-tunnel: a notice");
+        writer.WriteLine("firezone-tunnel: a failure");
+        writer.WriteLine("<9>not a priority");
+        Assert.Equal("<4>firezone-tunnel: a notice\n<3>firezone-tunnel: a failure\n<3><9>not a priority\n", inner.ToString());
+    }
+
+    [Fact]
+    public async Task A_notice_on_standard_error_reaches_the_journal_as_a_warning_and_the_failure_as_an_error()
+    {
+        string name = UapiServerFixture.UniqueName();
+        string journal = Path.Combine(Path.GetTempPath(), $"fzt-journal-{Guid.NewGuid():N}");
+        await File.WriteAllTextAsync(journal, "");
+        try
+        {
+            // LOG_LEVEL with a word that is no level (a notice), then a log file that cannot be
+            // created (a failure, before anything else is made).
+            var environment = new Dictionary<string, string>
+            {
+                ["WG_PROCESS_FOREGROUND"] = "", ["LOG_LEVEL"] = "loud",
+                [JournalStream.Variable] = await DeviceAndInodeAsync(journal),
+            };
+            var run = await ProcessRunner.RunAsync("sh", ["-c", "out=$1; shift; exec \"$@\" >>\"$out\" 2>&1", "sh", journal, Executable, "-f", name, "--log-file", "/proc/nonexistent/x.log"],
+                environment: environment, timeout: TimeSpan.FromSeconds(30));
+            Assert.Equal(1, run.ExitCode);
+            string[] lines = (await File.ReadAllTextAsync(journal)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal(2, lines.Length);
+            Assert.StartsWith("<4>firezone-tunnel: LOG_LEVEL 'loud' is not", lines[0]);
+            Assert.StartsWith("<3>firezone-tunnel: /proc/nonexistent/x.log: ", lines[1]);
+            Assert.False(File.Exists(UapiSocketPath.For(name)));
+        }
+        finally
+        {
+            File.Delete(journal);
+        }
     }
 
     /// <summary>The executable itself, as systemd starts it: stdout and stderr one stream, named by JOURNAL_STREAM.</summary>

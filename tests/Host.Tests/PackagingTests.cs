@@ -162,8 +162,12 @@ public sealed class PackagingTests
             Assert.StartsWith($"{config}:7: ", mistake.Stderr);
 
             // .invalid never resolves (RFC 6761 section 6.4); to the daemon it looks like DNS not up yet.
+            // In a namespace of the test's own with only loopback, so the lookup fails here, at once,
+            // and no query leaves the machine; without retries whatever the runner's environment says.
             await File.WriteAllTextAsync(config, header + "AllowedIPs = 10.0.0.0/8\nEndpoint = nowhere.invalid:51820\n");
-            var unresolved = await ProcessRunner.RunAsync(Executable, ["up", "--config", config], environment: environment, timeout: TimeSpan.FromSeconds(60));
+            environment["WG_ENDPOINT_RESOLUTION_RETRIES"] = "";
+            await using var ns = await NetworkNamespace.CreateAsync();
+            var unresolved = await ns.ExecAsync(Executable, ["up", "--config", config], environment: environment, timeout: TimeSpan.FromSeconds(60));
             Assert.Equal(1, unresolved.ExitCode);
             // The line goes on with the name and the resolver's reason, which depends on the machine's DNS.
             Assert.StartsWith($"{config}:7: Endpoint: cannot resolve the host name nowhere.invalid: ", unresolved.Stderr);

@@ -320,7 +320,7 @@ public static class CommandLine
             parsed = LogEventLevel.Information;
             if (!DetachedChild.IsDetachedChild)
             {
-                Console.Error.WriteLine($"firezone-tunnel: {LogLevelVariable} '{variable}' is not trace, debug, info, warning, error or silent: logging at info");
+                Console.Error.WriteLine(JournalErrorWriter.NoticeLine($"firezone-tunnel: {LogLevelVariable} '{variable}' is not trace, debug, info, warning, error or silent: logging at info"));
             }
         }
         options = new LogOptions

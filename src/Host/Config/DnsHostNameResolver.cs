@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using Firezone.Actors.Host.Logging;
 
 namespace Firezone.Actors.Host.Config;
 
@@ -59,14 +60,18 @@ public sealed class DnsHostNameResolver : IHostNameResolver
                     throw new HostNameResolutionException(host, e.Message);
                 }
                 // One line per try, as wg prints it: a service waiting at boot says why.
-                _progress.WriteLine($"firezone-tunnel: cannot resolve the host name {host}: {e.Message}; trying again in {wait.TotalSeconds.ToString("0.00", CultureInfo.InvariantCulture)} s");
+                _progress.WriteLine(JournalErrorWriter.NoticeLine($"firezone-tunnel: cannot resolve the host name {host}: {e.Message}; trying again in {wait.TotalSeconds.ToString("0.00", CultureInfo.InvariantCulture)} s"));
                 _wait(wait);
                 wait = TimeSpan.FromTicks(Math.Min(LongestWait.Ticks, wait.Ticks * 6 / 5));
             }
         }
     }
 
-    /// <summary>WG_ENDPOINT_RESOLUTION_RETRIES: a count, or "infinity" (-1); unreadable: 15 (wg's default); unset: none.</summary>
+    /// <summary>
+    /// WG_ENDPOINT_RESOLUTION_RETRIES: a count, or "infinity" (-1); unset: none. wg refuses a value it
+    /// cannot read ("Unable to parse"); here it means wg's default, 15, so that a service does not
+    /// fail to start over a variable meant to make it wait longer.
+    /// </summary>
     public static int RetriesFrom(string? text) => text switch
     {
         null or "" => 0,

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Reflection;
+using Firezone.Actors.Host.Logging;
 
 namespace Firezone.Actors.Host.Daemon;
 
@@ -56,7 +57,7 @@ public static class Detacher
             }
             if (line.StartsWith(DetachedChild.WarningPrefix, StringComparison.Ordinal))
             {
-                Console.Error.WriteLine("firezone-tunnel: " + line[DetachedChild.WarningPrefix.Length..]);
+                Console.Error.WriteLine(JournalErrorWriter.NoticeLine("firezone-tunnel: " + line[DetachedChild.WarningPrefix.Length..]));
                 continue;
             }
             if (line.StartsWith(DetachedChild.ErrorPrefix, StringComparison.Ordinal))

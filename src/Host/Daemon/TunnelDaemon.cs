@@ -54,7 +54,7 @@ public static class TunnelDaemon
             }
             else
             {
-                Console.Error.WriteLine("firezone-tunnel: " + warning);
+                Console.Error.WriteLine(JournalErrorWriter.NoticeLine("firezone-tunnel: " + warning));
             }
         }
         if (options.Config is { } config)
