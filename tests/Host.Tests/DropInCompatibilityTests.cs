@@ -112,7 +112,7 @@ public sealed class DropInCompatibilityTests
         }
     }
 
-    /// <summary>A --log-file the user named and that cannot be opened stays an error: one line naming it, exit 1, nothing created.</summary>
+    /// <summary>A --log-file the user named and that cannot be opened stays an error: one line naming it, exit 78 (EX_CONFIG: the unit does not restart on it), nothing created.</summary>
     [Fact]
     public async Task A_log_file_option_whose_directory_cannot_be_made_is_one_line_naming_it()
     {
@@ -124,7 +124,7 @@ public sealed class DropInCompatibilityTests
         try
         {
             var result = await ns.ExecAsync(Executable, ["-f", name, "--log-file", Path.Combine(blocker, "sub", "x.log")], timeout: TimeSpan.FromSeconds(30));
-            Assert.Equal(1, result.ExitCode);
+            Assert.Equal(Cli.CommandLine.ConfigMistakeExitCode, result.ExitCode);
             Assert.StartsWith($"firezone-tunnel: {blocker}/sub/x.log: cannot create the log file's directory {blocker}/sub: ", result.Stderr);
             Assert.Single(result.Stderr.TrimEnd('\n').Split('\n'));
             Assert.False(File.Exists(UapiSocketPath.For(name)));

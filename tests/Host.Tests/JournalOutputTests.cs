@@ -132,7 +132,7 @@ public sealed class JournalOutputTests
             };
             var run = await ProcessRunner.RunAsync("sh", ["-c", "out=$1; shift; exec \"$@\" >>\"$out\" 2>&1", "sh", journal, Executable, "-f", name, "--log-file", "/proc/nonexistent/x.log"],
                 environment: environment, timeout: TimeSpan.FromSeconds(30));
-            Assert.Equal(1, run.ExitCode);
+            Assert.Equal(Cli.CommandLine.ConfigMistakeExitCode, run.ExitCode);
             string[] lines = (await File.ReadAllTextAsync(journal)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
             Assert.Equal(2, lines.Length);
             Assert.StartsWith("<4>firezone-tunnel: LOG_LEVEL 'loud' is not", lines[0]);

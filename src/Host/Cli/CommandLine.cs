@@ -243,7 +243,9 @@ public static class CommandLine
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            // The log file could not be opened, for example.
+            // The --log-file named on the command line cannot be opened (a default file that cannot
+            // be is skipped, TunnelDaemon): a mistake in how the daemon is configured, which a restart
+            // does not mend, so EX_CONFIG, on which the unit does not restart (RestartPreventExitStatus).
             string problem = e.Message;
             if (readiness is not null)
             {
@@ -253,7 +255,7 @@ public static class CommandLine
             {
                 Console.Error.WriteLine("firezone-tunnel: " + problem);
             }
-            return 1;
+            return ConfigMistakeExitCode;
         }
     }
 
