@@ -29,8 +29,8 @@ public class HandshakeBenchmarks
     {
         var pool = new PacketBufferPool(preallocate: 16);
         var random = new CryptoRandomSource();
-        var deviceA = _deviceA = new Device(Key(1), pool, random, DateTime.UnixEpoch);
-        _deviceB = new Device(Key(2), pool, random, DateTime.UnixEpoch);
+        var deviceA = _deviceA = new Device(SealOpenBenchmarks.Key(1), pool, random, DateTime.UnixEpoch);
+        _deviceB = new Device(SealOpenBenchmarks.Key(2), pool, random, DateTime.UnixEpoch);
         _a = new Peer(deviceA, new PeerConfig { PublicKey = _deviceB.PublicKey, Endpoint = EndpointB, AllowedIps = [IpPrefix.Parse("10.0.0.2/32")] });
         _b = new Peer(_deviceB, new PeerConfig { PublicKey = deviceA.PublicKey, AllowedIps = [IpPrefix.Parse("10.0.0.1/32")] });
         _now = TimeSpan.FromSeconds(1);
@@ -38,13 +38,6 @@ public class HandshakeBenchmarks
         {
             throw new InvalidOperationException("benchmark setup: the handshake did not complete");
         }
-    }
-
-    private static WireGuardKey Key(byte seed)
-    {
-        var bytes = new byte[32];
-        new Random(seed).NextBytes(bytes);
-        return new WireGuardKey(bytes);
     }
 
     [GlobalCleanup]

@@ -58,7 +58,8 @@ public class SealOpenBenchmarks
         _buffer = _pool.Rent();
     }
 
-    private static WireGuardKey Key(byte seed)
+    /// <summary>A fixed key from <paramref name="seed"/> (the handshake benchmark uses it too).</summary>
+    internal static WireGuardKey Key(byte seed)
     {
         var bytes = new byte[32];
         new Random(seed).NextBytes(bytes);
