@@ -111,7 +111,7 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
                 SetOption(fd, SOL_IPV6, LibC.IPV6_RECVTCLASS, 1, "IPV6_RECVTCLASS");
             }
             Bind(fd, port);
-            LocalPort = ReadLocalPort(fd);
+            _localPort = ReadLocalPort(fd);
             _wake = new WakeEvent();
             _kick = new WakeEvent();
             _receive = new MessageBatch(options.BatchSize);
@@ -130,7 +130,10 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
         }
     }
 
-    public int LocalPort { get; }
+    /// <summary>The bound port; a <see cref="TakeOver"/> changes it.</summary>
+    public int LocalPort => Volatile.Read(ref _localPort);
+
+    private int _localPort;
 
     /// <summary>True for the dual-stack AF_INET6 socket, false when IPv4 only.</summary>
     public bool IsIPv6 { get; }

@@ -140,6 +140,11 @@ internal sealed class DaemonProcess : IAsyncDisposable
         _process.Dispose();
         File.Delete(SocketPath);
         File.Delete(LogFile);
-        File.Delete(Path.Combine(Network.NetworkSetupStateFile.DefaultDirectory, Name + ".json"));
+        // The directory exists only once some daemon wrote a state file (File.Delete throws without it).
+        string stateFile = Path.Combine(Network.NetworkSetupStateFile.DefaultDirectory, Name + ".json");
+        if (File.Exists(stateFile))
+        {
+            File.Delete(stateFile);
+        }
     }
 }

@@ -28,7 +28,7 @@ public sealed class TunnelTrafficTests
     }
 
     [Fact]
-    public async Task A_new_listen_port_keeps_the_counters_and_learned_endpoint_and_the_peer_follows_at_once()
+    public async Task A_new_listen_port_keeps_the_session_counters_and_learned_endpoint_and_the_peer_follows_at_once()
     {
         // We never had B's endpoint configured: we learned it from B's handshake.
         await using var pair = await WireGuardGoPair.StartAsync(76, endpointAtA: false);
@@ -36,23 +36,44 @@ public sealed class TunnelTrafficTests
         Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr);
         var before = await pair.OurPeerDumpAsync();
         Assert.Equal($"{pair.UnderlayB}:{pair.PortB}", before[2]);
+        string theirHandshake = await TheirLatestHandshakeAsync(pair);
 
-        // As wireguard-go keeps its peers through a new port, so must we: a rebuilt tunnel.
+        // As wireguard-go keeps its peers and sessions through a new port (BindUpdate), so must we.
         Assert.Equal(0, (await ProcessRunner.WgAsync("set", pair.Ours, "listen-port", "51999")).ExitCode);
+        Assert.Equal("51999", (await ProcessRunner.WgAsync("show", pair.Ours, "listen-port")).Stdout.Trim());
         var after = await pair.OurPeerDumpAsync();
         Assert.Equal(before[2], after[2]); // the learned endpoint
-        Assert.True(long.Parse(after[4]) >= long.Parse(before[4]), $"latest handshake {before[4]} -> {after[4]}");
+        Assert.Equal(before[4], after[4]); // the same session: no new handshake
         Assert.True(long.Parse(after[5]) >= long.Parse(before[5]), $"rx {before[5]} -> {after[5]}");
         Assert.True(long.Parse(after[6]) >= long.Parse(before[6]), $"tx {before[6]} -> {after[6]}");
 
-        // We handshake from the new port at once, so B, which still had the old session and port,
-        // reaches us again within a second or two (without it, B would go on sending to the old port).
+        // A keepalive on the session from the new port moves B's endpoint for us before B sends anything
+        // (without it, B would go on sending to the old port until its session expired).
+        string theirs = "";
+        for (var deadline = DateTime.UtcNow.AddSeconds(5); DateTime.UtcNow < deadline; await Task.Delay(50))
+        {
+            theirs = (await ProcessRunner.WgAsync("show", pair.Theirs, "endpoints")).Stdout;
+            if (theirs.Contains($"{pair.UnderlayA}:51999", StringComparison.Ordinal))
+            {
+                break;
+            }
+        }
+        Assert.Contains($"{pair.UnderlayA}:51999", theirs);
         var resumed = await pair.B.ExecAsync("ping", ["-c", "1", "-w", "5", pair.TunnelA], timeout: TimeSpan.FromSeconds(20));
         Assert.True(resumed.ExitCode == 0, resumed.Stdout + resumed.Stderr + await File.ReadAllTextAsync(pair.Daemon.LogFile));
-        var theirs = await ProcessRunner.WgAsync("show", pair.Theirs, "endpoints");
-        Assert.Contains($"{pair.UnderlayA}:51999", theirs.Stdout);
         var last = await pair.OurPeerDumpAsync();
         Assert.True(long.Parse(last[5]) > long.Parse(after[5]), $"rx {after[5]} -> {last[5]}");
+        Assert.Equal(before[4], last[4]); // still the session of before the move, on both sides
+        Assert.Equal(theirHandshake, await TheirLatestHandshakeAsync(pair));
+        Assert.Contains("sessions kept", await File.ReadAllTextAsync(pair.Daemon.LogFile));
+    }
+
+    private static async Task<string> TheirLatestHandshakeAsync(WireGuardGoPair pair)
+    {
+        string text = (await ProcessRunner.WgAsync("show", pair.Theirs, "latest-handshakes")).Stdout.Trim();
+        string[] fields = text.Split('\t');
+        Assert.True(fields.Length == 2 && fields[1] != "0", $"wireguard-go's latest handshake: '{text}'");
+        return fields[1];
     }
 
     [Fact]

@@ -18,6 +18,7 @@ public sealed class EnginePeer(Peer peer) : IWireGuardPeer
     public HandshakeResult HandleHandshakeMessage(PacketBuffer datagram, TimeSpan now) => peer.HandleHandshakeMessage(datagram, now);
     public void Start(TimeSpan now) => peer.Start(now);
     public void Connect(TimeSpan now) => peer.Connect(now);
+    public bool SendKeepaliveOnSession(TimeSpan now) => peer.SendKeepaliveOnSession(now);
     public void HandleTimeout(TimeSpan now) => peer.HandleTimeout(now);
     public TimeSpan? PollTimeout() => peer.PollTimeout();
     public bool PollTransmit(out PacketBuffer datagram) => peer.PollTransmit(out datagram);

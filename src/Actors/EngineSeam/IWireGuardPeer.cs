@@ -37,6 +37,9 @@ public interface IWireGuardPeer : IDisposable
 
     void Connect(TimeSpan now);
 
+    /// <summary>See <see cref="Peer.SendKeepaliveOnSession"/>.</summary>
+    bool SendKeepaliveOnSession(TimeSpan now);
+
     void HandleTimeout(TimeSpan now);
 
     TimeSpan? PollTimeout();

@@ -136,6 +136,9 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
             case ConnectPeer:
                 path.Connect(now, output);
                 break;
+            case SendKeepalivesOnSessions:
+                path.SendKeepaliveOnSession(now, output);
+                break;
             case PeerPathFaulted faulted:
                 if (!ReferenceEquals(faulted.Path, path))
                 {

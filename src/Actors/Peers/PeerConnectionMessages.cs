@@ -14,6 +14,17 @@ public sealed record PeerNotFound(WireGuardKey PublicKey);
 /// <summary>Start a handshake now unless one is in flight.</summary>
 public sealed record ConnectPeer(WireGuardKey PublicKey);
 
+/// <summary>
+/// To the TunnelActor or PeerSupervisor: every peer with a session sends a keepalive on it, so that
+/// peers learn a new listen port at once (wireguard-go's SendKeepalivesToPeersWithCurrentKeypair
+/// after a rebind). Peers without a session do nothing. Not answered.
+/// </summary>
+public sealed class SendKeepalivesOnSessions
+{
+    public static readonly SendKeepalivesOnSessions Instance = new();
+    private SendKeepalivesOnSessions() { }
+}
+
 /// <summary>The PeerConnection's single keyed timer (the engine's PollTimeout).</summary>
 internal sealed class PeerTimer
 {

@@ -256,6 +256,30 @@ public sealed class PeerDataPath
         }
     }
 
+    /// <summary>The actor, after the device's listen port changed: a keepalive on the current session, if any (see <see cref="IWireGuardPeer.SendKeepaliveOnSession"/>).</summary>
+    internal void SendKeepaliveOnSession(TimeSpan now, PeerOutput output)
+    {
+        lock (_gate)
+        {
+            if (_closed)
+            {
+                return;
+            }
+            try
+            {
+                if (_peer.SendKeepaliveOnSession(now))
+                {
+                    AfterStep(output, now, fromReader: false);
+                }
+            }
+            catch (Exception e) when (IsEngineFault(e))
+            {
+                CloseAfterActorFault();
+                throw;
+            }
+        }
+    }
+
     /// <summary>The actor: the deadline its single timer must now fire at, once per request (a step moved it earlier).</summary>
     internal bool TakeTimerRequest(out TimeSpan due)
     {

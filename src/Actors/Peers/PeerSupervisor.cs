@@ -29,7 +29,8 @@ public sealed class PeerSupervisor : UntypedActor
     private readonly IMonotonicClock _clock;
     private readonly TunnelCounters _counters;
     private readonly PeerSupervisorOptions _options;
-    private readonly int _listenPort;
+    // The live port (a new listen port moves the socket under the running tunnel, LinuxUdpSocket.TakeOver).
+    private readonly Func<int> _listenPort;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<WireGuardKey, Entry> _peers = new();
     private readonly Dictionary<IActorRef, Entry> _byConnection = new();
@@ -58,7 +59,7 @@ public sealed class PeerSupervisor : UntypedActor
     }
 
     public PeerSupervisor(IWireGuardDevice device, PeerRegistry registry, IActorRef socketIO, IActorRef tunWriter,
-        IMonotonicClock clock, TunnelCounters counters, PeerSupervisorOptions options, int listenPort)
+        IMonotonicClock clock, TunnelCounters counters, PeerSupervisorOptions options, Func<int> listenPort)
     {
         _device = device;
         _registry = registry;
@@ -71,7 +72,7 @@ public sealed class PeerSupervisor : UntypedActor
     }
 
     public static Props Props(IWireGuardDevice device, PeerRegistry registry, IActorRef socketIO, IActorRef tunWriter,
-        IMonotonicClock clock, TunnelCounters counters, PeerSupervisorOptions options, int listenPort) =>
+        IMonotonicClock clock, TunnelCounters counters, PeerSupervisorOptions options, Func<int> listenPort) =>
         Akka.Actor.Props.Create(() => new PeerSupervisor(device, registry, socketIO, tunWriter, clock, counters, options, listenPort));
 
     protected override SupervisorStrategy SupervisorStrategy() => new PeerSupervisionStrategy(Decide);
@@ -134,6 +135,12 @@ public sealed class PeerSupervisor : UntypedActor
                 else
                 {
                     Sender.Tell(new PeerNotFound(get.PublicKey));
+                }
+                break;
+            case SendKeepalivesOnSessions:
+                foreach (var each in _peers.Values)
+                {
+                    each.Connection.Tell(message);
                 }
                 break;
             case ConnectPeer connect:
@@ -528,7 +535,7 @@ public sealed class PeerSupervisor : UntypedActor
         {
             peers.Add(PeerStatus.From(entry.Slot, _device.AllowedIpsOf(entry.Slot.Key)));
         }
-        return new DeviceStatus(_device.PublicKey, _listenPort, peers, DeviceDropCounts.From(_counters));
+        return new DeviceStatus(_device.PublicKey, _listenPort(), peers, DeviceDropCounts.From(_counters));
     }
 
     private void PublishMetricsPeers()

@@ -48,7 +48,7 @@ public sealed class TunnelActor : UntypedActor
         _tunWriter = Context.ActorOf(TunWriter.Props(s.Tun, _counters).WithDispatcher(Tunnels.IoDispatcherId), "tun-writer");
         // Initiations come back to this actor and go on to the supervisor (created next).
         _socketIO = Context.ActorOf(SocketIO.Props(s.Socket, s.Tun, s.Device, _registry, Self, _counters, s.Clock, _readers, s.ReplyPollMax, s.ReadModeration).WithDispatcher(Tunnels.IoDispatcherId), "socket-io");
-        _peers = Context.ActorOf(PeerSupervisor.Props(s.Device, _registry, _socketIO, _tunWriter, s.Clock, _counters, s.PeerOptions, s.Socket.LocalPort), "peers");
+        _peers = Context.ActorOf(PeerSupervisor.Props(s.Device, _registry, _socketIO, _tunWriter, s.Clock, _counters, s.PeerOptions, () => s.Socket.LocalPort), "peers");
         _tunReader = Context.ActorOf(TunReader.Props(s.Tun, s.Socket, s.Device, _registry, _counters, s.Clock, _readers, s.ReplyPollMax, s.ReadModeration), "tun-reader");
     }
 
@@ -64,6 +64,7 @@ public sealed class TunnelActor : UntypedActor
             case GetDeviceStatus:
             case GetPeerStatus:
             case ConnectPeer:
+            case SendKeepalivesOnSessions:
                 _peers.Forward(message);
                 break;
             case GetTunnelTopology:

@@ -42,4 +42,7 @@ public sealed class TunnelClient(IActorRef tunnel, TimeSpan timeout)
 
     /// <summary>Starts a handshake with the peer now unless one is in flight (fire and forget).</summary>
     public void Connect(WireGuardKey publicKey) => Tunnel.Tell(new ConnectPeer(publicKey));
+
+    /// <summary>After a new listen port: every peer with a session sends a keepalive (<see cref="Peers.SendKeepalivesOnSessions"/>).</summary>
+    public void SendKeepalivesOnSessions() => Tunnel.Tell(Peers.SendKeepalivesOnSessions.Instance);
 }

@@ -357,6 +357,23 @@ public sealed class Peer : IDisposable
         SendHandshakeInitiation(now, isRetry: false);
     }
 
+    /// <summary>
+    /// Sends a keepalive on the current session, if there is one that may still send, and does
+    /// nothing otherwise (no handshake is started). After the device's listen port changed this
+    /// tells the peer the new endpoint at once (an authenticated packet moves the peer's endpoint,
+    /// whitepaper section 2.1), as wireguard-go's SendKeepalivesToPeersWithCurrentKeypair does after
+    /// a rebind. True when one was queued.
+    /// </summary>
+    public bool SendKeepaliveOnSession(TimeSpan now)
+    {
+        if (_disposed || !HasSession(now) || _endpoint.IsNone)
+        {
+            return false;
+        }
+        SendKeepalive(now);
+        return true;
+    }
+
     /// <summary>Runs every timer due at <paramref name="now"/> (whitepaper section 6).</summary>
     public void HandleTimeout(TimeSpan now)
     {

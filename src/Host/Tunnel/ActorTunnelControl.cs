@@ -357,6 +357,19 @@ public sealed class ActorTunnelControl(
             // Bind first: a port in use is refused (EADDRINUSE) and the running tunnel stays as it is.
             var socket = Bind(port);
             _listenPort = port;
+            if (_tunnel is not null && _socket is not null)
+            {
+                int oldPort = _socket.LocalPort;
+                if (_socket.TakeOver(socket))
+                {
+                    // The tunnel, its actors and every session stay; peers learn the new port from a
+                    // keepalive on their session (wireguard-go: BindUpdate, then
+                    // SendKeepalivesToPeersWithCurrentKeypair).
+                    _tunnel.SendKeepalivesOnSessions();
+                    logger.LogInformation("Tunnel {Generation} moved from UDP port {OldPort} to {Port}; sessions kept", _generation, oldPort, _socket.LocalPort);
+                    return;
+                }
+            }
             await RebuildAsync(socket).ConfigureAwait(false);
         }
         finally

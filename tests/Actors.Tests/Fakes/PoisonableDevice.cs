@@ -113,6 +113,7 @@ public sealed class PoisonableDevice(IWireGuardDevice inner) : IWireGuardDevice
         public void Start(TimeSpan now) => peer.Start(now);
         public void AttachReplayState(HandshakeReplayState state) => peer.AttachReplayState(state);
         public void Connect(TimeSpan now) => peer.Connect(now);
+        public bool SendKeepaliveOnSession(TimeSpan now) => peer.SendKeepaliveOnSession(now);
         public void HandleTimeout(TimeSpan now) => peer.HandleTimeout(now);
         public TimeSpan? PollTimeout() => peer.PollTimeout();
         public bool PollTransmit(out PacketBuffer datagram) => peer.PollTransmit(out datagram);

@@ -76,6 +76,49 @@ public class SessionTests
     }
 
     [Fact]
+    public void A_keepalive_on_the_session_moves_the_peers_endpoint_to_a_new_port_without_a_handshake()
+    {
+        var wire = new WireHarness(seed: 58);
+        wire.Handshake();
+        Assert.Equal(SealResult.Sealed, wire.SendPacket(wire.A, wire.PacketFrom(wire.A, tag: 1))); // A's session is confirmed
+        long handshakes = wire.B.Peer.Counters.HandshakesCompleted;
+        long keepalives = wire.B.Peer.Counters.KeepalivesReceived;
+        // A's socket moved to another port (wg set listen-port): B still has the old endpoint.
+        var moved = UdpEndpoint.FromIPv6([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], 51999);
+        wire.A.Endpoint = moved;
+        wire.Advance(S(1));
+        int wireBefore = wire.Wire.Count;
+
+        Assert.True(wire.A.Peer.SendKeepaliveOnSession(wire.Now));
+        wire.Pump();
+
+        var sent = Assert.Single(wire.Wire.Skip(wireBefore));
+        Assert.Equal(MessageType.TransportData, (MessageType)sent.Bytes[0]);
+        Assert.Equal(32, sent.Bytes.Length); // header and tag: an empty packet
+        Assert.Equal(moved, wire.B.Peer.Endpoint);
+        Assert.Equal(handshakes, wire.B.Peer.Counters.HandshakesCompleted);
+        Assert.Equal(keepalives + 1, wire.B.Peer.Counters.KeepalivesReceived);
+        AssertNoLeaks(wire);
+    }
+
+    [Fact]
+    public void Without_a_session_no_keepalive_and_no_handshake_is_sent()
+    {
+        var wire = new WireHarness(seed: 59);
+        Assert.False(wire.A.Peer.SendKeepaliveOnSession(wire.Now)); // never handshaken
+        wire.Pump();
+        Assert.Empty(wire.Wire);
+
+        wire.Handshake();
+        wire.AdvanceTo(ProtocolConstants.RejectAfterTime + S(1)); // the session is too old to send on
+        int before = wire.Wire.Count;
+        Assert.False(wire.A.Peer.SendKeepaliveOnSession(wire.Now));
+        wire.Pump();
+        Assert.Equal(before, wire.Wire.Count);
+        AssertNoLeaks(wire);
+    }
+
+    [Fact]
     public void The_responder_sends_no_data_until_the_initiator_confirms_the_session()
     {
         var wire = new WireHarness(seed: 53);
