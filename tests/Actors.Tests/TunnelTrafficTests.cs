@@ -67,6 +67,33 @@ public sealed class TunnelTrafficTests(ITestOutputHelper output) : ActorTestBase
     }
 
     [Fact]
+    public void After_a_new_listen_port_each_peer_with_a_session_gets_one_keepalive_and_the_others_nothing()
+    {
+        // A has B and C; only B has a session. SendKeepalivesOnSessions is what the host tells the
+        // tunnel after LinuxUdpSocket.TakeOver moved its socket to a new port.
+        var (a, b, c) = StartStar();
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, Ecn.NotEct, id: 1));
+        AwaitWritten(b, 1);
+        long receivedBefore = PeerStatusOf(b, a).RxBytes;
+        int datagramsBefore = Network.Log.Count;
+
+        a.Tunnel.Tell(SendKeepalivesOnSessions.Instance, TestActor);
+
+        // B took it as authenticated traffic from A (the 32 bytes of an empty transport message).
+        AwaitCondition(() => PeerStatusOf(b, a).RxBytes == receivedBefore + 32, Wait);
+        var sent = Network.Log.Skip(datagramsBefore).ToList();
+        var only = Assert.Single(sent); // no handshake towards C, which had no session
+        Assert.Equal(a.Endpoint, only.From);
+        Assert.Equal(b.Endpoint, only.To);
+        Assert.Equal(MessageType.TransportData, only.Type);
+        Assert.Equal(32, only.Data.Length);
+        Assert.True(only.Delivered);
+        Assert.Null(PeerStatusOf(a, c).LastHandshakeUtc);
+        Assert.Equal(0, PeerStatusOf(b, a).AuthenticationFailures);
+        StopAndAssertNoLeaks(a, b, c);
+    }
+
+    [Fact]
     public void Data_crosses_each_tunnel_on_the_reader_threads_and_handshakes_go_through_the_actors()
     {
         // One thread wake-up per crossing (PeerDataPath): the TUN reader seals and sends, the
