@@ -68,6 +68,46 @@ public sealed class TunnelTrafficTests
         Assert.Contains("sessions kept", await File.ReadAllTextAsync(pair.Daemon.LogFile));
     }
 
+    [Fact]
+    public async Task A_rebuilt_tunnel_keeps_the_counters_and_learned_endpoint_and_the_peer_follows_at_once()
+    {
+        // A rebuild (here: an MTU larger than the packet buffers; also a new private key, or a new
+        // port the running socket cannot take over) starts new sessions. Each peer keeps its figures
+        // and the endpoint it was learned at, and we handshake at once, so B, which still has the old
+        // session, follows within a round trip.
+        await using var pair = await WireGuardGoPair.StartAsync(77, endpointAtA: false);
+        var ping = await pair.B.ExecAsync("ping", ["-c", "3", "-W", "5", pair.TunnelA], timeout: TimeSpan.FromSeconds(40));
+        Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr);
+        var before = await pair.OurPeerDumpAsync();
+        Assert.Equal($"{pair.UnderlayB}:{pair.PortB}", before[2]);
+        string theirHandshake = await TheirLatestHandshakeAsync(pair);
+
+        static int Starts(string log) => log.Split("running on UDP port").Length - 1;
+        int startsBefore = Starts(await File.ReadAllTextAsync(pair.Daemon.LogFile));
+        await OkAsync(pair.A, "ip", "link", "set", pair.Ours, "mtu", "4000");
+        string log = "";
+        for (var deadline = DateTime.UtcNow.AddSeconds(10); DateTime.UtcNow < deadline; await Task.Delay(50))
+        {
+            log = await File.ReadAllTextAsync(pair.Daemon.LogFile);
+            if (Starts(log) > startsBefore)
+            {
+                break;
+            }
+        }
+        Assert.Contains("rebuilding the tunnel", log);
+        Assert.Equal(startsBefore + 1, Starts(log));
+        var after = await pair.OurPeerDumpAsync();
+        Assert.Equal(before[2], after[2]); // the learned endpoint
+        Assert.True(long.Parse(after[5]) >= long.Parse(before[5]), $"rx {before[5]} -> {after[5]}");
+        Assert.True(long.Parse(after[6]) >= long.Parse(before[6]), $"tx {before[6]} -> {after[6]}");
+
+        var resumed = await pair.B.ExecAsync("ping", ["-c", "1", "-w", "5", pair.TunnelA], timeout: TimeSpan.FromSeconds(20));
+        Assert.True(resumed.ExitCode == 0, resumed.Stdout + resumed.Stderr + await File.ReadAllTextAsync(pair.Daemon.LogFile));
+        var last = await pair.OurPeerDumpAsync();
+        Assert.True(long.Parse(last[5]) > long.Parse(after[5]), $"rx {after[5]} -> {last[5]}");
+        Assert.NotEqual(theirHandshake, await TheirLatestHandshakeAsync(pair)); // a new session
+    }
+
     private static async Task<string> TheirLatestHandshakeAsync(WireGuardGoPair pair)
     {
         string text = (await ProcessRunner.WgAsync("show", pair.Theirs, "latest-handshakes")).Stdout.Trim();

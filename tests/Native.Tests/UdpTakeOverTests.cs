@@ -73,6 +73,7 @@ public sealed class UdpTakeOverTests
         var received = UdpTestKit.ReceiveExactly(receiver, pool, 1);
         Assert.Equal(socket.LocalPort, received[0].Endpoint.Port);
         received.ForEach(b => b.Return());
+        Assert.Equal(0, pool.Outstanding);
     }
 
     [Fact]

@@ -356,20 +356,32 @@ public sealed class ActorTunnelControl(
             }
             // Bind first: a port in use is refused (EADDRINUSE) and the running tunnel stays as it is.
             var socket = Bind(port);
-            _listenPort = port;
             if (_tunnel is not null && _socket is not null)
             {
                 int oldPort = _socket.LocalPort;
-                if (_socket.TakeOver(socket))
+                bool taken;
+                try
                 {
-                    // The tunnel, its actors and every session stay; peers learn the new port from a
-                    // keepalive on their session (wireguard-go: BindUpdate, then
-                    // SendKeepalivesToPeersWithCurrentKeypair).
+                    taken = _socket.TakeOver(socket);
+                }
+                catch (UdpSocketException e)
+                {
+                    socket.Dispose(); // the old socket stays in place, on its port
+                    throw new TunnelControlException(UapiErrno.EINVAL, e.Message);
+                }
+                if (taken)
+                {
+                    _listenPort = port;
+                    // The tunnel, its actors and every session stay (wireguard-go's UAPI rebinds and
+                    // keeps them too). Beyond what its UAPI does, and like the keepalives its mobile
+                    // embedders send after a rebind (SendKeepalivesToPeersWithCurrentKeypair), each
+                    // peer with a session hears from the new port at once and moves its endpoint.
                     _tunnel.SendKeepalivesOnSessions();
                     logger.LogInformation("Tunnel {Generation} moved from UDP port {OldPort} to {Port}; sessions kept", _generation, oldPort, _socket.LocalPort);
                     return;
                 }
             }
+            _listenPort = port;
             await RebuildAsync(socket).ConfigureAwait(false);
         }
         finally
