@@ -1,7 +1,9 @@
 using BenchmarkDotNet.Attributes;
 using Firezone.Actors.Engine.Buffers;
+using Firezone.Actors.Engine.Crypto;
 using Firezone.Actors.Engine.Routing;
 using Firezone.Actors.Engine.WireGuard;
+using Firezone.Actors.Native;
 
 namespace Firezone.Actors.Benchmarks;
 
@@ -11,7 +13,9 @@ namespace Firezone.Actors.Benchmarks;
 /// consumes the initiation and writes the response, which A consumes. The two methods differ only
 /// in how B finds the peer: on the buffer (as the PeerSupervisor does; the peer reuses what the device
 /// decrypted, <see cref="InitiationStash"/>) or on the bytes alone (the peer decrypts msg.static again,
-/// one X25519 more), so their ratio is what the reuse saves per handshake.
+/// one X25519 more), so their ratio is what the reuse saves per handshake. <see cref="X25519"/> picks
+/// the DH implementation of both devices: BouncyCastle's (the engine's default) or OpenSSL's (the
+/// daemon's, <see cref="OpenSslX25519"/>).
 /// </summary>
 [MemoryDiagnoser]
 public class HandshakeBenchmarks
@@ -24,13 +28,19 @@ public class HandshakeBenchmarks
     private Peer _b = null!;
     private TimeSpan _now;
 
+    [Params("BouncyCastle", "OpenSSL")]
+    public string X25519 { get; set; } = "BouncyCastle";
+
     [GlobalSetup]
     public void Setup()
     {
         var pool = new PacketBufferPool(preallocate: 16);
         var random = new CryptoRandomSource();
-        var deviceA = _deviceA = new Device(SealOpenBenchmarks.Key(1), pool, random, DateTime.UnixEpoch);
-        _deviceB = new Device(SealOpenBenchmarks.Key(2), pool, random, DateTime.UnixEpoch);
+        IX25519 x25519 = X25519 == "OpenSSL"
+            ? OpenSslX25519.Instance ?? throw new InvalidOperationException("benchmark setup: libcrypto's X25519 is not available")
+            : BouncyCastleX25519.Instance;
+        var deviceA = _deviceA = new Device(SealOpenBenchmarks.Key(1), pool, random, DateTime.UnixEpoch, x25519: x25519);
+        _deviceB = new Device(SealOpenBenchmarks.Key(2), pool, random, DateTime.UnixEpoch, x25519: x25519);
         _a = new Peer(deviceA, new PeerConfig { PublicKey = _deviceB.PublicKey, Endpoint = EndpointB, AllowedIps = [IpPrefix.Parse("10.0.0.2/32")] });
         _b = new Peer(_deviceB, new PeerConfig { PublicKey = deviceA.PublicKey, AllowedIps = [IpPrefix.Parse("10.0.0.1/32")] });
         _now = TimeSpan.FromSeconds(1);

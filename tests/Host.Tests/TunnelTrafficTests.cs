@@ -25,6 +25,8 @@ public sealed class TunnelTrafficTests
         var show = await ProcessRunner.RunAsync(DaemonProcess.Executable, ["show", pair.Ours]);
         Assert.Contains("ecn mode: normal", show.Stdout);
         Assert.Contains("latest handshake:", show.Stdout);
+        // The handshake's X25519 came from this machine's OpenSSL (OpenSslX25519), not the managed fallback.
+        Assert.Contains("X25519 from OpenSSL 3", await File.ReadAllTextAsync(pair.Daemon.LogFile));
     }
 
     [Fact]
@@ -75,7 +77,7 @@ public sealed class TunnelTrafficTests
         // port the running socket cannot take over) starts new sessions. Each peer keeps its figures
         // and the endpoint it was learned at, and we handshake at once, so B, which still has the old
         // session, follows within a round trip.
-        await using var pair = await WireGuardGoPair.StartAsync(77, endpointAtA: false);
+        await using var pair = await WireGuardGoPair.StartAsync(74, endpointAtA: false);
         var ping = await pair.B.ExecAsync("ping", ["-c", "3", "-W", "5", pair.TunnelA], timeout: TimeSpan.FromSeconds(40));
         Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr);
         var before = await pair.OurPeerDumpAsync();

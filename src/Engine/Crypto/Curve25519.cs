@@ -5,9 +5,9 @@ using Org.BouncyCastle.Math.EC.Rfc7748;
 namespace Firezone.Actors.Engine.Crypto;
 
 /// <summary>
-/// X25519 (RFC 7748) from BouncyCastle: key generation and the DH function of the whitepaper
-/// (section 5.4). An all-zero shared secret (a low-order public key) is rejected, as the
-/// whitepaper and every implementation do.
+/// X25519 key helpers: fresh private keys, and the public key of a configured private key. The
+/// DH computations of the handshake go through the device's <see cref="IX25519"/>; these use
+/// <see cref="BouncyCastleX25519"/>.
 /// </summary>
 public static class Curve25519
 {
@@ -20,21 +20,13 @@ public static class Curve25519
         X25519.ClampPrivateKey(privateKey32);
     }
 
-    /// <summary>DH-Pubkey: the public key of <paramref name="privateKey"/>.</summary>
+    /// <summary>DH-Pubkey with <see cref="BouncyCastleX25519"/>.</summary>
     public static void PublicKey(ReadOnlySpan<byte> privateKey, Span<byte> publicKey32) =>
-        X25519.ScalarMultBase(privateKey, publicKey32);
+        BouncyCastleX25519.Instance.PublicKey(privateKey, publicKey32);
 
-    /// <summary>DH(private, public). False (and zeroes the output) when the result is all zero.</summary>
-    public static bool TrySharedSecret(ReadOnlySpan<byte> privateKey, ReadOnlySpan<byte> publicKey, Span<byte> shared32)
-    {
-        // CalculateAgreement returns false exactly when the shared point is all zero.
-        if (!X25519.CalculateAgreement(privateKey, publicKey, shared32))
-        {
-            CryptographicOperations.ZeroMemory(shared32);
-            return false;
-        }
-        return true;
-    }
+    /// <summary>DH with <see cref="BouncyCastleX25519"/>. False (and zeroes the output) when the result is all zero.</summary>
+    public static bool TrySharedSecret(ReadOnlySpan<byte> privateKey, ReadOnlySpan<byte> publicKey, Span<byte> shared32) =>
+        BouncyCastleX25519.Instance.TrySharedSecret(privateKey, publicKey, shared32);
 
     /// <summary>Convenience for configuration: the public key of a WireGuard private key.</summary>
     public static WireGuardKey PublicKeyOf(WireGuardKey privateKey)

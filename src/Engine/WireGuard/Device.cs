@@ -50,14 +50,18 @@ public sealed class Device
     /// behind would make every initiation look replayed; wireguard-go stamps each initiation with the
     /// current time. Null (deterministic tests): <paramref name="wallClockAtZero"/> plus <c>now</c>.
     /// </param>
-    public Device(WireGuardKey privateKey, PacketBufferPool pool, IRandomSource random, DateTime wallClockAtZero, Func<DateTime>? wallClock = null)
+    /// <param name="x25519">The DH implementation of every handshake of this device; null: <see cref="BouncyCastleX25519"/>.</param>
+    public Device(WireGuardKey privateKey, PacketBufferPool pool, IRandomSource random, DateTime wallClockAtZero, Func<DateTime>? wallClock = null,
+        IX25519? x25519 = null)
     {
         ArgumentNullException.ThrowIfNull(pool);
         ArgumentNullException.ThrowIfNull(random);
         privateKey.CopyTo(_privateKey);
         // Clamping is part of X25519 itself (RFC 7748 section 5); keeping the clamped form is harmless.
         Org.BouncyCastle.Math.EC.Rfc7748.X25519.ClampPrivateKey(_privateKey);
-        Curve25519.PublicKey(_privateKey, _publicKey);
+        X25519 = x25519 ?? BouncyCastleX25519.Instance;
+        X25519.PublicKey(_privateKey, _publicKey);
+        StaticKey = X25519.CreatePrivateKey(_privateKey);
         PublicKey = new WireGuardKey(_publicKey);
         Pool = pool;
         Random = random;
@@ -102,7 +106,11 @@ public sealed class Device
 
     public DeviceCounters Counters { get; } = new();
 
-    internal ReadOnlySpan<byte> StaticPrivate => _privateKey;
+    /// <summary>The X25519 implementation of this device's handshakes.</summary>
+    public IX25519 X25519 { get; }
+
+    /// <summary>The static private key as <see cref="X25519"/> computes with it (one DH per initiation received and per response consumed).</summary>
+    internal X25519PrivateKey StaticKey { get; }
 
     internal ReadOnlySpan<byte> StaticPublic => _publicKey;
 
@@ -177,7 +185,7 @@ public sealed class Device
         Span<byte> remoteStatic = stackalloc byte[32];
         try
         {
-            if (!Noise.TryConsumeInitiationStatic(initiation, _privateKey, _publicKey, chainKey, hash, remoteStatic))
+            if (!Noise.TryConsumeInitiationStatic(initiation, StaticKey, _publicKey, chainKey, hash, remoteStatic))
             {
                 return false;
             }

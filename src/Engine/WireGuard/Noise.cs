@@ -59,6 +59,7 @@ internal static class Noise
         ReadOnlySpan<byte> timestamp,
         uint senderIndex,
         IRandomSource random,
+        IX25519 x25519,
         Span<byte> message)
     {
         Span<byte> c = handshake.ChainKey;
@@ -77,13 +78,18 @@ internal static class Noise
 
             Curve25519.GeneratePrivateKey(random, handshake.LocalEphemeral);
             Span<byte> ephemeral = message.Slice(MessageLayout.InitiationEphemeral, 32);
-            Curve25519.PublicKey(handshake.LocalEphemeral, ephemeral);
-            MixKey(c, ephemeral);
-            MixHash(h, ephemeral);
-
-            if (!Curve25519.TrySharedSecret(handshake.LocalEphemeral, remoteStatic, shared))
+            // One key object for the public key and the DH right after it (OpenSSL computes the
+            // public key once, when the key is made); disposed here, the bytes stay in the handshake.
+            using (var ephemeralKey = x25519.CreatePrivateKey(handshake.LocalEphemeral))
             {
-                return false;
+                ephemeralKey.PublicKey(ephemeral);
+                MixKey(c, ephemeral);
+                MixHash(h, ephemeral);
+
+                if (!ephemeralKey.TrySharedSecret(remoteStatic, shared))
+                {
+                    return false;
+                }
             }
             HmacBlake2s.Kdf2(c, shared, c, key);
             Span<byte> encryptedStatic = message.Slice(MessageLayout.InitiationStatic, 32 + 16);
@@ -116,7 +122,7 @@ internal static class Noise
     /// </summary>
     public static bool TryConsumeInitiationStatic(
         ReadOnlySpan<byte> message,
-        ReadOnlySpan<byte> localStaticPrivate,
+        X25519PrivateKey localStaticPrivate,
         ReadOnlySpan<byte> localStaticPublic,
         Span<byte> chainKey,
         Span<byte> hash,
@@ -136,7 +142,7 @@ internal static class Noise
             ReadOnlySpan<byte> ephemeral = message.Slice(MessageLayout.InitiationEphemeral, 32);
             MixKey(chainKey, ephemeral);
             MixHash(hash, ephemeral);
-            if (!Curve25519.TrySharedSecret(localStaticPrivate, ephemeral, shared))
+            if (!localStaticPrivate.TrySharedSecret(ephemeral, shared))
             {
                 return false;
             }
@@ -200,6 +206,7 @@ internal static class Noise
         ReadOnlySpan<byte> presharedKey,
         uint senderIndex,
         IRandomSource random,
+        IX25519 x25519,
         Span<byte> message)
     {
         Span<byte> c = handshake.ChainKey;
@@ -216,20 +223,23 @@ internal static class Noise
 
             Curve25519.GeneratePrivateKey(random, handshake.LocalEphemeral);
             Span<byte> ephemeral = message.Slice(MessageLayout.ResponseEphemeral, 32);
-            Curve25519.PublicKey(handshake.LocalEphemeral, ephemeral);
-            MixKey(c, ephemeral);
-            MixHash(h, ephemeral);
+            using (var ephemeralKey = x25519.CreatePrivateKey(handshake.LocalEphemeral)) // as in CreateInitiation
+            {
+                ephemeralKey.PublicKey(ephemeral);
+                MixKey(c, ephemeral);
+                MixHash(h, ephemeral);
 
-            if (!Curve25519.TrySharedSecret(handshake.LocalEphemeral, handshake.RemoteEphemeral, shared))
-            {
-                return false;
+                if (!ephemeralKey.TrySharedSecret(handshake.RemoteEphemeral, shared))
+                {
+                    return false;
+                }
+                MixKey(c, shared);
+                if (!ephemeralKey.TrySharedSecret(remoteStatic, shared))
+                {
+                    return false;
+                }
+                MixKey(c, shared);
             }
-            MixKey(c, shared);
-            if (!Curve25519.TrySharedSecret(handshake.LocalEphemeral, remoteStatic, shared))
-            {
-                return false;
-            }
-            MixKey(c, shared);
 
             HmacBlake2s.Kdf3(c, presharedKey, c, tau, key);
             MixHash(h, tau);
@@ -256,7 +266,8 @@ internal static class Noise
     public static bool TryConsumeResponse(
         Handshake handshake,
         ReadOnlySpan<byte> message,
-        ReadOnlySpan<byte> localStaticPrivate,
+        X25519PrivateKey localStaticPrivate,
+        IX25519 x25519,
         ReadOnlySpan<byte> presharedKey)
     {
         Span<byte> c = stackalloc byte[32];
@@ -271,12 +282,12 @@ internal static class Noise
             ReadOnlySpan<byte> ephemeral = message.Slice(MessageLayout.ResponseEphemeral, 32);
             MixKey(c, ephemeral);
             MixHash(h, ephemeral);
-            if (!Curve25519.TrySharedSecret(handshake.LocalEphemeral, ephemeral, shared))
+            if (!x25519.TrySharedSecret(handshake.LocalEphemeral, ephemeral, shared))
             {
                 return false;
             }
             MixKey(c, shared);
-            if (!Curve25519.TrySharedSecret(localStaticPrivate, ephemeral, shared))
+            if (!localStaticPrivate.TrySharedSecret(ephemeral, shared))
             {
                 return false;
             }

@@ -122,7 +122,7 @@ public sealed class Peer : IDisposable
                 Span<byte> remoteStatic = stackalloc byte[WireGuardKey.Size];
                 PublicKey.CopyTo(remoteStatic);
                 var shared = new byte[32];
-                Curve25519.TrySharedSecret(_device.StaticPrivate, remoteStatic, shared);
+                _device.StaticKey.TrySharedSecret(remoteStatic, shared);
                 _precomputedStaticStatic = shared;
             }
             return _precomputedStaticStatic;
@@ -493,7 +493,7 @@ public sealed class Peer : IDisposable
         Tai64N.Write(_device.WallClock(now), timestamp);
         Span<byte> remoteStatic = stackalloc byte[WireGuardKey.Size];
         PublicKey.CopyTo(remoteStatic);
-        if (!Noise.CreateInitiation(_handshake, _device.StaticPublic, remoteStatic, PrecomputedStaticStatic, timestamp, senderIndex, _device.Random, buffer.Data))
+        if (!Noise.CreateInitiation(_handshake, _device.StaticPublic, remoteStatic, PrecomputedStaticStatic, timestamp, senderIndex, _device.Random, _device.X25519, buffer.Data))
         {
             buffer.Return();
             FreeHandshakeIndex();
@@ -522,7 +522,7 @@ public sealed class Peer : IDisposable
         {
             // The device usually decrypted msg.static already, to find this peer (InitiationStash).
             if (!(InitiationStash.TryTake(datagram, _device, chainKey, hash, remoteStatic)
-                    || Noise.TryConsumeInitiationStatic(message, _device.StaticPrivate, _device.StaticPublic, chainKey, hash, remoteStatic))
+                    || Noise.TryConsumeInitiationStatic(message, _device.StaticKey, _device.StaticPublic, chainKey, hash, remoteStatic))
                 || !CryptographicOperations.FixedTimeEquals(remoteStatic, configuredStatic)
                 || !Noise.TryConsumeInitiationTimestamp(message, PrecomputedStaticStatic, chainKey, hash, timestamp))
             {
@@ -581,7 +581,7 @@ public sealed class Peer : IDisposable
         PublicKey.CopyTo(remoteStatic);
         Span<byte> presharedKey = stackalloc byte[WireGuardKey.Size];
         CopyPresharedKey(presharedKey);
-        bool created = Noise.CreateResponse(_handshake, remoteStatic, presharedKey, senderIndex, _device.Random, buffer.Data);
+        bool created = Noise.CreateResponse(_handshake, remoteStatic, presharedKey, senderIndex, _device.Random, _device.X25519, buffer.Data);
         CryptographicOperations.ZeroMemory(presharedKey);
         if (!created)
         {
@@ -609,7 +609,7 @@ public sealed class Peer : IDisposable
         }
         Span<byte> presharedKey = stackalloc byte[WireGuardKey.Size];
         CopyPresharedKey(presharedKey);
-        bool consumed = Noise.TryConsumeResponse(_handshake, datagram.Data, _device.StaticPrivate, presharedKey);
+        bool consumed = Noise.TryConsumeResponse(_handshake, datagram.Data, _device.StaticKey, _device.X25519, presharedKey);
         CryptographicOperations.ZeroMemory(presharedKey);
         if (!consumed)
         {

@@ -4,6 +4,7 @@ using Firezone.Actors.Actors.Peers;
 using Firezone.Actors.Actors.Time;
 using Firezone.Actors.Actors.Tunnel;
 using Firezone.Actors.Engine.Buffers;
+using Firezone.Actors.Engine.Crypto;
 using Firezone.Actors.Engine.Routing;
 using Firezone.Actors.Engine.WireGuard;
 using Firezone.Actors.Host.Control;
@@ -640,7 +641,9 @@ public sealed class ActorTunnelControl(
             _pool = PacketBufferSizing.PoolFor(mtu); // no tunnel runs now, so no buffer is out
         }
         // The live wall clock for handshake timestamps: a clock NTP corrects after start is picked up (whitepaper 5.4.2).
-        var device = new Device(privateKey, _pool, CryptoRandomSource.Instance, _clock.WallClockAtZero, static () => DateTime.UtcNow) { Mtu = mtu };
+        // OpenSSL's X25519 where libcrypto has it (about twice as fast as the managed one, OpenSslX25519).
+        IX25519 x25519 = (IX25519?)OpenSslX25519.Instance ?? BouncyCastleX25519.Instance;
+        var device = new Device(privateKey, _pool, CryptoRandomSource.Instance, _clock.WallClockAtZero, static () => DateTime.UtcNow, x25519) { Mtu = mtu };
         _device = device;
         _publicKey = device.PublicKey;
         var settings = TunnelSettings.ForEngine(device, _tun!, _socket, _clock, _failureListener) with { ReplyPollMax = options.ReplyPollMax, ReadModeration = options.ReadModeration };
@@ -654,10 +657,10 @@ public sealed class ActorTunnelControl(
         }
         // The tick as the running actor system has it, so the log shows what took effect.
         var timerTick = _system!.Settings.Config.GetTimeSpan("akka.scheduler.tick-duration", null, allowInfinite: false);
-        logger.LogInformation("Tunnel {Generation} running on UDP port {Port} (receive merging {UdpGro}, send merging {UdpGso}) with {PeerCount} peer(s), reply polling up to {ReplyPollMicroseconds} us, read moderation {ReadModerationMicroseconds} us, timer tick {TimerTickMilliseconds} ms ({Scheduler:l})",
+        logger.LogInformation("Tunnel {Generation} running on UDP port {Port} (receive merging {UdpGro}, send merging {UdpGso}) with {PeerCount} peer(s), reply polling up to {ReplyPollMicroseconds} us, read moderation {ReadModerationMicroseconds} us, timer tick {TimerTickMilliseconds} ms ({Scheduler:l}), X25519 from {X25519:l}",
             _generation, _socket.LocalPort, _socket.GroEnabled ? "on" : "off", _socket.GsoEnabled ? "on" : "off", _peers.Count, (int)options.ReplyPollMax.TotalMicroseconds,
             (int)options.ReadModeration.TotalMicroseconds, (int)timerTick.TotalMilliseconds,
-            _system.Scheduler.GetType().Name);
+            _system.Scheduler.GetType().Name, x25519.Name);
     }
 
     /// <summary>

@@ -1,0 +1,80 @@
+using Firezone.Actors.Engine.Crypto;
+using Firezone.Actors.Engine.WireGuard;
+
+namespace Firezone.Actors.Engine.Tests.WireGuard;
+
+/// <summary>A device does every DH of its handshakes with the <see cref="IX25519"/> it was given (the host gives OpenSSL's).</summary>
+public class X25519SeamTests
+{
+    private sealed class CountingX25519 : IX25519
+    {
+        public int PublicKeys, SharedSecrets, KeysCreated, KeyPublicKeys, KeyDh;
+
+        public string Name => "counting";
+
+        public void PublicKey(ReadOnlySpan<byte> privateKey, Span<byte> publicKey32)
+        {
+            Interlocked.Increment(ref PublicKeys);
+            BouncyCastleX25519.Instance.PublicKey(privateKey, publicKey32);
+        }
+
+        public bool TrySharedSecret(ReadOnlySpan<byte> privateKey, ReadOnlySpan<byte> publicKey, Span<byte> shared32)
+        {
+            Interlocked.Increment(ref SharedSecrets);
+            return BouncyCastleX25519.Instance.TrySharedSecret(privateKey, publicKey, shared32);
+        }
+
+        public X25519PrivateKey CreatePrivateKey(ReadOnlySpan<byte> privateKey)
+        {
+            Interlocked.Increment(ref KeysCreated);
+            return new CountedKey(this, BouncyCastleX25519.Instance.CreatePrivateKey(privateKey));
+        }
+
+        private sealed class CountedKey(CountingX25519 owner, X25519PrivateKey inner) : X25519PrivateKey
+        {
+            public override void PublicKey(Span<byte> publicKey32)
+            {
+                Interlocked.Increment(ref owner.KeyPublicKeys);
+                inner.PublicKey(publicKey32);
+            }
+
+            public override bool TrySharedSecret(ReadOnlySpan<byte> publicKey, Span<byte> shared32)
+            {
+                Interlocked.Increment(ref owner.KeyDh);
+                return inner.TrySharedSecret(publicKey, shared32);
+            }
+
+            protected override void Dispose(bool disposing) => inner.Dispose();
+        }
+    }
+
+    [Fact]
+    public void Each_side_computes_its_handshake_with_its_own_x25519_and_the_static_key_object()
+    {
+        var a = new CountingX25519();
+        var b = new CountingX25519();
+        var wire = new WireHarness(seed: 81, x25519A: a, x25519B: b);
+        // The device's public key, and its static key made once.
+        Assert.Equal((1, 1), (a.PublicKeys, a.KeysCreated));
+        Assert.Same(a, wire.A.Device.X25519);
+
+        wire.Handshake();
+        Assert.Equal(SealResult.Sealed, wire.SendPacket(wire.A, wire.PacketFrom(wire.A, tag: 1)));
+        Assert.Single(wire.B.Received);
+
+        // Initiator: an ephemeral key object for its public key and DH(E_i, S_r); DH(S_i, S_r) with the
+        // static key (once per peer); then DH(E_i, E_r) from the bytes and DH(S_i, E_r) with the static key.
+        Assert.Equal((1, 1, 2, 1, 3), (a.PublicKeys, a.SharedSecrets, a.KeysCreated, a.KeyPublicKeys, a.KeyDh));
+        // Responder: DH(S_r, E_i) once (the initiation's stash) and DH(S_r, S_i) with the static key;
+        // an ephemeral key object for its public key, DH(E_r, E_i) and DH(E_r, S_i).
+        Assert.Equal((1, 0, 2, 1, 4), (b.PublicKeys, b.SharedSecrets, b.KeysCreated, b.KeyPublicKeys, b.KeyDh));
+        wire.Dispose();
+    }
+
+    [Fact]
+    public void Without_one_a_device_uses_BouncyCastle()
+    {
+        var device = new Device(WireHarness.RandomKey(new SeededRandomSource(82)), new Firezone.Actors.Engine.Buffers.PacketBufferPool(), new SeededRandomSource(83), DateTime.UnixEpoch);
+        Assert.Same(BouncyCastleX25519.Instance, device.X25519);
+    }
+}
