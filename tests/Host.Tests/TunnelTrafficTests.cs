@@ -34,20 +34,13 @@ public sealed class TunnelTrafficTests
     {
         // We never had B's endpoint configured: we learned it from B's handshake.
         await using var pair = await WireGuardGoPair.StartAsync(76, endpointAtA: false);
-        var ping = await pair.B.ExecAsync("ping", ["-c", "3", "-W", "5", pair.TunnelA], timeout: TimeSpan.FromSeconds(40));
-        Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr);
-        var before = await pair.OurPeerDumpAsync();
-        Assert.Equal($"{pair.UnderlayB}:{pair.PortB}", before[2]);
-        string theirHandshake = await TheirLatestHandshakeAsync(pair);
+        var (before, theirHandshake) = await PingFromTheirsAsync(pair);
 
         // As wireguard-go keeps its peers and sessions through a new port (BindUpdate), so must we.
         Assert.Equal(0, (await ProcessRunner.WgAsync("set", pair.Ours, "listen-port", "51999")).ExitCode);
         Assert.Equal("51999", (await ProcessRunner.WgAsync("show", pair.Ours, "listen-port")).Stdout.Trim());
-        var after = await pair.OurPeerDumpAsync();
-        Assert.Equal(before[2], after[2]); // the learned endpoint
+        var after = await AssertKeptAsync(pair, before);
         Assert.Equal(before[4], after[4]); // the same session: no new handshake
-        Assert.True(long.Parse(after[5]) >= long.Parse(before[5]), $"rx {before[5]} -> {after[5]}");
-        Assert.True(long.Parse(after[6]) >= long.Parse(before[6]), $"tx {before[6]} -> {after[6]}");
 
         // A keepalive on the session from the new port moves B's endpoint for us before B sends anything
         // (without it, B would go on sending to the old port until its session expired).
@@ -78,11 +71,7 @@ public sealed class TunnelTrafficTests
         // and the endpoint it was learned at, and we handshake at once, so B, which still has the old
         // session, follows within a round trip.
         await using var pair = await WireGuardGoPair.StartAsync(74, endpointAtA: false);
-        var ping = await pair.B.ExecAsync("ping", ["-c", "3", "-W", "5", pair.TunnelA], timeout: TimeSpan.FromSeconds(40));
-        Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr);
-        var before = await pair.OurPeerDumpAsync();
-        Assert.Equal($"{pair.UnderlayB}:{pair.PortB}", before[2]);
-        string theirHandshake = await TheirLatestHandshakeAsync(pair);
+        var (before, theirHandshake) = await PingFromTheirsAsync(pair);
 
         static int Starts(string log) => log.Split("running on UDP port").Length - 1;
         int startsBefore = Starts(await File.ReadAllTextAsync(pair.Daemon.LogFile));
@@ -98,16 +87,33 @@ public sealed class TunnelTrafficTests
         }
         Assert.Contains("rebuilding the tunnel", log);
         Assert.Equal(startsBefore + 1, Starts(log));
-        var after = await pair.OurPeerDumpAsync();
-        Assert.Equal(before[2], after[2]); // the learned endpoint
-        Assert.True(long.Parse(after[5]) >= long.Parse(before[5]), $"rx {before[5]} -> {after[5]}");
-        Assert.True(long.Parse(after[6]) >= long.Parse(before[6]), $"tx {before[6]} -> {after[6]}");
+        var after = await AssertKeptAsync(pair, before);
 
         var resumed = await pair.B.ExecAsync("ping", ["-c", "1", "-w", "5", pair.TunnelA], timeout: TimeSpan.FromSeconds(20));
         Assert.True(resumed.ExitCode == 0, resumed.Stdout + resumed.Stderr + await File.ReadAllTextAsync(pair.Daemon.LogFile));
         var last = await pair.OurPeerDumpAsync();
         Assert.True(long.Parse(last[5]) > long.Parse(after[5]), $"rx {after[5]} -> {last[5]}");
         Assert.NotEqual(theirHandshake, await TheirLatestHandshakeAsync(pair)); // a new session
+    }
+
+    /// <summary>wireguard-go pings us first, so we know its endpoint only from its handshake; our peer dump and its latest handshake then.</summary>
+    private static async Task<(string[] Dump, string TheirHandshake)> PingFromTheirsAsync(WireGuardGoPair pair)
+    {
+        var ping = await pair.B.ExecAsync("ping", ["-c", "3", "-W", "5", pair.TunnelA], timeout: TimeSpan.FromSeconds(40));
+        Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr);
+        var dump = await pair.OurPeerDumpAsync();
+        Assert.Equal($"{pair.UnderlayB}:{pair.PortB}", dump[2]);
+        return (dump, await TheirLatestHandshakeAsync(pair));
+    }
+
+    /// <summary>The learned endpoint and the transfer counters survived the change; our peer dump now.</summary>
+    private static async Task<string[]> AssertKeptAsync(WireGuardGoPair pair, string[] before)
+    {
+        var after = await pair.OurPeerDumpAsync();
+        Assert.Equal(before[2], after[2]);
+        Assert.True(long.Parse(after[5]) >= long.Parse(before[5]), $"rx {before[5]} -> {after[5]}");
+        Assert.True(long.Parse(after[6]) >= long.Parse(before[6]), $"tx {before[6]} -> {after[6]}");
+        return after;
     }
 
     private static async Task<string> TheirLatestHandshakeAsync(WireGuardGoPair pair)
