@@ -1,4 +1,5 @@
 using System.Reflection.PortableExecutable;
+using System.Text.Json;
 
 namespace Firezone.Actors.Host.Tests;
 
@@ -61,6 +62,8 @@ public sealed class PublishTests
             {
                 Assert.True(IsReadyToRun(Path.Combine(output, name)), name + " is not ReadyToRun");
             }
+            // The published daemon carries the build output's runtime settings (RuntimeConfigTests).
+            Assert.Equal(JsonValueKind.False, RuntimeConfigTests.ConfigProperties(output).GetProperty(RuntimeConfigTests.DynamicCodeSupported).ValueKind);
             // Framework-dependent, as before: no runtime of its own in the directory.
             Assert.False(File.Exists(Path.Combine(output, "System.Private.CoreLib.dll")));
             // The build output the tests run from is plain IL, so the check above can tell them apart.
