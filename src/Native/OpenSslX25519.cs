@@ -1,57 +1,38 @@
-using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using Firezone.Actors.Engine.Crypto;
+using Firezone.Actors.Native.Interop;
 
 namespace Firezone.Actors.Native;
 
 /// <summary>
-/// X25519 from the system's OpenSSL libcrypto (the library .NET's own cryptography runs on here),
-/// through its EVP_PKEY interface. Written by hand because .NET has no X25519 API; BouncyCastle's
-/// managed X25519 (<see cref="BouncyCastleX25519"/>) takes about 140 us per DH and 110 us per
-/// public key on these machines, OpenSSL's about 75 and 38 us, and 37 us per DH with a key made
-/// once (<see cref="CreatePrivateKey"/>, the device's static key): a responder's four X25519 go from
-/// about 530 to 225 us. The DH is constant-time in OpenSSL, and OpenSSL refuses an all-zero result
-/// (a low-order public key) as the whitepaper asks.
+/// X25519 from the system's OpenSSL libcrypto (by default the library .NET's own cryptography runs
+/// on here), through its EVP_PKEY interface (<see cref="LibCrypto"/>). Written by hand because .NET
+/// has no X25519 API. BouncyCastle's managed X25519 (<see cref="BouncyCastleX25519"/>) takes about
+/// 94 us per DH and 70 us per public key on these machines; OpenSSL's about 37 us for each with a
+/// key object (<see cref="CreatePrivateKey"/>: the device's static key, and each ephemeral key for
+/// its public key and the DH right after), 77 us for a DH from raw bytes (it computes the public
+/// key too). A whole handshake, both sides, takes 0.61 of the time (HandshakeBenchmarks). The DH is
+/// constant-time in OpenSSL, and OpenSSL refuses an all-zero result (a low-order public key), which
+/// is returned as false like BouncyCastle's, never thrown: crafted public keys cannot make it
+/// throw. Only an internal failure (OpenSSL out of memory) throws CryptographicException.
 ///
-/// <see cref="Instance"/> is null when libcrypto (3.x, or 1.1.1) cannot be loaded, lacks the
-/// functions, or fails the RFC 7748 known-answer check at load; the host then uses BouncyCastle.
-/// No managed allocation per call; each call allocates and frees OpenSSL's own small objects.
+/// <see cref="Instance"/> is null when libcrypto cannot be loaded, lacks a function, or fails the
+/// RFC 7748 known-answer check at load (for example in FIPS mode, where X25519 is not offered);
+/// the host then uses BouncyCastle. No managed allocation per DH; OpenSSL allocates and frees its
+/// own small objects.
 /// </summary>
 public sealed unsafe class OpenSslX25519 : IX25519
 {
-    private const int EVP_PKEY_X25519 = 1034; // NID_X25519
     private const int KeySize = Curve25519.KeySize;
 
-    private readonly delegate* unmanaged<int, nint, byte*, nuint, nint> _newRawPrivateKey;
-    private readonly delegate* unmanaged<int, nint, byte*, nuint, nint> _newRawPublicKey;
-    private readonly delegate* unmanaged<nint, byte*, nuint*, int> _getRawPublicKey;
-    private readonly delegate* unmanaged<nint, nint, nint> _ctxNew;
-    private readonly delegate* unmanaged<nint, int> _deriveInit;
-    private readonly delegate* unmanaged<nint, nint, int> _deriveSetPeer;
-    private readonly delegate* unmanaged<nint, byte*, nuint*, int> _derive;
-    private readonly delegate* unmanaged<nint, void> _ctxFree;
-    private readonly delegate* unmanaged<nint, void> _pkeyFree;
-    private readonly delegate* unmanaged<void> _clearError;
+    private readonly LibCrypto _crypto;
 
     /// <summary>OpenSSL's X25519, or null where it is not usable (see the class comment).</summary>
     public static OpenSslX25519? Instance { get; } = TryLoad();
 
-    private OpenSslX25519(nint library, string version)
-    {
-        _newRawPrivateKey = (delegate* unmanaged<int, nint, byte*, nuint, nint>)NativeLibrary.GetExport(library, "EVP_PKEY_new_raw_private_key");
-        _newRawPublicKey = (delegate* unmanaged<int, nint, byte*, nuint, nint>)NativeLibrary.GetExport(library, "EVP_PKEY_new_raw_public_key");
-        _getRawPublicKey = (delegate* unmanaged<nint, byte*, nuint*, int>)NativeLibrary.GetExport(library, "EVP_PKEY_get_raw_public_key");
-        _ctxNew = (delegate* unmanaged<nint, nint, nint>)NativeLibrary.GetExport(library, "EVP_PKEY_CTX_new");
-        _deriveInit = (delegate* unmanaged<nint, int>)NativeLibrary.GetExport(library, "EVP_PKEY_derive_init");
-        _deriveSetPeer = (delegate* unmanaged<nint, nint, int>)NativeLibrary.GetExport(library, "EVP_PKEY_derive_set_peer");
-        _derive = (delegate* unmanaged<nint, byte*, nuint*, int>)NativeLibrary.GetExport(library, "EVP_PKEY_derive");
-        _ctxFree = (delegate* unmanaged<nint, void>)NativeLibrary.GetExport(library, "EVP_PKEY_CTX_free");
-        _pkeyFree = (delegate* unmanaged<nint, void>)NativeLibrary.GetExport(library, "EVP_PKEY_free");
-        _clearError = (delegate* unmanaged<void>)NativeLibrary.GetExport(library, "ERR_clear_error");
-        Name = version;
-    }
+    private OpenSslX25519(LibCrypto crypto) => _crypto = crypto;
 
-    public string Name { get; }
+    public string Name => _crypto.Version;
 
     public void PublicKey(ReadOnlySpan<byte> privateKey, Span<byte> publicKey32)
     {
@@ -62,20 +43,7 @@ public sealed unsafe class OpenSslX25519 : IX25519
         }
         finally
         {
-            _pkeyFree(key);
-        }
-    }
-
-    /// <summary>The public key OpenSSL computed when the private key was made.</summary>
-    private void RawPublicKey(nint key, Span<byte> publicKey32)
-    {
-        nuint length = KeySize;
-        fixed (byte* output = publicKey32)
-        {
-            if (publicKey32.Length < KeySize || _getRawPublicKey(key, output, &length) != 1 || length != KeySize)
-            {
-                throw Failure("EVP_PKEY_get_raw_public_key");
-            }
+            _crypto.EVP_PKEY_free(key);
         }
     }
 
@@ -88,11 +56,11 @@ public sealed unsafe class OpenSslX25519 : IX25519
         }
         finally
         {
-            _pkeyFree(key);
+            _crypto.EVP_PKEY_free(key);
         }
     }
 
-    public X25519PrivateKey CreatePrivateKey(ReadOnlySpan<byte> privateKey) => new Key(this, NewPrivateKey(privateKey));
+    public X25519PrivateKey CreatePrivateKey(ReadOnlySpan<byte> privateKey) => new Key(this, new EvpKeyHandle(_crypto, NewPrivateKey(privateKey)));
 
     private nint NewPrivateKey(ReadOnlySpan<byte> privateKey)
     {
@@ -103,8 +71,21 @@ public sealed unsafe class OpenSslX25519 : IX25519
         fixed (byte* bytes = privateKey)
         {
             // Clamps as RFC 7748 says, and computes the public key (OpenSSL keeps both).
-            nint key = _newRawPrivateKey(EVP_PKEY_X25519, 0, bytes, KeySize);
+            nint key = _crypto.EVP_PKEY_new_raw_private_key(LibCrypto.EVP_PKEY_X25519, 0, bytes, KeySize);
             return key != 0 ? key : throw Failure("EVP_PKEY_new_raw_private_key");
+        }
+    }
+
+    /// <summary>The public key OpenSSL computed when the private key was made.</summary>
+    private void RawPublicKey(nint key, Span<byte> publicKey32)
+    {
+        nuint length = KeySize;
+        fixed (byte* output = publicKey32)
+        {
+            if (publicKey32.Length < KeySize || _crypto.EVP_PKEY_get_raw_public_key(key, output, &length) != 1 || length != KeySize)
+            {
+                throw Failure("EVP_PKEY_get_raw_public_key");
+            }
         }
     }
 
@@ -114,33 +95,42 @@ public sealed unsafe class OpenSslX25519 : IX25519
         {
             throw new ArgumentException("X25519 public keys and shared secrets are 32 bytes");
         }
-        nint peer, context = 0;
+        nint peer;
         fixed (byte* bytes = publicKey)
         {
-            peer = _newRawPublicKey(EVP_PKEY_X25519, 0, bytes, KeySize);
+            peer = _crypto.EVP_PKEY_new_raw_public_key(LibCrypto.EVP_PKEY_X25519, 0, bytes, KeySize);
         }
         if (peer == 0)
         {
             throw Failure("EVP_PKEY_new_raw_public_key");
         }
+        nint context = 0;
         try
         {
-            context = _ctxNew(privateKey, 0);
-            if (context == 0 || _deriveInit(context) != 1 || _deriveSetPeer(context, peer) != 1)
+            context = _crypto.EVP_PKEY_CTX_new(privateKey, 0);
+            if (context == 0)
+            {
+                throw Failure("EVP_PKEY_CTX_new");
+            }
+            if (_crypto.EVP_PKEY_derive_init(context) != 1)
             {
                 throw Failure("EVP_PKEY_derive_init");
+            }
+            if (_crypto.EVP_PKEY_derive_set_peer(context, peer) != 1)
+            {
+                throw Failure("EVP_PKEY_derive_set_peer");
             }
             nuint length = KeySize;
             fixed (byte* output = shared32)
             {
-                if (_derive(context, output, &length) == 1 && length == KeySize)
+                if (_crypto.EVP_PKEY_derive(context, output, &length) == 1 && length == KeySize)
                 {
                     return true;
                 }
             }
             // OpenSSL refuses an all-zero result (a low-order public key): leave nothing on its
-            // error queue for the next OpenSSL call on this thread (.NET's own cryptography).
-            _clearError();
+            // error queue for the next OpenSSL call on this thread.
+            _crypto.ERR_clear_error();
             CryptographicOperations.ZeroMemory(shared32[..KeySize]);
             return false;
         }
@@ -148,42 +138,33 @@ public sealed unsafe class OpenSslX25519 : IX25519
         {
             if (context != 0)
             {
-                _ctxFree(context);
+                _crypto.EVP_PKEY_CTX_free(context);
             }
-            _pkeyFree(peer);
+            _crypto.EVP_PKEY_free(peer);
         }
     }
 
-    private CryptographicException Failure(string function)
-    {
-        _clearError();
-        return new CryptographicException($"OpenSSL X25519: {function} failed");
-    }
+    private CryptographicException Failure(string function) =>
+        new($"OpenSSL X25519: {function} failed: {_crypto.TakeErrors()}");
 
     private static OpenSslX25519? TryLoad()
     {
-        foreach (string name in new[] { "libcrypto.so.3", "libcrypto.so.1.1" })
+        if (LibCrypto.TryLoad() is not { } crypto)
         {
-            if (!NativeLibrary.TryLoad(name, out nint library))
-            {
-                continue;
-            }
-            try
-            {
-                var version = (delegate* unmanaged<int, byte*>)NativeLibrary.GetExport(library, "OpenSSL_version");
-                string text = Marshal.PtrToStringUTF8((nint)version(0)) ?? name; // OPENSSL_VERSION
-                var candidate = new OpenSslX25519(library, text);
-                return candidate.PassesKnownAnswers() ? candidate : null;
-            }
-            catch (Exception e) when (e is EntryPointNotFoundException or CryptographicException)
-            {
-                return null;
-            }
+            return null;
         }
-        return null;
+        try
+        {
+            var candidate = new OpenSslX25519(crypto);
+            return candidate.PassesKnownAnswers() ? candidate : null;
+        }
+        catch (CryptographicException)
+        {
+            return null; // X25519 not offered (FIPS mode), or broken
+        }
     }
 
-    /// <summary>RFC 7748 section 6.1 (Alice and Bob), and a low-order public key refused.</summary>
+    /// <summary>RFC 7748 section 6.1 (Alice and Bob), and the all-zero result of a low-order public key refused.</summary>
     private bool PassesKnownAnswers()
     {
         byte[] alicePrivate = Convert.FromHexString("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
@@ -204,23 +185,21 @@ public sealed unsafe class OpenSslX25519 : IX25519
     }
 
     /// <summary>A private key kept as OpenSSL's EVP_PKEY (its public key computed once).</summary>
-    private sealed class Key(OpenSslX25519 owner, nint key) : X25519PrivateKey
+    private sealed class Key(OpenSslX25519 owner, EvpKeyHandle handle) : X25519PrivateKey
     {
-        private readonly EvpKeyHandle _handle = new(owner, key);
-
         public override void PublicKey(Span<byte> publicKey32)
         {
             bool added = false;
             try
             {
-                _handle.DangerousAddRef(ref added);
-                owner.RawPublicKey(_handle.DangerousGetHandle(), publicKey32);
+                handle.DangerousAddRef(ref added);
+                owner.RawPublicKey(handle.DangerousGetHandle(), publicKey32);
             }
             finally
             {
                 if (added)
                 {
-                    _handle.DangerousRelease();
+                    handle.DangerousRelease();
                 }
             }
         }
@@ -230,38 +209,18 @@ public sealed unsafe class OpenSslX25519 : IX25519
             bool added = false;
             try
             {
-                _handle.DangerousAddRef(ref added);
-                return owner.Derive(_handle.DangerousGetHandle(), publicKey, shared32);
+                handle.DangerousAddRef(ref added);
+                return owner.Derive(handle.DangerousGetHandle(), publicKey, shared32);
             }
             finally
             {
                 if (added)
                 {
-                    _handle.DangerousRelease();
+                    handle.DangerousRelease();
                 }
             }
         }
 
-        protected override void Dispose(bool disposing) => _handle.Dispose();
-    }
-
-    /// <summary>Frees the EVP_PKEY (OpenSSL clears the private key's memory) once no DH uses it.</summary>
-    private sealed class EvpKeyHandle : SafeHandle
-    {
-        private readonly OpenSslX25519 _owner;
-
-        public EvpKeyHandle(OpenSslX25519 owner, nint key) : base(0, ownsHandle: true)
-        {
-            _owner = owner;
-            SetHandle(key);
-        }
-
-        public override bool IsInvalid => handle == 0;
-
-        protected override bool ReleaseHandle()
-        {
-            _owner._pkeyFree(handle);
-            return true;
-        }
+        protected override void Dispose(bool disposing) => handle.Dispose();
     }
 }

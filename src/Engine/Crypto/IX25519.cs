@@ -6,7 +6,9 @@ namespace Firezone.Actors.Engine.Crypto;
 /// passes a faster one where the platform has it (OpenSSL's, in the Native project). Every
 /// implementation clamps private keys and masks the public key's top bit as RFC 7748 says, and
 /// rejects an all-zero shared secret (a low-order public key), as the whitepaper and every
-/// WireGuard implementation do. Thread-safe: peers handshake on many threads at once.
+/// WireGuard implementation do: as false, never thrown (crafted public keys cannot make a call throw;
+/// only an internal failure of the implementation may). Thread-safe: peers handshake on many
+/// threads at once.
 /// </summary>
 public interface IX25519
 {

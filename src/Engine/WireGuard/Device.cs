@@ -27,7 +27,7 @@ namespace Firezone.Actors.Engine.WireGuard;
 /// for one second after). The <see cref="IRandomSource"/> is shared by every peer's thread, so it must be
 /// thread-safe (<see cref="CryptoRandomSource"/> is).
 /// </remarks>
-public sealed class Device
+public sealed class Device : IDisposable
 {
     private readonly byte[] _privateKey = new byte[32];
     private readonly byte[] _publicKey = new byte[32];
@@ -105,6 +105,16 @@ public sealed class Device
     public int Mtu { get; set; }
 
     public DeviceCounters Counters { get; } = new();
+
+    /// <summary>
+    /// Forgets the static private key (its key object, and this copy). Only once nothing uses the
+    /// device any more (its tunnel stopped): a later handshake would throw ObjectDisposedException.
+    /// </summary>
+    public void Dispose()
+    {
+        StaticKey.Dispose();
+        CryptographicOperations.ZeroMemory(_privateKey);
+    }
 
     /// <summary>The X25519 implementation of this device's handshakes.</summary>
     public IX25519 X25519 { get; }

@@ -711,6 +711,7 @@ public sealed class ActorTunnelControl(
 
     private async Task StopTunnelAsync()
     {
+        var device = _device;
         _device = null;
         if (_tunnel is { } tunnel)
         {
@@ -721,8 +722,11 @@ public sealed class ActorTunnelControl(
             }
             catch (Exception e) when (e is TaskCanceledException or AskTimeoutException)
             {
+                // A thread of it may still handshake: its key is left to the finalizer.
                 logger.LogWarning("The tunnel did not stop within 2 s");
+                return;
             }
         }
+        device?.Dispose(); // its actors and reader threads have stopped: forget the old static key
     }
 }

@@ -8,7 +8,7 @@ public class X25519SeamTests
 {
     private sealed class CountingX25519 : IX25519
     {
-        public int PublicKeys, SharedSecrets, KeysCreated, KeyPublicKeys, KeyDh;
+        public int PublicKeys, SharedSecrets, KeysCreated, KeyPublicKeys, KeyDh, KeysDisposed;
 
         public string Name => "counting";
 
@@ -44,7 +44,11 @@ public class X25519SeamTests
                 return inner.TrySharedSecret(publicKey, shared32);
             }
 
-            protected override void Dispose(bool disposing) => inner.Dispose();
+            protected override void Dispose(bool disposing)
+            {
+                Interlocked.Increment(ref owner.KeysDisposed);
+                inner.Dispose();
+            }
         }
     }
 
@@ -69,6 +73,17 @@ public class X25519SeamTests
         // an ephemeral key object for its public key, DH(E_r, E_i) and DH(E_r, S_i).
         Assert.Equal((1, 0, 2, 1, 4), (b.PublicKeys, b.SharedSecrets, b.KeysCreated, b.KeyPublicKeys, b.KeyDh));
         wire.Dispose();
+    }
+
+    [Fact]
+    public void Disposing_the_device_disposes_its_static_key()
+    {
+        var x25519 = new CountingX25519();
+        var device = new Device(WireHarness.RandomKey(new SeededRandomSource(84)), new Firezone.Actors.Engine.Buffers.PacketBufferPool(), new SeededRandomSource(85),
+            DateTime.UnixEpoch, x25519: x25519);
+        Assert.Equal(0, x25519.KeysDisposed);
+        device.Dispose();
+        Assert.Equal(1, x25519.KeysDisposed);
     }
 
     [Fact]
