@@ -191,73 +191,33 @@ public sealed class PeerDataPath
     }
 
     /// <summary>The actor's timer fired (whitepaper section 6 timers).</summary>
-    internal void HandleTimeout(TimeSpan now, PeerOutput output)
-    {
-        lock (_gate)
+    internal void HandleTimeout(TimeSpan now, PeerOutput output) =>
+        ActorStep(now, output, 0, static (path, _, at) =>
         {
-            if (_closed)
-            {
-                return;
-            }
-            try
-            {
-                _armed = null;
-                _peer.HandleTimeout(now);
-                AfterStep(output, now, fromReader: false);
-            }
-            catch (Exception e) when (IsEngineFault(e))
-            {
-                CloseAfterActorFault();
-                throw;
-            }
-        }
-    }
+            path._armed = null;
+            path._peer.HandleTimeout(at);
+        });
 
-    internal void Update(PeerConfig config, TimeSpan now, PeerOutput output)
-    {
-        lock (_gate)
+    internal void Update(PeerConfig config, TimeSpan now, PeerOutput output) =>
+        ActorStep(now, output, config, static (path, update, at) =>
         {
-            if (_closed)
-            {
-                return;
-            }
-            try
-            {
-                _config = config;
-                _peer.Update(config, now);
-                AfterStep(output, now, fromReader: false);
-            }
-            catch (Exception e) when (IsEngineFault(e))
-            {
-                CloseAfterActorFault();
-                throw;
-            }
-        }
-    }
+            path._config = update;
+            path._peer.Update(update, at);
+        });
 
-    internal void Connect(TimeSpan now, PeerOutput output)
-    {
-        lock (_gate)
-        {
-            if (_closed)
-            {
-                return;
-            }
-            try
-            {
-                _peer.Connect(now);
-                AfterStep(output, now, fromReader: false);
-            }
-            catch (Exception e) when (IsEngineFault(e))
-            {
-                CloseAfterActorFault();
-                throw;
-            }
-        }
-    }
+    internal void Connect(TimeSpan now, PeerOutput output) =>
+        ActorStep(now, output, 0, static (path, _, at) => path._peer.Connect(at));
 
     /// <summary>The actor, after the device's listen port changed: a keepalive on the current session, if any (see <see cref="IWireGuardPeer.SendKeepaliveOnSession"/>).</summary>
-    internal void SendKeepaliveOnSession(TimeSpan now, PeerOutput output)
+    internal void SendKeepaliveOnSession(TimeSpan now, PeerOutput output) =>
+        ActorStep(now, output, 0, static (path, _, at) => path._peer.SendKeepaliveOnSession(at));
+
+    /// <summary>
+    /// One engine step on the actor's thread under the peer's lock, then its output handed on:
+    /// skipped once the path is closed; an engine fault closes the path and propagates (supervision
+    /// restarts the peer). The static step and its argument keep it free of allocations.
+    /// </summary>
+    private void ActorStep<TArg>(TimeSpan now, PeerOutput output, TArg arg, Action<PeerDataPath, TArg, TimeSpan> step)
     {
         lock (_gate)
         {
@@ -267,10 +227,8 @@ public sealed class PeerDataPath
             }
             try
             {
-                if (_peer.SendKeepaliveOnSession(now))
-                {
-                    AfterStep(output, now, fromReader: false);
-                }
+                step(this, arg, now);
+                AfterStep(output, now, fromReader: false);
             }
             catch (Exception e) when (IsEngineFault(e))
             {

@@ -5,9 +5,9 @@ using Org.BouncyCastle.Math.EC.Rfc7748;
 namespace Firezone.Actors.Engine.Crypto;
 
 /// <summary>
-/// X25519 key helpers: fresh private keys, and the public key of a configured private key. The
-/// DH computations of the handshake go through the device's <see cref="IX25519"/>; these use
-/// <see cref="BouncyCastleX25519"/>.
+/// X25519 key helpers: fresh private keys, and the public key of a configured private key (with
+/// <see cref="BouncyCastleX25519"/>). The DH computations of the handshake go through the device's
+/// <see cref="IX25519"/>.
 /// </summary>
 public static class Curve25519
 {
@@ -20,21 +20,13 @@ public static class Curve25519
         X25519.ClampPrivateKey(privateKey32);
     }
 
-    /// <summary>DH-Pubkey with <see cref="BouncyCastleX25519"/>.</summary>
-    public static void PublicKey(ReadOnlySpan<byte> privateKey, Span<byte> publicKey32) =>
-        BouncyCastleX25519.Instance.PublicKey(privateKey, publicKey32);
-
-    /// <summary>DH with <see cref="BouncyCastleX25519"/>. False (and zeroes the output) when the result is all zero.</summary>
-    public static bool TrySharedSecret(ReadOnlySpan<byte> privateKey, ReadOnlySpan<byte> publicKey, Span<byte> shared32) =>
-        BouncyCastleX25519.Instance.TrySharedSecret(privateKey, publicKey, shared32);
-
     /// <summary>Convenience for configuration: the public key of a WireGuard private key.</summary>
     public static WireGuardKey PublicKeyOf(WireGuardKey privateKey)
     {
         Span<byte> secret = stackalloc byte[KeySize];
         Span<byte> pub = stackalloc byte[KeySize];
         privateKey.CopyTo(secret);
-        PublicKey(secret, pub);
+        BouncyCastleX25519.Instance.PublicKey(secret, pub);
         CryptographicOperations.ZeroMemory(secret);
         return new WireGuardKey(pub);
     }

@@ -22,7 +22,7 @@ public class CryptoKnownAnswerTests
     public void X25519_matches_rfc7748_section_5_2(string scalar, string u, string expected)
     {
         var shared = new byte[32];
-        Assert.True(Curve25519.TrySharedSecret(Hex(scalar), Hex(u), shared));
+        Assert.True(BouncyCastleX25519.Instance.TrySharedSecret(Hex(scalar), Hex(u), shared));
         Assert.Equal(expected, Convert.ToHexStringLower(shared));
     }
 
@@ -33,14 +33,14 @@ public class CryptoKnownAnswerTests
         var bobPrivate = Hex("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb");
         var alicePublic = new byte[32];
         var bobPublic = new byte[32];
-        Curve25519.PublicKey(alicePrivate, alicePublic);
-        Curve25519.PublicKey(bobPrivate, bobPublic);
+        BouncyCastleX25519.Instance.PublicKey(alicePrivate, alicePublic);
+        BouncyCastleX25519.Instance.PublicKey(bobPrivate, bobPublic);
         Assert.Equal("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a", Convert.ToHexStringLower(alicePublic));
         Assert.Equal("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f", Convert.ToHexStringLower(bobPublic));
         var k1 = new byte[32];
         var k2 = new byte[32];
-        Assert.True(Curve25519.TrySharedSecret(alicePrivate, bobPublic, k1));
-        Assert.True(Curve25519.TrySharedSecret(bobPrivate, alicePublic, k2));
+        Assert.True(BouncyCastleX25519.Instance.TrySharedSecret(alicePrivate, bobPublic, k1));
+        Assert.True(BouncyCastleX25519.Instance.TrySharedSecret(bobPrivate, alicePublic, k2));
         Assert.Equal("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742", Convert.ToHexStringLower(k1));
         Assert.Equal(k1, k2);
     }
@@ -50,10 +50,10 @@ public class CryptoKnownAnswerTests
     {
         var privateKey = Hex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
         var shared = new byte[32];
-        Assert.False(Curve25519.TrySharedSecret(privateKey, new byte[32], shared)); // u = 0
+        Assert.False(BouncyCastleX25519.Instance.TrySharedSecret(privateKey, new byte[32], shared)); // u = 0
         var one = new byte[32];
         one[0] = 1;
-        Assert.False(Curve25519.TrySharedSecret(privateKey, one, shared)); // u = 1, order 1
+        Assert.False(BouncyCastleX25519.Instance.TrySharedSecret(privateKey, one, shared)); // u = 1, order 1
         Assert.All(shared, b => Assert.Equal(0, b));
     }
 
