@@ -149,7 +149,7 @@ public sealed unsafe class OpenSslX25519 : IX25519
 
     private static OpenSslX25519? TryLoad()
     {
-        if (LibCrypto.TryLoad() is not { } crypto)
+        if (LibCrypto.Shared is not { } crypto)
         {
             return null;
         }

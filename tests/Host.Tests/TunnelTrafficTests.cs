@@ -25,8 +25,11 @@ public sealed class TunnelTrafficTests
         var show = await ProcessRunner.RunAsync(DaemonProcess.Executable, ["show", pair.Ours]);
         Assert.Contains("ecn mode: normal", show.Stdout);
         Assert.Contains("latest handshake:", show.Stdout);
-        // The handshake's X25519 came from this machine's OpenSSL (OpenSslX25519), not the managed fallback.
-        Assert.Contains("X25519 from OpenSSL 3", await File.ReadAllTextAsync(pair.Daemon.LogFile));
+        // The handshake's X25519 and the transport messages' ChaCha20-Poly1305 came from this machine's OpenSSL
+        // (OpenSslX25519, OpenSslChaCha20Poly1305), not the fallbacks: the ping crossed both ways through them.
+        string log = await File.ReadAllTextAsync(pair.Daemon.LogFile);
+        Assert.Contains("X25519 from OpenSSL 3", log);
+        Assert.Contains("ChaCha20-Poly1305 from OpenSSL 3", log);
     }
 
     [Fact]

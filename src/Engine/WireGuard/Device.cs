@@ -51,8 +51,9 @@ public sealed class Device : IDisposable
     /// current time. Null (deterministic tests): <paramref name="wallClockAtZero"/> plus <c>now</c>.
     /// </param>
     /// <param name="x25519">The DH implementation of every handshake of this device; null: <see cref="BouncyCastleX25519"/>.</param>
+    /// <param name="transportAead">The AEAD of every transport data message; null: <see cref="DotNetTransportAead"/>.</param>
     public Device(WireGuardKey privateKey, PacketBufferPool pool, IRandomSource random, DateTime wallClockAtZero, Func<DateTime>? wallClock = null,
-        IX25519? x25519 = null)
+        IX25519? x25519 = null, ITransportAead? transportAead = null)
     {
         ArgumentNullException.ThrowIfNull(pool);
         ArgumentNullException.ThrowIfNull(random);
@@ -60,6 +61,7 @@ public sealed class Device : IDisposable
         // Clamping is part of X25519 itself (RFC 7748 section 5); keeping the clamped form is harmless.
         Org.BouncyCastle.Math.EC.Rfc7748.X25519.ClampPrivateKey(_privateKey);
         X25519 = x25519 ?? BouncyCastleX25519.Instance;
+        TransportAead = transportAead ?? DotNetTransportAead.Instance;
         X25519.PublicKey(_privateKey, _publicKey);
         StaticKey = X25519.CreatePrivateKey(_privateKey);
         PublicKey = new WireGuardKey(_publicKey);
@@ -115,6 +117,9 @@ public sealed class Device : IDisposable
         StaticKey.Dispose();
         CryptographicOperations.ZeroMemory(_privateKey);
     }
+
+    /// <summary>The AEAD of every transport data message of this device's sessions.</summary>
+    public ITransportAead TransportAead { get; }
 
     /// <summary>The X25519 implementation of this device's handshakes.</summary>
     public IX25519 X25519 { get; }

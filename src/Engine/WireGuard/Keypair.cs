@@ -1,25 +1,32 @@
 using System.Buffers.Binary;
-using System.Security.Cryptography;
 using Firezone.Actors.Engine.Crypto;
 
 namespace Firezone.Actors.Engine.WireGuard;
 
 /// <summary>
 /// One session's transport keys (whitepaper section 5.4.5): a sending and a receiving
-/// <see cref="ChaCha20Poly1305"/> created once and reused for every packet (the key schedule is
-/// done once, the nonce changes), the sending counter, the receiving replay window, and the indices.
-/// The managed copies of the keys are zeroed as soon as the AEAD objects hold them; disposing the
-/// AEAD objects frees (and OpenSSL cleanses) the native key state.
+/// <see cref="TransportAeadKey"/> of the device's <see cref="ITransportAead"/>, created once and
+/// reused for every packet (the key schedule is done once, the nonce changes), the sending counter,
+/// the receiving replay window, and the indices. The caller zeroes its copies of the keys as soon as
+/// the key objects hold them; disposing those frees (and OpenSSL cleanses) the native key state.
 /// </summary>
 internal sealed class Keypair : IDisposable
 {
-    private readonly ChaCha20Poly1305 _send;
-    private readonly ChaCha20Poly1305 _receive;
+    private readonly TransportAeadKey _send;
+    private readonly TransportAeadKey _receive;
 
-    public Keypair(ReadOnlySpan<byte> sendKey, ReadOnlySpan<byte> receiveKey, bool isInitiator, uint localIndex, uint remoteIndex, TimeSpan created)
+    public Keypair(ITransportAead aead, ReadOnlySpan<byte> sendKey, ReadOnlySpan<byte> receiveKey, bool isInitiator, uint localIndex, uint remoteIndex, TimeSpan created)
     {
-        _send = new ChaCha20Poly1305(sendKey);
-        _receive = new ChaCha20Poly1305(receiveKey);
+        _send = aead.CreateKey(sendKey);
+        try
+        {
+            _receive = aead.CreateKey(receiveKey);
+        }
+        catch
+        {
+            _send.Dispose();
+            throw;
+        }
         IsInitiator = isInitiator;
         LocalIndex = localIndex;
         RemoteIndex = remoteIndex;
@@ -60,29 +67,14 @@ internal sealed class Keypair : IDisposable
         BinaryPrimitives.WriteUInt32LittleEndian(header[MessageLayout.TransportReceiver..], RemoteIndex);
         BinaryPrimitives.WriteUInt64LittleEndian(header[MessageLayout.TransportCounter..], counter);
         array.Slice(offset + length, paddedLength - length).Clear();
-        Span<byte> payload = array.Slice(offset, paddedLength);
-        Span<byte> nonce = stackalloc byte[NoiseAead.NonceSize];
-        NoiseAead.WriteNonce(counter, nonce);
-        _send.Encrypt(nonce, payload, payload, array.Slice(offset + paddedLength, NoiseAead.TagSize));
+        _send.Seal(counter, array.Slice(offset, paddedLength), array.Slice(offset + paddedLength, NoiseAead.TagSize));
     }
 
     /// <summary>Opens ciphertext || tag in place; false when the tag does not verify (nothing is trusted then).</summary>
     public bool TryOpen(Span<byte> sealedPayload, ulong counter)
     {
         int plainLength = sealedPayload.Length - NoiseAead.TagSize;
-        Span<byte> nonce = stackalloc byte[NoiseAead.NonceSize];
-        NoiseAead.WriteNonce(counter, nonce);
-        Span<byte> ciphertext = sealedPayload[..plainLength];
-        try
-        {
-            _receive.Decrypt(nonce, ciphertext, sealedPayload[plainLength..], ciphertext);
-            return true;
-        }
-        catch (CryptographicException)
-        {
-            // AuthenticationTagMismatchException: .NET reports a bad tag only by throwing.
-            return false;
-        }
+        return _receive.TryOpen(counter, sealedPayload[..plainLength], sealedPayload[plainLength..]);
     }
 
     public void Dispose()

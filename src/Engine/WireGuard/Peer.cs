@@ -668,7 +668,7 @@ public sealed class Peer : IDisposable
         try
         {
             Noise.DeriveTransportKeys(_handshake.ChainKey, isInitiator, sendKey, receiveKey);
-            keypair = new Keypair(sendKey, receiveKey, isInitiator, _handshake.LocalIndex, _handshake.RemoteIndex, now);
+            keypair = new Keypair(_device.TransportAead, sendKey, receiveKey, isInitiator, _handshake.LocalIndex, _handshake.RemoteIndex, now);
         }
         finally
         {

@@ -18,11 +18,11 @@ public readonly record struct Delivery(MessageType Type, HandshakeAdmission? Adm
 public sealed class Node
 {
     public Node(string name, WireGuardKey privateKey, UdpEndpoint endpoint, byte[] tunAddress, IRandomSource random, DateTime wallClockAtZero,
-        Func<DateTime>? wallClock = null, IX25519? x25519 = null)
+        Func<DateTime>? wallClock = null, IX25519? x25519 = null, ITransportAead? transportAead = null)
     {
         Name = name;
         Pool = new PacketBufferPool(preallocate: 8);
-        Device = new Device(privateKey, Pool, random, wallClockAtZero, wallClock, x25519) { PeersWriteAllowedIps = true };
+        Device = new Device(privateKey, Pool, random, wallClockAtZero, wallClock, x25519, transportAead) { PeersWriteAllowedIps = true };
         Endpoint = endpoint;
         TunAddress = tunAddress;
     }
@@ -125,14 +125,15 @@ public sealed class WireHarness : IDisposable
     /// <param name="wallClockB">B's, likewise.</param>
     public WireHarness(int seed = 1, WireGuardKey? presharedKey = null, ushort persistentKeepaliveA = 0, ushort persistentKeepaliveB = 0,
         bool bKnowsEndpointOfA = false, IRandomSource? randomA = null, IRandomSource? randomB = null,
-        Func<DateTime>? wallClockA = null, Func<DateTime>? wallClockB = null, IX25519? x25519A = null, IX25519? x25519B = null)
+        Func<DateTime>? wallClockA = null, Func<DateTime>? wallClockB = null, IX25519? x25519A = null, IX25519? x25519B = null,
+        ITransportAead? aeadA = null, ITransportAead? aeadB = null)
     {
         var seeds = new SeededRandomSource(seed);
         WallClockAtZero = new DateTime(2026, 11, 25, 12, 0, 0, DateTimeKind.Utc);
         PrivateA = RandomKey(seeds);
         PrivateB = RandomKey(seeds);
-        A = new Node("A", PrivateA, UdpEndpoint.FromIPv4([192, 0, 2, 1], 51820), AddressA, randomA ?? new SeededRandomSource(seed * 31 + 1), WallClockAtZero, wallClockA, x25519A);
-        B = new Node("B", PrivateB, UdpEndpoint.FromIPv4([192, 0, 2, 2], 51821), AddressB, randomB ?? new SeededRandomSource(seed * 31 + 2), WallClockAtZero, wallClockB, x25519B);
+        A = new Node("A", PrivateA, UdpEndpoint.FromIPv4([192, 0, 2, 1], 51820), AddressA, randomA ?? new SeededRandomSource(seed * 31 + 1), WallClockAtZero, wallClockA, x25519A, aeadA);
+        B = new Node("B", PrivateB, UdpEndpoint.FromIPv4([192, 0, 2, 2], 51821), AddressB, randomB ?? new SeededRandomSource(seed * 31 + 2), WallClockAtZero, wallClockB, x25519B, aeadB);
         A.Peer = new Peer(A.Device, new PeerConfig
         {
             PublicKey = B.Device.PublicKey,
