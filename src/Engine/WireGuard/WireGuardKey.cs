@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 
@@ -69,8 +70,23 @@ public readonly struct WireGuardKey : IEquatable<WireGuardKey>
         return true;
     }
 
-    /// <summary>Constant-time comparison, since keys are secrets.</summary>
-    public bool Equals(WireGuardKey other) => CryptographicOperations.FixedTimeEquals(_bytes, other._bytes);
+    /// <summary>
+    /// Constant-time comparison, since keys may be secrets: the four 64-bit words are compared with
+    /// XOR and OR and one test at the end, no early exit. Not <see cref="CryptographicOperations.FixedTimeEquals"/>,
+    /// whose byte loop (not inlined across assemblies) took 3.6% of the daemon's CPU during a TCP
+    /// stream: every packet compares keys twice (the allowed-IPs owner against the peer on receive,
+    /// the peer table's lookup on send).
+    /// </summary>
+    public bool Equals(WireGuardKey other)
+    {
+        ReadOnlySpan<byte> a = _bytes;
+        ReadOnlySpan<byte> b = other._bytes;
+        ulong difference = (BinaryPrimitives.ReadUInt64LittleEndian(a) ^ BinaryPrimitives.ReadUInt64LittleEndian(b))
+            | (BinaryPrimitives.ReadUInt64LittleEndian(a[8..]) ^ BinaryPrimitives.ReadUInt64LittleEndian(b[8..]))
+            | (BinaryPrimitives.ReadUInt64LittleEndian(a[16..]) ^ BinaryPrimitives.ReadUInt64LittleEndian(b[16..]))
+            | (BinaryPrimitives.ReadUInt64LittleEndian(a[24..]) ^ BinaryPrimitives.ReadUInt64LittleEndian(b[24..]));
+        return difference == 0;
+    }
 
     public override bool Equals(object? obj) => obj is WireGuardKey other && Equals(other);
 
