@@ -152,7 +152,7 @@ public sealed unsafe class OpenSslChaCha20Poly1305 : ITransportAead
         try
         {
             var candidate = new OpenSslChaCha20Poly1305(crypto, cipher);
-            return candidate.PassesKnownAnswer() ? candidate : null;
+            return PassesKnownAnswer(candidate) ? candidate : null;
         }
         catch (CryptographicException)
         {
@@ -164,8 +164,13 @@ public sealed unsafe class OpenSslChaCha20Poly1305 : ITransportAead
     /// One sealed message with the key and text of RFC 8439 section 2.8.2, counter 7 and no
     /// associated data (as WireGuard's transport messages): the ciphertext and tag computed
     /// elsewhere (Python's cryptography package), opened back, and the same with a changed tag refused.
+    /// Each context is used the way the hot path uses it, keyed once and then given only a new nonce
+    /// per packet: the sealer first seals another message (another counter and length, a partial
+    /// ChaCha20 block) and the expected one must still come out, so a library that kept a context's
+    /// first nonce or any state of the packet before (a reused keystream) is refused here; the opener
+    /// refuses the changed tag first and must then still open the good message.
     /// </summary>
-    private bool PassesKnownAnswer()
+    internal static bool PassesKnownAnswer(ITransportAead aead)
     {
         byte[] key = Convert.FromHexString("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f");
         byte[] plaintext = "Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it."u8.ToArray();
@@ -173,23 +178,24 @@ public sealed unsafe class OpenSslChaCha20Poly1305 : ITransportAead
             "bc811b8aaf3149c465dea2b403ef799a82c1207d17c53a822336444a3d34ef302150dc9debc5d329301d6cbf6f77d94d"
             + "90656e5fd321fc5c1812e8e4219446e5910f7a2acb7070980767f71388eec54886d25ec0e330853e658d323bd6cbc828"
             + "5552b92b395c72f96d718d940c44556487a76634f066b8d4c9eb5301ba5d8925eac6");
-        using var sealer = CreateKey(key);
-        using var opener = CreateKey(key);
+        using var sealer = aead.CreateKey(key);
+        using var opener = aead.CreateKey(key);
         var message = new byte[plaintext.Length + TagSize];
+        sealer.Seal(8, message.AsSpan(0, 37), message.AsSpan(37, TagSize));
         plaintext.CopyTo(message, 0);
         sealer.Seal(7, message.AsSpan(0, plaintext.Length), message.AsSpan(plaintext.Length));
         if (!message.AsSpan().SequenceEqual(expected))
         {
             return false;
         }
-        if (!opener.TryOpen(7, message.AsSpan(0, plaintext.Length), message.AsSpan(plaintext.Length))
-            || !message.AsSpan(0, plaintext.Length).SequenceEqual(plaintext))
+        message[^1] ^= 1;
+        if (opener.TryOpen(7, message.AsSpan(0, plaintext.Length), message.AsSpan(plaintext.Length)))
         {
             return false;
         }
         expected.CopyTo(message, 0);
-        message[^1] ^= 1;
-        return !opener.TryOpen(7, message.AsSpan(0, plaintext.Length), message.AsSpan(plaintext.Length));
+        return opener.TryOpen(7, message.AsSpan(0, plaintext.Length), message.AsSpan(plaintext.Length))
+            && message.AsSpan(0, plaintext.Length).SequenceEqual(plaintext);
     }
 
     /// <summary>One direction's key, kept as an OpenSSL cipher context keyed once.</summary>

@@ -48,6 +48,36 @@ public sealed partial class OpenSslChaCha20Poly1305Tests
         Assert.Equal(expected, message);
     }
 
+    /// <summary>
+    /// A library whose context keeps the nonce of its first packet when later given only a new one
+    /// (every later packet of a session under one keystream). Each of its keys is right on its first
+    /// use, so a load check that uses each context once cannot tell it from a good one.
+    /// </summary>
+    private sealed class FirstNonceOnlyAead : ITransportAead
+    {
+        public string Name => "first nonce only";
+
+        public TransportAeadKey CreateKey(ReadOnlySpan<byte> key32) => new Key(OpenSsl.CreateKey(key32));
+
+        private sealed class Key(TransportAeadKey inner) : TransportAeadKey
+        {
+            private ulong? _first;
+
+            public override void Seal(ulong counter, Span<byte> payload, Span<byte> tag16) => inner.Seal(_first ??= counter, payload, tag16);
+
+            public override bool TryOpen(ulong counter, Span<byte> ciphertext, ReadOnlySpan<byte> tag16) => inner.TryOpen(_first ??= counter, ciphertext, tag16);
+
+            protected override void Dispose(bool disposing) => inner.Dispose();
+        }
+    }
+
+    [Fact]
+    public void The_load_check_passes_OpenSsl_and_refuses_a_context_that_keeps_its_first_nonce()
+    {
+        Assert.True(OpenSslChaCha20Poly1305.PassesKnownAnswer(OpenSsl));
+        Assert.False(OpenSslChaCha20Poly1305.PassesKnownAnswer(new FirstNonceOnlyAead()));
+    }
+
     [Fact]
     public void Agrees_with_BouncyCastle_and_dotnet_both_ways_on_random_keys_counters_and_lengths()
     {
