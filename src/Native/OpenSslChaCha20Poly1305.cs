@@ -65,7 +65,7 @@ public sealed unsafe class OpenSslChaCha20Poly1305 : ITransportAead
 
     private void Seal(nint context, ulong counter, Span<byte> payload, Span<byte> tag16)
     {
-        if (tag16.Length < TagSize)
+        if (tag16.Length != TagSize)
         {
             throw new ArgumentException("the tag is 16 bytes", nameof(tag16));
         }
@@ -91,7 +91,7 @@ public sealed unsafe class OpenSslChaCha20Poly1305 : ITransportAead
 
     private bool TryOpen(nint context, ulong counter, Span<byte> ciphertext, ReadOnlySpan<byte> tag16)
     {
-        if (tag16.Length < TagSize)
+        if (tag16.Length != TagSize)
         {
             CryptographicOperations.ZeroMemory(ciphertext);
             return false;

@@ -182,6 +182,20 @@ public sealed partial class OpenSslChaCha20Poly1305Tests
     }
 
     [Fact]
+    public void A_tag_span_of_more_than_16_bytes_is_refused_not_checked_on_its_first_16()
+    {
+        byte[] key = RandomNumberGenerator.GetBytes(32);
+        byte[] message = BouncyCastleSeal(key, 3, [1, 2, 3]);
+        var longTag = new byte[17];
+        message.AsSpan(3).CopyTo(longTag); // the right tag, and one byte more that nothing would check
+        using var opener = OpenSsl.CreateKey(key);
+        Assert.False(opener.TryOpen(3, message.AsSpan(0, 3), longTag));
+        Assert.All(message.AsSpan(0, 3).ToArray(), b => Assert.Equal(0, b));
+        using var sealer = OpenSsl.CreateKey(key);
+        Assert.Throws<ArgumentException>(() => sealer.Seal(3, new byte[3], new byte[17]));
+    }
+
+    [Fact]
     public void Seal_and_open_allocate_nothing()
     {
         byte[] key = RandomNumberGenerator.GetBytes(32);
