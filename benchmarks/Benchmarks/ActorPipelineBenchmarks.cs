@@ -8,6 +8,7 @@ using Firezone.Actors.Actors.Time;
 using Firezone.Actors.Actors.Tunnel;
 using Firezone.Actors.Engine;
 using Firezone.Actors.Engine.Buffers;
+using Firezone.Actors.Engine.Crypto;
 using Firezone.Actors.Engine.Packets;
 using Firezone.Actors.Engine.Routing;
 using Firezone.Actors.Engine.WireGuard;
@@ -53,8 +54,10 @@ public class ActorPipelineBenchmarks
         socketB.Far = socketA;
         _poolA = new PacketBufferPool(preallocate: 4096);
         _poolB = new PacketBufferPool(preallocate: 4096);
-        var deviceA = new Device(RandomKey(), _poolA, CryptoRandomSource.Instance, clock.WallClockAtZero, static () => DateTime.UtcNow);
-        var deviceB = new Device(RandomKey(), _poolB, CryptoRandomSource.Instance, clock.WallClockAtZero, static () => DateTime.UtcNow);
+        // The daemon's AEAD (OpenSSL's called straight where libcrypto has it), so the figures match it.
+        ITransportAead aead = (ITransportAead?)OpenSslChaCha20Poly1305.Instance ?? DotNetTransportAead.Instance;
+        var deviceA = new Device(RandomKey(), _poolA, CryptoRandomSource.Instance, clock.WallClockAtZero, static () => DateTime.UtcNow, transportAead: aead);
+        var deviceB = new Device(RandomKey(), _poolB, CryptoRandomSource.Instance, clock.WallClockAtZero, static () => DateTime.UtcNow, transportAead: aead);
         _tunA = new BenchTun(Packet(PacketSize, "10.0.0.1", "10.0.0.2"));
         _tunB = new BenchTun(Packet(PacketSize, "10.0.0.2", "10.0.0.1"));
         var a = Tunnels.Start(_system, TunnelSettings.ForEngine(deviceA, _tunA, socketA, clock), "a");

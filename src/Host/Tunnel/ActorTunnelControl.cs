@@ -72,6 +72,7 @@ public sealed class ActorTunnelControl(
     // only peers that had counted something.
     private readonly Dictionary<WireGuardKey, CarriedPeerState> _carried = new();
     private ActorSystem? _system;
+    private TunnelCrypto? _crypto;
     private IActorRef? _failureListener;
     private LinuxTunDevice? _tun;
     private LinuxUdpSocket? _socket;
@@ -88,8 +89,10 @@ public sealed class ActorTunnelControl(
     {
         _system = services.GetRequiredService<ActorSystem>();
         _failureListener = services.GetRequiredService<ActorRegistry>().Get<TunnelFailureListener>();
-        // A name another daemon serves is refused before a TUN device exists, so nothing is left behind.
+        // A name another daemon serves, or an OpenSSL without the cipher every message needs, is
+        // refused before a TUN device exists, so nothing is left behind.
         UapiServer.EnsureAvailable(UapiSocketPath.For(options.InterfaceName, options.SocketDirectory));
+        _crypto = TunnelCrypto.Choose();
         _tun = OpenTun(options.Config?.Interface.Mtu ?? DefaultMtu);
         if (PacketBufferSizing.BufferSizeFor(_tun.Mtu) > _pool.BufferSize)
         {
@@ -641,11 +644,8 @@ public sealed class ActorTunnelControl(
             _pool = PacketBufferSizing.PoolFor(mtu); // no tunnel runs now, so no buffer is out
         }
         // The live wall clock for handshake timestamps: a clock NTP corrects after start is picked up (whitepaper 5.4.2).
-        // OpenSSL's X25519 where libcrypto has it (a handshake in 0.61 of the managed one's time, OpenSslX25519).
-        IX25519 x25519 = (IX25519?)OpenSslX25519.Instance ?? BouncyCastleX25519.Instance;
-        // And its ChaCha20-Poly1305 for every transport message, called straight (0.7 of .NET's time per seal, OpenSslChaCha20Poly1305).
-        ITransportAead aead = (ITransportAead?)OpenSslChaCha20Poly1305.Instance ?? DotNetTransportAead.Instance;
-        var device = new Device(privateKey, _pool, CryptoRandomSource.Instance, _clock.WallClockAtZero, static () => DateTime.UtcNow, x25519, aead) { Mtu = mtu };
+        var device = new Device(privateKey, _pool, CryptoRandomSource.Instance, _clock.WallClockAtZero, static () => DateTime.UtcNow,
+            _crypto!.X25519, _crypto.TransportAead) { Mtu = mtu };
         _device = device;
         _publicKey = device.PublicKey;
         var settings = TunnelSettings.ForEngine(device, _tun!, _socket, _clock, _failureListener) with { ReplyPollMax = options.ReplyPollMax, ReadModeration = options.ReadModeration };
@@ -662,7 +662,7 @@ public sealed class ActorTunnelControl(
         logger.LogInformation("Tunnel {Generation} running on UDP port {Port} (receive merging {UdpGro}, send merging {UdpGso}) with {PeerCount} peer(s), reply polling up to {ReplyPollMicroseconds} us, read moderation {ReadModerationMicroseconds} us, timer tick {TimerTickMilliseconds} ms ({Scheduler:l}), X25519 from {X25519:l}, ChaCha20-Poly1305 from {TransportAead:l}",
             _generation, _socket.LocalPort, _socket.GroEnabled ? "on" : "off", _socket.GsoEnabled ? "on" : "off", _peers.Count, (int)options.ReplyPollMax.TotalMicroseconds,
             (int)options.ReadModeration.TotalMicroseconds, (int)timerTick.TotalMilliseconds,
-            _system.Scheduler.GetType().Name, x25519.Name, aead.Name);
+            _system.Scheduler.GetType().Name, _crypto.X25519.Name, _crypto.TransportAead.Name);
     }
 
     /// <summary>
