@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Security.Cryptography;
 using Firezone.Actors.Engine.Crypto;
 using Firezone.Actors.Native.Interop;
@@ -70,7 +69,7 @@ public sealed unsafe class OpenSslChaCha20Poly1305 : ITransportAead
             throw new ArgumentException("the tag is 16 bytes", nameof(tag16));
         }
         byte* nonce = stackalloc byte[NoiseAead.NonceSize];
-        WriteNonce(counter, nonce);
+        NoiseAead.WriteNonce(counter, new Span<byte>(nonce, NoiseAead.NonceSize));
         byte spare;
         fixed (byte* data = payload)
         fixed (byte* tag = tag16)
@@ -97,7 +96,7 @@ public sealed unsafe class OpenSslChaCha20Poly1305 : ITransportAead
             return false;
         }
         byte* nonce = stackalloc byte[NoiseAead.NonceSize];
-        WriteNonce(counter, nonce);
+        NoiseAead.WriteNonce(counter, new Span<byte>(nonce, NoiseAead.NonceSize));
         byte spare;
         fixed (byte* data = ciphertext)
         fixed (byte* tag = tag16)
@@ -126,13 +125,6 @@ public sealed unsafe class OpenSslChaCha20Poly1305 : ITransportAead
         }
         CryptographicOperations.ZeroMemory(ciphertext);
         return false;
-    }
-
-    /// <summary>The nonce of whitepaper section 5.4.6: 32 zero bits, then the counter, little-endian.</summary>
-    private static void WriteNonce(ulong counter, byte* nonce12)
-    {
-        *(uint*)nonce12 = 0;
-        BinaryPrimitives.WriteUInt64LittleEndian(new Span<byte>(nonce12 + 4, 8), counter);
     }
 
     private CryptographicException Failure(string step) =>
@@ -203,36 +195,14 @@ public sealed unsafe class OpenSslChaCha20Poly1305 : ITransportAead
     {
         public override void Seal(ulong counter, Span<byte> payload, Span<byte> tag16)
         {
-            bool added = false;
-            try
-            {
-                handle.DangerousAddRef(ref added);
-                owner.Seal(handle.DangerousGetHandle(), counter, payload, tag16);
-            }
-            finally
-            {
-                if (added)
-                {
-                    handle.DangerousRelease();
-                }
-            }
+            using var lease = new SafeHandleLease(handle);
+            owner.Seal(lease.Pointer, counter, payload, tag16);
         }
 
         public override bool TryOpen(ulong counter, Span<byte> ciphertext, ReadOnlySpan<byte> tag16)
         {
-            bool added = false;
-            try
-            {
-                handle.DangerousAddRef(ref added);
-                return owner.TryOpen(handle.DangerousGetHandle(), counter, ciphertext, tag16);
-            }
-            finally
-            {
-                if (added)
-                {
-                    handle.DangerousRelease();
-                }
-            }
+            using var lease = new SafeHandleLease(handle);
+            return owner.TryOpen(lease.Pointer, counter, ciphertext, tag16);
         }
 
         protected override void Dispose(bool disposing) => handle.Dispose();

@@ -189,36 +189,14 @@ public sealed unsafe class OpenSslX25519 : IX25519
     {
         public override void PublicKey(Span<byte> publicKey32)
         {
-            bool added = false;
-            try
-            {
-                handle.DangerousAddRef(ref added);
-                owner.RawPublicKey(handle.DangerousGetHandle(), publicKey32);
-            }
-            finally
-            {
-                if (added)
-                {
-                    handle.DangerousRelease();
-                }
-            }
+            using var lease = new SafeHandleLease(handle);
+            owner.RawPublicKey(lease.Pointer, publicKey32);
         }
 
         public override bool TrySharedSecret(ReadOnlySpan<byte> publicKey, Span<byte> shared32)
         {
-            bool added = false;
-            try
-            {
-                handle.DangerousAddRef(ref added);
-                return owner.Derive(handle.DangerousGetHandle(), publicKey, shared32);
-            }
-            finally
-            {
-                if (added)
-                {
-                    handle.DangerousRelease();
-                }
-            }
+            using var lease = new SafeHandleLease(handle);
+            return owner.Derive(lease.Pointer, publicKey, shared32);
         }
 
         protected override void Dispose(bool disposing) => handle.Dispose();
