@@ -266,7 +266,7 @@ public class ActorPipelineBenchmarks
             return slots;
         }
 
-        public int SendBatch(ReadOnlySpan<PacketBuffer> datagrams)
+        public int SendBatch(ReadOnlySpan<PacketBuffer> datagrams, Span<int> unsent)
         {
             Far!.Enqueue(datagrams);
             return datagrams.Length;

@@ -54,7 +54,18 @@ public interface IUdpBatchSocket : IDisposable
     /// by the caller. Safe to call from several threads (one batch at a time goes out), and while
     /// another thread receives.
     /// </summary>
-    int SendBatch(ReadOnlySpan<PacketBuffer> datagrams);
+    int SendBatch(ReadOnlySpan<PacketBuffer> datagrams) => SendBatch(datagrams, default);
+
+    /// <summary>
+    /// As <see cref="SendBatch(ReadOnlySpan{PacketBuffer})"/>, and sets <c>unsent[i]</c> to the errno
+    /// for each datagram <c>i</c> the kernel did not take (refused: ENETUNREACH, EPERM from a
+    /// firewall...; dropped: EAGAIN or ENOBUFS on a buffer that stayed full, EAFNOSUPPORT for an
+    /// IPv6 destination on an IPv4-only socket), so its sender can take it off what it counts as sent
+    /// (`wg show`'s transfer counts only what left, as wireguard-go's and the kernel's do) and say
+    /// why. Slots of datagrams sent are left as they were (pass them zeroed). <paramref name="unsent"/>
+    /// is empty (nothing wanted) or at least as long as <paramref name="datagrams"/>.
+    /// </summary>
+    int SendBatch(ReadOnlySpan<PacketBuffer> datagrams, Span<int> unsent);
 
     /// <summary>
     /// Wakes a thread blocked in <see cref="WaitReadable"/>, for good: every later wait returns false

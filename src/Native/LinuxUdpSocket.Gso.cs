@@ -116,8 +116,9 @@ public sealed unsafe partial class LinuxUdpSocket
     /// Sends the datagrams of the prepared GSO message <paramref name="slot"/> one sendmsg each (same
     /// endpoint, same ECN cmsg, no UDP_SEGMENT); returns how many the kernel took.
     /// </summary>
-    private int SendOneByOne(int fd, int slot)
+    private int SendOneByOne(int fd, int slot, Span<int> unsent)
     {
+        int first = _sendFirst[slot];
         msghdr* header = _send.Header(slot);
         iovec* iov = header->msg_iov;
         int count = (int)header->msg_iovlen;
@@ -129,6 +130,7 @@ public sealed unsafe partial class LinuxUdpSocket
             if (_sendStalled)
             {
                 SendDropped += count - i; // see SendPrepared: no second wait in one batch
+                MarkUnsent(unsent, first + i, count - i, LastSendErrno);
                 break;
             }
             header->msg_iov = iov + i;
@@ -153,6 +155,7 @@ public sealed unsafe partial class LinuxUdpSocket
                         continue;
                     }
                     SendDropped++;
+                    MarkUnsent(unsent, first + i, 1, errno);
                     LastSendErrno = errno;
                     _sendStalled = true;
                     SendStalls++;
@@ -161,6 +164,7 @@ public sealed unsafe partial class LinuxUdpSocket
                 if (IsPerDatagramError(errno))
                 {
                     SendErrors++;
+                    MarkUnsent(unsent, first + i, 1, errno);
                     LastSendErrno = errno;
                     break;
                 }

@@ -53,6 +53,9 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
     /// <summary>Datagrams per prepared send message (more than one for a GSO send).</summary>
     private readonly int[] _sendSegments;
 
+    /// <summary>Index in the caller's span of each prepared send message's first datagram.</summary>
+    private readonly int[] _sendFirst;
+
     /// <summary>Set when UDP_GRO is on: the receive slots and the datagrams still to hand out.</summary>
     private readonly GroReceiveSlots? _groSlots;
 
@@ -117,6 +120,7 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
             _receive = new MessageBatch(options.BatchSize);
             _send = new MessageBatch(options.BatchSize);
             _sendSegments = new int[options.BatchSize];
+            _sendFirst = new int[options.BatchSize];
             GsoEnabled = options.UseGso && KernelHasGso(fd);
             if (options.UseGro && TryEnableGro(fd))
             {
@@ -378,15 +382,21 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
         return ecn;
     }
 
-    public int SendBatch(ReadOnlySpan<PacketBuffer> datagrams)
+    public int SendBatch(ReadOnlySpan<PacketBuffer> datagrams) => SendBatch(datagrams, default);
+
+    public int SendBatch(ReadOnlySpan<PacketBuffer> datagrams, Span<int> unsent)
     {
+        if (!unsent.IsEmpty && unsent.Length < datagrams.Length)
+        {
+            throw new ArgumentException($"{unsent.Length} errno slots for {datagrams.Length} datagrams", nameof(unsent));
+        }
         lock (_sendGate)
         {
-            return SendBatchLocked(datagrams);
+            return SendBatchLocked(datagrams, unsent);
         }
     }
 
-    private int SendBatchLocked(ReadOnlySpan<PacketBuffer> datagrams)
+    private int SendBatchLocked(ReadOnlySpan<PacketBuffer> datagrams, Span<int> unsent)
     {
         bool added = false;
         try
@@ -402,6 +412,7 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
                 if (_sendStalled)
                 {
                     SendDropped += datagrams.Length - next; // see SendPrepared: no second wait per batch
+                    MarkUnsent(unsent, next, datagrams.Length - next, LastSendErrno);
                     break;
                 }
                 // Messages and iovecs share the batch's capacity: a GSO message uses one iovec per
@@ -413,6 +424,7 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
                     PacketBuffer first = datagrams[next];
                     if (!IsIPv6 && !first.Endpoint.IsIPv4)
                     {
+                        MarkUnsent(unsent, next, 1, LibC.EAFNOSUPPORT);
                         next++;
                         SendDropped++; // an IPv6 destination on an IPv4-only socket
                         continue;
@@ -420,11 +432,12 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
                     int group = GsoEnabled ? GsoGroupLength(datagrams, next, Math.Min(MaxGsoSegments, batch.Capacity - iovecs)) : 1;
                     PrepareSend(slots, iovecs, datagrams.Slice(next, group));
                     _sendSegments[slots] = group;
+                    _sendFirst[slots] = next;
                     slots++;
                     iovecs += group;
                     next += group;
                 }
-                sent += SendPrepared(fd, slots);
+                sent += SendPrepared(fd, slots, unsent);
             }
             return sent;
         }
@@ -514,8 +527,23 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
         }
     }
 
+    /// <summary>
+    /// Notes <paramref name="errno"/> in the caller's slot of each of <paramref name="length"/>
+    /// datagrams from <paramref name="first"/> on: the kernel did not take them (no slots asked for: nothing).
+    /// </summary>
+    private static void MarkUnsent(Span<int> unsent, int first, int length, int errno)
+    {
+        if (!unsent.IsEmpty)
+        {
+            unsent.Slice(first, length).Fill(errno);
+        }
+    }
+
+    /// <summary>Notes <paramref name="errno"/> for every datagram of prepared send message <paramref name="slot"/>.</summary>
+    private void MarkUnsent(Span<int> unsent, int slot, int errno) => MarkUnsent(unsent, _sendFirst[slot], _sendSegments[slot], errno);
+
     /// <summary>Sends messages [0, count), resuming after partial sends; returns how many datagrams the kernel took.</summary>
-    private int SendPrepared(int fd, int count)
+    private int SendPrepared(int fd, int count, Span<int> unsent)
     {
         int done = 0;
         int sent = 0;
@@ -530,6 +558,7 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
                 for (int i = done; i < count; i++)
                 {
                     SendDropped += _sendSegments[i];
+                    MarkUnsent(unsent, i, LastSendErrno);
                 }
                 break;
             }
@@ -574,7 +603,7 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
                 {
                     DisableGso(errno);
                 }
-                sent += SendOneByOne(fd, done);
+                sent += SendOneByOne(fd, done, unsent);
                 done++;
                 stalls = 0;
                 continue;
@@ -589,6 +618,7 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
                     continue;
                 }
                 SendDropped += datagrams;
+                MarkUnsent(unsent, done, errno);
                 LastSendErrno = errno;
                 done++;
                 stalls = 0;
@@ -600,6 +630,7 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
             {
                 // sendmmsg reports the failing message when it is first in the call: skip it, keep the rest.
                 SendErrors += datagrams;
+                MarkUnsent(unsent, done, errno);
                 LastSendErrno = errno;
                 done++;
                 continue;

@@ -53,6 +53,20 @@ public sealed class MetricsTests(ITestOutputHelper output) : ActorTestBase(outpu
         Assert.Equal(2, seen[("firezone.peer.datagrams.received.ce", aKey)]);
         Assert.Equal(2, seen[("firezone.peer.ecn.ce_propagated", aKey)]);
         Assert.Equal(0, seen[("firezone.peer.restarts", aKey)]);
+        Assert.Equal(0, seen[("firezone.peer.datagrams.not_sent", bKey)]);
+
+        // A datagram the socket refuses (no route to B): counted for B.
+        Network.Refuse = to => to == b.Endpoint;
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 3));
+        AwaitCondition(() =>
+        {
+            listener.RecordObservableInstruments();
+            lock (seen)
+            {
+                return seen[("firezone.peer.datagrams.not_sent", bKey)] == 1;
+            }
+        }, Wait);
+        Network.Refuse = null;
         StopAndAssertNoLeaks(a, b);
     }
 

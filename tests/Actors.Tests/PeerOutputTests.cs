@@ -36,7 +36,7 @@ public sealed class PeerOutputTests(ITestOutputHelper output) : ActorTestBase(ou
         int count = 2 * PacketBatch.Capacity + 3;
         for (int i = 0; i < count; i++)
         {
-            output.AddDatagram(Numbered(i));
+            output.AddDatagram(Numbered(i), sender: null);
         }
         Assert.Empty(output.Sent); // two batches filled: neither was sent inside the step
 
@@ -70,7 +70,7 @@ public sealed class PeerOutputTests(ITestOutputHelper output) : ActorTestBase(ou
         var output = new RecordingOutput();
         for (int i = 0; i < PacketBatch.Capacity + 5; i++)
         {
-            output.AddDatagram(Numbered(i));
+            output.AddDatagram(Numbered(i), sender: null);
             output.AddPacket(Numbered(i));
         }
         output.Release();

@@ -18,7 +18,7 @@ internal sealed class DirectPeerOutput(IUdpBatchSocket socket, ITunDevice tun, T
     {
         try
         {
-            int sent = socket.SendBatch(batch.AsSpan());
+            int sent = batch.SendOn(socket);
             counters.CountSent(sent, batch.Count - sent);
         }
         finally

@@ -42,11 +42,22 @@ public sealed class PeerCounters
     internal long Restarts; // written by the supervisor (Interlocked)
     internal long QueueFullDrops; // written by the reader threads outside the lock (Interlocked)
 
+    // Datagrams the engine counted as sent that the socket did not send (refused: no route, a
+    // firewall; dropped: buffer full), their bytes and the errno of the last one. Written by
+    // whichever thread sent the batch (Interlocked), off the peer's lock.
+    internal long DatagramsNotSent;
+    private long _txBytesUnsent;
+    private int _lastNotSentErrno;
+
     private readonly object _snapshotGate = new();
     private UdpEndpoint _endpoint;
     private DateTime? _lastHandshakeUtc;
     private long _rxBytes;
     private long _txBytes;
+    // What the engine peers of earlier runs of this peer's connection (before a restart after a
+    // fault) counted: a restart's fresh engine peer counts from zero, `wg show`'s transfer does not.
+    private long _rxBytesCarried;
+    private long _txBytesCarried;
 
     internal void CountDatagramSent(Ecn outer)
     {
@@ -71,13 +82,44 @@ public sealed class PeerCounters
         }
     }
 
+    /// <summary>
+    /// The engine's view for status: transfer over every run of the connection, tx without the
+    /// datagrams the socket did not send (so `wg show` counts what left, as wireguard-go does).
+    /// </summary>
     internal (UdpEndpoint Endpoint, DateTime? LastHandshakeUtc, long RxBytes, long TxBytes) ReadEngineView()
     {
         lock (_snapshotGate)
         {
-            return (_endpoint, _lastHandshakeUtc, _rxBytes, _txBytes);
+            long tx = _txBytesCarried + _txBytes - Interlocked.Read(ref _txBytesUnsent);
+            return (_endpoint, _lastHandshakeUtc, _rxBytesCarried + _rxBytes, Math.Max(0, tx));
         }
     }
+
+    /// <summary>
+    /// The connection's engine peer is closed with these totals (a restart or removal follows): they
+    /// carry on under the next engine peer's, which counts from zero.
+    /// </summary>
+    internal void CarryEngineView(long rxBytes, long txBytes)
+    {
+        lock (_snapshotGate)
+        {
+            _rxBytesCarried += rxBytes;
+            _txBytesCarried += txBytes;
+            _rxBytes = 0;
+            _txBytes = 0;
+        }
+    }
+
+    /// <summary>A datagram of <paramref name="bytes"/> this peer's engine counted as sent was not sent, for <paramref name="errno"/> (any thread).</summary>
+    internal void CountUnsent(int bytes, int errno)
+    {
+        Volatile.Write(ref _lastNotSentErrno, errno);
+        Interlocked.Add(ref _txBytesUnsent, bytes);
+        Interlocked.Increment(ref DatagramsNotSent);
+    }
+
+    /// <summary>The errno of the last datagram not sent (0: none yet).</summary>
+    internal int LastNotSentErrno => Volatile.Read(ref _lastNotSentErrno);
 
     /// <summary>Packets a reader dropped because the peer's actor path was full (PeerGroups); off the lock, so atomic.</summary>
     internal void CountQueueFullDrops(int packets) => Interlocked.Add(ref QueueFullDrops, packets);

@@ -40,6 +40,7 @@ public sealed class PeerDataPath
 
     /// <summary>At most one sent-initiation line per peer this often (REKEY_TIMEOUT, whitepaper section 6.4: one per retry).</summary>
     private static readonly TimeSpan InitiationLogInterval = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan NotSentLogInterval = TimeSpan.FromSeconds(10);
 
     /// <summary>
     /// How long a reader waits for a peer the other reader (or the actor) is stepping. The other
@@ -62,6 +63,7 @@ public sealed class PeerDataPath
     private LogRateLimit _unexpectedEcnLog;
     private LogRateLimit _rejectedHandshakeLog;
     private LogRateLimit _initiationLog;
+    private CountedLogRateLimit _notSentLog;
     // Initiations sent since the last completed handshake (the "try N" of wireguard-go's log).
     private int _initiationAttempts;
     // The engine's last handshake time as last seen: a change is a new session (logged once).
@@ -272,6 +274,8 @@ public sealed class PeerDataPath
             if (!_disposed)
             {
                 _disposed = true;
+                // Its transfer carries on under the restart's fresh engine peer (see PeerCounters).
+                _counters.CarryEngineView(_peer.RxBytes, _peer.TxBytes);
                 _peer.Dispose();
             }
         }
@@ -388,7 +392,9 @@ public sealed class PeerDataPath
                     var admission = _device.AdmitHandshake(datagram, underLoad: false, now, out var cookieReply);
                     if (cookieReply is not null)
                     {
-                        AddDatagram(cookieReply, output);
+                        // Not in the engine's tx bytes (wireguard-go does not count cookie replies either).
+                        _counters.CountDatagramSent(cookieReply.Ecn);
+                        output.AddDatagram(cookieReply, sender: null);
                     }
                     if (admission == HandshakeAdmission.Accept)
                     {
@@ -476,6 +482,24 @@ public sealed class PeerDataPath
             return;
         }
         _log.Debug("peer {PublicKey}: sending handshake initiation to {Endpoint} (attempt {Attempt})", _slot.KeyBase64, to, _initiationAttempts);
+    }
+
+    /// <summary>
+    /// The socket did not send some of this peer's datagrams since the last line (counted off the
+    /// lock by whichever thread sent them): a warning at most every <see cref="NotSentLogInterval"/>,
+    /// with the reason, as wireguard-go logs "Failed to send handshake initiation: ... network is
+    /// unreachable". Seen at the step after the send, since sends happen after the step.
+    /// </summary>
+    private void NoteNotSent(TimeSpan now)
+    {
+        long notSent = Interlocked.Read(ref _counters.DatagramsNotSent);
+        if (notSent == 0 || !_notSentLog.TryTake(notSent, now, NotSentLogInterval))
+        {
+            return;
+        }
+        int errno = _counters.LastNotSentErrno;
+        _log.Warning("peer {PublicKey}: datagrams to {Endpoint} were not sent: {SendError}; {NotSentCount} not sent so far (not counted in its transfer)",
+            _slot.KeyBase64, _peer.Endpoint, $"{System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})", notSent);
     }
 
     /// <summary>
@@ -588,10 +612,11 @@ public sealed class PeerDataPath
         }
     }
 
+    /// <summary>A datagram the engine counted in its tx bytes, for the output (taken off again if not sent).</summary>
     private void AddDatagram(PacketBuffer datagram, PeerOutput output)
     {
         _counters.CountDatagramSent(datagram.Ecn);
-        output.AddDatagram(datagram);
+        output.AddDatagram(datagram, _counters);
     }
 
     /// <summary>
@@ -647,6 +672,7 @@ public sealed class PeerDataPath
         var lastHandshake = peer.LastHandshakeUtc;
         NoteHandshakeTime(lastHandshake);
         _counters.Publish(peer.Endpoint, lastHandshake, peer.RxBytes, peer.TxBytes);
+        NoteNotSent(now);
         return transmitted;
     }
 }

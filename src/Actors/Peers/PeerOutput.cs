@@ -28,11 +28,14 @@ public abstract class PeerOutput
     // idle peer's actor has an output, and 10,000 of them need not hold an empty queue.
     private Queue<SendDatagrams>? _fullSends;
 
-    /// <summary>Takes ownership of a sealed datagram (its Endpoint and Ecn set).</summary>
-    public void AddDatagram(PacketBuffer datagram)
+    /// <summary>
+    /// Takes ownership of a sealed datagram (its Endpoint and Ecn set) that <paramref name="sender"/>'s
+    /// engine counted as sent (null: nobody counted it), to be taken off again if the socket does not send it.
+    /// </summary>
+    public void AddDatagram(PacketBuffer datagram, PeerCounters? sender)
     {
         var send = _send ??= SendDatagrams.Rent();
-        send.Add(datagram);
+        send.Add(datagram, sender);
         if (send.IsFull)
         {
             _send = null;

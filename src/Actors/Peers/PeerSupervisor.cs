@@ -426,7 +426,7 @@ public sealed class PeerSupervisor : UntypedActor
             var admission = _device.AdmitHandshake(datagram, underLoad, now, out var cookieReply);
             if (cookieReply is not null)
             {
-                (cookies ??= SendDatagrams.Rent()).Add(cookieReply);
+                (cookies ??= SendDatagrams.Rent()).Add(cookieReply, sender: null); // no peer counts a cookie reply
                 Interlocked.Increment(ref _counters.CookieRepliesSent);
             }
             if (admission != HandshakeAdmission.Accept)

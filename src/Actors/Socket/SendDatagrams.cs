@@ -1,14 +1,55 @@
 using Firezone.Actors.Actors.Batches;
+using Firezone.Actors.Actors.Peers;
+using Firezone.Actors.Engine.Buffers;
 
 namespace Firezone.Actors.Actors.Socket;
 
 /// <summary>
 /// Sealed datagrams for SocketIO to send, each with its own <c>Endpoint</c> and outer <c>Ecn</c>
-/// (ECN.md: never one codepoint for a whole batch).
+/// (ECN.md: never one codepoint for a whole batch), and the counters of the peer whose engine
+/// counted it as sent, so a datagram the socket does not send comes off that peer's transfer.
 /// </summary>
 public sealed class SendDatagrams : PacketBatch
 {
+    // Parallel to the slots: the peer that counted each datagram in its tx bytes, or null (a cookie
+    // reply, which no peer counts, as in wireguard-go). One reference store per datagram.
+    private readonly PeerCounters?[] _senders = new PeerCounters?[Capacity];
+
     public static SendDatagrams Rent() => BatchPool<SendDatagrams>.Rent();
 
-    private protected override void ReturnToPool() => BatchPool<SendDatagrams>.Return(this);
+    /// <summary>Appends a datagram that <paramref name="sender"/>'s engine counted as sent (null: nobody did).</summary>
+    public void Add(PacketBuffer datagram, PeerCounters? sender)
+    {
+        int slot = Count;
+        Add(datagram);
+        _senders[slot] = sender;
+    }
+
+    /// <summary>
+    /// Sends the batch on <paramref name="socket"/> and takes every datagram it did not send off its
+    /// peer's transfer, with the reason. Returns how many were sent. Buffers stay in the batch.
+    /// </summary>
+    public int SendOn(Native.IUdpBatchSocket socket)
+    {
+        Span<int> unsent = stackalloc int[Capacity];
+        unsent.Clear();
+        int sent = socket.SendBatch(AsSpan(), unsent);
+        if (sent < Count)
+        {
+            for (int i = 0; i < Count; i++)
+            {
+                if (unsent[i] != 0 && _senders[i] is { } sender && this[i] is { } datagram)
+                {
+                    sender.CountUnsent(datagram.Length, unsent[i]);
+                }
+            }
+        }
+        return sent;
+    }
+
+    private protected override void ReturnToPool()
+    {
+        Array.Clear(_senders);
+        BatchPool<SendDatagrams>.Return(this);
+    }
 }

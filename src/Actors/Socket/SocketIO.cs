@@ -80,7 +80,7 @@ public sealed class SocketIO : UntypedActor
         {
             case SendDatagrams batch:
                 _current = batch;
-                int sent = _socket.SendBatch(batch.AsSpan());
+                int sent = batch.SendOn(_socket);
                 _counters.CountSent(sent, batch.Count - sent);
                 batch.Backlog?.ExitBacklog(batch.BacklogPackets);
                 _current = null;

@@ -26,6 +26,20 @@ public sealed class FakeNetwork
 
     public Func<byte[], bool>? Drop { get; set; }
 
+    /// <summary>
+    /// Destinations the sending socket refuses, as the kernel does with ENETUNREACH when there is no
+    /// route: the datagram never reaches the wire and SendBatch reports it as not sent.
+    /// </summary>
+    public Func<UdpEndpoint, bool>? Refuse { get; set; }
+
+    internal bool Refuses(UdpEndpoint destination)
+    {
+        lock (_gate)
+        {
+            return Refuse?.Invoke(destination) ?? false;
+        }
+    }
+
     /// <summary>May modify a datagram's bytes in flight (an attacker or a broken path).</summary>
     public Action<byte[]>? Tamper { get; set; }
 
@@ -181,7 +195,7 @@ public sealed class FakeUdpSocket : Firezone.Actors.Native.IUdpBatchSocket
         }
     }
 
-    public int SendBatch(ReadOnlySpan<PacketBuffer> datagrams)
+    public int SendBatch(ReadOnlySpan<PacketBuffer> datagrams, Span<int> unsent)
     {
         lock (_gate)
         {
@@ -190,11 +204,21 @@ public sealed class FakeUdpSocket : Firezone.Actors.Native.IUdpBatchSocket
                 throw _failure;
             }
         }
-        foreach (var datagram in datagrams)
+        int sent = 0;
+        for (int i = 0; i < datagrams.Length; i++)
         {
-            _network.Send(Endpoint, datagram);
+            if (_network.Refuses(datagrams[i].Endpoint))
+            {
+                if (!unsent.IsEmpty)
+                {
+                    unsent[i] = 101; // ENETUNREACH
+                }
+                continue;
+            }
+            _network.Send(Endpoint, datagrams[i]);
+            sent++;
         }
-        return datagrams.Length;
+        return sent;
     }
 
     public void KickReceiver()

@@ -1,0 +1,89 @@
+using Firezone.Actors.Actors.Peers;
+using Firezone.Actors.Actors.Tests.Fakes;
+using Firezone.Actors.Actors.Tunnel;
+using Firezone.Actors.Engine;
+using Xunit.Abstractions;
+
+namespace Firezone.Actors.Actors.Tests;
+
+/// <summary>
+/// A peer's transfer (`wg show`'s "transfer", UAPI tx_bytes / rx_bytes) counts what crossed the
+/// wire, as wireguard-go's and the kernel's do: not datagrams the socket refused, and not less after
+/// a restart of the peer's connection.
+/// </summary>
+public sealed class PeerTransferTests(ITestOutputHelper output) : ActorTestBase(output)
+{
+    private long WireBytes(TunnelNode from, TunnelNode to) =>
+        Network.Log.Where(d => d.From == from.Endpoint && d.To == to.Endpoint).Sum(d => (long)d.Data.Length);
+
+    [Fact]
+    public void Datagrams_the_socket_refuses_are_not_counted_as_sent_and_what_left_is_counted_byte_for_byte()
+    {
+        var a = StartNode("a", 1);
+        var b = StartNode("b", 2);
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        var counters = Control<TunnelTopology>(a, GetTunnelTopology.Instance).Counters;
+
+        // No route to B (the kernel's ENETUNREACH): A's initiation, sent by the reader thread that
+        // read the packet, never leaves.
+        Network.Refuse = to => to == b.Endpoint;
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 1));
+        AwaitCondition(() => counters.DatagramsNotSentCount == 1, Wait);
+        Assert.Equal(0, WireBytes(a, b));
+        Assert.Equal(0, PeerStatusOf(a, b).TxBytes);
+
+        // The retry after REKEY_TIMEOUT, sent by A's actor through SocketIO, is refused too. Its step
+        // says why the first one did not leave (once: the line is rate-limited).
+        EventFilter.Warning(contains: $"peer {b.PublicKey.ToBase64()}: datagrams to {b.Endpoint} were not sent: Network is unreachable (errno 101); 1 not sent so far")
+            .ExpectOne(Wait, () => AdvanceTime(TimeSpan.FromSeconds(6)));
+        AwaitCondition(() => counters.DatagramsNotSentCount == 2, Wait);
+        var refused = PeerStatusOf(a, b);
+        Assert.Equal(0, refused.TxBytes);
+        Assert.Equal(2, refused.DatagramsNotSent);
+
+        // The route is back: the next retry completes the handshake and the held packet goes out.
+        Network.Refuse = null;
+        AdvanceTime(TimeSpan.FromSeconds(6));
+        AwaitWritten(b, 1);
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, payloadLength: 300, id: 2));
+        AwaitWritten(b, 2);
+        AwaitCondition(() => PeerStatusOf(a, b).TxBytes == WireBytes(a, b), Wait,
+            $"A's tx bytes ({PeerStatusOf(a, b).TxBytes}) to equal what reached the wire ({WireBytes(a, b)})");
+        Assert.True(WireBytes(a, b) > 148 + 2 * 32); // an initiation and two transport messages at least
+        // B counts what it received the same way.
+        AwaitCondition(() => PeerStatusOf(b, a).RxBytes == WireBytes(a, b), Wait);
+
+        StopAndAssertNoLeaks(a, b);
+    }
+
+    [Fact]
+    public void A_restart_of_the_peer_connection_keeps_the_transfer_counted_before_it()
+    {
+        var (a, b, c) = StartStar();
+        var toB = Enumerable.Range(1, 10).Select(i => Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, payloadLength: 200, id: (ushort)i)).ToArray();
+        a.Tun.Inject(toB);
+        AwaitWritten(b, toB.Length);
+        b.Tun.Inject(Enumerable.Range(1, 10).Select(i => Packets.Ipv4(b.Address, a.Address, Ecn.Ect0, payloadLength: 200, id: (ushort)i)).ToArray());
+        AwaitWritten(a, 10);
+        var before = PeerStatusOf(a, b);
+        Assert.True(before.TxBytes > 2000 && before.RxBytes > 2000, $"tx {before.TxBytes}, rx {before.RxBytes}");
+
+        // A's connection for B throws and restarts with a fresh engine peer, which handshakes again.
+        AdvanceTime(TimeSpan.FromSeconds(1));
+        EventFilter.Warning(contains: $"peer {b.PublicKey.ToBase64()} failed").ExpectOne(Wait,
+            () => a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 1000, marker: PoisonableDevice.Marker)));
+        AwaitCondition(() => a.Seam.PeersCreated(b.PublicKey) == 2, Wait);
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 11));
+        AwaitWritten(b, toB.Length + 1);
+
+        var after = PeerStatusOf(a, b);
+        Assert.Equal(1, after.Restarts);
+        Assert.True(after.TxBytes > before.TxBytes, $"tx {after.TxBytes} after the restart, {before.TxBytes} before");
+        Assert.True(after.RxBytes > before.RxBytes, $"rx {after.RxBytes} after the restart, {before.RxBytes} before");
+        AwaitCondition(() => PeerStatusOf(a, b).TxBytes == WireBytes(a, b), Wait,
+            $"A's tx bytes ({PeerStatusOf(a, b).TxBytes}) to equal what reached the wire ({WireBytes(a, b)})");
+
+        StopAndAssertNoLeaks(a, b, c);
+    }
+}
