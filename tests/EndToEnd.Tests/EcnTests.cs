@@ -102,8 +102,7 @@ public sealed class EcnTests(ITestOutputHelper output)
         SendUdp(lab, count: 10, tos: 0x00);
         SendUdp(lab, count: 10, tos: 0x02);
         SendUdp(lab, count: 10, tos: 0x01);
-        Thread.Sleep(300);
-        var after = lab.Counters();
+        var after = AwaitArrivals(lab, before, Inner(Roles.Gateway, "udp", "ce"), 20);
         lab.Force("off");
 
         // RFC 6040 4.2: Not-ECT + CE -> drop; ECT(0) + CE -> CE; ECT(1) + CE -> CE.
@@ -129,8 +128,7 @@ public sealed class EcnTests(ITestOutputHelper output)
         Assert.True(lab.Ping(Roles.Client, Addresses.ResourceV4, 3));
         SendUdp(lab, count: 10, tos: 0x02);
         SendUdp(lab, count: 10, tos: 0x00);
-        Thread.Sleep(300);
-        var after = lab.Counters();
+        var after = AwaitArrivals(lab, before, Inner(Roles.Gateway, "udp", "notect"), 10);
         lab.Force("off");
 
         // RFC 6040 4.2: ECT(0) + ECT(1) -> ECT(1); Not-ECT + ECT(1) -> Not-ECT (a (!!!) combination).
@@ -166,6 +164,21 @@ public sealed class EcnTests(ITestOutputHelper output)
         Assert.True(fzEct > 1000, after.ToString());
         Assert.Equal(0, wgoEct);
         Assert.True(after.Since(before, Outer("sent", wgo, "notect")) > 1000);
+    }
+
+    /// <summary>
+    /// The counters once <paramref name="counter"/> has grown by <paramref name="expected"/> since
+    /// <paramref name="before"/>: the datagrams the client sent cross two daemons and the router
+    /// before the gateway's TUN counts them, which a fixed pause does not wait for on a loaded
+    /// machine. The exact counts are then asserted; the datagrams sent before the last batch took
+    /// the same path ahead of it.
+    /// </summary>
+    private static CounterSnapshot AwaitArrivals(Lab lab, CounterSnapshot before, string counter, long expected)
+    {
+        var after = before;
+        Assert.True(lab.WaitUntil(() => (after = lab.Counters()).Since(before, counter) >= expected, TimeSpan.FromSeconds(15)),
+            $"{counter}: {after.Since(before, counter)} of {expected} arrived within 15 s: {after}");
+        return after;
     }
 
     private static void SendUdp(Lab lab, int count, int tos) =>

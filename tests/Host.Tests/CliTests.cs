@@ -182,20 +182,30 @@ public sealed class CliTests
     {
         // A daemon killed with SIGKILL leaves its socket file and connecting to it is refused, as
         // to a socket that is bound but not listening (.NET removes the file when it is disposed).
+        // The socket is made in a directory of the test's own, which `show` sees as
+        // /var/run/wireguard in a mount namespace of its own: in the shared directory any `wg show`
+        // of all interfaces (WgInteropTests in parallel, or anyone on the machine) connects to every
+        // socket there and deletes the ones that refuse (wireguard-tools'
+        // userspace_has_wireguard_interface), and `show` then found no socket at all.
         string name = UapiServerFixture.UniqueName();
         string socket = UapiSocketPath.For(name);
+        var directory = Directory.CreateTempSubdirectory("fzt-stale");
         try
         {
+            string staleFile = Path.Combine(directory.FullName, name + ".sock");
             using var stale = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
-            stale.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(socket));
-            Assert.True(File.Exists(socket));
-            var result = await RunAsync("show", name);
+            stale.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(staleFile));
+            Assert.True(File.Exists(staleFile));
+            var result = await ProcessRunner.RunAsync("unshare",
+                ["--mount", "--propagation", "private", "sh", "-c", "mkdir -p \"$2\" && mount --bind \"$1\" \"$2\" && shift 2 && exec \"$@\"",
+                    "sh", directory.FullName, UapiSocketPath.DefaultDirectory, Executable, "show", name],
+                environment: new Dictionary<string, string> { ["WG_PROCESS_FOREGROUND"] = "" }, timeout: TimeSpan.FromSeconds(30));
             Assert.Equal(1, result.ExitCode);
             Assert.Equal($"firezone-tunnel: {socket}: Connection refused\n", result.Stderr);
         }
         finally
         {
-            File.Delete(socket);
+            directory.Delete(recursive: true);
         }
     }
 

@@ -30,7 +30,11 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
     {
         await using var ns = await NetworkNamespace.CreateAsync();
         string name = UniqueName();
-        await using var daemon = DaemonProcess.Start(ns, name, "-f", "--reply-poll-us", "250", "--read-moderation-us", "40", "--no-udp-coalescing", "--no-udp-gro", name);
+        // SIGINT at its default disposition: a test run started in the background of a shell
+        // without job control (`cmd &`) inherits SIGINT ignored, the daemon would inherit that
+        // too, and .NET keeps an inherited ignored SIGINT ignored (the SIGINT case then always failed).
+        await using var daemon = DaemonProcess.StartUnder(ns, name, ["env", "--default-signal=INT"],
+            "-f", "--reply-poll-us", "250", "--read-moderation-us", "40", "--no-udp-coalescing", "--no-udp-gro", name);
         await daemon.WaitReadyAsync();
         Assert.True(await ns.HasLinkAsync(name));
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(daemon.SocketPath));

@@ -9,9 +9,13 @@ public sealed class UdpTakeOverTests
     [Fact]
     public void A_reader_blocked_on_the_old_port_receives_on_the_new_one_and_the_old_port_is_free()
     {
+        // In a namespace of its own: the old port is shown free by binding it again, and in the
+        // root namespace a test running in parallel may be handed that port as its ephemeral port
+        // once the take-over released it (the race A_given_listen_port_is_the_local_port hit in CI).
+        using var ns = new NetworkNamespace();
         var pool = new PacketBufferPool();
-        using var socket = new LinuxUdpSocket(new UdpBatchSocketOptions());
-        using var sender = new LinuxUdpSocket(new UdpBatchSocketOptions());
+        using var socket = ns.RunInside(() => new LinuxUdpSocket(new UdpBatchSocketOptions()));
+        using var sender = ns.RunInside(() => new LinuxUdpSocket(new UdpBatchSocketOptions()));
         int oldPort = socket.LocalPort;
         var received = new List<PacketBuffer>();
         var reader = new Thread(() =>
@@ -39,7 +43,7 @@ public sealed class UdpTakeOverTests
         reader.Start();
         Thread.Sleep(100); // let it block in poll on the old socket
 
-        var replacement = new LinuxUdpSocket(new UdpBatchSocketOptions());
+        var replacement = ns.RunInside(() => new LinuxUdpSocket(new UdpBatchSocketOptions()));
         int newPort = replacement.LocalPort;
         Assert.True(socket.TakeOver(replacement));
         Assert.Equal(newPort, socket.LocalPort);
@@ -55,7 +59,7 @@ public sealed class UdpTakeOverTests
         only.Return();
 
         // The old port is no one's any more: it can be bound again.
-        using var again = new LinuxUdpSocket(new UdpBatchSocketOptions { ListenPort = oldPort });
+        using var again = ns.RunInside(() => new LinuxUdpSocket(new UdpBatchSocketOptions { ListenPort = oldPort }));
         Assert.Equal(oldPort, again.LocalPort);
         Assert.Equal(0, pool.Outstanding);
     }
