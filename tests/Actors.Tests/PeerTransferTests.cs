@@ -1,3 +1,4 @@
+using Firezone.Actors.Actors.Tun;
 using Firezone.Actors.Actors.Peers;
 using Firezone.Actors.Actors.Tests.Fakes;
 using Firezone.Actors.Actors.Tunnel;
@@ -81,6 +82,45 @@ public sealed class PeerTransferTests(ITestOutputHelper output) : ActorTestBase(
         Assert.Equal(1, after.Restarts);
         Assert.True(after.TxBytes > before.TxBytes, $"tx {after.TxBytes} after the restart, {before.TxBytes} before");
         Assert.True(after.RxBytes > before.RxBytes, $"rx {after.RxBytes} after the restart, {before.RxBytes} before");
+        AwaitCondition(() => PeerStatusOf(a, b).TxBytes == WireBytes(a, b), Wait,
+            $"A's tx bytes ({PeerStatusOf(a, b).TxBytes}) to equal what reached the wire ({WireBytes(a, b)})");
+
+        StopAndAssertNoLeaks(a, b, c);
+    }
+
+    [Fact]
+    public void Datagrams_a_faulted_step_sealed_but_never_handed_to_the_socket_are_not_in_the_transfer_after_the_restart()
+    {
+        var (a, b, c) = StartStar();
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 1));
+        AwaitWritten(b, 1);
+        var registry = Control<TunnelTopology>(a, GetTunnelTopology.Instance).Registry;
+        Assert.True(registry.TryGet(b.PublicKey, out var slotB));
+        AwaitCondition(() => !slotB.HasBacklog, Wait);
+        AdvanceTime(TimeSpan.FromSeconds(1)); // B takes the restart's new initiation (not a flood)
+
+        // A batch on B's actor path (as when B's lock was busy): five packets the engine seals and
+        // counts, then one that faults the step. The five are in the actor's output, not yet sent;
+        // the restart's PostStop releases them, so they never reach the wire.
+        var batch = OutboundPackets.Rent();
+        for (ushort id = 2; id <= 7; id++)
+        {
+            var packet = Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, payloadLength: 400, id: id, marker: id == 7 ? PoisonableDevice.Marker : null);
+            var buffer = a.Pool.Rent();
+            packet.CopyTo(buffer.Writable);
+            buffer.Length = packet.Length;
+            batch.Add(buffer);
+        }
+        EventFilter.Warning(contains: $"peer {b.PublicKey.ToBase64()} failed").ExpectOne(Wait, () =>
+        {
+            slotB.EnterBacklog(batch);
+            slotB.Connection.Tell(batch, Akka.Actor.ActorRefs.NoSender);
+        });
+        AwaitCondition(() => a.Seam.PeersCreated(b.PublicKey) == 2, Wait);
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 8));
+        AwaitWritten(b, 2);
+        Assert.DoesNotContain(b.Tun.Written, p => Packets.IdOf(p) is >= 2 and <= 7);
+
         AwaitCondition(() => PeerStatusOf(a, b).TxBytes == WireBytes(a, b), Wait,
             $"A's tx bytes ({PeerStatusOf(a, b).TxBytes}) to equal what reached the wire ({WireBytes(a, b)})");
 

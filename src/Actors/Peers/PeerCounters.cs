@@ -118,6 +118,9 @@ public sealed class PeerCounters
         Interlocked.Increment(ref DatagramsNotSent);
     }
 
+    /// <summary>A datagram of <paramref name="bytes"/> this peer's engine counted as sent was dropped before it reached the socket (any thread).</summary>
+    internal void CountDiscarded(int bytes) => Interlocked.Add(ref _txBytesUnsent, bytes);
+
     /// <summary>The errno of the last datagram not sent (0: none yet).</summary>
     internal int LastNotSentErrno => Volatile.Read(ref _lastNotSentErrno);
 

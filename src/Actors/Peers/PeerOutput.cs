@@ -76,14 +76,17 @@ public abstract class PeerOutput
         }
     }
 
-    /// <summary>Returns whatever is still collected to the pool (the owner is stopping or failed).</summary>
+    /// <summary>
+    /// Returns whatever is still collected to the pool (the owner is stopping or failed); datagrams
+    /// never sent come off their peers' transfer (a step that faulted had sealed and counted them).
+    /// </summary>
     public void Release()
     {
         while (_fullSends is not null && _fullSends.TryDequeue(out var full))
         {
-            full.Recycle();
+            full.Discard();
         }
-        _send?.Recycle();
+        _send?.Discard();
         _send = null;
         _write?.Recycle();
         _write = null;

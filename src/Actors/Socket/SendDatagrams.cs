@@ -47,6 +47,23 @@ public sealed class SendDatagrams : PacketBatch
         return sent;
     }
 
+    /// <summary>
+    /// The batch is not sent (its owner stopped or failed before handing it on, or its receiver is
+    /// gone): each datagram comes off the transfer of the peer that counted it, then the batch is
+    /// recycled. Not counted as not sent by the socket: the socket never saw them.
+    /// </summary>
+    public void Discard()
+    {
+        for (int i = 0; i < Count; i++)
+        {
+            if (_senders[i] is { } sender && this[i] is { } datagram)
+            {
+                sender.CountDiscarded(datagram.Length);
+            }
+        }
+        Recycle();
+    }
+
     private protected override void ReturnToPool()
     {
         Array.Clear(_senders);
