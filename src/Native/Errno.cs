@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace Firezone.Actors.Native;
 
 /// <summary>errno values as people read them ("Operation not permitted (EPERM)").</summary>
-internal static class Errno
+public static class Errno
 {
     public static string Describe(int errno) => $"{Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})";
 }

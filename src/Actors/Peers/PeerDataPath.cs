@@ -393,8 +393,7 @@ public sealed class PeerDataPath
                     if (cookieReply is not null)
                     {
                         // Not in the engine's tx bytes (wireguard-go does not count cookie replies either).
-                        _counters.CountDatagramSent(cookieReply.Ecn);
-                        output.AddDatagram(cookieReply, sender: null);
+                        AddDatagram(cookieReply, output, inTransfer: false);
                     }
                     if (admission == HandshakeAdmission.Accept)
                     {
@@ -492,14 +491,14 @@ public sealed class PeerDataPath
     /// </summary>
     private void NoteNotSent(TimeSpan now)
     {
-        long notSent = Interlocked.Read(ref _counters.DatagramsNotSent);
+        long notSent = PeerCounters.Read(ref _counters.DatagramsNotSent);
         if (notSent == 0 || !_notSentLog.TryTake(notSent, now, NotSentLogInterval))
         {
             return;
         }
         int errno = _counters.LastNotSentErrno;
         _log.Warning("peer {PublicKey}: datagrams to {Endpoint} were not sent: {SendError}; {NotSentCount} not sent so far (not counted in its transfer)",
-            _slot.KeyBase64, _peer.Endpoint, $"{System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})", notSent);
+            _slot.KeyBase64, _peer.Endpoint, Native.Errno.Describe(errno), notSent);
     }
 
     /// <summary>
@@ -612,11 +611,14 @@ public sealed class PeerDataPath
         }
     }
 
-    /// <summary>A datagram the engine counted in its tx bytes, for the output (taken off again if not sent).</summary>
-    private void AddDatagram(PacketBuffer datagram, PeerOutput output)
+    /// <summary>
+    /// A datagram for the output. <paramref name="inTransfer"/>: the engine counted it in its tx
+    /// bytes, so it is taken off again if the socket does not send it.
+    /// </summary>
+    private void AddDatagram(PacketBuffer datagram, PeerOutput output, bool inTransfer = true)
     {
         _counters.CountDatagramSent(datagram.Ecn);
-        output.AddDatagram(datagram, _counters);
+        output.AddDatagram(datagram, inTransfer ? _counters : null);
     }
 
     /// <summary>

@@ -105,7 +105,7 @@ public sealed record PeerStatus
             OutboundDropped = PeerCounters.Read(ref c.OutboundDropped),
             OutboundInvalid = PeerCounters.Read(ref c.OutboundInvalid),
             QueueFullDrops = PeerCounters.Read(ref c.QueueFullDrops),
-            DatagramsNotSent = Interlocked.Read(ref c.DatagramsNotSent),
+            DatagramsNotSent = PeerCounters.Read(ref c.DatagramsNotSent),
             Restarts = PeerCounters.Read(ref c.Restarts),
         };
     }

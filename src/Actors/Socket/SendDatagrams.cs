@@ -31,8 +31,7 @@ public sealed class SendDatagrams : PacketBatch
     /// </summary>
     public int SendOn(Native.IUdpBatchSocket socket)
     {
-        Span<int> unsent = stackalloc int[Capacity];
-        unsent.Clear();
+        Span<int> unsent = stackalloc int[Count]; // zeroed: 0 is "sent"
         int sent = socket.SendBatch(AsSpan(), unsent);
         if (sent < Count)
         {
