@@ -66,6 +66,7 @@ public sealed class MetricsTests(ITestOutputHelper output) : ActorTestBase(outpu
                 return seen[("firezone.peer.datagrams.not_sent", bKey)] == 1;
             }
         }, Wait);
+        Assert.Equal(2, seen[("firezone.peer.datagrams.sent.ect0", bKey)]); // the refused one did not leave
         Network.Refuse = null;
         StopAndAssertNoLeaks(a, b);
     }

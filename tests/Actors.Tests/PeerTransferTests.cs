@@ -3,6 +3,7 @@ using Firezone.Actors.Actors.Peers;
 using Firezone.Actors.Actors.Tests.Fakes;
 using Firezone.Actors.Actors.Tunnel;
 using Firezone.Actors.Engine;
+using Firezone.Actors.Engine.Buffers;
 using Xunit.Abstractions;
 
 namespace Firezone.Actors.Actors.Tests;
@@ -123,6 +124,99 @@ public sealed class PeerTransferTests(ITestOutputHelper output) : ActorTestBase(
 
         AwaitCondition(() => PeerStatusOf(a, b).TxBytes == WireBytes(a, b), Wait,
             $"A's tx bytes ({PeerStatusOf(a, b).TxBytes}) to equal what reached the wire ({WireBytes(a, b)})");
+
+        StopAndAssertNoLeaks(a, b, c);
+    }
+    [Fact]
+    public void The_ecn_sent_counts_leave_out_datagrams_the_socket_refused()
+    {
+        var (a, b, c) = StartStar();
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 1));
+        AwaitWritten(b, 1);
+        var counters = Control<TunnelTopology>(a, GetTunnelTopology.Instance).Counters;
+
+        // With a session up, three data datagrams (outer ECT(0), CE and ECT(1), copied in from the
+        // inner packets) are refused, then one more ECT(0) leaves.
+        Network.Refuse = to => to == b.Endpoint;
+        a.Tun.Inject(
+            Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 2),
+            Packets.Ipv4(a.Address, b.Address, Ecn.Ce, id: 3),
+            Packets.Ipv4(a.Address, b.Address, Ecn.Ect1, id: 4));
+        AwaitCondition(() => counters.DatagramsNotSentCount == 3, Wait);
+        Network.Refuse = null;
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 5));
+        AwaitWritten(b, 2);
+
+        long Left(Ecn outer) => Network.Count(d => d.From == a.Endpoint && d.To == b.Endpoint && d.SentEcn == outer);
+        var status = PeerStatusOf(a, b);
+        Assert.Equal(2, Left(Ecn.Ect0));
+        Assert.Equal(Left(Ecn.Ect0), status.DatagramsSentEct0);
+        Assert.Equal(0, status.DatagramsSentCe);
+        Assert.Equal(0, status.DatagramsSentEct1);
+        Assert.Equal(Left(Ecn.NotEct), status.DatagramsSentNotEct); // the handshake initiation
+        Assert.Equal(3, status.DatagramsNotSent);
+
+        StopAndAssertNoLeaks(a, b, c);
+    }
+
+    [Fact]
+    public void The_not_sent_warning_names_where_the_refused_datagrams_went_not_the_peers_endpoint_since()
+    {
+        var a = StartNode("a", 1);
+        var b = StartNode("b", 2);
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        var counters = Control<TunnelTopology>(a, GetTunnelTopology.Instance).Counters;
+
+        Network.Refuse = to => to == b.Endpoint;
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 1));
+        AwaitCondition(() => counters.DatagramsNotSentCount == 1, Wait);
+
+        // The peer's endpoint changes (wg set ... endpoint) before the next step reports the refusal:
+        // the warning still names where the refused datagram was going.
+        var elsewhere = UdpEndpoint.FromIPv4([127, 0, 0, 99], 51099);
+        EventFilter.Warning(contains: $"peer {b.PublicKey.ToBase64()}: datagrams to {b.Endpoint} were not sent: Network is unreachable (errno 101)")
+            .ExpectOne(Wait, () =>
+            {
+                Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b) with { Endpoint = elsewhere }));
+                AdvanceTime(TimeSpan.FromSeconds(6));
+                AwaitCondition(() => Network.Count(d => d.From == a.Endpoint && d.To == elsewhere) >= 1, Wait);
+            });
+        Network.Refuse = null;
+
+        StopAndAssertNoLeaks(a, b);
+    }
+    [Fact]
+    public void A_send_batch_that_ends_in_dead_letters_comes_off_its_peers_transfer()
+    {
+        var (a, b, c) = StartStar();
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, payloadLength: 300, id: 1));
+        AwaitWritten(b, 1);
+        var registry = Control<TunnelTopology>(a, GetTunnelTopology.Instance).Registry;
+        Assert.True(registry.TryGet(b.PublicKey, out var slotB));
+        AwaitCondition(() => PeerStatusOf(a, b).TxBytes == WireBytes(a, b), Wait);
+        var before = PeerStatusOf(a, b);
+
+        // A datagram B's engine sealed and counted (as in its step), in a batch for a SocketIO that
+        // has stopped (the tunnel stopping): the batch ends in dead letters, where the
+        // BufferReclaimer returns its buffer and takes the datagram off B's transfer.
+        var datagram = a.Pool.Rent();
+        datagram.Length = 200;
+        datagram.Ecn = Ecn.Ect0;
+        datagram.Endpoint = b.Endpoint;
+        slotB.Counters.CountDatagramSent(Ecn.Ect0);
+        var batch = Firezone.Actors.Actors.Socket.SendDatagrams.Rent();
+        batch.Add(datagram, slotB.Counters);
+        var gone = Sys.ActorOf(Akka.Actor.Props.Empty);
+        Watch(gone);
+        Sys.Stop(gone);
+        ExpectTerminated(gone, Wait);
+        gone.Tell(batch, Akka.Actor.ActorRefs.NoSender);
+
+        AwaitCondition(() => PeerStatusOf(a, b).TxBytes == before.TxBytes - 200, Wait,
+            $"tx {PeerStatusOf(a, b).TxBytes}, {before.TxBytes} before the discarded 200 bytes");
+        Assert.Equal(before.DatagramsSentEct0, PeerStatusOf(a, b).DatagramsSentEct0);
+        Assert.Equal(0, PeerStatusOf(a, b).DatagramsNotSent); // never offered to the socket
 
         StopAndAssertNoLeaks(a, b, c);
     }

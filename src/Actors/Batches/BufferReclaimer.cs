@@ -1,12 +1,14 @@
 using Akka.Actor;
 using Akka.Event;
+using Firezone.Actors.Actors.Socket;
 
 namespace Firezone.Actors.Actors.Batches;
 
 /// <summary>
 /// Returns the buffers of batches that could not be delivered: a Tell to an actor that has stopped
 /// (or that stops with messages still in its mailbox) ends in dead letters, and without this those
-/// buffers would leak. Subscribes to <see cref="AllDeadLetters"/> on the event stream.
+/// buffers would leak. Subscribes to <see cref="AllDeadLetters"/> on the event stream. Sealed
+/// datagrams that never reached the socket also come off their peers' transfer (SendDatagrams.Discard).
 /// </summary>
 public sealed class BufferReclaimer : UntypedActor
 {
@@ -22,6 +24,10 @@ public sealed class BufferReclaimer : UntypedActor
     {
         switch (message)
         {
+            case AllDeadLetters { Message: SendDatagrams datagrams }:
+                _reclaimedBatches++;
+                datagrams.Discard();
+                break;
             case AllDeadLetters { Message: PacketBatch batch }:
                 _reclaimedBatches++;
                 batch.Recycle();

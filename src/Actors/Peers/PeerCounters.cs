@@ -17,11 +17,12 @@ public sealed class PeerCounters
     internal long RxPackets;
     internal long RxPacketBytes;
 
-    // Outer codepoint of each datagram handed to the socket (copy-in, RFC 6040 section 4.1).
-    internal long DatagramsSentNotEct;
-    internal long DatagramsSentEct0;
-    internal long DatagramsSentEct1;
-    internal long DatagramsSentCe;
+    // Outer codepoint of each datagram handed to the socket (copy-in, RFC 6040 section 4.1); read
+    // through DatagramsSentWith, which takes off those that did not leave.
+    private long DatagramsSentNotEct;
+    private long DatagramsSentEct0;
+    private long DatagramsSentEct1;
+    private long DatagramsSentCe;
 
     // Copy-out (RFC 6040 section 4.2).
     internal long CeDatagramsReceived;
@@ -43,11 +44,16 @@ public sealed class PeerCounters
     internal long QueueFullDrops; // written by the reader threads outside the lock (Interlocked)
 
     // Datagrams the engine counted as sent that the socket did not send (refused: no route, a
-    // firewall; dropped: buffer full), their bytes and the errno of the last one. Written by
-    // whichever thread sent the batch (Interlocked), off the peer's lock.
+    // firewall; dropped: buffer full), their bytes, and the reason and destination of the last one.
+    // Written by whichever thread sent the batch (Interlocked), off the peer's lock.
     internal long DatagramsNotSent;
     private long _txBytesUnsent;
+    // Of the DatagramsSent* counts, those that never left (not sent, or discarded before the
+    // socket), by outer codepoint (the Ecn value, 0 to 3): the ECT-sent figures count what left.
+    private readonly long[] _withdrawnByEcn = new long[4];
+    private readonly object _notSentGate = new();
     private int _lastNotSentErrno;
+    private UdpEndpoint _lastNotSentTo;
 
     private readonly object _snapshotGate = new();
     private UdpEndpoint _endpoint;
@@ -110,19 +116,52 @@ public sealed class PeerCounters
         }
     }
 
-    /// <summary>A datagram of <paramref name="bytes"/> this peer's engine counted as sent was not sent, for <paramref name="errno"/> (any thread).</summary>
-    internal void CountUnsent(int bytes, int errno)
+    /// <summary>
+    /// <paramref name="datagram"/>, which this peer's engine counted as sent, was not sent, for
+    /// <paramref name="errno"/> (any thread; only on a failed send, so the lock costs nothing on the hot path).
+    /// </summary>
+    internal void CountUnsent(PacketBuffer datagram, int errno)
     {
-        Volatile.Write(ref _lastNotSentErrno, errno);
-        Interlocked.Add(ref _txBytesUnsent, bytes);
+        lock (_notSentGate)
+        {
+            _lastNotSentErrno = errno;
+            _lastNotSentTo = datagram.Endpoint;
+        }
+        CountDiscarded(datagram);
         Interlocked.Increment(ref DatagramsNotSent);
     }
 
-    /// <summary>A datagram of <paramref name="bytes"/> this peer's engine counted as sent was dropped before it reached the socket (any thread).</summary>
-    internal void CountDiscarded(int bytes) => Interlocked.Add(ref _txBytesUnsent, bytes);
+    /// <summary><paramref name="datagram"/>, which this peer's engine counted as sent, was dropped before it reached the socket (any thread).</summary>
+    internal void CountDiscarded(PacketBuffer datagram)
+    {
+        Interlocked.Add(ref _txBytesUnsent, datagram.Length);
+        Interlocked.Increment(ref _withdrawnByEcn[(int)datagram.Ecn & 3]);
+    }
 
-    /// <summary>The errno of the last datagram not sent (0: none yet).</summary>
-    internal int LastNotSentErrno => Volatile.Read(ref _lastNotSentErrno);
+    /// <summary>The errno and destination of the last datagram not sent (errno 0: none yet).</summary>
+    internal (int Errno, UdpEndpoint To) LastNotSent
+    {
+        get
+        {
+            lock (_notSentGate)
+            {
+                return (_lastNotSentErrno, _lastNotSentTo);
+            }
+        }
+    }
+
+    /// <summary>Datagrams that left with outer codepoint <paramref name="outer"/> (handed to the socket and sent).</summary>
+    internal long DatagramsSentWith(Ecn outer)
+    {
+        long handed = outer switch
+        {
+            Ecn.Ect0 => Read(ref DatagramsSentEct0),
+            Ecn.Ect1 => Read(ref DatagramsSentEct1),
+            Ecn.Ce => Read(ref DatagramsSentCe),
+            _ => Read(ref DatagramsSentNotEct),
+        };
+        return Math.Max(0, handed - Volatile.Read(ref _withdrawnByEcn[(int)outer & 3]));
+    }
 
     /// <summary>Packets a reader dropped because the peer's actor path was full (PeerGroups); off the lock, so atomic.</summary>
     internal void CountQueueFullDrops(int packets) => Interlocked.Add(ref QueueFullDrops, packets);

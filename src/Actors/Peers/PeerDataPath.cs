@@ -496,9 +496,9 @@ public sealed class PeerDataPath
         {
             return;
         }
-        int errno = _counters.LastNotSentErrno;
+        var (errno, to) = _counters.LastNotSent;
         _log.Warning("peer {PublicKey}: datagrams to {Endpoint} were not sent: {SendError}; {NotSentCount} not sent so far (not counted in its transfer)",
-            _slot.KeyBase64, _peer.Endpoint, Native.Errno.Describe(errno), notSent);
+            _slot.KeyBase64, to, Native.Errno.Describe(errno), notSent);
     }
 
     /// <summary>

@@ -1,4 +1,5 @@
 using System.Diagnostics.Metrics;
+using Firezone.Actors.Engine;
 using Firezone.Actors.Actors.Tunnel;
 
 namespace Firezone.Actors.Actors.Peers;
@@ -24,9 +25,9 @@ internal sealed class PeerMetrics : IDisposable
         Peer("firezone.peer.packets.received", "{packet}", "Inner packets received out of the tunnel", static c => PeerCounters.Read(ref c.RxPackets));
         Peer("firezone.peer.bytes.sent", "By", "Inner bytes sent into the tunnel", static c => PeerCounters.Read(ref c.TxPacketBytes));
         Peer("firezone.peer.bytes.received", "By", "Inner bytes received out of the tunnel", static c => PeerCounters.Read(ref c.RxPacketBytes));
-        Peer("firezone.peer.datagrams.sent.ect0", "{datagram}", "Datagrams sent with outer ECT(0)", static c => PeerCounters.Read(ref c.DatagramsSentEct0));
-        Peer("firezone.peer.datagrams.sent.ect1", "{datagram}", "Datagrams sent with outer ECT(1)", static c => PeerCounters.Read(ref c.DatagramsSentEct1));
-        Peer("firezone.peer.datagrams.sent.ce", "{datagram}", "Datagrams sent with outer CE", static c => PeerCounters.Read(ref c.DatagramsSentCe));
+        Peer("firezone.peer.datagrams.sent.ect0", "{datagram}", "Datagrams sent with outer ECT(0)", static c => c.DatagramsSentWith(Ecn.Ect0));
+        Peer("firezone.peer.datagrams.sent.ect1", "{datagram}", "Datagrams sent with outer ECT(1)", static c => c.DatagramsSentWith(Ecn.Ect1));
+        Peer("firezone.peer.datagrams.sent.ce", "{datagram}", "Datagrams sent with outer CE", static c => c.DatagramsSentWith(Ecn.Ce));
         Peer("firezone.peer.datagrams.received.ce", "{datagram}", "Authenticated datagrams received with outer CE", static c => PeerCounters.Read(ref c.CeDatagramsReceived));
         Peer("firezone.peer.ecn.ce_propagated", "{packet}", "CE marks copied into inner packets (RFC 6040 4.2)", static c => PeerCounters.Read(ref c.CeMarksPropagated));
         Peer("firezone.peer.ecn.drops", "{packet}", "Not-ECT inner packets dropped for outer CE (RFC 6040 4.2)", static c => PeerCounters.Read(ref c.EcnDrops));

@@ -39,7 +39,7 @@ public sealed class SendDatagrams : PacketBatch
             {
                 if (unsent[i] != 0 && _senders[i] is { } sender && this[i] is { } datagram)
                 {
-                    sender.CountUnsent(datagram.Length, unsent[i]);
+                    sender.CountUnsent(datagram, unsent[i]);
                 }
             }
         }
@@ -57,7 +57,7 @@ public sealed class SendDatagrams : PacketBatch
         {
             if (_senders[i] is { } sender && this[i] is { } datagram)
             {
-                sender.CountDiscarded(datagram.Length);
+                sender.CountDiscarded(datagram);
             }
         }
         Recycle();
