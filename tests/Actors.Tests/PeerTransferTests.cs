@@ -18,20 +18,27 @@ public sealed class PeerTransferTests(ITestOutputHelper output) : ActorTestBase(
     private long WireBytes(TunnelNode from, TunnelNode to) =>
         Network.Log.Where(d => d.From == from.Endpoint && d.To == to.Endpoint).Sum(d => (long)d.Data.Length);
 
-    [Fact]
-    public void Datagrams_the_socket_refuses_are_not_counted_as_sent_and_what_left_is_counted_byte_for_byte()
+    /// <summary>
+    /// A knows B's endpoint, B learns A's; there is no route to B (the kernel's ENETUNREACH), so A's
+    /// first initiation, sent by the reader thread that read A's first packet, never leaves.
+    /// </summary>
+    private (TunnelNode A, TunnelNode B, TunnelCounters ACounters) StartWithNoRouteToB()
     {
         var a = StartNode("a", 1);
         var b = StartNode("b", 2);
         Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
         Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
         var counters = Control<TunnelTopology>(a, GetTunnelTopology.Instance).Counters;
-
-        // No route to B (the kernel's ENETUNREACH): A's initiation, sent by the reader thread that
-        // read the packet, never leaves.
         Network.Refuse = to => to == b.Endpoint;
         a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 1));
         AwaitCondition(() => counters.DatagramsNotSentCount == 1, Wait);
+        return (a, b, counters);
+    }
+
+    [Fact]
+    public void Datagrams_the_socket_refuses_are_not_counted_as_sent_and_what_left_is_counted_byte_for_byte()
+    {
+        var (a, b, counters) = StartWithNoRouteToB();
         Assert.Equal(0, WireBytes(a, b));
         Assert.Equal(0, PeerStatusOf(a, b).TxBytes);
 
@@ -162,15 +169,7 @@ public sealed class PeerTransferTests(ITestOutputHelper output) : ActorTestBase(
     [Fact]
     public void The_not_sent_warning_names_where_the_refused_datagrams_went_not_the_peers_endpoint_since()
     {
-        var a = StartNode("a", 1);
-        var b = StartNode("b", 2);
-        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
-        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
-        var counters = Control<TunnelTopology>(a, GetTunnelTopology.Instance).Counters;
-
-        Network.Refuse = to => to == b.Endpoint;
-        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 1));
-        AwaitCondition(() => counters.DatagramsNotSentCount == 1, Wait);
+        var (a, b, _) = StartWithNoRouteToB();
 
         // The peer's endpoint changes (wg set ... endpoint) before the next step reports the refusal:
         // the warning still names where the refused datagram was going.
