@@ -19,10 +19,10 @@ public sealed class PeerCounters
 
     // Outer codepoint of each datagram handed to the socket (copy-in, RFC 6040 section 4.1); read
     // through DatagramsSentWith, which takes off those that did not leave.
-    private long DatagramsSentNotEct;
-    private long DatagramsSentEct0;
-    private long DatagramsSentEct1;
-    private long DatagramsSentCe;
+    private long _datagramsSentNotEct;
+    private long _datagramsSentEct0;
+    private long _datagramsSentEct1;
+    private long _datagramsSentCe;
 
     // Copy-out (RFC 6040 section 4.2).
     internal long CeDatagramsReceived;
@@ -48,7 +48,7 @@ public sealed class PeerCounters
     // Written by whichever thread sent the batch (Interlocked), off the peer's lock.
     internal long DatagramsNotSent;
     private long _txBytesUnsent;
-    // Of the DatagramsSent* counts, those that never left (not sent, or discarded before the
+    // Of the _datagramsSent* counts, those that never left (not sent, or discarded before the
     // socket), by outer codepoint (the Ecn value, 0 to 3): the ECT-sent figures count what left.
     private readonly long[] _withdrawnByEcn = new long[4];
     private readonly object _notSentGate = new();
@@ -69,10 +69,10 @@ public sealed class PeerCounters
     {
         switch (outer)
         {
-            case Ecn.Ect0: DatagramsSentEct0++; break;
-            case Ecn.Ect1: DatagramsSentEct1++; break;
-            case Ecn.Ce: DatagramsSentCe++; break;
-            default: DatagramsSentNotEct++; break;
+            case Ecn.Ect0: _datagramsSentEct0++; break;
+            case Ecn.Ect1: _datagramsSentEct1++; break;
+            case Ecn.Ce: _datagramsSentCe++; break;
+            default: _datagramsSentNotEct++; break;
         }
     }
 
@@ -155,10 +155,10 @@ public sealed class PeerCounters
     {
         long handed = outer switch
         {
-            Ecn.Ect0 => Read(ref DatagramsSentEct0),
-            Ecn.Ect1 => Read(ref DatagramsSentEct1),
-            Ecn.Ce => Read(ref DatagramsSentCe),
-            _ => Read(ref DatagramsSentNotEct),
+            Ecn.Ect0 => Read(ref _datagramsSentEct0),
+            Ecn.Ect1 => Read(ref _datagramsSentEct1),
+            Ecn.Ce => Read(ref _datagramsSentCe),
+            _ => Read(ref _datagramsSentNotEct),
         };
         return Math.Max(0, handed - Volatile.Read(ref _withdrawnByEcn[(int)outer & 3]));
     }
