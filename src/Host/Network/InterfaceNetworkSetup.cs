@@ -82,23 +82,23 @@ public sealed class InterfaceNetworkSetup(string interfaceName, ICommandRunner r
             return;
         }
         bool defaultV4 = false, defaultV6 = false;
-        foreach (var peer in config.Peers)
+        // Most specific first, as wg-quick (sort -nr -k 2 -t /): a wider prefix added first would
+        // cover a narrower one in AddRouteAsync, whose route through another device would then stay,
+        // so which traffic leaves by that device would depend on the order of the peers in the file.
+        foreach (var prefix in config.Peers.SelectMany(p => p.AllowedIps).OrderByDescending(p => p.Length))
         {
-            foreach (var prefix in peer.AllowedIps)
+            if (table.Mode == RouteTableMode.Named)
             {
-                if (table.Mode == RouteTableMode.Named)
-                {
-                    await AddTableRouteAsync(prefix, table.Name, cancellationToken).ConfigureAwait(false);
-                }
-                else if (prefix.Length == 0)
-                {
-                    defaultV4 |= prefix.IsIPv4;
-                    defaultV6 |= !prefix.IsIPv4;
-                }
-                else
-                {
-                    await AddRouteAsync(prefix, cancellationToken).ConfigureAwait(false);
-                }
+                await AddTableRouteAsync(prefix, table.Name, cancellationToken).ConfigureAwait(false);
+            }
+            else if (prefix.Length == 0)
+            {
+                defaultV4 |= prefix.IsIPv4;
+                defaultV6 |= !prefix.IsIPv4;
+            }
+            else
+            {
+                await AddRouteAsync(prefix, cancellationToken).ConfigureAwait(false);
             }
         }
         if (table.Mode == RouteTableMode.Named)
