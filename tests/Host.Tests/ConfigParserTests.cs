@@ -162,6 +162,8 @@ public sealed class ConfigParserTests
     [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nAllowedIPs = 10.0.0.0/8, banana\n", 5, "AllowedIPs: an entry is not a CIDR prefix (address/length)")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nAddress = 10.0.0.1/40\n", 3, "Address: an entry has a bad prefix length (0 to 32)")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nAddress = fe80::1%eth0/64\n", 3, "Address: an entry is not an address in CIDR notation")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nAddress = 10.0.0.1/24\nAddress = 10.0.0.2/24, 10.0.0.1/24\n", 4, "Address 10.0.0.1/24 is given twice (first on line 3)")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nAddress = fd00::1/64, fd00::1/48\n", 3, "Address fd00::1/48 is given twice (first on line 3): an IPv6 address takes one prefix length")]
     [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nAllowedIPs = 10.0.0.0/24\n[Peer]\nPublicKey = {B}\nAllowedIPs = 10.0.0.1/24\n", 8, "AllowedIPs 10.0.0.0/24 overlaps the [Peer] on line 3 (line 5)")]
     [InlineData("[Interface]\nListenPort = 1\n", 1, "[Interface] has no PrivateKey")]
     [InlineData("\n\n[Peer]\nPublicKey = {A}\n", 1, "no [Interface] section")]
@@ -378,5 +380,13 @@ public sealed class ConfigParserTests
     {
         var config = Parse($"[Interface]\nPrivateKey = {PrivateKey}\nAddress = fd00::1/64\nMTU = 1280\n");
         Assert.Equal(1280, config.Interface.Mtu);
+    }
+
+    /// <summary>The kernel keeps an IPv4 address once per prefix length (inet_insert_ifa), so ip address add takes both.</summary>
+    [Fact]
+    public void An_IPv4_address_may_be_given_again_with_another_prefix_length()
+    {
+        var config = Parse($"[Interface]\nPrivateKey = {PrivateKey}\nAddress = 10.0.0.1/24\nAddress = 10.0.0.1/16\n");
+        Assert.Equal(["10.0.0.1/24", "10.0.0.1/16"], config.Interface.Addresses.Select(a => a.ToString()));
     }
 }

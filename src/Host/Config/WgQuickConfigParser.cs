@@ -86,6 +86,7 @@ public sealed class WgQuickConfigParser
         private HostRole _role;
         private EcnMode _defaultEcn;
         private readonly List<InterfaceAddress> _addresses = [];
+        private readonly Dictionary<InterfaceAddress, int> _addressLines = [];
 
         public TunnelConfig Read(string text)
         {
@@ -218,6 +219,13 @@ public sealed class WgQuickConfigParser
                         if (!InterfaceAddress.TryParse(item, out var address, out var error))
                         {
                             throw Error(line, $"Address: {error}");
+                        }
+                        // ip address add refuses the second (EEXIST) once the TUN device exists: an
+                        // IPv4 address with the same prefix length, an IPv6 address with any.
+                        var assigned = address.IsIPv4 ? address : address with { PrefixLength = 128 };
+                        if (!_addressLines.TryAdd(assigned, line))
+                        {
+                            throw Error(line, $"Address {address} is given twice (first on line {_addressLines[assigned]}){(address.IsIPv4 ? "" : ": an IPv6 address takes one prefix length")}");
                         }
                         _addresses.Add(address);
                         if (!address.IsIPv4 && _ipv6AddressLine == 0)
