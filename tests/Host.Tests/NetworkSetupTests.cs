@@ -370,6 +370,28 @@ public sealed class NetworkSetupTests
         await setup.TearDownAsync(CancellationToken.None);
     }
 
+    /// <summary>
+    /// wg-quick takes interface names of [a-zA-Z0-9_=+.-]; nft's table names take no '=' or '+'
+    /// (nor quotes), so the table is named with such characters spelled out.
+    /// </summary>
+    [Fact]
+    public async Task A_gateway_whose_interface_name_has_characters_nft_names_refuse_gets_its_table()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = "fz+g=" + Guid.NewGuid().ToString("N")[..8];
+        await InsideAsync(ns, "ip", "tuntap", "add", "dev", name, "mode", "tun");
+        using var state = new TemporaryDirectory();
+        var setup = new InterfaceNetworkSetup(name, new NamespaceRunner(Namespaced(ns)), NullLogger.Instance, new InMemoryTunnelControl(), state.Path);
+        await setup.ApplyAsync(GatewayWithoutPeers(), CancellationToken.None);
+
+        Assert.Equal("firezone-tunnel-fz_2bg_3d" + name[5..], setup.TableName);
+        string table = await InsideAsync(ns, "nft", "list", "table", "inet", setup.TableName);
+        Assert.Contains($"iifname \"{name}\" oifname != \"{name}\" masquerade", table);
+
+        await setup.TearDownAsync(CancellationToken.None);
+        Assert.DoesNotContain(setup.TableName, await InsideAsync(ns, "nft", "list", "tables"));
+    }
+
     [Fact]
     public async Task A_named_table_route_is_added_not_replaced()
     {

@@ -51,8 +51,14 @@ public sealed class InterfaceNetworkSetup(string interfaceName, ICommandRunner r
     /// <summary>The policy routing table (and fwmark) of the default routes; null without one.</summary>
     public uint? DefaultRouteTable { get; private set; }
 
-    /// <summary>The nftables table a gateway adds (inet family: one table for IPv4 and IPv6).</summary>
-    public string TableName => "firezone-tunnel-" + interfaceName;
+    /// <summary>
+    /// The nftables table a gateway adds (inet family: one table for IPv4 and IPv6). nft's names
+    /// take letters, digits, '_', '-', '.' and '/' only, and no quoting: any other character of the
+    /// interface name (wg-quick allows '=' and '+') is written as '_' and its hex code, so that
+    /// "wg+1" and "wg=1" get tables of their own ('_' stays as it is: the names of existing tables,
+    /// which a restart after a kill must find, do not change).
+    /// </summary>
+    public string TableName { get; } = "firezone-tunnel-" + NftName(interfaceName);
 
     /// <summary>Where the changes that outlive the process are recorded (see the class remarks).</summary>
     public NetworkSetupStateFile StateFile { get; } = NetworkSetupStateFile.For(interfaceName, stateDirectory);
@@ -455,6 +461,23 @@ public sealed class InterfaceNetworkSetup(string interfaceName, ICommandRunner r
             // The originals not restored stay recorded for the next start.
             SaveState();
         }
+    }
+
+    private static string NftName(string name)
+    {
+        var text = new System.Text.StringBuilder(name.Length);
+        foreach (char c in name)
+        {
+            if (char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.')
+            {
+                text.Append(c);
+            }
+            else
+            {
+                text.Append('_').Append(((int)c).ToString("x2", CultureInfo.InvariantCulture));
+            }
+        }
+        return text.ToString();
     }
 
     /// <summary>
