@@ -132,7 +132,7 @@ public static class ConfigGenerators
             from keys in Gen.Shuffle(GoodPeer.Where(k => k.Key != "AllowedIPs").ToArray())
             from n in Gen.Choose(0, keys.Length)
             from optional in Gen.CollectToArray(keys.Take(n).Select(k => Gen.Elements(k.Values).SelectMany(v => KeyLine(k.Key, v))))
-            from allowed in Gen.Elements($"10.{i}.0.0/16", $"10.{i}.1.1, fd0{i}::/64", $"192.168.{i}.0/24,, 172.16.{i}.1/32", $"fd0{i}::1")
+            from allowed in Gen.Elements($"10.{i}.0.0/16", $"10.{i}.1.1, fd0{i}::/64", $"192.168.{i}.0/24 , 172.16.{i}.1/32", $"fd0{i}::1")
             from allowedLine in KeyLine("AllowedIPs", allowed)
             from order in Gen.Shuffle([key, allowedLine, .. optional])
             select (string[])[header, .. order]))

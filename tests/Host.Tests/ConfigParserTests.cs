@@ -160,6 +160,8 @@ public sealed class ConfigParserTests
     [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nPresharedKey = nope\n", 5, "PresharedKey is not a base64 WireGuard key (44 characters encoding 32 bytes)")]
     [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nAllowedIPs = 10.0.0.0/33\n", 5, "AllowedIPs: an entry is not a CIDR prefix (address/length)")]
     [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nAllowedIPs = 10.0.0.0/8, banana\n", 5, "AllowedIPs: an entry is not a CIDR prefix (address/length)")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nAllowedIPs = 10.0.0.0/8, , 10.1.0.0/16\n", 5, "AllowedIPs: an empty entry (a comma too many), which wg refuses")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nAllowedIPs = 10.0.0.0/8,\n", 5, "AllowedIPs: an empty entry (a comma too many), which wg refuses")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nAddress = 10.0.0.1/40\n", 3, "Address: an entry has a bad prefix length (0 to 32)")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nAddress = fe80::1%eth0/64\n", 3, "Address: an entry is not an address in CIDR notation")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nAddress = 10.0.0.1/24\nAddress = 10.0.0.2/24, 10.0.0.1/24\n", 4, "Address 10.0.0.1/24 is given twice (first on line 3)")]

@@ -282,6 +282,12 @@ public sealed class WgQuickConfigParser
                     peer.PresharedKey = ParseKey(line, "PresharedKey", value);
                     break;
                 case "allowedips":
+                    // wg (config.c parse_allowedips) takes an empty value but not an empty entry:
+                    // accepted here, the file would start but fail `systemctl reload` (wg syncconf).
+                    if (value.Length > 0 && value.Split(',').Contains(""))
+                    {
+                        throw Error(line, "AllowedIPs: an empty entry (a comma too many), which wg refuses");
+                    }
                     foreach (var item in SplitList(value))
                     {
                         // wg(8) reads the address with inet_pton(3), which IPAddress.TryParse alone is laxer than.
