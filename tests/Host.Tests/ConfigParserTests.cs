@@ -215,6 +215,34 @@ public sealed class ConfigParserTests
         Assert.DoesNotContain(PrivateKey, error.Message);
     }
 
+    /// <summary>
+    /// A byte order mark (Windows editors write one) is read past, but wg-quick and wg refuse such a
+    /// file ("Line unrecognized: `[Interface]'" with the mark invisible), so the service would start
+    /// and every `systemctl reload` (wg syncconf of the same file) fail: the log says so at start.
+    /// </summary>
+    [Fact]
+    public void A_byte_order_mark_is_read_past_with_a_note_that_wg_refuses_it()
+    {
+        string path = Path.Combine(Path.GetTempPath(), "fz-bom-" + Guid.NewGuid().ToString("N")[..8] + ".conf");
+        try
+        {
+            string text = $"[Interface]\r\nPrivateKey = {PrivateKey}\r\n[Peer]\r\nPublicKey = {PeerKeyA}\r\n";
+            File.WriteAllText(path, text, new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: true));
+            var config = new WgQuickConfigParser().ParseFile(path);
+            Assert.Equal(PeerKeyA, Assert.Single(config.Peers).PublicKey.ToBase64());
+            var note = Assert.Single(config.Notes);
+            Assert.Equal(1, note.Line);
+            Assert.Equal("the file starts with a UTF-8 byte order mark, which wg-quick and wg refuse (systemctl reload fails on it): save it without one", note.Message);
+
+            File.WriteAllText(path, text, new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
+            Assert.Empty(new WgQuickConfigParser().ParseFile(path).Notes);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     [Fact]
     public void An_unreadable_file_is_reported_by_name()
     {

@@ -29,10 +29,10 @@ public sealed class WgQuickConfigParser
 
     public TunnelConfig ParseFile(string path)
     {
-        string text;
+        byte[] bytes;
         try
         {
-            text = File.ReadAllText(path);
+            bytes = File.ReadAllBytes(path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -47,7 +47,16 @@ public sealed class WgQuickConfigParser
             };
             throw new ConfigException(path, 0, $"cannot read the file: {reason}");
         }
-        return Parse(path, text);
+        // As File.ReadAllText: a byte order mark picks the encoding and is taken off.
+        using var text = new StreamReader(new MemoryStream(bytes), System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
+        var reader = new Reader(path, _resolver, _tableNames);
+        if (bytes.AsSpan().StartsWith("\uFEFF"u8))
+        {
+            // wg-quick does not see "[Interface]" behind it and wg refuses the line, so the unit's
+            // reload (wg syncconf of the same file) would fail on a file the service started with.
+            reader.Note(1, "the file starts with a UTF-8 byte order mark, which wg-quick and wg refuse (systemctl reload fails on it): save it without one");
+        }
+        return reader.Read(text.ReadToEnd());
     }
 
     public TunnelConfig Parse(string path, string text) => new Reader(path, _resolver, _tableNames).Read(text);
@@ -99,6 +108,8 @@ public sealed class WgQuickConfigParser
         }
 
         private ConfigException Error(int line, string problem) => new(path, line, problem);
+
+        public void Note(int line, string message) => _notes.Add(new ConfigNote(line, message));
 
         private void ReadLine(int line, string raw)
         {
