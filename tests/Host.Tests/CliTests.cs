@@ -47,6 +47,7 @@ public sealed class CliTests
     [InlineData(new[] { "up", "--config", "/tmp/much-too-long-file-name.conf" }, "firezone-tunnel: 'much-too-long-file-name', the configuration file's name without .conf, is not a valid interface name (1 to 15 characters, no '/' or spaces): name the file INTERFACE.conf, as wg-quick wants it, or give --interface NAME")]
     [InlineData(new[] { "wg0", "show", "wg0" }, "firezone-tunnel: show takes the interface after it: firezone-tunnel show wg0")]
     [InlineData(new[] { "--log-level", "loud", "wg0" }, "firezone-tunnel: unknown log level 'loud': use trace, debug, info, warning, error or silent (see --help)")]
+    [InlineData(new[] { "--log-file", "", "wg0" }, "firezone-tunnel: --log-file is empty: give the log file's path (see --help)")]
     public async Task Usage_mistakes_around_the_interface_name_are_one_line_and_exit_2(string[] arguments, string expected)
     {
         var result = await RunAsync(arguments);

@@ -132,7 +132,7 @@ public static class ConfigGenerators
             from keys in Gen.Shuffle(GoodPeer.Where(k => k.Key != "AllowedIPs").ToArray())
             from n in Gen.Choose(0, keys.Length)
             from optional in Gen.CollectToArray(keys.Take(n).Select(k => Gen.Elements(k.Values).SelectMany(v => KeyLine(k.Key, v))))
-            from allowed in Gen.Elements($"10.{i}.0.0/16", $"10.{i}.1.1, fd0{i}::/64", $"192.168.{i}.0/24,, 172.16.{i}.1/32", $"fd0{i}::1")
+            from allowed in Gen.Elements($"10.{i}.0.0/16", $"10.{i}.1.1, fd0{i}::/64", $"192.168.{i}.0/24 , 172.16.{i}.1/32", $"fd0{i}::1")
             from allowedLine in KeyLine("AllowedIPs", allowed)
             from order in Gen.Shuffle([key, allowedLine, .. optional])
             select (string[])[header, .. order]))
@@ -209,7 +209,7 @@ public sealed class ConfigParserFuzzTests
     private static TunnelConfig Parse(string text) =>
         new WgQuickConfigParser(new LiteralResolver(), new RouteTableNames(["vpn"])).Parse(Path, text);
 
-    /// <summary>Through a file, as the service reads it (File.ReadAllText takes a UTF-8 byte order mark off).</summary>
+    /// <summary>Through a file, as the service reads it (a UTF-8 byte order mark is read past, with a note).</summary>
     private static TunnelConfig ParseFile(ConfigFile file, out string path)
     {
         string directory = Directory.CreateTempSubdirectory("fzcfg").FullName;
@@ -282,6 +282,15 @@ public sealed class ConfigParserFuzzTests
             return true.ToProperty(); // only valid files say anything here
         }
         var other = ParseFile(file, out _);
+        if (file.Bom)
+        {
+            // The one difference a byte order mark makes: a note that wg-quick and wg refuse it.
+            if (other.Notes.Count == 0 || other.Notes[0].Line != 1 || !other.Notes[0].Message.Contains("byte order mark", StringComparison.Ordinal))
+            {
+                return false.Label("no note of the byte order mark");
+            }
+            other = other with { Notes = other.Notes.Skip(1).ToList() };
+        }
         return (Describe(config) == Describe(other)).Label(Describe(config) + "\n---\n" + Describe(other));
     }
 

@@ -160,8 +160,12 @@ public sealed class ConfigParserTests
     [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nPresharedKey = nope\n", 5, "PresharedKey is not a base64 WireGuard key (44 characters encoding 32 bytes)")]
     [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nAllowedIPs = 10.0.0.0/33\n", 5, "AllowedIPs: an entry is not a CIDR prefix (address/length)")]
     [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nAllowedIPs = 10.0.0.0/8, banana\n", 5, "AllowedIPs: an entry is not a CIDR prefix (address/length)")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nAllowedIPs = 10.0.0.0/8, , 10.1.0.0/16\n", 5, "AllowedIPs: an empty entry (a comma too many), which wg refuses")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nAllowedIPs = 10.0.0.0/8,\n", 5, "AllowedIPs: an empty entry (a comma too many), which wg refuses")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nAddress = 10.0.0.1/40\n", 3, "Address: an entry has a bad prefix length (0 to 32)")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nAddress = fe80::1%eth0/64\n", 3, "Address: an entry is not an address in CIDR notation")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nAddress = 10.0.0.1/24\nAddress = 10.0.0.2/24, 10.0.0.1/24\n", 4, "Address 10.0.0.1/24 is given twice (first on line 3)")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nAddress = fd00::1/64, fd00::1/48\n", 3, "Address fd00::1/48 is given twice (first on line 3): an IPv6 address takes one prefix length")]
     [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nAllowedIPs = 10.0.0.0/24\n[Peer]\nPublicKey = {B}\nAllowedIPs = 10.0.0.1/24\n", 8, "AllowedIPs 10.0.0.0/24 overlaps the [Peer] on line 3 (line 5)")]
     [InlineData("[Interface]\nListenPort = 1\n", 1, "[Interface] has no PrivateKey")]
     [InlineData("\n\n[Peer]\nPublicKey = {A}\n", 1, "no [Interface] section")]
@@ -209,6 +213,34 @@ public sealed class ConfigParserTests
         Assert.Equal($"/etc/wg/wg0.conf:{line}: {problem}", error.Message);
         Assert.Equal(line, error.Line);
         Assert.DoesNotContain(PrivateKey, error.Message);
+    }
+
+    /// <summary>
+    /// A byte order mark (Windows editors write one) is read past, but wg-quick and wg refuse such a
+    /// file ("Line unrecognized: `[Interface]'" with the mark invisible), so the service would start
+    /// and every `systemctl reload` (wg syncconf of the same file) fail: the log says so at start.
+    /// </summary>
+    [Fact]
+    public void A_byte_order_mark_is_read_past_with_a_note_that_wg_refuses_it()
+    {
+        string path = Path.Combine(Path.GetTempPath(), "fz-bom-" + Guid.NewGuid().ToString("N")[..8] + ".conf");
+        try
+        {
+            string text = $"[Interface]\r\nPrivateKey = {PrivateKey}\r\n[Peer]\r\nPublicKey = {PeerKeyA}\r\n";
+            File.WriteAllText(path, text, new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: true));
+            var config = new WgQuickConfigParser().ParseFile(path);
+            Assert.Equal(PeerKeyA, Assert.Single(config.Peers).PublicKey.ToBase64());
+            var note = Assert.Single(config.Notes);
+            Assert.Equal(1, note.Line);
+            Assert.Equal("the file starts with a UTF-8 byte order mark, which wg-quick and wg refuse (systemctl reload fails on it): save it without one", note.Message);
+
+            File.WriteAllText(path, text, new System.Text.UTF8Encoding(encoderShouldEmitUTF8Identifier: false));
+            Assert.Empty(new WgQuickConfigParser().ParseFile(path).Notes);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
     }
 
     [Fact]
@@ -378,5 +410,13 @@ public sealed class ConfigParserTests
     {
         var config = Parse($"[Interface]\nPrivateKey = {PrivateKey}\nAddress = fd00::1/64\nMTU = 1280\n");
         Assert.Equal(1280, config.Interface.Mtu);
+    }
+
+    /// <summary>The kernel keeps an IPv4 address once per prefix length (inet_insert_ifa), so ip address add takes both.</summary>
+    [Fact]
+    public void An_IPv4_address_may_be_given_again_with_another_prefix_length()
+    {
+        var config = Parse($"[Interface]\nPrivateKey = {PrivateKey}\nAddress = 10.0.0.1/24\nAddress = 10.0.0.1/16\n");
+        Assert.Equal(["10.0.0.1/24", "10.0.0.1/16"], config.Interface.Addresses.Select(a => a.ToString()));
     }
 }

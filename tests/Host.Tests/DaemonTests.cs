@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Firezone.Actors.Engine;
 using Firezone.Actors.Engine.WireGuard;
 using Firezone.Actors.Host.Config;
 using Firezone.Actors.Host.Control;
@@ -109,6 +110,51 @@ public sealed class DaemonTests
             File.Delete(socket);
             File.Delete(logFile);
             File.Delete(keyFile);
+        }
+    }
+
+    /// <summary>
+    /// `systemctl reload` (wg syncconf) and `wg set` add a peer through the UAPI, which carries no
+    /// ECN mode: the new peer gets the file's [Interface] #! EcnMode, as the file's peers without
+    /// one of their own got it at start, and a peer already running keeps its own.
+    /// </summary>
+    [Fact]
+    public async Task A_peer_added_while_running_gets_the_file_s_default_ecn_mode()
+    {
+        var filePeer = TestKeys.New();
+        var added = TestKeys.New();
+        string name = UapiServerFixture.UniqueName();
+        string socket = UapiSocketPath.For(name);
+        var config = new WgQuickConfigParser().Parse($"/etc/wireguard/{name}.conf", $"""
+            [Interface]
+            PrivateKey = {TestKeys.New().ToBase64()}
+            #! EcnMode = off
+
+            [Peer]
+            PublicKey = {filePeer.ToBase64()}
+            #! EcnMode = compatibility
+            AllowedIPs = 10.0.0.2/32
+            """);
+        var control = new InMemoryTunnelControl();
+        var readiness = new Readiness();
+        var options = new DaemonOptions { InterfaceName = name, Config = config, Log = new LogOptions { FilePath = null, Console = false } };
+        try
+        {
+            var run = TunnelDaemon.RunAsync(options, new InMemoryComposition(control), readiness, CancellationToken.None);
+            Assert.Null(await readiness.Outcome.Task.WaitAsync(Bound));
+
+            Assert.Equal(0, (await ProcessRunner.WgAsync("set", name, "peer", added.ToBase64(), "allowed-ips", "10.0.0.3/32")).ExitCode);
+            Assert.Equal(0, (await ProcessRunner.WgAsync("set", name, "peer", filePeer.ToBase64(), "persistent-keepalive", "25")).ExitCode);
+            var modes = (await control.GetStatusAsync(CancellationToken.None)).Peers.ToDictionary(p => p.Config.PublicKey, p => p.Config.EcnMode);
+            Assert.Equal(EcnMode.Off, modes[added]);
+            Assert.Equal(EcnMode.Compatibility, modes[filePeer]);
+
+            File.Delete(socket);
+            Assert.Equal(0, await run.WaitAsync(Bound));
+        }
+        finally
+        {
+            File.Delete(socket);
         }
     }
 

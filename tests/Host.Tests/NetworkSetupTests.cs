@@ -328,6 +328,70 @@ public sealed class NetworkSetupTests
         Assert.False(File.Exists(setup.StateFile.Path));
     }
 
+    /// <summary>
+    /// wg-quick adds the routes most specific first (<c>sort -nr -k 2 -t /</c>): a wider prefix
+    /// added first would "cover" a narrower one (add_route's <c>ip route show dev IF match</c>), so a
+    /// route for the narrower prefix through another device would stay there, and which peer's
+    /// traffic leaves by that device would depend on the order of the peers in the file.
+    /// </summary>
+    [Fact]
+    public async Task A_narrower_allowed_ip_after_a_wider_one_still_moves_to_the_tunnel()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string suffix = Guid.NewGuid().ToString("N")[..8];
+        string name = "fzw" + suffix;
+        string other = "fzx" + suffix;
+        var config = new WgQuickConfigParser().Parse("order.conf", $"""
+            [Interface]
+            PrivateKey = {TestKeys.New().ToBase64()}
+            Address = 10.83.0.1/24
+
+            [Peer]
+            PublicKey = {TestKeys.New().ToBase64()}
+            AllowedIPs = 10.88.0.0/16
+
+            [Peer]
+            PublicKey = {TestKeys.New().ToBase64()}
+            AllowedIPs = 10.88.5.0/24
+            """);
+        await InsideAsync(ns, "ip", "tuntap", "add", "dev", name, "mode", "tun");
+        await InsideAsync(ns, "ip", "tuntap", "add", "dev", other, "mode", "tun");
+        await InsideAsync(ns, "ip", "link", "set", other, "up");
+        await InsideAsync(ns, "ip", "route", "add", "10.88.5.0/24", "dev", other);
+        using var state = new TemporaryDirectory();
+        var setup = new InterfaceNetworkSetup(name, new NamespaceRunner(Namespaced(ns)), NullLogger.Instance, new InMemoryTunnelControl(), state.Path);
+        await setup.ApplyAsync(config, CancellationToken.None);
+
+        string routes = await InsideAsync(ns, "ip", "-4", "route", "show", "dev", name);
+        Assert.Contains("10.88.0.0/16 ", routes);
+        Assert.Contains("10.88.5.0/24 ", routes);
+        Assert.Contains($"dev {name}", await InsideAsync(ns, "ip", "-4", "route", "get", "10.88.5.9"));
+
+        await setup.TearDownAsync(CancellationToken.None);
+    }
+
+    /// <summary>
+    /// wg-quick takes interface names of [a-zA-Z0-9_=+.-]; nft's table names take no '=' or '+'
+    /// (nor quotes), so the table is named with such characters spelled out.
+    /// </summary>
+    [Fact]
+    public async Task A_gateway_whose_interface_name_has_characters_nft_names_refuse_gets_its_table()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = "fz+g=" + Guid.NewGuid().ToString("N")[..8];
+        await InsideAsync(ns, "ip", "tuntap", "add", "dev", name, "mode", "tun");
+        using var state = new TemporaryDirectory();
+        var setup = new InterfaceNetworkSetup(name, new NamespaceRunner(Namespaced(ns)), NullLogger.Instance, new InMemoryTunnelControl(), state.Path);
+        await setup.ApplyAsync(GatewayWithoutPeers(), CancellationToken.None);
+
+        Assert.Equal("firezone-tunnel-fz_2bg_3d" + name[5..], setup.TableName);
+        string table = await InsideAsync(ns, "nft", "list", "table", "inet", setup.TableName);
+        Assert.Contains($"iifname \"{name}\" oifname != \"{name}\" masquerade", table);
+
+        await setup.TearDownAsync(CancellationToken.None);
+        Assert.DoesNotContain(setup.TableName, await InsideAsync(ns, "nft", "list", "tables"));
+    }
+
     [Fact]
     public async Task A_named_table_route_is_added_not_replaced()
     {

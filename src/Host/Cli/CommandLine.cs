@@ -304,6 +304,12 @@ public static class CommandLine
     private static bool TryLogOptions(string? file, string? level, string interfaceName, out LogOptions options)
     {
         options = null!;
+        if (file is { Length: 0 })
+        {
+            // `--log-file "$LOG"` with LOG unset, or `--log-file=`: Path.GetFullPath would throw with a stack trace.
+            Console.Error.WriteLine("firezone-tunnel: --log-file is empty: give the log file's path (see --help)");
+            return false;
+        }
         LogEventLevel parsed = LogEventLevel.Information;
         if (level is not null)
         {

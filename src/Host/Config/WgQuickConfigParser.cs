@@ -29,10 +29,10 @@ public sealed class WgQuickConfigParser
 
     public TunnelConfig ParseFile(string path)
     {
-        string text;
+        byte[] bytes;
         try
         {
-            text = File.ReadAllText(path);
+            bytes = File.ReadAllBytes(path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -47,7 +47,16 @@ public sealed class WgQuickConfigParser
             };
             throw new ConfigException(path, 0, $"cannot read the file: {reason}");
         }
-        return Parse(path, text);
+        // As File.ReadAllText: a byte order mark picks the encoding and is taken off.
+        using var text = new StreamReader(new MemoryStream(bytes), System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
+        var reader = new Reader(path, _resolver, _tableNames);
+        if (bytes.AsSpan().StartsWith("\uFEFF"u8))
+        {
+            // wg-quick does not see "[Interface]" behind it and wg refuses the line, so the unit's
+            // reload (wg syncconf of the same file) would fail on a file the service started with.
+            reader.Note(1, "the file starts with a UTF-8 byte order mark, which wg-quick and wg refuse (systemctl reload fails on it): save it without one");
+        }
+        return reader.Read(text.ReadToEnd());
     }
 
     public TunnelConfig Parse(string path, string text) => new Reader(path, _resolver, _tableNames).Read(text);
@@ -86,6 +95,7 @@ public sealed class WgQuickConfigParser
         private HostRole _role;
         private EcnMode _defaultEcn;
         private readonly List<InterfaceAddress> _addresses = [];
+        private readonly Dictionary<InterfaceAddress, int> _addressLines = [];
 
         public TunnelConfig Read(string text)
         {
@@ -98,6 +108,8 @@ public sealed class WgQuickConfigParser
         }
 
         private ConfigException Error(int line, string problem) => new(path, line, problem);
+
+        public void Note(int line, string message) => _notes.Add(new ConfigNote(line, message));
 
         private void ReadLine(int line, string raw)
         {
@@ -219,6 +231,13 @@ public sealed class WgQuickConfigParser
                         {
                             throw Error(line, $"Address: {error}");
                         }
+                        // ip address add refuses the second (EEXIST) once the TUN device exists: an
+                        // IPv4 address with the same prefix length, an IPv6 address with any.
+                        var assigned = address.IsIPv4 ? address : address with { PrefixLength = 128 };
+                        if (!_addressLines.TryAdd(assigned, line))
+                        {
+                            throw Error(line, $"Address {address} is given twice (first on line {_addressLines[assigned]}){(address.IsIPv4 ? "" : ": an IPv6 address takes one prefix length")}");
+                        }
                         _addresses.Add(address);
                         if (!address.IsIPv4 && _ipv6AddressLine == 0)
                         {
@@ -274,6 +293,12 @@ public sealed class WgQuickConfigParser
                     peer.PresharedKey = ParseKey(line, "PresharedKey", value);
                     break;
                 case "allowedips":
+                    // wg (config.c parse_allowedips) takes an empty value but not an empty entry:
+                    // accepted here, the file would start but fail `systemctl reload` (wg syncconf).
+                    if (value.Length > 0 && value.Split(',').Contains(""))
+                    {
+                        throw Error(line, "AllowedIPs: an empty entry (a comma too many), which wg refuses");
+                    }
                     foreach (var item in SplitList(value))
                     {
                         // wg(8) reads the address with inet_pton(3), which IPAddress.TryParse alone is laxer than.

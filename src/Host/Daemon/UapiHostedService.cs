@@ -1,3 +1,4 @@
+using Firezone.Actors.Engine;
 using Firezone.Actors.Host.Control;
 using Firezone.Actors.Host.Uapi;
 using Microsoft.Extensions.Hosting;
@@ -24,7 +25,9 @@ public sealed class UapiHostedService(
             await TunnelConfigApplier.ApplyAsync(config, control, cancellationToken).ConfigureAwait(false);
             logger.LogInformation("Configuration {ConfigFile} applied: {PeerCount} peer(s)", config.SourcePath, config.Peers.Count);
         }
-        _server = UapiServer.Start(UapiSocketPath.For(options.InterfaceName, options.SocketDirectory), control, logger);
+        // A peer `systemctl reload` (wg syncconf) or `wg set` adds gets the file's [Interface] #! EcnMode.
+        var newPeerEcnMode = options.Config?.Interface.DefaultEcnMode ?? EcnMode.Normal;
+        _server = UapiServer.Start(UapiSocketPath.For(options.InterfaceName, options.SocketDirectory), control, logger, newPeerEcnMode);
         _ = _server.SocketRemoved.ContinueWith(_ => lifetime.StopApplication(), CancellationToken.None,
             TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }

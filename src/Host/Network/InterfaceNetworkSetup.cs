@@ -51,8 +51,14 @@ public sealed class InterfaceNetworkSetup(string interfaceName, ICommandRunner r
     /// <summary>The policy routing table (and fwmark) of the default routes; null without one.</summary>
     public uint? DefaultRouteTable { get; private set; }
 
-    /// <summary>The nftables table a gateway adds (inet family: one table for IPv4 and IPv6).</summary>
-    public string TableName => "firezone-tunnel-" + interfaceName;
+    /// <summary>
+    /// The nftables table a gateway adds (inet family: one table for IPv4 and IPv6). nft's names
+    /// take letters, digits, '_', '-', '.' and '/' only, and no quoting: any other character of the
+    /// interface name (wg-quick allows '=' and '+') is written as '_' and its hex code, so that
+    /// "wg+1" and "wg=1" get tables of their own ('_' stays as it is: the names of existing tables,
+    /// which a restart after a kill must find, do not change).
+    /// </summary>
+    public string TableName { get; } = "firezone-tunnel-" + NftName(interfaceName);
 
     /// <summary>Where the changes that outlive the process are recorded (see the class remarks).</summary>
     public NetworkSetupStateFile StateFile { get; } = NetworkSetupStateFile.For(interfaceName, stateDirectory);
@@ -82,23 +88,23 @@ public sealed class InterfaceNetworkSetup(string interfaceName, ICommandRunner r
             return;
         }
         bool defaultV4 = false, defaultV6 = false;
-        foreach (var peer in config.Peers)
+        // Most specific first, as wg-quick (sort -nr -k 2 -t /): a wider prefix added first would
+        // cover a narrower one in AddRouteAsync, whose route through another device would then stay,
+        // so which traffic leaves by that device would depend on the order of the peers in the file.
+        foreach (var prefix in config.Peers.SelectMany(p => p.AllowedIps).OrderByDescending(p => p.Length))
         {
-            foreach (var prefix in peer.AllowedIps)
+            if (table.Mode == RouteTableMode.Named)
             {
-                if (table.Mode == RouteTableMode.Named)
-                {
-                    await AddTableRouteAsync(prefix, table.Name, cancellationToken).ConfigureAwait(false);
-                }
-                else if (prefix.Length == 0)
-                {
-                    defaultV4 |= prefix.IsIPv4;
-                    defaultV6 |= !prefix.IsIPv4;
-                }
-                else
-                {
-                    await AddRouteAsync(prefix, cancellationToken).ConfigureAwait(false);
-                }
+                await AddTableRouteAsync(prefix, table.Name, cancellationToken).ConfigureAwait(false);
+            }
+            else if (prefix.Length == 0)
+            {
+                defaultV4 |= prefix.IsIPv4;
+                defaultV6 |= !prefix.IsIPv4;
+            }
+            else
+            {
+                await AddRouteAsync(prefix, cancellationToken).ConfigureAwait(false);
             }
         }
         if (table.Mode == RouteTableMode.Named)
@@ -455,6 +461,23 @@ public sealed class InterfaceNetworkSetup(string interfaceName, ICommandRunner r
             // The originals not restored stay recorded for the next start.
             SaveState();
         }
+    }
+
+    private static string NftName(string name)
+    {
+        var text = new System.Text.StringBuilder(name.Length);
+        foreach (char c in name)
+        {
+            if (char.IsAsciiLetterOrDigit(c) || c is '_' or '-' or '.')
+            {
+                text.Append(c);
+            }
+            else
+            {
+                text.Append('_').Append(((int)c).ToString("x2", CultureInfo.InvariantCulture));
+            }
+        }
+        return text.ToString();
     }
 
     /// <summary>

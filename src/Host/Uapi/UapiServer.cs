@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using System.Text;
+using Firezone.Actors.Engine;
 using Firezone.Actors.Host.Control;
 using Microsoft.Extensions.Logging;
 
@@ -17,6 +18,7 @@ public sealed class UapiServer : IAsyncDisposable
     private readonly Socket _listener;
     private readonly ITunnelControl _control;
     private readonly ILogger _logger;
+    private readonly EcnMode _newPeerEcnMode;
     private readonly SemaphoreSlim _operationLock = new(1, 1);
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _acceptLoop;
@@ -25,12 +27,13 @@ public sealed class UapiServer : IAsyncDisposable
     private readonly TaskCompletionSource _socketRemoved = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _disposed;
 
-    private UapiServer(string socketPath, Socket listener, ITunnelControl control, ILogger logger, Func<string, FileSystemWatcher> watch)
+    private UapiServer(string socketPath, Socket listener, ITunnelControl control, ILogger logger, Func<string, FileSystemWatcher> watch, EcnMode newPeerEcnMode)
     {
         SocketPath = socketPath;
         _listener = listener;
         _control = control;
         _logger = logger;
+        _newPeerEcnMode = newPeerEcnMode;
         _watch = watch;
         _acceptLoop = Task.Run(AcceptLoopAsync);
         _removalWatch = Task.Run(WatchRemovalAsync);
@@ -42,13 +45,15 @@ public sealed class UapiServer : IAsyncDisposable
     public Task SocketRemoved => _socketRemoved.Task;
 
     /// <summary>Creates the directory and socket and starts accepting; <see cref="StartupException"/> when it cannot.</summary>
-    public static UapiServer Start(string socketPath, ITunnelControl control, ILogger logger) => Start(socketPath, control, logger, WatchDirectory);
+    /// <param name="newPeerEcnMode">The ECN mode of a peer a <c>set=1</c> creates (see <see cref="UapiSetApplier"/>).</param>
+    public static UapiServer Start(string socketPath, ITunnelControl control, ILogger logger, EcnMode newPeerEcnMode = EcnMode.Normal) =>
+        Start(socketPath, control, logger, WatchDirectory, newPeerEcnMode);
 
     /// <summary>
     /// As above, with the inotify watch of the socket file made by <paramref name="watch"/> (tests
     /// supply one that fails, to see the fallback to polling).
     /// </summary>
-    internal static UapiServer Start(string socketPath, ITunnelControl control, ILogger logger, Func<string, FileSystemWatcher> watch)
+    internal static UapiServer Start(string socketPath, ITunnelControl control, ILogger logger, Func<string, FileSystemWatcher> watch, EcnMode newPeerEcnMode = EcnMode.Normal)
     {
         string directory = Path.GetDirectoryName(socketPath)!;
         try
@@ -74,7 +79,7 @@ public sealed class UapiServer : IAsyncDisposable
             throw new StartupException($"{socketPath}: cannot listen: {e.Message}", e);
         }
         logger.LogInformation("UAPI listening on {SocketPath}", socketPath);
-        return new UapiServer(socketPath, listener, control, logger, watch);
+        return new UapiServer(socketPath, listener, control, logger, watch, newPeerEcnMode);
     }
 
     /// <summary>
@@ -313,7 +318,7 @@ public sealed class UapiServer : IAsyncDisposable
         try
         {
             var request = UapiSetParser.Parse(lines);
-            await UapiSetApplier.ApplyAsync(request, _control, token).ConfigureAwait(false);
+            await UapiSetApplier.ApplyAsync(request, _control, _newPeerEcnMode, token).ConfigureAwait(false);
             _logger.LogInformation("UAPI set: {PeerChanges} peer change(s) applied", request.Peers.Count);
             return ("errno=0\n\n", lines.Count);
         }

@@ -1,3 +1,4 @@
+using Firezone.Actors.Engine;
 using Firezone.Actors.Engine.Crypto;
 using Firezone.Actors.Engine.Routing;
 using Firezone.Actors.Engine.WireGuard;
@@ -14,7 +15,14 @@ namespace Firezone.Actors.Host.Uapi;
 /// </summary>
 public static class UapiSetApplier
 {
-    public static async Task ApplyAsync(UapiSetRequest request, ITunnelControl control, CancellationToken cancellationToken)
+    public static Task ApplyAsync(UapiSetRequest request, ITunnelControl control, CancellationToken cancellationToken) =>
+        ApplyAsync(request, control, EcnMode.Normal, cancellationToken);
+
+    /// <param name="newPeerEcnMode">
+    /// The ECN mode of a peer the request creates, which the UAPI has no key for: service mode's
+    /// [Interface] <c>#! EcnMode</c>, so a peer a reload adds runs as the file's peers do.
+    /// </param>
+    public static async Task ApplyAsync(UapiSetRequest request, ITunnelControl control, EcnMode newPeerEcnMode, CancellationToken cancellationToken)
     {
         var status = await control.GetStatusAsync(cancellationToken).ConfigureAwait(false);
         var draft = new Dictionary<WireGuardKey, DraftPeer>();
@@ -77,7 +85,7 @@ public static class UapiSetApplier
                     continue;
                 }
                 // A peer removed earlier in this request comes back fresh (no session), as in wireguard-go.
-                peer = new DraftPeer(new PeerConfig { PublicKey = change.PublicKey }, existed: false)
+                peer = new DraftPeer(new PeerConfig { PublicKey = change.PublicKey, EcnMode = newPeerEcnMode }, existed: false)
                 {
                     Recreated = removed.Contains(change.PublicKey),
                 };
