@@ -88,6 +88,7 @@ public sealed unsafe partial class LinuxUdpSocket
         private int _offset;
         private int _segmentsLeft;
         private UdpEndpoint _endpoint;
+        private UdpEndpoint _local;
         private Ecn _ecn;
 
         public GroReceiveSlots(MessageBatch batch)
@@ -148,6 +149,7 @@ public sealed unsafe partial class LinuxUdpSocket
                 // is one memcpy per datagram, small beside the ChaCha20-Poly1305 pass over the same bytes.
                 new ReadOnlySpan<byte>(_data + _offset, size).CopyTo(buffer.Data);
                 buffer.Endpoint = _endpoint;
+                buffer.LocalAddress = _local;
                 buffer.Ecn = _ecn;
                 _offset += size;
                 filled++;
@@ -168,7 +170,7 @@ public sealed unsafe partial class LinuxUdpSocket
                     continue;
                 }
                 _length = (int)_batch.Messages[i].msg_len;
-                _ecn = ReadControl(header, out int segment);
+                _ecn = ReadControl(header, out int segment, out _local);
                 _segment = segment > 0 && segment < _length ? segment : _length;
                 // A zero-length datagram is still one datagram.
                 _segmentsLeft = _length == 0 ? 1 : (_length + _segment - 1) / _segment;

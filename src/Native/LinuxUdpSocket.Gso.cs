@@ -71,7 +71,7 @@ public sealed unsafe partial class LinuxUdpSocket
             PacketBuffer next = datagrams[start + count];
             int length = next.Length;
             if (((int)next.Ecn & 0b11) != ecn || length > size || length == 0
-                || total + length > MaxGsoBytes || next.Endpoint != endpoint)
+                || total + length > MaxGsoBytes || next.Endpoint != endpoint || next.LocalAddress != first.LocalAddress)
             {
                 break;
             }
@@ -122,7 +122,7 @@ public sealed unsafe partial class LinuxUdpSocket
         msghdr* header = _send.Header(slot);
         iovec* iov = header->msg_iov;
         int count = (int)header->msg_iovlen;
-        header->msg_controllen = (uint)_ecnControlSpace; // the ECN cmsg comes first; drop UDP_SEGMENT
+        header->msg_controllen = (uint)(_ecnControlSpace + _sendSourceSpace[slot]); // the ECN and source cmsgs come first; drop UDP_SEGMENT
         header->msg_iovlen = 1;
         int sent = 0;
         for (int i = 0; i < count; i++)

@@ -23,6 +23,12 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
     private const int IP_TOS = 1;
     private const int SOL_IPV6 = 41;
     private const int IPV6_TCLASS = 67;
+    // The local address a datagram arrived at, and the one to send from (linux/in.h, linux/in6.h).
+    private const int IP_PKTINFO = 8;
+    private const int IPV6_RECVPKTINFO = 49;
+    private const int IPV6_PKTINFO = 50;
+    private const int SizeOfInPktinfo = 12; // ipi_ifindex, ipi_spec_dst, ipi_addr
+    private const int SizeOfIn6Pktinfo = 20; // ipi6_addr, ipi6_ifindex
     private const int SizeOfSockaddrIn = 16;
     private const int SizeOfSockaddrIn6 = 28;
 
@@ -49,6 +55,9 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
     private readonly int _ecnControlSpace = Socket.CmsgSpace(sizeof(int));
     private readonly int _segmentControlLength = Socket.CmsgLen(sizeof(ushort));
     private readonly int _segmentControlSpace = Socket.CmsgSpace(sizeof(ushort));
+
+    /// <summary>Per prepared send message: the room its IP_PKTINFO / IPV6_PKTINFO cmsg takes after the ECN one (0: none).</summary>
+    private readonly int[] _sendSourceSpace;
 
     /// <summary>Datagrams per prepared send message (more than one for a GSO send).</summary>
     private readonly int[] _sendSegments;
@@ -109,9 +118,12 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
             SendBufferSize = SetBufferSize(fd, LibC.SO_SNDBUFFORCE, LibC.SO_SNDBUF, options.SendBufferBytes);
             // Both on a dual-stack socket: IPv4-mapped traffic reports IP_TOS, IPv6 reports IPV6_TCLASS.
             SetOption(fd, SOL_IP, LibC.IP_RECVTOS, 1, "IP_RECVTOS");
+            // The address each datagram arrived at, so replies leave from it (a host with several).
+            SetOption(fd, SOL_IP, IP_PKTINFO, 1, "IP_PKTINFO");
             if (IsIPv6)
             {
                 SetOption(fd, SOL_IPV6, LibC.IPV6_RECVTCLASS, 1, "IPV6_RECVTCLASS");
+                SetOption(fd, SOL_IPV6, IPV6_RECVPKTINFO, 1, "IPV6_RECVPKTINFO");
             }
             Bind(fd, port);
             _localPort = ReadLocalPort(fd);
@@ -121,6 +133,7 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
             _send = new MessageBatch(options.BatchSize);
             _sendSegments = new int[options.BatchSize];
             _sendFirst = new int[options.BatchSize];
+            _sendSourceSpace = new int[options.BatchSize];
             GsoEnabled = options.UseGso && KernelHasGso(fd);
             if (options.UseGro && TryEnableGro(fd))
             {
@@ -155,6 +168,9 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
 
     /// <summary>Datagrams the kernel refused (ENETUNREACH, EMSGSIZE...), skipped on send.</summary>
     public long SendErrors { get; private set; }
+
+    /// <summary>Send messages whose local source address was gone (EINVAL) and that went again from the kernel's choice.</summary>
+    public long SourcesDropped { get; private set; }
 
     /// <summary>Datagrams dropped because the socket buffer stayed full, or the endpoint cannot be reached on this family.</summary>
     public long SendDropped { get; private set; }
@@ -278,7 +294,8 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
             PacketBuffer buffer = buffers[i];
             buffer.SetData(PacketBuffer.Headroom, (int)batch.Messages[i].msg_len);
             buffer.Endpoint = ReadEndpoint(batch.Name(i));
-            buffer.Ecn = ReadControl(header, out _);
+            buffer.Ecn = ReadControl(header, out _, out UdpEndpoint local);
+            buffer.LocalAddress = local;
             if (delivered != i)
             {
                 (buffers[delivered], buffers[i]) = (buffers[i], buffers[delivered]);
@@ -347,12 +364,15 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
     }
 
     /// <summary>
-    /// The ECN bits of the IP_TOS (1 byte) or IPV6_TCLASS (int) control message (Not-ECT if none), and
-    /// the UDP_GRO segment size (int; 0 if none, i.e. the read holds one datagram).
+    /// The ECN bits of the IP_TOS (1 byte) or IPV6_TCLASS (int) control message (Not-ECT if none),
+    /// the UDP_GRO segment size (int; 0 if none, i.e. the read holds one datagram) and the local
+    /// address the datagram arrived at (IP_PKTINFO's ipi_spec_dst, IPV6_PKTINFO's ipi6_addr with its
+    /// interface for a link-local one; none if neither came).
     /// </summary>
-    private static Ecn ReadControl(msghdr* header, out int groSegmentSize)
+    private static Ecn ReadControl(msghdr* header, out int groSegmentSize, out UdpEndpoint local)
     {
         groSegmentSize = 0;
+        local = default;
         Ecn ecn = Ecn.NotEct;
         byte* cursor = (byte*)header->msg_control;
         byte* end = cursor + (uint)header->msg_controllen;
@@ -365,6 +385,7 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
                 break;
             }
             byte* data = Socket.CmsgData(message);
+            uint dataLength = length - (uint)Socket.CmsgLen(0);
             if (message->cmsg_level == SOL_IP && message->cmsg_type == IP_TOS)
             {
                 ecn = (Ecn)(data[0] & 0b11);
@@ -376,6 +397,16 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
             else if (message->cmsg_level == Socket.SOL_UDP && message->cmsg_type == Socket.UDP_GRO)
             {
                 groSegmentSize = *(int*)data;
+            }
+            else if (message->cmsg_level == SOL_IP && message->cmsg_type == IP_PKTINFO && dataLength >= SizeOfInPktinfo)
+            {
+                local = UdpEndpoint.FromIPv4(new ReadOnlySpan<byte>(data + 4, 4), 0); // ipi_spec_dst
+            }
+            else if (message->cmsg_level == SOL_IPV6 && message->cmsg_type == IPV6_PKTINFO && dataLength >= SizeOfIn6Pktinfo)
+            {
+                var address = new ReadOnlySpan<byte>(data, 16);
+                bool linkLocal = address[0] == 0xfe && (address[1] & 0xc0) == 0x80;
+                local = UdpEndpoint.FromIPv6(address, 0, linkLocal ? *(uint*)(data + 16) : 0);
             }
             cursor += Socket.CmsgAlign((int)length);
         }
@@ -502,16 +533,12 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
         control->cmsg_level = level;
         control->cmsg_type = type;
         *(int*)Socket.CmsgData(control) = (int)first.Ecn & 0b11;
-        int controlLength = _ecnControlSpace;
+        int sourceSpace = WriteSource((byte*)control + _ecnControlSpace, endpoint, first.LocalAddress);
+        _sendSourceSpace[slot] = sourceSpace;
+        int controlLength = _ecnControlSpace + sourceSpace;
         if (group.Length > 1)
         {
-            // udp_cmsg_send wants cmsg_len == CMSG_LEN(sizeof(__u16)) exactly.
-            cmsghdr* segment = (cmsghdr*)((byte*)control + _ecnControlSpace);
-            segment->cmsg_len = (uint)_segmentControlLength;
-            segment->cmsg_level = Socket.SOL_UDP;
-            segment->cmsg_type = Socket.UDP_SEGMENT;
-            *(ushort*)Socket.CmsgData(segment) = (ushort)first.Length;
-            controlLength += _segmentControlSpace;
+            controlLength += WriteSegment((byte*)control + controlLength, first.Length);
         }
         header->msg_controllen = (uint)controlLength;
         header->msg_flags = 0;
@@ -525,6 +552,78 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
             iov[i].iov_base = LinuxTunDevice.BufferAddress(datagram) + datagram.Offset;
             iov[i].iov_len = datagram.Length;
         }
+    }
+
+    /// <summary>
+    /// Writes the cmsg that sends from <paramref name="local"/> (IP_PKTINFO's ipi_spec_dst for an
+    /// IPv4 or IPv4-mapped destination, as IP_TOS; IPV6_PKTINFO otherwise) at <paramref name="at"/>
+    /// and returns its room; none (0) when there is no local address or its family is not the
+    /// destination's. The interface stays 0 but for a link-local source: the route picks it.
+    /// </summary>
+    private static int WriteSource(byte* at, UdpEndpoint destination, UdpEndpoint local)
+    {
+        if (local.IsNone || local.IsIPv4 != destination.IsIPv4)
+        {
+            return 0;
+        }
+        cmsghdr* source = (cmsghdr*)at;
+        if (destination.IsIPv4)
+        {
+            source->cmsg_len = (uint)Socket.CmsgLen(SizeOfInPktinfo);
+            source->cmsg_level = SOL_IP;
+            source->cmsg_type = IP_PKTINFO;
+            byte* data = Socket.CmsgData(source);
+            *(int*)data = 0; // ipi_ifindex
+            local.WriteIPv4(new Span<byte>(data + 4, 4)); // ipi_spec_dst: the source
+            *(uint*)(data + 8) = 0; // ipi_addr: ignored on send
+            return Socket.CmsgSpace(SizeOfInPktinfo);
+        }
+        source->cmsg_len = (uint)Socket.CmsgLen(SizeOfIn6Pktinfo);
+        source->cmsg_level = SOL_IPV6;
+        source->cmsg_type = IPV6_PKTINFO;
+        byte* data6 = Socket.CmsgData(source);
+        local.WriteIPv6(new Span<byte>(data6, 16));
+        *(uint*)(data6 + 16) = local.ScopeId;
+        return Socket.CmsgSpace(SizeOfIn6Pktinfo);
+    }
+
+    /// <summary>Writes a UDP_SEGMENT cmsg of <paramref name="size"/> at <paramref name="at"/> and returns its room.</summary>
+    private int WriteSegment(byte* at, int size)
+    {
+        // udp_cmsg_send wants cmsg_len == CMSG_LEN(sizeof(__u16)) exactly.
+        cmsghdr* segment = (cmsghdr*)at;
+        segment->cmsg_len = (uint)_segmentControlLength;
+        segment->cmsg_level = Socket.SOL_UDP;
+        segment->cmsg_type = Socket.UDP_SEGMENT;
+        *(ushort*)Socket.CmsgData(segment) = (ushort)size;
+        return _segmentControlSpace;
+    }
+
+    /// <summary>
+    /// Takes the source cmsg out of prepared message <paramref name="slot"/> (its local address is
+    /// gone: EINVAL), keeping the ECN and UDP_SEGMENT ones, so the kernel picks the source, as
+    /// wireguard-go clears its sticky source on EINVAL. False when the message had none.
+    /// </summary>
+    private bool DropSource(int slot)
+    {
+        int sourceSpace = _sendSourceSpace[slot];
+        if (sourceSpace == 0)
+        {
+            return false;
+        }
+        msghdr* header = _send.Header(slot);
+        byte* control = (byte*)header->msg_control;
+        int controlLength = (int)header->msg_controllen;
+        int after = _ecnControlSpace + sourceSpace;
+        if (controlLength > after)
+        {
+            // A UDP_SEGMENT cmsg follows: move it up.
+            Buffer.MemoryCopy(control + after, control + _ecnControlSpace, MessageBatch.ControlSlot - _ecnControlSpace, controlLength - after);
+        }
+        header->msg_controllen = (uint)(controlLength - sourceSpace);
+        _sendSourceSpace[slot] = 0;
+        SourcesDropped++;
+        return true;
     }
 
     /// <summary>
@@ -593,6 +692,10 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
                 continue;
             }
             int datagrams = _sendSegments[done];
+            if (errno == LibC.EINVAL && DropSource(done))
+            {
+                continue; // the local address it was to leave from is gone: again, from the kernel's choice
+            }
             if (datagrams > 1 && IsGsoRefusal(errno))
             {
                 // The route cannot take this GSO send; its datagrams go one by one (the kernel

@@ -19,10 +19,11 @@ internal sealed unsafe class MessageBatch
     public const int NameSlot = 32;
 
     /// <summary>
-    /// Room per message for the ECN cmsg (CMSG_SPACE(4) = 24) and, later, a UDP_GRO/UDP_SEGMENT one
-    /// (another 24). The kernel truncates (MSG_CTRUNC) rather than overflows when it is short.
+    /// Room per message for the ECN cmsg (CMSG_SPACE(4) = 24), the local address (IP_PKTINFO,
+    /// CMSG_SPACE(12) = 32, or IPV6_PKTINFO, CMSG_SPACE(20) = 40) and a UDP_GRO/UDP_SEGMENT one
+    /// (another 24): 88 at most. The kernel truncates (MSG_CTRUNC) rather than overflows when it is short.
     /// </summary>
-    public const int ControlSlot = 64;
+    public const int ControlSlot = 128;
 
     private readonly Socket.mmsghdr[] _messages;
     private readonly iovec[] _iov;

@@ -54,6 +54,13 @@ public sealed class PacketBuffer
     /// <summary>For datagrams: the source it came from, or the destination to send it to.</summary>
     public UdpEndpoint Endpoint { get; set; }
 
+    /// <summary>
+    /// For datagrams: the local address it arrived at (port 0), or the one to send it from, so a
+    /// reply leaves from the address the peer contacted (IP_PKTINFO / IPV6_PKTINFO, as wireguard-go's
+    /// and the kernel's WireGuard do). None: the socket did not say, or the kernel picks.
+    /// </summary>
+    public UdpEndpoint LocalAddress { get; set; }
+
     /// <summary>The data bytes.</summary>
     public Span<byte> Data => Array.AsSpan(Offset, Length);
 
@@ -84,6 +91,7 @@ public sealed class PacketBuffer
         Length = 0;
         Ecn = Ecn.NotEct;
         Endpoint = default;
+        LocalAddress = default;
         if (StashOwner is not null)
         {
             ForgetSecretTail();

@@ -167,6 +167,7 @@ public sealed class Device : IDisposable
         reply.SetData(PacketBuffer.Headroom, MessageHeader.CookieReplySize);
         _cookieChecker.CreateReply(message, datagram.Endpoint, now, reply.Data);
         reply.Endpoint = datagram.Endpoint;
+        reply.LocalAddress = datagram.LocalAddress;
         reply.Ecn = Ecn.NotEct;
         cookieReply = reply;
         Interlocked.Increment(ref Counters.CookieRepliesSentValue);

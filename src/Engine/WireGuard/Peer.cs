@@ -29,6 +29,10 @@ public sealed class Peer : IDisposable
     private readonly Device _device;
     private PeerConfig _config;
     private UdpEndpoint _endpoint;
+    // The local address the peer's last datagram arrived at: what we send from, so replies leave
+    // from the address the peer contacted (a Gateway with several addresses). None until then, and
+    // again after a configured endpoint replaces a learned one (the kernel picks).
+    private UdpEndpoint _localAddress;
     // The remote static key and the preshared key are read from _config where a handshake needs
     // them; DH(Spriv_i, Spub_r), the cookie generator (two derived keys) and the counters are made
     // at first use: most of a Gateway's configured peers stay idle (issue 8, item 4), and the
@@ -192,6 +196,7 @@ public sealed class Peer : IDisposable
         if (config.Endpoint != old.Endpoint && !config.Endpoint.IsNone)
         {
             _endpoint = config.Endpoint;
+            _localAddress = default;
         }
         if (_device.PeersWriteAllowedIps)
         {
@@ -276,12 +281,12 @@ public sealed class Peer : IDisposable
             _previous = _current;
             _current = _next;
             _next = null;
-            SetEndpoint(datagram.Endpoint);
+            SetEndpoint(datagram);
             TimersHandshakeComplete(now);
             Counters.HandshakesCompleted++;
             SendStagedPackets(now);
         }
-        SetEndpoint(datagram.Endpoint);
+        SetEndpoint(datagram);
         _rxBytes += datagramLength;
         KeepKeyFreshReceiving(now);
         TimersAnyAuthenticatedPacketTraversal(now);
@@ -557,7 +562,7 @@ public sealed class Peer : IDisposable
 
         TimersAnyAuthenticatedPacketTraversal(now);
         TimersAnyAuthenticatedPacketReceived();
-        SetEndpoint(datagram.Endpoint);
+        SetEndpoint(datagram);
         _rxBytes += message.Length;
         SendHandshakeResponse(now);
         return HandshakeResult.Accepted;
@@ -616,7 +621,7 @@ public sealed class Peer : IDisposable
             Counters.HandshakeRejections++;
             return HandshakeResult.Rejected;
         }
-        SetEndpoint(datagram.Endpoint);
+        SetEndpoint(datagram);
         _rxBytes += datagram.Length;
         TimersAnyAuthenticatedPacketTraversal(now);
         TimersAnyAuthenticatedPacketReceived();
@@ -735,6 +740,7 @@ public sealed class Peer : IDisposable
         keypair.Seal(packet.Memory, packet.Offset, length, padded, counter);
         packet.SetData(packet.Offset - MessageHeader.TransportHeaderSize, MessageHeader.TransportHeaderSize + padded + MessageHeader.AeadTagSize);
         packet.Endpoint = _endpoint;
+        packet.LocalAddress = _localAddress;
         _txBytes += packet.Length;
         TimersAnyAuthenticatedPacketTraversal(now);
         TimersAnyAuthenticatedPacketSent();
@@ -819,6 +825,7 @@ public sealed class Peer : IDisposable
     private void Transmit(PacketBuffer buffer)
     {
         buffer.Endpoint = _endpoint;
+        buffer.LocalAddress = _localAddress;
         buffer.Ecn = Ecn.NotEct;
         _txBytes += buffer.Length;
         (_transmit ??= new()).Enqueue(buffer);
@@ -841,11 +848,12 @@ public sealed class Peer : IDisposable
         return null;
     }
 
-    private void SetEndpoint(UdpEndpoint source)
+    private void SetEndpoint(PacketBuffer datagram)
     {
-        if (!source.IsNone)
+        if (!datagram.Endpoint.IsNone)
         {
-            _endpoint = source;
+            _endpoint = datagram.Endpoint;
+            _localAddress = datagram.LocalAddress;
         }
     }
 
