@@ -131,7 +131,7 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
             case RearmPeerTimer:
                 break;
             case UpdatePeerConfig update:
-                path.Update(update.Config, now, output);
+                path.Update(update.Config, update.EndpointNamed, now, output);
                 break;
             case ConnectPeer:
                 path.Connect(now, output);

@@ -175,8 +175,14 @@ public sealed class Peer : IDisposable
         state.RestoreInto(_handshake.LastTimestamp, ref _handshake.LastInitiationConsumption);
     }
 
-    /// <summary>Applies a configuration change (endpoint, keepalive, preshared key, allowed IPs) without losing the session.</summary>
-    public void Update(PeerConfig config, TimeSpan now)
+    /// <summary>
+    /// Applies a configuration change (endpoint, keepalive, preshared key, allowed IPs) without losing
+    /// the session. The peer moves to the configured endpoint when it is a new one, or when
+    /// <paramref name="endpointNamed"/>: the request named it (UAPI <c>endpoint=</c>), which
+    /// wireguard-go follows even when it is the endpoint configured before and the peer has roamed
+    /// since; a change that does not name it keeps the endpoint roaming learned.
+    /// </summary>
+    public void Update(PeerConfig config, TimeSpan now, bool endpointNamed = false)
     {
         ArgumentNullException.ThrowIfNull(config);
         if (config.PublicKey != _config.PublicKey)
@@ -189,7 +195,7 @@ public sealed class Peer : IDisposable
         }
         var old = _config;
         _config = config;
-        if (config.Endpoint != old.Endpoint && !config.Endpoint.IsNone)
+        if ((endpointNamed || config.Endpoint != old.Endpoint) && !config.Endpoint.IsNone)
         {
             _endpoint = config.Endpoint;
         }
