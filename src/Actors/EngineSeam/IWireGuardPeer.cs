@@ -24,6 +24,9 @@ public interface IWireGuardPeer : IDisposable
     /// <summary>See <see cref="Peer.AttachReplayState"/>: initiation replay protection that outlives this instance.</summary>
     void AttachReplayState(HandshakeReplayState state);
 
+    /// <summary>See <see cref="Peer.RestoreEndpoint"/>.</summary>
+    void RestoreEndpoint(UdpEndpoint endpoint);
+
     /// <summary>See <see cref="Peer.Update"/>.</summary>
     void Update(PeerConfig config, TimeSpan now, bool endpointNamed);
 

@@ -65,6 +65,9 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
         try
         {
             peer.AttachReplayState(_slot.ReplayState);
+            // A restarted instance sends where its predecessor last did, not to the configured
+            // endpoint (or none, as a Gateway has for its Clients): that is where the peer is.
+            peer.RestoreEndpoint(_slot.Counters.ReadEngineView().Endpoint);
             _path = new PeerDataPath(_device, peer, _slot, config, Self, _log);
         }
         catch

@@ -178,7 +178,7 @@ public sealed class PeerDataPath
             try
             {
                 _peer.Start(now);
-                if (handshake && !_config.Endpoint.IsNone)
+                if (handshake && !_peer.Endpoint.IsNone)
                 {
                     _peer.Connect(now);
                 }

@@ -353,6 +353,13 @@ public sealed class Peer : IDisposable
         }
     }
 
+    /// <summary>
+    /// Before <see cref="Start"/>: where an earlier instance of this peer last sent (roaming moves it
+    /// from the configured endpoint, section 6.5, and a Gateway's Clients have none configured at all),
+    /// so a peer rebuilt after a fault reaches the other side where it is now. None changes nothing.
+    /// </summary>
+    public void RestoreEndpoint(UdpEndpoint endpoint) => SetEndpoint(endpoint);
+
     /// <summary>Starts a handshake now unless one is in flight (used at start-up and when a user forces one).</summary>
     public void Connect(TimeSpan now)
     {
