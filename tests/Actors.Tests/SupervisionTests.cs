@@ -109,6 +109,29 @@ public sealed class SupervisionTests(ITestOutputHelper output) : ActorTestBase(o
     }
 
     [Fact]
+    public void A_restarted_peer_without_a_configured_endpoint_keeps_the_one_it_learned_and_handshakes_at_once()
+    {
+        // B knows A without an endpoint, as a Gateway knows its Clients; it learned A's from the
+        // handshake (section 6.5). After a fault the fresh engine peer must still reach A: it
+        // handshakes at once (A still sends on the session B lost) and B's traffic gets through.
+        var (a, b, c) = StartStar();
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+        AwaitWritten(b, 1);
+        AdvanceTime(TimeSpan.FromSeconds(1));
+
+        EventFilter.Warning(contains: $"peer {a.PublicKey.ToBase64()} failed").ExpectOne(Wait,
+            () => b.Tun.Inject(Packets.Ipv4(b.Address, a.Address, Ecn.Ect0, id: 1000, marker: PoisonableDevice.Marker)));
+        AwaitCondition(() => b.Seam.PeersCreated(a.PublicKey) == 2, Wait);
+        AwaitCondition(() => InitiationsBetween(b, a) == 1, Wait);
+        Assert.Equal(a.Endpoint, PeerStatusOf(b, a).Endpoint);
+
+        b.Tun.Inject(Packets.Ipv4(b.Address, a.Address, id: 2));
+        AwaitWritten(a, 1);
+        Assert.Equal(0, PeerStatusOf(b, a).OutboundDropped);
+        StopAndAssertNoLeaks(a, b, c);
+    }
+
+    [Fact]
     public void A_restarted_peer_rejects_an_initiation_replayed_from_before_its_restart()
     {
         var (a, b, c) = StartStar();
@@ -117,7 +140,7 @@ public sealed class SupervisionTests(ITestOutputHelper output) : ActorTestBase(o
         var initiation = Network.Log.First(d => d.From == a.Endpoint && d.To == b.Endpoint && d.Type == MessageType.Initiation).Data;
         Assert.Equal(0, PeerStatusOf(b, a).HandshakesRejected);
 
-        // B's connection for A crashes and restarts with a fresh engine peer (no endpoint: no new handshake).
+        // B's connection for A crashes and restarts with a fresh engine peer (it handshakes at once, to A's learned endpoint).
         AdvanceTime(TimeSpan.FromSeconds(1));
         EventFilter.Warning(contains: $"peer {a.PublicKey.ToBase64()} failed").ExpectOne(Wait,
             () => b.Tun.Inject(Packets.Ipv4(b.Address, a.Address, Ecn.Ect0, id: 1000, marker: PoisonableDevice.Marker)));

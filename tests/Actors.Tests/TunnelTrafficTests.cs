@@ -3,6 +3,7 @@ using Firezone.Actors.Actors.Tests.Fakes;
 using Firezone.Actors.Actors.Tun;
 using Firezone.Actors.Actors.Tunnel;
 using Firezone.Actors.Engine;
+using Firezone.Actors.Engine.Buffers;
 using Firezone.Actors.Engine.WireGuard;
 using Xunit.Abstractions;
 
@@ -63,6 +64,33 @@ public sealed class TunnelTrafficTests(ITestOutputHelper output) : ActorTestBase
         Assert.Equal(b.PublicKey, only.PublicKey);
         Assert.Equal(b.Address + "/32", Assert.Single(only.AllowedIps).ToString());
 
+        StopAndAssertNoLeaks(a, b);
+    }
+
+    [Fact]
+    public void A_request_naming_the_configured_endpoint_moves_a_roamed_peer_back_to_it()
+    {
+        // B has A configured at an endpoint A is no longer at (a Client that roamed): A's handshake
+        // moves B's endpoint for A to where A is (whitepaper section 6.5). `wg set IF peer A
+        // endpoint CONFIGURED` (or wg syncconf of the file) names the configured endpoint again:
+        // wireguard-go sends there from then on; a change that does not name it keeps the roamed one.
+        var a = StartNode("a", 1);
+        var b = StartNode("b", 2);
+        var configured = UdpEndpoint.FromIPv4([127, 0, 0, 9], 51009);
+        var aAtB = b.PeerConfigFor(a) with { Endpoint = configured };
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(aAtB));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, Ecn.NotEct, id: 1));
+        AwaitWritten(b, 1);
+        Assert.Equal(a.Endpoint, PeerStatusOf(b, a).Endpoint);
+
+        Control<PeerChangesApplied>(b, new ApplyPeerChanges(false, [], [aAtB]));
+        Assert.Equal(a.Endpoint, PeerStatusOf(b, a).Endpoint);
+
+        Control<PeerChangesApplied>(b, new ApplyPeerChanges(false, [], [aAtB], EndpointNamed: new HashSet<WireGuardKey> { a.PublicKey }));
+        Assert.Equal(configured, PeerStatusOf(b, a).Endpoint);
+        b.Tun.Inject(Packets.Ipv4(b.Address, a.Address, Ecn.NotEct, id: 2));
+        AwaitCondition(() => Network.Log.Any(d => d.From == b.Endpoint && d.To == configured && d.Type == MessageType.TransportData), Wait);
         StopAndAssertNoLeaks(a, b);
     }
 

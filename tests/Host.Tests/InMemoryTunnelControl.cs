@@ -111,6 +111,37 @@ internal sealed class InMemoryTunnelControl : ITunnelControl
         return Task.CompletedTask;
     }
 
+    /// <summary>
+    /// As the default, call by call, and as the engine and wireguard-go keep a roamed endpoint: an
+    /// update moves a peer's live endpoint only when its configured endpoint changes or the request
+    /// named it (<paramref name="endpointNamed"/>).
+    /// </summary>
+    public async Task ApplyPeerChangesAsync(bool removeAll, IReadOnlyList<WireGuardKey> remove, IReadOnlyList<PeerConfig> upsert,
+        IReadOnlySet<WireGuardKey> endpointNamed, CancellationToken cancellationToken)
+    {
+        if (removeAll)
+        {
+            await RemoveAllPeersAsync(cancellationToken);
+        }
+        foreach (var key in removeAll ? [] : remove)
+        {
+            await RemovePeerAsync(key, cancellationToken);
+        }
+        foreach (var peer in upsert)
+        {
+            PeerStatus? before;
+            lock (_gate)
+            {
+                before = _peers.Find(p => p.Config.PublicKey == peer.PublicKey);
+            }
+            await AddOrUpdatePeerAsync(peer, cancellationToken);
+            if (before is not null && before.Config.Endpoint == peer.Endpoint && !endpointNamed.Contains(peer.PublicKey))
+            {
+                SetLiveState(peer.PublicKey, p => p with { Endpoint = before.Endpoint });
+            }
+        }
+    }
+
     public Task RemovePeerAsync(WireGuardKey publicKey, CancellationToken cancellationToken)
     {
         lock (_gate)

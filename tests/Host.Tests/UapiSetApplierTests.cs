@@ -1,3 +1,4 @@
+using Firezone.Actors.Engine.Buffers;
 using Firezone.Actors.Engine.Routing;
 using Firezone.Actors.Engine.WireGuard;
 using Firezone.Actors.Host.Uapi;
@@ -28,6 +29,25 @@ public sealed class UapiSetApplierTests
         await SetAsync($"public_key={_a.ToHex()}", "allowed_ip=10.9.0.0/16", "replace_allowed_ips=true", "allowed_ip=10.8.0.0/16");
         Assert.Equal(["10.8.0.0/16"], await AllowedAsync(_a));
     }
+
+    [Fact]
+    public async Task A_named_endpoint_applies_even_unchanged_and_other_changes_keep_the_roamed_one()
+    {
+        // wireguard-go sets the endpoint whenever a set=1 names it: `wg set IF peer K endpoint E`
+        // (or wg syncconf of the file) sends a peer that roamed away from E back to it.
+        await SetAsync($"public_key={_a.ToHex()}", "endpoint=192.0.2.1:51820");
+        var roamed = UdpEndpoint.FromIPv4([198, 51, 100, 7], 40000);
+        _control.SetLiveState(_a, p => p with { Endpoint = roamed });
+
+        await SetAsync($"public_key={_a.ToHex()}", "persistent_keepalive_interval=25", "allowed_ip=10.0.0.0/24");
+        Assert.Equal(roamed, await EndpointAsync(_a));
+
+        await SetAsync($"public_key={_a.ToHex()}", "endpoint=192.0.2.1:51820");
+        Assert.Equal(UdpEndpoint.FromIPv4([192, 0, 2, 1], 51820), await EndpointAsync(_a));
+    }
+
+    private async Task<UdpEndpoint> EndpointAsync(WireGuardKey key) =>
+        (await _control.GetStatusAsync(CancellationToken.None)).Peers.Single(p => p.Config.PublicKey == key).Endpoint;
 
     [Fact]
     public async Task An_allowed_ip_moves_to_the_peer_that_claims_it()

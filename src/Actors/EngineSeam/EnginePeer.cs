@@ -12,7 +12,9 @@ public sealed class EnginePeer(Peer peer) : IWireGuardPeer
     public long RxBytes => peer.RxBytes;
     public long TxBytes => peer.TxBytes;
     public void AttachReplayState(HandshakeReplayState state) => peer.AttachReplayState(state);
-    public void Update(PeerConfig config, TimeSpan now) => peer.Update(config, now);
+    public void RestoreEndpoint(UdpEndpoint endpoint) => peer.RestoreEndpoint(endpoint);
+
+    public void Update(PeerConfig config, TimeSpan now, bool endpointNamed) => peer.Update(config, now, endpointNamed);
     public SealResult HandleTunPacket(PacketBuffer packet, TimeSpan now) => peer.HandleTunPacket(packet, now);
     public OpenResult HandleTransportData(PacketBuffer datagram, TimeSpan now) => peer.HandleTransportData(datagram, now);
     public HandshakeResult HandleHandshakeMessage(PacketBuffer datagram, TimeSpan now) => peer.HandleHandshakeMessage(datagram, now);

@@ -24,7 +24,11 @@ public interface IWireGuardPeer : IDisposable
     /// <summary>See <see cref="Peer.AttachReplayState"/>: initiation replay protection that outlives this instance.</summary>
     void AttachReplayState(HandshakeReplayState state);
 
-    void Update(PeerConfig config, TimeSpan now);
+    /// <summary>See <see cref="Peer.RestoreEndpoint"/>.</summary>
+    void RestoreEndpoint(UdpEndpoint endpoint);
+
+    /// <summary>See <see cref="Peer.Update"/>.</summary>
+    void Update(PeerConfig config, TimeSpan now, bool endpointNamed);
 
     SealResult HandleTunPacket(PacketBuffer packet, TimeSpan now);
 

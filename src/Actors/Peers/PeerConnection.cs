@@ -65,6 +65,9 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
         try
         {
             peer.AttachReplayState(_slot.ReplayState);
+            // A restarted instance sends where its predecessor last did, not to the configured
+            // endpoint (or none, as a Gateway has for its Clients): that is where the peer is.
+            peer.RestoreEndpoint(_slot.Counters.ReadEngineView().Endpoint);
             _path = new PeerDataPath(_device, peer, _slot, config, Self, _log);
         }
         catch
@@ -131,7 +134,7 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
             case RearmPeerTimer:
                 break;
             case UpdatePeerConfig update:
-                path.Update(update.Config, now, output);
+                path.Update(update.Config, update.EndpointNamed, now, output);
                 break;
             case ConnectPeer:
                 path.Connect(now, output);

@@ -3,8 +3,12 @@ using Firezone.Actors.Engine.WireGuard;
 
 namespace Firezone.Actors.Actors.Peers;
 
-/// <summary>New configuration for a running peer (endpoint, keepalive, preshared key, allowed IPs) without losing the session.</summary>
-public sealed record UpdatePeerConfig(PeerConfig Config);
+/// <summary>
+/// New configuration for a running peer (endpoint, keepalive, preshared key, allowed IPs) without
+/// losing the session. <paramref name="EndpointNamed"/>: the request named the endpoint, so the
+/// peer goes there even when roaming had moved it from that same configured endpoint (see <see cref="Peer.Update"/>).
+/// </summary>
+public sealed record UpdatePeerConfig(PeerConfig Config, bool EndpointNamed = false);
 
 /// <summary>Ask a PeerConnection (or the supervisor/tunnel, with a key) for its <see cref="PeerStatus"/>; unknown keys get <see cref="PeerNotFound"/>.</summary>
 public sealed record GetPeerStatus(WireGuardKey PublicKey);

@@ -178,7 +178,7 @@ public sealed class PeerDataPath
             try
             {
                 _peer.Start(now);
-                if (handshake && !_config.Endpoint.IsNone)
+                if (handshake && !_peer.Endpoint.IsNone)
                 {
                     _peer.Connect(now);
                 }
@@ -200,11 +200,11 @@ public sealed class PeerDataPath
             path._peer.HandleTimeout(at);
         });
 
-    internal void Update(PeerConfig config, TimeSpan now, PeerOutput output) =>
-        ActorStep(now, output, config, static (path, update, at) =>
+    internal void Update(PeerConfig config, bool endpointNamed, TimeSpan now, PeerOutput output) =>
+        ActorStep(now, output, (config, endpointNamed), static (path, update, at) =>
         {
-            path._config = update;
-            path._peer.Update(update, at);
+            path._config = update.config;
+            path._peer.Update(update.config, at, update.endpointNamed);
         });
 
     internal void Connect(TimeSpan now, PeerOutput output) =>

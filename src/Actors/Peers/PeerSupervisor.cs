@@ -182,7 +182,8 @@ public sealed class PeerSupervisor : UntypedActor
         }
         foreach (var config in changes.Upsert)
         {
-            if (AddOrUpdate(config, publish: false, changes.HandshakeAtStart?.Contains(config.PublicKey) == true).Created)
+            if (AddOrUpdate(config, publish: false, changes.HandshakeAtStart?.Contains(config.PublicKey) == true,
+                    changes.EndpointNamed?.Contains(config.PublicKey) == true).Created)
             {
                 created++;
             }
@@ -196,7 +197,7 @@ public sealed class PeerSupervisor : UntypedActor
         return new PeerChangesApplied(created, updated, removed);
     }
 
-    private PeerConfigured AddOrUpdate(PeerConfig config, bool publish = true, bool handshakeAtStart = false)
+    private PeerConfigured AddOrUpdate(PeerConfig config, bool publish = true, bool handshakeAtStart = false, bool endpointNamed = false)
     {
         var key = config.PublicKey;
         // This actor is the table's only writer. A prefix belongs to exactly one peer (whitepaper
@@ -208,7 +209,7 @@ public sealed class PeerSupervisor : UntypedActor
             Own(key, existing.Slot.Config.AllowedIps, config.AllowedIps);
             existing.Slot.Config = config;
             _device.SetAllowedIps(key, config.AllowedIps);
-            existing.Connection.Tell(new UpdatePeerConfig(config));
+            existing.Connection.Tell(new UpdatePeerConfig(config, endpointNamed));
             return new PeerConfigured(key, Created: false);
         }
         var slot = new PeerSlot(config);

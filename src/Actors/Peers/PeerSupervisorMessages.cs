@@ -32,10 +32,12 @@ public sealed record AllPeersRemoved(int Count);
 /// <paramref name="Remove"/>, then each of <paramref name="Upsert"/> as <see cref="AddOrUpdatePeer"/>.
 /// Answered once with <see cref="PeerChangesApplied"/>. A peer of <paramref name="Upsert"/> whose key is
 /// in <paramref name="HandshakeAtStart"/> and that is added (not updated) handshakes at once: it had a
-/// session in the tunnel this one replaces. Any other new peer waits for traffic.
+/// session in the tunnel this one replaces. Any other new peer waits for traffic. A running peer of
+/// <paramref name="Upsert"/> whose key is in <paramref name="EndpointNamed"/> goes to its configured
+/// endpoint even when that did not change (the request named it; see <see cref="UpdatePeerConfig"/>).
 /// </summary>
 public sealed record ApplyPeerChanges(bool RemoveAll, IReadOnlyList<WireGuardKey> Remove, IReadOnlyList<PeerConfig> Upsert,
-    IReadOnlySet<WireGuardKey>? HandshakeAtStart = null);
+    IReadOnlySet<WireGuardKey>? HandshakeAtStart = null, IReadOnlySet<WireGuardKey>? EndpointNamed = null);
 
 public sealed record PeerChangesApplied(int Created, int Updated, int Removed);
 

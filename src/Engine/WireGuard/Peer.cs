@@ -179,8 +179,14 @@ public sealed class Peer : IDisposable
         state.RestoreInto(_handshake.LastTimestamp, ref _handshake.LastInitiationConsumption);
     }
 
-    /// <summary>Applies a configuration change (endpoint, keepalive, preshared key, allowed IPs) without losing the session.</summary>
-    public void Update(PeerConfig config, TimeSpan now)
+    /// <summary>
+    /// Applies a configuration change (endpoint, keepalive, preshared key, allowed IPs) without losing
+    /// the session. The peer moves to the configured endpoint when it is a new one, or when
+    /// <paramref name="endpointNamed"/>: the request named it (UAPI <c>endpoint=</c>), which
+    /// wireguard-go follows even when it is the endpoint configured before and the peer has roamed
+    /// since; a change that does not name it keeps the endpoint roaming learned.
+    /// </summary>
+    public void Update(PeerConfig config, TimeSpan now, bool endpointNamed = false)
     {
         ArgumentNullException.ThrowIfNull(config);
         if (config.PublicKey != _config.PublicKey)
@@ -193,7 +199,7 @@ public sealed class Peer : IDisposable
         }
         var old = _config;
         _config = config;
-        if (config.Endpoint != old.Endpoint && !config.Endpoint.IsNone)
+        if ((endpointNamed || config.Endpoint != old.Endpoint) && !config.Endpoint.IsNone)
         {
             _endpoint = config.Endpoint;
             _localAddress = default;
@@ -351,6 +357,13 @@ public sealed class Peer : IDisposable
             SendKeepalive(now);
         }
     }
+
+    /// <summary>
+    /// Before <see cref="Start"/>: where an earlier instance of this peer last sent (roaming moves it
+    /// from the configured endpoint, section 6.5, and a Gateway's Clients have none configured at all),
+    /// so a peer rebuilt after a fault reaches the other side where it is now. None changes nothing.
+    /// </summary>
+    public void RestoreEndpoint(UdpEndpoint endpoint) => SetEndpoint(endpoint);
 
     /// <summary>Starts a handshake now unless one is in flight (used at start-up and when a user forces one).</summary>
     public void Connect(TimeSpan now)

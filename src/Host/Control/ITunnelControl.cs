@@ -46,8 +46,12 @@ public interface ITunnelControl
     /// else the keys in <paramref name="remove"/>; then each of <paramref name="upsert"/> as
     /// <see cref="AddOrUpdatePeerAsync"/>. The actor implementation sends it as one message, so
     /// wg addconf of 10,000 peers is one round trip; this default is the call-by-call equivalent.
+    /// <paramref name="endpointNamed"/>: the peers whose endpoint the request named, which go to it
+    /// even when it is the one configured before and roaming has moved them since (a model without
+    /// roaming, as this default, has nothing to do for them).
     /// </summary>
-    async Task ApplyPeerChangesAsync(bool removeAll, IReadOnlyList<WireGuardKey> remove, IReadOnlyList<PeerConfig> upsert, CancellationToken cancellationToken)
+    async Task ApplyPeerChangesAsync(bool removeAll, IReadOnlyList<WireGuardKey> remove, IReadOnlyList<PeerConfig> upsert,
+        IReadOnlySet<WireGuardKey> endpointNamed, CancellationToken cancellationToken)
     {
         if (removeAll)
         {

@@ -490,7 +490,8 @@ public sealed class ActorTunnelControl(
         }
     }
 
-    public async Task ApplyPeerChangesAsync(bool removeAll, IReadOnlyList<WireGuardKey> remove, IReadOnlyList<PeerConfig> upsert, CancellationToken cancellationToken)
+    public async Task ApplyPeerChangesAsync(bool removeAll, IReadOnlyList<WireGuardKey> remove, IReadOnlyList<PeerConfig> upsert,
+        IReadOnlySet<WireGuardKey> endpointNamed, CancellationToken cancellationToken)
     {
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -514,7 +515,7 @@ public sealed class ActorTunnelControl(
             }
             if (_tunnel is not null)
             {
-                await _tunnel.ApplyPeerChangesAsync(new ApplyPeerChanges(removeAll, remove, upsert), cancellationToken).ConfigureAwait(false);
+                await _tunnel.ApplyPeerChangesAsync(new ApplyPeerChanges(removeAll, remove, upsert, EndpointNamed: endpointNamed), cancellationToken).ConfigureAwait(false);
             }
         }
         finally

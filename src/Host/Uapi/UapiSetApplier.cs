@@ -120,17 +120,22 @@ public static class UapiSetApplier
             }
         }
         var upsert = new List<PeerConfig>();
+        var endpointNamed = new HashSet<WireGuardKey>();
         foreach (var peer in draft.Values)
         {
             if (peer.Touched || (request.ReplacePeers && !peer.Existed))
             {
                 upsert.Add(peer.ToConfig());
             }
+            if (peer.EndpointNamed)
+            {
+                endpointNamed.Add(peer.Config.PublicKey);
+            }
         }
         if (request.ReplacePeers || remove.Count > 0 || upsert.Count > 0)
         {
             // One call for the whole transaction: the actors apply it as one message.
-            await control.ApplyPeerChangesAsync(request.ReplacePeers, remove, upsert, cancellationToken).ConfigureAwait(false);
+            await control.ApplyPeerChangesAsync(request.ReplacePeers, remove, upsert, endpointNamed, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -154,7 +159,10 @@ public static class UapiSetApplier
         }
         if (change.Endpoint is { } endpoint)
         {
+            // Named, it applies even unchanged: the peer may have roamed away from it since
+            // (wg set ... endpoint, or wg syncconf of the file, sends it back there, as in wireguard-go).
             peer.Config = peer.Config with { Endpoint = endpoint };
+            peer.EndpointNamed = true;
         }
         if (change.PersistentKeepaliveSeconds is { } keepalive)
         {
@@ -200,6 +208,7 @@ public static class UapiSetApplier
         public bool Existed { get; } = existed;
         public bool Touched { get; set; }
         public bool Recreated { get; init; }
+        public bool EndpointNamed { get; set; }
 
         public PeerConfig ToConfig() => Config with { AllowedIps = AllowedIps.ToArray() };
     }

@@ -88,7 +88,8 @@ public sealed class PoisonableDevice(IWireGuardDevice inner) : IWireGuardDevice
         public DateTime? LastHandshakeUtc => peer.LastHandshakeUtc;
         public long RxBytes => peer.RxBytes;
         public long TxBytes => peer.TxBytes;
-        public void Update(PeerConfig config, TimeSpan now) => peer.Update(config, now);
+        public void RestoreEndpoint(UdpEndpoint endpoint) => peer.RestoreEndpoint(endpoint);
+        public void Update(PeerConfig config, TimeSpan now, bool endpointNamed) => peer.Update(config, now, endpointNamed);
 
         public SealResult HandleTunPacket(PacketBuffer packet, TimeSpan now)
         {
