@@ -363,7 +363,14 @@ public sealed class Peer : IDisposable
     /// from the configured endpoint, section 6.5, and a Gateway's Clients have none configured at all),
     /// so a peer rebuilt after a fault reaches the other side where it is now. None changes nothing.
     /// </summary>
-    public void RestoreEndpoint(UdpEndpoint endpoint) => SetEndpoint(endpoint);
+    public void RestoreEndpoint(UdpEndpoint endpoint)
+    {
+        if (!endpoint.IsNone)
+        {
+            _endpoint = endpoint; // the local address is learned again from the peer's next datagram
+            _localAddress = default;
+        }
+    }
 
     /// <summary>Starts a handshake now unless one is in flight (used at start-up and when a user forces one).</summary>
     public void Connect(TimeSpan now)
