@@ -171,6 +171,7 @@ public sealed unsafe partial class LinuxUdpSocket
                 }
                 _length = (int)_batch.Messages[i].msg_len;
                 _ecn = ReadControl(header, out int segment, out _local);
+                socket.NoteArrivedAt(_local);
                 _segment = segment > 0 && segment < _length ? segment : _length;
                 // A zero-length datagram is still one datagram.
                 _segmentsLeft = _length == 0 ? 1 : (_length + _segment - 1) / _segment;

@@ -161,6 +161,13 @@ public sealed unsafe partial class LinuxUdpSocket
                     SendStalls++;
                     break;
                 }
+                if (IsSourceRefusal(errno) && _sendSourceSpace[slot] > 0)
+                {
+                    // Its source address is gone: this and the rest of the run from the kernel's choice.
+                    header->msg_controllen = (uint)_ecnControlSpace;
+                    ForgetSource(slot);
+                    continue;
+                }
                 if (IsPerDatagramError(errno))
                 {
                     SendErrors++;

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Firezone.Actors.Engine;
 using Firezone.Actors.Engine.Buffers;
@@ -58,6 +59,14 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
 
     /// <summary>Per prepared send message: the room its IP_PKTINFO / IPV6_PKTINFO cmsg takes after the ECN one (0: none).</summary>
     private readonly int[] _sendSourceSpace;
+
+    /// <summary>Per prepared send message: the local address it is sent from (when it has a source cmsg).</summary>
+    private readonly UdpEndpoint[] _sendSource;
+
+    // The last local address the kernel refused as a source (gone from the host): sends stamped with
+    // it go from the kernel's choice at once instead of failing first, until a datagram arrives at
+    // that address again. Boxed, so readers on other threads never see half of it.
+    private StrongBox<UdpEndpoint>? _goneSource;
 
     /// <summary>Datagrams per prepared send message (more than one for a GSO send).</summary>
     private readonly int[] _sendSegments;
@@ -134,6 +143,7 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
             _sendSegments = new int[options.BatchSize];
             _sendFirst = new int[options.BatchSize];
             _sendSourceSpace = new int[options.BatchSize];
+            _sendSource = new UdpEndpoint[options.BatchSize];
             GsoEnabled = options.UseGso && KernelHasGso(fd);
             if (options.UseGro && TryEnableGro(fd))
             {
@@ -296,6 +306,7 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
             buffer.Endpoint = ReadEndpoint(batch.Name(i));
             buffer.Ecn = ReadControl(header, out _, out UdpEndpoint local);
             buffer.LocalAddress = local;
+            NoteArrivedAt(local);
             if (delivered != i)
             {
                 (buffers[delivered], buffers[i]) = (buffers[i], buffers[delivered]);
@@ -398,6 +409,8 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
             {
                 groSegmentSize = *(int*)data;
             }
+            // An IPv4-mapped datagram on the dual-stack socket brings both pktinfo cmsgs (IPV6_PKTINFO
+            // with the mapped address first, then IP_PKTINFO): they name the same address.
             else if (message->cmsg_level == SOL_IP && message->cmsg_type == IP_PKTINFO && dataLength >= SizeOfInPktinfo)
             {
                 local = UdpEndpoint.FromIPv4(new ReadOnlySpan<byte>(data + 4, 4), 0); // ipi_spec_dst
@@ -533,8 +546,14 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
         control->cmsg_level = level;
         control->cmsg_type = type;
         *(int*)Socket.CmsgData(control) = (int)first.Ecn & 0b11;
-        int sourceSpace = WriteSource((byte*)control + _ecnControlSpace, endpoint, first.LocalAddress);
+        UdpEndpoint source = first.LocalAddress;
+        if (Volatile.Read(ref _goneSource) is { } gone && gone.Value == source)
+        {
+            source = default;
+        }
+        int sourceSpace = WriteSource((byte*)control + _ecnControlSpace, endpoint, source);
         _sendSourceSpace[slot] = sourceSpace;
+        _sendSource[slot] = source;
         int controlLength = _ecnControlSpace + sourceSpace;
         if (group.Length > 1)
         {
@@ -601,8 +620,9 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
 
     /// <summary>
     /// Takes the source cmsg out of prepared message <paramref name="slot"/> (its local address is
-    /// gone: EINVAL), keeping the ECN and UDP_SEGMENT ones, so the kernel picks the source, as
-    /// wireguard-go clears its sticky source on EINVAL. False when the message had none.
+    /// gone, see <see cref="IsSourceRefusal"/>), keeping the ECN and UDP_SEGMENT ones, so the kernel
+    /// picks the source, as wireguard-go clears its sticky source; later sends from that address skip
+    /// it (<c>_goneSource</c>). False when the message had none.
     /// </summary>
     private bool DropSource(int slot)
     {
@@ -621,10 +641,34 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
             Buffer.MemoryCopy(control + after, control + _ecnControlSpace, MessageBatch.ControlSlot - _ecnControlSpace, controlLength - after);
         }
         header->msg_controllen = (uint)(controlLength - sourceSpace);
-        _sendSourceSpace[slot] = 0;
-        SourcesDropped++;
+        ForgetSource(slot);
         return true;
     }
+
+    private void ForgetSource(int slot)
+    {
+        _sendSourceSpace[slot] = 0;
+        Volatile.Write(ref _goneSource, new StrongBox<UdpEndpoint>(_sendSource[slot]));
+        SourcesDropped++;
+    }
+
+    /// <summary>A datagram arrived at <paramref name="local"/>: if it was the address refused as a source, it is back.</summary>
+    private void NoteArrivedAt(UdpEndpoint local)
+    {
+        if (Volatile.Read(ref _goneSource) is { } gone && gone.Value == local)
+        {
+            Volatile.Write(ref _goneSource, null);
+        }
+    }
+
+    /// <summary>
+    /// How the kernel refuses a source address that is no longer the host's: EINVAL for IPv6
+    /// (ip6_datagram_send_ctl), ENETUNREACH for IPv4 (the output route lookup fails before it checks
+    /// the source), EADDRNOTAVAIL for a bound source. A real refusal of the destination comes again
+    /// on the retry without the source, and is then reported as usual.
+    /// </summary>
+    private static bool IsSourceRefusal(int errno) =>
+        errno == LibC.EINVAL || errno == LibC.ENETUNREACH || errno == LibC.EADDRNOTAVAIL;
 
     /// <summary>
     /// Notes <paramref name="errno"/> in the caller's slot of each of <paramref name="length"/>
@@ -692,9 +736,12 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
                 continue;
             }
             int datagrams = _sendSegments[done];
-            if (errno == LibC.EINVAL && DropSource(done))
+            // The local address it was to leave from is gone: again, from the kernel's choice. An
+            // EINVAL of a GSO send may be the GSO refusal instead: that goes one by one first,
+            // keeping the source (SendOneByOne drops it if a single datagram is refused for it).
+            if (IsSourceRefusal(errno) && (datagrams == 1 || !IsGsoRefusal(errno)) && DropSource(done))
             {
-                continue; // the local address it was to leave from is gone: again, from the kernel's choice
+                continue;
             }
             if (datagrams > 1 && IsGsoRefusal(errno))
             {

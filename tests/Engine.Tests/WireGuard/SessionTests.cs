@@ -169,6 +169,48 @@ public class SessionTests
     }
 
     [Fact]
+    public void What_a_peer_sends_leaves_from_the_local_address_its_datagrams_arrived_at()
+    {
+        var wire = new WireHarness(seed: 77);
+        var second = UdpEndpoint.FromIPv4([192, 0, 2, 99], 0); // A reaches B at B's second address
+        wire.B.LocalAddress = second;
+        wire.Handshake();
+        wire.SendPacket(wire.B, wire.PacketFrom(wire.B));
+        var fromB = Enumerable.Range(0, wire.Wire.Count).Where(i => wire.Wire[i].From == wire.B).ToList();
+        Assert.True(fromB.Count >= 2); // the response and the data
+        Assert.All(fromB, i => Assert.Equal(second, wire.WireSource[i]));
+        Assert.All(Enumerable.Range(0, wire.Wire.Count).Where(i => wire.Wire[i].From == wire.A), i => Assert.True(wire.WireSource[i].IsNone));
+
+        // A's datagrams now arrive at another of B's addresses: B follows, as it follows A's endpoint.
+        var third = UdpEndpoint.FromIPv6([0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3], 0);
+        wire.B.LocalAddress = third;
+        wire.SendPacket(wire.A, wire.PacketFrom(wire.A));
+        wire.SendPacket(wire.B, wire.PacketFrom(wire.B));
+        Assert.Equal(third, wire.WireSource[^1]);
+
+        // A request that names B's endpoint for A (wg set ... endpoint) sends from the kernel's choice
+        // until A's next datagram.
+        wire.B.Peer.Update(wire.B.Peer.Config with { Endpoint = wire.A.Endpoint }, wire.Now, endpointNamed: true);
+        wire.SendPacket(wire.B, wire.PacketFrom(wire.B));
+        Assert.True(wire.WireSource[^1].IsNone);
+        AssertNoLeaks(wire);
+    }
+
+    [Fact]
+    public void A_cookie_reply_leaves_from_the_address_the_initiation_arrived_at()
+    {
+        var wire = new WireHarness(seed: 78);
+        var second = UdpEndpoint.FromIPv4([192, 0, 2, 99], 0);
+        wire.B.LocalAddress = second;
+        wire.B.UnderLoad = true;
+        wire.Handshake();
+        int cookie = wire.Wire.FindIndex(w => w.From == wire.B && w.Bytes.Length == MessageHeader.CookieReplySize);
+        Assert.True(cookie >= 0);
+        Assert.Equal(second, wire.WireSource[cookie]);
+        AssertNoLeaks(wire);
+    }
+
+    [Fact]
     public void Under_load_a_cookie_reply_is_sent_and_the_retransmitted_initiation_carries_mac2()
     {
         var wire = new WireHarness(seed: 55);

@@ -32,6 +32,9 @@ public sealed class Node
     public Device Device { get; }
     public Peer Peer { get; set; } = null!;
     public UdpEndpoint Endpoint { get; set; }
+
+    /// <summary>The local address datagrams for this node arrive at (none: the socket did not say).</summary>
+    public UdpEndpoint LocalAddress { get; set; }
     public byte[] TunAddress { get; }
     public bool UnderLoad { get; set; }
 
@@ -169,6 +172,9 @@ public sealed class WireHarness : IDisposable
     /// <summary>Every datagram put on the wire: sender, bytes, outer ECN, destination, time.</summary>
     public List<(Node From, byte[] Bytes, Ecn Ecn, UdpEndpoint To, TimeSpan At)> Wire { get; } = [];
 
+    /// <summary>Parallel to <see cref="Wire"/>: the local address each datagram was to leave from.</summary>
+    public List<UdpEndpoint> WireSource { get; } = [];
+
     /// <summary>The datagrams <paramref name="from"/> sent of one message type.</summary>
     public List<(Node From, byte[] Bytes, Ecn Ecn, UdpEndpoint To, TimeSpan At)> Sent(Node from, MessageType type) =>
         Wire.Where(w => ReferenceEquals(w.From, from) && MessageHeader.Classify(w.Bytes, out _) == type).ToList();
@@ -214,6 +220,7 @@ public sealed class WireHarness : IDisposable
     {
         var to = Other(from);
         Wire.Add((from, datagram.Data.ToArray(), datagram.Ecn, datagram.Endpoint, Now));
+        WireSource.Add(datagram.LocalAddress);
         if (OnWire is { } filter && !filter(from, datagram))
         {
             datagram.Return();
@@ -224,6 +231,7 @@ public sealed class WireHarness : IDisposable
         copy.Length = datagram.Length;
         copy.Ecn = datagram.Ecn;
         copy.Endpoint = from.Endpoint;
+        copy.LocalAddress = to.LocalAddress;
         datagram.Return();
         return to.Receive(copy, Now);
     }
