@@ -127,12 +127,20 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
             SendBufferSize = SetBufferSize(fd, LibC.SO_SNDBUFFORCE, LibC.SO_SNDBUF, options.SendBufferBytes);
             // Both on a dual-stack socket: IPv4-mapped traffic reports IP_TOS, IPv6 reports IPV6_TCLASS.
             SetOption(fd, SOL_IP, LibC.IP_RECVTOS, 1, "IP_RECVTOS");
-            // The address each datagram arrived at, so replies leave from it (a host with several).
-            SetOption(fd, SOL_IP, IP_PKTINFO, 1, "IP_PKTINFO");
             if (IsIPv6)
             {
                 SetOption(fd, SOL_IPV6, LibC.IPV6_RECVTCLASS, 1, "IPV6_RECVTCLASS");
+            }
+            // The address each datagram arrived at, so replies leave from it (a host with several).
+            // On the dual-stack socket IPV6_PKTINFO covers IPv4-mapped traffic too (the mapped
+            // address), so IP_PKTINFO, which would add a second cmsg to every such read, stays off.
+            if (IsIPv6)
+            {
                 SetOption(fd, SOL_IPV6, IPV6_RECVPKTINFO, 1, "IPV6_RECVPKTINFO");
+            }
+            else
+            {
+                SetOption(fd, SOL_IP, IP_PKTINFO, 1, "IP_PKTINFO");
             }
             Bind(fd, port);
             _localPort = ReadLocalPort(fd);
@@ -409,8 +417,8 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
             {
                 groSegmentSize = *(int*)data;
             }
-            // An IPv4-mapped datagram on the dual-stack socket brings both pktinfo cmsgs (IPV6_PKTINFO
-            // with the mapped address first, then IP_PKTINFO): they name the same address.
+            // IP_PKTINFO on the IPv4-only socket; the dual-stack one gets IPV6_PKTINFO, with the
+            // mapped address for IPv4 traffic.
             else if (message->cmsg_level == SOL_IP && message->cmsg_type == IP_PKTINFO && dataLength >= SizeOfInPktinfo)
             {
                 local = UdpEndpoint.FromIPv4(new ReadOnlySpan<byte>(data + 4, 4), 0); // ipi_spec_dst

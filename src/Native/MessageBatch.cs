@@ -20,9 +20,8 @@ internal sealed unsafe class MessageBatch
 
     /// <summary>
     /// Room per message for the ECN cmsg (CMSG_SPACE(4) = 24), the local address (IP_PKTINFO,
-    /// CMSG_SPACE(12) = 32, and IPV6_PKTINFO, CMSG_SPACE(20) = 40: an IPv4-mapped datagram on the
-    /// dual-stack socket brings both) and a UDP_GRO/UDP_SEGMENT one (another 24): 120 on receive,
-    /// 88 on send, with room to spare. The kernel truncates (MSG_CTRUNC) rather than overflows when
+    /// CMSG_SPACE(12) = 32, or IPV6_PKTINFO, CMSG_SPACE(20) = 40) and a UDP_GRO/UDP_SEGMENT one
+    /// (another 24): 88 at most, with room to spare. The kernel truncates (MSG_CTRUNC) rather than overflows when
     /// it is short, and the cmsgs it would cut are the ECN ones, so keep the spare.
     /// </summary>
     public const int ControlSlot = 160;

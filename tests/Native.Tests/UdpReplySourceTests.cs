@@ -50,6 +50,29 @@ public sealed class UdpReplySourceTests
         Assert.Equal(0, serverSocket.SourcesDropped);
     }
 
+    [Fact]
+    public void An_IPv4_only_socket_replies_from_the_address_the_request_arrived_at_too()
+    {
+        using var ns = new NetworkNamespace();
+        var pool = new PacketBufferPool();
+        var options = new UdpBatchSocketOptions { Family = UdpSocketFamily.IPv4Only };
+        using var serverSocket = ns.RunInside(() => new LinuxUdpSocket(options));
+        using var clientSocket = ns.RunInside(() => new LinuxUdpSocket(options));
+        var request = UdpTestKit.Datagram(pool, 1, 64, Ecn.Ect0, UdpTestKit.Endpoint("127.0.0.2", serverSocket.LocalPort));
+        Assert.Equal(1, clientSocket.SendBatch([request]));
+        request.Return();
+        var arrived = Assert.Single(UdpTestKit.ReceiveExactly(serverSocket, pool, 1));
+        Assert.Equal(UdpTestKit.Endpoint("127.0.0.2", 0), arrived.LocalAddress);
+        var reply = UdpTestKit.Datagram(pool, 2, 64, Ecn.Ect0, arrived.Endpoint);
+        reply.LocalAddress = arrived.LocalAddress;
+        arrived.Return();
+        Assert.Equal(1, serverSocket.SendBatch([reply]));
+        reply.Return();
+        var back = Assert.Single(UdpTestKit.ReceiveExactly(clientSocket, pool, 1));
+        Assert.Equal(UdpTestKit.Endpoint("127.0.0.2", serverSocket.LocalPort), back.Endpoint);
+        back.Return();
+    }
+
     [Theory]
     [InlineData("fd00::1", "fd00::9", true)] // IPv6: the kernel says EINVAL
     [InlineData("fd00::1", "fd00::9", false)]
