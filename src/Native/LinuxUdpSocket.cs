@@ -187,7 +187,7 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
     /// <summary>Datagrams the kernel refused (ENETUNREACH, EMSGSIZE...), skipped on send.</summary>
     public long SendErrors { get; private set; }
 
-    /// <summary>Send messages whose local source address was gone (EINVAL) and that went again from the kernel's choice.</summary>
+    /// <summary>Send messages whose local source address was gone (EINVAL, ENETUNREACH, EADDRNOTAVAIL) and that went again from the kernel's choice.</summary>
     public long SourcesDropped { get; private set; }
 
     /// <summary>Datagrams dropped because the socket buffer stayed full, or the endpoint cannot be reached on this family.</summary>
