@@ -124,6 +124,10 @@ public sealed class SupervisionTests(ITestOutputHelper output) : ActorTestBase(o
         AwaitCondition(() => b.Seam.PeersCreated(a.PublicKey) == 2, Wait);
         AwaitCondition(() => InitiationsBetween(b, a) == 1, Wait);
         Assert.Equal(a.Endpoint, PeerStatusOf(b, a).Endpoint);
+        // ... from the local address A contacted, as the lost instance did (a Client behind a
+        // stateful firewall drops an initiation from any other address of the Gateway).
+        var initiation = Network.Log.Single(d => d.From == b.Endpoint && d.To == a.Endpoint && d.Type == MessageType.Initiation);
+        Assert.Equal(b.Endpoint, initiation.SentFrom);
 
         b.Tun.Inject(Packets.Ipv4(b.Address, a.Address, id: 2));
         AwaitWritten(a, 1);

@@ -15,6 +15,9 @@ public interface IWireGuardPeer : IDisposable
 
     UdpEndpoint Endpoint { get; }
 
+    /// <summary>See <see cref="Peer.LocalAddress"/>.</summary>
+    UdpEndpoint LocalAddress { get; }
+
     DateTime? LastHandshakeUtc { get; }
 
     long RxBytes { get; }
@@ -25,7 +28,7 @@ public interface IWireGuardPeer : IDisposable
     void AttachReplayState(HandshakeReplayState state);
 
     /// <summary>See <see cref="Peer.RestoreEndpoint"/>.</summary>
-    void RestoreEndpoint(UdpEndpoint endpoint);
+    void RestoreEndpoint(UdpEndpoint endpoint, UdpEndpoint localAddress);
 
     /// <summary>See <see cref="Peer.Update"/>.</summary>
     void Update(PeerConfig config, TimeSpan now, bool endpointNamed);

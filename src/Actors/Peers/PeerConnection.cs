@@ -66,8 +66,10 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
         {
             peer.AttachReplayState(_slot.ReplayState);
             // A restarted instance sends where its predecessor last did, not to the configured
-            // endpoint (or none, as a Gateway has for its Clients): that is where the peer is.
-            peer.RestoreEndpoint(_slot.Counters.ReadEngineView().Endpoint);
+            // endpoint (or none, as a Gateway has for its Clients): that is where the peer is. It
+            // sends from the local address the peer contacted, as its predecessor did.
+            var (endpoint, localAddress) = _slot.Counters.ReadLastPath();
+            peer.RestoreEndpoint(endpoint, localAddress);
             _path = new PeerDataPath(_device, peer, _slot, config, Self, _log);
         }
         catch

@@ -57,6 +57,7 @@ public sealed class PeerCounters
 
     private readonly object _snapshotGate = new();
     private UdpEndpoint _endpoint;
+    private UdpEndpoint _localAddress;
     private DateTime? _lastHandshakeUtc;
     private long _rxBytes;
     private long _txBytes;
@@ -76,12 +77,13 @@ public sealed class PeerCounters
         }
     }
 
-    /// <summary>Copies the engine's own view (endpoint, last handshake, transfer) once per message, not per packet.</summary>
-    internal void Publish(UdpEndpoint endpoint, DateTime? lastHandshakeUtc, long rxBytes, long txBytes)
+    /// <summary>Copies the engine's own view (endpoint and local address, last handshake, transfer) once per message, not per packet.</summary>
+    internal void Publish(UdpEndpoint endpoint, UdpEndpoint localAddress, DateTime? lastHandshakeUtc, long rxBytes, long txBytes)
     {
         lock (_snapshotGate)
         {
             _endpoint = endpoint;
+            _localAddress = localAddress;
             _lastHandshakeUtc = lastHandshakeUtc;
             _rxBytes = rxBytes;
             _txBytes = txBytes;
@@ -98,6 +100,15 @@ public sealed class PeerCounters
         {
             long tx = _txBytesCarried + _txBytes - Interlocked.Read(ref _txBytesUnsent);
             return (_endpoint, _lastHandshakeUtc, _rxBytesCarried + _rxBytes, Math.Max(0, tx));
+        }
+    }
+
+    /// <summary>Where the engine peer last sent, and from which local address: a restart's fresh engine peer starts from there.</summary>
+    internal (UdpEndpoint Endpoint, UdpEndpoint LocalAddress) ReadLastPath()
+    {
+        lock (_snapshotGate)
+        {
+            return (_endpoint, _localAddress);
         }
     }
 

@@ -259,7 +259,7 @@ public sealed class PeerDataPath
         {
             if (!_disposed)
             {
-                _counters.Publish(_peer.Endpoint, _peer.LastHandshakeUtc, _peer.RxBytes, _peer.TxBytes);
+                _counters.Publish(_peer.Endpoint, _peer.LocalAddress, _peer.LastHandshakeUtc, _peer.RxBytes, _peer.TxBytes);
             }
         }
     }
@@ -673,7 +673,7 @@ public sealed class PeerDataPath
         }
         var lastHandshake = peer.LastHandshakeUtc;
         NoteHandshakeTime(lastHandshake);
-        _counters.Publish(peer.Endpoint, lastHandshake, peer.RxBytes, peer.TxBytes);
+        _counters.Publish(peer.Endpoint, peer.LocalAddress, lastHandshake, peer.RxBytes, peer.TxBytes);
         NoteNotSent(now);
         return transmitted;
     }

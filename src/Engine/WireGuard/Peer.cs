@@ -149,6 +149,13 @@ public sealed class Peer : IDisposable
     /// <summary>Current endpoint: configured, then the source of the latest authenticated datagram (roaming, section 6.5).</summary>
     public UdpEndpoint Endpoint => _endpoint;
 
+    /// <summary>
+    /// The local address the peer's latest datagram arrived at (its port is not used), stamped on
+    /// everything sent to <see cref="Endpoint"/> so replies leave from the address the peer
+    /// contacted; none (the kernel chooses) for a configured or named endpoint until a datagram comes.
+    /// </summary>
+    public UdpEndpoint LocalAddress => _localAddress;
+
     /// <summary>Wall-clock time of the latest completed handshake, or null.</summary>
     public DateTime? LastHandshakeUtc => _lastHandshakeUtc;
 
@@ -360,15 +367,17 @@ public sealed class Peer : IDisposable
 
     /// <summary>
     /// Before <see cref="Start"/>: where an earlier instance of this peer last sent (roaming moves it
-    /// from the configured endpoint, section 6.5, and a Gateway's Clients have none configured at all),
-    /// so a peer rebuilt after a fault reaches the other side where it is now. None changes nothing.
+    /// from the configured endpoint, section 6.5, and a Gateway's Clients have none configured at all)
+    /// and from which local address, so a peer rebuilt after a fault reaches the other side where it
+    /// is now, from the address it contacted (a Client behind a stateful firewall drops anything
+    /// else). None changes nothing.
     /// </summary>
-    public void RestoreEndpoint(UdpEndpoint endpoint)
+    public void RestoreEndpoint(UdpEndpoint endpoint, UdpEndpoint localAddress)
     {
         if (!endpoint.IsNone)
         {
-            _endpoint = endpoint; // the local address is learned again from the peer's next datagram
-            _localAddress = default;
+            _endpoint = endpoint;
+            _localAddress = localAddress;
         }
     }
 

@@ -4,8 +4,11 @@ using Firezone.Actors.Engine.WireGuard;
 
 namespace Firezone.Actors.Actors.Tests.Fakes;
 
-/// <summary>One datagram seen on the fake wire, with the ECN codepoint it was sent with and the one delivered.</summary>
-public sealed record WireDatagram(UdpEndpoint From, UdpEndpoint To, byte[] Data, Ecn SentEcn, Ecn DeliveredEcn, bool Delivered, string? SenderThread)
+/// <summary>
+/// One datagram seen on the fake wire, with the ECN codepoint it was sent with and the one delivered,
+/// and the local address the sender asked to send from (none: the kernel's choice).
+/// </summary>
+public sealed record WireDatagram(UdpEndpoint From, UdpEndpoint To, byte[] Data, Ecn SentEcn, Ecn DeliveredEcn, bool Delivered, string? SenderThread, UdpEndpoint SentFrom = default)
 {
     public MessageType Type => MessageHeader.Classify(Data, out _);
 }
@@ -93,7 +96,7 @@ public sealed class FakeNetwork
             drop = Drop?.Invoke(data) ?? false;
             Tamper?.Invoke(data);
             _sockets.TryGetValue(datagram.Endpoint, out destination);
-            _log.Add(new WireDatagram(from, datagram.Endpoint, data, sent, delivered, !drop && destination is not null, Thread.CurrentThread.Name));
+            _log.Add(new WireDatagram(from, datagram.Endpoint, data, sent, delivered, !drop && destination is not null, Thread.CurrentThread.Name, datagram.LocalAddress));
         }
         if (!drop)
         {
@@ -189,6 +192,7 @@ public sealed class FakeUdpSocket : Firezone.Actors.Native.IUdpBatchSocket
                 datagram.Data.CopyTo(buffer.Writable);
                 buffer.Length = datagram.Data.Length;
                 buffer.Endpoint = datagram.From;
+                buffer.LocalAddress = Endpoint; // the address it arrived at, as IP_PKTINFO reports it
                 buffer.Ecn = datagram.Ecn;
             }
             return n;

@@ -85,10 +85,11 @@ public sealed class PoisonableDevice(IWireGuardDevice inner) : IWireGuardDevice
     {
         public WireGuardKey PublicKey => peer.PublicKey;
         public UdpEndpoint Endpoint => peer.Endpoint;
+        public UdpEndpoint LocalAddress => peer.LocalAddress;
         public DateTime? LastHandshakeUtc => peer.LastHandshakeUtc;
         public long RxBytes => peer.RxBytes;
         public long TxBytes => peer.TxBytes;
-        public void RestoreEndpoint(UdpEndpoint endpoint) => peer.RestoreEndpoint(endpoint);
+        public void RestoreEndpoint(UdpEndpoint endpoint, UdpEndpoint localAddress) => peer.RestoreEndpoint(endpoint, localAddress);
         public void Update(PeerConfig config, TimeSpan now, bool endpointNamed) => peer.Update(config, now, endpointNamed);
 
         public SealResult HandleTunPacket(PacketBuffer packet, TimeSpan now)

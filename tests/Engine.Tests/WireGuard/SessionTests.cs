@@ -187,12 +187,14 @@ public class SessionTests
         wire.SendPacket(wire.A, wire.PacketFrom(wire.A));
         wire.SendPacket(wire.B, wire.PacketFrom(wire.B));
         Assert.Equal(third, wire.WireSource[^1]);
+        Assert.Equal(third, wire.B.Peer.LocalAddress); // what a restart carries over (PeerConnection)
 
         // A request that names B's endpoint for A (wg set ... endpoint) sends from the kernel's choice
         // until A's next datagram.
         wire.B.Peer.Update(wire.B.Peer.Config with { Endpoint = wire.A.Endpoint }, wire.Now, endpointNamed: true);
         wire.SendPacket(wire.B, wire.PacketFrom(wire.B));
         Assert.True(wire.WireSource[^1].IsNone);
+        Assert.True(wire.B.Peer.LocalAddress.IsNone);
         AssertNoLeaks(wire);
     }
 
