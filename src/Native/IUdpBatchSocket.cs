@@ -75,4 +75,10 @@ public interface IUdpBatchSocket : IDisposable
 
     /// <summary>Datagrams received and dropped for want of a buffer large enough (see LinuxUdpSocket.Oversize.cs); 0 when not counted.</summary>
     long ReceiveTruncated => 0;
+
+    /// <summary>
+    /// Send messages whose source address (<see cref="PacketBuffer.LocalAddress"/>) the host no
+    /// longer has, sent again from the kernel's choice; 0 when not counted.
+    /// </summary>
+    long SourcesDropped => 0;
 }

@@ -76,6 +76,7 @@ public sealed class MetricsTests(ITestOutputHelper output) : ActorTestBase(outpu
     {
         var a = StartNode("a", 1);
         a.Socket.ReceiveTruncated = 3;
+        a.Socket.SourcesDropped = 19;
         a.Tun.ReadDropped = 5;
         var counters = Control<Firezone.Actors.Actors.Tunnel.TunnelTopology>(a, Firezone.Actors.Actors.Tunnel.GetTunnelTopology.Instance).Counters;
         Interlocked.Add(ref counters.HandshakesQueueFull, 7);
@@ -107,6 +108,7 @@ public sealed class MetricsTests(ITestOutputHelper output) : ActorTestBase(outpu
             lock (seen)
             {
                 Assert.Equal(3, seen.GetValueOrDefault("firezone.device.datagrams.too_large"));
+                Assert.Equal(19, seen.GetValueOrDefault("firezone.device.datagrams.source_dropped"));
                 Assert.Equal(5, seen.GetValueOrDefault("firezone.device.tun.read_dropped"));
                 Assert.Equal(7, seen.GetValueOrDefault("firezone.device.handshakes.dropped.queue_full"));
                 Assert.Equal(11, seen.GetValueOrDefault("firezone.device.handshakes.rejected"));

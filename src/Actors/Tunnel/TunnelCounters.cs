@@ -80,4 +80,7 @@ public sealed class TunnelCounters
 
     /// <summary>Datagrams dropped on receive for want of a large enough buffer (more than 64 jumbo datagrams at once, or no UDP GRO).</summary>
     public long DatagramsTooLargeCount => Socket?.ReceiveTruncated ?? 0;
+
+    /// <summary>Send messages whose source address (the one the peer contacted) was gone from the host, sent again from the kernel's choice.</summary>
+    public long DatagramsSourceDroppedCount => Socket?.SourcesDropped ?? 0;
 }

@@ -161,6 +161,8 @@ public sealed class FakeUdpSocket : Firezone.Actors.Native.IUdpBatchSocket
     /// <summary>As a real socket would count datagrams too large for any buffer (set by a test).</summary>
     public long ReceiveTruncated { get; set; }
 
+    public long SourcesDropped { get; set; }
+
     public bool WaitReadable(int timeoutMs)
     {
         lock (_gate)
