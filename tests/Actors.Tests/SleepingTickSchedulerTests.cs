@@ -11,7 +11,8 @@ namespace Firezone.Actors.Actors.Tests;
 /// nothing here depends on how fast the machine is): items run once on the tick grid and never
 /// early, repeat until cancelled, survive a throwing action, run once more when the scheduler is
 /// disposed, accept any delay; the thread sleeps while nothing is due and wakes for an earlier
-/// item; cancelled items are purged; an actor system on it runs IWithTimers.
+/// item; cancelled items are purged and let go of what they would have run at once; an actor
+/// system on it runs IWithTimers.
 /// </summary>
 public sealed class SleepingTickSchedulerTests(ITestOutputHelper output)
     : Akka.TestKit.Xunit2.TestKit(ConfigurationFactory.ParseString(SleepingTickScheduler.Hocon + "\nakka.scheduler.tick-duration = 10ms"), output: output)
@@ -199,6 +200,45 @@ public sealed class SleepingTickSchedulerTests(ITestOutputHelper output)
         ((IScheduler)scheduler).Advanced.ScheduleOnce(TimeSpan.Zero, ran.Set);
         Assert.True(ran.Wait(Bound));
         Assert.True(scheduler.Queued <= 101, $"{scheduler.Queued} items queued: the 2000 cancelled ones were not purged");
+    }
+
+    /// <summary>
+    /// A cancelled item still waits in the heap for its tick (or a purge), and a PeerConnection's
+    /// cancelled timer is a Tell to a stopped actor: through its ActorRef and Props, everything the
+    /// actor was made with. After a tunnel rebuild that was the old tunnel whole (its socket's 4 MiB
+    /// of pinned receive slots among it) for up to the 540 s of the engine's zero-key timer; 400
+    /// rebuilds in the lab kept five. Cancelling must let go of what the item would have run at once.
+    /// </summary>
+    [Fact]
+    public void A_cancelled_item_lets_go_of_what_it_would_have_run()
+    {
+        using var scheduler = Standalone();
+        var receiver = new CountingReceiver(TestActor);
+        var (message, cancelable) = ScheduleTellInAnHour(scheduler, receiver);
+        var (early, cancelledEarly) = ScheduleTellInAnHour(scheduler, receiver);
+        // The first in the thread's heap (an item due now wakes the thread, which takes in every
+        // new item), the second cancelled before the thread took it in.
+        cancelledEarly.Cancel();
+        using var woke = new ManualResetEventSlim();
+        ((IScheduler)scheduler).Advanced.ScheduleOnce(TimeSpan.Zero, woke.Set);
+        Assert.True(woke.Wait(Bound));
+        cancelable.Cancel();
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        Assert.False(message.IsAlive, "a cancelled item in the heap still holds the message it would have told");
+        Assert.False(early.IsAlive, "an item cancelled before the thread took it in still holds its message");
+        Assert.Equal(0, receiver.Told);
+    }
+
+    // Not inlined: no local of the caller may keep the message alive.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static (WeakReference Message, Cancelable Cancelable) ScheduleTellInAnHour(SleepingTickScheduler scheduler, ICanTell receiver)
+    {
+        var message = new byte[4096];
+        var cancelable = new Cancelable((IScheduler)scheduler);
+        ((IScheduler)scheduler).ScheduleTellOnce(TimeSpan.FromHours(1), receiver, message, ActorRefs.NoSender, cancelable);
+        return (new WeakReference(message), cancelable);
     }
 
     [Fact]

@@ -24,6 +24,7 @@ namespace Firezone.Actors.Actors.Time;
 /// - scheduling is a lock-free enqueue; the thread is signalled only when a new item is due before
 ///   the tick it sleeps until;
 /// - a cancelled item is skipped when its tick comes (and purged when cancelled ones pile up);
+///   what it would have run is let go at the cancel, so it keeps nothing alive while it waits;
 /// - an action that throws is logged and not repeated;
 /// - on Dispose (the actor system terminating) every item neither cancelled nor done runs once, so
 ///   CoordinatedShutdown's phase timeouts end and scheduled tells reach dead letters.
@@ -190,17 +191,21 @@ public sealed class SleepingTickScheduler : SchedulerBase, IDateTimeOffsetNowTim
         while (!_disposing && _due.TryPeek(out var item, out long due) && due <= now)
         {
             _due.Dequeue();
-            if (item.Cancelled)
+            if (item.Action is not { } action || item.Cancelled)
             {
                 continue;
             }
-            if (Run(item.Action) && item.Interval > TimeSpan.Zero && !item.Cancelled)
+            if (Run(action) && item.Interval > TimeSpan.Zero && !item.Cancelled)
             {
                 // One interval after the tick it was due at (the thread wakes a little after a
                 // tick, so counting from now would add a tick each time); from now if it fell behind.
                 long next = TickAfter(item.Due, item.Interval);
                 item.Due = next > now ? next : TickAfter(now, item.Interval);
                 Add(item);
+            }
+            else
+            {
+                item.Release();
             }
         }
         Sleep();
@@ -291,9 +296,9 @@ public sealed class SleepingTickScheduler : SchedulerBase, IDateTimeOffsetNowTim
             }
             while (_due.TryDequeue(out var item, out _))
             {
-                if (!item.Cancelled)
+                if (item.Action is { } action && !item.Cancelled)
                 {
-                    Run(item.Action);
+                    Run(action);
                 }
             }
         }
@@ -314,15 +319,39 @@ public sealed class SleepingTickScheduler : SchedulerBase, IDateTimeOffsetNowTim
     }
 
     /// <summary>One scheduled item: what, how often, and the tick it is due at (a Stopwatch timestamp).</summary>
-    private sealed class Item(IRunnable action, ICancelable? cancelable, TimeSpan interval, long due)
+    private sealed class Item
     {
-        public IRunnable Action => action;
+        private readonly ICancelable? _cancelable;
+        private readonly CancellationTokenRegistration _forget;
+        private IRunnable? _action;
 
-        public TimeSpan Interval => interval;
+        public Item(IRunnable action, ICancelable? cancelable, TimeSpan interval, long due)
+        {
+            _action = action;
+            _cancelable = cancelable;
+            Interval = interval;
+            Due = due;
+            if (cancelable is not null)
+            {
+                // A cancelled item waits in the heap for its tick or a purge, and the Tell of a
+                // stopped actor's timer reaches, through its ActorRef and Props, all the actor was
+                // made with: after a tunnel rebuild the old tunnel whole (its socket's pinned receive
+                // slots among it), for up to the engine's 540 s zero-key timer. Dropped at the cancel.
+                _forget = cancelable.Token.UnsafeRegister(static state => Volatile.Write(ref ((Item)state!)._action, null), this);
+            }
+        }
 
-        public long Due { get; set; } = due;
+        /// <summary>What to run; null once cancelled.</summary>
+        public IRunnable? Action => Volatile.Read(ref _action);
 
-        public bool Cancelled => cancelable?.IsCancellationRequested ?? false;
+        public TimeSpan Interval { get; }
+
+        public long Due { get; set; }
+
+        public bool Cancelled => _cancelable?.IsCancellationRequested ?? false;
+
+        /// <summary>Done with (ran for the last time): its cancelable need not reach it any more.</summary>
+        public void Release() => _forget.Unregister();
     }
 
     /// <summary>A scheduled Tell, as HashedWheelTimerScheduler's.</summary>
