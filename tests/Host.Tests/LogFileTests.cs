@@ -150,6 +150,57 @@ public sealed class LogFileTests
         }
     }
 
+    /// <summary>
+    /// The shipped logrotate file (packaging/firezone-tunnel.logrotate) covers the unit's and
+    /// wg-quick's log files, and rotating with it, twice, while the daemon's logger keeps its file
+    /// open leaves whole lines everywhere: the old lines in the rotated file, the next ones at the
+    /// start of the live file.
+    /// </summary>
+    [Fact]
+    public async Task The_packaged_logrotate_file_rotates_a_log_the_daemon_keeps_open()
+    {
+        string shipped = File.ReadAllText(RepositoryFile.Find("packaging/firezone-tunnel.logrotate"));
+        const string Glob = LogOptions.DefaultDirectory + "/*.log {";
+        Assert.Contains("\n" + Glob + "\n", shipped);
+        Assert.Contains("--log-file " + LogOptions.DefaultDirectory + "/%i.log", File.ReadAllText(RepositoryFile.Find("packaging/firezone-tunnel@.service")));
+
+        var directory = Directory.CreateTempSubdirectory("fzt-rotate");
+        try
+        {
+            string path = Path.Combine(directory.FullName, "wg0.log");
+            string config = Path.Combine(directory.FullName, "logrotate.conf");
+            File.WriteAllText(config, shipped.Replace(Glob, directory.FullName + "/*.log {", StringComparison.Ordinal));
+            string[] rotate = ["-f", "-s", Path.Combine(directory.FullName, "state"), config];
+            using var logger = FileLogger(path);
+            for (int i = 0; i < 100; i++)
+            {
+                logger.Information("before {Index}", i);
+            }
+
+            var first = await ProcessRunner.RunAsync("logrotate", rotate, timeout: TimeSpan.FromSeconds(30));
+            Assert.True(first.ExitCode == 0, first.Stderr);
+            Assert.Equal(Enumerable.Range(0, 100).Select(i => $"before {i}"), Messages(path + ".1"));
+            Assert.Empty(Messages(path));
+            for (int i = 0; i < 3; i++)
+            {
+                logger.Information("after {Index}", i);
+            }
+            Assert.Equal(["after 0", "after 1", "after 2"], Messages(path));
+
+            // The next rotation compresses the one before (delaycompress) and the logger goes on.
+            var second = await ProcessRunner.RunAsync("logrotate", rotate, timeout: TimeSpan.FromSeconds(30));
+            Assert.True(second.ExitCode == 0, second.Stderr);
+            Assert.Equal(["after 0", "after 1", "after 2"], Messages(path + ".1"));
+            Assert.True(File.Exists(path + ".2.gz"), string.Join(", ", Directory.GetFiles(directory.FullName)));
+            logger.Information("last");
+            Assert.Equal(["last"], Messages(path));
+        }
+        finally
+        {
+            directory.Delete(recursive: true);
+        }
+    }
+
     [Fact]
     public void A_log_file_that_cannot_be_opened_is_one_line_naming_it()
     {

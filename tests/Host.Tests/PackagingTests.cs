@@ -15,21 +15,7 @@ public sealed class PackagingTests
 
     private static readonly string Executable = Path.Combine(AppContext.BaseDirectory, "firezone-tunnel");
 
-    private static string UnitPath
-    {
-        get
-        {
-            for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-            {
-                string candidate = Path.Combine(directory.FullName, "packaging", "firezone-tunnel@.service");
-                if (File.Exists(candidate))
-                {
-                    return candidate;
-                }
-            }
-            throw new FileNotFoundException("packaging/firezone-tunnel@.service above " + AppContext.BaseDirectory);
-        }
-    }
+    private static string UnitPath => RepositoryFile.Find("packaging/firezone-tunnel@.service");
 
     /// <summary>The [Service] section's settings, each key with its values in order (a key may repeat).</summary>
     private static Dictionary<string, List<string>> ServiceSettings()
