@@ -75,6 +75,65 @@ public sealed class CliTests
         }
     }
 
+    /// <summary>
+    /// wg-quick up warns "`FILE' is world accessible" when the file and its directory both give
+    /// others access: the file holds the PrivateKey. The service read such a file in silence.
+    /// </summary>
+    [Fact]
+    public async Task Up_warns_like_wg_quick_when_the_config_file_is_world_accessible()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UapiServerFixture.UniqueName();
+        string directory = Path.Combine(Path.GetTempPath(), "fz-access-" + name);
+        Directory.CreateDirectory(directory);
+        string file = Path.Combine(directory, name + ".conf");
+        string key = TestKeys.New().ToBase64();
+        await File.WriteAllTextAsync(file, $"[Interface]\nPrivateKey = {key}\n");
+        try
+        {
+            File.SetUnixFileMode(directory, (UnixFileMode)0x1ed); // 0755
+            File.SetUnixFileMode(file, (UnixFileMode)0x1a4); // 0644
+            await using (var daemon = DaemonProcess.Start(ns, name, "up", "--config", file))
+            {
+                await daemon.WaitReadyAsync();
+                string log = await File.ReadAllTextAsync(daemon.LogFile);
+                Assert.Contains(file + ": " + Config.ConfigFileAccess.WorldAccessibleNote, log);
+                Assert.DoesNotContain(key, log);
+            }
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    /// <summary>wg-quick's test: the file's and its directory's bits for others, symlinks resolved.</summary>
+    [Fact]
+    public void World_access_needs_both_the_file_and_its_directory_open_to_others_as_wg_quick_tests_it()
+    {
+        string directory = Directory.CreateTempSubdirectory("fz-access-").FullName;
+        try
+        {
+            string file = Path.Combine(directory, "wg0.conf");
+            File.WriteAllText(file, "");
+            string link = Path.Combine(directory, "link.conf");
+            File.CreateSymbolicLink(link, file);
+            File.SetUnixFileMode(file, (UnixFileMode)0x1a4); // 0644
+            File.SetUnixFileMode(directory, (UnixFileMode)0x1c0); // 0700: wg-quick is silent
+            Assert.False(Config.ConfigFileAccess.IsWorldAccessible(file));
+            File.SetUnixFileMode(directory, (UnixFileMode)0x1ed); // 0755
+            Assert.True(Config.ConfigFileAccess.IsWorldAccessible(file));
+            Assert.True(Config.ConfigFileAccess.IsWorldAccessible(link));
+            File.SetUnixFileMode(file, (UnixFileMode)0x180); // 0600
+            Assert.False(Config.ConfigFileAccess.IsWorldAccessible(file));
+            Assert.False(Config.ConfigFileAccess.IsWorldAccessible(Path.Combine(directory, "missing.conf")));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
     [Fact]
     public async Task Version_prints_the_assembly_version()
     {

@@ -259,6 +259,8 @@ public sealed class DropInCompatibilityTests
             """);
         try
         {
+            // 0600 as an operator keeps it: a file others can read is a Warning of its own.
+            File.SetUnixFileMode(config, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             await using var daemon = DaemonProcess.Start(ns, name, "up", "--config", config);
             await daemon.WaitReadyAsync();
             // wg-quick's del_if for a default-route interface, in its order.

@@ -59,6 +59,30 @@ public sealed class LogFileTests
         Assert.True(truncate.ExitCode == 0, truncate.Stderr);
     }
 
+    /// <summary>
+    /// The daemon creates a missing log directory (the default /var/log/firezone-tunnel under
+    /// wg-quick) 0755 whatever its umask: it was 0777 under umask 0, and a user who may write there
+    /// replaces the log with a symlink whose target the root daemon then appends to.
+    /// </summary>
+    [Fact]
+    public void A_missing_log_directory_is_created_writable_by_root_only_under_a_permissive_umask()
+    {
+        string parent = Directory.CreateTempSubdirectory("fz-logdir-").FullName;
+        string path = Path.Combine(parent, "log", "fzl0.log");
+        var previous = Tmds.Linux.LibC.umask(0);
+        try
+        {
+            FileLogger(path).Dispose();
+            Tmds.Linux.LibC.umask(previous);
+            Assert.Equal((UnixFileMode)0x1ed, File.GetUnixFileMode(Path.GetDirectoryName(path)!)); // 0755
+        }
+        finally
+        {
+            Tmds.Linux.LibC.umask(previous);
+            Directory.Delete(parent, recursive: true);
+        }
+    }
+
     [Fact]
     public async Task After_a_truncation_the_next_line_starts_the_file()
     {

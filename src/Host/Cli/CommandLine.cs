@@ -138,6 +138,10 @@ public static class CommandLine
                 Console.Error.WriteLine(e.Message);
                 return Task.FromResult(e.Transient ? 1 : ConfigMistakeExitCode);
             }
+            if (ConfigFileAccess.IsWorldAccessible(path))
+            {
+                config = config with { Notes = [new ConfigNote(0, ConfigFileAccess.WorldAccessibleNote), .. config.Notes] };
+            }
             if (!TryLogOptions(result.GetValue(logFile), result.GetValue(logLevel), name, out var log)
                 || !TryReplyPoll(result.GetValue(replyPoll), out var replyPollMax)
                 || !TryReadModeration(result.GetValue(readModeration), out var moderation))

@@ -63,7 +63,15 @@ public static class TunnelDaemon
             {
                 // Warning: a PostUp or DNS line the daemon does not run may be a firewall rule or a
                 // resolver the operator relies on; at Information it would vanish under --log-level warning.
-                logger.Warning("{ConfigFile}:{ConfigLine}: {Note}", config.SourcePath, note.Line, note.Message);
+                if (note.Line > 0)
+                {
+                    logger.Warning("{ConfigFile}:{ConfigLine}: {Note}", config.SourcePath, note.Line, note.Message);
+                }
+                else
+                {
+                    // About the whole file (ConfigNote.Line 0), as ConfigException says FILE: problem.
+                    logger.Warning("{ConfigFile}: {Note}", config.SourcePath, note.Message);
+                }
             }
         }
         var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings

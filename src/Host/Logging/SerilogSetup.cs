@@ -36,7 +36,10 @@ public static class SerilogSetup
             {
                 try
                 {
-                    Directory.CreateDirectory(directory);
+                    // 0755 less the umask, as systemd's LogsDirectory= and wireguard-go's socket
+                    // directory: not the umask alone (0777 under umask 0), since another user who may
+                    // write there swaps the log for a symlink and a root daemon appends to its target.
+                    Directory.CreateDirectory(directory, LogDirectoryMode);
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException)
                 {
@@ -50,6 +53,9 @@ public static class SerilogSetup
         }
         return configuration.CreateLogger();
     }
+
+    private const UnixFileMode LogDirectoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+        | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
 
     /// <summary>The reason alone, without the " : 'PATH'" .NET appends to a file system error.</summary>
     private static string Reason(Exception e)

@@ -69,7 +69,7 @@ public sealed class UapiServer : IAsyncDisposable
         var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
         {
-            listener.Bind(new UnixDomainSocketEndPoint(socketPath));
+            BindOwnerOnly(listener, socketPath);
             File.SetUnixFileMode(socketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             listener.Listen(16);
         }
@@ -80,6 +80,27 @@ public sealed class UapiServer : IAsyncDisposable
         }
         logger.LogInformation("UAPI listening on {SocketPath}", socketPath);
         return new UapiServer(socketPath, listener, control, logger, watch, newPeerEcnMode);
+    }
+
+    /// <summary>
+    /// Binds <paramref name="listener"/> under umask 077, as wireguard-go's UAPIOpen does, so the
+    /// socket file is never created with the caller's umask (0777 under umask 0, 0775 under 002)
+    /// before the chmod to 0600. connect(2) checks the mode only when it connects: a local user who
+    /// connected in between would keep a connection that reads the private key (get=1) and replaces
+    /// it (set=1). The umask is the process's; a file another thread creates meanwhile only gets
+    /// fewer permissions.
+    /// </summary>
+    internal static void BindOwnerOnly(Socket listener, string socketPath)
+    {
+        var previous = Tmds.Linux.LibC.umask(0x3f);
+        try
+        {
+            listener.Bind(new UnixDomainSocketEndPoint(socketPath));
+        }
+        finally
+        {
+            Tmds.Linux.LibC.umask(previous);
+        }
     }
 
     /// <summary>
