@@ -15,7 +15,7 @@ public sealed class ReplySourceTests(ITestOutputHelper output)
     [Fact]
     public async Task A_client_behind_a_stateful_firewall_that_contacts_the_gateways_second_address_gets_through()
     {
-        string script = FindScript("scripts/lab/reply-source.sh");
+        string script = RepositoryFile.Find("scripts/lab/reply-source.sh");
         var result = await ProcessRunner.RunAsync("bash", [script, DaemonProcess.Executable], timeout: TimeSpan.FromSeconds(120));
         output.WriteLine(result.Stdout);
         output.WriteLine(result.Stderr);
@@ -24,18 +24,5 @@ public sealed class ReplySourceTests(ITestOutputHelper output)
         Assert.Contains("contacted at [fd94::99]:51001: ok (the Client sees it at [fd94::99]:51001)", result.Stdout);
         var namespaces = await ProcessRunner.RunAsync("ip", ["netns", "list"]);
         Assert.DoesNotContain("fzsrc-", namespaces.Stdout);
-    }
-
-    private static string FindScript(string relative)
-    {
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-        {
-            string candidate = Path.Combine(directory.FullName, relative);
-            if (File.Exists(candidate))
-            {
-                return candidate;
-            }
-        }
-        throw new FileNotFoundException($"{relative} above {AppContext.BaseDirectory}");
     }
 }

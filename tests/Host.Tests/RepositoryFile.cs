@@ -1,6 +1,6 @@
 namespace Firezone.Actors.Host.Tests;
 
-/// <summary>Files of the repository the tests check as shipped (packaging/...), found above the test binaries.</summary>
+/// <summary>Files of the repository the tests use as shipped (packaging/..., scripts/...), found above the test binaries.</summary>
 internal static class RepositoryFile
 {
     /// <summary>The full path of <paramref name="relativePath"/> (for example "packaging/firezone-tunnel@.service").</summary>
