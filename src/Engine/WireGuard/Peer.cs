@@ -426,6 +426,7 @@ public sealed class Peer : IDisposable
         if (IsDue(ref _newHandshakeAt, now))
         {
             // Section 6.2: data sent, nothing heard back for Keepalive-Timeout + Rekey-Timeout.
+            ClearLocalAddress();
             SendHandshakeInitiation(now, isRetry: false);
         }
         if (IsDue(ref _zeroKeyMaterialAt, now))
@@ -886,6 +887,14 @@ public sealed class Peer : IDisposable
         }
     }
 
+    /// <summary>
+    /// Before a handshake retried for want of an answer: send from the kernel's choice, in case the
+    /// local address is the cause of trouble (still on the host, but no longer routed to the peer),
+    /// as wireguard-go's markEndpointSrcForClearing and the kernel's timers.c do. The peer's next
+    /// datagram sets it again.
+    /// </summary>
+    private void ClearLocalAddress() => _localAddress = default;
+
     private void DeleteKeypair(Keypair? keypair)
     {
         if (keypair is null)
@@ -959,6 +968,7 @@ public sealed class Peer : IDisposable
         else
         {
             _handshakeAttempts++;
+            ClearLocalAddress();
             SendHandshakeInitiation(now, isRetry: true);
         }
     }
