@@ -152,7 +152,8 @@ public sealed class Peer : IDisposable
     /// <summary>
     /// The local address the peer's latest datagram arrived at (its port is not used), stamped on
     /// everything sent to <see cref="Endpoint"/> so replies leave from the address the peer
-    /// contacted; none (the kernel chooses) for a configured or named endpoint until a datagram comes.
+    /// contacted; none (the kernel chooses) for a configured or named endpoint until a datagram comes,
+    /// and again from a handshake retried for want of an answer until the next one comes.
     /// </summary>
     public UdpEndpoint LocalAddress => _localAddress;
 
