@@ -152,7 +152,8 @@ public sealed class Peer : IDisposable
     /// <summary>
     /// The local address the peer's latest datagram arrived at (its port is not used), stamped on
     /// everything sent to <see cref="Endpoint"/> so replies leave from the address the peer
-    /// contacted; none (the kernel chooses) for a configured or named endpoint until a datagram comes.
+    /// contacted; none (the kernel chooses) for a configured or named endpoint until a datagram comes,
+    /// and again from a handshake retried for want of an answer until the next one comes.
     /// </summary>
     public UdpEndpoint LocalAddress => _localAddress;
 
@@ -426,6 +427,7 @@ public sealed class Peer : IDisposable
         if (IsDue(ref _newHandshakeAt, now))
         {
             // Section 6.2: data sent, nothing heard back for Keepalive-Timeout + Rekey-Timeout.
+            ClearLocalAddress();
             SendHandshakeInitiation(now, isRetry: false);
         }
         if (IsDue(ref _zeroKeyMaterialAt, now))
@@ -886,6 +888,14 @@ public sealed class Peer : IDisposable
         }
     }
 
+    /// <summary>
+    /// Before a handshake retried for want of an answer: send from the kernel's choice, in case the
+    /// local address is the cause of trouble (still on the host, but no longer routed to the peer),
+    /// as wireguard-go's markEndpointSrcForClearing and the kernel's timers.c do. The peer's next
+    /// datagram sets it again.
+    /// </summary>
+    private void ClearLocalAddress() => _localAddress = default;
+
     private void DeleteKeypair(Keypair? keypair)
     {
         if (keypair is null)
@@ -959,6 +969,7 @@ public sealed class Peer : IDisposable
         else
         {
             _handshakeAttempts++;
+            ClearLocalAddress();
             SendHandshakeInitiation(now, isRetry: true);
         }
     }

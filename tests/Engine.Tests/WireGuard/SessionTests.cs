@@ -199,6 +199,37 @@ public class SessionTests
     }
 
     [Fact]
+    public void A_handshake_retried_for_want_of_an_answer_leaves_from_the_kernels_choice_of_local_address()
+    {
+        // wireguard-go's expiredNewHandshake and expiredRetransmitHandshake (after the kernel's
+        // timers.c) clear the sticky source "in case this is the cause of trouble": an address still
+        // on the host but no longer routed to the peer would otherwise hold every retry on a dead path.
+        var wire = new WireHarness(seed: 79);
+        var second = UdpEndpoint.FromIPv4([192, 0, 2, 99], 0);
+        wire.B.LocalAddress = second;
+        wire.Handshake();
+        Assert.Equal(second, wire.B.Peer.LocalAddress);
+        wire.OnWire = (from, _) => from != wire.B; // nothing B sends arrives any more
+        wire.AdvanceTo(S(1));
+        wire.SendPacket(wire.B, wire.PacketFrom(wire.B));
+        Assert.Equal(second, wire.WireSource[^1]); // data still leaves from the address A contacted
+        wire.AdvanceTo(S(22)); // new handshake at 16 s (Keepalive-Timeout + Rekey-Timeout), a retry 5 s later
+        var initiations = Enumerable.Range(0, wire.Wire.Count)
+            .Where(i => wire.Wire[i].From == wire.B && MessageHeader.Classify(wire.Wire[i].Bytes, out _) == MessageType.Initiation).ToList();
+        Assert.Equal(2, initiations.Count);
+        Assert.All(initiations, i => Assert.True(wire.WireSource[i].IsNone));
+
+        // The path works again: A's response arrives at the second address, and B sends from it again.
+        wire.OnWire = null;
+        wire.AdvanceTo(S(28));
+        Assert.True(wire.B.Peer.HasSession(wire.Now));
+        Assert.Equal(second, wire.B.Peer.LocalAddress);
+        wire.SendPacket(wire.B, wire.PacketFrom(wire.B));
+        Assert.Equal(second, wire.WireSource[^1]);
+        AssertNoLeaks(wire);
+    }
+
+    [Fact]
     public void A_cookie_reply_leaves_from_the_address_the_initiation_arrived_at()
     {
         var wire = new WireHarness(seed: 78);
