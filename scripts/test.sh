@@ -43,5 +43,18 @@ for project in tests/*/*.csproj; do
   [[ $rc -ne 0 ]] && status=1
 done
 
+# CI keeps only the end of the output: name each failed test and the start of its message here, just
+# above the closing line, so a failure can be read from that end alone.
+if [[ $failed -ne 0 ]]; then
+  echo "=== failed tests"
+  for log in artifacts/test-results/*.log; do
+    awk -v project="$(basename "$log" .log)" '
+      /^  Failed [A-Za-z]/ { print project ": " substr($0, 3); shown = 0; inmsg = 1; next }
+      inmsg && /^  Stack Trace:/ { inmsg = 0; next }
+      inmsg && shown < 12 { print "    " $0; shown++ }
+    ' "$log"
+  done
+fi
+
 echo "${passed} passed, ${failed} failed"
 [[ $failed -eq 0 && $status -eq 0 ]]
