@@ -32,6 +32,32 @@ public sealed class HandshakeLoadTests(ITestOutputHelper output) : ActorTestBase
     }
 
     [Fact]
+    public void Under_load_replays_of_an_initiation_with_a_valid_cookie_are_held_to_the_sources_share()
+    {
+        var a = StartNode("a", 1);
+        var b = StartNode("b", 2, new PeerSupervisorOptions { HandshakesPerSecondUnderLoad = 0 });
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+        AwaitCondition(() => Network.Count(d => d.From == b.Endpoint && d.Type == MessageType.CookieReply) == 1, Wait);
+        AdvanceTime(TimeSpan.FromSeconds(5.4));
+        AwaitWritten(b, 1);
+        var withCookie = Network.Log.Where(d => d.From == a.Endpoint && d.Type == MessageType.Initiation).ElementAt(1).Data;
+
+        // Ten replays at the same moment: the admitted retry took one of the source's five, four
+        // more pass mac2 and the limit (and are then refused by the peer as replays), six are dropped.
+        for (int i = 0; i < 10; i++)
+        {
+            b.Socket.Deliver(withCookie, a.Endpoint, Engine.Ecn.NotEct);
+        }
+        AwaitCondition(() => Control<DeviceStatus>(b, GetDeviceStatus.Instance).Drops.HandshakesRateLimited == 6, Wait);
+        Assert.Equal(6, b.Device.Counters.RateLimited);
+        // Still one response: nothing that passed answered a replay.
+        Assert.Equal(1, Network.Count(d => d.From == b.Endpoint && d.Type == MessageType.Response));
+        StopAndAssertNoLeaks(a, b);
+    }
+
+    [Fact]
     public void Sending_cookie_replies_logs_one_warning_per_ten_seconds_with_the_count()
     {
         var a = StartNode("a", 1);

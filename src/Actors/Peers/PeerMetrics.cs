@@ -43,6 +43,7 @@ internal sealed class PeerMetrics : IDisposable
         _meter.CreateObservableCounter("firezone.device.datagrams.unknown_receiver", () => device.DatagramsUnknownReceiverCount, "{datagram}", "Datagrams for an unknown receiver index");
         _meter.CreateObservableCounter("firezone.device.handshakes.dropped.queue_full", () => device.HandshakesQueueFullCount, "{datagram}", "Initiations dropped because the handshake queue was full (a flood)");
         _meter.CreateObservableCounter("firezone.device.handshakes.rejected", () => device.HandshakesRejectedCount, "{datagram}", "Initiations refused by the mac1 check, or under load for want of a buffer for the cookie reply (whitepaper 5.3)");
+        _meter.CreateObservableCounter("firezone.device.handshakes.rate_limited", () => device.HandshakesRateLimitedCount, "{datagram}", "Initiations under load with a valid cookie (mac2) from an address that sent more than 20 a second, bursts of 5");
         _meter.CreateObservableCounter("firezone.device.handshakes.unknown_peer", () => device.HandshakesUnknownPeerCount, "{datagram}", "Initiations that do not decrypt or come from no configured peer");
         _meter.CreateObservableCounter("firezone.device.handshakes.cookie_replies", () => device.CookieRepliesSentCount, "{datagram}", "Cookie replies sent under load (whitepaper 5.3)");
         _meter.CreateObservableCounter("firezone.device.datagrams.too_large", () => device.DatagramsTooLargeCount, "{datagram}", "Datagrams dropped on receive for want of a large enough buffer");

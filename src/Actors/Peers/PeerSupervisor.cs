@@ -401,7 +401,7 @@ public sealed class PeerSupervisor : UntypedActor
 
     /// <summary>
     /// Initiations: check mac1/mac2 (whitepaper section 5.3), answer with a cookie reply when under
-    /// load, then route by the initiator's static key, which only decryption reveals (section 5.4.2).
+    /// load (and hold each proved source to its share), then route by the initiator's static key, which only decryption reveals (section 5.4.2).
     /// </summary>
     private void HandleInitiations(InboundHandshakes batch)
     {
@@ -441,6 +441,11 @@ public sealed class PeerSupervisor : UntypedActor
                 {
                     Interlocked.Increment(ref _counters.HandshakesRejected);
                     LogDroppedInitiation(datagram.Endpoint, "under load and no packet buffer free for a cookie reply", now);
+                }
+                else if (admission == HandshakeAdmission.RateLimited)
+                {
+                    Interlocked.Increment(ref _counters.HandshakesRateLimited);
+                    LogDroppedInitiation(datagram.Endpoint, "under load and its address sent more than its share of initiations (20 a second, bursts of 5)", now);
                 }
                 batch.Take(i)!.Return();
                 continue;
@@ -526,7 +531,8 @@ public sealed class PeerSupervisor : UntypedActor
             return;
         }
         _log.Debug("dropped handshake initiation from {Endpoint}: {Reason}; {DroppedCount} initiations dropped before reaching a peer so far",
-            from, reason, Interlocked.Read(ref _counters.HandshakesRejected) + Interlocked.Read(ref _counters.HandshakesUnknownPeer));
+            from, reason, Interlocked.Read(ref _counters.HandshakesRejected) + Interlocked.Read(ref _counters.HandshakesUnknownPeer)
+                + Interlocked.Read(ref _counters.HandshakesRateLimited));
     }
 
     private DeviceStatus BuildDeviceStatus()

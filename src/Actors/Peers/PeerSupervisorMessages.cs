@@ -64,9 +64,11 @@ public sealed record DeviceDropCounts(
     long HandshakesRejected,
     long HandshakesUnknownPeer,
     long CookieRepliesSent,
-    long PoolExhausted)
+    long PoolExhausted,
+    long HandshakesRateLimited)
 {
     public static DeviceDropCounts From(TunnelCounters c) => new(
         c.TunPacketsNoRouteCount, c.TunPacketsInvalidCount, c.DatagramsInvalidCount, c.DatagramsUnknownReceiverCount,
-        c.HandshakesRejectedCount, c.HandshakesUnknownPeerCount, c.CookieRepliesSentCount, c.PoolExhaustedCount);
+        c.HandshakesRejectedCount, c.HandshakesUnknownPeerCount, c.CookieRepliesSentCount, c.PoolExhaustedCount,
+        c.HandshakesRateLimitedCount);
 }

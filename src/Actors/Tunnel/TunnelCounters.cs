@@ -12,6 +12,7 @@ public sealed class TunnelCounters
     internal long DatagramsInvalid;
     internal long DatagramsUnknownReceiver;
     internal long HandshakesRejected;
+    internal long HandshakesRateLimited;
     internal long HandshakesUnknownPeer;
     internal long CookieRepliesSent;
     internal long PoolExhausted;
@@ -49,6 +50,9 @@ public sealed class TunnelCounters
 
     /// <summary>Initiations with a bad mac1/mac2 (section 5.3).</summary>
     public long HandshakesRejectedCount => Volatile.Read(ref HandshakesRejected);
+
+    /// <summary>Initiations under load with a valid mac2 from a source that sent more than its share (20 a second, bursts of 5).</summary>
+    public long HandshakesRateLimitedCount => Volatile.Read(ref HandshakesRateLimited);
 
     /// <summary>Initiations that do not decrypt or come from a key that is not a configured peer.</summary>
     public long HandshakesUnknownPeerCount => Volatile.Read(ref HandshakesUnknownPeer);

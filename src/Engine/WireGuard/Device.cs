@@ -32,6 +32,7 @@ public sealed class Device : IDisposable
     private readonly byte[] _privateKey = new byte[32];
     private readonly byte[] _publicKey = new byte[32];
     private readonly CookieChecker _cookieChecker;
+    private readonly HandshakeRateLimiter _rateLimiter = new();
     private readonly Func<DateTime>? _wallClock;
 
     /// <param name="privateKey">The interface's static private key.</param>
@@ -131,7 +132,8 @@ public sealed class Device : IDisposable
 
     /// <summary>
     /// Checks mac1 (and mac2 when <paramref name="underLoad"/>) of an initiation or response
-    /// (whitepaper section 5.3). On <see cref="HandshakeAdmission.SendCookie"/>,
+    /// (whitepaper section 5.3). Under load, a message with a valid mac2 is also held to its source's
+    /// rate (<see cref="HandshakeRateLimiter"/>: 20 a second, bursts of 5). On <see cref="HandshakeAdmission.SendCookie"/>,
     /// <paramref name="cookieReply"/> is a rented datagram addressed to the sender, owned by the caller.
     /// A cookie reply carries no MACs (its AEAD authenticates it at the peer) and is accepted when
     /// well-formed; anything else is rejected. The caller keeps <paramref name="datagram"/>.
@@ -156,9 +158,19 @@ public sealed class Device : IDisposable
             Interlocked.Increment(ref Counters.Mac1FailuresValue);
             return HandshakeAdmission.Reject;
         }
-        if (!underLoad || _cookieChecker.CheckMac2(message, datagram.Endpoint, now))
+        if (!underLoad)
         {
             return HandshakeAdmission.Accept;
+        }
+        if (_cookieChecker.CheckMac2(message, datagram.Endpoint, now))
+        {
+            // The source has proved its address; it still gets only its share (the kernel's cookie.c).
+            if (_rateLimiter.Allow(datagram.Endpoint, now))
+            {
+                return HandshakeAdmission.Accept;
+            }
+            Interlocked.Increment(ref Counters.RateLimitedValue);
+            return HandshakeAdmission.RateLimited;
         }
         if (!Pool.TryRent(out var reply))
         {

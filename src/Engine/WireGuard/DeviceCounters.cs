@@ -6,6 +6,7 @@ public sealed class DeviceCounters
     internal long Mac1FailuresValue;
     internal long CookieRepliesSentValue;
     internal long MalformedValue;
+    internal long RateLimitedValue;
 
     /// <summary>Initiations and responses whose mac1 did not verify (dropped silently, section 5.4.4).</summary>
     public long Mac1Failures => Interlocked.Read(ref Mac1FailuresValue);
@@ -15,4 +16,7 @@ public sealed class DeviceCounters
 
     /// <summary>Datagrams handed to <see cref="Device.AdmitHandshake"/> that are no handshake message.</summary>
     public long Malformed => Interlocked.Read(ref MalformedValue);
+
+    /// <summary>Handshake messages under load with a valid mac2 dropped because their source sent more than its share (<see cref="HandshakeRateLimiter"/>).</summary>
+    public long RateLimited => Interlocked.Read(ref RateLimitedValue);
 }

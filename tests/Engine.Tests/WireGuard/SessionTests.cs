@@ -299,6 +299,48 @@ public class SessionTests
     }
 
     [Fact]
+    public void Under_load_a_source_with_a_valid_cookie_still_gets_only_its_share_of_handshakes()
+    {
+        var wire = new WireHarness(seed: 67);
+        wire.B.UnderLoad = true;
+        wire.Handshake();
+        wire.AdvanceTo(S(6)); // the retransmission carries a valid mac2 and completes
+        Assert.True(wire.B.Peer.HasSession(wire.Now));
+        var withCookie = wire.Sent(wire.A, MessageType.Initiation)[1].Bytes;
+
+        HandshakeAdmission Admit(TimeSpan at)
+        {
+            var copy = wire.B.Pool.Rent();
+            withCookie.CopyTo(copy.Writable);
+            copy.Length = withCookie.Length;
+            copy.Endpoint = wire.A.Endpoint;
+            var admission = wire.B.Device.AdmitHandshake(copy, underLoad: true, at, out var cookie);
+            Assert.Null(cookie); // a proved source gets no cookie reply, limited or not
+            copy.Return();
+            return admission;
+        }
+
+        // A flood of replays of one valid-mac2 initiation: five at once, then one per 50 ms.
+        var at = S(10);
+        for (int i = 0; i < 5; i++)
+        {
+            Assert.Equal(HandshakeAdmission.Accept, Admit(at));
+        }
+        Assert.Equal(HandshakeAdmission.RateLimited, Admit(at));
+        Assert.Equal(HandshakeAdmission.RateLimited, Admit(at + TimeSpan.FromMilliseconds(40)));
+        Assert.Equal(HandshakeAdmission.Accept, Admit(at + TimeSpan.FromMilliseconds(50)));
+        Assert.Equal(2, wire.B.Device.Counters.RateLimited);
+        // Not under load, no limit applies.
+        var plain = wire.B.Pool.Rent();
+        withCookie.CopyTo(plain.Writable);
+        plain.Length = withCookie.Length;
+        plain.Endpoint = wire.A.Endpoint;
+        Assert.Equal(HandshakeAdmission.Accept, wire.B.Device.AdmitHandshake(plain, underLoad: false, at, out _));
+        plain.Return();
+        AssertNoLeaks(wire);
+    }
+
+    [Fact]
     public void The_cookie_secret_rotates_after_two_minutes()
     {
         var wire = new WireHarness(seed: 56);
