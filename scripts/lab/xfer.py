@@ -4,7 +4,8 @@
   xfer.py listen HOST PORT recv|send [BYTES] [--timeout S]
   xfer.py connect HOST PORT recv|send [BYTES] [--timeout S] [--rate BYTES_PER_SECOND]
   xfer.py udp HOST PORT COUNT TOS      send COUNT small datagrams with the given TOS / traffic class
-                                       byte (its low two bits are the inner ECN codepoint)
+                                       byte (its low two bits are the inner ECN codepoint), each
+                                       16 bytes longer than the one before (see send_udp)
 
 The sending side streams BYTES pseudo-random bytes (fresh per run), the receiving side reads until
 the sender closes. Both print one line: "<bytes> <sha256 hex>". The listener accepts a single
@@ -66,8 +67,16 @@ def send_udp(host, port, count, tos):
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, tos)
     else:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, tos)
+    # The lab counts these probes with nftables, which counts packets as the kernel holds them.
+    # When a daemon falls behind (a loaded machine) it reads several probes at once, and with
+    # offloads on it may merge them: the far TUN's writer into one UDP super-packet (USO), the
+    # sender's socket into one GSO send. Either is one packet to nftables, so 11 probes could count
+    # as 2. Both merge only runs of equal-sized datagrams (the last one may be shorter), so each
+    # probe is 16 bytes longer than the one before (also after padding to 16 bytes in the tunnel)
+    # and none can be merged with another: every counter then counts datagrams.
     for i in range(count):
-        sock.sendto(b"ecn-probe %d" % i, (host, port))
+        payload = (b"ecn-probe %d " % i).ljust(16 * (i + 1), b".")
+        sock.sendto(payload, (host, port))
         time.sleep(0.01)
     print(f"{count} sent", flush=True)
     return 0

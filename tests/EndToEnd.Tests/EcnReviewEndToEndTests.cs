@@ -77,6 +77,36 @@ public sealed class EcnReviewEndToEndTests(ITestOutputHelper output)
         Assert.Equal(13, after.Since(before, Inner(Roles.Gateway, "udp", "notect")));
     }
 
+    /// <summary>
+    /// The counts above are exact, so the lab must count datagrams, not packets: probes that pile up
+    /// behind a stalled daemon are read in one batch, and with offloads on the Gateway's TUN writer
+    /// (USO) or the Client's socket (GSO) could merge them into one packet, which nftables counts
+    /// once (11 probes counted as 2 before the probes were made unmergeable; see xfer.py).
+    /// </summary>
+    [Fact]
+    public void ProbesThatPileUpBehindStalledDaemonsAreStillCountedOneByOne()
+    {
+        using var lab = TunnelUp(4, 4, out string resource);
+        var before = lab.Counters();
+        string client = lab.Client.Pid.ToString(CultureInfo.InvariantCulture);
+        string gateway = lab.Gateway.Pid.ToString(CultureInfo.InvariantCulture);
+        lab.Exec(Roles.Client, "kill", "-STOP", client, gateway);
+        try
+        {
+            SendUdp(lab, resource, count: 11, tos: 0x02);
+        }
+        finally
+        {
+            lab.Exec(Roles.Client, "kill", "-CONT", client, gateway);
+        }
+        var after = lab.Counters();
+        lab.WaitUntil(() => (after = lab.Counters()).Since(before, Inner(Roles.Gateway, "udp", "ect0")) >= 11, TimeSpan.FromSeconds(10));
+        lab.WaitUntil(() => (after = lab.Counters()).Since(before, Inner(Roles.Gateway, "udp", "ect0")) > 11, TimeSpan.FromSeconds(1));
+        lab.Log(after.ToString());
+        Assert.Equal(11, after.Since(before, Outer("sent", "c2g", "ect0")));
+        Assert.Equal(11, after.Since(before, Inner(Roles.Gateway, "udp", "ect0")));
+    }
+
     /// <summary>A lab on the <paramref name="underlay"/> family with firezone-tunnel at both ends, pinged once through to the resource.</summary>
     private Lab TunnelUp(int underlay, int inner, out string resource)
     {
