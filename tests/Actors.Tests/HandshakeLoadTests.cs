@@ -11,12 +11,7 @@ public sealed class HandshakeLoadTests(ITestOutputHelper output) : ActorTestBase
     [Fact]
     public void Under_load_an_initiation_gets_a_cookie_reply_and_the_retry_with_mac2_is_admitted()
     {
-        var a = StartNode("a", 1);
-        // Every initiation counts as "under load" at B.
-        var b = StartNode("b", 2, new PeerSupervisorOptions { HandshakesPerSecondUnderLoad = 0 });
-        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
-        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
-        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+        var (a, b) = StartPairWithBUnderLoad();
 
         AwaitCondition(() => Network.Count(d => d.From == b.Endpoint && d.Type == MessageType.CookieReply) == 1, Wait);
         AwaitCondition(() => Control<DeviceStatus>(b, GetDeviceStatus.Instance).Drops.CookieRepliesSent == 1, Wait);
@@ -34,11 +29,7 @@ public sealed class HandshakeLoadTests(ITestOutputHelper output) : ActorTestBase
     [Fact]
     public void Under_load_replays_of_an_initiation_with_a_valid_cookie_are_held_to_the_sources_share()
     {
-        var a = StartNode("a", 1);
-        var b = StartNode("b", 2, new PeerSupervisorOptions { HandshakesPerSecondUnderLoad = 0 });
-        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
-        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
-        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+        var (a, b) = StartPairWithBUnderLoad();
         AwaitCondition(() => Network.Count(d => d.From == b.Endpoint && d.Type == MessageType.CookieReply) == 1, Wait);
         AdvanceTime(TimeSpan.FromSeconds(5.4));
         AwaitWritten(b, 1);
@@ -55,6 +46,17 @@ public sealed class HandshakeLoadTests(ITestOutputHelper output) : ActorTestBase
         // Still one response: nothing that passed answered a replay.
         Assert.Equal(1, Network.Count(d => d.From == b.Endpoint && d.Type == MessageType.Response));
         StopAndAssertNoLeaks(a, b);
+    }
+
+    /// <summary>A and B, each the other's peer (B does not know A's endpoint), every initiation "under load" at B; A has a packet for B.</summary>
+    private (TunnelNode A, TunnelNode B) StartPairWithBUnderLoad()
+    {
+        var a = StartNode("a", 1);
+        var b = StartNode("b", 2, new PeerSupervisorOptions { HandshakesPerSecondUnderLoad = 0 });
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+        return (a, b);
     }
 
     [Fact]
