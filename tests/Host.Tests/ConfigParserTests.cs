@@ -17,6 +17,7 @@ public sealed class ConfigParserTests
         public IReadOnlyList<IPAddress> Resolve(string host) => host switch
         {
             "vpn.example" => [IPAddress.Parse("2001:db8::9"), IPAddress.Parse("192.0.2.7")],
+            "v4first.example" => [IPAddress.Parse("192.0.2.8"), IPAddress.Parse("2001:db8::11")],
             "v6only.example" => [IPAddress.Parse("2001:db8::10")],
             _ => IPAddress.TryParse(host, out var a) ? [a] : [],
         };
@@ -133,11 +134,12 @@ public sealed class ConfigParserTests
     }
 
     [Theory]
-    [InlineData("vpn.example:51820", "192.0.2.7:51820")]
+    [InlineData("vpn.example:51820", "[2001:db8::9]:51820")]
+    [InlineData("v4first.example:51820", "192.0.2.8:51820")]
     [InlineData("v6only.example:1", "[2001:db8::10]:1")]
     [InlineData("[::1]:65535", "[::1]:65535")]
     [InlineData("127.0.0.1:9", "127.0.0.1:9")]
-    public void Endpoints_are_resolved_preferring_IPv4(string endpoint, string expected)
+    public void Endpoints_take_the_resolvers_first_address_as_wg_does(string endpoint, string expected)
     {
         var config = Parse($"[Interface]\nPrivateKey = {PrivateKey}\n[Peer]\nPublicKey = {PeerKeyA}\nEndpoint = {endpoint}\n");
         Assert.Equal(expected, EndpointText.Format(config.Peers[0].Endpoint));

@@ -114,4 +114,61 @@ public sealed class DnsHostNameResolverTests
         Assert.StartsWith("/etc/wireguard/wg0.conf:5: Endpoint: cannot resolve the host name vpn.example: ", e.Message);
         Assert.True(e.Transient); // exit 1: the systemd unit restarts, the name may resolve later
     }
+
+    /// <summary>
+    /// A name with an IPv6 and an IPv4 address, on a host with a global IPv6 route: wg (so
+    /// wg-quick, and <c>systemctl reload</c>'s wg syncconf) takes getaddrinfo's first answer, which
+    /// RFC 6724 orders IPv6 first here. <c>up</c> took the IPv4 address, so the service sent to
+    /// another address than wg-quick did with the same file, and a reload moved the peer to IPv6.
+    /// The names come from a hosts file bound over /etc/hosts in a mount namespace of the daemon's
+    /// and wg's own (no DNS).
+    /// </summary>
+    [Fact]
+    public async Task Up_takes_the_address_wg_takes_for_a_name_with_both_families()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UapiServerFixture.UniqueName();
+        string file = Path.Combine(Path.GetTempPath(), name + ".conf");
+        string hosts = Path.Combine(Path.GetTempPath(), name + ".hosts");
+        string peerA = TestKeys.New().ToBase64();
+        string peerB = TestKeys.New().ToBase64();
+        await File.WriteAllTextAsync(hosts, "127.0.0.1 localhost\n2001:db8:5::2 fz-dual.test\n192.0.2.2 fz-dual.test\n");
+        await File.WriteAllTextAsync(file, $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\n[Peer]\nPublicKey = {peerA}\nAllowedIPs = 10.0.0.1/32\nEndpoint = fz-dual.test:51820\n");
+        File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        string[] withHosts = ["unshare", "--mount", "--propagation", "private", "sh", "-c", "mount --bind \"$0\" /etc/hosts && exec \"$@\"", hosts];
+        try
+        {
+            // Both families routed, as on a dual-stack host (a veth: no dummy module here).
+            foreach (string[] command in (string[][])[
+                ["link", "add", "fzdual", "type", "veth", "peer", "name", "fzdual-end"], ["link", "set", "fzdual", "up"], ["link", "set", "fzdual-end", "up"],
+                ["address", "add", "2001:db8:5::1/64", "dev", "fzdual", "nodad"], ["address", "add", "192.0.2.1/24", "dev", "fzdual"]])
+            {
+                var ip = await ns.ExecAsync("ip", command, timeout: TimeSpan.FromSeconds(10));
+                Assert.True(ip.ExitCode == 0, ip.Stderr);
+            }
+            // getaddrinfo deems IPv6 unusable until the veth's carrier is up: wait until it orders
+            // the name's IPv6 address first, the case where preferring IPv4 differed from wg.
+            using (var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20)))
+            {
+                while (!(await ns.ExecAsync(withHosts[0], [.. withHosts[1..], "getent", "ahosts", "fz-dual.test"], timeout: TimeSpan.FromSeconds(10))).Stdout.StartsWith("2001:db8:5::2 ", StringComparison.Ordinal))
+                {
+                    await Task.Delay(100, bound.Token);
+                }
+            }
+            await using var daemon = DaemonProcess.StartUnder(ns, name, withHosts, "up", "--config", file);
+            await daemon.WaitReadyAsync();
+            var set = await ns.ExecAsync(withHosts[0], [.. withHosts[1..], "wg", "set", name, "peer", peerB, "endpoint", "fz-dual.test:51820"], timeout: TimeSpan.FromSeconds(30));
+            Assert.True(set.ExitCode == 0, set.Stderr);
+            var show = await ns.ExecAsync("wg", ["show", name, "endpoints"], timeout: TimeSpan.FromSeconds(10));
+            Assert.True(show.ExitCode == 0, show.Stderr);
+            var endpoints = show.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(line => line.Split('\t')).ToDictionary(f => f[0], f => f[1]);
+            Assert.Equal("[2001:db8:5::2]:51820", endpoints[peerB]); // what wg picked
+            Assert.Equal(endpoints[peerB], endpoints[peerA]);
+        }
+        finally
+        {
+            File.Delete(file);
+            File.Delete(hosts);
+        }
+    }
 }

@@ -1,7 +1,9 @@
 using System.Globalization;
+using System.Text.Json;
 using Firezone.Actors.Host.Logging;
 using Firezone.Actors.Host.Uapi;
 using Serilog.Events;
+using Serilog.Formatting.Display;
 using Serilog.Parsing;
 
 namespace Firezone.Actors.Host.Tests;
@@ -186,5 +188,49 @@ public sealed class JournalOutputTests
             File.Delete(journal);
             File.Delete(file);
         }
+    }
+
+    [Flags]
+    private enum Offloads
+    {
+        None = 0,
+        VnetHeader = 1,
+        Tso = 2,
+    }
+
+    private enum EcnMode
+    {
+        Normal,
+    }
+
+    /// <summary>
+    /// <c>systemctl status</c>, <c>journalctl</c> and a terminal show the same message as the log
+    /// file's <c>message</c>. Before, they rendered enum values as JSON strings, so the journal said
+    /// <c>ECN "Normal"</c> and <c>offloads "VnetHeader, Tso"</c> where the file said
+    /// <c>ECN Normal</c> and <c>offloads VnetHeader, Tso</c>.
+    /// </summary>
+    [Fact]
+    public void Journal_and_terminal_lines_say_what_the_log_files_message_says()
+    {
+        const string template = "peer {PublicKey} added ({Count} allowed IPs, ECN {EcnMode}, offloads {Offloads})";
+        var logEvent = new LogEvent(DateTimeOffset.UtcNow, LogEventLevel.Information, null, new MessageTemplateParser().Parse(template),
+        [
+            new LogEventProperty("PublicKey", new ScalarValue("abc=")),
+            new LogEventProperty("Count", new ScalarValue(2)),
+            new LogEventProperty("EcnMode", new ScalarValue(EcnMode.Normal)),
+            new LogEventProperty("Offloads", new ScalarValue(Offloads.VnetHeader | Offloads.Tso)),
+        ]);
+        var file = new StringWriter(CultureInfo.InvariantCulture);
+        JsonLogFormat.Create().Format(logEvent, file);
+        string message = JsonDocument.Parse(file.ToString()).RootElement.GetProperty("message").GetString()!;
+        Assert.Equal("peer abc= added (2 allowed IPs, ECN Normal, offloads VnetHeader, Tso)", message);
+
+        var journal = new StringWriter(CultureInfo.InvariantCulture);
+        new JournalLogFormat().Format(logEvent, journal);
+        Assert.Equal("<6>" + message + "\n", journal.ToString());
+
+        var terminal = new StringWriter(CultureInfo.InvariantCulture);
+        new MessageTemplateTextFormatter(SerilogSetup.HumanTemplate, CultureInfo.InvariantCulture).Format(logEvent, terminal);
+        Assert.EndsWith(" INF " + message + Environment.NewLine, terminal.ToString());
     }
 }

@@ -184,4 +184,47 @@ public sealed class MtuTests
             File.Delete(keyFileB);
         }
     }
+
+    /// <summary>
+    /// <c>up</c> without an MTU key sets the MTU wg-quick sets (set_mtu_up): the largest MTU on the
+    /// way to the peers' endpoints, or without endpoints (a Gateway's Clients) the default route's,
+    /// less 80. It set 1420 whatever the path: on a 1460-byte cloud network or a 1400-byte link,
+    /// full-sized packets became datagrams the path could not carry, where wg-quick's interface fit.
+    /// Here a 9000-byte link holds the default route, so only the endpoint's route gives 1320.
+    /// </summary>
+    [Theory]
+    [InlineData(true, 1320)]
+    [InlineData(false, 8920)]
+    public async Task Up_without_an_MTU_key_sets_what_wg_quick_computes_from_the_path(bool endpoint, int expected)
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UapiServerFixture.UniqueName();
+        string file = Path.Combine(Path.GetTempPath(), name + ".conf");
+        foreach (string[] command in (string[][])[
+            ["link", "add", "fzpath", "mtu", "1400", "type", "veth", "peer", "name", "fzpath-end", "mtu", "1400"],
+            ["link", "set", "fzpath", "up"], ["link", "set", "fzpath-end", "up"],
+            ["address", "add", "192.0.2.1/24", "dev", "fzpath"],
+            ["link", "add", "fzjumbo", "mtu", "9000", "type", "veth", "peer", "name", "fzjumbo-end", "mtu", "9000"],
+            ["link", "set", "fzjumbo", "up"], ["link", "set", "fzjumbo-end", "up"],
+            ["address", "add", "198.51.100.1/24", "dev", "fzjumbo"], ["route", "add", "default", "via", "198.51.100.254"]])
+        {
+            var ip = await ns.ExecAsync("ip", command, timeout: TimeSpan.FromSeconds(10));
+            Assert.True(ip.ExitCode == 0, ip.Stderr);
+        }
+        string peer = $"[Peer]\nPublicKey = {TestKeys.New().ToBase64()}\nAllowedIPs = 10.9.0.2/32\n" + (endpoint ? "Endpoint = 192.0.2.2:51820\n" : "");
+        await File.WriteAllTextAsync(file, $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\nAddress = 10.9.0.1/24\n{peer}");
+        File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        try
+        {
+            await using var daemon = DaemonProcess.Start(ns, name, "up", "--config", file);
+            await daemon.WaitReadyAsync();
+            var link = await ns.ExecAsync("ip", ["-o", "link", "show", name], timeout: TimeSpan.FromSeconds(10));
+            Assert.True(link.ExitCode == 0, link.Stderr);
+            Assert.Contains($" mtu {expected} ", link.Stdout);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
 }

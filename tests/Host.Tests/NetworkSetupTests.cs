@@ -267,7 +267,8 @@ public sealed class NetworkSetupTests
         var setup = new InterfaceNetworkSetup("fzt0", runner, NullLogger.Instance, new InMemoryTunnelControl(), state.Path);
         await setup.ApplyAsync(config, CancellationToken.None);
         await setup.TearDownAsync(CancellationToken.None);
-        Assert.Equal(["ip -4 address add 10.81.0.1/24 dev fzt0", "ip link set dev fzt0 up"], runner.Commands);
+        // No MTU key and no endpoint: wg-quick's MTU from the default route (none here: 1500 - 80).
+        Assert.Equal(["ip -4 address add 10.81.0.1/24 dev fzt0", "ip route show default", "ip link set dev fzt0 mtu 1420", "ip link set dev fzt0 up"], runner.Commands);
     }
 
     [Theory]
@@ -403,6 +404,8 @@ public sealed class NetworkSetupTests
         await setup.TearDownAsync(CancellationToken.None);
         Assert.Equal(
             [
+                "ip route show default",
+                "ip link set dev fzt0 mtu 1420",
                 "ip link set dev fzt0 up",
                 "ip -4 route add 10.88.0.0/16 dev fzt0 table 7",
                 "ip -6 route add ::/0 dev fzt0 table 7",

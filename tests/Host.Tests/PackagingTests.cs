@@ -1,3 +1,4 @@
+using System.Text.RegularExpressions;
 using Firezone.Actors.Host.Logging;
 using Firezone.Actors.Host.Uapi;
 
@@ -228,5 +229,30 @@ public sealed class PackagingTests
         {
             directory.Delete(recursive: true);
         }
+    }
+
+    /// <summary>
+    /// A reader of the shipped files (or the README) who follows a path they name finds the file:
+    /// the logrotate file named tests/Host.Tests/LogRotateTests.cs for the test that runs it, which
+    /// is in LogFileTests.cs.
+    /// </summary>
+    [Theory]
+    [InlineData("packaging/firezone-tunnel@.service")]
+    [InlineData("packaging/firezone-tunnel.logrotate")]
+    [InlineData("README.md")]
+    public void Every_repository_path_a_shipped_file_names_exists(string shipped)
+    {
+        string file = RepositoryFile.Find(shipped);
+        string root = Path.GetDirectoryName(file)!;
+        for (int up = shipped.Count(c => c == '/'); up > 0; up--)
+        {
+            root = Path.GetDirectoryName(root)!;
+        }
+        var missing = Regex.Matches(File.ReadAllText(file), @"\b(?:src|tests|scripts|packaging)/[A-Za-z0-9_./@-]*[A-Za-z0-9_@-]\.[A-Za-z]+\b")
+            .Select(m => m.Value)
+            .Where(path => !File.Exists(Path.Combine(root, path)))
+            .Distinct()
+            .ToList();
+        Assert.True(missing.Count == 0, $"{shipped} names files that do not exist: {string.Join(", ", missing)}");
     }
 }

@@ -472,18 +472,12 @@ public sealed class WgQuickConfigParser
             {
                 throw new ConfigException(path, line, "Endpoint: cannot resolve the host name") { Transient = true };
             }
-            // Prefer IPv4 as wg(8) effectively does on most systems (getaddrinfo's RFC 6724 order
-            // puts IPv4 first when there is no global IPv6 route).
-            IPAddress chosen = addresses[0];
-            foreach (var address in addresses)
-            {
-                if (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork)
-                {
-                    chosen = address;
-                    break;
-                }
-            }
-            return UdpEndpoint.FromIPEndPoint(new IPEndPoint(chosen, port));
+            // The first answer, as wg(8) takes it (config.c, parse_endpoint): getaddrinfo has already
+            // ordered them by RFC 6724, so IPv6 first where the host has a usable global IPv6 route
+            // and IPv4 first where not. Preferring IPv4 always gave a dual-stack name a different
+            // endpoint here than under wg-quick, and `systemctl reload` (wg syncconf, which resolves
+            // with wg) then moved the peer to the other family.
+            return UdpEndpoint.FromIPEndPoint(new IPEndPoint(addresses[0], port));
         }
 
         private static string WithoutComment(string text)

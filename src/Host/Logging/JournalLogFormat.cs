@@ -14,7 +14,9 @@ namespace Firezone.Actors.Host.Logging;
 /// </summary>
 public sealed class JournalLogFormat : ITextFormatter
 {
-    private readonly MessageTemplateTextFormatter _message = new("{Message:lj}{NewLine}{Exception}", CultureInfo.InvariantCulture);
+    // ":l", not ":lj": the JSON ("j") rendering quotes every value that is not a string or a number
+    // (an enum: ECN "Normal"), where the log file's message, which the same line should repeat, does not.
+    private readonly MessageTemplateTextFormatter _message = new("{Message:l}{NewLine}{Exception}", CultureInfo.InvariantCulture);
 
     public void Format(LogEvent logEvent, TextWriter output)
     {

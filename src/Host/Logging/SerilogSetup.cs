@@ -7,7 +7,8 @@ namespace Firezone.Actors.Host.Logging;
 /// <summary>Builds the Serilog logger every part of the host (and Akka, through Akka.Logger.Serilog) writes to.</summary>
 public static class SerilogSetup
 {
-    public const string HumanTemplate = "{Timestamp:yyyy-MM-dd HH:mm:ss.fff} {Level:u3} {Message:lj}{NewLine}{Exception}";
+    /// <summary>A terminal's lines: the message as the log file has it (":l", see <see cref="JournalLogFormat"/>).</summary>
+    public const string HumanTemplate = "{Timestamp:yyyy-MM-dd HH:mm:ss.fff} {Level:u3} {Message:l}{NewLine}{Exception}";
 
     public static Logger Create(LogOptions options)
     {

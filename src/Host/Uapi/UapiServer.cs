@@ -396,9 +396,14 @@ public sealed class UapiServer : IAsyncDisposable
                 _refusalsSuppressed++;
             }
         }
-        if (warn)
+        if (warn && suppressed > 0)
         {
             _logger.LogWarning("UAPI request refused (errno {Errno}): {Problem} ({Suppressed} more refused since the last such warning)", errno, message, suppressed);
+        }
+        else if (warn)
+        {
+            // The first, or the first after a quiet interval: no count of "0 more" to give.
+            _logger.LogWarning("UAPI request refused (errno {Errno}): {Problem}", errno, message);
         }
         else
         {
