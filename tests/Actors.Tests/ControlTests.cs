@@ -120,6 +120,23 @@ public sealed class ControlTests(ITestOutputHelper output) : ActorTestBase(outpu
     }
 
     [Fact]
+    public void A_peer_resent_with_the_settings_it_has_is_unchanged_and_not_logged_at_information()
+    {
+        var a = StartNode("a", 1);
+        var b = StartNode("b", 2);
+        var config = a.PeerConfigFor(b, keepalive: 25);
+        Assert.Equal(new PeerChangesApplied(1, 0, 0), Control<PeerChangesApplied>(a, new ApplyPeerChanges(false, [], [config])));
+        // The same settings in new objects, as a `wg syncconf` of an unchanged file sends them.
+        var again = config with { AllowedIps = config.AllowedIps.ToList() };
+        EventFilter.Info(contains: "peers changed").Expect(0, () =>
+            Assert.Equal(new PeerChangesApplied(0, 0, 0, 1), Control<PeerChangesApplied>(a, new ApplyPeerChanges(false, [], [again]))));
+        EventFilter.Info(contains: "peers changed: 0 added, 1 updated, 0 removed, 0 unchanged; 1 configured").ExpectOne(Wait, () =>
+            Assert.Equal(new PeerChangesApplied(0, 1, 0, 0),
+                Control<PeerChangesApplied>(a, new ApplyPeerChanges(false, [], [again with { PersistentKeepaliveSeconds = 0 }]))));
+        StopAndAssertNoLeaks(a, b);
+    }
+
+    [Fact]
     public void Remove_all_peers_empties_the_device()
     {
         var a = StartNode("a", 1);

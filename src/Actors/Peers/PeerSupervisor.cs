@@ -164,7 +164,7 @@ public sealed class PeerSupervisor : UntypedActor
     /// </summary>
     private PeerChangesApplied Apply(ApplyPeerChanges changes)
     {
-        int removed = 0, created = 0, updated = 0;
+        int removed = 0, created = 0, updated = 0, unchanged = 0;
         if (changes.RemoveAll)
         {
             var keys = new List<WireGuardKey>(_peers.Keys);
@@ -182,10 +182,15 @@ public sealed class PeerSupervisor : UntypedActor
         }
         foreach (var config in changes.Upsert)
         {
-            if (AddOrUpdate(config, publish: false, changes.HandshakeAtStart?.Contains(config.PublicKey) == true,
-                    changes.EndpointNamed?.Contains(config.PublicKey) == true).Created)
+            var configured = AddOrUpdate(config, publish: false, changes.HandshakeAtStart?.Contains(config.PublicKey) == true,
+                changes.EndpointNamed?.Contains(config.PublicKey) == true);
+            if (configured.Created)
             {
                 created++;
+            }
+            else if (configured.Unchanged)
+            {
+                unchanged++;
             }
             else
             {
@@ -193,8 +198,17 @@ public sealed class PeerSupervisor : UntypedActor
             }
         }
         PublishMetricsPeers();
-        _log.Info("peers changed: {Added} added, {Updated} updated, {Removed} removed; {PeerCount} configured", created, updated, removed, _peers.Count);
-        return new PeerChangesApplied(created, updated, removed);
+        if (created + updated + removed > 0)
+        {
+            _log.Info("peers changed: {Added} added, {Updated} updated, {Removed} removed, {Unchanged} unchanged; {PeerCount} configured",
+                created, updated, removed, unchanged, _peers.Count);
+        }
+        else
+        {
+            // A periodic `wg syncconf` of an unchanged file: nothing for an operator to read at Information.
+            _log.Debug("peers unchanged: {Unchanged} re-sent with the settings they had; {PeerCount} configured", unchanged, _peers.Count);
+        }
+        return new PeerChangesApplied(created, updated, removed, unchanged);
     }
 
     private PeerConfigured AddOrUpdate(PeerConfig config, bool publish = true, bool handshakeAtStart = false, bool endpointNamed = false)
@@ -206,11 +220,12 @@ public sealed class PeerSupervisor : UntypedActor
         ReleaseFromOtherSlots(key, config.AllowedIps);
         if (_peers.TryGetValue(key, out var existing))
         {
+            bool unchanged = SameSettings(existing.Slot.Config, config);
             Own(key, existing.Slot.Config.AllowedIps, config.AllowedIps);
             existing.Slot.Config = config;
             _device.SetAllowedIps(key, config.AllowedIps);
             existing.Connection.Tell(new UpdatePeerConfig(config, endpointNamed));
-            return new PeerConfigured(key, Created: false);
+            return new PeerConfigured(key, Created: false, unchanged);
         }
         var slot = new PeerSlot(config);
         if (handshakeAtStart)
@@ -241,6 +256,15 @@ public sealed class PeerSupervisor : UntypedActor
         }
         return new PeerConfigured(key, Created: true);
     }
+
+    /// <summary>The same settings (<see cref="PeerConfig"/>'s record equality compares the allowed IPs by reference).</summary>
+    private static bool SameSettings(PeerConfig old, PeerConfig config) =>
+        old.PublicKey == config.PublicKey
+        && Nullable.Equals(old.PresharedKey, config.PresharedKey)
+        && old.Endpoint == config.Endpoint
+        && old.PersistentKeepaliveSeconds == config.PersistentKeepaliveSeconds
+        && old.EcnMode == config.EcnMode
+        && old.AllowedIps.SequenceEqual(config.AllowedIps);
 
     /// <summary>
     /// Strips <paramref name="claimed"/> from the slots of the peers that hold them. The owner map

@@ -10,7 +10,7 @@ namespace Firezone.Actors.Actors.Peers;
 public sealed record AddOrUpdatePeer(PeerConfig Config);
 
 /// <summary>Answer to <see cref="AddOrUpdatePeer"/>: <paramref name="Created"/> is false for an update.</summary>
-public sealed record PeerConfigured(WireGuardKey PublicKey, bool Created);
+public sealed record PeerConfigured(WireGuardKey PublicKey, bool Created, bool Unchanged = false);
 
 /// <summary>Removes a peer (its allowed IPs, its session). Answered with <see cref="PeerRemoved"/>.</summary>
 public sealed record RemovePeer(WireGuardKey PublicKey);
@@ -39,7 +39,8 @@ public sealed record AllPeersRemoved(int Count);
 public sealed record ApplyPeerChanges(bool RemoveAll, IReadOnlyList<WireGuardKey> Remove, IReadOnlyList<PeerConfig> Upsert,
     IReadOnlySet<WireGuardKey>? HandshakeAtStart = null, IReadOnlySet<WireGuardKey>? EndpointNamed = null);
 
-public sealed record PeerChangesApplied(int Created, int Updated, int Removed);
+/// <remarks><paramref name="Unchanged"/>: peers re-sent with the settings they had (wg syncconf sends every peer of the file); they are applied again all the same (an endpoint given again replaces a roamed one, as in wireguard-go).</remarks>
+public sealed record PeerChangesApplied(int Created, int Updated, int Removed, int Unchanged = 0);
 
 /// <summary>Ask for <see cref="DeviceStatus"/>.</summary>
 public sealed class GetDeviceStatus
