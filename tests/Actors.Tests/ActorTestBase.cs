@@ -71,6 +71,16 @@ public abstract class ActorTestBase : Akka.TestKit.Xunit2.TestKit
 
     protected PeerStatus PeerStatusOf(TunnelNode node, TunnelNode remote) => Control<PeerStatus>(node, new GetPeerStatus(remote.PublicKey));
 
+    /// <summary>
+    /// Call before moving time when a reader thread stepped <paramref name="node"/>'s peer
+    /// <paramref name="remote"/> (its first packet, which starts the handshake): the reader only asks
+    /// the peer's PeerConnection to arm the engine's timer (RearmPeerTimer), and the actor arms it
+    /// when it gets to that message. Handled after the move, the request arms a timer for a deadline
+    /// already past, which the TestScheduler fires only at the next move. A status request through
+    /// the same mailbox is answered after the re-arm request was handled.
+    /// </summary>
+    protected void AwaitPeerTimerArmed(TunnelNode node, TunnelNode remote) => PeerStatusOf(node, remote);
+
     protected void AwaitWritten(TunnelNode node, int count) =>
         AwaitCondition(() => node.Tun.WrittenCount >= count, Wait, $"{node.Name}'s TUN to receive {count} packets (has {node.Tun.WrittenCount})");
 

@@ -89,6 +89,7 @@ public sealed class HandshakeLogTests(ITestOutputHelper output) : ActorTestBase(
         {
             a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
             AwaitCondition(() => Control<DeviceStatus>(b, GetDeviceStatus.Instance).Drops.HandshakesUnknownPeer == 1, Wait);
+            AwaitPeerTimerArmed(a, b);
             AdvanceTime(TimeSpan.FromSeconds(5.4));
             AwaitCondition(() => Control<DeviceStatus>(b, GetDeviceStatus.Instance).Drops.HandshakesUnknownPeer == 2, Wait);
         });

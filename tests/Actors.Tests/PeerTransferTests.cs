@@ -32,6 +32,7 @@ public sealed class PeerTransferTests(ITestOutputHelper output) : ActorTestBase(
         Network.Refuse = to => to == b.Endpoint;
         a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 1));
         AwaitCondition(() => counters.DatagramsNotSentCount == 1, Wait);
+        AwaitPeerTimerArmed(a, b); // the retries below come from the engine's timer
         return (a, b, counters);
     }
 

@@ -21,14 +21,16 @@ public sealed class TimerTests(ITestOutputHelper output) : ActorTestBase(output)
         var a = StartNode("a", 1);
         // An endpoint nobody listens on: every initiation is lost.
         var nowhere = UdpEndpoint.FromIPv4([127, 0, 0, 99], 9);
+        var ghost = StartNode("ghost", 9);
         Control<PeerConfigured>(a, new AddOrUpdatePeer(new PeerConfig
         {
-            PublicKey = StartNode("ghost", 9).PublicKey,
+            PublicKey = ghost.PublicKey,
             Endpoint = nowhere,
             AllowedIps = [IpPrefix.Parse("10.0.0.9/32")],
         }));
         a.Tun.Inject(Packets.Ipv4(a.Address, "10.0.0.9", id: 1)); // traffic starts the handshake
         AwaitCondition(() => InitiationsFrom(a) == 1, Wait);
+        AwaitPeerTimerArmed(a, ghost);
 
         // Rekey-Timeout is 5 s plus up to 333 ms of jitter (section 6.4): at 4.9 s nothing is due.
         AdvanceTime(TimeSpan.FromSeconds(4.9));
