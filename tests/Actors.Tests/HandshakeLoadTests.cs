@@ -19,6 +19,7 @@ public sealed class HandshakeLoadTests(ITestOutputHelper output) : ActorTestBase
         Assert.Equal(0, b.Tun.WrittenCount);
 
         // A's retransmission (Rekey-Timeout, section 6.4) carries mac2 from the cookie and is admitted.
+        AwaitPeerTimerArmed(a, b);
         AdvanceTime(TimeSpan.FromSeconds(5.4));
         AwaitWritten(b, 1);
         Assert.Equal(2, Network.Count(d => d.From == a.Endpoint && d.Type == MessageType.Initiation));
@@ -31,6 +32,7 @@ public sealed class HandshakeLoadTests(ITestOutputHelper output) : ActorTestBase
     {
         var (a, b) = StartPairWithBUnderLoad();
         AwaitCondition(() => Network.Count(d => d.From == b.Endpoint && d.Type == MessageType.CookieReply) == 1, Wait);
+        AwaitPeerTimerArmed(a, b);
         AdvanceTime(TimeSpan.FromSeconds(5.4));
         AwaitWritten(b, 1);
         var withCookie = Network.Log.Where(d => d.From == a.Endpoint && d.Type == MessageType.Initiation).ElementAt(1).Data;
