@@ -257,14 +257,12 @@ public sealed class PeerSupervisor : UntypedActor
         return new PeerConfigured(key, Created: true);
     }
 
-    /// <summary>The same settings (<see cref="PeerConfig"/>'s record equality compares the allowed IPs by reference).</summary>
+    /// <summary>
+    /// The same settings: <see cref="PeerConfig"/>'s record equality for every field but the allowed
+    /// IPs, which it compares by reference (a re-sent peer brings a new list), compared by content.
+    /// </summary>
     private static bool SameSettings(PeerConfig old, PeerConfig config) =>
-        old.PublicKey == config.PublicKey
-        && Nullable.Equals(old.PresharedKey, config.PresharedKey)
-        && old.Endpoint == config.Endpoint
-        && old.PersistentKeepaliveSeconds == config.PersistentKeepaliveSeconds
-        && old.EcnMode == config.EcnMode
-        && old.AllowedIps.SequenceEqual(config.AllowedIps);
+        old with { AllowedIps = config.AllowedIps } == config && old.AllowedIps.SequenceEqual(config.AllowedIps);
 
     /// <summary>
     /// Strips <paramref name="claimed"/> from the slots of the peers that hold them. The owner map
