@@ -168,7 +168,6 @@ public sealed class ConfigParserTests
     [InlineData("[Interface]\nPrivateKey = {PK}\nAddress = fe80::1%eth0/64\n", 3, "Address: an entry is not an address in CIDR notation")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nAddress = 10.0.0.1/24\nAddress = 10.0.0.2/24, 10.0.0.1/24\n", 4, "Address 10.0.0.1/24 is given twice (first on line 3)")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nAddress = fd00::1/64, fd00::1/48\n", 3, "Address fd00::1/48 is given twice (first on line 3): an IPv6 address takes one prefix length")]
-    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nAllowedIPs = 10.0.0.0/24\n[Peer]\nPublicKey = {B}\nAllowedIPs = 10.0.0.1/24\n", 8, "AllowedIPs 10.0.0.0/24 overlaps the [Peer] on line 3 (line 5)")]
     [InlineData("[Interface]\nListenPort = 1\n", 1, "[Interface] has no PrivateKey")]
     [InlineData("\n\n[Peer]\nPublicKey = {A}\n", 1, "no [Interface] section")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nListenPort = 70000\n", 3, "ListenPort is not a port between 0 and 65535")]
@@ -185,7 +184,6 @@ public sealed class ConfigParserTests
     [InlineData("[Interface]\nPrivateKey = {PK}\nTable = nosuchtable\n", 3, "Table is not off, auto, main, a table number (1 to 4294967295) or a name from /etc/iproute2/rt_tables")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nTable = Vpn\n", 3, "Table is not off, auto, main, a table number (1 to 4294967295) or a name from /etc/iproute2/rt_tables")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nTable = \n", 3, "Table is not off, auto, main, a table number (1 to 4294967295) or a name from /etc/iproute2/rt_tables")]
-    [InlineData("[Interface]\nPrivateKey = {PK}\nTable = off\nTable = 7\n", 4, "Table given twice in [Interface] (first on line 3)")]
     [InlineData("[Interface]\nPrivateKey = {PK}\n#!Colour=blue\n", 3, "unknown directive '#! Colour' (known: EcnMode, Role)")]
     [InlineData("[Interface]\nPrivateKey = {PK}\n#! Colour = blue   # client or gateway\n", 3, "unknown directive '#! Colour' (known: EcnMode, Role)")]
     [InlineData("[Interface]\nPrivateKey = {PK}\n#!Role=router\n", 3, "#! Role is not client or gateway")]
@@ -198,7 +196,6 @@ public sealed class ConfigParserTests
     [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nEndpoint = 2001:db8::1:51820\n", 5, "Endpoint: not an endpoint (write IPv6 addresses as [address]:port)")]
     [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nEndpoint = nowhere.invalid:1\n", 5, "Endpoint: cannot resolve the host name")]
     [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nPersistentKeepalive = often\n", 5, "PersistentKeepalive is not 'off' or a number of seconds up to 65535")]
-    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\n[Peer]\nPublicKey = {A}\n", 5, "this [Peer] has the same PublicKey as the [Peer] on line 3")]
     [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nAllowedIPs = 10.0.0.0/8\n", 3, "[Peer] has no PublicKey")]
     [InlineData("PrivateKey = {PK}\n", 1, "'PrivateKey' outside a section ([Interface] or [Peer] first)")]
     [InlineData("[Interface]\nPrivateKey\n", 2, "line is not 'Key = Value'")]
@@ -206,8 +203,6 @@ public sealed class ConfigParserTests
     [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\n#! EcnMode = loud\n", 5, "#! EcnMode is not normal, compatibility or off")]
     [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\n#! Role = gateway\n", 5, "#! Role belongs in [Interface]")]
     [InlineData("[Interface]\nPrivateKey = {PK}\n#! Role = router\n", 3, "#! Role is not client or gateway")]
-    [InlineData("[Interface]\nPrivateKey = {PK}\nPrivateKey = {PK}\n", 3, "PrivateKey given twice in [Interface] (first on line 2)")]
-    [InlineData("[Interface]\nPrivateKey = {PK}\n[Interface]\n", 3, "second [Interface] section (the first is on line 1)")]
     public void Bad_files_fail_with_file_line_and_problem(string template, int line, string problem)
     {
         string text = template.Replace("{PK}", PrivateKey).Replace("{A}", PeerKeyA).Replace("{B}", PeerKeyB);

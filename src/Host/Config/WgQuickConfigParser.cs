@@ -175,11 +175,14 @@ public sealed class WgQuickConfigParser
         {
             if (content.Equals("[Interface]", StringComparison.OrdinalIgnoreCase))
             {
+                _section = Section.Interface;
                 if (_interfaceLine != 0)
                 {
-                    throw Error(line, $"second [Interface] section (the first is on line {_interfaceLine})");
+                    // wg-quick reads every [Interface] line it finds, and wg (config.c) goes on filling
+                    // the one device: the sections add up, as if they were one.
+                    Note(line, $"second [Interface] section (the first is on line {_interfaceLine}): read as part of the first, as wg-quick and wg read it");
+                    return;
                 }
-                _section = Section.Interface;
                 _interfaceLine = line;
             }
             else if (content.Equals("[Peer]", StringComparison.OrdinalIgnoreCase))
@@ -193,14 +196,22 @@ public sealed class WgQuickConfigParser
             }
         }
 
+        /// <summary>
+        /// A single-valued key given again: wg-quick (MTU, Table) and wg (config.c: the rest) keep
+        /// the later value without a word. The same here, said out loud, since it is usually an
+        /// edit that left the old line behind.
+        /// </summary>
         private void Once(int line, string key)
         {
             if (_seenInterfaceKeys.TryGetValue(key, out int first))
             {
-                throw Error(line, $"{key} given twice in [Interface] (first on line {first})");
+                Note(line, RepeatedKeyNote(key, "[Interface]", first));
             }
             _seenInterfaceKeys[key] = line;
         }
+
+        private static string RepeatedKeyNote(string key, string section, int first) =>
+            $"{key} given twice in {section} (first on line {first}): the later value counts, as in wg-quick and wg";
 
         private void ReadInterfaceKey(int line, string key, string value)
         {
@@ -541,19 +552,21 @@ public sealed class WgQuickConfigParser
             {
                 throw Error(_mtuLine, $"MTU {_mtu} is below {MinIPv6Mtu}, the IPv6 minimum (RFC 8200 section 5), and the Address on line {_ipv6AddressLine} is IPv6: the kernel disables IPv6 on such a link");
             }
-            var peers = new List<PeerConfig>(_peers.Count);
-            var keys = new Dictionary<WireGuardKey, int>();
+            // The sections are applied in order, as wg setconf applies them (config.c, then the
+            // UAPI or netlink): a second section with the same PublicKey changes the same peer, its
+            // AllowedIPs replacing the earlier ones (setconf sets replace_allowed_ips on every peer)
+            // and the other keys it gives replacing theirs; a prefix given to a second peer moves to
+            // it (cryptokey routing, whitepaper section 2, maps a prefix to one peer). Nested
+            // prefixes are not a conflict: routing is longest match.
+            var merged = new List<MergedPeer>(_peers.Count);
+            var byKey = new Dictionary<WireGuardKey, MergedPeer>();
             var ownPublicKey = Firezone.Actors.Engine.Crypto.Curve25519.PublicKeyOf(privateKey);
-            var prefixes = new Dictionary<IpPrefix, (int PeerLine, int Line)>();
+            var owners = new Dictionary<IpPrefix, (MergedPeer Peer, int PeerLine, int Line)>();
             foreach (var builder in _peers)
             {
                 if (builder.PublicKey is not { } publicKey)
                 {
                     throw Error(builder.Line, "[Peer] has no PublicKey");
-                }
-                if (!keys.TryAdd(publicKey, builder.Line))
-                {
-                    throw Error(builder.Line, $"this [Peer] has the same PublicKey as the [Peer] on line {keys[publicKey]}");
                 }
                 if (publicKey == ownPublicKey)
                 {
@@ -562,29 +575,60 @@ public sealed class WgQuickConfigParser
                     _notes.Add(new ConfigNote(builder.Line, "this [Peer] has the interface's own PublicKey (that of its PrivateKey): ignored, with its AllowedIPs, as wg setconf does"));
                     continue;
                 }
-                var allowed = new List<IpPrefix>(builder.AllowedIps.Count);
+                if (byKey.TryGetValue(publicKey, out var peer))
+                {
+                    Note(builder.Line, $"this [Peer] has the same PublicKey as the [Peer] on line {peer.Line}: both apply to one peer, as in wg setconf; this section's AllowedIPs replace the earlier ones, and the keys it gives replace theirs");
+                    foreach (var prefix in peer.AllowedIps)
+                    {
+                        owners.Remove(prefix);
+                    }
+                    peer.AllowedIps.Clear();
+                    if (builder.Gave("PresharedKey"))
+                    {
+                        peer.PresharedKey = builder.PresharedKey;
+                    }
+                    if (builder.Gave("Endpoint"))
+                    {
+                        peer.Endpoint = builder.Endpoint;
+                    }
+                    if (builder.Gave("PersistentKeepalive"))
+                    {
+                        peer.Keepalive = builder.Keepalive;
+                    }
+                    peer.EcnMode = builder.EcnMode ?? peer.EcnMode;
+                }
+                else
+                {
+                    peer = new MergedPeer(builder);
+                    byKey.Add(publicKey, peer);
+                    merged.Add(peer);
+                }
                 foreach (var (prefix, line) in builder.AllowedIps)
                 {
-                    // Cryptokey routing (whitepaper section 2) maps each prefix to one peer; nested
-                    // prefixes are fine (longest match), the same prefix on two peers would make the
-                    // second silently take it from the first.
-                    if (prefixes.TryGetValue(prefix, out var owner) && owner.PeerLine != builder.Line)
+                    if (owners.TryGetValue(prefix, out var owner))
                     {
-                        throw Error(line, $"AllowedIPs {prefix} overlaps the [Peer] on line {owner.PeerLine} (line {owner.Line})");
+                        if (owner.Peer == peer)
+                        {
+                            continue;
+                        }
+                        Note(line, $"AllowedIPs {prefix} is also on the [Peer] on line {owner.PeerLine} (line {owner.Line}): it moves to this one, as in wg setconf");
+                        owner.Peer.AllowedIps.Remove(prefix);
                     }
-                    if (prefixes.TryAdd(prefix, (builder.Line, line)))
-                    {
-                        allowed.Add(prefix);
-                    }
+                    owners[prefix] = (peer, builder.Line, line);
+                    peer.AllowedIps.Add(prefix);
                 }
+            }
+            var peers = new List<PeerConfig>(merged.Count);
+            foreach (var peer in merged)
+            {
                 peers.Add(new PeerConfig
                 {
-                    PublicKey = publicKey,
-                    PresharedKey = builder.PresharedKey,
-                    Endpoint = builder.Endpoint,
-                    PersistentKeepaliveSeconds = builder.Keepalive,
-                    AllowedIps = allowed,
-                    EcnMode = builder.EcnMode ?? _defaultEcn,
+                    PublicKey = peer.PublicKey,
+                    PresharedKey = peer.PresharedKey,
+                    Endpoint = peer.Endpoint,
+                    PersistentKeepaliveSeconds = peer.Keepalive,
+                    AllowedIps = peer.AllowedIps,
+                    EcnMode = peer.EcnMode ?? _defaultEcn,
                 });
             }
             return new TunnelConfig
@@ -608,6 +652,18 @@ public sealed class WgQuickConfigParser
         }
 
         /// <summary>One [Peer] section while it is being read.</summary>
+        /// <summary>One peer after every section with its PublicKey was applied.</summary>
+        private sealed class MergedPeer(PeerBuilder first)
+        {
+            public int Line { get; } = first.Line;
+            public WireGuardKey PublicKey { get; } = first.PublicKey!.Value;
+            public WireGuardKey? PresharedKey { get; set; } = first.PresharedKey;
+            public UdpEndpoint Endpoint { get; set; } = first.Endpoint;
+            public ushort Keepalive { get; set; } = first.Keepalive;
+            public EcnMode? EcnMode { get; set; } = first.EcnMode;
+            public List<IpPrefix> AllowedIps { get; } = [];
+        }
+
         private sealed class PeerBuilder(int line)
         {
             private readonly Dictionary<string, int> _seen = new(StringComparer.OrdinalIgnoreCase);
@@ -620,11 +676,14 @@ public sealed class WgQuickConfigParser
             public EcnMode? EcnMode { get; set; }
             public List<(IpPrefix Prefix, int Line)> AllowedIps { get; } = [];
 
+            /// <summary>Whether the section gave the key: a later section for the same peer changes only those.</summary>
+            public bool Gave(string key) => _seen.ContainsKey(key);
+
             public void Once(Reader reader, int line, string key)
             {
                 if (_seen.TryGetValue(key, out int first))
                 {
-                    throw reader.Error(line, $"{key} given twice in this [Peer] (first on line {first})");
+                    reader.Note(line, RepeatedKeyNote(key, "this [Peer]", first));
                 }
                 _seen[key] = line;
             }
