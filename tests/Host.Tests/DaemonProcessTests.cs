@@ -179,7 +179,7 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
         Assert.Equal(before, between[..before.Length]);
 
         // The first daemon still serves and logs, after its own lines.
-        var set = await ProcessRunner.WgAsync("set", name, "listen-port", "0");
+        var set = await ProcessRunner.WgAsync("set", name, "fwmark", "7");
         Assert.True(set.ExitCode == 0, set.Stderr);
         first.Signal(SIGTERM);
         Assert.Equal(0, await first.WaitForExitAsync(Bound));
@@ -188,7 +188,7 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
         Assert.Equal(-1, Array.IndexOf(after, (byte)0));
         var messages = System.Text.Encoding.UTF8.GetString(after).Split('\n', StringSplitOptions.RemoveEmptyEntries)
             .Select(l => JsonDocument.Parse(l).RootElement.GetProperty("message").GetString()).ToList();
-        Assert.Contains("UAPI set: 0 peer change(s) applied", messages);
+        Assert.Contains("UAPI set: fwmark 0x7 changed; 0 peer change(s) applied", messages);
         Assert.Contains($"Interface {name} stopped", messages);
         Assert.DoesNotContain(messages, m => m!.StartsWith("Cannot start", StringComparison.Ordinal)); // the second daemon's
     }

@@ -26,11 +26,11 @@ internal sealed class UapiServerFixture : IAsyncDisposable
 
     public static string UniqueName() => "fzt" + Guid.NewGuid().ToString("N")[..10];
 
-    public static UapiServerFixture Start()
+    public static UapiServerFixture Start(Microsoft.Extensions.Logging.ILogger? logger = null)
     {
         string name = UniqueName();
         var control = new InMemoryTunnelControl();
-        var server = UapiServer.Start(UapiSocketPath.For(name), control, NullLogger.Instance);
+        var server = UapiServer.Start(UapiSocketPath.For(name), control, logger ?? NullLogger.Instance);
         return new UapiServerFixture(name, control, server);
     }
 

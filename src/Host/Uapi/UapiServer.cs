@@ -339,8 +339,17 @@ public sealed class UapiServer : IAsyncDisposable
         try
         {
             var request = UapiSetParser.Parse(lines);
-            await UapiSetApplier.ApplyAsync(request, _control, _newPeerEcnMode, token).ConfigureAwait(false);
-            _logger.LogInformation("UAPI set: {PeerChanges} peer change(s) applied", request.Peers.Count);
+            var deviceChanges = await UapiSetApplier.ApplyAsync(request, _control, _newPeerEcnMode, token).ConfigureAwait(false);
+            if (deviceChanges.Count > 0)
+            {
+                _logger.LogInformation("UAPI set: {DeviceChanges:l} changed; {PeerChanges} peer change(s) applied", string.Join(", ", deviceChanges), request.Peers.Count);
+            }
+            else
+            {
+                // Peer changes are logged by the peers' supervisor at Information when there are any;
+                // a reload that sends the same file again changes nothing and says so only here.
+                _logger.LogDebug("UAPI set: {PeerChanges} peer change(s) applied", request.Peers.Count);
+            }
             return ("errno=0\n\n", lines.Count);
         }
         catch (UapiException e)

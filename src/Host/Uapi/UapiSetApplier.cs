@@ -15,16 +15,27 @@ namespace Firezone.Actors.Host.Uapi;
 /// </summary>
 public static class UapiSetApplier
 {
-    public static Task ApplyAsync(UapiSetRequest request, ITunnelControl control, CancellationToken cancellationToken) =>
+    public static Task<IReadOnlyList<string>> ApplyAsync(UapiSetRequest request, ITunnelControl control, CancellationToken cancellationToken) =>
         ApplyAsync(request, control, EcnMode.Normal, cancellationToken);
 
     /// <param name="newPeerEcnMode">
     /// The ECN mode of a peer the request creates, which the UAPI has no key for: service mode's
     /// [Interface] <c>#! EcnMode</c>, so a peer a reload adds runs as the file's peers do.
     /// </param>
-    public static async Task ApplyAsync(UapiSetRequest request, ITunnelControl control, EcnMode newPeerEcnMode, CancellationToken cancellationToken)
+    /// <returns>
+    /// The device settings the request changed that no other line reports ("private key",
+    /// "fwmark 0x7"): a new listen port and peer changes are logged where they are applied, and a
+    /// reload (wg syncconf) sends every setting again unchanged.
+    /// </returns>
+    public static async Task<IReadOnlyList<string>> ApplyAsync(UapiSetRequest request, ITunnelControl control, EcnMode newPeerEcnMode, CancellationToken cancellationToken)
     {
         var status = await control.GetStatusAsync(cancellationToken).ConfigureAwait(false);
+        var deviceChanges = new List<string>();
+        if (request.PrivateKey is { } requestedKey && (requestedKey.IsZero ? status.PrivateKey is not null : status.PrivateKey != requestedKey))
+        {
+            deviceChanges.Add("private key");
+        }
+
         var draft = new Dictionary<WireGuardKey, DraftPeer>();
         // Who holds each prefix, so that moving one (below) is a lookup, not a scan of every peer:
         // a scan made wg addconf of 10,000 peers quadratic.
@@ -107,6 +118,12 @@ public static class UapiSetApplier
         if (request.Fwmark is { } fwmark)
         {
             await control.SetFwmarkAsync(fwmark, cancellationToken).ConfigureAwait(false);
+            // What the tunnel kept: it may keep a mark its policy rules need (0 then changes nothing).
+            uint now = (await control.GetStatusAsync(cancellationToken).ConfigureAwait(false)).Fwmark;
+            if (now != status.Fwmark)
+            {
+                deviceChanges.Add("fwmark 0x" + now.ToString("x", System.Globalization.CultureInfo.InvariantCulture));
+            }
         }
         var remove = new List<WireGuardKey>();
         if (!request.ReplacePeers)
@@ -137,6 +154,7 @@ public static class UapiSetApplier
             // One call for the whole transaction: the actors apply it as one message.
             await control.ApplyPeerChangesAsync(request.ReplacePeers, remove, upsert, endpointNamed, cancellationToken).ConfigureAwait(false);
         }
+        return deviceChanges;
     }
 
     private static void Disown(DraftPeer peer, Dictionary<IpPrefix, DraftPeer> owners)
