@@ -45,6 +45,8 @@ public sealed class CliTests
     [InlineData(new[] { "x1", "up", "--config", "x.conf", "-i", "x2" }, "firezone-tunnel: two interface names, 'x1' and --interface 'x2': give one")]
     [InlineData(new[] { "a/b", "up", "--config", "x.conf" }, "firezone-tunnel: 'a/b' is not a valid interface name (1 to 15 characters, no '/' or spaces)")]
     [InlineData(new[] { "up", "--config", "/tmp/much-too-long-file-name.conf" }, "firezone-tunnel: 'much-too-long-file-name', the configuration file's name without .conf, is not a valid interface name (1 to 15 characters, no '/' or spaces): name the file INTERFACE.conf, as wg-quick wants it, or give --interface NAME")]
+    [InlineData(new[] { "up" }, "firezone-tunnel: up needs a configuration: up wg0 (reads /etc/wireguard/wg0.conf, as wg-quick up), up FILE or up --config FILE (see --help)")]
+    [InlineData(new[] { "up", "wg0", "--config", "x.conf" }, "firezone-tunnel: two configurations, 'wg0' and --config 'x.conf': give one")]
     [InlineData(new[] { "wg0", "show", "wg0" }, "firezone-tunnel: show takes the interface after it: firezone-tunnel show wg0")]
     [InlineData(new[] { "--log-level", "loud", "wg0" }, "firezone-tunnel: unknown log level 'loud': use trace, debug, info, warning, error or silent (see --help)")]
     [InlineData(new[] { "--log-file", "", "wg0" }, "firezone-tunnel: --log-file is empty: give the log file's path (see --help)")]
@@ -153,12 +155,53 @@ public sealed class CliTests
         {
             var result = await RunAsync("up", "--config", file);
             Assert.Equal(Cli.CommandLine.ConfigMistakeExitCode, result.ExitCode);
-            Assert.Equal($"{file}:6: AllowedIPs: an entry is not a CIDR prefix (address/length)\n", result.Stderr);
+            Assert.Equal($"firezone-tunnel: {file}:6: AllowedIPs: an entry is not a CIDR prefix (address/length)\n", result.Stderr);
             Assert.DoesNotContain(key, result.Stdout + result.Stderr);
             Assert.False(File.Exists(UapiSocketPath.For(name)));
             Assert.False(File.Exists(Path.Combine("/var/log/firezone-tunnel", name + ".log")));
             var link = await ProcessRunner.RunAsync("ip", ["link", "show", name], timeout: TimeSpan.FromSeconds(10));
             Assert.NotEqual(0, link.ExitCode);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    /// <summary>As wg-quick up: an interface name stands for /etc/wireguard/NAME.conf, anything else is a path.</summary>
+    [Theory]
+    [InlineData("wg0", "/etc/wireguard/wg0.conf")]
+    [InlineData("a.b-c_d=e+f", "/etc/wireguard/a.b-c_d=e+f.conf")]
+    [InlineData("wg0.conf", "/etc/wireguard/wg0.conf.conf")]
+    [InlineData("./wg0.conf", "./wg0.conf")]
+    [InlineData("/srv/vpn/wg0.conf", "/srv/vpn/wg0.conf")]
+    [InlineData("much-too-long-name", "much-too-long-name")]
+    public void Up_reads_its_argument_as_wg_quick_up_does(string argument, string path) =>
+        Assert.Equal(path, Cli.CommandLine.WgQuickConfigPath(argument));
+
+    [Fact]
+    public async Task Up_with_an_interface_name_reads_its_file_in_etc_wireguard()
+    {
+        string name = UapiServerFixture.UniqueName();
+        var result = await RunAsync("up", name);
+        Assert.Equal(Cli.CommandLine.ConfigMistakeExitCode, result.ExitCode);
+        Assert.Equal($"firezone-tunnel: /etc/wireguard/{name}.conf: cannot read the file: no such file\n", result.Stderr);
+    }
+
+    [Fact]
+    public async Task Up_takes_the_file_after_it_as_wg_quick_up_does()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UapiServerFixture.UniqueName();
+        string file = Path.Combine(Path.GetTempPath(), name + ".conf");
+        await File.WriteAllTextAsync(file, $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\nAddress = 10.77.0.1/24\n");
+        try
+        {
+            await using var daemon = DaemonProcess.Start(ns, name, "up", file);
+            await daemon.WaitReadyAsync();
+            var address = await ns.ExecAsync("ip", ["-o", "address", "show", "dev", name], timeout: TimeSpan.FromSeconds(10));
+            Assert.True(address.ExitCode == 0, address.Stderr);
+            Assert.Contains("10.77.0.1/24", address.Stdout);
         }
         finally
         {
@@ -172,7 +215,7 @@ public sealed class CliTests
         string file = Path.Combine(Path.GetTempPath(), UapiServerFixture.UniqueName() + ".conf");
         var result = await RunAsync("up", "--config", file);
         Assert.Equal(Cli.CommandLine.ConfigMistakeExitCode, result.ExitCode);
-        Assert.StartsWith($"{file}: cannot read the file", result.Stderr);
+        Assert.StartsWith($"firezone-tunnel: {file}: cannot read the file", result.Stderr);
         Assert.Single(result.Stderr.TrimEnd('\n').Split('\n'));
     }
 

@@ -166,7 +166,7 @@ public sealed class DropInCompatibilityTests
         {
             var result = await ProcessRunner.RunAsync(Executable, ["up", "--config", directory.FullName, "--interface", UniqueName()], timeout: TimeSpan.FromSeconds(30));
             Assert.Equal(Cli.CommandLine.ConfigMistakeExitCode, result.ExitCode);
-            Assert.Equal($"{directory.FullName}: cannot read the file: is a directory, not a configuration file\n", result.Stderr);
+            Assert.Equal($"firezone-tunnel: {directory.FullName}: cannot read the file: is a directory, not a configuration file\n", result.Stderr);
         }
         finally
         {
@@ -180,7 +180,7 @@ public sealed class DropInCompatibilityTests
         string file = Path.Combine(Path.GetTempPath(), UniqueName() + ".conf");
         var result = await ProcessRunner.RunAsync(Executable, ["up", "--config", file], timeout: TimeSpan.FromSeconds(30));
         Assert.Equal(Cli.CommandLine.ConfigMistakeExitCode, result.ExitCode);
-        Assert.Equal($"{file}: cannot read the file: no such file\n", result.Stderr);
+        Assert.Equal($"firezone-tunnel: {file}: cannot read the file: no such file\n", result.Stderr);
     }
 
     /// <summary>

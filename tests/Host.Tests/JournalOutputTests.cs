@@ -172,7 +172,7 @@ public sealed class JournalOutputTests
         await File.WriteAllTextAsync(file, "");
         try
         {
-            string expected = $"{config}:6: AllowedIPs: an entry is not a CIDR prefix (address/length)\n";
+            string expected = $"firezone-tunnel: {config}:6: AllowedIPs: an entry is not a CIDR prefix (address/length)\n";
             var (exitCode, output) = await RunWithOutputToAsync(journal, await DeviceAndInodeAsync(journal), "up", "--config", config);
             Assert.Equal(Cli.CommandLine.ConfigMistakeExitCode, exitCode);
             Assert.Equal("<3>" + expected, output);

@@ -146,7 +146,7 @@ public sealed class PackagingTests
             await File.WriteAllTextAsync(config, header + "AllowedIPs = 10.0.0.0/8\nEndpoint = 192.0.2.1:70000\n");
             var mistake = await ProcessRunner.RunAsync(Executable, ["up", "--config", config], environment: environment, timeout: TimeSpan.FromSeconds(30));
             Assert.Equal(78, mistake.ExitCode);
-            Assert.StartsWith($"{config}:7: ", mistake.Stderr);
+            Assert.StartsWith($"firezone-tunnel: {config}:7: ", mistake.Stderr);
 
             // .invalid never resolves (RFC 6761 section 6.4); to the daemon it looks like DNS not up yet.
             // In a namespace of the test's own with only loopback, so the lookup fails here, at once,
@@ -157,7 +157,7 @@ public sealed class PackagingTests
             var unresolved = await ns.ExecAsync(Executable, ["up", "--config", config], environment: environment, timeout: TimeSpan.FromSeconds(60));
             Assert.Equal(1, unresolved.ExitCode);
             // The line goes on with the name and the resolver's reason, which depends on the machine's DNS.
-            Assert.StartsWith($"{config}:7: Endpoint: cannot resolve the host name nowhere.invalid: ", unresolved.Stderr);
+            Assert.StartsWith($"firezone-tunnel: {config}:7: Endpoint: cannot resolve the host name nowhere.invalid: ", unresolved.Stderr);
             Assert.Single(unresolved.Stderr.TrimEnd('\n').Split('\n'));
         }
         finally

@@ -13,13 +13,20 @@ namespace Firezone.Actors.Host.Cli;
 
 /// <summary>
 /// The <c>firezone-tunnel</c> command line: <c>firezone-tunnel [-f] INTERFACE</c> (wireguard-go's
-/// interface, so wg-quick can start it), <c>up --config FILE</c> (service mode) and
+/// interface, so wg-quick can start it), <c>up CONFIG_FILE | INTERFACE</c> or <c>up --config FILE</c> (service mode) and
 /// <c>show INTERFACE</c>.
 /// </summary>
 public static class CommandLine
 {
     public static string Version =>
         typeof(CommandLine).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
+
+    /// <summary>
+    /// wg-quick up's reading of its argument: a valid interface name (wg-quick's pattern,
+    /// <c>^[a-zA-Z0-9_=+.-]{1,15}$</c>) stands for /etc/wireguard/NAME.conf, anything else is a path.
+    /// </summary>
+    public static string WgQuickConfigPath(string argument) =>
+        System.Text.RegularExpressions.Regex.IsMatch(argument, "^[a-zA-Z0-9_=+.-]{1,15}$") ? $"/etc/wireguard/{argument}.conf" : argument;
 
     public static RootCommand Build(ITunnelComposition composition)
     {
@@ -89,10 +96,14 @@ public static class CommandLine
             }, composition, token);
         });
 
-        var configFile = new Option<string>("--config", "-c")
+        var configFile = new Option<string?>("--config", "-c")
         {
-            Description = "A wg-quick style configuration file",
-            Required = true,
+            Description = "A wg-quick style configuration file (or give it, or an interface name, after up)",
+        };
+        var upConfig = new Argument<string?>("CONFIG_FILE | INTERFACE")
+        {
+            Description = "As wg-quick up: a configuration file, or an interface name for /etc/wireguard/INTERFACE.conf",
+            Arity = ArgumentArity.ZeroOrOne,
         };
         var upInterface = new Option<string?>("--interface", "-i")
         {
@@ -102,11 +113,19 @@ public static class CommandLine
         // both rather than Recursive, so `show --help` lists only what show takes.
         var up = new Command("up", "Service mode: read a wg-quick file, bring the interface up with its addresses and routes, run in the foreground (systemd Type=notify)")
         {
-            configFile, upInterface, logFile, logLevel, replyPoll, readModeration, noUdpCoalescing, noUdpGro,
+            upConfig, configFile, upInterface, logFile, logLevel, replyPoll, readModeration, noUdpCoalescing, noUdpGro,
         };
         up.SetAction((result, token) =>
         {
-            string path = result.GetValue(configFile)!;
+            string? option = result.GetValue(configFile), argument = result.GetValue(upConfig);
+            if ((option is null) == (argument is null))
+            {
+                Console.Error.WriteLine(option is null
+                    ? "firezone-tunnel: up needs a configuration: up wg0 (reads /etc/wireguard/wg0.conf, as wg-quick up), up FILE or up --config FILE (see --help)"
+                    : $"firezone-tunnel: two configurations, '{argument}' and --config '{option}': give one");
+                return Task.FromResult(2);
+            }
+            string path = option ?? WgQuickConfigPath(argument!);
             // The name: --interface, or the one before "up" (`firezone-tunnel wg0 up --config ...`, as
             // the usage line offers), or else the file's name without .conf, as wg-quick takes it.
             string? given = result.GetValue(upInterface);
@@ -135,7 +154,7 @@ public static class CommandLine
             }
             catch (ConfigException e)
             {
-                Console.Error.WriteLine(e.Message);
+                Console.Error.WriteLine("firezone-tunnel: " + e.Message);
                 return Task.FromResult(e.Transient ? 1 : ConfigMistakeExitCode);
             }
             if (ConfigFileAccess.IsWorldAccessible(path))
