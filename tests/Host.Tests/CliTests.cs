@@ -313,6 +313,79 @@ public sealed class CliTests
     }
 
     /// <summary>
+    /// `show` without an interface, or `show all`, shows every interface as `wg show` does: each of
+    /// ours in name order with a blank line between them; a socket left by a dead daemon is passed
+    /// over and one another daemon serves (no fz_get) is named on stderr. In a directory of the
+    /// test's own, bind-mounted on /var/run/wireguard in a mount namespace (see the test above).
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Show_without_an_interface_shows_every_interface_as_wg_show_does(bool all)
+    {
+        string[] arguments = all ? ["all"] : [];
+        var directory = Directory.CreateTempSubdirectory("fzt-all");
+        string[] ours = [.. new[] { UapiServerFixture.UniqueName(), UapiServerFixture.UniqueName() }.Order(StringComparer.Ordinal)];
+        string stale = UapiServerFixture.UniqueName(), foreign = UapiServerFixture.UniqueName();
+        var servers = new List<UapiServer>();
+        using var staleSocket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        using var foreignSocket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        try
+        {
+            var peers = new List<WireGuardKey>();
+            foreach (string name in ours)
+            {
+                var control = new InMemoryTunnelControl();
+                var peer = TestKeys.New();
+                peers.Add(peer);
+                await control.AddOrUpdatePeerAsync(new PeerConfig { PublicKey = peer }, CancellationToken.None);
+                servers.Add(UapiServer.Start(UapiSocketPath.For(name, directory.FullName), control, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance));
+            }
+            staleSocket.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(UapiSocketPath.For(stale, directory.FullName)));
+            foreignSocket.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(UapiSocketPath.For(foreign, directory.FullName)));
+            foreignSocket.Listen();
+            // As wireguard-go answers an operation it does not know: it reads the request and
+            // closes the connection without a reply.
+            _ = Task.Run(async () =>
+            {
+                var buffer = new byte[256];
+                while (true)
+                {
+                    using var connection = await foreignSocket.AcceptAsync();
+                    string request = "";
+                    while (!request.EndsWith("\n\n", StringComparison.Ordinal) && await connection.ReceiveAsync(buffer) is > 0 and var n)
+                    {
+                        request += System.Text.Encoding.ASCII.GetString(buffer, 0, n);
+                    }
+                    connection.Shutdown(System.Net.Sockets.SocketShutdown.Both);
+                }
+            });
+            var result = await ProcessRunner.RunAsync("unshare",
+                ["--mount", "--propagation", "private", "sh", "-c", "mkdir -p \"$2\" && mount --bind \"$1\" \"$2\" && shift 2 && exec \"$@\"",
+                    "sh", directory.FullName, UapiSocketPath.DefaultDirectory, Executable, "show", .. arguments],
+                timeout: TimeSpan.FromSeconds(30));
+            Assert.True(result.ExitCode == 0, $"exit {result.ExitCode}: {result.Stderr}{result.Stdout}");
+            Assert.Equal($"firezone-tunnel: {foreign}: its daemon does not answer fz_get (not firezone-tunnel; wireguard-go?): use wg show {foreign}\n", result.Stderr);
+            Assert.StartsWith($"interface: {ours[0]}\n", result.Stdout);
+            int second = result.Stdout.IndexOf($"\n\ninterface: {ours[1]}\n", StringComparison.Ordinal);
+            Assert.True(second > 0, result.Stdout);
+            Assert.Contains($"peer: {peers[0].ToBase64()}\n", result.Stdout[..second]);
+            Assert.Contains($"peer: {peers[1].ToBase64()}\n", result.Stdout[second..]);
+            Assert.Equal(2, result.Stdout.Split("interface: ").Length - 1);
+            Assert.DoesNotContain(stale, result.Stdout + result.Stderr);
+        }
+        finally
+        {
+            foreach (var server in servers)
+            {
+                await server.DisposeAsync();
+            }
+            foreignSocket.Close();
+            directory.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>
     /// System.CommandLine hands an unknown option to the root command's free INTERFACE argument
     /// (the parse itself succeeds), so the name check is what stops `-f --no-such-opt` from
     /// creating a TUN device called "--no-such-opt". Checked on the parse result: nothing runs.

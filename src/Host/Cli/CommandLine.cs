@@ -173,46 +173,21 @@ public static class CommandLine
             }, composition, token);
         });
 
-        var showInterface = new Argument<string>("INTERFACE") { Description = "A running firezone-tunnel interface" };
-        var show = new Command("show", "Show an interface's peers, as wg show does, with each peer's ECN mode and counters") { showInterface };
+        var showInterface = new Argument<string?>("INTERFACE")
+        {
+            Description = "A running firezone-tunnel interface, or all (the default): every interface in /var/run/wireguard, as wg show",
+            Arity = ArgumentArity.ZeroOrOne,
+        };
+        var show = new Command("show", "Show an interface's peers, or every interface's, as wg show does, with each peer's ECN mode and counters") { showInterface };
         show.SetAction(async (result, token) =>
         {
-            string name = result.GetValue(showInterface)!;
+            string? name = result.GetValue(showInterface);
             if (result.GetValue(interfaceName) is { } before)
             {
                 Console.Error.WriteLine($"firezone-tunnel: show takes the interface after it: firezone-tunnel show {before}");
                 return 2;
             }
-            if (!UapiSocketPath.IsValidInterfaceName(name))
-            {
-                Console.Error.WriteLine($"firezone-tunnel: '{name}' is not a valid interface name");
-                return 2;
-            }
-            string socket = UapiSocketPath.For(name);
-            if (!File.Exists(socket))
-            {
-                // connect(2) to a missing path says "Cannot assign requested address", which names neither.
-                Console.Error.WriteLine($"firezone-tunnel: {name}: no such interface (is its daemon running?)");
-                return 1;
-            }
-            try
-            {
-                var status = await UapiClient.GetAsync(socket, token).ConfigureAwait(false);
-                Console.Out.Write(ShowFormatter.Format(name, status, DateTimeOffset.UtcNow));
-                return 0;
-            }
-            catch (UapiException e) when (e.NoReply)
-            {
-                // wireguard-go (or another UAPI daemon) closes the connection on an operation it
-                // does not know, fz_get included: say which tool shows its interface.
-                Console.Error.WriteLine($"firezone-tunnel: {name}: its daemon does not answer fz_get (not firezone-tunnel; wireguard-go?): use wg show {name}");
-                return 1;
-            }
-            catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException or UapiException)
-            {
-                Console.Error.WriteLine($"firezone-tunnel: {socket}: {e.Message}");
-                return 1;
-            }
+            return await ShowCommand.RunAsync(name, UapiSocketPath.DefaultDirectory, token).ConfigureAwait(false);
         });
 
         root.Subcommands.Add(up);
