@@ -247,7 +247,7 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
             ListenPort = 0
             Address = 10.55.0.1/24, fd55::1/64
             MTU = 1380
-            PostUp = echo accepted and noted
+            PostUp = echo accepted and run
             #! Role = gateway
 
             [Peer]
@@ -278,7 +278,8 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
             Assert.Equal("0", (await ns.ExecAsync("sysctl", ["-n", "net.ipv4.ip_forward"])).Stdout.Trim());
 
             string log = await File.ReadAllTextAsync(daemon.LogFile);
-            Assert.Contains("PostUp is a wg-quick setting", log);
+            Assert.Contains("[#] echo accepted and run (PostUp on line 6)", log);
+            Assert.Contains("PostUp: accepted and run", log);
             foreach (var key in new[] { privateKey, psk })
             {
                 Assert.DoesNotContain(key.ToBase64(), log);

@@ -24,6 +24,9 @@ public sealed record InterfaceConfig
     /// <summary>wg-quick's Table: where the allowed IPs' routes go, or none (<see cref="RouteTable.Off"/>).</summary>
     public RouteTable Table { get; init; } = RouteTable.Auto;
 
+    /// <summary>PreUp, PostUp, PreDown and PostDown lines, in the file's order (service mode runs them).</summary>
+    public IReadOnlyList<WgQuickHook> Hooks { get; init; } = [];
+
     public HostRole Role { get; init; } = HostRole.Client;
 
     /// <summary>The ECN mode of peers that do not name their own (<c>#! EcnMode</c> in [Interface]).</summary>

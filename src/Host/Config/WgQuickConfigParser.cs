@@ -95,6 +95,7 @@ public sealed class WgQuickConfigParser
         private HostRole _role;
         private EcnMode _defaultEcn;
         private readonly List<InterfaceAddress> _addresses = [];
+        private readonly List<WgQuickHook> _hooks = [];
         private readonly Dictionary<InterfaceAddress, int> _addressLines = [];
 
         public TunnelConfig Read(string text)
@@ -272,11 +273,19 @@ public sealed class WgQuickConfigParser
                     _table = ParseTable(line, value);
                     break;
                 case "dns":
-                case "preup":
-                case "postup":
-                case "predown":
-                case "postdown":
                     _notes.Add(new ConfigNote(line, $"{key} is a wg-quick setting; firezone-tunnel up does not apply it"));
+                    break;
+                case "preup":
+                    _hooks.Add(new WgQuickHook(WgQuickHookStage.PreUp, value, line));
+                    break;
+                case "postup":
+                    _hooks.Add(new WgQuickHook(WgQuickHookStage.PostUp, value, line));
+                    break;
+                case "predown":
+                    _hooks.Add(new WgQuickHook(WgQuickHookStage.PreDown, value, line));
+                    break;
+                case "postdown":
+                    _hooks.Add(new WgQuickHook(WgQuickHookStage.PostDown, value, line));
                     break;
                 case "saveconfig":
                     if (!value.Equals("true", StringComparison.OrdinalIgnoreCase) && !value.Equals("false", StringComparison.OrdinalIgnoreCase))
@@ -643,6 +652,7 @@ public sealed class WgQuickConfigParser
                     Addresses = _addresses,
                     Mtu = _mtu,
                     Table = _table,
+                    Hooks = _hooks,
                     Role = _role,
                     DefaultEcnMode = _defaultEcn,
                 },

@@ -1,4 +1,6 @@
+using Firezone.Actors.Host.Config;
 using Firezone.Actors.Host.Logging;
+using Firezone.Actors.Host.Network;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Serilog;
@@ -61,8 +63,8 @@ public static class TunnelDaemon
         {
             foreach (var note in config.Notes)
             {
-                // Warning: a PostUp or DNS line the daemon does not run may be a firewall rule or a
-                // resolver the operator relies on; at Information it would vanish under --log-level warning.
+                // Warning: a DNS line the daemon does not apply may be a resolver the operator
+                // relies on; at Information it would vanish under --log-level warning.
                 if (note.Line > 0)
                 {
                     logger.Warning("{ConfigFile}:{ConfigLine}: {Note}", config.SourcePath, note.Line, note.Message);
@@ -88,8 +90,19 @@ public static class TunnelDaemon
         IHost host;
         try
         {
+            // Service mode's hooks around everything else (see WgQuickHooksHostedService). Added as
+            // plain IHostedService singletons: AddHostedService keeps one registration per type.
+            bool hooks = options.Config is { Interface.Hooks.Count: > 0 };
+            if (hooks)
+            {
+                builder.Services.AddSingleton<IHostedService>(provider => Hooks(provider, options, WgQuickHookStage.PreUp, WgQuickHookStage.PostDown));
+            }
             composition.Compose(builder.Services, options);
             builder.Services.AddHostedService<UapiHostedService>();
+            if (hooks)
+            {
+                builder.Services.AddSingleton<IHostedService>(provider => Hooks(provider, options, WgQuickHookStage.PostUp, WgQuickHookStage.PreDown));
+            }
             host = builder.Build();
         }
         catch (StartupException e)
@@ -133,6 +146,15 @@ public static class TunnelDaemon
             }
         }
         return 0;
+    }
+
+    private static WgQuickHooksHostedService Hooks(IServiceProvider provider, DaemonOptions options, WgQuickHookStage onStart, WgQuickHookStage onStop)
+    {
+        var logger = provider.GetRequiredService<Microsoft.Extensions.Logging.ILogger<WgQuickHookRunner>>();
+        var config = options.Config!;
+        return new WgQuickHooksHostedService(
+            new WgQuickHookRunner(options.InterfaceName, config.SourcePath, config.Interface.Hooks, logger),
+            onStart, onStop, provider.GetRequiredService<IHostApplicationLifetime>(), logger);
     }
 
     private static int Fail(ILogger logger, IReadinessSignal? readiness, string problem)
