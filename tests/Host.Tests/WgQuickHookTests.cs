@@ -114,4 +114,125 @@ public sealed class WgQuickHookTests
             File.Delete(Path.Combine(Path.GetTempPath(), $"fzt-{name}.log"));
         }
     }
+
+    private static async Task WaitForLogAsync(DaemonProcess daemon, string text)
+    {
+        using var bound = new CancellationTokenSource(Bound);
+        while (!File.Exists(daemon.LogFile) || !(await File.ReadAllTextAsync(daemon.LogFile, bound.Token)).Contains(text, StringComparison.Ordinal))
+        {
+            await Task.Delay(50, bound.Token);
+        }
+    }
+
+    private static async Task<string> WriteConfigAsync(string name, string hooks)
+    {
+        string file = Path.Combine(Path.GetTempPath(), name + ".conf");
+        await File.WriteAllTextAsync(file, $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\nAddress = 10.66.0.1/24\n{hooks}");
+        return file;
+    }
+
+    /// <summary>
+    /// `PostUp = watcher &amp;`: the job keeps the hook's output open; wg-quick does not wait for it
+    /// and neither may the start (it hung until the job ended).
+    /// </summary>
+    [Fact]
+    public async Task A_background_job_started_by_a_hook_does_not_hold_up_the_start()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UapiServerFixture.UniqueName();
+        string pidFile = Path.Combine(Path.GetTempPath(), name + ".pid");
+        string file = await WriteConfigAsync(name, $"PostUp = sleep 60 & echo $! > {pidFile}; echo started\n");
+        try
+        {
+            await using var daemon = DaemonProcess.Start(ns, name, "up", "--config", file);
+            await WaitForLogAsync(daemon, $"running interface {name}");
+            Assert.Contains("PostUp: started", await File.ReadAllTextAsync(daemon.LogFile));
+            daemon.Signal(SIGTERM);
+            Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+        }
+        finally
+        {
+            if (File.Exists(pidFile) && int.TryParse((await File.ReadAllTextAsync(pidFile)).Trim(), out int pid))
+            {
+                kill(pid, SIGKILL);
+            }
+            File.Delete(pidFile);
+            File.Delete(file);
+        }
+    }
+
+    /// <summary>A PreDown that never ends is stopped after its limit; the interface still goes and PostDown, as in wg-quick after a failed PreDown, does not run.</summary>
+    [Fact]
+    public async Task A_PreDown_that_hangs_is_stopped_and_the_interface_still_goes()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UapiServerFixture.UniqueName();
+        string file = await WriteConfigAsync(name, "PreDown = sleep 60\nPostDown = echo post-down-ran\n");
+        try
+        {
+            await using var daemon = DaemonProcess.Start(ns, name, "up", "--config", file);
+            await WaitForLogAsync(daemon, $"running interface {name}");
+            daemon.Signal(SIGTERM);
+            Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+            string log = await File.ReadAllTextAsync(daemon.LogFile);
+            Assert.Contains("PreDown did not finish within 5 s: its hook was stopped", log);
+            Assert.Contains("PostDown not run: a PreDown failed", log);
+            Assert.DoesNotContain("post-down-ran", log);
+            Assert.False(await ns.HasLinkAsync(name));
+            Assert.Equal("", (await ProcessRunner.RunAsync("ip", ["netns", "pids", ns.Name])).Stdout);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    /// <summary>systemctl stop while a PreUp runs: the hook is stopped, nothing is left, and it is a stop (exit 0), not a failure.</summary>
+    [Fact]
+    public async Task A_stop_during_an_up_hook_stops_the_hook_and_exits_cleanly()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UapiServerFixture.UniqueName();
+        string file = await WriteConfigAsync(name, "PreUp = sleep 60\n");
+        try
+        {
+            await using var daemon = DaemonProcess.Start(ns, name, "up", "--config", file);
+            await WaitForLogAsync(daemon, "[#] sleep 60");
+            daemon.Signal(SIGTERM);
+            Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+            string log = await File.ReadAllTextAsync(daemon.LogFile);
+            Assert.Contains($"Interface {name} stopped while starting", log);
+            Assert.DoesNotContain("Unexpected failure", log);
+            Assert.Equal("", await daemon.Stderr);
+            Assert.False(await ns.HasLinkAsync(name));
+            Assert.Equal("", (await ProcessRunner.RunAsync("ip", ["netns", "pids", ns.Name])).Stdout);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    /// <summary>As wg-quick's set -o pipefail: a pipeline fails when any part does; a failing PreUp creates nothing.</summary>
+    [Fact]
+    public async Task A_PreUp_whose_pipeline_fails_creates_nothing()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UapiServerFixture.UniqueName();
+        string file = await WriteConfigAsync(name, "PreUp = false | true\n");
+        try
+        {
+            var result = await ns.ExecAsync(DaemonProcess.Executable, ["up", "--config", file, "--log-file", Path.Combine(Path.GetTempPath(), $"fzt-{name}.log")],
+                timeout: TimeSpan.FromSeconds(30));
+            Assert.Equal(1, result.ExitCode);
+            Assert.Equal($"firezone-tunnel: {file}:4: PreUp failed with exit code 1\n", result.Stderr);
+            Assert.False(await ns.HasLinkAsync(name));
+            Assert.False(File.Exists(UapiSocketPath.For(name)));
+        }
+        finally
+        {
+            File.Delete(file);
+            File.Delete(Path.Combine(Path.GetTempPath(), $"fzt-{name}.log"));
+        }
+    }
 }

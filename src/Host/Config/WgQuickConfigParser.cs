@@ -661,7 +661,6 @@ public sealed class WgQuickConfigParser
             };
         }
 
-        /// <summary>One [Peer] section while it is being read.</summary>
         /// <summary>One peer after every section with its PublicKey was applied.</summary>
         private sealed class MergedPeer(PeerBuilder first)
         {
@@ -674,6 +673,7 @@ public sealed class WgQuickConfigParser
             public List<IpPrefix> AllowedIps { get; } = [];
         }
 
+        /// <summary>One [Peer] section while it is being read.</summary>
         private sealed class PeerBuilder(int line)
         {
             private readonly Dictionary<string, int> _seen = new(StringComparer.OrdinalIgnoreCase);

@@ -95,13 +95,16 @@ public static class TunnelDaemon
             bool hooks = options.Config is { Interface.Hooks.Count: > 0 };
             if (hooks)
             {
-                builder.Services.AddSingleton<IHostedService>(provider => Hooks(provider, options, WgQuickHookStage.PreUp, WgQuickHookStage.PostDown));
+                var hooked = options.Config!;
+                builder.Services.AddSingleton(provider => new WgQuickHookRunner(options.InterfaceName, hooked.SourcePath, hooked.Interface.Hooks,
+                    provider.GetRequiredService<Microsoft.Extensions.Logging.ILogger<WgQuickHookRunner>>()));
+                builder.Services.AddSingleton<IHostedService>(provider => Hooks(provider, WgQuickHookStage.PreUp, WgQuickHookStage.PostDown));
             }
             composition.Compose(builder.Services, options);
             builder.Services.AddHostedService<UapiHostedService>();
             if (hooks)
             {
-                builder.Services.AddSingleton<IHostedService>(provider => Hooks(provider, options, WgQuickHookStage.PostUp, WgQuickHookStage.PreDown));
+                builder.Services.AddSingleton<IHostedService>(provider => Hooks(provider, WgQuickHookStage.PostUp, WgQuickHookStage.PreDown));
             }
             host = builder.Build();
         }
@@ -115,6 +118,14 @@ public static class TunnelDaemon
             try
             {
                 await host.StartAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.IsCancellationRequested
+                || cancellationToken.IsCancellationRequested)
+            {
+                // SIGTERM (systemctl stop) while starting, in a slow hook say: a stop, not a failure.
+                await StopQuietlyAsync(host).ConfigureAwait(false);
+                logger.Information("Interface {Interface} stopped while starting", options.InterfaceName);
+                return 0;
             }
             catch (Exception e)
             {
@@ -148,14 +159,9 @@ public static class TunnelDaemon
         return 0;
     }
 
-    private static WgQuickHooksHostedService Hooks(IServiceProvider provider, DaemonOptions options, WgQuickHookStage onStart, WgQuickHookStage onStop)
-    {
-        var logger = provider.GetRequiredService<Microsoft.Extensions.Logging.ILogger<WgQuickHookRunner>>();
-        var config = options.Config!;
-        return new WgQuickHooksHostedService(
-            new WgQuickHookRunner(options.InterfaceName, config.SourcePath, config.Interface.Hooks, logger),
-            onStart, onStop, provider.GetRequiredService<IHostApplicationLifetime>(), logger);
-    }
+    private static WgQuickHooksHostedService Hooks(IServiceProvider provider, WgQuickHookStage onStart, WgQuickHookStage onStop) =>
+        new(provider.GetRequiredService<WgQuickHookRunner>(), onStart, onStop, provider.GetRequiredService<IHostApplicationLifetime>(),
+            provider.GetRequiredService<Microsoft.Extensions.Logging.ILogger<WgQuickHooksHostedService>>());
 
     private static int Fail(ILogger logger, IReadinessSignal? readiness, string problem)
     {

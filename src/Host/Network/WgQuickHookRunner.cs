@@ -7,25 +7,59 @@ namespace Firezone.Actors.Host.Network;
 /// <summary>
 /// Runs the file's PreUp, PostUp, PreDown and PostDown lines as wg-quick runs them
 /// (execute_hooks: <c>%i</c> replaced by the interface's name, each line in a bash of its own with
-/// <c>set -e -o pipefail</c>, one after the other in the file's order). wg-quick prints
+/// <c>set -e -o pipefail</c>, one after the other in the file's order; <c>$INTERFACE</c> and
+/// <c>$CONFIG_FILE</c> set, as the hook's eval sees them in wg-quick). wg-quick prints
 /// <c>[#] COMMAND</c> before each; here that is an Information line, and every line the command
 /// writes is logged too (stdout at Information, stderr at Warning), so the journal and the log file
-/// show what ran and what it said. No time limit, as in wg-quick: under systemd, the unit's
-/// TimeoutStartSec and TimeoutStopSec bound a hook that hangs.
+/// show what ran and what it said. Up hooks have no time limit, as in wg-quick (under systemd the
+/// unit's TimeoutStartSec bounds them, and a stop cancels them); down hooks get
+/// <see cref="DownHookLimit"/>, so the daemon still removes its routes and rules before systemd's
+/// TimeoutStopSec (10 s in the sample unit) kills it.
 /// </summary>
 public sealed class WgQuickHookRunner(string interfaceName, string configPath, IReadOnlyList<WgQuickHook> hooks, ILogger logger)
 {
     public const string Shell = "/bin/bash";
 
-    /// <summary>Runs the stage's hooks; the first that fails ends the stage with <see cref="StartupException"/> naming its line.</summary>
+    /// <summary>How long a down stage (all its lines) may take before its hook is killed.</summary>
+    public static readonly TimeSpan DownHookLimit = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// How long output is still awaited after the shell exits. A hook that starts a background job
+    /// (<c>PostUp = watcher &amp;</c>) leaves it holding the output pipes; wg-quick does not wait for
+    /// it, and neither does the start. Its later lines are still logged.
+    /// </summary>
+    private static readonly TimeSpan OutputGrace = TimeSpan.FromMilliseconds(200);
+
+    private bool _preDownFailed;
+
+    /// <summary>
+    /// Runs the stage's hooks; the first that fails ends the stage with <see cref="StartupException"/>
+    /// naming its line. As wg-quick down stops at a failing PreDown, PostDown is then skipped.
+    /// </summary>
     public async Task RunAsync(WgQuickHookStage stage, CancellationToken cancellationToken)
     {
-        foreach (var hook in hooks)
+        if (stage == WgQuickHookStage.PostDown && _preDownFailed)
         {
-            if (hook.Stage == stage)
+            if (hooks.Any(h => h.Stage == stage))
             {
-                await RunOneAsync(hook, cancellationToken).ConfigureAwait(false);
+                logger.LogWarning("PostDown not run: a PreDown failed (wg-quick down stops there too)");
             }
+            return;
+        }
+        try
+        {
+            foreach (var hook in hooks)
+            {
+                if (hook.Stage == stage)
+                {
+                    await RunOneAsync(hook, cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (Exception e) when (stage == WgQuickHookStage.PreDown && e is StartupException or OperationCanceledException)
+        {
+            _preDownFailed = true;
+            throw;
         }
     }
 
@@ -45,6 +79,8 @@ public sealed class WgQuickHookRunner(string interfaceName, string configPath, I
         {
             start.ArgumentList.Add(argument);
         }
+        start.Environment["INTERFACE"] = interfaceName;
+        start.Environment["CONFIG_FILE"] = configPath;
         Process process;
         try
         {
@@ -54,26 +90,28 @@ public sealed class WgQuickHookRunner(string interfaceName, string configPath, I
         {
             throw new StartupException($"{configPath}:{hook.Line}: {hook.Stage}: cannot run {Shell}: {e.Message}", e);
         }
-        using (process)
+        process.StandardInput.Close();
+        string? lastError = null;
+        var output = Task.WhenAll(
+            LogLinesAsync(process.StandardOutput, hook, isError: false, _ => { }),
+            LogLinesAsync(process.StandardError, hook, isError: true, line => lastError = line));
+        try
         {
-            process.StandardInput.Close();
-            string? lastError = null;
-            var stdout = LogLinesAsync(process.StandardOutput, hook, isError: false, _ => { });
-            var stderr = LogLinesAsync(process.StandardError, hook, isError: true, line => lastError = line);
-            try
-            {
-                await process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                process.Kill(entireProcessTree: true);
-                throw;
-            }
-            await Task.WhenAll(stdout, stderr).ConfigureAwait(false);
-            if (process.ExitCode != 0)
-            {
-                throw new StartupException($"{configPath}:{hook.Line}: {hook.Stage} failed with exit code {process.ExitCode}{(lastError is null ? "" : ": " + lastError)}");
-            }
+            await process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            _ = output.ContinueWith(_ => process.Dispose(), TaskScheduler.Default);
+            throw;
+        }
+        await Task.WhenAny(output, Task.Delay(OutputGrace, CancellationToken.None)).ConfigureAwait(false);
+        int exitCode = process.ExitCode;
+        // The readers end when the last holder of the pipes (a background job, maybe) closes them.
+        _ = output.ContinueWith(_ => process.Dispose(), TaskScheduler.Default);
+        if (exitCode != 0)
+        {
+            throw new StartupException($"{configPath}:{hook.Line}: {hook.Stage} failed with exit code {exitCode}{(lastError is null ? "" : ": " + lastError)}");
         }
     }
 

@@ -10,7 +10,7 @@ namespace Firezone.Actors.Host.Network;
 /// the interface exists and PostDown once it is gone, and one registered after the UAPI service runs
 /// PostUp once the interface is up with its addresses and routes (before READY=1) and PreDown first
 /// on stop. As with wg-quick, a start that fails runs no down hooks, and a failing up hook fails
-/// the start (what was made is removed).
+/// the start (what was made is removed). Both instances share one <see cref="WgQuickHookRunner"/>.
 /// </summary>
 public sealed class WgQuickHooksHostedService(
     WgQuickHookRunner runner, WgQuickHookStage onStart, WgQuickHookStage onStop, IHostApplicationLifetime lifetime, ILogger logger) : IHostedService
@@ -23,16 +23,22 @@ public sealed class WgQuickHooksHostedService(
         {
             return; // the start failed or was cut short: wg-quick's up runs no down hooks either
         }
+        // Not bound by the host's shutdown token (2 s), which a hook that removes firewall rules may
+        // need more than; bound so the daemon still takes its interface down before systemd's
+        // TimeoutStopSec kills it.
+        using var limit = new CancellationTokenSource(WgQuickHookRunner.DownHookLimit);
         try
         {
-            // Not bound by the host's shutdown token: a hook that removes a firewall rule should
-            // finish; systemd's TimeoutStopSec bounds it.
-            await runner.RunAsync(onStop, CancellationToken.None).ConfigureAwait(false);
+            await runner.RunAsync(onStop, limit.Token).ConfigureAwait(false);
         }
         catch (StartupException e)
         {
             // wg-quick down stops at a failing hook; the daemon still takes the interface down.
             logger.LogError("{Problem}", e.Message);
+        }
+        catch (OperationCanceledException) when (limit.IsCancellationRequested)
+        {
+            logger.LogError("{Stage} did not finish within {Seconds} s: its hook was stopped", onStop, WgQuickHookRunner.DownHookLimit.TotalSeconds);
         }
     }
 }
