@@ -152,6 +152,9 @@ Address = 10.78.0.1/24
 ListenPort = 51001
 MTU = 1380
 #! Role = gateway
+PostUp = nft add table inet fzhook_%i; ip route add 10.91.0.0/24 dev %i
+PreDown = ip route del 10.91.0.0/24 dev %i
+PostDown = nft delete table inet fzhook_%i
 
 [Peer]
 PublicKey = $(pub wgp)
@@ -335,6 +338,8 @@ check "both instances active, both sockets present" sh_c "systemctl is-active --
 check "wg1: MTU 1380, address 10.78.0.1/24" sh_c "ip -o link show wg1 | grep -q 'mtu 1380' && ip -o addr show dev wg1 | grep -q 'inet 10.78.0.1/24'"
 check "wg1 gateway: nftables table inet firezone-tunnel-wg1, ip_forward 1" sh_c "nft list table inet firezone-tunnel-wg1 >/dev/null && [ \$(sysctl -n net.ipv4.ip_forward) = 1 ]"
 check "ping 10.78.0.2 through wg1" ping_c 10.78.0.2
+check "wg1's PostUp ran inside the unit's sandbox (nft table inet fzhook_wg1, route 10.91.0.0/24 dev wg1) and is in the journal as [#] COMMAND" \
+  sh_c "nft list table inet fzhook_wg1 >/dev/null && ip route show 10.91.0.0/24 | grep -q 'dev wg1' && journalctl -b -o cat -u $(unit wg1) | grep -qF '[#] nft add table inet fzhook_wg1; ip route add 10.91.0.0/24 dev wg1 (PostUp on line 7)'"
 check "wg1 recorded what outlives it (nftables table, forwarding) in /run/firezone-tunnel/wg1.json, mode 0600" \
   sh_c "test -s /run/firezone-tunnel/wg1.json && [ \$(stat -c %a /run/firezone-tunnel/wg1.json) = 600 ]"
 pidg=$(mainpid wg1)
@@ -353,6 +358,8 @@ check "after stopping wg1: its socket, link, nftables table and wg1.json gone, i
   sh_c "! test -e /run/wireguard/wg1.sock && ! test -e /run/firezone-tunnel/wg1.json && ! ip link show wg1 >/dev/null 2>&1 && ! nft list table inet firezone-tunnel-wg1 >/dev/null 2>&1 && [ \$(sysctl -n net.ipv4.ip_forward) = $fwd_before ]"
 check "after stopping wg1: /run/wireguard kept, wg0's socket kept, wg0 still answers and pings" \
   sh_c "test -d /run/wireguard && test -S /run/wireguard/wg0.sock && wg show wg0 >/dev/null && ping -c 2 -i 0.2 -W 2 10.77.0.2 >/dev/null"
+check "wg1's PreDown and PostDown ran: route 10.91.0.0/24 and table inet fzhook_wg1 gone, both in the journal" \
+  sh_c "! ip route show 10.91.0.0/24 | grep -q . && ! nft list table inet fzhook_wg1 >/dev/null 2>&1 && journalctl -b -o cat -u $(unit wg1) | grep -qF '[#] ip route del 10.91.0.0/24 dev wg1 (PreDown on line 8)' && journalctl -b -o cat -u $(unit wg1) | grep -qF '[#] nft delete table inet fzhook_wg1 (PostDown on line 9)'"
 check "wg1's stop logged at Information only (no Error in its journal)" sh_c "! journalctl -b -u $(unit wg1) -p err -o cat | grep -q ."
 
 echo "== reload (ExecReload: wg syncconf with wg-quick strip, as wg-quick@.service)"
@@ -429,7 +436,7 @@ check "systemctl status (default 10 lines) shows the one line /etc/wireguard/bad
 echo "     $(echo "$status" | grep -m1 'Active:' | sed 's/^ *//')"
 echo "     $(echo "$status" | grep -m1 'bad0.conf:8:' | sed 's/^ *//')"
 check "journalctl -u firezone-tunnel@bad0 -p err has it (an error, not info)" \
-  sh_c "journalctl -b -u $(unit bad0) -p err -o cat | grep -q '^/etc/wireguard/bad0.conf:8: '"
+  sh_c "journalctl -b -u $(unit bad0) -p err -o cat | grep -q '^firezone-tunnel: /etc/wireguard/bad0.conf:8: '"
 check "nothing created for bad0 (no link, no socket)" sh_c "! ip link show bad0 >/dev/null 2>&1 && ! test -e /run/wireguard/bad0.sock"
 # A mistake does not go away by itself: no restart on EX_CONFIG (RestartPreventExitStatus=78).
 sleep 3
@@ -450,7 +457,7 @@ sh_c "sed 's/^Endpoint = .*/Endpoint = nowhere.invalid:51820/' /etc/wireguard/wg
 in_c systemctl start "$(unit wgdns)" >/dev/null 2>&1
 if wait_for 15 sh_c "[ \$(systemctl show -P NRestarts $(unit wgdns)) -ge 2 ]"; then
   check "wgdns restarted by systemd (NRestarts $(prop wgdns NRestarts)) after exit status 1 and the FILE:LINE line: the name may resolve later" \
-    sh_c "journalctl -b -o cat -u $(unit wgdns) | grep -q 'status=1/FAILURE' && journalctl -b -o cat -p err -u $(unit wgdns) | grep -q '^/etc/wireguard/wgdns.conf:[0-9]*: Endpoint: cannot resolve the host name'"
+    sh_c "journalctl -b -o cat -u $(unit wgdns) | grep -q 'status=1/FAILURE' && journalctl -b -o cat -p err -u $(unit wgdns) | grep -q '^firezone-tunnel: /etc/wireguard/wgdns.conf:[0-9]*: Endpoint: cannot resolve the host name'"
 else
   fail "wgdns not retried" "$(in_c systemctl status --no-pager "$(unit wgdns)")"
 fi
