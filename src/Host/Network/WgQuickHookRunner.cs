@@ -24,11 +24,13 @@ public sealed class WgQuickHookRunner(string interfaceName, string configPath, I
     public static readonly TimeSpan DownHookLimit = TimeSpan.FromSeconds(5);
 
     /// <summary>
-    /// How long output is still awaited after the shell exits. A hook that starts a background job
-    /// (<c>PostUp = watcher &amp;</c>) leaves it holding the output pipes; wg-quick does not wait for
-    /// it, and neither does the start. Its later lines are still logged.
+    /// How long output is still awaited after the shell exits: long enough for the readers to log
+    /// the last lines (the failure message quotes the last stderr line) on a busy machine. A hook
+    /// that starts a background job (<c>PostUp = watcher &amp;</c>) leaves it holding the output
+    /// pipes; wg-quick does not wait for it, and the start waits only this long. Its later lines are
+    /// still logged.
     /// </summary>
-    private static readonly TimeSpan OutputGrace = TimeSpan.FromMilliseconds(200);
+    private static readonly TimeSpan OutputGrace = TimeSpan.FromSeconds(1);
 
     private bool _preDownFailed;
 
