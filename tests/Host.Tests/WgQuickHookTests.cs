@@ -235,4 +235,90 @@ public sealed class WgQuickHookTests
             File.Delete(Path.Combine(Path.GetTempPath(), $"fzt-{name}.log"));
         }
     }
+
+    /// <summary>
+    /// systemctl stop sends SIGTERM to the whole unit, the hook too, and the hook may end first
+    /// (exit code 143): still a stop, not a failed start.
+    /// </summary>
+    [Fact]
+    public async Task A_stop_that_reaches_the_hook_before_the_daemon_is_still_a_stop()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UapiServerFixture.UniqueName();
+        string file = await WriteConfigAsync(name, "PreUp = sleep 60\n");
+        try
+        {
+            await using var daemon = DaemonProcess.Start(ns, name, "up", "--config", file);
+            await WaitForLogAsync(daemon, "[#] sleep 60");
+            var pids = (await ProcessRunner.RunAsync("ip", ["netns", "pids", ns.Name])).Stdout
+                .Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).Where(p => p != daemon.Pid).ToList();
+            Assert.NotEmpty(pids);
+            foreach (int pid in pids)
+            {
+                kill(pid, SIGTERM);
+            }
+            daemon.Signal(SIGTERM);
+            Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+            Assert.Contains($"Interface {name} stopped while starting", await File.ReadAllTextAsync(daemon.LogFile));
+            Assert.Equal("", await daemon.Stderr);
+            Assert.False(await ns.HasLinkAsync(name));
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    /// <summary>
+    /// The interface deleted while a PostUp runs is a stop, as deleting it is at any other time
+    /// (wg-quick down's way with a userspace daemon): exit 0 with the reason, the hook stopped.
+    /// </summary>
+    [Fact]
+    public async Task The_interface_deleted_during_PostUp_stops_the_start_cleanly()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UapiServerFixture.UniqueName();
+        string file = await WriteConfigAsync(name, "PostUp = ip link del %i; sleep 10\n");
+        string log = Path.Combine(Path.GetTempPath(), $"fzt-{name}.log");
+        try
+        {
+            var result = await ns.ExecAsync(DaemonProcess.Executable, ["up", "--config", file, "--log-file", log], timeout: TimeSpan.FromSeconds(30));
+            Assert.Equal(0, result.ExitCode);
+            Assert.Equal("", result.Stderr);
+            Assert.Contains($"Interface {name} stopped while starting: ", await File.ReadAllTextAsync(log));
+            Assert.DoesNotContain("A task was canceled", await File.ReadAllTextAsync(log));
+            Assert.Equal("", (await ProcessRunner.RunAsync("ip", ["netns", "pids", ns.Name])).Stdout);
+        }
+        finally
+        {
+            File.Delete(file);
+            File.Delete(log);
+        }
+    }
+
+    /// <summary>As wg-quick up ("`wg0' already exists"): a name a link already has stops the start before PreUp runs.</summary>
+    [Fact]
+    public async Task An_interface_name_that_exists_stops_the_start_before_PreUp()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UapiServerFixture.UniqueName();
+        string marker = Path.Combine(Path.GetTempPath(), name + ".preup");
+        string file = await WriteConfigAsync(name, $"PreUp = touch {marker}\n");
+        string log = Path.Combine(Path.GetTempPath(), $"fzt-{name}.log");
+        try
+        {
+            Assert.Equal(0, (await ns.ExecAsync("ip", ["link", "add", name, "type", "veth", "peer", "name", name + "p"])).ExitCode);
+            var result = await ns.ExecAsync(DaemonProcess.Executable, ["up", "--config", file, "--log-file", log], timeout: TimeSpan.FromSeconds(30));
+            Assert.Equal(1, result.ExitCode);
+            Assert.Equal($"firezone-tunnel: {name} already exists: no PreUp run (wg-quick up stops there too)\n", result.Stderr);
+            Assert.False(File.Exists(marker));
+            Assert.True(await ns.HasLinkAsync(name)); // the other link is left alone
+        }
+        finally
+        {
+            File.Delete(file);
+            File.Delete(marker);
+            File.Delete(log);
+        }
+    }
 }

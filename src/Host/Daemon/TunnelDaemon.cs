@@ -119,18 +119,28 @@ public static class TunnelDaemon
             {
                 await host.StartAsync(cancellationToken).ConfigureAwait(false);
             }
-            catch (OperationCanceledException) when (host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.IsCancellationRequested
-                || cancellationToken.IsCancellationRequested)
-            {
-                // SIGTERM (systemctl stop) while starting, in a slow hook say: a stop, not a failure.
-                await StopQuietlyAsync(host).ConfigureAwait(false);
-                logger.Information("Interface {Interface} stopped while starting", options.InterfaceName);
-                return 0;
-            }
             catch (Exception e)
             {
+                // Read before stopping: the host's StopAsync sets ApplicationStopping itself.
+                bool stopRequested = host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.IsCancellationRequested
+                    || cancellationToken.IsCancellationRequested;
                 // Stop what did start (TUN device, nftables table, actor system) so nothing is left behind.
                 await StopQuietlyAsync(host).ConfigureAwait(false);
+                if (host.Services.GetService<DaemonExit>()?.Failure is { } startFailure)
+                {
+                    // The tunnel failed while starting (its TUN device deleted by a PostUp, say), and
+                    // that stopped the start: the failure is what to report, not the cancellation.
+                    return Fail(logger, readiness, startFailure);
+                }
+                if (stopRequested && e is OperationCanceledException or StartupException)
+                {
+                    // SIGTERM (systemctl stop) while starting, in a slow hook say: a stop, not a
+                    // failure. Under systemd the hook gets the SIGTERM too and may end first (143).
+                    // So is the interface deleted meanwhile (wg-quick down, or a PostUp that deletes it).
+                    string reason = host.Services.GetService<DaemonExit>()?.Removal ?? e.Message;
+                    logger.Information("Interface {Interface} stopped while starting: {Reason}", options.InterfaceName, reason);
+                    return 0;
+                }
                 if (e is not (StartupException or Control.TunnelControlException or IOException or UnauthorizedAccessException))
                 {
                     logger.Error(e, "Unexpected failure while starting");

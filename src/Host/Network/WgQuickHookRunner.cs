@@ -32,7 +32,16 @@ public sealed class WgQuickHookRunner(string interfaceName, string configPath, I
     /// </summary>
     private static readonly TimeSpan OutputGrace = TimeSpan.FromSeconds(1);
 
+    /// <summary>How long a hook killed by a signal waits for the daemon's own stop before it counts as failed.</summary>
+    private static readonly TimeSpan SignalGrace = TimeSpan.FromMilliseconds(500);
+
     private bool _preDownFailed;
+
+    public string InterfaceName => interfaceName;
+
+    /// <summary>Whether a link with the interface's name exists in this network namespace.</summary>
+    public bool InterfaceExists() =>
+        System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces().Any(n => n.Name == interfaceName);
 
     /// <summary>
     /// Runs the stage's hooks; the first that fails ends the stage with <see cref="StartupException"/>
@@ -111,6 +120,13 @@ public sealed class WgQuickHookRunner(string interfaceName, string configPath, I
         int exitCode = process.ExitCode;
         // The readers end when the last holder of the pipes (a background job, maybe) closes them.
         _ = output.ContinueWith(_ => process.Dispose(), TaskScheduler.Default);
+        if (exitCode > 128 && !cancellationToken.IsCancellationRequested)
+        {
+            // Killed by a signal: under systemd a stop sends SIGTERM to the whole unit, the hook as
+            // well as the daemon, and the hook may end before the daemon has seen its own. Give the
+            // stop a moment to arrive, so it is reported as a stop and not as a failed hook.
+            await Task.Delay(SignalGrace, cancellationToken).ConfigureAwait(false);
+        }
         if (exitCode != 0)
         {
             throw new StartupException($"{configPath}:{hook.Line}: {hook.Stage} failed with exit code {exitCode}{(lastError is null ? "" : ": " + lastError)}");

@@ -15,7 +15,16 @@ namespace Firezone.Actors.Host.Network;
 public sealed class WgQuickHooksHostedService(
     WgQuickHookRunner runner, WgQuickHookStage onStart, WgQuickHookStage onStop, IHostApplicationLifetime lifetime, ILogger logger) : IHostedService
 {
-    public Task StartAsync(CancellationToken cancellationToken) => runner.RunAsync(onStart, cancellationToken);
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        // wg-quick up stops with "`wg0' already exists" before its PreUp runs; a PreUp's firewall
+        // rules would otherwise stay behind when the TUN device cannot be made under that name.
+        if (onStart == WgQuickHookStage.PreUp && runner.InterfaceExists())
+        {
+            throw new StartupException($"{runner.InterfaceName} already exists: no PreUp run (wg-quick up stops there too)");
+        }
+        return runner.RunAsync(onStart, cancellationToken);
+    }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
