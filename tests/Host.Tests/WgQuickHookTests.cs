@@ -34,101 +34,125 @@ public sealed class WgQuickHookTests
     private static string Probe(string stage, string trace) =>
         $"echo \"{stage} %i $(ip link show %i >/dev/null 2>&1 && echo exists || echo absent) $(ip -o -4 address show dev %i 2>/dev/null | grep -c 10.66.0.1)\" >> {trace}";
 
+    /// <summary>A namespace, an interface name, its config file, log file and trace file; all removed on dispose.</summary>
+    private sealed class HookLab : IAsyncDisposable
+    {
+        private HookLab(NetworkNamespace ns) => Namespace = ns;
+
+        public NetworkNamespace Namespace { get; }
+
+        public string Name { get; } = UapiServerFixture.UniqueName();
+
+        public string File => Temp(".conf");
+
+        public string Log => Path.Combine(Path.GetTempPath(), $"fzt-{Name}.log");
+
+        public string Trace => Temp(".trace");
+
+        /// <summary>A path in the temp directory named after the interface, removed on dispose.</summary>
+        public string Temp(string suffix) => Path.Combine(Path.GetTempPath(), Name + suffix);
+
+        public static async Task<HookLab> CreateAsync() => new(await NetworkNamespace.CreateAsync());
+
+        /// <summary>A config with an address and the given hook lines (the first on line 4).</summary>
+        public Task WriteConfigAsync(string hooks) =>
+            System.IO.File.WriteAllTextAsync(File, $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\nAddress = 10.66.0.1/24\n{hooks}");
+
+        public DaemonProcess Start() => DaemonProcess.Start(Namespace, Name, "up", "--config", File);
+
+        /// <summary>`up` run to its end (for starts that fail or stop by themselves).</summary>
+        public Task<ProcessRunner.Result> RunUpAsync() =>
+            Namespace.ExecAsync(DaemonProcess.Executable, ["up", "--config", File, "--log-file", Log], timeout: TimeSpan.FromSeconds(30));
+
+        public async Task WaitForLogAsync(string text)
+        {
+            using var bound = new CancellationTokenSource(Bound);
+            while (!System.IO.File.Exists(Log) || !(await System.IO.File.ReadAllTextAsync(Log, bound.Token)).Contains(text, StringComparison.Ordinal))
+            {
+                await Task.Delay(50, bound.Token);
+            }
+        }
+
+        /// <summary>SIGTERM; the daemon must exit 0. Returns its log.</summary>
+        public async Task<string> StopAsync(DaemonProcess daemon)
+        {
+            daemon.Signal(SIGTERM);
+            Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+            return await System.IO.File.ReadAllTextAsync(Log);
+        }
+
+        /// <summary>No link of that name and no process (a hook's included) left in the namespace.</summary>
+        public async Task AssertNothingLeftAsync()
+        {
+            Assert.False(await Namespace.HasLinkAsync(Name));
+            Assert.Equal("", (await ProcessRunner.RunAsync("ip", ["netns", "pids", Namespace.Name])).Stdout);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            foreach (string path in (string[])[File, Log, Trace, Temp(".pid"), Temp(".preup")])
+            {
+                System.IO.File.Delete(path);
+            }
+            await Namespace.DisposeAsync();
+        }
+    }
+
     [Fact]
     public async Task Up_runs_each_hook_where_wg_quick_runs_it()
     {
-        await using var ns = await NetworkNamespace.CreateAsync();
-        string name = UapiServerFixture.UniqueName();
-        string file = Path.Combine(Path.GetTempPath(), name + ".conf");
-        string trace = Path.Combine(Path.GetTempPath(), name + ".trace");
-        await File.WriteAllTextAsync(file, $"""
-            [Interface]
-            PrivateKey = {TestKeys.New().ToBase64()}
-            Address = 10.66.0.1/24
-            PreUp = {Probe("preup", trace)}
-            PostUp = {Probe("postup", trace)}; echo said-on-stdout; echo said-on-stderr >&2
-            PreDown = {Probe("predown", trace)}
-            PostDown = {Probe("postdown", trace)}
+        await using var lab = await HookLab.CreateAsync();
+        await lab.WriteConfigAsync($"""
+            PreUp = {Probe("preup", lab.Trace)}
+            PostUp = {Probe("postup", lab.Trace)}; echo said-on-stdout; echo said-on-stderr >&2
+            PreDown = {Probe("predown", lab.Trace)}
+            PostDown = {Probe("postdown", lab.Trace)}
             """);
-        try
-        {
-            await using var daemon = DaemonProcess.Start(ns, name, "up", "--config", file);
-            using (var bound = new CancellationTokenSource(Bound))
-            {
-                while (!File.Exists(trace) || !(await File.ReadAllTextAsync(trace, bound.Token)).Contains("postup", StringComparison.Ordinal))
-                {
-                    await Task.Delay(50, bound.Token);
-                }
-            }
-            daemon.Signal(SIGTERM);
-            Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
-            Assert.Equal(
-            [
-                $"preup {name} absent 0",
-                $"postup {name} exists 1",
-                $"predown {name} exists 1",
-                $"postdown {name} absent 0",
-            ], await File.ReadAllLinesAsync(trace));
-            var lines = (await File.ReadAllLinesAsync(daemon.LogFile)).Select(l => JsonDocument.Parse(l).RootElement).ToList();
-            Assert.Contains(lines, l => l.GetProperty("severity").GetString() == "Information"
-                && l.GetProperty("message").GetString()!.StartsWith($"[#] echo \"postup {name} ", StringComparison.Ordinal));
-            Assert.Contains(lines, l => l.GetProperty("severity").GetString() == "Information" && l.GetProperty("message").GetString() == "PostUp: said-on-stdout");
-            Assert.Contains(lines, l => l.GetProperty("severity").GetString() == "Warning" && l.GetProperty("message").GetString() == "PostUp: said-on-stderr");
-        }
-        finally
-        {
-            File.Delete(file);
-            File.Delete(trace);
-        }
+        await using var daemon = lab.Start();
+        await lab.WaitForLogAsync($"running interface {lab.Name}");
+        await lab.StopAsync(daemon);
+        Assert.Equal(
+        [
+            $"preup {lab.Name} absent 0",
+            $"postup {lab.Name} exists 1",
+            $"predown {lab.Name} exists 1",
+            $"postdown {lab.Name} absent 0",
+        ], await File.ReadAllLinesAsync(lab.Trace));
+        var lines = (await File.ReadAllLinesAsync(lab.Log)).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Contains(lines, l => l.GetProperty("severity").GetString() == "Information"
+            && l.GetProperty("message").GetString()!.StartsWith($"[#] echo \"postup {lab.Name} ", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.GetProperty("severity").GetString() == "Information" && l.GetProperty("message").GetString() == "PostUp: said-on-stdout");
+        Assert.Contains(lines, l => l.GetProperty("severity").GetString() == "Warning" && l.GetProperty("message").GetString() == "PostUp: said-on-stderr");
     }
 
     [Fact]
     public async Task A_failing_PostUp_fails_the_start_removes_the_interface_and_runs_no_down_hook()
     {
-        await using var ns = await NetworkNamespace.CreateAsync();
-        string name = UapiServerFixture.UniqueName();
-        string file = Path.Combine(Path.GetTempPath(), name + ".conf");
-        string trace = Path.Combine(Path.GetTempPath(), name + ".trace");
-        await File.WriteAllTextAsync(file, $"""
-            [Interface]
-            PrivateKey = {TestKeys.New().ToBase64()}
-            Address = 10.66.0.1/24
-            PostUp = {Probe("postup", trace)}; echo no-such-chain >&2; false; echo not-reached >> {trace}
-            PreDown = {Probe("predown", trace)}
-            PostDown = {Probe("postdown", trace)}
+        await using var lab = await HookLab.CreateAsync();
+        await lab.WriteConfigAsync($"""
+            PostUp = {Probe("postup", lab.Trace)}; echo no-such-chain >&2; false; echo not-reached >> {lab.Trace}
+            PreDown = {Probe("predown", lab.Trace)}
+            PostDown = {Probe("postdown", lab.Trace)}
             """);
-        try
-        {
-            var result = await ns.ExecAsync(DaemonProcess.Executable, ["up", "--config", file, "--log-file", Path.Combine(Path.GetTempPath(), $"fzt-{name}.log")],
-                timeout: TimeSpan.FromSeconds(30));
-            Assert.Equal(1, result.ExitCode);
-            Assert.Equal($"firezone-tunnel: {file}:4: PostUp failed with exit code 1: no-such-chain\n", result.Stderr);
-            Assert.Equal([$"postup {name} exists 1"], await File.ReadAllLinesAsync(trace));
-            Assert.False(await ns.HasLinkAsync(name));
-            Assert.False(File.Exists(UapiSocketPath.For(name)));
-        }
-        finally
-        {
-            File.Delete(file);
-            File.Delete(trace);
-            File.Delete(Path.Combine(Path.GetTempPath(), $"fzt-{name}.log"));
-        }
+        var result = await lab.RunUpAsync();
+        Assert.Equal(1, result.ExitCode);
+        Assert.Equal($"firezone-tunnel: {lab.File}:4: PostUp failed with exit code 1: no-such-chain\n", result.Stderr);
+        Assert.Equal([$"postup {lab.Name} exists 1"], await File.ReadAllLinesAsync(lab.Trace));
+        Assert.False(File.Exists(UapiSocketPath.For(lab.Name)));
+        await lab.AssertNothingLeftAsync();
     }
 
-    private static async Task WaitForLogAsync(DaemonProcess daemon, string text)
+    /// <summary>As wg-quick's set -o pipefail: a pipeline fails when any part does; a failing PreUp creates nothing.</summary>
+    [Fact]
+    public async Task A_PreUp_whose_pipeline_fails_creates_nothing()
     {
-        using var bound = new CancellationTokenSource(Bound);
-        while (!File.Exists(daemon.LogFile) || !(await File.ReadAllTextAsync(daemon.LogFile, bound.Token)).Contains(text, StringComparison.Ordinal))
-        {
-            await Task.Delay(50, bound.Token);
-        }
-    }
-
-    private static async Task<string> WriteConfigAsync(string name, string hooks)
-    {
-        string file = Path.Combine(Path.GetTempPath(), name + ".conf");
-        await File.WriteAllTextAsync(file, $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\nAddress = 10.66.0.1/24\n{hooks}");
-        return file;
+        await using var lab = await HookLab.CreateAsync();
+        await lab.WriteConfigAsync("PreUp = false | true\n");
+        var result = await lab.RunUpAsync();
+        Assert.Equal(1, result.ExitCode);
+        Assert.Equal($"firezone-tunnel: {lab.File}:4: PreUp failed with exit code 1\n", result.Stderr);
+        Assert.False(File.Exists(UapiSocketPath.For(lab.Name)));
+        await lab.AssertNothingLeftAsync();
     }
 
     /// <summary>
@@ -138,17 +162,14 @@ public sealed class WgQuickHookTests
     [Fact]
     public async Task A_background_job_started_by_a_hook_does_not_hold_up_the_start()
     {
-        await using var ns = await NetworkNamespace.CreateAsync();
-        string name = UapiServerFixture.UniqueName();
-        string pidFile = Path.Combine(Path.GetTempPath(), name + ".pid");
-        string file = await WriteConfigAsync(name, $"PostUp = sleep 60 & echo $! > {pidFile}; echo started\n");
+        await using var lab = await HookLab.CreateAsync();
+        string pidFile = lab.Temp(".pid");
+        await lab.WriteConfigAsync($"PostUp = sleep 60 & echo $! > {pidFile}; echo started\n");
         try
         {
-            await using var daemon = DaemonProcess.Start(ns, name, "up", "--config", file);
-            await WaitForLogAsync(daemon, $"running interface {name}");
-            Assert.Contains("PostUp: started", await File.ReadAllTextAsync(daemon.LogFile));
-            daemon.Signal(SIGTERM);
-            Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+            await using var daemon = lab.Start();
+            await lab.WaitForLogAsync($"running interface {lab.Name}");
+            Assert.Contains("PostUp: started", await lab.StopAsync(daemon));
         }
         finally
         {
@@ -156,8 +177,6 @@ public sealed class WgQuickHookTests
             {
                 kill(pid, SIGKILL);
             }
-            File.Delete(pidFile);
-            File.Delete(file);
         }
     }
 
@@ -165,75 +184,30 @@ public sealed class WgQuickHookTests
     [Fact]
     public async Task A_PreDown_that_hangs_is_stopped_and_the_interface_still_goes()
     {
-        await using var ns = await NetworkNamespace.CreateAsync();
-        string name = UapiServerFixture.UniqueName();
-        string file = await WriteConfigAsync(name, "PreDown = sleep 60\nPostDown = echo post-down-ran\n");
-        try
-        {
-            await using var daemon = DaemonProcess.Start(ns, name, "up", "--config", file);
-            await WaitForLogAsync(daemon, $"running interface {name}");
-            daemon.Signal(SIGTERM);
-            Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
-            string log = await File.ReadAllTextAsync(daemon.LogFile);
-            Assert.Contains("PreDown did not finish within 5 s: its hook was stopped", log);
-            Assert.Contains("PostDown not run: a PreDown failed", log);
-            Assert.DoesNotContain("post-down-ran", log);
-            Assert.False(await ns.HasLinkAsync(name));
-            Assert.Equal("", (await ProcessRunner.RunAsync("ip", ["netns", "pids", ns.Name])).Stdout);
-        }
-        finally
-        {
-            File.Delete(file);
-        }
+        await using var lab = await HookLab.CreateAsync();
+        await lab.WriteConfigAsync("PreDown = sleep 60\nPostDown = echo post-down-ran\n");
+        await using var daemon = lab.Start();
+        await lab.WaitForLogAsync($"running interface {lab.Name}");
+        string log = await lab.StopAsync(daemon);
+        Assert.Contains("PreDown did not finish within 5 s: its hook was stopped", log);
+        Assert.Contains("PostDown not run: a PreDown failed", log);
+        Assert.DoesNotContain("post-down-ran", log);
+        await lab.AssertNothingLeftAsync();
     }
 
     /// <summary>systemctl stop while a PreUp runs: the hook is stopped, nothing is left, and it is a stop (exit 0), not a failure.</summary>
     [Fact]
     public async Task A_stop_during_an_up_hook_stops_the_hook_and_exits_cleanly()
     {
-        await using var ns = await NetworkNamespace.CreateAsync();
-        string name = UapiServerFixture.UniqueName();
-        string file = await WriteConfigAsync(name, "PreUp = sleep 60\n");
-        try
-        {
-            await using var daemon = DaemonProcess.Start(ns, name, "up", "--config", file);
-            await WaitForLogAsync(daemon, "[#] sleep 60");
-            daemon.Signal(SIGTERM);
-            Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
-            string log = await File.ReadAllTextAsync(daemon.LogFile);
-            Assert.Contains($"Interface {name} stopped while starting", log);
-            Assert.DoesNotContain("Unexpected failure", log);
-            Assert.Equal("", await daemon.Stderr);
-            Assert.False(await ns.HasLinkAsync(name));
-            Assert.Equal("", (await ProcessRunner.RunAsync("ip", ["netns", "pids", ns.Name])).Stdout);
-        }
-        finally
-        {
-            File.Delete(file);
-        }
-    }
-
-    /// <summary>As wg-quick's set -o pipefail: a pipeline fails when any part does; a failing PreUp creates nothing.</summary>
-    [Fact]
-    public async Task A_PreUp_whose_pipeline_fails_creates_nothing()
-    {
-        await using var ns = await NetworkNamespace.CreateAsync();
-        string name = UapiServerFixture.UniqueName();
-        string file = await WriteConfigAsync(name, "PreUp = false | true\n");
-        try
-        {
-            var result = await ns.ExecAsync(DaemonProcess.Executable, ["up", "--config", file, "--log-file", Path.Combine(Path.GetTempPath(), $"fzt-{name}.log")],
-                timeout: TimeSpan.FromSeconds(30));
-            Assert.Equal(1, result.ExitCode);
-            Assert.Equal($"firezone-tunnel: {file}:4: PreUp failed with exit code 1\n", result.Stderr);
-            Assert.False(await ns.HasLinkAsync(name));
-            Assert.False(File.Exists(UapiSocketPath.For(name)));
-        }
-        finally
-        {
-            File.Delete(file);
-            File.Delete(Path.Combine(Path.GetTempPath(), $"fzt-{name}.log"));
-        }
+        await using var lab = await HookLab.CreateAsync();
+        await lab.WriteConfigAsync("PreUp = sleep 60\n");
+        await using var daemon = lab.Start();
+        await lab.WaitForLogAsync("[#] sleep 60");
+        string log = await lab.StopAsync(daemon);
+        Assert.Contains($"Interface {lab.Name} stopped while starting", log);
+        Assert.DoesNotContain("Unexpected failure", log);
+        Assert.Equal("", await daemon.Stderr);
+        await lab.AssertNothingLeftAsync();
     }
 
     /// <summary>
@@ -243,30 +217,20 @@ public sealed class WgQuickHookTests
     [Fact]
     public async Task A_stop_that_reaches_the_hook_before_the_daemon_is_still_a_stop()
     {
-        await using var ns = await NetworkNamespace.CreateAsync();
-        string name = UapiServerFixture.UniqueName();
-        string file = await WriteConfigAsync(name, "PreUp = sleep 60\n");
-        try
+        await using var lab = await HookLab.CreateAsync();
+        await lab.WriteConfigAsync("PreUp = sleep 60\n");
+        await using var daemon = lab.Start();
+        await lab.WaitForLogAsync("[#] sleep 60");
+        var hooks = (await ProcessRunner.RunAsync("ip", ["netns", "pids", lab.Namespace.Name])).Stdout
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).Where(p => p != daemon.Pid).ToList();
+        Assert.NotEmpty(hooks);
+        foreach (int pid in hooks)
         {
-            await using var daemon = DaemonProcess.Start(ns, name, "up", "--config", file);
-            await WaitForLogAsync(daemon, "[#] sleep 60");
-            var pids = (await ProcessRunner.RunAsync("ip", ["netns", "pids", ns.Name])).Stdout
-                .Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).Where(p => p != daemon.Pid).ToList();
-            Assert.NotEmpty(pids);
-            foreach (int pid in pids)
-            {
-                kill(pid, SIGTERM);
-            }
-            daemon.Signal(SIGTERM);
-            Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
-            Assert.Contains($"Interface {name} stopped while starting", await File.ReadAllTextAsync(daemon.LogFile));
-            Assert.Equal("", await daemon.Stderr);
-            Assert.False(await ns.HasLinkAsync(name));
+            kill(pid, SIGTERM);
         }
-        finally
-        {
-            File.Delete(file);
-        }
+        Assert.Contains($"Interface {lab.Name} stopped while starting", await lab.StopAsync(daemon));
+        Assert.Equal("", await daemon.Stderr);
+        await lab.AssertNothingLeftAsync();
     }
 
     /// <summary>
@@ -276,49 +240,29 @@ public sealed class WgQuickHookTests
     [Fact]
     public async Task The_interface_deleted_during_PostUp_stops_the_start_cleanly()
     {
-        await using var ns = await NetworkNamespace.CreateAsync();
-        string name = UapiServerFixture.UniqueName();
-        string file = await WriteConfigAsync(name, "PostUp = ip link del %i; sleep 10\n");
-        string log = Path.Combine(Path.GetTempPath(), $"fzt-{name}.log");
-        try
-        {
-            var result = await ns.ExecAsync(DaemonProcess.Executable, ["up", "--config", file, "--log-file", log], timeout: TimeSpan.FromSeconds(30));
-            Assert.Equal(0, result.ExitCode);
-            Assert.Equal("", result.Stderr);
-            Assert.Contains($"Interface {name} stopped while starting: ", await File.ReadAllTextAsync(log));
-            Assert.DoesNotContain("A task was canceled", await File.ReadAllTextAsync(log));
-            Assert.Equal("", (await ProcessRunner.RunAsync("ip", ["netns", "pids", ns.Name])).Stdout);
-        }
-        finally
-        {
-            File.Delete(file);
-            File.Delete(log);
-        }
+        await using var lab = await HookLab.CreateAsync();
+        await lab.WriteConfigAsync("PostUp = ip link del %i; sleep 10\n");
+        var result = await lab.RunUpAsync();
+        Assert.Equal(0, result.ExitCode);
+        Assert.Equal("", result.Stderr);
+        string log = await File.ReadAllTextAsync(lab.Log);
+        Assert.Contains($"Interface {lab.Name} stopped while starting: ", log);
+        Assert.DoesNotContain("A task was canceled", log);
+        await lab.AssertNothingLeftAsync();
     }
 
     /// <summary>As wg-quick up ("`wg0' already exists"): a name a link already has stops the start before PreUp runs.</summary>
     [Fact]
     public async Task An_interface_name_that_exists_stops_the_start_before_PreUp()
     {
-        await using var ns = await NetworkNamespace.CreateAsync();
-        string name = UapiServerFixture.UniqueName();
-        string marker = Path.Combine(Path.GetTempPath(), name + ".preup");
-        string file = await WriteConfigAsync(name, $"PreUp = touch {marker}\n");
-        string log = Path.Combine(Path.GetTempPath(), $"fzt-{name}.log");
-        try
-        {
-            Assert.Equal(0, (await ns.ExecAsync("ip", ["link", "add", name, "type", "veth", "peer", "name", name + "p"])).ExitCode);
-            var result = await ns.ExecAsync(DaemonProcess.Executable, ["up", "--config", file, "--log-file", log], timeout: TimeSpan.FromSeconds(30));
-            Assert.Equal(1, result.ExitCode);
-            Assert.Equal($"firezone-tunnel: {name} already exists: no PreUp run (wg-quick up stops there too)\n", result.Stderr);
-            Assert.False(File.Exists(marker));
-            Assert.True(await ns.HasLinkAsync(name)); // the other link is left alone
-        }
-        finally
-        {
-            File.Delete(file);
-            File.Delete(marker);
-            File.Delete(log);
-        }
+        await using var lab = await HookLab.CreateAsync();
+        string marker = lab.Temp(".preup");
+        await lab.WriteConfigAsync($"PreUp = touch {marker}\n");
+        Assert.Equal(0, (await lab.Namespace.ExecAsync("ip", ["link", "add", lab.Name, "type", "veth", "peer", "name", lab.Name + "p"])).ExitCode);
+        var result = await lab.RunUpAsync();
+        Assert.Equal(1, result.ExitCode);
+        Assert.Equal($"firezone-tunnel: {lab.Name} already exists: no PreUp run (wg-quick up stops there too)\n", result.Stderr);
+        Assert.False(File.Exists(marker));
+        Assert.True(await lab.Namespace.HasLinkAsync(lab.Name)); // the other link is left alone
     }
 }
