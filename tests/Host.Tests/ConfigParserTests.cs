@@ -75,11 +75,11 @@ public sealed class ConfigParserTests
         Assert.Equal(HostRole.Gateway, device.Role);
         Assert.Equal(EcnMode.Compatibility, device.DefaultEcnMode);
         Assert.Equal(RouteTable.Off, device.Table);
-        // DNS and SaveConfig; Table and the hooks are applied, so they have no note.
-        Assert.Equal(2, config.Notes.Count);
+        // SaveConfig; Table, DNS and the hooks are applied, so they have no note.
+        Assert.Single(config.Notes);
+        Assert.Equal(["1.1.1.1"], device.Dns);
         Assert.Equal([WgQuickHookStage.PreUp, WgQuickHookStage.PostUp, WgQuickHookStage.PreDown, WgQuickHookStage.PostDown], device.Hooks.Select(h => h.Stage));
         Assert.DoesNotContain(config.Notes, n => n.Message.StartsWith("Table", StringComparison.Ordinal));
-        Assert.Contains(config.Notes, n => n.Line == 9 && n.Message.StartsWith("DNS is a wg-quick setting", StringComparison.Ordinal));
 
         Assert.Equal(2, config.Peers.Count);
         var a = config.Peers[0];

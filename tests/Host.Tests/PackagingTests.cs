@@ -71,8 +71,9 @@ public sealed class PackagingTests
         // A ReadWritePaths= entry that does not exist fails the start with 226/NAMESPACE unless it
         // is marked optional with '-'; what is left must exist on every Linux machine at boot.
         string[] paths = [.. service["ReadWritePaths"].SelectMany(v => v.Split(' ', StringSplitOptions.RemoveEmptyEntries))];
-        // /tmp: .NET's diagnostics socket (dotnet-counters), which strict would leave read-only.
-        Assert.Equal(["/proc/sys/net", "/tmp"], paths);
+        // /tmp: .NET's diagnostics socket (dotnet-counters), which strict would leave read-only;
+        // /run/resolvconf (optional): resolvconf's records for the file's DNS.
+        Assert.Equal(["/proc/sys/net", "/tmp", "-/run/resolvconf"], paths);
         Assert.All(paths.Where(p => !p.StartsWith('-')), p => Assert.True(Directory.Exists(p), p));
     }
 

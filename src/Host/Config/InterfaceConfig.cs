@@ -24,6 +24,15 @@ public sealed record InterfaceConfig
     /// <summary>wg-quick's Table: where the allowed IPs' routes go, or none (<see cref="RouteTable.Off"/>).</summary>
     public RouteTable Table { get; init; } = RouteTable.Auto;
 
+    /// <summary>DNS servers (the DNS entries that are addresses), for resolvconf as wg-quick gives them.</summary>
+    public IReadOnlyList<string> Dns { get; init; } = [];
+
+    /// <summary>DNS search domains (the DNS entries that are not addresses).</summary>
+    public IReadOnlyList<string> DnsSearch { get; init; } = [];
+
+    /// <summary>The line of the first DNS key (0: none), to name it when resolvconf fails.</summary>
+    public int DnsLine { get; init; }
+
     /// <summary>PreUp, PostUp, PreDown and PostDown lines, in the file's order (service mode runs them).</summary>
     public IReadOnlyList<WgQuickHook> Hooks { get; init; } = [];
 

@@ -96,6 +96,9 @@ public sealed class WgQuickConfigParser
         private EcnMode _defaultEcn;
         private readonly List<InterfaceAddress> _addresses = [];
         private readonly List<WgQuickHook> _hooks = [];
+        private readonly List<string> _dns = [];
+        private readonly List<string> _dnsSearch = [];
+        private int _dnsLine;
         private readonly Dictionary<InterfaceAddress, int> _addressLines = [];
 
         public TunnelConfig Read(string text)
@@ -273,7 +276,16 @@ public sealed class WgQuickConfigParser
                     _table = ParseTable(line, value);
                     break;
                 case "dns":
-                    _notes.Add(new ConfigNote(line, $"{key} is a wg-quick setting; firezone-tunnel up does not apply it"));
+                    // wg-quick: `for v in ${value//,/ }`, an address (digits and dots, or anything with
+                    // a colon) is a server, anything else a search domain.
+                    foreach (var item in SplitList(value, ' ', '\t'))
+                    {
+                        (System.Text.RegularExpressions.Regex.IsMatch(item, "(^[0-9.]+$)|(^.*:.*$)") ? _dns : _dnsSearch).Add(item);
+                    }
+                    if (_dnsLine == 0)
+                    {
+                        _dnsLine = line;
+                    }
                     break;
                 case "preup":
                     _hooks.Add(new WgQuickHook(WgQuickHookStage.PreUp, value, line));
@@ -653,6 +665,9 @@ public sealed class WgQuickConfigParser
                     Mtu = _mtu,
                     Table = _table,
                     Hooks = _hooks,
+                    Dns = _dns,
+                    DnsSearch = _dnsSearch,
+                    DnsLine = _dnsLine,
                     Role = _role,
                     DefaultEcnMode = _defaultEcn,
                 },

@@ -78,11 +78,74 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
             logger.LogInformation("MTU of {Interface} set to {Mtu}, as wg-quick sets it without an MTU key (the largest MTU on the way to the peers' endpoints, or of the default route, less 80)", interfaceName, mtu);
         }
         await IpAsync(cancellationToken, "link", "set", "dev", interfaceName, "up").ConfigureAwait(false);
+        await SetDnsAsync(config, cancellationToken).ConfigureAwait(false);
         await AddRoutesAsync(config, cancellationToken).ConfigureAwait(false);
         if (config.Interface.Role == HostRole.Gateway)
         {
             await EnableGatewayAsync(cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// wg-quick's set_dns: the servers as <c>nameserver</c> lines and the search domains as one
+    /// <c>search</c> line, given to <c>resolvconf -a [PREFIX]INTERFACE -m 0 -x</c> (the prefix from
+    /// /etc/resolvconf/interface-order, as wg-quick's resolvconf_iface_prefix finds it). Nothing
+    /// without a server, as in wg-quick. Without resolvconf (the Debian packages resolvconf or
+    /// openresolv, or systemd-resolved's) the start fails, as <c>wg-quick up</c> does.
+    /// </summary>
+    private async Task SetDnsAsync(TunnelConfig config, CancellationToken cancellationToken)
+    {
+        var device = config.Interface;
+        if (device.Dns.Count == 0)
+        {
+            return;
+        }
+        var text = new System.Text.StringBuilder();
+        foreach (string server in device.Dns)
+        {
+            text.Append("nameserver ").Append(server).Append('\n');
+        }
+        if (device.DnsSearch.Count > 0)
+        {
+            text.Append("search ").AppendJoin(' ', device.DnsSearch).Append('\n');
+        }
+        string record = ResolvconfPrefix() + interfaceName;
+        _state.Resolvconf = record;
+        SaveState();
+        try
+        {
+            await runner.RunAsync("resolvconf", ["-a", record, "-m", "0", "-x"], text.ToString(), cancellationToken).ConfigureAwait(false);
+        }
+        catch (StartupException e)
+        {
+            _state.Resolvconf = null;
+            SaveState();
+            throw new StartupException($"{config.SourcePath}:{device.DnsLine}: DNS: {e.Message} (wg-quick up fails here too: install resolvconf, openresolv or systemd-resolved, or take the DNS line out)", e);
+        }
+        logger.LogInformation("DNS of {Interface}: {Servers:l}{Search:l} (resolvconf record {Record})", interfaceName,
+            string.Join(", ", device.Dns), device.DnsSearch.Count > 0 ? "; search " + string.Join(' ', device.DnsSearch) : "", record);
+    }
+
+    /// <summary>wg-quick's resolvconf_iface_prefix: the first <c>NAME*</c> pattern of /etc/resolvconf/interface-order, as <c>NAME.</c>.</summary>
+    private static string ResolvconfPrefix()
+    {
+        const string order = "/etc/resolvconf/interface-order";
+        try
+        {
+            foreach (string line in File.ReadLines(order))
+            {
+                var match = System.Text.RegularExpressions.Regex.Match(line, "^([A-Za-z0-9-]+)\\*$");
+                if (match.Success)
+                {
+                    return match.Groups[1].Value + ".";
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // No such file: no prefix, as in wg-quick.
+        }
+        return "";
     }
 
     /// <summary>
@@ -399,6 +462,10 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
         {
             await RunQuietlyAsync("nft", ["delete", "table", "inet", TableName], cancellationToken).ConfigureAwait(false);
         }
+        if (previous.Resolvconf is { } record)
+        {
+            await RunQuietlyAsync("resolvconf", ["-d", record, "-f"], cancellationToken).ConfigureAwait(false);
+        }
         foreach (var (key, value) in previous.Sysctl)
         {
             _state.Sysctl[key] = value;
@@ -498,6 +565,19 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
                 logger.LogWarning("Could not remove nftables table {Table}: {Problem}", TableName, e.Message);
             }
             _state.NftablesTable = false;
+        }
+        if (_state.Resolvconf is { } dnsRecord)
+        {
+            // wg-quick's unset_dns.
+            try
+            {
+                await runner.RunAsync("resolvconf", ["-d", dnsRecord, "-f"], null, cancellationToken).ConfigureAwait(false);
+            }
+            catch (StartupException e)
+            {
+                logger.LogWarning("Could not remove the DNS record {Record}: {Problem}", dnsRecord, e.Message);
+            }
+            _state.Resolvconf = null;
         }
         foreach (var (key, value) in _state.Sysctl.ToArray())
         {

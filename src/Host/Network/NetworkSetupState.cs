@@ -15,4 +15,7 @@ public sealed class NetworkSetupState
 
     /// <summary>True once the gateway's nftables table may exist.</summary>
     public bool NftablesTable { get; set; }
+
+    /// <summary>The record name given to resolvconf for the file's DNS (<c>resolvconf -a NAME</c>), once it may exist.</summary>
+    public string? Resolvconf { get; set; }
 }
