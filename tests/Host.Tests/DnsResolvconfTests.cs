@@ -30,7 +30,11 @@ public sealed class DnsResolvconfTests
         Directory.CreateDirectory(directory);
         string record = Path.Combine(directory, "calls");
         string script = Path.Combine(directory, "resolvconf");
-        File.WriteAllText(script, $"#!/bin/sh\necho \"args: $*\" >> {record}\ncat >> {record}\n" + (exitCode == 0 ? "" : $"echo 'resolvconf: cannot write the record' >&2\nexit {exitCode}\n"));
+        // A failing one fails only to add (-a); removing (-d) works, as the teardown after the failed start needs.
+        // While a file "fail-d" is in the directory, removing fails too.
+        File.WriteAllText(script, $"#!/bin/sh\necho \"args: $*\" >> {record}\ncat >> {record}\n"
+            + $"if [ \"$1\" = -d ] && [ -e {directory}/fail-d ]; then echo 'resolvconf: busy' >&2; exit 1; fi\n"
+            + (exitCode == 0 ? "" : $"[ \"$1\" = -a ] || exit 0\necho 'resolvconf: cannot write the record' >&2\nexit {exitCode}\n"));
         File.SetUnixFileMode(script, (UnixFileMode)0x1ed); // 0755
         return (directory, record);
     }
@@ -74,13 +78,16 @@ public sealed class DnsResolvconfTests
         }
     }
 
-    /// <summary>As wg-quick up: when resolvconf fails the start fails, naming the DNS line, and nothing is left.</summary>
+    /// <summary>
+    /// As wg-quick up: when resolvconf fails the start fails, naming the DNS line; the record it may
+    /// have written is taken back (-d -f) and nothing is left, not even the state file.
+    /// </summary>
     [Fact]
     public async Task A_resolvconf_that_fails_fails_the_start_naming_the_DNS_line()
     {
         await using var ns = await NetworkNamespace.CreateAsync();
         string name = UapiServerFixture.UniqueName();
-        var (bin, _) = FakeResolvconf(name, 1);
+        var (bin, record) = FakeResolvconf(name, 1);
         string file = Path.Combine(Path.GetTempPath(), name + ".conf");
         string log = Path.Combine(Path.GetTempPath(), $"fzt-{name}.log");
         await File.WriteAllTextAsync(file, $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\nAddress = 10.66.0.1/24\nDNS = 10.66.0.53\n");
@@ -89,8 +96,10 @@ public sealed class DnsResolvconfTests
             var result = await ns.ExecAsync("env", [.. WithPath(bin)[1..], DaemonProcess.Executable, "up", "--config", file, "--log-file", log], timeout: TimeSpan.FromSeconds(30));
             Assert.Equal(1, result.ExitCode);
             Assert.Equal($"firezone-tunnel: {file}:4: DNS: resolvconf -a {name} -m 0 -x: resolvconf: cannot write the record "
-                + "(wg-quick up fails here too: install resolvconf, openresolv or systemd-resolved, or take the DNS line out)\n", result.Stderr);
+                + "(wg-quick up fails here too: resolvconf could not take the record)\n", result.Stderr);
             Assert.False(await ns.HasLinkAsync(name));
+            Assert.Equal($"args: -d {name} -f", (await File.ReadAllLinesAsync(record))[^1]);
+            Assert.False(File.Exists(Network.NetworkSetupStateFile.For(name, null).Path));
         }
         finally
         {
@@ -98,5 +107,63 @@ public sealed class DnsResolvconfTests
             File.Delete(log);
             Directory.Delete(bin, recursive: true);
         }
+    }
+
+    /// <summary>A record that cannot be removed on stop stays in the state file, and the next start removes it first.</summary>
+    [Fact]
+    public async Task A_record_that_cannot_be_removed_on_stop_is_removed_by_the_next_start()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UapiServerFixture.UniqueName();
+        var (bin, record) = FakeResolvconf(name, 0);
+        string file = Path.Combine(Path.GetTempPath(), name + ".conf");
+        string state = Network.NetworkSetupStateFile.For(name, null).Path;
+        await File.WriteAllTextAsync(file, $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\nDNS = 10.66.0.53\n");
+        try
+        {
+            await File.WriteAllTextAsync(Path.Combine(bin, "fail-d"), "");
+            string kept = "";
+            await RunUntilReadyThenStopAsync(ns, name, bin, file, async () =>
+            {
+                Assert.True(File.Exists(state));
+                kept = await File.ReadAllTextAsync(state);
+                Assert.Contains($"\"Resolvconf\": \"{name}\"", kept);
+            });
+
+            // DaemonProcess's clean-up deletes the state file; the machine would have kept it.
+            await File.WriteAllTextAsync(state, kept);
+            File.Delete(Path.Combine(bin, "fail-d"));
+            File.Delete(record);
+            string log = await RunUntilReadyThenStopAsync(ns, name, bin, file, () =>
+            {
+                Assert.False(File.Exists(state));
+                return Task.CompletedTask;
+            });
+            Assert.Equal([$"args: -d {name} -f", $"args: -a {name} -m 0 -x", "nameserver 10.66.0.53", $"args: -d {name} -f"], await File.ReadAllLinesAsync(record));
+            Assert.Contains("did not stop cleanly", log);
+        }
+        finally
+        {
+            File.Delete(file);
+            File.Delete(state);
+            Directory.Delete(bin, recursive: true);
+        }
+    }
+
+    /// <summary>Starts `up`, stops it once ready, runs <paramref name="afterStop"/> (before the test's clean-up of the daemon's files) and returns its log.</summary>
+    private static async Task<string> RunUntilReadyThenStopAsync(NetworkNamespace ns, string name, string bin, string file, Func<Task> afterStop)
+    {
+        await using var daemon = DaemonProcess.StartUnder(ns, name, WithPath(bin), "up", "--config", file);
+        using (var bound = new CancellationTokenSource(Bound))
+        {
+            while (!File.Exists(daemon.LogFile) || !(await File.ReadAllTextAsync(daemon.LogFile, bound.Token)).Contains($"running interface {name}", StringComparison.Ordinal))
+            {
+                await Task.Delay(50, bound.Token);
+            }
+        }
+        daemon.Signal(SIGTERM);
+        Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+        await afterStop();
+        return await File.ReadAllTextAsync(daemon.LogFile);
     }
 }

@@ -118,9 +118,12 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
         }
         catch (StartupException e)
         {
-            _state.Resolvconf = null;
-            SaveState();
-            throw new StartupException($"{config.SourcePath}:{device.DnsLine}: DNS: {e.Message} (wg-quick up fails here too: install resolvconf, openresolv or systemd-resolved, or take the DNS line out)", e);
+            // The record stays noted: resolvconf may have written it before failing (a subscriber
+            // script, the time bound), and the teardown after the failed start removes it with -f.
+            string hint = e.Message.StartsWith("cannot run resolvconf", StringComparison.Ordinal)
+                ? "install resolvconf, openresolv or systemd-resolved, or take the DNS line out"
+                : "resolvconf could not take the record";
+            throw new StartupException($"{config.SourcePath}:{device.DnsLine}: DNS: {e.Message} (wg-quick up fails here too: {hint})", e);
         }
         logger.LogInformation("DNS of {Interface}: {Servers:l}{Search:l} (resolvconf record {Record})", interfaceName,
             string.Join(", ", device.Dns), device.DnsSearch.Count > 0 ? "; search " + string.Join(' ', device.DnsSearch) : "", record);
@@ -464,7 +467,16 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
         }
         if (previous.Resolvconf is { } record)
         {
-            await RunQuietlyAsync("resolvconf", ["-d", record, "-f"], cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await runner.RunAsync("resolvconf", ["-d", record, "-f"], null, cancellationToken).ConfigureAwait(false);
+            }
+            catch (StartupException e)
+            {
+                // Kept for this instance's stop to try again.
+                logger.LogWarning("Could not remove the DNS record {Record} the earlier instance left: {Problem}", record, e.Message);
+                _state.Resolvconf = record;
+            }
         }
         foreach (var (key, value) in previous.Sysctl)
         {
@@ -529,6 +541,20 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
     /// <summary>Undoes what the TUN device's removal does not: table routes, policy rules, the nftables table and the sysctl switches.</summary>
     public async Task TearDownAsync(CancellationToken cancellationToken)
     {
+        // wg-quick's unset_dns, first (as its del_if does), so that no lookup goes to a server that
+        // is no longer routed. A record that cannot be removed stays recorded for the next start.
+        if (_state.Resolvconf is { } dnsRecord)
+        {
+            try
+            {
+                await runner.RunAsync("resolvconf", ["-d", dnsRecord, "-f"], null, cancellationToken).ConfigureAwait(false);
+                _state.Resolvconf = null;
+            }
+            catch (StartupException e)
+            {
+                logger.LogWarning("Could not remove the DNS record {Record}: {Problem}", dnsRecord, e.Message);
+            }
+        }
         // Newest first, like a stack of what was added.
         for (int i = _state.Undo.Count - 1; i >= 0; i--)
         {
@@ -566,19 +592,6 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
             }
             _state.NftablesTable = false;
         }
-        if (_state.Resolvconf is { } dnsRecord)
-        {
-            // wg-quick's unset_dns.
-            try
-            {
-                await runner.RunAsync("resolvconf", ["-d", dnsRecord, "-f"], null, cancellationToken).ConfigureAwait(false);
-            }
-            catch (StartupException e)
-            {
-                logger.LogWarning("Could not remove the DNS record {Record}: {Problem}", dnsRecord, e.Message);
-            }
-            _state.Resolvconf = null;
-        }
         foreach (var (key, value) in _state.Sysctl.ToArray())
         {
             try
@@ -595,7 +608,7 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
         {
             return;
         }
-        if (_state.Sysctl.Count == 0)
+        if (_state.Sysctl.Count == 0 && _state.Resolvconf is null)
         {
             _ownsStateFile = false;
             try
