@@ -14,7 +14,7 @@ namespace Firezone.Actors.Host.Cli;
 /// <summary>
 /// The <c>firezone-tunnel</c> command line: <c>firezone-tunnel [-f] INTERFACE</c> (wireguard-go's
 /// interface, so wg-quick can start it), <c>up CONFIG_FILE | INTERFACE</c> or <c>up --config FILE</c> (service mode) and
-/// <c>show INTERFACE</c>.
+/// <c>show [INTERFACE | all]</c>.
 /// </summary>
 public static class CommandLine
 {
