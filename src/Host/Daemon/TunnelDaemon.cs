@@ -63,8 +63,8 @@ public static class TunnelDaemon
         {
             foreach (var note in config.Notes)
             {
-                // Warning: a DNS line the daemon does not apply may be a resolver the operator
-                // relies on; at Information it would vanish under --log-level warning.
+                // Warning: a repeated key whose earlier value is dropped, or a SaveConfig the daemon
+                // does not apply, is worth seeing under --log-level warning.
                 if (note.Line > 0)
                 {
                     logger.Warning("{ConfigFile}:{ConfigLine}: {Note}", config.SourcePath, note.Line, note.Message);

@@ -129,6 +129,21 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
             string.Join(", ", device.Dns), device.DnsSearch.Count > 0 ? "; search " + string.Join(' ', device.DnsSearch) : "", record);
     }
 
+    /// <summary>wg-quick's unset_dns (<c>resolvconf -d RECORD -f</c>); false, with a Warning, when it fails.</summary>
+    private async Task<bool> TryRemoveDnsRecordAsync(string record, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await runner.RunAsync("resolvconf", ["-d", record, "-f"], null, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (StartupException e)
+        {
+            logger.LogWarning("Could not remove the DNS record {Record}: {Problem}", record, e.Message);
+            return false;
+        }
+    }
+
     /// <summary>wg-quick's resolvconf_iface_prefix: the first <c>NAME*</c> pattern of /etc/resolvconf/interface-order, as <c>NAME.</c>.</summary>
     private static string ResolvconfPrefix()
     {
@@ -465,18 +480,9 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
         {
             await RunQuietlyAsync("nft", ["delete", "table", "inet", TableName], cancellationToken).ConfigureAwait(false);
         }
-        if (previous.Resolvconf is { } record)
+        if (previous.Resolvconf is { } record && !await TryRemoveDnsRecordAsync(record, cancellationToken).ConfigureAwait(false))
         {
-            try
-            {
-                await runner.RunAsync("resolvconf", ["-d", record, "-f"], null, cancellationToken).ConfigureAwait(false);
-            }
-            catch (StartupException e)
-            {
-                // Kept for this instance's stop to try again.
-                logger.LogWarning("Could not remove the DNS record {Record} the earlier instance left: {Problem}", record, e.Message);
-                _state.Resolvconf = record;
-            }
+            _state.Resolvconf = record; // kept for this instance's stop to try again
         }
         foreach (var (key, value) in previous.Sysctl)
         {
@@ -543,17 +549,9 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
     {
         // wg-quick's unset_dns, first (as its del_if does), so that no lookup goes to a server that
         // is no longer routed. A record that cannot be removed stays recorded for the next start.
-        if (_state.Resolvconf is { } dnsRecord)
+        if (_state.Resolvconf is { } dnsRecord && await TryRemoveDnsRecordAsync(dnsRecord, cancellationToken).ConfigureAwait(false))
         {
-            try
-            {
-                await runner.RunAsync("resolvconf", ["-d", dnsRecord, "-f"], null, cancellationToken).ConfigureAwait(false);
-                _state.Resolvconf = null;
-            }
-            catch (StartupException e)
-            {
-                logger.LogWarning("Could not remove the DNS record {Record}: {Problem}", dnsRecord, e.Message);
-            }
+            _state.Resolvconf = null;
         }
         // Newest first, like a stack of what was added.
         for (int i = _state.Undo.Count - 1; i >= 0; i--)
