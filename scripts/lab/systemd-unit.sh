@@ -159,6 +159,7 @@ MTU = 1380
 PostUp = nft add table inet fzhook_%i; ip route add 10.91.0.0/24 dev %i
 PreDown = ip route del 10.91.0.0/24 dev %i
 PostDown = nft delete table inet fzhook_%i
+SaveConfig = true
 
 [Peer]
 PublicKey = $(pub wgp)
@@ -356,6 +357,8 @@ else
 fi
 check "after the restart: the killed gateway's leftovers removed (logged), one nftables table, ip_forward 1, ping" \
   sh_c "journalctl -b -o cat -u $(unit wg1) | grep -q 'wg1.json is left by an instance of wg1 that did not stop cleanly' && [ \$(nft list tables | grep -c 'inet firezone-tunnel-wg1\$') = 1 ] && [ \$(sysctl -n net.ipv4.ip_forward) = 1 ] && ping -c 2 -i 0.2 -W 2 10.78.0.2 >/dev/null"
+savedpeer=$(wg genkey | wg pubkey)
+check "wg set wg1: a peer added at run time (for SaveConfig)" sh_c "wg set wg1 peer $savedpeer allowed-ips 10.78.0.9/32"
 t0=$(date +%s%N); out=$(in_c systemctl stop "$(unit wg1)" 2>&1); rc=$?; t1=$(date +%s%N)
 check "systemctl stop firezone-tunnel@wg1 ($(( (t1 - t0) / 1000000 )) ms) exits 0, Result=success, main process exit status 0" \
   test "$rc $(prop wg1 Result) $(prop wg1 ExecMainStatus) $(prop wg1 ActiveState)" = "0 success 0 inactive"
@@ -366,6 +369,8 @@ check "after stopping wg1: /run/wireguard kept, wg0's socket kept, wg0 still ans
 check "wg1's PreDown and PostDown ran: route 10.91.0.0/24 and table inet fzhook_wg1 gone, both in the journal" \
   sh_c "! ip route show 10.91.0.0/24 | grep -q . && ! nft list table inet fzhook_wg1 >/dev/null 2>&1 && journalctl -b -o cat -u $(unit wg1) | grep -qF '[#] ip route del 10.91.0.0/24 dev wg1 (PreDown on line 8)' && journalctl -b -o cat -u $(unit wg1) | grep -qF '[#] nft delete table inet fzhook_wg1 (PostDown on line 9)'"
 check "wg1's stop logged at Information only (no Error in its journal)" sh_c "! journalctl -b -u $(unit wg1) -p err -o cat | grep -q ."
+check "wg1's SaveConfig rewrote /etc/wireguard/wg1.conf from inside the sandbox (mode 0600): the added peer, the hooks, #! Role, ListenPort; logged" \
+  sh_c "grep -qx 'PublicKey = $savedpeer' /etc/wireguard/wg1.conf && grep -qx 'AllowedIPs = 10.78.0.9/32' /etc/wireguard/wg1.conf && grep -qx 'PostDown = nft delete table inet fzhook_%i' /etc/wireguard/wg1.conf && grep -qx '#! Role = gateway' /etc/wireguard/wg1.conf && grep -qx 'ListenPort = 51001' /etc/wireguard/wg1.conf && grep -qx 'SaveConfig = true' /etc/wireguard/wg1.conf && [ \$(stat -c %a /etc/wireguard/wg1.conf) = 600 ] && journalctl -b -o cat -u $(unit wg1) | grep -qF 'SaveConfig: saved wg1' && ! test -e /etc/wireguard/wg1.conf.tmp"
 
 echo "== reload (ExecReload: wg syncconf with wg-quick strip, as wg-quick@.service)"
 if [[ -n $(prop wg0 ExecReload) ]]; then

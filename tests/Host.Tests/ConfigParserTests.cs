@@ -75,8 +75,9 @@ public sealed class ConfigParserTests
         Assert.Equal(HostRole.Gateway, device.Role);
         Assert.Equal(EcnMode.Compatibility, device.DefaultEcnMode);
         Assert.Equal(RouteTable.Off, device.Table);
-        // SaveConfig; Table, DNS and the hooks are applied, so they have no note.
-        Assert.Single(config.Notes);
+        // SaveConfig, Table, DNS and the hooks are applied, so they have no note.
+        Assert.Empty(config.Notes);
+        Assert.False(device.SaveConfig);
         Assert.Equal(["1.1.1.1"], device.Dns);
         Assert.Equal([WgQuickHookStage.PreUp, WgQuickHookStage.PostUp, WgQuickHookStage.PreDown, WgQuickHookStage.PostDown], device.Hooks.Select(h => h.Stage));
         Assert.DoesNotContain(config.Notes, n => n.Message.StartsWith("Table", StringComparison.Ordinal));

@@ -72,8 +72,9 @@ public sealed class PackagingTests
         // is marked optional with '-'; what is left must exist on every Linux machine at boot.
         string[] paths = [.. service["ReadWritePaths"].SelectMany(v => v.Split(' ', StringSplitOptions.RemoveEmptyEntries))];
         // /tmp: .NET's diagnostics socket (dotnet-counters), which strict would leave read-only;
-        // /run/resolvconf (optional): resolvconf's records for the file's DNS.
-        Assert.Equal(["/proc/sys/net", "/tmp", "-/run/resolvconf"], paths);
+        // /run/resolvconf (optional): resolvconf's records for the file's DNS; /etc/wireguard
+        // (optional): SaveConfig rewrites the file there.
+        Assert.Equal(["/proc/sys/net", "/tmp", "-/run/resolvconf", "-/etc/wireguard"], paths);
         Assert.All(paths.Where(p => !p.StartsWith('-')), p => Assert.True(Directory.Exists(p), p));
     }
 

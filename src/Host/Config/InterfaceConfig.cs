@@ -36,6 +36,12 @@ public sealed record InterfaceConfig
     /// <summary>PreUp, PostUp, PreDown and PostDown lines, in the file's order (service mode runs them).</summary>
     public IReadOnlyList<WgQuickHook> Hooks { get; init; } = [];
 
+    /// <summary>
+    /// wg-quick's SaveConfig: on stop, the file is rewritten with the interface's state as it is
+    /// then (peers added with <c>wg set</c>, endpoints learned by roaming); see <see cref="SavedConfigText"/>.
+    /// </summary>
+    public bool SaveConfig { get; init; }
+
     public HostRole Role { get; init; } = HostRole.Client;
 
     /// <summary>The ECN mode of peers that do not name their own (<c>#! EcnMode</c> in [Interface]).</summary>

@@ -94,6 +94,7 @@ public sealed class WgQuickConfigParser
         private RouteTable _table = RouteTable.Auto;
         private HostRole _role;
         private EcnMode _defaultEcn;
+        private bool _saveConfig;
         private readonly List<InterfaceAddress> _addresses = [];
         private readonly List<WgQuickHook> _hooks = [];
         private readonly List<string> _dns = [];
@@ -304,7 +305,7 @@ public sealed class WgQuickConfigParser
                     {
                         throw Error(line, "SaveConfig is not true or false");
                     }
-                    _notes.Add(new ConfigNote(line, "SaveConfig is a wg-quick setting; firezone-tunnel up never rewrites the file"));
+                    _saveConfig = value.Equals("true", StringComparison.OrdinalIgnoreCase);
                     break;
                 default:
                     throw UnknownKey(line, key, "[Interface]");
@@ -665,6 +666,7 @@ public sealed class WgQuickConfigParser
                     Mtu = _mtu,
                     Table = _table,
                     Hooks = _hooks,
+                    SaveConfig = _saveConfig,
                     Dns = _dns,
                     DnsSearch = _dnsSearch,
                     DnsLine = _dnsLine,

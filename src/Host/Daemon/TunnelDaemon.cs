@@ -63,8 +63,8 @@ public static class TunnelDaemon
         {
             foreach (var note in config.Notes)
             {
-                // Warning: a repeated key whose earlier value is dropped, or a SaveConfig the daemon
-                // does not apply, is worth seeing under --log-level warning.
+                // Warning: a repeated key whose earlier value is dropped, say, is worth seeing
+                // under --log-level warning.
                 if (note.Line > 0)
                 {
                     logger.Warning("{ConfigFile}:{ConfigLine}: {Note}", config.SourcePath, note.Line, note.Message);
@@ -102,6 +102,15 @@ public static class TunnelDaemon
             }
             composition.Compose(builder.Services, options);
             builder.Services.AddHostedService<UapiHostedService>();
+            if (options.Config is { Interface.SaveConfig: true })
+            {
+                // Stopped after PreDown and before the UAPI and the tunnel, as wg-quick down saves.
+                builder.Services.AddSingleton<IHostedService>(provider => new SaveConfigHostedService(options,
+                    provider.GetRequiredService<Control.ITunnelControl>(), ProcessCommandRunner.Instance,
+                    provider.GetRequiredService<IHostApplicationLifetime>(),
+                    provider.GetRequiredService<Microsoft.Extensions.Logging.ILogger<SaveConfigHostedService>>(),
+                    provider.GetService<WgQuickHookRunner>()));
+            }
             if (hooks)
             {
                 builder.Services.AddSingleton<IHostedService>(provider => Hooks(provider, WgQuickHookStage.PostUp, WgQuickHookStage.PreDown));

@@ -39,6 +39,9 @@ public sealed class WgQuickHookRunner(string interfaceName, string configPath, I
 
     public string InterfaceName => interfaceName;
 
+    /// <summary>True once a PreDown failed or was stopped: wg-quick down stops there, before SaveConfig and PostDown.</summary>
+    public bool PreDownFailed => _preDownFailed;
+
     /// <summary>Whether a link with the interface's name exists in this network namespace.</summary>
     public bool InterfaceExists() =>
         System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces().Any(n => n.Name == interfaceName);

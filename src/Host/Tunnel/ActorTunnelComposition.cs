@@ -33,12 +33,20 @@ public sealed class ActorTunnelComposition : ITunnelComposition
     /// </summary>
     public const string SchedulerHocon = "akka.scheduler.tick-duration = 100ms\n" + SleepingTickScheduler.Hocon;
 
+    /// <summary>
+    /// The host stops the actor system (Akka.Hosting runs CoordinatedShutdown when its hosted
+    /// service stops, after PreDown, SaveConfig, the UAPI and the network teardown). Akka's own hook
+    /// on the process's SIGTERM would otherwise terminate it the moment the signal arrives, while
+    /// PreDown runs: a <c>PreDown = wg showconf %i</c> then hung, and nothing could read the peers.
+    /// </summary>
+    public const string ShutdownHocon = "akka.coordinated-shutdown.run-by-clr-shutdown-hook = off";
+
     public void Compose(IServiceCollection services, DaemonOptions options)
     {
         services.AddSingleton<DaemonExit>();
         services.AddAkka("firezone-tunnel", (builder, provider) =>
         {
-            builder.AddHocon(SchedulerHocon, HoconAddMode.Prepend);
+            builder.AddHocon(SchedulerHocon + "\n" + ShutdownHocon, HoconAddMode.Prepend);
             builder.ConfigureLoggers(loggers =>
             {
                 // Akka filters before Serilog does: left at its default (Info), --log-level debug

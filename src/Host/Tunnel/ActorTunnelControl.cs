@@ -261,7 +261,10 @@ public sealed class ActorTunnelControl(
         {
             // wg(8) and wg-quick read status after changing the link: a get sees the current MTU.
             await RefreshMtuAsync().ConfigureAwait(false);
-            if (_tunnel is null)
+            // A tunnel that failed (TunnelFailed: its TUN device deleted, its socket lost) has
+            // stopped its actors: what is configured is all there is to report, at once (an Ask
+            // would wait for its time bound in the dead letters). SaveConfig reads it on that stop.
+            if (_tunnel is null || services.GetService<Daemon.DaemonExit>() is { Removal: not null } or { Failure: not null })
             {
                 var idle = new List<Control.PeerStatus>(_peers.Count);
                 foreach (var peer in _peers.Values)

@@ -1,0 +1,124 @@
+using System.Globalization;
+using System.Text;
+using Firezone.Actors.Engine;
+using Firezone.Actors.Host.Control;
+using Firezone.Actors.Host.Uapi;
+
+namespace Firezone.Actors.Host.Config;
+
+/// <summary>
+/// The file wg-quick's save_config writes on <c>wg-quick down</c> with <c>SaveConfig = true</c>: an
+/// [Interface] header of the interface's live addresses, the DNS, the MTU (only when the file had
+/// one), Table, SaveConfig and the hooks, then what <c>wg showconf</c> prints after its own
+/// <c>[Interface]</c> line (ListenPort, FwMark, PrivateKey, every peer), the same keys in the same
+/// order, so a file saved by firezone-tunnel and one saved by wg-quick read the same. Written by
+/// hand: it is a shell function of wg-quick and wireguard-tools' showconf.c, which no library offers.
+/// Two additions: the engine's <c>#!</c> directives (Role, EcnMode), which wg-quick would drop, and
+/// DNS search domains, which wg-quick's save drops (it keeps only resolvconf's nameserver lines).
+/// </summary>
+public static class SavedConfigText
+{
+    /// <param name="addresses">The interface's addresses as <c>ip -brief address show</c> lists them ("10.0.0.1/24").</param>
+    /// <param name="mtu">The link's MTU; written only when the file had an MTU key, as wg-quick.</param>
+    public static string Format(TunnelConfig config, DeviceStatus status, IReadOnlyList<string> addresses, int mtu)
+    {
+        var device = config.Interface;
+        var text = new StringBuilder(512 + status.Peers.Count * 256);
+        text.Append("[Interface]\n");
+        foreach (string address in addresses)
+        {
+            Line(text, "Address", address);
+        }
+        foreach (string server in device.Dns)
+        {
+            Line(text, "DNS", server);
+        }
+        foreach (string domain in device.DnsSearch)
+        {
+            Line(text, "DNS", domain);
+        }
+        if (device.Mtu is not null)
+        {
+            Line(text, "MTU", Number(mtu));
+        }
+        if (device.Table.Mode != RouteTableMode.Auto)
+        {
+            Line(text, "Table", device.Table.Name);
+        }
+        if (device.SaveConfig)
+        {
+            Line(text, "SaveConfig", "true");
+        }
+        foreach (var stage in (WgQuickHookStage[])[WgQuickHookStage.PreUp, WgQuickHookStage.PostUp, WgQuickHookStage.PreDown, WgQuickHookStage.PostDown])
+        {
+            foreach (var hook in device.Hooks)
+            {
+                if (hook.Stage == stage)
+                {
+                    Line(text, stage.ToString(), hook.Command);
+                }
+            }
+        }
+        if (device.Role == HostRole.Gateway)
+        {
+            text.Append("#! Role = gateway\n");
+        }
+        if (device.DefaultEcnMode != EcnMode.Normal)
+        {
+            text.Append("#! EcnMode = ").Append(UapiGetFormatter.EcnModeName(device.DefaultEcnMode)).Append('\n');
+        }
+
+        // wg showconf (showconf.c), from here on.
+        if (status.ListenPort != 0)
+        {
+            Line(text, "ListenPort", Number(status.ListenPort));
+        }
+        if (status.Fwmark != 0)
+        {
+            Line(text, "FwMark", "0x" + status.Fwmark.ToString("x", CultureInfo.InvariantCulture));
+        }
+        if (status.PrivateKey is { IsZero: false } privateKey)
+        {
+            Line(text, "PrivateKey", privateKey.ToBase64());
+        }
+        text.Append('\n');
+        foreach (var peer in status.Peers)
+        {
+            var peerConfig = peer.Config;
+            text.Append("[Peer]\n");
+            Line(text, "PublicKey", peerConfig.PublicKey.ToBase64());
+            if (peerConfig.PresharedKey is { IsZero: false } presharedKey)
+            {
+                Line(text, "PresharedKey", presharedKey.ToBase64());
+            }
+            if (peerConfig.AllowedIps.Count > 0)
+            {
+                text.Append("AllowedIPs = ").AppendJoin(", ", peerConfig.AllowedIps).Append('\n');
+            }
+            if (!peer.Endpoint.IsNone)
+            {
+                Line(text, "Endpoint", EndpointText.Format(peer.Endpoint));
+            }
+            if (peerConfig.PersistentKeepaliveSeconds != 0)
+            {
+                Line(text, "PersistentKeepalive", Number(peerConfig.PersistentKeepaliveSeconds));
+            }
+            if (peerConfig.EcnMode != device.DefaultEcnMode)
+            {
+                text.Append("#! EcnMode = ").Append(UapiGetFormatter.EcnModeName(peerConfig.EcnMode)).Append('\n');
+            }
+            text.Append('\n');
+        }
+        // wg-quick writes showconf's output through $(...), which drops the trailing blank lines,
+        // and echo, which ends it with one line end.
+        while (text.Length > 1 && text[^1] == '\n' && text[^2] == '\n')
+        {
+            text.Length--;
+        }
+        return text.ToString();
+    }
+
+    private static string Number<T>(T value) where T : IFormattable => value.ToString(null, CultureInfo.InvariantCulture);
+
+    private static void Line(StringBuilder text, string key, string value) => text.Append(key).Append(" = ").Append(value).Append('\n');
+}

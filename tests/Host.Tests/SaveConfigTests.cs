@@ -1,0 +1,325 @@
+using System.Net;
+using Firezone.Actors.Engine;
+using Firezone.Actors.Engine.Buffers;
+using Firezone.Actors.Engine.Routing;
+using Firezone.Actors.Engine.WireGuard;
+using Firezone.Actors.Host.Config;
+using Firezone.Actors.Host.Control;
+using Firezone.Actors.Host.Network;
+using Tmds.Linux;
+using Xunit.Abstractions;
+using static Tmds.Linux.LibC;
+
+namespace Firezone.Actors.Host.Tests;
+
+/// <summary>
+/// <c>SaveConfig = true</c> in service mode: on stop, after PreDown, the file is rewritten with the
+/// interface's state as wg-quick down's save_config rewrites it (its [Interface] header, then what
+/// wg showconf prints), plus the engine's <c>#!</c> directives.
+/// </summary>
+public sealed class SaveConfigTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
+
+    private static readonly WireGuardKey PeerA = TestKeys.New();
+    private static readonly WireGuardKey PeerB = TestKeys.New();
+    private static readonly WireGuardKey Psk = TestKeys.New();
+
+    [Fact]
+    public void The_saved_text_is_wg_quick_s_header_then_wg_showconf_and_reads_back_the_same()
+    {
+        var privateKey = TestKeys.New();
+        var config = new WgQuickConfigParser().Parse("/etc/wireguard/wg0.conf", $"""
+            [Interface]
+            PrivateKey = {privateKey.ToBase64()}
+            Address = 10.0.0.1/24
+            DNS = 10.0.0.53, corp.example, fd00::53
+            MTU = 1400
+            Table = 1234
+            SaveConfig = true
+            PostDown = echo bye %i
+            PreUp = echo hello # a comment wg-quick drops too
+            #! Role = gateway
+            #! EcnMode = compatibility
+
+            [Peer]
+            PublicKey = {PeerA.ToBase64()}
+            AllowedIPs = 10.0.0.2/32
+            """);
+        var status = new DeviceStatus
+        {
+            PrivateKey = privateKey,
+            ListenPort = 51820,
+            Fwmark = 0xca6c,
+            Peers =
+            [
+                new PeerStatus
+                {
+                    Config = new PeerConfig
+                    {
+                        PublicKey = PeerA, PresharedKey = Psk, AllowedIps = [IpPrefix.Parse("10.0.0.2/32"), IpPrefix.Parse("fd00::2/128")],
+                        PersistentKeepaliveSeconds = 25, EcnMode = EcnMode.Compatibility,
+                    },
+                    // Roaming moved it: the live endpoint is saved, not the configured one.
+                    Endpoint = UdpEndpoint.FromIPEndPoint(new IPEndPoint(IPAddress.Parse("fd00::9"), 4500)),
+                },
+                new PeerStatus { Config = new PeerConfig { PublicKey = PeerB, EcnMode = EcnMode.Off } },
+            ],
+        };
+        string text = SavedConfigText.Format(config, status, ["10.0.0.1/24", "10.0.1.1/24"], 1380);
+        Assert.Equal($"""
+            [Interface]
+            Address = 10.0.0.1/24
+            Address = 10.0.1.1/24
+            DNS = 10.0.0.53
+            DNS = fd00::53
+            DNS = corp.example
+            MTU = 1380
+            Table = 1234
+            SaveConfig = true
+            PreUp = echo hello
+            PostDown = echo bye %i
+            #! Role = gateway
+            #! EcnMode = compatibility
+            ListenPort = 51820
+            FwMark = 0xca6c
+            PrivateKey = {privateKey.ToBase64()}
+
+            [Peer]
+            PublicKey = {PeerA.ToBase64()}
+            PresharedKey = {Psk.ToBase64()}
+            AllowedIPs = 10.0.0.2/32, fd00::2/128
+            Endpoint = [fd00::9]:4500
+            PersistentKeepalive = 25
+
+            [Peer]
+            PublicKey = {PeerB.ToBase64()}
+            #! EcnMode = off
+
+            """.Replace("\r", ""), text);
+
+        // Read back, the file starts the interface the daemon was stopped with.
+        var saved = new WgQuickConfigParser().Parse("/etc/wireguard/wg0.conf", text);
+        Assert.Empty(saved.Notes);
+        Assert.Equal(privateKey, saved.Interface.PrivateKey);
+        Assert.Equal((ushort)51820, saved.Interface.ListenPort);
+        Assert.Equal(0xca6cu, saved.Interface.FwMark);
+        Assert.Equal(["10.0.0.1/24", "10.0.1.1/24"], saved.Interface.Addresses.Select(a => a.ToString()));
+        Assert.Equal(config.Interface.Dns, saved.Interface.Dns);
+        Assert.Equal(config.Interface.DnsSearch, saved.Interface.DnsSearch);
+        Assert.Equal(1380, saved.Interface.Mtu);
+        Assert.Equal(config.Interface.Table, saved.Interface.Table);
+        Assert.True(saved.Interface.SaveConfig);
+        // In wg-quick's order: PreUp, PostUp, PreDown, PostDown.
+        Assert.Equal(config.Interface.Hooks.OrderBy(h => h.Stage).Select(h => (h.Stage, h.Command)), saved.Interface.Hooks.Select(h => (h.Stage, h.Command)));
+        Assert.Equal(HostRole.Gateway, saved.Interface.Role);
+        Assert.Equal(EcnMode.Compatibility, saved.Interface.DefaultEcnMode);
+        Assert.Equal(2, saved.Peers.Count);
+        Assert.Equal(status.Peers[0].Config with { Endpoint = status.Peers[0].Endpoint }, saved.Peers[0] with { AllowedIps = status.Peers[0].Config.AllowedIps });
+        Assert.Equal(status.Peers[0].Config.AllowedIps, saved.Peers[0].AllowedIps);
+        Assert.Equal(EcnMode.Off, saved.Peers[1].EcnMode);
+        Assert.Empty(saved.Peers[1].AllowedIps);
+    }
+
+    [Fact]
+    public void Without_peers_the_file_ends_after_the_private_key_as_wg_quick_writes_it()
+    {
+        var privateKey = TestKeys.New();
+        var config = new WgQuickConfigParser().Parse("/etc/wireguard/wg0.conf", $"[Interface]\nPrivateKey = {privateKey.ToBase64()}\nSaveConfig = true\n");
+        string text = SavedConfigText.Format(config, new DeviceStatus { PrivateKey = privateKey, ListenPort = 40000 }, [], 1420);
+        Assert.Equal($"[Interface]\nSaveConfig = true\nListenPort = 40000\nPrivateKey = {privateKey.ToBase64()}\n", text);
+    }
+
+    [Fact]
+    public void The_kernels_link_local_address_is_not_saved_but_one_the_file_gives_is()
+    {
+        var configured = new List<InterfaceAddress>();
+        Assert.True(InterfaceAddress.TryParse("fe80::1/64", out var given, out _));
+        configured.Add(given);
+        string brief = "wg0             UNKNOWN        10.9.0.1/24 10.9.1.1/24 fd00::1/64 fe80::f6e3:7b43:c812:3651/64 fe80::1/64 \n";
+        Assert.Equal(["10.9.0.1/24", "10.9.1.1/24", "fd00::1/64", "fe80::1/64"], SaveConfigHostedService.Addresses(brief, "wg0", configured));
+        Assert.Empty(SaveConfigHostedService.Addresses("wg0             DOWN           \n", "wg0", configured));
+    }
+
+    private static string Config(WireGuardKey privateKey, string directory, string extra = "") => $"""
+        [Interface]
+        PrivateKey = {privateKey.ToBase64()}
+        Address = 10.9.0.1/24, fd00::1/64
+        ListenPort = 51999
+        MTU = 1400
+        Table = off
+        SaveConfig = true
+        PostUp = echo up %i
+        PreDown = wg showconf %i > {directory}/%i.showconf
+        {extra}
+        [Peer]
+        PublicKey = {PeerA.ToBase64()}
+        PresharedKey = {Psk.ToBase64()}
+        AllowedIPs = 10.9.0.2/32, fd00::2/128
+        Endpoint = 127.0.0.1:51998
+        PersistentKeepalive = 25
+
+        """;
+
+    /// <summary>What wg set and ip add change at run time, the same for both implementations.</summary>
+    private static async Task ChangeAsync(NetworkNamespace ns, string name)
+    {
+        var set = await ns.ExecAsync("wg", ["set", name, "peer", PeerB.ToBase64(), "allowed-ips", "10.9.0.3/32,10.9.8.0/24", "endpoint", "[fd00::5]:5000",
+            "peer", PeerA.ToBase64(), "persistent-keepalive", "15"], timeout: Bound);
+        Assert.True(set.ExitCode == 0, set.Stderr);
+        var add = await ns.ExecAsync("ip", ["address", "add", "10.9.1.1/24", "dev", name], timeout: Bound);
+        Assert.True(add.ExitCode == 0, add.Stderr);
+        var mtu = await ns.ExecAsync("ip", ["link", "set", "dev", name, "mtu", "1380"], timeout: Bound);
+        Assert.True(mtu.ExitCode == 0, mtu.Stderr);
+    }
+
+    /// <summary>The [Interface] section as it is, the [Peer] sections sorted (wireguard-go lists its peers in no fixed order).</summary>
+    private static string Canonical(string text)
+    {
+        string[] sections = text.Split("\n\n");
+        return string.Join("\n\n", sections.Take(1).Concat(sections.Skip(1).Select(s => s.TrimEnd('\n')).Order(StringComparer.Ordinal)));
+    }
+
+    /// <summary>
+    /// The same file, the same changes at run time (a peer added, a keepalive changed, an address
+    /// added, the MTU changed): `firezone-tunnel up` then SIGTERM writes what `wg-quick up` with
+    /// Debian's wireguard-go then `wg-quick down` writes, but for the link-local address the kernel
+    /// gave wireguard-go's TUN device (which wg-quick saves, and which the next up would add again).
+    /// The PreDown's `wg showconf` answers during the stop (it hung until 2026-11-27: Akka's own
+    /// SIGTERM hook terminated the actor system before the hooks ran).
+    /// </summary>
+    [Fact]
+    public async Task Stop_saves_the_file_as_wg_quick_down_saves_it()
+    {
+        string directory = Directory.CreateTempSubdirectory("fz-save-").FullName;
+        // As wg genkey makes it: wireguard-go keeps the clamped form (RFC 7748) and shows that.
+        byte[] key = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
+        key[0] &= 248;
+        key[31] = (byte)((key[31] & 127) | 64);
+        Assert.True(WireGuardKey.TryParseBase64(Convert.ToBase64String(key), out var privateKey));
+        await using var theirsNs = await NetworkNamespace.CreateAsync();
+        await using var oursNs = await NetworkNamespace.CreateAsync();
+        string theirName = "fzq" + Guid.NewGuid().ToString("N")[..8];
+        string ourName = UapiServerFixture.UniqueName();
+        string theirFile = Path.Combine(directory, theirName + ".conf");
+        string ourFile = Path.Combine(directory, ourName + ".conf");
+        await File.WriteAllTextAsync(theirFile, Config(privateKey, directory));
+        await File.WriteAllTextAsync(ourFile, Config(privateKey, directory));
+        File.SetUnixFileMode(theirFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        File.SetUnixFileMode(ourFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var environment = new Dictionary<string, string>
+        {
+            ["WG_QUICK_USERSPACE_IMPLEMENTATION"] = "wireguard-go",
+            ["WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD"] = "1",
+        };
+        try
+        {
+            var up = await theirsNs.ExecAsync("wg-quick", ["up", theirFile], environment, Bound);
+            Assert.True(up.ExitCode == 0, up.Stderr);
+            await ChangeAsync(theirsNs, theirName);
+            var down = await theirsNs.ExecAsync("wg-quick", ["down", theirFile], environment, Bound);
+            Assert.True(down.ExitCode == 0, down.Stderr);
+
+            await using (var daemon = DaemonProcess.Start(oursNs, ourName, "up", ourFile))
+            {
+                await daemon.WaitReadyAsync();
+                await ChangeAsync(oursNs, ourName);
+                daemon.Signal(SIGTERM);
+                Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+                string log = await File.ReadAllTextAsync(daemon.LogFile);
+                output.WriteLine(log);
+                Assert.Contains($"SaveConfig: saved {ourName}'s configuration (2 peer(s)) to {ourFile}", log);
+            }
+
+            string theirs = await File.ReadAllTextAsync(theirFile);
+            string ours = await File.ReadAllTextAsync(ourFile);
+            output.WriteLine(theirs);
+            output.WriteLine(ours);
+            var kernelLinkLocal = theirs.Split('\n').Where(l => l.StartsWith("Address = fe80:", StringComparison.Ordinal)).ToList();
+            Assert.Single(kernelLinkLocal);
+            Assert.Equal(Canonical(theirs.Replace(kernelLinkLocal[0] + "\n", "")), Canonical(ours));
+            Assert.Contains("Address = 10.9.1.1/24\n", ours);
+            Assert.Contains("MTU = 1380\n", ours);
+            Assert.Contains("PersistentKeepalive = 15\n", ours);
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(ourFile));
+            Assert.False(File.Exists(ourFile + ".tmp"));
+
+            // The PreDown read the live peers while the daemon stopped.
+            string showconf = await File.ReadAllTextAsync(Path.Combine(directory, ourName + ".showconf"));
+            Assert.Contains($"PublicKey = {PeerB.ToBase64()}", showconf);
+        }
+        finally
+        {
+            await StopLeftoversAsync(theirsNs);
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    /// <summary>As wg-quick down, which stops at a failing PreDown: the file stays as it was.</summary>
+    [Fact]
+    public async Task A_failing_PreDown_leaves_the_file_as_it_was()
+    {
+        string directory = Directory.CreateTempSubdirectory("fz-save-").FullName;
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UapiServerFixture.UniqueName();
+        string file = Path.Combine(directory, name + ".conf");
+        string text = $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\nSaveConfig = true\nPreDown = false\n";
+        await File.WriteAllTextAsync(file, text);
+        try
+        {
+            await using var daemon = DaemonProcess.Start(ns, name, "up", file);
+            await daemon.WaitReadyAsync();
+            Assert.Equal(0, (await ns.ExecAsync("wg", ["set", name, "peer", PeerA.ToBase64()], timeout: Bound)).ExitCode);
+            daemon.Signal(SIGTERM);
+            Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+            Assert.Equal(text, await File.ReadAllTextAsync(file));
+            Assert.Contains($"SaveConfig: {file} not saved: a PreDown failed (wg-quick down stops there too)", await File.ReadAllTextAsync(daemon.LogFile));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// Deleting the interface stops the daemon (as wireguard-go); the peers are still known and
+    /// saved, with the file's addresses, which went with the link.
+    /// </summary>
+    [Fact]
+    public async Task An_interface_deleted_from_outside_still_saves_its_peers_with_the_files_addresses()
+    {
+        string directory = Directory.CreateTempSubdirectory("fz-save-").FullName;
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UapiServerFixture.UniqueName();
+        string file = Path.Combine(directory, name + ".conf");
+        var privateKey = TestKeys.New();
+        await File.WriteAllTextAsync(file, $"[Interface]\nPrivateKey = {privateKey.ToBase64()}\nAddress = 10.9.0.1/24\nMTU = 1400\nSaveConfig = true\n");
+        try
+        {
+            await using var daemon = DaemonProcess.Start(ns, name, "up", file);
+            await daemon.WaitReadyAsync();
+            Assert.Equal(0, (await ns.ExecAsync("wg", ["set", name, "peer", PeerA.ToBase64(), "allowed-ips", "10.9.0.2/32"], timeout: Bound)).ExitCode);
+            Assert.Equal(0, (await ns.ExecAsync("ip", ["link", "del", "dev", name], timeout: Bound)).ExitCode);
+            Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+            output.WriteLine(await File.ReadAllTextAsync(daemon.LogFile));
+            string saved = await File.ReadAllTextAsync(file);
+            Assert.StartsWith("[Interface]\nAddress = 10.9.0.1/24\nMTU = 1400\nSaveConfig = true\nListenPort = ", saved);
+            Assert.EndsWith($"PrivateKey = {privateKey.ToBase64()}\n\n[Peer]\nPublicKey = {PeerA.ToBase64()}\nAllowedIPs = 10.9.0.2/32\n", saved);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    /// <summary>wireguard-go detaches from wg-quick; a test that failed half-way stops it by PID.</summary>
+    private static async Task StopLeftoversAsync(NetworkNamespace ns)
+    {
+        var pids = await ProcessRunner.RunAsync("ip", ["netns", "pids", ns.Name], timeout: TimeSpan.FromSeconds(15));
+        foreach (string line in pids.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            int pid = int.Parse(line, System.Globalization.CultureInfo.InvariantCulture);
+            LibC.kill(pid, SIGTERM);
+        }
+    }
+}
