@@ -137,8 +137,32 @@ public sealed class SaveConfigTests(ITestOutputHelper output)
         Assert.True(InterfaceAddress.TryParse("fe80::1/64", out var given, out _));
         configured.Add(given);
         string brief = "wg0             UNKNOWN        10.9.0.1/24 10.9.1.1/24 fd00::1/64 fe80::f6e3:7b43:c812:3651/64 fe80::1/64 \n";
-        Assert.Equal(["10.9.0.1/24", "10.9.1.1/24", "fd00::1/64", "fe80::1/64"], SaveConfigHostedService.Addresses(brief, "wg0", configured));
-        Assert.Empty(SaveConfigHostedService.Addresses("wg0             DOWN           \n", "wg0", configured));
+        Assert.Equal(["10.9.0.1/24", "10.9.1.1/24", "fd00::1/64", "fe80::1/64"], ConfigSaver.Addresses(brief, "wg0", configured, out _));
+        Assert.Empty(ConfigSaver.Addresses("wg0             DOWN           \n", "wg0", configured, out _));
+
+        // An address with a peer is three words in ip -brief, and no Address line can give it.
+        Assert.Equal(["10.9.0.1/24", "fd00::1/64"],
+            ConfigSaver.Addresses("wg0 UNKNOWN 10.9.0.1/24 10.88.0.1 peer 10.88.0.2/32 fd00::1/64\n", "wg0", configured, out var dropped));
+        Assert.Equal(["10.88.0.1 peer 10.88.0.2/32"], dropped);
+    }
+
+    /// <summary>As wg showconf (getnameinfo): a link-local endpoint's zone by name, which reads back.</summary>
+    [Fact]
+    public void A_link_local_endpoint_is_saved_with_its_interfaces_name()
+    {
+        var privateKey = TestKeys.New();
+        var config = new WgQuickConfigParser().Parse("/etc/wireguard/wg0.conf", $"[Interface]\nPrivateKey = {privateKey.ToBase64()}\n");
+        var loopback = System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces().First(n => n.Name == "lo");
+        int index = loopback.GetIPProperties().GetIPv6Properties().Index;
+        var endpoint = UdpEndpoint.FromIPEndPoint(new IPEndPoint(new IPAddress(IPAddress.Parse("fe80::1").GetAddressBytes(), index), 51820));
+        string text = SavedConfigText.Format(config, new DeviceStatus
+        {
+            PrivateKey = privateKey,
+            Peers = [new PeerStatus { Config = new PeerConfig { PublicKey = PeerA }, Endpoint = endpoint }],
+        }, [], 0);
+        Assert.Contains("\nEndpoint = [fe80::1%lo]:51820\n", text);
+        var saved = new WgQuickConfigParser().Parse("/etc/wireguard/wg0.conf", text);
+        Assert.Equal(endpoint, saved.Peers[0].Endpoint);
     }
 
     private static string Config(WireGuardKey privateKey, string directory, string extra = "") => $"""
@@ -225,9 +249,10 @@ public sealed class SaveConfigTests(ITestOutputHelper output)
                 await daemon.WaitReadyAsync();
                 await ChangeAsync(oursNs, ourName);
                 daemon.Signal(SIGTERM);
-                Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+                int exitCode = await daemon.WaitForExitAsync(Bound);
                 string log = await File.ReadAllTextAsync(daemon.LogFile);
                 output.WriteLine(log);
+                Assert.Equal(0, exitCode);
                 Assert.Contains($"SaveConfig: saved {ourName}'s configuration (2 peer(s)) to {ourFile}", log);
             }
 
@@ -305,6 +330,113 @@ public sealed class SaveConfigTests(ITestOutputHelper output)
             string saved = await File.ReadAllTextAsync(file);
             Assert.StartsWith("[Interface]\nAddress = 10.9.0.1/24\nMTU = 1400\nSaveConfig = true\nListenPort = ", saved);
             Assert.EndsWith($"PrivateKey = {privateKey.ToBase64()}\n\n[Peer]\nPublicKey = {PeerA.ToBase64()}\nAllowedIPs = 10.9.0.2/32\n", saved);
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// `firezone-tunnel save NAME`, as `wg-quick save NAME`: the running interface's state written to
+    /// its file at once; without SaveConfig in the file, no SaveConfig line and nothing saved on stop.
+    /// </summary>
+    [Fact]
+    public async Task Save_writes_the_running_interfaces_state_to_its_file_as_wg_quick_save()
+    {
+        string directory = Directory.CreateTempSubdirectory("fz-save-").FullName;
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UapiServerFixture.UniqueName();
+        string file = Path.Combine(directory, name + ".conf");
+        var privateKey = TestKeys.New();
+        await File.WriteAllTextAsync(file, $"[Interface]\nPrivateKey = {privateKey.ToBase64()}\nAddress = 10.9.0.1/24\nListenPort = 51999\n#! EcnMode = off\n");
+        try
+        {
+            await using var daemon = DaemonProcess.Start(ns, name, "up", file);
+            await daemon.WaitReadyAsync();
+            Assert.Equal(0, (await ns.ExecAsync("wg", ["set", name, "peer", PeerA.ToBase64(), "allowed-ips", "10.9.0.2/32"], timeout: Bound)).ExitCode);
+            var save = await ProcessRunner.RunAsync(DaemonProcess.Executable, ["save", name], timeout: Bound);
+            Assert.True(save.ExitCode == 0, save.Stderr);
+            Assert.Equal($"Saved {name}'s configuration to {file}\n", save.Stdout);
+            string saved = $"[Interface]\nAddress = 10.9.0.1/24\n#! EcnMode = off\nListenPort = 51999\nPrivateKey = {privateKey.ToBase64()}\n\n"
+                + $"[Peer]\nPublicKey = {PeerA.ToBase64()}\nAllowedIPs = 10.9.0.2/32\n";
+            Assert.Equal(saved, await File.ReadAllTextAsync(file));
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
+
+            Assert.Equal(0, (await ns.ExecAsync("wg", ["set", name, "peer", PeerB.ToBase64()], timeout: Bound)).ExitCode);
+            daemon.Signal(SIGTERM);
+            Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+            Assert.Equal(saved, await File.ReadAllTextAsync(file));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Save_names_why_it_cannot_save()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UapiServerFixture.UniqueName();
+        await using var daemon = DaemonProcess.Start(ns, name, "-f", name);
+        await daemon.WaitReadyAsync();
+        var save = await ProcessRunner.RunAsync(DaemonProcess.Executable, ["save", name], timeout: Bound);
+        Assert.Equal(1, save.ExitCode);
+        Assert.Equal($"firezone-tunnel: {name}: not saved: not started from a configuration file (firezone-tunnel up FILE): there is no file to save to\n", save.Stderr);
+
+        var missing = await ProcessRunner.RunAsync(DaemonProcess.Executable, ["save", "fzt-none"], timeout: Bound);
+        Assert.Equal(1, missing.ExitCode);
+        Assert.Equal("firezone-tunnel: fzt-none: no such interface (is its daemon running?)\n", missing.Stderr);
+
+        await using var go = await WireGuardGoUapi.StartAsync();
+        var foreign = await ProcessRunner.RunAsync(DaemonProcess.Executable, ["save", go.Name], timeout: Bound);
+        Assert.Equal(1, foreign.ExitCode);
+        Assert.Equal($"firezone-tunnel: {go.Name}: its daemon does not answer fz_save (not firezone-tunnel; wireguard-go?): use wg-quick save {go.Name}\n", foreign.Stderr);
+    }
+
+    /// <summary>
+    /// As wg-quick down, which reads the file again: a SaveConfig set since the start saves (with the
+    /// file's settings as they read now), one taken out since the start does not. A symbolic link
+    /// stays a link and its target is written, as wg-quick works on <c>readlink -f</c> of the file.
+    /// </summary>
+    [Fact]
+    public async Task The_stop_reads_the_file_again_and_follows_a_symbolic_link()
+    {
+        string directory = Directory.CreateTempSubdirectory("fz-save-").FullName;
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UapiServerFixture.UniqueName();
+        string target = Path.Combine(directory, "real", "tunnel.conf");
+        string link = Path.Combine(directory, name + ".conf");
+        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+        var privateKey = TestKeys.New();
+        string head = $"[Interface]\nPrivateKey = {privateKey.ToBase64()}\nListenPort = 51999\n";
+        await File.WriteAllTextAsync(target, head);
+        File.CreateSymbolicLink(link, Path.Combine("real", "tunnel.conf"));
+        try
+        {
+            await using (var daemon = DaemonProcess.Start(ns, name, "up", link))
+            {
+                await daemon.WaitReadyAsync();
+                Assert.Equal(0, (await ns.ExecAsync("wg", ["set", name, "peer", PeerA.ToBase64()], timeout: Bound)).ExitCode);
+                await File.WriteAllTextAsync(target, head + "Table = 1234\nSaveConfig = true\nPostDown = echo edited\n");
+                daemon.Signal(SIGTERM);
+                Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+            }
+            Assert.NotNull(new FileInfo(link).LinkTarget);
+            Assert.Equal($"[Interface]\nTable = 1234\nSaveConfig = true\nPostDown = echo edited\nListenPort = 51999\nPrivateKey = {privateKey.ToBase64()}\n\n"
+                + $"[Peer]\nPublicKey = {PeerA.ToBase64()}\n", await File.ReadAllTextAsync(target));
+
+            string edited = head + "SaveConfig = false\n";
+            await using (var daemon = DaemonProcess.Start(ns, name, "up", link))
+            {
+                await daemon.WaitReadyAsync();
+                await File.WriteAllTextAsync(target, edited);
+                daemon.Signal(SIGTERM);
+                Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+                Assert.Contains($"SaveConfig: {link} says SaveConfig = false now: not saved", await File.ReadAllTextAsync(daemon.LogFile));
+            }
+            Assert.Equal(edited, await File.ReadAllTextAsync(target));
         }
         finally
         {

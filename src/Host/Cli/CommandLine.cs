@@ -13,8 +13,8 @@ namespace Firezone.Actors.Host.Cli;
 
 /// <summary>
 /// The <c>firezone-tunnel</c> command line: <c>firezone-tunnel [-f] INTERFACE</c> (wireguard-go's
-/// interface, so wg-quick can start it), <c>up CONFIG_FILE | INTERFACE</c> or <c>up --config FILE</c> (service mode) and
-/// <c>show [INTERFACE | all]</c>.
+/// interface, so wg-quick can start it), <c>up CONFIG_FILE | INTERFACE</c> or <c>up --config FILE</c> (service mode),
+/// <c>show [INTERFACE | all]</c> and <c>save INTERFACE</c>.
 /// </summary>
 public static class CommandLine
 {
@@ -190,8 +190,21 @@ public static class CommandLine
             return await ShowCommand.RunAsync(name, UapiSocketPath.DefaultDirectory, token).ConfigureAwait(false);
         });
 
+        var saveInterface = new Argument<string>("INTERFACE") { Description = "A running interface started with firezone-tunnel up" };
+        var save = new Command("save", "Write a running interface's configuration (peers, addresses, as they are now) to its file, as wg-quick save does") { saveInterface };
+        save.SetAction(async (result, token) =>
+        {
+            if (result.GetValue(interfaceName) is { } before)
+            {
+                Console.Error.WriteLine($"firezone-tunnel: save takes the interface after it: firezone-tunnel save {before}");
+                return 2;
+            }
+            return await SaveCommand.RunAsync(result.GetValue(saveInterface)!, UapiSocketPath.DefaultDirectory, token).ConfigureAwait(false);
+        });
+
         root.Subcommands.Add(up);
         root.Subcommands.Add(show);
+        root.Subcommands.Add(save);
         return root;
     }
 

@@ -97,7 +97,7 @@ public static class SavedConfigText
             }
             if (!peer.Endpoint.IsNone)
             {
-                Line(text, "Endpoint", EndpointText.Format(peer.Endpoint));
+                Line(text, "Endpoint", Endpoint(peer.Endpoint));
             }
             if (peerConfig.PersistentKeepaliveSeconds != 0)
             {
@@ -116,6 +116,34 @@ public static class SavedConfigText
             text.Length--;
         }
         return text.ToString();
+    }
+
+    /// <summary>
+    /// As wg showconf prints it (getnameinfo): a link-local IPv6 endpoint's zone by the interface's
+    /// name (<c>[fe80::1%eth0]:51820</c>), which outlives a reboot, where .NET writes its index.
+    /// </summary>
+    private static string Endpoint(Engine.Buffers.UdpEndpoint endpoint)
+    {
+        var ip = endpoint.ToIPEndPoint();
+        if (ip.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && ip.Address.ScopeId != 0 && InterfaceName(ip.Address.ScopeId) is { } zone)
+        {
+            var bare = new System.Net.IPAddress(ip.Address.GetAddressBytes());
+            return $"[{bare}%{zone}]:{Number(ip.Port)}";
+        }
+        return EndpointText.Format(endpoint);
+    }
+
+    private static string? InterfaceName(long index)
+    {
+        foreach (var candidate in System.Net.NetworkInformation.NetworkInterface.GetAllNetworkInterfaces())
+        {
+            if (candidate.Supports(System.Net.NetworkInformation.NetworkInterfaceComponent.IPv6)
+                && candidate.GetIPProperties().GetIPv6Properties().Index == index)
+            {
+                return candidate.Name;
+            }
+        }
+        return null;
     }
 
     private static string Number<T>(T value) where T : IFormattable => value.ToString(null, CultureInfo.InvariantCulture);

@@ -101,13 +101,19 @@ public static class TunnelDaemon
                 builder.Services.AddSingleton<IHostedService>(provider => Hooks(provider, WgQuickHookStage.PreUp, WgQuickHookStage.PostDown));
             }
             composition.Compose(builder.Services, options);
-            builder.Services.AddHostedService<UapiHostedService>();
-            if (options.Config is { Interface.SaveConfig: true })
+            if (options.Config is not null)
             {
-                // Stopped after PreDown and before the UAPI and the tunnel, as wg-quick down saves.
-                builder.Services.AddSingleton<IHostedService>(provider => new SaveConfigHostedService(options,
-                    provider.GetRequiredService<Control.ITunnelControl>(), ProcessCommandRunner.Instance,
-                    provider.GetRequiredService<IHostApplicationLifetime>(),
+                // firezone-tunnel save (the UAPI's fz_save=1), and SaveConfig = true on stop.
+                builder.Services.AddSingleton(provider => new ConfigSaver(options, provider.GetRequiredService<Control.ITunnelControl>(),
+                    ProcessCommandRunner.Instance, provider.GetRequiredService<Microsoft.Extensions.Logging.ILogger<ConfigSaver>>()));
+            }
+            builder.Services.AddHostedService<UapiHostedService>();
+            if (options.Config is not null)
+            {
+                // Stopped after PreDown and before the UAPI and the tunnel, as wg-quick down saves;
+                // it reads the file again then, as wg-quick down, for a SaveConfig set since the start.
+                builder.Services.AddSingleton<IHostedService>(provider => new SaveConfigHostedService(
+                    provider.GetRequiredService<ConfigSaver>(), provider.GetRequiredService<IHostApplicationLifetime>(),
                     provider.GetRequiredService<Microsoft.Extensions.Logging.ILogger<SaveConfigHostedService>>(),
                     provider.GetService<WgQuickHookRunner>()));
             }

@@ -14,7 +14,8 @@ public sealed class UapiHostedService(
     DaemonOptions options,
     ITunnelControl control,
     IHostApplicationLifetime lifetime,
-    ILogger<UapiHostedService> logger) : IHostedService, IAsyncDisposable
+    ILogger<UapiHostedService> logger,
+    Network.ConfigSaver? saver = null) : IHostedService, IAsyncDisposable
 {
     private UapiServer? _server;
 
@@ -27,7 +28,14 @@ public sealed class UapiHostedService(
         }
         // A peer `systemctl reload` (wg syncconf) or `wg set` adds gets the file's [Interface] #! EcnMode.
         var newPeerEcnMode = options.Config?.Interface.DefaultEcnMode ?? EcnMode.Normal;
-        _server = UapiServer.Start(UapiSocketPath.For(options.InterfaceName, options.SocketDirectory), control, logger, newPeerEcnMode);
+        Func<CancellationToken, Task<string>>? save = saver is null ? null : async token =>
+        {
+            using var limit = CancellationTokenSource.CreateLinkedTokenSource(token);
+            limit.CancelAfter(Network.ConfigSaver.Limit);
+            await saver.SaveAsync(limit.Token).ConfigureAwait(false);
+            return saver.FilePath;
+        };
+        _server = UapiServer.Start(UapiSocketPath.For(options.InterfaceName, options.SocketDirectory), control, logger, newPeerEcnMode, save);
         _ = _server.SocketRemoved.ContinueWith(_ => lifetime.StopApplication(), CancellationToken.None,
             TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }

@@ -14,7 +14,7 @@ namespace Firezone.Actors.Host.Network;
 /// show what ran and what it said. Up hooks have no time limit, as in wg-quick (under systemd the
 /// unit's TimeoutStartSec bounds them, and a stop cancels them); down hooks get
 /// <see cref="DownHookLimit"/>, so the daemon still removes its routes and rules before systemd's
-/// TimeoutStopSec (10 s in the sample unit) kills it.
+/// TimeoutStopSec (20 s in the sample unit) kills it.
 /// </summary>
 public sealed class WgQuickHookRunner(string interfaceName, string configPath, IReadOnlyList<WgQuickHook> hooks, ILogger logger)
 {

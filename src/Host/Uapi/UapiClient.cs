@@ -15,6 +15,14 @@ public static class UapiClient
         return UapiGetParser.Parse(lines);
     }
 
+    /// <summary>Sends <c>fz_save=1</c>: the daemon writes its configuration file; its path.</summary>
+    public static async Task<string> SaveAsync(string socketPath, CancellationToken cancellationToken)
+    {
+        var lines = await RequestAsync(socketPath, "fz_save=1\n\n", cancellationToken).ConfigureAwait(false);
+        return lines.FirstOrDefault(l => l.StartsWith("fz_saved=", StringComparison.Ordinal))?["fz_saved=".Length..]
+            ?? throw new UapiException(UapiErrno.EPROTO, "the daemon did not say where it saved");
+    }
+
     /// <summary>Sends one request and returns the reply lines before <c>errno=</c>; throws when errno is not 0.</summary>
     public static async Task<IReadOnlyList<string>> RequestAsync(string socketPath, string request, CancellationToken cancellationToken)
     {
@@ -31,7 +39,9 @@ public static class UapiClient
                 int errno = int.Parse(line.AsSpan(6), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);
                 if (errno != 0)
                 {
-                    throw new UapiException(Math.Abs(errno), $"the daemon answered errno={errno}");
+                    // Our own operations (fz_save) name the reason in an fz_error line first.
+                    string? reason = lines.LastOrDefault(l => l.StartsWith("fz_error=", StringComparison.Ordinal))?["fz_error=".Length..];
+                    throw new UapiException(Math.Abs(errno), reason ?? $"the daemon answered errno={errno}");
                 }
                 return lines;
             }

@@ -9,6 +9,7 @@ public static class UapiErrno
     public const int EIO = 5;
     public const int EINVAL = 22;
     public const int EPROTO = 71;
+    public const int EOPNOTSUPP = 95;
     public const int EADDRINUSE = 98;
 
     /// <summary>wireguard-go's IpcErrorUnknown (ENOANO).</summary>

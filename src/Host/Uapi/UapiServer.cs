@@ -19,6 +19,7 @@ public sealed class UapiServer : IAsyncDisposable
     private readonly ITunnelControl _control;
     private readonly ILogger _logger;
     private readonly EcnMode _newPeerEcnMode;
+    private readonly Func<CancellationToken, Task<string>>? _save;
     private readonly SemaphoreSlim _operationLock = new(1, 1);
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _acceptLoop;
@@ -27,8 +28,10 @@ public sealed class UapiServer : IAsyncDisposable
     private readonly TaskCompletionSource _socketRemoved = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _disposed;
 
-    private UapiServer(string socketPath, Socket listener, ITunnelControl control, ILogger logger, Func<string, FileSystemWatcher> watch, EcnMode newPeerEcnMode)
+    private UapiServer(string socketPath, Socket listener, ITunnelControl control, ILogger logger, Func<string, FileSystemWatcher> watch, EcnMode newPeerEcnMode,
+        Func<CancellationToken, Task<string>>? save)
     {
+        _save = save;
         SocketPath = socketPath;
         _listener = listener;
         _control = control;
@@ -46,14 +49,20 @@ public sealed class UapiServer : IAsyncDisposable
 
     /// <summary>Creates the directory and socket and starts accepting; <see cref="StartupException"/> when it cannot.</summary>
     /// <param name="newPeerEcnMode">The ECN mode of a peer a <c>set=1</c> creates (see <see cref="UapiSetApplier"/>).</param>
-    public static UapiServer Start(string socketPath, ITunnelControl control, ILogger logger, EcnMode newPeerEcnMode = EcnMode.Normal) =>
-        Start(socketPath, control, logger, WatchDirectory, newPeerEcnMode);
+    /// <param name="save">
+    /// Service mode's save (ConfigSaver: writes the configuration file from the interface's state,
+    /// returns its path), for <c>fz_save=1</c>; null when the interface has no file.
+    /// </param>
+    public static UapiServer Start(string socketPath, ITunnelControl control, ILogger logger, EcnMode newPeerEcnMode = EcnMode.Normal,
+        Func<CancellationToken, Task<string>>? save = null) =>
+        Start(socketPath, control, logger, WatchDirectory, newPeerEcnMode, save);
 
     /// <summary>
     /// As above, with the inotify watch of the socket file made by <paramref name="watch"/> (tests
     /// supply one that fails, to see the fallback to polling).
     /// </summary>
-    internal static UapiServer Start(string socketPath, ITunnelControl control, ILogger logger, Func<string, FileSystemWatcher> watch, EcnMode newPeerEcnMode = EcnMode.Normal)
+    internal static UapiServer Start(string socketPath, ITunnelControl control, ILogger logger, Func<string, FileSystemWatcher> watch, EcnMode newPeerEcnMode = EcnMode.Normal,
+        Func<CancellationToken, Task<string>>? save = null)
     {
         string directory = Path.GetDirectoryName(socketPath)!;
         try
@@ -79,7 +88,7 @@ public sealed class UapiServer : IAsyncDisposable
             throw new StartupException($"{socketPath}: cannot listen: {e.Message}", e);
         }
         logger.LogInformation("UAPI listening on {SocketPath}", socketPath);
-        return new UapiServer(socketPath, listener, control, logger, watch, newPeerEcnMode);
+        return new UapiServer(socketPath, listener, control, logger, watch, newPeerEcnMode, save);
     }
 
     /// <summary>
@@ -255,6 +264,11 @@ public sealed class UapiServer : IAsyncDisposable
                             ScheduleCompaction();
                         }
                         break;
+                    case "fz_save=1":
+                        string? end = await reader.ReadLineAsync(token).ConfigureAwait(false);
+                        reply = end == "" ? await SaveAsync(token).ConfigureAwait(false) : Errno(UapiErrno.EINVAL, "trailing characters in UAPI fz_save");
+                        close = end is null;
+                        break;
                     default:
                         // wireguard-go closes silently; we answer first, so a person poking the socket sees why.
                         reply = Errno(UapiErrno.EINVAL, "invalid UAPI operation");
@@ -359,6 +373,35 @@ public sealed class UapiServer : IAsyncDisposable
         catch (TunnelControlException e)
         {
             return (Errno(e.Errno, e.Message), lines.Count);
+        }
+        finally
+        {
+            _operationLock.Release();
+        }
+    }
+
+    /// <summary>
+    /// <c>fz_save=1</c> (<c>firezone-tunnel save</c>): <c>fz_saved=PATH</c>, or <c>fz_error=</c> with
+    /// the reason before the errno line, so the command can say why.
+    /// </summary>
+    private async Task<string> SaveAsync(CancellationToken token)
+    {
+        if (_save is null)
+        {
+            return "fz_error=not started from a configuration file (firezone-tunnel up FILE): there is no file to save to\n"
+                + Errno(UapiErrno.EOPNOTSUPP, "fz_save without a configuration file");
+        }
+        await _operationLock.WaitAsync(token).ConfigureAwait(false);
+        try
+        {
+            string path = await _save(token).ConfigureAwait(false);
+            return $"fz_saved={path}\nerrno=0\n\n";
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or StartupException or TunnelControlException
+            || (e is OperationCanceledException && !token.IsCancellationRequested))
+        {
+            string problem = e is OperationCanceledException ? "did not finish in time" : e.Message.ReplaceLineEndings(" ");
+            return $"fz_error={problem}\n" + Errno(UapiErrno.EIO, "fz_save: " + problem);
         }
         finally
         {

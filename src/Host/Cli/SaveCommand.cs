@@ -1,0 +1,43 @@
+using Firezone.Actors.Host.Uapi;
+
+namespace Firezone.Actors.Host.Cli;
+
+/// <summary>
+/// <c>firezone-tunnel save INTERFACE</c>, as <c>wg-quick save</c>: the daemon of a service-mode
+/// interface rewrites its configuration file from the interface's state as it is now (the UAPI's
+/// <c>fz_save=1</c>, see ConfigSaver). The daemon writes it, not this command: it knows the file, its
+/// hooks and directives, and under the sample unit it is the one allowed to write /etc/wireguard.
+/// </summary>
+internal static class SaveCommand
+{
+    public static async Task<int> RunAsync(string name, string directory, CancellationToken token)
+    {
+        if (!UapiSocketPath.IsValidInterfaceName(name))
+        {
+            Console.Error.WriteLine($"firezone-tunnel: '{name}' is not a valid interface name");
+            return 2;
+        }
+        string socket = UapiSocketPath.For(name, directory);
+        if (!File.Exists(socket))
+        {
+            Console.Error.WriteLine($"firezone-tunnel: {name}: no such interface (is its daemon running?)");
+            return 1;
+        }
+        try
+        {
+            string path = await UapiClient.SaveAsync(socket, token).ConfigureAwait(false);
+            Console.Out.WriteLine($"Saved {name}'s configuration to {path}");
+            return 0;
+        }
+        catch (UapiException e) when (e.NoReply)
+        {
+            Console.Error.WriteLine($"firezone-tunnel: {name}: its daemon does not answer fz_save (not firezone-tunnel; wireguard-go?): use wg-quick save {name}");
+            return 1;
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException or UapiException)
+        {
+            Console.Error.WriteLine($"firezone-tunnel: {name}: not saved: {e.Message}");
+            return 1;
+        }
+    }
+}
