@@ -359,6 +359,8 @@ check "after the restart: the killed gateway's leftovers removed (logged), one n
   sh_c "journalctl -b -o cat -u $(unit wg1) | grep -q 'wg1.json is left by an instance of wg1 that did not stop cleanly' && [ \$(nft list tables | grep -c 'inet firezone-tunnel-wg1\$') = 1 ] && [ \$(sysctl -n net.ipv4.ip_forward) = 1 ] && ping -c 2 -i 0.2 -W 2 10.78.0.2 >/dev/null"
 savedpeer=$(wg genkey | wg pubkey)
 check "wg set wg1: a peer added at run time (for SaveConfig)" sh_c "wg set wg1 peer $savedpeer allowed-ips 10.78.0.9/32"
+check "firezone-tunnel save wg1: the running daemon writes its file from inside the sandbox, with the added peer" \
+  sh_c "firezone-tunnel save wg1 | grep -qx 'Saved wg1'\\''s configuration to /etc/wireguard/wg1.conf' && grep -qx 'PublicKey = $savedpeer' /etc/wireguard/wg1.conf"
 t0=$(date +%s%N); out=$(in_c systemctl stop "$(unit wg1)" 2>&1); rc=$?; t1=$(date +%s%N)
 check "systemctl stop firezone-tunnel@wg1 ($(( (t1 - t0) / 1000000 )) ms) exits 0, Result=success, main process exit status 0" \
   test "$rc $(prop wg1 Result) $(prop wg1 ExecMainStatus) $(prop wg1 ActiveState)" = "0 success 0 inactive"
