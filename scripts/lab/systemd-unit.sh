@@ -41,7 +41,7 @@ CACHE=${FZ_SYSTEMD_ROOTFS:-/var/tmp/firezone-systemd-rootfs}
 MIRROR=http://deb.debian.org/debian
 # What the daemon and the checks need: ip and nft (the daemon runs them), sysctl (procps), wg and
 # wg-quick (wireguard-tools; wg show, the ExecReload), wireguard-go (the peer), ICU and OpenSSL (.NET).
-PACKAGES=systemd,systemd-sysv,dbus,iproute2,nftables,wireguard-tools,wireguard-go,procps,iputils-ping,libicu72,libssl3,ca-certificates,zlib1g,libstdc++6,util-linux
+PACKAGES=systemd,systemd-sysv,dbus,iproute2,nftables,wireguard-tools,wireguard-go,procps,iputils-ping,libicu72,libssl3,ca-certificates,zlib1g,libstdc++6,util-linux,resolvconf
 START=$(date +%s)
 SUFFIX=$(printf '%04x' $((RANDOM % 65536)))
 MACHINE=fzsd-$SUFFIX
@@ -121,10 +121,10 @@ echo "$MACHINE" > "$ROOT/etc/hostname"
 cp -r "$RUN/publish" "$ROOT/opt/firezone-tunnel"
 ln -sf /opt/firezone-tunnel/firezone-tunnel "$ROOT/usr/local/bin/firezone-tunnel"
 install -m 0644 "$REPO/packaging/firezone-tunnel@.service" "$ROOT/etc/systemd/system/"
-# A stand-in for resolvconf (the rootfs has none): it records each call in /run/resolvconf, where
-# Debian's resolvconf keeps its records and the unit lets the service write.
-printf '#!/bin/sh\n{ echo "args: $*"; cat; } >> /run/resolvconf/fz-calls\n' > "$ROOT/usr/local/sbin/resolvconf"
-chmod 0755 "$ROOT/usr/local/sbin/resolvconf"
+# Debian's resolvconf is in the rootfs (the package wg-quick's DNS needs on Debian): it keeps its
+# records in /run/resolvconf, which the unit lets the service write, and /etc/resolv.conf is its
+# /run/resolvconf/resolv.conf. Its interface-order starts with "tun*", so wg-quick's record for wg0
+# is "tun.wg0".
 mkdir -p "$ROOT/usr/share/dotnet"
 
 # Keys and configurations. Outer: veth 192.168.77.1 (container) <-> 192.168.77.2 (namespace fzpeer,
@@ -280,7 +280,6 @@ check "DeviceAllow= is enforced here: DevicePolicy=closed without /dev/net/tun c
   sh_c '! systemd-run --quiet --wait --pipe -p DevicePolicy=closed -p "DeviceAllow=/dev/null rw" sh -c "exec 3<>/dev/net/tun" 2>/dev/null'
 
 echo "== start wg0 (Type=notify)"
-in_c mkdir -p /run/resolvconf
 t0=$(date +%s%N)
 out=$(in_c systemctl start "$(unit wg0)" 2>&1); rc=$?
 t1=$(date +%s%N)
@@ -332,8 +331,8 @@ check "ProtectKernelTunables: /proc/sys/kernel and /sys read-only to the service
   sh_c "nsenter -t $pid0 -m sh -c '! test -w /proc/sys/kernel/hostname && ! test -w /sys/class/net/wg0/mtu && test -w /proc/sys/net/ipv4/ip_forward'"
 check "journalctl -u: the daemon's lines as text (not the log file's JSON), at priority info" \
   sh_c "journalctl -b -o cat -p info -u $(unit wg0) | grep -q '^firezone-tunnel 0.1.0 running interface wg0\$' && ! journalctl -b -o cat -u $(unit wg0) | grep -q '^{'"
-check "the DNS line given to resolvconf from inside the sandbox (resolvconf -a wg0 -m 0 -x, nameserver 10.77.0.53); nothing at err" \
-  sh_c "grep -qx 'args: -a wg0 -m 0 -x' /run/resolvconf/fz-calls && grep -qx 'nameserver 10.77.0.53' /run/resolvconf/fz-calls && ! journalctl -b -u $(unit wg0) -p err -o cat | grep -q ."
+check "DNS given to Debian's resolvconf from inside the sandbox: record tun.wg0 (wg-quick's prefix from interface-order) with nameserver 10.77.0.53, in /etc/resolv.conf; nothing at err" \
+  sh_c "grep -qx 'nameserver 10.77.0.53' /run/resolvconf/interface/tun.wg0 && grep -qx 'nameserver 10.77.0.53' /etc/resolv.conf && journalctl -b -o cat -u $(unit wg0) | grep -qF '(resolvconf record tun.wg0)' && ! journalctl -b -u $(unit wg0) -p err -o cat | grep -q ."
 echo "     journal: $(sh_c "journalctl -b -o cat -u $(unit wg0) | grep -m1 'running interface'")"
 echo "     log file: $(sh_c "grep -m1 'running interface' /var/log/firezone-tunnel/wg0.log")"
 
@@ -405,7 +404,7 @@ check "the journal names the SIGKILL" sh_c "journalctl -b -o cat -u $(unit wg0) 
 out=$(in_c systemctl stop "$(unit wg0)" 2>&1); rc=$?
 check "systemctl stop wg0: exit 0, Result=success, socket and link gone, /run/wireguard kept" \
   sh_c "[ '$rc $(prop wg0 Result) $(prop wg0 ExecMainStatus)' = '0 success 0' ] && ! test -e /run/wireguard/wg0.sock && ! ip link show wg0 >/dev/null 2>&1 && test -d /run/wireguard"
-check "systemctl stop wg0 took its DNS back (resolvconf -d wg0 -f, the last call)" sh_c "[ \"\$(grep '^args:' /run/resolvconf/fz-calls | tail -1)\" = 'args: -d wg0 -f' ]"
+check "systemctl stop wg0 took its DNS back (record tun.wg0 gone, 10.77.0.53 out of /etc/resolv.conf)" sh_c "! test -e /run/resolvconf/interface/tun.wg0 && ! grep -q 10.77.0.53 /etc/resolv.conf"
 
 echo "== full tunnel: wgf, AllowedIPs = 0.0.0.0/0, ::/0"
 rules4_before=$(in_c ip -4 rule show); rules6_before=$(in_c ip -6 rule show)
