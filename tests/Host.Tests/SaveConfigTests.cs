@@ -284,26 +284,18 @@ public sealed class SaveConfigTests(ITestOutputHelper output)
     [Fact]
     public async Task A_failing_PreDown_leaves_the_file_as_it_was()
     {
-        string directory = Directory.CreateTempSubdirectory("fz-save-").FullName;
-        await using var ns = await NetworkNamespace.CreateAsync();
-        string name = UapiServerFixture.UniqueName();
+        await using var lab = await SaveLab.CreateAsync();
+        var (ns, name, directory) = (lab.Namespace, lab.Name, lab.Directory);
         string file = Path.Combine(directory, name + ".conf");
         string text = $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\nSaveConfig = true\nPreDown = false\n";
         await File.WriteAllTextAsync(file, text);
-        try
-        {
-            await using var daemon = DaemonProcess.Start(ns, name, "up", file);
-            await daemon.WaitReadyAsync();
-            Assert.Equal(0, (await ns.ExecAsync("wg", ["set", name, "peer", PeerA.ToBase64()], timeout: Bound)).ExitCode);
-            daemon.Signal(SIGTERM);
-            Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
-            Assert.Equal(text, await File.ReadAllTextAsync(file));
-            Assert.Contains($"SaveConfig: {file} not saved: a PreDown failed (wg-quick down stops there too)", await File.ReadAllTextAsync(daemon.LogFile));
-        }
-        finally
-        {
-            Directory.Delete(directory, recursive: true);
-        }
+        await using var daemon = DaemonProcess.Start(ns, name, "up", file);
+        await daemon.WaitReadyAsync();
+        Assert.Equal(0, (await ns.ExecAsync("wg", ["set", name, "peer", PeerA.ToBase64()], timeout: Bound)).ExitCode);
+        daemon.Signal(SIGTERM);
+        Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+        Assert.Equal(text, await File.ReadAllTextAsync(file));
+        Assert.Contains($"SaveConfig: {file} not saved: a PreDown failed (wg-quick down stops there too)", await File.ReadAllTextAsync(daemon.LogFile));
     }
 
     /// <summary>
@@ -313,28 +305,20 @@ public sealed class SaveConfigTests(ITestOutputHelper output)
     [Fact]
     public async Task An_interface_deleted_from_outside_still_saves_its_peers_with_the_files_addresses()
     {
-        string directory = Directory.CreateTempSubdirectory("fz-save-").FullName;
-        await using var ns = await NetworkNamespace.CreateAsync();
-        string name = UapiServerFixture.UniqueName();
+        await using var lab = await SaveLab.CreateAsync();
+        var (ns, name, directory) = (lab.Namespace, lab.Name, lab.Directory);
         string file = Path.Combine(directory, name + ".conf");
         var privateKey = TestKeys.New();
         await File.WriteAllTextAsync(file, $"[Interface]\nPrivateKey = {privateKey.ToBase64()}\nAddress = 10.9.0.1/24\nMTU = 1400\nSaveConfig = true\n");
-        try
-        {
-            await using var daemon = DaemonProcess.Start(ns, name, "up", file);
-            await daemon.WaitReadyAsync();
-            Assert.Equal(0, (await ns.ExecAsync("wg", ["set", name, "peer", PeerA.ToBase64(), "allowed-ips", "10.9.0.2/32"], timeout: Bound)).ExitCode);
-            Assert.Equal(0, (await ns.ExecAsync("ip", ["link", "del", "dev", name], timeout: Bound)).ExitCode);
-            Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
-            output.WriteLine(await File.ReadAllTextAsync(daemon.LogFile));
-            string saved = await File.ReadAllTextAsync(file);
-            Assert.StartsWith("[Interface]\nAddress = 10.9.0.1/24\nMTU = 1400\nSaveConfig = true\nListenPort = ", saved);
-            Assert.EndsWith($"PrivateKey = {privateKey.ToBase64()}\n\n[Peer]\nPublicKey = {PeerA.ToBase64()}\nAllowedIPs = 10.9.0.2/32\n", saved);
-        }
-        finally
-        {
-            Directory.Delete(directory, recursive: true);
-        }
+        await using var daemon = DaemonProcess.Start(ns, name, "up", file);
+        await daemon.WaitReadyAsync();
+        Assert.Equal(0, (await ns.ExecAsync("wg", ["set", name, "peer", PeerA.ToBase64(), "allowed-ips", "10.9.0.2/32"], timeout: Bound)).ExitCode);
+        Assert.Equal(0, (await ns.ExecAsync("ip", ["link", "del", "dev", name], timeout: Bound)).ExitCode);
+        Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+        output.WriteLine(await File.ReadAllTextAsync(daemon.LogFile));
+        string saved = await File.ReadAllTextAsync(file);
+        Assert.StartsWith("[Interface]\nAddress = 10.9.0.1/24\nMTU = 1400\nSaveConfig = true\nListenPort = ", saved);
+        Assert.EndsWith($"PrivateKey = {privateKey.ToBase64()}\n\n[Peer]\nPublicKey = {PeerA.ToBase64()}\nAllowedIPs = 10.9.0.2/32\n", saved);
     }
 
     /// <summary>
@@ -344,34 +328,26 @@ public sealed class SaveConfigTests(ITestOutputHelper output)
     [Fact]
     public async Task Save_writes_the_running_interfaces_state_to_its_file_as_wg_quick_save()
     {
-        string directory = Directory.CreateTempSubdirectory("fz-save-").FullName;
-        await using var ns = await NetworkNamespace.CreateAsync();
-        string name = UapiServerFixture.UniqueName();
+        await using var lab = await SaveLab.CreateAsync();
+        var (ns, name, directory) = (lab.Namespace, lab.Name, lab.Directory);
         string file = Path.Combine(directory, name + ".conf");
         var privateKey = TestKeys.New();
         await File.WriteAllTextAsync(file, $"[Interface]\nPrivateKey = {privateKey.ToBase64()}\nAddress = 10.9.0.1/24\nListenPort = 51999\n#! EcnMode = off\n");
-        try
-        {
-            await using var daemon = DaemonProcess.Start(ns, name, "up", file);
-            await daemon.WaitReadyAsync();
-            Assert.Equal(0, (await ns.ExecAsync("wg", ["set", name, "peer", PeerA.ToBase64(), "allowed-ips", "10.9.0.2/32"], timeout: Bound)).ExitCode);
-            var save = await ProcessRunner.RunAsync(DaemonProcess.Executable, ["save", name], timeout: Bound);
-            Assert.True(save.ExitCode == 0, save.Stderr);
-            Assert.Equal($"Saved {name}'s configuration to {file}\n", save.Stdout);
-            string saved = $"[Interface]\nAddress = 10.9.0.1/24\n#! EcnMode = off\nListenPort = 51999\nPrivateKey = {privateKey.ToBase64()}\n\n"
-                + $"[Peer]\nPublicKey = {PeerA.ToBase64()}\nAllowedIPs = 10.9.0.2/32\n";
-            Assert.Equal(saved, await File.ReadAllTextAsync(file));
-            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
+        await using var daemon = DaemonProcess.Start(ns, name, "up", file);
+        await daemon.WaitReadyAsync();
+        Assert.Equal(0, (await ns.ExecAsync("wg", ["set", name, "peer", PeerA.ToBase64(), "allowed-ips", "10.9.0.2/32"], timeout: Bound)).ExitCode);
+        var save = await ProcessRunner.RunAsync(DaemonProcess.Executable, ["save", name], timeout: Bound);
+        Assert.True(save.ExitCode == 0, save.Stderr);
+        Assert.Equal($"Saved {name}'s configuration to {file}\n", save.Stdout);
+        string saved = $"[Interface]\nAddress = 10.9.0.1/24\n#! EcnMode = off\nListenPort = 51999\nPrivateKey = {privateKey.ToBase64()}\n\n"
+            + $"[Peer]\nPublicKey = {PeerA.ToBase64()}\nAllowedIPs = 10.9.0.2/32\n";
+        Assert.Equal(saved, await File.ReadAllTextAsync(file));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
 
-            Assert.Equal(0, (await ns.ExecAsync("wg", ["set", name, "peer", PeerB.ToBase64()], timeout: Bound)).ExitCode);
-            daemon.Signal(SIGTERM);
-            Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
-            Assert.Equal(saved, await File.ReadAllTextAsync(file));
-        }
-        finally
-        {
-            Directory.Delete(directory, recursive: true);
-        }
+        Assert.Equal(0, (await ns.ExecAsync("wg", ["set", name, "peer", PeerB.ToBase64()], timeout: Bound)).ExitCode);
+        daemon.Signal(SIGTERM);
+        Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+        Assert.Equal(saved, await File.ReadAllTextAsync(file));
     }
 
     [Fact]
@@ -403,9 +379,8 @@ public sealed class SaveConfigTests(ITestOutputHelper output)
     [Fact]
     public async Task The_stop_reads_the_file_again_and_follows_a_symbolic_link()
     {
-        string directory = Directory.CreateTempSubdirectory("fz-save-").FullName;
-        await using var ns = await NetworkNamespace.CreateAsync();
-        string name = UapiServerFixture.UniqueName();
+        await using var lab = await SaveLab.CreateAsync();
+        var (ns, name, directory) = (lab.Namespace, lab.Name, lab.Directory);
         string target = Path.Combine(directory, "real", "tunnel.conf");
         string link = Path.Combine(directory, name + ".conf");
         Directory.CreateDirectory(Path.GetDirectoryName(target)!);
@@ -413,34 +388,47 @@ public sealed class SaveConfigTests(ITestOutputHelper output)
         string head = $"[Interface]\nPrivateKey = {privateKey.ToBase64()}\nListenPort = 51999\n";
         await File.WriteAllTextAsync(target, head);
         File.CreateSymbolicLink(link, Path.Combine("real", "tunnel.conf"));
-        try
+        await using (var daemon = DaemonProcess.Start(ns, name, "up", link))
         {
-            await using (var daemon = DaemonProcess.Start(ns, name, "up", link))
-            {
-                await daemon.WaitReadyAsync();
-                Assert.Equal(0, (await ns.ExecAsync("wg", ["set", name, "peer", PeerA.ToBase64()], timeout: Bound)).ExitCode);
-                await File.WriteAllTextAsync(target, head + "Table = 1234\nSaveConfig = true\nPostDown = echo edited\n");
-                daemon.Signal(SIGTERM);
-                Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
-            }
-            Assert.NotNull(new FileInfo(link).LinkTarget);
-            Assert.Equal($"[Interface]\nTable = 1234\nSaveConfig = true\nPostDown = echo edited\nListenPort = 51999\nPrivateKey = {privateKey.ToBase64()}\n\n"
-                + $"[Peer]\nPublicKey = {PeerA.ToBase64()}\n", await File.ReadAllTextAsync(target));
-
-            string edited = head + "SaveConfig = false\n";
-            await using (var daemon = DaemonProcess.Start(ns, name, "up", link))
-            {
-                await daemon.WaitReadyAsync();
-                await File.WriteAllTextAsync(target, edited);
-                daemon.Signal(SIGTERM);
-                Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
-                Assert.Contains($"SaveConfig: {link} says SaveConfig = false now: not saved", await File.ReadAllTextAsync(daemon.LogFile));
-            }
-            Assert.Equal(edited, await File.ReadAllTextAsync(target));
+            await daemon.WaitReadyAsync();
+            Assert.Equal(0, (await ns.ExecAsync("wg", ["set", name, "peer", PeerA.ToBase64()], timeout: Bound)).ExitCode);
+            await File.WriteAllTextAsync(target, head + "Table = 1234\nSaveConfig = true\nPostDown = echo edited\n");
+            daemon.Signal(SIGTERM);
+            Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
         }
-        finally
+        Assert.NotNull(new FileInfo(link).LinkTarget);
+        Assert.Equal($"[Interface]\nTable = 1234\nSaveConfig = true\nPostDown = echo edited\nListenPort = 51999\nPrivateKey = {privateKey.ToBase64()}\n\n"
+            + $"[Peer]\nPublicKey = {PeerA.ToBase64()}\n", await File.ReadAllTextAsync(target));
+
+        string edited = head + "SaveConfig = false\n";
+        await using (var daemon = DaemonProcess.Start(ns, name, "up", link))
         {
-            Directory.Delete(directory, recursive: true);
+            await daemon.WaitReadyAsync();
+            await File.WriteAllTextAsync(target, edited);
+            daemon.Signal(SIGTERM);
+            Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+            Assert.Contains($"SaveConfig: {link} says SaveConfig = false now: not saved", await File.ReadAllTextAsync(daemon.LogFile));
+        }
+        Assert.Equal(edited, await File.ReadAllTextAsync(target));
+    }
+
+    /// <summary>A namespace, an interface name and a directory for its file; removed on dispose, also when the test failed.</summary>
+    private sealed class SaveLab : IAsyncDisposable
+    {
+        private SaveLab(NetworkNamespace ns) => Namespace = ns;
+
+        public NetworkNamespace Namespace { get; }
+
+        public string Name { get; } = UapiServerFixture.UniqueName();
+
+        public string Directory { get; } = System.IO.Directory.CreateTempSubdirectory("fz-save-").FullName;
+
+        public static async Task<SaveLab> CreateAsync() => new(await NetworkNamespace.CreateAsync());
+
+        public async ValueTask DisposeAsync()
+        {
+            await Namespace.DisposeAsync();
+            System.IO.Directory.Delete(Directory, recursive: true);
         }
     }
 

@@ -12,16 +12,9 @@ internal static class SaveCommand
 {
     public static async Task<int> RunAsync(string name, string directory, CancellationToken token)
     {
-        if (!UapiSocketPath.IsValidInterfaceName(name))
+        if (RunningInterface.FindSocket(name, directory, out int exitCode) is not { } socket)
         {
-            Console.Error.WriteLine($"firezone-tunnel: '{name}' is not a valid interface name");
-            return 2;
-        }
-        string socket = UapiSocketPath.For(name, directory);
-        if (!File.Exists(socket))
-        {
-            Console.Error.WriteLine($"firezone-tunnel: {name}: no such interface (is its daemon running?)");
-            return 1;
+            return exitCode;
         }
         try
         {

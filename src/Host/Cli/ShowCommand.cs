@@ -17,17 +17,9 @@ internal static class ShowCommand
         {
             return await ShowAllAsync(directory, token).ConfigureAwait(false);
         }
-        if (!UapiSocketPath.IsValidInterfaceName(name))
+        if (RunningInterface.FindSocket(name, directory, out int exitCode) is not { } socket)
         {
-            Console.Error.WriteLine($"firezone-tunnel: '{name}' is not a valid interface name");
-            return 2;
-        }
-        string socket = UapiSocketPath.For(name, directory);
-        if (!File.Exists(socket))
-        {
-            // connect(2) to a missing path says "Cannot assign requested address", which names neither.
-            Console.Error.WriteLine($"firezone-tunnel: {name}: no such interface (is its daemon running?)");
-            return 1;
+            return exitCode;
         }
         var shown = await ShowOneAsync(name, socket, token).ConfigureAwait(false);
         if (shown.Problem is not null)

@@ -1,0 +1,32 @@
+using Firezone.Actors.Host.Uapi;
+
+namespace Firezone.Actors.Host.Cli;
+
+/// <summary>The UAPI socket of a running interface named on the command line (show, save).</summary>
+internal static class RunningInterface
+{
+    /// <summary>
+    /// The socket of <paramref name="name"/> in <paramref name="directory"/>; null, with the reason on
+    /// stderr and the exit code in <paramref name="exitCode"/>, when the name is not valid (2) or no
+    /// daemon serves it (1).
+    /// </summary>
+    public static string? FindSocket(string name, string directory, out int exitCode)
+    {
+        exitCode = 0;
+        if (!UapiSocketPath.IsValidInterfaceName(name))
+        {
+            Console.Error.WriteLine($"firezone-tunnel: '{name}' is not a valid interface name");
+            exitCode = 2;
+            return null;
+        }
+        string socket = UapiSocketPath.For(name, directory);
+        if (!File.Exists(socket))
+        {
+            // connect(2) to a missing path says "Cannot assign requested address", which names neither.
+            Console.Error.WriteLine($"firezone-tunnel: {name}: no such interface (is its daemon running?)");
+            exitCode = 1;
+            return null;
+        }
+        return socket;
+    }
+}
