@@ -359,7 +359,9 @@ check "after the restart: the killed gateway's leftovers removed (logged), one n
 savedpeer=$(wg genkey | wg pubkey)
 check "wg set wg1: a peer added at run time (for SaveConfig)" sh_c "wg set wg1 peer $savedpeer allowed-ips 10.78.0.9/32"
 check "firezone-tunnel save wg1: the running daemon writes its file from inside the sandbox, with the added peer" \
-  sh_c "firezone-tunnel save wg1 | grep -qx 'Saved wg1'\\''s configuration to /etc/wireguard/wg1.conf' && grep -qx 'PublicKey = $savedpeer' /etc/wireguard/wg1.conf"
+  sh_c "firezone-tunnel save wg1 | grep -qx 'Saved wg1'\\''s configuration to /etc/wireguard/wg1.conf' && grep -qx 'PublicKey = $savedpeer' /etc/wireguard/wg1.conf && journalctl -b -o cat -u $(unit wg1) | grep -qF '(firezone-tunnel save)'"
+stoppeer=$(wg genkey | wg pubkey)
+check "wg set wg1: one more peer, which only the stop's SaveConfig can save" sh_c "wg set wg1 peer $stoppeer allowed-ips 10.78.0.10/32"
 t0=$(date +%s%N); out=$(in_c systemctl stop "$(unit wg1)" 2>&1); rc=$?; t1=$(date +%s%N)
 check "systemctl stop firezone-tunnel@wg1 ($(( (t1 - t0) / 1000000 )) ms) exits 0, Result=success, main process exit status 0" \
   test "$rc $(prop wg1 Result) $(prop wg1 ExecMainStatus) $(prop wg1 ActiveState)" = "0 success 0 inactive"
@@ -370,8 +372,8 @@ check "after stopping wg1: /run/wireguard kept, wg0's socket kept, wg0 still ans
 check "wg1's PreDown and PostDown ran: route 10.91.0.0/24 and table inet fzhook_wg1 gone, both in the journal" \
   sh_c "! ip route show 10.91.0.0/24 | grep -q . && ! nft list table inet fzhook_wg1 >/dev/null 2>&1 && journalctl -b -o cat -u $(unit wg1) | grep -qF '[#] ip route del 10.91.0.0/24 dev wg1 (PreDown on line 8)' && journalctl -b -o cat -u $(unit wg1) | grep -qF '[#] nft delete table inet fzhook_wg1 (PostDown on line 9)'"
 check "wg1's stop logged at Information only (no Error in its journal)" sh_c "! journalctl -b -u $(unit wg1) -p err -o cat | grep -q ."
-check "wg1's SaveConfig rewrote /etc/wireguard/wg1.conf from inside the sandbox (mode 0600): the added peer, the hooks, #! Role, ListenPort; logged" \
-  sh_c "grep -qx 'PublicKey = $savedpeer' /etc/wireguard/wg1.conf && grep -qx 'AllowedIPs = 10.78.0.9/32' /etc/wireguard/wg1.conf && grep -qx 'PostDown = nft delete table inet fzhook_%i' /etc/wireguard/wg1.conf && grep -qx '#! Role = gateway' /etc/wireguard/wg1.conf && grep -qx 'ListenPort = 51001' /etc/wireguard/wg1.conf && grep -qx 'SaveConfig = true' /etc/wireguard/wg1.conf && [ \$(stat -c %a /etc/wireguard/wg1.conf) = 600 ] && journalctl -b -o cat -u $(unit wg1) | grep -qF 'SaveConfig: saved wg1' && ! test -e /etc/wireguard/wg1.conf.tmp"
+check "wg1's SaveConfig rewrote /etc/wireguard/wg1.conf on stop from inside the sandbox (mode 0600): both added peers, the hooks, #! Role, ListenPort; logged" \
+  sh_c "grep -qx 'PublicKey = $stoppeer' /etc/wireguard/wg1.conf && grep -qx 'AllowedIPs = 10.78.0.10/32' /etc/wireguard/wg1.conf && grep -qx 'PublicKey = $savedpeer' /etc/wireguard/wg1.conf && grep -qx 'AllowedIPs = 10.78.0.9/32' /etc/wireguard/wg1.conf && grep -qx 'PostDown = nft delete table inet fzhook_%i' /etc/wireguard/wg1.conf && grep -qx '#! Role = gateway' /etc/wireguard/wg1.conf && grep -qx 'ListenPort = 51001' /etc/wireguard/wg1.conf && grep -qx 'SaveConfig = true' /etc/wireguard/wg1.conf && [ \$(stat -c %a /etc/wireguard/wg1.conf) = 600 ] && journalctl -b -o cat -u $(unit wg1) | grep -qF 'SaveConfig: saved wg1' && ! test -e /etc/wireguard/wg1.conf.tmp"
 
 echo "== reload (ExecReload: wg syncconf with wg-quick strip, as wg-quick@.service)"
 if [[ -n $(prop wg0 ExecReload) ]]; then

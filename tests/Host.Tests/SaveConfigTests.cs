@@ -339,6 +339,7 @@ public sealed class SaveConfigTests(ITestOutputHelper output)
         var save = await ProcessRunner.RunAsync(DaemonProcess.Executable, ["save", name], timeout: Bound);
         Assert.True(save.ExitCode == 0, save.Stderr);
         Assert.Equal($"Saved {name}'s configuration to {file}\n", save.Stdout);
+        Assert.Contains($"Saved {name}'s configuration (1 peer(s)) to {file} (firezone-tunnel save)", await File.ReadAllTextAsync(daemon.LogFile));
         string saved = $"[Interface]\nAddress = 10.9.0.1/24\n#! EcnMode = off\nListenPort = 51999\nPrivateKey = {privateKey.ToBase64()}\n\n"
             + $"[Peer]\nPublicKey = {PeerA.ToBase64()}\nAllowedIPs = 10.9.0.2/32\n";
         Assert.Equal(saved, await File.ReadAllTextAsync(file));
@@ -348,6 +349,24 @@ public sealed class SaveConfigTests(ITestOutputHelper output)
         daemon.Signal(SIGTERM);
         Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
         Assert.Equal(saved, await File.ReadAllTextAsync(file));
+    }
+
+    /// <summary>Saves at once share one FILE.tmp: one at a time, each answered, the file whole.</summary>
+    [Fact]
+    public async Task Saves_at_once_each_succeed_and_leave_one_whole_file()
+    {
+        await using var lab = await SaveLab.CreateAsync();
+        var (ns, name, directory) = (lab.Namespace, lab.Name, lab.Directory);
+        string file = Path.Combine(directory, name + ".conf");
+        var privateKey = TestKeys.New();
+        await File.WriteAllTextAsync(file, $"[Interface]\nPrivateKey = {privateKey.ToBase64()}\nListenPort = 51999\n");
+        await using var daemon = DaemonProcess.Start(ns, name, "up", file);
+        await daemon.WaitReadyAsync();
+        Assert.Equal(0, (await ns.ExecAsync("wg", ["set", name, "peer", PeerA.ToBase64()], timeout: Bound)).ExitCode);
+        var saves = await Task.WhenAll(Enumerable.Range(0, 6).Select(_ => ProcessRunner.RunAsync(DaemonProcess.Executable, ["save", name], timeout: Bound)));
+        Assert.All(saves, save => Assert.True(save.ExitCode == 0, save.Stderr));
+        Assert.Equal($"[Interface]\nListenPort = 51999\nPrivateKey = {privateKey.ToBase64()}\n\n[Peer]\nPublicKey = {PeerA.ToBase64()}\n", await File.ReadAllTextAsync(file));
+        Assert.False(File.Exists(file + ".tmp"));
     }
 
     [Fact]
@@ -360,6 +379,10 @@ public sealed class SaveConfigTests(ITestOutputHelper output)
         var save = await ProcessRunner.RunAsync(DaemonProcess.Executable, ["save", name], timeout: Bound);
         Assert.Equal(1, save.ExitCode);
         Assert.Equal($"firezone-tunnel: {name}: not saved: not started from a configuration file (firezone-tunnel up FILE): there is no file to save to\n", save.Stderr);
+
+        var path = await ProcessRunner.RunAsync(DaemonProcess.Executable, ["save", "/etc/wireguard/wg7.conf"], timeout: Bound);
+        Assert.Equal(2, path.ExitCode);
+        Assert.Equal("firezone-tunnel: save takes the interface, not a file (firezone-tunnel save wg7): its daemon saves to the file it was started from\n", path.Stderr);
 
         var missing = await ProcessRunner.RunAsync(DaemonProcess.Executable, ["save", "fzt-none"], timeout: Bound);
         Assert.Equal(1, missing.ExitCode);
@@ -410,6 +433,19 @@ public sealed class SaveConfigTests(ITestOutputHelper output)
             Assert.Contains($"SaveConfig: {link} says SaveConfig = false now: not saved", await File.ReadAllTextAsync(daemon.LogFile));
         }
         Assert.Equal(edited, await File.ReadAllTextAsync(target));
+
+        // A file that no longer reads is left as it is, not overwritten with the settings it had at the start.
+        string broken = head + "SaveConfig = true\n[Peer]\nPublicKy = x\n";
+        await File.WriteAllTextAsync(target, head + "SaveConfig = true\n");
+        await using (var daemon = DaemonProcess.Start(ns, name, "up", link))
+        {
+            await daemon.WaitReadyAsync();
+            await File.WriteAllTextAsync(target, broken);
+            daemon.Signal(SIGTERM);
+            Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+            Assert.Contains($"SaveConfig: {link} not saved: it no longer reads ({link}:6: unknown key", await File.ReadAllTextAsync(daemon.LogFile));
+        }
+        Assert.Equal(broken, await File.ReadAllTextAsync(target));
     }
 
     /// <summary>A namespace, an interface name and a directory for its file; removed on dispose, also when the test failed.</summary>

@@ -12,6 +12,13 @@ internal static class SaveCommand
 {
     public static async Task<int> RunAsync(string name, string directory, CancellationToken token)
     {
+        if (name.Contains('/', StringComparison.Ordinal) || name.EndsWith(".conf", StringComparison.Ordinal))
+        {
+            // wg-quick save takes a file too; the daemon saves to the file it was started from.
+            string hint = Path.GetFileName(name) is { } file && file.EndsWith(".conf", StringComparison.Ordinal) ? file[..^5] : "wg0";
+            Console.Error.WriteLine($"firezone-tunnel: save takes the interface, not a file (firezone-tunnel save {hint}): its daemon saves to the file it was started from");
+            return 2;
+        }
         if (RunningInterface.FindSocket(name, directory, out int exitCode) is not { } socket)
         {
             return exitCode;
@@ -21,6 +28,12 @@ internal static class SaveCommand
             string path = await UapiClient.SaveAsync(socket, token).ConfigureAwait(false);
             Console.Out.WriteLine($"Saved {name}'s configuration to {path}");
             return 0;
+        }
+        catch (Exception e) when (e is UapiException { NoReply: true } or System.Net.Sockets.SocketException or IOException && !File.Exists(socket))
+        {
+            // The socket went meanwhile: the daemon stopped, after or before it wrote the file.
+            Console.Error.WriteLine($"firezone-tunnel: {name}: its daemon stopped before it answered; the file may or may not have been saved ({(e is UapiException ? "no reply" : e.Message)})");
+            return 1;
         }
         catch (UapiException e) when (e.NoReply)
         {

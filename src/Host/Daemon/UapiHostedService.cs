@@ -32,8 +32,7 @@ public sealed class UapiHostedService(
         {
             using var limit = CancellationTokenSource.CreateLinkedTokenSource(token);
             limit.CancelAfter(Network.ConfigSaver.Limit);
-            await saver.SaveAsync(limit.Token).ConfigureAwait(false);
-            return saver.FilePath;
+            return await saver.SaveAsync(limit.Token).ConfigureAwait(false);
         };
         _server = UapiServer.Start(UapiSocketPath.For(options.InterfaceName, options.SocketDirectory), control, logger, newPeerEcnMode, save);
         _ = _server.SocketRemoved.ContinueWith(_ => lifetime.StopApplication(), CancellationToken.None,

@@ -29,54 +29,71 @@ public sealed partial class ConfigSaver(DaemonOptions options, ITunnelControl co
     /// <summary>Whether the file said <c>SaveConfig = true</c> when the daemon started.</summary>
     public bool SaveConfigAtStart => options.Config!.Interface.SaveConfig;
 
+    /// <summary>One save at a time: <c>firezone-tunnel save</c> and the stop's share FILE.tmp.</summary>
+    private readonly SemaphoreSlim _saving = new(1, 1);
+
     /// <summary>
-    /// <c>wg-quick save</c>: saves now; the number of peers written. <see cref="IOException"/>,
+    /// <c>wg-quick save</c> (<c>firezone-tunnel save</c>): saves now; the path written.
+    /// <see cref="ConfigException"/> when the file no longer reads, <see cref="IOException"/>,
     /// <see cref="UnauthorizedAccessException"/>, <see cref="StartupException"/> (ip) or
-    /// <see cref="TunnelControlException"/> when it cannot.
+    /// <see cref="TunnelControlException"/> when it cannot save.
     /// </summary>
-    public Task<int> SaveAsync(CancellationToken cancellationToken) => SaveAsync(ReadFile(), cancellationToken);
+    public Task<string> SaveAsync(CancellationToken cancellationToken) =>
+        SaveAsync(ReadFile(), "Saved {Interface}'s configuration ({PeerCount} peer(s)) to {ConfigFile} (firezone-tunnel save)", cancellationToken);
 
     /// <summary>
     /// <c>wg-quick down</c>'s save: only when the file says <c>SaveConfig = true</c>, as it reads now;
-    /// null when it does not.
+    /// the path written, or null when it does not say so, or no longer reads (logged at Error when it
+    /// said so at the start: wg-quick down's save would run, but on what?).
     /// </summary>
-    public async Task<int?> SaveOnStopAsync(CancellationToken cancellationToken)
+    public async Task<string?> SaveOnStopAsync(CancellationToken cancellationToken)
     {
-        var config = ReadFile();
+        TunnelConfig config;
+        try
+        {
+            config = ReadFile();
+        }
+        catch (ConfigException e)
+        {
+            if (SaveConfigAtStart)
+            {
+                logger.LogError("SaveConfig: {ConfigFile} not saved: it no longer reads ({Problem}); the file is left as it is", FilePath, e.Message);
+            }
+            return null;
+        }
         if (!config.Interface.SaveConfig)
         {
-            if (options.Config!.Interface.SaveConfig)
+            if (SaveConfigAtStart)
             {
                 logger.LogInformation("SaveConfig: {ConfigFile} says SaveConfig = false now: not saved", config.SourcePath);
             }
             return null;
         }
-        return await SaveAsync(config, cancellationToken).ConfigureAwait(false);
+        return await SaveAsync(config, "SaveConfig: saved {Interface}'s configuration ({PeerCount} peer(s)) to {ConfigFile}", cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
-    /// The file as it reads now: wg-quick save and down read it again, so a SaveConfig, hooks, Table,
-    /// DNS or MTU edited since the start count (the peers come from the tunnel, so an Endpoint's host
-    /// name is not looked up). The file as it was at the start when it no longer reads.
+    /// The file as it reads now: wg-quick save and down read it again, so a SaveConfig, hooks, Table
+    /// or MTU edited since the start count (the peers come from the tunnel, so an Endpoint's host
+    /// name is not looked up). A file that no longer reads is not overwritten with the settings it
+    /// had at the start: <see cref="ConfigException"/>.
     /// </summary>
-    private TunnelConfig ReadFile()
+    private TunnelConfig ReadFile() => new WgQuickConfigParser(NoLookup.Instance).ParseFile(FilePath);
+
+    private async Task<string> SaveAsync(TunnelConfig config, string logTemplate, CancellationToken cancellationToken)
     {
-        var started = options.Config!;
+        await _saving.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            return new WgQuickConfigParser(NoLookup.Instance).ParseFile(started.SourcePath);
+            return await SaveLockedAsync(config, logTemplate, cancellationToken).ConfigureAwait(false);
         }
-        catch (ConfigException e)
+        finally
         {
-            if (started.Interface.SaveConfig)
-            {
-                logger.LogWarning("SaveConfig: {Problem}; saving with the file's settings as they were at the start", e.Message);
-            }
-            return started;
+            _saving.Release();
         }
     }
 
-    private async Task<int> SaveAsync(TunnelConfig config, CancellationToken cancellationToken)
+    private async Task<string> SaveLockedAsync(TunnelConfig config, string logTemplate, CancellationToken cancellationToken)
     {
         string name = options.InterfaceName;
         IReadOnlyList<string> addresses;
@@ -116,8 +133,8 @@ public sealed partial class ConfigSaver(DaemonOptions options, ITunnelControl co
         var status = await control.GetStatusAsync(cancellationToken).ConfigureAwait(false);
         string text = SavedConfigText.Format(config, status, addresses, mtu);
         string target = Write(config.SourcePath, text);
-        logger.LogInformation("SaveConfig: saved {Interface}'s configuration ({PeerCount} peer(s)) to {ConfigFile}", name, status.Peers.Count, target);
-        return status.Peers.Count;
+        logger.LogInformation(logTemplate, name, status.Peers.Count, target);
+        return target;
     }
 
     /// <summary>Stands in for the resolver when the file is read again only for its [Interface] settings.</summary>

@@ -53,6 +53,8 @@ public sealed class ProcessCommandRunner : ICommandRunner
             catch (OperationCanceledException)
             {
                 process.Kill();
+                // The caller's own cancellation (a stop, its own time bound) is not this command's timeout.
+                cancellationToken.ThrowIfCancellationRequested();
                 throw new StartupException($"{commandLine}: did not finish within {Timeout.TotalSeconds:0} s");
             }
             string error = (await stderr.ConfigureAwait(false)).Trim();

@@ -275,7 +275,9 @@ public sealed class UapiServer : IAsyncDisposable
                         close = true;
                         break;
                 }
-                await stream.WriteAsync(Encoding.ASCII.GetBytes(reply), token).ConfigureAwait(false);
+                // A save's reply is written even when the server began to stop meanwhile: the file was
+                // written (or not), and the command should say which.
+                await stream.WriteAsync(Encoding.ASCII.GetBytes(reply), operation == "fz_save=1" ? CancellationToken.None : token).ConfigureAwait(false);
                 if (close)
                 {
                     return;
@@ -394,14 +396,17 @@ public sealed class UapiServer : IAsyncDisposable
         await _operationLock.WaitAsync(token).ConfigureAwait(false);
         try
         {
-            string path = await _save(token).ConfigureAwait(false);
+            // Not the server's stopping token: a save that began finishes (it has a time bound of its
+            // own), so its reply tells the truth when the daemon stops meanwhile.
+            string path = await _save(CancellationToken.None).ConfigureAwait(false);
             return $"fz_saved={path}\nerrno=0\n\n";
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or StartupException or TunnelControlException
-            || (e is OperationCanceledException && !token.IsCancellationRequested))
+        catch (Exception e)
         {
             string problem = e is OperationCanceledException ? "did not finish in time" : e.Message.ReplaceLineEndings(" ");
-            return $"fz_error={problem}\n" + Errno(UapiErrno.EIO, "fz_save: " + problem);
+            // At Error, not through Errno's rate-limited Warning: a file that was not saved matters.
+            _logger.LogError("firezone-tunnel save: not saved: {Problem}", problem);
+            return $"fz_error={problem}\nerrno=-{UapiErrno.EIO}\n\n";
         }
         finally
         {
@@ -505,7 +510,7 @@ public sealed class UapiServer : IAsyncDisposable
         catch (IOException)
         {
         }
+        // Not _operationLock: a save that began before the stop still releases it when it ends.
         _stopping.Dispose();
-        _operationLock.Dispose();
     }
 }
