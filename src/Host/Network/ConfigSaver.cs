@@ -12,8 +12,10 @@ namespace Firezone.Actors.Host.Network;
 /// wg-quick's save_config does (<c>wg-quick save</c>, and <c>wg-quick down</c> with <c>SaveConfig =
 /// true</c>): the text is <see cref="SavedConfigText"/>, with the interface's addresses read from
 /// the kernel (<c>ip address add</c> included), the link's MTU and the tunnel's peers (<c>wg set</c>
-/// changes, endpoints learned by roaming). As in wg-quick the file is written to <c>FILE.tmp</c>
-/// with mode 0600, synced and renamed over the file. Unlike wg-quick, the link-local IPv6 address
+/// changes, endpoints learned by roaming), and the [Interface] settings (DNS, MTU, Table, SaveConfig,
+/// hooks, directives) of the file as it reads at that moment, as wg-quick reads it again. As in
+/// wg-quick the file is written to <c>FILE.tmp</c> with mode 0600, synced and renamed over the file
+/// (the target of a symbolic link), one save at a time. Unlike wg-quick, the link-local IPv6 address
 /// the kernel gives the TUN device is not saved (wg-quick saves it from a userspace interface, and
 /// each start then adds another). Used by <see cref="SaveConfigHostedService"/> on stop and by the
 /// UAPI's <c>fz_save=1</c> (<c>firezone-tunnel save</c>).
