@@ -12,9 +12,10 @@ internal static class SaveCommand
 {
     public static async Task<int> RunAsync(string name, string directory, CancellationToken token)
     {
-        if (name.Contains('/', StringComparison.Ordinal) || name.EndsWith(".conf", StringComparison.Ordinal))
+        if (name.Contains('/', StringComparison.Ordinal))
         {
-            // wg-quick save takes a file too; the daemon saves to the file it was started from.
+            // wg-quick save takes a file too (a name with a '/', or not a valid interface name);
+            // the daemon saves to the file it was started from.
             string hint = Path.GetFileName(name) is { } file && file.EndsWith(".conf", StringComparison.Ordinal) ? file[..^5] : "wg0";
             Console.Error.WriteLine($"firezone-tunnel: save takes the interface, not a file (firezone-tunnel save {hint}): its daemon saves to the file it was started from");
             return 2;
