@@ -1,5 +1,4 @@
 using System.Net;
-using System.Text.RegularExpressions;
 using Firezone.Actors.Host.Config;
 using Firezone.Actors.Host.Control;
 using Firezone.Actors.Host.Daemon;
@@ -20,9 +19,9 @@ namespace Firezone.Actors.Host.Network;
 /// each start then adds another). Used by <see cref="SaveConfigHostedService"/> on stop and by the
 /// UAPI's <c>fz_save=1</c> (<c>firezone-tunnel save</c>).
 /// </summary>
-public sealed partial class ConfigSaver(DaemonOptions options, ITunnelControl control, ICommandRunner runner, ILogger<ConfigSaver> logger)
+public sealed class ConfigSaver(DaemonOptions options, ITunnelControl control, ICommandRunner runner, ILogger<ConfigSaver> logger)
 {
-    /// <summary>Bound of a whole save (two ip(8) calls, the tunnel's status, one small file).</summary>
+    /// <summary>Bound of a whole save (one ip(8) call, the tunnel's status, one small file).</summary>
     public static readonly TimeSpan Limit = TimeSpan.FromSeconds(5);
 
     /// <summary>The file saved to.</summary>
@@ -125,10 +124,14 @@ public sealed partial class ConfigSaver(DaemonOptions options, ITunnelControl co
             }
             if (config.Interface.Mtu is not null)
             {
-                string link = await runner.RunAsync("ip", ["link", "show", "dev", name], null, cancellationToken).ConfigureAwait(false);
-                if (MtuPattern().Match(link) is { Success: true } found)
+                try
                 {
-                    mtu = int.Parse(found.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+                    mtu = Native.NetworkInterfaceControl.GetMtu(name);
+                }
+                catch (Native.TunDeviceException e)
+                {
+                    // Deleted in between: the file's MTU, as when it was gone before.
+                    logger.LogDebug("SaveConfig: the MTU of {Interface} could not be read: {Problem}", name, e.Message);
                 }
             }
         }
@@ -214,7 +217,4 @@ public sealed partial class ConfigSaver(DaemonOptions options, ITunnelControl co
         }
         return path;
     }
-
-    [GeneratedRegex(@"mtu ([0-9]{1,9})")]
-    private static partial Regex MtuPattern();
 }
