@@ -2,6 +2,7 @@ using System.Net.Sockets;
 using System.Text;
 using Firezone.Actors.Engine;
 using Firezone.Actors.Host.Control;
+using Firezone.Actors.Native;
 using Microsoft.Extensions.Logging;
 
 namespace Firezone.Actors.Host.Uapi;
@@ -75,18 +76,30 @@ public sealed class UapiServer : IAsyncDisposable
             throw new StartupException($"{directory}: cannot create the socket directory: {e.Message}", e);
         }
         EnsureAvailable(socketPath);
+        // The socket appears under its name only once it listens: wg(8) unlinks a NAME.sock it
+        // cannot connect to (ECONNREFUSED, "the process is gone"), so a `wg show` or `wg-quick`
+        // run between bind and listen would delete a socket bound under its final name. Bound
+        // under a name wg passes over, then linked (link(2) fails rather than replace a socket
+        // another daemon published meanwhile).
+        string bound = $"{socketPath}.{Environment.ProcessId}.tmp";
         var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
         {
-            BindOwnerOnly(listener, socketPath);
-            File.SetUnixFileMode(socketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            File.Delete(bound);
+            BindOwnerOnly(listener, bound);
+            File.SetUnixFileMode(bound, UnixFileMode.UserRead | UnixFileMode.UserWrite);
             listener.Listen(16);
+            HardLink.Create(bound, socketPath);
         }
         catch (Exception e) when (e is SocketException or IOException or UnauthorizedAccessException)
         {
             listener.Dispose();
-            throw new StartupException($"{socketPath}: cannot listen: {e.Message}", e);
+            File.Delete(bound);
+            throw new StartupException(e is IOException io && io.HResult == Tmds.Linux.LibC.EEXIST
+                ? $"{socketPath}: socket in use (is another daemon serving this interface?)"
+                : $"{socketPath}: cannot listen: {e.Message}", e);
         }
+        File.Delete(bound);
         logger.LogInformation("UAPI listening on {SocketPath}", socketPath);
         return new UapiServer(socketPath, listener, control, logger, watch, newPeerEcnMode, save);
     }
