@@ -62,6 +62,8 @@ def parse_args():
     p.add_argument("--rounds", type=int, default=2, help="rounds, A B then B A (default 2: A B B A)")
     p.add_argument("--seconds", type=int, default=None, help="seconds per iperf3 run (default 10, --quick 3)")
     p.add_argument("--ping-count", type=int, default=50)
+    p.add_argument("--ping-interval", type=float, default=0.05,
+                   help="seconds between the counted pings (default 0.05; ping's own default is 1)")
     p.add_argument("--peers", type=int, default=10000, help="idle peers added with wg addconf")
     p.add_argument("--load-peers", type=int, default=100, help="peers sending at once (0: skip)")
     p.add_argument("--load-client", default=WIREGUARD_GO, help="the Clients' daemon in the many-peers test")
@@ -238,7 +240,7 @@ def main():
     impls = {"A": a.impl_a, "B": a.impl_b}
     meta = {"time": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "command": " ".join(sys.argv), "seconds": a.seconds, "rounds": a.rounds,
-            "ping_count": a.ping_count, "idle_peers": 0 if a.no_peers or a.load_only else a.peers,
+            "ping_count": a.ping_count, "ping_interval_s": a.ping_interval, "idle_peers": 0 if a.no_peers or a.load_only else a.peers,
             "load_peers": 0 if a.no_peers else a.load_peers, "load_client": a.load_client, "load_gomaxprocs": a.load_gomaxprocs,
             "load_own_sessions": a.load_own_sessions,
             "A": {"name": name_a, "path": a.impl_a, "version": version(a.impl_a)},
@@ -259,7 +261,7 @@ def main():
             print(f"bench: starting {a.load_peers} load Clients ({os.path.basename(a.load_client)})")
             load = peers.LoadClients(lab, a.load_client, a.load_peers, a.load_gomaxprocs, a.load_own_sessions)
         for r in range(1, a.rounds + 1):
-            refs.append(M.ping_avg_ms(lab, lab.ns_a, L.UNDERLAY_B, count=a.ping_count))
+            refs.append(M.ping_avg_ms(lab, lab.ns_a, L.UNDERLAY_B, count=a.ping_count, interval=a.ping_interval))
             # Counterbalanced, A B then B A: neither implementation always runs right after the
             # other (the many-peers test shares its load Clients and iperf3 servers between them).
             for which in (("A", "B") if r % 2 == 1 else ("B", "A")):
@@ -268,7 +270,8 @@ def main():
                     metrics, errors = {}, {}
                 else:
                     print(f"bench: round {r}, {which} ({os.path.basename(binary)}): pair", flush=True)
-                    metrics, errors = pair.run_pair(lab, binary, label, a.seconds, a.ping_count, ping_only=a.ping_only)
+                    metrics, errors = pair.run_pair(lab, binary, label, a.seconds, a.ping_count, ping_only=a.ping_only,
+                                                    ping_interval=a.ping_interval)
                 if not a.no_peers and not a.load_only:
                     print(f"bench: round {r}, {which}: {a.peers} idle peers", flush=True)
                     try:

@@ -53,7 +53,7 @@ def warm_up(lab):
     M.ping_ms(lab, lab.ns_a, L.TUNNEL_B, count=200, interval=0.01)
 
 
-def run_pair(lab, binary, label, seconds, ping_count, ping_only=False):
+def run_pair(lab, binary, label, seconds, ping_count, ping_only=False, ping_interval=0.05):
     """Starts a fresh pair of `binary`, measures, stops it. Returns (metrics, errors); a failed
     measurement leaves its figure out and says why in errors, the others still run."""
     metrics, errors = {}, {}
@@ -67,7 +67,7 @@ def run_pair(lab, binary, label, seconds, ping_count, ping_only=False):
 
         steps = [
             ("idle", lambda: _idle(pids)),
-            ("ping", lambda: _ping(lab, ping_count)),
+            ("ping", lambda: _ping(lab, ping_count, ping_interval)),
             ("tcp1", lambda: _prefixed("tcp1", _throughput(lab, pids, seconds))),
             ("tcp4", lambda: _prefixed("tcp4", _throughput(lab, pids, seconds, streams=4))),
             ("udp", lambda: _prefixed("udp", _throughput(lab, pids, seconds, udp=True))),
@@ -104,9 +104,9 @@ def _idle(pids):
             "idle_threads_exited": sum(e for _, e in switches)}
 
 
-def _ping(lab, count):
+def _ping(lab, count, interval):
     warm_up(lab)
-    low, avg, high = M.ping_ms(lab, lab.ns_a, L.TUNNEL_B, count=count)
+    low, avg, high = M.ping_ms(lab, lab.ns_a, L.TUNNEL_B, count=count, interval=interval)
     return {"ping_ms": avg, "ping_min_ms": low, "ping_max_ms": high}
 
 
