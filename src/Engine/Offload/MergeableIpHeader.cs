@@ -20,6 +20,10 @@ internal static class MergeableIpHeader
     /// </summary>
     private const int DontFragment = 0x4000;
 
+    /// <summary>Whether a packet <see cref="TryParse"/> took carries the CE codepoint (RFC 3168 section 5).</summary>
+    public static bool IsCe(ReadOnlySpan<byte> packet, bool isIpv6) =>
+        (isIpv6 ? (packet[1] >> 4) & 0b11 : packet[1] & 0b11) == (int)Ecn.Ce;
+
     /// <summary>
     /// IPv4 (header length 20, not a fragment, reserved flag clear) or IPv6 (no extension header) carrying
     /// <paramref name="protocol"/> directly, with an IP length that matches the packet's.

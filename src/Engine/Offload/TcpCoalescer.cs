@@ -12,7 +12,13 @@ namespace Firezone.Actors.Engine.Offload;
 /// PSH only on the last; and the same IP header apart from length, identification and checksum
 /// (<see cref="MergeableIpHeader"/>), so the
 /// same ECN codepoint: a CE-marked segment is never merged with unmarked ones (RFC 3168 section 5,
-/// RFC 6040 section 4). Every merged segment must carry a valid TCP checksum, because the kernel
+/// RFC 6040 section 4). Nor with other CE-marked ones: the kernel takes a super-packet written to the
+/// TUN device as one packet (virtio_net_hdr carries no segment count, so gso_segs stays 0), and an
+/// AccECN receiver on this host counts CE packets per packet it sees (RFC 9768; Linux
+/// tcp_ecn_received_counters counts max(1, gso_segs)): eight merged CE segments would count as one
+/// mark and under-report the congestion to the sender. CE is rare, so writing it alone costs little.
+/// (UDP runs may merge CE: the kernel splits them into datagrams, each with the header, or hands a
+/// UDP_GRO socket the segment count.) Every merged segment must carry a valid TCP checksum, because the kernel
 /// trusts the super-packet's (CHECKSUM_PARTIAL), as wireguard-go's tcpGRO checks too, and a valid
 /// IPv4 header checksum, because the super-packet gets a fresh one (inet_gro_receive checks it too).
 ///
@@ -42,7 +48,8 @@ public static class TcpCoalescer
         members[0] = start;
         ReadOnlySpan<byte> head = packets[start].Data;
         if (start + 1 >= packets.Length || members.Length < 2
-            || !TryParse(head, out Segment first) || (first.Flags & (TcpPsh | TcpCwr)) != 0)
+            || !TryParse(head, out Segment first) || (first.Flags & (TcpPsh | TcpCwr)) != 0
+            || MergeableIpHeader.IsCe(head, first.IsIpv6))
         {
             return 1;
         }

@@ -97,10 +97,37 @@ public class TcpCoalescerTests
         Assert.Equal(1, Count(packets, 2)); // the CE segment does not merge with the ECT(0) ones after it
         Assert.Equal(2, Count(packets, 3));
         byte[][] allCe = Flow(false, 5, ecn: Ecn.Ce);
-        Assert.Equal(5, Count(allCe)); // same codepoint throughout: fine
+        Assert.Equal(1, Count(allCe)); // nor with other CE-marked ones (see the next test)
         byte[][] ipv6 = Flow(true, 3);
         ipv6[1] = Tcp(true, 1000 + Mss, Mss, ecn: Ecn.Ce);
         Assert.Equal(1, Count(ipv6));
+    }
+
+    /// <summary>
+    /// A run of CE-marked segments stays a run of packets: the kernel takes a super-packet written to
+    /// a TUN device as one packet (virtio_net_hdr has no segment count, gso_segs stays 0), so an
+    /// AccECN receiver on this host (RFC 9768, Linux tcp_ecn_received_counters: CE packets counted as
+    /// max(1, gso_segs)) would count eight CE marks as one and under-report congestion to its sender.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Ce_marked_segments_are_each_written_alone(bool ipv6)
+    {
+        byte[][] allCe = Flow(ipv6, 8, ecn: Ecn.Ce);
+        for (int i = 0; i < allCe.Length; i++)
+        {
+            Assert.Equal(1, Count(allCe, i));
+        }
+        byte[][] mixed = Flow(ipv6, 6);
+        mixed[2] = Tcp(ipv6, 1000 + 2 * Mss, Mss, ecn: Ecn.Ce, id: 9);
+        mixed[3] = Tcp(ipv6, 1000 + 3 * Mss, Mss, ecn: Ecn.Ce, id: 10);
+        Assert.Equal(2, Count(mixed, 0));
+        Assert.Equal(1, Count(mixed, 2));
+        Assert.Equal(1, Count(mixed, 3));
+        Assert.Equal(2, Count(mixed, 4));
+        byte[][] ect1 = Flow(ipv6, 5, ecn: Ecn.Ect1);
+        Assert.Equal(5, Count(ect1)); // the other codepoints still merge
     }
 
     [Fact]
@@ -214,11 +241,19 @@ public class TcpCoalescerTests
         }
         bool ok = true;
         var destination = new byte[70000];
+        if (segments.Length == 1 || c.Ecn == Ecn.Ce)
+        {
+            // CE-marked segments are written alone (Ce_marked_segments_are_each_written_alone).
+            for (int i = 0; i < segments.Length && ok; i++)
+            {
+                ok = Run(segments, i).Length == 1;
+            }
+        }
         if (segments.Length == 1)
         {
             ok = Run(segments, 0).Length == 1 && segments[0].Data.SequenceEqual(original);
         }
-        else
+        else if (c.Ecn != Ecn.Ce)
         {
             int[] members = Run(segments, 0);
             int run = members.Length;
