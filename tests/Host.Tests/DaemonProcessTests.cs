@@ -241,6 +241,7 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
         string config = Path.Combine(Path.GetTempPath(), name + ".conf");
         var privateKey = TestKeys.New();
         var psk = TestKeys.New();
+        var peerKey = TestKeys.New();
         await File.WriteAllTextAsync(config, $"""
             [Interface]
             PrivateKey = {privateKey.ToBase64()}
@@ -251,7 +252,7 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
             #! Role = gateway
 
             [Peer]
-            PublicKey = {TestKeys.New().ToBase64()}
+            PublicKey = {peerKey.ToBase64()}
             PresharedKey = {psk.ToBase64()}
             AllowedIPs = 10.55.0.2/32, 10.66.0.0/16
             #! EcnMode = compatibility
@@ -270,6 +271,29 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
             var show = await ProcessRunner.RunAsync(DaemonProcess.Executable, ["show", name]);
             Assert.Contains("ecn mode: compatibility", show.Stdout);
             Assert.Contains("ecn: 0 ECT sent", show.Stdout);
+
+            // `wg setconf IF <(wg-quick strip IF)` re-creates every peer from a file without the
+            // directives: the peer keeps the mode its file gives it (FileEcnModes).
+            string stripped = config + ".stripped";
+            await File.WriteAllTextAsync(stripped, $"""
+                [Interface]
+                PrivateKey = {privateKey.ToBase64()}
+
+                [Peer]
+                PublicKey = {peerKey.ToBase64()}
+                PresharedKey = {psk.ToBase64()}
+                AllowedIPs = 10.55.0.2/32, 10.66.0.0/16
+                """);
+            try
+            {
+                var setconf = await ProcessRunner.RunAsync("wg", ["setconf", name, stripped], timeout: TimeSpan.FromSeconds(15));
+                Assert.True(setconf.ExitCode == 0, setconf.Stderr);
+            }
+            finally
+            {
+                File.Delete(stripped);
+            }
+            Assert.Contains("ecn mode: compatibility", (await ProcessRunner.RunAsync(DaemonProcess.Executable, ["show", name])).Stdout);
 
             daemon.Signal(SIGTERM);
             Assert.Equal(0, await daemon.WaitForExitAsync(Bound));

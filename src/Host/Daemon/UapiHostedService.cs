@@ -1,4 +1,3 @@
-using Firezone.Actors.Engine;
 using Firezone.Actors.Host.Control;
 using Firezone.Actors.Host.Uapi;
 using Microsoft.Extensions.Hosting;
@@ -26,15 +25,16 @@ public sealed class UapiHostedService(
             await TunnelConfigApplier.ApplyAsync(config, control, cancellationToken).ConfigureAwait(false);
             logger.LogInformation("Configuration {ConfigFile} applied: {PeerCount} peer(s)", config.SourcePath, config.Peers.Count);
         }
-        // A peer `systemctl reload` (wg syncconf) or `wg set` adds gets the file's [Interface] #! EcnMode.
-        var newPeerEcnMode = options.Config?.Interface.DefaultEcnMode ?? EcnMode.Normal;
+        // A peer `systemctl reload` (wg syncconf), `wg setconf` or `wg set` creates gets the ECN mode
+        // the file names for it as it reads then.
+        Func<NewPeerEcnMode>? newPeerEcnModes = options.Config is { } file ? new Config.FileEcnModes(file, logger).Read : null;
         Func<CancellationToken, Task<string>>? save = saver is null ? null : async token =>
         {
             using var limit = CancellationTokenSource.CreateLinkedTokenSource(token);
             limit.CancelAfter(Network.ConfigSaver.Limit);
             return await saver.SaveAsync(limit.Token).ConfigureAwait(false);
         };
-        _server = UapiServer.Start(UapiSocketPath.For(options.InterfaceName, options.SocketDirectory), control, logger, newPeerEcnMode, save);
+        _server = UapiServer.Start(UapiSocketPath.For(options.InterfaceName, options.SocketDirectory), control, logger, newPeerEcnModes, save);
         _ = _server.SocketRemoved.ContinueWith(_ => lifetime.StopApplication(), CancellationToken.None,
             TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }

@@ -79,7 +79,7 @@ public sealed class ConfigSaver(DaemonOptions options, ITunnelControl control, I
     /// name is not looked up). A file that no longer reads is not overwritten with the settings it
     /// had at the start: <see cref="ConfigException"/>.
     /// </summary>
-    private TunnelConfig ReadFile() => new WgQuickConfigParser(NoLookup.Instance).ParseFile(FilePath);
+    private TunnelConfig ReadFile() => new WgQuickConfigParser(NoHostNameLookup.Instance).ParseFile(FilePath);
 
     private async Task<string> SaveAsync(TunnelConfig config, string logTemplate, CancellationToken cancellationToken)
     {
@@ -140,14 +140,6 @@ public sealed class ConfigSaver(DaemonOptions options, ITunnelControl control, I
         string target = Write(config.SourcePath, text);
         logger.LogInformation(logTemplate, name, status.Peers.Count, target);
         return target;
-    }
-
-    /// <summary>Stands in for the resolver when the file is read again only for its [Interface] settings.</summary>
-    private sealed class NoLookup : IHostNameResolver
-    {
-        public static readonly NoLookup Instance = new();
-
-        public IReadOnlyList<IPAddress> Resolve(string host) => [IPAddress.Loopback];
     }
 
     /// <summary>

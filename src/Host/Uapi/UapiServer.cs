@@ -19,7 +19,7 @@ public sealed class UapiServer : IAsyncDisposable
     private readonly Socket _listener;
     private readonly ITunnelControl _control;
     private readonly ILogger _logger;
-    private readonly EcnMode _newPeerEcnMode;
+    private readonly Func<NewPeerEcnMode> _newPeerEcnModes;
     private readonly Func<CancellationToken, Task<string>>? _save;
     private readonly SemaphoreSlim _operationLock = new(1, 1);
     private readonly CancellationTokenSource _stopping = new();
@@ -29,7 +29,7 @@ public sealed class UapiServer : IAsyncDisposable
     private readonly TaskCompletionSource _socketRemoved = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _disposed;
 
-    private UapiServer(string socketPath, Socket listener, ITunnelControl control, ILogger logger, Func<string, FileSystemWatcher> watch, EcnMode newPeerEcnMode,
+    private UapiServer(string socketPath, Socket listener, ITunnelControl control, ILogger logger, Func<string, FileSystemWatcher> watch, Func<NewPeerEcnMode> newPeerEcnModes,
         Func<CancellationToken, Task<string>>? save)
     {
         _save = save;
@@ -37,7 +37,7 @@ public sealed class UapiServer : IAsyncDisposable
         _listener = listener;
         _control = control;
         _logger = logger;
-        _newPeerEcnMode = newPeerEcnMode;
+        _newPeerEcnModes = newPeerEcnModes;
         _watch = watch;
         _acceptLoop = Task.Run(AcceptLoopAsync);
         _removalWatch = Task.Run(WatchRemovalAsync);
@@ -49,20 +49,20 @@ public sealed class UapiServer : IAsyncDisposable
     public Task SocketRemoved => _socketRemoved.Task;
 
     /// <summary>Creates the directory and socket and starts accepting; <see cref="StartupException"/> when it cannot.</summary>
-    /// <param name="newPeerEcnMode">The ECN mode of a peer a <c>set=1</c> creates (see <see cref="UapiSetApplier"/>).</param>
+    /// <param name="newPeerEcnModes">The ECN modes of the peers a <c>set=1</c> creates (see <see cref="UapiSetApplier"/>); null: normal.</param>
     /// <param name="save">
     /// Service mode's save (ConfigSaver: writes the configuration file from the interface's state,
     /// returns its path), for <c>fz_save=1</c>; null when the interface has no file.
     /// </param>
-    public static UapiServer Start(string socketPath, ITunnelControl control, ILogger logger, EcnMode newPeerEcnMode = EcnMode.Normal,
+    public static UapiServer Start(string socketPath, ITunnelControl control, ILogger logger, Func<NewPeerEcnMode>? newPeerEcnModes = null,
         Func<CancellationToken, Task<string>>? save = null) =>
-        Start(socketPath, control, logger, WatchDirectory, newPeerEcnMode, save);
+        Start(socketPath, control, logger, WatchDirectory, newPeerEcnModes, save);
 
     /// <summary>
     /// As above, with the inotify watch of the socket file made by <paramref name="watch"/> (tests
     /// supply one that fails, to see the fallback to polling).
     /// </summary>
-    internal static UapiServer Start(string socketPath, ITunnelControl control, ILogger logger, Func<string, FileSystemWatcher> watch, EcnMode newPeerEcnMode = EcnMode.Normal,
+    internal static UapiServer Start(string socketPath, ITunnelControl control, ILogger logger, Func<string, FileSystemWatcher> watch, Func<NewPeerEcnMode>? newPeerEcnModes = null,
         Func<CancellationToken, Task<string>>? save = null)
     {
         string directory = Path.GetDirectoryName(socketPath)!;
@@ -101,7 +101,7 @@ public sealed class UapiServer : IAsyncDisposable
         }
         File.Delete(bound);
         logger.LogInformation("UAPI listening on {SocketPath}", socketPath);
-        return new UapiServer(socketPath, listener, control, logger, watch, newPeerEcnMode, save);
+        return new UapiServer(socketPath, listener, control, logger, watch, newPeerEcnModes ?? UapiSetApplier.Normal, save);
     }
 
     /// <summary>
@@ -368,7 +368,7 @@ public sealed class UapiServer : IAsyncDisposable
         try
         {
             var request = UapiSetParser.Parse(lines);
-            var deviceChanges = await UapiSetApplier.ApplyAsync(request, _control, _newPeerEcnMode, token).ConfigureAwait(false);
+            var deviceChanges = await UapiSetApplier.ApplyAsync(request, _control, _newPeerEcnModes, token).ConfigureAwait(false);
             if (deviceChanges.Count > 0)
             {
                 _logger.LogInformation("UAPI set: {DeviceChanges:l} changed; {PeerChanges} peer change(s) applied", string.Join(", ", deviceChanges), request.Peers.Count);

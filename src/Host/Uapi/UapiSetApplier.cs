@@ -16,19 +16,23 @@ namespace Firezone.Actors.Host.Uapi;
 public static class UapiSetApplier
 {
     public static Task<IReadOnlyList<string>> ApplyAsync(UapiSetRequest request, ITunnelControl control, CancellationToken cancellationToken) =>
-        ApplyAsync(request, control, EcnMode.Normal, cancellationToken);
+        ApplyAsync(request, control, Normal, cancellationToken);
 
-    /// <param name="newPeerEcnMode">
-    /// The ECN mode of a peer the request creates, which the UAPI has no key for: service mode's
-    /// [Interface] <c>#! EcnMode</c>, so a peer a reload adds runs as the file's peers do.
+    /// <summary>Outside service mode: every peer a request creates runs in normal mode.</summary>
+    public static NewPeerEcnMode Normal() => static _ => EcnMode.Normal;
+
+    /// <param name="newPeerEcnModes">
+    /// The ECN modes of the peers the request creates, which the UAPI has no key for (service mode:
+    /// the file's, <see cref="Config.FileEcnModes"/>); asked once, and only when the request creates one.
     /// </param>
     /// <returns>
     /// The device settings the request changed that no other line reports ("private key",
     /// "fwmark 0x7"): a new listen port and peer changes are logged where they are applied, and a
     /// reload (wg syncconf) sends every setting again unchanged.
     /// </returns>
-    public static async Task<IReadOnlyList<string>> ApplyAsync(UapiSetRequest request, ITunnelControl control, EcnMode newPeerEcnMode, CancellationToken cancellationToken)
+    public static async Task<IReadOnlyList<string>> ApplyAsync(UapiSetRequest request, ITunnelControl control, Func<NewPeerEcnMode> newPeerEcnModes, CancellationToken cancellationToken)
     {
+        NewPeerEcnMode? newPeerEcnMode = null;
         var status = await control.GetStatusAsync(cancellationToken).ConfigureAwait(false);
         var deviceChanges = new List<string>();
         if (request.PrivateKey is { } requestedKey && (requestedKey.IsZero ? status.PrivateKey is not null : status.PrivateKey != requestedKey))
@@ -96,7 +100,8 @@ public static class UapiSetApplier
                     continue;
                 }
                 // A peer removed earlier in this request comes back fresh (no session), as in wireguard-go.
-                peer = new DraftPeer(new PeerConfig { PublicKey = change.PublicKey, EcnMode = newPeerEcnMode }, existed: false)
+                newPeerEcnMode ??= newPeerEcnModes();
+                peer = new DraftPeer(new PeerConfig { PublicKey = change.PublicKey, EcnMode = newPeerEcnMode(change.PublicKey) }, existed: false)
                 {
                     Recreated = removed.Contains(change.PublicKey),
                 };
