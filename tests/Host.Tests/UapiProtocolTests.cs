@@ -122,6 +122,36 @@ public sealed class UapiProtocolTests
         Assert.Equal(endpoint, Assert.Single(UapiSetParser.Parse([$"public_key={PeerA.ToHex()}", "endpoint=" + shown]).Peers).Endpoint);
     }
 
+    /// <summary>
+    /// wireguard-go clamps a private key when it is set (NoisePrivateKey.FromMaybeZeroHex), so
+    /// `wg show IF private-key` prints the clamped key and its clamped twin is the same key; we kept
+    /// the bytes as given (found by a review comparing both daemons: 0xaa... printed as given, and
+    /// setting its twin rebuilt the tunnel). The zero key ("none") stays zero.
+    /// </summary>
+    [Fact]
+    public void A_private_key_is_stored_clamped_as_wireguard_go_stores_it()
+    {
+        string given = string.Concat(Enumerable.Repeat("aa", 32));
+        var request = UapiSetParser.Parse([$"private_key={given}"]);
+        Assert.Equal("a8" + string.Concat(Enumerable.Repeat("aa", 30)) + "6a", request.PrivateKey!.Value.ToHex());
+        Assert.Equal("qKqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqmo=", request.PrivateKey.Value.ToBase64()); // wireguard-go's `wg show`
+        Assert.True(UapiSetParser.Parse([$"private_key={new string('0', 64)}"]).PrivateKey!.Value.IsZero);
+
+        var file = new WgQuickConfigParser().Parse("wg0.conf", "[Interface]\nPrivateKey = qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqo=\n");
+        Assert.Equal(request.PrivateKey, file.Interface.PrivateKey);
+    }
+
+    [Fact]
+    public async Task Setting_the_clamped_twin_of_the_private_key_changes_nothing()
+    {
+        var control = new InMemoryTunnelControl();
+        string given = string.Concat(Enumerable.Repeat("aa", 32));
+        Assert.Equal(["private key"], await UapiSetApplier.ApplyAsync(UapiSetParser.Parse([$"private_key={given}"]), control, CancellationToken.None));
+        string twin = "a8" + string.Concat(Enumerable.Repeat("aa", 30)) + "6a";
+        Assert.Empty(await UapiSetApplier.ApplyAsync(UapiSetParser.Parse([$"private_key={twin}"]), control, CancellationToken.None));
+        Assert.Empty(await UapiSetApplier.ApplyAsync(UapiSetParser.Parse([$"private_key={given}"]), control, CancellationToken.None));
+    }
+
     [Fact]
     public void A_zone_no_interface_has_is_refused_with_its_name()
     {

@@ -224,7 +224,8 @@ public sealed class WgQuickConfigParser
             {
                 case "privatekey":
                     Once(line, "PrivateKey");
-                    _privateKey = ParseKey(line, "PrivateKey", value);
+                    // Clamped, as wireguard-go stores the key `wg setconf` gives it.
+                    _privateKey = Firezone.Actors.Engine.Crypto.Curve25519.Clamp(ParseKey(line, "PrivateKey", value));
                     break;
                 case "listenport":
                     Once(line, "ListenPort");

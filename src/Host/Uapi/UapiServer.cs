@@ -257,7 +257,7 @@ public sealed class UapiServer : IAsyncDisposable
                 {
                     case "set=1":
                         int lines;
-                        (reply, lines) = await SetAsync(reader, token).ConfigureAwait(false);
+                        (reply, lines, close) = await SetAsync(reader, token).ConfigureAwait(false);
                         if (lines >= LargeSetLines)
                         {
                             ScheduleCompaction();
@@ -347,9 +347,16 @@ public sealed class UapiServer : IAsyncDisposable
     private static readonly TimeSpan CompactionDelay = TimeSpan.FromMilliseconds(500);
     private int _compactionScheduled;
 
-    private async Task<(string Reply, int Lines)> SetAsync(UapiLineReader reader, CancellationToken token)
+    /// <summary>
+    /// A <c>set=1</c>: parsed line by line as it arrives and applied whole after the blank line, so a
+    /// request that fails changes nothing. A line that does not parse is answered at once and the
+    /// connection closed, as wireguard-go does (the rest of the body cannot be told from the next
+    /// request), so a request does not hold memory for lines it will refuse anyway.
+    /// </summary>
+    private async Task<(string Reply, int Lines, bool Close)> SetAsync(UapiLineReader reader, CancellationToken token)
     {
-        var lines = new List<string>();
+        var parser = new UapiSetParser();
+        int lines = 0;
         while (true)
         {
             string? line = await reader.ReadLineAsync(token, keepPartialLastLine: true).ConfigureAwait(false);
@@ -362,12 +369,20 @@ public sealed class UapiServer : IAsyncDisposable
             {
                 break;
             }
-            lines.Add(line);
+            lines++;
+            try
+            {
+                parser.Add(line);
+            }
+            catch (UapiException e)
+            {
+                return (Errno(e.Errno, e.Message), lines, true);
+            }
         }
+        var request = parser.Request;
         await _operationLock.WaitAsync(token).ConfigureAwait(false);
         try
         {
-            var request = UapiSetParser.Parse(lines);
             var deviceChanges = await UapiSetApplier.ApplyAsync(request, _control, _newPeerEcnModes, token).ConfigureAwait(false);
             if (deviceChanges.Count > 0)
             {
@@ -379,15 +394,15 @@ public sealed class UapiServer : IAsyncDisposable
                 // a reload that sends the same file again changes nothing and says so only here.
                 _logger.LogDebug("UAPI set: {PeerChanges} peer change(s) applied", request.Peers.Count);
             }
-            return ("errno=0\n\n", lines.Count);
+            return ("errno=0\n\n", lines, false);
         }
         catch (UapiException e)
         {
-            return (Errno(e.Errno, e.Message), lines.Count);
+            return (Errno(e.Errno, e.Message), lines, false);
         }
         catch (TunnelControlException e)
         {
-            return (Errno(e.Errno, e.Message), lines.Count);
+            return (Errno(e.Errno, e.Message), lines, false);
         }
         finally
         {

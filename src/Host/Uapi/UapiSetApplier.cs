@@ -197,10 +197,10 @@ public static class UapiSetApplier
             {
                 case AllowedIpChangeKind.ReplaceAll:
                     Disown(peer, owners);
-                    peer.AllowedIps.Clear();
+                    peer.ClearAllowedIps();
                     break;
                 case AllowedIpChangeKind.Remove:
-                    if (peer.AllowedIps.Remove(allowed.Prefix!) && owners.TryGetValue(allowed.Prefix!, out var holder) && ReferenceEquals(holder, peer))
+                    if (peer.RemoveAllowedIp(allowed.Prefix!) && owners.TryGetValue(allowed.Prefix!, out var holder) && ReferenceEquals(holder, peer))
                     {
                         owners.Remove(allowed.Prefix!);
                     }
@@ -209,30 +209,62 @@ public static class UapiSetApplier
                     // A prefix belongs to one peer (cryptokey routing, whitepaper section 2): adding
                     // it here takes it from whoever had it.
                     if (owners.TryGetValue(allowed.Prefix!, out var other) && !ReferenceEquals(other, peer)
-                        && other.AllowedIps.Remove(allowed.Prefix!))
+                        && other.RemoveAllowedIp(allowed.Prefix!))
                     {
                         other.Touched = true;
                     }
                     owners[allowed.Prefix!] = peer;
-                    if (!peer.AllowedIps.Contains(allowed.Prefix!))
-                    {
-                        peer.AllowedIps.Add(allowed.Prefix!);
-                    }
+                    peer.AddAllowedIp(allowed.Prefix!);
                     break;
             }
         }
     }
 
     /// <summary>A peer's configuration while a request is applied to it.</summary>
-    private sealed class DraftPeer(PeerConfig config, bool existed)
+    private sealed class DraftPeer
     {
-        public PeerConfig Config { get; set; } = config;
-        public List<IpPrefix> AllowedIps { get; } = [.. config.AllowedIps];
-        public bool Existed { get; } = existed;
+        /// <summary>
+        /// The allowed IPs, each with when it was added: a set, so each line of a request costs the
+        /// same however many the peer has (a list's Contains and Remove made 40,000 allowed_ip lines
+        /// for one peer take 3 s, wireguard-go 0.02 s), kept in the order they were added, as before
+        /// (a prefix added again keeps its place; removed and added again, it goes last).
+        /// </summary>
+        private readonly Dictionary<IpPrefix, long> _allowedIps;
+        private long _added;
+
+        public DraftPeer(PeerConfig config, bool existed)
+        {
+            Config = config;
+            Existed = existed;
+            _allowedIps = new Dictionary<IpPrefix, long>(config.AllowedIps.Count);
+            foreach (var prefix in config.AllowedIps)
+            {
+                AddAllowedIp(prefix);
+            }
+        }
+
+        public PeerConfig Config { get; set; }
+        public IEnumerable<IpPrefix> AllowedIps => _allowedIps.Keys;
+        public bool Existed { get; }
         public bool Touched { get; set; }
         public bool Recreated { get; init; }
         public bool EndpointNamed { get; set; }
 
-        public PeerConfig ToConfig() => Config with { AllowedIps = AllowedIps.ToArray() };
+        public void AddAllowedIp(IpPrefix prefix) => _allowedIps.TryAdd(prefix, _added++);
+
+        public bool RemoveAllowedIp(IpPrefix prefix) => _allowedIps.Remove(prefix);
+
+        public void ClearAllowedIps() => _allowedIps.Clear();
+
+        public PeerConfig ToConfig()
+        {
+            var ordered = new IpPrefix[_allowedIps.Count];
+            int i = 0;
+            foreach (var (prefix, _) in _allowedIps.OrderBy(entry => entry.Value))
+            {
+                ordered[i++] = prefix;
+            }
+            return Config with { AllowedIps = ordered };
+        }
     }
 }

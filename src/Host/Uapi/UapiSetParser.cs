@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Numerics;
+using Firezone.Actors.Engine.Crypto;
 using Firezone.Actors.Engine.Routing;
 using Firezone.Actors.Engine.WireGuard;
 using Firezone.Actors.Host.Config;
@@ -9,38 +10,51 @@ namespace Firezone.Actors.Host.Uapi;
 /// <summary>
 /// Parses the body of a <c>set=1</c> request (the lines up to the blank line) with the rules of
 /// wireguard-go's device/uapi.go: device keys until the first <c>public_key</c>, then peer keys;
-/// hex keys; <c>true</c> as the only value of the flags; unknown keys are EINVAL.
+/// hex keys; <c>true</c> as the only value of the flags; unknown keys are EINVAL. Line by line, as
+/// they arrive (<see cref="Add"/>), so the server refuses a request at its first bad line, as
+/// wireguard-go does, instead of holding what follows (megabytes of it) until the blank line.
 /// </summary>
-public static class UapiSetParser
+public sealed class UapiSetParser
 {
+    private UapiPeerChange? _peer;
+
+    /// <summary>What the lines so far ask for.</summary>
+    public UapiSetRequest Request { get; } = new();
+
+    /// <summary>A whole body at once.</summary>
     public static UapiSetRequest Parse(IReadOnlyList<string> lines)
     {
-        var request = new UapiSetRequest();
-        UapiPeerChange? peer = null;
+        var parser = new UapiSetParser();
         foreach (var line in lines)
         {
-            int equals = line.IndexOf('=');
-            if (equals < 0)
-            {
-                throw new UapiException(UapiErrno.EPROTO, "failed to parse line: not key=value");
-            }
-            string key = line[..equals];
-            string value = line[(equals + 1)..];
-            if (key == "public_key")
-            {
-                peer = new UapiPeerChange(ParseKey(key, value));
-                request.Peers.Add(peer);
-            }
-            else if (peer is null)
-            {
-                ParseDeviceLine(request, key, value);
-            }
-            else
-            {
-                ParsePeerLine(peer, key, value);
-            }
+            parser.Add(line);
         }
-        return request;
+        return parser.Request;
+    }
+
+    /// <summary>The next line of the body; <see cref="UapiException"/> when it is not valid there.</summary>
+    public void Add(string line)
+    {
+        int equals = line.IndexOf('=');
+        if (equals < 0)
+        {
+            throw new UapiException(UapiErrno.EPROTO, "failed to parse line: not key=value");
+        }
+        string key = line[..equals];
+        string value = line[(equals + 1)..];
+        if (key == "public_key")
+        {
+            _peer = new UapiPeerChange(ParseKey(key, value));
+            Request.Peers.Add(_peer);
+        }
+        else if (_peer is null)
+        {
+            ParseDeviceLine(Request, key, value);
+        }
+        else
+        {
+            ParsePeerLine(_peer, key, value);
+        }
     }
 
     private static void ParseDeviceLine(UapiSetRequest request, string key, string value)
@@ -48,7 +62,8 @@ public static class UapiSetParser
         switch (key)
         {
             case "private_key":
-                request.PrivateKey = ParseKey(key, value);
+                // Clamped as wireguard-go stores it (zero, "no key", stays zero).
+                request.PrivateKey = Curve25519.Clamp(ParseKey(key, value));
                 break;
             case "listen_port":
                 request.ListenPort = ParseNumber<ushort>(key, value);
