@@ -47,7 +47,7 @@ transfer() {                                   # transfer PORT: client -> resour
   t1=$(date +%s.%N)
   for _ in $(seq 50); do [[ -s "/run/fzlab/$P/srv$1.out" ]] && break; sleep 0.1; done
   got=$(cat "/run/fzlab/$P/srv$1.out")
-  echo "$(echo "$t1 - $t0" | bc -l | xargs printf '%.2f') $([[ "$sent" == "$got" ]] && echo match || echo MISMATCH) ${got#* }"
+  echo "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') $([[ "$sent" == "$got" ]] && echo match || echo MISMATCH) ${got#* }"
 }
 
 step "lab $P: client -> router -> gateway -> resource ($IMPL on client and gateway)"
@@ -102,7 +102,7 @@ printf '  %-62s %s\n' \
   "outer CE set by the router ($MARK_PERCENT %)" "$ce_set" \
   "inner TCP packets on the gateway's TUN: CE / ECT" "$ce_inner / $ect_inner" \
   "client TCP sender TcpExtTCPDeliveredCE" "$ce_before -> $ce_after" \
-  "demo time (without build)" "$(echo "$end - $start" | bc -l | xargs printf '%.1f') s"
+  "demo time (without build)" "$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }') s"
 if [[ $IMPL == firezone-tunnel ]]; then
   printf '  %-62s %s\n' "firezone-tunnel show, client ecn (whole run)" "$fz_client_ecn" \
     "firezone-tunnel show, gateway ecn (whole run)" "$fz_gateway_ecn"

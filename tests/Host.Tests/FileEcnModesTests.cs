@@ -123,5 +123,11 @@ public sealed class FileEcnModesTests : IDisposable
         Assert.Equal(EcnMode.Compatibility, await ModeAsync(_c));
         var warning = Assert.Single(_logger.At(LogLevel.Warning));
         Assert.Contains(_path + ":2:", warning, StringComparison.Ordinal);
+
+        // The same problem again (a script's loop of `wg set`) is not another Warning.
+        await SetAsync(modes.Read, $"public_key={_b.ToHex()}", "remove=true");
+        await SetAsync(modes.Read, $"public_key={_b.ToHex()}");
+        Assert.Single(_logger.At(LogLevel.Warning));
+        Assert.Single(_logger.At(LogLevel.Debug));
     }
 }

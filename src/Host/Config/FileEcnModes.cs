@@ -16,17 +16,23 @@ namespace Firezone.Actors.Host.Config;
 /// </summary>
 public sealed class FileEcnModes(TunnelConfig atStart, ILogger logger)
 {
-    /// <summary>Reads the file now; the lookup answers for the request at hand.</summary>
+    /// <summary>The problem last logged at Warning; the same one again is logged at Debug (a script's `wg set` loop).</summary>
+    private string? _lastProblem;
+
+    /// <summary>Reads the file now; the lookup answers for the request at hand. One request at a time (the UAPI's lock).</summary>
     public NewPeerEcnMode Read()
     {
         TunnelConfig config = atStart;
         try
         {
             config = new WgQuickConfigParser(NoHostNameLookup.Instance).ParseFile(atStart.SourcePath);
+            _lastProblem = null;
         }
         catch (ConfigException e)
         {
-            logger.LogWarning("New peers get the ECN modes {ConfigFile} named at the start: it does not read now ({Problem})",
+            var level = e.Message == _lastProblem ? LogLevel.Debug : LogLevel.Warning;
+            _lastProblem = e.Message;
+            logger.Log(level, "New peers get the ECN modes {ConfigFile} named at the start: it does not read now ({Problem})",
                 atStart.SourcePath, e.Message);
         }
         var modes = new Dictionary<WireGuardKey, EcnMode>(config.Peers.Count);
