@@ -97,6 +97,8 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
         catch
         {
             _fd.Dispose();
+            _wake?.Dispose();
+            _kick?.Dispose();
             throw;
         }
     }

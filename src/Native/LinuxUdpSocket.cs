@@ -161,6 +161,8 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
         catch
         {
             _fd.Dispose();
+            _wake?.Dispose();
+            _kick?.Dispose();
             throw;
         }
     }
@@ -672,11 +674,13 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
     /// <summary>
     /// How the kernel refuses a source address that is no longer the host's: EINVAL for IPv6
     /// (ip6_datagram_send_ctl), ENETUNREACH for IPv4 (the output route lookup fails before it checks
-    /// the source), EADDRNOTAVAIL for a bound source. A real refusal of the destination comes again
-    /// on the retry without the source, and is then reported as usual.
+    /// the source), EADDRNOTAVAIL for a bound source, ENODEV for an IPv6 source whose interface was
+    /// deleted (a link-local peer's link unplugged or re-created: IPV6_PKTINFO names its index). A real
+    /// refusal of the destination comes again on the retry without the source, and is then reported
+    /// as usual.
     /// </summary>
     private static bool IsSourceRefusal(int errno) =>
-        errno == LibC.EINVAL || errno == LibC.ENETUNREACH || errno == LibC.EADDRNOTAVAIL;
+        errno == LibC.EINVAL || errno == LibC.ENETUNREACH || errno == LibC.EADDRNOTAVAIL || errno == LibC.ENODEV;
 
     /// <summary>
     /// Notes <paramref name="errno"/> in the caller's slot of each of <paramref name="length"/>

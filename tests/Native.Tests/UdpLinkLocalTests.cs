@@ -55,4 +55,56 @@ public sealed class UdpLinkLocalTests
         Assert.Equal("hello"u8.ToArray(), bytes[..5]);
         Assert.Equal(0, pool.Outstanding);
     }
+
+    /// <summary>
+    /// A reply to a link-local peer is sent from the link-local address it arrived at, with
+    /// IPV6_PKTINFO naming that interface. When the interface is deleted (a USB NIC unplugged, a VLAN
+    /// or veth removed), ip6_datagram_send_ctl refuses the cmsg with ENODEV; without the cmsg the
+    /// same send is EADDRNOTAVAIL, a per-datagram refusal. ENODEV is in neither IsSourceRefusal nor
+    /// IsPerDatagramError, so SendBatch threw UdpSocketException and the tunnel stopped (found by a
+    /// review of the native layer, 2026-11-27).
+    /// </summary>
+    [Fact]
+    public void A_reply_from_a_link_local_address_whose_interface_is_gone_does_not_kill_the_socket()
+    {
+        using var a = new NetworkNamespace();
+        using var b = new NetworkNamespace();
+        string va = "fzla" + NetworkNamespace.UniqueSuffix(), vb = "fzlb" + NetworkNamespace.UniqueSuffix();
+        Command.Check("ip", "-n", a.Name, "link", "add", va, "type", "veth", "peer", "name", vb, "netns", b.Name);
+        Command.Check("ip", "-n", a.Name, "addr", "add", "fe80::a/64", "dev", va, "nodad");
+        Command.Check("ip", "-n", b.Name, "addr", "add", "fe80::b/64", "dev", vb, "nodad");
+        Command.Check("ip", "-n", a.Name, "link", "set", va, "up");
+        Command.Check("ip", "-n", b.Name, "link", "set", vb, "up");
+        uint indexInA = uint.Parse(Command.Check("ip", "netns", "exec", a.Name, "cat", $"/sys/class/net/{va}/ifindex").Trim());
+
+        using LinuxUdpSocket server = b.RunInside(() => new LinuxUdpSocket(new UdpBatchSocketOptions { ListenPort = 0 }));
+        using Socket client = a.RunInside(() =>
+        {
+            var socket = new Socket(AddressFamily.InterNetworkV6, SocketType.Dgram, ProtocolType.Udp);
+            socket.Bind(new IPEndPoint(IPAddress.IPv6Any, 0));
+            return socket;
+        });
+        client.SendTo("hello"u8.ToArray(), new IPEndPoint(new IPAddress(IPAddress.Parse("fe80::b").GetAddressBytes(), indexInA), server.LocalPort));
+
+        var pool = new PacketBufferPool(2048, 64, 128);
+        var received = UdpTestKit.ReceiveExactly(server, pool, 1);
+        PacketBuffer reply = received[0];
+        Assert.False(reply.LocalAddress.IsNone); // fe80::b with vb's index: the reply goes from it
+
+        Command.Check("ip", "-n", b.Name, "link", "del", vb); // the link goes away (both ends)
+
+        try
+        {
+            var unsent = new int[1];
+            // Expected: the datagram is refused and counted (or sent from the kernel's choice), the socket stays usable.
+            int sent = server.SendBatch([reply], unsent);
+            Assert.Equal(0, sent);
+            Assert.Equal(1, server.SendErrors + server.SendDropped);
+        }
+        finally
+        {
+            reply.Return();
+        }
+        Assert.Equal(0, pool.Outstanding);
+    }
 }
