@@ -230,7 +230,9 @@ public sealed class Peer : IDisposable
     /// <summary>
     /// Outbound: seals the IP packet in <paramref name="packet"/> in place (header into the headroom,
     /// padding, tag). <see cref="PacketBuffer.Ecn"/> is left as the caller set it (the outer codepoint
-    /// from copy-in) and <see cref="PacketBuffer.Endpoint"/> is set to the peer's endpoint.
+    /// from copy-in) and <see cref="PacketBuffer.Endpoint"/> is set to the peer's endpoint. Sealed
+    /// and Dropped leave the packet with the caller, Queued gives it to the peer; when it throws, the
+    /// caller still owns the packet.
     /// </summary>
     public SealResult HandleTunPacket(PacketBuffer packet, TimeSpan now)
     {
@@ -245,7 +247,19 @@ public sealed class Peer : IDisposable
             return SealResult.Sealed;
         }
         Stage(packet);
-        SendStagedPackets(now);
+        try
+        {
+            SendStagedPackets(now);
+        }
+        catch
+        {
+            // The caller keeps a packet this call throws for (a fault in the handshake the packet
+            // started, or in sealing an earlier staged one): held here too, it had two owners, since
+            // the caller returns it and Dispose returned it again, while the pool may have lent it
+            // out meanwhile. The packet is the newest staged one, or was taken out and not sealed.
+            Unstage(packet);
+            throw;
+        }
         return SealResult.Queued;
     }
 
@@ -529,7 +543,17 @@ public sealed class Peer : IDisposable
         Tai64N.Write(_device.WallClock(now), timestamp);
         Span<byte> remoteStatic = stackalloc byte[WireGuardKey.Size];
         PublicKey.CopyTo(remoteStatic);
-        if (!Noise.CreateInitiation(_handshake, _device.StaticPublic, remoteStatic, PrecomputedStaticStatic, timestamp, senderIndex, _device.Random, _device.X25519, buffer.Data))
+        bool created;
+        try
+        {
+            created = Noise.CreateInitiation(_handshake, _device.StaticPublic, remoteStatic, PrecomputedStaticStatic, timestamp, senderIndex, _device.Random, _device.X25519, buffer.Data);
+        }
+        catch
+        {
+            buffer.Return(); // not lost to the pool when the X25519 underneath throws
+            throw;
+        }
+        if (!created)
         {
             buffer.Return();
             FreeHandshakeIndex();
@@ -800,6 +824,22 @@ public sealed class Peer : IDisposable
         }
         staged[(_stagedHead + _stagedCount) % staged.Length] = packet;
         _stagedCount++;
+    }
+
+    /// <summary>Takes <paramref name="packet"/> back out of the staged queue if it is its newest entry.</summary>
+    private void Unstage(PacketBuffer packet)
+    {
+        if (_stagedCount == 0)
+        {
+            return;
+        }
+        var staged = _staged!;
+        int newest = (_stagedHead + _stagedCount - 1) % staged.Length;
+        if (ReferenceEquals(staged[newest], packet))
+        {
+            staged[newest] = null;
+            _stagedCount--;
+        }
     }
 
     /// <summary>Seals every staged packet with the current keypair, or starts a handshake when there is none (wireguard-go's SendStagedPackets).</summary>

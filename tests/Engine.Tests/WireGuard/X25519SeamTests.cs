@@ -75,6 +75,42 @@ public class X25519SeamTests
         wire.Dispose();
     }
 
+    private sealed class FailingX25519 : IX25519
+    {
+        public bool Fail { get; set; }
+
+        public string Name => "failing";
+
+        public void PublicKey(ReadOnlySpan<byte> privateKey, Span<byte> publicKey32) => BouncyCastleX25519.Instance.PublicKey(privateKey, publicKey32);
+
+        public bool TrySharedSecret(ReadOnlySpan<byte> privateKey, ReadOnlySpan<byte> publicKey, Span<byte> shared32) =>
+            BouncyCastleX25519.Instance.TrySharedSecret(privateKey, publicKey, shared32);
+
+        public X25519PrivateKey CreatePrivateKey(ReadOnlySpan<byte> privateKey) =>
+            Fail ? throw new System.Security.Cryptography.CryptographicException("X25519 failed (test)") : BouncyCastleX25519.Instance.CreatePrivateKey(privateKey);
+    }
+
+    /// <summary>
+    /// A packet that starts a handshake is staged first; when the handshake then throws, the caller
+    /// still owns the packet (it returns it, as the reader's batch does) and the peer must not hold
+    /// it too. It did: the peer's Dispose returned it a second time, by when the pool may have lent
+    /// it to a reader again (two owners; found by a review of the actor layer, 2026-11-27).
+    /// </summary>
+    [Fact]
+    public void A_packet_whose_handshake_throws_stays_with_the_caller_alone()
+    {
+        var failing = new FailingX25519();
+        var wire = new WireHarness(seed: 82, x25519A: failing);
+        failing.Fail = true;
+        var buffer = TestPackets.Rent(wire.A.Pool, wire.PacketFrom(wire.A, tag: 1));
+        Assert.Throws<System.Security.Cryptography.CryptographicException>(() => wire.A.Peer.HandleTunPacket(buffer, wire.Now));
+        buffer.Return(); // the caller's, as PeerDataPath's batch recycles it
+        wire.A.Peer.Dispose(); // returned it again before: the pool threw, or lent it twice
+        Assert.Equal(0, wire.A.Pool.Outstanding);
+        failing.Fail = false;
+        wire.Dispose();
+    }
+
     [Fact]
     public void Disposing_the_device_disposes_its_static_key()
     {
