@@ -211,4 +211,36 @@ public sealed class SupervisionTests(ITestOutputHelper output) : ActorTestBase(o
         Assert.Equal(0, d.Tun.WrittenCount);
         StopAndAssertNoLeaks(a, b, c, d);
     }
+
+    /// <summary>
+    /// A peer the strategy stops (past its failure limit) stayed in the supervisor's table until its
+    /// Terminated arrived: an AddOrUpdatePeer handled in between found the dying entry, told its
+    /// stopping connection an update, answered "updated", and the Terminated then removed the peer,
+    /// so the user's add was acknowledged and lost (found by an actor-layer review, 2026-11-27).
+    /// </summary>
+    [Fact]
+    public void A_peer_added_again_after_supervision_stopped_it_is_configured()
+    {
+        var (a, b, c) = StartStar(new PeerSupervisorOptions { MaxFailures = 0, FailureWindow = TimeSpan.FromMinutes(1) });
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+        AwaitWritten(b, 1);
+
+        // B's connection fails once too often and is stopped; its PostStop (closing the engine peer)
+        // is still running (held here, to make the window visible) when the user adds B again.
+        a.Seam.HoldDisposeOf = b.PublicKey.ToArray();
+        EventFilter.Error(contains: $"peer {b.PublicKey.ToBase64()} stopped").ExpectOne(Wait,
+            () => a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 1000, marker: PoisonableDevice.Marker)));
+        Assert.True(a.Seam.HoldDisposeEntered.Wait(Wait));
+        a.Seam.HoldDisposeOf = null;
+
+        var configured = Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        a.Seam.HoldDisposeRelease.Set();
+
+        // The add came after the stop: B must be configured once the old connection is gone.
+        AwaitCondition(() => a.Seam.PeersCreated(b.PublicKey) == 2, TimeSpan.FromSeconds(3),
+            $"no new connection for B (the add was answered Created={configured.Created})");
+        var status = Control<DeviceStatus>(a, GetDeviceStatus.Instance);
+        Assert.True(status.Peers.Any(p => p.PublicKey == b.PublicKey), $"B not configured after the add was answered Created={configured.Created}");
+        StopAndAssertNoLeaks(a, b, c);
+    }
 }

@@ -379,6 +379,20 @@ public sealed class PeerSupervisor : UntypedActor
         PublishMetricsPeers();
     }
 
+    /// <summary>
+    /// A peer the strategy stops leaves the table at once, as a removed one does (its connection
+    /// goes to <c>_stopping</c>), not when its Terminated arrives: an add in between found the dying
+    /// entry, answered "updated" and was lost with it. Now that add creates a new connection.
+    /// </summary>
+    private void Forget(Entry entry)
+    {
+        if (_peers.TryGetValue(entry.Slot.Key, out var current) && ReferenceEquals(current, entry))
+        {
+            Remove(entry.Slot.Key, publish: false);
+            PublishMetricsPeers();
+        }
+    }
+
     /// <summary>The supervision decision, in this actor's context (see <see cref="PeerSupervisionStrategy"/>).</summary>
     private bool Decide(IActorRef child, Exception cause, bool restartable)
     {
@@ -395,6 +409,7 @@ public sealed class PeerSupervisor : UntypedActor
             else
             {
                 _log.Error("peer {PublicKey} stopped: its configuration was rejected: {FaultType}: {Reason}", entry.Slot.KeyBase64, reason.GetType().Name, reason.Message);
+                Forget(entry);
             }
             return false;
         }
@@ -413,6 +428,7 @@ public sealed class PeerSupervisor : UntypedActor
         {
             _log.Error("peer {PublicKey} stopped: {FailureCount} failures within {FailureWindow}; last: {FaultType}: {Reason}",
                 entry.Slot.KeyBase64, failures.Count, _options.FailureWindow, cause.GetType().Name, cause.Message);
+            Forget(entry);
             return false;
         }
         Interlocked.Increment(ref entry.Slot.Counters.Restarts);

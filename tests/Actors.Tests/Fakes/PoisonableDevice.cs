@@ -41,6 +41,11 @@ public sealed class PoisonableDevice(IWireGuardDevice inner) : IWireGuardDevice
     }
     public void SetAllowedIps(WireGuardKey peer, IReadOnlyList<IpPrefix> prefixes) => inner.SetAllowedIps(peer, prefixes);
     public void RemoveAllowedIps(WireGuardKey peer) => inner.RemoveAllowedIps(peer);
+
+    /// <summary>Disposing an engine peer of this key (a PeerConnection's PostStop) waits until released.</summary>
+    public volatile byte[]? HoldDisposeOf;
+    public readonly ManualResetEventSlim HoldDisposeEntered = new(false);
+    public readonly ManualResetEventSlim HoldDisposeRelease = new(false);
     public IReadOnlyList<IpPrefix> AllowedIpsOf(WireGuardKey peer) => inner.AllowedIpsOf(peer);
     private int _indexLookupsBeforeFault = -1;
 
@@ -120,6 +125,14 @@ public sealed class PoisonableDevice(IWireGuardDevice inner) : IWireGuardDevice
         public TimeSpan? PollTimeout() => peer.PollTimeout();
         public bool PollTransmit(out PacketBuffer datagram) => peer.PollTransmit(out datagram);
         public int StagedCount => peer.StagedCount;
-        public void Dispose() => peer.Dispose();
+        public void Dispose()
+        {
+            if (owner.HoldDisposeOf is { } k && peer.PublicKey.Equals(new WireGuardKey(k)))
+            {
+                owner.HoldDisposeEntered.Set();
+                owner.HoldDisposeRelease.Wait(TimeSpan.FromSeconds(10));
+            }
+            peer.Dispose();
+        }
     }
 }
