@@ -3,6 +3,7 @@ using Firezone.Actors.Actors.Peers;
 using Firezone.Actors.Actors.Tests.Fakes;
 using Firezone.Actors.Actors.Tunnel;
 using Firezone.Actors.Engine;
+using Firezone.Actors.Engine.Buffers;
 using Firezone.Actors.Engine.Routing;
 using Firezone.Actors.Engine.WireGuard;
 using Xunit.Abstractions;
@@ -241,6 +242,44 @@ public sealed class SupervisionTests(ITestOutputHelper output) : ActorTestBase(o
             $"no new connection for B (the add was answered Created={configured.Created})");
         var status = Control<DeviceStatus>(a, GetDeviceStatus.Instance);
         Assert.True(status.Peers.Any(p => p.PublicKey == b.PublicKey), $"B not configured after the add was answered Created={configured.Created}");
+        StopAndAssertNoLeaks(a, b, c);
+    }
+
+    /// <summary>
+    /// A configuration change the supervisor acknowledged takes effect also when the peer's path
+    /// faults on a reader thread while the change waits for the peer's lock: the closed path skipped
+    /// the update, and the restart put back the endpoint the old engine peer last used over the one
+    /// `wg set ... endpoint` named (found by an actor-layer review, 2026-11-27).
+    /// </summary>
+    [Fact]
+    public void An_endpoint_set_while_a_reader_fault_holds_the_peer_lock_is_applied_after_the_restart()
+    {
+        var (a, b, c) = StartStar();
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+        AwaitWritten(b, 1);
+        AdvanceTime(TimeSpan.FromSeconds(1));
+        Assert.Equal(b.Endpoint, PeerStatusOf(a, b).Endpoint);
+
+        // A's socket reader steps B's path and stops inside the open, holding B's lock.
+        a.Seam.ThrowAfterHold = true;
+        a.Seam.HoldOpenOfKey = b.PublicKey.ToArray();
+        b.Tun.Inject(Packets.Ipv4(b.Address, a.Address, id: 1));
+        Assert.True(a.Seam.HoldEntered.Wait(Wait));
+        a.Seam.HoldOpenOfKey = null;
+
+        // `wg set a peer B endpoint NEW` meanwhile: acknowledged; B's actor waits for the lock.
+        var moved = UdpEndpoint.FromIPv4([127, 0, 0, 9], 51009);
+        var config = a.PeerConfigFor(b) with { Endpoint = moved };
+        var applied = Control<PeerChangesApplied>(a, new ApplyPeerChanges(false, [], [config], EndpointNamed: new HashSet<WireGuardKey> { b.PublicKey }));
+        Assert.Equal(1, applied.Updated);
+        Thread.Sleep(300); // B's PeerConnection is now blocked on the lock in ActorStep (UpdatePeerConfig)
+
+        // The step throws: the path closes, the actor's update finds it closed, the peer restarts.
+        EventFilter.Warning(contains: $"peer {b.PublicKey.ToBase64()} failed").ExpectOne(Wait, () => a.Seam.HoldRelease.Set());
+        AwaitCondition(() => a.Seam.PeersCreated(b.PublicKey) == 2, Wait);
+
+        // The configured endpoint, as acknowledged, is where B now is.
+        Assert.Equal(moved, PeerStatusOf(a, b).Endpoint);
         StopAndAssertNoLeaks(a, b, c);
     }
 }

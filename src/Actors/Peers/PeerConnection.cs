@@ -68,8 +68,13 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
             // A restarted instance sends where its predecessor last did, not to the configured
             // endpoint (or none, as a Gateway has for its Clients): that is where the peer is. It
             // sends from the local address the peer contacted, as its predecessor did.
+            // Unless an update named the endpoint and its predecessor's path never applied it (closed
+            // by a fault first): then the configured one, as acknowledged.
             var (endpoint, localAddress) = _slot.Counters.ReadLastPath();
-            peer.RestoreEndpoint(endpoint, localAddress);
+            if (!_slot.TakeEndpointNamed())
+            {
+                peer.RestoreEndpoint(endpoint, localAddress);
+            }
             _path = new PeerDataPath(_device, peer, _slot, config, Self, _log);
         }
         catch

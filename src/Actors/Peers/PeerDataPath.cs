@@ -203,6 +203,10 @@ public sealed class PeerDataPath
     internal void Update(PeerConfig config, bool endpointNamed, TimeSpan now, PeerOutput output) =>
         ActorStep(now, output, (config, endpointNamed), static (path, update, at) =>
         {
+            if (update.endpointNamed)
+            {
+                path._slot.TakeEndpointNamed();
+            }
             path._config = update.config;
             path._peer.Update(update.config, at, update.endpointNamed);
         });

@@ -18,6 +18,7 @@ public sealed class PeerSlot
     // Computed at first use (logs, metric tags): 110 bytes that 10,000 idle peers need not hold.
     private string? _keyBase64;
     private volatile PeerDataPath? _dataPath;
+    private int _endpointNamedPending;
     private int _backlog;
     private int _backlogPackets;
     private bool _handshakeAtStart;
@@ -105,4 +106,16 @@ public sealed class PeerSlot
 
     /// <summary>Greatest accepted TAI64N timestamp and last initiation consumption, across restarts.</summary>
     public HandshakeReplayState ReplayState { get; } = new();
+
+    /// <summary>
+    /// The supervisor, before it tells the connection an update that names the endpoint (`wg set ...
+    /// endpoint E`, a reload): until the path applies it (<see cref="TakeEndpointNamed"/>), a restart
+    /// must start from the configured endpoint, not from where the old engine peer last sent. Set
+    /// here because a path closed by a fault skips the update, and the restart would otherwise put
+    /// the old endpoint back over an acknowledged change.
+    /// </summary>
+    internal void EndpointNamed() => Volatile.Write(ref _endpointNamedPending, 1);
+
+    /// <summary>Whether an update named the endpoint since the last <see cref="EndpointNamed"/> was taken; clears it.</summary>
+    internal bool TakeEndpointNamed() => Interlocked.Exchange(ref _endpointNamedPending, 0) == 1;
 }

@@ -224,6 +224,10 @@ public sealed class PeerSupervisor : UntypedActor
             Own(key, existing.Slot.Config.AllowedIps, config.AllowedIps);
             existing.Slot.Config = config;
             _device.SetAllowedIps(key, config.AllowedIps);
+            if (endpointNamed)
+            {
+                existing.Slot.EndpointNamed();
+            }
             existing.Connection.Tell(new UpdatePeerConfig(config, endpointNamed));
             return new PeerConfigured(key, Created: false, unchanged);
         }

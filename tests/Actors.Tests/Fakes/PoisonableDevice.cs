@@ -73,6 +73,9 @@ public sealed class PoisonableDevice(IWireGuardDevice inner) : IWireGuardDevice
     /// (at most 10 s): a stand-in for a reader descheduled in the middle of a read's groups.
     /// </summary>
     public volatile byte[]? HoldOpenOfKey;
+
+    /// <summary>After a hold of an open is released, the open throws (an engine fault on the socket reader thread).</summary>
+    public volatile bool ThrowAfterHold;
     public readonly ManualResetEventSlim HoldRelease = new(false);
     public readonly ManualResetEventSlim HoldEntered = new(false);
 
@@ -113,6 +116,10 @@ public sealed class PoisonableDevice(IWireGuardDevice inner) : IWireGuardDevice
             {
                 owner.HoldEntered.Set();
                 owner.HoldRelease.Wait(TimeSpan.FromSeconds(10));
+                if (owner.ThrowAfterHold)
+                {
+                    throw new InvalidOperationException("test: engine fault after a hold");
+                }
             }
             return peer.HandleTransportData(datagram, now);
         }
