@@ -292,34 +292,7 @@ public sealed class ActorTunnelControl(
 
     private Control.DeviceStatus Map(ActorDeviceStatus status)
     {
-        var peers = new List<Control.PeerStatus>(status.Peers.Count);
-        var byKey = new Dictionary<WireGuardKey, ActorPeerStatus>(status.Peers.Count);
-        foreach (var candidate in status.Peers)
-        {
-            byKey[candidate.PublicKey] = candidate;
-        }
-        foreach (var configured in _peers.Values)
-        {
-            if (!byKey.TryGetValue(configured.PublicKey, out var live))
-            {
-                continue;
-            }
-            var peer = new Control.PeerStatus
-            {
-                Config = configured with { AllowedIps = live.AllowedIps },
-                Endpoint = live.Endpoint,
-                LastHandshake = live.LastHandshakeUtc is { } utc ? new DateTimeOffset(DateTime.SpecifyKind(utc, DateTimeKind.Utc)) : null,
-                RxBytes = (ulong)live.RxBytes,
-                TxBytes = (ulong)live.TxBytes,
-                Ecn = new EcnCounters(
-                    EctSent: (ulong)(live.DatagramsSentEct0 + live.DatagramsSentEct1 + live.DatagramsSentCe),
-                    CeReceived: (ulong)live.CeDatagramsReceived,
-                    CePropagated: (ulong)live.CeMarksPropagated,
-                    EcnDrops: (ulong)live.EcnDrops,
-                    AlarmEvents: (ulong)live.EcnUnexpected),
-            };
-            peers.Add(_carried.TryGetValue(configured.PublicKey, out var carried) ? carried.AddTo(peer) : peer);
-        }
+        var peers = MergePeers(_peers.Values, status.Peers, _carried);
         return new Control.DeviceStatus
         {
             PrivateKey = _privateKey,
@@ -329,6 +302,52 @@ public sealed class ActorTunnelControl(
             Peers = peers,
             BuffersOutstanding = _pool.Outstanding,
         };
+    }
+
+    /// <summary>
+    /// Every configured peer, in configuration order, with its live state where its connection has
+    /// one. A configured peer without a connection (supervision stopped it past its failure limit)
+    /// is listed with its configuration, as wireguard-go lists every configured peer: left out, it
+    /// vanished from `wg show`, `wg showconf` and a save, and a partial `wg set` for it started from
+    /// defaults (no allowed IPs, endpoint or preshared key) and overwrote its configuration. Now
+    /// such a `wg set` re-creates it whole.
+    /// </summary>
+    internal static List<Control.PeerStatus> MergePeers(IEnumerable<PeerConfig> configuredPeers, IReadOnlyList<ActorPeerStatus> livePeers,
+        IReadOnlyDictionary<WireGuardKey, CarriedPeerState> carriedState)
+    {
+        var peers = new List<Control.PeerStatus>(livePeers.Count);
+        var byKey = new Dictionary<WireGuardKey, ActorPeerStatus>(livePeers.Count);
+        foreach (var candidate in livePeers)
+        {
+            byKey[candidate.PublicKey] = candidate;
+        }
+        foreach (var configured in configuredPeers)
+        {
+            Control.PeerStatus peer;
+            if (!byKey.TryGetValue(configured.PublicKey, out var live))
+            {
+                peer = new Control.PeerStatus { Config = configured, Endpoint = configured.Endpoint };
+            }
+            else
+            {
+                peer = new Control.PeerStatus
+                {
+                    Config = configured with { AllowedIps = live.AllowedIps },
+                    Endpoint = live.Endpoint,
+                    LastHandshake = live.LastHandshakeUtc is { } utc ? new DateTimeOffset(DateTime.SpecifyKind(utc, DateTimeKind.Utc)) : null,
+                    RxBytes = (ulong)live.RxBytes,
+                    TxBytes = (ulong)live.TxBytes,
+                    Ecn = new EcnCounters(
+                        EctSent: (ulong)(live.DatagramsSentEct0 + live.DatagramsSentEct1 + live.DatagramsSentCe),
+                        CeReceived: (ulong)live.CeDatagramsReceived,
+                        CePropagated: (ulong)live.CeMarksPropagated,
+                        EcnDrops: (ulong)live.EcnDrops,
+                        AlarmEvents: (ulong)live.EcnUnexpected),
+                };
+            }
+            peers.Add(carriedState.TryGetValue(configured.PublicKey, out var carried) ? carried.AddTo(peer) : peer);
+        }
+        return peers;
     }
 
     public async Task SetPrivateKeyAsync(WireGuardKey? privateKey, CancellationToken cancellationToken)
