@@ -25,26 +25,13 @@ public sealed class UdpLinkLocalTests
             Command.Check("ip", "-n", b.Name, "addr", "add", device == "fzld0" ? "fe80::c/64" : "fe80::d/64", "dev", device, "nodad");
             Command.Check("ip", "-n", b.Name, "link", "set", device, "up");
         }
-        Command.Check("ip", "-n", a.Name, "link", "add", va, "type", "veth", "peer", "name", vb, "netns", b.Name);
-        Command.Check("ip", "-n", a.Name, "addr", "add", "fe80::a/64", "dev", va, "nodad");
-        Command.Check("ip", "-n", b.Name, "addr", "add", "fe80::b/64", "dev", vb, "nodad");
-        Command.Check("ip", "-n", a.Name, "link", "set", va, "up");
-        Command.Check("ip", "-n", b.Name, "link", "set", vb, "up");
-        uint indexInA = uint.Parse(Command.Check("ip", "netns", "exec", a.Name, "cat", $"/sys/class/net/{va}/ifindex").Trim());
-        uint indexInB = uint.Parse(Command.Check("ip", "netns", "exec", b.Name, "cat", $"/sys/class/net/{vb}/ifindex").Trim());
+        uint indexInA = LinkLocalPair(a, b, va, vb);
+        uint indexInB = IndexOf(b, vb);
 
         using LinuxUdpSocket server = b.RunInside(() => new LinuxUdpSocket(new UdpBatchSocketOptions { ListenPort = 0 }));
-        using Socket client = a.RunInside(() =>
-        {
-            var socket = new Socket(AddressFamily.InterNetworkV6, SocketType.Dgram, ProtocolType.Udp) { ReceiveTimeout = 2000 };
-            socket.Bind(new IPEndPoint(IPAddress.IPv6Any, 0));
-            return socket;
-        });
-        client.SendTo("hello"u8.ToArray(), new IPEndPoint(new IPAddress(IPAddress.Parse("fe80::b").GetAddressBytes(), indexInA), server.LocalPort));
-
+        using Socket client = Client(a);
         var pool = new PacketBufferPool(2048, 64, 128);
-        var received = UdpTestKit.ReceiveExactly(server, pool, 1);
-        PacketBuffer reply = received[0];
+        PacketBuffer reply = Hello(client, server, indexInA, pool);
         Assert.Equal(indexInB, reply.Endpoint.ScopeId);
         Assert.Equal($"[fe80::a%{indexInB}]:{((IPEndPoint)client.LocalEndPoint!).Port}", reply.Endpoint.ToString());
         Assert.Equal(1, server.SendBatch([reply]));
@@ -70,25 +57,12 @@ public sealed class UdpLinkLocalTests
         using var a = new NetworkNamespace();
         using var b = new NetworkNamespace();
         string va = "fzla" + NetworkNamespace.UniqueSuffix(), vb = "fzlb" + NetworkNamespace.UniqueSuffix();
-        Command.Check("ip", "-n", a.Name, "link", "add", va, "type", "veth", "peer", "name", vb, "netns", b.Name);
-        Command.Check("ip", "-n", a.Name, "addr", "add", "fe80::a/64", "dev", va, "nodad");
-        Command.Check("ip", "-n", b.Name, "addr", "add", "fe80::b/64", "dev", vb, "nodad");
-        Command.Check("ip", "-n", a.Name, "link", "set", va, "up");
-        Command.Check("ip", "-n", b.Name, "link", "set", vb, "up");
-        uint indexInA = uint.Parse(Command.Check("ip", "netns", "exec", a.Name, "cat", $"/sys/class/net/{va}/ifindex").Trim());
+        uint indexInA = LinkLocalPair(a, b, va, vb);
 
         using LinuxUdpSocket server = b.RunInside(() => new LinuxUdpSocket(new UdpBatchSocketOptions { ListenPort = 0 }));
-        using Socket client = a.RunInside(() =>
-        {
-            var socket = new Socket(AddressFamily.InterNetworkV6, SocketType.Dgram, ProtocolType.Udp);
-            socket.Bind(new IPEndPoint(IPAddress.IPv6Any, 0));
-            return socket;
-        });
-        client.SendTo("hello"u8.ToArray(), new IPEndPoint(new IPAddress(IPAddress.Parse("fe80::b").GetAddressBytes(), indexInA), server.LocalPort));
-
+        using Socket client = Client(a);
         var pool = new PacketBufferPool(2048, 64, 128);
-        var received = UdpTestKit.ReceiveExactly(server, pool, 1);
-        PacketBuffer reply = received[0];
+        PacketBuffer reply = Hello(client, server, indexInA, pool);
         Assert.False(reply.LocalAddress.IsNone); // fe80::b with vb's index: the reply goes from it
 
         Command.Check("ip", "-n", b.Name, "link", "del", vb); // the link goes away (both ends)
@@ -106,5 +80,34 @@ public sealed class UdpLinkLocalTests
             reply.Return();
         }
         Assert.Equal(0, pool.Outstanding);
+    }
+
+    /// <summary>A veth pair <paramref name="va"/> in A to <paramref name="vb"/> in B, fe80::a and fe80::b, up; A's end's index.</summary>
+    private static uint LinkLocalPair(NetworkNamespace a, NetworkNamespace b, string va, string vb)
+    {
+        Command.Check("ip", "-n", a.Name, "link", "add", va, "type", "veth", "peer", "name", vb, "netns", b.Name);
+        Command.Check("ip", "-n", a.Name, "addr", "add", "fe80::a/64", "dev", va, "nodad");
+        Command.Check("ip", "-n", b.Name, "addr", "add", "fe80::b/64", "dev", vb, "nodad");
+        Command.Check("ip", "-n", a.Name, "link", "set", va, "up");
+        Command.Check("ip", "-n", b.Name, "link", "set", vb, "up");
+        return IndexOf(a, va);
+    }
+
+    private static uint IndexOf(NetworkNamespace ns, string device) =>
+        uint.Parse(Command.Check("ip", "netns", "exec", ns.Name, "cat", $"/sys/class/net/{device}/ifindex").Trim());
+
+    /// <summary>A plain IPv6 UDP socket in <paramref name="ns"/>, on a random port.</summary>
+    private static Socket Client(NetworkNamespace ns) => ns.RunInside(() =>
+    {
+        var socket = new Socket(AddressFamily.InterNetworkV6, SocketType.Dgram, ProtocolType.Udp) { ReceiveTimeout = 2000 };
+        socket.Bind(new IPEndPoint(IPAddress.IPv6Any, 0));
+        return socket;
+    });
+
+    /// <summary>"hello" from <paramref name="client"/> to fe80::b by A's link; the datagram as <paramref name="server"/> read it.</summary>
+    private static PacketBuffer Hello(Socket client, LinuxUdpSocket server, uint indexInA, PacketBufferPool pool)
+    {
+        client.SendTo("hello"u8.ToArray(), new IPEndPoint(new IPAddress(IPAddress.Parse("fe80::b").GetAddressBytes(), indexInA), server.LocalPort));
+        return UdpTestKit.ReceiveExactly(server, pool, 1)[0];
     }
 }

@@ -257,15 +257,7 @@ public static class UapiSetApplier
 
         public void ClearAllowedIps() => _allowedIps.Clear();
 
-        public PeerConfig ToConfig()
-        {
-            var ordered = new IpPrefix[_allowedIps.Count];
-            int i = 0;
-            foreach (var (prefix, _) in _allowedIps.OrderBy(entry => entry.Value))
-            {
-                ordered[i++] = prefix;
-            }
-            return Config with { AllowedIps = ordered };
-        }
+        public PeerConfig ToConfig() =>
+            Config with { AllowedIps = _allowedIps.OrderBy(entry => entry.Value).Select(entry => entry.Key).ToArray() };
     }
 }
