@@ -12,7 +12,9 @@ namespace Firezone.Actors.Actors.Io;
 /// one thread wake-up per crossing, and the least CPU), unless that peer has batches queued on the
 /// actor path (<see cref="PeerSlot.HasBacklog"/>), its path is closed (a restart) or another thread
 /// holds its lock for more than a moment; then the group goes to the peer's PeerConnection actor.
-/// A peer moves back to the reader only once everything it queued on the actors has gone out, so
+/// A peer moves back to the reader only once everything it queued on the actors has gone out, and
+/// a group that goes to the actor after an earlier group of the same read was stepped here first
+/// has the output flushed before it (the actor could otherwise send or write it first), so
 /// packets of one flow are never reordered. A peer's actor path holds at most
 /// <see cref="PeerSlot.MaxBacklogPackets"/> packets; a group beyond that is dropped and counted
 /// (<see cref="PeerStatus.QueueFullDrops"/>).
@@ -34,6 +36,10 @@ internal sealed class PeerGroups<TBatch>(Func<TBatch> rent, PeerOutput output) w
     // Groups that filled a batch (a read larger than PacketBatch.Capacity, mostly from one peer), in
     // the order they filled: handed on before the peer's later group, so a flow keeps its order.
     private readonly List<KeyValuePair<PeerSlot, TBatch>> _full = [];
+
+    // Peers of this flush whose full group this thread stepped itself: their results may still be
+    // collected in the output when a later group of theirs has to go to their actor.
+    private readonly HashSet<PeerSlot> _steppedHere = new(ReferenceEqualityComparer.Instance);
 
     /// <summary>Takes ownership of <paramref name="buffer"/> into <paramref name="slot"/>'s group.</summary>
     public void Add(PeerSlot slot, PacketBuffer buffer)
@@ -58,7 +64,10 @@ internal sealed class PeerGroups<TBatch>(Func<TBatch> rent, PeerOutput output) w
         {
             var pair = _full[i];
             _full[i] = default; // handed on: never recycled here too if a later one throws
-            HandOn(pair.Key, pair.Value, now);
+            if (HandOn(pair.Key, pair.Value, now))
+            {
+                _steppedHere.Add(pair.Key);
+            }
         }
         _full.Clear();
         foreach (var pair in _groups)
@@ -68,13 +77,22 @@ internal sealed class PeerGroups<TBatch>(Func<TBatch> rent, PeerOutput output) w
             _groups.Remove(pair.Key);
             HandOn(pair.Key, pair.Value, now);
         }
+        _steppedHere.Clear();
         output.Flush();
     }
 
-    private void HandOn(PeerSlot slot, TBatch batch, TimeSpan now)
+    /// <summary>Steps <paramref name="batch"/> on this thread (true) or hands it to the peer's actor (false).</summary>
+    private bool HandOn(PeerSlot slot, TBatch batch, TimeSpan now)
     {
         if (slot.HasBacklog || slot.DataPath is not { } path || !path.TryHandle(batch, now, output))
         {
+            if (_steppedHere.Contains(slot))
+            {
+                // An earlier group of this peer was stepped here and its results may still wait in
+                // the output; the actor could send or write this one first (the peer's lock was busy
+                // for over a moment, or the path closed). Hand them on now, so the flow keeps its order.
+                output.Flush();
+            }
             if (slot.BacklogPackets + batch.Count > PeerSlot.MaxBacklogPackets)
             {
                 // The peer's actor path is full (a slow or stuck peer): drop rather than let it take
@@ -82,10 +100,12 @@ internal sealed class PeerGroups<TBatch>(Func<TBatch> rent, PeerOutput output) w
                 // when a peer's queue is full).
                 slot.Counters.CountQueueFullDrops(batch.ReturnAll());
                 batch.Recycle();
-                return;
+                return false;
             }
             Tell(slot, batch);
+            return false;
         }
+        return true;
     }
 
     /// <summary>Recycles any group not yet handed on, and the output (the thread is ending).</summary>
@@ -101,6 +121,7 @@ internal sealed class PeerGroups<TBatch>(Func<TBatch> rent, PeerOutput output) w
             pair.Value.Recycle();
         }
         _groups.Clear();
+        _steppedHere.Clear();
         output.Release();
     }
 
