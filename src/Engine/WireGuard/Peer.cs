@@ -256,7 +256,8 @@ public sealed class Peer : IDisposable
             // The caller keeps a packet this call throws for (a fault in the handshake the packet
             // started, or in sealing an earlier staged one): held here too, it had two owners, since
             // the caller returns it and Dispose returned it again, while the pool may have lent it
-            // out meanwhile. The packet is the newest staged one, or was taken out and not sealed.
+            // out meanwhile. The packet is the newest staged one (also when sealing it threw:
+            // SendStagedPackets puts a packet it could not seal back).
             Unstage(packet);
             throw;
         }
@@ -858,7 +859,19 @@ public sealed class Peer : IDisposable
             staged[_stagedHead] = null;
             _stagedHead = (_stagedHead + 1) % staged.Length;
             _stagedCount--;
-            SealWith(keypair, packet, now);
+            try
+            {
+                SealWith(keypair, packet, now);
+            }
+            catch
+            {
+                // A fault of the AEAD (OpenSSL's can fail): the packet goes back to the head of the
+                // queue, so it still has one owner, this peer (Dispose returns it), and not none.
+                _stagedHead = (_stagedHead + staged.Length - 1) % staged.Length;
+                staged[_stagedHead] = packet;
+                _stagedCount++;
+                throw;
+            }
             (_transmit ??= new()).Enqueue(packet);
         }
     }

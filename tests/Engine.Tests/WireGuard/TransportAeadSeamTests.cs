@@ -84,6 +84,60 @@ public class TransportAeadSeamTests
         Assert.Equal((2, 2), (a.KeysDisposed, b.KeysDisposed));
     }
 
+    /// <summary>An AEAD whose seals throw while <see cref="Fail"/> is set (OpenSSL's EVP calls can fail).</summary>
+    private sealed class FailingAead : ITransportAead
+    {
+        public bool Fail { get; set; }
+
+        public string Name => "failing";
+
+        public TransportAeadKey CreateKey(ReadOnlySpan<byte> key32) => new FailingKey(this, DotNetTransportAead.Instance.CreateKey(key32));
+
+        private sealed class FailingKey(FailingAead owner, TransportAeadKey inner) : TransportAeadKey
+        {
+            public override void Seal(ulong counter, Span<byte> payload, Span<byte> tag16)
+            {
+                if (owner.Fail)
+                {
+                    throw new System.Security.Cryptography.CryptographicException("seal failed (test)");
+                }
+                inner.Seal(counter, payload, tag16);
+            }
+
+            public override bool TryOpen(ulong counter, Span<byte> ciphertext, ReadOnlySpan<byte> tag16) => inner.TryOpen(counter, ciphertext, tag16);
+
+            protected override void Dispose(bool disposing) => inner.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Packets staged behind a handshake are sealed when it completes; when sealing one throws, it
+    /// stays the peer's (Dispose returns it). It had no owner: taken out of the staged queue and
+    /// never queued to send, it was lost to the pool (found by a review of the actor layer).
+    /// </summary>
+    [Fact]
+    public void A_staged_packet_whose_seal_throws_stays_the_peers_and_goes_back_to_the_pool_on_dispose()
+    {
+        var failing = new FailingAead();
+        var wire = new WireHarness(seed: 95, aeadA: failing);
+        var first = TestPackets.Rent(wire.A.Pool, wire.PacketFrom(wire.A, tag: 1));
+        var second = TestPackets.Rent(wire.A.Pool, wire.PacketFrom(wire.A, tag: 2));
+        // No session yet: both are staged, and the first starts the handshake.
+        Assert.Equal(SealResult.Queued, wire.A.Peer.HandleTunPacket(first, wire.Now));
+        Assert.Equal(SealResult.Queued, wire.A.Peer.HandleTunPacket(second, wire.Now));
+        Assert.Equal(2, wire.A.Peer.StagedCount);
+
+        // The response completes the handshake on A, which seals its staged packets: the AEAD fails.
+        failing.Fail = true;
+        Assert.Throws<System.Security.Cryptography.CryptographicException>(() => wire.Pump());
+        Assert.Equal(2, wire.A.Peer.StagedCount); // none lost from the queue
+        failing.Fail = false;
+
+        wire.Dispose();
+        Assert.Equal(0, wire.A.Pool.Outstanding);
+        Assert.Equal(0, wire.B.Pool.Outstanding);
+    }
+
     [Fact]
     public void Without_one_a_device_uses_dotnets()
     {
