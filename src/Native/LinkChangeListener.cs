@@ -14,7 +14,7 @@ namespace Firezone.Actors.Native;
 public sealed unsafe class LinkChangeListener : IDisposable
 {
     private readonly SafeFileDescriptorHandle _socket;
-    private readonly WakeEvent _wake = new();
+    private readonly WakeEvent _wake = new(static errno => new IOException($"link change listener: creating its wake-up eventfd failed: {Errno.Describe(errno)}"));
     private readonly Action _onChange;
     private readonly Action<Exception> _onFailure;
     private readonly Thread _thread;

@@ -88,6 +88,14 @@ public sealed unsafe partial class LinuxTunDevice
             int errno = LibC.errno;
             throw new TunDeviceException($"TUN device {Name}: setting the virtio_net_hdr size failed: {Errno.Describe(errno)}", errno);
         }
+        // VirtioNetHeader reads and writes the header little-endian; the kernel uses the host's byte
+        // order unless told otherwise (right on x86-64 and arm64 either way, not on a big-endian host).
+        int littleEndian = 1;
+        if (LibC.ioctl(fd, IfTun.TUNSETVNETLE, &littleEndian) < 0)
+        {
+            int errno = LibC.errno;
+            throw new TunDeviceException($"TUN device {Name}: making the virtio_net_hdr little-endian (TUNSETVNETLE) failed: {Errno.Describe(errno)}", errno);
+        }
         const uint tso = IfTun.TUN_F_CSUM | IfTun.TUN_F_TSO4 | IfTun.TUN_F_TSO6;
         if (LibC.ioctl(fd, IfTun.TUNSETOFFLOAD, (void*)(nuint)(tso | IfTun.TUN_F_USO4 | IfTun.TUN_F_USO6)) == 0)
         {

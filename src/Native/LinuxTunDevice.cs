@@ -91,8 +91,8 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
             {
                 NetworkInterfaceControl.SetUp(Name);
             }
-            _wake = new WakeEvent();
-            _kick = new WakeEvent();
+            _wake = new WakeEvent(EventFdFailed);
+            _kick = new WakeEvent(EventFdFailed);
         }
         catch
         {
@@ -111,6 +111,9 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
     public int Mtu { get; }
 
     /// <summary>The TUN descriptor, for callers that need it (e.g. TUNSETPERSIST); still owned by this object.</summary>
+    private TunDeviceException EventFdFailed(int errno) =>
+        new($"TUN device {Name}: cannot create its wake-up eventfd: {Errno.Describe(errno)}", errno);
+
     public SafeFileDescriptorHandle Handle => _fd;
 
     /// <summary>Packets the kernel refused in <see cref="WriteBatch"/> (malformed, device down).</summary>

@@ -144,8 +144,8 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
             }
             Bind(fd, port);
             _localPort = ReadLocalPort(fd);
-            _wake = new WakeEvent();
-            _kick = new WakeEvent();
+            _wake = new WakeEvent(EventFdFailed);
+            _kick = new WakeEvent(EventFdFailed);
             _receive = new MessageBatch(options.BatchSize);
             _send = new MessageBatch(options.BatchSize);
             _sendSegments = new int[options.BatchSize];
@@ -384,13 +384,18 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
         return UdpEndpoint.FromIPv4(new ReadOnlySpan<byte>(name + 4, 4), port); // sin_addr
     }
 
+    private static UdpSocketException EventFdFailed(int errno) =>
+        new($"cannot create a UDP socket: its wake-up eventfd failed: {Errno.Describe(errno)}", errno);
+
     /// <summary>
     /// The ECN bits of the IP_TOS (1 byte) or IPV6_TCLASS (int) control message (Not-ECT if none),
     /// the UDP_GRO segment size (int; 0 if none, i.e. the read holds one datagram) and the local
     /// address the datagram arrived at (IP_PKTINFO's ipi_spec_dst, IPV6_PKTINFO's ipi6_addr with its
     /// interface for a link-local one; none if neither came).
+    /// Each value is read only from a control message long enough to hold it (the kernel's always
+    /// are; a short one is skipped rather than read past its end).
     /// </summary>
-    private static Ecn ReadControl(msghdr* header, out int groSegmentSize, out UdpEndpoint local)
+    internal static Ecn ReadControl(msghdr* header, out int groSegmentSize, out UdpEndpoint local)
     {
         groSegmentSize = 0;
         local = default;
@@ -407,15 +412,15 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
             }
             byte* data = Socket.CmsgData(message);
             uint dataLength = length - (uint)Socket.CmsgLen(0);
-            if (message->cmsg_level == SOL_IP && message->cmsg_type == IP_TOS)
+            if (message->cmsg_level == SOL_IP && message->cmsg_type == IP_TOS && dataLength >= 1)
             {
                 ecn = (Ecn)(data[0] & 0b11);
             }
-            else if (message->cmsg_level == SOL_IPV6 && message->cmsg_type == IPV6_TCLASS)
+            else if (message->cmsg_level == SOL_IPV6 && message->cmsg_type == IPV6_TCLASS && dataLength >= sizeof(int))
             {
                 ecn = (Ecn)(*(int*)data & 0b11);
             }
-            else if (message->cmsg_level == Socket.SOL_UDP && message->cmsg_type == Socket.UDP_GRO)
+            else if (message->cmsg_level == Socket.SOL_UDP && message->cmsg_type == Socket.UDP_GRO && dataLength >= sizeof(int))
             {
                 groSegmentSize = *(int*)data;
             }

@@ -10,13 +10,13 @@ namespace Firezone.Actors.Native;
 /// </summary>
 internal sealed class WakeEvent : IDisposable
 {
-    public WakeEvent()
+    /// <param name="failure">The owner's exception for an eventfd that cannot be made (EMFILE), from its errno.</param>
+    public WakeEvent(Func<int, Exception> failure)
     {
         int fd = LibC.eventfd(0, LibC.EFD_CLOEXEC | LibC.EFD_NONBLOCK);
         if (fd < 0)
         {
-            int errno = LibC.errno;
-            throw new IOException($"eventfd failed: {Errno.Describe(errno)}");
+            throw failure(LibC.errno);
         }
         Handle = new SafeFileDescriptorHandle(fd);
     }

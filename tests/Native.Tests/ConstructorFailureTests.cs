@@ -18,26 +18,27 @@ public sealed class ConstructorFailureTests
     /// <summary>
     /// The constructor's catch disposes only the socket: when the second eventfd (_kick) cannot be
     /// made (EMFILE), the first (_wake) stays open until a GC finalizes it. The same pattern is in
-    /// LinuxTunDevice's constructor. (Also: the exception is an IOException, not the documented
-    /// UdpSocketException.)
+    /// LinuxTunDevice's constructor. The failure is the documented UdpSocketException (it was a plain
+    /// IOException, which the host's callers do not catch: `wg set listen-port` under EMFILE).
     /// </summary>
     [Fact]
     public void A_udp_socket_constructor_that_fails_at_its_second_eventfd_closes_the_first() =>
-        AConstructorThatFailsAtItsSecondEventFdClosesTheFirst(() => new LinuxUdpSocket(new UdpBatchSocketOptions { ListenPort = 0 }).Dispose());
+        Assert.IsType<UdpSocketException>(AConstructorThatFailsAtItsSecondEventFdClosesTheFirst(() => new LinuxUdpSocket(new UdpBatchSocketOptions { ListenPort = 0 }).Dispose()));
 
     /// <summary>The same in LinuxTunDevice's constructor (LinuxTunDevice.cs:94-100): _wake stays open when _kick fails.</summary>
     [Fact]
     public void A_tun_device_constructor_that_fails_at_its_second_eventfd_closes_the_first()
     {
         using var ns = new NetworkNamespace();
-        AConstructorThatFailsAtItsSecondEventFdClosesTheFirst(() => ns.RunInside(() =>
+        var failure = AConstructorThatFailsAtItsSecondEventFdClosesTheFirst(() => ns.RunInside(() =>
         {
             new LinuxTunDevice(new TunDeviceOptions { Name = "fzevtun0", Offloads = false }).Dispose();
             return 0;
         }));
+        Assert.IsType<TunDeviceException>(failure);
     }
 
-    private static unsafe void AConstructorThatFailsAtItsSecondEventFdClosesTheFirst(Action create)
+    private static unsafe Exception AConstructorThatFailsAtItsSecondEventFdClosesTheFirst(Action create)
     {
         Rlimit saved;
         Assert.Equal(0, getrlimit(RlimitNofile, &saved));
@@ -84,6 +85,7 @@ public sealed class ConstructorFailureTests
         Assert.NotNull(failure); // the constructor did fail (at eventfd)
         Assert.Contains("eventfd", failure!.Message);
         Assert.Equal(eventfdsBefore, CountEventFds()); // one was left open before
+        return failure;
     }
 
     private const int RlimitNofile = 7;

@@ -71,6 +71,8 @@ public sealed unsafe class StructLayoutTests(ITestOutputHelper output)
             P("TUNGETIFF", (int)TUNGETIFF);
             P("TUNSETOFFLOAD", TUNSETOFFLOAD);
             P("TUNSETVNETHDRSZ", TUNSETVNETHDRSZ);
+            P("TUNSETVNETLE", TUNSETVNETLE);
+            P("TUNGETVNETLE", (int)TUNGETVNETLE);
             P("IFF_TUN", IFF_TUN);
             P("IFF_NO_PI", IFF_NO_PI);
             P("IFF_MULTI_QUEUE", IFF_MULTI_QUEUE);
@@ -157,6 +159,8 @@ public sealed unsafe class StructLayoutTests(ITestOutputHelper output)
             ["TUNGETIFF"] = IfTun.TUNGETIFF,
             ["TUNSETOFFLOAD"] = IfTun.TUNSETOFFLOAD,
             ["TUNSETVNETHDRSZ"] = IfTun.TUNSETVNETHDRSZ,
+            ["TUNSETVNETLE"] = IfTun.TUNSETVNETLE,
+            ["TUNGETVNETLE"] = IfTun.TUNGETVNETLE,
             ["IFF_TUN"] = IfTun.IFF_TUN,
             ["IFF_NO_PI"] = IfTun.IFF_NO_PI,
             ["IFF_MULTI_QUEUE"] = IfTun.IFF_MULTI_QUEUE,

@@ -135,6 +135,20 @@ public sealed class TunOffloadTests(ITestOutputHelper output)
         Command.Check("ip", "-n", ns.Name, "route", "add", "fd00:212::/64", "dev", tun.Name);
     }
 
+    /// <summary>
+    /// The kernel is told the virtio_net_hdr is little-endian, as VirtioNetHeader reads and writes
+    /// it: without TUNSETVNETLE the kernel uses the host's byte order (wrong on a big-endian host).
+    /// </summary>
+    [Fact]
+    public unsafe void The_device_declares_its_virtio_header_little_endian()
+    {
+        using var ns = new NetworkNamespace();
+        using LinuxTunDevice tun = CreateDevice(ns);
+        int littleEndian = -1;
+        Assert.Equal(0, Tmds.Linux.LibC.ioctl(tun.Handle.Fd, Firezone.Actors.Native.Interop.IfTun.TUNGETVNETLE, &littleEndian));
+        Assert.Equal(1, littleEndian);
+    }
+
     [Fact]
     public void Pending_segments_are_handed_out_without_reading_again_even_after_a_wake()
     {

@@ -18,6 +18,12 @@ internal static class IfTun
     /// <summary>_IOW('T', 216, int): virtio_net_hdr size for IFF_VNET_HDR.</summary>
     internal const int TUNSETVNETHDRSZ = 0x400454d8;
 
+    /// <summary>_IOW('T', 220, int): the virtio_net_hdr fields are little-endian (otherwise native-endian, see TUNSETVNETLE in tun.c).</summary>
+    internal const int TUNSETVNETLE = 0x400454dc;
+
+    /// <summary>_IOR('T', 221, int)</summary>
+    internal const int TUNGETVNETLE = unchecked((int)0x800454dd);
+
     internal const short IFF_TUN = 0x0001;
     internal const short IFF_NO_PI = 0x1000;
     internal const short IFF_MULTI_QUEUE = 0x0100;
