@@ -27,13 +27,16 @@ public sealed class PeerFaultClosesPathTests(ITestOutputHelper output) : ActorTe
         return new WireGuardKey(key);
     }
 
-    private static OutboundPackets BatchOf(PacketBufferPool pool, byte[] packet)
+    private static OutboundPackets BatchOf(PacketBufferPool pool, params byte[][] packets)
     {
-        var buffer = pool.Rent();
-        buffer.SetData(PacketBuffer.Headroom, packet.Length);
-        packet.CopyTo(buffer.Data);
         var batch = OutboundPackets.Rent();
-        batch.Add(buffer);
+        foreach (var packet in packets)
+        {
+            var buffer = pool.Rent();
+            buffer.SetData(PacketBuffer.Headroom, packet.Length);
+            packet.CopyTo(buffer.Data);
+            batch.Add(buffer);
+        }
         return batch;
     }
 
@@ -69,6 +72,44 @@ public sealed class PeerFaultClosesPathTests(ITestOutputHelper output) : ActorTe
 
         late.ReturnAll();
         late.Recycle();
+        path.Close();
+        output.Release();
+        Assert.Equal(0, pool.Outstanding);
+    }
+
+    /// <summary>
+    /// Batches already queued for the actor when a reader's fault closed the path go with the faulted
+    /// engine state; they were dropped without a trace, and are now counted (status and metrics).
+    /// </summary>
+    [Fact]
+    public void Batches_the_actor_finds_on_a_path_a_reader_fault_closed_are_counted_as_restart_drops()
+    {
+        var pool = new PacketBufferPool(preallocate: 8, maxBuffers: 64);
+        var device = new PoisonableDevice(new EngineDevice(new Device(NewKey(), pool, CryptoRandomSource.Instance, DateTime.UtcNow)));
+        var remote = new Device(NewKey(), pool, CryptoRandomSource.Instance, DateTime.UtcNow);
+        var config = new PeerConfig
+        {
+            PublicKey = remote.PublicKey,
+            Endpoint = UdpEndpoint.FromIPv4([127, 0, 0, 2], 51002),
+            AllowedIps = [IpPrefix.Parse("10.0.0.2/32")],
+        };
+        var slot = new PeerSlot(config);
+        var connection = CreateTestProbe();
+        var output = new DiscardingPeerOutput();
+        var path = new PeerDataPath(device, device.CreatePeer(config), slot, config, connection.Ref, Sys.Log);
+        path.Start(TimeSpan.Zero, output, handshake: false);
+
+        // A reader steps a poisoned packet: the path closes and the fault goes to the actor.
+        var poisoned = BatchOf(pool, Packets.Ipv4("10.0.0.1", "10.0.0.2", id: 1, marker: PoisonableDevice.Marker));
+        Assert.True(path.TryHandle(poisoned, TimeSpan.Zero, output));
+        connection.ExpectMsg<PeerPathFaulted>();
+
+        // Ahead of the fault in the actor's mailbox: a batch of two packets, then one of one.
+        path.Handle(BatchOf(pool, Packets.Ipv4("10.0.0.1", "10.0.0.2", id: 2), Packets.Ipv4("10.0.0.1", "10.0.0.2", id: 3)), TimeSpan.Zero, output);
+        path.Handle(BatchOf(pool, Packets.Ipv4("10.0.0.1", "10.0.0.2", id: 4)), TimeSpan.Zero, output);
+        Assert.Equal(3, PeerStatus.From(slot, []).RestartDrops);
+        Assert.Equal(0, PeerStatus.From(slot, []).OutboundDropped);
+
         path.Close();
         output.Release();
         Assert.Equal(0, pool.Outstanding);

@@ -42,6 +42,7 @@ public sealed class PeerCounters
 
     internal long Restarts; // written by the supervisor (Interlocked)
     internal long QueueFullDrops; // written by the reader threads outside the lock (Interlocked)
+    internal long RestartDrops; // written under the peer's lock
 
     // Datagrams the engine counted as sent that the socket did not send (refused: no route, a
     // firewall; dropped: buffer full), their bytes, and the reason and destination of the last one.

@@ -148,6 +148,11 @@ public sealed class PeerDataPath
                     Step(batch, now, output);
                     AfterStep(output, now, fromReader: false);
                 }
+                else
+                {
+                    // The actor is about to restart after a fault on a reader thread: these go, counted.
+                    _counters.RestartDrops += batch.ReturnAll();
+                }
             }
             catch (Exception e) when (IsEngineFault(e))
             {
@@ -156,7 +161,6 @@ public sealed class PeerDataPath
             }
             finally
             {
-                // Closed: the actor is about to restart after a fault on a reader thread; these go.
                 batch.Recycle();
             }
         }

@@ -36,6 +36,7 @@ internal sealed class PeerMetrics : IDisposable
         Peer("firezone.peer.rejected", "{datagram}", "Replayed, no-keypair, source-not-allowed and malformed datagrams", static c =>
             PeerCounters.Read(ref c.ReplayedRejected) + PeerCounters.Read(ref c.NoKeypairRejected) + PeerCounters.Read(ref c.SourceNotAllowedRejected) + PeerCounters.Read(ref c.MalformedRejected));
         Peer("firezone.peer.packets.dropped.queue_full", "{packet}", "Packets dropped because the peer's actor-path queue was full", static c => PeerCounters.Read(ref c.QueueFullDrops));
+        Peer("firezone.peer.packets.dropped.restarting", "{packet}", "Packets and datagrams queued for the peer when a fault closed its path (dropped with it)", static c => PeerCounters.Read(ref c.RestartDrops));
         Peer("firezone.peer.datagrams.not_sent", "{datagram}", "Datagrams the socket did not send (no route, a firewall, a full buffer); not in the peer's transfer", static c => PeerCounters.Read(ref c.DatagramsNotSent));
         Peer("firezone.peer.restarts", "{restart}", "PeerConnection restarts after a fault", static c => PeerCounters.Read(ref c.Restarts));
         _meter.CreateObservableCounter("firezone.device.tun.no_route", () => device.TunPacketsNoRouteCount, "{packet}", "TUN packets for no peer");

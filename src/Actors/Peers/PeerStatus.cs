@@ -62,6 +62,8 @@ public sealed record PeerStatus
     public required long OutboundInvalid { get; init; }
     /// <summary>Packets dropped because the peer's actor path already held <see cref="PeerSlot.MaxBacklogPackets"/> (a slow or stuck peer).</summary>
     public long QueueFullDrops { get; init; }
+    /// <summary>Packets and datagrams queued for the peer's actor when a fault closed its path: dropped with the faulted engine state (the restart starts a new session).</summary>
+    public long RestartDrops { get; init; }
     /// <summary>Datagrams for this peer the socket did not send (no route, a firewall, a full buffer); not in <see cref="TxBytes"/>.</summary>
     public long DatagramsNotSent { get; init; }
     /// <summary>Times this peer's connection was restarted after a fault.</summary>
@@ -105,6 +107,7 @@ public sealed record PeerStatus
             OutboundDropped = PeerCounters.Read(ref c.OutboundDropped),
             OutboundInvalid = PeerCounters.Read(ref c.OutboundInvalid),
             QueueFullDrops = PeerCounters.Read(ref c.QueueFullDrops),
+            RestartDrops = PeerCounters.Read(ref c.RestartDrops),
             DatagramsNotSent = PeerCounters.Read(ref c.DatagramsNotSent),
             Restarts = PeerCounters.Read(ref c.Restarts),
         };
