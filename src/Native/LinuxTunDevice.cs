@@ -110,10 +110,10 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
 
     public int Mtu { get; }
 
-    /// <summary>The TUN descriptor, for callers that need it (e.g. TUNSETPERSIST); still owned by this object.</summary>
     private TunDeviceException EventFdFailed(int errno) =>
         new($"TUN device {Name}: cannot create its wake-up eventfd: {Errno.Describe(errno)}", errno);
 
+    /// <summary>The TUN descriptor, for callers that need it (e.g. TUNSETPERSIST); still owned by this object.</summary>
     public SafeFileDescriptorHandle Handle => _fd;
 
     /// <summary>Packets the kernel refused in <see cref="WriteBatch"/> (malformed, device down).</summary>
