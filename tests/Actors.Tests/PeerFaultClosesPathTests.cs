@@ -40,8 +40,8 @@ public sealed class PeerFaultClosesPathTests(ITestOutputHelper output) : ActorTe
         return batch;
     }
 
-    [Fact]
-    public void A_fault_of_the_actors_step_closes_the_path_so_a_reader_thread_does_not_step_it_before_the_restart()
+    /// <summary>A started path of one peer (endpoint 127.0.0.2, allowed 10.0.0.2/32) on an engine that throws for marked packets.</summary>
+    private (PacketBufferPool Pool, PeerSlot Slot, Akka.TestKit.TestProbe Connection, DiscardingPeerOutput Output, PeerDataPath Path) StartedPath()
     {
         var pool = new PacketBufferPool(preallocate: 8, maxBuffers: 64);
         var device = new PoisonableDevice(new EngineDevice(new Device(NewKey(), pool, CryptoRandomSource.Instance, DateTime.UtcNow)));
@@ -57,6 +57,13 @@ public sealed class PeerFaultClosesPathTests(ITestOutputHelper output) : ActorTe
         var output = new DiscardingPeerOutput();
         var path = new PeerDataPath(device, device.CreatePeer(config), slot, config, connection.Ref, Sys.Log);
         path.Start(TimeSpan.Zero, output, handshake: false);
+        return (pool, slot, connection, output, path);
+    }
+
+    [Fact]
+    public void A_fault_of_the_actors_step_closes_the_path_so_a_reader_thread_does_not_step_it_before_the_restart()
+    {
+        var (pool, slot, connection, output, path) = StartedPath();
         byte[] Poison(ushort id) => Packets.Ipv4("10.0.0.1", "10.0.0.2", id: id, marker: PoisonableDevice.Marker);
 
         // The actor steps a batch (a reader handed it on) and the engine throws: supervision gets it.
@@ -84,20 +91,7 @@ public sealed class PeerFaultClosesPathTests(ITestOutputHelper output) : ActorTe
     [Fact]
     public void Batches_the_actor_finds_on_a_path_a_reader_fault_closed_are_counted_as_restart_drops()
     {
-        var pool = new PacketBufferPool(preallocate: 8, maxBuffers: 64);
-        var device = new PoisonableDevice(new EngineDevice(new Device(NewKey(), pool, CryptoRandomSource.Instance, DateTime.UtcNow)));
-        var remote = new Device(NewKey(), pool, CryptoRandomSource.Instance, DateTime.UtcNow);
-        var config = new PeerConfig
-        {
-            PublicKey = remote.PublicKey,
-            Endpoint = UdpEndpoint.FromIPv4([127, 0, 0, 2], 51002),
-            AllowedIps = [IpPrefix.Parse("10.0.0.2/32")],
-        };
-        var slot = new PeerSlot(config);
-        var connection = CreateTestProbe();
-        var output = new DiscardingPeerOutput();
-        var path = new PeerDataPath(device, device.CreatePeer(config), slot, config, connection.Ref, Sys.Log);
-        path.Start(TimeSpan.Zero, output, handshake: false);
+        var (pool, slot, connection, output, path) = StartedPath();
 
         // A reader steps a poisoned packet: the path closes and the fault goes to the actor.
         var poisoned = BatchOf(pool, Packets.Ipv4("10.0.0.1", "10.0.0.2", id: 1, marker: PoisonableDevice.Marker));
