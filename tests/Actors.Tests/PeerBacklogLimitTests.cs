@@ -41,41 +41,48 @@ public sealed class PeerBacklogLimitTests(ITestOutputHelper output) : ActorTestB
         held.Wait();
 
         const int bulk = 5000;
-        for (int i = 0; i < bulk; i += 50)
-        {
-            var chunk = new byte[50][];
-            for (int j = 0; j < chunk.Length; j++)
-            {
-                chunk[j] = Packets.Ipv4(a.Address, b.Address, payloadLength: 1200, id: (ushort)(100 + i + j));
-            }
-            a.Tun.Inject(chunk);
-        }
-        AwaitCondition(() => !a.Tun.HasPendingPackets, Wait);
         long drops = 0;
-        // (Read from the slot: a status query waits for B's stuck actor.)
-        AwaitCondition(() => (drops = PeerCounters.Read(ref slotB.Counters.QueueFullDrops)) >= bulk - PeerSlot.MaxBacklogPackets, Wait,
-            "B's packets beyond its backlog limit to be dropped and counted");
-        Assert.InRange(slotB.BacklogPackets, 1, PeerSlot.MaxBacklogPackets);
-        Assert.InRange(a.Pool.Outstanding, 1, 2 * PeerSlot.MaxBacklogPackets);
-
-        // C, a healthy peer, sends to A over the socket, and A sends to C through the same TUN device.
-        for (int k = 0; k < 10; k++)
+        try
         {
-            var burst = new byte[60][];
-            for (int j = 0; j < burst.Length; j++)
+            for (int i = 0; i < bulk; i += 50)
             {
-                burst[j] = Packets.Ipv4(c.Address, a.Address, id: (ushort)(2 + k * 60 + j));
+                var chunk = new byte[50][];
+                for (int j = 0; j < chunk.Length; j++)
+                {
+                    chunk[j] = Packets.Ipv4(a.Address, b.Address, payloadLength: 1200, id: (ushort)(100 + i + j));
+                }
+                a.Tun.Inject(chunk);
             }
-            c.Tun.Inject(burst);
+            AwaitCondition(() => !a.Tun.HasPendingPackets, Wait);
+            // (Read from the slot: a status query waits for B's stuck actor.)
+            AwaitCondition(() => (drops = PeerCounters.Read(ref slotB.Counters.QueueFullDrops)) >= bulk - PeerSlot.MaxBacklogPackets, Wait,
+                "B's packets beyond its backlog limit to be dropped and counted");
+            Assert.InRange(slotB.BacklogPackets, 1, PeerSlot.MaxBacklogPackets);
+            Assert.InRange(a.Pool.Outstanding, 1, 2 * PeerSlot.MaxBacklogPackets);
+
+            // C, a healthy peer, sends to A over the socket, and A sends to C through the same TUN device.
+            for (int k = 0; k < 10; k++)
+            {
+                var burst = new byte[60][];
+                for (int j = 0; j < burst.Length; j++)
+                {
+                    burst[j] = Packets.Ipv4(c.Address, a.Address, id: (ushort)(2 + k * 60 + j));
+                }
+                c.Tun.Inject(burst);
+            }
+            AwaitWritten(a, 601);
+            int atC = c.Tun.WrittenCount;
+            a.Tun.Inject(Packets.Ipv4(a.Address, c.Address, id: 5000));
+            AwaitWritten(c, atC + 1);
+            Assert.Equal(0, topology.Counters.PoolExhaustedCount);
         }
-        AwaitWritten(a, 601);
-        int atC = c.Tun.WrittenCount;
-        a.Tun.Inject(Packets.Ipv4(a.Address, c.Address, id: 5000));
-        AwaitWritten(c, atC + 1);
-        Assert.Equal(0, topology.Counters.PoolExhaustedCount);
+        finally
+        {
+            // Also when an assertion above fails: the holder must not keep B's lock for the rest of the run.
+            release.Set();
+        }
 
         // B recovers: what its actor path held goes out in order, then new traffic flows again.
-        release.Set();
         holder.Join();
         AwaitCondition(() => !slotB.HasBacklog, Wait);
         a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 9000));

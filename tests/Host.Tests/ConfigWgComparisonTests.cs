@@ -81,7 +81,9 @@ public static class EdgyGenerators
 /// </summary>
 public sealed class ConfigWgComparisonTests
 {
-    [Property(MaxTest = 150, Arbitrary = [typeof(EdgyGenerators)])]
+    // A fixed seed: CI runs the same cases each time (a divergence from an outside tool found at
+    // random would fail one run in many and lose it). New seeds are explored by hand: drop Replay.
+    [Property(MaxTest = 150, Arbitrary = [typeof(EdgyGenerators)], Replay = "(1609125011,1442695041)")]
     public Property A_file_wg_accepts_we_accept(EdgyFile file)
     {
         string directory = Directory.CreateTempSubdirectory("fzcfg").FullName;

@@ -12,6 +12,7 @@ namespace Firezone.Actors.Host.Tests;
 /// hole that reads as NULs) and no line overwritten by another writer. And what the actors write
 /// there: named properties an operator can select on.
 /// </summary>
+[Collection(ProcessUmaskCollection.Name)]
 public sealed class LogFileTests
 {
     private static Logger FileLogger(string path) =>
@@ -124,15 +125,28 @@ public sealed class LogFileTests
             {
                 while (!stop.IsCancellationRequested)
                 {
-                    logger.Information("line {Index} {Padding}", written++, new string('x', 200));
+                    logger.Information("line {Index} {Padding}", written, new string('x', 200));
+                    Volatile.Write(ref written, written + 1);
                 }
             });
+            // Each truncation (and the end) only once the writer has written since the last: on a
+            // loaded machine it may not have run at all yet.
+            async Task WriterMovedOn()
+            {
+                int seen = Volatile.Read(ref written);
+                await Task.Delay(20);
+                var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+                while (Volatile.Read(ref written) == seen && DateTime.UtcNow < deadline)
+                {
+                    await Task.Delay(5);
+                }
+            }
             for (int i = 0; i < 20; i++)
             {
-                await Task.Delay(20);
+                await WriterMovedOn();
                 await TruncateAsync(path);
             }
-            await Task.Delay(20);
+            await WriterMovedOn();
             await stop.CancelAsync();
             await writer;
             var messages = Messages(path);

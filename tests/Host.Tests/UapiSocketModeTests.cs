@@ -3,6 +3,7 @@ using Firezone.Actors.Host.Uapi;
 
 namespace Firezone.Actors.Host.Tests;
 
+[Collection(ProcessUmaskCollection.Name)]
 public sealed class UapiSocketModeTests
 {
     /// <summary>

@@ -18,7 +18,9 @@ public sealed class UapiWireGuardGoComparisonTests(UapiServerPair servers) : ICl
 
     private static readonly string ResetRequest = "set=1\nprivate_key=" + new string('0', 64) + "\nfwmark=0\nreplace_peers=true\n\n";
 
-    [Property(MaxTest = 400, Arbitrary = [typeof(UapiGenerators)])]
+    // A fixed seed: CI runs the same cases each time (a divergence from an outside tool found at
+    // random would fail one run in many and lose it). New seeds are explored by hand: drop Replay.
+    [Property(MaxTest = 400, Arbitrary = [typeof(UapiGenerators)], Replay = "(1609125011,1442695041)")]
     public Property A_set_request_gets_the_errno_and_configuration_wireguard_go_gives_it(UapiLines request)
     {
         string ours = UapiRawClient.Exchange(_ours.SocketPath, request.Request);
@@ -93,7 +95,9 @@ public sealed class UapiWireGuardGoComparisonTests(UapiServerPair servers) : ICl
     /// those prefixes to the peer it then drops, so their earlier owners lose them; we apply a
     /// removed or not-created peer's block to nobody, and the earlier owners keep them.
     /// </remarks>
-    [Property(MaxTest = 150, Arbitrary = [typeof(ValidUapiGenerators)])]
+    // A fixed seed: CI runs the same cases each time (a divergence from an outside tool found at
+    // random would fail one run in many and lose it). New seeds are explored by hand: drop Replay.
+    [Property(MaxTest = 150, Arbitrary = [typeof(ValidUapiGenerators)], Replay = "(1609125011,1442695041)")]
     public Property A_series_of_valid_requests_leaves_the_configuration_wireguard_go_leaves(ValidUapiSeries series)
     {
         try

@@ -177,10 +177,11 @@ public sealed class UdpSocketBehaviourTests(ITestOutputHelper output)
         Assert.True(reader.IsAlive, "the receiver should be blocked with nothing to read");
         var stopwatch = Stopwatch.StartNew();
         socket.WakeReceiver();
-        bool joined = reader.Join(TimeSpan.FromSeconds(1)); // generous bound; the measured figure is logged
+        // A hang detector, not a speed check (a loaded machine may deschedule the receiver): the figure is logged.
+        bool joined = reader.Join(TimeSpan.FromSeconds(10));
         stopwatch.Stop();
         output.WriteLine($"receiver returned {stopwatch.Elapsed.TotalMilliseconds:F2} ms after WakeReceiver");
-        Assert.True(joined, "the receiver did not return within 1 s of WakeReceiver");
+        Assert.True(joined, "the receiver did not return within 10 s of WakeReceiver");
         Assert.Equal(0, result);
         // The wake is sticky: a stopped receiver keeps returning 0.
         Assert.Equal(0, socket.ReceiveBatch(buffers));
