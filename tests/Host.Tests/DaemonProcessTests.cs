@@ -266,7 +266,12 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
             Assert.Contains("inet6 fd55::1/64", addresses);
             Assert.Contains("mtu 1380", addresses);
             Assert.Contains("10.66.0.0/16", (await ns.ExecAsync("ip", ["route", "show", "dev", name])).Stdout);
-            Assert.Equal(0, (await ns.ExecAsync("nft", ["list", "table", "inet", "firezone-tunnel-" + name])).ExitCode);
+            var table = await ns.ExecAsync("nft", ["list", "table", "inet", "firezone-tunnel-" + name]);
+            Assert.Equal(0, table.ExitCode);
+            // The gateway's point: traffic from the tunnel leaving by another interface is masqueraded, and forwarded.
+            Assert.Contains($"iifname \"{name}\" oifname != \"{name}\" masquerade", table.Stdout);
+            Assert.Equal("1", (await ns.ExecAsync("sysctl", ["-n", "net.ipv4.ip_forward"])).Stdout.Trim());
+            Assert.Equal("1", (await ns.ExecAsync("sysctl", ["-n", "net.ipv6.conf.all.forwarding"])).Stdout.Trim());
 
             var show = await ProcessRunner.RunAsync(DaemonProcess.Executable, ["show", name]);
             Assert.Contains("ecn mode: compatibility", show.Stdout);
