@@ -50,9 +50,17 @@ public sealed class ConstructorFailureTests
             int highest = Directory.GetFiles("/proc/self/fd").Select(f => int.Parse(Path.GetFileName(f))).Max();
             var limited = new Rlimit { Cur = (ulong)(highest + 64), Max = saved.Max };
             Assert.Equal(0, setrlimit(RlimitNofile, &limited));
+            // dup of a descriptor of our own: stdin may be closed where the tests run.
+            int source;
+            fixed (byte* devNull = "/dev/null\0"u8)
+            {
+                source = LibC.open(devNull, LibC.O_RDONLY | LibC.O_CLOEXEC);
+            }
+            Assert.True(source >= 0, "cannot open /dev/null");
+            fillers.Add(source);
             while (true)
             {
-                int fd = LibC.dup(0);
+                int fd = LibC.dup(source);
                 if (fd < 0)
                 {
                     break;
