@@ -89,9 +89,10 @@ public sealed unsafe partial class LinuxTunDevice
             throw new TunDeviceException($"TUN device {Name}: setting the virtio_net_hdr size failed: {Errno.Describe(errno)}", errno);
         }
         // VirtioNetHeader reads and writes the header little-endian; the kernel uses the host's byte
-        // order unless told otherwise (right on x86-64 and arm64 either way, not on a big-endian host).
+        // order unless told otherwise (right on x86-64 and arm64 either way, not on a big-endian host,
+        // where a kernel that cannot be told is refused; on a little-endian one it does not matter).
         int littleEndian = 1;
-        if (LibC.ioctl(fd, IfTun.TUNSETVNETLE, &littleEndian) < 0)
+        if (LibC.ioctl(fd, IfTun.TUNSETVNETLE, &littleEndian) < 0 && !BitConverter.IsLittleEndian)
         {
             int errno = LibC.errno;
             throw new TunDeviceException($"TUN device {Name}: making the virtio_net_hdr little-endian (TUNSETVNETLE) failed: {Errno.Describe(errno)}", errno);
