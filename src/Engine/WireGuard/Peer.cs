@@ -249,7 +249,7 @@ public sealed class Peer : IDisposable
         Stage(packet);
         try
         {
-            SendStagedPackets(now);
+            SendStagedPackets(now, callers: packet);
         }
         catch
         {
@@ -257,7 +257,8 @@ public sealed class Peer : IDisposable
             // started, or in sealing an earlier staged one): held here too, it had two owners, since
             // the caller returns it and Dispose returned it again, while the pool may have lent it
             // out meanwhile. The packet is the newest staged one (also when sealing it threw:
-            // SendStagedPackets puts a packet it could not seal back).
+            // SendStagedPackets puts a packet it could not seal back), or SendStagedPackets left
+            // it out of every queue (sealed, then the timers' step threw).
             Unstage(packet);
             throw;
         }
@@ -790,11 +791,24 @@ public sealed class Peer : IDisposable
 
     private void SealWith(Keypair keypair, PacketBuffer packet, TimeSpan now)
     {
+        int length = packet.Length;
+        SealPayload(keypair, packet);
+        AfterSealed(packet, length, now);
+    }
+
+    /// <summary>Section 5.4.6: header, padding and AEAD in place; the packet's data is then the transport message.</summary>
+    private void SealPayload(Keypair keypair, PacketBuffer packet)
+    {
         ulong counter = keypair.SendCounter++;
         int length = packet.Length;
         int padded = PaddedLength(length);
         keypair.Seal(packet.Memory, packet.Offset, length, padded, counter);
         packet.SetData(packet.Offset - MessageHeader.TransportHeaderSize, MessageHeader.TransportHeaderSize + padded + MessageHeader.AeadTagSize);
+    }
+
+    /// <summary>A packet of <paramref name="length"/> inner bytes was sealed: its destination, the transfer and the timers (section 6), a rekey if due.</summary>
+    private void AfterSealed(PacketBuffer packet, int length, TimeSpan now)
+    {
         packet.Endpoint = _endpoint;
         packet.LocalAddress = _localAddress;
         _txBytes += packet.Length;
@@ -843,8 +857,12 @@ public sealed class Peer : IDisposable
         }
     }
 
-    /// <summary>Seals every staged packet with the current keypair, or starts a handshake when there is none (wireguard-go's SendStagedPackets).</summary>
-    private void SendStagedPackets(TimeSpan now)
+    /// <summary>
+    /// Seals every staged packet with the current keypair, or starts a handshake when there is none
+    /// (wireguard-go's SendStagedPackets). <paramref name="callers"/>: the packet of the
+    /// HandleTunPacket call this runs in, which stays its caller's if this throws.
+    /// </summary>
+    private void SendStagedPackets(TimeSpan now, PacketBuffer? callers = null)
     {
         while (_stagedCount > 0)
         {
@@ -859,17 +877,29 @@ public sealed class Peer : IDisposable
             staged[_stagedHead] = null;
             _stagedHead = (_stagedHead + 1) % staged.Length;
             _stagedCount--;
+            int length = packet.Length;
             try
             {
-                SealWith(keypair, packet, now);
+                SealPayload(keypair, packet);
             }
             catch
             {
                 // A fault of the AEAD (OpenSSL's can fail): the packet goes back to the head of the
-                // queue, so it still has one owner, this peer (Dispose returns it), and not none.
+                // queue, unsealed, so it still has one owner, this peer (Dispose returns it), and not none.
                 _stagedHead = (_stagedHead + staged.Length - 1) % staged.Length;
                 staged[_stagedHead] = packet;
                 _stagedCount++;
+                throw;
+            }
+            try
+            {
+                AfterSealed(packet, length, now);
+            }
+            catch when (!ReferenceEquals(packet, callers))
+            {
+                // Sealed, then the timers' step threw (a rekey's initiation): the packet is ready
+                // to go and stays the peer's, queued as usual. The caller's own packet stays the caller's.
+                (_transmit ??= new()).Enqueue(packet);
                 throw;
             }
             (_transmit ??= new()).Enqueue(packet);

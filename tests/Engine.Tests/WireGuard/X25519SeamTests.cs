@@ -111,6 +111,37 @@ public class X25519SeamTests
         wire.Dispose();
     }
 
+    /// <summary>
+    /// A keepalive is staged and sealed; the rekey its send triggers (the initiator's session is past
+    /// Rekey-After-Time, whitepaper section 6.2) then throws. The sealed keepalive is queued to go,
+    /// not put back among the staged packets to be sealed a second time (found by a review of the
+    /// change that keeps a packet whose seal throws).
+    /// </summary>
+    [Fact]
+    public void A_packet_sealed_before_its_rekey_throws_is_queued_once_not_staged_again()
+    {
+        var failing = new FailingX25519();
+        var wire = new WireHarness(seed: 86, x25519A: failing);
+        wire.Handshake(); // A is the initiator
+        wire.AdvanceTo(TimeSpan.FromSeconds(115));
+        Assert.Equal(SealResult.Sealed, wire.SendPacket(wire.B, wire.PacketFrom(wire.B, tag: 1)));
+        Assert.Single(wire.A.Received);
+
+        // A owes B a keepalive 10 s after that (section 6.5); by then A's session is 125 s old.
+        failing.Fail = true;
+        Assert.Throws<System.Security.Cryptography.CryptographicException>(() => wire.AdvanceTo(TimeSpan.FromSeconds(126)));
+        failing.Fail = false;
+        Assert.Equal(0, wire.A.Peer.StagedCount);
+        Assert.True(wire.A.Peer.PollTransmit(out var keepalive));
+        Assert.Equal(MessageType.TransportData, MessageHeader.Classify(keepalive.Data, out _));
+        Assert.Equal(MessageHeader.TransportMinSize, keepalive.Length); // sealed once: header and tag around nothing
+        keepalive.Return();
+        Assert.False(wire.A.Peer.PollTransmit(out _));
+
+        wire.Dispose();
+        Assert.Equal(0, wire.A.Pool.Outstanding);
+    }
+
     [Fact]
     public void Disposing_the_device_disposes_its_static_key()
     {
