@@ -25,64 +25,98 @@ public sealed class PeerGroupsOrderTests(ITestOutputHelper output) : ActorTestBa
     [Fact]
     public void A_later_batch_told_to_the_actor_waits_for_the_earlier_batch_this_reader_stepped()
     {
-        var pool = new PacketBufferPool(preallocate: 32, maxBuffers: 1024);
-        var device = new EngineDevice(new Device(NewKey(), pool, CryptoRandomSource.Instance, DateTime.UtcNow));
-        var (actorA, actorB) = (CreateTestProbe(), CreateTestProbe());
-        var slotA = Slot(actorA);
-        var slotB = Slot(actorB);
-        using var holding = new ManualResetEventSlim();
-        using var release = new ManualResetEventSlim();
-
-        // A's actor path is stepping A (a timer, say) and is descheduled: it holds A's lock.
-        var peerA = new ScriptedPeer(slotA.Key) { OnTimeout = () => { holding.Set(); release.Wait(Long); } };
-        var pathA = new PeerDataPath(device, peerA, slotA, slotA.Config, actorA.Ref, Sys.Log);
-        Thread? holder = null;
-        var peerB = new ScriptedPeer(slotB.Key)
-        {
-            // That starts while this reader steps B, after it stepped A's first batch.
-            OnSeal = () =>
-            {
-                if (holder is null)
-                {
-                    holder = new Thread(() => pathA.HandleTimeout(TimeSpan.Zero, new DiscardingPeerOutput())) { IsBackground = true };
-                    holder.Start();
-                    Assert.True(holding.Wait(Long));
-                }
-            },
-        };
-        var pathB = new PeerDataPath(device, peerB, slotB, slotB.Config, actorB.Ref, Sys.Log);
-        slotA.Attach(pathA);
-        slotB.Attach(pathB);
-
-        var sent = new RecordingOutput(actorA);
-        var groups = new PeerGroups<OutboundPackets>(OutboundPackets.Rent, sent);
-        // One TUN read: one packet of B (first, so its group is stepped before A's last one), then
-        // a batch and 10 packets of A.
-        groups.Add(slotB, Packet(pool, 10_000));
-        int total = OutboundPackets.Capacity + 10;
-        for (int i = 0; i < total; i++)
-        {
-            groups.Add(slotA, Packet(pool, i));
-        }
-        groups.Flush(TimeSpan.Zero);
+        using var read = new BusyPeerRead(this, actorA => new RecordingOutput(actorA));
+        read.Groups.Flush(TimeSpan.Zero);
 
         // A's first batch was sealed here; the second went to A's actor (the lock was busy).
-        var told = actorA.ExpectMsg<OutboundPackets>(Long);
+        var told = read.ActorA.ExpectMsg<OutboundPackets>(Long);
         Assert.Equal(Enumerable.Range(OutboundPackets.Capacity, 10), IdsOf(told));
-        var sentOfA = sent.Sent.Where(s => s.Id < 10_000).ToList();
+        var sentOfA = ((RecordingOutput)read.Output).Sent.Where(s => s.Id < 10_000).ToList();
         Assert.Equal(Enumerable.Range(0, OutboundPackets.Capacity), sentOfA.Select(s => s.Id));
         // The point: every one of them was sent before the actor had the later batch.
         Assert.DoesNotContain(sentOfA, s => s.ActorHadLaterBatch);
 
-        release.Set();
-        Assert.True(holder!.Join(Long));
-        slotA.ExitBacklog(told.BacklogPackets);
+        read.SlotA.ExitBacklog(told.BacklogPackets);
         told.ReturnAll();
         told.Recycle();
-        pathA.Close();
-        pathB.Close();
-        groups.Release();
-        Assert.Equal(0, pool.Outstanding);
+    }
+
+    /// <summary>
+    /// The socket fails in that early flush: the later batch, already out of the groups and not yet
+    /// told, goes back to the pool, not nowhere (found by a review of the fix above).
+    /// </summary>
+    [Fact]
+    public void A_later_batch_whose_early_flush_fails_goes_back_to_the_pool()
+    {
+        using var read = new BusyPeerRead(this, _ => new FailingOutput());
+        Assert.Throws<Native.UdpSocketException>(() => read.Groups.Flush(TimeSpan.Zero));
+        read.ActorA.ExpectNoMsg(TimeSpan.FromMilliseconds(100));
+    }
+
+    /// <summary>
+    /// One TUN read of a batch and 10 packets for peer A and one packet for peer B, grouped. While
+    /// the reader steps B (after A's first batch), another thread takes A's lock and holds it (A's
+    /// actor stepping a timer, descheduled), so A's later batch goes to A's actor. Dispose lets the
+    /// holder go, closes the paths, releases the groups and checks every buffer came back.
+    /// </summary>
+    private sealed class BusyPeerRead : IDisposable
+    {
+        private readonly PacketBufferPool _pool = new(preallocate: 32, maxBuffers: 1024);
+        private readonly ManualResetEventSlim _holding = new();
+        private readonly ManualResetEventSlim _release = new();
+        private readonly PeerDataPath _pathA, _pathB;
+        private Thread? _holder;
+
+        public BusyPeerRead(PeerGroupsOrderTests test, Func<Akka.TestKit.TestProbe, PeerOutput> output)
+        {
+            var device = new EngineDevice(new Device(NewKey(), _pool, CryptoRandomSource.Instance, DateTime.UtcNow));
+            ActorA = test.CreateTestProbe();
+            var actorB = test.CreateTestProbe();
+            SlotA = Slot(ActorA);
+            var slotB = Slot(actorB);
+            var peerA = new ScriptedPeer(SlotA.Key) { OnTimeout = () => { _holding.Set(); _release.Wait(Long); } };
+            _pathA = new PeerDataPath(device, peerA, SlotA, SlotA.Config, ActorA.Ref, test.Sys.Log);
+            var peerB = new ScriptedPeer(slotB.Key)
+            {
+                OnSeal = () =>
+                {
+                    if (_holder is null)
+                    {
+                        _holder = new Thread(() => _pathA.HandleTimeout(TimeSpan.Zero, new DiscardingPeerOutput())) { IsBackground = true };
+                        _holder.Start();
+                        Assert.True(_holding.Wait(Long));
+                    }
+                },
+            };
+            _pathB = new PeerDataPath(device, peerB, slotB, slotB.Config, actorB.Ref, test.Sys.Log);
+            SlotA.Attach(_pathA);
+            slotB.Attach(_pathB);
+            Output = output(ActorA);
+            Groups = new PeerGroups<OutboundPackets>(OutboundPackets.Rent, Output);
+            // B first, so its group is stepped before A's last one.
+            Groups.Add(slotB, Packet(_pool, 10_000));
+            for (int i = 0; i < OutboundPackets.Capacity + 10; i++)
+            {
+                Groups.Add(SlotA, Packet(_pool, i));
+            }
+        }
+
+        public Akka.TestKit.TestProbe ActorA { get; }
+        public PeerSlot SlotA { get; }
+        public PeerOutput Output { get; }
+        public PeerGroups<OutboundPackets> Groups { get; }
+
+        public void Dispose()
+        {
+            _release.Set();
+            Assert.True(_holder is null || _holder.Join(Long));
+            _pathA.Close();
+            _pathB.Close();
+            Groups.Release();
+            Assert.Equal(0, _pool.Outstanding);
+            _holding.Dispose();
+            _release.Dispose();
+        }
     }
 
     private static WireGuardKey NewKey()
@@ -136,6 +170,18 @@ public sealed class PeerGroupsOrderTests(ITestOutputHelper output) : ActorTestBa
                 }
             }
             batch.Recycle();
+        }
+
+        protected override void Write(WritePackets batch) => batch.Recycle();
+    }
+
+    /// <summary>A socket that has gone: every send fails (after taking its batch, as DirectPeerOutput does).</summary>
+    private sealed class FailingOutput : PeerOutput
+    {
+        protected override void Send(SendDatagrams batch)
+        {
+            batch.Discard();
+            throw new Native.UdpSocketException("the socket is gone (test)");
         }
 
         protected override void Write(WritePackets batch) => batch.Recycle();

@@ -270,8 +270,9 @@ public sealed class SleepingTickSchedulerTests(ITestOutputHelper output)
         // interval starts the item's grid again from that run and moves every run after it, so the
         // span grew by the delay (1226 ms, once in six runs with the CPU loaded). A late wake-up
         // lengthens the interval before it and shortens at most the one after: the median stays 50 ms.
-        // The bound is halfway to the 60 ms of the broken count, not a speed: jitter of a few ms on a
-        // loaded machine must not fail it.
+        // The broken count gives a median of 60 ms or more (every interval one tick longer); the
+        // bound sits 1 ms under it, not at 55, so jitter of a few ms on a loaded machine does not
+        // fail a correct scheduler. Not a speed check.
         var intervals = new double[20];
         for (int i = 0; i < intervals.Length; i++)
         {

@@ -272,7 +272,7 @@ public sealed class TunnelTrafficTests(ITestOutputHelper output) : ActorTestBase
         return (a, b);
     }
 
-    private static readonly TimeSpan ReplyPollLimit = TimeSpan.FromSeconds(3);
+    private static readonly TimeSpan ReplyPollLimit = TimeSpan.FromSeconds(2);
 
     /// <summary>
     /// Longer than the limit: the polls that followed the handshake are over, every reader is

@@ -45,11 +45,13 @@ public sealed unsafe class ControlMessageParsingTests
     [Fact]
     public void A_message_too_short_for_its_value_is_skipped()
     {
-        // Without the length check these read the 0xff filler: CE, and a segment size of -1 or 65535.
+        // Without the length check these read past their data into the 0xff filler: CE from an empty
+        // TOS; a TCLASS of 0xffffff03 (CE as well); a segment size of 0xffff0570 (-64144).
         Assert.Equal((Ecn.NotEct, 0), Parse((SolIp, IpTos, [])));
-        Assert.Equal((Ecn.NotEct, 0), Parse((SolIpv6, Ipv6Tclass, [0x00])));
+        Assert.Equal((Ecn.NotEct, 0), Parse((SolIpv6, Ipv6Tclass, [0x03])));
         Assert.Equal((Ecn.NotEct, 0), Parse((Socket.SOL_UDP, Socket.UDP_GRO, [0x70, 0x05])));
-        // A short one does not hide the well-formed ones after it.
-        Assert.Equal((Ecn.Ect1, 1200), Parse((SolIpv6, Ipv6Tclass, [0x03]), (SolIp, IpTos, [0x01]), (Socket.SOL_UDP, Socket.UDP_GRO, Int(1200))));
+        // A short one does not hide a well-formed one after it.
+        Assert.Equal((Ecn.NotEct, 1200), Parse((Socket.SOL_UDP, Socket.UDP_GRO, [0x70, 0x05]), (Socket.SOL_UDP, Socket.UDP_GRO, Int(1200))));
+        Assert.Equal((Ecn.Ect1, 0), Parse((SolIp, IpTos, []), (SolIp, IpTos, [0x01])));
     }
 }

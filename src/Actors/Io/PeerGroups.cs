@@ -91,7 +91,15 @@ internal sealed class PeerGroups<TBatch>(Func<TBatch> rent, PeerOutput output) w
                 // An earlier group of this peer was stepped here and its results may still wait in
                 // the output; the actor could send or write this one first (the peer's lock was busy
                 // for over a moment, or the path closed). Hand them on now, so the flow keeps its order.
-                output.Flush();
+                try
+                {
+                    output.Flush();
+                }
+                catch
+                {
+                    batch.Recycle(); // ours (taken out of the groups): the socket or device failed
+                    throw;
+                }
             }
             if (slot.BacklogPackets + batch.Count > PeerSlot.MaxBacklogPackets)
             {
