@@ -305,6 +305,12 @@ public sealed class UapiServer : IAsyncDisposable
         {
             // Client went away or we are stopping.
         }
+        catch (Exception e)
+        {
+            // Never a faulted connection task: the accept loop awaits them all at shutdown, and the
+            // socket file must still be removed.
+            _logger.LogError(e, "UAPI connection failed: {Problem}", e.Message.ReplaceLineEndings(" "));
+        }
     }
 
     /// <summary>
@@ -404,6 +410,13 @@ public sealed class UapiServer : IAsyncDisposable
         {
             return (Errno(e.Errno, e.Message), lines, false);
         }
+        catch (Exception e) when (e is not OperationCanceledException || !token.IsCancellationRequested)
+        {
+            // Not a refusal of the request: applying it failed (a tunnel rebuild that could not
+            // reopen the TUN device, an actor that did not answer). wg gets an errno, not a closed
+            // connection ("Protocol error"), and the log says what failed.
+            return (InternalFailure("set", e), lines, false);
+        }
         finally
         {
             _operationLock.Release();
@@ -454,10 +467,21 @@ public sealed class UapiServer : IAsyncDisposable
         {
             return Errno(e.Errno, e.Message);
         }
+        catch (Exception e) when (e is not OperationCanceledException || !token.IsCancellationRequested)
+        {
+            return InternalFailure("get", e);
+        }
         finally
         {
             _operationLock.Release();
         }
+    }
+
+    /// <summary>A request the daemon failed to carry out: logged at Error (not rate-limited, unlike refusals), answered EIO.</summary>
+    private string InternalFailure(string operation, Exception e)
+    {
+        _logger.LogError(e, "UAPI {Operation} failed: {Problem}", operation, e.Message.ReplaceLineEndings(" "));
+        return $"errno=-{UapiErrno.EIO}\n\n";
     }
 
     private string Errno(int errno, string message)
