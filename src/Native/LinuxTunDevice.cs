@@ -304,6 +304,18 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
 
     public void KickReader() => _kick.Signal();
 
+    /// <summary>
+    /// Once the reader woken by <see cref="WakeReader"/> has ended: clears the wake-up (sticky until
+    /// now) and the kick, so a new reader waits on this device again. A tunnel rebuilt on the same
+    /// device uses it instead of closing and reopening the device, which let another process take
+    /// the interface name in between. Only while no thread waits on the device.
+    /// </summary>
+    public void RearmAfterStop()
+    {
+        _wake.Clear();
+        _kick.Clear();
+    }
+
     public void Dispose()
     {
         // Wake first so a blocked reader lets go of its reference; the descriptor closes when it has.

@@ -817,6 +817,18 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
 
     public void KickReceiver() => _kick.Signal();
 
+    /// <summary>
+    /// Once the receiver woken by <see cref="WakeReceiver"/> has ended: clears the wake-up (sticky
+    /// until now) and the kick, so a new receiver waits on this socket again. A tunnel rebuilt on
+    /// the same socket uses it instead of closing and binding the port again, which let another
+    /// process take the port in between. Only while no thread waits on the socket.
+    /// </summary>
+    public void RearmAfterStop()
+    {
+        _wake.Clear();
+        _kick.Clear();
+    }
+
     public void Dispose()
     {
         _wake.Signal();

@@ -78,6 +78,7 @@ public sealed class TunnelTrafficTests
 
         static int Starts(string log) => log.Split("running on UDP port").Length - 1;
         int startsBefore = Starts(await File.ReadAllTextAsync(pair.Daemon.LogFile));
+        string socketBefore = await UdpSocketInodeAsync(pair.A, pair.PortA);
         await OkAsync(pair.A, "ip", "link", "set", pair.Ours, "mtu", "4000");
         string log = "";
         for (var deadline = DateTime.UtcNow.AddSeconds(10); DateTime.UtcNow < deadline; await Task.Delay(50))
@@ -90,6 +91,9 @@ public sealed class TunnelTrafficTests
         }
         Assert.Contains("rebuilding the tunnel", log);
         Assert.Equal(startsBefore + 1, Starts(log));
+        // The same socket, never closed: closing it and binding the port again let another process
+        // take the port in between, and the rebuilt tunnel then had none (a concurrency review).
+        Assert.Equal(socketBefore, await UdpSocketInodeAsync(pair.A, pair.PortA));
         var after = await AssertKeptAsync(pair, before);
 
         var resumed = await pair.B.ExecAsync("ping", ["-c", "1", "-w", "5", pair.TunnelA], timeout: TimeSpan.FromSeconds(20));
@@ -97,6 +101,19 @@ public sealed class TunnelTrafficTests
         var last = await pair.OurPeerDumpAsync();
         Assert.True(long.Parse(last[5]) > long.Parse(after[5]), $"rx {after[5]} -> {last[5]}");
         Assert.NotEqual(theirHandshake, await TheirLatestHandshakeAsync(pair)); // a new session
+    }
+
+    /// <summary>The inode of the UDP socket bound to <paramref name="port"/> in <paramref name="ns"/> (/proc/net/udp and udp6).</summary>
+    private static async Task<string> UdpSocketInodeAsync(NetworkNamespace ns, ushort port)
+    {
+        string table = (await ns.ExecAsync("cat", ["/proc/net/udp", "/proc/net/udp6"])).Stdout;
+        string local = ":" + port.ToString("X4", System.Globalization.CultureInfo.InvariantCulture);
+        var inodes = table.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Where(fields => fields.Length > 9 && fields[1].EndsWith(local, StringComparison.Ordinal))
+            .Select(fields => fields[9])
+            .ToList();
+        return Assert.Single(inodes);
     }
 
     /// <summary>wireguard-go pings us first, so we know its endpoint only from its handshake; our peer dump and its latest handshake then.</summary>

@@ -191,6 +191,31 @@ public sealed class UdpSocketBehaviourTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>A tunnel rebuilt on the same socket: after the stopped receiver's wake-up is cleared, a new receiver waits and reads again.</summary>
+    [Fact]
+    public void A_socket_rearmed_after_a_stop_waits_and_receives_again()
+    {
+        var pool = new PacketBufferPool();
+        using var socket = new LinuxUdpSocket(new UdpBatchSocketOptions());
+        using var sender = new LinuxUdpSocket(new UdpBatchSocketOptions());
+        var buffers = new[] { pool.Rent() };
+        socket.WakeReceiver();
+        Assert.Equal(0, socket.ReceiveBatch(buffers)); // stopped: returns at once
+        socket.RearmAfterStop();
+        Assert.False(socket.WaitReadable(20)); // waits again: nothing to read, no stop
+        var datagram = UdpTestKit.Datagram(pool, 9, 64, Ecn.Ect1, UdpTestKit.Endpoint("::1", socket.LocalPort));
+        Assert.Equal(1, sender.SendBatch([datagram]));
+        datagram.Return();
+        Assert.Equal(1, socket.ReceiveBatch(buffers));
+        Assert.Equal(9, UdpTestKit.NumberOf(buffers[0]));
+        buffers[0].Return();
+        socket.WakeReceiver(); // and a stop still stops
+        buffers[0] = pool.Rent();
+        Assert.Equal(0, socket.ReceiveBatch(buffers));
+        buffers[0].Return();
+        Assert.Equal(0, pool.Outstanding);
+    }
+
     [Theory]
     [InlineData(false, false)]
     [InlineData(true, false)]

@@ -198,8 +198,10 @@ public sealed class ActorTunnelControl(
                 }
                 catch (Exception e) when (!_stopping.IsCancellationRequested)
                 {
-                    // The TUN reader reports a lost device; a failed read waits for the next change.
-                    logger.LogDebug("Could not read the MTU of {Interface}: {Problem}", options.InterfaceName, e.Message);
+                    // RefreshMtuAsync handles a device that is going away (the TUN reader reports it);
+                    // what reaches here is a rebuild onto larger buffers that failed: no tunnel runs.
+                    logger.LogError("Following the MTU of {Interface} failed: {Problem}; the tunnel may be down",
+                        options.InterfaceName, e.Message);
                 }
                 finally
                 {
@@ -624,7 +626,7 @@ public sealed class ActorTunnelControl(
     {
         bool wasRunning = _tunnel is not null;
         var handshakeAtStart = await CarryPeerStateAsync().ConfigureAwait(false);
-        await StopTunnelAsync().ConfigureAwait(false);
+        bool stopped = await StopTunnelAsync().ConfigureAwait(false);
         if (newPoolMtu is int poolMtu)
         {
             // The stopped actors returned their buffers (PostStop); the old pool is dropped whole.
@@ -634,10 +636,22 @@ public sealed class ActorTunnelControl(
             }
             _pool = PacketBufferSizing.PoolFor(poolMtu);
         }
-        if (wasRunning)
+        if (wasRunning && stopped)
         {
-            // The stopped readers left the TUN's and socket's wake events signalled for good:
-            // reopen both. TUNSETPERSIST keeps the interface (and its addresses and routes) meanwhile.
+            // The stopped readers left the TUN's and socket's wake events signalled: clear them and
+            // keep both descriptors. Closing and reopening them (as before) let another process take
+            // the UDP port or the interface name in between, leaving no tunnel.
+            _tun!.RearmAfterStop();
+            if (newSocket is null)
+            {
+                _socket?.RearmAfterStop();
+            }
+        }
+        else if (wasRunning)
+        {
+            // The old tunnel did not stop in time: a reader of it may still wait on the TUN device
+            // or the socket. Reopen both; TUNSETPERSIST keeps the interface (and its addresses and
+            // routes) meanwhile.
             LinuxDescriptors.SetPersistent(_tun!.Handle, true);
             _tun.Dispose();
             _tun = OpenTun(mtu: null); // keeps the MTU the interface has now
@@ -734,7 +748,8 @@ public sealed class ActorTunnelControl(
         return handshake;
     }
 
-    private async Task StopTunnelAsync()
+    /// <summary>Stops the running tunnel, if any; false when it did not stop in time (its threads may still run).</summary>
+    private async Task<bool> StopTunnelAsync()
     {
         var device = _device;
         _device = null;
@@ -749,9 +764,10 @@ public sealed class ActorTunnelControl(
             {
                 // A thread of it may still handshake: its key is left to the finalizer.
                 logger.LogWarning("The tunnel did not stop within 2 s");
-                return;
+                return false;
             }
         }
         device?.Dispose(); // its actors and reader threads have stopped: forget the old static key
+        return true;
     }
 }
