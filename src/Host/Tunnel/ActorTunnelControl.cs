@@ -137,9 +137,9 @@ public sealed class ActorTunnelControl(
             _socket = null;
             _tun?.Dispose();
             _tun = null;
-            if (_pool.Outstanding != 0)
+            if (await PoolReturns.OutstandingAfterAsync(_pool, ReturnsBound).ConfigureAwait(false) is int outstanding and not 0)
             {
-                logger.LogWarning("{Outstanding} packet buffers were not returned at shutdown", _pool.Outstanding);
+                logger.LogWarning("{Outstanding} packet buffers were not returned at shutdown", outstanding);
             }
         }
         finally
@@ -629,11 +629,10 @@ public sealed class ActorTunnelControl(
         bool stopped = await StopTunnelAsync().ConfigureAwait(false);
         if (newPoolMtu is int poolMtu)
         {
-            // The stopped actors returned their buffers (PostStop); the old pool is dropped whole.
-            if (_pool.Outstanding != 0)
-            {
-                logger.LogWarning("{Outstanding} packet buffers were not returned before the pool was replaced", _pool.Outstanding);
-            }
+            // The old pool is dropped whole; the stopped tunnel's buffers come back to it (PostStop,
+            // dead letters), checked off the rebuild's path so the new tunnel does not wait for it.
+            var old = _pool;
+            _ = WarnIfNotReturnedAsync(old);
             _pool = PacketBufferSizing.PoolFor(poolMtu);
         }
         if (wasRunning && stopped)
@@ -746,6 +745,17 @@ public sealed class ActorTunnelControl(
             }
         }
         return handshake;
+    }
+
+    /// <summary>How long a leak check waits for a stopped tunnel's buffers (see <see cref="PoolReturns"/>).</summary>
+    private static readonly TimeSpan ReturnsBound = TimeSpan.FromSeconds(1);
+
+    private async Task WarnIfNotReturnedAsync(PacketBufferPool pool)
+    {
+        if (await PoolReturns.OutstandingAfterAsync(pool, ReturnsBound).ConfigureAwait(false) is int outstanding and not 0)
+        {
+            logger.LogWarning("{Outstanding} packet buffers were not returned before the pool was replaced", outstanding);
+        }
     }
 
     /// <summary>Stops the running tunnel, if any; false when it did not stop in time (its threads may still run).</summary>
