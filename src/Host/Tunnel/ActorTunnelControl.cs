@@ -137,10 +137,7 @@ public sealed class ActorTunnelControl(
             _socket = null;
             _tun?.Dispose();
             _tun = null;
-            if (await PoolReturns.OutstandingAfterAsync(_pool, ReturnsBound).ConfigureAwait(false) is int outstanding and not 0)
-            {
-                logger.LogWarning("{Outstanding} packet buffers were not returned at shutdown", outstanding);
-            }
+            await WarnIfNotReturnedAsync(_pool, "at shutdown").ConfigureAwait(false);
         }
         finally
         {
@@ -631,8 +628,7 @@ public sealed class ActorTunnelControl(
         {
             // The old pool is dropped whole; the stopped tunnel's buffers come back to it (PostStop,
             // dead letters), checked off the rebuild's path so the new tunnel does not wait for it.
-            var old = _pool;
-            _ = WarnIfNotReturnedAsync(old);
+            _ = WarnIfNotReturnedAsync(_pool, "before the pool was replaced");
             _pool = PacketBufferSizing.PoolFor(poolMtu);
         }
         if (wasRunning && stopped)
@@ -750,11 +746,12 @@ public sealed class ActorTunnelControl(
     /// <summary>How long a leak check waits for a stopped tunnel's buffers (see <see cref="PoolReturns"/>).</summary>
     private static readonly TimeSpan ReturnsBound = TimeSpan.FromSeconds(1);
 
-    private async Task WarnIfNotReturnedAsync(PacketBufferPool pool)
+    /// <summary>A leak check of a stopped tunnel's pool; <paramref name="when"/> ends the warning's text.</summary>
+    private async Task WarnIfNotReturnedAsync(PacketBufferPool pool, string when)
     {
         if (await PoolReturns.OutstandingAfterAsync(pool, ReturnsBound).ConfigureAwait(false) is int outstanding and not 0)
         {
-            logger.LogWarning("{Outstanding} packet buffers were not returned before the pool was replaced", outstanding);
+            logger.LogWarning("{Outstanding} packet buffers were not returned {When:l}", outstanding, when);
         }
     }
 
