@@ -55,4 +55,14 @@ public interface IWireGuardPeer : IDisposable
 
     /// <summary>See <see cref="Peer.StagedCount"/>: packets held until a session exists.</summary>
     int StagedCount { get; }
+
+    /// <summary>See <see cref="Peer.HandOver"/>: the sessions moved out for a rebuilt device (null: none to give, the default).</summary>
+    PeerHandover? HandOver() => null;
+
+    /// <summary>See <see cref="Peer.TakeOver"/>; by default nothing is taken (the handover is disposed).</summary>
+    bool TakeOver(PeerHandover handover, TimeSpan now)
+    {
+        handover.Dispose();
+        return false;
+    }
 }

@@ -71,8 +71,13 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
         _thread = new Thread(Run) { IsBackground = true, Name = name };
     }
 
+    /// <summary>Starts the thread; once only, and never after <see cref="Stop"/>.</summary>
     public void Start()
     {
+        if (_started || _stopping)
+        {
+            return;
+        }
         _started = true;
         _pair?.Join(_side, this);
         _thread.Start();

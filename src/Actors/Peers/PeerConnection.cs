@@ -40,9 +40,15 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
     private PeerDataPath? _path;
     private ActorPeerOutput? _output;
     private bool _restarted;
+    private readonly Handovers _handovers;
 
-    public PeerConnection(IWireGuardDevice device, PeerSlot slot, IActorRef socketIO, IActorRef tunWriter, IMonotonicClock clock, ILoggingAdapter log)
+    /// <summary>Where a stopping peer hands its sessions over, and where a new one takes them from (see <see cref="PeerHandovers"/>).</summary>
+    public readonly record struct Handovers(PeerHandovers? To, PeerHandovers? From);
+
+    public PeerConnection(IWireGuardDevice device, PeerSlot slot, IActorRef socketIO, IActorRef tunWriter, IMonotonicClock clock, ILoggingAdapter log,
+        Handovers handovers = default)
     {
+        _handovers = handovers;
         _log = log;
         _device = device;
         _slot = slot;
@@ -53,8 +59,9 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    public static Props Props(IWireGuardDevice device, PeerSlot slot, IActorRef socketIO, IActorRef tunWriter, IMonotonicClock clock, ILoggingAdapter log) =>
-        Akka.Actor.Props.Create(() => new PeerConnection(device, slot, socketIO, tunWriter, clock, log));
+    public static Props Props(IWireGuardDevice device, PeerSlot slot, IActorRef socketIO, IActorRef tunWriter, IMonotonicClock clock, ILoggingAdapter log,
+        Handovers handovers = default) =>
+        Akka.Actor.Props.Create(() => new PeerConnection(device, slot, socketIO, tunWriter, clock, log, handovers));
 
     protected override void PreStart()
     {
@@ -75,7 +82,7 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
             {
                 peer.RestoreEndpoint(endpoint, localAddress);
             }
-            _path = new PeerDataPath(_device, peer, _slot, config, Self, _log);
+            _path = new PeerDataPath(_device, peer, _slot, config, Self, _log, _handovers.To);
         }
         catch
         {
@@ -83,9 +90,13 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
             throw;
         }
         var now = _clock.Now;
+        // The first instance in a tunnel rebuilt with the same key goes on with the sessions its
+        // predecessor handed over (never a restart after a fault: that one starts afresh).
+        bool tookOver = !_restarted && _handovers.From is { } from && from.TryTake(config.PublicKey, out var handover)
+            && _path.TakeOver(handover, now);
         // A restarted instance replaces one that may have had a session; a fresh one handshakes at
-        // once only when the supervisor says the peer had one (a rebuilt tunnel).
-        _path.Start(now, _output, handshake: _restarted | _slot.TakeHandshakeAtStart());
+        // once only when the supervisor says the peer had one (a rebuilt tunnel) and it took none over.
+        _path.Start(now, _output, handshake: _restarted | (_slot.TakeHandshakeAtStart() && !tookOver));
         AfterMessage(now);
         // Only now may the reader threads step it.
         _slot.Attach(_path);

@@ -57,6 +57,7 @@ public sealed class PeerDataPath
     private readonly PeerCounters _counters;
     private readonly IActorRef _connection;
     private readonly ILoggingAdapter _log;
+    private readonly PeerHandovers? _handOverTo;
     private PeerConfig _config;
     private TimeSpan? _armed;
     private bool _armRequested;
@@ -77,8 +78,10 @@ public sealed class PeerDataPath
     // nothing is staged. Made at the first staged packet: 10,000 idle peers need not hold one each.
     private Dictionary<PacketBuffer, int>? _staged;
 
-    internal PeerDataPath(IWireGuardDevice device, IWireGuardPeer peer, PeerSlot slot, PeerConfig config, IActorRef connection, ILoggingAdapter log)
+    internal PeerDataPath(IWireGuardDevice device, IWireGuardPeer peer, PeerSlot slot, PeerConfig config, IActorRef connection, ILoggingAdapter log,
+        PeerHandovers? handOverTo = null)
     {
+        _handOverTo = handOverTo;
         _device = device;
         _peer = peer;
         _slot = slot;
@@ -196,6 +199,20 @@ public sealed class PeerDataPath
         }
     }
 
+    /// <summary>
+    /// The actor, in PreStart before <see cref="Start"/>: the engine peer takes over the sessions its
+    /// predecessor in the tunnel this one replaces handed over (<see cref="PeerHandovers"/>); true when it did.
+    /// </summary>
+    internal bool TakeOver(PeerHandover handover, TimeSpan now)
+    {
+        lock (_gate)
+        {
+            bool taken = _peer.TakeOver(handover, now);
+            _lastHandshakeSeen = _peer.LastHandshakeUtc; // the handshake it took over is not a new session to log
+            return taken;
+        }
+    }
+
     /// <summary>The actor's timer fired (whitepaper section 6 timers).</summary>
     internal void HandleTimeout(TimeSpan now, PeerOutput output) =>
         ActorStep(now, output, 0, static (path, _, at) =>
@@ -277,11 +294,18 @@ public sealed class PeerDataPath
     {
         lock (_gate)
         {
+            // Sessions go on in a rebuilt tunnel only from a path that closes in order: one a fault
+            // closed (already _closed) may hold half-updated state.
+            bool handOver = !_closed && !_disposed && _handOverTo is { IsCollecting: true };
             _closed = true;
             _staged?.Clear();
             if (!_disposed)
             {
                 _disposed = true;
+                if (handOver && _peer.HandOver() is { } handover)
+                {
+                    _handOverTo!.Put(handover);
+                }
                 // Its transfer carries on under the restart's fresh engine peer (see PeerCounters).
                 _counters.CarryEngineView(_peer.RxBytes, _peer.TxBytes);
                 _peer.Dispose();

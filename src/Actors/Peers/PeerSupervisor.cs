@@ -22,6 +22,7 @@ namespace Firezone.Actors.Actors.Peers;
 /// </summary>
 public sealed class PeerSupervisor : UntypedActor
 {
+    private readonly PeerConnection.Handovers _handovers;
     private readonly IWireGuardDevice _device;
     private readonly PeerRegistry _registry;
     private readonly IActorRef _socketIO;
@@ -59,8 +60,10 @@ public sealed class PeerSupervisor : UntypedActor
     }
 
     public PeerSupervisor(IWireGuardDevice device, PeerRegistry registry, IActorRef socketIO, IActorRef tunWriter,
-        IMonotonicClock clock, TunnelCounters counters, PeerSupervisorOptions options, Func<int> listenPort)
+        IMonotonicClock clock, TunnelCounters counters, PeerSupervisorOptions options, Func<int> listenPort,
+        PeerHandovers? handOverTo = null, PeerHandovers? takeOverFrom = null)
     {
+        _handovers = new PeerConnection.Handovers(handOverTo, takeOverFrom);
         _device = device;
         _registry = registry;
         _socketIO = socketIO;
@@ -72,8 +75,9 @@ public sealed class PeerSupervisor : UntypedActor
     }
 
     public static Props Props(IWireGuardDevice device, PeerRegistry registry, IActorRef socketIO, IActorRef tunWriter,
-        IMonotonicClock clock, TunnelCounters counters, PeerSupervisorOptions options, Func<int> listenPort) =>
-        Akka.Actor.Props.Create(() => new PeerSupervisor(device, registry, socketIO, tunWriter, clock, counters, options, listenPort));
+        IMonotonicClock clock, TunnelCounters counters, PeerSupervisorOptions options, Func<int> listenPort,
+        PeerHandovers? handOverTo = null, PeerHandovers? takeOverFrom = null) =>
+        Akka.Actor.Props.Create(() => new PeerSupervisor(device, registry, socketIO, tunWriter, clock, counters, options, listenPort, handOverTo, takeOverFrom));
 
     protected override SupervisorStrategy SupervisorStrategy() => new PeerSupervisionStrategy(Decide);
 
@@ -239,7 +243,7 @@ public sealed class PeerSupervisor : UntypedActor
         // A generation suffix: a peer removed and re-added at once must not collide with the
         // name of its predecessor, which may still be stopping.
         string name = "peer-" + key.ToHex()[..16] + "-" + (++_generation);
-        var connection = Context.ActorOf(PeerConnection.Props(_device, slot, _socketIO, _tunWriter, _clock, _log).WithMailbox(PeerMailbox.Id), name);
+        var connection = Context.ActorOf(PeerConnection.Props(_device, slot, _socketIO, _tunWriter, _clock, _log, _handovers).WithMailbox(PeerMailbox.Id), name);
         slot.Connection = connection;
         Context.Watch(connection);
         var entry = new Entry(slot, connection);

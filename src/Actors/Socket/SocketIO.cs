@@ -41,9 +41,12 @@ public sealed class SocketIO : UntypedActor
     private readonly TunnelCounters _counters;
     private SendDatagrams? _current;
 
+    private readonly bool _startPaused;
+
     public SocketIO(IUdpBatchSocket socket, ITunDevice tun, IWireGuardDevice device, PeerRegistry registry, IActorRef handshakeOwner, TunnelCounters counters, IMonotonicClock clock,
-        ReaderPair? readers = null, TimeSpan replyPollMax = default, TimeSpan readModeration = default)
+        ReaderPair? readers = null, TimeSpan replyPollMax = default, TimeSpan readModeration = default, bool startPaused = false)
     {
+        _startPaused = startPaused;
         _socket = socket;
         _counters = counters;
         var groups = new PeerGroups<InboundDatagrams>(InboundDatagrams.Rent, new DirectPeerOutput(socket, tun, counters));
@@ -56,12 +59,15 @@ public sealed class SocketIO : UntypedActor
     /// <param name="replyPollMax">The longest reply poll (see ReplyPoll); zero: none.</param>
     /// <param name="readModeration">The pause after a read of a few bulk packets (see ReadModeration); zero: none.</param>
     public static Props Props(IUdpBatchSocket socket, ITunDevice tun, IWireGuardDevice device, PeerRegistry registry, IActorRef handshakeOwner, TunnelCounters counters, IMonotonicClock clock,
-        ReaderPair? readers = null, TimeSpan replyPollMax = default, TimeSpan readModeration = default) =>
-        Akka.Actor.Props.Create(() => new SocketIO(socket, tun, device, registry, handshakeOwner, counters, clock, readers, replyPollMax, readModeration));
+        ReaderPair? readers = null, TimeSpan replyPollMax = default, TimeSpan readModeration = default, bool startPaused = false) =>
+        Akka.Actor.Props.Create(() => new SocketIO(socket, tun, device, registry, handshakeOwner, counters, clock, readers, replyPollMax, readModeration, startPaused));
 
     protected override void PreStart()
     {
-        _receiver.Start();
+        if (!_startPaused)
+        {
+            _receiver.Start();
+        }
     }
 
     protected override void PostStop()
@@ -88,6 +94,17 @@ public sealed class SocketIO : UntypedActor
                 break;
             case IoThreadFailed failed:
                 failed.Error.Throw();
+                break;
+            case Tunnel.StartReading:
+                _receiver.Start();
+                break;
+            case StopReceiving:
+                // On SocketIO's own thread (the I/O dispatcher): the join blocks no shared one.
+                if (!_receiver.Stop(TimeSpan.FromSeconds(5)))
+                {
+                    _log.Error("UDP receive thread for port {ListenPort} did not stop within 5 s after WakeReceiver", _socket.LocalPort);
+                }
+                Sender.Tell(ReceivingStopped.Instance);
                 break;
             case GetSocketStatus:
                 Sender.Tell(new SocketStatus(_socket.LocalPort, _counters.DatagramsSentCount, _counters.DatagramsNotSentCount));
@@ -178,6 +195,23 @@ public sealed class SocketIO : UntypedActor
             _handshakes = null;
         }
     }
+}
+
+/// <summary>
+/// Stop the receive thread, keep sending (the tunnel stops reading before a rebuild; see
+/// <see cref="Tunnel.StopReading"/>); answered <see cref="ReceivingStopped"/>.
+/// </summary>
+public sealed class StopReceiving
+{
+    public static readonly StopReceiving Instance = new();
+    private StopReceiving() { }
+}
+
+/// <summary>The answer to <see cref="StopReceiving"/>.</summary>
+public sealed class ReceivingStopped
+{
+    public static readonly ReceivingStopped Instance = new();
+    private ReceivingStopped() { }
 }
 
 /// <summary>Ask SocketIO for <see cref="SocketStatus"/>.</summary>

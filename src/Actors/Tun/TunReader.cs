@@ -31,11 +31,13 @@ public sealed class TunReader : UntypedActor
     private readonly ITunDevice _tun;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly BatchReaderThread<ReadSteps> _reader;
+    private readonly bool _startPaused;
 
     public TunReader(ITunDevice tun, IUdpBatchSocket socket, IWireGuardDevice device, PeerRegistry registry, TunnelCounters counters, IMonotonicClock clock,
-        ReaderPair? readers = null, TimeSpan replyPollMax = default, TimeSpan readModeration = default)
+        ReaderPair? readers = null, TimeSpan replyPollMax = default, TimeSpan readModeration = default, bool startPaused = false)
     {
         _tun = tun;
+        _startPaused = startPaused;
         var groups = new PeerGroups<OutboundPackets>(OutboundPackets.Rent, new DirectPeerOutput(socket, tun, counters));
         var steps = new ReadSteps(tun, device, registry, counters, clock, groups);
         _reader = new BatchReaderThread<ReadSteps>("tun-reader " + tun.Name, ReadBatchSize, steps, device, counters, Self,
@@ -45,13 +47,17 @@ public sealed class TunReader : UntypedActor
     /// <param name="readers">Shared with the tunnel's SocketIO for reply polling (see BatchReaderThread); null: none.</param>
     /// <param name="replyPollMax">The longest reply poll (see ReplyPoll); zero: none.</param>
     /// <param name="readModeration">The pause after a read of a few bulk packets (see ReadModeration); zero: none.</param>
+    /// <param name="startPaused">Read only once told <see cref="Tunnel.StartReading"/> (see <see cref="Tunnel.TunnelSettings.StartReadingPaused"/>).</param>
     public static Props Props(ITunDevice tun, IUdpBatchSocket socket, IWireGuardDevice device, PeerRegistry registry, TunnelCounters counters, IMonotonicClock clock,
-        ReaderPair? readers = null, TimeSpan replyPollMax = default, TimeSpan readModeration = default) =>
-        Akka.Actor.Props.Create(() => new TunReader(tun, socket, device, registry, counters, clock, readers, replyPollMax, readModeration));
+        ReaderPair? readers = null, TimeSpan replyPollMax = default, TimeSpan readModeration = default, bool startPaused = false) =>
+        Akka.Actor.Props.Create(() => new TunReader(tun, socket, device, registry, counters, clock, readers, replyPollMax, readModeration, startPaused));
 
     protected override void PreStart()
     {
-        _reader.Start();
+        if (!_startPaused)
+        {
+            _reader.Start();
+        }
     }
 
     protected override void PostStop()
@@ -68,6 +74,9 @@ public sealed class TunReader : UntypedActor
         {
             case IoThreadFailed failed:
                 failed.Error.Throw();
+                break;
+            case Tunnel.StartReading:
+                _reader.Start();
                 break;
             default:
                 Unhandled(message);

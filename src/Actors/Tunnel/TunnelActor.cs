@@ -29,6 +29,10 @@ public sealed class TunnelActor : UntypedActor
     private IActorRef _peers = ActorRefs.Nobody;
     private IActorRef _tunReader = ActorRefs.Nobody;
     private bool _failed;
+    // StopReading: who asked, and which of the two readers are still running.
+    private List<IActorRef>? _stopReadingAskers;
+    private bool _tunReading = true;
+    private bool _socketReading = true;
 
     public TunnelActor(TunnelSettings settings) => _settings = settings;
 
@@ -47,9 +51,9 @@ public sealed class TunnelActor : UntypedActor
         Tunnels.EnsureIoDispatcher(Context.System);
         _tunWriter = Context.ActorOf(TunWriter.Props(s.Tun, _counters).WithDispatcher(Tunnels.IoDispatcherId), "tun-writer");
         // Initiations come back to this actor and go on to the supervisor (created next).
-        _socketIO = Context.ActorOf(SocketIO.Props(s.Socket, s.Tun, s.Device, _registry, Self, _counters, s.Clock, _readers, s.ReplyPollMax, s.ReadModeration).WithDispatcher(Tunnels.IoDispatcherId), "socket-io");
-        _peers = Context.ActorOf(PeerSupervisor.Props(s.Device, _registry, _socketIO, _tunWriter, s.Clock, _counters, s.PeerOptions, () => s.Socket.LocalPort), "peers");
-        _tunReader = Context.ActorOf(TunReader.Props(s.Tun, s.Socket, s.Device, _registry, _counters, s.Clock, _readers, s.ReplyPollMax, s.ReadModeration), "tun-reader");
+        _socketIO = Context.ActorOf(SocketIO.Props(s.Socket, s.Tun, s.Device, _registry, Self, _counters, s.Clock, _readers, s.ReplyPollMax, s.ReadModeration, s.StartReadingPaused).WithDispatcher(Tunnels.IoDispatcherId), "socket-io");
+        _peers = Context.ActorOf(PeerSupervisor.Props(s.Device, _registry, _socketIO, _tunWriter, s.Clock, _counters, s.PeerOptions, () => s.Socket.LocalPort, s.HandOverTo, s.TakeOverFrom), "peers");
+        _tunReader = Context.ActorOf(TunReader.Props(s.Tun, s.Socket, s.Device, _registry, _counters, s.Clock, _readers, s.ReplyPollMax, s.ReadModeration, s.StartReadingPaused), "tun-reader");
     }
 
     protected override void OnReceive(object message)
@@ -66,6 +70,21 @@ public sealed class TunnelActor : UntypedActor
             case ConnectPeer:
             case SendKeepalivesOnSessions:
                 _peers.Forward(message);
+                break;
+            case StartReading:
+                _tunReader.Tell(message);
+                _socketIO.Tell(message);
+                break;
+            case StopReading:
+                StartStopReading(Sender);
+                break;
+            case Terminated terminated when terminated.ActorRef.Equals(_tunReader):
+                _tunReading = false;
+                AnswerIfReadingStopped();
+                break;
+            case ReceivingStopped:
+                _socketReading = false;
+                AnswerIfReadingStopped();
                 break;
             case GetTunnelTopology:
                 Sender.Tell(new TunnelTopology(_tunReader, _tunWriter, _socketIO, _peers, _registry, _counters));
@@ -93,6 +112,39 @@ public sealed class TunnelActor : UntypedActor
         }
     }
 
+    /// <summary>
+    /// Stops the TUN reader actor and SocketIO's receive thread, so that what arrives from now on
+    /// waits in the kernel's queues for the tunnel that replaces this one, instead of being read by
+    /// readers whose peers are stopping (and lost). The peers, SocketIO's sending and the TunWriter
+    /// go on, so what was read is still sent or written.
+    /// </summary>
+    private void StartStopReading(IActorRef asker)
+    {
+        if (_stopReadingAskers is { } askers)
+        {
+            askers.Add(asker);
+            AnswerIfReadingStopped();
+            return;
+        }
+        _stopReadingAskers = [asker];
+        Context.Watch(_tunReader);
+        Context.Stop(_tunReader);
+        _socketIO.Tell(StopReceiving.Instance);
+    }
+
+    private void AnswerIfReadingStopped()
+    {
+        if (_tunReading || _socketReading || _stopReadingAskers is not { } askers)
+        {
+            return;
+        }
+        foreach (var asker in askers)
+        {
+            asker.Tell(ReadingStopped.Instance);
+        }
+        askers.Clear();
+    }
+
     private Directive OnChildFailure(Exception cause)
     {
         // Runs in this actor's context. Every child here does I/O or owns the peers: none is worth
@@ -117,6 +169,34 @@ public sealed class TunnelActor : UntypedActor
     }
 
     private sealed record IoLost(TunnelFailed Failure);
+}
+
+/// <summary>
+/// Tell the TunnelActor of a tunnel started with <see cref="TunnelSettings.StartReadingPaused"/> to
+/// start reading the TUN device and the socket (it passes this on to the TunReader and SocketIO).
+/// </summary>
+public sealed class StartReading
+{
+    public static readonly StartReading Instance = new();
+    private StartReading() { }
+}
+
+/// <summary>
+/// Ask the TunnelActor to stop reading the TUN device and the socket before it is stopped for a
+/// rebuild (answered <see cref="ReadingStopped"/>): packets and datagrams that arrive meanwhile stay
+/// queued in the kernel for the rebuilt tunnel.
+/// </summary>
+public sealed class StopReading
+{
+    public static readonly StopReading Instance = new();
+    private StopReading() { }
+}
+
+/// <summary>The answer to <see cref="StopReading"/>: both reader threads have ended.</summary>
+public sealed class ReadingStopped
+{
+    public static readonly ReadingStopped Instance = new();
+    private ReadingStopped() { }
 }
 
 /// <summary>Ask the TunnelActor for its children (diagnostics, tests).</summary>

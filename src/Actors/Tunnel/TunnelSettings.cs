@@ -28,6 +28,21 @@ public sealed record TunnelSettings
     public PeerSupervisorOptions PeerOptions { get; init; } = PeerSupervisorOptions.Default;
 
     /// <summary>
+    /// Where this tunnel's peers hand their sessions over when they stop, once the host armed it
+    /// (<see cref="PeerHandovers.Collect"/>, before a rebuild with the same static key); null: never.
+    /// </summary>
+    public PeerHandovers? HandOverTo { get; init; }
+
+    /// <summary>The sessions the tunnel this one replaces handed over; each new peer takes its own at start. Null: none.</summary>
+    public PeerHandovers? TakeOverFrom { get; init; }
+
+    /// <summary>
+    /// The readers start only when told <see cref="StartReading"/>: a rebuilt tunnel's host applies
+    /// the peers first, so that what waited in the kernel's queues during the rebuild finds them.
+    /// </summary>
+    public bool StartReadingPaused { get; init; }
+
+    /// <summary>
     /// The longest a reader thread busy-polls the other device for a reply after a packet woke it
     /// from idle (see BatchReaderThread and ReplyPoll); zero turns reply polling off.
     /// </summary>

@@ -41,6 +41,25 @@ public sealed class IndexTable
             $"IndexTable.Allocate: {MaxAllocationAttempts} random indices in a row were zero or already in use; the random source is not random");
     }
 
+    /// <summary>
+    /// Records <paramref name="owner"/> for an index another device's table handed out (a session
+    /// taken over after a rebuild, <see cref="Peer.TakeOver"/>): true when the index is now
+    /// <paramref name="owner"/>'s (also when it already was), false when it is zero or another's.
+    /// </summary>
+    public bool TryClaim(uint index, WireGuardKey owner)
+    {
+        if (index == 0)
+        {
+            return false;
+        }
+        if (_owners.TryAdd(index, owner))
+        {
+            Interlocked.Increment(ref _count);
+            return true;
+        }
+        return _owners.TryGetValue(index, out var holder) && holder == owner;
+    }
+
     public bool TryLookup(uint index, out WireGuardKey owner) => _owners.TryGetValue(index, out owner);
 
     /// <summary>Releases <paramref name="index"/>; freeing an index not in use does nothing.</summary>

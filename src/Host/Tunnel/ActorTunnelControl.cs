@@ -71,6 +71,10 @@ public sealed class ActorTunnelControl(
     // Each peer's figures when the tunnel was last rebuilt, added to the live ones (CarriedPeerState);
     // only peers that had counted something.
     private readonly Dictionary<WireGuardKey, CarriedPeerState> _carried = new();
+    // Where the running tunnel's peers hand their sessions over when it is rebuilt for bigger
+    // buffers, and what the tunnel before it handed over (see PeerHandovers).
+    private PeerHandovers? _handovers;
+    private PeerHandovers? _takenOverFrom;
     private ActorSystem? _system;
     private TunnelCrypto? _crypto;
     private IActorRef? _failureListener;
@@ -133,6 +137,8 @@ public sealed class ActorTunnelControl(
         try
         {
             await StopTunnelAsync().ConfigureAwait(false);
+            _takenOverFrom?.Dispose();
+            _takenOverFrom = null;
             _socket?.Dispose();
             _socket = null;
             _tun?.Dispose();
@@ -243,7 +249,7 @@ public sealed class ActorTunnelControl(
             logger.LogWarning(
                 "MTU {Mtu} of {Interface} exceeds the {BufferSize}-byte packet buffers (MTU up to {MaxMtu}); rebuilding the tunnel on {NewSize}-byte buffers",
                 mtu, _tun.Name, _pool.BufferSize, PacketBufferSizing.MaxMtuFor(_pool.BufferSize), PacketBufferSizing.BufferSizeFor(mtu));
-            await RebuildAsync(newSocket: null, newPoolMtu: mtu).ConfigureAwait(false);
+            await RebuildAsync(newSocket: null, newPoolMtu: mtu, keepSessions: true).ConfigureAwait(false);
             return;
         }
         if (_device is { } device && device.Mtu != mtu)
@@ -618,12 +624,38 @@ public sealed class ActorTunnelControl(
         }
     }
 
-    /// <summary>Stops the running tunnel (if any) and starts one with the current key, socket and peers.</summary>
-    private async Task RebuildAsync(LinuxUdpSocket? newSocket, int? newPoolMtu = null)
+    /// <summary>
+    /// Stops the running tunnel (if any) and starts one with the current key, socket and peers.
+    /// <paramref name="keepSessions"/> (the same private key and port, only bigger buffers): the
+    /// peers' sessions go on in the new tunnel (<see cref="PeerHandovers"/>), as wireguard-go keeps
+    /// them through an MTU change; otherwise the peers that had one handshake at its start.
+    /// </summary>
+    private async Task RebuildAsync(LinuxUdpSocket? newSocket, int? newPoolMtu = null, bool keepSessions = false)
     {
         bool wasRunning = _tunnel is not null;
+        await StopReadingAsync().ConfigureAwait(false);
         var handshakeAtStart = await CarryPeerStateAsync().ConfigureAwait(false);
+        // What an earlier rebuild handed over and no peer took (rare: a peer whose start failed) goes now.
+        _takenOverFrom?.Dispose();
+        _takenOverFrom = null;
+        var handovers = _handovers;
+        _handovers = null;
+        if (keepSessions)
+        {
+            handovers?.Collect();
+        }
         bool stopped = await StopTunnelAsync().ConfigureAwait(false);
+        if (keepSessions && handovers is not null)
+        {
+            // Each session was moved out under its peer's lock, so none is used twice, also from a
+            // tunnel that did not stop in time.
+            _takenOverFrom = handovers;
+            logger.LogDebug("{Count} peer session(s) handed over to the rebuilt tunnel", handovers.Count);
+        }
+        else
+        {
+            handovers?.Dispose();
+        }
         if (newPoolMtu is int poolMtu)
         {
             // The old pool is dropped whole; the stopped tunnel's buffers come back to it (PostStop,
@@ -680,14 +712,31 @@ public sealed class ActorTunnelControl(
             _crypto!.X25519, _crypto.TransportAead) { Mtu = mtu };
         _device = device;
         _publicKey = device.PublicKey;
-        var settings = TunnelSettings.ForEngine(device, _tun!, _socket, _clock, _failureListener) with { ReplyPollMax = options.ReplyPollMax, ReadModeration = options.ReadModeration };
+        _handovers = new PeerHandovers();
+        var settings = TunnelSettings.ForEngine(device, _tun!, _socket, _clock, _failureListener) with
+        {
+            ReplyPollMax = options.ReplyPollMax,
+            ReadModeration = options.ReadModeration,
+            HandOverTo = _handovers,
+            TakeOverFrom = _takenOverFrom,
+            StartReadingPaused = wasRunning,
+        };
+        _takenOverFrom?.ReserveIndices(device.Indices);
         _tunnel = new TunnelClient(
             Tunnels.Start(_system!, settings, "tunnel-" + (++_generation).ToString(System.Globalization.CultureInfo.InvariantCulture)),
             AskTimeout);
-        if (_peers.Count > 0)
+        try
         {
-            var peers = new List<PeerConfig>(_peers.Values);
-            await _tunnel.ApplyPeerChangesAsync(new ApplyPeerChanges(false, [], peers, handshakeAtStart)).ConfigureAwait(false);
+            if (_peers.Count > 0)
+            {
+                var peers = new List<PeerConfig>(_peers.Values);
+                await _tunnel.ApplyPeerChangesAsync(new ApplyPeerChanges(false, [], peers, handshakeAtStart)).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            // A rebuilt tunnel reads only now (StartReadingPaused): what waited in the queues finds its peers.
+            _tunnel.Tunnel.Tell(StartReading.Instance);
         }
         // The tick as the running actor system has it, so the log shows what took effect.
         var timerTick = _system!.Settings.Config.GetTimeSpan("akka.scheduler.tick-duration", null, allowInfinite: false);
@@ -741,6 +790,28 @@ public sealed class ActorTunnelControl(
             }
         }
         return handshake;
+    }
+
+    /// <summary>
+    /// Before a rebuild: the running tunnel stops reading (see <see cref="StopReading"/>), so packets
+    /// and datagrams that arrive during the rebuild wait in the kernel's queues for the new tunnel
+    /// instead of being read by the old one as its peers stop, and lost (a ping sent right after
+    /// <c>ip link set mtu 9000 up</c> got no answer). Its peers still send what was read.
+    /// </summary>
+    private async Task StopReadingAsync()
+    {
+        if (_tunnel is not { } tunnel)
+        {
+            return;
+        }
+        try
+        {
+            await tunnel.Tunnel.Ask<ReadingStopped>(StopReading.Instance, TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is TaskCanceledException or AskTimeoutException)
+        {
+            logger.LogWarning("The tunnel's readers did not stop within 2 s before the rebuild");
+        }
     }
 
     /// <summary>How long a leak check waits for a stopped tunnel's buffers (see <see cref="PoolReturns"/>).</summary>

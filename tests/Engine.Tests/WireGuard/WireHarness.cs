@@ -23,13 +23,35 @@ public sealed class Node
         Name = name;
         Pool = new PacketBufferPool(preallocate: 8);
         Device = new Device(privateKey, Pool, random, wallClockAtZero, wallClock, x25519, transportAead) { PeersWriteAllowedIps = true };
+        _wallClockAtZero = wallClockAtZero;
+        _wallClock = wallClock;
+        _x25519 = x25519;
+        _transportAead = transportAead;
         Endpoint = endpoint;
         TunAddress = tunAddress;
     }
 
+    private readonly DateTime _wallClockAtZero;
+    private readonly Func<DateTime>? _wallClock;
+    private readonly IX25519? _x25519;
+    private readonly ITransportAead? _transportAead;
+
     public string Name { get; }
-    public PacketBufferPool Pool { get; }
-    public Device Device { get; }
+    public PacketBufferPool Pool { get; private set; }
+    public Device Device { get; private set; }
+
+    /// <summary>
+    /// As the host rebuilds its tunnel for a jumbo MTU: a new device with <paramref name="privateKey"/>
+    /// on a new pool of bigger buffers (the same crypto implementations); returns the old pool, whose
+    /// buffers the old peer still returns. <see cref="Peer"/> is the test's to replace.
+    /// </summary>
+    public PacketBufferPool ReplaceDevice(WireGuardKey privateKey, IRandomSource random)
+    {
+        var old = Pool;
+        Pool = new PacketBufferPool(bufferSize: 9216, preallocate: 8);
+        Device = new Device(privateKey, Pool, random, _wallClockAtZero, _wallClock, _x25519, _transportAead) { PeersWriteAllowedIps = true };
+        return old;
+    }
     public Peer Peer { get; set; } = null!;
     public UdpEndpoint Endpoint { get; set; }
 

@@ -1,0 +1,104 @@
+namespace Firezone.Actors.Engine.WireGuard;
+
+/// <summary>
+/// One peer's sessions and handshake, moved out of a <see cref="Peer"/> of one <see cref="Device"/>
+/// (<see cref="Peer.HandOver"/>) into the fresh <see cref="Peer"/> of a device rebuilt with the same
+/// static private key (<see cref="Peer.TakeOver"/>): the host rebuilds its device when the packet
+/// buffers must grow (a jumbo MTU), and wireguard-go keeps its sessions through an MTU change. The
+/// keypairs (their keys, sending counters and replay windows, whitepaper section 5.4.6), the
+/// handshake in flight, the cookie and the timers (section 6) carry on, so the rebuilt peer sends
+/// and receives on the same session without a new handshake, and a response to an initiation the
+/// old peer sent completes it. Packets the old peer held for a session go on too, copied into the new
+/// device's buffers at the take-over (the old pool is dropped). A handover that is not taken over must
+/// be disposed (it zeroes the keys and returns the packets).
+/// </summary>
+public sealed class PeerHandover : IDisposable
+{
+    internal PeerHandover(WireGuardKey localStatic, WireGuardKey remoteStatic)
+    {
+        LocalStatic = localStatic;
+        PublicKey = remoteStatic;
+    }
+
+    /// <summary>The public key of the device the sessions were made with; only a device with it may take them over.</summary>
+    public WireGuardKey LocalStatic { get; }
+
+    /// <summary>The remote peer's public key.</summary>
+    public WireGuardKey PublicKey { get; }
+
+    /// <summary>True while it holds a keypair that may still send at <paramref name="now"/> (a confirmed session).</summary>
+    public bool HasSession(TimeSpan now) => Current is { } keypair && keypair.CanSend(now);
+
+    internal Keypair? Current;
+    internal Keypair? Previous;
+    internal Keypair? Next;
+    internal Handshake? Handshake;
+    internal CookieGenerator? Cookies;
+    internal byte[]? PrecomputedStaticStatic;
+    internal TimeSpan? RetransmitHandshakeAt;
+    internal TimeSpan? SendKeepaliveAt;
+    internal TimeSpan? NewHandshakeAt;
+    internal TimeSpan? ZeroKeyMaterialAt;
+    internal TimeSpan? PersistentKeepaliveAt;
+    internal int HandshakeAttempts;
+    internal bool NeedAnotherKeepalive;
+    internal bool SentLastMinuteHandshake;
+    internal DateTime? LastHandshakeUtc;
+
+    /// <summary>Packets held for a session, oldest first (the old device's buffers).</summary>
+    internal List<Buffers.PacketBuffer>? Staged;
+
+    /// <summary>
+    /// Claims the receiver indices of these sessions (and of the handshake in flight) in the table of
+    /// the device that will take them over, before its readers start: a datagram for them that
+    /// arrives before the new peer has taken over is then routed to that peer (and waits for it)
+    /// instead of being dropped as addressed to nobody. Indices another peer holds there are left to it.
+    /// </summary>
+    public void ReserveIndices(Routing.IndexTable table)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        foreach (var keypair in (ReadOnlySpan<Keypair?>)[Current, Previous, Next])
+        {
+            if (keypair is not null)
+            {
+                table.TryClaim(keypair.LocalIndex, PublicKey);
+            }
+        }
+        if (Handshake is { HasLocalIndex: true } handshake)
+        {
+            table.TryClaim(handshake.LocalIndex, PublicKey);
+        }
+    }
+
+    /// <summary>Zeroes and frees whatever was not taken over.</summary>
+    public void Dispose()
+    {
+        Current?.Dispose();
+        Previous?.Dispose();
+        Next?.Dispose();
+        Handshake?.Clear();
+        Cookies?.Clear();
+        if (PrecomputedStaticStatic is { } precomputed)
+        {
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(precomputed);
+        }
+        if (Staged is { } staged)
+        {
+            foreach (var packet in staged)
+            {
+                packet.Return();
+            }
+        }
+        Forget();
+    }
+
+    /// <summary>Drops every reference (after a take-over, the new peer owns them).</summary>
+    internal void Forget()
+    {
+        Current = Previous = Next = null;
+        Handshake = null;
+        Cookies = null;
+        PrecomputedStaticStatic = null;
+        Staged = null;
+    }
+}
