@@ -8,7 +8,8 @@ namespace Firezone.Actors.Engine.Offload;
 /// super-packet's headers with its own IPv4 total length, incremented IPv4 identification and header
 /// checksum (or IPv6 payload length), TCP sequence number (FIN and PSH only on the last segment, CWR
 /// only on the first, RFC 3168 section 6.1.2) or UDP length, and a full TCP/UDP checksum including the
-/// pseudo-header. The IP header, and so the ECN codepoint, is the same for every segment.
+/// pseudo-header (with NEEDS_CSUM, the sum the field holds, adjusted for the segment's length, as the
+/// kernel does). The IP header, and so the ECN codepoint, is the same for every segment.
 ///
 /// Resumable: <see cref="Begin"/> takes the super-packet, then each <see cref="NextSegment"/> writes one
 /// segment, so a caller short of buffers hands the rest out later. The super-packet stays in the
@@ -27,6 +28,8 @@ public sealed class GsoSegmenter
     private int _next;
     private bool _isIpv6;
     private bool _isUdp;
+    // The pseudo-header sum without its length word: each segment adds its own length.
+    private ushort _pseudoHeaderBase;
 
     /// <summary>Segments of the current super-packet not yet written.</summary>
     public int PendingSegments => _segmentCount - _next;
@@ -108,6 +111,24 @@ public sealed class GsoSegmenter
         {
             return OffloadStatus.Malformed;
         }
+        int l4Length = packet.Length - l4;
+        if ((header.Flags & VirtioNetHeader.FlagNeedsCsum) != 0)
+        {
+            // CHECKSUM_PARTIAL: the field holds the super-packet's pseudo-header sum, which the kernel's
+            // tcp_gso_segment and __udp_gso_segment adjust for each segment's length rather than
+            // recompute from the IP header: its destination is the final one, which a routing header
+            // (RFC 8200 section 8.1) or an IPv4 source route option (Linux sums the connection's
+            // address, not the first hop's) puts elsewhere.
+            ushort partial = BinaryPrimitives.ReadUInt16BigEndian(packet[(l4 + (udp ? 6 : 16))..]);
+            _pseudoHeaderBase = InternetChecksum.Combine(
+                InternetChecksum.Combine(partial, (ushort)~(ushort)l4Length), (ushort)~(ushort)(l4Length >> 16));
+        }
+        else
+        {
+            _pseudoHeaderBase = version == 6
+                ? InternetChecksum.PseudoHeaderSum(packet.Slice(8, 16), packet.Slice(24, 16), protocol, 0)
+                : InternetChecksum.PseudoHeaderSum(packet.Slice(12, 4), packet.Slice(16, 4), protocol, 0);
+        }
         _packetLength = packet.Length;
         _l4Offset = l4;
         _headerLength = headerLength;
@@ -149,12 +170,9 @@ public sealed class GsoSegmenter
         int l4Length = length - l4;
         bool last = index == _segmentCount - 1;
 
-        ReadOnlySpan<byte> source, target;
         if (_isIpv6)
         {
             BinaryPrimitives.WriteUInt16BigEndian(segment[4..], (ushort)(length - 40));
-            source = segment.Slice(8, 16);
-            target = segment.Slice(24, 16);
         }
         else
         {
@@ -165,17 +183,13 @@ public sealed class GsoSegmenter
             segment[10] = 0;
             segment[11] = 0;
             BinaryPrimitives.WriteUInt16BigEndian(segment[10..], InternetChecksum.Finish(InternetChecksum.Sum(segment[..ihl])));
-            source = segment.Slice(12, 4);
-            target = segment.Slice(16, 4);
         }
 
         int checksumAt;
-        byte protocol;
         if (_isUdp)
         {
             BinaryPrimitives.WriteUInt16BigEndian(segment[(l4 + 4)..], (ushort)l4Length);
             checksumAt = l4 + 6;
-            protocol = ProtocolUdp;
         }
         else
         {
@@ -192,11 +206,10 @@ public sealed class GsoSegmenter
             }
             segment[l4 + 13] = flags;
             checksumAt = l4 + 16;
-            protocol = ProtocolTcp;
         }
         segment[checksumAt] = 0;
         segment[checksumAt + 1] = 0;
-        ushort sum = InternetChecksum.PseudoHeaderSum(source, target, protocol, l4Length);
+        ushort sum = InternetChecksum.Combine(InternetChecksum.Combine(_pseudoHeaderBase, (ushort)l4Length), (ushort)(l4Length >> 16));
         ushort checksum = InternetChecksum.Finish(InternetChecksum.Sum(segment[l4..], sum));
         if (checksum == 0 && _isUdp)
         {

@@ -62,7 +62,7 @@ public class OffloadFuzzTests
             }
             var segment = destination.AsSpan(0, length);
             if (!segment[headerLength..].SequenceEqual(packet.AsSpan(headerLength + payloadSeen, length - headerLength))
-                || !SegmentHeadersValid(segment, packet, ipv6, udp, l4, headerLength, index, count, header.GsoSize))
+                || !SegmentHeadersValid(segment, packet, header, ipv6, udp, l4, headerLength, index, count))
             {
                 return false;
             }
@@ -100,6 +100,47 @@ public class OffloadFuzzTests
         return !partialWellFormed || TransportChecksumValid(packet, packet[0] >> 4 == 6, wellFormedL4, IsUdpShape(shape) ? ProtocolUdp : ProtocolTcp);
     }
 
+    /// <summary>
+    /// A super-packet with one segment's worth of payload (gso_size at least the payload) comes out of
+    /// the segmenter as exactly the packet the NEEDS_CSUM completion makes of it: the read path's two
+    /// ways (GSO and not) agree on the checksum whatever pseudo-header sum the stack left in the field
+    /// (a routing header or source route makes it another than the IP header's addresses give).
+    /// </summary>
+    [Property(MaxTest = 1000)]
+    public bool A_super_packet_of_one_segment_comes_out_as_checksum_completion_makes_it(byte[] body, byte shape, ushort partial, ushort gsoSizeRaw)
+    {
+        body ??= [];
+        shape = (byte)((shape | 1) & ~0x30); // well-formed, no header byte overwritten
+        byte[] packet = SuperPacket(body, shape, 0, 0, out int l4);
+        bool udp = IsUdpShape(shape);
+        bool ipv6 = packet[0] >> 4 == 6;
+        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(l4 + (udp ? 6 : 16)), partial);
+        int headerLength = udp ? l4 + 8 : l4 + (packet[l4 + 12] >> 4) * 4;
+        int payload = packet.Length - headerLength;
+        if (payload <= 0)
+        {
+            return true;
+        }
+        var header = new VirtioNetHeader
+        {
+            Flags = VirtioNetHeader.FlagNeedsCsum,
+            GsoType = udp ? VirtioNetHeader.GsoUdpL4 : ipv6 ? VirtioNetHeader.GsoTcpV6 : VirtioNetHeader.GsoTcpV4,
+            HdrLen = (ushort)headerLength,
+            GsoSize = (ushort)Math.Min(65535, payload + gsoSizeRaw % 2000),
+            CsumStart = (ushort)l4,
+            CsumOffset = (ushort)(udp ? 6 : 16),
+        };
+        byte[] completed = (byte[])packet.Clone();
+        var segmenter = new GsoSegmenter();
+        if (ChecksumOffload.Complete(completed, header) != OffloadStatus.Ok
+            || segmenter.Begin(packet, header) != OffloadStatus.Ok || segmenter.PendingSegments != 1)
+        {
+            return false;
+        }
+        var segment = new byte[packet.Length];
+        return segmenter.NextSegment(packet, segment) == packet.Length && segment.AsSpan().SequenceEqual(completed);
+    }
+
     // ---- the coalescers: merged, then segmented again, the packets come back ---------------
 
     [Property(MaxTest = 600)]
@@ -127,9 +168,11 @@ public class OffloadFuzzTests
         var ecn = (Ecn)(ecnRaw & 3);
         int l4 = ipv6 ? 40 : 20;
         byte protocol = udp ? ProtocolUdp : ProtocolTcp;
-        byte[] original = udp
+        // As the kernel hands it over: the pseudo-header sum in the checksum field (NEEDS_CSUM).
+        byte[] original = AsPartial(udp
             ? Udp(ipv6, payload, ecn, id, dontFragment)
-            : Tcp(ipv6, 0xFFFFFF00, payload, flags: Ack, ecn: ecn, id: id, dontFragment: dontFragment, optionLength: 4 * (optionWords % 11));
+            : Tcp(ipv6, 0xFFFFFF00, payload, flags: Ack, ecn: ecn, id: id, dontFragment: dontFragment, optionLength: 4 * (optionWords % 11)),
+            ipv6, protocol);
         var header = new VirtioNetHeader
         {
             Flags = VirtioNetHeader.FlagNeedsCsum,
@@ -494,11 +537,15 @@ public class OffloadFuzzTests
     /// <summary>
     /// The IP and transport headers of segment <paramref name="index"/> of <paramref name="count"/>:
     /// lengths and checksums correct, sequence number advanced, FIN/PSH only on the last and CWR only
-    /// on the first, and every other header byte as in the super-packet.
+    /// on the first, and every other header byte as in the super-packet. The transport checksum as the
+    /// kernel's tcp_gso_segment / __udp_gso_segment make it: with NEEDS_CSUM (CHECKSUM_PARTIAL) from the
+    /// pseudo-header sum in the super-packet's field, adjusted from its length to the segment's; without,
+    /// from the IP header's addresses.
     /// </summary>
-    private static bool SegmentHeadersValid(ReadOnlySpan<byte> segment, byte[] packet, bool ipv6, bool udp, int l4, int headerLength, int index,
-        int count, int gsoSize)
+    private static bool SegmentHeadersValid(ReadOnlySpan<byte> segment, byte[] packet, VirtioNetHeader header, bool ipv6, bool udp, int l4,
+        int headerLength, int index, int count)
     {
+        int gsoSize = header.GsoSize;
         int length = segment.Length;
         var expected = packet.AsSpan(0, headerLength).ToArray();
         if (ipv6)
@@ -537,9 +584,24 @@ public class OffloadFuzzTests
             expected[l4 + 16] = segment[l4 + 16];
             expected[l4 + 17] = segment[l4 + 17];
         }
+        bool checksumValid = (header.Flags & VirtioNetHeader.FlagNeedsCsum) == 0
+            ? TransportChecksumValid(segment, ipv6, l4, udp ? ProtocolUdp : ProtocolTcp)
+            : PartialChecksumValid(segment, l4, BinaryPrimitives.ReadUInt16BigEndian(packet.AsSpan(l4 + (udp ? 6 : 16))), packet.Length - l4);
         return segment[..headerLength].SequenceEqual(expected)
-            && TransportChecksumValid(segment, ipv6, l4, udp ? ProtocolUdp : ProtocolTcp)
+            && checksumValid
             && (!udp || BinaryPrimitives.ReadUInt16BigEndian(segment[(l4 + 6)..]) != 0);
+    }
+
+    /// <summary>
+    /// The transport bytes of <paramref name="segment"/> from <paramref name="l4"/> verify (RFC 1071) with the
+    /// pseudo-header sum <paramref name="partial"/> of a super-packet whose transport part was
+    /// <paramref name="superLength"/> bytes, its length word replaced by the segment's.
+    /// </summary>
+    private static bool PartialChecksumValid(ReadOnlySpan<byte> segment, int l4, ushort partial, int superLength)
+    {
+        int upper = segment.Length - l4;
+        uint sum = partial + (0xFFFFu - (ushort)superLength) + (0xFFFFu - (ushort)(superLength >> 16)) + (ushort)upper + (uint)(upper >> 16);
+        return PlainChecksum(segment[l4..], sum) == 0;
     }
 
     /// <summary>RFC 1071 over the pseudo-header (RFC 793 / RFC 8200 section 8.1) and the transport bytes from <paramref name="l4"/>.</summary>
@@ -556,9 +618,10 @@ public class OffloadFuzzTests
     }
 
     /// <summary>RFC 1071 the slow, obvious way (not the engine's vectorised sum): 16-bit big-endian words, end-around carry, complement.</summary>
-    private static ushort PlainChecksum(ReadOnlySpan<byte> data)
+    private static ushort PlainChecksum(ReadOnlySpan<byte> data, uint sum = 0)
     {
-        uint sum = 0;
+        sum = (sum & 0xFFFF) + (sum >> 16);
+        sum = (sum & 0xFFFF) + (sum >> 16);
         for (int i = 0; i < data.Length; i += 2)
         {
             sum += (uint)(data[i] << 8 | (i + 1 < data.Length ? data[i + 1] : 0));
