@@ -113,7 +113,7 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
     private TunDeviceException EventFdFailed(int errno) =>
         new($"TUN device {Name}: cannot create its wake-up eventfd: {Errno.Describe(errno)}", errno);
 
-    /// <summary>The TUN descriptor, for callers that need it (e.g. TUNSETPERSIST); still owned by this object.</summary>
+    /// <summary>The TUN descriptor, for callers that need it; still owned by this object.</summary>
     public SafeFileDescriptorHandle Handle => _fd;
 
     /// <summary>Packets the kernel refused in <see cref="WriteBatch"/> (malformed, device down).</summary>
@@ -298,6 +298,33 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
         // EINVAL (malformed packet), EIO (link down), ENOMEM, EAGAIN: skip this packet.
         Interlocked.Increment(ref _writeErrors);
         LastWriteErrno = errno;
+    }
+
+    /// <summary>
+    /// TUNSETPERSIST: a persistent interface (with its addresses and routes) outlives this descriptor,
+    /// so a tunnel can close the device and open it again by name without losing them; cleared, the
+    /// interface goes with the last descriptor again.
+    /// </summary>
+    /// <exception cref="TunDeviceException">With a message meant for the user.</exception>
+    public void SetPersistent(bool persistent)
+    {
+        bool added = false;
+        try
+        {
+            _fd.DangerousAddRef(ref added);
+            if (LibC.ioctl(_fd.Fd, IfTun.TUNSETPERSIST, (void*)(persistent ? 1 : 0)) < 0)
+            {
+                int errno = LibC.errno;
+                throw new TunDeviceException($"TUN device {Name}: {(persistent ? "making it persistent" : "clearing its persistence")} (TUNSETPERSIST) failed: {Errno.Describe(errno)}", errno);
+            }
+        }
+        finally
+        {
+            if (added)
+            {
+                _fd.DangerousRelease();
+            }
+        }
     }
 
     public void WakeReader() => _wake.Signal();

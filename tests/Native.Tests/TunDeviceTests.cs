@@ -288,4 +288,27 @@ public sealed class TunDeviceTests(ITestOutputHelper output)
         Assert.Equal(0, Command.Run("ip", "-n", ns.Name, "link", "show", "dev", name).ExitCode);
         Command.Check("ip", "-n", ns.Name, "tuntap", "del", "dev", name, "mode", "tun");
     }
+
+    [Fact]
+    public void SetPersistent_keeps_the_device_after_its_descriptor_closes_until_it_is_cleared()
+    {
+        using var ns = new NetworkNamespace();
+        string name = "fzt" + NetworkNamespace.UniqueSuffix();
+        try
+        {
+            LinuxTunDevice tun = ns.RunInside(() => new LinuxTunDevice(new TunDeviceOptions { Name = name, BringUp = false }));
+            tun.SetPersistent(true);
+            tun.Dispose();
+            Assert.Equal(0, Command.Run("ip", "-n", ns.Name, "link", "show", "dev", name).ExitCode);
+
+            LinuxTunDevice again = ns.RunInside(() => new LinuxTunDevice(new TunDeviceOptions { Name = name, BringUp = false }));
+            again.SetPersistent(false);
+            again.Dispose();
+            Assert.NotEqual(0, Command.Run("ip", "-n", ns.Name, "link", "show", "dev", name).ExitCode);
+        }
+        finally
+        {
+            Command.Run("ip", "-n", ns.Name, "tuntap", "del", "dev", name, "mode", "tun");
+        }
+    }
 }

@@ -450,10 +450,13 @@ public sealed class ActorTunnelControl(
             }
             if (_socket is not null)
             {
-                int errno = LinuxDescriptors.SetMark(_socket.Handle, fwmark);
-                if (errno != 0)
+                try
                 {
-                    throw new TunnelControlException(errno, $"cannot set fwmark (errno {errno})");
+                    _socket.SetMark(fwmark);
+                }
+                catch (UdpSocketException e)
+                {
+                    throw new TunnelControlException(e.Errno, e.Message);
                 }
             }
             _fwmark = fwmark;
@@ -611,10 +614,18 @@ public sealed class ActorTunnelControl(
         try
         {
             var socket = new LinuxUdpSocket(new UdpBatchSocketOptions { ListenPort = port, UseGro = options.UdpGro });
-            if (_fwmark != 0 && LinuxDescriptors.SetMark(socket.Handle, _fwmark) is int errno and not 0)
+            if (_fwmark != 0)
             {
-                socket.Dispose();
-                throw new TunnelControlException(errno, $"cannot set fwmark (errno {errno})");
+                try
+                {
+                    socket.SetMark(_fwmark);
+                }
+                catch (UdpSocketException e)
+                {
+                    socket.Dispose();
+                    // Its own errno (EPERM, say), not the bind's mapping below.
+                    throw new TunnelControlException(e.Errno, e.Message);
+                }
             }
             return socket;
         }
@@ -679,10 +690,10 @@ public sealed class ActorTunnelControl(
             // The old tunnel did not stop in time: a reader of it may still wait on the TUN device
             // or the socket. Reopen both; TUNSETPERSIST keeps the interface (and its addresses and
             // routes) meanwhile.
-            LinuxDescriptors.SetPersistent(_tun!.Handle, true);
+            _tun!.SetPersistent(true);
             _tun.Dispose();
             _tun = OpenTun(mtu: null); // keeps the MTU the interface has now
-            LinuxDescriptors.SetPersistent(_tun.Handle, false);
+            _tun.SetPersistent(false);
             if (newSocket is null && _socket is not null)
             {
                 ushort port = (ushort)_socket.LocalPort;
