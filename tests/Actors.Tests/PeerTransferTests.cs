@@ -1,4 +1,3 @@
-using Firezone.Actors.Actors.Tun;
 using Firezone.Actors.Actors.Peers;
 using Firezone.Actors.Actors.Tests.Fakes;
 using Firezone.Actors.Actors.Tunnel;

@@ -1,6 +1,5 @@
 using Firezone.Actors.Actors.Peers;
 using Firezone.Actors.Actors.Tests.Fakes;
-using Firezone.Actors.Actors.Tun;
 using Firezone.Actors.Actors.Tunnel;
 using Firezone.Actors.Engine;
 using Firezone.Actors.Engine.Buffers;

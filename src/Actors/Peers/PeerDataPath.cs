@@ -3,7 +3,6 @@ using Akka.Actor;
 using Akka.Event;
 using Firezone.Actors.Actors.Batches;
 using Firezone.Actors.Actors.EngineSeam;
-using Firezone.Actors.Actors.Tun;
 using Firezone.Actors.Engine;
 using Firezone.Actors.Engine.Buffers;
 using Firezone.Actors.Engine.Packets;

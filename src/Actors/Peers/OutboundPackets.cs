@@ -1,6 +1,6 @@
 using Firezone.Actors.Actors.Batches;
 
-namespace Firezone.Actors.Actors.Tun;
+namespace Firezone.Actors.Actors.Peers;
 
 /// <summary>
 /// IP packets read from the TUN device, all routed to the receiving PeerConnection by their
