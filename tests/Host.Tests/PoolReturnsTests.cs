@@ -30,4 +30,24 @@ public sealed class PoolReturnsTests
         kept.Return();
         Assert.Equal(0, await PoolReturns.OutstandingAfterAsync(pool, TimeSpan.FromMilliseconds(50)));
     }
+
+    [Fact]
+    public async Task A_wall_clock_set_back_does_not_stretch_the_wait()
+    {
+        var pool = new PacketBufferPool(preallocate: 4, maxBuffers: 16);
+        var kept = pool.Rent();
+        var check = PoolReturns.OutstandingAfterAsync(pool, TimeSpan.FromMilliseconds(50), new ClockSetBackEveryRead());
+        // Far more than the 50 ms bound: a wait bounded by the wall clock would never end.
+        Assert.Same(check, await Task.WhenAny(check, Task.Delay(TimeSpan.FromSeconds(10))));
+        Assert.Equal(1, await check);
+        kept.Return();
+    }
+
+    /// <summary>The system's timers and timestamps, and a wall clock an hour earlier at every read (NTP stepping it back, say).</summary>
+    private sealed class ClockSetBackEveryRead : TimeProvider
+    {
+        private DateTimeOffset _now = DateTimeOffset.UtcNow;
+
+        public override DateTimeOffset GetUtcNow() => _now -= TimeSpan.FromHours(1);
+    }
 }

@@ -13,12 +13,15 @@ internal static class PoolReturns
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(10);
 
     /// <summary>The buffers of <paramref name="pool"/> still out once all are back or <paramref name="bound"/> has passed.</summary>
-    public static async Task<int> OutstandingAfterAsync(PacketBufferPool pool, TimeSpan bound)
+    /// <param name="time">The monotonic timestamp bounds the wait, not the wall clock: a clock set back
+    /// (NTP, an operator) while a buffer stays out would hold a stop or a rebuild for that long.</param>
+    public static async Task<int> OutstandingAfterAsync(PacketBufferPool pool, TimeSpan bound, TimeProvider? time = null)
     {
-        var deadline = DateTime.UtcNow + bound;
-        while (pool.Outstanding != 0 && DateTime.UtcNow < deadline)
+        time ??= TimeProvider.System;
+        long start = time.GetTimestamp();
+        while (pool.Outstanding != 0 && time.GetElapsedTime(start) < bound)
         {
-            await Task.Delay(Poll).ConfigureAwait(false);
+            await Task.Delay(Poll, time).ConfigureAwait(false);
         }
         return pool.Outstanding;
     }
