@@ -23,6 +23,9 @@ internal sealed class InMemoryTunnelControl : ITunnelControl
     /// <summary>A port SetListenPort refuses with EADDRINUSE, to test error replies.</summary>
     public ushort? PortInUse { get; set; }
 
+    /// <summary>SetFwmark refuses every mark with EPERM, as the socket does without CAP_NET_ADMIN.</summary>
+    public bool FwmarkRefused { get; set; }
+
     public static WireGuardKey PublicKeyOf(WireGuardKey privateKey)
     {
         var secret = privateKey.ToArray();
@@ -74,6 +77,10 @@ internal sealed class InMemoryTunnelControl : ITunnelControl
     {
         lock (_gate)
         {
+            if (FwmarkRefused)
+            {
+                throw new TunnelControlException(1, $"setting fwmark 0x{fwmark:x} on the UDP socket needs CAP_NET_ADMIN (run as root)");
+            }
             Calls.Add($"SetFwmark {fwmark}");
             _fwmark = fwmark;
         }

@@ -17,6 +17,9 @@ public sealed record InterfaceConfig
     /// <summary>The SO_MARK for outgoing datagrams; null or 0 for none.</summary>
     public uint? FwMark { get; init; }
 
+    /// <summary>The line of <see cref="FwMark"/> in the file (0: none), to name it when the mark cannot be set.</summary>
+    public int FwMarkLine { get; init; }
+
     public IReadOnlyList<InterfaceAddress> Addresses { get; init; } = [];
 
     public int? Mtu { get; init; }

@@ -87,6 +87,7 @@ public sealed class WgQuickConfigParser
         private WireGuardKey? _privateKey;
         private ushort? _listenPort;
         private int _listenPortLine;
+        private int _fwMarkLine;
         private uint? _fwMark;
         private int? _mtu;
         private int _mtuLine;
@@ -239,6 +240,7 @@ public sealed class WgQuickConfigParser
                 case "fwmark":
                     Once(line, "FwMark");
                     _fwMark = ParseFwMark(line, value);
+                    _fwMarkLine = line;
                     break;
                 case "address":
                     // wg-quick splits Address at commas and then at white space (bash word splitting).
@@ -663,6 +665,7 @@ public sealed class WgQuickConfigParser
                     ListenPort = _listenPort,
                     ListenPortLine = _listenPortLine,
                     FwMark = _fwMark,
+                    FwMarkLine = _fwMarkLine,
                     Addresses = _addresses,
                     Mtu = _mtu,
                     Table = _table,

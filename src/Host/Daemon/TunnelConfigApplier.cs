@@ -27,7 +27,16 @@ public static class TunnelConfigApplier
         // add_default picks one when FwMark is off or absent).
         if (device.FwMark is { } mark and not 0)
         {
-            await control.SetFwmarkAsync(mark, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await control.SetFwmarkAsync(mark, cancellationToken).ConfigureAwait(false);
+            }
+            catch (TunnelControlException e) when (device.FwMarkLine > 0)
+            {
+                // As for ListenPort: the line the mark came from (SO_MARK needs CAP_NET_ADMIN, which a
+                // daemon on a TUN device owned by its user may lack).
+                throw new TunnelControlException(e.Errno, $"{config.SourcePath}:{device.FwMarkLine}: FwMark: {e.Message}");
+            }
         }
         await control.RemoveAllPeersAsync(cancellationToken).ConfigureAwait(false);
         // A [Peer] with the interface's own public key is ignored, as wireguard-go does with `wg setconf`.
