@@ -1,4 +1,5 @@
 using Firezone.Actors.Engine.Buffers;
+using Firezone.Actors.Engine.WireGuard;
 
 namespace Firezone.Actors.Host.Tunnel;
 
@@ -26,10 +27,10 @@ public static class PacketBufferSizing
     public const int Preallocate = 256;
 
     /// <summary>WireGuard's framing of a transport message: 16-byte header and 16-byte tag (section 5.4.6).</summary>
-    public const int TransportOverhead = 32;
+    public const int TransportOverhead = MessageHeader.TransportMinSize;
 
     /// <summary>Padding to a multiple of 16 (at most 15 bytes; section 5.4.6), counted whole for a peer that pads beyond our MTU.</summary>
-    public const int MaxPadding = 16;
+    public const int MaxPadding = ProtocolConstants.PaddingMultiple;
 
     /// <summary>
     /// Bytes per buffer for <paramref name="mtu"/>: a received datagram of MTU + framing + padding
