@@ -201,7 +201,30 @@ public sealed class NetworkSetupTests
         var setup = new InterfaceNetworkSetup("fzt-missing0", ProcessCommandRunner.Instance, NullLogger.Instance);
         var config = new WgQuickConfigParser().Parse("c.conf", $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\nAddress = 10.99.0.1/24\n");
         var error = await Assert.ThrowsAsync<StartupException>(() => setup.ApplyAsync(config, CancellationToken.None));
-        Assert.StartsWith("ip -4 address add 10.99.0.1/24 dev fzt-missing0: ", error.Message);
+        Assert.StartsWith("c.conf:3: Address: ip -4 address add 10.99.0.1/24 dev fzt-missing0: ", error.Message);
+    }
+
+    /// <summary>STYLE rule 11: the address ip refuses is named by its line, as every other mistake in the file.</summary>
+    [Fact]
+    public async Task An_address_ip_refuses_names_its_line()
+    {
+        using var state = new TemporaryDirectory();
+        var config = new WgQuickConfigParser().Parse("/etc/wireguard/wg0.conf",
+            $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\nMTU = 1420\nAddress = 10.9.0.1/24\nAddress = fd00::1/64, 10.9.1.1/24\n");
+        var error = await Assert.ThrowsAsync<StartupException>(() => SetupOf(new Ipv6OffRunner(), state).ApplyAsync(config, CancellationToken.None));
+        Assert.Equal("/etc/wireguard/wg0.conf:5: Address: ip -6 address add fd00::1/64 dev fzt0: Error: ipv6: IPv6 is disabled on this device.", error.Message);
+    }
+
+    /// <summary>As ip answers where IPv6 is off (net.ipv6.conf.all.disable_ipv6 = 1).</summary>
+    private sealed class Ipv6OffRunner : ICommandRunner
+    {
+        public Task<string> RunAsync(string file, IReadOnlyList<string> arguments, string? stdin, CancellationToken cancellationToken)
+        {
+            string command = file + " " + string.Join(' ', arguments);
+            return command.StartsWith("ip -6 address add ", StringComparison.Ordinal)
+                ? throw new StartupException(command + ": Error: ipv6: IPv6 is disabled on this device.")
+                : Task.FromResult(file == "sysctl" ? "0\n" : "");
+        }
     }
 
     private static string Namespaced(NetworkNamespace ns) => ns.Name;

@@ -22,6 +22,9 @@ public sealed record InterfaceConfig
 
     public IReadOnlyList<InterfaceAddress> Addresses { get; init; } = [];
 
+    /// <summary>The line of each of <see cref="Addresses"/>, in the same order (empty when not read from a file), to name it when ip refuses the address.</summary>
+    public IReadOnlyList<int> AddressLines { get; init; } = [];
+
     public int? Mtu { get; init; }
 
     /// <summary>wg-quick's Table: where the allowed IPs' routes go, or none (<see cref="RouteTable.Off"/>).</summary>

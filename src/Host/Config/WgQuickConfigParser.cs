@@ -97,6 +97,7 @@ public sealed class WgQuickConfigParser
         private EcnMode _defaultEcn;
         private bool _saveConfig;
         private readonly List<InterfaceAddress> _addresses = [];
+        private readonly List<int> _addressLineOf = [];
         private readonly List<WgQuickHook> _hooks = [];
         private readonly List<string> _dns = [];
         private readonly List<string> _dnsSearch = [];
@@ -258,6 +259,7 @@ public sealed class WgQuickConfigParser
                             throw Error(line, $"Address {address} is given twice (first on line {_addressLines[assigned]}){(address.IsIPv4 ? "" : ": an IPv6 address takes one prefix length")}");
                         }
                         _addresses.Add(address);
+                        _addressLineOf.Add(line);
                         if (!address.IsIPv4 && _ipv6AddressLine == 0)
                         {
                             _ipv6AddressLine = line;
@@ -667,6 +669,7 @@ public sealed class WgQuickConfigParser
                     FwMark = _fwMark,
                     FwMarkLine = _fwMarkLine,
                     Addresses = _addresses,
+                    AddressLines = _addressLineOf,
                     Mtu = _mtu,
                     Table = _table,
                     Hooks = _hooks,

@@ -67,9 +67,20 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
     public async Task ApplyAsync(TunnelConfig config, CancellationToken cancellationToken)
     {
         await RemoveLeftoversAsync(cancellationToken).ConfigureAwait(false);
-        foreach (var address in config.Interface.Addresses)
+        var addresses = config.Interface.Addresses;
+        for (int i = 0; i < addresses.Count; i++)
         {
-            await IpAsync(cancellationToken, address.IsIPv4 ? "-4" : "-6", "address", "add", address.ToString(), "dev", interfaceName).ConfigureAwait(false);
+            var address = addresses[i];
+            try
+            {
+                await IpAsync(cancellationToken, address.IsIPv4 ? "-4" : "-6", "address", "add", address.ToString(), "dev", interfaceName).ConfigureAwait(false);
+            }
+            catch (StartupException e) when (i < config.Interface.AddressLines.Count)
+            {
+                // ip's answer alone ("Error: ipv6: IPv6 is disabled on this device.", for an IPv6
+                // address where IPv6 is off) does not say which line of the file to change.
+                throw new StartupException($"{config.SourcePath}:{config.Interface.AddressLines[i]}: Address: {e.Message}", e);
+            }
         }
         if (config.Interface.Mtu is null)
         {
