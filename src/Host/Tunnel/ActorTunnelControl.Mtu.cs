@@ -1,0 +1,110 @@
+using Akka.Actor;
+using Akka.Hosting;
+using Firezone.Actors.Actors.Peers;
+using Firezone.Actors.Actors.Time;
+using Firezone.Actors.Actors.Tunnel;
+using Firezone.Actors.Engine.Buffers;
+using Firezone.Actors.Engine.Crypto;
+using Firezone.Actors.Engine.Routing;
+using Firezone.Actors.Engine.WireGuard;
+using Firezone.Actors.Host.Control;
+using Firezone.Actors.Host.Daemon;
+using Firezone.Actors.Host.Uapi;
+using Firezone.Actors.Native;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using ActorDeviceStatus = Firezone.Actors.Actors.Peers.DeviceStatus;
+using ActorPeerStatus = Firezone.Actors.Actors.Peers.PeerStatus;
+
+namespace Firezone.Actors.Host.Tunnel;
+
+/// <summary>Following the TUN interface's MTU: the link watch, and a rebuild on bigger packet buffers when packets would not fit.</summary>
+public sealed partial class ActorTunnelControl
+{
+    /// <summary>
+    /// Follows the TUN device's MTU (wg-quick sets it after the daemon started; an administrator may
+    /// change it): every link change the kernel announces re-reads it (<see cref="LinkChangeSignal"/>,
+    /// as wireguard-go does). Nothing runs while nothing changes; polling once a second only when the
+    /// announcements are unavailable.
+    /// </summary>
+    private void FollowMtu()
+    {
+        var linkChanges = new LinkChangeSignal(options.InterfaceName, logger, MtuPollInterval);
+        _linkChanges = linkChanges;
+        _mtuWatch = Task.Run(() => WatchMtuAsync(linkChanges));
+    }
+
+    private async Task WatchMtuAsync(LinkChangeSignal linkChanges)
+    {
+        try
+        {
+            while (true)
+            {
+                await linkChanges.WaitAsync(_stopping.Token).ConfigureAwait(false);
+                // Waits for a reconfiguration to finish rather than skipping: a change is announced once.
+                await _gate.WaitAsync(_stopping.Token).ConfigureAwait(false);
+                try
+                {
+                    await RefreshMtuAsync().ConfigureAwait(false);
+                }
+                catch (Exception e) when (!_stopping.IsCancellationRequested)
+                {
+                    // RefreshMtuAsync handles a device that is going away (the TUN reader reports it);
+                    // what reaches here is a rebuild onto larger buffers that failed: no tunnel runs.
+                    logger.LogError("Following the MTU of {Interface} failed: {Problem}; the tunnel may be down",
+                        options.InterfaceName, e.Message);
+                }
+                finally
+                {
+                    _gate.Release();
+                }
+            }
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+            // Stopping.
+        }
+    }
+
+    /// <summary>Re-reads the kernel's MTU into the engine; rebuilds on bigger buffers when packets would not fit. Under the gate.</summary>
+    private async Task RefreshMtuAsync()
+    {
+        if (_tun is null)
+        {
+            return;
+        }
+        int mtu;
+        try
+        {
+            mtu = NetworkInterfaceControl.GetMtu(_tun.Name);
+        }
+        catch (TunDeviceException e) when (e.Errno == Tmds.Linux.LibC.ENODEV && _tunnel is null)
+        {
+            // No tunnel runs yet (no private key), so no TUN reader reports the loss: deleting the
+            // interface (wg-quick down) stops the daemon here, as a removal (exit 0, as wireguard-go).
+            string reason = $"TUN device {_tun.Name} is gone (deleted, or its network namespace removed)";
+            logger.LogInformation("{Reason}; stopping", reason);
+            services.GetService<Daemon.DaemonExit>()?.Removed(reason);
+            services.GetService<IHostApplicationLifetime>()?.StopApplication();
+            return;
+        }
+        catch (TunDeviceException)
+        {
+            return; // the device is going away; the TUN reader reports that
+        }
+        if (PacketBufferSizing.BufferSizeFor(mtu) > _pool.BufferSize)
+        {
+            logger.LogWarning(
+                "MTU {Mtu} of {Interface} exceeds the {BufferSize}-byte packet buffers (MTU up to {MaxMtu}); rebuilding the tunnel on {NewSize}-byte buffers",
+                mtu, _tun.Name, _pool.BufferSize, PacketBufferSizing.MaxMtuFor(_pool.BufferSize), PacketBufferSizing.BufferSizeFor(mtu));
+            await RebuildAsync(newSocket: null, newPoolMtu: mtu, keepSessions: true).ConfigureAwait(false);
+            return;
+        }
+        if (_device is { } device && device.Mtu != mtu)
+        {
+            logger.LogInformation("MTU of {Interface} is now {Mtu}", _tun.Name, mtu);
+            device.Mtu = mtu;
+        }
+    }
+}

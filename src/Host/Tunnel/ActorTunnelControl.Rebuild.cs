@@ -1,0 +1,249 @@
+using Akka.Actor;
+using Akka.Hosting;
+using Firezone.Actors.Actors.Peers;
+using Firezone.Actors.Actors.Time;
+using Firezone.Actors.Actors.Tunnel;
+using Firezone.Actors.Engine.Buffers;
+using Firezone.Actors.Engine.Crypto;
+using Firezone.Actors.Engine.Routing;
+using Firezone.Actors.Engine.WireGuard;
+using Firezone.Actors.Host.Control;
+using Firezone.Actors.Host.Daemon;
+using Firezone.Actors.Host.Uapi;
+using Firezone.Actors.Native;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using ActorDeviceStatus = Firezone.Actors.Actors.Peers.DeviceStatus;
+using ActorPeerStatus = Firezone.Actors.Actors.Peers.PeerStatus;
+
+namespace Firezone.Actors.Host.Tunnel;
+
+/// <summary>Rebuilding the tunnel (a new key, port or buffer size): what is carried to the new one, and stopping the old one.</summary>
+public sealed partial class ActorTunnelControl
+{
+    /// <summary>
+    /// Stops the running tunnel (if any) and starts one with the current key, socket and peers.
+    /// <paramref name="keepSessions"/> (the same private key and port, only bigger buffers): the
+    /// peers' sessions go on in the new tunnel (<see cref="PeerHandovers"/>), as wireguard-go keeps
+    /// them through an MTU change; otherwise the peers that had one handshake at its start.
+    /// </summary>
+    private async Task RebuildAsync(LinuxUdpSocket? newSocket, int? newPoolMtu = null, bool keepSessions = false)
+    {
+        bool wasRunning = _tunnel is not null;
+        await StopReadingAsync().ConfigureAwait(false);
+        var handshakeAtStart = await CarryPeerStateAsync().ConfigureAwait(false);
+        // What an earlier rebuild handed over and no peer took (rare: a peer whose start failed) goes now.
+        _takenOverFrom?.Dispose();
+        _takenOverFrom = null;
+        var handovers = _handovers;
+        _handovers = null;
+        if (keepSessions)
+        {
+            handovers?.Collect();
+        }
+        bool stopped = await StopTunnelAsync().ConfigureAwait(false);
+        if (keepSessions && handovers is not null)
+        {
+            // Each session was moved out under its peer's lock, so none is used twice, also from a
+            // tunnel that did not stop in time.
+            _takenOverFrom = handovers;
+            logger.LogDebug("{Count} peer session(s) handed over to the rebuilt tunnel", handovers.Count);
+        }
+        else
+        {
+            handovers?.Dispose();
+        }
+        if (newPoolMtu is int poolMtu)
+        {
+            // The old pool is dropped whole; the stopped tunnel's buffers come back to it (PostStop,
+            // dead letters), checked off the rebuild's path so the new tunnel does not wait for it.
+            _ = WarnIfNotReturnedAsync(_pool, "before the pool was replaced");
+            _pool = PacketBufferSizing.PoolFor(poolMtu);
+        }
+        if (wasRunning && stopped)
+        {
+            // The stopped readers left the TUN's and socket's wake events signalled: clear them and
+            // keep both descriptors. Closing and reopening them (as before) let another process take
+            // the UDP port or the interface name in between, leaving no tunnel.
+            _tun!.RearmAfterStop();
+            if (newSocket is null)
+            {
+                _socket?.RearmAfterStop();
+            }
+        }
+        else if (wasRunning)
+        {
+            // The old tunnel did not stop in time: a reader of it may still wait on the TUN device
+            // or the socket. Reopen both; TUNSETPERSIST keeps the interface (and its addresses and
+            // routes) meanwhile.
+            _tun!.SetPersistent(true);
+            _tun.Dispose();
+            _tun = OpenTun(mtu: null); // keeps the MTU the interface has now
+            _tun.SetPersistent(false);
+            if (newSocket is null && _socket is not null)
+            {
+                ushort port = (ushort)_socket.LocalPort;
+                _socket.Dispose();
+                _socket = null;
+                newSocket = Bind(port);
+            }
+        }
+        if (newSocket is not null)
+        {
+            _socket?.Dispose();
+            _socket = newSocket;
+        }
+        if (_privateKey is not { } privateKey)
+        {
+            return;
+        }
+        _socket ??= Bind(_listenPort);
+        // The live MTU, not the one at open: wg-quick may have changed it since.
+        int mtu = NetworkInterfaceControl.GetMtu(_tun!.Name);
+        if (PacketBufferSizing.BufferSizeFor(mtu) > _pool.BufferSize)
+        {
+            _pool = PacketBufferSizing.PoolFor(mtu); // no tunnel runs now, so no buffer is out
+        }
+        // The live wall clock for handshake timestamps: a clock NTP corrects after start is picked up (whitepaper 5.4.2).
+        var device = new Device(privateKey, _pool, CryptoRandomSource.Instance, _clock.WallClockAtZero, static () => DateTime.UtcNow,
+            _crypto!.X25519, _crypto.TransportAead) { Mtu = mtu };
+        _device = device;
+        _publicKey = device.PublicKey;
+        _handovers = new PeerHandovers();
+        var settings = TunnelSettings.ForEngine(device, _tun!, _socket, _clock, _failureListener) with
+        {
+            ReplyPollMax = options.ReplyPollMax,
+            ReadModeration = options.ReadModeration,
+            HandOverTo = _handovers,
+            TakeOverFrom = _takenOverFrom,
+            StartReadingPaused = wasRunning,
+        };
+        _takenOverFrom?.ReserveIndices(device.Indices);
+        _tunnel = new TunnelClient(
+            Tunnels.Start(_system!, settings, "tunnel-" + (++_generation).ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            AskTimeout);
+        try
+        {
+            if (_peers.Count > 0)
+            {
+                var peers = new List<PeerConfig>(_peers.Values);
+                await _tunnel.ApplyPeerChangesAsync(new ApplyPeerChanges(false, [], peers, handshakeAtStart)).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            // A rebuilt tunnel reads only now (StartReadingPaused): what waited in the queues finds its peers.
+            _tunnel.Tunnel.Tell(StartReading.Instance);
+        }
+        // The tick as the running actor system has it, so the log shows what took effect.
+        var timerTick = _system!.Settings.Config.GetTimeSpan("akka.scheduler.tick-duration", null, allowInfinite: false);
+        logger.LogInformation("Tunnel {Generation} running on UDP port {Port} (receive merging {UdpGro}, send merging {UdpGso}) with {PeerCount} peer(s), reply polling up to {ReplyPollMicroseconds} us, read moderation {ReadModerationMicroseconds} us, timer tick {TimerTickMilliseconds} ms ({Scheduler:l}), X25519 from {X25519:l}, ChaCha20-Poly1305 from {TransportAead:l}",
+            _generation, _socket.LocalPort, _socket.GroEnabled ? "on" : "off", _socket.GsoEnabled ? "on" : "off", _peers.Count, (int)options.ReplyPollMax.TotalMicroseconds,
+            (int)options.ReadModeration.TotalMicroseconds, (int)timerTick.TotalMilliseconds,
+            _system.Scheduler.GetType().Name, _crypto.X25519.Name, _crypto.TransportAead.Name);
+    }
+
+    /// <summary>
+    /// Before a rebuild: keeps each peer's figures (<see cref="CarriedPeerState"/>) and the endpoint it
+    /// last used (roaming may have changed it from the configured one, and the rebuilt tunnel must
+    /// reach the peer there). Returns the peers that had a session within REJECT_AFTER_TIME and have
+    /// an endpoint: they handshake as soon as the rebuilt tunnel starts, so the other side, which still
+    /// sends on the old session (to the old port, after a port change), moves to the new one within a
+    /// round trip instead of at its next rekey (wireguard-go keeps the session itself; a rebuilt
+    /// engine device cannot). Null when no tunnel runs.
+    /// </summary>
+    private async Task<IReadOnlySet<WireGuardKey>?> CarryPeerStateAsync()
+    {
+        if (_tunnel is null)
+        {
+            return null;
+        }
+        Control.DeviceStatus status;
+        try
+        {
+            status = Map(await _tunnel.GetDeviceStatusAsync(CancellationToken.None).ConfigureAwait(false));
+        }
+        catch (Exception e) when (e is TaskCanceledException or AskTimeoutException or TimeoutException)
+        {
+            logger.LogWarning("The tunnel did not report its peers before the rebuild: their counters and learned endpoints start over ({Problem})", e.Message);
+            return null;
+        }
+        var handshake = new HashSet<WireGuardKey>();
+        var recent = DateTimeOffset.UtcNow - ProtocolConstants.RejectAfterTime;
+        foreach (var peer in status.Peers)
+        {
+            var key = peer.Config.PublicKey;
+            if (peer.RxBytes != 0 || peer.TxBytes != 0 || peer.LastHandshake is not null || peer.Ecn != default)
+            {
+                _carried[key] = CarriedPeerState.Of(peer);
+            }
+            if (!peer.Endpoint.IsNone && _peers.TryGetValue(key, out var config) && config.Endpoint != peer.Endpoint)
+            {
+                Remember(config with { Endpoint = peer.Endpoint });
+            }
+            if (peer.LastHandshake > recent && !peer.Endpoint.IsNone)
+            {
+                handshake.Add(key);
+            }
+        }
+        return handshake;
+    }
+
+    /// <summary>
+    /// Before a rebuild: the running tunnel stops reading (see <see cref="StopReading"/>), so packets
+    /// and datagrams that arrive during the rebuild wait in the kernel's queues for the new tunnel
+    /// instead of being read by the old one as its peers stop, and lost (a ping sent right after
+    /// <c>ip link set mtu 9000 up</c> got no answer). Its peers still send what was read.
+    /// </summary>
+    private async Task StopReadingAsync()
+    {
+        if (_tunnel is not { } tunnel)
+        {
+            return;
+        }
+        try
+        {
+            await tunnel.Tunnel.Ask<ReadingStopped>(StopReading.Instance, TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is TaskCanceledException or AskTimeoutException)
+        {
+            logger.LogWarning("The tunnel's readers did not stop within 2 s before the rebuild");
+        }
+    }
+
+    /// <summary>How long a leak check waits for a stopped tunnel's buffers (see <see cref="PoolReturns"/>).</summary>
+    private static readonly TimeSpan ReturnsBound = TimeSpan.FromSeconds(1);
+
+    /// <summary>A leak check of a stopped tunnel's pool; <paramref name="when"/> ends the warning's text.</summary>
+    private async Task WarnIfNotReturnedAsync(PacketBufferPool pool, string when)
+    {
+        if (await PoolReturns.OutstandingAfterAsync(pool, ReturnsBound).ConfigureAwait(false) is int outstanding and not 0)
+        {
+            logger.LogWarning("{Outstanding} packet buffers were not returned {When:l}", outstanding, when);
+        }
+    }
+
+    /// <summary>Stops the running tunnel, if any; false when it did not stop in time (its threads may still run).</summary>
+    private async Task<bool> StopTunnelAsync()
+    {
+        var device = _device;
+        _device = null;
+        if (_tunnel is { } tunnel)
+        {
+            _tunnel = null;
+            try
+            {
+                await tunnel.Tunnel.GracefulStop(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is TaskCanceledException or AskTimeoutException)
+            {
+                // A thread of it may still handshake: its key is left to the finalizer.
+                logger.LogWarning("The tunnel did not stop within 2 s");
+                return false;
+            }
+        }
+        device?.Dispose(); // its actors and reader threads have stopped: forget the old static key
+        return true;
+    }
+}

@@ -1,0 +1,120 @@
+using Akka.Actor;
+using Akka.Hosting;
+using Firezone.Actors.Actors.Peers;
+using Firezone.Actors.Actors.Time;
+using Firezone.Actors.Actors.Tunnel;
+using Firezone.Actors.Engine.Buffers;
+using Firezone.Actors.Engine.Crypto;
+using Firezone.Actors.Engine.Routing;
+using Firezone.Actors.Engine.WireGuard;
+using Firezone.Actors.Host.Control;
+using Firezone.Actors.Host.Daemon;
+using Firezone.Actors.Host.Uapi;
+using Firezone.Actors.Native;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using ActorDeviceStatus = Firezone.Actors.Actors.Peers.DeviceStatus;
+using ActorPeerStatus = Firezone.Actors.Actors.Peers.PeerStatus;
+
+namespace Firezone.Actors.Host.Tunnel;
+
+/// <summary>The device status for the UAPI and show: the running tunnel's view merged with the configured peers and the figures carried through rebuilds.</summary>
+public sealed partial class ActorTunnelControl
+{
+    public async Task<Control.DeviceStatus> GetStatusAsync(CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            // wg(8) and wg-quick read status after changing the link: a get sees the current MTU.
+            await RefreshMtuAsync().ConfigureAwait(false);
+            // A tunnel that failed (TunnelFailed: its TUN device deleted, its socket lost) has
+            // stopped its actors: what is configured is all there is to report, at once (an Ask
+            // would wait for its time bound in the dead letters). SaveConfig reads it on that stop.
+            if (_tunnel is null || services.GetService<Daemon.DaemonExit>() is { Removal: not null } or { Failure: not null })
+            {
+                var idle = new List<Control.PeerStatus>(_peers.Count);
+                foreach (var peer in _peers.Values)
+                {
+                    idle.Add(new Control.PeerStatus { Config = peer, Endpoint = peer.Endpoint });
+                }
+                return new Control.DeviceStatus
+                {
+                    PrivateKey = _privateKey,
+                    PublicKey = _publicKey,
+                    ListenPort = (ushort)(_socket?.LocalPort ?? 0),
+                    Fwmark = _fwmark,
+                    Peers = idle,
+                    BuffersOutstanding = _pool.Outstanding,
+                };
+            }
+            var status = await _tunnel.GetDeviceStatusAsync(cancellationToken).ConfigureAwait(false);
+            return Map(status);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    private Control.DeviceStatus Map(ActorDeviceStatus status)
+    {
+        var peers = MergePeers(_peers.Values, status.Peers, _carried);
+        return new Control.DeviceStatus
+        {
+            PrivateKey = _privateKey,
+            PublicKey = status.PublicKey,
+            ListenPort = (ushort)status.ListenPort,
+            Fwmark = _fwmark,
+            Peers = peers,
+            BuffersOutstanding = _pool.Outstanding,
+        };
+    }
+
+    /// <summary>
+    /// Every configured peer, in configuration order, with its live state where its connection has
+    /// one. A configured peer without a connection (supervision stopped it past its failure limit)
+    /// is listed with its configuration, as wireguard-go lists every configured peer: left out, it
+    /// vanished from `wg show`, `wg showconf` and a save, and a partial `wg set` for it started from
+    /// defaults (no allowed IPs, endpoint or preshared key) and overwrote its configuration. Now
+    /// such a `wg set` re-creates it whole.
+    /// </summary>
+    internal static List<Control.PeerStatus> MergePeers(IEnumerable<PeerConfig> configuredPeers, IReadOnlyList<ActorPeerStatus> livePeers,
+        IReadOnlyDictionary<WireGuardKey, CarriedPeerState> carriedState)
+    {
+        var peers = new List<Control.PeerStatus>(livePeers.Count);
+        var byKey = new Dictionary<WireGuardKey, ActorPeerStatus>(livePeers.Count);
+        foreach (var candidate in livePeers)
+        {
+            byKey[candidate.PublicKey] = candidate;
+        }
+        foreach (var configured in configuredPeers)
+        {
+            Control.PeerStatus peer;
+            if (!byKey.TryGetValue(configured.PublicKey, out var live))
+            {
+                peer = new Control.PeerStatus { Config = configured, Endpoint = configured.Endpoint };
+            }
+            else
+            {
+                peer = new Control.PeerStatus
+                {
+                    Config = configured with { AllowedIps = live.AllowedIps },
+                    Endpoint = live.Endpoint,
+                    LastHandshake = live.LastHandshakeUtc is { } utc ? new DateTimeOffset(DateTime.SpecifyKind(utc, DateTimeKind.Utc)) : null,
+                    RxBytes = (ulong)live.RxBytes,
+                    TxBytes = (ulong)live.TxBytes,
+                    Ecn = new EcnCounters(
+                        EctSent: (ulong)(live.DatagramsSentEct0 + live.DatagramsSentEct1 + live.DatagramsSentCe),
+                        CeReceived: (ulong)live.CeDatagramsReceived,
+                        CePropagated: (ulong)live.CeMarksPropagated,
+                        EcnDrops: (ulong)live.EcnDrops,
+                        AlarmEvents: (ulong)live.EcnUnexpected),
+                };
+            }
+            peers.Add(carriedState.TryGetValue(configured.PublicKey, out var carried) ? carried.AddTo(peer) : peer);
+        }
+        return peers;
+    }
+}
