@@ -215,6 +215,29 @@ public sealed class NetworkSetupTests
         Assert.Equal("/etc/wireguard/wg0.conf:5: Address: ip -6 address add fd00::1/64 dev fzt0: Error: ipv6: IPv6 is disabled on this device.", error.Message);
     }
 
+    /// <summary>STYLE rule 11: an allowed IP whose route ip refuses is named by its line, in the [Peer] it ended up with.</summary>
+    [Fact]
+    public async Task An_allowed_ip_whose_route_ip_refuses_names_its_line()
+    {
+        using var state = new TemporaryDirectory();
+        var config = new WgQuickConfigParser().Parse("/etc/wireguard/wg0.conf",
+            $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\nMTU = 1420\nTable = 1234\n\n[Peer]\nPublicKey = {TestKeys.New().ToBase64()}\nAllowedIPs = 10.9.0.0/24\nAllowedIPs = fd00::/64\n");
+        var error = await Assert.ThrowsAsync<StartupException>(() => SetupOf(new Ipv6RouteOffRunner(), state).ApplyAsync(config, CancellationToken.None));
+        Assert.Equal("/etc/wireguard/wg0.conf:9: AllowedIPs fd00::/64: ip -6 route add fd00::/64 dev fzt0 table 1234: Error: IPv6 is disabled on this device.", error.Message);
+    }
+
+    /// <summary>As ip answers an IPv6 route where IPv6 is off.</summary>
+    private sealed class Ipv6RouteOffRunner : ICommandRunner
+    {
+        public Task<string> RunAsync(string file, IReadOnlyList<string> arguments, string? stdin, CancellationToken cancellationToken)
+        {
+            string command = file + " " + string.Join(' ', arguments);
+            return command.StartsWith("ip -6 route add ", StringComparison.Ordinal)
+                ? throw new StartupException(command + ": Error: IPv6 is disabled on this device.")
+                : Task.FromResult(file == "sysctl" ? "0\n" : "");
+        }
+    }
+
     /// <summary>As ip answers where IPv6 is off (net.ipv6.conf.all.disable_ipv6 = 1).</summary>
     private sealed class Ipv6OffRunner : ICommandRunner
     {

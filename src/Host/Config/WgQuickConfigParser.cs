@@ -681,6 +681,7 @@ public sealed class WgQuickConfigParser
                     DefaultEcnMode = _defaultEcn,
                 },
                 Peers = peers,
+                AllowedIpLines = owners.ToDictionary(static o => o.Key, static o => o.Value.Line),
                 Notes = _notes,
             };
         }

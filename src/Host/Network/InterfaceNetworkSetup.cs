@@ -256,18 +256,26 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
         // so which traffic leaves by that device would depend on the order of the peers in the file.
         foreach (var prefix in config.Peers.SelectMany(p => p.AllowedIps).OrderByDescending(p => p.Length))
         {
-            if (table.Mode == RouteTableMode.Named)
+            try
             {
-                await AddTableRouteAsync(prefix, table.Name, cancellationToken).ConfigureAwait(false);
+                if (table.Mode == RouteTableMode.Named)
+                {
+                    await AddTableRouteAsync(prefix, table.Name, cancellationToken).ConfigureAwait(false);
+                }
+                else if (prefix.Length == 0)
+                {
+                    defaultV4 |= prefix.IsIPv4;
+                    defaultV6 |= !prefix.IsIPv4;
+                }
+                else
+                {
+                    await AddRouteAsync(prefix, cancellationToken).ConfigureAwait(false);
+                }
             }
-            else if (prefix.Length == 0)
+            catch (StartupException e) when (config.AllowedIpLines.TryGetValue(prefix, out int line))
             {
-                defaultV4 |= prefix.IsIPv4;
-                defaultV6 |= !prefix.IsIPv4;
-            }
-            else
-            {
-                await AddRouteAsync(prefix, cancellationToken).ConfigureAwait(false);
+                // Rule 11: the file and line of the allowed IP whose route ip refused, not only ip's answer.
+                throw new StartupException($"{config.SourcePath}:{line}: AllowedIPs {prefix}: {e.Message}", e);
             }
         }
         if (table.Mode == RouteTableMode.Named)
