@@ -1,0 +1,193 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Firezone.Actors.Engine.Routing;
+using Firezone.Actors.Host.Config;
+using Firezone.Actors.Host.Control;
+using Microsoft.Extensions.Logging;
+
+namespace Firezone.Actors.Host.Network;
+
+/// <summary>wg-quick's add_route and add_default: routes for the allowed IPs by the Table key, the default route's table, fwmark and policy rules.</summary>
+public sealed partial class InterfaceNetworkSetup
+{
+    /// <summary>wg-quick's add_route for every allowed IP, by the Table key (see the class remarks).</summary>
+    private async Task AddRoutesAsync(TunnelConfig config, CancellationToken cancellationToken)
+    {
+        var table = config.Interface.Table;
+        if (table.Mode == RouteTableMode.Off)
+        {
+            logger.LogInformation("Table = off: no routes for the allowed IPs of {Interface}", interfaceName);
+            return;
+        }
+        bool defaultV4 = false, defaultV6 = false;
+        // Most specific first, as wg-quick (sort -nr -k 2 -t /): a wider prefix added first would
+        // cover a narrower one in AddRouteAsync, whose route through another device would then stay,
+        // so which traffic leaves by that device would depend on the order of the peers in the file.
+        foreach (var prefix in config.Peers.SelectMany(p => p.AllowedIps).OrderByDescending(p => p.Length))
+        {
+            try
+            {
+                if (table.Mode == RouteTableMode.Named)
+                {
+                    await AddTableRouteAsync(prefix, table.Name, cancellationToken).ConfigureAwait(false);
+                }
+                else if (prefix.Length == 0)
+                {
+                    defaultV4 |= prefix.IsIPv4;
+                    defaultV6 |= !prefix.IsIPv4;
+                }
+                else
+                {
+                    await AddRouteAsync(prefix, cancellationToken).ConfigureAwait(false);
+                }
+            }
+            catch (StartupException e) when (config.AllowedIpLines.TryGetValue(prefix, out int line))
+            {
+                // Rule 11: the file and line of the allowed IP whose route ip refused, not only ip's answer.
+                throw new StartupException($"{config.SourcePath}:{line}: AllowedIPs {prefix}: {e.Message}", e);
+            }
+        }
+        if (table.Mode == RouteTableMode.Named)
+        {
+            logger.LogInformation("Routes of {Interface} go into routing table {Table} (no policy rules)", interfaceName, table.Name);
+        }
+        if (defaultV4 || defaultV6)
+        {
+            await AddDefaultRoutesAsync(config, defaultV4, defaultV6, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task AddRouteAsync(IpPrefix prefix, CancellationToken cancellationToken)
+    {
+        string family = prefix.IsIPv4 ? "-4" : "-6";
+        // wg-quick's add_route: a route on the device that covers the prefix already (the connected
+        // subnet of an Address, an earlier and shorter AllowedIPs) is left as it is, so the kernel's
+        // own route, with its source address, stays.
+        string covering = await IpAsync(cancellationToken, family, "route", "show", "dev", interfaceName, "match", prefix.ToString()).ConfigureAwait(false);
+        if (!string.IsNullOrWhiteSpace(covering))
+        {
+            return;
+        }
+        // "replace", not "add": a route for the prefix elsewhere (another device) moves to the tunnel.
+        await IpAsync(cancellationToken, family, "route", "replace", prefix.ToString(), "dev", interfaceName).ConfigureAwait(false);
+    }
+
+    /// <summary>wg-quick: <c>ip $proto route add "$1" dev "$INTERFACE" table "$TABLE"</c>.</summary>
+    private async Task AddTableRouteAsync(IpPrefix prefix, string table, CancellationToken cancellationToken)
+    {
+        string family = prefix.IsIPv4 ? "-4" : "-6";
+        string text = prefix.ToString();
+        // Removed on teardown: the TUN device's removal would take it too, but only if the device goes first.
+        await AddUndoableAsync(
+            [family, "route", "add", text, "dev", interfaceName, "table", table],
+            [family, "route", "delete", text, "dev", interfaceName, "table", table],
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>wg-quick's add_default, for each family that has a /0 (see the class remarks).</summary>
+    private async Task AddDefaultRoutesAsync(TunnelConfig config, bool v4, bool v6, CancellationToken cancellationToken)
+    {
+        uint table;
+        if (config.Interface.FwMark is uint mark and not 0)
+        {
+            table = mark;
+        }
+        else
+        {
+            if (control is null)
+            {
+                throw new StartupException($"{config.SourcePath}: a /0 AllowedIPs needs an fwmark on the tunnel's socket, and there is no tunnel to set it on");
+            }
+            table = await FreeTableAsync(cancellationToken).ConfigureAwait(false);
+            await control.SetFwmarkAsync(table, cancellationToken).ConfigureAwait(false);
+        }
+        // Kept through a `systemctl reload` that sends fwmark=0 (see ITunnelControl.RequireFwmark).
+        control?.RequireFwmark(table);
+        DefaultRouteTable = table;
+        string t = table.ToString(CultureInfo.InvariantCulture);
+        if (v4)
+        {
+            await AddDefaultRouteAsync("-4", "0.0.0.0/0", table, cancellationToken).ConfigureAwait(false);
+            await SetSysctlAsync(SourceValidMarkKey, cancellationToken).ConfigureAwait(false);
+        }
+        if (v6)
+        {
+            await AddDefaultRouteAsync("-6", "::/0", table, cancellationToken).ConfigureAwait(false);
+        }
+        logger.LogInformation("Default route through {Interface}: table {Table}, fwmark {Table} on the tunnel's socket", interfaceName, t, t);
+    }
+
+    private async Task AddDefaultRouteAsync(string family, string prefix, uint tableNumber, CancellationToken cancellationToken)
+    {
+        string table = tableNumber.ToString(CultureInfo.InvariantCulture);
+        await AddUndoableAsync(
+            [family, "route", "add", prefix, "dev", interfaceName, "table", table],
+            [family, "route", "delete", prefix, "dev", interfaceName, "table", table],
+            cancellationToken).ConfigureAwait(false);
+        // ip(8) shows the mark in hex and the table by its rt_tables name if it has one.
+        string hexMark = "0x" + tableNumber.ToString("x", CultureInfo.InvariantCulture);
+        await AddRuleOnceAsync(family, table, ["not", "fwmark", table, "table", table], $"not from all fwmark {hexMark} lookup ", cancellationToken).ConfigureAwait(false);
+        await AddRuleOnceAsync(family, "main", ["table", "main", "suppress_prefixlength", "0"], "from all lookup main suppress_prefixlength 0", cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Adds a policy rule unless <c>ip rule show table T</c> already lists it (left by an instance
+    /// that was killed, or by another tunnel's add_default), so a restart never stacks copies. Either
+    /// way teardown deletes it, as wg-quick's del_if deletes every copy.
+    /// </summary>
+    private async Task AddRuleOnceAsync(string family, string table, string[] rule, string shownAs, CancellationToken cancellationToken)
+    {
+        string[] undo = [family, "rule", "delete", .. rule];
+        string shown = await IpAsync(cancellationToken, family, "rule", "show", "table", table).ConfigureAwait(false);
+        if (ListsRule(shown, shownAs))
+        {
+            logger.LogInformation("Policy rule '{Rule}' ({Family}) is already there; not adding it again", string.Join(' ', rule), family);
+            RecordUndo(undo);
+            return;
+        }
+        await AddUndoableAsync([family, "rule", "add", .. rule], undo, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>True when a line of <c>ip rule show</c> ("32765:\tnot from all fwmark 0xca6c lookup 51820") starts with <paramref name="shownAs"/>.</summary>
+    internal static bool ListsRule(string ipRuleShow, string shownAs)
+    {
+        foreach (var line in ipRuleShow.Split('\n'))
+        {
+            int colon = line.IndexOf(':');
+            string rule = (colon < 0 ? line : line[(colon + 1)..]).Trim();
+            if (rule.StartsWith(shownAs, StringComparison.Ordinal)
+                && (shownAs.EndsWith(' ') || rule.Length == shownAs.Length || rule[shownAs.Length] == ' '))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// <summary>The first table from 51820 with no routes in either family (wg-quick's search).</summary>
+    private async Task<uint> FreeTableAsync(CancellationToken cancellationToken)
+    {
+        for (uint table = FirstDefaultRouteTable; ; table++)
+        {
+            string t = table.ToString(CultureInfo.InvariantCulture);
+            if (await TableIsEmptyAsync("-4", t, cancellationToken).ConfigureAwait(false)
+                && await TableIsEmptyAsync("-6", t, cancellationToken).ConfigureAwait(false))
+            {
+                return table;
+            }
+        }
+    }
+
+    /// <summary>"FIB table does not exist" is an error from ip(8); wg-quick reads it (2>/dev/null) as empty too.</summary>
+    private async Task<bool> TableIsEmptyAsync(string family, string table, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return (await IpAsync(cancellationToken, family, "route", "show", "table", table).ConfigureAwait(false)).Trim().Length == 0;
+        }
+        catch (StartupException)
+        {
+            return true;
+        }
+    }
+}
