@@ -34,6 +34,8 @@ public sealed partial class Peer
             NeedAnotherKeepalive = _needAnotherKeepalive,
             SentLastMinuteHandshake = _sentLastMinuteHandshake,
             LastHandshakeUtc = _lastHandshakeUtc,
+            Endpoint = _endpoint,
+            LocalAddress = _localAddress,
         };
         // This device's table lets go of the indices; the taking device claims them.
         foreach (var keypair in (ReadOnlySpan<Keypair?>)[_current, _previous, _next])
@@ -115,6 +117,13 @@ public sealed partial class Peer
         _needAnotherKeepalive = handover.NeedAnotherKeepalive;
         _sentLastMinuteHandshake = handover.SentLastMinuteHandshake;
         _lastHandshakeUtc = handover.LastHandshakeUtc;
+        // The session goes on where it was used, from the local address the peer contacted (as
+        // RestoreEndpoint after a restart); an endpoint configured since, elsewhere, wins without one.
+        if (!handover.Endpoint.IsNone && (_endpoint.IsNone || _endpoint == handover.Endpoint))
+        {
+            _endpoint = handover.Endpoint;
+            _localAddress = handover.LocalAddress;
+        }
         if (handover.Staged is { } carried)
         {
             // Copied into this device's buffers: the old device's pool is dropped with it.

@@ -45,6 +45,15 @@ public sealed class PeerHandover : IDisposable
     internal bool SentLastMinuteHandshake;
     internal DateTime? LastHandshakeUtc;
 
+    /// <summary>
+    /// Where the sessions were used: the peer's endpoint and the local address its datagrams arrived
+    /// at. The rebuilt device's peer starts from the configured endpoint only (its slot is new and
+    /// holds no last path), so without these its replies on the session would leave from the
+    /// kernel's choice of source address instead of the one the peer contacted.
+    /// </summary>
+    internal Buffers.UdpEndpoint Endpoint;
+    internal Buffers.UdpEndpoint LocalAddress;
+
     /// <summary>Packets held for a session, oldest first (the old device's buffers).</summary>
     internal List<Buffers.PacketBuffer>? Staged;
 

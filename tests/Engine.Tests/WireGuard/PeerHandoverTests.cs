@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using Firezone.Actors.Engine.Buffers;
 using Firezone.Actors.Engine.WireGuard;
 
 namespace Firezone.Actors.Engine.Tests.WireGuard;
@@ -69,6 +70,40 @@ public class PeerHandoverTests
         Assert.True(wire.Sent(wire.A, MessageType.TransportData).Count > before);
         Assert.Equal(initiations, wire.Sent(wire.A, MessageType.Initiation).Count);
         wire.Dispose();
+        Assert.Equal(0, wire.A.Pool.Outstanding);
+        Assert.Equal(0, wire.B.Pool.Outstanding);
+    }
+
+    [Fact]
+    public void The_session_goes_on_from_the_local_address_the_peer_contacted()
+    {
+        // The host's rebuilt tunnel has fresh slots, so PeerConnection restores no last path there:
+        // the new peer has only the endpoint the host remembered in its config. The session's
+        // replies must still leave from the address the other side contacted (a Gateway with
+        // several addresses), as before the rebuild and as wireguard-go's through an MTU change;
+        // from another one a stateful firewall in front of that side drops them, and a WireGuard
+        // peer moves its endpoint to the new source.
+        var wire = new WireHarness(seed: 817);
+        var second = UdpEndpoint.FromIPv4([192, 0, 2, 99], 0); // B reaches A at A's second address
+        wire.A.LocalAddress = second;
+        wire.Handshake();
+        wire.SendPacket(wire.B, wire.PacketFrom(wire.B));
+        Assert.Equal(second, wire.A.Peer.LocalAddress);
+
+        var handover = wire.A.Peer.HandOver()!;
+        var config = wire.A.Peer.Config with { Endpoint = wire.A.Peer.Endpoint }; // CarryPeerStateAsync's Remember
+        wire.A.Peer.Dispose();
+        var oldPool = wire.A.ReplaceDevice(wire.PrivateA, new SeededRandomSource(9001));
+        wire.A.Peer = new Peer(wire.A.Device, config); // no RestoreEndpoint: a fresh slot has no last path
+        Assert.True(wire.A.Peer.TakeOver(handover, wire.Now));
+        wire.A.Peer.Start(wire.Now);
+
+        Assert.Equal(second, wire.A.Peer.LocalAddress);
+        Assert.Equal(SealResult.Sealed, wire.SendPacket(wire.A, wire.PacketFrom(wire.A)));
+        Assert.Equal(second, wire.WireSource[^1]);
+        Assert.Equal(0, oldPool.Outstanding);
+        wire.A.Peer.Dispose();
+        wire.B.Peer.Dispose();
         Assert.Equal(0, wire.A.Pool.Outstanding);
         Assert.Equal(0, wire.B.Pool.Outstanding);
     }
