@@ -95,4 +95,50 @@ public sealed class HandshakeLogTests(ITestOutputHelper output) : ActorTestBase(
         });
         StopAndAssertNoLeaks(a, b);
     }
+
+    [Fact]
+    public void A_handshake_given_up_after_rekey_attempt_time_says_so_once_at_information_and_its_return_once()
+    {
+        // A path that black-holes everything: the initiator retransmits every REKEY_TIMEOUT and gives
+        // up after REKEY_ATTEMPT_TIME (whitepaper section 6.4). wireguard-go says "Handshake did not
+        // complete after 20 attempts, giving up"; without a line, a log at the default level said
+        // nothing about an outage of minutes, and the Debug lines stopped at "attempt 20" unexplained.
+        var a = StartNode("a", 1);
+        var b = StartNode("b", 2);
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        bool blackHole = true;
+        Network.Drop = _ => Volatile.Read(ref blackHole);
+        string bKey = b.PublicKey.ToBase64();
+        var givingUp = new Regex(Regex.Escape($"peer {bKey}: handshake with {b.Endpoint} did not complete after ") + "20 attempts.*giving up");
+
+        EventFilter.Info(givingUp).ExpectOne(Wait, () =>
+        {
+            a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+            AwaitCondition(() => Network.Count(d => d.From == a.Endpoint && d.Type == MessageType.Initiation) == 1, Wait);
+            for (int i = 0; i < 22; i++)
+            {
+                AwaitPeerTimerArmed(a, b);
+                AdvanceTime(TimeSpan.FromSeconds(5.4));
+            }
+            AwaitCondition(() => Network.Count(d => d.From == a.Endpoint && d.Type == MessageType.Initiation) == 20, Wait);
+        });
+        // Given up: more time passes without another line (nor another initiation).
+        EventFilter.Info(contains: "giving up").Expect(0, TimeSpan.FromSeconds(1), () =>
+        {
+            AwaitPeerTimerArmed(a, b);
+            AdvanceTime(TimeSpan.FromSeconds(60));
+            AwaitPeerTimerArmed(a, b);
+        });
+        Assert.Equal(20, Network.Count(d => d.From == a.Endpoint && d.Type == MessageType.Initiation));
+
+        // The path comes back and traffic brings the session up: one line says the outage is over.
+        Volatile.Write(ref blackHole, false);
+        EventFilter.Info(contains: $"peer {bKey}: handshake completed with {b.Endpoint} after").ExpectOne(Wait, () =>
+        {
+            a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 2));
+            AwaitWritten(b, 1);
+        });
+        StopAndAssertNoLeaks(a, b);
+    }
 }

@@ -28,5 +28,6 @@ public sealed class EnginePeer(Peer peer) : IWireGuardPeer
     public int StagedCount => peer.StagedCount;
     public PeerHandover? HandOver() => peer.HandOver();
     public bool TakeOver(PeerHandover handover, TimeSpan now) => peer.TakeOver(handover, now);
+    public long HandshakeGiveUps => peer.HandshakeGiveUps;
     public void Dispose() => peer.Dispose();
 }

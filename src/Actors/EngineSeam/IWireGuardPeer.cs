@@ -65,4 +65,7 @@ public interface IWireGuardPeer : IDisposable
         handover.Dispose();
         return false;
     }
+
+    /// <summary>See <see cref="Peer.HandshakeGiveUps"/>.</summary>
+    long HandshakeGiveUps { get; }
 }

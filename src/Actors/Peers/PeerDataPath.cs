@@ -64,8 +64,14 @@ public sealed class PeerDataPath
     private LogRateLimit _rejectedHandshakeLog;
     private LogRateLimit _initiationLog;
     private CountedLogRateLimit _notSentLog;
-    // Initiations sent since the last completed handshake (the "try N" of wireguard-go's log).
+    // Initiations sent since the last completed handshake or give-up (the "try N" of wireguard-go's
+    // log), and when the first of them left.
     private int _initiationAttempts;
+    private TimeSpan _firstInitiationAt;
+    // The engine's count of handshakes given up (section 6.4) as last seen, and when the last one
+    // was, while no handshake has completed since (null otherwise).
+    private long _giveUpsSeen;
+    private TimeSpan? _gaveUpAt;
     // The engine's last handshake time as last seen: a change is a new session (logged once).
     private DateTime? _lastHandshakeSeen;
     private bool _closed;
@@ -89,6 +95,7 @@ public sealed class PeerDataPath
         _connection = connection;
         _log = log;
         _lastHandshakeSeen = peer.LastHandshakeUtc;
+        _giveUpsSeen = peer.HandshakeGiveUps;
     }
 
     /// <summary>
@@ -506,7 +513,10 @@ public sealed class PeerDataPath
     /// <summary>A handshake initiation leaves the engine: counted as an attempt, logged at most every <see cref="InitiationLogInterval"/>.</summary>
     private void NoteInitiationSent(UdpEndpoint to, TimeSpan now)
     {
-        _initiationAttempts++;
+        if (_initiationAttempts++ == 0)
+        {
+            _firstInitiationAt = now;
+        }
         if (!_log.IsDebugEnabled || !_initiationLog.TryTake(now, InitiationLogInterval))
         {
             return;
@@ -537,7 +547,7 @@ public sealed class PeerDataPath
     /// was consumed, on the responder when the initiator's first data confirmed it (whitepaper
     /// section 6.1). Once per handshake, not per packet.
     /// </summary>
-    private void NoteHandshakeTime(DateTime? lastHandshake)
+    private void NoteHandshakeTime(DateTime? lastHandshake, TimeSpan now)
     {
         if (lastHandshake == _lastHandshakeSeen)
         {
@@ -545,10 +555,43 @@ public sealed class PeerDataPath
         }
         _lastHandshakeSeen = lastHandshake;
         _initiationAttempts = 0;
-        if (lastHandshake is not null && _log.IsDebugEnabled)
+        if (lastHandshake is null)
+        {
+            return;
+        }
+        if (_gaveUpAt is { } gaveUpAt)
+        {
+            // The end of an outage that NoteGiveUp reported: said at the same level, once.
+            _gaveUpAt = null;
+            _log.Info("peer {PublicKey}: handshake completed with {Endpoint} after {Seconds} s without a session (since the handshake gave up)",
+                _slot.KeyBase64, _peer.Endpoint, (long)(now - gaveUpAt).TotalSeconds);
+        }
+        else if (_log.IsDebugEnabled)
         {
             _log.Debug("peer {PublicKey}: handshake completed with {Endpoint}, new session", _slot.KeyBase64, _peer.Endpoint);
         }
+    }
+
+    /// <summary>
+    /// The engine stopped retransmitting an initiation nobody answered for Rekey-Attempt-Time
+    /// (whitepaper section 6.4): the peer is unreachable, and the Debug lines about its attempts stop
+    /// here. Said at Information, once per give-up (at most one per peer every 90 s, only for a peer
+    /// something wanted to reach), as wireguard-go says "Handshake did not complete after 20
+    /// attempts, giving up": without it a log at the default level said nothing about an outage of
+    /// minutes. The next completed handshake says the outage is over.
+    /// </summary>
+    private void NoteGiveUp(long giveUps, TimeSpan now)
+    {
+        if (giveUps == _giveUpsSeen)
+        {
+            return;
+        }
+        _giveUpsSeen = giveUps;
+        _gaveUpAt = now;
+        long seconds = _initiationAttempts == 0 ? 0 : (long)(now - _firstInitiationAt).TotalSeconds;
+        _log.Info("peer {PublicKey}: handshake with {Endpoint} did not complete after {Attempts} attempts in {Seconds} s, giving up until there is traffic for it (whitepaper section 6.4: REKEY_ATTEMPT_TIME)",
+            _slot.KeyBase64, _peer.Endpoint, _initiationAttempts, seconds);
+        _initiationAttempts = 0;
     }
 
     private void HandleOpened(PacketBuffer datagram, OpenResult result, PeerOutput output, TimeSpan now)
@@ -703,7 +746,8 @@ public sealed class PeerDataPath
             }
         }
         var lastHandshake = peer.LastHandshakeUtc;
-        NoteHandshakeTime(lastHandshake);
+        NoteHandshakeTime(lastHandshake, now);
+        NoteGiveUp(peer.HandshakeGiveUps, now);
         _counters.Publish(peer.Endpoint, peer.LocalAddress, lastHandshake, peer.RxBytes, peer.TxBytes);
         NoteNotSent(now);
         return transmitted;

@@ -170,6 +170,12 @@ public sealed partial class Peer : IDisposable
     /// <summary>Outbound packets held until a handshake completes.</summary>
     public int StagedCount => _stagedCount;
 
+    /// <summary>
+    /// How often handshake retransmission gave up after Rekey-Attempt-Time (section 6.4); read
+    /// without making <see cref="Counters"/> (an idle peer has none), so the owner can poll it after every step.
+    /// </summary>
+    public long HandshakeGiveUps => Volatile.Read(ref _counters)?.HandshakeGiveUps ?? 0;
+
     /// <summary>For tests: the keypair used for sending (to drive message-count limits without 2^60 packets).</summary>
     internal Keypair? CurrentKeypair => _current;
 

@@ -132,6 +132,7 @@ public sealed class PoisonableDevice(IWireGuardDevice inner) : IWireGuardDevice
         public TimeSpan? PollTimeout() => peer.PollTimeout();
         public bool PollTransmit(out PacketBuffer datagram) => peer.PollTransmit(out datagram);
         public int StagedCount => peer.StagedCount;
+        public long HandshakeGiveUps => peer.HandshakeGiveUps;
         public void Dispose()
         {
             if (owner.HoldDisposeOf is { } k && peer.PublicKey.Equals(new WireGuardKey(k)))
