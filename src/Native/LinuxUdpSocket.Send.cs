@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using Firezone.Actors.Engine;
 using Firezone.Actors.Engine.Buffers;
 using Firezone.Actors.Native.Interop;
 using Tmds.Linux;

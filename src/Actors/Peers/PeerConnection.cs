@@ -3,7 +3,6 @@ using Akka.Event;
 using Firezone.Actors.Actors.Batches;
 using Firezone.Actors.Actors.EngineSeam;
 using Firezone.Actors.Actors.Time;
-using Firezone.Actors.Engine.WireGuard;
 
 namespace Firezone.Actors.Actors.Peers;
 

@@ -1,10 +1,8 @@
 using Akka.Actor;
 using Akka.Event;
 using Firezone.Actors.Actors.EngineSeam;
-using Firezone.Actors.Actors.Socket;
 using Firezone.Actors.Actors.Time;
 using Firezone.Actors.Actors.Tunnel;
-using Firezone.Actors.Engine.Buffers;
 using Firezone.Actors.Engine.Routing;
 using Firezone.Actors.Engine.WireGuard;
 

@@ -1,8 +1,6 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
-using Firezone.Actors.Engine.Routing;
 using Firezone.Actors.Host.Config;
-using Firezone.Actors.Host.Control;
 using Microsoft.Extensions.Logging;
 
 namespace Firezone.Actors.Host.Network;

@@ -1,6 +1,4 @@
 using System.Globalization;
-using System.Text.RegularExpressions;
-using Firezone.Actors.Engine.Routing;
 using Firezone.Actors.Host.Config;
 using Firezone.Actors.Host.Control;
 using Microsoft.Extensions.Logging;

@@ -1,21 +1,7 @@
-using Akka.Actor;
-using Akka.Hosting;
-using Firezone.Actors.Actors.Peers;
-using Firezone.Actors.Actors.Time;
-using Firezone.Actors.Actors.Tunnel;
-using Firezone.Actors.Engine.Buffers;
-using Firezone.Actors.Engine.Crypto;
-using Firezone.Actors.Engine.Routing;
-using Firezone.Actors.Engine.WireGuard;
-using Firezone.Actors.Host.Control;
-using Firezone.Actors.Host.Daemon;
-using Firezone.Actors.Host.Uapi;
 using Firezone.Actors.Native;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using ActorDeviceStatus = Firezone.Actors.Actors.Peers.DeviceStatus;
-using ActorPeerStatus = Firezone.Actors.Actors.Peers.PeerStatus;
 
 namespace Firezone.Actors.Host.Tunnel;
 

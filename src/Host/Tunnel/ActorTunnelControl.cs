@@ -4,7 +4,6 @@ using Firezone.Actors.Actors.Peers;
 using Firezone.Actors.Actors.Time;
 using Firezone.Actors.Actors.Tunnel;
 using Firezone.Actors.Engine.Buffers;
-using Firezone.Actors.Engine.Crypto;
 using Firezone.Actors.Engine.Routing;
 using Firezone.Actors.Engine.WireGuard;
 using Firezone.Actors.Host.Control;
@@ -14,8 +13,6 @@ using Firezone.Actors.Native;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
-using ActorDeviceStatus = Firezone.Actors.Actors.Peers.DeviceStatus;
-using ActorPeerStatus = Firezone.Actors.Actors.Peers.PeerStatus;
 
 namespace Firezone.Actors.Host.Tunnel;
 
