@@ -26,6 +26,7 @@ public sealed class EnginePeer(Peer peer) : IWireGuardPeer
     public TimeSpan? PollTimeout() => peer.PollTimeout();
     public bool PollTransmit(out PacketBuffer datagram) => peer.PollTransmit(out datagram);
     public int StagedCount => peer.StagedCount;
+    public IEnumerable<PacketBuffer> StagedPackets => peer.StagedPackets;
     public PeerHandover? HandOver() => peer.HandOver();
     public bool TakeOver(PeerHandover handover, TimeSpan now) => peer.TakeOver(handover, now);
     public long HandshakeGiveUps => peer.HandshakeGiveUps;

@@ -56,6 +56,9 @@ public interface IWireGuardPeer : IDisposable
     /// <summary>See <see cref="Peer.StagedCount"/>: packets held until a session exists.</summary>
     int StagedCount { get; }
 
+    /// <summary>See <see cref="Peer.StagedPackets"/> (none by default).</summary>
+    IEnumerable<PacketBuffer> StagedPackets => [];
+
     /// <summary>See <see cref="Peer.HandOver"/>: the sessions moved out for a rebuilt device (null: none to give, the default).</summary>
     PeerHandover? HandOver() => null;
 

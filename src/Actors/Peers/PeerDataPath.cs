@@ -215,6 +215,15 @@ public sealed class PeerDataPath
         {
             bool taken = _peer.TakeOver(handover, now);
             _lastHandshakeSeen = _peer.LastHandshakeUtc; // the handshake it took over is not a new session to log
+            if (taken)
+            {
+                // The packets its predecessor held came over as copies in this tunnel's buffers:
+                // counted as sent when they come out sealed, as any staged packet (AfterStep).
+                foreach (var packet in _peer.StagedPackets)
+                {
+                    (_staged ??= new(ReferenceEqualityComparer.Instance))[packet] = packet.Length;
+                }
+            }
             return taken;
         }
     }

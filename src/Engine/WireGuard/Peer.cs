@@ -171,6 +171,21 @@ public sealed partial class Peer : IDisposable
     public int StagedCount => _stagedCount;
 
     /// <summary>
+    /// The outbound packets held until a handshake completes, oldest first; the peer still owns them.
+    /// Not for the packet path (it allocates an enumerator): the owner reads it once, after <see cref="TakeOver"/>.
+    /// </summary>
+    public IEnumerable<PacketBuffer> StagedPackets
+    {
+        get
+        {
+            for (int i = 0; i < _stagedCount; i++)
+            {
+                yield return _staged![(_stagedHead + i) % _staged.Length]!;
+            }
+        }
+    }
+
+    /// <summary>
     /// How often handshake retransmission gave up after Rekey-Attempt-Time (section 6.4); read
     /// without making <see cref="Counters"/> (an idle peer has none), so the owner can poll it after every step.
     /// </summary>

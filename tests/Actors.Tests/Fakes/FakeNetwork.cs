@@ -244,5 +244,14 @@ public sealed class FakeUdpSocket : Firezone.Actors.Native.IUdpBatchSocket
         }
     }
 
+    /// <summary>As the host's RearmAfterStop: a stopped tunnel's wake is cleared for the tunnel rebuilt on this device.</summary>
+    public void RearmAfterStop()
+    {
+        lock (_gate)
+        {
+            _woken = false;
+        }
+    }
+
     public void Dispose() => Disposed = true;
 }

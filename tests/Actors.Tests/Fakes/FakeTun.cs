@@ -87,6 +87,18 @@ public sealed class FakeTun(string name = "faketun0") : ITunDevice
         }
     }
 
+    /// <summary>Injected packets not read yet.</summary>
+    public int Unread
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _inbound.Count;
+            }
+        }
+    }
+
     /// <summary>The name of the thread that wrote each packet of <see cref="Written"/>.</summary>
     public string?[] WriterThreads
     {
@@ -200,6 +212,15 @@ public sealed class FakeTun(string name = "faketun0") : ITunDevice
         {
             _woken = true;
             Monitor.PulseAll(_gate);
+        }
+    }
+
+    /// <summary>As the host's RearmAfterStop: a stopped tunnel's wake is cleared for the tunnel rebuilt on this device.</summary>
+    public void RearmAfterStop()
+    {
+        lock (_gate)
+        {
+            _woken = false;
         }
     }
 

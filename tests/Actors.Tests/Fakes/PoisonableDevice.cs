@@ -132,7 +132,10 @@ public sealed class PoisonableDevice(IWireGuardDevice inner) : IWireGuardDevice
         public TimeSpan? PollTimeout() => peer.PollTimeout();
         public bool PollTransmit(out PacketBuffer datagram) => peer.PollTransmit(out datagram);
         public int StagedCount => peer.StagedCount;
+        public IEnumerable<PacketBuffer> StagedPackets => peer.StagedPackets;
         public long HandshakeGiveUps => peer.HandshakeGiveUps;
+        public PeerHandover? HandOver() => peer.HandOver();
+        public bool TakeOver(PeerHandover handover, TimeSpan now) => peer.TakeOver(handover, now);
         public void Dispose()
         {
             if (owner.HoldDisposeOf is { } k && peer.PublicKey.Equals(new WireGuardKey(k)))

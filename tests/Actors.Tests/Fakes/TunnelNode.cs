@@ -26,41 +26,74 @@ public sealed class TunnelNode
     public required FakeUdpSocket Socket { get; init; }
     public required IActorRef Tunnel { get; init; }
 
+    /// <summary>The static private key, for a tunnel rebuilt with the same identity (<see cref="Rebuild"/>).</summary>
+    public required WireGuardKey PrivateKey { get; init; }
+
     public WireGuardKey PublicKey => Device.PublicKey;
 
     public UdpEndpoint Endpoint => Socket.Endpoint;
 
     public static TunnelNode Start(ActorSystem system, FakeNetwork network, ManualClock clock, string name, int index,
-        IActorRef failureListener, PeerSupervisorOptions? options = null, TimeSpan replyPollMax = default)
+        IActorRef failureListener, PeerSupervisorOptions? options = null, TimeSpan replyPollMax = default,
+        PeerHandovers? handOverTo = null)
     {
         Span<byte> privateKey = stackalloc byte[32];
         RandomNumberGenerator.Fill(privateKey);
-        var pool = new PacketBufferPool(preallocate: 64, maxBuffers: 4096);
-        var device = new Device(new WireGuardKey(privateKey), pool, CryptoRandomSource.Instance, DateTime.UtcNow - clock.Now);
-        var seam = new PoisonableDevice(new EngineDevice(device));
         var tun = new FakeTun("tun-" + name);
         var socket = network.CreateSocket(UdpEndpoint.FromIPv4([127, 0, 0, (byte)index], (ushort)(51000 + index)));
+        return Start(system, clock, name, "10.0.0." + index, new WireGuardKey(privateKey), tun, socket, "tunnel-" + name,
+            new TunnelSettingsParts(failureListener, options, replyPollMax, handOverTo, TakeOverFrom: null, StartReadingPaused: false));
+    }
+
+    /// <summary>
+    /// This node's tunnel rebuilt as the host rebuilds it for bigger buffers: the same static key, TUN
+    /// device and socket, a new engine device and pool, taking over what <paramref name="takeOverFrom"/>
+    /// holds (its indices reserved first) and reading only once told <see cref="StartReading"/>. Stop
+    /// this node's tunnel first.
+    /// </summary>
+    public TunnelNode Rebuild(ActorSystem system, ManualClock clock, IActorRef failureListener, PeerHandovers takeOverFrom, string generation)
+    {
+        Tun.RearmAfterStop();
+        Socket.RearmAfterStop();
+        return Start(system, clock, Name, Address, PrivateKey, Tun, Socket, "tunnel-" + Name + "-" + generation,
+            new TunnelSettingsParts(failureListener, null, default, HandOverTo: null, takeOverFrom, StartReadingPaused: true));
+    }
+
+    private sealed record TunnelSettingsParts(IActorRef FailureListener, PeerSupervisorOptions? Options, TimeSpan ReplyPollMax,
+        PeerHandovers? HandOverTo, PeerHandovers? TakeOverFrom, bool StartReadingPaused);
+
+    private static TunnelNode Start(ActorSystem system, ManualClock clock, string name, string address, WireGuardKey privateKey,
+        FakeTun tun, FakeUdpSocket socket, string actorName, TunnelSettingsParts parts)
+    {
+        var pool = new PacketBufferPool(preallocate: 64, maxBuffers: 4096);
+        var device = new Device(privateKey, pool, CryptoRandomSource.Instance, DateTime.UtcNow - clock.Now);
+        parts.TakeOverFrom?.ReserveIndices(device.Indices); // before any peer or reader runs, as the host does
+        var seam = new PoisonableDevice(new EngineDevice(device));
         var settings = new TunnelSettings
         {
             Tun = tun,
             Socket = socket,
             Device = seam,
             Clock = clock,
-            FailureListener = failureListener,
-            PeerOptions = options ?? PeerSupervisorOptions.Default,
-            ReplyPollMax = replyPollMax,
+            FailureListener = parts.FailureListener,
+            PeerOptions = parts.Options ?? PeerSupervisorOptions.Default,
+            ReplyPollMax = parts.ReplyPollMax,
+            HandOverTo = parts.HandOverTo,
+            TakeOverFrom = parts.TakeOverFrom,
+            StartReadingPaused = parts.StartReadingPaused,
         };
-        var tunnel = Tunnels.Start(system, settings, "tunnel-" + name);
+        var tunnel = Tunnels.Start(system, settings, actorName);
         return new TunnelNode
         {
             Name = name,
-            Address = "10.0.0." + index,
+            Address = address,
             Pool = pool,
             Device = device,
             Seam = seam,
             Tun = tun,
             Socket = socket,
             Tunnel = tunnel,
+            PrivateKey = privateKey,
         };
     }
 

@@ -1,0 +1,75 @@
+using Akka.Actor;
+using Firezone.Actors.Actors.Peers;
+using Firezone.Actors.Actors.Tests.Fakes;
+using Firezone.Actors.Actors.Tunnel;
+using Firezone.Actors.Engine.WireGuard;
+using Xunit.Abstractions;
+
+namespace Firezone.Actors.Actors.Tests;
+
+/// <summary>
+/// A tunnel rebuilt with the same static key on bigger buffers, as the host rebuilds it for a jumbo
+/// MTU (ActorTunnelControl.RebuildAsync): the old tunnel stops reading (StopReading), its peers hand
+/// their sessions over as it stops, the new one takes them, gets its peers and reads only when told
+/// (StartReading). What arrived meanwhile waits in the device's queue for the new tunnel.
+/// </summary>
+public sealed class TunnelRebuildTests(ITestOutputHelper output) : ActorTestBase(output)
+{
+    [Fact]
+    public void Packets_held_behind_a_handshake_through_the_rebuild_are_sent_and_counted_and_a_packet_from_the_pause_goes_too()
+    {
+        using var handovers = new PeerHandovers();
+        var a = TunnelNode.Start(Sys, Network, Clock, "a", 1, TestActor, handOverTo: handovers);
+        var b = StartNode("b", 2);
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+
+        // B out of reach: the first tunnel's packets wait behind its handshake.
+        Network.Drop = _ => true;
+        var held = new byte[3][];
+        for (int i = 0; i < held.Length; i++)
+        {
+            held[i] = Packets.Ipv4(a.Address, b.Address, payloadLength: 40 + i, id: (ushort)(i + 1));
+        }
+        a.Tun.Inject(held);
+        AwaitCondition(() => Network.Count(d => d.Type == MessageType.Initiation) >= 1, Wait);
+        AwaitCondition(() => a.Tun.Unread == 0, Wait);
+        AwaitPeerTimerArmed(a, b);
+        Assert.Equal(0, PeerStatusOf(a, b).TxPackets);
+
+        // The rebuild: reading stops first, so a packet from the pause stays queued.
+        Control<ReadingStopped>(a, StopReading.Instance);
+        var duringPause = Packets.Ipv4(a.Address, b.Address, payloadLength: 60, id: 9);
+        a.Tun.Inject(duringPause);
+        Thread.Sleep(100);
+        Assert.Equal(1, a.Tun.Unread); // a tunnel told to stop reading reads nothing
+        handovers.Collect();
+        var watcher = CreateTestProbe();
+        watcher.Watch(a.Tunnel);
+        Sys.Stop(a.Tunnel);
+        watcher.ExpectTerminated(a.Tunnel, Wait);
+        Assert.Equal(1, handovers.Count);
+
+        Network.Drop = null;
+        var rebuilt = a.Rebuild(Sys, Clock, TestActor, handovers, "2");
+        Control<PeerConfigured>(rebuilt, new AddOrUpdatePeer(rebuilt.PeerConfigFor(b)));
+        Thread.Sleep(100);
+        Assert.Equal(1, rebuilt.Tun.Unread); // the rebuilt tunnel reads only once told to
+        rebuilt.Tunnel.Tell(StartReading.Instance);
+        AwaitCondition(() => rebuilt.Tun.Unread == 0, Wait);
+        AwaitPeerTimerArmed(rebuilt, b);
+
+        // The handshake in flight was handed over: its retransmission (REKEY_TIMEOUT) completes it
+        // on the rebuilt tunnel, which sends what it holds, in order.
+        AdvanceTime(ProtocolConstants.RekeyTimeout + TimeSpan.FromSeconds(1));
+        AwaitWritten(b, held.Length + 1);
+        Assert.Equal([.. held, duringPause], b.Tun.Written);
+        var status = PeerStatusOf(rebuilt, b);
+        Assert.Equal(held.Length + 1, status.TxPackets);
+        Assert.Equal(held.Sum(p => (long)p.Length) + duringPause.Length, status.TxPacketBytes);
+        Assert.Equal(status.TxPackets, PeerStatusOf(b, rebuilt).RxPackets);
+
+        StopAndAssertNoLeaks(rebuilt, b);
+        AwaitCondition(() => a.Pool.Outstanding == 0, Wait, $"the first tunnel's pool: {a.Pool.Outstanding} buffers still leased");
+    }
+}
