@@ -71,6 +71,7 @@ public sealed class Device : IDisposable
         WallClockAtZero = AsUtc(wallClockAtZero);
         _wallClock = wallClock;
         Indices = new IndexTable();
+        StagedBudget = StagedPacketBudget.ForPool(pool.MaxBuffers);
         AllowedIps = new AllowedIps<WireGuardKey>();
         _cookieChecker = new CookieChecker(_publicKey, random);
     }
@@ -88,6 +89,9 @@ public sealed class Device : IDisposable
     public bool PeersWriteAllowedIps { get; set; }
 
     public PacketBufferPool Pool { get; }
+
+    /// <summary>How much of <see cref="Pool"/> the peers may hold while they wait for sessions.</summary>
+    public StagedPacketBudget StagedBudget { get; }
 
     /// <summary>Local receiver index -> the public key of the peer that owns it (handshake or keypair).</summary>
     public IndexTable Indices { get; }

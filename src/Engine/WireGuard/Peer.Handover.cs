@@ -56,6 +56,7 @@ public sealed partial class Peer
             staged[_stagedHead] = null;
             _stagedHead = (_stagedHead + 1) % staged.Length;
             _stagedCount--;
+            _device.StagedBudget.Give();
         }
         _stagedHead = 0;
         _current = _previous = _next = null;
@@ -134,7 +135,10 @@ public sealed partial class Peer
                     copy.SetData(PacketBuffer.Headroom, packet.Length);
                     packet.Data.CopyTo(copy.Data);
                     copy.Ecn = packet.Ecn;
-                    Stage(copy);
+                    if (!Stage(copy))
+                    {
+                        copy.Return();
+                    }
                 }
                 else
                 {

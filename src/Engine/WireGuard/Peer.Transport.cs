@@ -62,11 +62,22 @@ public sealed partial class Peer
         KeepKeyFreshSending(now);
     }
 
-    private void Stage(PacketBuffer packet)
+    /// <summary>
+    /// Holds <paramref name="packet"/> until a session exists. With the queue full (as wireguard-go)
+    /// or the device's budget spent (<see cref="StagedPacketBudget"/>), the oldest held packet makes
+    /// room; false, and the packet still the caller's, when there is none to make room.
+    /// </summary>
+    private bool Stage(PacketBuffer packet)
     {
         var staged = _staged ??= new PacketBuffer?[ProtocolConstants.MaxStagedPackets];
-        if (_stagedCount == staged.Length)
+        if (_stagedCount == staged.Length || !_device.StagedBudget.TryTake())
         {
+            if (_stagedCount == 0)
+            {
+                Counters.StagedDropped++;
+                return false;
+            }
+            // The oldest's place in the budget goes to the new packet.
             var oldest = staged[_stagedHead]!;
             staged[_stagedHead] = null;
             _stagedHead = (_stagedHead + 1) % staged.Length;
@@ -76,6 +87,7 @@ public sealed partial class Peer
         }
         staged[(_stagedHead + _stagedCount) % staged.Length] = packet;
         _stagedCount++;
+        return true;
     }
 
     /// <summary>Takes <paramref name="packet"/> back out of the staged queue if it is its newest entry.</summary>
@@ -91,6 +103,7 @@ public sealed partial class Peer
         {
             staged[newest] = null;
             _stagedCount--;
+            _device.StagedBudget.Give();
         }
     }
 
@@ -114,6 +127,7 @@ public sealed partial class Peer
             staged[_stagedHead] = null;
             _stagedHead = (_stagedHead + 1) % staged.Length;
             _stagedCount--;
+            _device.StagedBudget.Give();
             int length = packet.Length;
             try
             {
@@ -126,6 +140,7 @@ public sealed partial class Peer
                 _stagedHead = (_stagedHead + staged.Length - 1) % staged.Length;
                 staged[_stagedHead] = packet;
                 _stagedCount++;
+                _device.StagedBudget.TakeBack();
                 throw;
             }
             try
@@ -152,6 +167,7 @@ public sealed partial class Peer
             staged[_stagedHead] = null;
             _stagedHead = (_stagedHead + 1) % staged.Length;
             _stagedCount--;
+            _device.StagedBudget.Give();
             packet.Return();
             Counters.StagedDropped++;
         }
@@ -168,7 +184,11 @@ public sealed partial class Peer
                 Counters.PoolExhausted++;
                 return;
             }
-            Stage(keepalive); // Length 0 at the headroom; Ecn Not-ECT.
+            if (!Stage(keepalive)) // Length 0 at the headroom; Ecn Not-ECT.
+            {
+                keepalive.Return();
+                return;
+            }
         }
         SendStagedPackets(now);
     }

@@ -266,7 +266,13 @@ public sealed partial class Peer : IDisposable
             SealWith(keypair, packet, now);
             return SealResult.Sealed;
         }
-        Stage(packet);
+        if (!Stage(packet))
+        {
+            // Not held (the device's budget is spent and this peer holds nothing to make room):
+            // dropped, but the handshake starts, so the packets after it find a session.
+            SendHandshakeInitiation(now, isRetry: false);
+            return SealResult.Dropped;
+        }
         try
         {
             SendStagedPackets(now, callers: packet);
