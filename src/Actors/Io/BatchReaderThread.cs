@@ -37,6 +37,8 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
 
     private static readonly long IdleTicks = (long)(ReplyPoll.IdleBefore.TotalSeconds * Stopwatch.Frequency);
 
+    private static readonly long PausedNoticeTicks = (long)(ReadsPaused.Interval.TotalSeconds * Stopwatch.Frequency);
+
     private readonly PacketBuffer[] _buffers;
     private readonly ReadModeration _moderation;
     private readonly IWireGuardDevice _device;
@@ -55,6 +57,7 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
     private int _held; // _buffers[0.._held) are rented and ours; under _gate
     private volatile bool _stopping;
     private bool _started;
+    private long _pausedNoticeAt = long.MinValue; // when the owner was last told ReadsPaused
 
     public BatchReaderThread(string name, int batchSize, TSteps steps, IWireGuardDevice device, TunnelCounters counters, IActorRef owner,
         ReaderPair? pair = null, ReaderPair.Side side = default, TimeSpan replyPollMax = default, TimeSpan readModeration = default)
@@ -155,6 +158,7 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
                 {
                     // Every buffer is in flight: back-pressure instead of unbounded memory.
                     Interlocked.Increment(ref _counters.PoolExhausted);
+                    NoticePaused();
                     Thread.Sleep(1);
                 }
                 else if (read > 0 && fromIdle && _replyPoll.Enabled && _pair?.PartnerOf(_side) is { } partner)
@@ -280,6 +284,19 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
             // produces the reply (another daemon, or the kernel's) may be waiting for this one.
             Thread.Yield();
         }
+    }
+
+    /// <summary>Tells the owner its reads wait for buffers (<see cref="ReadsPaused"/>), at most once per interval.</summary>
+    private void NoticePaused()
+    {
+        long now = Stopwatch.GetTimestamp();
+        if (_pausedNoticeAt != long.MinValue && now - _pausedNoticeAt < PausedNoticeTicks)
+        {
+            return;
+        }
+        _pausedNoticeAt = now;
+        var pool = _device.Pool;
+        _owner.Tell(new ReadsPaused(_thread.Name ?? "reader", pool.Outstanding, pool.MaxBuffers));
     }
 
     private void ReportFailure(Exception e)

@@ -95,6 +95,9 @@ public sealed class SocketIO : UntypedActor
             case IoThreadFailed failed:
                 failed.Error.Throw();
                 break;
+            case ReadsPaused paused:
+                _log.Warning(ReadsPaused.LogTemplate, paused.Reader, paused.Leased, paused.MaxBuffers);
+                break;
             case Tunnel.StartReading:
                 _receiver.Start();
                 break;

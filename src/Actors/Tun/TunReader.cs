@@ -75,6 +75,9 @@ public sealed class TunReader : UntypedActor
             case IoThreadFailed failed:
                 failed.Error.Throw();
                 break;
+            case ReadsPaused paused:
+                _log.Warning(ReadsPaused.LogTemplate, paused.Reader, paused.Leased, paused.MaxBuffers);
+                break;
             case Tunnel.StartReading:
                 _reader.Start();
                 break;

@@ -35,14 +35,14 @@ public sealed class TunnelNode
 
     public static TunnelNode Start(ActorSystem system, FakeNetwork network, ManualClock clock, string name, int index,
         IActorRef failureListener, PeerSupervisorOptions? options = null, TimeSpan replyPollMax = default,
-        PeerHandovers? handOverTo = null)
+        PeerHandovers? handOverTo = null, PacketBufferPool? pool = null)
     {
         Span<byte> privateKey = stackalloc byte[32];
         RandomNumberGenerator.Fill(privateKey);
         var tun = new FakeTun("tun-" + name);
         var socket = network.CreateSocket(UdpEndpoint.FromIPv4([127, 0, 0, (byte)index], (ushort)(51000 + index)));
         return Start(system, clock, name, "10.0.0." + index, new WireGuardKey(privateKey), tun, socket, "tunnel-" + name,
-            new TunnelSettingsParts(failureListener, options, replyPollMax, handOverTo, TakeOverFrom: null, StartReadingPaused: false));
+            new TunnelSettingsParts(failureListener, options, replyPollMax, handOverTo, TakeOverFrom: null, StartReadingPaused: false), pool);
     }
 
     /// <summary>
@@ -63,9 +63,9 @@ public sealed class TunnelNode
         PeerHandovers? HandOverTo, PeerHandovers? TakeOverFrom, bool StartReadingPaused);
 
     private static TunnelNode Start(ActorSystem system, ManualClock clock, string name, string address, WireGuardKey privateKey,
-        FakeTun tun, FakeUdpSocket socket, string actorName, TunnelSettingsParts parts)
+        FakeTun tun, FakeUdpSocket socket, string actorName, TunnelSettingsParts parts, PacketBufferPool? pool = null)
     {
-        var pool = new PacketBufferPool(preallocate: 64, maxBuffers: 4096);
+        pool ??= new PacketBufferPool(preallocate: 64, maxBuffers: 4096);
         var device = new Device(privateKey, pool, CryptoRandomSource.Instance, DateTime.UtcNow - clock.Now);
         parts.TakeOverFrom?.ReserveIndices(device.Indices); // before any peer or reader runs, as the host does
         var seam = new PoisonableDevice(new EngineDevice(device));
