@@ -84,6 +84,37 @@ public sealed class UapiWireGuardGoComparisonTests(UapiServerPair servers) : ICl
     }
 
     /// <summary>
+    /// <c>endpoint=[::]:0</c> (what <c>wg set IF peer K endpoint [::]:0</c> sends) is an endpoint to
+    /// wireguard-go, as to the kernel: get reports it, on a new peer and in place of an earlier one. Ours
+    /// took it for "no endpoint", whose bits it shares: a new peer got none and an existing one kept
+    /// the endpoint it had (found by a side-by-side review of wg(8) against both daemons).
+    /// </summary>
+    [Theory]
+    [InlineData("")]
+    [InlineData("endpoint=192.0.2.1:51820\n")]
+    [InlineData("endpoint=[2001:db8::1]:4500\n")]
+    public void An_endpoint_of_the_unspecified_IPv6_address_on_port_zero_is_kept_as_wireguard_go_keeps_it(string before)
+    {
+        string key = "public_key=" + UapiGenerators.PeerKeys[0] + "\n";
+        try
+        {
+            foreach (string request in (string[])["set=1\n" + key + before + "\n", "set=1\n" + key + "endpoint=[::]:0\n\n"])
+            {
+                Assert.Equal("errno=0\n\n", UapiRawClient.Exchange(_theirs.SocketPath, request));
+                Assert.Equal("errno=0\n\n", UapiRawClient.Exchange(_ours.SocketPath, request));
+            }
+            string theirState = Normalize(UapiRawClient.Exchange(_theirs.SocketPath, "get=1\n\n"));
+            Assert.Contains("endpoint=[::]:0", theirState, StringComparison.Ordinal);
+            Assert.Equal(theirState, Normalize(UapiRawClient.Exchange(_ours.SocketPath, "get=1\n\n")));
+        }
+        finally
+        {
+            UapiRawClient.Exchange(_ours.SocketPath, ResetRequest);
+            UapiRawClient.Exchange(_theirs.SocketPath, ResetRequest);
+        }
+    }
+
+    /// <summary>
     /// Valid requests only, from small pools so that peers collide: prefixes that nest, repeat or
     /// differ only in host bits, peers removed, updated only, re-added, and the device's own key
     /// (a private key whose public key is one of the peers'). Several requests in a row, without a

@@ -17,23 +17,32 @@ public readonly struct UdpEndpoint : IEquatable<UdpEndpoint>
     private readonly ulong _high;
     private readonly ulong _low;
 
+    /// <summary>
+    /// Set for [::]:0 given as an endpoint (<see cref="FromIPEndPoint"/>), which shares its bits with
+    /// <see cref="None"/>: wireguard-go and the kernel keep it as the peer's endpoint (wg show prints
+    /// it; a send there fails per datagram), where "none" would leave a new peer without one and an
+    /// existing peer on its old one. Fits the struct's padding (24 bytes either way).
+    /// </summary>
+    private readonly bool _unspecified;
+
     public ushort Port { get; }
 
     /// <summary>The IPv6 scope id (interface index) of a link-local address; 0 otherwise.</summary>
     public uint ScopeId { get; }
 
-    private UdpEndpoint(ulong high, ulong low, ushort port, uint scopeId = 0)
+    private UdpEndpoint(ulong high, ulong low, ushort port, uint scopeId = 0, bool unspecified = false)
     {
         _high = high;
         _low = low;
         Port = port;
         ScopeId = scopeId;
+        _unspecified = unspecified;
     }
 
-    /// <summary>No endpoint (port 0, address ::).</summary>
+    /// <summary>No endpoint (port 0, address ::; [::]:0 given as an endpoint is not this).</summary>
     public static UdpEndpoint None => default;
 
-    public bool IsNone => _high == 0 && _low == 0 && Port == 0;
+    public bool IsNone => _high == 0 && _low == 0 && Port == 0 && !_unspecified;
 
     /// <summary>True for an IPv4 endpoint (IPv4-mapped form).</summary>
     public bool IsIPv4 => _high == 0 && (_low >> 32) == 0x0000_FFFF;
@@ -55,7 +64,8 @@ public readonly struct UdpEndpoint : IEquatable<UdpEndpoint>
             return FromIPv4(bytes[..4], (ushort)endPoint.Port);
         }
         endPoint.Address.TryWriteBytes(bytes, out _);
-        return FromIPv6(bytes, (ushort)endPoint.Port, (uint)endPoint.Address.ScopeId);
+        var endpoint = FromIPv6(bytes, (ushort)endPoint.Port, (uint)endPoint.Address.ScopeId);
+        return endpoint.IsNone ? new UdpEndpoint(0, 0, 0, endpoint.ScopeId, unspecified: true) : endpoint;
     }
 
     /// <summary>Writes the 16-byte (IPv4-mapped for IPv4) address in network order.</summary>
@@ -82,9 +92,9 @@ public readonly struct UdpEndpoint : IEquatable<UdpEndpoint>
         return new IPEndPoint(new IPAddress(v6, ScopeId), Port);
     }
 
-    public bool Equals(UdpEndpoint other) => _high == other._high && _low == other._low && Port == other.Port && ScopeId == other.ScopeId;
+    public bool Equals(UdpEndpoint other) => _high == other._high && _low == other._low && Port == other.Port && ScopeId == other.ScopeId && _unspecified == other._unspecified;
     public override bool Equals(object? obj) => obj is UdpEndpoint other && Equals(other);
-    public override int GetHashCode() => HashCode.Combine(_high, _low, Port, ScopeId);
+    public override int GetHashCode() => HashCode.Combine(_high, _low, Port, ScopeId, _unspecified);
     public static bool operator ==(UdpEndpoint a, UdpEndpoint b) => a.Equals(b);
     public static bool operator !=(UdpEndpoint a, UdpEndpoint b) => !a.Equals(b);
 
