@@ -105,6 +105,22 @@ public sealed class TunnelTrafficTests
     }
 
     [Fact]
+    public async Task A_removed_private_key_keeps_the_peers_counters_and_latest_handshake_in_show()
+    {
+        // wireguard-go keeps its peers, with their transfer counters and latest handshake, while it
+        // has no private key (`wg set IF private-key /dev/null`), and `wg show` reports them. Ours
+        // reported them from the configuration alone (no handshake, 0 B each way) until a key came
+        // back (found by a side-by-side of wg(8) against both daemons).
+        await using var pair = await WireGuardGoPair.StartAsync(72, endpointAtA: false);
+        var (before, _) = await PingFromTheirsAsync(pair);
+
+        await OkAsync(pair.A, "wg", "set", pair.Ours, "private-key", "/dev/null");
+        Assert.Equal("(none)", (await ProcessRunner.WgAsync("show", pair.Ours, "private-key")).Stdout.Trim());
+        var keyless = await AssertKeptAsync(pair, before);
+        Assert.Equal(before[4], keyless[4]);
+    }
+
+    [Fact]
     public async Task A_ping_sent_as_the_mtu_change_rebuilds_the_tunnel_gets_its_answer()
     {
         // As wg-quick up runs `ip link set mtu 9000 up` and a user pings at once: the rebuild stops the

@@ -19,13 +19,11 @@ public sealed partial class ActorTunnelControl
             // A tunnel that failed (TunnelFailed: its TUN device deleted, its socket lost) has
             // stopped its actors: what is configured is all there is to report, at once (an Ask
             // would wait for its time bound in the dead letters). SaveConfig reads it on that stop.
+            // No tunnel runs without a private key: each peer keeps the figures it had when the key
+            // was removed (carried), as wireguard-go reports them then.
             if (_tunnel is null || services.GetService<Daemon.DaemonExit>() is { Removal: not null } or { Failure: not null })
             {
-                var idle = new List<Control.PeerStatus>(_peers.Count);
-                foreach (var peer in _peers.Values)
-                {
-                    idle.Add(new Control.PeerStatus { Config = peer, Endpoint = peer.Endpoint });
-                }
+                var idle = MergePeers(_peers.Values, [], _carried);
                 return new Control.DeviceStatus
                 {
                     PrivateKey = _privateKey,
