@@ -130,6 +130,33 @@ public sealed class SaveConfigTests(ITestOutputHelper output)
         Assert.Equal($"[Interface]\nSaveConfig = true\nListenPort = 40000\nPrivateKey = {privateKey.ToBase64()}\n", text);
     }
 
+    /// <summary>
+    /// An endpoint on port 0 (`wg set IF peer K endpoint 192.0.2.1:0` or `[::]:0`, which the UAPI
+    /// takes as wireguard-go does) reaches nothing, and the file parser refuses it as a typo: saved,
+    /// it left a file the next start refused. The saved peer has no endpoint, which sends nowhere too.
+    /// </summary>
+    [Fact]
+    public void An_endpoint_on_port_zero_is_not_saved_so_the_file_reads_back()
+    {
+        var privateKey = TestKeys.New();
+        var config = new WgQuickConfigParser().Parse("/etc/wireguard/wg0.conf", $"[Interface]\nPrivateKey = {privateKey.ToBase64()}\nSaveConfig = true\n");
+        Assert.True(EndpointText.TryParseNumeric("[::]:0", out var unspecified, out _));
+        var status = new DeviceStatus
+        {
+            PrivateKey = privateKey,
+            ListenPort = 40000,
+            Peers =
+            [
+                new PeerStatus { Config = new PeerConfig { PublicKey = PeerA }, Endpoint = UdpEndpoint.FromIPv4([192, 0, 2, 1], 0) },
+                new PeerStatus { Config = new PeerConfig { PublicKey = PeerB }, Endpoint = unspecified },
+            ],
+        };
+        string text = SavedConfigText.Format(config, status, [], 1420);
+        Assert.DoesNotContain("Endpoint", text);
+        var saved = new WgQuickConfigParser().Parse("/etc/wireguard/wg0.conf", text);
+        Assert.Equal([PeerA, PeerB], saved.Peers.Select(p => p.PublicKey));
+    }
+
     [Fact]
     public void The_kernels_link_local_address_is_not_saved_but_one_the_file_gives_is()
     {

@@ -95,7 +95,9 @@ public static class SavedConfigText
             {
                 text.Append("AllowedIPs = ").AppendJoin(", ", peerConfig.AllowedIps).Append('\n');
             }
-            if (!peer.Endpoint.IsNone)
+            // An endpoint on port 0 (the UAPI takes it, as wireguard-go does) reaches nothing, and the
+            // parser refuses it as a typo: saved, the next start would refuse the file.
+            if (!peer.Endpoint.IsNone && peer.Endpoint.Port != 0)
             {
                 Line(text, "Endpoint", Endpoint(peer.Endpoint));
             }
