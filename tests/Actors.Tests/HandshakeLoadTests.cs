@@ -1,5 +1,8 @@
 using Firezone.Actors.Actors.Peers;
+using Firezone.Actors.Actors.Socket;
 using Firezone.Actors.Actors.Tests.Fakes;
+using Firezone.Actors.Engine.Buffers;
+using Firezone.Actors.Engine.Crypto;
 using Firezone.Actors.Engine.WireGuard;
 using Xunit.Abstractions;
 
@@ -91,5 +94,72 @@ public sealed class HandshakeLoadTests(ITestOutputHelper output) : ActorTestBase
             AwaitCondition(() => Control<DeviceStatus>(b, GetDeviceStatus.Instance).Drops.CookieRepliesSent >= 3, Wait);
         });
         StopAndAssertNoLeaks(a, b, c, d);
+    }
+
+    /// <summary>
+    /// A flood of initiations with a valid mac1 under load while SocketIO cannot keep up (its send
+    /// waits for room in the socket buffer): the cookie replies waiting for it are bounded as the
+    /// initiations waiting for the PeerSupervisor are, and the rest are dropped and counted. They
+    /// queued in SocketIO's mailbox without bound, each holding a pooled buffer: the pool grew to
+    /// thousands of buffers it keeps for good (found by the churn review's flood in a lab,
+    /// 2026-11-27: 3,214 buffers after one 40 s flood, 7,336 after a second one of 20 s).
+    /// </summary>
+    [Fact]
+    public void Under_a_flood_the_cookie_replies_waiting_for_the_socket_are_bounded()
+    {
+        var b = StartNode("b", 2, new PeerSupervisorOptions { HandshakesPerSecondUnderLoad = 0 });
+        using var sendGate = new ManualResetEventSlim(false);
+        b.Socket.SendGate = sendGate;
+        var initiation = InitiationWithValidMac1(b.PublicKey);
+        var flooder = UdpEndpoint.FromIPv4([192, 0, 2, 9], 40000);
+        const int Rounds = 6, PerRound = 500; // each round fits the handshake queue (SocketIO.MaxQueuedHandshakes)
+        DeviceDropCounts after;
+        try
+        {
+            for (int round = 1; round <= Rounds; round++)
+            {
+                for (int i = 0; i < PerRound; i++)
+                {
+                    b.Socket.Deliver(initiation, flooder, Engine.Ecn.NotEct);
+                }
+                AwaitCondition(() =>
+                {
+                    var drops = Control<DeviceStatus>(b, GetDeviceStatus.Instance).Drops;
+                    return drops.CookieRepliesSent + drops.HandshakesRejected == round * PerRound;
+                }, Wait);
+            }
+
+            after = Control<DeviceStatus>(b, GetDeviceStatus.Instance).Drops;
+            Assert.InRange(after.CookieRepliesSent, 1, SocketIO.MaxQueuedCookieReplies + InboundHandshakes.Capacity);
+            Assert.Equal(Rounds * PerRound - after.CookieRepliesSent, after.HandshakesRejected);
+            // What the pool lends out: the waiting cookie replies and the readers' batches, not the flood.
+            Assert.InRange(b.Pool.Outstanding, 0, SocketIO.MaxQueuedCookieReplies + InboundHandshakes.Capacity + SocketIO.ReceiveBatchSize + 64);
+        }
+        finally
+        {
+            sendGate.Set(); // never leave SocketIO waiting, also when an assertion failed
+        }
+        AwaitCondition(() => Network.Count(d => d.From == b.Endpoint && d.Type == MessageType.CookieReply) == after.CookieRepliesSent, Wait);
+        // Sent, the bound lets cookie replies go out again.
+        b.Socket.Deliver(initiation, flooder, Engine.Ecn.NotEct);
+        AwaitCondition(() => Control<DeviceStatus>(b, GetDeviceStatus.Instance).Drops.CookieRepliesSent == after.CookieRepliesSent + 1, Wait);
+        StopAndAssertNoLeaks(b);
+    }
+
+    /// <summary>An initiation with a random body and a valid mac1 for <paramref name="receiver"/> (whitepaper section 5.4.4), mac2 zero.</summary>
+    private static byte[] InitiationWithValidMac1(WireGuardKey receiver)
+    {
+        var message = new byte[MessageHeader.InitiationSize];
+        Random.Shared.NextBytes(message);
+        message[0] = (byte)MessageType.Initiation;
+        message[1] = message[2] = message[3] = 0;
+        Span<byte> publicKey = stackalloc byte[WireGuardKey.Size];
+        receiver.CopyTo(publicKey);
+        Span<byte> mac1Key = stackalloc byte[32];
+        Blake2s.Hash("mac1----"u8, publicKey, mac1Key);
+        int mac1 = message.Length - 2 * Blake2s.MacSize;
+        Blake2s.Mac(mac1Key, message.AsSpan(0, mac1), message.AsSpan(mac1, Blake2s.MacSize));
+        message.AsSpan(mac1 + Blake2s.MacSize).Clear();
+        return message;
     }
 }

@@ -24,8 +24,8 @@ public sealed class EngineDevice(Device device) : IWireGuardDevice
 
     public bool TryLookupIndex(uint receiverIndex, out WireGuardKey owner) => Device.Indices.TryLookup(receiverIndex, out owner);
 
-    public HandshakeAdmission AdmitHandshake(PacketBuffer datagram, bool underLoad, TimeSpan now, out PacketBuffer? cookieReply) =>
-        Device.AdmitHandshake(datagram, underLoad, now, out cookieReply);
+    public HandshakeAdmission AdmitHandshake(PacketBuffer datagram, bool underLoad, TimeSpan now, out PacketBuffer? cookieReply, bool cookieReplyAllowed = true) =>
+        Device.AdmitHandshake(datagram, underLoad, now, out cookieReply, cookieReplyAllowed);
 
     public bool TryIdentifyInitiator(PacketBuffer datagram, out WireGuardKey initiatorPublicKey) =>
         Device.TryIdentifyInitiator(datagram, out initiatorPublicKey);

@@ -30,7 +30,7 @@ public interface IWireGuardDevice
     bool TryLookupIndex(uint receiverIndex, out WireGuardKey owner);
 
     /// <inheritdoc cref="Device.AdmitHandshake"/>
-    HandshakeAdmission AdmitHandshake(PacketBuffer datagram, bool underLoad, TimeSpan now, out PacketBuffer? cookieReply);
+    HandshakeAdmission AdmitHandshake(PacketBuffer datagram, bool underLoad, TimeSpan now, out PacketBuffer? cookieReply, bool cookieReplyAllowed = true);
 
     /// <inheritdoc cref="Device.TryIdentifyInitiator(PacketBuffer, out WireGuardKey)"/>
     bool TryIdentifyInitiator(PacketBuffer datagram, out WireGuardKey initiatorPublicKey);

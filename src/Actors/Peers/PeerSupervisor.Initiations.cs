@@ -33,7 +33,9 @@ public sealed partial class PeerSupervisor
             }
             _handshakesInWindow++;
             bool underLoad = _handshakesInWindow > _options.HandshakesPerSecondUnderLoad;
-            var admission = _device.AdmitHandshake(datagram, underLoad, now, out var cookieReply);
+            // Room for a cookie reply: those already told to SocketIO and not sent yet, and this batch's.
+            bool cookieReplyAllowed = Volatile.Read(ref _counters.CookieRepliesQueued) + (cookies?.Count ?? 0) < SocketIO.MaxQueuedCookieReplies;
+            var admission = _device.AdmitHandshake(datagram, underLoad, now, out var cookieReply, cookieReplyAllowed);
             if (cookieReply is not null)
             {
                 (cookies ??= SendDatagrams.Rent()).Add(cookieReply, sender: null); // no peer counts a cookie reply
@@ -49,7 +51,7 @@ public sealed partial class PeerSupervisor
                 else if (admission == HandshakeAdmission.Overloaded)
                 {
                     Interlocked.Increment(ref _counters.HandshakesRejected);
-                    LogDroppedInitiation(datagram.Endpoint, "under load and no packet buffer free for a cookie reply", now);
+                    LogDroppedInitiation(datagram.Endpoint, "under load and no room for a cookie reply (no packet buffer free, or too many waiting to be sent)", now);
                 }
                 else if (admission == HandshakeAdmission.RateLimited)
                 {
@@ -91,6 +93,9 @@ public sealed partial class PeerSupervisor
         _groups.Clear();
         if (cookies is not null)
         {
+            // Counted before it is told, so SocketIO's subtraction never comes first.
+            cookies.CookieReplies = cookies.Count;
+            Interlocked.Add(ref _counters.CookieRepliesQueued, cookies.Count);
             _socketIO.Tell(cookies, Self);
             LogCookieReplies(now);
         }

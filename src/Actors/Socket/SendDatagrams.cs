@@ -17,6 +17,9 @@ public sealed class SendDatagrams : PacketBatch
 
     public static SendDatagrams Rent() => BatchPool<SendDatagrams>.Rent();
 
+    /// <summary>Cookie replies in this batch, counted in <see cref="Tunnel.TunnelCounters.CookieRepliesQueued"/> until SocketIO has sent it; cleared on recycle.</summary>
+    internal int CookieReplies { get; set; }
+
     /// <summary>Appends a datagram that <paramref name="sender"/>'s engine counted as sent (null: nobody did).</summary>
     public void Add(PacketBuffer datagram, PeerCounters? sender)
     {
@@ -66,6 +69,7 @@ public sealed class SendDatagrams : PacketBatch
     private protected override void ReturnToPool()
     {
         Array.Clear(_senders);
+        CookieReplies = 0;
         BatchPool<SendDatagrams>.Return(this);
     }
 }

@@ -35,6 +35,15 @@ public sealed class SocketIO : UntypedActor
     /// <summary>Initiations waiting for the PeerSupervisor at most (wireguard-go's QueueHandshakeSize); more are dropped.</summary>
     public const int MaxQueuedHandshakes = 1024;
 
+    /// <summary>
+    /// Cookie replies waiting for this actor to send them at most; beyond it the PeerSupervisor
+    /// answers no more initiations until they went out (dropped and counted, as without a free buffer).
+    /// Under a flood it makes them faster than a send that waits for room in the socket buffer takes
+    /// them, and each holds a pooled buffer: unbounded, they took thousands of the pool's buffers,
+    /// which it keeps. wireguard-go sends each from its handshake worker, so its handshake queue bounds them.
+    /// </summary>
+    public const int MaxQueuedCookieReplies = 1024;
+
     private readonly IUdpBatchSocket _socket;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly BatchReaderThread<ReceiveSteps> _receiver;
@@ -89,6 +98,10 @@ public sealed class SocketIO : UntypedActor
                 int sent = batch.SendOn(_socket);
                 _counters.CountSent(sent, batch.Count - sent);
                 batch.Backlog?.ExitBacklog(batch.BacklogPackets);
+                if (batch.CookieReplies != 0)
+                {
+                    Interlocked.Add(ref _counters.CookieRepliesQueued, -batch.CookieReplies);
+                }
                 _current = null;
                 batch.Recycle();
                 break;

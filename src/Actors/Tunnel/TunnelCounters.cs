@@ -22,6 +22,8 @@ public sealed class TunnelCounters
     // Initiations told to the PeerSupervisor and not yet taken up by it (SocketIO adds, it subtracts).
     internal long HandshakesQueued;
     internal long HandshakesQueueFull;
+    // Cookie replies told to SocketIO and not yet sent by it (the PeerSupervisor adds, SocketIO subtracts).
+    internal long CookieRepliesQueued;
 
     /// <summary>After one SendBatch: how many datagrams went out and how many the socket refused.</summary>
     internal void CountSent(int sent, int notSent)

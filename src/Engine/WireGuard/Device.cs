@@ -142,7 +142,11 @@ public sealed class Device : IDisposable
     /// A cookie reply carries no MACs (its AEAD authenticates it at the peer) and is accepted when
     /// well-formed; anything else is rejected. The caller keeps <paramref name="datagram"/>.
     /// </summary>
-    public HandshakeAdmission AdmitHandshake(PacketBuffer datagram, bool underLoad, TimeSpan now, out PacketBuffer? cookieReply)
+    /// <param name="cookieReplyAllowed">False when the caller has no room to send another cookie reply
+    /// (too many wait to be sent): an initiation that would get one is <see cref="HandshakeAdmission.Overloaded"/>
+    /// instead, as when no buffer is free, so a flood cannot hold the pool's buffers in cookie replies.</param>
+    public HandshakeAdmission AdmitHandshake(PacketBuffer datagram, bool underLoad, TimeSpan now, out PacketBuffer? cookieReply,
+        bool cookieReplyAllowed = true)
     {
         cookieReply = null;
         ReadOnlySpan<byte> message = datagram.Data;
@@ -176,7 +180,7 @@ public sealed class Device : IDisposable
             Interlocked.Increment(ref Counters.RateLimitedValue);
             return HandshakeAdmission.RateLimited;
         }
-        if (!Pool.TryRent(out var reply))
+        if (!cookieReplyAllowed || !Pool.TryRent(out var reply))
         {
             return HandshakeAdmission.Overloaded; // mac1 was fine: not a Reject, which means a bad mac1
         }

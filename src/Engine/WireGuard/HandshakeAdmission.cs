@@ -12,7 +12,7 @@ public enum HandshakeAdmission : byte
     /// <summary>Under load and mac2 missing or stale: a cookie reply was produced instead; drop the message.</summary>
     SendCookie,
 
-    /// <summary>Under load and mac2 missing or stale, but no buffer was free for the cookie reply: drop the message.</summary>
+    /// <summary>Under load and mac2 missing or stale, but no buffer was free for the cookie reply (or the caller had no room to send one): drop the message.</summary>
     Overloaded,
 
     /// <summary>Under load with a valid mac2, but its source address sent more than its share (<see cref="HandshakeRateLimiter"/>): drop the message.</summary>

@@ -130,6 +130,9 @@ public sealed class FakeUdpSocket : Firezone.Actors.Native.IUdpBatchSocket
     /// <summary>False: a datagram that arrives is not seen by <see cref="WaitReadable"/> and wakes no one; only <see cref="TryReceiveBatch"/> (a thread that polls) finds it.</summary>
     public bool WakeOnArrival { get; set; } = true;
 
+    /// <summary>Set: every <see cref="SendBatch"/> waits until it is (a socket whose buffer stays full; the test releases it).</summary>
+    public ManualResetEventSlim? SendGate { get; set; }
+
     public void Fail(Exception error)
     {
         lock (_gate)
@@ -203,6 +206,7 @@ public sealed class FakeUdpSocket : Firezone.Actors.Native.IUdpBatchSocket
 
     public int SendBatch(ReadOnlySpan<PacketBuffer> datagrams, Span<int> unsent)
     {
+        SendGate?.Wait();
         lock (_gate)
         {
             if (_failure is not null)

@@ -61,8 +61,8 @@ public sealed class PoisonableDevice(IWireGuardDevice inner) : IWireGuardDevice
         return inner.TryLookupIndex(receiverIndex, out owner);
     }
 
-    public HandshakeAdmission AdmitHandshake(PacketBuffer datagram, bool underLoad, TimeSpan now, out PacketBuffer? cookieReply) =>
-        inner.AdmitHandshake(datagram, underLoad, now, out cookieReply);
+    public HandshakeAdmission AdmitHandshake(PacketBuffer datagram, bool underLoad, TimeSpan now, out PacketBuffer? cookieReply, bool cookieReplyAllowed = true) =>
+        inner.AdmitHandshake(datagram, underLoad, now, out cookieReply, cookieReplyAllowed);
 
     public bool TryIdentifyInitiator(PacketBuffer datagram, out WireGuardKey initiatorPublicKey) =>
         inner.TryIdentifyInitiator(datagram, out initiatorPublicKey);
