@@ -223,6 +223,7 @@ public sealed class PeerGroupsOrderTests(ITestOutputHelper output) : ActorTestBa
         }
 
         public int StagedCount => 0;
+        public bool IsStaged(PacketBuffer packet) => false;
         public long HandshakeGiveUps => 0;
         public void Dispose() { }
     }

@@ -27,6 +27,7 @@ public sealed class EnginePeer(Peer peer) : IWireGuardPeer
     public bool PollTransmit(out PacketBuffer datagram) => peer.PollTransmit(out datagram);
     public int StagedCount => peer.StagedCount;
     public IEnumerable<PacketBuffer> StagedPackets => peer.StagedPackets;
+    public bool IsStaged(PacketBuffer packet) => peer.IsStaged(packet);
     public PeerHandover? HandOver() => peer.HandOver();
     public bool TakeOver(PeerHandover handover, TimeSpan now) => peer.TakeOver(handover, now);
     public long HandshakeGiveUps => peer.HandshakeGiveUps;

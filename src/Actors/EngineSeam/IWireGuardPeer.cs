@@ -58,6 +58,8 @@ public interface IWireGuardPeer : IDisposable
 
     /// <summary>See <see cref="Peer.StagedPackets"/> (none by default).</summary>
     IEnumerable<PacketBuffer> StagedPackets => [];
+    /// <summary>See <see cref="Peer.IsStaged"/>.</summary>
+    bool IsStaged(PacketBuffer packet);
 
     /// <summary>See <see cref="Peer.HandOver"/>: the sessions moved out for a rebuilt device (null: none to give, the default).</summary>
     PeerHandover? HandOver() => null;

@@ -79,9 +79,25 @@ public sealed class PeerDataPath
 
     // Inner length of each packet the engine staged (SealResult.Queued), by buffer: counted as sent
     // when that buffer comes out of PollTransmit sealed, never when the engine drops it. At most the
-    // engine's staged queue (MaxStagedPackets) plus stale entries of dropped ones, cleared whenever
-    // nothing is staged. Made at the first staged packet: 10,000 idle peers need not hold one each.
+    // engine's staged queue (MaxStagedPackets) plus stale entries of dropped ones: cleared whenever
+    // nothing is staged, and pruned to what the engine still holds past StagedLengthsPruneAt (the
+    // engine drops its oldest for each new packet while a peer never answers, and the traffic that
+    // keeps coming keeps something staged: it held a length for every buffer ever staged, thousands).
+    // Made at the first staged packet: 10,000 idle peers need not hold one each.
     private Dictionary<PacketBuffer, int>? _staged;
+    private const int StagedLengthsPruneAt = 2 * ProtocolConstants.MaxStagedPackets;
+
+    /// <summary>Staged packets whose inner length is held for counting (tests).</summary>
+    internal int StagedLengthsHeld
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _staged?.Count ?? 0;
+            }
+        }
+    }
 
     internal PeerDataPath(IWireGuardDevice device, IWireGuardPeer peer, PeerSlot slot, PeerConfig config, IActorRef connection, ILoggingAdapter log,
         PeerHandovers? handOverTo = null)
@@ -300,6 +316,23 @@ public sealed class PeerDataPath
             if (!_disposed)
             {
                 _counters.Publish(_peer.Endpoint, _peer.LocalAddress, _peer.LastHandshakeUtc, _peer.RxBytes, _peer.TxBytes);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Drops the lengths of buffers the engine no longer holds (it dropped them for newer packets),
+    /// with the transmit queue drained, so every buffer it still has is staged. Runs once per
+    /// <see cref="ProtocolConstants.MaxStagedPackets"/> or more packets staged, and only for a peer
+    /// with no session; the dictionary keeps a capacity of about <see cref="StagedLengthsPruneAt"/>.
+    /// </summary>
+    private static void PruneStagedLengths(Dictionary<PacketBuffer, int> held, IWireGuardPeer peer)
+    {
+        foreach (var buffer in held.Keys)
+        {
+            if (!peer.IsStaged(buffer))
+            {
+                held.Remove(buffer); // allowed while enumerating a Dictionary since .NET Core 3.0
             }
         }
     }
@@ -735,6 +768,10 @@ public sealed class PeerDataPath
         {
             // Nothing staged and the transmit queue drained: what is left here was dropped by the engine.
             _staged.Clear();
+        }
+        else if (_staged is { Count: > StagedLengthsPruneAt } held)
+        {
+            PruneStagedLengths(held, peer);
         }
         // Re-arm only when the engine wants to be woken earlier than the armed timer. A later or
         // absent deadline leaves the armed timer to fire early: HandleTimeout then finds nothing

@@ -170,6 +170,19 @@ public sealed partial class Peer : IDisposable
     /// <summary>Outbound packets held until a handshake completes.</summary>
     public int StagedCount => _stagedCount;
 
+    /// <summary>Whether <paramref name="packet"/> is one of the packets held until a handshake completes (a scan of at most <see cref="ProtocolConstants.MaxStagedPackets"/>).</summary>
+    public bool IsStaged(PacketBuffer packet)
+    {
+        for (int i = 0; i < _stagedCount; i++)
+        {
+            if (ReferenceEquals(_staged![(_stagedHead + i) % _staged.Length], packet))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /// <summary>
     /// The outbound packets held until a handshake completes, oldest first; the peer still owns them.
     /// Not for the packet path (it allocates an enumerator): the owner reads it once, after <see cref="TakeOver"/>.

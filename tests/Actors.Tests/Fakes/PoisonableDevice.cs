@@ -133,6 +133,7 @@ public sealed class PoisonableDevice(IWireGuardDevice inner) : IWireGuardDevice
         public bool PollTransmit(out PacketBuffer datagram) => peer.PollTransmit(out datagram);
         public int StagedCount => peer.StagedCount;
         public IEnumerable<PacketBuffer> StagedPackets => peer.StagedPackets;
+        public bool IsStaged(PacketBuffer packet) => peer.IsStaged(packet);
         public long HandshakeGiveUps => peer.HandshakeGiveUps;
         public PeerHandover? HandOver() => peer.HandOver();
         public bool TakeOver(PeerHandover handover, TimeSpan now) => peer.TakeOver(handover, now);
