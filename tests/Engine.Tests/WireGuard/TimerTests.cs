@@ -121,6 +121,61 @@ public class TimerTests
         AssertNoLeaks(wire);
     }
 
+    /// <summary>
+    /// A Gateway's side of a Client that handshook once, sent a packet, got the reply and vanished
+    /// (the churn of a long-running Gateway): the Gateway's retries (section 6.2's new handshake 15 s
+    /// after its reply went unanswered, then Rekey-Timeout retransmissions) give up, and 540 s after
+    /// the session everything the session and the retries took is freed: indices, keys, timers.
+    /// </summary>
+    [Fact]
+    public void A_responder_whose_initiator_vanished_after_one_exchange_frees_every_index_and_timer_on_time()
+    {
+        var wire = new WireHarness(seed: 18);
+        Assert.Equal(SealResult.Queued, wire.SendPacket(wire.A, wire.PacketFrom(wire.A)));
+        Assert.Single(wire.B.Received);
+        Assert.Equal(SealResult.Sealed, wire.SendPacket(wire.B, wire.PacketFrom(wire.B)));
+        wire.OnWire = (_, _) => false; // A is gone: nothing reaches anyone any more
+
+        wire.AdvanceTo(S(200));
+        Assert.Equal(1, wire.B.Peer.Counters.HandshakeGiveUps);
+        Assert.Equal(ProtocolConstants.MaxTimerHandshakes + 2, wire.Sent(wire.B, MessageType.Initiation).Count);
+        wire.AdvanceTo(S(539));
+        Assert.Equal(2, wire.B.Device.Indices.Count); // the session's and the last retry's
+        wire.AdvanceTo(S(540));
+        Assert.Equal(0, wire.B.Device.Indices.Count);
+        Assert.Null(wire.B.Peer.PollTimeout());
+        Assert.False(wire.B.Peer.HasSession(wire.Now));
+        Assert.Equal(0, wire.B.Pool.Outstanding);
+        AssertNoLeaks(wire);
+    }
+
+    /// <summary>
+    /// A Client whose initiation was answered but that never confirmed the session (it vanished
+    /// before its first data): the Gateway's unconfirmed keypair and its index go 540 s after the
+    /// response, and it sends nothing meanwhile (a responder never initiates for a session it has not used).
+    /// </summary>
+    [Fact]
+    public void An_unconfirmed_responder_session_is_freed_on_time_without_a_packet_sent()
+    {
+        var wire = new WireHarness(seed: 19);
+        wire.OnWire = (from, _) => !ReferenceEquals(from, wire.B); // B's response is lost; A then vanishes
+        wire.A.Peer.Connect(wire.Now);
+        wire.Pump();
+        Assert.Single(wire.Sent(wire.B, MessageType.Response));
+        wire.OnWire = (_, _) => false;
+        Assert.Equal(1, wire.B.Device.Indices.Count);
+        Assert.False(wire.B.Peer.HasSession(wire.Now));
+
+        wire.AdvanceTo(S(539));
+        Assert.Equal(1, wire.B.Device.Indices.Count);
+        wire.AdvanceTo(S(540));
+        Assert.Equal(0, wire.B.Device.Indices.Count);
+        Assert.Null(wire.B.Peer.PollTimeout());
+        Assert.Single(wire.Sent(wire.B, MessageType.Response));
+        Assert.Empty(wire.Sent(wire.B, MessageType.Initiation));
+        AssertNoLeaks(wire);
+    }
+
     [Fact]
     public void Handshake_is_retransmitted_with_jitter_until_rekey_attempt_time_then_given_up()
     {
