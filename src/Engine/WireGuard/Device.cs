@@ -33,6 +33,9 @@ public sealed class Device : IDisposable
     private readonly byte[] _publicKey = new byte[32];
     private readonly CookieChecker _cookieChecker;
     private readonly HandshakeRateLimiter _rateLimiter = new();
+
+    /// <summary>The per-source limit under load (tests read its table).</summary>
+    internal HandshakeRateLimiter RateLimiter => _rateLimiter;
     private readonly Func<DateTime>? _wallClock;
 
     /// <param name="privateKey">The interface's static private key.</param>
@@ -149,6 +152,7 @@ public sealed class Device : IDisposable
         bool cookieReplyAllowed = true)
     {
         cookieReply = null;
+        _rateLimiter.SweepIfDue(now); // after a flood, its sources go at the next message (see SweepIfDue)
         ReadOnlySpan<byte> message = datagram.Data;
         switch (MessageHeader.Classify(message, out _))
         {

@@ -78,6 +78,23 @@ public sealed class HandshakeRateLimiter
         }
     }
 
+    /// <summary>
+    /// Forgets the sources quiet for over a second, if a second has passed since the last sweep. The
+    /// device calls it for every handshake message it sees, so the table empties after a flood also
+    /// when no message comes under load any more (only those call <see cref="Allow"/>): wireguard-go
+    /// sweeps every second on a timer, and the engine has no timer of its own.
+    /// </summary>
+    public void SweepIfDue(TimeSpan now)
+    {
+        lock (_gate)
+        {
+            if (_buckets.Count != 0 && now - _lastSweep >= ForgetAfter)
+            {
+                Sweep(now);
+            }
+        }
+    }
+
     private void Sweep(TimeSpan now)
     {
         _lastSweep = now;
@@ -87,6 +104,10 @@ public sealed class HandshakeRateLimiter
             {
                 _buckets.Remove(key); // allowed while enumerating a Dictionary since .NET Core 3.0
             }
+        }
+        if (_buckets.Count == 0)
+        {
+            _buckets.TrimExcess(); // a flood's capacity (up to MaxSources entries) goes with it
         }
     }
 

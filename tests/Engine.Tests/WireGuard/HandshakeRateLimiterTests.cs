@@ -79,6 +79,32 @@ public class HandshakeRateLimiterTests
     }
 
     [Fact]
+    public void After_a_flood_the_devices_sources_are_forgotten_at_its_next_handshake_message_also_when_not_under_load()
+    {
+        // The table was swept only by a message under load with a valid mac2: after a flood it kept
+        // up to MaxSources buckets (a few MB) until the next flood (found by the churn review).
+        // wireguard-go sweeps every second on a timer; the engine has none, so every handshake
+        // message the device sees sweeps when a second has passed.
+        var pool = new PacketBufferPool(preallocate: 0);
+        using var device = new Device(WireHarness.RandomKey(new SeededRandomSource(5)), pool, new SeededRandomSource(6), DateTime.UnixEpoch);
+        for (int i = 0; i < 1000; i++)
+        {
+            Assert.True(device.RateLimiter.Allow(UdpEndpoint.FromIPv4([10, 0, (byte)(i >> 8), (byte)i], 1), S(1)));
+        }
+        Assert.Equal(1000, device.RateLimiter.SourceCount);
+
+        var bytes = new byte[MessageHeader.InitiationSize];
+        bytes[0] = (byte)MessageType.Initiation; // any initiation: this one fails mac1
+        var datagram = TestPackets.Rent(pool, bytes);
+        datagram.Endpoint = V4(1);
+        Assert.Equal(HandshakeAdmission.Reject, device.AdmitHandshake(datagram, underLoad: false, S(1.5), out _));
+        Assert.Equal(1000, device.RateLimiter.SourceCount); // within the second
+        Assert.Equal(HandshakeAdmission.Reject, device.AdmitHandshake(datagram, underLoad: false, S(2.5), out _));
+        Assert.Equal(0, device.RateLimiter.SourceCount);
+        datagram.Return();
+    }
+
+    [Fact]
     public void Once_the_table_is_full_a_new_source_is_refused_and_known_ones_still_served()
     {
         var limiter = new HandshakeRateLimiter();
