@@ -17,15 +17,6 @@ public class ProtocolConformanceTests
 
     private static TimeSpan S(double seconds) => TimeSpan.FromSeconds(seconds);
 
-    private static void AssertNoLeaks(WireHarness wire)
-    {
-        wire.Dispose();
-        Assert.Equal(0, wire.A.Pool.Outstanding);
-        Assert.Equal(0, wire.B.Pool.Outstanding);
-        Assert.Equal(0, wire.A.Device.Indices.Count);
-        Assert.Equal(0, wire.B.Device.Indices.Count);
-    }
-
     /// <summary>An engine responder (B) configured for a reference initiator (A).</summary>
     private sealed class Responder : IDisposable
     {
@@ -190,7 +181,7 @@ public class ProtocolConformanceTests
         wire.Inject(wire.B, initiations[1].Bytes, wire.A.Endpoint);
         wire.Pump();
         Assert.True(wire.A.Peer.HasSession(wire.Now));
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -210,7 +201,7 @@ public class ProtocolConformanceTests
         var rekey = wire.Sent(wire.A, MessageType.Initiation)[^1];
         Assert.Equal(S(127), rekey.At);
         Assert.All(rekey.Bytes[132..], b => Assert.Equal(0, b));
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -241,7 +232,7 @@ public class ProtocolConformanceTests
         forged[0] = 4;
         BinaryPrimitives.WriteUInt32LittleEndian(forged.AsSpan(4), handshakeIndex);
         Assert.Equal(OpenResult.NoKeypair, wire.Inject(wire.A, forged, wire.B.Endpoint).Open);
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -265,7 +256,7 @@ public class ProtocolConformanceTests
 
         Assert.Equal(HandshakeResult.Accepted, wire.Inject(wire.A, response, wire.B.Endpoint).Handshake);
         Assert.True(wire.A.Peer.HasSession(wire.Now));
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]

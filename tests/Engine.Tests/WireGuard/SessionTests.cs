@@ -15,15 +15,6 @@ public class SessionTests
 {
     private static TimeSpan S(double seconds) => TimeSpan.FromSeconds(seconds);
 
-    private static void AssertNoLeaks(WireHarness wire)
-    {
-        wire.Dispose();
-        Assert.Equal(0, wire.A.Pool.Outstanding);
-        Assert.Equal(0, wire.B.Pool.Outstanding);
-        Assert.Equal(0, wire.A.Device.Indices.Count);
-        Assert.Equal(0, wire.B.Device.Indices.Count);
-    }
-
     [Fact]
     public void Keypair_rotation_loses_no_packet_in_either_direction_over_many_rekeys()
     {
@@ -51,7 +42,7 @@ public class SessionTests
         {
             Assert.Equal(0, peer.Counters.AuthenticationFailures + peer.Counters.ReplayRejections + peer.Counters.NoKeypairRejections + peer.Counters.StagedDropped);
         }
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -72,7 +63,7 @@ public class SessionTests
         Assert.Equal(OpenResult.Packet, wire.Inject(wire.B, inFlight, wire.A.Endpoint).Open);
         Assert.Equal(SealResult.Sealed, wire.SendPacket(wire.A, wire.PacketFrom(wire.A, tag: 2)));
         Assert.Equal(2, wire.B.Received.Count);
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -98,7 +89,7 @@ public class SessionTests
         Assert.Equal(moved, wire.B.Peer.Endpoint);
         Assert.Equal(handshakes, wire.B.Peer.Counters.HandshakesCompleted);
         Assert.Equal(keepalives + 1, wire.B.Peer.Counters.KeepalivesReceived);
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -115,7 +106,7 @@ public class SessionTests
         Assert.False(wire.A.Peer.SendKeepaliveOnSession(wire.Now));
         wire.Pump();
         Assert.Equal(before, wire.Wire.Count);
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -139,7 +130,7 @@ public class SessionTests
         Assert.True(wire.B.Peer.HasSession(wire.Now));
         Assert.Equal(fromB, Assert.Single(wire.A.Received).Packet);
         Assert.Equal(wire.WallClockAtZero, wire.B.Peer.LastHandshakeUtc);
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -165,7 +156,7 @@ public class SessionTests
         BinaryPrimitives.WriteUInt64LittleEndian(garbage.AsSpan(8), 1_000_000);
         Assert.Equal(OpenResult.AuthenticationFailed, wire.Inject(wire.B, garbage, UdpEndpoint.FromIPv4([203, 0, 113, 66], 6)).Open);
         Assert.Equal(roamed, wire.B.Peer.Endpoint);
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -195,7 +186,7 @@ public class SessionTests
         wire.SendPacket(wire.B, wire.PacketFrom(wire.B));
         Assert.True(wire.WireSource[^1].IsNone);
         Assert.True(wire.B.Peer.LocalAddress.IsNone);
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -226,7 +217,7 @@ public class SessionTests
         Assert.Equal(second, wire.B.Peer.LocalAddress);
         wire.SendPacket(wire.B, wire.PacketFrom(wire.B));
         Assert.Equal(second, wire.WireSource[^1]);
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -240,7 +231,7 @@ public class SessionTests
         int cookie = wire.Wire.FindIndex(w => w.From == wire.B && w.Bytes.Length == MessageHeader.CookieReplySize);
         Assert.True(cookie >= 0);
         Assert.Equal(second, wire.WireSource[cookie]);
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -274,7 +265,7 @@ public class SessionTests
         Assert.Equal(16, n);
         var second = wire.Sent(wire.A, MessageType.Initiation)[1].Bytes;
         Assert.Equal(ReferenceWireGuard.Mac(cookie[..16], second[..132]), second[132..]);
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -295,7 +286,7 @@ public class SessionTests
         Assert.Equal(2, responses.Count);
         Assert.All(responses[0].Bytes[76..], b => Assert.Equal(0, b));
         Assert.Contains(responses[1].Bytes[76..], b => b != 0);
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -332,7 +323,7 @@ public class SessionTests
         Assert.Equal(2, wire.B.Device.Counters.RateLimited);
         // Not under load, no limit applies.
         Assert.Equal(HandshakeAdmission.Accept, Admit(at, underLoad: false));
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -359,7 +350,7 @@ public class SessionTests
             initiations.Single(i => i.Bytes.AsSpan(4, 4).SequenceEqual(reply.AsSpan(4, 4))).Bytes);
         // Same source address, new secret: a different cookie.
         Assert.NotEqual(CookieOf(replies[0].Bytes), CookieOf(replies[1].Bytes));
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     private static byte[] OpenCookie(WireGuardKey responder, byte[] reply, byte[] answeredMessage)
@@ -387,7 +378,7 @@ public class SessionTests
         Assert.False(wire.A.Peer.HasSession(wire.Now));
         wire.AdvanceTo(S(12));
         Assert.True(wire.A.Peer.HasSession(wire.Now));
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -413,7 +404,7 @@ public class SessionTests
         captured[4] ^= 1; // another receiver index
         Assert.Equal(HandshakeResult.Rejected, wire.Inject(wire.A, captured, wire.B.Endpoint).Handshake);
         Assert.Equal(0, wire.A.Peer.Counters.CookiesReceived);
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -427,7 +418,7 @@ public class SessionTests
         wire.SendPacket(wire.B, wire.PacketFrom(wire.B));
         Assert.Single(wire.A.Received);
         Assert.Single(wire.B.Received);
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
 
         var mismatched = new WireHarness(seed: 60, presharedKey: psk);
         mismatched.B.Peer.Update(mismatched.B.Peer.Config with { PresharedKey = WireHarness.RandomKey(new SeededRandomSource(601)) }, mismatched.Now);
@@ -435,7 +426,7 @@ public class SessionTests
         Assert.False(mismatched.A.Peer.HasSession(mismatched.Now));
         Assert.Equal(1, mismatched.A.Peer.Counters.HandshakeRejections);
         Assert.Equal(HandshakeResult.Rejected, mismatched.A.Deliveries[^1].Handshake);
-        AssertNoLeaks(mismatched);
+        mismatched.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -456,7 +447,7 @@ public class SessionTests
         Assert.Equal(ProtocolConstants.MaxStagedPackets, wire.B.Received.Count);
         Assert.Equal(wire.PacketFrom(wire.A, tag: 5), wire.B.Received[0].Packet);
         Assert.Equal(wire.PacketFrom(wire.A, tag: total - 1), wire.B.Received[^1].Packet);
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -476,7 +467,7 @@ public class SessionTests
         }
         // Handshake messages and keepalives go out Not-ECT.
         Assert.All(wire.Wire.Take(3), w => Assert.Equal(Ecn.NotEct, w.Ecn));
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -501,7 +492,7 @@ public class SessionTests
         Assert.Equal(SealResult.Dropped, wire.A.Peer.HandleTunPacket(empty, wire.Now));
         empty.Return();
         Assert.Equal(3, wire.A.Peer.Counters.OutboundDropped);
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -525,7 +516,7 @@ public class SessionTests
         var late = TestPackets.Rent(wire.A.Pool, wire.PacketFrom(wire.A));
         Assert.Equal(SealResult.Dropped, wire.A.Peer.HandleTunPacket(late, wire.Now));
         late.Return();
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -545,6 +536,6 @@ public class SessionTests
         wire.A.Peer.Update(wire.A.Peer.Config with { Endpoint = moved }, wire.Now);
         Assert.Equal(moved, wire.A.Peer.Endpoint);
         Assert.Throws<ArgumentException>(() => wire.A.Peer.Update(wire.A.Peer.Config with { PublicKey = wire.A.Device.PublicKey }, wire.Now));
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 }

@@ -7,15 +7,6 @@ public class TimerTests
 {
     private static TimeSpan S(double seconds) => TimeSpan.FromSeconds(seconds);
 
-    private static void AssertNoLeaks(WireHarness wire)
-    {
-        wire.Dispose();
-        Assert.Equal(0, wire.A.Pool.Outstanding);
-        Assert.Equal(0, wire.B.Pool.Outstanding);
-        Assert.Equal(0, wire.A.Device.Indices.Count);
-        Assert.Equal(0, wire.B.Device.Indices.Count);
-    }
-
     [Fact]
     public void Initiator_rekeys_when_sending_after_rekey_after_time()
     {
@@ -41,7 +32,7 @@ public class TimerTests
         MessageHeader.Classify(wire.Sent(wire.A, MessageType.TransportData)[0].Bytes, out uint oldIndex);
         Assert.NotEqual(oldIndex, newIndex);
         Assert.Equal(3, wire.B.Received.Count);
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -56,7 +47,7 @@ public class TimerTests
         Assert.Equal(2, initiations.Count);
         Assert.Equal(S(166), initiations[1].At);
         Assert.Single(wire.A.Received);
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -82,7 +73,7 @@ public class TimerTests
         Assert.Equal(SealResult.Queued, wire.SendPacket(wire.A, packet));
         Assert.Equal(S(180), wire.Sent(wire.A, MessageType.Initiation)[^1].At);
         Assert.Equal(packet, Assert.Single(wire.B.Received).Packet);
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -99,7 +90,7 @@ public class TimerTests
         Assert.Equal(SealResult.Sealed, wire.SendPacket(wire.B, wire.PacketFrom(wire.B)));
         Assert.Single(wire.A.Received);
         Assert.Single(wire.B.Received);
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -118,7 +109,7 @@ public class TimerTests
         Assert.Equal(0, wire.B.Device.Indices.Count);
         Assert.Null(wire.A.Peer.PollTimeout());
         Assert.Null(wire.B.Peer.PollTimeout());
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     /// <summary>
@@ -146,7 +137,7 @@ public class TimerTests
         Assert.Null(wire.B.Peer.PollTimeout());
         Assert.False(wire.B.Peer.HasSession(wire.Now));
         Assert.Equal(0, wire.B.Pool.Outstanding);
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     /// <summary>
@@ -173,7 +164,7 @@ public class TimerTests
         Assert.Null(wire.B.Peer.PollTimeout());
         Assert.Single(wire.Sent(wire.B, MessageType.Response));
         Assert.Empty(wire.Sent(wire.B, MessageType.Initiation));
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -207,7 +198,7 @@ public class TimerTests
         wire.AdvanceTo(S(2000));
         Assert.Null(wire.A.Peer.PollTimeout());
         Assert.Equal(ProtocolConstants.MaxTimerHandshakes + 2, wire.Sent(wire.A, MessageType.Initiation).Count);
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -222,7 +213,7 @@ public class TimerTests
         Assert.True(wire.A.Peer.HasSession(wire.Now));
         Assert.True(wire.B.Peer.HasSession(wire.Now));
         Assert.Equal(2, wire.Sent(wire.A, MessageType.Initiation).Count);
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -239,7 +230,7 @@ public class TimerTests
         Assert.Equal(S(11), keepalive.At);
         Assert.Equal(1, wire.B.Peer.Counters.KeepalivesSent);
         Assert.Equal(1, wire.A.Peer.Counters.KeepalivesReceived);
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -258,7 +249,7 @@ public class TimerTests
         var fromA = wire.Sent(wire.A, MessageType.TransportData);
         Assert.Equal(S(15), fromA[^1].At);
         Assert.Equal(MessageHeader.TransportMinSize, fromA[^1].Bytes.Length);
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -274,7 +265,7 @@ public class TimerTests
         var initiations = wire.Sent(wire.A, MessageType.Initiation);
         Assert.Equal(2, initiations.Count);
         Assert.InRange(initiations[1].At, S(16), S(16.334));
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -287,7 +278,7 @@ public class TimerTests
         Assert.Equal([S(0), S(25), S(50)], keepalives.Select(k => k.At));
         Assert.All(keepalives, k => Assert.Equal(MessageHeader.TransportMinSize, k.Bytes.Length));
         Assert.Equal(S(75), wire.A.Peer.PollTimeout());
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 
     [Fact]
@@ -311,6 +302,6 @@ public class TimerTests
         wire.B.Peer.Update(wire.B.Peer.Config with { PersistentKeepaliveSeconds = 25 }, wire.Now);
         wire.Pump();
         Assert.Equal(S(3), wire.Sent(wire.B, MessageType.TransportData)[^1].At);
-        AssertNoLeaks(wire);
+        wire.DisposeAndAssertNoLeaks();
     }
 }

@@ -324,6 +324,16 @@ public sealed class WireHarness : IDisposable
     private static TimeSpan? Earliest(TimeSpan? a, TimeSpan? b) =>
         a is null ? b : b is null ? a : (a < b ? a : b);
 
+    /// <summary>Disposes both sides, then asserts every buffer went back to its pool and every receiver index was freed.</summary>
+    public void DisposeAndAssertNoLeaks()
+    {
+        Dispose();
+        Assert.Equal(0, A.Pool.Outstanding);
+        Assert.Equal(0, B.Pool.Outstanding);
+        Assert.Equal(0, A.Device.Indices.Count);
+        Assert.Equal(0, B.Device.Indices.Count);
+    }
+
     public void Dispose()
     {
         A.Peer.Dispose();
