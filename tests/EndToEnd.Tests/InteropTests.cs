@@ -62,6 +62,28 @@ public sealed class InteropTests(ITestOutputHelper output)
             .Wait(TimeSpan.FromSeconds(60)).AssertIntact(10_000_000);
     }
 
+    /// <summary>
+    /// A Gateway whose Client has not connected yet (no endpoint for it) holds what is routed to it,
+    /// as wireguard-go does, and sends it once the Client's handshake is confirmed: a ping sent from
+    /// the Gateway's side before the Client starts is answered. Against wireguard-go as the Gateway
+    /// too, to show it is the reference's behaviour.
+    /// </summary>
+    [Theory]
+    [InlineData(Fz)]
+    [InlineData(Wgo)]
+    public void PacketForAClientNotConnectedYet_DeliveredOnceItConnects(string gateway)
+    {
+        using var lab = Lab.Up(output, TimeSpan.FromSeconds(60));
+        lab.SetOption("ENDPOINTS", Roles.Client); // the Gateway has no endpoint for its Client
+        lab.Gateway.Start(gateway);
+        lab.Background(Roles.Gateway, "early-ping", "ping", "-n", "-c", "1", "-W", "25", Addresses.ClientTunnelV4);
+        Thread.Sleep(1500); // the echo request waits in the Gateway
+        lab.Client.Start(Fz);
+        Assert.True(lab.Ping(Roles.Client, Addresses.ResourceV4, 3), "the Client's own ping (its handshake)");
+        Assert.True(lab.WaitUntil(() => lab.BackgroundOutput("early-ping").Contains(" 1 received"), TimeSpan.FromSeconds(25)),
+            $"the ping sent before the Client connected: {lab.BackgroundOutput("early-ping")}");
+    }
+
     public static TheoryData<string, string, string> Rehandshakes => new()
     {
         { Fz, Wgo, Roles.Client },

@@ -56,7 +56,7 @@ public sealed record PeerStatus
     public required long SourceNotAllowedRejected { get; init; }
     public required long MalformedRejected { get; init; }
     public required long HandshakesRejected { get; init; }
-    /// <summary>Outbound packets the engine refused (no endpoint, too large, queue full).</summary>
+    /// <summary>Outbound packets the engine refused (too large for the buffer, or empty).</summary>
     public required long OutboundDropped { get; init; }
     /// <summary>Outbound packets that were not valid IP.</summary>
     public required long OutboundInvalid { get; init; }

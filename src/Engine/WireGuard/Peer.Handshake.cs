@@ -20,6 +20,13 @@ public sealed partial class Peer
         }
         if (_endpoint.IsNone)
         {
+            // Nowhere to send it: a Gateway's Client that has not connected yet. As in wireguard-go,
+            // whose send fails here, the attempt still counts: the packets this peer holds wait for
+            // the Client's own handshake (its confirmation sends them) and are dropped when the
+            // attempts give up after Rekey-Attempt-Time. The first deadline stands while packets
+            // keep coming, so the timer fires every Rekey-Timeout; LastSentHandshake stays unset, so
+            // an endpoint configured meanwhile gets an initiation with the next packet.
+            _retransmitHandshakeAt ??= now + ProtocolConstants.RekeyTimeout + Jitter();
             return;
         }
         if (!_device.Pool.TryRent(out var buffer))

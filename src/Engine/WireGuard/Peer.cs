@@ -269,7 +269,7 @@ public sealed partial class Peer : IDisposable
     /// </summary>
     public SealResult HandleTunPacket(PacketBuffer packet, TimeSpan now)
     {
-        if (_disposed || packet.Length == 0 || !HasRoomToSeal(packet) || _endpoint.IsNone)
+        if (_disposed || packet.Length == 0 || !HasRoomToSeal(packet))
         {
             Counters.OutboundDropped++;
             return SealResult.Dropped;

@@ -53,7 +53,7 @@ public sealed class PeerCounters
 
     public long KeepalivesReceived { get; internal set; }
 
-    /// <summary>Outbound packets refused (too large for the buffer, empty, or no endpoint known).</summary>
+    /// <summary>Outbound packets refused (too large for the buffer, or empty).</summary>
     public long OutboundDropped { get; internal set; }
 
     /// <summary>Staged packets dropped: the oldest when the queue was full, or all when the handshake gave up or the keys were zeroed.</summary>
