@@ -146,6 +146,44 @@ public sealed class HandshakeLoadTests(ITestOutputHelper output) : ActorTestBase
         StopAndAssertNoLeaks(b);
     }
 
+    /// <summary>
+    /// Under load stays on for a second after the last initiation that found the device loaded, as
+    /// wireguard-go's IsUnderLoad (UnderLoadAfterTime): a flood that goes on into the next
+    /// one-second window must not get that window's first initiations past the cookie check. The
+    /// window's count alone let the first HandshakesPerSecondUnderLoad of every second through.
+    /// </summary>
+    [Fact]
+    public void Under_load_lasts_a_second_after_the_last_loaded_initiation_also_into_the_next_window()
+    {
+        var a = StartNode("a", 1);
+        var b = StartNode("b", 2, new PeerSupervisorOptions { HandshakesPerSecondUnderLoad = 2 });
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        var flood = InitiationWithValidMac1(b.PublicKey);
+        var flooder = UdpEndpoint.FromIPv4([192, 0, 2, 9], 40000);
+
+        b.Socket.Deliver(flood, flooder, Engine.Ecn.NotEct); // opens the window
+        AwaitCondition(() => Control<DeviceStatus>(b, GetDeviceStatus.Instance).Drops.HandshakesUnknownPeer == 1, Wait);
+        AdvanceTime(TimeSpan.FromSeconds(0.9));
+        b.Socket.Deliver(flood, flooder, Engine.Ecn.NotEct);
+        b.Socket.Deliver(flood, flooder, Engine.Ecn.NotEct); // the third this second: under load
+        AwaitCondition(() => Control<DeviceStatus>(b, GetDeviceStatus.Instance).Drops.CookieRepliesSent == 1, Wait);
+
+        AdvanceTime(TimeSpan.FromSeconds(0.3)); // a new window, 0.3 s after the load was seen
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+        AwaitCondition(() => Network.Count(d => d.From == a.Endpoint && d.Type == MessageType.Initiation) == 1, Wait);
+        AwaitCondition(() => Control<DeviceStatus>(b, GetDeviceStatus.Instance).Drops.CookieRepliesSent == 2, Wait);
+        Assert.Equal(1, Network.Count(d => d.From == b.Endpoint && d.To == a.Endpoint && d.Type == MessageType.CookieReply));
+        Assert.Equal(0, Network.Count(d => d.Type == MessageType.Response));
+
+        // A's retransmission carries the cookie (mac2) and is answered.
+        AwaitPeerTimerArmed(a, b);
+        AdvanceTime(TimeSpan.FromSeconds(5.4));
+        AwaitWritten(b, 1);
+        Assert.Equal(1, Network.Count(d => d.From == b.Endpoint && d.Type == MessageType.Response));
+        StopAndAssertNoLeaks(a, b);
+    }
+
     /// <summary>An initiation with a random body and a valid mac1 for <paramref name="receiver"/> (whitepaper section 5.4.4), mac2 zero.</summary>
     private static byte[] InitiationWithValidMac1(WireGuardKey receiver)
     {

@@ -8,6 +8,9 @@ namespace Firezone.Actors.Actors.Peers;
 /// <summary>Handshake initiations from the socket reader: admitted under load (cookies, whitepaper section 5.3), routed to their peers, and the rate-limited log lines about them.</summary>
 public sealed partial class PeerSupervisor
 {
+    /// <summary>How long the device stays under load after an initiation found it so (wireguard-go's UnderLoadAfterTime).</summary>
+    private static readonly TimeSpan UnderLoadAfterTime = TimeSpan.FromSeconds(1);
+
     /// <summary>
     /// Initiations: check mac1/mac2 (whitepaper section 5.3), answer with a cookie reply when under
     /// load (and hold each proved source to its share), then route by the initiator's static key, which only decryption reveals (section 5.4.2).
@@ -32,7 +35,7 @@ public sealed partial class PeerSupervisor
                 continue;
             }
             _handshakesInWindow++;
-            bool underLoad = _handshakesInWindow > _options.HandshakesPerSecondUnderLoad;
+            bool underLoad = IsUnderLoad(now);
             // Room for a cookie reply: those already told to SocketIO and not sent yet, and this batch's.
             bool cookieReplyAllowed = Volatile.Read(ref _counters.CookieRepliesQueued) + (cookies?.Count ?? 0) < SocketIO.MaxQueuedCookieReplies;
             var admission = _device.AdmitHandshake(datagram, underLoad, now, out var cookieReply, cookieReplyAllowed);
@@ -99,6 +102,22 @@ public sealed partial class PeerSupervisor
             _socketIO.Tell(cookies, Self);
             LogCookieReplies(now);
         }
+    }
+
+    /// <summary>
+    /// More than HandshakesPerSecondUnderLoad initiations in the current one-second window, or in the
+    /// second after the last initiation that found it so: as wireguard-go's IsUnderLoad
+    /// (UnderLoadAfterTime), a flood that goes on into the next window stays under load, instead of
+    /// letting that window's first initiations past the cookie check.
+    /// </summary>
+    private bool IsUnderLoad(TimeSpan now)
+    {
+        if (_handshakesInWindow > _options.HandshakesPerSecondUnderLoad)
+        {
+            _underLoadUntil = now + UnderLoadAfterTime;
+            return true;
+        }
+        return now < _underLoadUntil;
     }
 
     /// <summary>

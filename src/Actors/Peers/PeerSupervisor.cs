@@ -43,6 +43,7 @@ public sealed partial class PeerSupervisor : UntypedActor
     private long _generation;
     private TimeSpan _loadWindowStart;
     private int _handshakesInWindow;
+    private TimeSpan _underLoadUntil;
     private LogRateLimit _droppedInitiationLog;
     private CountedLogRateLimit _queueFullLog;
     private CountedLogRateLimit _cookieReplyLog;
