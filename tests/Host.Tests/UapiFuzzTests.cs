@@ -275,6 +275,28 @@ public sealed class UapiFuzzTests : IDisposable
     }
 
     /// <summary>
+    /// As wireguard-go 0.0.20220316 (device/uapi.go IpcHandle reads one byte after "get=1\n"): a byte
+    /// other than '\n' there is answered errno=-22 at once, without waiting for its line to end, and
+    /// what follows it is read as the next operation; a client that stops writing right after
+    /// "get=1\n" gets no reply. Ours read the whole next line first: "get=1\nx" was not answered until
+    /// a '\n' came, the rest of that line was swallowed, and a client that stopped writing got
+    /// errno=-22. The replies are wireguard-go's, taken from it on its own socket (a request sent as
+    /// is, the connection left open unless the case says it stops writing).
+    /// </summary>
+    [Theory]
+    [InlineData("get=1\nx", false, "errno=-22\n\n")]
+    [InlineData("get=1\nxyz", false, "errno=-22\n\n")]
+    [InlineData("get=1\n\0", false, "errno=-22\n\n")]
+    [InlineData("get=1\nxget=1\n\n", false, "errno=-22\n\nerrno=0\n\n")]
+    [InlineData("fz_get=1\nxget=1\n\n", false, "errno=-22\n\nerrno=0\n\n")]
+    [InlineData("get=1\n", true, "")]
+    public void The_byte_after_get_is_answered_as_wireguard_go_answers_it(string request, bool stopWriting, string expected)
+    {
+        int replies = stopWriting ? int.MaxValue : expected.Split("errno=").Length - 1;
+        Assert.Equal(expected, UapiRawClient.Exchange(_server.SocketPath, request, shutdownWrite: stopWriting, replies: replies));
+    }
+
+    /// <summary>
     /// Found by <see cref="UapiWireGuardGoComparisonTests"/>: IPAddress.TryParse reads inet_aton's
     /// forms, so "allowed_ip=10/08" was taken as 0.0.0.0/8, "010.0.0.0" as octal 8.0.0.0 and
     /// "[::1]:80" as ::1; spaces around a prefix were trimmed and a trailing NUL ignored.

@@ -53,6 +53,25 @@ public sealed class UapiLineReader(Stream stream)
         }
     }
 
+    /// <summary>
+    /// The next byte, or -1 at end of stream: what wireguard-go reads after <c>get=1</c>'s line
+    /// (bufio.Reader.ReadByte), so a request whose blank line is missing is answered at its first byte.
+    /// </summary>
+    public async ValueTask<int> ReadByteAsync(CancellationToken cancellationToken)
+    {
+        if (_start == _end)
+        {
+            int read = await stream.ReadAsync(_buffer, cancellationToken).ConfigureAwait(false);
+            if (read == 0)
+            {
+                return -1;
+            }
+            _start = 0;
+            _end = read;
+        }
+        return _buffer[_start++];
+    }
+
     private void Append(StringBuilder line, int offset, int count)
     {
         if (count > 0)

@@ -265,11 +265,17 @@ public sealed class UapiServer : IAsyncDisposable
                         break;
                     case "get=1":
                     case "fz_get=1":
-                        string? blank = await reader.ReadLineAsync(token).ConfigureAwait(false);
-                        reply = blank == ""
+                        // As wireguard-go's IpcHandle (device/uapi.go): one byte, which must be the
+                        // blank line's '\n'. Any other is refused at once, without waiting for a line
+                        // end that may never come, and what follows it is read as the next operation.
+                        int next = await reader.ReadByteAsync(token).ConfigureAwait(false);
+                        if (next < 0)
+                        {
+                            return; // the client stopped writing: wireguard-go closes without a reply
+                        }
+                        reply = next == '\n'
                             ? await GetAsync(extensions: operation == "fz_get=1", token).ConfigureAwait(false)
-                            : Errno(UapiErrno.EINVAL, "trailing characters in UAPI get");
-                        close = blank is null;
+                            : Errno(UapiErrno.EINVAL, "trailing character in UAPI get");
                         if (reply.Length >= LargeGetChars)
                         {
                             // Formatting thousands of peers leaves the status snapshot, the text and
