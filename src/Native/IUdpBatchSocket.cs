@@ -77,6 +77,12 @@ public interface IUdpBatchSocket : IDisposable
     long ReceiveTruncated => 0;
 
     /// <summary>
+    /// Reads dropped because the kernel cut their control data (MSG_CTRUNC: the ECN codepoint or a GRO
+    /// read's segment size may be missing, see LinuxUdpSocket.ControlTruncated.cs); 0 when not counted.
+    /// </summary>
+    long ReceiveControlTruncated => 0;
+
+    /// <summary>
     /// Send messages whose source address (<see cref="PacketBuffer.LocalAddress"/>) the host no
     /// longer has, sent again from the kernel's choice; 0 when not counted.
     /// </summary>

@@ -54,7 +54,7 @@ public sealed unsafe partial class LinuxUdpSocket
         {
             msghdr* header = batch.Header(i);
             header->msg_namelen = SizeOfSockaddrIn6;
-            header->msg_controllen = MessageBatch.ControlSlot;
+            header->msg_controllen = (uint)_receiveControlRoom;
             header->msg_flags = 0;
         }
         GroReceiveSlots slots = _groSlots!;
@@ -157,7 +157,7 @@ public sealed unsafe partial class LinuxUdpSocket
             return filled;
         }
 
-        /// <summary>Opens the next read that was not truncated; false when none is left.</summary>
+        /// <summary>Opens the next read that was not truncated (neither its data nor its control data); false when none is left.</summary>
         private bool Open(LinuxUdpSocket socket)
         {
             while (_next < _received)
@@ -168,6 +168,10 @@ public sealed unsafe partial class LinuxUdpSocket
                 {
                     socket.ReceiveTruncated++;
                     continue;
+                }
+                if (socket.ControlWasCut(header))
+                {
+                    continue; // its segment size may be missing: see LinuxUdpSocket.ControlTruncated.cs
                 }
                 _length = (int)_batch.Messages[i].msg_len;
                 _ecn = ReadControl(header, out int segment, out _local);

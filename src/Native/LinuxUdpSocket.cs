@@ -186,6 +186,24 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
     /// <summary>Datagrams larger than the caller's buffer and dropped on receive (see LinuxUdpSocket.Oversize.cs).</summary>
     public long ReceiveTruncated { get; private set; }
 
+    /// <summary>
+    /// Reads dropped because the kernel cut their control data (MSG_CTRUNC, see
+    /// LinuxUdpSocket.ControlTruncated.cs): one per read, however many datagrams a GRO read held.
+    /// </summary>
+    public long ReceiveControlTruncated { get; private set; }
+
+    /// <summary>
+    /// The control room each receive message offers the kernel (<see cref="MessageBatch.ControlSlot"/>);
+    /// a test sets less to make the kernel cut the control data (MSG_CTRUNC).
+    /// </summary>
+    internal int ReceiveControlRoom
+    {
+        get => _receiveControlRoom;
+        set => _receiveControlRoom = Math.Clamp(value, 0, MessageBatch.ControlSlot);
+    }
+
+    private int _receiveControlRoom = MessageBatch.ControlSlot;
+
     /// <summary>Datagrams the kernel refused (ENETUNREACH, EMSGSIZE...), skipped on send.</summary>
     public long SendErrors { get; private set; }
 
@@ -295,7 +313,7 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
             batch.Iov[i].iov_len = buffer.MaxPacketLength;
             msghdr* header = batch.Header(i);
             header->msg_namelen = SizeOfSockaddrIn6; // the kernel shrinks these two to what it wrote
-            header->msg_controllen = MessageBatch.ControlSlot;
+            header->msg_controllen = (uint)_receiveControlRoom;
             header->msg_flags = 0;
         }
 
@@ -310,6 +328,10 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
             {
                 ReceiveTruncated++; // cut short by the kernel: lost (with GRO, see LinuxUdpSocket.Oversize.cs)
                 continue;
+            }
+            if (ControlWasCut(header))
+            {
+                continue; // its ECN codepoint or local address may be missing: see LinuxUdpSocket.ControlTruncated.cs
             }
             PacketBuffer buffer = buffers[i];
             buffer.SetData(PacketBuffer.Headroom, (int)batch.Messages[i].msg_len);

@@ -22,7 +22,8 @@ internal sealed unsafe class MessageBatch
     /// Room per message for the ECN cmsg (CMSG_SPACE(4) = 24), the local address (IP_PKTINFO,
     /// CMSG_SPACE(12) = 32, or IPV6_PKTINFO, CMSG_SPACE(20) = 40) and a UDP_GRO/UDP_SEGMENT one
     /// (another 24): 88 at most, with room to spare. The kernel truncates (MSG_CTRUNC) rather than overflows when
-    /// it is short, and the cmsgs it would cut are the ECN ones, so keep the spare.
+    /// it is short, and the cmsgs it would cut are the ECN ones, so keep the spare (a read cut anyway is
+    /// dropped and counted, see LinuxUdpSocket.ControlTruncated.cs).
     /// </summary>
     public const int ControlSlot = 160;
 

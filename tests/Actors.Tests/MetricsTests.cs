@@ -80,6 +80,7 @@ public sealed class MetricsTests(ITestOutputHelper output) : ActorTestBase(outpu
         var a = StartNode("a", 1);
         a.Socket.ReceiveTruncated = 3;
         a.Socket.SourcesDropped = 19;
+        a.Socket.ReceiveControlTruncated = 23;
         a.Tun.ReadDropped = 5;
         var counters = Control<Firezone.Actors.Actors.Tunnel.TunnelTopology>(a, Firezone.Actors.Actors.Tunnel.GetTunnelTopology.Instance).Counters;
         Interlocked.Add(ref counters.HandshakesQueueFull, 7);
@@ -117,6 +118,7 @@ public sealed class MetricsTests(ITestOutputHelper output) : ActorTestBase(outpu
             {
                 Assert.Contains(3, seen.GetValueOrDefault("firezone.device.datagrams.too_large") ?? []);
                 Assert.Contains(19, seen.GetValueOrDefault("firezone.device.datagrams.source_dropped") ?? []);
+                Assert.Contains(23, seen.GetValueOrDefault("firezone.device.datagrams.control_truncated") ?? []);
                 Assert.Contains(5, seen.GetValueOrDefault("firezone.device.tun.read_dropped") ?? []);
                 Assert.Contains(7, seen.GetValueOrDefault("firezone.device.handshakes.dropped.queue_full") ?? []);
                 Assert.Contains(11, seen.GetValueOrDefault("firezone.device.handshakes.rejected") ?? []);

@@ -59,7 +59,7 @@ public sealed class SocketIO : UntypedActor
         _socket = socket;
         _counters = counters;
         var groups = new PeerGroups<InboundDatagrams>(InboundDatagrams.Rent, new DirectPeerOutput(socket, tun, counters));
-        var steps = new ReceiveSteps(socket, device, registry, handshakeOwner, counters, clock, groups);
+        var steps = new ReceiveSteps(socket, device, registry, handshakeOwner, counters, clock, groups, Self);
         _receiver = new BatchReaderThread<ReceiveSteps>("udp-receiver " + socket.LocalPort, ReceiveBatchSize, steps, device, counters, Self,
             readers, ReaderPair.Side.Udp, replyPollMax, readModeration);
     }
@@ -111,6 +111,9 @@ public sealed class SocketIO : UntypedActor
             case ReadsPaused paused:
                 _log.Warning(ReadsPaused.LogTemplate, paused.Reader, paused.Leased, paused.MaxBuffers);
                 break;
+            case ControlDataTruncated cut:
+                _log.Warning(ControlDataTruncated.LogTemplate, _socket.LocalPort, cut.Reads);
+                break;
             case Tunnel.StartReading:
                 _receiver.Start();
                 break;
@@ -132,9 +135,11 @@ public sealed class SocketIO : UntypedActor
     }
 
     /// <summary>The receive thread's steps: read datagrams, classify and group them by owner.</summary>
-    private struct ReceiveSteps(IUdpBatchSocket socket, IWireGuardDevice device, PeerRegistry registry, IActorRef handshakeOwner, TunnelCounters counters, IMonotonicClock clock, PeerGroups<InboundDatagrams> groups) : IBatchReaderSteps
+    private struct ReceiveSteps(IUdpBatchSocket socket, IWireGuardDevice device, PeerRegistry registry, IActorRef handshakeOwner, TunnelCounters counters, IMonotonicClock clock, PeerGroups<InboundDatagrams> groups,
+        IActorRef owner) : IBatchReaderSteps
     {
         private InboundHandshakes? _handshakes;
+        private CountedLogRateLimit _controlTruncatedLog;
 
         public readonly bool WaitReadable(int timeoutMs) => socket.WaitReadable(timeoutMs);
 
@@ -195,6 +200,12 @@ public sealed class SocketIO : UntypedActor
                 _handshakes = null;
                 TellHandshakes(handshakes);
             }
+            // Once per read, a field read; the clock only once the kernel has cut a read.
+            long cut = socket.ReceiveControlTruncated;
+            if (cut != 0 && _controlTruncatedLog.TryTake(cut, clock.Now, ControlDataTruncated.Interval))
+            {
+                owner.Tell(new ControlDataTruncated(cut), ActorRefs.NoSender);
+            }
         }
 
         /// <summary>Counted as queued before it is told, so the PeerSupervisor's subtraction never comes first.</summary>
@@ -228,6 +239,19 @@ public sealed class ReceivingStopped
 {
     public static readonly ReceivingStopped Instance = new();
     private ReceivingStopped() { }
+}
+
+/// <summary>
+/// Told by SocketIO's receive thread to SocketIO when the socket dropped reads whose control data the
+/// kernel cut (MSG_CTRUNC, see LinuxUdpSocket.ControlTruncated.cs), with the running count; at most
+/// once per <see cref="Interval"/>, and not again until the count moves. Logged at Warning: it means
+/// the kernel writes a control message the socket does not make room for, and every such read is lost.
+/// </summary>
+internal sealed record ControlDataTruncated(long Reads)
+{
+    public static readonly TimeSpan Interval = TimeSpan.FromSeconds(10);
+
+    public const string LogTemplate = "UDP port {ListenPort}: {Reads} reads dropped so far because the kernel cut their control data (MSG_CTRUNC), so their ECN codepoint or GRO segment size may be missing (this line at most every 10 s)";
 }
 
 /// <summary>Ask SocketIO for <see cref="SocketStatus"/>.</summary>

@@ -87,6 +87,9 @@ public sealed class TunnelCounters
     /// <summary>Datagrams dropped on receive for want of a large enough buffer (more than 64 jumbo datagrams at once, or no UDP GRO).</summary>
     public long DatagramsTooLargeCount => Socket?.ReceiveTruncated ?? 0;
 
+    /// <summary>Reads dropped on receive because the kernel cut their control data (MSG_CTRUNC: ECN codepoint or GRO segment size missing).</summary>
+    public long DatagramsControlTruncatedCount => Socket?.ReceiveControlTruncated ?? 0;
+
     /// <summary>Send messages whose source address (the one the peer contacted) was gone from the host, sent again from the kernel's choice.</summary>
     public long DatagramsSourceDroppedCount => Socket?.SourcesDropped ?? 0;
 }

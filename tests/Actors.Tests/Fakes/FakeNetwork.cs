@@ -166,6 +166,9 @@ public sealed class FakeUdpSocket : Firezone.Actors.Native.IUdpBatchSocket
 
     public long SourcesDropped { get; set; }
 
+    /// <summary>As a real socket would count reads whose control data the kernel cut (set by a test).</summary>
+    public long ReceiveControlTruncated { get; set; }
+
     public bool WaitReadable(int timeoutMs)
     {
         lock (_gate)
