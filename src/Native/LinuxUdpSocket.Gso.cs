@@ -168,14 +168,14 @@ public sealed unsafe partial class LinuxUdpSocket
                     ForgetSource(slot);
                     continue;
                 }
-                if (IsPerDatagramError(errno))
+                if (IsSocketLost(errno))
                 {
-                    SendErrors++;
-                    MarkUnsent(unsent, first + i, 1, errno);
-                    LastSendErrno = errno;
-                    break;
+                    throw new UdpSocketException($"sending UDP datagrams failed: {Errno.Describe(errno)}", errno);
                 }
-                throw new UdpSocketException($"sending UDP datagrams failed: {Errno.Describe(errno)}", errno);
+                SendErrors++;
+                MarkUnsent(unsent, first + i, 1, errno);
+                LastSendErrno = errno;
+                break;
             }
         }
         return sent;

@@ -365,23 +365,28 @@ public sealed unsafe partial class LinuxUdpSocket
                 SendStalls++;
                 continue;
             }
-            if (IsPerDatagramError(errno))
+            if (IsSocketLost(errno))
             {
-                // sendmmsg reports the failing message when it is first in the call: skip it, keep the rest.
-                SendErrors += datagrams;
-                MarkUnsent(unsent, done, errno);
-                LastSendErrno = errno;
-                done++;
-                continue;
+                throw new UdpSocketException($"sending UDP datagrams failed: {Errno.Describe(errno)}", errno);
             }
-            throw new UdpSocketException($"sending UDP datagrams failed: {Errno.Describe(errno)}", errno);
+            // sendmmsg reports the failing message when it is first in the call: skip it, keep the rest.
+            SendErrors += datagrams;
+            MarkUnsent(unsent, done, errno);
+            LastSendErrno = errno;
+            done++;
         }
         return sent;
     }
 
-    private static bool IsPerDatagramError(int errno) =>
-        errno == LibC.ENETUNREACH || errno == LibC.EHOSTUNREACH || errno == LibC.EMSGSIZE
-        || errno == LibC.EINVAL || errno == LibC.EACCES || errno == LibC.EPERM
-        || errno == LibC.EADDRNOTAVAIL || errno == LibC.EAFNOSUPPORT || errno == LibC.ECONNREFUSED
-        || errno == LibC.ENETDOWN;
+    /// <summary>
+    /// The errnos that mean the descriptor itself cannot send (closed under us, not a socket, our own
+    /// pointers wrong): the socket is lost and the tunnel must stop. Every other errno refuses one
+    /// message, skipped and counted in <see cref="SendErrors"/> with the rest of the batch sent, as
+    /// wireguard-go logs a failed send and goes on. The refusals met so far (ENETUNREACH,
+    /// EHOSTUNREACH, EMSGSIZE, EINVAL, EACCES, EPERM, EADDRNOTAVAIL, ECONNREFUSED, ENETDOWN, ENODEV)
+    /// were a list whose every gap (ENODEV from a deleted link-local interface, ENOMEM under memory
+    /// pressure) stopped the tunnel for one datagram.
+    /// </summary>
+    private static bool IsSocketLost(int errno) =>
+        errno == LibC.EBADF || errno == LibC.ENOTSOCK || errno == LibC.EFAULT;
 }
