@@ -19,6 +19,64 @@ public sealed partial class ActorTunnelControl
     /// </summary>
     private async Task RebuildAsync(LinuxUdpSocket? newSocket, int? newPoolMtu = null, bool keepSessions = false)
     {
+        // What can fail without the running tunnel's I/O (the MTU read by the interface's name, the
+        // engine device) comes first: a failure then leaves the running tunnel as it is.
+        Device? device;
+        PacketBufferPool pool;
+        try
+        {
+            (device, pool) = PrepareDevice(newPoolMtu);
+        }
+        catch
+        {
+            newSocket?.Dispose(); // the running tunnel keeps its socket
+            throw;
+        }
+        try
+        {
+            await ReplaceTunnelAsync(newSocket, device, pool, keepSessions).ConfigureAwait(false);
+        }
+        catch
+        {
+            if (!ReferenceEquals(_device, device))
+            {
+                device?.Dispose(); // never ran: forget its static key
+            }
+            if (newSocket is not null && !ReferenceEquals(_socket, newSocket))
+            {
+                newSocket.Dispose();
+            }
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// The engine device for <see cref="_privateKey"/> (null without one) on the pool it needs: the
+    /// running one, or one for <paramref name="newPoolMtu"/> or the interface's live MTU when its
+    /// packets would not fit. Touches nothing the running tunnel uses.
+    /// </summary>
+    private (Device? Device, PacketBufferPool Pool) PrepareDevice(int? newPoolMtu)
+    {
+        var pool = newPoolMtu is int poolMtu ? PacketBufferSizing.PoolFor(poolMtu) : _pool;
+        if (_privateKey is not { } privateKey)
+        {
+            return (null, pool);
+        }
+        // The live MTU, not the one at open: wg-quick may have changed it since.
+        int mtu = NetworkInterfaceControl.GetMtu(_tun!.Name);
+        if (PacketBufferSizing.BufferSizeFor(mtu) > pool.BufferSize)
+        {
+            pool = PacketBufferSizing.PoolFor(mtu);
+        }
+        // The live wall clock for handshake timestamps: a clock NTP corrects after start is picked up (whitepaper 5.4.2).
+        var device = new Device(privateKey, pool, CryptoRandomSource.Instance, _clock.WallClockAtZero, static () => DateTime.UtcNow,
+            _crypto!.X25519, _crypto.TransportAead) { Mtu = mtu };
+        return (device, pool);
+    }
+
+    /// <summary>Stops the running tunnel (if any) and starts one on <paramref name="device"/> (none without a key).</summary>
+    private async Task ReplaceTunnelAsync(LinuxUdpSocket? newSocket, Device? device, PacketBufferPool pool, bool keepSessions)
+    {
         bool wasRunning = _tunnel is not null;
         await StopReadingAsync().ConfigureAwait(false);
         var handshakeAtStart = await CarryPeerStateAsync().ConfigureAwait(false);
@@ -43,12 +101,12 @@ public sealed partial class ActorTunnelControl
         {
             handovers?.Dispose();
         }
-        if (newPoolMtu is int poolMtu)
+        if (!ReferenceEquals(pool, _pool))
         {
             // The old pool is dropped whole; the stopped tunnel's buffers come back to it (PostStop,
             // dead letters), checked off the rebuild's path so the new tunnel does not wait for it.
             _ = WarnIfNotReturnedAsync(_pool, "before the pool was replaced");
-            _pool = PacketBufferSizing.PoolFor(poolMtu);
+            _pool = pool;
         }
         if (wasRunning && stopped)
         {
@@ -83,20 +141,12 @@ public sealed partial class ActorTunnelControl
             _socket?.Dispose();
             _socket = newSocket;
         }
-        if (_privateKey is not { } privateKey)
+        if (device is null)
         {
+            _publicKey = null;
             return;
         }
         _socket ??= Bind(_listenPort);
-        // The live MTU, not the one at open: wg-quick may have changed it since.
-        int mtu = NetworkInterfaceControl.GetMtu(_tun!.Name);
-        if (PacketBufferSizing.BufferSizeFor(mtu) > _pool.BufferSize)
-        {
-            _pool = PacketBufferSizing.PoolFor(mtu); // no tunnel runs now, so no buffer is out
-        }
-        // The live wall clock for handshake timestamps: a clock NTP corrects after start is picked up (whitepaper 5.4.2).
-        var device = new Device(privateKey, _pool, CryptoRandomSource.Instance, _clock.WallClockAtZero, static () => DateTime.UtcNow,
-            _crypto!.X25519, _crypto.TransportAead) { Mtu = mtu };
         _device = device;
         _publicKey = device.PublicKey;
         _handovers = new PeerHandovers();
@@ -130,7 +180,36 @@ public sealed partial class ActorTunnelControl
         logger.LogInformation("Tunnel {Generation} running on UDP port {Port} (receive merging {UdpGro}, send merging {UdpGso}) with {PeerCount} peer(s), reply polling up to {ReplyPollMicroseconds} us, read moderation {ReadModerationMicroseconds} us, timer tick {TimerTickMilliseconds} ms ({Scheduler:l}), X25519 from {X25519:l}, ChaCha20-Poly1305 from {TransportAead:l}",
             _generation, _socket.LocalPort, _socket.GroEnabled ? "on" : "off", _socket.GsoEnabled ? "on" : "off", _peers.Count, (int)options.ReplyPollMax.TotalMicroseconds,
             (int)options.ReadModeration.TotalMicroseconds, (int)timerTick.TotalMilliseconds,
-            _system.Scheduler.GetType().Name, _crypto.X25519.Name, _crypto.TransportAead.Name);
+            _system.Scheduler.GetType().Name, _crypto!.X25519.Name, _crypto.TransportAead.Name);
+    }
+
+    /// <summary>
+    /// After a key change whose rebuild failed (<paramref name="failure"/>, reported to the caller):
+    /// the daemon goes on with <paramref name="previous"/>. A failure before the running tunnel was
+    /// touched (the MTU read, the engine device) left it running; one after it stopped (reopening the
+    /// TUN device or binding the port after a stop that timed out) starts a tunnel with the previous
+    /// key again, whose peers handshake at once as after any rebuild. Never a tunnel half built:
+    /// either one runs with the key `wg show` reports, or none runs and the log says so.
+    /// </summary>
+    private async Task RollBackKeyAsync(WireGuardKey? previous, Exception failure)
+    {
+        if (_tunnel is not null || previous is null)
+        {
+            logger.LogError("The new private key was not applied ({Problem}); the tunnel goes on with the previous one",
+                failure.Message.ReplaceLineEndings(" "));
+            return;
+        }
+        try
+        {
+            await RebuildAsync(newSocket: null).ConfigureAwait(false);
+            logger.LogError("The new private key was not applied ({Problem}); the tunnel was started again with the previous one",
+                failure.Message.ReplaceLineEndings(" "));
+        }
+        catch (Exception e)
+        {
+            logger.LogError("The new private key was not applied ({Problem}), and the tunnel with the previous one could not be started again ({RollbackProblem}): no tunnel runs until a key is set",
+                failure.Message.ReplaceLineEndings(" "), e.Message.ReplaceLineEndings(" "));
+        }
     }
 
     /// <summary>

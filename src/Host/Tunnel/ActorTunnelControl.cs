@@ -175,14 +175,27 @@ public sealed partial class ActorTunnelControl(
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            if (_privateKey == privateKey)
+            // The same key again starts the tunnel a failure left stopped.
+            if (_privateKey == privateKey && (privateKey is null || _tunnel is not null))
             {
                 return;
             }
+            var previous = _privateKey;
+            var running = _tunnel;
             _privateKey = privateKey;
-            _publicKey = null;
-            // A new identity: the old sessions are void (whitepaper section 5.4 derives them from the static key).
-            await RebuildAsync(newSocket: null).ConfigureAwait(false);
+            try
+            {
+                // A new identity: the old sessions are void (whitepaper section 5.4 derives them from the static key).
+                await RebuildAsync(newSocket: null).ConfigureAwait(false);
+            }
+            catch (Exception e) when (_tunnel is null || ReferenceEquals(_tunnel, running))
+            {
+                // Not running on the new key: the previous one stays (a tunnel on the new key that
+                // failed after it started is the actors' failure, reported as such).
+                _privateKey = previous;
+                await RollBackKeyAsync(previous, e).ConfigureAwait(false);
+                throw;
+            }
         }
         finally
         {
@@ -227,8 +240,17 @@ public sealed partial class ActorTunnelControl(
                     return;
                 }
             }
+            ushort previousPort = _listenPort;
             _listenPort = port;
-            await RebuildAsync(socket).ConfigureAwait(false);
+            try
+            {
+                await RebuildAsync(socket).ConfigureAwait(false);
+            }
+            catch when (!ReferenceEquals(_socket, socket))
+            {
+                _listenPort = previousPort; // the socket bound for it was closed
+                throw;
+            }
         }
         finally
         {

@@ -1,0 +1,68 @@
+namespace Firezone.Actors.Host.Tests;
+
+/// <summary>
+/// A new private key whose rebuild fails leaves the daemon as it was: the running tunnel, the old
+/// key and the peers, and `wg set` reports the failure (EIO). The rebuild fails here where a
+/// reading of the interface's MTU by name fails (the interface renamed under the daemon). Before,
+/// the old tunnel was stopped first: the daemon was left with no tunnel under the new key, `wg show`
+/// then took the interface for deleted and stopped the daemon, and a `wg set` of the same key again
+/// changed nothing (the key was taken as set).
+/// </summary>
+public sealed class KeyChangeFailureTests
+{
+    private static async Task OkAsync(NetworkNamespace ns, string file, params string[] arguments)
+    {
+        var result = await ns.ExecAsync(file, arguments, timeout: TimeSpan.FromSeconds(30));
+        Assert.True(result.ExitCode == 0, $"{file} {string.Join(' ', arguments)}: {result.Stderr}");
+    }
+
+    private static int Starts(string log) => log.Split("running on UDP port").Length - 1;
+
+    [Fact]
+    public async Task A_key_change_whose_rebuild_fails_keeps_the_running_tunnel_and_old_key_and_a_retry_applies_it()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string id = Guid.NewGuid().ToString("N")[..8];
+        string name = "fzd" + id, renamed = "fzr" + id;
+        string keyFile = Path.Combine(Path.GetTempPath(), $"fzt-{name}.key");
+        var oldKey = TestKeys.New();
+        var newKey = TestKeys.New();
+        string peer = TestKeys.New().ToBase64(); // stands for a public key
+        await File.WriteAllTextAsync(keyFile, oldKey.ToBase64());
+        await using var daemon = DaemonProcess.Start(ns, name, "-f", name);
+        try
+        {
+            await daemon.WaitReadyAsync();
+            Assert.Equal(0, (await ProcessRunner.WgAsync("set", name, "private-key", keyFile, "peer", peer, "allowed-ips", "10.9.0.2/32")).ExitCode);
+            Assert.Equal(1, Starts(await File.ReadAllTextAsync(daemon.LogFile)));
+
+            // The UAPI socket keeps its name; the interface's MTU cannot be read by the old one.
+            await OkAsync(ns, "ip", "link", "set", name, "down");
+            await OkAsync(ns, "ip", "link", "set", name, "name", renamed);
+            await File.WriteAllTextAsync(keyFile, newKey.ToBase64());
+            var failed = await ProcessRunner.WgAsync("set", name, "private-key", keyFile);
+            Assert.NotEqual(0, failed.ExitCode);
+            Assert.Contains("Input/output error", failed.Stderr);
+
+            var shown = await ProcessRunner.WgAsync("show", name, "private-key");
+            Assert.True(shown.ExitCode == 0, shown.Stderr + await File.ReadAllTextAsync(daemon.LogFile)); // was: the daemon stopped as if its interface were deleted
+            Assert.Equal(oldKey.ToBase64(), shown.Stdout.Trim()); // was: the new key, with no tunnel
+            Assert.Contains(peer, (await ProcessRunner.WgAsync("show", name, "peers")).Stdout);
+            string log = await File.ReadAllTextAsync(daemon.LogFile);
+            Assert.Equal(1, Starts(log)); // the tunnel of the old key was not stopped
+            Assert.DoesNotContain("stopping", log);
+            Assert.Contains("The new private key was not applied", log);
+
+            // Once the name is back, the same request applies.
+            await OkAsync(ns, "ip", "link", "set", renamed, "name", name);
+            var retried = await ProcessRunner.WgAsync("set", name, "private-key", keyFile);
+            Assert.True(retried.ExitCode == 0, retried.Stderr);
+            Assert.Equal(newKey.ToBase64(), (await ProcessRunner.WgAsync("show", name, "private-key")).Stdout.Trim());
+            Assert.Equal(2, Starts(await File.ReadAllTextAsync(daemon.LogFile))); // was: 1, no tunnel ran
+        }
+        finally
+        {
+            File.Delete(keyFile);
+        }
+    }
+}
