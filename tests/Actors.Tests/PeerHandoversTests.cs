@@ -70,4 +70,41 @@ public sealed class PeerHandoversTests
         Assert.False(handovers.TryTake(remote, out _));
         device.Dispose();
     }
+    [Fact]
+    public void Sessions_of_peers_the_rebuilt_tunnel_does_not_have_go_and_free_the_indices_reserved_for_them()
+    {
+        // The host reserves the handed-over indices in the rebuilt device's table before it reads;
+        // a peer removed meanwhile never takes its sessions, and before, its indices stayed claimed
+        // in that table for the tunnel's lifetime.
+        var (device, remote) = NewDevice();
+        var (other, kept) = NewDevice();
+        using var handovers = new PeerHandovers();
+        handovers.Collect();
+        handovers.Put(HandshakingHandoverOf(device, remote));
+        handovers.Put(HandshakingHandoverOf(device, kept));
+        var table = new Firezone.Actors.Engine.Routing.IndexTable();
+        handovers.ReserveIndices(table);
+        Assert.Equal(2, table.Count);
+
+        Assert.Equal(1, handovers.DisposeUnconfigured(key => key == kept));
+
+        Assert.Equal(1, table.Count);
+        Assert.False(handovers.TryTake(remote, out _));
+        Assert.True(handovers.TryTake(kept, out var taken)); // a configured peer's sessions wait for it
+        taken.Dispose();
+        Assert.Equal(0, table.Count);
+        device.Dispose();
+        other.Dispose();
+    }
+
+    private static PeerHandover HandshakingHandoverOf(Device device, WireGuardKey remote)
+    {
+        using var peer = new Peer(device, new PeerConfig { PublicKey = remote, Endpoint = UdpEndpoint.FromIPv4([127, 0, 0, 1], 9) });
+        peer.Connect(TimeSpan.Zero); // a handshake in flight: its index is handed over
+        while (peer.PollTransmit(out var initiation))
+        {
+            initiation.Return();
+        }
+        return peer.HandOver()!;
+    }
 }

@@ -101,6 +101,47 @@ public sealed class PeerHandovers : IDisposable
         }
     }
 
+    /// <summary>
+    /// Once the rebuilt tunnel has its peers: disposes the sessions held for every key that
+    /// <paramref name="configured"/> says it has no peer for (a peer removed meanwhile), which no peer
+    /// will take, freeing the receiver indices <see cref="ReserveIndices"/> claimed for them in its
+    /// table (they stayed claimed for the tunnel's lifetime). Returns how many were disposed.
+    /// </summary>
+    public int DisposeUnconfigured(Func<WireGuardKey, bool> configured)
+    {
+        ArgumentNullException.ThrowIfNull(configured);
+        List<PeerHandover>? gone = null;
+        lock (_gate)
+        {
+            if (_held is { } held)
+            {
+                foreach (var (key, handover) in held)
+                {
+                    if (!configured(key))
+                    {
+                        (gone ??= []).Add(handover);
+                    }
+                }
+                if (gone is not null)
+                {
+                    foreach (var handover in gone)
+                    {
+                        held.Remove(handover.PublicKey);
+                    }
+                }
+            }
+        }
+        if (gone is null)
+        {
+            return 0;
+        }
+        foreach (var handover in gone)
+        {
+            handover.Dispose();
+        }
+        return gone.Count;
+    }
+
     /// <summary>Stops collecting and disposes (zeroes) every session not taken.</summary>
     public void Dispose()
     {

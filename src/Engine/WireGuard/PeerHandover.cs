@@ -70,13 +70,44 @@ public sealed class PeerHandover : IDisposable
         {
             if (keypair is not null)
             {
-                table.TryClaim(keypair.LocalIndex, PublicKey);
+                Reserve(table, keypair.LocalIndex);
             }
         }
         if (Handshake is { HasLocalIndex: true } handshake)
         {
-            table.TryClaim(handshake.LocalIndex, PublicKey);
+            Reserve(table, handshake.LocalIndex);
         }
+    }
+
+    // What ReserveIndices claimed (at most the three keypairs' and the handshake's), freed when the
+    // handover is disposed instead of taken over: no peer of the new device would ever free them.
+    private Routing.IndexTable? _reservedIn;
+    private uint[]? _reserved;
+    private int _reservedCount;
+
+    private void Reserve(Routing.IndexTable table, uint index)
+    {
+        // An index the table had already (its owner's, or reserved before) is not this call's to free.
+        if (table.TryLookup(index, out _) || !table.TryClaim(index, PublicKey))
+        {
+            return;
+        }
+        if (!ReferenceEquals(_reservedIn, table))
+        {
+            FreeReserved();
+            _reservedIn = table;
+        }
+        (_reserved ??= new uint[4])[_reservedCount++] = index;
+    }
+
+    private void FreeReserved()
+    {
+        for (int i = 0; i < _reservedCount; i++)
+        {
+            _reservedIn!.Free(_reserved![i], PublicKey);
+        }
+        _reservedIn = null;
+        _reservedCount = 0;
     }
 
     /// <summary>Zeroes and frees whatever was not taken over.</summary>
@@ -98,12 +129,16 @@ public sealed class PeerHandover : IDisposable
                 packet.Return();
             }
         }
+        FreeReserved();
         Forget();
     }
 
     /// <summary>Drops every reference (after a take-over, the new peer owns them).</summary>
     internal void Forget()
     {
+        // Taken over: the new peer holds the reserved indices now (and frees them with its keys).
+        _reservedIn = null;
+        _reservedCount = 0;
         Current = Previous = Next = null;
         Handshake = null;
         Cookies = null;

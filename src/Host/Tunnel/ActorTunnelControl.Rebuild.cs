@@ -169,6 +169,9 @@ public sealed partial class ActorTunnelControl
                 var peers = new List<PeerConfig>(_peers.Values);
                 await _tunnel.ApplyPeerChangesAsync(new ApplyPeerChanges(false, [], peers, handshakeAtStart)).ConfigureAwait(false);
             }
+            // Sessions handed over for a peer the rebuilt tunnel does not have: no peer takes them,
+            // and the indices reserved for them would stay claimed in its table.
+            _takenOverFrom?.DisposeUnconfigured(_peers.ContainsKey);
         }
         finally
         {

@@ -230,4 +230,57 @@ public class PeerHandoverTests
         Assert.False(handover.HasSession(wire.Now));
         wire.Dispose();
     }
+    [Fact]
+    public void Indices_reserved_for_a_handover_nobody_takes_over_are_freed_when_it_is_disposed()
+    {
+        // The host reserves the handed-over indices in the rebuilt device's table before its readers
+        // start; a peer removed meanwhile (or one whose take-over is refused) never takes them, and
+        // no peer of that device would ever free them. An index another peer held is left to it.
+        var wire = new WireHarness(seed: 817);
+        wire.Handshake();
+        wire.SendPacket(wire.B, wire.PacketFrom(wire.B));
+        uint aIndex = BinaryPrimitives.ReadUInt32LittleEndian(wire.Sent(wire.B, MessageType.TransportData)[^1].Bytes.AsSpan(4));
+        var handover = wire.A.Peer.HandOver()!;
+        wire.A.Peer.Dispose();
+        wire.A.ReplaceDevice(wire.PrivateA, new SeededRandomSource(9003));
+        var table = wire.A.Device.Indices;
+        var someoneElse = WireHarness.RandomKey(new SeededRandomSource(78));
+        uint held = table.Allocate(someoneElse, new SeededRandomSource(79));
+
+        handover.ReserveIndices(table);
+        Assert.True(table.TryLookup(aIndex, out var owner));
+        Assert.Equal(handover.PublicKey, owner);
+        handover.Dispose();
+
+        Assert.False(table.TryLookup(aIndex, out _)); // was: reserved for good
+        Assert.Equal(1, table.Count);
+        Assert.True(table.TryLookup(held, out owner));
+        Assert.Equal(someoneElse, owner);
+        wire.Dispose();
+    }
+
+    [Fact]
+    public void Indices_reserved_for_a_handover_that_is_taken_over_stay_with_the_peer_until_it_goes()
+    {
+        var wire = new WireHarness(seed: 818);
+        wire.Handshake();
+        var handover = wire.A.Peer.HandOver()!;
+        var config = wire.A.Peer.Config;
+        wire.A.Peer.Dispose();
+        wire.A.ReplaceDevice(wire.PrivateA, new SeededRandomSource(9004));
+        var table = wire.A.Device.Indices;
+        handover.ReserveIndices(table);
+        int reserved = table.Count;
+        Assert.NotEqual(0, reserved);
+
+        wire.A.Peer = new Peer(wire.A.Device, config);
+        Assert.True(wire.A.Peer.TakeOver(handover, wire.Now));
+        handover.Dispose(); // emptied by the take-over: frees nothing of the peer's
+        Assert.Equal(reserved, table.Count);
+        Assert.True(wire.A.Peer.HasSession(wire.Now));
+
+        wire.A.Peer.Dispose();
+        Assert.Equal(0, table.Count);
+        wire.Dispose();
+    }
 }
