@@ -83,6 +83,7 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
         }
         _started = true;
         _pair?.Join(_side, this);
+        Interlocked.Increment(ref _counters.ReaderThreads);
         _thread.Start();
     }
 
@@ -197,6 +198,7 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
             {
                 ReportFailure(e);
             }
+            Interlocked.Decrement(ref _counters.ReaderThreads);
         }
     }
 

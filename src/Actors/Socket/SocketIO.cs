@@ -83,9 +83,9 @@ public sealed class SocketIO : UntypedActor
     {
         _current?.Recycle();
         _current = null;
-        if (!_receiver.Stop(TimeSpan.FromSeconds(5)))
+        if (!_receiver.Stop(Tunnels.ReaderStopBound))
         {
-            _log.Error("UDP receive thread for port {ListenPort} did not stop within 5 s after WakeReceiver", _socket.LocalPort);
+            _log.Error("UDP receive thread for port {ListenPort} did not stop within {Seconds} s after WakeReceiver", _socket.LocalPort, Tunnels.ReaderStopBound.TotalSeconds);
         }
     }
 
@@ -119,9 +119,9 @@ public sealed class SocketIO : UntypedActor
                 break;
             case StopReceiving:
                 // On SocketIO's own thread (the I/O dispatcher): the join blocks no shared one.
-                if (!_receiver.Stop(TimeSpan.FromSeconds(5)))
+                if (!_receiver.Stop(Tunnels.ReaderStopBound))
                 {
-                    _log.Error("UDP receive thread for port {ListenPort} did not stop within 5 s after WakeReceiver", _socket.LocalPort);
+                    _log.Error("UDP receive thread for port {ListenPort} did not stop within {Seconds} s after WakeReceiver", _socket.LocalPort, Tunnels.ReaderStopBound.TotalSeconds);
                 }
                 Sender.Tell(ReceivingStopped.Instance);
                 break;

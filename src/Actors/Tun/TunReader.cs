@@ -62,9 +62,9 @@ public sealed class TunReader : UntypedActor
 
     protected override void PostStop()
     {
-        if (!_reader.Stop(TimeSpan.FromSeconds(5)))
+        if (!_reader.Stop(Tunnels.ReaderStopBound))
         {
-            _log.Error("TUN reader thread for {Interface} did not stop within 5 s after WakeReader", _tun.Name);
+            _log.Error("TUN reader thread for {Interface} did not stop within {Seconds} s after WakeReader", _tun.Name, Tunnels.ReaderStopBound.TotalSeconds);
         }
     }
 

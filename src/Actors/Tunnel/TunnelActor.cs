@@ -20,7 +20,7 @@ public sealed class TunnelActor : UntypedActor
 {
     private readonly TunnelSettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly TunnelCounters _counters = new();
+    private readonly TunnelCounters _counters;
     private readonly PeerRegistry _registry = new();
     private readonly ReaderPair _readers = new();
     private IActorRef _self = ActorRefs.Nobody;
@@ -34,7 +34,11 @@ public sealed class TunnelActor : UntypedActor
     private bool _tunReading = true;
     private bool _socketReading = true;
 
-    public TunnelActor(TunnelSettings settings) => _settings = settings;
+    public TunnelActor(TunnelSettings settings)
+    {
+        _settings = settings;
+        _counters = settings.Counters ?? new TunnelCounters();
+    }
 
     public static Props Props(TunnelSettings settings) => Akka.Actor.Props.Create(() => new TunnelActor(settings));
 

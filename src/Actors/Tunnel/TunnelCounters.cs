@@ -38,6 +38,16 @@ public sealed class TunnelCounters
     /// <summary>After one WriteBatch to the TUN device.</summary>
     internal void CountWritten(int packets) => Interlocked.Add(ref TunPacketsWritten, packets);
 
+    // Reader threads (TUN reader, UDP receiver) started and not yet ended.
+    internal int ReaderThreads;
+
+    /// <summary>
+    /// The tunnel's reader threads that have not ended: nonzero after the tunnel stopped when a join
+    /// gave up (<see cref="Tunnels.ReaderStopBound"/>), so its TUN device and socket must not be
+    /// reused or closed under it yet.
+    /// </summary>
+    public int ReaderThreadsRunning => Volatile.Read(ref ReaderThreads);
+
     /// <summary>TUN packets whose destination is in no peer's allowed IPs (whitepaper section 2).</summary>
     public long TunPacketsNoRouteCount => Volatile.Read(ref TunPacketsNoRoute);
 

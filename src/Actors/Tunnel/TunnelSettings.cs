@@ -37,6 +37,12 @@ public sealed record TunnelSettings
     public PeerHandovers? TakeOverFrom { get; init; }
 
     /// <summary>
+    /// The tunnel's counters; null: its own. The host keeps them to see, once the tunnel stopped,
+    /// whether its reader threads have ended (<see cref="TunnelCounters.ReaderThreadsRunning"/>).
+    /// </summary>
+    public TunnelCounters? Counters { get; init; }
+
+    /// <summary>
     /// The readers start only when told <see cref="StartReading"/>: a rebuilt tunnel's host applies
     /// the peers first, so that what waited in the kernel's queues during the rebuild finds them.
     /// </summary>

@@ -10,6 +10,16 @@ public static class Tunnels
     public const string ReclaimerName = "buffer-reclaimer";
 
     /// <summary>
+    /// How long a stopping reader actor (TunReader, SocketIO) waits for its thread to end after
+    /// waking it: shorter than the bound the host gives a whole tunnel to stop (2 s), so a thread
+    /// busy in a read never makes the host give up on a stop the actors are still making. A thread
+    /// that does not end within it is left to end on its own and counted
+    /// (<see cref="TunnelCounters.ReaderThreadsRunning"/>), so that the host does not reuse or close
+    /// its device under it. A woken thread ends within a read; a second means it is stuck.
+    /// </summary>
+    public static readonly TimeSpan ReaderStopBound = TimeSpan.FromSeconds(1);
+
+    /// <summary>
     /// The dispatcher of the actors that make blocking system calls on a message (SocketIO's sendmmsg,
     /// which may wait for socket-buffer room; TunWriter's writes). A PinnedDispatcher gives each its own
     /// thread, so a stalled send never holds a thread of the shared default dispatcher that the peer

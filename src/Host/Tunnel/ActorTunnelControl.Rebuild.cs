@@ -157,6 +157,7 @@ public sealed partial class ActorTunnelControl
             HandOverTo = _handovers,
             TakeOverFrom = _takenOverFrom,
             StartReadingPaused = wasRunning,
+            Counters = _tunnelCounters = new TunnelCounters(),
         };
         _takenOverFrom?.ReserveIndices(device.Indices);
         _tunnel = new TunnelClient(
@@ -275,11 +276,11 @@ public sealed partial class ActorTunnelControl
         }
         try
         {
-            await tunnel.Tunnel.Ask<ReadingStopped>(StopReading.Instance, TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+            await tunnel.Tunnel.Ask<ReadingStopped>(StopReading.Instance, TunnelStopBound).ConfigureAwait(false);
         }
         catch (Exception e) when (e is TaskCanceledException or AskTimeoutException)
         {
-            logger.LogWarning("The tunnel's readers did not stop within 2 s before the rebuild");
+            logger.LogWarning("The tunnel's readers did not stop within {Seconds} s before the rebuild", TunnelStopBound.TotalSeconds);
         }
     }
 
@@ -295,22 +296,38 @@ public sealed partial class ActorTunnelControl
         }
     }
 
+    /// <summary>
+    /// How long the running tunnel gets to stop reading, and to stop: longer than each reader
+    /// actor's join (<see cref="Tunnels.ReaderStopBound"/>), so a stop the actors are still making is
+    /// never given up on; within the 2 s that a stop of the daemon is meant to take.
+    /// </summary>
+    internal static readonly TimeSpan TunnelStopBound = TimeSpan.FromSeconds(2);
+
     /// <summary>Stops the running tunnel, if any; false when it did not stop in time (its threads may still run).</summary>
     private async Task<bool> StopTunnelAsync()
     {
         var device = _device;
         _device = null;
+        var counters = _tunnelCounters;
+        _tunnelCounters = null;
         if (_tunnel is { } tunnel)
         {
             _tunnel = null;
             try
             {
-                await tunnel.Tunnel.GracefulStop(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+                await tunnel.Tunnel.GracefulStop(TunnelStopBound).ConfigureAwait(false);
             }
             catch (Exception e) when (e is TaskCanceledException or AskTimeoutException)
             {
                 // A thread of it may still handshake: its key is left to the finalizer.
-                logger.LogWarning("The tunnel did not stop within 2 s");
+                logger.LogWarning("The tunnel did not stop within {Seconds} s", TunnelStopBound.TotalSeconds);
+                return false;
+            }
+            if (counters?.ReaderThreadsRunning is int running and > 0)
+            {
+                // Its actors stopped, but a reader thread did not end (its actor logged it): the
+                // TUN device and socket are still in its hands, and so is the engine device.
+                logger.LogWarning("The tunnel stopped with {Count} reader thread(s) still running", running);
                 return false;
             }
         }

@@ -78,6 +78,7 @@ public sealed partial class ActorTunnelControl(
     private LinuxTunDevice? _tun;
     private LinuxUdpSocket? _socket;
     private TunnelClient? _tunnel;
+    private TunnelCounters? _tunnelCounters;
     private int _generation;
     private WireGuardKey? _privateKey;
     private WireGuardKey? _publicKey;

@@ -149,8 +149,15 @@ public sealed class FakeTun(string name = "faketun0") : ITunDevice
         }
     }
 
+    /// <summary>How long each read takes before it looks at the queue: a reader thread busy in a read when it is told to stop.</summary>
+    public TimeSpan ReadStall { get; set; }
+
     public int TryReadBatch(Span<PacketBuffer> buffers)
     {
+        if (ReadStall > TimeSpan.Zero)
+        {
+            Thread.Sleep(ReadStall);
+        }
         lock (_gate)
         {
             if (_readFailure is not null)

@@ -1,0 +1,34 @@
+using Akka.Actor;
+using Firezone.Actors.Actors.Tests.Fakes;
+using Firezone.Actors.Actors.Tunnel;
+using Xunit.Abstractions;
+
+namespace Firezone.Actors.Actors.Tests;
+
+/// <summary>
+/// A tunnel told to stop while a reader thread is busy in a read stops within the host's bound
+/// (2 s, ActorTunnelControl.TunnelStopBound), and says whether its reader threads have ended. The
+/// readers' joins waited up to 5 s, so the host gave up on such a stop at 2 s, took the tunnel for
+/// one that did not stop (reopening the TUN device and socket on a rebuild) and closed the
+/// descriptors under the running thread at shutdown, while the actors went on joining.
+/// </summary>
+public sealed class ReaderStopBoundTests(ITestOutputHelper output) : ActorTestBase(output)
+{
+    [Fact]
+    public async Task A_tunnel_whose_reader_is_in_a_long_read_stops_within_the_hosts_bound_and_counts_the_thread_until_it_ends()
+    {
+        var a = StartNode("a", 1);
+        var topology = Control<TunnelTopology>(a, GetTunnelTopology.Instance);
+        AwaitCondition(() => topology.Counters.ReaderThreadsRunning == 2, Wait); // the TUN reader and the UDP receiver
+        a.Tun.ReadStall = TimeSpan.FromSeconds(3);
+        a.Tun.Inject(Packets.Ipv4(a.Address, "10.99.0.9", payloadLength: 40, id: 1));
+        Thread.Sleep(200); // the TUN reader is in its read now
+
+        bool stopped = await a.Tunnel.GracefulStop(TimeSpan.FromSeconds(2)); // throws when not within the bound
+
+        Assert.True(stopped);
+        Assert.Equal(1, topology.Counters.ReaderThreadsRunning); // the TUN reader, still in its read: the host must not reuse its device
+        AwaitCondition(() => topology.Counters.ReaderThreadsRunning == 0, Wait);
+        AwaitCondition(() => a.Pool.Outstanding == 0, Wait);
+    }
+}
