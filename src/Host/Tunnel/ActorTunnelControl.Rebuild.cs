@@ -197,7 +197,13 @@ public sealed partial class ActorTunnelControl
     /// </summary>
     private async Task RollBackKeyAsync(WireGuardKey? previous, Exception failure)
     {
-        if (_tunnel is not null || previous is null)
+        if (previous is null)
+        {
+            logger.LogError("The private key was not applied ({Problem}); no tunnel runs until a key is set",
+                failure.Message.ReplaceLineEndings(" "));
+            return;
+        }
+        if (_tunnel is not null)
         {
             logger.LogError("The new private key was not applied ({Problem}); the tunnel goes on with the previous one",
                 failure.Message.ReplaceLineEndings(" "));
