@@ -194,6 +194,8 @@ public sealed partial class ActorTunnelControl(
                 // Not running on the new key: the previous one stays (a tunnel on the new key that
                 // failed after it started is the actors' failure, reported as such).
                 _privateKey = previous;
+                // What status reports while no tunnel runs (a failure after the new device was made).
+                _publicKey = previous is { } key ? Engine.Crypto.Curve25519.PublicKeyOf(key) : null;
                 await RollBackKeyAsync(previous, e).ConfigureAwait(false);
                 throw;
             }
