@@ -155,9 +155,14 @@ public sealed class ConfigParserTests
     }
 
     [Theory]
-    [InlineData("[Interface]\nPrivateKey = {PK}\n[Firezone]\n", 3, "unknown section (expected [Interface] or [Peer])")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Firezone]\n", 3, "unknown section '[Firezone]' (expected [Interface] or [Peer])")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peeer]\nPublicKey = {A}\n", 3, "unknown section '[Peeer]' (expected [Interface] or [Peer])")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer 2]\n", 3, "unknown section (expected [Interface] or [Peer])")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nColour = blue\n", 3, "unknown key 'Colour' in [Interface]")]
-    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nMTU = 1400\n", 5, "unknown key 'MTU' in [Peer]")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nMTU = 1400\n", 5, "'MTU' belongs in [Interface], not [Peer]: move it above the first [Peer]")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nDNS = 10.0.0.53\n", 5, "'DNS' belongs in [Interface], not [Peer]: move it above the first [Peer]")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nPublicKey = {A}\nAllowedIPs = 10.0.0.0/8\n", 3, "'PublicKey' belongs in [Peer], not [Interface] (is a [Peer] line missing above it?)")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\n[Interface]\nendpoint = 192.0.2.1:1\n", 6, "'endpoint' belongs in [Peer], not [Interface] (is a [Peer] line missing above it?)")]
     [InlineData("[Interface]\nPrivateKey = notbase64!\n", 2, "PrivateKey is not a base64 WireGuard key (44 characters encoding 32 bytes)")]
     [InlineData("[Interface]\nPrivateKey = AAAA\n", 2, "PrivateKey is not a base64 WireGuard key (44 characters encoding 32 bytes)")]
     [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}x\n", 4, "PublicKey is not a base64 WireGuard key (44 characters encoding 32 bytes)")]

@@ -199,7 +199,11 @@ public sealed class WgQuickConfigParser
             }
             else
             {
-                throw Error(line, "unknown section (expected [Interface] or [Peer])");
+                // A typo ("[Peeer]") is named; anything else is not quoted (SafeText).
+                string name = content.EndsWith(']') ? content[1..^1] : "";
+                throw Error(line, SafeText.IsQuotableName(name)
+                    ? $"unknown section '[{name}]' (expected [Interface] or [Peer])"
+                    : "unknown section (expected [Interface] or [Peer])");
             }
         }
 
@@ -422,9 +426,17 @@ public sealed class WgQuickConfigParser
         /// A key the parser does not know. Only a plain identifier is quoted: "PrivateKey: yAnz...="
         /// splits at the base64 padding, and its "key" is the secret (see <see cref="SafeText"/>).
         /// </summary>
-        private ConfigException UnknownKey(int line, string key, string section) => SafeText.IsQuotableName(key)
-            ? Error(line, $"unknown key '{key}' in {section}")
-            : Error(line, $"line in {section} is not 'Key = Value' with a known key");
+        private ConfigException UnknownKey(int line, string key, string section) => key.ToLowerInvariant() switch
+        {
+            // A key of the other section: usually a [Peer] line left out, or an [Interface] key
+            // (DNS, MTU) added at the end of the file, below the peers.
+            _ when !SafeText.IsQuotableName(key) => Error(line, $"line in {section} is not 'Key = Value' with a known key"),
+            "publickey" or "presharedkey" or "allowedips" or "endpoint" or "persistentkeepalive" when section == "[Interface]" =>
+                Error(line, $"'{key}' belongs in [Peer], not [Interface] (is a [Peer] line missing above it?)"),
+            "privatekey" or "listenport" or "fwmark" or "address" or "mtu" or "table" or "dns" or "preup" or "postup" or "predown" or "postdown" or "saveconfig" when section == "[Peer]" =>
+                Error(line, $"'{key}' belongs in [Interface], not [Peer]: move it above the first [Peer]"),
+            _ => Error(line, $"unknown key '{key}' in {section}"),
+        };
 
         /// <summary>wg-quick's Table: off, auto, or what <c>ip route add ... table T</c> takes.</summary>
         private RouteTable ParseTable(int line, string value)
