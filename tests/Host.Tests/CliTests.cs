@@ -188,6 +188,32 @@ public sealed class CliTests
         Assert.Equal($"firezone-tunnel: /etc/wireguard/{name}.conf: cannot read the file: no such file\n", result.Stderr);
     }
 
+    /// <summary>
+    /// Found by running <c>firezone-tunnel up wg0.conf</c> in the file's directory: as wg-quick, a
+    /// bare name means /etc/wireguard/NAME.conf, so it read /etc/wireguard/wg0.conf.conf and said
+    /// only "no such file", with the file the user meant right there.
+    /// </summary>
+    [Fact]
+    public async Task Up_of_a_bare_file_name_in_this_directory_says_to_write_it_as_a_path()
+    {
+        // A name short enough that NAME.conf is one to wg-quick too (15 characters at most).
+        string name = "fz" + Guid.NewGuid().ToString("N")[..6];
+        string directory = Directory.CreateTempSubdirectory("fz-up-").FullName;
+        await File.WriteAllTextAsync(Path.Combine(directory, name + ".conf"), $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\n");
+        try
+        {
+            var result = await ProcessRunner.RunAsync(Executable, ["up", name + ".conf"], timeout: TimeSpan.FromSeconds(30), workingDirectory: directory,
+                environment: new Dictionary<string, string> { ["WG_PROCESS_FOREGROUND"] = "" });
+            Assert.Equal(Cli.CommandLine.ConfigMistakeExitCode, result.ExitCode);
+            Assert.Equal($"firezone-tunnel: /etc/wireguard/{name}.conf.conf: cannot read the file: no such file (a bare name means /etc/wireguard/NAME.conf, as in wg-quick up: for the file in this directory, give ./{name}.conf)\n", result.Stderr);
+            Assert.False(File.Exists(UapiSocketPath.For(name)));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+
     [Fact]
     public async Task Up_takes_the_file_after_it_as_wg_quick_up_does()
     {

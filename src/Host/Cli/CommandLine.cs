@@ -28,6 +28,15 @@ public static class CommandLine
     public static string WgQuickConfigPath(string argument) =>
         System.Text.RegularExpressions.Regex.IsMatch(argument, "^[a-zA-Z0-9_=+.-]{1,15}$") ? $"/etc/wireguard/{argument}.conf" : argument;
 
+    /// <summary>
+    /// <c>up wg0.conf</c> in the file's directory reads /etc/wireguard/wg0.conf.conf, as wg-quick up
+    /// does; when that is missing and the argument names a file here, say how to give it.
+    /// </summary>
+    private static string BareNameHint(string? argument, string path) =>
+        argument is not null && path != argument && !File.Exists(path) && File.Exists(argument)
+            ? $" (a bare name means /etc/wireguard/NAME.conf, as in wg-quick up: for the file in this directory, give ./{argument})"
+            : "";
+
     public static RootCommand Build(ITunnelComposition composition)
     {
         var foreground = new Option<bool>("--foreground", "-f")
@@ -154,7 +163,7 @@ public static class CommandLine
             }
             catch (ConfigException e)
             {
-                Console.Error.WriteLine("firezone-tunnel: " + e.Message);
+                Console.Error.WriteLine("firezone-tunnel: " + e.Message + BareNameHint(argument, path));
                 return Task.FromResult(e.Transient ? 1 : ConfigMistakeExitCode);
             }
             if (ConfigFileAccess.IsWorldAccessible(path))
