@@ -107,6 +107,18 @@ public sealed class ConfigParserTests
         Assert.Equal(HostRole.Client, config.Interface.Role);
     }
 
+    /// <summary>
+    /// Found in the walk-through: wg(8) takes every space out of a line before it reads it, so a
+    /// "[ Peer ]" section works under wg-quick (and wg setconf) but was refused here.
+    /// </summary>
+    [Fact]
+    public void A_peer_section_with_spaces_inside_its_brackets_is_read_as_wg_reads_it()
+    {
+        var config = Parse($"[Interface]\nPrivateKey = {PrivateKey}\n[ Peer ]\nPublicKey = {PeerKeyA}\nAllowedIPs = 10.0.0.0/8\n[\tpeer]\nPublicKey = {PeerKeyB}\n");
+        Assert.Equal(2, config.Peers.Count);
+        Assert.Equal(IpPrefix.Parse("10.0.0.0/8"), config.Peers[0].AllowedIps[0]);
+    }
+
     [Fact]
     public void A_minimal_file_leaves_the_optional_settings_unset()
     {
@@ -158,6 +170,7 @@ public sealed class ConfigParserTests
     [InlineData("[Interface]\nPrivateKey = {PK}\n[Firezone]\n", 3, "unknown section '[Firezone]' (expected [Interface] or [Peer])")]
     [InlineData("[Interface]\nPrivateKey = {PK}\n[Peeer]\nPublicKey = {A}\n", 3, "unknown section '[Peeer]' (expected [Interface] or [Peer])")]
     [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer 2]\n", 3, "unknown section (expected [Interface] or [Peer])")]
+    [InlineData("[ Interface ]\nPrivateKey = {PK}\n", 1, "write [Interface] without spaces inside the brackets: wg-quick does not see it as [Interface] otherwise, and wg refuses its Address, DNS, MTU, Table and hooks")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nColour = blue\n", 3, "unknown key 'Colour' in [Interface]")]
     [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nMTU = 1400\n", 5, "'MTU' belongs in [Interface], not [Peer]: move it above the first [Peer]")]
     [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nDNS = 10.0.0.53\n", 5, "'DNS' belongs in [Interface], not [Peer]: move it above the first [Peer]")]

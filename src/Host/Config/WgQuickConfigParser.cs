@@ -192,10 +192,17 @@ public sealed class WgQuickConfigParser
                 }
                 _interfaceLine = line;
             }
-            else if (content.Equals("[Peer]", StringComparison.OrdinalIgnoreCase))
+            else if (WithoutWhiteSpace(content).Equals("[Peer]", StringComparison.OrdinalIgnoreCase))
             {
+                // wg-quick hands "[ Peer ]" to wg, which takes the spaces out of every line (config.c).
                 _section = Section.Peer;
                 _peers.Add(new PeerBuilder(line));
+            }
+            else if (WithoutWhiteSpace(content).Equals("[Interface]", StringComparison.OrdinalIgnoreCase))
+            {
+                // wg reads it, but wg-quick compares the trimmed line with "[Interface]" and hands
+                // the section's Address, DNS... to wg as well: refused there (and on systemctl reload).
+                throw Error(line, "write [Interface] without spaces inside the brackets: wg-quick does not see it as [Interface] otherwise, and wg refuses its Address, DNS, MTU, Table and hooks");
             }
             else
             {
