@@ -204,6 +204,37 @@ public sealed class NetworkSetupTests
         Assert.StartsWith("c.conf:3: Address: ip -4 address add 10.99.0.1/24 dev fzt-missing0: ", error.Message);
     }
 
+    /// <summary>
+    /// Found in the walk-through: a file with DNS on a host without resolvconf failed with .NET's
+    /// "An error occurred trying to start process 'resolvconf' with working directory '/tmp/x'. No
+    /// such file or directory" in the middle of the line.
+    /// </summary>
+    [Theory]
+    [InlineData("fzt-no-such-command", "cannot run fzt-no-such-command: no such command on PATH")]
+    [InlineData("/nonexistent/fzt-tool", "cannot run /nonexistent/fzt-tool: No such file or directory")]
+    [InlineData("", "cannot run {0}: Permission denied")]
+    public async Task A_command_that_cannot_be_started_is_named_with_the_reason_alone(string file, string expected)
+    {
+        string? notExecutable = null;
+        if (file.Length == 0)
+        {
+            notExecutable = file = Path.GetTempFileName();
+            File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+        try
+        {
+            var error = await Assert.ThrowsAsync<StartupException>(() => ProcessCommandRunner.Instance.RunAsync(file, [], null, CancellationToken.None));
+            Assert.Equal(string.Format(expected, file), error.Message);
+        }
+        finally
+        {
+            if (notExecutable is not null)
+            {
+                File.Delete(notExecutable);
+            }
+        }
+    }
+
     /// <summary>STYLE rule 11: the address ip refuses is named by its line, as every other mistake in the file.</summary>
     [Fact]
     public async Task An_address_ip_refuses_names_its_line()

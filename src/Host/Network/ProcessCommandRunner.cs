@@ -33,7 +33,13 @@ public sealed class ProcessCommandRunner : ICommandRunner
         }
         catch (System.ComponentModel.Win32Exception e)
         {
-            throw new StartupException($"cannot run {file}: {e.Message}", e);
+            // e.Message is .NET's "An error occurred trying to start process 'X' with working
+            // directory 'Y'. REASON": the reason alone, and for a bare name what ENOENT means.
+            const int NoSuchFile = 2;
+            string reason = e.NativeErrorCode == NoSuchFile && !file.Contains('/')
+                ? "no such command on PATH"
+                : new System.ComponentModel.Win32Exception(e.NativeErrorCode).Message;
+            throw new StartupException($"cannot run {file}: {reason}", e);
         }
         using (process)
         {
