@@ -109,6 +109,42 @@ public sealed class DnsResolvconfTests
         }
     }
 
+    /// <summary>
+    /// Found in the walk-through: on a host without any resolvconf, the failed start left
+    /// /run/firezone-tunnel/NAME.json with the record it never wrote, and every later start warned
+    /// that an instance "did not stop cleanly" and, twice, that it could not remove that record.
+    /// </summary>
+    [Fact]
+    public async Task Without_a_resolvconf_the_failed_start_leaves_no_state_file()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UapiServerFixture.UniqueName();
+        // A PATH with ip alone: no resolvconf, whatever the machine has installed.
+        string bin = Path.Combine(Path.GetTempPath(), name + "-bin");
+        Directory.CreateDirectory(bin);
+        File.CreateSymbolicLink(Path.Combine(bin, "ip"), new[] { "/usr/sbin/ip", "/usr/bin/ip", "/sbin/ip", "/bin/ip" }.First(File.Exists));
+        string file = Path.Combine(Path.GetTempPath(), name + ".conf");
+        string log = Path.Combine(Path.GetTempPath(), $"fzt-{name}.log");
+        string state = Network.NetworkSetupStateFile.For(name, null).Path;
+        await File.WriteAllTextAsync(file, $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\nAddress = 10.66.0.1/24\nDNS = 10.66.0.53\n");
+        try
+        {
+            var result = await ns.ExecAsync("env", [$"PATH={bin}", DaemonProcess.Executable, "up", "--config", file, "--log-file", log], timeout: TimeSpan.FromSeconds(30));
+            Assert.Equal(1, result.ExitCode);
+            Assert.Equal($"firezone-tunnel: {file}:4: DNS: cannot run resolvconf: no such command on PATH "
+                + "(wg-quick up fails here too: install resolvconf, openresolv or systemd-resolved, or take the DNS line out)\n", result.Stderr);
+            Assert.False(await ns.HasLinkAsync(name));
+            Assert.False(File.Exists(state));
+        }
+        finally
+        {
+            File.Delete(file);
+            File.Delete(log);
+            File.Delete(state);
+            Directory.Delete(bin, recursive: true);
+        }
+    }
+
     /// <summary>A record that cannot be removed on stop stays in the state file, and the next start removes it first.</summary>
     [Fact]
     public async Task A_record_that_cannot_be_removed_on_stop_is_removed_by_the_next_start()

@@ -40,6 +40,14 @@ public sealed partial class InterfaceNetworkSetup
         {
             // The record stays noted: resolvconf may have written it before failing (a subscriber
             // script, the time bound), and the teardown after the failed start removes it with -f.
+            // Not when resolvconf could not even be started (not installed): nothing was written,
+            // and a noted record would outlive the start in the state file, to be "removed" with a
+            // Warning by every later start.
+            if (e.InnerException is System.ComponentModel.Win32Exception)
+            {
+                _state.Resolvconf = null;
+                SaveState();
+            }
             string hint = e.Message.StartsWith("cannot run resolvconf", StringComparison.Ordinal)
                 ? "install resolvconf, openresolv or systemd-resolved, or take the DNS line out"
                 : "resolvconf could not take the record";
