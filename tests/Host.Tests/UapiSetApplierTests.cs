@@ -217,4 +217,36 @@ public sealed class UapiSetApplierTests
         Assert.Equal(["10.128.11.183/32", "10.128.0.0/32"], await AllowedAsync(keys[2999]));
         Assert.Equal(["10.128.0.1/32"], await AllowedAsync(keys[1]));
     }
+
+    /// <summary>
+    /// wireguard-go configures at most 65,536 peers (device.MaxPeers; NewPeer fails "too many peers",
+    /// EINVAL): without a bound, `wg set` or `wg addconf` could add peers until the daemon runs out of
+    /// memory (about 2.5 KB each; a review added 70,000 with one request, which wireguard-go refuses).
+    /// A request that would go past it is refused whole, as every failed request here changes
+    /// nothing; one that removes a peer to make room for another is not. Here with a bound of 3 (the
+    /// in-memory control takes minutes for 65,536 peers).
+    /// </summary>
+    [Fact]
+    public async Task A_request_that_would_configure_more_peers_than_the_bound_is_refused_and_changes_nothing()
+    {
+        Assert.Equal(65536, UapiSetApplier.MaxPeers);
+        var keys = new[] { TestKeys.New(), TestKeys.New(), TestKeys.New() };
+        await SetBoundedAsync(3, $"public_key={keys[0].ToHex()}", $"public_key={keys[1].ToHex()}", $"public_key={keys[2].ToHex()}");
+        var privateKey = TestKeys.New();
+
+        var refused = await Assert.ThrowsAsync<UapiException>(() => SetBoundedAsync(3, $"private_key={privateKey.ToHex()}", $"public_key={_a.ToHex()}"));
+        Assert.Equal(UapiErrno.EINVAL, refused.Errno);
+        var status = await _control.GetStatusAsync(CancellationToken.None);
+        Assert.Equal(3, status.Peers.Count);
+        Assert.Null(status.PrivateKey);
+
+        await SetBoundedAsync(3, $"public_key={keys[0].ToHex()}", "remove=true", $"public_key={_a.ToHex()}");
+        status = await _control.GetStatusAsync(CancellationToken.None);
+        Assert.Equal(3, status.Peers.Count);
+        Assert.Contains(status.Peers, p => p.Config.PublicKey == _a);
+        await SetBoundedAsync(3, $"public_key={_a.ToHex()}", "allowed_ip=10.0.0.0/24");
+    }
+
+    private Task SetBoundedAsync(int maxPeers, params string[] lines) =>
+        UapiSetApplier.ApplyAsync(UapiSetParser.Parse(lines), _control, UapiSetApplier.Normal, maxPeers, CancellationToken.None);
 }

@@ -15,6 +15,13 @@ namespace Firezone.Actors.Host.Uapi;
 /// </summary>
 public static class UapiSetApplier
 {
+    /// <summary>
+    /// Peers an interface may have at most, as wireguard-go's device.MaxPeers (1 &lt;&lt; 16): a
+    /// request past it is refused (EINVAL, as NewPeer's "too many peers"), so `wg set` or `wg addconf`
+    /// cannot add peers until the daemon runs out of memory.
+    /// </summary>
+    public const int MaxPeers = 1 << 16;
+
     public static Task<IReadOnlyList<string>> ApplyAsync(UapiSetRequest request, ITunnelControl control, CancellationToken cancellationToken) =>
         ApplyAsync(request, control, Normal, cancellationToken);
 
@@ -30,7 +37,12 @@ public static class UapiSetApplier
     /// "fwmark 0x7"): a new listen port and peer changes are logged where they are applied, and a
     /// reload (wg syncconf) sends every setting again unchanged.
     /// </returns>
-    public static async Task<IReadOnlyList<string>> ApplyAsync(UapiSetRequest request, ITunnelControl control, Func<NewPeerEcnMode> newPeerEcnModes, CancellationToken cancellationToken)
+    public static Task<IReadOnlyList<string>> ApplyAsync(UapiSetRequest request, ITunnelControl control, Func<NewPeerEcnMode> newPeerEcnModes, CancellationToken cancellationToken) =>
+        ApplyAsync(request, control, newPeerEcnModes, MaxPeers, cancellationToken);
+
+    /// <summary>As above, with at most <paramref name="maxPeers"/> peers (tests use a small bound).</summary>
+    internal static async Task<IReadOnlyList<string>> ApplyAsync(UapiSetRequest request, ITunnelControl control, Func<NewPeerEcnMode> newPeerEcnModes, int maxPeers,
+        CancellationToken cancellationToken)
     {
         NewPeerEcnMode? newPeerEcnMode = null;
         var status = await control.GetStatusAsync(cancellationToken).ConfigureAwait(false);
@@ -98,6 +110,10 @@ public static class UapiSetApplier
                 if (change.UpdateOnly)
                 {
                     continue;
+                }
+                if (draft.Count >= maxPeers)
+                {
+                    throw new UapiException(UapiErrno.EINVAL, $"failed to create new peer: too many peers (at most {maxPeers})");
                 }
                 // A peer removed earlier in this request comes back fresh (no session), as in wireguard-go.
                 newPeerEcnMode ??= newPeerEcnModes();
