@@ -265,4 +265,25 @@ public sealed class WgQuickHookTests
         Assert.False(File.Exists(marker));
         Assert.True(await lab.Namespace.HasLinkAsync(lab.Name)); // the other link is left alone
     }
+
+    /// <summary>
+    /// wg-quick evals a hook in its own shell, so the hook's text is in no process's arguments; run as
+    /// <c>bash -c HOOK</c> it was in that shell's /proc/PID/cmdline, which every local user reads (ps)
+    /// for as long as the hook runs: a hook that carries a key (<c>wg set %i peer K preshared-key
+    /// &lt;(echo PSK)</c>) showed it. The text now reaches the shell in its environment, which only
+    /// root reads. Found in the security review.
+    /// </summary>
+    [Fact]
+    public async Task A_hooks_text_is_not_in_the_arguments_of_the_shell_that_runs_it()
+    {
+        await using var lab = await HookLab.CreateAsync();
+        await lab.WriteConfigAsync($"PostUp = tr '\\0' ' ' < /proc/$$/cmdline > {lab.Trace}; echo secret-{lab.Name} > /dev/null\n");
+        await using var daemon = lab.Start();
+        await lab.WaitForLogAsync($"running interface {lab.Name}");
+        await lab.StopAsync(daemon);
+        string arguments = await File.ReadAllTextAsync(lab.Trace);
+        Assert.StartsWith(Network.WgQuickHookRunner.Shell, arguments, StringComparison.Ordinal);
+        Assert.DoesNotContain("secret-", arguments, StringComparison.Ordinal);
+        await lab.AssertNothingLeftAsync();
+    }
 }

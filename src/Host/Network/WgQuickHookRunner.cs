@@ -20,6 +20,12 @@ public sealed class WgQuickHookRunner(string interfaceName, string configPath, I
 {
     public const string Shell = "/bin/bash";
 
+    /// <summary>Carries the hook's text to the shell; unset before the hook runs, so its commands do not inherit it.</summary>
+    private const string HookVariable = "FIREZONE_HOOK";
+
+    /// <summary>The shell's script: take the hook from <see cref="HookVariable"/> and eval it (wg-quick: <c>(eval "$hook")</c>).</summary>
+    private const string EvalHook = "hook=$" + HookVariable + "; unset " + HookVariable + "; eval \"$hook\"";
+
     /// <summary>How long a down stage (all its lines) may take before its hook is killed.</summary>
     public static readonly TimeSpan DownHookLimit = TimeSpan.FromSeconds(5);
 
@@ -89,10 +95,14 @@ public sealed class WgQuickHookRunner(string interfaceName, string configPath, I
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
-        foreach (string argument in (string[])["-e", "-o", "pipefail", "-c", command])
+        // The hook's text goes to the shell in its environment (/proc/PID/environ: root only), not
+        // as its argument (/proc/PID/cmdline: every local user, ps), and is eval'd there as wg-quick
+        // evals it: a hook may carry a key (`wg set %i peer K preshared-key <(echo PSK)`).
+        foreach (string argument in (string[])["-e", "-o", "pipefail", "-c", EvalHook])
         {
             start.ArgumentList.Add(argument);
         }
+        start.Environment[HookVariable] = command;
         start.Environment["INTERFACE"] = interfaceName;
         start.Environment["CONFIG_FILE"] = configPath;
         Process process;
