@@ -233,6 +233,32 @@ public sealed class ConfigParserTests
     }
 
     /// <summary>
+    /// As many different peers as wireguard-go allows (device.MaxPeers, 65,536), the UAPI's bound
+    /// too; one more is refused at its [Peer] line, where wg-quick's wg setconf fails against
+    /// wireguard-go. A repeated PublicKey is the same peer and does not count. Before, a file of
+    /// 70,000 peers started with all of them (found by the security review).
+    /// </summary>
+    [Fact]
+    public void More_different_peers_than_wireguard_go_allows_are_refused_at_the_first_one_too_many()
+    {
+        const int Max = Firezone.Actors.Host.Uapi.UapiSetApplier.MaxPeers;
+        var text = new System.Text.StringBuilder($"[Interface]\nPrivateKey = {PrivateKey}\n");
+        var key = new byte[32];
+        for (int i = 0; i < Max; i++)
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(key, i + 1);
+            text.Append("[Peer]\nPublicKey = ").Append(Convert.ToBase64String(key)).Append('\n');
+        }
+        text.Append($"[Peer]\nPublicKey = {Convert.ToBase64String(key)}\n"); // the last one again: still Max peers
+        Assert.Equal(Max, Parse(text.ToString()).Peers.Count);
+
+        int line = 3 + 2 * (Max + 1);
+        text.Append($"[Peer]\nPublicKey = {PeerKeyA}\n");
+        var error = Assert.Throws<ConfigException>(() => Parse(text.ToString()));
+        Assert.Equal($"/etc/wg/wg0.conf:{line}: more than 65536 peers (wireguard-go's limit): this is the 65537th different PublicKey", error.Message);
+    }
+
+    /// <summary>
     /// A byte order mark (Windows editors write one) is read past, but wg-quick and wg refuse such a
     /// file ("Line unrecognized: `[Interface]'" with the mark invisible), so the service would start
     /// and every `systemctl reload` (wg syncconf of the same file) fail: the log says so at start.
