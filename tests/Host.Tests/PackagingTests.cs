@@ -129,6 +129,8 @@ public sealed class PackagingTests
         Assert.False(service.ContainsKey("MemoryDenyWriteExecute"));
         Assert.False(service.ContainsKey("ProcSubset"));
         Assert.False(service.ContainsKey("PrivateDevices"));
+        // No core dump with the keys in it (security review, 2026-11-27).
+        Assert.Equal(["0"], service["LimitCORE"]);
     }
 
     /// <summary>
