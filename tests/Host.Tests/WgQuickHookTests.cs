@@ -221,8 +221,18 @@ public sealed class WgQuickHookTests
         await lab.WriteConfigAsync("PreUp = sleep 60\n");
         await using var daemon = lab.Start();
         await lab.WaitForLogAsync("[#] sleep 60");
-        var hooks = (await ProcessRunner.RunAsync("ip", ["netns", "pids", lab.Namespace.Name])).Stdout
-            .Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).Where(p => p != daemon.Pid).ToList();
+        // The line is logged before the shell is started: under load (a clean-clone CI run,
+        // 2026-11-27) the namespace held only the daemon when it was first listed.
+        List<int> hooks = [];
+        for (var waited = System.Diagnostics.Stopwatch.StartNew(); hooks.Count == 0 && waited.Elapsed < TimeSpan.FromSeconds(10);)
+        {
+            hooks = (await ProcessRunner.RunAsync("ip", ["netns", "pids", lab.Namespace.Name])).Stdout
+                .Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).Where(p => p != daemon.Pid).ToList();
+            if (hooks.Count == 0)
+            {
+                await Task.Delay(50);
+            }
+        }
         Assert.NotEmpty(hooks);
         foreach (int pid in hooks)
         {
