@@ -25,6 +25,20 @@ public static unsafe class NetworkInterfaceControl
         return request.ifr_mtu;
     }
 
+    /// <summary>Whether an interface of this name exists in the calling thread's network namespace.</summary>
+    public static bool Exists(string name)
+    {
+        try
+        {
+            GetMtu(name);
+            return true;
+        }
+        catch (TunDeviceException e) when (e.Errno == LibC.ENODEV)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Sets IFF_UP (what <c>ip link set NAME up</c> does).</summary>
     public static void SetUp(string name)
     {

@@ -39,9 +39,25 @@ internal static class TunErrors
         }
         if (errno == LibC.EINVAL)
         {
-            return $"cannot create TUN device {shown}: the name is invalid or taken by an interface that is not a TUN device";
+            // The name itself passed ValidateName; the kernel (tun_set_iff) refuses a name an
+            // interface of another kind has, or a TUN/TAP device made with other flags.
+            return NameHeld(name)
+                ? $"cannot create TUN device {shown}: an interface with that name exists and is not a TUN device this daemon can use (see ip -d link show {shown}); choose another name or remove it"
+                : $"cannot create TUN device {shown}: the kernel refused the name ({Errno.Describe(errno)})";
         }
         return $"creating TUN device {shown} failed: {Errno.Describe(errno)}";
+    }
+
+    private static bool NameHeld(string name)
+    {
+        try
+        {
+            return !string.IsNullOrEmpty(name) && NetworkInterfaceControl.Exists(name);
+        }
+        catch (TunDeviceException)
+        {
+            return false; // only the message depends on it
+        }
     }
 
     /// <summary>Checks a requested name before any system call; returns the message, or null when fine.</summary>

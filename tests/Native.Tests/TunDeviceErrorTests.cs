@@ -36,7 +36,23 @@ public sealed class TunDeviceErrorTests
         using var ns = new NetworkNamespace();
         var error = Assert.Throws<TunDeviceException>(() =>
             ns.RunInside(() => new LinuxTunDevice(new TunDeviceOptions { Name = "lo" })));
-        Assert.Equal("cannot create TUN device lo: the name is invalid or taken by an interface that is not a TUN device", error.Message);
+        Assert.Equal("cannot create TUN device lo: an interface with that name exists and is not a TUN device this daemon can use (see ip -d link show lo); choose another name or remove it", error.Message);
+    }
+
+    /// <summary>
+    /// A veth holding the name (the new-user walk-through's case): the name passed the checks, so the
+    /// message says what holds it rather than that it may be invalid.
+    /// </summary>
+    [Fact]
+    public void A_name_held_by_a_veth_says_an_interface_has_it()
+    {
+        using var ns = new NetworkNamespace();
+        string name = "fzv" + NetworkNamespace.UniqueSuffix();
+        Command.Check("ip", "-n", ns.Name, "link", "add", name, "type", "veth", "peer", "name", name + "p");
+        var error = Assert.Throws<TunDeviceException>(() =>
+            ns.RunInside(() => new LinuxTunDevice(new TunDeviceOptions { Name = name, BringUp = false })));
+        Assert.Equal($"cannot create TUN device {name}: an interface with that name exists and is not a TUN device this daemon can use (see ip -d link show {name}); choose another name or remove it", error.Message);
+        Assert.Equal(22, error.Errno); // EINVAL
     }
 
     /// <summary>
