@@ -241,7 +241,7 @@ public sealed class ConfigParserTests
     [Fact]
     public void More_different_peers_than_wireguard_go_allows_are_refused_at_the_first_one_too_many()
     {
-        const int Max = Firezone.Actors.Host.Uapi.UapiSetApplier.MaxPeers;
+        const int Max = Firezone.Actors.Host.Control.DeviceLimits.MaxPeers;
         var text = new System.Text.StringBuilder($"[Interface]\nPrivateKey = {PrivateKey}\n");
         var key = new byte[32];
         for (int i = 0; i < Max; i++)

@@ -229,7 +229,7 @@ public sealed class UapiSetApplierTests
     [Fact]
     public async Task A_request_that_would_configure_more_peers_than_the_bound_is_refused_and_changes_nothing()
     {
-        Assert.Equal(65536, UapiSetApplier.MaxPeers);
+        Assert.Equal(65536, Control.DeviceLimits.MaxPeers);
         var keys = new[] { TestKeys.New(), TestKeys.New(), TestKeys.New() };
         await SetBoundedAsync(3, $"public_key={keys[0].ToHex()}", $"public_key={keys[1].ToHex()}", $"public_key={keys[2].ToHex()}");
         var privateKey = TestKeys.New();

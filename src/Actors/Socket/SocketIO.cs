@@ -83,6 +83,12 @@ public sealed class SocketIO : UntypedActor
     {
         _current?.Recycle();
         _current = null;
+        StopReceiver();
+    }
+
+    /// <summary>Wakes the receive thread and joins it within <see cref="Tunnels.ReaderStopBound"/>; one that does not end is logged (and stays counted).</summary>
+    private void StopReceiver()
+    {
         if (!_receiver.Stop(Tunnels.ReaderStopBound))
         {
             _log.Error("UDP receive thread for port {ListenPort} did not stop within {Seconds} s after WakeReceiver", _socket.LocalPort, Tunnels.ReaderStopBound.TotalSeconds);
@@ -119,10 +125,7 @@ public sealed class SocketIO : UntypedActor
                 break;
             case StopReceiving:
                 // On SocketIO's own thread (the I/O dispatcher): the join blocks no shared one.
-                if (!_receiver.Stop(Tunnels.ReaderStopBound))
-                {
-                    _log.Error("UDP receive thread for port {ListenPort} did not stop within {Seconds} s after WakeReceiver", _socket.LocalPort, Tunnels.ReaderStopBound.TotalSeconds);
-                }
+                StopReceiver();
                 Sender.Tell(ReceivingStopped.Instance);
                 break;
             case GetSocketStatus:

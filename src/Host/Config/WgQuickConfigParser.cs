@@ -645,10 +645,10 @@ public sealed class WgQuickConfigParser
                 }
                 else
                 {
-                    if (merged.Count == Uapi.UapiSetApplier.MaxPeers)
+                    if (merged.Count == Control.DeviceLimits.MaxPeers)
                     {
-                        // As the UAPI's bound (wireguard-go's device.MaxPeers), where wg setconf fails.
-                        throw Error(builder.Line, $"more than {Uapi.UapiSetApplier.MaxPeers} peers (wireguard-go's limit): this is the {Uapi.UapiSetApplier.MaxPeers + 1}th different PublicKey");
+                        // wireguard-go's device.MaxPeers, where wg setconf fails against it.
+                        throw Error(builder.Line, $"more than {Control.DeviceLimits.MaxPeers} peers (wireguard-go's limit): this is the {Control.DeviceLimits.MaxPeers + 1}th different PublicKey");
                     }
                     peer = new MergedPeer(builder);
                     byKey.Add(publicKey, peer);

@@ -40,15 +40,16 @@ public sealed partial class InterfaceNetworkSetup
         {
             // The record stays noted: resolvconf may have written it before failing (a subscriber
             // script, the time bound), and the teardown after the failed start removes it with -f.
-            // Not when resolvconf could not even be started (not installed): nothing was written,
-            // and a noted record would outlive the start in the state file, to be "removed" with a
-            // Warning by every later start.
-            if (e.InnerException is System.ComponentModel.Win32Exception)
+            // Not when resolvconf could not even be started (not installed, ProcessCommandRunner's
+            // "cannot run"): nothing was written, and a noted record would outlive the start in the
+            // state file, to be "removed" with a Warning by every later start.
+            bool notStarted = e.InnerException is System.ComponentModel.Win32Exception;
+            if (notStarted)
             {
                 _state.Resolvconf = null;
                 SaveState();
             }
-            string hint = e.Message.StartsWith("cannot run resolvconf", StringComparison.Ordinal)
+            string hint = notStarted
                 ? "install resolvconf, openresolv or systemd-resolved, or take the DNS line out"
                 : "resolvconf could not take the record";
             throw new StartupException($"{config.SourcePath}:{device.DnsLine}: DNS: {e.Message} (wg-quick up fails here too: {hint})", e);

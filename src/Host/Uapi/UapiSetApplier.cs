@@ -15,13 +15,6 @@ namespace Firezone.Actors.Host.Uapi;
 /// </summary>
 public static class UapiSetApplier
 {
-    /// <summary>
-    /// Peers an interface may have at most, as wireguard-go's device.MaxPeers (1 &lt;&lt; 16): a
-    /// request past it is refused (EINVAL, as NewPeer's "too many peers"), so `wg set` or `wg addconf`
-    /// cannot add peers until the daemon runs out of memory.
-    /// </summary>
-    public const int MaxPeers = 1 << 16;
-
     public static Task<IReadOnlyList<string>> ApplyAsync(UapiSetRequest request, ITunnelControl control, CancellationToken cancellationToken) =>
         ApplyAsync(request, control, Normal, cancellationToken);
 
@@ -38,9 +31,9 @@ public static class UapiSetApplier
     /// reload (wg syncconf) sends every setting again unchanged.
     /// </returns>
     public static Task<IReadOnlyList<string>> ApplyAsync(UapiSetRequest request, ITunnelControl control, Func<NewPeerEcnMode> newPeerEcnModes, CancellationToken cancellationToken) =>
-        ApplyAsync(request, control, newPeerEcnModes, MaxPeers, cancellationToken);
+        ApplyAsync(request, control, newPeerEcnModes, Control.DeviceLimits.MaxPeers, cancellationToken);
 
-    /// <summary>As above, with at most <paramref name="maxPeers"/> peers (tests use a small bound).</summary>
+    /// <summary>As above, with at most <paramref name="maxPeers"/> peers (tests use a small bound); a request past it is refused with EINVAL, as wireguard-go's NewPeer ("too many peers").</summary>
     internal static async Task<IReadOnlyList<string>> ApplyAsync(UapiSetRequest request, ITunnelControl control, Func<NewPeerEcnMode> newPeerEcnModes, int maxPeers,
         CancellationToken cancellationToken)
     {
