@@ -253,6 +253,51 @@ public sealed class TunnelTrafficTests(ITestOutputHelper output) : ActorTestBase
         StopAndAssertNoLeaks(a, b);
     }
 
+    [Fact]
+    public void After_idle_the_first_read_of_the_TUN_device_takes_one_packet_which_is_sent_before_the_reader_reads_on()
+    {
+        // A read after idle is most often a lone packet (a ping): the reader hands it on before it
+        // makes the read that finds the TUN device's queue empty (BatchReaderThread). A burst that
+        // came in meanwhile follows at once, in order.
+        var (a, b) = StartPair();
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+        AwaitWritten(b, 1);
+        Thread.Sleep(100); // A's TUN reader is blocked again, far longer than ReplyPoll.IdleBefore
+        int reads = a.Tun.ReadSizes.Length;
+        int seen = Network.Log.Count;
+        a.Tun.Inject(
+            Packets.Ipv4(a.Address, b.Address, id: 2),
+            Packets.Ipv4(a.Address, b.Address, id: 3),
+            Packets.Ipv4(a.Address, b.Address, id: 4));
+        AwaitWritten(b, 4);
+
+        Assert.Equal([1, 2], a.Tun.ReadSizes.Skip(reads));
+        Assert.Equal([2, 3, 4], b.Tun.Written.Skip(1).Select(p => (int)Packets.IdOf(p)));
+        Assert.Equal(3, DataFrom(a, seen).Length);
+        StopAndAssertNoLeaks(a, b);
+    }
+
+    [Fact]
+    public void A_polling_read_of_the_TUN_device_hands_on_its_first_packet_and_the_device_reader_the_rest()
+    {
+        // The thread that polls the TUN device for the reply (here B's socket reader, after writing
+        // the request) takes one packet; B's TUN reader, kicked, hands on the others.
+        var (a, b) = StartPollingPair();
+        b.Tun.AnswerQuietly = request =>
+            [.. Enumerable.Range(1, 3).Select(k => Packets.Ipv4(b.Address, a.Address, id: (ushort)(Packets.IdOf(request) + 1000 * k)))];
+        AwaitReadersIdle();
+        int seen = Network.Log.Count;
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 2));
+        AwaitWritten(a, 3);
+
+        Assert.Equal([1002, 2002, 3002], a.Tun.Written.Select(p => (int)Packets.IdOf(p)));
+        var answers = DataFrom(b, seen);
+        Assert.Equal(3, answers.Length);
+        Assert.StartsWith("udp-receiver", answers[0].SenderThread);
+        Assert.All(answers.Skip(1), d => Assert.StartsWith("tun-reader", d.SenderThread));
+        StopAndAssertNoLeaks(a, b);
+    }
+
     /// <summary>
     /// A and B with reply polling on (a long limit, so a slow test machine still catches a reply),
     /// after a handshake and a first packet, with no batch left on the actor path.

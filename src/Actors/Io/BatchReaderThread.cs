@@ -35,6 +35,19 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
     /// <summary>The most packets a partner reads of this device in one reply poll (one recvmmsg; the device's own reads take more).</summary>
     internal const int PartnerReadMost = 64;
 
+    // A read after idle (the first of this thread after its wait, and a partner's read, which comes
+    // after a packet woke the partner from idle) on a device that gives one packet per call
+    // (IBatchReaderSteps.OnePacketPerCall) takes one packet. Such a read is most often of a lone
+    // packet (a ping, a request, its reply), and reading on until the queue is empty costs one more
+    // call before that packet is sealed or written; after a pause every call is slow here (its
+    // kernel path is cold: README, "Why the ping target is not met"). Packets behind it are read by
+    // the next pass at once: the device stays readable, and the device's own thread is kicked for a
+    // super-packet's segments. A device that reads what is queued in one call (recvmmsg) reads as
+    // before.
+    private int FirstReadAfterIdleMost => _steps.OnePacketPerCall ? 1 : int.MaxValue;
+
+    private int PartnerReadLimit => _steps.OnePacketPerCall ? 1 : PartnerReadMost;
+
     private static readonly long IdleTicks = (long)(ReplyPoll.IdleBefore.TotalSeconds * Stopwatch.Frequency);
 
     private static readonly long PausedNoticeTicks = (long)(ReadsPaused.Interval.TotalSeconds * Stopwatch.Frequency);
@@ -108,12 +121,12 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
             {
                 return -1;
             }
-            int read = Math.Max(Pass(out _, PartnerReadMost), 0);
+            int read = Math.Max(Pass(out _, PartnerReadLimit), 0);
             if (_steps.HasPending)
             {
                 // This read left packets in the device object (a super-packet's segments, GRO
                 // leftovers). This device's own thread is blocked in poll and would not see them
-                // until the next packet arrives: kick it. One pass of at most PartnerReadMost
+                // until the next packet arrives: kick it. One pass of at most PartnerReadLimit
                 // packets here, so a partner never takes over a busy device.
                 _steps.Kick();
             }
@@ -153,7 +166,7 @@ internal sealed class BatchReaderThread<TSteps> : IPartnerReader where TSteps : 
                     {
                         break; // stopped, or failed in a pass on the partner's thread
                     }
-                    read = Pass(out bytes);
+                    read = Pass(out bytes, fromIdle ? FirstReadAfterIdleMost : int.MaxValue);
                 }
                 if (read < 0)
                 {

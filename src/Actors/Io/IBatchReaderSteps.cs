@@ -16,6 +16,14 @@ internal interface IBatchReaderSteps
     /// <summary>Reads what the device has queued now, without waiting; returns how many buffers were filled.</summary>
     int TryReadBatch(Span<PacketBuffer> buffers);
 
+    /// <summary>
+    /// True when the device gives one packet per system call (a TUN device's <c>read</c>), so a read of
+    /// a batch ends with a call that finds the queue empty; false when one call reads what is queued
+    /// (<c>recvmmsg</c>). A read after idle stops at the first packet on such a device
+    /// (<see cref="BatchReaderThread{TSteps}"/>).
+    /// </summary>
+    bool OnePacketPerCall { get; }
+
     /// <summary>True when a read left packets in the device object that the next read hands out (a blocked poll does not see them).</summary>
     bool HasPending { get; }
 

@@ -148,6 +148,8 @@ public sealed class SocketIO : UntypedActor
 
         public readonly int TryReadBatch(Span<PacketBuffer> buffers) => socket.TryReceiveBatch(buffers);
 
+        public readonly bool OnePacketPerCall => false; // recvmmsg reads what is queued in one call
+
         public readonly bool HasPending => socket.HasPendingDatagrams;
 
         public readonly void Kick() => socket.KickReceiver();

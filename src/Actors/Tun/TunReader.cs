@@ -94,6 +94,8 @@ public sealed class TunReader : UntypedActor
 
         public int TryReadBatch(Span<PacketBuffer> buffers) => tun.TryReadBatch(buffers);
 
+        public bool OnePacketPerCall => true; // a read call per packet (segments of a super-packet come without one)
+
         public bool HasPending => tun.HasPendingPackets;
 
         public void Kick() => tun.KickReader();

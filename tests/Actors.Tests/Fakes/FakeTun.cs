@@ -16,6 +16,7 @@ public sealed class FakeTun(string name = "faketun0") : ITunDevice
     private bool _quietLeft; // a read left some of them: pending in the device object
     private readonly List<byte[]> _written = [];
     private readonly List<string?> _writerThreads = [];
+    private readonly List<int> _reads = []; // packets returned by each read that returned any
     private bool _woken;
     private Exception? _readFailure;
     private Exception? _writeFailure;
@@ -99,6 +100,18 @@ public sealed class FakeTun(string name = "faketun0") : ITunDevice
         }
     }
 
+    /// <summary>How many packets each read that returned any returned, in order.</summary>
+    public int[] ReadSizes
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _reads.ToArray();
+            }
+        }
+    }
+
     /// <summary>The name of the thread that wrote each packet of <see cref="Written"/>.</summary>
     public string?[] WriterThreads
     {
@@ -173,6 +186,10 @@ public sealed class FakeTun(string name = "faketun0") : ITunDevice
             while (n < buffers.Length && _inbound.TryDequeue(out var packet))
             {
                 Fill(buffers[n++], packet);
+            }
+            if (n > 0)
+            {
+                _reads.Add(n);
             }
             return n;
         }
