@@ -72,6 +72,7 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
             }
             // The kernel writes the final name back (tun%d -> tun0); set first, so errors name it.
             Name = Marshal.PtrToStringUTF8((nint)request.ifr_name) ?? requested;
+            Index = NetworkInterfaceControl.GetIndex(Name);
             if ((request.ifr_flags & IfTun.IFF_VNET_HDR) != 0)
             {
                 Offloads = EnableOffloads(fd);
@@ -103,7 +104,15 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
         }
     }
 
+    /// <summary>The interface's name when it was created or attached; it may be renamed since (see <see cref="Index"/>).</summary>
     public string Name { get; }
+
+    /// <summary>
+    /// The interface's index, which a rename (<c>ip link set NAME name NEW</c>) keeps: what follows the
+    /// interface after it (<see cref="NetworkInterfaceControl.GetMtu(int, out string)"/>), as wireguard-go
+    /// matches its link messages by index.
+    /// </summary>
+    public int Index { get; }
 
     /// <summary>The offloads in use (None without <see cref="TunDeviceOptions.Offloads"/> or when the kernel refused IFF_VNET_HDR).</summary>
     public TunOffloads Offloads { get; }

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Text;
 using Firezone.Actors.Native.Interop;
 using Tmds.Linux;
@@ -24,6 +25,61 @@ public static unsafe class NetworkInterfaceControl
         Control(name, LibC.SIOCGIFMTU, &request, $"reading the MTU of {name}");
         return request.ifr_mtu;
     }
+
+    /// <summary>The index of the interface <paramref name="name"/> (SIOCGIFINDEX); a rename keeps it.</summary>
+    public static int GetIndex(string name)
+    {
+        If.ifreq request = Request(name);
+        Control(name, LibC.SIOCGIFINDEX, &request, $"reading the index of {name}");
+        return request.ifr_ifindex;
+    }
+
+    /// <summary>
+    /// The name the interface of <paramref name="index"/> has now (SIOCGIFNAME, what if_indextoname
+    /// does). ENODEV once it is deleted or moved to another network namespace.
+    /// </summary>
+    public static string GetName(int index)
+    {
+        If.ifreq request = default;
+        request.ifr_ifindex = index;
+        Control($"with index {index} in this network namespace (deleted, or moved to another)", LibC.SIOCGIFNAME, &request,
+            $"reading the name of interface index {index}");
+        return Marshal.PtrToStringUTF8((nint)request.ifr_name) ?? string.Empty;
+    }
+
+    /// <summary>
+    /// The MTU of the interface of <paramref name="index"/>, whatever it is called now (an
+    /// administrator may rename it: <c>ip link set NAME name NEW</c>), and that name. SIOCGIFMTU takes
+    /// a name, so the name is read by index before and after: a rename in between would have read
+    /// another interface of that name, or none, and the read is made again.
+    /// </summary>
+    public static int GetMtu(int index, out string name)
+    {
+        for (int attempt = 1; ; attempt++)
+        {
+            name = GetName(index);
+            try
+            {
+                int mtu = GetMtu(name);
+                if (GetName(index) == name)
+                {
+                    return mtu;
+                }
+            }
+            catch (TunDeviceException e) when (e.Errno == LibC.ENODEV && attempt < RenameRetries)
+            {
+                // Renamed since its name was read: read it again.
+                continue;
+            }
+            if (attempt >= RenameRetries)
+            {
+                throw new TunDeviceException($"reading the MTU of interface index {index} failed: it was renamed while being read, {RenameRetries} times", LibC.EAGAIN);
+            }
+        }
+    }
+
+    // A rename is rare; one racing every read of a loop of three is a rename loop, reported as such.
+    private const int RenameRetries = 3;
 
     /// <summary>Whether an interface of this name exists in the calling thread's network namespace.</summary>
     public static bool Exists(string name)

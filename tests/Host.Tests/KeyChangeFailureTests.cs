@@ -2,8 +2,10 @@ namespace Firezone.Actors.Host.Tests;
 
 /// <summary>
 /// A new private key whose rebuild fails leaves the daemon as it was: the running tunnel, the old
-/// key and the peers, and `wg set` reports the failure (EIO). The rebuild fails here where a
-/// reading of the interface's MTU by name fails (the interface renamed under the daemon). Before,
+/// key and the peers, and `wg set` reports the failure (EIO). The rebuild fails here where it reads
+/// the interface's MTU: the interface was moved into another network namespace (`ip link set NAME
+/// netns OTHER`), where the daemon cannot read it (a rename no longer fails it: the daemon follows
+/// the interface by its index, see InterfaceRenameTests). Before,
 /// the old tunnel was stopped first: the daemon was left with no tunnel under the new key, `wg show`
 /// then took the interface for deleted and stopped the daemon, and a `wg set` of the same key again
 /// changed nothing (the key was taken as set).
@@ -22,8 +24,9 @@ public sealed class KeyChangeFailureTests
     public async Task A_key_change_whose_rebuild_fails_keeps_the_running_tunnel_and_old_key_and_a_retry_applies_it()
     {
         await using var ns = await NetworkNamespace.CreateAsync();
-        string id = Guid.NewGuid().ToString("N")[..8];
-        string name = "fzd" + id, renamed = "fzr" + id;
+        // Deleted before ns: an interface left in it (a failed test) is deleted with it.
+        await using var elsewhere = await NetworkNamespace.CreateAsync();
+        string name = "fzd" + Guid.NewGuid().ToString("N")[..8];
         string keyFile = Path.Combine(Path.GetTempPath(), $"fzt-{name}.key");
         var oldKey = TestKeys.New();
         var newKey = TestKeys.New();
@@ -36,9 +39,9 @@ public sealed class KeyChangeFailureTests
             Assert.Equal(0, (await ProcessRunner.WgAsync("set", name, "private-key", keyFile, "peer", peer, "allowed-ips", "10.9.0.2/32")).ExitCode);
             Assert.Equal(1, Starts(await File.ReadAllTextAsync(daemon.LogFile)));
 
-            // The UAPI socket keeps its name; the interface's MTU cannot be read by the old one.
-            await OkAsync(ns, "ip", "link", "set", name, "down");
-            await OkAsync(ns, "ip", "link", "set", name, "name", renamed);
+            // The TUN device goes on (its descriptor stays attached), but the daemon's network
+            // namespace has no interface of that index any more: its MTU cannot be read.
+            await OkAsync(ns, "ip", "link", "set", name, "netns", elsewhere.Name);
             await File.WriteAllTextAsync(keyFile, newKey.ToBase64());
             var failed = await ProcessRunner.WgAsync("set", name, "private-key", keyFile);
             Assert.NotEqual(0, failed.ExitCode);
@@ -53,8 +56,8 @@ public sealed class KeyChangeFailureTests
             Assert.DoesNotContain("stopping", log);
             Assert.Contains("The new private key was not applied", log);
 
-            // Once the name is back, the same request applies.
-            await OkAsync(ns, "ip", "link", "set", renamed, "name", name);
+            // Once the interface is back (with its index: no other took it meanwhile), the same request applies.
+            await OkAsync(elsewhere, "ip", "link", "set", name, "netns", ns.Name);
             var retried = await ProcessRunner.WgAsync("set", name, "private-key", keyFile);
             Assert.True(retried.ExitCode == 0, retried.Stderr);
             Assert.Equal(newKey.ToBase64(), (await ProcessRunner.WgAsync("show", name, "private-key")).Stdout.Trim());

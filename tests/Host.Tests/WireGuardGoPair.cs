@@ -8,7 +8,9 @@ namespace Firezone.Actors.Host.Tests;
 /// 10.S.0.1 and 10.S.0.2, A on UDP port 51000 + S, B on 52000 + S. B always knows A's endpoint;
 /// A knows B's only when <c>endpointAtA</c> (otherwise it learns it from B's first handshake).
 /// Dispose stops both daemons by PID (wireguard-go through its socket, then by PID) and deletes the
-/// namespaces, key files and sockets, also when the set-up itself failed.
+/// namespaces, key files and sockets, also when the set-up itself failed. With <c>renameTo</c>, our
+/// interface is renamed after the daemon started and before it has a key (<see cref="OursLink"/>
+/// is then its name for ip(8); `wg` still reaches the daemon by its socket's name, <see cref="Ours"/>).
 /// </summary>
 internal sealed class WireGuardGoPair : IAsyncDisposable
 {
@@ -23,13 +25,17 @@ internal sealed class WireGuardGoPair : IAsyncDisposable
         string suffix = Guid.NewGuid().ToString("N")[..6];
         Subnet = subnet;
         Ours = "fza" + suffix;
+        OursLink = Ours;
         Theirs = "fzb" + suffix;
     }
 
     public int Subnet { get; }
 
-    /// <summary>Our interface (namespace A).</summary>
+    /// <summary>Our interface (namespace A) and its UAPI socket's name.</summary>
     public string Ours { get; }
+
+    /// <summary>Our interface's link name now: <see cref="Ours"/> unless it was renamed.</summary>
+    public string OursLink { get; private set; }
 
     /// <summary>wireguard-go's interface (namespace B).</summary>
     public string Theirs { get; }
@@ -59,12 +65,12 @@ internal sealed class WireGuardGoPair : IAsyncDisposable
 
     public string PublicB { get; private set; } = "";
 
-    public static async Task<WireGuardGoPair> StartAsync(int subnet, bool endpointAtA = true)
+    public static async Task<WireGuardGoPair> StartAsync(int subnet, bool endpointAtA = true, string? renameTo = null)
     {
         var pair = new WireGuardGoPair(subnet);
         try
         {
-            await pair.SetUpAsync(endpointAtA);
+            await pair.SetUpAsync(endpointAtA, renameTo);
             return pair;
         }
         catch
@@ -80,7 +86,7 @@ internal sealed class WireGuardGoPair : IAsyncDisposable
         Assert.True(result.ExitCode == 0, $"{file} {string.Join(' ', arguments)}: {result.Stderr}");
     }
 
-    private async Task SetUpAsync(bool endpointAtA)
+    private async Task SetUpAsync(bool endpointAtA, string? renameTo)
     {
         _a = await NetworkNamespace.CreateAsync();
         _b = await NetworkNamespace.CreateAsync();
@@ -102,11 +108,15 @@ internal sealed class WireGuardGoPair : IAsyncDisposable
         await OkAsync(B, "ip", "link", "set", vethB, "up");
 
         await Daemon.WaitReadyAsync();
+        if (renameTo is not null)
+        {
+            await RenameOursAsync(renameTo);
+        }
         string[] endpoint = endpointAtA ? ["endpoint", $"{UnderlayB}:{PortB}"] : [];
         await OkAsync(A, "wg", ["set", Ours, "private-key", keyFileA, "listen-port", Port(PortA), "peer", PublicB,
             .. endpoint, "allowed-ips", TunnelB + "/32"]);
-        await OkAsync(A, "ip", "address", "add", TunnelA + "/24", "dev", Ours);
-        await OkAsync(A, "ip", "link", "set", Ours, "up");
+        await OkAsync(A, "ip", "address", "add", TunnelA + "/24", "dev", OursLink);
+        await OkAsync(A, "ip", "link", "set", OursLink, "up");
 
         var go = await B.ExecAsync("wireguard-go", [Theirs], timeout: TimeSpan.FromSeconds(30));
         if (File.Exists(UapiSocketPath.For(Theirs)))
@@ -118,6 +128,14 @@ internal sealed class WireGuardGoPair : IAsyncDisposable
             "endpoint", $"{UnderlayA}:{PortA}", "allowed-ips", TunnelA + "/32");
         await OkAsync(B, "ip", "address", "add", TunnelB + "/24", "dev", Theirs);
         await OkAsync(B, "ip", "link", "set", Theirs, "up");
+    }
+
+    /// <summary>`ip link set OURS name NEW` (the link must be down for it); the daemon keeps its socket's name.</summary>
+    public async Task RenameOursAsync(string name)
+    {
+        await OkAsync(A, "ip", "link", "set", OursLink, "down");
+        await OkAsync(A, "ip", "link", "set", OursLink, "name", name);
+        OursLink = name;
     }
 
     /// <summary>Our peer's line of `wg show OURS dump`: public key, psk, endpoint, allowed ips, handshake, rx, tx, keepalive.</summary>

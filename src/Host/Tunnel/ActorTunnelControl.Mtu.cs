@@ -61,15 +61,18 @@ public sealed partial class ActorTunnelControl
             return;
         }
         int mtu;
+        string name;
         try
         {
-            mtu = NetworkInterfaceControl.GetMtu(_tun.Name);
+            // By index: a renamed interface (ip link set NAME name NEW) is still ours, and wireguard-go
+            // goes on running through a rename.
+            mtu = NetworkInterfaceControl.GetMtu(_tun.Index, out name);
         }
         catch (TunDeviceException e) when (e.Errno == Tmds.Linux.LibC.ENODEV && _tunnel is null)
         {
             // No tunnel runs yet (no private key), so no TUN reader reports the loss: deleting the
             // interface (wg-quick down) stops the daemon here, as a removal (exit 0, as wireguard-go).
-            string reason = $"TUN device {_tun.Name} is gone (deleted, or its network namespace removed)";
+            string reason = $"TUN device {_tun.Name} is gone (deleted, moved to another network namespace, or its network namespace removed)";
             logger.LogInformation("{Reason}; stopping", reason);
             services.GetService<Daemon.DaemonExit>()?.Removed(reason);
             services.GetService<IHostApplicationLifetime>()?.StopApplication();
@@ -83,13 +86,13 @@ public sealed partial class ActorTunnelControl
         {
             logger.LogWarning(
                 "MTU {Mtu} of {Interface} exceeds the {BufferSize}-byte packet buffers (MTU up to {MaxMtu}); rebuilding the tunnel on {NewSize}-byte buffers",
-                mtu, _tun.Name, _pool.BufferSize, PacketBufferSizing.MaxMtuFor(_pool.BufferSize), PacketBufferSizing.BufferSizeFor(mtu));
+                mtu, name, _pool.BufferSize, PacketBufferSizing.MaxMtuFor(_pool.BufferSize), PacketBufferSizing.BufferSizeFor(mtu));
             await RebuildAsync(newSocket: null, newPoolMtu: mtu, keepSessions: true).ConfigureAwait(false);
             return;
         }
         if (_device is { } device && device.Mtu != mtu)
         {
-            logger.LogInformation("MTU of {Interface} is now {Mtu}", _tun.Name, mtu);
+            logger.LogInformation("MTU of {Interface} is now {Mtu}", name, mtu);
             device.Mtu = mtu;
         }
     }

@@ -19,7 +19,7 @@ public sealed partial class ActorTunnelControl
     /// </summary>
     private async Task RebuildAsync(LinuxUdpSocket? newSocket, int? newPoolMtu = null, bool keepSessions = false)
     {
-        // What can fail without the running tunnel's I/O (the MTU read by the interface's name, the
+        // What can fail without the running tunnel's I/O (the MTU read by the interface's index, the
         // engine device) comes first: a failure then leaves the running tunnel as it is.
         Device? device;
         PacketBufferPool pool;
@@ -62,8 +62,9 @@ public sealed partial class ActorTunnelControl
         {
             return (null, pool);
         }
-        // The live MTU, not the one at open: wg-quick may have changed it since.
-        int mtu = NetworkInterfaceControl.GetMtu(_tun!.Name);
+        // The live MTU, not the one at open: wg-quick may have changed it since. By index: the
+        // interface may have been renamed.
+        int mtu = NetworkInterfaceControl.GetMtu(_tun!.Index, out _);
         if (PacketBufferSizing.BufferSizeFor(mtu) > pool.BufferSize)
         {
             pool = PacketBufferSizing.PoolFor(mtu);
