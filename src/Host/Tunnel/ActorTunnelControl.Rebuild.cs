@@ -126,8 +126,11 @@ public sealed partial class ActorTunnelControl
             // or the socket. Reopen both; TUNSETPERSIST keeps the interface (and its addresses and
             // routes) meanwhile.
             _tun!.SetPersistent(true);
+            // By the name the interface has now: after a rename (ip link set NAME name NEW) the
+            // name it was created with would make a second interface and leave this one behind.
+            string name = CurrentName(_tun);
             _tun.Dispose();
-            _tun = OpenTun(mtu: null); // keeps the MTU the interface has now
+            _tun = OpenTun(mtu: null, name); // keeps the MTU the interface has now
             _tun.SetPersistent(false);
             if (newSocket is null && _socket is not null)
             {

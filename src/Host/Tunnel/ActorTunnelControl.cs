@@ -150,18 +150,32 @@ public sealed partial class ActorTunnelControl(
     }
 
     /// <param name="mtu">Set on the interface; null: leave it (a reopened, persistent interface).</param>
-    private LinuxTunDevice OpenTun(int? mtu)
+    /// <param name="name">The interface's name now (a reopened interface may have been renamed); null: the configured name.</param>
+    private LinuxTunDevice OpenTun(int? mtu, string? name = null)
     {
         try
         {
             return new LinuxTunDevice(new TunDeviceOptions
             {
-                Name = options.InterfaceName, Mtu = mtu, UdpCoalescing = options.UdpCoalescing,
+                Name = name ?? options.InterfaceName, Mtu = mtu, UdpCoalescing = options.UdpCoalescing,
             });
         }
         catch (TunDeviceException e)
         {
             throw new StartupException(e.Message, e);
+        }
+    }
+
+    /// <summary>The name <paramref name="tun"/>'s interface has now, read by its index; the name it was opened with if that read fails.</summary>
+    private static string CurrentName(LinuxTunDevice tun)
+    {
+        try
+        {
+            return NetworkInterfaceControl.GetName(tun.Index);
+        }
+        catch (TunDeviceException)
+        {
+            return tun.Name; // gone or moved: reopening by the first name is all that is left
         }
     }
 
