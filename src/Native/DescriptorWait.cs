@@ -65,6 +65,42 @@ internal static unsafe class DescriptorWait
         }
     }
 
+    /// <summary>
+    /// A reader's pause: <paramref name="timeoutMs"/> unless the stop <paramref name="wake"/> or a
+    /// <paramref name="kick"/> (cleared here) comes first (TimedOut, Woken or Kicked). Disposed
+    /// handles count as a stop.
+    /// </summary>
+    internal static Outcome Pause(WakeEvent wake, WakeEvent kick, int timeoutMs)
+    {
+        bool wakeAdded = false, kickAdded = false;
+        try
+        {
+            wake.Handle.DangerousAddRef(ref wakeAdded);
+            kick.Handle.DangerousAddRef(ref kickAdded);
+            var outcome = Wait(-1, 0, wake.Handle.Fd, kick.Handle.Fd, timeoutMs, out _);
+            if (outcome == Outcome.Kicked)
+            {
+                kick.Clear();
+            }
+            return outcome;
+        }
+        catch (ObjectDisposedException)
+        {
+            return Outcome.Woken;
+        }
+        finally
+        {
+            if (kickAdded)
+            {
+                kick.Handle.DangerousRelease();
+            }
+            if (wakeAdded)
+            {
+                wake.Handle.DangerousRelease();
+            }
+        }
+    }
+
     /// <param name="wakeFd">The stop eventfd, or -1 for none (poll ignores negative descriptors).</param>
     /// <param name="timeoutMs">-1 waits forever.</param>
     internal static Outcome Wait(int fd, short events, int wakeFd, int timeoutMs, out short revents) =>

@@ -83,6 +83,15 @@ public interface IUdpBatchSocket : IDisposable
     long ReceiveControlTruncated => 0;
 
     /// <summary>
+    /// Receives the kernel refused with an errno that does not mean the socket is gone (ENOMEM...):
+    /// each read nothing and the reads went on (see LinuxUdpSocket.ReceiveErrors.cs); 0 when not counted.
+    /// </summary>
+    long ReceiveErrors => 0;
+
+    /// <summary>errno of the last receive counted in <see cref="ReceiveErrors"/>; 0 when none or not counted.</summary>
+    int LastReceiveErrno => 0;
+
+    /// <summary>
     /// Send messages whose source address (<see cref="PacketBuffer.LocalAddress"/>) the host no
     /// longer has, sent again from the kernel's choice; 0 when not counted.
     /// </summary>

@@ -251,6 +251,10 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
         {
             return true; // segments left over from an earlier read come first, without poll
         }
+        if (_receiveRefused && !PauseAfterRefusedReceive(ref timeoutMs, out bool readable))
+        {
+            return readable; // see LinuxUdpSocket.ReceiveErrors.cs
+        }
         return DescriptorWait.WaitReadable(_fd, _wake, _kick, timeoutMs) switch
         {
             DescriptorWait.Outcome.Ready or DescriptorWait.Outcome.Kicked => true,
@@ -349,7 +353,8 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
     }
 
     /// <summary>recvmmsg (or recvmsg in a loop) into the first <paramref name="count"/> prepared
-    /// messages of the receive batch, without waiting; returns how many arrived (0 on a transient error).</summary>
+    /// messages of the receive batch, without waiting; returns how many arrived (0 on an error that
+    /// leaves the socket usable, see LinuxUdpSocket.ReceiveErrors.cs).</summary>
     private int ReceiveMessages(int fd, int count)
     {
         MessageBatch batch = _receive;
@@ -381,18 +386,6 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
             received++;
         }
         return received;
-    }
-
-    private static void CheckReceiveError(int errno)
-    {
-        // EAGAIN: nothing after all; EINTR: signal; the rest are ICMP errors queued on the socket
-        // (reported once, then gone): all mean "wait again".
-        if (errno == LibC.EAGAIN || errno == LibC.EINTR || errno == LibC.ECONNREFUSED
-            || errno == LibC.EHOSTUNREACH || errno == LibC.ENETUNREACH || errno == LibC.EMSGSIZE)
-        {
-            return;
-        }
-        throw new UdpSocketException($"receiving UDP datagrams failed: {Errno.Describe(errno)}", errno);
     }
 
     private static UdpEndpoint ReadEndpoint(byte* name)

@@ -81,6 +81,7 @@ public sealed class MetricsTests(ITestOutputHelper output) : ActorTestBase(outpu
         a.Socket.ReceiveTruncated = 3;
         a.Socket.SourcesDropped = 19;
         a.Socket.ReceiveControlTruncated = 23;
+        a.Socket.ReceiveErrors = 29;
         a.Tun.ReadDropped = 5;
         var counters = Control<Firezone.Actors.Actors.Tunnel.TunnelTopology>(a, Firezone.Actors.Actors.Tunnel.GetTunnelTopology.Instance).Counters;
         Interlocked.Add(ref counters.HandshakesQueueFull, 7);
@@ -119,6 +120,7 @@ public sealed class MetricsTests(ITestOutputHelper output) : ActorTestBase(outpu
                 Assert.Contains(3, seen.GetValueOrDefault("firezone.device.datagrams.too_large") ?? []);
                 Assert.Contains(19, seen.GetValueOrDefault("firezone.device.datagrams.source_dropped") ?? []);
                 Assert.Contains(23, seen.GetValueOrDefault("firezone.device.datagrams.control_truncated") ?? []);
+                Assert.Contains(29, seen.GetValueOrDefault("firezone.device.datagrams.receive_errors") ?? []);
                 Assert.Contains(5, seen.GetValueOrDefault("firezone.device.tun.read_dropped") ?? []);
                 Assert.Contains(7, seen.GetValueOrDefault("firezone.device.handshakes.dropped.queue_full") ?? []);
                 Assert.Contains(11, seen.GetValueOrDefault("firezone.device.handshakes.rejected") ?? []);

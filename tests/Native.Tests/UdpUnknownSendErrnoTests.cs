@@ -32,7 +32,7 @@ public sealed class UdpUnknownSendErrnoTests(ITestOutputHelper output)
         var unsent = new int[batch.Length];
         int sent = -1;
         Exception? thrown = null;
-        SendErrnoInjection.Run(SendErrnoInjection.Call.SendMmsgOfLength, ENOMEM, () =>
+        SyscallErrnoInjection.Run(SyscallErrnoInjection.Call.SendMmsgOfLength, ENOMEM, () =>
         {
             try
             {
@@ -72,7 +72,7 @@ public sealed class UdpUnknownSendErrnoTests(ITestOutputHelper output)
         var unsent = new int[batch.Length];
         int sent = -1;
         Exception? thrown = null;
-        SendErrnoInjection.Run(SendErrnoInjection.Call.SendMsg, ENOMEM, () =>
+        SyscallErrnoInjection.Run(SyscallErrnoInjection.Call.SendMsg, ENOMEM, () =>
         {
             try
             {

@@ -120,6 +120,9 @@ public sealed class SocketIO : UntypedActor
             case ControlDataTruncated cut:
                 _log.Warning(ControlDataTruncated.LogTemplate, _socket.LocalPort, cut.Reads);
                 break;
+            case ReceivesRefused refused:
+                _log.Warning(ReceivesRefused.LogTemplate, _socket.LocalPort, refused.Reads, Errno.Describe(refused.LastErrno));
+                break;
             case Tunnel.StartReading:
                 _receiver.Start();
                 break;
@@ -143,10 +146,22 @@ public sealed class SocketIO : UntypedActor
     {
         private InboundHandshakes? _handshakes;
         private CountedLogRateLimit _controlTruncatedLog;
+        private CountedLogRateLimit _refusedLog;
 
         public readonly bool WaitReadable(int timeoutMs) => socket.WaitReadable(timeoutMs);
 
-        public readonly int TryReadBatch(Span<PacketBuffer> buffers) => socket.TryReceiveBatch(buffers);
+        public int TryReadBatch(Span<PacketBuffer> buffers)
+        {
+            int read = socket.TryReceiveBatch(buffers);
+            // Here, not in Flush: a refused read reads nothing, and a pass that read nothing does
+            // not flush. A field read per read; the clock only once a read has been refused.
+            long refused = socket.ReceiveErrors;
+            if (refused != 0 && _refusedLog.TryTake(refused, clock.Now, ReceivesRefused.Interval))
+            {
+                owner.Tell(new ReceivesRefused(refused, socket.LastReceiveErrno), ActorRefs.NoSender);
+            }
+            return read;
+        }
 
         public readonly bool OnePacketPerCall => false; // recvmmsg reads what is queued in one call
 

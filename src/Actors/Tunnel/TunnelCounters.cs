@@ -100,6 +100,9 @@ public sealed class TunnelCounters
     /// <summary>Reads dropped on receive because the kernel cut their control data (MSG_CTRUNC: ECN codepoint or GRO segment size missing).</summary>
     public long DatagramsControlTruncatedCount => Socket?.ReceiveControlTruncated ?? 0;
 
+    /// <summary>Socket reads the kernel refused with an errno that leaves the socket usable (ENOMEM...), each followed by a short pause; the datagrams stay queued.</summary>
+    public long DatagramsReceiveErrorsCount => Socket?.ReceiveErrors ?? 0;
+
     /// <summary>Send messages whose source address (the one the peer contacted) was gone from the host, sent again from the kernel's choice.</summary>
     public long DatagramsSourceDroppedCount => Socket?.SourcesDropped ?? 0;
 }

@@ -169,6 +169,11 @@ public sealed class FakeUdpSocket : Firezone.Actors.Native.IUdpBatchSocket
     /// <summary>As a real socket would count reads whose control data the kernel cut (set by a test).</summary>
     public long ReceiveControlTruncated { get; set; }
 
+    /// <summary>As a real socket would count reads the kernel refused with an errno that leaves it usable (set by a test).</summary>
+    public long ReceiveErrors { get; set; }
+
+    public int LastReceiveErrno { get; set; }
+
     public bool WaitReadable(int timeoutMs)
     {
         lock (_gate)

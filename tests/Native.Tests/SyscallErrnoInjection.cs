@@ -4,13 +4,13 @@ using System.Runtime.InteropServices;
 namespace Firezone.Actors.Native.Tests;
 
 /// <summary>
-/// Makes a send system call fail with a chosen errno, on one thread only: a seccomp filter
+/// Makes a send or receive system call fail with a chosen errno, on one thread only: a seccomp filter
 /// (SECCOMP_RET_ERRNO) installed on a thread of its own, which runs the action and ends, taking the
 /// filter with it (filters belong to the thread that installs them and to threads it starts later).
 /// The errnos a test wants (ENOMEM, and others the kernel gives rarely) cannot be provoked on
 /// loopback at will. x86-64 and arm64.
 /// </summary>
-internal static unsafe partial class SendErrnoInjection
+internal static unsafe partial class SyscallErrnoInjection
 {
     private const int PR_SET_NO_NEW_PRIVS = 38;
     private const int PR_SET_SECCOMP = 22;
@@ -52,6 +52,12 @@ internal static unsafe partial class SendErrnoInjection
 
         /// <summary>Every sendmsg(2).</summary>
         SendMsg,
+
+        /// <summary>Every recvmmsg(2).</summary>
+        RecvMmsg,
+
+        /// <summary>Every recvmsg(2).</summary>
+        RecvMsg,
     }
 
     /// <summary>Runs <paramref name="action"/> on a fresh thread on which <paramref name="call"/> fails with <paramref name="errno"/>.</summary>
@@ -79,7 +85,13 @@ internal static unsafe partial class SendErrnoInjection
     {
         bool arm = RuntimeInformation.ProcessArchitecture == Architecture.Arm64;
         uint audit = arm ? 0xC00000B7u : 0xC000003Eu; // AUDIT_ARCH_AARCH64, AUDIT_ARCH_X86_64
-        uint nr = call == Call.SendMmsgOfLength ? (arm ? 269u : 307u) : (arm ? 211u : 46u); // sendmmsg, sendmsg
+        uint nr = call switch
+        {
+            Call.SendMmsgOfLength => arm ? 269u : 307u,
+            Call.SendMsg => arm ? 211u : 46u,
+            Call.RecvMmsg => arm ? 243u : 299u,
+            _ => arm ? 212u : 47u, // recvmsg
+        };
         Span<SockFilter> program = stackalloc SockFilter[8];
         int n = 0;
         program[n++] = new SockFilter { Code = LdWAbs, K = ArchOffset };
