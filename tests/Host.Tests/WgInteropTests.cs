@@ -280,6 +280,88 @@ public sealed class WgInteropTests
         }
     }
 
+    /// <summary>
+    /// An empty directory at the socket path (left by a mistaken mkdir or a tool that took the name
+    /// for one) is removed and the socket takes its place, as wireguard-go's UAPIOpen does (its
+    /// os.Remove rmdirs it; checked against /usr/bin/wireguard-go). It was refused as "socket in
+    /// use (is another daemon serving this interface?)", which no daemon was.
+    /// </summary>
+    [Fact]
+    public async Task An_empty_directory_at_the_socket_path_is_removed_and_the_socket_takes_its_place()
+    {
+        string name = UapiServerFixture.UniqueName();
+        string path = UapiSocketPath.For(name);
+        Directory.CreateDirectory(path);
+        try
+        {
+            var server = UapiServer.Start(path, new InMemoryTunnelControl(), NullLogger.Instance);
+            Assert.False(Directory.Exists(path));
+            Assert.Equal("", await WgOkAsync("show", name, "peers"));
+            await server.DisposeAsync();
+            Assert.False(File.Exists(path));
+        }
+        finally
+        {
+            if (Directory.Exists(path))
+            {
+                Directory.Delete(path);
+            }
+            File.Delete(path);
+        }
+    }
+
+    /// <summary>
+    /// A directory with something in it is not ours to empty: it is left as it is and the error names
+    /// the path and says it is a directory (wireguard-go: "UAPI listen error: remove PATH: directory
+    /// not empty", exit 1). It said "socket in use".
+    /// </summary>
+    [Fact]
+    public void A_directory_with_files_at_the_socket_path_is_left_alone_and_named_as_such()
+    {
+        string name = UapiServerFixture.UniqueName();
+        string path = UapiSocketPath.For(name);
+        Directory.CreateDirectory(path);
+        string kept = Path.Combine(path, "kept");
+        File.WriteAllText(kept, "not ours");
+        try
+        {
+            var error = Assert.Throws<StartupException>(() => UapiServer.Start(path, new InMemoryTunnelControl(), NullLogger.Instance));
+            Assert.Equal($"{path}: is a directory, not a socket, and not empty: left as it is (remove it, or choose another interface name)", error.Message);
+            Assert.Equal("not ours", File.ReadAllText(kept));
+            Assert.Empty(Directory.GetFiles(UapiSocketPath.DefaultDirectory, name + ".sock.*")); // no bound leftover
+        }
+        finally
+        {
+            Directory.Delete(path, recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// A symlink at the socket path to a directory elsewhere: the link is removed (as wireguard-go's
+    /// os.Remove unlinks it), never followed, so the directory it points to, empty or not, stays.
+    /// </summary>
+    [Fact]
+    public async Task A_symlink_to_a_directory_at_the_socket_path_is_removed_and_its_target_kept()
+    {
+        string name = UapiServerFixture.UniqueName();
+        string path = UapiSocketPath.For(name);
+        var target = Directory.CreateTempSubdirectory("fzt-target");
+        File.CreateSymbolicLink(path, target.FullName);
+        try
+        {
+            var server = UapiServer.Start(path, new InMemoryTunnelControl(), NullLogger.Instance);
+            Assert.True(Directory.Exists(target.FullName));
+            Assert.Equal("", await WgOkAsync("show", name, "peers"));
+            await server.DisposeAsync();
+            Assert.True(Directory.Exists(target.FullName));
+        }
+        finally
+        {
+            File.Delete(path);
+            target.Delete();
+        }
+    }
+
     [Fact]
     public async Task Removing_the_socket_file_is_reported()
     {

@@ -129,10 +129,21 @@ public sealed class UapiServer : IAsyncDisposable
     /// Throws <see cref="StartupException"/> when a live daemon serves <paramref name="socketPath"/>;
     /// removes a stale file (the same test as wireguard-go's UAPIOpen: a live daemon answers). The
     /// daemon calls it before creating anything, so a taken name leaves nothing behind.
+    /// What is at the path is removed as wireguard-go's os.Remove does (checked against
+    /// /usr/bin/wireguard-go): a file or socket no daemon answers on, a symlink (the link itself,
+    /// never what it points to; a symlink to a live daemon's socket is "in use") and an empty
+    /// directory; a directory with something in it is left as it is, and said to be one.
     /// </summary>
     public static void EnsureAvailable(string socketPath)
     {
-        if (!File.Exists(socketPath))
+        bool isLink = IsSymlink(socketPath);
+        if (!isLink && Directory.Exists(socketPath))
+        {
+            RemoveEmptyDirectory(socketPath);
+            return;
+        }
+        // File.Exists follows a symlink: one to a directory (or to nothing) is still probed and unlinked.
+        if (!isLink && !File.Exists(socketPath))
         {
             return;
         }
@@ -147,6 +158,38 @@ public sealed class UapiServer : IAsyncDisposable
             return;
         }
         throw new StartupException($"{socketPath}: socket in use (is another daemon serving this interface?)");
+    }
+
+    /// <summary>True when <paramref name="path"/> itself is a symlink (readlink(2)); false when it is not, is absent or cannot be read.</summary>
+    private static bool IsSymlink(string path)
+    {
+        try
+        {
+            return new FileInfo(path).LinkTarget is not null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false; // the probe and link(2) that follow meet the same problem and report it
+        }
+    }
+
+    /// <summary>
+    /// A directory at the socket path (no symlink: checked by the caller, and rmdir does not follow
+    /// one put there since): removed when empty, as wireguard-go's UAPIOpen removes it (connect
+    /// refused, then os.Remove, whose rmdir takes an empty directory); otherwise a
+    /// <see cref="StartupException"/> that says it is a directory. It said "socket in use" (link(2)
+    /// found the name taken), which sent the operator looking for a daemon that was not there.
+    /// </summary>
+    private static void RemoveEmptyDirectory(string socketPath)
+    {
+        int errno = EmptyDirectory.TryRemove(socketPath);
+        if (errno == 0 || errno == Tmds.Linux.LibC.ENOENT || errno == Tmds.Linux.LibC.ENOTDIR)
+        {
+            return; // removed, or gone or replaced meanwhile: the bind and link that follow decide
+        }
+        throw new StartupException(errno == Tmds.Linux.LibC.ENOTEMPTY || errno == Tmds.Linux.LibC.EEXIST
+            ? $"{socketPath}: is a directory, not a socket, and not empty: left as it is (remove it, or choose another interface name)"
+            : $"{socketPath}: is a directory, not a socket, and cannot be removed: {Native.Errno.Describe(errno)}");
     }
 
     private async Task AcceptLoopAsync()
