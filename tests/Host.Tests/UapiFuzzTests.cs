@@ -297,6 +297,25 @@ public sealed class UapiFuzzTests : IDisposable
     }
 
     /// <summary>
+    /// Our own <c>fz_save=1</c> (firezone-tunnel save) ends as <c>get=1</c> does: its blank line is
+    /// the one byte after the operation's line, read as wireguard-go reads get's. It read a whole
+    /// further line instead: "fz_save=1\nx" was not answered until a '\n' came, the rest of that line
+    /// was swallowed, and a client that stopped writing got errno=-22. The fixture's daemon has no
+    /// file, so a save that runs is answered EOPNOTSUPP (-95) with its reason.
+    /// </summary>
+    [Theory]
+    [InlineData("fz_save=1\nx", false, "errno=-22\n\n")]
+    [InlineData("fz_save=1\nxyz", false, "errno=-22\n\n")]
+    [InlineData("fz_save=1\nxget=1\n\n", false, "errno=-22\n\nerrno=0\n\n")]
+    [InlineData("fz_save=1\n", true, "")]
+    [InlineData("fz_save=1\n\nget=1\n\n", false, "fz_error=not started from a configuration file (firezone-tunnel up FILE): there is no file to save to\nerrno=-95\n\nerrno=0\n\n")]
+    public void The_byte_after_fz_save_is_answered_as_the_byte_after_get(string request, bool stopWriting, string expected)
+    {
+        int replies = stopWriting ? int.MaxValue : expected.Split("errno=").Length - 1;
+        Assert.Equal(expected, UapiRawClient.Exchange(_server.SocketPath, request, shutdownWrite: stopWriting, replies: replies));
+    }
+
+    /// <summary>
     /// Found by <see cref="UapiWireGuardGoComparisonTests"/>: IPAddress.TryParse reads inet_aton's
     /// forms, so "allowed_ip=10/08" was taken as 0.0.0.0/8, "010.0.0.0" as octal 8.0.0.0 and
     /// "[::1]:80" as ::1; spaces around a prefix were trimmed and a trailing NUL ignored.

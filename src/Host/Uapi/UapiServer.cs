@@ -308,28 +308,33 @@ public sealed class UapiServer : IAsyncDisposable
                         break;
                     case "get=1":
                     case "fz_get=1":
-                        // As wireguard-go's IpcHandle (device/uapi.go): one byte, which must be the
-                        // blank line's '\n'. Any other is refused at once, without waiting for a line
-                        // end that may never come, and what follows it is read as the next operation.
+                    case "fz_save=1":
+                        // As wireguard-go's IpcHandle (device/uapi.go) reads get's end: one byte, which
+                        // must be the blank line's '\n'. Any other is refused at once, without waiting
+                        // for a line end that may never come, and what follows it is read as the next
+                        // operation. Our fz_save ends the same way, so one reader serves all three.
                         int next = await reader.ReadByteAsync(token).ConfigureAwait(false);
                         if (next < 0)
                         {
                             return; // the client stopped writing: wireguard-go closes without a reply
                         }
-                        reply = next == '\n'
-                            ? await GetAsync(extensions: operation == "fz_get=1", token).ConfigureAwait(false)
-                            : Errno(UapiErrno.EINVAL, "trailing character in UAPI get");
+                        if (next != '\n')
+                        {
+                            reply = Errno(UapiErrno.EINVAL, operation == "fz_save=1" ? "trailing character in UAPI fz_save" : "trailing character in UAPI get");
+                            break;
+                        }
+                        if (operation == "fz_save=1")
+                        {
+                            reply = await SaveAsync(token).ConfigureAwait(false);
+                            break;
+                        }
+                        reply = await GetAsync(extensions: operation == "fz_get=1", token).ConfigureAwait(false);
                         if (reply.Length >= LargeGetChars)
                         {
                             // Formatting thousands of peers leaves the status snapshot, the text and
                             // its bytes behind (about 3 KB per peer): hand them back as after a large set.
                             ScheduleCompaction();
                         }
-                        break;
-                    case "fz_save=1":
-                        string? end = await reader.ReadLineAsync(token).ConfigureAwait(false);
-                        reply = end == "" ? await SaveAsync(token).ConfigureAwait(false) : Errno(UapiErrno.EINVAL, "trailing characters in UAPI fz_save");
-                        close = end is null;
                         break;
                     default:
                         // wireguard-go closes silently; we answer first, so a person poking the socket sees why.
