@@ -256,6 +256,69 @@ public sealed class LogFileTests
     }
 
     /// <summary>
+    /// A symbolic link at --log-file's path (planted in a directory others may write to, /tmp say)
+    /// is refused: the root daemon appended to whatever it pointed at. The link's target, there or
+    /// not, is left alone, and the one line names the path and says it is a symbolic link.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void A_symbolic_link_at_the_log_files_path_is_refused_and_its_target_left_alone(bool targetExists)
+    {
+        var directory = Directory.CreateTempSubdirectory("fzt-loglink");
+        try
+        {
+            string target = Path.Combine(directory.FullName, "target");
+            if (targetExists)
+            {
+                File.WriteAllText(target, "precious\n");
+            }
+            string link = Path.Combine(directory.FullName, "fzl0.log");
+            File.CreateSymbolicLink(link, target);
+            var e = Assert.Throws<IOException>(() => FileLogger(link).Dispose());
+            Assert.Equal($"{link}: cannot open the log file: it is a symbolic link, which the daemon does not write through (give the path of the file itself)", e.Message);
+            Assert.Equal(targetExists, File.Exists(target));
+            if (targetExists)
+            {
+                Assert.Equal("precious\n", File.ReadAllText(target));
+            }
+        }
+        finally
+        {
+            directory.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// A FIFO at the log's path made the open wait for a reader for ever (the daemon never started)
+    /// and then wrote the log into the pipe: refused at once as not a regular file. A character
+    /// device is taken (--log-file /dev/null, for no log file).
+    /// </summary>
+    [Fact]
+    public async Task A_log_path_that_is_not_a_regular_file_is_refused_at_once()
+    {
+        var directory = Directory.CreateTempSubdirectory("fzt-logfifo");
+        try
+        {
+            string fifo = Path.Combine(directory.FullName, "fzl0.log");
+            var made = await ProcessRunner.RunAsync("mkfifo", [fifo], timeout: TimeSpan.FromSeconds(10));
+            Assert.True(made.ExitCode == 0, made.Stderr);
+            var open = Task.Run(() => FileLogger(fifo).Dispose());
+            Assert.Same(open, await Task.WhenAny(open, Task.Delay(TimeSpan.FromSeconds(10))));
+            var e = await Assert.ThrowsAsync<IOException>(() => open);
+            Assert.Equal($"{fifo}: cannot open the log file: it is a FIFO, not a regular file", e.Message);
+            using (var devNull = FileLogger("/dev/null"))
+            {
+                devNull.Information("nowhere");
+            }
+        }
+        finally
+        {
+            directory.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>
     /// The actors log through Akka's ILoggingAdapter and Akka.Logger.Serilog: their named holes
     /// must reach the JSON line as properties of those names (positional holes came out as "0",
     /// "1", ...), and the message reads as before. The real daemon in a namespace of the test's own.

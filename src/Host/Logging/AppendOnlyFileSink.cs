@@ -46,8 +46,14 @@ internal sealed unsafe class AppendOnlyFileSink : ILogEventSink, IDisposable
 
     public string Path { get; }
 
-    /// <summary>Opens (creates) <paramref name="path"/> for appending.</summary>
-    /// <exception cref="IOException">One line naming the file and the reason (EACCES, ENOENT, ...).</exception>
+    /// <summary>
+    /// Opens (creates) <paramref name="path"/> for appending. A symbolic link there is refused
+    /// (O_NOFOLLOW): in a directory others may write to (/tmp), one planted at the path made the
+    /// root daemon append to whatever it pointed at. So is anything but a regular file or a
+    /// character device (/dev/null, for no log): a FIFO made the open wait for a reader for ever
+    /// (O_NONBLOCK now answers ENXIO at once) and then fed it the log.
+    /// </summary>
+    /// <exception cref="IOException">One line naming the file and the reason (EACCES, ENOENT, a symbolic link, ...).</exception>
     public static AppendOnlyFileSink Open(string path, ITextFormatter formatter)
     {
         byte[] name = Encoding.UTF8.GetBytes(path + "\0");
@@ -56,16 +62,74 @@ internal sealed unsafe class AppendOnlyFileSink : ILogEventSink, IDisposable
         {
             do
             {
-                fd = LibC.open(p, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_APPEND | LibC.O_CLOEXEC, CreateMode);
+                fd = LibC.open(p, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_APPEND | LibC.O_CLOEXEC | LibC.O_NOFOLLOW | LibC.O_NONBLOCK, CreateMode);
             }
             while (fd < 0 && LibC.errno == LibC.EINTR);
+            if (fd < 0)
+            {
+                int errno = LibC.errno;
+                // ELOOP: the last component is a symbolic link (or a path of too many links);
+                // ENXIO: a FIFO without a reader, or a socket. lstat tells which.
+                string? kind = errno == LibC.ELOOP || errno == LibC.ENXIO ? KindAt(p) : null;
+                throw new IOException($"{path}: cannot open the log file: {kind switch
+                {
+                    SymbolicLink => SymbolicLinkProblem,
+                    not null => $"it is {kind}, not a regular file",
+                    null => Marshal.GetPInvokeErrorMessage(errno),
+                }}");
+            }
         }
-        if (fd < 0)
+        var file = new SafeFileDescriptorHandle(fd);
+        try
         {
-            throw new IOException($"{path}: cannot open the log file: {Marshal.GetPInvokeErrorMessage(LibC.errno)}");
+            stat status;
+            if (LibC.fstat(fd, &status) != 0)
+            {
+                throw new IOException($"{path}: cannot open the log file: {Marshal.GetPInvokeErrorMessage(LibC.errno)}");
+            }
+            int type = (int)status.st_mode & (int)LibC.S_IFMT;
+            if (type != (int)LibC.S_IFREG && type != (int)LibC.S_IFCHR)
+            {
+                // A FIFO with a reader, which O_NONBLOCK opens.
+                throw new IOException($"{path}: cannot open the log file: it is {Describe(type)}, not a regular file");
+            }
+            // Writes block again (a terminal's, say); F_SETFL keeps O_APPEND only as it is given.
+            if (LibC.fcntl(fd, LibC.F_SETFL, LibC.O_APPEND) < 0)
+            {
+                throw new IOException($"{path}: cannot open the log file: {Marshal.GetPInvokeErrorMessage(LibC.errno)}");
+            }
         }
-        return new AppendOnlyFileSink(path, new SafeFileDescriptorHandle(fd), formatter);
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+        return new AppendOnlyFileSink(path, file, formatter);
     }
+
+    private const string SymbolicLink = "a symbolic link";
+
+    internal const string SymbolicLinkProblem = "it is a symbolic link, which the daemon does not write through (give the path of the file itself)";
+
+    /// <summary>What is at <paramref name="path"/> itself (not following a link), or null for a regular file or nothing.</summary>
+    private static string? KindAt(byte* path)
+    {
+        stat status;
+        if (LibC.lstat(path, &status) != 0)
+        {
+            return null;
+        }
+        int type = (int)status.st_mode & (int)LibC.S_IFMT;
+        return type == (int)LibC.S_IFREG ? null : Describe(type);
+    }
+
+    private static string Describe(int type) =>
+        type == (int)LibC.S_IFLNK ? SymbolicLink
+        : type == (int)LibC.S_IFIFO ? "a FIFO"
+        : type == (int)LibC.S_IFSOCK ? "a socket"
+        : type == (int)LibC.S_IFBLK ? "a block device"
+        : type == (int)LibC.S_IFDIR ? "a directory"
+        : "not a regular file";
 
     public void Emit(LogEvent logEvent)
     {
