@@ -131,6 +131,56 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// A start that fails once the log is open (a name a veth holds) said its problem twice to a
+    /// person at a terminal: the log's "Cannot start: ..." line on stdout and the plain line on
+    /// stderr, both on the screen; and twice in the journal, where stdout and stderr are one stream.
+    /// Where stdout and stderr are the same file, the plain line alone says it (at error priority in
+    /// the journal); with stdout a pipe (jq) the JSON line stays there, and stderr has the plain one.
+    /// </summary>
+    [Fact]
+    public async Task A_failed_start_says_its_problem_once_where_stdout_and_stderr_are_one()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UniqueName();
+        var veth = await ns.ExecAsync("ip", ["link", "add", name, "type", "veth", "peer", "name", name + "p"], timeout: Bound);
+        Assert.True(veth.ExitCode == 0, veth.Stderr);
+        string problem = $"cannot create TUN device {name}: an interface with that name exists and is not a TUN device this daemon can use (see ip -d link show {name}); choose another name or remove it";
+        string log = Path.Combine(Path.GetTempPath(), $"fzt-{name}.log");
+        string journal = Path.Combine(Path.GetTempPath(), $"fzt-journal-{name}");
+        var foreground = new Dictionary<string, string> { ["WG_PROCESS_FOREGROUND"] = "" };
+        try
+        {
+            // A terminal: script(1) gives the daemon one pty for stdout and stderr; its output is the screen.
+            var terminal = await ns.ExecAsync("script", ["-qec", $"{DaemonProcess.Executable} -f --log-file {log} {name}", "/dev/null"],
+                environment: foreground, timeout: TimeSpan.FromSeconds(30));
+            Assert.Equal(1, terminal.ExitCode);
+            Assert.Equal(1, terminal.Stdout.Split(problem).Length - 1);
+            Assert.Contains("firezone-tunnel: " + problem + "\r\n", terminal.Stdout);
+
+            // The journal, as systemd gives it: stdout and stderr one stream, named by JOURNAL_STREAM.
+            await File.WriteAllTextAsync(journal, "");
+            var stat = await ProcessRunner.RunAsync("stat", ["-c", "%d:%i", journal], timeout: Bound);
+            var journalRun = await ns.ExecAsync("sh", ["-c", "out=$1; shift; exec \"$@\" >>\"$out\" 2>&1", "sh", journal, DaemonProcess.Executable, "-f", "--log-file", log, name],
+                environment: new Dictionary<string, string> { ["WG_PROCESS_FOREGROUND"] = "", [Logging.JournalStream.Variable] = stat.Stdout.Trim() },
+                timeout: TimeSpan.FromSeconds(30));
+            Assert.Equal(1, journalRun.ExitCode);
+            Assert.Equal("<3>firezone-tunnel: " + problem, Assert.Single(await File.ReadAllLinesAsync(journal), l => l.Contains(problem, StringComparison.Ordinal)));
+
+            // A pipe (jq): the JSON log line on stdout, the plain line on stderr.
+            var piped = await ns.ExecAsync(DaemonProcess.Executable, ["-f", "--log-file", log, name], environment: foreground, timeout: TimeSpan.FromSeconds(30));
+            Assert.Equal(1, piped.ExitCode);
+            Assert.Equal($"firezone-tunnel: {problem}\n", piped.Stderr);
+            using var error = JsonDocument.Parse(Assert.Single(piped.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries), l => l.Contains(problem, StringComparison.Ordinal)));
+            Assert.Equal("Cannot start: " + problem, error.RootElement.GetProperty("message").GetString());
+        }
+        finally
+        {
+            File.Delete(log);
+            File.Delete(journal);
+        }
+    }
+
     [Fact]
     public async Task An_interface_name_already_taken_fails_with_one_line()
     {

@@ -358,6 +358,7 @@ public static class CommandLine
             MinimumLevel = parsed,
             HumanConsole = !Console.IsOutputRedirected,
             JournalConsole = JournalStream.IsConnected(1),
+            ConsoleIsStandardError = StandardErrorProblem.OutputIsStandardError(),
         };
         return true;
     }

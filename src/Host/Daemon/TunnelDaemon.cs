@@ -176,7 +176,7 @@ public static class TunnelDaemon
             if (exit?.Failure is { } failure)
             {
                 // The tunnel lost its TUN device or socket: a real failure, not a requested stop.
-                logger.Error("Stopped because {Problem}", failure);
+                logger.Error(StandardErrorProblem.StoppedBecause, failure);
                 Console.Error.WriteLine("firezone-tunnel: " + failure);
                 return 1;
             }
@@ -190,7 +190,7 @@ public static class TunnelDaemon
 
     private static int Fail(ILogger logger, IReadinessSignal? readiness, string problem)
     {
-        logger.Error("Cannot start: {Problem}", problem);
+        logger.Error(StandardErrorProblem.CannotStart, problem);
         Report(readiness, problem);
         return 1;
     }

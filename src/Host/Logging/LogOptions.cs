@@ -25,6 +25,12 @@ public sealed record LogOptions
     /// <summary>Human-readable console lines instead of JSON (when stdout is a terminal).</summary>
     public bool HumanConsole { get; init; }
 
+    /// <summary>
+    /// stdout is stderr's file (a terminal, the journal): a human or journal console leaves out what
+    /// stderr's one line says (<see cref="StandardErrorProblem"/>).
+    /// </summary>
+    public bool ConsoleIsStandardError { get; init; }
+
     /// <summary>Console lines for the journal, with syslog priority prefixes (when stdout is the journal, under systemd).</summary>
     public bool JournalConsole { get; init; }
 

@@ -24,11 +24,32 @@ public static class SerilogSetup
             .Enrich.FromLogContext();
         if (options.Console)
         {
-            configuration = options.JournalConsole
-                ? configuration.WriteTo.Console(new JournalLogFormat())
-                : options.HumanConsole
-                    ? configuration.WriteTo.Console(outputTemplate: HumanTemplate, formatProvider: System.Globalization.CultureInfo.InvariantCulture)
-                    : configuration.WriteTo.Console(JsonLogFormat.Create());
+            if (options.JournalConsole || options.HumanConsole)
+            {
+                // A person reads it (or journalctl shows it): the problem stderr's line says is
+                // said there once, when both reach the same place (StandardErrorProblem).
+                bool leaveOut = options.ConsoleIsStandardError;
+                bool journal = options.JournalConsole;
+                configuration = configuration.WriteTo.Logger(console =>
+                {
+                    if (leaveOut)
+                    {
+                        console.Filter.ByExcluding(StandardErrorProblem.IsOne);
+                    }
+                    if (journal)
+                    {
+                        console.WriteTo.Console(new JournalLogFormat());
+                    }
+                    else
+                    {
+                        console.WriteTo.Console(outputTemplate: HumanTemplate, formatProvider: System.Globalization.CultureInfo.InvariantCulture);
+                    }
+                });
+            }
+            else
+            {
+                configuration = configuration.WriteTo.Console(JsonLogFormat.Create());
+            }
         }
         if (options.FilePath is { } path)
         {
