@@ -181,6 +181,59 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// Under wg-quick the daemon starts bare and `wg setconf` then gives it the key and the peers in
+    /// one set; the key starts the tunnel before the set's peers are added, and its line said "with 0
+    /// peer(s)", as if the file had none. It now says it has none yet and where they come from; a
+    /// tunnel started in service mode says the same of the file's, whose count the "applied" line gives.
+    /// </summary>
+    [Fact]
+    public async Task The_tunnels_start_line_claims_no_peer_count_before_its_peers_are_configured()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UniqueName();
+        string file = Path.Combine(Path.GetTempPath(), name + ".conf");
+        await File.WriteAllTextAsync(file, $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\n\n[Peer]\nPublicKey = {TestKeys.New().ToBase64()}\nAllowedIPs = 10.45.0.2/32\n");
+        try
+        {
+            async Task<string> LogOnceAsync(DaemonProcess daemon, string expected)
+            {
+                using var bound = new CancellationTokenSource(Bound);
+                string log;
+                while (!(log = await File.ReadAllTextAsync(daemon.LogFile, bound.Token)).Contains(expected, StringComparison.Ordinal))
+                {
+                    await Task.Delay(50, bound.Token);
+                }
+                return log;
+            }
+            string Line(string log, string start) =>
+                Assert.Single(log.Split('\n'), l => l.Contains($"\"message\":\"{start}", StringComparison.Ordinal));
+
+            await using (var bare = DaemonProcess.Start(ns, name, "-f", name))
+            {
+                await bare.WaitReadyAsync();
+                var setconf = await ProcessRunner.WgAsync("setconf", name, file);
+                Assert.True(setconf.ExitCode == 0, setconf.Stderr);
+                string log = await LogOnceAsync(bare, "1 configured");
+                string started = Line(log, "Tunnel 1 running");
+                Assert.DoesNotContain("0 peer(s)", started);
+                Assert.Contains("with no peers yet (they come over the UAPI socket: wg setconf, wg set)", started);
+            }
+            await using (var service = DaemonProcess.Start(ns, name, "up", file))
+            {
+                await service.WaitReadyAsync();
+                string log = await LogOnceAsync(service, $"{file} applied");
+                Assert.DoesNotContain("0 peer(s)", Line(log, "Tunnel 1 running"));
+                Assert.Contains("with no peers yet (the configuration file's are added next)", Line(log, "Tunnel 1 running"));
+                Assert.Contains($"Configuration {file} applied: 1 peer(s)", log);
+            }
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
     [Fact]
     public async Task An_interface_name_already_taken_fails_with_one_line()
     {

@@ -185,8 +185,15 @@ public sealed partial class ActorTunnelControl
         }
         // The tick as the running actor system has it, so the log shows what took effect.
         var timerTick = _system!.Settings.Config.GetTimeSpan("akka.scheduler.tick-duration", null, allowInfinite: false);
-        logger.LogInformation("Tunnel {Generation} running on UDP port {Port} (receive merging {UdpGro}, send merging {UdpGso}) with {PeerCount} peer(s), reply polling up to {ReplyPollMicroseconds} us, read moderation {ReadModerationMicroseconds} us, timer tick {TimerTickMilliseconds} ms ({Scheduler:l}), X25519 from {X25519:l}, ChaCha20-Poly1305 from {TransportAead:l}",
-            _generation, _socket.LocalPort, _socket.GroEnabled ? "on" : "off", _socket.GsoEnabled ? "on" : "off", _peers.Count, (int)options.ReplyPollMax.TotalMicroseconds,
+        // The first tunnel starts on its key, before the peers of the same set (wg setconf under
+        // wg-quick) or of the file (service mode) are added: "with 0 peer(s)" read as if there were none.
+        string peerCount = _peers.Count > 0 || wasRunning
+            ? $"with {_peers.Count} peer(s)"
+            : options.Config is null
+                ? "with no peers yet (they come over the UAPI socket: wg setconf, wg set)"
+                : "with no peers yet (the configuration file's are added next)";
+        logger.LogInformation("Tunnel {Generation} running on UDP port {Port} (receive merging {UdpGro}, send merging {UdpGso}) {Peers:l}, reply polling up to {ReplyPollMicroseconds} us, read moderation {ReadModerationMicroseconds} us, timer tick {TimerTickMilliseconds} ms ({Scheduler:l}), X25519 from {X25519:l}, ChaCha20-Poly1305 from {TransportAead:l}",
+            _generation, _socket.LocalPort, _socket.GroEnabled ? "on" : "off", _socket.GsoEnabled ? "on" : "off", peerCount, (int)options.ReplyPollMax.TotalMicroseconds,
             (int)options.ReadModeration.TotalMicroseconds, (int)timerTick.TotalMilliseconds,
             _system.Scheduler.GetType().Name, _crypto!.X25519.Name, _crypto.TransportAead.Name);
     }
