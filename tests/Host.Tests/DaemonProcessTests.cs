@@ -234,6 +234,42 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// A start refused because another interface holds the name (a veth's) left a log file named
+    /// after that interface behind, although nothing of ours ran, as a second daemon for a name in
+    /// use does not (it fails before the log is opened). The file is removed when this start
+    /// created it; one that was there before keeps its lines and gains the error line.
+    /// </summary>
+    [Fact]
+    public async Task A_start_refused_for_a_name_another_interface_holds_removes_the_log_file_it_created()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UniqueName();
+        var veth = await ns.ExecAsync("ip", ["link", "add", name, "type", "veth", "peer", "name", name + "p"], timeout: Bound);
+        Assert.True(veth.ExitCode == 0, veth.Stderr);
+        string log = Path.Combine(Path.GetTempPath(), $"fzt-{name}.log");
+        var foreground = new Dictionary<string, string> { ["WG_PROCESS_FOREGROUND"] = "" };
+        try
+        {
+            var fresh = await ns.ExecAsync(DaemonProcess.Executable, ["-f", "--log-file", log, name], environment: foreground, timeout: TimeSpan.FromSeconds(30));
+            Assert.Equal(1, fresh.ExitCode);
+            Assert.Contains("is not a TUN device", fresh.Stderr);
+            Assert.False(File.Exists(log));
+
+            const string Earlier = "{\"message\":\"an earlier run\"}\n";
+            await File.WriteAllTextAsync(log, Earlier);
+            var again = await ns.ExecAsync(DaemonProcess.Executable, ["-f", "--log-file", log, name], environment: foreground, timeout: TimeSpan.FromSeconds(30));
+            Assert.Equal(1, again.ExitCode);
+            string kept = await File.ReadAllTextAsync(log);
+            Assert.StartsWith(Earlier, kept);
+            Assert.Contains("Cannot start: cannot create TUN device " + name, kept);
+        }
+        finally
+        {
+            File.Delete(log);
+        }
+    }
+
     [Fact]
     public async Task An_interface_name_already_taken_fails_with_one_line()
     {

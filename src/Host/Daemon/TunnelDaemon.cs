@@ -30,9 +30,10 @@ public static class TunnelDaemon
         }
         string? logFileProblem = null;
         Serilog.Core.Logger created;
+        AppendOnlyFileSink? logFile;
         try
         {
-            created = SerilogSetup.Create(options.Log);
+            created = SerilogSetup.Create(options.Log, out logFile);
         }
         catch (IOException e) when (options.Log.FileIsDefault)
         {
@@ -40,7 +41,7 @@ public static class TunnelDaemon
             // with no log file at all, rather than fail a `wg-quick up` that cannot pass --log-file.
             // A --log-file that cannot be opened is still an error (CommandLine reports it).
             logFileProblem = e.Message;
-            created = SerilogSetup.Create(options.Log with { FilePath = null });
+            created = SerilogSetup.Create(options.Log with { FilePath = null }, out logFile);
         }
         await using var logger = created;
         // Akka.Logger.Serilog writes to the global logger.
@@ -160,7 +161,15 @@ public static class TunnelDaemon
                 {
                     logger.Error(e, "Unexpected failure while starting");
                 }
-                return Fail(logger, readiness, e.Message);
+                int exitCode = Fail(logger, readiness, e.Message);
+                if (IsNameHeldElsewhere(e))
+                {
+                    // Another interface has the name: nothing of ours ran, and a log file this start
+                    // created (named after that interface, by default) would be left for nothing, as
+                    // a second daemon for a name in use leaves none (it fails before the log opens).
+                    logFile?.Discard();
+                }
+                return exitCode;
             }
             logger.Information("firezone-tunnel {Version} running interface {Interface}", Cli.CommandLine.Version, options.InterfaceName);
             readiness?.Ready();
@@ -187,6 +196,13 @@ public static class TunnelDaemon
     private static WgQuickHooksHostedService Hooks(IServiceProvider provider, WgQuickHookStage onStart, WgQuickHookStage onStop) =>
         new(provider.GetRequiredService<WgQuickHookRunner>(), onStart, onStop, provider.GetRequiredService<IHostApplicationLifetime>(),
             provider.GetRequiredService<Microsoft.Extensions.Logging.ILogger<WgQuickHooksHostedService>>());
+
+    /// <summary>
+    /// The kernel refused the TUN device's name (TUNSETIFF: EINVAL, another kind of interface has it
+    /// or the name is refused; EBUSY, another process holds that TUN device).
+    /// </summary>
+    private static bool IsNameHeldElsewhere(Exception e) =>
+        e is StartupException { InnerException: Native.TunDeviceException tun } && (tun.Errno == Tmds.Linux.LibC.EINVAL || tun.Errno == Tmds.Linux.LibC.EBUSY);
 
     private static int Fail(ILogger logger, IReadinessSignal? readiness, string problem)
     {

@@ -37,14 +37,18 @@ internal sealed unsafe class AppendOnlyFileSink : ILogEventSink, IDisposable
     private byte[] _bytes = new byte[4096];
     private bool _disposed;
 
-    private AppendOnlyFileSink(string path, SafeFileDescriptorHandle file, ITextFormatter formatter)
+    private AppendOnlyFileSink(string path, SafeFileDescriptorHandle file, bool created, ITextFormatter formatter)
     {
         Path = path;
         _file = file;
+        Created = created;
         _formatter = formatter;
     }
 
     public string Path { get; }
+
+    /// <summary>Whether this open created the file (O_CREAT|O_EXCL succeeded), rather than found it.</summary>
+    public bool Created { get; }
 
     /// <summary>
     /// Opens (creates) <paramref name="path"/> for appending. A symbolic link there is refused
@@ -58,13 +62,31 @@ internal sealed unsafe class AppendOnlyFileSink : ILogEventSink, IDisposable
     {
         byte[] name = Encoding.UTF8.GetBytes(path + "\0");
         int fd;
+        bool created = false;
         fixed (byte* p = name)
         {
-            do
+            int flags = LibC.O_WRONLY | LibC.O_APPEND | LibC.O_CLOEXEC | LibC.O_NOFOLLOW | LibC.O_NONBLOCK;
+            // Create it only if it is not there (a symbolic link counts as there), else open what is:
+            // so the daemon knows whether the file is its own (Discard). A file removed between the
+            // two opens (a rotation) is created on the next round.
+            for (int round = 0; ; round++)
             {
-                fd = LibC.open(p, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_APPEND | LibC.O_CLOEXEC | LibC.O_NOFOLLOW | LibC.O_NONBLOCK, CreateMode);
+                fd = OpenRetrying(p, flags | LibC.O_CREAT | LibC.O_EXCL, CreateMode);
+                if (fd >= 0)
+                {
+                    created = true;
+                    break;
+                }
+                if (LibC.errno != LibC.EEXIST)
+                {
+                    break;
+                }
+                fd = OpenRetrying(p, flags, 0);
+                if (fd >= 0 || LibC.errno != LibC.ENOENT || round == 2)
+                {
+                    break;
+                }
             }
-            while (fd < 0 && LibC.errno == LibC.EINTR);
             if (fd < 0)
             {
                 int errno = LibC.errno;
@@ -104,7 +126,50 @@ internal sealed unsafe class AppendOnlyFileSink : ILogEventSink, IDisposable
             file.Dispose();
             throw;
         }
-        return new AppendOnlyFileSink(path, file, formatter);
+        return new AppendOnlyFileSink(path, file, created, formatter);
+    }
+
+    private static int OpenRetrying(byte* path, int flags, mode_t mode)
+    {
+        int fd;
+        do
+        {
+            fd = LibC.open(path, flags, mode);
+        }
+        while (fd < 0 && LibC.errno == LibC.EINTR);
+        return fd;
+    }
+
+    /// <summary>
+    /// Closes the file and, when this open created it and the path still names it (not a file a
+    /// rotation put there since), removes it: for a start that was refused before anything of the
+    /// daemon's ran, whose reason the caller already has on stderr.
+    /// </summary>
+    public void Discard()
+    {
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+            if (Created)
+            {
+                byte[] name = Encoding.UTF8.GetBytes(Path + "\0");
+                stat open, named;
+                fixed (byte* p = name)
+                {
+                    if (LibC.fstat(_file.Fd, &open) == 0 && LibC.lstat(p, &named) == 0
+                        && open.st_dev == named.st_dev && open.st_ino == named.st_ino)
+                    {
+                        _ = LibC.unlink(p);
+                    }
+                }
+            }
+            _disposed = true;
+            _file.Dispose();
+            _text.Dispose();
+        }
     }
 
     private const string SymbolicLink = "a symbolic link";

@@ -10,8 +10,12 @@ public static class SerilogSetup
     /// <summary>A terminal's lines: the message as the log file has it (":l", see <see cref="JournalLogFormat"/>).</summary>
     public const string HumanTemplate = "{Timestamp:yyyy-MM-dd HH:mm:ss.fff} {Level:u3} {Message:l}{NewLine}{Exception}";
 
-    public static Logger Create(LogOptions options)
+    public static Logger Create(LogOptions options) => Create(options, out _);
+
+    /// <param name="file">The log file's sink, or null without one (see <see cref="AppendOnlyFileSink.Discard"/>).</param>
+    internal static Logger Create(LogOptions options, out AppendOnlyFileSink? file)
     {
+        file = null;
         var configuration = new LoggerConfiguration()
             .MinimumLevel.Is(options.MinimumLevel)
             // Akka's "CoordinatedShutdown invoked ... Exiting with [ExitCode:0]" (Information) also
@@ -71,7 +75,8 @@ public static class SerilogSetup
                 }
             }
             // O_APPEND, one write per line: see AppendOnlyFileSink.
-            configuration = configuration.WriteTo.Sink(AppendOnlyFileSink.Open(path, JsonLogFormat.Create()));
+            file = AppendOnlyFileSink.Open(path, JsonLogFormat.Create());
+            configuration = configuration.WriteTo.Sink(file);
         }
         return configuration.CreateLogger();
     }
