@@ -41,6 +41,28 @@ public sealed class CliTests
         }
     }
 
+    /// <summary>
+    /// show and save refuse an interface before them ("show takes the interface after it"), yet
+    /// their help listed the root's INTERFACE (the TUN interface to create) in the usage line and
+    /// as a second &lt;INTERFACE&gt; argument beside their own. up takes a name before it, so its help keeps it.
+    /// </summary>
+    [Theory]
+    [InlineData("show", "  firezone-tunnel show [<INTERFACE>] [options]\n")]
+    [InlineData("save", "  firezone-tunnel save <INTERFACE> [options]\n")]
+    public async Task Show_and_save_help_lists_only_their_own_INTERFACE(string command, string usage)
+    {
+        var help = await RunAsync(command, "--help");
+        Assert.Equal(0, help.ExitCode);
+        Assert.Contains("Usage:\n" + usage, help.Stdout);
+        Assert.DoesNotContain("The TUN interface to create", help.Stdout);
+        Assert.Single(help.Stdout.Split('\n'), l => l.StartsWith("  <INTERFACE>", StringComparison.Ordinal));
+        Assert.Contains("-?, -h, --help", help.Stdout);
+        var root = await RunAsync("--help");
+        Assert.Contains("The TUN interface to create", root.Stdout);
+        var up = await RunAsync("up", "--help");
+        Assert.Contains("firezone-tunnel [<INTERFACE>] up", up.Stdout);
+    }
+
     [Theory]
     [InlineData(new[] { "x1", "up", "--config", "x.conf", "-i", "x2" }, "firezone-tunnel: two interface names, 'x1' and --interface 'x2': give one")]
     [InlineData(new[] { "a/b", "up", "--config", "x.conf" }, "firezone-tunnel: 'a/b' is not a valid interface name (1 to 15 characters, no '/' or spaces)")]

@@ -214,6 +214,8 @@ public static class CommandLine
         root.Subcommands.Add(up);
         root.Subcommands.Add(show);
         root.Subcommands.Add(save);
+        // show and save refuse the root's INTERFACE before them; their help does not offer it.
+        SubcommandHelp.ListOwnArgumentsOnly(root, interfaceName, show, save);
         return root;
     }
 
