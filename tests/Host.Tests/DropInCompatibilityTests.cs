@@ -112,6 +112,32 @@ public sealed class DropInCompatibilityTests
         }
     }
 
+    /// <summary>
+    /// The same in the foreground at a terminal: the notice was said twice there, as the log's
+    /// "Running without a log file" line on stdout and as the plain line on stderr. Once now (the
+    /// plain line), as a failed start's problem is said once (StandardErrorProblem). script(1)
+    /// gives the daemon one pty for stdout and stderr; timeout stops it with SIGTERM.
+    /// </summary>
+    [Fact]
+    public async Task A_default_log_file_that_cannot_be_written_is_said_once_at_a_terminal()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UniqueName();
+        try
+        {
+            var terminal = await ns.ExecAsync("script", ["-qec", $"unshare -m sh -c 'mount -t tmpfs -o ro none /var/log && exec timeout --preserve-status -s TERM 5 {Executable} -f {name}'", "/dev/null"],
+                environment: new Dictionary<string, string> { ["WG_PROCESS_FOREGROUND"] = "" }, timeout: TimeSpan.FromSeconds(30));
+            Assert.True(terminal.ExitCode == 0, terminal.Stdout + terminal.Stderr);
+            Assert.Contains("running interface", terminal.Stdout);
+            Assert.Equal(1, terminal.Stdout.Split("Read-only file system").Length - 1);
+            Assert.Contains($"firezone-tunnel: /var/log/firezone-tunnel/{name}.log: cannot create the log file's directory /var/log/firezone-tunnel: Read-only file system; running without a log file\r\n", terminal.Stdout);
+        }
+        finally
+        {
+            File.Delete(UapiSocketPath.For(name));
+        }
+    }
+
     /// <summary>A --log-file the user named and that cannot be opened stays an error: one line naming it, exit 78 (EX_CONFIG: the unit does not restart on it), nothing created.</summary>
     [Fact]
     public async Task A_log_file_option_whose_directory_cannot_be_made_is_one_line_naming_it()

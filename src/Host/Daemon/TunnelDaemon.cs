@@ -48,7 +48,7 @@ public static class TunnelDaemon
         Log.Logger = logger;
         if (logFileProblem is not null)
         {
-            logger.Warning("Running without a log file: {Problem}", logFileProblem);
+            logger.Warning(StandardErrorProblem.RunningWithoutLogFile, logFileProblem);
             string warning = $"{logFileProblem}; running without a log file";
             if (readiness is not null)
             {
