@@ -115,7 +115,7 @@ internal sealed unsafe class AppendOnlyFileSink : ILogEventSink, IDisposable
                 // A FIFO with a reader, which O_NONBLOCK opens.
                 throw new IOException($"{path}: cannot open the log file: it is {Describe(type)}, not a regular file");
             }
-            // Writes block again (a terminal's, say); F_SETFL keeps O_APPEND only as it is given.
+            // Blocking writes again (to a terminal, say): F_SETFL with O_APPEND alone clears O_NONBLOCK.
             if (LibC.fcntl(fd, LibC.F_SETFL, LibC.O_APPEND) < 0)
             {
                 throw new IOException($"{path}: cannot open the log file: {Marshal.GetPInvokeErrorMessage(LibC.errno)}");
