@@ -72,4 +72,43 @@ public sealed class TunnelRebuildTests(ITestOutputHelper output) : ActorTestBase
         StopAndAssertNoLeaks(rebuilt, b);
         AwaitCondition(() => a.Pool.Outstanding == 0, Wait, $"the first tunnel's pool: {a.Pool.Outstanding} buffers still leased");
     }
+
+    /// <summary>
+    /// A peer of the rebuilt tunnel whose first start is refused (the engine rejects its
+    /// configuration, PeerConnection.PreStart throws) never takes the sessions its predecessor handed
+    /// over. Before, they stayed held, their keys alive and the receiver indices the host reserved
+    /// for them claimed in the rebuilt device's table, until the next rebuild (found by a review of
+    /// the rebuild, 2026-11-27). Now the refused start disposes them.
+    /// </summary>
+    [Fact]
+    public void A_handed_over_peer_whose_first_start_is_refused_disposes_its_sessions_and_frees_their_indices()
+    {
+        using var handovers = new PeerHandovers();
+        var a = TunnelNode.Start(Sys, Network, Clock, "a", 1, TestActor, handOverTo: handovers);
+        var b = StartNode("b", 2);
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+        AwaitWritten(b, 1); // a session to hand over
+
+        Control<ReadingStopped>(a, StopReading.Instance);
+        handovers.Collect();
+        var watcher = CreateTestProbe();
+        watcher.Watch(a.Tunnel);
+        Sys.Stop(a.Tunnel);
+        watcher.ExpectTerminated(a.Tunnel, Wait);
+        Assert.Equal(1, handovers.Count);
+
+        var rebuilt = a.Rebuild(Sys, Clock, TestActor, handovers, "2");
+        Assert.NotEqual(0, rebuilt.Device.Indices.Count); // reserved for B's session before any peer starts
+        rebuilt.Seam.RejectConfigurationOf(b.PublicKey);
+        EventFilter.Error(contains: $"peer {b.PublicKey.ToBase64()} stopped: its configuration was rejected").ExpectOne(Wait, () =>
+            Control<PeerConfigured>(rebuilt, new AddOrUpdatePeer(rebuilt.PeerConfigFor(b))));
+
+        Assert.Equal(0, handovers.Count); // was: 1 until the next rebuild
+        Assert.Equal(0, rebuilt.Device.Indices.Count); // was: B's session's index stayed claimed
+        rebuilt.Tunnel.Tell(StartReading.Instance);
+        StopAndAssertNoLeaks(rebuilt, b);
+        AwaitCondition(() => a.Pool.Outstanding == 0, Wait, $"the first tunnel's pool: {a.Pool.Outstanding} buffers still leased");
+    }
 }

@@ -63,12 +63,24 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
 
     protected override void PreStart()
     {
-        // A fresh engine peer on every (re)start: no session, so traffic starts with a fresh handshake.
         var config = _slot.Config;
-        var peer = _device.CreatePeer(config);
+        // The first instance in a tunnel rebuilt with the same key goes on with the sessions its
+        // predecessor handed over (never a restart after a fault: that one starts afresh). Taken
+        // before anything that can refuse this start, so that a refused first start (which stops
+        // the peer for good, PeerSupervisor.Decide) disposes them: left in the collection, they
+        // stayed held, with their keys and the receiver indices the host reserved for them, until
+        // the next rebuild.
+        Engine.WireGuard.PeerHandover? handover = null;
+        if (!_restarted && _handovers.From is { } from && from.TryTake(config.PublicKey, out var taken))
+        {
+            handover = taken;
+        }
+        IWireGuardPeer? peer = null;
         _output = new ActorPeerOutput(_slot, _socketIO, _tunWriter, Self);
         try
         {
+            // A fresh engine peer on every (re)start: no session, so traffic starts with a fresh handshake.
+            peer = _device.CreatePeer(config);
             peer.AttachReplayState(_slot.ReplayState);
             // A restarted instance sends where its predecessor last did, not to the configured
             // endpoint (or none, as a Gateway has for its Clients): that is where the peer is. It
@@ -84,14 +96,12 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
         }
         catch
         {
-            peer.Dispose();
+            peer?.Dispose();
+            handover?.Dispose(); // zeroes the keys and frees the reserved indices
             throw;
         }
         var now = _clock.Now;
-        // The first instance in a tunnel rebuilt with the same key goes on with the sessions its
-        // predecessor handed over (never a restart after a fault: that one starts afresh).
-        bool tookOver = !_restarted && _handovers.From is { } from && from.TryTake(config.PublicKey, out var handover)
-            && _path.TakeOver(handover, now);
+        bool tookOver = handover is not null && _path.TakeOver(handover, now);
         // A restarted instance replaces one that may have had a session; a fresh one handshakes at
         // once only when the supervisor says the peer had one (a rebuilt tunnel) and it took none over.
         _path.Start(now, _output, handshake: _restarted | (_slot.TakeHandshakeAtStart() && !tookOver));
