@@ -172,7 +172,7 @@ public sealed partial class ActorTunnelControl
             if (_peers.Count > 0)
             {
                 var peers = new List<PeerConfig>(_peers.Values);
-                await _tunnel.ApplyPeerChangesAsync(new ApplyPeerChanges(false, [], peers, handshakeAtStart)).ConfigureAwait(false);
+                await ApplyCarriedPeersAsync(_tunnel, new ApplyPeerChanges(false, [], peers, handshakeAtStart), logger, _generation).ConfigureAwait(false);
             }
             // Sessions handed over for a peer the rebuilt tunnel does not have: no peer takes them,
             // and the indices reserved for them would stay claimed in its table.
@@ -196,6 +196,31 @@ public sealed partial class ActorTunnelControl
             _generation, _socket.LocalPort, _socket.GroEnabled ? "on" : "off", _socket.GsoEnabled ? "on" : "off", peerCount, (int)options.ReplyPollMax.TotalMicroseconds,
             (int)options.ReadModeration.TotalMicroseconds, (int)timerTick.TotalMilliseconds,
             _system.Scheduler.GetType().Name, _crypto!.X25519.Name, _crypto.TransportAead.Name);
+    }
+
+    /// <summary>
+    /// Gives the rebuilt tunnel (<paramref name="generation"/>) its peers; false when it did not
+    /// confirm them within the Ask's bound. That is no failure of the rebuild, and the caller is not
+    /// told one: the tunnel runs on the new key or port, the changes are in its mailbox, and its
+    /// peers' supervisor applies them whole, before any change asked later (a peer whose start is
+    /// refused is logged by it, as for any change). wireguard-go answers errno=0 once the key is
+    /// set. Thrown, a late answer (thousands of peers on a busy machine) made `wg set` report EIO
+    /// for a key that was applied, and dropped the rest of its request; a tunnel that fails instead
+    /// is reported by the failure listener.
+    /// </summary>
+    internal static async Task<bool> ApplyCarriedPeersAsync(TunnelClient tunnel, ApplyPeerChanges changes, ILogger logger, int generation)
+    {
+        try
+        {
+            await tunnel.ApplyPeerChangesAsync(changes).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception e) when (e is TaskCanceledException or AskTimeoutException or TimeoutException)
+        {
+            logger.LogWarning("Tunnel {Generation} has not confirmed its {Count} peer(s) in time ({Problem}); it goes on adding them, before any later change, and `wg show` lists each once added",
+                generation, changes.Upsert.Count, e.Message.ReplaceLineEndings(" "));
+            return false;
+        }
     }
 
     /// <summary>
