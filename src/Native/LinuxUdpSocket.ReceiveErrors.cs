@@ -23,7 +23,8 @@ namespace Firezone.Actors.Native;
 /// waits <see cref="ReceiveErrorPauseMs"/> on the stop wake and the kick only (a stop is not
 /// delayed): a persistent error costs at most 1000 / <see cref="ReceiveErrorPauseMs"/> calls a
 /// second, and a passing one delays the datagrams queued behind it by that much (they wait in the
-/// socket's receive buffer, not lost).
+/// socket's receive buffer, not lost). Until that pause, <see cref="TryReceiveBatch"/> makes no call
+/// (a partner thread polling for a reply reads without waiting), so the bound holds for all readers.
 /// </summary>
 public sealed unsafe partial class LinuxUdpSocket
 {

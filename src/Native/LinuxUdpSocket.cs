@@ -284,8 +284,10 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
             bool more = true;
             // Not while datagrams still wait in the GRO slots (a drain that ran out of large
             // buffers, see LinuxUdpSocket.Oversize.cs): the next recvmmsg reuses the slots and
-            // would drop them uncounted. They go first on the next call.
-            while (more && filled < buffers.Length && !HasPendingDatagrams)
+            // would drop them uncounted. They go first on the next call. Nor while a pause is owed
+            // after a refused read (LinuxUdpSocket.ReceiveErrors.cs): a partner's polling read
+            // would make the call the kernel refuses again, before the reader's wait has paused.
+            while (more && filled < buffers.Length && !HasPendingDatagrams && !_receiveRefused)
             {
                 filled += _groSlots is not null
                     ? ReceiveCoalesced(_fd.Fd, buffers[filled..], out more)

@@ -98,6 +98,39 @@ public sealed class UdpUnknownReceiveErrnoTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// Reads made between a refused read and the reader's next wait (a partner thread's reply
+    /// polling calls TryReceiveBatch without waiting) make no call: the pause is owed first.
+    /// Before, each made a recvmmsg the kernel refused again (a review helper counted 1552
+    /// refusals in 10 s where the pause allows about 1000).
+    /// </summary>
+    [Fact]
+    public void Reads_before_the_owed_pause_make_no_call()
+    {
+        var pool = new PacketBufferPool();
+        using var receiver = new LinuxUdpSocket(new UdpBatchSocketOptions { Family = UdpSocketFamily.IPv4Only });
+        using var sender = new LinuxUdpSocket(new UdpBatchSocketOptions { Family = UdpSocketFamily.IPv4Only, UseGso = false });
+        SendNumbered(pool, sender, receiver, 0, 1);
+        PacketBuffer[] buffers = Rent(pool, 8);
+        SyscallErrnoInjection.Run(SyscallErrnoInjection.Call.RecvMmsg, ENOMEM, () =>
+        {
+            Assert.True(receiver.WaitReadable(5000));
+            Assert.Equal(0, receiver.TryReceiveBatch(buffers)); // refused: a pause is owed
+            for (int i = 0; i < 5; i++)
+            {
+                Assert.Equal(0, receiver.TryReceiveBatch(buffers)); // as a polling partner reads
+            }
+        });
+        UdpGsoGroLoopbackTests.ReturnAll(buffers);
+        Assert.Equal(1, receiver.ReceiveErrors);
+
+        // The reader's next wait pauses, and the datagram, still queued, arrives.
+        List<PacketBuffer> received = UdpTestKit.ReceiveExactly(receiver, pool, 1);
+        Assert.Equal([0], received.Select(UdpTestKit.NumberOf));
+        UdpGsoGroLoopbackTests.ReturnAll(received);
+        Assert.Equal(0, pool.Outstanding);
+    }
+
+    /// <summary>
     /// EBADF, ENOTSOCK: the descriptor is not a socket of ours any more; EFAULT, EINVAL: the call's own
     /// arguments are wrong (a receive names no destination, so unlike a send's EINVAL nothing from
     /// the network gives it). Every later read would fail the same way: the tunnel stops with it.
