@@ -19,10 +19,7 @@ public sealed class TunnelRebuildTests(ITestOutputHelper output) : ActorTestBase
     public void Packets_held_behind_a_handshake_through_the_rebuild_are_sent_and_counted_and_a_packet_from_the_pause_goes_too()
     {
         using var handovers = new PeerHandovers();
-        var a = TunnelNode.Start(Sys, Network, Clock, "a", 1, TestActor, handOverTo: handovers);
-        var b = StartNode("b", 2);
-        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
-        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        var (a, b) = StartPairHandingOver(handovers);
 
         // B out of reach: the first tunnel's packets wait behind its handshake.
         Network.Drop = _ => true;
@@ -43,12 +40,7 @@ public sealed class TunnelRebuildTests(ITestOutputHelper output) : ActorTestBase
         a.Tun.Inject(duringPause);
         Thread.Sleep(100);
         Assert.Equal(1, a.Tun.Unread); // a tunnel told to stop reading reads nothing
-        handovers.Collect();
-        var watcher = CreateTestProbe();
-        watcher.Watch(a.Tunnel);
-        Sys.Stop(a.Tunnel);
-        watcher.ExpectTerminated(a.Tunnel, Wait);
-        Assert.Equal(1, handovers.Count);
+        StopHandingOver(a, handovers);
 
         Network.Drop = null;
         var rebuilt = a.Rebuild(Sys, Clock, TestActor, handovers, "2");
@@ -84,20 +76,12 @@ public sealed class TunnelRebuildTests(ITestOutputHelper output) : ActorTestBase
     public void A_handed_over_peer_whose_first_start_is_refused_disposes_its_sessions_and_frees_their_indices()
     {
         using var handovers = new PeerHandovers();
-        var a = TunnelNode.Start(Sys, Network, Clock, "a", 1, TestActor, handOverTo: handovers);
-        var b = StartNode("b", 2);
-        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
-        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        var (a, b) = StartPairHandingOver(handovers);
         a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
         AwaitWritten(b, 1); // a session to hand over
 
         Control<ReadingStopped>(a, StopReading.Instance);
-        handovers.Collect();
-        var watcher = CreateTestProbe();
-        watcher.Watch(a.Tunnel);
-        Sys.Stop(a.Tunnel);
-        watcher.ExpectTerminated(a.Tunnel, Wait);
-        Assert.Equal(1, handovers.Count);
+        StopHandingOver(a, handovers);
 
         var rebuilt = a.Rebuild(Sys, Clock, TestActor, handovers, "2");
         Assert.NotEqual(0, rebuilt.Device.Indices.Count); // reserved for B's session before any peer starts
@@ -110,5 +94,26 @@ public sealed class TunnelRebuildTests(ITestOutputHelper output) : ActorTestBase
         rebuilt.Tunnel.Tell(StartReading.Instance);
         StopAndAssertNoLeaks(rebuilt, b);
         AwaitCondition(() => a.Pool.Outstanding == 0, Wait, $"the first tunnel's pool: {a.Pool.Outstanding} buffers still leased");
+    }
+
+    /// <summary>A, whose peers hand their sessions over to <paramref name="handovers"/> when it stops, and B, its peer.</summary>
+    private (TunnelNode A, TunnelNode B) StartPairHandingOver(PeerHandovers handovers)
+    {
+        var a = TunnelNode.Start(Sys, Network, Clock, "a", 1, TestActor, handOverTo: handovers);
+        var b = StartNode("b", 2);
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        return (a, b);
+    }
+
+    /// <summary>Stops A's tunnel as the host does in a rebuild; its one peer's sessions are handed over.</summary>
+    private void StopHandingOver(TunnelNode a, PeerHandovers handovers)
+    {
+        handovers.Collect();
+        var watcher = CreateTestProbe();
+        watcher.Watch(a.Tunnel);
+        Sys.Stop(a.Tunnel);
+        watcher.ExpectTerminated(a.Tunnel, Wait);
+        Assert.Equal(1, handovers.Count);
     }
 }
