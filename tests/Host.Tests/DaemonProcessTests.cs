@@ -153,7 +153,7 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
         {
             // A terminal: script(1) gives the daemon one pty for stdout and stderr; its output is the screen.
             var terminal = await ns.ExecAsync("script", ["-qec", $"{DaemonProcess.Executable} -f --log-file {log} {name}", "/dev/null"],
-                environment: foreground, timeout: TimeSpan.FromSeconds(30));
+                environment: foreground, timeout: TimeSpan.FromSeconds(30), stdin: "");
             Assert.Equal(1, terminal.ExitCode);
             Assert.Equal(1, terminal.Stdout.Split(problem).Length - 1);
             Assert.Contains("firezone-tunnel: " + problem + "\r\n", terminal.Stdout);

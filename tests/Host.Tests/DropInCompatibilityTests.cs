@@ -116,17 +116,31 @@ public sealed class DropInCompatibilityTests
     /// The same in the foreground at a terminal: the notice was said twice there, as the log's
     /// "Running without a log file" line on stdout and as the plain line on stderr. Once now (the
     /// plain line), as a failed start's problem is said once (StandardErrorProblem). script(1)
-    /// gives the daemon one pty for stdout and stderr; timeout stops it with SIGTERM.
+    /// gives the daemon one pty for stdout and stderr (and an empty stdin, not the test runner's);
+    /// the daemon stays in the pty's foreground process group and the test stops it with SIGTERM
+    /// by its PID once its socket is up.
     /// </summary>
     [Fact]
     public async Task A_default_log_file_that_cannot_be_written_is_said_once_at_a_terminal()
     {
         await using var ns = await NetworkNamespace.CreateAsync();
         string name = UniqueName();
+        string pidFile = Path.Combine(Path.GetTempPath(), $"fzt-{name}.pid");
         try
         {
-            var terminal = await ns.ExecAsync("script", ["-qec", $"unshare -m sh -c 'mount -t tmpfs -o ro none /var/log && exec timeout --preserve-status -s TERM 5 {Executable} -f {name}'", "/dev/null"],
-                environment: new Dictionary<string, string> { ["WG_PROCESS_FOREGROUND"] = "" }, timeout: TimeSpan.FromSeconds(30));
+            // exec keeps the shell's PID: the PID written is the daemon's.
+            var run = ns.ExecAsync("script", ["-qec", $"unshare -m sh -c 'mount -t tmpfs -o ro none /var/log && echo $$ > {pidFile} && exec {Executable} -f {name}'", "/dev/null"],
+                environment: new Dictionary<string, string> { ["WG_PROCESS_FOREGROUND"] = "" }, timeout: TimeSpan.FromSeconds(30), stdin: "");
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+            while (!(File.Exists(UapiSocketPath.For(name)) && File.Exists(pidFile) && (await File.ReadAllTextAsync(pidFile)).EndsWith('\n')) && !run.IsCompleted && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(20);
+            }
+            if (!run.IsCompleted && File.Exists(pidFile))
+            {
+                Tmds.Linux.LibC.kill(int.Parse(await File.ReadAllTextAsync(pidFile)), 15);
+            }
+            var terminal = await run;
             Assert.True(terminal.ExitCode == 0, terminal.Stdout + terminal.Stderr);
             Assert.Contains("running interface", terminal.Stdout);
             Assert.Equal(1, terminal.Stdout.Split("Read-only file system").Length - 1);
@@ -134,6 +148,7 @@ public sealed class DropInCompatibilityTests
         }
         finally
         {
+            File.Delete(pidFile);
             File.Delete(UapiSocketPath.For(name));
         }
     }

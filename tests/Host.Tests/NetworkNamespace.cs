@@ -16,8 +16,8 @@ internal sealed class NetworkNamespace : IAsyncDisposable
         return ns;
     }
 
-    public Task<ProcessRunner.Result> ExecAsync(string file, IEnumerable<string> arguments, IDictionary<string, string>? environment = null, TimeSpan? timeout = null) =>
-        ProcessRunner.RunAsync("ip", ["netns", "exec", Name, file, .. arguments], environment: environment, timeout: timeout);
+    public Task<ProcessRunner.Result> ExecAsync(string file, IEnumerable<string> arguments, IDictionary<string, string>? environment = null, TimeSpan? timeout = null, string? stdin = null) =>
+        ProcessRunner.RunAsync("ip", ["netns", "exec", Name, file, .. arguments], stdin: stdin, environment: environment, timeout: timeout);
 
     public async Task<bool> HasLinkAsync(string name) =>
         (await ProcessRunner.RunAsync("ip", ["-n", Name, "link", "show", name], timeout: TimeSpan.FromSeconds(15))).ExitCode == 0;
