@@ -26,6 +26,7 @@ import peers  # noqa: E402
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 FIREZONE = os.path.join(REPO, "src/Host/bin/Release/net10.0/firezone-tunnel")
 WIREGUARD_GO = shutil.which("wireguard-go") or "/usr/bin/wireguard-go"
+GENERATOR = os.path.join(REPO, "benchmarks/Benchmarks/bin/Release/net10.0/Firezone.Actors.Benchmarks.dll")
 
 # key, title, unit, which way is better, target (description, test on (a, b)) from issue 8.
 METRICS = [
@@ -49,6 +50,9 @@ METRICS = [
     ("many_over_one", "M peers total / 1 peer", "x", "higher", ("B >= 1", lambda a, b: b >= 1)),
     ("many_peers_min_flow_gbps", "M peers: slowest flow", "Gbit/s", "higher", None),
     ("many_peers_max_flow_gbps", "M peers: fastest flow", "Gbit/s", "higher", None),
+    ("gen_one_peer_gbps", "1 peer sending, UDP (engine gen.)", "Gbit/s", "higher", None),
+    ("gen_many_peers_gbps", "M peers at once, UDP (engine gen.)", "Gbit/s", "higher", None),
+    ("gen_many_over_one", "M peers / 1 peer (engine gen.)", "x", "higher", ("B >= 1", lambda a, b: b >= 1)),
 ]
 
 
@@ -72,6 +76,9 @@ def parse_args():
     p.add_argument("--load-own-sessions", action="store_true",
                    help="start every load Client and iperf3 process in a session of its own (before 2026-11-26: "
                         "then autogroup scheduling gives the load generator one CPU share per process against the Gateway's one)")
+    p.add_argument("--load-generator", choices=("both", "clients", "engine"), default="both",
+                   help="the load of the many-peers test: M wireguard-go Clients with iperf3 (clients), M Clients "
+                        "in one process of ours sending UDP (engine: scripts/bench/peers.py EngineLoad), or both (default)")
     p.add_argument("--no-peers", action="store_true", help="skip the peer-scaling figures")
     p.add_argument("--ping-only", action="store_true",
                    help="only ping through the tunnel (implies --no-peers); with --ping-count and --rounds for a larger sample")
@@ -97,6 +104,9 @@ def parse_args():
             sys.exit(f"bench: implementation B {FIREZONE} is not built (dotnet build src/Host -c Release); "
                      f"pass --impl-b PATH or --self-test")
         a.impl_b = FIREZONE
+    if not a.no_peers and a.load_peers > 0 and a.load_generator != "clients" and not os.path.isfile(GENERATOR):
+        sys.exit(f"bench: the load generator {GENERATOR} is not built (dotnet build benchmarks/Benchmarks -c Release); "
+                 f"pass --load-generator clients to do without it")
     for which, path in (("--impl-a", a.impl_a), ("--impl-b", a.impl_b), ("--load-client", a.load_client)):
         if not L.is_executable(path):
             sys.exit(f"bench: {which} {path}: not an executable file")
@@ -209,6 +219,11 @@ def write_chart(summary, name_a, name_b, meta, path):
         panels.append(panel("Peers sending at once, total", "Gbit/s, TCP into the Gateway (higher is better)",
                             [("1 peer", bars("one_peer_gbps")), (f"{n} peers", bars("many_peers_gbps"))],
                             ratio_note("many_peers_gbps")))
+    if summary["gen_one_peer_gbps"]["A"] is not None or summary["gen_one_peer_gbps"]["B"] is not None:
+        n = meta["load_peers"]
+        panels.append(panel("Peers sending at once, engine load generator", "Gbit/s, UDP into the Gateway (higher is better)",
+                            [("1 peer", bars("gen_one_peer_gbps")), (f"{n} peers", bars("gen_many_peers_gbps"))],
+                            ratio_note("gen_many_peers_gbps")))
     subtitle = (f"{meta['time']}  {meta['seconds']} s per iperf3 run, {meta['rounds']} rounds A B / B A alternated; "
                 f"bars: mean, dots: rounds; kernel {meta['kernel']}, {meta['cpus']} CPUs")
     chart.render("WireGuard userspace: side by side in a two-namespace veth lab", subtitle,
@@ -242,7 +257,7 @@ def main():
             "command": " ".join(sys.argv), "seconds": a.seconds, "rounds": a.rounds,
             "ping_count": a.ping_count, "ping_interval_s": a.ping_interval, "idle_peers": 0 if a.no_peers or a.load_only else a.peers,
             "load_peers": 0 if a.no_peers else a.load_peers, "load_client": a.load_client, "load_gomaxprocs": a.load_gomaxprocs,
-            "load_own_sessions": a.load_own_sessions,
+            "load_own_sessions": a.load_own_sessions, "load_generator": a.load_generator,
             "A": {"name": name_a, "path": a.impl_a, "version": version(a.impl_a)},
             "B": {"name": name_b, "path": a.impl_b, "version": version(a.impl_b)},
             "kernel": platform.release(), "cpus": os.cpu_count(), "clk_tck": M.CLK_TCK,
@@ -256,10 +271,12 @@ def main():
         lab.create()
         print(f"bench: lab namespaces {lab.ns_a} and {lab.ns_b}")
         preflight(lab, impls)
-        load = None
-        if not a.no_peers and a.load_peers > 0:
+        loads = []
+        if not a.no_peers and a.load_peers > 0 and a.load_generator in ("both", "clients"):
             print(f"bench: starting {a.load_peers} load Clients ({os.path.basename(a.load_client)})")
-            load = peers.LoadClients(lab, a.load_client, a.load_peers, a.load_gomaxprocs, a.load_own_sessions)
+            loads.append(peers.LoadClients(lab, a.load_client, a.load_peers, a.load_gomaxprocs, a.load_own_sessions))
+        if not a.no_peers and a.load_peers > 0 and a.load_generator in ("both", "engine"):
+            loads.append(peers.EngineLoad(lab, GENERATOR, a.load_peers))
         for r in range(1, a.rounds + 1):
             refs.append(M.ping_avg_ms(lab, lab.ns_a, L.UNDERLAY_B, count=a.ping_count, interval=a.ping_interval))
             # Counterbalanced, A B then B A: neither implementation always runs right after the
@@ -278,12 +295,13 @@ def main():
                         metrics.update(peers.idle_peer_cost(lab, binary, label, a.peers))
                     except Exception as e:
                         errors["idle_peers"] = str(e)
-                if load:
-                    print(f"bench: round {r}, {which}: {a.load_peers} peers sending", flush=True)
+                for load in loads:
+                    kind = "engine load generator" if isinstance(load, peers.EngineLoad) else "wireguard-go Clients"
+                    print(f"bench: round {r}, {which}: {a.load_peers} peers sending ({kind})", flush=True)
                     try:
                         metrics.update(load.measure(binary, label, max(a.seconds, peers.MIN_SECONDS)))
                     except Exception as e:
-                        errors["load_peers"] = str(e)
+                        errors["load_peers_engine" if isinstance(load, peers.EngineLoad) else "load_peers"] = str(e)
                 for k, v in errors.items():
                     print(f"bench: round {r}, {which}: {k} failed: {v}")
                 runs.append({"round": r, "impl": which, "metrics": metrics, "errors": errors})

@@ -192,3 +192,94 @@ class LoadClients:
             return out
         finally:
             lab.stop(p)
+
+
+GEN_GATEWAY_PORT = 51841
+GEN_BASE_PORT = 53000
+GEN_SINK_PORT = 9
+# The window of an engine-generator phase: from GEN_WINDOW_START seconds after the generator said
+# its sessions were up to GEN_WINDOW_END_BEFORE seconds before it stops sending.
+GEN_WINDOW_START = 1.0
+GEN_WINDOW_END_BEFORE = 0.5
+
+
+class EngineLoad:
+    """N Clients in one process of ours (`Firezone.Actors.Benchmarks load-peers`, our engine as the
+    initiator): each its own key, UDP port and tunnel address, taking turns to send a burst of
+    MTU-sized IPv4/UDP packets through the Gateway as fast as one core seals them. The same offered
+    load for 1 and for N Clients, so the total the Gateway delivers into its TUN device is the
+    Gateway's: with N wireguard-go Clients (LoadClients) the Clients' own CPU decides the total.
+    The packets go to a port that nftables drops in namespace B (no ICMP back), so only the
+    Gateway's receive path is measured."""
+
+    def __init__(self, lab, generator_dll, n):
+        self.lab, self.n, self.generator = lab, n, generator_dll
+        self.gateway_pid = None
+        self.gw_priv, self.gw_pub = lab.genkey()
+        self.clients = []  # (priv, pub, addr)
+        for i in range(n):
+            priv, pub = lab.genkey()
+            self.clients.append((priv, pub, client_addr(i)))
+        nft = ("table ip fzbench_sink {\n chain input {\n  type filter hook input priority 0; policy accept;\n"
+               f"  ip daddr {GATEWAY_ADDR} udp dport {GEN_SINK_PORT} drop\n }}\n}}\n")
+        L.run(["ip", "netns", "exec", lab.ns_b, "nft", "-f", "-"], input=nft)
+
+    def _send(self, count, seconds, label, gw_ifname):
+        keys = os.path.join(self.lab.tmp, f"gen-keys-{count}")
+        with open(keys, "w") as f:
+            for priv, _, addr in self.clients[:count]:
+                f.write(f"{priv} {addr}\n")
+        log_name = f"{label}-{gw_ifname}-gen-{count}.log"
+        log_path = os.path.join(self.lab.log_dir, log_name)
+        start = len(open(log_path, "rb").read()) if os.path.exists(log_path) else 0
+        p = self.lab.spawn(self.lab.ns_a, ["dotnet", self.generator, "load-peers",
+                                           "--endpoint", f"{L.UNDERLAY_B}:{GEN_GATEWAY_PORT}", "--gateway-key", self.gw_pub,
+                                           "--keys", keys, "--base-port", str(GEN_BASE_PORT), "--destination", GATEWAY_ADDR,
+                                           "--port", str(GEN_SINK_PORT), "--seconds", str(seconds), "--mtu", str(L.TUNNEL_MTU)],
+                           log_name, own_session=False)
+        try:
+            ready = None
+            deadline = time.monotonic() + 30
+            while ready is None and time.monotonic() < deadline and p.poll() is None:
+                with open(log_path, "rb") as f:
+                    f.seek(start)
+                    if b"sessions after" in f.read():
+                        ready = time.monotonic()
+                        break
+                time.sleep(0.02)
+            if ready is None:
+                raise RuntimeError(f"load-peers did not get its sessions up (see {log_path})")
+            time.sleep(max(0.0, ready + GEN_WINDOW_START - time.monotonic()))
+            b0, w0 = tun_rx_bytes(self.lab, self.lab.ns_b, gw_ifname), time.monotonic()
+            time.sleep(max(0.0, ready + seconds - GEN_WINDOW_END_BEFORE - time.monotonic()))
+            b1, w1 = tun_rx_bytes(self.lab, self.lab.ns_b, gw_ifname), time.monotonic()
+            p.wait(timeout=seconds + 30)
+        finally:
+            self.lab.stop(p)
+            os.unlink(keys)
+        with open(log_path, "rb") as f:
+            f.seek(start)
+            lines = [l for l in f.read().decode(errors="replace").splitlines() if l.startswith("{")]
+        report = json.loads(lines[-1]) if lines else {}
+        if p.returncode != 0 or report.get("sessions") != count:
+            raise RuntimeError(f"load-peers: {report.get('sessions')} of {count} sessions, exit {p.returncode} (see {log_path})")
+        return {"gbps": (b1 - b0) * 8 / (w1 - w0) / 1e9, "window_s": w1 - w0,
+                "offered_gbps": report["sent"] * report["packet_bytes"] * 8 / seconds / 1e9}
+
+    def measure(self, binary, label, seconds):
+        lab = self.lab
+        ifname = lab.new_ifname("g")
+        p = lab.start_daemon(binary, lab.ns_b, ifname, f"{label}-{ifname}.log")
+        self.gateway_pid = p.pid
+        try:
+            lab.configure(lab.ns_b, ifname, self.gw_priv, GEN_GATEWAY_PORT, GATEWAY_ADDR, 16,
+                          [(pub, None, f"{addr}/32") for _, pub, addr in self.clients])
+            one = self._send(1, seconds, label, ifname)
+            time.sleep(0.5)
+            many = self._send(self.n, seconds, label, ifname)
+            out = {f"gen_one_peer_{k}": v for k, v in one.items()}
+            out.update({f"gen_many_peers_{k}": v for k, v in many.items()})
+            out["gen_many_over_one"] = many["gbps"] / one["gbps"] if one["gbps"] else None
+            return out
+        finally:
+            lab.stop(p)

@@ -1,0 +1,224 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using Firezone.Actors.Engine;
+using Firezone.Actors.Engine.Buffers;
+using Firezone.Actors.Engine.Crypto;
+using Firezone.Actors.Engine.Offload;
+using Firezone.Actors.Engine.Packets;
+using Firezone.Actors.Engine.Routing;
+using Firezone.Actors.Engine.WireGuard;
+using Firezone.Actors.Native;
+
+namespace Firezone.Actors.Benchmarks;
+
+/// <summary>
+/// A load generator for the Gateway's many-peers figure (issue 8 item 4; scripts/bench/peers.py):
+/// N WireGuard Clients in one process, each with its own key, its own UDP socket (its own source
+/// port, so its own endpoint) and its own tunnel address, all sending to one Gateway at once.
+/// Every Client handshakes with the Gateway (our engine as initiator), then sends IPv4/UDP packets
+/// of the tunnel's MTU from its tunnel address to the destination, as fast as one core seals and
+/// sends them: the Clients take turns, a burst of packets each (one GSO send). The offered load
+/// is the same for 1 and for N Clients, so the rate the Gateway delivers into its TUN device is
+/// the Gateway's, not the load generator's (100 wireguard-go Clients, one process each, spend most
+/// of the machine on themselves: README "100 peers").
+///
+/// Written by hand: no load generator speaks WireGuard with many peers from one process.
+///
+///     dotnet Firezone.Actors.Benchmarks.dll load-peers --endpoint IP:PORT --gateway-key BASE64
+///         --keys FILE (lines "PRIVATE-KEY-BASE64 TUNNEL-ADDRESS") --base-port PORT
+///         --destination IP [--port 9] [--seconds 10] [--mtu 1420] [--burst 32]
+/// It prints one JSON line at the end: sessions, packets sealed and sent, send errors.
+/// </summary>
+public static class LoadPeers
+{
+    private sealed class Client(Peer peer, LinuxUdpSocket socket, byte[] packet)
+    {
+        public Peer Peer { get; } = peer;
+        public LinuxUdpSocket Socket { get; } = socket;
+        public byte[] Packet { get; } = packet;
+    }
+
+    public static int Run(string[] args)
+    {
+        var options = Parse(args);
+        var clock = Stopwatch.StartNew();
+        TimeSpan Now() => clock.Elapsed;
+        DateTime wallClockAtZero = DateTime.UtcNow;
+        ITransportAead aead = OpenSslChaCha20Poly1305.Instance ?? (ITransportAead)DotNetTransportAead.Instance;
+        IX25519 x25519 = OpenSslX25519.Instance ?? (IX25519)BouncyCastleX25519.Instance;
+        var pool = new PacketBufferPool(preallocate: 1024, maxBuffers: 65536);
+        var gatewayKey = new WireGuardKey(Convert.FromBase64String(options.GatewayKey));
+        var gateway = UdpEndpoint.FromIPEndPoint(options.Endpoint);
+        var clients = new List<Client>();
+        var lines = File.ReadAllLines(options.KeysFile).Where(l => l.Trim().Length > 0).ToArray();
+        for (int i = 0; i < lines.Length; i++)
+        {
+            string[] fields = lines[i].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (fields.Length != 2)
+            {
+                throw new FormatException($"{options.KeysFile}:{i + 1}: expected \"PRIVATE-KEY-BASE64 TUNNEL-ADDRESS\"");
+            }
+            var device = new Device(new WireGuardKey(Convert.FromBase64String(fields[0])), pool, CryptoRandomSource.Instance,
+                wallClockAtZero, static () => DateTime.UtcNow, x25519, aead);
+            var peer = new Peer(device, new PeerConfig { PublicKey = gatewayKey, Endpoint = gateway, AllowedIps = [IpPrefix.Parse("0.0.0.0/0")] });
+            var socket = new LinuxUdpSocket(new UdpBatchSocketOptions { ListenPort = options.BasePort + i, Family = UdpSocketFamily.IPv4Only, BatchSize = options.Burst, UseGro = false });
+            clients.Add(new Client(peer, socket, Packet(IPAddress.Parse(fields[1]), options.Destination, options.Port, options.Mtu)));
+        }
+
+        // Handshakes: every Client initiates at once; answers, cookie replies and retries (the
+        // engine's timers) until every Client has a session or 20 s have passed.
+        foreach (var client in clients)
+        {
+            client.Peer.Connect(Now());
+            Flush(client);
+        }
+        var received = new PacketBuffer[options.Burst]; // the receive buffers, filled by the socket and reused
+        for (int k = 0; k < received.Length; k++)
+        {
+            received[k] = pool.Rent();
+        }
+        var handshakeDeadline = Now() + TimeSpan.FromSeconds(20);
+        while (clients.Any(c => !c.Peer.HasSession(Now())) && Now() < handshakeDeadline)
+        {
+            foreach (var client in clients)
+            {
+                Drain(client, received, Now());
+                if (client.Peer.PollTimeout() is { } due && due <= Now())
+                {
+                    client.Peer.HandleTimeout(Now());
+                }
+                Flush(client);
+            }
+            Thread.Sleep(1);
+        }
+        int sessions = clients.Count(c => c.Peer.HasSession(Now()));
+        TimeSpan handshakes = Now();
+        Console.Error.WriteLine($"load-peers: {sessions} of {clients.Count} sessions after {handshakes.TotalMilliseconds:F0} ms");
+
+        long sealedCount = 0, sentCount = 0, refused = 0;
+        var batch = new PacketBuffer[options.Burst];
+        var sendDeadline = Now() + TimeSpan.FromSeconds(options.Seconds);
+        while (Now() < sendDeadline)
+        {
+            foreach (var client in clients)
+            {
+                TimeSpan now = Now();
+                Drain(client, received, now); // the Gateway's keepalives
+                int n = 0;
+                for (int k = 0; k < options.Burst; k++)
+                {
+                    PacketBuffer buffer = pool.Rent();
+                    client.Packet.CopyTo(buffer.Memory[PacketBuffer.Headroom..]);
+                    buffer.SetData(PacketBuffer.Headroom, client.Packet.Length);
+                    switch (client.Peer.HandleTunPacket(buffer, now))
+                    {
+                        case SealResult.Sealed:
+                            batch[n++] = buffer;
+                            break;
+                        case SealResult.Queued:
+                            break; // the engine owns it and sends it after the next handshake
+                        default:
+                            refused++;
+                            buffer.Return();
+                            break;
+                    }
+                }
+                sealedCount += n;
+                sentCount += client.Socket.SendBatch(batch.AsSpan(0, n));
+                for (int k = 0; k < n; k++)
+                {
+                    batch[k].Return();
+                }
+                if (client.Peer.PollTimeout() is { } due && due <= now)
+                {
+                    client.Peer.HandleTimeout(now);
+                }
+                Flush(client);
+            }
+        }
+        long sendErrors = clients.Sum(c => c.Socket.SendErrors + c.Socket.SendDropped);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{{\"clients\": {clients.Count}, \"sessions\": {sessions}, \"handshakes_ms\": {handshakes.TotalMilliseconds:F0}, \"sealed\": {sealedCount}, \"sent\": {sentCount}, \"refused\": {refused}, \"send_errors\": {sendErrors}, \"packet_bytes\": {options.Mtu}}}"));
+        foreach (var client in clients)
+        {
+            client.Socket.Dispose();
+            client.Peer.Dispose();
+        }
+        return sessions == clients.Count ? 0 : 1;
+    }
+
+    /// <summary>Hands what the Client's socket has to its peer: handshake answers and cookie replies, and the Gateway's keepalives.</summary>
+    private static void Drain(Client client, PacketBuffer[] received, TimeSpan now)
+    {
+        int n;
+        while ((n = client.Socket.TryReceiveBatch(received)) > 0)
+        {
+            for (int k = 0; k < n; k++)
+            {
+                PacketBuffer datagram = received[k];
+                if (MessageHeader.Classify(datagram.Data, out _) == MessageType.TransportData)
+                {
+                    client.Peer.HandleTransportData(datagram, now);
+                }
+                else
+                {
+                    client.Peer.HandleHandshakeMessage(datagram, now);
+                }
+            }
+        }
+    }
+
+    /// <summary>Sends what the engine has to send for this Client (initiations, keepalives, packets queued before a session).</summary>
+    private static void Flush(Client client)
+    {
+        while (client.Peer.PollTransmit(out var datagram))
+        {
+            client.Socket.SendBatch([datagram]);
+            datagram.Return();
+        }
+    }
+
+    /// <summary>An IPv4/UDP packet of <paramref name="length"/> bytes from <paramref name="source"/>, ECT(0), both checksums set (as a real sender's: a Gateway may check them before it coalesces).</summary>
+    private static byte[] Packet(IPAddress source, IPAddress destination, int port, int length)
+    {
+        var packet = new byte[length];
+        packet[0] = 0x45;
+        packet[1] = (byte)Ecn.Ect0;
+        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(2), (ushort)length);
+        packet[8] = 64;
+        packet[9] = 17;
+        source.TryWriteBytes(packet.AsSpan(12, 4), out _);
+        destination.TryWriteBytes(packet.AsSpan(16, 4), out _);
+        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(10), Ipv4Checksum.Compute(packet.AsSpan(0, 20)));
+        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(20), 40000);
+        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(22), (ushort)port);
+        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(24), (ushort)(length - 20));
+        ushort sum = InternetChecksum.Sum(packet.AsSpan(20), InternetChecksum.PseudoHeaderSum(packet.AsSpan(12, 4), packet.AsSpan(16, 4), 17, length - 20));
+        ushort checksum = InternetChecksum.Finish(sum);
+        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(26), checksum == 0 ? (ushort)0xffff : checksum);
+        return packet;
+    }
+
+    private sealed record Options(IPEndPoint Endpoint, string GatewayKey, string KeysFile, int BasePort, IPAddress Destination,
+        int Port, double Seconds, int Mtu, int Burst);
+
+    private static Options Parse(string[] args)
+    {
+        var values = new Dictionary<string, string>();
+        for (int i = 1; i < args.Length; i++)
+        {
+            if (!args[i].StartsWith("--", StringComparison.Ordinal) || i + 1 >= args.Length)
+            {
+                throw new ArgumentException($"load-peers: {args[i]}: expected --name value");
+            }
+            values[args[i][2..]] = args[++i];
+        }
+        string Required(string name) => values.TryGetValue(name, out var v) ? v : throw new ArgumentException($"load-peers: --{name} is required");
+        int Int(string name, int fallback) => values.TryGetValue(name, out var v) ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
+        return new Options(IPEndPoint.Parse(Required("endpoint")), Required("gateway-key"), Required("keys"), int.Parse(Required("base-port"), CultureInfo.InvariantCulture),
+            IPAddress.Parse(Required("destination")), Int("port", 9),
+            values.TryGetValue("seconds", out var s) ? double.Parse(s, CultureInfo.InvariantCulture) : 10, Int("mtu", 1420), Int("burst", 32));
+    }
+}
