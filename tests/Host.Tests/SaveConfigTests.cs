@@ -378,6 +378,65 @@ public sealed class SaveConfigTests(ITestOutputHelper output)
         Assert.Equal(saved, await File.ReadAllTextAsync(file));
     }
 
+    /// <summary>
+    /// A file under a directory whose name is not ASCII: the command names the file it was given,
+    /// UTF-8 end to end, as does the reason a save failed. The UAPI reply was written and read as
+    /// ASCII, so each such character came back as '?'.
+    /// </summary>
+    [Fact]
+    public async Task Save_reports_a_path_with_UTF_8_characters_as_it_was_given()
+    {
+        await using var lab = await SaveLab.CreateAsync();
+        var (ns, name) = (lab.Namespace, lab.Name);
+        string directory = Directory.CreateDirectory(Path.Combine(lab.Directory, "wg-conf-é-日本")).FullName;
+        string file = Path.Combine(directory, name + ".conf");
+        var privateKey = TestKeys.New();
+        await File.WriteAllTextAsync(file, $"[Interface]\nPrivateKey = {privateKey.ToBase64()}\nListenPort = 51999\n");
+        await using var daemon = DaemonProcess.Start(ns, name, "up", file);
+        await daemon.WaitReadyAsync();
+        Assert.Equal(0, (await ns.ExecAsync("wg", ["set", name, "peer", PeerA.ToBase64()], timeout: Bound)).ExitCode);
+        var utf8 = new Dictionary<string, string> { ["LC_ALL"] = "C.UTF-8" };
+        var save = await ProcessRunner.RunAsync(DaemonProcess.Executable, ["save", name], environment: utf8, timeout: Bound);
+        Assert.True(save.ExitCode == 0, save.Stderr);
+        Assert.Equal($"Saved {name}'s configuration to {file}\n", save.Stdout);
+        Assert.Equal($"[Interface]\nListenPort = 51999\nPrivateKey = {privateKey.ToBase64()}\n\n[Peer]\nPublicKey = {PeerA.ToBase64()}\n", await File.ReadAllTextAsync(file));
+
+        Directory.Delete(directory, recursive: true);
+        var failed = await ProcessRunner.RunAsync(DaemonProcess.Executable, ["save", name], environment: utf8, timeout: Bound);
+        Assert.Equal(1, failed.ExitCode);
+        Assert.StartsWith($"firezone-tunnel: {name}: not saved: ", failed.Stderr);
+        Assert.Contains(directory, failed.Stderr);
+    }
+
+    /// <summary>
+    /// wg set sends a link-local endpoint's zone as its interface's name (getnameinfo), in UTF-8 when
+    /// the name is: the daemon must read it as such to find the interface (wireguard-go takes the
+    /// bytes too), and save writes it back. Read as ASCII the name was "d??": no such interface, EINVAL.
+    /// </summary>
+    [Fact]
+    public async Task A_link_local_endpoint_on_an_interface_with_a_UTF_8_name_is_set_and_saved()
+    {
+        await using var lab = await SaveLab.CreateAsync();
+        var (ns, name, directory) = (lab.Namespace, lab.Name, lab.Directory);
+        string file = Path.Combine(directory, name + ".conf");
+        await File.WriteAllTextAsync(file, $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\nListenPort = 51999\n");
+        var link = await ns.ExecAsync("ip", ["link", "add", "dé", "type", "veth", "peer", "name", "fzt-veth"], timeout: Bound);
+        Assert.True(link.ExitCode == 0, link.Stderr);
+        // SavedConfigText finds the name among the interfaces with an IPv6 address (.NET's
+        // NetworkInterface); a veth that is down has none of its own.
+        var address = await ns.ExecAsync("ip", ["address", "add", "fd00::5/64", "dev", "dé", "nodad"], timeout: Bound);
+        Assert.True(address.ExitCode == 0, address.Stderr);
+        await using var daemon = DaemonProcess.Start(ns, name, "up", file);
+        await daemon.WaitReadyAsync();
+        var set = await ns.ExecAsync("wg", ["set", name, "peer", PeerA.ToBase64(), "endpoint", "[fe80::1%dé]:51820"], timeout: Bound);
+        Assert.True(set.ExitCode == 0, set.Stderr);
+        var show = await ns.ExecAsync("wg", ["show", name, "endpoints"], timeout: Bound);
+        Assert.Equal($"{PeerA.ToBase64()}\t[fe80::1%dé]:51820\n", show.Stdout);
+        var save = await ProcessRunner.RunAsync(DaemonProcess.Executable, ["save", name], timeout: Bound);
+        Assert.True(save.ExitCode == 0, save.Stderr);
+        Assert.Contains("\nEndpoint = [fe80::1%dé]:51820\n", await File.ReadAllTextAsync(file));
+    }
+
     /// <summary>Saves at once share one FILE.tmp: one at a time, each answered, the file whole.</summary>
     [Fact]
     public async Task Saves_at_once_each_succeed_and_leave_one_whole_file()

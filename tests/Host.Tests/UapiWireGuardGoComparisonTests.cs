@@ -84,6 +84,41 @@ public sealed class UapiWireGuardGoComparisonTests(UapiServerPair servers) : ICl
     }
 
     /// <summary>
+    /// Bytes that are not ASCII in a set's body, UTF-8 or not (the request is written as Latin-1, one
+    /// byte a character): wireguard-go reads them as bytes and refuses each such line as any other
+    /// it cannot parse. Ours reads UTF-8 (a reply may carry a path), and must still refuse them, also
+    /// where .NET trims Unicode spaces (U+00A0, U+0085) or resolves a zone's interface name.
+    /// </summary>
+    [Theory]
+    [InlineData("set=1\nlisten_port=5\u00c3\u00a9\n\n")]
+    [InlineData("set=1\nlisten_port=5\u00e9\n\n")]
+    [InlineData("set=1\nlisten_port=\u00c2\u00a05\n\n")]
+    [InlineData("set=1\nfwmark=5\u00c2\u0085\n\n")]
+    [InlineData("set=1\n\u00c3\u00a9=1\n\n")]
+    [InlineData("set=1\nlisten_port\u00ff\u00fe=5\n\n")]
+    [InlineData("set=1\nreplace_peers=true\u00ef\u00bb\u00bf\n\n")]
+    [InlineData("set=1\u00c3\u00a9\n\n")]
+    [InlineData("set=1\npublic_key=0100000000000000000000000000000000000000000000000000000000000000\nendpoint=[fe80::1%\u00c3\u00a9]:51820\n\n")]
+    [InlineData("set=1\npublic_key=0100000000000000000000000000000000000000000000000000000000000000\nallowed_ip=10.0.0.0/\u00d9\u00a8\n\n")]
+    public void Bytes_that_are_not_ASCII_are_refused_as_wireguard_go_refuses_them(string request)
+    {
+        string ours = UapiRawClient.Exchange(_ours.SocketPath, request, shutdownWrite: true);
+        string theirs = UapiRawClient.Exchange(_theirs.SocketPath, request, shutdownWrite: true);
+        string ourState = Normalize(UapiRawClient.Exchange(_ours.SocketPath, "get=1\n\n"));
+        string theirState = Normalize(UapiRawClient.Exchange(_theirs.SocketPath, "get=1\n\n"));
+        UapiRawClient.Exchange(_ours.SocketPath, ResetRequest);
+        UapiRawClient.Exchange(_theirs.SocketPath, ResetRequest);
+        // wireguard-go closes on an unknown operation without a word; we answer EINVAL first.
+        Assert.Equal(UapiRawClient.Errno(theirs) ?? -UapiErrno.EINVAL, UapiRawClient.Errno(ours));
+        Assert.NotEqual(0, UapiRawClient.Errno(ours));
+        // wireguard-go keeps the peer a line before the bad one; ours applies nothing.
+        if (!request.Contains("public_key=", StringComparison.Ordinal))
+        {
+            Assert.Equal(theirState, ourState);
+        }
+    }
+
+    /// <summary>
     /// <c>endpoint=[::]:0</c> (what <c>wg set IF peer K endpoint [::]:0</c> sends) is an endpoint to
     /// wireguard-go, as to the kernel: get reports it, on a new peer and in place of an earlier one. Ours
     /// took it for "no endpoint", whose bits it shares: a new peer got none and an existing one kept

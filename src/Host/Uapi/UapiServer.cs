@@ -343,8 +343,10 @@ public sealed class UapiServer : IAsyncDisposable
                         break;
                 }
                 // A save's reply is written even when the server began to stop meanwhile: the file was
-                // written (or not), and the command should say which.
-                await stream.WriteAsync(Encoding.ASCII.GetBytes(reply), operation == "fz_save=1" ? CancellationToken.None : token).ConfigureAwait(false);
+                // written (or not), and the command should say which. UTF-8: fz_saved= and fz_error=
+                // carry the file's path as it was given (as ASCII each such character was a '?');
+                // get's and set's replies are ASCII, the same bytes either way.
+                await stream.WriteAsync(Encoding.UTF8.GetBytes(reply), operation == "fz_save=1" ? CancellationToken.None : token).ConfigureAwait(false);
                 if (close)
                 {
                     return;
@@ -586,7 +588,7 @@ public sealed class UapiServer : IAsyncDisposable
     {
         try
         {
-            await stream.WriteAsync(Encoding.ASCII.GetBytes(reply)).ConfigureAwait(false);
+            await stream.WriteAsync(Encoding.UTF8.GetBytes(reply)).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
         {
