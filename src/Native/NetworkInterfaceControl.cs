@@ -48,6 +48,25 @@ public static unsafe class NetworkInterfaceControl
     }
 
     /// <summary>
+    /// The name of the interface of <paramref name="index"/>, or false when no interface in this
+    /// network namespace has that index (ENODEV: deleted, or moved to another). Any interface, with
+    /// or without addresses and up or down, as if_indextoname(3) finds it.
+    /// </summary>
+    public static bool TryGetName(int index, out string name)
+    {
+        try
+        {
+            name = GetName(index);
+            return true;
+        }
+        catch (TunDeviceException e) when (e.Errno == LibC.ENODEV)
+        {
+            name = string.Empty;
+            return false;
+        }
+    }
+
+    /// <summary>
     /// The MTU of the interface of <paramref name="index"/>, whatever it is called now (an
     /// administrator may rename it: <c>ip link set NAME name NEW</c>), and that name. SIOCGIFMTU takes
     /// a name, so the name is read by index before and after: a rename in between would have read

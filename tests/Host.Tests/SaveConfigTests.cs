@@ -437,6 +437,39 @@ public sealed class SaveConfigTests(ITestOutputHelper output)
         Assert.Contains("\nEndpoint = [fe80::1%dé]:51820\n", await File.ReadAllTextAsync(file));
     }
 
+    /// <summary>
+    /// The zone is named by the interface's name also when that interface has no IPv6 address (a
+    /// veth that is down), as wg showconf prints it (getnameinfo, if_indextoname); once no interface
+    /// has that index (deleted since), by the number, as Go's net package writes such a zone.
+    /// </summary>
+    [Fact]
+    public async Task A_link_local_endpoint_on_an_interface_without_an_address_is_saved_by_its_name_and_by_its_index_once_deleted()
+    {
+        await using var lab = await SaveLab.CreateAsync();
+        var (ns, name, directory) = (lab.Namespace, lab.Name, lab.Directory);
+        string file = Path.Combine(directory, name + ".conf");
+        await File.WriteAllTextAsync(file, $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\nListenPort = 51999\n");
+        var link = await ns.ExecAsync("ip", ["link", "add", "fzt-dz0", "type", "veth", "peer", "name", "fzt-dz1"], timeout: Bound);
+        Assert.True(link.ExitCode == 0, link.Stderr);
+        var index = await ns.ExecAsync("cat", ["/sys/class/net/fzt-dz0/ifindex"], timeout: Bound);
+        Assert.True(index.ExitCode == 0, index.Stderr);
+        await using var daemon = DaemonProcess.Start(ns, name, "up", file);
+        await daemon.WaitReadyAsync();
+        var set = await ns.ExecAsync("wg", ["set", name, "peer", PeerA.ToBase64(), "endpoint", "[fe80::1%fzt-dz0]:51820"], timeout: Bound);
+        Assert.True(set.ExitCode == 0, set.Stderr);
+        var show = await ns.ExecAsync("wg", ["showconf", name], timeout: Bound);
+        Assert.Contains("\nEndpoint = [fe80::1%fzt-dz0]:51820\n", show.Stdout);
+        var save = await ProcessRunner.RunAsync(DaemonProcess.Executable, ["save", name], timeout: Bound);
+        Assert.True(save.ExitCode == 0, save.Stderr);
+        Assert.Contains("\nEndpoint = [fe80::1%fzt-dz0]:51820\n", await File.ReadAllTextAsync(file));
+
+        var delete = await ns.ExecAsync("ip", ["link", "delete", "fzt-dz0"], timeout: Bound);
+        Assert.True(delete.ExitCode == 0, delete.Stderr);
+        save = await ProcessRunner.RunAsync(DaemonProcess.Executable, ["save", name], timeout: Bound);
+        Assert.True(save.ExitCode == 0, save.Stderr);
+        Assert.Contains($"\nEndpoint = [fe80::1%{index.Stdout.Trim()}]:51820\n", await File.ReadAllTextAsync(file));
+    }
+
     /// <summary>Saves at once share one FILE.tmp: one at a time, each answered, the file whole.</summary>
     [Fact]
     public async Task Saves_at_once_each_succeed_and_leave_one_whole_file()
