@@ -153,6 +153,8 @@ public sealed class ConfigParserTests
     [InlineData("v6only.example:1", "[2001:db8::10]:1")]
     [InlineData("[::1]:65535", "[::1]:65535")]
     [InlineData("127.0.0.1:9", "127.0.0.1:9")]
+    [InlineData("[fe80::1%lo]:51820", "[fe80::1%1]:51820")]
+    [InlineData("[fe80::1%77]:5", "[fe80::1%77]:5")]
     public void Endpoints_take_the_resolvers_first_address_as_wg_does(string endpoint, string expected)
     {
         var config = Parse($"[Interface]\nPrivateKey = {PrivateKey}\n[Peer]\nPublicKey = {PeerKeyA}\nEndpoint = {endpoint}\n");

@@ -171,4 +171,20 @@ public sealed class DnsHostNameResolverTests
             File.Delete(hosts);
         }
     }
+
+    /// <summary>
+    /// A link-local literal's zone by a name no interface has fails, as wg's getaddrinfo fails it
+    /// ("Name or service not known") so that wg-quick up stops; .NET's IPAddress.TryParse gave scope
+    /// 0, and the endpoint was set without its zone. A name that exists, or a number, is kept.
+    /// </summary>
+    [Fact]
+    public void A_literal_whose_zone_names_no_interface_fails_and_one_that_names_one_keeps_it()
+    {
+        var script = new Script();
+        var error = Assert.Throws<HostNameResolutionException>(() => ResolverFor(script, 0).Resolve("fe80::1%fzt-nosuch0"));
+        Assert.Equal("cannot resolve the host name fe80::1%fzt-nosuch0: no interface 'fzt-nosuch0' for the address's zone", error.Message);
+        Assert.Equal(1, ResolverFor(script, 0).Resolve("fe80::1%lo")[0].ScopeId);
+        Assert.Equal(77, ResolverFor(script, 0).Resolve("fe80::1%77")[0].ScopeId);
+        Assert.Equal(0, script.Calls);
+    }
 }

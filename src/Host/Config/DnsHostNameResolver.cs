@@ -44,6 +44,13 @@ public sealed class DnsHostNameResolver : IHostNameResolver
     {
         if (IPAddress.TryParse(host, out var literal))
         {
+            // A zone by a name no interface has: IPAddress.TryParse gives scope 0 (the zone
+            // dropped), where wg's getaddrinfo fails it ("Name or service not known"). A number
+            // is kept as it is, by both.
+            if (literal.AddressFamily == AddressFamily.InterNetworkV6 && literal.ScopeId == 0 && host.IndexOf('%') is int zone and >= 0 && !DecimalText.IsDigits(host[(zone + 1)..]))
+            {
+                throw new HostNameResolutionException(host, $"no interface '{host[(zone + 1)..]}' for the address's zone");
+            }
             return [literal];
         }
         var wait = FirstWait;
