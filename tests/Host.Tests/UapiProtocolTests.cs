@@ -285,6 +285,28 @@ public sealed class UapiProtocolTests
         Assert.Null(parsed.Peers[1].LastHandshake);
     }
 
+    /// <summary>
+    /// firezone-tunnel show prints a link-local endpoint's zone by the interface's name, as wg show
+    /// does (getnameinfo); the UAPI line carries the index. It printed <c>[fe80::1%1]:51820</c>.
+    /// </summary>
+    [Fact]
+    public void Show_names_a_link_local_endpoints_zone_as_wg_show_does()
+    {
+        var status = new DeviceStatus
+        {
+            Peers =
+            [
+                new PeerStatus
+                {
+                    Config = new PeerConfig { PublicKey = PeerA },
+                    Endpoint = UdpEndpoint.FromIPEndPoint(new System.Net.IPEndPoint(System.Net.IPAddress.Parse("fe80::1%1"), 51820)),
+                },
+            ],
+        };
+        Assert.Contains("endpoint=[fe80::1%1]:51820\n", UapiGetFormatter.Format(status, extensions: false));
+        Assert.Contains("  endpoint: [fe80::1%lo]:51820\n", Firezone.Actors.Host.Cli.ShowFormatter.Format("wg0", status, DateTimeOffset.UtcNow));
+    }
+
     [Fact]
     public void An_empty_device_formats_as_nothing()
     {

@@ -46,7 +46,7 @@ public static class ShowFormatter
             }
             if (!peer.Endpoint.IsNone)
             {
-                text.Append("  endpoint: ").Append(EndpointText.Format(peer.Endpoint)).Append('\n');
+                text.Append("  endpoint: ").Append(EndpointText.FormatAsWg(peer.Endpoint)).Append('\n');
             }
             text.Append("  allowed ips: ").Append(config.AllowedIps.Count == 0 ? "(none)" : string.Join(", ", config.AllowedIps)).Append('\n');
             if (peer.LastHandshake is { } handshake)

@@ -93,4 +93,25 @@ public static class EndpointText
         var ip = endpoint.ToIPEndPoint();
         return ip.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{ip.Address}]:{ip.Port}" : $"{ip.Address}:{ip.Port}";
     }
+
+    /// <summary>
+    /// As wg show and wg showconf print it (getnameinfo): a link-local IPv6 endpoint's zone by the
+    /// interface's name (<c>[fe80::1%eth0]:51820</c>), which outlives a reboot, where
+    /// <see cref="Format"/> writes its index. The name is read by index in the calling thread's
+    /// network namespace (SIOCGIFNAME, as if_indextoname), so an interface without an IPv6 address
+    /// (a veth that is down), which .NET's NetworkInterface list leaves out, is named too. When no
+    /// interface has the index any more (deleted since the endpoint was set), the number stays, as
+    /// getnameinfo and Go's net package (wireguard-go) write such a zone.
+    /// </summary>
+    public static string FormatAsWg(UdpEndpoint endpoint)
+    {
+        var ip = endpoint.ToIPEndPoint();
+        if (ip.AddressFamily == AddressFamily.InterNetworkV6 && ip.Address.ScopeId is > 0 and <= int.MaxValue
+            && Native.NetworkInterfaceControl.TryGetName((int)ip.Address.ScopeId, out var zone))
+        {
+            var bare = new IPAddress(ip.Address.GetAddressBytes());
+            return $"[{bare}%{zone}]:{ip.Port.ToString(CultureInfo.InvariantCulture)}";
+        }
+        return Format(endpoint);
+    }
 }

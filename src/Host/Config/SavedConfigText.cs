@@ -99,7 +99,7 @@ public static class SavedConfigText
             // parser refuses it as a typo: saved, the next start would refuse the file.
             if (!peer.Endpoint.IsNone && peer.Endpoint.Port != 0)
             {
-                Line(text, "Endpoint", Endpoint(peer.Endpoint));
+                Line(text, "Endpoint", EndpointText.FormatAsWg(peer.Endpoint));
             }
             if (peerConfig.PersistentKeepaliveSeconds != 0)
             {
@@ -118,26 +118,6 @@ public static class SavedConfigText
             text.Length--;
         }
         return text.ToString();
-    }
-
-    /// <summary>
-    /// As wg showconf prints it (getnameinfo): a link-local IPv6 endpoint's zone by the interface's
-    /// name (<c>[fe80::1%eth0]:51820</c>), which outlives a reboot, where .NET writes its index. The
-    /// name is read by index (SIOCGIFNAME, as if_indextoname), so an interface without an IPv6
-    /// address (a veth that is down), which .NET's NetworkInterface list leaves out, is named too.
-    /// When no interface has the index any more (deleted since the endpoint was set), the number
-    /// stays, as getnameinfo and Go's net package (wireguard-go) write such a zone.
-    /// </summary>
-    private static string Endpoint(Engine.Buffers.UdpEndpoint endpoint)
-    {
-        var ip = endpoint.ToIPEndPoint();
-        if (ip.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && ip.Address.ScopeId is > 0 and <= int.MaxValue
-            && Native.NetworkInterfaceControl.TryGetName((int)ip.Address.ScopeId, out var zone))
-        {
-            var bare = new System.Net.IPAddress(ip.Address.GetAddressBytes());
-            return $"[{bare}%{zone}]:{Number(ip.Port)}";
-        }
-        return EndpointText.Format(endpoint);
     }
 
     private static string Number<T>(T value) where T : IFormattable => value.ToString(null, CultureInfo.InvariantCulture);
