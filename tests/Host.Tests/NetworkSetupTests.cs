@@ -235,6 +235,27 @@ public sealed class NetworkSetupTests
         }
     }
 
+    /// <summary>
+    /// A tool run without input (resolvconf -d, ip) gets an empty stdin of its own, not the daemon's,
+    /// as hooks do (WgQuickHookRunner). Found running the Host tests with a terminal as stdin
+    /// (script -qec 'dotnet test ...'): the daemon's tools inherited the terminal, the stand-in
+    /// resolvconf's `cat` waited on it, and each stop's `resolvconf -d` took the whole 10 s bound
+    /// (DnsResolvconfTests.A_record_that_cannot_be_removed_on_stop_is_removed_by_the_next_start
+    /// failed). A daemon in the foreground at a terminal, or started with a pipe that stays open,
+    /// would lend them its stdin the same way. The check compares the tool's stdin with the test
+    /// process's own, so it holds whatever the test runner's stdin is.
+    /// </summary>
+    [Fact]
+    public async Task A_tool_run_without_input_gets_an_empty_stdin_not_the_daemons()
+    {
+        string ours = File.Exists("/proc/self/fd/0") ? new FileInfo("/proc/self/fd/0").LinkTarget ?? "" : "(closed)";
+        string theirs = await ProcessCommandRunner.Instance.RunAsync("sh", ["-c", "readlink /proc/self/fd/0 || echo '(closed)'; cat"], null, CancellationToken.None);
+        string[] lines = theirs.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Single(lines);
+        Assert.NotEqual(ours, lines[0]);
+        Assert.StartsWith("pipe:", lines[0]);
+    }
+
     /// <summary>STYLE rule 11: the address ip refuses is named by its line, as every other mistake in the file.</summary>
     [Fact]
     public async Task An_address_ip_refuses_names_its_line()

@@ -15,7 +15,9 @@ public sealed class ProcessCommandRunner : ICommandRunner
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
-            RedirectStandardInput = stdin is not null,
+            // Always a stdin of its own, empty when there is no input: the daemon's own stdin (a
+            // terminal in the foreground, a pipe its starter keeps open) is not the tool's to take.
+            RedirectStandardInput = true,
             UseShellExecute = false,
         };
         foreach (var argument in arguments)
@@ -48,8 +50,8 @@ public sealed class ProcessCommandRunner : ICommandRunner
             if (stdin is not null)
             {
                 await process.StandardInput.WriteAsync(stdin).ConfigureAwait(false);
-                process.StandardInput.Close();
             }
+            process.StandardInput.Close();
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             timeout.CancelAfter(Timeout);
             try
