@@ -25,14 +25,28 @@ public sealed class Lab : IDisposable
         _output = output;
         _budget = budget;
         Underlay = underlay;
-        // 2 + 6 hex characters: interface names "<prefix>-c" stay far inside IFNAMSIZ.
-        Prefix = "fz" + Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(3)).ToLowerInvariant();
+        // A stem (LAB_PREFIX, default "fz": runs sharing a machine can each keep to their own names)
+        // + 6 hex characters: at most 12, lab.sh's limit, so interface names "<prefix>-c" fit IFNAMSIZ.
+        Prefix = Stem() + Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(3)).ToLowerInvariant();
         _environment["UNDERLAY"] = underlay.ToString(CultureInfo.InvariantCulture);
         Client = new TunnelSide(this, Roles.Client);
         Gateway = new TunnelSide(this, Roles.Gateway);
     }
 
     public string Prefix { get; }
+
+    private static string Stem()
+    {
+        var stem = Environment.GetEnvironmentVariable("LAB_PREFIX");
+        if (string.IsNullOrEmpty(stem))
+        {
+            return "fz";
+        }
+        return System.Text.RegularExpressions.Regex.IsMatch(stem, "^[a-z][a-z0-9-]{0,5}$")
+            ? stem
+            : throw new InvalidOperationException($"LAB_PREFIX '{stem}' must be 1-6 characters of [a-z0-9-], starting with a letter");
+    }
+
     public int Underlay { get; }
     public TunnelSide Client { get; }
     public TunnelSide Gateway { get; }
