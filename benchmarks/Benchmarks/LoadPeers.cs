@@ -1,12 +1,8 @@
-using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
 using Firezone.Actors.Engine;
 using Firezone.Actors.Engine.Buffers;
 using Firezone.Actors.Engine.Crypto;
-using Firezone.Actors.Engine.Offload;
-using Firezone.Actors.Engine.Packets;
 using Firezone.Actors.Engine.Routing;
 using Firezone.Actors.Engine.WireGuard;
 using Firezone.Actors.Native;
@@ -42,7 +38,7 @@ public static class LoadPeers
 
     public static int Run(string[] args)
     {
-        var options = Parse(args);
+        var options = LoadPeersOptions.Parse(args);
         var clock = Stopwatch.StartNew();
         TimeSpan Now() => clock.Elapsed;
         DateTime wallClockAtZero = DateTime.UtcNow;
@@ -52,19 +48,13 @@ public static class LoadPeers
         var gatewayKey = new WireGuardKey(Convert.FromBase64String(options.GatewayKey));
         var gateway = UdpEndpoint.FromIPEndPoint(options.Endpoint);
         var clients = new List<Client>();
-        var lines = File.ReadAllLines(options.KeysFile).Where(l => l.Trim().Length > 0).ToArray();
-        for (int i = 0; i < lines.Length; i++)
+        foreach (var spec in LoadPeersClient.ReadAll(options.KeysFile, options.BasePort))
         {
-            string[] fields = lines[i].Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            if (fields.Length != 2)
-            {
-                throw new FormatException($"{options.KeysFile}:{i + 1}: expected \"PRIVATE-KEY-BASE64 TUNNEL-ADDRESS\"");
-            }
-            var device = new Device(new WireGuardKey(Convert.FromBase64String(fields[0])), pool, CryptoRandomSource.Instance,
+            var device = new Device(spec.PrivateKey, pool, CryptoRandomSource.Instance,
                 wallClockAtZero, static () => DateTime.UtcNow, x25519, aead);
             var peer = new Peer(device, new PeerConfig { PublicKey = gatewayKey, Endpoint = gateway, AllowedIps = [IpPrefix.Parse("0.0.0.0/0")] });
-            var socket = new LinuxUdpSocket(new UdpBatchSocketOptions { ListenPort = options.BasePort + i, Family = UdpSocketFamily.IPv4Only, BatchSize = options.Burst, UseGro = false });
-            clients.Add(new Client(peer, socket, Packet(IPAddress.Parse(fields[1]), options.Destination, options.Port, options.Mtu)));
+            var socket = new LinuxUdpSocket(new UdpBatchSocketOptions { ListenPort = spec.ListenPort, Family = UdpSocketFamily.IPv4Only, BatchSize = options.Burst, UseGro = false });
+            clients.Add(new Client(peer, socket, LoadPeersPacket.Build(spec.TunnelAddress, options.Destination, options.Port, options.Mtu)));
         }
 
         // Handshakes: every Client initiates at once; answers, cookie replies and retries (the
@@ -178,47 +168,5 @@ public static class LoadPeers
             client.Socket.SendBatch([datagram]);
             datagram.Return();
         }
-    }
-
-    /// <summary>An IPv4/UDP packet of <paramref name="length"/> bytes from <paramref name="source"/>, ECT(0), both checksums set (as a real sender's: a Gateway may check them before it coalesces).</summary>
-    private static byte[] Packet(IPAddress source, IPAddress destination, int port, int length)
-    {
-        var packet = new byte[length];
-        packet[0] = 0x45;
-        packet[1] = (byte)Ecn.Ect0;
-        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(2), (ushort)length);
-        packet[8] = 64;
-        packet[9] = 17;
-        source.TryWriteBytes(packet.AsSpan(12, 4), out _);
-        destination.TryWriteBytes(packet.AsSpan(16, 4), out _);
-        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(10), Ipv4Checksum.Compute(packet.AsSpan(0, 20)));
-        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(20), 40000);
-        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(22), (ushort)port);
-        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(24), (ushort)(length - 20));
-        ushort sum = InternetChecksum.Sum(packet.AsSpan(20), InternetChecksum.PseudoHeaderSum(packet.AsSpan(12, 4), packet.AsSpan(16, 4), 17, length - 20));
-        ushort checksum = InternetChecksum.Finish(sum);
-        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(26), checksum == 0 ? (ushort)0xffff : checksum);
-        return packet;
-    }
-
-    private sealed record Options(IPEndPoint Endpoint, string GatewayKey, string KeysFile, int BasePort, IPAddress Destination,
-        int Port, double Seconds, int Mtu, int Burst);
-
-    private static Options Parse(string[] args)
-    {
-        var values = new Dictionary<string, string>();
-        for (int i = 1; i < args.Length; i++)
-        {
-            if (!args[i].StartsWith("--", StringComparison.Ordinal) || i + 1 >= args.Length)
-            {
-                throw new ArgumentException($"load-peers: {args[i]}: expected --name value");
-            }
-            values[args[i][2..]] = args[++i];
-        }
-        string Required(string name) => values.TryGetValue(name, out var v) ? v : throw new ArgumentException($"load-peers: --{name} is required");
-        int Int(string name, int fallback) => values.TryGetValue(name, out var v) ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
-        return new Options(IPEndPoint.Parse(Required("endpoint")), Required("gateway-key"), Required("keys"), int.Parse(Required("base-port"), CultureInfo.InvariantCulture),
-            IPAddress.Parse(Required("destination")), Int("port", 9),
-            values.TryGetValue("seconds", out var s) ? double.Parse(s, CultureInfo.InvariantCulture) : 10, Int("mtu", 1420), Int("burst", 32));
     }
 }

@@ -1,0 +1,153 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Firezone.Actors.Benchmarks;
+using Firezone.Actors.EndToEnd.Tests.Harness;
+using Xunit.Abstractions;
+using static Firezone.Actors.EndToEnd.Tests.Harness.CounterSnapshot;
+
+namespace Firezone.Actors.EndToEnd.Tests.LoadGenerator;
+
+/// <summary>
+/// The engine load generator (`Firezone.Actors.Benchmarks load-peers`, scripts/bench/peers.py
+/// EngineLoad) against a real firezone-tunnel Gateway in the lab: what a benchmark run relies on.
+/// The generator runs in the client namespace, the Gateway gets one extra peer per generated Client.
+/// </summary>
+public sealed partial class LoadPeersTests(ITestOutputHelper output)
+{
+    private const int Clients = 3;
+    private const int BasePort = 53000;
+    private const int SinkPort = 9;
+
+    /// <summary>
+    /// Three Clients for one second: every one completes a handshake, and every one's packets reach
+    /// the Gateway's TUN device from its own tunnel address, as IPv4/UDP of the asked size, ECT(0),
+    /// with checksums the Gateway's kernel accepts (UdpNoPorts counts only datagrams whose checksum
+    /// it verified). The generator's printed figures agree with what the router carried and the
+    /// Gateway counted: no more reached the Gateway than it says it sent, and the wire carried what
+    /// it says it sent (peers.py turns "sent" into the offered load).
+    /// </summary>
+    [Theory]
+    [InlineData(null)] // the default, 1420: the tunnel MTU, as peers.py asks
+    [InlineData(600)]
+    public void ThreeClients_EachHandshakesAndEachOnesPacketsReachTheGatewaysTun(int? mtu)
+    {
+        int size = mtu ?? 1420;
+        using var lab = Lab.Up(output, TimeSpan.FromSeconds(60));
+        lab.Gateway.Start(Implementations.FirezoneTunnel);
+        var gatewayIf = lab.Gateway.InterfaceName;
+        var peers = new List<(string Public, string Address)>();
+        var lines = new List<string>();
+        for (int i = 0; i < Clients; i++)
+        {
+            var pair = lab.Exec(Roles.Gateway, "sh", "-c", "k=$(wg genkey); echo \"$k $(echo \"$k\" | wg pubkey)\"").Split(' ', StringSplitOptions.TrimEntries);
+            var address = $"10.77.101.{i + 1}";
+            lab.Exec(Roles.Gateway, "wg", "set", gatewayIf, "peer", pair[1], "allowed-ips", address + "/32");
+            peers.Add((pair[1], address));
+            lines.Add($"{pair[0]} {address}");
+        }
+        var keysFile = Path.Combine(lab.StateDirectory, "load-peers-keys");
+        File.WriteAllLines(keysFile, lines);
+        // Per Client: what arrives from the Gateway's TUN from its address, to the sink port, of the
+        // asked size in both headers; and everything that arrives from the TUN at all.
+        var rules = string.Concat(peers.Select((p, i) =>
+            $"add counter inet fzloadpeers c{i}\n" +
+            $"add rule inet fzloadpeers tun iifname \"{gatewayIf}\" ip saddr {p.Address} ip daddr {Addresses.GatewayTunnelV4} " +
+            $"ip length {size} udp dport {SinkPort} udp length {size - 20} counter name c{i}\n"));
+        lab.Exec(Roles.Gateway, "sh", "-c", "nft -f - <<'EOF'\nadd table inet fzloadpeers\nadd counter inet fzloadpeers fromtun\n" +
+            "add chain inet fzloadpeers tun { type filter hook prerouting priority -300 ; policy accept ; }\n" + rules +
+            $"add rule inet fzloadpeers tun iifname \"{gatewayIf}\" counter name fromtun\nEOF");
+        var before = lab.Counters();
+        var kernelBefore = Nstat(lab);
+
+        var arguments = new List<string>
+        {
+            Dotnet, typeof(LoadPeers).Assembly.Location, "load-peers", "--endpoint", $"{Addresses.GatewayUnderlayV4}:{Addresses.GatewayPort}",
+            "--gateway-key", lab.ReadState("gateway.pub").Trim(), "--keys", keysFile, "--base-port", BasePort.ToString(CultureInfo.InvariantCulture),
+            "--destination", Addresses.GatewayTunnelV4, "--port", SinkPort.ToString(CultureInfo.InvariantCulture), "--seconds", "1",
+        };
+        if (mtu is { } m)
+        {
+            arguments.AddRange(["--mtu", m.ToString(CultureInfo.InvariantCulture)]);
+        }
+        var run = lab.TryExec(Roles.Client, [.. arguments]);
+        lab.Log($"load-peers -> {run.ExitCode}: {run.StandardOutput.Trim()} / {run.StandardError.Trim()}");
+        Assert.True(run.Succeeded, $"load-peers failed: {run.StandardError}");
+        Assert.Matches(@$"^load-peers: {Clients} of {Clients} sessions after \d+ ms$", run.StandardError.Trim());
+        using var report = JsonDocument.Parse(run.StandardOutput.Trim().Split('\n').Last());
+        long Field(string name) => report.RootElement.GetProperty(name).GetInt64();
+        Assert.Equal(Clients, Field("clients"));
+        Assert.Equal(Clients, Field("sessions"));
+        Assert.Equal(size, Field("packet_bytes"));
+        Assert.Equal(0, Field("refused"));
+        Assert.Equal(0, Field("send_errors"));
+        long sent = Field("sent");
+        Assert.Equal(Field("sealed"), sent);
+        Assert.True(sent > 1000, $"only {sent} packets in a second");
+
+        var after = lab.Counters();
+        var kernelAfter = Nstat(lab);
+        var counted = lab.Exec(Roles.Gateway, "nft", "-j", "list", "counters", "table", "inet", "fzloadpeers");
+        long Counter(string name) => JsonDocument.Parse(counted).RootElement.GetProperty("nftables").EnumerateArray()
+            .Where(e => e.TryGetProperty("counter", out var c) && c.GetProperty("name").GetString() == name)
+            .Select(e => e.GetProperty("counter").GetProperty("packets").GetInt64()).Single();
+        var perClient = Enumerable.Range(0, Clients).Select(i => Counter($"c{i}")).ToArray();
+        long arrived = perClient.Sum();
+        lab.Log($"sent {sent}; router carried {after.Since(before, Outer("sent", "c2g", "notect")) + after.Since(before, Outer("sent", "c2g", "ect0"))}; " +
+            $"Gateway TUN per Client {string.Join(", ", perClient)}, all {Counter("fromtun")}; kernel {string.Join(", ", kernelAfter.Select(kv => $"{kv.Key} +{kv.Value - kernelBefore[kv.Key]}"))}");
+
+        // Every packet out of the TUN is one of the Clients', well-formed, and each Client got its share through.
+        Assert.Equal(Counter("fromtun"), arrived);
+        Assert.Equal(arrived, after.Since(before, Inner(Roles.Gateway, "udp", "ect0")));
+        Assert.Equal(arrived, kernelAfter["UdpNoPorts"] - kernelBefore["UdpNoPorts"]);
+        Assert.Equal(0, kernelAfter["UdpInCsumErrors"] - kernelBefore["UdpInCsumErrors"]);
+        Assert.Equal(0, kernelAfter["IpInHdrErrors"] - kernelBefore["IpInHdrErrors"]);
+        for (int i = 0; i < Clients; i++)
+        {
+            Assert.True(perClient[i] >= arrived / (2 * Clients), $"Client {i} ({peers[i].Address}): {perClient[i]} of {arrived} packets");
+        }
+
+        // The Gateway's own per-peer view: a handshake with each, and at least the bytes of what reached the TUN.
+        var transfer = PeerValues(lab.Gateway.Wg("transfer"));
+        var handshakes = PeerValues(lab.Gateway.Wg("latest-handshakes"));
+        int datagram = 16 + (size + 15) / 16 * 16 + 16; // whitepaper 5.4.6: header, padded packet, tag
+        for (int i = 0; i < Clients; i++)
+        {
+            Assert.True(handshakes[peers[i].Public] > 0, $"no handshake with Client {i}");
+            Assert.True(transfer[peers[i].Public] >= perClient[i] * datagram,
+                $"Client {i}: Gateway counted {transfer[peers[i].Public]} bytes, {perClient[i]} datagrams of {datagram} reached its TUN");
+        }
+
+        // The printed figures: nothing reached the Gateway that was not sent, and what was sent was on
+        // the wire (a handshake initiation and the keepalive that confirms it per Client besides).
+        Assert.True(arrived <= sent, $"{arrived} arrived, {sent} sent");
+        long carried = after.Since(before, Outer("sent", "c2g", "notect")) + after.Since(before, Outer("sent", "c2g", "ect0"))
+            + after.Since(before, Outer("sent", "c2g", "ect1")) + after.Since(before, Outer("sent", "c2g", "ce"));
+        Assert.InRange(carried, sent - sent / 100, sent + sent / 100 + 4 * Clients);
+        Assert.Equal(Clients, after.Since(before, HandshakeInitiations("c2g")));
+    }
+
+    private static string Dotnet => Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } path ? path : "dotnet";
+
+    private static Dictionary<string, long> Nstat(Lab lab)
+    {
+        var values = new Dictionary<string, long>();
+        foreach (Match m in NstatLine().Matches(lab.Exec(Roles.Gateway, "nstat", "-asz", "UdpNoPorts", "UdpInCsumErrors", "IpInHdrErrors")))
+        {
+            values[m.Groups[1].Value] = long.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture);
+        }
+        foreach (var name in new[] { "UdpNoPorts", "UdpInCsumErrors", "IpInHdrErrors" })
+        {
+            values.TryAdd(name, 0);
+        }
+        return values;
+    }
+
+    /// <summary>`wg show IF ITEM` lines "PUBLIC-KEY\tVALUE[\tVALUE]": the first value per key.</summary>
+    private static Dictionary<string, long> PeerValues(string text) =>
+        text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split('\t'))
+            .ToDictionary(f => f[0], f => long.Parse(f[1], CultureInfo.InvariantCulture));
+
+    [GeneratedRegex(@"^(\w+)\s+(\d+)", RegexOptions.Multiline)]
+    private static partial Regex NstatLine();
+}
