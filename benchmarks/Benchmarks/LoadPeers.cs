@@ -25,7 +25,8 @@ namespace Firezone.Actors.Benchmarks;
 ///     dotnet Firezone.Actors.Benchmarks.dll load-peers --endpoint IP:PORT --gateway-key BASE64
 ///         --keys FILE (lines "PRIVATE-KEY-BASE64 TUNNEL-ADDRESS") --base-port PORT
 ///         --destination IP [--port 9] [--seconds 10] [--mtu 1420] [--burst 32]
-/// It prints one JSON line at the end: sessions, packets sealed and sent, send errors.
+/// It prints one JSON line at the end: sessions, packets sealed and sent, send errors. Exit code 0
+/// when every Client had a session, 1 when not, 2 for a mistake in the arguments or keys file.
 /// </summary>
 public static class LoadPeers
 {
@@ -38,7 +39,19 @@ public static class LoadPeers
 
     public static int Run(string[] args)
     {
-        var options = LoadPeersOptions.Parse(args);
+        LoadPeersOptions options;
+        IReadOnlyList<LoadPeersClient> specs;
+        try
+        {
+            options = LoadPeersOptions.Parse(args);
+            specs = LoadPeersClient.ReadAll(options.KeysFile, options.BasePort);
+        }
+        catch (Exception e) when (e is ArgumentException or IOException or UnauthorizedAccessException)
+        {
+            // A user's mistake: one line and exit code 2, not a stack trace (STYLE.md "Errors for people").
+            Console.Error.WriteLine(e is ArgumentException ? e.Message : $"load-peers: --keys: {e.Message}");
+            return 2;
+        }
         var clock = Stopwatch.StartNew();
         TimeSpan Now() => clock.Elapsed;
         DateTime wallClockAtZero = DateTime.UtcNow;
@@ -48,7 +61,7 @@ public static class LoadPeers
         var gatewayKey = new WireGuardKey(Convert.FromBase64String(options.GatewayKey));
         var gateway = UdpEndpoint.FromIPEndPoint(options.Endpoint);
         var clients = new List<Client>();
-        foreach (var spec in LoadPeersClient.ReadAll(options.KeysFile, options.BasePort))
+        foreach (var spec in specs)
         {
             var device = new Device(spec.PrivateKey, pool, CryptoRandomSource.Instance,
                 wallClockAtZero, static () => DateTime.UtcNow, x25519, aead);

@@ -127,7 +127,7 @@ public sealed partial class LoadPeersTests(ITestOutputHelper output)
         Assert.Equal(Clients, after.Since(before, HandshakeInitiations("c2g")));
     }
 
-    private static string Dotnet => Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } path ? path : "dotnet";
+    internal static string Dotnet => Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } path ? path : "dotnet";
 
     private static Dictionary<string, long> Nstat(Lab lab)
     {
