@@ -28,13 +28,14 @@ public sealed partial class LoadPeersTests(ITestOutputHelper output)
     /// it says it sent (peers.py turns "sent" into the offered load).
     /// </summary>
     [Theory]
-    [InlineData(null)] // the default, 1420: the tunnel MTU, as peers.py asks
-    [InlineData(600)]
-    public void ThreeClients_EachHandshakesAndEachOnesPacketsReachTheGatewaysTun(int? mtu)
+    [InlineData(Implementations.FirezoneTunnel, null)] // the default, 1420: the tunnel MTU, as peers.py asks
+    [InlineData(Implementations.FirezoneTunnel, 600)]
+    [InlineData(Implementations.WireGuardGo, null)] // bench.py measures both Gateways with it
+    public void ThreeClients_EachHandshakesAndEachOnesPacketsReachTheGatewaysTun(string gateway, int? mtu)
     {
         int size = mtu ?? 1420;
         using var lab = Lab.Up(output, TimeSpan.FromSeconds(60));
-        lab.Gateway.Start(Implementations.FirezoneTunnel);
+        lab.Gateway.Start(gateway);
         var gatewayIf = lab.Gateway.InterfaceName;
         var peers = new List<(string Public, string Address)>();
         var lines = new List<string>();
@@ -107,13 +108,17 @@ public sealed partial class LoadPeersTests(ITestOutputHelper output)
             Assert.True(perClient[i] >= arrived / (2 * Clients), $"Client {i} ({peers[i].Address}): {perClient[i]} of {arrived} packets");
         }
 
-        // The Gateway's own per-peer view: a handshake with each, and at least the bytes of what reached the TUN.
+        // The Gateway's own per-peer view: a handshake with each, each from its own port, and at least
+        // the bytes of what reached the TUN.
         var transfer = PeerValues(lab.Gateway.Wg("transfer"));
         var handshakes = PeerValues(lab.Gateway.Wg("latest-handshakes"));
+        var endpoints = lab.Gateway.Wg("endpoints").Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split('\t'))
+            .ToDictionary(f => f[0], f => f[1]);
         int datagram = 16 + (size + 15) / 16 * 16 + 16; // whitepaper 5.4.6: header, padded packet, tag
         for (int i = 0; i < Clients; i++)
         {
             Assert.True(handshakes[peers[i].Public] > 0, $"no handshake with Client {i}");
+            Assert.Equal($"{lab.Script("addr", lab.Prefix, Roles.Client, "4").Trim()}:{BasePort + i}", endpoints[peers[i].Public]);
             Assert.True(transfer[peers[i].Public] >= perClient[i] * datagram,
                 $"Client {i}: Gateway counted {transfer[peers[i].Public]} bytes, {perClient[i]} datagrams of {datagram} reached its TUN");
         }
