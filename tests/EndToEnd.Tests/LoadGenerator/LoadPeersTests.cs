@@ -129,7 +129,7 @@ public sealed partial class LoadPeersTests(ITestOutputHelper output)
         long carried = after.Since(before, Outer("sent", "c2g", "notect")) + after.Since(before, Outer("sent", "c2g", "ect0"))
             + after.Since(before, Outer("sent", "c2g", "ect1")) + after.Since(before, Outer("sent", "c2g", "ce"));
         Assert.InRange(carried, sent - sent / 100, sent + sent / 100 + 4 * Clients);
-        Assert.Equal(Clients, after.Since(before, HandshakeInitiations("c2g")));
+        Assert.True(after.Since(before, HandshakeInitiations("c2g")) >= Clients, "every Client initiates (a retry after Rekey-Timeout is allowed)");
     }
 
     internal static string Dotnet => Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } path ? path : "dotnet";
