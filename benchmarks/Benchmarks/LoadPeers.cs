@@ -14,7 +14,8 @@ namespace Firezone.Actors.Benchmarks;
 /// N WireGuard Clients in one process, each with its own key, its own UDP socket (its own source
 /// port, so its own endpoint) and its own tunnel address, all sending to one Gateway at once.
 /// Every Client handshakes with the Gateway (our engine as initiator), then sends IPv4/UDP packets
-/// of the tunnel's MTU from its tunnel address to the destination, as fast as one core seals and
+/// of the tunnel's MTU from its tunnel address to the destination (ECT(0), DF, checksums set: ones a
+/// Gateway may coalesce, see <see cref="LoadPeersPacket"/>), as fast as one core seals and
 /// sends them: the Clients take turns, a burst of packets each (one GSO send). The offered load
 /// is the same for 1 and for N Clients, so the rate the Gateway delivers into its TUN device is
 /// the Gateway's, not the load generator's (100 wireguard-go Clients, one process each, spend most

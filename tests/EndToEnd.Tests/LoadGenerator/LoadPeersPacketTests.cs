@@ -1,6 +1,8 @@
 using System.Buffers.Binary;
 using System.Net;
 using Firezone.Actors.Benchmarks;
+using Firezone.Actors.Engine.Buffers;
+using Firezone.Actors.Engine.Offload;
 
 namespace Firezone.Actors.EndToEnd.Tests.LoadGenerator;
 
@@ -52,6 +54,32 @@ public sealed class LoadPeersPacketTests
 
         Assert.Equal(new byte[] { 10, 78, 1, 1 }, a[12..16]);
         Assert.Equal(new byte[] { 10, 78, 1, 2 }, b[12..16]);
+    }
+
+    /// <summary>
+    /// A Client's packets, one after another, are what a Gateway may coalesce into one super-packet
+    /// (the Gateway's own UdpCoalescer, whose IP rules are the kernel's GRO's): as a real UDP sender's
+    /// they carry DF, so their fixed identification does not have to count up (inet_gro_receive's
+    /// flush_id). Without DF and with identification 0 in every one, no Gateway merges any two of
+    /// them, and the benchmark measures a receive path real traffic does not take.
+    /// </summary>
+    [Theory]
+    [InlineData(1420)]
+    [InlineData(600)]
+    public void Packet_ConsecutiveCopiesAreCoalescible_DontFragmentAsARealSendersAre(int length)
+    {
+        var packet = LoadPeersPacket.Build(IPAddress.Parse("10.78.1.7"), IPAddress.Parse("10.78.0.1"), 9, length);
+        var pool = new PacketBufferPool(preallocate: 4);
+        var batch = new PacketBuffer[4];
+        for (int i = 0; i < batch.Length; i++)
+        {
+            batch[i] = pool.Rent();
+            packet.CopyTo(batch[i].Memory[PacketBuffer.Headroom..]);
+            batch[i].SetData(PacketBuffer.Headroom, packet.Length);
+        }
+
+        Assert.Equal(batch.Length, UdpCoalescer.FindRun(batch, 0, new bool[batch.Length], new int[batch.Length], 65535));
+        Assert.Equal(0x4000, BinaryPrimitives.ReadUInt16BigEndian(packet.AsSpan(6))); // DF, no fragment
     }
 
     /// <summary>RFC 1071: the 16-bit one's complement sum; 0xffff over data that includes its own right checksum.</summary>
