@@ -25,7 +25,7 @@ namespace Firezone.Actors.Benchmarks;
 ///
 ///     dotnet Firezone.Actors.Benchmarks.dll load-peers --endpoint IP:PORT --gateway-key BASE64
 ///         --keys FILE (lines "PRIVATE-KEY-BASE64 TUNNEL-ADDRESS") --base-port PORT
-///         --destination IP [--port 9] [--seconds 10] [--mtu 1420] [--burst 32]
+///         --destination IP [--port 9] [--seconds 10] [--mtu 1420] [--burst 32] [--handshake-seconds 20]
 /// It prints one JSON line at the end: sessions, packets sealed and sent, send errors. Exit code 0
 /// when every Client had a session, 1 when not, 2 for a mistake in the arguments or keys file.
 /// </summary>
@@ -72,7 +72,7 @@ public static class LoadPeers
         }
 
         // Handshakes: every Client initiates at once; answers, cookie replies and retries (the
-        // engine's timers) until every Client has a session or 20 s have passed.
+        // engine's timers) until every Client has a session or the handshake time (20 s) has passed.
         foreach (var client in clients)
         {
             client.Peer.Connect(Now());
@@ -83,7 +83,7 @@ public static class LoadPeers
         {
             received[k] = pool.Rent();
         }
-        var handshakeDeadline = Now() + TimeSpan.FromSeconds(20);
+        var handshakeDeadline = Now() + TimeSpan.FromSeconds(options.HandshakeSeconds);
         while (clients.Any(c => !c.Peer.HasSession(Now())) && Now() < handshakeDeadline)
         {
             foreach (var client in clients)

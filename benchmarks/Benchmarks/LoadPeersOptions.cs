@@ -14,7 +14,7 @@ namespace Firezone.Actors.Benchmarks;
 /// option left at its default).
 /// </summary>
 public sealed record LoadPeersOptions(IPEndPoint Endpoint, string GatewayKey, string KeysFile, int BasePort, IPAddress Destination,
-    int Port, double Seconds, int Mtu, int Burst)
+    int Port, double Seconds, int Mtu, int Burst, double HandshakeSeconds = 20)
 {
     /// <summary>An IPv4 and a UDP header.</summary>
     public const int MinMtu = 28;
@@ -25,7 +25,7 @@ public sealed record LoadPeersOptions(IPEndPoint Endpoint, string GatewayKey, st
     /// <summary>One sendmmsg takes at most UIO_MAXIOV iovecs (<see cref="Native.LinuxUdpSocket"/> refuses a larger batch).</summary>
     public const int MaxBurst = 1024;
 
-    private static readonly string[] Names = ["endpoint", "gateway-key", "keys", "base-port", "destination", "port", "seconds", "mtu", "burst"];
+    private static readonly string[] Names = ["endpoint", "gateway-key", "keys", "base-port", "destination", "port", "seconds", "mtu", "burst", "handshake-seconds"];
 
     public static LoadPeersOptions Parse(string[] args)
     {
@@ -67,13 +67,17 @@ public sealed record LoadPeersOptions(IPEndPoint Endpoint, string GatewayKey, st
         int basePort = Int("base-port", null, 1, 65535);
         var destination = Ipv4("destination");
         int port = Int("port", 9, 1, 65535);
-        double seconds = 10;
-        if (values.TryGetValue("seconds", out var s)
-            && !(double.TryParse(s, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out seconds) && seconds > 0 && seconds <= 86400))
+        double Seconds(string name, double fallback)
         {
-            throw Bad("seconds", "a number of seconds above 0 (at most 86400)");
+            if (!values.TryGetValue(name, out var text))
+            {
+                return fallback;
+            }
+            return double.TryParse(text, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out double v) && v > 0 && v <= 86400
+                ? v
+                : throw Bad(name, "a number of seconds above 0 (at most 86400)");
         }
-        return new LoadPeersOptions(endpoint, gatewayKey, keys, basePort, destination, port, seconds,
-            Int("mtu", 1420, MinMtu, MaxMtu), Int("burst", 32, 1, MaxBurst));
+        return new LoadPeersOptions(endpoint, gatewayKey, keys, basePort, destination, port, Seconds("seconds", 10),
+            Int("mtu", 1420, MinMtu, MaxMtu), Int("burst", 32, 1, MaxBurst), Seconds("handshake-seconds", 20));
     }
 }

@@ -28,14 +28,14 @@ public sealed class LoadPeersOptionsTests
     [Fact]
     public void Parse_TakesWhatPeersPyPasses()
     {
-        var options = LoadPeersOptions.Parse(Arguments("--port", "9", "--seconds", "2.5", "--mtu", "1420", "--burst", "16"));
+        var options = LoadPeersOptions.Parse(Arguments("--port", "9", "--seconds", "2.5", "--mtu", "1420", "--burst", "16", "--handshake-seconds", "3"));
 
         Assert.Equal("10.78.0.2:51841", options.Endpoint.ToString());
         Assert.Equal(GatewayKey, options.GatewayKey);
         Assert.Equal("/nonexistent/keys", options.KeysFile);
         Assert.Equal(53000, options.BasePort);
         Assert.Equal("10.78.0.1", options.Destination.ToString());
-        Assert.Equal((9, 2.5, 1420, 16), (options.Port, options.Seconds, options.Mtu, options.Burst));
+        Assert.Equal((9, 2.5, 1420, 16, 3.0), (options.Port, options.Seconds, options.Mtu, options.Burst, options.HandshakeSeconds));
     }
 
     [Fact]
@@ -43,7 +43,7 @@ public sealed class LoadPeersOptionsTests
     {
         var options = LoadPeersOptions.Parse(Arguments());
 
-        Assert.Equal((9, 10.0, 1420, 32), (options.Port, options.Seconds, options.Mtu, options.Burst));
+        Assert.Equal((9, 10.0, 1420, 32, 20.0), (options.Port, options.Seconds, options.Mtu, options.Burst, options.HandshakeSeconds));
     }
 
     [Theory]
@@ -63,6 +63,7 @@ public sealed class LoadPeersOptionsTests
     [InlineData("--seconds", "-1", "--seconds")]
     [InlineData("--seconds", "NaN", "--seconds")]
     [InlineData("--seconds", "ten", "--seconds")]
+    [InlineData("--handshake-seconds", "0", "--handshake-seconds")]
     [InlineData("--mtu", "27", "--mtu")] // shorter than the IPv4 and UDP headers
     [InlineData("--mtu", "1985", "--mtu")] // more than one packet buffer holds after the transport header
     [InlineData("--mtu", "1e3", "--mtu")]

@@ -39,18 +39,7 @@ public sealed partial class LoadPeersTests(ITestOutputHelper output)
         using var lab = Lab.Up(output, TimeSpan.FromSeconds(60));
         lab.Gateway.Start(gateway);
         var gatewayIf = lab.Gateway.InterfaceName;
-        var peers = new List<(string Public, string Address)>();
-        var lines = new List<string>();
-        for (int i = 0; i < Clients; i++)
-        {
-            var pair = lab.Exec(Roles.Gateway, "sh", "-c", "k=$(wg genkey); echo \"$k $(echo \"$k\" | wg pubkey)\"").Split(' ', StringSplitOptions.TrimEntries);
-            var address = $"10.77.101.{i + 1}";
-            lab.Exec(Roles.Gateway, "wg", "set", gatewayIf, "peer", pair[1], "allowed-ips", address + "/32");
-            peers.Add((pair[1], address));
-            lines.Add($"{pair[0]} {address}");
-        }
-        var keysFile = Path.Combine(lab.StateDirectory, "load-peers-keys");
-        File.WriteAllLines(keysFile, lines);
+        var (peers, keysFile) = GeneratedClients(lab, Clients);
         // Per Client: what arrives from the Gateway's TUN from its address to the sink port, with IP
         // and UDP lengths of whole datagrams of the asked size (1 to 64 under one header: a
         // super-packet); and everything that arrives from the TUN at all.
@@ -67,18 +56,7 @@ public sealed partial class LoadPeersTests(ITestOutputHelper output)
         var before = lab.Counters();
         var kernelBefore = Nstat(lab);
 
-        var arguments = new List<string>
-        {
-            Dotnet, typeof(LoadPeers).Assembly.Location, "load-peers", "--endpoint", $"{Addresses.GatewayUnderlayV4}:{Addresses.GatewayPort}",
-            "--gateway-key", lab.ReadState("gateway.pub").Trim(), "--keys", keysFile, "--base-port", BasePort.ToString(CultureInfo.InvariantCulture),
-            "--destination", Addresses.GatewayTunnelV4, "--port", SinkPort.ToString(CultureInfo.InvariantCulture), "--seconds", "1",
-        };
-        if (mtu is { } m)
-        {
-            arguments.AddRange(["--mtu", m.ToString(CultureInfo.InvariantCulture)]);
-        }
-        var run = lab.TryExec(Roles.Client, [.. arguments]);
-        lab.Log($"load-peers -> {run.ExitCode}: {run.StandardOutput.Trim()} / {run.StandardError.Trim()}");
+        var run = RunGenerator(lab, keysFile, mtu is { } m ? ["--seconds", "1", "--mtu", m.ToString(CultureInfo.InvariantCulture)] : ["--seconds", "1"]);
         Assert.True(run.Succeeded, $"load-peers failed: {run.StandardError}");
         Assert.Matches(@$"^load-peers: {Clients} of {Clients} sessions after \d+ ms$", run.StandardError.Trim());
         using var report = JsonDocument.Parse(run.StandardOutput.Trim().Split('\n').Last());
@@ -146,6 +124,71 @@ public sealed partial class LoadPeersTests(ITestOutputHelper output)
         Assert.InRange(carried, sent - sent / 100, sent + sent / 100 + 4 * Clients);
         Assert.True(after.Since(before, HandshakeInitiations("c2g")) >= Clients, "every Client initiates (a retry after Rekey-Timeout is allowed)");
     }
+
+    /// <summary>
+    /// A Client the Gateway does not know gets no session: after the handshake time load-peers says
+    /// so ("2 of 3 sessions", "sessions": 2) and exits 1, which peers.py takes for a failed run; the
+    /// Clients it knows still send, and their packets arrive.
+    /// </summary>
+    [Fact]
+    public void AClientTheGatewayDoesNotKnow_ReportedWithoutSessionAndExitCode1()
+    {
+        using var lab = Lab.Up(output, TimeSpan.FromSeconds(60));
+        lab.Gateway.Start(Implementations.FirezoneTunnel);
+        var (peers, keysFile) = GeneratedClients(lab, Clients);
+        lab.Exec(Roles.Gateway, "wg", "set", lab.Gateway.InterfaceName, "peer", peers[^1].Public, "remove");
+        long before = TunReceivedPackets(lab);
+
+        var run = RunGenerator(lab, keysFile, ["--seconds", "0.5", "--handshake-seconds", "2"]);
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.Matches(@$"^load-peers: {Clients - 1} of {Clients} sessions after (1|2)\d\d\d ms$", run.StandardError.Trim());
+        using var report = JsonDocument.Parse(run.StandardOutput.Trim().Split('\n').Last());
+        Assert.Equal(Clients, report.RootElement.GetProperty("clients").GetInt64());
+        Assert.Equal(Clients - 1, report.RootElement.GetProperty("sessions").GetInt64());
+        Assert.True(report.RootElement.GetProperty("sent").GetInt64() > 0);
+        Assert.True(TunReceivedPackets(lab) > before, "the known Clients' packets did not arrive");
+    }
+
+    /// <summary>
+    /// <paramref name="count"/> Clients for load-peers: a key pair and a tunnel address (10.77.101.i)
+    /// each, known to the Gateway as a peer with that address; their keys file in the lab's state
+    /// directory (removed with the lab).
+    /// </summary>
+    private static (List<(string Public, string Address)> Peers, string KeysFile) GeneratedClients(Lab lab, int count)
+    {
+        var peers = new List<(string Public, string Address)>();
+        var lines = new List<string>();
+        for (int i = 0; i < count; i++)
+        {
+            var pair = lab.Exec(Roles.Gateway, "sh", "-c", "k=$(wg genkey); echo \"$k $(echo \"$k\" | wg pubkey)\"").Split(' ', StringSplitOptions.TrimEntries);
+            var address = $"10.77.101.{i + 1}";
+            lab.Exec(Roles.Gateway, "wg", "set", lab.Gateway.InterfaceName, "peer", pair[1], "allowed-ips", address + "/32");
+            peers.Add((pair[1], address));
+            lines.Add($"{pair[0]} {address}");
+        }
+        var keysFile = Path.Combine(lab.StateDirectory, "load-peers-keys");
+        File.WriteAllLines(keysFile, lines);
+        return (peers, keysFile);
+    }
+
+    /// <summary>load-peers in the client namespace, as peers.py runs it, against the lab's Gateway; waits for it to exit.</summary>
+    private static ProcessResult RunGenerator(Lab lab, string keysFile, string[] extra)
+    {
+        string[] arguments =
+        [
+            Dotnet, typeof(LoadPeers).Assembly.Location, "load-peers", "--endpoint", $"{Addresses.GatewayUnderlayV4}:{Addresses.GatewayPort}",
+            "--gateway-key", lab.ReadState("gateway.pub").Trim(), "--keys", keysFile, "--base-port", BasePort.ToString(CultureInfo.InvariantCulture),
+            "--destination", Addresses.GatewayTunnelV4, "--port", SinkPort.ToString(CultureInfo.InvariantCulture), .. extra,
+        ];
+        var run = lab.TryExec(Roles.Client, arguments);
+        lab.Log($"load-peers -> {run.ExitCode}: {run.StandardOutput.Trim()} / {run.StandardError.Trim()}");
+        return run;
+    }
+
+    private static long TunReceivedPackets(Lab lab) =>
+        JsonDocument.Parse(lab.Exec(Roles.Gateway, "ip", "-j", "-s", "link", "show", "dev", lab.Gateway.InterfaceName)).RootElement[0]
+            .GetProperty("stats64").GetProperty("rx").GetProperty("packets").GetInt64();
 
     internal static string Dotnet => Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } path ? path : "dotnet";
 
