@@ -25,11 +25,24 @@ public sealed class TunnelClient(IActorRef tunnel, TimeSpan timeout)
     /// A whole transaction in one Ask. Its time bound grows with the number of peers (creating a
     /// peer costs a Curve25519 operation and an actor, tens of microseconds).
     /// </summary>
-    public Task<PeerChangesApplied> ApplyPeerChangesAsync(ApplyPeerChanges changes, CancellationToken cancellationToken = default)
+    public Task<PeerChangesApplied> ApplyPeerChangesAsync(ApplyPeerChanges changes, CancellationToken cancellationToken = default) =>
+        Tunnel.Ask<PeerChangesApplied>(changes, BoundFor(changes), cancellationToken);
+
+    /// <summary>The time bound of <see cref="ApplyPeerChangesAsync"/> for <paramref name="changes"/>.</summary>
+    public TimeSpan BoundFor(ApplyPeerChanges changes)
     {
         ArgumentNullException.ThrowIfNull(changes);
-        var bound = timeout + TimeSpan.FromMilliseconds(changes.Upsert.Count + changes.Remove.Count);
-        return Tunnel.Ask<PeerChangesApplied>(changes, bound, cancellationToken);
+        return timeout + TimeSpan.FromMilliseconds(changes.Upsert.Count + changes.Remove.Count);
+    }
+
+    /// <summary>
+    /// The transaction answered however long it takes: the caller bounds its own wait, and cancels
+    /// <paramref name="cancellationToken"/> when it stops waiting (a tunnel that stopped never answers).
+    /// </summary>
+    public Task<PeerChangesApplied> ApplyPeerChangesUnboundedAsync(ApplyPeerChanges changes, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(changes);
+        return Tunnel.Ask<PeerChangesApplied>(changes, Timeout.InfiniteTimeSpan, cancellationToken);
     }
 
     /// <summary>The status of every peer; its reply address forgets it once delivered (see <see cref="ReleasingReply{T}"/>).</summary>

@@ -172,7 +172,7 @@ public sealed partial class ActorTunnelControl
             if (_peers.Count > 0)
             {
                 var peers = new List<PeerConfig>(_peers.Values);
-                await ApplyCarriedPeersAsync(_tunnel, new ApplyPeerChanges(false, [], peers, handshakeAtStart), logger, _generation).ConfigureAwait(false);
+                await ApplyCarriedPeersAsync(_tunnel, new ApplyPeerChanges(false, [], peers, handshakeAtStart), logger, _generation, _stopping.Token).ConfigureAwait(false);
             }
             // Sessions handed over for a peer the rebuilt tunnel does not have: no peer takes them,
             // and the indices reserved for them would stay claimed in its table.
@@ -199,27 +199,56 @@ public sealed partial class ActorTunnelControl
     }
 
     /// <summary>
-    /// Gives the rebuilt tunnel (<paramref name="generation"/>) its peers; false when it did not
-    /// confirm them within the Ask's bound. That is no failure of the rebuild, and the caller is not
-    /// told one: the tunnel runs on the new key or port, the changes are in its mailbox, and its
-    /// peers' supervisor applies them whole, before any change asked later (a peer whose start is
-    /// refused is logged by it, as for any change). wireguard-go answers errno=0 once the key is
-    /// set. Thrown, a late answer (thousands of peers on a busy machine) made `wg set` report EIO
-    /// for a key that was applied, and dropped the rest of its request; a tunnel that fails instead
-    /// is reported by the failure listener.
+    /// Gives the rebuilt tunnel (<paramref name="generation"/>) its peers and waits until it has them
+    /// all: true once it confirmed them; false when it stopped first (a tunnel that fails is reported
+    /// by the failure listener) or <paramref name="stopping"/> ended the wait (the daemon stops).
+    /// Past the Ask's usual bound (thousands of peers on a busy machine) the wait goes on, with a
+    /// Warning, as wireguard-go's set applies every peer before it answers and its get waits for the
+    /// set. Thrown at the bound, a late answer made `wg set` report EIO for a key that was applied
+    /// and dropped the rest of its request; given up at the bound, the rebuilt tunnel read before its
+    /// peers were in place (packets of the peers not added yet met no route), and the next `wg show`
+    /// waited behind them in the tunnel's mailbox until its own bound (EIO).
     /// </summary>
-    internal static async Task<bool> ApplyCarriedPeersAsync(TunnelClient tunnel, ApplyPeerChanges changes, ILogger logger, int generation)
+    internal static async Task<bool> ApplyCarriedPeersAsync(TunnelClient tunnel, ApplyPeerChanges changes, ILogger logger, int generation, CancellationToken stopping)
     {
+        using var asking = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         try
         {
-            await tunnel.ApplyPeerChangesAsync(changes).ConfigureAwait(false);
-            return true;
-        }
-        catch (Exception e) when (e is TaskCanceledException or AskTimeoutException or TimeoutException)
-        {
-            logger.LogWarning("Tunnel {Generation} has not confirmed its {Count} peer(s) in time ({Problem}); it goes on adding them, before any later change, and `wg show` lists each once added",
-                generation, changes.Upsert.Count, e.Message.ReplaceLineEndings(" "));
+            var answer = tunnel.ApplyPeerChangesUnboundedAsync(changes, asking.Token);
+            var bound = tunnel.BoundFor(changes);
+            long started = System.Diagnostics.Stopwatch.GetTimestamp();
+            try
+            {
+                await answer.WaitAsync(bound, stopping).ConfigureAwait(false);
+                return true;
+            }
+            catch (TimeoutException)
+            {
+                logger.LogWarning("Tunnel {Generation} has not confirmed its {Count} peer(s) within {Seconds} s; waiting for them (it reads, and `wg show` answers, once they are in place)",
+                    generation, changes.Upsert.Count, bound.TotalSeconds);
+            }
+            // The tunnel's end too: a tunnel that stops (fails) before it answers never answers.
+            var ended = tunnel.Tunnel.WatchAsync(asking.Token);
+            if (await Task.WhenAny(answer, ended).ConfigureAwait(false) == answer)
+            {
+                await answer.ConfigureAwait(false);
+                logger.LogInformation("Tunnel {Generation} confirmed its {Count} peer(s) after {Seconds:0.0} s",
+                    generation, changes.Upsert.Count, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
+                return true;
+            }
+            if (!stopping.IsCancellationRequested)
+            {
+                logger.LogWarning("Tunnel {Generation} stopped before it confirmed its {Count} peer(s)", generation, changes.Upsert.Count);
+            }
             return false;
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            return false; // the daemon stops: nothing reads the rebuilt tunnel's peers any more
+        }
+        finally
+        {
+            asking.Cancel(); // the unanswered Ask of a tunnel that stopped, and the watch, end
         }
     }
 
