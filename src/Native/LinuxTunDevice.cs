@@ -104,6 +104,65 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
         }
     }
 
+    /// <summary>
+    /// A second object on the same interface: a duplicate of this descriptor (the same open TUN file,
+    /// attached to the interface whatever it is called now), with wake-ups and read state of its own.
+    /// For a tunnel rebuilt while a reader thread of the old one may still be in a call on this
+    /// object: that thread keeps this one (its wake-up stays signalled; once this one is disposed,
+    /// the descriptor closes when the thread lets go), the new tunnel's readers use the duplicate.
+    /// Opening the interface by name instead is refused while this descriptor is open ("already in
+    /// use"). The MTU is the interface's now.
+    /// </summary>
+    /// <exception cref="TunDeviceException">With a message meant for the user.</exception>
+    public LinuxTunDevice Duplicate()
+    {
+        bool added = false;
+        int fd;
+        try
+        {
+            _fd.DangerousAddRef(ref added);
+            fd = LibC.fcntl(_fd.Fd, LibC.F_DUPFD_CLOEXEC, 0);
+        }
+        finally
+        {
+            if (added)
+            {
+                _fd.DangerousRelease();
+            }
+        }
+        if (fd < 0)
+        {
+            int errno = LibC.errno;
+            throw new TunDeviceException($"TUN device {Name}: duplicating its descriptor failed: {Errno.Describe(errno)}", errno);
+        }
+        return new LinuxTunDevice(this, new SafeFileDescriptorHandle(fd));
+    }
+
+    private LinuxTunDevice(LinuxTunDevice original, SafeFileDescriptorHandle fd)
+    {
+        _fd = fd;
+        Name = original.Name;
+        Index = original.Index;
+        Offloads = original.Offloads;
+        if (original._offload is { } offload)
+        {
+            _offload = new OffloadState { CoalesceTcp = offload.CoalesceTcp, CoalesceUdp = offload.CoalesceUdp };
+        }
+        try
+        {
+            Mtu = NetworkInterfaceControl.GetMtu(Index, out _);
+            _wake = new WakeEvent(EventFdFailed);
+            _kick = new WakeEvent(EventFdFailed);
+        }
+        catch
+        {
+            _fd.Dispose();
+            _wake?.Dispose();
+            _kick?.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>The interface's name when it was created or attached; it may be renamed since (see <see cref="Index"/>).</summary>
     public string Name { get; }
 

@@ -122,16 +122,17 @@ public sealed partial class ActorTunnelControl
         }
         else if (wasRunning)
         {
-            // The old tunnel did not stop in time: a reader of it may still wait on the TUN device
-            // or the socket. Reopen both; TUNSETPERSIST keeps the interface (and its addresses and
-            // routes) meanwhile.
-            _tun!.SetPersistent(true);
-            // By the name the interface has now: after a rename (ip link set NAME name NEW) the
-            // name it was created with would make a second interface and leave this one behind.
-            string name = CurrentName(_tun);
-            _tun.Dispose();
-            _tun = OpenTun(mtu: null, name); // keeps the MTU the interface has now
-            _tun.SetPersistent(false);
+            // The old tunnel did not stop in time: a reader thread of it may still be in a call on
+            // the TUN device or the socket, its wake-up signalled but not yet seen (re-armed, it
+            // would read on). The new tunnel gets a TUN device object of its own on a duplicate of
+            // the descriptor: the same interface, whatever it is called now, with its addresses and
+            // routes, and no moment in which another process could take its name. Closing the
+            // device and opening the interface again by name (as before) was refused while that
+            // thread held the old descriptor ("already in use"): the key change failed, and the
+            // interface, made persistent for the reopen, outlived the daemon.
+            var tun = _tun!.Duplicate();
+            _tun.Dispose(); // its descriptor closes once the held thread lets go
+            _tun = tun;
             if (newSocket is null && _socket is not null)
             {
                 ushort port = (ushort)_socket.LocalPort;
@@ -255,8 +256,8 @@ public sealed partial class ActorTunnelControl
     /// <summary>
     /// After a key change whose rebuild failed (<paramref name="failure"/>, reported to the caller):
     /// the daemon goes on with <paramref name="previous"/>. A failure before the running tunnel was
-    /// touched (the MTU read, the engine device) left it running; one after it stopped (reopening the
-    /// TUN device or binding the port after a stop that timed out) starts a tunnel with the previous
+    /// touched (the MTU read, the engine device) left it running; one after it stopped (duplicating the
+    /// TUN device's descriptor, or binding the port again, after a stop that timed out) starts a tunnel with the previous
     /// key again, whose peers handshake at once as after any rebuild. Never a tunnel half built:
     /// either one runs with the key `wg show` reports, or none runs and the log says so.
     /// </summary>

@@ -22,7 +22,8 @@ namespace Firezone.Actors.Host.Tunnel;
 /// peers) so that it can rebuild the tunnel: the engine device is created with its private key and
 /// the socket with its port, so changing either (wg-quick sets both after the daemon has started)
 /// stops the TunnelActor and starts a new one with the same peers. The TUN interface is kept across
-/// a rebuild (TUNSETPERSIST while its descriptor is reopened), so addresses and routes stay.
+/// a rebuild (its descriptor too, or a duplicate of it when the old tunnel did not stop in time), so
+/// addresses and routes stay.
 /// Peer changes go straight to the running tunnel as AddOrUpdatePeer / RemovePeer / RemoveAllPeers.
 /// <para>
 /// The TUN's MTU can change while the daemon runs: wg-quick runs <c>ip link set mtu</c> after
@@ -149,33 +150,18 @@ public sealed partial class ActorTunnelControl(
         }
     }
 
-    /// <param name="mtu">Set on the interface; null: leave it (a reopened, persistent interface).</param>
-    /// <param name="name">The interface's name now (a reopened interface may have been renamed); null: the configured name.</param>
-    private LinuxTunDevice OpenTun(int? mtu, string? name = null)
+    private LinuxTunDevice OpenTun(int mtu)
     {
         try
         {
             return new LinuxTunDevice(new TunDeviceOptions
             {
-                Name = name ?? options.InterfaceName, Mtu = mtu, UdpCoalescing = options.UdpCoalescing,
+                Name = options.InterfaceName, Mtu = mtu, UdpCoalescing = options.UdpCoalescing,
             });
         }
         catch (TunDeviceException e)
         {
             throw new StartupException(e.Message, e);
-        }
-    }
-
-    /// <summary>The name <paramref name="tun"/>'s interface has now, read by its index; the name it was opened with if that read fails.</summary>
-    private static string CurrentName(LinuxTunDevice tun)
-    {
-        try
-        {
-            return NetworkInterfaceControl.GetName(tun.Index);
-        }
-        catch (TunDeviceException)
-        {
-            return tun.Name; // gone or moved: reopening by the first name is all that is left
         }
     }
 
