@@ -1,5 +1,3 @@
-using System.Diagnostics;
-
 namespace Firezone.Actors.Host.Tests;
 
 /// <summary>
@@ -19,59 +17,6 @@ public sealed class StuckReaderRebuildTests
     private static Task OkAsync(NetworkNamespace ns, string file, params string[] arguments) => WireGuardGoPair.OkAsync(ns, file, arguments);
 
     private static string NewName(string prefix) => prefix + Guid.NewGuid().ToString("N")[..8];
-
-    /// <summary>
-    /// Holds the daemon's thread whose name starts with <paramref name="threadName"/> at the return
-    /// of each poll (and of the poll it waits in now) for <paramref name="hold"/>, with strace; ends
-    /// the hold when disposed.
-    /// </summary>
-    private sealed class ThreadHold : IAsyncDisposable
-    {
-        private readonly Process _strace;
-
-        private ThreadHold(Process strace) => _strace = strace;
-
-        public static async Task<ThreadHold> StartAsync(int pid, string threadName, TimeSpan hold)
-        {
-            string? tid = null;
-            foreach (string task in Directory.GetDirectories($"/proc/{pid}/task"))
-            {
-                if ((await File.ReadAllTextAsync(Path.Combine(task, "comm"))).StartsWith(threadName, StringComparison.Ordinal))
-                {
-                    tid = Path.GetFileName(task);
-                }
-            }
-            Assert.True(tid is not null, $"no thread {threadName} in process {pid}");
-            long microseconds = (long)hold.TotalMicroseconds;
-            var strace = Process.Start(new ProcessStartInfo("strace", ["-q", "-o", "/dev/null", "-p", tid,
-                "-e", "trace=poll,restart_syscall", "-e", $"inject=poll,restart_syscall:delay_exit={microseconds}"])
-            {
-                RedirectStandardInput = true, RedirectStandardError = true,
-            })!;
-            // Attached once the thread has a tracer.
-            for (var waited = Stopwatch.StartNew(); waited.Elapsed < TimeSpan.FromSeconds(10); await Task.Delay(20))
-            {
-                string status = await File.ReadAllTextAsync($"/proc/{pid}/task/{tid}/status");
-                if (!status.Contains("TracerPid:\t0\n", StringComparison.Ordinal))
-                {
-                    return new ThreadHold(strace);
-                }
-            }
-            strace.Kill();
-            Assert.Fail("strace did not attach: " + await strace.StandardError.ReadToEndAsync());
-            return null!;
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            if (!_strace.HasExited)
-            {
-                _strace.Kill(); // SIGKILL: the kernel detaches it and the thread runs on
-            }
-            await _strace.WaitForExitAsync();
-            _strace.Dispose();
-        }
-    }
 
     [Fact]
     public async Task A_key_change_while_the_tun_reader_is_stuck_after_a_rename_runs_on_the_same_interface_and_leaves_nothing_behind()
@@ -118,6 +63,35 @@ public sealed class StuckReaderRebuildTests
         finally
         {
             File.Delete(keyFile);
+        }
+    }
+
+    [Fact]
+    public async Task An_mtu_rebuild_while_the_udp_receiver_is_stuck_keeps_the_port_and_carries_traffic()
+    {
+        await using var pair = await WireGuardGoPair.StartAsync(70);
+        var ping = await pair.A.ExecAsync("ping", ["-c", "1", "-W", "5", pair.TunnelB], timeout: TimeSpan.FromSeconds(20));
+        Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr);
+
+        await using (await ThreadHold.StartAsync(pair.Daemon.Pid, "udp-receiver", TimeSpan.FromSeconds(8)))
+        {
+            // Beyond the packet buffers: the tunnel is rebuilt on bigger ones, with the same key and port.
+            await OkAsync(pair.A, "ip", "link", "set", pair.OursLink, "mtu", "9000");
+            Assert.Equal(0, (await ProcessRunner.WgAsync("show", pair.Ours)).ExitCode);
+            string log = "";
+            for (var waited = System.Diagnostics.Stopwatch.StartNew(); waited.Elapsed < TimeSpan.FromSeconds(10) && !log.Contains("Tunnel 2 running", StringComparison.Ordinal)
+                && !log.Contains("\"Error\"", StringComparison.Ordinal); await Task.Delay(50))
+            {
+                log = await File.ReadAllTextAsync(pair.Daemon.LogFile);
+            }
+            Assert.Contains("reader thread(s) still running", log); // the old tunnel did not stop in time
+            Assert.True(log.Contains("Tunnel 2 running", StringComparison.Ordinal), log); // was: "UDP port ... is already in use", no tunnel
+            Assert.Equal(pair.PortA.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                (await ProcessRunner.WgAsync("show", pair.Ours, "listen-port")).Stdout.Trim());
+
+            // Both ways through the rebuilt tunnel while the old receive thread is still held.
+            ping = await pair.A.ExecAsync("ping", ["-c", "3", "-W", "5", pair.TunnelB], timeout: TimeSpan.FromSeconds(30));
+            Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr + await File.ReadAllTextAsync(pair.Daemon.LogFile));
         }
     }
 }

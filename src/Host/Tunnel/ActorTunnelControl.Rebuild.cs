@@ -135,10 +135,11 @@ public sealed partial class ActorTunnelControl
             _tun = tun;
             if (newSocket is null && _socket is not null)
             {
-                ushort port = (ushort)_socket.LocalPort;
+                // The same for the socket: closed and bound again (as before), its port was still
+                // bound while that thread held it (EADDRINUSE), and the daemon was left with no tunnel.
+                var socket = _socket.Duplicate();
                 _socket.Dispose();
-                _socket = null;
-                newSocket = Bind(port);
+                _socket = socket;
             }
         }
         if (newSocket is not null)
@@ -257,8 +258,8 @@ public sealed partial class ActorTunnelControl
     /// After a key change whose rebuild failed (<paramref name="failure"/>, reported to the caller):
     /// the daemon goes on with <paramref name="previous"/>. A failure before the running tunnel was
     /// touched (the MTU read, the engine device) left it running; one after it stopped (duplicating the
-    /// TUN device's descriptor, or binding the port again, after a stop that timed out) starts a tunnel with the previous
-    /// key again, whose peers handshake at once as after any rebuild. Never a tunnel half built:
+    /// TUN device's or the socket's descriptor after a stop that timed out) starts a tunnel with the
+    /// previous key again, whose peers handshake at once as after any rebuild. Never a tunnel half built:
     /// either one runs with the key `wg show` reports, or none runs and the log says so.
     /// </summary>
     private async Task RollBackKeyAsync(WireGuardKey? previous, Exception failure)
