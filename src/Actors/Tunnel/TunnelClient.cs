@@ -22,27 +22,44 @@ public sealed class TunnelClient(IActorRef tunnel, TimeSpan timeout)
         Tunnel.Ask<AllPeersRemoved>(RemoveAllPeers.Instance, timeout, cancellationToken);
 
     /// <summary>
-    /// A whole transaction in one Ask. Its time bound grows with the number of peers (creating a
-    /// peer costs a Curve25519 operation and an actor, tens of microseconds).
+    /// A whole transaction in one Ask, answered however long it takes while the tunnel runs, as
+    /// wireguard-go's set applies every peer before it answers; null when the tunnel stopped first
+    /// (a tunnel that failed never answers). <paramref name="late"/> is told once, with the usual
+    /// bound, when no answer came within it: the bound grows with the number of peers (creating a
+    /// peer costs a Curve25519 operation and an actor, tens of microseconds), and only thousands of
+    /// peers on a busy machine pass it. Ended at the bound (as before), `wg set` answered EIO for
+    /// changes the tunnel went on applying, and the next request waited behind them until its own.
     /// </summary>
-    public Task<PeerChangesApplied> ApplyPeerChangesAsync(ApplyPeerChanges changes, CancellationToken cancellationToken = default) =>
-        Tunnel.Ask<PeerChangesApplied>(changes, BoundFor(changes), cancellationToken);
-
-    /// <summary>The time bound of <see cref="ApplyPeerChangesAsync"/> for <paramref name="changes"/>.</summary>
-    public TimeSpan BoundFor(ApplyPeerChanges changes)
+    public async Task<PeerChangesApplied?> ApplyPeerChangesAsync(ApplyPeerChanges changes, CancellationToken cancellationToken = default, Action<TimeSpan>? late = null)
     {
         ArgumentNullException.ThrowIfNull(changes);
-        return timeout + TimeSpan.FromMilliseconds(changes.Upsert.Count + changes.Remove.Count);
-    }
-
-    /// <summary>
-    /// The transaction answered however long it takes: the caller bounds its own wait, and cancels
-    /// <paramref name="cancellationToken"/> when it stops waiting (a tunnel that stopped never answers).
-    /// </summary>
-    public Task<PeerChangesApplied> ApplyPeerChangesUnboundedAsync(ApplyPeerChanges changes, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(changes);
-        return Tunnel.Ask<PeerChangesApplied>(changes, Timeout.InfiniteTimeSpan, cancellationToken);
+        var bound = timeout + TimeSpan.FromMilliseconds(changes.Upsert.Count + changes.Remove.Count);
+        using var asking = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        try
+        {
+            var answer = Tunnel.Ask<PeerChangesApplied>(changes, Timeout.InfiniteTimeSpan, asking.Token);
+            try
+            {
+                return await answer.WaitAsync(bound, cancellationToken).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                late?.Invoke(bound);
+            }
+            // The tunnel's end too: one that stops before it answers never answers.
+            var ended = Tunnel.WatchAsync(asking.Token);
+            await Task.WhenAny(answer, ended).ConfigureAwait(false);
+            if (answer.IsCompleted)
+            {
+                return await answer.ConfigureAwait(false);
+            }
+            cancellationToken.ThrowIfCancellationRequested();
+            return null;
+        }
+        finally
+        {
+            asking.Cancel(); // an unanswered Ask of a tunnel that stopped, and the watch, end
+        }
     }
 
     /// <summary>The status of every peer; its reply address forgets it once delivered (see <see cref="ReleasingReply{T}"/>).</summary>

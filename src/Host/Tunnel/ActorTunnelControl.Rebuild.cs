@@ -213,44 +213,31 @@ public sealed partial class ActorTunnelControl
     /// </summary>
     internal static async Task<bool> ApplyCarriedPeersAsync(TunnelClient tunnel, ApplyPeerChanges changes, ILogger logger, int generation, CancellationToken stopping)
     {
-        using var asking = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        bool late = false;
         try
         {
-            var answer = tunnel.ApplyPeerChangesUnboundedAsync(changes, asking.Token);
-            var bound = tunnel.BoundFor(changes);
-            long started = System.Diagnostics.Stopwatch.GetTimestamp();
-            try
+            var applied = await tunnel.ApplyPeerChangesAsync(changes, stopping, bound =>
             {
-                await answer.WaitAsync(bound, stopping).ConfigureAwait(false);
-                return true;
-            }
-            catch (TimeoutException)
-            {
+                late = true;
                 logger.LogWarning("Tunnel {Generation} has not confirmed its {Count} peer(s) within {Seconds} s; waiting for them (it reads, and `wg show` answers, once they are in place)",
                     generation, changes.Upsert.Count, bound.TotalSeconds);
-            }
-            // The tunnel's end too: a tunnel that stops (fails) before it answers never answers.
-            var ended = tunnel.Tunnel.WatchAsync(asking.Token);
-            if (await Task.WhenAny(answer, ended).ConfigureAwait(false) == answer)
-            {
-                await answer.ConfigureAwait(false);
-                logger.LogInformation("Tunnel {Generation} confirmed its {Count} peer(s) after {Seconds:0.0} s",
-                    generation, changes.Upsert.Count, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
-                return true;
-            }
-            if (!stopping.IsCancellationRequested)
+            }).ConfigureAwait(false);
+            if (applied is null)
             {
                 logger.LogWarning("Tunnel {Generation} stopped before it confirmed its {Count} peer(s)", generation, changes.Upsert.Count);
+                return false;
             }
-            return false;
+            if (late)
+            {
+                logger.LogInformation("Tunnel {Generation} confirmed its {Count} peer(s) after {Seconds:0.0} s",
+                    generation, changes.Upsert.Count, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds);
+            }
+            return true;
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
         {
             return false; // the daemon stops: nothing reads the rebuilt tunnel's peers any more
-        }
-        finally
-        {
-            asking.Cancel(); // the unanswered Ask of a tunnel that stopped, and the watch, end
         }
     }
 

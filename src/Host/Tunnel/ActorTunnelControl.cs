@@ -385,7 +385,16 @@ public sealed partial class ActorTunnelControl(
             }
             if (_tunnel is not null)
             {
-                await _tunnel.ApplyPeerChangesAsync(new ApplyPeerChanges(removeAll, remove, upsert, EndpointNamed: endpointNamed), cancellationToken).ConfigureAwait(false);
+                // Waited for past the usual bound, as wireguard-go's set answers once every peer is applied.
+                using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
+                var changes = new ApplyPeerChanges(removeAll, remove, upsert, EndpointNamed: endpointNamed);
+                var applied = await _tunnel.ApplyPeerChangesAsync(changes, waiting.Token, bound =>
+                    logger.LogWarning("Tunnel {Generation} has not confirmed {Count} peer change(s) within {Seconds} s; waiting for them (the set answers, and a `wg show` after it, once they are applied)",
+                        _generation, upsert.Count + remove.Count, bound.TotalSeconds)).ConfigureAwait(false);
+                if (applied is null)
+                {
+                    throw new TunnelControlException(UapiErrno.EIO, $"tunnel {_generation} stopped before it confirmed the peer changes");
+                }
             }
         }
         finally
