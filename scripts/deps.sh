@@ -3,7 +3,7 @@
 # ethtool: turns GRO on for a veth in tests/Native.Tests/EcnReviewGroTests.cs.
 # systemd: only its systemd-analyze, which checks the packaged unit (tests/Host.Tests/PackagingTests.cs).
 # logrotate: runs the packaged logrotate file (tests/Host.Tests/LogFileTests.cs).
-DEBIAN_PACKAGES=(iproute2 nftables ethtool wireguard-go wireguard-tools iperf3 tshark jq gcc libc6-dev iputils-ping procps psmisc python3 systemd logrotate)
+DEBIAN_PACKAGES=(iproute2 nftables ethtool wireguard-go wireguard-tools iperf3 tshark jq gcc libc6-dev iputils-ping procps psmisc strace python3 systemd logrotate)
 
 ensure_debian_packages() {
   local missing=()
