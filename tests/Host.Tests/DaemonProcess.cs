@@ -16,6 +16,7 @@ internal sealed class DaemonProcess : IAsyncDisposable
 
     private readonly Process _process;
     private readonly Task<string> _stderr;
+    private readonly Task<string> _stdout;
 
     private readonly bool _asService;
 
@@ -26,7 +27,7 @@ internal sealed class DaemonProcess : IAsyncDisposable
         Name = name;
         LogFile = logFile;
         _stderr = process.StandardError.ReadToEndAsync();
-        _ = process.StandardOutput.ReadToEndAsync();
+        _stdout = process.StandardOutput.ReadToEndAsync();
     }
 
     public string Name { get; }
@@ -38,6 +39,9 @@ internal sealed class DaemonProcess : IAsyncDisposable
     public int Pid => _process.Id;
 
     public Task<string> Stderr => _stderr;
+
+    /// <summary>Everything the daemon wrote on stdout (a pipe: JSON lines), complete once it exited.</summary>
+    public Task<string> Stdout => _stdout;
 
     public static DaemonProcess Start(NetworkNamespace ns, string name, params string[] arguments) =>
         StartUnder(ns, name, [], arguments);

@@ -368,4 +368,35 @@ public sealed class LogFileTests
             File.Delete(keyFile);
         }
     }
+
+    /// <summary>
+    /// Standard output that is neither a terminal nor the journal carries the same JSON lines as
+    /// the file, so `firezone-tunnel -f wg0 --log-level debug | jq` reads every line, the stop's
+    /// included: at debug, Akka's stand-in stdout logger, which it starts while it stops its
+    /// loggers, wrote "[DEBUG][...][EventStream] Shutting down: StandardOutLogger started" there.
+    /// </summary>
+    [Fact]
+    public async Task Every_stdout_line_at_debug_is_json_through_the_stop()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        // What the logger actor has not written when Akka stops it is a race: a few stops.
+        for (int round = 0; round < 4; round++)
+        {
+            string name = "fzl" + Guid.NewGuid().ToString("N")[..8];
+            await using var daemon = DaemonProcess.Start(ns, name, "-f", "--log-level", "debug", name);
+            await daemon.WaitReadyAsync();
+            const int SIGTERM = 15;
+            daemon.Signal(SIGTERM);
+            Assert.Equal(0, await daemon.WaitForExitAsync(TimeSpan.FromSeconds(10)));
+
+            string stdout = await daemon.Stdout;
+            Assert.Contains("Interface " + name + " stopped", stdout, StringComparison.Ordinal);
+            foreach (string line in stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            {
+                Assert.True(line.StartsWith('{'), $"not a JSON line on stdout (round {round}): {line}");
+                using var json = JsonDocument.Parse(line);
+                Assert.True(json.RootElement.TryGetProperty("severity", out _), line);
+            }
+        }
+    }
 }

@@ -46,7 +46,8 @@ public sealed class ActorTunnelComposition : ITunnelComposition
         services.AddSingleton<DaemonExit>();
         services.AddAkka("firezone-tunnel", (builder, provider) =>
         {
-            builder.AddHocon(SchedulerHocon + "\n" + ShutdownHocon, HoconAddMode.Prepend);
+            // AkkaLeftoverLogger: what Akka logs outside its loggers' lifetime goes to the log too, not as text to stdout.
+            builder.AddHocon(SchedulerHocon + "\n" + ShutdownHocon + "\n" + Logging.AkkaLeftoverLogger.Hocon, HoconAddMode.Prepend);
             builder.ConfigureLoggers(loggers =>
             {
                 // Akka filters before Serilog does: left at its default (Info), --log-level debug
