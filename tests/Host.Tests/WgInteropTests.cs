@@ -406,4 +406,33 @@ public sealed class WgInteropTests
         var plain = await UapiClient.RequestAsync(fixture.SocketPath, "get=1\n\n", CancellationToken.None);
         Assert.DoesNotContain(plain, l => l.StartsWith("fz_", StringComparison.Ordinal));
     }
+
+    /// <summary>
+    /// wg show lists the peers with the latest handshake first and those without one last (its
+    /// sort_peers), so the live ones of a Gateway's hundreds come first; firezone-tunnel show, which
+    /// prints what wg show prints, listed them in configuration order.
+    /// </summary>
+    [Fact]
+    public async Task Show_lists_the_peers_in_wg_shows_order()
+    {
+        await using var fixture = UapiServerFixture.Start();
+        await fixture.Control.SetPrivateKeyAsync(TestKeys.New(), CancellationToken.None);
+        WireGuardKey never = TestKeys.New(), long_ago = TestKeys.New(), recent = TestKeys.New(), older = TestKeys.New();
+        await WgOkAsync("set", fixture.Name,
+            "peer", never.ToBase64(), "allowed-ips", "10.0.1.0/24",
+            "peer", long_ago.ToBase64(), "allowed-ips", "10.0.2.0/24",
+            "peer", recent.ToBase64(), "allowed-ips", "10.0.3.0/24",
+            "peer", older.ToBase64(), "allowed-ips", "10.0.4.0/24");
+        var now = DateTimeOffset.UtcNow;
+        fixture.Control.SetLiveState(long_ago, p => p with { LastHandshake = now.AddSeconds(-170) });
+        fixture.Control.SetLiveState(recent, p => p with { LastHandshake = now.AddSeconds(-3) });
+        fixture.Control.SetLiveState(older, p => p with { LastHandshake = now.AddSeconds(-60) });
+
+        static List<string> PeerLines(string text) =>
+            [.. text.Split('\n').Where(l => l.StartsWith("peer: ", StringComparison.Ordinal))];
+        var wgOrder = PeerLines(await WgOkAsync("show", fixture.Name));
+        Assert.Equal([$"peer: {recent.ToBase64()}", $"peer: {older.ToBase64()}", $"peer: {long_ago.ToBase64()}", $"peer: {never.ToBase64()}"], wgOrder);
+        var status = await UapiClient.GetAsync(fixture.SocketPath, CancellationToken.None);
+        Assert.Equal(wgOrder, PeerLines(ShowFormatter.Format(fixture.Name, status, DateTimeOffset.UtcNow)));
+    }
 }

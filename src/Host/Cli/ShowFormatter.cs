@@ -36,7 +36,7 @@ public static class ShowFormatter
         {
             text.Append("  packet buffers: ").Append(outstanding.ToString(CultureInfo.InvariantCulture)).Append(" buffers outstanding\n");
         }
-        foreach (var peer in status.Peers)
+        foreach (var peer in InWgShowOrder(status.Peers))
         {
             var config = peer.Config;
             text.Append("\npeer: ").Append(config.PublicKey.ToBase64()).Append('\n');
@@ -68,6 +68,14 @@ public static class ShowFormatter
         }
         return text.ToString();
     }
+
+    /// <summary>
+    /// The peers as wg show lists them (its sort_peers): the latest handshake first, those without
+    /// one last, so a Gateway's live Clients come before the hundreds gone quiet. Stable, so peers
+    /// that tie keep the daemon's order.
+    /// </summary>
+    private static IEnumerable<PeerStatus> InWgShowOrder(IReadOnlyList<PeerStatus> peers) =>
+        peers.OrderByDescending(p => p.LastHandshake ?? DateTimeOffset.MinValue);
 
     /// <summary>"1 minute, 5 seconds ago", as wg(8) prints the latest handshake.</summary>
     public static string Ago(TimeSpan elapsed)
