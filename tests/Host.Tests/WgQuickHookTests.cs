@@ -296,4 +296,36 @@ public sealed class WgQuickHookTests
         Assert.DoesNotContain("secret-", arguments, StringComparison.Ordinal);
         await lab.AssertNothingLeftAsync();
     }
+
+    /// <summary>
+    /// wg-quick gives the hooks <c>$CONFIG_FILE</c> as <c>readlink -f</c> makes it: absolute, with a
+    /// symbolic link followed to its file. The daemon passed the path as given, so `up ./wg0.conf`
+    /// gave a hook a relative path (wrong once the hook changes directory) and a link's path where
+    /// wg-quick gives its target.
+    /// </summary>
+    [Fact]
+    public async Task A_hooks_CONFIG_FILE_is_the_files_real_path_as_wg_quick_gives_it()
+    {
+        await using var lab = await HookLab.CreateAsync();
+        string real = lab.Temp(".real");
+        try
+        {
+            await lab.WriteConfigAsync($"PostUp = echo \"$CONFIG_FILE\" > {lab.Trace}\n");
+            File.Move(lab.File, real);
+            File.CreateSymbolicLink(lab.File, Path.GetFileName(real));
+            string relative = Path.GetRelativePath(Environment.CurrentDirectory, lab.File);
+            Assert.False(Path.IsPathRooted(relative));
+            await using var daemon = DaemonProcess.Start(lab.Namespace, lab.Name, "up", relative);
+            await lab.WaitForLogAsync($"running interface {lab.Name}");
+            await lab.StopAsync(daemon);
+            var readlink = await ProcessRunner.RunAsync("readlink", ["-f", lab.File], timeout: TimeSpan.FromSeconds(10));
+            Assert.Equal(readlink.Stdout, await File.ReadAllTextAsync(lab.Trace));
+            Assert.Equal(real + "\n", readlink.Stdout);
+            await lab.AssertNothingLeftAsync();
+        }
+        finally
+        {
+            File.Delete(real);
+        }
+    }
 }

@@ -43,6 +43,15 @@ public sealed class WgQuickHookRunner(string interfaceName, string configPath, I
 
     private bool _preDownFailed;
 
+    /// <summary>
+    /// <c>$CONFIG_FILE</c> as wg-quick sets it (<c>readlink -f</c>): absolute, a symbolic link
+    /// followed to its file, so a hook that changes directory still finds it. Taken at the start, as
+    /// wg-quick takes it when it reads the file. Messages keep the path as the user gave it. A link
+    /// to no file (<c>up /dev/stdin</c>: a pipe's "pipe:[N]") stays as given, made absolute.
+    /// </summary>
+    private readonly string _configFileForHooks =
+        File.ResolveLinkTarget(configPath, returnFinalTarget: true) is { Exists: true } target ? target.FullName : Path.GetFullPath(configPath);
+
     public string InterfaceName => interfaceName;
 
     /// <summary>True once a PreDown failed or was stopped: wg-quick down stops there, before SaveConfig and PostDown.</summary>
@@ -104,7 +113,7 @@ public sealed class WgQuickHookRunner(string interfaceName, string configPath, I
         }
         start.Environment[HookVariable] = command;
         start.Environment["INTERFACE"] = interfaceName;
-        start.Environment["CONFIG_FILE"] = configPath;
+        start.Environment["CONFIG_FILE"] = _configFileForHooks;
         Process process;
         try
         {
