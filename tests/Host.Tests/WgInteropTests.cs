@@ -435,4 +435,27 @@ public sealed class WgInteropTests
         var status = await UapiClient.GetAsync(fixture.SocketPath, CancellationToken.None);
         Assert.Equal(wgOrder, PeerLines(ShowFormatter.Format(fixture.Name, status, DateTimeOffset.UtcNow)));
     }
+
+    /// <summary>
+    /// The transfer line reads as wg show's, also where the amount falls halfway between two
+    /// hundredths (1,152 bytes are 1.125 KiB): wg's printf("%.2f") rounds such a tie to even, 1.12;
+    /// .NET's format rounds it away from zero, and firezone-tunnel show printed 1.13.
+    /// </summary>
+    [Theory]
+    [InlineData(1023UL, 1152UL)]
+    [InlineData(1408UL, 1664UL)]
+    [InlineData(5_898_240UL, 3_355_443UL)]
+    [InlineData(2_415_919_104UL, 1_073_741_823UL)]
+    public async Task Show_prints_the_transfer_as_wg_show_does(ulong received, ulong sent)
+    {
+        await using var fixture = UapiServerFixture.Start();
+        await fixture.Control.SetPrivateKeyAsync(TestKeys.New(), CancellationToken.None);
+        var peer = TestKeys.New();
+        await WgOkAsync("set", fixture.Name, "peer", peer.ToBase64(), "allowed-ips", "10.0.1.0/24");
+        fixture.Control.SetLiveState(peer, p => p with { RxBytes = received, TxBytes = sent });
+
+        static string TransferLine(string text) => text.Split('\n').Single(l => l.StartsWith("  transfer: ", StringComparison.Ordinal));
+        var status = await UapiClient.GetAsync(fixture.SocketPath, CancellationToken.None);
+        Assert.Equal(TransferLine(await WgOkAsync("show", fixture.Name)), TransferLine(ShowFormatter.Format(fixture.Name, status, DateTimeOffset.UtcNow)));
+    }
 }

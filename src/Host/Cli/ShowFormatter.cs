@@ -104,9 +104,17 @@ public static class ShowFormatter
     public static string Bytes(ulong bytes) => bytes switch
     {
         < 1024 => bytes.ToString(CultureInfo.InvariantCulture) + " B",
-        < 1024UL * 1024 => (bytes / 1024.0).ToString("0.00", CultureInfo.InvariantCulture) + " KiB",
-        < 1024UL * 1024 * 1024 => (bytes / (1024.0 * 1024)).ToString("0.00", CultureInfo.InvariantCulture) + " MiB",
-        < 1024UL * 1024 * 1024 * 1024 => (bytes / (1024.0 * 1024 * 1024)).ToString("0.00", CultureInfo.InvariantCulture) + " GiB",
-        _ => (bytes / (1024.0 * 1024 * 1024 * 1024)).ToString("0.00", CultureInfo.InvariantCulture) + " TiB",
+        < 1024UL * 1024 => Hundredths(bytes / 1024.0) + " KiB",
+        < 1024UL * 1024 * 1024 => Hundredths(bytes / (1024.0 * 1024)) + " MiB",
+        < 1024UL * 1024 * 1024 * 1024 => Hundredths(bytes / (1024.0 * 1024 * 1024)) + " GiB",
+        _ => Hundredths(bytes / (1024.0 * 1024 * 1024 * 1024)) + " TiB",
     };
+
+    /// <summary>
+    /// Two decimals as wg's printf("%.2f") gives them: a value halfway between two hundredths
+    /// (1,152 bytes are 1.125 KiB) rounds to even, 1.12, where .NET's format rounds away from zero.
+    /// The amounts are a byte count over a power of two, so the scaling by 100 is exact below TiB.
+    /// </summary>
+    private static string Hundredths(double value) =>
+        Math.Round(value, 2, MidpointRounding.ToEven).ToString("0.00", CultureInfo.InvariantCulture);
 }
