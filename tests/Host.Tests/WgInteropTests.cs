@@ -458,4 +458,29 @@ public sealed class WgInteropTests
         var status = await UapiClient.GetAsync(fixture.SocketPath, CancellationToken.None);
         Assert.Equal(TransferLine(await WgOkAsync("show", fixture.Name)), TransferLine(ShowFormatter.Format(fixture.Name, status, DateTimeOffset.UtcNow)));
     }
+
+    /// <summary>
+    /// The persistent keepalive reads as wg show's, which spells the interval as it spells a
+    /// handshake's age ("every 1 minute, 5 seconds", "every 1 second"); firezone-tunnel show printed
+    /// the seconds ("every 65 seconds", "every 1 seconds").
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(25)]
+    [InlineData(60)]
+    [InlineData(65)]
+    [InlineData(3600)]
+    [InlineData(65535)]
+    public async Task Show_prints_the_persistent_keepalive_as_wg_show_does(int seconds)
+    {
+        await using var fixture = UapiServerFixture.Start();
+        await fixture.Control.SetPrivateKeyAsync(TestKeys.New(), CancellationToken.None);
+        var peer = TestKeys.New();
+        await WgOkAsync("set", fixture.Name, "peer", peer.ToBase64(), "allowed-ips", "10.0.1.0/24",
+            "persistent-keepalive", seconds.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+        static string KeepaliveLine(string text) => text.Split('\n').Single(l => l.StartsWith("  persistent keepalive: ", StringComparison.Ordinal));
+        var status = await UapiClient.GetAsync(fixture.SocketPath, CancellationToken.None);
+        Assert.Equal(KeepaliveLine(await WgOkAsync("show", fixture.Name)), KeepaliveLine(ShowFormatter.Format(fixture.Name, status, DateTimeOffset.UtcNow)));
+    }
 }

@@ -59,7 +59,7 @@ public static class ShowFormatter
             }
             if (config.PersistentKeepaliveSeconds != 0)
             {
-                text.Append("  persistent keepalive: every ").Append(config.PersistentKeepaliveSeconds.ToString(CultureInfo.InvariantCulture)).Append(" seconds\n");
+                text.Append("  persistent keepalive: every ").Append(Duration(config.PersistentKeepaliveSeconds)).Append('\n');
             }
             var ecn = peer.Ecn;
             text.Append("  ecn mode: ").Append(UapiGetFormatter.EcnModeName(config.EcnMode)).Append('\n');
@@ -81,10 +81,15 @@ public static class ShowFormatter
     public static string Ago(TimeSpan elapsed)
     {
         long total = Math.Max(0, (long)elapsed.TotalSeconds);
-        if (total == 0)
-        {
-            return "Now";
-        }
+        return total == 0 ? "Now" : Duration(total) + " ago";
+    }
+
+    /// <summary>
+    /// "1 minute, 5 seconds", as wg(8) spells a handshake's age and the persistent keepalive's
+    /// interval (its pretty_time: units that are zero left out, "1 second" singular).
+    /// </summary>
+    public static string Duration(long seconds)
+    {
         var parts = new List<string>(4);
         void Part(long value, string unit)
         {
@@ -93,11 +98,11 @@ public static class ShowFormatter
                 parts.Add(value.ToString(CultureInfo.InvariantCulture) + " " + unit + (value == 1 ? "" : "s"));
             }
         }
-        Part(total / 86400, "day");
-        Part(total / 3600 % 24, "hour");
-        Part(total / 60 % 60, "minute");
-        Part(total % 60, "second");
-        return string.Join(", ", parts) + " ago";
+        Part(seconds / 86400, "day");
+        Part(seconds / 3600 % 24, "hour");
+        Part(seconds / 60 % 60, "minute");
+        Part(seconds % 60, "second");
+        return string.Join(", ", parts);
     }
 
     /// <summary>"1.50 KiB", as wg(8) prints transfer.</summary>
