@@ -307,6 +307,29 @@ public sealed class UapiProtocolTests
         Assert.Contains("  endpoint: [fe80::1%lo]:51820\n", Firezone.Actors.Host.Cli.ShowFormatter.Format("wg0", status, DateTimeOffset.UtcNow));
     }
 
+    /// <summary>
+    /// wg show counts a handshake's age in whole seconds of the clock, time(NULL) less the
+    /// handshake's tv_sec, and says so when the handshake is later than now (the clock was set back).
+    /// firezone-tunnel show cut the exact difference down to seconds, so it was often a second
+    /// short of wg show's for the same daemon (1.3 s across two clock seconds: wg "2 seconds", ours
+    /// "1 second"), and called a future handshake "Now".
+    /// </summary>
+    [Theory]
+    [InlineData(98.9, 100.2, "2 seconds ago")]
+    [InlineData(100.0, 100.9, "Now")]
+    [InlineData(99.99, 100.01, "1 second ago")]
+    [InlineData(30.5, 125.0, "1 minute, 35 seconds ago")]
+    [InlineData(105.0, 100.0, "(System clock wound backward; connection problems may ensue.)")]
+    public void Show_counts_the_latest_handshake_in_clock_seconds_as_wg_show_does(double handshakeSeconds, double nowSeconds, string expected)
+    {
+        var epoch = DateTimeOffset.FromUnixTimeSeconds(1_800_000_000);
+        var status = new DeviceStatus
+        {
+            Peers = [new PeerStatus { Config = new PeerConfig { PublicKey = PeerA }, LastHandshake = epoch.AddSeconds(handshakeSeconds) }],
+        };
+        Assert.Contains($"  latest handshake: {expected}\n", Firezone.Actors.Host.Cli.ShowFormatter.Format("wg0", status, epoch.AddSeconds(nowSeconds)));
+    }
+
     [Fact]
     public void An_empty_device_formats_as_nothing()
     {

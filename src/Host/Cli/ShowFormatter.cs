@@ -51,7 +51,7 @@ public static class ShowFormatter
             text.Append("  allowed ips: ").Append(config.AllowedIps.Count == 0 ? "(none)" : string.Join(", ", config.AllowedIps)).Append('\n');
             if (peer.LastHandshake is { } handshake)
             {
-                text.Append("  latest handshake: ").Append(Ago(now - handshake)).Append('\n');
+                text.Append("  latest handshake: ").Append(Ago(handshake, now)).Append('\n');
             }
             if (peer.RxBytes != 0 || peer.TxBytes != 0)
             {
@@ -77,11 +77,20 @@ public static class ShowFormatter
     private static IEnumerable<PeerStatus> InWgShowOrder(IReadOnlyList<PeerStatus> peers) =>
         peers.OrderByDescending(p => p.LastHandshake ?? DateTimeOffset.MinValue);
 
-    /// <summary>"1 minute, 5 seconds ago", as wg(8) prints the latest handshake.</summary>
-    public static string Ago(TimeSpan elapsed)
+    /// <summary>
+    /// "1 minute, 5 seconds ago", as wg(8) prints the latest handshake: in whole seconds of the
+    /// clock (its time(NULL) less the handshake's tv_sec, not the exact difference cut down), and a
+    /// handshake later than now means the clock was set back.
+    /// </summary>
+    public static string Ago(DateTimeOffset handshake, DateTimeOffset now)
     {
-        long total = Math.Max(0, (long)elapsed.TotalSeconds);
-        return total == 0 ? "Now" : Duration(total) + " ago";
+        long seconds = now.ToUnixTimeSeconds() - handshake.ToUnixTimeSeconds();
+        return seconds switch
+        {
+            0 => "Now",
+            < 0 => "(System clock wound backward; connection problems may ensue.)",
+            _ => Duration(seconds) + " ago",
+        };
     }
 
     /// <summary>
