@@ -312,7 +312,8 @@ public sealed class UapiProtocolTests
     /// handshake's tv_sec, and says so when the handshake is later than now (the clock was set back).
     /// firezone-tunnel show cut the exact difference down to seconds, so it was often a second
     /// short of wg show's for the same daemon (1.3 s across two clock seconds: wg "2 seconds", ours
-    /// "1 second"), and called a future handshake "Now".
+    /// "1 second"), and called a future handshake "Now". Past 365 days wg counts years too (a
+    /// Gateway's long-gone Client on a host up that long).
     /// </summary>
     [Theory]
     [InlineData(98.9, 100.2, "2 seconds ago")]
@@ -320,6 +321,7 @@ public sealed class UapiProtocolTests
     [InlineData(99.99, 100.01, "1 second ago")]
     [InlineData(30.5, 125.0, "1 minute, 35 seconds ago")]
     [InlineData(105.0, 100.0, "(System clock wound backward; connection problems may ensue.)")]
+    [InlineData(0.0, 400 * 86400.0 + 3661, "1 year, 35 days, 1 hour, 1 minute, 1 second ago")]
     public void Show_counts_the_latest_handshake_in_clock_seconds_as_wg_show_does(double handshakeSeconds, double nowSeconds, string expected)
     {
         var epoch = DateTimeOffset.FromUnixTimeSeconds(1_800_000_000);

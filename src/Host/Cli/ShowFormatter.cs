@@ -107,7 +107,9 @@ public static class ShowFormatter
                 parts.Add(value.ToString(CultureInfo.InvariantCulture) + " " + unit + (value == 1 ? "" : "s"));
             }
         }
-        Part(seconds / 86400, "day");
+        // wg's years are 365 days each.
+        Part(seconds / (365 * 86400), "year");
+        Part(seconds % (365 * 86400) / 86400, "day");
         Part(seconds / 3600 % 24, "hour");
         Part(seconds / 60 % 60, "minute");
         Part(seconds % 60, "second");
