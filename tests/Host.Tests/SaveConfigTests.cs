@@ -404,8 +404,7 @@ public sealed class SaveConfigTests(ITestOutputHelper output)
         Directory.Delete(directory, recursive: true);
         var failed = await ProcessRunner.RunAsync(DaemonProcess.Executable, ["save", name], environment: utf8, timeout: Bound);
         Assert.Equal(1, failed.ExitCode);
-        Assert.StartsWith($"firezone-tunnel: {name}: not saved: ", failed.Stderr);
-        Assert.Contains(directory, failed.Stderr);
+        Assert.Equal($"firezone-tunnel: {name}: not saved: {file}: cannot read the file: no such file\n", failed.Stderr);
     }
 
     /// <summary>
@@ -507,6 +506,42 @@ public sealed class SaveConfigTests(ITestOutputHelper output)
         var foreign = await ProcessRunner.RunAsync(DaemonProcess.Executable, ["save", go.Name], timeout: Bound);
         Assert.Equal(1, foreign.ExitCode);
         Assert.Equal($"firezone-tunnel: {go.Name}: its daemon does not answer fz_save (not firezone-tunnel; wireguard-go?): use wg-quick save {go.Name}\n", foreign.Stderr);
+    }
+
+    /// <summary>
+    /// A file the daemon cannot write is named with the problem in plain words, as a file it cannot
+    /// read is: not .NET's text about FILE.tmp ("Read-only file system : '/etc/wireguard/wg0.conf.tmp'").
+    /// The daemon runs in a mount namespace of its own with the file's directory bind-mounted
+    /// read-only; then FILE.tmp is a directory (left there by hand), which cannot be replaced.
+    /// </summary>
+    [Fact]
+    public async Task Save_names_the_file_and_why_it_cannot_be_written()
+    {
+        await using var lab = await SaveLab.CreateAsync();
+        var (ns, name, directory) = (lab.Namespace, lab.Name, lab.Directory);
+        string file = Path.Combine(directory, name + ".conf");
+        string text = $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\nListenPort = 51999\n";
+        await File.WriteAllTextAsync(file, text);
+        string[] readOnly = ["unshare", "--mount", "--propagation", "private", "sh", "-c", "mount -o bind,ro \"$0\" \"$0\" && exec \"$@\"", directory];
+        await using (var daemon = DaemonProcess.StartUnder(ns, name, readOnly, "up", file))
+        {
+            await daemon.WaitReadyAsync();
+            var save = await ProcessRunner.RunAsync(DaemonProcess.Executable, ["save", name], timeout: Bound);
+            Assert.Equal(1, save.ExitCode);
+            Assert.Equal($"firezone-tunnel: {name}: not saved: {file}: cannot write the file: read-only file system\n", save.Stderr);
+            Assert.Contains($"firezone-tunnel save: not saved: {file}: cannot write the file: read-only file system", await File.ReadAllTextAsync(daemon.LogFile));
+        }
+        Assert.Equal(text, await File.ReadAllTextAsync(file));
+
+        Directory.CreateDirectory(file + ".tmp");
+        await using (var daemon = DaemonProcess.Start(ns, name, "up", file))
+        {
+            await daemon.WaitReadyAsync();
+            var save = await ProcessRunner.RunAsync(DaemonProcess.Executable, ["save", name], timeout: Bound);
+            Assert.Equal(1, save.ExitCode);
+            Assert.Equal($"firezone-tunnel: {name}: not saved: {file}: cannot write the file: {file}.tmp, where it is written first, is a directory\n", save.Stderr);
+        }
+        Assert.Equal(text, await File.ReadAllTextAsync(file));
     }
 
     /// <summary>

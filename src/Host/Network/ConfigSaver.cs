@@ -181,32 +181,67 @@ public sealed class ConfigSaver(DaemonOptions options, ITunnelControl control, I
     /// <summary>
     /// As wg-quick: umask 077, write FILE.tmp, sync it, rename it over FILE. A symbolic link is
     /// followed first (wg-quick works on <c>readlink -f FILE</c>), so the link stays and its target
-    /// changes. The path written.
+    /// changes. The path written; <see cref="IOException"/> naming the file and the problem in plain
+    /// words when it cannot (.NET's texts name FILE.tmp, as "Read-only file system : 'FILE.tmp'").
     /// </summary>
     private static string Write(string path, string text)
     {
         path = File.ResolveLinkTarget(path, returnFinalTarget: true)?.FullName ?? System.IO.Path.GetFullPath(path);
         string temporary = path + ".tmp";
-        File.Delete(temporary);
         try
         {
-            using (var file = new FileStream(temporary, new FileStreamOptions
-            {
-                Mode = FileMode.CreateNew,
-                Access = FileAccess.Write,
-                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-            }))
-            {
-                file.Write(System.Text.Encoding.UTF8.GetBytes(text));
-                file.Flush(flushToDisk: true);
-            }
-            File.Move(temporary, path, overwrite: true);
-        }
-        catch
-        {
             File.Delete(temporary);
-            throw;
+            try
+            {
+                using (var file = new FileStream(temporary, new FileStreamOptions
+                {
+                    Mode = FileMode.CreateNew,
+                    Access = FileAccess.Write,
+                    UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+                }))
+                {
+                    file.Write(System.Text.Encoding.UTF8.GetBytes(text));
+                    file.Flush(flushToDisk: true);
+                }
+                File.Move(temporary, path, overwrite: true);
+            }
+            catch
+            {
+                DeleteQuietly(temporary);
+                throw;
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"{path}: cannot write the file: {WriteProblem(e, temporary)}", e);
         }
         return path;
+    }
+
+    /// <summary>Why FILE could not be written, in the words of the file read's errors (<see cref="WgQuickConfigParser.ParseFile"/>).</summary>
+    private static string WriteProblem(Exception e, string temporary) => e switch
+    {
+        _ when Directory.Exists(temporary) => $"{temporary}, where it is written first, is a directory",
+        DirectoryNotFoundException => $"no such directory {System.IO.Path.GetDirectoryName(temporary)}",
+        UnauthorizedAccessException => "permission denied",
+        // On Linux .NET keeps the errno as the HResult: strerror's text ("Read-only file system", "No space left on device").
+        IOException { HResult: > 0 } io => LowerFirst(System.Runtime.InteropServices.Marshal.GetPInvokeErrorMessage(io.HResult)),
+        _ => e.Message,
+    };
+
+    private static string LowerFirst(string text) => text.Length > 1 && char.IsUpper(text[0]) && !char.IsUpper(text[1])
+        ? char.ToLowerInvariant(text[0]) + text[1..]
+        : text;
+
+    /// <summary>Removes a FILE.tmp left by a failed write; a failure to remove it is not the one to report.</summary>
+    private static void DeleteQuietly(string temporary)
+    {
+        try
+        {
+            File.Delete(temporary);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
     }
 }
