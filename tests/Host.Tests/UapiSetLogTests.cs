@@ -38,11 +38,14 @@ public sealed class UapiSetLogTests : IAsyncLifetime
         Assert.Equal(["UAPI set: 1 peer change(s) applied", "UAPI set: 1 peer change(s) applied"], Sets(LogLevel.Debug));
 
         Set("fwmark=7\n");
+        // Turned off: as wg says it (wg set wg0 fwmark off), not "fwmark 0x0".
+        Set("fwmark=0\n");
         Set($"private_key={new string('0', 64)}\n");
         Assert.Equal(
         [
             "UAPI set: private key changed; 1 peer change(s) applied",
             "UAPI set: fwmark 0x7 changed; 0 peer change(s) applied",
+            "UAPI set: fwmark off changed; 0 peer change(s) applied",
             "UAPI set: private key changed; 0 peer change(s) applied",
         ], Sets(LogLevel.Information));
     }

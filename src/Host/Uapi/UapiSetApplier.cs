@@ -136,7 +136,8 @@ public static class UapiSetApplier
             uint now = (await control.GetStatusAsync(cancellationToken).ConfigureAwait(false)).Fwmark;
             if (now != status.Fwmark)
             {
-                deviceChanges.Add("fwmark 0x" + now.ToString("x", System.Globalization.CultureInfo.InvariantCulture));
+                // Turned off as wg says it (wg set wg0 fwmark off), not "fwmark 0x0".
+                deviceChanges.Add(now == 0 ? "fwmark off" : "fwmark 0x" + now.ToString("x", System.Globalization.CultureInfo.InvariantCulture));
             }
         }
         var remove = new List<WireGuardKey>();
