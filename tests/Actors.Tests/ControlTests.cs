@@ -136,6 +136,23 @@ public sealed class ControlTests(ITestOutputHelper output) : ActorTestBase(outpu
         StopAndAssertNoLeaks(a, b);
     }
 
+    /// <summary>
+    /// A tunnel rebuilt for a new private key, port or buffer size gets the old one's peers as one
+    /// transaction: its log says they were carried over, not "N added" (read with jq, that looked
+    /// like peers someone had just configured).
+    /// </summary>
+    [Fact]
+    public void Peers_carried_over_to_a_rebuilt_tunnel_are_logged_as_carried_over_not_as_added()
+    {
+        var a = StartNode("a", 1);
+        var b = StartNode("b", 2);
+        EventFilter.Info(contains: "peers changed").Expect(0, () =>
+            EventFilter.Info(contains: "peers carried over from the previous tunnel: 1; 1 configured").ExpectOne(Wait, () =>
+                Assert.Equal(new PeerChangesApplied(1, 0, 0),
+                    Control<PeerChangesApplied>(a, new ApplyPeerChanges(false, [], [a.PeerConfigFor(b)], CarriedOver: true)))));
+        StopAndAssertNoLeaks(a, b);
+    }
+
     [Fact]
     public void Remove_all_peers_empties_the_device()
     {

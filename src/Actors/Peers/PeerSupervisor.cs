@@ -201,7 +201,12 @@ public sealed partial class PeerSupervisor : UntypedActor
             }
         }
         PublishMetricsPeers();
-        if (created + updated + removed > 0)
+        if (changes.CarriedOver)
+        {
+            // A rebuilt tunnel's peers are the old one's, not new ones: "N added" read as a configuration change.
+            _log.Info("peers carried over from the previous tunnel: {CarriedOver}; {PeerCount} configured", created + updated + unchanged, _peers.Count);
+        }
+        else if (created + updated + removed > 0)
         {
             _log.Info("peers changed: {Added} added, {Updated} updated, {Removed} removed, {Unchanged} unchanged; {PeerCount} configured",
                 created, updated, removed, unchanged, _peers.Count);

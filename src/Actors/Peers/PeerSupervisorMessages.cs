@@ -35,9 +35,11 @@ public sealed record AllPeersRemoved(int Count);
 /// session in the tunnel this one replaces. Any other new peer waits for traffic. A running peer of
 /// <paramref name="Upsert"/> whose key is in <paramref name="EndpointNamed"/> goes to its configured
 /// endpoint even when that did not change (the request named it; see <see cref="UpdatePeerConfig"/>).
+/// <paramref name="CarriedOver"/>: the peers of a tunnel this one replaces (a new private key, port
+/// or buffer size), not a change of the configuration; the log says so.
 /// </summary>
 public sealed record ApplyPeerChanges(bool RemoveAll, IReadOnlyList<WireGuardKey> Remove, IReadOnlyList<PeerConfig> Upsert,
-    IReadOnlySet<WireGuardKey>? HandshakeAtStart = null, IReadOnlySet<WireGuardKey>? EndpointNamed = null);
+    IReadOnlySet<WireGuardKey>? HandshakeAtStart = null, IReadOnlySet<WireGuardKey>? EndpointNamed = null, bool CarriedOver = false);
 
 /// <remarks><paramref name="Unchanged"/>: peers re-sent with the settings they had (wg syncconf sends every peer of the file); they are applied again all the same (an endpoint given again replaces a roamed one, as in wireguard-go).</remarks>
 public sealed record PeerChangesApplied(int Created, int Updated, int Removed, int Unchanged = 0);

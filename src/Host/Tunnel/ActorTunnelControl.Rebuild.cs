@@ -174,7 +174,7 @@ public sealed partial class ActorTunnelControl
             if (_peers.Count > 0)
             {
                 var peers = new List<PeerConfig>(_peers.Values);
-                await ApplyCarriedPeersAsync(_tunnel, new ApplyPeerChanges(false, [], peers, handshakeAtStart), logger, _generation, _stopping.Token).ConfigureAwait(false);
+                await ApplyCarriedPeersAsync(_tunnel, new ApplyPeerChanges(false, [], peers, handshakeAtStart, CarriedOver: true), logger, _generation, _stopping.Token).ConfigureAwait(false);
             }
             // Sessions handed over for a peer the rebuilt tunnel does not have: no peer takes them,
             // and the indices reserved for them would stay claimed in its table.
