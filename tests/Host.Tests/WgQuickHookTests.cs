@@ -328,4 +328,36 @@ public sealed class WgQuickHookTests
             File.Delete(real);
         }
     }
+
+    [Fact]
+    public async Task A_hooks_CONFIG_FILE_follows_a_linked_directory_as_readlink_f_does()
+    {
+        await using var lab = await HookLab.CreateAsync();
+        string realDirectory = lab.Temp(".dir");
+        string linkedDirectory = lab.Temp(".linked");
+        try
+        {
+            await lab.WriteConfigAsync($"PostUp = echo \"$CONFIG_FILE\" > {lab.Trace}\n");
+            Directory.CreateDirectory(realDirectory);
+            string real = Path.Combine(realDirectory, Path.GetFileName(lab.File));
+            File.Move(lab.File, real);
+            Directory.CreateSymbolicLink(linkedDirectory, realDirectory);
+            string viaLink = Path.Combine(linkedDirectory, "..", Path.GetFileName(linkedDirectory), Path.GetFileName(real));
+            await using var daemon = DaemonProcess.Start(lab.Namespace, lab.Name, "up", viaLink);
+            await lab.WaitForLogAsync($"running interface {lab.Name}");
+            await lab.StopAsync(daemon);
+            var readlink = await ProcessRunner.RunAsync("readlink", ["-f", viaLink], timeout: TimeSpan.FromSeconds(10));
+            Assert.Equal(real + "\n", readlink.Stdout);
+            Assert.Equal(readlink.Stdout, await File.ReadAllTextAsync(lab.Trace));
+            await lab.AssertNothingLeftAsync();
+        }
+        finally
+        {
+            File.Delete(linkedDirectory);
+            if (Directory.Exists(realDirectory))
+            {
+                Directory.Delete(realDirectory, recursive: true);
+            }
+        }
+    }
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Firezone.Actors.Host.Config;
+using Firezone.Actors.Native;
 using Microsoft.Extensions.Logging;
 
 namespace Firezone.Actors.Host.Network;
@@ -47,10 +48,10 @@ public sealed class WgQuickHookRunner(string interfaceName, string configPath, I
     /// <c>$CONFIG_FILE</c> as wg-quick sets it (<c>readlink -f</c>): absolute, a symbolic link
     /// followed to its file, so a hook that changes directory still finds it. Taken at the start, as
     /// wg-quick takes it when it reads the file. Messages keep the path as the user gave it. A link
-    /// to no file (<c>up /dev/stdin</c>: a pipe's "pipe:[N]") stays as given, made absolute.
+    /// to no file (<c>up /dev/stdin</c>: a pipe's "pipe:[N]") stays as given, made absolute. Links in
+    /// the directories count too (realpath(3), <see cref="CanonicalPath"/>).
     /// </summary>
-    private readonly string _configFileForHooks =
-        File.ResolveLinkTarget(configPath, returnFinalTarget: true) is { Exists: true } target ? target.FullName : Path.GetFullPath(configPath);
+    private readonly string _configFileForHooks = CanonicalPath.TryResolve(configPath) ?? Path.GetFullPath(configPath);
 
     public string InterfaceName => interfaceName;
 
