@@ -116,26 +116,9 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
     /// <exception cref="TunDeviceException">With a message meant for the user.</exception>
     public LinuxTunDevice Duplicate()
     {
-        bool added = false;
-        int fd;
-        try
-        {
-            _fd.DangerousAddRef(ref added);
-            fd = LibC.fcntl(_fd.Fd, LibC.F_DUPFD_CLOEXEC, 0);
-        }
-        finally
-        {
-            if (added)
-            {
-                _fd.DangerousRelease();
-            }
-        }
-        if (fd < 0)
-        {
-            int errno = LibC.errno;
-            throw new TunDeviceException($"TUN device {Name}: duplicating its descriptor failed: {Errno.Describe(errno)}", errno);
-        }
-        return new LinuxTunDevice(this, new SafeFileDescriptorHandle(fd));
+        var fd = _fd.TryDuplicate(out int errno)
+            ?? throw new TunDeviceException($"TUN device {Name}: duplicating its descriptor failed: {Errno.Describe(errno)}", errno);
+        return new LinuxTunDevice(this, fd);
     }
 
     private LinuxTunDevice(LinuxTunDevice original, SafeFileDescriptorHandle fd)

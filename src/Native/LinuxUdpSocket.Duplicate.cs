@@ -17,26 +17,9 @@ public sealed partial class LinuxUdpSocket
     /// <exception cref="UdpSocketException">With a message meant for the user.</exception>
     public LinuxUdpSocket Duplicate()
     {
-        bool added = false;
-        int fd;
-        try
-        {
-            _fd.DangerousAddRef(ref added);
-            fd = LibC.fcntl(_fd.Fd, LibC.F_DUPFD_CLOEXEC, 0);
-        }
-        finally
-        {
-            if (added)
-            {
-                _fd.DangerousRelease();
-            }
-        }
-        if (fd < 0)
-        {
-            int errno = LibC.errno;
-            throw new UdpSocketException($"duplicating the descriptor of the UDP socket on port {LocalPort} failed: {Errno.Describe(errno)}", errno);
-        }
-        return new LinuxUdpSocket(this, new SafeFileDescriptorHandle(fd));
+        var fd = _fd.TryDuplicate(out int errno)
+            ?? throw new UdpSocketException($"duplicating the descriptor of the UDP socket on port {LocalPort} failed: {Errno.Describe(errno)}", errno);
+        return new LinuxUdpSocket(this, fd);
     }
 
     private LinuxUdpSocket(LinuxUdpSocket original, SafeFileDescriptorHandle fd)
@@ -53,22 +36,24 @@ public sealed partial class LinuxUdpSocket
         {
             _wake = new WakeEvent(EventFdFailed);
             _kick = new WakeEvent(EventFdFailed);
+            _receive = new MessageBatch(batchSize);
+            _send = new MessageBatch(batchSize);
+            _sendSegments = new int[batchSize];
+            _sendFirst = new int[batchSize];
+            _sendSourceSpace = new int[batchSize];
+            _sendSource = new UdpEndpoint[batchSize];
+            if (original.GroEnabled)
+            {
+                _groSlots = new GroReceiveSlots(_receive); // UDP_GRO is the socket's: on for the duplicate too
+            }
         }
         catch
         {
+            // Nothing owns this object yet: the descriptors it holds close here.
             _fd.Dispose();
             _wake?.Dispose();
+            _kick?.Dispose();
             throw;
-        }
-        _receive = new MessageBatch(batchSize);
-        _send = new MessageBatch(batchSize);
-        _sendSegments = new int[batchSize];
-        _sendFirst = new int[batchSize];
-        _sendSourceSpace = new int[batchSize];
-        _sendSource = new UdpEndpoint[batchSize];
-        if (original.GroEnabled)
-        {
-            _groSlots = new GroReceiveSlots(_receive); // UDP_GRO is the socket's: on for the duplicate too
         }
     }
 }

@@ -24,6 +24,31 @@ public sealed class SafeFileDescriptorHandle : SafeHandle
     /// <summary>The descriptor number; valid while a reference is held.</summary>
     public int Fd => (int)handle;
 
+    /// <summary>
+    /// A second descriptor for the same open file (fcntl F_DUPFD_CLOEXEC: the same file offset,
+    /// status flags and socket, close-on-exec), or null with <paramref name="errno"/> set. A reference
+    /// is held meanwhile, so a concurrent Dispose cannot close this one underneath.
+    /// </summary>
+    public SafeFileDescriptorHandle? TryDuplicate(out int errno)
+    {
+        bool added = false;
+        int fd;
+        try
+        {
+            DangerousAddRef(ref added);
+            fd = LibC.fcntl(Fd, LibC.F_DUPFD_CLOEXEC, 0);
+            errno = fd < 0 ? LibC.errno : 0;
+        }
+        finally
+        {
+            if (added)
+            {
+                DangerousRelease();
+            }
+        }
+        return fd < 0 ? null : new SafeFileDescriptorHandle(fd);
+    }
+
     protected override bool ReleaseHandle()
     {
         // close(2): never retry on EINTR, the descriptor is released either way on Linux.
