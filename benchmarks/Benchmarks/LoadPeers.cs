@@ -103,7 +103,10 @@ public static class LoadPeers
 
         long sealedCount = 0, sentCount = 0, refused = 0;
         var batch = new PacketBuffer[options.Burst];
-        var sendDeadline = Now() + TimeSpan.FromSeconds(options.Seconds);
+        // A run without a session for every Client is a failed run (exit 1, peers.py discards it), so
+        // it sends nothing: its load would not be the offered one, and it would take --seconds more.
+        bool complete = sessions == clients.Count;
+        var sendDeadline = Now() + (complete ? TimeSpan.FromSeconds(options.Seconds) : TimeSpan.Zero);
         while (Now() < sendDeadline)
         {
             foreach (var client in clients)
@@ -150,7 +153,7 @@ public static class LoadPeers
             client.Socket.Dispose();
             client.Peer.Dispose();
         }
-        return sessions == clients.Count ? 0 : 1;
+        return complete ? 0 : 1;
     }
 
     /// <summary>Hands what the Client's socket has to its peer: handshake answers and cookie replies, and the Gateway's keepalives.</summary>
