@@ -283,7 +283,11 @@ public sealed partial class ActorTunnelControl
     /// an endpoint: they handshake as soon as the rebuilt tunnel starts, so the other side, which still
     /// sends on the old session (to the old port, after a port change), moves to the new one within a
     /// round trip instead of at its next rekey (wireguard-go keeps the session itself; a rebuilt
-    /// engine device cannot). Null when no tunnel runs.
+    /// engine device cannot). Null when no tunnel runs. The status is waited for past the Ask's
+    /// usual bound (with a Warning) until the old tunnel answers, stops or the daemon stops, as the
+    /// carried peers are (<see cref="ApplyCarriedPeersAsync"/>): given up at the bound, a key change
+    /// on a busy daemon with thousands of peers lost every peer's counters, latest handshake and
+    /// roamed endpoint, and the handshakes at the new tunnel's start, which wireguard-go keeps.
     /// </summary>
     private async Task<IReadOnlySet<WireGuardKey>?> CarryPeerStateAsync()
     {
@@ -294,12 +298,17 @@ public sealed partial class ActorTunnelControl
         Control.DeviceStatus status;
         try
         {
-            status = Map(await _tunnel.GetDeviceStatusAsync(CancellationToken.None).ConfigureAwait(false));
+            status = Map(await StatusOfAsync(_tunnel, logger, _generation, "the rebuild carries its peers' counters and endpoints over once it does", _stopping.Token)
+                .ConfigureAwait(false));
         }
-        catch (Exception e) when (e is TaskCanceledException or AskTimeoutException or TimeoutException)
+        catch (Control.TunnelControlException e)
         {
             logger.LogWarning("The tunnel did not report its peers before the rebuild: their counters and learned endpoints start over ({Problem})", e.Message);
             return null;
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+            return null; // the daemon stops: the rebuilt tunnel does not run for long
         }
         var handshake = new HashSet<WireGuardKey>();
         var recent = DateTimeOffset.UtcNow - ProtocolConstants.RejectAfterTime;

@@ -1,6 +1,9 @@
+using Firezone.Actors.Actors.Tunnel;
 using Firezone.Actors.Engine.WireGuard;
 using Firezone.Actors.Host.Control;
+using Firezone.Actors.Host.Uapi;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using ActorDeviceStatus = Firezone.Actors.Actors.Peers.DeviceStatus;
 using ActorPeerStatus = Firezone.Actors.Actors.Peers.PeerStatus;
 
@@ -34,13 +37,34 @@ public sealed partial class ActorTunnelControl
                     BuffersOutstanding = _pool.Outstanding,
                 };
             }
-            var status = await _tunnel.GetDeviceStatusAsync(cancellationToken).ConfigureAwait(false);
+            // Waited for past the usual bound, as wireguard-go's get answers however long it takes.
+            using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
+            var status = await StatusOfAsync(_tunnel, logger, _generation, "the request that reads it, a `wg show` or the status a `wg set` starts from, answers once it does", waiting.Token)
+                .ConfigureAwait(false);
             return Map(status);
         }
         finally
         {
             _gate.Release();
         }
+    }
+
+    /// <summary>
+    /// The running tunnel's (<paramref name="generation"/>) status, however long it takes while it
+    /// runs: past the Ask's usual bound (thousands of peers on a busy machine, a tunnel still
+    /// applying a large set) the log says so once at Warning, ending with <paramref name="waiting"/>
+    /// (who waits), and the wait goes on until the tunnel answers, stops
+    /// (<see cref="TunnelControlException"/>, EIO) or <paramref name="cancellationToken"/> ends it
+    /// (the request's, the daemon's stop). Ended at the bound (as before), `wg show` of 10,000 peers
+    /// on a daemon slowed to 1 ms of every second answered EIO ("Timeout after 00:00:05") where
+    /// wireguard-go answers.
+    /// </summary>
+    internal static async Task<ActorDeviceStatus> StatusOfAsync(TunnelClient tunnel, ILogger logger, int generation, string waiting, CancellationToken cancellationToken)
+    {
+        var status = await tunnel.GetDeviceStatusAsync(cancellationToken, bound =>
+            logger.LogWarning("Tunnel {Generation} has not reported its status within {Seconds} s; waiting for it ({Waiting:l})",
+                generation, bound.TotalSeconds, waiting)).ConfigureAwait(false);
+        return status ?? throw new TunnelControlException(UapiErrno.EIO, $"tunnel {generation} stopped before it reported its status");
     }
 
     private Control.DeviceStatus Map(ActorDeviceStatus status)
