@@ -10,7 +10,11 @@ namespace Firezone.Actors.Host.Tests;
 /// `wg set` got EIO, the "rollback" started a tunnel on the closed device object, and the interface,
 /// made persistent for the reopen, was left behind when the daemon stopped (found by a review of
 /// the known gaps, 2026-11-28: the reopen after a missed stop bound and the rollback after the old
-/// tunnel stopped had no test).
+/// tunnel stopped had no test). When a duplicate then failed (out of descriptors: strace's fault
+/// injection makes eventfd2 fail with EMFILE, <see cref="SyscallFailure"/>), the rollback started a
+/// tunnel with the previous key on the old device objects, whose wake-ups the stuck thread's stop
+/// had left signalled: its readers ended at once while the log said "started again", and the next
+/// port change moved that dead tunnel's socket (found by a review of the rollback, 2026-11-28).
 /// </summary>
 public sealed class StuckReaderRebuildTests
 {
@@ -92,6 +96,86 @@ public sealed class StuckReaderRebuildTests
             // Both ways through the rebuilt tunnel while the old receive thread is still held.
             ping = await pair.A.ExecAsync("ping", ["-c", "3", "-W", "5", pair.TunnelB], timeout: TimeSpan.FromSeconds(30));
             Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr + await File.ReadAllTextAsync(pair.Daemon.LogFile));
+        }
+    }
+
+    [Fact]
+    public async Task A_key_change_whose_descriptor_duplicate_fails_while_the_tun_reader_is_stuck_fails_clearly_and_leaves_nothing_behind()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = NewName("fzd");
+        string keyFile = Path.Combine(Path.GetTempPath(), $"fzt-{name}.key");
+        var oldKey = TestKeys.New();
+        await File.WriteAllTextAsync(keyFile, oldKey.ToBase64());
+        await using var daemon = DaemonProcess.Start(ns, name, "-f", name);
+        try
+        {
+            await daemon.WaitReadyAsync();
+            Assert.Equal(0, (await ProcessRunner.WgAsync("set", name, "private-key", keyFile, "peer", TestKeys.New().ToBase64(),
+                "allowed-ips", "10.9.0.2/32", "endpoint", "127.0.0.1:9")).ExitCode);
+            await OkAsync(ns, "ip", "address", "add", "10.9.0.1/24", "dev", name);
+            await OkAsync(ns, "ip", "link", "set", name, "up");
+
+            await using (await ThreadHold.StartAsync(daemon.Pid, "tun-reader", TimeSpan.FromSeconds(6)))
+            {
+                ProcessRunner.Result set;
+                await using (await SyscallFailure.StartAsync(daemon.Pid, "eventfd2", "EMFILE"))
+                {
+                    await File.WriteAllTextAsync(keyFile, TestKeys.New().ToBase64());
+                    set = await ProcessRunner.WgAsync("set", name, "private-key", keyFile);
+                }
+                string log = await File.ReadAllTextAsync(daemon.LogFile);
+                Assert.Contains("reader thread(s) still running", log); // the old tunnel did not stop in time
+                Assert.NotEqual(0, set.ExitCode);
+                Assert.Contains("Input/output error", set.Stderr);
+                // Was: "the tunnel was started again with the previous one", on the old device
+                // objects, whose readers ended at once. The rollback duplicates too, and fails so.
+                Assert.DoesNotContain("the tunnel was started again", log);
+                Assert.Contains("could not be started again (TUN device " + name + ": cannot create its wake-up eventfd: Too many open files", log);
+                Assert.Equal(oldKey.ToBase64(), (await ProcessRunner.WgAsync("show", name, "private-key")).Stdout.Trim());
+            }
+
+            daemon.Signal(Tmds.Linux.LibC.SIGTERM);
+            Assert.Equal(0, await daemon.WaitForExitAsync(TimeSpan.FromSeconds(10)));
+            Assert.False(await ns.HasLinkAsync(name));
+        }
+        finally
+        {
+            File.Delete(keyFile);
+        }
+    }
+
+    [Fact]
+    public async Task After_a_rebuild_whose_duplicate_failed_the_next_port_change_duplicates_first_and_carries_traffic()
+    {
+        await using var pair = await WireGuardGoPair.StartAsync(78);
+        var ping = await pair.A.ExecAsync("ping", ["-c", "1", "-W", "5", pair.TunnelB], timeout: TimeSpan.FromSeconds(20));
+        Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr);
+        string keyFile = Path.Combine(Path.GetTempPath(), $"fzt-{pair.Ours}-next.key");
+        await File.WriteAllTextAsync(keyFile, TestKeys.New().ToBase64());
+        try
+        {
+            await using (await ThreadHold.StartAsync(pair.Daemon.Pid, "udp-receiver", TimeSpan.FromSeconds(10)))
+            {
+                await using (await SyscallFailure.StartAsync(pair.Daemon.Pid, "eventfd2", "EMFILE"))
+                {
+                    Assert.NotEqual(0, (await ProcessRunner.WgAsync("set", pair.Ours, "private-key", keyFile)).ExitCode);
+                }
+                Assert.Contains("reader thread(s) still running", await File.ReadAllTextAsync(pair.Daemon.LogFile));
+
+                // Descriptors can be had again; the old receive thread is still held. Was: the port
+                // moved under the rolled-back tunnel, whose readers had ended: no ping came back.
+                string port = (pair.PortA + 100).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                var moved = await ProcessRunner.WgAsync("set", pair.Ours, "listen-port", port);
+                Assert.True(moved.ExitCode == 0, moved.Stderr + await File.ReadAllTextAsync(pair.Daemon.LogFile));
+                Assert.Equal(port, (await ProcessRunner.WgAsync("show", pair.Ours, "listen-port")).Stdout.Trim());
+                ping = await pair.A.ExecAsync("ping", ["-c", "3", "-W", "5", pair.TunnelB], timeout: TimeSpan.FromSeconds(30));
+                Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr + await File.ReadAllTextAsync(pair.Daemon.LogFile));
+            }
+        }
+        finally
+        {
+            File.Delete(keyFile);
         }
     }
 }

@@ -109,7 +109,11 @@ public sealed partial class ActorTunnelControl
             _ = WarnIfNotReturnedAsync(_pool, "before the pool was replaced");
             _pool = pool;
         }
-        if (wasRunning && stopped)
+        // Held until the duplicates are made: a rebuild that fails first (a duplicate refused, out of
+        // descriptors) leaves no tunnel, and the next one (the rollback to the previous key, the
+        // next change) must not start on objects whose readers would end at once.
+        _devicesHeld |= wasRunning && !stopped;
+        if (!_devicesHeld && wasRunning)
         {
             // The stopped readers left the TUN's and socket's wake events signalled: clear them and
             // keep both descriptors. Closing and reopening them (as before) let another process take
@@ -120,9 +124,10 @@ public sealed partial class ActorTunnelControl
                 _socket?.RearmAfterStop();
             }
         }
-        else if (wasRunning)
+        else if (_devicesHeld)
         {
-            // The old tunnel did not stop in time: a reader thread of it may still be in a call on
+            // The old tunnel (this one's, or an earlier rebuild's that failed before it made the
+            // duplicates) did not stop in time: a reader thread of it may still be in a call on
             // the TUN device or the socket, its wake-up signalled but not yet seen (re-armed, it
             // would read on). The new tunnel gets a TUN device object of its own on a duplicate of
             // the descriptor: the same interface, whatever it is called now, with its addresses and
@@ -141,6 +146,7 @@ public sealed partial class ActorTunnelControl
                 _socket.Dispose();
                 _socket = socket;
             }
+            _devicesHeld = false; // a socket of the port change (below) replaces the held one
         }
         if (newSocket is not null)
         {
@@ -246,7 +252,9 @@ public sealed partial class ActorTunnelControl
     /// the daemon goes on with <paramref name="previous"/>. A failure before the running tunnel was
     /// touched (the MTU read, the engine device) left it running; one after it stopped (duplicating the
     /// TUN device's or the socket's descriptor after a stop that timed out) starts a tunnel with the
-    /// previous key again, whose peers handshake at once as after any rebuild. Never a tunnel half built:
+    /// previous key again, on duplicates too (<see cref="_devicesHeld"/>: the objects the stuck thread
+    /// holds have their wake-ups signalled, and readers on them would end at once), whose peers
+    /// handshake at once as after any rebuild. Never a tunnel half built:
     /// either one runs with the key `wg show` reports, or none runs and the log says so.
     /// </summary>
     private async Task RollBackKeyAsync(WireGuardKey? previous, Exception failure)

@@ -80,6 +80,10 @@ public sealed partial class ActorTunnelControl(
     private LinuxUdpSocket? _socket;
     private TunnelClient? _tunnel;
     private TunnelCounters? _tunnelCounters;
+    // The TUN device and socket objects are still in the hands of a thread of a tunnel that did not
+    // stop in time (their wake-ups signalled): the next tunnel runs on duplicates, also when the
+    // rebuild that found them so failed before it made them (see ReplaceTunnelAsync).
+    private bool _devicesHeld;
     private int _generation;
     private WireGuardKey? _privateKey;
     private WireGuardKey? _publicKey;
