@@ -178,4 +178,38 @@ public sealed class StuckReaderRebuildTests
             File.Delete(keyFile);
         }
     }
+
+    [Fact]
+    public async Task A_key_change_whose_descriptor_duplicate_fails_once_while_the_udp_receiver_is_stuck_rolls_back_onto_duplicates_that_carry_traffic()
+    {
+        await using var pair = await WireGuardGoPair.StartAsync(79);
+        var ping = await pair.A.ExecAsync("ping", ["-c", "1", "-W", "5", pair.TunnelB], timeout: TimeSpan.FromSeconds(20));
+        Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr);
+        string oldKey = (await ProcessRunner.WgAsync("show", pair.Ours, "private-key")).Stdout.Trim();
+        string keyFile = Path.Combine(Path.GetTempPath(), $"fzt-{pair.Ours}-next.key");
+        await File.WriteAllTextAsync(keyFile, TestKeys.New().ToBase64());
+        try
+        {
+            await using (await ThreadHold.StartAsync(pair.Daemon.Pid, "udp-receiver", TimeSpan.FromSeconds(10)))
+            {
+                // The rebuild's first eventfd fails; the rollback runs on the same thread, where the next succeed.
+                await using (await SyscallFailure.StartAsync(pair.Daemon.Pid, "eventfd2", "EMFILE", firstOnly: true))
+                {
+                    Assert.NotEqual(0, (await ProcessRunner.WgAsync("set", pair.Ours, "private-key", keyFile)).ExitCode);
+                }
+                string log = await File.ReadAllTextAsync(pair.Daemon.LogFile);
+                Assert.Contains("reader thread(s) still running", log);
+                Assert.Contains("the tunnel was started again with the previous one", log);
+                Assert.Equal(oldKey, (await ProcessRunner.WgAsync("show", pair.Ours, "private-key")).Stdout.Trim());
+
+                // Was: started again on the held objects, whose readers ended at once: no ping came back.
+                ping = await pair.A.ExecAsync("ping", ["-c", "3", "-W", "5", pair.TunnelB], timeout: TimeSpan.FromSeconds(30));
+                Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr + await File.ReadAllTextAsync(pair.Daemon.LogFile));
+            }
+        }
+        finally
+        {
+            File.Delete(keyFile);
+        }
+    }
 }

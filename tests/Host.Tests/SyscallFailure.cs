@@ -15,10 +15,11 @@ internal sealed class SyscallFailure : IAsyncDisposable
 
     private SyscallFailure(Process strace) => _strace = strace;
 
-    public static async Task<SyscallFailure> StartAsync(int pid, string syscall, string errno)
+    /// <param name="firstOnly">Only each thread's first such call fails (strace counts per thread): a retry on the same thread succeeds.</param>
+    public static async Task<SyscallFailure> StartAsync(int pid, string syscall, string errno, bool firstOnly = false)
     {
         var strace = Process.Start(new ProcessStartInfo("strace", ["-q", "-f", "-o", "/dev/null", "-p", pid.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            "-e", $"trace={syscall}", "-e", $"inject={syscall}:error={errno}"])
+            "-e", $"trace={syscall}", "-e", $"inject={syscall}:error={errno}" + (firstOnly ? ":when=1" : "")])
         {
             RedirectStandardInput = true, RedirectStandardError = true,
         })!;
