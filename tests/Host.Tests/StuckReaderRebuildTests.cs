@@ -212,4 +212,36 @@ public sealed class StuckReaderRebuildTests
             File.Delete(keyFile);
         }
     }
+
+    [Fact]
+    public async Task A_key_rolled_back_after_the_stuck_tunnel_stopped_handshakes_at_once_so_the_other_side_reaches_it()
+    {
+        await using var pair = await WireGuardGoPair.StartAsync(80);
+        var ping = await pair.A.ExecAsync("ping", ["-c", "1", "-W", "5", pair.TunnelB], timeout: TimeSpan.FromSeconds(20));
+        Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr);
+        string keyFile = Path.Combine(Path.GetTempPath(), $"fzt-{pair.Ours}-next.key");
+        await File.WriteAllTextAsync(keyFile, TestKeys.New().ToBase64());
+        try
+        {
+            await using (await ThreadHold.StartAsync(pair.Daemon.Pid, "udp-receiver", TimeSpan.FromSeconds(8)))
+            {
+                await using (await SyscallFailure.StartAsync(pair.Daemon.Pid, "eventfd2", "EMFILE", firstOnly: true))
+                {
+                    Assert.NotEqual(0, (await ProcessRunner.WgAsync("set", pair.Ours, "private-key", keyFile)).ExitCode);
+                }
+            }
+            Assert.Contains("the tunnel was started again with the previous one", await File.ReadAllTextAsync(pair.Daemon.LogFile));
+
+            // The rolled-back tunnel has none of the old sessions, on which wireguard-go still sends:
+            // it handshakes at once, as every rebuild does for the peers that had a session. Was: it
+            // waited (the rollback had no running tunnel to ask), and wireguard-go's pings were lost
+            // until its own retry, 15 s after its first unanswered packet.
+            var theirs = await pair.B.ExecAsync("ping", ["-c", "1", "-w", "5", pair.TunnelA], timeout: TimeSpan.FromSeconds(20));
+            Assert.True(theirs.ExitCode == 0, theirs.Stdout + theirs.Stderr + await File.ReadAllTextAsync(pair.Daemon.LogFile));
+        }
+        finally
+        {
+            File.Delete(keyFile);
+        }
+    }
 }

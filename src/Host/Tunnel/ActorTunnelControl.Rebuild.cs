@@ -291,17 +291,18 @@ public sealed partial class ActorTunnelControl
     /// an endpoint: they handshake as soon as the rebuilt tunnel starts, so the other side, which still
     /// sends on the old session (to the old port, after a port change), moves to the new one within a
     /// round trip instead of at its next rekey (wireguard-go keeps the session itself; a rebuilt
-    /// engine device cannot). Null when no tunnel runs. The status is waited for past the Ask's
-    /// usual bound (with a Warning) until the old tunnel answers, stops or the daemon stops, as the
-    /// carried peers are (<see cref="ApplyCarriedPeersAsync"/>): given up at the bound, a key change
-    /// on a busy daemon with thousands of peers lost every peer's counters, latest handshake and
-    /// roamed endpoint, and the handshakes at the new tunnel's start, which wireguard-go keeps.
+    /// engine device cannot). When no tunnel runs, the same from what the last one carried. The status
+    /// is waited for past the Ask's usual bound (with a Warning) until the old tunnel answers, stops
+    /// or the daemon stops, as the carried peers are (<see cref="ApplyCarriedPeersAsync"/>): given up
+    /// at the bound, a key change on a busy daemon with thousands of peers lost every peer's
+    /// counters, latest handshake and roamed endpoint, and the handshakes at the new tunnel's start,
+    /// which wireguard-go keeps.
     /// </summary>
     private async Task<IReadOnlySet<WireGuardKey>?> CarryPeerStateAsync()
     {
         if (_tunnel is null)
         {
-            return null;
+            return HandshakeAfterFailedRebuild();
         }
         Control.DeviceStatus status;
         try
@@ -334,6 +335,27 @@ public sealed partial class ActorTunnelControl
             if (peer.LastHandshake > recent && !peer.Endpoint.IsNone)
             {
                 handshake.Add(key);
+            }
+        }
+        return handshake;
+    }
+
+    /// <summary>
+    /// The peers to handshake at start when no tunnel runs: a rebuild failed after it stopped the one
+    /// before (the rollback of a key change, or the change after that), whose sessions ended with it.
+    /// Those it had within REJECT_AFTER_TIME (<see cref="_carried"/> from that rebuild) and that have an
+    /// endpoint, as for a running tunnel: the other side, still sending on the old session, otherwise
+    /// went unheard until its own retry (15 s after its first unanswered packet). Null when none.
+    /// </summary>
+    private HashSet<WireGuardKey>? HandshakeAfterFailedRebuild()
+    {
+        HashSet<WireGuardKey>? handshake = null;
+        var recent = DateTimeOffset.UtcNow - ProtocolConstants.RejectAfterTime;
+        foreach (var (key, carried) in _carried)
+        {
+            if (carried.LastHandshake > recent && _peers.TryGetValue(key, out var config) && !config.Endpoint.IsNone)
+            {
+                (handshake ??= []).Add(key);
             }
         }
         return handshake;
