@@ -244,4 +244,36 @@ public sealed class StuckReaderRebuildTests
             File.Delete(keyFile);
         }
     }
+
+    [Fact]
+    public async Task An_mtu_rebuild_whose_descriptor_duplicate_fails_once_while_the_udp_receiver_is_stuck_starts_the_tunnel_again()
+    {
+        await using var pair = await WireGuardGoPair.StartAsync(81);
+        var ping = await pair.A.ExecAsync("ping", ["-c", "1", "-W", "5", pair.TunnelB], timeout: TimeSpan.FromSeconds(20));
+        Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr);
+
+        await using (await ThreadHold.StartAsync(pair.Daemon.Pid, "udp-receiver", TimeSpan.FromSeconds(8)))
+        {
+            string log = "";
+            await using (await SyscallFailure.StartAsync(pair.Daemon.Pid, "eventfd2", "EMFILE", firstOnly: true))
+            {
+                // Beyond the packet buffers: the tunnel is rebuilt on bigger ones; the rebuild's first eventfd fails.
+                await OkAsync(pair.A, "ip", "link", "set", pair.OursLink, "mtu", "9000");
+                for (var waited = System.Diagnostics.Stopwatch.StartNew(); waited.Elapsed < TimeSpan.FromSeconds(10) && !log.Contains("it was started again", StringComparison.Ordinal)
+                    && !log.Contains("Following the MTU", StringComparison.Ordinal); await Task.Delay(50))
+                {
+                    log = await File.ReadAllTextAsync(pair.Daemon.LogFile);
+                }
+            }
+            Assert.Contains("reader thread(s) still running", log);
+            // Was: "Following the MTU ... failed ...; the tunnel may be down", and none ran until a key was set.
+            Assert.True(log.Contains("Rebuilding the tunnel on bigger buffers failed (TUN device " + pair.Ours + ": cannot create its wake-up eventfd", StringComparison.Ordinal)
+                && log.Contains("it was started again", StringComparison.Ordinal), log);
+            Assert.Contains("Tunnel 2 running", log);
+        }
+        ping = await pair.B.ExecAsync("ping", ["-c", "1", "-w", "5", pair.TunnelA], timeout: TimeSpan.FromSeconds(20));
+        Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr + await File.ReadAllTextAsync(pair.Daemon.LogFile));
+        ping = await pair.A.ExecAsync("ping", ["-c", "1", "-W", "5", pair.TunnelB], timeout: TimeSpan.FromSeconds(20));
+        Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr);
+    }
 }

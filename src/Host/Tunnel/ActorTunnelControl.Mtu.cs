@@ -37,9 +37,12 @@ public sealed partial class ActorTunnelControl
                 catch (Exception e) when (!_stopping.IsCancellationRequested)
                 {
                     // RefreshMtuAsync handles a device that is going away (the TUN reader reports it);
-                    // what reaches here is a rebuild onto larger buffers that failed: no tunnel runs.
-                    logger.LogError("Following the MTU of {Interface} failed: {Problem}; the tunnel may be down",
-                        options.InterfaceName, e.Message);
+                    // what reaches here is a rebuild onto larger buffers that failed, and the start
+                    // after it if it stopped the running tunnel: then no tunnel runs.
+                    logger.LogError("Following the MTU of {Interface} failed: {Problem}; {State:l}",
+                        options.InterfaceName, e.Message, _tunnel is null && _privateKey is not null
+                            ? "no tunnel runs until a key is set"
+                            : "the tunnel may be down");
                 }
                 finally
                 {
@@ -87,7 +90,21 @@ public sealed partial class ActorTunnelControl
             logger.LogWarning(
                 "MTU {Mtu} of {Interface} exceeds the {BufferSize}-byte packet buffers (MTU up to {MaxMtu}); rebuilding the tunnel on {NewSize}-byte buffers",
                 mtu, name, _pool.BufferSize, PacketBufferSizing.MaxMtuFor(_pool.BufferSize), PacketBufferSizing.BufferSizeFor(mtu));
-            await RebuildAsync(newSocket: null, newPoolMtu: mtu, keepSessions: true).ConfigureAwait(false);
+            bool running = _tunnel is not null;
+            try
+            {
+                await RebuildAsync(newSocket: null, newPoolMtu: mtu, keepSessions: true).ConfigureAwait(false);
+            }
+            catch (Exception e) when (running && _tunnel is null && _privateKey is not null && !_stopping.IsCancellationRequested)
+            {
+                // It failed after the running tunnel stopped (a duplicate refused after a stop that
+                // timed out): one is started again on the new buffers, without the handed-over
+                // sessions, as a failed key change starts the previous key's. Nothing else would
+                // start it: the next link change finds buffers that fit. Its failure is the watch's.
+                await RebuildAsync(newSocket: null).ConfigureAwait(false);
+                logger.LogError("Rebuilding the tunnel on bigger buffers failed ({Problem}); it was started again, with new sessions",
+                    e.Message.ReplaceLineEndings(" "));
+            }
             return;
         }
         if (_device is { } device && device.Mtu != mtu)
