@@ -222,18 +222,21 @@ public sealed class WgQuickHookTests
         await using var daemon = lab.Start();
         await lab.WaitForLogAsync("[#] sleep 60");
         // The line is logged before the shell is started: under load (a clean-clone CI run,
-        // 2026-11-27) the namespace held only the daemon when it was first listed.
+        // 2026-11-27) the namespace held only the daemon when it was first listed; and the shell
+        // forks `sleep` after it starts (a clean-clone CI run, 2026-11-28: the shell alone was
+        // listed and killed, its `sleep` was left in the namespace). So wait for the `sleep`, and
+        // signal the shell and it, as a stop under systemd signals every process of the unit.
         List<int> hooks = [];
-        for (var waited = System.Diagnostics.Stopwatch.StartNew(); hooks.Count == 0 && waited.Elapsed < TimeSpan.FromSeconds(10);)
+        for (var waited = System.Diagnostics.Stopwatch.StartNew(); !hooks.Any(IsSleep) && waited.Elapsed < TimeSpan.FromSeconds(10);)
         {
             hooks = (await ProcessRunner.RunAsync("ip", ["netns", "pids", lab.Namespace.Name])).Stdout
                 .Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).Where(p => p != daemon.Pid).ToList();
-            if (hooks.Count == 0)
+            if (!hooks.Any(IsSleep))
             {
                 await Task.Delay(50);
             }
         }
-        Assert.NotEmpty(hooks);
+        Assert.Contains(hooks, IsSleep);
         foreach (int pid in hooks)
         {
             kill(pid, SIGTERM);
@@ -241,6 +244,18 @@ public sealed class WgQuickHookTests
         Assert.Contains($"Interface {lab.Name} stopped while starting", await lab.StopAsync(daemon));
         Assert.Equal("", await daemon.Stderr);
         await lab.AssertNothingLeftAsync();
+
+        static bool IsSleep(int pid)
+        {
+            try
+            {
+                return System.IO.File.ReadAllText($"/proc/{pid}/comm").Trim() == "sleep";
+            }
+            catch (IOException)
+            {
+                return false; // it has exited
+            }
+        }
     }
 
     /// <summary>
