@@ -74,28 +74,21 @@ public sealed class StuckReaderRebuildTests
     public async Task An_mtu_rebuild_while_the_udp_receiver_is_stuck_keeps_the_port_and_carries_traffic()
     {
         await using var pair = await WireGuardGoPair.StartAsync(70);
-        var ping = await pair.A.ExecAsync("ping", ["-c", "1", "-W", "5", pair.TunnelB], timeout: TimeSpan.FromSeconds(20));
-        Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr);
+        await AssertPingsAsync(pair, pair.A, pair.TunnelB);
 
         await using (await ThreadHold.StartAsync(pair.Daemon.Pid, "udp-receiver", TimeSpan.FromSeconds(8)))
         {
             // Beyond the packet buffers: the tunnel is rebuilt on bigger ones, with the same key and port.
             await OkAsync(pair.A, "ip", "link", "set", pair.OursLink, "mtu", "9000");
             Assert.Equal(0, (await ProcessRunner.WgAsync("show", pair.Ours)).ExitCode);
-            string log = "";
-            for (var waited = System.Diagnostics.Stopwatch.StartNew(); waited.Elapsed < TimeSpan.FromSeconds(10) && !log.Contains("Tunnel 2 running", StringComparison.Ordinal)
-                && !log.Contains("\"Error\"", StringComparison.Ordinal); await Task.Delay(50))
-            {
-                log = await File.ReadAllTextAsync(pair.Daemon.LogFile);
-            }
+            string log = await WaitForLogAsync(pair, "Tunnel 2 running", "\"Error\"");
             Assert.Contains("reader thread(s) still running", log); // the old tunnel did not stop in time
             Assert.True(log.Contains("Tunnel 2 running", StringComparison.Ordinal), log); // was: "UDP port ... is already in use", no tunnel
             Assert.Equal(pair.PortA.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 (await ProcessRunner.WgAsync("show", pair.Ours, "listen-port")).Stdout.Trim());
 
             // Both ways through the rebuilt tunnel while the old receive thread is still held.
-            ping = await pair.A.ExecAsync("ping", ["-c", "3", "-W", "5", pair.TunnelB], timeout: TimeSpan.FromSeconds(30));
-            Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr + await File.ReadAllTextAsync(pair.Daemon.LogFile));
+            await AssertPingsAsync(pair, pair.A, pair.TunnelB, count: 3);
         }
     }
 
@@ -149,33 +142,23 @@ public sealed class StuckReaderRebuildTests
     public async Task After_a_rebuild_whose_duplicate_failed_the_next_port_change_duplicates_first_and_carries_traffic()
     {
         await using var pair = await WireGuardGoPair.StartAsync(78);
-        var ping = await pair.A.ExecAsync("ping", ["-c", "1", "-W", "5", pair.TunnelB], timeout: TimeSpan.FromSeconds(20));
-        Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr);
-        string keyFile = Path.Combine(Path.GetTempPath(), $"fzt-{pair.Ours}-next.key");
-        await File.WriteAllTextAsync(keyFile, TestKeys.New().ToBase64());
-        try
+        await AssertPingsAsync(pair, pair.A, pair.TunnelB);
+        using var keyFile = await NextKeyFile.WriteAsync(pair);
+        await using (await ThreadHold.StartAsync(pair.Daemon.Pid, "udp-receiver", TimeSpan.FromSeconds(10)))
         {
-            await using (await ThreadHold.StartAsync(pair.Daemon.Pid, "udp-receiver", TimeSpan.FromSeconds(10)))
+            await using (await SyscallFailure.StartAsync(pair.Daemon.Pid, "eventfd2", "EMFILE"))
             {
-                await using (await SyscallFailure.StartAsync(pair.Daemon.Pid, "eventfd2", "EMFILE"))
-                {
-                    Assert.NotEqual(0, (await ProcessRunner.WgAsync("set", pair.Ours, "private-key", keyFile)).ExitCode);
-                }
-                Assert.Contains("reader thread(s) still running", await File.ReadAllTextAsync(pair.Daemon.LogFile));
-
-                // Descriptors can be had again; the old receive thread is still held. Was: the port
-                // moved under the rolled-back tunnel, whose readers had ended: no ping came back.
-                string port = (pair.PortA + 100).ToString(System.Globalization.CultureInfo.InvariantCulture);
-                var moved = await ProcessRunner.WgAsync("set", pair.Ours, "listen-port", port);
-                Assert.True(moved.ExitCode == 0, moved.Stderr + await File.ReadAllTextAsync(pair.Daemon.LogFile));
-                Assert.Equal(port, (await ProcessRunner.WgAsync("show", pair.Ours, "listen-port")).Stdout.Trim());
-                ping = await pair.A.ExecAsync("ping", ["-c", "3", "-W", "5", pair.TunnelB], timeout: TimeSpan.FromSeconds(30));
-                Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr + await File.ReadAllTextAsync(pair.Daemon.LogFile));
+                Assert.NotEqual(0, (await ProcessRunner.WgAsync("set", pair.Ours, "private-key", keyFile.Path)).ExitCode);
             }
-        }
-        finally
-        {
-            File.Delete(keyFile);
+            Assert.Contains("reader thread(s) still running", await File.ReadAllTextAsync(pair.Daemon.LogFile));
+
+            // Descriptors can be had again; the old receive thread is still held. Was: the port
+            // moved under the rolled-back tunnel, whose readers had ended: no ping came back.
+            string port = (pair.PortA + 100).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var moved = await ProcessRunner.WgAsync("set", pair.Ours, "listen-port", port);
+            Assert.True(moved.ExitCode == 0, moved.Stderr + await File.ReadAllTextAsync(pair.Daemon.LogFile));
+            Assert.Equal(port, (await ProcessRunner.WgAsync("show", pair.Ours, "listen-port")).Stdout.Trim());
+            await AssertPingsAsync(pair, pair.A, pair.TunnelB, count: 3);
         }
     }
 
@@ -183,33 +166,23 @@ public sealed class StuckReaderRebuildTests
     public async Task A_key_change_whose_descriptor_duplicate_fails_once_while_the_udp_receiver_is_stuck_rolls_back_onto_duplicates_that_carry_traffic()
     {
         await using var pair = await WireGuardGoPair.StartAsync(79);
-        var ping = await pair.A.ExecAsync("ping", ["-c", "1", "-W", "5", pair.TunnelB], timeout: TimeSpan.FromSeconds(20));
-        Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr);
+        await AssertPingsAsync(pair, pair.A, pair.TunnelB);
         string oldKey = (await ProcessRunner.WgAsync("show", pair.Ours, "private-key")).Stdout.Trim();
-        string keyFile = Path.Combine(Path.GetTempPath(), $"fzt-{pair.Ours}-next.key");
-        await File.WriteAllTextAsync(keyFile, TestKeys.New().ToBase64());
-        try
+        using var keyFile = await NextKeyFile.WriteAsync(pair);
+        await using (await ThreadHold.StartAsync(pair.Daemon.Pid, "udp-receiver", TimeSpan.FromSeconds(10)))
         {
-            await using (await ThreadHold.StartAsync(pair.Daemon.Pid, "udp-receiver", TimeSpan.FromSeconds(10)))
+            // The rebuild's first eventfd fails; the rollback runs on the same thread, where the next succeed.
+            await using (await SyscallFailure.StartAsync(pair.Daemon.Pid, "eventfd2", "EMFILE", firstOnly: true))
             {
-                // The rebuild's first eventfd fails; the rollback runs on the same thread, where the next succeed.
-                await using (await SyscallFailure.StartAsync(pair.Daemon.Pid, "eventfd2", "EMFILE", firstOnly: true))
-                {
-                    Assert.NotEqual(0, (await ProcessRunner.WgAsync("set", pair.Ours, "private-key", keyFile)).ExitCode);
-                }
-                string log = await File.ReadAllTextAsync(pair.Daemon.LogFile);
-                Assert.Contains("reader thread(s) still running", log);
-                Assert.Contains("the tunnel was started again with the previous one", log);
-                Assert.Equal(oldKey, (await ProcessRunner.WgAsync("show", pair.Ours, "private-key")).Stdout.Trim());
-
-                // Was: started again on the held objects, whose readers ended at once: no ping came back.
-                ping = await pair.A.ExecAsync("ping", ["-c", "3", "-W", "5", pair.TunnelB], timeout: TimeSpan.FromSeconds(30));
-                Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr + await File.ReadAllTextAsync(pair.Daemon.LogFile));
+                Assert.NotEqual(0, (await ProcessRunner.WgAsync("set", pair.Ours, "private-key", keyFile.Path)).ExitCode);
             }
-        }
-        finally
-        {
-            File.Delete(keyFile);
+            string log = await File.ReadAllTextAsync(pair.Daemon.LogFile);
+            Assert.Contains("reader thread(s) still running", log);
+            Assert.Contains("the tunnel was started again with the previous one", log);
+            Assert.Equal(oldKey, (await ProcessRunner.WgAsync("show", pair.Ours, "private-key")).Stdout.Trim());
+
+            // Was: started again on the held objects, whose readers ended at once: no ping came back.
+            await AssertPingsAsync(pair, pair.A, pair.TunnelB, count: 3);
         }
     }
 
@@ -217,53 +190,38 @@ public sealed class StuckReaderRebuildTests
     public async Task A_key_rolled_back_after_the_stuck_tunnel_stopped_handshakes_at_once_so_the_other_side_reaches_it()
     {
         await using var pair = await WireGuardGoPair.StartAsync(80);
-        var ping = await pair.A.ExecAsync("ping", ["-c", "1", "-W", "5", pair.TunnelB], timeout: TimeSpan.FromSeconds(20));
-        Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr);
-        string keyFile = Path.Combine(Path.GetTempPath(), $"fzt-{pair.Ours}-next.key");
-        await File.WriteAllTextAsync(keyFile, TestKeys.New().ToBase64());
-        try
+        await AssertPingsAsync(pair, pair.A, pair.TunnelB);
+        using var keyFile = await NextKeyFile.WriteAsync(pair);
+        await using (await ThreadHold.StartAsync(pair.Daemon.Pid, "udp-receiver", TimeSpan.FromSeconds(8)))
         {
-            await using (await ThreadHold.StartAsync(pair.Daemon.Pid, "udp-receiver", TimeSpan.FromSeconds(8)))
+            await using (await SyscallFailure.StartAsync(pair.Daemon.Pid, "eventfd2", "EMFILE", firstOnly: true))
             {
-                await using (await SyscallFailure.StartAsync(pair.Daemon.Pid, "eventfd2", "EMFILE", firstOnly: true))
-                {
-                    Assert.NotEqual(0, (await ProcessRunner.WgAsync("set", pair.Ours, "private-key", keyFile)).ExitCode);
-                }
+                Assert.NotEqual(0, (await ProcessRunner.WgAsync("set", pair.Ours, "private-key", keyFile.Path)).ExitCode);
             }
-            Assert.Contains("the tunnel was started again with the previous one", await File.ReadAllTextAsync(pair.Daemon.LogFile));
+        }
+        Assert.Contains("the tunnel was started again with the previous one", await File.ReadAllTextAsync(pair.Daemon.LogFile));
 
-            // The rolled-back tunnel has none of the old sessions, on which wireguard-go still sends:
-            // it handshakes at once, as every rebuild does for the peers that had a session. Was: it
-            // waited (the rollback had no running tunnel to ask), and wireguard-go's pings were lost
-            // until its own retry, 15 s after its first unanswered packet.
-            var theirs = await pair.B.ExecAsync("ping", ["-c", "1", "-w", "5", pair.TunnelA], timeout: TimeSpan.FromSeconds(20));
-            Assert.True(theirs.ExitCode == 0, theirs.Stdout + theirs.Stderr + await File.ReadAllTextAsync(pair.Daemon.LogFile));
-        }
-        finally
-        {
-            File.Delete(keyFile);
-        }
+        // The rolled-back tunnel has none of the old sessions, on which wireguard-go still sends:
+        // it handshakes at once, as every rebuild does for the peers that had a session. Was: it
+        // waited (the rollback had no running tunnel to ask), and wireguard-go's pings were lost
+        // until its own retry, 15 s after its first unanswered packet.
+        await AssertPingsAsync(pair, pair.B, pair.TunnelA, deadline: true);
     }
 
     [Fact]
     public async Task An_mtu_rebuild_whose_descriptor_duplicate_fails_once_while_the_udp_receiver_is_stuck_starts_the_tunnel_again()
     {
         await using var pair = await WireGuardGoPair.StartAsync(81);
-        var ping = await pair.A.ExecAsync("ping", ["-c", "1", "-W", "5", pair.TunnelB], timeout: TimeSpan.FromSeconds(20));
-        Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr);
+        await AssertPingsAsync(pair, pair.A, pair.TunnelB);
 
         await using (await ThreadHold.StartAsync(pair.Daemon.Pid, "udp-receiver", TimeSpan.FromSeconds(8)))
         {
-            string log = "";
+            string log;
             await using (await SyscallFailure.StartAsync(pair.Daemon.Pid, "eventfd2", "EMFILE", firstOnly: true))
             {
                 // Beyond the packet buffers: the tunnel is rebuilt on bigger ones; the rebuild's first eventfd fails.
                 await OkAsync(pair.A, "ip", "link", "set", pair.OursLink, "mtu", "9000");
-                for (var waited = System.Diagnostics.Stopwatch.StartNew(); waited.Elapsed < TimeSpan.FromSeconds(10) && !log.Contains("it was started again", StringComparison.Ordinal)
-                    && !log.Contains("Following the MTU", StringComparison.Ordinal); await Task.Delay(50))
-                {
-                    log = await File.ReadAllTextAsync(pair.Daemon.LogFile);
-                }
+                log = await WaitForLogAsync(pair, "it was started again", "Following the MTU");
             }
             Assert.Contains("reader thread(s) still running", log);
             // Was: "Following the MTU ... failed ...; the tunnel may be down", and none ran until a key was set.
@@ -271,9 +229,46 @@ public sealed class StuckReaderRebuildTests
                 && log.Contains("it was started again", StringComparison.Ordinal), log);
             Assert.Contains("Tunnel 2 running", log);
         }
-        ping = await pair.B.ExecAsync("ping", ["-c", "1", "-w", "5", pair.TunnelA], timeout: TimeSpan.FromSeconds(20));
+        await AssertPingsAsync(pair, pair.B, pair.TunnelA, deadline: true);
+        await AssertPingsAsync(pair, pair.A, pair.TunnelB);
+    }
+
+    /// <summary>
+    /// <paramref name="count"/> pings from <paramref name="from"/> to <paramref name="to"/> through
+    /// the pair's tunnel, each answered within 5 s (with <paramref name="deadline"/>: all within 5 s,
+    /// ping's -w, so a handshake may come first); the daemon's log in the message when not.
+    /// </summary>
+    private static async Task AssertPingsAsync(WireGuardGoPair pair, NetworkNamespace from, string to, int count = 1, bool deadline = false)
+    {
+        var ping = await from.ExecAsync("ping", ["-c", count.ToString(System.Globalization.CultureInfo.InvariantCulture), deadline ? "-w" : "-W", "5", to],
+            timeout: TimeSpan.FromSeconds(15 + 5 * count));
         Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr + await File.ReadAllTextAsync(pair.Daemon.LogFile));
-        ping = await pair.A.ExecAsync("ping", ["-c", "1", "-W", "5", pair.TunnelB], timeout: TimeSpan.FromSeconds(20));
-        Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr);
+    }
+
+    /// <summary>The daemon's log once it has any of <paramref name="texts"/>, or after 10 s.</summary>
+    private static async Task<string> WaitForLogAsync(WireGuardGoPair pair, params string[] texts)
+    {
+        string log = "";
+        for (var waited = System.Diagnostics.Stopwatch.StartNew(); waited.Elapsed < TimeSpan.FromSeconds(10)
+            && !texts.Any(text => log.Contains(text, StringComparison.Ordinal)); await Task.Delay(50))
+        {
+            log = await File.ReadAllTextAsync(pair.Daemon.LogFile);
+        }
+        return log;
+    }
+
+    /// <summary>A new private key in a file of its own for `wg set ... private-key`, deleted when disposed.</summary>
+    private sealed class NextKeyFile(string path) : IDisposable
+    {
+        public string Path { get; } = path;
+
+        public static async Task<NextKeyFile> WriteAsync(WireGuardGoPair pair)
+        {
+            var file = new NextKeyFile(System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"fzt-{pair.Ours}-next.key"));
+            await File.WriteAllTextAsync(file.Path, TestKeys.New().ToBase64());
+            return file;
+        }
+
+        public void Dispose() => File.Delete(Path);
     }
 }

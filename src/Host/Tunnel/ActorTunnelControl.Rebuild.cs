@@ -320,7 +320,7 @@ public sealed partial class ActorTunnelControl
             return null; // the daemon stops: the rebuilt tunnel does not run for long
         }
         var handshake = new HashSet<WireGuardKey>();
-        var recent = DateTimeOffset.UtcNow - ProtocolConstants.RejectAfterTime;
+        var now = DateTimeOffset.UtcNow;
         foreach (var peer in status.Peers)
         {
             var key = peer.Config.PublicKey;
@@ -332,7 +332,7 @@ public sealed partial class ActorTunnelControl
             {
                 Remember(config with { Endpoint = peer.Endpoint });
             }
-            if (peer.LastHandshake > recent && !peer.Endpoint.IsNone)
+            if (HandshakesAtStart(peer.LastHandshake, peer.Endpoint, now))
             {
                 handshake.Add(key);
             }
@@ -350,16 +350,23 @@ public sealed partial class ActorTunnelControl
     private HashSet<WireGuardKey>? HandshakeAfterFailedRebuild()
     {
         HashSet<WireGuardKey>? handshake = null;
-        var recent = DateTimeOffset.UtcNow - ProtocolConstants.RejectAfterTime;
+        var now = DateTimeOffset.UtcNow;
         foreach (var (key, carried) in _carried)
         {
-            if (carried.LastHandshake > recent && _peers.TryGetValue(key, out var config) && !config.Endpoint.IsNone)
+            if (_peers.TryGetValue(key, out var config) && HandshakesAtStart(carried.LastHandshake, config.Endpoint, now))
             {
                 (handshake ??= []).Add(key);
             }
         }
         return handshake;
     }
+
+    /// <summary>
+    /// A peer handshakes as soon as a rebuilt tunnel starts when it had a session within
+    /// REJECT_AFTER_TIME (the other side may still send on it) and has an endpoint to reach it at.
+    /// </summary>
+    private static bool HandshakesAtStart(DateTimeOffset? lastHandshake, UdpEndpoint endpoint, DateTimeOffset now) =>
+        lastHandshake > now - ProtocolConstants.RejectAfterTime && !endpoint.IsNone;
 
     /// <summary>
     /// Before a rebuild: the running tunnel stops reading (see <see cref="StopReading"/>), so packets
