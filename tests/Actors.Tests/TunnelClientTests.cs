@@ -92,6 +92,40 @@ public sealed class TunnelClientTests(ITestOutputHelper output) : ActorTestBase(
         Assert.Null(await client.GetDeviceStatusAsync().WaitAsync(TimeSpan.FromSeconds(10))); // was: AskTimeoutException
     }
 
+    /// <summary>
+    /// A tunnel that stopped before the request was made never answers it: the wait ends at once,
+    /// not at the bound (before, the tunnel was watched only after the bound, so a `wg show` or
+    /// `wg set` that reached a tunnel between its stop and the host noticing it waited 5 s for EIO).
+    /// </summary>
+    [Fact]
+    public async Task The_device_status_of_a_tunnel_that_already_stopped_ends_the_wait_at_once()
+    {
+        var stopped = await StoppedActor("stopped-status");
+        var client = new TunnelClient(stopped, TimeSpan.FromSeconds(30));
+        var late = new List<TimeSpan>();
+
+        Assert.Null(await client.GetDeviceStatusAsync(late: late.Add).WaitAsync(TimeSpan.FromSeconds(10))); // was: TimeoutException after 10 s (the bound is 30 s)
+        Assert.Empty(late);
+    }
+
+    [Fact]
+    public async Task Peer_changes_of_a_tunnel_that_already_stopped_end_the_wait_at_once()
+    {
+        var stopped = await StoppedActor("stopped-changes");
+        var client = new TunnelClient(stopped, TimeSpan.FromSeconds(30));
+        var late = new List<TimeSpan>();
+
+        Assert.Null(await client.ApplyPeerChangesAsync(new ApplyPeerChanges(false, [], []), late: late.Add).WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Empty(late);
+    }
+
+    private async Task<IActorRef> StoppedActor(string name)
+    {
+        var actor = Sys.ActorOf(Props.Create(() => new Silent()), name);
+        await actor.GracefulStop(TimeSpan.FromSeconds(10));
+        return actor;
+    }
+
     [Fact]
     public async Task A_device_status_nobody_answers_is_waited_for_until_cancelled()
     {

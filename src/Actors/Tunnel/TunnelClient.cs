@@ -72,7 +72,9 @@ public sealed class TunnelClient(IActorRef tunnel, TimeSpan timeout)
     /// is given) however long it takes while the tunnel runs; null when the tunnel stopped first (a
     /// tunnel that failed never answers); <see cref="OperationCanceledException"/> when
     /// <paramref name="cancellationToken"/> ended the wait. <paramref name="late"/> is told once at
-    /// <paramref name="bound"/>.
+    /// <paramref name="bound"/>. The tunnel is watched from the start: one that had already stopped
+    /// ends the wait at once (watched only after the bound, as before, a request that reached a
+    /// stopped tunnel waited the whole bound for nothing).
     /// </summary>
     private async Task<T?> AnswerWhileRunningAsync<T>(Func<CancellationToken, Task<T>> ask, TimeSpan bound, Action<TimeSpan>? late, CancellationToken cancellationToken)
         where T : class
@@ -81,17 +83,17 @@ public sealed class TunnelClient(IActorRef tunnel, TimeSpan timeout)
         try
         {
             var answer = ask(asking.Token);
+            var ended = Tunnel.WatchAsync(asking.Token);
+            var first = Task.WhenAny(answer, ended);
             try
             {
-                return await answer.WaitAsync(bound, cancellationToken).ConfigureAwait(false);
+                await first.WaitAsync(bound, cancellationToken).ConfigureAwait(false);
             }
             catch (TimeoutException)
             {
                 late?.Invoke(bound);
+                await first.ConfigureAwait(false);
             }
-            // The tunnel's end too: one that stops before it answers never answers.
-            var ended = Tunnel.WatchAsync(asking.Token);
-            await Task.WhenAny(answer, ended).ConfigureAwait(false);
             if (answer.IsCompleted)
             {
                 return await answer.ConfigureAwait(false);
