@@ -434,6 +434,13 @@ public sealed class CliTests
     }
 
     /// <summary>
+    /// A '%' in a name makes the kernel choose the name (TUNSETIFF with "wg%d" creates wg0), so the
+    /// daemon served /var/run/wireguard/wg%d.sock and logged "running interface wg%d" for a device
+    /// called wg0, which <c>wg show wg0</c> and <c>ip link del</c> users could not match up.
+    /// </summary>
+    private const string PercentProblem = "'wg%d' is not a valid interface name: with a '%' in it the kernel picks the name (wg%d gives wg0), which the socket would not be named after; give the name itself";
+
+    /// <summary>
     /// System.CommandLine hands an unknown option to the root command's free INTERFACE argument
     /// (the parse itself succeeds), so the name check is what stops `-f --no-such-opt` from
     /// creating a TUN device called "--no-such-opt". Checked on the parse result: nothing runs.
@@ -445,6 +452,7 @@ public sealed class CliTests
     [InlineData(new[] { "-f", "sixteen-chars-xx" }, "'sixteen-chars-xx' is not a valid interface name (1 to 15 characters, no '/' or spaces)")]
     [InlineData(new[] { "a/b" }, "'a/b' is not a valid interface name (1 to 15 characters, no '/' or spaces)")]
     [InlineData(new[] { "-f", "wg:0" }, "'wg:0' is not a valid interface name (1 to 15 characters, no '/' or spaces)")]
+    [InlineData(new[] { "-f", "wg%d" }, PercentProblem)]
     [InlineData(new[] { "-f" }, "an INTERFACE name is required (see --help)")]
     public void The_root_INTERFACE_refuses_options_and_names_linux_would_refuse(string[] arguments, string expected)
     {
@@ -476,6 +484,8 @@ public sealed class CliTests
     [InlineData(new[] { "-f", "--no-such-opt" }, "firezone-tunnel: unknown option '--no-such-opt' (see --help)")]
     [InlineData(new[] { "--bogus" }, "firezone-tunnel: unknown option '--bogus' (see --help)")]
     [InlineData(new[] { "-f", "sixteen-chars-xx" }, "firezone-tunnel: 'sixteen-chars-xx' is not a valid interface name (1 to 15 characters, no '/' or spaces)")]
+    [InlineData(new[] { "-f", "wg%d" }, "firezone-tunnel: " + PercentProblem)]
+    [InlineData(new[] { "wg%d" }, "firezone-tunnel: " + PercentProblem)]
     [InlineData(new[] { "NAME", "--bogus" }, "firezone-tunnel: Unrecognized command or argument '--bogus' (see --help)")]
     [InlineData(new[] { "-f", "NAME", "extra" }, "firezone-tunnel: Unrecognized command or argument 'extra' (see --help)")]
     public async Task A_bad_interface_argument_is_a_usage_error_and_creates_nothing(string[] arguments, string expected)

@@ -231,6 +231,7 @@ public static class CommandLine
         {
             null => "an INTERFACE name is required (see --help)",
             ['-', ..] => $"unknown option '{name}' (see --help)",
+            _ when name.Contains('%') => $"'{name}' is not a valid interface name: with a '%' in it the kernel picks the name (wg%d gives wg0), which the socket would not be named after; give the name itself",
             _ when !UapiSocketPath.IsValidInterfaceName(name) => $"'{name}' is not a valid interface name (1 to 15 characters, no '/' or spaces)",
             _ => null,
         };

@@ -10,7 +10,9 @@ public static class UapiSocketPath
 
     /// <summary>
     /// Interface names as Linux accepts them (IFNAMSIZ 16 including the NUL; no '/', whitespace or
-    /// ':'), checked before the name becomes part of a path.
+    /// ':'), checked before the name becomes part of a path. A '%' is refused too: the kernel takes
+    /// a name with one as a pattern and replaces its "%d" with a number, so no interface is ever
+    /// called so, and a daemon started as "wg%d" would serve wg%d.sock for a device named wg0.
     /// </summary>
     public static bool IsValidInterfaceName(string name)
     {
@@ -20,7 +22,7 @@ public static class UapiSocketPath
         }
         foreach (char c in name)
         {
-            if (c == '/' || c == ':' || char.IsWhiteSpace(c) || c < 0x21 || c > 0x7e)
+            if (c == '/' || c == ':' || c == '%' || char.IsWhiteSpace(c) || c < 0x21 || c > 0x7e)
             {
                 return false;
             }
