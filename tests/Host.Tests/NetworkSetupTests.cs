@@ -491,6 +491,38 @@ public sealed class NetworkSetupTests
         Assert.DoesNotContain(setup.TableName, await InsideAsync(ns, "nft", "list", "tables"));
     }
 
+    /// <summary>
+    /// Two gateways in one network namespace (wg0 and wg1 on one host): the first turned forwarding
+    /// on, the second found it on. Stopping the first (<c>systemctl restart</c> of one of them)
+    /// restored forwarding to 0 under the second, which went on running with its masquerade table
+    /// but forwarded nothing. Found by hand: two <c>firezone-tunnel up</c> gateways, one stopped.
+    /// </summary>
+    [Fact]
+    public async Task Stopping_one_gateway_leaves_forwarding_on_for_another_still_running()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string suffix = Guid.NewGuid().ToString("N")[..8];
+        string first = "fza" + suffix, second = "fzb" + suffix;
+        await InsideAsync(ns, "ip", "tuntap", "add", "dev", first, "mode", "tun");
+        await InsideAsync(ns, "ip", "tuntap", "add", "dev", second, "mode", "tun");
+        using var state = new TemporaryDirectory();
+        var runner = new NamespaceRunner(Namespaced(ns));
+        var one = new InterfaceNetworkSetup(first, runner, NullLogger.Instance, new InMemoryTunnelControl(), state.Path);
+        var two = new InterfaceNetworkSetup(second, runner, NullLogger.Instance, new InMemoryTunnelControl(), state.Path);
+        await one.ApplyAsync(GatewayWithoutPeers(), CancellationToken.None);
+        await two.ApplyAsync(GatewayWithoutPeers(), CancellationToken.None);
+
+        await one.TearDownAsync(CancellationToken.None);
+        string tables = await InsideAsync(ns, "nft", "list", "tables");
+        Assert.DoesNotContain(one.TableName, tables);
+        Assert.Contains(two.TableName, tables);
+        Assert.Equal("1", (await InsideAsync(ns, "sysctl", "-n", "net.ipv4.ip_forward")).Trim());
+        Assert.Equal("1", (await InsideAsync(ns, "sysctl", "-n", "net.ipv6.conf.all.forwarding")).Trim());
+
+        await two.TearDownAsync(CancellationToken.None);
+        Assert.DoesNotContain(two.TableName, await InsideAsync(ns, "nft", "list", "tables"));
+    }
+
     [Fact]
     public async Task A_named_table_route_is_added_not_replaced()
     {
