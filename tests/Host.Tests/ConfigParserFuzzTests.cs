@@ -298,7 +298,7 @@ public sealed class ConfigParserFuzzTests
     {
         var i = config.Interface;
         var text = new System.Text.StringBuilder()
-            .Append($"{i.PrivateKey.ToBase64()} {i.ListenPort} {i.FwMark} {i.Mtu} {i.Table} {i.Role} {i.DefaultEcnMode} [{string.Join(',', i.Addresses)}]\n");
+            .Append($"{i.PrivateKey?.ToBase64()} {i.ListenPort} {i.FwMark} {i.Mtu} {i.Table} {i.Role} {i.DefaultEcnMode} [{string.Join(',', i.Addresses)}]\n");
         foreach (var peer in config.Peers)
         {
             text.Append($"{peer.PublicKey.ToBase64()} {peer.PresharedKey?.ToBase64()} {peer.Endpoint} {peer.PersistentKeepaliveSeconds} {peer.EcnMode} [{string.Join(',', peer.AllowedIps)}]\n");

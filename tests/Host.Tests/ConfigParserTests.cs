@@ -1,3 +1,4 @@
+using Firezone.Actors.Engine.Crypto;
 using System.Net;
 using Firezone.Actors.Engine;
 using Firezone.Actors.Engine.Routing;
@@ -67,7 +68,7 @@ public sealed class ConfigParserTests
             """);
 
         var device = config.Interface;
-        Assert.Equal(PrivateKey, device.PrivateKey.ToBase64());
+        Assert.Equal(PrivateKey, device.PrivateKey?.ToBase64());
         Assert.Equal((ushort)51820, device.ListenPort);
         Assert.Equal(["10.0.0.1/24", "fd00::1/64", "10.0.1.1/24"], device.Addresses.Select(a => a.ToString()));
         Assert.Equal(1420, device.Mtu);
@@ -190,7 +191,6 @@ public sealed class ConfigParserTests
     [InlineData("[Interface]\nPrivateKey = {PK}\nAddress = fe80::1%eth0/64\n", 3, "Address: an entry is not an address in CIDR notation")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nAddress = 10.0.0.1/24\nAddress = 10.0.0.2/24, 10.0.0.1/24\n", 4, "Address 10.0.0.1/24 is given twice (first on line 3)")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nAddress = fd00::1/64, fd00::1/48\n", 3, "Address fd00::1/48 is given twice (first on line 3): an IPv6 address takes one prefix length")]
-    [InlineData("[Interface]\nListenPort = 1\n", 1, "[Interface] has no PrivateKey")]
     [InlineData("\n\n[Peer]\nPublicKey = {A}\n", 1, "no [Interface] section")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nListenPort = 70000\n", 3, "ListenPort is not a port between 0 and 65535")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nListenPort = -1\n", 3, "ListenPort is not a port between 0 and 65535")]
@@ -300,8 +300,22 @@ public sealed class ConfigParserTests
     public void Ordinary_comments_that_start_with_a_bang_but_no_space_are_comments()
     {
         var config = Parse($"[Interface]\n#!important: keep this key safe\nPrivateKey = {PrivateKey}\n");
-        Assert.Equal(PrivateKey, config.Interface.PrivateKey.ToBase64());
+        Assert.Equal(PrivateKey, config.Interface.PrivateKey?.ToBase64());
     }
+    /// <summary>
+    /// wg setconf takes a file without PrivateKey (the interface has no key until wg set gives
+    /// it one, as wg-quick(8)'s <c>PostUp = wg set %i private-key ...</c> does); so does the parser,
+    /// and a [Peer] is kept whatever its key (no own key to compare with).
+    /// </summary>
+    [Fact]
+    public void A_file_without_PrivateKey_is_read_with_no_key()
+    {
+        var config = Parse($"[Interface]\nListenPort = 1\n[Peer]\nPublicKey = {Curve25519.PublicKeyOf(TestKeys.New()).ToBase64()}\n");
+        Assert.Null(config.Interface.PrivateKey);
+        Assert.Single(config.Peers);
+        Assert.Empty(config.Notes);
+    }
+
     /// <summary>Every substring of 8 characters of a secret: none may appear in an error.</summary>
     private static void AssertLeaksNothingOf(string secret, string message)
     {

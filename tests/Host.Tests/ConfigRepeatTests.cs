@@ -55,7 +55,7 @@ public sealed class ConfigRepeatTests
     {
         var config = Parse($"[Interface]\nPrivateKey = {OtherPrivateKey}\nListenPort = 51000\nMTU = 1400\nTable = off\nAddress = 10.9.0.1/24\n"
             + $"[Interface]\nPrivateKey = {PrivateKey}\nListenPort = 51001\nMTU = 1380\nTable = 1234\nAddress = 10.9.0.2/24\n");
-        Assert.Equal(PrivateKey, config.Interface.PrivateKey.ToBase64());
+        Assert.Equal(PrivateKey, config.Interface.PrivateKey?.ToBase64());
         Assert.Equal((ushort)51001, config.Interface.ListenPort);
         Assert.Equal(9, config.Interface.ListenPortLine);
         Assert.Equal(1380, config.Interface.Mtu);
@@ -203,7 +203,7 @@ public sealed class ConfigRepeatTests
             }
             return lines;
         }).ToList();
-        return Join(config.Interface.PrivateKey.ToHex(), config.Interface.ListenPort?.ToString(CultureInfo.InvariantCulture) ?? "", (config.Interface.FwMark ?? 0).ToString(CultureInfo.InvariantCulture), peers);
+        return Join(config.Interface.PrivateKey?.ToHex() ?? "", config.Interface.ListenPort?.ToString(CultureInfo.InvariantCulture) ?? "", (config.Interface.FwMark ?? 0).ToString(CultureInfo.InvariantCulture), peers);
     }
 
     private static string Join(string device, string port, string fwmark, List<List<string>> peers) =>

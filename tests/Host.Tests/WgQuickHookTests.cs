@@ -375,4 +375,39 @@ public sealed class WgQuickHookTests
             }
         }
     }
+
+    /// <summary>
+    /// wg-quick(8) suggests keeping the private key out of the file, <c>PostUp = wg set %i
+    /// private-key &lt;(pass WireGuard/private-keys/%i)</c>: wg setconf of a file without PrivateKey
+    /// leaves the interface without a key, and the hook gives it one. Service mode refused such a
+    /// file ("[Interface] has no PrivateKey", exit code 78), so a file that wg-quick brings up
+    /// did not start (found trying the man page's example as an operator would).
+    /// </summary>
+    [Fact]
+    public async Task A_file_without_PrivateKey_starts_and_a_PostUp_can_give_the_key_as_wg_quick_8_suggests()
+    {
+        await using var lab = await HookLab.CreateAsync();
+        var key = TestKeys.New();
+        var peer = Firezone.Actors.Engine.Crypto.Curve25519.PublicKeyOf(TestKeys.New());
+        string keyFile = lab.Temp(".key");
+        try
+        {
+            await File.WriteAllTextAsync(keyFile, key.ToBase64() + "\n");
+            await File.WriteAllTextAsync(lab.File,
+                $"[Interface]\nAddress = 10.66.0.1/24\nPostUp = wg set %i private-key {keyFile}\n\n[Peer]\nPublicKey = {peer.ToBase64()}\nAllowedIPs = 10.67.0.0/16\n");
+            await using var daemon = lab.Start();
+            await lab.WaitForLogAsync($"running interface {lab.Name}");
+            var show = await lab.Namespace.ExecAsync("wg", ["show", lab.Name, "dump"], timeout: TimeSpan.FromSeconds(10));
+            string[] lines = show.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal(key.ToBase64(), lines[0].Split('\t')[0]);
+            Assert.Equal(peer.ToBase64(), Assert.Single(lines[1..]).Split('\t')[0]);
+            Assert.Contains("10.67.0.0/16", (await lab.Namespace.ExecAsync("ip", ["route", "show", "dev", lab.Name])).Stdout, StringComparison.Ordinal);
+            await lab.StopAsync(daemon);
+            await lab.AssertNothingLeftAsync();
+        }
+        finally
+        {
+            File.Delete(keyFile);
+        }
+    }
 }

@@ -6,7 +6,8 @@ namespace Firezone.Actors.Host.Config;
 /// <summary>The [Interface] section of a wg-quick file, plus the engine's own <c>#!</c> directives.</summary>
 public sealed record InterfaceConfig
 {
-    public required WireGuardKey PrivateKey { get; init; }
+    /// <summary>Null when the file has none: the interface starts without a key, as after wg setconf of such a file (a PostUp may give it one).</summary>
+    public WireGuardKey? PrivateKey { get; init; }
 
     /// <summary>Null: let the socket pick a port (wg(8) says "chosen randomly").</summary>
     public ushort? ListenPort { get; init; }

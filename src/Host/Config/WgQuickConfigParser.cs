@@ -590,10 +590,10 @@ public sealed class WgQuickConfigParser
             {
                 throw Error(1, "no [Interface] section");
             }
-            if (_privateKey is not { } privateKey)
-            {
-                throw Error(_interfaceLine, "[Interface] has no PrivateKey");
-            }
+            // No PrivateKey is no mistake: wg setconf leaves such an interface without a key (as
+            // wireguard-go starts), and wg-quick(8) suggests giving it one from a hook
+            // (PostUp = wg set %i private-key <(pass ...)).
+            var privateKey = _privateKey;
             if (_mtu < MinIPv6Mtu && _ipv6AddressLine != 0)
             {
                 throw Error(_mtuLine, $"MTU {_mtu} is below {MinIPv6Mtu}, the IPv6 minimum (RFC 8200 section 5), and the Address on line {_ipv6AddressLine} is IPv6: the kernel disables IPv6 on such a link");
@@ -606,7 +606,7 @@ public sealed class WgQuickConfigParser
             // prefixes are not a conflict: routing is longest match.
             var merged = new List<MergedPeer>(_peers.Count);
             var byKey = new Dictionary<WireGuardKey, MergedPeer>();
-            var ownPublicKey = Firezone.Actors.Engine.Crypto.Curve25519.PublicKeyOf(privateKey);
+            WireGuardKey? ownPublicKey = privateKey is { } key ? Firezone.Actors.Engine.Crypto.Curve25519.PublicKeyOf(key) : null;
             var owners = new Dictionary<IpPrefix, (MergedPeer Peer, int PeerLine, int Line)>();
             foreach (var builder in _peers)
             {

@@ -1,4 +1,5 @@
 using Firezone.Actors.Engine.Crypto;
+using Firezone.Actors.Engine.WireGuard;
 using Firezone.Actors.Host.Config;
 using Firezone.Actors.Host.Control;
 
@@ -40,7 +41,7 @@ public static class TunnelConfigApplier
         }
         await control.RemoveAllPeersAsync(cancellationToken).ConfigureAwait(false);
         // A [Peer] with the interface's own public key is ignored, as wireguard-go does with `wg setconf`.
-        var own = Curve25519.PublicKeyOf(device.PrivateKey);
+        WireGuardKey? own = device.PrivateKey is { } key ? Curve25519.PublicKeyOf(key) : null;
         foreach (var peer in config.Peers)
         {
             if (peer.PublicKey != own)
