@@ -62,7 +62,6 @@ public sealed class IoActorTests(ITestOutputHelper output) : ActorTestBase(outpu
         _registry.Set(k2, Slot(k2, p2.Ref));
         var tun = new FakeTun();
         var reader = Sys.ActorOf(TunReader.Props(tun, new FakeNetwork().CreateSocket(UdpEndpoint.FromIPv4([127, 0, 0, 1], 51820)), new EngineDevice(device), _registry, _counters, new ManualClock(TimeSpan.Zero)));
-
         tun.Inject(
             Packets.Ipv4("10.0.0.1", "10.1.0.5", id: 1),
             Packets.Ipv6("fd00:1::1", "fd00:2::9"),
@@ -70,14 +69,21 @@ public sealed class IoActorTests(ITestOutputHelper output) : ActorTestBase(outpu
             Packets.Ipv4("10.0.0.1", "10.3.0.1", id: 3), // no route
             [0x45, 0x00], // truncated IPv4
             [0x00]); // not IP
+        // One batch of both for the first peer; or, when the reader had waited 1 ms or more before
+        // they came (its first read after idle takes one packet, as below), id 1 alone, then id 2.
         var first = p1.ExpectMsg<OutboundPackets>(Wait);
-        Assert.Equal(2, first.Count);
-        Assert.Equal(1, Packets.IdOf(first[0]!.Data.ToArray()));
-        Assert.Equal(2, Packets.IdOf(first[1]!.Data.ToArray()));
         Assert.Equal(PacketBuffer.Headroom, first[0]!.Offset); // room for the transport header
+        var firstIds = Enumerable.Range(0, first.Count).Select(k => Packets.IdOf(first[k]!.Data.ToArray())).ToList();
+        first.Recycle();
+        if (firstIds.Count == 1)
+        {
+            var next = p1.ExpectMsg<OutboundPackets>(Wait);
+            firstIds.AddRange(Enumerable.Range(0, next.Count).Select(k => Packets.IdOf(next[k]!.Data.ToArray())));
+            next.Recycle();
+        }
+        Assert.Equal([1, 2], firstIds);
         var second = p2.ExpectMsg<OutboundPackets>(Wait);
         Assert.Equal(1, second.Count);
-        first.Recycle();
         second.Recycle();
         AwaitCondition(() => _counters.TunPacketsNoRouteCount == 1 && _counters.TunPacketsInvalidCount == 2, Wait);
 

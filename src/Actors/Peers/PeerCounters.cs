@@ -45,10 +45,14 @@ public sealed class PeerCounters
     internal long RestartDrops; // written under the peer's lock
 
     // Datagrams the engine counted as sent that the socket did not send (refused: no route, a
-    // firewall; dropped: buffer full), their bytes, and the reason and destination of the last one.
-    // Written by whichever thread sent the batch (Interlocked), off the peer's lock.
+    // firewall; dropped: buffer full), and the reason and destination of the last one. Written by
+    // whichever thread sent the batch (Interlocked), off the peer's lock.
     internal long DatagramsNotSent;
-    private long _txBytesUnsent;
+    // The transfer (`wg show`'s tx): bytes of this peer's datagrams the socket sent, added by the
+    // thread that sent them once per run of the peer's datagrams in a batch (Interlocked), as
+    // wireguard-go and the kernel add a datagram's bytes once it is sent. It only grows: counted at
+    // sealing and taken off when a send failed, a read in between saw bytes that then vanished.
+    private long _txBytesSent;
     // Of the _datagramsSent* counts, those that never left (not sent, or discarded before the
     // socket), by outer codepoint (the Ecn value, 0 to 3): the ECT-sent figures count what left.
     private readonly long[] _withdrawnByEcn = new long[4];
@@ -61,11 +65,9 @@ public sealed class PeerCounters
     private UdpEndpoint _localAddress;
     private DateTime? _lastHandshakeUtc;
     private long _rxBytes;
-    private long _txBytes;
     // What the engine peers of earlier runs of this peer's connection (before a restart after a
-    // fault) counted: a restart's fresh engine peer counts from zero, `wg show`'s transfer does not.
+    // fault) received: a restart's fresh engine peer counts from zero, `wg show`'s transfer does not.
     private long _rxBytesCarried;
-    private long _txBytesCarried;
 
     internal void CountDatagramSent(Ecn outer)
     {
@@ -78,8 +80,8 @@ public sealed class PeerCounters
         }
     }
 
-    /// <summary>Copies the engine's own view (endpoint and local address, last handshake, transfer) once per message, not per packet.</summary>
-    internal void Publish(UdpEndpoint endpoint, UdpEndpoint localAddress, DateTime? lastHandshakeUtc, long rxBytes, long txBytes)
+    /// <summary>Copies the engine's own view (endpoint and local address, last handshake, bytes received) once per message, not per packet.</summary>
+    internal void Publish(UdpEndpoint endpoint, UdpEndpoint localAddress, DateTime? lastHandshakeUtc, long rxBytes)
     {
         lock (_snapshotGate)
         {
@@ -87,22 +89,23 @@ public sealed class PeerCounters
             _localAddress = localAddress;
             _lastHandshakeUtc = lastHandshakeUtc;
             _rxBytes = rxBytes;
-            _txBytes = txBytes;
         }
     }
 
     /// <summary>
-    /// The engine's view for status: transfer over every run of the connection, tx without the
-    /// datagrams the socket did not send (so `wg show` counts what left, as wireguard-go does).
+    /// The view for status: rx over every run of the connection (the engine's count), tx what the
+    /// socket sent (so `wg show` counts what left, as wireguard-go does, and never less than before).
     /// </summary>
     internal (UdpEndpoint Endpoint, DateTime? LastHandshakeUtc, long RxBytes, long TxBytes) ReadEngineView()
     {
         lock (_snapshotGate)
         {
-            long tx = _txBytesCarried + _txBytes - Interlocked.Read(ref _txBytesUnsent);
-            return (_endpoint, _lastHandshakeUtc, _rxBytesCarried + _rxBytes, Math.Max(0, tx));
+            return (_endpoint, _lastHandshakeUtc, _rxBytesCarried + _rxBytes, Interlocked.Read(ref _txBytesSent));
         }
     }
+
+    /// <summary><paramref name="bytes"/> of this peer's datagrams were sent (any thread; once per run of them in a batch).</summary>
+    internal void CountSent(long bytes) => Interlocked.Add(ref _txBytesSent, bytes);
 
     /// <summary>Where the engine peer last sent, and from which local address: a restart's fresh engine peer starts from there.</summary>
     internal (UdpEndpoint Endpoint, UdpEndpoint LocalAddress) ReadLastPath()
@@ -114,17 +117,15 @@ public sealed class PeerCounters
     }
 
     /// <summary>
-    /// The connection's engine peer is closed with these totals (a restart or removal follows): they
-    /// carry on under the next engine peer's, which counts from zero.
+    /// The connection's engine peer is closed having received <paramref name="rxBytes"/> (a restart
+    /// or removal follows): they carry on under the next engine peer's, which counts from zero.
     /// </summary>
-    internal void CarryEngineView(long rxBytes, long txBytes)
+    internal void CarryEngineView(long rxBytes)
     {
         lock (_snapshotGate)
         {
             _rxBytesCarried += rxBytes;
-            _txBytesCarried += txBytes;
             _rxBytes = 0;
-            _txBytes = 0;
         }
     }
 
@@ -146,7 +147,6 @@ public sealed class PeerCounters
     /// <summary><paramref name="datagram"/>, which this peer's engine counted as sent, was dropped before it reached the socket (any thread).</summary>
     internal void CountDiscarded(PacketBuffer datagram)
     {
-        Interlocked.Add(ref _txBytesUnsent, datagram.Length);
         Interlocked.Increment(ref _withdrawnByEcn[(int)datagram.Ecn & 3]);
     }
 

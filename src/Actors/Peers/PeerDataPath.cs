@@ -315,7 +315,7 @@ public sealed class PeerDataPath
         {
             if (!_disposed)
             {
-                _counters.Publish(_peer.Endpoint, _peer.LocalAddress, _peer.LastHandshakeUtc, _peer.RxBytes, _peer.TxBytes);
+                _counters.Publish(_peer.Endpoint, _peer.LocalAddress, _peer.LastHandshakeUtc, _peer.RxBytes);
             }
         }
     }
@@ -355,7 +355,7 @@ public sealed class PeerDataPath
                     _handOverTo!.Put(handover);
                 }
                 // Its transfer carries on under the restart's fresh engine peer (see PeerCounters).
-                _counters.CarryEngineView(_peer.RxBytes, _peer.TxBytes);
+                _counters.CarryEngineView(_peer.RxBytes);
                 _peer.Dispose();
             }
         }
@@ -794,7 +794,7 @@ public sealed class PeerDataPath
         var lastHandshake = peer.LastHandshakeUtc;
         NoteHandshakeTime(lastHandshake, now);
         NoteGiveUp(peer.HandshakeGiveUps, now);
-        _counters.Publish(peer.Endpoint, peer.LocalAddress, lastHandshake, peer.RxBytes, peer.TxBytes);
+        _counters.Publish(peer.Endpoint, peer.LocalAddress, lastHandshake, peer.RxBytes);
         NoteNotSent(now);
         return transmitted;
     }

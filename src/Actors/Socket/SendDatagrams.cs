@@ -7,7 +7,7 @@ namespace Firezone.Actors.Actors.Socket;
 /// <summary>
 /// Sealed datagrams for SocketIO to send, each with its own <c>Endpoint</c> and outer <c>Ecn</c>
 /// (ECN.md: never one codepoint for a whole batch), and the counters of the peer whose engine
-/// counted it as sent, so a datagram the socket does not send comes off that peer's transfer.
+/// sealed it, so the socket adds what it sent to that peer's transfer and counts what it did not.
 /// </summary>
 public sealed class SendDatagrams : PacketBatch
 {
@@ -29,29 +29,42 @@ public sealed class SendDatagrams : PacketBatch
     }
 
     /// <summary>
-    /// Sends the batch on <paramref name="socket"/> and takes every datagram it did not send off its
-    /// peer's transfer, with the reason. Returns how many were sent. Buffers stay in the batch.
+    /// Sends the batch on <paramref name="socket"/>, adds what it sent to each peer's transfer (one
+    /// atomic add per run of a peer's datagrams, not per datagram) and counts what it did not send,
+    /// with the reason. Returns how many were sent. Buffers stay in the batch.
     /// </summary>
     public int SendOn(Native.IUdpBatchSocket socket)
     {
         Span<int> unsent = stackalloc int[Count]; // zeroed: 0 is "sent"
         int sent = socket.SendBatch(AsSpan(), unsent);
-        if (sent < Count)
+        PeerCounters? run = null;
+        long runBytes = 0;
+        for (int i = 0; i < Count; i++)
         {
-            for (int i = 0; i < Count; i++)
+            if (_senders[i] is not { } sender || this[i] is not { } datagram)
             {
-                if (unsent[i] != 0 && _senders[i] is { } sender && this[i] is { } datagram)
-                {
-                    sender.CountUnsent(datagram, unsent[i]);
-                }
+                continue;
             }
+            if (unsent[i] != 0)
+            {
+                sender.CountUnsent(datagram, unsent[i]);
+                continue;
+            }
+            if (!ReferenceEquals(sender, run))
+            {
+                run?.CountSent(runBytes);
+                run = sender;
+                runBytes = 0;
+            }
+            runBytes += datagram.Length;
         }
+        run?.CountSent(runBytes);
         return sent;
     }
 
     /// <summary>
     /// The batch is not sent (its owner stopped or failed before handing it on, or its receiver is
-    /// gone): each datagram comes off the transfer of the peer that counted it, then the batch is
+    /// gone): each datagram comes off the ECN sent counts of the peer that sealed it, then the batch is
     /// recycled. Not counted as not sent by the socket: the socket never saw them.
     /// </summary>
     public void Discard()
