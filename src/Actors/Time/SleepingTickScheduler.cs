@@ -46,6 +46,7 @@ public sealed class SleepingTickScheduler : SchedulerBase, IDateTimeOffsetNowTim
     private static readonly TimeSpan LongestDelay = TimeSpan.FromDays(100 * 365);
 
     private readonly long _tick; // Stopwatch ticks per scheduler tick
+    private readonly long _phase; // where this scheduler's grid starts within a tick (Stopwatch ticks)
     private readonly ConcurrentQueue<Item> _incoming = new();
     private readonly PriorityQueue<Item, long> _due = new(); // the scheduler thread's only
     private readonly object _sleep = new(); // a monitor: the thread waits on it
@@ -69,6 +70,11 @@ public sealed class SleepingTickScheduler : SchedulerBase, IDateTimeOffsetNowTim
         }
         TickDuration = tick;
         _tick = Math.Max((long)(tick.TotalSeconds * Stopwatch.Frequency), 1);
+        // A grid of its own: on whole multiples of the tick in CLOCK_MONOTONIC, which every process
+        // shares, all firezone-tunnels on a host ran their timers in the same ticks, and two peers
+        // on one host that collided in a handshake retried in the same tick again most rounds (the
+        // 0..333 ms retransmit jitter, whitepaper section 6.1, fell into the same 100 ms ticks).
+        _phase = Random.Shared.NextInt64(_tick);
         _thread = new Thread(Loop) { IsBackground = true, Name = "akka-scheduler" };
         _thread.Start();
     }
@@ -133,7 +139,7 @@ public sealed class SleepingTickScheduler : SchedulerBase, IDateTimeOffsetNowTim
         }
     }
 
-    /// <summary>The first tick at or after <paramref name="delay"/> from <paramref name="now"/>, as a Stopwatch timestamp.</summary>
+    /// <summary>The first tick (of this scheduler's grid) at or after <paramref name="delay"/> from <paramref name="now"/>, as a Stopwatch timestamp.</summary>
     private long TickAfter(long now, TimeSpan delay)
     {
         if (delay < TimeSpan.Zero)
@@ -145,7 +151,11 @@ public sealed class SleepingTickScheduler : SchedulerBase, IDateTimeOffsetNowTim
             delay = LongestDelay;
         }
         long due = now + (long)(delay.TotalSeconds * Stopwatch.Frequency);
-        long rest = due % _tick;
+        long rest = (due - _phase) % _tick;
+        if (rest < 0)
+        {
+            rest += _tick;
+        }
         return rest == 0 ? due : due - rest + _tick;
     }
 
