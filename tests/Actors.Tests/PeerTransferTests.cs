@@ -71,7 +71,8 @@ public sealed class PeerTransferTests(ITestOutputHelper output) : ActorTestBase(
     /// `wg show dump` takes a lower value for a counter reset). Before, a datagram counted when it
     /// was sealed came off again when the socket refused it, so a read in between saw bytes that
     /// then disappeared (an operator saw `wg show transfer` go 148 -> 0 with the keepalives of a
-    /// peer whose sends failed, 2026-11-28).
+    /// peer whose sends failed, 2026-11-28). The ECN sent counts (metrics
+    /// firezone.peer.datagrams.sent.*) neither.
     /// </summary>
     [Fact]
     public void The_transfer_never_goes_down_when_the_socket_refuses_a_datagram_after_it_was_sealed()
@@ -82,6 +83,7 @@ public sealed class PeerTransferTests(ITestOutputHelper output) : ActorTestBase(
         AwaitCondition(() => PeerStatusOf(a, b).TxBytes == WireBytes(a, b), Wait);
         long wire = WireBytes(a, b);
         long sealedBefore = PeerStatusOf(a, b).TxPackets;
+        long ect0Before = PeerStatusOf(a, b).DatagramsSentEct0;
 
         using var gate = new ManualResetEventSlim(false);
         a.Socket.SendGate = gate; // the send of what is sealed next waits
@@ -89,10 +91,13 @@ public sealed class PeerTransferTests(ITestOutputHelper output) : ActorTestBase(
         a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, payloadLength: 300, id: 2));
         AwaitCondition(() => PeerStatusOf(a, b).TxPackets == sealedBefore + 1, Wait); // sealed and counted
         long seenWhileWaiting = 0;
+        long ect0WhileWaiting = 0;
         var watch = System.Diagnostics.Stopwatch.StartNew();
         while (watch.ElapsedMilliseconds < 300)
         {
-            seenWhileWaiting = Math.Max(seenWhileWaiting, PeerStatusOf(a, b).TxBytes);
+            var status = PeerStatusOf(a, b);
+            seenWhileWaiting = Math.Max(seenWhileWaiting, status.TxBytes);
+            ect0WhileWaiting = Math.Max(ect0WhileWaiting, status.DatagramsSentEct0);
             Thread.Sleep(10);
         }
         gate.Set();
@@ -102,6 +107,9 @@ public sealed class PeerTransferTests(ITestOutputHelper output) : ActorTestBase(
         Assert.True(after >= seenWhileWaiting, $"tx went down from {seenWhileWaiting} to {after}"); // was: from wire + 348 to wire
         Assert.Equal(wire, after);
         Assert.Equal(wire, WireBytes(a, b));
+        long ect0After = PeerStatusOf(a, b).DatagramsSentEct0;
+        Assert.True(ect0After >= ect0WhileWaiting, $"ECT(0) sent went down from {ect0WhileWaiting} to {ect0After}");
+        Assert.Equal(ect0Before, ect0After);
 
         a.Socket.SendGate = null;
         Network.Refuse = null;
@@ -238,14 +246,14 @@ public sealed class PeerTransferTests(ITestOutputHelper output) : ActorTestBase(
         AwaitCondition(() => PeerStatusOf(a, b).TxBytes == WireBytes(a, b), Wait);
         var before = PeerStatusOf(a, b);
 
-        // A datagram B's engine sealed and counted (as in its step), in a batch for a SocketIO that
-        // has stopped (the tunnel stopping): the batch ends in dead letters, where the
-        // BufferReclaimer returns its buffer and takes the datagram off B's transfer.
+        // A datagram B's engine sealed (as in its step), in a batch for a SocketIO that has stopped
+        // (the tunnel stopping): the batch ends in dead letters, where the BufferReclaimer returns
+        // its buffer. The socket never sent it, so it is in neither B's transfer nor its ECN counts.
+        long leased = a.Pool.Outstanding;
         var datagram = a.Pool.Rent();
         datagram.Length = 200;
         datagram.Ecn = Ecn.Ect0;
         datagram.Endpoint = b.Endpoint;
-        slotB.Counters.CountDatagramSent(Ecn.Ect0);
         var batch = Firezone.Actors.Actors.Socket.SendDatagrams.Rent();
         batch.Add(datagram, slotB.Counters);
         var gone = Sys.ActorOf(Akka.Actor.Props.Empty);
@@ -254,10 +262,11 @@ public sealed class PeerTransferTests(ITestOutputHelper output) : ActorTestBase(
         ExpectTerminated(gone, Wait);
         gone.Tell(batch, Akka.Actor.ActorRefs.NoSender);
 
-        AwaitCondition(() => PeerStatusOf(a, b).DatagramsSentEct0 == before.DatagramsSentEct0, Wait,
-            $"ECT(0) sent {PeerStatusOf(a, b).DatagramsSentEct0}, {before.DatagramsSentEct0} before the discarded datagram");
-        Assert.Equal(before.TxBytes, PeerStatusOf(a, b).TxBytes); // the transfer counts what the socket sent
-        Assert.Equal(0, PeerStatusOf(a, b).DatagramsNotSent); // never offered to the socket
+        AwaitCondition(() => a.Pool.Outstanding == leased, Wait, $"{a.Pool.Outstanding} buffers leased, {leased} before the discarded datagram");
+        var after = PeerStatusOf(a, b);
+        Assert.Equal(before.DatagramsSentEct0, after.DatagramsSentEct0);
+        Assert.Equal(before.TxBytes, after.TxBytes); // the transfer counts what the socket sent
+        Assert.Equal(0, after.DatagramsNotSent); // never offered to the socket
 
         StopAndAssertNoLeaks(a, b, c);
     }

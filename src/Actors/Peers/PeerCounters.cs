@@ -17,12 +17,9 @@ public sealed class PeerCounters
     internal long RxPackets;
     internal long RxPacketBytes;
 
-    // Outer codepoint of each datagram handed to the socket (copy-in, RFC 6040 section 4.1); read
-    // through DatagramsSentWith, which takes off those that did not leave.
-    private long _datagramsSentNotEct;
-    private long _datagramsSentEct0;
-    private long _datagramsSentEct1;
-    private long _datagramsSentCe;
+    // Datagrams the socket sent, by outer codepoint (copy-in, RFC 6040 section 4.1; the Ecn value,
+    // 0 to 3): added with the transfer, by the thread that sent them, once per run (Interlocked).
+    private readonly long[] _sentByEcn = new long[4];
 
     // Copy-out (RFC 6040 section 4.2).
     internal long CeDatagramsReceived;
@@ -53,9 +50,6 @@ public sealed class PeerCounters
     // wireguard-go and the kernel add a datagram's bytes once it is sent. It only grows: counted at
     // sealing and taken off when a send failed, a read in between saw bytes that then vanished.
     private long _txBytesSent;
-    // Of the _datagramsSent* counts, those that never left (not sent, or discarded before the
-    // socket), by outer codepoint (the Ecn value, 0 to 3): the ECT-sent figures count what left.
-    private readonly long[] _withdrawnByEcn = new long[4];
     private readonly object _notSentGate = new();
     private int _lastNotSentErrno;
     private UdpEndpoint _lastNotSentTo;
@@ -68,17 +62,6 @@ public sealed class PeerCounters
     // What the engine peers of earlier runs of this peer's connection (before a restart after a
     // fault) received: a restart's fresh engine peer counts from zero, `wg show`'s transfer does not.
     private long _rxBytesCarried;
-
-    internal void CountDatagramSent(Ecn outer)
-    {
-        switch (outer)
-        {
-            case Ecn.Ect0: _datagramsSentEct0++; break;
-            case Ecn.Ect1: _datagramsSentEct1++; break;
-            case Ecn.Ce: _datagramsSentCe++; break;
-            default: _datagramsSentNotEct++; break;
-        }
-    }
 
     /// <summary>Copies the engine's own view (endpoint and local address, last handshake, bytes received) once per message, not per packet.</summary>
     internal void Publish(UdpEndpoint endpoint, UdpEndpoint localAddress, DateTime? lastHandshakeUtc, long rxBytes)
@@ -104,8 +87,21 @@ public sealed class PeerCounters
         }
     }
 
-    /// <summary><paramref name="bytes"/> of this peer's datagrams were sent (any thread; once per run of them in a batch).</summary>
-    internal void CountSent(long bytes) => Interlocked.Add(ref _txBytesSent, bytes);
+    /// <summary>
+    /// <paramref name="bytes"/> of this peer's datagrams were sent, <paramref name="byEcn"/>[e] of
+    /// them with outer codepoint e (any thread; once per run of them in a batch).
+    /// </summary>
+    internal void CountSent(long bytes, ReadOnlySpan<int> byEcn)
+    {
+        Interlocked.Add(ref _txBytesSent, bytes);
+        for (int e = 0; e < _sentByEcn.Length; e++)
+        {
+            if (byEcn[e] != 0)
+            {
+                Interlocked.Add(ref _sentByEcn[e], byEcn[e]);
+            }
+        }
+    }
 
     /// <summary>Where the engine peer last sent, and from which local address: a restart's fresh engine peer starts from there.</summary>
     internal (UdpEndpoint Endpoint, UdpEndpoint LocalAddress) ReadLastPath()
@@ -130,7 +126,7 @@ public sealed class PeerCounters
     }
 
     /// <summary>
-    /// <paramref name="datagram"/>, which this peer's engine counted as sent, was not sent, for
+    /// <paramref name="datagram"/>, which this peer's engine sealed, was not sent, for
     /// <paramref name="errno"/> (any thread; only on a failed send, so the lock costs nothing on the hot path).
     /// </summary>
     internal void CountUnsent(PacketBuffer datagram, int errno)
@@ -140,14 +136,7 @@ public sealed class PeerCounters
             _lastNotSentErrno = errno;
             _lastNotSentTo = datagram.Endpoint;
         }
-        CountDiscarded(datagram);
         Interlocked.Increment(ref DatagramsNotSent);
-    }
-
-    /// <summary><paramref name="datagram"/>, which this peer's engine counted as sent, was dropped before it reached the socket (any thread).</summary>
-    internal void CountDiscarded(PacketBuffer datagram)
-    {
-        Interlocked.Increment(ref _withdrawnByEcn[(int)datagram.Ecn & 3]);
     }
 
     /// <summary>The errno and destination of the last datagram not sent (errno 0: none yet).</summary>
@@ -162,18 +151,8 @@ public sealed class PeerCounters
         }
     }
 
-    /// <summary>Datagrams that left with outer codepoint <paramref name="outer"/> (handed to the socket and sent).</summary>
-    internal long DatagramsSentWith(Ecn outer)
-    {
-        long handed = outer switch
-        {
-            Ecn.Ect0 => Read(ref _datagramsSentEct0),
-            Ecn.Ect1 => Read(ref _datagramsSentEct1),
-            Ecn.Ce => Read(ref _datagramsSentCe),
-            _ => Read(ref _datagramsSentNotEct),
-        };
-        return Math.Max(0, handed - Volatile.Read(ref _withdrawnByEcn[(int)outer & 3]));
-    }
+    /// <summary>Datagrams the socket sent with outer codepoint <paramref name="outer"/>.</summary>
+    internal long DatagramsSentWith(Ecn outer) => Volatile.Read(ref _sentByEcn[(int)outer & 3]);
 
     /// <summary>Packets a reader dropped because the peer's actor path was full (PeerGroups); off the lock, so atomic.</summary>
     internal void CountQueueFullDrops(int packets) => Interlocked.Add(ref QueueFullDrops, packets);

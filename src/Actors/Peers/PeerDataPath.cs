@@ -728,12 +728,11 @@ public sealed class PeerDataPath
     }
 
     /// <summary>
-    /// A datagram for the output. <paramref name="inTransfer"/>: the engine counted it in its tx
-    /// bytes, so it is taken off again if the socket does not send it.
+    /// A datagram for the output. <paramref name="inTransfer"/>: the socket adds it to the peer's
+    /// transfer and ECN sent counts once sent (false: a cookie reply, counted by no peer).
     /// </summary>
     private void AddDatagram(PacketBuffer datagram, PeerOutput output, bool inTransfer = true)
     {
-        _counters.CountDatagramSent(datagram.Ecn);
         output.AddDatagram(datagram, inTransfer ? _counters : null);
     }
 

@@ -29,8 +29,9 @@ public abstract class PeerOutput
     private Queue<SendDatagrams>? _fullSends;
 
     /// <summary>
-    /// Takes ownership of a sealed datagram (its Endpoint and Ecn set) that <paramref name="sender"/>'s
-    /// engine counted as sent (null: nobody counted it), to be taken off again if the socket does not send it.
+    /// Takes ownership of a sealed datagram (its Endpoint and Ecn set) of <paramref name="sender"/>, in
+    /// whose transfer and ECN sent counts the socket adds it once sent (null: nobody counts it, as a
+    /// cookie reply, which wireguard-go leaves out of the transfer too).
     /// </summary>
     public void AddDatagram(PacketBuffer datagram, PeerCounters? sender)
     {

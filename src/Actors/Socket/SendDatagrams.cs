@@ -39,6 +39,7 @@ public sealed class SendDatagrams : PacketBatch
         int sent = socket.SendBatch(AsSpan(), unsent);
         PeerCounters? run = null;
         long runBytes = 0;
+        Span<int> runByEcn = stackalloc int[4];
         for (int i = 0; i < Count; i++)
         {
             if (_senders[i] is not { } sender || this[i] is not { } datagram)
@@ -52,32 +53,24 @@ public sealed class SendDatagrams : PacketBatch
             }
             if (!ReferenceEquals(sender, run))
             {
-                run?.CountSent(runBytes);
+                run?.CountSent(runBytes, runByEcn);
                 run = sender;
                 runBytes = 0;
+                runByEcn.Clear();
             }
             runBytes += datagram.Length;
+            runByEcn[(int)datagram.Ecn & 3]++;
         }
-        run?.CountSent(runBytes);
+        run?.CountSent(runBytes, runByEcn);
         return sent;
     }
 
     /// <summary>
     /// The batch is not sent (its owner stopped or failed before handing it on, or its receiver is
-    /// gone): each datagram comes off the ECN sent counts of the peer that sealed it, then the batch is
-    /// recycled. Not counted as not sent by the socket: the socket never saw them.
+    /// gone): recycled. Neither in its peers' transfer and ECN sent counts, which count what the
+    /// socket sent, nor counted as not sent by the socket: the socket never saw them.
     /// </summary>
-    public void Discard()
-    {
-        for (int i = 0; i < Count; i++)
-        {
-            if (_senders[i] is { } sender && this[i] is { } datagram)
-            {
-                sender.CountDiscarded(datagram);
-            }
-        }
-        Recycle();
-    }
+    public void Discard() => Recycle();
 
     private protected override void ReturnToPool()
     {
