@@ -11,7 +11,6 @@ public sealed class EnginePeer(Peer peer) : IWireGuardPeer
     public UdpEndpoint LocalAddress => peer.LocalAddress;
     public DateTime? LastHandshakeUtc => peer.LastHandshakeUtc;
     public long RxBytes => peer.RxBytes;
-    public long TxBytes => peer.TxBytes;
     public void AttachReplayState(HandshakeReplayState state) => peer.AttachReplayState(state);
     public void RestoreEndpoint(UdpEndpoint endpoint, UdpEndpoint localAddress) => peer.RestoreEndpoint(endpoint, localAddress);
 

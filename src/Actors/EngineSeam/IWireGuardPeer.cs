@@ -22,8 +22,6 @@ public interface IWireGuardPeer : IDisposable
 
     long RxBytes { get; }
 
-    long TxBytes { get; }
-
     /// <summary>See <see cref="Peer.AttachReplayState"/>: initiation replay protection that outlives this instance.</summary>
     void AttachReplayState(HandshakeReplayState state);
 

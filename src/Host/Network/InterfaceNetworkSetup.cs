@@ -57,7 +57,10 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
     /// "wg+1" and "wg=1" get tables of their own ('_' stays as it is: the names of existing tables,
     /// which a restart after a kill must find, do not change).
     /// </summary>
-    public string TableName { get; } = "firezone-tunnel-" + NftName(interfaceName);
+    public string TableName { get; } = TablePrefix + NftName(interfaceName);
+
+    /// <summary>What every gateway's nftables table is named with (inet family), then its interface.</summary>
+    private const string TablePrefix = "firezone-tunnel-";
 
     /// <summary>Where the changes that outlive the process are recorded (see the class remarks).</summary>
     public NetworkSetupStateFile StateFile { get; } = NetworkSetupStateFile.For(interfaceName, stateDirectory);
@@ -202,12 +205,12 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
             logger.LogDebug("Cannot list the nftables tables: {Problem}", e.Message);
             return null;
         }
+        const string family = "table inet ";
         foreach (var line in tables.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
-            const string prefix = "table inet firezone-tunnel-";
-            if (line.StartsWith(prefix, StringComparison.Ordinal) && line["table inet ".Length..] != TableName)
+            if (line.StartsWith(family + TablePrefix, StringComparison.Ordinal) && line[family.Length..] is var table && table != TableName)
             {
-                return line["table inet ".Length..];
+                return table;
             }
         }
         return null;

@@ -96,7 +96,6 @@ public sealed class PoisonableDevice(IWireGuardDevice inner) : IWireGuardDevice
         public UdpEndpoint LocalAddress => peer.LocalAddress;
         public DateTime? LastHandshakeUtc => peer.LastHandshakeUtc;
         public long RxBytes => peer.RxBytes;
-        public long TxBytes => peer.TxBytes;
         public void RestoreEndpoint(UdpEndpoint endpoint, UdpEndpoint localAddress) => peer.RestoreEndpoint(endpoint, localAddress);
         public void Update(PeerConfig config, TimeSpan now, bool endpointNamed) => peer.Update(config, now, endpointNamed);
 
