@@ -41,4 +41,13 @@ public class TunnelCryptoTests
         var crypto = TunnelCrypto.Checked(BouncyCastleX25519.Instance, DotNetTransportAead.Instance);
         Assert.Same(DotNetTransportAead.Instance, crypto.TransportAead);
     }
+
+    /// <summary>The rehearsal the daemon runs at start (ActorTunnelControl) goes through with the crypto it chose.</summary>
+    [Fact]
+    public void The_daemons_handshake_rehearsal_completes_with_the_crypto_chosen()
+    {
+        var crypto = TunnelCrypto.Choose();
+        Assert.True(Firezone.Actors.Engine.WireGuard.HandshakeRehearsal.Run(crypto.X25519, crypto.TransportAead,
+            Firezone.Actors.Engine.WireGuard.CryptoRandomSource.Instance));
+    }
 }

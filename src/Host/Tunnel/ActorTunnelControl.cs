@@ -1,4 +1,5 @@
 using Akka.Actor;
+using System.Diagnostics;
 using Akka.Hosting;
 using Firezone.Actors.Actors.Peers;
 using Firezone.Actors.Actors.Time;
@@ -100,6 +101,7 @@ public sealed partial class ActorTunnelControl(
         // refused before a TUN device exists, so nothing is left behind.
         UapiServer.EnsureAvailable(UapiSocketPath.For(options.InterfaceName, options.SocketDirectory));
         _crypto = TunnelCrypto.Choose();
+        RehearseHandshake(_crypto);
         _tun = OpenTun(options.Config?.Interface.Mtu ?? DefaultMtu);
         if (PacketBufferSizing.BufferSizeFor(_tun.Mtu) > _pool.BufferSize)
         {
@@ -153,6 +155,29 @@ public sealed partial class ActorTunnelControl(
             _gate.Release();
         }
     }
+
+    /// <summary>
+    /// Runs <see cref="HandshakeRehearsal"/> on a pool thread while the daemon starts, so the first
+    /// real handshake does not wait for its code to be compiled (26 ms for the first answer before,
+    /// see there). A rehearsal that fails is logged and changes nothing else.
+    /// </summary>
+    private void RehearseHandshake(TunnelCrypto crypto) =>
+        _ = Task.Run(() =>
+        {
+            long started = Stopwatch.GetTimestamp();
+            try
+            {
+                bool completed = HandshakeRehearsal.Run(crypto.X25519, crypto.TransportAead, CryptoRandomSource.Instance);
+                logger.Log(completed ? LogLevel.Debug : LogLevel.Warning,
+                    "Handshake rehearsal in memory {Outcome} in {Milliseconds:F1} ms", completed ? "completed" : "did not complete",
+                    Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            }
+            catch (Exception e)
+            {
+                logger.LogWarning("Handshake rehearsal in memory failed after {Milliseconds:F1} ms: {Problem}",
+                    Stopwatch.GetElapsedTime(started).TotalMilliseconds, e.Message);
+            }
+        });
 
     private LinuxTunDevice OpenTun(int mtu)
     {
