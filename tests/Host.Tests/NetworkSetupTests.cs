@@ -521,6 +521,95 @@ public sealed class NetworkSetupTests
 
         await two.TearDownAsync(CancellationToken.None);
         Assert.DoesNotContain(two.TableName, await InsideAsync(ns, "nft", "list", "tables"));
+        // The last to stop restores what the first found (the second found them on, set by the first).
+        Assert.Equal("0", (await InsideAsync(ns, "sysctl", "-n", "net.ipv4.ip_forward")).Trim());
+        Assert.Equal("0", (await InsideAsync(ns, "sysctl", "-n", "net.ipv6.conf.all.forwarding")).Trim());
+    }
+
+    /// <summary>
+    /// As above, stopped the other way round: the first to start stops last. And a state file of
+    /// another namespace with the same switch recorded is not adopted.
+    /// </summary>
+    [Fact]
+    public async Task The_last_of_two_gateways_restores_forwarding_whichever_stops_first_and_only_its_own_namespace_counts()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string suffix = Guid.NewGuid().ToString("N")[..8];
+        string first = "fza" + suffix, second = "fzb" + suffix;
+        await InsideAsync(ns, "ip", "tuntap", "add", "dev", first, "mode", "tun");
+        await InsideAsync(ns, "ip", "tuntap", "add", "dev", second, "mode", "tun");
+        using var state = new TemporaryDirectory();
+        // An instance in another namespace recorded ip_forward as "1" before it set... something else.
+        new NetworkSetupStateFile(Path.Combine(state.Path, "elsewhere.json")).Save(new NetworkSetupState
+        {
+            Namespace = "net:[1]", Sysctl = { ["net.ipv6.conf.all.forwarding"] = "1" },
+        });
+        var runner = new NamespaceRunner(Namespaced(ns));
+        var one = new InterfaceNetworkSetup(first, runner, NullLogger.Instance, new InMemoryTunnelControl(), state.Path);
+        var two = new InterfaceNetworkSetup(second, runner, NullLogger.Instance, new InMemoryTunnelControl(), state.Path);
+        await one.ApplyAsync(GatewayWithoutPeers(), CancellationToken.None);
+        await two.ApplyAsync(GatewayWithoutPeers(), CancellationToken.None);
+        Assert.Equal("0", two.StateFile.Load()!.Sysctl["net.ipv6.conf.all.forwarding"]);
+
+        await two.TearDownAsync(CancellationToken.None);
+        Assert.Equal("1", (await InsideAsync(ns, "sysctl", "-n", "net.ipv4.ip_forward")).Trim());
+        await one.TearDownAsync(CancellationToken.None);
+        Assert.Equal("0", (await InsideAsync(ns, "sysctl", "-n", "net.ipv4.ip_forward")).Trim());
+        Assert.Equal("0", (await InsideAsync(ns, "sysctl", "-n", "net.ipv6.conf.all.forwarding")).Trim());
+    }
+
+    /// <summary>
+    /// Two full tunnels (<c>AllowedIPs = 0.0.0.0/0, ::/0</c>) in one namespace share the rule
+    /// <c>table main suppress_prefixlength 0</c> (the second finds it and adds no copy) and
+    /// <c>src_valid_mark</c>. Stopping the first deleted the rule and set src_valid_mark back to 0
+    /// under the second, whose unmarked packets then all went to its table (the LAN too) and whose
+    /// replies to marked packets the reverse-path filter could drop. wg-quick's del_if deletes the
+    /// rule too and never resets src_valid_mark; a stopping tunnel now leaves both while another
+    /// tunnel's <c>not fwmark</c> rule is there. Found in the last session's review (closing note 29).
+    /// </summary>
+    [Fact]
+    public async Task Stopping_one_full_tunnel_leaves_the_shared_rule_and_src_valid_mark_to_another_still_running()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string suffix = Guid.NewGuid().ToString("N")[..8];
+        string first = "fza" + suffix, second = "fzb" + suffix;
+        await InsideAsync(ns, "ip", "tuntap", "add", "dev", first, "mode", "tun");
+        await InsideAsync(ns, "ip", "tuntap", "add", "dev", second, "mode", "tun");
+        using var state = new TemporaryDirectory();
+        var runner = new NamespaceRunner(Namespaced(ns));
+        TunnelConfig FullTunnel(int n) => new WgQuickConfigParser().Parse($"full{n}.conf", $"""
+            [Interface]
+            PrivateKey = {TestKeys.New().ToBase64()}
+            Address = 10.7{n}.0.1/24, fd7{n}::1/64
+
+            [Peer]
+            PublicKey = {TestKeys.New().ToBase64()}
+            AllowedIPs = 0.0.0.0/0, ::/0
+            """);
+        var one = new InterfaceNetworkSetup(first, runner, NullLogger.Instance, new InMemoryTunnelControl(), state.Path);
+        var two = new InterfaceNetworkSetup(second, runner, NullLogger.Instance, new InMemoryTunnelControl(), state.Path);
+        await one.ApplyAsync(FullTunnel(1), CancellationToken.None);
+        await two.ApplyAsync(FullTunnel(2), CancellationToken.None);
+        Assert.Equal((51820u, 51821u), (one.DefaultRouteTable, two.DefaultRouteTable));
+
+        await one.TearDownAsync(CancellationToken.None);
+        foreach (var family in new[] { "-4", "-6" })
+        {
+            string rules = await InsideAsync(ns, "ip", family, "rule", "show");
+            Assert.DoesNotContain("lookup 51820", rules);
+            Assert.Contains("not from all fwmark 0xca6d lookup 51821", rules);
+            Assert.Equal(1, CountLines(rules, "from all lookup main suppress_prefixlength 0"));
+        }
+        Assert.Equal("1", (await InsideAsync(ns, "sysctl", "-n", "net.ipv4.conf.all.src_valid_mark")).Trim());
+
+        await two.TearDownAsync(CancellationToken.None);
+        foreach (var family in new[] { "-4", "-6" })
+        {
+            string rules = await InsideAsync(ns, "ip", family, "rule", "show");
+            Assert.DoesNotContain("fwmark", rules);
+            Assert.DoesNotContain("suppress_prefixlength", rules);
+        }
+        Assert.Equal("0", (await InsideAsync(ns, "sysctl", "-n", "net.ipv4.conf.all.src_valid_mark")).Trim());
     }
 
     [Fact]

@@ -162,6 +162,40 @@ public sealed partial class InterfaceNetworkSetup
         return false;
     }
 
+    /// <summary>The undo of <c>ip rule add table main suppress_prefixlength 0</c>, which every full tunnel in the namespace shares.</summary>
+    private static bool IsSharedSuppressRuleUndo(string[] undo) =>
+        undo is [_, "rule", "delete", "table", "main", "suppress_prefixlength", "0"];
+
+    /// <summary>The tables of the <c>not fwmark T table T</c> rules this instance deletes at teardown.</summary>
+    private HashSet<string> OwnMarkRuleTables() =>
+        _state.Undo.Where(undo => undo is [_, "rule", "delete", "not", "fwmark", _, "table", _]).Select(undo => undo[7]).ToHashSet(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The table of another full tunnel's <c>not from all fwmark M lookup T</c> rule in
+    /// <paramref name="family"/> (one of ours, or wg-quick's over the kernel's WireGuard), or null:
+    /// while there is one, the rule and the switch that all full tunnels share stay. wg-quick's
+    /// del_if deletes the shared rule whatever else runs (and never resets src_valid_mark), which
+    /// sends every unmarked packet of the tunnel still running into its table, the LAN's too.
+    /// </summary>
+    private async Task<string?> OtherFullTunnelTableAsync(string family, HashSet<string> ownTables, CancellationToken cancellationToken)
+    {
+        const string markRule = "not from all fwmark ";
+        const string lookup = " lookup ";
+        string shown = await QuietIpAsync(cancellationToken, family, "rule", "show").ConfigureAwait(false);
+        foreach (var line in shown.Split('\n'))
+        {
+            int colon = line.IndexOf(':');
+            string rule = (colon < 0 ? line : line[(colon + 1)..]).Trim();
+            int at = rule.IndexOf(lookup, StringComparison.Ordinal);
+            if (rule.StartsWith(markRule, StringComparison.Ordinal) && at > 0
+                && rule[(at + lookup.Length)..].Split(' ')[0] is { Length: > 0 } table && !ownTables.Contains(table))
+            {
+                return table;
+            }
+        }
+        return null;
+    }
+
     /// <summary>The first table from 51820 with no routes in either family (wg-quick's search).</summary>
     private async Task<uint> FreeTableAsync(CancellationToken cancellationToken)
     {

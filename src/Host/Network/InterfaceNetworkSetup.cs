@@ -105,8 +105,10 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
     private async Task SetSysctlAsync(string key, CancellationToken cancellationToken)
     {
         string current = (await runner.RunAsync("sysctl", ["-n", key], null, cancellationToken).ConfigureAwait(false)).Trim();
+        _state.Namespace ??= await NamespaceIdAsync(cancellationToken).ConfigureAwait(false);
         if (current == "1")
         {
+            AdoptOriginalOfAnother(key);
             return;
         }
         if (_state.Sysctl.TryAdd(key, current))
@@ -114,6 +116,69 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
             SaveState();
         }
         await runner.RunAsync("sysctl", ["-q", "-w", key + "=1"], null, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A switch that is 1 because another instance of ours in this namespace set it (its state file
+    /// records what it was before): this instance records the same original. The switches are
+    /// shared, so an instance that stops while another still needs them leaves them on (see
+    /// <see cref="TearDownAsync"/>), and the last of them to stop restores the original; without
+    /// this, two gateways or two full tunnels stopped one after the other left forwarding or
+    /// src_valid_mark on for good.
+    /// </summary>
+    private void AdoptOriginalOfAnother(string key)
+    {
+        if (_state.Sysctl.ContainsKey(key) || string.IsNullOrEmpty(_state.Namespace))
+        {
+            return; // recorded already (left by a killed instance of this interface), or no namespace to match
+        }
+        string directory = System.IO.Path.GetDirectoryName(StateFile.Path)!;
+        IEnumerable<string> files;
+        try
+        {
+            files = Directory.EnumerateFiles(directory, "*.json").Order(StringComparer.Ordinal).ToArray();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return;
+        }
+        foreach (var file in files)
+        {
+            if (file == StateFile.Path)
+            {
+                continue;
+            }
+            NetworkSetupState? other;
+            try
+            {
+                other = new NetworkSetupStateFile(file).Load();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                continue;
+            }
+            if (other?.Namespace == _state.Namespace && other.Sysctl.TryGetValue(key, out var original))
+            {
+                _state.Sysctl[key] = original;
+                SaveState();
+                logger.LogInformation("{Key} is 1, set by the instance that records it in {File} (it was {Original} before): the last of them to stop restores it", key, file, original);
+                return;
+            }
+        }
+    }
+
+    /// <summary>This setup's network namespace ("net:[INODE]", as the commands see it), or "" when it cannot be read.</summary>
+    private async Task<string> NamespaceIdAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            return (await runner.RunAsync("readlink", ["/proc/self/ns/net"], null, cancellationToken).ConfigureAwait(false)).Trim();
+        }
+        catch (StartupException e)
+        {
+            logger.LogDebug("Cannot tell the network namespace: {Problem}", e.Message);
+            return "";
+        }
     }
 
     private async Task EnableGatewayAsync(CancellationToken cancellationToken)
@@ -278,9 +343,18 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
         {
             _state.Resolvconf = null;
         }
+        // The tables of this instance's own `not fwmark` rules, to tell another full tunnel's from ours.
+        var ownMarkTables = OwnMarkRuleTables();
         // Newest first, like a stack of what was added.
         for (int i = _state.Undo.Count - 1; i >= 0; i--)
         {
+            if (IsSharedSuppressRuleUndo(_state.Undo[i])
+                && await OtherFullTunnelTableAsync(_state.Undo[i][0], ownMarkTables, cancellationToken).ConfigureAwait(false) is { } otherTable)
+            {
+                logger.LogInformation("Policy rule '{Rule}' ({Family}) stays: the full tunnel of table {Table} still uses it",
+                    string.Join(' ', _state.Undo[i][3..]), _state.Undo[i][0], otherTable);
+                continue;
+            }
             try
             {
                 await runner.RunAsync("ip", _state.Undo[i], null, cancellationToken).ConfigureAwait(false);
@@ -323,6 +397,13 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
             if (otherGateway is not null && ForwardingKeys.Contains(key))
             {
                 logger.LogInformation("{Key} stays 1 (was {Value} before): nftables table {Table} says another gateway still forwards here", key, value, otherGateway);
+                _state.Sysctl.Remove(key);
+                continue;
+            }
+            if (key == SourceValidMarkKey
+                && await OtherFullTunnelTableAsync("-4", ownMarkTables, cancellationToken).ConfigureAwait(false) is { } fullTunnelTable)
+            {
+                logger.LogInformation("{Key} stays 1 (was {Value} before): the full tunnel of table {Table} still marks its packets", key, value, fullTunnelTable);
                 _state.Sysctl.Remove(key);
                 continue;
             }

@@ -7,6 +7,12 @@ namespace Firezone.Actors.Host.Network;
 /// </summary>
 public sealed class NetworkSetupState
 {
+    /// <summary>
+    /// The network namespace the switches belong to (<c>readlink /proc/self/ns/net</c>: "net:[INODE]"),
+    /// so that another instance adopts an original only in the same namespace; null from older files.
+    /// </summary>
+    public string? Namespace { get; set; }
+
     /// <summary>The original value of each sysctl switch that was changed, to restore on teardown.</summary>
     public Dictionary<string, string> Sysctl { get; set; } = [];
 
