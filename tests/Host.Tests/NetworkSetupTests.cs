@@ -311,6 +311,18 @@ public sealed class NetworkSetupTests
         return result.Stdout;
     }
 
+    /// <summary>Two TUN devices in <paramref name="ns"/> and a set-up for each, sharing the state directory.</summary>
+    private static async Task<(InterfaceNetworkSetup One, InterfaceNetworkSetup Two)> TwoSetupsAsync(NetworkNamespace ns, TemporaryDirectory state)
+    {
+        string suffix = Guid.NewGuid().ToString("N")[..8];
+        string first = "fza" + suffix, second = "fzb" + suffix;
+        await InsideAsync(ns, "ip", "tuntap", "add", "dev", first, "mode", "tun");
+        await InsideAsync(ns, "ip", "tuntap", "add", "dev", second, "mode", "tun");
+        var runner = new NamespaceRunner(Namespaced(ns));
+        return (new InterfaceNetworkSetup(first, runner, NullLogger.Instance, new InMemoryTunnelControl(), state.Path),
+            new InterfaceNetworkSetup(second, runner, NullLogger.Instance, new InMemoryTunnelControl(), state.Path));
+    }
+
     private static int CountLines(string text, string part) =>
         text.Split('\n').Count(line => line.Contains(part, StringComparison.Ordinal));
 
@@ -501,14 +513,8 @@ public sealed class NetworkSetupTests
     public async Task Stopping_one_gateway_leaves_forwarding_on_for_another_still_running()
     {
         await using var ns = await NetworkNamespace.CreateAsync();
-        string suffix = Guid.NewGuid().ToString("N")[..8];
-        string first = "fza" + suffix, second = "fzb" + suffix;
-        await InsideAsync(ns, "ip", "tuntap", "add", "dev", first, "mode", "tun");
-        await InsideAsync(ns, "ip", "tuntap", "add", "dev", second, "mode", "tun");
         using var state = new TemporaryDirectory();
-        var runner = new NamespaceRunner(Namespaced(ns));
-        var one = new InterfaceNetworkSetup(first, runner, NullLogger.Instance, new InMemoryTunnelControl(), state.Path);
-        var two = new InterfaceNetworkSetup(second, runner, NullLogger.Instance, new InMemoryTunnelControl(), state.Path);
+        var (one, two) = await TwoSetupsAsync(ns, state);
         await one.ApplyAsync(GatewayWithoutPeers(), CancellationToken.None);
         await two.ApplyAsync(GatewayWithoutPeers(), CancellationToken.None);
 
@@ -534,19 +540,13 @@ public sealed class NetworkSetupTests
     public async Task The_last_of_two_gateways_restores_forwarding_whichever_stops_first_and_only_its_own_namespace_counts()
     {
         await using var ns = await NetworkNamespace.CreateAsync();
-        string suffix = Guid.NewGuid().ToString("N")[..8];
-        string first = "fza" + suffix, second = "fzb" + suffix;
-        await InsideAsync(ns, "ip", "tuntap", "add", "dev", first, "mode", "tun");
-        await InsideAsync(ns, "ip", "tuntap", "add", "dev", second, "mode", "tun");
         using var state = new TemporaryDirectory();
-        // An instance in another namespace recorded ip_forward as "1" before it set... something else.
+        // An instance in another namespace, where IPv6 forwarding was on before it started.
         new NetworkSetupStateFile(Path.Combine(state.Path, "elsewhere.json")).Save(new NetworkSetupState
         {
             Namespace = "net:[1]", Sysctl = { ["net.ipv6.conf.all.forwarding"] = "1" },
         });
-        var runner = new NamespaceRunner(Namespaced(ns));
-        var one = new InterfaceNetworkSetup(first, runner, NullLogger.Instance, new InMemoryTunnelControl(), state.Path);
-        var two = new InterfaceNetworkSetup(second, runner, NullLogger.Instance, new InMemoryTunnelControl(), state.Path);
+        var (one, two) = await TwoSetupsAsync(ns, state);
         await one.ApplyAsync(GatewayWithoutPeers(), CancellationToken.None);
         await two.ApplyAsync(GatewayWithoutPeers(), CancellationToken.None);
         Assert.Equal("0", two.StateFile.Load()!.Sysctl["net.ipv6.conf.all.forwarding"]);
@@ -571,12 +571,7 @@ public sealed class NetworkSetupTests
     public async Task Stopping_one_full_tunnel_leaves_the_shared_rule_and_src_valid_mark_to_another_still_running()
     {
         await using var ns = await NetworkNamespace.CreateAsync();
-        string suffix = Guid.NewGuid().ToString("N")[..8];
-        string first = "fza" + suffix, second = "fzb" + suffix;
-        await InsideAsync(ns, "ip", "tuntap", "add", "dev", first, "mode", "tun");
-        await InsideAsync(ns, "ip", "tuntap", "add", "dev", second, "mode", "tun");
         using var state = new TemporaryDirectory();
-        var runner = new NamespaceRunner(Namespaced(ns));
         TunnelConfig FullTunnel(int n) => new WgQuickConfigParser().Parse($"full{n}.conf", $"""
             [Interface]
             PrivateKey = {TestKeys.New().ToBase64()}
@@ -586,8 +581,7 @@ public sealed class NetworkSetupTests
             PublicKey = {TestKeys.New().ToBase64()}
             AllowedIPs = 0.0.0.0/0, ::/0
             """);
-        var one = new InterfaceNetworkSetup(first, runner, NullLogger.Instance, new InMemoryTunnelControl(), state.Path);
-        var two = new InterfaceNetworkSetup(second, runner, NullLogger.Instance, new InMemoryTunnelControl(), state.Path);
+        var (one, two) = await TwoSetupsAsync(ns, state);
         await one.ApplyAsync(FullTunnel(1), CancellationToken.None);
         await two.ApplyAsync(FullTunnel(2), CancellationToken.None);
         Assert.Equal((51820u, 51821u), (one.DefaultRouteTable, two.DefaultRouteTable));
