@@ -6,46 +6,10 @@ namespace Firezone.Actors.Engine.Tests.WireGuard;
 /// <summary>The daemon rehearses a handshake in memory at start with its own crypto (see <see cref="HandshakeRehearsal"/>).</summary>
 public class HandshakeRehearsalTests
 {
-    /// <summary>Counts what the rehearsal does with the AEAD it is given; <see cref="RefuseOpens"/> makes every open fail.</summary>
-    private sealed class RecordingAead : ITransportAead
-    {
-        public int KeysCreated, KeysDisposed, Seals, Opens;
-        public bool RefuseOpens { get; init; }
-
-        public string Name => "recording";
-
-        public TransportAeadKey CreateKey(ReadOnlySpan<byte> key32)
-        {
-            KeysCreated++;
-            return new Key(this, DotNetTransportAead.Instance.CreateKey(key32));
-        }
-
-        private sealed class Key(RecordingAead owner, TransportAeadKey inner) : TransportAeadKey
-        {
-            public override void Seal(ulong counter, Span<byte> payload, Span<byte> tag16)
-            {
-                owner.Seals++;
-                inner.Seal(counter, payload, tag16);
-            }
-
-            public override bool TryOpen(ulong counter, Span<byte> ciphertext, ReadOnlySpan<byte> tag16)
-            {
-                owner.Opens++;
-                return !owner.RefuseOpens && inner.TryOpen(counter, ciphertext, tag16);
-            }
-
-            protected override void Dispose(bool disposing)
-            {
-                owner.KeysDisposed++;
-                inner.Dispose();
-            }
-        }
-    }
-
     [Fact]
     public void A_handshake_and_a_packet_each_way_go_through_with_the_crypto_given_and_its_keys_are_disposed()
     {
-        var aead = new RecordingAead();
+        var aead = new CountingAead();
         Assert.True(HandshakeRehearsal.Run(BouncyCastleX25519.Instance, aead, CryptoRandomSource.Instance));
         // One session: a sending and a receiving key on each side; the initiator's keepalive, then one
         // packet each way, each sealed and opened.
@@ -57,7 +21,7 @@ public class HandshakeRehearsalTests
     [Fact]
     public void A_rehearsal_whose_packets_do_not_open_reports_false_instead_of_throwing()
     {
-        var aead = new RecordingAead { RefuseOpens = true };
+        var aead = new CountingAead { RefuseOpens = true };
         Assert.False(HandshakeRehearsal.Run(BouncyCastleX25519.Instance, aead, CryptoRandomSource.Instance));
         Assert.Equal(1, aead.Opens);
         Assert.Equal(aead.KeysCreated, aead.KeysDisposed);

@@ -7,42 +7,6 @@ namespace Firezone.Actors.Engine.Tests.WireGuard;
 /// <summary>A device seals and opens every transport message with the <see cref="ITransportAead"/> it was given (the host gives OpenSSL's).</summary>
 public class TransportAeadSeamTests
 {
-    private sealed class CountingAead : ITransportAead
-    {
-        public int KeysCreated, Seals, Opens, FailedOpens, KeysDisposed;
-
-        public string Name => "counting";
-
-        public TransportAeadKey CreateKey(ReadOnlySpan<byte> key32)
-        {
-            KeysCreated++;
-            return new CountedKey(this, DotNetTransportAead.Instance.CreateKey(key32));
-        }
-
-        private sealed class CountedKey(CountingAead owner, TransportAeadKey inner) : TransportAeadKey
-        {
-            public override void Seal(ulong counter, Span<byte> payload, Span<byte> tag16)
-            {
-                owner.Seals++;
-                inner.Seal(counter, payload, tag16);
-            }
-
-            public override bool TryOpen(ulong counter, Span<byte> ciphertext, ReadOnlySpan<byte> tag16)
-            {
-                owner.Opens++;
-                bool opened = inner.TryOpen(counter, ciphertext, tag16);
-                owner.FailedOpens += opened ? 0 : 1;
-                return opened;
-            }
-
-            protected override void Dispose(bool disposing)
-            {
-                owner.KeysDisposed++;
-                inner.Dispose();
-            }
-        }
-    }
-
     [Fact]
     public void Each_side_seals_and_opens_with_its_own_aead_and_a_forged_tag_is_refused_without_a_throw()
     {
