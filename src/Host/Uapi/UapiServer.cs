@@ -27,6 +27,7 @@ public sealed class UapiServer : IAsyncDisposable
     private readonly Task _removalWatch;
     private readonly Func<string, FileSystemWatcher> _watch;
     private readonly TaskCompletionSource _socketRemoved = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly HangUpWatcher? _hangUps;
     private int _disposed;
 
     private UapiServer(string socketPath, Socket listener, ITunnelControl control, ILogger logger, Func<string, FileSystemWatcher> watch, Func<NewPeerEcnMode> newPeerEcnModes,
@@ -39,6 +40,15 @@ public sealed class UapiServer : IAsyncDisposable
         _logger = logger;
         _newPeerEcnModes = newPeerEcnModes;
         _watch = watch;
+        try
+        {
+            _hangUps = new HangUpWatcher();
+        }
+        catch (IOException e)
+        {
+            // Out of descriptors: gets then wait for their answer whatever becomes of their client, as before there was a watch.
+            logger.LogWarning("Cannot watch UAPI clients for hang-ups ({Problem}); a get whose client leaves is answered anyway", e.Message);
+        }
         _acceptLoop = Task.Run(AcceptLoopAsync);
         _removalWatch = Task.Run(WatchRemovalAsync);
     }
@@ -328,7 +338,7 @@ public sealed class UapiServer : IAsyncDisposable
                             reply = await SaveAsync(token).ConfigureAwait(false);
                             break;
                         }
-                        reply = await GetAsync(extensions: operation == "fz_get=1", token).ConfigureAwait(false);
+                        reply = await GetAsync(operation, client, token).ConfigureAwait(false);
                         if (reply.Length >= LargeGetChars)
                         {
                             // Formatting thousands of peers leaves the status snapshot, the text and
@@ -442,6 +452,14 @@ public sealed class UapiServer : IAsyncDisposable
             }
         }
         var request = parser.Request;
+        // Not given up when the client hangs up, unlike a get: a set read to its end is applied
+        // whole, as wireguard-go applies what it read from a connection whatever became of its
+        // client, so a script that writes a set and closes (`nc -q0`) changes the device every time.
+        // Given up instead, it would apply or not depending on how soon the hang-up was noticed, or
+        // apply half: its port, key and fwmark are separate steps before its peer changes. Nor is
+        // its wait for the tunnel's confirmation cut short: the next request's status is answered
+        // by the tunnel only after this set's changes anyway (one mailbox, in order), so the lock
+        // would pass on sooner but nothing would answer sooner.
         await _operationLock.WaitAsync(token).ConfigureAwait(false);
         try
         {
@@ -511,17 +529,41 @@ public sealed class UapiServer : IAsyncDisposable
         }
     }
 
-    private async Task<string> GetAsync(bool extensions, CancellationToken token)
+    /// <summary>
+    /// A <c>get=1</c> or <c>fz_get=1</c>, given up (<see cref="OperationCanceledException"/>, the
+    /// connection closed unanswered) when its client hangs up while it waits for its turn or for the
+    /// tunnel's status: the answer can take seconds (10,000 peers, a busy tunnel), and each get
+    /// queued behind one whose client was gone (Ctrl-C on `wg show`, a monitoring agent that gave up
+    /// and asked again) asked the tunnel and held the lock for nobody. A get changes nothing, so
+    /// giving it up at any point leaves nothing half done.
+    /// </summary>
+    private async Task<string> GetAsync(string operation, Socket client, CancellationToken stopping)
     {
-        await _operationLock.WaitAsync(token).ConfigureAwait(false);
+        using var watch = WatchHangUp(client);
+        using var waiting = watch is null ? null : CancellationTokenSource.CreateLinkedTokenSource(stopping, watch.HungUp);
+        var token = waiting?.Token ?? stopping;
+        try
+        {
+            await _operationLock.WaitAsync(token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (watch is not null && watch.HungUp.IsCancellationRequested)
+        {
+            _logger.LogDebug("UAPI {Operation}: the client hung up while it waited for its turn; not answered", operation[..^2]);
+            throw;
+        }
         try
         {
             var status = await _control.GetStatusAsync(token).ConfigureAwait(false);
-            return UapiGetFormatter.Format(status, extensions) + "errno=0\n\n";
+            return UapiGetFormatter.Format(status, extensions: operation == "fz_get=1") + "errno=0\n\n";
         }
         catch (TunnelControlException e)
         {
             return Errno(e.Errno, e.Message);
+        }
+        catch (OperationCanceledException) when (watch is not null && watch.HungUp.IsCancellationRequested)
+        {
+            _logger.LogDebug("UAPI {Operation}: the client hung up while it waited for the tunnel's status; not answered", operation[..^2]);
+            throw;
         }
         catch (Exception e) when (e is not OperationCanceledException || !token.IsCancellationRequested)
         {
@@ -530,6 +572,22 @@ public sealed class UapiServer : IAsyncDisposable
         finally
         {
             _operationLock.Release();
+        }
+    }
+
+    /// <summary>
+    /// A watch of <paramref name="client"/> for its hang-up; null when none can be made: the request
+    /// then waits as it did before there was one.
+    /// </summary>
+    private HangUpWatch? WatchHangUp(Socket client)
+    {
+        try
+        {
+            return _hangUps?.Watch(client.SafeHandle);
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        {
+            return null; // epoll refused it (max_user_watches), or the server is stopping
         }
     }
 
@@ -619,6 +677,8 @@ public sealed class UapiServer : IAsyncDisposable
         {
         }
         // Not _operationLock: a save that began before the stop still releases it when it ends.
+        // A get still waiting past the second above disposes its watch on a watcher that is gone: harmless.
+        _hangUps?.Dispose();
         _stopping.Dispose();
     }
 }
