@@ -192,8 +192,8 @@ public sealed class ConfigParserTests
     [InlineData("[Interface]\nPrivateKey = {PK}\nAddress = 10.0.0.1/24\nAddress = 10.0.0.2/24, 10.0.0.1/24\n", 4, "Address 10.0.0.1/24 is given twice (first on line 3)")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nAddress = fd00::1/64, fd00::1/48\n", 3, "Address fd00::1/48 is given twice (first on line 3): an IPv6 address takes one prefix length")]
     [InlineData("\n\n[Peer]\nPublicKey = {A}\n", 1, "no [Interface] section")]
-    [InlineData("[Interface]\nPrivateKey = {PK}\nListenPort = 70000\n", 3, "ListenPort is not a port between 0 and 65535")]
-    [InlineData("[Interface]\nPrivateKey = {PK}\nListenPort = -1\n", 3, "ListenPort is not a port between 0 and 65535")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nListenPort = 70000\n", 3, "ListenPort is not a port between 0 and 65535 or a UDP service name (/etc/services)")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nListenPort = -1\n", 3, "ListenPort is not a port between 0 and 65535 or a UDP service name (/etc/services)")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nMTU = 100\n", 3, "MTU is not a number between 576 and 65535")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nMTU = 575\n", 3, "MTU is not a number between 576 and 65535")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nMTU = 65536\n", 3, "MTU is not a number between 576 and 65535")]
@@ -214,7 +214,7 @@ public sealed class ConfigParserTests
     [InlineData("[Interface]\nPrivateKey = {PK}\nFwMark = 0xZZ\n", 3, "FwMark is not 'off' or a 32-bit number")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nSaveConfig = maybe\n", 3, "SaveConfig is not true or false")]
     [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nEndpoint = 192.0.2.1\n", 5, "Endpoint: not an endpoint (host:port)")]
-    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nEndpoint = 192.0.2.1:0\n", 5, "Endpoint: the port is not a number between 1 and 65535")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nEndpoint = 192.0.2.1:0\n", 5, "Endpoint: the port is not a number between 1 and 65535 or a UDP service name (/etc/services)")]
     [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nEndpoint = 2001:db8::1:51820\n", 5, "Endpoint: not an endpoint (write IPv6 addresses as [address]:port)")]
     [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nEndpoint = nowhere.invalid:1\n", 5, "Endpoint: cannot resolve the host name")]
     [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nPersistentKeepalive = often\n", 5, "PersistentKeepalive is not 'off' or a number of seconds up to 65535")]
@@ -233,6 +233,45 @@ public sealed class ConfigParserTests
         Assert.Equal(line, error.Line);
         Assert.DoesNotContain(PrivateKey, error.Message);
     }
+
+    /// <summary>
+    /// wg(8) reads ListenPort with getaddrinfo(NULL, value, {AI_PASSIVE, SOCK_DGRAM, IPPROTO_UDP})
+    /// (config.c, parse_port), so a UDP service name from /etc/services is a port there; it was
+    /// refused here ("ListenPort is not a port between 0 and 65535"). Found by the parity review
+    /// (`wg setconf` of the file accepts it). The numbers are netbase's /etc/services.
+    /// </summary>
+    [Theory]
+    [InlineData("domain", 53)]
+    [InlineData("https", 443)]
+    [InlineData("ntp", 123)]
+    public void ListenPort_may_be_a_UDP_service_name_as_wg_reads_it(string name, int port)
+    {
+        var config = Parse($"[Interface]\nPrivateKey = {PrivateKey}\nListenPort = {name}\n");
+        Assert.Equal((ushort)port, config.Interface.ListenPort);
+    }
+
+    /// <summary>wg resolves an Endpoint with getaddrinfo(host, port, {SOCK_DGRAM, IPPROTO_UDP}): its port may be a UDP service name too.</summary>
+    [Theory]
+    [InlineData("192.0.2.1:domain", "192.0.2.1:53")]
+    [InlineData("[2001:db8::1]:ntp", "[2001:db8::1]:123")]
+    [InlineData("vpn.example:https", "[2001:db8::9]:443")]
+    public void An_Endpoint_port_may_be_a_UDP_service_name_as_wg_reads_it(string endpoint, string expected)
+    {
+        var config = Parse($"[Interface]\nPrivateKey = {PrivateKey}\n[Peer]\nPublicKey = {PeerKeyA}\nEndpoint = {endpoint}\n");
+        Assert.Equal(expected, EndpointText.Format(config.Peers[0].Endpoint));
+    }
+
+    /// <summary>
+    /// What wg's getaddrinfo finds no UDP service for stays refused: a TCP-only name ("http"), another
+    /// case ("DOMAIN": the lookup is case-sensitive), a hex number.
+    /// </summary>
+    [Theory]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nListenPort = http\n", 3, "ListenPort is not a port between 0 and 65535 or a UDP service name (/etc/services)")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nListenPort = DOMAIN\n", 3, "ListenPort is not a port between 0 and 65535 or a UDP service name (/etc/services)")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nListenPort = 0x10\n", 3, "ListenPort is not a port between 0 and 65535 or a UDP service name (/etc/services)")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nEndpoint = 192.0.2.1:http\n", 5, "Endpoint: the port is not a number between 1 and 65535 or a UDP service name (/etc/services)")]
+    public void A_name_that_is_no_UDP_service_is_no_port(string template, int line, string problem) =>
+        Bad_files_fail_with_file_line_and_problem(template, line, problem);
 
     /// <summary>
     /// As many different peers as wireguard-go allows (device.MaxPeers, 65,536), the UAPI's bound

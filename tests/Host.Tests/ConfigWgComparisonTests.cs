@@ -18,8 +18,8 @@ public static class EdgyGenerators
     /// <summary>
     /// Lines at the edge of what wg-quick and wg(8) accept, with their section. Left out, as known
     /// differences: "ListenPort = +5" and "Endpoint = 192.0.2.1:+5" (wg reads ports with
-    /// getaddrinfo, which takes a sign) and "Endpoint = 192.0.2.1:0" (a typo we refuse, see
-    /// EndpointText).
+    /// getaddrinfo, which takes a sign and cuts "65536" to port 0) and "Endpoint = 192.0.2.1:0" (a
+    /// typo we refuse, see EndpointText). A UDP service name as the port ("domain") is taken by both.
     /// </summary>
     public static readonly (string Line, string Section)[] Edges =
     [
@@ -33,7 +33,7 @@ public static class EdgyGenerators
         ("AllowedIPs = 1.2.3/32", "Peer"), ("AllowedIPs = 10.208.0.0/33", "Peer"), ("AllowedIPs = 0x0a.209.0.0/16", "Peer"),
         ("Endpoint = 192.0.2.1 : 51820", "Peer"), ("Endpoint = [2001:db8::1] : 5", "Peer"), ("Endpoint = 192.0.2.1:051820", "Peer"),
         ("Endpoint = 1.2.3:5", "Peer"), ("Endpoint = 010.0.0.1:5", "Peer"), ("Endpoint = [::1]:5", "Peer"),
-        ("Endpoint = localhost:51820", "Peer"), ("Endpoint = 192.0.2.1:http", "Peer"),
+        ("Endpoint = localhost:51820", "Peer"), ("Endpoint = 192.0.2.1:http", "Peer"), ("Endpoint = 192.0.2.1:domain", "Peer"), ("ListenPort = domain", "Interface"),
         ("PresharedKey = FpCyhws9cxwWoV4xELtfJvjJN+zQVRPISllRWgeopVE", "Peer"), ("PresharedKey = FpCyhws9cxwWoV4xELtfJvjJN+zQVRPISllRWgeopV=", "Peer"),
         ("PresharedKey = FpCyhws9 cxwWoV4xELtfJvjJN+zQVRPISllRWgeopVE=", "Peer"), ("Preshared Key = FpCyhws9cxwWoV4xELtfJvjJN+zQVRPISllRWgeopVE=", "Peer"),
         ("PresharedKey = FpCyhws9cxwWoV4xELtfJvjJN+zQVRPISllRWgeopVE=  # psk", "Peer"),

@@ -21,6 +21,7 @@ public sealed unsafe class StructLayoutTests(ITestOutputHelper output)
         #include <netinet/in.h>
         #include <net/if.h>
         #include <poll.h>
+        #include <netdb.h>
         #include <linux/if_tun.h>
         #include <linux/netlink.h>
         #include <linux/rtnetlink.h>
@@ -102,6 +103,19 @@ public sealed unsafe class StructLayoutTests(ITestOutputHelper output)
             P("NETLINK_ROUTE", NETLINK_ROUTE);
             P("RTMGRP_LINK", RTMGRP_LINK);
             P("ENOBUFS", ENOBUFS);
+            P("sizeof(addrinfo)", sizeof(struct addrinfo));
+            P("addrinfo.ai_flags", offsetof(struct addrinfo, ai_flags));
+            P("addrinfo.ai_family", offsetof(struct addrinfo, ai_family));
+            P("addrinfo.ai_socktype", offsetof(struct addrinfo, ai_socktype));
+            P("addrinfo.ai_protocol", offsetof(struct addrinfo, ai_protocol));
+            P("addrinfo.ai_addrlen", offsetof(struct addrinfo, ai_addrlen));
+            P("addrinfo.ai_addr", offsetof(struct addrinfo, ai_addr));
+            P("addrinfo.ai_canonname", offsetof(struct addrinfo, ai_canonname));
+            P("addrinfo.ai_next", offsetof(struct addrinfo, ai_next));
+            P("AI_PASSIVE", AI_PASSIVE);
+            P("IPPROTO_UDP", IPPROTO_UDP);
+            P("AF_UNSPEC", AF_UNSPEC);
+            P("SOCK_DGRAM", SOCK_DGRAM);
             return 0;
         }
         """;
@@ -190,6 +204,19 @@ public sealed unsafe class StructLayoutTests(ITestOutputHelper output)
             ["NETLINK_ROUTE"] = Netlink.NETLINK_ROUTE,
             ["RTMGRP_LINK"] = Netlink.RTMGRP_LINK,
             ["ENOBUFS"] = LibC.ENOBUFS,
+            ["sizeof(addrinfo)"] = sizeof(Netdb.addrinfo),
+            ["addrinfo.ai_flags"] = Offset<Netdb.addrinfo>(p => &p->ai_flags),
+            ["addrinfo.ai_family"] = Offset<Netdb.addrinfo>(p => &p->ai_family),
+            ["addrinfo.ai_socktype"] = Offset<Netdb.addrinfo>(p => &p->ai_socktype),
+            ["addrinfo.ai_protocol"] = Offset<Netdb.addrinfo>(p => &p->ai_protocol),
+            ["addrinfo.ai_addrlen"] = Offset<Netdb.addrinfo>(p => &p->ai_addrlen),
+            ["addrinfo.ai_addr"] = Offset<Netdb.addrinfo>(p => &p->ai_addr),
+            ["addrinfo.ai_canonname"] = Offset<Netdb.addrinfo>(p => &p->ai_canonname),
+            ["addrinfo.ai_next"] = Offset<Netdb.addrinfo>(p => &p->ai_next),
+            ["AI_PASSIVE"] = Netdb.AI_PASSIVE,
+            ["IPPROTO_UDP"] = Netdb.IPPROTO_UDP,
+            ["AF_UNSPEC"] = LibC.AF_UNSPEC,
+            ["SOCK_DGRAM"] = LibC.SOCK_DGRAM,
         };
 
         var mismatches = new List<string>();

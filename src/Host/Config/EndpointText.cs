@@ -16,7 +16,11 @@ public static class EndpointText
     /// Port 0 is accepted (the UAPI: wireguard-go takes <c>endpoint=IP:0</c>, and a send to it fails
     /// per datagram); a configuration file refuses it, where it is a typo.
     /// </param>
-    public static bool TrySplit(string text, out string host, out ushort port, out string error, bool allowPortZero = false)
+    /// <param name="allowServiceName">
+    /// The port may be a UDP service name ("domain"), as wg(8) reads a file's Endpoint (getaddrinfo
+    /// with the port as its service); the UAPI takes numbers only, as wireguard-go does.
+    /// </param>
+    public static bool TrySplit(string text, out string host, out ushort port, out string error, bool allowPortZero = false, bool allowServiceName = false)
     {
         host = "";
         port = 0;
@@ -49,9 +53,13 @@ public static class EndpointText
                 return false;
             }
         }
-        if (!DecimalText.IsDigits(portText) || !ushort.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out port) || (port == 0 && !allowPortZero))
+        bool isPort = DecimalText.IsDigits(portText)
+            ? ushort.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out port) && (port != 0 || allowPortZero)
+            : allowServiceName && Native.UdpServiceName.TryGetPort(portText, out port);
+        if (!isPort)
         {
-            error = allowPortZero ? "the port is not a number between 0 and 65535" : "the port is not a number between 1 and 65535";
+            error = (allowPortZero ? "the port is not a number between 0 and 65535" : "the port is not a number between 1 and 65535")
+                + (allowServiceName ? " or a UDP service name (/etc/services)" : "");
             return false;
         }
         if (host.Length == 0)

@@ -242,9 +242,14 @@ public sealed class WgQuickConfigParser
                     break;
                 case "listenport":
                     Once(line, "ListenPort");
-                    if (!ushort.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var port))
+                    // wg reads the port with getaddrinfo (config.c, parse_port), so a UDP service name
+                    // from /etc/services is one. Numbers are read strictly: getaddrinfo also takes
+                    // "+5" and cuts 65536 to 0 (a random port), which are typos here.
+                    if (!(DecimalText.IsDigits(value)
+                        ? ushort.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var port)
+                        : Native.UdpServiceName.TryGetPort(value, out port)))
                     {
-                        throw Error(line, "ListenPort is not a port between 0 and 65535");
+                        throw Error(line, "ListenPort is not a port between 0 and 65535 or a UDP service name (/etc/services)");
                     }
                     _listenPort = port;
                     _listenPortLine = line;
@@ -511,7 +516,7 @@ public sealed class WgQuickConfigParser
 
         private UdpEndpoint ResolveEndpoint(int line, string value)
         {
-            if (!EndpointText.TrySplit(value, out var host, out var port, out var error))
+            if (!EndpointText.TrySplit(value, out var host, out var port, out var error, allowServiceName: true))
             {
                 throw Error(line, $"Endpoint: {error}");
             }
