@@ -49,7 +49,7 @@ public static class ConfigGenerators
     public static readonly (string Key, string[] Values)[] GoodPeer =
     [
         ("PresharedKey", [PeerKeys[2]]),
-        ("AllowedIPs", ["10.0.0.2/32", "10.0.0.0/8, fd00::/64", "0.0.0.0/0, ::/0", "10.1.2.3/16", "192.168.0.1", "::ffff:10.0.0.0/104", "10.0.0.0/08", ""]),
+        ("AllowedIPs", ["10.0.0.2/32", "10.0.0.0/8, fd00::/64", "0.0.0.0/0, ::/0", "10.1.2.3/16", "192.168.0.1", "::ffff:10.0.0.0/104", "10.0.0.0/08"]),
         ("Endpoint", ["192.0.2.1:51820", "[2001:db8::1]:51820", "127.0.0.1:1", "[::ffff:192.0.2.1]:5", "localhost:51820"]),
         ("PersistentKeepalive", ["0", "25", "65535", "off"]),
     ];
@@ -67,7 +67,7 @@ public static class ConfigGenerators
         ("SaveConfig = maybe", "Interface"), ("#! Role = router", "Interface"), ("#! EcnMode = sometimes", "Interface"),
         ("AllowedIPs = 10.0.0.0/33", "Peer"), ("AllowedIPs = ::/129", "Peer"), ("AllowedIPs = 010.0.0.0/8", "Peer"),
         ("AllowedIPs = 10/8", "Peer"), ("AllowedIPs = 10.0.0.0/-1", "Peer"), ("AllowedIPs = fe80::%lo/64", "Peer"),
-        ("AllowedIPs = [::1]/128", "Peer"), ("AllowedIPs = 10.0.0.0/8/8", "Peer"),
+        ("AllowedIPs = [::1]/128", "Peer"), ("AllowedIPs = 10.0.0.0/8/8", "Peer"), ("AllowedIPs =", "Peer"),
         ("Endpoint = 192.0.2.1", "Peer"), ("Endpoint = [::1]", "Peer"), ("Endpoint = ::1:5", "Peer"), ("Endpoint = 192.0.2.1:0", "Peer"),
         ("Endpoint = 192.0.2.1:65536", "Peer"), ("Endpoint = unresolvable.invalid:5", "Peer"),
         ("PersistentKeepalive = 65536", "Peer"), ("PersistentKeepalive = -1", "Peer"), ("PersistentKeepalive = on", "Peer"),

@@ -274,6 +274,18 @@ public sealed class ConfigParserTests
         Bad_files_fail_with_file_line_and_problem(template, line, problem);
 
     /// <summary>
+    /// `AllowedIPs =` with no value: wg(8) refuses the line ("Line unrecognized": config.c's get_value
+    /// needs a character after "AllowedIPs="; only `wg set ... allowed-ips ""` takes an empty list),
+    /// so wg-quick up and `systemctl reload` fail on it, but it was read here as no allowed IPs.
+    /// Found by the parity review (`wg setconf` of the file).
+    /// </summary>
+    [Theory]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nAllowedIPs =\n", 5)]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nAllowedIPs = 10.0.0.0/8\nAllowedIPs = \t# none\n", 6)]
+    public void An_AllowedIPs_line_without_a_value_is_refused_as_wg_refuses_it(string template, int line) =>
+        Bad_files_fail_with_file_line_and_problem(template, line, "AllowedIPs has no value, which wg refuses ('Line unrecognized'): leave the line out for a peer without allowed IPs");
+
+    /// <summary>
     /// As many different peers as wireguard-go allows (device.MaxPeers, 65,536), the UAPI's bound
     /// too; one more is refused at its [Peer] line, where wg-quick's wg setconf fails against
     /// wireguard-go. A repeated PublicKey is the same peer and does not count. Before, a file of

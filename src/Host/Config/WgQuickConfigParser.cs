@@ -347,9 +347,15 @@ public sealed class WgQuickConfigParser
                     peer.PresharedKey = ParseKey(line, "PresharedKey", value);
                     break;
                 case "allowedips":
-                    // wg (config.c parse_allowedips) takes an empty value but not an empty entry:
-                    // accepted here, the file would start but fail `systemctl reload` (wg syncconf).
-                    if (value.Length > 0 && value.Split(',').Contains(""))
+                    // wg refuses a line without a value (config.c's get_value needs a character after
+                    // "AllowedIPs=": "Line unrecognized"; only `wg set` takes an empty list) and an
+                    // empty entry (parse_allowedips): accepted here, the file would start but fail
+                    // wg-quick and `systemctl reload` (wg syncconf).
+                    if (value.Length == 0)
+                    {
+                        throw Error(line, "AllowedIPs has no value, which wg refuses ('Line unrecognized'): leave the line out for a peer without allowed IPs");
+                    }
+                    if (value.Split(',').Contains(""))
                     {
                         throw Error(line, "AllowedIPs: an empty entry (a comma too many), which wg refuses");
                     }
