@@ -211,7 +211,7 @@ public sealed class ConfigParserTests
     [InlineData("[Interface]\nPrivateKey = {PK}\n#!Role=router\n", 3, "#! Role is not client or gateway")]
     [InlineData("[Interface]\nPrivateKey = {PK}\n#! Role = router # gateway\n", 3, "#! Role is not client or gateway")]
     [InlineData("[Interface]\nPrivateKey = {PK}\n#! Role   # = gateway\n", 3, "directive is not '#! Key = Value'")]
-    [InlineData("[Interface]\nPrivateKey = {PK}\nFwMark = 0xZZ\n", 3, "FwMark is not 'off' or a 32-bit number")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nFwMark = 0xZZ\n", 3, "FwMark is not 'off' or a 32-bit number (decimal, or hex after a lower-case 0x)")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nSaveConfig = maybe\n", 3, "SaveConfig is not true or false")]
     [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nEndpoint = 192.0.2.1\n", 5, "Endpoint: not an endpoint (host:port)")]
     [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nEndpoint = 192.0.2.1:0\n", 5, "Endpoint: the port is not a number between 1 and 65535 or a UDP service name (/etc/services)")]
@@ -284,6 +284,17 @@ public sealed class ConfigParserTests
     [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nAllowedIPs = 10.0.0.0/8\nAllowedIPs = \t# none\n", 6)]
     public void An_AllowedIPs_line_without_a_value_is_refused_as_wg_refuses_it(string template, int line) =>
         Bad_files_fail_with_file_line_and_problem(template, line, "AllowedIPs has no value, which wg refuses ('Line unrecognized'): leave the line out for a peer without allowed IPs");
+
+    /// <summary>
+    /// wg(8) reads a fwmark as hex only after a lower-case "0x" (config.c, parse_fwmark: value[1] ==
+    /// 'x'; anything else is decimal, where "0X10" stops at the X), so `FwMark = 0X10` fails wg-quick
+    /// and `systemctl reload`; it was read here as 16. Found by the parity review (`wg setconf`).
+    /// </summary>
+    [Theory]
+    [InlineData("0X10")]
+    [InlineData("0X")]
+    public void A_fwmark_with_an_upper_case_0X_is_refused_as_wg_refuses_it(string value) =>
+        Bad_files_fail_with_file_line_and_problem($"[Interface]\nPrivateKey = {{PK}}\nFwMark = {value}\n", 3, "FwMark is not 'off' or a 32-bit number (decimal, or hex after a lower-case 0x)");
 
     /// <summary>
     /// As many different peers as wireguard-go allows (device.MaxPeers, 65,536), the UAPI's bound

@@ -510,12 +510,15 @@ public sealed class WgQuickConfigParser
             {
                 return 0;
             }
-            bool ok = value.StartsWith("0x", StringComparison.OrdinalIgnoreCase)
-                ? uint.TryParse(value.AsSpan(2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var mark)
-                : uint.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out mark);
+            // As wg reads it (config.c, parse_fwmark): hex only after a lower-case "0x", else decimal
+            // ("010" is 10, and "0X10" no number).
+            uint mark = 0;
+            bool ok = value.StartsWith("0x", StringComparison.Ordinal)
+                ? uint.TryParse(value.AsSpan(2), NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out mark)
+                : DecimalText.IsDigits(value) && uint.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out mark);
             if (!ok)
             {
-                throw Error(line, "FwMark is not 'off' or a 32-bit number");
+                throw Error(line, "FwMark is not 'off' or a 32-bit number (decimal, or hex after a lower-case 0x)");
             }
             return mark;
         }
