@@ -297,6 +297,18 @@ public sealed class ConfigParserTests
         Bad_files_fail_with_file_line_and_problem($"[Interface]\nPrivateKey = {{PK}}\nFwMark = {value}\n", 3, "FwMark is not 'off' or a 32-bit number (decimal, or hex after a lower-case 0x)");
 
     /// <summary>
+    /// A key whose last base64 character sets bits past its 32 bytes: wg(8) refuses it ("Key is not
+    /// the correct length or format"), so wg-quick and `systemctl reload` fail on the file, but it
+    /// was read here as the key with those bits dropped. Found by the parity review (`wg setconf`).
+    /// </summary>
+    [Theory]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dh=\n", 4, "PublicKey")]
+    [InlineData("[Interface]\nPrivateKey = yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBml=\n", 2, "PrivateKey")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nPresharedKey = FpCyhws9cxwWoV4xELtfJvjJN+zQVRPISllRWgeopVF=\n", 5, "PresharedKey")]
+    public void A_key_with_bits_set_past_its_32_bytes_is_refused_as_wg_refuses_it(string template, int line, string key) =>
+        Bad_files_fail_with_file_line_and_problem(template, line, $"{key} is not a base64 WireGuard key (44 characters encoding 32 bytes)");
+
+    /// <summary>
     /// As many different peers as wireguard-go allows (device.MaxPeers, 65,536), the UAPI's bound
     /// too; one more is refused at its [Peer] line, where wg-quick's wg setconf fails against
     /// wireguard-go. A repeated PublicKey is the same peer and does not count. Before, a file of

@@ -42,11 +42,21 @@ public readonly struct WireGuardKey : IEquatable<WireGuardKey>
 
     public string ToHex() => Convert.ToHexStringLower(_bytes);
 
+    /// <summary>
+    /// The 44-character base64 form, only in its one encoding: as wg(8) reads it (encoding.c,
+    /// key_from_base64), the two bits of the last character that fall past the 32nd byte must be
+    /// zero, which .NET's decoder does not check (it drops them), nor does it refuse spaces inside.
+    /// </summary>
     public static bool TryParseBase64(string? text, out WireGuardKey key)
     {
         key = default;
         Span<byte> buffer = stackalloc byte[Size + 3];
         if (text is null || text.Length != 44 || !Convert.TryFromBase64String(text, buffer, out int written) || written != Size)
+        {
+            return false;
+        }
+        Span<char> canonical = stackalloc char[44];
+        if (!Convert.TryToBase64Chars(buffer[..Size], canonical, out _) || !canonical.SequenceEqual(text))
         {
             return false;
         }

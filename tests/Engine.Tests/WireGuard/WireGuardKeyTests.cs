@@ -46,4 +46,22 @@ public class WireGuardKeyTests
             Assert.Equal(i, table[keys[i]]);
         }
     }
+
+    /// <summary>
+    /// 44 base64 characters carry 264 bits for the key's 256: wg(8) (encoding.c, key_from_base64)
+    /// refuses a key whose last character before the '=' sets any of the two bits past the 32nd
+    /// byte, as .NET's decoder does not. Found by the parity review of the configuration file.
+    /// </summary>
+    [Fact]
+    public void A_base64_key_with_bits_set_past_its_32_bytes_is_refused_as_wg_refuses_it()
+    {
+        const string canonical = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
+        Assert.True(WireGuardKey.TryParseBase64(canonical, out var key));
+        Assert.Equal(canonical, key.ToBase64());
+        // 'g' is 32 (100000); 'h', 'i' and 'j' set the low bits, which no byte holds.
+        foreach (char last in "hij")
+        {
+            Assert.False(WireGuardKey.TryParseBase64(canonical[..42] + last + "=", out _), $"...{last}=");
+        }
+    }
 }
