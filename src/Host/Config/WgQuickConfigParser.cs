@@ -456,20 +456,20 @@ public sealed class WgQuickConfigParser
             _ => Error(line, $"unknown key '{key}' in {section}"),
         };
 
-        /// <summary>wg-quick's Table: off, auto, or what <c>ip route add ... table T</c> takes.</summary>
+        /// <summary>
+        /// wg-quick's Table: off, auto, or what <c>ip route add ... table T</c> takes. Case counts:
+        /// wg-quick compares the value with "off" and "auto" after it has turned nocasematch off,
+        /// and hands anything else, "Off" too, to ip(8), which compares names with strcmp.
+        /// </summary>
         private RouteTable ParseTable(int line, string value)
         {
-            if (value.Equals("off", StringComparison.OrdinalIgnoreCase))
+            if (value == "off")
             {
                 return RouteTable.Off;
             }
-            if (value.Equals("auto", StringComparison.OrdinalIgnoreCase))
+            if (value == "auto")
             {
                 return RouteTable.Auto;
-            }
-            if (value.Equals("main", StringComparison.OrdinalIgnoreCase))
-            {
-                return RouteTable.Named("main");
             }
             if (value.Length > 0 && char.IsAsciiDigit(value[0]))
             {
@@ -482,6 +482,10 @@ public sealed class WgQuickConfigParser
             else if ((tableNames ?? RouteTableNames.System).Contains(value))
             {
                 return RouteTable.Named(value);
+            }
+            else if (value.ToLowerInvariant() is "off" or "auto" or "main")
+            {
+                throw Error(line, "Table: write off, auto and main in lower case: wg-quick compares them as written and hands another case to ip(8) as a table name, which it refuses");
             }
             throw Error(line, "Table is not off, auto, main, a table number (1 to 4294967295) or a name from /etc/iproute2/rt_tables");
         }
