@@ -323,6 +323,31 @@ public sealed class ConfigParserTests
         Bad_files_fail_with_file_line_and_problem($"[Interface]\nPrivateKey = {{PK}}\nTable = {value}\n", 3, "Table: write off, auto and main in lower case: wg-quick compares them as written and hands another case to ip(8) as a table name, which it refuses");
 
     /// <summary>
+    /// wg(8) takes only the C locale's white space out of a line (config.c, char_is_space) and
+    /// wg-quick trims its values with [[:space:]], so a no-break space pasted from a web page
+    /// (`PublicKey\u00a0= ...`, `ListenPort = 51820\u00a0`) makes wg refuse the line ("Line
+    /// unrecognized", or a bad value) and wg-quick up and `systemctl reload` fail; .NET's Trim took
+    /// it away here and the file started. Found by the parity review (`wg setconf`).
+    /// </summary>
+    [Theory]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nListenPort = 51820\u00a0\n", 3, "the line holds a Unicode space (U+00A0), which wg and wg-quick do not read as a space: write an ordinary space or tab")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey\u00a0= {A}\n", 4, "the line holds a Unicode space (U+00A0), which wg and wg-quick do not read as a space: write an ordinary space or tab")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n\u2003[Peer]\nPublicKey = {A}\n", 3, "the line holds a Unicode space (U+2003), which wg and wg-quick do not read as a space: write an ordinary space or tab")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nAddress = 10.0.0.1/24\u00a0\n", 3, "Address: an entry has a bad prefix length (0 to 32)")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nMTU = 1420\u00a0\n", 3, "MTU is not a number between 576 and 65535")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nSaveConfig = true\u00a0\n", 3, "SaveConfig is not true or false")]
+    public void A_Unicode_space_is_no_space_to_wg_or_wg_quick(string template, int line, string problem) =>
+        Bad_files_fail_with_file_line_and_problem(template, line, problem);
+
+    /// <summary>A hook keeps a Unicode space at its end, as wg-quick's value does (it trims [[:space:]] only).</summary>
+    [Fact]
+    public void A_hook_keeps_a_Unicode_space_as_wg_quick_keeps_it()
+    {
+        var config = Parse($"[Interface]\nPrivateKey = {PrivateKey}\nPostUp = echo up\u00a0\n");
+        Assert.Equal("echo up\u00a0", config.Interface.Hooks[0].Command);
+    }
+
+    /// <summary>
     /// As many different peers as wireguard-go allows (device.MaxPeers, 65,536), the UAPI's bound
     /// too; one more is refused at its [Peer] line, where wg-quick's wg setconf fails against
     /// wireguard-go. A repeated PublicKey is the same peer and does not count. Before, a file of

@@ -16,7 +16,6 @@ public sealed record InterfaceAddress(IPAddress Address, int PrefixLength)
     {
         address = null!;
         error = "";
-        text = text.Trim();
         int slash = text.IndexOf('/');
         string addressText = slash < 0 ? text : text[..slash];
         // wg-quick hands Address to ip(8) as written: IPv4 as ip reads it, IPv6 as inet_pton (which ip uses for it).

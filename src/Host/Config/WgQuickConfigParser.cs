@@ -120,7 +120,9 @@ public sealed class WgQuickConfigParser
 
         private void ReadLine(int line, string raw)
         {
-            string trimmed = raw.Trim();
+            // Only the C locale's white space, as wg (char_is_space) and wg-quick ([[:space:]] under
+            // systemd's C locale) trim; .NET's Trim also takes no-break and other Unicode spaces.
+            string trimmed = raw.Trim(CSpace);
             if (trimmed.StartsWith("#!", StringComparison.Ordinal))
             {
                 string directive = WithoutComment(trimmed[2..]);
@@ -133,10 +135,19 @@ public sealed class WgQuickConfigParser
                 }
             }
             int hash = trimmed.IndexOf('#');
-            string content = (hash < 0 ? trimmed : trimmed[..hash]).Trim();
+            string content = (hash < 0 ? trimmed : trimmed[..hash]).Trim(CSpace);
             if (content.Length == 0)
             {
                 return;
+            }
+            int equalsSign = content.IndexOf('=');
+            int unicodeSpace = UnicodeSpaceIn(equalsSign >= 0 && IsWgQuickKey(content[..equalsSign].Trim(CSpace)) ? content[..equalsSign] : content);
+            if (unicodeSpace >= 0)
+            {
+                // A no-break space pasted from a web page: wg refuses the line ("Line unrecognized"
+                // or a bad value). In a wg-quick key's value it stays, as wg-quick keeps it (a
+                // hook's command), and the value's own reading refuses it where it must.
+                throw Error(line, $"the line holds a Unicode space (U+{(int)content[unicodeSpace]:X4}), which wg and wg-quick do not read as a space: write an ordinary space or tab");
             }
             if (content.StartsWith('['))
             {
@@ -148,8 +159,8 @@ public sealed class WgQuickConfigParser
             {
                 throw Error(line, "line is not 'Key = Value'");
             }
-            string key = content[..equals].Trim();
-            string value = content[(equals + 1)..].Trim();
+            string key = content[..equals].Trim(CSpace);
+            string value = content[(equals + 1)..].Trim(CSpace);
             if (!IsWgQuickKey(key))
             {
                 // wg-quick hands every other line to wg(8), which takes all white space out of a line
@@ -572,6 +583,22 @@ public sealed class WgQuickConfigParser
         private static bool IsWgQuickKey(string key) => key.ToLowerInvariant()
             is "address" or "mtu" or "dns" or "table" or "preup" or "predown" or "postup" or "postdown" or "saveconfig";
 
+        /// <summary>The C locale's isspace(3): what wg's config.c takes out of a line and wg-quick trims.</summary>
+        private static readonly char[] CSpace = [' ', '\t', '\n', '\v', '\f', '\r'];
+
+        /// <summary>The index of the first white space character that is not the C locale's, or -1.</summary>
+        private static int UnicodeSpaceIn(string text)
+        {
+            for (int i = 0; i < text.Length; i++)
+            {
+                if (char.IsWhiteSpace(text[i]) && Array.IndexOf(CSpace, text[i]) < 0)
+                {
+                    return i;
+                }
+            }
+            return -1;
+        }
+
         /// <summary>What wg's config.c takes out of a line: the C locale's isspace(3), not Unicode's spaces.</summary>
         private static string WithoutWhiteSpace(string text)
         {
@@ -592,12 +619,12 @@ public sealed class WgQuickConfigParser
 
         private static IEnumerable<string> SplitList(string value, params char[] separators)
         {
+            // The separators are all that splits, as bash's word splitting (IFS) in wg-quick.
             foreach (var item in value.Split([',', .. separators]))
             {
-                string trimmed = item.Trim();
-                if (trimmed.Length > 0)
+                if (item.Length > 0)
                 {
-                    yield return trimmed;
+                    yield return item;
                 }
             }
         }
