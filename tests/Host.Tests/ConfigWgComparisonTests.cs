@@ -25,7 +25,7 @@ public static class EdgyGenerators
     [
         ("ListenPort = 0x10", "Interface"), ("ListenPort = 51 820", "Interface"), ("ListenPort =", "Interface"),
         ("FwMark = 0X10", "Interface"), ("FwMark = 010", "Interface"), ("FwMark = 0x", "Interface"), ("FwMark = OFF", "Interface"), ("FwMark = 0x1 0", "Interface"),
-        ("MTU = 1420", "Interface"), ("Table = vpn", "Interface"), ("Table = 0x10", "Interface"), ("Table = 010", "Interface"), ("DNS =", "Interface"), ("PostUp =", "Interface"),
+        ("MTU = 1420", "Interface"), ("Table = vpn", "Interface"), ("Table = 0x10", "Interface"), ("Table = 010", "Interface"), ("DNS =", "Interface"), ("PostUp =", "Interface"), ("MTU =", "Interface"), ("Table =", "Interface"),
         ("Address = 10.9.0.1/24,", "Interface"), ("Address = ,10.9.0.1/24", "Interface"), ("Address = 10.9.0.1/24 fd09::1/64", "Interface"),
         ("PersistentKeepalive = 025", "Peer"), ("PersistentKeepalive = OFF", "Peer"), ("PersistentKeepalive = 2 5", "Peer"), ("PersistentKeepalive =", "Peer"),
         ("AllowedIPs = 10.200.0.0 / 16", "Peer"), ("AllowedIPs = 10.201.0.0/16,", "Peer"), ("AllowedIPs = ,10.202.0.0/16", "Peer"), ("AllowedIPs = 10.203.0.0/016", "Peer"),

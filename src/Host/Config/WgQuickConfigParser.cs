@@ -295,6 +295,13 @@ public sealed class WgQuickConfigParser
                     break;
                 case "mtu":
                     Once(line, "MTU");
+                    if (value.Length == 0)
+                    {
+                        // wg-quick keeps the empty value and tests it with -n: the automatic MTU.
+                        _mtu = null;
+                        _mtuLine = 0;
+                        break;
+                    }
                     // Below 1280 only IPv4 works (checked against the addresses in Finish). wg-quick
                     // hands the value to ip(8), so "01420" is octal there: 784.
                     if (!IpNumberText.TryParse(value, out uint mtu) || mtu < MinMtu || mtu > MaxMtu)
@@ -306,7 +313,8 @@ public sealed class WgQuickConfigParser
                     break;
                 case "table":
                     Once(line, "Table");
-                    _table = ParseTable(line, value);
+                    // Empty: wg-quick's [[ -z $TABLE || $TABLE == auto ]], the default.
+                    _table = value.Length == 0 ? RouteTable.Auto : ParseTable(line, value);
                     break;
                 case "dns":
                     // wg-quick: `for v in ${value//,/ }`, an address (digits and dots, or anything with
