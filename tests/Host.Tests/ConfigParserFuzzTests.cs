@@ -68,7 +68,7 @@ public static class ConfigGenerators
         ("AllowedIPs = 10.0.0.0/33", "Peer"), ("AllowedIPs = ::/129", "Peer"), ("AllowedIPs = 010.0.0.0/8", "Peer"),
         ("AllowedIPs = 10/8", "Peer"), ("AllowedIPs = 10.0.0.0/-1", "Peer"), ("AllowedIPs = fe80::%lo/64", "Peer"),
         ("AllowedIPs = [::1]/128", "Peer"), ("AllowedIPs = 10.0.0.0/8/8", "Peer"), ("AllowedIPs =", "Peer"),
-        ("Endpoint = 192.0.2.1", "Peer"), ("Endpoint = [::1]", "Peer"), ("Endpoint = ::1:5", "Peer"), ("Endpoint = 192.0.2.1:0", "Peer"),
+        ("Endpoint = 192.0.2.1", "Peer"), ("Endpoint = [::1]", "Peer"), ("Endpoint = ::g:5", "Peer"), ("Endpoint = 192.0.2.1:0", "Peer"),
         ("Endpoint = 192.0.2.1:65536", "Peer"), ("Endpoint = unresolvable.invalid:5", "Peer"),
         ("PersistentKeepalive = 65536", "Peer"), ("PersistentKeepalive = -1", "Peer"), ("PersistentKeepalive = on", "Peer"),
         ("PresharedKey = short", "Peer"), ("MTU = 1420", "Peer"), ("ListenPort = 1", "Peer"), ("#! Role = gateway", "Peer"),

@@ -32,7 +32,7 @@ public static class EdgyGenerators
         ("AllowedIPs = 10.204.0.0/+16", "Peer"), ("AllowedIPs = 10.205.0.1", "Peer"), ("AllowedIPs = FD20::/16", "Peer"), ("AllowedIPs = 10.206.0.0/16 10.207.0.0/16", "Peer"),
         ("AllowedIPs = 1.2.3/32", "Peer"), ("AllowedIPs = 10.208.0.0/33", "Peer"), ("AllowedIPs = 0x0a.209.0.0/16", "Peer"),
         ("Endpoint = 192.0.2.1 : 51820", "Peer"), ("Endpoint = [2001:db8::1] : 5", "Peer"), ("Endpoint = 192.0.2.1:051820", "Peer"),
-        ("Endpoint = 1.2.3:5", "Peer"), ("Endpoint = 010.0.0.1:5", "Peer"), ("Endpoint = [::1]:5", "Peer"),
+        ("Endpoint = 1.2.3:5", "Peer"), ("Endpoint = 010.0.0.1:5", "Peer"), ("Endpoint = [::1]:5", "Peer"), ("Endpoint = 2001:db8::1:51820", "Peer"),
         ("Endpoint = localhost:51820", "Peer"), ("Endpoint = 192.0.2.1:http", "Peer"), ("Endpoint = 192.0.2.1:domain", "Peer"), ("ListenPort = domain", "Interface"),
         ("PresharedKey = FpCyhws9cxwWoV4xELtfJvjJN+zQVRPISllRWgeopVE", "Peer"), ("PresharedKey = FpCyhws9cxwWoV4xELtfJvjJN+zQVRPISllRWgeopV=", "Peer"),
         ("PresharedKey = FpCyhws9 cxwWoV4xELtfJvjJN+zQVRPISllRWgeopVE=", "Peer"), ("Preshared Key = FpCyhws9cxwWoV4xELtfJvjJN+zQVRPISllRWgeopVE=", "Peer"),

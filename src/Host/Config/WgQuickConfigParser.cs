@@ -550,7 +550,21 @@ public sealed class WgQuickConfigParser
         {
             if (!EndpointText.TrySplit(value, out var host, out var port, out var error, allowServiceName: true))
             {
-                throw Error(line, $"Endpoint: {error}");
+                // wg (config.c, parse_endpoint) takes the port after the last colon also when the
+                // rest holds colons, so "2001:db8::1:51820" is [2001:db8::1]:51820 there. Read so
+                // when the rest is an IPv6 address, with a note: a forgotten port reads the last
+                // group as one.
+                int colon = value.LastIndexOf(':');
+                if (value.StartsWith('[') || colon <= 0
+                    || !IpAddressText.TryParse(value[..colon], out var address) || address.AddressFamily != System.Net.Sockets.AddressFamily.InterNetworkV6)
+                {
+                    throw Error(line, $"Endpoint: {error}");
+                }
+                if (!EndpointText.TrySplit($"[{value[..colon]}]{value[colon..]}", out host, out port, out error, allowServiceName: true))
+                {
+                    throw Error(line, $"Endpoint: {error}");
+                }
+                Note(line, "Endpoint: an IPv6 address without brackets, read as wg reads it, with the port after the last colon: write it as [address]:port");
             }
             IReadOnlyList<IPAddress> addresses;
             try
