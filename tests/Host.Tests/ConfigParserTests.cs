@@ -386,6 +386,22 @@ public sealed class ConfigParserTests
     }
 
     /// <summary>
+    /// wg(8) compares key names with strncasecmp and wg-quick with bash's nocasematch under the C
+    /// locale: ASCII letters only. .NET's ToLowerInvariant also folds the Kelvin sign (U+212A) to
+    /// 'k', so `Public\u212Aey = ...` was read as PublicKey where wg refuses the line ("Line
+    /// unrecognized"). Found by the parity review. The dotless i (U+0131) in a section and the long
+    /// s (U+017F) in a value were refused already (OrdinalIgnoreCase does not fold them); kept as guards.
+    /// </summary>
+    [Theory]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublic\u212Aey = {A}\n", 4, "line in [Peer] is not 'Key = Value' with a known key")]
+    [InlineData("[Interface]\nPrivate\u212Aey = {PK}\n", 2, "line in [Interface] is not 'Key = Value' with a known key")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\n[Peer]\nPublicKey = {A}\nPersistent\u212Aeepalive = 25\n", 5, "line in [Peer] is not 'Key = Value' with a known key")]
+    [InlineData("[\u0131nterface]\nPrivateKey = {PK}\n", 1, "unknown section (expected [Interface] or [Peer])")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nSaveConfig = fal\u017Fe\n", 3, "SaveConfig is not true or false")]
+    public void Key_names_match_without_case_in_ASCII_only_as_wg_matches_them(string template, int line, string problem) =>
+        Bad_files_fail_with_file_line_and_problem(template, line, problem);
+
+    /// <summary>
     /// As many different peers as wireguard-go allows (device.MaxPeers, 65,536), the UAPI's bound
     /// too; one more is refused at its [Peer] line, where wg-quick's wg setconf fails against
     /// wireguard-go. A repeated PublicKey is the same peer and does not count. Before, a file of

@@ -244,7 +244,7 @@ public sealed class WgQuickConfigParser
 
         private void ReadInterfaceKey(int line, string key, string value)
         {
-            switch (key.ToLowerInvariant())
+            switch (KeyName(key))
             {
                 case "privatekey":
                     Once(line, "PrivateKey");
@@ -355,7 +355,7 @@ public sealed class WgQuickConfigParser
         private void ReadPeerKey(int line, string key, string value)
         {
             var peer = _peers[^1];
-            switch (key.ToLowerInvariant())
+            switch (KeyName(key))
             {
                 case "publickey":
                     peer.Once(this, line, "PublicKey");
@@ -601,8 +601,15 @@ public sealed class WgQuickConfigParser
             return equals > 0 && SafeText.IsQuotableName(text[..equals].Trim());
         }
 
+        /// <summary>
+        /// A key's name in lower case, as wg (strncasecmp) and wg-quick (nocasematch, C locale) match
+        /// it: ASCII letters only. A name with anything else matches no key (ToLowerInvariant would
+        /// fold the Kelvin sign U+212A to 'k'; OrdinalIgnoreCase, used for sections, does not).
+        /// </summary>
+        private static string KeyName(string key) => System.Text.Ascii.IsValid(key) ? key.ToLowerInvariant() : "";
+
         /// <summary>The keys wg-quick reads itself (parse_options); their values keep their spaces.</summary>
-        private static bool IsWgQuickKey(string key) => key.ToLowerInvariant()
+        private static bool IsWgQuickKey(string key) => KeyName(key)
             is "address" or "mtu" or "dns" or "table" or "preup" or "predown" or "postup" or "postdown" or "saveconfig";
 
         /// <summary>The C locale's isspace(3): what wg's config.c takes out of a line and wg-quick trims.</summary>
