@@ -402,6 +402,23 @@ public sealed class ConfigParserTests
         Bad_files_fail_with_file_line_and_problem(template, line, problem);
 
     /// <summary>
+    /// An Endpoint's host goes to getaddrinfo in wg (config.c, parse_endpoint), which reads an IPv4
+    /// literal as inet_aton does (octal, hex, missing parts), unlike AllowedIPs (inet_pton): the
+    /// expected values are what `wg show endpoints` printed after `wg setconf` of the same lines
+    /// against wireguard-go. Passed before; pins the README's corrected sentence.
+    /// </summary>
+    [Theory]
+    [InlineData("010.0.0.1:5", "8.0.0.1:5")]
+    [InlineData("1.2.3:5", "1.2.0.3:5")]
+    [InlineData("0x7f.1:5", "127.0.0.1:5")]
+    [InlineData("2130706433:5", "127.0.0.1:5")]
+    public void Endpoint_addresses_are_read_as_getaddrinfo_reads_them_in_wg(string endpoint, string expected)
+    {
+        var config = new WgQuickConfigParser().Parse("x.conf", $"[Interface]\nPrivateKey = {PrivateKey}\n[Peer]\nPublicKey = {PeerKeyA}\nEndpoint = {endpoint}\n");
+        Assert.Equal(expected, EndpointText.Format(config.Peers[0].Endpoint));
+    }
+
+    /// <summary>
     /// As many different peers as wireguard-go allows (device.MaxPeers, 65,536), the UAPI's bound
     /// too; one more is refused at its [Peer] line, where wg-quick's wg setconf fails against
     /// wireguard-go. A repeated PublicKey is the same peer and does not count. Before, a file of
