@@ -419,6 +419,25 @@ public sealed class ConfigParserTests
     }
 
     /// <summary>
+    /// wg(8) warns of an AllowedIPs entry with host bits set ("Warning: AllowedIP has nonzero host
+    /// part", config.c validate_netmask): often a host address written with its subnet's length
+    /// (10.1.2.3/16 for 10.1.2.3/32), which routes the whole subnet to the peer. It was cleared here
+    /// without a word; now with a note, as wg-quick up shows wg's warning. Found by the parity review.
+    /// </summary>
+    [Fact]
+    public void AllowedIPs_with_host_bits_set_get_a_note_as_wg_warns_of_them()
+    {
+        var config = Parse($"[Interface]\nPrivateKey = {PrivateKey}\n[Peer]\nPublicKey = {PeerKeyA}\nAllowedIPs = 10.1.2.3/16, 10.9.0.0/16\nAllowedIPs = fd00::1/64, 10.8.8.8\n");
+        Assert.Equal(["10.1.0.0/16", "10.9.0.0/16", "fd00::/64", "10.8.8.8/32"], config.Peers[0].AllowedIps.Select(p => p.ToString()));
+        Assert.Equal(
+            [
+                new ConfigNote(5, "AllowedIPs 10.1.2.3/16 has host bits set: read as 10.1.0.0/16, as wg reads it (it warns of a nonzero host part)"),
+                new ConfigNote(6, "AllowedIPs fd00::1/64 has host bits set: read as fd00::/64, as wg reads it (it warns of a nonzero host part)"),
+            ],
+            config.Notes);
+    }
+
+    /// <summary>
     /// As many different peers as wireguard-go allows (device.MaxPeers, 65,536), the UAPI's bound
     /// too; one more is refused at its [Peer] line, where wg-quick's wg setconf fails against
     /// wireguard-go. A repeated PublicKey is the same peer and does not count. Before, a file of

@@ -382,10 +382,16 @@ public sealed class WgQuickConfigParser
                     {
                         // wg(8) reads the address with inet_pton(3), which IPAddress.TryParse alone is laxer than.
                         int slash = item.IndexOf('/');
-                        if (!IpAddressText.TryParse(slash < 0 ? item : item[..slash], out _) || !IpPrefix.TryParse(item, out var prefix, out _))
+                        if (!IpAddressText.TryParse(slash < 0 ? item : item[..slash], out var address) || !IpPrefix.TryParse(item, out var prefix, out _))
                         {
                             // IpPrefix's error quotes the entry; a misplaced key must not reach the log.
                             throw Error(line, "AllowedIPs: an entry is not a CIDR prefix (address/length)");
+                        }
+                        if (!prefix.Address.Equals(address))
+                        {
+                            // wg warns too (config.c, validate_netmask): usually a host written with
+                            // its subnet's length, which routes the whole subnet to this peer.
+                            Note(line, $"AllowedIPs {address}/{prefix.Length} has host bits set: read as {prefix}, as wg reads it (it warns of a nonzero host part)");
                         }
                         peer.AllowedIps.Add((prefix, line));
                     }
