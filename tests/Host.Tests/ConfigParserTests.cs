@@ -438,6 +438,32 @@ public sealed class ConfigParserTests
     }
 
     /// <summary>
+    /// An interface name as an IPv6 endpoint's zone: glibc's getaddrinfo, which wg(8) resolves an
+    /// Endpoint with, takes a name only for a link-local address (or a node- or link-local
+    /// multicast one; inet6_scopeid_pton), a number for any, so `Endpoint = [::1%lo]:5` fails
+    /// wg-quick and `systemctl reload` ("Name or service not known") while .NET's parser took it.
+    /// Found by the parity review (`wg setconf` and `wg show endpoints` against wireguard-go).
+    /// </summary>
+    [Theory]
+    [InlineData("[::1%lo]:5")]
+    [InlineData("[2001:db8::1%lo]:51820")]
+    [InlineData("[ff05::1%lo]:5")]
+    [InlineData("[::ffff:192.0.2.1%lo]:5")]
+    public void A_zone_name_on_an_address_that_is_not_link_local_is_refused_as_wg_refuses_it(string endpoint) =>
+        Bad_files_fail_with_file_line_and_problem($"[Interface]\nPrivateKey = {{PK}}\n[Peer]\nPublicKey = {{A}}\nEndpoint = {endpoint}\n", 5,
+            "Endpoint: an interface name as the zone goes only with a link-local address, as wg's getaddrinfo reads it: leave it out, or give the interface's number");
+
+    [Theory]
+    [InlineData("[ff02::1%lo]:5", "[ff02::1%1]:5")]
+    [InlineData("[ff01::1%lo]:5", "[ff01::1%1]:5")]
+    [InlineData("[2001:db8::1%1]:5", "[2001:db8::1%1]:5")]
+    public void A_zone_name_goes_with_link_local_and_a_zone_number_with_any_address_as_in_wg(string endpoint, string expected)
+    {
+        var config = Parse($"[Interface]\nPrivateKey = {PrivateKey}\n[Peer]\nPublicKey = {PeerKeyA}\nEndpoint = {endpoint}\n");
+        Assert.Equal(expected, EndpointText.Format(config.Peers[0].Endpoint));
+    }
+
+    /// <summary>
     /// As many different peers as wireguard-go allows (device.MaxPeers, 65,536), the UAPI's bound
     /// too; one more is refused at its [Peer] line, where wg-quick's wg setconf fails against
     /// wireguard-go. A repeated PublicKey is the same peer and does not count. Before, a file of

@@ -572,6 +572,15 @@ public sealed class WgQuickConfigParser
                 }
                 Note(line, "Endpoint: an IPv6 address without brackets, read as wg reads it, with the port after the last colon: write it as [address]:port");
             }
+            // glibc's getaddrinfo (inet6_scopeid_pton), which wg resolves with, takes an interface
+            // name as the zone only for a link-local or a node- or link-local multicast address.
+            int zone = host.IndexOf('%');
+            if (zone >= 0 && !DecimalText.IsDigits(host[(zone + 1)..])
+                && IpAddressText.TryParse(host[..zone], out var bare) && bare.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
+                && !(bare.IsIPv6LinkLocal || (bare.IsIPv6Multicast && (bare.GetAddressBytes()[1] & 0x0f) is 1 or 2)))
+            {
+                throw Error(line, "Endpoint: an interface name as the zone goes only with a link-local address, as wg's getaddrinfo reads it: leave it out, or give the interface's number");
+            }
             IReadOnlyList<IPAddress> addresses;
             try
             {
