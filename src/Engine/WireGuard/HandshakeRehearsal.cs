@@ -22,9 +22,9 @@ public static class HandshakeRehearsal
     private static readonly IpPrefix AddressB = IpPrefix.Parse("10.255.0.2/32");
 
     /// <summary>
-    /// Runs it; true when both inner packets arrived as sent. False means the rehearsal did not go
-    /// through (the real handshakes meet the same code and report their own failures), never an exception
-    /// from the protocol's own steps.
+    /// Runs it; true when the handshake completed and both inner packets arrived as sent, false when a
+    /// step refused (the real handshakes meet the same code and report their own failures). What the
+    /// crypto throws goes to the caller, which logs it.
     /// </summary>
     public static bool Run(IX25519 x25519, ITransportAead transportAead, IRandomSource random)
     {
