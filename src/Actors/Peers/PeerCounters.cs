@@ -41,7 +41,7 @@ public sealed class PeerCounters
     internal long QueueFullDrops; // written by the reader threads outside the lock (Interlocked)
     internal long RestartDrops; // written under the peer's lock
 
-    // Datagrams the engine counted as sent that the socket did not send (refused: no route, a
+    // Datagrams the engine sealed that the socket did not send (refused: no route, a
     // firewall; dropped: buffer full), and the reason and destination of the last one. Written by
     // whichever thread sent the batch (Interlocked), off the peer's lock.
     internal long DatagramsNotSent;

@@ -53,10 +53,7 @@ public static class EndpointText
                 return false;
             }
         }
-        bool isPort = DecimalText.IsDigits(portText)
-            ? ushort.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out port) && (port != 0 || allowPortZero)
-            : allowServiceName && Native.UdpServiceName.TryGetPort(portText, out port);
-        if (!isPort)
+        if (!TryParsePort(portText, allowServiceName, out port) || (port == 0 && !allowPortZero))
         {
             error = (allowPortZero ? "the port is not a number between 0 and 65535" : "the port is not a number between 1 and 65535")
                 + (allowServiceName ? " or a UDP service name (/etc/services)" : "");
@@ -68,6 +65,19 @@ public static class EndpointText
             return false;
         }
         return true;
+    }
+
+    /// <summary>
+    /// A port, 0 to 65535, in decimal digits only (getaddrinfo, which wg reads ports with, would also
+    /// take "+5" and cut 65536 to 0: typos here), or with <paramref name="allowServiceName"/> a UDP
+    /// service name, looked up as wg looks it up (<see cref="Native.UdpServiceName"/>).
+    /// </summary>
+    public static bool TryParsePort(string text, bool allowServiceName, out ushort port)
+    {
+        port = 0;
+        return DecimalText.IsDigits(text)
+            ? ushort.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out port)
+            : allowServiceName && Native.UdpServiceName.TryGetPort(text, out port);
     }
 
     /// <summary>A numeric endpoint only (the UAPI form; wireguard-go uses netip.ParseAddrPort).</summary>

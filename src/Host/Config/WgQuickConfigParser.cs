@@ -254,11 +254,8 @@ public sealed class WgQuickConfigParser
                 case "listenport":
                     Once(line, "ListenPort");
                     // wg reads the port with getaddrinfo (config.c, parse_port), so a UDP service name
-                    // from /etc/services is one. Numbers are read strictly: getaddrinfo also takes
-                    // "+5" and cuts 65536 to 0 (a random port), which are typos here.
-                    if (!(DecimalText.IsDigits(value)
-                        ? ushort.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var port)
-                        : Native.UdpServiceName.TryGetPort(value, out port)))
+                    // from /etc/services is one; numbers are read strictly (see TryParsePort).
+                    if (!EndpointText.TryParsePort(value, allowServiceName: true, out var port))
                     {
                         throw Error(line, "ListenPort is not a port between 0 and 65535 or a UDP service name (/etc/services)");
                     }
@@ -646,14 +643,14 @@ public sealed class WgQuickConfigParser
         /// <summary>What wg's config.c takes out of a line: the C locale's isspace(3), not Unicode's spaces.</summary>
         private static string WithoutWhiteSpace(string text)
         {
-            if (text.AsSpan().IndexOfAny(" \t\n\v\f\r") < 0)
+            if (text.AsSpan().IndexOfAny(CSpace) < 0)
             {
                 return text;
             }
             var kept = new System.Text.StringBuilder(text.Length);
             foreach (char c in text)
             {
-                if (c is not (' ' or '\t' or '\n' or '\v' or '\f' or '\r'))
+                if (Array.IndexOf(CSpace, c) < 0)
                 {
                     kept.Append(c);
                 }
