@@ -74,15 +74,28 @@ public static unsafe class NetworkInterfaceControl
     /// </summary>
     public static int GetMtu(int index, out string name)
     {
+        var link = GetLink(index);
+        name = link.Name;
+        return link.Mtu;
+    }
+
+    /// <summary>
+    /// The name, MTU and administrative state (IFF_UP, what <c>ip link set NAME up/down</c> sets) of
+    /// the interface of <paramref name="index"/>, read as <see cref="GetMtu(int, out string)"/> reads
+    /// the MTU: by the name it has now, read again after, so a rename in between is read again.
+    /// </summary>
+    public static LinkState GetLink(int index)
+    {
         for (int attempt = 1; ; attempt++)
         {
-            name = GetName(index);
+            string name = GetName(index);
             try
             {
                 int mtu = GetMtu(name);
+                bool up = (GetFlags(name) & If.IFF_UP) != 0;
                 if (GetName(index) == name)
                 {
-                    return mtu;
+                    return new LinkState(name, mtu, up);
                 }
             }
             catch (TunDeviceException e) when (e.Errno == LibC.ENODEV && attempt < RenameRetries)
@@ -95,6 +108,13 @@ public static unsafe class NetworkInterfaceControl
                 throw new TunDeviceException($"reading the MTU of interface index {index} failed: it was renamed while being read, {RenameRetries} times", LibC.EAGAIN);
             }
         }
+    }
+
+    private static short GetFlags(string name)
+    {
+        If.ifreq request = Request(name);
+        Control(name, LibC.SIOCGIFFLAGS, &request, $"reading the flags of {name}");
+        return request.ifr_flags;
     }
 
     // A rename is rare; one racing every read of a loop of three is a rename loop, reported as such.
@@ -118,8 +138,7 @@ public static unsafe class NetworkInterfaceControl
     public static void SetUp(string name)
     {
         If.ifreq request = Request(name);
-        Control(name, LibC.SIOCGIFFLAGS, &request, $"reading the flags of {name}");
-        request.ifr_flags |= If.IFF_UP;
+        request.ifr_flags = (short)(GetFlags(name) | If.IFF_UP);
         Control(name, LibC.SIOCSIFFLAGS, &request, $"bringing {name} up");
     }
 

@@ -53,10 +53,11 @@ public sealed class InterfaceRenameTests
         string renamed = NewName("fzq");
         await pair.RenameOursAsync(renamed);
         await OkAsync(pair.A, "ip", "link", "set", renamed, "mtu", "1300", "up");
-        // A UAPI get re-reads the MTU (the link watch does too, unprompted).
+        // A UAPI get re-reads the MTU (the link watch does too, unprompted). The link was down for the
+        // rename, so the tunnel starts again at up (LinkDownTests), on the MTU the interface has then.
         Assert.Equal(0, (await ProcessRunner.WgAsync("show", pair.Ours)).ExitCode);
-        string log = await LogWithAsync(pair.Daemon, $"MTU of {renamed} is now 1300");
-        Assert.Contains($"MTU of {renamed} is now 1300", log); // was: not followed (read by the old name)
+        string log = await LogWithAsync(pair.Daemon, $"{renamed} is up (MTU 1300)");
+        Assert.Contains($"{renamed} is up (MTU 1300)", log); // was: not followed (read by the old name)
 
         // A jumbo MTU after the rename rebuilds the tunnel on buffers that hold its packets.
         await OkAsync(pair.A, "ip", "link", "set", renamed, "mtu", "9000");
@@ -91,7 +92,10 @@ public sealed class InterfaceRenameTests
             var set = await ProcessRunner.WgAsync("set", name, "private-key", keyFile);
             Assert.True(set.ExitCode == 0, set.Stderr + await File.ReadAllTextAsync(daemon.LogFile)); // was: EIO, the MTU read by the old name
             Assert.Equal(newKey.ToBase64(), (await ProcessRunner.WgAsync("show", name, "private-key")).Stdout.Trim());
-            string log = await File.ReadAllTextAsync(daemon.LogFile);
+            // The link is down (a rename needs it so): the tunnel on the new key starts when it is up
+            // (LinkDownTests), reading the MTU of the renamed interface.
+            await OkAsync(ns, "ip", "link", "set", renamed, "up");
+            string log = await LogWithAsync(daemon, "Tunnel 2 running");
             Assert.Equal(2, Starts(log));
             Assert.DoesNotContain("not applied", log);
             Assert.True(await ns.HasLinkAsync(renamed));

@@ -56,20 +56,23 @@ public sealed partial class ActorTunnelControl
         }
     }
 
-    /// <summary>Re-reads the kernel's MTU into the engine; rebuilds on bigger buffers when packets would not fit. Under the gate.</summary>
+    /// <summary>
+    /// Re-reads the interface: its state (<see cref="FollowLinkStateAsync"/>: a link set down stops the
+    /// tunnel, set up starts it again) and its MTU into the engine, rebuilding on bigger buffers when
+    /// packets would not fit. Under the gate.
+    /// </summary>
     private async Task RefreshMtuAsync()
     {
         if (_tun is null)
         {
             return;
         }
-        int mtu;
-        string name;
+        LinkState link;
         try
         {
             // By index: a renamed interface (ip link set NAME name NEW) is still ours, and wireguard-go
             // goes on running through a rename.
-            mtu = NetworkInterfaceControl.GetMtu(_tun.Index, out name);
+            link = NetworkInterfaceControl.GetLink(_tun.Index);
         }
         catch (TunDeviceException e) when (e.Errno == Tmds.Linux.LibC.ENODEV && _tunnel is null)
         {
@@ -85,6 +88,11 @@ public sealed partial class ActorTunnelControl
         {
             return; // the device is going away; the TUN reader reports that
         }
+        if (await FollowLinkStateAsync(link).ConfigureAwait(false))
+        {
+            return; // down (nothing runs), or just brought up on buffers that fit the MTU it has
+        }
+        var (name, mtu) = (link.Name, link.Mtu);
         if (PacketBufferSizing.BufferSizeFor(mtu) > _pool.BufferSize)
         {
             logger.LogWarning(

@@ -58,8 +58,9 @@ public sealed partial class ActorTunnelControl
     private (Device? Device, PacketBufferPool Pool) PrepareDevice(int? newPoolMtu)
     {
         var pool = newPoolMtu is int poolMtu ? PacketBufferSizing.PoolFor(poolMtu) : _pool;
-        if (_privateKey is not { } privateKey)
+        if (_privateKey is not { } privateKey || _linkDown)
         {
+            // No key, or the link is down: no tunnel runs (one starts when both are there).
             return (null, pool);
         }
         // The live MTU, not the one at open: wg-quick may have changed it since. By index: the
@@ -155,7 +156,8 @@ public sealed partial class ActorTunnelControl
         }
         if (device is null)
         {
-            _publicKey = null;
+            // The key's public half for status while the link is down (none without a key).
+            _publicKey = _privateKey is { } key ? Engine.Crypto.Curve25519.PublicKeyOf(key) : null;
             return;
         }
         _socket ??= Bind(_listenPort);

@@ -31,7 +31,7 @@ public sealed partial class ActorTunnelControl
                 {
                     PrivateKey = _privateKey,
                     PublicKey = _publicKey,
-                    ListenPort = (ushort)(_socket?.LocalPort ?? 0),
+                    ListenPort = (ushort)(_socket?.LocalPort ?? _listenPort), // closed while the link is down: the port it binds at up
                     Fwmark = _fwmark,
                     Peers = idle,
                     BuffersOutstanding = _pool.Outstanding,

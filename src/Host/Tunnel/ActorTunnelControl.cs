@@ -205,8 +205,9 @@ public sealed partial class ActorTunnelControl(
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            await SyncLinkStateAsync().ConfigureAwait(false);
             // The same key again starts the tunnel a failure left stopped.
-            if (_privateKey == privateKey && (privateKey is null || _tunnel is not null))
+            if (_privateKey == privateKey && (privateKey is null || _tunnel is not null || _linkDown))
             {
                 return;
             }
@@ -240,6 +241,13 @@ public sealed partial class ActorTunnelControl(
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            await SyncLinkStateAsync().ConfigureAwait(false);
+            if (_linkDown)
+            {
+                // As wireguard-go: bound when the link comes up (a port in use is reported then).
+                _listenPort = port;
+                return;
+            }
             if (_socket is not null && (port == _listenPort || port == _socket.LocalPort))
             {
                 _listenPort = port;

@@ -1,0 +1,111 @@
+using Firezone.Actors.Host.Control;
+using Firezone.Actors.Native;
+using Microsoft.Extensions.Logging;
+
+namespace Firezone.Actors.Host.Tunnel;
+
+/// <summary>
+/// Following the interface's administrative state, as wireguard-go and the kernel's WireGuard do:
+/// <c>ip link set wg0 down</c> stops the tunnel and closes its UDP port (no keepalives, no
+/// handshakes, nothing answered), <c>up</c> binds the port again and starts the tunnel with its
+/// peers. The configuration stays, and changes made while down (key, port, peers) take effect at up.
+/// </summary>
+public sealed partial class ActorTunnelControl
+{
+    // The interface was seen down (IFF_UP cleared) and the tunnel stopped for it. Under the gate.
+    private bool _linkDown;
+
+    /// <summary>
+    /// Acts on <paramref name="link"/>'s state when it changed since the last look: true when the
+    /// caller has nothing more to do (the link is down; or it came up and the tunnel was started on
+    /// its current MTU). Under the gate.
+    /// </summary>
+    private async Task<bool> FollowLinkStateAsync(LinkState link)
+    {
+        if (!link.Up)
+        {
+            if (!_linkDown)
+            {
+                await StopForLinkDownAsync(link.Name).ConfigureAwait(false);
+            }
+            return true;
+        }
+        if (!_linkDown)
+        {
+            return false;
+        }
+        await StartForLinkUpAsync(link.Name, link.Mtu).ConfigureAwait(false);
+        return true;
+    }
+
+    /// <summary>
+    /// Reads the link's state and acts on a change the link watch has not seen yet, so that a key or
+    /// port set right after <c>ip link set down</c> finds the state as it is. Under the gate.
+    /// </summary>
+    private async Task SyncLinkStateAsync()
+    {
+        if (_tun is null)
+        {
+            return;
+        }
+        LinkState link;
+        try
+        {
+            link = NetworkInterfaceControl.GetLink(_tun.Index);
+        }
+        catch (TunDeviceException)
+        {
+            return; // gone or going: the link watch and the TUN reader report that
+        }
+        await FollowLinkStateAsync(link).ConfigureAwait(false);
+    }
+
+    private async Task StopForLinkDownAsync(string name)
+    {
+        _linkDown = true;
+        bool running = _tunnel is not null;
+        int generation = _generation;
+        if (_socket is not null && _listenPort == 0)
+        {
+            // As wireguard-go: the port the kernel picked is the one bound again at up.
+            _listenPort = (ushort)_socket.LocalPort;
+        }
+        // With the link down, the rebuild stops the running tunnel (its peers' figures and endpoints
+        // are carried, as for any rebuild) and starts none.
+        await RebuildAsync(newSocket: null).ConfigureAwait(false);
+        _socket?.Dispose();
+        _socket = null;
+        logger.LogInformation("{Interface} is down: {Tunnel:l} and UDP port {Port} closed; both start again when it is up (as with wireguard-go)",
+            name, running ? $"tunnel {generation} stopped" : "no tunnel was running", _listenPort);
+    }
+
+    private async Task StartForLinkUpAsync(string name, int mtu)
+    {
+        _linkDown = false;
+        try
+        {
+            _socket ??= Bind(_listenPort);
+        }
+        catch (TunnelControlException e)
+        {
+            logger.LogError("{Interface} is up, but UDP port {Port} could not be bound again ({Problem}): no tunnel runs until the port is changed (wg set {Interface} listen-port N) or the link is set down and up again",
+                name, _listenPort, e.Message, name);
+            return;
+        }
+        if (_privateKey is null)
+        {
+            logger.LogInformation("{Interface} is up (MTU {Mtu}): listening on UDP port {Port} again; no tunnel runs until a key is set", name, mtu, _socket.LocalPort);
+            return;
+        }
+        try
+        {
+            await RebuildAsync(newSocket: null).ConfigureAwait(false);
+            logger.LogInformation("{Interface} is up (MTU {Mtu}): tunnel {Generation} started", name, _device?.Mtu ?? mtu, _generation);
+        }
+        catch (Exception e) when (!_stopping.IsCancellationRequested)
+        {
+            logger.LogError("{Interface} is up, but the tunnel could not be started ({Problem}): no tunnel runs until the key or port is set again or the link is set down and up again",
+                name, e.Message.ReplaceLineEndings(" "));
+        }
+    }
+}
