@@ -61,6 +61,10 @@ public sealed class KeyChangeFailureTests
             var retried = await ProcessRunner.WgAsync("set", name, "private-key", keyFile);
             Assert.True(retried.ExitCode == 0, retried.Stderr);
             Assert.Equal(newKey.ToBase64(), (await ProcessRunner.WgAsync("show", name, "private-key")).Stdout.Trim());
+            // An interface moved between namespaces comes back down, and a tunnel runs only while its
+            // link is up (LinkDownTests): the new key's starts at up.
+            await OkAsync(ns, "ip", "link", "set", name, "up");
+            Assert.Equal(0, (await ProcessRunner.WgAsync("show", name)).ExitCode);
             Assert.Equal(2, Starts(await File.ReadAllTextAsync(daemon.LogFile))); // was: 1, no tunnel ran
         }
         finally

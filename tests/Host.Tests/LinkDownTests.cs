@@ -4,8 +4,8 @@ namespace Firezone.Actors.Host.Tests;
 
 /// <summary>
 /// <c>ip link set wg0 down</c> stops the tunnel and closes its UDP port, and <c>up</c> binds the port
-/// again and starts the tunnel, as wireguard-go (device.Down and Up on its link events) and the
-/// kernel's WireGuard do. Before, the daemon ignored the link's state: a down interface kept its
+/// again and starts the tunnel, as the kernel's WireGuard does (and wireguard-go means to: its
+/// Device.Down and Up on link events). Before, the daemon ignored the link's state: a down interface kept its
 /// port, went on sending persistent keepalives and answering handshakes (the peer saw a live
 /// session and sent into a link that dropped everything), and a key set while down started a
 /// tunnel at once.

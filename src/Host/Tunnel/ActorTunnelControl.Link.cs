@@ -5,10 +5,14 @@ using Microsoft.Extensions.Logging;
 namespace Firezone.Actors.Host.Tunnel;
 
 /// <summary>
-/// Following the interface's administrative state, as wireguard-go and the kernel's WireGuard do:
-/// <c>ip link set wg0 down</c> stops the tunnel and closes its UDP port (no keepalives, no
-/// handshakes, nothing answered), <c>up</c> binds the port again and starts the tunnel with its
-/// peers. The configuration stays, and changes made while down (key, port, peers) take effect at up.
+/// Following the interface's administrative state as the kernel's WireGuard does (wg_stop and
+/// wg_open in drivers/net/wireguard/device.c): <c>ip link set wg0 down</c> stops the tunnel and
+/// closes its UDP port (no keepalives, no handshakes, nothing answered), <c>up</c> binds the port
+/// again and starts the tunnel with its peers (a peer with persistent keepalive sends one at once).
+/// The configuration stays, and changes made while down (key, port, peers) take effect at up; a
+/// port set while down is stored, as the kernel's set_port stores it. wireguard-go means to do the
+/// same (Device.Down on a link event), but the Debian 12 build misses the event: its netlink
+/// listener reports a down link only after an up in the same read, so it goes on as if up.
 /// </summary>
 public sealed partial class ActorTunnelControl
 {
@@ -67,7 +71,7 @@ public sealed partial class ActorTunnelControl
         int generation = _generation;
         if (_socket is not null && _listenPort == 0)
         {
-            // As wireguard-go: the port the kernel picked is the one bound again at up.
+            // As the kernel's WireGuard: the port it picked is the one bound again at up.
             _listenPort = (ushort)_socket.LocalPort;
         }
         // With the link down, the rebuild stops the running tunnel (its peers' figures and endpoints
@@ -75,7 +79,7 @@ public sealed partial class ActorTunnelControl
         await RebuildAsync(newSocket: null).ConfigureAwait(false);
         _socket?.Dispose();
         _socket = null;
-        logger.LogInformation("{Interface} is down: {Tunnel:l} and UDP port {Port} closed; both start again when it is up (as with wireguard-go)",
+        logger.LogInformation("{Interface} is down: {Tunnel:l} and UDP port {Port} closed; both start again when it is up (as with the kernel's WireGuard)",
             name, running ? $"tunnel {generation} stopped" : "no tunnel was running", _listenPort);
     }
 

@@ -244,7 +244,7 @@ public sealed partial class ActorTunnelControl(
             await SyncLinkStateAsync().ConfigureAwait(false);
             if (_linkDown)
             {
-                // As wireguard-go: bound when the link comes up (a port in use is reported then).
+                // As the kernel's WireGuard (set_port): bound when the link comes up (a port in use is reported then).
                 _listenPort = port;
                 return;
             }
