@@ -352,6 +352,29 @@ public sealed unsafe partial class LinuxTunDevice : ITunDevice
     }
 
     /// <summary>
+    /// Whether the descriptor is still attached to an interface (TUNGETIFF: EBADFD once the interface
+    /// is deleted or its network namespace removed). An interface moved to another network namespace
+    /// stays attached, although no interface of its index is in this one any more.
+    /// </summary>
+    public bool IsAttached()
+    {
+        bool added = false;
+        try
+        {
+            _fd.DangerousAddRef(ref added);
+            If.ifreq request = default;
+            return LibC.ioctl(_fd.Fd, IfTun.TUNGETIFF, &request) >= 0 || LibC.errno != LibC.EBADFD;
+        }
+        finally
+        {
+            if (added)
+            {
+                _fd.DangerousRelease();
+            }
+        }
+    }
+
+    /// <summary>
     /// TUNSETPERSIST: a persistent interface (with its addresses and routes) outlives this descriptor,
     /// so a tunnel can close the device and open it again by name without losing them; cleared, the
     /// interface goes with the last descriptor again.

@@ -52,6 +52,8 @@ public sealed class InterfaceRenameTests
         await using var pair = await WireGuardGoPair.StartAsync(69);
         string renamed = NewName("fzq");
         await pair.RenameOursAsync(renamed);
+        // A get acts on the link's state at once: the daemon has seen it down before it comes up.
+        Assert.Equal(0, (await ProcessRunner.WgAsync("show", pair.Ours)).ExitCode);
         await OkAsync(pair.A, "ip", "link", "set", renamed, "mtu", "1300", "up");
         // A UAPI get re-reads the MTU (the link watch does too, unprompted). The link was down for the
         // rename, so the tunnel starts again at up (LinkDownTests), on the MTU the interface has then.

@@ -131,4 +131,62 @@ public sealed class LinkDownTests
             File.Delete(keyFile);
         }
     }
+
+    [Fact]
+    public async Task A_port_taken_while_the_link_was_down_is_bound_once_it_is_free_and_wg_show_answers_meanwhile()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = "fzv" + Guid.NewGuid().ToString("N")[..8];
+        string keyFile = Path.Combine(Path.GetTempPath(), $"fzt-{name}.key");
+        await File.WriteAllTextAsync(keyFile, TestKeys.New().ToBase64());
+        await using var daemon = DaemonProcess.Start(ns, name, "-f", name);
+        System.Diagnostics.Process? holder = null;
+        try
+        {
+            await daemon.WaitReadyAsync();
+            Assert.Equal(0, (await ProcessRunner.WgAsync("set", name, "private-key", keyFile, "listen-port", "51984")).ExitCode);
+            await OkAsync(ns, "ip", "link", "set", name, "down");
+            Assert.Equal("51984", await ListenPortAsync(name)); // acts on the down: the port is closed
+            // Another program takes the port (both families) while the link is down.
+            var start = new System.Diagnostics.ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardInput = true, UseShellExecute = false };
+            foreach (var a in (string[])["netns", "exec", ns.Name, "python3", "-c",
+                "import socket,sys; s=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM); s.setsockopt(socket.IPPROTO_IPV6,socket.IPV6_V6ONLY,0); s.bind(('::',51984)); print('bound', flush=True); sys.stdin.read()"])
+            {
+                start.ArgumentList.Add(a);
+            }
+            holder = System.Diagnostics.Process.Start(start)!;
+            using (var bound = new CancellationTokenSource(TimeSpan.FromSeconds(15)))
+            {
+                Assert.Equal("bound", (await holder.StandardOutput.ReadLineAsync(bound.Token))?.Trim());
+            }
+
+            await OkAsync(ns, "ip", "link", "set", name, "up");
+            Assert.Equal("51984", await ListenPortAsync(name));
+            // A bigger MTU while nothing is bound: `wg show` answers (was: EADDRINUSE from the rebuild's bind).
+            await OkAsync(ns, "ip", "link", "set", name, "mtu", "9000");
+            var shown = await ProcessRunner.WgAsync("show", name);
+            Assert.True(shown.ExitCode == 0, shown.Stderr + await File.ReadAllTextAsync(daemon.LogFile));
+            string log = await File.ReadAllTextAsync(daemon.LogFile);
+            Assert.Equal(1, log.Split("could not be bound").Length - 1); // one Error; the retries at Debug
+
+            // Freed: the next look binds it and starts the tunnel.
+            holder.Kill();
+            await holder.WaitForExitAsync();
+            Assert.Equal(0, (await ProcessRunner.WgAsync("show", name)).ExitCode);
+            log = await LogWithAsync(daemon, "Tunnel 2 running on UDP port 51984");
+            Assert.Contains("UDP port 51984 bound at last", log); // was: never bound again
+            Assert.Contains("Tunnel 2 running on UDP port 51984", log);
+            Assert.True(await ListensAsync(ns, 51984));
+        }
+        finally
+        {
+            if (holder is { HasExited: false })
+            {
+                holder.Kill();
+                await holder.WaitForExitAsync();
+            }
+            holder?.Dispose();
+            File.Delete(keyFile);
+        }
+    }
 }

@@ -229,6 +229,31 @@ public sealed class TunnelTrafficTests
     }
 
     [Fact]
+    public async Task Moving_the_interface_of_a_daemon_without_a_key_to_another_namespace_does_not_stop_it()
+    {
+        // Deleted before ns: an interface left in it (a failed test) is deleted with it.
+        await using var ns = await NetworkNamespace.CreateAsync();
+        await using var elsewhere = await NetworkNamespace.CreateAsync();
+        string name = "fzm" + Guid.NewGuid().ToString("N")[..8];
+        await using var daemon = DaemonProcess.Start(ns, name, "-f", name);
+        await daemon.WaitReadyAsync();
+        await OkAsync(ns, "ip", "link", "set", name, "netns", elsewhere.Name);
+        // No interface of its index here any more, but its descriptor is attached: moved, not deleted
+        // (the kernel's WireGuard and wireguard-go go on through a move too).
+        var shown = await ProcessRunner.WgAsync("show", name);
+        Assert.True(shown.ExitCode == 0, shown.Stderr + await File.ReadAllTextAsync(daemon.LogFile)); // was: stopped, "is gone"
+        Assert.DoesNotContain("is gone", await File.ReadAllTextAsync(daemon.LogFile));
+
+        // Back (down, as a moved interface comes), up, and then deleted: the daemon stops as before.
+        await OkAsync(elsewhere, "ip", "link", "set", name, "netns", ns.Name);
+        await OkAsync(ns, "ip", "link", "set", name, "up");
+        Assert.Equal(0, (await ProcessRunner.WgAsync("show", name)).ExitCode);
+        await OkAsync(ns, "ip", "link", "delete", name);
+        Assert.Equal(0, await daemon.WaitForExitAsync(TimeSpan.FromSeconds(15)));
+        Assert.False(File.Exists(daemon.SocketPath));
+    }
+
+    [Fact]
     public async Task Deleting_the_TUN_device_stops_the_daemon_as_wg_quick_down_expects()
     {
         await using var ns = await NetworkNamespace.CreateAsync();

@@ -28,5 +28,26 @@ public sealed class InterfaceIndexTests
         var gone = Assert.Throws<TunDeviceException>(() => ns.RunInside(() => NetworkInterfaceControl.GetMtu(tun.Index, out _)));
         Assert.Equal(Tmds.Linux.LibC.ENODEV, gone.Errno);
         Assert.Contains($"index {tun.Index}", gone.Message);
+        Assert.False(tun.IsAttached());
+    }
+
+    [Fact]
+    public void The_link_state_follows_ip_link_set_up_and_down_and_a_moved_interface_is_still_attached()
+    {
+        using var ns = new NetworkNamespace();
+        using var elsewhere = new NetworkNamespace();
+        string name = "fzs" + NetworkNamespace.UniqueSuffix();
+        using var tun = ns.RunInside(() => new LinuxTunDevice(new TunDeviceOptions { Name = name, Mtu = 1420, BringUp = true }));
+        Assert.Equal(new LinkState(name, 1420, Up: true), ns.RunInside(() => NetworkInterfaceControl.GetLink(tun.Index)));
+        Command.Check("ip", "-n", ns.Name, "link", "set", name, "down");
+        Assert.Equal(new LinkState(name, 1420, Up: false), ns.RunInside(() => NetworkInterfaceControl.GetLink(tun.Index)));
+
+        // In another namespace this one has no interface of its index, but the descriptor is attached.
+        Command.Check("ip", "-n", ns.Name, "link", "set", name, "netns", elsewhere.Name);
+        var moved = Assert.Throws<TunDeviceException>(() => ns.RunInside(() => NetworkInterfaceControl.GetLink(tun.Index)));
+        Assert.Equal(Tmds.Linux.LibC.ENODEV, moved.Errno);
+        Assert.True(tun.IsAttached());
+        Command.Check("ip", "-n", elsewhere.Name, "link", "delete", name);
+        Assert.False(tun.IsAttached());
     }
 }

@@ -13,16 +13,22 @@ namespace Firezone.Actors.Host.Tunnel;
 /// port set while down is stored, as the kernel's set_port stores it. wireguard-go means to do the
 /// same (Device.Down on a link event), but the Debian 12 build misses the event: its netlink
 /// listener reports a down link only after an up in the same read, so it goes on as if up.
+/// Unlike the kernel, which stops inside <c>ip link set down</c>, the daemon acts when it reads the
+/// link's state (each link announcement, each UAPI get and key or port set), so a down followed at
+/// once by up may pass unseen (the tunnel then goes on); and a port that cannot be bound at up does
+/// not fail <c>ip link set up</c> as the kernel's failed open does: the error is logged and the bind
+/// retried at each of those reads, or on the port a <c>wg set listen-port</c> gives.
 /// </summary>
 public sealed partial class ActorTunnelControl
 {
     // The interface was seen down (IFF_UP cleared) and the tunnel stopped for it. Under the gate.
+    // With the link up, no socket means its bind at up failed (retried at each look).
     private bool _linkDown;
 
     /// <summary>
-    /// Acts on <paramref name="link"/>'s state when it changed since the last look: true when the
-    /// caller has nothing more to do (the link is down; or it came up and the tunnel was started on
-    /// its current MTU). Under the gate.
+    /// Acts on <paramref name="link"/>'s state when it changed since the last look (or a bind at up
+    /// failed): true when the caller has nothing more to do (the link is down; or it came up and the
+    /// tunnel was started on its current MTU, or could not be). Under the gate.
     /// </summary>
     private async Task<bool> FollowLinkStateAsync(LinkState link)
     {
@@ -34,7 +40,7 @@ public sealed partial class ActorTunnelControl
             }
             return true;
         }
-        if (!_linkDown)
+        if (!_linkDown && _socket is not null)
         {
             return false;
         }
@@ -43,8 +49,10 @@ public sealed partial class ActorTunnelControl
     }
 
     /// <summary>
-    /// Reads the link's state and acts on a change the link watch has not seen yet, so that a key or
-    /// port set right after <c>ip link set down</c> finds the state as it is. Under the gate.
+    /// Before a key or port is set: reads the link's state and acts on a change the link watch has not
+    /// seen yet, so that a key or port set right after <c>ip link set down</c> is only stored. A link
+    /// found up again is only marked so: the caller's rebuild starts the tunnel on the new settings
+    /// (starting it on the old key or port first would send from them). Under the gate.
     /// </summary>
     private async Task SyncLinkStateAsync()
     {
@@ -59,9 +67,18 @@ public sealed partial class ActorTunnelControl
         }
         catch (TunDeviceException)
         {
-            return; // gone or going: the link watch and the TUN reader report that
+            return; // gone or going (or moved to another namespace): the link watch and the TUN reader see to it
         }
-        await FollowLinkStateAsync(link).ConfigureAwait(false);
+        if (!link.Up || _privateKey is null)
+        {
+            // Without a key nothing would be sent from the old settings: up binds the port as usual.
+            await FollowLinkStateAsync(link).ConfigureAwait(false);
+        }
+        else if (_linkDown)
+        {
+            _linkDown = false; // no socket: the set binds one (SetListenPortAsync, ReplaceTunnelAsync)
+            logger.LogInformation("{Interface} is up: the tunnel starts on the settings being applied", link.Name);
+        }
     }
 
     private async Task StopForLinkDownAsync(string name)
@@ -74,17 +91,26 @@ public sealed partial class ActorTunnelControl
             // As the kernel's WireGuard: the port it picked is the one bound again at up.
             _listenPort = (ushort)_socket.LocalPort;
         }
-        // With the link down, the rebuild stops the running tunnel (its peers' figures and endpoints
-        // are carried, as for any rebuild) and starts none.
-        await RebuildAsync(newSocket: null).ConfigureAwait(false);
-        _socket?.Dispose();
-        _socket = null;
+        try
+        {
+            // With the link down, the rebuild stops the running tunnel (its peers' figures and
+            // endpoints are carried, as for any rebuild) and starts none.
+            await RebuildAsync(newSocket: null).ConfigureAwait(false);
+        }
+        finally
+        {
+            // Closed also when the stop failed: while down nothing is bound, and up binds the port set.
+            _socket?.Dispose();
+            _socket = null;
+        }
         logger.LogInformation("{Interface} is down: {Tunnel:l} and UDP port {Port} closed; both start again when it is up (as with the kernel's WireGuard)",
             name, running ? $"tunnel {generation} stopped" : "no tunnel was running", _listenPort);
     }
 
+    /// <summary>Binds the port and starts the tunnel (with a key) after the link came up, or retries a bind that failed then.</summary>
     private async Task StartForLinkUpAsync(string name, int mtu)
     {
+        bool retry = !_linkDown;
         _linkDown = false;
         try
         {
@@ -92,9 +118,15 @@ public sealed partial class ActorTunnelControl
         }
         catch (TunnelControlException e)
         {
-            logger.LogError("{Interface} is up, but UDP port {Port} could not be bound again ({Problem}): no tunnel runs until the port is changed (wg set {Interface} listen-port N) or the link is set down and up again",
+            // Once at Error; the retries (each link announcement, `wg show`) at Debug.
+            logger.Log(retry ? LogLevel.Debug : LogLevel.Error,
+                "{Interface} is up, but UDP port {Port} could not be bound ({Problem}): no tunnel runs; the bind is tried again at the next link change or `wg show`, or use another port (wg set {Interface} listen-port N)",
                 name, _listenPort, e.Message, name);
             return;
+        }
+        if (retry)
+        {
+            logger.LogInformation("{Interface}: UDP port {Port} bound at last", name, _socket.LocalPort);
         }
         if (_privateKey is null)
         {

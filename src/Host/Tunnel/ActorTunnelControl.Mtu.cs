@@ -39,8 +39,10 @@ public sealed partial class ActorTunnelControl
                     // RefreshMtuAsync handles a device that is going away (the TUN reader reports it);
                     // what reaches here is a rebuild onto larger buffers that failed, and the start
                     // after it if it stopped the running tunnel: then no tunnel runs.
-                    logger.LogError("Following the MTU of {Interface} failed: {Problem}; {State:l}",
-                        options.InterfaceName, e.Message, _tunnel is null && _privateKey is not null
+                    logger.LogError("Following the MTU and state of {Interface} failed: {Problem}; {State:l}",
+                        options.InterfaceName, e.Message, _linkDown
+                            ? "the link is down; the tunnel starts when it is up"
+                            : _tunnel is null && _privateKey is not null
                             ? "no tunnel runs until a key is set"
                             : "the tunnel may be down");
                 }
@@ -74,11 +76,13 @@ public sealed partial class ActorTunnelControl
             // goes on running through a rename.
             link = NetworkInterfaceControl.GetLink(_tun.Index);
         }
-        catch (TunDeviceException e) when (e.Errno == Tmds.Linux.LibC.ENODEV && _tunnel is null)
+        catch (TunDeviceException e) when (e.Errno == Tmds.Linux.LibC.ENODEV && _tunnel is null && !_tun.IsAttached())
         {
-            // No tunnel runs yet (no private key), so no TUN reader reports the loss: deleting the
-            // interface (wg-quick down) stops the daemon here, as a removal (exit 0, as wireguard-go).
-            string reason = $"TUN device {_tun.Name} is gone (deleted, moved to another network namespace, or its network namespace removed)";
+            // No tunnel runs (no private key, or the link is down), so no TUN reader reports the loss:
+            // deleting the interface (wg-quick down) stops the daemon here, as a removal (exit 0, as
+            // wireguard-go). One moved to another network namespace is still attached: it is followed
+            // again when it is back (it comes back down), and the daemon goes on meanwhile.
+            string reason = $"TUN device {_tun.Name} is gone (deleted, or its network namespace removed)";
             logger.LogInformation("{Reason}; stopping", reason);
             services.GetService<Daemon.DaemonExit>()?.Removed(reason);
             services.GetService<IHostApplicationLifetime>()?.StopApplication();

@@ -273,6 +273,12 @@ public sealed partial class ActorTunnelControl
                 failure.Message.ReplaceLineEndings(" "));
             return;
         }
+        if (_linkDown)
+        {
+            logger.LogError("The new private key was not applied ({Problem}); the tunnel starts with the previous one when the link is up",
+                failure.Message.ReplaceLineEndings(" "));
+            return;
+        }
         try
         {
             await RebuildAsync(newSocket: null).ConfigureAwait(false);
