@@ -7,9 +7,11 @@ namespace Firezone.Actors.Native;
 /// Tells when a network interface of this network namespace changed (its MTU, state or name):
 /// a NETLINK_ROUTE socket joined to the RTMGRP_LINK group, read by a dedicated thread that blocks
 /// until the kernel sends a link message, then calls <c>onChange</c> once for the burst it read.
-/// The messages are not parsed; the caller looks at what it cares about. This is how
-/// wireguard-go follows its TUN device's MTU (routineNetlinkListener), and unlike polling it costs
-/// nothing while nothing changes.
+/// The messages are not parsed, but for one thing the state read afterwards cannot tell: that an
+/// interface (<c>downWatchIndex</c>) was announced down, also when it is up again by the time the
+/// caller looks (<c>ip link set wg0 down; ip link set wg0 up</c>). The caller looks at the rest
+/// itself. This is how wireguard-go follows its TUN device's MTU and state
+/// (routineNetlinkListener), and unlike polling it costs nothing while nothing changes.
 /// </summary>
 public sealed unsafe class LinkChangeListener : IDisposable
 {
@@ -17,17 +19,23 @@ public sealed unsafe class LinkChangeListener : IDisposable
     private readonly WakeEvent _wake = new(static errno => new IOException($"link change listener: creating its wake-up eventfd failed: {Errno.Describe(errno)}"));
     private readonly Action _onChange;
     private readonly Action<Exception> _onFailure;
+    private readonly int _downWatchIndex;
+    private readonly Action? _onDown;
     private readonly Thread _thread;
     private int _disposed;
 
     /// <summary>Opens and binds the socket, and starts the thread.</summary>
     /// <param name="onChange">Called on the listener's thread after each burst of link messages (also after a lost burst: ENOBUFS).</param>
     /// <param name="onFailure">Called on the listener's thread if reading fails for good; the listener then stops.</param>
+    /// <param name="downWatchIndex">The interface whose down announcements <paramref name="onDown"/> hears of (0: none).</param>
+    /// <param name="onDown">Called on the listener's thread, before <paramref name="onChange"/>, for a burst that announced that interface without IFF_UP.</param>
     /// <exception cref="IOException">The netlink socket could not be opened or bound; the message says why.</exception>
-    public LinkChangeListener(Action onChange, Action<Exception> onFailure)
+    public LinkChangeListener(Action onChange, Action<Exception> onFailure, int downWatchIndex = 0, Action? onDown = null)
     {
         _onChange = onChange;
         _onFailure = onFailure;
+        _downWatchIndex = downWatchIndex;
+        _onDown = onDown;
         int fd = LibC.socket(LibC.AF_NETLINK, LibC.SOCK_RAW | LibC.SOCK_CLOEXEC | LibC.SOCK_NONBLOCK, Netlink.NETLINK_ROUTE);
         if (fd < 0)
         {
@@ -50,8 +58,8 @@ public sealed unsafe class LinkChangeListener : IDisposable
 
     private void Run()
     {
-        // Messages are read only to empty the socket: a link message is well under a page, and a
-        // burst is read in as many calls as it takes.
+        // Messages are read to empty the socket and scanned only for a down announcement: a link
+        // message is well under a page, and a burst is read in as many calls as it takes.
         byte* buffer = stackalloc byte[8192];
         try
         {
@@ -62,11 +70,13 @@ public sealed unsafe class LinkChangeListener : IDisposable
                 {
                     return;
                 }
+                bool down = false;
                 while (true)
                 {
                     long read = (long)LibC.recv(_socket.Fd, buffer, 8192, LibC.MSG_DONTWAIT);
                     if (read >= 0)
                     {
+                        down |= _onDown is not null && AnnouncesDown(buffer, Math.Min(read, 8192));
                         continue;
                     }
                     int errno = LibC.errno;
@@ -80,6 +90,10 @@ public sealed unsafe class LinkChangeListener : IDisposable
                     }
                     // ENOBUFS: the kernel dropped messages because the socket was full; something
                     // changed all the same. Keep reading what is left.
+                }
+                if (down)
+                {
+                    _onDown!();
                 }
                 _onChange();
             }
@@ -105,6 +119,29 @@ public sealed unsafe class LinkChangeListener : IDisposable
             _socket.Dispose();
             _wake.Dispose();
         }
+    }
+
+    /// <summary>Whether one of the messages in <paramref name="data"/> is an RTM_NEWLINK of the watched interface without IFF_UP.</summary>
+    private bool AnnouncesDown(byte* data, long length)
+    {
+        for (long offset = 0; length - offset >= Netlink.NlMsgHdrSize;)
+        {
+            uint messageLength = *(uint*)(data + offset);
+            if (messageLength < Netlink.NlMsgHdrSize || messageLength > length - offset)
+            {
+                return false; // malformed or cut short: nothing more to read in it
+            }
+            if (*(ushort*)(data + offset + 4) == Netlink.RTM_NEWLINK && messageLength >= Netlink.NlMsgHdrSize + Netlink.IfInfoMsgSize)
+            {
+                byte* info = data + offset + Netlink.NlMsgHdrSize;
+                if (*(int*)(info + 4) == _downWatchIndex && (*(uint*)(info + 8) & (uint)If.IFF_UP) == 0)
+                {
+                    return true;
+                }
+            }
+            offset += Netlink.Align(messageLength);
+        }
+        return false;
     }
 
     /// <summary>Stops the thread, which closes the socket; waits for it unless called from a callback (on that thread).</summary>

@@ -189,4 +189,27 @@ public sealed class LinkDownTests
             File.Delete(keyFile);
         }
     }
+
+    [Fact]
+    public async Task A_down_and_up_in_quick_succession_restarts_the_tunnel_as_the_kernel_would()
+    {
+        await using var pair = await WireGuardGoPair.StartAsync(83);
+        await PingAsync(pair);
+        string batch = Path.Combine(Path.GetTempPath(), $"fzt-{pair.Ours}.ip");
+        try
+        {
+            // One ip process: the link is up again before the daemon could read its state.
+            await File.WriteAllTextAsync(batch, $"link set {pair.OursLink} down\nlink set {pair.OursLink} up\n");
+            await OkAsync(pair.A, "ip", "-batch", batch);
+        }
+        finally
+        {
+            File.Delete(batch);
+        }
+        string log = await LogWithAsync(pair.Daemon, " is up (MTU ");
+        Assert.True(log.Contains(" is down: tunnel ", StringComparison.Ordinal), log); // was: unseen, the tunnel went on
+        Assert.Contains(" is up (MTU ", log);
+        Assert.True(await ListensAsync(pair.A, pair.PortA));
+        await PingAsync(pair);
+    }
 }

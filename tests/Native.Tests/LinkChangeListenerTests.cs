@@ -49,4 +49,47 @@ public sealed class LinkChangeListenerTests
         Assert.Null(failure);
         listener.Dispose(); // twice is fine
     }
+
+    [Fact]
+    public void A_down_of_the_watched_interface_is_reported_also_when_it_is_up_again_and_another_ones_is_not()
+    {
+        using var ns = new NetworkNamespace();
+        string name = "fzw" + NetworkNamespace.UniqueSuffix(), other = "fzx" + NetworkNamespace.UniqueSuffix();
+        using var tun = ns.RunInside(() => new LinuxTunDevice(new TunDeviceOptions { Name = name, Mtu = 1420 }));
+        using var otherTun = ns.RunInside(() => new LinuxTunDevice(new TunDeviceOptions { Name = other, Mtu = 1420 }));
+        int downs = 0;
+        using var changed = new SemaphoreSlim(0);
+        Exception? failure = null;
+        using var listener = ns.RunInside(() => new LinkChangeListener(() => changed.Release(), e => failure = e, tun.Index,
+            () => Interlocked.Increment(ref downs)));
+
+        // Another interface down and up, and ours changing its MTU: no down of ours.
+        Command.Check("ip", "-n", ns.Name, "link", "set", other, "down");
+        Command.Check("ip", "-n", ns.Name, "link", "set", other, "up");
+        Command.Check("ip", "-n", ns.Name, "link", "set", name, "mtu", "1300");
+        Assert.True(changed.Wait(Bound));
+        while (changed.Wait(TimeSpan.FromMilliseconds(300)))
+        {
+        }
+        Assert.Equal(0, Volatile.Read(ref downs));
+
+        // Ours down and up at once (one ip process): up again before anyone could look, but reported.
+        string batch = Path.Combine(Path.GetTempPath(), $"fzt-{name}.ip");
+        try
+        {
+            File.WriteAllText(batch, $"link set {name} down\nlink set {name} up\n");
+            Command.Check("ip", "-n", ns.Name, "-batch", batch);
+        }
+        finally
+        {
+            File.Delete(batch);
+        }
+        Assert.True(ns.RunInside(() => NetworkInterfaceControl.GetLink(tun.Index)).Up);
+        for (var deadline = DateTime.UtcNow + Bound; Volatile.Read(ref downs) == 0 && DateTime.UtcNow < deadline;)
+        {
+            changed.Wait(TimeSpan.FromMilliseconds(100));
+        }
+        Assert.True(Volatile.Read(ref downs) > 0, "the down was not reported");
+        Assert.Null(failure);
+    }
 }

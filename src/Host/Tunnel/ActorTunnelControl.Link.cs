@@ -14,8 +14,10 @@ namespace Firezone.Actors.Host.Tunnel;
 /// same (Device.Down on a link event), but the Debian 12 build misses the event: its netlink
 /// listener reports a down link only after an up in the same read, so it goes on as if up.
 /// Unlike the kernel, which stops inside <c>ip link set down</c>, the daemon acts when it reads the
-/// link's state (each link announcement, each UAPI get and key or port set), so a down followed at
-/// once by up may pass unseen (the tunnel then goes on); and a port that cannot be bound at up does
+/// link's state (each link announcement, each UAPI get and key or port set), and a down followed at
+/// once by up is known from the kernel's down announcement (<see cref="LinkChangeSignal.TakeDownSeen"/>;
+/// a get or set made before the listener read it finds the link up and goes on, and the restart
+/// follows when it has); and a port that cannot be bound at up does
 /// not fail <c>ip link set up</c> as the kernel's failed open does: the error is logged and the bind
 /// retried at each of those reads, or on the port a <c>wg set listen-port</c> gives.
 /// </summary>
@@ -28,17 +30,22 @@ public sealed partial class ActorTunnelControl
     /// <summary>
     /// Acts on <paramref name="link"/>'s state when it changed since the last look (or a bind at up
     /// failed): true when the caller has nothing more to do (the link is down; or it came up and the
-    /// tunnel was started on its current MTU, or could not be). Under the gate.
+    /// tunnel was started on its current MTU, or could not be). <paramref name="downSeen"/>: the kernel
+    /// announced the link down since the last look, so a link up now went down and up meanwhile,
+    /// and the tunnel stops and starts as the kernel's would. Under the gate.
     /// </summary>
-    private async Task<bool> FollowLinkStateAsync(LinkState link)
+    private async Task<bool> FollowLinkStateAsync(LinkState link, bool downSeen = false)
     {
-        if (!link.Up)
+        if (!link.Up || (downSeen && !_linkDown))
         {
             if (!_linkDown)
             {
                 await StopForLinkDownAsync(link.Name).ConfigureAwait(false);
             }
-            return true;
+            if (!link.Up)
+            {
+                return true;
+            }
         }
         if (!_linkDown && _socket is not null)
         {

@@ -16,7 +16,7 @@ public sealed partial class ActorTunnelControl
     /// </summary>
     private void FollowMtu()
     {
-        var linkChanges = new LinkChangeSignal(options.InterfaceName, logger, MtuPollInterval);
+        var linkChanges = new LinkChangeSignal(options.InterfaceName, logger, MtuPollInterval, watchIndex: _tun?.Index ?? 0);
         _linkChanges = linkChanges;
         _mtuWatch = Task.Run(() => WatchMtuAsync(linkChanges));
     }
@@ -92,7 +92,7 @@ public sealed partial class ActorTunnelControl
         {
             return; // the device is going away; the TUN reader reports that
         }
-        if (await FollowLinkStateAsync(link).ConfigureAwait(false))
+        if (await FollowLinkStateAsync(link, _linkChanges?.TakeDownSeen() ?? false).ConfigureAwait(false))
         {
             return; // down (nothing runs), or just brought up on buffers that fit the MTU it has
         }

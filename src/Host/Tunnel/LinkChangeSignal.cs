@@ -5,7 +5,8 @@ namespace Firezone.Actors.Host.Tunnel;
 
 /// <summary>
 /// Says when the network interfaces of this namespace may have changed, so that ActorTunnelControl
-/// re-reads its TUN device's MTU (hence the wording of the warning). It listens to the kernel's link
+/// re-reads its TUN device's MTU and state (hence the wording of the warning), and whether its
+/// interface was announced down meanwhile (<see cref="TakeDownSeen"/>). It listens to the kernel's link
 /// announcements (<see cref="LinkChangeListener"/>: nothing runs while nothing changes). When that
 /// listener cannot be opened, or fails later, it falls back to a signal at once and then every
 /// <c>pollInterval</c> (announcements may have been lost), and logs a warning that names the
@@ -17,8 +18,6 @@ public sealed class LinkChangeSignal : IDisposable
     /// <summary>Starts listening for link changes; returns what stops it. Throws <see cref="IOException"/> when it cannot.</summary>
     public delegate IDisposable Listen(Action changed, Action<Exception> failed);
 
-    /// <summary>The kernel's announcements over netlink.</summary>
-    public static readonly Listen Netlink = (changed, failed) => new LinkChangeListener(changed, failed);
 
     private readonly string _interfaceName;
     private readonly ILogger _logger;
@@ -28,19 +27,23 @@ public sealed class LinkChangeSignal : IDisposable
     private IDisposable? _listener;
     private Timer? _poll;
     private int _disposed;
+    // Set by the listener when the watched interface was announced down (taken by TakeDownSeen).
+    private int _downSeen;
 
     /// <param name="interfaceName">For the log: what the signal is followed for.</param>
     /// <param name="logger">Gets the warning when the signal falls back to polling.</param>
     /// <param name="pollInterval">How often to signal when the listener is unavailable.</param>
-    /// <param name="listen">The listener (<see cref="Netlink"/> unless a test supplies another).</param>
-    public LinkChangeSignal(string interfaceName, ILogger logger, TimeSpan pollInterval, Listen? listen = null)
+    /// <param name="listen">The listener (the kernel's announcements over netlink, <see cref="LinkChangeListener"/>, unless a test supplies another).</param>
+    /// <param name="watchIndex">The interface whose down announcements <see cref="TakeDownSeen"/> reports (netlink only; 0: none).</param>
+    public LinkChangeSignal(string interfaceName, ILogger logger, TimeSpan pollInterval, Listen? listen = null, int watchIndex = 0)
     {
         _interfaceName = interfaceName;
         _logger = logger;
         _pollInterval = pollInterval;
+        listen ??= (changed, failed) => new LinkChangeListener(changed, failed, watchIndex, () => Volatile.Write(ref _downSeen, 1));
         try
         {
-            var listener = (listen ?? Netlink)(Signal, e => FallBackToPolling(e.Message));
+            var listener = listen(Signal, e => FallBackToPolling(e.Message));
             if (Interlocked.CompareExchange(ref _listener, listener, null) is not null || Volatile.Read(ref _disposed) != 0)
             {
                 listener.Dispose(); // it failed at once (we poll already), or we were disposed meanwhile
@@ -54,6 +57,12 @@ public sealed class LinkChangeSignal : IDisposable
 
     /// <summary>True once the signal comes from polling instead of the kernel's announcements.</summary>
     public bool Polling => Volatile.Read(ref _poll) is not null;
+
+    /// <summary>
+    /// True once after the watched interface was announced down since the last call, also when it is
+    /// up again now (a down and up in quick succession): the state read then cannot tell.
+    /// </summary>
+    public bool TakeDownSeen() => Interlocked.Exchange(ref _downSeen, 0) != 0;
 
     /// <summary>Completes at the next change (or poll), or at once if one is pending.</summary>
     public Task WaitAsync(CancellationToken cancellationToken) => _changed.WaitAsync(cancellationToken);

@@ -13,6 +13,18 @@ internal static class Netlink
     /// <summary><c>RTMGRP_LINK</c>: the multicast group of RTM_NEWLINK/RTM_DELLINK (link state, MTU, name).</summary>
     internal const uint RTMGRP_LINK = 1;
 
+    /// <summary><c>RTM_NEWLINK</c>: a link was added or changed (its state, MTU, name).</summary>
+    internal const ushort RTM_NEWLINK = 16;
+
+    /// <summary><c>struct nlmsghdr</c>: nlmsg_len (u32), nlmsg_type (u16), flags, seq, pid; 16 bytes.</summary>
+    internal const int NlMsgHdrSize = 16;
+
+    /// <summary><c>struct ifinfomsg</c> after the header: family, pad, type (u16), ifi_index (i32) at 4, ifi_flags (u32) at 8; 16 bytes.</summary>
+    internal const int IfInfoMsgSize = 16;
+
+    /// <summary><c>NLMSG_ALIGN</c>: messages in a datagram start on 4-byte boundaries.</summary>
+    internal static long Align(long length) => (length + 3) & ~3L;
+
     /// <summary><c>struct sockaddr_nl</c> (netlink(7)).</summary>
     [StructLayout(LayoutKind.Sequential)]
     internal struct sockaddr_nl
