@@ -8,8 +8,8 @@ namespace Firezone.Actors.Native;
 /// a NETLINK_ROUTE socket joined to the RTMGRP_LINK group, read by a dedicated thread that blocks
 /// until the kernel sends a link message, then calls <c>onChange</c> once for the burst it read.
 /// The messages are not parsed, but for one thing the state read afterwards cannot tell: that an
-/// interface (<c>downWatchIndex</c>) was announced down, also when it is up again by the time the
-/// caller looks (<c>ip link set wg0 down; ip link set wg0 up</c>). The caller looks at the rest
+/// interface (<c>downWatchIndex</c>, up when the listener starts) went from up to down, also when it
+/// is up again by the time the caller looks (<c>ip link set wg0 down; ip link set wg0 up</c>). The caller looks at the rest
 /// itself. This is how wireguard-go follows its TUN device's MTU and state
 /// (routineNetlinkListener), and unlike polling it costs nothing while nothing changes.
 /// </summary>
@@ -21,6 +21,8 @@ public sealed unsafe class LinkChangeListener : IDisposable
     private readonly Action<Exception> _onFailure;
     private readonly int _downWatchIndex;
     private readonly Action? _onDown;
+    // The watched interface's IFF_UP in the last announcement read (up when the listener starts).
+    private bool _watchedUp = true;
     private readonly Thread _thread;
     private int _disposed;
 
@@ -28,7 +30,7 @@ public sealed unsafe class LinkChangeListener : IDisposable
     /// <param name="onChange">Called on the listener's thread after each burst of link messages (also after a lost burst: ENOBUFS).</param>
     /// <param name="onFailure">Called on the listener's thread if reading fails for good; the listener then stops.</param>
     /// <param name="downWatchIndex">The interface whose down announcements <paramref name="onDown"/> hears of (0: none).</param>
-    /// <param name="onDown">Called on the listener's thread, before <paramref name="onChange"/>, for a burst that announced that interface without IFF_UP.</param>
+    /// <param name="onDown">Called on the listener's thread, before <paramref name="onChange"/>, once for each time that interface was announced down after it was up.</param>
     /// <exception cref="IOException">The netlink socket could not be opened or bound; the message says why.</exception>
     public LinkChangeListener(Action onChange, Action<Exception> onFailure, int downWatchIndex = 0, Action? onDown = null)
     {
@@ -70,13 +72,13 @@ public sealed unsafe class LinkChangeListener : IDisposable
                 {
                     return;
                 }
-                bool down = false;
+                int downs = 0;
                 while (true)
                 {
                     long read = (long)LibC.recv(_socket.Fd, buffer, 8192, LibC.MSG_DONTWAIT);
                     if (read >= 0)
                     {
-                        down |= _onDown is not null && AnnouncesDown(buffer, Math.Min(read, 8192));
+                        downs += _onDown is null ? 0 : CountDowns(buffer, Math.Min(read, 8192));
                         continue;
                     }
                     int errno = LibC.errno;
@@ -91,7 +93,7 @@ public sealed unsafe class LinkChangeListener : IDisposable
                     // ENOBUFS: the kernel dropped messages because the socket was full; something
                     // changed all the same. Keep reading what is left.
                 }
-                if (down)
+                for (; downs > 0; downs--)
                 {
                     _onDown!();
                 }
@@ -121,27 +123,33 @@ public sealed unsafe class LinkChangeListener : IDisposable
         }
     }
 
-    /// <summary>Whether one of the messages in <paramref name="data"/> is an RTM_NEWLINK of the watched interface without IFF_UP.</summary>
-    private bool AnnouncesDown(byte* data, long length)
+    /// <summary>
+    /// How many times the RTM_NEWLINK messages in <paramref name="data"/> take the watched interface
+    /// from up to down (an MTU change of a down link is announced without IFF_UP too, and is not one).
+    /// </summary>
+    private int CountDowns(byte* data, long length)
     {
+        int downs = 0;
         for (long offset = 0; length - offset >= Netlink.NlMsgHdrSize;)
         {
             uint messageLength = *(uint*)(data + offset);
             if (messageLength < Netlink.NlMsgHdrSize || messageLength > length - offset)
             {
-                return false; // malformed or cut short: nothing more to read in it
+                break; // malformed or cut short: nothing more to read in it
             }
             if (*(ushort*)(data + offset + 4) == Netlink.RTM_NEWLINK && messageLength >= Netlink.NlMsgHdrSize + Netlink.IfInfoMsgSize)
             {
                 byte* info = data + offset + Netlink.NlMsgHdrSize;
-                if (*(int*)(info + 4) == _downWatchIndex && (*(uint*)(info + 8) & (uint)If.IFF_UP) == 0)
+                if (*(int*)(info + 4) == _downWatchIndex)
                 {
-                    return true;
+                    bool up = (*(uint*)(info + 8) & (uint)If.IFF_UP) != 0;
+                    downs += _watchedUp && !up ? 1 : 0;
+                    _watchedUp = up;
                 }
             }
             offset += Netlink.Align(messageLength);
         }
-        return false;
+        return downs;
     }
 
     /// <summary>Stops the thread, which closes the socket; waits for it unless called from a callback (on that thread).</summary>

@@ -166,6 +166,15 @@ public sealed class LinkDownTests
             await OkAsync(ns, "ip", "link", "set", name, "mtu", "9000");
             var shown = await ProcessRunner.WgAsync("show", name);
             Assert.True(shown.ExitCode == 0, shown.Stderr + await File.ReadAllTextAsync(daemon.LogFile));
+            // A set meanwhile (wg syncconf repeats the port) applies: the same port and a new key are
+            // stored, the peer added (was: EADDRINUSE from the port's bind, and the peers dropped).
+            string peer = TestKeys.New().ToBase64();
+            var newKey = TestKeys.New();
+            await File.WriteAllTextAsync(keyFile, newKey.ToBase64());
+            var set = await ProcessRunner.WgAsync("set", name, "listen-port", "51984", "private-key", keyFile, "peer", peer, "allowed-ips", "10.9.0.2/32");
+            Assert.True(set.ExitCode == 0, set.Stderr + await File.ReadAllTextAsync(daemon.LogFile));
+            Assert.Equal(newKey.ToBase64(), (await ProcessRunner.WgAsync("show", name, "private-key")).Stdout.Trim());
+            Assert.Contains(peer, (await ProcessRunner.WgAsync("show", name, "peers")).Stdout);
             string log = await File.ReadAllTextAsync(daemon.LogFile);
             Assert.Equal(1, log.Split("could not be bound").Length - 1); // one Error; the retries at Debug
 

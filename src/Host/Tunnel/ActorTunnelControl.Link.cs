@@ -15,7 +15,7 @@ namespace Firezone.Actors.Host.Tunnel;
 /// listener reports a down link only after an up in the same read, so it goes on as if up.
 /// Unlike the kernel, which stops inside <c>ip link set down</c>, the daemon acts when it reads the
 /// link's state (each link announcement, each UAPI get and key or port set), and a down followed at
-/// once by up is known from the kernel's down announcement (<see cref="LinkChangeSignal.TakeDownSeen"/>;
+/// once by up is known from the kernel's down announcement (<see cref="LinkChangeSignal.DownsAnnounced"/>;
 /// a get or set made before the listener read it finds the link up and goes on, and the restart
 /// follows when it has); and a port that cannot be bound at up does
 /// not fail <c>ip link set up</c> as the kernel's failed open does: the error is logged and the bind
@@ -26,20 +26,32 @@ public sealed partial class ActorTunnelControl
     // The interface was seen down (IFF_UP cleared) and the tunnel stopped for it. Under the gate.
     // With the link up, no socket means its bind at up failed (retried at each look).
     private bool _linkDown;
+    // The link listener's down announcements this instance has accounted for: those it acted on,
+    // and those of downs it saw itself before their announcement was read. Under the gate.
+    private long _downsAccountedFor;
+
+    /// <summary>The link listener's count of down announcements (0 when polling).</summary>
+    private long DownsAnnounced => _linkChanges?.DownsAnnounced ?? 0;
 
     /// <summary>
     /// Acts on <paramref name="link"/>'s state when it changed since the last look (or a bind at up
     /// failed): true when the caller has nothing more to do (the link is down; or it came up and the
-    /// tunnel was started on its current MTU, or could not be). <paramref name="downSeen"/>: the kernel
-    /// announced the link down since the last look, so a link up now went down and up meanwhile,
-    /// and the tunnel stops and starts as the kernel's would. Under the gate.
+    /// tunnel was started on its current MTU, or could not be). <paramref name="downsAnnounced"/>
+    /// (read before the state): more downs than accounted for means the link went down and up again
+    /// since the last look, and the tunnel stops and starts as the kernel's would. Under the gate.
     /// </summary>
-    private async Task<bool> FollowLinkStateAsync(LinkState link, bool downSeen = false)
+    private async Task<bool> FollowLinkStateAsync(LinkState link, long downsAnnounced)
     {
-        if (!link.Up || (downSeen && !_linkDown))
+        bool missedDown = downsAnnounced > _downsAccountedFor;
+        _downsAccountedFor = Math.Max(_downsAccountedFor, downsAnnounced);
+        if (!link.Up || (missedDown && !_linkDown))
         {
             if (!_linkDown)
             {
+                if (!link.Up && !missedDown)
+                {
+                    _downsAccountedFor++; // seen before its announcement was read: that one is this
+                }
                 await StopForLinkDownAsync(link.Name).ConfigureAwait(false);
             }
             if (!link.Up)
@@ -58,8 +70,9 @@ public sealed partial class ActorTunnelControl
     /// <summary>
     /// Before a key or port is set: reads the link's state and acts on a change the link watch has not
     /// seen yet, so that a key or port set right after <c>ip link set down</c> is only stored. A link
-    /// found up again is only marked so: the caller's rebuild starts the tunnel on the new settings
-    /// (starting it on the old key or port first would send from them). Under the gate.
+    /// found up again (with a key) gets its port bound but no tunnel: the caller's rebuild starts it
+    /// on the new settings (starting it on the old key or port first would send from them). Under
+    /// the gate.
     /// </summary>
     private async Task SyncLinkStateAsync()
     {
@@ -67,6 +80,7 @@ public sealed partial class ActorTunnelControl
         {
             return;
         }
+        long downsAnnounced = DownsAnnounced;
         LinkState link;
         try
         {
@@ -79,11 +93,25 @@ public sealed partial class ActorTunnelControl
         if (!link.Up || _privateKey is null)
         {
             // Without a key nothing would be sent from the old settings: up binds the port as usual.
-            await FollowLinkStateAsync(link).ConfigureAwait(false);
+            await FollowLinkStateAsync(link, downsAnnounced).ConfigureAwait(false);
+            return;
         }
-        else if (_linkDown)
+        if (downsAnnounced > _downsAccountedFor && !_linkDown)
         {
-            _linkDown = false; // no socket: the set binds one (SetListenPortAsync, ReplaceTunnelAsync)
+            await StopForLinkDownAsync(link.Name).ConfigureAwait(false); // down and up since the last look
+        }
+        _downsAccountedFor = Math.Max(_downsAccountedFor, downsAnnounced);
+        if (_linkDown)
+        {
+            _linkDown = false;
+            try
+            {
+                _socket ??= Bind(_listenPort);
+            }
+            catch (TunnelControlException)
+            {
+                // Left unbound: a set stores the key or binds the port it gives; each look retries.
+            }
             logger.LogInformation("{Interface} is up: the tunnel starts on the settings being applied", link.Name);
         }
     }

@@ -69,6 +69,8 @@ public sealed partial class ActorTunnelControl
         {
             return;
         }
+        // Before the state: a down announced after it was read is one it does not show yet.
+        long downsAnnounced = DownsAnnounced;
         LinkState link;
         try
         {
@@ -92,7 +94,7 @@ public sealed partial class ActorTunnelControl
         {
             return; // the device is going away; the TUN reader reports that
         }
-        if (await FollowLinkStateAsync(link, _linkChanges?.TakeDownSeen() ?? false).ConfigureAwait(false))
+        if (await FollowLinkStateAsync(link, downsAnnounced).ConfigureAwait(false))
         {
             return; // down (nothing runs), or just brought up on buffers that fit the MTU it has
         }

@@ -206,8 +206,16 @@ public sealed partial class ActorTunnelControl(
         try
         {
             await SyncLinkStateAsync().ConfigureAwait(false);
+            if (_linkDown || _socket is null)
+            {
+                // The link is down, or its port could not be bound at up (retried at each look): the
+                // key is stored, and the tunnel starts on it at up or once the port is bound.
+                _privateKey = privateKey;
+                _publicKey = privateKey is { } key ? Engine.Crypto.Curve25519.PublicKeyOf(key) : null;
+                return;
+            }
             // The same key again starts the tunnel a failure left stopped.
-            if (_privateKey == privateKey && (privateKey is null || _tunnel is not null || _linkDown))
+            if (_privateKey == privateKey && (privateKey is null || _tunnel is not null))
             {
                 return;
             }
@@ -242,9 +250,11 @@ public sealed partial class ActorTunnelControl(
         try
         {
             await SyncLinkStateAsync().ConfigureAwait(false);
-            if (_linkDown)
+            if (_linkDown || (_socket is null && port == _listenPort))
             {
-                // As the kernel's WireGuard (set_port): bound when the link comes up (a port in use is reported then).
+                // As the kernel's WireGuard (set_port): bound when the link comes up (a port in use is
+                // reported then). The same port whose bind at up failed: retried at each look, and the
+                // set (wg syncconf repeats the port) goes on with its peers.
                 _listenPort = port;
                 return;
             }

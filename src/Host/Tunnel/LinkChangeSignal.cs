@@ -6,7 +6,7 @@ namespace Firezone.Actors.Host.Tunnel;
 /// <summary>
 /// Says when the network interfaces of this namespace may have changed, so that ActorTunnelControl
 /// re-reads its TUN device's MTU and state (hence the wording of the warning), and whether its
-/// interface was announced down meanwhile (<see cref="TakeDownSeen"/>). It listens to the kernel's link
+/// interface was announced down meanwhile (<see cref="DownsAnnounced"/>). It listens to the kernel's link
 /// announcements (<see cref="LinkChangeListener"/>: nothing runs while nothing changes). When that
 /// listener cannot be opened, or fails later, it falls back to a signal at once and then every
 /// <c>pollInterval</c> (announcements may have been lost), and logs a warning that names the
@@ -27,20 +27,20 @@ public sealed class LinkChangeSignal : IDisposable
     private IDisposable? _listener;
     private Timer? _poll;
     private int _disposed;
-    // Set by the listener when the watched interface was announced down (taken by TakeDownSeen).
-    private int _downSeen;
+    // Counted by the listener each time the watched interface was announced going down.
+    private long _downsAnnounced;
 
     /// <param name="interfaceName">For the log: what the signal is followed for.</param>
     /// <param name="logger">Gets the warning when the signal falls back to polling.</param>
     /// <param name="pollInterval">How often to signal when the listener is unavailable.</param>
     /// <param name="listen">The listener (the kernel's announcements over netlink, <see cref="LinkChangeListener"/>, unless a test supplies another).</param>
-    /// <param name="watchIndex">The interface whose down announcements <see cref="TakeDownSeen"/> reports (netlink only; 0: none).</param>
+    /// <param name="watchIndex">The interface whose downs <see cref="DownsAnnounced"/> counts (netlink only; 0: none).</param>
     public LinkChangeSignal(string interfaceName, ILogger logger, TimeSpan pollInterval, Listen? listen = null, int watchIndex = 0)
     {
         _interfaceName = interfaceName;
         _logger = logger;
         _pollInterval = pollInterval;
-        listen ??= (changed, failed) => new LinkChangeListener(changed, failed, watchIndex, () => Volatile.Write(ref _downSeen, 1));
+        listen ??= (changed, failed) => new LinkChangeListener(changed, failed, watchIndex, () => Interlocked.Increment(ref _downsAnnounced));
         try
         {
             var listener = listen(Signal, e => FallBackToPolling(e.Message));
@@ -59,10 +59,10 @@ public sealed class LinkChangeSignal : IDisposable
     public bool Polling => Volatile.Read(ref _poll) is not null;
 
     /// <summary>
-    /// True once after the watched interface was announced down since the last call, also when it is
-    /// up again now (a down and up in quick succession): the state read then cannot tell.
+    /// How many times the watched interface was announced going from up to down so far, also when it
+    /// is up again now (a down and up in quick succession): the state read then cannot tell.
     /// </summary>
-    public bool TakeDownSeen() => Interlocked.Exchange(ref _downSeen, 0) != 0;
+    public long DownsAnnounced => Interlocked.Read(ref _downsAnnounced);
 
     /// <summary>Completes at the next change (or poll), or at once if one is pending.</summary>
     public Task WaitAsync(CancellationToken cancellationToken) => _changed.WaitAsync(cancellationToken);
