@@ -30,8 +30,17 @@ public sealed partial class ActorTunnelControl
     // and those of downs it saw itself before their announcement was read. Under the gate.
     private long _downsAccountedFor;
 
-    /// <summary>The link listener's count of down announcements (0 when polling).</summary>
-    private long DownsAnnounced => _linkChanges?.DownsAnnounced ?? 0;
+    /// <summary>
+    /// The TUN interface as it is now, by its index (a renamed interface is still ours, as wireguard-go
+    /// goes on running through a rename), and the link listener's count of down announcements (0
+    /// when polling), read before it: a down announced after the state was read is one it does not
+    /// show yet. Throws <see cref="TunDeviceException"/> (ENODEV: not in this namespace). Under the gate.
+    /// </summary>
+    private LinkState ReadLink(LinuxTunDevice tun, out long downsAnnounced)
+    {
+        downsAnnounced = _linkChanges?.DownsAnnounced ?? 0;
+        return NetworkInterfaceControl.GetLink(tun.Index);
+    }
 
     /// <summary>
     /// Acts on <paramref name="link"/>'s state when it changed since the last look (or a bind at up
@@ -80,11 +89,11 @@ public sealed partial class ActorTunnelControl
         {
             return;
         }
-        long downsAnnounced = DownsAnnounced;
         LinkState link;
+        long downsAnnounced;
         try
         {
-            link = NetworkInterfaceControl.GetLink(_tun.Index);
+            link = ReadLink(_tun, out downsAnnounced);
         }
         catch (TunDeviceException)
         {

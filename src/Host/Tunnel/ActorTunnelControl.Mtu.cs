@@ -69,14 +69,11 @@ public sealed partial class ActorTunnelControl
         {
             return;
         }
-        // Before the state: a down announced after it was read is one it does not show yet.
-        long downsAnnounced = DownsAnnounced;
         LinkState link;
+        long downsAnnounced;
         try
         {
-            // By index: a renamed interface (ip link set NAME name NEW) is still ours, and wireguard-go
-            // goes on running through a rename.
-            link = NetworkInterfaceControl.GetLink(_tun.Index);
+            link = ReadLink(_tun, out downsAnnounced);
         }
         catch (TunDeviceException e) when (e.Errno == Tmds.Linux.LibC.ENODEV && _tunnel is null && !_tun.IsAttached())
         {
