@@ -137,12 +137,12 @@ public sealed unsafe class LinkChangeListener : IDisposable
             {
                 break; // malformed or cut short: nothing more to read in it
             }
-            if (*(ushort*)(data + offset + 4) == Netlink.RTM_NEWLINK && messageLength >= Netlink.NlMsgHdrSize + Netlink.IfInfoMsgSize)
+            if (*(ushort*)(data + offset + Netlink.NlMsgTypeOffset) == Netlink.RTM_NEWLINK && messageLength >= Netlink.NlMsgHdrSize + Netlink.IfInfoMsgSize)
             {
                 byte* info = data + offset + Netlink.NlMsgHdrSize;
-                if (*(int*)(info + 4) == _downWatchIndex)
+                if (*(int*)(info + Netlink.IfiIndexOffset) == _downWatchIndex)
                 {
-                    bool up = (*(uint*)(info + 8) & (uint)If.IFF_UP) != 0;
+                    bool up = (*(uint*)(info + Netlink.IfiFlagsOffset) & (uint)If.IFF_UP) != 0;
                     downs += _watchedUp && !up ? 1 : 0;
                     _watchedUp = up;
                 }

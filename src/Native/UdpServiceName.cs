@@ -31,7 +31,7 @@ public static class UdpServiceName
             ai_flags = Interop.Netdb.AI_PASSIVE,
             ai_family = LibC.AF_UNSPEC,
             ai_socktype = LibC.SOCK_DGRAM,
-            ai_protocol = Interop.Netdb.IPPROTO_UDP,
+            ai_protocol = LibC.IPPROTO_UDP,
         };
         Interop.Netdb.addrinfo* resolved = null;
         if (Interop.Netdb.getaddrinfo(null, name, &hints, &resolved) != 0 || resolved == null)

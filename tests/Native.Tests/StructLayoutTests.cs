@@ -102,6 +102,13 @@ public sealed unsafe class StructLayoutTests(ITestOutputHelper output)
             P("AF_NETLINK", AF_NETLINK);
             P("NETLINK_ROUTE", NETLINK_ROUTE);
             P("RTMGRP_LINK", RTMGRP_LINK);
+            P("RTM_NEWLINK", RTM_NEWLINK);
+            P("sizeof(nlmsghdr)", sizeof(struct nlmsghdr));
+            P("nlmsghdr.nlmsg_type", offsetof(struct nlmsghdr, nlmsg_type));
+            P("sizeof(ifinfomsg)", sizeof(struct ifinfomsg));
+            P("ifinfomsg.ifi_index", offsetof(struct ifinfomsg, ifi_index));
+            P("ifinfomsg.ifi_flags", offsetof(struct ifinfomsg, ifi_flags));
+            P("NLMSG_ALIGN(17)", NLMSG_ALIGN(17));
             P("ENOBUFS", ENOBUFS);
             P("sizeof(addrinfo)", sizeof(struct addrinfo));
             P("addrinfo.ai_flags", offsetof(struct addrinfo, ai_flags));
@@ -203,6 +210,13 @@ public sealed unsafe class StructLayoutTests(ITestOutputHelper output)
             ["AF_NETLINK"] = LibC.AF_NETLINK,
             ["NETLINK_ROUTE"] = Netlink.NETLINK_ROUTE,
             ["RTMGRP_LINK"] = Netlink.RTMGRP_LINK,
+            ["RTM_NEWLINK"] = Netlink.RTM_NEWLINK,
+            ["sizeof(nlmsghdr)"] = Netlink.NlMsgHdrSize,
+            ["nlmsghdr.nlmsg_type"] = Netlink.NlMsgTypeOffset,
+            ["sizeof(ifinfomsg)"] = Netlink.IfInfoMsgSize,
+            ["ifinfomsg.ifi_index"] = Netlink.IfiIndexOffset,
+            ["ifinfomsg.ifi_flags"] = Netlink.IfiFlagsOffset,
+            ["NLMSG_ALIGN(17)"] = Netlink.Align(17),
             ["ENOBUFS"] = LibC.ENOBUFS,
             ["sizeof(addrinfo)"] = sizeof(Netdb.addrinfo),
             ["addrinfo.ai_flags"] = Offset<Netdb.addrinfo>(p => &p->ai_flags),
@@ -214,7 +228,7 @@ public sealed unsafe class StructLayoutTests(ITestOutputHelper output)
             ["addrinfo.ai_canonname"] = Offset<Netdb.addrinfo>(p => &p->ai_canonname),
             ["addrinfo.ai_next"] = Offset<Netdb.addrinfo>(p => &p->ai_next),
             ["AI_PASSIVE"] = Netdb.AI_PASSIVE,
-            ["IPPROTO_UDP"] = Netdb.IPPROTO_UDP,
+            ["IPPROTO_UDP"] = LibC.IPPROTO_UDP,
             ["AF_UNSPEC"] = LibC.AF_UNSPEC,
             ["SOCK_DGRAM"] = LibC.SOCK_DGRAM,
         };

@@ -156,13 +156,10 @@ public sealed partial class ActorTunnelControl
         }
         if (device is null)
         {
-            // The key's public half for status while the link is down (none without a key).
-            _publicKey = _privateKey is { } key ? Engine.Crypto.Curve25519.PublicKeyOf(key) : null;
-            return;
+            return; // no key, or the link is down
         }
         _socket ??= Bind(_listenPort);
         _device = device;
-        _publicKey = device.PublicKey;
         _handovers = new PeerHandovers();
         var settings = TunnelSettings.ForEngine(device, _tun!, _socket, _clock, _failureListener) with
         {
@@ -350,7 +347,8 @@ public sealed partial class ActorTunnelControl
 
     /// <summary>
     /// The peers to handshake at start when no tunnel runs: a rebuild failed after it stopped the one
-    /// before (the rollback of a key change, or the change after that), whose sessions ended with it.
+    /// before (the rollback of a key change, or the change after that), or the link was down (see
+    /// ActorTunnelControl.Link.cs), and the sessions ended with the tunnel that stopped.
     /// Those it had within REJECT_AFTER_TIME (<see cref="_carried"/> from that rebuild) and that have an
     /// endpoint, as for a running tunnel: the other side, still sending on the old session, otherwise
     /// went unheard until its own retry (15 s after its first unanswered packet). Null when none.

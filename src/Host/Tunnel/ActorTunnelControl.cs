@@ -86,6 +86,7 @@ public sealed partial class ActorTunnelControl(
     // rebuild that found them so failed before it made them (see ReplaceTunnelAsync).
     private bool _devicesHeld;
     private int _generation;
+    // Set together by UseKey: the public half is what status reports while no tunnel runs.
     private WireGuardKey? _privateKey;
     private WireGuardKey? _publicKey;
     private ushort _listenPort;
@@ -210,8 +211,7 @@ public sealed partial class ActorTunnelControl(
             {
                 // The link is down, or its port could not be bound at up (retried at each look): the
                 // key is stored, and the tunnel starts on it at up or once the port is bound.
-                _privateKey = privateKey;
-                _publicKey = privateKey is { } key ? Engine.Crypto.Curve25519.PublicKeyOf(key) : null;
+                UseKey(privateKey);
                 return;
             }
             // The same key again starts the tunnel a failure left stopped.
@@ -221,7 +221,7 @@ public sealed partial class ActorTunnelControl(
             }
             var previous = _privateKey;
             var running = _tunnel;
-            _privateKey = privateKey;
+            UseKey(privateKey);
             try
             {
                 // A new identity: the old sessions are void (whitepaper section 5.4 derives them from the static key).
@@ -231,9 +231,7 @@ public sealed partial class ActorTunnelControl(
             {
                 // Not running on the new key: the previous one stays (a tunnel on the new key that
                 // failed after it started is the actors' failure, reported as such).
-                _privateKey = previous;
-                // What status reports while no tunnel runs (a failure after the new device was made).
-                _publicKey = previous is { } key ? Engine.Crypto.Curve25519.PublicKeyOf(key) : null;
+                UseKey(previous);
                 await RollBackKeyAsync(previous, e).ConfigureAwait(false);
                 throw;
             }
@@ -306,6 +304,13 @@ public sealed partial class ActorTunnelControl(
         {
             _gate.Release();
         }
+    }
+
+    /// <summary>The desired private key and its public half.</summary>
+    private void UseKey(WireGuardKey? privateKey)
+    {
+        _privateKey = privateKey;
+        _publicKey = privateKey is { } key ? Engine.Crypto.Curve25519.PublicKeyOf(key) : null;
     }
 
     public void RequireFwmark(uint? fwmark)

@@ -14,9 +14,6 @@ internal static unsafe partial class Netdb
     /// <summary><c>AI_PASSIVE</c>: no node, so the answer is the wildcard address with the service's port.</summary>
     internal const int AI_PASSIVE = 0x0001;
 
-    /// <summary><c>IPPROTO_UDP</c> (netinet/in.h).</summary>
-    internal const int IPPROTO_UDP = 17;
-
     /// <summary><c>struct addrinfo</c> (getaddrinfo(3)).</summary>
     [StructLayout(LayoutKind.Sequential)]
     internal struct addrinfo

@@ -19,8 +19,17 @@ internal static class Netlink
     /// <summary><c>struct nlmsghdr</c>: nlmsg_len (u32), nlmsg_type (u16), flags, seq, pid; 16 bytes.</summary>
     internal const int NlMsgHdrSize = 16;
 
-    /// <summary><c>struct ifinfomsg</c> after the header: family, pad, type (u16), ifi_index (i32) at 4, ifi_flags (u32) at 8; 16 bytes.</summary>
+    /// <summary>Offset of nlmsg_type (u16) in <c>struct nlmsghdr</c>.</summary>
+    internal const int NlMsgTypeOffset = 4;
+
+    /// <summary><c>struct ifinfomsg</c> after the header: family, pad, type (u16), ifi_index, ifi_flags, ifi_change; 16 bytes.</summary>
     internal const int IfInfoMsgSize = 16;
+
+    /// <summary>Offset of ifi_index (i32) in <c>struct ifinfomsg</c>.</summary>
+    internal const int IfiIndexOffset = 4;
+
+    /// <summary>Offset of ifi_flags (u32) in <c>struct ifinfomsg</c>.</summary>
+    internal const int IfiFlagsOffset = 8;
 
     /// <summary><c>NLMSG_ALIGN</c>: messages in a datagram start on 4-byte boundaries.</summary>
     internal static long Align(long length) => (length + 3) & ~3L;
