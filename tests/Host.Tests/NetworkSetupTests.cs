@@ -533,6 +533,78 @@ public sealed class NetworkSetupTests
     }
 
     /// <summary>
+    /// Another program that routes through this namespace and started after the gateway (Docker,
+    /// libvirt, LXD: each masquerades its containers' or guests' traffic with its own nftables
+    /// table, or iptables-nft's <c>ip nat</c>) finds forwarding on and never sets it itself. The
+    /// gateway's stop set it back to 0 under that program, whose containers lost their way out
+    /// (closing notes 29 to 31). A masquerade or source NAT of a table not ours now keeps forwarding
+    /// on, as another gateway's table does; a destination NAT (port forwarding into a container)
+    /// counts as well, a table without NAT does not.
+    /// </summary>
+    [Theory]
+    [InlineData("masquerade", true)]
+    [InlineData("snat to 192.0.2.1", true)]
+    [InlineData("dnat to 172.30.0.2", true)]
+    [InlineData("counter accept", false)]
+    public async Task Forwarding_stays_on_for_another_program_whose_nftables_table_translates_addresses(string statement, bool staysOn)
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        using var state = new TemporaryDirectory();
+        string name = "fzd" + Guid.NewGuid().ToString("N")[..8];
+        await InsideAsync(ns, "ip", "tuntap", "add", "dev", name, "mode", "tun");
+        var setup = new InterfaceNetworkSetup(name, new NamespaceRunner(Namespaced(ns)), NullLogger.Instance, new InMemoryTunnelControl(), state.Path);
+        await setup.ApplyAsync(GatewayWithoutPeers(), CancellationToken.None);
+        Assert.Equal("1", (await InsideAsync(ns, "sysctl", "-n", "net.ipv4.ip_forward")).Trim());
+
+        // What `docker run` adds once the gateway runs (Docker's nftables firewall backend names its
+        // table docker-bridges).
+        string hook = statement.StartsWith("dnat", StringComparison.Ordinal) ? "prerouting priority -100" : "postrouting priority 100";
+        await InsideAsync(ns, "nft", "add", "table", "ip", "docker-bridges");
+        await InsideAsync(ns, "nft", "add", "chain", "ip", "docker-bridges", "nat", $"{{ type nat hook {hook}; }}");
+        await InsideAsync(ns, ["nft", "add", "rule", "ip", "docker-bridges", "nat", "ip", "saddr", "172.30.0.0/16", .. statement.Split(' ')]);
+
+        await setup.TearDownAsync(CancellationToken.None);
+        Assert.DoesNotContain(setup.TableName, await InsideAsync(ns, "nft", "list", "tables"));
+        string expected = staysOn ? "1" : "0";
+        Assert.Equal(expected, (await InsideAsync(ns, "sysctl", "-n", "net.ipv4.ip_forward")).Trim());
+        Assert.Equal(expected, (await InsideAsync(ns, "sysctl", "-n", "net.ipv6.conf.all.forwarding")).Trim());
+        // Nothing is left for a later stop to restore either.
+        Assert.False(File.Exists(setup.StateFile.Path));
+    }
+
+    /// <summary>What counts in the ruleset: a translating statement outside our own table, not a comment or a chain's type.</summary>
+    [Fact]
+    public void Only_a_translating_statement_of_a_table_not_ours_keeps_forwarding_on()
+    {
+        const string quiet = """
+            table inet firezone-tunnel-wg0 {
+            	chain postrouting {
+            		type nat hook postrouting priority srcnat; policy accept;
+            		iifname "wg0" oifname != "wg0" masquerade
+            	}
+            }
+            table ip filter {
+            	chain forward {
+            		type filter hook forward priority filter; policy accept;
+            		ip saddr 10.0.0.0/8 counter packets 0 bytes 0 accept comment "masquerade snat dnat"
+            	}
+            }
+            """;
+        Assert.Null(InterfaceNetworkSetup.OtherForwarder(quiet, "firezone-tunnel-wg0"));
+        Assert.Equal("nftables table inet firezone-tunnel-wg1 says another gateway still forwards here",
+            InterfaceNetworkSetup.OtherForwarder(quiet + "\ntable inet firezone-tunnel-wg1 {\n}\n", "firezone-tunnel-wg0"));
+        Assert.StartsWith("nftables table ip nat translates addresses for another program (\"oifname != \"docker0\" ip saddr 172.17.0.0/16 counter packets 0 bytes 0 masquerade\")",
+            InterfaceNetworkSetup.OtherForwarder(quiet + "\n" + """
+                table ip nat {
+                	chain POSTROUTING {
+                		type nat hook postrouting priority srcnat; policy accept;
+                		oifname != "docker0" ip saddr 172.17.0.0/16 counter packets 0 bytes 0 masquerade
+                	}
+                }
+                """, "firezone-tunnel-wg0"));
+    }
+
+    /// <summary>
     /// As above, stopped the other way round: the first to start stops last. And a state file of
     /// another namespace with the same switch recorded is not adopted.
     /// </summary>

@@ -251,36 +251,6 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
         SaveState();
     }
 
-    /// <summary>
-    /// The nftables table of another gateway in this network namespace (running, or left by a killed
-    /// one whose next start needs forwarding as well), or null. The forwarding switches are shared
-    /// by every interface of the namespace, so a gateway that stops while another runs leaves them
-    /// on: restoring its "0" would stop the other one forwarding. Called after this gateway's own
-    /// table is deleted; when nft cannot tell, the switches are restored as before.
-    /// </summary>
-    private async Task<string?> OtherGatewayTableAsync(CancellationToken cancellationToken)
-    {
-        string tables;
-        try
-        {
-            tables = await runner.RunAsync("nft", ["list", "tables", "inet"], null, cancellationToken).ConfigureAwait(false);
-        }
-        catch (StartupException e)
-        {
-            logger.LogDebug("Cannot list the nftables tables: {Problem}", e.Message);
-            return null;
-        }
-        const string family = "table inet ";
-        foreach (var line in tables.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-        {
-            if (line.StartsWith(family + TablePrefix, StringComparison.Ordinal) && line[family.Length..] is var table && table != TableName)
-            {
-                return table;
-            }
-        }
-        return null;
-    }
-
     /// <summary>A leftover that is gone already (its device went with the process) is not an error.</summary>
     private async Task RunQuietlyAsync(string file, string[] arguments, CancellationToken cancellationToken)
     {
@@ -389,14 +359,14 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
             }
             _state.NftablesTable = false;
         }
-        string? otherGateway = _state.Sysctl.Keys.Any(ForwardingKeys.Contains)
-            ? await OtherGatewayTableAsync(cancellationToken).ConfigureAwait(false)
+        string? otherForwarder = _state.Sysctl.Keys.Any(ForwardingKeys.Contains)
+            ? await OtherForwarderAsync(cancellationToken).ConfigureAwait(false)
             : null;
         foreach (var (key, value) in _state.Sysctl.ToArray())
         {
-            if (otherGateway is not null && ForwardingKeys.Contains(key))
+            if (otherForwarder is not null && ForwardingKeys.Contains(key))
             {
-                logger.LogInformation("{Key} stays 1 (was {Value} before): nftables table {Table} says another gateway still forwards here", key, value, otherGateway);
+                logger.LogInformation("{Key} stays 1 (was {Value} before): {Reason}", key, value, otherForwarder);
                 _state.Sysctl.Remove(key);
                 continue;
             }
