@@ -488,6 +488,12 @@ public sealed class CliTests
     [InlineData(new[] { "wg%d" }, "firezone-tunnel: " + PercentProblem)]
     [InlineData(new[] { "NAME", "--bogus" }, "firezone-tunnel: Unrecognized command or argument '--bogus' (see --help)")]
     [InlineData(new[] { "-f", "NAME", "extra" }, "firezone-tunnel: Unrecognized command or argument 'extra' (see --help)")]
+    // An unknown option before the name (a typo of --foreground) was taken as the name, and the
+    // error then named the interface, which is right: "Unrecognized command or argument 'wg0'".
+    [InlineData(new[] { "--forground", "NAME" }, "firezone-tunnel: unknown option '--forground' (see --help)")]
+    [InlineData(new[] { "-f", "--log-level", "debug", "-x", "NAME" }, "firezone-tunnel: unknown option '-x' (see --help)")]
+    [InlineData(new[] { "up", "--bogus", "NAME" }, "firezone-tunnel: unknown option '--bogus' (see --help)")]
+    [InlineData(new[] { "show", "--bogus", "NAME" }, "firezone-tunnel: unknown option '--bogus' (see --help)")]
     public async Task A_bad_interface_argument_is_a_usage_error_and_creates_nothing(string[] arguments, string expected)
     {
         await using var ns = await NetworkNamespace.CreateAsync();

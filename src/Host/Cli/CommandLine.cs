@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Invocation;
+using System.CommandLine.Parsing;
 using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 using Firezone.Actors.Actors.Tunnel;
@@ -238,6 +239,27 @@ public static class CommandLine
         return problem is null;
     }
 
+    /// <summary>
+    /// An unknown option that System.CommandLine gave to a command's free argument (<c>--forground
+    /// wg0</c>: "--forground" became INTERFACE), in the command parsed or one it is under. Its
+    /// error names the token after it instead ("Unrecognized command or argument 'wg0'"), the one
+    /// thing on the line that was right.
+    /// </summary>
+    private static string? UnknownOptionTakenAsArgument(CommandResult? command)
+    {
+        for (; command is not null; command = command.Parent as CommandResult)
+        {
+            foreach (var argument in command.Children.OfType<ArgumentResult>())
+            {
+                if (argument.Tokens.FirstOrDefault(t => t.Value is ['-', _, ..]) is { } token)
+                {
+                    return token.Value;
+                }
+            }
+        }
+        return null;
+    }
+
     /// <summary>Runs a parsed command line; signals are left to the generic host, which stops cleanly on them.</summary>
     public static Task<int> InvokeAsync(RootCommand root, string[] args)
     {
@@ -246,7 +268,10 @@ public static class CommandLine
         {
             // A usage error is one line and exit code 2, like the ones the actions report, rather
             // than System.CommandLine's error followed by the whole help text and exit code 1.
-            Console.Error.WriteLine($"firezone-tunnel: {result.Errors[0].Message.TrimEnd('.')} (see --help)");
+            string message = UnknownOptionTakenAsArgument(result.CommandResult) is { } option
+                ? $"unknown option '{option}'"
+                : result.Errors[0].Message.TrimEnd('.');
+            Console.Error.WriteLine($"firezone-tunnel: {message} (see --help)");
             return Task.FromResult(2);
         }
         return result.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
