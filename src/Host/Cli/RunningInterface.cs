@@ -29,4 +29,11 @@ internal static class RunningInterface
         }
         return socket;
     }
+
+    /// <summary>
+    /// The line for a socket file nobody listens on (connect: ECONNREFUSED): a daemon killed (SIGKILL,
+    /// OOM, a crash) leaves it behind, and "Connection refused" alone read as a daemon refusing.
+    /// </summary>
+    public static string LeftBehind(string name, string socket, string reason) =>
+        $"firezone-tunnel: {name}: no daemon serves it: its socket {socket} is left by one that did not stop cleanly ({reason})";
 }
