@@ -465,6 +465,23 @@ public sealed class CliTests
         Assert.Equal(expected, problem);
     }
 
+    /// <summary>
+    /// show and save took an unknown option for their INTERFACE too (System.CommandLine hands it to
+    /// the free argument): `show --bogus` said "--bogus: no such interface" with exit code 1, as if
+    /// the operator had named a stopped interface. A usage error, as for the root command.
+    /// </summary>
+    [Theory]
+    [InlineData("show", "--bogus")]
+    [InlineData("show", "-x")]
+    [InlineData("save", "--bogus")]
+    public async Task An_unknown_option_of_show_or_save_is_a_usage_error(string command, string option)
+    {
+        var result = await RunAsync(command, option);
+        Assert.Equal(2, result.ExitCode);
+        Assert.Equal($"firezone-tunnel: unknown option '{option}' (see --help)\n", result.Stderr);
+        Assert.Equal("", result.Stdout);
+    }
+
     [Theory]
     [InlineData("wg0")]
     [InlineData("fifteen-chars-x")]
