@@ -329,7 +329,7 @@ public sealed class CliTests
     }
 
     [Fact]
-    public async Task Show_of_a_socket_left_by_a_dead_daemon_names_the_socket()
+    public async Task Show_of_a_socket_left_by_a_dead_daemon_says_no_daemon_serves_it_and_names_the_socket()
     {
         // A daemon killed with SIGKILL leaves its socket file and connecting to it is refused, as
         // to a socket that is bound but not listening (.NET removes the file when it is disposed).
@@ -352,7 +352,9 @@ public sealed class CliTests
                     "sh", directory.FullName, UapiSocketPath.DefaultDirectory, Executable, "show", name],
                 environment: new Dictionary<string, string> { ["WG_PROCESS_FOREGROUND"] = "" }, timeout: TimeSpan.FromSeconds(30));
             Assert.Equal(1, result.ExitCode);
-            Assert.Equal($"firezone-tunnel: {socket}: Connection refused\n", result.Stderr);
+            // Says that no daemon serves it and why the socket is there: "Connection refused" alone,
+            // after a crash, read as a daemon that refused the operator.
+            Assert.Equal($"firezone-tunnel: {name}: no daemon serves it: its socket {socket} is left by one that did not stop cleanly (Connection refused)\n", result.Stderr);
         }
         finally
         {
@@ -461,6 +463,23 @@ public sealed class CliTests
         string? name = parse.GetValue<string?>("INTERFACE");
         Assert.False(Cli.CommandLine.IsUsableInterfaceName(name, out string? problem));
         Assert.Equal(expected, problem);
+    }
+
+    /// <summary>
+    /// show and save took an unknown option for their INTERFACE too (System.CommandLine hands it to
+    /// the free argument): `show --bogus` said "--bogus: no such interface" with exit code 1, as if
+    /// the operator had named a stopped interface. A usage error, as for the root command.
+    /// </summary>
+    [Theory]
+    [InlineData("show", "--bogus")]
+    [InlineData("show", "-x")]
+    [InlineData("save", "--bogus")]
+    public async Task An_unknown_option_of_show_or_save_is_a_usage_error(string command, string option)
+    {
+        var result = await RunAsync(command, option);
+        Assert.Equal(2, result.ExitCode);
+        Assert.Equal($"firezone-tunnel: unknown option '{option}' (see --help)\n", result.Stderr);
+        Assert.Equal("", result.Stdout);
     }
 
     [Theory]

@@ -319,6 +319,74 @@ public sealed class LogFileTests
     }
 
     /// <summary>
+    /// A log file that cannot be written (a full /var/log) was silent: Serilog swallows a sink's
+    /// exception (its SelfLog is off), so the file stopped growing and nothing said why. The first
+    /// failed line is said once on stderr (the journal under the unit, whose lines go on); once
+    /// writing works again, stderr says so and the file itself gets a Warning with how many lines it
+    /// lacks, so a reader of the file with jq sees the gap. The file's descriptor is pointed at
+    /// /dev/full (every write ENOSPC) and back with dup2, as a disk fills and is cleared.
+    /// </summary>
+    [Fact]
+    public unsafe void A_log_file_that_cannot_be_written_is_said_on_stderr_and_the_gap_in_the_file()
+    {
+        string path = TempLog();
+        var problems = new StringWriter();
+        int full = -1, saved = -1;
+        try
+        {
+            using (var file = AppendOnlyFileSink.Open(path, JsonLogFormat.Create(), problems))
+            using (var logger = new Serilog.LoggerConfiguration().WriteTo.Sink(file).CreateLogger())
+            {
+                logger.Information("before");
+                int fd = DescriptorOf(path);
+                fixed (byte* devFull = "/dev/full\0"u8)
+                {
+                    full = Tmds.Linux.LibC.open(devFull, Tmds.Linux.LibC.O_WRONLY | Tmds.Linux.LibC.O_CLOEXEC, 0);
+                }
+                saved = Tmds.Linux.LibC.dup(fd);
+                Assert.True(full >= 0 && saved >= 0);
+                Assert.Equal(fd, Tmds.Linux.LibC.dup2(full, fd));
+                logger.Information("lost one");
+                logger.Information("lost two");
+                Assert.Equal(fd, Tmds.Linux.LibC.dup2(saved, fd));
+                logger.Information("after");
+            }
+            Assert.Equal(["before", "2 log line(s) were not written to this file: No space left on device", "after"], Messages(path));
+            Assert.Equal(
+                $"firezone-tunnel: {path}: cannot write the log: No space left on device; its lines are lost until a write succeeds\n"
+                + $"firezone-tunnel: {path}: writing the log again; 2 line(s) were lost\n",
+                problems.ToString().Replace("\r\n", "\n", StringComparison.Ordinal));
+        }
+        finally
+        {
+            _ = full >= 0 ? Tmds.Linux.LibC.close(full) : 0;
+            _ = saved >= 0 ? Tmds.Linux.LibC.close(saved) : 0;
+            File.Delete(path);
+        }
+    }
+
+    /// <summary>The descriptor of this process open on <paramref name="path"/> (exactly one).</summary>
+    private static int DescriptorOf(string path)
+    {
+        var found = new List<int>();
+        foreach (string fd in Directory.GetFiles("/proc/self/fd"))
+        {
+            try
+            {
+                if (new FileInfo(fd).LinkTarget == path)
+                {
+                    found.Add(int.Parse(Path.GetFileName(fd), System.Globalization.CultureInfo.InvariantCulture));
+                }
+            }
+            catch (IOException)
+            {
+                // Closed while we looked.
+            }
+        }
+        return Assert.Single(found);
+    }
+
+    /// <summary>
     /// The actors log through Akka's ILoggingAdapter and Akka.Logger.Serilog: their named holes
     /// must reach the JSON line as properties of those names (positional holes came out as "0",
     /// "1", ...), and the message reads as before. The real daemon in a namespace of the test's own.

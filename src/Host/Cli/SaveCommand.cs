@@ -36,6 +36,11 @@ internal static class SaveCommand
             Console.Error.WriteLine($"firezone-tunnel: {name}: its daemon stopped before it answered; the file may or may not have been saved ({(e is UapiException ? "no reply" : e.Message)})");
             return 1;
         }
+        catch (System.Net.Sockets.SocketException e) when (e.SocketErrorCode == System.Net.Sockets.SocketError.ConnectionRefused)
+        {
+            Console.Error.WriteLine(RunningInterface.LeftBehind(name, socket, e.Message) + ": not saved");
+            return 1;
+        }
         catch (UapiException e) when (e.NoReply)
         {
             Console.Error.WriteLine($"firezone-tunnel: {name}: its daemon does not answer fz_save (not firezone-tunnel; wireguard-go?): use wg-quick save {name}");

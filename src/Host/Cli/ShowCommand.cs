@@ -92,7 +92,7 @@ internal static class ShowCommand
         }
         catch (System.Net.Sockets.SocketException e) when (e.SocketErrorCode == System.Net.Sockets.SocketError.ConnectionRefused)
         {
-            return new Shown(Outcome.Stale, null, $"firezone-tunnel: {socket}: {e.Message}");
+            return new Shown(Outcome.Stale, null, RunningInterface.LeftBehind(name, socket, e.Message));
         }
         catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException or UapiException)
         {

@@ -19,7 +19,8 @@ namespace Firezone.Actors.Host.Logging;
 /// <c>openat(..., O_WRONLY|O_CREAT|O_CLOEXEC)</c> then <c>pwrite64(fd, ..., offset)</c>), and its
 /// cross-process mutex lives in a per-session, per-/tmp directory that a setsid()'d daemon or a
 /// PrivateTmp= unit does not share. A written line is in the page cache at once, so a reader
-/// (jq, tail -f) sees it and a crash of the daemon loses none.
+/// (jq, tail -f) sees it and a crash of the daemon loses none. A write that fails (a full disk)
+/// is said once on stderr, and the file gets the count of its missing lines once writing works again.
 /// </summary>
 internal sealed unsafe class AppendOnlyFileSink : ILogEventSink, IDisposable
 {
@@ -37,8 +38,11 @@ internal sealed unsafe class AppendOnlyFileSink : ILogEventSink, IDisposable
     private byte[] _bytes = new byte[4096];
     private bool _disposed;
 
-    private AppendOnlyFileSink(string path, SafeFileDescriptorHandle file, bool created, ITextFormatter formatter)
+    private readonly TextWriter? _problems;
+
+    private AppendOnlyFileSink(string path, SafeFileDescriptorHandle file, bool created, ITextFormatter formatter, TextWriter? problems)
     {
+        _problems = problems;
         Path = path;
         _file = file;
         Created = created;
@@ -58,7 +62,7 @@ internal sealed unsafe class AppendOnlyFileSink : ILogEventSink, IDisposable
     /// (O_NONBLOCK now answers ENXIO at once) and then fed it the log.
     /// </summary>
     /// <exception cref="IOException">One line naming the file and the reason (EACCES, ENOENT, a symbolic link, ...).</exception>
-    public static AppendOnlyFileSink Open(string path, ITextFormatter formatter)
+    public static AppendOnlyFileSink Open(string path, ITextFormatter formatter, TextWriter? problems = null)
     {
         byte[] name = Encoding.UTF8.GetBytes(path + "\0");
         int fd;
@@ -126,7 +130,7 @@ internal sealed unsafe class AppendOnlyFileSink : ILogEventSink, IDisposable
             file.Dispose();
             throw;
         }
-        return new AppendOnlyFileSink(path, file, created, formatter);
+        return new AppendOnlyFileSink(path, file, created, formatter, problems);
     }
 
     private static int OpenRetrying(byte* path, int flags, mode_t mode)
@@ -204,45 +208,103 @@ internal sealed unsafe class AppendOnlyFileSink : ILogEventSink, IDisposable
             {
                 return;
             }
-            var text = _text.GetStringBuilder();
-            text.Clear();
-            _formatter.Format(logEvent, _text);
-            string line = text.ToString();
-            int length = Encoding.UTF8.GetByteCount(line);
-            if (length > _bytes.Length)
+            if (_lostLines > 0)
             {
-                _bytes = new byte[Math.Max(length, _bytes.Length * 2)];
+                // The gap first, so the file says where its lines are missing.
+                int gapErrno = Write(new LogEvent(logEvent.Timestamp, LogEventLevel.Warning, null, LostLinesTemplate,
+                    [new LogEventProperty("LostLines", new ScalarValue(_lostLines)), new LogEventProperty("Problem", new ScalarValue(_lostReason))]));
+                if (gapErrno != 0)
+                {
+                    _lostLines++;
+                    return;
+                }
+                SayProblem($"writing the log again; {_lostLines.ToString(CultureInfo.InvariantCulture)} line(s) were lost");
+                _lostLines = 0;
             }
-            Encoding.UTF8.GetBytes(line, _bytes);
-            WriteAll(length);
+            int errno = Write(logEvent);
+            if (errno != 0)
+            {
+                // Serilog swallows a sink's exception (its SelfLog is off): said here, once a streak.
+                _lostReason = Marshal.GetPInvokeErrorMessage(errno);
+                _lostLines = 1;
+                SayProblem($"cannot write the log: {_lostReason}; its lines are lost until a write succeeds");
+            }
         }
+    }
+
+    private static readonly MessageTemplate LostLinesTemplate =
+        new Serilog.Parsing.MessageTemplateParser().Parse("{LostLines} log line(s) were not written to this file: {Problem:l}");
+
+    /// <summary>Lines not written since the last that was (a full disk, EIO), and why the first was not.</summary>
+    private int _lostLines;
+
+    private string _lostReason = "";
+
+    /// <summary>A write that failed after part of a line: the next write starts a new line first.</summary>
+    private bool _partialLine;
+
+    /// <summary>
+    /// One line on stderr (the journal under the unit, where the console log goes on), at the
+    /// journal's warning priority: the daemon runs on.
+    /// </summary>
+    private void SayProblem(string problem) =>
+        (_problems ?? Console.Error).WriteLine(JournalErrorWriter.NoticeLine($"firezone-tunnel: {Path}: {problem}"));
+
+    /// <summary>Formats and writes one event; 0, or the errno of the write that failed.</summary>
+    private int Write(LogEvent logEvent)
+    {
+        var text = _text.GetStringBuilder();
+        text.Clear();
+        if (_partialLine)
+        {
+            text.Append('\n');
+        }
+        _formatter.Format(logEvent, _text);
+        string line = text.ToString();
+        int length = Encoding.UTF8.GetByteCount(line);
+        if (length > _bytes.Length)
+        {
+            _bytes = new byte[Math.Max(length, _bytes.Length * 2)];
+        }
+        Encoding.UTF8.GetBytes(line, _bytes);
+        int written = WriteAll(length, out int errno);
+        if (errno != 0)
+        {
+            _partialLine |= written > 0;
+        }
+        else
+        {
+            _partialLine = false;
+        }
+        return errno;
     }
 
     /// <summary>
     /// One write(2) for the whole event, so it lands in one piece; a short write (a full disk)
-    /// continues with the rest, still appended.
+    /// continues with the rest, still appended. Returns the bytes written; <paramref name="errno"/>
+    /// is that of a write that failed, else 0.
     /// </summary>
-    private void WriteAll(int length)
+    private int WriteAll(int length, out int errno)
     {
+        errno = 0;
         bool added = false;
+        int written = 0;
         try
         {
             _file.DangerousAddRef(ref added);
             fixed (byte* start = _bytes)
             {
-                int written = 0;
                 while (written < length)
                 {
                     long result = LibC.write(_file.Fd, start + written, length - written);
                     if (result < 0)
                     {
-                        int errno = LibC.errno;
-                        if (errno == LibC.EINTR)
+                        if (LibC.errno == LibC.EINTR)
                         {
                             continue;
                         }
-                        // Serilog catches a sink's exception and reports it on its SelfLog; the daemon carries on.
-                        throw new IOException($"{Path}: cannot write the log: {Marshal.GetPInvokeErrorMessage(errno)}");
+                        errno = LibC.errno;
+                        break;
                     }
                     written += (int)result;
                 }
@@ -255,6 +317,7 @@ internal sealed unsafe class AppendOnlyFileSink : ILogEventSink, IDisposable
                 _file.DangerousRelease();
             }
         }
+        return written;
     }
 
     public void Dispose()
