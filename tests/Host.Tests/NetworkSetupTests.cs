@@ -572,6 +572,42 @@ public sealed class NetworkSetupTests
         Assert.False(File.Exists(setup.StateFile.Path));
     }
 
+    /// <summary>
+    /// Switching forwarding makes the kernel change other switches, which a gateway's stop left
+    /// changed: IPv4 forwarding sets <c>all.accept_redirects</c> (0 when on, 1 when off, so an
+    /// operator's hardening 0 came back as 1), and a host with IPv6 forwarding on ignores router
+    /// advertisements on interfaces with <c>accept_ra = 1</c> and drops the default routes they
+    /// gave (a cloud host lost IPv6 while the gateway ran). Found in an operator's review (a router
+    /// advertisement sent from another namespace: the route went at the gateway's start and came
+    /// back only after its stop). Now those interfaces get <c>accept_ra = 2</c> while forwarding
+    /// is on, and both come back to what they were, also when two gateways stop in turn.
+    /// </summary>
+    [Fact]
+    public async Task Forwarding_leaves_router_advertisements_accepted_and_accept_redirects_as_the_operator_set_them()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        using var state = new TemporaryDirectory();
+        string uplink = "fzu" + Guid.NewGuid().ToString("N")[..8];
+        await InsideAsync(ns, "ip", "link", "add", uplink, "type", "veth", "peer", "name", uplink + "p");
+        await InsideAsync(ns, "sysctl", "-q", "-w", "net.ipv4.conf.all.accept_redirects=0");
+        Assert.Equal("1", (await InsideAsync(ns, "sysctl", "-n", $"net.ipv6.conf.{uplink}.accept_ra")).Trim());
+        var (one, two) = await TwoSetupsAsync(ns, state);
+
+        await one.ApplyAsync(GatewayWithoutPeers(), CancellationToken.None);
+        await two.ApplyAsync(GatewayWithoutPeers(), CancellationToken.None);
+        Assert.Equal("1", (await InsideAsync(ns, "sysctl", "-n", "net.ipv6.conf.all.forwarding")).Trim());
+        Assert.Equal("2", (await InsideAsync(ns, "sysctl", "-n", $"net.ipv6.conf.{uplink}.accept_ra")).Trim());
+
+        await one.TearDownAsync(CancellationToken.None);
+        Assert.Equal("2", (await InsideAsync(ns, "sysctl", "-n", $"net.ipv6.conf.{uplink}.accept_ra")).Trim()); // forwarding stays on for two
+
+        await two.TearDownAsync(CancellationToken.None);
+        Assert.Equal("0", (await InsideAsync(ns, "sysctl", "-n", "net.ipv4.ip_forward")).Trim());
+        Assert.Equal("0", (await InsideAsync(ns, "sysctl", "-n", "net.ipv4.conf.all.accept_redirects")).Trim());
+        Assert.Equal("1", (await InsideAsync(ns, "sysctl", "-n", $"net.ipv6.conf.{uplink}.accept_ra")).Trim());
+        Assert.False(File.Exists(two.StateFile.Path));
+    }
+
     /// <summary>What counts in the ruleset: a translating statement outside our own table, not a comment or a chain's type.</summary>
     [Fact]
     public void Only_a_translating_statement_of_a_table_not_ours_keeps_forwarding_on()
@@ -786,7 +822,8 @@ public sealed class NetworkSetupTests
         runner.Sysctl["net.ipv6.conf.all.forwarding"] = "1"; // already on before us: not ours to restore
         await first.ApplyAsync(config, CancellationToken.None);
         var saved = first.StateFile.Load()!;
-        Assert.Equal(new Dictionary<string, string> { ["net.ipv4.ip_forward"] = "0" }, saved.Sysctl);
+        // With it what the kernel resets when IPv4 forwarding goes off (0 in this model).
+        Assert.Equal(new Dictionary<string, string> { ["net.ipv4.conf.all.accept_redirects"] = "0", ["net.ipv4.ip_forward"] = "0" }, saved.Sysctl);
         Assert.True(saved.NftablesTable);
 
         // Killed; the next instance reads "1" from sysctl but restores the recorded "0".
@@ -812,7 +849,7 @@ public sealed class NetworkSetupTests
         runner.FailWrites = true;
         await setup.TearDownAsync(CancellationToken.None);
         var saved = setup.StateFile.Load()!;
-        Assert.Equal(["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"], saved.Sysctl.Keys.Order());
+        Assert.Equal(["net.ipv4.conf.all.accept_redirects", "net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"], saved.Sysctl.Keys.Order());
         Assert.False(saved.NftablesTable); // the table was removed
     }
 

@@ -5,6 +5,87 @@ namespace Firezone.Actors.Host.Network;
 public sealed partial class InterfaceNetworkSetup
 {
     /// <summary>
+    /// The kernel resets this when IPv4 forwarding is switched (to 0 when on, to 1 when off):
+    /// an operator's <c>accept_redirects = 0</c>, a common hardening, came back as 1 after a
+    /// gateway's start and stop.
+    /// </summary>
+    private const string AcceptRedirectsKey = "net.ipv4.conf.all.accept_redirects";
+
+    private const string Ipv6ConfPrefix = "net.ipv6.conf.";
+
+    private const string AcceptRaSuffix = ".accept_ra";
+
+    /// <summary>
+    /// Records what the kernel changes with a forwarding switch that is about to go on, so that
+    /// <see cref="TearDownAsync"/> writes it back after switching it off again:
+    /// <list type="bullet">
+    /// <item>IPv4: <c>net.ipv4.conf.all.accept_redirects</c>, which the kernel sets to 0 and, at
+    /// the switch back, to 1 whatever it was;</item>
+    /// <item>IPv6: a host that forwards ignores router advertisements on interfaces with
+    /// <c>accept_ra = 1</c>, and the kernel drops the default routes they gave at once, so a host
+    /// whose IPv6 default route comes from its router (most clouds) lost IPv6 while the gateway
+    /// ran, even with no IPv6 in the tunnel. Each such interface gets <c>accept_ra = 2</c> (accept
+    /// them while forwarding) before forwarding goes on, and 1 again after. Interfaces that appear
+    /// later take the namespace's default (1).</item>
+    /// </list>
+    /// </summary>
+    private async Task PrepareForwardingChangeAsync(string key, CancellationToken cancellationToken)
+    {
+        if ((await runner.RunAsync("sysctl", ["-n", key], null, cancellationToken).ConfigureAwait(false)).Trim() == "1")
+        {
+            return; // on already: the kernel changes nothing
+        }
+        if (key == ForwardingKeys[0])
+        {
+            string redirects = (await runner.RunAsync("sysctl", ["-n", AcceptRedirectsKey], null, cancellationToken).ConfigureAwait(false)).Trim();
+            if (redirects.Length > 0 && _state.Sysctl.TryAdd(AcceptRedirectsKey, redirects))
+            {
+                SaveState();
+            }
+            return;
+        }
+        var keep = new List<string>();
+        string listing = await runner.RunAsync("sysctl", ["-a", "--pattern", @"^net\.ipv6\.conf\..*\.accept_ra$"], null, cancellationToken).ConfigureAwait(false);
+        foreach (var line in listing.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            // "net.ipv6.conf.eth0.accept_ra = 1" (a '.' in the interface's name is written '/')
+            int equals = line.IndexOf(" = ", StringComparison.Ordinal);
+            if (equals < 0 || line[(equals + 3)..] != "1")
+            {
+                continue;
+            }
+            string raKey = line[..equals];
+            string device = raKey[Ipv6ConfPrefix.Length..^AcceptRaSuffix.Length];
+            if (device is "all" or "default" or "lo" || device == interfaceName.Replace('.', '/'))
+            {
+                continue;
+            }
+            if (_state.Sysctl.TryAdd(raKey, "1"))
+            {
+                SaveState();
+            }
+            await runner.RunAsync("sysctl", ["-q", "-w", raKey + "=2"], null, cancellationToken).ConfigureAwait(false);
+            keep.Add(device);
+        }
+        if (keep.Count > 0)
+        {
+            logger.LogInformation("IPv6 forwarding: accept_ra 2 on {Interfaces}, so that they keep the default routes their routers advertise (a host that forwards ignores them otherwise)", string.Join(", ", keep));
+        }
+    }
+
+    /// <summary>The forwarding switch whose change the kernel ties <paramref name="key"/> to, or null.</summary>
+    private static string? ForwardingKeyOf(string key) =>
+        key == AcceptRedirectsKey ? ForwardingKeys[0]
+        : key.StartsWith(Ipv6ConfPrefix, StringComparison.Ordinal) && key.EndsWith(AcceptRaSuffix, StringComparison.Ordinal) ? ForwardingKeys[1]
+        : null;
+
+    /// <summary>A forwarding switch, or one tied to it: they stay on, or are restored, together.</summary>
+    private static bool FollowsForwarding(string key) => ForwardingKeys.Contains(key) || ForwardingKeyOf(key) is not null;
+
+    /// <summary>A switch of one interface (<c>net.ipv6.conf.eth0.accept_ra</c>), which goes with it.</summary>
+    private static bool IsInterfaceSwitch(string key) => ForwardingKeyOf(key) == ForwardingKeys[1];
+
+    /// <summary>
     /// Why forwarding must stay on when this gateway stops, or null. The forwarding switches are
     /// shared by every interface of the network namespace, and what else routes through it is told
     /// by its nftables ruleset (called after this gateway's own table is deleted):

@@ -160,6 +160,13 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
             if (other?.Namespace == _state.Namespace && other.Sysctl.TryGetValue(key, out var original))
             {
                 _state.Sysctl[key] = original;
+                foreach (var (companion, companionOriginal) in other.Sysctl)
+                {
+                    if (ForwardingKeyOf(companion) == key)
+                    {
+                        _state.Sysctl.TryAdd(companion, companionOriginal); // the last to stop writes it back too
+                    }
+                }
                 SaveState();
                 logger.LogInformation("{Key} is 1, set by the instance that records it in {File} (it was {Original} before): the last of them to stop restores it", key, file, original);
                 return;
@@ -185,6 +192,7 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
     {
         foreach (var key in ForwardingKeys)
         {
+            await PrepareForwardingChangeAsync(key, cancellationToken).ConfigureAwait(false);
             await SetSysctlAsync(key, cancellationToken).ConfigureAwait(false);
         }
         // Traffic from the tunnel leaving by any other interface takes that interface's address,
@@ -359,12 +367,14 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
             }
             _state.NftablesTable = false;
         }
-        string? otherForwarder = _state.Sysctl.Keys.Any(ForwardingKeys.Contains)
+        string? otherForwarder = _state.Sysctl.Keys.Any(FollowsForwarding)
             ? await OtherForwarderAsync(cancellationToken).ConfigureAwait(false)
             : null;
-        foreach (var (key, value) in _state.Sysctl.ToArray())
+        // The forwarding switches first: switching one off resets the switches the kernel ties to
+        // it, which are then written back (see PrepareForwardingChangeAsync).
+        foreach (var (key, value) in _state.Sysctl.OrderBy(entry => ForwardingKeys.Contains(entry.Key) ? 0 : 1).ToArray())
         {
-            if (otherForwarder is not null && ForwardingKeys.Contains(key))
+            if (otherForwarder is not null && FollowsForwarding(key))
             {
                 logger.LogInformation("{Key} stays 1 (was {Value} before): {Reason}", key, value, otherForwarder);
                 _state.Sysctl.Remove(key);
@@ -380,6 +390,11 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
             try
             {
                 await runner.RunAsync("sysctl", ["-q", "-w", key + "=" + value], null, cancellationToken).ConfigureAwait(false);
+                _state.Sysctl.Remove(key);
+            }
+            catch (StartupException e) when (IsInterfaceSwitch(key) && e.Message.Contains("No such file", StringComparison.Ordinal))
+            {
+                logger.LogInformation("{Key} not restored: its interface is gone", key);
                 _state.Sysctl.Remove(key);
             }
             catch (StartupException e)
