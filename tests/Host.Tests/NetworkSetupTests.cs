@@ -589,6 +589,8 @@ public sealed class NetworkSetupTests
         using var state = new TemporaryDirectory();
         string uplink = "fzu" + Guid.NewGuid().ToString("N")[..8];
         await InsideAsync(ns, "ip", "link", "add", uplink, "type", "veth", "peer", "name", uplink + "p");
+        string gone = "fzg" + uplink[3..]; // deleted while the gateways run: nothing to restore, no Warning, no state left
+        await InsideAsync(ns, "ip", "link", "add", gone, "type", "veth", "peer", "name", gone + "p");
         await InsideAsync(ns, "sysctl", "-q", "-w", "net.ipv4.conf.all.accept_redirects=0");
         Assert.Equal("1", (await InsideAsync(ns, "sysctl", "-n", $"net.ipv6.conf.{uplink}.accept_ra")).Trim());
         var (one, two) = await TwoSetupsAsync(ns, state);
@@ -601,6 +603,8 @@ public sealed class NetworkSetupTests
         await one.TearDownAsync(CancellationToken.None);
         Assert.Equal("2", (await InsideAsync(ns, "sysctl", "-n", $"net.ipv6.conf.{uplink}.accept_ra")).Trim()); // forwarding stays on for two
 
+        Assert.Equal("2", (await InsideAsync(ns, "sysctl", "-n", $"net.ipv6.conf.{gone}.accept_ra")).Trim());
+        await InsideAsync(ns, "ip", "link", "delete", gone);
         await two.TearDownAsync(CancellationToken.None);
         Assert.Equal("0", (await InsideAsync(ns, "sysctl", "-n", "net.ipv4.ip_forward")).Trim());
         Assert.Equal("0", (await InsideAsync(ns, "sysctl", "-n", "net.ipv4.conf.all.accept_redirects")).Trim());
