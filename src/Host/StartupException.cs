@@ -4,4 +4,25 @@ namespace Firezone.Actors.Host;
 /// A reason the daemon cannot start that the operator can fix (socket in use, no permission,
 /// interface name taken): printed as one line, exit code 1, no stack trace (STYLE rule 11).
 /// </summary>
-public sealed class StartupException(string message, Exception? inner = null) : Exception(message, inner);
+public sealed class StartupException(string message, Exception? inner = null) : Exception(message, inner)
+{
+    /// <summary>
+    /// A program the configuration needs is not installed (nft for a gateway, resolvconf for DNS):
+    /// every start would fail the same way until it is, so <c>up</c> exits with EX_CONFIG (78), on
+    /// which the systemd unit does not restart, rather than 1 every 2.2 s forever.
+    /// </summary>
+    public bool NotInstalled { get; init; }
+
+    /// <summary>True when <paramref name="e"/> or one it wraps is a <see cref="NotInstalled"/> failure.</summary>
+    public static bool IsNotInstalled(Exception? e)
+    {
+        for (; e is not null; e = e.InnerException)
+        {
+            if (e is StartupException { NotInstalled: true })
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+}

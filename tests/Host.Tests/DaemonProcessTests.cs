@@ -461,6 +461,45 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// A gateway on a host without nft (an operator's review): the start failed with exit code 1,
+    /// which the unit restarts every 2.2 s forever, said nothing of what to install, and the
+    /// rollback warned that it could not remove the table nft never made. Now EX_CONFIG (78), on
+    /// which the unit does not restart, the line names the package, and the rollback is quiet.
+    /// </summary>
+    [Fact]
+    public async Task A_gateway_without_nft_fails_once_with_exit_78_naming_the_package()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UniqueName();
+        // A PATH with ip, sysctl and readlink: no nft, whatever the machine has installed.
+        string bin = Path.Combine(Path.GetTempPath(), name + "-bin");
+        Directory.CreateDirectory(bin);
+        foreach (var tool in new[] { "ip", "sysctl", "readlink" })
+        {
+            File.CreateSymbolicLink(Path.Combine(bin, tool), new[] { "/usr/sbin/", "/usr/bin/", "/sbin/", "/bin/" }.Select(d => d + tool).First(File.Exists));
+        }
+        string config = Path.Combine(Path.GetTempPath(), name + ".conf");
+        string log = Path.Combine(Path.GetTempPath(), $"fzt-{name}.log");
+        await File.WriteAllTextAsync(config, $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\nAddress = 10.67.0.1/24\n#! Role = gateway\n");
+        try
+        {
+            var result = await ns.ExecAsync("env", [$"PATH={bin}", DaemonProcess.Executable, "up", "--config", config, "--log-file", log], timeout: TimeSpan.FromSeconds(30));
+            Assert.Equal(78, result.ExitCode);
+            Assert.Equal("firezone-tunnel: cannot run nft: no such command on PATH (install Debian's nftables)\n", result.Stderr);
+            Assert.False(await ns.HasLinkAsync(name));
+            Assert.Equal("0", (await ns.ExecAsync("sysctl", ["-n", "net.ipv4.ip_forward"])).Stdout.Trim());
+            Assert.DoesNotContain("Could not remove nftables table", await File.ReadAllTextAsync(log));
+        }
+        finally
+        {
+            File.Delete(config);
+            File.Delete(log);
+            File.Delete(Network.NetworkSetupStateFile.For(name, null).Path);
+            Directory.Delete(bin, recursive: true);
+        }
+    }
+
+    /// <summary>
     /// Stopped by SIGTERM or by a hang-up (the terminal or ssh session of a foreground `up` closed):
     /// SIGHUP used to end the process at once, leaving the policy rules, the state file and the
     /// socket behind. The daemon is started with SIGHUP at its default action whatever the test

@@ -162,6 +162,10 @@ public static class TunnelDaemon
                     logger.Error(e, "Unexpected failure while starting");
                 }
                 int exitCode = Fail(logger, readiness, e.Message);
+                if (StartupException.IsNotInstalled(e))
+                {
+                    exitCode = Cli.CommandLine.ConfigMistakeExitCode; // see StartupException.NotInstalled
+                }
                 if (IsNameHeldElsewhere(e))
                 {
                     // Another interface has the name: nothing of ours ran, and a log file this start

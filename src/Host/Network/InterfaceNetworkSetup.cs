@@ -361,6 +361,11 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
             {
                 await runner.RunAsync("nft", ["delete", "table", "inet", TableName], null, cancellationToken).ConfigureAwait(false);
             }
+            catch (StartupException e) when (e.NotInstalled)
+            {
+                // No nft, so no table: the start failed on it, and said so.
+                logger.LogDebug("No nftables table {Table} to remove: {Problem}", TableName, e.Message);
+            }
             catch (StartupException e)
             {
                 logger.LogWarning("Could not remove nftables table {Table}: {Problem}", TableName, e.Message);

@@ -38,10 +38,11 @@ public sealed class ProcessCommandRunner : ICommandRunner
             // e.Message is .NET's "An error occurred trying to start process 'X' with working
             // directory 'Y'. REASON": the reason alone, and for a bare name what ENOENT means.
             const int NoSuchFile = 2;
-            string reason = e.NativeErrorCode == NoSuchFile && !file.Contains('/')
-                ? "no such command on PATH"
+            bool notInstalled = e.NativeErrorCode == NoSuchFile && !file.Contains('/');
+            string reason = notInstalled
+                ? "no such command on PATH" + (DebianPackage(file) is { } package ? $" (install Debian's {package})" : "")
                 : new System.ComponentModel.Win32Exception(e.NativeErrorCode).Message;
-            throw new StartupException($"cannot run {file}: {reason}", e);
+            throw new StartupException($"cannot run {file}: {reason}", e) { NotInstalled = notInstalled };
         }
         using (process)
         {
@@ -73,4 +74,13 @@ public sealed class ProcessCommandRunner : ICommandRunner
             return await stdout.ConfigureAwait(false);
         }
     }
+
+    /// <summary>The Debian package of a program the network setup runs, for the line that says it is missing.</summary>
+    private static string? DebianPackage(string file) => file switch
+    {
+        "nft" => "nftables",
+        "ip" => "iproute2",
+        "sysctl" => "procps",
+        _ => null,
+    };
 }
