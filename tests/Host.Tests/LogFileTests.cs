@@ -404,8 +404,14 @@ public sealed class LogFileTests
         {
             await File.WriteAllTextAsync(keyFile, TestKeys.New().ToBase64());
             var set = await ProcessRunner.WgAsync("set", name, "private-key", keyFile, "listen-port", "0",
-                "peer", peer, "allowed-ips", "10.44.0.0/24", "endpoint", "127.0.0.1:9");
+                "peer", peer, "allowed-ips", "10.44.0.0/24", "endpoint", "127.0.0.1:9", "persistent-keepalive", "1");
             Assert.True(set.ExitCode == 0, set.Stderr);
+            // The keepalive starts a handshake: its initiation is logged on the socket's I/O thread.
+            for (var waited = System.Diagnostics.Stopwatch.StartNew(); waited.Elapsed < TimeSpan.FromSeconds(10)
+                && !(await File.ReadAllTextAsync(daemon.LogFile)).Contains("sending handshake initiation", StringComparison.Ordinal);)
+            {
+                await Task.Delay(50);
+            }
             const int SIGTERM = 15;
             daemon.Signal(SIGTERM);
             Assert.Equal(0, await daemon.WaitForExitAsync(TimeSpan.FromSeconds(10)));
@@ -427,6 +433,11 @@ public sealed class LogFileTests
             // Every line about the peer (at debug also its handshake initiations) names it the same way.
             Assert.All(lines.Where(l => Message(l).StartsWith($"peer {peer}", StringComparison.Ordinal)),
                 l => Assert.Equal(peer, l.GetProperty("PublicKey").GetString()));
+            // And by the actor it belongs to, also a line written on an I/O thread, which
+            // Akka.Logger.Serilog took for dead letters (its ActorPath is the sender of the log event).
+            Assert.Contains(lines, l => Message(l).StartsWith($"peer {peer}: sending handshake initiation", StringComparison.Ordinal));
+            Assert.All(lines.Where(l => l.TryGetProperty("ActorPath", out _)),
+                l => Assert.DoesNotContain("deadLetters", l.GetProperty("ActorPath").GetString()));
             var changed = Assert.Single(lines, l => Message(l).StartsWith("peers changed:", StringComparison.Ordinal));
             Assert.Equal(1, changed.GetProperty("Added").GetInt32());
             Assert.Equal(1, changed.GetProperty("PeerCount").GetInt32());

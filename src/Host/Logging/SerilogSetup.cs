@@ -25,7 +25,8 @@ public static class SerilogSetup
             // TunnelDaemon reports an expected failure (socket in use, no /dev/net/tun, no nft) as
             // one line and logs the stack trace itself only for an unexpected one.
             .Filter.ByExcluding(IsHostStartupFault)
-            .Enrich.FromLogContext();
+            .Enrich.FromLogContext()
+            .Enrich.With(new ActorPathEnricher());
         if (options.Console)
         {
             if (options.JournalConsole || options.HumanConsole)
