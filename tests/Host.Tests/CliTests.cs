@@ -164,6 +164,9 @@ public sealed class CliTests
         var result = await RunAsync("--version");
         Assert.Equal(0, result.ExitCode);
         Assert.StartsWith("0.1.0", result.Stdout);
+        // The log's start line says the same (with the commit), for a bug report to name the build:
+        // it said "0.1.0" alone (an operator's review).
+        Assert.Equal(result.Stdout.Trim(), Cli.CommandLine.Version);
     }
 
     [Fact]

@@ -19,8 +19,9 @@ namespace Firezone.Actors.Host.Cli;
 /// </summary>
 public static class CommandLine
 {
+    /// <summary>What <c>--version</c> prints and the log's start line says: the version and the commit built ("0.1.0+SHA").</summary>
     public static string Version =>
-        typeof(CommandLine).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
+        typeof(CommandLine).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0.0.0";
 
     /// <summary>
     /// wg-quick up's reading of its argument: a valid interface name (wg-quick's pattern,
