@@ -327,7 +327,7 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
         Assert.Equal(-1, Array.IndexOf(after, (byte)0));
         var messages = System.Text.Encoding.UTF8.GetString(after).Split('\n', StringSplitOptions.RemoveEmptyEntries)
             .Select(l => JsonDocument.Parse(l).RootElement.GetProperty("message").GetString()).ToList();
-        Assert.Contains("UAPI set: fwmark 0x7 changed; 0 peer change(s) applied", messages);
+        Assert.Contains("UAPI set: fwmark 0x7 changed; 0 peer(s) in the request", messages);
         Assert.Contains($"Interface {name} stopped", messages);
         Assert.DoesNotContain(messages, m => m!.StartsWith("Cannot start", StringComparison.Ordinal)); // the second daemon's
     }

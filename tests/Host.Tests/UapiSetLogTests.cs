@@ -29,13 +29,13 @@ public sealed class UapiSetLogTests : IAsyncLifetime
     {
         string key = TestKeys.New().ToHex(), peer = TestKeys.New().ToHex();
         Set($"private_key={key}\nlisten_port=0\npublic_key={peer}\nallowed_ip=10.0.0.1/32\n");
-        Assert.Equal(["UAPI set: private key changed; 1 peer change(s) applied"], Sets(LogLevel.Information));
+        Assert.Equal(["UAPI set: private key changed; 1 peer(s) in the request"], Sets(LogLevel.Information));
 
         // What wg syncconf of an unchanged file sends.
         Set($"private_key={key}\nreplace_peers=true\npublic_key={peer}\nreplace_allowed_ips=true\nallowed_ip=10.0.0.1/32\n");
         Set($"fwmark=0\npublic_key={peer}\npersistent_keepalive_interval=0\n");
         Assert.Single(Sets(LogLevel.Information));
-        Assert.Equal(["UAPI set: 1 peer change(s) applied", "UAPI set: 1 peer change(s) applied"], Sets(LogLevel.Debug));
+        Assert.Equal(["UAPI set: no device change; 1 peer(s) in the request", "UAPI set: no device change; 1 peer(s) in the request"], Sets(LogLevel.Debug));
 
         Set("fwmark=7\n");
         // Turned off: as wg says it (wg set wg0 fwmark off), not "fwmark 0x0".
@@ -43,10 +43,10 @@ public sealed class UapiSetLogTests : IAsyncLifetime
         Set($"private_key={new string('0', 64)}\n");
         Assert.Equal(
         [
-            "UAPI set: private key changed; 1 peer change(s) applied",
-            "UAPI set: fwmark 0x7 changed; 0 peer change(s) applied",
-            "UAPI set: fwmark off changed; 0 peer change(s) applied",
-            "UAPI set: private key changed; 0 peer change(s) applied",
+            "UAPI set: private key changed; 1 peer(s) in the request",
+            "UAPI set: fwmark 0x7 changed; 0 peer(s) in the request",
+            "UAPI set: fwmark off changed; 0 peer(s) in the request",
+            "UAPI set: private key changed; 0 peer(s) in the request",
         ], Sets(LogLevel.Information));
     }
 }

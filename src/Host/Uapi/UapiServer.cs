@@ -466,13 +466,15 @@ public sealed class UapiServer : IAsyncDisposable
             var deviceChanges = await UapiSetApplier.ApplyAsync(request, _control, _newPeerEcnModes, token).ConfigureAwait(false);
             if (deviceChanges.Count > 0)
             {
-                _logger.LogInformation("UAPI set: {DeviceChanges:l} changed; {PeerChanges} peer change(s) applied", string.Join(", ", deviceChanges), request.Peers.Count);
+                // The request's peers, not changes: wg syncconf names every peer of the file, and what
+                // changed for them is the peers' supervisor's "peers changed" line.
+                _logger.LogInformation("UAPI set: {DeviceChanges:l} changed; {RequestPeers} peer(s) in the request", string.Join(", ", deviceChanges), request.Peers.Count);
             }
             else
             {
                 // Peer changes are logged by the peers' supervisor at Information when there are any;
                 // a reload that sends the same file again changes nothing and says so only here.
-                _logger.LogDebug("UAPI set: {PeerChanges} peer change(s) applied", request.Peers.Count);
+                _logger.LogDebug("UAPI set: no device change; {RequestPeers} peer(s) in the request", request.Peers.Count);
             }
             return ("errno=0\n\n", lines, false);
         }
