@@ -25,7 +25,9 @@ ip -n "$A" addr add fd94::99/64 dev sv-a nodad
 ip -n "$B" addr add fd94::2/64 dev sv-b nodad
 ip -n "$A" -6 route replace fd94::/64 dev sv-a src fd94::1 metric 256 proto kernel
 (umask 077; wg genkey > "$W/a.key"; wg genkey > "$W/b.key")
-ip netns exec "$A" env WG_PROCESS_FOREGROUND=1 "$OURS" -f srca0 >"$W/a.log" 2>&1 & PIDS+=($!)
+# Our daemon's JSON log in the lab's directory, not /var/log/firezone-tunnel (where each run appended to srca0.log).
+LOG=(); [[ "$OURS" != wireguard-go ]] && LOG=(--log-file "$W/a.jsonl")
+ip netns exec "$A" env WG_PROCESS_FOREGROUND=1 "$OURS" -f srca0 "${LOG[@]}" >"$W/a.log" 2>&1 & PIDS+=($!)
 ip netns exec "$B" env WG_PROCESS_FOREGROUND=1 wireguard-go -f srcb0 >/dev/null 2>&1 & PIDS+=($!)
 pair_wait_uapi
 ip netns exec "$A" wg set srca0 private-key "$W/a.key" listen-port 51001 peer "$(wg pubkey < "$W/b.key")" \
