@@ -461,6 +461,35 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// Without CAP_NET_ADMIN (a unit whose capabilities were changed) the TUN device cannot be made,
+    /// and a restart changes nothing: EX_CONFIG, on which the unit does not restart; it exited 1 and
+    /// was restarted every 2.2 s forever (an operator's review).
+    /// </summary>
+    [Fact]
+    public async Task Without_CAP_NET_ADMIN_the_start_fails_once_with_exit_78()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UniqueName();
+        string config = Path.Combine(Path.GetTempPath(), name + ".conf");
+        string log = Path.Combine(Path.GetTempPath(), $"fzt-{name}.log");
+        await File.WriteAllTextAsync(config, $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\n");
+        try
+        {
+            var result = await ns.ExecAsync("setpriv", ["--bounding-set", "-net_admin", "--inh-caps", "-net_admin", "--",
+                DaemonProcess.Executable, "up", "--config", config, "--log-file", log], timeout: TimeSpan.FromSeconds(30));
+            Assert.Equal(78, result.ExitCode);
+            Assert.Contains("CAP_NET_ADMIN", result.Stderr);
+            Assert.False(await ns.HasLinkAsync(name));
+        }
+        finally
+        {
+            File.Delete(config);
+            File.Delete(log);
+            File.Delete(Network.NetworkSetupStateFile.For(name, null).Path);
+        }
+    }
+
+    /// <summary>
     /// A gateway on a host without nft (an operator's review): the start failed with exit code 1,
     /// which the unit restarts every 2.2 s forever, said nothing of what to install, and the
     /// rollback warned that it could not remove the table nft never made. Now EX_CONFIG (78), on

@@ -162,9 +162,11 @@ public static class TunnelDaemon
                     logger.Error(e, "Unexpected failure while starting");
                 }
                 int exitCode = Fail(logger, readiness, e.Message);
-                if (StartupException.IsNotInstalled(e))
+                if (StartupException.IsNotInstalled(e) || IsWithoutNetAdmin(e))
                 {
-                    exitCode = Cli.CommandLine.ConfigMistakeExitCode; // see StartupException.NotInstalled
+                    // Every start would fail the same way until the machine or the unit is changed:
+                    // EX_CONFIG, on which the unit does not restart (see StartupException.NotInstalled).
+                    exitCode = Cli.CommandLine.ConfigMistakeExitCode;
                 }
                 if (IsNameHeldElsewhere(e))
                 {
@@ -200,6 +202,13 @@ public static class TunnelDaemon
     private static WgQuickHooksHostedService Hooks(IServiceProvider provider, WgQuickHookStage onStart, WgQuickHookStage onStop) =>
         new(provider.GetRequiredService<WgQuickHookRunner>(), onStart, onStop, provider.GetRequiredService<IHostApplicationLifetime>(),
             provider.GetRequiredService<Microsoft.Extensions.Logging.ILogger<WgQuickHooksHostedService>>());
+
+    /// <summary>
+    /// Opening /dev/net/tun or creating the device was not permitted (EPERM, EACCES): the process
+    /// lacks CAP_NET_ADMIN (not root, or a unit's capabilities changed).
+    /// </summary>
+    private static bool IsWithoutNetAdmin(Exception e) =>
+        e is StartupException { InnerException: Native.TunDeviceException tun } && (tun.Errno == Tmds.Linux.LibC.EPERM || tun.Errno == Tmds.Linux.LibC.EACCES);
 
     /// <summary>
     /// The kernel refused the TUN device's name (TUNSETIFF: EINVAL, another kind of interface has it
