@@ -381,7 +381,8 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
         {
             if (otherForwarder is not null && FollowsForwarding(key))
             {
-                logger.LogInformation("{Key} stays 1 (was {Value} before): {Reason}", key, value, otherForwarder);
+                // accept_redirects and accept_ra stay as forwarding has them (0 and 2), not 1.
+                logger.LogInformation("{Key} stays as it is (was {Value} before): {Reason}", key, value, otherForwarder);
                 _state.Sysctl.Remove(key);
                 continue;
             }
