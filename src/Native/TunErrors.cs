@@ -12,7 +12,7 @@ internal static class TunErrors
     {
         if (errno == LibC.ENOENT)
         {
-            return $"{TunPath} does not exist: load the tun module (modprobe tun)";
+            return $"{TunPath} does not exist: load the tun module (modprobe tun); in a container, give it the device (docker run --device /dev/net/tun)";
         }
         if (errno == LibC.ENODEV || errno == LibC.ENXIO)
         {

@@ -92,7 +92,9 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
     /// <summary>
     /// A machine without the TUN device node (no tun module, or a container without /dev/net/tun):
     /// the daemon runs in its own mount namespace with an empty tmpfs over /dev/net, and must say
-    /// what is missing and what to do, in one line, exit 1 and leave nothing behind.
+    /// what is missing and what to do, in one line, and leave nothing behind. Exit code 78
+    /// (EX_CONFIG), on which the unit does not restart: only the operator can mend it (it was 1,
+    /// which the unit restarted every 2.2 s forever).
     /// </summary>
     [Fact]
     public async Task Without_dev_net_tun_the_daemon_fails_with_one_line_naming_it()
@@ -106,8 +108,8 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
             var run = await ProcessRunner.RunAsync("unshare", ["--mount", "sh", "-c",
                 "mount -t tmpfs tmpfs /dev/net && exec ip netns exec \"$0\" \"$1\" -f \"$2\" --log-file \"$3\"",
                 ns.Name, DaemonProcess.Executable, name, logFile], timeout: TimeSpan.FromSeconds(30));
-            Assert.Equal(1, run.ExitCode);
-            Assert.Equal("firezone-tunnel: /dev/net/tun does not exist: load the tun module (modprobe tun)\n", run.Stderr);
+            Assert.Equal(78, run.ExitCode);
+            Assert.Equal("firezone-tunnel: /dev/net/tun does not exist: load the tun module (modprobe tun); in a container, give it the device (docker run --device /dev/net/tun)\n", run.Stderr);
             // The JSON log on stdout and in the file: one error line with the reason, and neither
             // the generic host's "Hosting failed to start" with its stack trace nor Akka's
             // "Exiting with [ExitCode:0]" from a process that exits 1.
@@ -117,7 +119,7 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
                 Assert.DoesNotContain("ExitCode", log);
                 var errors = log.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement)
                     .Where(e => e.GetProperty("severity").GetString() is "Error" or "Fatal").ToList();
-                Assert.Equal("Cannot start: /dev/net/tun does not exist: load the tun module (modprobe tun)", Assert.Single(errors).GetProperty("message").GetString());
+                Assert.Equal("Cannot start: /dev/net/tun does not exist: load the tun module (modprobe tun); in a container, give it the device (docker run --device /dev/net/tun)", Assert.Single(errors).GetProperty("message").GetString());
                 Assert.False(errors[0].TryGetProperty("exception", out _));
             }
             Assert.False(await ns.HasLinkAsync(name));
@@ -127,7 +129,7 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
         finally
         {
             File.Delete(logFile);
-            File.Delete(UapiSocketPath.For(name)); // if the daemon did start before the runner's timeout killed it
+            LeftoverFile.Delete(UapiSocketPath.For(name)); // if the daemon did start before the runner's timeout killed it
         }
     }
 
@@ -356,7 +358,7 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
             Assert.Equal(0, (await ProcessRunner.WgAsync("show", name)).ExitCode);
 
             // wireguard-go's way to stop a detached daemon: remove its socket. It exits and its TUN goes.
-            File.Delete(UapiSocketPath.For(name));
+            LeftoverFile.Delete(UapiSocketPath.For(name));
             Assert.True(await daemon.WaitForExitAsync(TimeSpan.FromSeconds(15)), "the daemon did not exit after its socket was removed");
             Assert.False(await ns.HasLinkAsync(name));
         }
@@ -367,7 +369,7 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
             {
                 await daemon.DisposeAsync();
             }
-            File.Delete(UapiSocketPath.For(name));
+            LeftoverFile.Delete(UapiSocketPath.For(name));
             File.Delete(log);
         }
     }
@@ -485,7 +487,7 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
         {
             File.Delete(config);
             File.Delete(log);
-            File.Delete(Network.NetworkSetupStateFile.For(name, null).Path);
+            LeftoverFile.Delete(Network.NetworkSetupStateFile.For(name, null).Path);
         }
     }
 
@@ -523,7 +525,7 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
         {
             File.Delete(config);
             File.Delete(log);
-            File.Delete(Network.NetworkSetupStateFile.For(name, null).Path);
+            LeftoverFile.Delete(Network.NetworkSetupStateFile.For(name, null).Path);
             Directory.Delete(bin, recursive: true);
         }
     }
@@ -699,7 +701,7 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
             {
                 await daemon.DisposeAsync();
             }
-            File.Delete(UapiSocketPath.For(name));
+            LeftoverFile.Delete(UapiSocketPath.For(name));
             File.Delete(Path.Combine("/var/log/firezone-tunnel", name + ".log"));
             Directory.Delete(directory, recursive: true);
         }

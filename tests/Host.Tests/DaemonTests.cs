@@ -239,7 +239,7 @@ public sealed class DaemonTests
         finally
         {
             File.Delete(logFile);
-            File.Delete(UapiSocketPath.For(name));
+            LeftoverFile.Delete(UapiSocketPath.For(name));
         }
     }
 
@@ -288,7 +288,7 @@ public sealed class DaemonTests
         }
         finally
         {
-            File.Delete(UapiSocketPath.For(name));
+            LeftoverFile.Delete(UapiSocketPath.For(name));
         }
     }
 

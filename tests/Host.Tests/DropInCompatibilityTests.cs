@@ -51,7 +51,7 @@ public sealed class DropInCompatibilityTests
             {
                 await daemon.DisposeAsync();
             }
-            File.Delete(UapiSocketPath.For(name));
+            LeftoverFile.Delete(UapiSocketPath.For(name));
             File.Delete(log);
         }
     }
@@ -108,7 +108,7 @@ public sealed class DropInCompatibilityTests
             {
                 await daemon.DisposeAsync();
             }
-            File.Delete(UapiSocketPath.For(name));
+            LeftoverFile.Delete(UapiSocketPath.For(name));
         }
     }
 
@@ -156,7 +156,7 @@ public sealed class DropInCompatibilityTests
         finally
         {
             File.Delete(pidFile);
-            File.Delete(UapiSocketPath.For(name));
+            LeftoverFile.Delete(UapiSocketPath.For(name));
         }
     }
 
@@ -181,7 +181,7 @@ public sealed class DropInCompatibilityTests
         finally
         {
             File.Delete(blocker);
-            File.Delete(UapiSocketPath.For(name));
+            LeftoverFile.Delete(UapiSocketPath.For(name));
         }
     }
 
@@ -280,7 +280,7 @@ public sealed class DropInCompatibilityTests
             await holder.WaitForExitAsync();
             File.Delete(config);
             File.Delete(log);
-            File.Delete(UapiSocketPath.For(name));
+            LeftoverFile.Delete(UapiSocketPath.For(name));
         }
     }
 

@@ -179,7 +179,7 @@ public sealed class MtuTests
             {
                 await goDaemon.DisposeAsync();
             }
-            File.Delete(UapiSocketPath.For(wgo));
+            LeftoverFile.Delete(UapiSocketPath.For(wgo));
             File.Delete(keyFileA);
             File.Delete(keyFileB);
         }

@@ -778,7 +778,7 @@ public sealed class NetworkSetupTests
         await InsideAsync(ns, "ip", "link", "delete", name);
         if (!stateFileSurvived)
         {
-            File.Delete(killed.StateFile.Path);
+            LeftoverFile.Delete(killed.StateFile.Path);
         }
 
         await InsideAsync(ns, "ip", "tuntap", "add", "dev", name, "mode", "tun");

@@ -75,7 +75,7 @@ public sealed class TunDeviceErrorTests
 
     /// <summary>No /dev/net/tun cannot be staged safely on a shared machine, so the mapping is checked directly.</summary>
     [Theory]
-    [InlineData(2, "/dev/net/tun does not exist: load the tun module (modprobe tun)")] // ENOENT
+    [InlineData(2, "/dev/net/tun does not exist: load the tun module (modprobe tun); in a container, give it the device (docker run --device /dev/net/tun)")] // ENOENT
     [InlineData(19, "/dev/net/tun has no driver behind it: load the tun module (modprobe tun)")] // ENODEV
     [InlineData(13, "cannot open /dev/net/tun: permission denied (run as root, or give the process CAP_NET_ADMIN)")] // EACCES
     public void Opening_dev_net_tun_failures_read_as_advice(int errno, string message)

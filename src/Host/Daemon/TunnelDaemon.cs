@@ -162,7 +162,7 @@ public static class TunnelDaemon
                     logger.Error(e, "Unexpected failure while starting");
                 }
                 int exitCode = Fail(logger, readiness, e.Message);
-                if (StartupException.IsNotInstalled(e) || IsWithoutNetAdmin(e))
+                if (StartupException.IsNotInstalled(e) || IsWithoutNetAdmin(e) || IsWithoutTunDriver(e))
                 {
                     // Every start would fail the same way until the machine or the unit is changed:
                     // EX_CONFIG, on which the unit does not restart (see StartupException.NotInstalled).
@@ -209,6 +209,15 @@ public static class TunnelDaemon
     /// </summary>
     private static bool IsWithoutNetAdmin(Exception e) =>
         e is StartupException { InnerException: Native.TunDeviceException tun } && (tun.Errno == Tmds.Linux.LibC.EPERM || tun.Errno == Tmds.Linux.LibC.EACCES);
+
+    /// <summary>
+    /// /dev/net/tun is missing (ENOENT: a container started without it, a host without devtmpfs's
+    /// node) or has no driver (ENODEV, ENXIO: the tun module cannot be loaded; the unit may not load
+    /// modules itself). A restart finds the same until the operator acts, as wireguard-go's would.
+    /// </summary>
+    private static bool IsWithoutTunDriver(Exception e) =>
+        e is StartupException { InnerException: Native.TunDeviceException tun }
+        && (tun.Errno == Tmds.Linux.LibC.ENOENT || tun.Errno == Tmds.Linux.LibC.ENODEV || tun.Errno == Tmds.Linux.LibC.ENXIO);
 
     /// <summary>
     /// The kernel refused the TUN device's name (TUNSETIFF: EINVAL, another kind of interface has it
