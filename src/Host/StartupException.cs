@@ -13,12 +13,23 @@ public sealed class StartupException(string message, Exception? inner = null) : 
     /// </summary>
     public bool NotInstalled { get; init; }
 
-    /// <summary>True when <paramref name="e"/> or one it wraps is a <see cref="NotInstalled"/> failure.</summary>
-    public static bool IsNotInstalled(Exception? e)
+    /// <summary>
+    /// A PreUp or PostUp hook of the file failed. wg-quick up fails there and wg-quick@.service, a
+    /// oneshot, is not started again; a restart every 2.2 s would run the hooks again each time with
+    /// no down hook in between (a failed start runs none), adding a PreUp's firewall rule again and
+    /// again. So <c>up</c> exits with EX_CONFIG (78) here too.
+    /// </summary>
+    public bool HookFailed { get; init; }
+
+    /// <summary>
+    /// True when <paramref name="e"/> or one it wraps is a <see cref="NotInstalled"/> or
+    /// <see cref="HookFailed"/> failure: a restart would repeat it, or repeat what it did.
+    /// </summary>
+    public static bool IsNotForRestart(Exception? e)
     {
         for (; e is not null; e = e.InnerException)
         {
-            if (e is StartupException { NotInstalled: true })
+            if (e is StartupException { NotInstalled: true } or StartupException { HookFailed: true })
             {
                 return true;
             }

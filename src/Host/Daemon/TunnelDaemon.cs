@@ -162,10 +162,10 @@ public static class TunnelDaemon
                     logger.Error(e, "Unexpected failure while starting");
                 }
                 int exitCode = Fail(logger, readiness, e.Message);
-                if (StartupException.IsNotInstalled(e) || IsWithoutNetAdmin(e) || IsWithoutTunDriver(e))
+                if (StartupException.IsNotForRestart(e) || IsWithoutNetAdmin(e) || IsWithoutTunDriver(e))
                 {
                     // Every start would fail the same way until the machine or the unit is changed:
-                    // EX_CONFIG, on which the unit does not restart (see StartupException.NotInstalled).
+                    // EX_CONFIG, on which the unit does not restart (see StartupException.NotInstalled and HookFailed).
                     exitCode = Cli.CommandLine.ConfigMistakeExitCode;
                 }
                 if (IsNameHeldElsewhere(e))

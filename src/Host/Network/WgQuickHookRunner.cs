@@ -122,7 +122,7 @@ public sealed class WgQuickHookRunner(string interfaceName, string configPath, I
         }
         catch (System.ComponentModel.Win32Exception e)
         {
-            throw new StartupException($"{configPath}:{hook.Line}: {hook.Stage}: cannot run {Shell}: {e.Message}", e);
+            throw new StartupException($"{configPath}:{hook.Line}: {hook.Stage}: cannot run {Shell}: {e.Message}", e) { HookFailed = true };
         }
         process.StandardInput.Close();
         string? lastError = null;
@@ -152,7 +152,7 @@ public sealed class WgQuickHookRunner(string interfaceName, string configPath, I
         }
         if (exitCode != 0)
         {
-            throw new StartupException($"{configPath}:{hook.Line}: {hook.Stage} failed with exit code {exitCode}{(lastError is null ? "" : ": " + lastError)}");
+            throw new StartupException($"{configPath}:{hook.Line}: {hook.Stage} failed with exit code {exitCode}{(lastError is null ? "" : ": " + lastError)}") { HookFailed = true };
         }
     }
 
