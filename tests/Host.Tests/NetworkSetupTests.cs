@@ -612,6 +612,44 @@ public sealed class NetworkSetupTests
         Assert.False(File.Exists(two.StateFile.Path));
     }
 
+    /// <summary>
+    /// The kernel writes the namespace's forwarding switch into every interface's own (and the
+    /// default's): an interface an operator let forward while the namespace's switch was 0 (IPv4
+    /// forwards by the receiving interface's switch) was left at 0 by a gateway's start and stop.
+    /// Those at 1 are 1 again after the stop, also when two gateways stop in turn; those at 0 stay 0.
+    /// </summary>
+    [Fact]
+    public async Task An_interface_that_forwarded_on_its_own_forwards_again_after_the_gateway_stops()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        using var state = new TemporaryDirectory();
+        string routed = "fzr" + Guid.NewGuid().ToString("N")[..8];
+        string plain = "fzp" + routed[3..];
+        await InsideAsync(ns, "ip", "link", "add", routed, "type", "veth", "peer", "name", plain);
+        foreach (string family in new[] { "ipv4", "ipv6" })
+        {
+            await InsideAsync(ns, "sysctl", "-q", "-w", $"net.{family}.conf.{routed}.forwarding=1");
+        }
+        Assert.Equal("0", (await InsideAsync(ns, "sysctl", "-n", "net.ipv4.ip_forward")).Trim());
+        var (one, two) = await TwoSetupsAsync(ns, state);
+
+        await one.ApplyAsync(GatewayWithoutPeers(), CancellationToken.None);
+        await two.ApplyAsync(GatewayWithoutPeers(), CancellationToken.None);
+        Assert.Equal("1", (await InsideAsync(ns, "sysctl", "-n", $"net.ipv4.conf.{plain}.forwarding")).Trim());
+        await one.TearDownAsync(CancellationToken.None);
+        Assert.Equal("1", (await InsideAsync(ns, "sysctl", "-n", $"net.ipv4.conf.{plain}.forwarding")).Trim()); // forwarding stays on for two
+        await two.TearDownAsync(CancellationToken.None);
+
+        foreach (string family in new[] { "ipv4", "ipv6" })
+        {
+            Assert.Equal("0", (await InsideAsync(ns, "sysctl", "-n", $"net.{family}.conf.all.forwarding")).Trim());
+            Assert.Equal("1", (await InsideAsync(ns, "sysctl", "-n", $"net.{family}.conf.{routed}.forwarding")).Trim());
+            Assert.Equal("0", (await InsideAsync(ns, "sysctl", "-n", $"net.{family}.conf.{plain}.forwarding")).Trim());
+            Assert.Equal("0", (await InsideAsync(ns, "sysctl", "-n", $"net.{family}.conf.default.forwarding")).Trim());
+        }
+        Assert.False(File.Exists(two.StateFile.Path));
+    }
+
     /// <summary>What counts in the ruleset: a translating statement outside our own table, not a comment or a chain's type.</summary>
     [Fact]
     public void Only_a_translating_statement_of_a_table_not_ours_keeps_forwarding_on()

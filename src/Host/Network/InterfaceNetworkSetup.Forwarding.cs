@@ -13,7 +13,11 @@ public sealed partial class InterfaceNetworkSetup
 
     private const string Ipv6ConfPrefix = "net.ipv6.conf.";
 
+    private const string Ipv4ConfPrefix = "net.ipv4.conf.";
+
     private const string AcceptRaSuffix = ".accept_ra";
+
+    private const string ForwardingSuffix = ".forwarding";
 
     /// <summary>
     /// Records what the kernel changes with a forwarding switch that is about to go on, so that
@@ -27,6 +31,10 @@ public sealed partial class InterfaceNetworkSetup
     /// ran, even with no IPv6 in the tunnel. Each such interface gets <c>accept_ra = 2</c> (accept
     /// them while forwarding) before forwarding goes on, and 1 again after. Interfaces that appear
     /// later take the namespace's default (1).</item>
+    /// <item>Both: the kernel writes the namespace's switch into every interface's own
+    /// <c>forwarding</c> (and the default's), so an interface an operator let forward while the
+    /// namespace's switch was 0 (IPv4 forwards by the receiving interface's switch) stopped
+    /// forwarding at the gateway's stop. Those at 1 are set to 1 again after.</item>
     /// </list>
     /// </summary>
     private async Task PrepareForwardingChangeAsync(string key, CancellationToken cancellationToken)
@@ -35,7 +43,21 @@ public sealed partial class InterfaceNetworkSetup
         {
             return; // on already: the kernel changes nothing
         }
-        if (key == ForwardingKeys[0])
+        bool ipv4 = key == ForwardingKeys[0];
+        var forwarding = await InterfaceSwitchesAtOneAsync(ipv4 ? Ipv4ConfPrefix : Ipv6ConfPrefix, ForwardingSuffix, cancellationToken).ConfigureAwait(false);
+        foreach (var (forwardingKey, _) in forwarding)
+        {
+            if (_state.Sysctl.TryAdd(forwardingKey, "1"))
+            {
+                SaveState();
+            }
+        }
+        if (forwarding.Count > 0)
+        {
+            logger.LogInformation("{Key}: {Interfaces} forward(s) already, and will again after the gateway's stop (the namespace's switch sets every interface's)",
+                key, string.Join(", ", forwarding.Select(f => f.Device)));
+        }
+        if (ipv4)
         {
             string redirects = (await runner.RunAsync("sysctl", ["-n", AcceptRedirectsKey], null, cancellationToken).ConfigureAwait(false)).Trim();
             if (redirects.Length > 0 && _state.Sysctl.TryAdd(AcceptRedirectsKey, redirects))
@@ -45,18 +67,9 @@ public sealed partial class InterfaceNetworkSetup
             return;
         }
         var keep = new List<string>();
-        string listing = await runner.RunAsync("sysctl", ["-a", "--pattern", @"^net\.ipv6\.conf\..*\.accept_ra$"], null, cancellationToken).ConfigureAwait(false);
-        foreach (var line in listing.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        foreach (var (raKey, device) in await InterfaceSwitchesAtOneAsync(Ipv6ConfPrefix, AcceptRaSuffix, cancellationToken).ConfigureAwait(false))
         {
-            // "net.ipv6.conf.eth0.accept_ra = 1" (a '.' in the interface's name is written '/')
-            int equals = line.IndexOf(" = ", StringComparison.Ordinal);
-            if (equals < 0 || line[(equals + 3)..] != "1")
-            {
-                continue;
-            }
-            string raKey = line[..equals];
-            string device = raKey[Ipv6ConfPrefix.Length..^AcceptRaSuffix.Length];
-            if (device is "all" or "default" or "lo" || device == interfaceName.Replace('.', '/'))
+            if (device is "default" or "lo")
             {
                 continue;
             }
@@ -73,17 +86,51 @@ public sealed partial class InterfaceNetworkSetup
         }
     }
 
+    /// <summary>
+    /// The interfaces' switches <c>PREFIX.DEVICE.SUFFIX</c> that are 1 (with the device as sysctl
+    /// writes it, '/' for a '.' in its name), but the namespace's ("all") and this interface's own.
+    /// </summary>
+    private async Task<List<(string Key, string Device)>> InterfaceSwitchesAtOneAsync(string prefix, string suffix, CancellationToken cancellationToken)
+    {
+        string pattern = "^" + System.Text.RegularExpressions.Regex.Escape(prefix) + ".*" + System.Text.RegularExpressions.Regex.Escape(suffix) + "$";
+        string listing = await runner.RunAsync("sysctl", ["-a", "--pattern", pattern], null, cancellationToken).ConfigureAwait(false);
+        var found = new List<(string, string)>();
+        foreach (var line in listing.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            // "net.ipv6.conf.eth0.accept_ra = 1"
+            int equals = line.IndexOf(" = ", StringComparison.Ordinal);
+            if (equals < 0 || line[(equals + 3)..] != "1")
+            {
+                continue;
+            }
+            string switchKey = line[..equals];
+            if (!switchKey.StartsWith(prefix, StringComparison.Ordinal) || !switchKey.EndsWith(suffix, StringComparison.Ordinal))
+            {
+                continue;
+            }
+            string device = switchKey[prefix.Length..^suffix.Length];
+            if (device == "all" || device == interfaceName.Replace('.', '/'))
+            {
+                continue;
+            }
+            found.Add((switchKey, device));
+        }
+        return found;
+    }
+
     /// <summary>The forwarding switch whose change the kernel ties <paramref name="key"/> to, or null.</summary>
     private static string? ForwardingKeyOf(string key) =>
-        key == AcceptRedirectsKey ? ForwardingKeys[0]
-        : key.StartsWith(Ipv6ConfPrefix, StringComparison.Ordinal) && key.EndsWith(AcceptRaSuffix, StringComparison.Ordinal) ? ForwardingKeys[1]
+        ForwardingKeys.Contains(key) ? null
+        : key == AcceptRedirectsKey ? ForwardingKeys[0]
+        : key.StartsWith(Ipv4ConfPrefix, StringComparison.Ordinal) && key.EndsWith(ForwardingSuffix, StringComparison.Ordinal) ? ForwardingKeys[0]
+        : key.StartsWith(Ipv6ConfPrefix, StringComparison.Ordinal) && (key.EndsWith(AcceptRaSuffix, StringComparison.Ordinal) || key.EndsWith(ForwardingSuffix, StringComparison.Ordinal)) ? ForwardingKeys[1]
         : null;
 
     /// <summary>A forwarding switch, or one tied to it: they stay on, or are restored, together.</summary>
     private static bool FollowsForwarding(string key) => ForwardingKeys.Contains(key) || ForwardingKeyOf(key) is not null;
 
-    /// <summary>A switch of one interface (<c>net.ipv6.conf.eth0.accept_ra</c>), which goes with it.</summary>
-    private static bool IsInterfaceSwitch(string key) => ForwardingKeyOf(key) == ForwardingKeys[1];
+    /// <summary>A switch of one interface (<c>net.ipv6.conf.eth0.accept_ra</c>, <c>net.ipv4.conf.eth0.forwarding</c>), which goes with it.</summary>
+    private static bool IsInterfaceSwitch(string key) => ForwardingKeyOf(key) is not null && key != AcceptRedirectsKey;
 
     /// <summary>
     /// Why forwarding must stay on when this gateway stops, or null. The forwarding switches are
