@@ -42,7 +42,8 @@ public sealed class StuckReaderRebuildTests
             await OkAsync(ns, "ip", "address", "add", "10.9.0.1/24", "dev", renamed);
             await OkAsync(ns, "ip", "link", "set", renamed, "up");
             // The link down for the rename stopped the tunnel, and up starts it again (LinkDownTests):
-            // a get acts on the link's state at once, so the reader to hold is there.
+            // a get acts on the link's state at once; its reader threads follow a moment later
+            // (ThreadHold waits for the one to hold).
             Assert.Equal(0, (await ProcessRunner.WgAsync("show", name)).ExitCode);
 
             await using (await ThreadHold.StartAsync(daemon.Pid, "tun-reader", TimeSpan.FromSeconds(6)))

@@ -16,12 +16,24 @@ internal sealed class ThreadHold : IAsyncDisposable
 
     public static async Task<ThreadHold> StartAsync(int pid, string threadName, TimeSpan hold)
     {
+        // A tunnel (re)started by a link change or a set has its reader threads a moment after the
+        // command that started it returned: wait for the thread (CI once looked too early).
         string? tid = null;
-        foreach (string task in Directory.GetDirectories($"/proc/{pid}/task"))
+        for (var looked = Stopwatch.StartNew(); tid is null && looked.Elapsed < TimeSpan.FromSeconds(10); await Task.Delay(tid is null ? 20 : 0))
         {
-            if ((await File.ReadAllTextAsync(Path.Combine(task, "comm"))).StartsWith(threadName, StringComparison.Ordinal))
+            foreach (string task in Directory.GetDirectories($"/proc/{pid}/task"))
             {
-                tid = Path.GetFileName(task);
+                try
+                {
+                    if ((await File.ReadAllTextAsync(Path.Combine(task, "comm"))).StartsWith(threadName, StringComparison.Ordinal))
+                    {
+                        tid = Path.GetFileName(task);
+                    }
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    // A thread that ended while we looked.
+                }
             }
         }
         Assert.True(tid is not null, $"no thread {threadName} in process {pid}");
