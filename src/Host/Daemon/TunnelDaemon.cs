@@ -162,7 +162,7 @@ public static class TunnelDaemon
                     logger.Error(e, "Unexpected failure while starting");
                 }
                 int exitCode = Fail(logger, readiness, e.Message);
-                if (StartupException.IsNotForRestart(e) || IsWithoutNetAdmin(e) || IsWithoutTunDriver(e))
+                if (StartupException.IsNotForRestart(e) || IsTunDeviceBeyondRestart(e))
                 {
                     // Every start would fail the same way until the machine or the unit is changed:
                     // EX_CONFIG, on which the unit does not restart (see StartupException.NotInstalled and HookFailed).
@@ -204,27 +204,27 @@ public static class TunnelDaemon
             provider.GetRequiredService<Microsoft.Extensions.Logging.ILogger<WgQuickHooksHostedService>>());
 
     /// <summary>
-    /// Opening /dev/net/tun or creating the device was not permitted (EPERM, EACCES): the process
-    /// lacks CAP_NET_ADMIN (not root, or a unit's capabilities changed).
+    /// The TUN device cannot be made until the operator acts: opening /dev/net/tun or creating the
+    /// device was not permitted (EPERM, EACCES: no CAP_NET_ADMIN, not root or a unit's capabilities
+    /// changed), /dev/net/tun is missing (ENOENT: a container started without it) or has no driver
+    /// (ENODEV, ENXIO: the tun module cannot be loaded; the unit may not load modules itself).
     /// </summary>
-    private static bool IsWithoutNetAdmin(Exception e) =>
-        e is StartupException { InnerException: Native.TunDeviceException tun } && (tun.Errno == Tmds.Linux.LibC.EPERM || tun.Errno == Tmds.Linux.LibC.EACCES);
+    private static bool IsTunDeviceBeyondRestart(Exception e) =>
+        TunDeviceErrno(e) is { } errno && BeyondRestartErrnos.Contains(errno);
 
-    /// <summary>
-    /// /dev/net/tun is missing (ENOENT: a container started without it, a host without devtmpfs's
-    /// node) or has no driver (ENODEV, ENXIO: the tun module cannot be loaded; the unit may not load
-    /// modules itself). A restart finds the same until the operator acts, as wireguard-go's would.
-    /// </summary>
-    private static bool IsWithoutTunDriver(Exception e) =>
-        e is StartupException { InnerException: Native.TunDeviceException tun }
-        && (tun.Errno == Tmds.Linux.LibC.ENOENT || tun.Errno == Tmds.Linux.LibC.ENODEV || tun.Errno == Tmds.Linux.LibC.ENXIO);
+    private static readonly int[] BeyondRestartErrnos =
+        [Tmds.Linux.LibC.EPERM, Tmds.Linux.LibC.EACCES, Tmds.Linux.LibC.ENOENT, Tmds.Linux.LibC.ENODEV, Tmds.Linux.LibC.ENXIO];
+
+    /// <summary>The errno of a start that failed making the TUN device, or null.</summary>
+    private static int? TunDeviceErrno(Exception e) =>
+        e is StartupException { InnerException: Native.TunDeviceException tun } ? tun.Errno : null;
 
     /// <summary>
     /// The kernel refused the TUN device's name (TUNSETIFF: EINVAL, another kind of interface has it
     /// or the name is refused; EBUSY, another process holds that TUN device).
     /// </summary>
     private static bool IsNameHeldElsewhere(Exception e) =>
-        e is StartupException { InnerException: Native.TunDeviceException tun } && (tun.Errno == Tmds.Linux.LibC.EINVAL || tun.Errno == Tmds.Linux.LibC.EBUSY);
+        TunDeviceErrno(e) is { } errno && (errno == Tmds.Linux.LibC.EINVAL || errno == Tmds.Linux.LibC.EBUSY);
 
     private static int Fail(ILogger logger, IReadinessSignal? readiness, string problem)
     {
