@@ -17,9 +17,10 @@ namespace Firezone.Actors.Benchmarks;
 /// of the tunnel's MTU from its tunnel address to the destination (ECT(0), DF, checksums set: ones a
 /// Gateway may coalesce, see <see cref="LoadPeersPacket"/>), as fast as one core seals and
 /// sends them: the Clients take turns, a burst of packets each (one GSO send). The offered load
-/// is the same for 1 and for N Clients, so the rate the Gateway delivers into its TUN device is
-/// the Gateway's, not the load generator's (100 wireguard-go Clients, one process each, spend most
-/// of the machine on themselves: README "100 peers").
+/// is about the same for 1 and for N Clients (100 wireguard-go Clients, one process each, spend most
+/// of the machine on themselves: README "100 peers"); a Gateway that carries less than one core of
+/// this generator offers is measured at its limit, one that carries nearly all of it by its CPU per
+/// byte (scripts/bench/peers.py).
 ///
 /// Written by hand: no load generator speaks WireGuard with many peers from one process.
 ///

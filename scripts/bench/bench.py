@@ -53,6 +53,11 @@ METRICS = [
     ("gen_one_peer_gbps", "1 peer sending, UDP (engine gen.)", "Gbit/s", "higher", None),
     ("gen_many_peers_gbps", "M peers at once, UDP (engine gen.)", "Gbit/s", "higher", None),
     ("gen_many_over_one", "M peers / 1 peer (engine gen.)", "x", "higher", ("B >= 1", lambda a, b: b >= 1)),
+    ("gen_one_peer_delivered_share", "1 peer: delivered / offered (engine gen.)", "x", "higher", None),
+    ("gen_many_peers_delivered_share", "M peers: delivered / offered (engine gen.)", "x", "higher", None),
+    ("gen_one_peer_gateway_cpu_s_per_gb", "1 peer: Gateway CPU per GB (engine gen.)", "CPU-s/GB", "lower", None),
+    ("gen_many_peers_gateway_cpu_s_per_gb", "M peers: Gateway CPU per GB (engine gen.)", "CPU-s/GB", "lower", None),
+    ("gen_many_over_one_per_cpu", "M peers / 1 peer, per Gateway CPU-s (engine gen.)", "x", "higher", None),
 ]
 
 
