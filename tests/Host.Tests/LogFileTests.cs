@@ -449,6 +449,49 @@ public sealed class LogFileTests
     }
 
     /// <summary>
+    /// A Gateway's service start with many peers logs them as one "peers changed" line, as a
+    /// `wg setconf` of the same file to the drop-in daemon does (each peer at Debug). The start
+    /// added the file's peers one request each, so a service with 1,000 peers wrote 1,000
+    /// "peer ... added" lines at Information to the journal on every start, and no summary.
+    /// </summary>
+    [Fact]
+    public async Task A_service_start_logs_its_peers_as_one_summary_line()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UapiServerFixture.UniqueName();
+        string file = Path.Combine(Path.GetTempPath(), name + ".conf");
+        var config = new StringBuilder($"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\nTable = off\n");
+        for (int i = 0; i < 50; i++)
+        {
+            config.Append($"\n[Peer]\nPublicKey = {TestKeys.New().ToBase64()}\nAllowedIPs = 10.31.0.{i}/32\n");
+        }
+        await File.WriteAllTextAsync(file, config.ToString());
+        try
+        {
+            await using var daemon = DaemonProcess.Start(ns, name, "up", "--config", file);
+            await daemon.WaitReadyAsync();
+            var lines = new List<JsonElement>();
+            foreach (string text in await File.ReadAllLinesAsync(daemon.LogFile))
+            {
+                using var json = JsonDocument.Parse(text);
+                lines.Add(json.RootElement.Clone());
+            }
+            static string Message(JsonElement line) => line.GetProperty("message").GetString()!;
+            Assert.DoesNotContain(lines, l => Message(l).StartsWith("peer ", StringComparison.Ordinal) && Message(l).Contains(" added (", StringComparison.Ordinal));
+            var changed = Assert.Single(lines, l => Message(l).StartsWith("peers changed:", StringComparison.Ordinal));
+            Assert.Equal("Information", changed.GetProperty("severity").GetString());
+            Assert.Equal(50, changed.GetProperty("Added").GetInt32());
+            Assert.Equal(50, changed.GetProperty("PeerCount").GetInt32());
+            var status = await ns.ExecAsync("wg", ["show", name, "peers"], timeout: TimeSpan.FromSeconds(10));
+            Assert.Equal(50, status.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    /// <summary>
     /// Standard output that is neither a terminal nor the journal carries the same JSON lines as
     /// the file, so `firezone-tunnel -f wg0 --log-level debug | jq` reads every line, the stop's
     /// included: at debug, Akka's stand-in stdout logger, which it starts while it stops its

@@ -39,15 +39,12 @@ public static class TunnelConfigApplier
                 throw new TunnelControlException(e.Errno, $"{config.SourcePath}:{device.FwMarkLine}: FwMark: {e.Message}");
             }
         }
-        await control.RemoveAllPeersAsync(cancellationToken).ConfigureAwait(false);
         // A [Peer] with the interface's own public key is ignored, as wireguard-go does with `wg setconf`.
         WireGuardKey? own = device.PrivateKey is { } key ? Curve25519.PublicKeyOf(key) : null;
-        foreach (var peer in config.Peers)
-        {
-            if (peer.PublicKey != own)
-            {
-                await control.AddOrUpdatePeerAsync(peer, cancellationToken).ConfigureAwait(false);
-            }
-        }
+        var peers = config.Peers.Where(peer => peer.PublicKey != own).ToList();
+        // One change, as the `wg setconf` of the drop-in daemon: one round trip, and one "peers
+        // changed" line (each peer at Debug), not a line per peer at Information on every start.
+        var named = peers.Where(peer => !peer.Endpoint.IsNone).Select(peer => peer.PublicKey).ToHashSet();
+        await control.ApplyPeerChangesAsync(removeAll: true, [], peers, named, cancellationToken).ConfigureAwait(false);
     }
 }
