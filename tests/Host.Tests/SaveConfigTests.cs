@@ -131,6 +131,66 @@ public sealed class SaveConfigTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// The `#!` directives count as the file reads at the save (README): a peer the file names is
+    /// saved with the file's ECN mode, not the one it still runs in. Seen in the lab (2026-11-28): a
+    /// file with `SaveConfig = true` and `#! EcnMode = compatibility` in [Interface], edited to
+    /// `normal`, then `systemctl restart`: the stop saved `#! EcnMode = compatibility` under the
+    /// [Peer] (its running mode) and the restart ran the peer in compatibility mode again. A peer only
+    /// the UAPI added (not in the file) keeps the mode it runs in.
+    /// </summary>
+    [Fact]
+    public void A_peer_the_file_names_is_saved_with_the_file_s_ecn_mode_not_the_one_it_still_runs_in()
+    {
+        var privateKey = TestKeys.New();
+        var peerC = TestKeys.New();
+        var config = new WgQuickConfigParser().Parse("/etc/wireguard/wg0.conf", $"""
+            [Interface]
+            PrivateKey = {privateKey.ToBase64()}
+            SaveConfig = true
+            #! EcnMode = normal
+
+            [Peer]
+            PublicKey = {PeerA.ToBase64()}
+
+            [Peer]
+            PublicKey = {PeerB.ToBase64()}
+            #! EcnMode = off
+            """);
+        var status = new DeviceStatus
+        {
+            PrivateKey = privateKey,
+            ListenPort = 40000,
+            Peers =
+            [
+                // Both started under the file before its edit (compatibility for every peer).
+                new PeerStatus { Config = new PeerConfig { PublicKey = PeerA, EcnMode = EcnMode.Compatibility } },
+                new PeerStatus { Config = new PeerConfig { PublicKey = PeerB, EcnMode = EcnMode.Compatibility } },
+                // Added with wg set, not in the file.
+                new PeerStatus { Config = new PeerConfig { PublicKey = peerC, EcnMode = EcnMode.Off } },
+            ],
+        };
+        string text = SavedConfigText.Format(config, status, [], 1420);
+        Assert.Equal($"""
+            [Interface]
+            SaveConfig = true
+            ListenPort = 40000
+            PrivateKey = {privateKey.ToBase64()}
+
+            [Peer]
+            PublicKey = {PeerA.ToBase64()}
+
+            [Peer]
+            PublicKey = {PeerB.ToBase64()}
+            #! EcnMode = off
+
+            [Peer]
+            PublicKey = {peerC.ToBase64()}
+            #! EcnMode = off
+
+            """.Replace("\r", ""), text);
+    }
+
+    /// <summary>
     /// An endpoint on port 0 (`wg set IF peer K endpoint 192.0.2.1:0` or `[::]:0`, which the UAPI
     /// takes as wireguard-go does) reaches nothing, and the file parser refuses it as a typo: saved,
     /// it left a file the next start refused. The saved peer has no endpoint, which sends nowhere too.

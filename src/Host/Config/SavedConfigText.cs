@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using Firezone.Actors.Engine;
+using Firezone.Actors.Engine.WireGuard;
 using Firezone.Actors.Host.Control;
 using Firezone.Actors.Host.Uapi;
 
@@ -82,6 +83,15 @@ public static class SavedConfigText
             Line(text, "PrivateKey", privateKey.ToBase64());
         }
         text.Append('\n');
+        // The #! directives count as the file reads now: a peer the file names gets the file's ECN
+        // mode, not the one it still runs in (a peer keeps its mode until the restart, so with
+        // SaveConfig = true the stop of `systemctl restart` saved the old mode over the edit the
+        // restart was to apply). A peer only the UAPI added keeps the mode it runs in.
+        var fileEcnModes = new Dictionary<WireGuardKey, EcnMode>(config.Peers.Count);
+        foreach (var filePeer in config.Peers)
+        {
+            fileEcnModes[filePeer.PublicKey] = filePeer.EcnMode;
+        }
         foreach (var peer in status.Peers)
         {
             var peerConfig = peer.Config;
@@ -105,9 +115,10 @@ public static class SavedConfigText
             {
                 Line(text, "PersistentKeepalive", Number(peerConfig.PersistentKeepaliveSeconds));
             }
-            if (peerConfig.EcnMode != device.DefaultEcnMode)
+            EcnMode ecnMode = fileEcnModes.GetValueOrDefault(peerConfig.PublicKey, peerConfig.EcnMode);
+            if (ecnMode != device.DefaultEcnMode)
             {
-                text.Append("#! EcnMode = ").Append(UapiGetFormatter.EcnModeName(peerConfig.EcnMode)).Append('\n');
+                text.Append("#! EcnMode = ").Append(UapiGetFormatter.EcnModeName(ecnMode)).Append('\n');
             }
             text.Append('\n');
         }
