@@ -16,7 +16,7 @@ public sealed class CliTests
     {
         var result = await RunAsync("--help");
         Assert.Equal(0, result.ExitCode);
-        foreach (var expected in new[] { "Usage:", "INTERFACE", "-f, --foreground", "--log-file", "--reply-poll-us", "--read-moderation-us", "--no-udp-coalescing", "--no-udp-gro", "up", "show", "--version" })
+        foreach (var expected in new[] { "Usage:", "INTERFACE", "-f, --foreground", "--log-file", "--reply-poll-us", "--read-moderation-us", "--no-udp-coalescing", "--no-udp-gro", "--ecn-mode", "up", "show", "--version" })
         {
             Assert.Contains(expected, result.Stdout);
         }
@@ -71,12 +71,38 @@ public sealed class CliTests
     [InlineData(new[] { "up", "wg0", "--config", "x.conf" }, "firezone-tunnel: two configurations, 'wg0' and --config 'x.conf': give one")]
     [InlineData(new[] { "wg0", "show", "wg0" }, "firezone-tunnel: show takes the interface after it: firezone-tunnel show wg0")]
     [InlineData(new[] { "--log-level", "loud", "wg0" }, "firezone-tunnel: unknown log level 'loud': use trace, debug, info, warning, error or silent (see --help)")]
+    [InlineData(new[] { "--ecn-mode", "on", "wg0" }, "firezone-tunnel: --ecn-mode (or FIREZONE_ECN_MODE) 'on' is not normal, compatibility or off")]
+    [InlineData(new[] { "--ecn-mode", "off", "up", "--config", "x.conf" }, "firezone-tunnel: --ecn-mode and FIREZONE_ECN_MODE are for a daemon that wg configures; up takes the ECN mode from the file: #! EcnMode = normal, compatibility or off under [Interface] (every peer) or under a [Peer]")]
     [InlineData(new[] { "--log-file", "", "wg0" }, "firezone-tunnel: --log-file is empty: give the log file's path (see --help)")]
     public async Task Usage_mistakes_around_the_interface_name_are_one_line_and_exit_2(string[] arguments, string expected)
     {
         var result = await RunAsync(arguments);
         Assert.Equal(2, result.ExitCode);
         Assert.Equal(expected + "\n", result.Stderr);
+    }
+
+    /// <summary>
+    /// wg-quick strips a file's <c>#! EcnMode</c> before <c>wg setconf</c>, so a daemon it starts
+    /// ran every peer in normal mode with no way to choose another: <c>--ecn-mode</c> (or
+    /// FIREZONE_ECN_MODE, which reaches the daemon under wg-quick) gives every peer wg creates its mode.
+    /// </summary>
+    [Theory]
+    [InlineData("option")]
+    [InlineData("environment")]
+    public async Task Ecn_mode_gives_every_peer_wg_creates_its_mode(string how)
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UapiServerFixture.UniqueName();
+        await using var daemon = how == "option"
+            ? DaemonProcess.Start(ns, name, "-f", "--ecn-mode", "compatibility", name)
+            : DaemonProcess.StartUnder(ns, name, ["env", "FIREZONE_ECN_MODE=compatibility"], "-f", name);
+        await daemon.WaitReadyAsync();
+        string peer = TestKeys.New().ToBase64();
+        var set = await ns.ExecAsync("wg", ["set", name, "peer", peer, "allowed-ips", "10.32.0.1/32"], timeout: TimeSpan.FromSeconds(10));
+        Assert.True(set.ExitCode == 0, set.Stderr);
+        var show = await ProcessRunner.RunAsync(Executable, ["show", name], timeout: TimeSpan.FromSeconds(10));
+        Assert.Equal(0, show.ExitCode);
+        Assert.Contains("ecn mode: compatibility", show.Stdout);
     }
 
     [Fact]

@@ -4,6 +4,7 @@ using System.CommandLine.Parsing;
 using System.Diagnostics.CodeAnalysis;
 using System.Reflection;
 using Firezone.Actors.Actors.Tunnel;
+using Firezone.Actors.Engine;
 using Firezone.Actors.Host.Config;
 using Firezone.Actors.Host.Daemon;
 using Firezone.Actors.Host.Logging;
@@ -73,6 +74,11 @@ public static class CommandLine
             Description = $"Receive datagrams one by one instead of letting the kernel merge a flow's into one read (UDP_GRO), for kernels older than 6.9 without the stable fix that keeps datagrams with different ECN codepoints apart (see the README); also {NoUdpGroVariable}=1",
             DefaultValueFactory = _ => Environment.GetEnvironmentVariable(NoUdpGroVariable) == "1",
         };
+        var ecnMode = new Option<string?>("--ecn-mode")
+        {
+            Description = $"The ECN mode of every peer wg configures (wg-quick, wg setconf, wg set): normal (the default; RFC 6040 copy-in and copy-out), compatibility (sends Not-ECT, still applies the table on receipt) or off (neither, as wireguard-go); wg strips a file's #! EcnMode, so this is how to choose under wg-quick. Not for up, where the file's #! EcnMode decides (also {EcnModeVariable})",
+            DefaultValueFactory = _ => Environment.GetEnvironmentVariable(EcnModeVariable),
+        };
         var interfaceName = new Argument<string?>("INTERFACE")
         {
             Description = "The TUN interface to create; its UAPI socket is /var/run/wireguard/INTERFACE.sock",
@@ -80,7 +86,7 @@ public static class CommandLine
         };
         var root = new RootCommand("firezone-tunnel: a userspace WireGuard tunnel that carries ECN (RFC 6040), a drop-in for wireguard-go")
         {
-            foreground, logFile, logLevel, replyPoll, readModeration, noUdpCoalescing, noUdpGro, interfaceName,
+            foreground, logFile, logLevel, replyPoll, readModeration, noUdpCoalescing, noUdpGro, ecnMode, interfaceName,
         };
         root.SetAction((result, token) =>
         {
@@ -92,7 +98,8 @@ public static class CommandLine
             }
             if (!TryLogOptions(result.GetValue(logFile), result.GetValue(logLevel), name, out var log)
                 || !TryReplyPoll(result.GetValue(replyPoll), out var replyPollMax)
-                || !TryReadModeration(result.GetValue(readModeration), out var moderation))
+                || !TryReadModeration(result.GetValue(readModeration), out var moderation)
+                || !TryEcnMode(result.GetValue(ecnMode), out var peerEcnMode))
             {
                 return Task.FromResult(2);
             }
@@ -104,6 +111,7 @@ public static class CommandLine
             return RunDaemonAsync(new DaemonOptions
             {
                 InterfaceName = name, Log = log, ReplyPollMax = replyPollMax, ReadModeration = moderation, UdpCoalescing = !result.GetValue(noUdpCoalescing), UdpGro = !result.GetValue(noUdpGro),
+                PeerEcnMode = peerEcnMode,
             }, composition, token);
         });
 
@@ -128,6 +136,12 @@ public static class CommandLine
         };
         up.SetAction((result, token) =>
         {
+            if (result.GetValue(ecnMode) is not null)
+            {
+                // Two sources for one setting would leave one of them ignored without a word.
+                Console.Error.WriteLine($"firezone-tunnel: --ecn-mode and {EcnModeVariable} are for a daemon that wg configures; up takes the ECN mode from the file: #! EcnMode = normal, compatibility or off under [Interface] (every peer) or under a [Peer]");
+                return Task.FromResult(2);
+            }
             string? option = result.GetValue(configFile), argument = result.GetValue(upConfig);
             if ((option is null) == (argument is null))
             {
@@ -319,6 +333,8 @@ public static class CommandLine
 
     public const string ReplyPollVariable = "FIREZONE_REPLY_POLL_US";
 
+    public const string EcnModeVariable = "FIREZONE_ECN_MODE";
+
     public const string NoUdpCoalescingVariable = "FIREZONE_NO_UDP_COALESCING";
 
     public const string NoUdpGroVariable = "FIREZONE_NO_UDP_GRO";
@@ -326,6 +342,30 @@ public static class CommandLine
     public const string ReadModerationVariable = "FIREZONE_READ_MODERATION_US";
 
     /// <summary>--reply-poll-us (or its environment variable, for wg-quick, which passes no options): 0 to 100000.</summary>
+    /// <summary>--ecn-mode (or its environment variable): normal, compatibility or off; null when neither is given.</summary>
+    private static bool TryEcnMode(string? text, out EcnMode? mode)
+    {
+        switch (text?.ToLowerInvariant())
+        {
+            case null:
+                mode = null;
+                return true;
+            case "normal":
+                mode = EcnMode.Normal;
+                return true;
+            case "compatibility":
+                mode = EcnMode.Compatibility;
+                return true;
+            case "off":
+                mode = EcnMode.Off;
+                return true;
+            default:
+                mode = null;
+                Console.Error.WriteLine($"firezone-tunnel: --ecn-mode (or {EcnModeVariable}) '{text}' is not normal, compatibility or off");
+                return false;
+        }
+    }
+
     private static bool TryReplyPoll(string? text, out TimeSpan max) =>
         TryMicroseconds(text, "--reply-poll-us", ReplyPollVariable, 100_000, TunnelSettings.DefaultReplyPollMax, out max);
 

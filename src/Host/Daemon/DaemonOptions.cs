@@ -25,6 +25,9 @@ public sealed record DaemonOptions
     /// <summary>Let the kernel merge received datagrams of one flow (UdpBatchSocketOptions.UseGro); off with --no-udp-gro.</summary>
     public bool UdpGro { get; init; } = true;
 
+    /// <summary>wireguard-go mode: the ECN mode of every peer a UAPI request creates (--ecn-mode); null: normal. Service mode takes the file's.</summary>
+    public Engine.EcnMode? PeerEcnMode { get; init; }
+
     /// <summary>Where the UAPI socket lives; /var/run/wireguard unless a test says otherwise.</summary>
     public string SocketDirectory { get; init; } = Uapi.UapiSocketPath.DefaultDirectory;
 

@@ -27,7 +27,9 @@ public sealed class UapiHostedService(
         }
         // A peer `systemctl reload` (wg syncconf), `wg setconf` or `wg set` creates gets the ECN mode
         // the file names for it as it reads then.
-        Func<NewPeerEcnMode>? newPeerEcnModes = options.Config is { } file ? new Config.FileEcnModes(file, logger).Read : null;
+        // In wireguard-go mode every peer gets --ecn-mode's (wg strips a file's directives).
+        Func<NewPeerEcnMode>? newPeerEcnModes = options.Config is { } file ? new Config.FileEcnModes(file, logger).Read
+            : options.PeerEcnMode is { } mode ? () => _ => mode : null;
         Func<CancellationToken, Task<string>>? save = saver is null ? null : async token =>
         {
             using var limit = CancellationTokenSource.CreateLinkedTokenSource(token);
