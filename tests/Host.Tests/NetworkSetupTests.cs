@@ -482,6 +482,60 @@ public sealed class NetworkSetupTests
     }
 
     /// <summary>
+    /// The routes for the allowed IPs go to ip as one batch (a Gateway with 1,000 peers started an
+    /// ip process for each); many routes still all arrive, and a route ip refuses still names the
+    /// allowed IP with its file and line, not only "Command failed -:2" of the batch.
+    /// </summary>
+    [Fact]
+    public async Task Many_allowed_ips_get_their_routes_and_a_refused_one_is_named_with_its_line()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = "fzb" + Guid.NewGuid().ToString("N")[..8];
+        var peers = new System.Text.StringBuilder();
+        for (int i = 0; i < 300; i++)
+        {
+            peers.Append($"\n[Peer]\nPublicKey = {TestKeys.New().ToBase64()}\nAllowedIPs = 10.{90 + i / 256}.{i % 256}.1/32, fd90::{i:x}/128\n");
+        }
+        var config = new WgQuickConfigParser().Parse("/etc/wireguard/many.conf", $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\nAddress = 10.89.0.1/24\n{peers}");
+        await InsideAsync(ns, "ip", "tuntap", "add", "dev", name, "mode", "tun");
+        using (var state = new TemporaryDirectory())
+        {
+            var setup = new InterfaceNetworkSetup(name, new NamespaceRunner(Namespaced(ns)), NullLogger.Instance, new InMemoryTunnelControl(), state.Path);
+            await setup.ApplyAsync(config, CancellationToken.None);
+            string routes4 = await InsideAsync(ns, "ip", "-4", "route", "show", "dev", name);
+            string routes6 = await InsideAsync(ns, "ip", "-6", "route", "show", "dev", name);
+            Assert.Equal(300, routes4.Split('\n').Count(l => l.StartsWith("10.9", StringComparison.Ordinal)));
+            Assert.Equal(300, routes6.Split('\n').Count(l => l.StartsWith("fd90::", StringComparison.Ordinal)));
+            await setup.TearDownAsync(CancellationToken.None);
+        }
+
+        // IPv6 off on the next device: ip refuses its IPv6 routes ("IPv6 is disabled on nexthop device").
+        string off = "fzo" + Guid.NewGuid().ToString("N")[..8];
+        await InsideAsync(ns, "sysctl", "-q", "-w", "net.ipv6.conf.default.disable_ipv6=1");
+        await InsideAsync(ns, "ip", "tuntap", "add", "dev", off, "mode", "tun");
+        var refused = new WgQuickConfigParser().Parse("/etc/wireguard/off.conf", $"""
+            [Interface]
+            PrivateKey = {TestKeys.New().ToBase64()}
+
+            [Peer]
+            PublicKey = {TestKeys.New().ToBase64()}
+            AllowedIPs = 10.91.0.0/24, 10.92.0.0/24
+
+            [Peer]
+            PublicKey = {TestKeys.New().ToBase64()}
+            AllowedIPs = fd91::/64
+            """);
+        using (var state = new TemporaryDirectory())
+        {
+            var setup = new InterfaceNetworkSetup(off, new NamespaceRunner(Namespaced(ns)), NullLogger.Instance, new InMemoryTunnelControl(), state.Path);
+            var error = await Assert.ThrowsAsync<StartupException>(() => setup.ApplyAsync(refused, CancellationToken.None));
+            Assert.StartsWith("/etc/wireguard/off.conf:10: AllowedIPs fd91::/64: ", error.Message);
+            Assert.Contains("IPv6 is disabled on nexthop device", error.Message);
+            await setup.TearDownAsync(CancellationToken.None);
+        }
+    }
+
+    /// <summary>
     /// wg-quick takes interface names of [a-zA-Z0-9_=+.-]; nft's table names take no '=' or '+'
     /// (nor quotes), so the table is named with such characters spelled out.
     /// </summary>
