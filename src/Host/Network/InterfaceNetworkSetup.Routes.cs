@@ -25,8 +25,11 @@ public sealed partial class InterfaceNetworkSetup
         List<IpPrefix>? pending = null;
         if (table.Mode != RouteTableMode.Named)
         {
-            routesV4 = await DeviceRoutesAsync(v4: true, cancellationToken).ConfigureAwait(false);
-            routesV6 = await DeviceRoutesAsync(v4: false, cancellationToken).ConfigureAwait(false);
+            // A family without allowed IPs is not asked (ip -6 fails on a kernel booted without IPv6).
+            var prefixes = config.Peers.SelectMany(p => p.AllowedIps).ToList();
+            bool anyV4 = prefixes.Exists(p => p.IsIPv4), anyV6 = prefixes.Exists(p => !p.IsIPv4);
+            routesV4 = anyV4 ? await DeviceRoutesAsync(v4: true, cancellationToken).ConfigureAwait(false) : [];
+            routesV6 = anyV6 ? await DeviceRoutesAsync(v4: false, cancellationToken).ConfigureAwait(false) : [];
             pending = routesV4 is not null && routesV6 is not null && IsBatchWord(interfaceName) ? [] : null;
         }
         // Most specific first, as wg-quick (sort -nr -k 2 -t /): a wider prefix added first would
@@ -143,12 +146,20 @@ public sealed partial class InterfaceNetworkSetup
     /// The destinations of the device's routes in the main table (<c>ip route show dev IF</c>), what
     /// add_route's <c>ip route show dev IF match PREFIX</c> looks through: read once instead of once
     /// per allowed IP (a Gateway with 1,000 peers started 1,000 more ip processes, about 1.6 s here).
-    /// Null when a line does not start with a destination ip prints for such routes, so that each
-    /// prefix is asked as wg-quick asks.
+    /// Null when ip fails or a line does not start with a destination, so that each prefix is asked
+    /// as wg-quick asks.
     /// </summary>
     private async Task<List<IpPrefix>?> DeviceRoutesAsync(bool v4, CancellationToken cancellationToken)
     {
-        string text = await IpAsync(cancellationToken, v4 ? "-4" : "-6", "route", "show", "dev", interfaceName).ConfigureAwait(false);
+        string text;
+        try
+        {
+            text = await IpAsync(cancellationToken, v4 ? "-4" : "-6", "route", "show", "dev", interfaceName).ConfigureAwait(false);
+        }
+        catch (StartupException)
+        {
+            return null; // each prefix is asked, and its own error named with its line
+        }
         var routes = new List<IpPrefix>();
         foreach (string line in text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
