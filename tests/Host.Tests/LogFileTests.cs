@@ -470,13 +470,26 @@ public sealed class LogFileTests
         {
             await using var daemon = DaemonProcess.Start(ns, name, "up", "--config", file);
             await daemon.WaitReadyAsync();
-            var lines = new List<JsonElement>();
-            foreach (string text in await File.ReadAllLinesAsync(daemon.LogFile))
-            {
-                using var json = JsonDocument.Parse(text);
-                lines.Add(json.RootElement.Clone());
-            }
             static string Message(JsonElement line) => line.GetProperty("message").GetString()!;
+            // The summary comes from the peers' actor through Akka's log bus, which may write it a
+            // moment after the daemon said it was ready: read until it is there (10 s at most).
+            var lines = new List<JsonElement>();
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+            do
+            {
+                lines.Clear();
+                foreach (string text in await File.ReadAllLinesAsync(daemon.LogFile))
+                {
+                    using var json = JsonDocument.Parse(text);
+                    lines.Add(json.RootElement.Clone());
+                }
+                if (lines.Exists(l => Message(l).StartsWith("peers changed:", StringComparison.Ordinal)))
+                {
+                    break;
+                }
+                await Task.Delay(50);
+            }
+            while (DateTime.UtcNow < deadline);
             Assert.DoesNotContain(lines, l => Message(l).StartsWith("peer ", StringComparison.Ordinal) && Message(l).Contains(" added (", StringComparison.Ordinal));
             var changed = Assert.Single(lines, l => Message(l).StartsWith("peers changed:", StringComparison.Ordinal));
             Assert.Equal("Information", changed.GetProperty("severity").GetString());
