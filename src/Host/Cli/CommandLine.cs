@@ -341,8 +341,7 @@ public static class CommandLine
 
     public const string ReadModerationVariable = "FIREZONE_READ_MODERATION_US";
 
-    /// <summary>--reply-poll-us (or its environment variable, for wg-quick, which passes no options): 0 to 100000.</summary>
-    /// <summary>--ecn-mode (or its environment variable): normal, compatibility or off; null when neither is given.</summary>
+    /// <summary>--ecn-mode (or its environment variable, for wg-quick, which passes no options): normal, compatibility or off; null when neither is given.</summary>
     private static bool TryEcnMode(string? text, out EcnMode? mode)
     {
         switch (text?.ToLowerInvariant())
@@ -366,6 +365,7 @@ public static class CommandLine
         }
     }
 
+    /// <summary>--reply-poll-us (or its environment variable, for wg-quick, which passes no options): 0 to 100000.</summary>
     private static bool TryReplyPoll(string? text, out TimeSpan max) =>
         TryMicroseconds(text, "--reply-poll-us", ReplyPollVariable, 100_000, TunnelSettings.DefaultReplyPollMax, out max);
 
