@@ -344,25 +344,18 @@ public static class CommandLine
     /// <summary>--ecn-mode (or its environment variable, for wg-quick, which passes no options): normal, compatibility or off; null when neither is given.</summary>
     private static bool TryEcnMode(string? text, out EcnMode? mode)
     {
-        switch (text?.ToLowerInvariant())
+        mode = null;
+        if (text is null)
         {
-            case null:
-                mode = null;
-                return true;
-            case "normal":
-                mode = EcnMode.Normal;
-                return true;
-            case "compatibility":
-                mode = EcnMode.Compatibility;
-                return true;
-            case "off":
-                mode = EcnMode.Off;
-                return true;
-            default:
-                mode = null;
-                Console.Error.WriteLine($"firezone-tunnel: --ecn-mode (or {EcnModeVariable}) '{text}' is not normal, compatibility or off");
-                return false;
+            return true;
         }
+        if (!UapiGetFormatter.TryParseEcnModeName(text, out var parsed))
+        {
+            Console.Error.WriteLine($"firezone-tunnel: --ecn-mode (or {EcnModeVariable}) '{text}' is not normal, compatibility or off");
+            return false;
+        }
+        mode = parsed;
+        return true;
     }
 
     /// <summary>--reply-poll-us (or its environment variable, for wg-quick, which passes no options): 0 to 100000.</summary>

@@ -512,13 +512,8 @@ public sealed class WgQuickConfigParser
             throw Error(line, "Table is not off, auto, main, a table number (1 to 4294967295) or a name from /etc/iproute2/rt_tables");
         }
 
-        private EcnMode ParseEcnMode(int line, string value) => value.ToLowerInvariant() switch
-        {
-            "normal" => EcnMode.Normal,
-            "compatibility" => EcnMode.Compatibility,
-            "off" => EcnMode.Off,
-            _ => throw Error(line, "#! EcnMode is not normal, compatibility or off"),
-        };
+        private EcnMode ParseEcnMode(int line, string value) =>
+            Uapi.UapiGetFormatter.TryParseEcnModeName(value, out var mode) ? mode : throw Error(line, "#! EcnMode is not normal, compatibility or off");
 
         private WireGuardKey ParseKey(int line, string name, string value)
         {

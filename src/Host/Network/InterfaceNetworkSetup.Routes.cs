@@ -18,6 +18,10 @@ public sealed partial class InterfaceNetworkSetup
             return;
         }
         bool defaultV4 = false, defaultV6 = false;
+        // Most specific first, as wg-quick (sort -nr -k 2 -t /): a wider prefix added first would
+        // cover a narrower one in AddRouteAsync, whose route through another device would then stay,
+        // so which traffic leaves by that device would depend on the order of the peers in the file.
+        var prefixes = config.Peers.SelectMany(p => p.AllowedIps).OrderByDescending(p => p.Length).ToList();
         // The device's routes, read once per family, stand for add_route's `ip route show dev IF
         // match PREFIX` per allowed IP (null: a line that does not read; then each prefix is asked).
         List<IpPrefix>? routesV4 = null, routesV6 = null;
@@ -26,16 +30,12 @@ public sealed partial class InterfaceNetworkSetup
         if (table.Mode != RouteTableMode.Named)
         {
             // A family without allowed IPs is not asked (ip -6 fails on a kernel booted without IPv6).
-            var prefixes = config.Peers.SelectMany(p => p.AllowedIps).ToList();
             bool anyV4 = prefixes.Exists(p => p.IsIPv4), anyV6 = prefixes.Exists(p => !p.IsIPv4);
             routesV4 = anyV4 ? await DeviceRoutesAsync(v4: true, cancellationToken).ConfigureAwait(false) : [];
             routesV6 = anyV6 ? await DeviceRoutesAsync(v4: false, cancellationToken).ConfigureAwait(false) : [];
             pending = routesV4 is not null && routesV6 is not null && IsBatchWord(interfaceName) ? [] : null;
         }
-        // Most specific first, as wg-quick (sort -nr -k 2 -t /): a wider prefix added first would
-        // cover a narrower one in AddRouteAsync, whose route through another device would then stay,
-        // so which traffic leaves by that device would depend on the order of the peers in the file.
-        foreach (var prefix in config.Peers.SelectMany(p => p.AllowedIps).OrderByDescending(p => p.Length))
+        foreach (var prefix in prefixes)
         {
             try
             {
@@ -105,7 +105,7 @@ public sealed partial class InterfaceNetworkSetup
         {
             try
             {
-                await IpAsync(cancellationToken, prefix.IsIPv4 ? "-4" : "-6", "route", "replace", prefix.ToString(), "dev", interfaceName).ConfigureAwait(false);
+                await ReplaceRouteAsync(prefix, cancellationToken).ConfigureAwait(false);
             }
             catch (StartupException e) when (config.AllowedIpLines.TryGetValue(prefix, out int line))
             {
@@ -138,9 +138,12 @@ public sealed partial class InterfaceNetworkSetup
             pending.Add(prefix);
             return;
         }
-        // "replace", not "add": a route for the prefix elsewhere (another device) moves to the tunnel.
-        await IpAsync(cancellationToken, family, "route", "replace", prefix.ToString(), "dev", interfaceName).ConfigureAwait(false);
+        await ReplaceRouteAsync(prefix, cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>"replace", not "add": a route for the prefix elsewhere (another device) moves to the tunnel.</summary>
+    private Task<string> ReplaceRouteAsync(IpPrefix prefix, CancellationToken cancellationToken) =>
+        IpAsync(cancellationToken, prefix.IsIPv4 ? "-4" : "-6", "route", "replace", prefix.ToString(), "dev", interfaceName);
 
     /// <summary>
     /// The destinations of the device's routes in the main table (<c>ip route show dev IF</c>), what

@@ -77,6 +77,26 @@ public static class UapiGetFormatter
         _ => "normal",
     };
 
+    /// <summary>The inverse of <see cref="EcnModeName"/>, in any case (a file's <c>#! EcnMode</c>, <c>--ecn-mode</c>).</summary>
+    public static bool TryParseEcnModeName(string text, out EcnMode mode)
+    {
+        switch (text.ToLowerInvariant())
+        {
+            case "normal":
+                mode = EcnMode.Normal;
+                return true;
+            case "compatibility":
+                mode = EcnMode.Compatibility;
+                return true;
+            case "off":
+                mode = EcnMode.Off;
+                return true;
+            default:
+                mode = EcnMode.Normal;
+                return false;
+        }
+    }
+
     private static string Number<T>(T value) where T : IFormattable => value.ToString(null, CultureInfo.InvariantCulture);
 
     private static void Line(StringBuilder text, string key, string value) => text.Append(key).Append('=').Append(value).Append('\n');
