@@ -502,10 +502,10 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
     {
         await using var ns = await NetworkNamespace.CreateAsync();
         string name = UniqueName();
-        // A PATH with ip, sysctl and readlink: no nft, whatever the machine has installed.
+        // A PATH with ip, sysctl, readlink and ls: no nft, whatever the machine has installed.
         string bin = Path.Combine(Path.GetTempPath(), name + "-bin");
         Directory.CreateDirectory(bin);
-        foreach (var tool in new[] { "ip", "sysctl", "readlink" })
+        foreach (var tool in new[] { "ip", "sysctl", "readlink", "ls" })
         {
             File.CreateSymbolicLink(Path.Combine(bin, tool), new[] { "/usr/sbin/", "/usr/bin/", "/sbin/", "/bin/" }.Select(d => d + tool).First(File.Exists));
         }

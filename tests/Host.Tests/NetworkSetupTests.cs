@@ -50,8 +50,10 @@ public sealed class NetworkSetupTests
             }
             if (file == "sysctl" && arguments[0] == "-q")
             {
-                string[] assignment = arguments[2].Split('=');
-                Sysctl[assignment[0]] = assignment[1];
+                foreach (var assignment in arguments.Where(a => a.Contains('=')).Select(a => a.Split('=')))
+                {
+                    Sysctl[assignment[0]] = assignment[1];
+                }
             }
             return Task.FromResult("");
         }
@@ -664,6 +666,67 @@ public sealed class NetworkSetupTests
         Assert.Equal("0", (await InsideAsync(ns, "sysctl", "-n", "net.ipv4.conf.all.accept_redirects")).Trim());
         Assert.Equal("1", (await InsideAsync(ns, "sysctl", "-n", $"net.ipv6.conf.{uplink}.accept_ra")).Trim());
         Assert.False(File.Exists(two.StateFile.Path));
+    }
+
+    /// <summary>Counts the commands it runs inside the namespace, by program.</summary>
+    private sealed class CountingRunner(string netns) : ICommandRunner
+    {
+        private readonly NamespaceRunner _inner = new(netns);
+
+        public Dictionary<string, int> Runs { get; } = [];
+
+        public Task<string> RunAsync(string file, IReadOnlyList<string> arguments, string? stdin, CancellationToken cancellationToken)
+        {
+            Runs[file] = Runs.GetValueOrDefault(file) + 1;
+            return _inner.RunAsync(file, arguments, stdin, cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// A gateway's start read every switch of every interface three times (<c>sysctl -a
+    /// --pattern</c>, 0.27 s a read with 70 interfaces) and wrote <c>accept_ra</c> with one sysctl
+    /// per interface, and its stop restored them one sysctl each: 1.6 s instead of 0.7 s to start on
+    /// a host with 70 container veths (the scale review). Now the number of commands does not grow
+    /// with the interfaces, and each of them still gets accept_ra 2 and its 1 back.
+    /// </summary>
+    [Fact]
+    public async Task A_gateway_on_a_host_with_many_interfaces_reads_and_writes_their_switches_in_a_few_commands()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        using var state = new TemporaryDirectory();
+        string suffix = Guid.NewGuid().ToString("N")[..6];
+        var uplinks = Enumerable.Range(0, 20).Select(i => $"fzm{suffix}{i}").ToList();
+        foreach (string uplink in uplinks)
+        {
+            await InsideAsync(ns, "ip", "link", "add", uplink, "type", "veth", "peer", "name", uplink + "p");
+        }
+        await InsideAsync(ns, "sysctl", "-q", "-w", $"net.ipv4.conf.{uplinks[0]}.forwarding=1");
+        await InsideAsync(ns, "ip", "tuntap", "add", "dev", "fzt0", "mode", "tun");
+        var runner = new CountingRunner(Namespaced(ns));
+        var setup = new InterfaceNetworkSetup("fzt0", runner, NullLogger.Instance, new InMemoryTunnelControl(), state.Path);
+
+        await setup.ApplyAsync(GatewayWithoutPeers(), CancellationToken.None);
+        Assert.True(runner.Runs["sysctl"] <= 12, $"{runner.Runs["sysctl"]} sysctl commands to start with {uplinks.Count * 2} interfaces");
+        foreach (string uplink in uplinks)
+        {
+            Assert.Equal("2", (await InsideAsync(ns, "sysctl", "-n", $"net.ipv6.conf.{uplink}.accept_ra")).Trim());
+            Assert.Equal("2", (await InsideAsync(ns, "sysctl", "-n", $"net.ipv6.conf.{uplink}p.accept_ra")).Trim());
+        }
+        Assert.Equal("1", (await InsideAsync(ns, "sysctl", "-n", "net.ipv6.conf.default.accept_ra")).Trim()); // the default stays: later interfaces take 1
+        Assert.Equal("1", (await InsideAsync(ns, "sysctl", "-n", "net.ipv4.conf.fzt0.forwarding")).Trim());
+        runner.Runs.Clear();
+
+        await setup.TearDownAsync(CancellationToken.None);
+        Assert.True(runner.Runs["sysctl"] <= 6, $"{runner.Runs["sysctl"]} sysctl commands to stop with {uplinks.Count * 2} interfaces");
+        foreach (string uplink in uplinks)
+        {
+            Assert.Equal("1", (await InsideAsync(ns, "sysctl", "-n", $"net.ipv6.conf.{uplink}.accept_ra")).Trim());
+            Assert.Equal("1", (await InsideAsync(ns, "sysctl", "-n", $"net.ipv6.conf.{uplink}p.accept_ra")).Trim());
+        }
+        Assert.Equal("1", (await InsideAsync(ns, "sysctl", "-n", $"net.ipv4.conf.{uplinks[0]}.forwarding")).Trim());
+        Assert.Equal("0", (await InsideAsync(ns, "sysctl", "-n", $"net.ipv4.conf.{uplinks[1]}.forwarding")).Trim());
+        Assert.Equal("0", (await InsideAsync(ns, "sysctl", "-n", "net.ipv4.ip_forward")).Trim());
+        Assert.False(File.Exists(setup.StateFile.Path));
     }
 
     /// <summary>

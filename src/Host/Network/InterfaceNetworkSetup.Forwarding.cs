@@ -44,8 +44,9 @@ public sealed partial class InterfaceNetworkSetup
             return; // on already: the kernel changes nothing
         }
         bool ipv4 = key == ForwardingKeys[0];
-        var forwarding = await InterfaceSwitchesAtOneAsync(ipv4 ? Ipv4ConfPrefix : Ipv6ConfPrefix, ForwardingSuffix, cancellationToken).ConfigureAwait(false);
-        foreach (var (forwardingKey, _) in forwarding)
+        var switches = await InterfaceSwitchesAsync(ipv4 ? Ipv4ConfPrefix : Ipv6ConfPrefix, ipv4 ? [ForwardingSuffix] : [ForwardingSuffix, AcceptRaSuffix], cancellationToken).ConfigureAwait(false);
+        var forwarding = switches.Where(s => s.Suffix == ForwardingSuffix && s.Value == "1").ToList();
+        foreach (var (forwardingKey, _, _, _) in forwarding)
         {
             if (_state.Sysctl.TryAdd(forwardingKey, "1"))
             {
@@ -66,56 +67,142 @@ public sealed partial class InterfaceNetworkSetup
             }
             return;
         }
-        var keep = new List<string>();
-        foreach (var (raKey, device) in await InterfaceSwitchesAtOneAsync(Ipv6ConfPrefix, AcceptRaSuffix, cancellationToken).ConfigureAwait(false))
+        var keep = switches.Where(s => s.Suffix == AcceptRaSuffix && s.Value == "1" && s.Device is not ("default" or "lo")).ToList();
+        if (keep.Count == 0)
         {
-            if (device is "default" or "lo")
-            {
-                continue;
-            }
+            return;
+        }
+        foreach (var (raKey, _, _, _) in keep)
+        {
             if (_state.Sysctl.TryAdd(raKey, "1"))
             {
                 SaveState();
             }
-            await runner.RunAsync("sysctl", ["-q", "-w", raKey + "=2"], null, cancellationToken).ConfigureAwait(false);
-            keep.Add(device);
         }
-        if (keep.Count > 0)
-        {
-            logger.LogInformation("IPv6 forwarding: accept_ra 2 on {Interfaces}, so that they keep the default routes their routers advertise (a host that forwards ignores them otherwise)", string.Join(", ", keep));
-        }
+        // One sysctl for all of them; -e: an interface deleted since the listing is skipped.
+        await runner.RunAsync("sysctl", ["-q", "-e", "-w", .. keep.Select(s => s.Key + "=2")], null, cancellationToken).ConfigureAwait(false);
+        logger.LogInformation("IPv6 forwarding: accept_ra 2 on {Interfaces}, so that they keep the default routes their routers advertise (a host that forwards ignores them otherwise)",
+            string.Join(", ", keep.Select(s => s.Device)));
     }
 
     /// <summary>
-    /// The interfaces' switches <c>PREFIX.DEVICE.SUFFIX</c> that are 1 (with the device as sysctl
-    /// writes it, '/' for a '.' in its name), but the namespace's ("all") and this interface's own.
+    /// The switches <c>PREFIX.DEVICE.SUFFIX</c> (each suffix) of every interface of the namespace,
+    /// and of <c>default</c>, but the namespace's (<c>all</c>) and this interface's own, with their
+    /// values; the device as sysctl writes it ('/' for a '.' in its name), in the kernel's order.
+    /// Two short commands whatever the number of interfaces: the interfaces listed from
+    /// <c>/proc/sys/net/ipvX/conf</c> (which, read by a process in a namespace, is that namespace's),
+    /// then one sysctl that reads those switches only. <c>sysctl -a --pattern</c> read every
+    /// switch of every interface to pick these (0.27 s a call with 70 interfaces, three calls at a
+    /// gateway's start: 1.6 s instead of 0.7 s on a host with many container veths).
     /// </summary>
-    private async Task<List<(string Key, string Device)>> InterfaceSwitchesAtOneAsync(string prefix, string suffix, CancellationToken cancellationToken)
+    private async Task<List<(string Key, string Device, string Suffix, string Value)>> InterfaceSwitchesAsync(string prefix, string[] suffixes, CancellationToken cancellationToken)
     {
-        string pattern = "^" + System.Text.RegularExpressions.Regex.Escape(prefix) + ".*" + System.Text.RegularExpressions.Regex.Escape(suffix) + "$";
-        string listing = await runner.RunAsync("sysctl", ["-a", "--pattern", pattern], null, cancellationToken).ConfigureAwait(false);
-        var found = new List<(string, string)>();
+        var devices = await ConfDevicesAsync(prefix, cancellationToken).ConfigureAwait(false);
+        string own = interfaceName.Replace('.', '/');
+        var keys = new List<string>();
+        foreach (string device in devices)
+        {
+            if (device != "all" && device != own)
+            {
+                keys.AddRange(suffixes.Select(suffix => prefix + device + suffix));
+            }
+        }
+        var found = new List<(string, string, string, string)>();
+        if (keys.Count == 0)
+        {
+            return found;
+        }
+        // -e: an interface deleted since the listing is skipped, not an error.
+        string listing = await runner.RunAsync("sysctl", ["-e", .. keys], null, cancellationToken).ConfigureAwait(false);
         foreach (var line in listing.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             // "net.ipv6.conf.eth0.accept_ra = 1"
             int equals = line.IndexOf(" = ", StringComparison.Ordinal);
-            if (equals < 0 || line[(equals + 3)..] != "1")
+            if (equals < 0)
             {
                 continue;
             }
             string switchKey = line[..equals];
-            if (!switchKey.StartsWith(prefix, StringComparison.Ordinal) || !switchKey.EndsWith(suffix, StringComparison.Ordinal))
+            string? suffix = suffixes.FirstOrDefault(s => switchKey.EndsWith(s, StringComparison.Ordinal));
+            if (suffix is null || !switchKey.StartsWith(prefix, StringComparison.Ordinal) || switchKey.Length <= prefix.Length + suffix.Length)
             {
                 continue;
             }
-            string device = switchKey[prefix.Length..^suffix.Length];
-            if (device == "all" || device == interfaceName.Replace('.', '/'))
-            {
-                continue;
-            }
-            found.Add((switchKey, device));
+            found.Add((switchKey, switchKey[prefix.Length..^suffix.Length], suffix, line[(equals + 3)..]));
         }
         return found;
+    }
+
+    /// <summary>
+    /// The devices of <c>/proc/sys/net/ipv4/conf</c> or <c>.../ipv6/conf</c> (<paramref name="prefix"/>
+    /// is the switches' <c>net.ipvX.conf.</c>) as sysctl names them, read through the runner so
+    /// that it is the namespace the commands run in.
+    /// </summary>
+    private async Task<List<string>> ConfDevicesAsync(string prefix, CancellationToken cancellationToken)
+    {
+        string directory = "/proc/sys/" + prefix.TrimEnd('.').Replace('.', '/');
+        string listing = await runner.RunAsync("ls", ["-1", directory], null, cancellationToken).ConfigureAwait(false);
+        return listing.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(name => name.Replace('.', '/'))
+            .ToList();
+    }
+
+    /// <summary>
+    /// Writes the interfaces' switches back (<c>accept_ra</c>, <c>forwarding</c>), in one sysctl
+    /// whatever their number; those of an interface deleted while the gateway ran are not
+    /// restored (nothing to restore) and said so. On failure they stay in the state file, for the
+    /// next stop to restore.
+    /// </summary>
+    private async Task RestoreInterfaceSwitchesAsync(List<(string Key, string Value)> switches, CancellationToken cancellationToken)
+    {
+        if (switches.Count == 0)
+        {
+            return;
+        }
+        var present = new HashSet<string>(StringComparer.Ordinal);
+        foreach (string prefix in new[] { Ipv4ConfPrefix, Ipv6ConfPrefix })
+        {
+            if (switches.Any(s => s.Key.StartsWith(prefix, StringComparison.Ordinal)))
+            {
+                try
+                {
+                    present.UnionWith((await ConfDevicesAsync(prefix, cancellationToken).ConfigureAwait(false)).Select(device => prefix + device + "."));
+                }
+                catch (StartupException e)
+                {
+                    logger.LogDebug("Cannot list the interfaces of {Prefix}: {Problem}", prefix, e.Message);
+                }
+            }
+        }
+        var restore = new List<(string Key, string Value)>();
+        foreach (var (key, value) in switches)
+        {
+            string deviceKey = key[..(key.LastIndexOf('.') + 1)]; // "net.ipv6.conf.eth0."
+            if (present.Count > 0 && !present.Contains(deviceKey))
+            {
+                logger.LogInformation("{Key} not restored: its interface is gone", key);
+                _state.Sysctl.Remove(key);
+                continue;
+            }
+            restore.Add((key, value));
+        }
+        if (restore.Count == 0)
+        {
+            return;
+        }
+        try
+        {
+            // -e: an interface deleted since the listing is skipped, not an error.
+            await runner.RunAsync("sysctl", ["-q", "-e", "-w", .. restore.Select(s => s.Key + "=" + s.Value)], null, cancellationToken).ConfigureAwait(false);
+            foreach (var (key, _) in restore)
+            {
+                _state.Sysctl.Remove(key);
+            }
+        }
+        catch (StartupException e)
+        {
+            logger.LogWarning("Could not restore {Keys}: {Problem}", string.Join(", ", restore.Select(s => s.Key)), e.Message);
+        }
     }
 
     /// <summary>The forwarding switch whose change the kernel ties <paramref name="key"/> to, or null.</summary>

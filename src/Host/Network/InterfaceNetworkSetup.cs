@@ -377,6 +377,7 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
             : null;
         // The forwarding switches first: switching one off resets the switches the kernel ties to
         // it, which are then written back (see PrepareForwardingChangeAsync).
+        var interfaceSwitches = new List<(string Key, string Value)>();
         foreach (var (key, value) in _state.Sysctl.OrderBy(entry => ForwardingKeys.Contains(entry.Key) ? 0 : 1).ToArray())
         {
             if (otherForwarder is not null && FollowsForwarding(key))
@@ -393,14 +394,14 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
                 _state.Sysctl.Remove(key);
                 continue;
             }
+            if (IsInterfaceSwitch(key))
+            {
+                interfaceSwitches.Add((key, value)); // after the namespace's switches, all in one sysctl
+                continue;
+            }
             try
             {
                 await runner.RunAsync("sysctl", ["-q", "-w", key + "=" + value], null, cancellationToken).ConfigureAwait(false);
-                _state.Sysctl.Remove(key);
-            }
-            catch (StartupException e) when (IsInterfaceSwitch(key) && e.Message.Contains("No such file", StringComparison.Ordinal))
-            {
-                logger.LogInformation("{Key} not restored: its interface is gone", key);
                 _state.Sysctl.Remove(key);
             }
             catch (StartupException e)
@@ -408,6 +409,7 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
                 logger.LogWarning("Could not restore {Key}: {Problem}", key, e.Message);
             }
         }
+        await RestoreInterfaceSwitchesAsync(interfaceSwitches, cancellationToken).ConfigureAwait(false);
         if (!_ownsStateFile)
         {
             return;

@@ -81,6 +81,7 @@ public sealed class ProcessCommandRunner : ICommandRunner
         "nft" => "nftables",
         "ip" => "iproute2",
         "sysctl" => "procps",
+        "ls" or "readlink" => "coreutils",
         _ => null,
     };
 }
