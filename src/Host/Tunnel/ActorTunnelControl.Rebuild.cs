@@ -199,8 +199,8 @@ public sealed partial class ActorTunnelControl
             : options.Config is null
                 ? "with no peers yet (they come over the UAPI socket: wg setconf, wg set)"
                 : "with no peers yet (the configuration file's are added next)";
-        logger.LogInformation("Tunnel {Generation} running on UDP port {Port} (receive merging {UdpGro}, send merging {UdpGso}) {Peers:l}, reply polling up to {ReplyPollMicroseconds} us, read moderation {ReadModerationMicroseconds} us, timer tick {TimerTickMilliseconds} ms ({Scheduler:l}), X25519 from {X25519:l}, ChaCha20-Poly1305 from {TransportAead:l}",
-            _generation, _socket.LocalPort, _socket.GroEnabled ? "on" : "off", _socket.GsoEnabled ? "on" : "off", peerCount, (int)options.ReplyPollMax.TotalMicroseconds,
+        logger.LogInformation("Tunnel {Generation} running on UDP port {Port} (receive merging {UdpGro}, send merging {UdpGso}, receive queue {ReceiveQueueBytes} bytes booked) {Peers:l}, reply polling up to {ReplyPollMicroseconds} us, read moderation {ReadModerationMicroseconds} us, timer tick {TimerTickMilliseconds} ms ({Scheduler:l}), X25519 from {X25519:l}, ChaCha20-Poly1305 from {TransportAead:l}",
+            _generation, _socket.LocalPort, _socket.GroEnabled ? "on" : "off", _socket.GsoEnabled ? "on" : "off", _socket.ReceiveBufferSize, peerCount, (int)options.ReplyPollMax.TotalMicroseconds,
             (int)options.ReadModeration.TotalMicroseconds, (int)timerTick.TotalMilliseconds,
             _system.Scheduler.GetType().Name, _crypto!.X25519.Name, _crypto.TransportAead.Name);
     }

@@ -514,7 +514,7 @@ public sealed partial class ActorTunnelControl(
     {
         try
         {
-            var socket = new LinuxUdpSocket(new UdpBatchSocketOptions { ListenPort = port, UseGro = options.UdpGro });
+            var socket = new LinuxUdpSocket(new UdpBatchSocketOptions { ListenPort = port, UseGro = options.UdpGro, ReceiveBufferBytes = UdpReceiveQueue.Bytes() });
             if (_fwmark != 0)
             {
                 try
