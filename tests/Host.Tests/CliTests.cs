@@ -511,6 +511,40 @@ public sealed class CliTests
         Assert.Equal("", result.Stdout);
     }
 
+    /// <summary>
+    /// up's free CONFIG_FILE | INTERFACE argument took an unknown option too: `up --bogus` said
+    /// "/etc/wireguard/--bogus.conf: cannot read the file" with exit code 78 (a mistake in the file,
+    /// which the unit does not restart on), and `up --config FILE --log-lvl` (a misspelt option with
+    /// no value after it) "two configurations, '--log-lvl' and --config FILE". A usage error, as for
+    /// the root command, show and save. The file exists, so a regression would start the daemon:
+    /// no PrivateKey and no Address, in a namespace of its own.
+    /// </summary>
+    [Theory]
+    [InlineData("up --bogus")]
+    [InlineData("up -x")]
+    [InlineData("up --config CONFIG --log-lvl")]
+    [InlineData("up CONFIG --bogus")]
+    [InlineData("up --config CONFIG --ecn-mode")]
+    public async Task An_unknown_option_of_up_is_a_usage_error(string commandLine)
+    {
+        string config = Path.Combine(Path.GetTempPath(), $"fzu{Environment.ProcessId % 100000}.conf");
+        await File.WriteAllTextAsync(config, "[Interface]\n");
+        try
+        {
+            await using var ns = await NetworkNamespace.CreateAsync();
+            string[] arguments = commandLine.Split(' ');
+            string[] argv = ["netns", "exec", ns.Name, Executable, .. arguments.Select(a => a == "CONFIG" ? config : a)];
+            var result = await ProcessRunner.RunAsync("ip", argv, environment: new Dictionary<string, string> { ["WG_PROCESS_FOREGROUND"] = "" }, timeout: TimeSpan.FromSeconds(30));
+            Assert.Equal(2, result.ExitCode);
+            Assert.Equal($"firezone-tunnel: unknown option '{arguments[^1]}' (see --help)\n", result.Stderr);
+            Assert.Equal("", result.Stdout);
+        }
+        finally
+        {
+            File.Delete(config);
+        }
+    }
+
     [Theory]
     [InlineData("wg0")]
     [InlineData("fifteen-chars-x")]
@@ -534,7 +568,7 @@ public sealed class CliTests
     [InlineData(new[] { "-f", "sixteen-chars-xx" }, "firezone-tunnel: 'sixteen-chars-xx' is not a valid interface name (1 to 15 characters, no '/' or spaces)")]
     [InlineData(new[] { "-f", "wg%d" }, "firezone-tunnel: " + PercentProblem)]
     [InlineData(new[] { "wg%d" }, "firezone-tunnel: " + PercentProblem)]
-    [InlineData(new[] { "NAME", "--bogus" }, "firezone-tunnel: Unrecognized command or argument '--bogus' (see --help)")]
+    [InlineData(new[] { "NAME", "--bogus" }, "firezone-tunnel: unknown option '--bogus' (see --help)")]
     [InlineData(new[] { "-f", "NAME", "extra" }, "firezone-tunnel: Unrecognized command or argument 'extra' (see --help)")]
     // An unknown option before the name (a typo of --foreground) was taken as the name, and the
     // error then named the interface, which is right: "Unrecognized command or argument 'wg0'".

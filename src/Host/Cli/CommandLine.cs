@@ -143,6 +143,14 @@ public static class CommandLine
                 return Task.FromResult(2);
             }
             string? option = result.GetValue(configFile), argument = result.GetValue(upConfig);
+            if (argument is ['-', _, ..])
+            {
+                // System.CommandLine gave an unknown option to the free argument (see
+                // IsUsableInterfaceName): `up --bogus` read /etc/wireguard/--bogus.conf (exit code 78,
+                // a mistake in the file) and `up --config FILE --log-lvl` said "two configurations".
+                Console.Error.WriteLine($"firezone-tunnel: unknown option '{argument}' (see --help)");
+                return Task.FromResult(2);
+            }
             if ((option is null) == (argument is null))
             {
                 Console.Error.WriteLine(option is null
@@ -283,9 +291,13 @@ public static class CommandLine
         {
             // A usage error is one line and exit code 2, like the ones the actions report, rather
             // than System.CommandLine's error followed by the whole help text and exit code 1.
+            // An unknown option after the free argument was filled (`up FILE --bogus`) is left
+            // unmatched: name it as such rather than "Unrecognized command or argument".
             string message = UnknownOptionTakenAsArgument(result.CommandResult) is { } option
                 ? $"unknown option '{option}'"
-                : result.Errors[0].Message.TrimEnd('.');
+                : result.UnmatchedTokens.FirstOrDefault(t => t is ['-', _, ..]) is { } unmatched
+                    ? $"unknown option '{unmatched}'"
+                    : result.Errors[0].Message.TrimEnd('.');
             Console.Error.WriteLine($"firezone-tunnel: {message} (see --help)");
             return Task.FromResult(2);
         }
