@@ -545,6 +545,49 @@ public sealed class CliTests
         }
     }
 
+    /// <summary>
+    /// systemctl reload is wg syncconf of wg-quick strip's output, which reads only wg's keys: a file
+    /// whose Address or #! directive an edit broke was reloaded with exit code 0 and no word, and the
+    /// next start (a restart on failure, a reboot) failed on it with 78, which the unit does not
+    /// restart. The unit's ExecReload now runs up --check first: the start's reading of the file,
+    /// its FILE:LINE line and exit code, and nothing created (in a namespace, where a regression
+    /// would start a daemon).
+    /// </summary>
+    [Theory]
+    [InlineData("Address = 10.9.0.1/244", 78, ":3: Address: an entry has a bad prefix length (0 to 32)")]
+    [InlineData("#! Role = gatewy", 78, ":3: ")]
+    [InlineData("Address = 10.9.0.1/24", 0, "")]
+    [InlineData("Address = 10.9.0.1/24\nMTU = 1400\nMTU = 1380", 0, ":5: MTU given twice in [Interface] (first on line 4): the later value counts, as in wg-quick and wg")]
+    public async Task Up_check_reads_the_file_as_a_start_would_and_creates_nothing(string line, int exitCode, string stderr)
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = "fzk" + Guid.NewGuid().ToString("N")[..8];
+        string config = Path.Combine(Path.GetTempPath(), name + ".conf");
+        await File.WriteAllTextAsync(config, $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\n{line.Replace("\\n", "\n", StringComparison.Ordinal)}\n");
+        File.SetUnixFileMode(config, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        try
+        {
+            var result = await ProcessRunner.RunAsync("ip", ["netns", "exec", ns.Name, Executable, "up", "--check", "--config", config],
+                environment: new Dictionary<string, string> { ["WG_PROCESS_FOREGROUND"] = "" }, timeout: TimeSpan.FromSeconds(30));
+            Assert.Equal(exitCode, result.ExitCode);
+            if (stderr.Length == 0)
+            {
+                Assert.Equal("", result.Stderr);
+            }
+            else
+            {
+                Assert.StartsWith($"firezone-tunnel: {config}{stderr}", result.Stderr);
+            }
+            Assert.Equal("", result.Stdout);
+            Assert.False(await ns.HasLinkAsync(name));
+            Assert.False(File.Exists(UapiSocketPath.For(name)));
+        }
+        finally
+        {
+            File.Delete(config);
+        }
+    }
+
     [Theory]
     [InlineData("wg0")]
     [InlineData("fifteen-chars-x")]

@@ -128,11 +128,15 @@ public static class CommandLine
         {
             Description = "Interface name (default: the configuration file's name without .conf, as wg-quick)",
         };
+        var upCheck = new Option<bool>("--check")
+        {
+            Description = "Only read the file, as a start would: its mistake as FILE:LINE: problem and exit code 78 (1 for a host name that does not resolve), else its warnings and 0; nothing is created (the unit's ExecReload runs it before wg syncconf, which reads only wg's keys)",
+        };
         // The daemon's options belong to the root (drop-in mode) and to up, not to show: added to
         // both rather than Recursive, so `show --help` lists only what show takes.
         var up = new Command("up", "Service mode: read a wg-quick file, bring the interface up with its addresses and routes, run in the foreground (systemd Type=notify)")
         {
-            upConfig, configFile, upInterface, logFile, logLevel, replyPoll, readModeration, noUdpCoalescing, noUdpGro,
+            upConfig, configFile, upInterface, upCheck, logFile, logLevel, replyPoll, readModeration, noUdpCoalescing, noUdpGro,
         };
         up.SetAction((result, token) =>
         {
@@ -193,6 +197,19 @@ public static class CommandLine
             if (ConfigFileAccess.IsWorldAccessible(path))
             {
                 config = config with { Notes = [new ConfigNote(0, ConfigFileAccess.WorldAccessibleNote), .. config.Notes] };
+            }
+            if (result.GetValue(upCheck))
+            {
+                // systemctl reload (wg syncconf of wg-quick strip's output) takes a file whose
+                // Address, MTU, Table or #! directive no longer reads without a word, and the next
+                // start (a restart on failure, a reboot) then fails on it with exit code 78 and
+                // stays down: the unit's ExecReload runs this first, so the reload fails instead,
+                // naming the line, and the running tunnel goes on unchanged.
+                foreach (var note in config.Notes)
+                {
+                    Console.Error.WriteLine(note.Line > 0 ? $"firezone-tunnel: {path}:{note.Line}: {note.Message}" : $"firezone-tunnel: {path}: {note.Message}");
+                }
+                return Task.FromResult(0);
             }
             if (!TryLogOptions(result.GetValue(logFile), result.GetValue(logLevel), name, out var log)
                 || !TryReplyPoll(result.GetValue(replyPoll), out var replyPollMax)
