@@ -511,6 +511,83 @@ public sealed class CliTests
         Assert.Equal("", result.Stdout);
     }
 
+    /// <summary>
+    /// up's free CONFIG_FILE | INTERFACE argument took an unknown option too: `up --bogus` said
+    /// "/etc/wireguard/--bogus.conf: cannot read the file" with exit code 78 (a mistake in the file,
+    /// which the unit does not restart on), and `up --config FILE --log-lvl` (a misspelt option with
+    /// no value after it) "two configurations, '--log-lvl' and --config FILE". A usage error, as for
+    /// the root command, show and save. The file exists, so a regression would start the daemon:
+    /// no PrivateKey and no Address, in a namespace of its own.
+    /// </summary>
+    [Theory]
+    [InlineData("up --bogus")]
+    [InlineData("up -x")]
+    [InlineData("up --config CONFIG --log-lvl")]
+    [InlineData("up CONFIG --bogus")]
+    [InlineData("up --config CONFIG --ecn-mode")]
+    public async Task An_unknown_option_of_up_is_a_usage_error(string commandLine)
+    {
+        string config = Path.Combine(Path.GetTempPath(), $"fzu{Environment.ProcessId % 100000}.conf");
+        await File.WriteAllTextAsync(config, "[Interface]\n");
+        try
+        {
+            await using var ns = await NetworkNamespace.CreateAsync();
+            string[] arguments = commandLine.Split(' ');
+            string[] argv = ["netns", "exec", ns.Name, Executable, .. arguments.Select(a => a == "CONFIG" ? config : a)];
+            var result = await ProcessRunner.RunAsync("ip", argv, environment: new Dictionary<string, string> { ["WG_PROCESS_FOREGROUND"] = "" }, timeout: TimeSpan.FromSeconds(30));
+            Assert.Equal(2, result.ExitCode);
+            Assert.Equal($"firezone-tunnel: unknown option '{arguments[^1]}' (see --help)\n", result.Stderr);
+            Assert.Equal("", result.Stdout);
+        }
+        finally
+        {
+            File.Delete(config);
+        }
+    }
+
+    /// <summary>
+    /// systemctl reload is wg syncconf of wg-quick strip's output, which reads only wg's keys: a file
+    /// whose Address or #! directive an edit broke was reloaded with exit code 0 and no word, and the
+    /// next start (a restart on failure, a reboot) failed on it with 78, which the unit does not
+    /// restart. The unit's ExecReload now runs up --check first: the start's reading of the file,
+    /// its FILE:LINE line and exit code, and nothing created (in a namespace, where a regression
+    /// would start a daemon).
+    /// </summary>
+    [Theory]
+    [InlineData("Address = 10.9.0.1/244", 78, ":3: Address: an entry has a bad prefix length (0 to 32)")]
+    [InlineData("#! Role = gatewy", 78, ":3: ")]
+    [InlineData("Address = 10.9.0.1/24", 0, "")]
+    [InlineData("Address = 10.9.0.1/24\nMTU = 1400\nMTU = 1380", 0, ":5: MTU given twice in [Interface] (first on line 4): the later value counts, as in wg-quick and wg")]
+    public async Task Up_check_reads_the_file_as_a_start_would_and_creates_nothing(string line, int exitCode, string stderr)
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = "fzk" + Guid.NewGuid().ToString("N")[..8];
+        string config = Path.Combine(Path.GetTempPath(), name + ".conf");
+        await File.WriteAllTextAsync(config, $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\n{line.Replace("\\n", "\n", StringComparison.Ordinal)}\n");
+        File.SetUnixFileMode(config, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        try
+        {
+            var result = await ProcessRunner.RunAsync("ip", ["netns", "exec", ns.Name, Executable, "up", "--check", "--config", config],
+                environment: new Dictionary<string, string> { ["WG_PROCESS_FOREGROUND"] = "" }, timeout: TimeSpan.FromSeconds(30));
+            Assert.Equal(exitCode, result.ExitCode);
+            if (stderr.Length == 0)
+            {
+                Assert.Equal("", result.Stderr);
+            }
+            else
+            {
+                Assert.StartsWith($"firezone-tunnel: {config}{stderr}", result.Stderr);
+            }
+            Assert.Equal("", result.Stdout);
+            Assert.False(await ns.HasLinkAsync(name));
+            Assert.False(File.Exists(UapiSocketPath.For(name)));
+        }
+        finally
+        {
+            File.Delete(config);
+        }
+    }
+
     [Theory]
     [InlineData("wg0")]
     [InlineData("fifteen-chars-x")]
@@ -534,7 +611,7 @@ public sealed class CliTests
     [InlineData(new[] { "-f", "sixteen-chars-xx" }, "firezone-tunnel: 'sixteen-chars-xx' is not a valid interface name (1 to 15 characters, no '/' or spaces)")]
     [InlineData(new[] { "-f", "wg%d" }, "firezone-tunnel: " + PercentProblem)]
     [InlineData(new[] { "wg%d" }, "firezone-tunnel: " + PercentProblem)]
-    [InlineData(new[] { "NAME", "--bogus" }, "firezone-tunnel: Unrecognized command or argument '--bogus' (see --help)")]
+    [InlineData(new[] { "NAME", "--bogus" }, "firezone-tunnel: unknown option '--bogus' (see --help)")]
     [InlineData(new[] { "-f", "NAME", "extra" }, "firezone-tunnel: Unrecognized command or argument 'extra' (see --help)")]
     // An unknown option before the name (a typo of --foreground) was taken as the name, and the
     // error then named the interface, which is right: "Unrecognized command or argument 'wg0'".

@@ -573,6 +573,17 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
 
             daemon.Signal(signal);
             Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+            // The log says a hang-up stopped it (an operator who sent SIGHUP for a reload sees why
+            // the tunnel is down); SIGTERM is the ordinary stop and says nothing of the sort.
+            string log = await File.ReadAllTextAsync(daemon.LogFile);
+            if (signal == SIGHUP)
+            {
+                Assert.Contains($"SIGHUP received: stopping {name} cleanly", log);
+            }
+            else
+            {
+                Assert.DoesNotContain("SIGHUP", log);
+            }
             Assert.False(File.Exists(daemon.SocketPath));
             Assert.False(File.Exists(StateFile(name)));
             Assert.Equal("", (await ns.ExecAsync("ip", ["-4", "route", "show", "table", "51820"])).Stdout.Trim());

@@ -2,6 +2,7 @@ using Firezone.Actors.Host.Config;
 using Firezone.Actors.Host.Daemon;
 using Firezone.Actors.Host.Logging;
 using Firezone.Actors.Host.Network;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Firezone.Actors.Host.Tests;
@@ -557,6 +558,33 @@ public sealed class NetworkSetupTests
 
         await setup.TearDownAsync(CancellationToken.None);
         Assert.DoesNotContain(setup.TableName, await InsideAsync(ns, "nft", "list", "tables"));
+    }
+
+    /// <summary>
+    /// A firewall reload that flushes the ruleset (Debian's /etc/nftables.conf starts with
+    /// <c>flush ruleset</c>) takes the gateway's table with it; the stop then warned "Could not
+    /// remove nftables table ...: Error: Could not process rule: No such file or directory", as if
+    /// the stop had failed, and said nothing of the masquerade missing since the flush. Found by
+    /// hand (an operator's review): the resources behind the gateway unreachable, no line until the
+    /// stop. Now the stop's line says what happened; forwarding is restored all the same.
+    /// </summary>
+    [Fact]
+    public async Task A_gateway_whose_table_a_ruleset_flush_removed_says_so_at_the_stop()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = "fzf" + Guid.NewGuid().ToString("N")[..8];
+        await InsideAsync(ns, "ip", "tuntap", "add", "dev", name, "mode", "tun");
+        using var state = new TemporaryDirectory();
+        var logger = new ListLogger();
+        var setup = new InterfaceNetworkSetup(name, new NamespaceRunner(Namespaced(ns)), logger, new InMemoryTunnelControl(), state.Path);
+        await setup.ApplyAsync(GatewayWithoutPeers(), CancellationToken.None);
+        await InsideAsync(ns, "nft", "flush", "ruleset");
+
+        await setup.TearDownAsync(CancellationToken.None);
+        string warnings = string.Join("\n", logger.At(LogLevel.Warning));
+        Assert.Contains($"nftables table inet {setup.TableName} was already gone at the stop: another program removed it", warnings);
+        Assert.DoesNotContain("Could not remove nftables table", warnings);
+        Assert.Equal("0", (await InsideAsync(ns, "sysctl", "-n", "net.ipv4.ip_forward")).Trim());
     }
 
     /// <summary>

@@ -115,8 +115,11 @@ public sealed class PackagingTests
         Assert.Equal(["2"], service["RestartSec"]);
         Assert.Equal([$"2 {Cli.CommandLine.ConfigMistakeExitCode}"], service["RestartPreventExitStatus"]);
         Assert.DoesNotContain("StartLimitBurst", unit.Keys);
-        // systemctl reload as with wg-quick@.service.
-        Assert.Equal(["/bin/bash -c 'exec /usr/bin/wg syncconf %i <(exec /usr/bin/wg-quick strip %i)'"], service["ExecReload"]);
+        // systemctl reload as with wg-quick@.service, after the daemon's own reading of the file
+        // (wg syncconf reads only wg's keys: a broken Address or #! directive passed the reload
+        // and failed the next start with 78, which is not restarted).
+        Assert.Equal([InstalledExecutable + " up --check --config /etc/wireguard/%i.conf",
+            "/bin/bash -c 'exec /usr/bin/wg syncconf %i <(exec /usr/bin/wg-quick strip %i)'"], service["ExecReload"]);
         // No raw sockets; the TUN device only.
         Assert.Equal(["CAP_NET_ADMIN CAP_NET_BIND_SERVICE"], service["CapabilityBoundingSet"]);
         Assert.Equal(["CAP_NET_ADMIN CAP_NET_BIND_SERVICE"], service["AmbientCapabilities"]);
@@ -185,7 +188,7 @@ public sealed class PackagingTests
             string unit = await File.ReadAllTextAsync(UnitPath);
             Assert.Contains("ExecStart=" + InstalledExecutable + " ", unit);
             await File.WriteAllTextAsync(Path.Combine(directory.FullName, "firezone-tunnel@.service"),
-                unit.Replace("ExecStart=" + InstalledExecutable + " ", "ExecStart=" + Executable + " ", StringComparison.Ordinal));
+                unit.Replace("=" + InstalledExecutable + " ", "=" + Executable + " ", StringComparison.Ordinal));
             var verify = await ProcessRunner.RunAsync("systemd-analyze",
                 ["verify", "--man=no", Path.Combine(directory.FullName, "firezone-tunnel@wg0.service")], timeout: TimeSpan.FromSeconds(30));
             // Unknown keys and bad values are only warnings (exit code 0): any output is a finding.

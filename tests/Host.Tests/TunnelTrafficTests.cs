@@ -120,6 +120,41 @@ public sealed class TunnelTrafficTests
         Assert.Equal(before[4], keyless[4]);
     }
 
+    /// <summary>
+    /// `systemctl reload` of a file whose PrivateKey is commented out: wg syncconf sends the key's
+    /// removal and every peer of the file (a Gateway's Clients have no Endpoint) in one request. The
+    /// peers were applied with no tunnel running, from their configuration as read before the key's
+    /// removal carried the learned endpoint over, so the endpoint went back to the configured one
+    /// ("(none)", or the one of an earlier key removal); with the key back the Gateway sent to it
+    /// and could not reach its Client until the Client handshook again. Found in an operator's review
+    /// (two reloads: key commented out, then back).
+    /// </summary>
+    [Fact]
+    public async Task A_private_key_removed_in_the_request_that_names_the_peers_keeps_their_learned_endpoint()
+    {
+        await using var pair = await WireGuardGoPair.StartAsync(84, endpointAtA: false);
+        var (before, _) = await PingFromTheirsAsync(pair);
+        string keyFile = Path.Combine(Path.GetTempPath(), pair.Ours + ".key");
+        await File.WriteAllTextAsync(keyFile, (await ProcessRunner.WgAsync("show", pair.Ours, "private-key")).Stdout);
+        try
+        {
+            await OkAsync(pair.A, "wg", "set", pair.Ours, "private-key", "/dev/null", "peer", pair.PublicB, "persistent-keepalive", "0");
+            Assert.Equal("(none)", (await ProcessRunner.WgAsync("show", pair.Ours, "private-key")).Stdout.Trim());
+            await AssertKeptAsync(pair, before);
+
+            await OkAsync(pair.A, "wg", "set", pair.Ours, "private-key", keyFile);
+            await AssertKeptAsync(pair, before);
+            // The rebuilt tunnel handshakes with the peer at its learned endpoint at once, so a ping
+            // from our side gets through without waiting for theirs.
+            var ping = await pair.A.ExecAsync("ping", ["-c", "1", "-W", "3", pair.TunnelB], timeout: TimeSpan.FromSeconds(20));
+            Assert.True(ping.ExitCode == 0, ping.Stdout + ping.Stderr + await File.ReadAllTextAsync(pair.Daemon.LogFile));
+        }
+        finally
+        {
+            File.Delete(keyFile);
+        }
+    }
+
     [Fact]
     public async Task A_ping_sent_as_the_mtu_change_rebuilds_the_tunnel_gets_its_answer()
     {

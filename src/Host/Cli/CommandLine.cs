@@ -128,11 +128,15 @@ public static class CommandLine
         {
             Description = "Interface name (default: the configuration file's name without .conf, as wg-quick)",
         };
+        var upCheck = new Option<bool>("--check")
+        {
+            Description = "Only read the file, as a start would: its mistake as FILE:LINE: problem and exit code 78 (1 for a host name that does not resolve), else its warnings and 0; nothing is created (the unit's ExecReload runs it before wg syncconf, which reads only wg's keys)",
+        };
         // The daemon's options belong to the root (drop-in mode) and to up, not to show: added to
         // both rather than Recursive, so `show --help` lists only what show takes.
         var up = new Command("up", "Service mode: read a wg-quick file, bring the interface up with its addresses and routes, run in the foreground (systemd Type=notify)")
         {
-            upConfig, configFile, upInterface, logFile, logLevel, replyPoll, readModeration, noUdpCoalescing, noUdpGro,
+            upConfig, configFile, upInterface, upCheck, logFile, logLevel, replyPoll, readModeration, noUdpCoalescing, noUdpGro,
         };
         up.SetAction((result, token) =>
         {
@@ -143,6 +147,14 @@ public static class CommandLine
                 return Task.FromResult(2);
             }
             string? option = result.GetValue(configFile), argument = result.GetValue(upConfig);
+            if (argument is ['-', _, ..])
+            {
+                // System.CommandLine gave an unknown option to the free argument (see
+                // IsUsableInterfaceName): `up --bogus` read /etc/wireguard/--bogus.conf (exit code 78,
+                // a mistake in the file) and `up --config FILE --log-lvl` said "two configurations".
+                Console.Error.WriteLine($"firezone-tunnel: unknown option '{argument}' (see --help)");
+                return Task.FromResult(2);
+            }
             if ((option is null) == (argument is null))
             {
                 Console.Error.WriteLine(option is null
@@ -185,6 +197,19 @@ public static class CommandLine
             if (ConfigFileAccess.IsWorldAccessible(path))
             {
                 config = config with { Notes = [new ConfigNote(0, ConfigFileAccess.WorldAccessibleNote), .. config.Notes] };
+            }
+            if (result.GetValue(upCheck))
+            {
+                // systemctl reload (wg syncconf of wg-quick strip's output) takes a file whose
+                // Address, MTU, Table or #! directive no longer reads without a word, and the next
+                // start (a restart on failure, a reboot) then fails on it with exit code 78 and
+                // stays down: the unit's ExecReload runs this first, so the reload fails instead,
+                // naming the line, and the running tunnel goes on unchanged.
+                foreach (var note in config.Notes)
+                {
+                    Console.Error.WriteLine(note.Line > 0 ? $"firezone-tunnel: {path}:{note.Line}: {note.Message}" : $"firezone-tunnel: {path}: {note.Message}");
+                }
+                return Task.FromResult(0);
             }
             if (!TryLogOptions(result.GetValue(logFile), result.GetValue(logLevel), name, out var log)
                 || !TryReplyPoll(result.GetValue(replyPoll), out var replyPollMax)
@@ -283,9 +308,13 @@ public static class CommandLine
         {
             // A usage error is one line and exit code 2, like the ones the actions report, rather
             // than System.CommandLine's error followed by the whole help text and exit code 1.
+            // An unknown option after the free argument was filled (`up FILE --bogus`) is left
+            // unmatched: name it as such rather than "Unrecognized command or argument".
             string message = UnknownOptionTakenAsArgument(result.CommandResult) is { } option
                 ? $"unknown option '{option}'"
-                : result.Errors[0].Message.TrimEnd('.');
+                : result.UnmatchedTokens.FirstOrDefault(t => t is ['-', _, ..]) is { } unmatched
+                    ? $"unknown option '{unmatched}'"
+                    : result.Errors[0].Message.TrimEnd('.');
             Console.Error.WriteLine($"firezone-tunnel: {message} (see --help)");
             return Task.FromResult(2);
         }

@@ -9,14 +9,17 @@ namespace Firezone.Actors.Host.Daemon;
 /// SIGTERM only, so without this a hang-up (the terminal or ssh session of a foreground `up` closed,
 /// a `kill -HUP` from habit) would end the process at once, leaving in service mode the policy
 /// rules, the nftables table, the state file and the UAPI socket behind. A daemon started with
-/// SIGHUP ignored (`nohup`) keeps ignoring it.
+/// SIGHUP ignored (`nohup`) keeps ignoring it. The stop is logged with its cause: many daemons
+/// reload on SIGHUP, and an operator who sent it from that habit found the tunnel down and the log
+/// saying only "Application is shutting down...", with no word of the signal (and under the unit,
+/// exit 0: no restart).
 /// </summary>
 internal static class HangupStop
 {
     private const int Sighup = 1;
 
     /// <summary>Stops <paramref name="lifetime"/> on SIGHUP; null (nothing registered) when SIGHUP is ignored.</summary>
-    public static IDisposable? Register(IHostApplicationLifetime lifetime)
+    public static IDisposable? Register(IHostApplicationLifetime lifetime, Serilog.ILogger? logger = null, string? interfaceName = null)
     {
         if (IsIgnored(Sighup))
         {
@@ -25,9 +28,13 @@ internal static class HangupStop
         return PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
         {
             context.Cancel = true;
+            logger?.Information(StopMessage, interfaceName);
             lifetime.StopApplication();
         });
     }
+
+    internal const string StopMessage =
+        "SIGHUP received: stopping {Interface} cleanly, as on SIGTERM (a hang-up is no reload: systemctl reload, or wg syncconf, applies a changed file)";
 
     /// <summary>
     /// Whether <paramref name="signal"/> is ignored, from the SigIgn mask of /proc/self/status

@@ -129,7 +129,7 @@ public static class TunnelDaemon
             return Fail(logger, readiness, e.Message);
         }
         using (host)
-        using (HangupStop.Register(host.Services.GetRequiredService<IHostApplicationLifetime>()))
+        using (HangupStop.Register(host.Services.GetRequiredService<IHostApplicationLifetime>(), logger, options.InterfaceName))
         {
             try
             {

@@ -366,6 +366,14 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
                 // No nft, so no table: the start failed on it, and said so.
                 logger.LogDebug("No nftables table {Table} to remove: {Problem}", TableName, e.Message);
             }
+            catch (StartupException e) when (e.Message.EndsWith("No such file or directory", StringComparison.Ordinal))
+            {
+                // Removed under the running gateway by another program: `nft flush ruleset`, which
+                // Debian's /etc/nftables.conf starts with (systemctl reload nftables), a firewall
+                // manager's reload. Nothing masqueraded since then; the line says so, where nft's own
+                // "Could not process rule" read as a failure of this stop.
+                logger.LogWarning(TableGoneMessage, TableName);
+            }
             catch (StartupException e)
             {
                 logger.LogWarning("Could not remove nftables table {Table}: {Problem}", TableName, e.Message);
@@ -459,6 +467,9 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
     /// ip(8)'s answers (LC_ALL=C, see ProcessCommandRunner) when what an undo deletes is gone:
     /// the device of a route no longer exists, a route (ESRCH) or a rule (ENOENT) is not there.
     /// </summary>
+    internal const string TableGoneMessage =
+        "nftables table inet {Table} was already gone at the stop: another program removed it while the gateway ran (nft flush ruleset, as a reload of nftables.service runs it), and the gateway did not masquerade from then on; restart the interface after such a reload";
+
     internal static bool IsAlreadyUndone(string problem) =>
         problem.Contains("Cannot find device", StringComparison.Ordinal)
         || problem.EndsWith("RTNETLINK answers: No such process", StringComparison.Ordinal)
