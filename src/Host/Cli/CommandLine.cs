@@ -143,7 +143,7 @@ public static class CommandLine
             if (result.GetValue(ecnMode) is not null)
             {
                 // Two sources for one setting would leave one of them ignored without a word.
-                Console.Error.WriteLine($"firezone-tunnel: --ecn-mode and {EcnModeVariable} are for a daemon that wg configures; up takes the ECN mode from the file: #! EcnMode = normal, compatibility or off under [Interface] (every peer) or under a [Peer]");
+                Console.Error.WriteLine(EcnModeNotForUp);
                 return Task.FromResult(2);
             }
             string? option = result.GetValue(configFile), argument = result.GetValue(upConfig);
@@ -152,7 +152,7 @@ public static class CommandLine
                 // System.CommandLine gave an unknown option to the free argument (see
                 // IsUsableInterfaceName): `up --bogus` read /etc/wireguard/--bogus.conf (exit code 78,
                 // a mistake in the file) and `up --config FILE --log-lvl` said "two configurations".
-                Console.Error.WriteLine($"firezone-tunnel: unknown option '{argument}' (see --help)");
+                Console.Error.WriteLine(UnknownOption(argument));
                 return Task.FromResult(2);
             }
             if ((option is null) == (argument is null))
@@ -310,16 +310,22 @@ public static class CommandLine
             // than System.CommandLine's error followed by the whole help text and exit code 1.
             // An unknown option after the free argument was filled (`up FILE --bogus`) is left
             // unmatched: name it as such rather than "Unrecognized command or argument".
-            string message = UnknownOptionTakenAsArgument(result.CommandResult) is { } option
-                ? $"unknown option '{option}'"
-                : result.UnmatchedTokens.FirstOrDefault(t => t is ['-', _, ..]) is { } unmatched
-                    ? $"unknown option '{unmatched}'"
-                    : result.Errors[0].Message.TrimEnd('.');
-            Console.Error.WriteLine($"firezone-tunnel: {message} (see --help)");
+            Console.Error.WriteLine((UnknownOptionTakenAsArgument(result.CommandResult) ?? result.UnmatchedTokens.FirstOrDefault(t => t is ['-', _, ..])) is { } option
+                ? UnknownOption(option)
+                : $"firezone-tunnel: {result.Errors[0].Message.TrimEnd('.')} (see --help)");
             return Task.FromResult(2);
         }
         return result.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
     }
+
+    private static string EcnModeNotForUp =>
+        $"firezone-tunnel: --ecn-mode and {EcnModeVariable} are for a daemon that wg configures; up takes the ECN mode from the file: #! EcnMode = normal, compatibility or off under [Interface] (every peer) or under a [Peer]";
+
+    /// <summary>The usage error for an option the command does not take; <c>up ... --ecn-mode</c> gets the reason.</summary>
+    private static string UnknownOption(string option) =>
+        option == "--ecn-mode" || option.StartsWith("--ecn-mode=", StringComparison.Ordinal)
+            ? EcnModeNotForUp
+            : $"firezone-tunnel: unknown option '{option}' (see --help)";
 
     private static async Task<int> RunDaemonAsync(DaemonOptions options, ITunnelComposition composition, CancellationToken token)
     {

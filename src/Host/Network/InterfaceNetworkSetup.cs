@@ -463,13 +463,14 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
         return text.ToString();
     }
 
+    /// <summary>The stop's Warning when another program removed the gateway's nftables table while it ran.</summary>
+    internal const string TableGoneMessage =
+        "nftables table inet {Table} was already gone at the stop: another program removed it while the gateway ran (nft flush ruleset, as a reload of nftables.service runs it), and the gateway did not masquerade from then on; restart the interface after such a reload";
+
     /// <summary>
     /// ip(8)'s answers (LC_ALL=C, see ProcessCommandRunner) when what an undo deletes is gone:
     /// the device of a route no longer exists, a route (ESRCH) or a rule (ENOENT) is not there.
     /// </summary>
-    internal const string TableGoneMessage =
-        "nftables table inet {Table} was already gone at the stop: another program removed it while the gateway ran (nft flush ruleset, as a reload of nftables.service runs it), and the gateway did not masquerade from then on; restart the interface after such a reload";
-
     internal static bool IsAlreadyUndone(string problem) =>
         problem.Contains("Cannot find device", StringComparison.Ordinal)
         || problem.EndsWith("RTNETLINK answers: No such process", StringComparison.Ordinal)
