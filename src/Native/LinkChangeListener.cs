@@ -15,16 +15,14 @@ namespace Firezone.Actors.Native;
 /// </summary>
 public sealed unsafe class LinkChangeListener : IDisposable
 {
-    private readonly SafeFileDescriptorHandle _socket;
-    private readonly WakeEvent _wake = new(static errno => new IOException($"link change listener: creating its wake-up eventfd failed: {Errno.Describe(errno)}"));
+    private readonly NetlinkGroupListener _listener;
     private readonly Action _onChange;
-    private readonly Action<Exception> _onFailure;
     private readonly int _downWatchIndex;
     private readonly Action? _onDown;
     // The watched interface's IFF_UP in the last announcement read (up when the listener starts).
     private bool _watchedUp = true;
-    private readonly Thread _thread;
-    private int _disposed;
+    // Down announcements of the burst being read (the listener's thread only).
+    private int _downs;
 
     /// <summary>Opens and binds the socket, and starts the thread.</summary>
     /// <param name="onChange">Called on the listener's thread after each burst of link messages (also after a lost burst: ENOBUFS).</param>
@@ -35,92 +33,20 @@ public sealed unsafe class LinkChangeListener : IDisposable
     public LinkChangeListener(Action onChange, Action<Exception> onFailure, int downWatchIndex = 0, Action? onDown = null)
     {
         _onChange = onChange;
-        _onFailure = onFailure;
         _downWatchIndex = downWatchIndex;
         _onDown = onDown;
-        int fd = LibC.socket(LibC.AF_NETLINK, LibC.SOCK_RAW | LibC.SOCK_CLOEXEC | LibC.SOCK_NONBLOCK, Netlink.NETLINK_ROUTE);
-        if (fd < 0)
-        {
-            int errno = LibC.errno;
-            _wake.Dispose();
-            throw new IOException($"link change listener: opening a NETLINK_ROUTE socket failed: {Errno.Describe(errno)}");
-        }
-        _socket = new SafeFileDescriptorHandle(fd);
-        var address = new Netlink.sockaddr_nl { nl_family = (ushort)LibC.AF_NETLINK, nl_groups = Netlink.RTMGRP_LINK };
-        if (LibC.bind(fd, (sockaddr*)&address, (uint)sizeof(Netlink.sockaddr_nl)) < 0)
-        {
-            int errno = LibC.errno;
-            _socket.Dispose();
-            _wake.Dispose();
-            throw new IOException($"link change listener: joining the RTMGRP_LINK group failed: {Errno.Describe(errno)}");
-        }
-        _thread = new Thread(Run) { IsBackground = true, Name = "link-changes" };
-        _thread.Start();
+        // Messages are scanned only for a down announcement.
+        _listener = new NetlinkGroupListener("link change listener", Netlink.NETLINK_ROUTE, Netlink.RTMGRP_LINK, "RTMGRP_LINK", "link-changes",
+            onDown is null ? null : (data, length) => _downs += CountDowns(data, length), OnBurst, onFailure);
     }
 
-    private void Run()
+    private void OnBurst()
     {
-        // Messages are read to empty the socket and scanned only for a down announcement: a link
-        // message is well under a page, and a burst is read in as many calls as it takes.
-        byte* buffer = stackalloc byte[8192];
-        try
+        for (; _downs > 0; _downs--)
         {
-            while (true)
-            {
-                var outcome = DescriptorWait.Wait(_socket.Fd, LibC.POLLIN, _wake.Handle.Fd, -1, out _);
-                if (outcome == DescriptorWait.Outcome.Woken)
-                {
-                    return;
-                }
-                int downs = 0;
-                while (true)
-                {
-                    long read = (long)LibC.recv(_socket.Fd, buffer, 8192, LibC.MSG_DONTWAIT);
-                    if (read >= 0)
-                    {
-                        downs += _onDown is null ? 0 : CountDowns(buffer, Math.Min(read, 8192));
-                        continue;
-                    }
-                    int errno = LibC.errno;
-                    if (errno == LibC.EAGAIN || errno == LibC.EINTR)
-                    {
-                        break;
-                    }
-                    if (errno != LibC.ENOBUFS)
-                    {
-                        throw new IOException($"link change listener: reading the NETLINK_ROUTE socket failed: {Errno.Describe(errno)}");
-                    }
-                    // ENOBUFS: the kernel dropped messages because the socket was full; something
-                    // changed all the same. Keep reading what is left.
-                }
-                for (; downs > 0; downs--)
-                {
-                    _onDown!();
-                }
-                _onChange();
-            }
+            _onDown!();
         }
-        catch (Exception e)
-        {
-            if (Volatile.Read(ref _disposed) == 0)
-            {
-                try
-                {
-                    _onFailure(e);
-                }
-                catch
-                {
-                    // A plain thread: an exception escaping here would end the process.
-                }
-            }
-        }
-        finally
-        {
-            // The thread closes what it reads, so a Dispose from a callback (this thread) never
-            // leaves it polling closed descriptor numbers.
-            _socket.Dispose();
-            _wake.Dispose();
-        }
+        _onChange();
     }
 
     /// <summary>
@@ -153,16 +79,5 @@ public sealed unsafe class LinkChangeListener : IDisposable
     }
 
     /// <summary>Stops the thread, which closes the socket; waits for it unless called from a callback (on that thread).</summary>
-    public void Dispose()
-    {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
-        {
-            return;
-        }
-        _wake.Signal(); // a no-op if the thread ended already and closed it
-        if (Thread.CurrentThread != _thread)
-        {
-            _thread.Join();
-        }
-    }
+    public void Dispose() => _listener.Dispose();
 }

@@ -463,6 +463,60 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// `nft flush ruleset` (what Debian's /etc/nftables.conf starts with, so `systemctl reload
+    /// nftables` runs it) removed a running gateway's masquerade table, and nothing was masqueraded
+    /// from then on, without a word (the service review). The gateway watches the ruleset and adds
+    /// its table again, with a Warning; its stop still removes it for good.
+    /// </summary>
+    [Fact]
+    public async Task A_gateway_adds_its_table_again_after_a_ruleset_flush_and_still_removes_it_at_the_stop()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UniqueName();
+        string table = "firezone-tunnel-" + name;
+        string config = Path.Combine(Path.GetTempPath(), name + ".conf");
+        await File.WriteAllTextAsync(config, $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\nAddress = 10.57.0.1/24\n#! Role = gateway\n");
+        try
+        {
+            await using var daemon = DaemonProcess.Start(ns, name, "up", "--config", config);
+            await daemon.WaitReadyAsync();
+            Assert.Equal(0, (await ns.ExecAsync("nft", ["list", "table", "inet", table])).ExitCode);
+
+            var flush = await ns.ExecAsync("nft", ["flush", "ruleset"]);
+            Assert.True(flush.ExitCode == 0, flush.Stderr);
+            ProcessRunner.Result listed = flush;
+            for (var deadline = DateTime.UtcNow + Bound; DateTime.UtcNow < deadline; await Task.Delay(100))
+            {
+                listed = await ns.ExecAsync("nft", ["list", "table", "inet", table]);
+                if (listed.ExitCode == 0)
+                {
+                    break;
+                }
+            }
+            Assert.True(listed.ExitCode == 0, "the table was not added again: " + listed.Stderr);
+            Assert.Contains($"iifname \"{name}\" oifname != \"{name}\" masquerade", listed.Stdout);
+            string log = "";
+            for (var deadline = DateTime.UtcNow + Bound; DateTime.UtcNow < deadline && !log.Contains("added again", StringComparison.Ordinal); await Task.Delay(50))
+            {
+                log = await File.ReadAllTextAsync(daemon.LogFile);
+            }
+            Assert.Contains($"nftables table inet {table} was removed by another program", log);
+
+            daemon.Signal(SIGTERM);
+            Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+            await Task.Delay(InterfaceNetworkSetupTableCheckDelay * 3); // a re-add after the stop would come by now
+            Assert.NotEqual(0, (await ns.ExecAsync("nft", ["list", "table", "inet", table])).ExitCode);
+            Assert.Equal("0", (await ns.ExecAsync("sysctl", ["-n", "net.ipv4.ip_forward"])).Stdout.Trim());
+        }
+        finally
+        {
+            File.Delete(config);
+        }
+    }
+
+    private static readonly TimeSpan InterfaceNetworkSetupTableCheckDelay = Network.InterfaceNetworkSetup.TableCheckDelay;
+
+    /// <summary>
     /// Without CAP_NET_ADMIN (a unit whose capabilities were changed) the TUN device cannot be made,
     /// and a restart changes nothing: EX_CONFIG, on which the unit does not restart; it exited 1 and
     /// was restarted every 2.2 s forever (an operator's review).

@@ -25,6 +25,7 @@ public sealed unsafe class StructLayoutTests(ITestOutputHelper output)
         #include <linux/if_tun.h>
         #include <linux/netlink.h>
         #include <linux/rtnetlink.h>
+        #include <linux/netfilter/nfnetlink.h>
         #define P(name, value) printf("%s %ld\n", name, (long)(value))
         int main(void) {
             P("sizeof(ifreq)", sizeof(struct ifreq));
@@ -102,6 +103,8 @@ public sealed unsafe class StructLayoutTests(ITestOutputHelper output)
             P("AF_NETLINK", AF_NETLINK);
             P("NETLINK_ROUTE", NETLINK_ROUTE);
             P("RTMGRP_LINK", RTMGRP_LINK);
+            P("NETLINK_NETFILTER", NETLINK_NETFILTER);
+            P("1 << (NFNLGRP_NFTABLES - 1)", 1 << (NFNLGRP_NFTABLES - 1));
             P("RTM_NEWLINK", RTM_NEWLINK);
             P("sizeof(nlmsghdr)", sizeof(struct nlmsghdr));
             P("nlmsghdr.nlmsg_type", offsetof(struct nlmsghdr, nlmsg_type));
@@ -210,6 +213,8 @@ public sealed unsafe class StructLayoutTests(ITestOutputHelper output)
             ["AF_NETLINK"] = LibC.AF_NETLINK,
             ["NETLINK_ROUTE"] = Netlink.NETLINK_ROUTE,
             ["RTMGRP_LINK"] = Netlink.RTMGRP_LINK,
+            ["NETLINK_NETFILTER"] = Netlink.NETLINK_NETFILTER,
+            ["1 << (NFNLGRP_NFTABLES - 1)"] = Netlink.NfnlGrpNftablesMask,
             ["RTM_NEWLINK"] = Netlink.RTM_NEWLINK,
             ["sizeof(nlmsghdr)"] = Netlink.NlMsgHdrSize,
             ["nlmsghdr.nlmsg_type"] = Netlink.NlMsgTypeOffset,

@@ -195,28 +195,33 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
             await PrepareForwardingChangeAsync(key, cancellationToken).ConfigureAwait(false);
             await SetSysctlAsync(key, cancellationToken).ConfigureAwait(false);
         }
-        // Traffic from the tunnel leaving by any other interface takes that interface's address,
-        // as a Firezone Gateway does toward its resources. "add" then "delete" first: a table a
-        // killed instance left is replaced, not merged into, in the same atomic transaction.
-        string script = $$"""
-            add table inet {{TableName}}
-            delete table inet {{TableName}}
-            table inet {{TableName}} {
-              chain postrouting {
-                type nat hook postrouting priority srcnat; policy accept;
-                iifname "{{interfaceName}}" oifname != "{{interfaceName}}" masquerade
-              }
-            }
-
-            """;
         if (!_state.NftablesTable)
         {
             _state.NftablesTable = true;
             SaveState();
         }
-        await runner.RunAsync("nft", ["-f", "-"], script, cancellationToken).ConfigureAwait(false);
+        await runner.RunAsync("nft", ["-f", "-"], TableScript(), cancellationToken).ConfigureAwait(false);
+        WatchTable();
         logger.LogInformation("Gateway: forwarding on, nftables table {Table} masquerades traffic from {Interface}", TableName, interfaceName);
     }
+
+    /// <summary>
+    /// The gateway's nftables table: traffic from the tunnel leaving by any other interface takes
+    /// that interface's address, as a Firezone Gateway does toward its resources. "add" then
+    /// "delete" first: a table a killed instance left is replaced, not merged into, in the same
+    /// atomic transaction.
+    /// </summary>
+    private string TableScript() => $$"""
+        add table inet {{TableName}}
+        delete table inet {{TableName}}
+        table inet {{TableName}} {
+          chain postrouting {
+            type nat hook postrouting priority srcnat; policy accept;
+            iifname "{{interfaceName}}" oifname != "{{interfaceName}}" masquerade
+          }
+        }
+
+        """;
 
     /// <summary>
     /// The state file of an instance that did not stop cleanly: its policy rules, table routes and
@@ -315,6 +320,8 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
     /// <summary>Undoes what the TUN device's removal does not: table routes, policy rules, the nftables table and the sysctl switches.</summary>
     public async Task TearDownAsync(CancellationToken cancellationToken)
     {
+        // First: the table this stop deletes must not be added again.
+        await StopWatchingTableAsync().ConfigureAwait(false);
         // wg-quick's unset_dns, first (as its del_if does), so that no lookup goes to a server that
         // is no longer routed. A record that cannot be removed stays recorded for the next start.
         if (_state.Resolvconf is { } dnsRecord && await TryRemoveDnsRecordAsync(dnsRecord, cancellationToken).ConfigureAwait(false))

@@ -13,6 +13,15 @@ internal static class Netlink
     /// <summary><c>RTMGRP_LINK</c>: the multicast group of RTM_NEWLINK/RTM_DELLINK (link state, MTU, name).</summary>
     internal const uint RTMGRP_LINK = 1;
 
+    /// <summary><c>NETLINK_NETFILTER</c>: nfnetlink, which nftables speaks.</summary>
+    internal const int NETLINK_NETFILTER = 12;
+
+    /// <summary>
+    /// The bind mask of <c>NFNLGRP_NFTABLES</c> (group 7, so bit 6): every change of the nftables
+    /// ruleset (tables, chains, rules, sets) is announced to it; joining needs CAP_NET_ADMIN.
+    /// </summary>
+    internal const uint NfnlGrpNftablesMask = 1u << (7 - 1);
+
     /// <summary><c>RTM_NEWLINK</c>: a link was added or changed (its state, MTU, name).</summary>
     internal const ushort RTM_NEWLINK = 16;
 
