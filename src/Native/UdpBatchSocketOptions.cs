@@ -21,7 +21,10 @@ public sealed record UdpBatchSocketOptions
     /// 212,992 bytes: 5.3 ms); with 256 KiB, 4 ms, at the same total. The side-by-side benchmark
     /// gave the same TCP and UDP figures at 8 MiB, 1 MiB and 256 KiB (README "The socket's receive queue").
     /// </summary>
-    public int ReceiveBufferBytes { get; init; } = 1 << 20;
+    public int ReceiveBufferBytes { get; init; } = DefaultReceiveBufferBytes;
+
+    /// <summary>The default of <see cref="ReceiveBufferBytes"/>: 1 MiB.</summary>
+    public const int DefaultReceiveBufferBytes = 1 << 20;
 
     /// <summary>SO_SNDBUF wish; SO_SNDBUFFORCE is tried first.</summary>
     public int SendBufferBytes { get; init; } = 8 << 20;

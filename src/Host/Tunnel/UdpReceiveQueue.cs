@@ -2,7 +2,7 @@ namespace Firezone.Actors.Host.Tunnel;
 
 /// <summary>
 /// The size the tunnel's UDP socket asks for its receive queue: 1 MiB (<see
-/// cref="Native.UdpBatchSocketOptions.ReceiveBufferBytes"/>, the kernel books twice that), or the
+/// cref="Native.UdpBatchSocketOptions.DefaultReceiveBufferBytes"/>, the kernel books twice that), or the
 /// network namespace's <c>net.core.rmem_default</c> when an operator set that higher. The queue is
 /// every peer's, so a small one keeps an idle peer's packets from waiting behind busy peers' bulk
 /// (README "The socket's receive queue"); a host whose fast NIC needs a deeper one (to ride out a
@@ -31,7 +31,7 @@ public static class UdpReceiveQueue
     /// <summary>1 MiB, or <paramref name="rmemDefault"/> (the file's text) when that is a larger number.</summary>
     public static int BytesFor(string? rmemDefault)
     {
-        int least = new Native.UdpBatchSocketOptions().ReceiveBufferBytes;
+        const int least = Native.UdpBatchSocketOptions.DefaultReceiveBufferBytes;
         return int.TryParse(rmemDefault?.Trim(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int bytes) && bytes > least
             ? bytes
             : least;
