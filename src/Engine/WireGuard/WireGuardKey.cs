@@ -42,6 +42,9 @@ public readonly struct WireGuardKey : IEquatable<WireGuardKey>
 
     public string ToHex() => Convert.ToHexStringLower(_bytes);
 
+    /// <summary>The 64 lowercase hex characters of <see cref="ToHex"/> as UTF-8 into <paramref name="utf8"/>, without a string (a UAPI get of thousands of peers).</summary>
+    public bool TryFormatHex(Span<byte> utf8, out int bytesWritten) => Convert.TryToHexStringLower(_bytes, utf8, out bytesWritten);
+
     /// <summary>
     /// The 44-character base64 form, only in its one encoding: as wg(8) reads it (encoding.c,
     /// key_from_base64), the two bits of the last character that fall past the 32nd byte must be

@@ -1,6 +1,8 @@
+using System.Buffers;
 using System.Globalization;
 using System.Text;
 using Firezone.Actors.Engine;
+using Firezone.Actors.Engine.WireGuard;
 using Firezone.Actors.Host.Config;
 using Firezone.Actors.Host.Control;
 
@@ -14,60 +16,101 @@ namespace Firezone.Actors.Host.Uapi;
 /// </summary>
 public static class UapiGetFormatter
 {
+    /// <summary>
+    /// How much of a reply <see cref="WriteAsync"/> gathers before it writes: tens of peers a write,
+    /// instead of one string of the whole reply (10,000 peers are 3.3 MB of text, which as a string,
+    /// its copy with the errno line and its bytes took some 20 MB of the large-object heap a get).
+    /// </summary>
+    internal const int ChunkBytes = 32 * 1024;
+
+    /// <summary>The whole body as one string (tests, and callers that want the text).</summary>
     public static string Format(DeviceStatus status, bool extensions)
     {
-        var text = new StringBuilder(256 + status.Peers.Count * 256);
+        var text = new ArrayBufferWriter<byte>(256 + status.Peers.Count * 256);
+        WriteDevice(text, status, extensions);
+        foreach (var peer in status.Peers)
+        {
+            WritePeer(text, peer, extensions);
+        }
+        return Encoding.UTF8.GetString(text.WrittenSpan);
+    }
+
+    /// <summary>
+    /// The body and the closing <c>errno=0</c> written to <paramref name="stream"/> as they are
+    /// formatted, a chunk of <see cref="ChunkBytes"/> at a time, so that a get of thousands of peers
+    /// needs one small buffer and the client reads its first peers while the rest are formatted.
+    /// </summary>
+    public static async Task WriteAsync(DeviceStatus status, bool extensions, Stream stream, CancellationToken cancellationToken)
+    {
+        var chunk = new ArrayBufferWriter<byte>(ChunkBytes + 4096);
+        WriteDevice(chunk, status, extensions);
+        foreach (var peer in status.Peers)
+        {
+            WritePeer(chunk, peer, extensions);
+            if (chunk.WrittenCount >= ChunkBytes)
+            {
+                await stream.WriteAsync(chunk.WrittenMemory, cancellationToken).ConfigureAwait(false);
+                chunk.ResetWrittenCount();
+            }
+        }
+        Line(chunk, "errno"u8, 0);
+        chunk.Write("\n"u8);
+        await stream.WriteAsync(chunk.WrittenMemory, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static void WriteDevice(IBufferWriter<byte> text, DeviceStatus status, bool extensions)
+    {
         if (status.PrivateKey is { IsZero: false } privateKey)
         {
-            Line(text, "private_key", privateKey.ToHex());
+            Line(text, "private_key"u8, privateKey);
         }
         if (extensions && status.PublicKey is { IsZero: false } publicKey)
         {
-            Line(text, "fz_public_key", publicKey.ToHex());
+            Line(text, "fz_public_key"u8, publicKey);
         }
         if (status.ListenPort != 0)
         {
-            Line(text, "listen_port", Number(status.ListenPort));
+            Line(text, "listen_port"u8, status.ListenPort);
         }
         if (status.Fwmark != 0)
         {
-            Line(text, "fwmark", Number(status.Fwmark));
+            Line(text, "fwmark"u8, status.Fwmark);
         }
         if (extensions && status.BuffersOutstanding is int outstanding)
         {
-            Line(text, "fz_buffers_outstanding", Number(outstanding));
+            Line(text, "fz_buffers_outstanding"u8, outstanding);
         }
-        foreach (var peer in status.Peers)
+    }
+
+    private static void WritePeer(IBufferWriter<byte> text, PeerStatus peer, bool extensions)
+    {
+        var config = peer.Config;
+        Line(text, "public_key"u8, config.PublicKey);
+        Line(text, "preshared_key"u8, config.PresharedKey ?? default);
+        Line(text, "protocol_version"u8, 1);
+        if (!peer.Endpoint.IsNone)
         {
-            var config = peer.Config;
-            Line(text, "public_key", config.PublicKey.ToHex());
-            Line(text, "preshared_key", (config.PresharedKey ?? default).ToHex());
-            Line(text, "protocol_version", "1");
-            if (!peer.Endpoint.IsNone)
-            {
-                Line(text, "endpoint", EndpointText.Format(peer.Endpoint));
-            }
-            long nanoseconds = peer.LastHandshake is { } when ? (when - DateTimeOffset.UnixEpoch).Ticks * 100 : 0;
-            Line(text, "last_handshake_time_sec", Number(nanoseconds / 1_000_000_000));
-            Line(text, "last_handshake_time_nsec", Number(nanoseconds % 1_000_000_000));
-            Line(text, "tx_bytes", Number(peer.TxBytes));
-            Line(text, "rx_bytes", Number(peer.RxBytes));
-            Line(text, "persistent_keepalive_interval", Number(config.PersistentKeepaliveSeconds));
-            foreach (var prefix in config.AllowedIps)
-            {
-                Line(text, "allowed_ip", prefix.ToString());
-            }
-            if (extensions)
-            {
-                Line(text, "fz_ecn_mode", EcnModeName(config.EcnMode));
-                Line(text, "fz_ect_sent", Number(peer.Ecn.EctSent));
-                Line(text, "fz_ce_received", Number(peer.Ecn.CeReceived));
-                Line(text, "fz_ce_propagated", Number(peer.Ecn.CePropagated));
-                Line(text, "fz_ecn_drops", Number(peer.Ecn.EcnDrops));
-                Line(text, "fz_ecn_alarms", Number(peer.Ecn.AlarmEvents));
-            }
+            Line(text, "endpoint"u8, EndpointText.Format(peer.Endpoint));
         }
-        return text.ToString();
+        long nanoseconds = peer.LastHandshake is { } when ? (when - DateTimeOffset.UnixEpoch).Ticks * 100 : 0;
+        Line(text, "last_handshake_time_sec"u8, nanoseconds / 1_000_000_000);
+        Line(text, "last_handshake_time_nsec"u8, nanoseconds % 1_000_000_000);
+        Line(text, "tx_bytes"u8, peer.TxBytes);
+        Line(text, "rx_bytes"u8, peer.RxBytes);
+        Line(text, "persistent_keepalive_interval"u8, config.PersistentKeepaliveSeconds);
+        foreach (var prefix in config.AllowedIps)
+        {
+            Line(text, "allowed_ip"u8, prefix.ToString());
+        }
+        if (extensions)
+        {
+            Line(text, "fz_ecn_mode"u8, EcnModeName(config.EcnMode));
+            Line(text, "fz_ect_sent"u8, peer.Ecn.EctSent);
+            Line(text, "fz_ce_received"u8, peer.Ecn.CeReceived);
+            Line(text, "fz_ce_propagated"u8, peer.Ecn.CePropagated);
+            Line(text, "fz_ecn_drops"u8, peer.Ecn.EcnDrops);
+            Line(text, "fz_ecn_alarms"u8, peer.Ecn.AlarmEvents);
+        }
     }
 
     public static string EcnModeName(EcnMode mode) => mode switch
@@ -97,7 +140,42 @@ public static class UapiGetFormatter
         }
     }
 
-    private static string Number<T>(T value) where T : IFormattable => value.ToString(null, CultureInfo.InvariantCulture);
+    private static void Line(IBufferWriter<byte> text, ReadOnlySpan<byte> key, string value)
+    {
+        var line = text.GetSpan(key.Length + Encoding.UTF8.GetMaxByteCount(value.Length) + 2);
+        int length = Key(line, key);
+        length += Encoding.UTF8.GetBytes(value, line[length..]);
+        line[length++] = (byte)'\n';
+        text.Advance(length);
+    }
 
-    private static void Line(StringBuilder text, string key, string value) => text.Append(key).Append('=').Append(value).Append('\n');
+    private static void Line<T>(IBufferWriter<byte> text, ReadOnlySpan<byte> key, T value) where T : IUtf8SpanFormattable
+    {
+        var line = text.GetSpan(key.Length + 24); // '=', 20 digits of a ulong, '\n' (a long's sign)
+        int length = Key(line, key);
+        if (!value.TryFormat(line[length..], out int written, default, CultureInfo.InvariantCulture))
+        {
+            throw new InvalidOperationException($"UapiGetFormatter.cs: {typeof(T).Name} {value} did not fit its line"); // cannot happen: a number of at most 20 digits
+        }
+        length += written;
+        line[length++] = (byte)'\n';
+        text.Advance(length);
+    }
+
+    private static void Line(IBufferWriter<byte> text, ReadOnlySpan<byte> key, WireGuardKey value)
+    {
+        var line = text.GetSpan(key.Length + 2 * WireGuardKey.Size + 2);
+        int length = Key(line, key);
+        value.TryFormatHex(line[length..], out int written); // the span holds the 64 characters
+        length += written;
+        line[length++] = (byte)'\n';
+        text.Advance(length);
+    }
+
+    private static int Key(Span<byte> line, ReadOnlySpan<byte> key)
+    {
+        key.CopyTo(line);
+        line[key.Length] = (byte)'=';
+        return key.Length + 1;
+    }
 }

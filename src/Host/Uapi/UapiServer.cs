@@ -338,14 +338,22 @@ public sealed class UapiServer : IAsyncDisposable
                             reply = await SaveAsync(token).ConfigureAwait(false);
                             break;
                         }
-                        reply = await GetAsync(operation, client, token).ConfigureAwait(false);
-                        if (reply.Length >= LargeGetChars)
+                        var (status, failed) = await GetAsync(operation, client, token).ConfigureAwait(false);
+                        if (status is null)
                         {
-                            // Formatting thousands of peers leaves the status snapshot, the text and
-                            // its bytes behind (about 3 KB per peer): hand them back as after a large set.
+                            reply = failed!;
+                            break;
+                        }
+                        // Written as it is formatted, outside the lock: a client that reads slowly
+                        // holds up nobody else's request.
+                        await UapiGetFormatter.WriteAsync(status, extensions: operation == "fz_get=1", stream, token).ConfigureAwait(false);
+                        if (status.Peers.Count >= LargeGetPeers)
+                        {
+                            // The status snapshot of thousands of peers (some 600 bytes each) outlives
+                            // the collections its formatting makes: hand it back as after a large set.
                             ScheduleCompaction();
                         }
-                        break;
+                        continue;
                     default:
                         // wireguard-go closes silently; we answer first, so a person poking the socket sees why.
                         reply = Errno(UapiErrno.EINVAL, "invalid UAPI operation");
@@ -385,8 +393,8 @@ public sealed class UapiServer : IAsyncDisposable
     /// </summary>
     private const int LargeSetLines = 4096;
 
-    /// <summary>A get reply this long lists about a thousand peers (some 300 characters each).</summary>
-    private const int LargeGetChars = 256 * 1024;
+    /// <summary>A get of this many peers leaves a status snapshot of some megabytes behind.</summary>
+    private const int LargeGetPeers = 1000;
 
     /// <summary>
     /// One compacting, decommitting collection after a large configuration change, so the daemon's
@@ -539,7 +547,7 @@ public sealed class UapiServer : IAsyncDisposable
     /// and asked again) asked the tunnel and held the lock for nobody. A get changes nothing, so
     /// giving it up at any point leaves nothing half done.
     /// </summary>
-    private async Task<string> GetAsync(string operation, Socket client, CancellationToken stopping)
+    private async Task<(DeviceStatus? Status, string? Failed)> GetAsync(string operation, Socket client, CancellationToken stopping)
     {
         using var watch = WatchHangUp(client);
         using var waiting = watch is null ? null : CancellationTokenSource.CreateLinkedTokenSource(stopping, watch.HungUp);
@@ -555,12 +563,11 @@ public sealed class UapiServer : IAsyncDisposable
         }
         try
         {
-            var status = await _control.GetStatusAsync(token).ConfigureAwait(false);
-            return UapiGetFormatter.Format(status, extensions: operation == "fz_get=1") + "errno=0\n\n";
+            return (await _control.GetStatusAsync(token).ConfigureAwait(false), null);
         }
         catch (TunnelControlException e)
         {
-            return Errno(e.Errno, e.Message);
+            return (null, Errno(e.Errno, e.Message));
         }
         catch (OperationCanceledException) when (watch is not null && watch.HungUp.IsCancellationRequested)
         {
@@ -569,7 +576,7 @@ public sealed class UapiServer : IAsyncDisposable
         }
         catch (Exception e) when (e is not OperationCanceledException || !token.IsCancellationRequested)
         {
-            return InternalFailure("get", e);
+            return (null, InternalFailure("get", e));
         }
         finally
         {
