@@ -517,6 +517,55 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
     private static readonly TimeSpan InterfaceNetworkSetupTableCheckDelay = Network.InterfaceNetworkSetup.TableCheckDelay;
 
     /// <summary>
+    /// An address removed from a running service's interface (`ip address del`, or the kernel's
+    /// removal of IPv6 addresses when the link goes down) took the traffic to and from it and the
+    /// routes it covered without a line in the log (the service review). Now it is named at
+    /// Warning, and at Information when it is back; the stop's own removal of the interface is not
+    /// reported.
+    /// </summary>
+    [Fact]
+    public async Task A_removed_address_is_named_in_the_log_and_so_is_its_return()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UniqueName();
+        string config = Path.Combine(Path.GetTempPath(), name + ".conf");
+        await File.WriteAllTextAsync(config, $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\nAddress = 10.58.0.1/24, fd00:58::1/64\n");
+        try
+        {
+            await using var daemon = DaemonProcess.Start(ns, name, "up", "--config", config);
+            await daemon.WaitReadyAsync();
+            async Task<string> UntilLogged(string text)
+            {
+                string log = "";
+                for (var deadline = DateTime.UtcNow + Bound; DateTime.UtcNow < deadline && !log.Contains(text, StringComparison.Ordinal); await Task.Delay(50))
+                {
+                    log = await File.ReadAllTextAsync(daemon.LogFile);
+                }
+                return log;
+            }
+
+            Assert.Equal(0, (await ns.ExecAsync("ip", ["address", "del", "10.58.0.1/24", "dev", name])).ExitCode);
+            string log = await UntilLogged("Address 10.58.0.1/24 of " + name + " was removed");
+            Assert.Contains($"Address 10.58.0.1/24 of {name} was removed", log);
+            Assert.Contains($"ip address add 10.58.0.1/24 dev {name}", log);
+            Assert.DoesNotContain("fd00:58::1/64 of", log); // still there
+
+            Assert.Equal(0, (await ns.ExecAsync("ip", ["address", "add", "10.58.0.1/24", "dev", name])).ExitCode);
+            log = await UntilLogged($"Address 10.58.0.1/24 is on {name} again");
+            Assert.Contains($"Address 10.58.0.1/24 is on {name} again", log);
+            Assert.Single(log.Split('\n'), line => line.Contains("10.58.0.1/24 of", StringComparison.Ordinal)); // once, not at every change
+
+            daemon.Signal(SIGTERM);
+            Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+            Assert.DoesNotContain("fd00:58::1/64 of", await File.ReadAllTextAsync(daemon.LogFile)); // the stop is no news
+        }
+        finally
+        {
+            File.Delete(config);
+        }
+    }
+
+    /// <summary>
     /// Without CAP_NET_ADMIN (a unit whose capabilities were changed) the TUN device cannot be made,
     /// and a restart changes nothing: EX_CONFIG, on which the unit does not restart; it exited 1 and
     /// was restarted every 2.2 s forever (an operator's review).

@@ -103,6 +103,12 @@ public sealed unsafe class StructLayoutTests(ITestOutputHelper output)
             P("AF_NETLINK", AF_NETLINK);
             P("NETLINK_ROUTE", NETLINK_ROUTE);
             P("RTMGRP_LINK", RTMGRP_LINK);
+            P("RTMGRP_IPV4_IFADDR", RTMGRP_IPV4_IFADDR);
+            P("RTMGRP_IPV6_IFADDR", RTMGRP_IPV6_IFADDR);
+            P("RTM_NEWADDR", RTM_NEWADDR);
+            P("RTM_DELADDR", RTM_DELADDR);
+            P("sizeof(ifaddrmsg)", sizeof(struct ifaddrmsg));
+            P("ifaddrmsg.ifa_index", offsetof(struct ifaddrmsg, ifa_index));
             P("NETLINK_NETFILTER", NETLINK_NETFILTER);
             P("1 << (NFNLGRP_NFTABLES - 1)", 1 << (NFNLGRP_NFTABLES - 1));
             P("RTM_NEWLINK", RTM_NEWLINK);
@@ -213,6 +219,12 @@ public sealed unsafe class StructLayoutTests(ITestOutputHelper output)
             ["AF_NETLINK"] = LibC.AF_NETLINK,
             ["NETLINK_ROUTE"] = Netlink.NETLINK_ROUTE,
             ["RTMGRP_LINK"] = Netlink.RTMGRP_LINK,
+            ["RTMGRP_IPV4_IFADDR"] = Netlink.RTMGRP_IPV4_IFADDR,
+            ["RTMGRP_IPV6_IFADDR"] = Netlink.RTMGRP_IPV6_IFADDR,
+            ["RTM_NEWADDR"] = Netlink.RTM_NEWADDR,
+            ["RTM_DELADDR"] = Netlink.RTM_DELADDR,
+            ["sizeof(ifaddrmsg)"] = Netlink.IfAddrMsgSize,
+            ["ifaddrmsg.ifa_index"] = Netlink.IfaIndexOffset,
             ["NETLINK_NETFILTER"] = Netlink.NETLINK_NETFILTER,
             ["1 << (NFNLGRP_NFTABLES - 1)"] = Netlink.NfnlGrpNftablesMask,
             ["RTM_NEWLINK"] = Netlink.RTM_NEWLINK,

@@ -7,11 +7,8 @@ public sealed partial class InterfaceNetworkSetup
     /// <summary>How long after a ruleset change the table is looked for: a reload flushes, then adds its own tables.</summary>
     internal static readonly TimeSpan TableCheckDelay = TimeSpan.FromMilliseconds(200);
 
-    private readonly object _watchLock = new();
-    private readonly CancellationTokenSource _watchStop = new();
     private IDisposable? _tableWatch;
-    private Task _tableCheck = Task.CompletedTask;
-    private int _tableCheckPending;
+    private DebouncedCheck? _tableCheck;
 
     /// <summary>
     /// Starts a listener of the namespace's nftables changes (given <c>onChange</c> and
@@ -26,7 +23,8 @@ public sealed partial class InterfaceNetworkSetup
     /// manager's reload, removed it under the running gateway, and nothing was masqueraded from then
     /// on, without a word (the service review). After each burst of ruleset changes (at most one
     /// check at a time, <see cref="TableCheckDelay"/> later) the table is looked for, and added
-    /// again if it is gone, with a Warning. Nothing runs while the ruleset does not change.
+    /// again if it is gone, with a Warning (<see cref="DebouncedCheck"/>). Nothing runs while the
+    /// ruleset does not change.
     /// </summary>
     private void WatchTable()
     {
@@ -34,9 +32,11 @@ public sealed partial class InterfaceNetworkSetup
         {
             return;
         }
+        _tableCheck = new DebouncedCheck(TableCheckDelay, CheckTableAsync,
+            e => logger.LogError(e, "Checking nftables table inet {Table} failed: {Problem}", TableName, e.Message));
         try
         {
-            _tableWatch = WatchNftables(OnRulesetChanged,
+            _tableWatch = WatchNftables(_tableCheck.Request,
                 e => logger.LogWarning("Stopped watching the nftables ruleset: {Problem}; if another program removes table inet {Table}, the gateway will not notice", e.Message, TableName));
         }
         catch (IOException e)
@@ -45,29 +45,10 @@ public sealed partial class InterfaceNetworkSetup
         }
     }
 
-    /// <summary>On the listener's thread: schedules a check unless one is pending.</summary>
-    private void OnRulesetChanged()
-    {
-        if (Interlocked.Exchange(ref _tableCheckPending, 1) == 1)
-        {
-            return;
-        }
-        lock (_watchLock)
-        {
-            if (!_watchStop.IsCancellationRequested)
-            {
-                _tableCheck = CheckTableAsync(_watchStop.Token);
-            }
-        }
-    }
-
     private async Task CheckTableAsync(CancellationToken cancellationToken)
     {
         try
         {
-            await Task.Delay(TableCheckDelay, cancellationToken).ConfigureAwait(false);
-            // Changes from here on schedule another check: this one may already have read past them.
-            Volatile.Write(ref _tableCheckPending, 0);
             string tables = await runner.RunAsync("nft", ["list", "tables"], null, cancellationToken).ConfigureAwait(false);
             if (tables.Split('\n').Any(line => line.Trim() == "table inet " + TableName))
             {
@@ -76,32 +57,20 @@ public sealed partial class InterfaceNetworkSetup
             await runner.RunAsync("nft", ["-f", "-"], TableScript(), cancellationToken).ConfigureAwait(false);
             logger.LogWarning("nftables table inet {Table} was removed by another program (nft flush ruleset, as a reload of nftables.service runs it): added again, so traffic from {Interface} is masqueraded again", TableName, interfaceName);
         }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            // The stop.
-        }
         catch (StartupException e)
         {
             logger.LogWarning("nftables table inet {Table} was removed by another program and could not be added again: {Problem}; restart the interface", TableName, e.Message);
-        }
-        catch (Exception e)
-        {
-            // A fire-and-forget task: nothing may escape unobserved.
-            logger.LogError(e, "Checking nftables table inet {Table} failed: {Problem}", TableName, e.Message);
         }
     }
 
     /// <summary>Stops the watch and waits for a check under way, before the stop deletes the table itself.</summary>
     private async Task StopWatchingTableAsync()
     {
-        Task check;
-        lock (_watchLock)
+        if (_tableCheck is not null)
         {
-            _watchStop.Cancel();
-            check = _tableCheck;
+            await _tableCheck.StopAsync().ConfigureAwait(false);
         }
         _tableWatch?.Dispose();
         _tableWatch = null;
-        await check.ConfigureAwait(false);
     }
 }

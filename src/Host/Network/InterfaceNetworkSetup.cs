@@ -90,6 +90,7 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
             logger.LogInformation("MTU of {Interface} set to {Mtu}, as wg-quick sets it without an MTU key (the largest MTU on the way to the peers' endpoints, or of the default route, less 80)", interfaceName, mtu);
         }
         await IpAsync(cancellationToken, "link", "set", "dev", interfaceName, "up").ConfigureAwait(false);
+        WatchAddressesOf(addresses);
         await SetDnsAsync(config, cancellationToken).ConfigureAwait(false);
         await AddRoutesAsync(config, cancellationToken).ConfigureAwait(false);
         if (config.Interface.Role == HostRole.Gateway)
@@ -320,8 +321,9 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
     /// <summary>Undoes what the TUN device's removal does not: table routes, policy rules, the nftables table and the sysctl switches.</summary>
     public async Task TearDownAsync(CancellationToken cancellationToken)
     {
-        // First: the table this stop deletes must not be added again.
+        // First: the table this stop deletes must not be added again, nor the interface's removal reported.
         await StopWatchingTableAsync().ConfigureAwait(false);
+        await StopWatchingAddressesAsync().ConfigureAwait(false);
         // wg-quick's unset_dns, first (as its del_if does), so that no lookup goes to a server that
         // is no longer routed. A record that cannot be removed stays recorded for the next start.
         if (_state.Resolvconf is { } dnsRecord && await TryRemoveDnsRecordAsync(dnsRecord, cancellationToken).ConfigureAwait(false))

@@ -75,8 +75,9 @@ public sealed class ActorTunnelComposition : ITunnelComposition
             services.AddHostedService(provider => new NetworkSetupHostedService(
                 options, ProcessCommandRunner.Instance, provider.GetRequiredService<Microsoft.Extensions.Logging.ILogger<NetworkSetupHostedService>>(),
                 provider.GetRequiredService<ITunnelControl>(),
-                // The daemon's commands run in its own namespace, and so does this listener.
-                watchNftables: (changed, failed) => new Native.NftablesChangeListener(changed, failed)));
+                // The daemon's commands run in its own namespace, and so do these listeners.
+                watchNftables: (changed, failed) => new Native.NftablesChangeListener(changed, failed),
+                watchAddresses: (name, changed, failed) => new Native.AddressChangeListener(Native.NetworkInterfaceControl.GetIndex(name), changed, failed)));
         }
     }
 

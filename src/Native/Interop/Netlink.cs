@@ -13,6 +13,12 @@ internal static class Netlink
     /// <summary><c>RTMGRP_LINK</c>: the multicast group of RTM_NEWLINK/RTM_DELLINK (link state, MTU, name).</summary>
     internal const uint RTMGRP_LINK = 1;
 
+    /// <summary><c>RTMGRP_IPV4_IFADDR</c>: the group of RTM_NEWADDR/RTM_DELADDR of IPv4 addresses.</summary>
+    internal const uint RTMGRP_IPV4_IFADDR = 0x10;
+
+    /// <summary><c>RTMGRP_IPV6_IFADDR</c>: the group of RTM_NEWADDR/RTM_DELADDR of IPv6 addresses.</summary>
+    internal const uint RTMGRP_IPV6_IFADDR = 0x100;
+
     /// <summary><c>NETLINK_NETFILTER</c>: nfnetlink, which nftables speaks.</summary>
     internal const int NETLINK_NETFILTER = 12;
 
@@ -24,6 +30,18 @@ internal static class Netlink
 
     /// <summary><c>RTM_NEWLINK</c>: a link was added or changed (its state, MTU, name).</summary>
     internal const ushort RTM_NEWLINK = 16;
+
+    /// <summary><c>RTM_NEWADDR</c>: an address was added to an interface (or changed).</summary>
+    internal const ushort RTM_NEWADDR = 20;
+
+    /// <summary><c>RTM_DELADDR</c>: an address was removed from an interface.</summary>
+    internal const ushort RTM_DELADDR = 21;
+
+    /// <summary><c>struct ifaddrmsg</c> after the header: family, prefixlen, flags, scope (u8 each), ifa_index (u32); 8 bytes.</summary>
+    internal const int IfAddrMsgSize = 8;
+
+    /// <summary>Offset of ifa_index (u32) in <c>struct ifaddrmsg</c>.</summary>
+    internal const int IfaIndexOffset = 4;
 
     /// <summary><c>struct nlmsghdr</c>: nlmsg_len (u32), nlmsg_type (u16), flags, seq, pid; 16 bytes.</summary>
     internal const int NlMsgHdrSize = 16;
