@@ -104,6 +104,21 @@ internal sealed class DaemonProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>The log file once it contains <paramref name="text"/>, or as it is after 10 s (the caller's Assert then says what is missing).</summary>
+    public async Task<string> WaitForLogAsync(string text)
+    {
+        string log = "";
+        for (var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10); DateTime.UtcNow < deadline; await Task.Delay(50))
+        {
+            log = await File.ReadAllTextAsync(LogFile);
+            if (log.Contains(text, StringComparison.Ordinal))
+            {
+                break;
+            }
+        }
+        return log;
+    }
+
     /// <summary>Signals the daemon (under <see cref="StartAsService"/>, the child, not unshare).</summary>
     public void Signal(int signal) => Assert.Equal(0, Tmds.Linux.LibC.kill(_asService ? ChildPid : _process.Id, signal));
 

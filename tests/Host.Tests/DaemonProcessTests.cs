@@ -495,11 +495,7 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
             }
             Assert.True(listed.ExitCode == 0, "the table was not added again: " + listed.Stderr);
             Assert.Contains($"iifname \"{name}\" oifname != \"{name}\" masquerade", listed.Stdout);
-            string log = "";
-            for (var deadline = DateTime.UtcNow + Bound; DateTime.UtcNow < deadline && !log.Contains("added again", StringComparison.Ordinal); await Task.Delay(50))
-            {
-                log = await File.ReadAllTextAsync(daemon.LogFile);
-            }
+            string log = await daemon.WaitForLogAsync("added again");
             Assert.Contains($"nftables table inet {table} was removed by another program", log);
 
             daemon.Signal(SIGTERM);
@@ -534,24 +530,14 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
         {
             await using var daemon = DaemonProcess.Start(ns, name, "up", "--config", config);
             await daemon.WaitReadyAsync();
-            async Task<string> UntilLogged(string text)
-            {
-                string log = "";
-                for (var deadline = DateTime.UtcNow + Bound; DateTime.UtcNow < deadline && !log.Contains(text, StringComparison.Ordinal); await Task.Delay(50))
-                {
-                    log = await File.ReadAllTextAsync(daemon.LogFile);
-                }
-                return log;
-            }
-
             Assert.Equal(0, (await ns.ExecAsync("ip", ["address", "del", "10.58.0.1/24", "dev", name])).ExitCode);
-            string log = await UntilLogged("Address 10.58.0.1/24 of " + name + " was removed");
+            string log = await daemon.WaitForLogAsync("Address 10.58.0.1/24 of " + name + " was removed");
             Assert.Contains($"Address 10.58.0.1/24 of {name} was removed", log);
             Assert.Contains($"ip address add 10.58.0.1/24 dev {name}", log);
             Assert.DoesNotContain("fd00:58::1/64 of", log); // still there
 
             Assert.Equal(0, (await ns.ExecAsync("ip", ["address", "add", "10.58.0.1/24", "dev", name])).ExitCode);
-            log = await UntilLogged($"Address 10.58.0.1/24 is on {name} again");
+            log = await daemon.WaitForLogAsync($"Address 10.58.0.1/24 is on {name} again");
             Assert.Contains($"Address 10.58.0.1/24 is on {name} again", log);
             Assert.Single(log.Split('\n'), line => line.Contains("10.58.0.1/24 of", StringComparison.Ordinal)); // once, not at every change
 
