@@ -43,19 +43,26 @@ public static class UapiGetFormatter
     public static async Task WriteAsync(DeviceStatus status, bool extensions, Stream stream, CancellationToken cancellationToken)
     {
         var chunk = new ArrayBufferWriter<byte>(ChunkBytes + 4096);
-        WriteDevice(chunk, status, extensions);
-        foreach (var peer in status.Peers)
+        try
         {
-            WritePeer(chunk, peer, extensions);
-            if (chunk.WrittenCount >= ChunkBytes)
+            WriteDevice(chunk, status, extensions);
+            foreach (var peer in status.Peers)
             {
-                await stream.WriteAsync(chunk.WrittenMemory, cancellationToken).ConfigureAwait(false);
-                chunk.ResetWrittenCount();
+                WritePeer(chunk, peer, extensions);
+                if (chunk.WrittenCount >= ChunkBytes)
+                {
+                    await stream.WriteAsync(chunk.WrittenMemory, cancellationToken).ConfigureAwait(false);
+                    chunk.Clear(); // zeroed, not only reset: chunks hold private and preshared keys
+                }
             }
+            Line(chunk, "errno"u8, 0);
+            chunk.Write("\n"u8);
+            await stream.WriteAsync(chunk.WrittenMemory, cancellationToken).ConfigureAwait(false);
         }
-        Line(chunk, "errno"u8, 0);
-        chunk.Write("\n"u8);
-        await stream.WriteAsync(chunk.WrittenMemory, cancellationToken).ConfigureAwait(false);
+        finally
+        {
+            chunk.Clear();
+        }
     }
 
     private static void WriteDevice(IBufferWriter<byte> text, DeviceStatus status, bool extensions)

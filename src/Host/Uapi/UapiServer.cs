@@ -540,7 +540,8 @@ public sealed class UapiServer : IAsyncDisposable
     }
 
     /// <summary>
-    /// A <c>get=1</c> or <c>fz_get=1</c>, given up (<see cref="OperationCanceledException"/>, the
+    /// The status a <c>get=1</c> or <c>fz_get=1</c> answers with (the caller formats it as it writes
+    /// it, after the lock is freed), or the reply of its failure; given up (<see cref="OperationCanceledException"/>, the
     /// connection closed unanswered) when its client hangs up while it waits for its turn or for the
     /// tunnel's status: the answer can take seconds (10,000 peers, a busy tunnel), and each get
     /// queued behind one whose client was gone (Ctrl-C on `wg show`, a monitoring agent that gave up
