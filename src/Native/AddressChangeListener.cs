@@ -9,7 +9,7 @@ namespace Firezone.Actors.Native;
 /// thread that calls <c>onChange</c> once per burst that announced an address of that interface.
 /// Other interfaces' addresses (a host's DHCP renewals, containers coming and going) are skipped
 /// without a call. The caller reads the interface's addresses itself. Nothing runs while no
-/// address changes. A burst the kernel dropped (ENOBUFS) is not seen.
+/// address changes. A burst the kernel dropped (ENOBUFS) is announced too.
 /// </summary>
 public sealed unsafe class AddressChangeListener : IDisposable
 {
@@ -29,7 +29,8 @@ public sealed unsafe class AddressChangeListener : IDisposable
         _interfaceIndex = interfaceIndex;
         _onChange = onChange;
         _listener = new NetlinkGroupListener("address change listener", Netlink.NETLINK_ROUTE, Netlink.RTMGRP_IPV4_IFADDR | Netlink.RTMGRP_IPV6_IFADDR,
-            "RTMGRP_IPV4_IFADDR and RTMGRP_IPV6_IFADDR", "address-changes", (data, length) => _seen |= Announces(data, length), OnBurst, onFailure);
+            "RTMGRP_IPV4_IFADDR and RTMGRP_IPV6_IFADDR", "address-changes", (data, length) => _seen |= Announces(data, length), OnBurst, onFailure,
+            onLostBurst: () => _seen = true);
     }
 
     private void OnBurst()

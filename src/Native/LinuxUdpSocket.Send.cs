@@ -134,7 +134,7 @@ public sealed unsafe partial class LinuxUdpSocket
         control->cmsg_type = type;
         *(int*)Socket.CmsgData(control) = (int)first.Ecn & 0b11;
         UdpEndpoint source = first.LocalAddress;
-        if (Volatile.Read(ref _goneSource) is { } gone && gone.Value == source)
+        if ((Volatile.Read(ref _goneSource) is { } gone && gone.Value == source) || !IsConfirmed(source))
         {
             source = default;
         }
@@ -242,6 +242,7 @@ public sealed unsafe partial class LinuxUdpSocket
     /// <summary>A datagram arrived at <paramref name="local"/>: if it was the address refused as a source, it is back.</summary>
     private void NoteArrivedAt(UdpEndpoint local)
     {
+        Confirm(local);
         if (Volatile.Read(ref _goneSource) is { } gone && gone.Value == local)
         {
             Volatile.Write(ref _goneSource, null);

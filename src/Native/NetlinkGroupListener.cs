@@ -23,6 +23,7 @@ internal sealed unsafe class NetlinkGroupListener : IDisposable
     private readonly Scan? _scan;
     private readonly Action _onBurst;
     private readonly Action<Exception> _onFailure;
+    private readonly Action? _onLostBurst;
     private readonly Thread _thread;
     private int _disposed;
 
@@ -36,8 +37,10 @@ internal sealed unsafe class NetlinkGroupListener : IDisposable
     /// <param name="onBurst">Called on the listener's thread after each burst.</param>
     /// <param name="onFailure">Called on the listener's thread if reading fails for good; the listener then stops.</param>
     /// <exception cref="IOException">The socket could not be opened or bound; the message says why.</exception>
-    public NetlinkGroupListener(string what, int protocol, uint groups, string groupName, string threadName, Scan? scan, Action onBurst, Action<Exception> onFailure)
+    /// <param name="onLostBurst">Called on the listener's thread when the kernel dropped announcements (ENOBUFS), before the burst's <paramref name="onBurst"/>: a caller whose <paramref name="scan"/> filters cannot know what was lost.</param>
+    public NetlinkGroupListener(string what, int protocol, uint groups, string groupName, string threadName, Scan? scan, Action onBurst, Action<Exception> onFailure, Action? onLostBurst = null)
     {
+        _onLostBurst = onLostBurst;
         _what = what;
         _scan = scan;
         _onBurst = onBurst;
@@ -95,6 +98,7 @@ internal sealed unsafe class NetlinkGroupListener : IDisposable
                     }
                     // ENOBUFS: the kernel dropped messages because the socket was full; something
                     // changed all the same. Keep reading what is left.
+                    _onLostBurst?.Invoke();
                 }
                 _onBurst();
             }

@@ -106,6 +106,15 @@ public sealed unsafe class StructLayoutTests(ITestOutputHelper output)
             P("RTMGRP_IPV4_IFADDR", RTMGRP_IPV4_IFADDR);
             P("RTMGRP_IPV6_IFADDR", RTMGRP_IPV6_IFADDR);
             P("RTM_NEWADDR", RTM_NEWADDR);
+            P("RTMGRP_IPV4_ROUTE", RTMGRP_IPV4_ROUTE);
+            P("RTMGRP_IPV6_ROUTE", RTMGRP_IPV6_ROUTE);
+            P("RTM_NEWROUTE", RTM_NEWROUTE);
+            P("RTM_DELROUTE", RTM_DELROUTE);
+            P("sizeof(rtmsg)", sizeof(struct rtmsg));
+            P("rtmsg.rtm_flags", offsetof(struct rtmsg, rtm_flags));
+            P("RTM_F_CLONED", RTM_F_CLONED);
+            P("sizeof(rtattr)", sizeof(struct rtattr));
+            P("RTA_OIF", RTA_OIF);
             P("RTM_DELADDR", RTM_DELADDR);
             P("sizeof(ifaddrmsg)", sizeof(struct ifaddrmsg));
             P("ifaddrmsg.ifa_index", offsetof(struct ifaddrmsg, ifa_index));
@@ -222,6 +231,15 @@ public sealed unsafe class StructLayoutTests(ITestOutputHelper output)
             ["RTMGRP_IPV4_IFADDR"] = Netlink.RTMGRP_IPV4_IFADDR,
             ["RTMGRP_IPV6_IFADDR"] = Netlink.RTMGRP_IPV6_IFADDR,
             ["RTM_NEWADDR"] = Netlink.RTM_NEWADDR,
+            ["RTMGRP_IPV4_ROUTE"] = Netlink.RTMGRP_IPV4_ROUTE,
+            ["RTMGRP_IPV6_ROUTE"] = Netlink.RTMGRP_IPV6_ROUTE,
+            ["RTM_NEWROUTE"] = Netlink.RTM_NEWROUTE,
+            ["RTM_DELROUTE"] = Netlink.RTM_DELROUTE,
+            ["sizeof(rtmsg)"] = Netlink.RtMsgSize,
+            ["rtmsg.rtm_flags"] = Netlink.RtmFlagsOffset,
+            ["RTM_F_CLONED"] = Netlink.RTM_F_CLONED,
+            ["sizeof(rtattr)"] = Netlink.RtAttrHeaderSize,
+            ["RTA_OIF"] = Netlink.RTA_OIF,
             ["RTM_DELADDR"] = Netlink.RTM_DELADDR,
             ["sizeof(ifaddrmsg)"] = Netlink.IfAddrMsgSize,
             ["ifaddrmsg.ifa_index"] = Netlink.IfaIndexOffset,

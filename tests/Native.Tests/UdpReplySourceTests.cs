@@ -108,6 +108,43 @@ public sealed class UdpReplySourceTests
         AssertReceived(receiver, pool, UdpTestKit.Endpoint("fd00::9", sender.LocalPort), 21);
     }
 
+    /// <summary>
+    /// After a route change a local address may still be the host's but no longer the way to the
+    /// peer (a Client's default route moved to its other uplink): the socket sends from the kernel's
+    /// choice until a datagram arrives at that address again, and from it once one has.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void After_a_route_change_a_local_address_is_sent_from_again_only_once_a_datagram_arrives_at_it(bool gso)
+    {
+        using var ns = new NetworkNamespace();
+        AddAddresses(ns, "fd00::1", "fd00::2");
+        var pool = new PacketBufferPool();
+        using var receiver = ns.RunInside(() => new LinuxUdpSocket(new UdpBatchSocketOptions()));
+        using var sender = ns.RunInside(() => new LinuxUdpSocket(new UdpBatchSocketOptions { UseGso = gso }));
+        var destination = UdpTestKit.Endpoint("fd00::1", receiver.LocalPort);
+        var source = UdpTestKit.Endpoint("fd00::2", 0);
+        SendThree(pool, sender, destination, source, 1);
+        AssertReceived(receiver, pool, UdpTestKit.Endpoint("fd00::2", sender.LocalPort), 1);
+
+        sender.RoutesChanged();
+        SendThree(pool, sender, destination, source, 11);
+        // The kernel's choice for fd00::1 is fd00::1 itself (same address first, RFC 6724 rule 1).
+        AssertReceived(receiver, pool, UdpTestKit.Endpoint("fd00::1", sender.LocalPort), 11);
+
+        // A datagram arrives at fd00::2 (the peer's next one): it is the way again.
+        var hello = UdpTestKit.Datagram(pool, 50, 32, Ecn.NotEct, UdpTestKit.Endpoint("fd00::2", sender.LocalPort));
+        Assert.Equal(1, receiver.SendBatch([hello]));
+        hello.Return();
+        var arrived = Assert.Single(UdpTestKit.ReceiveExactly(sender, pool, 1));
+        Assert.Equal(source, arrived.LocalAddress);
+        arrived.Return();
+        SendThree(pool, sender, destination, source, 21);
+        AssertReceived(receiver, pool, UdpTestKit.Endpoint("fd00::2", sender.LocalPort), 21);
+        Assert.Equal(0, sender.SourcesDropped); // none was refused: it was never tried
+    }
+
     private static void SendThree(PacketBufferPool pool, LinuxUdpSocket sender, UdpEndpoint destination, UdpEndpoint source, int firstNumber)
     {
         PacketBuffer[] datagrams =

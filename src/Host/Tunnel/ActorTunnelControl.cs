@@ -123,6 +123,7 @@ public sealed partial class ActorTunnelControl(
             throw new StartupException(e.Message, e);
         }
         FollowMtu();
+        FollowRoutes();
         return Task.CompletedTask;
     }
 
@@ -130,6 +131,7 @@ public sealed partial class ActorTunnelControl(
     {
         _stopping.Cancel();
         _linkChanges?.Dispose();
+        _routeChanges?.Dispose();
         try
         {
             await _mtuWatch.ConfigureAwait(false);

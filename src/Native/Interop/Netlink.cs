@@ -19,6 +19,12 @@ internal static class Netlink
     /// <summary><c>RTMGRP_IPV6_IFADDR</c>: the group of RTM_NEWADDR/RTM_DELADDR of IPv6 addresses.</summary>
     internal const uint RTMGRP_IPV6_IFADDR = 0x100;
 
+    /// <summary><c>RTMGRP_IPV4_ROUTE</c>: the group of RTM_NEWROUTE/RTM_DELROUTE of IPv4 routes.</summary>
+    internal const uint RTMGRP_IPV4_ROUTE = 0x40;
+
+    /// <summary><c>RTMGRP_IPV6_ROUTE</c>: the group of RTM_NEWROUTE/RTM_DELROUTE of IPv6 routes.</summary>
+    internal const uint RTMGRP_IPV6_ROUTE = 0x400;
+
     /// <summary><c>NETLINK_NETFILTER</c>: nfnetlink, which nftables speaks.</summary>
     internal const int NETLINK_NETFILTER = 12;
 
@@ -42,6 +48,27 @@ internal static class Netlink
 
     /// <summary>Offset of ifa_index (u32) in <c>struct ifaddrmsg</c>.</summary>
     internal const int IfaIndexOffset = 4;
+
+    /// <summary><c>RTM_NEWROUTE</c>: a route was added (or replaced).</summary>
+    internal const ushort RTM_NEWROUTE = 24;
+
+    /// <summary><c>RTM_DELROUTE</c>: a route was removed.</summary>
+    internal const ushort RTM_DELROUTE = 25;
+
+    /// <summary><c>struct rtmsg</c> after the header: family, dst_len, src_len, tos, table, protocol, scope, type (u8 each), rtm_flags (u32); 12 bytes.</summary>
+    internal const int RtMsgSize = 12;
+
+    /// <summary>Offset of rtm_flags (u32) in <c>struct rtmsg</c>.</summary>
+    internal const int RtmFlagsOffset = 8;
+
+    /// <summary><c>RTM_F_CLONED</c>: a cached clone of a route (IPv6 exceptions), not a route of the table.</summary>
+    internal const uint RTM_F_CLONED = 0x200;
+
+    /// <summary><c>struct rtattr</c>: rta_len (u16), rta_type (u16); 4 bytes, the value after it.</summary>
+    internal const int RtAttrHeaderSize = 4;
+
+    /// <summary><c>RTA_OIF</c>: a route's output interface index (u32).</summary>
+    internal const ushort RTA_OIF = 4;
 
     /// <summary><c>struct nlmsghdr</c>: nlmsg_len (u32), nlmsg_type (u16), flags, seq, pid; 16 bytes.</summary>
     internal const int NlMsgHdrSize = 16;
