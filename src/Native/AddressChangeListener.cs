@@ -15,9 +15,6 @@ public sealed unsafe class AddressChangeListener : IDisposable
 {
     private readonly NetlinkGroupListener _listener;
     private readonly int _interfaceIndex;
-    private readonly Action _onChange;
-    // An announcement of the watched interface in the burst being read (the listener's thread only).
-    private bool _seen;
 
     /// <summary>Opens and binds the socket, and starts the thread.</summary>
     /// <param name="interfaceIndex">The interface whose addresses are watched.</param>
@@ -27,41 +24,14 @@ public sealed unsafe class AddressChangeListener : IDisposable
     public AddressChangeListener(int interfaceIndex, Action onChange, Action<Exception> onFailure)
     {
         _interfaceIndex = interfaceIndex;
-        _onChange = onChange;
         _listener = new NetlinkGroupListener("address change listener", Netlink.NETLINK_ROUTE, Netlink.RTMGRP_IPV4_IFADDR | Netlink.RTMGRP_IPV6_IFADDR,
-            "RTMGRP_IPV4_IFADDR and RTMGRP_IPV6_IFADDR", "address-changes", (data, length) => _seen |= Announces(data, length), OnBurst, onFailure,
-            onLostBurst: () => _seen = true);
+            "RTMGRP_IPV4_IFADDR and RTMGRP_IPV6_IFADDR", "address-changes", IsOfTheInterface, onChange, onFailure, onlyMatched: true);
     }
 
-    private void OnBurst()
-    {
-        if (_seen)
-        {
-            _seen = false;
-            _onChange();
-        }
-    }
-
-    /// <summary>Whether the RTM_NEWADDR or RTM_DELADDR messages in <paramref name="data"/> name the watched interface.</summary>
-    private bool Announces(byte* data, long length)
-    {
-        for (long offset = 0; length - offset >= Netlink.NlMsgHdrSize;)
-        {
-            uint messageLength = *(uint*)(data + offset);
-            if (messageLength < Netlink.NlMsgHdrSize || messageLength > length - offset)
-            {
-                break; // malformed or cut short: nothing more to read in it
-            }
-            ushort type = *(ushort*)(data + offset + Netlink.NlMsgTypeOffset);
-            if ((type is Netlink.RTM_NEWADDR or Netlink.RTM_DELADDR) && messageLength >= Netlink.NlMsgHdrSize + Netlink.IfAddrMsgSize
-                && *(int*)(data + offset + Netlink.NlMsgHdrSize + Netlink.IfaIndexOffset) == _interfaceIndex)
-            {
-                return true;
-            }
-            offset += Netlink.Align(messageLength);
-        }
-        return false;
-    }
+    /// <summary>An RTM_NEWADDR or RTM_DELADDR of the watched interface.</summary>
+    private bool IsOfTheInterface(ushort type, byte* body, long bodyLength) =>
+        (type is Netlink.RTM_NEWADDR or Netlink.RTM_DELADDR) && bodyLength >= Netlink.IfAddrMsgSize
+        && *(int*)(body + Netlink.IfaIndexOffset) == _interfaceIndex;
 
     /// <summary>Stops the thread, which closes the socket; waits for it unless called from a callback (on that thread).</summary>
     public void Dispose() => _listener.Dispose();

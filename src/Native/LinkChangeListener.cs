@@ -35,9 +35,9 @@ public sealed unsafe class LinkChangeListener : IDisposable
         _onChange = onChange;
         _downWatchIndex = downWatchIndex;
         _onDown = onDown;
-        // Messages are scanned only for a down announcement.
+        // Messages are looked at only for a down announcement.
         _listener = new NetlinkGroupListener("link change listener", Netlink.NETLINK_ROUTE, Netlink.RTMGRP_LINK, "RTMGRP_LINK", "link-changes",
-            onDown is null ? null : (data, length) => _downs += CountDowns(data, length), OnBurst, onFailure);
+            onDown is null ? null : CountDown, OnBurst, onFailure);
     }
 
     private void OnBurst()
@@ -50,32 +50,18 @@ public sealed unsafe class LinkChangeListener : IDisposable
     }
 
     /// <summary>
-    /// How many times the RTM_NEWLINK messages in <paramref name="data"/> take the watched interface
-    /// from up to down (an MTU change of a down link is announced without IFF_UP too, and is not one).
+    /// Counts an RTM_NEWLINK that takes the watched interface from up to down (an MTU change of a
+    /// down link is announced without IFF_UP too, and is not one).
     /// </summary>
-    private int CountDowns(byte* data, long length)
+    private bool CountDown(ushort type, byte* body, long bodyLength)
     {
-        int downs = 0;
-        for (long offset = 0; length - offset >= Netlink.NlMsgHdrSize;)
+        if (type == Netlink.RTM_NEWLINK && bodyLength >= Netlink.IfInfoMsgSize && *(int*)(body + Netlink.IfiIndexOffset) == _downWatchIndex)
         {
-            uint messageLength = *(uint*)(data + offset);
-            if (messageLength < Netlink.NlMsgHdrSize || messageLength > length - offset)
-            {
-                break; // malformed or cut short: nothing more to read in it
-            }
-            if (*(ushort*)(data + offset + Netlink.NlMsgTypeOffset) == Netlink.RTM_NEWLINK && messageLength >= Netlink.NlMsgHdrSize + Netlink.IfInfoMsgSize)
-            {
-                byte* info = data + offset + Netlink.NlMsgHdrSize;
-                if (*(int*)(info + Netlink.IfiIndexOffset) == _downWatchIndex)
-                {
-                    bool up = (*(uint*)(info + Netlink.IfiFlagsOffset) & (uint)If.IFF_UP) != 0;
-                    downs += _watchedUp && !up ? 1 : 0;
-                    _watchedUp = up;
-                }
-            }
-            offset += Netlink.Align(messageLength);
+            bool up = (*(uint*)(body + Netlink.IfiFlagsOffset) & (uint)If.IFF_UP) != 0;
+            _downs += _watchedUp && !up ? 1 : 0;
+            _watchedUp = up;
         }
-        return downs;
+        return false; // every burst is reported
     }
 
     /// <summary>Stops the thread, which closes the socket; waits for it unless called from a callback (on that thread).</summary>

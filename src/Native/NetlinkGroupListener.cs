@@ -6,24 +6,32 @@ namespace Firezone.Actors.Native;
 /// <summary>
 /// A netlink socket joined to multicast groups, read by a dedicated thread that blocks until the
 /// kernel announces something, then calls <c>onBurst</c> once for the burst it read (also after a
-/// lost burst: ENOBUFS, something changed all the same). Each datagram read is first offered to
-/// <c>scan</c>, for a caller that needs more than "something changed". Nothing runs while nothing
-/// changes. The shared part of <see cref="LinkChangeListener"/> and <see cref="NftablesChangeListener"/>.
+/// lost burst: ENOBUFS, something changed all the same). Each message read is first offered to
+/// <c>onMessage</c>, for a caller that needs more than "something changed"; with
+/// <c>onlyMatched</c>, a burst none of whose messages it matched is not reported (another
+/// interface's address, the tunnel's own route). Nothing runs while nothing changes. The shared
+/// part of <see cref="LinkChangeListener"/>, <see cref="AddressChangeListener"/>,
+/// <see cref="RouteChangeListener"/> and <see cref="NftablesChangeListener"/>.
 /// </summary>
 internal sealed unsafe class NetlinkGroupListener : IDisposable
 {
-    /// <summary>Looks at one datagram of announcements (<paramref name="length"/> bytes at <paramref name="data"/>), on the listener's thread.</summary>
-    public delegate void Scan(byte* data, long length);
+    /// <summary>
+    /// Looks at one announcement, on the listener's thread: its <c>nlmsg_type</c> and what follows
+    /// its header (<paramref name="bodyLength"/> bytes at <paramref name="body"/>). True: it matters.
+    /// </summary>
+    public delegate bool Message(ushort type, byte* body, long bodyLength);
 
     private const int BufferSize = 8192;
 
     private readonly string _what;
     private readonly SafeFileDescriptorHandle _socket;
     private readonly WakeEvent _wake;
-    private readonly Scan? _scan;
+    private readonly Message? _onMessage;
+    private readonly bool _onlyMatched;
     private readonly Action _onBurst;
     private readonly Action<Exception> _onFailure;
-    private readonly Action? _onLostBurst;
+    // A message of the burst being read matched, or announcements were lost (the thread only).
+    private bool _matched;
     private readonly Thread _thread;
     private int _disposed;
 
@@ -33,16 +41,17 @@ internal sealed unsafe class NetlinkGroupListener : IDisposable
     /// <param name="groups">The bind mask of the groups to join.</param>
     /// <param name="groupName">The groups' name, for the message when joining fails.</param>
     /// <param name="threadName">The thread's name.</param>
-    /// <param name="scan">Offered every datagram read, before <paramref name="onBurst"/>; null: not needed.</param>
-    /// <param name="onBurst">Called on the listener's thread after each burst.</param>
+    /// <param name="onMessage">Offered every message read, before <paramref name="onBurst"/>; null: not needed.</param>
+    /// <param name="onBurst">Called on the listener's thread after each burst (with <paramref name="onlyMatched"/>, each burst with a matched message or lost announcements).</param>
     /// <param name="onFailure">Called on the listener's thread if reading fails for good; the listener then stops.</param>
+    /// <param name="onlyMatched">Only bursts in which <paramref name="onMessage"/> matched a message, or the kernel dropped announcements (ENOBUFS: what was lost is unknown), are reported.</param>
     /// <exception cref="IOException">The socket could not be opened or bound; the message says why.</exception>
-    /// <param name="onLostBurst">Called on the listener's thread when the kernel dropped announcements (ENOBUFS), before the burst's <paramref name="onBurst"/>: a caller whose <paramref name="scan"/> filters cannot know what was lost.</param>
-    public NetlinkGroupListener(string what, int protocol, uint groups, string groupName, string threadName, Scan? scan, Action onBurst, Action<Exception> onFailure, Action? onLostBurst = null)
+    public NetlinkGroupListener(string what, int protocol, uint groups, string groupName, string threadName, Message? onMessage, Action onBurst, Action<Exception> onFailure,
+        bool onlyMatched = false)
     {
-        _onLostBurst = onLostBurst;
         _what = what;
-        _scan = scan;
+        _onMessage = onMessage;
+        _onlyMatched = onlyMatched;
         _onBurst = onBurst;
         _onFailure = onFailure;
         _wake = new WakeEvent(errno => new IOException($"{what}: creating its wake-up eventfd failed: {Errno.Describe(errno)}"));
@@ -84,7 +93,7 @@ internal sealed unsafe class NetlinkGroupListener : IDisposable
                     long read = (long)LibC.recv(_socket.Fd, buffer, BufferSize, LibC.MSG_DONTWAIT);
                     if (read >= 0)
                     {
-                        _scan?.Invoke(buffer, Math.Min(read, BufferSize));
+                        Offer(buffer, Math.Min(read, BufferSize));
                         continue;
                     }
                     int errno = LibC.errno;
@@ -98,9 +107,13 @@ internal sealed unsafe class NetlinkGroupListener : IDisposable
                     }
                     // ENOBUFS: the kernel dropped messages because the socket was full; something
                     // changed all the same. Keep reading what is left.
-                    _onLostBurst?.Invoke();
+                    _matched = true;
                 }
-                _onBurst();
+                if (_matched || !_onlyMatched)
+                {
+                    _matched = false;
+                    _onBurst();
+                }
             }
         }
         catch (Exception e)
@@ -123,6 +136,26 @@ internal sealed unsafe class NetlinkGroupListener : IDisposable
             // leaves it polling closed descriptor numbers.
             _socket.Dispose();
             _wake.Dispose();
+        }
+    }
+
+    /// <summary>Offers each message of a datagram (<paramref name="length"/> bytes at <paramref name="data"/>) to the caller's <c>onMessage</c>.</summary>
+    private void Offer(byte* data, long length)
+    {
+        if (_onMessage is null)
+        {
+            return;
+        }
+        for (long offset = 0; length - offset >= Netlink.NlMsgHdrSize;)
+        {
+            uint messageLength = *(uint*)(data + offset);
+            if (messageLength < Netlink.NlMsgHdrSize || messageLength > length - offset)
+            {
+                break; // malformed or cut short: nothing more to read in it
+            }
+            ushort type = *(ushort*)(data + offset + Netlink.NlMsgTypeOffset);
+            _matched |= _onMessage(type, data + offset + Netlink.NlMsgHdrSize, messageLength - Netlink.NlMsgHdrSize);
+            offset += Netlink.Align(messageLength);
         }
     }
 

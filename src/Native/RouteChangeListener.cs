@@ -16,9 +16,6 @@ public sealed unsafe class RouteChangeListener : IDisposable
 {
     private readonly NetlinkGroupListener _listener;
     private readonly int _ignoredIndex;
-    private readonly Action _onChange;
-    // A route of another interface in the burst being read (the listener's thread only).
-    private bool _seen;
 
     /// <summary>Opens and binds the socket, and starts the thread.</summary>
     /// <param name="ignoredIndex">The interface whose routes are not announced (0: none).</param>
@@ -28,46 +25,15 @@ public sealed unsafe class RouteChangeListener : IDisposable
     public RouteChangeListener(int ignoredIndex, Action onChange, Action<Exception> onFailure)
     {
         _ignoredIndex = ignoredIndex;
-        _onChange = onChange;
         _listener = new NetlinkGroupListener("route change listener", Netlink.NETLINK_ROUTE, Netlink.RTMGRP_IPV4_ROUTE | Netlink.RTMGRP_IPV6_ROUTE,
-            "RTMGRP_IPV4_ROUTE and RTMGRP_IPV6_ROUTE", "route-changes", (data, length) => _seen |= Announces(data, length), OnBurst, onFailure,
-            onLostBurst: () => _seen = true);
+            "RTMGRP_IPV4_ROUTE and RTMGRP_IPV6_ROUTE", "route-changes", IsOtherRoute, onChange, onFailure, onlyMatched: true);
     }
 
-    private void OnBurst()
+    /// <summary>An RTM_NEWROUTE or RTM_DELROUTE that is not a clone and whose RTA_OIF (when given) is not the ignored interface.</summary>
+    private bool IsOtherRoute(ushort type, byte* route, long length)
     {
-        if (_seen)
-        {
-            _seen = false;
-            _onChange();
-        }
-    }
-
-    /// <summary>Whether the RTM_NEWROUTE or RTM_DELROUTE messages in <paramref name="data"/> name a route that is neither a clone nor through the ignored interface.</summary>
-    private bool Announces(byte* data, long length)
-    {
-        for (long offset = 0; length - offset >= Netlink.NlMsgHdrSize;)
-        {
-            uint messageLength = *(uint*)(data + offset);
-            if (messageLength < Netlink.NlMsgHdrSize || messageLength > length - offset)
-            {
-                break; // malformed or cut short: nothing more to read in it
-            }
-            ushort type = *(ushort*)(data + offset + Netlink.NlMsgTypeOffset);
-            if ((type is Netlink.RTM_NEWROUTE or Netlink.RTM_DELROUTE) && messageLength >= Netlink.NlMsgHdrSize + Netlink.RtMsgSize
-                && IsOtherRoute(data + offset + Netlink.NlMsgHdrSize, messageLength - Netlink.NlMsgHdrSize))
-            {
-                return true;
-            }
-            offset += Netlink.Align(messageLength);
-        }
-        return false;
-    }
-
-    /// <summary>The rtmsg and its attributes (<paramref name="length"/> bytes at <paramref name="route"/>): not a clone, and RTA_OIF (when given) is not the ignored interface.</summary>
-    private bool IsOtherRoute(byte* route, long length)
-    {
-        if ((*(uint*)(route + Netlink.RtmFlagsOffset) & Netlink.RTM_F_CLONED) != 0)
+        if (type is not (Netlink.RTM_NEWROUTE or Netlink.RTM_DELROUTE) || length < Netlink.RtMsgSize
+            || (*(uint*)(route + Netlink.RtmFlagsOffset) & Netlink.RTM_F_CLONED) != 0)
         {
             return false;
         }
