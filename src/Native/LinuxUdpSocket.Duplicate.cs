@@ -31,6 +31,10 @@ public sealed partial class LinuxUdpSocket
         SendBufferSize = original.SendBufferSize;
         _localPort = original.LocalPort;
         GsoEnabled = original.GsoEnabled;
+        // The route changes the original heard of, and the addresses confirmed since: the peers keep
+        // their local addresses across the rebuild.
+        _routeGeneration = Volatile.Read(ref original._routeGeneration);
+        _confirmedSources = Volatile.Read(ref original._confirmedSources);
         int batchSize = original._receive.Capacity;
         try
         {
