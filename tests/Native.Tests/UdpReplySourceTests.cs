@@ -114,34 +114,35 @@ public sealed class UdpReplySourceTests
     /// choice until a datagram arrives at that address again, and from it once one has.
     /// </summary>
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public void After_a_route_change_a_local_address_is_sent_from_again_only_once_a_datagram_arrives_at_it(bool gso)
+    [InlineData("fd00::1", "fd00::2", true)] // the kernel's choice for fd00::1 is fd00::1 itself (RFC 6724 rule 1)
+    [InlineData("fd00::1", "fd00::2", false)]
+    [InlineData("127.0.0.1", "127.0.0.2", true)] // IPv4-mapped on the dual-stack socket: the same form received and sent
+    [InlineData("127.0.0.1", "127.0.0.2", false)]
+    public void After_a_route_change_a_local_address_is_sent_from_again_only_once_a_datagram_arrives_at_it(string kernels, string other, bool gso)
     {
         using var ns = new NetworkNamespace();
         AddAddresses(ns, "fd00::1", "fd00::2");
         var pool = new PacketBufferPool();
         using var receiver = ns.RunInside(() => new LinuxUdpSocket(new UdpBatchSocketOptions()));
         using var sender = ns.RunInside(() => new LinuxUdpSocket(new UdpBatchSocketOptions { UseGso = gso }));
-        var destination = UdpTestKit.Endpoint("fd00::1", receiver.LocalPort);
-        var source = UdpTestKit.Endpoint("fd00::2", 0);
+        var destination = UdpTestKit.Endpoint(kernels, receiver.LocalPort);
+        var source = UdpTestKit.Endpoint(other, 0);
         SendThree(pool, sender, destination, source, 1);
-        AssertReceived(receiver, pool, UdpTestKit.Endpoint("fd00::2", sender.LocalPort), 1);
+        AssertReceived(receiver, pool, UdpTestKit.Endpoint(other, sender.LocalPort), 1);
 
         sender.RoutesChanged();
         SendThree(pool, sender, destination, source, 11);
-        // The kernel's choice for fd00::1 is fd00::1 itself (same address first, RFC 6724 rule 1).
-        AssertReceived(receiver, pool, UdpTestKit.Endpoint("fd00::1", sender.LocalPort), 11);
+        AssertReceived(receiver, pool, UdpTestKit.Endpoint(kernels, sender.LocalPort), 11);
 
-        // A datagram arrives at fd00::2 (the peer's next one): it is the way again.
-        var hello = UdpTestKit.Datagram(pool, 50, 32, Ecn.NotEct, UdpTestKit.Endpoint("fd00::2", sender.LocalPort));
+        // A datagram arrives at the other address (the peer's next one): it is the way again.
+        var hello = UdpTestKit.Datagram(pool, 50, 32, Ecn.NotEct, UdpTestKit.Endpoint(other, sender.LocalPort));
         Assert.Equal(1, receiver.SendBatch([hello]));
         hello.Return();
         var arrived = Assert.Single(UdpTestKit.ReceiveExactly(sender, pool, 1));
         Assert.Equal(source, arrived.LocalAddress);
         arrived.Return();
-        SendThree(pool, sender, destination, source, 21);
-        AssertReceived(receiver, pool, UdpTestKit.Endpoint("fd00::2", sender.LocalPort), 21);
+        SendThree(pool, sender, destination, arrived.LocalAddress, 21);
+        AssertReceived(receiver, pool, UdpTestKit.Endpoint(other, sender.LocalPort), 21);
         Assert.Equal(0, sender.SourcesDropped); // none was refused: it was never tried
     }
 
