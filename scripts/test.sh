@@ -14,6 +14,26 @@ dotnet restore Firezone.Actors.sln || { echo "0 passed, 1 failed"; exit 1; }
 dotnet build Firezone.Actors.sln -c Release --no-restore -nologo || { echo "0 passed, 1 failed"; exit 1; }
 
 mkdir -p artifacts/test-results
+# Tests that SIGKILL a daemon on purpose (a crashed peer, a killed gateway) leave the .NET runtime's
+# debugger pipes and diagnostics socket of that process in the temporary directory (a killed process
+# cannot remove them). Those made during this run by processes that are gone are removed at its end.
+runtime_tmp=${TMPDIR:-/tmp}
+run_marker=$(mktemp "$runtime_tmp/fz-test-run.XXXXXX")
+remove_runtime_leftovers() {
+  local file name pid
+  for file in "$runtime_tmp"/clr-debug-pipe-*-in "$runtime_tmp"/clr-debug-pipe-*-out \
+              "$runtime_tmp"/dotnet-diagnostic-*-socket; do
+    [[ -e $file && $file -nt $run_marker ]] || continue
+    name=$(basename "$file")
+    name=${name#clr-debug-pipe-}
+    name=${name#dotnet-diagnostic-}
+    pid=${name%%-*}
+    [[ $pid =~ ^[0-9]+$ ]] || continue
+    kill -0 "$pid" 2>/dev/null || rm -f "$file"
+  done
+  rm -f "$run_marker"
+}
+trap remove_runtime_leftovers EXIT
 passed=0
 failed=0
 status=0
