@@ -243,6 +243,39 @@ public class DelayedWireTimerTests
     }
 
     [Theory]
+    [InlineData(0.1)]
+    [InlineData(0.3)]
+    public void On_a_lossy_slow_path_the_tunnel_never_stalls_and_handshakes_stay_few(double loss)
+    {
+        var wire = new WireHarness(seed: 913);
+        var random = new Random(913);
+        var delayed = new DelayedWire(wire, _ => S(0.05));
+        var inner = wire.OnWire!;
+        wire.OnWire = (from, datagram) => random.NextDouble() >= loss ? inner(from, datagram) : false;
+        for (int tick = 0; tick < 10_000; tick++) // 1000 s at 10 packets a second each way
+        {
+            delayed.RunTo(S(tick / 10.0));
+            wire.SendPacket(wire.A, wire.PacketFrom(wire.A, tag: tick));
+            wire.SendPacket(wire.B, wire.PacketFrom(wire.B, tag: tick));
+        }
+        delayed.RunTo(S(1001));
+        foreach (var node in new[] { wire.A, wire.B })
+        {
+            var at = node.ReceivedFrom.Select(r => r.At).ToList();
+            var gaps = at.Zip(at.Skip(1), (x, y) => y - x).Append(at[0]).Append(S(1000) - at[^1]);
+            Assert.True(gaps.Max() < S(3), $"{node.Name} heard nothing for {gaps.Max()}");
+            Assert.InRange(node.Received.Count, (int)(10_000 * (1 - loss) * 0.97), 10_000);
+        }
+        int initiations = wire.Sent(wire.A, MessageType.Initiation).Count + wire.Sent(wire.B, MessageType.Initiation).Count;
+        Assert.InRange(initiations, 8, 40);
+        foreach (var peer in new[] { wire.A.Peer, wire.B.Peer })
+        {
+            Assert.Equal(0, peer.Counters.AuthenticationFailures + peer.Counters.ReplayRejections);
+        }
+        wire.DisposeAndAssertNoLeaks();
+    }
+
+    [Theory]
     [InlineData(0.05)]
     [InlineData(0.3)]
     public void Only_the_responder_sends_on_a_slow_path_across_rekeys_and_loses_nothing(double delay)
