@@ -1,16 +1,24 @@
 using Firezone.Actors.Native.Interop;
+using Tmds.Linux;
 
 namespace Firezone.Actors.Native;
 
 /// <summary>
 /// Tells when the routes of this network namespace changed (a route added or removed, by any
 /// program, or by the kernel with an address or a link): a NETLINK_ROUTE socket joined to
-/// RTMGRP_IPV4_ROUTE and RTMGRP_IPV6_ROUTE, as wireguard-go's route listener
-/// (device/sticky_linux.go), read by a dedicated thread that calls <c>onChange</c> once per burst.
+/// RTMGRP_IPV4_ROUTE and RTMGRP_IPV6_ROUTE (wireguard-go's route listener, device/sticky_linux.go,
+/// joins the IPv4 group only), read by a dedicated thread that calls <c>onChange</c> once per burst.
 /// Routes through <c>ignoredIndex</c> (the tunnel's own interface: wg-quick's and the service's
 /// routes of the peers' allowed IPs) and cached clones are skipped without a call: they do not
-/// change the way to the peers. Nothing runs while no route changes. A burst the kernel dropped
-/// (ENOBUFS) is announced too.
+/// change the way to the peers. So are the routes that come and go with the host's own addresses
+/// and interfaces: local, broadcast, anycast and multicast routes (table local), and IPv6
+/// link-local prefixes (the fe80::/64 of each interface that comes up: a container's veth, a TUN
+/// device). Each of these made the socket send from the kernel's choice of address until the
+/// peer's next datagram: a multi-homed Gateway contacted at its other uplink's address answered
+/// from the wrong one after a Docker container started or an address was added, and a Client
+/// behind a stateful firewall dropped it. A router advertisement that only refreshes a route's
+/// lifetime is not announced by the kernel at all. Nothing runs while no route changes. A burst
+/// the kernel dropped (ENOBUFS) is announced too.
 /// </summary>
 public sealed unsafe class RouteChangeListener : IDisposable
 {
@@ -29,14 +37,21 @@ public sealed unsafe class RouteChangeListener : IDisposable
             "RTMGRP_IPV4_ROUTE and RTMGRP_IPV6_ROUTE", "route-changes", IsOtherRoute, onChange, onFailure, onlyMatched: true);
     }
 
-    /// <summary>An RTM_NEWROUTE or RTM_DELROUTE that is not a clone and whose RTA_OIF (when given) is not the ignored interface.</summary>
-    private bool IsOtherRoute(ushort type, byte* route, long length)
+    /// <summary>
+    /// An RTM_NEWROUTE or RTM_DELROUTE that is not a clone, not a route of the host's own addresses
+    /// or of multicast (local, broadcast, anycast, multicast), not to an IPv6 link-local prefix, and
+    /// whose RTA_OIF (when given) is not the ignored interface.
+    /// </summary>
+    internal static bool IsOtherRoute(ushort type, byte* route, long length, int ignoredIndex)
     {
         if (type is not (Netlink.RTM_NEWROUTE or Netlink.RTM_DELROUTE) || length < Netlink.RtMsgSize
-            || (*(uint*)(route + Netlink.RtmFlagsOffset) & Netlink.RTM_F_CLONED) != 0)
+            || (*(uint*)(route + Netlink.RtmFlagsOffset) & Netlink.RTM_F_CLONED) != 0
+            || route[Netlink.RtmTypeOffset] is Netlink.RTN_LOCAL or Netlink.RTN_BROADCAST or Netlink.RTN_ANYCAST or Netlink.RTN_MULTICAST)
         {
             return false;
         }
+        bool linkLocal6 = false;
+        bool ignoredInterface = false;
         for (long offset = Netlink.RtMsgSize; length - offset >= Netlink.RtAttrHeaderSize;)
         {
             ushort attributeLength = *(ushort*)(route + offset);
@@ -44,14 +59,24 @@ public sealed unsafe class RouteChangeListener : IDisposable
             {
                 break;
             }
-            if (*(ushort*)(route + offset + 2) == Netlink.RTA_OIF && attributeLength >= Netlink.RtAttrHeaderSize + 4)
+            ushort attributeType = *(ushort*)(route + offset + 2);
+            byte* value = route + offset + Netlink.RtAttrHeaderSize;
+            if (attributeType == Netlink.RTA_OIF && attributeLength >= Netlink.RtAttrHeaderSize + 4)
             {
-                return _ignoredIndex == 0 || *(int*)(route + offset + Netlink.RtAttrHeaderSize) != _ignoredIndex;
+                ignoredInterface = ignoredIndex != 0 && *(int*)value == ignoredIndex;
+            }
+            else if (attributeType == Netlink.RTA_DST && attributeLength >= Netlink.RtAttrHeaderSize + 16
+                && route[Netlink.RtmFamilyOffset] == LibC.AF_INET6 && route[Netlink.RtmDstLenOffset] >= 10)
+            {
+                // Within fe80::/10 (the prefix is at least that long): only link-local addresses.
+                linkLocal6 = value[0] == 0xfe && (value[1] & 0xc0) == 0x80;
             }
             offset += Netlink.Align(attributeLength);
         }
-        return true;
+        return !ignoredInterface && !linkLocal6;
     }
+
+    private bool IsOtherRoute(ushort type, byte* route, long length) => IsOtherRoute(type, route, length, _ignoredIndex);
 
     /// <summary>Stops the thread, which closes the socket; waits for it unless called from a callback (on that thread).</summary>
     public void Dispose() => _listener.Dispose();

@@ -2,8 +2,8 @@ namespace Firezone.Actors.Native.Tests;
 
 /// <summary>
 /// The route listener inside a namespace the test creates: a route added or removed through an
-/// interface is announced, one through the ignored interface (the tunnel's own) is not, and
-/// Dispose stops the thread.
+/// interface is announced, one through the ignored interface (the tunnel's own) is not, nor are
+/// the routes that come with the host's own addresses and interfaces, and Dispose stops the thread.
 /// </summary>
 public sealed class RouteChangeListenerTests
 {
@@ -55,5 +55,50 @@ public sealed class RouteChangeListenerTests
         // Stopped: nothing more is heard.
         Ip("route", "add", "default", "via", "10.92.0.1", "dev", "fzuplink");
         Assert.False(changed.Wait(Quiet));
+    }
+
+    /// <summary>
+    /// A multi-homed Gateway answered a Client from the other uplink's address (which the Client's
+    /// stateful firewall dropped) after a container started (the kernel announces fe80::/64, the
+    /// link-local address and ff00::/8 of its veth) or an address was added (its local, broadcast and
+    /// anycast routes): none of these is the way to a peer. A route to a prefix still is.
+    /// </summary>
+    [Fact]
+    public void Routes_of_the_hosts_own_addresses_and_of_a_new_interface_are_not_announced()
+    {
+        using var ns = new NetworkNamespace();
+        void Ip(params string[] arguments) => Command.Check("ip", ["netns", "exec", ns.Name, "ip", .. arguments]);
+        // No duplicate address detection: the link-local address (and its local route) comes at once.
+        Command.Check("ip", ["netns", "exec", ns.Name, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0"]);
+        Ip("link", "add", "fzuplink", "type", "veth", "peer", "name", "fzpeer");
+        Ip("link", "set", "fzuplink", "up");
+        Ip("link", "set", "fzpeer", "up");
+        using var changed = new SemaphoreSlim(0);
+        Exception? failure = null;
+        var listener = ns.RunInside(() => new RouteChangeListener(0, () => changed.Release(), e => failure = e));
+        try
+        {
+            Ip("link", "add", "fzveth0", "type", "veth", "peer", "name", "fzveth1");
+            Ip("link", "set", "fzveth0", "up");
+            Ip("link", "set", "fzveth1", "up");
+            Assert.False(changed.Wait(TimeSpan.FromSeconds(1)), "the link-local, local or multicast routes of a new interface were announced");
+            Ip("-6", "address", "add", "fd95::2/64", "dev", "fzuplink", "noprefixroute", "nodad");
+            Ip("address", "add", "10.95.0.2/24", "dev", "fzuplink", "noprefixroute");
+            Assert.False(changed.Wait(Quiet), "the local, broadcast or anycast routes of an added address were announced");
+            Ip("-6", "address", "del", "fd95::2/64", "dev", "fzuplink");
+            Assert.False(changed.Wait(Quiet), "the local routes of a removed address were announced");
+
+            Ip("-6", "route", "add", "fd96::/64", "via", "fe80::1", "dev", "fzuplink");
+            Assert.True(changed.Wait(Bound), "a route to a prefix was not announced");
+            Drain(changed);
+            Ip("-6", "route", "add", "default", "via", "fe80::1", "dev", "fzuplink");
+            Assert.True(changed.Wait(Bound), "a default route via a link-local router was not announced");
+            Drain(changed);
+            Assert.Null(failure);
+        }
+        finally
+        {
+            listener.Dispose();
+        }
     }
 }

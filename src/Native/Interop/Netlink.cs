@@ -64,6 +64,30 @@ internal static class Netlink
     /// <summary><c>RTM_F_CLONED</c>: a cached clone of a route (IPv6 exceptions), not a route of the table.</summary>
     internal const uint RTM_F_CLONED = 0x200;
 
+    /// <summary>Offset of rtm_family (u8) in <c>struct rtmsg</c>.</summary>
+    internal const int RtmFamilyOffset = 0;
+
+    /// <summary>Offset of rtm_dst_len (u8) in <c>struct rtmsg</c>.</summary>
+    internal const int RtmDstLenOffset = 1;
+
+    /// <summary>Offset of rtm_type (u8) in <c>struct rtmsg</c>.</summary>
+    internal const int RtmTypeOffset = 7;
+
+    /// <summary><c>RTN_LOCAL</c>: a route to one of the host's own addresses (table local).</summary>
+    internal const byte RTN_LOCAL = 2;
+
+    /// <summary><c>RTN_BROADCAST</c>: an IPv4 broadcast address of the host's (table local).</summary>
+    internal const byte RTN_BROADCAST = 3;
+
+    /// <summary><c>RTN_ANYCAST</c>: an IPv6 subnet-router anycast address of the host's (table local).</summary>
+    internal const byte RTN_ANYCAST = 4;
+
+    /// <summary><c>RTN_MULTICAST</c>: a multicast route (IPv6's ff00::/8 of each interface, table local).</summary>
+    internal const byte RTN_MULTICAST = 5;
+
+    /// <summary><c>RTA_DST</c>: a route's destination prefix (4 or 16 bytes; absent for a default route).</summary>
+    internal const ushort RTA_DST = 1;
+
     /// <summary><c>struct rtattr</c>: rta_len (u16), rta_type (u16); 4 bytes, the value after it.</summary>
     internal const int RtAttrHeaderSize = 4;
 
