@@ -17,13 +17,23 @@ namespace Firezone.Actors.Native;
 /// peer's next datagram: a multi-homed Gateway contacted at its other uplink's address answered
 /// from the wrong one after a Docker container started or an address was added, and a Client
 /// behind a stateful firewall dropped it. A router advertisement that only refreshes a route's
-/// lifetime is not announced by the kernel at all. Nothing runs while no route changes. A burst
-/// the kernel dropped (ENOBUFS) is announced too.
+/// lifetime is not announced by the kernel at all. After a burst the routes are read again
+/// (<see cref="RouteTableFingerprint"/>): if they are the ones there were before it, nothing is
+/// announced. The kernel announces an IPv6 route replaced by an identical one, which a program
+/// that re-installs its routes does at each pass, and a route removed and added back leaves the
+/// table as it was. A burst the kernel dropped (ENOBUFS) is checked the same way. Without a digest
+/// (the dump failed, or more than <see cref="RouteTableFingerprint.MaxRoutes"/> routes) every burst
+/// is announced. Nothing runs while no route changes.
 /// </summary>
 public sealed unsafe class RouteChangeListener : IDisposable
 {
     private readonly NetlinkGroupListener _listener;
     private readonly int _ignoredIndex;
+    private readonly Action _onChange;
+    // The routes' digest after the last burst (null: none could be made); the listener's thread only, after the constructor.
+    private ulong? _routes;
+    // Too many routes to digest at each burst: every burst is announced.
+    private bool _tooManyRoutes;
 
     /// <summary>Opens and binds the socket, and starts the thread.</summary>
     /// <param name="ignoredIndex">The interface whose routes are not announced (0: none).</param>
@@ -33,8 +43,26 @@ public sealed unsafe class RouteChangeListener : IDisposable
     public RouteChangeListener(int ignoredIndex, Action onChange, Action<Exception> onFailure)
     {
         _ignoredIndex = ignoredIndex;
+        _onChange = onChange;
+        _routes = RouteTableFingerprint.Take(ignoredIndex, out _tooManyRoutes);
         _listener = new NetlinkGroupListener("route change listener", Netlink.NETLINK_ROUTE, Netlink.RTMGRP_IPV4_ROUTE | Netlink.RTMGRP_IPV6_ROUTE,
-            "RTMGRP_IPV4_ROUTE and RTMGRP_IPV6_ROUTE", "route-changes", IsOtherRoute, onChange, onFailure, onlyMatched: true);
+            "RTMGRP_IPV4_ROUTE and RTMGRP_IPV6_ROUTE", "route-changes", IsOtherRoute, OnBurst, onFailure, onlyMatched: true);
+    }
+
+    /// <summary>A burst with a route that may be the way to a peer: announced unless the routes are those there were before it.</summary>
+    private void OnBurst()
+    {
+        ulong? routes = null;
+        if (!_tooManyRoutes)
+        {
+            routes = RouteTableFingerprint.Take(_ignoredIndex, out _tooManyRoutes);
+            if (routes is { } now && _routes is { } before && now == before)
+            {
+                return;
+            }
+        }
+        _routes = routes;
+        _onChange();
     }
 
     /// <summary>

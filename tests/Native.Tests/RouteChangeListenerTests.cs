@@ -101,4 +101,90 @@ public sealed class RouteChangeListenerTests
             listener.Dispose();
         }
     }
+    /// <summary>
+    /// The kernel announces an IPv6 route replaced by an identical one, or by one that differs only
+    /// in its lifetime (a program that re-installs its routes, a router advertisement's route
+    /// refreshed that way): the routes are the same, so the peers keep their source addresses (a
+    /// multi-homed Gateway answered from its other address until the Client sent again).
+    /// </summary>
+    [Fact]
+    public void A_route_replaced_by_an_identical_one_is_not_announced_and_a_changed_one_is()
+    {
+        using var ns = new NetworkNamespace();
+        void Ip(params string[] arguments) => Command.Check("ip", ["netns", "exec", ns.Name, "ip", .. arguments]);
+        Command.Check("ip", ["netns", "exec", ns.Name, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0"]);
+        Ip("link", "add", "fzuplink", "type", "veth", "peer", "name", "fzpeer");
+        Ip("link", "set", "fzuplink", "up");
+        Ip("link", "set", "fzpeer", "up");
+        Ip("address", "add", "10.97.0.2/24", "dev", "fzuplink");
+        using var changed = new SemaphoreSlim(0);
+        Exception? failure = null;
+        var listener = ns.RunInside(() => new RouteChangeListener(0, () => changed.Release(), e => failure = e));
+        try
+        {
+            Ip("-6", "route", "add", "fd97::/64", "via", "fe80::1", "dev", "fzuplink");
+            Assert.True(changed.Wait(Bound), "a new route was not announced");
+            Drain(changed);
+            Ip("-6", "route", "replace", "fd97::/64", "via", "fe80::1", "dev", "fzuplink");
+            Assert.False(changed.Wait(Quiet), "an IPv6 route replaced by an identical one was announced");
+            Ip("-6", "route", "replace", "fd97::/64", "via", "fe80::2", "dev", "fzuplink");
+            Assert.True(changed.Wait(Bound), "a route with another gateway was not announced");
+            Drain(changed);
+
+            Ip("-6", "route", "add", "fd98::/64", "via", "fe80::1", "dev", "fzuplink", "expires", "60");
+            Assert.True(changed.Wait(Bound), "a route with a lifetime was not announced");
+            Drain(changed);
+            Ip("-6", "route", "replace", "fd98::/64", "via", "fe80::1", "dev", "fzuplink", "expires", "120");
+            Assert.False(changed.Wait(Quiet), "a route whose lifetime alone was renewed was announced");
+
+            Ip("route", "add", "10.98.0.0/24", "via", "10.97.0.1", "dev", "fzuplink", "metric", "10");
+            Assert.True(changed.Wait(Bound), "a new IPv4 route was not announced");
+            Drain(changed);
+            Ip("route", "replace", "10.98.0.0/24", "via", "10.97.0.1", "dev", "fzuplink", "metric", "10");
+            Assert.False(changed.Wait(Quiet), "an IPv4 route replaced by an identical one was announced");
+            Ip("route", "del", "10.98.0.0/24");
+            Assert.True(changed.Wait(Bound), "a removed route was not announced");
+            Drain(changed);
+            Assert.Null(failure);
+        }
+        finally
+        {
+            listener.Dispose();
+        }
+    }
+
+    /// <summary>The digest of the routes: the same for the same routes, another for a route more, the same again once it is gone.</summary>
+    [Fact]
+    public void The_routes_digest_changes_with_the_routes_and_not_with_their_lifetimes_or_the_ignored_interface()
+    {
+        using var ns = new NetworkNamespace();
+        void Ip(params string[] arguments) => Command.Check("ip", ["netns", "exec", ns.Name, "ip", .. arguments]);
+        Ip("link", "add", "fzuplink", "type", "veth", "peer", "name", "fztunnel");
+        Ip("link", "set", "fzuplink", "up");
+        Ip("link", "set", "fztunnel", "up");
+        Ip("address", "add", "10.99.0.2/24", "dev", "fzuplink");
+        int ignored = ns.RunInside(() => NetworkInterfaceControl.GetIndex("fztunnel"));
+        ulong? Take() => ns.RunInside(() => RouteTableFingerprint.Take(ignored, out bool tooMany) is { } digest && !tooMany ? digest : (ulong?)null);
+
+        ulong? first = Take();
+        Assert.NotNull(first);
+        Assert.Equal(first, Take());
+        Ip("route", "add", "10.100.0.0/24", "dev", "fztunnel");
+        Ip("-6", "route", "add", "fd99::/64", "dev", "fztunnel");
+        Assert.Equal(first, Take());
+        Ip("-6", "route", "add", "fd9a::/64", "via", "fe80::1", "dev", "fzuplink", "expires", "30");
+        ulong? withRoute = Take();
+        Assert.NotEqual(first, withRoute);
+        Thread.Sleep(1_100); // the lifetime left is one second less
+        Assert.Equal(withRoute, Take());
+        Ip("-6", "route", "del", "fd9a::/64");
+        Assert.Equal(first, Take());
+        Ip("route", "add", "default", "via", "10.99.0.1", "dev", "fzuplink", "metric", "5");
+        ulong? withDefault = Take();
+        Assert.NotEqual(first, withDefault);
+        Ip("route", "replace", "default", "via", "10.99.0.1", "dev", "fzuplink", "metric", "5");
+        Assert.Equal(withDefault, Take());
+        Ip("route", "add", "default", "via", "10.99.0.1", "dev", "fzuplink", "metric", "7");
+        Assert.NotEqual(withDefault, Take());
+    }
 }

@@ -123,6 +123,23 @@ public sealed unsafe class StructLayoutTests(ITestOutputHelper output)
             P("RTM_NEWLINK", RTM_NEWLINK);
             P("sizeof(nlmsghdr)", sizeof(struct nlmsghdr));
             P("nlmsghdr.nlmsg_type", offsetof(struct nlmsghdr, nlmsg_type));
+            P("RTM_GETROUTE", RTM_GETROUTE);
+            P("NLM_F_REQUEST", NLM_F_REQUEST);
+            P("NLM_F_DUMP", NLM_F_DUMP);
+            P("NLMSG_ERROR", NLMSG_ERROR);
+            P("NLMSG_DONE", NLMSG_DONE);
+            P("RTA_CACHEINFO", RTA_CACHEINFO);
+            P("RTA_EXPIRES", RTA_EXPIRES);
+            P("RTA_DST", RTA_DST);
+            P("RTN_LOCAL", RTN_LOCAL);
+            P("RTN_BROADCAST", RTN_BROADCAST);
+            P("RTN_ANYCAST", RTN_ANYCAST);
+            P("RTN_MULTICAST", RTN_MULTICAST);
+            P("nlmsghdr.nlmsg_flags", offsetof(struct nlmsghdr, nlmsg_flags));
+            P("nlmsghdr.nlmsg_seq", offsetof(struct nlmsghdr, nlmsg_seq));
+            P("rtmsg.rtm_family", offsetof(struct rtmsg, rtm_family));
+            P("rtmsg.rtm_dst_len", offsetof(struct rtmsg, rtm_dst_len));
+            P("rtmsg.rtm_type", offsetof(struct rtmsg, rtm_type));
             P("sizeof(ifinfomsg)", sizeof(struct ifinfomsg));
             P("ifinfomsg.ifi_index", offsetof(struct ifinfomsg, ifi_index));
             P("ifinfomsg.ifi_flags", offsetof(struct ifinfomsg, ifi_flags));
@@ -248,6 +265,23 @@ public sealed unsafe class StructLayoutTests(ITestOutputHelper output)
             ["RTM_NEWLINK"] = Netlink.RTM_NEWLINK,
             ["sizeof(nlmsghdr)"] = Netlink.NlMsgHdrSize,
             ["nlmsghdr.nlmsg_type"] = Netlink.NlMsgTypeOffset,
+            ["RTM_GETROUTE"] = Netlink.RTM_GETROUTE,
+            ["NLM_F_REQUEST"] = Netlink.NLM_F_REQUEST,
+            ["NLM_F_DUMP"] = Netlink.NLM_F_DUMP,
+            ["NLMSG_ERROR"] = Netlink.NLMSG_ERROR,
+            ["NLMSG_DONE"] = Netlink.NLMSG_DONE,
+            ["RTA_CACHEINFO"] = Netlink.RTA_CACHEINFO,
+            ["RTA_EXPIRES"] = Netlink.RTA_EXPIRES,
+            ["RTA_DST"] = Netlink.RTA_DST,
+            ["RTN_LOCAL"] = Netlink.RTN_LOCAL,
+            ["RTN_BROADCAST"] = Netlink.RTN_BROADCAST,
+            ["RTN_ANYCAST"] = Netlink.RTN_ANYCAST,
+            ["RTN_MULTICAST"] = Netlink.RTN_MULTICAST,
+            ["nlmsghdr.nlmsg_flags"] = Netlink.NlMsgFlagsOffset,
+            ["nlmsghdr.nlmsg_seq"] = Netlink.NlMsgSeqOffset,
+            ["rtmsg.rtm_family"] = Netlink.RtmFamilyOffset,
+            ["rtmsg.rtm_dst_len"] = Netlink.RtmDstLenOffset,
+            ["rtmsg.rtm_type"] = Netlink.RtmTypeOffset,
             ["sizeof(ifinfomsg)"] = Netlink.IfInfoMsgSize,
             ["ifinfomsg.ifi_index"] = Netlink.IfiIndexOffset,
             ["ifinfomsg.ifi_flags"] = Netlink.IfiFlagsOffset,

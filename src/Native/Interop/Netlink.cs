@@ -88,6 +88,27 @@ internal static class Netlink
     /// <summary><c>RTA_DST</c>: a route's destination prefix (4 or 16 bytes; absent for a default route).</summary>
     internal const ushort RTA_DST = 1;
 
+    /// <summary><c>RTM_GETROUTE</c>: asks for routes (with <see cref="NLM_F_DUMP"/>: all of them).</summary>
+    internal const ushort RTM_GETROUTE = 26;
+
+    /// <summary><c>NLM_F_REQUEST</c>: a request to the kernel.</summary>
+    internal const ushort NLM_F_REQUEST = 1;
+
+    /// <summary><c>NLM_F_DUMP</c> (<c>NLM_F_ROOT | NLM_F_MATCH</c>): every object of the kind asked for.</summary>
+    internal const ushort NLM_F_DUMP = 0x300;
+
+    /// <summary><c>NLMSG_ERROR</c>: the kernel's error (or acknowledgement) message.</summary>
+    internal const ushort NLMSG_ERROR = 2;
+
+    /// <summary><c>NLMSG_DONE</c>: the end of a dump.</summary>
+    internal const ushort NLMSG_DONE = 3;
+
+    /// <summary><c>RTA_CACHEINFO</c>: a route's <c>struct rta_cacheinfo</c> (use counts and the time left to live).</summary>
+    internal const ushort RTA_CACHEINFO = 12;
+
+    /// <summary><c>RTA_EXPIRES</c>: the seconds an IPv6 route has left (routes from router advertisements).</summary>
+    internal const ushort RTA_EXPIRES = 23;
+
     /// <summary><c>struct rtattr</c>: rta_len (u16), rta_type (u16); 4 bytes, the value after it.</summary>
     internal const int RtAttrHeaderSize = 4;
 
@@ -99,6 +120,12 @@ internal static class Netlink
 
     /// <summary>Offset of nlmsg_type (u16) in <c>struct nlmsghdr</c>.</summary>
     internal const int NlMsgTypeOffset = 4;
+
+    /// <summary>Offset of nlmsg_flags (u16) in <c>struct nlmsghdr</c>.</summary>
+    internal const int NlMsgFlagsOffset = 6;
+
+    /// <summary>Offset of nlmsg_seq (u32) in <c>struct nlmsghdr</c>.</summary>
+    internal const int NlMsgSeqOffset = 8;
 
     /// <summary><c>struct ifinfomsg</c> after the header: family, pad, type (u16), ifi_index, ifi_flags, ifi_change; 16 bytes.</summary>
     internal const int IfInfoMsgSize = 16;
