@@ -10,6 +10,30 @@ public sealed class RouteChangeListenerTests
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(500);
 
+    private static void IpIn(NetworkNamespace ns, string[] arguments) => Command.Check("ip", ["netns", "exec", ns.Name, "ip", .. arguments]);
+
+    /// <summary>
+    /// A namespace with a veth pair, fzuplink and <paramref name="peer"/>, both up; without duplicate
+    /// address detection, so link-local addresses (and their local routes) come at once.
+    /// </summary>
+    private static NetworkNamespace NamespaceWithUplink(string peer)
+    {
+        var ns = new NetworkNamespace();
+        try
+        {
+            Command.Check("ip", ["netns", "exec", ns.Name, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0"]);
+            IpIn(ns, ["link", "add", "fzuplink", "type", "veth", "peer", "name", peer]);
+            IpIn(ns, ["link", "set", "fzuplink", "up"]);
+            IpIn(ns, ["link", "set", peer, "up"]);
+            return ns;
+        }
+        catch
+        {
+            ns.Dispose();
+            throw;
+        }
+    }
+
     private static void Drain(SemaphoreSlim changed)
     {
         while (changed.Wait(TimeSpan.FromMilliseconds(300)))
@@ -21,11 +45,8 @@ public sealed class RouteChangeListenerTests
     [Fact]
     public void A_route_of_another_interface_is_announced_and_one_of_the_ignored_interface_is_not()
     {
-        using var ns = new NetworkNamespace();
-        void Ip(params string[] arguments) => Command.Check("ip", ["netns", "exec", ns.Name, "ip", .. arguments]);
-        Ip("link", "add", "fzuplink", "type", "veth", "peer", "name", "fztunnel");
-        Ip("link", "set", "fzuplink", "up");
-        Ip("link", "set", "fztunnel", "up");
+        using var ns = NamespaceWithUplink("fztunnel");
+        void Ip(params string[] arguments) => IpIn(ns, arguments);
         Ip("address", "add", "10.92.0.2/24", "dev", "fzuplink");
         int ignored = ns.RunInside(() => NetworkInterfaceControl.GetIndex("fztunnel"));
         using var changed = new SemaphoreSlim(0);
@@ -66,13 +87,8 @@ public sealed class RouteChangeListenerTests
     [Fact]
     public void Routes_of_the_hosts_own_addresses_and_of_a_new_interface_are_not_announced()
     {
-        using var ns = new NetworkNamespace();
-        void Ip(params string[] arguments) => Command.Check("ip", ["netns", "exec", ns.Name, "ip", .. arguments]);
-        // No duplicate address detection: the link-local address (and its local route) comes at once.
-        Command.Check("ip", ["netns", "exec", ns.Name, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0"]);
-        Ip("link", "add", "fzuplink", "type", "veth", "peer", "name", "fzpeer");
-        Ip("link", "set", "fzuplink", "up");
-        Ip("link", "set", "fzpeer", "up");
+        using var ns = NamespaceWithUplink("fzpeer");
+        void Ip(params string[] arguments) => IpIn(ns, arguments);
         using var changed = new SemaphoreSlim(0);
         Exception? failure = null;
         var listener = ns.RunInside(() => new RouteChangeListener(0, () => changed.Release(), e => failure = e));
@@ -101,6 +117,7 @@ public sealed class RouteChangeListenerTests
             listener.Dispose();
         }
     }
+
     /// <summary>
     /// The kernel announces an IPv6 route replaced by an identical one, or by one that differs only
     /// in its lifetime (a program that re-installs its routes, a router advertisement's route
@@ -110,12 +127,8 @@ public sealed class RouteChangeListenerTests
     [Fact]
     public void A_route_replaced_by_an_identical_one_is_not_announced_and_a_changed_one_is()
     {
-        using var ns = new NetworkNamespace();
-        void Ip(params string[] arguments) => Command.Check("ip", ["netns", "exec", ns.Name, "ip", .. arguments]);
-        Command.Check("ip", ["netns", "exec", ns.Name, "sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0"]);
-        Ip("link", "add", "fzuplink", "type", "veth", "peer", "name", "fzpeer");
-        Ip("link", "set", "fzuplink", "up");
-        Ip("link", "set", "fzpeer", "up");
+        using var ns = NamespaceWithUplink("fzpeer");
+        void Ip(params string[] arguments) => IpIn(ns, arguments);
         Ip("address", "add", "10.97.0.2/24", "dev", "fzuplink");
         using var changed = new SemaphoreSlim(0);
         Exception? failure = null;
@@ -157,11 +170,8 @@ public sealed class RouteChangeListenerTests
     [Fact]
     public void The_routes_digest_changes_with_the_routes_and_not_with_their_lifetimes_or_the_ignored_interface()
     {
-        using var ns = new NetworkNamespace();
-        void Ip(params string[] arguments) => Command.Check("ip", ["netns", "exec", ns.Name, "ip", .. arguments]);
-        Ip("link", "add", "fzuplink", "type", "veth", "peer", "name", "fztunnel");
-        Ip("link", "set", "fzuplink", "up");
-        Ip("link", "set", "fztunnel", "up");
+        using var ns = NamespaceWithUplink("fztunnel");
+        void Ip(params string[] arguments) => IpIn(ns, arguments);
         Ip("address", "add", "10.99.0.2/24", "dev", "fzuplink");
         int ignored = ns.RunInside(() => NetworkInterfaceControl.GetIndex("fztunnel"));
         ulong? Take() => ns.RunInside(() => RouteTableFingerprint.Take(ignored, out bool tooMany) is { } digest && !tooMany ? digest : (ulong?)null);
