@@ -34,11 +34,14 @@ public sealed partial class PeerSupervisor
             {
                 continue;
             }
-            _handshakesInWindow++;
             bool underLoad = IsUnderLoad(now);
             // Room for a cookie reply: those already told to SocketIO and not sent yet, and this batch's.
             bool cookieReplyAllowed = Volatile.Read(ref _counters.CookieRepliesQueued) + (cookies?.Count ?? 0) < SocketIO.MaxQueuedCookieReplies;
             var admission = _device.AdmitHandshake(datagram, underLoad, now, out var cookieReply, cookieReplyAllowed);
+            if (admission != HandshakeAdmission.Reject)
+            {
+                CountTowardsLoad(now);
+            }
             if (cookieReply is not null)
             {
                 (cookies ??= SendDatagrams.Rent()).Add(cookieReply, sender: null); // no peer counts a cookie reply
@@ -105,19 +108,28 @@ public sealed partial class PeerSupervisor
     }
 
     /// <summary>
-    /// More than HandshakesPerSecondUnderLoad initiations in the current one-second window, or in the
-    /// second after the last initiation that found it so: as wireguard-go's IsUnderLoad
+    /// Whether the next initiation finds the device under load: it would be one more than
+    /// HandshakesPerSecondUnderLoad in the current one-second window, or it comes in the second
+    /// after the last initiation that found it so: as wireguard-go's IsUnderLoad
     /// (UnderLoadAfterTime), a flood that goes on into the next window stays under load, instead of
     /// letting that window's first initiations past the cookie check.
     /// </summary>
-    private bool IsUnderLoad(TimeSpan now)
+    private bool IsUnderLoad(TimeSpan now) =>
+        _handshakesInWindow + 1 > _options.HandshakesPerSecondUnderLoad || now < _underLoadUntil;
+
+    /// <summary>
+    /// Counts an initiation that passed mac1 towards the load (see <see cref="IsUnderLoad"/>). One
+    /// with a bad mac1 costs a BLAKE2s and is not counted: anyone can send those without the
+    /// interface's public key (a scanner, a garbage flood), and counting them put the tunnel under load
+    /// at 513 a second, so every honest peer's handshake waited a cookie round trip (Rekey-Timeout, 5 s).
+    /// </summary>
+    private void CountTowardsLoad(TimeSpan now)
     {
+        _handshakesInWindow++;
         if (_handshakesInWindow > _options.HandshakesPerSecondUnderLoad)
         {
             _underLoadUntil = now + UnderLoadAfterTime;
-            return true;
         }
-        return now < _underLoadUntil;
     }
 
     /// <summary>

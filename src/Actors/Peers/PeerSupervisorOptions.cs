@@ -9,7 +9,7 @@ public sealed record PeerSupervisorOptions
     public TimeSpan FailureWindow { get; init; } = TimeSpan.FromMinutes(1);
 
     /// <summary>
-    /// Above this many handshake initiations per second the device is "under load" and demands
+    /// Above this many handshake initiations with a valid mac1 per second (a bad mac1 does not count) the device is "under load" and demands
     /// cookies (whitepaper section 5.3; wireguard-go's threshold is a queue 1/8 full, 512 messages).
     /// </summary>
     public int HandshakesPerSecondUnderLoad { get; init; } = 512;
