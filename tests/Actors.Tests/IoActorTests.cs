@@ -67,6 +67,9 @@ public sealed class IoActorTests(ITestOutputHelper output) : ActorTestBase(outpu
             Packets.Ipv6("fd00:1::1", "fd00:2::9"),
             Packets.Ipv4("10.0.0.1", "10.1.200.1", id: 2),
             Packets.Ipv4("10.0.0.1", "10.3.0.1", id: 3), // no route
+            Packets.Ipv4("10.0.0.1", "224.0.0.251", id: 4), // no route, multicast (mDNS)
+            Packets.Ipv4("10.0.0.1", "255.255.255.255", id: 5), // no route, broadcast
+            Packets.Ipv6("fe80::1", "ff02::2"), // no route, multicast (a router solicitation)
             [0x45, 0x00], // truncated IPv4
             [0x00]); // not IP
         // One batch of both for the first peer; or, when the reader had waited 1 ms or more before
@@ -85,7 +88,7 @@ public sealed class IoActorTests(ITestOutputHelper output) : ActorTestBase(outpu
         var second = p2.ExpectMsg<OutboundPackets>(Wait);
         Assert.Equal(1, second.Count);
         second.Recycle();
-        AwaitCondition(() => _counters.TunPacketsNoRouteCount == 1 && _counters.TunPacketsInvalidCount == 2, Wait);
+        AwaitCondition(() => _counters.TunPacketsNoRouteCount == 1 && _counters.TunPacketsNoRouteMulticastCount == 3 && _counters.TunPacketsInvalidCount == 2, Wait);
 
         // More than one read's worth: 100 packets arrive as reads of 64 and 36, in order. When the
         // reader had waited 1 ms or more before they came (this thread was slow to inject them: a

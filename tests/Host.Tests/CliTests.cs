@@ -105,6 +105,51 @@ public sealed class CliTests
         Assert.Contains("ecn mode: compatibility", show.Stdout);
     }
 
+    /// <summary>
+    /// A flood of datagrams that are no WireGuard message left no trace outside the metrics (the
+    /// flood review: 2.3 million datagrams, not a log line, nothing in show): show now says what the
+    /// tunnel dropped before any peer saw it.
+    /// </summary>
+    [Fact]
+    public async Task Show_says_what_the_tunnel_dropped_before_any_peer_saw_it()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UapiServerFixture.UniqueName();
+        await using var daemon = DaemonProcess.Start(ns, name, "-f", name);
+        await daemon.WaitReadyAsync();
+        string keyFile = Path.Combine(Path.GetTempPath(), $"fzt-{name}.key");
+        try
+        {
+            await File.WriteAllTextAsync(keyFile, TestKeys.New().ToBase64());
+            var set = await ProcessRunner.WgAsync("set", name, "private-key", keyFile, "listen-port", "51998",
+                "peer", TestKeys.New().ToBase64(), "allowed-ips", "10.33.0.1/32");
+            Assert.True(set.ExitCode == 0, set.Stderr);
+            var quiet = await ProcessRunner.RunAsync(Executable, ["show", name], timeout: TimeSpan.FromSeconds(10));
+            Assert.True(!quiet.Stdout.Contains("dropped:"), quiet.Stdout);
+
+            // 20 datagrams of no WireGuard message type, 5 transport data messages for no session.
+            var sent = await ns.ExecAsync("python3", ["-c",
+                "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n" +
+                "for i in range(20): s.sendto(bytes([9]) * 40, ('127.0.0.1', 51998))\n" +
+                "for i in range(5): s.sendto(bytes([4, 0, 0, 0, 1, 2, 3, 4]) + bytes(40), ('127.0.0.1', 51998))\n"],
+                timeout: TimeSpan.FromSeconds(10));
+            Assert.True(sent.ExitCode == 0, sent.Stderr);
+            string expected = "  dropped: 20 datagrams that are no WireGuard message, 5 datagrams for no session (unknown receiver index)\n";
+            string shown = "";
+            for (var watch = System.Diagnostics.Stopwatch.StartNew(); watch.Elapsed < TimeSpan.FromSeconds(10) && !shown.Contains(expected); await Task.Delay(100))
+            {
+                var show = await ProcessRunner.RunAsync(Executable, ["show", name], timeout: TimeSpan.FromSeconds(10));
+                Assert.Equal(0, show.ExitCode);
+                shown = show.Stdout;
+            }
+            Assert.Contains(expected, shown);
+        }
+        finally
+        {
+            File.Delete(keyFile);
+        }
+    }
+
     [Fact]
     public async Task Up_takes_the_interface_named_before_it_over_the_files_name()
     {

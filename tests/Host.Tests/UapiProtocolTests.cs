@@ -248,6 +248,9 @@ public sealed class UapiProtocolTests
                 new PeerStatus { Config = new PeerConfig { PublicKey = PeerB } },
             ],
             BuffersOutstanding = 130,
+            Drops = new Firezone.Actors.Actors.Peers.DeviceDropCounts(TunPacketsNoRoute: 1, TunPacketsInvalid: 2, DatagramsInvalid: 3,
+                DatagramsUnknownReceiver: 4, HandshakesRejected: 5, HandshakesUnknownPeer: 6, CookieRepliesSent: 7, PoolExhausted: 8,
+                HandshakesRateLimited: 9, HandshakesQueueFull: 10, TunPacketsNoRouteMulticast: 11),
         };
 
         string expected =
@@ -271,7 +274,21 @@ public sealed class UapiProtocolTests
         Assert.Equal(status.ListenPort, parsed.ListenPort);
         Assert.Equal(status.Fwmark, parsed.Fwmark);
         Assert.Equal(130, parsed.BuffersOutstanding);
-        Assert.Contains("  packet buffers: 130 buffers outstanding\n", Firezone.Actors.Host.Cli.ShowFormatter.Format("wg0", parsed, DateTimeOffset.UtcNow));
+        Assert.Contains("fz_tun_packets_no_route_multicast=11\n", extended);
+        Assert.Contains("fz_datagrams_invalid=3\nfz_datagrams_unknown_receiver=4\nfz_handshakes_rejected=5\n", extended);
+        Assert.Equal(status.Drops, parsed.Drops);
+        string shown = Firezone.Actors.Host.Cli.ShowFormatter.Format("wg0", parsed, DateTimeOffset.UtcNow);
+        Assert.Contains("  packet buffers: 130 buffers outstanding\n", shown);
+        Assert.Contains("  dropped: 3 datagrams that are no WireGuard message, 4 datagrams for no session (unknown receiver index), " +
+            "5 handshake messages refused by the mac1 or mac2 check, 6 initiations from no configured peer, 9 initiations over their source's rate limit, " +
+            "10 initiations beyond the handshake queue, 1 packets to addresses in no peer's allowed IPs, 2 invalid packets from the interface\n", shown);
+        Assert.Contains("  under load: 7 cookie replies sent\n", shown);
+        // A tunnel that dropped nothing shows neither line.
+        string quiet = Firezone.Actors.Host.Cli.ShowFormatter.Format("wg0",
+            UapiGetParser.Parse(UapiGetFormatter.Format(status with { Drops = Firezone.Actors.Actors.Peers.DeviceDropCounts.None }, extensions: true).TrimEnd('\n').Split('\n')),
+            DateTimeOffset.UtcNow);
+        Assert.DoesNotContain("dropped:", quiet);
+        Assert.DoesNotContain("under load:", quiet);
         Assert.Equal(2, parsed.Peers.Count);
         var a = parsed.Peers[0];
         Assert.Equal(status.Peers[0].Endpoint, a.Endpoint);

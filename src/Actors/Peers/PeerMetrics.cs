@@ -39,7 +39,8 @@ internal sealed class PeerMetrics : IDisposable
         Peer("firezone.peer.packets.dropped.restarting", "{packet}", "Packets and datagrams queued for the peer when a fault closed its path (dropped with it)", static c => PeerCounters.Read(ref c.RestartDrops));
         Peer("firezone.peer.datagrams.not_sent", "{datagram}", "Datagrams the socket did not send (no route, a firewall, a full buffer); not in the peer's transfer", static c => PeerCounters.Read(ref c.DatagramsNotSent));
         Peer("firezone.peer.restarts", "{restart}", "PeerConnection restarts after a fault", static c => PeerCounters.Read(ref c.Restarts));
-        _meter.CreateObservableCounter("firezone.device.tun.no_route", () => device.TunPacketsNoRouteCount, "{packet}", "TUN packets for no peer");
+        _meter.CreateObservableCounter("firezone.device.tun.no_route", () => device.TunPacketsNoRouteCount, "{packet}", "TUN packets to a unicast address no peer's allowed IPs hold");
+        _meter.CreateObservableCounter("firezone.device.tun.no_route.multicast", () => device.TunPacketsNoRouteMulticastCount, "{packet}", "TUN packets to a multicast or broadcast address no peer's allowed IPs hold");
         _meter.CreateObservableCounter("firezone.device.datagrams.invalid", () => device.DatagramsInvalidCount, "{datagram}", "Datagrams that are no WireGuard message");
         _meter.CreateObservableCounter("firezone.device.datagrams.unknown_receiver", () => device.DatagramsUnknownReceiverCount, "{datagram}", "Datagrams for an unknown receiver index");
         _meter.CreateObservableCounter("firezone.device.handshakes.dropped.queue_full", () => device.HandshakesQueueFullCount, "{datagram}", "Initiations dropped because the handshake queue was full (a flood)");

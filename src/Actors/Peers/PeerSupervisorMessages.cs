@@ -68,10 +68,15 @@ public sealed record DeviceDropCounts(
     long HandshakesUnknownPeer,
     long CookieRepliesSent,
     long PoolExhausted,
-    long HandshakesRateLimited)
+    long HandshakesRateLimited,
+    long HandshakesQueueFull = 0,
+    long TunPacketsNoRouteMulticast = 0)
 {
+    /// <summary>All zero: a tunnel that has dropped nothing (and what a reply without the counts stands for).</summary>
+    public static readonly DeviceDropCounts None = new(0, 0, 0, 0, 0, 0, 0, 0, 0);
+
     public static DeviceDropCounts From(TunnelCounters c) => new(
         c.TunPacketsNoRouteCount, c.TunPacketsInvalidCount, c.DatagramsInvalidCount, c.DatagramsUnknownReceiverCount,
         c.HandshakesRejectedCount, c.HandshakesUnknownPeerCount, c.CookieRepliesSentCount, c.PoolExhaustedCount,
-        c.HandshakesRateLimitedCount);
+        c.HandshakesRateLimitedCount, c.HandshakesQueueFullCount, c.TunPacketsNoRouteMulticastCount);
 }

@@ -90,6 +90,8 @@ public sealed class TunReader : UntypedActor
     /// <summary>The reader thread's steps: read packets, group them by destination peer, step each peer.</summary>
     private readonly struct ReadSteps(ITunDevice tun, IWireGuardDevice device, PeerRegistry registry, TunnelCounters counters, IMonotonicClock clock, PeerGroups<OutboundPackets> groups) : IBatchReaderSteps
     {
+        private static ReadOnlySpan<byte> LimitedBroadcast => [255, 255, 255, 255];
+
         public bool WaitReadable(int timeoutMs) => tun.WaitReadable(timeoutMs);
 
         public int TryReadBatch(Span<PacketBuffer> buffers) => tun.TryReadBatch(buffers);
@@ -123,7 +125,13 @@ public sealed class TunReader : UntypedActor
             }
             if (!device.TryRoute(destination, out WireGuardKey key) || !registry.TryGet(key, out var slot))
             {
-                Interlocked.Increment(ref counters.TunPacketsNoRoute);
+                // The kernel's own multicast (IPv6 router solicitations and MLD reports when the link
+                // comes up, mDNS) goes to every interface: counted apart, so the count of unicast
+                // packets for no peer (a missing AllowedIPs entry) says something (show's "dropped").
+                bool multicast = destination.Length == 4
+                    ? (destination[0] & 0xf0) == 0xe0 || destination.SequenceEqual(LimitedBroadcast)
+                    : destination[0] == 0xff;
+                Interlocked.Increment(ref multicast ? ref counters.TunPacketsNoRouteMulticast : ref counters.TunPacketsNoRoute);
                 buffer.Return();
                 return;
             }

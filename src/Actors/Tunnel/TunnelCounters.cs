@@ -8,6 +8,7 @@ namespace Firezone.Actors.Actors.Tunnel;
 public sealed class TunnelCounters
 {
     internal long TunPacketsNoRoute;
+    internal long TunPacketsNoRouteMulticast;
     internal long TunPacketsInvalid;
     internal long DatagramsInvalid;
     internal long DatagramsUnknownReceiver;
@@ -48,8 +49,11 @@ public sealed class TunnelCounters
     /// </summary>
     public int ReaderThreadsRunning => Volatile.Read(ref ReaderThreads);
 
-    /// <summary>TUN packets whose destination is in no peer's allowed IPs (whitepaper section 2).</summary>
+    /// <summary>TUN packets to a unicast address in no peer's allowed IPs (whitepaper section 2).</summary>
     public long TunPacketsNoRouteCount => Volatile.Read(ref TunPacketsNoRoute);
+
+    /// <summary>TUN packets to a multicast or broadcast address in no peer's allowed IPs (the kernel's own, on every interface).</summary>
+    public long TunPacketsNoRouteMulticastCount => Volatile.Read(ref TunPacketsNoRouteMulticast);
 
     /// <summary>TUN packets that are not valid IPv4/IPv6.</summary>
     public long TunPacketsInvalidCount => Volatile.Read(ref TunPacketsInvalid);

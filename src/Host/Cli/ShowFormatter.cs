@@ -36,6 +36,17 @@ public static class ShowFormatter
         {
             text.Append("  packet buffers: ").Append(outstanding.ToString(CultureInfo.InvariantCulture)).Append(" buffers outstanding\n");
         }
+        if (status.Drops is { } drops)
+        {
+            if (Dropped(drops) is { } dropped)
+            {
+                text.Append("  dropped: ").Append(dropped).Append('\n');
+            }
+            if (drops.CookieRepliesSent != 0)
+            {
+                text.Append("  under load: ").Append(drops.CookieRepliesSent.ToString(CultureInfo.InvariantCulture)).Append(" cookie replies sent\n");
+            }
+        }
         foreach (var peer in InWgShowOrder(status.Peers))
         {
             var config = peer.Config;
@@ -67,6 +78,34 @@ public static class ShowFormatter
                 $"  ecn: {ecn.EctSent} ECT sent, {ecn.CeReceived} CE received, {ecn.CePropagated} CE propagated, {ecn.EcnDrops} ECN drops, {ecn.AlarmEvents} (!!!) events\n");
         }
         return text.ToString();
+    }
+
+    /// <summary>
+    /// What the tunnel dropped before any peer saw it, the counts that are not zero (null: none):
+    /// a scan or flood of the port shows here, and so do packets routed into the interface for
+    /// unicast addresses no peer's allowed IPs hold. Multicast for no peer is left out: the kernel
+    /// sends its own (IPv6 router solicitations and MLD reports as the link comes up) on every
+    /// interface, so every fresh tunnel would show some.
+    /// </summary>
+    private static string? Dropped(Actors.Peers.DeviceDropCounts drops)
+    {
+        var parts = new List<string>();
+        void Add(long count, string what)
+        {
+            if (count != 0)
+            {
+                parts.Add(count.ToString(CultureInfo.InvariantCulture) + " " + what);
+            }
+        }
+        Add(drops.DatagramsInvalid, "datagrams that are no WireGuard message");
+        Add(drops.DatagramsUnknownReceiver, "datagrams for no session (unknown receiver index)");
+        Add(drops.HandshakesRejected, "handshake messages refused by the mac1 or mac2 check");
+        Add(drops.HandshakesUnknownPeer, "initiations from no configured peer");
+        Add(drops.HandshakesRateLimited, "initiations over their source's rate limit");
+        Add(drops.HandshakesQueueFull, "initiations beyond the handshake queue");
+        Add(drops.TunPacketsNoRoute, "packets to addresses in no peer's allowed IPs");
+        Add(drops.TunPacketsInvalid, "invalid packets from the interface");
+        return parts.Count == 0 ? null : string.Join(", ", parts);
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using DeviceDropCounts = Firezone.Actors.Actors.Peers.DeviceDropCounts;
 using Firezone.Actors.Engine.WireGuard;
 
 namespace Firezone.Actors.Host.Control;
@@ -24,4 +25,12 @@ public sealed record DeviceStatus
     /// as growth across idle moments.
     /// </summary>
     public int? BuffersOutstanding { get; init; }
+
+    /// <summary>
+    /// What the running tunnel dropped before any peer saw it (datagrams that are no WireGuard
+    /// message or for no session, initiations refused, packets to no peer's allowed IPs) and the
+    /// cookie replies it sent, since it started (the link came up, or a new key or port rebuilt it);
+    /// null when no tunnel runs or the reply did not say.
+    /// </summary>
+    public DeviceDropCounts? Drops { get; init; }
 }

@@ -78,6 +78,7 @@ public sealed partial class ActorTunnelControl
             Fwmark = _fwmark,
             Peers = peers,
             BuffersOutstanding = _pool.Outstanding,
+            Drops = status.Drops,
         };
     }
 

@@ -87,6 +87,20 @@ public static class UapiGetFormatter
         {
             Line(text, "fz_buffers_outstanding"u8, outstanding);
         }
+        if (extensions && status.Drops is { } drops)
+        {
+            Line(text, "fz_tun_packets_no_route"u8, drops.TunPacketsNoRoute);
+            Line(text, "fz_tun_packets_no_route_multicast"u8, drops.TunPacketsNoRouteMulticast);
+            Line(text, "fz_tun_packets_invalid"u8, drops.TunPacketsInvalid);
+            Line(text, "fz_datagrams_invalid"u8, drops.DatagramsInvalid);
+            Line(text, "fz_datagrams_unknown_receiver"u8, drops.DatagramsUnknownReceiver);
+            Line(text, "fz_handshakes_rejected"u8, drops.HandshakesRejected);
+            Line(text, "fz_handshakes_unknown_peer"u8, drops.HandshakesUnknownPeer);
+            Line(text, "fz_handshakes_rate_limited"u8, drops.HandshakesRateLimited);
+            Line(text, "fz_handshakes_queue_full"u8, drops.HandshakesQueueFull);
+            Line(text, "fz_cookie_replies_sent"u8, drops.CookieRepliesSent);
+            Line(text, "fz_pool_exhausted"u8, drops.PoolExhausted);
+        }
     }
 
     private static void WritePeer(IBufferWriter<byte> text, PeerStatus peer, bool extensions)

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using DeviceDropCounts = Firezone.Actors.Actors.Peers.DeviceDropCounts;
 using Firezone.Actors.Engine;
 using Firezone.Actors.Engine.Routing;
 using Firezone.Actors.Engine.WireGuard;
@@ -61,6 +62,17 @@ public static class UapiGetParser
                     "listen_port" => status with { ListenPort = ushort.Parse(value, CultureInfo.InvariantCulture) },
                     "fwmark" => status with { Fwmark = uint.Parse(value, CultureInfo.InvariantCulture) },
                     "fz_buffers_outstanding" => status with { BuffersOutstanding = int.Parse(value, CultureInfo.InvariantCulture) },
+                    "fz_tun_packets_no_route" => status with { Drops = Drops(status) with { TunPacketsNoRoute = Count(value) } },
+                    "fz_tun_packets_no_route_multicast" => status with { Drops = Drops(status) with { TunPacketsNoRouteMulticast = Count(value) } },
+                    "fz_tun_packets_invalid" => status with { Drops = Drops(status) with { TunPacketsInvalid = Count(value) } },
+                    "fz_datagrams_invalid" => status with { Drops = Drops(status) with { DatagramsInvalid = Count(value) } },
+                    "fz_datagrams_unknown_receiver" => status with { Drops = Drops(status) with { DatagramsUnknownReceiver = Count(value) } },
+                    "fz_handshakes_rejected" => status with { Drops = Drops(status) with { HandshakesRejected = Count(value) } },
+                    "fz_handshakes_unknown_peer" => status with { Drops = Drops(status) with { HandshakesUnknownPeer = Count(value) } },
+                    "fz_handshakes_rate_limited" => status with { Drops = Drops(status) with { HandshakesRateLimited = Count(value) } },
+                    "fz_handshakes_queue_full" => status with { Drops = Drops(status) with { HandshakesQueueFull = Count(value) } },
+                    "fz_cookie_replies_sent" => status with { Drops = Drops(status) with { CookieRepliesSent = Count(value) } },
+                    "fz_pool_exhausted" => status with { Drops = Drops(status) with { PoolExhausted = Count(value) } },
                     _ => status,
                 };
                 continue;
@@ -124,6 +136,11 @@ public static class UapiGetParser
         FinishPeer();
         return status with { Peers = peers };
     }
+
+    /// <summary>The device-level drop counts read so far (all zero before the first <c>fz_</c> count line).</summary>
+    private static DeviceDropCounts Drops(DeviceStatus status) => status.Drops ?? DeviceDropCounts.None;
+
+    private static long Count(string value) => long.Parse(value, CultureInfo.InvariantCulture);
 
     private static WireGuardKey Key(string hex) =>
         WireGuardKey.TryParseHex(hex, out var key) ? key : throw new UapiException(UapiErrno.EPROTO, "malformed key in reply");
