@@ -53,6 +53,39 @@ public sealed class HandshakeLoadTests(ITestOutputHelper output) : ActorTestBase
         StopAndAssertNoLeaks(a, b);
     }
 
+    /// <summary>
+    /// The Warnings about handshake load come with the next initiation, so nothing said when a flood
+    /// ended, and their counts were not its totals (the flood review: not a line after any flood).
+    /// Once the load is over for a whole check interval (10 s), one Information line says so, with
+    /// the totals; not before, and not again.
+    /// </summary>
+    [Fact]
+    public void The_end_of_a_handshake_load_is_logged_once_with_the_totals()
+    {
+        var a = StartNode("a", 1);
+        var b = StartNode("b", 2, new PeerSupervisorOptions { HandshakesPerSecondUnderLoad = 0 });
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        EventFilter.Info(contains: "handshake load over").Expect(0, () =>
+            EventFilter.Warning(contains: "under load (more than 0 handshake initiations a second)").ExpectOne(Wait, () =>
+            {
+                a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+                AwaitCondition(() => Control<DeviceStatus>(b, GetDeviceStatus.Instance).Drops.CookieRepliesSent == 1, Wait);
+            }));
+        // A's retransmission carries mac2 and is admitted (no cookie reply); then nothing comes.
+        EventFilter.Info(contains: "handshake load over: no cookie reply sent and no initiation dropped for a full queue in the last 10 s; " +
+            "1 cookie replies sent and 0 initiations dropped for a full queue since the tunnel started").ExpectOne(Wait, () =>
+        {
+            AwaitPeerTimerArmed(a, b);
+            AdvanceTime(TimeSpan.FromSeconds(5.4));
+            AwaitWritten(b, 1);
+            AdvanceTime(TimeSpan.FromSeconds(10.5));
+            AdvanceTime(TimeSpan.FromSeconds(10.5));
+        });
+        EventFilter.Info(contains: "handshake load over").Expect(0, () => AdvanceTime(TimeSpan.FromSeconds(30)));
+        StopAndAssertNoLeaks(a, b);
+    }
+
     /// <summary>A and B, each the other's peer (B does not know A's endpoint), every initiation "under load" at B; A has a packet for B.</summary>
     private (TunnelNode A, TunnelNode B) StartPairWithBUnderLoad()
     {

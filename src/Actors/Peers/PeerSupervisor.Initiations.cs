@@ -1,3 +1,4 @@
+using Akka.Actor;
 using Akka.Event;
 using Firezone.Actors.Actors.Socket;
 using Firezone.Actors.Engine.Buffers;
@@ -147,6 +148,7 @@ public sealed partial class PeerSupervisor
         }
         _log.Warning("under load (more than {HandshakesPerSecond} handshake initiations a second): answering initiations that carry no valid cookie with a cookie reply; {CookieReplyCount} cookie replies sent so far",
             _options.HandshakesPerSecondUnderLoad, sent);
+        WatchLoad();
     }
 
     /// <summary>
@@ -162,6 +164,58 @@ public sealed partial class PeerSupervisor
         }
         _log.Warning("{DroppedCount} handshake initiations dropped so far: more arrived than the handshake queue holds ({QueueSize}; a flood, or too slow a machine)",
             dropped, Socket.SocketIO.MaxQueuedHandshakes);
+        WatchLoad();
+    }
+
+    /// <summary>Asks the supervisor whether the handshake load is over (<see cref="CheckLoadOver"/>).</summary>
+    private sealed class LoadOverCheck
+    {
+        public static readonly LoadOverCheck Instance = new();
+    }
+
+    /// <summary>
+    /// After a Warning about handshake load: the counts at the last check, and the check scheduled
+    /// (null: no load watched).
+    /// </summary>
+    private struct LoadWatch
+    {
+        public ICancelable? Check;
+        public long CookieReplies;
+        public long QueueFull;
+    }
+
+    /// <summary>
+    /// The Warnings about a flood of initiations come with the next initiation, at most every 10 s,
+    /// so the last one's counts were not the flood's and nothing said it ended (the flood review:
+    /// not a line after any flood). Once such a Warning is written, a check every 10 s says so at
+    /// Information when a whole interval went by without a cookie reply or a dropped initiation,
+    /// with the totals.
+    /// </summary>
+    private void WatchLoad()
+    {
+        if (_loadWatch.Check is not null)
+        {
+            return;
+        }
+        _loadWatch.CookieReplies = Interlocked.Read(ref _counters.CookieRepliesSent);
+        _loadWatch.QueueFull = Interlocked.Read(ref _counters.HandshakesQueueFull);
+        _loadWatch.Check = Context.System.Scheduler.ScheduleTellOnceCancelable(DroppedInitiationLogInterval, Self, LoadOverCheck.Instance, Self);
+    }
+
+    private void CheckLoadOver()
+    {
+        long cookieReplies = Interlocked.Read(ref _counters.CookieRepliesSent);
+        long queueFull = Interlocked.Read(ref _counters.HandshakesQueueFull);
+        if (cookieReplies != _loadWatch.CookieReplies || queueFull != _loadWatch.QueueFull || _clock.Now < _underLoadUntil)
+        {
+            _loadWatch.CookieReplies = cookieReplies;
+            _loadWatch.QueueFull = queueFull;
+            _loadWatch.Check = Context.System.Scheduler.ScheduleTellOnceCancelable(DroppedInitiationLogInterval, Self, LoadOverCheck.Instance, Self);
+            return;
+        }
+        _loadWatch.Check = null;
+        _log.Info("handshake load over: no cookie reply sent and no initiation dropped for a full queue in the last {Seconds} s; {CookieReplyCount} cookie replies sent and {DroppedCount} initiations dropped for a full queue since the tunnel started",
+            DroppedInitiationLogInterval.TotalSeconds, cookieReplies, queueFull);
     }
 
     /// <summary>

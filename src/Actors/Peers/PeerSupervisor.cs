@@ -47,6 +47,7 @@ public sealed partial class PeerSupervisor : UntypedActor
     private LogRateLimit _droppedInitiationLog;
     private CountedLogRateLimit _queueFullLog;
     private CountedLogRateLimit _cookieReplyLog;
+    private LoadWatch _loadWatch;
 
     /// <summary>At most one line this often, for the whole tunnel, about initiations dropped before any peer (anyone can send them).</summary>
     private static readonly TimeSpan DroppedInitiationLogInterval = TimeSpan.FromSeconds(10);
@@ -88,6 +89,7 @@ public sealed partial class PeerSupervisor : UntypedActor
 
     protected override void PostStop()
     {
+        _loadWatch.Check?.Cancel();
         _metrics?.Dispose();
         foreach (var pair in _groups)
         {
@@ -154,6 +156,9 @@ public sealed partial class PeerSupervisor : UntypedActor
                 break;
             case Terminated terminated:
                 OnConnectionTerminated(terminated.ActorRef);
+                break;
+            case LoadOverCheck:
+                CheckLoadOver();
                 break;
             default:
                 Unhandled(message);
