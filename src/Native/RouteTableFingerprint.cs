@@ -68,37 +68,68 @@ internal static unsafe class RouteTableFingerprint
                 {
                     return null; // cut short: the digest would miss routes
                 }
-                for (long offset = 0; read - offset >= Netlink.NlMsgHdrSize;)
+                switch (ReadPart(data, read, ignoredIndex, ref digest, ref routes))
                 {
-                    uint length = *(uint*)(data + offset);
-                    if (length < Netlink.NlMsgHdrSize || length > read - offset)
-                    {
-                        return null;
-                    }
-                    ushort type = *(ushort*)(data + offset + Netlink.NlMsgTypeOffset);
-                    if (type == Netlink.NLMSG_DONE)
-                    {
+                    case DumpPart.Done:
                         return digest;
-                    }
-                    if (type == Netlink.NLMSG_ERROR)
-                    {
+                    case DumpPart.TooMany:
+                        tooMany = true;
                         return null;
-                    }
-                    byte* body = data + offset + Netlink.NlMsgHdrSize;
-                    long bodyLength = length - Netlink.NlMsgHdrSize;
-                    if (RouteChangeListener.IsOtherRoute(type, body, bodyLength, ignoredIndex))
-                    {
-                        if (++routes > MaxRoutes)
-                        {
-                            tooMany = true;
-                            return null;
-                        }
-                        digest += Digest(body, bodyLength);
-                    }
-                    offset += Netlink.Align(length);
+                    case DumpPart.Failed:
+                        return null;
                 }
             }
         }
+    }
+
+    /// <summary>What a datagram of the dump said: more to read, the end, a failed dump, or too many routes.</summary>
+    internal enum DumpPart
+    {
+        More,
+        Done,
+        Failed,
+        TooMany,
+    }
+
+    /// <summary>Adds the routes of one datagram of the dump (<paramref name="read"/> bytes) to <paramref name="digest"/>.</summary>
+    internal static DumpPart ReadPart(byte* data, long read, int ignoredIndex, ref ulong digest, ref int routes)
+    {
+        for (long offset = 0; read - offset >= Netlink.NlMsgHdrSize;)
+        {
+            uint length = *(uint*)(data + offset);
+            if (length < Netlink.NlMsgHdrSize || length > read - offset)
+            {
+                return DumpPart.Failed;
+            }
+            ushort type = *(ushort*)(data + offset + Netlink.NlMsgTypeOffset);
+            if ((*(ushort*)(data + offset + Netlink.NlMsgFlagsOffset) & Netlink.NLM_F_DUMP_INTR) != 0)
+            {
+                return DumpPart.Failed; // the routes changed while they were read: a digest of neither table
+            }
+            if (type == Netlink.NLMSG_DONE)
+            {
+                // Its int is the dump's error: negative, the dump ended early (EMSGSIZE for a route
+                // larger than a datagram, a family's dump failing), and the routes after are missing.
+                return length >= Netlink.NlMsgHdrSize + 4 && *(int*)(data + offset + Netlink.NlMsgHdrSize) < 0
+                    ? DumpPart.Failed : DumpPart.Done;
+            }
+            if (type == Netlink.NLMSG_ERROR)
+            {
+                return DumpPart.Failed;
+            }
+            byte* body = data + offset + Netlink.NlMsgHdrSize;
+            long bodyLength = length - Netlink.NlMsgHdrSize;
+            if (RouteChangeListener.IsOtherRoute(type, body, bodyLength, ignoredIndex))
+            {
+                if (++routes > MaxRoutes)
+                {
+                    return DumpPart.TooMany;
+                }
+                digest += Digest(body, bodyLength);
+            }
+            offset += Netlink.Align(length);
+        }
+        return DumpPart.More;
     }
 
     private static bool SendDumpRequest(int fd)

@@ -126,6 +126,7 @@ public sealed unsafe class StructLayoutTests(ITestOutputHelper output)
             P("RTM_GETROUTE", RTM_GETROUTE);
             P("NLM_F_REQUEST", NLM_F_REQUEST);
             P("NLM_F_DUMP", NLM_F_DUMP);
+            P("NLM_F_DUMP_INTR", NLM_F_DUMP_INTR);
             P("NLMSG_ERROR", NLMSG_ERROR);
             P("NLMSG_DONE", NLMSG_DONE);
             P("RTA_CACHEINFO", RTA_CACHEINFO);
@@ -268,6 +269,7 @@ public sealed unsafe class StructLayoutTests(ITestOutputHelper output)
             ["RTM_GETROUTE"] = Netlink.RTM_GETROUTE,
             ["NLM_F_REQUEST"] = Netlink.NLM_F_REQUEST,
             ["NLM_F_DUMP"] = Netlink.NLM_F_DUMP,
+            ["NLM_F_DUMP_INTR"] = Netlink.NLM_F_DUMP_INTR,
             ["NLMSG_ERROR"] = Netlink.NLMSG_ERROR,
             ["NLMSG_DONE"] = Netlink.NLMSG_DONE,
             ["RTA_CACHEINFO"] = Netlink.RTA_CACHEINFO,

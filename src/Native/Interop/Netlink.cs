@@ -97,6 +97,9 @@ internal static class Netlink
     /// <summary><c>NLM_F_DUMP</c> (<c>NLM_F_ROOT | NLM_F_MATCH</c>): every object of the kind asked for.</summary>
     internal const ushort NLM_F_DUMP = 0x300;
 
+    /// <summary><c>NLM_F_DUMP_INTR</c>: the objects changed while the dump read them; it may be inconsistent.</summary>
+    internal const ushort NLM_F_DUMP_INTR = 0x10;
+
     /// <summary><c>NLMSG_ERROR</c>: the kernel's error (or acknowledgement) message.</summary>
     internal const ushort NLMSG_ERROR = 2;
 
