@@ -280,7 +280,7 @@ public sealed class UapiProtocolTests
         string shown = Firezone.Actors.Host.Cli.ShowFormatter.Format("wg0", parsed, DateTimeOffset.UtcNow);
         Assert.Contains("  packet buffers: 130 buffers outstanding\n", shown);
         Assert.Contains("  dropped: 3 datagrams that are no WireGuard message, 4 datagrams for no session (unknown receiver index), " +
-            "5 handshake messages refused by the mac1 or mac2 check, 6 initiations from no configured peer, 9 initiations over their source's rate limit, " +
+            "5 handshake messages refused (bad mac1 or mac2, or no room for a cookie reply), 6 initiations from no configured peer, 9 initiations over their source's rate limit, " +
             "10 initiations beyond the handshake queue, 1 packets to addresses in no peer's allowed IPs, 2 invalid packets from the interface\n", shown);
         Assert.Contains("  under load: 7 cookie replies sent\n", shown);
         // A tunnel that dropped nothing shows neither line.

@@ -99,7 +99,7 @@ public static class ShowFormatter
         }
         Add(drops.DatagramsInvalid, "datagrams that are no WireGuard message");
         Add(drops.DatagramsUnknownReceiver, "datagrams for no session (unknown receiver index)");
-        Add(drops.HandshakesRejected, "handshake messages refused by the mac1 or mac2 check");
+        Add(drops.HandshakesRejected, "handshake messages refused (bad mac1 or mac2, or no room for a cookie reply)");
         Add(drops.HandshakesUnknownPeer, "initiations from no configured peer");
         Add(drops.HandshakesRateLimited, "initiations over their source's rate limit");
         Add(drops.HandshakesQueueFull, "initiations beyond the handshake queue");
