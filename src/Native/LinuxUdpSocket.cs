@@ -26,6 +26,8 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
     private const int IPV6_TCLASS = 67;
     // The local address a datagram arrived at, and the one to send from (linux/in.h, linux/in6.h).
     private const int IP_PKTINFO = 8;
+    private const int IP_MTU_DISCOVER = 10;
+    private const int IP_PMTUDISC_DONT = 0;
     private const int IPV6_RECVPKTINFO = 49;
     private const int IPV6_PKTINFO = 50;
     private const int SizeOfInPktinfo = 12; // ipi_ifindex, ipi_spec_dst, ipi_addr
@@ -125,6 +127,14 @@ public sealed unsafe partial class LinuxUdpSocket : IUdpBatchSocket
             }
             ReceiveBufferSize = SetBufferSize(fd, LibC.SO_RCVBUFFORCE, LibC.SO_RCVBUF, options.ReceiveBufferBytes);
             SendBufferSize = SetBufferSize(fd, LibC.SO_SNDBUFFORCE, LibC.SO_SNDBUF, options.SendBufferBytes);
+            // IPv4 datagrams leave without DF, as the kernel's WireGuard sends them (send4: df 0), so
+            // a router on a smaller-MTU path fragments them even when its ICMP "fragmentation
+            // needed" never comes back (a PMTU black hole). With the default (IP_PMTUDISC_WANT) the
+            // kernel set DF on a datagram sent alone but not on a GSO send larger than the route's
+            // MTU: bulk traffic went through such a path and the same packets one at a time (a ping,
+            // a paced flow) vanished. On the dual-stack socket this governs IPv4-mapped traffic;
+            // IPv6 has no DF (its routers never fragment). UdpDontFragmentTests.
+            SetOption(fd, SOL_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DONT, "IP_MTU_DISCOVER");
             // Both on a dual-stack socket: IPv4-mapped traffic reports IP_TOS, IPv6 reports IPV6_TCLASS.
             SetOption(fd, SOL_IP, LibC.IP_RECVTOS, 1, "IP_RECVTOS");
             if (IsIPv6)
