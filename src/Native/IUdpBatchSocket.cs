@@ -96,4 +96,10 @@ public interface IUdpBatchSocket : IDisposable
     /// longer has, sent again from the kernel's choice; 0 when not counted.
     /// </summary>
     long SourcesDropped => 0;
+
+    /// <summary>
+    /// GSO sends the kernel refused (the path's MTU below the segment, or no offload on the route),
+    /// whose datagrams then went one by one; 0 when not counted.
+    /// </summary>
+    long GsoRefused => 0;
 }

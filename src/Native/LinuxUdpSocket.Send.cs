@@ -60,7 +60,7 @@ public sealed unsafe partial class LinuxUdpSocket
                         SendDropped++; // an IPv6 destination on an IPv4-only socket
                         continue;
                     }
-                    int group = GsoEnabled ? GsoGroupLength(datagrams, next, Math.Min(MaxGsoSegments, batch.Capacity - iovecs)) : 1;
+                    int group = GsoEnabled && !IsGsoPaused(first) ? GsoGroupLength(datagrams, next, Math.Min(MaxGsoSegments, batch.Capacity - iovecs)) : 1;
                     PrepareSend(slots, iovecs, datagrams.Slice(next, group));
                     _sendSegments[slots] = group;
                     _sendFirst[slots] = next;
@@ -68,7 +68,7 @@ public sealed unsafe partial class LinuxUdpSocket
                     iovecs += group;
                     next += group;
                 }
-                sent += SendPrepared(fd, slots, unsent);
+                sent += SendPrepared(fd, slots, unsent, datagrams);
             }
             return sent;
         }
@@ -276,7 +276,7 @@ public sealed unsafe partial class LinuxUdpSocket
     private void MarkUnsent(Span<int> unsent, int slot, int errno) => MarkUnsent(unsent, _sendFirst[slot], _sendSegments[slot], errno);
 
     /// <summary>Sends messages [0, count), resuming after partial sends; returns how many datagrams the kernel took.</summary>
-    private int SendPrepared(int fd, int count, Span<int> unsent)
+    private int SendPrepared(int fd, int count, Span<int> unsent, ReadOnlySpan<PacketBuffer> batchDatagrams)
     {
         int done = 0;
         int sent = 0;
@@ -342,6 +342,10 @@ public sealed unsafe partial class LinuxUdpSocket
                 if (errno == LibC.EIO)
                 {
                     DisableGso(errno);
+                }
+                else
+                {
+                    PauseGso(batchDatagrams[_sendFirst[done]]);
                 }
                 sent += SendOneByOne(fd, done, unsent);
                 done++;

@@ -52,6 +52,57 @@ public sealed class UdpGsoGroLimitsTests
     }
 
     /// <summary>
+    /// A destination whose path MTU is below the segment refused every batch's GSO send, and each
+    /// refused run then went one sendmsg a datagram (the path-MTU review: 1,255 refused sendmmsg and
+    /// 38,346 sendmsg in 3 s on an IPv6 path of 1280 bytes). Now a refusal pauses GSO to that
+    /// destination, for that size and more, for a second: the next batches go as plain datagrams
+    /// without a refusal; smaller runs still go by GSO, and after the pause GSO is tried again.
+    /// </summary>
+    [Fact]
+    public void A_refused_GSO_send_pauses_GSO_to_that_destination_for_a_second()
+    {
+        using var ns = new NetworkNamespace();
+        Command.Check("ip", "-n", ns.Name, "link", "set", "lo", "mtu", "1500");
+        var options = new UdpBatchSocketOptions { Family = UdpSocketFamily.IPv4Only };
+        using var receiver = ns.RunInside(() => new LinuxUdpSocket(options));
+        using var sender = ns.RunInside(() => new LinuxUdpSocket(options));
+        var pool = new PacketBufferPool(preallocate: 64);
+        UdpEndpoint to = UdpTestKit.Endpoint("127.0.0.1", receiver.LocalPort);
+        int number = 0;
+        void Send(int count, int size)
+        {
+            var batch = new PacketBuffer[count];
+            for (int i = 0; i < count; i++)
+            {
+                batch[i] = UdpTestKit.Datagram(pool, number++, size, Ecn.Ect0, to);
+            }
+            Assert.Equal(count, sender.SendBatch(batch));
+            UdpGsoGroLoopbackTests.ReturnAll(batch);
+        }
+
+        Send(6, 1800);
+        Assert.Equal((1L, 1L), (sender.GsoRefused, sender.GsoPauses));
+        Send(6, 1800);
+        Send(6, 1800);
+        Assert.Equal(1, sender.GsoRefused); // no GSO send tried within the pause
+        Send(6, 1400);
+        Assert.Equal((1L, 6L), (sender.GsoSends, sender.GsoDatagrams)); // a smaller run still goes by GSO
+        Thread.Sleep(1_100);
+        Send(6, 1800);
+        Assert.Equal((2L, 2L), (sender.GsoRefused, sender.GsoPauses)); // tried again after the pause
+        Assert.True(sender.GsoEnabled);
+        Assert.Equal(0, sender.SendErrors + sender.SendDropped);
+
+        var received = UdpTestKit.ReceiveExactly(receiver, pool, 30);
+        for (int i = 0; i < received.Count; i++)
+        {
+            Assert.Equal(i, UdpTestKit.NumberOf(received[i]));
+        }
+        UdpGsoGroLoopbackTests.ReturnAll(received);
+        Assert.Equal(0, pool.Outstanding);
+    }
+
+    /// <summary>
     /// Two namespaces joined by a veth pair (the issue 8 lab): GSO sends from one reach the GRO socket
     /// in the other intact, each datagram with its codepoint, in order.
     /// </summary>

@@ -51,6 +51,7 @@ internal sealed class PeerMetrics : IDisposable
         _meter.CreateObservableCounter("firezone.device.datagrams.too_large", () => device.DatagramsTooLargeCount, "{datagram}", "Datagrams dropped on receive for want of a large enough buffer");
         _meter.CreateObservableCounter("firezone.device.datagrams.control_truncated", () => device.DatagramsControlTruncatedCount, "{read}", "Reads dropped on receive because the kernel cut their control data (MSG_CTRUNC): their ECN codepoint or GRO segment size may be missing");
         _meter.CreateObservableCounter("firezone.device.datagrams.receive_errors", () => device.DatagramsReceiveErrorsCount, "{read}", "Socket reads the kernel refused with an errno that leaves the socket usable (ENOMEM...); the reads go on after a short pause");
+        _meter.CreateObservableCounter("firezone.device.datagrams.gso_refused", () => device.GsoRefusedCount, "{message}", "GSO sends the kernel refused (a path MTU below the segment, or no offload on the route); their datagrams went one by one");
         _meter.CreateObservableCounter("firezone.device.datagrams.source_dropped", () => device.DatagramsSourceDroppedCount, "{message}", "Send messages whose source address (the one the peer contacted) was gone from the host, sent again from the kernel's choice");
         _meter.CreateObservableCounter("firezone.device.tun.read_dropped", () => device.TunReadDroppedCount, "{packet}", "TUN reads dropped by the device (malformed offload headers, longer than the buffers)");
     }

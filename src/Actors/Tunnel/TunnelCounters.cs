@@ -109,4 +109,7 @@ public sealed class TunnelCounters
 
     /// <summary>Send messages whose source address (the one the peer contacted) was gone from the host, sent again from the kernel's choice.</summary>
     public long DatagramsSourceDroppedCount => Socket?.SourcesDropped ?? 0;
+
+    /// <summary>GSO sends the kernel refused (a path MTU below the segment: GSO to that destination then pauses for a second; or no offload on the route).</summary>
+    public long GsoRefusedCount => Socket?.GsoRefused ?? 0;
 }
