@@ -730,6 +730,31 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// A container runs its command as PID 1 of its PID namespace, and the drop-in form
+    /// (`firezone-tunnel wg0`, no -f) detached there: PID 1 exited 0 once the child was ready and
+    /// the kernel killed the child with it, so the container stopped at once, exit code 0, no
+    /// tunnel (wireguard-go does the same). As PID 1 it stays in the foreground and stops on SIGTERM.
+    /// </summary>
+    [Fact]
+    public async Task As_pid_1_of_a_container_it_stays_in_the_foreground_instead_of_detaching()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UniqueName();
+        await using var daemon = DaemonProcess.StartAsContainer(ns, name, name);
+
+        await daemon.WaitReadyAsync();
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        Assert.False(daemon.HasExited, "PID 1 exited after detaching: the container ended with its daemon");
+        Assert.NotEqual(0, daemon.ChildPid);
+        Assert.True(await ns.HasLinkAsync(name));
+
+        daemon.Signal(SIGTERM);
+        Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+        Assert.False(await ns.HasLinkAsync(name));
+        Assert.False(File.Exists(daemon.SocketPath));
+    }
+
     private static async Task<string> ReceiveNotificationAsync(Socket notify, DaemonProcess daemon)
     {
         var buffer = new byte[4096];
