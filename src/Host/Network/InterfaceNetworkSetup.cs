@@ -112,11 +112,23 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
             AdoptOriginalOfAnother(key);
             return;
         }
-        if (_state.Sysctl.TryAdd(key, current))
+        bool recorded = _state.Sysctl.TryAdd(key, current);
+        if (recorded)
         {
             SaveState();
         }
-        await runner.RunAsync("sysctl", ["-q", "-w", key + "=1"], null, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await runner.RunAsync("sysctl", ["-q", "-w", key + "=1"], null, cancellationToken).ConfigureAwait(false);
+        }
+        catch (StartupException) when (recorded)
+        {
+            // Not changed (a read-only /proc/sys, as in a container): nothing to restore at the stop,
+            // which otherwise warned that it could not write back the value the switch still has.
+            _state.Sysctl.Remove(key);
+            SaveState();
+            throw;
+        }
     }
 
     /// <summary>
