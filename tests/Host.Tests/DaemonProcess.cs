@@ -85,7 +85,11 @@ internal sealed class DaemonProcess : IAsyncDisposable
     /// --fork`), with neither <c>-f</c> nor <c>WG_PROCESS_FOREGROUND</c> nor <c>NOTIFY_SOCKET</c>.
     /// The PID we hold is unshare's; <see cref="ChildPid"/> is the daemon's.
     /// </summary>
-    public static DaemonProcess StartAsContainer(NetworkNamespace ns, string name, params string[] arguments)
+    public static DaemonProcess StartAsContainer(NetworkNamespace ns, string name, params string[] arguments) =>
+        StartAsContainer(ns, name, new Dictionary<string, string>(), arguments);
+
+    /// <summary>As <see cref="StartAsContainer(NetworkNamespace, string, string[])"/>, with <paramref name="environment"/> added.</summary>
+    public static DaemonProcess StartAsContainer(NetworkNamespace ns, string name, IReadOnlyDictionary<string, string> environment, params string[] arguments)
     {
         string logFile = Path.Combine(Path.GetTempPath(), $"fzt-{name}.log");
         var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
@@ -95,6 +99,10 @@ internal sealed class DaemonProcess : IAsyncDisposable
         }
         start.Environment.Remove("WG_PROCESS_FOREGROUND");
         start.Environment.Remove("NOTIFY_SOCKET");
+        foreach (var (key, value) in environment)
+        {
+            start.Environment[key] = value;
+        }
         return new DaemonProcess(Process.Start(start)!, name, logFile, asService: true);
     }
 
