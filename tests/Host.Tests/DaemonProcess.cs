@@ -80,6 +80,34 @@ internal sealed class DaemonProcess : IAsyncDisposable
         return new DaemonProcess(Process.Start(start)!, name, logFile, asService: true);
     }
 
+    /// <summary>
+    /// The daemon as a container runs its command: PID 1 of a new PID namespace (`unshare --pid
+    /// --fork`), with neither <c>-f</c> nor <c>WG_PROCESS_FOREGROUND</c> nor <c>NOTIFY_SOCKET</c>.
+    /// The PID we hold is unshare's; <see cref="ChildPid"/> is the daemon's.
+    /// </summary>
+    public static DaemonProcess StartAsContainer(NetworkNamespace ns, string name, params string[] arguments) =>
+        StartAsContainer(ns, name, new Dictionary<string, string>(), arguments);
+
+    /// <summary>As <see cref="StartAsContainer(NetworkNamespace, string, string[])"/>, with <paramref name="environment"/> added.</summary>
+    public static DaemonProcess StartAsContainer(NetworkNamespace ns, string name, IReadOnlyDictionary<string, string> environment, params string[] arguments)
+    {
+        string logFile = Path.Combine(Path.GetTempPath(), $"fzt-{name}.log");
+        var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in (string[])["netns", "exec", ns.Name, "unshare", "--pid", "--fork", "--kill-child", Executable, .. arguments, "--log-file", logFile])
+        {
+            start.ArgumentList.Add(a);
+        }
+        start.Environment.Remove("WG_PROCESS_FOREGROUND");
+        start.Environment.Remove("NOTIFY_SOCKET");
+        foreach (var (key, value) in environment)
+        {
+            start.Environment[key] = value;
+        }
+        return new DaemonProcess(Process.Start(start)!, name, logFile, asService: true);
+    }
+
+    public bool HasExited => _process.HasExited;
+
     /// <summary>The PID of this process's only child (the daemon under `unshare --fork`), 0 while it has none.</summary>
     public int ChildPid
     {

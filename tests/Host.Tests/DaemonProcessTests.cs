@@ -730,6 +730,70 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// A container runs its command as PID 1 of its PID namespace, and the drop-in form
+    /// (`firezone-tunnel wg0`, no -f) detached there: PID 1 exited 0 once the child was ready and
+    /// the kernel killed the child with it, so the container stopped at once, exit code 0, no
+    /// tunnel (wireguard-go does the same). As PID 1 it stays in the foreground and stops on SIGTERM.
+    /// </summary>
+    [Fact]
+    public async Task As_pid_1_of_a_container_it_stays_in_the_foreground_instead_of_detaching()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UniqueName();
+        await using var daemon = DaemonProcess.StartAsContainer(ns, name, name);
+
+        await daemon.WaitReadyAsync();
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        Assert.False(daemon.HasExited, "PID 1 exited after detaching: the container ended with its daemon");
+        Assert.NotEqual(0, daemon.ChildPid);
+        Assert.True(await ns.HasLinkAsync(name));
+
+        daemon.Signal(SIGTERM);
+        Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+        Assert.False(await ns.HasLinkAsync(name));
+        Assert.False(File.Exists(daemon.SocketPath));
+    }
+
+    /// <summary>
+    /// In a container (PID 1, so the kernel drops a signal the process leaves at its default) an
+    /// Endpoint's name that does not resolve yet (no network or DNS: a namespace with loopback only)
+    /// is retried with WG_ENDPOINT_RESOLUTION_RETRIES=infinity; a SIGTERM then went unheeded, and
+    /// docker stop waited its 10 s for the SIGKILL. The stop now ends the wait.
+    /// </summary>
+    [Fact]
+    public async Task As_pid_1_a_stop_ends_the_wait_for_a_name_to_resolve()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UniqueName();
+        string file = Path.Combine(Path.GetTempPath(), name + ".conf");
+        await File.WriteAllTextAsync(file, $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\n[Peer]\nPublicKey = {TestKeys.New().ToBase64()}\nAllowedIPs = 10.0.0.1/32\nEndpoint = fz-no-dns-yet.test:51820\n");
+        File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        try
+        {
+            await using var daemon = DaemonProcess.StartAsContainer(ns, name, new Dictionary<string, string> { ["WG_ENDPOINT_RESOLUTION_RETRIES"] = "infinity" }, "up", "--config", file);
+            await Task.Delay(TimeSpan.FromSeconds(2.5)); // the first tries and waits
+            Assert.False(daemon.HasExited, "it gave up instead of waiting for the name");
+            daemon.Signal(SIGTERM);
+            int exitCode;
+            try
+            {
+                exitCode = await daemon.WaitForExitAsync(TimeSpan.FromSeconds(5));
+            }
+            catch (OperationCanceledException)
+            {
+                throw new Xunit.Sdk.XunitException("SIGTERM did not stop it within 5 s while it waited for the name to resolve");
+            }
+            Assert.Equal(1, exitCode);
+            Assert.Contains("SIGTERM received while waiting to try again", await daemon.Stderr);
+            Assert.False(await ns.HasLinkAsync(name)); // nothing created
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
     private static async Task<string> ReceiveNotificationAsync(Socket notify, DaemonProcess daemon)
     {
         var buffer = new byte[4096];

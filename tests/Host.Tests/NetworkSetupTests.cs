@@ -1040,6 +1040,53 @@ public sealed class NetworkSetupTests
         Assert.False(saved.NftablesTable); // the table was removed
     }
 
+    /// <summary>
+    /// A container's /proc/sys is read-only (Docker mounts it so): a full tunnel whose
+    /// src_valid_mark is 0 cannot start, and said so, but the stop after the failed start then
+    /// warned "Could not restore net.ipv4.conf.all.src_valid_mark: ... permission denied" and
+    /// kept it in the state file, for a switch that was never changed. A write that failed records
+    /// nothing to restore; a gateway's forwarding that could not be switched on neither (nor the
+    /// accept_redirects recorded with it).
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_switch_that_could_not_be_set_is_not_restored_at_the_stop(bool gateway)
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = "fzr" + Guid.NewGuid().ToString("N")[..8];
+        var config = new WgQuickConfigParser().Parse("full.conf", $"""
+            [Interface]
+            PrivateKey = {TestKeys.New().ToBase64()}
+            Address = 10.84.0.1/24
+            {(gateway ? "#! Role = gateway" : "")}
+
+            [Peer]
+            PublicKey = {TestKeys.New().ToBase64()}
+            AllowedIPs = {(gateway ? "10.84.0.2/32" : "0.0.0.0/0")}
+            """);
+        await InsideAsync(ns, "ip", "tuntap", "add", "dev", name, "mode", "tun");
+        using var state = new TemporaryDirectory();
+        var logger = new ListLogger();
+        var setup = new InterfaceNetworkSetup(name, new ReadOnlySysctlRunner(new NamespaceRunner(Namespaced(ns))), logger, new InMemoryTunnelControl(), state.Path);
+
+        await Assert.ThrowsAsync<StartupException>(() => setup.ApplyAsync(config, CancellationToken.None));
+        await setup.TearDownAsync(CancellationToken.None);
+
+        // For a gateway also accept_redirects, which the kernel changes only with ip_forward.
+        Assert.DoesNotContain(logger.At(LogLevel.Warning), m => m.Contains("Could not restore", StringComparison.Ordinal));
+        Assert.False(File.Exists(setup.StateFile.Path) && setup.StateFile.Load()!.Sysctl.Count > 0);
+    }
+
+    /// <summary>Every <c>sysctl -w</c> fails as on a read-only /proc/sys; the rest runs through <paramref name="inner"/>.</summary>
+    private sealed class ReadOnlySysctlRunner(ICommandRunner inner) : ICommandRunner
+    {
+        public Task<string> RunAsync(string file, IReadOnlyList<string> arguments, string? stdin, CancellationToken cancellationToken) =>
+            file == "sysctl" && arguments[0] == "-q"
+                ? throw new StartupException($"sysctl {string.Join(' ', arguments)}: sysctl: permission denied on key")
+                : inner.RunAsync(file, arguments, stdin, cancellationToken);
+    }
+
     private sealed class FailingSysctlWriteRunner : ICommandRunner
     {
         public bool FailWrites { get; set; }

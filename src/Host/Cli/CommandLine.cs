@@ -103,7 +103,11 @@ public static class CommandLine
             {
                 return Task.FromResult(2);
             }
-            bool stayInForeground = result.GetValue(foreground) || Environment.GetEnvironmentVariable("WG_PROCESS_FOREGROUND") == "1";
+            // As PID 1 (a container's command) it never detaches: when PID 1 exits the kernel kills
+            // every other process of its PID namespace, the detached daemon too, so the container
+            // ended at once with exit code 0 and no tunnel.
+            bool stayInForeground = result.GetValue(foreground) || Environment.GetEnvironmentVariable("WG_PROCESS_FOREGROUND") == "1"
+                || Environment.ProcessId == 1;
             if (!stayInForeground && !DetachedChild.IsDetachedChild)
             {
                 return Task.FromResult(Detacher.Run(ArgumentsWithoutForeground(result)));

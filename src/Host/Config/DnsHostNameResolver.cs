@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using Firezone.Actors.Host.Logging;
 
 namespace Firezone.Actors.Host.Config;
@@ -20,7 +21,7 @@ public sealed class DnsHostNameResolver : IHostNameResolver
     /// <summary>wg's count for a value it cannot read.</summary>
     public const int DefaultRetries = 15;
 
-    public static readonly DnsHostNameResolver Instance = new(Dns.GetHostAddresses, Thread.Sleep, Console.Error, RetriesFrom(Environment.GetEnvironmentVariable(RetriesVariable)));
+    public static readonly DnsHostNameResolver Instance = new(Dns.GetHostAddresses, WaitUnlessStopped, Console.Error, RetriesFrom(Environment.GetEnvironmentVariable(RetriesVariable)));
 
     private static readonly TimeSpan FirstWait = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan LongestWait = TimeSpan.FromSeconds(20);
@@ -68,9 +69,39 @@ public sealed class DnsHostNameResolver : IHostNameResolver
                 }
                 // One line per try, as wg prints it: a service waiting at boot says why.
                 _progress.WriteLine(JournalErrorWriter.NoticeLine($"firezone-tunnel: cannot resolve the host name {host}: {e.Message}; trying again in {wait.TotalSeconds.ToString("0.00", CultureInfo.InvariantCulture)} s"));
-                _wait(wait);
+                try
+                {
+                    _wait(wait);
+                }
+                catch (OperationCanceledException stopped)
+                {
+                    throw new HostNameResolutionException(host, stopped.Message);
+                }
                 wait = TimeSpan.FromTicks(Math.Min(LongestWait.Ticks, wait.Ticks * 6 / 5));
             }
+        }
+    }
+
+    /// <summary>
+    /// The wait between tries, which a SIGTERM or SIGINT ends (<see cref="OperationCanceledException"/>).
+    /// The daemon's own handlers come later, so as PID 1 of a container, where the kernel drops a
+    /// signal with the default action, a stop waited out every retry (with <c>infinity</c>, until
+    /// the runtime's SIGKILL); elsewhere the default action still ends the process as before.
+    /// </summary>
+    private static void WaitUnlessStopped(TimeSpan wait)
+    {
+        using var stop = new ManualResetEventSlim();
+        PosixSignal received = default;
+        void Handler(PosixSignalContext context)
+        {
+            received = context.Signal;
+            stop.Set();
+        }
+        using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Handler);
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Handler);
+        if (stop.Wait(wait))
+        {
+            throw new OperationCanceledException($"{received} received while waiting to try again");
         }
     }
 

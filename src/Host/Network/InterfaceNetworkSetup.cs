@@ -112,11 +112,30 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
             AdoptOriginalOfAnother(key);
             return;
         }
-        if (_state.Sysctl.TryAdd(key, current))
+        bool recorded = _state.Sysctl.TryAdd(key, current);
+        if (recorded)
         {
             SaveState();
         }
-        await runner.RunAsync("sysctl", ["-q", "-w", key + "=1"], null, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await runner.RunAsync("sysctl", ["-q", "-w", key + "=1"], null, cancellationToken).ConfigureAwait(false);
+        }
+        catch (StartupException) when (recorded)
+        {
+            // Not changed (a read-only /proc/sys, as in a container): nothing to restore at the stop,
+            // which otherwise warned that it could not write back the value the switch still has.
+            // So are the switches the kernel ties to a forwarding switch that stayed off
+            // (accept_redirects, the interfaces' forwarding), recorded for the change just before;
+            // an accept_ra the IPv6 preparation did set to 2 is still written back.
+            _state.Sysctl.Remove(key);
+            foreach (var tied in _state.Sysctl.Keys.Where(k => ForwardingKeyOf(k) == key && !k.EndsWith(AcceptRaSuffix, StringComparison.Ordinal)).ToArray())
+            {
+                _state.Sysctl.Remove(tied);
+            }
+            SaveState();
+            throw;
+        }
     }
 
     /// <summary>
