@@ -11,7 +11,13 @@ public static class Program
     {
         // Under systemd a line on stderr is a failure unless it is marked as a notice: journald
         // records it as an error only with the "<3>" prefix (JournalErrorWriter).
-        if (JournalStream.IsConnected(2))
+        // --log-format json (a container whose runtime merges stdout and stderr): every stderr line
+        // a JSON object too, also the command line's own errors, hence before the parse.
+        if (LogFormats.StandardErrorIsJson(args, Environment.GetEnvironmentVariable(LogFormats.Variable)) && !DetachedChild.IsDetachedChild)
+        {
+            JsonErrorWriter.Install();
+        }
+        else if (JournalStream.IsConnected(2))
         {
             JournalErrorWriter.Install();
         }

@@ -16,7 +16,7 @@ public sealed class CliTests
     {
         var result = await RunAsync("--help");
         Assert.Equal(0, result.ExitCode);
-        foreach (var expected in new[] { "Usage:", "INTERFACE", "-f, --foreground", "--log-file", "--reply-poll-us", "--read-moderation-us", "--no-udp-coalescing", "--no-udp-gro", "--ecn-mode", "up", "show", "--version" })
+        foreach (var expected in new[] { "Usage:", "INTERFACE", "-f, --foreground", "--log-file", "--log-format", "--reply-poll-us", "--read-moderation-us", "--no-udp-coalescing", "--no-udp-gro", "--ecn-mode", "up", "show", "--version" })
         {
             Assert.Contains(expected, result.Stdout);
         }
@@ -30,12 +30,12 @@ public sealed class CliTests
     {
         var show = await RunAsync("show", "--help");
         Assert.Equal(0, show.ExitCode);
-        foreach (var daemonOnly in new[] { "--log-file", "--log-level", "--reply-poll-us", "--read-moderation-us", "--no-udp-coalescing", "--no-udp-gro" })
+        foreach (var daemonOnly in new[] { "--log-file", "--log-level", "--log-format", "--reply-poll-us", "--read-moderation-us", "--no-udp-coalescing", "--no-udp-gro" })
         {
             Assert.DoesNotContain(daemonOnly, show.Stdout);
         }
         var up = await RunAsync("up", "--help");
-        foreach (var daemon in new[] { "--log-file", "--log-level", "--reply-poll-us", "--read-moderation-us", "--no-udp-coalescing", "--no-udp-gro" })
+        foreach (var daemon in new[] { "--log-file", "--log-level", "--log-format", "--reply-poll-us", "--read-moderation-us", "--no-udp-coalescing", "--no-udp-gro" })
         {
             Assert.Contains(daemon, up.Stdout);
         }

@@ -54,6 +54,11 @@ public static class CommandLine
         {
             Description = "trace, debug, info, warning, error or silent (default info; also LOG_LEVEL, as wireguard-go, where a word none of these means the default)",
         };
+        var logFormat = new Option<string?>(LogFormats.Option)
+        {
+            Description = $"auto (the default: human lines at a terminal, lines with a syslog priority for the journal, else JSON lines), json (JSON lines on stdout and stderr alike, for a container whose log merges them) or text (human lines on stdout wherever it goes); also {LogFormats.Variable}",
+            DefaultValueFactory = _ => Environment.GetEnvironmentVariable(LogFormats.Variable),
+        };
         var replyPoll = new Option<string?>("--reply-poll-us")
         {
             Description = $"After a packet wakes an idle reader, poll the other device up to this many microseconds for the reply instead of sleeping (lower ping, some CPU); 0 turns it off (default {(int)TunnelSettings.DefaultReplyPollMax.TotalMicroseconds}, also {ReplyPollVariable})",
@@ -86,7 +91,7 @@ public static class CommandLine
         };
         var root = new RootCommand("firezone-tunnel: a userspace WireGuard tunnel that carries ECN (RFC 6040), a drop-in for wireguard-go")
         {
-            foreground, logFile, logLevel, replyPoll, readModeration, noUdpCoalescing, noUdpGro, ecnMode, interfaceName,
+            foreground, logFile, logLevel, logFormat, replyPoll, readModeration, noUdpCoalescing, noUdpGro, ecnMode, interfaceName,
         };
         root.SetAction((result, token) =>
         {
@@ -96,7 +101,7 @@ public static class CommandLine
                 Console.Error.WriteLine("firezone-tunnel: " + problem);
                 return Task.FromResult(2);
             }
-            if (!TryLogOptions(result.GetValue(logFile), result.GetValue(logLevel), name, out var log)
+            if (!TryLogOptions(result.GetValue(logFile), result.GetValue(logLevel), result.GetValue(logFormat), name, out var log)
                 || !TryReplyPoll(result.GetValue(replyPoll), out var replyPollMax)
                 || !TryReadModeration(result.GetValue(readModeration), out var moderation)
                 || !TryEcnMode(result.GetValue(ecnMode), out var peerEcnMode))
@@ -140,7 +145,7 @@ public static class CommandLine
         // both rather than Recursive, so `show --help` lists only what show takes.
         var up = new Command("up", "Service mode: read a wg-quick file, bring the interface up with its addresses and routes, run in the foreground (systemd Type=notify)")
         {
-            upConfig, configFile, upInterface, upCheck, logFile, logLevel, replyPoll, readModeration, noUdpCoalescing, noUdpGro,
+            upConfig, configFile, upInterface, upCheck, logFile, logLevel, logFormat, replyPoll, readModeration, noUdpCoalescing, noUdpGro,
         };
         up.SetAction((result, token) =>
         {
@@ -215,7 +220,7 @@ public static class CommandLine
                 }
                 return Task.FromResult(0);
             }
-            if (!TryLogOptions(result.GetValue(logFile), result.GetValue(logLevel), name, out var log)
+            if (!TryLogOptions(result.GetValue(logFile), result.GetValue(logLevel), result.GetValue(logFormat), name, out var log)
                 || !TryReplyPoll(result.GetValue(replyPoll), out var replyPollMax)
                 || !TryReadModeration(result.GetValue(readModeration), out var moderation))
             {
@@ -422,9 +427,14 @@ public static class CommandLine
         return true;
     }
 
-    private static bool TryLogOptions(string? file, string? level, string interfaceName, out LogOptions options)
+    private static bool TryLogOptions(string? file, string? level, string? formatText, string interfaceName, out LogOptions options)
     {
         options = null!;
+        if (!LogFormats.TryParse(formatText, out var format))
+        {
+            Console.Error.WriteLine($"firezone-tunnel: {LogFormats.Option} (or {LogFormats.Variable}) '{formatText}' is not {LogFormats.Words} (see --help)");
+            return false;
+        }
         if (file is { Length: 0 })
         {
             // `--log-file "$LOG"` with LOG unset, or `--log-file=`: Path.GetFullPath would throw with a stack trace.
@@ -457,8 +467,8 @@ public static class CommandLine
             FilePath = file ?? LogOptions.DefaultFileFor(interfaceName),
             FileIsDefault = file is null,
             MinimumLevel = parsed,
-            HumanConsole = !Console.IsOutputRedirected,
-            JournalConsole = JournalStream.IsConnected(1),
+            HumanConsole = format == LogFormat.Text || (format == LogFormat.Auto && !Console.IsOutputRedirected),
+            JournalConsole = format == LogFormat.Auto && JournalStream.IsConnected(1),
             ConsoleIsStandardError = StandardErrorProblem.OutputIsStandardError(),
         };
         return true;

@@ -4,6 +4,7 @@ using Firezone.Actors.Host.Network;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Serilog;
+using Serilog.Events;
 
 namespace Firezone.Actors.Host.Daemon;
 
@@ -57,7 +58,7 @@ public static class TunnelDaemon
             }
             else
             {
-                Console.Error.WriteLine(JournalErrorWriter.NoticeLine("firezone-tunnel: " + warning));
+                SayOnStandardError(JournalErrorWriter.NoticeLine("firezone-tunnel: " + warning), logger, LogEventLevel.Warning);
             }
         }
         if (options.Config is { } config)
@@ -192,7 +193,7 @@ public static class TunnelDaemon
             {
                 // The tunnel lost its TUN device or socket: a real failure, not a requested stop.
                 logger.Error(StandardErrorProblem.StoppedBecause, failure);
-                Console.Error.WriteLine("firezone-tunnel: " + failure);
+                SayOnStandardError("firezone-tunnel: " + failure, logger, LogEventLevel.Error);
                 return 1;
             }
         }
@@ -229,12 +230,13 @@ public static class TunnelDaemon
     private static int Fail(ILogger logger, IReadinessSignal? readiness, string problem)
     {
         logger.Error(StandardErrorProblem.CannotStart, problem);
-        Report(readiness, problem);
+        Report(readiness, problem, logger);
         return 1;
     }
 
     /// <summary>The one line a failed start ends with: on the detaching parent's stderr, or on ours.</summary>
-    private static void Report(IReadinessSignal? readiness, string problem)
+    /// <param name="logged">The logger that logged it already, or null (no logger yet).</param>
+    private static void Report(IReadinessSignal? readiness, string problem, ILogger? logged = null)
     {
         if (readiness is not null)
         {
@@ -242,8 +244,22 @@ public static class TunnelDaemon
         }
         else
         {
-            Console.Error.WriteLine("firezone-tunnel: " + problem);
+            SayOnStandardError("firezone-tunnel: " + problem, logged, LogEventLevel.Error);
         }
+    }
+
+    /// <summary>
+    /// <paramref name="line"/> on stderr, unless stderr is JSON (--log-format json) and the
+    /// console, JSON lines on stdout, has the event <paramref name="logged"/> just logged: where a
+    /// container's runtime merges the streams it would be there twice.
+    /// </summary>
+    private static void SayOnStandardError(string line, ILogger? logged, LogEventLevel level)
+    {
+        if (JsonErrorWriter.Installed && logged is not null && logged.IsEnabled(level))
+        {
+            return;
+        }
+        Console.Error.WriteLine(line);
     }
 
     private static async Task StopQuietlyAsync(IHost host)

@@ -25,8 +25,11 @@ public sealed class JournalErrorWriter(TextWriter inner) : TextWriter
         Installed = true;
     }
 
-    /// <summary><paramref name="line"/> for stderr as a notice (priority warning under the journal), not a failure.</summary>
-    public static string NoticeLine(string line) => Installed ? NoticePrefix + line : line;
+    /// <summary>
+    /// <paramref name="line"/> for stderr as a notice (priority warning under the journal, severity
+    /// Warning under <see cref="JsonErrorWriter"/>), not a failure.
+    /// </summary>
+    public static string NoticeLine(string line) => Installed || JsonErrorWriter.Installed ? NoticePrefix + line : line;
 
     private bool _atLineStart = true;
 
