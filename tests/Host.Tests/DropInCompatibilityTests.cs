@@ -131,23 +131,7 @@ public sealed class DropInCompatibilityTests
             // exec keeps the shell's PID: the PID written is the daemon's.
             var run = ns.ExecAsync("script", ["-qec", $"unshare -m sh -c 'mount -t tmpfs -o ro none /var/log && echo $$ > {pidFile} && exec {Executable} -f {name}'", "/dev/null"],
                 environment: new Dictionary<string, string> { ["WG_PROCESS_FOREGROUND"] = "" }, timeout: TimeSpan.FromSeconds(30), stdin: "");
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-            while (!(File.Exists(UapiSocketPath.For(name)) && File.Exists(pidFile) && (await File.ReadAllTextAsync(pidFile)).EndsWith('\n')) && !run.IsCompleted && DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(20);
-            }
-            if (!run.IsCompleted && File.Exists(pidFile))
-            {
-                int pid = int.Parse(await File.ReadAllTextAsync(pidFile));
-                Tmds.Linux.LibC.kill(pid, 15);
-                // A daemon that does not stop on SIGTERM is killed, so the test fails with what the
-                // terminal showed (the exit code assertion) instead of a bare timeout.
-                if (await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(10))) != run)
-                {
-                    Tmds.Linux.LibC.kill(pid, 9);
-                }
-            }
-            var terminal = await run;
+            var terminal = await PidFileDaemon.StopOnceServingAsync(run, name, pidFile);
             Assert.True(terminal.ExitCode == 0, terminal.Stdout + terminal.Stderr);
             Assert.Contains("running interface", terminal.Stdout);
             Assert.Equal(1, terminal.Stdout.Split("Read-only file system").Length - 1);

@@ -119,21 +119,7 @@ public sealed class LogFormatTests
         {
             var run = ns.ExecAsync("unshare", ["-m", "sh", "-c", $"mount -t tmpfs -o ro none /var/log && echo $$ > {pidFile} && exec {Executable} -f --log-format {format} {name}"],
                 environment: new Dictionary<string, string> { ["WG_PROCESS_FOREGROUND"] = "" }, timeout: TimeSpan.FromSeconds(30));
-            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
-            while (!(File.Exists(UapiSocketPath.For(name)) && File.Exists(pidFile) && (await File.ReadAllTextAsync(pidFile)).EndsWith('\n')) && !run.IsCompleted && DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(20);
-            }
-            if (!run.IsCompleted && File.Exists(pidFile))
-            {
-                int pid = int.Parse(await File.ReadAllTextAsync(pidFile));
-                Tmds.Linux.LibC.kill(pid, 15);
-                if (await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(10))) != run)
-                {
-                    Tmds.Linux.LibC.kill(pid, 9);
-                }
-            }
-            var result = await run;
+            var result = await PidFileDaemon.StopOnceServingAsync(run, name, pidFile);
             Assert.True(result.ExitCode == 0, result.Stdout + result.Stderr);
             const string Problem = "cannot create the log file's directory /var/log/firezone-tunnel: Read-only file system";
             string both = result.Stdout + result.Stderr;
