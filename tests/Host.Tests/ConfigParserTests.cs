@@ -199,6 +199,7 @@ public sealed class ConfigParserTests
     [InlineData("[Interface]\nPrivateKey = {PK}\nMTU = 65536\n", 3, "MTU is not a number between 576 and 65535")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nMTU = 1279\nAddress = 10.0.0.1/24\nAddress = fd00::1/64\n", 3, "MTU 1279 is below 1280, the IPv6 minimum (RFC 8200 section 5), and the Address on line 5 is IPv6: the kernel disables IPv6 on such a link")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nAddress = 10.0.0.1/24, fd00::1/64\nMTU = 576\n", 4, "MTU 576 is below 1280, the IPv6 minimum (RFC 8200 section 5), and the Address on line 3 is IPv6: the kernel disables IPv6 on such a link")]
+    [InlineData("[Interface]\nPrivateKey = {PK}\nMTU = 1200\nAddress = 10.0.0.1/24\n[Peer]\nPublicKey = {A}\nAllowedIPs = 10.0.0.0/24\nAllowedIPs = 10.1.0.0/16, fd00::/64\n", 3, "MTU 1200 is below 1280, the IPv6 minimum (RFC 8200 section 5), and AllowedIPs fd00::/64 on line 8 is IPv6: the kernel disables IPv6 on such a link and refuses a route to it (set Table = off to add no routes)")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nTable = 0\n", 3, "Table is not off, auto, main, a table number (1 to 4294967295) or a name from /etc/iproute2/rt_tables")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nTable = 4294967296\n", 3, "Table is not off, auto, main, a table number (1 to 4294967295) or a name from /etc/iproute2/rt_tables")]
     [InlineData("[Interface]\nPrivateKey = {PK}\nTable = -1\n", 3, "Table is not off, auto, main, a table number (1 to 4294967295) or a name from /etc/iproute2/rt_tables")]
@@ -697,6 +698,17 @@ public sealed class ConfigParserTests
     {
         var config = Parse($"[Interface]\nPrivateKey = {PrivateKey}\nAddress = fd00::1/64\nMTU = 1280\n");
         Assert.Equal(1280, config.Interface.Mtu);
+    }
+
+    /// <summary>
+    /// Below 1280 an IPv6 allowed IP is no mistake where no route is added for it (Table = off):
+    /// the file's author routes by other means, and IPv4 goes through.
+    /// </summary>
+    [Fact]
+    public void An_IPv6_allowed_IP_below_MTU_1280_is_fine_with_Table_off()
+    {
+        var config = Parse($"[Interface]\nPrivateKey = {PrivateKey}\nMTU = 1200\nTable = off\n[Peer]\nPublicKey = {PeerKeyA}\nAllowedIPs = 10.0.0.0/24, fd00::/64\n");
+        Assert.Equal(1200, config.Interface.Mtu);
     }
 
     /// <summary>The kernel keeps an IPv4 address once per prefix length (inet_insert_ifa), so ip address add takes both.</summary>

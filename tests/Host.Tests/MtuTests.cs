@@ -227,4 +227,44 @@ public sealed class MtuTests
             File.Delete(file);
         }
     }
+
+    /// <summary>
+    /// An IPv6 Address on a path whose MTU gives wg-quick's rule less than 1280 (a 1340-byte link:
+    /// 1260): the kernel disables IPv6 on a link below 1280, so the route of the Address's subnet
+    /// could not be added, and the start failed with ip's `No such device` under `AllowedIPs`, which
+    /// named neither the MTU nor IPv6 (wg-quick fails the same way). Now it says why and what to set.
+    /// </summary>
+    [Fact]
+    public async Task Up_whose_automatic_MTU_is_below_the_IPv6_minimum_says_so_and_what_to_set()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UapiServerFixture.UniqueName();
+        string file = Path.Combine(Path.GetTempPath(), name + ".conf");
+        foreach (string[] command in (string[][])[
+            ["link", "add", "fzpath", "mtu", "1340", "type", "veth", "peer", "name", "fzpath-end", "mtu", "1340"],
+            ["link", "set", "fzpath", "up"], ["link", "set", "fzpath-end", "up"],
+            ["address", "add", "192.0.2.1/24", "dev", "fzpath"]])
+        {
+            var ip = await ns.ExecAsync("ip", command, timeout: TimeSpan.FromSeconds(10));
+            Assert.True(ip.ExitCode == 0, ip.Stderr);
+        }
+        await File.WriteAllTextAsync(file, $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\nAddress = 10.9.0.1/24, fd09::1/64\n"
+            + $"[Peer]\nPublicKey = {TestKeys.New().ToBase64()}\nAllowedIPs = 10.9.0.2/32, fd09::2/128\nEndpoint = 192.0.2.2:51820\n");
+        File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        try
+        {
+            await using var daemon = DaemonProcess.Start(ns, name, "up", "--config", file);
+            Assert.NotEqual(0, await daemon.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+            string stderr = await daemon.Stderr;
+            Assert.Contains($"{file}:3: Address fd09::1/64 is IPv6, and the MTU wg-quick's rule gives {name} here, 1260 (1340 on the way to the peers' endpoints, or of the default route, less 80), is below 1280", stderr);
+            Assert.Contains("set MTU = 1280 in [Interface]", stderr);
+            Assert.DoesNotContain("RTNETLINK", stderr);
+            var link = await ns.ExecAsync("ip", ["-o", "link", "show", name], timeout: TimeSpan.FromSeconds(10));
+            Assert.NotEqual(0, link.ExitCode);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
 }

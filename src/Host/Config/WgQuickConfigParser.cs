@@ -750,6 +750,13 @@ public sealed class WgQuickConfigParser
                     peer.AllowedIps.Add(prefix);
                 }
             }
+            // An IPv6 allowed IP's route (Table other than off) is refused too on such a link (ip:
+            // "No such device"), under AllowedIPs, which said nothing of the MTU.
+            if (_mtu < MinIPv6Mtu && _table.Mode != RouteTableMode.Off
+                && owners.Where(static o => !o.Key.IsIPv4).OrderBy(static o => o.Value.Line).FirstOrDefault() is { Key: { } ipv6Prefix, Value.Line: var ipv6Line })
+            {
+                throw Error(_mtuLine, $"MTU {_mtu} is below {MinIPv6Mtu}, the IPv6 minimum (RFC 8200 section 5), and AllowedIPs {ipv6Prefix} on line {ipv6Line} is IPv6: the kernel disables IPv6 on such a link and refuses a route to it (set Table = off to add no routes)");
+            }
             var peers = new List<PeerConfig>(merged.Count);
             foreach (var peer in merged)
             {

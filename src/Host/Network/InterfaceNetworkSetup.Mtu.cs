@@ -37,6 +37,48 @@ public sealed partial class InterfaceNetworkSetup
         return (largest > 0 ? largest : 1500) - 80;
     }
 
+    /// <summary>
+    /// Refuses an automatic MTU below 1280 when the file needs IPv6 on the link: the kernel disables
+    /// IPv6 on a link below 1280 (and removes its IPv6 addresses), so the route for the Address's
+    /// subnet or an IPv6 allowed IP was then refused with ip's "No such device", which named neither
+    /// the MTU nor IPv6 (wg-quick fails there too, at its <c>ip -6 route add</c>). A path of 1340
+    /// bytes or less to the endpoints (a 1280-byte IPv6 link) gives such an MTU.
+    /// </summary>
+    private void RefuseBelowIPv6Minimum(TunnelConfig config, int mtu)
+    {
+        if (mtu >= WgQuickConfigParser.MinIPv6Mtu)
+        {
+            return;
+        }
+        string? what = null;
+        var addresses = config.Interface.Addresses;
+        for (int i = 0; i < addresses.Count && what is null; i++)
+        {
+            if (!addresses[i].IsIPv4)
+            {
+                what = (i < config.Interface.AddressLines.Count ? $"{config.SourcePath}:{config.Interface.AddressLines[i]}: " : $"{config.SourcePath}: ")
+                    + $"Address {addresses[i]}";
+            }
+        }
+        if (what is null && config.Interface.Table.Mode != RouteTableMode.Off)
+        {
+            var prefix = config.Peers.SelectMany(static p => p.AllowedIps).FirstOrDefault(static p => !p.IsIPv4);
+            if (prefix is not null)
+            {
+                what = (config.AllowedIpLines.TryGetValue(prefix, out int line) ? $"{config.SourcePath}:{line}: " : $"{config.SourcePath}: ")
+                    + $"AllowedIPs {prefix}";
+            }
+        }
+        if (what is not null)
+        {
+            throw new StartupException(
+                $"{what} is IPv6, and the MTU wg-quick's rule gives {interfaceName} here, {mtu} ({mtu + 80} on the way to the peers' endpoints, or of the default route, less 80), "
+                + $"is below {WgQuickConfigParser.MinIPv6Mtu}, the IPv6 minimum (RFC 8200 section 5): the kernel disables IPv6 on such a link "
+                + $"(wg-quick fails there too, at its ip -6 route add: No such device); set MTU = {WgQuickConfigParser.MinIPv6Mtu} in [Interface] "
+                + "(the outer datagrams are then fragmented on that path), or leave IPv6 out of the file");
+        }
+    }
+
     /// <summary>wg-quick's test: <c>mtu N</c> in the route, else the <c>mtu</c> of its <c>dev</c>; 0 when neither.</summary>
     private async Task<int> RouteMtuAsync(string route, CancellationToken cancellationToken)
     {

@@ -86,6 +86,7 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
         if (config.Interface.Mtu is null)
         {
             int mtu = await WgQuickMtuAsync(config, cancellationToken).ConfigureAwait(false);
+            RefuseBelowIPv6Minimum(config, mtu);
             await IpAsync(cancellationToken, "link", "set", "dev", interfaceName, "mtu", mtu.ToString(CultureInfo.InvariantCulture)).ConfigureAwait(false);
             logger.LogInformation("MTU of {Interface} set to {Mtu}, as wg-quick sets it without an MTU key (the largest MTU on the way to the peers' endpoints, or of the default route, less 80)", interfaceName, mtu);
         }
