@@ -102,6 +102,33 @@ public sealed class LogFormatTests
     }
 
     /// <summary>
+    /// <c>up --check</c> (the unit's ExecReload) says the file's warnings on stderr: a warning, as
+    /// a start logs them, not an Error (the journal's "&lt;3&gt;", which <c>journalctl -p err</c> shows
+    /// as the reload's failure, although it succeeded).
+    /// </summary>
+    [Fact]
+    public async Task Up_check_says_the_files_warnings_as_warnings()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"{UniqueName()}.conf");
+        await File.WriteAllTextAsync(path, "[Interface]\nPrivateKey = " + TestKeys.New().ToBase64() + "\nListenPort = 51820\nListenPort = 51821\n");
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        try
+        {
+            var result = await ProcessRunner.RunAsync(Executable, ["up", "--check", path],
+                environment: new Dictionary<string, string> { [LogFormats.Variable] = "json" }, timeout: TimeSpan.FromSeconds(30));
+            Assert.Equal(0, result.ExitCode);
+            var line = Assert.Single(JsonLines(result.Stderr));
+            Assert.Equal("Warning", line.GetProperty("severity").GetString());
+            Assert.StartsWith($"{path}:4: ListenPort given twice", line.GetProperty("message").GetString());
+            Assert.Equal("", result.Stdout);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    /// <summary>
     /// The container review's case: a foreground daemon (PID 1 there) whose default log file cannot
     /// be written (a read-only tmpfs over /var/log in a mount namespace of the test's own), stdout
     /// and stderr pipes as a container runtime gives them. Stopped with SIGTERM by its PID.

@@ -213,10 +213,11 @@ public static class CommandLine
                 // Address, MTU, Table or #! directive no longer reads without a word, and the next
                 // start (a restart on failure, a reboot) then fails on it with exit code 78 and
                 // stays down: the unit's ExecReload runs this first, so the reload fails instead,
-                // naming the line, and the running tunnel goes on unchanged.
+                // naming the line, and the running tunnel goes on unchanged. A note is a warning, as
+                // a start logs it: not the journal's error priority a reload that worked would show.
                 foreach (var note in config.Notes)
                 {
-                    Console.Error.WriteLine(note.Line > 0 ? $"firezone-tunnel: {path}:{note.Line}: {note.Message}" : $"firezone-tunnel: {path}: {note.Message}");
+                    Console.Error.WriteLine(JournalErrorWriter.NoticeLine(note.Line > 0 ? $"firezone-tunnel: {path}:{note.Line}: {note.Message}" : $"firezone-tunnel: {path}: {note.Message}"));
                 }
                 return Task.FromResult(0);
             }
