@@ -41,10 +41,17 @@ public sealed class NetworkSetupTests
 
         public Dictionary<string, string> Sysctl { get; } = [];
 
+        /// <summary>What "ip route show default" answers (none by default).</summary>
+        public string DefaultRoute { get; init; } = "";
+
         public Task<string> RunAsync(string file, IReadOnlyList<string> arguments, string? stdin, CancellationToken cancellationToken)
         {
             string command = file + " " + string.Join(' ', arguments);
             Commands.Add(command);
+            if (command == "ip route show default")
+            {
+                return Task.FromResult(DefaultRoute);
+            }
             if (file == "sysctl" && arguments[0] == "-n")
             {
                 return Task.FromResult(Sysctl.GetValueOrDefault(arguments[1], "0") + "\n");
@@ -382,6 +389,37 @@ public sealed class NetworkSetupTests
         await setup.TearDownAsync(CancellationToken.None);
         // No MTU key and no endpoint: wg-quick's MTU from the default route (none here: 1500 - 80).
         Assert.Equal(["ip -4 address add 10.81.0.1/24 dev fzt0", "ip route show default", "ip link set dev fzt0 mtu 1420", "ip link set dev fzt0 up"], runner.Commands);
+    }
+
+    /// <summary>
+    /// wg-quick's rule (the path's MTU less 80) gives less than 1280, the IPv6 minimum, on a path
+    /// below 1360 bytes: with an IPv6 allowed IP whose route is added the start stops there, naming
+    /// its line (ip would refuse the route with "No such device"); with Table = off no route is added
+    /// and the tunnel starts, as wg-quick's would.
+    /// </summary>
+    [Theory]
+    [InlineData(1359, "auto", 1279, true)]
+    [InlineData(1360, "auto", 1280, false)]
+    [InlineData(1359, "off", 1279, false)]
+    public async Task An_IPv6_allowed_IP_stops_an_automatic_MTU_below_1280_unless_no_route_is_added(int pathMtu, string table, int mtu, bool refused)
+    {
+        using var state = new TemporaryDirectory();
+        var runner = new RecordingRunner { DefaultRoute = $"default via 192.0.2.1 dev eth0 mtu {pathMtu}\n" };
+        var config = new WgQuickConfigParser().Parse("v6.conf", $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\nAddress = 10.81.0.1/24\nTable = {table}\n[Peer]\nPublicKey = {TestKeys.New().ToBase64()}\nAllowedIPs = 10.88.0.0/16\nAllowedIPs = fd88::/64\n");
+        var setup = new InterfaceNetworkSetup("fzt0", runner, NullLogger.Instance, new InMemoryTunnelControl(), state.Path);
+        if (refused)
+        {
+            var e = await Assert.ThrowsAsync<StartupException>(() => setup.ApplyAsync(config, CancellationToken.None));
+            Assert.StartsWith($"v6.conf:8: AllowedIPs fd88::/64 is IPv6, and the MTU wg-quick's rule gives fzt0 here, {mtu} ({pathMtu} on the way", e.Message);
+            Assert.Contains("set MTU = 1280 in [Interface]", e.Message);
+            Assert.DoesNotContain(runner.Commands, c => c.StartsWith("ip link set dev fzt0 mtu", StringComparison.Ordinal));
+        }
+        else
+        {
+            await setup.ApplyAsync(config, CancellationToken.None);
+            Assert.Contains($"ip link set dev fzt0 mtu {mtu}", runner.Commands);
+        }
+        await setup.TearDownAsync(CancellationToken.None);
     }
 
     [Theory]

@@ -41,8 +41,8 @@ public sealed partial class InterfaceNetworkSetup
     /// Refuses an automatic MTU below 1280 when the file needs IPv6 on the link: the kernel disables
     /// IPv6 on a link below 1280 (and removes its IPv6 addresses), so the route for the Address's
     /// subnet or an IPv6 allowed IP was then refused with ip's "No such device", which named neither
-    /// the MTU nor IPv6 (wg-quick fails there too, at its <c>ip -6 route add</c>). A path of 1340
-    /// bytes or less to the endpoints (a 1280-byte IPv6 link) gives such an MTU.
+    /// the MTU nor IPv6 (wg-quick fails there too, at its <c>ip -6 route add</c>). A path below 1360
+    /// bytes to the endpoints (a 1280-byte IPv6 link) gives such an MTU.
     /// </summary>
     private void RefuseBelowIPv6Minimum(TunnelConfig config, int mtu)
     {
