@@ -102,6 +102,34 @@ public sealed class LogFormatTests
     }
 
     /// <summary>
+    /// Under json a failed start is said once: by the JSON console (stdout) when its level lets the
+    /// event through, else on stderr. Under <c>--log-level silent</c> the console has nothing, and a
+    /// stderr that also left it out (because the log "already has it") would say no word at all.
+    /// </summary>
+    [Theory]
+    [InlineData("error", false)]
+    [InlineData("silent", true)]
+    public async Task A_failed_start_under_json_is_said_once_whatever_the_level(string level, bool onStandardError)
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string path = Path.Combine(Path.GetTempPath(), $"{UniqueName()}.conf");
+        await File.WriteAllTextAsync(path, "[Interface]\nPrivateKey = " + TestKeys.New().ToBase64() + "\nPreUp = false\n");
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        try
+        {
+            var result = await ns.ExecAsync(Executable, ["up", "--log-format", "json", "--log-level", level, "--log-file", "/dev/null", path], timeout: TimeSpan.FromSeconds(30));
+            Assert.Equal(78, result.ExitCode);
+            var said = Assert.Single(JsonLines(result.Stdout + result.Stderr), l => l.GetProperty("message").GetString()!.Contains($"{path}:3: PreUp failed", StringComparison.Ordinal));
+            Assert.Equal("Error", said.GetProperty("severity").GetString());
+            Assert.Equal("", onStandardError ? result.Stdout : result.Stderr);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    /// <summary>
     /// <c>up --check</c> (the unit's ExecReload) says the file's warnings on stderr: a warning, as
     /// a start logs them, not an Error (the journal's "&lt;3&gt;", which <c>journalctl -p err</c> shows
     /// as the reload's failure, although it succeeded).
