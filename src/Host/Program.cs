@@ -15,7 +15,7 @@ public static class Program
         // a JSON object too, also the command line's own errors, hence before the parse.
         if (LogFormats.StandardErrorIsJson(args, Environment.GetEnvironmentVariable(LogFormats.Variable)) && !DetachedChild.IsDetachedChild)
         {
-            JsonErrorWriter.Install();
+            JsonErrorWriter.Install(journal: JournalStream.IsConnected(2));
         }
         else if (JournalStream.IsConnected(2))
         {

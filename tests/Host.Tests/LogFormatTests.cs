@@ -207,6 +207,51 @@ public sealed class LogFormatTests
         }
     }
 
+    /// <summary>
+    /// Under a unit (stdout and stderr the journal, named by JOURNAL_STREAM) with --log-format json:
+    /// each line keeps its syslog priority prefix, which journald takes off, so a failed start is
+    /// still an error for <c>journalctl -p err</c> and <c>systemctl status</c> (the diff review:
+    /// it was one JSON line at priority info). Both streams into one file, as systemd gives them.
+    /// </summary>
+    [Fact]
+    public async Task Under_the_journal_json_lines_keep_their_priority()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string path = Path.Combine(Path.GetTempPath(), $"{UniqueName()}.conf");
+        string journal = Path.Combine(Path.GetTempPath(), $"fzt-journal-{Guid.NewGuid():N}");
+        await File.WriteAllTextAsync(path, "[Interface]\nPrivateKey = " + TestKeys.New().ToBase64() + "\nPreUp = false\n");
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        await File.WriteAllTextAsync(journal, "");
+        try
+        {
+            var stat = await ProcessRunner.RunAsync("stat", ["-c", "%d:%i", journal], timeout: TimeSpan.FromSeconds(10));
+            var run = await ns.ExecAsync("sh", ["-c", "out=$1; shift; exec \"$@\" >>\"$out\" 2>&1", "sh", journal, Executable, "up", "--log-format", "json", "--log-file", "/dev/null", path],
+                environment: new Dictionary<string, string> { [JournalStream.Variable] = stat.Stdout.Trim() }, timeout: TimeSpan.FromSeconds(30));
+            Assert.Equal(78, run.ExitCode);
+            string[] lines = (await File.ReadAllTextAsync(journal)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.NotEmpty(lines);
+            Assert.All(lines, line => Assert.Matches(@"^<[0-7]>\{", line));
+            var failure = Assert.Single(lines, l => l.Contains($"{path}:3: PreUp failed", StringComparison.Ordinal));
+            Assert.StartsWith("<3>", failure);
+            Assert.Equal("Error", JsonDocument.Parse(failure[3..]).RootElement.GetProperty("severity").GetString());
+            Assert.Contains(lines, l => l.StartsWith("<6>", StringComparison.Ordinal));
+
+            // A usage error, said before any logger, on stderr alone.
+            await File.WriteAllTextAsync(journal, "");
+            run = await ns.ExecAsync("sh", ["-c", "out=$1; shift; exec \"$@\" >>\"$out\" 2>&1", "sh", journal, Executable, "--log-format", "json", "--bogus"],
+                environment: new Dictionary<string, string> { [JournalStream.Variable] = stat.Stdout.Trim() }, timeout: TimeSpan.FromSeconds(30));
+            Assert.Equal(2, run.ExitCode);
+            string usage = Assert.Single((await File.ReadAllTextAsync(journal)).Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            Assert.StartsWith("<3>{", usage);
+            Assert.Equal("unknown option '--bogus' (see --help)", JsonDocument.Parse(usage[3..]).RootElement.GetProperty("message").GetString());
+        }
+        finally
+        {
+            File.Delete(path);
+            File.Delete(journal);
+        }
+    }
+
     private sealed class FixedClock(DateTimeOffset now) : TimeProvider
     {
         public override DateTimeOffset GetUtcNow() => now;

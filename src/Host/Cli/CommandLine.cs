@@ -470,6 +470,7 @@ public static class CommandLine
             MinimumLevel = parsed,
             HumanConsole = format == LogFormat.Text || (format == LogFormat.Auto && !Console.IsOutputRedirected),
             JournalConsole = format == LogFormat.Auto && JournalStream.IsConnected(1),
+            JsonConsoleForJournal = format == LogFormat.Json && JournalStream.IsConnected(1),
             ConsoleIsStandardError = StandardErrorProblem.OutputIsStandardError(),
         };
         return true;

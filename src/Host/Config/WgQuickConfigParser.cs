@@ -755,7 +755,7 @@ public sealed class WgQuickConfigParser
             if (_mtu < MinIPv6Mtu && _table.Mode != RouteTableMode.Off
                 && owners.Where(static o => !o.Key.IsIPv4).OrderBy(static o => o.Value.Line).FirstOrDefault() is { Key: { } ipv6Prefix, Value.Line: var ipv6Line })
             {
-                throw Error(_mtuLine, $"MTU {_mtu} is below {MinIPv6Mtu}, the IPv6 minimum (RFC 8200 section 5), and AllowedIPs {ipv6Prefix} on line {ipv6Line} is IPv6: the kernel disables IPv6 on such a link and refuses a route to it (set Table = off to add no routes)");
+                throw Error(_mtuLine, $"MTU {_mtu} is below {MinIPv6Mtu}, the IPv6 minimum (RFC 8200 section 5), and AllowedIPs {ipv6Prefix} on line {ipv6Line} is IPv6: the kernel disables IPv6 on such a link and refuses a route to it: set MTU = 1280 or more (the outer datagrams are then fragmented on a smaller path) or leave IPv6 out of AllowedIPs (Table = off adds no routes, but IPv6 through the tunnel still does not work)");
             }
             var peers = new List<PeerConfig>(merged.Count);
             foreach (var peer in merged)

@@ -251,7 +251,9 @@ public static class TunnelDaemon
     /// <summary>
     /// <paramref name="line"/> on stderr, unless stderr is JSON (--log-format json) and the
     /// console, JSON lines on stdout, has the event <paramref name="logged"/> just logged: where a
-    /// container's runtime merges the streams it would be there twice.
+    /// container's runtime merges the streams it would be there twice. (JSON stderr is never
+    /// installed in a detached child, whose console is off: Program.Main; there the line goes to the
+    /// parent through the readiness pipe, not here.) Under the journal both carry the priority.
     /// </summary>
     private static void SayOnStandardError(string line, ILogger? logged, LogEventLevel level)
     {

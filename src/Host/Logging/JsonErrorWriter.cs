@@ -13,17 +13,19 @@ namespace Firezone.Actors.Host.Logging;
 /// warning prefix; the leading "firezone-tunnel: " is left out, as the log's messages have none.
 /// Written by hand: Serilog's console sink formats events, not another writer's text.
 /// </summary>
-public sealed class JsonErrorWriter(TextWriter inner, TimeProvider clock) : TextWriter
+/// <param name="journal">stderr is the systemd journal: each object gets its syslog priority
+/// prefix, which journald takes off and records (<c>journalctl -p err</c> still shows a failed start).</param>
+public sealed class JsonErrorWriter(TextWriter inner, TimeProvider clock, bool journal = false) : TextWriter
 {
     private const string ProgramPrefix = "firezone-tunnel: ";
 
     /// <summary>True once <see cref="Install"/> put it on stderr.</summary>
     public static bool Installed { get; private set; }
 
-    /// <summary>Wraps stderr.</summary>
-    public static void Install()
+    /// <summary>Wraps stderr; <paramref name="journal"/> when it is the journal.</summary>
+    public static void Install(bool journal)
     {
-        Console.SetError(TextWriter.Synchronized(new JsonErrorWriter(Console.Error, TimeProvider.System)));
+        Console.SetError(TextWriter.Synchronized(new JsonErrorWriter(Console.Error, TimeProvider.System, journal)));
         Installed = true;
     }
 
@@ -76,10 +78,12 @@ public sealed class JsonErrorWriter(TextWriter inner, TimeProvider clock) : Text
         string text = _line.ToString().TrimEnd('\r');
         _line.Clear();
         string severity = "Error";
+        string priority = "<3>";
         // sd-daemon's "<N>" (NoticeLine's "<4>"): N a syslog priority 0 to 7.
         if (text.Length >= 3 && text[0] == '<' && text[1] is >= '0' and <= '7' && text[2] == '>')
         {
-            severity = text[1] switch { <= '3' => "Error", '4' => "Warning", _ => "Information" };
+            severity = text[1] switch { <= '3' => "Error", '4' => "Warning", '7' => "Debug", _ => "Information" };
+            priority = text[..3];
             text = text[3..];
         }
         if (text.StartsWith(ProgramPrefix, StringComparison.Ordinal))
@@ -95,7 +99,7 @@ public sealed class JsonErrorWriter(TextWriter inner, TimeProvider clock) : Text
             json.WriteString("message", text);
             json.WriteEndObject();
         }
-        inner.Write(Encoding.UTF8.GetString(buffer.WrittenSpan) + "\n");
+        inner.Write((journal ? priority : "") + Encoding.UTF8.GetString(buffer.WrittenSpan) + "\n");
         inner.Flush();
     }
 

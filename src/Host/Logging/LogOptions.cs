@@ -34,6 +34,9 @@ public sealed record LogOptions
     /// <summary>Console lines for the journal, with syslog priority prefixes (when stdout is the journal, under systemd).</summary>
     public bool JournalConsole { get; init; }
 
+    /// <summary>JSON console lines with syslog priority prefixes (<c>--log-format json</c> with stdout the journal).</summary>
+    public bool JsonConsoleForJournal { get; init; }
+
     /// <summary>The default file for an interface: /var/log/firezone-tunnel/INTERFACE.log.</summary>
     public static string DefaultFileFor(string interfaceName) => Path.Combine(DefaultDirectory, interfaceName + ".log");
 

@@ -53,7 +53,7 @@ public static class SerilogSetup
             }
             else
             {
-                configuration = configuration.WriteTo.Console(JsonLogFormat.Create());
+                configuration = configuration.WriteTo.Console(options.JsonConsoleForJournal ? JsonLogFormat.CreateForJournal() : JsonLogFormat.Create());
             }
         }
         if (options.FilePath is { } path)
