@@ -78,6 +78,13 @@ public sealed class LogFormatTests
         Assert.Equal(2, result.ExitCode);
         Assert.Equal("firezone-tunnel: --log-format (or FIREZONE_LOG_FORMAT) 'yaml' is not auto, json or text (see --help)\n", result.Stderr);
         Assert.False(File.Exists(UapiSocketPath.For(name)));
+
+        // The variable left empty in a container's spec is the default, as LOG_LEVEL's.
+        // (The empty --log-file after it is the next thing refused, so the run ends there.)
+        var empty = await ns.ExecAsync(Executable, ["-f", "--log-file", "", name],
+            environment: new Dictionary<string, string> { ["WG_PROCESS_FOREGROUND"] = "", [LogFormats.Variable] = "" }, timeout: TimeSpan.FromSeconds(30));
+        Assert.Equal(2, empty.ExitCode);
+        Assert.Equal("firezone-tunnel: --log-file is empty: give the log file's path (see --help)\n", empty.Stderr);
     }
 
     [Fact]

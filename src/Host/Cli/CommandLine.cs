@@ -57,7 +57,8 @@ public static class CommandLine
         var logFormat = new Option<string?>(LogFormats.Option)
         {
             Description = $"auto (the default: human lines at a terminal, lines with a syslog priority for the journal, else JSON lines), json (JSON lines on stdout and stderr alike, for a container whose log merges them) or text (human lines on stdout wherever it goes); also {LogFormats.Variable}",
-            DefaultValueFactory = _ => Environment.GetEnvironmentVariable(LogFormats.Variable),
+            // Empty (a spec's `FIREZONE_LOG_FORMAT=` left blank) is the default, as LOG_LEVEL's.
+            DefaultValueFactory = _ => Environment.GetEnvironmentVariable(LogFormats.Variable) is { Length: > 0 } format ? format : null,
         };
         var replyPoll = new Option<string?>("--reply-poll-us")
         {
