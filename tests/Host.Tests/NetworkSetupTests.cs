@@ -406,7 +406,8 @@ public sealed class NetworkSetupTests
         using var state = new TemporaryDirectory();
         var runner = new RecordingRunner { DefaultRoute = $"default via 192.0.2.1 dev eth0 mtu {pathMtu}\n" };
         var config = new WgQuickConfigParser().Parse("v6.conf", $"[Interface]\nPrivateKey = {TestKeys.New().ToBase64()}\nAddress = 10.81.0.1/24\nTable = {table}\n[Peer]\nPublicKey = {TestKeys.New().ToBase64()}\nAllowedIPs = 10.88.0.0/16\nAllowedIPs = fd88::/64\n");
-        var setup = new InterfaceNetworkSetup("fzt0", runner, NullLogger.Instance, new InMemoryTunnelControl(), state.Path);
+        var logger = new ListLogger();
+        var setup = new InterfaceNetworkSetup("fzt0", runner, logger, new InMemoryTunnelControl(), state.Path);
         if (refused)
         {
             var e = await Assert.ThrowsAsync<StartupException>(() => setup.ApplyAsync(config, CancellationToken.None));
@@ -418,6 +419,16 @@ public sealed class NetworkSetupTests
         {
             await setup.ApplyAsync(config, CancellationToken.None);
             Assert.Contains($"ip link set dev fzt0 mtu {mtu}", runner.Commands);
+            // Table = off: started, but IPv6 through the tunnel cannot work, and the log says so.
+            var warnings = logger.At(LogLevel.Warning).Where(w => w.Contains("IPv6 minimum", StringComparison.Ordinal)).ToList();
+            if (mtu < 1280)
+            {
+                Assert.StartsWith($"v6.conf:8: AllowedIPs fd88::/64 is IPv6, and the MTU wg-quick's rule gives fzt0 here, {mtu}, is below 1280", Assert.Single(warnings));
+            }
+            else
+            {
+                Assert.Empty(warnings);
+            }
         }
         await setup.TearDownAsync(CancellationToken.None);
     }

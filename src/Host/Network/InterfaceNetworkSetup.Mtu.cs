@@ -60,13 +60,20 @@ public sealed partial class InterfaceNetworkSetup
                     + $"Address {addresses[i]}";
             }
         }
-        if (what is null && config.Interface.Table.Mode != RouteTableMode.Off)
+        if (what is null && config.Peers.SelectMany(static p => p.AllowedIps).FirstOrDefault(static p => !p.IsIPv4) is { } prefix)
         {
-            var prefix = config.Peers.SelectMany(static p => p.AllowedIps).FirstOrDefault(static p => !p.IsIPv4);
-            if (prefix is not null)
+            string allowed = (config.AllowedIpLines.TryGetValue(prefix, out int line) ? $"{config.SourcePath}:{line}: " : $"{config.SourcePath}: ")
+                + $"AllowedIPs {prefix}";
+            if (config.Interface.Table.Mode != RouteTableMode.Off)
             {
-                what = (config.AllowedIpLines.TryGetValue(prefix, out int line) ? $"{config.SourcePath}:{line}: " : $"{config.SourcePath}: ")
-                    + $"AllowedIPs {prefix}";
+                what = allowed;
+            }
+            else
+            {
+                // No route is added, so the start goes on (as wg-quick's), but IPv6 through the
+                // tunnel cannot work, whatever routes the operator adds: say it once.
+                logger.LogWarning("{AllowedIPs} is IPv6, and the MTU wg-quick's rule gives {Interface} here, {Mtu}, is below 1280, the IPv6 minimum: the kernel disables IPv6 on the link, so no IPv6 goes through the tunnel (set MTU = 1280 in [Interface] for it)",
+                    allowed, interfaceName, mtu);
             }
         }
         if (what is not null)
