@@ -239,6 +239,47 @@ public sealed class LogFileTests
         }
     }
 
+    /// <summary>
+    /// A rotation by rename (logrotate without copytruncate, its default `create`; `mv` and a new
+    /// file by hand) or a removed log: the daemon went on writing to the renamed file (after a
+    /// compressing rotation, to a deleted one, whose space is never freed) and left the path empty
+    /// or missing for the rest of its life (soak review, 2026-11-29). The next line after the
+    /// recheck interval goes to the file at the path again, created 0640 as at start if missing.
+    /// </summary>
+    [Fact]
+    public void After_a_rotation_by_rename_or_a_removal_the_next_lines_go_to_the_path_again()
+    {
+        string path = TempLog();
+        try
+        {
+            using (var file = AppendOnlyFileSink.Open(path, JsonLogFormat.Create()))
+            using (var logger = new Serilog.LoggerConfiguration().WriteTo.Sink(file).CreateLogger())
+            {
+                file.RecheckInterval = TimeSpan.Zero;
+                logger.Information("before");
+                File.Move(path, path + ".1");
+                File.WriteAllText(path, "");
+                logger.Information("after the rename");
+                Assert.Equal(["before"], Messages(path + ".1"));
+                Assert.Equal(["after the rename"], Messages(path));
+
+                File.Delete(path);
+                logger.Information("after the removal");
+                Assert.Equal(["after the removal"], Messages(path));
+                int umask = Convert.ToInt32(File.ReadAllLines("/proc/self/status").First(l => l.StartsWith("Umask:", StringComparison.Ordinal))[6..].Trim(), 8);
+                Assert.Equal((UnixFileMode)(0b110_100_000 & ~umask), File.GetUnixFileMode(path));
+                // The renamed file's descriptor is closed, not kept: no deleted file held open.
+                Assert.DoesNotContain(OpenFiles(), target => target.StartsWith(path, StringComparison.Ordinal) && target != path);
+            }
+            Assert.Equal(["before"], Messages(path + ".1"));
+        }
+        finally
+        {
+            File.Delete(path);
+            File.Delete(path + ".1");
+        }
+    }
+
     [Fact]
     public void A_log_file_that_cannot_be_opened_is_one_line_naming_it()
     {

@@ -31,7 +31,7 @@ internal sealed unsafe class AppendOnlyFileSink : ILogEventSink, IDisposable
     /// </summary>
     private const int CreateMode = 0x1a0;
 
-    private readonly SafeFileDescriptorHandle _file;
+    private SafeFileDescriptorHandle _file;
     private readonly ITextFormatter _formatter;
     private readonly StringWriter _text = new(CultureInfo.InvariantCulture);
     private readonly Lock _gate = new();
@@ -51,6 +51,9 @@ internal sealed unsafe class AppendOnlyFileSink : ILogEventSink, IDisposable
 
     public string Path { get; }
 
+    /// <summary>How often a line first checks that the path still names the open file (see Emit).</summary>
+    internal TimeSpan RecheckInterval { get; set; } = TimeSpan.FromSeconds(1);
+
     /// <summary>Whether this open created the file (O_CREAT|O_EXCL succeeded), rather than found it.</summary>
     public bool Created { get; }
 
@@ -64,9 +67,17 @@ internal sealed unsafe class AppendOnlyFileSink : ILogEventSink, IDisposable
     /// <exception cref="IOException">One line naming the file and the reason (EACCES, ENOENT, a symbolic link, ...).</exception>
     public static AppendOnlyFileSink Open(string path, ITextFormatter formatter, TextWriter? problems = null)
     {
+        var file = OpenDescriptor(path, out bool created, out bool regular);
+        return new AppendOnlyFileSink(path, file, created, formatter, problems) { _regular = regular };
+    }
+
+    /// <summary>The open of <see cref="Open"/>, also for a reopen after a rotation by rename.</summary>
+    private static SafeFileDescriptorHandle OpenDescriptor(string path, out bool created, out bool regular)
+    {
         byte[] name = Encoding.UTF8.GetBytes(path + "\0");
         int fd;
-        bool created = false;
+        created = false;
+        regular = false;
         fixed (byte* p = name)
         {
             int flags = LibC.O_WRONLY | LibC.O_APPEND | LibC.O_CLOEXEC | LibC.O_NOFOLLOW | LibC.O_NONBLOCK;
@@ -124,13 +135,14 @@ internal sealed unsafe class AppendOnlyFileSink : ILogEventSink, IDisposable
             {
                 throw new IOException($"{path}: cannot open the log file: {Marshal.GetPInvokeErrorMessage(LibC.errno)}");
             }
+            regular = type == (int)LibC.S_IFREG;
         }
         catch
         {
             file.Dispose();
             throw;
         }
-        return new AppendOnlyFileSink(path, file, created, formatter, problems);
+        return file;
     }
 
     private static int OpenRetrying(byte* path, int flags, mode_t mode)
@@ -208,6 +220,7 @@ internal sealed unsafe class AppendOnlyFileSink : ILogEventSink, IDisposable
             {
                 return;
             }
+            FollowRotation();
             if (_lostLines > 0)
             {
                 // The gap first, so the file says where its lines are missing.
@@ -228,6 +241,77 @@ internal sealed unsafe class AppendOnlyFileSink : ILogEventSink, IDisposable
                 _lostReason = Marshal.GetPInvokeErrorMessage(errno);
                 _lostLines = 1;
                 SayProblem($"cannot write the log: {_lostReason}; its lines are lost until a write succeeds");
+            }
+        }
+    }
+
+    /// <summary>Whether the open file is a regular file (a rotation can rename it), not /dev/null.</summary>
+    private bool _regular;
+
+    /// <summary>When (<see cref="Environment.TickCount64"/>) the path is next compared with the open file.</summary>
+    private long _nextRecheck;
+
+    /// <summary>A reopen failed and was said on stderr: not again until one succeeds.</summary>
+    private bool _reopenFailed;
+
+    /// <summary>
+    /// A rotation by rename (logrotate's default `create`, `mv` and a new file) or a removal of the
+    /// log: the path no longer names the open file, so this opens (creates) the file at the path
+    /// and closes the old one, at most once per <see cref="RecheckInterval"/> (an lstat and an
+    /// fstat before a line). Without it the daemon wrote on to the renamed file for its life (after
+    /// a compressing rotation to a deleted one, whose space stayed taken) and the path stayed
+    /// empty. copytruncate keeps the file (same inode): nothing to do. A path that cannot be opened
+    /// now (a symbolic link put there, a removed directory) is said once on stderr and the lines go
+    /// on to the open file.
+    /// </summary>
+    private void FollowRotation()
+    {
+        if (!_regular)
+        {
+            return;
+        }
+        long now = Environment.TickCount64;
+        if (now < _nextRecheck)
+        {
+            return;
+        }
+        _nextRecheck = now + (long)RecheckInterval.TotalMilliseconds;
+        byte[] name = Encoding.UTF8.GetBytes(Path + "\0");
+        stat open, named;
+        fixed (byte* p = name)
+        {
+            if (LibC.fstat(_file.Fd, &open) != 0)
+            {
+                return;
+            }
+            if (LibC.lstat(p, &named) == 0)
+            {
+                if (open.st_dev == named.st_dev && open.st_ino == named.st_ino)
+                {
+                    return;
+                }
+            }
+            else if (LibC.errno != LibC.ENOENT)
+            {
+                return;
+            }
+        }
+        try
+        {
+            var fresh = OpenDescriptor(Path, out _, out bool regular);
+            var old = _file;
+            _file = fresh;
+            _regular = regular;
+            _reopenFailed = false;
+            old.Dispose();
+        }
+        catch (IOException e)
+        {
+            if (!_reopenFailed)
+            {
+                _reopenFailed = true;
+                (_problems ?? Console.Error).WriteLine(JournalErrorWriter.NoticeLine(
+                    $"firezone-tunnel: {e.Message} (the log file was renamed or removed); the log goes on in the file it had open"));
             }
         }
     }
