@@ -1,4 +1,4 @@
-using System.Runtime.InteropServices;
+using Firezone.Actors.Native.Interop;
 
 namespace Firezone.Actors.Native;
 
@@ -11,13 +11,10 @@ namespace Firezone.Actors.Native;
 /// spells, with the managed heap flat; with 2 arenas (MALLOC_ARENA_MAX=2) it stayed flat. The
 /// packet path does not call malloc (pooled buffers, managed code, batched system calls), so two
 /// arenas cost it no lock contention. An operator's own MALLOC_ARENA_MAX wins (glibc reads it at
-/// start; this call would override it). Tmds.LibC has no mallopt: one import by hand.
+/// start; this call would override it).
 /// </summary>
-public static partial class MallocArenas
+public static class MallocArenas
 {
-    /// <summary>glibc's M_ARENA_MAX (malloc.h).</summary>
-    internal const int M_ARENA_MAX = -8;
-
     public const string Variable = "MALLOC_ARENA_MAX";
 
     /// <summary>Caps the arenas at <paramref name="arenas"/> unless <see cref="Variable"/> is set; true if capped.</summary>
@@ -29,7 +26,7 @@ public static partial class MallocArenas
         }
         try
         {
-            return mallopt(M_ARENA_MAX, arenas) == 1;
+            return Malloc.mallopt(Malloc.M_ARENA_MAX, arenas) == 1;
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
@@ -37,7 +34,4 @@ public static partial class MallocArenas
             return false;
         }
     }
-
-    [LibraryImport("libc", EntryPoint = "mallopt")]
-    private static partial int mallopt(int parameter, int value);
 }

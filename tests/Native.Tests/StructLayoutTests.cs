@@ -26,6 +26,7 @@ public sealed unsafe class StructLayoutTests(ITestOutputHelper output)
         #include <linux/netlink.h>
         #include <linux/rtnetlink.h>
         #include <linux/netfilter/nfnetlink.h>
+        #include <malloc.h>
         #define P(name, value) printf("%s %ld\n", name, (long)(value))
         int main(void) {
             P("sizeof(ifreq)", sizeof(struct ifreq));
@@ -127,6 +128,7 @@ public sealed unsafe class StructLayoutTests(ITestOutputHelper output)
             P("NLM_F_REQUEST", NLM_F_REQUEST);
             P("NLM_F_DUMP", NLM_F_DUMP);
             P("NLM_F_DUMP_INTR", NLM_F_DUMP_INTR);
+            P("M_ARENA_MAX", M_ARENA_MAX);
             P("NLMSG_ERROR", NLMSG_ERROR);
             P("NLMSG_DONE", NLMSG_DONE);
             P("RTA_CACHEINFO", RTA_CACHEINFO);
@@ -270,6 +272,7 @@ public sealed unsafe class StructLayoutTests(ITestOutputHelper output)
             ["NLM_F_REQUEST"] = Netlink.NLM_F_REQUEST,
             ["NLM_F_DUMP"] = Netlink.NLM_F_DUMP,
             ["NLM_F_DUMP_INTR"] = Netlink.NLM_F_DUMP_INTR,
+            ["M_ARENA_MAX"] = Malloc.M_ARENA_MAX,
             ["NLMSG_ERROR"] = Netlink.NLMSG_ERROR,
             ["NLMSG_DONE"] = Netlink.NLMSG_DONE,
             ["RTA_CACHEINFO"] = Netlink.RTA_CACHEINFO,
