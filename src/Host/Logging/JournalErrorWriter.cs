@@ -61,7 +61,7 @@ public sealed class JournalErrorWriter(TextWriter inner) : TextWriter
     }
 
     /// <summary>sd-daemon's "&lt;N&gt;" at <paramref name="at"/>, N a syslog priority 0 to 7.</summary>
-    private static bool StartsWithPriority(string value, int at) =>
+    internal static bool StartsWithPriority(string value, int at) =>
         at + 2 < value.Length && value[at] == '<' && value[at + 1] is >= '0' and <= '7' && value[at + 2] == '>';
 
     public override void Flush() => inner.Flush();

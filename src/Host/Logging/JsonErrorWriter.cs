@@ -80,7 +80,7 @@ public sealed class JsonErrorWriter(TextWriter inner, TimeProvider clock, bool j
         string severity = "Error";
         string priority = "<3>";
         // sd-daemon's "<N>" (NoticeLine's "<4>"): N a syslog priority 0 to 7.
-        if (text.Length >= 3 && text[0] == '<' && text[1] is >= '0' and <= '7' && text[2] == '>')
+        if (JournalErrorWriter.StartsWithPriority(text, 0))
         {
             severity = text[1] switch { <= '3' => "Error", '4' => "Warning", '7' => "Debug", _ => "Information" };
             priority = text[..3];
