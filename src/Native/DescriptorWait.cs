@@ -38,6 +38,14 @@ internal static unsafe class DescriptorWait
             wake.Handle.DangerousAddRef(ref wakeAdded);
             kick.Handle.DangerousAddRef(ref kickAdded);
             var outcome = Wait(fd.Fd, LibC.POLLIN, wake.Handle.Fd, kick.Handle.Fd, timeoutMs, out short revents);
+            // A stop that came after poll returned (the reader was not run meanwhile: a rebuild
+            // while its thread was stuck) still wins over the data poll saw: read now, the old
+            // reader would take a batch of datagrams meant for the new tunnel, which shares the
+            // socket (a handshake answer lost, the Rekey-Timeout of 5 s before the next).
+            if (outcome != Outcome.Woken && wake.IsSignalled)
+            {
+                return Outcome.Woken;
+            }
             if (outcome == Outcome.Kicked)
             {
                 kick.Clear();

@@ -23,8 +23,16 @@ internal sealed class WakeEvent : IDisposable
 
     public SafeFileDescriptorHandle Handle { get; }
 
+    // Set before the eventfd is written, reset by Clear: what a wait whose poll returned before the
+    // Signal (a reader preempted between poll and read) checks, without a system call.
+    private volatile bool _signalled;
+
+    /// <summary>Whether <see cref="Signal"/> was called since the last <see cref="Clear"/>.</summary>
+    public bool IsSignalled => _signalled;
+
     public unsafe void Signal()
     {
+        _signalled = true;
         bool added = false;
         try
         {
@@ -49,6 +57,7 @@ internal sealed class WakeEvent : IDisposable
     /// <summary>Resets the counter (for the kick): a wait polls as before until the next Signal.</summary>
     public unsafe void Clear()
     {
+        _signalled = false;
         bool added = false;
         try
         {
