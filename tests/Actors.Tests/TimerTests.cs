@@ -81,4 +81,32 @@ public sealed class TimerTests(ITestOutputHelper output) : ActorTestBase(output)
         Assert.Equal(1, b.Tun.WrittenCount);
         StopAndAssertNoLeaks(a, b);
     }
+
+    [Fact]
+    public void After_a_suspend_longer_than_Reject_After_Time_the_first_packet_starts_a_handshake_at_once()
+    {
+        var a = StartNode("a", 1);
+        var b = StartNode("b", 2);
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+        AwaitWritten(b, 1);
+        PeerStatusOf(a, b);
+        Assert.Equal(1, InitiationsFrom(a));
+        int sentBefore = Network.Log.Count(d => d.From == a.Endpoint);
+
+        // An hour of suspend: the daemon's clock (BootTimeClock, CLOCK_BOOTTIME) moves on, but no
+        // timer fires, because the scheduler sleeps on CLOCK_MONOTONIC, which stood still. Both
+        // sessions are now past Reject-After-Time (180 s); the Gateway's would long be gone.
+        Clock.Advance(TimeSpan.FromHours(1));
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 2));
+
+        // A's first datagram after the resume is an initiation, not data on the old session (on a
+        // clock that stood still, as wireguard-go's, it would send on it and wait Keepalive-Timeout
+        // plus Rekey-Timeout, 15 s, before it initiated); the packet waits for the new session.
+        AwaitCondition(() => InitiationsFrom(a) == 2, Wait);
+        Assert.Equal(MessageType.Initiation, Network.Log.Where(d => d.From == a.Endpoint).Skip(sentBefore).First().Type);
+        AwaitWritten(b, 2);
+        StopAndAssertNoLeaks(a, b);
+    }
 }

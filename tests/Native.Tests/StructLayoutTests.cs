@@ -27,6 +27,7 @@ public sealed unsafe class StructLayoutTests(ITestOutputHelper output)
         #include <linux/rtnetlink.h>
         #include <linux/netfilter/nfnetlink.h>
         #include <malloc.h>
+        #include <time.h>
         #define P(name, value) printf("%s %ld\n", name, (long)(value))
         int main(void) {
             P("sizeof(ifreq)", sizeof(struct ifreq));
@@ -129,6 +130,9 @@ public sealed unsafe class StructLayoutTests(ITestOutputHelper output)
             P("NLM_F_DUMP", NLM_F_DUMP);
             P("NLM_F_DUMP_INTR", NLM_F_DUMP_INTR);
             P("M_ARENA_MAX", M_ARENA_MAX);
+            P("CLOCK_BOOTTIME", CLOCK_BOOTTIME);
+            P("sizeof(timespec)", sizeof(struct timespec));
+            P("timespec.tv_nsec", offsetof(struct timespec, tv_nsec));
             P("NLMSG_ERROR", NLMSG_ERROR);
             P("NLMSG_DONE", NLMSG_DONE);
             P("RTA_CACHEINFO", RTA_CACHEINFO);
@@ -273,6 +277,9 @@ public sealed unsafe class StructLayoutTests(ITestOutputHelper output)
             ["NLM_F_DUMP"] = Netlink.NLM_F_DUMP,
             ["NLM_F_DUMP_INTR"] = Netlink.NLM_F_DUMP_INTR,
             ["M_ARENA_MAX"] = Malloc.M_ARENA_MAX,
+            ["CLOCK_BOOTTIME"] = Clocks.CLOCK_BOOTTIME,
+            ["sizeof(timespec)"] = sizeof(Clocks.timespec),
+            ["timespec.tv_nsec"] = Offset<Clocks.timespec>(p => &p->tv_nsec),
             ["NLMSG_ERROR"] = Netlink.NLMSG_ERROR,
             ["NLMSG_DONE"] = Netlink.NLMSG_DONE,
             ["RTA_CACHEINFO"] = Netlink.RTA_CACHEINFO,

@@ -60,7 +60,7 @@ public sealed partial class ActorTunnelControl(
     private LinkChangeSignal? _linkChanges;
     private readonly CancellationTokenSource _stopping = new();
     private Task _mtuWatch = Task.CompletedTask;
-    private readonly StopwatchClock _clock = new();
+    private readonly BootTimeClock _clock = new();
     // The desired peers in the order they were added (wg show lists them so), and who holds each
     // prefix so that moving one to another peer is a lookup, not a scan of every peer. The holder
     // is its current config (an 8-byte reference, not a 32-byte key: one entry per peer's prefix
