@@ -49,6 +49,16 @@ public abstract class ActorTestBase : Akka.TestKit.Xunit2.TestKit
     protected TunnelNode StartNode(string name, int index, PeerSupervisorOptions? options = null, TimeSpan replyPollMax = default) =>
         TunnelNode.Start(Sys, Network, Clock, name, index, TestActor, options, replyPollMax);
 
+    /// <summary>A and B, each the other's peer; A knows B's endpoint and initiates (with a persistent keepalive of <paramref name="keepalive"/> seconds).</summary>
+    protected (TunnelNode A, TunnelNode B) StartPair(ushort keepalive = 0)
+    {
+        var a = StartNode("a", 1);
+        var b = StartNode("b", 2);
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b, keepalive: keepalive)));
+        return (a, b);
+    }
+
     /// <summary>A in the middle, B and C its peers (A knows their endpoints and initiates).</summary>
     protected (TunnelNode A, TunnelNode B, TunnelNode C) StartStar(PeerSupervisorOptions? options = null)
     {

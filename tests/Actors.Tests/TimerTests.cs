@@ -50,10 +50,7 @@ public sealed class TimerTests(ITestOutputHelper output) : ActorTestBase(output)
     [Fact]
     public void Persistent_keepalive_is_sent_when_its_interval_passes()
     {
-        var a = StartNode("a", 1);
-        var b = StartNode("b", 2);
-        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
-        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b, keepalive: 25)));
+        var (a, b) = StartPair(keepalive: 25);
         a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
         AwaitWritten(b, 1);
         // The reader threads stepped both peers and asked their actors to re-arm the engine timers;
@@ -85,10 +82,7 @@ public sealed class TimerTests(ITestOutputHelper output) : ActorTestBase(output)
     [Fact]
     public void After_a_suspend_longer_than_Reject_After_Time_the_first_packet_starts_a_handshake_at_once()
     {
-        var a = StartNode("a", 1);
-        var b = StartNode("b", 2);
-        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
-        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        var (a, b) = StartPair();
         a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
         AwaitWritten(b, 1);
         PeerStatusOf(a, b);
