@@ -23,6 +23,7 @@ public sealed class UapiServer : IAsyncDisposable
     private readonly Func<CancellationToken, Task<string>>? _save;
     private readonly SemaphoreSlim _operationLock = new(1, 1);
     private readonly CancellationTokenSource _stopping = new();
+    private readonly TransientMemory _transientMemory;
     private readonly Task _acceptLoop;
     private readonly Task _removalWatch;
     private readonly Func<string, FileSystemWatcher> _watch;
@@ -31,9 +32,10 @@ public sealed class UapiServer : IAsyncDisposable
     private int _disposed;
 
     private UapiServer(string socketPath, Socket listener, ITunnelControl control, ILogger logger, Func<string, FileSystemWatcher> watch, Func<NewPeerEcnMode> newPeerEcnModes,
-        Func<CancellationToken, Task<string>>? save)
+        Func<CancellationToken, Task<string>>? save, Action<MemoryReturn>? returnMemory)
     {
         _save = save;
+        _transientMemory = new TransientMemory(returnMemory ?? TransientMemory.Collect, _stopping.Token);
         SocketPath = socketPath;
         _listener = listener;
         _control = control;
@@ -70,10 +72,11 @@ public sealed class UapiServer : IAsyncDisposable
 
     /// <summary>
     /// As above, with the inotify watch of the socket file made by <paramref name="watch"/> (tests
-    /// supply one that fails, to see the fallback to polling).
+    /// supply one that fails, to see the fallback to polling) and the collections after large
+    /// requests made by <paramref name="returnMemory"/> (tests record them; null: <see cref="TransientMemory.Collect"/>).
     /// </summary>
     internal static UapiServer Start(string socketPath, ITunnelControl control, ILogger logger, Func<string, FileSystemWatcher> watch, Func<NewPeerEcnMode>? newPeerEcnModes = null,
-        Func<CancellationToken, Task<string>>? save = null)
+        Func<CancellationToken, Task<string>>? save = null, Action<MemoryReturn>? returnMemory = null)
     {
         string directory = Path.GetDirectoryName(socketPath)!;
         try
@@ -111,7 +114,7 @@ public sealed class UapiServer : IAsyncDisposable
         }
         File.Delete(bound);
         logger.LogInformation("UAPI listening on {SocketPath}", socketPath);
-        return new UapiServer(socketPath, listener, control, logger, watch, newPeerEcnModes ?? UapiSetApplier.Normal, save);
+        return new UapiServer(socketPath, listener, control, logger, watch, newPeerEcnModes ?? UapiSetApplier.Normal, save, returnMemory);
     }
 
     /// <summary>
@@ -222,7 +225,7 @@ public sealed class UapiServer : IAsyncDisposable
     }
 
     /// <summary>A watch of the name changes of <paramref name="socketPath"/> in its directory (inotify), not yet raising events.</summary>
-    private static FileSystemWatcher WatchDirectory(string socketPath)
+    internal static FileSystemWatcher WatchDirectory(string socketPath)
         => new(Path.GetDirectoryName(socketPath)!, Path.GetFileName(socketPath)) { NotifyFilter = NotifyFilters.FileName };
 
     private async Task WatchRemovalAsync()
@@ -313,7 +316,7 @@ public sealed class UapiServer : IAsyncDisposable
                         (reply, lines, close) = await SetAsync(reader, token).ConfigureAwait(false);
                         if (lines >= LargeSetLines)
                         {
-                            ScheduleCompaction();
+                            _transientMemory.Request(MemoryReturn.Compacting);
                         }
                         break;
                     case "get=1":
@@ -350,8 +353,9 @@ public sealed class UapiServer : IAsyncDisposable
                         if (status.Peers.Count >= LargeGetPeers)
                         {
                             // The status snapshot of thousands of peers (some 600 bytes each) outlives
-                            // the collections its formatting makes: hand it back as after a large set.
-                            ScheduleCompaction();
+                            // the collections its formatting makes: hand it back without stopping the
+                            // packet path (monitoring polls gets).
+                            _transientMemory.Request(MemoryReturn.Background);
                         }
                         continue;
                     default:
@@ -389,43 +393,13 @@ public sealed class UapiServer : IAsyncDisposable
 
     /// <summary>
     /// A set this large (wg addconf of thousands of peers) leaves tens of megabytes of request text,
-    /// drafts and messages behind; <see cref="ReturnTransientMemory"/> hands them back to the system.
+    /// drafts and messages behind; <see cref="TransientMemory"/> hands them back to the system.
     /// </summary>
     private const int LargeSetLines = 4096;
 
     /// <summary>A get of this many peers leaves a status snapshot of some megabytes behind.</summary>
     private const int LargeGetPeers = 1000;
 
-    /// <summary>
-    /// One compacting, decommitting collection after a large configuration change, so the daemon's
-    /// resident memory is what its peers need, not the peak of parsing them (the GC would otherwise
-    /// keep the freed regions committed). Rare and off the packet path: only big set requests.
-    /// </summary>
-    private static void ReturnTransientMemory() =>
-        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-
-    /// <summary>
-    /// The peers' actors start after the set is answered (each builds its engine peer in PreStart),
-    /// so the collection waits for them: compacting earlier leaves their objects interleaved with
-    /// fresh garbage in partly used regions. Later large sets within the delay share one collection.
-    /// </summary>
-    private void ScheduleCompaction()
-    {
-        if (Interlocked.Exchange(ref _compactionScheduled, 1) == 1)
-        {
-            return;
-        }
-        _ = Task.Delay(CompactionDelay, _stopping.Token).ContinueWith(
-            static (_, state) =>
-            {
-                Volatile.Write(ref ((UapiServer)state!)._compactionScheduled, 0);
-                ReturnTransientMemory();
-            },
-            this, CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
-    }
-
-    private static readonly TimeSpan CompactionDelay = TimeSpan.FromMilliseconds(500);
-    private int _compactionScheduled;
 
     /// <summary>
     /// A <c>set=1</c>: parsed line by line as it arrives and applied whole after the blank line, so a
