@@ -12,6 +12,15 @@ public interface ITunnelControl
 {
     Task<DeviceStatus> GetStatusAsync(CancellationToken cancellationToken);
 
+    /// <summary>
+    /// The configuration a set starts from. The actor implementation reads what it keeps itself,
+    /// without asking the tunnel for every peer's live state: a one-peer `wg set` on a daemon with
+    /// 10,000 peers cost 46 ms of CPU reading their status (wireguard-go: well under 1 ms). This
+    /// default, for models without that split, reads the status.
+    /// </summary>
+    async Task<DeviceConfiguration> GetConfigurationAsync(CancellationToken cancellationToken) =>
+        DeviceConfiguration.Of(await GetStatusAsync(cancellationToken).ConfigureAwait(false));
+
     /// <summary>Sets the static private key; null removes it (the UAPI's all-zero key).</summary>
     Task SetPrivateKeyAsync(WireGuardKey? privateKey, CancellationToken cancellationToken);
 

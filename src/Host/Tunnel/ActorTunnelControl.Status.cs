@@ -50,6 +50,29 @@ public sealed partial class ActorTunnelControl
     }
 
     /// <summary>
+    /// What is configured, without a round trip through the tunnel: the peers as the last request
+    /// left them (a set's changes are applied, or refused, before it answers).
+    /// </summary>
+    public async Task<Control.DeviceConfiguration> GetConfigurationAsync(CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return new Control.DeviceConfiguration
+            {
+                PrivateKey = _privateKey,
+                PublicKey = _publicKey,
+                Fwmark = _fwmark,
+                Peers = [.. _peers.Values],
+            };
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>
     /// The running tunnel's (<paramref name="generation"/>) status, however long it takes while it
     /// runs: past the Ask's usual bound (thousands of peers on a busy machine, a tunnel still
     /// applying a large set) the log says so once at Warning, ending with <paramref name="waiting"/>

@@ -38,35 +38,17 @@ public static class UapiSetApplier
         CancellationToken cancellationToken)
     {
         NewPeerEcnMode? newPeerEcnMode = null;
-        var status = await control.GetStatusAsync(cancellationToken).ConfigureAwait(false);
+        var status = await control.GetConfigurationAsync(cancellationToken).ConfigureAwait(false);
         var deviceChanges = new List<string>();
         if (request.PrivateKey is { } requestedKey && (requestedKey.IsZero ? status.PrivateKey is not null : status.PrivateKey != requestedKey))
         {
             deviceChanges.Add("private key");
         }
 
-        var draft = new Dictionary<WireGuardKey, DraftPeer>();
-        // Who holds each prefix, so that moving one (below) is a lookup, not a scan of every peer:
-        // a scan made wg addconf of 10,000 peers quadratic.
-        var owners = new Dictionary<IpPrefix, DraftPeer>();
-        foreach (var peer in status.Peers)
-        {
-            var existing = new DraftPeer(peer.Config, existed: true);
-            draft[peer.Config.PublicKey] = existing;
-            foreach (var prefix in existing.AllowedIps)
-            {
-                owners[prefix] = existing;
-            }
-        }
-        var removed = new HashSet<WireGuardKey>();
+        var draft = new UapiSetDraft(status.Peers);
         if (request.ReplacePeers)
         {
-            foreach (var key in draft.Keys)
-            {
-                removed.Add(key);
-            }
-            draft.Clear();
-            owners.Clear();
+            draft.RemoveAll();
         }
 
         // The device's own public key after this request: wireguard-go removes a peer that has it
@@ -75,10 +57,9 @@ public static class UapiSetApplier
         if (request.PrivateKey is { } newKey)
         {
             own = newKey.IsZero ? null : Curve25519.PublicKeyOf(newKey);
-            if (own is { } ownKey && draft.Remove(ownKey, out var self))
+            if (own is { } ownKey && draft.Find(ownKey) is { } self)
             {
-                removed.Add(ownKey);
-                Disown(self, owners);
+                draft.Remove(self);
             }
         }
         foreach (var change in request.Peers)
@@ -87,18 +68,16 @@ public static class UapiSetApplier
             {
                 continue;
             }
-            bool exists = draft.TryGetValue(change.PublicKey, out var peer);
+            var peer = draft.Find(change.PublicKey);
             if (change.Remove)
             {
-                if (exists)
+                if (peer is not null)
                 {
-                    draft.Remove(change.PublicKey);
-                    removed.Add(change.PublicKey);
-                    Disown(peer!, owners);
+                    draft.Remove(peer);
                 }
                 continue;
             }
-            if (!exists)
+            if (peer is null)
             {
                 if (change.UpdateOnly)
                 {
@@ -110,13 +89,9 @@ public static class UapiSetApplier
                 }
                 // A peer removed earlier in this request comes back fresh (no session), as in wireguard-go.
                 newPeerEcnMode ??= newPeerEcnModes();
-                peer = new DraftPeer(new PeerConfig { PublicKey = change.PublicKey, EcnMode = newPeerEcnMode(change.PublicKey) }, existed: false)
-                {
-                    Recreated = removed.Contains(change.PublicKey),
-                };
-                draft[change.PublicKey] = peer;
+                peer = draft.Create(new PeerConfig { PublicKey = change.PublicKey, EcnMode = newPeerEcnMode(change.PublicKey) });
             }
-            Apply(change, peer!, owners);
+            draft.Apply(change, peer);
         }
 
         // Port before key (both are device settings, order-free in the protocol): a tunnel that starts
@@ -133,7 +108,7 @@ public static class UapiSetApplier
         {
             await control.SetFwmarkAsync(fwmark, cancellationToken).ConfigureAwait(false);
             // What the tunnel kept: it may keep a mark its policy rules need (0 then changes nothing).
-            uint now = (await control.GetStatusAsync(cancellationToken).ConfigureAwait(false)).Fwmark;
+            uint now = (await control.GetConfigurationAsync(cancellationToken).ConfigureAwait(false)).Fwmark;
             if (now != status.Fwmark)
             {
                 // Turned off as wg says it (wg set wg0 fwmark off), not "fwmark 0x0".
@@ -143,9 +118,9 @@ public static class UapiSetApplier
         var remove = new List<WireGuardKey>();
         if (!request.ReplacePeers)
         {
-            foreach (var key in removed)
+            foreach (var key in draft.Removed)
             {
-                if (!draft.TryGetValue(key, out var back) || back.Recreated)
+                if (draft.Find(key) is not { Recreated: false })
                 {
                     remove.Add(key);
                 }
@@ -153,7 +128,7 @@ public static class UapiSetApplier
         }
         var upsert = new List<PeerConfig>();
         var endpointNamed = new HashSet<WireGuardKey>();
-        foreach (var peer in draft.Values)
+        foreach (var peer in draft.Peers)
         {
             if (peer.Touched || (request.ReplacePeers && !peer.Existed))
             {
@@ -170,104 +145,5 @@ public static class UapiSetApplier
             await control.ApplyPeerChangesAsync(request.ReplacePeers, remove, upsert, endpointNamed, cancellationToken).ConfigureAwait(false);
         }
         return deviceChanges;
-    }
-
-    private static void Disown(DraftPeer peer, Dictionary<IpPrefix, DraftPeer> owners)
-    {
-        foreach (var prefix in peer.AllowedIps)
-        {
-            if (owners.TryGetValue(prefix, out var owner) && ReferenceEquals(owner, peer))
-            {
-                owners.Remove(prefix);
-            }
-        }
-    }
-
-    private static void Apply(UapiPeerChange change, DraftPeer peer, Dictionary<IpPrefix, DraftPeer> owners)
-    {
-        peer.Touched = true;
-        if (change.PresharedKey is { } psk)
-        {
-            peer.Config = peer.Config with { PresharedKey = psk.IsZero ? null : psk };
-        }
-        if (change.Endpoint is { } endpoint)
-        {
-            // Named, it applies even unchanged: the peer may have roamed away from it since
-            // (wg set ... endpoint, or wg syncconf of the file, sends it back there, as in wireguard-go).
-            peer.Config = peer.Config with { Endpoint = endpoint };
-            peer.EndpointNamed = true;
-        }
-        if (change.PersistentKeepaliveSeconds is { } keepalive)
-        {
-            peer.Config = peer.Config with { PersistentKeepaliveSeconds = keepalive };
-        }
-        foreach (var allowed in change.AllowedIps)
-        {
-            switch (allowed.Kind)
-            {
-                case AllowedIpChangeKind.ReplaceAll:
-                    Disown(peer, owners);
-                    peer.ClearAllowedIps();
-                    break;
-                case AllowedIpChangeKind.Remove:
-                    if (peer.RemoveAllowedIp(allowed.Prefix!) && owners.TryGetValue(allowed.Prefix!, out var holder) && ReferenceEquals(holder, peer))
-                    {
-                        owners.Remove(allowed.Prefix!);
-                    }
-                    break;
-                case AllowedIpChangeKind.Add:
-                    // A prefix belongs to one peer (cryptokey routing, whitepaper section 2): adding
-                    // it here takes it from whoever had it.
-                    if (owners.TryGetValue(allowed.Prefix!, out var other) && !ReferenceEquals(other, peer)
-                        && other.RemoveAllowedIp(allowed.Prefix!))
-                    {
-                        other.Touched = true;
-                    }
-                    owners[allowed.Prefix!] = peer;
-                    peer.AddAllowedIp(allowed.Prefix!);
-                    break;
-            }
-        }
-    }
-
-    /// <summary>A peer's configuration while a request is applied to it.</summary>
-    private sealed class DraftPeer
-    {
-        /// <summary>
-        /// The allowed IPs, each with when it was added: a set, so each line of a request costs the
-        /// same however many the peer has (a list's Contains and Remove made 40,000 allowed_ip lines
-        /// for one peer take 3 s, wireguard-go 0.02 s), kept in the order they were added: a prefix
-        /// added again goes last, as wireguard-go's insert and the kernel's list_move_tail put it
-        /// (`wg show allowed-ips`, `wg showconf` and a saved file list them in that order).
-        /// </summary>
-        private readonly Dictionary<IpPrefix, long> _allowedIps;
-        private long _added;
-
-        public DraftPeer(PeerConfig config, bool existed)
-        {
-            Config = config;
-            Existed = existed;
-            _allowedIps = new Dictionary<IpPrefix, long>(config.AllowedIps.Count);
-            foreach (var prefix in config.AllowedIps)
-            {
-                AddAllowedIp(prefix);
-            }
-        }
-
-        public PeerConfig Config { get; set; }
-        public IEnumerable<IpPrefix> AllowedIps => _allowedIps.Keys;
-        public bool Existed { get; }
-        public bool Touched { get; set; }
-        public bool Recreated { get; init; }
-        public bool EndpointNamed { get; set; }
-
-        public void AddAllowedIp(IpPrefix prefix) => _allowedIps[prefix] = _added++;
-
-        public bool RemoveAllowedIp(IpPrefix prefix) => _allowedIps.Remove(prefix);
-
-        public void ClearAllowedIps() => _allowedIps.Clear();
-
-        public PeerConfig ToConfig() =>
-            Config with { AllowedIps = _allowedIps.OrderBy(entry => entry.Value).Select(entry => entry.Key).ToArray() };
     }
 }
