@@ -141,4 +141,48 @@ public sealed class HandshakeLogTests(ITestOutputHelper output) : ActorTestBase(
         });
         StopAndAssertNoLeaks(a, b);
     }
+    [Fact]
+    public void Initiations_unanswered_for_rekey_attempt_time_while_traffic_keeps_coming_say_so_once_at_information_and_the_return_once()
+    {
+        // A laptop pings through the tunnel while its Gateway is gone (frozen, moved): every packet
+        // restarts the engine's attempts (as in wireguard-go), so it never gives up and the
+        // "giving up" line never came; the log at the default level said nothing for the whole
+        // outage (a 200 s one in the lab). Now one line after REKEY_ATTEMPT_TIME, one at the return.
+        var a = StartNode("a", 1);
+        var b = StartNode("b", 2);
+        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
+        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        bool blackHole = true;
+        Network.Drop = _ => Volatile.Read(ref blackHole);
+        string bKey = b.PublicKey.ToBase64();
+        var stillTrying = new Regex(Regex.Escape($"peer {bKey}: handshake with {b.Endpoint} has not completed after ") + @"\d+ attempts in 9\d s; still trying while there is traffic for it");
+
+        ushort id = 1;
+        EventFilter.Info(contains: "giving up").Expect(0, TimeSpan.FromSeconds(1), () =>
+            EventFilter.Info(stillTrying).ExpectOne(Wait, () =>
+            {
+                a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: id++));
+                AwaitCondition(() => Network.Count(d => d.From == a.Endpoint && d.Type == MessageType.Initiation) == 1, Wait);
+                // 130 s of a packet every 5.4 s: more than REKEY_ATTEMPT_TIME, and more than the
+                // 20 attempts after which a peer without traffic gives up.
+                for (int i = 0; i < 24; i++)
+                {
+                    AwaitPeerTimerArmed(a, b);
+                    AdvanceTime(TimeSpan.FromSeconds(5.4));
+                    a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: id++));
+                }
+                AwaitCondition(() => Network.Count(d => d.From == a.Endpoint && d.Type == MessageType.Initiation) >= 22, Wait);
+            }));
+
+        // The path comes back: one line says the outage is over.
+        Volatile.Write(ref blackHole, false);
+        EventFilter.Info(contains: $"peer {bKey}: handshake completed with {b.Endpoint} after").ExpectOne(Wait, () =>
+        {
+            AwaitPeerTimerArmed(a, b);
+            AdvanceTime(TimeSpan.FromSeconds(5.4));
+            a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: id++));
+            AwaitCondition(() => b.Tun.WrittenCount > 0, Wait);
+        });
+        StopAndAssertNoLeaks(a, b);
+    }
 }

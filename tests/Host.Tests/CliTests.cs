@@ -697,6 +697,26 @@ public sealed class CliTests
         }
     }
 
+    /// <summary>
+    /// `firezone-tunnel down wg0`, as a wg-quick user stops an interface, said "Unrecognized command
+    /// or argument 'wg0'" (and `firezone-tunnel down` started an interface named "down"): now a
+    /// usage error that says how to stop it.
+    /// </summary>
+    [Theory]
+    [InlineData(new[] { "down", "wg0" }, "wg0")]
+    [InlineData(new[] { "down", "/etc/wireguard/office.conf" }, "office")]
+    [InlineData(new[] { "down" }, "wg0")]
+    public void Down_is_a_usage_error_that_says_how_to_stop_an_interface(string[] arguments, string name)
+    {
+        string? problem = Cli.CommandLine.NoDownCommand(arguments);
+        Assert.NotNull(problem);
+        Assert.StartsWith("firezone-tunnel: there is no down command: ", problem);
+        Assert.Contains($"systemctl stop firezone-tunnel@{name}", problem);
+        Assert.Contains($"ip link del {name}", problem);
+        Assert.Null(Cli.CommandLine.NoDownCommand(["-f", "wg0"]));
+        Assert.Null(Cli.CommandLine.NoDownCommand(["up", "down"]));
+    }
+
     /// <summary>Build() needs a composition; these tests never run a daemon with it.</summary>
     private sealed class UnusedComposition : Daemon.ITunnelComposition
     {

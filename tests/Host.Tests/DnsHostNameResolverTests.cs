@@ -75,6 +75,26 @@ public sealed class DnsHostNameResolverTests
         Assert.Equal(2, script.Waits.Count);
     }
 
+    /// <summary>
+    /// `firezone-tunnel up` on a laptop whose network (or DNS) is not up yet: wg-quick retried for
+    /// about 2.5 minutes, `up` stopped at once with "Resource temporarily unavailable" (.NET's words
+    /// for EAI_AGAIN) and no word that it could wait. Now wg's wording and how to make it wait.
+    /// </summary>
+    [Fact]
+    public void A_temporary_failure_without_retries_says_so_in_wgs_words_and_how_to_wait_for_it()
+    {
+        var script = new Script(SocketError.TryAgain);
+        var e = Assert.Throws<HostNameResolutionException>(() => ResolverFor(script, 0).Resolve("vpn.example"));
+        Assert.Equal(1, script.Calls);
+        Assert.Equal("Temporary failure in name resolution" + DnsHostNameResolver.WaitHint, e.Reason);
+        Assert.Contains("WG_ENDPOINT_RESOLUTION_RETRIES=infinity", e.Message);
+        // With retries, the last failure is the reason alone; a permanent one never gets the hint.
+        var retried = Assert.Throws<HostNameResolutionException>(() => ResolverFor(new Script(SocketError.TryAgain, SocketError.TryAgain), 1).Resolve("vpn.example"));
+        Assert.Equal("Temporary failure in name resolution", retried.Reason);
+        var permanent = Assert.Throws<HostNameResolutionException>(() => ResolverFor(new Script(SocketError.HostNotFound), 0).Resolve("vpn.example"));
+        Assert.DoesNotContain("WG_ENDPOINT_RESOLUTION_RETRIES", permanent.Reason);
+    }
+
     [Fact]
     public void Without_a_limit_the_wait_grows_to_20_seconds_and_stays_there()
     {

@@ -72,6 +72,10 @@ public sealed class PeerDataPath
     // was, while no handshake has completed since (null otherwise).
     private long _giveUpsSeen;
     private TimeSpan? _gaveUpAt;
+    // When the first of the initiations went out that had gone unanswered for Rekey-Attempt-Time
+    // while traffic kept the engine from giving up (said once at Information), until a handshake
+    // completes (null otherwise).
+    private TimeSpan? _stillTryingSince;
     // The engine's last handshake time as last seen: a change is a new session (logged once).
     private DateTime? _lastHandshakeSeen;
     private bool _closed;
@@ -559,11 +563,32 @@ public sealed class PeerDataPath
         {
             _firstInitiationAt = now;
         }
+        NoteStillTrying(to, now);
         if (!_log.IsDebugEnabled || !_initiationLog.TryTake(now, InitiationLogInterval))
         {
             return;
         }
         _log.Debug("peer {PublicKey}: sending handshake initiation to {Endpoint} (attempt {Attempt})", _slot.KeyBase64, to, _initiationAttempts);
+    }
+
+    /// <summary>
+    /// Initiations unanswered for Rekey-Attempt-Time (whitepaper section 6.4) while packets for the
+    /// peer kept coming: each such packet restarts the engine's attempts (as wireguard-go's
+    /// SendHandshakeInitiation(isRetry: false) does), so it never gives up and <see cref="NoteGiveUp"/>
+    /// never speaks. Without this line a laptop pinging a Gateway that was gone (frozen, moved to
+    /// another address) logged nothing at Information for as long as the outage lasted. Said once
+    /// per outage, not while a give-up's line stands; the next completed handshake says it ended.
+    /// </summary>
+    private void NoteStillTrying(UdpEndpoint to, TimeSpan now)
+    {
+        if (_gaveUpAt is not null || _stillTryingSince is not null || _initiationAttempts < 2
+            || now - _firstInitiationAt < ProtocolConstants.RekeyAttemptTime)
+        {
+            return;
+        }
+        _stillTryingSince = _firstInitiationAt;
+        _log.Info("peer {PublicKey}: handshake with {Endpoint} has not completed after {Attempts} attempts in {Seconds} s; still trying while there is traffic for it",
+            _slot.KeyBase64, to, _initiationAttempts, (long)(now - _firstInitiationAt).TotalSeconds);
     }
 
     /// <summary>
@@ -601,12 +626,20 @@ public sealed class PeerDataPath
         {
             return;
         }
+        TimeSpan? stillTryingSince = _stillTryingSince;
+        _stillTryingSince = null;
         if (_gaveUpAt is { } gaveUpAt)
         {
             // The end of an outage that NoteGiveUp reported: said at the same level, once.
             _gaveUpAt = null;
             _log.Info("peer {PublicKey}: handshake completed with {Endpoint} after {Seconds} s without a session (since the handshake gave up)",
                 _slot.KeyBase64, _peer.Endpoint, (long)(now - gaveUpAt).TotalSeconds);
+        }
+        else if (stillTryingSince is { } since)
+        {
+            // The end of an outage that NoteStillTrying reported: said at the same level, once.
+            _log.Info("peer {PublicKey}: handshake completed with {Endpoint} after {Seconds} s of unanswered initiations",
+                _slot.KeyBase64, _peer.Endpoint, (long)(now - since).TotalSeconds);
         }
         else if (_log.IsDebugEnabled)
         {

@@ -311,9 +311,38 @@ public static class CommandLine
         return null;
     }
 
+    /// <summary>
+    /// <c>firezone-tunnel down wg0</c>, as a wg-quick user types it: there is no such command, and
+    /// the parser said "Unrecognized command or argument 'wg0'", the one word on the line that was
+    /// right (and <c>firezone-tunnel down</c> alone started a daemon for an interface named "down").
+    /// The usage error says how an interface that <c>up</c> started is stopped; null for any other
+    /// command line.
+    /// </summary>
+    internal static string? NoDownCommand(string[] args)
+    {
+        if (args is not ["down", ..])
+        {
+            return null;
+        }
+        // The interface a file names, as up names it (office.conf gives office), for the example.
+        string? given = args.Skip(1).FirstOrDefault(a => !a.StartsWith('-'));
+        string name = given is null ? "wg0"
+            : given.Contains('/') || given.EndsWith(".conf", StringComparison.Ordinal) ? Path.GetFileNameWithoutExtension(given) : given;
+        if (!UapiSocketPath.IsValidInterfaceName(name))
+        {
+            name = "wg0";
+        }
+        return $"firezone-tunnel: there is no down command: stop the process that runs up (Ctrl-C, or kill PID: SIGTERM), systemctl stop firezone-tunnel@{name} for the service, or ip link del {name} (also wg-quick down); each removes its routes and rules";
+    }
+
     /// <summary>Runs a parsed command line; signals are left to the generic host, which stops cleanly on them.</summary>
     public static Task<int> InvokeAsync(RootCommand root, string[] args)
     {
+        if (NoDownCommand(args) is { } downProblem)
+        {
+            Console.Error.WriteLine(downProblem);
+            return Task.FromResult(2);
+        }
         var result = root.Parse(args);
         if (result.Action is ParseErrorAction && result.Errors.Count > 0)
         {

@@ -63,12 +63,17 @@ public sealed class DnsHostNameResolver : IHostNameResolver
             }
             catch (SocketException e)
             {
-                if (IsPermanent(e.SocketErrorCode) || left == 0)
+                string reason = Reason(e);
+                if (IsPermanent(e.SocketErrorCode))
                 {
-                    throw new HostNameResolutionException(host, e.Message);
+                    throw new HostNameResolutionException(host, reason);
+                }
+                if (left == 0)
+                {
+                    throw new HostNameResolutionException(host, _retries == 0 ? reason + WaitHint : reason);
                 }
                 // One line per try, as wg prints it: a service waiting at boot says why.
-                _progress.WriteLine(JournalErrorWriter.NoticeLine($"firezone-tunnel: cannot resolve the host name {host}: {e.Message}; trying again in {wait.TotalSeconds.ToString("0.00", CultureInfo.InvariantCulture)} s"));
+                _progress.WriteLine(JournalErrorWriter.NoticeLine($"firezone-tunnel: cannot resolve the host name {host}: {reason}; trying again in {wait.TotalSeconds.ToString("0.00", CultureInfo.InvariantCulture)} s"));
                 try
                 {
                     _wait(wait);
@@ -117,6 +122,20 @@ public sealed class DnsHostNameResolver : IHostNameResolver
         _ when int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int count) => count,
         _ => DefaultRetries,
     };
+
+    /// <summary>
+    /// What a temporary failure without retries adds: wg-quick (wg's 15 tries by default) waited
+    /// about 2.5 minutes for a laptop's network, where <c>up</c> stopped at once with no word that
+    /// it could wait.
+    /// </summary>
+    internal const string WaitHint = " (no network or DNS yet? " + RetriesVariable + "=infinity, or a count, makes up wait for it, as wg-quick's wg tries 15 times)";
+
+    /// <summary>
+    /// The resolver's reason as wg prints it (gai_strerror): .NET words EAI_AGAIN as "Resource
+    /// temporarily unavailable", which reads like a problem of this machine's resources.
+    /// </summary>
+    private static string Reason(SocketException e) =>
+        e.SocketErrorCode == SocketError.TryAgain ? "Temporary failure in name resolution" : e.Message;
 
     /// <summary>glibc's permanent answers (EAI_NONAME, EAI_NODATA, EAI_FAIL), which wg does not retry either.</summary>
     private static bool IsPermanent(SocketError error) =>
