@@ -950,6 +950,50 @@ public sealed class NetworkSetupTests
         Assert.Equal("0", (await InsideAsync(ns, "sysctl", "-n", "net.ipv4.conf.all.src_valid_mark")).Trim());
     }
 
+    /// <summary>
+    /// A full tunnel adds wg-quick's mark tables (the connection's mark given back to replies, for a
+    /// strict reverse-path filter; packets for the tunnel's addresses from a non-local source on
+    /// another interface dropped), one per family with a /0; a start after a kill (state file left)
+    /// replaces them rather than adding copies, and the stop removes them. A gateway on the same
+    /// host is not mistaken for them (OtherForwarder reads only inet tables).
+    /// </summary>
+    [Fact]
+    public async Task A_full_tunnel_adds_a_mark_table_per_family_which_a_start_after_a_kill_replaces_and_the_stop_removes()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        using var state = new TemporaryDirectory();
+        var config = new WgQuickConfigParser().Parse("full.conf", $"""
+            [Interface]
+            PrivateKey = {TestKeys.New().ToBase64()}
+            Address = 10.76.0.1/24, fd76::1/64
+
+            [Peer]
+            PublicKey = {TestKeys.New().ToBase64()}
+            AllowedIPs = 0.0.0.0/0, ::/0
+            """);
+        var (one, _) = await TwoSetupsAsync(ns, state);
+        await one.ApplyAsync(config, CancellationToken.None);
+        string ip4 = await InsideAsync(ns, "nft", "list", "table", "ip", one.TableName);
+        Assert.Contains("meta l4proto udp meta mark set ct mark", ip4);
+        Assert.Contains("meta l4proto udp meta mark 0x0000ca6c ct mark set meta mark", ip4);
+        Assert.Contains("ip daddr 10.76.0.1 fib saddr type != local drop", ip4);
+        Assert.Contains("ip6 daddr fd76::1 fib saddr type != local drop", await InsideAsync(ns, "nft", "list", "table", "ip6", one.TableName));
+        Assert.Null(InterfaceNetworkSetup.OtherForwarder(await InsideAsync(ns, "nft", "list", "ruleset"), "firezone-tunnel-other"));
+
+        // Killed: the process and its device are gone, the tables and the state file stay.
+        string name = one.TableName["firezone-tunnel-".Length..];
+        await InsideAsync(ns, "ip", "link", "delete", name);
+        await InsideAsync(ns, "ip", "tuntap", "add", "dev", name, "mode", "tun");
+        var again = new InterfaceNetworkSetup(name, new NamespaceRunner(Namespaced(ns)), NullLogger.Instance, new InMemoryTunnelControl(), state.Path);
+        await again.ApplyAsync(config, CancellationToken.None);
+        string tables = await InsideAsync(ns, "nft", "list", "tables");
+        Assert.Equal(1, CountLines(tables, $"table ip {one.TableName}"));
+        Assert.Equal(1, CountLines(tables, $"table ip6 {one.TableName}"));
+
+        await again.TearDownAsync(CancellationToken.None);
+        Assert.DoesNotContain(one.TableName, await InsideAsync(ns, "nft", "list", "tables"));
+    }
+
     [Fact]
     public async Task A_named_table_route_is_added_not_replaced()
     {

@@ -262,7 +262,8 @@ public sealed partial class InterfaceNetworkSetup
             {
                 table = rawLine[tableKeyword.Length..].TrimEnd('{').TrimEnd(); // "inet firezone-tunnel-wg0"
                 string name = table[(table.IndexOf(' ') + 1)..];
-                if (name.StartsWith(TablePrefix, StringComparison.Ordinal) && name != ownTable)
+                // A gateway's table is family inet; a full tunnel's mark tables (ip, ip6) forward nothing.
+                if (table.StartsWith("inet ", StringComparison.Ordinal) && name.StartsWith(TablePrefix, StringComparison.Ordinal) && name != ownTable)
                 {
                     return $"nftables table {table} says another gateway still forwards here";
                 }

@@ -227,6 +227,7 @@ public sealed partial class InterfaceNetworkSetup
         {
             await AddDefaultRouteAsync("-6", "::/0", table, cancellationToken).ConfigureAwait(false);
         }
+        await AddMarkTablesAsync(config, v4, v6, table, cancellationToken).ConfigureAwait(false);
         logger.LogInformation("Default route through {Interface}: table {Table}, fwmark {Table} on the tunnel's socket", interfaceName, t, t);
     }
 

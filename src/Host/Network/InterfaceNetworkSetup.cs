@@ -274,6 +274,7 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
         {
             await RunQuietlyAsync("nft", ["delete", "table", "inet", TableName], cancellationToken).ConfigureAwait(false);
         }
+        await DeleteMarkTablesAsync(previous.MarkTables, leftovers: true, cancellationToken).ConfigureAwait(false);
         if (previous.Resolvconf is { } record && !await TryRemoveDnsRecordAsync(record, cancellationToken).ConfigureAwait(false))
         {
             _state.Resolvconf = record; // kept for this instance's stop to try again
@@ -379,6 +380,8 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
             }
         }
         _state.Undo.Clear();
+        await DeleteMarkTablesAsync(_state.MarkTables, leftovers: false, cancellationToken).ConfigureAwait(false);
+        _state.MarkTables.Clear();
         if (DefaultRouteTable is not null)
         {
             control?.RequireFwmark(null);

@@ -22,6 +22,9 @@ public sealed class NetworkSetupState
     /// <summary>True once the gateway's nftables table may exist.</summary>
     public bool NftablesTable { get; set; }
 
+    /// <summary>The families ("ip", "ip6") whose full-tunnel mark table may exist (see InterfaceNetworkSetup.MarkTables).</summary>
+    public List<string> MarkTables { get; set; } = [];
+
     /// <summary>The record name given to resolvconf for the file's DNS (<c>resolvconf -a NAME</c>), once it may exist.</summary>
     public string? Resolvconf { get; set; }
 }
