@@ -22,7 +22,9 @@ public sealed class ReaderStopBoundTests(ITestOutputHelper output) : ActorTestBa
         AwaitCondition(() => topology.Counters.ReaderThreadsRunning == 2, Wait); // the TUN reader and the UDP receiver
         a.Tun.ReadStall = TimeSpan.FromSeconds(3);
         a.Tun.Inject(Packets.Ipv4(a.Address, "10.99.0.9", payloadLength: 40, id: 1));
-        Thread.Sleep(200); // the TUN reader is in its read now
+        // The TUN reader is in its read now. (A fixed 200 ms sleep here let a slow machine stop the
+        // tunnel before the reader took the packet: it then ended at once and counted 0, not 1.)
+        AwaitCondition(() => a.Tun.StalledReads >= 1, Wait);
 
         bool stopped = await a.Tunnel.GracefulStop(TimeSpan.FromSeconds(2)); // throws when not within the bound
 

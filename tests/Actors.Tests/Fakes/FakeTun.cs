@@ -165,10 +165,16 @@ public sealed class FakeTun(string name = "faketun0") : ITunDevice
     /// <summary>How long each read takes before it looks at the queue: a reader thread busy in a read when it is told to stop.</summary>
     public TimeSpan ReadStall { get; set; }
 
+    private int _stalledReads;
+
+    /// <summary>How many reads have entered their <see cref="ReadStall"/>: a test waits for this instead of sleeping.</summary>
+    public int StalledReads => Volatile.Read(ref _stalledReads);
+
     public int TryReadBatch(Span<PacketBuffer> buffers)
     {
         if (ReadStall > TimeSpan.Zero)
         {
+            Interlocked.Increment(ref _stalledReads);
             Thread.Sleep(ReadStall);
         }
         lock (_gate)
