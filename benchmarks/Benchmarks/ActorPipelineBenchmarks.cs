@@ -45,7 +45,7 @@ public class ActorPipelineBenchmarks
     public void Setup()
     {
         _system = ActorSystem.Create("bench", ConfigurationFactory.ParseString("akka.loglevel = WARNING\nakka.log-dead-letters = off"));
-        var clock = new StopwatchClock();
+        var clock = new BootTimeClock();
         var endpointA = UdpEndpoint.FromIPv4([127, 0, 0, 1], 51001);
         var endpointB = UdpEndpoint.FromIPv4([127, 0, 0, 2], 51002);
         var socketA = new BenchSocket(endpointA);
