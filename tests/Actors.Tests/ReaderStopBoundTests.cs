@@ -20,14 +20,27 @@ public sealed class ReaderStopBoundTests(ITestOutputHelper output) : ActorTestBa
         var a = StartNode("a", 1);
         var topology = Control<TunnelTopology>(a, GetTunnelTopology.Instance);
         AwaitCondition(() => topology.Counters.ReaderThreadsRunning == 2, Wait); // the TUN reader and the UDP receiver
-        a.Tun.ReadStall = TimeSpan.FromSeconds(3);
+        // The read lasts until the test ends it (at most 30 s), not a fixed 3 s: with other test
+        // classes running alongside on 2 cores, the time from the read's start to the count below
+        // passed 3 s (the stop returns after its 1 s join; the awaits before and after it were each
+        // late by up to a second), the read had ended and the count was 0 (2 runs in 8).
+        a.Tun.ReadStall = TimeSpan.FromSeconds(30);
         a.Tun.Inject(Packets.Ipv4(a.Address, "10.99.0.9", payloadLength: 40, id: 1));
-        Thread.Sleep(200); // the TUN reader is in its read now
+        // The TUN reader is in its read now. (A fixed 200 ms sleep here let a slow machine stop the
+        // tunnel before the reader took the packet: it then ended at once and counted 0, not 1.)
+        try
+        {
+            AwaitCondition(() => a.Tun.StalledReads >= 1, Wait);
 
-        bool stopped = await a.Tunnel.GracefulStop(TimeSpan.FromSeconds(2)); // throws when not within the bound
+            bool stopped = await a.Tunnel.GracefulStop(TimeSpan.FromSeconds(2)); // false when not within the bound
 
-        Assert.True(stopped);
-        Assert.Equal(1, topology.Counters.ReaderThreadsRunning); // the TUN reader, still in its read: the host must not reuse its device
+            Assert.True(stopped, "the tunnel did not stop within the host's bound of 2 s");
+            Assert.Equal(1, topology.Counters.ReaderThreadsRunning); // the TUN reader, still in its read: the host must not reuse its device
+        }
+        finally
+        {
+            a.Tun.EndStalls(); // also on a failure: no reader thread left in a 30 s read
+        }
         AwaitCondition(() => topology.Counters.ReaderThreadsRunning == 0, Wait);
         AwaitCondition(() => a.Pool.Outstanding == 0, Wait);
     }

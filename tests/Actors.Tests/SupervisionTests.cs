@@ -238,7 +238,7 @@ public sealed class SupervisionTests(ITestOutputHelper output) : ActorTestBase(o
         a.Seam.HoldDisposeRelease.Set();
 
         // The add came after the stop: B must be configured once the old connection is gone.
-        AwaitCondition(() => a.Seam.PeersCreated(b.PublicKey) == 2, TimeSpan.FromSeconds(3),
+        AwaitCondition(() => a.Seam.PeersCreated(b.PublicKey) == 2, Wait,
             $"no new connection for B (the add was answered Created={configured.Created})");
         var status = Control<DeviceStatus>(a, GetDeviceStatus.Instance);
         Assert.True(status.Peers.Any(p => p.PublicKey == b.PublicKey), $"B not configured after the add was answered Created={configured.Created}");

@@ -16,6 +16,7 @@ internal sealed class DaemonProcess : IAsyncDisposable
 
     private readonly Process _process;
     private readonly Task<string> _stderr;
+    private readonly System.Text.StringBuilder _stderrSoFar = new();
     private readonly Task<string> _stdout;
 
     private readonly bool _asService;
@@ -26,8 +27,54 @@ internal sealed class DaemonProcess : IAsyncDisposable
         _asService = asService;
         Name = name;
         LogFile = logFile;
-        _stderr = process.StandardError.ReadToEndAsync();
+        _stderr = CollectAsync(process.StandardError, _stderrSoFar);
         _stdout = process.StandardOutput.ReadToEndAsync();
+    }
+
+    /// <summary>Reads <paramref name="reader"/> to its end into <paramref name="into"/>, which can be looked at meanwhile.</summary>
+    private static async Task<string> CollectAsync(StreamReader reader, System.Text.StringBuilder into)
+    {
+        var chunk = new char[4096];
+        for (int n; (n = await reader.ReadAsync(chunk)) > 0;)
+        {
+            lock (into)
+            {
+                into.Append(chunk, 0, n);
+            }
+        }
+        lock (into)
+        {
+            return into.ToString();
+        }
+    }
+
+    /// <summary>What the daemon wrote on stderr so far (<see cref="Stderr"/> completes only at its exit).</summary>
+    public string StderrSoFar
+    {
+        get
+        {
+            lock (_stderrSoFar)
+            {
+                return _stderrSoFar.ToString();
+            }
+        }
+    }
+
+    /// <summary>Waits (bounded, 30 s) until stderr holds <paramref name="text"/>; false if it never did or the daemon exited first.</summary>
+    public async Task<bool> WaitForStderrAsync(string text)
+    {
+        for (var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30); DateTime.UtcNow < deadline; await Task.Delay(50))
+        {
+            if (StderrSoFar.Contains(text, StringComparison.Ordinal))
+            {
+                return true;
+            }
+            if (_stderr.IsCompleted)
+            {
+                return false;
+            }
+        }
+        return false;
     }
 
     public string Name { get; }
@@ -148,7 +195,25 @@ internal sealed class DaemonProcess : IAsyncDisposable
     }
 
     /// <summary>Signals the daemon (under <see cref="StartAsService"/>, the child, not unshare).</summary>
-    public void Signal(int signal) => Assert.Equal(0, Tmds.Linux.LibC.kill(_asService ? ChildPid : _process.Id, signal));
+    public void Signal(int signal) => Assert.True(TrySignal(signal), "no daemon to signal");
+
+    /// <summary>
+    /// As <see cref="Signal"/>, false when there is no daemon (any more). Never kill(0, ...): a
+    /// child that has just exited reads as PID 0, and kill(0) signals the test host's own group.
+    /// </summary>
+    public bool TrySignal(int signal)
+    {
+        int pid;
+        try
+        {
+            pid = _asService ? ChildPid : _process.Id;
+        }
+        catch (IOException)
+        {
+            return false; // unshare itself is gone (its /proc entry with it)
+        }
+        return pid > 0 && Tmds.Linux.LibC.kill(pid, signal) == 0;
+    }
 
     /// <summary>The exit code, waiting at most <paramref name="bound"/> (a hang guard, not a speed test).</summary>
     public async Task<int> WaitForExitAsync(TimeSpan bound)

@@ -60,7 +60,9 @@ public sealed class DropInCompatibilityTests
     [Fact]
     public async Task A_log_level_option_that_is_no_level_is_still_a_usage_error()
     {
-        var result = await ProcessRunner.RunAsync(Executable, ["--log-level", "loud", "wg0"],
+        // A unique name, not wg0: run in the host's namespace, a regression that took the option
+        // would start (and detach) a daemon there, and wg0 may be the machine's own tunnel.
+        var result = await ProcessRunner.RunAsync(Executable, ["--log-level", "loud", UniqueName()],
             environment: new Dictionary<string, string> { ["LOG_LEVEL"] = "debug" }, timeout: TimeSpan.FromSeconds(30));
         Assert.Equal(2, result.ExitCode);
         Assert.Equal("firezone-tunnel: unknown log level 'loud': use trace, debug, info, warning, error or silent (see --help)\n", result.Stderr);

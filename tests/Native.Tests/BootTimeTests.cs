@@ -14,12 +14,16 @@ public sealed class BootTimeTests
     [Fact]
     public void It_reads_the_time_since_boot_and_moves_on_with_real_time()
     {
+        // The stopwatch's interval contains first..second, so it is never shorter than their
+        // difference (both clocks run at the same rate without a suspend). It once started only
+        // after the uptime reads and the first Assert (JIT on first use): a thread descheduled for
+        // over a millisecond there, as on a loaded 2-core machine, made a correct clock fail.
+        var elapsed = System.Diagnostics.Stopwatch.StartNew();
         double before = Uptime();
         TimeSpan first = BootTime.Now();
         double after = Uptime();
         Assert.InRange(first.TotalSeconds, before - 0.011, after + 0.011);
 
-        var elapsed = System.Diagnostics.Stopwatch.StartNew();
         Thread.Sleep(200);
         TimeSpan second = BootTime.Now();
         double stopwatch = elapsed.Elapsed.TotalMilliseconds;

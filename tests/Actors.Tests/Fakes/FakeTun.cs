@@ -162,14 +162,27 @@ public sealed class FakeTun(string name = "faketun0") : ITunDevice
         }
     }
 
-    /// <summary>How long each read takes before it looks at the queue: a reader thread busy in a read when it is told to stop.</summary>
+    /// <summary>
+    /// How long each read takes at most before it looks at the queue: a reader thread busy in a read
+    /// when it is told to stop. <see cref="EndStalls"/> ends it sooner.
+    /// </summary>
     public TimeSpan ReadStall { get; set; }
+
+    private int _stalledReads;
+    private readonly ManualResetEventSlim _stallsEnded = new();
+
+    /// <summary>How many reads have entered their <see cref="ReadStall"/>: a test waits for this instead of sleeping.</summary>
+    public int StalledReads => Volatile.Read(ref _stalledReads);
+
+    /// <summary>Ends every stall now and from now on, so a test decides when a stalled reader moves on, not the clock.</summary>
+    public void EndStalls() => _stallsEnded.Set();
 
     public int TryReadBatch(Span<PacketBuffer> buffers)
     {
         if (ReadStall > TimeSpan.Zero)
         {
-            Thread.Sleep(ReadStall);
+            Interlocked.Increment(ref _stalledReads);
+            _stallsEnded.Wait(ReadStall);
         }
         lock (_gate)
         {

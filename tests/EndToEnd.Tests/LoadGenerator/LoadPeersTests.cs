@@ -146,7 +146,11 @@ public sealed partial class LoadPeersTests(ITestOutputHelper output)
         var took = started.Elapsed;
 
         Assert.Equal(1, run.ExitCode);
-        Assert.Matches(@$"^load-peers: {Clients - 1} of {Clients} sessions after (1|2)\d\d\d ms$", run.StandardError.Trim());
+        // The figure counts from the generator's start, its set-up (JIT, OpenSSL, sockets) included,
+        // so it is the handshake time (2 s) plus however long that took: at least 2000 ms, and on a
+        // loaded machine well over 2999 ms (which a pattern of 1xxx or 2xxx ms once demanded).
+        Assert.Matches(@$"^load-peers: {Clients - 1} of {Clients} sessions after (\d+) ms$", run.StandardError.Trim());
+        Assert.InRange(int.Parse(System.Text.RegularExpressions.Regex.Match(run.StandardError, @"after (\d+) ms").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), 2000, 15_000);
         using var report = JsonDocument.Parse(run.StandardOutput.Trim().Split('\n').Last());
         Assert.Equal(Clients, report.RootElement.GetProperty("clients").GetInt64());
         Assert.Equal(Clients - 1, report.RootElement.GetProperty("sessions").GetInt64());
