@@ -207,4 +207,25 @@ public sealed class DnsHostNameResolverTests
         Assert.Equal(77, ResolverFor(script, 0).Resolve("fe80::1%77")[0].ScopeId);
         Assert.Equal(0, script.Calls);
     }
+
+    /// <summary>
+    /// A SIGTERM that comes while a name is looked up (a lookup can take seconds without a
+    /// reachable server) stops the start, also when that lookup then succeeds: the handlers were
+    /// registered for each wait only, and as PID 1 of a container, where the kernel drops a signal
+    /// without a handler, such a stop was lost (`docker stop` waited for its SIGKILL). The signal
+    /// goes to this test process, whose handler is the resolver's while it runs.
+    /// </summary>
+    [Fact]
+    public void A_stop_during_a_lookup_stops_the_start_even_when_the_lookup_succeeds()
+    {
+        var resolver = new DnsHostNameResolver(host =>
+        {
+            Assert.Equal(0, Tmds.Linux.LibC.kill(Environment.ProcessId, Tmds.Linux.LibC.SIGTERM));
+            Thread.Sleep(300); // the runtime runs the handlers on a thread of its own
+            return [Address];
+        }, wait: null, TextWriter.Null, retries: -1);
+
+        var failure = Assert.Throws<HostNameResolutionException>(() => resolver.Resolve("gw.example"));
+        Assert.Contains("SIGTERM received while the name was looked up", failure.Message);
+    }
 }

@@ -21,18 +21,19 @@ public sealed class DnsHostNameResolver : IHostNameResolver
     /// <summary>wg's count for a value it cannot read.</summary>
     public const int DefaultRetries = 15;
 
-    public static readonly DnsHostNameResolver Instance = new(Dns.GetHostAddresses, WaitUnlessStopped, Console.Error, RetriesFrom(Environment.GetEnvironmentVariable(RetriesVariable)));
+    public static readonly DnsHostNameResolver Instance = new(Dns.GetHostAddresses, wait: null, Console.Error, RetriesFrom(Environment.GetEnvironmentVariable(RetriesVariable)));
 
     private static readonly TimeSpan FirstWait = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan LongestWait = TimeSpan.FromSeconds(20);
 
     private readonly Func<string, IPAddress[]> _lookup;
-    private readonly Action<TimeSpan> _wait;
+    private readonly Action<TimeSpan>? _wait;
     private readonly TextWriter _progress;
     private readonly int _retries;
 
+    /// <param name="wait">The wait between tries (tests); null: one that a SIGTERM or SIGINT ends (<see cref="StopSignals"/>).</param>
     /// <param name="retries">How many times a temporary failure is retried; negative: without limit.</param>
-    public DnsHostNameResolver(Func<string, IPAddress[]> lookup, Action<TimeSpan> wait, TextWriter progress, int retries)
+    public DnsHostNameResolver(Func<string, IPAddress[]> lookup, Action<TimeSpan>? wait, TextWriter progress, int retries)
     {
         _lookup = lookup;
         _wait = wait;
@@ -55,11 +56,19 @@ public sealed class DnsHostNameResolver : IHostNameResolver
             return [literal];
         }
         var wait = FirstWait;
+        // Watched from before the first try to the last: a stop that comes during a lookup (which
+        // can take seconds without a reachable server) ends the next wait at once.
+        using var stops = _wait is null && _retries != 0 ? new StopSignals() : null;
         for (int left = _retries; ; left--)
         {
             try
             {
-                return _lookup(host);
+                var addresses = _lookup(host);
+                if (stops?.StoppedBy("while the name was looked up") is { } stopped)
+                {
+                    throw new HostNameResolutionException(host, stopped);
+                }
+                return addresses;
             }
             catch (SocketException e)
             {
@@ -76,7 +85,14 @@ public sealed class DnsHostNameResolver : IHostNameResolver
                 _progress.WriteLine(JournalErrorWriter.NoticeLine($"firezone-tunnel: cannot resolve the host name {host}: {reason}; trying again in {wait.TotalSeconds.ToString("0.00", CultureInfo.InvariantCulture)} s"));
                 try
                 {
-                    _wait(wait);
+                    if (stops is not null)
+                    {
+                        stops.Wait(wait);
+                    }
+                    else
+                    {
+                        _wait!(wait);
+                    }
                 }
                 catch (OperationCanceledException stopped)
                 {
@@ -88,25 +104,50 @@ public sealed class DnsHostNameResolver : IHostNameResolver
     }
 
     /// <summary>
-    /// The wait between tries, which a SIGTERM or SIGINT ends (<see cref="OperationCanceledException"/>).
-    /// The daemon's own handlers come later, so as PID 1 of a container, where the kernel drops a
-    /// signal with the default action, a stop waited out every retry (with <c>infinity</c>, until
-    /// the runtime's SIGKILL); elsewhere the default action still ends the process as before.
+    /// SIGTERM and SIGINT while a name is retried, which end the wait between tries
+    /// (<see cref="OperationCanceledException"/>). The daemon's own handlers come later, so as PID 1
+    /// of a container, where the kernel drops a signal with the default action, a stop waited out
+    /// every retry (with <c>infinity</c>, until the runtime's SIGKILL); registered for the whole
+    /// retry loop, not only for each wait, a stop that came during a lookup is not lost either.
     /// </summary>
-    private static void WaitUnlessStopped(TimeSpan wait)
+    private sealed class StopSignals : IDisposable
     {
-        using var stop = new ManualResetEventSlim();
-        PosixSignal received = default;
-        void Handler(PosixSignalContext context)
+        private readonly ManualResetEventSlim _stop = new();
+        private readonly PosixSignalRegistration _terminate;
+        private readonly PosixSignalRegistration _interrupt;
+        private PosixSignal _received;
+
+        public StopSignals()
         {
-            received = context.Signal;
-            stop.Set();
+            _terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Handle);
+            _interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Handle);
         }
-        using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Handler);
-        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Handler);
-        if (stop.Wait(wait))
+
+        public void Wait(TimeSpan wait)
         {
-            throw new OperationCanceledException($"{received} received while waiting to try again");
+            if (_stop.Wait(wait))
+            {
+                throw new OperationCanceledException($"{_received} received while waiting to try again");
+            }
+        }
+
+        /// <summary>What stopped it, <paramref name="when"/>; null when nothing did. A stop that came during a lookup that then succeeded still stops (as PID 1 nothing else would).</summary>
+        public string? StoppedBy(string when) => _stop.IsSet ? $"{_received} received {when}" : null;
+
+        public void Dispose()
+        {
+            _terminate.Dispose();
+            _interrupt.Dispose();
+            _stop.Dispose();
+        }
+
+        private void Handle(PosixSignalContext context)
+        {
+            // Handled here (not the default action, which ended the process at once elsewhere than
+            // as PID 1): the start ends through its failure path, which removes what it made.
+            context.Cancel = true;
+            _received = context.Signal;
+            _stop.Set();
         }
     }
 
