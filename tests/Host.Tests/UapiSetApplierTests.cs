@@ -285,6 +285,22 @@ public sealed class UapiSetApplierTests
         Assert.Single(draft.Peers); // only the one looked up
     }
 
+    /// <summary>
+    /// New peers of one request are listed (`wg show`, a saved file) in the order the request names
+    /// them, also when a peer it removed in between was drafted before them: the drafts' dictionary
+    /// gave the removed peer's place to the next one created, ahead of one created before it.
+    /// </summary>
+    [Fact]
+    public async Task New_peers_keep_the_requests_order_across_a_removal_in_it()
+    {
+        var c = TestKeys.New();
+        await SetAsync($"public_key={_b.ToHex()}", "allowed_ip=10.0.9.0/24");
+        await SetAsync($"public_key={_b.ToHex()}", "persistent_keepalive_interval=5", $"public_key={_a.ToHex()}",
+            $"public_key={_b.ToHex()}", "remove=true", $"public_key={c.ToHex()}");
+        var status = await _control.GetStatusAsync(CancellationToken.None);
+        Assert.Equal([_a, c], status.Peers.Select(p => p.Config.PublicKey));
+    }
+
     /// <summary>A control that answers the configuration and records the changes; reading the status fails the test.</summary>
     private sealed class ConfigurationOnly(IReadOnlyList<PeerConfig> peers) : Firezone.Actors.Host.Control.ITunnelControl
     {

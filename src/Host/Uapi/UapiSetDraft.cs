@@ -19,6 +19,7 @@ internal sealed class UapiSetDraft
     private readonly Dictionary<IpPrefix, DraftPeer?> _owners = new();
     private Dictionary<IpPrefix, WireGuardKey>? _baselineOwners;
     private bool _baselineGone;
+    private long _drafted;
 
     public UapiSetDraft(IReadOnlyList<PeerConfig> peers)
     {
@@ -30,8 +31,12 @@ internal sealed class UapiSetDraft
         Count = peers.Count;
     }
 
-    /// <summary>The peers this request created or changed, and those it looked at, in that order.</summary>
-    public IEnumerable<DraftPeer> Peers => _drafts.Values;
+    /// <summary>
+    /// The peers this request created or changed, and those it looked at, in the order it first
+    /// drafted them (a dictionary's own order puts a peer created after a removal in the removed
+    /// one's place, and new peers are listed in the order they are applied).
+    /// </summary>
+    public IEnumerable<DraftPeer> Peers => _drafts.Values.OrderBy(peer => peer.Order);
 
     /// <summary>Keys removed by this request (also those it created again afterwards).</summary>
     public HashSet<WireGuardKey> Removed { get; } = [];
@@ -67,14 +72,14 @@ internal sealed class UapiSetDraft
         {
             return null;
         }
-        draft = new DraftPeer(config, existed: true);
+        draft = new DraftPeer(config, existed: true) { Order = _drafted++ };
         _drafts[key] = draft;
         return draft;
     }
 
     public DraftPeer Create(PeerConfig config)
     {
-        var draft = new DraftPeer(config, existed: false) { Recreated = Removed.Contains(config.PublicKey) };
+        var draft = new DraftPeer(config, existed: false) { Recreated = Removed.Contains(config.PublicKey), Order = _drafted++ };
         _drafts[config.PublicKey] = draft;
         Count++;
         return draft;
@@ -202,6 +207,8 @@ internal sealed class DraftPeer
     public bool Existed { get; }
     public bool Touched { get; set; }
     public bool Recreated { get; init; }
+    /// <summary>When the request first drafted it, for <see cref="UapiSetDraft.Peers"/>.</summary>
+    public long Order { get; init; }
     public bool EndpointNamed { get; set; }
 
     public void AddAllowedIp(IpPrefix prefix) => _allowedIps[prefix] = _added++;
