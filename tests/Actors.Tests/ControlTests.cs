@@ -8,12 +8,9 @@ namespace Firezone.Actors.Actors.Tests;
 /// <summary>The control messages the host maps the wg UAPI onto.</summary>
 public sealed class ControlTests(ITestOutputHelper output) : ActorTestBase(output)
 {
-    private (TunnelNode A, TunnelNode B) StartPair()
+    private (TunnelNode A, TunnelNode B) StartConnectedPair()
     {
-        var a = StartNode("a", 1);
-        var b = StartNode("b", 2);
-        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
-        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        var (a, b) = base.StartPair();
         a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
         AwaitWritten(b, 1);
         return (a, b);
@@ -22,7 +19,7 @@ public sealed class ControlTests(ITestOutputHelper output) : ActorTestBase(outpu
     [Fact]
     public void Updating_a_peer_keeps_its_session_and_moves_its_routes()
     {
-        var (a, b) = StartPair();
+        var (a, b) = StartConnectedPair();
         var updated = a.PeerConfigFor(b) with { AllowedIps = [IpPrefix.Parse("10.0.0.2/32"), IpPrefix.Parse("10.7.0.0/16")], PersistentKeepaliveSeconds = 0 };
         Assert.False(Control<PeerConfigured>(a, new AddOrUpdatePeer(updated)).Created);
         a.Tun.Inject(Packets.Ipv4(a.Address, "10.7.3.4", id: 2));
@@ -38,7 +35,7 @@ public sealed class ControlTests(ITestOutputHelper output) : ActorTestBase(outpu
     [Fact]
     public void Removing_a_peer_removes_its_routes_and_status()
     {
-        var (a, b) = StartPair();
+        var (a, b) = StartConnectedPair();
         Assert.True(Control<PeerRemoved>(a, new RemovePeer(b.PublicKey)).Existed);
         Assert.False(Control<PeerRemoved>(a, new RemovePeer(b.PublicKey)).Existed);
         Assert.Empty(Control<DeviceStatus>(a, GetDeviceStatus.Instance).Peers);
@@ -52,7 +49,7 @@ public sealed class ControlTests(ITestOutputHelper output) : ActorTestBase(outpu
     [Fact]
     public void A_peer_removed_and_added_again_at_once_keeps_its_routes_and_handshakes_afresh()
     {
-        var (a, b) = StartPair();
+        var (a, b) = StartConnectedPair();
         AdvanceTime(TimeSpan.FromSeconds(1));
         Control<PeerRemoved>(a, new RemovePeer(b.PublicKey));
         Assert.True(Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b))).Created);
@@ -69,10 +66,7 @@ public sealed class ControlTests(ITestOutputHelper output) : ActorTestBase(outpu
     [Fact]
     public void A_newly_configured_peer_waits_for_traffic_before_its_first_handshake_as_in_wireguard_go()
     {
-        var a = StartNode("a", 1);
-        var b = StartNode("b", 2);
-        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
-        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        var (a, b) = StartPair();
         PeerStatusOf(a, b); // a round trip through the new PeerConnection: it has started
         AdvanceTime(TimeSpan.FromSeconds(6)); // past Rekey-Timeout: a retransmission would show too
         PeerStatusOf(a, b);

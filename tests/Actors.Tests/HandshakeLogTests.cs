@@ -24,10 +24,7 @@ public sealed class HandshakeLogTests(ITestOutputHelper output) : ActorTestBase(
     [Fact]
     public void A_handshake_logs_the_initiation_sent_and_the_completed_handshake_once_each()
     {
-        var a = StartNode("a", 1);
-        var b = StartNode("b", 2);
-        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
-        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        var (a, b) = StartPair();
         string bKey = b.PublicKey.ToBase64();
         string aKey = a.PublicKey.ToBase64();
 
@@ -103,10 +100,7 @@ public sealed class HandshakeLogTests(ITestOutputHelper output) : ActorTestBase(
         // up after REKEY_ATTEMPT_TIME (whitepaper section 6.4). wireguard-go says "Handshake did not
         // complete after 20 attempts, giving up"; without a line, a log at the default level said
         // nothing about an outage of minutes, and the Debug lines stopped at "attempt 20" unexplained.
-        var a = StartNode("a", 1);
-        var b = StartNode("b", 2);
-        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
-        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        var (a, b) = StartPair();
         bool blackHole = true;
         Network.Drop = _ => Volatile.Read(ref blackHole);
         string bKey = b.PublicKey.ToBase64();
@@ -141,6 +135,7 @@ public sealed class HandshakeLogTests(ITestOutputHelper output) : ActorTestBase(
         });
         StopAndAssertNoLeaks(a, b);
     }
+
     [Fact]
     public void Initiations_unanswered_for_rekey_attempt_time_while_traffic_keeps_coming_say_so_once_at_information_and_the_return_once()
     {
@@ -148,10 +143,7 @@ public sealed class HandshakeLogTests(ITestOutputHelper output) : ActorTestBase(
         // restarts the engine's attempts (as in wireguard-go), so it never gives up and the
         // "giving up" line never came; the log at the default level said nothing for the whole
         // outage (a 200 s one in the lab). Now one line after REKEY_ATTEMPT_TIME, one at the return.
-        var a = StartNode("a", 1);
-        var b = StartNode("b", 2);
-        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
-        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        var (a, b) = StartPair();
         bool blackHole = true;
         Network.Drop = _ => Volatile.Read(ref blackHole);
         string bKey = b.PublicKey.ToBase64();

@@ -18,10 +18,7 @@ public sealed class IoDispatcherTests(ITestOutputHelper output) : ActorTestBase(
     [Fact]
     public async Task Socket_and_TUN_writer_run_on_the_pinned_IO_dispatcher_and_peers_do_not()
     {
-        var a = StartNode("a", 1);
-        var b = StartNode("b", 2);
-        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
-        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        var (a, b) = StartPair();
         a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
         AwaitWritten(b, 1);
 

@@ -12,10 +12,7 @@ public sealed class IoFailureTests(ITestOutputHelper output) : ActorTestBase(out
 {
     private (TunnelNode A, TunnelNode B) StartPairWithTraffic()
     {
-        var a = StartNode("a", 1);
-        var b = StartNode("b", 2);
-        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
-        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        var (a, b) = StartPair();
         a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
         AwaitWritten(b, 1);
         return (a, b);

@@ -13,10 +13,7 @@ public sealed class MetricsTests(ITestOutputHelper output) : ActorTestBase(outpu
     [Fact]
     public void Peer_counters_are_published_as_observable_instruments_tagged_by_public_key()
     {
-        var a = StartNode("a", 1);
-        var b = StartNode("b", 2);
-        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
-        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        var (a, b) = StartPair();
         Network.RewriteEcn = (data, ecn) => MessageHeader.Classify(data, out _) == MessageType.TransportData && ecn == Ecn.Ect0 ? Ecn.Ce : ecn;
         a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 1), Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 2));
         AwaitWritten(b, 2);

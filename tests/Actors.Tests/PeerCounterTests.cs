@@ -41,10 +41,7 @@ public sealed class PeerCounterTests(ITestOutputHelper output) : ActorTestBase(o
     [Fact]
     public void Packets_staged_behind_the_handshake_count_once_each_when_sent()
     {
-        var a = StartNode("a", 1);
-        var b = StartNode("b", 2);
-        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
-        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        var (a, b) = StartPair();
         var staged = new byte[5][];
         for (int i = 0; i < staged.Length; i++)
         {

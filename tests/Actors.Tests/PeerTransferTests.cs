@@ -23,10 +23,7 @@ public sealed class PeerTransferTests(ITestOutputHelper output) : ActorTestBase(
     /// </summary>
     private (TunnelNode A, TunnelNode B, TunnelCounters ACounters) StartWithNoRouteToB()
     {
-        var a = StartNode("a", 1);
-        var b = StartNode("b", 2);
-        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
-        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        var (a, b) = StartPair();
         var counters = Control<TunnelTopology>(a, GetTunnelTopology.Instance).Counters;
         Network.Refuse = to => to == b.Endpoint;
         a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 1));

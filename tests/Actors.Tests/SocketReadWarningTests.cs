@@ -49,10 +49,7 @@ public sealed class SocketReadWarningTests(ITestOutputHelper output) : ActorTest
     [MemberData(nameof(Cases))]
     public void Are_logged_at_warning_once_per_interval_and_the_tunnel_goes_on(Case c)
     {
-        var a = StartNode("a", 1);
-        var b = StartNode("b", 2);
-        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
-        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        var (a, b) = StartPair();
         c.SetCount(b.Socket, 4);
         EventFilter.Warning(contains: c.FirstLine(b.Socket.LocalPort)).ExpectOne(Wait, () =>
         {

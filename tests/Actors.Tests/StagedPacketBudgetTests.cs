@@ -19,10 +19,7 @@ public sealed class StagedPacketBudgetTests(ITestOutputHelper output) : ActorTes
     [Fact]
     public void Packets_held_for_many_unreachable_peers_leave_the_pool_to_the_peers_that_answer()
     {
-        var a = StartNode("a", 1);
-        var b = StartNode("b", 2);
-        Control<PeerConfigured>(b, new AddOrUpdatePeer(b.PeerConfigFor(a, withEndpoint: false)));
-        Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b)));
+        var (a, b) = StartPair();
 
         // More unreachable peers than the pool has room for at 128 held packets each.
         int gone = a.Pool.MaxBuffers / ProtocolConstants.MaxStagedPackets + 8;
