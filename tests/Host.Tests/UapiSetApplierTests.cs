@@ -285,6 +285,25 @@ public sealed class UapiSetApplierTests
         Assert.Single(draft.Peers); // only the one looked up
     }
 
+    /// <summary>
+    /// The peers one request creates are added in the request's order (wg show lists them so, as
+    /// the kernel's list does) also when a peer it looked at before them is removed in it: the draft's
+    /// dictionary put a peer created after the removal into the freed place, before the earlier one.
+    /// </summary>
+    [Fact]
+    public async Task New_peers_keep_the_request_order_after_an_earlier_drafted_peer_is_removed()
+    {
+        var first = TestKeys.New();
+        var second = TestKeys.New();
+        await SetAsync($"public_key={_a.ToHex()}");
+
+        await SetAsync($"public_key={_a.ToHex()}", "persistent_keepalive_interval=5", $"public_key={first.ToHex()}",
+            $"public_key={_a.ToHex()}", "remove=true", $"public_key={second.ToHex()}");
+
+        var status = await _control.GetStatusAsync(CancellationToken.None);
+        Assert.Equal([first.ToHex(), second.ToHex()], status.Peers.Select(p => p.Config.PublicKey.ToHex()));
+    }
+
     /// <summary>A control that answers the configuration and records the changes; reading the status fails the test.</summary>
     private sealed class ConfigurationOnly(IReadOnlyList<PeerConfig> peers) : Firezone.Actors.Host.Control.ITunnelControl
     {

@@ -15,6 +15,10 @@ internal sealed class UapiSetDraft
 {
     private readonly Dictionary<WireGuardKey, PeerConfig> _baseline;
     private readonly Dictionary<WireGuardKey, DraftPeer> _drafts = new();
+    // The drafts in the order they were made, the removed ones flagged: a Dictionary puts an entry
+    // into the place a removed one freed, so a peer created after a removal came before the peers
+    // created earlier in the request (the upserts' order is the order new peers are listed in).
+    private readonly List<DraftPeer> _order = [];
     // A prefix's holder as this request left it (null: nobody), over _baselineOwners.
     private readonly Dictionary<IpPrefix, DraftPeer?> _owners = new();
     private Dictionary<IpPrefix, WireGuardKey>? _baselineOwners;
@@ -31,7 +35,7 @@ internal sealed class UapiSetDraft
     }
 
     /// <summary>The peers this request created or changed, and those it looked at, in that order.</summary>
-    public IEnumerable<DraftPeer> Peers => _drafts.Values;
+    public IEnumerable<DraftPeer> Peers => _order.Where(static peer => !peer.Dropped);
 
     /// <summary>Keys removed by this request (also those it created again afterwards).</summary>
     public HashSet<WireGuardKey> Removed { get; } = [];
@@ -51,6 +55,7 @@ internal sealed class UapiSetDraft
             Removed.Add(key);
         }
         _drafts.Clear();
+        _order.Clear();
         _owners.Clear();
         _baselineGone = true;
         Count = 0;
@@ -69,6 +74,7 @@ internal sealed class UapiSetDraft
         }
         draft = new DraftPeer(config, existed: true);
         _drafts[key] = draft;
+        _order.Add(draft);
         return draft;
     }
 
@@ -76,6 +82,7 @@ internal sealed class UapiSetDraft
     {
         var draft = new DraftPeer(config, existed: false) { Recreated = Removed.Contains(config.PublicKey) };
         _drafts[config.PublicKey] = draft;
+        _order.Add(draft);
         Count++;
         return draft;
     }
@@ -85,6 +92,7 @@ internal sealed class UapiSetDraft
         Disown(peer);
         var key = peer.Config.PublicKey;
         _drafts.Remove(key);
+        peer.Dropped = true;
         Removed.Add(key);
         Count--;
     }
@@ -203,6 +211,9 @@ internal sealed class DraftPeer
     public bool Touched { get; set; }
     public bool Recreated { get; init; }
     public bool EndpointNamed { get; set; }
+
+    /// <summary>Removed by the request (a peer it creates again with the key gets a new draft).</summary>
+    public bool Dropped { get; set; }
 
     public void AddAllowedIp(IpPrefix prefix) => _allowedIps[prefix] = _added++;
 
