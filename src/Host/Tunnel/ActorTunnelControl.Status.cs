@@ -39,7 +39,7 @@ public sealed partial class ActorTunnelControl
             }
             // Waited for past the usual bound, as wireguard-go's get answers however long it takes.
             using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stopping.Token);
-            var status = await StatusOfAsync(_tunnel, logger, _generation, "the request that reads it, a `wg show` or the status a `wg set` starts from, answers once it does", waiting.Token)
+            var status = await StatusOfAsync(_tunnel, logger, _generation, "the request that reads it, a `wg show` or `wg showconf`, answers once it does", waiting.Token)
                 .ConfigureAwait(false);
             return Map(status);
         }
