@@ -994,6 +994,52 @@ public sealed class NetworkSetupTests
         Assert.DoesNotContain(one.TableName, await InsideAsync(ns, "nft", "list", "tables"));
     }
 
+    /// <summary>
+    /// Without nft a full tunnel still starts: each family's mark table is a Warning that names the
+    /// reverse-path filter, nothing is recorded for it (a later start after a kill has no table to
+    /// delete), and the stop tries no nft and warns of nothing.
+    /// </summary>
+    [Fact]
+    public async Task Without_nft_a_full_tunnel_starts_with_a_warning_per_family_and_records_no_mark_table()
+    {
+        using var state = new TemporaryDirectory();
+        var runner = new RecordingRunner();
+        var logger = new ListLogger();
+        var setup = new InterfaceNetworkSetup("fzt0", new NoNftRunner(runner), logger, null, state.Path);
+        var config = new WgQuickConfigParser().Parse("full.conf", $"""
+            [Interface]
+            PrivateKey = {TestKeys.New().ToBase64()}
+            Address = 10.76.0.1/24, fd76::1/64
+            FwMark = 0x1234
+
+            [Peer]
+            PublicKey = {TestKeys.New().ToBase64()}
+            AllowedIPs = 0.0.0.0/0, ::/0
+            """);
+
+        await setup.ApplyAsync(config, CancellationToken.None);
+
+        var warnings = logger.At(LogLevel.Warning);
+        Assert.Contains(warnings, m => m.StartsWith("Could not add nftables table ip firezone-tunnel-fzt0 ", StringComparison.Ordinal) && m.Contains("rp_filter", StringComparison.Ordinal));
+        Assert.Contains(warnings, m => m.StartsWith("Could not add nftables table ip6 firezone-tunnel-fzt0 ", StringComparison.Ordinal) && m.Contains("rp_filter", StringComparison.Ordinal));
+        Assert.Equal(2, warnings.Count());
+        Assert.Empty(setup.StateFile.Load()!.MarkTables);
+
+        int before = runner.Commands.Count;
+        await setup.TearDownAsync(CancellationToken.None);
+        Assert.DoesNotContain(runner.Commands.Skip(before), c => c.StartsWith("nft ", StringComparison.Ordinal));
+        Assert.Equal(2, logger.At(LogLevel.Warning).Count());
+    }
+
+    /// <summary>nft is not installed; everything else goes to <paramref name="inner"/>.</summary>
+    private sealed class NoNftRunner(ICommandRunner inner) : ICommandRunner
+    {
+        public Task<string> RunAsync(string file, IReadOnlyList<string> arguments, string? stdin, CancellationToken cancellationToken) =>
+            file == "nft"
+                ? throw new StartupException("cannot run nft: No such file or directory") { NotInstalled = true }
+                : inner.RunAsync(file, arguments, stdin, cancellationToken);
+    }
+
     [Fact]
     public async Task A_named_table_route_is_added_not_replaced()
     {

@@ -50,6 +50,26 @@ public sealed class TransientMemoryTests
         recorder.AssertNoMore();
     }
 
+    /// <summary>
+    /// A set that comes while a get's background collection waits raises it to a compaction that
+    /// still waits the whole delay after the set (its peers' actors build their state meanwhile):
+    /// it ran when the get's delay ended, as early as a few milliseconds after the set.
+    /// </summary>
+    [Fact]
+    public void A_compaction_raised_from_a_waiting_background_collection_still_waits_the_delay_after_its_request()
+    {
+        var recorder = new Recorder();
+        var memory = new TransientMemory(recorder.Record, CancellationToken.None);
+
+        memory.Request(MemoryReturn.Background);
+        Thread.Sleep(TransientMemory.Delay * 0.7);
+        var raised = System.Diagnostics.Stopwatch.StartNew();
+        memory.Request(MemoryReturn.Compacting);
+        Assert.Equal(MemoryReturn.Compacting, recorder.Next());
+        Assert.True(raised.Elapsed >= TransientMemory.Delay - TimeSpan.FromMilliseconds(20), $"compacted {raised.Elapsed.TotalMilliseconds:0} ms after the set");
+        recorder.AssertNoMore();
+    }
+
     [Fact]
     public void A_stop_before_the_delay_cancels_the_collection()
     {

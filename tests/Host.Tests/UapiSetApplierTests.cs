@@ -286,19 +286,22 @@ public sealed class UapiSetApplierTests
     }
 
     /// <summary>
-    /// New peers of one request are listed (`wg show`, a saved file) in the order the request names
-    /// them, also when a peer it removed in between was drafted before them: the drafts' dictionary
-    /// gave the removed peer's place to the next one created, ahead of one created before it.
+    /// The peers one request creates are added in the request's order (wg show lists them so, as
+    /// the kernel's list does) also when a peer it looked at before them is removed in it: the draft's
+    /// dictionary put a peer created after the removal into the freed place, before the earlier one.
     /// </summary>
     [Fact]
-    public async Task New_peers_keep_the_requests_order_across_a_removal_in_it()
+    public async Task New_peers_keep_the_request_order_after_an_earlier_drafted_peer_is_removed()
     {
-        var c = TestKeys.New();
-        await SetAsync($"public_key={_b.ToHex()}", "allowed_ip=10.0.9.0/24");
-        await SetAsync($"public_key={_b.ToHex()}", "persistent_keepalive_interval=5", $"public_key={_a.ToHex()}",
-            $"public_key={_b.ToHex()}", "remove=true", $"public_key={c.ToHex()}");
+        var first = TestKeys.New();
+        var second = TestKeys.New();
+        await SetAsync($"public_key={_a.ToHex()}");
+
+        await SetAsync($"public_key={_a.ToHex()}", "persistent_keepalive_interval=5", $"public_key={first.ToHex()}",
+            $"public_key={_a.ToHex()}", "remove=true", $"public_key={second.ToHex()}");
+
         var status = await _control.GetStatusAsync(CancellationToken.None);
-        Assert.Equal([_a, c], status.Peers.Select(p => p.Config.PublicKey));
+        Assert.Equal([first.ToHex(), second.ToHex()], status.Peers.Select(p => p.Config.PublicKey.ToHex()));
     }
 
     /// <summary>A control that answers the configuration and records the changes; reading the status fails the test.</summary>

@@ -436,8 +436,8 @@ public sealed partial class ActorTunnelControl(
             foreach (var peer in upsert)
             {
                 // A change that does not name the endpoint keeps the one known here, as a running
-                // tunnel keeps its learned one: the request was built from the status read before it
-                // began, and a key removal earlier in the same request (wg syncconf of a file whose
+                // tunnel keeps its learned one: the request was built from the configuration read before
+                // it began (UapiSetApplier), and a key removal earlier in the same request (wg syncconf of a file whose
                 // PrivateKey is commented out) has since carried the learned endpoint into _peers;
                 // with no tunnel to keep it, the configured one ("(none)" on a Gateway) replaced it.
                 Remember(!endpointNamed.Contains(peer.PublicKey) && _peers.TryGetValue(peer.PublicKey, out var known) && known.Endpoint != peer.Endpoint

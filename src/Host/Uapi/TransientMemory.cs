@@ -34,6 +34,7 @@ internal sealed class TransientMemory(Action<MemoryReturn> collect, Cancellation
 
     private readonly Action<MemoryReturn> _collect = collect;
     private int _pending;
+    private long _compactingDueAt; // Environment.TickCount64 (ms): the earliest a compaction may run
 
     public static void Collect(MemoryReturn kind)
     {
@@ -50,6 +51,17 @@ internal sealed class TransientMemory(Action<MemoryReturn> collect, Cancellation
 
     public void Request(MemoryReturn kind)
     {
+        if (kind == MemoryReturn.Compacting)
+        {
+            // A compaction waits the whole delay after its own request, also when it raises a
+            // background collection a get scheduled earlier (that one's delay may end at once).
+            Volatile.Write(ref _compactingDueAt, Environment.TickCount64 + (long)Delay.TotalMilliseconds);
+        }
+        Raise(kind, Delay);
+    }
+
+    private void Raise(MemoryReturn kind, TimeSpan delay)
+    {
         int seen;
         do
         {
@@ -64,12 +76,20 @@ internal sealed class TransientMemory(Action<MemoryReturn> collect, Cancellation
         {
             return; // raised the one already scheduled, which reads the kind when it runs
         }
-        _ = Task.Delay(Delay, stopping).ContinueWith(
-            static (_, state) =>
-            {
-                var self = (TransientMemory)state!;
-                self._collect((MemoryReturn)Interlocked.Exchange(ref self._pending, (int)MemoryReturn.None));
-            },
+        _ = Task.Delay(delay, stopping).ContinueWith(
+            static (_, state) => ((TransientMemory)state!).Due(),
             this, CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+    }
+
+    private void Due()
+    {
+        var kind = (MemoryReturn)Interlocked.Exchange(ref _pending, (int)MemoryReturn.None);
+        long early = Volatile.Read(ref _compactingDueAt) - Environment.TickCount64;
+        if (kind == MemoryReturn.Compacting && early > 0)
+        {
+            Raise(kind, TimeSpan.FromMilliseconds(early)); // raised from a get's collection: not due yet
+            return;
+        }
+        _collect(kind);
     }
 }

@@ -400,7 +400,6 @@ public sealed class UapiServer : IAsyncDisposable
     /// <summary>A get of this many peers leaves a status snapshot of some megabytes behind.</summary>
     private const int LargeGetPeers = 1000;
 
-
     /// <summary>
     /// A <c>set=1</c>: parsed line by line as it arrives and applied whole after the blank line, so a
     /// request that fails changes nothing. A line that does not parse is answered at once and the

@@ -15,11 +15,14 @@ internal sealed class UapiSetDraft
 {
     private readonly Dictionary<WireGuardKey, PeerConfig> _baseline;
     private readonly Dictionary<WireGuardKey, DraftPeer> _drafts = new();
+    // The drafts in the order they were made, the removed ones flagged: a Dictionary puts an entry
+    // into the place a removed one freed, so a peer created after a removal came before the peers
+    // created earlier in the request (the upserts' order is the order new peers are listed in).
+    private readonly List<DraftPeer> _order = [];
     // A prefix's holder as this request left it (null: nobody), over _baselineOwners.
     private readonly Dictionary<IpPrefix, DraftPeer?> _owners = new();
     private Dictionary<IpPrefix, WireGuardKey>? _baselineOwners;
     private bool _baselineGone;
-    private long _drafted;
 
     public UapiSetDraft(IReadOnlyList<PeerConfig> peers)
     {
@@ -31,12 +34,8 @@ internal sealed class UapiSetDraft
         Count = peers.Count;
     }
 
-    /// <summary>
-    /// The peers this request created or changed, and those it looked at, in the order it first
-    /// drafted them (a dictionary's own order puts a peer created after a removal in the removed
-    /// one's place, and new peers are listed in the order they are applied).
-    /// </summary>
-    public IEnumerable<DraftPeer> Peers => _drafts.Values.OrderBy(peer => peer.Order);
+    /// <summary>The peers this request created or changed, and those it looked at, in that order.</summary>
+    public IEnumerable<DraftPeer> Peers => _order.Where(static peer => !peer.Dropped);
 
     /// <summary>Keys removed by this request (also those it created again afterwards).</summary>
     public HashSet<WireGuardKey> Removed { get; } = [];
@@ -56,6 +55,7 @@ internal sealed class UapiSetDraft
             Removed.Add(key);
         }
         _drafts.Clear();
+        _order.Clear();
         _owners.Clear();
         _baselineGone = true;
         Count = 0;
@@ -72,15 +72,17 @@ internal sealed class UapiSetDraft
         {
             return null;
         }
-        draft = new DraftPeer(config, existed: true) { Order = _drafted++ };
+        draft = new DraftPeer(config, existed: true);
         _drafts[key] = draft;
+        _order.Add(draft);
         return draft;
     }
 
     public DraftPeer Create(PeerConfig config)
     {
-        var draft = new DraftPeer(config, existed: false) { Recreated = Removed.Contains(config.PublicKey), Order = _drafted++ };
+        var draft = new DraftPeer(config, existed: false) { Recreated = Removed.Contains(config.PublicKey) };
         _drafts[config.PublicKey] = draft;
+        _order.Add(draft);
         Count++;
         return draft;
     }
@@ -90,6 +92,7 @@ internal sealed class UapiSetDraft
         Disown(peer);
         var key = peer.Config.PublicKey;
         _drafts.Remove(key);
+        peer.Dropped = true;
         Removed.Add(key);
         Count--;
     }
@@ -176,47 +179,4 @@ internal sealed class UapiSetDraft
         }
         return _baselineOwners.TryGetValue(prefix, out var key) ? Find(key) : null;
     }
-}
-
-/// <summary>A peer's configuration while a request is applied to it.</summary>
-internal sealed class DraftPeer
-{
-    /// <summary>
-    /// The allowed IPs, each with when it was added: a set, so each line of a request costs the
-    /// same however many the peer has (a list's Contains and Remove made 40,000 allowed_ip lines
-    /// for one peer take 3 s, wireguard-go 0.02 s), kept in the order they were added: a prefix
-    /// added again goes last, as wireguard-go's insert and the kernel's list_move_tail put it
-    /// (`wg show allowed-ips`, `wg showconf` and a saved file list them in that order).
-    /// </summary>
-    private readonly Dictionary<IpPrefix, long> _allowedIps;
-    private long _added;
-
-    public DraftPeer(PeerConfig config, bool existed)
-    {
-        Config = config;
-        Existed = existed;
-        _allowedIps = new Dictionary<IpPrefix, long>(config.AllowedIps.Count);
-        foreach (var prefix in config.AllowedIps)
-        {
-            AddAllowedIp(prefix);
-        }
-    }
-
-    public PeerConfig Config { get; set; }
-    public IEnumerable<IpPrefix> AllowedIps => _allowedIps.Keys;
-    public bool Existed { get; }
-    public bool Touched { get; set; }
-    public bool Recreated { get; init; }
-    /// <summary>When the request first drafted it, for <see cref="UapiSetDraft.Peers"/>.</summary>
-    public long Order { get; init; }
-    public bool EndpointNamed { get; set; }
-
-    public void AddAllowedIp(IpPrefix prefix) => _allowedIps[prefix] = _added++;
-
-    public bool RemoveAllowedIp(IpPrefix prefix) => _allowedIps.Remove(prefix);
-
-    public void ClearAllowedIps() => _allowedIps.Clear();
-
-    public PeerConfig ToConfig() =>
-        Config with { AllowedIps = _allowedIps.OrderBy(entry => entry.Value).Select(entry => entry.Key).ToArray() };
 }
