@@ -510,6 +510,67 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// A full tunnel's mark tables (wg-quick's, for a strict reverse-path filter) come back after a
+    /// ruleset flush (a reload of nftables.service), as a gateway's table does: without them a host
+    /// with rp_filter=1 drops the Gateway's datagrams from then on (the diff review, 2026-11-29).
+    /// </summary>
+    [Fact]
+    public async Task A_full_tunnel_adds_its_mark_tables_again_after_a_ruleset_flush_and_removes_them_at_the_stop()
+    {
+        await using var ns = await NetworkNamespace.CreateAsync();
+        string name = UniqueName();
+        string table = "firezone-tunnel-" + name;
+        string config = Path.Combine(Path.GetTempPath(), name + ".conf");
+        await File.WriteAllTextAsync(config, $"""
+            [Interface]
+            PrivateKey = {TestKeys.New().ToBase64()}
+            ListenPort = 0
+            Address = 10.58.0.1/24, fd58::1/64
+
+            [Peer]
+            PublicKey = {TestKeys.New().ToBase64()}
+            AllowedIPs = 0.0.0.0/0, ::/0
+            """);
+        try
+        {
+            await using var daemon = DaemonProcess.Start(ns, name, "up", "--config", config);
+            await daemon.WaitReadyAsync();
+            foreach (var family in new[] { "ip", "ip6" })
+            {
+                Assert.Equal(0, (await ns.ExecAsync("nft", ["list", "table", family, table])).ExitCode);
+            }
+
+            var flush = await ns.ExecAsync("nft", ["flush", "ruleset"]);
+            Assert.True(flush.ExitCode == 0, flush.Stderr);
+            foreach (var family in new[] { "ip", "ip6" })
+            {
+                ProcessRunner.Result listed = flush;
+                for (var deadline = DateTime.UtcNow + Bound; DateTime.UtcNow < deadline; await Task.Delay(100))
+                {
+                    listed = await ns.ExecAsync("nft", ["list", "table", family, table]);
+                    if (listed.ExitCode == 0)
+                    {
+                        break;
+                    }
+                }
+                Assert.True(listed.ExitCode == 0, $"table {family} was not added again: " + listed.Stderr);
+                Assert.Contains("meta mark set ct mark", listed.Stdout);
+            }
+            string log = await daemon.WaitForLogAsync("pass a strict reverse-path filter again");
+            Assert.Contains($"nftables table ip {table} was removed by another program", log);
+
+            daemon.Signal(SIGTERM);
+            Assert.Equal(0, await daemon.WaitForExitAsync(Bound));
+            await Task.Delay(InterfaceNetworkSetupTableCheckDelay * 3); // a re-add after the stop would come by now
+            Assert.DoesNotContain(table, (await ns.ExecAsync("nft", ["list", "tables"])).Stdout);
+        }
+        finally
+        {
+            File.Delete(config);
+        }
+    }
+
     private static readonly TimeSpan InterfaceNetworkSetupTableCheckDelay = Network.InterfaceNetworkSetup.TableCheckDelay;
 
     /// <summary>

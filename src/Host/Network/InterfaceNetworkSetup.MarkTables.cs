@@ -16,6 +16,9 @@ namespace Firezone.Actors.Host.Network;
 /// </summary>
 public sealed partial class InterfaceNetworkSetup
 {
+    // The script of each mark table this instance added, to add it again when another program removes it.
+    private readonly Dictionary<string, string> _markScripts = new();
+
     /// <summary>The mark table of a family ("ip" or "ip6"); a gateway's is family inet, so the names do not meet.</summary>
     private string MarkTableScript(string family, uint table, IEnumerable<InterfaceAddress> addresses)
     {
@@ -55,10 +58,11 @@ public sealed partial class InterfaceNetworkSetup
                 _state.MarkTables.Add(family);
                 SaveState();
             }
-            var own = config.Interface.Addresses.Where(a => a.IsIPv4 == (family == "ip"));
+            string script = MarkTableScript(family, table, config.Interface.Addresses.Where(a => a.IsIPv4 == (family == "ip")));
             try
             {
-                await runner.RunAsync("nft", ["-f", "-"], MarkTableScript(family, table, own), cancellationToken).ConfigureAwait(false);
+                await runner.RunAsync("nft", ["-f", "-"], script, cancellationToken).ConfigureAwait(false);
+                _markScripts[family] = script;
                 logger.LogInformation("nftables table {Family} {Table}: replies to the tunnel's datagrams keep fwmark {Mark} (for the reverse-path filter), as wg-quick's", family, TableName, table);
             }
             catch (StartupException e)
@@ -69,25 +73,76 @@ public sealed partial class InterfaceNetworkSetup
                     family, TableName, e.Message);
             }
         }
+        if (_markScripts.Count > 0)
+        {
+            WatchTable();
+        }
     }
 
-    /// <summary>Deletes the mark tables <paramref name="families"/> names (at the stop, or a killed instance's at the start).</summary>
-    private async Task DeleteMarkTablesAsync(IEnumerable<string> families, bool leftovers, CancellationToken cancellationToken)
+    /// <summary>
+    /// Deletes the mark tables <paramref name="families"/> names (at the stop, or a killed
+    /// instance's at the start); returns the families whose table may still be there (nft failed
+    /// otherwise than "gone"), to be tried again.
+    /// </summary>
+    private async Task<List<string>> DeleteMarkTablesAsync(IEnumerable<string> families, bool leftovers, CancellationToken cancellationToken)
     {
+        var kept = new List<string>();
         foreach (var family in families.ToArray())
         {
             try
             {
                 await runner.RunAsync("nft", ["delete", "table", family, TableName], null, cancellationToken).ConfigureAwait(false);
             }
-            catch (StartupException e) when (leftovers || e.NotInstalled || e.Message.EndsWith("No such file or directory", StringComparison.Ordinal))
+            catch (StartupException e) when (e.Message.EndsWith("No such file or directory", StringComparison.Ordinal))
             {
-                // Gone already (another program's `nft flush ruleset`, or with the killed instance's namespace).
-                logger.LogDebug("nftables table {Family} {Table} already gone: {Problem}", family, TableName, e.Message);
+                if (leftovers)
+                {
+                    logger.LogDebug("nftables table {Family} {Table} already gone: {Problem}", family, TableName, e.Message);
+                }
+                else
+                {
+                    // Removed under the running tunnel and not added back (the watch was off or failed).
+                    logger.LogWarning(MarkTableGoneMessage, family, TableName);
+                }
+            }
+            catch (StartupException e) when (e.NotInstalled)
+            {
+                // No nft now, so none added by this instance; a killed one's cannot be told apart.
+                logger.LogDebug("No nftables table {Family} {Table} to remove: {Problem}", family, TableName, e.Message);
             }
             catch (StartupException e)
             {
                 logger.LogWarning("Could not remove nftables table {Family} {Table}: {Problem}", family, TableName, e.Message);
+                kept.Add(family);
+            }
+        }
+        return kept;
+    }
+
+    /// <summary>The stop's Warning when another program removed a full tunnel's mark table while it ran.</summary>
+    internal const string MarkTableGoneMessage =
+        "nftables table {Family} {Table} was already gone at the stop: another program removed it while the tunnel ran (nft flush ruleset, as a reload of nftables.service runs it), and where the reverse-path filter is strict the Gateway's datagrams were dropped from then on";
+
+    /// <summary>
+    /// A mark table another program removed (see <see cref="WatchTable"/>) is added again, with a
+    /// Warning: a strict reverse-path filter drops the Gateway's datagrams without it.
+    /// </summary>
+    private async Task RestoreMarkTablesAsync(HashSet<string> present, CancellationToken cancellationToken)
+    {
+        foreach (var (family, script) in _markScripts.ToArray())
+        {
+            if (present.Contains($"table {family} {TableName}"))
+            {
+                continue;
+            }
+            try
+            {
+                await runner.RunAsync("nft", ["-f", "-"], script, cancellationToken).ConfigureAwait(false);
+                logger.LogWarning("nftables table {Family} {Table} was removed by another program (nft flush ruleset, as a reload of nftables.service runs it): added again, so the Gateway's datagrams pass a strict reverse-path filter again", family, TableName);
+            }
+            catch (StartupException e)
+            {
+                logger.LogWarning("nftables table {Family} {Table} was removed by another program and could not be added again: {Problem}; restart the interface", family, TableName, e.Message);
             }
         }
     }

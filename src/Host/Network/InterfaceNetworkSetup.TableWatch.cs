@@ -50,7 +50,9 @@ public sealed partial class InterfaceNetworkSetup
         try
         {
             string tables = await runner.RunAsync("nft", ["list", "tables"], null, cancellationToken).ConfigureAwait(false);
-            if (tables.Split('\n').Any(line => line.Trim() == "table inet " + TableName))
+            var present = tables.Split('\n').Select(line => line.Trim()).ToHashSet(StringComparer.Ordinal);
+            await RestoreMarkTablesAsync(present, cancellationToken).ConfigureAwait(false);
+            if (!_state.NftablesTable || present.Contains("table inet " + TableName))
             {
                 return;
             }

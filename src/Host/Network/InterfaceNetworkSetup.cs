@@ -274,7 +274,10 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
         {
             await RunQuietlyAsync("nft", ["delete", "table", "inet", TableName], cancellationToken).ConfigureAwait(false);
         }
-        await DeleteMarkTablesAsync(previous.MarkTables, leftovers: true, cancellationToken).ConfigureAwait(false);
+        foreach (var family in await DeleteMarkTablesAsync(previous.MarkTables, leftovers: true, cancellationToken).ConfigureAwait(false))
+        {
+            _state.MarkTables.Add(family); // kept for this instance's stop to try again
+        }
         if (previous.Resolvconf is { } record && !await TryRemoveDnsRecordAsync(record, cancellationToken).ConfigureAwait(false))
         {
             _state.Resolvconf = record; // kept for this instance's stop to try again
@@ -380,8 +383,8 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
             }
         }
         _state.Undo.Clear();
-        await DeleteMarkTablesAsync(_state.MarkTables, leftovers: false, cancellationToken).ConfigureAwait(false);
-        _state.MarkTables.Clear();
+        _state.MarkTables = await DeleteMarkTablesAsync(_state.MarkTables, leftovers: false, cancellationToken).ConfigureAwait(false);
+        _markScripts.Clear();
         if (DefaultRouteTable is not null)
         {
             control?.RequireFwmark(null);
@@ -459,7 +462,7 @@ public sealed partial class InterfaceNetworkSetup(string interfaceName, ICommand
         {
             return;
         }
-        if (_state.Sysctl.Count == 0 && _state.Resolvconf is null)
+        if (_state.Sysctl.Count == 0 && _state.Resolvconf is null && _state.MarkTables.Count == 0)
         {
             _ownsStateFile = false;
             try
