@@ -484,16 +484,7 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
 
             var flush = await ns.ExecAsync("nft", ["flush", "ruleset"]);
             Assert.True(flush.ExitCode == 0, flush.Stderr);
-            ProcessRunner.Result listed = flush;
-            for (var deadline = DateTime.UtcNow + Bound; DateTime.UtcNow < deadline; await Task.Delay(100))
-            {
-                listed = await ns.ExecAsync("nft", ["list", "table", "inet", table]);
-                if (listed.ExitCode == 0)
-                {
-                    break;
-                }
-            }
-            Assert.True(listed.ExitCode == 0, "the table was not added again: " + listed.Stderr);
+            var listed = await ListTableOnceBackAsync(ns, "inet", table);
             Assert.Contains($"iifname \"{name}\" oifname != \"{name}\" masquerade", listed.Stdout);
             string log = await daemon.WaitForLogAsync("added again");
             Assert.Contains($"nftables table inet {table} was removed by another program", log);
@@ -545,16 +536,7 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
             Assert.True(flush.ExitCode == 0, flush.Stderr);
             foreach (var family in new[] { "ip", "ip6" })
             {
-                ProcessRunner.Result listed = flush;
-                for (var deadline = DateTime.UtcNow + Bound; DateTime.UtcNow < deadline; await Task.Delay(100))
-                {
-                    listed = await ns.ExecAsync("nft", ["list", "table", family, table]);
-                    if (listed.ExitCode == 0)
-                    {
-                        break;
-                    }
-                }
-                Assert.True(listed.ExitCode == 0, $"table {family} was not added again: " + listed.Stderr);
+                var listed = await ListTableOnceBackAsync(ns, family, table);
                 Assert.Contains("meta mark set ct mark", listed.Stdout);
             }
             string log = await daemon.WaitForLogAsync("pass a strict reverse-path filter again");
@@ -569,6 +551,19 @@ public sealed class DaemonProcessTests(ITestOutputHelper output)
         {
             File.Delete(config);
         }
+    }
+
+    /// <summary>`nft list table FAMILY TABLE` once the daemon has added the table again (within <see cref="Bound"/>), else the test fails.</summary>
+    private static async Task<ProcessRunner.Result> ListTableOnceBackAsync(NetworkNamespace ns, string family, string table)
+    {
+        ProcessRunner.Result listed;
+        var deadline = DateTime.UtcNow + Bound;
+        while ((listed = await ns.ExecAsync("nft", ["list", "table", family, table])).ExitCode != 0 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(100);
+        }
+        Assert.True(listed.ExitCode == 0, $"table {family} {table} was not added again: " + listed.Stderr);
+        return listed;
     }
 
     private static readonly TimeSpan InterfaceNetworkSetupTableCheckDelay = Network.InterfaceNetworkSetup.TableCheckDelay;

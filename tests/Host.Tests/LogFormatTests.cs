@@ -90,17 +90,27 @@ public sealed class LogFormatTests
     [Fact]
     public async Task A_mistake_in_the_file_is_a_json_line_on_stderr()
     {
+        var (result, path) = await UpUnderJsonVariableAsync("Adress = 10.0.0.1/24");
+        Assert.Equal(78, result.ExitCode);
+        var line = Assert.Single(JsonLines(result.Stderr));
+        Assert.Equal("Error", line.GetProperty("severity").GetString());
+        Assert.StartsWith($"{path}:3: ", line.GetProperty("message").GetString());
+        Assert.Equal("", result.Stdout);
+    }
+
+    /// <summary>
+    /// <c>up OPTIONS FILE</c> with <see cref="LogFormats.Variable"/>=json, FILE an [Interface] with a
+    /// private key (line 2) and <paramref name="line3"/>; the file is removed afterwards.
+    /// </summary>
+    private static async Task<(ProcessRunner.Result Result, string Path)> UpUnderJsonVariableAsync(string line3, params string[] options)
+    {
         string path = Path.Combine(Path.GetTempPath(), $"{UniqueName()}.conf");
-        await File.WriteAllTextAsync(path, "[Interface]\nPrivateKey = " + TestKeys.New().ToBase64() + "\nAdress = 10.0.0.1/24\n");
+        await File.WriteAllTextAsync(path, "[Interface]\nPrivateKey = " + TestKeys.New().ToBase64() + "\n" + line3 + "\n");
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         try
         {
-            var result = await ProcessRunner.RunAsync(Executable, ["up", path],
-                environment: new Dictionary<string, string> { [LogFormats.Variable] = "json" }, timeout: TimeSpan.FromSeconds(30));
-            Assert.Equal(78, result.ExitCode);
-            var line = Assert.Single(JsonLines(result.Stderr));
-            Assert.Equal("Error", line.GetProperty("severity").GetString());
-            Assert.StartsWith($"{path}:3: ", line.GetProperty("message").GetString());
-            Assert.Equal("", result.Stdout);
+            return (await ProcessRunner.RunAsync(Executable, ["up", .. options, path],
+                environment: new Dictionary<string, string> { [LogFormats.Variable] = "json" }, timeout: TimeSpan.FromSeconds(30)), path);
         }
         finally
         {
@@ -144,23 +154,12 @@ public sealed class LogFormatTests
     [Fact]
     public async Task Up_check_says_the_files_warnings_as_warnings()
     {
-        string path = Path.Combine(Path.GetTempPath(), $"{UniqueName()}.conf");
-        await File.WriteAllTextAsync(path, "[Interface]\nPrivateKey = " + TestKeys.New().ToBase64() + "\nListenPort = 51820\nListenPort = 51821\n");
-        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        try
-        {
-            var result = await ProcessRunner.RunAsync(Executable, ["up", "--check", path],
-                environment: new Dictionary<string, string> { [LogFormats.Variable] = "json" }, timeout: TimeSpan.FromSeconds(30));
-            Assert.Equal(0, result.ExitCode);
-            var line = Assert.Single(JsonLines(result.Stderr));
-            Assert.Equal("Warning", line.GetProperty("severity").GetString());
-            Assert.StartsWith($"{path}:4: ListenPort given twice", line.GetProperty("message").GetString());
-            Assert.Equal("", result.Stdout);
-        }
-        finally
-        {
-            File.Delete(path);
-        }
+        var (result, path) = await UpUnderJsonVariableAsync("ListenPort = 51820\nListenPort = 51821", "--check");
+        Assert.Equal(0, result.ExitCode);
+        var line = Assert.Single(JsonLines(result.Stderr));
+        Assert.Equal("Warning", line.GetProperty("severity").GetString());
+        Assert.StartsWith($"{path}:4: ListenPort given twice", line.GetProperty("message").GetString());
+        Assert.Equal("", result.Stdout);
     }
 
     /// <summary>
