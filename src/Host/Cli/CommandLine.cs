@@ -194,6 +194,14 @@ public static class CommandLine
                 Console.Error.WriteLine($"firezone-tunnel: '{name}', the configuration file's name without .conf, is not a valid interface name (1 to 15 characters, no '/' or spaces): name the file INTERFACE.conf, as wg-quick wants it, or give --interface NAME");
                 return Task.FromResult(2);
             }
+            if (name.IndexOfAny(['"', '\\', '*']) >= 0)
+            {
+                // up names the interface in nftables rules (a gateway's masquerade, a full tunnel's
+                // mark tables), where a '"' cannot be quoted, '\' escapes and '*' is a wildcard
+                // (iifname "wg*" matches wg0 too); wg-quick refuses every name outside [a-zA-Z0-9_=+.-].
+                Console.Error.WriteLine($"firezone-tunnel: '{name}' cannot be named in nftables rules (no '\"', '\\' or '*'): give --interface NAME or rename the file, with letters, digits and _=+.- as wg-quick wants");
+                return Task.FromResult(2);
+            }
             TunnelConfig config;
             try
             {
