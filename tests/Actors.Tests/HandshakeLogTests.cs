@@ -177,4 +177,47 @@ public sealed class HandshakeLogTests(ITestOutputHelper output) : ActorTestBase(
         });
         StopAndAssertNoLeaks(a, b);
     }
+    [Fact]
+    public void A_suspend_during_unanswered_initiations_is_not_counted_as_seconds_of_trying()
+    {
+        // The engine's clock is boot time (it counts a suspend, so a stale session is seen at once),
+        // but the "still trying" line counted the hour a laptop slept as an hour of unanswered
+        // initiations: "has not completed after 2 attempts in 3600 s" right after the resume.
+        var (a, b) = StartPair();
+        Network.Drop = _ => true;
+        string bKey = b.PublicKey.ToBase64();
+        var stillTrying = new Regex(Regex.Escape($"peer {bKey}: handshake with {b.Endpoint} has not completed after ") + @"\d+ attempts in 9\d s; still trying while there is traffic for it");
+        int Initiations() => Network.Count(d => d.From == a.Endpoint && d.Type == MessageType.Initiation);
+
+        ushort id = 1;
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: id++));
+        AwaitCondition(() => Initiations() == 1, Wait);
+        AwaitPeerTimerArmed(a, b);
+        AdvanceTime(TimeSpan.FromSeconds(5.4));
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: id++));
+        AwaitCondition(() => Initiations() >= 2, Wait);
+
+        // An hour of suspend: boot time moves on, no timer fires (see TimerTests). The first packet
+        // after the resume sends an initiation; nothing says the handshake was tried for an hour.
+        EventFilter.Info(contains: "has not completed").Expect(0, TimeSpan.FromSeconds(1), () =>
+        {
+            int before = Initiations();
+            Clock.Advance(TimeSpan.FromHours(1));
+            a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: id++));
+            AwaitCondition(() => Initiations() > before, Wait);
+        });
+
+        // Still unanswered for Rekey-Attempt-Time of time awake: the line comes, with the seconds awake.
+        EventFilter.Info(stillTrying).ExpectOne(Wait, () =>
+        {
+            for (int i = 0; i < 18; i++)
+            {
+                AwaitPeerTimerArmed(a, b);
+                AdvanceTime(TimeSpan.FromSeconds(5.4));
+                a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: id++));
+            }
+            AwaitCondition(() => Initiations() >= 20, Wait);
+        });
+        StopAndAssertNoLeaks(a, b);
+    }
 }

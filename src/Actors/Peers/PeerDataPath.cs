@@ -39,6 +39,9 @@ public sealed class PeerDataPath
 
     /// <summary>At most one sent-initiation line per peer this often (REKEY_TIMEOUT, whitepaper section 6.4: one per retry).</summary>
     private static readonly TimeSpan InitiationLogInterval = TimeSpan.FromSeconds(5);
+
+    /// <summary>A gap between two initiations of one series longer than any retry's (Rekey-Timeout plus jitter, timers late on a busy machine): a suspend.</summary>
+    private static readonly TimeSpan InitiationGapOfASuspend = 2 * ProtocolConstants.RekeyTimeout;
     private static readonly TimeSpan NotSentLogInterval = TimeSpan.FromSeconds(10);
 
     /// <summary>
@@ -65,9 +68,11 @@ public sealed class PeerDataPath
     private LogRateLimit _initiationLog;
     private CountedLogRateLimit _notSentLog;
     // Initiations sent since the last completed handshake or give-up (the "try N" of wireguard-go's
-    // log), and when the first of them left.
+    // log), when the first of them left (moved on by the gaps a suspend left, see
+    // NoteInitiationSent) and when the last one left.
     private int _initiationAttempts;
     private TimeSpan _firstInitiationAt;
+    private TimeSpan _lastInitiationAt;
     // The engine's count of handshakes given up (section 6.4) as last seen, and when the last one
     // was, while no handshake has completed since (null otherwise).
     private long _giveUpsSeen;
@@ -563,6 +568,15 @@ public sealed class PeerDataPath
         {
             _firstInitiationAt = now;
         }
+        else if (now - _lastInitiationAt is var gap && gap > InitiationGapOfASuspend)
+        {
+            // Retries leave Rekey-Timeout apart (whitepaper section 6.4), so a longer gap within one
+            // series is time the machine slept (or the daemon was stopped): `now` is boot time, which
+            // counts a suspend. Left out of the seconds the lines below give, a laptop resumed after
+            // an hour said "not completed after 2 attempts in 3600 s" for a handshake of seconds.
+            _firstInitiationAt += gap - ProtocolConstants.RekeyTimeout;
+        }
+        _lastInitiationAt = now;
         NoteStillTrying(to, now);
         if (!_log.IsDebugEnabled || !_initiationLog.TryTake(now, InitiationLogInterval))
         {
