@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
 using Firezone.Actors.EndToEnd.Tests.Harness;
 using Xunit.Abstractions;
 using static Firezone.Actors.EndToEnd.Tests.Harness.CounterSnapshot;
@@ -66,7 +68,10 @@ public sealed class InteropTests(ITestOutputHelper output)
     /// A Gateway whose Client has not connected yet (no endpoint for it) holds what is routed to it,
     /// as wireguard-go does, and sends it once the Client's handshake is confirmed: a ping sent from
     /// the Gateway's side before the Client starts is answered. Against wireguard-go as the Gateway
-    /// too, to show it is the reference's behaviour.
+    /// too, to show it is the reference's behaviour. Shown to be held, not sent late: the one echo
+    /// request entered the Gateway's tunnel interface (an nft counter on its output) before the
+    /// Client was started, and ping's own timing (-D: the reply's time, less the round trip) puts
+    /// its sending before the Client's start and its reply after.
     /// </summary>
     [Theory]
     [InlineData(Fz)]
@@ -76,12 +81,40 @@ public sealed class InteropTests(ITestOutputHelper output)
         using var lab = Lab.Up(output, TimeSpan.FromSeconds(60));
         lab.SetOption("ENDPOINTS", Roles.Client); // the Gateway has no endpoint for its Client
         lab.Gateway.Start(gateway);
-        lab.Background(Roles.Gateway, "early-ping", "ping", "-n", "-c", "1", "-W", "25", Addresses.ClientTunnelV4);
-        Thread.Sleep(1500); // the echo request waits in the Gateway
+        lab.Exec(Roles.Gateway, "nft", "add table inet fzearly");
+        lab.Exec(Roles.Gateway, "nft", "add counter inet fzearly requests");
+        lab.Exec(Roles.Gateway, "nft", "add chain inet fzearly output { type filter hook output priority 0 ; policy accept ; }");
+        lab.Exec(Roles.Gateway, "nft", $"add rule inet fzearly output oifname \"{lab.Gateway.InterfaceName}\" ip daddr {Addresses.ClientTunnelV4} icmp type echo-request counter name requests");
+        lab.Background(Roles.Gateway, "early-ping", "ping", "-n", "-D", "-c", "1", "-W", "25", Addresses.ClientTunnelV4);
+        Assert.True(lab.WaitUntil(() => EchoRequestsIntoTheTunnel(lab) >= 1, TimeSpan.FromSeconds(10)),
+            $"the echo request did not enter the Gateway's tunnel interface: {lab.BackgroundOutput("early-ping")} {lab.BackgroundError("early-ping")}");
+        Assert.DoesNotContain(" 1 received", lab.BackgroundOutput("early-ping"), StringComparison.Ordinal);
+
+        double clientStarted = (DateTimeOffset.UtcNow - DateTimeOffset.UnixEpoch).TotalSeconds; // ping -D prints the same clock
         lab.Client.Start(Fz);
         Assert.True(lab.Ping(Roles.Client, Addresses.ResourceV4, 3), "the Client's own ping (its handshake)");
-        Assert.True(lab.WaitUntil(() => lab.BackgroundOutput("early-ping").Contains(" 1 received"), TimeSpan.FromSeconds(25)),
+        Assert.True(lab.WaitUntil(() => lab.BackgroundOutput("early-ping").Contains(" 1 received", StringComparison.Ordinal), TimeSpan.FromSeconds(25)),
             $"the ping sent before the Client connected: {lab.BackgroundOutput("early-ping")}");
+
+        // ping -c 1 sent one echo request, the one counted before the Client started: that one was answered.
+        Assert.Equal(1, EchoRequestsIntoTheTunnel(lab));
+        string pingOutput = lab.BackgroundOutput("early-ping");
+        var reply = Regex.Match(pingOutput, @"^\[(\d+\.\d+)\] \d+ bytes from .* time=(\d+(?:\.\d+)?) ms", RegexOptions.Multiline);
+        Assert.True(reply.Success, pingOutput);
+        double replyAt = double.Parse(reply.Groups[1].Value, CultureInfo.InvariantCulture);
+        double sentAt = replyAt - double.Parse(reply.Groups[2].Value, CultureInfo.InvariantCulture) / 1000;
+        lab.Log($"echo request sent {clientStarted - sentAt:0.000} s before the Client started, reply {replyAt - clientStarted:0.000} s after");
+        Assert.True(sentAt < clientStarted && clientStarted < replyAt,
+            $"sent at {sentAt:0.000}, Client started at {clientStarted:0.000}, reply at {replyAt:0.000}: the request was not held across the Client's start");
+    }
+
+    /// <summary>Echo requests to the Client's tunnel address the Gateway routed into its tunnel interface (nft counter fzearly requests).</summary>
+    private static long EchoRequestsIntoTheTunnel(Lab lab)
+    {
+        string counter = lab.Exec(Roles.Gateway, "nft", "list counter inet fzearly requests");
+        var packets = Regex.Match(counter, @"packets (\d+)");
+        Assert.True(packets.Success, counter);
+        return long.Parse(packets.Groups[1].Value, CultureInfo.InvariantCulture);
     }
 
     public static TheoryData<string, string, string> Rehandshakes => new()

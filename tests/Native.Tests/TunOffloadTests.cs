@@ -514,7 +514,8 @@ public sealed class TunOffloadTests(ITestOutputHelper output)
         Assert.Equal(0, pool.Outstanding);
     }
 
-    [Theory]
+    /// <summary>Needs USO (Linux 6.2+): without it no UDP run is merged, so there is nothing to refuse; the test then reports as skipped.</summary>
+    [SkippableTheory]
     [InlineData(false)]
     [InlineData(true)]
     public void A_refused_super_packet_is_written_segment_by_segment_and_merging_of_its_kind_stops(bool ipv6)
@@ -532,11 +533,8 @@ public sealed class TunOffloadTests(ITestOutputHelper output)
         var second = new PacketBuffer[10];
         try
         {
-            if ((tun.Offloads & TunOffloads.Uso) == 0)
-            {
-                output.WriteLine($"offloads {tun.Offloads}: no USO, nothing is merged to refuse");
-                return;
-            }
+            Skip.If((tun.Offloads & TunOffloads.Uso) == 0,
+                $"the kernel ({Environment.OSVersion.Version}) did not take TUN USO (TUN_F_USO4/6, Linux 6.2+; offloads {tun.Offloads}): no UDP run is merged, nothing to refuse");
             socket = ns.RunInside(() => new LinuxUdpSocket(new UdpBatchSocketOptions()));
             ushort port = (ushort)socket.LocalPort;
             var expected = new Dictionary<int, byte[]>();

@@ -21,7 +21,11 @@ namespace Firezone.Actors.Actors.Tun;
 /// PeerConnection actor (see PeerGroups for when and why). Packets for no peer, and packets that are not IP,
 /// are dropped (buffer returned) and counted.
 ///
-/// Stop: <see cref="ITunDevice.WakeReader"/> and join the thread in PostStop. If a read throws
+/// Stop: <see cref="ITunDevice.WakeReader"/> and join the thread in PostStop, for at most
+/// <see cref="Tunnels.ReaderStopBound"/>: the actor is gone only once its thread has ended (or is
+/// counted as still running), so neither the host nor a rebuild reuses or closes the device under
+/// it. The join blocks, so TunnelActor runs this actor on <see cref="Tunnels.IoDispatcherId"/> (its
+/// own thread), as SocketIO: never on the default dispatcher the peers share. If a read throws
 /// (the device is gone) the thread tells the actor, which rethrows so TunnelActor escalates.
 /// </summary>
 public sealed class TunReader : UntypedActor

@@ -21,7 +21,8 @@ public static class Tunnels
 
     /// <summary>
     /// The dispatcher of the actors that make blocking system calls on a message (SocketIO's sendmmsg,
-    /// which may wait for socket-buffer room; TunWriter's writes). A PinnedDispatcher gives each its own
+    /// which may wait for socket-buffer room; TunWriter's writes; the joins of TunReader's and SocketIO's
+    /// reader threads when they stop, see <see cref="ReaderStopBound"/>). A PinnedDispatcher gives each its own
     /// thread, so a stalled send never holds a thread of the shared default dispatcher that the peer
     /// actors and the supervisor run on. Its threads sleep without spinning (<see cref="IoDispatcherConfigurator"/>).
     /// A host may define it in its own HOCON; otherwise
