@@ -69,6 +69,8 @@ public sealed class CliTests
     [InlineData(new[] { "up", "--config", "/tmp/much-too-long-file-name.conf" }, "firezone-tunnel: 'much-too-long-file-name', the configuration file's name without .conf, is not a valid interface name (1 to 15 characters, no '/' or spaces): name the file INTERFACE.conf, as wg-quick wants it, or give --interface NAME")]
     [InlineData(new[] { "wg*", "up", "--config", "x.conf" }, "firezone-tunnel: 'wg*' cannot be named in nftables rules (no '\"', '\\' or '*'): give --interface NAME or rename the file, with letters, digits and _=+.- as wg-quick wants")]
     [InlineData(new[] { "up", "--config", "/tmp/a\"b.conf" }, "firezone-tunnel: 'a\"b' cannot be named in nftables rules (no '\"', '\\' or '*'): give --interface NAME or rename the file, with letters, digits and _=+.- as wg-quick wants")]
+    [InlineData(new[] { "up", "--check", "--config", "x.conf", "--log-level", "loud" }, "firezone-tunnel: unknown log level 'loud': use trace, debug, info, warning, error or silent (see --help)")]
+    [InlineData(new[] { "up", "--check", "--config", "x.conf", "--reply-poll-us", "100001" }, "firezone-tunnel: --reply-poll-us / FIREZONE_REPLY_POLL_US '100001' is not a number of microseconds from 0 to 100000")]
     [InlineData(new[] { "up" }, "firezone-tunnel: up needs a configuration: up wg0 (reads /etc/wireguard/wg0.conf, as wg-quick up), up FILE or up --config FILE (see --help)")]
     [InlineData(new[] { "up", "wg0", "--config", "x.conf" }, "firezone-tunnel: two configurations, 'wg0' and --config 'x.conf': give one")]
     [InlineData(new[] { "wg0", "show", "wg0" }, "firezone-tunnel: show takes the interface after it: firezone-tunnel show wg0")]

@@ -202,6 +202,14 @@ public static class CommandLine
                 Console.Error.WriteLine($"firezone-tunnel: '{name}' cannot be named in nftables rules (no '\"', '\\' or '*'): give --interface NAME or rename the file, with letters, digits and _=+.- as wg-quick wants");
                 return Task.FromResult(2);
             }
+            // Before --check too: a check that passed options a start refuses (`--log-level bogus`)
+            // said 0, where the start they were meant for exits 2.
+            if (!TryLogOptions(result.GetValue(logFile), result.GetValue(logLevel), result.GetValue(logFormat), name, out var log)
+                || !TryReplyPoll(result.GetValue(replyPoll), out var replyPollMax)
+                || !TryReadModeration(result.GetValue(readModeration), out var moderation))
+            {
+                return Task.FromResult(2);
+            }
             TunnelConfig config;
             try
             {
@@ -229,12 +237,6 @@ public static class CommandLine
                     Console.Error.WriteLine(JournalErrorWriter.NoticeLine(note.Line > 0 ? $"firezone-tunnel: {path}:{note.Line}: {note.Message}" : $"firezone-tunnel: {path}: {note.Message}"));
                 }
                 return Task.FromResult(0);
-            }
-            if (!TryLogOptions(result.GetValue(logFile), result.GetValue(logLevel), result.GetValue(logFormat), name, out var log)
-                || !TryReplyPoll(result.GetValue(replyPoll), out var replyPollMax)
-                || !TryReadModeration(result.GetValue(readModeration), out var moderation))
-            {
-                return Task.FromResult(2);
             }
             return RunDaemonAsync(new DaemonOptions
             {
