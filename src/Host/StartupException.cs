@@ -22,6 +22,12 @@ public sealed class StartupException(string message, Exception? inner = null) : 
     public bool HookFailed { get; init; }
 
     /// <summary>
+    /// Another interface has the name (found before the TUN device was made: by the PreUp check):
+    /// nothing of this start ran, as when the kernel refuses the TUN device's name.
+    /// </summary>
+    public bool NameTaken { get; init; }
+
+    /// <summary>
     /// True when <paramref name="e"/> or one it wraps is a <see cref="NotInstalled"/> or
     /// <see cref="HookFailed"/> failure: a restart would repeat it, or repeat what it did.
     /// </summary>

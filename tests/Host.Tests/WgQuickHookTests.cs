@@ -291,6 +291,9 @@ public sealed class WgQuickHookTests
         Assert.Equal($"firezone-tunnel: {lab.Name} already exists: no PreUp run (wg-quick up stops there too)\n", result.Stderr);
         Assert.False(File.Exists(marker));
         Assert.True(await lab.Namespace.HasLinkAsync(lab.Name)); // the other link is left alone
+        // Nothing of this start ran: the log file it created is removed, as without a PreUp
+        // (the kernel's refusal of the TUN device's name); it was left with that one line.
+        Assert.False(File.Exists(lab.Log));
     }
 
     /// <summary>

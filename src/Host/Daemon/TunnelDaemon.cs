@@ -222,10 +222,12 @@ public static class TunnelDaemon
 
     /// <summary>
     /// The kernel refused the TUN device's name (TUNSETIFF: EINVAL, another kind of interface has it
-    /// or the name is refused; EBUSY, another process holds that TUN device).
+    /// or the name is refused; EBUSY, another process holds that TUN device), or the PreUp check
+    /// found the name taken before that (<see cref="StartupException.NameTaken"/>).
     /// </summary>
     private static bool IsNameHeldElsewhere(Exception e) =>
-        TunDeviceErrno(e) is { } errno && (errno == Tmds.Linux.LibC.EINVAL || errno == Tmds.Linux.LibC.EBUSY);
+        e is StartupException { NameTaken: true }
+        || (TunDeviceErrno(e) is { } errno && (errno == Tmds.Linux.LibC.EINVAL || errno == Tmds.Linux.LibC.EBUSY));
 
     private static int Fail(ILogger logger, IReadinessSignal? readiness, string problem)
     {

@@ -21,7 +21,7 @@ public sealed class WgQuickHooksHostedService(
         // rules would otherwise stay behind when the TUN device cannot be made under that name.
         if (onStart == WgQuickHookStage.PreUp && runner.InterfaceExists())
         {
-            throw new StartupException($"{runner.InterfaceName} already exists: no PreUp run (wg-quick up stops there too)");
+            throw new StartupException($"{runner.InterfaceName} already exists: no PreUp run (wg-quick up stops there too)") { NameTaken = true };
         }
         return runner.RunAsync(onStart, cancellationToken);
     }
