@@ -9,6 +9,11 @@ public static class Program
 {
     public static Task<int> Main(string[] args)
     {
+        // First: below it the runtime fails wherever it next needs a descriptor, with a stack trace.
+        if (Native.OpenFileLimit.RefuseTooLow())
+        {
+            return Task.FromResult(CommandLine.ConfigMistakeExitCode);
+        }
         // Before the daemon's threads start: two malloc arenas, or each traffic burst left the
         // resident memory a few MB higher for good (MallocArenas).
         Native.MallocArenas.Limit(2);

@@ -31,6 +31,26 @@ public sealed class UapiServer : IAsyncDisposable
     private readonly HangUpWatcher? _hangUps;
     private int _disposed;
 
+    /// <summary>
+    /// Connections served at once, at most: a quarter of the descriptors the open-file limit left
+    /// free when the server started (see <see cref="ConnectionSlots"/>). A client past them waits in
+    /// the listen backlog, as wg waits for an answer, until one ends.
+    /// </summary>
+    private readonly SemaphoreSlim _connectionSlots;
+    private readonly int _connectionSlotCount;
+
+    /// <summary>When the Warning that all connection slots are taken may be logged again (Environment.TickCount64).</summary>
+    private long _nextSlotsWarning;
+
+    /// <summary>How long the accept loop waits after accept(2) failed (EMFILE, ENFILE, ENOBUFS) before it tries again.</summary>
+    internal static readonly TimeSpan AcceptRetryInterval = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>The most connections served at once, with the limit for the whole daemon's UAPI and the descriptors it then had open (null: unknown).</summary>
+    internal static int ConnectionSlots(long? openFileLimit, int? openNow) =>
+        openFileLimit is { } limit && openNow is { } open ? (int)Math.Clamp((limit - open) / 4, 1, MaxConnectionSlots) : MaxConnectionSlots;
+
+    internal const int MaxConnectionSlots = 256;
+
     private UapiServer(string socketPath, Socket listener, ITunnelControl control, ILogger logger, Func<string, FileSystemWatcher> watch, Func<NewPeerEcnMode> newPeerEcnModes,
         Func<CancellationToken, Task<string>>? save, Action<MemoryReturn>? returnMemory)
     {
@@ -42,6 +62,8 @@ public sealed class UapiServer : IAsyncDisposable
         _logger = logger;
         _newPeerEcnModes = newPeerEcnModes;
         _watch = watch;
+        _connectionSlotCount = ConnectionSlots(OpenFileLimit.Current(), OpenFileLimit.OpenNow());
+        _connectionSlots = new SemaphoreSlim(_connectionSlotCount);
         try
         {
             _hangUps = new HangUpWatcher();
@@ -132,9 +154,47 @@ public sealed class UapiServer : IAsyncDisposable
         {
             listener.Bind(new UnixDomainSocketEndPoint(socketPath));
         }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.SocketError && BindErrno(socketPath) is var errno and not 0)
+        {
+            // An errno .NET has no SocketError for (EROFS: a read-only /run/wireguard; EDQUOT,
+            // ENOSPC) is "Unknown socket error", which named no problem; wireguard-go says
+            // "read-only file system". The errno, from a bind(2) of our own to the same path.
+            throw new IOException(Native.Errno.Describe(errno), e);
+        }
         finally
         {
             Tmds.Linux.LibC.umask(previous);
+        }
+    }
+
+    /// <summary>The errno of bind(2) of a new unix stream socket to <paramref name="socketPath"/> (0: it bound, and the file is removed again).</summary>
+    internal static unsafe int BindErrno(string socketPath)
+    {
+        int fd = Tmds.Linux.LibC.socket(Tmds.Linux.LibC.AF_UNIX, Tmds.Linux.LibC.SOCK_STREAM | Tmds.Linux.LibC.SOCK_CLOEXEC, 0);
+        if (fd < 0)
+        {
+            return 0;
+        }
+        try
+        {
+            byte[] path = Encoding.UTF8.GetBytes(socketPath);
+            var address = default(Tmds.Linux.sockaddr_un);
+            if (path.Length >= 108)
+            {
+                return 0;
+            }
+            address.sun_family = (ushort)Tmds.Linux.LibC.AF_UNIX;
+            path.CopyTo(new Span<byte>(address.sun_path, 108));
+            if (Tmds.Linux.LibC.bind(fd, (Tmds.Linux.sockaddr*)&address, (uint)sizeof(Tmds.Linux.sockaddr_un)) == 0)
+            {
+                File.Delete(socketPath);
+                return 0;
+            }
+            return Tmds.Linux.LibC.errno;
+        }
+        finally
+        {
+            Tmds.Linux.LibC.close(fd);
         }
     }
 
@@ -208,13 +268,58 @@ public sealed class UapiServer : IAsyncDisposable
     private async Task AcceptLoopAsync()
     {
         var connections = new List<Task>();
+        string? acceptFailing = null;
         try
         {
             while (!_stopping.IsCancellationRequested)
             {
-                var client = await _listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
+                // Each connection holds a descriptor: with the open-file limit reached, accept(2)
+                // fails (EMFILE), and so do the runtime's own descriptors (a thread's, a pipe's), and
+                // the runtime aborts the process ("Out of memory."). So a bounded number at once.
+                if (!_connectionSlots.Wait(0))
+                {
+                    WarnSlotsTaken();
+                    await _connectionSlots.WaitAsync(_stopping.Token).ConfigureAwait(false);
+                }
+                Socket client;
+                try
+                {
+                    client = await _listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
+                }
+                catch (SocketException e) when (!_stopping.IsCancellationRequested && e.SocketErrorCode != SocketError.OperationAborted)
+                {
+                    // Was the end of the loop, taken for a stop: the daemon ran on, and every wg
+                    // after waited for an answer that never came, with nothing in the log. The
+                    // client waits in the backlog meanwhile, as wireguard-go's would not (it exits).
+                    _connectionSlots.Release();
+                    if (acceptFailing is null)
+                    {
+                        // .NET maps EMFILE and ENFILE both to TooManyOpenSockets, whose message is
+                        // ENFILE's ("in system"): the process's own limit is the likelier one.
+                        acceptFailing = e.SocketErrorCode == SocketError.TooManyOpenSockets ? "Too many open files" : e.Message;
+                        _logger.LogWarning("UAPI: cannot accept a connection on {SocketPath}: {Problem} ({OpenFiles}); wg waits, tried again every {RetryMilliseconds} ms",
+                            SocketPath, acceptFailing, DescribeOpenFiles(), (int)AcceptRetryInterval.TotalMilliseconds);
+                    }
+                    await Task.Delay(AcceptRetryInterval, _stopping.Token).ConfigureAwait(false);
+                    continue;
+                }
+                if (acceptFailing is not null)
+                {
+                    _logger.LogInformation("UAPI: accepting connections on {SocketPath} again (they failed with: {Problem})", SocketPath, acceptFailing);
+                    acceptFailing = null;
+                }
                 connections.RemoveAll(static t => t.IsCompleted);
-                connections.Add(Task.Run(() => ServeAsync(client)));
+                connections.Add(Task.Run(async () =>
+                {
+                    try
+                    {
+                        await ServeAsync(client).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        _connectionSlots.Release();
+                    }
+                }));
             }
         }
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
@@ -223,6 +328,30 @@ public sealed class UapiServer : IAsyncDisposable
         }
         await Task.WhenAll(connections).ConfigureAwait(false);
     }
+
+    /// <summary>"the open-file limit is N, M open" (or what of it is known), for a Warning about descriptors.</summary>
+    internal static string DescribeOpenFiles() => (OpenFileLimit.Current(), OpenFileLimit.OpenNow()) switch
+    {
+        ({ } limit, { } open) => $"open-file limit {(limit == long.MaxValue ? "unlimited" : limit.ToString(System.Globalization.CultureInfo.InvariantCulture))}, {open} descriptors open",
+        ({ } limit, null) => $"open-file limit {limit}",
+        _ => "open-file limit unknown",
+    };
+
+    private void WarnSlotsTaken()
+    {
+        long now = Environment.TickCount64;
+        if (now < Volatile.Read(ref _nextSlotsWarning))
+        {
+            _logger.LogDebug("UAPI: all connection slots taken; the next client waits until one ends");
+            return;
+        }
+        Volatile.Write(ref _nextSlotsWarning, now + (long)SlotsWarningInterval.TotalMilliseconds);
+        _logger.LogWarning("UAPI: {Connections} connections open on {SocketPath}, as many as the open-file limit leaves room for ({OpenFiles}); the next client waits until one ends (raise LimitNOFILE= or ulimit -n for more)",
+            _connectionSlotCount, SocketPath, DescribeOpenFiles());
+    }
+
+    /// <summary>At most one Warning that the connection slots are all taken this often.</summary>
+    internal static readonly TimeSpan SlotsWarningInterval = TimeSpan.FromSeconds(60);
 
     /// <summary>A watch of the name changes of <paramref name="socketPath"/> in its directory (inotify), not yet raising events.</summary>
     internal static FileSystemWatcher WatchDirectory(string socketPath)
