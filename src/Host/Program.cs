@@ -9,8 +9,9 @@ public static class Program
 {
     public static Task<int> Main(string[] args)
     {
-        // First: below it the runtime fails wherever it next needs a descriptor, with a stack trace.
-        if (Native.OpenFileLimit.RefuseTooLow())
+        // First: below it the runtime fails wherever it next needs a descriptor, with a stack trace
+        // (256 for a daemon, 128 for a command that starts none).
+        if (Native.OpenFileLimit.RefuseTooLow(args))
         {
             return Task.FromResult(CommandLine.ConfigMistakeExitCode);
         }

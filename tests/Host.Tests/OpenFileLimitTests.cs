@@ -6,8 +6,8 @@ namespace Firezone.Actors.Host.Tests;
 /// <summary>
 /// The daemon under a low open-file limit and a read-only socket directory (found by the review of
 /// hardened resource limits, 2026-11-29). The .NET runtime keeps some 200 descriptors open for its
-/// assemblies: under `ulimit -n 32`, 64 or 128 every command died with an "Unhandled exception"
-/// stack trace and SIGABRT (exit 134); at 224 the daemon ran with 19 to spare, and a client that
+/// assemblies: under `ulimit -n 32` every command died with an "Unhandled exception" stack trace
+/// and SIGABRT (exit 134), at 64 `show` and `up --check` too, at 128 or 200 a start did; at 224 the daemon ran with 19 to spare, and a client that
 /// held 19 UAPI connections open took the last one, the runtime's next descriptor failed and it
 /// aborted ("Out of memory.", exit 134); an accept(2) that failed (EMFILE) ended the accept loop
 /// without a word, every wg after waited forever. A read-only /var/run/wireguard was "cannot
@@ -20,12 +20,49 @@ public sealed class OpenFileLimitTests
     [Theory]
     [InlineData(32)]
     [InlineData(128)]
-    public async Task A_limit_too_low_for_the_runtime_is_one_line_naming_it_and_exit_code_78(int limit)
+    [InlineData(255)]
+    public async Task A_limit_too_low_for_the_daemon_is_one_line_naming_it_and_exit_code_78(int limit)
     {
-        var run = await ProcessRunner.RunAsync("prlimit", [$"--nofile={limit}", DaemonProcess.Executable, "show", NewName("fzl")]);
+        // A start (the file is not there: had the check let it through, it would fail reading it).
+        var run = await ProcessRunner.RunAsync("prlimit", [$"--nofile={limit}", DaemonProcess.Executable, "up", "--config", $"/nonexistent/{NewName("fzl")}.conf"]);
 
         Assert.Equal(78, run.ExitCode);
         Assert.Equal($"firezone-tunnel: the open-file limit (RLIMIT_NOFILE) is {limit}, too low: it needs at least 256 "
+            + "(the .NET runtime alone keeps some 200 descriptors open); raise it: LimitNOFILE= in the unit, ulimit -n, docker run --ulimit nofile=\n", run.Stderr);
+    }
+
+    /// <summary>
+    /// The commands that start no daemon need far fewer descriptors (measured: --version from 51,
+    /// --help 55, up --check 65, save 69, show of a running daemon 70): at 128 they work, where
+    /// the daemon's 256 refused them all, `--version` and `--help` included, with exit code 78.
+    /// </summary>
+    [Theory]
+    [InlineData("--version")]
+    [InlineData("--help")]
+    [InlineData("show")]
+    [InlineData("up --check")]
+    public async Task A_command_that_starts_no_daemon_runs_under_a_limit_of_128(string command)
+    {
+        string name = NewName("fzl");
+        string[] arguments = command switch
+        {
+            "show" => ["show", name],
+            "up --check" => ["up", "--check", "--config", $"/nonexistent/{name}.conf"],
+            _ => [command],
+        };
+        var run = await ProcessRunner.RunAsync("prlimit", ["--nofile=128", DaemonProcess.Executable, .. arguments]);
+
+        Assert.DoesNotContain("open-file limit", run.Stderr, StringComparison.Ordinal);
+        Assert.Equal(command switch { "show" => 1, "up --check" => 78, _ => 0 }, run.ExitCode); // no such interface; no such file
+    }
+
+    [Fact]
+    public async Task A_limit_too_low_for_any_command_names_the_128_they_need()
+    {
+        var run = await ProcessRunner.RunAsync("prlimit", ["--nofile=64", DaemonProcess.Executable, "show", NewName("fzl")]);
+
+        Assert.Equal(78, run.ExitCode);
+        Assert.Equal("firezone-tunnel: the open-file limit (RLIMIT_NOFILE) is 64, too low: it needs at least 128 "
             + "(the .NET runtime alone keeps some 200 descriptors open); raise it: LimitNOFILE= in the unit, ulimit -n, docker run --ulimit nofile=\n", run.Stderr);
     }
 
