@@ -178,6 +178,37 @@ public sealed class HandshakeLogTests(ITestOutputHelper output) : ActorTestBase(
         StopAndAssertNoLeaks(a, b);
     }
     [Fact]
+    public void A_suspend_before_the_give_up_is_not_counted_as_seconds_of_trying()
+    {
+        // The suspend fell between the last retry and the give-up: the first timer after the
+        // resume gives up without sending an initiation, and the line said "did not complete after
+        // 20 attempts in 3708 s" for attempts of 103 s.
+        var (a, b) = StartPair();
+        Network.Drop = _ => true;
+        string bKey = b.PublicKey.ToBase64();
+        var givingUp = new Regex(Regex.Escape($"peer {bKey}: handshake with {b.Endpoint} did not complete after ") + @"20 attempts in 10\d s, giving up");
+        int Initiations() => Network.Count(d => d.From == a.Endpoint && d.Type == MessageType.Initiation);
+
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+        AwaitCondition(() => Initiations() == 1, Wait);
+        for (int i = 0; i < 19; i++)
+        {
+            AwaitPeerTimerArmed(a, b);
+            AdvanceTime(TimeSpan.FromSeconds(5.4));
+        }
+        AwaitCondition(() => Initiations() == 20, Wait);
+
+        EventFilter.Info(givingUp).ExpectOne(Wait, () =>
+        {
+            AwaitPeerTimerArmed(a, b);
+            Clock.Advance(TimeSpan.FromHours(1)); // boot time moves on, no timer fires
+            AdvanceTime(TimeSpan.FromSeconds(5.4)); // the rest of the give-up's wait, after the resume
+        });
+        Assert.Equal(20, Initiations());
+        StopAndAssertNoLeaks(a, b);
+    }
+
+    [Fact]
     public void A_suspend_during_unanswered_initiations_is_not_counted_as_seconds_of_trying()
     {
         // The engine's clock is boot time (it counts a suspend, so a stale session is seen at once),

@@ -586,6 +586,16 @@ public sealed class PeerDataPath
     }
 
     /// <summary>
+    /// The time since the series' first initiation, less the gaps a suspend left: those between its
+    /// initiations (see <see cref="NoteInitiationSent"/>) and one after its last, which a give-up
+    /// the first timer after a resume finds has (it sends no initiation), each counted as one Rekey-Timeout.
+    /// </summary>
+    private TimeSpan TimeTrying(TimeSpan now) =>
+        now - _lastInitiationAt is var gap && gap > InitiationGapOfASuspend
+            ? _lastInitiationAt + ProtocolConstants.RekeyTimeout - _firstInitiationAt
+            : now - _firstInitiationAt;
+
+    /// <summary>
     /// Initiations unanswered for Rekey-Attempt-Time (whitepaper section 6.4) while packets for the
     /// peer kept coming: each such packet restarts the engine's attempts (as wireguard-go's
     /// SendHandshakeInitiation(isRetry: false) does), so it never gives up and <see cref="NoteGiveUp"/>
@@ -677,7 +687,7 @@ public sealed class PeerDataPath
         }
         _giveUpsSeen = giveUps;
         _gaveUpAt = now;
-        long seconds = _initiationAttempts == 0 ? 0 : (long)(now - _firstInitiationAt).TotalSeconds;
+        long seconds = _initiationAttempts == 0 ? 0 : (long)TimeTrying(now).TotalSeconds;
         _log.Info("peer {PublicKey}: handshake with {Endpoint} did not complete after {Attempts} attempts in {Seconds} s, giving up until there is traffic for it (whitepaper section 6.4: REKEY_ATTEMPT_TIME)",
             _slot.KeyBase64, _peer.Endpoint, _initiationAttempts, seconds);
         _initiationAttempts = 0;
