@@ -346,6 +346,13 @@ public sealed class UapiServer : IAsyncDisposable
             return;
         }
         Volatile.Write(ref _nextSlotsWarning, now + (long)SlotsWarningInterval.TotalMilliseconds);
+        if (_connectionSlotCount >= MaxConnectionSlots)
+        {
+            // The server's own bound, not the limit's: raising the limit would change nothing.
+            _logger.LogWarning("UAPI: {Connections} connections open on {SocketPath}, the most it serves at once; the next client waits until one ends",
+                _connectionSlotCount, SocketPath);
+            return;
+        }
         _logger.LogWarning("UAPI: {Connections} connections open on {SocketPath}, as many as the open-file limit leaves room for ({OpenFiles}); the next client waits until one ends (raise LimitNOFILE= or ulimit -n for more)",
             _connectionSlotCount, SocketPath, DescribeOpenFiles());
     }
