@@ -51,7 +51,7 @@ public static class OpenFileLimit
     /// <summary>The line for a limit below <paramref name="minimum"/>, said before anything else is loaded.</summary>
     public static string TooLow(long limit, long minimum = Minimum) =>
         $"firezone-tunnel: the open-file limit (RLIMIT_NOFILE) is {limit}, too low: it needs at least {minimum} "
-        + "(the .NET runtime alone keeps some 200 descriptors open); raise it: LimitNOFILE= in the unit, ulimit -n, docker run --ulimit nofile=\n";
+        + "(the .NET runtime keeps its assemblies open: some 200 descriptors in a daemon); raise it: LimitNOFILE= in the unit, ulimit -n, docker run --ulimit nofile=\n";
 
     /// <summary>
     /// Writes <see cref="TooLow"/> to stderr with write(2) on descriptor 2 (Console would need a

@@ -28,7 +28,7 @@ public sealed class OpenFileLimitTests
 
         Assert.Equal(78, run.ExitCode);
         Assert.Equal($"firezone-tunnel: the open-file limit (RLIMIT_NOFILE) is {limit}, too low: it needs at least 256 "
-            + "(the .NET runtime alone keeps some 200 descriptors open); raise it: LimitNOFILE= in the unit, ulimit -n, docker run --ulimit nofile=\n", run.Stderr);
+            + "(the .NET runtime keeps its assemblies open: some 200 descriptors in a daemon); raise it: LimitNOFILE= in the unit, ulimit -n, docker run --ulimit nofile=\n", run.Stderr);
     }
 
     /// <summary>
@@ -63,7 +63,7 @@ public sealed class OpenFileLimitTests
 
         Assert.Equal(78, run.ExitCode);
         Assert.Equal("firezone-tunnel: the open-file limit (RLIMIT_NOFILE) is 64, too low: it needs at least 128 "
-            + "(the .NET runtime alone keeps some 200 descriptors open); raise it: LimitNOFILE= in the unit, ulimit -n, docker run --ulimit nofile=\n", run.Stderr);
+            + "(the .NET runtime keeps its assemblies open: some 200 descriptors in a daemon); raise it: LimitNOFILE= in the unit, ulimit -n, docker run --ulimit nofile=\n", run.Stderr);
     }
 
     [Fact]
