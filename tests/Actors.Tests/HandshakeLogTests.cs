@@ -177,6 +177,7 @@ public sealed class HandshakeLogTests(ITestOutputHelper output) : ActorTestBase(
         });
         StopAndAssertNoLeaks(a, b);
     }
+
     [Fact]
     public void A_suspend_before_the_give_up_is_not_counted_as_seconds_of_trying()
     {
