@@ -606,13 +606,13 @@ public sealed class PeerDataPath
     private void NoteStillTrying(UdpEndpoint to, TimeSpan now)
     {
         if (_gaveUpAt is not null || _stillTryingSince is not null || _initiationAttempts < 2
-            || now - _firstInitiationAt < ProtocolConstants.RekeyAttemptTime)
+            || TimeTrying(now) is var trying && trying < ProtocolConstants.RekeyAttemptTime)
         {
             return;
         }
         _stillTryingSince = _firstInitiationAt;
         _log.Info("peer {PublicKey}: handshake with {Endpoint} has not completed after {Attempts} attempts in {Seconds} s; still trying while there is traffic for it",
-            _slot.KeyBase64, to, _initiationAttempts, (long)(now - _firstInitiationAt).TotalSeconds);
+            _slot.KeyBase64, to, _initiationAttempts, (long)trying.TotalSeconds);
     }
 
     /// <summary>
