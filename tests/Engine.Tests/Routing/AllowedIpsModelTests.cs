@@ -170,6 +170,116 @@ public class AllowedIpsModelTests
         CheckAgainstModel(table, model, Owners);
     }
 
+    /// <summary>
+    /// As <see cref="Trie_agrees_with_the_naive_model"/>, with the configuration edits between the
+    /// single ones: ReplaceAll (the owner's set made exactly the list, taking prefixes over from other
+    /// owners; lists with duplicates, with prefixes of other owners, empty) and Clear, then single
+    /// inserts and removes again on the table those left. PrefixesOf keeps the order ReplaceAll gave.
+    /// </summary>
+    [Theory]
+    [InlineData(31)]
+    [InlineData(32)]
+    [InlineData(33)]
+    public void Trie_agrees_with_the_naive_model_through_replace_all_and_clear(int seed)
+    {
+        var random = new Random(seed);
+        var table = new AllowedIps<int>();
+        var model = new NaiveModel();
+        var order = new Dictionary<int, List<IpPrefix>>(); // the owner's prefixes in PrefixesOf order, where known
+        var known = new List<IpPrefix>();
+        const int Owners = 6;
+
+        for (int step = 0; step < 1500; step++)
+        {
+            int action = random.Next(100);
+            if (action < 40 || known.Count == 0)
+            {
+                var prefix = RandomPrefix(random);
+                int owner = random.Next(Owners);
+                if (model.Owners.TryGetValue(prefix, out int previous))
+                {
+                    order.Remove(previous);
+                }
+                table.Insert(prefix, owner);
+                model.Owners[prefix] = owner;
+                order.Remove(owner);
+                known.Add(prefix);
+            }
+            else if (action < 60)
+            {
+                var prefix = known[random.Next(known.Count)];
+                if (model.Owners.TryGetValue(prefix, out int previous))
+                {
+                    order.Remove(previous);
+                }
+                Assert.Equal(model.Owners.Remove(prefix), table.Remove(prefix));
+            }
+            else if (action < 95)
+            {
+                int owner = random.Next(Owners);
+                var list = new List<IpPrefix>();
+                int count = random.Next(4) == 0 ? 0 : random.Next(1, 12);
+                for (int i = 0; i < count; i++)
+                {
+                    // New prefixes, the owner's own, other owners', and the same one twice.
+                    list.Add(random.Next(3) switch
+                    {
+                        0 => RandomPrefix(random),
+                        1 when list.Count > 0 => list[random.Next(list.Count)],
+                        _ => known.Count > 0 ? known[random.Next(known.Count)] : RandomPrefix(random),
+                    });
+                }
+                table.ReplaceAll(owner, list);
+                foreach (var (prefix, value) in model.Owners.Where(e => e.Value == owner).ToList())
+                {
+                    model.Owners.Remove(prefix);
+                }
+                foreach (var prefix in list)
+                {
+                    if (model.Owners.TryGetValue(prefix, out int previous) && previous != owner)
+                    {
+                        order.Remove(previous);
+                    }
+                    model.Owners[prefix] = owner;
+                    known.Add(prefix);
+                }
+                // A prefix listed twice takes its last place.
+                var expectedOrder = new List<IpPrefix>();
+                foreach (var prefix in list)
+                {
+                    expectedOrder.Remove(prefix);
+                    expectedOrder.Add(prefix);
+                }
+                order[owner] = expectedOrder;
+            }
+            else
+            {
+                table.Clear();
+                model.Owners.Clear();
+                order.Clear();
+            }
+
+            for (int probe = 0; probe < 8; probe++)
+            {
+                var address = RandomLookupAddress(random, known);
+                int? expected = model.Lookup(address);
+                bool found = table.TryLookup(address, out int actual);
+                Assert.True(expected.HasValue == found && (!found || expected == actual),
+                    $"seed {seed} step {step}: {new IPAddress(address)} -> trie {(found ? actual : "none")}, model {expected?.ToString() ?? "none"}");
+            }
+            Assert.Equal(model.Owners.Count, table.Count);
+            foreach (var (owner, expectedOrder) in order)
+            {
+                Assert.Equal(expectedOrder.Select(p => p.ToString()), table.PrefixesOf(owner).Select(p => p.ToString()));
+            }
+            if (step % 50 == 0)
+            {
+                CheckAgainstModel(table, model, Owners);
+            }
+        }
+        CheckAgainstModel(table, model, Owners);
+    }
+
     private static void CheckAgainstModel(AllowedIps<int> table, NaiveModel model, int owners)
     {
         int nodes = table.CheckInvariants();
