@@ -21,7 +21,11 @@ public sealed record IpPrefix
 
     public int MaxLength => IsIPv4 ? 32 : 128;
 
-    /// <summary>Parses "a.b.c.d/n", "v6/n", or a bare address (a host prefix). Host bits are cleared, as wg(8) does.</summary>
+    /// <summary>
+    /// Parses "a.b.c.d/n", "v6/n", or a bare address (a host prefix), the address in the strict form
+    /// wg(8) and wireguard-go take (<see cref="IpAddressSyntax"/>: not "10.1/16" or "010.0.0.1/32").
+    /// Host bits are cleared, as wg(8) does.
+    /// </summary>
     public static bool TryParse(string? text, out IpPrefix prefix, out string error)
     {
         prefix = null!;
@@ -34,7 +38,7 @@ public sealed record IpPrefix
         text = text.Trim();
         int slash = text.IndexOf('/');
         string addressText = slash < 0 ? text : text[..slash];
-        if (!IPAddress.TryParse(addressText, out var address) || addressText.Contains('%'))
+        if (!IpAddressSyntax.IsStrict(addressText) || !IPAddress.TryParse(addressText, out var address))
         {
             error = $"'{addressText}' is not an IP address";
             return false;

@@ -1,14 +1,11 @@
 using System.Net;
+using Firezone.Actors.Engine.Routing;
 
 namespace Firezone.Actors.Host.Config;
 
 /// <summary>
-/// An IP address written the way inet_pton(3) (wg(8)'s AllowedIPs) and Go's netip.ParseAddr
-/// (wireguard-go's UAPI) take it: IPv4 as four decimal numbers without leading zeros, IPv6 in hex
-/// groups, nothing around it. <see cref="IPAddress.TryParse(string?, out IPAddress?)"/> alone follows
-/// inet_aton instead: "10" is 0.0.0.10, "10.1" is 10.0.0.1, "010.0.0.1" is octal 8.0.0.1, and it
-/// takes "[::1]:80" as ::1, so a prefix written in any of those forms would silently name other
-/// addresses than wg and wireguard-go refuse it for.
+/// An IP address written the way inet_pton(3) and Go's netip.ParseAddr take it (<see cref="IpAddressSyntax"/>),
+/// and the looser form ip(8) reads for <c>ip address add</c>.
 /// </summary>
 public static class IpAddressText
 {
@@ -18,8 +15,7 @@ public static class IpAddressText
         address = IPAddress.None;
         int zone = text.IndexOf('%');
         string body = zone < 0 ? text : text[..zone];
-        bool ok = body.Contains(':') ? IsIPv6(body) : IsDottedQuad(body);
-        if (!ok || !IPAddress.TryParse(text, out var parsed))
+        if (!IpAddressSyntax.IsStrict(body) || !IPAddress.TryParse(text, out var parsed))
         {
             return false;
         }
@@ -51,40 +47,6 @@ public static class IpAddressText
             bytes[i] = (byte)part;
         }
         address = new IPAddress(bytes);
-        return true;
-    }
-
-    private static bool IsIPv6(string text)
-    {
-        foreach (char c in text)
-        {
-            if (!(char.IsAsciiHexDigit(c) || c is ':' or '.'))
-            {
-                return false;
-            }
-        }
-        // An embedded IPv4 address (::ffff:192.0.2.1) is a dotted quad as well.
-        return !text.Contains('.') || IsDottedQuad(text[(text.LastIndexOf(':') + 1)..]);
-    }
-
-    private static bool IsDottedQuad(string text)
-    {
-        string[] parts = text.Split('.');
-        if (parts.Length != 4)
-        {
-            return false;
-        }
-        foreach (var part in parts)
-        {
-            if (part.Length > 3 || (part.Length > 1 && part[0] == '0') || !DecimalText.IsDigits(part))
-            {
-                return false;
-            }
-            if (int.Parse(part, System.Globalization.CultureInfo.InvariantCulture) > 255)
-            {
-                return false;
-            }
-        }
         return true;
     }
 }

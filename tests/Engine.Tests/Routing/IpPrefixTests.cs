@@ -33,6 +33,17 @@ public class IpPrefixTests
     [InlineData("10.0.0/8x")]
     [InlineData("fe80::1%eth0/64")]
     [InlineData("example.com/8")]
+    [InlineData("010.0.0.1/32")] // inet_aton forms, which IPAddress.TryParse takes: octal 8.0.0.1
+    [InlineData("10.1/16")] // 10.0.0.1
+    [InlineData("1/8")] // 0.0.0.1
+    [InlineData("10")]
+    [InlineData("0x0a.0.0.1/32")]
+    [InlineData("10.0.0.256/32")]
+    [InlineData("10..0.1/32")]
+    [InlineData("10.0.0.1./32")]
+    [InlineData("[fd00::1]:80/64")]
+    [InlineData("[fd00::1]/64")]
+    [InlineData("::ffff:010.1.2.3/128")]
     public void Parse_rejects_bad_text_with_a_reason(string text)
     {
         Assert.False(IpPrefix.TryParse(text, out _, out var error));
