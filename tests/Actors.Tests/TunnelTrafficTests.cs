@@ -93,6 +93,49 @@ public sealed class TunnelTrafficTests(ITestOutputHelper output) : ActorTestBase
         StopAndAssertNoLeaks(a, b);
     }
 
+    /// <summary>
+    /// The device status after an acknowledged set that moves a peer's endpoint reports the new
+    /// endpoint, also while the peer's actor has not yet applied the update (busy, or its lock held
+    /// by a reader thread). The status read the engine's view, which the actor publishes only once
+    /// it applies the update: a UAPI get sent right after `set` (errno=0) showed the old endpoint
+    /// (`wg show` too, at random; found by a side-by-side UAPI review against wireguard-go, whose get
+    /// reports every set before it).
+    /// </summary>
+    [Fact]
+    public void The_status_right_after_an_endpoint_change_reports_the_new_endpoint_before_the_peer_applies_it()
+    {
+        var (a, b, c) = StartStar();
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+        AwaitWritten(b, 1);
+        Assert.Equal(b.Endpoint, PeerStatusOf(a, b).Endpoint);
+
+        // A's socket reader stops inside B's open, holding B's lock: B's actor cannot step meanwhile.
+        a.Seam.HoldOpenOfKey = b.PublicKey.ToArray();
+        b.Tun.Inject(Packets.Ipv4(b.Address, a.Address, id: 1));
+        Assert.True(a.Seam.HoldEntered.Wait(Wait));
+        a.Seam.HoldOpenOfKey = null;
+        try
+        {
+            var named = UdpEndpoint.FromIPv4([127, 0, 0, 9], 51009);
+            Control<PeerChangesApplied>(a, new ApplyPeerChanges(false, [], [a.PeerConfigFor(b) with { Endpoint = named }],
+                EndpointNamed: new HashSet<WireGuardKey> { b.PublicKey }));
+            Assert.Equal(named, Control<DeviceStatus>(a, GetDeviceStatus.Instance).Peers.Single(p => p.PublicKey == b.PublicKey).Endpoint);
+
+            // Not named, but a new configured endpoint: the engine moves there too (Peer.Update).
+            var changed = UdpEndpoint.FromIPv4([127, 0, 0, 10], 51010);
+            Control<PeerChangesApplied>(a, new ApplyPeerChanges(false, [], [a.PeerConfigFor(b) with { Endpoint = changed }]));
+            Assert.Equal(changed, Control<DeviceStatus>(a, GetDeviceStatus.Instance).Peers.Single(p => p.PublicKey == b.PublicKey).Endpoint);
+        }
+        finally
+        {
+            a.Seam.HoldRelease.Set();
+        }
+        // Applied: the engine's view again, the same endpoint.
+        AwaitCondition(() => PeerStatusOf(a, b).Endpoint == UdpEndpoint.FromIPv4([127, 0, 0, 10], 51010), Wait);
+        Assert.Equal(UdpEndpoint.FromIPv4([127, 0, 0, 10], 51010), Control<DeviceStatus>(a, GetDeviceStatus.Instance).Peers.Single(p => p.PublicKey == b.PublicKey).Endpoint);
+        StopAndAssertNoLeaks(a, b, c);
+    }
+
     [Fact]
     public void After_a_new_listen_port_each_peer_with_a_session_gets_one_keepalive_and_the_others_nothing()
     {

@@ -147,6 +147,50 @@ public sealed class UapiWireGuardGoComparisonTests(UapiServerPair servers) : ICl
     }
 
     /// <summary>
+    /// IPv6 addresses whose text .NET writes with a dotted IPv4 tail where Go's netip (wireguard-go's
+    /// get) writes hex: an IPv4-compatible address (<c>::1.2.3.4</c>, Go <c>::102:304</c>) and
+    /// <c>::ffff:0:a.b.c.d</c>; and the low IPv4-mapped ones, which Go writes dotted and .NET in hex
+    /// (<c>::ffff:0.0.0.0</c>, .NET <c>::ffff:0:0</c>). The get's <c>allowed_ip</c> and
+    /// <c>endpoint</c> lines must read as wireguard-go's (found by a side-by-side review of the
+    /// raw get replies; wg(8) re-formats them, so only other UAPI clients saw it).
+    /// </summary>
+    [Theory]
+    [InlineData("::ffff:0.0.0.0", 96)]
+    [InlineData("::ffff:0.0.0.1", 128)]
+    [InlineData("::ffff:0.1.0.0", 128)]
+    [InlineData("::ffff:1.2.3.4", 128)]
+    [InlineData("::1.2.3.4", 128)]
+    [InlineData("::0.0.0.1", 128)]
+    [InlineData("::0.1.0.0", 128)]
+    [InlineData("::ffff:0:102:304", 128)]
+    [InlineData("64:ff9b::1.2.3.4", 128)]
+    [InlineData("2001:db8:0:1:1:1:1:1", 128)]
+    [InlineData("2001:db8::1:0:0:1", 128)]
+    [InlineData("fd00::", 8)]
+    [InlineData("::", 0)]
+    public void IPv6_addresses_in_a_get_are_written_as_wireguard_go_writes_them(string address, int length)
+    {
+        // An IPv4-mapped endpoint is taken as its IPv4 address on purpose (README): compared as allowed IPs only.
+        bool mapped = address.StartsWith("::ffff:", StringComparison.Ordinal) && address.Contains('.', StringComparison.Ordinal);
+        string request = "set=1\npublic_key=" + UapiGenerators.PeerKeys[0] + "\nallowed_ip=" + address + "/" + length + "\n"
+            + (mapped ? "" : "endpoint=[" + address + "]:5\n") + "\n";
+        try
+        {
+            Assert.Equal("errno=0\n\n", UapiRawClient.Exchange(_theirs.SocketPath, request));
+            Assert.Equal("errno=0\n\n", UapiRawClient.Exchange(_ours.SocketPath, request));
+            static string Lines(string reply) => string.Join('\n', reply.Split('\n').Where(static l => l.StartsWith("allowed_ip=", StringComparison.Ordinal) || l.StartsWith("endpoint=", StringComparison.Ordinal)));
+            string theirs = Lines(UapiRawClient.Exchange(_theirs.SocketPath, "get=1\n\n"));
+            Assert.Contains("allowed_ip=", theirs, StringComparison.Ordinal);
+            Assert.Equal(theirs, Lines(UapiRawClient.Exchange(_ours.SocketPath, "get=1\n\n")));
+        }
+        finally
+        {
+            UapiRawClient.Exchange(_ours.SocketPath, ResetRequest);
+            UapiRawClient.Exchange(_theirs.SocketPath, ResetRequest);
+        }
+    }
+
+    /// <summary>
     /// Valid requests only, from small pools so that peers collide: prefixes that nest, repeat or
     /// differ only in host bits, peers removed, updated only, re-added, and the device's own key
     /// (a private key whose public key is one of the peers'). Several requests in a row, without a

@@ -106,6 +106,7 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
         // once only when the supervisor says the peer had one (a rebuilt tunnel) and it took none over.
         _path.Start(now, _output, handshake: _restarted | (_slot.TakeHandshakeAtStart() && !tookOver));
         AfterMessage(now);
+        _slot.EndpointMovesSettled();
         // Only now may the reader threads step it.
         _slot.Attach(_path);
     }
@@ -161,6 +162,7 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
                 break;
             case UpdatePeerConfig update:
                 path.Update(update.Config, update.EndpointNamed, now, output);
+                _slot.EndpointMoveApplied(update.EndpointMove);
                 break;
             case ConnectPeer:
                 path.Connect(now, output);

@@ -7,8 +7,10 @@ namespace Firezone.Actors.Actors.Peers;
 /// New configuration for a running peer (endpoint, keepalive, preshared key, allowed IPs) without
 /// losing the session. <paramref name="EndpointNamed"/>: the request named the endpoint, so the
 /// peer goes there even when roaming had moved it from that same configured endpoint (see <see cref="Peer.Update"/>).
+/// <paramref name="EndpointMove"/>: when the update moves the peer to its configured endpoint, the
+/// number <see cref="PeerSlot.TellEndpointMove"/> gave it (0 otherwise); the connection marks it applied.
 /// </summary>
-public sealed record UpdatePeerConfig(PeerConfig Config, bool EndpointNamed = false);
+public sealed record UpdatePeerConfig(PeerConfig Config, bool EndpointNamed = false, long EndpointMove = 0);
 
 /// <summary>Ask a PeerConnection (or the supervisor/tunnel, with a key) for its <see cref="PeerStatus"/>; unknown keys get <see cref="PeerNotFound"/>.</summary>
 public sealed record GetPeerStatus(WireGuardKey PublicKey);

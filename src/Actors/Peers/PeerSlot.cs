@@ -19,6 +19,8 @@ public sealed class PeerSlot
     private string? _keyBase64;
     private volatile PeerDataPath? _dataPath;
     private int _endpointNamedPending;
+    private long _endpointMovesTold;
+    private long _endpointMovesApplied;
     private int _backlog;
     private int _backlogPackets;
     private bool _handshakeAtStart;
@@ -118,4 +120,31 @@ public sealed class PeerSlot
 
     /// <summary>Whether an update named the endpoint since the last <see cref="EndpointNamed"/> was taken; clears it.</summary>
     internal bool TakeEndpointNamed() => Interlocked.Exchange(ref _endpointNamedPending, 0) == 1;
+
+    /// <summary>
+    /// The supervisor, before it tells the connection an update that moves the peer to its configured
+    /// endpoint (<see cref="Config"/>'s, already written): the update's number. Until the connection
+    /// has applied it (<see cref="EndpointMoveApplied"/>), <see cref="EndpointMovePending"/>: the
+    /// status reports the configured endpoint, as acknowledged, not the one the engine's view still
+    /// holds (a UAPI get right after the set showed the old endpoint).
+    /// </summary>
+    internal long TellEndpointMove() => Interlocked.Increment(ref _endpointMovesTold);
+
+    /// <summary>The connection (its thread only), once the update numbered <paramref name="move"/> is applied and the engine's view published.</summary>
+    internal void EndpointMoveApplied(long move)
+    {
+        if (move > Volatile.Read(ref _endpointMovesApplied))
+        {
+            Volatile.Write(ref _endpointMovesApplied, move);
+        }
+    }
+
+    /// <summary>
+    /// A (re)started connection, once its fresh engine peer is set up from <see cref="Config"/>: every
+    /// move told so far is in what it publishes (updates still in its mailbox are applied again after).
+    /// </summary>
+    internal void EndpointMovesSettled() => EndpointMoveApplied(Volatile.Read(ref _endpointMovesTold));
+
+    /// <summary>Whether an update that moves the endpoint was told and not yet applied.</summary>
+    internal bool EndpointMovePending => Volatile.Read(ref _endpointMovesApplied) < Volatile.Read(ref _endpointMovesTold);
 }

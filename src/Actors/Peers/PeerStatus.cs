@@ -78,7 +78,9 @@ public sealed record PeerStatus
         {
             PublicKey = slot.Key,
             Config = config,
-            Endpoint = engine.Endpoint.IsNone ? config.Endpoint : engine.Endpoint,
+            // The configured endpoint also while an update that moves the peer there waits for its
+            // connection (PeerSlot.EndpointMovePending): the engine's view is the old one until then.
+            Endpoint = engine.Endpoint.IsNone || slot.EndpointMovePending ? config.Endpoint : engine.Endpoint,
             LastHandshakeUtc = engine.LastHandshakeUtc,
             RxBytes = engine.RxBytes,
             TxBytes = engine.TxBytes,

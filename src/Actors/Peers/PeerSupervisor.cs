@@ -234,6 +234,10 @@ public sealed partial class PeerSupervisor : UntypedActor
         if (_peers.TryGetValue(key, out var existing))
         {
             bool unchanged = SameSettings(existing.Slot.Config, config);
+            // As Peer.Update decides: the engine goes to the configured endpoint when the request
+            // named it or it is a new one. Until the connection has applied that, the status reports
+            // the configured endpoint (PeerStatus.From), not the engine's old one.
+            bool moves = !config.Endpoint.IsNone && (endpointNamed || config.Endpoint != existing.Slot.Config.Endpoint);
             Own(key, existing.Slot.Config.AllowedIps, config.AllowedIps);
             existing.Slot.Config = config;
             _device.SetAllowedIps(key, config.AllowedIps);
@@ -241,7 +245,7 @@ public sealed partial class PeerSupervisor : UntypedActor
             {
                 existing.Slot.EndpointNamed();
             }
-            existing.Connection.Tell(new UpdatePeerConfig(config, endpointNamed));
+            existing.Connection.Tell(new UpdatePeerConfig(config, endpointNamed, moves ? existing.Slot.TellEndpointMove() : 0));
             return new PeerConfigured(key, Created: false, unchanged);
         }
         var slot = new PeerSlot(config);

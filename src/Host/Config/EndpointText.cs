@@ -105,11 +105,79 @@ public static class EndpointText
         return true;
     }
 
-    /// <summary>"a.b.c.d:port", "[v6]:port" or, for a link-local address, "[fe80::1%2]:port" (the interface index).</summary>
+    /// <summary>
+    /// As the UAPI get writes it: "a.b.c.d:port", "[v6]:port" (the address as <see cref="FormatAddress"/>
+    /// writes it) or, for a link-local address, "[fe80::1%2]:port" (the interface index).
+    /// </summary>
     public static string Format(UdpEndpoint endpoint)
     {
         var ip = endpoint.ToIPEndPoint();
-        return ip.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{ip.Address}]:{ip.Port}" : $"{ip.Address}:{ip.Port}";
+        return ip.AddressFamily == AddressFamily.InterNetworkV6
+            ? $"[{FormatAddress(ip.Address)}]:{ip.Port.ToString(CultureInfo.InvariantCulture)}"
+            : $"{ip.Address}:{ip.Port.ToString(CultureInfo.InvariantCulture)}";
+    }
+
+    /// <summary>
+    /// An address as Go's netip writes it, so wireguard-go's get: RFC 5952 hex for IPv6 (the longest
+    /// run of two or more zero groups as "::", the first of equal ones), a dotted IPv4 tail only for
+    /// an IPv4-mapped address (<c>::ffff:0.0.0.0</c>), and the zone (here its index) after '%'.
+    /// .NET's text differs for a few: it writes <c>::1.2.3.4</c> and <c>::ffff:0:1.2.3.4</c> dotted
+    /// (Go <c>::102:304</c>, <c>::ffff:0:102:304</c>) and <c>::ffff:0.0.0.1</c> as <c>::ffff:0:1</c>.
+    /// </summary>
+    public static string FormatAddress(IPAddress address)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        if (address.AddressFamily != AddressFamily.InterNetworkV6)
+        {
+            return address.ToString();
+        }
+        Span<byte> bytes = stackalloc byte[16];
+        address.TryWriteBytes(bytes, out _);
+        var text = new System.Text.StringBuilder(48);
+        if (address.IsIPv4MappedToIPv6)
+        {
+            text.Append("::ffff:").Append(bytes[12]).Append('.').Append(bytes[13]).Append('.').Append(bytes[14]).Append('.').Append(bytes[15]);
+        }
+        else
+        {
+            int zeroStart = -1, zeroEnd = -1;
+            for (int i = 0; i < 8;)
+            {
+                int j = i;
+                while (j < 8 && bytes[2 * j] == 0 && bytes[(2 * j) + 1] == 0)
+                {
+                    j++;
+                }
+                if (j - i >= 2 && j - i > zeroEnd - zeroStart)
+                {
+                    zeroStart = i;
+                    zeroEnd = j;
+                }
+                i = j == i ? i + 1 : j;
+            }
+            for (int i = 0; i < 8; i++)
+            {
+                if (i == zeroStart)
+                {
+                    text.Append("::");
+                    i = zeroEnd;
+                    if (i >= 8)
+                    {
+                        break;
+                    }
+                }
+                else if (i > 0)
+                {
+                    text.Append(':');
+                }
+                text.Append(((bytes[2 * i] << 8) | bytes[(2 * i) + 1]).ToString("x", CultureInfo.InvariantCulture));
+            }
+        }
+        if (address.ScopeId != 0)
+        {
+            text.Append('%').Append(address.ScopeId.ToString(CultureInfo.InvariantCulture));
+        }
+        return text.ToString();
     }
 
     /// <summary>
@@ -130,6 +198,6 @@ public static class EndpointText
             var bare = new IPAddress(ip.Address.GetAddressBytes());
             return $"[{bare}%{zone}]:{ip.Port.ToString(CultureInfo.InvariantCulture)}";
         }
-        return Format(endpoint);
+        return ip.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{ip.Address}]:{ip.Port}" : $"{ip.Address}:{ip.Port}";
     }
 }

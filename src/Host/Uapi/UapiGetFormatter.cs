@@ -121,7 +121,8 @@ public static class UapiGetFormatter
         Line(text, "persistent_keepalive_interval"u8, config.PersistentKeepaliveSeconds);
         foreach (var prefix in config.AllowedIps)
         {
-            Line(text, "allowed_ip"u8, prefix.ToString());
+            // Go's text for the address (wireguard-go's get), not .NET's (IpPrefix.ToString).
+            Line(text, "allowed_ip"u8, EndpointText.FormatAddress(prefix.Address) + "/" + prefix.Length.ToString(CultureInfo.InvariantCulture));
         }
         if (extensions)
         {
