@@ -245,7 +245,7 @@ public sealed unsafe partial class LinuxUdpSocket
         Confirm(local);
         if (Volatile.Read(ref _goneSource) is { } gone && gone.Value == local)
         {
-            Volatile.Write(ref _goneSource, null);
+            Interlocked.CompareExchange(ref _goneSource, null, gone); // not a newer mark DropSource set since the read
         }
     }
 

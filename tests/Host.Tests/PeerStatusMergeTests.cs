@@ -2,6 +2,7 @@ using Firezone.Actors.Engine;
 using Firezone.Actors.Engine.Buffers;
 using Firezone.Actors.Engine.Routing;
 using Firezone.Actors.Engine.WireGuard;
+using Firezone.Actors.Host.Control;
 using Firezone.Actors.Host.Tunnel;
 using Firezone.Actors.Host.Uapi;
 using ActorPeerStatus = Firezone.Actors.Actors.Peers.PeerStatus;
@@ -48,6 +49,31 @@ public sealed class PeerStatusMergeTests
         Assert.Equal(Stopped, peers[1].Config);
         Assert.Equal(Stopped.Endpoint, peers[1].Endpoint);
         Assert.Null(peers[1].LastHandshake);
+    }
+
+    /// <summary>
+    /// What the daemon dropped or refused for a peer reaches `firezone-tunnel show` (until
+    /// 2026-11-29 only dotnet-counters had it: a review saw one side's tx_bytes exceed the other's
+    /// rx_bytes by 170 KB under bursts with nothing in `show` to say why), and a rebuild (new key or
+    /// port) adds to it rather than starting it from zero, as for the transfer.
+    /// </summary>
+    [Fact]
+    public void A_peers_drops_are_in_its_status_and_carried_through_a_rebuild()
+    {
+        var running = Running(Live) with
+        {
+            QueueFullDrops = 227, DatagramsNotSent = 3, SourceNotAllowedRejected = 5, AuthenticationFailures = 1, ReplayedRejected = 2,
+            MalformedRejected = 4, OutboundDropped = 6, OutboundInvalid = 1, Restarts = 1, RestartDrops = 9,
+            NoKeypairRejected = 100, // an old session's stragglers after a rekey: not a fault, not shown
+        };
+        var expected = new PeerDropCounts(QueueFull: 227, NotSent: 3, SourceNotAllowed: 5, Refused: 7, OutboundRefused: 7, Restarts: 1, RestartDrops: 9);
+
+        var live = ActorTunnelControl.MergePeers([Live], [running], new Dictionary<WireGuardKey, CarriedPeerState>()).Single();
+        Assert.Equal(expected, live.Drops);
+
+        var carried = new Dictionary<WireGuardKey, CarriedPeerState> { [Live.PublicKey] = CarriedPeerState.Of(live) };
+        var rebuilt = ActorTunnelControl.MergePeers([Live], [running], carried).Single();
+        Assert.Equal(expected + expected, rebuilt.Drops);
     }
 
     [Fact]

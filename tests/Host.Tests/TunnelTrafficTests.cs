@@ -168,10 +168,41 @@ public sealed class TunnelTrafficTests
             await using var pair = await WireGuardGoPair.StartAsync(73);
             var run = await pair.A.ExecAsync("sh", ["-c", $"ip link set {pair.Ours} mtu 9000 && ping -c 1 -W 5 {pair.TunnelB}"],
                 timeout: TimeSpan.FromSeconds(20));
-            string log = await File.ReadAllTextAsync(pair.Daemon.LogFile);
+            // The rebuild follows the link notification; on a loaded machine the ping can be answered
+            // (by the old tunnel) before the daemon has read it, so its line is waited for.
+            string log = await pair.Daemon.WaitForLogAsync("rebuilding the tunnel");
             Assert.True(run.ExitCode == 0, $"round {round}: " + run.Stdout + run.Stderr + log);
             Assert.Contains("rebuilding the tunnel", log);
         }
+    }
+
+    /// <summary>
+    /// A peer that sends from an address outside its allowed IPs on our side (WireGuard's most common
+    /// misconfiguration: the packets are dropped after decryption, whitepaper section 2) is named in
+    /// `firezone-tunnel show` under that peer; wg show has no place for it, and until 2026-11-29 only
+    /// the firezone.peer.* metrics counted it.
+    /// </summary>
+    [Fact]
+    public async Task Show_names_the_packets_a_peer_sent_from_outside_its_allowed_ips()
+    {
+        await using var pair = await WireGuardGoPair.StartAsync(85);
+        string outside = $"10.{pair.Subnet}.0.99";
+        await OkAsync(pair.B, "ip", "address", "add", outside + "/32", "dev", pair.Theirs);
+        var ping = await pair.B.ExecAsync("ping", ["-c", "3", "-i", "0.2", "-W", "1", "-I", outside, pair.TunnelA], timeout: TimeSpan.FromSeconds(20));
+        Assert.NotEqual(0, ping.ExitCode); // dropped by us: no echo reply
+
+        string shown = "";
+        for (var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10); DateTime.UtcNow < deadline; await Task.Delay(100))
+        {
+            var show = await ProcessRunner.RunAsync(DaemonProcess.Executable, ["show", pair.Ours], timeout: TimeSpan.FromSeconds(10));
+            Assert.True(show.ExitCode == 0, show.Stderr);
+            shown = show.Stdout;
+            if (shown.Contains("  dropped: 3 packets from addresses outside its allowed IPs\n", StringComparison.Ordinal))
+            {
+                break;
+            }
+        }
+        Assert.Contains("  dropped: 3 packets from addresses outside its allowed IPs\n", shown);
     }
 
     /// <summary>The inode of the UDP socket bound to <paramref name="port"/> in <paramref name="ns"/> (/proc/net/udp and udp6).</summary>

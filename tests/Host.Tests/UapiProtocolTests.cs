@@ -244,6 +244,7 @@ public sealed class UapiProtocolTests
                     RxBytes = 10,
                     TxBytes = 20,
                     Ecn = new EcnCounters(1, 2, 3, 4, 5),
+                    Drops = new PeerDropCounts(QueueFull: 12, NotSent: 13, SourceNotAllowed: 14, Refused: 15, OutboundRefused: 16, Restarts: 1, RestartDrops: 17),
                 },
                 new PeerStatus { Config = new PeerConfig { PublicKey = PeerB } },
             ],
@@ -263,7 +264,11 @@ public sealed class UapiProtocolTests
         Assert.Equal(expected, UapiGetFormatter.Format(status, extensions: false));
 
         string extended = UapiGetFormatter.Format(status, extensions: true);
-        Assert.Contains("fz_ecn_mode=compatibility\nfz_ect_sent=1\nfz_ce_received=2\nfz_ce_propagated=3\nfz_ecn_drops=4\nfz_ecn_alarms=5\n", extended);
+        Assert.Contains("fz_ecn_mode=compatibility\nfz_ect_sent=1\nfz_ce_received=2\nfz_ce_propagated=3\nfz_ecn_drops=4\nfz_ecn_alarms=5\n" +
+            "fz_packets_queue_full=12\nfz_datagrams_not_sent=13\nfz_packets_source_not_allowed=14\nfz_datagrams_refused=15\n" +
+            "fz_packets_outbound_refused=16\nfz_restarts=1\nfz_restart_drops=17\n", extended);
+        // A peer that dropped nothing has none of the drop lines.
+        Assert.EndsWith("fz_ecn_mode=normal\nfz_ect_sent=0\nfz_ce_received=0\nfz_ce_propagated=0\nfz_ecn_drops=0\nfz_ecn_alarms=0\n", extended);
         Assert.Contains($"fz_public_key={status.PublicKey!.Value.ToHex()}\n", extended);
         Assert.Contains("fz_buffers_outstanding=130\n", extended);
 
@@ -283,9 +288,13 @@ public sealed class UapiProtocolTests
             "5 handshake messages refused (bad mac1 or mac2, or no room for a cookie reply), 6 initiations from no configured peer, 9 initiations over their source's rate limit, " +
             "10 initiations beyond the handshake queue, 1 packets to addresses in no peer's allowed IPs, 2 invalid packets from the interface\n", shown);
         Assert.Contains("  under load: 7 cookie replies sent\n", shown);
-        // A tunnel that dropped nothing shows neither line.
+        // A tunnel and peers that dropped nothing show neither line.
         string quiet = Firezone.Actors.Host.Cli.ShowFormatter.Format("wg0",
-            UapiGetParser.Parse(UapiGetFormatter.Format(status with { Drops = Firezone.Actors.Actors.Peers.DeviceDropCounts.None }, extensions: true).TrimEnd('\n').Split('\n')),
+            UapiGetParser.Parse(UapiGetFormatter.Format(status with
+            {
+                Drops = Firezone.Actors.Actors.Peers.DeviceDropCounts.None,
+                Peers = [status.Peers[0] with { Drops = default }, status.Peers[1]],
+            }, extensions: true).TrimEnd('\n').Split('\n')),
             DateTimeOffset.UtcNow);
         Assert.DoesNotContain("dropped:", quiet);
         Assert.DoesNotContain("under load:", quiet);
@@ -294,6 +303,12 @@ public sealed class UapiProtocolTests
         Assert.Equal(status.Peers[0].Endpoint, a.Endpoint);
         Assert.Equal(status.Peers[0].LastHandshake, a.LastHandshake);
         Assert.Equal(status.Peers[0].Ecn, a.Ecn);
+        Assert.Equal(status.Peers[0].Drops, a.Drops);
+        Assert.Equal(default, parsed.Peers[1].Drops);
+        Assert.Contains("  dropped: 14 packets from addresses outside its allowed IPs, 15 datagrams refused (failed authentication, replayed or malformed), " +
+            "12 packets behind a full queue, 13 datagrams the socket did not send, 16 packets from the interface refused (not IP, too large or empty), " +
+            "restarted 1 time(s) after a fault (17 packets queued then)\n", shown);
+        Assert.Equal(2, System.Text.RegularExpressions.Regex.Count(shown, "  dropped: ")); // the device's and peer A's, none for peer B
         Assert.Equal(EcnMode.Compatibility, a.Config.EcnMode);
         Assert.Equal(Psk, a.Config.PresharedKey);
         Assert.Equal(status.Peers[0].Config.AllowedIps, a.Config.AllowedIps);

@@ -76,6 +76,10 @@ public static class ShowFormatter
             text.Append("  ecn mode: ").Append(UapiGetFormatter.EcnModeName(config.EcnMode)).Append('\n');
             text.Append(CultureInfo.InvariantCulture,
                 $"  ecn: {ecn.EctSent} ECT sent, {ecn.CeReceived} CE received, {ecn.CePropagated} CE propagated, {ecn.EcnDrops} ECN drops, {ecn.AlarmEvents} (!!!) events\n");
+            if (Dropped(peer.Drops) is { } peerDropped)
+            {
+                text.Append("  dropped: ").Append(peerDropped).Append('\n');
+            }
         }
         return text.ToString();
     }
@@ -105,6 +109,29 @@ public static class ShowFormatter
         Add(drops.HandshakesQueueFull, "initiations beyond the handshake queue");
         Add(drops.TunPacketsNoRoute, "packets to addresses in no peer's allowed IPs");
         Add(drops.TunPacketsInvalid, "invalid packets from the interface");
+        return parts.Count == 0 ? null : string.Join(", ", parts);
+    }
+
+    /// <summary>What was dropped or refused for one peer, the counts that are not zero (null: none).</summary>
+    private static string? Dropped(PeerDropCounts drops)
+    {
+        var parts = new List<string>();
+        void Add(ulong count, string what)
+        {
+            if (count != 0)
+            {
+                parts.Add(count.ToString(CultureInfo.InvariantCulture) + " " + what);
+            }
+        }
+        Add(drops.SourceNotAllowed, "packets from addresses outside its allowed IPs");
+        Add(drops.Refused, "datagrams refused (failed authentication, replayed or malformed)");
+        Add(drops.QueueFull, "packets behind a full queue");
+        Add(drops.NotSent, "datagrams the socket did not send");
+        Add(drops.OutboundRefused, "packets from the interface refused (not IP, too large or empty)");
+        if (drops.Restarts != 0)
+        {
+            parts.Add($"restarted {drops.Restarts.ToString(CultureInfo.InvariantCulture)} time(s) after a fault ({drops.RestartDrops.ToString(CultureInfo.InvariantCulture)} packets queued then)");
+        }
         return parts.Count == 0 ? null : string.Join(", ", parts);
     }
 

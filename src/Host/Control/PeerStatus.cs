@@ -19,4 +19,7 @@ public sealed record PeerStatus
     public ulong TxBytes { get; init; }
 
     public EcnCounters Ecn { get; init; }
+
+    /// <summary>What was dropped or refused for this peer (<c>fz_get</c> and <c>firezone-tunnel show</c> only).</summary>
+    public PeerDropCounts Drops { get; init; }
 }

@@ -329,7 +329,7 @@ public sealed partial class ActorTunnelControl
         foreach (var peer in status.Peers)
         {
             var key = peer.Config.PublicKey;
-            if (peer.RxBytes != 0 || peer.TxBytes != 0 || peer.LastHandshake is not null || peer.Ecn != default)
+            if (peer.RxBytes != 0 || peer.TxBytes != 0 || peer.LastHandshake is not null || peer.Ecn != default || peer.Drops != default)
             {
                 _carried[key] = CarriedPeerState.Of(peer);
             }

@@ -144,6 +144,14 @@ public sealed partial class ActorTunnelControl
                         CePropagated: (ulong)live.CeMarksPropagated,
                         EcnDrops: (ulong)live.EcnDrops,
                         AlarmEvents: (ulong)live.EcnUnexpected),
+                    Drops = new PeerDropCounts(
+                        QueueFull: (ulong)live.QueueFullDrops,
+                        NotSent: (ulong)live.DatagramsNotSent,
+                        SourceNotAllowed: (ulong)live.SourceNotAllowedRejected,
+                        Refused: (ulong)(live.AuthenticationFailures + live.ReplayedRejected + live.MalformedRejected),
+                        OutboundRefused: (ulong)(live.OutboundDropped + live.OutboundInvalid),
+                        Restarts: (ulong)live.Restarts,
+                        RestartDrops: (ulong)live.RestartDrops),
                 };
             }
             peers.Add(carriedState.TryGetValue(configured.PublicKey, out var carried) ? carried.AddTo(peer) : peer);

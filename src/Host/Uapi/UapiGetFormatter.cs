@@ -132,6 +132,24 @@ public static class UapiGetFormatter
             Line(text, "fz_ce_propagated"u8, peer.Ecn.CePropagated);
             Line(text, "fz_ecn_drops"u8, peer.Ecn.EcnDrops);
             Line(text, "fz_ecn_alarms"u8, peer.Ecn.AlarmEvents);
+            // Only the counts that are not zero: most peers dropped nothing, and a Gateway's
+            // `firezone-tunnel show` reads thousands of peers.
+            var drops = peer.Drops;
+            NonZero(text, "fz_packets_queue_full"u8, drops.QueueFull);
+            NonZero(text, "fz_datagrams_not_sent"u8, drops.NotSent);
+            NonZero(text, "fz_packets_source_not_allowed"u8, drops.SourceNotAllowed);
+            NonZero(text, "fz_datagrams_refused"u8, drops.Refused);
+            NonZero(text, "fz_packets_outbound_refused"u8, drops.OutboundRefused);
+            NonZero(text, "fz_restarts"u8, drops.Restarts);
+            NonZero(text, "fz_restart_drops"u8, drops.RestartDrops);
+        }
+    }
+
+    private static void NonZero(IBufferWriter<byte> text, ReadOnlySpan<byte> key, ulong value)
+    {
+        if (value != 0)
+        {
+            Line(text, key, value);
         }
     }
 

@@ -131,6 +131,27 @@ public static class UapiGetParser
                 case "fz_ecn_alarms":
                     peer = peer with { Ecn = peer.Ecn with { AlarmEvents = ulong.Parse(value, CultureInfo.InvariantCulture) } };
                     break;
+                case "fz_packets_queue_full":
+                    peer = peer with { Drops = peer.Drops with { QueueFull = ulong.Parse(value, CultureInfo.InvariantCulture) } };
+                    break;
+                case "fz_datagrams_not_sent":
+                    peer = peer with { Drops = peer.Drops with { NotSent = ulong.Parse(value, CultureInfo.InvariantCulture) } };
+                    break;
+                case "fz_packets_source_not_allowed":
+                    peer = peer with { Drops = peer.Drops with { SourceNotAllowed = ulong.Parse(value, CultureInfo.InvariantCulture) } };
+                    break;
+                case "fz_datagrams_refused":
+                    peer = peer with { Drops = peer.Drops with { Refused = ulong.Parse(value, CultureInfo.InvariantCulture) } };
+                    break;
+                case "fz_packets_outbound_refused":
+                    peer = peer with { Drops = peer.Drops with { OutboundRefused = ulong.Parse(value, CultureInfo.InvariantCulture) } };
+                    break;
+                case "fz_restarts":
+                    peer = peer with { Drops = peer.Drops with { Restarts = ulong.Parse(value, CultureInfo.InvariantCulture) } };
+                    break;
+                case "fz_restart_drops":
+                    peer = peer with { Drops = peer.Drops with { RestartDrops = ulong.Parse(value, CultureInfo.InvariantCulture) } };
+                    break;
             }
         }
         FinishPeer();
