@@ -307,7 +307,7 @@ public sealed class UapiProtocolTests
         Assert.Equal(default, parsed.Peers[1].Drops);
         Assert.Contains("  dropped: 14 packets from addresses outside its allowed IPs, 15 datagrams refused (failed authentication, replayed or malformed), " +
             "12 packets behind a full queue, 13 datagrams the socket did not send, 16 packets from the interface refused (not IP, too large or empty), " +
-            "restarted 1 time(s) after a fault (17 packets queued then)\n", shown);
+            "1 restart(s) after a fault (17 packets queued then)\n", shown);
         Assert.Equal(2, System.Text.RegularExpressions.Regex.Count(shown, "  dropped: ")); // the device's and peer A's, none for peer B
         Assert.Equal(EcnMode.Compatibility, a.Config.EcnMode);
         Assert.Equal(Psk, a.Config.PresharedKey);

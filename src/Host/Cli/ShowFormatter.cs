@@ -91,46 +91,35 @@ public static class ShowFormatter
     /// sends its own (IPv6 router solicitations and MLD reports as the link comes up) on every
     /// interface, so every fresh tunnel would show some.
     /// </summary>
-    private static string? Dropped(Actors.Peers.DeviceDropCounts drops)
-    {
-        var parts = new List<string>();
-        void Add(long count, string what)
-        {
-            if (count != 0)
-            {
-                parts.Add(count.ToString(CultureInfo.InvariantCulture) + " " + what);
-            }
-        }
-        Add(drops.DatagramsInvalid, "datagrams that are no WireGuard message");
-        Add(drops.DatagramsUnknownReceiver, "datagrams for no session (unknown receiver index)");
-        Add(drops.HandshakesRejected, "handshake messages refused (bad mac1 or mac2, or no room for a cookie reply)");
-        Add(drops.HandshakesUnknownPeer, "initiations from no configured peer");
-        Add(drops.HandshakesRateLimited, "initiations over their source's rate limit");
-        Add(drops.HandshakesQueueFull, "initiations beyond the handshake queue");
-        Add(drops.TunPacketsNoRoute, "packets to addresses in no peer's allowed IPs");
-        Add(drops.TunPacketsInvalid, "invalid packets from the interface");
-        return parts.Count == 0 ? null : string.Join(", ", parts);
-    }
+    private static string? Dropped(Actors.Peers.DeviceDropCounts drops) => NonZero(
+        (drops.DatagramsInvalid, "datagrams that are no WireGuard message"),
+        (drops.DatagramsUnknownReceiver, "datagrams for no session (unknown receiver index)"),
+        (drops.HandshakesRejected, "handshake messages refused (bad mac1 or mac2, or no room for a cookie reply)"),
+        (drops.HandshakesUnknownPeer, "initiations from no configured peer"),
+        (drops.HandshakesRateLimited, "initiations over their source's rate limit"),
+        (drops.HandshakesQueueFull, "initiations beyond the handshake queue"),
+        (drops.TunPacketsNoRoute, "packets to addresses in no peer's allowed IPs"),
+        (drops.TunPacketsInvalid, "invalid packets from the interface"));
 
     /// <summary>What was dropped or refused for one peer, the counts that are not zero (null: none).</summary>
-    private static string? Dropped(PeerDropCounts drops)
+    private static string? Dropped(PeerDropCounts drops) => NonZero(
+        ((long)drops.SourceNotAllowed, "packets from addresses outside its allowed IPs"),
+        ((long)drops.Refused, "datagrams refused (failed authentication, replayed or malformed)"),
+        ((long)drops.QueueFull, "packets behind a full queue"),
+        ((long)drops.NotSent, "datagrams the socket did not send"),
+        ((long)drops.OutboundRefused, "packets from the interface refused (not IP, too large or empty)"),
+        ((long)drops.Restarts, $"restart(s) after a fault ({drops.RestartDrops.ToString(CultureInfo.InvariantCulture)} packets queued then)"));
+
+    /// <summary>"N what, M what" of the counts that are not zero, in order; null when all are.</summary>
+    private static string? NonZero(params ReadOnlySpan<(long Count, string What)> counts)
     {
         var parts = new List<string>();
-        void Add(ulong count, string what)
+        foreach (var (count, what) in counts)
         {
             if (count != 0)
             {
                 parts.Add(count.ToString(CultureInfo.InvariantCulture) + " " + what);
             }
-        }
-        Add(drops.SourceNotAllowed, "packets from addresses outside its allowed IPs");
-        Add(drops.Refused, "datagrams refused (failed authentication, replayed or malformed)");
-        Add(drops.QueueFull, "packets behind a full queue");
-        Add(drops.NotSent, "datagrams the socket did not send");
-        Add(drops.OutboundRefused, "packets from the interface refused (not IP, too large or empty)");
-        if (drops.Restarts != 0)
-        {
-            parts.Add($"restarted {drops.Restarts.ToString(CultureInfo.InvariantCulture)} time(s) after a fault ({drops.RestartDrops.ToString(CultureInfo.InvariantCulture)} packets queued then)");
         }
         return parts.Count == 0 ? null : string.Join(", ", parts);
     }
