@@ -161,8 +161,12 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
             case RearmPeerTimer:
                 break;
             case UpdatePeerConfig update:
-                path.Update(update.Config, update.EndpointNamed, now, output);
-                _slot.EndpointMoveApplied(update.EndpointMove);
+                // A closed path (a fault, the restart follows) skipped it: the move stays pending
+                // until the restart's fresh engine peer, made from the configuration, settles it.
+                if (path.Update(update.Config, update.EndpointNamed, now, output))
+                {
+                    _slot.EndpointMoveApplied(update.EndpointMove);
+                }
                 break;
             case ConnectPeer:
                 path.Connect(now, output);
