@@ -328,4 +328,47 @@ public sealed class SupervisionTests(ITestOutputHelper output) : ActorTestBase(o
         Assert.Equal(moved, PeerStatusOf(a, b).Endpoint);
         StopAndAssertNoLeaks(a, b, c);
     }
+
+    /// <summary>
+    /// An endpoint move acknowledged while a restarting peer's PreStart runs, after it read the
+    /// configuration, is reported until the move is applied: PreStart marked every move counted by
+    /// its end as applied, also this one, which its fresh engine peer (made from the configuration
+    /// read before) does not hold; until the update waiting in its mailbox ran, the status showed
+    /// the old endpoint (found by a review of the endpoint-move counting, 2026-11-29).
+    /// </summary>
+    [Fact]
+    public void The_status_reports_an_endpoint_move_acknowledged_while_the_restart_reads_the_configuration()
+    {
+        var (a, b, c) = StartStar();
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+        AwaitWritten(b, 1);
+        Assert.Equal(b.Endpoint, PeerStatusOf(a, b).Endpoint);
+
+        // B's connection faults; its restart's PreStart has read the configuration and is held creating the engine peer.
+        a.Seam.HoldCreateOf = b.PublicKey.ToArray();
+        EventFilter.Warning(contains: $"peer {b.PublicKey.ToBase64()} failed").ExpectOne(Wait,
+            () => a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 1000, marker: PoisonableDevice.Marker)));
+        Assert.True(a.Seam.HoldCreateEntered.Wait(Wait));
+        a.Seam.HoldCreateOf = null;
+
+        // `wg set a peer B endpoint NEW` meanwhile: acknowledged. Its update is held once it runs.
+        var moved = UdpEndpoint.FromIPv4([127, 0, 0, 9], 51009);
+        a.Seam.HoldUpdateOf = b.PublicKey.ToArray();
+        try
+        {
+            Control<PeerChangesApplied>(a, new ApplyPeerChanges(false, [], [a.PeerConfigFor(b) with { Endpoint = moved }],
+                EndpointNamed: new HashSet<WireGuardKey> { b.PublicKey }));
+            a.Seam.HoldCreateRelease.Set();
+            Assert.True(a.Seam.HoldUpdateEntered.Wait(Wait));
+            a.Seam.HoldUpdateOf = null;
+            Assert.Equal(moved, Control<DeviceStatus>(a, GetDeviceStatus.Instance).Peers.Single(p => p.PublicKey == b.PublicKey).Endpoint);
+        }
+        finally
+        {
+            a.Seam.HoldCreateRelease.Set();
+            a.Seam.HoldUpdateRelease.Set();
+        }
+        AwaitCondition(() => PeerStatusOf(a, b).Endpoint == moved, Wait);
+        StopAndAssertNoLeaks(a, b, c);
+    }
 }
