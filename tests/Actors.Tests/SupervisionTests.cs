@@ -282,4 +282,93 @@ public sealed class SupervisionTests(ITestOutputHelper output) : ActorTestBase(o
         Assert.Equal(moved, PeerStatusOf(a, b).Endpoint);
         StopAndAssertNoLeaks(a, b, c);
     }
+
+    /// <summary>
+    /// The device status between an acknowledged endpoint move that a faulted path skipped and the
+    /// restart that applies it reports the new endpoint: the connection marked the move applied
+    /// although its closed path never stepped it, so the status read the old engine peer's view
+    /// (the old endpoint) until the restart's fresh engine peer published the configured one (a
+    /// `wg show` in that window showed the endpoint the set had just replaced; found by a review
+    /// of the endpoint-move counting, 2026-11-29).
+    /// </summary>
+    [Fact]
+    public void The_status_while_a_faulted_peer_restarts_reports_an_endpoint_move_its_closed_path_skipped()
+    {
+        var (a, b, c) = StartStar();
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+        AwaitWritten(b, 1);
+        Assert.Equal(b.Endpoint, PeerStatusOf(a, b).Endpoint);
+
+        // A's socket reader stops inside B's open, holding B's lock, and then throws (the path closes).
+        a.Seam.ThrowAfterHold = true;
+        a.Seam.HoldOpenOfKey = b.PublicKey.ToArray();
+        b.Tun.Inject(Packets.Ipv4(b.Address, a.Address, id: 1));
+        Assert.True(a.Seam.HoldEntered.Wait(Wait));
+        a.Seam.HoldOpenOfKey = null;
+
+        // `wg set a peer B endpoint NEW` meanwhile: acknowledged; B's update waits in its mailbox or for the lock.
+        var moved = UdpEndpoint.FromIPv4([127, 0, 0, 9], 51009);
+        Control<PeerChangesApplied>(a, new ApplyPeerChanges(false, [], [a.PeerConfigFor(b) with { Endpoint = moved }],
+            EndpointNamed: new HashSet<WireGuardKey> { b.PublicKey }));
+
+        // The fault: the update finds the path closed, then the restart's PostStop is held.
+        a.Seam.HoldDisposeOf = b.PublicKey.ToArray();
+        EventFilter.Warning(contains: $"peer {b.PublicKey.ToBase64()} failed").ExpectOne(Wait, () => a.Seam.HoldRelease.Set());
+        Assert.True(a.Seam.HoldDisposeEntered.Wait(Wait));
+        a.Seam.HoldDisposeOf = null;
+        try
+        {
+            Assert.Equal(moved, Control<DeviceStatus>(a, GetDeviceStatus.Instance).Peers.Single(p => p.PublicKey == b.PublicKey).Endpoint);
+        }
+        finally
+        {
+            a.Seam.HoldDisposeRelease.Set();
+        }
+        AwaitCondition(() => a.Seam.PeersCreated(b.PublicKey) == 2, Wait);
+        Assert.Equal(moved, PeerStatusOf(a, b).Endpoint);
+        StopAndAssertNoLeaks(a, b, c);
+    }
+
+    /// <summary>
+    /// An endpoint move acknowledged while a restarting peer's PreStart runs, after it read the
+    /// configuration, is reported until the move is applied: PreStart marked every move counted by
+    /// its end as applied, also this one, which its fresh engine peer (made from the configuration
+    /// read before) does not hold; until the update waiting in its mailbox ran, the status showed
+    /// the old endpoint (found by a review of the endpoint-move counting, 2026-11-29).
+    /// </summary>
+    [Fact]
+    public void The_status_reports_an_endpoint_move_acknowledged_while_the_restart_reads_the_configuration()
+    {
+        var (a, b, c) = StartStar();
+        a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
+        AwaitWritten(b, 1);
+        Assert.Equal(b.Endpoint, PeerStatusOf(a, b).Endpoint);
+
+        // B's connection faults; its restart's PreStart has read the configuration and is held creating the engine peer.
+        a.Seam.HoldCreateOf = b.PublicKey.ToArray();
+        EventFilter.Warning(contains: $"peer {b.PublicKey.ToBase64()} failed").ExpectOne(Wait,
+            () => a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, Ecn.Ect0, id: 1000, marker: PoisonableDevice.Marker)));
+        Assert.True(a.Seam.HoldCreateEntered.Wait(Wait));
+        a.Seam.HoldCreateOf = null;
+
+        // `wg set a peer B endpoint NEW` meanwhile: acknowledged. Its update is held once it runs.
+        var moved = UdpEndpoint.FromIPv4([127, 0, 0, 9], 51009);
+        a.Seam.HoldUpdateOf = b.PublicKey.ToArray();
+        try
+        {
+            Control<PeerChangesApplied>(a, new ApplyPeerChanges(false, [], [a.PeerConfigFor(b) with { Endpoint = moved }],
+                EndpointNamed: new HashSet<WireGuardKey> { b.PublicKey }));
+            a.Seam.HoldCreateRelease.Set();
+            Assert.True(a.Seam.HoldUpdateEntered.Wait(Wait));
+            a.Seam.HoldUpdateOf = null;
+            Assert.Equal(moved, Control<DeviceStatus>(a, GetDeviceStatus.Instance).Peers.Single(p => p.PublicKey == b.PublicKey).Endpoint);
+        }
+        finally
+        {
+            a.Seam.HoldCreateRelease.Set();
+            a.Seam.HoldUpdateRelease.Set();
+        }
+        AwaitCondition(() => PeerStatusOf(a, b).Endpoint == moved, Wait);
+        StopAndAssertNoLeaks(a, b, c);
+    }
 }

@@ -63,6 +63,8 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
 
     protected override void PreStart()
     {
+        // Before the configuration (see PeerSlot.EndpointMovesTold): the moves it holds for sure.
+        long endpointMovesTold = _slot.EndpointMovesTold;
         var config = _slot.Config;
         // The first instance in a tunnel rebuilt with the same key goes on with the sessions its
         // predecessor handed over (never a restart after a fault: that one starts afresh). Taken
@@ -106,7 +108,7 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
         // once only when the supervisor says the peer had one (a rebuilt tunnel) and it took none over.
         _path.Start(now, _output, handshake: _restarted | (_slot.TakeHandshakeAtStart() && !tookOver));
         AfterMessage(now);
-        _slot.EndpointMovesSettled();
+        _slot.EndpointMovesSettled(endpointMovesTold);
         // Only now may the reader threads step it.
         _slot.Attach(_path);
     }
@@ -161,8 +163,12 @@ public sealed class PeerConnection : UntypedActor, IWithTimers
             case RearmPeerTimer:
                 break;
             case UpdatePeerConfig update:
-                path.Update(update.Config, update.EndpointNamed, now, output);
-                _slot.EndpointMoveApplied(update.EndpointMove);
+                // A closed path (a fault, the restart follows) skipped it: the move stays pending
+                // until the restart's fresh engine peer, made from the configuration, settles it.
+                if (path.Update(update.Config, update.EndpointNamed, now, output))
+                {
+                    _slot.EndpointMoveApplied(update.EndpointMove);
+                }
                 break;
             case ConnectPeer:
                 path.Connect(now, output);

@@ -261,7 +261,8 @@ public sealed class PeerDataPath
             path._peer.HandleTimeout(at);
         });
 
-    internal void Update(PeerConfig config, bool endpointNamed, TimeSpan now, PeerOutput output) =>
+    /// <summary>The actor: a new configuration; false when the path is closed (a fault: the restart's fresh engine peer takes the configuration instead).</summary>
+    internal bool Update(PeerConfig config, bool endpointNamed, TimeSpan now, PeerOutput output) =>
         ActorStep(now, output, (config, endpointNamed), static (path, update, at) =>
         {
             if (update.endpointNamed)
@@ -281,21 +282,22 @@ public sealed class PeerDataPath
 
     /// <summary>
     /// One engine step on the actor's thread under the peer's lock, then its output handed on:
-    /// skipped once the path is closed; an engine fault closes the path and propagates (supervision
+    /// skipped (false) once the path is closed; an engine fault closes the path and propagates (supervision
     /// restarts the peer). The static step and its argument keep it free of allocations.
     /// </summary>
-    private void ActorStep<TArg>(TimeSpan now, PeerOutput output, TArg arg, Action<PeerDataPath, TArg, TimeSpan> step)
+    private bool ActorStep<TArg>(TimeSpan now, PeerOutput output, TArg arg, Action<PeerDataPath, TArg, TimeSpan> step)
     {
         lock (_gate)
         {
             if (_closed)
             {
-                return;
+                return false;
             }
             try
             {
                 step(this, arg, now);
                 AfterStep(output, now, fromReader: false);
+                return true;
             }
             catch (Exception e) when (IsEngineFault(e))
             {

@@ -140,10 +140,18 @@ public sealed class PeerSlot
     }
 
     /// <summary>
-    /// A (re)started connection, once its fresh engine peer is set up from <see cref="Config"/>: every
-    /// move told so far is in what it publishes (updates still in its mailbox are applied again after).
+    /// The moves told so far. Read before <see cref="Config"/>: the supervisor writes the configuration
+    /// before it counts the move, so every move counted by then is in the configuration read after.
     /// </summary>
-    internal void EndpointMovesSettled() => EndpointMoveApplied(Volatile.Read(ref _endpointMovesTold));
+    internal long EndpointMovesTold => Volatile.Read(ref _endpointMovesTold);
+
+    /// <summary>
+    /// A (re)started connection, once its fresh engine peer is set up from <see cref="Config"/>:
+    /// every move told before it read that configuration (<paramref name="told"/>, <see cref="EndpointMovesTold"/>
+    /// read just before) is in what it publishes. A move told since, whose configuration it may not
+    /// have seen, stays pending until its update, still in the mailbox, is applied.
+    /// </summary>
+    internal void EndpointMovesSettled(long told) => EndpointMoveApplied(told);
 
     /// <summary>Whether an update that moves the endpoint was told and not yet applied.</summary>
     internal bool EndpointMovePending => Volatile.Read(ref _endpointMovesApplied) < Volatile.Read(ref _endpointMovesTold);

@@ -79,11 +79,26 @@ public sealed class PoisonableDevice(IWireGuardDevice inner) : IWireGuardDevice
     public readonly ManualResetEventSlim HoldRelease = new(false);
     public readonly ManualResetEventSlim HoldEntered = new(false);
 
+    /// <summary>Creating an engine peer of this key (a PeerConnection's PreStart, its configuration already read) waits until released.</summary>
+    public volatile byte[]? HoldCreateOf;
+    public readonly ManualResetEventSlim HoldCreateEntered = new(false);
+    public readonly ManualResetEventSlim HoldCreateRelease = new(false);
+
+    /// <summary>A configuration update of an engine peer of this key (on its PeerConnection, under the peer's lock) waits until released.</summary>
+    public volatile byte[]? HoldUpdateOf;
+    public readonly ManualResetEventSlim HoldUpdateEntered = new(false);
+    public readonly ManualResetEventSlim HoldUpdateRelease = new(false);
+
     public IWireGuardPeer CreatePeer(PeerConfig config)
     {
         if (_rejected.ContainsKey(config.PublicKey))
         {
             throw new ArgumentException("test: configuration refused by the engine", nameof(config));
+        }
+        if (HoldCreateOf is { } held && config.PublicKey.Equals(new WireGuardKey(held)))
+        {
+            HoldCreateEntered.Set();
+            HoldCreateRelease.Wait(TimeSpan.FromSeconds(10));
         }
         _peersCreated.AddOrUpdate(config.PublicKey, 1, static (_, n) => n + 1);
         return new PoisonablePeer(inner.CreatePeer(config), this);
@@ -97,7 +112,15 @@ public sealed class PoisonableDevice(IWireGuardDevice inner) : IWireGuardDevice
         public DateTime? LastHandshakeUtc => peer.LastHandshakeUtc;
         public long RxBytes => peer.RxBytes;
         public void RestoreEndpoint(UdpEndpoint endpoint, UdpEndpoint localAddress) => peer.RestoreEndpoint(endpoint, localAddress);
-        public void Update(PeerConfig config, TimeSpan now, bool endpointNamed) => peer.Update(config, now, endpointNamed);
+        public void Update(PeerConfig config, TimeSpan now, bool endpointNamed)
+        {
+            if (owner.HoldUpdateOf is { } k && peer.PublicKey.Equals(new WireGuardKey(k)))
+            {
+                owner.HoldUpdateEntered.Set();
+                owner.HoldUpdateRelease.Wait(TimeSpan.FromSeconds(10));
+            }
+            peer.Update(config, now, endpointNamed);
+        }
 
         public SealResult HandleTunPacket(PacketBuffer packet, TimeSpan now)
         {
