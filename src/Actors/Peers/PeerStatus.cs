@@ -73,6 +73,9 @@ public sealed record PeerStatus
     {
         var c = slot.Counters;
         var config = slot.Config;
+        // Pending read before the view: the connection publishes its view before it marks the move
+        // applied, so a move applied between the two reads is reported from the config, never the old view.
+        bool movePending = slot.EndpointMovePending;
         var engine = c.ReadEngineView();
         return new PeerStatus
         {
@@ -80,7 +83,7 @@ public sealed record PeerStatus
             Config = config,
             // The configured endpoint also while an update that moves the peer there waits for its
             // connection (PeerSlot.EndpointMovePending): the engine's view is the old one until then.
-            Endpoint = engine.Endpoint.IsNone || slot.EndpointMovePending ? config.Endpoint : engine.Endpoint,
+            Endpoint = engine.Endpoint.IsNone || movePending ? config.Endpoint : engine.Endpoint,
             LastHandshakeUtc = engine.LastHandshakeUtc,
             RxBytes = engine.RxBytes,
             TxBytes = engine.TxBytes,
