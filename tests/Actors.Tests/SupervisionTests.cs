@@ -190,6 +190,13 @@ public sealed class SupervisionTests(ITestOutputHelper output) : ActorTestBase(o
         AwaitCondition(() => Control<DeviceStatus>(a, GetDeviceStatus.Instance).Drops.TunPacketsNoRoute == 1, Wait);
         Assert.Equal(3, a.Seam.PeersCreated(b.PublicKey));
         Assert.Equal(1, a.Seam.PeersCreated(c.PublicKey));
+        // The status says why (firezone-tunnel show), until B is configured again.
+        var stopped = Assert.Single(Control<DeviceStatus>(a, GetDeviceStatus.Instance).Stopped!);
+        Assert.Equal(b.PublicKey, stopped.Key);
+        Assert.StartsWith("3 failures within 60 s; last: ", stopped.Value);
+        Assert.True(Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(b))).Created);
+        AwaitCondition(() => a.Seam.PeersCreated(b.PublicKey) == 4, Wait);
+        Assert.Null(Control<DeviceStatus>(a, GetDeviceStatus.Instance).Stopped);
 
         StopAndAssertNoLeaks(a, b, c);
     }
@@ -206,6 +213,7 @@ public sealed class SupervisionTests(ITestOutputHelper output) : ActorTestBase(o
             Assert.True(Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(d))).Created));
         AwaitCondition(() => Control<DeviceStatus>(a, GetDeviceStatus.Instance).Peers.Count == 2, Wait);
         Assert.Equal(0, a.Seam.PeersCreated(d.PublicKey));
+        Assert.StartsWith("its configuration was rejected: ", Control<DeviceStatus>(a, GetDeviceStatus.Instance).Stopped![d.PublicKey]);
         a.Tun.Inject(Packets.Ipv4(a.Address, c.Address, id: 2), Packets.Ipv4(a.Address, b.Address, id: 1), Packets.Ipv4(a.Address, d.Address, id: 1));
         AwaitWritten(c, 2);
         AwaitWritten(b, 1);

@@ -76,6 +76,29 @@ public sealed class PeerStatusMergeTests
         Assert.Equal(expected + expected, rebuilt.Drops);
     }
 
+    /// <summary>
+    /// A peer supervision stopped says so in `firezone-tunnel show`, with the reason and how to start
+    /// it again: it looked like a peer that never handshook, while its allowed IPs routed nowhere (the
+    /// interface's "packets to addresses in no peer's allowed IPs" grew with its traffic).
+    /// </summary>
+    [Fact]
+    public void A_peer_supervision_stopped_is_shown_as_stopped_with_the_reason()
+    {
+        var why = new Dictionary<WireGuardKey, string> { [Stopped.PublicKey] = "3 failures within 60 s; last: InvalidOperationException: boom\nsecond line" };
+        var peers = ActorTunnelControl.MergePeers([Live, Stopped], [Running(Live)], new Dictionary<WireGuardKey, CarriedPeerState>(), why);
+        Assert.Null(peers[0].Stopped);
+        Assert.Equal(why[Stopped.PublicKey], peers[1].Stopped);
+
+        var status = new DeviceStatus { Peers = peers };
+        string extended = UapiGetFormatter.Format(status, extensions: true);
+        Assert.Contains("fz_stopped=3 failures within 60 s; last: InvalidOperationException: boom second line\n", extended);
+        Assert.DoesNotContain("fz_stopped", UapiGetFormatter.Format(status, extensions: false));
+        var parsed = UapiGetParser.Parse(extended.TrimEnd('\n').Split('\n'));
+        string shown = Firezone.Actors.Host.Cli.ShowFormatter.Format("wg0", parsed, DateTimeOffset.UtcNow);
+        Assert.Contains($"  stopped: 3 failures within 60 s; last: InvalidOperationException: boom second line (`wg set wg0 peer {Stopped.PublicKey.ToBase64()}` starts it again)\n", shown);
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(shown, "  stopped: "));
+    }
+
     [Fact]
     public async Task A_partial_wg_set_for_it_keeps_the_rest_of_its_configuration()
     {

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Akka.Actor;
 using Akka.Event;
 using Firezone.Actors.Actors.EngineSeam;
@@ -38,6 +39,8 @@ public sealed partial class PeerSupervisor : UntypedActor
     // Removed connections still stopping: when one terminates, a successor with the same key gets
     // its routes back (the engine peer removes its key's allowed IPs when disposed).
     private readonly Dictionary<IActorRef, WireGuardKey> _stopping = new();
+    // Why supervision stopped a peer (DeviceStatus.Stopped), until it is configured or removed again.
+    private readonly Dictionary<WireGuardKey, string> _stoppedWhy = new();
     private readonly Dictionary<IActorRef, InboundDatagrams> _groups = new(ReferenceEqualityComparer.Instance);
     private PeerMetrics? _metrics;
     private long _generation;
@@ -180,6 +183,7 @@ public sealed partial class PeerSupervisor : UntypedActor
             {
                 removed += Remove(key, publish: false) ? 1 : 0;
             }
+            _stoppedWhy.Clear(); // and the stopped ones, which have no entry
         }
         else
         {
@@ -227,6 +231,7 @@ public sealed partial class PeerSupervisor : UntypedActor
     private PeerConfigured AddOrUpdate(PeerConfig config, bool publish = true, bool handshakeAtStart = false, bool endpointNamed = false)
     {
         var key = config.PublicKey;
+        _stoppedWhy.Remove(key); // configured again: a new connection, a fresh start
         // This actor is the table's only writer. A prefix belongs to exactly one peer (whitepaper
         // section 2; wg moves it on `set`): strip it from every other slot's configuration too, or that
         // peer would claim it back whenever its slot config is re-applied.
@@ -355,6 +360,7 @@ public sealed partial class PeerSupervisor : UntypedActor
 
     private bool Remove(WireGuardKey key, bool publish = true)
     {
+        _stoppedWhy.Remove(key); // Forget, which also comes here, notes why after
         if (!_peers.Remove(key, out var entry))
         {
             return false;
@@ -431,6 +437,7 @@ public sealed partial class PeerSupervisor : UntypedActor
             {
                 _log.Error("peer {PublicKey} stopped: its configuration was rejected: {FaultType}: {Reason}", entry.Slot.KeyBase64, reason.GetType().Name, reason.Message);
                 Forget(entry);
+                _stoppedWhy[entry.Slot.Key] = $"its configuration was rejected: {reason.GetType().Name}: {reason.Message}";
             }
             return false;
         }
@@ -450,6 +457,8 @@ public sealed partial class PeerSupervisor : UntypedActor
             _log.Error("peer {PublicKey} stopped: {FailureCount} failures within {FailureWindow}; last: {FaultType}: {Reason}",
                 entry.Slot.KeyBase64, failures.Count, _options.FailureWindow, cause.GetType().Name, cause.Message);
             Forget(entry);
+            _stoppedWhy[entry.Slot.Key] = string.Create(CultureInfo.InvariantCulture,
+                $"{failures.Count} failures within {_options.FailureWindow.TotalSeconds} s; last: {cause.GetType().Name}: {cause.Message}");
             return false;
         }
         Interlocked.Increment(ref entry.Slot.Counters.Restarts);
@@ -465,7 +474,8 @@ public sealed partial class PeerSupervisor : UntypedActor
         {
             peers.Add(PeerStatus.From(entry.Slot, _device.AllowedIpsOf(entry.Slot.Key)));
         }
-        return new DeviceStatus(_device.PublicKey, _listenPort(), peers, DeviceDropCounts.From(_counters));
+        return new DeviceStatus(_device.PublicKey, _listenPort(), peers, DeviceDropCounts.From(_counters),
+            _stoppedWhy.Count == 0 ? null : new Dictionary<WireGuardKey, string>(_stoppedWhy));
     }
 
     private void PublishMetricsPeers()

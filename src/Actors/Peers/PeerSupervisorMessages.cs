@@ -51,12 +51,18 @@ public sealed class GetDeviceStatus
     private GetDeviceStatus() { }
 }
 
-/// <summary>`wg show` for the whole interface: the device plus one <see cref="PeerStatus"/> per peer, and device-level drops.</summary>
+/// <summary>
+/// `wg show` for the whole interface: the device plus one <see cref="PeerStatus"/> per peer, and
+/// device-level drops. <paramref name="Stopped"/>: why supervision stopped a configured peer that has
+/// no connection now (too many failures, or a configuration its connection rejected), by key, until
+/// the peer is configured or removed again.
+/// </summary>
 public sealed record DeviceStatus(
     WireGuardKey PublicKey,
     int ListenPort,
     IReadOnlyList<PeerStatus> Peers,
-    DeviceDropCounts Drops);
+    DeviceDropCounts Drops,
+    IReadOnlyDictionary<WireGuardKey, string>? Stopped = null);
 
 /// <summary>A snapshot of <see cref="TunnelCounters"/>.</summary>
 public sealed record DeviceDropCounts(

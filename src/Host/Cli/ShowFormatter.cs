@@ -76,6 +76,11 @@ public static class ShowFormatter
             text.Append("  ecn mode: ").Append(UapiGetFormatter.EcnModeName(config.EcnMode)).Append('\n');
             text.Append(CultureInfo.InvariantCulture,
                 $"  ecn: {ecn.EctSent} ECT sent, {ecn.CeReceived} CE received, {ecn.CePropagated} CE propagated, {ecn.EcnDrops} ECN drops, {ecn.AlarmEvents} (!!!) events\n");
+            if (peer.Stopped is { } why)
+            {
+                text.Append("  stopped: ").Append(why).Append(" (`wg set ").Append(interfaceName).Append(" peer ")
+                    .Append(config.PublicKey.ToBase64()).Append("` starts it again)\n");
+            }
             if (Dropped(peer.Drops) is { } peerDropped)
             {
                 text.Append("  dropped: ").Append(peerDropped).Append('\n');

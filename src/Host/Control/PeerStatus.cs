@@ -22,4 +22,11 @@ public sealed record PeerStatus
 
     /// <summary>What was dropped or refused for this peer (<c>fz_get</c> and <c>firezone-tunnel show</c> only).</summary>
     public PeerDropCounts Drops { get; init; }
+
+    /// <summary>
+    /// Why supervision stopped the peer (too many failures, or a configuration its connection
+    /// rejected); null while it runs. A stopped peer has no session and its allowed IPs route nowhere
+    /// until a `wg set` of it (or any new configuration of it) starts it again.
+    /// </summary>
+    public string? Stopped { get; init; }
 }

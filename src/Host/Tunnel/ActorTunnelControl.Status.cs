@@ -92,7 +92,7 @@ public sealed partial class ActorTunnelControl
 
     private Control.DeviceStatus Map(ActorDeviceStatus status)
     {
-        var peers = MergePeers(_peers.Values, status.Peers, _carried);
+        var peers = MergePeers(_peers.Values, status.Peers, _carried, status.Stopped);
         return new Control.DeviceStatus
         {
             PrivateKey = _privateKey,
@@ -111,10 +111,11 @@ public sealed partial class ActorTunnelControl
     /// is listed with its configuration, as wireguard-go lists every configured peer: left out, it
     /// vanished from `wg show`, `wg showconf` and a save, and a partial `wg set` for it started from
     /// defaults (no allowed IPs, endpoint or preshared key) and overwrote its configuration. Now
-    /// such a `wg set` re-creates it whole.
+    /// such a `wg set` re-creates it whole. <paramref name="stopped"/>: why supervision stopped such a
+    /// peer, for `firezone-tunnel show` (it looked like a peer that never handshook).
     /// </summary>
     internal static List<Control.PeerStatus> MergePeers(IEnumerable<PeerConfig> configuredPeers, IReadOnlyList<ActorPeerStatus> livePeers,
-        IReadOnlyDictionary<WireGuardKey, CarriedPeerState> carriedState)
+        IReadOnlyDictionary<WireGuardKey, CarriedPeerState> carriedState, IReadOnlyDictionary<WireGuardKey, string>? stopped = null)
     {
         var peers = new List<Control.PeerStatus>(livePeers.Count);
         var byKey = new Dictionary<WireGuardKey, ActorPeerStatus>(livePeers.Count);
@@ -127,7 +128,10 @@ public sealed partial class ActorTunnelControl
             Control.PeerStatus peer;
             if (!byKey.TryGetValue(configured.PublicKey, out var live))
             {
-                peer = new Control.PeerStatus { Config = configured, Endpoint = configured.Endpoint };
+                peer = new Control.PeerStatus
+                {
+                    Config = configured, Endpoint = configured.Endpoint, Stopped = stopped?.GetValueOrDefault(configured.PublicKey),
+                };
             }
             else
             {

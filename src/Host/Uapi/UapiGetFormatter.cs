@@ -142,6 +142,10 @@ public static class UapiGetFormatter
             NonZero(text, "fz_packets_outbound_refused"u8, drops.OutboundRefused);
             NonZero(text, "fz_restarts"u8, drops.Restarts);
             NonZero(text, "fz_restart_drops"u8, drops.RestartDrops);
+            if (peer.Stopped is { } why)
+            {
+                Line(text, "fz_stopped"u8, why.ReplaceLineEndings(" ")); // one line: an exception message may have several
+            }
         }
     }
 

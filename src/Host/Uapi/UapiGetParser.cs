@@ -149,6 +149,9 @@ public static class UapiGetParser
                 case "fz_restarts":
                     peer = peer with { Drops = peer.Drops with { Restarts = ulong.Parse(value, CultureInfo.InvariantCulture) } };
                     break;
+                case "fz_stopped":
+                    peer = peer with { Stopped = value };
+                    break;
                 case "fz_restart_drops":
                     peer = peer with { Drops = peer.Drops with { RestartDrops = ulong.Parse(value, CultureInfo.InvariantCulture) } };
                     break;
