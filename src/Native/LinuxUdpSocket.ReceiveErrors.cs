@@ -31,6 +31,13 @@ public sealed unsafe partial class LinuxUdpSocket
     /// <summary>How long a reader waits after a refused read before it polls the socket again.</summary>
     public const int ReceiveErrorPauseMs = 10;
 
+    /// <summary>
+    /// This socket's pause (<see cref="ReceiveErrorPauseMs"/>; a test sets a long one, so that a
+    /// wait that sat out the pause instead of ending at the stop wake takes seconds, not 10 ms a
+    /// descheduled test thread could take as well).
+    /// </summary>
+    internal int ReceiveErrorPause { get; set; } = ReceiveErrorPauseMs;
+
     /// <summary>Reads the kernel refused with an errno that does not mean the socket is gone (see the class comment).</summary>
     public long ReceiveErrors { get; private set; }
 
@@ -82,7 +89,7 @@ public sealed unsafe partial class LinuxUdpSocket
         {
             return false;
         }
-        int pause = timeoutMs < 0 ? ReceiveErrorPauseMs : Math.Min(timeoutMs, ReceiveErrorPauseMs);
+        int pause = timeoutMs < 0 ? ReceiveErrorPause : Math.Min(timeoutMs, ReceiveErrorPause);
         switch (DescriptorWait.Pause(_wake, _kick, pause))
         {
             case DescriptorWait.Outcome.Woken:

@@ -46,8 +46,8 @@ public abstract class ActorTestBase : Akka.TestKit.Xunit2.TestKit
         Scheduler.Advance(by);
     }
 
-    protected TunnelNode StartNode(string name, int index, PeerSupervisorOptions? options = null, TimeSpan replyPollMax = default) =>
-        TunnelNode.Start(Sys, Network, Clock, name, index, TestActor, options, replyPollMax);
+    protected TunnelNode StartNode(string name, int index, PeerSupervisorOptions? options = null, TimeSpan replyPollMax = default, TimeSpan readerStopBound = default) =>
+        TunnelNode.Start(Sys, Network, Clock, name, index, TestActor, options, replyPollMax, readerStopBound: readerStopBound);
 
     /// <summary>A and B, each the other's peer; A knows B's endpoint and initiates (with a persistent keepalive of <paramref name="keepalive"/> seconds).</summary>
     protected (TunnelNode A, TunnelNode B) StartPair(ushort keepalive = 0)

@@ -95,7 +95,7 @@ public sealed class PeerFaultClosesPathTests(ITestOutputHelper output) : ActorTe
         // A reader steps a poisoned packet: the path closes and the fault goes to the actor.
         var poisoned = BatchOf(pool, Packets.Ipv4("10.0.0.1", "10.0.0.2", id: 1, marker: PoisonableDevice.Marker));
         Assert.True(path.TryHandle(poisoned, TimeSpan.Zero, output));
-        connection.ExpectMsg<PeerPathFaulted>();
+        connection.ExpectMsg<PeerPathFaulted>(Wait);
 
         // Ahead of the fault in the actor's mailbox: a batch of two packets, then one of one.
         path.Handle(BatchOf(pool, Packets.Ipv4("10.0.0.1", "10.0.0.2", id: 2), Packets.Ipv4("10.0.0.1", "10.0.0.2", id: 3)), TimeSpan.Zero, output);

@@ -42,7 +42,7 @@ public sealed class PeerMailboxTests(ITestOutputHelper output) : ActorTestBase(o
         }
         for (int i = 0; i < 50; i++)
         {
-            ExpectMsg(i);
+            ExpectMsg(i, Wait); // not the 3 s default: the echo actor runs on the shared default dispatcher, late on a loaded machine
         }
     }
 

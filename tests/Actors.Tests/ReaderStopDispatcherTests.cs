@@ -13,7 +13,11 @@ namespace Firezone.Actors.Actors.Tests;
 /// the default dispatcher, so a StopReading (a rebuild) held one of the peers' threads for a second
 /// while the peers were still to send what had been read. The default dispatcher here has one
 /// thread, so a join on it holds every peer: the peers' answer must come before the reader's stop
-/// ends, which takes the whole second (its thread stays in the read until the test ends it).
+/// ends, which takes the whole join bound (its thread stays in the read until the test ends it).
+/// That bound is <see cref="JoinBound"/> here, not the 1 s of <see cref="Tunnels.ReaderStopBound"/>:
+/// with 1 s, a status request that took a second through the TunnelActor and the PeerSupervisor on
+/// a loaded 2-core machine (other test classes alongside) failed a correct tunnel. A join on the
+/// default dispatcher still delays the answer until the join ends, by 5 s now.
 /// </summary>
 public sealed class ReaderStopDispatcherTests(ITestOutputHelper output) : ActorTestBase(output, OneThreadDefaultDispatcher)
 {
@@ -28,10 +32,12 @@ public sealed class ReaderStopDispatcherTests(ITestOutputHelper output) : ActorT
         }
         """;
 
+    private static readonly TimeSpan JoinBound = TimeSpan.FromSeconds(5);
+
     [Fact]
     public void The_peers_answer_while_the_TUN_reader_stops_with_its_thread_stuck_in_a_read()
     {
-        var a = StartNode("a", 1);
+        var a = StartNode("a", 1, readerStopBound: JoinBound);
         var topology = Control<TunnelTopology>(a, GetTunnelTopology.Instance);
         AwaitCondition(() => topology.Counters.ReaderThreadsRunning == 2, Wait); // the TUN reader and the UDP receiver
         a.Tun.ReadStall = TimeSpan.FromSeconds(30); // until the test ends it

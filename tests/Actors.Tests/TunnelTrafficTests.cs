@@ -308,7 +308,11 @@ public sealed class TunnelTrafficTests(ITestOutputHelper output) : ActorTestBase
         var (a, b) = StartPair();
         a.Tun.Inject(Packets.Ipv4(a.Address, b.Address, id: 1));
         AwaitWritten(b, 1);
-        Thread.Sleep(100); // A's TUN reader is blocked again, far longer than ReplyPoll.IdleBefore
+        // A's TUN reader is blocked again, and has been far longer than ReplyPoll.IdleBefore. (A
+        // sleep alone let a reader thread descheduled for its length start its wait just before
+        // the burst: not idle, one read of three.)
+        AwaitCondition(() => a.Tun.ReaderWaiting, Wait);
+        Thread.Sleep(100);
         int reads = a.Tun.ReadSizes.Length;
         int seen = Network.Log.Count;
         a.Tun.Inject(

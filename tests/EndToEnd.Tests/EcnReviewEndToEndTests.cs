@@ -181,7 +181,7 @@ public sealed class EcnReviewEndToEndTests(ITestOutputHelper output)
             lab.Gateway.Start(Implementations.FirezoneTunnel);
             lab.Client.Start(Implementations.FirezoneTunnel);
             resource = Addresses.Resource(inner);
-            Assert.True(lab.Ping(Roles.Client, resource, 1), "no ping through the tunnel before the test");
+            Assert.True(lab.FirstPing(Roles.Client, resource, 1), "no ping through the tunnel before the test");
             return lab;
         }
         catch

@@ -23,7 +23,7 @@ public sealed class EcnTests(ITestOutputHelper output)
         using var lab = Lab.Up(output, TimeSpan.FromSeconds(60), underlay);
         lab.Gateway.Start(Fz);
         lab.Client.Start(Fz);
-        Assert.True(lab.Ping(Roles.Client, Addresses.ResourceV4, 1));
+        Assert.True(lab.FirstPing(Roles.Client, Addresses.ResourceV4, 1));
 
         var start = lab.Counters();
         Assert.True(lab.Ping(Roles.Client, Addresses.ResourceV4, 5));
@@ -56,7 +56,7 @@ public sealed class EcnTests(ITestOutputHelper output)
         using var lab = Lab.Up(output, TimeSpan.FromSeconds(90));
         lab.Gateway.Start(Fz);
         lab.Client.Start(Fz);
-        Assert.True(lab.Ping(Roles.Client, Addresses.ResourceV4, 1));
+        Assert.True(lab.FirstPing(Roles.Client, Addresses.ResourceV4, 1));
 
         // tshark on the gateway's TUN: inner IPv4 packets arriving with CE.
         lab.Background(Roles.Gateway, "tshark", "tshark", "-n", "-l", "-i", lab.Gateway.InterfaceName, "-f", "tcp",
@@ -94,7 +94,7 @@ public sealed class EcnTests(ITestOutputHelper output)
         using var lab = Lab.Up(output, TimeSpan.FromSeconds(60));
         lab.Gateway.Start(Fz);
         lab.Client.Start(Fz);
-        Assert.True(lab.Ping(Roles.Client, Addresses.ResourceV4, 1));
+        Assert.True(lab.FirstPing(Roles.Client, Addresses.ResourceV4, 1));
 
         var before = lab.Counters();
         lab.Force("ce");
@@ -121,7 +121,7 @@ public sealed class EcnTests(ITestOutputHelper output)
         using var lab = Lab.Up(output, TimeSpan.FromSeconds(60));
         lab.Gateway.Start(Fz);
         lab.Client.Start(Fz);
-        Assert.True(lab.Ping(Roles.Client, Addresses.ResourceV4, 1));
+        Assert.True(lab.FirstPing(Roles.Client, Addresses.ResourceV4, 1));
 
         var before = lab.Counters();
         lab.Force("ect1");
@@ -149,7 +149,7 @@ public sealed class EcnTests(ITestOutputHelper output)
         using var lab = Lab.Up(output, TimeSpan.FromSeconds(60));
         lab.Gateway.Start(gateway);
         lab.Client.Start(client);
-        Assert.True(lab.Ping(Roles.Client, Addresses.ResourceV4, 1));
+        Assert.True(lab.FirstPing(Roles.Client, Addresses.ResourceV4, 1));
 
         var before = lab.Counters();
         lab.SendAndVerify(Roles.Client, Roles.Resource, Addresses.ResourceV4, 5_000_000, TimeSpan.FromSeconds(40));

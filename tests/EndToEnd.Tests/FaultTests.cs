@@ -38,7 +38,7 @@ public sealed partial class FaultTests(ITestOutputHelper output)
         using var lab = Lab.Up(output, TimeSpan.FromSeconds(90), underlay);
         lab.Gateway.Start(gateway);
         lab.Client.Start(client);
-        Assert.True(lab.Ping(Roles.Client, Addresses.ResourceV4, 1));
+        Assert.True(lab.FirstPing(Roles.Client, Addresses.ResourceV4, 1));
 
         var side = killed == Roles.Client ? lab.Client : lab.Gateway;
         var pid = side.Pid;
@@ -70,7 +70,7 @@ public sealed partial class FaultTests(ITestOutputHelper output)
         using var lab = Lab.Up(output, TimeSpan.FromSeconds(90), underlay);
         lab.Gateway.Start(implementation);
         lab.Client.Start(implementation);
-        Assert.True(lab.Ping(Roles.Client, Addresses.ResourceV4, 1));
+        Assert.True(lab.FirstPing(Roles.Client, Addresses.ResourceV4, 1));
         var pid = lab.Gateway.Pid;
         var poolBaseline = implementation == Fz ? PoolOutstanding(lab.Gateway.FirezoneShow()) : null;
 

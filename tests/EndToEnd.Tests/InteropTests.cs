@@ -51,8 +51,8 @@ public sealed class InteropTests(ITestOutputHelper output)
         }
 
         var reached = initiator == Roles.Client
-            ? lab.Ping(Roles.Client, Addresses.ResourceV4, 3)
-            : lab.Ping(Roles.Gateway, Addresses.ClientTunnelV4, 3);
+            ? lab.FirstPing(Roles.Client, Addresses.ResourceV4, 3)
+            : lab.FirstPing(Roles.Gateway, Addresses.ClientTunnelV4, 3);
         Assert.True(reached, $"first ping from the {initiator}");
         var after = lab.Counters();
         var (mine, theirs) = initiator == Roles.Client ? ("c2g", "g2c") : ("g2c", "c2g");
@@ -92,7 +92,7 @@ public sealed class InteropTests(ITestOutputHelper output)
 
         double clientStarted = (DateTimeOffset.UtcNow - DateTimeOffset.UnixEpoch).TotalSeconds; // ping -D prints the same clock
         lab.Client.Start(Fz);
-        Assert.True(lab.Ping(Roles.Client, Addresses.ResourceV4, 3), "the Client's own ping (its handshake)");
+        Assert.True(lab.FirstPing(Roles.Client, Addresses.ResourceV4, 3), "the Client's own ping (its handshake)");
         Assert.True(lab.WaitUntil(() => lab.BackgroundOutput("early-ping").Contains(" 1 received", StringComparison.Ordinal), TimeSpan.FromSeconds(25)),
             $"the ping sent before the Client connected: {lab.BackgroundOutput("early-ping")}");
 
@@ -139,7 +139,7 @@ public sealed class InteropTests(ITestOutputHelper output)
         using var lab = Lab.Up(output, TimeSpan.FromSeconds(90));
         lab.Gateway.Start(gateway);
         lab.Client.Start(client);
-        Assert.True(lab.Ping(Roles.Client, Addresses.ResourceV4, 1));
+        Assert.True(lab.FirstPing(Roles.Client, Addresses.ResourceV4, 1));
 
         var transfer = lab.StartTransfer(Roles.Resource, Addresses.ResourceV4, "recv", Roles.Client, 15_000_000, 3_000_000);
         Thread.Sleep(1500);
@@ -169,7 +169,7 @@ public sealed class InteropTests(ITestOutputHelper output)
         using var lab = Lab.Up(output, TimeSpan.FromSeconds(90), underlay);
         lab.Gateway.Start(gateway);
         lab.Client.Start(Fz);
-        Assert.True(lab.Ping(Roles.Client, Addresses.ResourceV4, 1));
+        Assert.True(lab.FirstPing(Roles.Client, Addresses.ResourceV4, 1));
         Assert.Equal(ClientEndpoint(underlay, 2), lab.Gateway.PeerEndpoint);
 
         var transfer = lab.StartTransfer(Roles.Resource, Addresses.ResourceV4, "recv", Roles.Client, 12_000_000, 3_000_000);
@@ -198,7 +198,7 @@ public sealed class InteropTests(ITestOutputHelper output)
         lab.Gateway.Start(gateway);
         lab.Client.Start(client);
 
-        Assert.True(lab.Ping(Roles.Client, Addresses.ResourceV4, 3), "client -> resource, IPv4 inner");
+        Assert.True(lab.FirstPing(Roles.Client, Addresses.ResourceV4, 3), "client -> resource, IPv4 inner");
         Assert.True(lab.Ping(Roles.Client, Addresses.ResourceV6, 3), "client -> resource, IPv6 inner");
         Assert.True(lab.Ping(Roles.Gateway, Addresses.ClientTunnelV4, 3), "gateway -> client, IPv4 inner");
         Assert.True(lab.Ping(Roles.Gateway, Addresses.ClientTunnelV6, 3), "gateway -> client, IPv6 inner");

@@ -15,6 +15,7 @@ namespace Firezone.Actors.Host.Tests;
 /// The daemon's host (generic host, Serilog, UAPI service, shutdown) run in-process with the
 /// in-memory tunnel in place of the actor topology.
 /// </summary>
+[Collection(ProcessSignalsCollection.Name)] // its ConsoleLifetime takes the SIGTERM DnsHostNameResolverTests sends this process
 public sealed class DaemonTests
 {
     private sealed class InMemoryComposition(InMemoryTunnelControl control) : ITunnelComposition

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using Firezone.Actors.Host.Config;
 
 namespace Firezone.Actors.Host.Tests;
@@ -11,6 +12,7 @@ namespace Firezone.Actors.Host.Tests;
 /// was ignored. The error names the host and the reason. The lookup and the wait are the test's:
 /// no DNS and no sleeping.
 /// </summary>
+[Collection(ProcessSignalsCollection.Name)] // sends SIGTERM to this process: not beside DaemonTests' in-process daemon
 public sealed class DnsHostNameResolverTests
 {
     private static readonly IPAddress Address = IPAddress.Parse("192.0.2.7");
@@ -214,14 +216,26 @@ public sealed class DnsHostNameResolverTests
     /// registered for each wait only, and as PID 1 of a container, where the kernel drops a signal
     /// without a handler, such a stop was lost (`docker stop` waited for its SIGKILL). The signal
     /// goes to this test process, whose handler is the resolver's while it runs.
+    /// The lookup returns once the runtime has dispatched the signal (a handler of the test's own,
+    /// registered with the resolver's, has run): it returned after a fixed 300 ms, in which the
+    /// runtime's signal thread and the handler thread it starts must have run. Later than that on a
+    /// loaded machine, the lookup succeeded first (the test failed), and a signal thread later than
+    /// the resolver's Dispose found no handler and ended the test process (SIGTERM's default).
     /// </summary>
     [Fact]
     public void A_stop_during_a_lookup_stops_the_start_even_when_the_lookup_succeeds()
     {
         var resolver = new DnsHostNameResolver(host =>
         {
-            Assert.Equal(0, Tmds.Linux.LibC.kill(Environment.ProcessId, Tmds.Linux.LibC.SIGTERM));
-            Thread.Sleep(300); // the runtime runs the handlers on a thread of its own
+            using var dispatched = new ManualResetEventSlim();
+            using (PosixSignalRegistration.Create(PosixSignal.SIGTERM, context => { context.Cancel = true; dispatched.Set(); }))
+            {
+                Assert.Equal(0, Tmds.Linux.LibC.kill(Environment.ProcessId, Tmds.Linux.LibC.SIGTERM));
+                Assert.True(dispatched.Wait(TimeSpan.FromSeconds(30)), "the SIGTERM was not dispatched within 30 s");
+            }
+            // The handlers of one signal run one after the other on one thread: the resolver's
+            // before the test's, or right after it.
+            Thread.Sleep(300);
             return [Address];
         }, wait: null, TextWriter.Null, retries: -1);
 

@@ -22,6 +22,18 @@ public sealed class StuckReaderRebuildTests
 
     private static string NewName(string prefix) => prefix + Guid.NewGuid().ToString("N")[..8];
 
+    /// <summary>
+    /// A reader thread's join (Tunnels.ReaderStopBound) leaves a second of the bound the host gives
+    /// a tunnel's stop, for the rest of the stop: Actors.Tests' ReaderStopBoundTests measures the
+    /// stop with a shorter join, so that its margin holds on a loaded machine, and relies on this.
+    /// </summary>
+    [Fact]
+    public void The_readers_join_bound_leaves_the_host_a_second_of_its_stop_bound()
+    {
+        Assert.True(Firezone.Actors.Actors.Tunnel.Tunnels.ReaderStopBound <= Tunnel.ActorTunnelControl.TunnelStopBound - TimeSpan.FromSeconds(1),
+            $"join {Firezone.Actors.Actors.Tunnel.Tunnels.ReaderStopBound}, stop bound {Tunnel.ActorTunnelControl.TunnelStopBound}");
+    }
+
     [Fact]
     public async Task A_key_change_while_the_tun_reader_is_stuck_after_a_rename_runs_on_the_same_interface_and_leaves_nothing_behind()
     {

@@ -54,19 +54,24 @@ public sealed class TransientMemoryTests
     /// A set that comes while a get's background collection waits raises it to a compaction that
     /// still waits the whole delay after the set (its peers' actors build their state meanwhile):
     /// it ran when the get's delay ended, as early as a few milliseconds after the set.
+    /// The delay here is 2 s and the set comes a quarter of it after the get: with the real 500 ms
+    /// and the set at 350 ms, a test thread that slept 150 ms longer than asked (a loaded 2-core
+    /// machine) made its set after the background collection had run, and a correct one failed.
+    /// Now that takes 1.5 s of lateness; the defect still compacts 1.5 s after the set, not 2 s.
     /// </summary>
     [Fact]
     public void A_compaction_raised_from_a_waiting_background_collection_still_waits_the_delay_after_its_request()
     {
+        var delay = TimeSpan.FromSeconds(2);
         var recorder = new Recorder();
-        var memory = new TransientMemory(recorder.Record, CancellationToken.None);
+        var memory = new TransientMemory(recorder.Record, CancellationToken.None, delay);
 
         memory.Request(MemoryReturn.Background);
-        Thread.Sleep(TransientMemory.Delay * 0.7);
+        Thread.Sleep(delay * 0.25);
         var raised = System.Diagnostics.Stopwatch.StartNew();
         memory.Request(MemoryReturn.Compacting);
         Assert.Equal(MemoryReturn.Compacting, recorder.Next());
-        Assert.True(raised.Elapsed >= TransientMemory.Delay - TimeSpan.FromMilliseconds(20), $"compacted {raised.Elapsed.TotalMilliseconds:0} ms after the set");
+        Assert.True(raised.Elapsed >= delay - TimeSpan.FromMilliseconds(20), $"compacted {raised.Elapsed.TotalMilliseconds:0} ms after the set");
         recorder.AssertNoMore();
     }
 

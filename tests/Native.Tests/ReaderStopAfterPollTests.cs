@@ -37,7 +37,7 @@ public sealed class ReaderStopAfterPollTests
         reader.Start();
         inside.Wait();
         using var strace = Process.Start(new ProcessStartInfo("strace", ["-q", "-o", "/dev/null", "-p", tid.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            "-e", "trace=poll,restart_syscall", "-e", "inject=poll,restart_syscall:delay_exit=1500000"])
+            "-e", "trace=poll,restart_syscall", "-e", "inject=poll,restart_syscall:delay_exit=5000000"])
         {
             RedirectStandardError = true,
         })!;
@@ -48,14 +48,16 @@ public sealed class ReaderStopAfterPollTests
                 Assert.True(waited.Elapsed < TimeSpan.FromSeconds(10), "strace did not attach");
             }
             // The reader is in its poll (or about to be): the datagram makes poll return, and
-            // strace holds the return for 1.5 s, during which the stop comes.
+            // strace holds the return for 5 s, during which the stop comes. (It held it 1.5 s: a test
+            // thread descheduled for 1.2 s between the send and the stop, on a loaded 2-core machine,
+            // let a correct reader take the datagram before the stop came.)
             Thread.Sleep(200);
             var datagram = UdpTestKit.Datagram(pool, 1, 100, Ecn.NotEct, UdpTestKit.Endpoint("127.0.0.1", receiver.LocalPort));
             Assert.Equal(1, sender.SendBatch([datagram]));
             datagram.Return();
             Thread.Sleep(300);
             receiver.WakeReceiver();
-            Assert.True(reader.Join(TimeSpan.FromSeconds(10)), "the reader did not end");
+            Assert.True(reader.Join(TimeSpan.FromSeconds(20)), "the reader did not end");
         }
         finally
         {

@@ -74,6 +74,12 @@ public sealed class RouteChangeListenerTests
             listener.Dispose();
         }
         // Stopped: nothing more is heard.
+        // What the thread announced before Dispose joined it (a burst's last message, late on a
+        // loaded machine after the drain's quiet) is not a change after the stop: dropped here.
+        // Left counted, it failed a listener that had stopped correctly.
+        while (changed.Wait(0))
+        {
+        }
         Ip("route", "add", "default", "via", "10.92.0.1", "dev", "fzuplink");
         Assert.False(changed.Wait(Quiet));
     }

@@ -51,11 +51,13 @@ public sealed class SocketIO : UntypedActor
     private SendDatagrams? _current;
 
     private readonly bool _startPaused;
+    private readonly TimeSpan _stopBound;
 
     public SocketIO(IUdpBatchSocket socket, ITunDevice tun, IWireGuardDevice device, PeerRegistry registry, IActorRef handshakeOwner, TunnelCounters counters, IMonotonicClock clock,
-        ReaderPair? readers = null, TimeSpan replyPollMax = default, TimeSpan readModeration = default, bool startPaused = false)
+        ReaderPair? readers = null, TimeSpan replyPollMax = default, TimeSpan readModeration = default, bool startPaused = false, TimeSpan stopBound = default)
     {
         _startPaused = startPaused;
+        _stopBound = stopBound > TimeSpan.Zero ? stopBound : Tunnels.ReaderStopBound;
         _socket = socket;
         _counters = counters;
         var groups = new PeerGroups<InboundDatagrams>(InboundDatagrams.Rent, new DirectPeerOutput(socket, tun, counters));
@@ -67,9 +69,10 @@ public sealed class SocketIO : UntypedActor
     /// <param name="readers">Shared with the tunnel's TunReader for reply polling (see BatchReaderThread); null: none.</param>
     /// <param name="replyPollMax">The longest reply poll (see ReplyPoll); zero: none.</param>
     /// <param name="readModeration">The pause after a read of a few bulk packets (see ReadModeration); zero: none.</param>
+    /// <param name="stopBound">How long the stop joins the receive thread; zero: <see cref="Tunnels.ReaderStopBound"/>.</param>
     public static Props Props(IUdpBatchSocket socket, ITunDevice tun, IWireGuardDevice device, PeerRegistry registry, IActorRef handshakeOwner, TunnelCounters counters, IMonotonicClock clock,
-        ReaderPair? readers = null, TimeSpan replyPollMax = default, TimeSpan readModeration = default, bool startPaused = false) =>
-        Akka.Actor.Props.Create(() => new SocketIO(socket, tun, device, registry, handshakeOwner, counters, clock, readers, replyPollMax, readModeration, startPaused));
+        ReaderPair? readers = null, TimeSpan replyPollMax = default, TimeSpan readModeration = default, bool startPaused = false, TimeSpan stopBound = default) =>
+        Akka.Actor.Props.Create(() => new SocketIO(socket, tun, device, registry, handshakeOwner, counters, clock, readers, replyPollMax, readModeration, startPaused, stopBound));
 
     protected override void PreStart()
     {
@@ -86,12 +89,12 @@ public sealed class SocketIO : UntypedActor
         StopReceiver();
     }
 
-    /// <summary>Wakes the receive thread and joins it within <see cref="Tunnels.ReaderStopBound"/>; one that does not end is logged (and stays counted).</summary>
+    /// <summary>Wakes the receive thread and joins it within the stop bound (<see cref="Tunnels.ReaderStopBound"/>); one that does not end is logged (and stays counted).</summary>
     private void StopReceiver()
     {
-        if (!_receiver.Stop(Tunnels.ReaderStopBound))
+        if (!_receiver.Stop(_stopBound))
         {
-            _log.Error("UDP receive thread for port {ListenPort} did not stop within {Seconds} s after WakeReceiver", _socket.LocalPort, Tunnels.ReaderStopBound.TotalSeconds);
+            _log.Error("UDP receive thread for port {ListenPort} did not stop within {Seconds} s after WakeReceiver", _socket.LocalPort, _stopBound.TotalSeconds);
         }
     }
 

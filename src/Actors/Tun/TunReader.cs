@@ -36,12 +36,14 @@ public sealed class TunReader : UntypedActor
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly BatchReaderThread<ReadSteps> _reader;
     private readonly bool _startPaused;
+    private readonly TimeSpan _stopBound;
 
     public TunReader(ITunDevice tun, IUdpBatchSocket socket, IWireGuardDevice device, PeerRegistry registry, TunnelCounters counters, IMonotonicClock clock,
-        ReaderPair? readers = null, TimeSpan replyPollMax = default, TimeSpan readModeration = default, bool startPaused = false)
+        ReaderPair? readers = null, TimeSpan replyPollMax = default, TimeSpan readModeration = default, bool startPaused = false, TimeSpan stopBound = default)
     {
         _tun = tun;
         _startPaused = startPaused;
+        _stopBound = stopBound > TimeSpan.Zero ? stopBound : Tunnels.ReaderStopBound;
         var groups = new PeerGroups<OutboundPackets>(OutboundPackets.Rent, new DirectPeerOutput(socket, tun, counters));
         var steps = new ReadSteps(tun, device, registry, counters, clock, groups);
         _reader = new BatchReaderThread<ReadSteps>("tun-reader " + tun.Name, ReadBatchSize, steps, device, counters, Self,
@@ -52,9 +54,10 @@ public sealed class TunReader : UntypedActor
     /// <param name="replyPollMax">The longest reply poll (see ReplyPoll); zero: none.</param>
     /// <param name="readModeration">The pause after a read of a few bulk packets (see ReadModeration); zero: none.</param>
     /// <param name="startPaused">Read only once told <see cref="Tunnel.StartReading"/> (see <see cref="Tunnel.TunnelSettings.StartReadingPaused"/>).</param>
+    /// <param name="stopBound">How long the stop joins the thread; zero: <see cref="Tunnels.ReaderStopBound"/>.</param>
     public static Props Props(ITunDevice tun, IUdpBatchSocket socket, IWireGuardDevice device, PeerRegistry registry, TunnelCounters counters, IMonotonicClock clock,
-        ReaderPair? readers = null, TimeSpan replyPollMax = default, TimeSpan readModeration = default, bool startPaused = false) =>
-        Akka.Actor.Props.Create(() => new TunReader(tun, socket, device, registry, counters, clock, readers, replyPollMax, readModeration, startPaused));
+        ReaderPair? readers = null, TimeSpan replyPollMax = default, TimeSpan readModeration = default, bool startPaused = false, TimeSpan stopBound = default) =>
+        Akka.Actor.Props.Create(() => new TunReader(tun, socket, device, registry, counters, clock, readers, replyPollMax, readModeration, startPaused, stopBound));
 
     protected override void PreStart()
     {
@@ -66,9 +69,9 @@ public sealed class TunReader : UntypedActor
 
     protected override void PostStop()
     {
-        if (!_reader.Stop(Tunnels.ReaderStopBound))
+        if (!_reader.Stop(_stopBound))
         {
-            _log.Error("TUN reader thread for {Interface} did not stop within {Seconds} s after WakeReader", _tun.Name, Tunnels.ReaderStopBound.TotalSeconds);
+            _log.Error("TUN reader thread for {Interface} did not stop within {Seconds} s after WakeReader", _tun.Name, _stopBound.TotalSeconds);
         }
     }
 

@@ -55,11 +55,11 @@ public sealed class TunnelActor : UntypedActor
         Tunnels.EnsureIoDispatcher(Context.System);
         _tunWriter = Context.ActorOf(TunWriter.Props(s.Tun, _counters).WithDispatcher(Tunnels.IoDispatcherId), "tun-writer");
         // Initiations come back to this actor and go on to the supervisor (created next).
-        _socketIO = Context.ActorOf(SocketIO.Props(s.Socket, s.Tun, s.Device, _registry, Self, _counters, s.Clock, _readers, s.ReplyPollMax, s.ReadModeration, s.StartReadingPaused).WithDispatcher(Tunnels.IoDispatcherId), "socket-io");
+        _socketIO = Context.ActorOf(SocketIO.Props(s.Socket, s.Tun, s.Device, _registry, Self, _counters, s.Clock, _readers, s.ReplyPollMax, s.ReadModeration, s.StartReadingPaused, s.ReaderStopBound).WithDispatcher(Tunnels.IoDispatcherId), "socket-io");
         _peers = Context.ActorOf(PeerSupervisor.Props(s.Device, _registry, _socketIO, _tunWriter, s.Clock, _counters, s.PeerOptions, () => s.Socket.LocalPort, s.HandOverTo, s.TakeOverFrom), "peers");
-        // Its stop joins its reader thread (up to Tunnels.ReaderStopBound): on its own thread too, so
+        // Its stop joins its reader thread (up to TunnelSettings.ReaderStopBound, Tunnels.ReaderStopBound): on its own thread too, so
         // that a reader busy in a read never holds a thread of the default dispatcher the peers share.
-        _tunReader = Context.ActorOf(TunReader.Props(s.Tun, s.Socket, s.Device, _registry, _counters, s.Clock, _readers, s.ReplyPollMax, s.ReadModeration, s.StartReadingPaused).WithDispatcher(Tunnels.IoDispatcherId), "tun-reader");
+        _tunReader = Context.ActorOf(TunReader.Props(s.Tun, s.Socket, s.Device, _registry, _counters, s.Clock, _readers, s.ReplyPollMax, s.ReadModeration, s.StartReadingPaused, s.ReaderStopBound).WithDispatcher(Tunnels.IoDispatcherId), "tun-reader");
     }
 
     protected override void OnReceive(object message)

@@ -56,6 +56,13 @@ public sealed record TunnelSettings
 
     public static readonly TimeSpan DefaultReplyPollMax = TimeSpan.FromMilliseconds(1);
 
+    /// <summary>
+    /// How long a stopping reader actor waits for its thread (<see cref="Tunnels.ReaderStopBound"/>,
+    /// which the host relies on). Tests set another to make a margin between this join and what it is
+    /// measured against wide enough for a loaded machine.
+    /// </summary>
+    internal TimeSpan ReaderStopBound { get; init; } = Tunnels.ReaderStopBound;
+
     /// <summary>The reader threads' pause after a read of a few bulk packets while a stream runs (see ReadModeration); zero: none.</summary>
     public TimeSpan ReadModeration { get; init; } = DefaultReadModeration;
 

@@ -28,11 +28,14 @@ internal enum MemoryReturn
 /// interleaved with garbage). Requests within the delay share one collection, of the strongest kind
 /// asked for.
 /// </summary>
-internal sealed class TransientMemory(Action<MemoryReturn> collect, CancellationToken stopping)
+internal sealed class TransientMemory(Action<MemoryReturn> collect, CancellationToken stopping, TimeSpan delay = default)
 {
     public static readonly TimeSpan Delay = TimeSpan.FromMilliseconds(500);
 
     private readonly Action<MemoryReturn> _collect = collect;
+
+    /// <summary><see cref="Delay"/>, or another a test gives (a longer one, so that its margins hold on a loaded machine).</summary>
+    private readonly TimeSpan _delay = delay > TimeSpan.Zero ? delay : Delay;
     private int _pending;
     private long _compactingDueAt; // Environment.TickCount64 (ms): the earliest a compaction may run
 
@@ -55,9 +58,9 @@ internal sealed class TransientMemory(Action<MemoryReturn> collect, Cancellation
         {
             // A compaction waits the whole delay after its own request, also when it raises a
             // background collection a get scheduled earlier (that one's delay may end at once).
-            Volatile.Write(ref _compactingDueAt, Environment.TickCount64 + (long)Delay.TotalMilliseconds);
+            Volatile.Write(ref _compactingDueAt, Environment.TickCount64 + (long)_delay.TotalMilliseconds);
         }
-        Raise(kind, Delay);
+        Raise(kind, _delay);
     }
 
     private void Raise(MemoryReturn kind, TimeSpan delay)

@@ -146,11 +146,35 @@ public sealed class FakeTun(string name = "faketun0") : ITunDevice
         }
     }
 
+    private int _waiting;
+
+    /// <summary>A reader is blocked in <see cref="WaitReadable"/> now, with nothing to read: a test waits for this instead of sleeping.</summary>
+    public bool ReaderWaiting
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _waiting > 0;
+            }
+        }
+    }
+
     public bool WaitReadable(int timeoutMs)
     {
         lock (_gate)
         {
-            if (!MonitorWait.While(_gate, () => _inbound.Count == 0 && !_quietLeft && !_woken && _readFailure is null, timeoutMs))
+            bool waited;
+            _waiting++; // seen by others only while the wait below has released the lock
+            try
+            {
+                waited = MonitorWait.While(_gate, () => _inbound.Count == 0 && !_quietLeft && !_woken && _readFailure is null, timeoutMs);
+            }
+            finally
+            {
+                _waiting--;
+            }
+            if (!waited)
             {
                 return false;
             }

@@ -35,14 +35,14 @@ public sealed class TunnelNode
 
     public static TunnelNode Start(ActorSystem system, FakeNetwork network, ManualClock clock, string name, int index,
         IActorRef failureListener, PeerSupervisorOptions? options = null, TimeSpan replyPollMax = default,
-        PeerHandovers? handOverTo = null, PacketBufferPool? pool = null)
+        PeerHandovers? handOverTo = null, PacketBufferPool? pool = null, TimeSpan readerStopBound = default)
     {
         Span<byte> privateKey = stackalloc byte[32];
         RandomNumberGenerator.Fill(privateKey);
         var tun = new FakeTun("tun-" + name);
         var socket = network.CreateSocket(UdpEndpoint.FromIPv4([127, 0, 0, (byte)index], (ushort)(51000 + index)));
         return Start(system, clock, name, "10.0.0." + index, new WireGuardKey(privateKey), tun, socket, "tunnel-" + name,
-            new TunnelSettingsParts(failureListener, options, replyPollMax, handOverTo, TakeOverFrom: null, StartReadingPaused: false), pool);
+            new TunnelSettingsParts(failureListener, options, replyPollMax, handOverTo, TakeOverFrom: null, StartReadingPaused: false, readerStopBound), pool);
     }
 
     /// <summary>
@@ -60,7 +60,7 @@ public sealed class TunnelNode
     }
 
     private sealed record TunnelSettingsParts(IActorRef FailureListener, PeerSupervisorOptions? Options, TimeSpan ReplyPollMax,
-        PeerHandovers? HandOverTo, PeerHandovers? TakeOverFrom, bool StartReadingPaused);
+        PeerHandovers? HandOverTo, PeerHandovers? TakeOverFrom, bool StartReadingPaused, TimeSpan ReaderStopBound = default);
 
     private static TunnelNode Start(ActorSystem system, ManualClock clock, string name, string address, WireGuardKey privateKey,
         FakeTun tun, FakeUdpSocket socket, string actorName, TunnelSettingsParts parts, PacketBufferPool? pool = null)
@@ -81,6 +81,7 @@ public sealed class TunnelNode
             HandOverTo = parts.HandOverTo,
             TakeOverFrom = parts.TakeOverFrom,
             StartReadingPaused = parts.StartReadingPaused,
+            ReaderStopBound = parts.ReaderStopBound > TimeSpan.Zero ? parts.ReaderStopBound : Tunnels.ReaderStopBound,
         };
         var tunnel = Tunnels.Start(system, settings, actorName);
         return new TunnelNode
