@@ -64,7 +64,7 @@ public sealed class PeerStatusMergeTests
         {
             QueueFullDrops = 227, DatagramsNotSent = 3, SourceNotAllowedRejected = 5, AuthenticationFailures = 1, ReplayedRejected = 2,
             MalformedRejected = 4, OutboundDropped = 6, OutboundInvalid = 1, Restarts = 1, RestartDrops = 9,
-            NoKeypairRejected = 100, // an old session's stragglers after a rekey: not a fault, not shown
+            NoKeypairRejected = 100, // datagrams for a session past its lifetime (late ones, after a rekey): not a fault, not shown
         };
         var expected = new PeerDropCounts(QueueFull: 227, NotSent: 3, SourceNotAllowed: 5, Refused: 7, OutboundRefused: 7, Restarts: 1, RestartDrops: 9);
 
