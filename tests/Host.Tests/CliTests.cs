@@ -59,8 +59,23 @@ public sealed class CliTests
         Assert.Contains("-?, -h, --help", help.Stdout);
         var root = await RunAsync("--help");
         Assert.Contains("The TUN interface to create", root.Stdout);
+        // The Commands section brackets what the commands' own usage lines bracket (it listed `show <INTERFACE>`).
+        Assert.Contains("\n  up [<CONFIG_FILE | INTERFACE>]  Service mode: ", root.Stdout);
+        Assert.Contains("\n  show [<INTERFACE>]              Show an interface's peers", root.Stdout);
+        Assert.Contains("\n  save <INTERFACE>                Write a running interface's", root.Stdout);
         var up = await RunAsync("up", "--help");
         Assert.Contains("firezone-tunnel [<INTERFACE>] up", up.Stdout);
+    }
+
+    /// <summary>The root help's Commands section laid out again: its column moves to fit, wrapped descriptions follow it, the rest is untouched.</summary>
+    [Fact]
+    public void Optional_arguments_are_bracketed_in_the_commands_section_with_the_column_moved()
+    {
+        var optional = new System.CommandLine.Command("show") { new System.CommandLine.Argument<string>("IF") { Arity = System.CommandLine.ArgumentArity.ZeroOrOne } };
+        var required = new System.CommandLine.Command("save") { new System.CommandLine.Argument<string>("IF") };
+        string help = "Options:\n  -h  Help\n\nCommands:\n  show <IF>  Shows\n             more\n  save <IF>  Saves\n\n";
+        Assert.Equal("Options:\n  -h  Help\n\nCommands:\n  show [<IF>]  Shows\n               more\n  save <IF>    Saves\n\n",
+            Firezone.Actors.Host.Cli.SubcommandHelp.BracketOptionalArguments(help, [optional, required]));
     }
 
     [Theory]
