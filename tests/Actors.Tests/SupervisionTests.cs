@@ -222,6 +222,29 @@ public sealed class SupervisionTests(ITestOutputHelper output) : ActorTestBase(o
     }
 
     /// <summary>
+    /// The reason a peer was stopped (DeviceStatus.Stopped, `firezone-tunnel show`) goes with the
+    /// peer: a RemoveAllPeers (replace_peers, as ApplyPeerChanges with RemoveAll, which forgot it)
+    /// kept it, so the status went on saying why a peer that no longer exists was stopped.
+    /// </summary>
+    [Fact]
+    public void Removing_all_peers_forgets_why_a_peer_was_stopped()
+    {
+        var (a, b, c) = StartStar();
+        var d = StartNode("d", 4);
+        a.Seam.RejectConfigurationOf(d.PublicKey);
+        EventFilter.Error(contains: $"peer {d.PublicKey.ToBase64()} stopped: its configuration was rejected").ExpectOne(Wait, () =>
+            Assert.True(Control<PeerConfigured>(a, new AddOrUpdatePeer(a.PeerConfigFor(d))).Created));
+        AwaitCondition(() => Control<DeviceStatus>(a, GetDeviceStatus.Instance).Stopped?.ContainsKey(d.PublicKey) == true, Wait);
+
+        Assert.Equal(2, Control<AllPeersRemoved>(a, RemoveAllPeers.Instance).Count); // B and C; D has no connection
+
+        var status = Control<DeviceStatus>(a, GetDeviceStatus.Instance);
+        Assert.Empty(status.Peers);
+        Assert.Null(status.Stopped); // was: D's reason, for a peer no longer configured
+        StopAndAssertNoLeaks(a, b, c, d);
+    }
+
+    /// <summary>
     /// A peer the strategy stops (past its failure limit) stayed in the supervisor's table until its
     /// Terminated arrived: an AddOrUpdatePeer handled in between found the dying entry, told its
     /// stopping connection an update, answered "updated", and the Terminated then removed the peer,

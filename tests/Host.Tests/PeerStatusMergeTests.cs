@@ -99,6 +99,42 @@ public sealed class PeerStatusMergeTests
         Assert.Single(System.Text.RegularExpressions.Regex.Matches(shown, "  stopped: "));
     }
 
+    /// <summary>
+    /// The reason is an exception's message, of any length: written whole, one of 64 KiB or more
+    /// made its fz_stopped line longer than a UAPI line may be, and `firezone-tunnel show` of the
+    /// whole interface failed ("line of 65536 bytes or more", EIO). It is cut to
+    /// UapiGetFormatter.StoppedMaxChars characters; the other peers and lines read as before.
+    /// </summary>
+    [Fact]
+    public async Task A_stopped_peers_reason_of_any_length_leaves_the_reply_readable()
+    {
+        string message = "first line\r\n" + new string('x', 100_000) + "=é";
+        var why = new Dictionary<WireGuardKey, string> { [Stopped.PublicKey] = "its configuration was rejected: ArgumentException: " + message };
+        var status = new DeviceStatus { Peers = ActorTunnelControl.MergePeers([Stopped, Live], [Running(Live)], new Dictionary<WireGuardKey, CarriedPeerState>(), why) };
+
+        using var reply = new MemoryStream();
+        await UapiGetFormatter.WriteAsync(status, extensions: true, reply, CancellationToken.None);
+        reply.Position = 0;
+        var reader = new UapiLineReader(reply);
+        var lines = new List<string>();
+        while (await reader.ReadLineAsync(CancellationToken.None) is { } line && !line.StartsWith("errno=", StringComparison.Ordinal))
+        {
+            lines.Add(line); // threw UapiException (EIO) at the fz_stopped line
+        }
+        var parsed = UapiGetParser.Parse(lines);
+
+        Assert.Equal([Stopped.PublicKey, Live.PublicKey], parsed.Peers.Select(p => p.Config.PublicKey));
+        string shown = parsed.Peers[0].Stopped!;
+        Assert.StartsWith("its configuration was rejected: ArgumentException: first line xxx", shown);
+        Assert.Equal(UapiGetFormatter.StoppedMaxChars, shown.Length);
+        Assert.EndsWith("...", shown);
+        Assert.Null(parsed.Peers[1].Stopped);
+        Assert.Equal(2000UL, parsed.Peers[1].TxBytes);
+        // A short one is kept whole, '=' and all.
+        status = status with { Peers = [status.Peers[0] with { Stopped = "4 failures within 60 s; last: FormatException: a=b" }] };
+        Assert.Contains("\nfz_stopped=4 failures within 60 s; last: FormatException: a=b\n", UapiGetFormatter.Format(status, extensions: true));
+    }
+
     [Fact]
     public async Task A_partial_wg_set_for_it_keeps_the_rest_of_its_configuration()
     {

@@ -48,6 +48,26 @@ public sealed class UapiSetApplierTests
         Assert.Equal(["10.9.0.0/16", "10.0.2.0/24"], await AllowedAsync(_b));
     }
 
+    /// <summary>
+    /// `wg set IF peer KEY` with nothing else goes to the tunnel as the peer's whole configuration:
+    /// what starts a peer supervision stopped again (`firezone-tunnel show`'s "stopped:" line names
+    /// that command; the PeerSupervisor creates a new connection for a key it has none for).
+    /// </summary>
+    [Fact]
+    public async Task A_set_of_only_a_peers_key_passes_its_whole_configuration_on()
+    {
+        await SetAsync($"public_key={_a.ToHex()}", "allowed_ip=10.0.0.0/24", "endpoint=192.0.2.1:51820", "persistent_keepalive_interval=25");
+        var before = (await _control.GetStatusAsync(CancellationToken.None)).Peers.Single().Config;
+        _control.Calls.Clear();
+
+        await SetAsync($"public_key={_a.ToHex()}");
+
+        Assert.Equal([$"AddOrUpdatePeer {_a.ToBase64()}"], _control.Calls);
+        var after = (await _control.GetStatusAsync(CancellationToken.None)).Peers.Single().Config;
+        Assert.Equal(before with { AllowedIps = [] }, after with { AllowedIps = [] });
+        Assert.Equal(before.AllowedIps, after.AllowedIps);
+    }
+
     [Fact]
     public async Task A_named_endpoint_applies_even_unchanged_and_other_changes_keep_the_roamed_one()
     {

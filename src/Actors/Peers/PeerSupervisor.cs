@@ -129,6 +129,7 @@ public sealed partial class PeerSupervisor : UntypedActor
                 {
                     Remove(key);
                 }
+                _stoppedWhy.Clear(); // and the stopped ones, which have no entry (as ApplyPeerChanges with RemoveAll)
                 Sender.Tell(new AllPeersRemoved(keys.Count));
                 break;
             }

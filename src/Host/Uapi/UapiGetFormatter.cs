@@ -23,6 +23,13 @@ public static class UapiGetFormatter
     /// </summary>
     internal const int ChunkBytes = 32 * 1024;
 
+    /// <summary>
+    /// The longest fz_stopped value, in characters (a longer reason is cut, ending "..."): the reason
+    /// is an exception's message, and a line of 64 KiB or more failed the whole reply
+    /// (<see cref="UapiLineReader.MaxLineLength"/>; `firezone-tunnel show` answered EIO).
+    /// </summary>
+    internal const int StoppedMaxChars = 1024;
+
     /// <summary>The whole body as one string (tests, and callers that want the text).</summary>
     public static string Format(DeviceStatus status, bool extensions)
     {
@@ -144,7 +151,7 @@ public static class UapiGetFormatter
             NonZero(text, "fz_restart_drops"u8, drops.RestartDrops);
             if (peer.Stopped is { } why)
             {
-                Line(text, "fz_stopped"u8, why.ReplaceLineEndings(" ")); // one line: an exception message may have several
+                Line(text, "fz_stopped"u8, StoppedText(why));
             }
         }
     }
@@ -182,6 +189,25 @@ public static class UapiGetFormatter
                 mode = EcnMode.Normal;
                 return false;
         }
+    }
+
+    /// <summary>
+    /// <paramref name="why"/> as one line (an exception message may have several) of at most
+    /// <see cref="StoppedMaxChars"/> characters (a message of any length must not fail the reply).
+    /// </summary>
+    internal static string StoppedText(string why)
+    {
+        string line = why.ReplaceLineEndings(" ");
+        if (line.Length <= StoppedMaxChars)
+        {
+            return line;
+        }
+        int keep = StoppedMaxChars - 3;
+        if (char.IsHighSurrogate(line[keep - 1]))
+        {
+            keep--; // not half a character
+        }
+        return string.Concat(line.AsSpan(0, keep), "...");
     }
 
     private static void Line(IBufferWriter<byte> text, ReadOnlySpan<byte> key, string value)
