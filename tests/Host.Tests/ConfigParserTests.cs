@@ -518,6 +518,37 @@ public sealed class ConfigParserTests
         }
     }
 
+    /// <summary>
+    /// A line that is not UTF-8 (a Latin-1 'é', as older editors save it) was read with U+FFFD in
+    /// place of the byte, without a word: wg-quick passes the byte on unchanged, so a hook such as
+    /// <c>PostUp = printf "caf\xe9" > FILE</c> wrote EF BF BD under this daemon where it wrote E9
+    /// under wg-quick (the wgquick review, 2026-11-29). Such a byte in a value is refused, naming
+    /// the line; in a comment, which neither reads, it is no matter.
+    /// </summary>
+    [Fact]
+    public void A_value_that_is_not_utf8_is_refused_naming_the_line_and_a_comment_may_be_anything()
+    {
+        string path = Path.Combine(Path.GetTempPath(), "fz-latin1-" + Guid.NewGuid().ToString("N")[..8] + ".conf");
+        try
+        {
+            var latin1 = System.Text.Encoding.Latin1;
+            File.WriteAllBytes(path, latin1.GetBytes($"[Interface]\n# caf\u00e9\nPrivateKey = {PrivateKey} # cl\u00e9\nPostUp = printf \"caf\u00e9\" > /tmp/x\n"));
+            var error = Assert.Throws<ConfigException>(() => new WgQuickConfigParser().ParseFile(path));
+            Assert.Equal(4, error.Line);
+            Assert.Equal("the line is not UTF-8 (byte 0xE9 at column 21), which is how this daemon reads the file: wg-quick passes such a byte on as it is, here it would become U+FFFD: save the file as UTF-8", error.Problem);
+
+            File.WriteAllBytes(path, latin1.GetBytes($"[Interface]\n# caf\u00e9\nPrivateKey = {PrivateKey} # cl\u00e9\n"));
+            Assert.Equal(PrivateKey, new WgQuickConfigParser().ParseFile(path).Interface.PrivateKey?.ToBase64());
+
+            File.WriteAllText(path, $"[Interface]\nPrivateKey = {PrivateKey}\nPostUp = printf \"caf\u00e9\" > /tmp/x\n");
+            Assert.Equal("printf \"caf\u00e9\" > /tmp/x", Assert.Single(new WgQuickConfigParser().ParseFile(path).Interface.Hooks).Command);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
     [Fact]
     public void An_unreadable_file_is_reported_by_name()
     {

@@ -31,6 +31,30 @@ public sealed class WgQuickHookTests
         Assert.Empty(config.Notes);
     }
 
+    /// <summary>
+    /// wg-quick exports <c>LC_ALL=C</c> before it evals a hook, so a hook's commands read and write
+    /// numbers, sort and match characters the same on every host. The daemon ran its hooks in its
+    /// own locale (under systemd the system's <c>LANG</c>, say de_DE.UTF-8): the same file's
+    /// <c>printf %.1f 1.5</c> failed there ("invalid number") and <c>sort</c> ordered differently
+    /// (the wgquick review, 2026-11-29: <c>env</c> in a PostUp under wg-quick and here).
+    /// </summary>
+    [Fact]
+    public async Task A_hook_runs_in_the_C_locale_as_wg_quick_runs_it()
+    {
+        string trace = Path.Combine(Path.GetTempPath(), "fzt-locale-" + Guid.NewGuid().ToString("N")[..8] + ".trace");
+        try
+        {
+            var hooks = new[] { new WgQuickHook(WgQuickHookStage.PreUp, $"echo \"LC_ALL=$LC_ALL\" > {trace}", 4) };
+            var runner = new Network.WgQuickHookRunner("fzt-locale", trace, hooks, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+            await runner.RunAsync(WgQuickHookStage.PreUp, CancellationToken.None).WaitAsync(Bound);
+            Assert.Equal("LC_ALL=C\n", await File.ReadAllTextAsync(trace));
+        }
+        finally
+        {
+            File.Delete(trace);
+        }
+    }
+
     private static string Probe(string stage, string trace) =>
         $"echo \"{stage} %i $(ip link show %i >/dev/null 2>&1 && echo exists || echo absent) $(ip -o -4 address show dev %i 2>/dev/null | grep -c 10.66.0.1)\" >> {trace}";
 

@@ -47,6 +47,7 @@ public sealed class WgQuickConfigParser
             };
             throw new ConfigException(path, 0, $"cannot read the file: {reason}");
         }
+        RefuseValuesThatAreNotUtf8(path, bytes);
         // As File.ReadAllText: a byte order mark picks the encoding and is taken off.
         using var text = new StreamReader(new MemoryStream(bytes), System.Text.Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
         var reader = new Reader(path, _resolver, _tableNames);
@@ -57,6 +58,47 @@ public sealed class WgQuickConfigParser
             reader.Note(1, "the file starts with a UTF-8 byte order mark, which wg-quick and wg refuse (systemctl reload fails on it): save it without one");
         }
         return reader.Read(text.ReadToEnd());
+    }
+
+    /// <summary>
+    /// A byte that is not UTF-8 (a Latin-1 'é') would be read as U+FFFD, silently: wg-quick passes
+    /// it on unchanged, so a hook would run another command than under wg-quick, a DNS search
+    /// domain name another domain. Refused in the part of a line before its '#' (which never
+    /// occurs inside a UTF-8 sequence); a comment may hold anything, as wg-quick ignores it.
+    /// </summary>
+    private static void RefuseValuesThatAreNotUtf8(string path, byte[] bytes)
+    {
+        if (System.Text.Unicode.Utf8.IsValid(bytes))
+        {
+            return;
+        }
+        int line = 1;
+        int start = 0;
+        while (start <= bytes.Length)
+        {
+            int end = Array.IndexOf(bytes, (byte)'\n', start);
+            if (end < 0)
+            {
+                end = bytes.Length;
+            }
+            var content = bytes.AsSpan(start, end - start);
+            int hash = content.IndexOf((byte)'#');
+            if (hash >= 0)
+            {
+                content = content[..hash];
+            }
+            if (System.Text.Unicode.Utf8.IsValid(content) is false)
+            {
+                int valid = 0;
+                while (System.Text.Rune.DecodeFromUtf8(content[valid..], out _, out int consumed) == System.Buffers.OperationStatus.Done)
+                {
+                    valid += consumed;
+                }
+                throw new ConfigException(path, line, $"the line is not UTF-8 (byte 0x{content[valid]:X2} at column {valid + 1}), which is how this daemon reads the file: wg-quick passes such a byte on as it is, here it would become U+FFFD: save the file as UTF-8");
+            }
+            line++;
+            start = end + 1;
+        }
     }
 
     public TunnelConfig Parse(string path, string text) => new Reader(path, _resolver, _tableNames).Read(text);

@@ -115,6 +115,9 @@ public sealed class WgQuickHookRunner(string interfaceName, string configPath, I
         start.Environment[HookVariable] = command;
         start.Environment["INTERFACE"] = interfaceName;
         start.Environment["CONFIG_FILE"] = _configFileForHooks;
+        // wg-quick exports LC_ALL=C before it evals a hook: numbers, sorting and character classes
+        // in the hook's commands read as they do there, whatever the daemon's locale (systemd's LANG).
+        start.Environment["LC_ALL"] = "C";
         Process process;
         try
         {
