@@ -55,6 +55,32 @@ public sealed class WgQuickHookTests
         }
     }
 
+    /// <summary>
+    /// A hook starts with SIGPIPE at its default, as under wg-quick: .NET ignores SIGPIPE and an
+    /// ignored signal survives exec, so `seq 1 10000000 | head -1` wrote "Broken pipe" (and ran to
+    /// its end) and a program a hook started kept SIGPIPE ignored (the wgquick review, 2026-11-29:
+    /// SigIgn 0x1000 in a PostUp's /proc/self/status here, 0 under wg-quick).
+    /// </summary>
+    [Fact]
+    public async Task A_hook_starts_with_SIGPIPE_at_its_default_as_under_wg_quick()
+    {
+        string trace = Path.Combine(Path.GetTempPath(), "fzt-sigpipe-" + Guid.NewGuid().ToString("N")[..8] + ".trace");
+        try
+        {
+            var hooks = new[] { new WgQuickHook(WgQuickHookStage.PreUp, $"grep SigIgn /proc/self/status > {trace}; seq 1 10000000 | head -1 >> {trace} 2>&1 || true", 4) };
+            var runner = new Network.WgQuickHookRunner("fzt-sigpipe", trace, hooks, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+            await runner.RunAsync(WgQuickHookStage.PreUp, CancellationToken.None).WaitAsync(Bound);
+            string[] lines = (await File.ReadAllTextAsync(trace)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            ulong ignored = Convert.ToUInt64(lines[0].Split('\t')[1], 16);
+            Assert.True((ignored & (1UL << (13 - 1))) == 0, $"SIGPIPE ignored in the hook: {lines[0]}");
+            Assert.Equal(["1"], lines[1..]);
+        }
+        finally
+        {
+            File.Delete(trace);
+        }
+    }
+
     private static string Probe(string stage, string trace) =>
         $"echo \"{stage} %i $(ip link show %i >/dev/null 2>&1 && echo exists || echo absent) $(ip -o -4 address show dev %i 2>/dev/null | grep -c 10.66.0.1)\" >> {trace}";
 

@@ -27,6 +27,30 @@ public sealed class WgQuickHookRunner(string interfaceName, string configPath, I
     /// <summary>The shell's script: take the hook from <see cref="HookVariable"/> and eval it (wg-quick: <c>(eval "$hook")</c>).</summary>
     private const string EvalHook = "hook=$" + HookVariable + "; unset " + HookVariable + "; eval \"$hook\"";
 
+    private const string Env = "/usr/bin/env";
+
+    /// <summary>
+    /// Whether <see cref="Env"/> takes <c>--default-signal=PIPE</c> (coreutils 8.31 or later; asked
+    /// once, with <c>true</c>); without it hooks start with SIGPIPE ignored, as before.
+    /// </summary>
+    private static readonly Lazy<bool> EnvResetsSigpipe = new(static () =>
+    {
+        try
+        {
+            using var probe = Process.Start(new ProcessStartInfo(Env, ["--default-signal=PIPE", "true"])
+            {
+                UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true,
+            })!;
+            probe.StandardOutput.ReadToEnd();
+            probe.StandardError.ReadToEnd();
+            return probe.WaitForExit(5000) && probe.ExitCode == 0;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return false; // no /usr/bin/env
+        }
+    });
+
     /// <summary>How long a down stage (all its lines) may take before its hook is killed.</summary>
     public static readonly TimeSpan DownHookLimit = TimeSpan.FromSeconds(5);
 
@@ -97,7 +121,12 @@ public sealed class WgQuickHookRunner(string interfaceName, string configPath, I
     {
         string command = hook.Command.Replace("%i", interfaceName, StringComparison.Ordinal);
         logger.LogInformation("[#] {Command} ({Stage} on line {ConfigLine})", command, hook.Stage, hook.Line);
-        var start = new ProcessStartInfo(Shell)
+        // .NET ignores SIGPIPE, and an ignored signal stays ignored across exec, where bash cannot
+        // reset it: under wg-quick `seq 1 1000000 | head -1` ends quietly, here seq wrote "Broken
+        // pipe" and ran to its end, and a daemon a hook starts kept SIGPIPE ignored for its life.
+        // env(1) of coreutils 8.31 or later starts the shell with it at its default again.
+        bool resetPipe = EnvResetsSigpipe.Value;
+        var start = new ProcessStartInfo(resetPipe ? Env : Shell)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -108,6 +137,11 @@ public sealed class WgQuickHookRunner(string interfaceName, string configPath, I
         // The hook's text goes to the shell in its environment (/proc/PID/environ: root only), not
         // as its argument (/proc/PID/cmdline: every local user, ps), and is eval'd there as wg-quick
         // evals it: a hook may carry a key (`wg set %i peer K preshared-key <(echo PSK)`).
+        if (resetPipe)
+        {
+            start.ArgumentList.Add("--default-signal=PIPE");
+            start.ArgumentList.Add(Shell);
+        }
         foreach (string argument in (string[])["-e", "-o", "pipefail", "-c", EvalHook])
         {
             start.ArgumentList.Add(argument);
