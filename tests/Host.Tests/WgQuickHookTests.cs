@@ -41,18 +41,8 @@ public sealed class WgQuickHookTests
     [Fact]
     public async Task A_hook_runs_in_the_C_locale_as_wg_quick_runs_it()
     {
-        string trace = Path.Combine(Path.GetTempPath(), "fzt-locale-" + Guid.NewGuid().ToString("N")[..8] + ".trace");
-        try
-        {
-            var hooks = new[] { new WgQuickHook(WgQuickHookStage.PreUp, $"echo \"LC_ALL=$LC_ALL\" > {trace}", 4) };
-            var runner = new Network.WgQuickHookRunner("fzt-locale", trace, hooks, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
-            await runner.RunAsync(WgQuickHookStage.PreUp, CancellationToken.None).WaitAsync(Bound);
-            Assert.Equal("LC_ALL=C\n", await File.ReadAllTextAsync(trace));
-        }
-        finally
-        {
-            File.Delete(trace);
-        }
+        string trace = await TraceOfPreUpAsync("fzt-locale", trace => $"echo \"LC_ALL=$LC_ALL\" > {trace}");
+        Assert.Equal("LC_ALL=C\n", trace);
     }
 
     /// <summary>
@@ -64,16 +54,27 @@ public sealed class WgQuickHookTests
     [Fact]
     public async Task A_hook_starts_with_SIGPIPE_at_its_default_as_under_wg_quick()
     {
-        string trace = Path.Combine(Path.GetTempPath(), "fzt-sigpipe-" + Guid.NewGuid().ToString("N")[..8] + ".trace");
+        string[] lines = (await TraceOfPreUpAsync("fzt-sigpipe",
+            trace => $"grep SigIgn /proc/self/status > {trace}; seq 1 10000000 | head -1 >> {trace} 2>&1 || true"))
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        ulong ignored = Convert.ToUInt64(lines[0].Split('\t')[1], 16);
+        Assert.True((ignored & (1UL << (13 - 1))) == 0, $"SIGPIPE ignored in the hook: {lines[0]}");
+        Assert.Equal(["1"], lines[1..]);
+    }
+
+    /// <summary>
+    /// Runs one PreUp hook, <paramref name="hook"/> of a trace file's path, straight through the
+    /// runner (no namespace, no interface); the trace file's text, the file removed.
+    /// </summary>
+    private static async Task<string> TraceOfPreUpAsync(string name, Func<string, string> hook)
+    {
+        string trace = Path.Combine(Path.GetTempPath(), name + "-" + Guid.NewGuid().ToString("N")[..8] + ".trace");
         try
         {
-            var hooks = new[] { new WgQuickHook(WgQuickHookStage.PreUp, $"grep SigIgn /proc/self/status > {trace}; seq 1 10000000 | head -1 >> {trace} 2>&1 || true", 4) };
-            var runner = new Network.WgQuickHookRunner("fzt-sigpipe", trace, hooks, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+            var hooks = new[] { new WgQuickHook(WgQuickHookStage.PreUp, hook(trace), 4) };
+            var runner = new Network.WgQuickHookRunner(name, trace, hooks, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
             await runner.RunAsync(WgQuickHookStage.PreUp, CancellationToken.None).WaitAsync(Bound);
-            string[] lines = (await File.ReadAllTextAsync(trace)).Split('\n', StringSplitOptions.RemoveEmptyEntries);
-            ulong ignored = Convert.ToUInt64(lines[0].Split('\t')[1], 16);
-            Assert.True((ignored & (1UL << (13 - 1))) == 0, $"SIGPIPE ignored in the hook: {lines[0]}");
-            Assert.Equal(["1"], lines[1..]);
+            return await File.ReadAllTextAsync(trace);
         }
         finally
         {
